@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what Cairn needs to build, test and run, from Debian's archive. Idempotent: it asks apt only
+# for what is missing, and runs `apt-get update` only when something is.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git
+  libyaml-cpp-dev nlohmann-json3-dev libcpp-httplib-dev libcli11-dev libfmt-dev libsqlite3-dev
+  libssl-dev zlib1g-dev libbrotli-dev libgtest-dev libgmock-dev
+  python3 python3-pytest python3-sklearn python3-numpy
+  procps curl
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

@@ -1,0 +1,531 @@
+#include "cli/commands.h"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "base/fs.h"
+#include "base/util.h"
+#include "cli/client.h"
+#include "cli/output.h"
+#include "cli/snapshot.h"
+#include "cli/stream.h"
+#include "compute/supervisor.h"
+#include "server/server.h"
+#include "server/workspace.h"
+#include "spec/compute_spec.h"
+#include "spec/job_spec.h"
+#include "spec/yaml_tree.h"
+
+namespace cairn::cli {
+
+using nlohmann::json;
+
+namespace {
+
+struct Globals {
+  std::string output = "json";
+  std::string query;
+};
+
+int ExitCodeFor(const Status& s) {
+  switch (s.code()) {
+    case Code::kOk: return 0;
+    case Code::kInvalidArgument: return 2;
+    case Code::kNotFound: return 3;
+    case Code::kUnavailable: return 4;
+    default: return 1;
+  }
+}
+
+int Fail(const Status& s) {
+  fprintf(stderr, "ERROR: %s\n", s.message().c_str());
+  return ExitCodeFor(s);
+}
+
+int Print(const Globals& g, const json& value, const std::vector<Column>& columns = {}) {
+  auto fmt = ParseFormat(g.output);
+  if (!fmt.ok()) return Fail(fmt.status());
+  auto v = ApplyQuery(value, g.query);
+  if (!v.ok()) return Fail(v.status());
+  std::string out = Render(*v, *fmt, g.query.empty() ? columns : std::vector<Column>{});
+  fwrite(out.data(), 1, out.size(), stdout);
+  return 0;
+}
+
+const std::vector<Column> kJobColumns = {
+    {"Name", "name"}, {"Display name", "display_name"}, {"Status", "status"},
+    {"Experiment", "experiment_name"}, {"Compute", "compute"}, {"Created", "creation_context.created_at"},
+    {"Duration (s)", "duration_seconds"}};
+const std::vector<Column> kJobShowColumns = {
+    {"name", "name"}, {"display_name", "display_name"}, {"status", "status"},
+    {"reason", "status_reason"}, {"experiment_name", "experiment_name"}, {"compute", "compute"},
+    {"created", "creation_context.created_at"}, {"started", "start_time"}, {"ended", "end_time"},
+    {"duration_seconds", "duration_seconds"}, {"exit_code", "exit_code"}, {"error", "error.message"},
+    {"studio", "services.Studio.endpoint"}};
+const std::vector<Column> kComputeColumns = {
+    {"Name", "name"}, {"Type", "type"}, {"Size", "size"}, {"Min", "min_instances"},
+    {"Max", "max_instances"}, {"In use", "in_use"}, {"Queued", "queued_jobs"}, {"State", "provisioning_state"}};
+
+Result<std::unique_ptr<Client>> ConnectOrFail() { return Connect(); }
+
+void OpenInBrowser(const std::string& url) {
+  fprintf(stderr, "Studio: %s\n", url.c_str());
+  if (!getenv("DISPLAY") && !getenv("WAYLAND_DISPLAY")) return;
+  if (fork() == 0) {
+    setsid();
+    freopen("/dev/null", "w", stdout);
+    freopen("/dev/null", "w", stderr);
+    execlp("xdg-open", "xdg-open", url.c_str(), nullptr);
+    _exit(127);
+  }
+}
+
+struct ParsedJob {
+  spec::JobSpec spec;
+  std::string yaml;
+};
+
+// Parses and validates a job file locally; prints every diagnostic. nullopt on errors.
+std::optional<ParsedJob> LoadJob(const std::string& file, const std::vector<std::string>& sets,
+                                 const std::string& name, bool check_paths = true) {
+  spec::Diagnostics d;
+  spec::ParseOptions opt;
+  opt.overrides = sets;
+  opt.name = name;
+  opt.check_local_paths = check_paths;
+  auto spec = spec::ParseJobFile(file, opt, d);
+  std::string diags = d.ToString();
+  if (!diags.empty()) fputs(diags.c_str(), stderr);
+  if (!spec) return std::nullopt;
+  auto yaml = ReadFile(file);
+  return ParsedJob{*spec, yaml.ok() ? *yaml : ""};
+}
+
+// Uploads code and local inputs; returns the submit body.
+Result<json> Prepare(Client& client, const ParsedJob& job) {
+  json body = {{"spec", spec::ToJson(job.spec)}, {"source_yaml", job.yaml}};
+  if (!job.spec.code.empty()) {
+    auto id = UploadSnapshot(client, job.spec.code, true, "code");
+    if (!id.ok()) return id.status();
+    body["snapshot"] = *id;
+  }
+  json inputs = json::object();
+  for (const auto& [name, in] : job.spec.inputs) {
+    if (in.literal || in.path_kind != spec::PathKind::kLocal || in.mode == "direct") continue;
+    auto id = UploadSnapshot(client, in.path, false, "inputs." + name);
+    if (!id.ok()) return id.status();
+    inputs[name] = *id;
+  }
+  body["input_snapshots"] = inputs;
+  return body;
+}
+
+bool IsTerminal(const std::string& s) {
+  return s == "Completed" || s == "Failed" || s == "Canceled" || s == "NotResponding" || s == "Paused";
+}
+
+// ---- job ----
+
+struct JobArgs {
+  std::string file, name, download_path = ".", output_name, status, experiment, parent, compute;
+  std::vector<std::string> sets;
+  bool stream = false, web = false, skip_validation = false, all = false, include_archived = false,
+       archived_only = false, no_wait = false, all_results = false;
+  std::string save_as;
+  int max_results = 50;
+};
+
+int JobCreate(const Globals& g, const JobArgs& a) {
+  auto job = LoadJob(a.file, a.sets, a.name);
+  if (!job) return 2;
+  auto client = ConnectOrFail();
+  if (!client.ok()) return Fail(client.status());
+  auto body = Prepare(**client, *job);
+  if (!body.ok()) return Fail(body.status());
+  auto created = (*client)->Post("/api/v1/jobs", *body);
+  if (!created.ok()) {
+    if (created.status().code() == Code::kFailedPrecondition || created.status().code() == Code::kInvalidArgument) {
+      fprintf(stderr, "%s: error: %s\n", a.file.c_str(), created.status().message().c_str());
+      return 2;
+    }
+    return Fail(created.status());
+  }
+  std::string name = created->value("name", "");
+  if (!a.save_as.empty()) {
+    Status s = WriteFileAtomic(a.save_as, ToYaml(*created));
+    if (!s.ok()) return Fail(s);
+  }
+  if (a.web) OpenInBrowser((*created)["services"]["Studio"].value("endpoint", ""));
+  if (a.stream) {
+    auto done = StreamJob(**client, name, isatty(1));
+    if (!done.ok()) return Fail(done.status());
+    return done->value("status", "") == "Completed" ? 0 : 1;
+  }
+  return Print(g, *created, kJobShowColumns);
+}
+
+int JobValidate(const Globals& g, const JobArgs& a) {
+  auto job = LoadJob(a.file, a.sets, a.name);
+  if (!job) return 2;
+  auto client = ConnectOrFail();
+  if (!client.ok()) return Fail(client.status());
+  json body = {{"spec", spec::ToJson(job->spec)}, {"dry_run", true}};
+  auto checked = (*client)->Post("/api/v1/jobs", body);
+  if (!checked.ok()) {
+    fprintf(stderr, "%s: error: %s\n", a.file.c_str(), checked.status().message().c_str());
+    return 2;
+  }
+  json out = {{"file", a.file}, {"valid", true}, {"type", job->spec.type}, {"syntax", job->spec.generation},
+              {"compute", (*checked)["compute"]}, {"command", job->spec.command}};
+  (void)g;
+  if (g.output == "json" && g.query.empty()) {
+    fprintf(stdout, "%s: valid %s job (%s syntax)\n", a.file.c_str(), job->spec.type.c_str(),
+            job->spec.generation.c_str());
+    return 0;
+  }
+  return Print(g, out);
+}
+
+int JobShow(const Globals& g, const JobArgs& a) {
+  auto client = ConnectOrFail();
+  if (!client.ok()) return Fail(client.status());
+  auto job = (*client)->Get("/api/v1/jobs/" + a.name);
+  if (!job.ok()) return Fail(job.status());
+  if (a.web) OpenInBrowser((*job)["services"]["Studio"].value("endpoint", ""));
+  return Print(g, *job, kJobShowColumns);
+}
+
+int JobList(const Globals& g, const JobArgs& a) {
+  auto client = ConnectOrFail();
+  if (!client.ok()) return Fail(client.status());
+  std::string q = "/api/v1/jobs?max_results=" + std::to_string(a.all_results ? 0 : a.max_results);
+  if (!a.status.empty()) q += "&status=" + a.status;
+  if (!a.experiment.empty()) q += "&experiment=" + a.experiment;
+  if (!a.parent.empty()) q += "&parent=" + a.parent;
+  if (!a.compute.empty()) q += "&compute=" + a.compute;
+  if (a.include_archived) q += "&include_archived=true";
+  if (a.archived_only) q += "&archived_only=true";
+  auto jobs = (*client)->Get(q);
+  if (!jobs.ok()) return Fail(jobs.status());
+  if (!a.all_results && static_cast<int>(jobs->size()) == a.max_results && isatty(2))
+    fprintf(stderr, "WARNING: showing at most %d jobs; use --max-results or --all-results for more\n", a.max_results);
+  return Print(g, *jobs, kJobColumns);
+}
+
+int JobStream(const Globals&, const JobArgs& a) {
+  auto client = ConnectOrFail();
+  if (!client.ok()) return Fail(client.status());
+  auto done = StreamJob(**client, a.name, isatty(1));
+  if (!done.ok()) return Fail(done.status());
+  return done->value("status", "") == "Completed" ? 0 : 1;
+}
+
+int JobDownload(const Globals&, const JobArgs& a) {
+  auto client = ConnectOrFail();
+  if (!client.ok()) return Fail(client.status());
+  auto listing = (*client)->Get("/api/v1/jobs/" + a.name + "/files");
+  if (!listing.ok()) return Fail(listing.status());
+  std::string status = listing->value("status", "");
+  if (!IsTerminal(status))
+    return Fail(FailedPrecondition("This job is in state " + status +
+                                   ". Download is allowed only in states ['Completed', 'Failed', "
+                                   "'Canceled', 'NotResponding', 'Paused']"));
+  auto job = (*client)->Get("/api/v1/jobs/" + a.name);
+  if (!job.ok()) return Fail(job.status());
+  if (!a.output_name.empty() && a.output_name != "default" && !(*job)["outputs"].contains(a.output_name))
+    return Fail(NotFound("job '" + a.name + "' has no output named '" + a.output_name + "'"));
+  bool want_default = a.all || a.output_name.empty() || a.output_name == "default";
+  int n = 0;
+  for (const auto& f : (*listing)["files"]) {
+    std::string rel = f["path"];
+    bool is_default = StartsWith(rel, "artifacts/");
+    if (is_default && !want_default) continue;
+    if (!is_default && !a.all && !StartsWith(rel, "named-outputs/" + a.output_name + "/")) continue;
+    if (!is_default && a.output_name.empty() && !a.all) continue;
+    std::string to = JoinPath(a.download_path, rel);
+    Status s = (*client)->Download(a.name, rel, to);
+    if (!s.ok()) return Fail(s);
+    ++n;
+  }
+  fprintf(stderr, "Downloaded %d files of job %s to %s\n", n, a.name.c_str(), AbsPath(a.download_path).c_str());
+  return 0;
+}
+
+int JobCancel(const Globals& g, const JobArgs& a) {
+  auto client = ConnectOrFail();
+  if (!client.ok()) return Fail(client.status());
+  auto job = (*client)->Post("/api/v1/jobs/" + a.name + "/cancel", json::object());
+  if (!job.ok()) return Fail(job.status());
+  if (!a.no_wait) {
+    long long deadline = NowMillis() + 60000;
+    long long offset = 0;
+    while (NowMillis() < deadline) {
+      auto c = (*client)->Logs(a.name, offset, 1000);
+      if (!c.ok()) break;
+      offset = c->next_offset;
+      if (c->terminal) break;
+    }
+    job = (*client)->Get("/api/v1/jobs/" + a.name);
+    if (!job.ok()) return Fail(job.status());
+  }
+  return Print(g, *job, kJobShowColumns);
+}
+
+int JobArchive(const Globals& g, const JobArgs& a, bool archive) {
+  auto client = ConnectOrFail();
+  if (!client.ok()) return Fail(client.status());
+  auto job = (*client)->Post("/api/v1/jobs/" + a.name + (archive ? "/archive" : "/restore"), json::object());
+  if (!job.ok()) return Fail(job.status());
+  return Print(g, *job, kJobShowColumns);
+}
+
+int JobUpdate(const Globals& g, const JobArgs& a) {
+  auto client = ConnectOrFail();
+  if (!client.ok()) return Fail(client.status());
+  auto job = (*client)->Get("/api/v1/jobs/" + a.name);
+  if (!job.ok()) return Fail(job.status());
+  json patch = json::object();
+  for (const auto& set : a.sets) {
+    size_t eq = set.find('=');
+    if (eq == std::string::npos) return Fail(InvalidArgument("--set '" + set + "': expected KEY=VALUE"));
+    std::string key = Trim(set.substr(0, eq)), value = set.substr(eq + 1);
+    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front())
+      value = value.substr(1, value.size() - 2);
+    auto parts = Split(key, '.');
+    if (parts.size() == 1 && (key == "display_name" || key == "description" || key == "experiment_name")) {
+      patch[key] = value;
+    } else if (parts.size() == 2 && (parts[0] == "tags" || parts[0] == "properties")) {
+      if (!patch.contains(parts[0])) patch[parts[0]] = parts[0] == "tags" ? (*job)["tags"] : json::object();
+      patch[parts[0]][parts[1]] = value;
+    } else {
+      return Fail(InvalidArgument("--set " + key + ": only tags.<key>, properties.<key>, display_name, "
+                                  "description and experiment_name can be updated"));
+    }
+  }
+  auto updated = (*client)->Patch("/api/v1/jobs/" + a.name, patch);
+  if (!updated.ok()) return Fail(updated.status());
+  return Print(g, *updated, kJobShowColumns);
+}
+
+// ---- compute ----
+
+struct ComputeArgs {
+  std::string file, name, type = "amlcompute", size, description, list_type;
+  int min_instances = 0, max_instances = 4, idle = 120, max_results = 0;
+  std::vector<std::string> sets;
+};
+
+int ComputeCreate(const Globals& g, const ComputeArgs& a) {
+  spec::ComputeSpec c;
+  spec::Diagnostics d;
+  if (!a.file.empty()) {
+    auto parsed = spec::ParseComputeFile(a.file, a.sets, d);
+    if (!parsed) {
+      fputs(d.ToString().c_str(), stderr);
+      return 2;
+    }
+    c = *parsed;
+    if (!a.name.empty()) c.name = a.name;
+  } else {
+    if (a.name.empty()) return Fail(InvalidArgument("compute create: give --file, or --name and --type"));
+    c.name = a.name;
+    c.type = ToLower(a.type);
+    c.size = a.size;
+    c.min_instances = a.min_instances;
+    c.max_instances = a.max_instances;
+    c.idle_time_before_scale_down = a.idle;
+    c.description = a.description;
+    spec::ValidateCompute(c, "--type/--name", d);
+    if (d.HasErrors()) {
+      fputs(d.ToString().c_str(), stderr);
+      return 2;
+    }
+  }
+  auto client = ConnectOrFail();
+  if (!client.ok()) return Fail(client.status());
+  auto created = (*client)->Post("/api/v1/computes", spec::ToJson(c));
+  if (!created.ok()) return Fail(created.status());
+  return Print(g, *created, kComputeColumns);
+}
+
+}  // namespace
+
+int RunCli(int argc, char** argv) {
+  if (argc >= 3 && std::string(argv[1]) == "supervise") return compute::RunSupervisor(argv[2]);
+
+  CLI::App app{"Cairn: Azure ML-compatible training jobs on your own machines", "cairn"};
+  app.require_subcommand(1);
+  Globals g;
+  if (const char* o = getenv("CAIRN_OUTPUT")) g.output = o;
+  auto add_globals = [&](CLI::App* c) {
+    c->add_option("-o,--output", g.output, "json, yaml, table, tsv or none")->capture_default_str();
+    c->add_option("--query", g.query, "a path into the result, e.g. name, status, [].name");
+  };
+
+  JobArgs ja;
+  ComputeArgs ca;
+  int rc = 0;
+
+  auto* job = app.add_subcommand("job", "Manage jobs")->require_subcommand(1);
+  auto* create = job->add_subcommand("create", "Create (submit) a job from a YAML file");
+  create->add_option("-f,--file", ja.file, "the job's YAML file")->required();
+  create->add_option("-n,--name", ja.name, "the job's name (wins over the file's)");
+  create->add_option("--set", ja.sets, "override a field: --set inputs.epochs=3")->allow_extra_args(false);
+  create->add_flag("-s,--stream", ja.stream, "stream the job's logs until it ends");
+  create->add_flag("-e,--web", ja.web, "print and open the job's studio page");
+  create->add_flag("--skip-validation", ja.skip_validation, "accepted for compatibility");
+  create->add_option("-a,--save-as", ja.save_as, "write the created job as YAML to this file");
+  add_globals(create);
+  create->callback([&] { rc = JobCreate(g, ja); });
+
+  auto* validate = job->add_subcommand("validate", "Check a job file: every diagnostic, nothing submitted");
+  validate->add_option("-f,--file", ja.file, "the job's YAML file")->required();
+  validate->add_option("--set", ja.sets, "override a field")->allow_extra_args(false);
+  validate->add_option("-n,--name", ja.name, "the job's name");
+  add_globals(validate);
+  validate->callback([&] { rc = JobValidate(g, ja); });
+
+  auto* show = job->add_subcommand("show", "Show a job");
+  show->add_option("-n,--name", ja.name, "the job's name")->required();
+  show->add_flag("-e,--web", ja.web, "print and open the job's studio page");
+  add_globals(show);
+  show->callback([&] { rc = JobShow(g, ja); });
+
+  auto* list = job->add_subcommand("list", "List jobs, newest first");
+  list->add_option("-r,--max-results", ja.max_results, "at most this many (default 50)");
+  list->add_flag("--all-results", ja.all_results, "every job");
+  list->add_option("--status", ja.status, "only jobs in this status");
+  list->add_option("--experiment,--experiment-name", ja.experiment, "only jobs of this experiment");
+  list->add_option("-p,--parent-job-name", ja.parent, "only the children of this job");
+  list->add_option("--compute", ja.compute, "only jobs on this compute");
+  list->add_flag("--include-archived", ja.include_archived, "include archived jobs");
+  list->add_flag("--archived-only", ja.archived_only, "only archived jobs");
+  add_globals(list);
+  list->callback([&] { rc = JobList(g, ja); });
+
+  auto* stream = job->add_subcommand("stream", "Follow a job's logs until it ends");
+  stream->add_option("-n,--name", ja.name, "the job's name")->required();
+  stream->callback([&] { rc = JobStream(g, ja); });
+
+  auto* download = job->add_subcommand("download", "Download a finished job's logs and outputs");
+  download->add_option("-n,--name", ja.name, "the job's name")->required();
+  download->add_option("-p,--download-path", ja.download_path, "where to write (default: here)");
+  download->add_option("--output-name", ja.output_name, "only this named output");
+  download->add_flag("--all", ja.all, "the default artifacts and every named output");
+  download->callback([&] { rc = JobDownload(g, ja); });
+
+  auto* cancel = job->add_subcommand("cancel", "Cancel a job and every process it started");
+  cancel->add_option("-n,--name", ja.name, "the job's name")->required();
+  cancel->add_flag("--no-wait", ja.no_wait, "do not wait for the job to stop");
+  add_globals(cancel);
+  cancel->callback([&] { rc = JobCancel(g, ja); });
+
+  for (bool archive : {true, false}) {
+    auto* c = job->add_subcommand(archive ? "archive" : "restore", archive ? "Hide a finished job from lists" : "Un-archive a job");
+    c->add_option("-n,--name", ja.name, "the job's name")->required();
+    add_globals(c);
+    c->callback([&, archive] { rc = JobArchive(g, ja, archive); });
+  }
+
+  auto* update = job->add_subcommand("update", "Update a job's tags, properties, display name or description");
+  update->add_option("-n,--name", ja.name, "the job's name")->required();
+  update->add_option("--set", ja.sets, "tags.k=v, properties.k=v, display_name=..., description=...")->allow_extra_args(false);
+  add_globals(update);
+  update->callback([&] { rc = JobUpdate(g, ja); });
+
+  auto* compute = app.add_subcommand("compute", "Manage compute targets")->require_subcommand(1);
+  auto* ccreate = compute->add_subcommand("create", "Create or update a compute");
+  ccreate->add_option("-f,--file", ca.file, "a compute YAML file");
+  ccreate->add_option("-n,--name", ca.name, "the compute's name");
+  ccreate->add_option("-t,--type", ca.type, "amlcompute (default), computeinstance or local");
+  ccreate->add_option("--size", ca.size, "VM size (recorded)");
+  ccreate->add_option("--min-instances", ca.min_instances, "minimum nodes (default 0)");
+  ccreate->add_option("--max-instances", ca.max_instances, "maximum nodes (default 4)");
+  ccreate->add_option("-d,--idle-time-before-scale-down", ca.idle, "seconds (default 120)");
+  ccreate->add_option("--description", ca.description, "a description");
+  ccreate->add_option("--set", ca.sets, "override a field of the file")->allow_extra_args(false);
+  add_globals(ccreate);
+  ccreate->callback([&] { rc = ComputeCreate(g, ca); });
+
+  auto* clist = compute->add_subcommand("list", "List computes");
+  clist->add_option("--type", ca.list_type, "only this type");
+  clist->add_option("-r,--max-results", ca.max_results, "at most this many");
+  add_globals(clist);
+  clist->callback([&] {
+    auto client = ConnectOrFail();
+    if (!client.ok()) { rc = Fail(client.status()); return; }
+    auto all = (*client)->Get("/api/v1/computes");
+    if (!all.ok()) { rc = Fail(all.status()); return; }
+    json out = json::array();
+    for (const auto& c : *all) {
+      if (!ca.list_type.empty() && ToLower(c.value("type", "")) != ToLower(ca.list_type)) continue;
+      if (ca.max_results > 0 && static_cast<int>(out.size()) >= ca.max_results) break;
+      out.push_back(c);
+    }
+    rc = Print(g, out, kComputeColumns);
+  });
+  for (const char* verb : {"show", "delete"}) {
+    bool del = std::string(verb) == "delete";
+    auto* c = compute->add_subcommand(verb, del ? "Delete a compute" : "Show a compute");
+    c->add_option("-n,--name", ca.name, "the compute's name")->required();
+    if (del) c->add_flag("-y,--yes,--no-wait", ja.no_wait, "accepted for compatibility");
+    add_globals(c);
+    c->callback([&, del] {
+      auto client = ConnectOrFail();
+      if (!client.ok()) { rc = Fail(client.status()); return; }
+      auto r = del ? (*client)->Delete("/api/v1/computes/" + ca.name) : (*client)->Get("/api/v1/computes/" + ca.name);
+      if (!r.ok()) { rc = Fail(r.status()); return; }
+      rc = del ? 0 : Print(g, *r, kComputeColumns);
+    });
+  }
+
+  server::ServerOptions so;
+  auto* srv = app.add_subcommand("server", "Run the workspace server (the CLI starts it on demand)");
+  srv->add_option("--port", so.port, "port (0: any free one)");
+  srv->add_option("--host", so.host, "address to listen on (default 127.0.0.1)");
+  srv->add_option("--slots", so.local_slots, "local compute slots (default: one per CPU)");
+  auto* stop = srv->add_subcommand("stop", "Stop the workspace's server");
+  auto* status = srv->add_subcommand("status", "Print the workspace's server address");
+  srv->callback([&] {
+    server::WorkspacePaths ws{server::DefaultHome()};
+    if (stop->parsed() || status->parsed()) {
+      auto info = ReadFile(ws.ServerInfo());
+      auto token = ReadFile(ws.Token());
+      if (!info.ok() || !token.ok()) {
+        fprintf(stderr, "no server is running for workspace %s\n", ws.home.c_str());
+        rc = status->parsed() ? 1 : 0;
+        return;
+      }
+      json j = json::parse(*info, nullptr, false);
+      server::ServerAddress addr{j.value("url", ""), Trim(*token)};
+      if (!server::Healthy(addr, 1000)) {
+        fprintf(stderr, "no server answers for workspace %s\n", ws.home.c_str());
+        rc = status->parsed() ? 1 : 0;
+        return;
+      }
+      if (status->parsed()) {
+        rc = Print(g, j);
+        return;
+      }
+      Client c(addr);
+      auto r = c.Post("/api/v1/shutdown", json::object());
+      rc = r.ok() ? 0 : Fail(r.status());
+      return;
+    }
+    so.home = ws.home;
+    rc = server::RunServer(so);
+  });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  return rc;
+}
+
+}  // namespace cairn::cli

@@ -1,0 +1,192 @@
+#include "cli/snapshot.h"
+
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <set>
+
+#include "base/fs.h"
+#include "base/util.h"
+
+namespace cairn::cli {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+void IgnoreRules::Add(const std::string& line) {
+  std::string p = line;
+  while (!p.empty() && (p.back() == '\r' || p.back() == ' ')) p.pop_back();
+  if (p.empty() || p[0] == '#') return;
+  Rule r;
+  if (p[0] == '!') {
+    r.negate = true;
+    p = p.substr(1);
+  }
+  if (!p.empty() && p.back() == '/') {
+    r.dir_only = true;
+    p.pop_back();
+  }
+  if (!p.empty() && p[0] == '/') {
+    r.anchored = true;
+    p = p.substr(1);
+  }
+  if (p.find('/') != std::string::npos) r.anchored = true;
+  if (StartsWith(p, "**/")) {
+    p = p.substr(3);
+    r.anchored = p.find('/') != std::string::npos;
+  }
+  if (p.empty()) return;
+  r.glob = p;
+  rules_.push_back(r);
+}
+
+std::string IgnoreRules::Load(const std::string& root) {
+  for (const char* name : {".amlignore", ".gitignore"}) {
+    auto text = ReadFile(root + "/" + name);
+    if (!text.ok()) continue;
+    for (const auto& line : Split(*text, '\n')) Add(line);
+    return name;
+  }
+  return "";
+}
+
+bool IgnoreRules::Ignored(const std::string& rel, bool is_dir) const {
+  bool ignored = false;
+  std::string base = Basename(rel);
+  for (const auto& r : rules_) {
+    if (r.dir_only && !is_dir) continue;
+    bool match;
+    if (r.anchored) {
+      std::string g = r.glob;
+      // "a/**/b" and "a/**": fnmatch without FNM_PATHNAME lets '*' cross '/', close enough for '**'.
+      bool deep = g.find("**") != std::string::npos;
+      match = fnmatch(g.c_str(), rel.c_str(), deep ? 0 : FNM_PATHNAME) == 0;
+    } else {
+      match = fnmatch(r.glob.c_str(), base.c_str(), 0) == 0;
+    }
+    if (match) ignored = !r.negate;
+  }
+  return ignored;
+}
+
+namespace {
+Result<std::string> HashFile(const std::string& path, long long* size) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return InvalidArgument("cannot read " + path + ": " + strerror(errno));
+  Sha256 h;
+  char buf[1 << 16];
+  long long total = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0) {
+      close(fd);
+      return InvalidArgument("cannot read " + path);
+    }
+    if (n == 0) break;
+    h.Update(buf, static_cast<size_t>(n));
+    total += n;
+  }
+  close(fd);
+  *size = total;
+  return h.HexDigest();
+}
+}  // namespace
+
+Result<std::vector<LocalFile>> CollectFiles(const std::string& root_in, bool use_ignore_files,
+                                            const std::string& what) {
+  std::string root = AbsPath(root_in);
+  std::vector<LocalFile> out;
+  struct stat st;
+  if (stat(root.c_str(), &st) != 0) return InvalidArgument(what + ": " + root + " does not exist");
+  if (S_ISREG(st.st_mode)) {
+    LocalFile f{Basename(root), root, "", 0, (st.st_mode & 0111) != 0};
+    auto h = HashFile(root, &f.size);
+    if (!h.ok()) return h.status();
+    f.sha256 = *h;
+    out.push_back(f);
+    return out;
+  }
+  if (access(root.c_str(), R_OK | X_OK) != 0) return InvalidArgument(what + ": folder " + root + " is not readable");
+  IgnoreRules rules;
+  if (use_ignore_files) rules.Load(root);
+  rules.Add(".git/");
+  std::string real_root = fs::canonical(root).string();
+  std::error_code ec;
+  auto it = fs::recursive_directory_iterator(root, fs::directory_options::none, ec);
+  if (ec) return InvalidArgument(what + ": cannot list " + root + ": " + ec.message());
+  for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) return InvalidArgument(what + ": cannot list " + root + ": " + ec.message());
+    std::string abs = it->path().string();
+    std::string rel = fs::relative(it->path(), root).string();
+    bool is_link = it->is_symlink(ec);
+    if (is_link) {
+      std::error_code ec2;
+      std::string target = fs::canonical(it->path(), ec2).string();
+      if (ec2) return InvalidArgument(what + ": " + rel + " is a broken link");
+      if (!IsWithin(target, real_root))
+        return InvalidArgument(what + ": " + rel + " links to " + target + ", outside " + root +
+                               "; a snapshot does not follow links out of its folder");
+    }
+    bool is_dir = it->is_directory(ec);
+    if (rules.Ignored(rel, is_dir)) {
+      if (is_dir) it.disable_recursion_pending();
+      continue;
+    }
+    if (is_dir) {
+      if (is_link) it.disable_recursion_pending();  // its files are already inside the folder
+      continue;
+    }
+    if (!it->is_regular_file(ec)) continue;  // sockets, fifos
+    LocalFile f;
+    f.rel = rel;
+    f.abs = abs;
+    struct stat fst;
+    if (stat(abs.c_str(), &fst) == 0) f.executable = (fst.st_mode & 0111) != 0;
+    auto h = HashFile(abs, &f.size);
+    if (!h.ok()) return Status(Code::kInvalidArgument, what + ": " + h.status().message());
+    f.sha256 = *h;
+    out.push_back(std::move(f));
+  }
+  std::sort(out.begin(), out.end(), [](const LocalFile& a, const LocalFile& b) { return a.rel < b.rel; });
+  return out;
+}
+
+Result<std::string> UploadSnapshot(Client& client, const std::string& root, bool use_ignore_files,
+                                   const std::string& what, UploadStats* stats) {
+  auto files = CollectFiles(root, use_ignore_files, what);
+  if (!files.ok()) return files.status();
+  json hashes = json::array(), manifest = json::array();
+  for (const auto& f : *files) {
+    hashes.push_back(f.sha256);
+    manifest.push_back({{"path", f.rel}, {"sha256", f.sha256}, {"size", f.size}, {"executable", f.executable}});
+  }
+  auto missing = client.Post("/api/v1/blobs/missing", {{"sha256", hashes}});
+  if (!missing.ok()) return missing.status();
+  std::set<std::string> need;
+  for (const auto& h : (*missing)["missing"]) need.insert(h.get<std::string>());
+  UploadStats local;
+  local.files = files->size();
+  for (const auto& f : *files) {
+    if (!need.count(f.sha256)) continue;
+    need.erase(f.sha256);
+    auto data = ReadFile(f.abs);
+    if (!data.ok()) return data.status();
+    if (Sha256Hex(*data) != f.sha256)
+      return InvalidArgument(what + ": " + f.rel + " changed while it was being uploaded");
+    auto put = client.PutBytes("/api/v1/blobs/" + f.sha256, *data);
+    if (!put.ok()) return put.status();
+    ++local.uploaded;
+    local.uploaded_bytes += f.size;
+  }
+  auto snap = client.Post("/api/v1/snapshots", {{"manifest", manifest}});
+  if (!snap.ok()) return snap.status();
+  if (stats) *stats = local;
+  return (*snap)["id"].get<std::string>();
+}
+
+}  // namespace cairn::cli

@@ -1,0 +1,17 @@
+// `cairn job stream` and `job create --stream`: Azure ML's streaming output (RunId, Web View,
+// "Streaming user_logs/std_log.txt", the lines, an Execution Summary), fed by the server's long-poll log
+// endpoint so lines appear as they are written. Not thread-safe.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/client.h"
+
+namespace cairn::cli {
+
+// Streams until the job ends; returns the job as it ended (or an error).
+Result<nlohmann::json> StreamJob(Client& client, const std::string& name, bool tty);
+
+}  // namespace cairn::cli

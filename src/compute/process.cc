@@ -1,0 +1,114 @@
+#include "compute/process.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "base/fs.h"
+
+extern char** environ;
+
+namespace cairn::compute {
+
+Result<pid_t> SpawnDetached(const std::vector<std::string>& argv, const std::string& log_path,
+                            const std::map<std::string, std::string>& extra_env) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t all, none;
+  sigfillset(&all);
+  sigemptyset(&none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  std::vector<std::string> env_store;
+  for (char** e = environ; *e; ++e) {
+    std::string kv = *e;
+    std::string key = kv.substr(0, kv.find('='));
+    if (!extra_env.count(key)) env_store.push_back(kv);
+  }
+  for (const auto& [k, v] : extra_env) env_store.push_back(k + "=" + v);
+  std::vector<char*> envp;
+  for (auto& e : env_store) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  pid_t pid = 0;
+  int rc = posix_spawn(&pid, argv[0].c_str(), &fa, &attr, args.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  if (rc != 0) return Internal("cannot start " + argv[0] + ": " + strerror(rc));
+  return pid;
+}
+
+bool IsAliveWithMarker(pid_t pid, const std::string& marker) {
+  if (pid <= 0 || kill(pid, 0) != 0) return false;
+  auto cmd = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");
+  if (!cmd.ok()) return false;
+  // A zombie has an empty command line: it is not alive for our purposes.
+  std::string s = *cmd;
+  for (char& c : s)
+    if (c == '\0') c = ' ';
+  return s.find(marker) != std::string::npos;
+}
+
+std::vector<pid_t> Descendants(pid_t root) {
+  std::multimap<pid_t, pid_t> children;
+  DIR* d = opendir("/proc");
+  if (!d) return {};
+  while (dirent* e = readdir(d)) {
+    char* end;
+    long pid = strtol(e->d_name, &end, 10);
+    if (*end != '\0' || pid <= 0) continue;
+    auto stat = ReadFile(std::string("/proc/") + e->d_name + "/stat");
+    if (!stat.ok()) continue;
+    // Field 4 (ppid) follows the command name in parentheses, which may itself contain ") ".
+    size_t close = stat->rfind(')');
+    if (close == std::string::npos) continue;
+    char state = 0;
+    long ppid = 0;
+    if (sscanf(stat->c_str() + close + 1, " %c %ld", &state, &ppid) != 2) continue;
+    children.emplace(static_cast<pid_t>(ppid), static_cast<pid_t>(pid));
+  }
+  closedir(d);
+  std::vector<pid_t> out, frontier = {root};
+  while (!frontier.empty()) {
+    pid_t p = frontier.back();
+    frontier.pop_back();
+    auto [b, e] = children.equal_range(p);
+    for (auto it = b; it != e; ++it) {
+      out.push_back(it->second);
+      frontier.push_back(it->second);
+    }
+  }
+  return out;
+}
+
+int SignalTree(pid_t root, pid_t pgid, int sig) {
+  int n = 0;
+  if (pgid > 0 && kill(-pgid, sig) == 0) ++n;
+  for (pid_t p : Descendants(root))
+    if (kill(p, sig) == 0) ++n;
+  return n;
+}
+
+std::string SelfExe() {
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return "cairn";
+  buf[n] = '\0';
+  return buf;
+}
+
+}  // namespace cairn::compute

@@ -1,0 +1,33 @@
+// Processes as Cairn needs them: started detached (their own session, so a dying server does not take
+// them along), checked for life, and killed together with every descendant. Thread-safe.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+
+namespace cairn::compute {
+
+// Starts argv[0] (a path) in a new session with stdin from /dev/null and stdout/stderr appended to
+// `log_path`, signal dispositions reset to default. The caller need not wait for it.
+Result<pid_t> SpawnDetached(const std::vector<std::string>& argv, const std::string& log_path,
+                            const std::map<std::string, std::string>& extra_env = {});
+
+// Whether `pid` is alive and its command line contains `marker` (guards against a recycled pid).
+bool IsAliveWithMarker(pid_t pid, const std::string& marker);
+
+// Every descendant of `root` (children, grandchildren, ...), read from /proc.
+std::vector<pid_t> Descendants(pid_t root);
+
+// Sends `sig` to every descendant of `root` (not root itself) and to the process group `pgid` when
+// positive. Returns how many processes were signalled.
+int SignalTree(pid_t root, pid_t pgid, int sig);
+
+// The absolute path of the running executable.
+std::string SelfExe();
+
+}  // namespace cairn::compute

@@ -1,0 +1,1 @@
+#include "compute/run_layout.h"

@@ -1,0 +1,666 @@
+#include "scheduler/scheduler.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "base/fs.h"
+#include "base/util.h"
+#include "compute/process.h"
+#include "compute/run_layout.h"
+#include "spec/compute_spec.h"
+#include "spec/job_spec.h"
+#include "spec/placeholders.h"
+
+namespace cairn::scheduler {
+
+using nlohmann::json;
+using store::JobRecord;
+
+// ---- JobEvents ----
+
+long long JobEvents::Version() {
+  std::lock_guard<std::mutex> l(mu_);
+  return version_;
+}
+
+void JobEvents::Bump() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    ++version_;
+  }
+  cv_.notify_all();
+}
+
+long long JobEvents::WaitPast(long long seen, int timeout_ms) {
+  std::unique_lock<std::mutex> l(mu_);
+  cv_.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] { return version_ > seen; });
+  return version_;
+}
+
+// ---- thread plumbing ----
+
+Scheduler::Scheduler(SchedulerConfig config, std::unique_ptr<store::JobStore> store)
+    : config_(std::move(config)), store_(std::move(store)), blobs_(config_.workspace + "/blobs") {
+  local_slots_ = config_.local_slots > 0 ? config_.local_slots
+                                         : std::max(1, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
+}
+
+Scheduler::~Scheduler() { Stop(); }
+
+void Scheduler::Start() {
+  Reconcile();
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void Scheduler::Stop() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Scheduler::Post(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    tasks_.push_back(std::move(fn));
+  }
+  cv_.notify_one();
+}
+
+template <typename T>
+T Scheduler::Call(std::function<T()> fn) {
+  auto p = std::make_shared<std::promise<T>>();
+  auto f = p->get_future();
+  Post([p, fn = std::move(fn)] { p->set_value(fn()); });
+  return f.get();
+}
+
+void Scheduler::Loop() {
+  long long next_tick = NowMillis() + 500;
+  for (;;) {
+    std::function<void()> task;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait_until(l, std::chrono::system_clock::time_point(std::chrono::milliseconds(next_tick)),
+                     [&] { return stopping_ || !tasks_.empty(); });
+      if (stopping_ && tasks_.empty()) return;
+      if (!tasks_.empty()) {
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      }
+    }
+    if (task) task();
+    if (NowMillis() >= next_tick) {
+      Tick();
+      next_tick = NowMillis() + 500;
+    }
+  }
+}
+
+// A supervisor that died without telling us (killed, or the machine's OOM killer) is found here.
+void Scheduler::Tick() {
+  std::vector<std::pair<std::string, long long>> gone;
+  for (const auto& [name, pid] : running_pids_) {
+    std::string run_dir = compute::RunLayout::For(config_.workspace, name).root;
+    if (!compute::IsAliveWithMarker(static_cast<pid_t>(pid), run_dir)) gone.emplace_back(name, pid);
+  }
+  for (const auto& [name, pid] : gone) {
+    if (PathExists(compute::RunLayout::For(config_.workspace, name).ExitFile())) {
+      FinishFromExitFile(name);
+    } else {
+      FailJob(name, "the supervisor (pid " + std::to_string(pid) +
+                        ") ended without recording how the job ended");
+    }
+  }
+}
+
+// ---- public API: post and wait ----
+
+Result<JobRecord> Scheduler::Submit(SubmitRequest request) {
+  return Call<Result<JobRecord>>([this, r = std::move(request)]() mutable { return DoSubmit(r); });
+}
+
+Status Scheduler::Cancel(const std::string& name) {
+  return Call<Status>([this, name] { return DoCancel(name); });
+}
+
+Status Scheduler::SupervisorEvent(const std::string& name, const std::string& event) {
+  return Call<Status>([this, name, event]() -> Status {
+    auto job = store_->Get(name);
+    if (!job.ok()) return job.status();
+    if (store::IsTerminalStatus(job->status)) return Status::Ok();
+    if (event == "running") {
+      if (job->status == "Preparing")
+        return Transition(name, "Running", "the command is running", NowMillis());
+      return Status::Ok();
+    }
+    if (event == "exited") {
+      FinishFromExitFile(name);
+      return Status::Ok();
+    }
+    return InvalidArgument("unknown supervisor event '" + event + "'");
+  });
+}
+
+Result<JobRecord> Scheduler::Update(const std::string& name, const json& patch) {
+  return Call<Result<JobRecord>>([this, name, patch]() -> Result<JobRecord> {
+    auto job = store_->Get(name);
+    if (!job.ok()) return job.status();
+    JobRecord r = *job;
+    for (const auto& [k, v] : patch.items()) {
+      if (k == "display_name" || k == "description" || k == "experiment_name") {
+        if (!v.is_string()) return InvalidArgument(k + ": expected a string");
+        if (k == "display_name") r.display_name = v;
+        if (k == "description") r.description = v;
+        if (k == "experiment_name") {
+          if (!job->experiment_name.empty() && v != job->experiment_name && !store::IsTerminalStatus(job->status))
+            return FailedPrecondition("experiment_name cannot change while the job is in progress");
+          r.experiment_name = v;
+        }
+      } else if (k == "tags") {
+        if (!v.is_object()) return InvalidArgument("tags: expected a mapping of strings");
+        json tags = json::object();
+        for (const auto& [tk, tv] : v.items()) {
+          if (tv.is_null()) continue;
+          tags[tk] = tv.is_string() ? tv.get<std::string>() : tv.dump();
+        }
+        r.tags = tags;
+      } else if (k == "properties") {
+        if (!v.is_object()) return InvalidArgument("properties: expected a mapping of strings");
+        for (const auto& [pk, pv] : v.items()) {
+          std::string val = pv.is_string() ? pv.get<std::string>() : pv.dump();
+          if (r.properties.contains(pk) && r.properties[pk] != val)
+            return InvalidArgument("properties are append-only: '" + pk + "' is already set to '" +
+                                   r.properties[pk].get<std::string>() + "'");
+          r.properties[pk] = val;
+        }
+      } else {
+        return InvalidArgument("'" + k +
+                               "' cannot be updated (only tags, properties, display_name, description "
+                               "and experiment_name can)");
+      }
+    }
+    Status s = store_->UpdateMeta(r);
+    if (!s.ok()) return s;
+    events_.Bump();
+    return store_->Get(name);
+  });
+}
+
+Status Scheduler::SetArchived(const std::string& name, bool archived) {
+  return Call<Status>([this, name, archived]() -> Status {
+    auto job = store_->Get(name);
+    if (!job.ok()) return job.status();
+    if (archived && !store::IsTerminalStatus(job->status))
+      return FailedPrecondition("job '" + name + "' is " + job->status +
+                                "; only a finished job can be archived (cancel it first)");
+    Status s = store_->SetArchived(name, archived);
+    events_.Bump();
+    return s;
+  });
+}
+
+Result<json> Scheduler::CreateCompute(const json& spec_json) {
+  return Call<Result<json>>([this, spec_json]() -> Result<json> {
+    spec::ComputeSpec c = spec::ComputeSpecFromJson(spec_json);
+    spec::Diagnostics d;
+    spec::ValidateCompute(c, "compute", d);
+    if (c.name.empty()) return InvalidArgument("compute: a name is required");
+    if (d.HasErrors()) return InvalidArgument(Trim(d.ToString()));
+    store::ComputeRecord rec{c.name, c.type, spec::ToJson(c), NowMillis()};
+    if (auto old = store_->GetCompute(c.name); old.ok()) rec.created_at = old->created_at;
+    Status s = store_->PutCompute(rec);
+    if (!s.ok()) return s;
+    Pool& p = pools_[c.name];
+    p.capacity = c.type == "computeinstance" ? 1 : c.type == "local" ? local_slots_ : c.max_instances;
+    Schedule(c.name);
+    return rec.spec;
+  });
+}
+
+Status Scheduler::DeleteCompute(const std::string& name) {
+  return Call<Status>([this, name]() -> Status {
+    auto c = store_->GetCompute(name);
+    if (!c.ok()) return c.status();
+    auto it = pools_.find(name);
+    if (it != pools_.end() && (it->second.in_use > 0 || !it->second.queue.empty()))
+      return FailedPrecondition("compute '" + name + "' has jobs running or queued; cancel them first");
+    pools_.erase(name);
+    return store_->DeleteCompute(name);
+  });
+}
+
+Status Scheduler::PutSnapshot(const std::string& id, const std::string& manifest) {
+  return Call<Status>([this, id, manifest] { return store_->PutSnapshot(id, manifest); });
+}
+
+std::pair<int, int> Scheduler::PoolUsage(const std::string& compute) {
+  return Call<std::pair<int, int>>([this, compute]() -> std::pair<int, int> {
+    Pool* p = PoolFor(compute);
+    if (!p) return {0, 0};
+    return {p->in_use, static_cast<int>(p->queue.size())};
+  });
+}
+
+// ---- the state machine (scheduler thread only) ----
+
+Status Scheduler::Transition(const std::string& name, const std::string& status, const std::string& reason,
+                             std::optional<long long> start, std::optional<long long> end,
+                             std::optional<long long> exit_code, const std::string& error) {
+  Status s = store_->Transition(name, {status, reason, NowMillis()}, start, end, exit_code, error);
+  events_.Bump();
+  return s;
+}
+
+Scheduler::Pool* Scheduler::PoolFor(const std::string& compute) {
+  auto it = pools_.find(compute);
+  if (it != pools_.end()) return &it->second;
+  if (compute == "local") {
+    Pool& p = pools_["local"];
+    p.capacity = local_slots_;
+    return &p;
+  }
+  auto c = store_->GetCompute(compute);
+  if (!c.ok()) return nullptr;
+  spec::ComputeSpec cs = spec::ComputeSpecFromJson(c->spec);
+  Pool& p = pools_[compute];
+  p.capacity = cs.type == "computeinstance" ? 1 : cs.type == "local" ? local_slots_ : cs.max_instances;
+  return &p;
+}
+
+namespace {
+int SlotsFor(const spec::JobSpec& s) {
+  int per = 1;
+  if (s.distribution.is_object() && s.distribution.contains("process_count_per_instance"))
+    per = s.distribution["process_count_per_instance"].get<int>();
+  int n = s.instance_count;
+  if (s.resources_properties.contains("slots") && s.resources_properties["slots"].is_number_integer())
+    return std::max(1, s.resources_properties["slots"].get<int>());
+  (void)per;
+  return n;
+}
+
+std::string DatastoreName(const std::string& uri) {
+  // azureml://datastores/<name>/paths/...
+  std::string rest = uri.substr(std::string("azureml://datastores/").size());
+  return rest.substr(0, rest.find('/'));
+}
+}  // namespace
+
+std::string Scheduler::QueueReason(const std::string& compute, int need) {
+  Pool& p = pools_[compute];
+  std::string unit = compute == "local" ? "CPU slot" : "node";
+  return "waiting for " + std::to_string(need) + " " + unit + (need == 1 ? "" : "s") + " on " + compute +
+         " (" + std::to_string(p.in_use) + " of " + std::to_string(p.capacity) + " in use" +
+         (p.queue.size() > 1 ? ", " + std::to_string(p.queue.size() - 1) + " queued ahead" : "") + ")";
+}
+
+Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
+  auto parsed = spec::JobSpecFromJson(r.spec);
+  if (!parsed.ok()) return parsed.status();
+  spec::JobSpec s = std::move(parsed).value();
+  std::string name = s.name;
+  if (name.empty()) {
+    do name = GenerateJobName();
+    while (store_->Get(name).ok());
+  } else if (!IsValidName(name)) {
+    return InvalidArgument("'" + name + "' is not a valid job name");
+  } else if (store_->Get(name).ok()) {
+    return AlreadyExists("a job named '" + name + "' already exists in this workspace; choose another --name");
+  }
+  std::string compute = s.compute.empty() ? "local" : s.compute;
+  Pool* pool = PoolFor(compute);
+  if (!pool) {
+    return FailedPrecondition("compute '" + compute + "' does not exist in this workspace; create it with: "
+                              "cairn compute create --name " + compute +
+                              " --type amlcompute --min-instances 0 --max-instances 4");
+  }
+  int slots = SlotsFor(s);
+  if (slots > pool->capacity) {
+    return InvalidArgument("resources.instance_count: the job needs " + std::to_string(slots) + " " +
+                           (compute == "local" ? "CPU slots" : "nodes") + " but compute '" + compute +
+                           "' has at most " + std::to_string(pool->capacity));
+  }
+  for (const auto& [in_name, in] : s.inputs) {
+    if (in.literal) continue;
+    std::string f = "inputs." + in_name;
+    switch (in.path_kind) {
+      case spec::PathKind::kLocal:
+        if (!r.input_manifests.count(in_name) || !store_->GetSnapshot(r.input_manifests[in_name]).ok())
+          return InvalidArgument(f + ": the local data at " + in.path + " was not uploaded with the job");
+        break;
+      case spec::PathKind::kHttp:
+        if (in.type == "uri_folder" && in.mode != "direct")
+          return InvalidArgument(f + ": a uri_folder cannot be read from an http(s) URL (" + in.path +
+                                 "); use type: uri_file, or mode: direct");
+        break;
+      case spec::PathKind::kAsset:
+        return FailedPrecondition(f + ": data asset '" + in.path +
+                                  "' is not registered in this workspace (data assets are not supported yet)");
+      case spec::PathKind::kDatastore:
+        return FailedPrecondition(f + ": datastore '" + DatastoreName(in.path) +
+                                  "' does not exist in this workspace (" + in.path + ")");
+      case spec::PathKind::kJobOutput:
+        return FailedPrecondition(f + ": job output URIs are not supported yet (" + in.path + ")");
+      case spec::PathKind::kRuns:
+        return FailedPrecondition(f + ": runs:/ URIs need the tracking server, which is not available yet (" +
+                                  in.path + ")");
+      case spec::PathKind::kCloud:
+        if (in.mode != "direct")
+          return FailedPrecondition(f + ": cloud storage (" + in.path +
+                                    ") cannot be reached from this workspace; use a local path or an "
+                                    "http(s) URL, or mode: direct to pass the URI as is");
+        break;
+      case spec::PathKind::kNone:
+        if (!in.optional) return InvalidArgument(f + ": no path");
+        break;
+    }
+  }
+  for (const auto& [out_name, out] : s.outputs) {
+    if (!out.path.empty())
+      return FailedPrecondition("outputs." + out_name + ".path: datastore '" + DatastoreName(out.path) +
+                                "' does not exist in this workspace (" + out.path + ")");
+  }
+  if (!r.snapshot.empty() && !store_->GetSnapshot(r.snapshot).ok())
+    return InvalidArgument("code snapshot " + r.snapshot + " was not uploaded");
+
+  JobRecord job;
+  job.name = name;
+  job.type = s.type;
+  job.display_name = s.display_name.empty() ? name : s.display_name;
+  job.experiment_name = s.experiment_name.empty() ? "Default" : s.experiment_name;
+  job.description = s.description;
+  job.compute = compute;
+  s.name = name;
+  json spec_json = spec::ToJson(s);
+  spec_json["input_snapshots"] = r.input_manifests;
+  job.spec = spec_json;
+  job.source_yaml = r.source_yaml;
+  job.snapshot = r.snapshot;
+  job.tags = s.tags;
+  job.properties = s.properties;
+  job.slots = slots;
+  job.token = RandomHex(24);
+  job.created_at = NowMillis();
+  job.status = "Starting";
+  if (r.dry_run) return job;
+  Status st = store_->Insert(job, {{"NotStarted", "submitted", job.created_at},
+                                   {"Starting", "accepted by the workspace", job.created_at}});
+  if (!st.ok()) return st;
+  events_.Bump();
+  pool->queue.push_back(name);
+  Schedule(compute);
+  return store_->Get(name);
+}
+
+void Scheduler::Schedule(const std::string& compute) {
+  Pool* pool = PoolFor(compute);
+  if (!pool) return;
+  while (!pool->queue.empty()) {
+    std::string name = pool->queue.front();
+    auto job = store_->Get(name);
+    if (!job.ok() || store::IsTerminalStatus(job->status) || job->status == "CancelRequested") {
+      pool->queue.pop_front();
+      continue;
+    }
+    if (pool->in_use + job->slots > pool->capacity) {
+      // Everyone still waiting gets an up-to-date reason.
+      for (const auto& waiting : pool->queue) {
+        auto w = store_->Get(waiting);
+        if (!w.ok()) continue;
+        std::string reason = QueueReason(compute, w->slots);
+        if (w->status != "Queued" || w->status_reason != reason) (void)Transition(waiting, "Queued", reason);
+      }
+      return;
+    }
+    pool->queue.pop_front();
+    pool->in_use += job->slots;
+    StartJob(*job);
+  }
+}
+
+void Scheduler::StartJob(const JobRecord& job) {
+  std::vector<std::string> notices;
+  auto run = BuildRunFile(job, notices);
+  if (!run.ok()) {
+    FailJob(job.name, run.status().message());
+    return;
+  }
+  std::string reason = notices.empty() ? "preparing the working directory" : notices.front();
+  (void)Transition(job.name, "Preparing", reason);
+  compute::RunLayout layout = compute::RunLayout::For(config_.workspace, job.name);
+  Status s = MakeDirs(layout.SystemLogDir());
+  if (s.ok()) s = WriteFileAtomic(layout.JobFile(), run->dump(2), 0600);
+  if (!s.ok()) {
+    FailJob(job.name, "cannot write the run folder: " + s.message());
+    return;
+  }
+  auto pid = compute::SpawnDetached({config_.self_exe, "supervise", layout.root},
+                                    layout.SystemLogDir() + "/supervisor.out");
+  if (!pid.ok()) {
+    FailJob(job.name, pid.status().message());
+    return;
+  }
+  (void)store_->SetSupervisorPid(job.name, *pid);
+  running_pids_[job.name] = *pid;
+}
+
+Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::string>& notices) {
+  auto parsed = spec::JobSpecFromJson(job.spec);
+  if (!parsed.ok()) return parsed.status();
+  const spec::JobSpec& s = *parsed;
+  compute::RunLayout layout = compute::RunLayout::For(config_.workspace, job.name);
+  json run;
+  run["name"] = job.name;
+  run["server_url"] = config_.server_url;
+  run["token"] = job.token;
+  run["blob_root"] = config_.workspace + "/blobs";
+  run["timeout_seconds"] = s.timeout_seconds;
+  run["max_log_bytes"] = config_.max_log_bytes;
+  run["kill_grace_ms"] = config_.kill_grace_ms;
+  if (!job.snapshot.empty()) {
+    auto m = store_->GetSnapshot(job.snapshot);
+    if (!m.ok()) return m.status();
+    run["snapshot"] = json::parse(*m);
+  }
+  if (s.environment.reference.empty() && s.environment.image.empty() && s.environment.build_path.empty()) {
+    notices.push_back("no environment given; the job runs on this host");
+  } else {
+    notices.push_back("environment " + s.environment.Describe() +
+                      ": container environments are not supported yet, so the job runs on this host "
+                      "with its own software");
+  }
+
+  std::map<std::string, std::string> values;  // "inputs.x" -> what the command sees
+  json env = json::object();
+  json inputs = json::array();
+  json snapshots = job.spec.value("input_snapshots", json::object());
+  for (const auto& [name, in] : s.inputs) {
+    std::string key = "inputs." + name;
+    if (in.literal) {
+      if (!(in.optional && in.value.empty())) values[key] = in.value;
+      continue;
+    }
+    std::string dir = layout.Input(name);
+    std::string target;
+    json item = {{"name", name}, {"mode", in.mode}};
+    if (in.mode == "direct") {
+      target = in.path;
+    } else if (in.path_kind == spec::PathKind::kLocal) {
+      auto m = store_->GetSnapshot(snapshots.value(name, ""));
+      if (!m.ok()) return m.status();
+      json manifest = json::parse(*m);
+      item["kind"] = "blobs";
+      item["manifest"] = manifest;
+      target = dir;
+      if (in.type == "uri_file" && manifest.size() == 1) target = dir + "/" + manifest[0]["path"].get<std::string>();
+    } else if (in.path_kind == spec::PathKind::kHttp) {
+      std::string file = Basename(in.path.substr(0, in.path.find('?')));
+      if (file.empty()) file = "data";
+      item["kind"] = "http";
+      item["url"] = in.path;
+      item["file_name"] = file;
+      target = dir + "/" + file;
+    } else if (in.path_kind == spec::PathKind::kNone) {
+      continue;
+    } else {
+      target = in.path;
+    }
+    item["target"] = target;
+    if (item.contains("kind")) inputs.push_back(item);
+    values[key] = target;
+    env["AZURE_ML_INPUT_" + name] = target;
+    env["AZUREML_DATAREFERENCE_" + name] = target;
+  }
+  json outputs = json::array();
+  for (const auto& [name, out] : s.outputs) {
+    std::string dir = layout.Output(name);
+    outputs.push_back(dir);
+    std::string target = out.type == "uri_file" ? dir + "/" + name : dir;
+    values["outputs." + name] = target;
+    env["AZURE_ML_OUTPUT_" + name] = target;
+  }
+  auto command = spec::Substitute(s.command, [&](const std::string& ctx, const std::string& n)
+                                                 -> std::optional<std::string> {
+    auto it = values.find(ctx + "." + n);
+    if (it == values.end()) return std::nullopt;
+    return it->second;
+  });
+  if (!command.ok()) return InvalidArgument("command: " + command.status().message());
+  run["command"] = *command;
+  run["inputs"] = inputs;
+  run["outputs"] = outputs;
+  run["notices"] = notices;
+
+  for (const auto& [k, v] : s.environment_variables) env[k] = v;
+  std::string compute_name = job.compute;
+  env["AZUREML_RUN_ID"] = job.name;
+  env["AZUREML_ARM_SUBSCRIPTION"] = "00000000-0000-0000-0000-000000000000";
+  env["AZUREML_ARM_RESOURCEGROUP"] = "cairn";
+  env["AZUREML_ARM_WORKSPACE_NAME"] = "cairn";
+  env["AZUREML_ARM_PROJECT_NAME"] = job.experiment_name;
+  env["AZUREML_EXPERIMENT_ID"] = job.experiment_name;
+  env["AZUREML_RUN_TOKEN"] = job.token;
+  env["AZUREML_SERVICE_ENDPOINT"] = config_.server_url;
+  env["AZUREML_DISCOVERY_SERVICE_ENDPOINT"] = config_.server_url;
+  env["AZUREML_CR_COMPUTE_CONTEXT"] = json{{"cluster_name", compute_name}}.dump();
+  env["AZUREML_CR_NODE_RANK"] = "0";
+  env["AZUREML_CR_EXECUTION_WORKING_DIR_PATH"] = layout.WorkDir();
+  env["AZUREML_CR_HT_CAP_user_logs_PATH"] = layout.Artifacts() + "/user_logs";
+  env["AZUREML_CR_HT_CAP_logs_PATH"] = layout.Artifacts() + "/logs";
+  env["AZUREML_COMPUTE_USE_COMMON_RUNTIME"] = "true";
+  env["AZUREML_NODE_COUNT"] = std::to_string(s.instance_count);
+  env["AZ_BATCHAI_CLUSTER_NAME"] = compute_name;
+  env["AZ_BATCH_NODE_ID"] = "node-0";
+  env["CAIRN_JOB_NAME"] = job.name;
+  env["CAIRN_RUN_DIR"] = layout.root;
+  run["env"] = env;
+  return run;
+}
+
+void Scheduler::Release(const JobRecord& job) {
+  bool was_running = running_pids_.erase(job.name) > 0;
+  Pool* pool = PoolFor(job.compute);
+  if (!pool) return;
+  if (was_running) pool->in_use = std::max(0, pool->in_use - job.slots);
+  pool->queue.erase(std::remove(pool->queue.begin(), pool->queue.end(), job.name), pool->queue.end());
+  Schedule(job.compute);
+}
+
+void Scheduler::FinishFromExitFile(const std::string& name) {
+  auto job = store_->Get(name);
+  if (!job.ok() || store::IsTerminalStatus(job->status)) return;
+  compute::RunLayout layout = compute::RunLayout::For(config_.workspace, name);
+  auto text = ReadFile(layout.ExitFile());
+  json exit = text.ok() ? json::parse(*text, nullptr, false) : json();
+  if (!exit.is_object()) {
+    FailJob(name, "the supervisor left no readable exit record");
+    return;
+  }
+  std::string outcome = exit.value("outcome", "failed");
+  std::string reason = exit.value("reason", "");
+  long long ended = exit.value("ended_at", NowMillis());
+  std::optional<long long> code;
+  if (exit["exit_code"].is_number_integer()) code = exit["exit_code"].get<long long>();
+  std::optional<long long> started;
+  if (!job->start_time) started = exit.value("started_at", ended);
+  (void)Transition(name, "Finalizing", "the command ended; keeping outputs and logs", started);
+  if (outcome == "completed") {
+    (void)Transition(name, "Completed", "the command exited with code 0", std::nullopt, ended, code);
+  } else if (outcome == "canceled" || outcome == "timeout") {
+    (void)Transition(name, "Canceled", reason, std::nullopt, ended, code,
+                     outcome == "timeout" ? reason : "");
+  } else {
+    (void)Transition(name, "Failed", reason, std::nullopt, ended, code, reason);
+  }
+  Release(*job);
+}
+
+void Scheduler::FailJob(const std::string& name, const std::string& reason) {
+  auto job = store_->Get(name);
+  if (!job.ok() || store::IsTerminalStatus(job->status)) return;
+  (void)Transition(name, "Failed", reason, std::nullopt, NowMillis(), std::nullopt, reason);
+  Release(*job);
+}
+
+Status Scheduler::DoCancel(const std::string& name) {
+  auto job = store_->Get(name);
+  if (!job.ok()) return job.status();
+  if (store::IsTerminalStatus(job->status))
+    return FailedPrecondition("job '" + name + "' is already " + job->status +
+                              "; only a job in progress can be canceled");
+  auto it = running_pids_.find(name);
+  if (it == running_pids_.end()) {
+    (void)Transition(name, "CancelRequested", "cancel requested");
+    (void)Transition(name, "Canceled", "canceled before it started", std::nullopt, NowMillis());
+    Release(*job);
+    return Status::Ok();
+  }
+  if (job->status != "CancelRequested") (void)Transition(name, "CancelRequested", "cancel requested");
+  std::string run_dir = compute::RunLayout::For(config_.workspace, name).root;
+  if (compute::IsAliveWithMarker(static_cast<pid_t>(it->second), run_dir)) {
+    kill(static_cast<pid_t>(it->second), SIGTERM);
+  } else if (PathExists(compute::RunLayout::For(config_.workspace, name).ExitFile())) {
+    FinishFromExitFile(name);
+  }
+  return Status::Ok();
+}
+
+void Scheduler::Reconcile() {
+  for (const JobRecord& job : store_->NonTerminal()) {
+    Pool* pool = PoolFor(job.compute);
+    compute::RunLayout layout = compute::RunLayout::For(config_.workspace, job.name);
+    if (!pool) {
+      FailJob(job.name, "compute '" + job.compute + "' no longer exists");
+      continue;
+    }
+    if (job.supervisor_pid) {
+      pid_t pid = static_cast<pid_t>(*job.supervisor_pid);
+      running_pids_[job.name] = pid;
+      pool->in_use += job.slots;
+      if (PathExists(layout.ExitFile())) {
+        FinishFromExitFile(job.name);
+      } else if (compute::IsAliveWithMarker(pid, layout.root)) {
+        if (job.status == "CancelRequested") kill(pid, SIGTERM);
+        // Running jobs stay running; the supervisor reports to the new server.
+      } else {
+        FailJob(job.name, "the supervisor (pid " + std::to_string(pid) +
+                              ") is gone and left no exit record (was the machine restarted?)");
+      }
+    } else if (job.status == "CancelRequested") {
+      (void)Transition(job.name, "Canceled", "canceled before it started", std::nullopt, NowMillis());
+    } else {
+      pool->queue.push_back(job.name);
+    }
+  }
+  std::vector<std::string> names;
+  for (const auto& [n, _] : pools_) names.push_back(n);
+  for (const auto& n : names) Schedule(n);
+}
+
+}  // namespace cairn::scheduler

@@ -1,0 +1,125 @@
+// The scheduler: the job state machine, the per-compute queues, and the bridge to the local compute's
+// supervisors. All of its state belongs to one thread; other threads call the public methods, which
+// post a closure to that thread and wait for its answer. Thread-safe through that posting.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "store/blob_store.h"
+#include "store/job_store.h"
+
+namespace cairn::scheduler {
+
+struct SchedulerConfig {
+  std::string workspace;   // $CAIRN_HOME
+  std::string server_url;  // http://127.0.0.1:<port>
+  std::string self_exe;    // the cairn binary, for `cairn supervise`
+  int local_slots = 0;     // 0 = one per CPU
+  long long max_log_bytes = 1LL << 30;
+  long long kill_grace_ms = 5000;
+};
+
+struct SubmitRequest {
+  nlohmann::json spec;         // a normalised JobSpec
+  std::string source_yaml;     // the file as the user wrote it
+  std::string snapshot;        // code snapshot id, "" when no code
+  std::map<std::string, std::string> input_manifests;  // input name -> uploaded snapshot id
+  bool dry_run = false;        // validate against the workspace only
+};
+
+// Wakes long-polling readers when a job changes. Thread-safe.
+class JobEvents {
+ public:
+  long long Version();
+  void Bump();
+  // Waits until the version passes `seen` or the timeout elapses; returns the current version.
+  long long WaitPast(long long seen, int timeout_ms);
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  long long version_ = 0;
+};
+
+class Scheduler {
+ public:
+  Scheduler(SchedulerConfig config, std::unique_ptr<store::JobStore> store);
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // Reconciles every non-terminal job with its run folder, then starts the thread.
+  void Start();
+  void Stop();
+
+  Result<store::JobRecord> Submit(SubmitRequest request);
+  Status Cancel(const std::string& name);
+  Result<store::JobRecord> Update(const std::string& name, const nlohmann::json& patch);
+  Status SetArchived(const std::string& name, bool archived);
+  // A supervisor reports "running" or "exited".
+  Status SupervisorEvent(const std::string& name, const std::string& event);
+  Result<nlohmann::json> CreateCompute(const nlohmann::json& spec);
+  Status DeleteCompute(const std::string& name);
+  Status PutSnapshot(const std::string& id, const std::string& manifest);
+  // {in use, queued} on a compute's pool.
+  std::pair<int, int> PoolUsage(const std::string& compute);
+
+  JobEvents& events() { return events_; }
+  const SchedulerConfig& config() const { return config_; }
+  int local_slots() const { return local_slots_; }
+
+ private:
+  struct Pool {
+    int capacity = 0;
+    int in_use = 0;
+    std::deque<std::string> queue;
+  };
+
+  template <typename T>
+  T Call(std::function<T()> fn);
+  void Post(std::function<void()> fn);
+  void Loop();
+  void Tick();
+
+  void Reconcile();
+  Result<store::JobRecord> DoSubmit(SubmitRequest& r);
+  Status DoCancel(const std::string& name);
+  Status Transition(const std::string& name, const std::string& status, const std::string& reason,
+                    std::optional<long long> start = std::nullopt,
+                    std::optional<long long> end = std::nullopt,
+                    std::optional<long long> exit_code = std::nullopt, const std::string& error = "");
+  Pool* PoolFor(const std::string& compute);
+  void Schedule(const std::string& compute);
+  void StartJob(const store::JobRecord& job);
+  void FinishFromExitFile(const std::string& name);
+  void FailJob(const std::string& name, const std::string& reason);
+  void Release(const store::JobRecord& job);
+  std::string QueueReason(const std::string& compute, int need);
+  Result<nlohmann::json> BuildRunFile(const store::JobRecord& job, std::vector<std::string>& notices);
+
+  SchedulerConfig config_;
+  std::unique_ptr<store::JobStore> store_;
+  store::BlobStore blobs_;
+  JobEvents events_;
+  int local_slots_ = 1;
+  std::map<std::string, Pool> pools_;
+  std::map<std::string, long long> running_pids_;  // job -> supervisor pid
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> tasks_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace cairn::scheduler

@@ -1,0 +1,130 @@
+#include "server/job_view.h"
+
+#include <pwd.h>
+#include <unistd.h>
+
+#include "base/util.h"
+
+namespace cairn::server {
+
+using nlohmann::json;
+
+namespace {
+std::string UserName() {
+  if (const char* u = getenv("USER"); u && *u) return u;
+  if (passwd* pw = getpwuid(getuid())) return pw->pw_name;
+  return "unknown";
+}
+
+json InputView(const json& in) {
+  if (in.value("literal", false)) {
+    std::string type = in.value("type", "string");
+    std::string v = in.value("value", "");
+    if (type == "integer") {
+      try { return std::stoll(v); } catch (...) {}
+    } else if (type == "number") {
+      try { return std::stod(v); } catch (...) {}
+    } else if (type == "boolean") {
+      return v == "true" || v == "True" || v == "TRUE";
+    }
+    return v;
+  }
+  return {{"type", in.value("type", "uri_folder")}, {"path", in.value("path", "")},
+          {"mode", in.value("mode", "ro_mount")}};
+}
+}  // namespace
+
+json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>& history,
+             const std::string& server_url) {
+  const json& s = job.spec;
+  json j;
+  j["$schema"] = "https://azuremlschemas.azureedge.net/latest/commandJob.schema.json";
+  j["name"] = job.name;
+  j["display_name"] = job.display_name;
+  j["type"] = job.type;
+  j["status"] = job.status;
+  j["status_reason"] = job.status_reason;
+  j["experiment_name"] = job.experiment_name;
+  j["description"] = job.description;
+  j["tags"] = job.tags;
+  j["properties"] = job.properties;
+  j["command"] = s.value("command", "");
+  if (!job.snapshot.empty()) j["code"] = "azureml:snapshots/" + job.snapshot;
+  const json env = s.value("environment", json::object());
+  if (!env.value("reference", "").empty()) {
+    j["environment"] = env["reference"];
+  } else {
+    json e = json::object();
+    if (!env.value("image", "").empty()) e["image"] = env["image"];
+    if (!env.value("conda_file", "").empty()) e["conda_file"] = env["conda_file"];
+    if (!env.value("build_path", "").empty())
+      e["build"] = {{"path", env["build_path"]}, {"dockerfile_path", env.value("dockerfile_path", "Dockerfile")}};
+    j["environment"] = e;
+  }
+  if (!s.value("environment_variables", json::object()).empty())
+    j["environment_variables"] = s["environment_variables"];
+  j["compute"] = job.compute == "local" ? "local" : "azureml:" + job.compute;
+  json res = {{"instance_count", s["resources"].value("instance_count", 1)}};
+  if (!s["resources"].value("instance_type", "").empty()) res["instance_type"] = s["resources"]["instance_type"];
+  res["shm_size"] = s["resources"].value("shm_size", "").empty() ? "2g" : s["resources"]["shm_size"];
+  j["resources"] = res;
+  if (s.contains("distribution") && !s["distribution"].is_null()) j["distribution"] = s["distribution"];
+  if (s["limits"].value("timeout", 0LL) > 0) j["limits"] = {{"timeout", s["limits"]["timeout"]}};
+  json inputs = json::object();
+  for (const auto& [k, v] : s.value("inputs", json::object()).items()) inputs[k] = InputView(v);
+  j["inputs"] = inputs;
+  json outputs = json::object();
+  outputs["default"] = {{"type", "uri_folder"},
+                        {"path", "azureml://datastores/workspaceartifactstore/ExperimentRun/dcid." + job.name},
+                        {"mode", "rw_mount"}};
+  for (const auto& [k, v] : s.value("outputs", json::object()).items()) {
+    outputs[k] = {{"type", v.value("type", "uri_folder")},
+                  {"path", "azureml://datastores/workspaceblobstore/paths/azureml/" + job.name + "/" + k + "/"},
+                  {"mode", v.value("mode", "rw_mount")}};
+  }
+  j["outputs"] = outputs;
+  if (!job.parent.empty()) j["parent_job_name"] = job.parent;
+  j["id"] = "azureml:/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/cairn/providers/"
+            "Microsoft.MachineLearningServices/workspaces/cairn/jobs/" + job.name;
+  j["creation_context"] = {{"created_at", IsoTime(job.created_at)},
+                           {"created_by", UserName()},
+                           {"created_by_type", "User"}};
+  j["services"] = {
+      {"Tracking", {{"endpoint", server_url}, {"type", "Tracking"}}},
+      {"Studio", {{"endpoint", server_url + "/#/jobs/" + job.name}, {"type", "Studio"}}}};
+  j["is_archived"] = job.archived;
+  j["start_time"] = job.start_time ? json(IsoTime(*job.start_time)) : json(nullptr);
+  j["end_time"] = job.end_time ? json(IsoTime(*job.end_time)) : json(nullptr);
+  if (job.start_time && job.end_time)
+    j["duration_seconds"] = static_cast<double>(*job.end_time - *job.start_time) / 1000.0;
+  j["exit_code"] = job.exit_code ? json(*job.exit_code) : json(nullptr);
+  if (!job.error.empty()) j["error"] = {{"code", "UserError"}, {"message", job.error}};
+  json hist = json::array();
+  for (const auto& e : history)
+    hist.push_back({{"status", e.status}, {"reason", e.reason}, {"time", IsoTime(e.at)}});
+  j["status_history"] = hist;
+  if (!env.value("reference", "").empty() || !env.value("image", "").empty() ||
+      !env.value("build_path", "").empty())
+    j["notes"] = json::array({"the environment is recorded but not applied: container environments are not "
+                              "supported yet, so the job runs on this host"});
+  j["log_files"] = {{"user_logs/std_log.txt", server_url + "/api/v1/jobs/" + job.name + "/files/artifacts/user_logs/std_log.txt"}};
+  return j;
+}
+
+json ComputeView(const store::ComputeRecord& c, int in_use, int queued) {
+  json j = c.spec;
+  json extra = j.value("extra", json::object());
+  j.erase("extra");
+  for (const auto& [k, v] : extra.items()) j[k] = v;
+  j["$schema"] = "https://azuremlschemas.azureedge.net/latest/amlCompute.schema.json";
+  j["id"] = "azureml:/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/cairn/providers/"
+            "Microsoft.MachineLearningServices/workspaces/cairn/computes/" + c.name;
+  j["provisioning_state"] = "Succeeded";
+  j["created_on"] = IsoTime(c.created_at);
+  j["backend"] = "local";
+  j["in_use"] = in_use;
+  j["queued_jobs"] = queued;
+  return j;
+}
+
+}  // namespace cairn::server

@@ -1,0 +1,18 @@
+// The job object as Azure ML prints it (`az ml job show -o json`), built from the store's record, plus
+// Cairn's additions (status_reason, status_history, timings, error). Pure functions, thread-safe.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "store/job_store.h"
+
+namespace cairn::server {
+
+nlohmann::json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>& history,
+                       const std::string& server_url);
+nlohmann::json ComputeView(const store::ComputeRecord& c, int in_use, int queued);
+
+}  // namespace cairn::server

@@ -1,0 +1,465 @@
+#include "server/server.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <httplib.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "base/fs.h"
+#include "base/util.h"
+#include "compute/process.h"
+#include "compute/run_layout.h"
+#include "scheduler/scheduler.h"
+#include "server/job_view.h"
+#include "server/workspace.h"
+#include "store/blob_store.h"
+
+namespace cairn::server {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+int HttpStatus(Code c) {
+  switch (c) {
+    case Code::kOk: return 200;
+    case Code::kInvalidArgument: return 400;
+    case Code::kNotFound: return 404;
+    case Code::kAlreadyExists: return 409;
+    case Code::kFailedPrecondition: return 409;
+    case Code::kUnauthenticated: return 401;
+    case Code::kPermissionDenied: return 403;
+    case Code::kUnavailable: return 503;
+    case Code::kInternal: return 500;
+  }
+  return 500;
+}
+
+void SendJson(httplib::Response& res, const json& body, int status = 200) {
+  res.status = status;
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+}
+
+void SendError(httplib::Response& res, const Status& s) {
+  SendJson(res, {{"error", {{"code", CodeName(s.code())}, {"message", s.message()}}}}, HttpStatus(s.code()));
+}
+
+bool SameToken(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+std::string BearerOf(const httplib::Request& req) {
+  std::string h = req.get_header_value("Authorization");
+  return StartsWith(h, "Bearer ") ? h.substr(7) : "";
+}
+
+// A run-relative path as the CLI names it ("artifacts/user_logs/std_log.txt",
+// "named-outputs/<name>/...") mapped into the run folder; empty when it would leave it.
+std::string MapRunPath(const compute::RunLayout& layout, const std::string& rel) {
+  for (const auto& part : Split(rel, '/'))
+    if (part == ".." || part.empty()) return "";
+  std::string p;
+  if (StartsWith(rel, "artifacts/") || rel == "artifacts") p = layout.root + "/" + rel;
+  else if (StartsWith(rel, "named-outputs/")) p = layout.root + "/outputs/" + rel.substr(14);
+  else return "";
+  std::error_code ec;
+  std::string real = fs::weakly_canonical(p, ec).string();
+  if (ec || !IsWithin(real, fs::weakly_canonical(layout.root, ec).string())) return "";
+  return real;
+}
+
+void ListFiles(const std::string& dir, const std::string& prefix, json& out) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return;
+  std::vector<std::pair<std::string, long long>> files;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (it->is_regular_file(ec))
+      files.emplace_back(prefix + fs::relative(it->path(), dir, ec).string(),
+                         static_cast<long long>(it->file_size(ec)));
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& [p, s] : files) out.push_back({{"path", p}, {"size", s}});
+}
+
+class Server {
+ public:
+  Server(ServerOptions o, std::string token) : opt_(std::move(o)), token_(std::move(token)), ws_{opt_.home} {}
+
+  int Run() {
+    // One server per workspace: the lock is held for the process's lifetime.
+    lock_fd_ = open(ws_.ServerLock().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd_ < 0 || flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+      fprintf(stderr, "cairn server: another server is already running for workspace %s\n", opt_.home.c_str());
+      return 1;
+    }
+    auto store = store::JobStore::Open(ws_.Database());
+    if (!store.ok()) {
+      fprintf(stderr, "cairn server: %s\n", store.status().message().c_str());
+      return 1;
+    }
+    svr_.set_tcp_nodelay(true);
+    svr_.set_keep_alive_max_count(100000);
+    svr_.set_keep_alive_timeout(30);
+    svr_.set_read_timeout(60);
+    svr_.set_write_timeout(60);
+    svr_.set_payload_max_length(size_t{1} << 32);
+    svr_.new_task_queue = [] { return new httplib::ThreadPool(48); };
+    int port = opt_.port > 0 ? (svr_.bind_to_port(opt_.host, opt_.port) ? opt_.port : -1)
+                             : svr_.bind_to_any_port(opt_.host);
+    if (port <= 0) {
+      fprintf(stderr, "cairn server: cannot listen on %s:%d\n", opt_.host.c_str(), opt_.port);
+      return 1;
+    }
+    std::string host = opt_.host == "0.0.0.0" ? "127.0.0.1" : opt_.host;
+    url_ = "http://" + host + ":" + std::to_string(port);
+
+    scheduler::SchedulerConfig cfg;
+    cfg.workspace = opt_.home;
+    cfg.server_url = url_;
+    cfg.self_exe = compute::SelfExe();
+    cfg.local_slots = opt_.local_slots;
+    if (const char* v = getenv("CAIRN_LOCAL_SLOTS")) cfg.local_slots = atoi(v);
+    if (const char* v = getenv("CAIRN_MAX_LOG_BYTES")) cfg.max_log_bytes = atoll(v);
+    if (const char* v = getenv("CAIRN_KILL_GRACE_MS")) cfg.kill_grace_ms = atoll(v);
+    sched_ = std::make_unique<scheduler::Scheduler>(cfg, std::move(store).value());
+    sched_->Start();
+    Routes();
+
+    json info = {{"url", url_}, {"port", port}, {"host", opt_.host}, {"pid", getpid()},
+                 {"started_at", IsoTime(NowMillis())}};
+    Status s = WriteFileAtomic(ws_.ServerInfo(), info.dump(), 0600);
+    if (!s.ok()) {
+      fprintf(stderr, "cairn server: %s\n", s.message().c_str());
+      return 1;
+    }
+    fprintf(stderr, "%s cairn server %d listening on %s (workspace %s, %d local slots)\n",
+            IsoTime(NowMillis()).c_str(), getpid(), url_.c_str(), opt_.home.c_str(), sched_->local_slots());
+
+    // Signals end the server through a watcher thread; SIGCHLD is ignored so supervisors never linger
+    // as zombies (the scheduler checks them with kill(pid, 0)).
+    signal(SIGCHLD, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+    std::thread([this, set] {
+      int sig = 0;
+      sigwait(&set, &sig);
+      svr_.stop();
+    }).detach();
+
+    svr_.listen_after_bind();
+    sched_->Stop();
+    // Only remove the address if it is still ours.
+    auto cur = ReadFile(ws_.ServerInfo());
+    if (cur.ok() && cur->find("\"pid\":" + std::to_string(getpid())) != std::string::npos)
+      unlink(ws_.ServerInfo().c_str());
+    return 0;
+  }
+
+ private:
+  store::JobStore& Reader() {
+    thread_local std::unique_ptr<store::JobStore> reader;
+    thread_local std::string path;
+    if (!reader || path != ws_.Database()) {
+      auto r = store::JobStore::OpenReader(ws_.Database());
+      if (!r.ok()) {
+        fprintf(stderr, "cairn server: %s\n", r.status().message().c_str());
+        abort();
+      }
+      reader = std::move(r).value();
+      path = ws_.Database();
+    }
+    return *reader;
+  }
+
+  json View(const store::JobRecord& j) { return JobView(j, Reader().History(j.name), url_); }
+
+  void Routes() {
+    svr_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (!StartsWith(req.path, "/api/")) return httplib::Server::HandlerResponse::Unhandled;
+      std::string bearer = BearerOf(req);
+      if (SameToken(bearer, token_)) return httplib::Server::HandlerResponse::Unhandled;
+      // A supervisor may report on its own job with that job's token.
+      static const std::string kInternal = "/api/v1/internal/jobs/";
+      if (StartsWith(req.path, kInternal) && !bearer.empty()) {
+        std::string name = req.path.substr(kInternal.size());
+        name = name.substr(0, name.find('/'));
+        auto job = Reader().Get(name);
+        if (job.ok() && SameToken(bearer, job->token)) return httplib::Server::HandlerResponse::Unhandled;
+      }
+      SendError(res, Status(Code::kUnauthenticated,
+                            "missing or wrong bearer token (the workspace token is in " + ws_.Token() + ")"));
+      return httplib::Server::HandlerResponse::Handled;
+    });
+    svr_.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+      std::string what = "internal error";
+      try { std::rethrow_exception(ep); } catch (const std::exception& e) { what = e.what(); } catch (...) {}
+      SendError(res, Internal(what));
+    });
+
+    svr_.Get("/", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content("<!doctype html><title>Cairn</title><h1>Cairn workspace</h1><p>The studio is not built "
+                      "yet. Use <code>cairn job list</code>. Workspace: " + opt_.home + "</p>",
+                      "text/html");
+    });
+    svr_.Get("/api/v1/health", [this](const httplib::Request&, httplib::Response& res) {
+      SendJson(res, {{"status", "ok"}, {"pid", getpid()}, {"workspace", opt_.home}, {"url", url_},
+                     {"local_slots", sched_->local_slots()}});
+    });
+    svr_.Post("/api/v1/shutdown", [this](const httplib::Request&, httplib::Response& res) {
+      SendJson(res, {{"status", "stopping"}});
+      std::thread([this] { svr_.stop(); }).detach();
+    });
+
+    // Blobs and snapshots: the CLI asks which blobs are missing, uploads those, then names a manifest.
+    svr_.Post("/api/v1/blobs/missing", [this](const httplib::Request& req, httplib::Response& res) {
+      json body = json::parse(req.body, nullptr, false);
+      if (!body.is_object() || !body["sha256"].is_array()) return SendError(res, InvalidArgument("expected {\"sha256\": [...]}"));
+      store::BlobStore blobs(ws_.Blobs());
+      json missing = json::array();
+      for (const auto& h : body["sha256"]) {
+        if (!h.is_string() || !store::IsValidSha256(h)) return SendError(res, InvalidArgument("not a SHA-256 digest: " + h.dump()));
+        if (!blobs.Has(h)) missing.push_back(h);
+      }
+      SendJson(res, {{"missing", missing}});
+    });
+    svr_.Put(R"(/api/v1/blobs/([0-9a-f]{64}))", [this](const httplib::Request& req, httplib::Response& res) {
+      store::BlobStore blobs(ws_.Blobs());
+      Status s = blobs.Put(req.matches[1], req.body);
+      if (!s.ok()) return SendError(res, s);
+      SendJson(res, {{"sha256", req.matches[1].str()}}, 201);
+    });
+    svr_.Post("/api/v1/snapshots", [this](const httplib::Request& req, httplib::Response& res) {
+      json body = json::parse(req.body, nullptr, false);
+      if (!body.is_object()) return SendError(res, InvalidArgument("expected {\"manifest\": [...]}"));
+      auto m = store::ManifestFromJson(body.value("manifest", json()));
+      if (!m.ok()) return SendError(res, m.status());
+      store::BlobStore blobs(ws_.Blobs());
+      for (const auto& e : *m)
+        if (!blobs.Has(e.sha256)) return SendError(res, InvalidArgument("blob " + e.sha256 + " (" + e.path + ") was not uploaded"));
+      std::string id = store::ManifestId(*m);
+      Status s = sched_->PutSnapshot(id, store::ManifestToJson(*m).dump());
+      if (!s.ok()) return SendError(res, s);
+      SendJson(res, {{"id", id}, {"files", m->size()}}, 201);
+    });
+
+    // Jobs.
+    svr_.Post("/api/v1/jobs", [this](const httplib::Request& req, httplib::Response& res) {
+      json body = json::parse(req.body, nullptr, false);
+      if (!body.is_object() || !body.contains("spec")) return SendError(res, InvalidArgument("expected {\"spec\": {...}}"));
+      scheduler::SubmitRequest r;
+      r.spec = body["spec"];
+      r.source_yaml = body.value("source_yaml", "");
+      r.snapshot = body.value("snapshot", "");
+      r.dry_run = body.value("dry_run", false);
+      if (body.contains("input_snapshots") && body["input_snapshots"].is_object())
+        for (const auto& [k, v] : body["input_snapshots"].items()) r.input_manifests[k] = v.get<std::string>();
+      auto job = sched_->Submit(std::move(r));
+      if (!job.ok()) return SendError(res, job.status());
+      if (body.value("dry_run", false)) return SendJson(res, JobView(*job, {}, url_));
+      SendJson(res, View(*job), 201);
+    });
+    svr_.Get("/api/v1/jobs", [this](const httplib::Request& req, httplib::Response& res) {
+      store::JobFilter f;
+      if (req.has_param("max_results")) f.max_results = std::max(0, atoi(req.get_param_value("max_results").c_str()));
+      f.status = req.get_param_value("status");
+      f.experiment = req.get_param_value("experiment");
+      f.parent = req.get_param_value("parent");
+      f.compute = req.get_param_value("compute");
+      f.include_archived = req.get_param_value("include_archived") == "true";
+      f.archived_only = req.get_param_value("archived_only") == "true";
+      json out = json::array();
+      for (const auto& j : Reader().List(f)) out.push_back(View(j));
+      SendJson(res, out);
+    });
+    svr_.Get(R"(/api/v1/jobs/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+      auto job = Reader().Get(req.matches[1]);
+      if (!job.ok()) return SendError(res, job.status());
+      json v = View(*job);
+      if (req.get_param_value("include") == "yaml") v["source_yaml"] = job->source_yaml;
+      SendJson(res, v);
+    });
+    svr_.Patch(R"(/api/v1/jobs/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+      json body = json::parse(req.body, nullptr, false);
+      if (!body.is_object()) return SendError(res, InvalidArgument("expected a JSON object"));
+      auto job = sched_->Update(req.matches[1], body);
+      if (!job.ok()) return SendError(res, job.status());
+      SendJson(res, View(*job));
+    });
+    svr_.Post(R"(/api/v1/jobs/([^/]+)/cancel)", [this](const httplib::Request& req, httplib::Response& res) {
+      Status s = sched_->Cancel(req.matches[1]);
+      if (!s.ok()) return SendError(res, s);
+      auto job = Reader().Get(req.matches[1]);
+      SendJson(res, job.ok() ? View(*job) : json::object());
+    });
+    for (const char* verb : {"archive", "restore"}) {
+      bool archive = std::string(verb) == "archive";
+      svr_.Post(std::string(R"(/api/v1/jobs/([^/]+)/)") + verb,
+                [this, archive](const httplib::Request& req, httplib::Response& res) {
+                  Status s = sched_->SetArchived(req.matches[1], archive);
+                  if (!s.ok()) return SendError(res, s);
+                  auto job = Reader().Get(req.matches[1]);
+                  SendJson(res, job.ok() ? View(*job) : json::object());
+                });
+    }
+    svr_.Get(R"(/api/v1/jobs/([^/]+)/logs)", [this](const httplib::Request& req, httplib::Response& res) {
+      LogChunk(req, res);
+    });
+    svr_.Get(R"(/api/v1/jobs/([^/]+)/files)", [this](const httplib::Request& req, httplib::Response& res) {
+      auto job = Reader().Get(req.matches[1]);
+      if (!job.ok()) return SendError(res, job.status());
+      compute::RunLayout layout = compute::RunLayout::For(opt_.home, job->name);
+      json files = json::array();
+      ListFiles(layout.Artifacts(), "artifacts/", files);
+      for (const auto& [name, _] : job->spec.value("outputs", json::object()).items())
+        ListFiles(layout.Output(name), "named-outputs/" + name + "/", files);
+      SendJson(res, {{"status", job->status}, {"files", files}});
+    });
+    svr_.Get(R"(/api/v1/jobs/([^/]+)/files/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+      auto job = Reader().Get(req.matches[1]);
+      if (!job.ok()) return SendError(res, job.status());
+      std::string path = MapRunPath(compute::RunLayout::For(opt_.home, job->name), req.matches[2]);
+      struct stat st;
+      if (path.empty() || stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+        return SendError(res, NotFound("job '" + job->name + "' has no file " + req.matches[2].str()));
+      auto fd = std::make_shared<int>(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+      if (*fd < 0) return SendError(res, Internal("cannot open " + req.matches[2].str()));
+      res.set_content_provider(
+          static_cast<size_t>(st.st_size), "application/octet-stream",
+          [fd](size_t offset, size_t length, httplib::DataSink& sink) {
+            char buf[65536];
+            ssize_t n = pread(*fd, buf, std::min(length, sizeof buf), static_cast<off_t>(offset));
+            if (n <= 0) return false;
+            sink.write(buf, static_cast<size_t>(n));
+            return true;
+          },
+          [fd](bool) { close(*fd); });
+    });
+    svr_.Post(R"(/api/v1/internal/jobs/([^/]+)/events)", [this](const httplib::Request& req, httplib::Response& res) {
+      json body = json::parse(req.body, nullptr, false);
+      if (!body.is_object()) return SendError(res, InvalidArgument("expected {\"event\": ...}"));
+      Status s = sched_->SupervisorEvent(req.matches[1], body.value("event", ""));
+      if (!s.ok()) return SendError(res, s);
+      SendJson(res, {{"ok", true}});
+    });
+
+    // Computes.
+    svr_.Post("/api/v1/computes", [this](const httplib::Request& req, httplib::Response& res) {
+      json body = json::parse(req.body, nullptr, false);
+      if (!body.is_object()) return SendError(res, InvalidArgument("expected a compute object"));
+      auto c = sched_->CreateCompute(body);
+      if (!c.ok()) return SendError(res, c.status());
+      auto rec = Reader().GetCompute(body.value("name", ""));
+      if (!rec.ok()) return SendError(res, rec.status());
+      SendJson(res, ComputeView(*rec, 0, 0), 201);
+    });
+    svr_.Get("/api/v1/computes", [this](const httplib::Request&, httplib::Response& res) {
+      json out = json::array();
+      out.push_back(LocalCompute());
+      for (const auto& c : Reader().ListComputes()) {
+        auto [in_use, queued] = sched_->PoolUsage(c.name);
+        out.push_back(ComputeView(c, in_use, queued));
+      }
+      SendJson(res, out);
+    });
+    svr_.Get(R"(/api/v1/computes/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+      if (req.matches[1] == "local") return SendJson(res, LocalCompute());
+      auto c = Reader().GetCompute(req.matches[1]);
+      if (!c.ok()) return SendError(res, c.status());
+      auto [in_use, queued] = sched_->PoolUsage(c->name);
+      SendJson(res, ComputeView(*c, in_use, queued));
+    });
+    svr_.Delete(R"(/api/v1/computes/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+      if (req.matches[1] == "local") return SendError(res, InvalidArgument("the local compute is built in and cannot be deleted"));
+      Status s = sched_->DeleteCompute(req.matches[1]);
+      if (!s.ok()) return SendError(res, s);
+      SendJson(res, {{"name", req.matches[1].str()}, {"deleted", true}});
+    });
+  }
+
+  json LocalCompute() {
+    auto [in_use, queued] = sched_->PoolUsage("local");
+    return {{"name", "local"}, {"type", "local"}, {"max_instances", sched_->local_slots()},
+            {"min_instances", 0}, {"provisioning_state", "Succeeded"}, {"in_use", in_use},
+            {"queued_jobs", queued}, {"description", "this machine (built in)"}};
+  }
+
+  // Long poll: returns as soon as the log has bytes past `offset`, the job ends, or `wait_ms` passes.
+  void LogChunk(const httplib::Request& req, httplib::Response& res) {
+    std::string name = req.matches[1];
+    long long offset = req.has_param("offset") ? atoll(req.get_param_value("offset").c_str()) : 0;
+    int wait_ms = req.has_param("wait_ms") ? std::clamp(atoi(req.get_param_value("wait_ms").c_str()), 0, 30000) : 0;
+    std::string file = req.has_param("file") ? req.get_param_value("file") : "user_logs/std_log.txt";
+    compute::RunLayout layout = compute::RunLayout::For(opt_.home, name);
+    std::string path = MapRunPath(layout, "artifacts/" + file);
+    if (path.empty()) return SendError(res, InvalidArgument("bad log file name '" + file + "'"));
+    long long deadline = NowMillis() + wait_ms;
+    for (;;) {
+      long long version = sched_->events().Version();
+      auto job = Reader().Get(name);
+      if (!job.ok()) return SendError(res, job.status());
+      bool terminal = store::IsTerminalStatus(job->status);
+      struct stat st;
+      long long size = stat(path.c_str(), &st) == 0 ? st.st_size : 0;
+      if (size > offset || terminal || NowMillis() >= deadline) {
+        std::string data;
+        if (size > offset) {
+          long long want = std::min<long long>(size - offset, 4 << 20);
+          int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+          if (fd >= 0) {
+            data.resize(static_cast<size_t>(want));
+            ssize_t n = pread(fd, data.data(), static_cast<size_t>(want), static_cast<off_t>(offset));
+            data.resize(n > 0 ? static_cast<size_t>(n) : 0);
+            close(fd);
+          }
+        }
+        res.set_header("X-Cairn-Status", job->status);
+        res.set_header("X-Cairn-Terminal", terminal ? "true" : "false");
+        res.set_header("X-Cairn-Offset", std::to_string(offset + static_cast<long long>(data.size())));
+        res.set_header("X-Cairn-Size", std::to_string(size));
+        res.set_content(data, "application/octet-stream");
+        return;
+      }
+      sched_->events().WaitPast(version, static_cast<int>(std::min<long long>(15, deadline - NowMillis())));
+    }
+  }
+
+  ServerOptions opt_;
+  std::string token_;
+  WorkspacePaths ws_;
+  std::string url_;
+  int lock_fd_ = -1;
+  httplib::Server svr_;
+  std::unique_ptr<scheduler::Scheduler> sched_;
+};
+
+}  // namespace
+
+int RunServer(const ServerOptions& options) {
+  WorkspacePaths ws{options.home};
+  auto token = EnsureWorkspace(ws);
+  if (!token.ok()) {
+    fprintf(stderr, "cairn server: %s\n", token.status().message().c_str());
+    return 1;
+  }
+  Server s(options, *token);
+  return s.Run();
+}
+
+}  // namespace cairn::server

@@ -1,0 +1,101 @@
+#include "server/workspace.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <httplib.h>
+
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "base/fs.h"
+#include "base/util.h"
+#include "compute/process.h"
+
+namespace cairn::server {
+
+std::string DefaultHome() {
+  if (const char* h = getenv("CAIRN_HOME"); h && *h) return AbsPath(h);
+  const char* home = getenv("HOME");
+  return AbsPath(std::string(home && *home ? home : "/tmp") + "/.cairn");
+}
+
+Result<std::string> EnsureWorkspace(const WorkspacePaths& ws) {
+  for (const auto& d : {ws.home, ws.Blobs(), ws.Runs()}) {
+    Status s = MakeDirs(d);
+    if (!s.ok()) return s;
+  }
+  chmod(ws.home.c_str(), 0700);
+  auto token = ReadFile(ws.Token());
+  if (token.ok() && !Trim(*token).empty()) return Trim(*token);
+  // O_EXCL: when two processes race, one writes and both read the same token.
+  std::string fresh = RandomHex(32);
+  int fd = open(ws.Token().c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) {
+    (void)!write(fd, fresh.data(), fresh.size());
+    fsync(fd);
+    close(fd);
+    return fresh;
+  }
+  for (int i = 0; i < 100; ++i) {
+    token = ReadFile(ws.Token());
+    if (token.ok() && !Trim(*token).empty()) return Trim(*token);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return Internal("cannot create the workspace token " + ws.Token());
+}
+
+bool Healthy(const ServerAddress& addr, int timeout_ms) {
+  httplib::Client cli(addr.url);
+  cli.set_connection_timeout(timeout_ms / 1000, (timeout_ms % 1000) * 1000);
+  cli.set_read_timeout(timeout_ms * 4 / 1000, (timeout_ms * 4 % 1000) * 1000);
+  auto res = cli.Get("/api/v1/health", {{"Authorization", "Bearer " + addr.token}});
+  return res && res->status == 200;
+}
+
+namespace {
+Result<ServerAddress> ReadAddress(const WorkspacePaths& ws, const std::string& token) {
+  auto info = ReadFile(ws.ServerInfo());
+  if (!info.ok()) return info.status();
+  auto j = nlohmann::json::parse(*info, nullptr, false);
+  if (!j.is_object() || !j.contains("url")) return Unavailable("malformed " + ws.ServerInfo());
+  return ServerAddress{j["url"].get<std::string>(), token};
+}
+}  // namespace
+
+Result<ServerAddress> ConnectOrStart(const WorkspacePaths& ws) {
+  auto token = EnsureWorkspace(ws);
+  if (!token.ok()) return token.status();
+  if (auto addr = ReadAddress(ws, *token); addr.ok() && Healthy(*addr, 1000)) return addr;
+
+  int lock = open(ws.StartLock().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock < 0) return Internal("cannot open " + ws.StartLock());
+  flock(lock, LOCK_EX);
+  // Another CLI may have started it while we waited for the lock.
+  if (auto addr = ReadAddress(ws, *token); addr.ok() && Healthy(*addr, 1000)) {
+    close(lock);
+    return addr;
+  }
+  unlink(ws.ServerInfo().c_str());
+  auto pid = compute::SpawnDetached({compute::SelfExe(), "server", "--port", "0"}, ws.ServerLog(),
+                                    {{"CAIRN_HOME", ws.home}});
+  if (!pid.ok()) {
+    close(lock);
+    return pid.status();
+  }
+  long long deadline = NowMillis() + 15000;
+  while (NowMillis() < deadline) {
+    if (auto addr = ReadAddress(ws, *token); addr.ok() && Healthy(*addr, 1000)) {
+      close(lock);
+      return addr;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  close(lock);
+  return Unavailable("the workspace server did not start within 15 s; see " + ws.ServerLog());
+}
+
+}  // namespace cairn::server

@@ -1,0 +1,39 @@
+// The workspace on disk ($CAIRN_HOME, default ~/.cairn) and how a CLI finds or starts its server.
+// Functions are thread-safe; they coordinate processes through lock files.
+#pragma once
+
+#include <string>
+
+#include "base/status.h"
+
+namespace cairn::server {
+
+struct WorkspacePaths {
+  std::string home;
+  std::string Token() const { return home + "/token"; }
+  std::string ServerInfo() const { return home + "/server.json"; }
+  std::string ServerLock() const { return home + "/server.lock"; }
+  std::string StartLock() const { return home + "/start.lock"; }
+  std::string ServerLog() const { return home + "/server.log"; }
+  std::string Database() const { return home + "/cairn.db"; }
+  std::string Blobs() const { return home + "/blobs"; }
+  std::string Runs() const { return home + "/runs"; }
+};
+
+// $CAIRN_HOME, else ~/.cairn, made absolute.
+std::string DefaultHome();
+// Creates the workspace folders and its token (a 0600 file) when missing; returns the token.
+Result<std::string> EnsureWorkspace(const WorkspacePaths& ws);
+
+struct ServerAddress {
+  std::string url;    // http://127.0.0.1:PORT
+  std::string token;  // bearer token
+};
+
+// Finds the workspace's running server, or starts one in the background (once, even when several CLIs
+// ask at the same moment) and waits until it answers.
+Result<ServerAddress> ConnectOrStart(const WorkspacePaths& ws);
+// Whether a server answers at `addr` with this token.
+bool Healthy(const ServerAddress& addr, int timeout_ms);
+
+}  // namespace cairn::server

@@ -1,0 +1,129 @@
+#include "spec/compute_spec.h"
+
+#include <algorithm>
+
+#include "base/fs.h"
+#include "base/util.h"
+#include "spec/yaml_tree.h"
+
+namespace cairn::spec {
+
+using nlohmann::json;
+
+json ToJson(const ComputeSpec& c) {
+  return {{"name", c.name},
+          {"type", c.type},
+          {"size", c.size},
+          {"min_instances", c.min_instances},
+          {"max_instances", c.max_instances},
+          {"idle_time_before_scale_down", c.idle_time_before_scale_down},
+          {"tier", c.tier},
+          {"location", c.location},
+          {"description", c.description},
+          {"tags", c.tags},
+          {"extra", c.extra}};
+}
+
+ComputeSpec ComputeSpecFromJson(const json& j) {
+  ComputeSpec c;
+  c.name = j.value("name", "");
+  c.type = ToLower(j.value("type", "amlcompute"));
+  c.size = j.value("size", "");
+  c.min_instances = j.value("min_instances", 0);
+  c.max_instances = j.value("max_instances", 4);
+  c.idle_time_before_scale_down = j.value("idle_time_before_scale_down", 120);
+  c.tier = j.value("tier", "dedicated");
+  c.location = j.value("location", "");
+  c.description = j.value("description", "");
+  if (j.contains("tags") && j["tags"].is_object()) c.tags = j["tags"].get<std::map<std::string, std::string>>();
+  if (j.contains("extra")) c.extra = j["extra"];
+  return c;
+}
+
+namespace {
+const std::vector<std::string> kKeys = {"$schema", "name", "type", "size", "min_instances",
+                                        "max_instances", "idle_time_before_scale_down", "tier",
+                                        "location", "description", "tags", "identity", "ssh_settings",
+                                        "ssh_public_access_enabled", "network_settings",
+                                        "enable_node_public_ip", "resource_id", "schedules",
+                                        "create_on_behalf_of", "idle_time_before_shutdown_minutes",
+                                        "idle_time_before_shutdown", "setup_scripts"};
+
+int IntField(const YNode& n, const std::string& field, Diagnostics& d) {
+  auto v = AsInt(n);
+  if (!v || *v < 0) {
+    d.Error(n.file, n.line, n.column,
+            field + ": expected an integer >= 0, got " + (n.IsScalar() ? "\"" + n.scalar + "\"" : n.TypeName()));
+    return 0;
+  }
+  return static_cast<int>(*v);
+}
+}  // namespace
+
+std::optional<ComputeSpec> ParseComputeText(const std::string& text, const std::string& file,
+                                            const std::vector<std::string>& overrides, Diagnostics& d) {
+  auto root = ParseYaml(text, file, d);
+  if (!root) return std::nullopt;
+  for (const auto& o : overrides) ApplyOverride(*root, o, d);
+  if (!root->IsMap()) {
+    d.Error(file, root->line, root->column, "a compute file must be a mapping");
+    return std::nullopt;
+  }
+  ComputeSpec c;
+  for (const auto& e : root->map) {
+    const YNode& v = e.value;
+    if (std::find(kKeys.begin(), kKeys.end(), e.key) == kKeys.end()) {
+      std::string near = ClosestMatch(e.key, kKeys);
+      d.Error(file, e.line, e.column,
+              "unknown key '" + e.key + "'" + (near.empty() ? "" : " (did you mean '" + near + "'?)"));
+      continue;
+    }
+    if (e.key == "name") c.name = v.scalar;
+    else if (e.key == "type") c.type = ToLower(v.scalar);
+    else if (e.key == "size") c.size = v.scalar;
+    else if (e.key == "min_instances") c.min_instances = IntField(v, e.key, d);
+    else if (e.key == "max_instances") c.max_instances = IntField(v, e.key, d);
+    else if (e.key == "idle_time_before_scale_down") c.idle_time_before_scale_down = IntField(v, e.key, d);
+    else if (e.key == "tier") c.tier = v.scalar;
+    else if (e.key == "location") c.location = v.scalar;
+    else if (e.key == "description") c.description = v.scalar;
+    else if (e.key == "tags") {
+      for (const auto& t : v.map) c.tags[t.key] = t.value.scalar;
+    } else if (e.key != "$schema") {
+      c.extra[e.key] = v.IsScalar() ? json(v.scalar) : json(true);
+    }
+  }
+  if (!root->Get("name")) d.Error(file, 1, 1, "missing required key 'name'");
+  if (!root->Get("type")) d.Error(file, 1, 1, "missing required key 'type'");
+  ValidateCompute(c, file, d);
+  if (d.HasErrors()) return std::nullopt;
+  return c;
+}
+
+std::optional<ComputeSpec> ParseComputeFile(const std::string& path,
+                                            const std::vector<std::string>& overrides, Diagnostics& d) {
+  auto text = ReadFile(path, YamlLimits().max_bytes + 1);
+  if (!text.ok()) {
+    d.Error(path, 0, 0, text.status().code() == Code::kNotFound ? "no such file" : text.status().message());
+    return std::nullopt;
+  }
+  return ParseComputeText(*text, path, overrides, d);
+}
+
+void ValidateCompute(const ComputeSpec& c, const std::string& file, Diagnostics& d) {
+  if (!c.name.empty() && !IsValidName(c.name))
+    d.Error(file, 0, 0, "name: '" + c.name + "' is not a valid compute name");
+  if (c.name == "local" || c.name == "serverless")
+    d.Error(file, 0, 0, "name: '" + c.name + "' is reserved");
+  static const std::vector<std::string> kTypes = {"amlcompute", "computeinstance", "local"};
+  if (std::find(kTypes.begin(), kTypes.end(), c.type) == kTypes.end()) {
+    d.Error(file, 0, 0, "type: '" + c.type +
+                            "' is not supported here (supported: amlcompute, computeinstance, local)");
+  }
+  if (c.max_instances < 1) d.Error(file, 0, 0, "max_instances: must be at least 1");
+  if (c.min_instances > c.max_instances)
+    d.Error(file, 0, 0, "min_instances (" + std::to_string(c.min_instances) + ") exceeds max_instances (" +
+                            std::to_string(c.max_instances) + ")");
+}
+
+}  // namespace cairn::spec

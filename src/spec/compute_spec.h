@@ -1,0 +1,39 @@
+// Compute targets as users declare them (`cairn compute create -f cluster.yml` or flags). Plain values.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "spec/diagnostics.h"
+
+namespace cairn::spec {
+
+struct ComputeSpec {
+  std::string name;
+  std::string type = "amlcompute";  // amlcompute | computeinstance | local (lower case)
+  std::string size;
+  int min_instances = 0;
+  int max_instances = 4;  // the CLI's default
+  int idle_time_before_scale_down = 120;
+  std::string tier = "dedicated";
+  std::string location;
+  std::string description;
+  std::map<std::string, std::string> tags;
+  nlohmann::json extra = nlohmann::json::object();  // identity, ssh settings...: kept, unused
+};
+
+nlohmann::json ToJson(const ComputeSpec& c);
+ComputeSpec ComputeSpecFromJson(const nlohmann::json& j);
+
+// Parses a compute YAML; `overrides` are --set items. Returns nullopt after adding errors.
+std::optional<ComputeSpec> ParseComputeText(const std::string& text, const std::string& file,
+                                            const std::vector<std::string>& overrides, Diagnostics& d);
+std::optional<ComputeSpec> ParseComputeFile(const std::string& path,
+                                            const std::vector<std::string>& overrides, Diagnostics& d);
+// Checks the values (from a file or from flags); adds errors located at `file`.
+void ValidateCompute(const ComputeSpec& c, const std::string& file, Diagnostics& d);
+
+}  // namespace cairn::spec

@@ -1,0 +1,33 @@
+// Compiler-style diagnostics for user-written files: "job.yml:7:3: error: unknown key 'comand' (did
+// you mean 'command'?)". Collected all at once. Not thread-safe.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace cairn::spec {
+
+struct Diagnostic {
+  std::string file;  // "job.yml", or "--set" for a command-line override
+  int line = 0;      // 1-based; 0 when the place is the whole file
+  int column = 0;    // 1-based
+  bool error = true;
+  std::string message;
+
+  std::string ToString() const;
+};
+
+class Diagnostics {
+ public:
+  void Error(const std::string& file, int line, int col, std::string message);
+  void Warning(const std::string& file, int line, int col, std::string message);
+  bool HasErrors() const;
+  const std::vector<Diagnostic>& all() const { return items_; }
+  // Sorted by place, one per line.
+  std::string ToString() const;
+
+ private:
+  std::vector<Diagnostic> items_;
+};
+
+}  // namespace cairn::spec

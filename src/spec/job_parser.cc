@@ -1,0 +1,775 @@
+// Parses a command job in any of the three syntax generations into a JobSpec, collecting every
+// diagnostic on the way.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <set>
+
+#include "base/fs.h"
+#include "base/util.h"
+#include "spec/job_spec.h"
+#include "spec/placeholders.h"
+#include "spec/yaml_tree.h"
+
+namespace cairn::spec {
+
+namespace {
+
+const std::vector<std::string> kTopKeys = {
+    "$schema", "type", "name", "display_name", "experiment_name", "description", "tags",
+    "properties", "command", "code", "environment", "environment_variables", "compute", "resources",
+    "distribution", "limits", "inputs", "outputs", "services", "identity", "queue_settings",
+    "parent_job_name", "is_deterministic",
+    // read-only fields that `job show -o yaml` writes: accepted and ignored so a saved job resubmits
+    "status", "creation_context", "id", "log_files", "parameters"};
+const std::vector<std::string> kReadOnly = {"status", "creation_context", "id", "log_files",
+                                            "parameters"};
+const std::vector<std::string> kInputTypes = {"uri_file", "uri_folder", "mltable",
+                                              "mlflow_model", "custom_model", "triton_model"};
+const std::vector<std::string> kInputModes = {"ro_mount", "download", "direct", "eval_mount",
+                                              "eval_download", "mount"};
+const std::vector<std::string> kOutputModes = {"rw_mount", "upload", "mount", "direct"};
+
+class JobParser {
+ public:
+  JobParser(const std::string& base_dir, const ParseOptions& options, Diagnostics& diags)
+      : base_dir_(base_dir), options_(options), d_(diags) {}
+
+  std::optional<JobSpec> Parse(YNode& root) {
+    if (!root.IsMap()) {
+      Error(root, "a job file must be a mapping of keys to values, got " + root.TypeName());
+      return std::nullopt;
+    }
+    JobSpec spec;
+    std::string type = "command";
+    if (const YNode* t = root.Get("type")) type = Str(*t, "type");
+    if (type == "sweep" || type == "sweep_job") {
+      Error(*root.Get("type"), "type: sweep jobs are not supported yet; this workspace runs command jobs");
+      return std::nullopt;
+    }
+    if (type == "pipeline" || type == "pipeline_job") {
+      Error(*root.Get("type"), "type: pipeline jobs are not supported by Cairn");
+      return std::nullopt;
+    }
+    if (type != "command" && type != "command_job") {
+      Error(*root.Get("type"), "type: unknown job type '" + type + "' (expected 'command')");
+      return std::nullopt;
+    }
+    CheckKeys(root, kTopKeys, "");
+
+    if (auto* n = root.Get("name")) spec.name = Str(*n, "name");
+    if (!options_.name.empty()) spec.name = options_.name;
+    if (!spec.name.empty() && !IsValidName(spec.name)) {
+      const YNode* n = root.Get("name");
+      std::string msg = "name: '" + spec.name +
+                        "' is not a valid job name (letters, digits, '_' and '-', starting with a "
+                        "letter or digit, at most 255 characters)";
+      if (n && options_.name.empty()) Error(*n, msg); else d_.Error("--name", 0, 0, msg);
+    }
+    if (auto* n = root.Get("display_name")) spec.display_name = Str(*n, "display_name");
+    if (auto* n = root.Get("experiment_name")) spec.experiment_name = Str(*n, "experiment_name");
+    if (auto* n = root.Get("description")) spec.description = Str(*n, "description");
+    if (auto* n = root.Get("tags")) spec.tags = StringMap(*n, "tags", true);
+    if (auto* n = root.Get("properties")) spec.properties = StringMap(*n, "properties", true);
+    if (auto* n = root.Get("environment_variables"))
+      spec.environment_variables = StringMap(*n, "environment_variables", false);
+
+    ParseCode(root, spec);
+    ParseCompute(root, spec);
+    ParseResources(root, spec);
+    ParseEnvironment(root, spec);
+    ParseDistribution(root, spec);
+    ParseLimits(root, spec);
+    ParseInputs(root, spec);
+    ParseOutputs(root, spec);
+    for (const char* key : {"services", "identity", "queue_settings"}) {
+      if (const YNode* n = root.Get(key)) {
+        nlohmann::json j = ToJsonValue(*n);
+        if (std::string(key) == "services") spec.services = j;
+        if (std::string(key) == "identity") spec.identity = j;
+        if (std::string(key) == "queue_settings") spec.queue_settings = j;
+      }
+    }
+    ParseCommand(root, spec);
+    spec.generation = generation_p1_ ? "preview 1" : generation_p2_ ? "preview 2" : "GA";
+    if (d_.HasErrors()) return std::nullopt;
+    return spec;
+  }
+
+ private:
+  void Error(const YNode& at, const std::string& msg) { d_.Error(at.file, at.line, at.column, msg); }
+  void Warning(const YNode& at, const std::string& msg) { d_.Warning(at.file, at.line, at.column, msg); }
+  void ErrorAtKey(const YEntry& e, const YNode& parent, const std::string& msg) {
+    d_.Error(parent.file, e.line, e.column, msg);
+  }
+
+  void CheckKeys(const YNode& map, const std::vector<std::string>& allowed, const std::string& prefix) {
+    for (const auto& e : map.map) {
+      if (std::find(allowed.begin(), allowed.end(), e.key) != allowed.end()) continue;
+      std::string msg = "unknown key '" + prefix + e.key + "'";
+      std::string near = ClosestMatch(e.key, allowed);
+      if (!near.empty()) msg += " (did you mean '" + prefix + near + "'?)";
+      d_.Error(map.file, e.line, e.column, msg);
+    }
+  }
+
+  std::string Str(const YNode& n, const std::string& field) {
+    if (n.IsScalar()) return n.scalar;
+    if (n.IsNull()) return "";
+    Error(n, field + ": expected a string, got " + n.TypeName());
+    return "";
+  }
+
+  std::map<std::string, std::string> StringMap(const YNode& n, const std::string& field, bool allow_null) {
+    std::map<std::string, std::string> out;
+    if (n.IsNull()) return out;
+    if (!n.IsMap()) {
+      Error(n, field + ": expected a mapping of names to strings, got " + n.TypeName());
+      return out;
+    }
+    for (const auto& e : n.map) {
+      if (e.value.IsScalar()) {
+        out[e.key] = e.value.scalar;
+      } else if (e.value.IsNull() && allow_null) {
+        out[e.key] = "";
+      } else {
+        Error(e.value, field + "." + e.key + ": expected a string, got " + e.value.TypeName());
+      }
+    }
+    return out;
+  }
+
+  nlohmann::json ToJsonValue(const YNode& n) {
+    switch (n.kind) {
+      case YNode::Kind::kNull: return nullptr;
+      case YNode::Kind::kScalar:
+        if (!n.quoted) {
+          if (auto b = AsBool(n)) return *b;
+          if (auto i = AsInt(n)) return *i;
+          if (auto x = AsNumber(n)) return *x;
+        }
+        return n.scalar;
+      case YNode::Kind::kSeq: {
+        nlohmann::json a = nlohmann::json::array();
+        for (const auto& c : n.seq) a.push_back(ToJsonValue(c));
+        return a;
+      }
+      case YNode::Kind::kMap: {
+        nlohmann::json o = nlohmann::json::object();
+        for (const auto& e : n.map) o[e.key] = ToJsonValue(e.value);
+        return o;
+      }
+    }
+    return nullptr;
+  }
+
+  std::optional<long long> PositiveInt(const YNode& n, const std::string& field) {
+    auto v = AsInt(n);
+    if (!v && n.IsScalar() && !n.quoted) {
+      // 2.0 is an integer in spirit
+      if (auto x = AsNumber(n); x && *x == static_cast<long long>(*x)) v = static_cast<long long>(*x);
+    }
+    if (!v || *v <= 0) {
+      Error(n, field + ": expected a positive integer, got " +
+                   (n.IsScalar() ? "\"" + n.scalar + "\"" : n.TypeName()));
+      return std::nullopt;
+    }
+    return v;
+  }
+
+  // A local path as written in the file, made absolute against the file's folder.
+  std::string LocalPath(std::string p) {
+    if (StartsWith(p, "file:")) p = p.substr(5);
+    return AbsPath(p, base_dir_);
+  }
+
+  void CheckLocalFolder(const YNode& at, const std::string& field, const std::string& abs) {
+    if (!options_.check_local_paths) return;
+    struct stat st;
+    if (stat(abs.c_str(), &st) != 0) {
+      Error(at, field + ": '" + at.scalar + "' does not exist (looked for " + abs + ")");
+    } else if (!S_ISDIR(st.st_mode)) {
+      Error(at, field + ": '" + at.scalar + "' is not a folder (" + abs + ")");
+    } else if (access(abs.c_str(), R_OK | X_OK) != 0) {
+      Error(at, field + ": folder '" + at.scalar + "' is not readable (" + abs + ")");
+    }
+  }
+
+  void CheckLocalPath(const YNode& at, const std::string& field, const std::string& abs) {
+    if (!options_.check_local_paths) return;
+    if (access(abs.c_str(), R_OK) != 0)
+      Error(at, field + ": '" + at.scalar + "' does not exist or is not readable (looked for " + abs + ")");
+  }
+
+  void ParseCode(const YNode& root, JobSpec& spec) {
+    const YNode* n = root.Get("code");
+    if (!n || n->IsNull()) return;
+    const YNode* path = n;
+    if (n->IsMap()) {  // preview: {local_path: src}
+      generation_p2_ = true;
+      CheckKeys(*n, {"local_path", "path"}, "code.");
+      path = n->Get("local_path");
+      if (!path) path = n->Get("path");
+      if (!path) {
+        Error(*n, "code: missing required key 'local_path'");
+        return;
+      }
+    }
+    if (!path->IsScalar()) {
+      Error(*path, "code: expected a path to a local folder, got " + path->TypeName());
+      return;
+    }
+    std::string p = path->scalar;
+    if (StartsWith(p, "git+") || StartsWith(p, "azureml:") || StartsWith(p, "http")) {
+      Error(*path, "code: '" + p + "' is not supported; give a local folder");
+      return;
+    }
+    spec.code = LocalPath(p);
+    CheckLocalFolder(*path, "code", spec.code);
+  }
+
+  void ParseCompute(const YNode& root, JobSpec& spec) {
+    const YNode* n = root.Get("compute");
+    if (!n || n->IsNull()) return;
+    const YNode* target = n;
+    if (n->IsMap()) {  // preview 1: {target, instance_count, ...}
+      generation_p1_ = true;
+      CheckKeys(*n, {"target", "instance_count", "instance_type", "location", "properties"}, "compute.");
+      target = n->Get("target");
+      if (const YNode* ic = n->Get("instance_count"))
+        if (auto v = PositiveInt(*ic, "compute.instance_count")) spec.instance_count = static_cast<int>(*v);
+      if (const YNode* it = n->Get("instance_type")) spec.instance_type = Str(*it, "compute.instance_type");
+      if (!target) return;
+    }
+    if (!target->IsScalar()) {
+      Error(*target, "compute: expected a compute name such as 'azureml:cpu-cluster' or 'local', got " +
+                         target->TypeName());
+      return;
+    }
+    std::string c = Trim(target->scalar);
+    if (StartsWith(c, "azureml:")) {
+      c = c.substr(8);
+      // The ARM id form ends in /computes/<name>.
+      size_t slash = c.rfind("/computes/");
+      if (slash != std::string::npos) c = c.substr(slash + 10);
+    }
+    if (c == "serverless") c = "";
+    if (!c.empty() && !IsValidName(c)) {
+      Error(*target, "compute: '" + target->scalar + "' is not a valid compute name");
+      return;
+    }
+    spec.compute = c;
+  }
+
+  void ParseResources(const YNode& root, JobSpec& spec) {
+    const YNode* n = root.Get("resources");
+    if (!n || n->IsNull()) return;
+    if (!n->IsMap()) {
+      Error(*n, "resources: expected a mapping, got " + n->TypeName());
+      return;
+    }
+    CheckKeys(*n, {"instance_count", "instance_type", "shm_size", "docker_args", "locations",
+                   "max_instance_count", "properties"}, "resources.");
+    if (const YNode* ic = n->Get("instance_count"))
+      if (auto v = PositiveInt(*ic, "resources.instance_count")) spec.instance_count = static_cast<int>(*v);
+    if (const YNode* it = n->Get("instance_type")) spec.instance_type = Str(*it, "resources.instance_type");
+    if (const YNode* s = n->Get("shm_size")) {
+      spec.shm_size = Str(*s, "resources.shm_size");
+      static const std::string kUnits = "bkmgBKMG";
+      bool ok = spec.shm_size.size() >= 2 && kUnits.find(spec.shm_size.back()) != std::string::npos &&
+                std::all_of(spec.shm_size.begin(), spec.shm_size.end() - 1, ::isdigit);
+      if (!ok) Error(*s, "resources.shm_size: expected <number><unit> with unit b, k, m or g (e.g. 2g), got \"" +
+                             spec.shm_size + "\"");
+    }
+    if (const YNode* p = n->Get("properties")) {
+      if (!p->IsMap()) Error(*p, "resources.properties: expected a mapping, got " + p->TypeName());
+      else spec.resources_properties = ToJsonValue(*p);
+    }
+  }
+
+  void ParseEnvironment(const YNode& root, JobSpec& spec) {
+    const YNode* n = root.Get("environment");
+    if (!n || n->IsNull()) {
+      d_.Error(root.file, root.line ? 1 : 0, 1, "missing required key 'environment'");
+      return;
+    }
+    EnvironmentSpec& env = spec.environment;
+    if (n->IsScalar()) {
+      std::string v = Trim(n->scalar);
+      if (StartsWith(v, "azureml:")) {
+        env.reference = v;
+      } else if (StartsWith(v, "file:")) {
+        Error(*n, "environment: references to environment files ('" + v +
+                      "') are not supported yet; write the environment inline");
+      } else {
+        Error(*n, "environment: expected 'azureml:<name>:<version>', 'azureml:<name>@latest', a registry "
+                  "URI or an inline environment, got \"" + v + "\"");
+      }
+      return;
+    }
+    if (!n->IsMap()) {
+      Error(*n, "environment: expected a reference or a mapping, got " + n->TypeName());
+      return;
+    }
+    CheckKeys(*n, {"image", "conda_file", "build", "docker", "name", "version", "os_type", "description",
+                   "tags", "inference_config", "datastore", "environment_variables", "$schema"},
+              "environment.");
+    for (const char* k : {"name", "version"}) {
+      if (const YNode* x = n->Get(k))
+        Warning(*x, std::string("environment.") + k +
+                        ": an inline environment is anonymous; the name/version is ignored");
+    }
+    const YNode* image = n->Get("image");
+    const YNode* build = n->Get("build");
+    if (const YNode* docker = n->Get("docker")) {  // preview 1
+      generation_p1_ = true;
+      if (!docker->IsMap()) {
+        Error(*docker, "environment.docker: expected a mapping, got " + docker->TypeName());
+      } else {
+        CheckKeys(*docker, {"image", "build"}, "environment.docker.");
+        if (!image) image = docker->Get("image");
+        if (!build) build = docker->Get("build");
+      }
+    }
+    if (image && build) {
+      Error(*build, "environment: give either 'image' or 'build', not both");
+    } else if (!image && !build) {
+      Error(*n, "environment: an inline environment needs 'image' or 'build'");
+    }
+    if (image) {
+      env.image = Trim(Str(*image, "environment.image"));
+      if (env.image.empty()) Error(*image, "environment.image: must not be empty");
+    }
+    if (build) {
+      if (!build->IsMap()) {
+        Error(*build, "environment.build: expected a mapping with 'path', got " + build->TypeName());
+      } else {
+        CheckKeys(*build, {"path", "local_path", "dockerfile_path", "dockerfile"}, "environment.build.");
+        const YNode* path = build->Get("path");
+        if (!path) path = build->Get("local_path");
+        if (const YNode* df = build->Get("dockerfile")) {  // preview 1: dockerfile: file:Dockerfile
+          std::string f = LocalPath(Str(*df, "environment.build.dockerfile"));
+          env.build_path = Dirname(f);
+          env.dockerfile_path = Basename(f);
+          CheckLocalPath(*df, "environment.build.dockerfile", f);
+        } else if (!path) {
+          Error(*build, "environment.build: missing required key 'path'");
+        }
+        if (path) {
+          std::string p = Str(*path, "environment.build.path");
+          if (StartsWith(p, "http://") || StartsWith(p, "https://")) {
+            env.build_path = p;
+          } else {
+            env.build_path = LocalPath(p);
+            CheckLocalFolder(*path, "environment.build.path", env.build_path);
+          }
+          env.dockerfile_path = "Dockerfile";
+          if (const YNode* dfp = build->Get("dockerfile_path"))
+            env.dockerfile_path = Str(*dfp, "environment.build.dockerfile_path");
+        }
+      }
+    }
+    if (const YNode* conda = n->Get("conda_file")) {
+      if (!image && !build) {
+        // already reported
+      } else if (!image) {
+        Error(*conda, "environment.conda_file: needs 'image' (a conda file is applied on top of an image)");
+      }
+      if (conda->IsScalar()) {
+        env.conda_file = LocalPath(conda->scalar);
+        CheckLocalPath(*conda, "environment.conda_file", env.conda_file);
+      } else if (!conda->IsMap()) {
+        Error(*conda, "environment.conda_file: expected a path or an inline conda specification");
+      }
+    }
+    if (const YNode* os = n->Get("os_type")) {
+      std::string v = ToLower(Str(*os, "environment.os_type"));
+      if (v != "linux" && v != "windows")
+        Error(*os, "environment.os_type: expected 'linux' or 'windows', got \"" + os->scalar + "\"");
+      else if (v == "windows")
+        Error(*os, "environment.os_type: windows environments cannot run on this Linux workspace");
+    }
+  }
+
+  void ParseDistribution(const YNode& root, JobSpec& spec) {
+    const YNode* n = root.Get("distribution");
+    if (!n || n->IsNull()) return;
+    if (!n->IsMap()) {
+      Error(*n, "distribution: expected a mapping with 'type', got " + n->TypeName());
+      return;
+    }
+    const YNode* t = n->Get("type");
+    if (!t) {
+      Error(*n, "distribution: missing required key 'type' (mpi, pytorch, tensorflow or ray)");
+      return;
+    }
+    std::string type = ToLower(Str(*t, "distribution.type"));
+    nlohmann::json d = {{"type", type}};
+    if (type == "pytorch" || type == "mpi") {
+      CheckKeys(*n, {"type", "process_count_per_instance", "process_count"}, "distribution.");
+      long long per = 1;
+      if (const YNode* p = n->Get("process_count_per_instance")) {
+        if (auto v = PositiveInt(*p, "distribution.process_count_per_instance")) per = *v;
+      } else if (const YNode* p1 = n->Get("process_count")) {
+        // Preview 1 counted processes in total.
+        generation_p1_ = true;
+        if (auto v = PositiveInt(*p1, "distribution.process_count")) {
+          if (*v % spec.instance_count != 0) {
+            Error(*p1, "distribution.process_count: " + std::to_string(*v) +
+                           " processes cannot be split evenly over " +
+                           std::to_string(spec.instance_count) + " instances");
+          }
+          per = std::max<long long>(1, *v / spec.instance_count);
+        }
+      }
+      d["process_count_per_instance"] = per;
+    } else if (type == "tensorflow") {
+      CheckKeys(*n, {"type", "worker_count", "parameter_server_count"}, "distribution.");
+      long long workers = spec.instance_count, ps = 0;
+      if (const YNode* w = n->Get("worker_count"))
+        if (auto v = PositiveInt(*w, "distribution.worker_count")) workers = *v;
+      if (const YNode* p = n->Get("parameter_server_count")) {
+        auto v = AsInt(*p);
+        if (!v || *v < 0) Error(*p, "distribution.parameter_server_count: expected an integer >= 0");
+        else ps = *v;
+      }
+      d["worker_count"] = workers;
+      d["parameter_server_count"] = ps;
+    } else if (type == "ray") {
+      CheckKeys(*n, {"type", "address", "port", "dashboard_port", "include_dashboard",
+                     "head_node_additional_args", "worker_node_additional_args"}, "distribution.");
+      d = ToJsonValue(*n);
+    } else {
+      Error(*t, "distribution.type: unknown type '" + t->scalar +
+                    "' (expected mpi, pytorch, tensorflow or ray)");
+      return;
+    }
+    spec.distribution = d;
+  }
+
+  void ParseLimits(const YNode& root, JobSpec& spec) {
+    const YNode* n = root.Get("limits");
+    if (!n || n->IsNull()) return;
+    if (!n->IsMap()) {
+      Error(*n, "limits: expected a mapping, got " + n->TypeName());
+      return;
+    }
+    CheckKeys(*n, {"timeout"}, "limits.");
+    if (const YNode* t = n->Get("timeout"))
+      if (auto v = PositiveInt(*t, "limits.timeout")) spec.timeout_seconds = *v;
+  }
+
+  void ParseInputs(const YNode& root, JobSpec& spec) {
+    const YNode* n = root.Get("inputs");
+    if (!n || n->IsNull()) return;
+    if (!n->IsMap()) {
+      Error(*n, "inputs: expected a mapping of input names to values, got " + n->TypeName());
+      return;
+    }
+    for (const auto& e : n->map) {
+      if (!IsValidInputName(e.key)) {
+        ErrorAtKey(e, *n, "inputs." + e.key + ": not a valid input name (letters, digits and '_')");
+        continue;
+      }
+      InputSpec in;
+      const YNode& v = e.value;
+      std::string field = "inputs." + e.key;
+      if (v.IsScalar() || v.IsNull()) {
+        in.literal = true;
+        in.value = v.scalar;
+        in.literal_type = v.quoted ? "string" : AsBool(v) ? "boolean" : AsInt(v) ? "integer"
+                                              : AsNumber(v) ? "number" : "string";
+        if (v.IsNull()) {
+          in.optional = true;
+          in.literal_type = "string";
+        }
+        spec.inputs[e.key] = in;
+        continue;
+      }
+      if (!v.IsMap()) {
+        Error(v, field + ": expected a literal value or an input mapping, got " + v.TypeName());
+        continue;
+      }
+      const YNode* path = v.Get("path");
+      in.type = "uri_folder";
+      in.mode = "ro_mount";
+      if (const YNode* data = v.Get("data")) {  // preview 1
+        generation_p1_ = true;
+        CheckKeys(v, {"data", "mode"}, field + ".");
+        if (data->IsScalar()) {
+          path = data;
+        } else if (data->IsMap()) {
+          CheckKeys(*data, {"path", "local_path", "datastore"}, field + ".data.");
+          path = data->Get("path");
+          if (!path) path = data->Get("local_path");
+          if (!path) Error(*data, field + ".data: missing required key 'path' or 'local_path'");
+        } else {
+          Error(*data, field + ".data: expected a path or a mapping");
+        }
+        if (path && path->IsScalar()) in.type = GuessType(path->scalar);
+      } else if (v.Get("file") || v.Get("folder") || v.Get("dataset")) {  // preview 2
+        generation_p2_ = true;
+        CheckKeys(v, {"file", "folder", "dataset", "mode"}, field + ".");
+        if ((path = v.Get("file"))) in.type = "uri_file";
+        else if ((path = v.Get("folder"))) in.type = "uri_folder";
+        else {
+          path = v.Get("dataset");
+          if (path->IsMap()) {
+            CheckKeys(*path, {"local_path", "path"}, field + ".dataset.");
+            const YNode* lp = path->Get("local_path");
+            if (!lp) lp = path->Get("path");
+            if (!lp) {
+              Error(*path, field + ".dataset: missing required key 'local_path'");
+              continue;
+            }
+            path = lp;
+          }
+          in.type = "uri_folder";
+        }
+      } else {
+        CheckKeys(v, {"type", "path", "mode", "datastore", "description", "optional", "default", "min",
+                      "max", "enum"}, field + ".");
+        if (const YNode* t = v.Get("type")) {
+          std::string type = Str(*t, field + ".type");
+          static const std::vector<std::string> kLiteralTypes = {"string", "integer", "number", "boolean"};
+          if (std::find(kLiteralTypes.begin(), kLiteralTypes.end(), type) != kLiteralTypes.end()) {
+            // A typed literal: {type: integer, default: 3}
+            in.literal = true;
+            in.literal_type = type;
+            if (const YNode* def = v.Get("default")) in.value = def->scalar;
+            if (const YNode* o = v.Get("optional")) in.optional = AsBool(*o).value_or(false);
+            spec.inputs[e.key] = in;
+            continue;
+          }
+          if (std::find(kInputTypes.begin(), kInputTypes.end(), type) == kInputTypes.end()) {
+            std::string near = ClosestMatch(type, kInputTypes);
+            Error(*t, field + ".type: unknown input type '" + type + "'" +
+                          (near.empty() ? " (expected uri_file, uri_folder, mltable, mlflow_model, "
+                                          "custom_model or triton_model)"
+                                        : " (did you mean '" + near + "'?)"));
+          }
+          in.type = type;
+        }
+        if (const YNode* o = v.Get("optional")) in.optional = AsBool(*o).value_or(false);
+        if (const YNode* dsc = v.Get("description")) in.description = Str(*dsc, field + ".description");
+        if (!path && !in.optional) {
+          Error(v, field + ": missing required key 'path'");
+          continue;
+        }
+      }
+      if (const YNode* m = v.Get("mode")) {
+        std::string mode = Str(*m, field + ".mode");
+        if (mode == "mount") mode = "ro_mount";  // preview 1
+        if (std::find(kInputModes.begin(), kInputModes.end(), mode) == kInputModes.end()) {
+          Error(*m, field + ".mode: unknown mode '" + m->scalar +
+                        "' (expected ro_mount, download, direct, eval_mount or eval_download)");
+        } else if ((mode == "eval_mount" || mode == "eval_download") && in.type != "mltable") {
+          Error(*m, field + ".mode: '" + mode + "' is only for mltable inputs");
+        }
+        in.mode = mode;
+      }
+      if (path) {
+        if (!path->IsScalar()) {
+          Error(*path, field + ".path: expected a path or URI, got " + path->TypeName());
+          continue;
+        }
+        in.path = Trim(path->scalar);
+        in.path_kind = ClassifyPath(in.path);
+        if (in.path_kind == PathKind::kLocal) {
+          in.path = LocalPath(in.path);
+          CheckLocalPath(*path, field + ".path", in.path);
+          if (options_.check_local_paths && in.type == "uri_file" && IsDir(in.path))
+            Error(*path, field + ".path: '" + path->scalar + "' is a folder but the input's type is uri_file");
+        }
+      }
+      spec.inputs[e.key] = in;
+    }
+  }
+
+  static bool IsValidInputName(const std::string& s) {
+    if (s.empty() || !(isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
+    return std::all_of(s.begin(), s.end(), [](char c) { return isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+  }
+
+  static std::string GuessType(const std::string& path) {
+    // Preview 1 had no type: a path ending in '/' or without an extension is a folder.
+    std::string base = Basename(path);
+    if (EndsWith(path, "/") || base.find('.') == std::string::npos) return "uri_folder";
+    return "uri_file";
+  }
+
+  void ParseOutputs(const YNode& root, JobSpec& spec) {
+    const YNode* n = root.Get("outputs");
+    if (!n || n->IsNull()) return;
+    if (!n->IsMap()) {
+      Error(*n, "outputs: expected a mapping of output names to specifications, got " + n->TypeName());
+      return;
+    }
+    for (const auto& e : n->map) {
+      std::string field = "outputs." + e.key;
+      if (!IsValidInputName(e.key)) {
+        ErrorAtKey(e, *n, field + ": not a valid output name (letters, digits and '_')");
+        continue;
+      }
+      if (e.key == "default") {
+        ErrorAtKey(e, *n, field + ": 'default' is reserved for the job's artifacts (./outputs and logs)");
+        continue;
+      }
+      OutputSpec out;
+      const YNode& v = e.value;
+      if (v.IsMap()) {
+        CheckKeys(v, {"type", "mode", "path", "name", "version", "description", "folder", "file"}, field + ".");
+        if (const YNode* t = v.Get("type")) {
+          out.type = Str(*t, field + ".type");
+          if (std::find(kInputTypes.begin(), kInputTypes.end(), out.type) == kInputTypes.end())
+            Error(*t, field + ".type: unknown output type '" + out.type + "'");
+        }
+        if (const YNode* m = v.Get("mode")) {
+          out.mode = Str(*m, field + ".mode");
+          if (std::find(kOutputModes.begin(), kOutputModes.end(), out.mode) == kOutputModes.end())
+            Error(*m, field + ".mode: unknown mode '" + out.mode + "' (expected rw_mount or upload)");
+          if (out.mode == "mount") out.mode = "rw_mount";
+        }
+        const YNode* p = v.Get("path");
+        if (!p) p = v.Get("folder");
+        if (p) {
+          out.path = Str(*p, field + ".path");
+          if (!StartsWith(out.path, "azureml://datastores/"))
+            Error(*p, field + ".path: an output path must be a datastore URI "
+                          "(azureml://datastores/<name>/paths/<path>)");
+        }
+        if (const YNode* nm = v.Get("name")) out.asset_name = Str(*nm, field + ".name");
+        if (const YNode* ver = v.Get("version")) out.asset_version = Str(*ver, field + ".version");
+        if (const YNode* dsc = v.Get("description")) out.description = Str(*dsc, field + ".description");
+      } else if (!v.IsNull()) {
+        Error(v, field + ": expected a mapping or nothing, got " + v.TypeName());
+        continue;
+      }
+      spec.outputs[e.key] = out;
+    }
+  }
+
+  void ParseCommand(const YNode& root, JobSpec& spec) {
+    const YNode* n = root.Get("command");
+    if (!n || n->IsNull()) {
+      d_.Error(root.file, 1, 1, "missing required key 'command'");
+      return;
+    }
+    if (!n->IsScalar()) {
+      Error(*n, "command: expected a string, got " + n->TypeName());
+      return;
+    }
+    int legacy = 0;
+    spec.command = NormalizeLegacyPlaceholders(n->scalar, &legacy);
+    if (legacy) generation_p1_ = true;
+    if (Trim(spec.command).empty()) Error(*n, "command: must not be empty");
+    for (const auto& p : FindPlaceholders(spec.command)) {
+      if (p.context == "inputs") {
+        if (!spec.inputs.count(p.name)) {
+          std::vector<std::string> names;
+          for (const auto& [k, _] : spec.inputs) names.push_back(k);
+          std::string near = ClosestMatch(p.name, names);
+          Error(*n, "command: ${{" + p.expression + "}} names no input" +
+                        (near.empty() ? (names.empty() ? " (the job has no inputs)"
+                                                       : " (inputs are: " + Join(names, ", ") + ")")
+                                      : " (did you mean 'inputs." + near + "'?)"));
+        }
+      } else if (p.context == "outputs") {
+        if (!spec.outputs.count(p.name)) {
+          std::vector<std::string> names;
+          for (const auto& [k, _] : spec.outputs) names.push_back(k);
+          std::string near = ClosestMatch(p.name, names);
+          Error(*n, "command: ${{" + p.expression + "}} names no output" +
+                        (near.empty() ? (names.empty() ? " (the job has no outputs)"
+                                                       : " (outputs are: " + Join(names, ", ") + ")")
+                                      : " (did you mean 'outputs." + near + "'?)"));
+        }
+      } else if (p.context == "search_space") {
+        Error(*n, "command: ${{" + p.expression + "}} is only allowed in a sweep job's trial");
+      } else {
+        Error(*n, "command: unknown expression ${{" + p.expression +
+                      "}} (a command job may use ${{inputs.<name>}} and ${{outputs.<name>}})");
+      }
+    }
+    // A missing optional input outside $[[ ]] would leave a hole in the command.
+    auto check = Substitute(spec.command, [&](const std::string& ctx, const std::string& name)
+                                              -> std::optional<std::string> {
+      if (ctx == "inputs") {
+        auto it = spec.inputs.find(name);
+        if (it == spec.inputs.end()) return "x";
+        if (it->second.optional && it->second.value.empty() && it->second.path.empty()) return std::nullopt;
+      }
+      return "x";
+    });
+    if (!check.ok())
+      Error(*n, "command: " + check.status().message() +
+                    "; wrap the optional part in $[[ ... ]] so it is dropped when the input is absent");
+  }
+
+  std::string base_dir_;
+  const ParseOptions& options_;
+  Diagnostics& d_;
+  bool generation_p1_ = false;
+  bool generation_p2_ = false;
+};
+
+}  // namespace
+
+const char* PathKindName(PathKind k) {
+  switch (k) {
+    case PathKind::kLocal: return "local";
+    case PathKind::kHttp: return "http";
+    case PathKind::kAsset: return "asset";
+    case PathKind::kDatastore: return "datastore";
+    case PathKind::kJobOutput: return "job_output";
+    case PathKind::kRuns: return "runs";
+    case PathKind::kCloud: return "cloud";
+    case PathKind::kNone: return "none";
+  }
+  return "none";
+}
+
+PathKind ClassifyPath(const std::string& p) {
+  if (StartsWith(p, "http://") || StartsWith(p, "https://")) return PathKind::kHttp;
+  if (StartsWith(p, "azureml://datastores/")) return PathKind::kDatastore;
+  if (StartsWith(p, "azureml://jobs/")) return PathKind::kJobOutput;
+  if (StartsWith(p, "azureml:")) return PathKind::kAsset;
+  if (StartsWith(p, "runs:/")) return PathKind::kRuns;
+  for (const char* s : {"wasb://", "wasbs://", "abfs://", "abfss://", "adl://", "s3://", "gs://"})
+    if (StartsWith(p, s)) return PathKind::kCloud;
+  return PathKind::kLocal;
+}
+
+std::optional<JobSpec> ParseJobText(const std::string& text, const std::string& file,
+                                    const std::string& base_dir, const ParseOptions& options,
+                                    Diagnostics& diags) {
+  auto root = ParseYaml(text, file, diags);
+  if (!root) return std::nullopt;
+  for (const auto& o : options.overrides) ApplyOverride(*root, o, diags);
+  if (diags.HasErrors()) return std::nullopt;
+  JobParser parser(base_dir, options, diags);
+  return parser.Parse(*root);
+}
+
+std::optional<JobSpec> ParseJobFile(const std::string& path, const ParseOptions& options,
+                                    Diagnostics& diags) {
+  if (IsDir(path)) {
+    diags.Error(path, 0, 0, "is a folder, not a job file");
+    return std::nullopt;
+  }
+  auto text = ReadFile(path, YamlLimits().max_bytes + 1);
+  if (!text.ok()) {
+    diags.Error(path, 0, 0, text.status().code() == Code::kNotFound ? "no such file" : text.status().message());
+    return std::nullopt;
+  }
+  return ParseJobText(*text, path, Dirname(AbsPath(path)), options, diags);
+}
+
+std::string EnvironmentSpec::Describe() const {
+  if (!reference.empty()) return "registered environment " + reference;
+  if (!image.empty()) return "image " + image + (conda_file.empty() ? "" : " with conda file " + conda_file);
+  if (!build_path.empty()) return "build context " + build_path;
+  return "none";
+}
+
+}  // namespace cairn::spec

@@ -1,0 +1,98 @@
+// The internal model of a command job, the same whichever of the three YAML syntax generations it was
+// written in. Plain values: copyable, not thread-safe. JSON is the wire form between CLI and server.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/status.h"
+#include "spec/diagnostics.h"
+
+namespace cairn::spec {
+
+// Where an input's path points; decides how the runtime delivers it.
+enum class PathKind { kLocal, kHttp, kAsset, kDatastore, kJobOutput, kRuns, kCloud, kNone };
+const char* PathKindName(PathKind k);
+PathKind ClassifyPath(const std::string& path);
+
+struct InputSpec {
+  bool literal = false;
+  std::string value;         // a literal's text as the command sees it
+  std::string literal_type;  // string | integer | number | boolean
+  std::string type;          // uri_file | uri_folder | mltable | mlflow_model | custom_model | triton_model
+  std::string path;          // as written; local paths made absolute by the parser
+  PathKind path_kind = PathKind::kNone;
+  std::string mode;          // ro_mount | download | direct | eval_mount | eval_download
+  bool optional = false;
+  std::string description;
+};
+
+struct OutputSpec {
+  std::string type = "uri_folder";
+  std::string mode = "rw_mount";
+  std::string path;  // datastore URI, when given
+  std::string asset_name;
+  std::string asset_version;
+  std::string description;
+};
+
+struct EnvironmentSpec {
+  std::string reference;        // azureml:<name>:<ver>, azureml:<name>@latest, azureml://registries/...
+  std::string image;            // inline image
+  std::string conda_file;       // absolute local path, when given as a file
+  std::string build_path;       // absolute local folder or URL
+  std::string dockerfile_path;  // relative to build_path
+  std::map<std::string, std::string> variables;  // environment_variables of an env YAML (unused yet)
+  std::string Describe() const;  // one line for logs: "image python:3.11", "registered azureml:x:1"
+};
+
+struct JobSpec {
+  std::string type = "command";
+  std::string generation;  // "GA", "preview 2" or "preview 1": what the file was recognised as
+  std::string name;
+  std::string display_name;
+  std::string experiment_name;
+  std::string description;
+  std::map<std::string, std::string> tags;
+  std::map<std::string, std::string> properties;
+  std::string command;  // placeholders normalised to ${{...}}
+  std::string code;     // absolute local folder, "" when none
+  EnvironmentSpec environment;
+  std::map<std::string, std::string> environment_variables;
+  std::string compute;  // a compute name, "local", or "" for the workspace default
+  int instance_count = 1;
+  std::string instance_type;
+  std::string shm_size;
+  nlohmann::json resources_properties = nlohmann::json::object();
+  nlohmann::json distribution;  // null when none; {"type": "pytorch", ...} normalised
+  long long timeout_seconds = 0;
+  std::map<std::string, InputSpec> inputs;
+  std::map<std::string, OutputSpec> outputs;
+  nlohmann::json services;  // kept as written, for later
+  nlohmann::json identity;
+  nlohmann::json queue_settings;
+};
+
+nlohmann::json ToJson(const JobSpec& spec);
+Result<JobSpec> JobSpecFromJson(const nlohmann::json& j);
+
+struct ParseOptions {
+  std::vector<std::string> overrides;  // --set KEY=VALUE, applied before validation
+  std::string name;                    // --name wins over the file
+  bool check_local_paths = true;       // code and local inputs must exist
+};
+
+// Reads, parses and validates a job file. Returns nullopt when any error was added to `diags`;
+// warnings may be added either way.
+std::optional<JobSpec> ParseJobFile(const std::string& path, const ParseOptions& options,
+                                    Diagnostics& diags);
+// The same, for text already read; `file` names it in diagnostics and `base_dir` anchors relative paths.
+std::optional<JobSpec> ParseJobText(const std::string& text, const std::string& file,
+                                    const std::string& base_dir, const ParseOptions& options,
+                                    Diagnostics& diags);
+
+}  // namespace cairn::spec

@@ -1,0 +1,82 @@
+#include "store/blob_store.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+
+#include "base/fs.h"
+#include "base/util.h"
+
+namespace cairn::store {
+
+bool IsValidSha256(const std::string& s) {
+  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+std::string BlobStore::PathOf(const std::string& sha) const {
+  return root_ + "/" + sha.substr(0, 2) + "/" + sha;
+}
+
+bool BlobStore::Has(const std::string& sha) const { return IsValidSha256(sha) && PathExists(PathOf(sha)); }
+
+Status BlobStore::Put(const std::string& sha, const std::string& data) {
+  if (!IsValidSha256(sha)) return InvalidArgument("'" + sha + "' is not a SHA-256 digest");
+  std::string actual = Sha256Hex(data);
+  if (actual != sha)
+    return InvalidArgument("blob content hashes to " + actual + ", not " + sha + " (corrupted upload?)");
+  if (Has(sha)) return Status::Ok();
+  Status s = MakeDirs(root_ + "/" + sha.substr(0, 2));
+  if (!s.ok()) return s;
+  return WriteFileAtomic(PathOf(sha), data, 0444, true);
+}
+
+Status BlobStore::Materialize(const std::vector<ManifestEntry>& manifest, const std::string& dir) const {
+  for (const auto& e : manifest) {
+    std::string to = dir + "/" + e.path;
+    Status s = MakeDirs(Dirname(to));
+    if (!s.ok()) return s;
+    s = CopyFile(PathOf(e.sha256), to);
+    if (!s.ok()) return s;
+    chmod(to.c_str(), e.executable ? 0755 : 0644);
+  }
+  return Status::Ok();
+}
+
+nlohmann::json ManifestToJson(const std::vector<ManifestEntry>& m) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const auto& e : m)
+    a.push_back({{"path", e.path}, {"sha256", e.sha256}, {"size", e.size}, {"executable", e.executable}});
+  return a;
+}
+
+Result<std::vector<ManifestEntry>> ManifestFromJson(const nlohmann::json& j) {
+  if (!j.is_array()) return InvalidArgument("manifest must be a JSON array");
+  std::vector<ManifestEntry> out;
+  for (const auto& x : j) {
+    if (!x.is_object()) return InvalidArgument("manifest entries must be objects");
+    ManifestEntry e;
+    e.path = x.value("path", "");
+    e.sha256 = x.value("sha256", "");
+    e.size = x.value("size", 0LL);
+    e.executable = x.value("executable", false);
+    if (e.path.empty() || e.path[0] == '/' || e.path.find('\0') != std::string::npos)
+      return InvalidArgument("manifest path '" + e.path + "' must be relative");
+    for (const auto& part : Split(e.path, '/'))
+      if (part == ".." || part == "." || part.empty())
+        return InvalidArgument("manifest path '" + e.path + "' leaves its folder");
+    if (!IsValidSha256(e.sha256)) return InvalidArgument("manifest entry '" + e.path + "' has no valid sha256");
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::string ManifestId(const std::vector<ManifestEntry>& m) {
+  std::vector<ManifestEntry> sorted = m;
+  std::sort(sorted.begin(), sorted.end(),
+            [](const ManifestEntry& a, const ManifestEntry& b) { return a.path < b.path; });
+  return Sha256Hex(ManifestToJson(sorted).dump());
+}
+
+}  // namespace cairn::store

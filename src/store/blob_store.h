@@ -1,0 +1,45 @@
+// Content-addressed files under <root>/<first two hex>/<sha256>. Writes go to a temporary file that is
+// hashed as it is written and renamed into place only when the hash matches, so a blob on disk is
+// always whole and correct. Thread-safe: the file system is the only state.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/status.h"
+
+namespace cairn::store {
+
+// One file of a snapshot manifest.
+struct ManifestEntry {
+  std::string path;  // relative, '/'-separated, no '..'
+  std::string sha256;
+  long long size = 0;
+  bool executable = false;
+};
+
+class BlobStore {
+ public:
+  explicit BlobStore(std::string root) : root_(std::move(root)) {}
+
+  bool Has(const std::string& sha) const;
+  std::string PathOf(const std::string& sha) const;
+  // Stores `data`, which must hash to `sha` (InvalidArgument otherwise).
+  Status Put(const std::string& sha, const std::string& data);
+  // Copies the manifest's files into `dir` (which must exist).
+  Status Materialize(const std::vector<ManifestEntry>& manifest, const std::string& dir) const;
+
+ private:
+  std::string root_;
+};
+
+bool IsValidSha256(const std::string& s);
+// Manifest <-> JSON; the parser checks every path stays inside its folder.
+nlohmann::json ManifestToJson(const std::vector<ManifestEntry>& m);
+Result<std::vector<ManifestEntry>> ManifestFromJson(const nlohmann::json& j);
+// The snapshot id: the SHA-256 of the manifest's canonical JSON.
+std::string ManifestId(const std::vector<ManifestEntry>& m);
+
+}  // namespace cairn::store

@@ -1,0 +1,233 @@
+#include "store/job_store.h"
+
+namespace cairn::store {
+
+using nlohmann::json;
+
+bool IsTerminalStatus(const std::string& s) {
+  return s == "Completed" || s == "Failed" || s == "Canceled" || s == "Paused";
+}
+
+Result<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path) {
+  auto db = Db::Open(path);
+  if (!db.ok()) return db.status();
+  return std::unique_ptr<JobStore>(new JobStore(std::move(db).value()));
+}
+
+Result<std::unique_ptr<JobStore>> JobStore::OpenReader(const std::string& path) {
+  auto db = Db::Open(path, true);
+  if (!db.ok()) return db.status();
+  return std::unique_ptr<JobStore>(new JobStore(std::move(db).value()));
+}
+
+namespace {
+const char kColumns[] =
+    "name, type, display_name, experiment_name, description, status, status_reason, compute, parent, "
+    "spec, source_yaml, snapshot, tags, properties, created_at, start_time, end_time, archived, "
+    "exit_code, error, slots, supervisor_pid, token, seq";
+
+std::optional<long long> OptInt(Stmt& s, int c) {
+  if (s.IsNull(c)) return std::nullopt;
+  return s.Int(c);
+}
+}  // namespace
+
+JobRecord JobStore::Read(Stmt& s) {
+  JobRecord r;
+  r.name = s.Text(0);
+  r.type = s.Text(1);
+  r.display_name = s.Text(2);
+  r.experiment_name = s.Text(3);
+  r.description = s.Text(4);
+  r.status = s.Text(5);
+  r.status_reason = s.Text(6);
+  r.compute = s.Text(7);
+  r.parent = s.Text(8);
+  r.spec = json::parse(s.Text(9), nullptr, false);
+  r.source_yaml = s.Text(10);
+  r.snapshot = s.Text(11);
+  r.tags = json::parse(s.Text(12), nullptr, false);
+  r.properties = json::parse(s.Text(13), nullptr, false);
+  r.created_at = s.Int(14);
+  r.start_time = OptInt(s, 15);
+  r.end_time = OptInt(s, 16);
+  r.archived = s.Int(17) != 0;
+  r.exit_code = OptInt(s, 18);
+  r.error = s.Text(19);
+  r.slots = static_cast<int>(s.Int(20));
+  r.supervisor_pid = OptInt(s, 21);
+  r.token = s.Text(22);
+  r.seq = s.Int(23);
+  return r;
+}
+
+Status JobStore::Insert(const JobRecord& j, const std::vector<StatusEvent>& events) {
+  Status s = db_->Begin();
+  if (!s.ok()) return s;
+  Stmt& ins = db_->Prepare(
+      "INSERT INTO jobs (name, type, display_name, experiment_name, description, status, "
+      "status_reason, compute, parent, spec, source_yaml, snapshot, tags, properties, created_at, slots, "
+      "token) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  ins.Bind(1, j.name).Bind(2, j.type).Bind(3, j.display_name).Bind(4, j.experiment_name)
+      .Bind(5, j.description).Bind(6, j.status).Bind(7, j.status_reason).Bind(8, j.compute)
+      .Bind(9, j.parent).Bind(10, j.spec.dump()).Bind(11, j.source_yaml).Bind(12, j.snapshot)
+      .Bind(13, j.tags.dump()).Bind(14, j.properties.dump()).Bind(15, j.created_at).Bind(16, j.slots)
+      .Bind(17, j.token);
+  s = ins.Run();
+  if (!s.ok()) {
+    db_->Rollback();
+    if (s.code() == Code::kAlreadyExists) return AlreadyExists("a job named '" + j.name + "' already exists");
+    return s;
+  }
+  int seq = 0;
+  for (const auto& e : events) {
+    Stmt& h = db_->Prepare("INSERT INTO job_status_history (job, seq, status, reason, at) VALUES (?,?,?,?,?)");
+    h.Bind(1, j.name).Bind(2, ++seq).Bind(3, e.status).Bind(4, e.reason).Bind(5, e.at);
+    s = h.Run();
+    if (!s.ok()) {
+      db_->Rollback();
+      return s;
+    }
+  }
+  return db_->Commit();
+}
+
+Status JobStore::Transition(const std::string& name, const StatusEvent& e,
+                            const std::optional<long long>& start_time,
+                            const std::optional<long long>& end_time,
+                            const std::optional<long long>& exit_code, const std::string& error) {
+  Status s = db_->Begin();
+  if (!s.ok()) return s;
+  Stmt& u = db_->Prepare(
+      "UPDATE jobs SET status = ?, status_reason = ?, start_time = COALESCE(?, start_time), "
+      "end_time = COALESCE(?, end_time), exit_code = COALESCE(?, exit_code), "
+      "error = CASE WHEN ? = '' THEN error ELSE ? END WHERE name = ?");
+  u.Bind(1, e.status).Bind(2, e.reason).Bind(3, start_time).Bind(4, end_time).Bind(5, exit_code)
+      .Bind(6, error).Bind(7, error).Bind(8, name);
+  s = u.Run();
+  if (s.ok()) {
+    Stmt& h = db_->Prepare(
+        "INSERT INTO job_status_history (job, seq, status, reason, at) VALUES (?, "
+        "(SELECT COALESCE(MAX(seq), 0) + 1 FROM job_status_history WHERE job = ?), ?, ?, ?)");
+    h.Bind(1, name).Bind(2, name).Bind(3, e.status).Bind(4, e.reason).Bind(5, e.at);
+    s = h.Run();
+  }
+  if (!s.ok()) {
+    db_->Rollback();
+    return s;
+  }
+  return db_->Commit();
+}
+
+Status JobStore::SetSupervisorPid(const std::string& name, long long pid) {
+  return db_->Prepare("UPDATE jobs SET supervisor_pid = ? WHERE name = ?").Bind(1, pid).Bind(2, name).Run();
+}
+
+Status JobStore::UpdateMeta(const JobRecord& j) {
+  return db_->Prepare(
+                "UPDATE jobs SET display_name = ?, description = ?, experiment_name = ?, tags = ?, "
+                "properties = ? WHERE name = ?")
+      .Bind(1, j.display_name).Bind(2, j.description).Bind(3, j.experiment_name)
+      .Bind(4, j.tags.dump()).Bind(5, j.properties.dump()).Bind(6, j.name).Run();
+}
+
+Status JobStore::SetArchived(const std::string& name, bool archived) {
+  return db_->Prepare("UPDATE jobs SET archived = ? WHERE name = ?").Bind(1, archived ? 1 : 0).Bind(2, name).Run();
+}
+
+Result<JobRecord> JobStore::Get(const std::string& name) {
+  Stmt& s = db_->Prepare(std::string("SELECT ") + kColumns + " FROM jobs WHERE name = ?");
+  s.Bind(1, name);
+  if (!s.Step()) {
+    s.Reset();
+    return NotFound("no job named '" + name + "' in this workspace");
+  }
+  JobRecord r = Read(s);
+  s.Reset();
+  return r;
+}
+
+std::vector<JobRecord> JobStore::List(const JobFilter& f) {
+  std::string sql = std::string("SELECT ") + kColumns + " FROM jobs WHERE 1";
+  std::vector<std::string> args;
+  if (f.archived_only) sql += " AND archived = 1";
+  else if (!f.include_archived) sql += " AND archived = 0";
+  if (!f.status.empty()) { sql += " AND status = ?"; args.push_back(f.status); }
+  if (!f.experiment.empty()) { sql += " AND experiment_name = ?"; args.push_back(f.experiment); }
+  if (!f.parent.empty()) { sql += " AND parent = ?"; args.push_back(f.parent); }
+  if (!f.compute.empty()) { sql += " AND compute = ?"; args.push_back(f.compute); }
+  sql += " ORDER BY seq DESC";
+  if (f.max_results > 0) sql += " LIMIT " + std::to_string(f.max_results);
+  Stmt& s = db_->Prepare(sql);
+  for (size_t i = 0; i < args.size(); ++i) s.Bind(static_cast<int>(i + 1), args[i]);
+  std::vector<JobRecord> out;
+  while (s.Step()) out.push_back(Read(s));
+  s.Reset();
+  return out;
+}
+
+std::vector<JobRecord> JobStore::NonTerminal() {
+  Stmt& s = db_->Prepare(std::string("SELECT ") + kColumns +
+                         " FROM jobs WHERE status NOT IN ('Completed','Failed','Canceled','Paused') ORDER BY seq");
+  std::vector<JobRecord> out;
+  while (s.Step()) out.push_back(Read(s));
+  s.Reset();
+  return out;
+}
+
+std::vector<StatusEvent> JobStore::History(const std::string& name) {
+  Stmt& s = db_->Prepare("SELECT status, reason, at FROM job_status_history WHERE job = ? ORDER BY seq");
+  s.Bind(1, name);
+  std::vector<StatusEvent> out;
+  while (s.Step()) out.push_back({s.Text(0), s.Text(1), s.Int(2)});
+  s.Reset();
+  return out;
+}
+
+Status JobStore::PutCompute(const ComputeRecord& c) {
+  return db_->Prepare("INSERT OR REPLACE INTO computes (name, type, spec, created_at) VALUES (?,?,?,?)")
+      .Bind(1, c.name).Bind(2, c.type).Bind(3, c.spec.dump()).Bind(4, c.created_at).Run();
+}
+
+Status JobStore::DeleteCompute(const std::string& name) {
+  return db_->Prepare("DELETE FROM computes WHERE name = ?").Bind(1, name).Run();
+}
+
+Result<ComputeRecord> JobStore::GetCompute(const std::string& name) {
+  Stmt& s = db_->Prepare("SELECT name, type, spec, created_at FROM computes WHERE name = ?");
+  s.Bind(1, name);
+  if (!s.Step()) {
+    s.Reset();
+    return NotFound("no compute named '" + name + "' in this workspace");
+  }
+  ComputeRecord c{s.Text(0), s.Text(1), json::parse(s.Text(2), nullptr, false), s.Int(3)};
+  s.Reset();
+  return c;
+}
+
+std::vector<ComputeRecord> JobStore::ListComputes() {
+  Stmt& s = db_->Prepare("SELECT name, type, spec, created_at FROM computes ORDER BY name");
+  std::vector<ComputeRecord> out;
+  while (s.Step()) out.push_back({s.Text(0), s.Text(1), json::parse(s.Text(2), nullptr, false), s.Int(3)});
+  s.Reset();
+  return out;
+}
+
+Status JobStore::PutSnapshot(const std::string& id, const std::string& manifest) {
+  return db_->Prepare("INSERT OR IGNORE INTO snapshots (id, manifest, created_at) VALUES (?, ?, strftime('%s','now'))")
+      .Bind(1, id).Bind(2, manifest).Run();
+}
+
+Result<std::string> JobStore::GetSnapshot(const std::string& id) {
+  Stmt& s = db_->Prepare("SELECT manifest FROM snapshots WHERE id = ?");
+  s.Bind(1, id);
+  if (!s.Step()) {
+    s.Reset();
+    return NotFound("no code snapshot " + id);
+  }
+  std::string m = s.Text(0);
+  s.Reset();
+  return m;
+}
+
+}  // namespace cairn::store

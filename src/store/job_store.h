@@ -1,0 +1,109 @@
+// The workspace's records: jobs with their status history, computes, code snapshots. A JobStore wraps
+// one Db connection and so is not thread-safe: the scheduler thread owns the writer; each reader
+// thread opens its own with OpenReader.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "store/db.h"
+
+namespace cairn::store {
+
+struct StatusEvent {
+  std::string status;
+  std::string reason;
+  long long at = 0;  // Unix milliseconds
+};
+
+struct JobRecord {
+  std::string name;
+  std::string type = "command";
+  std::string display_name;
+  std::string experiment_name;
+  std::string description;
+  std::string status;
+  std::string status_reason;
+  std::string compute;
+  std::string parent;
+  nlohmann::json spec;  // the normalised JobSpec
+  std::string source_yaml;
+  std::string snapshot;
+  nlohmann::json tags = nlohmann::json::object();
+  nlohmann::json properties = nlohmann::json::object();
+  long long created_at = 0;
+  std::optional<long long> start_time;
+  std::optional<long long> end_time;
+  bool archived = false;
+  std::optional<long long> exit_code;
+  std::string error;
+  int slots = 1;
+  std::optional<long long> supervisor_pid;
+  std::string token;
+  long long seq = 0;
+};
+
+struct JobFilter {
+  int max_results = 50;  // 0 = all
+  std::string status;
+  std::string experiment;
+  std::string parent;
+  std::string compute;
+  bool include_archived = false;
+  bool archived_only = false;
+};
+
+struct ComputeRecord {
+  std::string name;
+  std::string type;
+  nlohmann::json spec;
+  long long created_at = 0;
+};
+
+class JobStore {
+ public:
+  // The writer: creates and migrates the database.
+  static Result<std::unique_ptr<JobStore>> Open(const std::string& path);
+  // A read-only connection for another thread.
+  static Result<std::unique_ptr<JobStore>> OpenReader(const std::string& path);
+
+  // Inserts the job and its first status events in one transaction. AlreadyExists if the name is taken.
+  Status Insert(const JobRecord& job, const std::vector<StatusEvent>& events);
+  // Records a transition (status, reason, time) and the fields that come with it, in one transaction.
+  Status Transition(const std::string& name, const StatusEvent& event,
+                    const std::optional<long long>& start_time = std::nullopt,
+                    const std::optional<long long>& end_time = std::nullopt,
+                    const std::optional<long long>& exit_code = std::nullopt,
+                    const std::string& error = "");
+  Status SetSupervisorPid(const std::string& name, long long pid);
+  Status UpdateMeta(const JobRecord& job);  // display_name, description, experiment, tags, properties
+  Status SetArchived(const std::string& name, bool archived);
+
+  Result<JobRecord> Get(const std::string& name);
+  std::vector<JobRecord> List(const JobFilter& filter);
+  std::vector<JobRecord> NonTerminal();
+  std::vector<StatusEvent> History(const std::string& name);
+
+  Status PutCompute(const ComputeRecord& c);
+  Status DeleteCompute(const std::string& name);
+  Result<ComputeRecord> GetCompute(const std::string& name);
+  std::vector<ComputeRecord> ListComputes();
+
+  Status PutSnapshot(const std::string& id, const std::string& manifest);
+  Result<std::string> GetSnapshot(const std::string& id);
+
+  Db& db() { return *db_; }
+
+ private:
+  explicit JobStore(std::unique_ptr<Db> db) : db_(std::move(db)) {}
+  JobRecord Read(Stmt& s);
+  std::unique_ptr<Db> db_;
+};
+
+bool IsTerminalStatus(const std::string& status);
+
+}  // namespace cairn::store
