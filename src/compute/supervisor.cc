@@ -119,9 +119,7 @@ void ChmodReadOnly(const std::string& root) {
   chmod(root.c_str(), 0555);
 }
 
-void Notify(const json& job, const std::string& event, SystemLog& log) {
-  std::string url = job.value("server_url", "");
-  if (url.empty()) return;
+bool PostEvent(const std::string& url, const json& job, const std::string& event) {
   httplib::Client cli(url);
   cli.set_connection_timeout(2);
   cli.set_read_timeout(10);
@@ -129,9 +127,24 @@ void Notify(const json& job, const std::string& event, SystemLog& log) {
   httplib::Headers h = {{"Authorization", "Bearer " + job.value("token", "")}};
   auto res = cli.Post("/api/v1/internal/jobs/" + job.value("name", "") + "/events", h,
                       json{{"event", event}}.dump(), "application/json");
-  if (!res || res->status != 200)
-    log.Line("could not tell the server (" + url + ") the job is " + event +
-             "; it will read the run folder when it next looks");
+  return res && res->status == 200;
+}
+
+// Tells the server; when the one that started us is gone, the workspace's current server (a restart
+// picks a new port) is read from server.json.
+void Notify(const json& job, const std::string& event, SystemLog& log) {
+  std::string url = job.value("server_url", "");
+  if (url.empty()) return;
+  if (PostEvent(url, job, event)) return;
+  std::string ws = job.value("workspace", "");
+  auto info = ReadFile(ws + "/server.json");
+  if (info.ok()) {
+    json j = json::parse(*info, nullptr, false);
+    std::string current = j.is_object() ? j.value("url", "") : "";
+    if (!current.empty() && current != url && PostEvent(current, job, event)) return;
+  }
+  log.Line("could not tell the server the job is " + event +
+           "; it reads the run folder when it next looks");
 }
 
 struct Outcome {

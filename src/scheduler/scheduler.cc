@@ -458,6 +458,7 @@ Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::stri
   json run;
   run["name"] = job.name;
   run["server_url"] = config_.server_url;
+  run["workspace"] = config_.workspace;
   run["token"] = job.token;
   run["blob_root"] = config_.workspace + "/blobs";
   run["timeout_seconds"] = s.timeout_seconds;

@@ -71,13 +71,15 @@ json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>&
   if (s.contains("distribution") && !s["distribution"].is_null()) j["distribution"] = s["distribution"];
   if (s["limits"].value("timeout", 0LL) > 0) j["limits"] = {{"timeout", s["limits"]["timeout"]}};
   json inputs = json::object();
-  for (const auto& [k, v] : s.value("inputs", json::object()).items()) inputs[k] = InputView(v);
+  const json spec_inputs = s.value("inputs", json::object());
+  for (const auto& [k, v] : spec_inputs.items()) inputs[k] = InputView(v);
   j["inputs"] = inputs;
   json outputs = json::object();
   outputs["default"] = {{"type", "uri_folder"},
                         {"path", "azureml://datastores/workspaceartifactstore/ExperimentRun/dcid." + job.name},
                         {"mode", "rw_mount"}};
-  for (const auto& [k, v] : s.value("outputs", json::object()).items()) {
+  const json spec_outputs = s.value("outputs", json::object());
+  for (const auto& [k, v] : spec_outputs.items()) {
     outputs[k] = {{"type", v.value("type", "uri_folder")},
                   {"path", "azureml://datastores/workspaceblobstore/paths/azureml/" + job.name + "/" + k + "/"},
                   {"mode", v.value("mode", "rw_mount")}};

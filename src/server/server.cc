@@ -327,7 +327,8 @@ class Server {
       compute::RunLayout layout = compute::RunLayout::For(opt_.home, job->name);
       json files = json::array();
       ListFiles(layout.Artifacts(), "artifacts/", files);
-      for (const auto& [name, _] : job->spec.value("outputs", json::object()).items())
+      const json outputs = job->spec.value("outputs", json::object());
+      for (const auto& [name, _] : outputs.items())
         ListFiles(layout.Output(name), "named-outputs/" + name + "/", files);
       SendJson(res, {{"status", job->status}, {"files", files}});
     });

@@ -1,0 +1,29 @@
+# The two commands of the README: `make demo` and `make test`. Both install what is missing first.
+.PHONY: deps build test unit e2e demo bench clean
+
+BUILD ?= build
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
+	@cmake --build $(BUILD)
+
+test: build
+	@ctest --test-dir $(BUILD) --output-on-failure
+
+unit: build
+	@ctest --test-dir $(BUILD) --output-on-failure -E e2e
+
+e2e: build
+	@ctest --test-dir $(BUILD) --output-on-failure -R e2e
+
+demo: build
+	@bash examples/demo.sh
+
+bench: build
+	@bash bench/run.sh
+
+clean:
+	rm -rf $(BUILD)
