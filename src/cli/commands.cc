@@ -147,7 +147,8 @@ int JobCreate(const Globals& g, const JobArgs& a) {
   if (!body.ok()) return Fail(body.status());
   auto created = (*client)->Post("/api/v1/jobs", *body);
   if (!created.ok()) {
-    if (created.status().code() == Code::kFailedPrecondition || created.status().code() == Code::kInvalidArgument) {
+    Code code = created.status().code();
+    if (code == Code::kFailedPrecondition || code == Code::kInvalidArgument || code == Code::kAlreadyExists) {
       fprintf(stderr, "%s: error: %s\n", a.file.c_str(), created.status().message().c_str());
       return 2;
     }
