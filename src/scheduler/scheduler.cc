@@ -292,12 +292,12 @@ std::string DatastoreName(const std::string& uri) {
 }
 }  // namespace
 
-std::string Scheduler::QueueReason(const std::string& compute, int need) {
+std::string Scheduler::QueueReason(const std::string& compute, int need, size_t ahead) {
   Pool& p = pools_[compute];
   std::string unit = compute == "local" ? "CPU slot" : "node";
   return "waiting for " + std::to_string(need) + " " + unit + (need == 1 ? "" : "s") + " on " + compute +
          " (" + std::to_string(p.in_use) + " of " + std::to_string(p.capacity) + " in use" +
-         (p.queue.size() > 1 ? ", " + std::to_string(p.queue.size() - 1) + " queued ahead" : "") + ")";
+         (ahead > 0 ? ", " + std::to_string(ahead) + " queued ahead" : "") + ")";
 }
 
 Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
@@ -410,10 +410,11 @@ void Scheduler::Schedule(const std::string& compute) {
     }
     if (pool->in_use + job->slots > pool->capacity) {
       // Everyone still waiting gets an up-to-date reason.
+      size_t ahead = 0;
       for (const auto& waiting : pool->queue) {
         auto w = store_->Get(waiting);
         if (!w.ok()) continue;
-        std::string reason = QueueReason(compute, w->slots);
+        std::string reason = QueueReason(compute, w->slots, ahead++);
         if (w->status != "Queued" || w->status_reason != reason) (void)Transition(waiting, "Queued", reason);
       }
       return;

@@ -104,7 +104,7 @@ class Scheduler {
   void FinishFromExitFile(const std::string& name);
   void FailJob(const std::string& name, const std::string& reason);
   void Release(const store::JobRecord& job);
-  std::string QueueReason(const std::string& compute, int need);
+  std::string QueueReason(const std::string& compute, int need, size_t ahead);
   Result<nlohmann::json> BuildRunFile(const store::JobRecord& job, std::vector<std::string>& notices);
 
   SchedulerConfig config_;

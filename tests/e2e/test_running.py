@@ -1,0 +1,161 @@
+"""The local compute: process trees, cancel, timeout, logs, queueing, and a server that dies."""
+import os
+import signal
+import subprocess
+import time
+
+from conftest import pids_mentioning, wait_for
+
+# Starts a background sleeper that leaves the process group and a foreground one; records both pids.
+TREE_JOB = """\
+command: |
+  setsid sleep 300 &
+  echo $! > ${{outputs.pids}}/bg.pid
+  sleep 300 &
+  echo $! > ${{outputs.pids}}/fg.pid
+  echo started
+  wait
+outputs:
+  pids: {}
+environment: {image: python}
+"""
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def read_pids(ws, name):
+    out = os.path.join(ws.home, "runs", name, "outputs", "pids")
+    wait_for(lambda: os.path.exists(out + "/fg.pid") and os.path.getsize(out + "/fg.pid") > 0, what="pid files")
+    return [int(open(os.path.join(out, f)).read()) for f in ("bg.pid", "fg.pid")]
+
+
+def test_cancel_kills_the_whole_process_tree(ws):
+    ws.write("job.yml", TREE_JOB)
+    ws.run("job", "create", "-f", "job.yml", "-n", "tree1")
+    ws.wait_status("tree1", "Running")
+    pids = read_pids(ws, "tree1")
+    assert all(alive(p) for p in pids)
+    job = ws.json("job", "cancel", "-n", "tree1")
+    assert job["status"] == "Canceled"
+    assert job["status_reason"] == "canceled by request"
+    wait_for(lambda: not any(alive(p) for p in pids), timeout=10, what="the job's processes to die")
+    statuses = [e["status"] for e in job["status_history"]]
+    assert statuses[-3:] == ["CancelRequested", "Finalizing", "Canceled"]
+
+
+def test_timeout_cancels_the_job_with_the_reason(ws):
+    ws.write("job.yml", "command: echo before; sleep 60; echo after\nenvironment: {image: python}\nlimits:\n  timeout: 1\n")
+    start = time.time()
+    p = ws.run("job", "create", "-f", "job.yml", "-n", "slow", "--stream", check=False)
+    assert time.time() - start < 8
+    assert p.returncode == 1
+    assert "before" in p.stdout and "after" not in p.stdout
+    job = ws.job("slow")
+    assert job["status"] == "Canceled"
+    assert job["status_reason"] == "limits.timeout of 1 s reached"
+
+
+def test_a_job_flooding_its_log_is_capped_and_still_completes(make_ws):
+    ws = make_ws({"CAIRN_MAX_LOG_BYTES": "100000"})
+    ws.write("job.yml", "command: head -c 20000000 /dev/zero | tr '\\\\0' x; echo; echo done\nenvironment: {image: python}\n")
+    ws.run("job", "create", "-f", "job.yml", "-n", "flood", "--stream", "-o", "none")
+    job = ws.job("flood")
+    assert job["status"] == "Completed"
+    log = os.path.join(ws.home, "runs", "flood", "artifacts", "user_logs", "std_log.txt")
+    size = os.path.getsize(log)
+    assert 100000 < size < 100300
+    with open(log) as f:
+        assert f.read().endswith("[cairn] log truncated: the job wrote more than 100000 bytes to stdout/stderr; "
+                                 "the rest is discarded\n")
+
+
+def test_stream_follows_a_running_job_live(ws):
+    ws.write("job.yml", "command: echo first; sleep 1.5; echo second\nenvironment: {image: python}\n")
+    ws.run("job", "create", "-f", "job.yml", "-n", "live")
+    proc = subprocess.Popen([os.environ.get("CAIRN_BIN", "cairn") if False else __import__("conftest").CAIRN,
+                             "job", "stream", "-n", "live"], env=ws.env, stdout=subprocess.PIPE, text=True)
+    seen_first = None
+    start = time.time()
+    for line in proc.stdout:
+        if line == "first\n":
+            seen_first = time.time() - start
+        if line == "second\n":
+            assert seen_first is not None and seen_first < 1.2, "first line came only with the second"
+    assert proc.wait(timeout=30) == 0
+
+
+def test_jobs_queue_when_slots_are_full_with_the_reason(make_ws):
+    ws = make_ws({"CAIRN_LOCAL_SLOTS": "1"})
+    ws.write("sleep.yml", "command: sleep 2\nenvironment: {image: python}\n")
+    ws.run("job", "create", "-f", "sleep.yml", "-n", "q1")
+    ws.run("job", "create", "-f", "sleep.yml", "-n", "q2")
+    ws.run("job", "create", "-f", "sleep.yml", "-n", "q3")
+    q3 = ws.job("q3")
+    assert q3["status"] == "Queued"
+    assert q3["status_reason"] == "waiting for 1 CPU slot on local (1 of 1 in use, 1 queued ahead)"
+    assert ws.job("q2")["status_reason"] == "waiting for 1 CPU slot on local (1 of 1 in use)"
+    ws.run("job", "cancel", "-n", "q2")
+    assert ws.job("q2")["status_reason"] == "canceled before it started"
+    ws.wait_status("q3", "Completed", timeout=20)
+    assert ws.job("q1")["status"] == "Completed"
+
+
+def test_jobs_survive_a_server_killed_with_sigkill(ws):
+    ws.write("job.yml", "command: echo one; sleep 2; echo two\nenvironment: {image: python}\n")
+    ws.write("quick.yml", "command: echo quick\nenvironment: {image: python}\n")
+    ws.run("job", "create", "-f", "job.yml", "-n", "survivor")
+    ws.wait_status("survivor", "Running")
+    old = ws.server_info()
+    os.kill(old["pid"], signal.SIGKILL)
+    wait_for(lambda: not os.path.exists(f"/proc/{old['pid']}") or open(f"/proc/{old['pid']}/stat").read().split()[2] == "Z",
+             what="the server to die")
+    time.sleep(2.5)  # the job ends while no server runs
+    # The next command starts a new server, which reconciles the job from its run folder.
+    job = ws.job("survivor")
+    assert ws.server_info()["pid"] != old["pid"]
+    assert job["status"] == "Completed", job
+    with open(os.path.join(ws.home, "runs", "survivor", "artifacts", "user_logs", "std_log.txt")) as f:
+        assert f.read() == "one\ntwo\n"
+    # And the new server runs jobs as before.
+    p = ws.run("job", "create", "-f", "quick.yml", "--stream")
+    assert "quick" in p.stdout
+
+
+def test_a_running_job_continues_under_a_restarted_server(ws):
+    ws.write("job.yml", "command: sleep 1; echo late\nenvironment: {image: python}\n")
+    ws.run("job", "create", "-f", "job.yml", "-n", "across")
+    ws.wait_status("across", "Running")
+    os.kill(ws.server_info()["pid"], signal.SIGKILL)
+    job = ws.job("across")  # a new server, while the job still runs
+    assert job["status"] == "Running"
+    job = ws.wait_status("across", ["Completed", "Failed"], timeout=20)
+    assert job["status"] == "Completed"
+
+
+def test_a_supervisor_killed_with_sigkill_fails_its_job(ws):
+    ws.write("job.yml", "command: sleep 30\nenvironment: {image: python}\n")
+    ws.run("job", "create", "-f", "job.yml", "-n", "orphan")
+    ws.wait_status("orphan", "Running")
+    sup = [pid for pid, cmd in pids_mentioning(ws.home) if " supervise " in cmd]
+    assert len(sup) == 1
+    os.kill(sup[0], signal.SIGKILL)
+    job = ws.wait_status("orphan", "Failed", timeout=10)
+    assert job["status_reason"] == f"the supervisor (pid {sup[0]}) ended without recording how the job ended"
+    # Its sleep is an orphan now; clean it up for the harness.
+    for pid, cmd in pids_mentioning(ws.home):
+        if cmd.startswith("sleep"):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_concurrent_clis_start_one_server(ws):
+    procs = [subprocess.Popen([__import__("conftest").CAIRN, "job", "list"], env=ws.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(6)]
+    assert all(p.wait(timeout=30) == 0 for p in procs)
+    servers = [pid for pid, cmd in pids_mentioning(ws.home) if cmd.strip().endswith("server --port 0")]
+    assert len(servers) == 1, servers
