@@ -122,7 +122,7 @@ Result<std::vector<LocalFile>> CollectFiles(const std::string& root_in, bool use
   for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) return InvalidArgument(what + ": cannot list " + root + ": " + ec.message());
     std::string abs = it->path().string();
-    std::string rel = fs::relative(it->path(), root).string();
+    std::string rel = it->path().lexically_relative(root).string();
     bool is_link = it->is_symlink(ec);
     if (is_link) {
       std::error_code ec2;

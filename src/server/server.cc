@@ -86,7 +86,7 @@ void ListFiles(const std::string& dir, const std::string& prefix, json& out) {
   for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
        it.increment(ec)) {
     if (it->is_regular_file(ec))
-      files.emplace_back(prefix + fs::relative(it->path(), dir, ec).string(),
+      files.emplace_back(prefix + it->path().lexically_relative(dir).string(),
                          static_cast<long long>(it->file_size(ec)));
   }
   std::sort(files.begin(), files.end());
