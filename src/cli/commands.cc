@@ -156,7 +156,12 @@ int JobCreate(const Globals& g, const JobArgs& a) {
   }
   std::string name = created->value("name", "");
   if (!a.save_as.empty()) {
-    Status s = WriteFileAtomic(a.save_as, ToYaml(*created));
+    json saved = *created;
+    for (const char* k : {"status_reason", "status_history", "notes", "is_archived", "start_time", "end_time",
+                          "duration_seconds", "exit_code", "error", "log_files"})
+      saved.erase(k);
+    saved["outputs"].erase("default");
+    Status s = WriteFileAtomic(a.save_as, ToYaml(saved));
     if (!s.ok()) return Fail(s);
   }
   if (a.web) OpenInBrowser((*created)["services"]["Studio"].value("endpoint", ""));

@@ -21,9 +21,10 @@ const std::vector<std::string> kTopKeys = {
     "distribution", "limits", "inputs", "outputs", "services", "identity", "queue_settings",
     "parent_job_name", "is_deterministic",
     // read-only fields that `job show -o yaml` writes: accepted and ignored so a saved job resubmits
-    "status", "creation_context", "id", "log_files", "parameters"};
-const std::vector<std::string> kReadOnly = {"status", "creation_context", "id", "log_files",
-                                            "parameters"};
+    "status", "creation_context", "id", "log_files", "parameters",
+    // and Cairn's own additions to the job object
+    "status_reason", "status_history", "start_time", "end_time", "duration_seconds", "exit_code",
+    "error", "is_archived", "notes"};
 const std::vector<std::string> kInputTypes = {"uri_file", "uri_folder", "mltable",
                                               "mlflow_model", "custom_model", "triton_model"};
 const std::vector<std::string> kInputModes = {"ro_mount", "download", "direct", "eval_mount",
@@ -612,6 +613,8 @@ class JobParser {
         continue;
       }
       if (e.key == "default") {
+        const YNode* p = e.value.IsMap() ? e.value.Get("path") : nullptr;
+        if (p && StartsWith(p->scalar, "azureml://datastores/workspaceartifactstore/")) continue;  // read-only
         ErrorAtKey(e, *n, field + ": 'default' is reserved for the job's artifacts (./outputs and logs)");
         continue;
       }
@@ -746,7 +749,6 @@ std::optional<JobSpec> ParseJobText(const std::string& text, const std::string& 
   auto root = ParseYaml(text, file, diags);
   if (!root) return std::nullopt;
   for (const auto& o : options.overrides) ApplyOverride(*root, o, diags);
-  if (diags.HasErrors()) return std::nullopt;
   JobParser parser(base_dir, options, diags);
   return parser.Parse(*root);
 }
@@ -757,7 +759,13 @@ std::optional<JobSpec> ParseJobFile(const std::string& path, const ParseOptions&
     diags.Error(path, 0, 0, "is a folder, not a job file");
     return std::nullopt;
   }
-  auto text = ReadFile(path, YamlLimits().max_bytes + 1);
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0 && static_cast<size_t>(st.st_size) > YamlLimits().max_bytes) {
+    diags.Error(path, 0, 0, "file is " + std::to_string(st.st_size) + " bytes; a job file may be at most " +
+                                std::to_string(YamlLimits().max_bytes) + " bytes");
+    return std::nullopt;
+  }
+  auto text = ReadFile(path, YamlLimits().max_bytes);
   if (!text.ok()) {
     diags.Error(path, 0, 0, text.status().code() == Code::kNotFound ? "no such file" : text.status().message());
     return std::nullopt;
