@@ -331,6 +331,7 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
     std::string f = "inputs." + in_name;
     switch (in.path_kind) {
       case spec::PathKind::kLocal:
+        if (r.dry_run) break;  // validation uploads nothing
         if (!r.input_manifests.count(in_name) || !store_->GetSnapshot(r.input_manifests[in_name]).ok())
           return InvalidArgument(f + ": the local data at " + in.path + " was not uploaded with the job");
         break;
@@ -366,7 +367,7 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
       return FailedPrecondition("outputs." + out_name + ".path: datastore '" + DatastoreName(out.path) +
                                 "' does not exist in this workspace (" + out.path + ")");
   }
-  if (!r.snapshot.empty() && !store_->GetSnapshot(r.snapshot).ok())
+  if (!r.dry_run && !r.snapshot.empty() && !store_->GetSnapshot(r.snapshot).ok())
     return InvalidArgument("code snapshot " + r.snapshot + " was not uploaded");
 
   JobRecord job;

@@ -28,7 +28,7 @@ const std::vector<std::string> kTopKeys = {
 const std::vector<std::string> kInputTypes = {"uri_file", "uri_folder", "mltable",
                                               "mlflow_model", "custom_model", "triton_model"};
 const std::vector<std::string> kInputModes = {"ro_mount", "download", "direct", "eval_mount",
-                                              "eval_download", "mount"};
+                                              "eval_download", "mount", "rw_mount"};
 const std::vector<std::string> kOutputModes = {"rw_mount", "upload", "mount", "direct"};
 
 class JobParser {
@@ -300,14 +300,40 @@ class JobParser {
       if (StartsWith(v, "azureml:")) {
         env.reference = v;
       } else if (StartsWith(v, "file:")) {
-        Error(*n, "environment: references to environment files ('" + v +
-                      "') are not supported yet; write the environment inline");
+        ParseEnvironmentFile(*n, v, spec);
       } else {
         Error(*n, "environment: expected 'azureml:<name>:<version>', 'azureml:<name>@latest', a registry "
                   "URI or an inline environment, got \"" + v + "\"");
       }
       return;
     }
+    ParseEnvironmentMap(n, spec);
+  }
+
+  // `environment: file:./env.yml`: an environment YAML beside the job, its paths relative to itself.
+  void ParseEnvironmentFile(const YNode& at, const std::string& ref, JobSpec& spec) {
+    std::string path = LocalPath(ref);
+    if (!options_.check_local_paths && !PathExists(path)) return;
+    auto text = ReadFile(path, YamlLimits().max_bytes);
+    if (!text.ok()) {
+      Error(at, "environment: cannot read '" + ref + "' (" + path + ")");
+      return;
+    }
+    auto root = ParseYaml(*text, path, d_);
+    if (!root) return;
+    if (root->IsMap() && (root->Get("channels") || root->Get("dependencies"))) {
+      Error(at, "environment: '" + ref + "' is a conda file, not an environment specification; "
+                "use environment: {image: ..., conda_file: " + ref.substr(5) + "}");
+      return;
+    }
+    std::string saved = base_dir_;
+    base_dir_ = Dirname(path);
+    ParseEnvironmentMap(&*root, spec, true);
+    base_dir_ = saved;
+  }
+
+  void ParseEnvironmentMap(const YNode* n, JobSpec& spec, bool from_file = false) {
+    EnvironmentSpec& env = spec.environment;
     if (!n->IsMap()) {
       Error(*n, "environment: expected a reference or a mapping, got " + n->TypeName());
       return;
@@ -316,7 +342,7 @@ class JobParser {
                    "tags", "inference_config", "datastore", "environment_variables", "$schema"},
               "environment.");
     for (const char* k : {"name", "version"}) {
-      if (const YNode* x = n->Get(k))
+      if (const YNode* x = n->Get(k); x && !from_file)
         Warning(*x, std::string("environment.") + k +
                         ": an inline environment is anonymous; the name/version is ignored");
     }
@@ -373,7 +399,7 @@ class JobParser {
     if (const YNode* conda = n->Get("conda_file")) {
       if (!image && !build) {
         // already reported
-      } else if (!image) {
+      } else if (!image && !n->Get("docker")) {  // preview 1 built a Dockerfile and applied conda on top
         Error(*conda, "environment.conda_file: needs 'image' (a conda file is applied on top of an image)");
       }
       if (conda->IsScalar()) {
@@ -561,6 +587,7 @@ class JobParser {
       if (const YNode* m = v.Get("mode")) {
         std::string mode = Str(*m, field + ".mode");
         if (mode == "mount") mode = "ro_mount";  // preview 1
+        if (mode == "rw_mount") mode = "download";  // preview 2 allowed writable inputs: a private copy
         if (std::find(kInputModes.begin(), kInputModes.end(), mode) == kInputModes.end()) {
           Error(*m, field + ".mode: unknown mode '" + m->scalar +
                         "' (expected ro_mount, download, direct, eval_mount or eval_download)");

@@ -100,13 +100,24 @@ struct Converter {
           }
           e.key = it->first.Scalar();
           if (const YNode* prev = out.Get(e.key)) {
-            (void)prev;
             int first_line = 0;
             for (const auto& x : out.map)
               if (x.key == e.key) first_line = x.line;
-            diags.Error(file, e.line, e.column,
-                        "duplicate key '" + e.key + "' (first defined on line " +
-                            std::to_string(first_line) + ")");
+            // The same scalar twice is noise (real Azure ML files have it); anything else is ambiguous.
+            YNode again;
+            Diagnostics ignored;
+            Converter inner{file, ignored, limits};
+            bool same = inner.Convert(it->second, again, depth + 1, e.line, e.column) && again.IsScalar() &&
+                        prev->IsScalar() && again.scalar == prev->scalar && again.quoted == prev->quoted;
+            if (same) {
+              diags.Warning(file, e.line, e.column,
+                            "duplicate key '" + e.key + "' repeats the value of line " +
+                                std::to_string(first_line));
+            } else {
+              diags.Error(file, e.line, e.column,
+                          "duplicate key '" + e.key + "' (first defined on line " +
+                              std::to_string(first_line) + ")");
+            }
             continue;
           }
           if (!Convert(it->second, e.value, depth + 1, e.line, e.column + static_cast<int>(e.key.size()) + 2))
