@@ -1,1 +1,50 @@
+#include "cli/output.h"
+
 #include <gtest/gtest.h>
+
+namespace cairn::cli {
+namespace {
+
+using nlohmann::json;
+
+const json kJobs = json::parse(R"([
+  {"name": "a", "status": "Completed", "services": {"Studio": {"endpoint": "http://x/#/jobs/a"}}},
+  {"name": "b", "status": "Failed", "services": {"Studio": {"endpoint": "http://x/#/jobs/b"}}}
+])");
+
+TEST(ApplyQuery, FollowsPathsProjectionsIndexesAndMultiselects) {
+  EXPECT_EQ(*ApplyQuery(kJobs[0], "name"), "a");
+  EXPECT_EQ(*ApplyQuery(kJobs[0], "services.Studio.endpoint"), "http://x/#/jobs/a");
+  EXPECT_EQ(*ApplyQuery(kJobs, "[].name"), json::parse(R"(["a","b"])"));
+  EXPECT_EQ(*ApplyQuery(kJobs, "[1].status"), "Failed");
+  EXPECT_EQ(*ApplyQuery(kJobs, "[-1].name"), "b");
+  EXPECT_EQ(*ApplyQuery(kJobs, "[].{n:name, s:status}"), json::parse(R"([{"n":"a","s":"Completed"},{"n":"b","s":"Failed"}])"));
+  EXPECT_TRUE(ApplyQuery(kJobs[0], "missing.deeper")->is_null());
+  EXPECT_FALSE(ApplyQuery(kJobs, "[x]").ok());
+}
+
+TEST(ToTsv, PrintsScalarsOfEachRow) {
+  EXPECT_EQ(ToTsv(*ApplyQuery(kJobs, "[].{n:name,s:status}")), "a\tCompleted\nb\tFailed\n");
+  EXPECT_EQ(ToTsv(json("Completed")), "Completed\n");
+  EXPECT_EQ(ToTsv(json(true)), "True\n");
+}
+
+TEST(ToYaml, QuotesWhatWouldChangeMeaningAndKeepsBlocks) {
+  json v = {{"a", "true"}, {"b", "12"}, {"c", "plain text"}, {"d", "two\nlines\n"}, {"e", json::array({1, "x"})},
+            {"f", json::object()}, {"g", nullptr}};
+  EXPECT_EQ(ToYaml(v), "a: \"true\"\nb: \"12\"\nc: plain text\nd: |\n  two\n  lines\ne:\n  - 1\n  - x\nf: {}\ng: null\n");
+}
+
+TEST(ToTable, AlignsColumns) {
+  std::string t = ToTable(kJobs, {{"Name", "name"}, {"Status", "status"}});
+  EXPECT_EQ(t, "Name  Status\n----  ---------\na     Completed\nb     Failed\n");
+}
+
+TEST(ParseFormat, NamesTheAllowedValues) {
+  auto f = ParseFormat("xml");
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.status().message(), "--output: 'xml' is not one of json, yaml, table, tsv, none");
+}
+
+}  // namespace
+}  // namespace cairn::cli
