@@ -159,7 +159,8 @@ void WriteExit(const RunLayout& layout, const Outcome& o, long long started, Sys
             {"ended_at", NowMillis()}};
   j["exit_code"] = o.exit_code ? json(*o.exit_code) : json(nullptr);
   j["signal"] = o.signal ? json(*o.signal) : json(nullptr);
-  Status s = WriteFileAtomic(layout.ExitFile(), j.dump(), 0644, true);
+  // Not fsynced: after a power loss the job is lost either way, and the server then says so.
+  Status s = WriteFileAtomic(layout.ExitFile(), j.dump(), 0644);
   if (!s.ok()) log.Line("cannot record the exit status: " + s.message());
   log.Line("outcome: " + o.outcome + (o.reason.empty() ? "" : " (" + o.reason + ")"));
 }

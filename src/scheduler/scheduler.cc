@@ -105,9 +105,19 @@ void Scheduler::Loop() {
 // A supervisor that died without telling us (killed, or the machine's OOM killer) is found here.
 void Scheduler::Tick() {
   std::vector<std::pair<std::string, long long>> gone;
+  long long now = NowMillis();
   for (const auto& [name, pid] : running_pids_) {
+    // A supervisor we started ourselves is reaped as soon as it ends (SIGCHLD is ignored), so ESRCH
+    // means gone. The command-line check guards against a recycled pid, but only once the child has
+    // had time to exec: right after the spawn it still shows the server's command line.
+    if (kill(static_cast<pid_t>(pid), 0) != 0) {
+      gone.emplace_back(name, pid);
+      continue;
+    }
+    auto spawned = spawned_at_.find(name);
+    bool settled = spawned == spawned_at_.end() || now - spawned->second > 5000;
     std::string run_dir = compute::RunLayout::For(config_.workspace, name).root;
-    if (!compute::IsAliveWithMarker(static_cast<pid_t>(pid), run_dir)) gone.emplace_back(name, pid);
+    if (settled && !compute::IsAliveWithMarker(static_cast<pid_t>(pid), run_dir)) gone.emplace_back(name, pid);
   }
   for (const auto& [name, pid] : gone) {
     if (PathExists(compute::RunLayout::For(config_.workspace, name).ExitFile())) {
@@ -300,6 +310,44 @@ std::string Scheduler::QueueReason(const std::string& compute, int need, size_t 
          (ahead > 0 ? ", " + std::to_string(ahead) + " queued ahead" : "") + ")";
 }
 
+void Scheduler::Enqueue(const std::string& compute, const std::string& name, int slots) {
+  Pool* pool = PoolFor(compute);
+  pool->queue.push_back({name, slots});
+  std::lock_guard<std::mutex> l(live_.mu);
+  long long t = live_.next_ticket++;
+  live_.ticket_of[name] = {compute, t, slots};
+  live_.tickets[compute].insert(t);
+}
+
+void Scheduler::Dequeued(const std::string& name) {
+  std::lock_guard<std::mutex> l(live_.mu);
+  auto it = live_.ticket_of.find(name);
+  if (it == live_.ticket_of.end()) return;
+  live_.tickets[std::get<0>(it->second)].erase(std::get<1>(it->second));
+  live_.ticket_of.erase(it);
+}
+
+void Scheduler::PublishUsage(const std::string& compute) {
+  Pool* pool = PoolFor(compute);
+  if (!pool) return;
+  std::lock_guard<std::mutex> l(live_.mu);
+  live_.usage[compute] = {pool->in_use, pool->capacity};
+}
+
+std::string Scheduler::LiveQueueReason(const std::string& job) {
+  std::lock_guard<std::mutex> l(live_.mu);
+  auto it = live_.ticket_of.find(job);
+  if (it == live_.ticket_of.end()) return "";
+  const auto& [compute, ticket, need] = it->second;
+  const auto& set = live_.tickets[compute];
+  size_t ahead = static_cast<size_t>(std::distance(set.begin(), set.lower_bound(ticket)));
+  auto [in_use, capacity] = live_.usage[compute];
+  std::string unit = compute == "local" ? "CPU slot" : "node";
+  return "waiting for " + std::to_string(need) + " " + unit + (need == 1 ? "" : "s") + " on " + compute +
+         " (" + std::to_string(in_use) + " of " + std::to_string(capacity) + " in use" +
+         (ahead > 0 ? ", " + std::to_string(ahead) + " queued ahead" : "") + ")";
+}
+
 Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
   auto parsed = spec::JobSpecFromJson(r.spec);
   if (!parsed.ok()) return parsed.status();
@@ -394,8 +442,11 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
                                    {"Starting", "accepted by the workspace", job.created_at}});
   if (!st.ok()) return st;
   events_.Bump();
-  pool->queue.push_back(name);
+  Enqueue(compute, name, slots);
   Schedule(compute);
+  if (live_.ticket_of.count(name)) {  // still waiting; reads of live_ from this thread need no lock
+    (void)Transition(name, "Queued", QueueReason(compute, slots, pool->queue.size() - 1));
+  }
   return store_->Get(name);
 }
 
@@ -403,27 +454,16 @@ void Scheduler::Schedule(const std::string& compute) {
   Pool* pool = PoolFor(compute);
   if (!pool) return;
   while (!pool->queue.empty()) {
-    std::string name = pool->queue.front();
-    auto job = store_->Get(name);
-    if (!job.ok() || store::IsTerminalStatus(job->status) || job->status == "CancelRequested") {
-      pool->queue.pop_front();
-      continue;
-    }
-    if (pool->in_use + job->slots > pool->capacity) {
-      // Everyone still waiting gets an up-to-date reason.
-      size_t ahead = 0;
-      for (const auto& waiting : pool->queue) {
-        auto w = store_->Get(waiting);
-        if (!w.ok()) continue;
-        std::string reason = QueueReason(compute, w->slots, ahead++);
-        if (w->status != "Queued" || w->status_reason != reason) (void)Transition(waiting, "Queued", reason);
-      }
-      return;
-    }
+    Queued next = pool->queue.front();
+    if (pool->in_use + next.slots > pool->capacity) break;
     pool->queue.pop_front();
-    pool->in_use += job->slots;
+    Dequeued(next.name);
+    auto job = store_->Get(next.name);
+    if (!job.ok() || store::IsTerminalStatus(job->status) || job->status == "CancelRequested") continue;
+    pool->in_use += next.slots;
     StartJob(*job);
   }
+  PublishUsage(compute);
 }
 
 void Scheduler::StartJob(const JobRecord& job) {
@@ -450,6 +490,7 @@ void Scheduler::StartJob(const JobRecord& job) {
   }
   (void)store_->SetSupervisorPid(job.name, *pid);
   running_pids_[job.name] = *pid;
+  spawned_at_[job.name] = NowMillis();
 }
 
 Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::string>& notices) {
@@ -568,10 +609,14 @@ Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::stri
 
 void Scheduler::Release(const JobRecord& job) {
   bool was_running = running_pids_.erase(job.name) > 0;
+  spawned_at_.erase(job.name);
   Pool* pool = PoolFor(job.compute);
   if (!pool) return;
   if (was_running) pool->in_use = std::max(0, pool->in_use - job.slots);
-  pool->queue.erase(std::remove(pool->queue.begin(), pool->queue.end(), job.name), pool->queue.end());
+  pool->queue.erase(std::remove_if(pool->queue.begin(), pool->queue.end(),
+                                   [&](const Queued& q) { return q.name == job.name; }),
+                    pool->queue.end());
+  Dequeued(job.name);
   Schedule(job.compute);
 }
 
@@ -658,7 +703,7 @@ void Scheduler::Reconcile() {
     } else if (job.status == "CancelRequested") {
       (void)Transition(job.name, "Canceled", "canceled before it started", std::nullopt, NowMillis());
     } else {
-      pool->queue.push_back(job.name);
+      Enqueue(job.compute, job.name, job.slots);
     }
   }
   std::vector<std::string> names;

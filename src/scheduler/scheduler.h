@@ -10,6 +10,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
+#include <tuple>
 #include <string>
 #include <thread>
 
@@ -73,16 +75,32 @@ class Scheduler {
   Status PutSnapshot(const std::string& id, const std::string& manifest);
   // {in use, queued} on a compute's pool.
   std::pair<int, int> PoolUsage(const std::string& compute);
+  // The up-to-date reason a queued job waits ("waiting for 1 CPU slot on local (2 of 2 in use, 3 queued
+  // ahead)"), or "" when it is not queued. Thread-safe without posting.
+  std::string LiveQueueReason(const std::string& job);
 
   JobEvents& events() { return events_; }
   const SchedulerConfig& config() const { return config_; }
   int local_slots() const { return local_slots_; }
 
  private:
+  struct Queued {
+    std::string name;
+    int slots = 1;
+  };
   struct Pool {
     int capacity = 0;
     int in_use = 0;
-    std::deque<std::string> queue;
+    std::deque<Queued> queue;
+  };
+  // What readers may ask about queues without posting to the scheduler thread: each queued job's
+  // ticket in its pool, so "N queued ahead" is computed when asked rather than rewritten on every change.
+  struct LiveQueues {
+    std::mutex mu;
+    std::map<std::string, std::tuple<std::string, long long, int>> ticket_of;  // job -> (pool, ticket, slots)
+    std::map<std::string, std::set<long long>> tickets;                   // pool -> queued tickets
+    std::map<std::string, std::pair<int, int>> usage;                     // pool -> (in use, capacity)
+    long long next_ticket = 0;
   };
 
   template <typename T>
@@ -105,6 +123,9 @@ class Scheduler {
   void FailJob(const std::string& name, const std::string& reason);
   void Release(const store::JobRecord& job);
   std::string QueueReason(const std::string& compute, int need, size_t ahead);
+  void Enqueue(const std::string& compute, const std::string& name, int slots);
+  void Dequeued(const std::string& name);
+  void PublishUsage(const std::string& compute);
   Result<nlohmann::json> BuildRunFile(const store::JobRecord& job, std::vector<std::string>& notices);
 
   SchedulerConfig config_;
@@ -114,6 +135,8 @@ class Scheduler {
   int local_slots_ = 1;
   std::map<std::string, Pool> pools_;
   std::map<std::string, long long> running_pids_;  // job -> supervisor pid
+  std::map<std::string, long long> spawned_at_;    // job -> when this server started its supervisor
+  LiveQueues live_;
 
   std::mutex mu_;
   std::condition_variable cv_;

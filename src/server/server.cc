@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -115,7 +116,7 @@ class Server {
     svr_.set_read_timeout(60);
     svr_.set_write_timeout(60);
     svr_.set_payload_max_length(size_t{1} << 32);
-    svr_.new_task_queue = [] { return new httplib::ThreadPool(48); };
+    svr_.new_task_queue = [] { return new httplib::ThreadPool(32); };
     int port = opt_.port > 0 ? (svr_.bind_to_port(opt_.host, opt_.port) ? opt_.port : -1)
                              : svr_.bind_to_any_port(opt_.host);
     if (port <= 0) {
@@ -188,7 +189,14 @@ class Server {
     return *reader;
   }
 
-  json View(const store::JobRecord& j) { return JobView(j, Reader().History(j.name), url_); }
+  json View(const store::JobRecord& j) {
+    json v = JobView(j, Reader().History(j.name), url_);
+    if (j.status == "Queued") {
+      std::string live = sched_->LiveQueueReason(j.name);
+      if (!live.empty()) v["status_reason"] = live;
+    }
+    return v;
+  }
 
   void Routes() {
     svr_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
@@ -453,6 +461,8 @@ class Server {
 }  // namespace
 
 int RunServer(const ServerOptions& options) {
+  // One malloc arena per thread would let 32 worker threads hold tens of idle megabytes.
+  mallopt(M_ARENA_MAX, 2);
   WorkspacePaths ws{options.home};
   auto token = EnsureWorkspace(ws);
   if (!token.ok()) {

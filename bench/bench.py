@@ -1,0 +1,127 @@
+#!/usr/bin/python3
+"""Cairn's performance targets for command jobs, each measured beside its reference in the same run.
+
+  1. overhead of `cairn job create --stream` for `echo hello` over `sh -c 'echo hello'` (server up)
+  2. 1000 jobs of `true` submitted eight at a time, first submit to last completion, beside
+     `seq 1000 | xargs -P8 -n1 sh -c true`
+  3. the server's resident memory when idle (and after the 1000 jobs)
+
+Usage: bench/bench.py [--cairn build/cairn] [--runs 50] [--jobs 1000]
+Runs in a temporary workspace; prints a Markdown table and writes bench/results/latest.json.
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def timed(cmd, env=None, **kw):
+    t = time.perf_counter()
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+    return time.perf_counter() - t
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cairn", default=os.path.join(os.path.dirname(__file__), "../build/cairn"))
+    ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--jobs", type=int, default=1000)
+    args = ap.parse_args()
+    cairn = os.path.abspath(args.cairn)
+    root = tempfile.mkdtemp(prefix="cairn-bench-")
+    env = dict(os.environ, CAIRN_HOME=os.path.join(root, "home"))
+    env.pop("CAIRN_WORKSPACE", None)
+    results = {"machine": {"nproc": os.cpu_count(), "kernel": os.uname().release}}
+    try:
+        with open(os.path.join(root, "echo.yml"), "w") as f:
+            f.write("command: echo hello\nenvironment: {image: python}\n")
+        with open(os.path.join(root, "true.yml"), "w") as f:
+            f.write("command: 'true'\nenvironment: {image: python}\n")
+        subprocess.run([cairn, "job", "list"], env=env, check=True, stdout=subprocess.DEVNULL)  # start the server
+        pid = json.load(open(os.path.join(root, "home", "server.json")))["pid"]
+        time.sleep(1.0)
+        results["server_rss_idle_kib"] = rss_kib(pid)
+
+        # 1. Overhead, interleaved so drift hits both sides alike.
+        for _ in range(5):  # warm up
+            timed([cairn, "job", "create", "-f", "echo.yml", "--stream"], env, cwd=root)
+        cairn_t, sh_t = [], []
+        for _ in range(args.runs):
+            cairn_t.append(timed([cairn, "job", "create", "-f", "echo.yml", "--stream"], env, cwd=root))
+            sh_t.append(timed(["sh", "-c", "echo hello"], env))
+        results["stream_echo"] = {
+            "runs": args.runs,
+            "cairn_median_ms": statistics.median(cairn_t) * 1000,
+            "cairn_p90_ms": sorted(cairn_t)[int(0.9 * len(cairn_t))] * 1000,
+            "sh_median_ms": statistics.median(sh_t) * 1000,
+            "overhead_median_ms": (statistics.median(cairn_t) - statistics.median(sh_t)) * 1000,
+        }
+
+        # 2. Throughput: submit `true` jobs eight at a time, wait for the last to finish.
+        before = {j["name"] for j in json.loads(subprocess.run(
+            [cairn, "job", "list", "--all-results", "--query", "[].{name:name}", "-o", "json"],
+            env=env, check=True, capture_output=True, text=True).stdout)}
+        t0 = time.perf_counter()
+        wall0 = time.time()
+        subprocess.run(f"seq {args.jobs} | xargs -P8 -I{{}} {cairn} job create -f true.yml -o none",
+                       shell=True, env=env, check=True, cwd=root)
+        submitted = time.perf_counter() - t0
+        while True:
+            jobs = json.loads(subprocess.run([cairn, "job", "list", "--all-results", "-o", "json",
+                                              "--query", "[].{name:name,status:status,end:end_time}"],
+                                             env=env, check=True, capture_output=True, text=True).stdout)
+            mine = [j for j in jobs if j["name"] not in before]
+            if len(mine) == args.jobs and all(j["status"] in ("Completed", "Failed", "Canceled") for j in mine):
+                break
+            time.sleep(0.05)
+        from datetime import datetime
+        last_end = max(datetime.fromisoformat(j["end"]).timestamp() for j in mine)
+        total = last_end - wall0
+        failed = sum(j["status"] != "Completed" for j in mine)
+        t = time.perf_counter()
+        subprocess.run(f"seq {args.jobs} | xargs -P8 -n1 sh -c true", shell=True, check=True)
+        xargs_s = time.perf_counter() - t
+        results["throughput"] = {
+            "jobs": args.jobs, "not_completed": failed,
+            "submit_seconds": submitted, "first_submit_to_last_completion_s": total,
+            "jobs_per_second": args.jobs / total,
+            "xargs_sh_true_seconds": xargs_s, "xargs_per_second": args.jobs / xargs_s,
+        }
+        time.sleep(1.0)
+        results["server_rss_after_jobs_kib"] = rss_kib(pid)
+    finally:
+        subprocess.run([cairn, "server", "stop"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.3)
+        shutil.rmtree(root, ignore_errors=True)
+
+    os.makedirs(os.path.join(os.path.dirname(__file__), "results"), exist_ok=True)
+    with open(os.path.join(os.path.dirname(__file__), "results", "latest.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    s, tp = results["stream_echo"], results["throughput"]
+    print("| measure | Cairn | reference | goal |")
+    print("|---|---|---|---|")
+    print(f"| `job create --stream` of `echo hello`, median of {s['runs']} | {s['cairn_median_ms']:.1f} ms "
+          f"(p90 {s['cairn_p90_ms']:.1f} ms) | `sh -c 'echo hello'` {s['sh_median_ms']:.1f} ms | overhead "
+          f"{s['overhead_median_ms']:.1f} ms (goal <= 30 ms) |")
+    print(f"| {tp['jobs']} `true` jobs, 8 submitters, first submit to last completion | {tp['first_submit_to_last_completion_s']:.2f} s = "
+          f"{tp['jobs_per_second']:.0f} jobs/s ({tp['not_completed']} not completed) | `xargs -P8 sh -c true` "
+          f"{tp['xargs_sh_true_seconds']:.2f} s = {tp['xargs_per_second']:.0f}/s | >= 500 jobs/s |")
+    print(f"| server RSS idle | {results['server_rss_idle_kib'] / 1024:.1f} MiB (after the jobs: "
+          f"{results['server_rss_after_jobs_kib'] / 1024:.1f} MiB) | | <= 30 MiB |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
