@@ -3,9 +3,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <httplib.h>
-
 #include "base/fs.h"
+#include "base/http_client.h"
 #include "base/util.h"
 
 namespace cairn::cli {
@@ -25,63 +24,62 @@ Code CodeForHttp(int status) {
   }
 }
 
-Result<json> Decode(const httplib::Result& res, const std::string& url) {
-  if (!res) return Unavailable("cannot reach the workspace server at " + url + ": " + httplib::to_string(res.error()));
-  json body = res->body.empty() ? json::object() : json::parse(res->body, nullptr, false);
+Status ErrorOf(const HttpResponse& res) {
+  json body = json::parse(res.body, nullptr, false);
+  std::string msg = "HTTP " + std::to_string(res.status);
+  Code code = CodeForHttp(res.status);
+  if (body.is_object() && body.contains("error") && body["error"].is_object()) {
+    msg = body["error"].value("message", msg);
+    if (body["error"].value("code", "") == "AlreadyExists") code = Code::kAlreadyExists;
+  }
+  return Status(code, msg);
+}
+
+Result<json> Decode(const Result<HttpResponse>& res, const std::string& url) {
+  if (!res.ok()) return Unavailable("cannot reach the workspace server at " + url + ": " + res.status().message());
   if (res->status >= 200 && res->status < 300) {
+    json body = res->body.empty() ? json::object() : json::parse(res->body, nullptr, false);
     if (body.is_discarded()) return Internal("the server sent a malformed answer");
     return body;
   }
-  std::string msg = "HTTP " + std::to_string(res->status);
-  if (body.is_object() && body.contains("error")) msg = body["error"].value("message", msg);
-  Code code = CodeForHttp(res->status);
-  if (body.is_object() && body.contains("error") && body["error"].value("code", "") == "AlreadyExists")
-    code = Code::kAlreadyExists;
-  return Status(code, msg);
+  return ErrorOf(*res);
 }
 }  // namespace
 
-Client::Client(server::ServerAddress addr) : addr_(std::move(addr)), http_(std::make_unique<httplib::Client>(addr_.url)) {
-  http_->set_tcp_nodelay(true);
-  http_->set_keep_alive(true);
-  http_->set_connection_timeout(5);
-  http_->set_read_timeout(120);
-  http_->set_write_timeout(120);
-  http_->set_bearer_token_auth(addr_.token);
+Client::Client(server::ServerAddress addr) : addr_(std::move(addr)), http_(std::make_unique<HttpClient>(addr_.url)) {
+  http_->SetBearerToken(addr_.token);
 }
 
 Client::~Client() = default;
 
-Result<json> Client::Get(const std::string& path) { return Decode(http_->Get(path), addr_.url); }
+Result<json> Client::Get(const std::string& path) { return Decode(http_->Request("GET", path), addr_.url); }
 
 Result<json> Client::Post(const std::string& path, const json& body) {
-  return Decode(http_->Post(path, body.dump(), "application/json"), addr_.url);
+  return Decode(http_->Request("POST", path, body.dump()), addr_.url);
 }
 
 Result<json> Client::Patch(const std::string& path, const json& body) {
-  return Decode(http_->Patch(path, body.dump(), "application/json"), addr_.url);
+  return Decode(http_->Request("PATCH", path, body.dump()), addr_.url);
 }
 
-Result<json> Client::Delete(const std::string& path) { return Decode(http_->Delete(path), addr_.url); }
+Result<json> Client::Delete(const std::string& path) { return Decode(http_->Request("DELETE", path), addr_.url); }
 
 Result<json> Client::PutBytes(const std::string& path, const std::string& body) {
-  return Decode(http_->Put(path, body, "application/octet-stream"), addr_.url);
+  return Decode(http_->Request("PUT", path, body, "application/octet-stream"), addr_.url);
 }
 
 Result<LogChunk> Client::Logs(const std::string& job, long long offset, int wait_ms, const std::string& file) {
   std::string path = "/api/v1/jobs/" + job + "/logs?offset=" + std::to_string(offset) +
-                     "&wait_ms=" + std::to_string(wait_ms) + "&file=" + httplib::detail::encode_query_param(file);
-  auto res = http_->Get(path);
-  if (!res || res->status != 200) {
-    auto d = Decode(res, addr_.url);
-    return d.ok() ? Status(Internal("unexpected answer")) : d.status();
-  }
+                     "&wait_ms=" + std::to_string(wait_ms) + "&file=" + HttpClient::UrlEncode(file);
+  auto res = http_->Request("GET", path);
+  if (!res.ok()) return Unavailable("cannot reach the workspace server at " + addr_.url + ": " + res.status().message());
+  if (res->status != 200) return ErrorOf(*res);
   LogChunk c;
-  c.data = res->body;
-  c.next_offset = atoll(res->get_header_value("X-Cairn-Offset").c_str());
-  c.size = atoll(res->get_header_value("X-Cairn-Size").c_str());
-  c.status = res->get_header_value("X-Cairn-Status");
-  c.terminal = res->get_header_value("X-Cairn-Terminal") == "true";
+  c.data = std::move(res->body);
+  c.next_offset = atoll(res->Header("X-Cairn-Offset").c_str());
+  c.size = atoll(res->Header("X-Cairn-Size").c_str());
+  c.status = res->Header("X-Cairn-Status");
+  c.terminal = res->Header("X-Cairn-Terminal") == "true";
   return c;
 }
 
@@ -92,16 +90,20 @@ Status Client::Download(const std::string& job, const std::string& rel, const st
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Internal("cannot create " + tmp);
   bool write_ok = true;
-  auto res = http_->Get("/api/v1/jobs/" + job + "/files/" + rel, [&](const char* data, size_t len) {
-    write_ok = write(fd, data, len) == static_cast<ssize_t>(len);
-    return write_ok;
-  });
+  std::string error_body;
+  int status = 0;
+  auto res = http_->Request("GET", "/api/v1/jobs/" + job + "/files/" + HttpClient::UrlEncode(rel), "", "",
+                            [&](const char* data, size_t len) {
+                              write_ok = write(fd, data, len) == static_cast<ssize_t>(len);
+                              return write_ok;
+                            });
   close(fd);
-  if (!res || res->status != 200 || !write_ok) {
+  if (res.ok()) status = res->status;
+  if (!res.ok() || status != 200 || !write_ok) {
     unlink(tmp.c_str());
     if (!write_ok) return Internal("cannot write " + local_path);
-    auto d = Decode(res, addr_.url);
-    return d.ok() ? Internal("download of " + rel + " failed") : d.status();
+    if (!res.ok()) return Unavailable("cannot reach the workspace server: " + res.status().message());
+    return Status(CodeForHttp(status), "download of " + rel + " failed (HTTP " + std::to_string(status) + ")");
   }
   if (rename(tmp.c_str(), local_path.c_str()) != 0) return Internal("cannot write " + local_path);
   return Status::Ok();

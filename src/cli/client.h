@@ -10,8 +10,8 @@
 #include "base/status.h"
 #include "server/workspace.h"
 
-namespace httplib {
-class Client;
+namespace cairn {
+class HttpClient;
 }
 
 namespace cairn::cli {
@@ -42,7 +42,7 @@ class Client {
 
  private:
   server::ServerAddress addr_;
-  std::unique_ptr<httplib::Client> http_;
+  std::unique_ptr<HttpClient> http_;
 };
 
 // Connects to the workspace the CLI was pointed at: $CAIRN_WORKSPACE (a URL, with $CAIRN_TOKEN), else

@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 
 #include "base/fs.h"
@@ -13,7 +15,6 @@
 #include "cli/snapshot.h"
 #include "cli/stream.h"
 #include "compute/supervisor.h"
-#include "server/server.h"
 #include "server/workspace.h"
 #include "spec/compute_spec.h"
 #include "spec/job_spec.h"
@@ -488,7 +489,11 @@ int RunCli(int argc, char** argv) {
     });
   }
 
-  server::ServerOptions so;
+  struct {
+    int port = 0;
+    std::string host = "127.0.0.1";
+    int local_slots = 0;
+  } so;
   auto* srv = app.add_subcommand("server", "Run the workspace server (the CLI starts it on demand)");
   srv->add_option("--port", so.port, "port (0: any free one)");
   srv->add_option("--host", so.host, "address to listen on (default 127.0.0.1)");
@@ -521,8 +526,16 @@ int RunCli(int argc, char** argv) {
       rc = r.ok() ? 0 : Fail(r.status());
       return;
     }
-    so.home = ws.home;
-    rc = server::RunServer(so);
+    // The server is its own binary (see ARCHITECTURE.md: start-up time); run it in this process's place.
+    std::string exe = server::ServerExe();
+    std::vector<std::string> args = {exe, "--home", ws.home, "--port", std::to_string(so.port), "--host", so.host,
+                                     "--slots", std::to_string(so.local_slots)};
+    std::vector<char*> argv2;
+    for (auto& a : args) argv2.push_back(a.data());
+    argv2.push_back(nullptr);
+    execv(exe.c_str(), argv2.data());
+    fprintf(stderr, "ERROR: cannot run %s: %s\n", exe.c_str(), strerror(errno));
+    rc = 1;
   });
 
   try {

@@ -9,7 +9,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <httplib.h>
 
 #include <cerrno>
 #include <cstring>
@@ -17,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/fs.h"
+#include "base/http_client.h"
 #include "base/util.h"
 #include "compute/process.h"
 #include "compute/run_layout.h"
@@ -69,33 +69,34 @@ Status Materialize(const json& manifest, const std::string& blob_root, const std
   return Status::Ok();
 }
 
+// http(s) inputs are fetched with curl: TLS, redirects and proxies as the user's machine has them.
 Status Download(const std::string& url, const std::string& to, long long max_bytes) {
-  // scheme://host[:port]/path
-  size_t scheme_end = url.find("://");
-  size_t path_start = url.find('/', scheme_end + 3);
-  std::string origin = url.substr(0, path_start);
-  std::string path = path_start == std::string::npos ? "/" : url.substr(path_start);
-  httplib::Client cli(origin);
-  cli.set_follow_location(true);
-  cli.set_connection_timeout(10);
-  cli.set_read_timeout(300);
-  int fd = open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Internal("cannot create " + to + ": " + strerror(errno));
-  long long got = 0;
-  bool too_big = false;
-  auto res = cli.Get(path, [&](const char* data, size_t len) {
-    got += static_cast<long long>(len);
-    if (got > max_bytes) {
-      too_big = true;
-      return false;
-    }
-    return write(fd, data, len) == static_cast<ssize_t>(len);
-  });
-  close(fd);
-  if (too_big) return InvalidArgument(url + ": larger than " + std::to_string(max_bytes) + " bytes");
-  if (!res) return Unavailable("cannot download " + url + ": " + httplib::to_string(res.error()));
-  if (res->status != 200)
-    return Unavailable("cannot download " + url + ": HTTP " + std::to_string(res->status));
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0) return Internal("pipe failed");
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out[1], 1);
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 2);
+    std::string limit = std::to_string(max_bytes);
+    execlp("curl", "curl", "-sSL", "--max-filesize", limit.c_str(), "--connect-timeout", "10", "-w",
+           "%{http_code}", "-o", to.c_str(), url.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(out[1]);
+  std::string code;
+  char buf[256];
+  ssize_t n;
+  while ((n = read(out[0], buf, sizeof buf)) > 0) code.append(buf, static_cast<size_t>(n));
+  close(out[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  if (rc == 127) return Unavailable("cannot download " + url + ": curl is not installed");
+  if (rc == 63) return InvalidArgument(url + ": larger than " + std::to_string(max_bytes) + " bytes");
+  if (rc != 0) return Unavailable("cannot download " + url + " (curl exit code " + std::to_string(rc) + ")");
+  if (code != "200") return Unavailable("cannot download " + url + ": HTTP " + code);
   return Status::Ok();
 }
 
@@ -120,14 +121,11 @@ void ChmodReadOnly(const std::string& root) {
 }
 
 bool PostEvent(const std::string& url, const json& job, const std::string& event) {
-  httplib::Client cli(url);
-  cli.set_connection_timeout(2);
-  cli.set_read_timeout(10);
-  cli.set_tcp_nodelay(true);
-  httplib::Headers h = {{"Authorization", "Bearer " + job.value("token", "")}};
-  auto res = cli.Post("/api/v1/internal/jobs/" + job.value("name", "") + "/events", h,
-                      json{{"event", event}}.dump(), "application/json");
-  return res && res->status == 200;
+  HttpClient cli(url, 10000);
+  cli.SetBearerToken(job.value("token", ""));
+  auto res = cli.Request("POST", "/api/v1/internal/jobs/" + job.value("name", "") + "/events",
+                         json{{"event", event}}.dump());
+  return res.ok() && res->status == 200;
 }
 
 // Tells the server; when the one that started us is gone, the workspace's current server (a restart

@@ -129,7 +129,7 @@ class Server {
     scheduler::SchedulerConfig cfg;
     cfg.workspace = opt_.home;
     cfg.server_url = url_;
-    cfg.self_exe = compute::SelfExe();
+    cfg.self_exe = Dirname(compute::SelfExe()) + "/cairn";  // supervisors are `cairn supervise`
     cfg.local_slots = opt_.local_slots;
     if (const char* v = getenv("CAIRN_LOCAL_SLOTS")) cfg.local_slots = atoi(v);
     if (const char* v = getenv("CAIRN_MAX_LOG_BYTES")) cfg.max_log_bytes = atoll(v);

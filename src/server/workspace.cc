@@ -5,17 +5,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <httplib.h>
 
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "base/fs.h"
+#include "base/http_client.h"
 #include "base/util.h"
 #include "compute/process.h"
 
 namespace cairn::server {
+
+std::string ServerExe() {
+  if (const char* e = getenv("CAIRN_SERVER_BIN"); e && *e) return e;
+  return Dirname(compute::SelfExe()) + "/cairn-server";
+}
 
 std::string DefaultHome() {
   if (const char* h = getenv("CAIRN_HOME"); h && *h) return AbsPath(h);
@@ -49,11 +54,10 @@ Result<std::string> EnsureWorkspace(const WorkspacePaths& ws) {
 }
 
 bool Healthy(const ServerAddress& addr, int timeout_ms) {
-  httplib::Client cli(addr.url);
-  cli.set_connection_timeout(timeout_ms / 1000, (timeout_ms % 1000) * 1000);
-  cli.set_read_timeout(timeout_ms * 4 / 1000, (timeout_ms * 4 % 1000) * 1000);
-  auto res = cli.Get("/api/v1/health", {{"Authorization", "Bearer " + addr.token}});
-  return res && res->status == 200;
+  HttpClient cli(addr.url, timeout_ms);
+  cli.SetBearerToken(addr.token);
+  auto res = cli.Request("GET", "/api/v1/health");
+  return res.ok() && res->status == 200;
 }
 
 namespace {
@@ -80,7 +84,7 @@ Result<ServerAddress> ConnectOrStart(const WorkspacePaths& ws) {
     return addr;
   }
   unlink(ws.ServerInfo().c_str());
-  auto pid = compute::SpawnDetached({compute::SelfExe(), "server", "--port", "0"}, ws.ServerLog(),
+  auto pid = compute::SpawnDetached({ServerExe(), "--port", "0"}, ws.ServerLog(),
                                     {{"CAIRN_HOME", ws.home}});
   if (!pid.ok()) {
     close(lock);

@@ -20,6 +20,8 @@ struct WorkspacePaths {
   std::string Runs() const { return home + "/runs"; }
 };
 
+// The server binary: cairn-server beside the running cairn (or $CAIRN_SERVER_BIN).
+std::string ServerExe();
 // $CAIRN_HOME, else ~/.cairn, made absolute.
 std::string DefaultHome();
 // Creates the workspace folders and its token (a 0600 file) when missing; returns the token.

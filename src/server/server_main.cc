@@ -1,0 +1,17 @@
+// cairn-server: the workspace server. `cairn server` runs it; the CLI starts it on demand.
+#include <CLI/CLI.hpp>
+
+#include "server/server.h"
+#include "server/workspace.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"Cairn workspace server", "cairn-server"};
+  cairn::server::ServerOptions so;
+  so.home = cairn::server::DefaultHome();
+  app.add_option("--port", so.port, "port (0: any free one)");
+  app.add_option("--host", so.host, "address to listen on (default 127.0.0.1)");
+  app.add_option("--slots", so.local_slots, "local compute slots (default: one per CPU)");
+  app.add_option("--home", so.home, "the workspace folder (default $CAIRN_HOME or ~/.cairn)");
+  CLI11_PARSE(app, argc, argv);
+  return cairn::server::RunServer(so);
+}
