@@ -482,8 +482,7 @@ void Scheduler::StartJob(const JobRecord& job) {
     FailJob(job.name, "cannot write the run folder: " + s.message());
     return;
   }
-  auto pid = compute::SpawnDetached({config_.self_exe, "supervise", layout.root},
-                                    layout.SystemLogDir() + "/supervisor.out");
+  auto pid = compute::SpawnDetached({config_.self_exe, "supervise", layout.root}, layout.SupervisorLog());
   if (!pid.ok()) {
     FailJob(job.name, pid.status().message());
     return;

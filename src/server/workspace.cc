@@ -18,7 +18,7 @@
 namespace cairn::server {
 
 std::string ServerExe() {
-  if (const char* e = getenv("CAIRN_SERVER_BIN"); e && *e) return e;
+  if (const char* e = getenv("CAIRN_SERVER_BIN"); e && *e) return AbsPath(e);
   return Dirname(compute::SelfExe()) + "/cairn-server";
 }
 
