@@ -39,12 +39,21 @@ def main():
     ap.add_argument("--cairn", default=os.path.join(os.path.dirname(__file__), "../build/cairn"))
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--jobs", type=int, default=1000)
+    ap.add_argument("--root", default=None, help="where the temporary workspace goes (default: $TMPDIR)")
     args = ap.parse_args()
     cairn = os.path.abspath(args.cairn)
-    root = tempfile.mkdtemp(prefix="cairn-bench-")
+    root = tempfile.mkdtemp(prefix="cairn-bench-", dir=args.root)
     env = dict(os.environ, CAIRN_HOME=os.path.join(root, "home"))
     env.pop("CAIRN_WORKSPACE", None)
-    results = {"machine": {"nproc": os.cpu_count(), "kernel": os.uname().release}}
+    results = {"machine": {"nproc": os.cpu_count(), "kernel": os.uname().release}, "root": root}
+    # How slow is creating a folder here? Each job creates about a dozen files and folders.
+    probe = os.path.join(root, "probe")
+    os.mkdir(probe)
+    t = time.perf_counter()
+    for i in range(200):
+        os.mkdir(os.path.join(probe, str(i)))
+    results["mkdir_us"] = (time.perf_counter() - t) / 200 * 1e6
+    shutil.rmtree(probe)
     try:
         with open(os.path.join(root, "echo.yml"), "w") as f:
             f.write("command: echo hello\nenvironment: {image: python}\n")
@@ -111,6 +120,7 @@ def main():
     with open(os.path.join(os.path.dirname(__file__), "results", "latest.json"), "w") as f:
         json.dump(results, f, indent=2)
     s, tp = results["stream_echo"], results["throughput"]
+    print(f"workspace in {os.path.dirname(root)} (mkdir there: {results['mkdir_us']:.0f} us)")
     print("| measure | Cairn | reference | goal |")
     print("|---|---|---|---|")
     print(f"| `job create --stream` of `echo hello`, median of {s['runs']} | {s['cairn_median_ms']:.1f} ms "
