@@ -49,12 +49,13 @@ const std::vector<std::string> kKeys = {"$schema", "name", "type", "size", "min_
                                         "create_on_behalf_of", "idle_time_before_shutdown_minutes",
                                         "idle_time_before_shutdown", "setup_scripts"};
 
-int IntField(const YNode& n, const std::string& field, Diagnostics& d) {
+// On error the field keeps `fallback`, so one mistake is reported once, not again by a later check.
+int IntField(const YNode& n, const std::string& field, Diagnostics& d, int fallback) {
   auto v = AsInt(n);
   if (!v || *v < 0) {
     d.Error(n.file, n.line, n.column,
             field + ": expected an integer >= 0, got " + (n.IsScalar() ? "\"" + n.scalar + "\"" : n.TypeName()));
-    return 0;
+    return fallback;
   }
   return static_cast<int>(*v);
 }
@@ -81,9 +82,9 @@ std::optional<ComputeSpec> ParseComputeText(const std::string& text, const std::
     if (e.key == "name") c.name = v.scalar;
     else if (e.key == "type") c.type = ToLower(v.scalar);
     else if (e.key == "size") c.size = v.scalar;
-    else if (e.key == "min_instances") c.min_instances = IntField(v, e.key, d);
-    else if (e.key == "max_instances") c.max_instances = IntField(v, e.key, d);
-    else if (e.key == "idle_time_before_scale_down") c.idle_time_before_scale_down = IntField(v, e.key, d);
+    else if (e.key == "min_instances") c.min_instances = IntField(v, e.key, d, c.min_instances);
+    else if (e.key == "max_instances") c.max_instances = IntField(v, e.key, d, c.max_instances);
+    else if (e.key == "idle_time_before_scale_down") c.idle_time_before_scale_down = IntField(v, e.key, d, c.idle_time_before_scale_down);
     else if (e.key == "tier") c.tier = v.scalar;
     else if (e.key == "location") c.location = v.scalar;
     else if (e.key == "description") c.description = v.scalar;

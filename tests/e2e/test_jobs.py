@@ -175,3 +175,28 @@ def test_job_without_environment_is_rejected(ws):
     p = ws.run("job", "create", "-f", "job.yml", check=False)
     assert p.returncode == 2
     assert p.stderr == "job.yml:1:1: error: missing required key 'environment'\n"
+
+
+def test_compute_from_a_corpus_file_and_its_lifecycle(ws):
+    # cluster-basic.yml has a trailing space after its $schema URL, as upstream does.
+    shutil.copy(os.path.join(CONFORMANCE, "azureml-examples/resources/compute/cluster-basic.yml"), ws.dir)
+    c = ws.json("compute", "create", "-f", "cluster-basic.yml")
+    assert (c["name"], c["type"], c["size"], c["min_instances"], c["max_instances"]) == (
+        "basic-example", "amlcompute", "STANDARD_DS3_v2", 0, 2)
+    assert [x["name"] for x in ws.json("compute", "list")] == ["local", "basic-example"]
+    assert ws.run("compute", "show", "-n", "basic-example", "--query", "max_instances", "-o", "tsv").stdout == "2\n"
+    ws.write("big.yml", "command: 'true'\nenvironment: {image: python}\ncompute: azureml:basic-example\n"
+                        "resources: {instance_count: 3}\n")
+    p = ws.run("job", "create", "-f", "big.yml", check=False)
+    assert p.returncode == 2
+    assert p.stderr == ("big.yml: error: resources.instance_count: the job needs 3 nodes but compute "
+                        "'basic-example' has at most 2\n")
+    ws.write("bad-compute.yml", "name: x\ntype: amlcompute\nmax_instances: many\nmin_instanses: 1\n")
+    p = ws.run("compute", "create", "-f", "bad-compute.yml", check=False)
+    assert p.returncode == 2
+    assert p.stderr == ("bad-compute.yml:3:16: error: max_instances: expected an integer >= 0, got \"many\"\n"
+                        "bad-compute.yml:4:1: error: unknown key 'min_instanses' (did you mean 'min_instances'?)\n")
+    ws.run("compute", "delete", "-n", "basic-example")
+    p = ws.run("compute", "show", "-n", "basic-example", check=False)
+    assert p.returncode == 3
+    assert p.stderr == "ERROR: no compute named 'basic-example' in this workspace\n"
