@@ -68,9 +68,11 @@ Result<json> Client::PutBytes(const std::string& path, const std::string& body) 
   return Decode(http_->Request("PUT", path, body, "application/octet-stream"), addr_.url);
 }
 
-Result<LogChunk> Client::Logs(const std::string& job, long long offset, int wait_ms, const std::string& file) {
+Result<LogChunk> Client::Logs(const std::string& job, long long offset, int wait_ms, const std::string& file,
+                              const std::string& seen_status) {
   std::string path = "/api/v1/jobs/" + job + "/logs?offset=" + std::to_string(offset) +
                      "&wait_ms=" + std::to_string(wait_ms) + "&file=" + HttpClient::UrlEncode(file);
+  if (!seen_status.empty()) path += "&status=" + seen_status;
   auto res = http_->Request("GET", path);
   if (!res.ok()) return Unavailable("cannot reach the workspace server at " + addr_.url + ": " + res.status().message());
   if (res->status != 200) return ErrorOf(*res);
@@ -79,6 +81,7 @@ Result<LogChunk> Client::Logs(const std::string& job, long long offset, int wait
   c.next_offset = atoll(res->Header("X-Cairn-Offset").c_str());
   c.size = atoll(res->Header("X-Cairn-Size").c_str());
   c.status = res->Header("X-Cairn-Status");
+  c.reason = res->Header("X-Cairn-Reason");
   c.terminal = res->Header("X-Cairn-Terminal") == "true";
   return c;
 }

@@ -21,6 +21,7 @@ struct LogChunk {
   long long next_offset = 0;
   long long size = 0;
   std::string status;
+  std::string reason;
   bool terminal = false;
 };
 
@@ -35,8 +36,9 @@ class Client {
   Result<nlohmann::json> Patch(const std::string& path, const nlohmann::json& body);
   Result<nlohmann::json> Delete(const std::string& path);
   Result<nlohmann::json> PutBytes(const std::string& path, const std::string& body);
+  // Long-polls for log bytes past `offset`; answers early when the status differs from `seen_status`.
   Result<LogChunk> Logs(const std::string& job, long long offset, int wait_ms,
-                        const std::string& file = "user_logs/std_log.txt");
+                        const std::string& file = "user_logs/std_log.txt", const std::string& seen_status = "");
   // Streams a run file to `local_path` (created with its folders).
   Status Download(const std::string& job, const std::string& rel, const std::string& local_path);
 

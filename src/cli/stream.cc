@@ -19,6 +19,8 @@ void OnInterrupt(int) {
   _exit(130);
 }
 
+bool IsFinal(const std::string& s) { return s == "Completed" || s == "Failed" || s == "Canceled"; }
+
 const char* Colour(const std::string& status) {
   if (status == "Completed") return "\033[32m";
   if (status == "Failed") return "\033[31m";
@@ -39,10 +41,17 @@ Result<json> StreamJob(Client& client, const std::string& name, bool tty) {
   long long offset = 0;
   bool header = false;
   bool at_line_start = true;
-  std::string last_status;
+  std::string last_status = job->value("status", "");
   bool status_line = false;
+  if (tty && !IsFinal(last_status)) {
+    std::string why = job->value("status_reason", "");
+    if (why.size() > 100) why = why.substr(0, 97) + "...";
+    fprintf(stderr, "%s[%s]\033[0m %s", Colour(last_status), last_status.c_str(), why.c_str());
+    fflush(stderr);
+    status_line = true;
+  }
   for (;;) {
-    auto chunk = client.Logs(name, offset, 10000, file);
+    auto chunk = client.Logs(name, offset, 10000, file, tty ? last_status : "");
     if (!chunk.ok()) return chunk.status();
     if (tty && status_line && (!chunk->data.empty() || chunk->status != last_status)) {
       fputs("\r\033[K", stderr);
@@ -60,8 +69,11 @@ Result<json> StreamJob(Client& client, const std::string& name, bool tty) {
       offset = chunk->next_offset;
     }
     if (tty && !chunk->terminal && (chunk->status != last_status || !status_line)) {
-      fprintf(stderr, "%s[%s]\033[0m %s", Colour(chunk->status), chunk->status.c_str(),
-              chunk->status == last_status ? "" : "");
+      // One line, cut to fit a terminal: the status, and while waiting, why.
+      std::string why = chunk->status == "Queued" || chunk->status == "Preparing" ? chunk->reason : "";
+      if (why.size() > 100) why = why.substr(0, 97) + "...";
+      fprintf(stderr, "%s[%s]\033[0m %s", Colour(chunk->status), chunk->status.c_str(), why.c_str());
+      fflush(stderr);
       status_line = true;
     }
     last_status = chunk->status;

@@ -415,6 +415,8 @@ class Server {
     long long offset = req.has_param("offset") ? atoll(req.get_param_value("offset").c_str()) : 0;
     int wait_ms = req.has_param("wait_ms") ? std::clamp(atoi(req.get_param_value("wait_ms").c_str()), 0, 30000) : 0;
     std::string file = req.has_param("file") ? req.get_param_value("file") : "user_logs/std_log.txt";
+    // The status the client last saw: a change answers at once, so a live status line stays live.
+    std::string seen_status = req.get_param_value("status");
     compute::RunLayout layout = compute::RunLayout::For(opt_.home, name);
     std::string path = MapRunPath(layout, "artifacts/" + file);
     if (path.empty()) return SendError(res, InvalidArgument("bad log file name '" + file + "'"));
@@ -426,7 +428,8 @@ class Server {
       bool terminal = store::IsTerminalStatus(job->status);
       struct stat st;
       long long size = stat(path.c_str(), &st) == 0 ? st.st_size : 0;
-      if (size > offset || terminal || NowMillis() >= deadline) {
+      bool changed = !seen_status.empty() && seen_status != job->status;
+      if (size > offset || terminal || changed || NowMillis() >= deadline) {
         std::string data;
         if (size > offset) {
           long long want = std::min<long long>(size - offset, 4 << 20);
@@ -439,6 +442,8 @@ class Server {
           }
         }
         res.set_header("X-Cairn-Status", job->status);
+        std::string reason = job->status == "Queued" ? sched_->LiveQueueReason(name) : "";
+        res.set_header("X-Cairn-Reason", reason.empty() ? job->status_reason : reason);
         res.set_header("X-Cairn-Terminal", terminal ? "true" : "false");
         res.set_header("X-Cairn-Offset", std::to_string(offset + static_cast<long long>(data.size())));
         res.set_header("X-Cairn-Size", std::to_string(size));
