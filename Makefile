@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both install what is missing first.
-.PHONY: deps build test unit e2e demo bench clean
+.PHONY: deps build test unit e2e demo bench sanitize clean
 
 BUILD ?= build
 
@@ -18,6 +18,14 @@ unit: build
 
 e2e: build
 	@ctest --test-dir $(BUILD) --output-on-failure -R e2e
+
+# The same tests against an AddressSanitizer + UndefinedBehaviorSanitizer build (CI runs it).
+sanitize: deps
+	@cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+	  -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
+	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" > /dev/null
+	@cmake --build build-asan
+	@ctest --test-dir build-asan --output-on-failure
 
 demo: build
 	@bash examples/demo.sh

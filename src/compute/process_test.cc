@@ -46,7 +46,7 @@ TEST(IsAliveWithMarker, ChecksTheCommandLine) {
 
 TEST(SpawnDetached, StartsInANewSessionWithItsOutputInTheLog) {
   std::string log = "/tmp/cairn-spawn-" + RandomHex(4) + ".log";
-  auto pid = SpawnDetached({"/bin/sh", "-c", "echo sid=$(ps -o sid= -p $$)"}, log);
+  auto pid = SpawnDetached({"/bin/sh", "-c", "echo sid=$(ps -o sid= -p $$ | tr -d ' ')"}, log);
   ASSERT_TRUE(pid.ok());
   int status;
   waitpid(*pid, &status, 0);
