@@ -73,6 +73,26 @@ Status WriteFileAtomic(const std::string& path, const std::string& data, int mod
   return Status::Ok();
 }
 
+Status WriteFile(const std::string& path, const std::string& data, int mode) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return Errno("cannot create", path);
+  const char* p = data.data();
+  size_t left = data.size();
+  while (left) {
+    ssize_t n = write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      Status s = Errno("cannot write", path);
+      close(fd);
+      return s;
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  close(fd);
+  return Status::Ok();
+}
+
 Status MakeDirs(const std::string& path, int mode) {
   std::error_code ec;
   fs::create_directories(path, ec);

@@ -12,6 +12,8 @@ Result<std::string> ReadFile(const std::string& path, size_t max_bytes = SIZE_MA
 // content or the new, never a torn file.
 Status WriteFileAtomic(const std::string& path, const std::string& data, int mode = 0644,
                        bool durable = false);
+// Writes in place (create or truncate).
+Status WriteFile(const std::string& path, const std::string& data, int mode = 0644);
 Status MakeDirs(const std::string& path, int mode = 0755);
 // Copies a regular file with its permission bits.
 Status CopyFile(const std::string& from, const std::string& to);

@@ -159,9 +159,13 @@ Result<HttpResponse> HttpClient::Request(const std::string& method, const std::s
   for (int attempt = 0; attempt < 2; ++attempt) {
     bool reused = fd_ >= 0;
     timed_out_ = false;
+    connect_failed_ = false;
     if (!reused) {
       Status s = Connect();
-      if (!s.ok()) return s;
+      if (!s.ok()) {
+        connect_failed_ = true;
+        return s;
+      }
     }
     Status s = SendAll(req);
     if (s.ok()) {

@@ -37,6 +37,9 @@ class HttpClient {
                                const std::function<bool(const char*, size_t)>& sink = nullptr);
 
   static std::string UrlEncode(const std::string& s);
+  // Whether the last Request failed before sending anything because nothing accepted the connection
+  // (so it is safe to retry elsewhere).
+  bool last_connect_failed() const { return connect_failed_; }
 
  private:
   Status Connect();
@@ -51,6 +54,7 @@ class HttpClient {
   std::string token_;
   int fd_ = -1;
   bool timed_out_ = false;
+  bool connect_failed_ = false;
   std::string buf_;
   size_t pos_ = 0;
 };

@@ -46,26 +46,43 @@ Result<json> Decode(const Result<HttpResponse>& res, const std::string& url) {
 }
 }  // namespace
 
-Client::Client(server::ServerAddress addr) : addr_(std::move(addr)), http_(std::make_unique<HttpClient>(addr_.url)) {
+Client::Client(server::ServerAddress addr, std::function<Result<server::ServerAddress>()> restart)
+    : addr_(std::move(addr)), restart_(std::move(restart)), http_(std::make_unique<HttpClient>(addr_.url)) {
   http_->SetBearerToken(addr_.token);
+}
+
+Result<HttpResponse> Client::Send(const std::string& method, const std::string& path, const std::string& body,
+                                  const std::string& content_type,
+                                  const std::function<bool(const char*, size_t)>& sink) {
+  auto res = http_->Request(method, path, body, content_type, sink);
+  if (!res.ok() && http_->last_connect_failed() && restart_) {
+    auto addr = restart_();
+    restart_ = nullptr;
+    if (!addr.ok()) return addr.status();
+    addr_ = *addr;
+    http_ = std::make_unique<HttpClient>(addr_.url);
+    http_->SetBearerToken(addr_.token);
+    res = http_->Request(method, path, body, content_type, sink);
+  }
+  return res;
 }
 
 Client::~Client() = default;
 
-Result<json> Client::Get(const std::string& path) { return Decode(http_->Request("GET", path), addr_.url); }
+Result<json> Client::Get(const std::string& path) { return Decode(Send("GET", path), addr_.url); }
 
 Result<json> Client::Post(const std::string& path, const json& body) {
-  return Decode(http_->Request("POST", path, body.dump()), addr_.url);
+  return Decode(Send("POST", path, body.dump()), addr_.url);
 }
 
 Result<json> Client::Patch(const std::string& path, const json& body) {
-  return Decode(http_->Request("PATCH", path, body.dump()), addr_.url);
+  return Decode(Send("PATCH", path, body.dump()), addr_.url);
 }
 
-Result<json> Client::Delete(const std::string& path) { return Decode(http_->Request("DELETE", path), addr_.url); }
+Result<json> Client::Delete(const std::string& path) { return Decode(Send("DELETE", path), addr_.url); }
 
 Result<json> Client::PutBytes(const std::string& path, const std::string& body) {
-  return Decode(http_->Request("PUT", path, body, "application/octet-stream"), addr_.url);
+  return Decode(Send("PUT", path, body, "application/octet-stream"), addr_.url);
 }
 
 Result<LogChunk> Client::Logs(const std::string& job, long long offset, int wait_ms, const std::string& file,
@@ -73,7 +90,7 @@ Result<LogChunk> Client::Logs(const std::string& job, long long offset, int wait
   std::string path = "/api/v1/jobs/" + job + "/logs?offset=" + std::to_string(offset) +
                      "&wait_ms=" + std::to_string(wait_ms) + "&file=" + HttpClient::UrlEncode(file);
   if (!seen_status.empty()) path += "&status=" + seen_status;
-  auto res = http_->Request("GET", path);
+  auto res = Send("GET", path);
   if (!res.ok()) return Unavailable("cannot reach the workspace server at " + addr_.url + ": " + res.status().message());
   if (res->status != 200) return ErrorOf(*res);
   LogChunk c;
@@ -95,7 +112,7 @@ Status Client::Download(const std::string& job, const std::string& rel, const st
   bool write_ok = true;
   std::string error_body;
   int status = 0;
-  auto res = http_->Request("GET", "/api/v1/jobs/" + job + "/files/" + HttpClient::UrlEncode(rel), "", "",
+  auto res = Send("GET", "/api/v1/jobs/" + job + "/files/" + HttpClient::UrlEncode(rel), "", "",
                             [&](const char* data, size_t len) {
                               write_ok = write(fd, data, len) == static_cast<ssize_t>(len);
                               return write_ok;
@@ -118,9 +135,13 @@ Result<std::unique_ptr<Client>> Connect() {
     return std::make_unique<Client>(server::ServerAddress{w, t ? t : ""});
   }
   server::WorkspacePaths ws{server::DefaultHome()};
+  // Trust server.json while its process lives, without a round trip; if it accepts no connection after
+  // all, the first request starts a server and goes there.
+  auto restart = [ws]() { return server::ConnectOrStart(ws); };
+  if (auto addr = server::FindRunning(ws); addr.ok()) return std::make_unique<Client>(*addr, restart);
   auto addr = server::ConnectOrStart(ws);
   if (!addr.ok()) return addr.status();
-  return std::make_unique<Client>(*addr);
+  return std::make_unique<Client>(*addr, restart);
 }
 
 }  // namespace cairn::cli

@@ -2,6 +2,7 @@
 // mapped back to Status. Not thread-safe.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -10,9 +11,7 @@
 #include "base/status.h"
 #include "server/workspace.h"
 
-namespace cairn {
-class HttpClient;
-}
+#include "base/http_client.h"
 
 namespace cairn::cli {
 
@@ -27,7 +26,10 @@ struct LogChunk {
 
 class Client {
  public:
-  explicit Client(server::ServerAddress addr);
+  // `restart`, when given, is called once if the server at `addr` accepts no connection (it was stopped
+  // or died since server.json was written); it returns the address of a freshly started one.
+  explicit Client(server::ServerAddress addr,
+                  std::function<Result<server::ServerAddress>()> restart = nullptr);
   ~Client();
 
   const std::string& url() const { return addr_.url; }
@@ -43,7 +45,12 @@ class Client {
   Status Download(const std::string& job, const std::string& rel, const std::string& local_path);
 
  private:
+  Result<HttpResponse> Send(const std::string& method, const std::string& path, const std::string& body = "",
+                            const std::string& content_type = "application/json",
+                            const std::function<bool(const char*, size_t)>& sink = nullptr);
+
   server::ServerAddress addr_;
+  std::function<Result<server::ServerAddress>()> restart_;
   std::unique_ptr<HttpClient> http_;
 };
 

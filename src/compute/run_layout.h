@@ -25,8 +25,8 @@ struct RunLayout {
   std::string WorkDir() const { return root + "/wd"; }
   std::string Artifacts() const { return root + "/artifacts"; }
   std::string UserLog() const { return root + "/artifacts/user_logs/std_log.txt"; }
-  std::string SystemLogDir() const { return root + "/artifacts/system_logs/cairn"; }
-  std::string SupervisorLog() const { return SystemLogDir() + "/supervisor.log"; }
+  std::string SystemLogDir() const { return root + "/artifacts/system_logs"; }
+  std::string SupervisorLog() const { return SystemLogDir() + "/cairn_supervisor.log"; }
   std::string Input(const std::string& name) const { return root + "/inputs/" + name; }
   std::string Output(const std::string& name) const { return root + "/outputs/" + name; }
 };

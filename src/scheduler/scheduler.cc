@@ -480,7 +480,8 @@ void Scheduler::StartJob(const JobRecord& job) {
   (void)Transition(job.name, "Preparing", reason);
   compute::RunLayout layout = compute::RunLayout::For(config_.workspace, job.name);
   Status s = MakeDirs(layout.SystemLogDir());
-  if (s.ok()) s = WriteFileAtomic(layout.JobFile(), run->dump(2), 0600);
+  // Written in place: nothing reads it before the supervisor starts, and a rerun rewrites it.
+  if (s.ok()) s = WriteFile(layout.JobFile(), run->dump(2), 0600);
   if (!s.ok()) {
     FailJob(job.name, "cannot write the run folder: " + s.message());
     return;
@@ -639,15 +640,23 @@ void Scheduler::FinishFromExitFile(const std::string& name) {
   if (exit["exit_code"].is_number_integer()) code = exit["exit_code"].get<long long>();
   std::optional<long long> started;
   if (!job->start_time) started = exit.value("started_at", ended);
-  (void)Transition(name, "Finalizing", "the command ended; keeping outputs and logs", started);
+  // Finalizing and the final status land together: outputs are already in place when the supervisor
+  // reports (./outputs is linked into the run's artifacts), so there is nothing to do in between.
+  long long now = NowMillis();
+  store::StatusEvent finalizing{"Finalizing", "the command ended; keeping outputs and logs", now};
+  std::string error;
+  store::StatusEvent last;
   if (outcome == "completed") {
-    (void)Transition(name, "Completed", "the command exited with code 0", std::nullopt, ended, code);
+    last = {"Completed", "the command exited with code 0", now};
   } else if (outcome == "canceled" || outcome == "timeout") {
-    (void)Transition(name, "Canceled", reason, std::nullopt, ended, code,
-                     outcome == "timeout" ? reason : "");
+    last = {"Canceled", reason, now};
+    if (outcome == "timeout") error = reason;
   } else {
-    (void)Transition(name, "Failed", reason, std::nullopt, ended, code, reason);
+    last = {"Failed", reason, now};
+    error = reason;
   }
+  (void)store_->Transition(name, std::vector<store::StatusEvent>{finalizing, last}, started, ended, code, error);
+  events_.Bump();
   Release(*job);
 }
 

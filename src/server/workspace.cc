@@ -1,6 +1,7 @@
 #include "server/workspace.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -69,6 +70,17 @@ Result<ServerAddress> ReadAddress(const WorkspacePaths& ws, const std::string& t
   return ServerAddress{j["url"].get<std::string>(), token};
 }
 }  // namespace
+
+Result<ServerAddress> FindRunning(const WorkspacePaths& ws) {
+  auto token = ReadFile(ws.Token());
+  auto info = ReadFile(ws.ServerInfo());
+  if (!token.ok() || !info.ok()) return Unavailable("no server");
+  auto j = nlohmann::json::parse(*info, nullptr, false);
+  if (!j.is_object() || !j.contains("url") || !j["pid"].is_number_integer()) return Unavailable("no server");
+  pid_t pid = j["pid"].get<pid_t>();
+  if (pid <= 0 || (kill(pid, 0) != 0 && errno != EPERM)) return Unavailable("no server");
+  return ServerAddress{j["url"].get<std::string>(), Trim(*token)};
+}
 
 Result<ServerAddress> ConnectOrStart(const WorkspacePaths& ws) {
   auto token = EnsureWorkspace(ws);

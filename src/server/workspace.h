@@ -35,6 +35,8 @@ struct ServerAddress {
 // Finds the workspace's running server, or starts one in the background (once, even when several CLIs
 // ask at the same moment) and waits until it answers.
 Result<ServerAddress> ConnectOrStart(const WorkspacePaths& ws);
+// The address in server.json when its process is alive; no request is made.
+Result<ServerAddress> FindRunning(const WorkspacePaths& ws);
 // Whether a server answers at `addr` with this token.
 bool Healthy(const ServerAddress& addr, int timeout_ms);
 

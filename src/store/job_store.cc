@@ -96,16 +96,26 @@ Status JobStore::Transition(const std::string& name, const StatusEvent& e,
                             const std::optional<long long>& start_time,
                             const std::optional<long long>& end_time,
                             const std::optional<long long>& exit_code, const std::string& error) {
+  return Transition(name, std::vector<StatusEvent>{e}, start_time, end_time, exit_code, error);
+}
+
+Status JobStore::Transition(const std::string& name, const std::vector<StatusEvent>& events,
+                            const std::optional<long long>& start_time,
+                            const std::optional<long long>& end_time,
+                            const std::optional<long long>& exit_code, const std::string& error) {
+  if (events.empty()) return Status::Ok();
+  const StatusEvent& last = events.back();
   Status s = db_->Begin();
   if (!s.ok()) return s;
   Stmt& u = db_->Prepare(
       "UPDATE jobs SET status = ?, status_reason = ?, start_time = COALESCE(?, start_time), "
       "end_time = COALESCE(?, end_time), exit_code = COALESCE(?, exit_code), "
       "error = CASE WHEN ? = '' THEN error ELSE ? END WHERE name = ?");
-  u.Bind(1, e.status).Bind(2, e.reason).Bind(3, start_time).Bind(4, end_time).Bind(5, exit_code)
+  u.Bind(1, last.status).Bind(2, last.reason).Bind(3, start_time).Bind(4, end_time).Bind(5, exit_code)
       .Bind(6, error).Bind(7, error).Bind(8, name);
   s = u.Run();
-  if (s.ok()) {
+  for (const auto& e : events) {
+    if (!s.ok()) break;
     Stmt& h = db_->Prepare(
         "INSERT INTO job_status_history (job, seq, status, reason, at) VALUES (?, "
         "(SELECT COALESCE(MAX(seq), 0) + 1 FROM job_status_history WHERE job = ?), ?, ?, ?)");

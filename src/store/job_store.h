@@ -79,6 +79,10 @@ class JobStore {
                     const std::optional<long long>& end_time = std::nullopt,
                     const std::optional<long long>& exit_code = std::nullopt,
                     const std::string& error = "");
+  // Several transitions in one transaction (e.g. Finalizing then Completed); the last is the status.
+  Status Transition(const std::string& name, const std::vector<StatusEvent>& events,
+                    const std::optional<long long>& start_time, const std::optional<long long>& end_time,
+                    const std::optional<long long>& exit_code, const std::string& error);
   Status SetSupervisorPid(const std::string& name, long long pid);
   Status UpdateMeta(const JobRecord& job);  // display_name, description, experiment, tags, properties
   Status SetArchived(const std::string& name, bool archived);
