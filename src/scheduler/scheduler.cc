@@ -95,7 +95,11 @@ void Scheduler::Loop() {
         tasks_.pop_front();
       }
     }
-    if (task) task();
+    if (task) {
+      task();
+      last_task_at_ = NowMillis();
+      trimmed_ = false;
+    }
     if (NowMillis() >= next_tick) {
       Tick();
       next_tick = NowMillis() + 500;
@@ -105,8 +109,12 @@ void Scheduler::Loop() {
 
 // A supervisor that died without telling us (killed, or the machine's OOM killer) is found here.
 void Scheduler::Tick() {
-  // Hand memory freed after a burst of jobs back to the system (glibc keeps it otherwise).
-  if (++ticks_ % 20 == 0) malloc_trim(0);
+  // Hand memory freed after a burst of jobs back to the system (glibc keeps it otherwise), once the
+  // scheduler has been quiet for a second.
+  if (!trimmed_ && NowMillis() - last_task_at_ > 1000) {
+    malloc_trim(0);
+    trimmed_ = true;
+  }
   std::vector<std::pair<std::string, long long>> gone;
   long long now = NowMillis();
   for (const auto& [name, pid] : running_pids_) {

@@ -137,7 +137,8 @@ class Scheduler {
   std::map<std::string, long long> running_pids_;  // job -> supervisor pid
   std::map<std::string, long long> spawned_at_;    // job -> when this server started its supervisor
   LiveQueues live_;
-  long long ticks_ = 0;
+  long long last_task_at_ = 0;
+  bool trimmed_ = true;
 
   std::mutex mu_;
   std::condition_variable cv_;

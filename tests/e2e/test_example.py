@@ -1,0 +1,25 @@
+"""The demo's example: a real scikit-learn training job on the iris data that ships with scikit-learn."""
+import json
+import os
+
+EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "iris-sklearn", "job.yml")
+
+
+def test_the_iris_example_trains_and_keeps_its_outputs(ws):
+    p = ws.run("job", "create", "-f", os.path.abspath(EXAMPLE), "-n", "iris1", "--stream",
+               "--set", "inputs.n_estimators=20", timeout=300)
+    assert "job iris1: training with" in p.stdout
+    assert "trained 20 trees" in p.stdout
+    dl = os.path.join(ws.dir, "dl")
+    ws.run("job", "download", "-n", "iris1", "--all", "--download-path", dl)
+    with open(os.path.join(dl, "artifacts/outputs/metrics.json")) as f:
+        metrics = json.load(f)
+    assert metrics["n_estimators"] == 20
+    assert metrics["accuracy"] > 0.8
+    assert os.path.getsize(os.path.join(dl, "named-outputs/model/model.pkl")) > 1000
+    with open(os.path.join(dl, "artifacts/logs/train.log")) as f:
+        assert f.read().startswith("accuracy=")
+    job = ws.job("iris1")
+    assert job["display_name"] == "iris-random-forest"
+    assert job["experiment_name"] == "iris-sklearn-example"
+    assert job["inputs"]["n_estimators"] == 20
