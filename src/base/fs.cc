@@ -19,6 +19,20 @@ Status Errno(const std::string& what, const std::string& path) {
   return Status(errno == ENOENT ? Code::kNotFound : Code::kInternal,
                 what + " " + path + ": " + strerror(errno));
 }
+bool WriteAll(int fd, const std::string& data) {
+  const char* p = data.data();
+  size_t left = data.size();
+  while (left) {
+    ssize_t n = write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  return true;
+}
 }  // namespace
 
 Result<std::string> ReadFile(const std::string& path, size_t max_bytes) {
@@ -49,19 +63,11 @@ Status WriteFileAtomic(const std::string& path, const std::string& data, int mod
   std::string tmp = path + ".tmp." + std::to_string(getpid()) + "." + RandomHex(4);
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return Errno("cannot create", tmp);
-  const char* p = data.data();
-  size_t left = data.size();
-  while (left) {
-    ssize_t n = write(fd, p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      Status s = Errno("cannot write", tmp);
-      close(fd);
-      unlink(tmp.c_str());
-      return s;
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
+  if (!WriteAll(fd, data)) {
+    Status s = Errno("cannot write", tmp);
+    close(fd);
+    unlink(tmp.c_str());
+    return s;
   }
   if (durable) fsync(fd);
   close(fd);
@@ -76,18 +82,10 @@ Status WriteFileAtomic(const std::string& path, const std::string& data, int mod
 Status WriteFile(const std::string& path, const std::string& data, int mode) {
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return Errno("cannot create", path);
-  const char* p = data.data();
-  size_t left = data.size();
-  while (left) {
-    ssize_t n = write(fd, p, left);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      Status s = Errno("cannot write", path);
-      close(fd);
-      return s;
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
+  if (!WriteAll(fd, data)) {
+    Status s = Errno("cannot write", path);
+    close(fd);
+    return s;
   }
   close(fd);
   return Status::Ok();
