@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <set>
 
 #include "base/fs.h"
@@ -188,7 +189,10 @@ class JobParser {
     if (!options_.check_local_paths) return;
     struct stat st;
     if (stat(abs.c_str(), &st) != 0) {
-      Error(at, field + ": '" + at.scalar + "' does not exist (looked for " + abs + ")");
+      if (errno == EACCES)
+        Error(at, field + ": '" + at.scalar + "' cannot be reached: permission denied (" + abs + ")");
+      else
+        Error(at, field + ": '" + at.scalar + "' does not exist (looked for " + abs + ")");
     } else if (!S_ISDIR(st.st_mode)) {
       Error(at, field + ": '" + at.scalar + "' is not a folder (" + abs + ")");
     } else if (access(abs.c_str(), R_OK | X_OK) != 0) {

@@ -124,3 +124,25 @@ def test_requests_without_the_token_are_refused(ws):
     assert json.loads(urllib.request.urlopen(req).read()) == []
     assert oct(os.stat(os.path.join(ws.home, "token")).st_mode & 0o777) == "0o600"
     assert ws.server_info()["host"] == "127.0.0.1"
+
+
+def test_an_unreadable_code_folder_is_reported():
+    import pathlib
+    import shutil
+    import subprocess
+    import tempfile
+    from conftest import CAIRN
+    if not shutil.which("setpriv"):
+        import pytest
+        pytest.skip("setpriv (util-linux) is needed to drop to an unprivileged user")
+    tmp_path = pathlib.Path(tempfile.mkdtemp(dir="/tmp"))  # a folder an unprivileged user can enter
+    os.chmod(tmp_path, 0o755)
+    (tmp_path / "src").mkdir(mode=0o700)
+    (tmp_path / "job.yml").write_text("command: ls\ncode: src\nenvironment: {image: python}\n")
+    os.chmod(tmp_path / "job.yml", 0o644)
+    p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", CAIRN, "job", "validate",
+                        "-f", "job.yml"], cwd=tmp_path, capture_output=True, text=True,
+                       env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), "CAIRN_HOME": str(tmp_path / "h")})
+    shutil.rmtree(tmp_path)
+    assert p.returncode == 2
+    assert p.stderr == f"job.yml:2:7: error: code: folder 'src' is not readable ({tmp_path}/src)\n"
