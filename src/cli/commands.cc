@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "base/fs.h"
+#include "base/http_client.h"
 #include "base/util.h"
 #include "cli/client.h"
 #include "cli/output.h"
@@ -412,6 +413,35 @@ int RunCli(int argc, char** argv) {
   list->add_flag("--archived-only", ja.archived_only, "only archived jobs");
   add_globals(list);
   list->callback([&] { rc = JobList(g, ja); });
+
+  auto* metrics = job->add_subcommand("metrics", "Print a job's metric histories (logged through MLflow)");
+  metrics->add_option("-n,--name", ja.name, "the job's name")->required();
+  metrics->add_option("--key", ja.status, "only this metric");
+  add_globals(metrics);
+  metrics->callback([&] {
+    auto client = ConnectOrFail();
+    if (!client.ok()) { rc = Fail(client.status()); return; }
+    std::string path = "/api/v1/jobs/" + ja.name + "/metrics";
+    if (!ja.status.empty()) path += "?key=" + HttpClient::UrlEncode(ja.status);
+    auto r = (*client)->Get(path);
+    if (!r.ok()) { rc = Fail(r.status()); return; }
+    if (g.output == "csv") {
+      std::string out = "key,step,timestamp,value\n";
+      for (const auto& [key, points] : (*r)["metrics"].items())
+        for (const auto& p : points)
+          out += key + "," + std::to_string(p["step"].get<long long>()) + "," +
+                 std::to_string(p["timestamp"].get<long long>()) + "," +
+                 (p["value"].is_string() ? p["value"].get<std::string>() : p["value"].dump()) + "\n";
+      fputs(out.c_str(), stdout);
+      rc = 0;
+      return;
+    }
+    json rows = json::array();
+    for (const auto& [key, points] : (*r)["metrics"].items())
+      for (const auto& p : points) rows.push_back({{"key", key}, {"step", p["step"]}, {"timestamp", p["timestamp"]}, {"value", p["value"]}});
+    rc = Print(g, g.output == "table" || g.output == "tsv" ? rows : (*r)["metrics"],
+               {{"Key", "key"}, {"Step", "step"}, {"Timestamp", "timestamp"}, {"Value", "value"}});
+  });
 
   auto* stream = job->add_subcommand("stream", "Follow a job's logs until it ends");
   stream->add_option("-n,--name", ja.name, "the job's name")->required();

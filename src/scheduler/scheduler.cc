@@ -275,6 +275,7 @@ Status Scheduler::Transition(const std::string& name, const std::string& status,
                              std::optional<long long> exit_code, const std::string& error) {
   Status s = store_->Transition(name, {status, reason, NowMillis()}, start, end, exit_code, error);
   events_.Bump();
+  if (store::IsTerminalStatus(status) && config_.on_final) config_.on_final(name, status, NowMillis());
   return s;
 }
 
@@ -439,6 +440,7 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
   s.name = name;
   json spec_json = spec::ToJson(s);
   spec_json["input_snapshots"] = r.input_manifests;
+  if (!r.mlflow_experiment_id.empty()) spec_json["mlflow_experiment_id"] = r.mlflow_experiment_id;
   job.spec = spec_json;
   job.source_yaml = r.source_yaml;
   job.snapshot = r.snapshot;
@@ -612,6 +614,16 @@ Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::stri
   env["AZUREML_NODE_COUNT"] = std::to_string(s.instance_count);
   env["AZ_BATCHAI_CLUSTER_NAME"] = compute_name;
   env["AZ_BATCH_NODE_ID"] = "node-0";
+  // The job's MLflow run: the unmodified mlflow client logs to it with no configuration.
+  env["MLFLOW_TRACKING_URI"] = config_.server_url;
+  env["MLFLOW_RUN_ID"] = job.name;
+  env["MLFLOW_EXPERIMENT_NAME"] = job.experiment_name;
+  if (job.spec.contains("mlflow_experiment_id")) env["MLFLOW_EXPERIMENT_ID"] = job.spec["mlflow_experiment_id"];
+  env["MLFLOW_TRACKING_TOKEN"] = job.token;
+  if (!config_.python_helper_dir.empty()) {
+    const char* pp = getenv("PYTHONPATH");
+    env["PYTHONPATH"] = config_.python_helper_dir + (pp && *pp ? std::string(":") + pp : "");
+  }
   env["CAIRN_JOB_NAME"] = job.name;
   env["CAIRN_RUN_DIR"] = layout.root;
   run["env"] = env;
@@ -665,6 +677,7 @@ void Scheduler::FinishFromExitFile(const std::string& name) {
   }
   (void)store_->Transition(name, std::vector<store::StatusEvent>{finalizing, last}, started, ended, code, error);
   events_.Bump();
+  if (config_.on_final) config_.on_final(name, last.status, now);
   Release(*job);
 }
 

@@ -29,6 +29,9 @@ struct SchedulerConfig {
   int local_slots = 0;     // 0 = one per CPU
   long long max_log_bytes = 1LL << 30;
   long long kill_grace_ms = 5000;
+  std::string python_helper_dir;  // put on jobs' PYTHONPATH: cairn_mlflow.py, the dependency-free helper
+  // Called on the scheduler thread when a job reaches a final status (to close its MLflow run). Must not block.
+  std::function<void(const std::string& job, const std::string& status, long long at)> on_final;
 };
 
 struct SubmitRequest {
@@ -37,6 +40,7 @@ struct SubmitRequest {
   std::string snapshot;        // code snapshot id, "" when no code
   std::map<std::string, std::string> input_manifests;  // input name -> uploaded snapshot id
   bool dry_run = false;        // validate against the workspace only
+  std::string mlflow_experiment_id;  // the job's MLflow experiment (its run is the job's name)
 };
 
 // Wakes long-polling readers when a job changes. Thread-safe.

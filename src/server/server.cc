@@ -9,6 +9,7 @@
 
 #include <httplib.h>
 
+#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -19,6 +20,8 @@
 #include "compute/run_layout.h"
 #include "scheduler/scheduler.h"
 #include "server/job_view.h"
+#include "server/mlflow_api.h"
+#include "tracking/tracking_store.h"
 #include "server/workspace.h"
 #include "store/blob_store.h"
 
@@ -94,6 +97,24 @@ void ListFiles(const std::string& dir, const std::string& prefix, json& out) {
   for (const auto& [p, s] : files) out.push_back({{"path", p}, {"size", s}});
 }
 
+std::string& RequestScope() {
+  thread_local std::string scope;
+  return scope;
+}
+
+std::string UserName() {
+  if (const char* u = getenv("USER"); u && *u) return u;
+  return "root";
+}
+
+// cairn_mlflow.py, the dependency-free helper: beside the binaries in a build tree, or installed.
+std::string PythonHelperDir() {
+  std::string exe_dir = Dirname(compute::SelfExe());
+  for (const auto& d : {exe_dir + "/../python", exe_dir + "/../share/cairn/python"})
+    if (PathExists(d + "/cairn_mlflow.py")) return AbsPath(d);
+  return "";
+}
+
 class Server {
  public:
   Server(ServerOptions o, std::string token) : opt_(std::move(o)), token_(std::move(token)), ws_{opt_.home} {}
@@ -134,6 +155,16 @@ class Server {
     if (const char* v = getenv("CAIRN_LOCAL_SLOTS")) cfg.local_slots = atoi(v);
     if (const char* v = getenv("CAIRN_MAX_LOG_BYTES")) cfg.max_log_bytes = atoll(v);
     if (const char* v = getenv("CAIRN_KILL_GRACE_MS")) cfg.kill_grace_ms = atoll(v);
+    auto tracking = tracking::TrackingStore::Open(opt_.home + "/tracking.db");
+    if (!tracking.ok()) {
+      fprintf(stderr, "cairn server: %s\n", tracking.status().message().c_str());
+      return 1;
+    }
+    tracking_ = std::move(tracking).value();
+    cfg.on_final = [t = tracking_.get()](const std::string& job, const std::string& status, long long at) {
+      t->FinishRunAsync(job, status == "Completed" ? "FINISHED" : status == "Failed" ? "FAILED" : "KILLED", at);
+    };
+    cfg.python_helper_dir = PythonHelperDir();
     sched_ = std::make_unique<scheduler::Scheduler>(cfg, std::move(store).value());
     sched_->Start();
     Routes();
@@ -200,9 +231,23 @@ class Server {
 
   void Routes() {
     svr_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      RequestScope() = "";
       if (!StartsWith(req.path, "/api/")) return httplib::Server::HandlerResponse::Unhandled;
       std::string bearer = BearerOf(req);
       if (SameToken(bearer, token_)) return httplib::Server::HandlerResponse::Unhandled;
+      // A job's MLflow client authenticates with the job's token and may write only to the job's run.
+      if (StartsWith(req.path, "/api/2.0/") && !bearer.empty()) {
+        std::string job = Reader().JobByToken(bearer);
+        if (!job.empty()) {
+          RequestScope() = job;
+          return httplib::Server::HandlerResponse::Unhandled;
+        }
+        res.status = 401;
+        res.set_content(json{{"error_code", "UNAUTHENTICATED"},
+                             {"message", "missing or wrong bearer token (the workspace token is in " + ws_.Token() + ")"}}.dump(),
+                        "application/json");
+        return httplib::Server::HandlerResponse::Handled;
+      }
       // A supervisor may report on its own job with that job's token.
       static const std::string kInternal = "/api/v1/internal/jobs/";
       if (StartsWith(req.path, kInternal) && !bearer.empty()) {
@@ -220,6 +265,11 @@ class Server {
       try { std::rethrow_exception(ep); } catch (const std::exception& e) { what = e.what(); } catch (...) {}
       SendError(res, Internal(what));
     });
+
+    mlflow_.store = tracking_.get();
+    mlflow_.workspace = opt_.home;
+    mlflow_.scope = [] { return RequestScope(); };
+    RegisterMlflowRoutes(svr_, mlflow_);
 
     svr_.Get("/", [this](const httplib::Request&, httplib::Response& res) {
       res.set_content("<!doctype html><title>Cairn</title><h1>Cairn workspace</h1><p>The studio is not built "
@@ -278,8 +328,39 @@ class Server {
       r.dry_run = body.value("dry_run", false);
       if (body.contains("input_snapshots") && body["input_snapshots"].is_object())
         for (const auto& [k, v] : body["input_snapshots"].items()) r.input_manifests[k] = v.get<std::string>();
+      // The job's MLflow run exists before the job can start (its id is the job's name).
+      std::string run_id;
+      if (!r.dry_run) {
+        std::string name = r.spec.value("name", "");
+        if (name.empty()) {
+          do name = GenerateJobName();
+          while (Reader().Get(name).ok());
+          r.spec["name"] = name;
+        }
+        if (IsValidName(name) && !Reader().Get(name).ok()) {
+          std::string exp_name = r.spec.value("experiment_name", "");
+          auto exp = tracking_->EnsureExperiment(exp_name.empty() ? "Default" : exp_name);
+          if (!exp.ok()) return SendError(res, exp.status());
+          std::vector<tracking::KeyValue> tags = {{"mlflow.user", UserName()}, {"mlflow.source.type", "JOB"},
+                                                  {"mlflow.source.name", "cairn"}};
+          if (r.spec.contains("tags") && r.spec["tags"].is_object())
+            for (const auto& [k, v] : r.spec["tags"].items())
+              if (v.is_string() && tracking::KeyError(k).empty()) tags.push_back({k, v});
+          std::string display = r.spec.value("display_name", "");
+          auto run = tracking_->CreateRun(*exp, name, display.empty() ? name : display, UserName(), NowMillis(), tags);
+          if (run.ok()) {
+            run_id = name;
+            r.mlflow_experiment_id = *exp;
+          } else if (run.status().code() != Code::kAlreadyExists) {
+            return SendError(res, run.status());
+          }
+        }
+      }
       auto job = sched_->Submit(std::move(r));
-      if (!job.ok()) return SendError(res, job.status());
+      if (!job.ok()) {
+        if (!run_id.empty()) (void)tracking_->EraseRun(run_id);  // nothing half-written
+        return SendError(res, job.status());
+      }
       if (body.value("dry_run", false)) return SendJson(res, JobView(*job, {}, url_));
       SendJson(res, View(*job), 201);
     });
@@ -301,6 +382,13 @@ class Server {
       if (!job.ok()) return SendError(res, job.status());
       json v = View(*job);
       if (req.get_param_value("include") == "yaml") v["source_yaml"] = job->source_yaml;
+      if (auto run = tracking_->GetRun(job->name); run.ok()) {
+        json metrics = json::object(), params = json::object();
+        for (const auto& m : run->metrics) metrics[m.key] = std::isnan(m.value) ? json("NaN") : json(m.value);
+        for (const auto& p : run->params) params[p.key] = p.value;
+        v["metrics"] = metrics;
+        v["params"] = params;
+      }
       SendJson(res, v);
     });
     svr_.Patch(R"(/api/v1/jobs/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
@@ -328,6 +416,26 @@ class Server {
     }
     svr_.Get(R"(/api/v1/jobs/([^/]+)/logs)", [this](const httplib::Request& req, httplib::Response& res) {
       LogChunk(req, res);
+    });
+    svr_.Get(R"(/api/v1/jobs/([^/]+)/metrics)", [this](const httplib::Request& req, httplib::Response& res) {
+      auto job = Reader().Get(req.matches[1]);
+      if (!job.ok()) return SendError(res, job.status());
+      std::vector<std::string> keys;
+      if (req.has_param("key")) keys.push_back(req.get_param_value("key"));
+      else keys = tracking_->MetricKeys(job->name);
+      json out = json::object();
+      for (const auto& k : keys) {
+        auto h = tracking_->GetHistory(job->name, k);
+        if (!h.ok()) continue;
+        json arr = json::array();
+        for (const auto& m : *h)
+          arr.push_back({{"step", m.step}, {"timestamp", m.timestamp},
+                         {"value", std::isnan(m.value) ? json("NaN") : json(m.value)}});
+        out[k] = arr;
+      }
+      if (req.has_param("key") && out.empty())
+        return SendError(res, NotFound("job '" + job->name + "' has no metric '" + req.get_param_value("key") + "'"));
+      SendJson(res, {{"name", job->name}, {"metrics", out}});
     });
     svr_.Get(R"(/api/v1/jobs/([^/]+)/files)", [this](const httplib::Request& req, httplib::Response& res) {
       auto job = Reader().Get(req.matches[1]);
@@ -460,6 +568,8 @@ class Server {
   std::string url_;
   int lock_fd_ = -1;
   httplib::Server svr_;
+  std::unique_ptr<tracking::TrackingStore> tracking_;
+  MlflowContext mlflow_;
   std::unique_ptr<scheduler::Scheduler> sched_;
 };
 

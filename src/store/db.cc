@@ -6,7 +6,7 @@ namespace cairn::store {
 
 namespace {
 // Numbered migrations: the database's user_version says how many have run. Append only.
-const char* const kMigrations[] = {
+const std::vector<std::string> kMigrations = {
     // 1: jobs, their status history, computes, code snapshots.
     R"sql(
 CREATE TABLE jobs (
@@ -58,10 +58,13 @@ CREATE TABLE snapshots (
   created_at INTEGER NOT NULL
 );
 )sql",
+    // 2: find a job by its token (a job's MLflow client authenticates with it).
+    "CREATE INDEX jobs_token ON jobs(token);",
 };
 }  // namespace
 
-Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool read_only) {
+Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool read_only,
+                                     const std::vector<std::string>* migrations) {
   sqlite3* raw = nullptr;
   int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
   flags |= SQLITE_OPEN_NOMUTEX;
@@ -79,7 +82,7 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool read_only) {
   } else {
     Status s = db->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
     if (!s.ok()) return s;
-    s = db->Migrate();
+    s = db->Migrate(migrations ? *migrations : kMigrations);
     if (!s.ok()) return s;
   }
   return db;
@@ -108,16 +111,16 @@ int Db::SchemaVersion() {
   return v;
 }
 
-Status Db::Migrate() {
+Status Db::Migrate(const std::vector<std::string>& migrations) {
   int have = SchemaVersion();
-  int want = static_cast<int>(std::size(kMigrations));
+  int want = static_cast<int>(migrations.size());
   if (have > want)
     return FailedPrecondition("the workspace database is at schema version " + std::to_string(have) +
                               ", newer than this cairn (" + std::to_string(want) + "); upgrade cairn");
   for (int v = have; v < want; ++v) {
     Status s = Begin();
     if (!s.ok()) return s;
-    s = Exec(kMigrations[v]);
+    s = Exec(migrations[static_cast<size_t>(v)]);
     if (s.ok()) s = Exec("PRAGMA user_version=" + std::to_string(v + 1));
     if (!s.ok()) {
       Rollback();
@@ -147,6 +150,8 @@ Stmt& Db::Prepare(const std::string& sql) {
   return *slot;
 }
 
+int Db::Changes() { return sqlite3_changes(db_); }
+
 std::string Db::LastError() const { return sqlite3_errmsg(db_); }
 
 Stmt::~Stmt() { sqlite3_finalize(s_); }
@@ -157,6 +162,10 @@ Stmt& Stmt::Bind(int i, const std::string& v) {
 }
 Stmt& Stmt::Bind(int i, long long v) {
   sqlite3_bind_int64(s_, i, v);
+  return *this;
+}
+Stmt& Stmt::BindDouble(int i, double v) {
+  sqlite3_bind_double(s_, i, v);
   return *this;
 }
 Stmt& Stmt::BindNull(int i) {
@@ -188,6 +197,7 @@ std::string Stmt::Text(int col) {
            : std::string();
 }
 long long Stmt::Int(int col) { return sqlite3_column_int64(s_, col); }
+double Stmt::Double(int col) { return sqlite3_column_double(s_, col); }
 bool Stmt::IsNull(int col) { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
 void Stmt::Reset() {
   sqlite3_reset(s_);

@@ -20,8 +20,10 @@ class Stmt;
 
 class Db {
  public:
-  // Opens (creating when `create`) and migrates the database at `path`.
-  static Result<std::unique_ptr<Db>> Open(const std::string& path, bool read_only = false);
+  // Opens (creating when `create`) and migrates the database at `path`: with `migrations` when given (each
+  // entry one numbered migration, append only), else the workspace's own schema.
+  static Result<std::unique_ptr<Db>> Open(const std::string& path, bool read_only = false,
+                                          const std::vector<std::string>* migrations = nullptr);
   ~Db();
   Db(const Db&) = delete;
   Db& operator=(const Db&) = delete;
@@ -33,12 +35,14 @@ class Db {
   Status Commit() { return Exec("COMMIT"); }
   void Rollback() { (void)Exec("ROLLBACK"); }
   int SchemaVersion();
+  // Rows changed by the last statement.
+  int Changes();
   std::string LastError() const;
   sqlite3* raw() { return db_; }
 
  private:
   explicit Db(sqlite3* db) : db_(db) {}
-  Status Migrate();
+  Status Migrate(const std::vector<std::string>& migrations);
   sqlite3* db_;
   std::map<std::string, std::unique_ptr<Stmt>> cache_;
 };
@@ -50,7 +54,9 @@ class Stmt {
   Stmt& Bind(int i, const std::string& v);
   Stmt& Bind(int i, long long v);
   Stmt& Bind(int i, int v) { return Bind(i, static_cast<long long>(v)); }
+  Stmt& Bind(int i, long v) { return Bind(i, static_cast<long long>(v)); }
   Stmt& BindNull(int i);
+  Stmt& BindDouble(int i, double v);
   Stmt& Bind(int i, const std::optional<long long>& v) { return v ? Bind(i, *v) : BindNull(i); }
   // Steps once: true while there is a row.
   bool Step();
@@ -58,6 +64,7 @@ class Stmt {
   Status Run();
   std::string Text(int col);
   long long Int(int col);
+  double Double(int col);
   bool IsNull(int col);
   void Reset();
 

@@ -157,6 +157,15 @@ Result<JobRecord> JobStore::Get(const std::string& name) {
   return r;
 }
 
+std::string JobStore::JobByToken(const std::string& token) {
+  if (token.empty()) return "";
+  Stmt& s = db_->Prepare("SELECT name FROM jobs WHERE token = ?");
+  s.Bind(1, token);
+  std::string name = s.Step() ? s.Text(0) : "";
+  s.Reset();
+  return name;
+}
+
 std::vector<JobRecord> JobStore::List(const JobFilter& f) {
   std::string sql = std::string("SELECT ") + kColumns + " FROM jobs WHERE 1";
   std::vector<std::string> args;

@@ -88,6 +88,8 @@ class JobStore {
   Status SetArchived(const std::string& name, bool archived);
 
   Result<JobRecord> Get(const std::string& name);
+  // The job whose token this is, or "".
+  std::string JobByToken(const std::string& token);
   std::vector<JobRecord> List(const JobFilter& filter);
   std::vector<JobRecord> NonTerminal();
   std::vector<StatusEvent> History(const std::string& name);

@@ -1,0 +1,608 @@
+#include "server/mlflow_api.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <httplib.h>
+
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "base/fs.h"
+#include "base/util.h"
+#include "tracking/tracking_store.h"
+
+namespace cairn::server {
+
+using nlohmann::json;
+using tracking::KeyValue;
+using tracking::Metric;
+namespace fs = std::filesystem;
+
+namespace {
+
+void Reply(httplib::Response& res, const json& body) {
+  res.status = 200;
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+}
+
+void ReplyError(httplib::Response& res, const Status& s) {
+  std::string code = "INTERNAL_ERROR";
+  int http = 500;
+  switch (s.code()) {
+    case Code::kInvalidArgument: code = "INVALID_PARAMETER_VALUE"; http = 400; break;
+    case Code::kNotFound: code = "RESOURCE_DOES_NOT_EXIST"; http = 404; break;
+    case Code::kAlreadyExists: code = "RESOURCE_ALREADY_EXISTS"; http = 400; break;
+    case Code::kFailedPrecondition: code = "INVALID_STATE"; http = 400; break;
+    case Code::kPermissionDenied: code = "PERMISSION_DENIED"; http = 403; break;
+    case Code::kUnauthenticated: code = "UNAUTHENTICATED"; http = 401; break;
+    default: break;
+  }
+  res.status = http;
+  res.set_content(json{{"error_code", code}, {"message", s.message()}}.dump(), "application/json");
+}
+
+// A request message: the JSON body of a POST, or the query string of a GET.
+class Msg {
+ public:
+  explicit Msg(const httplib::Request& req) : req_(req) {
+    if (req.method != "GET" && !req.body.empty()) {
+      body_ = json::parse(req.body, nullptr, false);
+      bad_ = !body_.is_object();
+    }
+  }
+  bool bad() const { return bad_; }
+  std::optional<std::string> Str(const std::string& k) const {
+    if (body_.is_object() && body_.contains(k) && !body_[k].is_null()) {
+      const json& v = body_[k];
+      if (v.is_string()) return v.get<std::string>();
+      if (v.is_number_integer()) return std::to_string(v.get<long long>());
+      return v.dump();
+    }
+    if (req_.has_param(k)) return req_.get_param_value(k);
+    return std::nullopt;
+  }
+  std::string StrOr(const std::string& k, const std::string& d = "") const { return Str(k).value_or(d); }
+  // int64 as a JSON number or a numeric string.
+  Result<std::optional<long long>> Int(const std::string& k) const {
+    auto s = Str(k);
+    if (!s) return std::optional<long long>();
+    char* end;
+    errno = 0;
+    long long v = strtoll(s->c_str(), &end, 10);
+    if (errno || *end || s->empty())
+      return InvalidArgument("Invalid value \"" + *s + "\" for parameter '" + k + "' supplied: expected an integer");
+    return std::optional<long long>(v);
+  }
+  std::vector<std::string> All(const std::string& k) const {
+    std::vector<std::string> out;
+    if (body_.is_object() && body_.contains(k)) {
+      const json& v = body_[k];
+      if (v.is_array())
+        for (const auto& x : v) out.push_back(x.is_string() ? x.get<std::string>() : x.dump());
+      else if (v.is_string()) out.push_back(v);
+      return out;
+    }
+    auto range = req_.params.equal_range(k);
+    for (auto it = range.first; it != range.second; ++it) out.push_back(it->second);
+    return out;
+  }
+  const json& Body() const { return body_; }
+  // run_id, or the old run_uuid.
+  std::string RunId() const {
+    auto r = Str("run_id");
+    return r ? *r : StrOr("run_uuid");
+  }
+
+ private:
+  const httplib::Request& req_;
+  json body_;
+  bool bad_ = false;
+};
+
+Result<double> ParseDouble(const json& v, const std::string& field) {
+  if (v.is_number()) return v.get<double>();
+  if (v.is_string()) {
+    std::string s = v;
+    if (s == "NaN") return NAN;
+    if (s == "Infinity") return INFINITY;
+    if (s == "-Infinity") return -INFINITY;
+    char* end;
+    double d = strtod(s.c_str(), &end);
+    if (!s.empty() && !*end) return d;
+  }
+  return InvalidArgument("Invalid value " + v.dump() + " for parameter '" + field + "' supplied: expected a number");
+}
+
+Result<long long> ParseInt(const json& v, const std::string& field) {
+  if (v.is_number_integer()) return v.get<long long>();
+  if (v.is_number_float() && v.get<double>() == std::floor(v.get<double>())) return static_cast<long long>(v.get<double>());
+  if (v.is_string()) {
+    std::string s = v;
+    char* end;
+    long long x = strtoll(s.c_str(), &end, 10);
+    if (!s.empty() && !*end) return x;
+  }
+  return InvalidArgument("Invalid value " + v.dump() + " for parameter '" + field + "' supplied: expected an integer");
+}
+
+Result<std::vector<KeyValue>> KeyValues(const json& arr, const std::string& field) {
+  std::vector<KeyValue> out;
+  if (arr.is_null()) return out;
+  if (!arr.is_array()) return InvalidArgument("Invalid value for parameter '" + field + "': expected a list");
+  for (const auto& x : arr) {
+    if (!x.is_object() || !x.contains("key") || !x["key"].is_string())
+      return InvalidArgument("Missing value for required parameter '" + field + "[].key'");
+    json v = x.value("value", json(""));
+    out.push_back({x["key"], v.is_string() ? v.get<std::string>() : v.dump()});
+  }
+  return out;
+}
+
+Result<Metric> MetricFrom(const json& x) {
+  if (!x.is_object() || !x.contains("key") || !x["key"].is_string())
+    return InvalidArgument("Missing value for required parameter 'key'");
+  Metric m;
+  m.key = x["key"];
+  if (!x.contains("value")) return InvalidArgument("Missing value for required parameter 'value'");
+  auto v = ParseDouble(x["value"], "value");
+  if (!v.ok()) return v.status();
+  m.value = *v;
+  if (!x.contains("timestamp")) return InvalidArgument("Missing value for required parameter 'timestamp'");
+  auto t = ParseInt(x["timestamp"], "timestamp");
+  if (!t.ok()) return t.status();
+  m.timestamp = *t;
+  if (x.contains("step") && !x["step"].is_null()) {
+    auto st = ParseInt(x["step"], "step");
+    if (!st.ok()) return st.status();
+    m.step = *st;
+  }
+  return m;
+}
+
+json MetricJson(const Metric& m) {
+  json v = std::isnan(m.value) ? json("NaN") : json(m.value);
+  return {{"key", m.key}, {"value", v}, {"timestamp", m.timestamp}, {"step", m.step}};
+}
+
+json KvJson(const std::vector<KeyValue>& kvs) {
+  json a = json::array();
+  for (const auto& kv : kvs) a.push_back({{"key", kv.key}, {"value", kv.value}});
+  return a;
+}
+
+json ExperimentJson(const tracking::Experiment& e) {
+  json j = {{"experiment_id", e.experiment_id}, {"name", e.name}, {"artifact_location", e.artifact_location},
+            {"lifecycle_stage", e.lifecycle_stage}, {"last_update_time", e.last_update_time},
+            {"creation_time", e.creation_time}};
+  if (!e.tags.empty()) j["tags"] = KvJson(e.tags);
+  return j;
+}
+
+json RunInfoJson(const tracking::RunInfo& r) {
+  json j = {{"run_uuid", r.run_id}, {"run_id", r.run_id}, {"experiment_id", r.experiment_id},
+            {"run_name", r.run_name}, {"user_id", r.user_id}, {"status", r.status},
+            {"artifact_uri", r.artifact_uri}, {"lifecycle_stage", r.lifecycle_stage}};
+  if (r.start_time) j["start_time"] = *r.start_time;
+  if (r.end_time) j["end_time"] = *r.end_time;
+  return j;
+}
+
+json RunJson(const tracking::Run& r) {
+  json data = json::object();
+  if (!r.metrics.empty()) {
+    json m = json::array();
+    for (const auto& x : r.metrics) m.push_back(MetricJson(x));
+    data["metrics"] = m;
+  }
+  if (!r.params.empty()) data["params"] = KvJson(r.params);
+  if (!r.tags.empty()) data["tags"] = KvJson(r.tags);
+  json j = {{"info", RunInfoJson(r.info)}, {"data", data}};
+  j["inputs"] = r.dataset_inputs.empty() ? json::object() : json{{"dataset_inputs", r.dataset_inputs}};
+  return j;
+}
+
+std::string PageToken(long long offset) {
+  static const char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string in = json{{"offset", offset}}.dump(), out;
+  for (size_t i = 0; i < in.size(); i += 3) {
+    unsigned n = static_cast<unsigned char>(in[i]) << 16;
+    if (i + 1 < in.size()) n |= static_cast<unsigned char>(in[i + 1]) << 8;
+    if (i + 2 < in.size()) n |= static_cast<unsigned char>(in[i + 2]);
+    out += kB64[(n >> 18) & 63];
+    out += kB64[(n >> 12) & 63];
+    out += i + 1 < in.size() ? kB64[(n >> 6) & 63] : '=';
+    out += i + 2 < in.size() ? kB64[n & 63] : '=';
+  }
+  return out;
+}
+
+Result<long long> OffsetOf(const std::string& token) {
+  if (token.empty()) return 0LL;
+  std::string out;
+  unsigned buf = 0;
+  int bits = 0;
+  for (char c : token) {
+    const char* p = strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", c);
+    if (c == '=' || !p || !c) break;
+    buf = (buf << 6) | static_cast<unsigned>(p - "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((buf >> bits) & 0xff);
+    }
+  }
+  json j = json::parse(out, nullptr, false);
+  if (!j.is_object() || !j["offset"].is_number_integer() || j["offset"].get<long long>() < 0)
+    return InvalidArgument("Invalid page token, could not base64-decode");
+  return j["offset"].get<long long>();
+}
+
+}  // namespace
+
+std::string ArtifactFile(const MlflowContext& ctx, const std::string& path) {
+  std::string p = path;
+  while (!p.empty() && p.back() == '/') p.pop_back();
+  if (!p.empty() && p[0] == '/') return "";
+  auto parts = p.empty() ? std::vector<std::string>{} : Split(p, '/');
+  for (const auto& part : parts)
+    if (part == ".." || part == "." || part.empty() || part.find('\0') != std::string::npos || part.find('\\') != std::string::npos)
+      return "";
+  // <experiment>/<run>/artifacts/...: a job's run keeps its artifacts with the job's.
+  if (parts.size() >= 3 && parts[2] == "artifacts" && IsValidName(parts[1]) &&
+      IsDir(ctx.workspace + "/runs/" + parts[1])) {
+    std::string rest;
+    for (size_t i = 3; i < parts.size(); ++i) rest += "/" + parts[i];
+    return ctx.workspace + "/runs/" + parts[1] + "/artifacts" + rest;
+  }
+  return ctx.workspace + "/mlartifacts" + (p.empty() ? "" : "/" + p);
+}
+
+void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
+  // Handlers outlive this function: they capture values (the store and the context are long-lived).
+  tracking::TrackingStore* st = ctx.store;
+  MlflowContext* cp = &ctx;
+  const std::string api = "/api/2.0/mlflow/";
+
+  // Both GET and POST forms reach the same handler.
+  auto route = [&svr, api](const std::string& path, std::function<void(const Msg&, httplib::Response&)> fn) {
+    auto h = [fn](const httplib::Request& req, httplib::Response& res) {
+      Msg m(req);
+      if (m.bad()) return ReplyError(res, InvalidArgument("Malformed request body: expected a JSON object"));
+      fn(m, res);
+    };
+    svr.Get(api + path, h);
+    svr.Post(api + path, h);
+    svr.Patch(api + path, h);
+  };
+  auto may_write_run = [cp](const std::string& run_id) -> Status {
+    std::string scope = cp->scope();
+    if (scope.empty() || scope == run_id) return Status::Ok();
+    return Status(Code::kPermissionDenied, "this token belongs to job '" + scope +
+                                               "' and may write only to its run, not to run '" + run_id + "'");
+  };
+  auto workspace_only = [cp](const char* what) -> Status {
+    if (cp->scope().empty()) return Status::Ok();
+    return Status(Code::kPermissionDenied, std::string("a job's token cannot ") + what);
+  };
+
+  // ---- experiments ----
+  route("experiments/get-by-name", [=](const Msg& m, httplib::Response& res) {
+    auto e = st->GetExperimentByName(m.StrOr("experiment_name"));
+    if (!e.ok()) return ReplyError(res, e.status());
+    Reply(res, {{"experiment", ExperimentJson(*e)}});
+  });
+  route("experiments/get", [=](const Msg& m, httplib::Response& res) {
+    auto e = st->GetExperiment(m.StrOr("experiment_id"));
+    if (!e.ok()) return ReplyError(res, e.status());
+    Reply(res, {{"experiment", ExperimentJson(*e)}});
+  });
+  route("experiments/create", [=](const Msg& m, httplib::Response& res) {
+    if (Status s = workspace_only("create experiments"); !s.ok()) return ReplyError(res, s);
+    auto tags = KeyValues(m.Body().value("tags", json()), "tags");
+    if (!tags.ok()) return ReplyError(res, tags.status());
+    auto id = st->CreateExperiment(m.StrOr("name"), m.StrOr("artifact_location"), *tags);
+    if (!id.ok()) return ReplyError(res, id.status());
+    Reply(res, {{"experiment_id", *id}});
+  });
+  route("experiments/search", [=](const Msg& m, httplib::Response& res) {
+    auto max = m.Int("max_results");
+    if (!max.ok()) return ReplyError(res, max.status());
+    auto offset = OffsetOf(m.StrOr("page_token"));
+    if (!offset.ok()) return ReplyError(res, offset.status());
+    bool more = false;
+    int n = static_cast<int>(max->value_or(1000));
+    if (n < 1 || n > 50000) return ReplyError(res, InvalidArgument("max_results must be between 1 and 50000"));
+    json exps = json::array();
+    for (const auto& e : st->SearchExperiments(m.StrOr("view_type", "ACTIVE_ONLY"), n, *offset, &more))
+      exps.push_back(ExperimentJson(e));
+    json out = {{"experiments", exps}};
+    if (more) out["next_page_token"] = PageToken(*offset + n);
+    Reply(res, out);
+  });
+  route("experiments/list", [=](const Msg& m, httplib::Response& res) {  // removed in 2.x; old clients call it
+    bool more = false;
+    json exps = json::array();
+    for (const auto& e : st->SearchExperiments(m.StrOr("view_type", "ACTIVE_ONLY"), 50000, 0, &more))
+      exps.push_back(ExperimentJson(e));
+    Reply(res, {{"experiments", exps}});
+  });
+  route("experiments/update", [=](const Msg& m, httplib::Response& res) {
+    if (Status s = workspace_only("rename experiments"); !s.ok()) return ReplyError(res, s);
+    Status s = st->RenameExperiment(m.StrOr("experiment_id"), m.StrOr("new_name"));
+    if (!s.ok()) return ReplyError(res, s);
+    Reply(res, json::object());
+  });
+  for (const char* verb : {"delete", "restore"}) {
+    std::string stage = std::string(verb) == "delete" ? "deleted" : "active";
+    route(std::string("experiments/") + verb, [=](const Msg& m, httplib::Response& res) {
+      if (Status s = workspace_only("delete or restore experiments"); !s.ok()) return ReplyError(res, s);
+      Status s = st->SetExperimentStage(m.StrOr("experiment_id"), stage);
+      if (!s.ok()) return ReplyError(res, s);
+      Reply(res, json::object());
+    });
+  }
+  route("experiments/set-experiment-tag", [=](const Msg& m, httplib::Response& res) {
+    if (Status s = workspace_only("tag experiments"); !s.ok()) return ReplyError(res, s);
+    Status s = st->SetExperimentTag(m.StrOr("experiment_id"), m.StrOr("key"), m.StrOr("value"));
+    if (!s.ok()) return ReplyError(res, s);
+    Reply(res, json::object());
+  });
+
+  // ---- runs ----
+  route("runs/create", [=](const Msg& m, httplib::Response& res) {
+    if (Status s = workspace_only("create runs (it may write only to its own run)"); !s.ok()) return ReplyError(res, s);
+    auto tags = KeyValues(m.Body().value("tags", json()), "tags");
+    if (!tags.ok()) return ReplyError(res, tags.status());
+    auto start = m.Int("start_time");
+    if (!start.ok()) return ReplyError(res, start.status());
+    auto run = st->CreateRun(m.StrOr("experiment_id", "0"), "", m.StrOr("run_name"), m.StrOr("user_id"),
+                            start->has_value() ? *start : std::optional<long long>(NowMillis()), *tags);
+    if (!run.ok()) return ReplyError(res, run.status());
+    auto full = st->GetRun(run->run_id);
+    if (!full.ok()) return ReplyError(res, full.status());
+    Reply(res, {{"run", RunJson(*full)}});
+  });
+  route("runs/get", [=](const Msg& m, httplib::Response& res) {
+    auto run = st->GetRun(m.RunId());
+    if (!run.ok()) return ReplyError(res, run.status());
+    Reply(res, {{"run", RunJson(*run)}});
+  });
+  route("runs/update", [=](const Msg& m, httplib::Response& res) {
+    std::string id = m.RunId();
+    if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
+    auto end = m.Int("end_time");
+    if (!end.ok()) return ReplyError(res, end.status());
+    auto info = st->UpdateRun(id, m.StrOr("status"), *end, m.StrOr("run_name"));
+    if (!info.ok()) return ReplyError(res, info.status());
+    Reply(res, {{"run_info", RunInfoJson(*info)}});
+  });
+  for (const char* verb : {"delete", "restore"}) {
+    std::string stage = std::string(verb) == "delete" ? "deleted" : "active";
+    route(std::string("runs/") + verb, [=](const Msg& m, httplib::Response& res) {
+      std::string id = m.RunId();
+      if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
+      Status s = st->SetRunStage(id, stage);
+      if (!s.ok()) return ReplyError(res, s);
+      Reply(res, json::object());
+    });
+  }
+  route("runs/log-metric", [=](const Msg& m, httplib::Response& res) {
+    std::string id = m.RunId();
+    if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
+    auto metric = MetricFrom(m.Body());
+    if (!metric.ok()) return ReplyError(res, metric.status());
+    Status s = st->LogBatch(id, {*metric}, {}, {});
+    if (!s.ok()) return ReplyError(res, s);
+    Reply(res, json::object());
+  });
+  route("runs/log-parameter", [=](const Msg& m, httplib::Response& res) {
+    std::string id = m.RunId();
+    if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
+    if (!m.Str("key")) return ReplyError(res, InvalidArgument("Missing value for required parameter 'key'"));
+    Status s = st->LogBatch(id, {}, {{m.StrOr("key"), m.StrOr("value")}}, {});
+    if (!s.ok()) return ReplyError(res, s);
+    Reply(res, json::object());
+  });
+  route("runs/set-tag", [=](const Msg& m, httplib::Response& res) {
+    std::string id = m.RunId();
+    if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
+    if (!m.Str("key")) return ReplyError(res, InvalidArgument("Missing value for required parameter 'key'"));
+    Status s = st->LogBatch(id, {}, {}, {{m.StrOr("key"), m.StrOr("value")}});
+    if (!s.ok()) return ReplyError(res, s);
+    Reply(res, json::object());
+  });
+  route("runs/delete-tag", [=](const Msg& m, httplib::Response& res) {
+    std::string id = m.RunId();
+    if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
+    Status s = st->DeleteTag(id, m.StrOr("key"));
+    if (!s.ok()) return ReplyError(res, s);
+    Reply(res, json::object());
+  });
+  route("runs/log-batch", [=](const Msg& m, httplib::Response& res) {
+    std::string id = m.RunId();
+    if (id.empty()) return ReplyError(res, InvalidArgument("Missing value for required parameter 'run_id'"));
+    if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
+    std::vector<Metric> metrics;
+    const json& body = m.Body();
+    if (body.contains("metrics") && body["metrics"].is_array()) {
+      for (const auto& x : body["metrics"]) {
+        auto metric = MetricFrom(x);
+        if (!metric.ok()) return ReplyError(res, metric.status());
+        metrics.push_back(*metric);
+      }
+    }
+    auto params = KeyValues(body.value("params", json()), "params");
+    if (!params.ok()) return ReplyError(res, params.status());
+    auto tags = KeyValues(body.value("tags", json()), "tags");
+    if (!tags.ok()) return ReplyError(res, tags.status());
+    Status s = st->LogBatch(id, metrics, *params, *tags);
+    if (!s.ok()) return ReplyError(res, s);
+    Reply(res, json::object());
+  });
+  route("runs/log-inputs", [=](const Msg& m, httplib::Response& res) {
+    std::string id = m.RunId();
+    if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
+    Status s = st->LogInputs(id, m.Body().value("datasets", json::array()));
+    if (!s.ok()) return ReplyError(res, s);
+    Reply(res, json::object());
+  });
+  route("runs/log-model", [=](const Msg& m, httplib::Response& res) {
+    std::string id = m.RunId();
+    if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
+    json model = json::parse(m.StrOr("model_json"), nullptr, false);
+    if (!model.is_object()) return ReplyError(res, InvalidArgument("model_json must be a JSON object"));
+    auto run = st->GetRun(id);
+    if (!run.ok()) return ReplyError(res, run.status());
+    json history = json::array();
+    for (const auto& t : run->tags)
+      if (t.key == "mlflow.log-model.history") history = json::parse(t.value, nullptr, false);
+    if (!history.is_array()) history = json::array();
+    history.push_back(model);
+    Status s = st->LogBatch(id, {}, {}, {{"mlflow.log-model.history", history.dump()}});
+    if (!s.ok()) return ReplyError(res, s);
+    Reply(res, json::object());
+  });
+  route("runs/search", [=](const Msg& m, httplib::Response& res) {
+    tracking::RunSearch q;
+    q.experiment_ids = m.All("experiment_ids");
+    q.filter = m.StrOr("filter");
+    q.order_by = m.All("order_by");
+    q.view = m.StrOr("run_view_type", "ACTIVE_ONLY");
+    auto max = m.Int("max_results");
+    if (!max.ok()) return ReplyError(res, max.status());
+    q.max_results = static_cast<int>(max->value_or(1000));
+    auto offset = OffsetOf(m.StrOr("page_token"));
+    if (!offset.ok()) return ReplyError(res, offset.status());
+    q.offset = *offset;
+    bool more = false;
+    auto runs = st->SearchRuns(q, &more);
+    if (!runs.ok()) return ReplyError(res, runs.status());
+    json out = json::object();
+    json arr = json::array();
+    for (const auto& r : *runs) arr.push_back(RunJson(r));
+    if (!arr.empty()) out["runs"] = arr;
+    if (more) out["next_page_token"] = PageToken(q.offset + q.max_results);
+    Reply(res, out);
+  });
+  route("metrics/get-history", [=](const Msg& m, httplib::Response& res) {
+    auto h = st->GetHistory(m.RunId(), m.StrOr("metric_key"));
+    if (!h.ok()) return ReplyError(res, h.status());
+    json arr = json::array();
+    for (const auto& x : *h) arr.push_back(MetricJson(x));
+    Reply(res, {{"metrics", arr}});
+  });
+  route("artifacts/list", [=](const Msg& m, httplib::Response& res) {
+    auto run = st->GetRun(m.RunId());
+    if (!run.ok()) return ReplyError(res, run.status());
+    std::string rel = m.StrOr("path");
+    std::string prefix = run->info.experiment_id + "/" + run->info.run_id + "/artifacts";
+    std::string dir = ArtifactFile(*cp, prefix + (rel.empty() ? "" : "/" + rel));
+    if (dir.empty()) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
+    json files = json::array();
+    std::error_code ec;
+    if (fs::is_directory(dir, ec)) {
+      std::vector<fs::directory_entry> entries(fs::directory_iterator(dir, ec), fs::directory_iterator());
+      std::sort(entries.begin(), entries.end());
+      for (const auto& e : entries) {
+        std::string p = (rel.empty() ? "" : rel + "/") + e.path().filename().string();
+        json f = {{"path", p}, {"is_dir", e.is_directory(ec)}};
+        if (!e.is_directory(ec)) f["file_size"] = static_cast<long long>(e.file_size(ec));
+        files.push_back(f);
+      }
+    }
+    json out = {{"root_uri", run->info.artifact_uri}};
+    if (!files.empty()) out["files"] = files;
+    Reply(res, out);
+  });
+
+  // ---- the artifact proxy ----
+  const std::string art = "/api/2.0/mlflow-artifacts/artifacts";
+  auto writable = [cp](const std::string& path) -> Status {
+    std::string scope = cp->scope();
+    if (scope.empty()) return Status::Ok();
+    auto parts = Split(path, '/');
+    if (parts.size() >= 3 && parts[1] == scope && parts[2] == "artifacts") return Status::Ok();
+    return Status(Code::kPermissionDenied, "this token belongs to job '" + scope + "' and may write only its run's artifacts");
+  };
+  svr.Put(art + "/(.+)", [cp, writable](const httplib::Request& req, httplib::Response& res,
+                                         const httplib::ContentReader& reader) {
+    std::string rel = req.matches[1];
+    std::string to = ArtifactFile(*cp, rel);
+    if (to.empty()) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
+    if (Status s = writable(rel); !s.ok()) return ReplyError(res, s);
+    if (Status s = MakeDirs(Dirname(to)); !s.ok()) return ReplyError(res, s);
+    std::string tmp = to + ".cairn-upload." + RandomHex(4);
+    int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return ReplyError(res, Internal("cannot write artifact " + rel));
+    bool ok = true;
+    reader([&](const char* data, size_t len) {
+      ok = ok && write(fd, data, len) == static_cast<ssize_t>(len);
+      return ok;
+    });
+    close(fd);
+    if (!ok || rename(tmp.c_str(), to.c_str()) != 0) {
+      unlink(tmp.c_str());
+      return ReplyError(res, Internal("cannot write artifact " + rel));
+    }
+    Reply(res, json::object());
+  });
+  svr.Get(art + "/(.+)", [cp](const httplib::Request& req, httplib::Response& res) {
+    std::string rel = req.matches[1];
+    std::string path = ArtifactFile(*cp, rel);
+    struct stat st;
+    if (path.empty()) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
+    if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+      return ReplyError(res, NotFound("Artifact '" + rel + "' does not exist"));
+    auto fd = std::make_shared<int>(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    res.set_header("Content-Disposition", "attachment; filename=" + Basename(path));
+    res.set_content_provider(
+        static_cast<size_t>(st.st_size), "application/octet-stream",
+        [fd](size_t offset, size_t length, httplib::DataSink& sink) {
+          char buf[1 << 16];
+          ssize_t n = pread(*fd, buf, std::min(length, sizeof buf), static_cast<off_t>(offset));
+          if (n <= 0) return false;
+          sink.write(buf, static_cast<size_t>(n));
+          return true;
+        },
+        [fd](bool) { close(*fd); });
+  });
+  svr.Get(art, [cp](const httplib::Request& req, httplib::Response& res) {
+    std::string rel = req.get_param_value("path");
+    std::string dir = ArtifactFile(*cp, rel);
+    if (dir.empty()) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) return Reply(res, json::object());
+    json files = json::array();
+    std::vector<fs::directory_entry> entries(fs::directory_iterator(dir, ec), fs::directory_iterator());
+    std::sort(entries.begin(), entries.end());
+    for (const auto& e : entries) {
+      if (e.path().filename().string().find(".cairn-upload.") != std::string::npos) continue;
+      json f = {{"path", e.path().filename().string()}, {"is_dir", e.is_directory(ec)}};
+      if (!e.is_directory(ec)) f["file_size"] = static_cast<long long>(e.file_size(ec));
+      files.push_back(f);
+    }
+    Reply(res, {{"files", files}});
+  });
+  svr.Delete(art + "/(.+)", [cp, writable](const httplib::Request& req, httplib::Response& res) {
+    std::string rel = req.matches[1];
+    std::string path = ArtifactFile(*cp, rel);
+    if (path.empty()) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
+    if (Status s = writable(rel); !s.ok()) return ReplyError(res, s);
+    std::error_code ec;
+    fs::remove_all(path, ec);
+    Reply(res, json::object());
+  });
+  for (const char* step : {"create", "complete", "abort"}) {
+    svr.Post(std::string("/api/2.0/mlflow-artifacts/mpu/") + step + "/(.+)", [](const httplib::Request&, httplib::Response& res) {
+      res.status = 501;
+      res.set_content(json{{"error_code", "NOT_IMPLEMENTED"},
+                           {"message", "Multipart upload is not supported for the current artifact repository"}}.dump(),
+                      "application/json");
+    });
+  }
+}
+
+}  // namespace cairn::server

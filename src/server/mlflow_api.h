@@ -1,0 +1,32 @@
+// The MLflow tracking REST API (/api/2.0/mlflow/...) and the mlflow-artifacts proxy
+// (/api/2.0/mlflow-artifacts/...), as the unmodified `mlflow` client uses them (../shared/spec/mlflow-rest.md).
+// Handlers run on the HTTP threads; the TrackingStore is thread-safe.
+#pragma once
+
+#include <functional>
+#include <string>
+
+namespace httplib {
+class Server;
+}
+
+namespace cairn::tracking {
+class TrackingStore;
+}
+
+namespace cairn::server {
+
+struct MlflowContext {
+  tracking::TrackingStore* store = nullptr;
+  std::string workspace;  // $CAIRN_HOME: artifacts of job runs live in runs/<job>/artifacts
+  // The job a request is limited to ("" = the workspace token, no limit), set per request by the router.
+  std::function<std::string()> scope;
+};
+
+void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx);
+
+// Where an artifact path (<experiment>/<run>/artifacts/<rest>, or anything else) lives on disk; "" when the
+// path tries to leave the artifact root.
+std::string ArtifactFile(const MlflowContext& ctx, const std::string& path);
+
+}  // namespace cairn::server

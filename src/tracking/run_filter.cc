@@ -1,0 +1,269 @@
+#include "tracking/run_filter.h"
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <cstring>
+#include <regex>
+
+#include "base/util.h"
+#include "tracking/tracking_store.h"
+
+namespace cairn::tracking {
+
+namespace {
+
+struct Lexer {
+  const std::string& s;
+  size_t i = 0;
+  void Ws() { while (i < s.size() && isspace(static_cast<unsigned char>(s[i]))) ++i; }
+  bool AtEnd() { Ws(); return i >= s.size(); }
+  // An identifier: a run of word characters and dots, or a quoted part ("..." or `...`).
+  std::string Ident() {
+    Ws();
+    std::string out;
+    while (i < s.size()) {
+      char c = s[i];
+      if (c == '"' || c == '`') {
+        size_t close = s.find(c, i + 1);
+        if (close == std::string::npos) return "";
+        out += s.substr(i + 1, close - i - 1);
+        i = close + 1;
+      } else if (isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-' || c == '/' || c == ':') {
+        out += c;
+        ++i;
+      } else {
+        break;
+      }
+    }
+    return out;
+  }
+  std::string Op() {
+    Ws();
+    for (const char* op : {"!=", ">=", "<=", "=", ">", "<"}) {
+      if (s.compare(i, strlen(op), op) == 0) {
+        i += strlen(op);
+        return op;
+      }
+    }
+    std::string word;
+    size_t j = i;
+    while (j < s.size() && isalpha(static_cast<unsigned char>(s[j]))) word += static_cast<char>(toupper(s[j++]));
+    if (word == "LIKE" || word == "ILIKE" || word == "IN") {
+      i = j;
+      return word;
+    }
+    if (word == "NOT") {
+      i = j;
+      Ws();
+      size_t k = i;
+      std::string in;
+      while (k < s.size() && isalpha(static_cast<unsigned char>(s[k]))) in += static_cast<char>(toupper(s[k++]));
+      if (in == "IN") {
+        i = k;
+        return "NOT IN";
+      }
+    }
+    return "";
+  }
+  std::optional<std::string> Quoted() {
+    Ws();
+    if (i >= s.size() || (s[i] != '\'' && s[i] != '"')) return std::nullopt;
+    char q = s[i];
+    size_t close = s.find(q, i + 1);
+    if (close == std::string::npos) return std::nullopt;
+    std::string v = s.substr(i + 1, close - i - 1);
+    i = close + 1;
+    return v;
+  }
+  std::string Number() {
+    Ws();
+    size_t j = i;
+    while (j < s.size() && (isdigit(static_cast<unsigned char>(s[j])) || strchr("+-.eE", s[j]))) ++j;
+    std::string v = s.substr(i, j - i);
+    i = j;
+    return v;
+  }
+};
+
+bool SplitIdent(const std::string& ident, std::string& kind, std::string& key) {
+  size_t dot = ident.find('.');
+  std::string prefix = dot == std::string::npos ? "" : ToLower(ident.substr(0, dot));
+  std::string rest = dot == std::string::npos ? ident : ident.substr(dot + 1);
+  if (prefix == "metrics" || prefix == "metric") kind = "metric";
+  else if (prefix == "params" || prefix == "param" || prefix == "parameters" || prefix == "parameter") kind = "param";
+  else if (prefix == "tags" || prefix == "tag") kind = "tag";
+  else if (prefix == "attributes" || prefix == "attribute" || prefix == "attr" || prefix == "run") kind = "attribute";
+  else {
+    kind = "attribute";
+    rest = ident;
+  }
+  key = rest;
+  if (kind == "attribute") {
+    std::string k = ToLower(key);
+    if (k == "run name") key = "run_name";
+    else if (k == "created") key = "start_time";
+    static const std::vector<std::string> kAttrs = {"run_id", "run_name", "status", "user_id", "artifact_uri",
+                                                    "start_time", "end_time", "lifecycle_stage"};
+    if (std::find(kAttrs.begin(), kAttrs.end(), key) == kAttrs.end()) return false;
+  }
+  return !key.empty();
+}
+
+bool IsNumericAttr(const std::string& key) { return key == "start_time" || key == "end_time"; }
+
+std::optional<std::string> StringValue(const Run& r, const std::string& kind, const std::string& key) {
+  const std::vector<KeyValue>* list = kind == "param" ? &r.params : kind == "tag" ? &r.tags : nullptr;
+  if (list) {
+    for (const auto& kv : *list)
+      if (kv.key == key) return kv.value;
+    return std::nullopt;
+  }
+  if (key == "run_id") return r.info.run_id;
+  if (key == "run_name") return r.info.run_name;
+  if (key == "status") return r.info.status;
+  if (key == "user_id") return r.info.user_id;
+  if (key == "artifact_uri") return r.info.artifact_uri;
+  if (key == "lifecycle_stage") return r.info.lifecycle_stage;
+  return std::nullopt;
+}
+
+std::optional<double> NumberValue(const Run& r, const std::string& kind, const std::string& key) {
+  if (kind == "metric") {
+    for (const auto& m : r.metrics)
+      if (m.key == key) return m.value;
+    return std::nullopt;
+  }
+  if (key == "start_time" && r.info.start_time) return static_cast<double>(*r.info.start_time);
+  if (key == "end_time" && r.info.end_time) return static_cast<double>(*r.info.end_time);
+  return std::nullopt;
+}
+
+bool Like(const std::string& value, const std::string& pattern, bool icase) {
+  std::string re;
+  for (char c : pattern) {
+    if (c == '%') re += ".*";
+    else if (c == '_') re += ".";
+    else if (strchr(".^$|()[]{}*+?\\", c)) { re += '\\'; re += c; }
+    else re += c;
+  }
+  return std::regex_match(value, std::regex(re, icase ? std::regex::icase : std::regex::ECMAScript));
+}
+
+}  // namespace
+
+Result<RunFilter> ParseRunFilter(const std::string& text) {
+  RunFilter out;
+  Lexer lx{text};
+  if (lx.AtEnd()) return out;
+  for (;;) {
+    Clause c;
+    std::string ident = lx.Ident();
+    if (ident.empty() || !SplitIdent(ident, c.kind, c.key))
+      return InvalidArgument("Invalid filter '" + text + "': cannot read an identifier at '" + text.substr(std::min(lx.i, text.size())) + "'");
+    c.op = lx.Op();
+    if (c.op.empty()) return InvalidArgument("Invalid filter '" + text + "': expected a comparator after '" + ident + "'");
+    c.numeric = c.kind == "metric" || (c.kind == "attribute" && IsNumericAttr(c.key));
+    if (c.op == "IN" || c.op == "NOT IN") {
+      if (c.numeric || c.kind == "metric") return InvalidArgument("Invalid filter '" + text + "': IN needs a string attribute");
+      lx.Ws();
+      if (lx.i >= text.size() || text[lx.i] != '(') return InvalidArgument("Invalid filter '" + text + "': expected '(' after IN");
+      ++lx.i;
+      for (;;) {
+        auto v = lx.Quoted();
+        if (!v) return InvalidArgument("Invalid filter '" + text + "': expected a quoted value in IN (...)");
+        c.values.push_back(*v);
+        lx.Ws();
+        if (lx.i < text.size() && text[lx.i] == ',') { ++lx.i; continue; }
+        if (lx.i < text.size() && text[lx.i] == ')') { ++lx.i; break; }
+        return InvalidArgument("Invalid filter '" + text + "': expected ',' or ')'");
+      }
+    } else if (c.numeric) {
+      if (c.op == "LIKE" || c.op == "ILIKE")
+        return InvalidArgument("Invalid comparator '" + c.op + "' for a numeric field in filter '" + text + "'");
+      std::string n = lx.Number();
+      char* end = nullptr;
+      strtod(n.c_str(), &end);
+      if (n.empty() || *end) return InvalidArgument("Invalid filter '" + text + "': expected a number after '" + ident + " " + c.op + "'");
+      c.values.push_back(n);
+    } else {
+      if (c.op != "=" && c.op != "!=" && c.op != "LIKE" && c.op != "ILIKE")
+        return InvalidArgument("Invalid comparator '" + c.op + "' for a string field in filter '" + text + "'");
+      auto v = lx.Quoted();
+      if (!v) return InvalidArgument("Invalid filter '" + text + "': expected a quoted string after '" + ident + " " + c.op + "'");
+      c.values.push_back(*v);
+    }
+    out.push_back(c);
+    if (lx.AtEnd()) return out;
+    std::string word = lx.Ident();
+    if (ToLower(word) != "and") return InvalidArgument("Invalid filter '" + text + "': clauses are joined by AND only");
+  }
+}
+
+Result<RunOrder> ParseRunOrder(const std::vector<std::string>& order_by) {
+  RunOrder out;
+  for (const auto& o : order_by) {
+    Lexer lx{o};
+    OrderKey k;
+    std::string ident = lx.Ident();
+    if (ident.empty() || !SplitIdent(ident, k.kind, k.key)) return InvalidArgument("Invalid order_by clause '" + o + "'");
+    std::string dir = ToLower(Trim(o.substr(std::min(lx.i, o.size()))));
+    if (dir == "desc") k.ascending = false;
+    else if (!dir.empty() && dir != "asc") return InvalidArgument("Invalid order_by clause '" + o + "'");
+    out.push_back(k);
+  }
+  return out;
+}
+
+bool Matches(const RunFilter& filter, const Run& run) {
+  for (const auto& c : filter) {
+    if (c.numeric) {
+      auto v = NumberValue(run, c.kind, c.key);
+      if (!v) return false;
+      double x = std::stod(c.values[0]);
+      bool ok = c.op == "=" ? *v == x : c.op == "!=" ? *v != x : c.op == ">" ? *v > x : c.op == ">=" ? *v >= x
+              : c.op == "<" ? *v < x : *v <= x;
+      if (!ok) return false;
+    } else {
+      auto v = StringValue(run, c.kind, c.key);
+      if (!v) return false;
+      bool ok;
+      if (c.op == "=") ok = *v == c.values[0];
+      else if (c.op == "!=") ok = *v != c.values[0];
+      else if (c.op == "LIKE") ok = Like(*v, c.values[0], false);
+      else if (c.op == "ILIKE") ok = Like(*v, c.values[0], true);
+      else {
+        bool in = std::find(c.values.begin(), c.values.end(), *v) != c.values.end();
+        ok = c.op == "IN" ? in : !in;
+      }
+      if (!ok) return false;
+    }
+  }
+  return true;
+}
+
+void SortRuns(const RunOrder& order, std::vector<Run>& runs) {
+  std::stable_sort(runs.begin(), runs.end(), [&](const Run& a, const Run& b) {
+    for (const auto& k : order) {
+      bool numeric = k.kind == "metric" || (k.kind == "attribute" && IsNumericAttr(k.key));
+      if (numeric) {
+        auto x = NumberValue(a, k.kind, k.key), y = NumberValue(b, k.kind, k.key);
+        if (!x && !y) continue;
+        if (!x) return false;  // missing sorts last
+        if (!y) return true;
+        if (*x != *y) return k.ascending ? *x < *y : *x > *y;
+      } else {
+        auto x = StringValue(a, k.kind, k.key), y = StringValue(b, k.kind, k.key);
+        if (!x && !y) continue;
+        if (!x) return false;
+        if (!y) return true;
+        if (*x != *y) return k.ascending ? *x < *y : *x > *y;
+      }
+    }
+    long long sa = a.info.start_time.value_or(0), sb = b.info.start_time.value_or(0);
+    if (sa != sb) return sa > sb;
+    return a.info.run_id < b.info.run_id;
+  });
+}
+
+}  // namespace cairn::tracking

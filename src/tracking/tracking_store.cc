@@ -1,0 +1,645 @@
+#include "tracking/tracking_store.h"
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <map>
+#include <regex>
+#include <thread>
+
+#include "base/util.h"
+#include "tracking/run_filter.h"
+
+namespace cairn::tracking {
+
+using nlohmann::json;
+using store::Db;
+using store::Stmt;
+
+namespace {
+
+const std::vector<std::string> kMigrations = {
+    R"sql(
+CREATE TABLE experiments (
+  experiment_id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  artifact_location TEXT NOT NULL,
+  lifecycle_stage TEXT NOT NULL DEFAULT 'active',
+  creation_time INTEGER NOT NULL,
+  last_update_time INTEGER NOT NULL
+);
+CREATE TABLE experiment_tags (
+  experiment_id INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+  PRIMARY KEY (experiment_id, key)
+) WITHOUT ROWID;
+CREATE TABLE runs (
+  run_id TEXT PRIMARY KEY,
+  experiment_id INTEGER NOT NULL,
+  run_name TEXT NOT NULL DEFAULT '',
+  user_id TEXT NOT NULL DEFAULT '',
+  status TEXT NOT NULL DEFAULT 'RUNNING',
+  start_time INTEGER,
+  end_time INTEGER,
+  artifact_uri TEXT NOT NULL,
+  lifecycle_stage TEXT NOT NULL DEFAULT 'active'
+);
+CREATE INDEX runs_experiment ON runs(experiment_id, start_time);
+CREATE TABLE params (
+  run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+CREATE TABLE tags (
+  run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+-- Append-only series; a replayed point (same key, timestamp, step, value) is ignored, not duplicated.
+CREATE TABLE metrics (
+  run_id TEXT NOT NULL, key TEXT NOT NULL, step INTEGER NOT NULL, timestamp INTEGER NOT NULL,
+  value REAL, is_nan INTEGER NOT NULL DEFAULT 0,
+  UNIQUE (run_id, key, step, timestamp, value, is_nan)
+);
+CREATE TABLE latest_metrics (
+  run_id TEXT NOT NULL, key TEXT NOT NULL, step INTEGER NOT NULL, timestamp INTEGER NOT NULL,
+  value REAL, is_nan INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+CREATE TABLE run_inputs (run_id TEXT NOT NULL, seq INTEGER NOT NULL, input TEXT NOT NULL, PRIMARY KEY (run_id, seq));
+INSERT INTO experiments (experiment_id, name, artifact_location, creation_time, last_update_time)
+  VALUES (0, 'Default', 'mlflow-artifacts:/0', CAST(strftime('%s','now') AS INTEGER) * 1000,
+          CAST(strftime('%s','now') AS INTEGER) * 1000);
+)sql",
+};
+
+std::string Uuid4Hex() {
+  std::string h = RandomHex(16);
+  h[12] = '4';
+  static const char kVariant[] = "89ab";
+  h[16] = kVariant[static_cast<unsigned char>(h[16]) % 4];
+  return h;
+}
+
+double Clamp(double v) {
+  if (std::isinf(v)) return v > 0 ? DBL_MAX : -DBL_MAX;
+  return v;
+}
+
+Metric ReadMetric(Stmt& s, int col) {
+  Metric m;
+  m.key = s.Text(col);
+  m.step = s.Int(col + 1);
+  m.timestamp = s.Int(col + 2);
+  m.value = s.Int(col + 4) ? NAN : s.Double(col + 3);
+  return m;
+}
+
+}  // namespace
+
+std::string KeyError(const std::string& key) {
+  static const std::regex kKey(R"(^[/\w.\- :]*$)");
+  bool bad = key.empty() || !std::regex_match(key, kKey) || key[0] == '/' || key == "." ||
+             key.find("..") != std::string::npos || key.find("//") != std::string::npos ||
+             EndsWith(key, "/");
+  if (bad)
+    return "Invalid value \"" + key + "\" for parameter 'key' supplied: Names may only contain alphanumerics, "
+           "underscores (_), dashes (-), periods (.), spaces ( ), colon(:) and slashes (/).";
+  if (key.size() > kMaxKeyLength)
+    return "Key '" + key.substr(0, 30) + "...' had length " + std::to_string(key.size()) +
+           ", which exceeded length limit of " + std::to_string(kMaxKeyLength);
+  return "";
+}
+
+Result<std::unique_ptr<TrackingStore>> TrackingStore::Open(const std::string& path) {
+  auto db = Db::Open(path, false, &kMigrations);
+  if (!db.ok()) return db.status();
+  return std::unique_ptr<TrackingStore>(new TrackingStore(path, std::move(db).value()));
+}
+
+TrackingStore::TrackingStore(std::string path, std::unique_ptr<Db> writer)
+    : path_(std::move(path)), writer_(std::move(writer)) {
+  thread_ = std::thread([this] { WriterLoop(); });
+}
+
+TrackingStore::~TrackingStore() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+Status TrackingStore::Write(std::function<Status(Db&)> fn) {
+  auto op = std::make_shared<Op>();
+  op->fn = std::move(fn);
+  auto f = op->done.get_future();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    ops_.push_back(op);
+  }
+  cv_.notify_one();
+  return f.get();
+}
+
+void TrackingStore::WriteAsync(std::function<Status(Db&)> fn) {
+  auto op = std::make_shared<Op>();
+  op->fn = std::move(fn);
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    ops_.push_back(op);
+  }
+  cv_.notify_one();
+}
+
+void TrackingStore::WriterLoop() {
+  for (;;) {
+    std::deque<std::shared_ptr<Op>> batch;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait(l, [&] { return stopping_ || !ops_.empty(); });
+      if (ops_.empty() && stopping_) return;
+      batch.swap(ops_);
+    }
+    // One transaction for everything that arrived together; a savepoint each.
+    Status begin = writer_->Begin();
+    std::vector<Status> results;
+    for (auto& op : batch) {
+      if (!begin.ok()) {
+        results.push_back(begin);
+        continue;
+      }
+      (void)writer_->Exec("SAVEPOINT w");
+      Status s = op->fn(*writer_);
+      if (!s.ok()) (void)writer_->Exec("ROLLBACK TO w");
+      (void)writer_->Exec("RELEASE w");
+      results.push_back(s);
+    }
+    if (begin.ok()) {
+      Status c = writer_->Commit();
+      if (!c.ok()) {
+        writer_->Rollback();
+        for (auto& r : results) r = c;
+      }
+    }
+    for (size_t i = 0; i < batch.size(); ++i) batch[i]->done.set_value(results[i]);
+  }
+}
+
+Db& TrackingStore::Reader() {
+  thread_local std::map<std::string, std::unique_ptr<Db>> readers;
+  auto& r = readers[path_];
+  if (!r) {
+    auto db = Db::Open(path_, true);
+    if (!db.ok()) {
+      fprintf(stderr, "cairn: cannot open %s: %s\n", path_.c_str(), db.status().message().c_str());
+      abort();
+    }
+    r = std::move(db).value();
+  }
+  return *r;
+}
+
+// ---- experiments ----
+
+Result<std::string> TrackingStore::CreateExperiment(const std::string& name, const std::string& artifact_location,
+                                                    const std::vector<KeyValue>& tags) {
+  if (name.empty()) return InvalidArgument("Invalid experiment name: ''. Experiment name must be a non-empty string");
+  if (name.size() > 500) return InvalidArgument("Experiment name exceeds the maximum length of 500 characters");
+  std::string id;
+  Status s = Write([&](Db& db) -> Status {
+    Stmt& find = db.Prepare("SELECT experiment_id FROM experiments WHERE name = ?");
+    find.Bind(1, name);
+    bool exists = find.Step();
+    find.Reset();
+    if (exists) return AlreadyExists("Experiment '" + name + "' already exists.");
+    long long now = NowMillis();
+    Stmt& ins = db.Prepare(
+        "INSERT INTO experiments (experiment_id, name, artifact_location, creation_time, last_update_time) "
+        "VALUES ((SELECT COALESCE(MAX(experiment_id), 0) + 1 FROM experiments), ?, '', ?, ?)");
+    Status st = ins.Bind(1, name).Bind(2, now).Bind(3, now).Run();
+    if (!st.ok()) return st;
+    Stmt& q = db.Prepare("SELECT experiment_id FROM experiments WHERE name = ?");
+    q.Bind(1, name);
+    q.Step();
+    id = std::to_string(q.Int(0));
+    q.Reset();
+    std::string location = artifact_location.empty() ? "mlflow-artifacts:/" + id : artifact_location;
+    st = db.Prepare("UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?")
+             .Bind(1, location).Bind(2, std::stoll(id)).Run();
+    for (const auto& t : tags) {
+      if (!st.ok()) break;
+      st = db.Prepare("INSERT OR REPLACE INTO experiment_tags VALUES (?,?,?)")
+               .Bind(1, std::stoll(id)).Bind(2, t.key).Bind(3, t.value).Run();
+    }
+    return st;
+  });
+  if (!s.ok()) return s;
+  return id;
+}
+
+Result<std::string> TrackingStore::EnsureExperiment(const std::string& name) {
+  if (auto e = GetExperimentByName(name); e.ok()) return e->experiment_id;
+  auto id = CreateExperiment(name, "", {});
+  if (id.ok()) return id;
+  if (auto e = GetExperimentByName(name); e.ok()) return e->experiment_id;  // created meanwhile
+  return id;
+}
+
+namespace {
+bool ValidExperimentId(const std::string& id) {
+  return !id.empty() && id.size() < 19 && std::all_of(id.begin(), id.end(), ::isdigit);
+}
+}  // namespace
+
+Status TrackingStore::RenameExperiment(const std::string& id, const std::string& new_name) {
+  if (!ValidExperimentId(id)) return NotFound("No Experiment with id=" + id + " exists");
+  if (new_name.empty()) return InvalidArgument("Invalid experiment name: ''");
+  return Write([&](Db& db) -> Status {
+    Stmt& u = db.Prepare("UPDATE experiments SET name = ?, last_update_time = ? WHERE experiment_id = ?");
+    Status s = u.Bind(1, new_name).Bind(2, NowMillis()).Bind(3, std::stoll(id)).Run();
+    if (s.code() == Code::kAlreadyExists) return AlreadyExists("Experiment '" + new_name + "' already exists.");
+    if (s.ok() && db.Changes() == 0) return NotFound("No Experiment with id=" + id + " exists");
+    return s;
+  });
+}
+
+Status TrackingStore::SetExperimentStage(const std::string& id, const std::string& stage) {
+  if (!ValidExperimentId(id)) return NotFound("No Experiment with id=" + id + " exists");
+  if (id == "0" && stage == "deleted") return InvalidArgument("Cannot delete the default experiment '0'.");
+  return Write([&](Db& db) -> Status {
+    Status s = db.Prepare("UPDATE experiments SET lifecycle_stage = ?, last_update_time = ? WHERE experiment_id = ?")
+                   .Bind(1, stage).Bind(2, NowMillis()).Bind(3, std::stoll(id)).Run();
+    if (s.ok() && db.Changes() == 0) return NotFound("No Experiment with id=" + id + " exists");
+    return s;
+  });
+}
+
+Status TrackingStore::SetExperimentTag(const std::string& id, const std::string& key, const std::string& value) {
+  if (!ValidExperimentId(id)) return NotFound("No Experiment with id=" + id + " exists");
+  if (key.size() > 250 || key.empty()) return InvalidArgument("Experiment tag key must be 1 to 250 characters");
+  if (value.size() > 5000) return InvalidArgument("Experiment tag value exceeds 5000 characters");
+  if (!GetExperiment(id).ok()) return NotFound("No Experiment with id=" + id + " exists");
+  return Write([&](Db& db) {
+    return db.Prepare("INSERT OR REPLACE INTO experiment_tags VALUES (?,?,?)")
+        .Bind(1, std::stoll(id)).Bind(2, key).Bind(3, value).Run();
+  });
+}
+
+namespace {
+const char kExperimentCols[] =
+    "SELECT experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time FROM experiments ";
+}  // namespace
+
+Result<Experiment> TrackingStore::GetExperiment(const std::string& id) {
+  if (!ValidExperimentId(id)) return NotFound("No Experiment with id=" + id + " exists");
+  Db& db = Reader();
+  Stmt& s = db.Prepare(std::string(kExperimentCols) + "WHERE experiment_id = ?");
+  s.Bind(1, std::stoll(id));
+  if (!s.Step()) {
+    s.Reset();
+    return NotFound("No Experiment with id=" + id + " exists");
+  }
+  Experiment e;
+  e.experiment_id = std::to_string(s.Int(0));
+  e.name = s.Text(1);
+  e.artifact_location = s.Text(2);
+  e.lifecycle_stage = s.Text(3);
+  e.creation_time = s.Int(4);
+  e.last_update_time = s.Int(5);
+  s.Reset();
+  Stmt& t = db.Prepare("SELECT key, value FROM experiment_tags WHERE experiment_id = ? ORDER BY key");
+  t.Bind(1, std::stoll(e.experiment_id));
+  while (t.Step()) e.tags.push_back({t.Text(0), t.Text(1)});
+  t.Reset();
+  return e;
+}
+
+Result<Experiment> TrackingStore::GetExperimentByName(const std::string& name) {
+  Db& db = Reader();
+  Stmt& s = db.Prepare(std::string(kExperimentCols) + "WHERE name = ?");
+  s.Bind(1, name);
+  if (!s.Step()) {
+    s.Reset();
+    return NotFound("Could not find experiment with name '" + name + "'");
+  }
+  std::string id = std::to_string(s.Int(0));
+  s.Reset();
+  return GetExperiment(id);
+}
+
+std::vector<Experiment> TrackingStore::SearchExperiments(const std::string& view, int max_results, long long offset,
+                                                         bool* more) {
+  Db& db = Reader();
+  std::string where = view == "ALL" ? "" : view == "DELETED_ONLY" ? "WHERE lifecycle_stage = 'deleted' "
+                                                                  : "WHERE lifecycle_stage = 'active' ";
+  Stmt& s = db.Prepare(std::string(kExperimentCols) + where +
+                       "ORDER BY last_update_time DESC, experiment_id DESC LIMIT ? OFFSET ?");
+  s.Bind(1, static_cast<long long>(max_results) + 1).Bind(2, offset);
+  std::vector<std::string> ids;
+  while (s.Step()) ids.push_back(std::to_string(s.Int(0)));
+  s.Reset();
+  *more = static_cast<int>(ids.size()) > max_results;
+  if (*more) ids.pop_back();
+  std::vector<Experiment> out;
+  for (const auto& id : ids)
+    if (auto e = GetExperiment(id); e.ok()) out.push_back(*e);
+  return out;
+}
+
+// ---- runs ----
+
+Result<RunInfo> TrackingStore::ReadRunInfo(Db& db, const std::string& run_id) {
+  Stmt& s = db.Prepare(
+      "SELECT run_id, experiment_id, run_name, user_id, status, start_time, end_time, artifact_uri, "
+      "lifecycle_stage FROM runs WHERE run_id = ?");
+  s.Bind(1, run_id);
+  if (!s.Step()) {
+    s.Reset();
+    return NotFound("Run with id=" + run_id + " not found");
+  }
+  RunInfo r;
+  r.run_id = s.Text(0);
+  r.experiment_id = std::to_string(s.Int(1));
+  r.run_name = s.Text(2);
+  r.user_id = s.Text(3);
+  r.status = s.Text(4);
+  if (!s.IsNull(5)) r.start_time = s.Int(5);
+  if (!s.IsNull(6)) r.end_time = s.Int(6);
+  r.artifact_uri = s.Text(7);
+  r.lifecycle_stage = s.Text(8);
+  s.Reset();
+  return r;
+}
+
+Result<RunInfo> TrackingStore::CreateRun(const std::string& experiment_id, const std::string& run_id_in,
+                                         const std::string& run_name_in, const std::string& user_id,
+                                         std::optional<long long> start_time, const std::vector<KeyValue>& tags) {
+  std::string exp_id = experiment_id.empty() ? "0" : experiment_id;
+  auto exp = GetExperiment(exp_id);
+  if (!exp.ok()) return exp.status();
+  if (exp->lifecycle_stage != "active")
+    return InvalidArgument("The experiment " + exp_id + " must be in the 'active' state. Current state is " +
+                           exp->lifecycle_stage + ".");
+  std::string run_name = run_name_in;
+  for (const auto& t : tags) {
+    if (t.key == "mlflow.runName") {
+      if (!run_name.empty() && run_name != t.value)
+        return InvalidArgument("Both 'run_name' argument and 'mlflow.runName' tag are specified, but with "
+                               "different values (run_name='" + run_name + "', mlflow.runName='" + t.value + "').");
+      run_name = t.value;
+    }
+    if (std::string e = KeyError(t.key); !e.empty()) return InvalidArgument(e);
+  }
+  std::string run_id = run_id_in.empty() ? Uuid4Hex() : run_id_in;
+  if (run_name.empty()) run_name = GenerateJobName().substr(0, GenerateJobName().rfind('_'));
+  std::vector<KeyValue> all = tags;
+  if (std::none_of(all.begin(), all.end(), [](const KeyValue& t) { return t.key == "mlflow.runName"; }))
+    all.push_back({"mlflow.runName", run_name});
+  std::string artifact_uri = exp->artifact_location + "/" + run_id + "/artifacts";
+  Status s = Write([&](Db& db) -> Status {
+    Status st = db.Prepare(
+                      "INSERT INTO runs (run_id, experiment_id, run_name, user_id, status, start_time, artifact_uri) "
+                      "VALUES (?,?,?,?,'RUNNING',?,?)")
+                    .Bind(1, run_id).Bind(2, std::stoll(exp_id)).Bind(3, run_name).Bind(4, user_id)
+                    .Bind(5, start_time).Bind(6, artifact_uri).Run();
+    if (st.code() == Code::kAlreadyExists) return AlreadyExists("Run with id=" + run_id + " already exists");
+    for (const auto& t : all) {
+      if (!st.ok()) break;
+      st = db.Prepare("INSERT OR REPLACE INTO tags VALUES (?,?,?)").Bind(1, run_id).Bind(2, t.key)
+               .Bind(3, t.value.substr(0, kMaxTagValueLength)).Run();
+    }
+    return st;
+  });
+  if (!s.ok()) return s;
+  return ReadRunInfo(Reader(), run_id);
+}
+
+Result<RunInfo> TrackingStore::UpdateRun(const std::string& run_id, const std::string& status,
+                                         std::optional<long long> end_time, const std::string& run_name) {
+  static const std::vector<std::string> kStatuses = {"RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"};
+  if (!status.empty() && std::find(kStatuses.begin(), kStatuses.end(), status) == kStatuses.end())
+    return InvalidArgument("Invalid run status '" + status + "'");
+  Status s = Write([&](Db& db) -> Status {
+    auto info = ReadRunInfo(db, run_id);
+    if (!info.ok()) return info.status();
+    if (info->lifecycle_stage != "active")
+      return InvalidArgument("The run " + run_id + " must be in the 'active' state. Current state is " +
+                             info->lifecycle_stage + ".");
+    Status st = db.Prepare(
+                      "UPDATE runs SET status = CASE WHEN ? = '' THEN status ELSE ? END, "
+                      "end_time = COALESCE(?, end_time), run_name = CASE WHEN ? = '' THEN run_name ELSE ? END "
+                      "WHERE run_id = ?")
+                    .Bind(1, status).Bind(2, status).Bind(3, end_time).Bind(4, run_name).Bind(5, run_name)
+                    .Bind(6, run_id).Run();
+    if (st.ok() && !run_name.empty())
+      st = db.Prepare("INSERT OR REPLACE INTO tags VALUES (?, 'mlflow.runName', ?)").Bind(1, run_id).Bind(2, run_name).Run();
+    return st;
+  });
+  if (!s.ok()) return s;
+  return ReadRunInfo(Reader(), run_id);
+}
+
+Status TrackingStore::SetRunStage(const std::string& run_id, const std::string& stage) {
+  return Write([&](Db& db) -> Status {
+    auto info = ReadRunInfo(db, run_id);
+    if (!info.ok()) return info.status();
+    return db.Prepare("UPDATE runs SET lifecycle_stage = ? WHERE run_id = ?").Bind(1, stage).Bind(2, run_id).Run();
+  });
+}
+
+Status TrackingStore::EraseRun(const std::string& run_id) {
+  return Write([&](Db& db) -> Status {
+    for (const char* table : {"runs", "params", "tags", "metrics", "latest_metrics", "run_inputs"}) {
+      Status s = db.Prepare(std::string("DELETE FROM ") + table + " WHERE run_id = ?").Bind(1, run_id).Run();
+      if (!s.ok()) return s;
+    }
+    return Status::Ok();
+  });
+}
+
+void TrackingStore::FinishRunAsync(const std::string& run_id, const std::string& status, long long end_time) {
+  WriteAsync([run_id, status, end_time](Db& db) {
+    return db.Prepare("UPDATE runs SET status = ?, end_time = COALESCE(end_time, ?) WHERE run_id = ?")
+        .Bind(1, status).Bind(2, end_time).Bind(3, run_id).Run();
+  });
+}
+
+Status TrackingStore::LogBatch(const std::string& run_id, const std::vector<Metric>& metrics,
+                               const std::vector<KeyValue>& params, const std::vector<KeyValue>& tags) {
+  auto limit = [](size_t n, size_t max, const char* what) -> std::string {
+    if (n <= max) return "";
+    return "A batch logging request can contain at most " + std::to_string(max) + " " + what + ". Got " +
+           std::to_string(n) + " " + what + ". Please split up " + what + " across multiple requests and try again.";
+  };
+  for (auto e : {limit(metrics.size(), kMaxMetricsPerBatch, "metrics"), limit(params.size(), kMaxParamsPerBatch, "params"),
+                 limit(tags.size(), kMaxTagsPerBatch, "tags")})
+    if (!e.empty()) return InvalidArgument(e);
+  size_t total = metrics.size() + params.size() + tags.size();
+  if (total > kMaxEntitiesPerBatch)
+    return InvalidArgument("A batch logging request can contain at most 1000 total entities (metrics, params and "
+                           "tags). Got " + std::to_string(total) + " entities.");
+  std::vector<std::string> seen, dups;
+  for (const auto& p : params) {
+    if (std::find(seen.begin(), seen.end(), p.key) != seen.end()) dups.push_back(p.key);
+    seen.push_back(p.key);
+  }
+  if (!dups.empty()) return InvalidArgument("Duplicate parameter keys have been submitted: ['" + Join(dups, "', '") + "']");
+  for (const auto& m : metrics) {
+    if (std::string e = KeyError(m.key); !e.empty()) return InvalidArgument(e);
+    if (m.timestamp < 0) return InvalidArgument("Metric timestamp must be a non-negative integer");
+  }
+  for (const auto& p : params)
+    if (std::string e = KeyError(p.key); !e.empty()) return InvalidArgument(e);
+  for (const auto& t : tags)
+    if (std::string e = KeyError(t.key); !e.empty()) return InvalidArgument(e);
+
+  return Write([&](Db& db) -> Status {
+    auto info = ReadRunInfo(db, run_id);
+    if (!info.ok()) return info.status();
+    if (info->lifecycle_stage != "active")
+      return InvalidArgument("The run " + run_id + " must be in the 'active' state. Current state is " +
+                             info->lifecycle_stage + ".");
+    for (const auto& p : params) {
+      std::string value = p.value.substr(0, kMaxParamValueLength);  // MLflow truncates by default
+      Stmt& q = db.Prepare("SELECT value FROM params WHERE run_id = ? AND key = ?");
+      q.Bind(1, run_id).Bind(2, p.key);
+      bool exists = q.Step();
+      std::string old = exists ? q.Text(0) : "";
+      q.Reset();
+      if (exists && old != value)
+        return InvalidArgument("Changing param values is not allowed. Param with key='" + p.key +
+                               "' was already logged with value='" + old + "' for run ID='" + run_id +
+                               "'. Attempted logging new value '" + value + "'.");
+      if (!exists) {
+        Status st = db.Prepare("INSERT INTO params VALUES (?,?,?)").Bind(1, run_id).Bind(2, p.key).Bind(3, value).Run();
+        if (!st.ok()) return st;
+      }
+    }
+    for (const auto& t : tags) {
+      Status st = db.Prepare("INSERT OR REPLACE INTO tags VALUES (?,?,?)").Bind(1, run_id).Bind(2, t.key)
+                      .Bind(3, t.value.substr(0, kMaxTagValueLength)).Run();
+      if (!st.ok()) return st;
+    }
+    for (const auto& m : metrics) {
+      bool nan = std::isnan(m.value);
+      double v = Clamp(m.value);
+      Stmt& ins = db.Prepare("INSERT OR IGNORE INTO metrics (run_id, key, step, timestamp, value, is_nan) VALUES (?,?,?,?,?,?)");
+      ins.Bind(1, run_id).Bind(2, m.key).Bind(3, m.step).Bind(4, m.timestamp);
+      ins.BindDouble(5, nan ? 0.0 : v);  // NaN is kept as is_nan with 0: a NULL would defeat the UNIQUE check
+      ins.Bind(6, nan ? 1 : 0);
+      Status st = ins.Run();
+      if (!st.ok()) return st;
+      // The latest value is the greatest (step, timestamp, value), as MLflow's SQL store keeps it.
+      Stmt& up = db.Prepare(
+          "INSERT INTO latest_metrics (run_id, key, step, timestamp, value, is_nan) VALUES (?,?,?,?,?,?) "
+          "ON CONFLICT (run_id, key) DO UPDATE SET step = excluded.step, timestamp = excluded.timestamp, "
+          "value = excluded.value, is_nan = excluded.is_nan WHERE (excluded.step, excluded.timestamp, "
+          "COALESCE(excluded.value, -1e308)) > (latest_metrics.step, latest_metrics.timestamp, "
+          "COALESCE(latest_metrics.value, -1e308))");
+      up.Bind(1, run_id).Bind(2, m.key).Bind(3, m.step).Bind(4, m.timestamp);
+      up.BindDouble(5, nan ? 0.0 : v);
+      up.Bind(6, nan ? 1 : 0);
+      st = up.Run();
+      if (!st.ok()) return st;
+    }
+    return Status::Ok();
+  });
+}
+
+Status TrackingStore::DeleteTag(const std::string& run_id, const std::string& key) {
+  return Write([&](Db& db) -> Status {
+    auto info = ReadRunInfo(db, run_id);
+    if (!info.ok()) return info.status();
+    Status s = db.Prepare("DELETE FROM tags WHERE run_id = ? AND key = ?").Bind(1, run_id).Bind(2, key).Run();
+    if (s.ok() && db.Changes() == 0)
+      return NotFound("No tag with name: " + key + " in run with id " + run_id);
+    return s;
+  });
+}
+
+Status TrackingStore::LogInputs(const std::string& run_id, const json& inputs) {
+  return Write([&](Db& db) -> Status {
+    auto info = ReadRunInfo(db, run_id);
+    if (!info.ok()) return info.status();
+    for (const auto& in : inputs) {
+      Status s = db.Prepare("INSERT INTO run_inputs VALUES (?, (SELECT COALESCE(MAX(seq),0)+1 FROM run_inputs WHERE run_id = ?), ?)")
+                     .Bind(1, run_id).Bind(2, run_id).Bind(3, in.dump()).Run();
+      if (!s.ok()) return s;
+    }
+    return Status::Ok();
+  });
+}
+
+Result<Run> TrackingStore::GetRun(const std::string& run_id) {
+  Db& db = Reader();
+  auto info = ReadRunInfo(db, run_id);
+  if (!info.ok()) return info.status();
+  Run r;
+  r.info = *info;
+  Stmt& m = db.Prepare("SELECT key, step, timestamp, value, is_nan FROM latest_metrics WHERE run_id = ? ORDER BY key");
+  m.Bind(1, run_id);
+  while (m.Step()) r.metrics.push_back(ReadMetric(m, 0));
+  m.Reset();
+  Stmt& p = db.Prepare("SELECT key, value FROM params WHERE run_id = ? ORDER BY key");
+  p.Bind(1, run_id);
+  while (p.Step()) r.params.push_back({p.Text(0), p.Text(1)});
+  p.Reset();
+  Stmt& t = db.Prepare("SELECT key, value FROM tags WHERE run_id = ? ORDER BY key");
+  t.Bind(1, run_id);
+  while (t.Step()) r.tags.push_back({t.Text(0), t.Text(1)});
+  t.Reset();
+  Stmt& in = db.Prepare("SELECT input FROM run_inputs WHERE run_id = ? ORDER BY seq");
+  in.Bind(1, run_id);
+  while (in.Step()) r.dataset_inputs.push_back(json::parse(in.Text(0), nullptr, false));
+  in.Reset();
+  return r;
+}
+
+Result<std::vector<Metric>> TrackingStore::GetHistory(const std::string& run_id, const std::string& key) {
+  Db& db = Reader();
+  auto info = ReadRunInfo(db, run_id);
+  if (!info.ok()) return info.status();
+  std::vector<Metric> out;
+  Stmt& s = db.Prepare("SELECT key, step, timestamp, value, is_nan FROM metrics WHERE run_id = ? AND key = ? ORDER BY rowid");
+  s.Bind(1, run_id).Bind(2, key);
+  while (s.Step()) out.push_back(ReadMetric(s, 0));
+  s.Reset();
+  return out;
+}
+
+std::vector<std::string> TrackingStore::MetricKeys(const std::string& run_id) {
+  Db& db = Reader();
+  Stmt& s = db.Prepare("SELECT key FROM latest_metrics WHERE run_id = ? ORDER BY key");
+  s.Bind(1, run_id);
+  std::vector<std::string> out;
+  while (s.Step()) out.push_back(s.Text(0));
+  s.Reset();
+  return out;
+}
+
+Result<std::vector<Run>> TrackingStore::SearchRuns(const RunSearch& q, bool* more) {
+  auto filter = ParseRunFilter(q.filter);
+  if (!filter.ok()) return filter.status();
+  auto order = ParseRunOrder(q.order_by);
+  if (!order.ok()) return order.status();
+  if (q.max_results > 50000) return InvalidArgument("Invalid value for request parameter max_results. It must be at most 50000, but got value " + std::to_string(q.max_results));
+  Db& db = Reader();
+  std::vector<std::string> ids;
+  for (const auto& exp : q.experiment_ids) {
+    if (!ValidExperimentId(exp)) continue;
+    std::string where = q.view == "ALL" ? "" : q.view == "DELETED_ONLY" ? " AND lifecycle_stage = 'deleted'"
+                                                                        : " AND lifecycle_stage = 'active'";
+    Stmt& s = db.Prepare("SELECT run_id FROM runs WHERE experiment_id = ?" + where);
+    s.Bind(1, std::stoll(exp));
+    while (s.Step()) ids.push_back(s.Text(0));
+    s.Reset();
+  }
+  std::vector<Run> runs;
+  for (const auto& id : ids) {
+    auto r = GetRun(id);
+    if (r.ok() && Matches(*filter, *r)) runs.push_back(std::move(r).value());
+  }
+  SortRuns(*order, runs);
+  long long start = std::min<long long>(q.offset, static_cast<long long>(runs.size()));
+  long long end = std::min<long long>(start + q.max_results, static_cast<long long>(runs.size()));
+  *more = end < static_cast<long long>(runs.size());
+  return std::vector<Run>(std::make_move_iterator(runs.begin() + start), std::make_move_iterator(runs.begin() + end));
+}
+
+}  // namespace cairn::tracking

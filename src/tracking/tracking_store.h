@@ -1,0 +1,152 @@
+// MLflow's model: experiments, runs, metrics, params, tags, dataset inputs. Stored in its own SQLite
+// database (tracking.db) so that tracking writes never wait on job-state writes.
+//
+// Thread-safe. Writes are posted to one writer thread, which commits everything that arrived together in a
+// single transaction (group commit: many small concurrent writes share one commit), each write in its own
+// savepoint so one bad request does not fail the others. Reads use a connection per calling thread.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/status.h"
+#include "store/db.h"
+
+namespace cairn::tracking {
+
+struct KeyValue {
+  std::string key;
+  std::string value;
+};
+
+struct Metric {
+  std::string key;
+  double value = 0;  // NaN allowed
+  long long timestamp = 0;
+  long long step = 0;
+};
+
+struct Experiment {
+  std::string experiment_id;
+  std::string name;
+  std::string artifact_location;
+  std::string lifecycle_stage = "active";
+  long long creation_time = 0;
+  long long last_update_time = 0;
+  std::vector<KeyValue> tags;
+};
+
+struct RunInfo {
+  std::string run_id;
+  std::string experiment_id;
+  std::string run_name;
+  std::string user_id;
+  std::string status = "RUNNING";
+  std::optional<long long> start_time;
+  std::optional<long long> end_time;
+  std::string artifact_uri;
+  std::string lifecycle_stage = "active";
+};
+
+struct Run {
+  RunInfo info;
+  std::vector<Metric> metrics;  // the latest value of each key
+  std::vector<KeyValue> params;
+  std::vector<KeyValue> tags;
+  nlohmann::json dataset_inputs = nlohmann::json::array();
+};
+
+struct RunSearch {
+  std::vector<std::string> experiment_ids;
+  std::string filter;
+  std::vector<std::string> order_by;
+  std::string view = "ACTIVE_ONLY";  // ACTIVE_ONLY | DELETED_ONLY | ALL
+  int max_results = 1000;
+  long long offset = 0;  // from the page token
+};
+
+// The limits MLflow enforces (mlflow/utils/validation.py), so clients see the same errors.
+constexpr size_t kMaxMetricsPerBatch = 1000;
+constexpr size_t kMaxParamsPerBatch = 100;
+constexpr size_t kMaxTagsPerBatch = 100;
+constexpr size_t kMaxEntitiesPerBatch = 1000;
+constexpr size_t kMaxKeyLength = 250;
+constexpr size_t kMaxParamValueLength = 6000;
+constexpr size_t kMaxTagValueLength = 8000;
+
+// Checks a metric, param or tag key: MLflow's characters and no path tricks. "" when fine.
+std::string KeyError(const std::string& key);
+
+class TrackingStore {
+ public:
+  static Result<std::unique_ptr<TrackingStore>> Open(const std::string& path);
+  ~TrackingStore();
+  TrackingStore(const TrackingStore&) = delete;
+  TrackingStore& operator=(const TrackingStore&) = delete;
+
+  // Writes.
+  Result<std::string> CreateExperiment(const std::string& name, const std::string& artifact_location,
+                                       const std::vector<KeyValue>& tags);
+  // The experiment's id, creating it when missing.
+  Result<std::string> EnsureExperiment(const std::string& name);
+  Status RenameExperiment(const std::string& id, const std::string& new_name);
+  Status SetExperimentStage(const std::string& id, const std::string& stage);
+  Status SetExperimentTag(const std::string& id, const std::string& key, const std::string& value);
+  // `run_id` empty: a fresh uuid4 hex.
+  Result<RunInfo> CreateRun(const std::string& experiment_id, const std::string& run_id,
+                            const std::string& run_name, const std::string& user_id,
+                            std::optional<long long> start_time, const std::vector<KeyValue>& tags);
+  Result<RunInfo> UpdateRun(const std::string& run_id, const std::string& status,
+                            std::optional<long long> end_time, const std::string& run_name);
+  Status SetRunStage(const std::string& run_id, const std::string& stage);
+  // Removes a run and everything logged to it (used when the job it was made for is refused).
+  Status EraseRun(const std::string& run_id);
+  // Sets a run's final status without waiting for the commit (the scheduler calls this).
+  void FinishRunAsync(const std::string& run_id, const std::string& status, long long end_time);
+  Status LogBatch(const std::string& run_id, const std::vector<Metric>& metrics,
+                  const std::vector<KeyValue>& params, const std::vector<KeyValue>& tags);
+  Status DeleteTag(const std::string& run_id, const std::string& key);
+  Status LogInputs(const std::string& run_id, const nlohmann::json& dataset_inputs);
+
+  // Reads.
+  Result<Experiment> GetExperiment(const std::string& id);
+  Result<Experiment> GetExperimentByName(const std::string& name);
+  std::vector<Experiment> SearchExperiments(const std::string& view, int max_results, long long offset,
+                                            bool* more);
+  Result<Run> GetRun(const std::string& run_id);
+  Result<std::vector<Metric>> GetHistory(const std::string& run_id, const std::string& key);
+  std::vector<std::string> MetricKeys(const std::string& run_id);
+  Result<std::vector<Run>> SearchRuns(const RunSearch& search, bool* more);
+
+ private:
+  explicit TrackingStore(std::string path, std::unique_ptr<store::Db> writer);
+  Status Write(std::function<Status(store::Db&)> fn);
+  void WriteAsync(std::function<Status(store::Db&)> fn);
+  store::Db& Reader();
+  void WriterLoop();
+  Result<RunInfo> ReadRunInfo(store::Db& db, const std::string& run_id);
+
+  struct Op {
+    std::function<Status(store::Db&)> fn;
+    std::promise<Status> done;
+  };
+  std::string path_;
+  std::unique_ptr<store::Db> writer_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<Op>> ops_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace cairn::tracking

@@ -1,0 +1,189 @@
+"""MLflow tracking: the REST API the mlflow client uses, the golden trace, jobs logging to their runs."""
+import json
+import os
+import re
+import urllib.error
+import urllib.request
+
+from conftest import CONFORMANCE
+
+TRACE = os.path.join(CONFORMANCE, "mlflow", "client-trace-2.17.2.jsonl")
+HELPER_JOB = """\
+command: /usr/bin/python3 train.py
+code: src
+environment: {image: python}
+experiment_name: tracked
+"""
+HELPER_SCRIPT = """\
+import os
+import cairn_mlflow as mlflow
+mlflow.log_param("lr", 0.1)
+for step in range(5):
+    mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+mlflow.log_metrics({"acc": 0.9})
+mlflow.set_tag("stage", "dev")
+with open("weights.txt", "w") as f:
+    f.write("w")
+mlflow.log_artifact("weights.txt", "model")
+try:
+    mlflow.log_param("x", 1, run_id="someone_else")
+except mlflow.MlflowError as e:
+    print("refused:", e.error_code, e.status)
+print("experiment", os.environ["MLFLOW_EXPERIMENT_ID"], os.environ["MLFLOW_EXPERIMENT_NAME"])
+"""
+
+
+def call(ws, method, path, body=None, query=None, token=None, data=None):
+    url = ws.server_info()["url"] + path
+    if query:
+        url += "?" + urllib.parse.urlencode(query, doseq=True)
+    payload = data if data is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(url, data=payload, method=method,
+                                 headers={"Authorization": "Bearer " + (token or ws.token()),
+                                          "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req) as r:
+            raw = r.read()
+            return r.status, (json.loads(raw) if raw.startswith(b"{") else raw)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+import urllib.parse  # noqa: E402
+
+
+def shape_ok(golden, ours, path="$"):
+    """Every key of the golden answer is in ours, with the same JSON type, recursively."""
+    if isinstance(golden, dict):
+        assert isinstance(ours, dict), f"{path}: expected an object, got {ours!r}"
+        for k, v in golden.items():
+            assert k in ours, f"{path}.{k} missing in {json.dumps(ours)[:300]}"
+            shape_ok(v, ours[k], f"{path}.{k}")
+    elif isinstance(golden, list):
+        assert isinstance(ours, list), f"{path}: expected a list"
+        if golden and ours:
+            shape_ok(golden[0], ours[0], path + "[0]")
+    elif isinstance(golden, bool) or golden is None:
+        pass
+    elif isinstance(golden, (int, float)):
+        assert isinstance(ours, (int, float)) or ours in ("NaN", "Infinity", "-Infinity"), f"{path}: {ours!r}"
+    else:
+        assert isinstance(ours, str), f"{path}: expected a string, got {ours!r}"
+
+
+def test_the_golden_client_trace_replays_with_the_same_statuses_and_shapes(ws):
+    ws.run("job", "list")
+    status, body = call(ws, "POST", "/api/2.0/mlflow/experiments/create", {"name": "trace-exp"})
+    assert (status, body) == (200, {"experiment_id": "1"})
+    ids = {}  # the trace's run ids -> ours
+    with open(TRACE) as f:
+        records = [json.loads(line) for line in f]
+    for rec in records:
+        path = rec["path"]
+        if rec["method"] == "PUT" and path.endswith("/artifacts"):
+            continue  # the recorder lost these file names
+        for old, new in ids.items():
+            path = path.replace(old, new)
+        def sub(x):
+            x = str(x)
+            for old, new in ids.items():
+                x = x.replace(old, new)
+            return x
+        query = {k: [sub(x) for x in (v if isinstance(v, list) else [v])] for k, v in (rec.get("params") or {}).items()}
+        body = None
+        if "json" in rec:
+            text = rec["json"]
+            for old, new in ids.items():
+                text = text.replace(old, new)
+            body = json.loads(text)
+        data = b"golden trace bytes" if "data" in rec else None
+        status, ours = call(ws, rec["method"], path, body, query, data=data)
+        assert status == rec["status"], f"{rec['phase']} {rec['method']} {path}: {status} {ours}"
+        if rec.get("resp") and rec["resp"].lstrip().startswith("{"):
+            if rec["path"].endswith("runs/create"):
+                golden_id = re.search(r'"run_id": "([0-9a-f]{32})"', rec["resp"]).group(1)
+                ids[golden_id] = ours["run"]["info"]["run_id"]
+            try:
+                golden = json.loads(rec["resp"])
+            except ValueError:
+                continue  # the recorder cut some long answers short
+            shape_ok(golden, ours)
+    # The search with a filter and an order found the run the trace found.
+    status, res = call(ws, "POST", "/api/2.0/mlflow/runs/search",
+                       {"experiment_ids": ["1"], "filter": "metrics.m1 > 0.1 and params.p1 = 'v1'",
+                        "order_by": ["metrics.m1 DESC"]})
+    assert status == 200 and len(res["runs"]) == 1 and res["runs"][0]["info"]["run_name"] == "r1"
+
+
+def test_writes_are_idempotent_and_limits_are_enforced(ws):
+    ws.run("job", "list")
+    _, run = call(ws, "POST", "/api/2.0/mlflow/runs/create", {"experiment_id": "0", "run_name": "idem"})
+    rid = run["run"]["info"]["run_id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", rid)
+    batch = {"run_id": rid, "metrics": [{"key": "m", "value": 1.5, "timestamp": "1700000000000", "step": 1},
+                                        {"key": "m", "value": "NaN", "timestamp": 1700000000001, "step": 2}],
+             "params": [{"key": "p", "value": "1"}]}
+    for _ in range(3):  # the client retries POSTs: a replay must neither fail nor duplicate
+        assert call(ws, "POST", "/api/2.0/mlflow/runs/log-batch", batch) == (200, {})
+    _, hist = call(ws, "GET", "/api/2.0/mlflow/metrics/get-history", query={"run_id": rid, "metric_key": "m"})
+    assert [(m["step"], m["value"]) for m in hist["metrics"]] == [(1, 1.5), (2, "NaN")]
+    status, err = call(ws, "POST", "/api/2.0/mlflow/runs/log-parameter", {"run_id": rid, "key": "p", "value": "2"})
+    assert status == 400 and err["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert err["message"] == (f"Changing param values is not allowed. Param with key='p' was already logged with "
+                              f"value='1' for run ID='{rid}'. Attempted logging new value '2'.")
+    too_many = {"run_id": rid, "params": [{"key": f"k{i}", "value": "v"} for i in range(101)]}
+    status, err = call(ws, "POST", "/api/2.0/mlflow/runs/log-batch", too_many)
+    assert status == 400
+    assert err["message"] == ("A batch logging request can contain at most 100 params. Got 101 params. Please split "
+                              "up params across multiple requests and try again.")
+    status, err = call(ws, "POST", "/api/2.0/mlflow/runs/log-metric",
+                       {"run_id": rid, "key": "../etc", "value": 1, "timestamp": 1})
+    assert status == 400 and "Names may only contain" in err["message"]
+    status, err = call(ws, "POST", "/api/2.0/mlflow/runs/log-batch", data=b"{not json")
+    assert (status, err["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
+    status, err = call(ws, "GET", "/api/2.0/mlflow/runs/get", query={"run_id": "nope"})
+    assert (status, err) == (404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "Run with id=nope not found"})
+    for bad in ["../../etc/passwd", "/etc/passwd", "0/x/artifacts/../../../../etc/passwd"]:
+        status, err = call(ws, "PUT", "/api/2.0/mlflow-artifacts/artifacts/" + bad, data=b"x")
+        assert status in (400, 404), bad
+    status, err = call(ws, "PUT", "/api/2.0/mlflow-artifacts/artifacts/0/%2E%2E/%2E%2E/x", data=b"x")
+    assert status in (400, 404)
+    status, err = call(ws, "POST", "/api/2.0/mlflow-artifacts/mpu/create/0/r/artifacts/big", {"path": "big", "num_parts": 2})
+    assert status == 501 and err["message"].startswith("Multipart upload is not supported for the current artifact repository")
+
+
+def test_a_job_logs_to_its_own_run_with_no_configuration(ws):
+    ws.write("src/train.py", HELPER_SCRIPT)
+    ws.write("job.yml", HELPER_JOB)
+    p = ws.run("job", "create", "-f", "job.yml", "-n", "tracked1", "--stream")
+    assert "refused: PERMISSION_DENIED 403" in p.stdout
+    assert re.search(r"experiment \d+ tracked\n", p.stdout)
+    job = ws.job("tracked1")
+    assert job["metrics"] == {"acc": 0.9, "loss": 0.2}
+    assert job["params"] == {"lr": "0.1"}
+    lines = ws.run("job", "metrics", "-n", "tracked1", "--key", "loss", "-o", "csv").stdout.splitlines()
+    assert lines[0] == "key,step,timestamp,value"
+    rows = lines[1:]
+    assert [(r.split(",")[0], r.split(",")[1], r.split(",")[3]) for r in rows] == [
+        ("loss", "0", "1.0"), ("loss", "1", "0.5"), ("loss", "2", "0.3333333333333333"), ("loss", "3", "0.25"),
+        ("loss", "4", "0.2")]
+    # The run is finished with the job, and its artifacts are downloaded with the job's.
+    _, run = call(ws, "GET", "/api/2.0/mlflow/runs/get", query={"run_id": "tracked1"})
+    assert run["run"]["info"]["status"] == "FINISHED"
+    dl = os.path.join(ws.dir, "dl")
+    ws.run("job", "download", "-n", "tracked1", "--download-path", dl)
+    with open(os.path.join(dl, "artifacts/model/weights.txt")) as f:
+        assert f.read() == "w"
+    _, found = call(ws, "POST", "/api/2.0/mlflow/runs/search",
+                    {"experiment_ids": [run["run"]["info"]["experiment_id"]], "filter": "tags.stage = 'dev'"})
+    assert [r["info"]["run_id"] for r in found["runs"]] == ["tracked1"]
+
+
+def test_a_refused_job_leaves_no_run(ws):
+    ws.write("job.yml", "command: 'true'\nenvironment: {image: python}\ncompute: azureml:nowhere\n")
+    p = ws.run("job", "create", "-f", "job.yml", "-n", "ghost", check=False)
+    assert p.returncode == 2
+    p = ws.run("job", "metrics", "-n", "ghost", check=False)
+    assert p.stderr == "ERROR: no job named 'ghost' in this workspace\n"
+    status, _ = call(ws, "GET", "/api/2.0/mlflow/runs/get", query={"run_id": "ghost"})
+    assert status == 404
