@@ -49,7 +49,7 @@ TEST(RunFilter, LikeAndIlike) {
 }
 
 TEST(SortRuns, OrdersByMetricWithMissingLastThenStartTime) {
-  std::vector<Run> runs = {MakeRun("a", 1, "x", 10), MakeRun("b", 3, "x", 20), MakeRun("c", 2, "x", 30)};
+  std::vector<tracking::Run> runs = {MakeRun("a", 1, "x", 10), MakeRun("b", 3, "x", 20), MakeRun("c", 2, "x", 30)};
   runs.push_back(MakeRun("d", 0, "x", 40));
   runs.back().metrics.clear();
   auto order = ParseRunOrder({"metrics.m1 DESC"});
