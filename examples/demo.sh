@@ -14,9 +14,13 @@ echo
 echo "== the job"
 $CAIRN job show -n "$name" -o table
 echo
+echo "== its MLflow run: latest metrics and params"
+$CAIRN job show -n "$name" --query '{metrics:metrics,params:params}' -o yaml
+echo
 echo "Where to look:"
 echo "  downloaded:   $out/artifacts/outputs/metrics.json, $out/named-outputs/model/model.pkl"
 echo "  logs:         $out/artifacts/user_logs/std_log.txt"
 echo "  run folder:   $home/runs/$name"
 echo "  studio:       $($CAIRN job show -n "$name" --query services.Studio.endpoint -o tsv)"
+echo "  metrics:      $CAIRN job metrics -n $name -o table"
 echo "  more:         $CAIRN job list -o table; $CAIRN job show -n $name"

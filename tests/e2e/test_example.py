@@ -20,6 +20,11 @@ def test_the_iris_example_trains_and_keeps_its_outputs(ws):
     with open(os.path.join(dl, "artifacts/logs/train.log")) as f:
         assert f.read().startswith("accuracy=")
     job = ws.job("iris1")
+    assert job["metrics"]["test_accuracy"] == metrics["accuracy"]
+    assert job["params"]["n_estimators"] == "20"
+    curve = ws.run("job", "metrics", "-n", "iris1", "--key", "test_accuracy_by_trees", "-o", "csv").stdout.splitlines()
+    assert [line.split(",")[1] for line in curve[1:]] == ["2", "4", "6", "8", "10", "12", "14", "16", "18", "20"]
+    assert os.path.exists(os.path.join(dl, "artifacts/report/metrics.json"))
     assert job["display_name"] == "iris-random-forest"
     assert job["experiment_name"] == "iris-sklearn-example"
     assert job["inputs"]["n_estimators"] == 20
