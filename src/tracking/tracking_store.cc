@@ -4,6 +4,7 @@
 #include <cfloat>
 #include <cmath>
 #include <map>
+#include <tuple>
 #include <regex>
 #include <thread>
 
@@ -92,10 +93,11 @@ Metric ReadMetric(Stmt& s, int col) {
 }  // namespace
 
 std::string KeyError(const std::string& key) {
-  static const std::regex kKey(R"(^[/\w.\- :]*$)");
-  bool bad = key.empty() || !std::regex_match(key, kKey) || key[0] == '/' || key == "." ||
-             key.find("..") != std::string::npos || key.find("//") != std::string::npos ||
-             EndsWith(key, "/");
+  // MLflow's ^[/\w.\- :]*$ plus normpath: checked by hand, as this runs for every logged value.
+  bool bad = key.empty() || key[0] == '/' || key == "." || key.find("..") != std::string::npos ||
+             key.find("//") != std::string::npos || key.back() == '/';
+  for (unsigned char c : key)
+    if (!(isalnum(c) || c == '_' || c == '/' || c == '.' || c == '-' || c == ' ' || c == ':')) bad = true;
   if (bad)
     return "Invalid value \"" + key + "\" for parameter 'key' supplied: Names may only contain alphanumerics, "
            "underscores (_), dashes (-), periods (.), spaces ( ), colon(:) and slashes (/).";
@@ -164,10 +166,10 @@ void TrackingStore::WriterLoop() {
         results.push_back(begin);
         continue;
       }
-      (void)writer_->Exec("SAVEPOINT w");
+      (void)writer_->Prepare("SAVEPOINT w").Run();
       Status s = op->fn(*writer_);
-      if (!s.ok()) (void)writer_->Exec("ROLLBACK TO w");
-      (void)writer_->Exec("RELEASE w");
+      if (!s.ok()) (void)writer_->Prepare("ROLLBACK TO w").Run();
+      (void)writer_->Prepare("RELEASE w").Run();
       results.push_back(s);
     }
     if (begin.ok()) {
@@ -516,6 +518,12 @@ Status TrackingStore::LogBatch(const std::string& run_id, const std::vector<Metr
                       .Bind(3, t.value.substr(0, kMaxTagValueLength)).Run();
       if (!st.ok()) return st;
     }
+    // The batch's greatest (step, timestamp, value) per key; one upsert each, not one per point.
+    std::map<std::string, const Metric*> latest;
+    auto greater = [](const Metric& a, const Metric& b) {
+      double av = std::isnan(a.value) ? -DBL_MAX : a.value, bv = std::isnan(b.value) ? -DBL_MAX : b.value;
+      return std::tie(a.step, a.timestamp, av) > std::tie(b.step, b.timestamp, bv);
+    };
     for (const auto& m : metrics) {
       bool nan = std::isnan(m.value);
       double v = Clamp(m.value);
@@ -525,13 +533,21 @@ Status TrackingStore::LogBatch(const std::string& run_id, const std::vector<Metr
       ins.Bind(6, nan ? 1 : 0);
       Status st = ins.Run();
       if (!st.ok()) return st;
+      auto& best = latest[m.key];
+      if (!best || greater(m, *best)) best = &m;
+    }
+    for (const auto& [key, mp] : latest) {
+      const Metric& m = *mp;
+      bool nan = std::isnan(m.value);
+      double v = Clamp(m.value);
+      Status st;
       // The latest value is the greatest (step, timestamp, value), as MLflow's SQL store keeps it.
       Stmt& up = db.Prepare(
           "INSERT INTO latest_metrics (run_id, key, step, timestamp, value, is_nan) VALUES (?,?,?,?,?,?) "
           "ON CONFLICT (run_id, key) DO UPDATE SET step = excluded.step, timestamp = excluded.timestamp, "
           "value = excluded.value, is_nan = excluded.is_nan WHERE (excluded.step, excluded.timestamp, "
-          "COALESCE(excluded.value, -1e308)) > (latest_metrics.step, latest_metrics.timestamp, "
-          "COALESCE(latest_metrics.value, -1e308))");
+          "CASE WHEN excluded.is_nan THEN -1e308 ELSE excluded.value END) > (latest_metrics.step, "
+          "latest_metrics.timestamp, CASE WHEN latest_metrics.is_nan THEN -1e308 ELSE latest_metrics.value END)");
       up.Bind(1, run_id).Bind(2, m.key).Bind(3, m.step).Bind(4, m.timestamp);
       up.BindDouble(5, nan ? 0.0 : v);
       up.Bind(6, nan ? 1 : 0);
@@ -596,7 +612,7 @@ Result<std::vector<Metric>> TrackingStore::GetHistory(const std::string& run_id,
   auto info = ReadRunInfo(db, run_id);
   if (!info.ok()) return info.status();
   std::vector<Metric> out;
-  Stmt& s = db.Prepare("SELECT key, step, timestamp, value, is_nan FROM metrics WHERE run_id = ? AND key = ? ORDER BY rowid");
+  Stmt& s = db.Prepare("SELECT key, step, timestamp, value, is_nan FROM metrics WHERE run_id = ? AND key = ? ORDER BY step, timestamp");
   s.Bind(1, run_id).Bind(2, key);
   while (s.Step()) out.push_back(ReadMetric(s, 0));
   s.Reset();
@@ -619,21 +635,61 @@ Result<std::vector<Run>> TrackingStore::SearchRuns(const RunSearch& q, bool* mor
   auto order = ParseRunOrder(q.order_by);
   if (!order.ok()) return order.status();
   if (q.max_results > 50000) return InvalidArgument("Invalid value for request parameter max_results. It must be at most 50000, but got value " + std::to_string(q.max_results));
+  // Whole experiments at a time: five queries each, not five per run.
   Db& db = Reader();
-  std::vector<std::string> ids;
+  std::vector<Run> runs;
+  std::string stage = q.view == "ALL" ? "" : q.view == "DELETED_ONLY" ? " AND r.lifecycle_stage = 'deleted'"
+                                                                      : " AND r.lifecycle_stage = 'active'";
   for (const auto& exp : q.experiment_ids) {
     if (!ValidExperimentId(exp)) continue;
-    std::string where = q.view == "ALL" ? "" : q.view == "DELETED_ONLY" ? " AND lifecycle_stage = 'deleted'"
-                                                                        : " AND lifecycle_stage = 'active'";
-    Stmt& s = db.Prepare("SELECT run_id FROM runs WHERE experiment_id = ?" + where);
-    s.Bind(1, std::stoll(exp));
-    while (s.Step()) ids.push_back(s.Text(0));
+    long long exp_id = std::stoll(exp);
+    std::map<std::string, size_t> index;
+    std::vector<Run> these;
+    Stmt& s = db.Prepare(
+        "SELECT r.run_id, r.experiment_id, r.run_name, r.user_id, r.status, r.start_time, r.end_time, "
+        "r.artifact_uri, r.lifecycle_stage FROM runs r WHERE r.experiment_id = ?" + stage);
+    s.Bind(1, exp_id);
+    while (s.Step()) {
+      Run r;
+      r.info.run_id = s.Text(0);
+      r.info.experiment_id = std::to_string(s.Int(1));
+      r.info.run_name = s.Text(2);
+      r.info.user_id = s.Text(3);
+      r.info.status = s.Text(4);
+      if (!s.IsNull(5)) r.info.start_time = s.Int(5);
+      if (!s.IsNull(6)) r.info.end_time = s.Int(6);
+      r.info.artifact_uri = s.Text(7);
+      r.info.lifecycle_stage = s.Text(8);
+      index[r.info.run_id] = these.size();
+      these.push_back(std::move(r));
+    }
     s.Reset();
-  }
-  std::vector<Run> runs;
-  for (const auto& id : ids) {
-    auto r = GetRun(id);
-    if (r.ok() && Matches(*filter, *r)) runs.push_back(std::move(r).value());
+    Stmt& m = db.Prepare("SELECT m.run_id, m.key, m.step, m.timestamp, m.value, m.is_nan FROM latest_metrics m "
+                         "JOIN runs r ON r.run_id = m.run_id WHERE r.experiment_id = ?" + stage + " ORDER BY m.key");
+    m.Bind(1, exp_id);
+    while (m.Step())
+      if (auto it = index.find(m.Text(0)); it != index.end()) these[it->second].metrics.push_back(ReadMetric(m, 1));
+    m.Reset();
+    for (const char* table : {"params", "tags"}) {
+      Stmt& kv = db.Prepare(std::string("SELECT p.run_id, p.key, p.value FROM ") + table +
+                            " p JOIN runs r ON r.run_id = p.run_id WHERE r.experiment_id = ?" + stage + " ORDER BY p.key");
+      kv.Bind(1, exp_id);
+      while (kv.Step()) {
+        auto it = index.find(kv.Text(0));
+        if (it == index.end()) continue;
+        (std::string(table) == "params" ? these[it->second].params : these[it->second].tags).push_back({kv.Text(1), kv.Text(2)});
+      }
+      kv.Reset();
+    }
+    Stmt& in = db.Prepare("SELECT i.run_id, i.input FROM run_inputs i JOIN runs r ON r.run_id = i.run_id "
+                          "WHERE r.experiment_id = ?" + stage + " ORDER BY i.seq");
+    in.Bind(1, exp_id);
+    while (in.Step())
+      if (auto it = index.find(in.Text(0)); it != index.end())
+        these[it->second].dataset_inputs.push_back(json::parse(in.Text(1), nullptr, false));
+    in.Reset();
+    for (auto& r : these)
+      if (Matches(*filter, r)) runs.push_back(std::move(r));
   }
   SortRuns(*order, runs);
   long long start = std::min<long long>(q.offset, static_cast<long long>(runs.size()));

@@ -1,0 +1,152 @@
+// Load generator for the MLflow tracking API, beside the reference figures of the real MLflow server
+// (issue "MLflow-compatible tracking"). Uses the project's loopback HTTP client: one keep-alive connection
+// per thread, like the mlflow client's session.
+//
+//   build/tracking_bench <server-url> <token>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/http_client.h"
+#include "base/util.h"
+
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+std::string g_url, g_token;
+
+double Seconds(Clock::time_point a) { return std::chrono::duration<double>(Clock::now() - a).count(); }
+
+json Call(cairn::HttpClient& c, const std::string& method, const std::string& path, const json& body = nullptr) {
+  auto r = c.Request(method, path, body.is_null() ? "" : body.dump());
+  if (!r.ok() || r->status != 200) {
+    fprintf(stderr, "%s %s failed: %s\n", method.c_str(), path.c_str(),
+            r.ok() ? r->body.c_str() : r.status().message().c_str());
+    exit(1);
+  }
+  return json::parse(r->body);
+}
+
+std::unique_ptr<cairn::HttpClient> Client() {
+  auto c = std::make_unique<cairn::HttpClient>(g_url);
+  c->SetBearerToken(g_token);
+  return c;
+}
+
+std::string NewRun(cairn::HttpClient& c, const std::string& exp) {
+  return Call(c, "POST", "/api/2.0/mlflow/runs/create", {{"experiment_id", exp}})["run"]["info"]["run_id"];
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    fprintf(stderr, "usage: tracking_bench <server-url> <token>\n");
+    return 2;
+  }
+  g_url = argv[1];
+  g_token = argv[2];
+  auto c = Client();
+  std::string exp = Call(*c, "POST", "/api/2.0/mlflow/experiments/create",
+                         {{"name", "bench-" + cairn::RandomHex(4)}})["experiment_id"];
+
+  // 1. Single log-metric requests, 4 connections, 5 s.
+  {
+    const int kThreads = 4;
+    std::string run = NewRun(*c, exp);
+    std::vector<std::thread> ts;
+    std::vector<long long> counts(kThreads);
+    auto start = Clock::now();
+    for (int t = 0; t < kThreads; ++t) {
+      ts.emplace_back([&, t] {
+        auto cl = Client();
+        long long n = 0;
+        while (Seconds(start) < 5.0) {
+          Call(*cl, "POST", "/api/2.0/mlflow/runs/log-metric",
+               {{"run_id", run}, {"key", "m" + std::to_string(t)}, {"value", 0.5}, {"timestamp", 1700000000000 + n},
+                {"step", n}});
+          ++n;
+        }
+        counts[t] = n;
+      });
+    }
+    for (auto& t : ts) t.join();
+    long long total = 0;
+    for (auto n : counts) total += n;
+    printf("log-metric, 4 connections: %.0f requests/s (%lld in %.1f s)\n", total / Seconds(start), total, Seconds(start));
+  }
+  // 2. log-batch of 1000 metrics, one connection.
+  std::string big_run = NewRun(*c, exp);
+  {
+    auto start = Clock::now();
+    long long points = 0;
+    for (int b = 0; b < 100; ++b) {
+      json metrics = json::array();
+      for (int i = 0; i < 1000; ++i)
+        metrics.push_back({{"key", "loss"}, {"value", 1.0 / (b * 1000 + i + 1)}, {"timestamp", 1700000000000 + b * 1000 + i},
+                           {"step", b * 1000 + i}});
+      Call(*c, "POST", "/api/2.0/mlflow/runs/log-batch", {{"run_id", big_run}, {"metrics", metrics}});
+      points += 1000;
+    }
+    printf("log-batch of 1000 metrics: %.0f points/s (%lld points in %.2f s)\n", points / Seconds(start), points,
+           Seconds(start));
+  }
+  // 3. get-history of the 100k-point metric just written.
+  {
+    double best = 1e9;
+    size_t n = 0;
+    for (int i = 0; i < 5; ++i) {
+      auto start = Clock::now();
+      auto r = Call(*c, "GET", "/api/2.0/mlflow/metrics/get-history?run_id=" + big_run + "&metric_key=loss");
+      best = std::min(best, Seconds(start));
+      n = r["metrics"].size();
+    }
+    printf("get-history of %zu points: %.1f ms (best of 5)\n", n, best * 1000);
+  }
+  // 4. search over 1000 runs.
+  {
+    std::string exp2 = Call(*c, "POST", "/api/2.0/mlflow/experiments/create",
+                            {{"name", "bench-search-" + cairn::RandomHex(4)}})["experiment_id"];
+    for (int i = 0; i < 1000; ++i) {
+      std::string r = NewRun(*c, exp2);
+      Call(*c, "POST", "/api/2.0/mlflow/runs/log-batch",
+           {{"run_id", r}, {"metrics", {{{"key", "acc"}, {"value", i / 1000.0}, {"timestamp", 1}, {"step", 0}}}},
+            {"params", {{{"key", "i"}, {"value", std::to_string(i)}}}}});
+    }
+    double best = 1e9;
+    size_t n = 0;
+    for (int i = 0; i < 5; ++i) {
+      auto start = Clock::now();
+      auto r = Call(*c, "POST", "/api/2.0/mlflow/runs/search",
+                    {{"experiment_ids", {exp2}}, {"filter", "metrics.acc > 0.5"}, {"order_by", {"metrics.acc DESC"}},
+                     {"max_results", 1000}});
+      best = std::min(best, Seconds(start));
+      n = r["runs"].size();
+    }
+    printf("search over 1000 runs (filter + order, %zu found): %.1f ms (best of 5)\n", n, best * 1000);
+  }
+  // 5. artifact upload and download of 200 MB.
+  {
+    std::string run = NewRun(*c, exp);
+    std::string data(200 << 20, 'x');
+    std::string path = "/api/2.0/mlflow-artifacts/artifacts/" + exp + "/" + run + "/artifacts/big.bin";
+    auto start = Clock::now();
+    auto up = c->Request("PUT", path, data, "application/octet-stream");
+    double up_s = Seconds(start);
+    if (!up.ok() || up->status != 200) return 1;
+    start = Clock::now();
+    size_t got = 0;
+    auto down = c->Request("GET", path, "", "", [&](const char*, size_t n) {
+      got += n;
+      return true;
+    });
+    double down_s = Seconds(start);
+    if (!down.ok() || got != data.size()) return 1;
+    printf("artifact 200 MiB: upload %.0f MB/s, download %.0f MB/s\n", data.size() / up_s / 1e6,
+           data.size() / down_s / 1e6);
+  }
+  return 0;
+}
