@@ -507,7 +507,9 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     for (size_t i = begin; i < end; ++i) {
       const Metric& x = (*h)[i];
       if (i > begin) out += ',';
-      out += "{\"key\":" + key_json + ",\"value\":";
+      out += "{\"key\":";
+      out += key_json;
+      out += ",\"value\":";
       if (std::isnan(x.value)) {
         out += "\"NaN\"";
       } else {
@@ -517,7 +519,13 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
             std::string_view(num, static_cast<size_t>(r.ptr - num)).find("inf") == std::string_view::npos)
           out += ".0";
       }
-      out += ",\"timestamp\":" + std::to_string(x.timestamp) + ",\"step\":" + std::to_string(x.step) + "}";
+      out += ",\"timestamp\":";
+      auto t = std::to_chars(num, num + sizeof num, x.timestamp);
+      out.append(num, t.ptr);
+      out += ",\"step\":";
+      auto sp = std::to_chars(num, num + sizeof num, x.step);
+      out.append(num, sp.ptr);
+      out += '}';
     }
     out += "]";
     if (end < h->size()) out += ",\"next_page_token\":\"" + PageToken(static_cast<long long>(end)) + "\"";

@@ -612,9 +612,19 @@ Result<std::vector<Metric>> TrackingStore::GetHistory(const std::string& run_id,
   auto info = ReadRunInfo(db, run_id);
   if (!info.ok()) return info.status();
   std::vector<Metric> out;
-  Stmt& s = db.Prepare("SELECT key, step, timestamp, value, is_nan FROM metrics WHERE run_id = ? AND key = ? ORDER BY step, timestamp");
+  out.reserve(4096);
+  // Only columns of the (run_id, key, step, timestamp, value, is_nan) index: a covering scan, already in order.
+  Stmt& s = db.Prepare("SELECT step, timestamp, value, is_nan FROM metrics WHERE run_id = ? AND key = ? "
+                       "ORDER BY step, timestamp");
   s.Bind(1, run_id).Bind(2, key);
-  while (s.Step()) out.push_back(ReadMetric(s, 0));
+  while (s.Step()) {
+    Metric m;
+    m.key = key;
+    m.step = s.Int(0);
+    m.timestamp = s.Int(1);
+    m.value = s.Int(3) ? NAN : s.Double(2);
+    out.push_back(std::move(m));
+  }
   s.Reset();
   return out;
 }
