@@ -99,10 +99,13 @@ int main(int argc, char** argv) {
     double best = 1e9;
     size_t n = 0;
     for (int i = 0; i < 5; ++i) {
+      // Time the request, not this program's JSON parsing of the answer.
       auto start = Clock::now();
-      auto r = Call(*c, "GET", "/api/2.0/mlflow/metrics/get-history?run_id=" + big_run + "&metric_key=loss");
+      auto r = c->Request("GET", "/api/2.0/mlflow/metrics/get-history?run_id=" + big_run + "&metric_key=loss");
       best = std::min(best, Seconds(start));
-      n = r["metrics"].size();
+      if (!r.ok() || r->status != 200) return 1;
+      n = 0;
+      for (size_t p = r->body.find("\"step\""); p != std::string::npos; p = r->body.find("\"step\"", p + 1)) ++n;
     }
     printf("get-history of %zu points: %.1f ms (best of 5)\n", n, best * 1000);
   }
