@@ -127,15 +127,18 @@ TrackingStore::~TrackingStore() {
   if (thread_.joinable()) thread_.join();
 }
 
+// Group commit with a leader: the first writer to find no commit in progress runs one itself, taking every
+// write queued meanwhile into the same transaction; the others wait for their result. An uncontended write
+// thus commits on its own thread with no hand-off, and a burst shares commits. The background thread only
+// leads for asynchronous writes (the scheduler's), which nobody waits on.
 Status TrackingStore::Write(std::function<Status(Db&)> fn) {
   auto op = std::make_shared<Op>();
   op->fn = std::move(fn);
   auto f = op->done.get_future();
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    ops_.push_back(op);
-  }
-  cv_.notify_one();
+  std::unique_lock<std::mutex> l(mu_);
+  ops_.push_back(op);
+  if (!leading_) LeadLocked(l);
+  l.unlock();
   return f.get();
 }
 
@@ -149,37 +152,52 @@ void TrackingStore::WriteAsync(std::function<Status(Db&)> fn) {
   cv_.notify_one();
 }
 
-void TrackingStore::WriterLoop() {
-  for (;;) {
+void TrackingStore::LeadLocked(std::unique_lock<std::mutex>& l) {
+  leading_ = true;
+  while (!ops_.empty()) {
     std::deque<std::shared_ptr<Op>> batch;
-    {
-      std::unique_lock<std::mutex> l(mu_);
-      cv_.wait(l, [&] { return stopping_ || !ops_.empty(); });
-      if (ops_.empty() && stopping_) return;
-      batch.swap(ops_);
+    batch.swap(ops_);
+    l.unlock();
+    RunBatch(batch);
+    l.lock();
+  }
+  leading_ = false;
+}
+
+void TrackingStore::RunBatch(std::deque<std::shared_ptr<Op>>& batch) {
+  // One transaction for everything that arrived together; a savepoint each.
+  Status begin = writer_->Begin();
+  std::vector<Status> results;
+  for (auto& op : batch) {
+    if (!begin.ok()) {
+      results.push_back(begin);
+      continue;
     }
-    // One transaction for everything that arrived together; a savepoint each.
-    Status begin = writer_->Begin();
-    std::vector<Status> results;
-    for (auto& op : batch) {
-      if (!begin.ok()) {
-        results.push_back(begin);
-        continue;
-      }
-      (void)writer_->Prepare("SAVEPOINT w").Run();
-      Status s = op->fn(*writer_);
-      if (!s.ok()) (void)writer_->Prepare("ROLLBACK TO w").Run();
-      (void)writer_->Prepare("RELEASE w").Run();
-      results.push_back(s);
+    (void)writer_->Prepare("SAVEPOINT w").Run();
+    Status s = op->fn(*writer_);
+    if (!s.ok()) (void)writer_->Prepare("ROLLBACK TO w").Run();
+    (void)writer_->Prepare("RELEASE w").Run();
+    results.push_back(s);
+  }
+  if (begin.ok()) {
+    Status c = writer_->Commit();
+    if (!c.ok()) {
+      writer_->Rollback();
+      for (auto& r : results) r = c;
     }
-    if (begin.ok()) {
-      Status c = writer_->Commit();
-      if (!c.ok()) {
-        writer_->Rollback();
-        for (auto& r : results) r = c;
-      }
+  }
+  for (size_t i = 0; i < batch.size(); ++i) batch[i]->done.set_value(results[i]);
+}
+
+void TrackingStore::WriterLoop() {
+  std::unique_lock<std::mutex> l(mu_);
+  for (;;) {
+    cv_.wait(l, [&] { return stopping_ || (!ops_.empty() && !leading_); });
+    if (!ops_.empty() && !leading_) {
+      LeadLocked(l);
+      continue;
     }
-    for (size_t i = 0; i < batch.size(); ++i) batch[i]->done.set_value(results[i]);
+    if (stopping_) return;
   }
 }
 

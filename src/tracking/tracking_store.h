@@ -1,9 +1,9 @@
 // MLflow's model: experiments, runs, metrics, params, tags, dataset inputs. Stored in its own SQLite
 // database (tracking.db) so that tracking writes never wait on job-state writes.
 //
-// Thread-safe. Writes are posted to one writer thread, which commits everything that arrived together in a
-// single transaction (group commit: many small concurrent writes share one commit), each write in its own
-// savepoint so one bad request does not fail the others. Reads use a connection per calling thread.
+// Thread-safe. Writes are group-committed: whoever writes while no commit runs leads one, taking every write
+// queued meanwhile into the same transaction (each in its own savepoint, so one bad request does not fail the
+// others); the rest wait for their result. Reads use a connection per calling thread.
 #pragma once
 
 #include <condition_variable>
@@ -134,6 +134,9 @@ class TrackingStore {
   void WriteAsync(std::function<Status(store::Db&)> fn);
   store::Db& Reader();
   void WriterLoop();
+  struct Op;
+  void LeadLocked(std::unique_lock<std::mutex>& l);
+  void RunBatch(std::deque<std::shared_ptr<Op>>& batch);
   Result<RunInfo> ReadRunInfo(store::Db& db, const std::string& run_id);
 
   struct Op {
@@ -146,6 +149,7 @@ class TrackingStore {
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Op>> ops_;
   bool stopping_ = false;
+  bool leading_ = false;  // a thread is running a commit
   std::thread thread_;
 };
 
