@@ -271,6 +271,13 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
   // Both GET and POST forms reach the same handler.
   auto route = [&svr, api](const std::string& path, std::function<void(const Msg&, httplib::Response&)> fn) {
     auto h = [fn](const httplib::Request& req, httplib::Response& res) {
+      // Tracking calls are small JSON messages: a huge one is a 4xx (not a dropped connection, which the mlflow
+      // client would retry for a minute), answered without parsing it.
+      constexpr size_t kMaxBody = 32u << 20;
+      if (req.body.size() > kMaxBody)
+        return ReplyError(res, InvalidArgument("request body of " + std::to_string(req.body.size()) +
+                                               " bytes exceeds the 32 MiB limit for tracking calls; split it "
+                                               "(log-batch takes at most 1000 metrics)"));
       Msg m(req);
       if (m.bad()) return ReplyError(res, InvalidArgument("Malformed request body: expected a JSON object"));
       fn(m, res);

@@ -148,6 +148,9 @@ def test_writes_are_idempotent_and_limits_are_enforced(ws):
         assert status in (400, 404), bad
     status, err = call(ws, "PUT", "/api/2.0/mlflow-artifacts/artifacts/0/%2E%2E/%2E%2E/x", data=b"x")
     assert status in (400, 404)
+    huge = json.dumps({"run_id": rid, "params": [{"key": "k", "value": "x" * (40 << 20)}]}).encode()
+    status, err = call(ws, "POST", "/api/2.0/mlflow/runs/log-batch", data=huge)
+    assert status == 400 and err["message"].startswith(f"request body of {len(huge)} bytes exceeds the 32 MiB limit")
     status, err = call(ws, "POST", "/api/2.0/mlflow-artifacts/mpu/create/0/r/artifacts/big", {"path": "big", "num_parts": 2})
     assert status == 501 and err["message"].startswith("Multipart upload is not supported for the current artifact repository")
 
