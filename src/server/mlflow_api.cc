@@ -324,9 +324,11 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     bool more = false;
     int n = static_cast<int>(max->value_or(1000));
     if (n < 1 || n > 50000) return ReplyError(res, InvalidArgument("max_results must be between 1 and 50000"));
+    auto found = st->SearchExperiments(m.StrOr("view_type", "ACTIVE_ONLY"), m.StrOr("filter"), m.All("order_by"), n,
+                                       *offset, &more);
+    if (!found.ok()) return ReplyError(res, found.status());
     json exps = json::array();
-    for (const auto& e : st->SearchExperiments(m.StrOr("view_type", "ACTIVE_ONLY"), n, *offset, &more))
-      exps.push_back(ExperimentJson(e));
+    for (const auto& e : *found) exps.push_back(ExperimentJson(e));
     json out = {{"experiments", exps}};
     if (more) out["next_page_token"] = PageToken(*offset + n);
     Reply(res, out);
@@ -334,8 +336,9 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
   route("experiments/list", [=](const Msg& m, httplib::Response& res) {  // removed in 2.x; old clients call it
     bool more = false;
     json exps = json::array();
-    for (const auto& e : st->SearchExperiments(m.StrOr("view_type", "ACTIVE_ONLY"), 50000, 0, &more))
-      exps.push_back(ExperimentJson(e));
+    auto found = st->SearchExperiments(m.StrOr("view_type", "ACTIVE_ONLY"), "", {}, 50000, 0, &more);
+    if (found.ok())
+      for (const auto& e : *found) exps.push_back(ExperimentJson(e));
     Reply(res, {{"experiments", exps}});
   });
   route("experiments/update", [=](const Msg& m, httplib::Response& res) {

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <map>
 #include <tuple>
+#include <cstring>
+#include <optional>
 #include <regex>
 #include <thread>
 
@@ -343,23 +345,129 @@ Result<Experiment> TrackingStore::GetExperimentByName(const std::string& name) {
   return GetExperiment(id);
 }
 
-std::vector<Experiment> TrackingStore::SearchExperiments(const std::string& view, int max_results, long long offset,
-                                                         bool* more) {
+namespace {
+struct ExpClause {
+  std::string field;  // name | tag | creation_time | last_update_time
+  std::string tag;
+  std::string op;
+  std::string value;
+};
+
+Result<std::vector<ExpClause>> ParseExperimentFilter(const std::string& text) {
+  std::vector<ExpClause> out;
+  if (Trim(text).empty()) return out;
+  static const std::regex kAnd(R"(\s+[aA][nN][dD]\s+)");
+  static const std::regex kClause(
+      R"(^\s*(attribute\.name|name|creation_time|last_update_time|tags?\.(?:"[^"]+"|`[^`]+`|[\w.\-/: ]+?))\s*)"
+      R"((=|!=|LIKE|like|ILIKE|ilike|>=|<=|>|<)\s*('[^']*'|-?[0-9.]+)\s*$)");
+  for (std::sregex_token_iterator it(text.begin(), text.end(), kAnd, -1), e; it != e; ++it) {
+    std::smatch m;
+    std::string part = *it;
+    if (!std::regex_match(part, m, kClause)) return InvalidArgument("Invalid experiment filter clause '" + Trim(part) + "'");
+    ExpClause c;
+    std::string f = m[1];
+    if (StartsWith(f, "tag")) {
+      c.field = "tag";
+      c.tag = f.substr(f.find('.') + 1);
+      if (c.tag.size() >= 2 && (c.tag[0] == '"' || c.tag[0] == '`')) c.tag = c.tag.substr(1, c.tag.size() - 2);
+    } else {
+      c.field = f == "attribute.name" ? "name" : f;
+    }
+    c.op = m[2];
+    for (char& ch : c.op) ch = static_cast<char>(toupper(ch));
+    c.value = m[3];
+    bool numeric = c.field == "creation_time" || c.field == "last_update_time";
+    bool quoted = c.value[0] == '\'';
+    if (quoted) c.value = c.value.substr(1, c.value.size() - 2);
+    if (numeric == quoted) return InvalidArgument("Invalid experiment filter clause '" + Trim(part) + "'");
+    out.push_back(c);
+  }
+  return out;
+}
+
+bool LikeMatch(const std::string& v, const std::string& pattern, bool icase) {
+  std::string re;
+  for (char ch : pattern) {
+    if (ch == '%') re += ".*";
+    else if (ch == '_') re += ".";
+    else if (strchr(".^$|()[]{}*+?\\", ch)) { re += '\\'; re += ch; }
+    else re += ch;
+  }
+  return std::regex_match(v, std::regex(re, icase ? std::regex::icase : std::regex::ECMAScript));
+}
+
+bool ExperimentMatches(const Experiment& e, const std::vector<ExpClause>& clauses) {
+  for (const auto& c : clauses) {
+    if (c.field == "creation_time" || c.field == "last_update_time") {
+      double v = static_cast<double>(c.field == "creation_time" ? e.creation_time : e.last_update_time);
+      double x = std::stod(c.value);
+      bool ok = c.op == "=" ? v == x : c.op == "!=" ? v != x : c.op == ">" ? v > x : c.op == ">=" ? v >= x
+              : c.op == "<" ? v < x : c.op == "<=" ? v <= x : false;
+      if (!ok) return false;
+      continue;
+    }
+    std::optional<std::string> v;
+    if (c.field == "name") v = e.name;
+    else
+      for (const auto& t : e.tags)
+        if (t.key == c.tag) v = t.value;
+    if (!v) return false;
+    bool ok = c.op == "=" ? *v == c.value : c.op == "!=" ? *v != c.value
+            : c.op == "LIKE" ? LikeMatch(*v, c.value, false) : c.op == "ILIKE" ? LikeMatch(*v, c.value, true) : false;
+    if (!ok) return false;
+  }
+  return true;
+}
+}  // namespace
+
+Result<std::vector<Experiment>> TrackingStore::SearchExperiments(const std::string& view, const std::string& filter,
+                                                                 const std::vector<std::string>& order_by,
+                                                                 int max_results, long long offset, bool* more) {
+  auto clauses = ParseExperimentFilter(filter);
+  if (!clauses.ok()) return clauses.status();
+  struct Key {
+    std::string field;
+    bool asc;
+  };
+  std::vector<Key> keys;
+  for (const auto& o : order_by) {
+    auto words = Split(Trim(o), ' ');
+    std::string field = words[0];
+    if (field == "attribute.name") field = "name";
+    if (field != "name" && field != "experiment_id" && field != "creation_time" && field != "last_update_time")
+      return InvalidArgument("Invalid order_by entity '" + Trim(o) + "'");
+    bool asc = words.size() < 2 || ToLower(words.back()) != "desc";
+    keys.push_back({field, asc});
+  }
   Db& db = Reader();
   std::string where = view == "ALL" ? "" : view == "DELETED_ONLY" ? "WHERE lifecycle_stage = 'deleted' "
                                                                   : "WHERE lifecycle_stage = 'active' ";
-  Stmt& s = db.Prepare(std::string(kExperimentCols) + where +
-                       "ORDER BY last_update_time DESC, experiment_id DESC LIMIT ? OFFSET ?");
-  s.Bind(1, static_cast<long long>(max_results) + 1).Bind(2, offset);
+  Stmt& s = db.Prepare(std::string("SELECT experiment_id FROM experiments ") + where);
   std::vector<std::string> ids;
   while (s.Step()) ids.push_back(std::to_string(s.Int(0)));
   s.Reset();
-  *more = static_cast<int>(ids.size()) > max_results;
-  if (*more) ids.pop_back();
-  std::vector<Experiment> out;
+  std::vector<Experiment> all;
   for (const auto& id : ids)
-    if (auto e = GetExperiment(id); e.ok()) out.push_back(*e);
-  return out;
+    if (auto e = GetExperiment(id); e.ok() && ExperimentMatches(*e, *clauses)) all.push_back(*e);
+  if (keys.empty()) keys.push_back({"last_update_time", false});
+  std::stable_sort(all.begin(), all.end(), [&](const Experiment& a, const Experiment& b) {
+    for (const auto& k : keys) {
+      int c = 0;
+      if (k.field == "name") c = a.name.compare(b.name);
+      else if (k.field == "experiment_id") c = std::stoll(a.experiment_id) < std::stoll(b.experiment_id) ? -1 : std::stoll(a.experiment_id) > std::stoll(b.experiment_id) ? 1 : 0;
+      else {
+        long long x = k.field == "creation_time" ? a.creation_time : a.last_update_time;
+        long long y = k.field == "creation_time" ? b.creation_time : b.last_update_time;
+        c = x < y ? -1 : x > y ? 1 : 0;
+      }
+      if (c != 0) return k.asc ? c < 0 : c > 0;
+    }
+    return std::stoll(a.experiment_id) > std::stoll(b.experiment_id);  // ties: experiment_id DESC
+  });
+  size_t begin = std::min(static_cast<size_t>(offset), all.size());
+  size_t end = std::min(all.size(), begin + static_cast<size_t>(max_results));
+  *more = end < all.size();
+  return std::vector<Experiment>(all.begin() + static_cast<long>(begin), all.begin() + static_cast<long>(end));
 }
 
 // ---- runs ----

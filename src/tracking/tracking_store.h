@@ -121,8 +121,11 @@ class TrackingStore {
   // Reads.
   Result<Experiment> GetExperiment(const std::string& id);
   Result<Experiment> GetExperimentByName(const std::string& name);
-  std::vector<Experiment> SearchExperiments(const std::string& view, int max_results, long long offset,
-                                            bool* more);
+  // `filter`: clauses on name, tags.<key>, creation_time, last_update_time joined by AND; `order_by`: name,
+  // experiment_id, creation_time, last_update_time with ASC or DESC.
+  Result<std::vector<Experiment>> SearchExperiments(const std::string& view, const std::string& filter,
+                                                    const std::vector<std::string>& order_by, int max_results,
+                                                    long long offset, bool* more);
   Result<Run> GetRun(const std::string& run_id);
   Result<std::vector<Metric>> GetHistory(const std::string& run_id, const std::string& key);
   std::vector<std::string> MetricKeys(const std::string& run_id);

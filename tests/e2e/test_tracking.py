@@ -190,3 +190,22 @@ def test_a_refused_job_leaves_no_run(ws):
     assert p.stderr == "ERROR: no job named 'ghost' in this workspace\n"
     status, _ = call(ws, "GET", "/api/2.0/mlflow/runs/get", query={"run_id": "ghost"})
     assert status == 404
+
+
+def test_experiments_search_filters_and_orders(ws):
+    ws.run("job", "list")
+    for name, team in (("alpha-1", "a"), ("alpha-2", "b"), ("beta", "a")):
+        _, e = call(ws, "POST", "/api/2.0/mlflow/experiments/create", {"name": name, "tags": [{"key": "team", "value": team}]})
+    names = lambda res: [e["name"] for e in res["experiments"]]  # noqa: E731
+    _, res = call(ws, "POST", "/api/2.0/mlflow/experiments/search",
+                  {"filter": "name LIKE 'alpha%'", "order_by": ["name DESC"]})
+    assert names(res) == ["alpha-2", "alpha-1"]
+    _, res = call(ws, "POST", "/api/2.0/mlflow/experiments/search", {"filter": "tags.team = 'a'", "order_by": ["name"]})
+    assert names(res) == ["alpha-1", "beta"]
+    _, res = call(ws, "POST", "/api/2.0/mlflow/experiments/search", {"max_results": 2, "order_by": ["experiment_id"]})
+    assert names(res) == ["Default", "alpha-1"] and "next_page_token" in res
+    _, res2 = call(ws, "POST", "/api/2.0/mlflow/experiments/search",
+                   {"max_results": 2, "order_by": ["experiment_id"], "page_token": res["next_page_token"]})
+    assert names(res2) == ["alpha-2", "beta"] and "next_page_token" not in res2
+    status, err = call(ws, "POST", "/api/2.0/mlflow/experiments/search", {"filter": "nonsense ~ 1"})
+    assert status == 400 and err["message"] == "Invalid experiment filter clause 'nonsense ~ 1'"
