@@ -66,7 +66,17 @@ const std::vector<Column> kJobShowColumns = {
     {"reason", "status_reason"}, {"experiment_name", "experiment_name"}, {"compute", "compute"},
     {"created", "creation_context.created_at"}, {"started", "start_time"}, {"ended", "end_time"},
     {"duration_seconds", "duration_seconds"}, {"exit_code", "exit_code"}, {"error", "error.message"},
-    {"studio", "services.Studio.endpoint"}};
+    {"metrics", "metrics_summary"}, {"params", "params_summary"}, {"studio", "services.Studio.endpoint"}};
+
+// "loss=0.2, acc=0.9": the latest metrics (or params) on one line for the table view.
+void AddSummaries(json& job) {
+  for (const char* field : {"metrics", "params"}) {
+    if (!job.contains(field) || !job[field].is_object()) continue;
+    std::vector<std::string> parts;
+    for (const auto& [k, v] : job[field].items()) parts.push_back(k + "=" + (v.is_string() ? v.get<std::string>() : v.dump()));
+    job[std::string(field) + "_summary"] = Join(parts, ", ");
+  }
+}
 const std::vector<Column> kComputeColumns = {
     {"Name", "name"}, {"Type", "type"}, {"Size", "size"}, {"Min", "min_instances"},
     {"Max", "max_instances"}, {"In use", "in_use"}, {"Queued", "queued_jobs"}, {"State", "provisioning_state"}};
@@ -203,6 +213,7 @@ int JobShow(const Globals& g, const JobArgs& a) {
   auto job = (*client)->Get("/api/v1/jobs/" + a.name);
   if (!job.ok()) return Fail(job.status());
   if (a.web) OpenInBrowser((*job)["services"]["Studio"].value("endpoint", ""));
+  if (g.output == "table") AddSummaries(*job);
   return Print(g, *job, kJobShowColumns);
 }
 

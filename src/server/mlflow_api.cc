@@ -9,6 +9,7 @@
 #include <charconv>
 #include <cmath>
 #include <string_view>
+#include <unordered_map>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -268,8 +269,11 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
   MlflowContext* cp = &ctx;
   const std::string api = "/api/2.0/mlflow/";
 
-  // Both GET and POST forms reach the same handler.
-  auto route = [&svr, api](const std::string& path, std::function<void(const Msg&, httplib::Response&)> fn) {
+  // Both GET and POST forms reach the same handler. One pattern per method dispatches through a hash map:
+  // httplib tries routes one std::regex at a time, which costs more than a tracking call itself.
+  using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+  auto table = std::make_shared<std::unordered_map<std::string, Handler>>();
+  auto route = [table](const std::string& path, std::function<void(const Msg&, httplib::Response&)> fn) {
     auto h = [fn](const httplib::Request& req, httplib::Response& res) {
       // Tracking calls are small JSON messages: a huge one is a 4xx (not a dropped connection, which the mlflow
       // client would retry for a minute), answered without parsing it.
@@ -282,10 +286,21 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
       if (m.bad()) return ReplyError(res, InvalidArgument("Malformed request body: expected a JSON object"));
       fn(m, res);
     };
-    svr.Get(api + path, h);
-    svr.Post(api + path, h);
-    svr.Patch(api + path, h);
+    (*table)[path] = h;
   };
+  auto dispatch = [table](const httplib::Request& req, httplib::Response& res) {
+    auto it = table->find(req.matches[1]);
+    if (it == table->end()) {
+      res.status = 404;
+      res.set_content(json{{"error_code", "ENDPOINT_NOT_FOUND"},
+                           {"message", "No API endpoint " + req.path}}.dump(), "application/json");
+      return;
+    }
+    it->second(req, res);
+  };
+  svr.Get(api + "(.+)", dispatch);
+  svr.Post(api + "(.+)", dispatch);
+  svr.Patch(api + "(.+)", dispatch);
   auto may_write_run = [cp](const std::string& run_id) -> Status {
     std::string scope = cp->scope();
     if (scope.empty() || scope == run_id) return Status::Ok();

@@ -141,6 +141,8 @@ def test_writes_are_idempotent_and_limits_are_enforced(ws):
     assert status == 400 and "Names may only contain" in err["message"]
     status, err = call(ws, "POST", "/api/2.0/mlflow/runs/log-batch", data=b"{not json")
     assert (status, err["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
+    status, err = call(ws, "GET", "/api/2.0/mlflow/registered-models/list")
+    assert (status, err["error_code"]) == (404, "ENDPOINT_NOT_FOUND")
     status, err = call(ws, "GET", "/api/2.0/mlflow/runs/get", query={"run_id": "nope"})
     assert (status, err) == (404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "Run with id=nope not found"})
     for bad in ["../../etc/passwd", "/etc/passwd", "0/x/artifacts/../../../../etc/passwd"]:
