@@ -228,7 +228,9 @@ Status Scheduler::SetArchived(const std::string& name, bool archived) {
 
 Result<json> Scheduler::CreateCompute(const json& spec_json) {
   return Call<Result<json>>([this, spec_json]() -> Result<json> {
-    spec::ComputeSpec c = spec::ComputeSpecFromJson(spec_json);
+    auto parsed = spec::ComputeSpecFromJson(spec_json);
+    if (!parsed.ok()) return parsed.status();
+    spec::ComputeSpec c = *parsed;
     spec::Diagnostics d;
     spec::ValidateCompute(c, "compute", d);
     if (c.name.empty()) return InvalidArgument("compute: a name is required");
@@ -289,7 +291,9 @@ Scheduler::Pool* Scheduler::PoolFor(const std::string& compute) {
   }
   auto c = store_->GetCompute(compute);
   if (!c.ok()) return nullptr;
-  spec::ComputeSpec cs = spec::ComputeSpecFromJson(c->spec);
+  auto parsed = spec::ComputeSpecFromJson(c->spec);
+  if (!parsed.ok()) return nullptr;  // a record this server wrote; unreadable only if the file was edited
+  spec::ComputeSpec cs = *parsed;
   Pool& p = pools_[compute];
   p.capacity = cs.type == "computeinstance" ? 1 : cs.type == "local" ? local_slots_ : cs.max_instances;
   return &p;

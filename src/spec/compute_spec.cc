@@ -24,20 +24,25 @@ json ToJson(const ComputeSpec& c) {
           {"extra", c.extra}};
 }
 
-ComputeSpec ComputeSpecFromJson(const json& j) {
-  ComputeSpec c;
-  c.name = j.value("name", "");
-  c.type = ToLower(j.value("type", "amlcompute"));
-  c.size = j.value("size", "");
-  c.min_instances = j.value("min_instances", 0);
-  c.max_instances = j.value("max_instances", 4);
-  c.idle_time_before_scale_down = j.value("idle_time_before_scale_down", 120);
-  c.tier = j.value("tier", "dedicated");
-  c.location = j.value("location", "");
-  c.description = j.value("description", "");
-  if (j.contains("tags") && j["tags"].is_object()) c.tags = j["tags"].get<std::map<std::string, std::string>>();
-  if (j.contains("extra")) c.extra = j["extra"];
-  return c;
+Result<ComputeSpec> ComputeSpecFromJson(const json& j) {
+  if (!j.is_object()) return InvalidArgument("a compute must be a JSON object");
+  try {
+    ComputeSpec c;
+    c.name = j.value("name", "");
+    c.type = ToLower(j.value("type", "amlcompute"));
+    c.size = j.value("size", "");
+    c.min_instances = j.value("min_instances", 0);
+    c.max_instances = j.value("max_instances", 4);
+    c.idle_time_before_scale_down = j.value("idle_time_before_scale_down", 120);
+    c.tier = j.value("tier", "dedicated");
+    c.location = j.value("location", "");
+    c.description = j.value("description", "");
+    if (j.contains("tags") && j["tags"].is_object()) c.tags = j["tags"].get<std::map<std::string, std::string>>();
+    if (j.contains("extra")) c.extra = j["extra"];
+    return c;
+  } catch (const json::exception& e) {
+    return InvalidArgument(std::string("malformed compute: ") + e.what());
+  }
 }
 
 namespace {

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/status.h"
 #include "spec/diagnostics.h"
 
 namespace cairn::spec {
@@ -26,7 +27,8 @@ struct ComputeSpec {
 };
 
 nlohmann::json ToJson(const ComputeSpec& c);
-ComputeSpec ComputeSpecFromJson(const nlohmann::json& j);
+// InvalidArgument when a field has the wrong JSON type (the body of a request is outside input).
+Result<ComputeSpec> ComputeSpecFromJson(const nlohmann::json& j);
 
 // Parses a compute YAML; `overrides` are --set items. Returns nullopt after adding errors.
 std::optional<ComputeSpec> ParseComputeText(const std::string& text, const std::string& file,

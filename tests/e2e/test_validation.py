@@ -122,6 +122,15 @@ def test_requests_without_the_token_are_refused(ws):
         assert body["error"]["code"] == "Unauthenticated"
     req = urllib.request.Request(url + "/api/v1/jobs", headers={"Authorization": "Bearer " + ws.token()})
     assert json.loads(urllib.request.urlopen(req).read()) == []
+    # A body of the wrong shape is the client's mistake: a 400 that says so, not a 500.
+    req = urllib.request.Request(url + "/api/v1/computes", data=json.dumps({"name": 5}).encode(), method="POST",
+                                 headers={"Authorization": "Bearer " + ws.token()})
+    try:
+        urllib.request.urlopen(req)
+        raise AssertionError("expected 400")
+    except urllib.error.HTTPError as e:
+        assert e.code == 400
+        assert json.loads(e.read())["error"]["message"].startswith("malformed compute: ")
     assert oct(os.stat(os.path.join(ws.home, "token")).st_mode & 0o777) == "0o600"
     assert ws.server_info()["host"] == "127.0.0.1"
 
