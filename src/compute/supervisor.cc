@@ -407,8 +407,11 @@ int RunSupervisor(const std::string& run_dir) {
         drain_until = NowMillis() + 1000;
       }
     }
-    // Reap re-parented orphans.
-    while (waitpid(-1, nullptr, WNOHANG) > 0) {
+    // Reap re-parented orphans, but only once the command's own status is in hand: waitpid(-1) could
+    // otherwise take it, and the loop would wait for an exit it can no longer see.
+    if (child_done) {
+      while (waitpid(-1, nullptr, WNOHANG) > 0) {
+      }
     }
   }
   close(log_fd);
