@@ -300,15 +300,11 @@ Scheduler::Pool* Scheduler::PoolFor(const std::string& compute) {
 }
 
 namespace {
+// A job takes one slot per instance, or what resources.properties.slots asks for.
 int SlotsFor(const spec::JobSpec& s) {
-  int per = 1;
-  if (s.distribution.is_object() && s.distribution.contains("process_count_per_instance"))
-    per = s.distribution["process_count_per_instance"].get<int>();
-  int n = s.instance_count;
   if (s.resources_properties.contains("slots") && s.resources_properties["slots"].is_number_integer())
     return std::max(1, s.resources_properties["slots"].get<int>());
-  (void)per;
-  return n;
+  return s.instance_count;
 }
 
 std::string DatastoreName(const std::string& uri) {

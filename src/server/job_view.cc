@@ -9,12 +9,13 @@ namespace cairn::server {
 
 using nlohmann::json;
 
-namespace {
 std::string UserName() {
   if (const char* u = getenv("USER"); u && *u) return u;
   if (passwd* pw = getpwuid(getuid())) return pw->pw_name;
   return "unknown";
 }
+
+namespace {
 
 json InputView(const json& in) {
   if (in.value("literal", false)) {

@@ -11,6 +11,9 @@
 
 namespace cairn::server {
 
+// The user the server runs as ($USER, else the password database): creation_context and mlflow.user.
+std::string UserName();
+
 nlohmann::json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>& history,
                        const std::string& server_url);
 nlohmann::json ComputeView(const store::ComputeRecord& c, int in_use, int queued);

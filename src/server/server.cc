@@ -102,11 +102,6 @@ std::string& RequestScope() {
   return scope;
 }
 
-std::string UserName() {
-  if (const char* u = getenv("USER"); u && *u) return u;
-  return "root";
-}
-
 // cairn_mlflow.py, the dependency-free helper: beside the binaries in a build tree, or installed.
 std::string PythonHelperDir() {
   std::string exe_dir = Dirname(compute::SelfExe());

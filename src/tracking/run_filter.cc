@@ -139,7 +139,9 @@ std::optional<double> NumberValue(const Run& r, const std::string& kind, const s
   return std::nullopt;
 }
 
-bool Like(const std::string& value, const std::string& pattern, bool icase) {
+}  // namespace
+
+bool LikeMatch(const std::string& value, const std::string& pattern, bool icase) {
   std::string re;
   for (char c : pattern) {
     if (c == '%') re += ".*";
@@ -149,8 +151,6 @@ bool Like(const std::string& value, const std::string& pattern, bool icase) {
   }
   return std::regex_match(value, std::regex(re, icase ? std::regex::icase : std::regex::ECMAScript));
 }
-
-}  // namespace
 
 Result<RunFilter> ParseRunFilter(const std::string& text) {
   RunFilter out;
@@ -230,8 +230,8 @@ bool Matches(const RunFilter& filter, const Run& run) {
       bool ok;
       if (c.op == "=") ok = *v == c.values[0];
       else if (c.op == "!=") ok = *v != c.values[0];
-      else if (c.op == "LIKE") ok = Like(*v, c.values[0], false);
-      else if (c.op == "ILIKE") ok = Like(*v, c.values[0], true);
+      else if (c.op == "LIKE") ok = LikeMatch(*v, c.values[0], false);
+      else if (c.op == "ILIKE") ok = LikeMatch(*v, c.values[0], true);
       else {
         bool in = std::find(c.values.begin(), c.values.end(), *v) != c.values.end();
         ok = c.op == "IN" ? in : !in;

@@ -30,6 +30,8 @@ using RunOrder = std::vector<OrderKey>;
 Result<RunFilter> ParseRunFilter(const std::string& text);
 Result<RunOrder> ParseRunOrder(const std::vector<std::string>& order_by);
 bool Matches(const RunFilter& filter, const Run& run);
+// SQL LIKE ('%' any run, '_' one character), case-insensitive for ILIKE.
+bool LikeMatch(const std::string& value, const std::string& pattern, bool icase);
 // Sorts by `order`, then start_time DESC, then run_id; runs missing an ordered value sort last.
 void SortRuns(const RunOrder& order, std::vector<Run>& runs);
 

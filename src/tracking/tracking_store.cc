@@ -385,17 +385,6 @@ Result<std::vector<ExpClause>> ParseExperimentFilter(const std::string& text) {
   return out;
 }
 
-bool LikeMatch(const std::string& v, const std::string& pattern, bool icase) {
-  std::string re;
-  for (char ch : pattern) {
-    if (ch == '%') re += ".*";
-    else if (ch == '_') re += ".";
-    else if (strchr(".^$|()[]{}*+?\\", ch)) { re += '\\'; re += ch; }
-    else re += ch;
-  }
-  return std::regex_match(v, std::regex(re, icase ? std::regex::icase : std::regex::ECMAScript));
-}
-
 bool ExperimentMatches(const Experiment& e, const std::vector<ExpClause>& clauses) {
   for (const auto& c : clauses) {
     if (c.field == "creation_time" || c.field == "last_update_time") {
@@ -515,7 +504,10 @@ Result<RunInfo> TrackingStore::CreateRun(const std::string& experiment_id, const
     if (std::string e = KeyError(t.key); !e.empty()) return InvalidArgument(e);
   }
   std::string run_id = run_id_in.empty() ? Uuid4Hex() : run_id_in;
-  if (run_name.empty()) run_name = GenerateJobName().substr(0, GenerateJobName().rfind('_'));
+  if (run_name.empty()) {
+    std::string generated = GenerateJobName();  // adjective_noun_suffix: MLflow-style names are two words
+    run_name = generated.substr(0, generated.rfind('_'));
+  }
   std::vector<KeyValue> all = tags;
   if (std::none_of(all.begin(), all.end(), [](const KeyValue& t) { return t.key == "mlflow.runName"; }))
     all.push_back({"mlflow.runName", run_name});
