@@ -55,7 +55,9 @@ Result<HttpResponse> Client::Send(const std::string& method, const std::string& 
                                   const std::string& content_type,
                                   const std::function<bool(const char*, size_t)>& sink) {
   auto res = http_->Request(method, path, body, content_type, sink);
-  if (!res.ok() && http_->last_connect_failed() && restart_) {
+  // No server at the address: start one (or find the one another CLI started) and send it there. A GET may
+  // also be sent again when the server went away mid-request (killed, or restarting): it changes nothing.
+  if (!res.ok() && restart_ && (http_->last_connect_failed() || method == "GET")) {
     auto addr = restart_();
     restart_ = nullptr;
     if (!addr.ok()) return addr.status();

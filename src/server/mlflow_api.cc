@@ -7,6 +7,10 @@
 #include <httplib.h>
 
 #include <charconv>
+
+#include "base/json_reader.h"
+
+#include <charconv>
 #include <cmath>
 #include <string_view>
 #include <unordered_map>
@@ -165,6 +169,105 @@ Result<Metric> MetricFrom(const json& x) {
   return m;
 }
 
+// A log-batch body read without building a DOM: the hot path of every training loop. Returns nothing when
+// the body is anything but the plain well-formed shape (a missing field, a value of another type, a repeated
+// member); the caller then takes the general path, which gives the precise error.
+struct LogBatchBody {
+  std::string run_id;
+  std::vector<Metric> metrics;
+  std::vector<KeyValue> params, tags;
+};
+
+std::optional<LogBatchBody> ReadLogBatch(std::string_view text) {
+  JsonReader r(text);
+  LogBatchBody b;
+  std::string key, s;
+  bool seen_run = false, seen_uuid = false, seen_metrics = false, seen_params = false, seen_tags = false;
+  std::string run_uuid;
+  auto kvs = [&](std::vector<KeyValue>& out) {
+    if (r.Peek() == JsonReader::Kind::kNull) return r.Null();
+    if (!r.BeginArray()) return false;
+    while (r.NextElement()) {
+      KeyValue kv;
+      bool has_key = false, has_value = false;
+      if (!r.BeginObject()) return false;
+      while (r.NextKey(&key)) {
+        if (key == "key" && !has_key) {
+          has_key = r.String(&kv.key);
+        } else if (key == "value" && !has_value) {
+          has_value = r.String(&kv.value);
+        } else if (key == "key" || key == "value") {
+          return false;
+        } else {
+          r.Skip();
+        }
+      }
+      if (!r.ok() || !has_key) return false;
+      out.push_back(std::move(kv));
+    }
+    return r.ok();
+  };
+  auto number = [&](double* v) {
+    if (r.Peek() == JsonReader::Kind::kNumber) return r.Double(v);
+    if (!r.String(&s)) return false;
+    if (s == "NaN") *v = NAN;
+    else if (s == "Infinity") *v = INFINITY;
+    else if (s == "-Infinity") *v = -INFINITY;
+    else return false;
+    return true;
+  };
+  auto integer = [&](long long* v) {
+    if (r.Peek() == JsonReader::Kind::kNumber) return r.Int(v);
+    if (!r.String(&s) || s.empty()) return false;
+    auto res = std::from_chars(s.data(), s.data() + s.size(), *v);
+    return res.ec == std::errc() && res.ptr == s.data() + s.size();
+  };
+  if (!r.BeginObject()) return std::nullopt;
+  while (r.NextKey(&key)) {
+    if (key == "run_id" && !seen_run) {
+      seen_run = r.String(&b.run_id);
+    } else if (key == "run_uuid" && !seen_uuid) {
+      seen_uuid = r.String(&run_uuid);
+    } else if (key == "metrics" && !seen_metrics) {
+      seen_metrics = true;
+      if (r.Peek() == JsonReader::Kind::kNull) {
+        r.Null();
+        continue;
+      }
+      if (!r.BeginArray()) return std::nullopt;
+      while (r.NextElement()) {
+        Metric m;
+        bool k = false, v = false, t = false, st = false;
+        if (!r.BeginObject()) return std::nullopt;
+        while (r.NextKey(&key)) {
+          bool fine = true;
+          if (key == "key") fine = !k && (k = r.String(&m.key));
+          else if (key == "value") fine = !v && (v = number(&m.value));
+          else if (key == "timestamp") fine = !t && (t = integer(&m.timestamp));
+          else if (key == "step") fine = !st && (st = integer(&m.step));
+          else r.Skip();  // model_id, dataset_name, dataset_digest, run_id: what a 3.x client adds
+          if (!fine) return std::nullopt;
+        }
+        if (!r.ok() || !k || !v || !t) return std::nullopt;
+        b.metrics.push_back(std::move(m));
+      }
+    } else if (key == "params" && !seen_params) {
+      seen_params = true;
+      if (!kvs(b.params)) return std::nullopt;
+    } else if (key == "tags" && !seen_tags) {
+      seen_tags = true;
+      if (!kvs(b.tags)) return std::nullopt;
+    } else if (key == "run_id" || key == "run_uuid" || key == "metrics" || key == "params" || key == "tags") {
+      return std::nullopt;
+    } else {
+      r.Skip();
+    }
+  }
+  if (!r.ok() || !r.AtEnd()) return std::nullopt;
+  if (!seen_run) b.run_id = run_uuid;
+  return b;
+}
+
 json MetricJson(const Metric& m) {
   json v = std::isnan(m.value) ? json("NaN") : json(m.value);
   return {{"key", m.key}, {"value", v}, {"timestamp", m.timestamp}, {"step", m.step}};
@@ -273,21 +376,24 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
   // httplib tries routes one std::regex at a time, which costs more than a tracking call itself.
   using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
   auto table = std::make_shared<std::unordered_map<std::string, Handler>>();
-  auto route = [table](const std::string& path, std::function<void(const Msg&, httplib::Response&)> fn) {
-    auto h = [fn](const httplib::Request& req, httplib::Response& res) {
-      // Tracking calls are small JSON messages: a huge one is a 4xx (not a dropped connection, which the mlflow
-      // client would retry for a minute), answered without parsing it.
-      constexpr size_t kMaxBody = 32u << 20;
-      if (req.body.size() > kMaxBody)
-        return ReplyError(res, InvalidArgument("request body of " + std::to_string(req.body.size()) +
-                                               " bytes exceeds the 32 MiB limit for tracking calls; split it "
-                                               "(log-batch takes at most 1000 metrics)"));
-      Msg m(req);
-      if (m.bad()) return ReplyError(res, InvalidArgument("Malformed request body: expected a JSON object"));
-      fn(m, res);
-    };
-    (*table)[path] = h;
+  using MsgHandler = std::function<void(const Msg&, httplib::Response&)>;
+  auto route_body = [](const httplib::Request& req, httplib::Response& res, const MsgHandler& fn) {
+    // Tracking calls are small JSON messages: a huge one is a 4xx (not a dropped connection, which the mlflow
+    // client would retry for a minute), answered without parsing it.
+    constexpr size_t kMaxBody = 32u << 20;
+    if (req.body.size() > kMaxBody)
+      return ReplyError(res, InvalidArgument("request body of " + std::to_string(req.body.size()) +
+                                             " bytes exceeds the 32 MiB limit for tracking calls; split it "
+                                             "(log-batch takes at most 1000 metrics)"));
+    Msg m(req);
+    if (m.bad()) return ReplyError(res, InvalidArgument("Malformed request body: expected a JSON object"));
+    fn(m, res);
   };
+  auto route = [table, route_body](const std::string& path, MsgHandler fn) {
+    (*table)[path] = [fn, route_body](const httplib::Request& req, httplib::Response& res) { route_body(req, res, fn); };
+  };
+  // A route that reads the body itself (no DOM).
+  auto raw_route = [table](const std::string& path, Handler fn) { (*table)[path] = std::move(fn); };
   auto dispatch = [table](const httplib::Request& req, httplib::Response& res) {
     auto it = table->find(req.matches[1]);
     if (it == table->end()) {
@@ -448,7 +554,7 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
   });
-  route("runs/log-batch", [=](const Msg& m, httplib::Response& res) {
+  auto log_batch = [=](const Msg& m, httplib::Response& res) {
     std::string id = m.RunId();
     if (id.empty()) return ReplyError(res, InvalidArgument("Missing value for required parameter 'run_id'"));
     if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
@@ -468,6 +574,19 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     Status s = st->LogBatch(id, metrics, *params, *tags);
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
+  };
+  raw_route("runs/log-batch", [=](const httplib::Request& req, httplib::Response& res) {
+    std::optional<LogBatchBody> b;
+    if (req.method != "GET" && req.body.size() <= (32u << 20)) b = ReadLogBatch(req.body);
+    if (!b || b->run_id.empty()) {
+      route_body(req, res, log_batch);
+      return;
+    }
+    if (Status s = may_write_run(b->run_id); !s.ok()) return ReplyError(res, s);
+    Status s = st->LogBatch(b->run_id, b->metrics, b->params, b->tags);
+    if (!s.ok()) return ReplyError(res, s);
+    res.status = 200;
+    res.set_content("{}", "application/json");
   });
   route("runs/log-inputs", [=](const Msg& m, httplib::Response& res) {
     std::string id = m.RunId();
@@ -530,7 +649,7 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     out.reserve(64 + (end - begin) * (key_json.size() + 72));
     char num[64];
     for (size_t i = begin; i < end; ++i) {
-      const Metric& x = (*h)[i];
+      const tracking::Point& x = (*h)[i];
       if (i > begin) out += ',';
       out += "{\"key\":";
       out += key_json;
@@ -556,7 +675,8 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     if (end < h->size()) out += ",\"next_page_token\":\"" + PageToken(static_cast<long long>(end)) + "\"";
     out += "}";
     res.status = 200;
-    res.set_content(out, "application/json");
+    res.body = std::move(out);  // set_content would copy the megabytes
+    res.set_header("Content-Type", "application/json");
   });
   route("artifacts/list", [=](const Msg& m, httplib::Response& res) {
     auto run = st->GetRun(m.RunId());

@@ -168,6 +168,10 @@ Stmt& Stmt::BindDouble(int i, double v) {
   sqlite3_bind_double(s_, i, v);
   return *this;
 }
+Stmt& Stmt::BindBlob(int i, std::string_view bytes) {
+  sqlite3_bind_blob64(s_, i, bytes.data(), bytes.size(), SQLITE_STATIC);
+  return *this;
+}
 Stmt& Stmt::BindNull(int i) {
   sqlite3_bind_null(s_, i);
   return *this;
@@ -198,6 +202,11 @@ std::string Stmt::Text(int col) {
 }
 long long Stmt::Int(int col) { return sqlite3_column_int64(s_, col); }
 double Stmt::Double(int col) { return sqlite3_column_double(s_, col); }
+std::string_view Stmt::Blob(int col) {
+  const void* p = sqlite3_column_blob(s_, col);
+  return p ? std::string_view(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(s_, col)))
+           : std::string_view();
+}
 bool Stmt::IsNull(int col) { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
 void Stmt::Reset() {
   sqlite3_reset(s_);

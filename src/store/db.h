@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/status.h"
@@ -57,6 +58,8 @@ class Stmt {
   Stmt& Bind(int i, long v) { return Bind(i, static_cast<long long>(v)); }
   Stmt& BindNull(int i);
   Stmt& BindDouble(int i, double v);
+  // Binds bytes as a BLOB (not copied: they must live until the statement runs or is reset).
+  Stmt& BindBlob(int i, std::string_view bytes);
   Stmt& Bind(int i, const std::optional<long long>& v) { return v ? Bind(i, *v) : BindNull(i); }
   // Steps once: true while there is a row.
   bool Step();
@@ -65,6 +68,8 @@ class Stmt {
   std::string Text(int col);
   long long Int(int col);
   double Double(int col);
+  // A BLOB column's bytes, valid until the next Step or Reset.
+  std::string_view Blob(int col);
   bool IsNull(int col);
   void Reset();
 

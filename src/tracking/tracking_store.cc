@@ -9,6 +9,7 @@
 #include <optional>
 #include <regex>
 #include <thread>
+#include <unordered_map>
 
 #include "base/util.h"
 #include "tracking/run_filter.h"
@@ -21,7 +22,8 @@ using store::Stmt;
 
 namespace {
 
-const std::vector<std::string> kMigrations = {
+const std::vector<std::string>& Migrations() {
+  static const std::vector<std::string> kMigrations = {
     R"sql(
 CREATE TABLE experiments (
   experiment_id INTEGER PRIMARY KEY,
@@ -68,7 +70,12 @@ INSERT INTO experiments (experiment_id, name, artifact_location, creation_time, 
   VALUES (0, 'Default', 'mlflow-artifacts:/0', CAST(strftime('%s','now') AS INTEGER) * 1000,
           CAST(strftime('%s','now') AS INTEGER) * 1000);
 )sql",
-};
+    // 2: metric histories packed into chunks (metric_series.h); the first schema's `metrics` table is
+    // converted and dropped by ConvertLegacyMetrics when the store opens.
+    kMetricSeriesMigration,
+  };
+  return kMigrations;
+}
 
 std::string Uuid4Hex() {
   std::string h = RandomHex(16);
@@ -110,8 +117,15 @@ std::string KeyError(const std::string& key) {
 }
 
 Result<std::unique_ptr<TrackingStore>> TrackingStore::Open(const std::string& path) {
-  auto db = Db::Open(path, false, &kMigrations);
+  auto db = Db::Open(path, false, &Migrations());
   if (!db.ok()) return db.status();
+  if (Status s = ConvertLegacyMetrics(**db); !s.ok()) return s;
+  // Durable by default: a write is on disk (the WAL fsynced) before its answer, and group commit shares that
+  // fsync among the writes that arrive together. CAIRN_TRACKING_SYNC=normal trades that for speed: a write
+  // then survives a crash of the server but not of the machine.
+  const char* sync = getenv("CAIRN_TRACKING_SYNC");
+  bool normal = sync && std::string(sync) == "normal";
+  if (Status s = (*db)->Exec(normal ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL"); !s.ok()) return s;
   return std::unique_ptr<TrackingStore>(new TrackingStore(path, std::move(db).value()));
 }
 
@@ -565,7 +579,8 @@ Status TrackingStore::SetRunStage(const std::string& run_id, const std::string& 
 
 Status TrackingStore::EraseRun(const std::string& run_id) {
   return Write([&](Db& db) -> Status {
-    for (const char* table : {"runs", "params", "tags", "metrics", "latest_metrics", "run_inputs"}) {
+    if (Status s = EraseSeries(db, run_id); !s.ok()) return s;
+    for (const char* table : {"runs", "params", "tags", "latest_metrics", "run_inputs"}) {
       Status s = db.Prepare(std::string("DELETE FROM ") + table + " WHERE run_id = ?").Bind(1, run_id).Run();
       if (!s.ok()) return s;
     }
@@ -600,8 +615,10 @@ Status TrackingStore::LogBatch(const std::string& run_id, const std::vector<Metr
     seen.push_back(p.key);
   }
   if (!dups.empty()) return InvalidArgument("Duplicate parameter keys have been submitted: ['" + Join(dups, "', '") + "']");
-  for (const auto& m : metrics) {
-    if (std::string e = KeyError(m.key); !e.empty()) return InvalidArgument(e);
+  for (size_t i = 0; i < metrics.size(); ++i) {
+    const Metric& m = metrics[i];
+    if (i == 0 || m.key != metrics[i - 1].key)  // a batch is mostly runs of one key
+      if (std::string e = KeyError(m.key); !e.empty()) return InvalidArgument(e);
     if (m.timestamp < 0) return InvalidArgument("Metric timestamp must be a non-negative integer");
   }
   for (const auto& p : params)
@@ -636,26 +653,38 @@ Status TrackingStore::LogBatch(const std::string& run_id, const std::vector<Metr
                       .Bind(3, t.value.substr(0, kMaxTagValueLength)).Run();
       if (!st.ok()) return st;
     }
-    // The batch's greatest (step, timestamp, value) per key; one upsert each, not one per point.
-    std::map<std::string, const Metric*> latest;
+    // Points grouped by key, in the order they came, with the batch's greatest (step, timestamp, value) per key:
+    // one upsert of the latest value each, not one per point.
     auto greater = [](const Metric& a, const Metric& b) {
       double av = std::isnan(a.value) ? -DBL_MAX : a.value, bv = std::isnan(b.value) ? -DBL_MAX : b.value;
       return std::tie(a.step, a.timestamp, av) > std::tie(b.step, b.timestamp, bv);
     };
+    struct Series {
+      const Metric* latest;
+      std::vector<Point> points;
+    };
+    std::vector<Series> series;
+    const Metric* prev = nullptr;  // consecutive points of one key skip the lookup
+    size_t prev_slot = 0;
+    std::unordered_map<std::string_view, size_t> slot;
     for (const auto& m : metrics) {
-      bool nan = std::isnan(m.value);
-      double v = Clamp(m.value);
-      Stmt& ins = db.Prepare("INSERT OR IGNORE INTO metrics (run_id, key, step, timestamp, value, is_nan) VALUES (?,?,?,?,?,?)");
-      ins.Bind(1, run_id).Bind(2, m.key).Bind(3, m.step).Bind(4, m.timestamp);
-      ins.BindDouble(5, nan ? 0.0 : v);  // NaN is kept as is_nan with 0: a NULL would defeat the UNIQUE check
-      ins.Bind(6, nan ? 1 : 0);
-      Status st = ins.Run();
-      if (!st.ok()) return st;
-      auto& best = latest[m.key];
-      if (!best || greater(m, *best)) best = &m;
+      size_t at;
+      if (prev && prev->key == m.key) {
+        at = prev_slot;
+      } else {
+        auto [it, added] = slot.try_emplace(m.key, series.size());
+        if (added) series.push_back({&m, {}});
+        at = it->second;
+      }
+      prev = &m;
+      prev_slot = at;
+      series[at].points.push_back({m.step, m.timestamp, std::isnan(m.value) ? NAN : Clamp(m.value)});
+      if (greater(m, *series[at].latest)) series[at].latest = &m;
     }
-    for (const auto& [key, mp] : latest) {
-      const Metric& m = *mp;
+    for (const auto& x : series)
+      if (Status st = AppendSeries(db, run_id, x.latest->key, x.points); !st.ok()) return st;
+    for (const auto& x : series) {
+      const Metric& m = *x.latest;
       bool nan = std::isnan(m.value);
       double v = Clamp(m.value);
       Status st;
@@ -725,26 +754,11 @@ Result<Run> TrackingStore::GetRun(const std::string& run_id) {
   return r;
 }
 
-Result<std::vector<Metric>> TrackingStore::GetHistory(const std::string& run_id, const std::string& key) {
+Result<std::vector<Point>> TrackingStore::GetHistory(const std::string& run_id, const std::string& key) {
   Db& db = Reader();
   auto info = ReadRunInfo(db, run_id);
   if (!info.ok()) return info.status();
-  std::vector<Metric> out;
-  out.reserve(4096);
-  // Only columns of the (run_id, key, step, timestamp, value, is_nan) index: a covering scan, already in order.
-  Stmt& s = db.Prepare("SELECT step, timestamp, value, is_nan FROM metrics WHERE run_id = ? AND key = ? "
-                       "ORDER BY step, timestamp");
-  s.Bind(1, run_id).Bind(2, key);
-  while (s.Step()) {
-    Metric m;
-    m.key = key;
-    m.step = s.Int(0);
-    m.timestamp = s.Int(1);
-    m.value = s.Int(3) ? NAN : s.Double(2);
-    out.push_back(std::move(m));
-  }
-  s.Reset();
-  return out;
+  return ReadSeries(db, run_id, key);
 }
 
 std::vector<std::string> TrackingStore::MetricKeys(const std::string& run_id) {

@@ -21,6 +21,7 @@
 
 #include "base/status.h"
 #include "store/db.h"
+#include "tracking/metric_series.h"
 
 namespace cairn::tracking {
 
@@ -127,7 +128,8 @@ class TrackingStore {
                                                     const std::vector<std::string>& order_by, int max_results,
                                                     long long offset, bool* more);
   Result<Run> GetRun(const std::string& run_id);
-  Result<std::vector<Metric>> GetHistory(const std::string& run_id, const std::string& key);
+  // The points of one metric in (step, timestamp) order.
+  Result<std::vector<Point>> GetHistory(const std::string& run_id, const std::string& key);
   std::vector<std::string> MetricKeys(const std::string& run_id);
   Result<std::vector<Run>> SearchRuns(const RunSearch& search, bool* more);
 
