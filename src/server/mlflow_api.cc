@@ -9,6 +9,7 @@
 #include <charconv>
 
 #include "base/json_reader.h"
+#include "base/json_writer.h"
 
 #include <charconv>
 #include <cmath>
@@ -308,6 +309,83 @@ json RunJson(const tracking::Run& r) {
   json j = {{"info", RunInfoJson(r.info)}, {"data", data}};
   j["inputs"] = r.dataset_inputs.empty() ? json::object() : json{{"dataset_inputs", r.dataset_inputs}};
   return j;
+}
+
+// RunJson's text, written directly: a search answer holds up to 50,000 runs.
+void AppendRunJson(std::string& out, const tracking::Run& r) {
+  auto field = [&](const char* name, const std::string& v) {
+    out += '"';
+    out += name;
+    out += "\":";
+    AppendJsonString(out, v);
+  };
+  const auto& i = r.info;
+  out += "{\"info\":{";
+  field("run_uuid", i.run_id);
+  out += ',';
+  field("run_id", i.run_id);
+  out += ',';
+  field("experiment_id", i.experiment_id);
+  out += ',';
+  field("run_name", i.run_name);
+  out += ',';
+  field("user_id", i.user_id);
+  out += ',';
+  field("status", i.status);
+  out += ',';
+  field("artifact_uri", i.artifact_uri);
+  out += ',';
+  field("lifecycle_stage", i.lifecycle_stage);
+  if (i.start_time) {
+    out += ",\"start_time\":";
+    AppendJsonInt(out, *i.start_time);
+  }
+  if (i.end_time) {
+    out += ",\"end_time\":";
+    AppendJsonInt(out, *i.end_time);
+  }
+  out += "},\"data\":{";
+  bool first = true;
+  if (!r.metrics.empty()) {
+    out += "\"metrics\":[";
+    for (size_t k = 0; k < r.metrics.size(); ++k) {
+      const Metric& m = r.metrics[k];
+      if (k) out += ',';
+      out += "{\"key\":";
+      AppendJsonString(out, m.key);
+      out += ",\"value\":";
+      if (std::isnan(m.value)) out += "\"NaN\"";
+      else AppendJsonDouble(out, m.value);
+      out += ",\"timestamp\":";
+      AppendJsonInt(out, m.timestamp);
+      out += ",\"step\":";
+      AppendJsonInt(out, m.step);
+      out += '}';
+    }
+    out += ']';
+    first = false;
+  }
+  for (auto [name, list] : {std::pair{"params", &r.params}, std::pair{"tags", &r.tags}}) {
+    if (list->empty()) continue;
+    if (!first) out += ',';
+    first = false;
+    out += '"';
+    out += name;
+    out += "\":[";
+    for (size_t k = 0; k < list->size(); ++k) {
+      if (k) out += ',';
+      out += "{\"key\":";
+      AppendJsonString(out, (*list)[k].key);
+      out += ",\"value\":";
+      AppendJsonString(out, (*list)[k].value);
+      out += '}';
+    }
+    out += ']';
+  }
+  out += "},\"inputs\":";
+  if (r.dataset_inputs.empty()) out += "{}";
+  else out += json{{"dataset_inputs", r.dataset_inputs}}.dump(-1, ' ', false, json::error_handler_t::replace);
+  out += '}';
 }
 
 std::string PageToken(long long offset) {
@@ -626,12 +704,24 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     bool more = false;
     auto runs = st->SearchRuns(q, &more);
     if (!runs.ok()) return ReplyError(res, runs.status());
-    json out = json::object();
-    json arr = json::array();
-    for (const auto& r : *runs) arr.push_back(RunJson(r));
-    if (!arr.empty()) out["runs"] = arr;
-    if (more) out["next_page_token"] = PageToken(q.offset + q.max_results);
-    Reply(res, out);
+    std::string out = "{";
+    if (!runs->empty()) {
+      out += "\"runs\":[";
+      for (size_t i = 0; i < runs->size(); ++i) {
+        if (i) out += ',';
+        AppendRunJson(out, (*runs)[i]);
+      }
+      out += ']';
+    }
+    if (more) {
+      if (!runs->empty()) out += ',';
+      out += "\"next_page_token\":";
+      AppendJsonString(out, PageToken(q.offset + q.max_results));
+    }
+    out += '}';
+    res.status = 200;
+    res.body = std::move(out);
+    res.set_header("Content-Type", "application/json");
   });
   route("metrics/get-history", [=](const Msg& m, httplib::Response& res) {
     auto h = st->GetHistory(m.RunId(), m.StrOr("metric_key"));

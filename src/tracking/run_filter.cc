@@ -4,7 +4,7 @@
 #include <cmath>
 #include <optional>
 #include <cstring>
-#include <regex>
+#include <string_view>
 
 #include "base/util.h"
 #include "tracking/tracking_store.h"
@@ -112,7 +112,7 @@ bool SplitIdent(const std::string& ident, std::string& kind, std::string& key) {
 
 bool IsNumericAttr(const std::string& key) { return key == "start_time" || key == "end_time"; }
 
-std::optional<std::string> StringValue(const Run& r, const std::string& kind, const std::string& key) {
+std::optional<std::string_view> StringValue(const Run& r, const std::string& kind, const std::string& key) {
   const std::vector<KeyValue>* list = kind == "param" ? &r.params : kind == "tag" ? &r.tags : nullptr;
   if (list) {
     for (const auto& kv : *list)
@@ -141,15 +141,28 @@ std::optional<double> NumberValue(const Run& r, const std::string& kind, const s
 
 }  // namespace
 
-bool LikeMatch(const std::string& value, const std::string& pattern, bool icase) {
-  std::string re;
-  for (char c : pattern) {
-    if (c == '%') re += ".*";
-    else if (c == '_') re += ".";
-    else if (strchr(".^$|()[]{}*+?\\", c)) { re += '\\'; re += c; }
-    else re += c;
+bool LikeMatch(std::string_view value, std::string_view pattern, bool icase) {
+  // Wildcard matching with backtracking to the last '%' only: linear in practice, no regex to compile per run.
+  auto eq = [icase](char a, char b) {
+    return icase ? tolower(static_cast<unsigned char>(a)) == tolower(static_cast<unsigned char>(b)) : a == b;
+  };
+  size_t v = 0, p = 0, star = std::string_view::npos, mark = 0;
+  while (v < value.size()) {
+    if (p < pattern.size() && pattern[p] == '%') {
+      star = p++;
+      mark = v;
+    } else if (p < pattern.size() && (pattern[p] == '_' || eq(pattern[p], value[v]))) {
+      ++p;
+      ++v;
+    } else if (star != std::string_view::npos) {
+      p = star + 1;
+      v = ++mark;
+    } else {
+      return false;
+    }
   }
-  return std::regex_match(value, std::regex(re, icase ? std::regex::icase : std::regex::ECMAScript));
+  while (p < pattern.size() && pattern[p] == '%') ++p;
+  return p == pattern.size();
 }
 
 Result<RunFilter> ParseRunFilter(const std::string& text) {
@@ -185,6 +198,7 @@ Result<RunFilter> ParseRunFilter(const std::string& text) {
       char* end = nullptr;
       strtod(n.c_str(), &end);
       if (n.empty() || *end) return InvalidArgument("Invalid filter '" + text + "': expected a number after '" + ident + " " + c.op + "'");
+      c.number = strtod(n.c_str(), nullptr);
       c.values.push_back(n);
     } else {
       if (c.op != "=" && c.op != "!=" && c.op != "LIKE" && c.op != "ILIKE")
@@ -220,7 +234,7 @@ bool Matches(const RunFilter& filter, const Run& run) {
     if (c.numeric) {
       auto v = NumberValue(run, c.kind, c.key);
       if (!v) return false;
-      double x = std::stod(c.values[0]);
+      double x = c.number;
       bool ok = c.op == "=" ? *v == x : c.op == "!=" ? *v != x : c.op == ">" ? *v > x : c.op == ">=" ? *v >= x
               : c.op == "<" ? *v < x : *v <= x;
       if (!ok) return false;
@@ -242,28 +256,30 @@ bool Matches(const RunFilter& filter, const Run& run) {
   return true;
 }
 
-void SortRuns(const RunOrder& order, std::vector<Run>& runs) {
-  std::stable_sort(runs.begin(), runs.end(), [&](const Run& a, const Run& b) {
-    for (const auto& k : order) {
-      bool numeric = k.kind == "metric" || (k.kind == "attribute" && IsNumericAttr(k.key));
-      if (numeric) {
-        auto x = NumberValue(a, k.kind, k.key), y = NumberValue(b, k.kind, k.key);
-        if (!x && !y) continue;
-        if (!x) return false;  // missing sorts last
-        if (!y) return true;
-        if (*x != *y) return k.ascending ? *x < *y : *x > *y;
-      } else {
-        auto x = StringValue(a, k.kind, k.key), y = StringValue(b, k.kind, k.key);
-        if (!x && !y) continue;
-        if (!x) return false;
-        if (!y) return true;
-        if (*x != *y) return k.ascending ? *x < *y : *x > *y;
-      }
+bool RunBefore(const RunOrder& order, const Run& a, const Run& b) {
+  for (const auto& k : order) {
+    bool numeric = k.kind == "metric" || (k.kind == "attribute" && IsNumericAttr(k.key));
+    if (numeric) {
+      auto x = NumberValue(a, k.kind, k.key), y = NumberValue(b, k.kind, k.key);
+      if (!x && !y) continue;
+      if (!x) return false;  // missing sorts last
+      if (!y) return true;
+      if (*x != *y) return k.ascending ? *x < *y : *x > *y;
+    } else {
+      auto x = StringValue(a, k.kind, k.key), y = StringValue(b, k.kind, k.key);
+      if (!x && !y) continue;
+      if (!x) return false;
+      if (!y) return true;
+      if (*x != *y) return k.ascending ? *x < *y : *x > *y;
     }
-    long long sa = a.info.start_time.value_or(0), sb = b.info.start_time.value_or(0);
-    if (sa != sb) return sa > sb;
-    return a.info.run_id < b.info.run_id;
-  });
+  }
+  long long sa = a.info.start_time.value_or(0), sb = b.info.start_time.value_or(0);
+  if (sa != sb) return sa > sb;
+  return a.info.run_id < b.info.run_id;
+}
+
+void SortRuns(const RunOrder& order, std::vector<Run>& runs) {
+  std::stable_sort(runs.begin(), runs.end(), [&](const Run& a, const Run& b) { return RunBefore(order, a, b); });
 }
 
 }  // namespace cairn::tracking

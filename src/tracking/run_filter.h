@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/status.h"
@@ -17,6 +18,7 @@ struct Clause {
   std::string op;    // = != > >= < <= LIKE ILIKE IN NOT IN
   std::vector<std::string> values;  // one, or several for IN
   bool numeric = false;
+  double number = 0;  // the value of a numeric clause
 };
 using RunFilter = std::vector<Clause>;
 
@@ -31,8 +33,10 @@ Result<RunFilter> ParseRunFilter(const std::string& text);
 Result<RunOrder> ParseRunOrder(const std::vector<std::string>& order_by);
 bool Matches(const RunFilter& filter, const Run& run);
 // SQL LIKE ('%' any run, '_' one character), case-insensitive for ILIKE.
-bool LikeMatch(const std::string& value, const std::string& pattern, bool icase);
+bool LikeMatch(std::string_view value, std::string_view pattern, bool icase);
 // Sorts by `order`, then start_time DESC, then run_id; runs missing an ordered value sort last.
 void SortRuns(const RunOrder& order, std::vector<Run>& runs);
+// The order SortRuns sorts by: whether `a` comes before `b`.
+bool RunBefore(const RunOrder& order, const Run& a, const Run& b);
 
 }  // namespace cairn::tracking

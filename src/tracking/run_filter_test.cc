@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <regex>
+
 #include "tracking/tracking_store.h"
 
 namespace cairn::tracking {
@@ -46,6 +48,39 @@ TEST(RunFilter, LikeAndIlike) {
   ASSERT_TRUE(f.ok());
   EXPECT_TRUE(Matches(*f, MakeRun("a", 1, "v1", 1)));
   EXPECT_FALSE(Matches(*f, MakeRun("a", 1, "w1", 1)));
+}
+
+// The hand-written matcher against std::regex as the reference, over every short pattern of a small alphabet.
+TEST(RunFilter, LikeMatchAgreesWithARegex) {
+  const std::string alphabet = "ab%_";
+  std::vector<std::string> patterns = {""}, values = {""};
+  for (int len = 1; len <= 4; ++len) {
+    std::vector<std::string> next;
+    for (const auto& p : patterns)
+      if (p.size() == static_cast<size_t>(len - 1))
+        for (char c : alphabet) next.push_back(p + c);
+    patterns.insert(patterns.end(), next.begin(), next.end());
+  }
+  for (int len = 1; len <= 5; ++len) {
+    std::vector<std::string> next;
+    for (const auto& v : values)
+      if (v.size() == static_cast<size_t>(len - 1))
+        for (char c : std::string("abA")) next.push_back(v + c);
+    values.insert(values.end(), next.begin(), next.end());
+  }
+  int checked = 0;
+  for (const auto& p : patterns) {
+    std::string re;
+    for (char c : p) re += c == '%' ? std::string(".*") : c == '_' ? std::string(".") : std::string(1, c);
+    for (bool icase : {false, true}) {
+      std::regex r(re, icase ? std::regex::icase : std::regex::ECMAScript);
+      for (const auto& v : values) {
+        ASSERT_EQ(LikeMatch(v, p, icase), std::regex_match(v, r)) << "'" << v << "' LIKE '" << p << "' icase=" << icase;
+        ++checked;
+      }
+    }
+  }
+  EXPECT_GT(checked, 100000);
 }
 
 TEST(SortRuns, OrdersByMetricWithMissingLastThenStartTime) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <deque>
 #include <map>
 #include <tuple>
 #include <cstring>
@@ -735,6 +736,66 @@ Result<Run> TrackingStore::GetRun(const std::string& run_id) {
   if (!info.ok()) return info.status();
   Run r;
   r.info = *info;
+  ReadRunData(db, r);
+  return r;
+}
+
+void TrackingStore::ReadPageData(Db& db, std::vector<Run>& page) {
+  if (page.size() <= 2) {
+    for (auto& r : page) {
+      if (auto info = ReadRunInfo(db, r.info.run_id); info.ok()) r.info = *info;
+      ReadRunData(db, r);
+    }
+    return;
+  }
+  // One query per table for the whole page, the ids bound as one JSON array.
+  std::unordered_map<std::string_view, Run*> index;
+  index.reserve(page.size());
+  json ids = json::array();
+  for (auto& r : page) {
+    index[r.info.run_id] = &r;
+    ids.push_back(r.info.run_id);
+    r.metrics.clear();
+    r.params.clear();
+    r.tags.clear();
+    r.dataset_inputs = nullptr;
+  }
+  std::string id_list = ids.dump();
+  const char* in = " WHERE run_id IN (SELECT value FROM json_each(?))";
+  Stmt& a = db.Prepare(std::string("SELECT run_id, artifact_uri FROM runs") + in);
+  a.Bind(1, id_list);
+  while (a.Step())
+    if (auto it = index.find(a.Text(0)); it != index.end()) it->second->info.artifact_uri = a.Text(1);
+  a.Reset();
+  Stmt& m = db.Prepare(std::string("SELECT run_id, key, step, timestamp, value, is_nan FROM latest_metrics") + in +
+                       " ORDER BY run_id, key");
+  m.Bind(1, id_list);
+  while (m.Step())
+    if (auto it = index.find(m.Text(0)); it != index.end()) it->second->metrics.push_back(ReadMetric(m, 1));
+  m.Reset();
+  for (const char* table : {"params", "tags"}) {
+    Stmt& kv = db.Prepare(std::string("SELECT run_id, key, value FROM ") + table + in + " ORDER BY run_id, key");
+    kv.Bind(1, id_list);
+    bool params = std::string(table) == "params";
+    while (kv.Step())
+      if (auto it = index.find(kv.Text(0)); it != index.end())
+        (params ? it->second->params : it->second->tags).push_back({kv.Text(1), kv.Text(2)});
+    kv.Reset();
+  }
+  Stmt& i = db.Prepare(std::string("SELECT run_id, input FROM run_inputs") + in + " ORDER BY run_id, seq");
+  i.Bind(1, id_list);
+  while (i.Step())
+    if (auto it = index.find(i.Text(0)); it != index.end())
+      it->second->dataset_inputs.push_back(json::parse(i.Text(1), nullptr, false));
+  i.Reset();
+}
+
+void TrackingStore::ReadRunData(Db& db, Run& r) {
+  const std::string& run_id = r.info.run_id;
+  r.metrics.clear();
+  r.params.clear();
+  r.tags.clear();
+  r.dataset_inputs = nullptr;
   Stmt& m = db.Prepare("SELECT key, step, timestamp, value, is_nan FROM latest_metrics WHERE run_id = ? ORDER BY key");
   m.Bind(1, run_id);
   while (m.Step()) r.metrics.push_back(ReadMetric(m, 0));
@@ -751,7 +812,6 @@ Result<Run> TrackingStore::GetRun(const std::string& run_id) {
   in.Bind(1, run_id);
   while (in.Step()) r.dataset_inputs.push_back(json::parse(in.Text(0), nullptr, false));
   in.Reset();
-  return r;
 }
 
 Result<std::vector<Point>> TrackingStore::GetHistory(const std::string& run_id, const std::string& key) {
@@ -777,22 +837,49 @@ Result<std::vector<Run>> TrackingStore::SearchRuns(const RunSearch& q, bool* mor
   auto order = ParseRunOrder(q.order_by);
   if (!order.ok()) return order.status();
   if (q.max_results > 50000) return InvalidArgument("Invalid value for request parameter max_results. It must be at most 50000, but got value " + std::to_string(q.max_results));
-  // Whole experiments at a time: five queries each, not five per run.
+  // In two steps, so that the cost grows with the page rather than with the experiment: first every run's
+  // attributes plus only the metrics, params and tags that the filter and the order name, enough to filter,
+  // sort and page; then everything else, for the runs of the page only.
+  std::vector<std::string> metric_keys, param_keys, tag_keys;
+  auto need = [&](const std::string& kind, const std::string& key) {
+    auto* v = kind == "metric" ? &metric_keys : kind == "param" ? &param_keys : kind == "tag" ? &tag_keys : nullptr;
+    if (v && std::find(v->begin(), v->end(), key) == v->end()) v->push_back(key);
+  };
+  for (const auto& c : *filter) need(c.kind, c.key);
+  for (const auto& o : *order) need(o.kind, o.key);
+
   Db& db = Reader();
-  std::vector<Run> runs;
+  std::deque<Run> all;  // stable addresses
   std::string stage = q.view == "ALL" ? "" : q.view == "DELETED_ONLY" ? " AND r.lifecycle_stage = 'deleted'"
                                                                       : " AND r.lifecycle_stage = 'active'";
+  // One scan of the experiment's runs, the named values joined in (each join matches at most one row: the
+  // tables' keys are (run_id, key)), so there is no lookup by run id in this program.
+  std::string sql = "SELECT r.run_id, r.experiment_id, r.run_name, r.user_id, r.status, r.start_time, r.end_time, "
+                    "r.lifecycle_stage";
+  std::string joins;
+  int n = 0;
+  for (size_t i = 0; i < metric_keys.size(); ++i, ++n) {
+    std::string a = "j" + std::to_string(n);
+    sql += ", " + a + ".step, " + a + ".timestamp, " + a + ".value, " + a + ".is_nan";
+    joins += " LEFT JOIN latest_metrics " + a + " ON " + a + ".run_id = r.run_id AND " + a + ".key = ?";
+  }
+  for (const char* table : {"params", "tags"})
+    for (size_t i = 0; i < (std::string(table) == "params" ? param_keys : tag_keys).size(); ++i, ++n) {
+      std::string a = "j" + std::to_string(n);
+      sql += ", " + a + ".value";
+      joins += std::string(" LEFT JOIN ") + table + " " + a + " ON " + a + ".run_id = r.run_id AND " + a + ".key = ?";
+    }
+  sql += " FROM runs r" + joins + " WHERE r.experiment_id = ?" + stage;
   for (const auto& exp : q.experiment_ids) {
     if (!ValidExperimentId(exp)) continue;
-    long long exp_id = std::stoll(exp);
-    std::map<std::string, size_t> index;
-    std::vector<Run> these;
-    Stmt& s = db.Prepare(
-        "SELECT r.run_id, r.experiment_id, r.run_name, r.user_id, r.status, r.start_time, r.end_time, "
-        "r.artifact_uri, r.lifecycle_stage FROM runs r WHERE r.experiment_id = ?" + stage);
-    s.Bind(1, exp_id);
+    Stmt& s = db.Prepare(sql);
+    int arg = 1;
+    for (const auto& k : metric_keys) s.Bind(arg++, k);
+    for (const auto& k : param_keys) s.Bind(arg++, k);
+    for (const auto& k : tag_keys) s.Bind(arg++, k);
+    s.Bind(arg, std::stoll(exp));
     while (s.Step()) {
-      Run r;
+      Run& r = all.emplace_back();
       r.info.run_id = s.Text(0);
       r.info.experiment_id = std::to_string(s.Int(1));
       r.info.run_name = s.Text(2);
@@ -800,44 +887,47 @@ Result<std::vector<Run>> TrackingStore::SearchRuns(const RunSearch& q, bool* mor
       r.info.status = s.Text(4);
       if (!s.IsNull(5)) r.info.start_time = s.Int(5);
       if (!s.IsNull(6)) r.info.end_time = s.Int(6);
-      r.info.artifact_uri = s.Text(7);
-      r.info.lifecycle_stage = s.Text(8);
-      index[r.info.run_id] = these.size();
-      these.push_back(std::move(r));
+      r.info.lifecycle_stage = s.Text(7);
+      int col = 8;
+      for (const auto& k : metric_keys) {
+        if (!s.IsNull(col)) {
+          Metric m;
+          m.key = k;
+          m.step = s.Int(col);
+          m.timestamp = s.Int(col + 1);
+          m.value = s.Int(col + 3) ? NAN : s.Double(col + 2);
+          r.metrics.push_back(std::move(m));
+        }
+        col += 4;
+      }
+      for (const auto& k : param_keys) {
+        if (!s.IsNull(col)) r.params.push_back({k, s.Text(col)});
+        ++col;
+      }
+      for (const auto& k : tag_keys) {
+        if (!s.IsNull(col)) r.tags.push_back({k, s.Text(col)});
+        ++col;
+      }
     }
     s.Reset();
-    Stmt& m = db.Prepare("SELECT m.run_id, m.key, m.step, m.timestamp, m.value, m.is_nan FROM latest_metrics m "
-                         "JOIN runs r ON r.run_id = m.run_id WHERE r.experiment_id = ?" + stage + " ORDER BY m.key");
-    m.Bind(1, exp_id);
-    while (m.Step())
-      if (auto it = index.find(m.Text(0)); it != index.end()) these[it->second].metrics.push_back(ReadMetric(m, 1));
-    m.Reset();
-    for (const char* table : {"params", "tags"}) {
-      Stmt& kv = db.Prepare(std::string("SELECT p.run_id, p.key, p.value FROM ") + table +
-                            " p JOIN runs r ON r.run_id = p.run_id WHERE r.experiment_id = ?" + stage + " ORDER BY p.key");
-      kv.Bind(1, exp_id);
-      while (kv.Step()) {
-        auto it = index.find(kv.Text(0));
-        if (it == index.end()) continue;
-        (std::string(table) == "params" ? these[it->second].params : these[it->second].tags).push_back({kv.Text(1), kv.Text(2)});
-      }
-      kv.Reset();
-    }
-    Stmt& in = db.Prepare("SELECT i.run_id, i.input FROM run_inputs i JOIN runs r ON r.run_id = i.run_id "
-                          "WHERE r.experiment_id = ?" + stage + " ORDER BY i.seq");
-    in.Bind(1, exp_id);
-    while (in.Step())
-      if (auto it = index.find(in.Text(0)); it != index.end())
-        these[it->second].dataset_inputs.push_back(json::parse(in.Text(1), nullptr, false));
-    in.Reset();
-    for (auto& r : these)
-      if (Matches(*filter, r)) runs.push_back(std::move(r));
   }
-  SortRuns(*order, runs);
-  long long start = std::min<long long>(q.offset, static_cast<long long>(runs.size()));
-  long long end = std::min<long long>(start + q.max_results, static_cast<long long>(runs.size()));
-  *more = end < static_cast<long long>(runs.size());
-  return std::vector<Run>(std::make_move_iterator(runs.begin() + start), std::make_move_iterator(runs.begin() + end));
+  std::vector<Run*> matched;
+  for (auto& r : all)
+    if (Matches(*filter, r)) matched.push_back(&r);
+  // A page from the top of the order needs only a partial sort.
+  long long start = std::min<long long>(q.offset, static_cast<long long>(matched.size()));
+  long long end = std::min<long long>(start + q.max_results, static_cast<long long>(matched.size()));
+  auto before = [&](const Run* a, const Run* b) { return RunBefore(*order, *a, *b); };
+  if (end < static_cast<long long>(matched.size()))
+    std::partial_sort(matched.begin(), matched.begin() + end, matched.end(), before);
+  else
+    std::sort(matched.begin(), matched.end(), before);
+  *more = end < static_cast<long long>(matched.size());
+  std::vector<Run> page;
+  page.reserve(static_cast<size_t>(end - start));
+  for (long long i = start; i < end; ++i) page.push_back(std::move(*matched[static_cast<size_t>(i)]));
+  ReadPageData(db, page);
+  return page;
 }
 
 }  // namespace cairn::tracking

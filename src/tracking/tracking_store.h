@@ -64,7 +64,7 @@ struct Run {
   std::vector<Metric> metrics;  // the latest value of each key
   std::vector<KeyValue> params;
   std::vector<KeyValue> tags;
-  nlohmann::json dataset_inputs = nlohmann::json::array();
+  nlohmann::json dataset_inputs;  // an array, or null for none
 };
 
 struct RunSearch {
@@ -143,6 +143,10 @@ class TrackingStore {
   void LeadLocked(std::unique_lock<std::mutex>& l);
   void RunBatch(std::deque<std::shared_ptr<Op>>& batch);
   Result<RunInfo> ReadRunInfo(store::Db& db, const std::string& run_id);
+  // Fills the run's metrics, params, tags and inputs (replacing what it had).
+  void ReadRunData(store::Db& db, Run& r);
+  // The same, and the attributes the search's first pass left out, for a page of runs at once.
+  void ReadPageData(store::Db& db, std::vector<Run>& page);
 
   struct Op {
     std::function<Status(store::Db&)> fn;

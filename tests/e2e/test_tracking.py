@@ -211,3 +211,44 @@ def test_experiments_search_filters_and_orders(ws):
     assert names(res2) == ["alpha-2", "beta"] and "next_page_token" not in res2
     status, err = call(ws, "POST", "/api/2.0/mlflow/experiments/search", {"filter": "nonsense ~ 1"})
     assert status == 400 and err["message"] == "Invalid experiment filter clause 'nonsense ~ 1'"
+
+
+def test_search_answers_runs_as_get_does_and_pages_in_order(ws):
+    """runs/search writes its JSON by hand and loads a run's data only for the page: it must give what runs/get
+    gives (strange strings, NaN, inputs included), and pages must follow the order across the whole experiment."""
+    ws.run("job", "list")
+    _, e = call(ws, "POST", "/api/2.0/mlflow/experiments/create", {"name": "paging"})
+    exp = e["experiment_id"]
+    ids = []
+    for i in range(30):
+        _, r = call(ws, "POST", "/api/2.0/mlflow/runs/create",
+                    {"experiment_id": exp, "run_name": f"r{i}", "start_time": 1000 + i})
+        rid = r["run"]["info"]["run_id"]
+        ids.append(rid)
+        batch = {"run_id": rid,
+                 "metrics": [{"key": "acc", "value": (i * 7 % 30) / 30, "timestamp": 1, "step": 0},
+                             {"key": "odd", "value": "NaN" if i % 2 else i, "timestamp": 1, "step": 0}],
+                 "params": [{"key": "i", "value": str(i)}, {"key": "weird", "value": "é\"\\\n\u0001/\U0001F600"}],
+                 "tags": [{"key": "group", "value": "even" if i % 2 == 0 else "odd"}]}
+        assert call(ws, "POST", "/api/2.0/mlflow/runs/log-batch", batch) == (200, {})
+    call(ws, "POST", "/api/2.0/mlflow/runs/log-inputs",
+         {"run_id": ids[3], "datasets": [{"dataset": {"name": "d", "digest": "x", "source_type": "local",
+                                                      "source": "{}"}, "tags": []}]})
+    query = {"experiment_ids": [exp], "filter": "tags.group = 'odd' and params.i LIKE '%'",
+             "order_by": ["metrics.acc DESC"], "max_results": 4}
+    seen = []
+    while True:
+        status, page = call(ws, "POST", "/api/2.0/mlflow/runs/search", query)
+        assert status == 200
+        for run in page.get("runs", []):
+            _, got = call(ws, "GET", "/api/2.0/mlflow/runs/get", query={"run_id": run["info"]["run_id"]})
+            assert run == got["run"]
+            seen.append(run)
+        if "next_page_token" not in page:
+            break
+        query["page_token"] = page["next_page_token"]
+    assert len(seen) == 15
+    accs = [next(m["value"] for m in r["data"]["metrics"] if m["key"] == "acc") for r in seen]
+    assert accs == sorted(accs, reverse=True)
+    assert all(next(m["value"] for m in r["data"]["metrics"] if m["key"] == "odd") == "NaN" for r in seen)
+    assert any(r["inputs"].get("dataset_inputs") for r in seen)
