@@ -98,6 +98,9 @@ class Msg {
     return out;
   }
   const json& Body() const { return body_; }
+  const std::string& Method() const { return req_.method; }
+  // The path after /api/2.0/mlflow/.
+  std::string Path() const { return req_.matches[1]; }
   // run_id, or the old run_uuid.
   std::string RunId() const {
     auto r = Str("run_id");
@@ -167,6 +170,10 @@ Result<Metric> MetricFrom(const json& x) {
     if (!st.ok()) return st.status();
     m.step = *st;
   }
+  // MLflow 3.x: the logged model and dataset a metric belongs to.
+  for (auto [field, out] : {std::pair{"model_id", &m.model_id}, std::pair{"dataset_name", &m.dataset_name},
+                            std::pair{"dataset_digest", &m.dataset_digest}})
+    if (x.contains(field) && x[field].is_string()) *out = x[field];
   return m;
 }
 
@@ -246,7 +253,10 @@ std::optional<LogBatchBody> ReadLogBatch(std::string_view text) {
           else if (key == "value") fine = !v && (v = number(&m.value));
           else if (key == "timestamp") fine = !t && (t = integer(&m.timestamp));
           else if (key == "step") fine = !st && (st = integer(&m.step));
-          else r.Skip();  // model_id, dataset_name, dataset_digest, run_id: what a 3.x client adds
+          else if (key == "model_id" && r.Peek() == JsonReader::Kind::kString) fine = r.String(&m.model_id);
+          else if (key == "dataset_name" && r.Peek() == JsonReader::Kind::kString) fine = r.String(&m.dataset_name);
+          else if (key == "dataset_digest" && r.Peek() == JsonReader::Kind::kString) fine = r.String(&m.dataset_digest);
+          else r.Skip();  // anything newer clients add (3.x also sends run_id)
           if (!fine) return std::nullopt;
         }
         if (!r.ok() || !k || !v || !t) return std::nullopt;
@@ -267,6 +277,25 @@ std::optional<LogBatchBody> ReadLogBatch(std::string_view text) {
   if (!r.ok() || !r.AtEnd()) return std::nullopt;
   if (!seen_run) b.run_id = run_uuid;
   return b;
+}
+
+// The route a path takes: the path itself, or for MLflow 3.x's logged models (ids in the path) its pattern.
+std::string RouteOf(const std::string& path) {
+  const std::string prefix = "logged-models/";
+  if (path.rfind(prefix, 0) != 0 || path == "logged-models/search") return path;
+  auto parts = Split(path.substr(prefix.size()), '/');
+  if (parts.empty() || parts[0].empty()) return path;
+  if (parts.size() == 1) return "logged-models/{id}";
+  if (parts.size() == 2 && (parts[1] == "params" || parts[1] == "tags")) return "logged-models/{id}/" + parts[1];
+  if (parts.size() == 3 && parts[1] == "tags") return "logged-models/{id}/tags/{key}";
+  if (parts.size() == 3 && parts[1] == "artifacts" && parts[2] == "directories") return "logged-models/{id}/artifacts/directories";
+  return path;
+}
+
+// The {id} (part 0) or {key} (part 2) of a logged-models path.
+std::string ModelPathPart(const std::string& path, size_t n) {
+  auto parts = Split(path.substr(std::string("logged-models/").size()), '/');
+  return n < parts.size() ? parts[n] : "";  // httplib has decoded the path
 }
 
 json MetricJson(const Metric& m) {
@@ -297,6 +326,40 @@ json RunInfoJson(const tracking::RunInfo& r) {
   return j;
 }
 
+json RunInputsJson(const tracking::Run& r) {
+  json in = json::object();
+  if (!r.dataset_inputs.empty()) in["dataset_inputs"] = r.dataset_inputs;
+  if (!r.model_inputs.empty()) {
+    in["model_inputs"] = json::array();
+    for (const auto& m : r.model_inputs) in["model_inputs"].push_back({{"model_id", m}});
+  }
+  return in;
+}
+
+json RunOutputsJson(const tracking::Run& r) {
+  json out = {{"model_outputs", json::array()}};
+  for (const auto& [m, step] : r.model_outputs) out["model_outputs"].push_back({{"model_id", m}, {"step", step}});
+  return out;
+}
+
+json LoggedModelJson(const tracking::LoggedModel& m) {
+  json info = {{"model_id", m.model_id}, {"experiment_id", m.experiment_id}, {"name", m.name},
+               {"creation_timestamp_ms", m.creation_timestamp_ms}, {"last_updated_timestamp_ms", m.last_updated_timestamp_ms},
+               {"artifact_uri", m.artifact_uri}, {"status", m.status}, {"creator_id", m.creator_id},
+               {"model_type", m.model_type}, {"source_run_id", m.source_run_id}, {"status_message", m.status_message},
+               {"tags", KvJson(m.tags)}, {"registrations", json::array()}};
+  json metrics = json::array();
+  for (const auto& x : m.metrics) {
+    json j = MetricJson(x.metric);
+    j["model_id"] = m.model_id;
+    if (!x.run_id.empty()) j["run_id"] = x.run_id;
+    if (!x.metric.dataset_name.empty()) j["dataset_name"] = x.metric.dataset_name;
+    if (!x.metric.dataset_digest.empty()) j["dataset_digest"] = x.metric.dataset_digest;
+    metrics.push_back(j);
+  }
+  return {{"info", info}, {"data", {{"params", KvJson(m.params)}, {"metrics", metrics}}}};
+}
+
 json RunJson(const tracking::Run& r) {
   json data = json::object();
   if (!r.metrics.empty()) {
@@ -307,7 +370,8 @@ json RunJson(const tracking::Run& r) {
   if (!r.params.empty()) data["params"] = KvJson(r.params);
   if (!r.tags.empty()) data["tags"] = KvJson(r.tags);
   json j = {{"info", RunInfoJson(r.info)}, {"data", data}};
-  j["inputs"] = r.dataset_inputs.empty() ? json::object() : json{{"dataset_inputs", r.dataset_inputs}};
+  j["inputs"] = RunInputsJson(r);
+  if (!r.model_outputs.empty()) j["outputs"] = RunOutputsJson(r);
   return j;
 }
 
@@ -383,8 +447,12 @@ void AppendRunJson(std::string& out, const tracking::Run& r) {
     out += ']';
   }
   out += "},\"inputs\":";
-  if (r.dataset_inputs.empty()) out += "{}";
-  else out += json{{"dataset_inputs", r.dataset_inputs}}.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (r.dataset_inputs.empty() && r.model_inputs.empty()) out += "{}";
+  else out += RunInputsJson(r).dump(-1, ' ', false, json::error_handler_t::replace);
+  if (!r.model_outputs.empty()) {
+    out += ",\"outputs\":";
+    out += RunOutputsJson(r).dump();
+  }
   out += '}';
 }
 
@@ -473,7 +541,7 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
   // A route that reads the body itself (no DOM).
   auto raw_route = [table](const std::string& path, Handler fn) { (*table)[path] = std::move(fn); };
   auto dispatch = [table](const httplib::Request& req, httplib::Response& res) {
-    auto it = table->find(req.matches[1]);
+    auto it = table->find(RouteOf(req.matches[1]));
     if (it == table->end()) {
       res.status = 404;
       res.set_content(json{{"error_code", "ENDPOINT_NOT_FOUND"},
@@ -485,6 +553,7 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
   svr.Get(api + "(.+)", dispatch);
   svr.Post(api + "(.+)", dispatch);
   svr.Patch(api + "(.+)", dispatch);
+  svr.Delete(api + "(.+)", dispatch);
   auto may_write_run = [cp](const std::string& run_id) -> Status {
     std::string scope = cp->scope();
     if (scope.empty() || scope == run_id) return Status::Ok();
@@ -562,7 +631,150 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     Reply(res, json::object());
   });
 
+  route("experiments/delete-experiment-tag", [=](const Msg& m, httplib::Response& res) {
+    if (Status s = workspace_only("tag experiments"); !s.ok()) return ReplyError(res, s);
+    Status s = st->DeleteExperimentTag(m.StrOr("experiment_id"), m.StrOr("key"));
+    if (!s.ok()) return ReplyError(res, s);
+    Reply(res, json::object());
+  });
+
+  // ---- logged models (MLflow 3.x) ----
+  // A job's token may create models and change those its own run logged.
+  auto may_write_model = [cp, st](const std::string& model_id) -> Status {
+    std::string scope = cp->scope();
+    if (scope.empty()) return Status::Ok();
+    auto m = st->GetLoggedModel(model_id);
+    if (!m.ok()) return m.status();
+    if (m->source_run_id == scope) return Status::Ok();
+    return Status(Code::kPermissionDenied, "this token belongs to job '" + scope + "' and may change only the models its run logged");
+  };
+  route("logged-models", [=](const Msg& m, httplib::Response& res) {
+    if (m.Method() != "POST") return ReplyError(res, Status(Code::kNotFound, "No API endpoint for " + m.Method() + " logged-models"));
+    auto params = KeyValues(m.Body().value("params", json()), "params");
+    if (!params.ok()) return ReplyError(res, params.status());
+    auto tags = KeyValues(m.Body().value("tags", json()), "tags");
+    if (!tags.ok()) return ReplyError(res, tags.status());
+    std::string source_run = m.StrOr("source_run_id");
+    if (!cp->scope().empty() && !source_run.empty() && source_run != cp->scope())
+      return ReplyError(res, Status(Code::kPermissionDenied, "this token belongs to job '" + cp->scope() +
+                                                                 "' and may log models only for its own run"));
+    if (!cp->scope().empty() && source_run.empty()) source_run = cp->scope();
+    std::string user;
+    for (const auto& t : *tags)
+      if (t.key == "mlflow.user") user = t.value;
+    auto model = st->CreateLoggedModel(m.StrOr("experiment_id", "0"), m.StrOr("name"), m.StrOr("model_type"),
+                                       source_run, user, *params, *tags);
+    if (!model.ok()) return ReplyError(res, model.status());
+    Reply(res, {{"model", LoggedModelJson(*model)}});
+  });
+  route("logged-models/search", [=](const Msg& m, httplib::Response& res) {
+    tracking::ModelSearch q;
+    q.experiment_ids = m.All("experiment_ids");
+    q.filter = m.StrOr("filter");
+    json order = m.Body().value("order_by", json::array());
+    if (order.is_array())
+      for (const auto& o : order)
+        if (o.is_object() && o.contains("field_name") && o["field_name"].is_string())
+          q.order_by.push_back({o["field_name"], o.value("ascending", true)});
+    auto max = m.Int("max_results");
+    if (!max.ok()) return ReplyError(res, max.status());
+    q.max_results = static_cast<int>(max->value_or(50));
+    auto offset = OffsetOf(m.StrOr("page_token"));
+    if (!offset.ok()) return ReplyError(res, offset.status());
+    q.offset = *offset;
+    bool more = false;
+    auto models = st->SearchLoggedModels(q, &more);
+    if (!models.ok()) return ReplyError(res, models.status());
+    json out = {{"models", json::array()}};
+    for (const auto& x : *models) out["models"].push_back(LoggedModelJson(x));
+    if (more) out["next_page_token"] = PageToken(q.offset + q.max_results);
+    Reply(res, out);
+  });
+  route("logged-models/{id}", [=](const Msg& m, httplib::Response& res) {
+    std::string id = ModelPathPart(m.Path(), 0);
+    if (m.Method() == "GET") {
+      auto model = st->GetLoggedModel(id);
+      if (!model.ok()) return ReplyError(res, model.status());
+      return Reply(res, {{"model", LoggedModelJson(*model)}});
+    }
+    if (Status s = may_write_model(id); !s.ok()) return ReplyError(res, s);
+    if (m.Method() == "PATCH") {  // finalize
+      auto model = st->FinalizeLoggedModel(id, m.StrOr("status"));
+      if (!model.ok()) return ReplyError(res, model.status());
+      return Reply(res, {{"model", LoggedModelJson(*model)}});
+    }
+    if (m.Method() == "DELETE") {
+      Status s = st->DeleteLoggedModel(id);
+      if (!s.ok()) return ReplyError(res, s);
+      return Reply(res, json::object());
+    }
+    ReplyError(res, Status(Code::kNotFound, "No API endpoint for " + m.Method() + " logged-models/{model_id}"));
+  });
+  route("logged-models/{id}/params", [=](const Msg& m, httplib::Response& res) {
+    std::string id = ModelPathPart(m.Path(), 0);
+    if (Status s = may_write_model(id); !s.ok()) return ReplyError(res, s);
+    auto params = KeyValues(m.Body().value("params", json()), "params");
+    if (!params.ok()) return ReplyError(res, params.status());
+    Status s = st->LogModelParams(id, *params);
+    if (!s.ok()) return ReplyError(res, s);
+    Reply(res, json::object());
+  });
+  route("logged-models/{id}/tags", [=](const Msg& m, httplib::Response& res) {
+    std::string id = ModelPathPart(m.Path(), 0);
+    if (Status s = may_write_model(id); !s.ok()) return ReplyError(res, s);
+    auto tags = KeyValues(m.Body().value("tags", json()), "tags");
+    if (!tags.ok()) return ReplyError(res, tags.status());
+    Status s = st->SetModelTags(id, *tags);
+    if (!s.ok()) return ReplyError(res, s);
+    Reply(res, json::object());
+  });
+  route("logged-models/{id}/tags/{key}", [=](const Msg& m, httplib::Response& res) {
+    std::string id = ModelPathPart(m.Path(), 0);
+    if (Status s = may_write_model(id); !s.ok()) return ReplyError(res, s);
+    Status s = st->DeleteModelTag(id, ModelPathPart(m.Path(), 2));
+    if (!s.ok()) return ReplyError(res, s);
+    Reply(res, json::object());
+  });
+  route("logged-models/{id}/artifacts/directories", [=](const Msg& m, httplib::Response& res) {
+    auto model = st->GetLoggedModel(ModelPathPart(m.Path(), 0));
+    if (!model.ok()) return ReplyError(res, model.status());
+    // mlflow-artifacts:/<rest> lives where the artifact proxy keeps <rest>.
+    std::string root = model->artifact_uri.rfind("mlflow-artifacts:/", 0) == 0 ? model->artifact_uri.substr(18) : "";
+    std::string sub = m.StrOr("artifact_directory_path");
+    std::string dir = ArtifactFile(*cp, sub.empty() ? root : root + "/" + sub);
+    if (root.empty() || dir.empty()) return ReplyError(res, InvalidArgument("Invalid artifact path"));
+    json files = json::array();
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+      json f = {{"path", (sub.empty() ? "" : sub + "/") + e.path().filename().string()}, {"is_dir", e.is_directory()}};
+      if (!e.is_directory()) f["file_size"] = static_cast<long long>(e.file_size(ec));
+      files.push_back(f);
+    }
+    Reply(res, {{"root_uri", model->artifact_uri}, {"files", files}});
+  });
+
   // ---- runs ----
+  route("runs/outputs", [=](const Msg& m, httplib::Response& res) {  // MLflow 3.x
+    std::string id = m.RunId();
+    if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
+    std::vector<std::pair<std::string, long long>> models;
+    json ms = m.Body().value("models", json::array());
+    if (!ms.is_array()) return ReplyError(res, InvalidArgument("Invalid value for parameter 'models': expected a list"));
+    for (const auto& x : ms) {
+      if (!x.is_object() || !x.contains("model_id") || !x["model_id"].is_string())
+        return ReplyError(res, InvalidArgument("Missing value for required parameter 'models[].model_id'"));
+      long long step = 0;
+      if (x.contains("step") && !x["step"].is_null()) {
+        auto v = ParseInt(x["step"], "step");
+        if (!v.ok()) return ReplyError(res, v.status());
+        step = *v;
+      }
+      models.push_back({x["model_id"], step});
+    }
+    Status s = st->LogOutputs(id, models);
+    if (!s.ok()) return ReplyError(res, s);
+    Reply(res, json::object());
+  });
   route("runs/create", [=](const Msg& m, httplib::Response& res) {
     if (Status s = workspace_only("create runs (it may write only to its own run)"); !s.ok()) return ReplyError(res, s);
     auto tags = KeyValues(m.Body().value("tags", json()), "tags");
@@ -669,7 +881,12 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
   route("runs/log-inputs", [=](const Msg& m, httplib::Response& res) {
     std::string id = m.RunId();
     if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
-    Status s = st->LogInputs(id, m.Body().value("datasets", json::array()));
+    std::vector<std::string> models;
+    json ms = m.Body().value("models", json::array());
+    if (ms.is_array())
+      for (const auto& x : ms)
+        if (x.is_object() && x.contains("model_id") && x["model_id"].is_string()) models.push_back(x["model_id"]);
+    Status s = st->LogInputs(id, m.Body().value("datasets", json::array()), models);
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
   });

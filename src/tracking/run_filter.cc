@@ -86,7 +86,7 @@ struct Lexer {
   }
 };
 
-bool SplitIdent(const std::string& ident, std::string& kind, std::string& key) {
+bool SplitIdent(const std::string& ident, const FilterSchema& schema, std::string& kind, std::string& key) {
   size_t dot = ident.find('.');
   std::string prefix = dot == std::string::npos ? "" : ToLower(ident.substr(0, dot));
   std::string rest = dot == std::string::npos ? ident : ident.substr(dot + 1);
@@ -103,9 +103,9 @@ bool SplitIdent(const std::string& ident, std::string& kind, std::string& key) {
     std::string k = ToLower(key);
     if (k == "run name") key = "run_name";
     else if (k == "created") key = "start_time";
-    static const std::vector<std::string> kAttrs = {"run_id", "run_name", "status", "user_id", "artifact_uri",
-                                                    "start_time", "end_time", "lifecycle_stage"};
-    if (std::find(kAttrs.begin(), kAttrs.end(), key) == kAttrs.end()) return false;
+    if (std::find(schema.string_attrs.begin(), schema.string_attrs.end(), key) == schema.string_attrs.end() &&
+        std::find(schema.number_attrs.begin(), schema.number_attrs.end(), key) == schema.number_attrs.end())
+      return false;
   }
   return !key.empty();
 }
@@ -165,18 +165,35 @@ bool LikeMatch(std::string_view value, std::string_view pattern, bool icase) {
   return p == pattern.size();
 }
 
-Result<RunFilter> ParseRunFilter(const std::string& text) {
+const FilterSchema& RunSchema() {
+  static const FilterSchema kRun{{"run_id", "run_name", "status", "user_id", "artifact_uri", "lifecycle_stage"},
+                                 {"start_time", "end_time"}};
+  return kRun;
+}
+
+const FilterSchema& LoggedModelSchema() {
+  static const FilterSchema kModel{{"model_id", "name", "model_type", "status", "source_run_id"},
+                                   {"creation_timestamp", "last_updated_timestamp"}};
+  return kModel;
+}
+
+Result<RunFilter> ParseRunFilter(const std::string& text) { return ParseFilter(text, RunSchema()); }
+
+Result<RunFilter> ParseFilter(const std::string& text, const FilterSchema& schema) {
+  auto numeric_attr = [&](const std::string& key) {
+    return std::find(schema.number_attrs.begin(), schema.number_attrs.end(), key) != schema.number_attrs.end();
+  };
   RunFilter out;
   Lexer lx{text};
   if (lx.AtEnd()) return out;
   for (;;) {
     Clause c;
     std::string ident = lx.Ident();
-    if (ident.empty() || !SplitIdent(ident, c.kind, c.key))
+    if (ident.empty() || !SplitIdent(ident, schema, c.kind, c.key))
       return InvalidArgument("Invalid filter '" + text + "': cannot read an identifier at '" + text.substr(std::min(lx.i, text.size())) + "'");
     c.op = lx.Op();
     if (c.op.empty()) return InvalidArgument("Invalid filter '" + text + "': expected a comparator after '" + ident + "'");
-    c.numeric = c.kind == "metric" || (c.kind == "attribute" && IsNumericAttr(c.key));
+    c.numeric = c.kind == "metric" || (c.kind == "attribute" && numeric_attr(c.key));
     if (c.op == "IN" || c.op == "NOT IN") {
       if (c.numeric || c.kind == "metric") return InvalidArgument("Invalid filter '" + text + "': IN needs a string attribute");
       lx.Ws();
@@ -220,7 +237,7 @@ Result<RunOrder> ParseRunOrder(const std::vector<std::string>& order_by) {
     Lexer lx{o};
     OrderKey k;
     std::string ident = lx.Ident();
-    if (ident.empty() || !SplitIdent(ident, k.kind, k.key)) return InvalidArgument("Invalid order_by clause '" + o + "'");
+    if (ident.empty() || !SplitIdent(ident, RunSchema(), k.kind, k.key)) return InvalidArgument("Invalid order_by clause '" + o + "'");
     std::string dir = ToLower(Trim(o.substr(std::min(lx.i, o.size()))));
     if (dir == "desc") k.ascending = false;
     else if (!dir.empty() && dir != "asc") return InvalidArgument("Invalid order_by clause '" + o + "'");
@@ -229,17 +246,35 @@ Result<RunOrder> ParseRunOrder(const std::vector<std::string>& order_by) {
   return out;
 }
 
-bool Matches(const RunFilter& filter, const Run& run) {
+namespace {
+class RunFields : public FieldSource {
+ public:
+  explicit RunFields(const Run& r) : r_(r) {}
+  std::optional<std::string_view> String(const std::string& kind, const std::string& key) const override {
+    return StringValue(r_, kind, key);
+  }
+  std::optional<double> Number(const std::string& kind, const std::string& key) const override {
+    return NumberValue(r_, kind, key);
+  }
+
+ private:
+  const Run& r_;
+};
+}  // namespace
+
+bool Matches(const RunFilter& filter, const Run& run) { return Matches(filter, RunFields(run)); }
+
+bool Matches(const RunFilter& filter, const FieldSource& source) {
   for (const auto& c : filter) {
     if (c.numeric) {
-      auto v = NumberValue(run, c.kind, c.key);
+      auto v = source.Number(c.kind, c.key);
       if (!v) return false;
       double x = c.number;
       bool ok = c.op == "=" ? *v == x : c.op == "!=" ? *v != x : c.op == ">" ? *v > x : c.op == ">=" ? *v >= x
               : c.op == "<" ? *v < x : *v <= x;
       if (!ok) return false;
     } else {
-      auto v = StringValue(run, c.kind, c.key);
+      auto v = source.String(c.kind, c.key);
       if (!v) return false;
       bool ok;
       if (c.op == "=") ok = *v == c.values[0];

@@ -2,6 +2,7 @@
 // metrics.x / params.x / tags.x / attributes.x with = != > >= < <= LIKE ILIKE IN NOT IN. Pure, thread-safe.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,7 +30,25 @@ struct OrderKey {
 };
 using RunOrder = std::vector<OrderKey>;
 
-Result<RunFilter> ParseRunFilter(const std::string& text);
+// What a filter may name besides metrics.x, params.x and tags.x.
+struct FilterSchema {
+  std::vector<std::string> string_attrs, number_attrs;
+};
+const FilterSchema& RunSchema();
+const FilterSchema& LoggedModelSchema();
+
+Result<RunFilter> ParseFilter(const std::string& text, const FilterSchema& schema);
+Result<RunFilter> ParseRunFilter(const std::string& text);  // with RunSchema()
+
+// The values a filter is evaluated against.
+class FieldSource {
+ public:
+  virtual ~FieldSource() = default;
+  // kind: metric | param | tag | attribute.
+  virtual std::optional<std::string_view> String(const std::string& kind, const std::string& key) const = 0;
+  virtual std::optional<double> Number(const std::string& kind, const std::string& key) const = 0;
+};
+bool Matches(const RunFilter& filter, const FieldSource& source);
 Result<RunOrder> ParseRunOrder(const std::vector<std::string>& order_by);
 bool Matches(const RunFilter& filter, const Run& run);
 // SQL LIKE ('%' any run, '_' one character), case-insensitive for ILIKE.

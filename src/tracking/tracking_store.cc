@@ -74,6 +74,42 @@ INSERT INTO experiments (experiment_id, name, artifact_location, creation_time, 
     // 2: metric histories packed into chunks (metric_series.h); the first schema's `metrics` table is
     // converted and dropped by ConvertLegacyMetrics when the store opens.
     kMetricSeriesMigration,
+    // 3: MLflow 3.x logged models, and the models runs use and produce.
+    R"sql(
+CREATE TABLE logged_models (
+  model_id TEXT PRIMARY KEY,
+  experiment_id INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  artifact_uri TEXT NOT NULL,
+  status TEXT NOT NULL DEFAULT 'LOGGED_MODEL_PENDING',
+  status_message TEXT NOT NULL DEFAULT '',
+  creator_id TEXT NOT NULL DEFAULT '',
+  model_type TEXT NOT NULL DEFAULT '',
+  source_run_id TEXT NOT NULL DEFAULT '',
+  creation_time INTEGER NOT NULL,
+  last_updated_time INTEGER NOT NULL,
+  lifecycle_stage TEXT NOT NULL DEFAULT 'active'
+);
+CREATE INDEX logged_models_experiment ON logged_models(experiment_id, creation_time);
+CREATE TABLE logged_model_params (
+  model_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (model_id, key)
+) WITHOUT ROWID;
+CREATE TABLE logged_model_tags (
+  model_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (model_id, key)
+) WITHOUT ROWID;
+CREATE TABLE logged_model_metrics (
+  model_id TEXT NOT NULL, key TEXT NOT NULL, value REAL, is_nan INTEGER NOT NULL DEFAULT 0,
+  timestamp INTEGER NOT NULL, step INTEGER NOT NULL, run_id TEXT NOT NULL DEFAULT '',
+  dataset_name TEXT NOT NULL DEFAULT '', dataset_digest TEXT NOT NULL DEFAULT '',
+  UNIQUE (model_id, key, step, timestamp, value, is_nan, run_id, dataset_name, dataset_digest)
+);
+CREATE TABLE run_outputs (
+  run_id TEXT NOT NULL, model_id TEXT NOT NULL, step INTEGER NOT NULL, PRIMARY KEY (run_id, model_id, step)
+) WITHOUT ROWID;
+CREATE TABLE run_model_inputs (
+  run_id TEXT NOT NULL, model_id TEXT NOT NULL, PRIMARY KEY (run_id, model_id)
+) WITHOUT ROWID;
+)sql",
   };
   return kMigrations;
 }
@@ -315,6 +351,16 @@ Status TrackingStore::SetExperimentTag(const std::string& id, const std::string&
   return Write([&](Db& db) {
     return db.Prepare("INSERT OR REPLACE INTO experiment_tags VALUES (?,?,?)")
         .Bind(1, std::stoll(id)).Bind(2, key).Bind(3, value).Run();
+  });
+}
+
+Status TrackingStore::DeleteExperimentTag(const std::string& id, const std::string& key) {
+  if (!ValidExperimentId(id)) return NotFound("No Experiment with id=" + id + " exists");
+  if (!GetExperiment(id).ok()) return NotFound("No Experiment with id=" + id + " exists");
+  return Write([&](Db& db) -> Status {
+    Status s = db.Prepare("DELETE FROM experiment_tags WHERE experiment_id = ? AND key = ?").Bind(1, std::stoll(id)).Bind(2, key).Run();
+    if (s.ok() && db.Changes() == 0) return NotFound("No tag with name: " + key + " in experiment with id " + id);
+    return s;
   });
 }
 
@@ -581,7 +627,7 @@ Status TrackingStore::SetRunStage(const std::string& run_id, const std::string& 
 Status TrackingStore::EraseRun(const std::string& run_id) {
   return Write([&](Db& db) -> Status {
     if (Status s = EraseSeries(db, run_id); !s.ok()) return s;
-    for (const char* table : {"runs", "params", "tags", "latest_metrics", "run_inputs"}) {
+    for (const char* table : {"runs", "params", "tags", "latest_metrics", "run_inputs", "run_outputs", "run_model_inputs"}) {
       Status s = db.Prepare(std::string("DELETE FROM ") + table + " WHERE run_id = ?").Bind(1, run_id).Run();
       if (!s.ok()) return s;
     }
@@ -684,6 +730,16 @@ Status TrackingStore::LogBatch(const std::string& run_id, const std::vector<Metr
     }
     for (const auto& x : series)
       if (Status st = AppendSeries(db, run_id, x.latest->key, x.points); !st.ok()) return st;
+    for (const auto& m : metrics) {
+      if (m.model_id.empty()) continue;
+      bool nan = std::isnan(m.value);
+      Status st = db.Prepare("INSERT OR IGNORE INTO logged_model_metrics (model_id, key, value, is_nan, timestamp, step, "
+                             "run_id, dataset_name, dataset_digest) VALUES (?,?,?,?,?,?,?,?,?)")
+                      .Bind(1, m.model_id).Bind(2, m.key).BindDouble(3, nan ? 0.0 : Clamp(m.value)).Bind(4, nan ? 1 : 0)
+                      .Bind(5, m.timestamp).Bind(6, m.step).Bind(7, run_id).Bind(8, m.dataset_name)
+                      .Bind(9, m.dataset_digest).Run();
+      if (!st.ok()) return st;
+    }
     for (const auto& x : series) {
       const Metric& m = *x.latest;
       bool nan = std::isnan(m.value);
@@ -717,13 +773,18 @@ Status TrackingStore::DeleteTag(const std::string& run_id, const std::string& ke
   });
 }
 
-Status TrackingStore::LogInputs(const std::string& run_id, const json& inputs) {
+Status TrackingStore::LogInputs(const std::string& run_id, const json& inputs, const std::vector<std::string>& models) {
   return Write([&](Db& db) -> Status {
     auto info = ReadRunInfo(db, run_id);
     if (!info.ok()) return info.status();
-    for (const auto& in : inputs) {
-      Status s = db.Prepare("INSERT INTO run_inputs VALUES (?, (SELECT COALESCE(MAX(seq),0)+1 FROM run_inputs WHERE run_id = ?), ?)")
-                     .Bind(1, run_id).Bind(2, run_id).Bind(3, in.dump()).Run();
+    if (inputs.is_array())
+      for (const auto& in : inputs) {
+        Status s = db.Prepare("INSERT INTO run_inputs VALUES (?, (SELECT COALESCE(MAX(seq),0)+1 FROM run_inputs WHERE run_id = ?), ?)")
+                       .Bind(1, run_id).Bind(2, run_id).Bind(3, in.dump()).Run();
+        if (!s.ok()) return s;
+      }
+    for (const auto& m : models) {
+      Status s = db.Prepare("INSERT OR IGNORE INTO run_model_inputs VALUES (?, ?)").Bind(1, run_id).Bind(2, m).Run();
       if (!s.ok()) return s;
     }
     return Status::Ok();
@@ -788,6 +849,7 @@ void TrackingStore::ReadPageData(Db& db, std::vector<Run>& page) {
     if (auto it = index.find(i.Text(0)); it != index.end())
       it->second->dataset_inputs.push_back(json::parse(i.Text(1), nullptr, false));
   i.Reset();
+  for (auto& r : page) ReadRunModels(db, r);  // two point lookups each; most runs have none
 }
 
 void TrackingStore::ReadRunData(Db& db, Run& r) {
@@ -812,6 +874,20 @@ void TrackingStore::ReadRunData(Db& db, Run& r) {
   in.Bind(1, run_id);
   while (in.Step()) r.dataset_inputs.push_back(json::parse(in.Text(0), nullptr, false));
   in.Reset();
+  ReadRunModels(db, r);
+}
+
+void TrackingStore::ReadRunModels(Db& db, Run& r) {
+  r.model_inputs.clear();
+  r.model_outputs.clear();
+  Stmt& mi = db.Prepare("SELECT model_id FROM run_model_inputs WHERE run_id = ? ORDER BY model_id");
+  mi.Bind(1, r.info.run_id);
+  while (mi.Step()) r.model_inputs.push_back(mi.Text(0));
+  mi.Reset();
+  Stmt& mo = db.Prepare("SELECT model_id, step FROM run_outputs WHERE run_id = ? ORDER BY step, model_id");
+  mo.Bind(1, r.info.run_id);
+  while (mo.Step()) r.model_outputs.push_back({mo.Text(0), mo.Int(1)});
+  mo.Reset();
 }
 
 Result<std::vector<Point>> TrackingStore::GetHistory(const std::string& run_id, const std::string& key) {

@@ -35,6 +35,39 @@ struct Metric {
   double value = 0;  // NaN allowed
   long long timestamp = 0;
   long long step = 0;
+  // MLflow 3.x: a metric of a logged model (post-training metrics, evaluation), and the dataset it was
+  // measured on. Such a metric is also kept with the model.
+  std::string model_id = {}, dataset_name = {}, dataset_digest = {};
+};
+
+// MLflow 3.x: a model logged by a run, with its own id, artifacts, params, tags and metrics.
+struct ModelMetric {
+  Metric metric;
+  std::string run_id;
+};
+struct LoggedModel {
+  std::string model_id;
+  std::string experiment_id;
+  std::string name;
+  std::string artifact_uri;
+  std::string status = "LOGGED_MODEL_PENDING";
+  std::string status_message;
+  std::string creator_id;
+  std::string model_type;
+  std::string source_run_id;
+  long long creation_timestamp_ms = 0;
+  long long last_updated_timestamp_ms = 0;
+  std::vector<KeyValue> tags, params;
+  std::vector<ModelMetric> metrics;
+};
+
+struct ModelSearch {
+  std::vector<std::string> experiment_ids;
+  std::string filter;
+  // field_name (an attribute or metrics.<key>) and direction; default: creation_timestamp descending.
+  std::vector<std::pair<std::string, bool>> order_by;
+  int max_results = 50;
+  long long offset = 0;
 };
 
 struct Experiment {
@@ -65,6 +98,8 @@ struct Run {
   std::vector<KeyValue> params;
   std::vector<KeyValue> tags;
   nlohmann::json dataset_inputs;  // an array, or null for none
+  std::vector<std::string> model_inputs;                        // 3.x: models the run used
+  std::vector<std::pair<std::string, long long>> model_outputs;  // 3.x: models it logged, at a step
 };
 
 struct RunSearch {
@@ -103,6 +138,7 @@ class TrackingStore {
   Status RenameExperiment(const std::string& id, const std::string& new_name);
   Status SetExperimentStage(const std::string& id, const std::string& stage);
   Status SetExperimentTag(const std::string& id, const std::string& key, const std::string& value);
+  Status DeleteExperimentTag(const std::string& id, const std::string& key);
   // `run_id` empty: a fresh uuid4 hex.
   Result<RunInfo> CreateRun(const std::string& experiment_id, const std::string& run_id,
                             const std::string& run_name, const std::string& user_id,
@@ -117,7 +153,23 @@ class TrackingStore {
   Status LogBatch(const std::string& run_id, const std::vector<Metric>& metrics,
                   const std::vector<KeyValue>& params, const std::vector<KeyValue>& tags);
   Status DeleteTag(const std::string& run_id, const std::string& key);
-  Status LogInputs(const std::string& run_id, const nlohmann::json& dataset_inputs);
+  Status LogInputs(const std::string& run_id, const nlohmann::json& dataset_inputs,
+                   const std::vector<std::string>& model_inputs = {});
+
+  // MLflow 3.x logged models and run outputs.
+  Result<LoggedModel> CreateLoggedModel(const std::string& experiment_id, const std::string& name,
+                                        const std::string& model_type, const std::string& source_run_id,
+                                        const std::string& creator_id, const std::vector<KeyValue>& params,
+                                        const std::vector<KeyValue>& tags);
+  Result<LoggedModel> GetLoggedModel(const std::string& model_id);
+  Result<LoggedModel> FinalizeLoggedModel(const std::string& model_id, const std::string& status);
+  Status LogModelParams(const std::string& model_id, const std::vector<KeyValue>& params);
+  Status SetModelTags(const std::string& model_id, const std::vector<KeyValue>& tags);
+  Status DeleteModelTag(const std::string& model_id, const std::string& key);
+  Status DeleteLoggedModel(const std::string& model_id);
+  Result<std::vector<LoggedModel>> SearchLoggedModels(const ModelSearch& search, bool* more);
+  // `models`: [{model_id, step}] a run produced.
+  Status LogOutputs(const std::string& run_id, const std::vector<std::pair<std::string, long long>>& models);
 
   // Reads.
   Result<Experiment> GetExperiment(const std::string& id);
@@ -143,10 +195,12 @@ class TrackingStore {
   void LeadLocked(std::unique_lock<std::mutex>& l);
   void RunBatch(std::deque<std::shared_ptr<Op>>& batch);
   Result<RunInfo> ReadRunInfo(store::Db& db, const std::string& run_id);
+  Result<LoggedModel> ReadLoggedModel(store::Db& db, const std::string& model_id);
   // Fills the run's metrics, params, tags and inputs (replacing what it had).
   void ReadRunData(store::Db& db, Run& r);
   // The same, and the attributes the search's first pass left out, for a page of runs at once.
   void ReadPageData(store::Db& db, std::vector<Run>& page);
+  void ReadRunModels(store::Db& db, Run& r);
 
   struct Op {
     std::function<Status(store::Db&)> fn;

@@ -252,3 +252,122 @@ def test_search_answers_runs_as_get_does_and_pages_in_order(ws):
     assert accs == sorted(accs, reverse=True)
     assert all(next(m["value"] for m in r["data"]["metrics"] if m["key"] == "odd") == "NaN" for r in seen)
     assert any(r["inputs"].get("dataset_inputs") for r in seen)
+
+
+def test_mlflow_3_logged_models_follow_the_clients_log_model_sequence(ws):
+    """The calls a 3.x client makes for mlflow.sklearn.log_model inside a run (spec section 10), in order."""
+    ws.run("job", "list")
+    _, e = call(ws, "POST", "/api/2.0/mlflow/experiments/create", {"name": "three"})
+    exp = e["experiment_id"]
+    _, r = call(ws, "POST", "/api/2.0/mlflow/runs/create", {"experiment_id": exp})
+    rid = r["run"]["info"]["run_id"]
+    call(ws, "POST", "/api/2.0/mlflow/runs/log-parameter", {"run_id": rid, "key": "C", "value": "1.0"})
+    status, created = call(ws, "POST", "/api/2.0/mlflow/logged-models",
+                           {"experiment_id": exp, "name": "model", "model_type": "sklearn", "source_run_id": rid,
+                            "params": [{"key": "C", "value": "1.0"}],
+                            "tags": [{"key": "mlflow.user", "value": "ada"}, {"key": "flavor", "value": "sklearn"}]})
+    assert status == 200
+    info = created["model"]["info"]
+    mid = info["model_id"]
+    assert re.fullmatch(r"m-[0-9a-f]{32}", mid)
+    assert info["artifact_uri"] == f"mlflow-artifacts:/{exp}/models/{mid}/artifacts"
+    assert info["status"] == "LOGGED_MODEL_PENDING" and info["creator_id"] == "ada"
+    assert call(ws, "POST", "/api/2.0/mlflow/runs/outputs", {"run_id": rid, "models": [{"model_id": mid, "step": 0}]}) == (200, {})
+    # Metrics at the model's step, carrying model_id and the dataset (unknown to a 2.x server, kept here).
+    batch = {"run_id": rid, "metrics": [{"key": "acc", "value": 0.93, "timestamp": 5, "step": 0, "model_id": mid,
+                                         "dataset_name": "iris", "dataset_digest": "abc", "run_id": rid}]}
+    assert call(ws, "POST", "/api/2.0/mlflow/runs/log-batch", batch) == (200, {})
+    for name, body in [("MLmodel", b"flavors: {}\n"), ("model.pkl", b"\x80\x04pickle")]:
+        status, _ = call(ws, "PUT", f"/api/2.0/mlflow-artifacts/artifacts/{exp}/models/{mid}/artifacts/{name}", data=body)
+        assert status == 200
+    call(ws, "POST", "/api/2.0/mlflow/runs/log-model", {"run_id": rid, "model_json": json.dumps({"artifact_path": "model"})})
+    status, done = call(ws, "PATCH", f"/api/2.0/mlflow/logged-models/{mid}", {"model_id": mid, "status": "LOGGED_MODEL_READY"})
+    assert status == 200 and done["model"]["info"]["status"] == "LOGGED_MODEL_READY"
+
+    _, got = call(ws, "GET", f"/api/2.0/mlflow/logged-models/{mid}")
+    m = got["model"]
+    assert m["data"]["params"] == [{"key": "C", "value": "1.0"}]
+    assert m["data"]["metrics"] == [{"key": "acc", "value": 0.93, "timestamp": 5, "step": 0, "model_id": mid,
+                                     "run_id": rid, "dataset_name": "iris", "dataset_digest": "abc"}]
+    _, run = call(ws, "GET", "/api/2.0/mlflow/runs/get", query={"run_id": rid})
+    assert run["run"]["outputs"] == {"model_outputs": [{"model_id": mid, "step": 0}]}
+    _, listing = call(ws, "GET", f"/api/2.0/mlflow/logged-models/{mid}/artifacts/directories")
+    assert sorted(f["path"] for f in listing["files"]) == ["MLmodel", "model.pkl"]
+    status, raw = call(ws, "GET", f"/api/2.0/mlflow-artifacts/artifacts/{exp}/models/{mid}/artifacts/model.pkl")
+    assert raw == b"\x80\x04pickle"
+
+    # Another run uses the model; tags change; search filters, orders and pages.
+    _, r2 = call(ws, "POST", "/api/2.0/mlflow/runs/create", {"experiment_id": exp})
+    rid2 = r2["run"]["info"]["run_id"]
+    assert call(ws, "POST", "/api/2.0/mlflow/runs/log-inputs", {"run_id": rid2, "models": [{"model_id": mid}]}) == (200, {})
+    _, run2 = call(ws, "POST", "/api/2.0/mlflow/runs/search", {"experiment_ids": [exp], "filter": f"attributes.run_id = '{rid2}'"})
+    assert run2["runs"][0]["inputs"] == {"model_inputs": [{"model_id": mid}]}
+    others = []
+    for i in range(3):
+        _, o = call(ws, "POST", "/api/2.0/mlflow/logged-models", {"experiment_id": exp, "name": f"other{i}"})
+        others.append(o["model"]["info"]["model_id"])
+        call(ws, "POST", "/api/2.0/mlflow/runs/log-batch",
+             {"run_id": rid, "metrics": [{"key": "acc", "value": 0.5 + i / 10, "timestamp": 6, "step": 0,
+                                          "model_id": others[-1]}]})
+    assert call(ws, "PATCH", f"/api/2.0/mlflow/logged-models/{mid}/tags", {"tags": [{"key": "stage", "value": "prod"}]}) == (200, {})
+    assert call(ws, "DELETE", f"/api/2.0/mlflow/logged-models/{mid}/tags/flavor")[0] == 200
+    _, found = call(ws, "POST", "/api/2.0/mlflow/logged-models/search",
+                    {"experiment_ids": [exp], "filter": "metrics.acc > 0.55 AND name LIKE '%'",
+                     "order_by": [{"field_name": "metrics.acc", "ascending": False}], "max_results": 2})
+    assert [x["info"]["model_id"] for x in found["models"]] == [mid, others[2]]
+    _, rest = call(ws, "POST", "/api/2.0/mlflow/logged-models/search",
+                   {"experiment_ids": [exp], "filter": "metrics.acc > 0.55",
+                    "order_by": [{"field_name": "metrics.acc", "ascending": False}], "max_results": 2,
+                    "page_token": found["next_page_token"]})
+    assert [x["info"]["model_id"] for x in rest["models"]] == [others[1]] and "next_page_token" not in rest
+    _, tagged = call(ws, "POST", "/api/2.0/mlflow/logged-models/search", {"experiment_ids": [exp], "filter": "tags.stage = 'prod'"})
+    assert [x["info"]["tags"] for x in tagged["models"]] == [[{"key": "mlflow.user", "value": "ada"}, {"key": "stage", "value": "prod"}]]
+    status, err = call(ws, "POST", "/api/2.0/mlflow/logged-models/search", {"experiment_ids": [exp], "filter": "nonsense = 'x'"})
+    assert status == 400 and err["error_code"] == "INVALID_PARAMETER_VALUE"
+
+    # Deleted: gone from get and search; experiments lose tags too (3.x delete-experiment-tag).
+    assert call(ws, "DELETE", f"/api/2.0/mlflow/logged-models/{others[0]}")[0] == 200
+    status, err = call(ws, "GET", f"/api/2.0/mlflow/logged-models/{others[0]}")
+    assert (status, err["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
+    call(ws, "POST", "/api/2.0/mlflow/experiments/set-experiment-tag", {"experiment_id": exp, "key": "k", "value": "v"})
+    assert call(ws, "POST", "/api/2.0/mlflow/experiments/delete-experiment-tag", {"experiment_id": exp, "key": "k"}) == (200, {})
+    _, ex = call(ws, "GET", "/api/2.0/mlflow/experiments/get", query={"experiment_id": exp})
+    assert "tags" not in ex["experiment"]
+    status, err = call(ws, "PATCH", f"/api/2.0/mlflow/logged-models/{mid}", {"status": "LOGGED_MODEL_SOMETHING"})
+    assert status == 400
+
+
+MODEL_SCRIPT = """\
+import json, os, urllib.error, urllib.request
+def call(method, path, body):
+    req = urllib.request.Request(os.environ["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/" + path, method=method,
+                                 data=json.dumps(body).encode(),
+                                 headers={"Authorization": "Bearer " + os.environ["MLFLOW_TRACKING_TOKEN"]})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+exp = os.environ["MLFLOW_EXPERIMENT_ID"]
+status, m = call("POST", "logged-models", {"experiment_id": exp, "name": "mine"})
+mid = m["model"]["info"]["model_id"]
+print("create", status, m["model"]["info"]["source_run_id"])
+print("finalize", call("PATCH", "logged-models/" + mid, {"status": "LOGGED_MODEL_READY"})[0])
+print("outputs", call("POST", "runs/outputs", {"run_id": os.environ["MLFLOW_RUN_ID"], "models": [{"model_id": mid}]})[0])
+print("foreign", call("POST", "logged-models", {"experiment_id": exp, "source_run_id": "someone_else"})[0])
+print("other", call("PATCH", "logged-models/" + os.environ["OTHER_MODEL"] + "/tags", {"tags": [{"key": "a", "value": "b"}]})[0])
+"""
+
+
+def test_a_jobs_token_may_log_models_for_its_own_run_only(ws):
+    ws.run("job", "list")
+    _, other = call(ws, "POST", "/api/2.0/mlflow/logged-models", {"experiment_id": "0", "name": "not-the-jobs"})
+    ws.write("src/model.py", MODEL_SCRIPT)
+    ws.write("job.yml", "command: /usr/bin/python3 model.py\ncode: src\nenvironment: {image: python}\n"
+             f"environment_variables: {{OTHER_MODEL: {other['model']['info']['model_id']}}}\n")
+    p = ws.run("job", "create", "-f", "job.yml", "-n", "modeller", "--stream")
+    assert "create 200 modeller\n" in p.stdout
+    assert "finalize 200\n" in p.stdout and "outputs 200\n" in p.stdout
+    assert "foreign 403\n" in p.stdout and "other 403\n" in p.stdout
+    _, run = call(ws, "GET", "/api/2.0/mlflow/runs/get", query={"run_id": "modeller"})
+    assert len(run["run"]["outputs"]["model_outputs"]) == 1
