@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
-  libyaml-cpp-dev nlohmann-json3-dev libcpp-httplib-dev libcli11-dev libfmt-dev libsqlite3-dev
+  libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev libsqlite3-dev
   libssl-dev zlib1g-dev libbrotli-dev libgtest-dev libgmock-dev
   python3 python3-pytest python3-sklearn python3-numpy
   procps curl util-linux

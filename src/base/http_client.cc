@@ -154,7 +154,9 @@ Result<HttpResponse> HttpClient::Request(const std::string& method, const std::s
   if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH")
     req += "Content-Type: " + content_type + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   req += "\r\n";
-  req += body;
+  // Small bodies go in the same send as the head; big ones (uploads) are sent from where they are.
+  bool separate = body.size() > (64u << 10);
+  if (!separate) req += body;
   // A kept-alive connection the server has since closed fails on first use: retry once, fresh.
   for (int attempt = 0; attempt < 2; ++attempt) {
     bool reused = fd_ >= 0;
@@ -168,6 +170,7 @@ Result<HttpResponse> HttpClient::Request(const std::string& method, const std::s
       }
     }
     Status s = SendAll(req);
+    if (s.ok() && separate) s = SendAll(body);
     if (s.ok()) {
       auto res = ReadResponse(sink);
       if (res.ok()) return res;

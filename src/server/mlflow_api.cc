@@ -4,7 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <httplib.h>
+#include "base/http_server.h"
 
 #include <charconv>
 
@@ -31,12 +31,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void Reply(httplib::Response& res, const json& body) {
+void Reply(http::Response& res, const json& body) {
   res.status = 200;
   res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
-void ReplyError(httplib::Response& res, const Status& s) {
+void ReplyError(http::Response& res, const Status& s) {
   std::string code = "INTERNAL_ERROR";
   int http = 500;
   switch (s.code()) {
@@ -55,7 +55,7 @@ void ReplyError(httplib::Response& res, const Status& s) {
 // A request message: the JSON body of a POST, or the query string of a GET.
 class Msg {
  public:
-  explicit Msg(const httplib::Request& req) : req_(req) {
+  explicit Msg(const http::Request& req) : req_(req) {
     if (req.method != "GET" && !req.body.empty()) {
       body_ = json::parse(req.body, nullptr, false);
       bad_ = !body_.is_object();
@@ -108,7 +108,7 @@ class Msg {
   }
 
  private:
-  const httplib::Request& req_;
+  const http::Request& req_;
   json body_;
   bool bad_ = false;
 };
@@ -512,7 +512,7 @@ std::string ArtifactFile(const MlflowContext& ctx, const std::string& path) {
   return ctx.workspace + "/mlartifacts" + (p.empty() ? "" : "/" + p);
 }
 
-void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
+void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
   // Handlers outlive this function: they capture values (the store and the context are long-lived).
   tracking::TrackingStore* st = ctx.store;
   MlflowContext* cp = &ctx;
@@ -520,10 +520,10 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
 
   // Both GET and POST forms reach the same handler. One pattern per method dispatches through a hash map:
   // httplib tries routes one std::regex at a time, which costs more than a tracking call itself.
-  using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+  using Handler = std::function<void(const http::Request&, http::Response&)>;
   auto table = std::make_shared<std::unordered_map<std::string, Handler>>();
-  using MsgHandler = std::function<void(const Msg&, httplib::Response&)>;
-  auto route_body = [](const httplib::Request& req, httplib::Response& res, const MsgHandler& fn) {
+  using MsgHandler = std::function<void(const Msg&, http::Response&)>;
+  auto route_body = [](const http::Request& req, http::Response& res, const MsgHandler& fn) {
     // Tracking calls are small JSON messages: a huge one is a 4xx (not a dropped connection, which the mlflow
     // client would retry for a minute), answered without parsing it.
     constexpr size_t kMaxBody = 32u << 20;
@@ -536,11 +536,11 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     fn(m, res);
   };
   auto route = [table, route_body](const std::string& path, MsgHandler fn) {
-    (*table)[path] = [fn, route_body](const httplib::Request& req, httplib::Response& res) { route_body(req, res, fn); };
+    (*table)[path] = [fn, route_body](const http::Request& req, http::Response& res) { route_body(req, res, fn); };
   };
   // A route that reads the body itself (no DOM).
   auto raw_route = [table](const std::string& path, Handler fn) { (*table)[path] = std::move(fn); };
-  auto dispatch = [table](const httplib::Request& req, httplib::Response& res) {
+  auto dispatch = [table](const http::Request& req, http::Response& res) {
     auto it = table->find(RouteOf(req.matches[1]));
     if (it == table->end()) {
       res.status = 404;
@@ -566,17 +566,17 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
   };
 
   // ---- experiments ----
-  route("experiments/get-by-name", [=](const Msg& m, httplib::Response& res) {
+  route("experiments/get-by-name", [=](const Msg& m, http::Response& res) {
     auto e = st->GetExperimentByName(m.StrOr("experiment_name"));
     if (!e.ok()) return ReplyError(res, e.status());
     Reply(res, {{"experiment", ExperimentJson(*e)}});
   });
-  route("experiments/get", [=](const Msg& m, httplib::Response& res) {
+  route("experiments/get", [=](const Msg& m, http::Response& res) {
     auto e = st->GetExperiment(m.StrOr("experiment_id"));
     if (!e.ok()) return ReplyError(res, e.status());
     Reply(res, {{"experiment", ExperimentJson(*e)}});
   });
-  route("experiments/create", [=](const Msg& m, httplib::Response& res) {
+  route("experiments/create", [=](const Msg& m, http::Response& res) {
     if (Status s = workspace_only("create experiments"); !s.ok()) return ReplyError(res, s);
     auto tags = KeyValues(m.Body().value("tags", json()), "tags");
     if (!tags.ok()) return ReplyError(res, tags.status());
@@ -584,7 +584,7 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     if (!id.ok()) return ReplyError(res, id.status());
     Reply(res, {{"experiment_id", *id}});
   });
-  route("experiments/search", [=](const Msg& m, httplib::Response& res) {
+  route("experiments/search", [=](const Msg& m, http::Response& res) {
     auto max = m.Int("max_results");
     if (!max.ok()) return ReplyError(res, max.status());
     auto offset = OffsetOf(m.StrOr("page_token"));
@@ -601,7 +601,7 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     if (more) out["next_page_token"] = PageToken(*offset + n);
     Reply(res, out);
   });
-  route("experiments/list", [=](const Msg& m, httplib::Response& res) {  // removed in 2.x; old clients call it
+  route("experiments/list", [=](const Msg& m, http::Response& res) {  // removed in 2.x; old clients call it
     bool more = false;
     json exps = json::array();
     auto found = st->SearchExperiments(m.StrOr("view_type", "ACTIVE_ONLY"), "", {}, 50000, 0, &more);
@@ -609,7 +609,7 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
       for (const auto& e : *found) exps.push_back(ExperimentJson(e));
     Reply(res, {{"experiments", exps}});
   });
-  route("experiments/update", [=](const Msg& m, httplib::Response& res) {
+  route("experiments/update", [=](const Msg& m, http::Response& res) {
     if (Status s = workspace_only("rename experiments"); !s.ok()) return ReplyError(res, s);
     Status s = st->RenameExperiment(m.StrOr("experiment_id"), m.StrOr("new_name"));
     if (!s.ok()) return ReplyError(res, s);
@@ -617,21 +617,21 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
   });
   for (const char* verb : {"delete", "restore"}) {
     std::string stage = std::string(verb) == "delete" ? "deleted" : "active";
-    route(std::string("experiments/") + verb, [=](const Msg& m, httplib::Response& res) {
+    route(std::string("experiments/") + verb, [=](const Msg& m, http::Response& res) {
       if (Status s = workspace_only("delete or restore experiments"); !s.ok()) return ReplyError(res, s);
       Status s = st->SetExperimentStage(m.StrOr("experiment_id"), stage);
       if (!s.ok()) return ReplyError(res, s);
       Reply(res, json::object());
     });
   }
-  route("experiments/set-experiment-tag", [=](const Msg& m, httplib::Response& res) {
+  route("experiments/set-experiment-tag", [=](const Msg& m, http::Response& res) {
     if (Status s = workspace_only("tag experiments"); !s.ok()) return ReplyError(res, s);
     Status s = st->SetExperimentTag(m.StrOr("experiment_id"), m.StrOr("key"), m.StrOr("value"));
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
   });
 
-  route("experiments/delete-experiment-tag", [=](const Msg& m, httplib::Response& res) {
+  route("experiments/delete-experiment-tag", [=](const Msg& m, http::Response& res) {
     if (Status s = workspace_only("tag experiments"); !s.ok()) return ReplyError(res, s);
     Status s = st->DeleteExperimentTag(m.StrOr("experiment_id"), m.StrOr("key"));
     if (!s.ok()) return ReplyError(res, s);
@@ -648,7 +648,7 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     if (m->source_run_id == scope) return Status::Ok();
     return Status(Code::kPermissionDenied, "this token belongs to job '" + scope + "' and may change only the models its run logged");
   };
-  route("logged-models", [=](const Msg& m, httplib::Response& res) {
+  route("logged-models", [=](const Msg& m, http::Response& res) {
     if (m.Method() != "POST") return ReplyError(res, Status(Code::kNotFound, "No API endpoint for " + m.Method() + " logged-models"));
     auto params = KeyValues(m.Body().value("params", json()), "params");
     if (!params.ok()) return ReplyError(res, params.status());
@@ -667,7 +667,7 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     if (!model.ok()) return ReplyError(res, model.status());
     Reply(res, {{"model", LoggedModelJson(*model)}});
   });
-  route("logged-models/search", [=](const Msg& m, httplib::Response& res) {
+  route("logged-models/search", [=](const Msg& m, http::Response& res) {
     tracking::ModelSearch q;
     q.experiment_ids = m.All("experiment_ids");
     q.filter = m.StrOr("filter");
@@ -690,7 +690,7 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     if (more) out["next_page_token"] = PageToken(q.offset + q.max_results);
     Reply(res, out);
   });
-  route("logged-models/{id}", [=](const Msg& m, httplib::Response& res) {
+  route("logged-models/{id}", [=](const Msg& m, http::Response& res) {
     std::string id = ModelPathPart(m.Path(), 0);
     if (m.Method() == "GET") {
       auto model = st->GetLoggedModel(id);
@@ -710,7 +710,7 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     }
     ReplyError(res, Status(Code::kNotFound, "No API endpoint for " + m.Method() + " logged-models/{model_id}"));
   });
-  route("logged-models/{id}/params", [=](const Msg& m, httplib::Response& res) {
+  route("logged-models/{id}/params", [=](const Msg& m, http::Response& res) {
     std::string id = ModelPathPart(m.Path(), 0);
     if (Status s = may_write_model(id); !s.ok()) return ReplyError(res, s);
     auto params = KeyValues(m.Body().value("params", json()), "params");
@@ -719,7 +719,7 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
   });
-  route("logged-models/{id}/tags", [=](const Msg& m, httplib::Response& res) {
+  route("logged-models/{id}/tags", [=](const Msg& m, http::Response& res) {
     std::string id = ModelPathPart(m.Path(), 0);
     if (Status s = may_write_model(id); !s.ok()) return ReplyError(res, s);
     auto tags = KeyValues(m.Body().value("tags", json()), "tags");
@@ -728,14 +728,14 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
   });
-  route("logged-models/{id}/tags/{key}", [=](const Msg& m, httplib::Response& res) {
+  route("logged-models/{id}/tags/{key}", [=](const Msg& m, http::Response& res) {
     std::string id = ModelPathPart(m.Path(), 0);
     if (Status s = may_write_model(id); !s.ok()) return ReplyError(res, s);
     Status s = st->DeleteModelTag(id, ModelPathPart(m.Path(), 2));
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
   });
-  route("logged-models/{id}/artifacts/directories", [=](const Msg& m, httplib::Response& res) {
+  route("logged-models/{id}/artifacts/directories", [=](const Msg& m, http::Response& res) {
     auto model = st->GetLoggedModel(ModelPathPart(m.Path(), 0));
     if (!model.ok()) return ReplyError(res, model.status());
     // mlflow-artifacts:/<rest> lives where the artifact proxy keeps <rest>.
@@ -754,7 +754,7 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
   });
 
   // ---- runs ----
-  route("runs/outputs", [=](const Msg& m, httplib::Response& res) {  // MLflow 3.x
+  route("runs/outputs", [=](const Msg& m, http::Response& res) {  // MLflow 3.x
     std::string id = m.RunId();
     if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
     std::vector<std::pair<std::string, long long>> models;
@@ -775,7 +775,7 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
   });
-  route("runs/create", [=](const Msg& m, httplib::Response& res) {
+  route("runs/create", [=](const Msg& m, http::Response& res) {
     if (Status s = workspace_only("create runs (it may write only to its own run)"); !s.ok()) return ReplyError(res, s);
     auto tags = KeyValues(m.Body().value("tags", json()), "tags");
     if (!tags.ok()) return ReplyError(res, tags.status());
@@ -788,12 +788,12 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     if (!full.ok()) return ReplyError(res, full.status());
     Reply(res, {{"run", RunJson(*full)}});
   });
-  route("runs/get", [=](const Msg& m, httplib::Response& res) {
+  route("runs/get", [=](const Msg& m, http::Response& res) {
     auto run = st->GetRun(m.RunId());
     if (!run.ok()) return ReplyError(res, run.status());
     Reply(res, {{"run", RunJson(*run)}});
   });
-  route("runs/update", [=](const Msg& m, httplib::Response& res) {
+  route("runs/update", [=](const Msg& m, http::Response& res) {
     std::string id = m.RunId();
     if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
     auto end = m.Int("end_time");
@@ -804,7 +804,7 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
   });
   for (const char* verb : {"delete", "restore"}) {
     std::string stage = std::string(verb) == "delete" ? "deleted" : "active";
-    route(std::string("runs/") + verb, [=](const Msg& m, httplib::Response& res) {
+    route(std::string("runs/") + verb, [=](const Msg& m, http::Response& res) {
       std::string id = m.RunId();
       if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
       Status s = st->SetRunStage(id, stage);
@@ -812,7 +812,7 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
       Reply(res, json::object());
     });
   }
-  route("runs/log-metric", [=](const Msg& m, httplib::Response& res) {
+  route("runs/log-metric", [=](const Msg& m, http::Response& res) {
     std::string id = m.RunId();
     if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
     auto metric = MetricFrom(m.Body());
@@ -821,7 +821,7 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
   });
-  route("runs/log-parameter", [=](const Msg& m, httplib::Response& res) {
+  route("runs/log-parameter", [=](const Msg& m, http::Response& res) {
     std::string id = m.RunId();
     if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
     if (!m.Str("key")) return ReplyError(res, InvalidArgument("Missing value for required parameter 'key'"));
@@ -829,7 +829,7 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
   });
-  route("runs/set-tag", [=](const Msg& m, httplib::Response& res) {
+  route("runs/set-tag", [=](const Msg& m, http::Response& res) {
     std::string id = m.RunId();
     if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
     if (!m.Str("key")) return ReplyError(res, InvalidArgument("Missing value for required parameter 'key'"));
@@ -837,14 +837,14 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
   });
-  route("runs/delete-tag", [=](const Msg& m, httplib::Response& res) {
+  route("runs/delete-tag", [=](const Msg& m, http::Response& res) {
     std::string id = m.RunId();
     if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
     Status s = st->DeleteTag(id, m.StrOr("key"));
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
   });
-  auto log_batch = [=](const Msg& m, httplib::Response& res) {
+  auto log_batch = [=](const Msg& m, http::Response& res) {
     std::string id = m.RunId();
     if (id.empty()) return ReplyError(res, InvalidArgument("Missing value for required parameter 'run_id'"));
     if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
@@ -865,7 +865,7 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
   };
-  raw_route("runs/log-batch", [=](const httplib::Request& req, httplib::Response& res) {
+  raw_route("runs/log-batch", [=](const http::Request& req, http::Response& res) {
     std::optional<LogBatchBody> b;
     if (req.method != "GET" && req.body.size() <= (32u << 20)) b = ReadLogBatch(req.body);
     if (!b || b->run_id.empty()) {
@@ -878,7 +878,7 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     res.status = 200;
     res.set_content("{}", "application/json");
   });
-  route("runs/log-inputs", [=](const Msg& m, httplib::Response& res) {
+  route("runs/log-inputs", [=](const Msg& m, http::Response& res) {
     std::string id = m.RunId();
     if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
     std::vector<std::string> models;
@@ -890,7 +890,7 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
   });
-  route("runs/log-model", [=](const Msg& m, httplib::Response& res) {
+  route("runs/log-model", [=](const Msg& m, http::Response& res) {
     std::string id = m.RunId();
     if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
     json model = json::parse(m.StrOr("model_json"), nullptr, false);
@@ -906,7 +906,7 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
   });
-  route("runs/search", [=](const Msg& m, httplib::Response& res) {
+  route("runs/search", [=](const Msg& m, http::Response& res) {
     tracking::RunSearch q;
     q.experiment_ids = m.All("experiment_ids");
     q.filter = m.StrOr("filter");
@@ -940,7 +940,7 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     res.body = std::move(out);
     res.set_header("Content-Type", "application/json");
   });
-  route("metrics/get-history", [=](const Msg& m, httplib::Response& res) {
+  route("metrics/get-history", [=](const Msg& m, http::Response& res) {
     auto h = st->GetHistory(m.RunId(), m.StrOr("metric_key"));
     if (!h.ok()) return ReplyError(res, h.status());
     auto max = m.Int("max_results");
@@ -985,7 +985,7 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     res.body = std::move(out);  // set_content would copy the megabytes
     res.set_header("Content-Type", "application/json");
   });
-  route("artifacts/list", [=](const Msg& m, httplib::Response& res) {
+  route("artifacts/list", [=](const Msg& m, http::Response& res) {
     auto run = st->GetRun(m.RunId());
     if (!run.ok()) return ReplyError(res, run.status());
     std::string rel = m.StrOr("path");
@@ -1018,8 +1018,8 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     if (parts.size() >= 3 && parts[1] == scope && parts[2] == "artifacts") return Status::Ok();
     return Status(Code::kPermissionDenied, "this token belongs to job '" + scope + "' and may write only its run's artifacts");
   };
-  svr.Put(art + "/(.+)", [cp, writable](const httplib::Request& req, httplib::Response& res,
-                                         const httplib::ContentReader& reader) {
+  svr.Put(art + "/(.+)", [cp, writable](const http::Request& req, http::Response& res,
+                                         const http::ContentReader& reader) {
     std::string rel = req.matches[1];
     std::string to = ArtifactFile(*cp, rel);
     if (to.empty()) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
@@ -1048,27 +1048,19 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     }
     Reply(res, json::object());
   });
-  svr.Get(art + "/(.+)", [cp](const httplib::Request& req, httplib::Response& res) {
+  svr.Get(art + "/(.+)", [cp](const http::Request& req, http::Response& res) {
     std::string rel = req.matches[1];
     std::string path = ArtifactFile(*cp, rel);
     struct stat st;
     if (path.empty()) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
     if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
       return ReplyError(res, NotFound("Artifact '" + rel + "' does not exist"));
-    auto fd = std::make_shared<int>(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ReplyError(res, NotFound("Artifact '" + rel + "' does not exist"));
     res.set_header("Content-Disposition", "attachment; filename=" + Basename(path));
-    res.set_content_provider(
-        static_cast<size_t>(st.st_size), "application/octet-stream",
-        [fd](size_t offset, size_t length, httplib::DataSink& sink) {
-          char buf[1 << 16];
-          ssize_t n = pread(*fd, buf, std::min(length, sizeof buf), static_cast<off_t>(offset));
-          if (n <= 0) return false;
-          sink.write(buf, static_cast<size_t>(n));
-          return true;
-        },
-        [fd](bool) { close(*fd); });
+    res.set_file_content(fd, static_cast<size_t>(st.st_size), "application/octet-stream");
   });
-  svr.Get(art, [cp](const httplib::Request& req, httplib::Response& res) {
+  svr.Get(art, [cp](const http::Request& req, http::Response& res) {
     std::string rel = req.get_param_value("path");
     std::string dir = ArtifactFile(*cp, rel);
     if (dir.empty()) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
@@ -1085,7 +1077,7 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     }
     Reply(res, {{"files", files}});
   });
-  svr.Delete(art + "/(.+)", [cp, writable](const httplib::Request& req, httplib::Response& res) {
+  svr.Delete(art + "/(.+)", [cp, writable](const http::Request& req, http::Response& res) {
     std::string rel = req.matches[1];
     std::string path = ArtifactFile(*cp, rel);
     if (path.empty()) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
@@ -1095,7 +1087,7 @@ void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx) {
     Reply(res, json::object());
   });
   for (const char* step : {"create", "complete", "abort"}) {
-    svr.Post(std::string("/api/2.0/mlflow-artifacts/mpu/") + step + "/(.+)", [](const httplib::Request&, httplib::Response& res) {
+    svr.Post(std::string("/api/2.0/mlflow-artifacts/mpu/") + step + "/(.+)", [](const http::Request&, http::Response& res) {
       res.status = 501;
       res.set_content(json{{"error_code", "NOT_IMPLEMENTED"},
                            {"message", "Multipart upload is not supported for the current artifact repository"}}.dump(),

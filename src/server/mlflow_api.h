@@ -6,7 +6,7 @@
 #include <functional>
 #include <string>
 
-namespace httplib {
+namespace cairn::http {
 class Server;
 }
 
@@ -23,7 +23,7 @@ struct MlflowContext {
   std::function<std::string()> scope;
 };
 
-void RegisterMlflowRoutes(httplib::Server& svr, MlflowContext& ctx);
+void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx);
 
 // Where an artifact path (<experiment>/<run>/artifacts/<rest>, or anything else) lives on disk; "" when the
 // path tries to leave the artifact root.

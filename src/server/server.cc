@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <httplib.h>
+#include "base/http_server.h"
 
 #include <cmath>
 #include <filesystem>
@@ -47,12 +47,12 @@ int HttpStatus(Code c) {
   return 500;
 }
 
-void SendJson(httplib::Response& res, const json& body, int status = 200) {
+void SendJson(http::Response& res, const json& body, int status = 200) {
   res.status = status;
   res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
-void SendError(httplib::Response& res, const Status& s) {
+void SendError(http::Response& res, const Status& s) {
   SendJson(res, {{"error", {{"code", CodeName(s.code())}, {"message", s.message()}}}}, HttpStatus(s.code()));
 }
 
@@ -63,7 +63,7 @@ bool SameToken(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
-std::string BearerOf(const httplib::Request& req) {
+std::string BearerOf(const http::Request& req) {
   std::string h = req.get_header_value("Authorization");
   return StartsWith(h, "Bearer ") ? h.substr(7) : "";
 }
@@ -126,13 +126,8 @@ class Server {
       fprintf(stderr, "cairn server: %s\n", store.status().message().c_str());
       return 1;
     }
-    svr_.set_tcp_nodelay(true);
-    svr_.set_keep_alive_max_count(100000);
-    svr_.set_keep_alive_timeout(30);
-    svr_.set_read_timeout(60);
-    svr_.set_write_timeout(60);
-    svr_.set_payload_max_length(size_t{1} << 32);
-    svr_.new_task_queue = [] { return new httplib::ThreadPool(32); };
+    svr_.set_max_body(size_t{1} << 32);
+    svr_.set_timeout_seconds(60);
     int port = opt_.port > 0 ? (svr_.bind_to_port(opt_.host, opt_.port) ? opt_.port : -1)
                              : svr_.bind_to_any_port(opt_.host);
     if (port <= 0) {
@@ -225,23 +220,23 @@ class Server {
   }
 
   void Routes() {
-    svr_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    svr_.set_pre_routing_handler([this](const http::Request& req, http::Response& res) {
       RequestScope() = "";
-      if (!StartsWith(req.path, "/api/")) return httplib::Server::HandlerResponse::Unhandled;
+      if (!StartsWith(req.path, "/api/")) return http::Server::HandlerResponse::Unhandled;
       std::string bearer = BearerOf(req);
-      if (SameToken(bearer, token_)) return httplib::Server::HandlerResponse::Unhandled;
+      if (SameToken(bearer, token_)) return http::Server::HandlerResponse::Unhandled;
       // A job's MLflow client authenticates with the job's token and may write only to the job's run.
       if (StartsWith(req.path, "/api/2.0/") && !bearer.empty()) {
         std::string job = Reader().JobByToken(bearer);
         if (!job.empty()) {
           RequestScope() = job;
-          return httplib::Server::HandlerResponse::Unhandled;
+          return http::Server::HandlerResponse::Unhandled;
         }
         res.status = 401;
         res.set_content(json{{"error_code", "UNAUTHENTICATED"},
                              {"message", "missing or wrong bearer token (the workspace token is in " + ws_.Token() + ")"}}.dump(),
                         "application/json");
-        return httplib::Server::HandlerResponse::Handled;
+        return http::Server::HandlerResponse::Handled;
       }
       // A supervisor may report on its own job with that job's token.
       static const std::string kInternal = "/api/v1/internal/jobs/";
@@ -249,13 +244,13 @@ class Server {
         std::string name = req.path.substr(kInternal.size());
         name = name.substr(0, name.find('/'));
         auto job = Reader().Get(name);
-        if (job.ok() && SameToken(bearer, job->token)) return httplib::Server::HandlerResponse::Unhandled;
+        if (job.ok() && SameToken(bearer, job->token)) return http::Server::HandlerResponse::Unhandled;
       }
       SendError(res, Status(Code::kUnauthenticated,
                             "missing or wrong bearer token (the workspace token is in " + ws_.Token() + ")"));
-      return httplib::Server::HandlerResponse::Handled;
+      return http::Server::HandlerResponse::Handled;
     });
-    svr_.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    svr_.set_exception_handler([](const http::Request&, http::Response& res, std::exception_ptr ep) {
       std::string what = "internal error";
       try { std::rethrow_exception(ep); } catch (const std::exception& e) { what = e.what(); } catch (...) {}
       SendError(res, Internal(what));
@@ -266,22 +261,22 @@ class Server {
     mlflow_.scope = [] { return RequestScope(); };
     RegisterMlflowRoutes(svr_, mlflow_);
 
-    svr_.Get("/", [this](const httplib::Request&, httplib::Response& res) {
+    svr_.Get("/", [this](const http::Request&, http::Response& res) {
       res.set_content("<!doctype html><title>Cairn</title><h1>Cairn workspace</h1><p>The studio is not built "
                       "yet. Use <code>cairn job list</code>. Workspace: " + opt_.home + "</p>",
                       "text/html");
     });
-    svr_.Get("/api/v1/health", [this](const httplib::Request&, httplib::Response& res) {
+    svr_.Get("/api/v1/health", [this](const http::Request&, http::Response& res) {
       SendJson(res, {{"status", "ok"}, {"pid", getpid()}, {"workspace", opt_.home}, {"url", url_},
                      {"local_slots", sched_->local_slots()}});
     });
-    svr_.Post("/api/v1/shutdown", [this](const httplib::Request&, httplib::Response& res) {
+    svr_.Post("/api/v1/shutdown", [this](const http::Request&, http::Response& res) {
       SendJson(res, {{"status", "stopping"}});
       std::thread([this] { svr_.stop(); }).detach();
     });
 
     // Blobs and snapshots: the CLI asks which blobs are missing, uploads those, then names a manifest.
-    svr_.Post("/api/v1/blobs/missing", [this](const httplib::Request& req, httplib::Response& res) {
+    svr_.Post("/api/v1/blobs/missing", [this](const http::Request& req, http::Response& res) {
       json body = json::parse(req.body, nullptr, false);
       if (!body.is_object() || !body["sha256"].is_array()) return SendError(res, InvalidArgument("expected {\"sha256\": [...]}"));
       store::BlobStore blobs(ws_.Blobs());
@@ -292,13 +287,13 @@ class Server {
       }
       SendJson(res, {{"missing", missing}});
     });
-    svr_.Put(R"(/api/v1/blobs/([0-9a-f]{64}))", [this](const httplib::Request& req, httplib::Response& res) {
+    svr_.Put(R"(/api/v1/blobs/([0-9a-f]{64}))", [this](const http::Request& req, http::Response& res) {
       store::BlobStore blobs(ws_.Blobs());
       Status s = blobs.Put(req.matches[1], req.body);
       if (!s.ok()) return SendError(res, s);
       SendJson(res, {{"sha256", req.matches[1].str()}}, 201);
     });
-    svr_.Post("/api/v1/snapshots", [this](const httplib::Request& req, httplib::Response& res) {
+    svr_.Post("/api/v1/snapshots", [this](const http::Request& req, http::Response& res) {
       json body = json::parse(req.body, nullptr, false);
       if (!body.is_object()) return SendError(res, InvalidArgument("expected {\"manifest\": [...]}"));
       auto m = store::ManifestFromJson(body.value("manifest", json()));
@@ -313,7 +308,7 @@ class Server {
     });
 
     // Jobs.
-    svr_.Post("/api/v1/jobs", [this](const httplib::Request& req, httplib::Response& res) {
+    svr_.Post("/api/v1/jobs", [this](const http::Request& req, http::Response& res) {
       json body = json::parse(req.body, nullptr, false);
       if (!body.is_object() || !body.contains("spec")) return SendError(res, InvalidArgument("expected {\"spec\": {...}}"));
       scheduler::SubmitRequest r;
@@ -359,7 +354,7 @@ class Server {
       if (body.value("dry_run", false)) return SendJson(res, JobView(*job, {}, url_));
       SendJson(res, View(*job), 201);
     });
-    svr_.Get("/api/v1/jobs", [this](const httplib::Request& req, httplib::Response& res) {
+    svr_.Get("/api/v1/jobs", [this](const http::Request& req, http::Response& res) {
       store::JobFilter f;
       if (req.has_param("max_results")) f.max_results = std::max(0, atoi(req.get_param_value("max_results").c_str()));
       f.status = req.get_param_value("status");
@@ -372,7 +367,7 @@ class Server {
       for (const auto& j : Reader().List(f)) out.push_back(View(j));
       SendJson(res, out);
     });
-    svr_.Get(R"(/api/v1/jobs/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    svr_.Get(R"(/api/v1/jobs/([^/]+))", [this](const http::Request& req, http::Response& res) {
       auto job = Reader().Get(req.matches[1]);
       if (!job.ok()) return SendError(res, job.status());
       json v = View(*job);
@@ -386,14 +381,14 @@ class Server {
       }
       SendJson(res, v);
     });
-    svr_.Patch(R"(/api/v1/jobs/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    svr_.Patch(R"(/api/v1/jobs/([^/]+))", [this](const http::Request& req, http::Response& res) {
       json body = json::parse(req.body, nullptr, false);
       if (!body.is_object()) return SendError(res, InvalidArgument("expected a JSON object"));
       auto job = sched_->Update(req.matches[1], body);
       if (!job.ok()) return SendError(res, job.status());
       SendJson(res, View(*job));
     });
-    svr_.Post(R"(/api/v1/jobs/([^/]+)/cancel)", [this](const httplib::Request& req, httplib::Response& res) {
+    svr_.Post(R"(/api/v1/jobs/([^/]+)/cancel)", [this](const http::Request& req, http::Response& res) {
       Status s = sched_->Cancel(req.matches[1]);
       if (!s.ok()) return SendError(res, s);
       auto job = Reader().Get(req.matches[1]);
@@ -402,17 +397,17 @@ class Server {
     for (const char* verb : {"archive", "restore"}) {
       bool archive = std::string(verb) == "archive";
       svr_.Post(std::string(R"(/api/v1/jobs/([^/]+)/)") + verb,
-                [this, archive](const httplib::Request& req, httplib::Response& res) {
+                [this, archive](const http::Request& req, http::Response& res) {
                   Status s = sched_->SetArchived(req.matches[1], archive);
                   if (!s.ok()) return SendError(res, s);
                   auto job = Reader().Get(req.matches[1]);
                   SendJson(res, job.ok() ? View(*job) : json::object());
                 });
     }
-    svr_.Get(R"(/api/v1/jobs/([^/]+)/logs)", [this](const httplib::Request& req, httplib::Response& res) {
+    svr_.Get(R"(/api/v1/jobs/([^/]+)/logs)", [this](const http::Request& req, http::Response& res) {
       LogChunk(req, res);
     });
-    svr_.Get(R"(/api/v1/jobs/([^/]+)/metrics)", [this](const httplib::Request& req, httplib::Response& res) {
+    svr_.Get(R"(/api/v1/jobs/([^/]+)/metrics)", [this](const http::Request& req, http::Response& res) {
       auto job = Reader().Get(req.matches[1]);
       if (!job.ok()) return SendError(res, job.status());
       std::vector<std::string> keys;
@@ -432,7 +427,7 @@ class Server {
         return SendError(res, NotFound("job '" + job->name + "' has no metric '" + req.get_param_value("key") + "'"));
       SendJson(res, {{"name", job->name}, {"metrics", out}});
     });
-    svr_.Get(R"(/api/v1/jobs/([^/]+)/files)", [this](const httplib::Request& req, httplib::Response& res) {
+    svr_.Get(R"(/api/v1/jobs/([^/]+)/files)", [this](const http::Request& req, http::Response& res) {
       auto job = Reader().Get(req.matches[1]);
       if (!job.ok()) return SendError(res, job.status());
       compute::RunLayout layout = compute::RunLayout::For(opt_.home, job->name);
@@ -443,27 +438,18 @@ class Server {
         ListFiles(layout.Output(name), "named-outputs/" + name + "/", files);
       SendJson(res, {{"status", job->status}, {"files", files}});
     });
-    svr_.Get(R"(/api/v1/jobs/([^/]+)/files/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+    svr_.Get(R"(/api/v1/jobs/([^/]+)/files/(.+))", [this](const http::Request& req, http::Response& res) {
       auto job = Reader().Get(req.matches[1]);
       if (!job.ok()) return SendError(res, job.status());
       std::string path = MapRunPath(compute::RunLayout::For(opt_.home, job->name), req.matches[2]);
       struct stat st;
       if (path.empty() || stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
         return SendError(res, NotFound("job '" + job->name + "' has no file " + req.matches[2].str()));
-      auto fd = std::make_shared<int>(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-      if (*fd < 0) return SendError(res, Internal("cannot open " + req.matches[2].str()));
-      res.set_content_provider(
-          static_cast<size_t>(st.st_size), "application/octet-stream",
-          [fd](size_t offset, size_t length, httplib::DataSink& sink) {
-            char buf[65536];
-            ssize_t n = pread(*fd, buf, std::min(length, sizeof buf), static_cast<off_t>(offset));
-            if (n <= 0) return false;
-            sink.write(buf, static_cast<size_t>(n));
-            return true;
-          },
-          [fd](bool) { close(*fd); });
+      int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return SendError(res, Internal("cannot open " + req.matches[2].str()));
+      res.set_file_content(fd, static_cast<size_t>(st.st_size), "application/octet-stream");
     });
-    svr_.Post(R"(/api/v1/internal/jobs/([^/]+)/events)", [this](const httplib::Request& req, httplib::Response& res) {
+    svr_.Post(R"(/api/v1/internal/jobs/([^/]+)/events)", [this](const http::Request& req, http::Response& res) {
       json body = json::parse(req.body, nullptr, false);
       if (!body.is_object()) return SendError(res, InvalidArgument("expected {\"event\": ...}"));
       Status s = sched_->SupervisorEvent(req.matches[1], body.value("event", ""));
@@ -472,7 +458,7 @@ class Server {
     });
 
     // Computes.
-    svr_.Post("/api/v1/computes", [this](const httplib::Request& req, httplib::Response& res) {
+    svr_.Post("/api/v1/computes", [this](const http::Request& req, http::Response& res) {
       json body = json::parse(req.body, nullptr, false);
       if (!body.is_object()) return SendError(res, InvalidArgument("expected a compute object"));
       auto c = sched_->CreateCompute(body);
@@ -481,7 +467,7 @@ class Server {
       if (!rec.ok()) return SendError(res, rec.status());
       SendJson(res, ComputeView(*rec, 0, 0), 201);
     });
-    svr_.Get("/api/v1/computes", [this](const httplib::Request&, httplib::Response& res) {
+    svr_.Get("/api/v1/computes", [this](const http::Request&, http::Response& res) {
       json out = json::array();
       out.push_back(LocalCompute());
       for (const auto& c : Reader().ListComputes()) {
@@ -490,14 +476,14 @@ class Server {
       }
       SendJson(res, out);
     });
-    svr_.Get(R"(/api/v1/computes/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    svr_.Get(R"(/api/v1/computes/([^/]+))", [this](const http::Request& req, http::Response& res) {
       if (req.matches[1] == "local") return SendJson(res, LocalCompute());
       auto c = Reader().GetCompute(req.matches[1]);
       if (!c.ok()) return SendError(res, c.status());
       auto [in_use, queued] = sched_->PoolUsage(c->name);
       SendJson(res, ComputeView(*c, in_use, queued));
     });
-    svr_.Delete(R"(/api/v1/computes/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    svr_.Delete(R"(/api/v1/computes/([^/]+))", [this](const http::Request& req, http::Response& res) {
       if (req.matches[1] == "local") return SendError(res, InvalidArgument("the local compute is built in and cannot be deleted"));
       Status s = sched_->DeleteCompute(req.matches[1]);
       if (!s.ok()) return SendError(res, s);
@@ -513,7 +499,7 @@ class Server {
   }
 
   // Long poll: returns as soon as the log has bytes past `offset`, the job ends, or `wait_ms` passes.
-  void LogChunk(const httplib::Request& req, httplib::Response& res) {
+  void LogChunk(const http::Request& req, http::Response& res) {
     std::string name = req.matches[1];
     long long offset = req.has_param("offset") ? atoll(req.get_param_value("offset").c_str()) : 0;
     int wait_ms = req.has_param("wait_ms") ? std::clamp(atoi(req.get_param_value("wait_ms").c_str()), 0, 30000) : 0;
@@ -562,7 +548,7 @@ class Server {
   WorkspacePaths ws_;
   std::string url_;
   int lock_fd_ = -1;
-  httplib::Server svr_;
+  http::Server svr_;
   std::unique_ptr<tracking::TrackingStore> tracking_;
   MlflowContext mlflow_;
   std::unique_ptr<scheduler::Scheduler> sched_;

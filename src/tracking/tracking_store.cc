@@ -318,6 +318,19 @@ namespace {
 bool ValidExperimentId(const std::string& id) {
   return !id.empty() && id.size() < 19 && std::all_of(id.begin(), id.end(), ::isdigit);
 }
+
+// A read transaction on a reader connection for the guard's lifetime.
+class ReadTransaction {
+ public:
+  explicit ReadTransaction(Db& db) : db_(db), ok_(db.Exec("BEGIN").ok()) {}
+  ~ReadTransaction() {
+    if (ok_) (void)db_.Exec("COMMIT");
+  }
+
+ private:
+  Db& db_;
+  bool ok_;
+};
 }  // namespace
 
 Status TrackingStore::RenameExperiment(const std::string& id, const std::string& new_name) {
@@ -820,6 +833,8 @@ void TrackingStore::ReadPageData(Db& db, std::vector<Run>& page) {
     r.params.clear();
     r.tags.clear();
     r.dataset_inputs = nullptr;
+    r.model_inputs.clear();
+    r.model_outputs.clear();
   }
   std::string id_list = ids.dump();
   const char* in = " WHERE run_id IN (SELECT value FROM json_each(?))";
@@ -849,7 +864,16 @@ void TrackingStore::ReadPageData(Db& db, std::vector<Run>& page) {
     if (auto it = index.find(i.Text(0)); it != index.end())
       it->second->dataset_inputs.push_back(json::parse(i.Text(1), nullptr, false));
   i.Reset();
-  for (auto& r : page) ReadRunModels(db, r);  // two point lookups each; most runs have none
+  Stmt& mi = db.Prepare("SELECT run_id, model_id FROM run_model_inputs" + std::string(in) + " ORDER BY run_id, model_id");
+  mi.Bind(1, id_list);
+  while (mi.Step())
+    if (auto it = index.find(mi.Text(0)); it != index.end()) it->second->model_inputs.push_back(mi.Text(1));
+  mi.Reset();
+  Stmt& mo = db.Prepare("SELECT run_id, model_id, step FROM run_outputs" + std::string(in) + " ORDER BY run_id, step, model_id");
+  mo.Bind(1, id_list);
+  while (mo.Step())
+    if (auto it = index.find(mo.Text(0)); it != index.end()) it->second->model_outputs.push_back({mo.Text(1), mo.Int(2)});
+  mo.Reset();
 }
 
 void TrackingStore::ReadRunData(Db& db, Run& r) {
@@ -925,6 +949,9 @@ Result<std::vector<Run>> TrackingStore::SearchRuns(const RunSearch& q, bool* mor
   for (const auto& o : *order) need(o.kind, o.key);
 
   Db& db = Reader();
+  // One read transaction for the whole search: one snapshot (a page agrees with the filter that chose it),
+  // and one pair of lock calls instead of a pair per statement.
+  ReadTransaction snapshot(db);
   std::deque<Run> all;  // stable addresses
   std::string stage = q.view == "ALL" ? "" : q.view == "DELETED_ONLY" ? " AND r.lifecycle_stage = 'deleted'"
                                                                       : " AND r.lifecycle_stage = 'active'";

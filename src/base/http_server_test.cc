@@ -1,0 +1,172 @@
+#include "base/http_server.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "base/http_client.h"
+
+namespace cairn::http {
+namespace {
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    svr_.Get(R"(/echo/(.+))", [](const Request& req, Response& res) {
+      std::string out = "path=" + req.matches[1].str() + " q=" + req.get_param_value("q") + " n=" +
+                        std::to_string(req.params.count("k"));
+      res.set_content(out, "text/plain");
+    });
+    svr_.Post("/body", [](const Request& req, Response& res) {
+      res.set_content(std::to_string(req.body.size()) + ":" + req.body.substr(0, 16), "text/plain");
+    });
+    svr_.Put("/stream", [](const Request&, Response& res, const ContentReader& reader) {
+      size_t total = 0, calls = 0;
+      bool ok = reader([&](const char*, size_t n) {
+        total += n;
+        ++calls;
+        return true;
+      });
+      res.set_content(std::string(ok ? "ok " : "broken ") + std::to_string(total), "text/plain");
+    });
+    svr_.Put("/refuse", [](const Request&, Response& res, const ContentReader&) {
+      res.status = 403;  // answers without reading the body
+      res.set_content("no", "text/plain");
+    });
+    svr_.Get("/throw", [](const Request&, Response&) { throw std::runtime_error("boom"); });
+    svr_.Get("/provider", [](const Request&, Response& res) {
+      res.set_content_provider(10, "text/plain", [](size_t offset, size_t, DataSink& sink) {
+        std::string part(offset < 5 ? "01234" : "56789");
+        return sink.write(part.data(), part.size());
+      });
+    });
+    svr_.set_exception_handler([](const Request&, Response& res, std::exception_ptr ep) {
+      try {
+        std::rethrow_exception(ep);
+      } catch (const std::exception& e) {
+        res.status = 500;
+        res.set_content(e.what(), "text/plain");
+      }
+    });
+    port_ = svr_.bind_to_any_port("127.0.0.1");
+    ASSERT_GT(port_, 0);
+    thread_ = std::thread([this] { svr_.listen_after_bind(); });
+  }
+  void TearDown() override {
+    svr_.stop();
+    thread_.join();
+  }
+  // Sends raw bytes on a fresh connection and returns everything the server sends until it closes.
+  std::string Raw(const std::string& bytes, bool half_close = true) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port_));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+    if (half_close) shutdown(fd, SHUT_WR);
+    std::string out;
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+    close(fd);
+    return out;
+  }
+  std::string Url() { return "http://127.0.0.1:" + std::to_string(port_); }
+  Server svr_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+TEST_F(ServerTest, DecodesPathsAndRepeatedQueryKeys) {
+  HttpClient c(Url());
+  auto r = c.Request("GET", "/echo/a%20b%2Fc?q=x+y%26z&k=1&k=2");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "path=a b/c q=x y&z n=2");
+  auto missing = c.Request("GET", "/nothing");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(missing->status, 404);
+}
+
+TEST_F(ServerTest, KeepsTheConnectionForManyRequests) {
+  HttpClient c(Url());
+  for (int i = 0; i < 500; ++i) {
+    auto r = c.Request("POST", "/body", std::string(static_cast<size_t>(i), 'x'), "text/plain");
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->body.substr(0, r->body.find(':')), std::to_string(i));
+  }
+}
+
+TEST_F(ServerTest, ReadsChunkedBodiesAndAnswersPipelinedRequests) {
+  std::string req =
+      "POST /body HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nTrailer: t\r\n\r\n"
+      "GET /echo/two HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  std::string out = Raw(req);
+  EXPECT_NE(out.find("\r\n\r\n12:hello, world"), std::string::npos) << out;
+  EXPECT_NE(out.find("path=two"), std::string::npos) << out;
+  EXPECT_NE(out.find("Connection: close"), std::string::npos);
+}
+
+TEST_F(ServerTest, AnswersExpectContinueAndStreamsBodies) {
+  std::string body(3 << 20, 'b');
+  std::string out = Raw("PUT /stream HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: " +
+                        std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
+  EXPECT_EQ(out.rfind("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n", 0), 0u) << out.substr(0, 200);
+  EXPECT_NE(out.find("ok 3145728"), std::string::npos);
+  HttpClient c(Url());
+  auto r = c.Request("PUT", "/stream", std::string(5 << 20, 'c'), "application/octet-stream");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->body, "ok 5242880");
+}
+
+TEST_F(ServerTest, AnUnreadBodyDoesNotBreakTheNextRequest) {
+  HttpClient c(Url());
+  auto refused = c.Request("PUT", "/refuse", std::string(1000, 'z'), "text/plain");
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->status, 403);
+  auto next = c.Request("GET", "/echo/after");
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->body, "path=after q= n=0");
+}
+
+TEST_F(ServerTest, RefusesMalformedRequestsWithoutServingThem) {
+  EXPECT_EQ(Raw("NONSENSE\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
+  EXPECT_EQ(Raw("GET / HTTP/2.0\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
+  EXPECT_EQ(Raw("POST /body HTTP/1.1\r\nContent-Length: x\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
+  EXPECT_EQ(Raw("GET / HTTP/1.1\r\nX: " + std::string(70000, 'a') + "\r\n\r\n").rfind("HTTP/1.1 431", 0), 0u);
+  svr_.set_max_body(100);
+  EXPECT_EQ(Raw("POST /body HTTP/1.1\r\nContent-Length: 101\r\n\r\n").rfind("HTTP/1.1 413", 0), 0u);
+  // A truncated body: the connection ends, nothing is answered.
+  EXPECT_EQ(Raw("POST /body HTTP/1.1\r\nContent-Length: 50\r\n\r\nshort"), "");
+}
+
+TEST_F(ServerTest, HandlerExceptionsAndProvidersAnswer) {
+  HttpClient c(Url());
+  auto boom = c.Request("GET", "/throw");
+  ASSERT_TRUE(boom.ok());
+  EXPECT_EQ(boom->status, 500);
+  EXPECT_EQ(boom->body, "boom");
+  auto p = c.Request("GET", "/provider");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->body, "0123456789");
+}
+
+TEST_F(ServerTest, StopEndsIdleKeepAliveConnections) {
+  HttpClient c(Url());
+  ASSERT_TRUE(c.Request("GET", "/echo/x").ok());  // the connection stays open, its worker waits in recv
+  auto start = std::chrono::steady_clock::now();
+  svr_.stop();
+  thread_.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  thread_ = std::thread([] {});
+}
+
+}  // namespace
+}  // namespace cairn::http
