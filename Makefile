@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both install what is missing first.
-.PHONY: deps build test unit e2e demo bench sanitize clean
+.PHONY: deps build test unit e2e demo bench bench-tracking sanitize clean
 
 BUILD ?= build
 
@@ -32,6 +32,9 @@ demo: build
 
 bench: build
 	@bash bench/run.sh
+
+bench-tracking: build
+	@bash bench/tracking.sh
 
 clean:
 	rm -rf $(BUILD)

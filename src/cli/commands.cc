@@ -1,5 +1,6 @@
 #include "cli/commands.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -15,6 +16,7 @@
 #include "cli/output.h"
 #include "cli/snapshot.h"
 #include "cli/stream.h"
+#include "compute/process.h"
 #include "compute/supervisor.h"
 #include "server/workspace.h"
 #include "spec/compute_spec.h"
@@ -564,7 +566,18 @@ int RunCli(int argc, char** argv) {
       }
       Client c(addr);
       auto r = c.Post("/api/v1/shutdown", json::object());
-      rc = r.ok() ? 0 : Fail(r.status());
+      if (!r.ok()) {
+        rc = Fail(r.status());
+        return;
+      }
+      // Done when the process is gone (it may still be checkpointing its databases): a command that
+      // follows at once then starts a fresh server instead of finding the old one's lock held.
+      long long pid = j.value("pid", 0LL);
+      auto alive = [&] { return compute::IsAliveWithMarker(static_cast<pid_t>(pid), "server"); };  // not a zombie
+      for (int i = 0; alive() && i < 600; ++i) usleep(20000);
+      if (alive())
+        fprintf(stderr, "warning: server %lld is still stopping after 30 s\n", pid);
+      rc = 0;
       return;
     }
     // The server is its own binary (see ARCHITECTURE.md: start-up time); run it in this process's place.

@@ -117,7 +117,20 @@ class Server {
   int Run() {
     // One server per workspace: the lock is held for the process's lifetime.
     lock_fd_ = open(ws_.ServerLock().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (lock_fd_ < 0 || flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    // A server that was asked to stop removes its address first and may hold the lock a while longer, closing
+    // its databases: wait for that one (not for a server that is running).
+    auto stopping = [&] {
+      auto info = ReadFile(ws_.ServerInfo());
+      json j = info.ok() ? json::parse(*info, nullptr, false) : json();
+      long long pid = j.is_object() ? j.value("pid", 0LL) : 0;
+      return !compute::IsAliveWithMarker(static_cast<pid_t>(pid), "server");
+    };
+    bool locked = lock_fd_ >= 0 && flock(lock_fd_, LOCK_EX | LOCK_NB) == 0;
+    for (int i = 0; !locked && lock_fd_ >= 0 && i < 200 && stopping(); ++i) {
+      usleep(50000);
+      locked = flock(lock_fd_, LOCK_EX | LOCK_NB) == 0;
+    }
+    if (!locked) {
       fprintf(stderr, "cairn server: another server is already running for workspace %s\n", opt_.home.c_str());
       return 1;
     }

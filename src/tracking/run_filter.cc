@@ -291,23 +291,38 @@ bool Matches(const RunFilter& filter, const FieldSource& source) {
   return true;
 }
 
-bool RunBefore(const RunOrder& order, const Run& a, const Run& b) {
-  for (const auto& k : order) {
-    bool numeric = k.kind == "metric" || (k.kind == "attribute" && IsNumericAttr(k.key));
-    if (numeric) {
-      auto x = NumberValue(a, k.kind, k.key), y = NumberValue(b, k.kind, k.key);
-      if (!x && !y) continue;
-      if (!x) return false;  // missing sorts last
-      if (!y) return true;
-      if (*x != *y) return k.ascending ? *x < *y : *x > *y;
-    } else {
-      auto x = StringValue(a, k.kind, k.key), y = StringValue(b, k.kind, k.key);
-      if (!x && !y) continue;
-      if (!x) return false;
-      if (!y) return true;
-      if (*x != *y) return k.ascending ? *x < *y : *x > *y;
+SortValue OrderValue(const OrderKey& k, const Run& r) {
+  SortValue v;
+  v.numeric = k.kind == "metric" || (k.kind == "attribute" && IsNumericAttr(k.key));
+  if (v.numeric) {
+    if (auto x = NumberValue(r, k.kind, k.key)) {
+      v.present = true;
+      v.num = *x;
     }
+  } else if (auto x = StringValue(r, k.kind, k.key)) {
+    v.present = true;
+    v.str = *x;
   }
+  return v;
+}
+
+int CompareOrderValues(const OrderKey& k, const SortValue& x, const SortValue& y) {
+  // Missing values last and NaN after every number, whatever the direction (as MLflow's SQL store orders).
+  if (!x.present || !y.present) return x.present == y.present ? 0 : x.present ? -1 : 1;
+  if (x.numeric) {
+    bool xn = std::isnan(x.num), yn = std::isnan(y.num);
+    if (xn || yn) return xn == yn ? 0 : xn ? 1 : -1;
+    if (x.num == y.num) return 0;
+    return (x.num < y.num) == k.ascending ? -1 : 1;
+  }
+  int c = x.str.compare(y.str);
+  if (c == 0) return 0;
+  return (c < 0) == k.ascending ? -1 : 1;
+}
+
+bool RunBefore(const RunOrder& order, const Run& a, const Run& b) {
+  for (const auto& k : order)
+    if (int c = CompareOrderValues(k, OrderValue(k, a), OrderValue(k, b)); c != 0) return c < 0;
   long long sa = a.info.start_time.value_or(0), sb = b.info.start_time.value_or(0);
   if (sa != sb) return sa > sb;
   return a.info.run_id < b.info.run_id;

@@ -55,7 +55,17 @@ bool Matches(const RunFilter& filter, const Run& run);
 bool LikeMatch(std::string_view value, std::string_view pattern, bool icase);
 // Sorts by `order`, then start_time DESC, then run_id; runs missing an ordered value sort last.
 void SortRuns(const RunOrder& order, std::vector<Run>& runs);
-// The order SortRuns sorts by: whether `a` comes before `b`.
+// One ordered value of a run, to sort many runs without looking each value up for every comparison.
+struct SortValue {
+  bool present = false;
+  bool numeric = false;
+  double num = 0;
+  std::string_view str;  // points into the run
+};
+SortValue OrderValue(const OrderKey& k, const Run& r);
+// <0, 0 or >0: missing values last, NaN after every number, then by the key's direction.
+int CompareOrderValues(const OrderKey& k, const SortValue& x, const SortValue& y);
+// The order SortRuns sorts by: whether `a` comes before `b` (the keys, then start_time DESC, then run_id).
 bool RunBefore(const RunOrder& order, const Run& a, const Run& b);
 
 }  // namespace cairn::tracking

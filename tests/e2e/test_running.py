@@ -159,3 +159,13 @@ def test_concurrent_clis_start_one_server(ws):
     assert all(p.wait(timeout=30) == 0 for p in procs)
     servers = [pid for pid, cmd in pids_mentioning(ws.home) if cmd.strip().endswith("server --port 0")]
     assert len(servers) == 1, servers
+
+
+def test_server_stop_returns_once_the_server_is_gone(ws):
+    """A command right after `cairn server stop` starts a fresh server (the old one's lock is released)."""
+    ws.run("job", "list")
+    old = ws.server_info()["pid"]
+    ws.run("server", "stop")
+    assert not any(pid == old for pid, _ in pids_mentioning(ws.home))
+    ws.run("job", "list")
+    assert ws.server_info()["pid"] != old
