@@ -514,6 +514,7 @@ bool Server::ServeOne(int fd, std::string& buf, size_t& pos) {
   }
   if (stopping_) keep_alive = false;
 
+  requests_.fetch_add(1, std::memory_order_relaxed);
   bool streamed = res.provider || res.file_fd >= 0;
   size_t content_length = streamed ? res.provider_length : res.body.size();
   std::string head = "HTTP/1.1 " + std::to_string(res.status) + " " + Reason(res.status) + "\r\n";

@@ -112,6 +112,8 @@ class Server {
   // Accepts until stop(); then waits for the connections' workers to finish.
   bool listen_after_bind();
   void stop();
+  // Requests answered so far (the server uses it to tell when it has gone quiet).
+  unsigned long long requests() const { return requests_.load(std::memory_order_relaxed); }
 
  private:
   struct Route {
@@ -135,6 +137,7 @@ class Server {
 
   int listen_fd_ = -1;
   std::atomic<bool> stopping_{false};
+  std::atomic<unsigned long long> requests_{0};
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<int> pending_;  // accepted connections no worker has taken yet

@@ -951,34 +951,26 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     size_t end = h->size();
     if (max->has_value() && **max > 0) end = std::min(end, begin + static_cast<size_t>(**max));
     // Written by hand: a 100k-point history is the hot path of every chart.
-    std::string key_json = json(m.StrOr("metric_key")).dump();
+    using namespace std::string_view_literals;
+    std::string key_json = "{\"key\":";
+    AppendJsonString(key_json, m.StrOr("metric_key"));
+    key_json += ",\"value\":"sv;
     std::string out = "{\"metrics\":[";
-    out.reserve(64 + (end - begin) * (key_json.size() + 72));
-    char num[64];
+    out.reserve(64 + (end - begin) * (key_json.size() + 64));
     for (size_t i = begin; i < end; ++i) {
       const tracking::Point& x = (*h)[i];
       if (i > begin) out += ',';
-      out += "{\"key\":";
       out += key_json;
-      out += ",\"value\":";
-      if (std::isnan(x.value)) {
-        out += "\"NaN\"";
-      } else {
-        auto r = std::to_chars(num, num + sizeof num, x.value);
-        out.append(num, r.ptr);
-        if (std::string_view(num, static_cast<size_t>(r.ptr - num)).find_first_of(".eE") == std::string_view::npos &&
-            std::string_view(num, static_cast<size_t>(r.ptr - num)).find("inf") == std::string_view::npos)
-          out += ".0";
-      }
-      out += ",\"timestamp\":";
-      auto t = std::to_chars(num, num + sizeof num, x.timestamp);
-      out.append(num, t.ptr);
-      out += ",\"step\":";
-      auto sp = std::to_chars(num, num + sizeof num, x.step);
-      out.append(num, sp.ptr);
+      if (std::isnan(x.value)) out += "\"NaN\""sv;
+      else if (std::isinf(x.value)) out += x.value > 0 ? "1.7976931348623157e+308"sv : "-1.7976931348623157e+308"sv;
+      else AppendJsonDouble(out, x.value);
+      out += ",\"timestamp\":"sv;
+      AppendJsonInt(out, x.timestamp);
+      out += ",\"step\":"sv;
+      AppendJsonInt(out, x.step);
       out += '}';
     }
-    out += "]";
+    out += ']';
     if (end < h->size()) out += ",\"next_page_token\":\"" + PageToken(static_cast<long long>(end)) + "\"";
     out += "}";
     res.status = 200;

@@ -198,7 +198,27 @@ class Server {
       svr_.stop();
     }).detach();
 
+    // Answers of megabytes (histories, searches) leave freed heap behind that glibc keeps (the trim threshold
+    // is raised in main so busy periods reuse it): hand it back once requests have stopped for a second.
+    std::atomic<bool> done{false};
+    std::thread janitor([this, &done] {
+      unsigned long long seen = svr_.requests();
+      bool trimmed = true;
+      while (!done) {
+        usleep(250000);
+        unsigned long long now = svr_.requests();
+        if (now != seen) {
+          seen = now;
+          trimmed = false;
+        } else if (!trimmed) {
+          malloc_trim(0);
+          trimmed = true;
+        }
+      }
+    });
     svr_.listen_after_bind();
+    done = true;
+    janitor.join();
     sched_->Stop();
     // Only remove the address if it is still ours.
     auto cur = ReadFile(ws_.ServerInfo());
