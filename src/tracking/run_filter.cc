@@ -291,20 +291,22 @@ bool Matches(const RunFilter& filter, const FieldSource& source) {
   return true;
 }
 
-SortValue OrderValue(const OrderKey& k, const Run& r) {
+SortValue OrderValue(const OrderKey& k, const FieldSource& r) {
   SortValue v;
   v.numeric = k.kind == "metric" || (k.kind == "attribute" && IsNumericAttr(k.key));
   if (v.numeric) {
-    if (auto x = NumberValue(r, k.kind, k.key)) {
+    if (auto x = r.Number(k.kind, k.key)) {
       v.present = true;
       v.num = *x;
     }
-  } else if (auto x = StringValue(r, k.kind, k.key)) {
+  } else if (auto x = r.String(k.kind, k.key)) {
     v.present = true;
     v.str = *x;
   }
   return v;
 }
+
+SortValue OrderValue(const OrderKey& k, const Run& r) { return OrderValue(k, RunFields(r)); }
 
 int CompareOrderValues(const OrderKey& k, const SortValue& x, const SortValue& y) {
   // Missing values last and NaN after every number, whatever the direction (as MLflow's SQL store orders).

@@ -63,6 +63,7 @@ struct SortValue {
   std::string_view str;  // points into the run
 };
 SortValue OrderValue(const OrderKey& k, const Run& r);
+SortValue OrderValue(const OrderKey& k, const FieldSource& source);
 // <0, 0 or >0: missing values last, NaN after every number, then by the key's direction.
 int CompareOrderValues(const OrderKey& k, const SortValue& x, const SortValue& y);
 // The order SortRuns sorts by: whether `a` comes before `b` (the keys, then start_time DESC, then run_id).

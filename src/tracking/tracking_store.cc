@@ -974,11 +974,18 @@ Result<std::vector<Run>> TrackingStore::SearchRuns(const RunSearch& q, bool* mor
   // Every run of the experiments, in run id order, from a covering index (the table is not read); then each
   // named metric, param and tag from its own covering index, also in run id order, merged in. Two sequential
   // scans per name instead of a B-tree lookup per run and name.
-  std::deque<Run> all;  // grows without moving runs
+  // The first pass keeps compact candidates (ids in one arena, the named values in flat arrays): at 100k runs
+  // a Run object per run, with its strings and vectors, cost more than the scans.
+  struct Candidate {
+    uint32_t id_off = 0;
+    uint32_t id_len = 0;
+    std::optional<long long> start, end;
+    std::string name, user, status, stage, uri;  // only when named
+  };
+  std::vector<Candidate> all;
+  std::string ids;
   std::string stage = q.view == "ALL" ? "" : q.view == "DELETED_ONLY" ? " AND lifecycle_stage = 'deleted'"
                                                                       : " AND lifecycle_stage = 'active'";
-  // Only the attributes the filter and the order name are read here (the page's runs get all of theirs
-  // later): for 100k runs, each string copied is a measurable part of the search.
   auto named = [&](const char* attr) {
     for (const auto& c : *filter)
       if (c.kind == "attribute" && c.key == attr) return true;
@@ -987,85 +994,152 @@ Result<std::vector<Run>> TrackingStore::SearchRuns(const RunSearch& q, bool* mor
     return false;
   };
   const bool want_name = named("run_name"), want_user = named("user_id"), want_status = named("status"),
-             want_end = named("end_time"), want_stage = named("lifecycle_stage");
+             want_end = named("end_time"), want_stage = named("lifecycle_stage"), want_uri = named("artifact_uri");
+  // The select list holds only what is used: at 100k rows, each column read is a measurable cost.
+  std::string cols = "run_id, start_time";
+  if (want_end) cols += ", end_time";
+  if (want_name) cols += ", run_name";
+  if (want_user) cols += ", user_id";
+  if (want_status) cols += ", status";
+  if (want_stage) cols += ", lifecycle_stage";
   for (const auto& exp : q.experiment_ids) {
     if (!ValidExperimentId(exp)) continue;
-    Stmt& s = db.Prepare(
-        "SELECT run_id, start_time, end_time, run_name, user_id, status, lifecycle_stage "
-        "FROM runs INDEXED BY runs_search WHERE experiment_id = ?" + stage + " ORDER BY run_id");
+    Stmt& s = db.Prepare("SELECT " + cols + " FROM runs INDEXED BY runs_search WHERE experiment_id = ?" + stage +
+                         " ORDER BY run_id");
     s.Bind(1, std::stoll(exp));
     while (s.Step()) {
-      Run& r = all.emplace_back();
-      r.info.run_id.assign(s.Blob(0));
-      if (!s.IsNull(1)) r.info.start_time = s.Int(1);
-      if (want_end && !s.IsNull(2)) r.info.end_time = s.Int(2);
-      if (want_name) r.info.run_name = s.Text(3);
-      if (want_user) r.info.user_id = s.Text(4);
-      if (want_status) r.info.status = s.Text(5);
-      if (want_stage) r.info.lifecycle_stage = s.Text(6);
+      Candidate& c = all.emplace_back();
+      std::string_view id = s.Blob(0);
+      c.id_off = static_cast<uint32_t>(ids.size());
+      c.id_len = static_cast<uint32_t>(id.size());
+      ids += id;
+      if (!s.IsNull(1)) c.start = s.Int(1);
+      int col = 2;
+      if (want_end && !s.IsNull(col)) c.end = s.Int(col);
+      col += want_end;
+      if (want_name) c.name = s.Text(col++);
+      if (want_user) c.user = s.Text(col++);
+      if (want_status) c.status = s.Text(col++);
+      if (want_stage) c.stage = s.Text(col++);
     }
     s.Reset();
   }
+  auto id_of = [&](const Candidate& c) { return std::string_view(ids.data() + c.id_off, c.id_len); };
   if (q.experiment_ids.size() > 1)
-    std::sort(all.begin(), all.end(), [](const Run& a, const Run& b) { return a.info.run_id < b.info.run_id; });
-  // artifact_uri is not in the index: read it only when the filter or the order names it.
-  bool wants_uri = false;
-  for (const auto& c : *filter) wants_uri = wants_uri || (c.kind == "attribute" && c.key == "artifact_uri");
-  for (const auto& o : *order) wants_uri = wants_uri || (o.kind == "attribute" && o.key == "artifact_uri");
-  if (wants_uri)
-    for (auto& r : all)
-      if (auto info = ReadRunInfo(db, r.info.run_id); info.ok()) r.info.artifact_uri = info->artifact_uri;
-  // Merges rows (run_id first, ascending) into `all`.
-  auto merge = [&](Stmt& s, const std::function<void(Run&, Stmt&)>& take) {
+    std::sort(all.begin(), all.end(), [&](const Candidate& a, const Candidate& b) { return id_of(a) < id_of(b); });
+  if (want_uri)  // not in the index: rare enough to read run by run
+    for (auto& c : all)
+      if (auto info = ReadRunInfo(db, std::string(id_of(c))); info.ok()) c.uri = info->artifact_uri;
+  const size_t n = all.size(), nm = metric_keys.size(), ns = param_keys.size() + tag_keys.size();
+  std::vector<double> mvals(n * nm, 0);
+  std::vector<std::string> svals(n * ns);
+  std::vector<uint8_t> mhave(n * nm, 0), shave(n * ns, 0);
+  // Merges rows (run_id first, ascending) into the candidates, which are in run id order too.
+  auto merge = [&](Stmt& s, const std::function<void(size_t, Stmt&)>& take) {
     size_t i = 0;
-    while (s.Step() && i < all.size()) {
+    while (s.Step() && i < n) {
       std::string_view id = s.Blob(0);  // the text's bytes, without a copy
-      while (i < all.size() && std::string_view(all[i].info.run_id) < id) ++i;
-      if (i < all.size() && std::string_view(all[i].info.run_id) == id) take(all[i], s);
+      while (i < n && id_of(all[i]) < id) ++i;
+      if (i < n && id_of(all[i]) == id) take(i, s);
     }
     s.Reset();
   };
-  for (const auto& key : metric_keys) {
-    Stmt& s = db.Prepare("SELECT run_id, step, timestamp, value, is_nan FROM latest_metrics INDEXED BY "
+  for (size_t k = 0; k < nm; ++k) {
+    // Only the value: filter and order need nothing else, and the page's runs are read again in full.
+    Stmt& s = db.Prepare("SELECT run_id, CASE WHEN is_nan THEN NULL ELSE value END FROM latest_metrics INDEXED BY "
                          "latest_metrics_search WHERE key = ? ORDER BY run_id");
-    s.Bind(1, key);
-    merge(s, [&](Run& r, Stmt& row) {
-      Metric m;
-      m.key = key;
-      m.step = row.Int(1);
-      m.timestamp = row.Int(2);
-      m.value = row.Int(4) ? NAN : row.Double(3);
-      r.metrics.push_back(std::move(m));
+    s.Bind(1, metric_keys[k]);
+    merge(s, [&](size_t i, Stmt& row) {
+      mhave[i * nm + k] = 1;
+      mvals[i * nm + k] = row.IsNull(1) ? NAN : row.Double(1);
     });
   }
-  for (const char* table : {"params", "tags"}) {
-    bool params = std::string(table) == "params";
-    for (const auto& key : params ? param_keys : tag_keys) {
-      Stmt& s = db.Prepare(std::string("SELECT run_id, value FROM ") + table + " INDEXED BY " + table +
-                           "_search WHERE key = ? ORDER BY run_id");
-      s.Bind(1, key);
-      merge(s, [&](Run& r, Stmt& row) { (params ? r.params : r.tags).push_back({key, row.Text(1)}); });
-    }
+  for (size_t k = 0; k < ns; ++k) {
+    bool param = k < param_keys.size();
+    const char* table = param ? "params" : "tags";
+    Stmt& s = db.Prepare(std::string("SELECT run_id, value FROM ") + table + " INDEXED BY " + table +
+                         "_search WHERE key = ? ORDER BY run_id");
+    s.Bind(1, param ? param_keys[k] : tag_keys[k - param_keys.size()]);
+    merge(s, [&](size_t i, Stmt& row) {
+      shave[i * ns + k] = 1;
+      svals[i * ns + k] = row.Text(1);
+    });
   }
-  std::vector<Run*> matched;
-  for (auto& r : all)
-    if (Matches(*filter, r)) matched.push_back(&r);
+  class Fields : public FieldSource {
+   public:
+    Fields(size_t i, const std::vector<Candidate>& all, std::string_view id, const std::vector<std::string>& metric_keys,
+           const std::vector<std::string>& param_keys, const std::vector<std::string>& tag_keys,
+           const std::vector<double>& mvals, const std::vector<uint8_t>& mhave, const std::vector<std::string>& svals,
+           const std::vector<uint8_t>& shave)
+        : i_(i), c_(all[i]), id_(id), mk_(metric_keys), pk_(param_keys), tk_(tag_keys), mv_(mvals), mh_(mhave),
+          sv_(svals), sh_(shave) {}
+    std::optional<std::string_view> String(const std::string& kind, const std::string& key) const override {
+      if (kind == "param" || kind == "tag") {
+        const auto& keys = kind == "param" ? pk_ : tk_;
+        size_t base = kind == "param" ? 0 : pk_.size(), ns = pk_.size() + tk_.size();
+        for (size_t k = 0; k < keys.size(); ++k)
+          if (keys[k] == key) {
+            if (!sh_[i_ * ns + base + k]) return std::nullopt;
+            return std::string_view(sv_[i_ * ns + base + k]);
+          }
+        return std::nullopt;
+      }
+      if (key == "run_id") return id_;
+      if (key == "run_name") return std::string_view(c_.name);
+      if (key == "user_id") return std::string_view(c_.user);
+      if (key == "status") return std::string_view(c_.status);
+      if (key == "lifecycle_stage") return std::string_view(c_.stage);
+      if (key == "artifact_uri") return std::string_view(c_.uri);
+      return std::nullopt;
+    }
+    std::optional<double> Number(const std::string& kind, const std::string& key) const override {
+      if (kind == "metric") {
+        for (size_t k = 0; k < mk_.size(); ++k)
+          if (mk_[k] == key) {
+            if (!mh_[i_ * mk_.size() + k]) return std::nullopt;
+            return mv_[i_ * mk_.size() + k];
+          }
+        return std::nullopt;
+      }
+      if (key == "start_time" && c_.start) return static_cast<double>(*c_.start);
+      if (key == "end_time" && c_.end) return static_cast<double>(*c_.end);
+      return std::nullopt;
+    }
+
+   private:
+    size_t i_;
+    const Candidate& c_;
+    std::string_view id_;
+    const std::vector<std::string>&mk_, &pk_, &tk_;
+    const std::vector<double>& mv_;
+    const std::vector<uint8_t>& mh_;
+    const std::vector<std::string>& sv_;
+    const std::vector<uint8_t>& sh_;
+  };
+  auto fields = [&](size_t i) {
+    return Fields(i, all, id_of(all[i]), metric_keys, param_keys, tag_keys, mvals, mhave, svals, shave);
+  };
+  std::vector<uint32_t> matched;
+  for (size_t i = 0; i < n; ++i)
+    if (Matches(*filter, fields(i))) matched.push_back(static_cast<uint32_t>(i));
   // The ordered values are looked up once per run, not once per comparison; a page from the top of the
   // order needs only a partial sort.
   const size_t nk = order->size();
   std::vector<SortValue> values(matched.size() * nk);
-  for (size_t i = 0; i < matched.size(); ++i)
-    for (size_t j = 0; j < nk; ++j) values[i * nk + j] = OrderValue((*order)[j], *matched[i]);
+  for (size_t m = 0; m < matched.size(); ++m) {
+    Fields f = fields(matched[m]);
+    for (size_t j = 0; j < nk; ++j) values[m * nk + j] = OrderValue((*order)[j], f);
+  }
   std::vector<uint32_t> idx(matched.size());
   for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<uint32_t>(i);
   auto before = [&](uint32_t a, uint32_t b) {
     for (size_t j = 0; j < nk; ++j)
       if (int c = CompareOrderValues((*order)[j], values[a * nk + j], values[b * nk + j]); c != 0) return c < 0;
-    const Run& x = *matched[a];
-    const Run& y = *matched[b];
-    long long sa = x.info.start_time.value_or(0), sb = y.info.start_time.value_or(0);
+    const Candidate& x = all[matched[a]];
+    const Candidate& y = all[matched[b]];
+    long long sa = x.start.value_or(0), sb = y.start.value_or(0);
     if (sa != sb) return sa > sb;
-    return x.info.run_id < y.info.run_id;
+    return id_of(x) < id_of(y);
   };
   long long start = std::min<long long>(q.offset, static_cast<long long>(matched.size()));
   long long end = std::min<long long>(start + q.max_results, static_cast<long long>(matched.size()));
@@ -1074,9 +1148,9 @@ Result<std::vector<Run>> TrackingStore::SearchRuns(const RunSearch& q, bool* mor
   else
     std::sort(idx.begin(), idx.end(), before);
   *more = end < static_cast<long long>(matched.size());
-  std::vector<Run> page;
-  page.reserve(static_cast<size_t>(end - start));
-  for (long long i = start; i < end; ++i) page.push_back(std::move(*matched[idx[static_cast<size_t>(i)]]));
+  std::vector<Run> page(static_cast<size_t>(end - start));
+  for (long long i = start; i < end; ++i)
+    page[static_cast<size_t>(i - start)].info.run_id = id_of(all[matched[idx[static_cast<size_t>(i)]]]);
   ReadPageData(db, page);
   return page;
 }
