@@ -11,6 +11,7 @@
 #include "spec/job_spec.h"
 #include "spec/placeholders.h"
 #include "spec/yaml_tree.h"
+#include "sweep/search_space.h"
 
 namespace cairn::spec {
 
@@ -26,6 +27,20 @@ const std::vector<std::string> kTopKeys = {
     // and Cairn's own additions to the job object
     "status_reason", "status_history", "start_time", "end_time", "duration_seconds", "exit_code",
     "error", "is_archived", "notes"};
+// A sweep job: the top level (the three generations together) and its trial.
+const std::vector<std::string> kSweepTopKeys = {
+    "$schema", "type", "name", "display_name", "experiment_name", "description", "tags", "properties",
+    "trial", "inputs", "outputs", "compute", "sampling_algorithm", "algorithm", "search_space", "objective",
+    "limits", "early_termination", "max_total_trials", "max_concurrent_trials", "timeout_minutes",
+    "queue_settings", "resources", "identity", "services",
+    "status", "creation_context", "id", "log_files", "parameters", "status_reason", "status_history",
+    "start_time", "end_time", "duration_seconds", "exit_code", "error", "is_archived", "notes"};
+const std::vector<std::string> kTrialKeys = {"command", "code", "environment", "environment_variables",
+                                             "distribution", "resources", "queue_settings", "inputs", "compute"};
+const std::vector<std::string> kSweepOnlyKeys = {"type", "trial", "sampling_algorithm", "algorithm", "search_space",
+                                                 "objective", "limits", "early_termination", "max_total_trials",
+                                                 "max_concurrent_trials", "timeout_minutes"};
+
 const std::vector<std::string> kInputTypes = {"uri_file", "uri_folder", "mltable",
                                               "mlflow_model", "custom_model", "triton_model"};
 const std::vector<std::string> kInputModes = {"ro_mount", "download", "direct", "eval_mount",
@@ -42,21 +57,25 @@ class JobParser {
       Error(root, "a job file must be a mapping of keys to values, got " + root.TypeName());
       return std::nullopt;
     }
-    JobSpec spec;
     std::string type = "command";
     if (const YNode* t = root.Get("type")) type = Str(*t, "type");
     if (type == "sweep" || type == "sweep_job") {
-      Error(*root.Get("type"), "type: sweep jobs are not supported yet; this workspace runs command jobs");
-      return std::nullopt;
+      if (type == "sweep_job") generation_p1_ = true;
+      return ParseSweep(root);
     }
     if (type == "pipeline" || type == "pipeline_job") {
       Error(*root.Get("type"), "type: pipeline jobs are not supported by Cairn");
       return std::nullopt;
     }
     if (type != "command" && type != "command_job") {
-      Error(*root.Get("type"), "type: unknown job type '" + type + "' (expected 'command')");
+      Error(*root.Get("type"), "type: unknown job type '" + type + "' (expected 'command' or 'sweep')");
       return std::nullopt;
     }
+    return ParseCommandJob(root);
+  }
+
+  std::optional<JobSpec> ParseCommandJob(YNode& root) {
+    JobSpec spec;
     CheckKeys(root, kTopKeys, "");
 
     if (auto* n = root.Get("name")) spec.name = Str(*n, "name");
@@ -96,6 +115,231 @@ class JobParser {
     spec.generation = generation_p1_ ? "preview 1" : generation_p2_ ? "preview 2" : "GA";
     if (d_.HasErrors()) return std::nullopt;
     return spec;
+  }
+
+  // A sweep: the trial's keys and the top level's are read as one command job (the trial's command may use
+  // ${{search_space.<name>}}), and the sweep's own keys into spec.sweep.
+  std::optional<JobSpec> ParseSweep(YNode& root) {
+    std::vector<std::string> allowed = kSweepTopKeys;
+    for (const char* k : {"command", "code", "environment", "environment_variables", "distribution"}) {
+      allowed.push_back(k);
+      for (const auto& e : root.map)
+        if (e.key == k) ErrorAtKey(e, root, std::string(k) + ": in a sweep job this belongs under trial:");
+    }
+    CheckKeys(root, allowed, "");
+    const YNode* trial = root.Get("trial");
+    if (!trial || !trial->IsMap()) {
+      if (trial) Error(*trial, "trial: expected a mapping with the trial's command, code and environment, got " + trial->TypeName());
+      else d_.Error(root.file, 1, 1, "missing required key 'trial' (the command each trial runs)");
+      return std::nullopt;
+    }
+    CheckKeys(*trial, kTrialKeys, "trial.");
+    YNode merged = root;
+    merged.map.clear();
+    for (const auto& e : root.map)
+      if (std::find(kSweepOnlyKeys.begin(), kSweepOnlyKeys.end(), e.key) == kSweepOnlyKeys.end()) merged.map.push_back(e);
+    for (const auto& e : trial->map) {
+      if (merged.Get(e.key)) {
+        ErrorAtKey(e, *trial, "trial." + e.key + ": also given at the top level; give it once");
+        continue;
+      }
+      merged.map.push_back(e);
+    }
+    nlohmann::json sweep = nlohmann::json::object();
+    ParseSweepConfig(root, sweep);
+    // Names as written, even when a distribution is invalid (that error is reported already).
+    search_space_names_.clear();
+    if (const YNode* ss = root.Get("search_space"); ss && ss->IsMap())
+      for (const auto& e : ss->map) search_space_names_.push_back(e.key);
+    in_sweep_ = true;
+    YNode typed = merged;
+    auto spec = ParseCommandJob(typed);
+    if (!spec || d_.HasErrors()) return std::nullopt;
+    spec->type = "sweep";
+    if (sweep["limits"].contains("trial_timeout")) spec->timeout_seconds = sweep["limits"]["trial_timeout"];
+    spec->sweep = sweep;
+    return spec;
+  }
+
+  // Finds the node a "search_space.a.b" path names, for the error's place.
+  const YNode& Locate(const YNode& root, const std::string& path) {
+    const YNode* at = &root;
+    for (const auto& part : Split(path, '.')) {
+      std::string key = part.substr(0, part.find('['));
+      const YNode* next = at->IsMap() ? at->Get(key) : nullptr;
+      if (!next) break;
+      at = next;
+      size_t lb = part.find('[');
+      if (lb != std::string::npos && at->IsSeq()) {
+        size_t i = static_cast<size_t>(atoi(part.c_str() + lb + 1));
+        if (i < at->seq.size()) at = &at->seq[i];
+      }
+    }
+    return *at;
+  }
+
+  void ParseSweepConfig(const YNode& root, nlohmann::json& sweep) {
+    // sampling_algorithm (GA, preview 2) or algorithm (preview 1): a word or {type, seed, rule, logbase}.
+    const YNode* alg = root.Get("sampling_algorithm");
+    const char* alg_key = "sampling_algorithm";
+    if (!alg) {
+      alg = root.Get("algorithm");
+      alg_key = "algorithm";
+    }
+    nlohmann::json algorithm = {{"type", "random"}, {"rule", "random"}};
+    if (alg && alg->IsScalar()) {
+      algorithm["type"] = ToLower(alg->scalar);
+    } else if (alg && alg->IsMap()) {
+      CheckKeys(*alg, {"type", "seed", "rule", "logbase"}, std::string(alg_key) + ".");
+      if (const YNode* t = alg->Get("type")) algorithm["type"] = ToLower(Str(*t, std::string(alg_key) + ".type"));
+      if (const YNode* sd = alg->Get("seed")) {
+        if (auto v = NonNegativeInt(*sd, std::string(alg_key) + ".seed")) algorithm["seed"] = *v;
+      }
+      if (const YNode* r = alg->Get("rule")) {
+        std::string rule = ToLower(Str(*r, std::string(alg_key) + ".rule"));
+        if (rule != "random" && rule != "sobol") Error(*r, std::string(alg_key) + ".rule: expected 'random' or 'sobol', got '" + rule + "'");
+        algorithm["rule"] = rule;
+      }
+    } else if (alg && !alg->IsNull()) {
+      Error(*alg, std::string(alg_key) + ": expected random, grid or bayesian, got " + alg->TypeName());
+    }
+    std::string type = algorithm["type"];
+    if (type != "random" && type != "grid" && type != "bayesian")
+      Error(alg ? (alg->IsMap() && alg->Get("type") ? *alg->Get("type") : *alg) : root,
+            std::string(alg_key) + ": unknown sampling algorithm '" + type + "' (random, grid or bayesian)");
+    sweep["algorithm"] = algorithm;
+
+    // search_space
+    const YNode* ss = root.Get("search_space");
+    sweep::Space space;
+    if (!ss || ss->IsNull()) {
+      d_.Error(root.file, 1, 1, "missing required key 'search_space' (the hyperparameters to sweep)");
+    } else {
+      nlohmann::json j = ToJsonValue(*ss);
+      auto parsed = sweep::ParseSpace(j);
+      if (!parsed.ok()) {
+        const std::string& m = parsed.status().message();
+        Error(Locate(root, m.substr(0, m.find(':'))), m);
+      } else {
+        space = *parsed;
+        sweep["search_space"] = j;
+        if (std::string e = sweep::CheckAlgorithm(space, type); !e.empty())
+          Error(Locate(root, e.substr(0, e.find(':'))), e + " (" + alg_key + ": " + type + ")");
+      }
+    }
+
+    // objective
+    const YNode* obj = root.Get("objective");
+    if (!obj || !obj->IsMap()) {
+      if (obj) Error(*obj, "objective: expected {primary_metric: <name>, goal: maximize|minimize}, got " + obj->TypeName());
+      else d_.Error(root.file, 1, 1, "missing required key 'objective' ({primary_metric: <name>, goal: maximize|minimize})");
+    } else {
+      CheckKeys(*obj, {"primary_metric", "goal"}, "objective.");
+      const YNode* pm = obj->Get("primary_metric");
+      const YNode* goal = obj->Get("goal");
+      std::string metric = pm ? Str(*pm, "objective.primary_metric") : "";
+      std::string g = goal ? ToLower(Str(*goal, "objective.goal")) : "";
+      if (metric.empty()) Error(pm ? *pm : *obj, "objective.primary_metric: required, the metric each trial logs with mlflow");
+      if (g != "maximize" && g != "minimize")
+        Error(goal ? *goal : *obj, "objective.goal: expected 'maximize' or 'minimize'" + (g.empty() ? std::string() : ", got '" + g + "'"));
+      sweep["objective"] = {{"primary_metric", metric}, {"goal", g}};
+    }
+
+    // limits: a map (GA, preview 2) or top-level keys (preview 1, with timeout in minutes).
+    nlohmann::json limits = nlohmann::json::object();
+    auto trials_limit = [&](const YNode& n, const std::string& field) -> std::optional<long long> {
+      auto v = PositiveInt(n, field);
+      if (v && *v > 1000) {
+        Error(n, field + ": at most 1000, got " + std::to_string(*v));
+        return std::nullopt;
+      }
+      return v;
+    };
+    if (const YNode* l = root.Get("limits"); l && !l->IsNull()) {
+      if (!l->IsMap()) {
+        Error(*l, "limits: expected a mapping, got " + l->TypeName());
+      } else {
+        CheckKeys(*l, {"max_total_trials", "max_concurrent_trials", "timeout", "trial_timeout"}, "limits.");
+        for (const char* k : {"max_total_trials", "max_concurrent_trials"})
+          if (const YNode* n = l->Get(k))
+            if (auto v = trials_limit(*n, std::string("limits.") + k)) limits[k] = *v;
+        for (const char* k : {"timeout", "trial_timeout"})
+          if (const YNode* n = l->Get(k))
+            if (auto v = PositiveInt(*n, std::string("limits.") + k)) limits[k] = *v;
+      }
+    }
+    for (const char* k : {"max_total_trials", "max_concurrent_trials"})
+      if (const YNode* n = root.Get(k)) {
+        generation_p1_ = true;
+        if (auto v = trials_limit(*n, k)) limits[k] = *v;
+      }
+    if (const YNode* n = root.Get("timeout_minutes")) {
+      generation_p1_ = true;
+      if (auto v = PositiveInt(*n, "timeout_minutes")) limits["timeout"] = *v * 60;
+    }
+    long long grid = sweep::GridSize(space);
+    if (!limits.contains("max_total_trials"))
+      limits["max_total_trials"] = type == "grid" && grid > 0 ? std::min<long long>(grid, 1000) : 1000;
+    if (!limits.contains("max_concurrent_trials")) limits["max_concurrent_trials"] = limits["max_total_trials"];
+    sweep["limits"] = limits;
+
+    // early_termination
+    if (const YNode* et = root.Get("early_termination"); et && !et->IsNull()) {
+      if (!et->IsMap()) {
+        Error(*et, "early_termination: expected a policy such as {type: bandit, slack_factor: 0.1}, got " + et->TypeName());
+        return;
+      }
+      std::string pt = et->Get("type") ? ToLower(Str(*et->Get("type"), "early_termination.type")) : "";
+      nlohmann::json policy = {{"type", pt}, {"evaluation_interval", 1}, {"delay_evaluation", 0}};
+      std::vector<std::string> keys = {"type", "evaluation_interval", "delay_evaluation"};
+      if (pt == "bandit") {
+        keys.insert(keys.end(), {"slack_factor", "slack_amount"});
+      } else if (pt == "truncation_selection") {
+        keys.insert(keys.end(), {"truncation_percentage", "exclude_finished_jobs"});
+      } else if (pt != "median_stopping") {
+        Error(et->Get("type") ? *et->Get("type") : *et,
+              "early_termination.type: expected bandit, median_stopping or truncation_selection" +
+                  (pt.empty() ? std::string() : ", got '" + pt + "'"));
+        return;
+      }
+      CheckKeys(*et, keys, "early_termination.");
+      for (const char* k : {"evaluation_interval", "delay_evaluation"})
+        if (const YNode* n = et->Get(k))
+          if (auto v = NonNegativeInt(*n, std::string("early_termination.") + k)) policy[k] = *v;
+      if (pt == "bandit") {
+        const YNode* f = et->Get("slack_factor");
+        const YNode* a = et->Get("slack_amount");
+        if ((f != nullptr) == (a != nullptr))
+          Error(*et, "early_termination: a bandit policy takes exactly one of slack_factor and slack_amount");
+        for (auto [node, key] : {std::pair{f, "slack_factor"}, std::pair{a, "slack_amount"}}) {
+          if (!node) continue;
+          char* end = nullptr;
+          double v = node->IsScalar() ? strtod(node->scalar.c_str(), &end) : -1;
+          if (!node->IsScalar() || *end || v < 0)
+            Error(*node, std::string("early_termination.") + key + ": expected a number of 0 or more");
+          else
+            policy[key] = v;
+        }
+      }
+      if (pt == "truncation_selection") {
+        const YNode* tp = et->Get("truncation_percentage");
+        if (!tp) {
+          Error(*et, "early_termination.truncation_percentage: required for truncation_selection (1 to 99)");
+        } else if (auto v = PositiveInt(*tp, "early_termination.truncation_percentage")) {
+          if (*v > 99) Error(*tp, "early_termination.truncation_percentage: 1 to 99, got " + std::to_string(*v));
+          policy["truncation_percentage"] = *v;
+        }
+        if (const YNode* x = et->Get("exclude_finished_jobs")) {
+          std::string b = ToLower(Str(*x, "early_termination.exclude_finished_jobs"));
+          if (b != "true" && b != "false") Error(*x, "early_termination.exclude_finished_jobs: expected true or false");
+          policy["exclude_finished_jobs"] = b == "true";
+        }
+      }
+      if (type == "bayesian")
+        Error(*et, "early_termination: bayesian sampling does not support early termination; remove the policy or "
+                   "use random sampling");
+      sweep["early_termination"] = policy;
+    }
   }
 
  private:
@@ -173,6 +417,16 @@ class JobParser {
     }
     if (!v || *v <= 0) {
       Error(n, field + ": expected a positive integer, got " +
+                   (n.IsScalar() ? "\"" + n.scalar + "\"" : n.TypeName()));
+      return std::nullopt;
+    }
+    return v;
+  }
+
+  std::optional<long long> NonNegativeInt(const YNode& n, const std::string& field) {
+    auto v = AsInt(n);
+    if (!v || *v < 0) {
+      Error(n, field + ": expected an integer of 0 or more, got " +
                    (n.IsScalar() ? "\"" + n.scalar + "\"" : n.TypeName()));
       return std::nullopt;
     }
@@ -719,7 +973,14 @@ class JobParser {
                                       : " (did you mean 'outputs." + near + "'?)"));
         }
       } else if (p.context == "search_space") {
-        Error(*n, "command: ${{" + p.expression + "}} is only allowed in a sweep job's trial");
+        if (!in_sweep_) {
+          Error(*n, "command: ${{" + p.expression + "}} is only allowed in a sweep job's trial");
+        } else if (std::find(search_space_names_.begin(), search_space_names_.end(), p.name) == search_space_names_.end()) {
+          std::string near = ClosestMatch(p.name, search_space_names_);
+          Error(*n, "command: ${{" + p.expression + "}} names no hyperparameter" +
+                        (near.empty() ? " (search_space has: " + Join(search_space_names_, ", ") + ")"
+                                      : " (did you mean 'search_space." + near + "'?)"));
+        }
       } else {
         Error(*n, "command: unknown expression ${{" + p.expression +
                       "}} (a command job may use ${{inputs.<name>}} and ${{outputs.<name>}})");
@@ -745,6 +1006,8 @@ class JobParser {
   Diagnostics& d_;
   bool generation_p1_ = false;
   bool generation_p2_ = false;
+  bool in_sweep_ = false;
+  std::vector<std::string> search_space_names_;
 };
 
 }  // namespace

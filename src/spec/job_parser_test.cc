@@ -164,3 +164,103 @@ TEST(YamlTree, OverrideIntoAScalarIsAnError) {
 
 }  // namespace
 }  // namespace cairn::spec
+
+namespace cairn::spec {
+namespace {
+
+ParseOptions NoPathChecks() {
+  ParseOptions o;
+  o.check_local_paths = false;
+  return o;
+}
+
+TEST(SweepParser, ReadsTheGaShape) {
+  Diagnostics d;
+  auto s = ParseJobText(R"(type: sweep
+trial:
+  code: src
+  command: python main.py --lr ${{search_space.lr}} --boosting ${{search_space.boosting}} --csv ${{inputs.csv}}
+  environment: {image: python}
+inputs:
+  csv: {type: uri_file, path: https://example.com/iris.csv}
+sampling_algorithm: {type: random, seed: 7, rule: sobol}
+search_space:
+  lr: {type: uniform, min_value: 0.01, max_value: 0.9}
+  boosting: {type: choice, values: [gbdt, dart]}
+objective: {goal: Minimize, primary_metric: test-multi_logloss}
+limits: {max_total_trials: 20, max_concurrent_trials: 10, timeout: 7200, trial_timeout: 600}
+early_termination: {type: bandit, slack_factor: 0.1, evaluation_interval: 2, delay_evaluation: 4}
+)", "job.yml", "/base", NoPathChecks(), d);
+  ASSERT_TRUE(s) << d.ToString();
+  EXPECT_EQ(s->type, "sweep");
+  EXPECT_EQ(s->generation, "GA");
+  EXPECT_EQ(s->code, "/base/src");
+  EXPECT_EQ(s->timeout_seconds, 600);  // the trial's
+  EXPECT_EQ(s->sweep["algorithm"], nlohmann::json::parse(R"({"type": "random", "seed": 7, "rule": "sobol"})"));
+  EXPECT_EQ(s->sweep["objective"]["goal"], "minimize");
+  EXPECT_EQ(s->sweep["limits"]["max_concurrent_trials"], 10);
+  EXPECT_EQ(s->sweep["early_termination"]["slack_factor"], 0.1);
+  EXPECT_EQ(s->sweep["search_space"]["boosting"]["values"][1], "dart");
+  // The wire form keeps it.
+  auto back = JobSpecFromJson(ToJson(*s));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->sweep, s->sweep);
+}
+
+TEST(SweepParser, ReadsPreviewOneWithItsTopLevelLimits) {
+  Diagnostics d;
+  auto s = ParseJobText(R"(type: sweep_job
+algorithm: grid
+trial:
+  code: {local_path: src}
+  command: python main.py --boosting {search_space.boosting} --csv {inputs.iris}
+  inputs:
+    iris: {data: {path: https://example.com/iris.csv}, mode: mount}
+  environment: {docker: {image: python}}
+  compute: {target: local}
+search_space:
+  boosting: {type: choice, values: [gbdt, dart, goss]}
+objective: {primary_metric: loss, goal: minimize}
+max_concurrent_trials: 2
+timeout_minutes: 120
+)", "job.yml", "/base", NoPathChecks(), d);
+  ASSERT_TRUE(s) << d.ToString();
+  EXPECT_EQ(s->generation, "preview 1");
+  EXPECT_EQ(s->command, "python main.py --boosting ${{search_space.boosting}} --csv ${{inputs.iris}}");
+  EXPECT_EQ(s->sweep["limits"]["timeout"], 7200);
+  EXPECT_EQ(s->sweep["limits"]["max_total_trials"], 3);  // a grid's size
+  EXPECT_EQ(s->sweep["limits"]["max_concurrent_trials"], 2);
+}
+
+TEST(SweepParser, RefusesInvalidCombinationsAtTheirPlace) {
+  auto errors = [](const std::string& text) {
+    Diagnostics d;
+    EXPECT_FALSE(ParseJobText(text, "job.yml", "/base", NoPathChecks(), d));
+    return d.ToString();
+  };
+  const std::string head = "type: sweep\ntrial:\n  command: python t.py --x ${{search_space.x}}\n  environment: {image: python}\n"
+                           "objective: {primary_metric: m, goal: maximize}\n";
+  EXPECT_EQ(errors(head + "sampling_algorithm: grid\nsearch_space:\n  x: {type: uniform, min_value: 0, max_value: 1}\n"),
+            "job.yml:8:6: error: search_space.x: grid sampling takes only choice (with plain values), not uniform "
+            "(sampling_algorithm: grid)\n");
+  EXPECT_EQ(errors(head + "sampling_algorithm: bayesian\nsearch_space:\n  x: {type: normal, mu: 0, sigma: 1}\n"),
+            "job.yml:8:6: error: search_space.x: bayesian sampling takes only choice, uniform and quniform, not normal "
+            "(sampling_algorithm: bayesian)\n");
+  EXPECT_EQ(errors(head + "sampling_algorithm: bayesian\nsearch_space:\n  x: {type: uniform, min_value: 0, max_value: 1}\n"
+                          "early_termination: {type: median_stopping}\n"),
+            "job.yml:9:20: error: early_termination: bayesian sampling does not support early termination; remove the "
+            "policy or use random sampling\n");
+  EXPECT_EQ(errors(head + "search_space:\n  x: {type: uniform, min_value: 2, max_value: 1}\n"),
+            "job.yml:7:47: error: search_space.x.max_value: must not be less than min_value (2)\n");
+  EXPECT_EQ(errors(head + "search_space:\n  y: {type: uniform, min_value: 0, max_value: 1}\n"),
+            "job.yml:3:12: error: command: ${{search_space.x}} names no hyperparameter (did you mean 'search_space.y'?)\n");
+  EXPECT_EQ(errors(head + "search_space:\n  abc: {type: uniform, min_value: 0, max_value: 1}\n"),
+            "job.yml:3:12: error: command: ${{search_space.x}} names no hyperparameter (search_space has: abc)\n");
+  EXPECT_EQ(errors(head + "search_space:\n  x: {type: choice, values: [1]}\nearly_termination: {type: bandit}\n"),
+            "job.yml:8:20: error: early_termination: a bandit policy takes exactly one of slack_factor and slack_amount\n");
+  EXPECT_EQ(errors(head + "search_space:\n  x: {type: choice, values: [1]}\nlimits: {max_total_trials: 5000}\n"),
+            "job.yml:8:28: error: limits.max_total_trials: at most 1000, got 5000\n");
+}
+
+}  // namespace
+}  // namespace cairn::spec

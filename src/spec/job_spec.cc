@@ -17,6 +17,7 @@ json ToJson(const JobSpec& s) {
   json j;
   j["type"] = s.type;
   j["generation"] = s.generation;
+  if (!s.sweep.is_null()) j["sweep"] = s.sweep;
   j["name"] = s.name;
   j["display_name"] = s.display_name;
   j["experiment_name"] = s.experiment_name;
@@ -69,6 +70,7 @@ Result<JobSpec> JobSpecFromJson(const json& j) {
     JobSpec s;
     s.type = j.value("type", "command");
     s.generation = j.value("generation", "GA");
+    if (j.contains("sweep")) s.sweep = j["sweep"];
     s.name = j.value("name", "");
     s.display_name = j.value("display_name", "");
     s.experiment_name = j.value("experiment_name", "");

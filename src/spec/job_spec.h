@@ -75,6 +75,10 @@ struct JobSpec {
   nlohmann::json services;  // kept as written, for later
   nlohmann::json identity;
   nlohmann::json queue_settings;
+  // type "sweep": the command and the fields above are the trial's; this holds the rest, normalised:
+  // {algorithm: {type, seed?, rule}, search_space, objective: {primary_metric, goal}, limits:
+  //  {max_total_trials, max_concurrent_trials, timeout?, trial_timeout?}, early_termination?}.
+  nlohmann::json sweep;
 };
 
 nlohmann::json ToJson(const JobSpec& spec);

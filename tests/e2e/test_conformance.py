@@ -35,13 +35,13 @@ TEMPLATES = {
 }
 
 
-def command_jobs():
+def command_jobs(kind="command-job"):
     out = []
     for root in ("azureml-examples", "azureml-examples-legacy/preview2-2022-04-04",
                  "azureml-examples-legacy/preview1-2021-11-03"):
         with open(os.path.join(CONFORMANCE, root, "MANIFEST.tsv")) as f:
             for row in csv.DictReader(f, delimiter="\t"):
-                if row["kind"].startswith("command-job"):
+                if row["kind"].startswith(kind):
                     out.append(os.path.join(root, row["path"]))
     return out
 
@@ -122,6 +122,39 @@ def test_every_command_job_in_the_corpus_validates(ws):
     generations = {re.search(r"\((.*) syntax\)", ws.run("job", "validate", "-f", os.path.join(work, r)).stdout).group(1)
                    for r in valid}
     assert generations == {"GA", "preview 2", "preview 1"}
+
+
+def test_every_sweep_job_in_the_corpus_validates_and_is_refused_at_create(ws):
+    jobs = command_jobs("sweep-job")
+    assert len(jobs) == 7
+    work = os.path.join(ws.dir, "corpus")
+    for rel in jobs:
+        dest = os.path.join(work, rel)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        shutil.copy(os.path.join(CONFORMANCE, rel), dest)
+        with open(dest) as f:
+            make_stand_ins(dest, yaml.safe_load(f)["trial"])
+    ws.run("compute", "create", "--name", "cpu-cluster", "--type", "amlcompute", "--max-instances", "4")
+    generations, valid = set(), []
+    for rel in jobs:
+        p = ws.run("job", "validate", "-f", os.path.join(work, rel), check=False)
+        if p.returncode == 0:
+            generations.add(re.fullmatch(r".*: valid sweep job \((.*) syntax\)\n", p.stdout).group(1))
+            valid.append(rel)
+            continue
+        # Like command jobs: only what this workspace cannot provide yet (here, cloud storage) may stop one.
+        message = p.stderr.split(": error: ", 1)[-1].rstrip("\n")
+        assert any(re.fullmatch(a, message) for a in ALLOWED), p.stderr
+    assert generations == {"GA", "preview 2", "preview 1"} and len(valid) >= 5
+    p = ws.run("job", "create", "-f", os.path.join(work, valid[0]), check=False)
+    assert p.returncode != 0
+    assert "sweep jobs validate but cannot run yet" in p.stderr
+    assert ws.json("job", "list") == []  # nothing half-made: no job, no experiment, no run
+    call = __import__("test_tracking").call
+    _, exps = call(ws, "POST", "/api/2.0/mlflow/experiments/search", {"max_results": 10})
+    assert [e["name"] for e in exps["experiments"]] == ["Default"]
+    _, runs = call(ws, "POST", "/api/2.0/mlflow/runs/search", {"experiment_ids": ["0"]})
+    assert runs == {}
 
 
 def test_the_preview1_single_brace_placeholders_are_substituted(ws):

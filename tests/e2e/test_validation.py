@@ -67,7 +67,8 @@ def test_yaml_syntax_errors_and_wrong_shapes(ws):
     assert p.stderr == "list.yml:1:1: error: a job file must be a mapping of keys to values, got a list\n"
     ws.write("sweep.yml", "type: sweep\ncommand: x\n")
     p = ws.run("job", "validate", "-f", "sweep.yml", check=False)
-    assert p.stderr == "sweep.yml:1:7: error: type: sweep jobs are not supported yet; this workspace runs command jobs\n"
+    assert p.stderr == ("sweep.yml:1:1: error: missing required key 'trial' (the command each trial runs)\n"
+                        "sweep.yml:2:1: error: command: in a sweep job this belongs under trial:\n")
 
 
 def test_an_alias_bomb_is_refused_quickly(ws):
