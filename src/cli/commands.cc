@@ -216,7 +216,28 @@ int JobShow(const Globals& g, const JobArgs& a) {
   if (!job.ok()) return Fail(job.status());
   if (a.web) OpenInBrowser((*job)["services"]["Studio"].value("endpoint", ""));
   if (g.output == "table") AddSummaries(*job);
-  return Print(g, *job, kJobShowColumns);
+  int rc = Print(g, *job, kJobShowColumns);
+  if (rc == 0 && g.output == "table" && g.query.empty() && job->value("type", "") == "sweep") {
+    // The trials, best first: hyperparameters, the objective, how often it was reported.
+    const json objective = job->value("objective", json::object());
+    std::string metric = objective.value("primary_metric", "");
+    std::vector<Column> cols = {{"Trial", "name"}, {"Status", "status"}, {metric, "objective"}, {"Reports", "reports"}};
+    json rows = json::array();
+    for (const auto& t : job->value("trials", json::array())) {
+      json row = {{"name", t["name"]}, {"status", t["status"]}, {"reports", t["reports"]},
+                  {"objective", t.contains(metric) ? t[metric] : json("")}};
+      for (auto& [k, v] : t["hyperparameters"].items()) {
+        if (std::none_of(cols.begin(), cols.end(), [&](const Column& c) { return c.path == "hp." + k; }))
+          cols.push_back({k, "hp." + k});
+        row["hp"][k] = v;
+      }
+      rows.push_back(row);
+    }
+    std::string best = job->value("properties", json::object()).value("best_child_run_id", "");
+    printf("\nTrials, best first (%s, %s)%s:\n%s", metric.c_str(), objective.value("goal", "").c_str(),
+           best.empty() ? "" : ("; best: " + best).c_str(), ToTable(rows, cols).c_str());
+  }
+  return rc;
 }
 
 int JobList(const Globals& g, const JobArgs& a) {
@@ -272,6 +293,14 @@ int JobDownload(const Globals&, const JobArgs& a) {
     ++n;
   }
   fprintf(stderr, "Downloaded %d files of job %s to %s\n", n, a.name.c_str(), AbsPath(a.download_path).c_str());
+  // A sweep: its own log (above) and the best trial's files, in a folder named after the trial.
+  std::string best = (*job).value("properties", json::object()).value("best_child_run_id", "");
+  if ((*job).value("type", "") == "sweep" && !best.empty()) {
+    JobArgs trial = a;
+    trial.name = best;
+    trial.download_path = JoinPath(a.download_path, best);
+    return JobDownload(Globals{}, trial);
+  }
   return 0;
 }
 

@@ -138,6 +138,8 @@ void Scheduler::Tick() {
                         ") ended without recording how the job ended");
     }
   }
+  std::vector<std::string> sweeps(sweeps_.begin(), sweeps_.end());
+  for (const auto& n : sweeps) SweepStep(n);
 }
 
 // ---- public API: post and wait ----
@@ -278,6 +280,10 @@ Status Scheduler::Transition(const std::string& name, const std::string& status,
   Status s = store_->Transition(name, {status, reason, NowMillis()}, start, end, exit_code, error);
   events_.Bump();
   if (store::IsTerminalStatus(status) && config_.on_final) config_.on_final(name, status, NowMillis());
+  // A trial's end lets its sweep start the next one now, not at the next tick (posted: not re-entrant).
+  if (store::IsTerminalStatus(status) && !sweeps_.empty())
+    if (auto j = store_->Get(name); j.ok() && sweeps_.count(j->parent))
+      Post([this, sweep = j->parent] { SweepStep(sweep); });
   return s;
 }
 
@@ -440,6 +446,7 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
   s.name = name;
   json spec_json = spec::ToJson(s);
   spec_json["input_snapshots"] = r.input_manifests;
+  if (r.spec.contains("hyperparameters")) spec_json["hyperparameters"] = r.spec["hyperparameters"];  // a trial's
   if (!r.mlflow_experiment_id.empty()) spec_json["mlflow_experiment_id"] = r.mlflow_experiment_id;
   job.spec = spec_json;
   job.source_yaml = r.source_yaml;
@@ -450,7 +457,19 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
   job.token = RandomHex(24);
   job.created_at = NowMillis();
   job.status = "Starting";
+  job.parent = r.parent;
+  if (s.type == "sweep") job.slots = 0;  // the trials take the slots
   if (r.dry_run) return job;
+  if (s.type == "sweep") {
+    long long now = NowMillis();
+    Status st = store_->Insert(job, {{"NotStarted", "submitted", job.created_at},
+                                     {"Starting", "accepted by the workspace", job.created_at}});
+    if (!st.ok()) return st;
+    (void)Transition(name, "Running", "sweep started", now);
+    sweeps_.insert(name);
+    SweepStep(name);
+    return store_->Get(name);
+  }
   Status st = store_->Insert(job, {{"NotStarted", "submitted", job.created_at},
                                    {"Starting", "accepted by the workspace", job.created_at}});
   if (!st.ok()) return st;
@@ -669,6 +688,9 @@ void Scheduler::FinishFromExitFile(const std::string& name) {
   if (outcome == "completed") {
     last = {"Completed", "the command exited with code 0", now};
   } else if (outcome == "canceled" || outcome == "timeout") {
+    // A cancel with a reason of its own (a sweep's policy or its end) keeps it as the final reason.
+    if (auto c = cancel_reason_.find(name); c != cancel_reason_.end() && outcome != "timeout") reason = c->second;
+    cancel_reason_.erase(name);
     last = {"Canceled", reason, now};
     if (outcome == "timeout") error = reason;
   } else {
@@ -688,20 +710,27 @@ void Scheduler::FailJob(const std::string& name, const std::string& reason) {
   Release(*job);
 }
 
-Status Scheduler::DoCancel(const std::string& name) {
+Status Scheduler::DoCancel(const std::string& name, const std::string& reason) {
   auto job = store_->Get(name);
   if (!job.ok()) return job.status();
   if (store::IsTerminalStatus(job->status))
     return FailedPrecondition("job '" + name + "' is already " + job->status +
                               "; only a job in progress can be canceled");
+  const std::string why = reason.empty() ? "cancel requested" : reason;
+  if (job->type == "sweep") {  // its trials are canceled by the sweep's next step, then it ends
+    if (job->status != "CancelRequested") (void)Transition(name, "CancelRequested", why);
+    SweepStep(name);
+    return Status::Ok();
+  }
   auto it = running_pids_.find(name);
   if (it == running_pids_.end()) {
-    (void)Transition(name, "CancelRequested", "cancel requested");
-    (void)Transition(name, "Canceled", "canceled before it started", std::nullopt, NowMillis());
+    (void)Transition(name, "CancelRequested", why);
+    (void)Transition(name, "Canceled", reason.empty() ? "canceled before it started" : reason, std::nullopt, NowMillis());
     Release(*job);
     return Status::Ok();
   }
-  if (job->status != "CancelRequested") (void)Transition(name, "CancelRequested", "cancel requested");
+  if (job->status != "CancelRequested") (void)Transition(name, "CancelRequested", why);
+  if (!reason.empty()) cancel_reason_[name] = reason;
   std::string run_dir = compute::RunLayout::For(config_.workspace, name).root;
   if (compute::IsAliveWithMarker(static_cast<pid_t>(it->second), run_dir)) {
     kill(static_cast<pid_t>(it->second), SIGTERM);
@@ -713,6 +742,15 @@ Status Scheduler::DoCancel(const std::string& name) {
 
 void Scheduler::Reconcile() {
   for (const JobRecord& job : store_->NonTerminal()) {
+    if (job.type == "sweep") {  // no process of its own: the controller picks up where it was
+      sweeps_.insert(job.name);
+      store::JobFilter f;
+      f.parent = job.name;
+      f.max_results = 0;
+      for (const auto& t : store_->List(f))  // their ends were logged before the restart
+        if (store::IsTerminalStatus(t.status)) finished_logged_.insert(t.name);
+      continue;
+    }
     Pool* pool = PoolFor(job.compute);
     compute::RunLayout layout = compute::RunLayout::For(config_.workspace, job.name);
     if (!pool) {
@@ -741,6 +779,8 @@ void Scheduler::Reconcile() {
   std::vector<std::string> names;
   for (const auto& [n, _] : pools_) names.push_back(n);
   for (const auto& n : names) Schedule(n);
+  std::vector<std::string> sweeps(sweeps_.begin(), sweeps_.end());
+  for (const auto& n : sweeps) SweepStep(n);
 }
 
 }  // namespace cairn::scheduler

@@ -32,6 +32,11 @@ struct SchedulerConfig {
   std::string python_helper_dir;  // put on jobs' PYTHONPATH: cairn_mlflow.py, the dependency-free helper
   // Called on the scheduler thread when a job reaches a final status (to close its MLflow run). Must not block.
   std::function<void(const std::string& job, const std::string& status, long long at)> on_final;
+  // Sweeps: a trial's MLflow run is made before the trial is (parent run, hyperparameters as params); and a
+  // run's history of one metric, oldest report first, for the objective and the early-termination policies.
+  std::function<Status(const std::string& trial, const std::string& sweep, const std::string& experiment_id,
+                       const nlohmann::json& params)> on_trial;
+  std::function<std::vector<double>(const std::string& run, const std::string& key)> metric_history;
 };
 
 struct SubmitRequest {
@@ -41,6 +46,7 @@ struct SubmitRequest {
   std::map<std::string, std::string> input_manifests;  // input name -> uploaded snapshot id
   bool dry_run = false;        // validate against the workspace only
   std::string mlflow_experiment_id;  // the job's MLflow experiment (its run is the job's name)
+  std::string parent;                // a sweep trial's sweep
 };
 
 // Wakes long-polling readers when a job changes. Thread-safe.
@@ -114,8 +120,17 @@ class Scheduler {
   void Tick();
 
   void Reconcile();
+  // Sweeps (sweep.cc): each step issues trials up to the limits, applies the early-termination policy to
+  // new reports of the primary metric, records the best trial, and ends the sweep when it is done.
+  void SweepStep(const std::string& sweep);
+  void SweepLog(const std::string& sweep, const std::string& line);
+  std::set<std::string> sweeps_;                            // sweeps in progress
+  std::map<std::string, size_t> evaluated_;                 // trial -> reports the policy has seen
+  std::map<std::string, std::string> stop_reason_;          // trial -> why the policy stopped it
+  std::set<std::string> finished_logged_;                   // trials whose end is in the sweep's log
+  std::map<std::string, std::string> cancel_reason_;        // job -> why it was canceled, when not by a user
   Result<store::JobRecord> DoSubmit(SubmitRequest& r);
-  Status DoCancel(const std::string& name);
+  Status DoCancel(const std::string& name, const std::string& reason = "");
   Status Transition(const std::string& name, const std::string& status, const std::string& reason,
                     std::optional<long long> start = std::nullopt,
                     std::optional<long long> end = std::nullopt,

@@ -111,6 +111,23 @@ json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>&
     j["notes"] = json::array({"the environment is recorded but not applied: container environments are not "
                               "supported yet, so the job runs on this host"});
   j["log_files"] = {{"user_logs/std_log.txt", server_url + "/api/v1/jobs/" + job.name + "/files/artifacts/user_logs/std_log.txt"}};
+  if (job.type == "sweep") {
+    // Azure ML's sweep job shape: the command job's fields are the trial's.
+    j["$schema"] = "https://azuremlschemas.azureedge.net/latest/sweepJob.schema.json";
+    json trial = json::object();
+    for (const char* k : {"command", "code", "environment", "environment_variables", "distribution", "resources"})
+      if (j.contains(k)) {
+        trial[k] = j[k];
+        j.erase(k);
+      }
+    j["trial"] = trial;
+    const json sw = s.value("sweep", json::object());
+    j["sampling_algorithm"] = sw.value("algorithm", json::object());
+    j["search_space"] = sw.value("search_space", json::object());
+    j["objective"] = sw.value("objective", json::object());
+    j["limits"] = sw.value("limits", json::object());
+    if (sw.contains("early_termination")) j["early_termination"] = sw["early_termination"];
+  }
   return j;
 }
 

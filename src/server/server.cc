@@ -168,6 +168,24 @@ class Server {
       t->FinishRunAsync(job, status == "Completed" ? "FINISHED" : status == "Failed" ? "FAILED" : "KILLED", at);
     };
     cfg.python_helper_dir = PythonHelperDir();
+    // A sweep trial's run: a child of the sweep's (mlflow.parentRunId), its hyperparameters as params.
+    cfg.on_trial = [t = tracking_.get()](const std::string& trial, const std::string& sweep,
+                                         const std::string& experiment_id, const json& params) -> Status {
+      std::vector<tracking::KeyValue> tags = {{"mlflow.parentRunId", sweep}, {"mlflow.user", UserName()},
+                                              {"mlflow.source.type", "JOB"}, {"mlflow.source.name", "cairn"}};
+      auto run = t->CreateRun(experiment_id.empty() ? "0" : experiment_id, trial, trial, UserName(), NowMillis(), tags);
+      if (!run.ok()) return run.status();
+      std::vector<tracking::KeyValue> kv;
+      for (const auto& [k, v] : params.items())
+        if (tracking::KeyError(k).empty()) kv.push_back({k, v.is_string() ? v.get<std::string>() : v.dump()});
+      return t->LogBatch(trial, {}, kv, {});
+    };
+    cfg.metric_history = [t = tracking_.get()](const std::string& run, const std::string& key) {
+      std::vector<double> out;
+      if (auto h = t->GetHistory(run, key); h.ok())
+        for (const auto& p : *h) out.push_back(p.value);
+      return out;
+    };
     sched_ = std::make_unique<scheduler::Scheduler>(cfg, std::move(store).value());
     sched_->Start();
     Routes();
@@ -241,6 +259,41 @@ class Server {
       path = ws_.Database();
     }
     return *reader;
+  }
+
+  // A sweep's trials, best first by the objective (Cairn's addition to the sweep job object): each with its
+  // hyperparameters, its best value of the primary metric, how many times it reported it, and its status.
+  json SweepTrials(const store::JobRecord& sweep) {
+    const json objective = sweep.spec.value("sweep", json::object()).value("objective", json::object());
+    const std::string metric = objective.value("primary_metric", "");
+    const bool maximize = objective.value("goal", "maximize") == "maximize";
+    store::JobFilter f;
+    f.parent = sweep.name;
+    f.max_results = 0;
+    std::vector<json> rows;
+    for (const auto& t : Reader().List(f)) {
+      json row = {{"name", t.name}, {"status", t.status}, {"hyperparameters", t.spec.value("hyperparameters", json::object())},
+                  {"reports", 0}};
+      if (t.status == "Canceled") row["status_reason"] = t.status_reason;
+      if (auto h = tracking_->GetHistory(t.name, metric); h.ok() && !h->empty()) {
+        std::optional<double> best;
+        for (const auto& p : *h)
+          if (!std::isnan(p.value) && (!best || (maximize ? p.value > *best : p.value < *best))) best = p.value;
+        if (best) row[metric] = *best;
+        row["reports"] = h->size();
+      }
+      rows.push_back(row);
+    }
+    // Ties go to the earlier trial, as the controller picks the best.
+    auto number = [&](const json& r) { return atoll(r["name"].get<std::string>().c_str() + sweep.name.size() + 1); };
+    std::sort(rows.begin(), rows.end(), [&](const json& a, const json& b) {
+      bool ha = a.contains(metric), hb = b.contains(metric);
+      if (ha != hb) return ha;
+      if (ha && a[metric] != b[metric])
+        return maximize ? a[metric].get<double>() > b[metric].get<double>() : a[metric].get<double>() < b[metric].get<double>();
+      return number(a) < number(b);
+    });
+    return rows;
   }
 
   json View(const store::JobRecord& j) {
@@ -349,12 +402,6 @@ class Server {
       r.source_yaml = body.value("source_yaml", "");
       r.snapshot = body.value("snapshot", "");
       r.dry_run = body.value("dry_run", false);
-      // A sweep parses and validates (`job validate`), but its controller, which starts the trials, is not
-      // built yet: refuse it whole rather than run one trial as if it were the sweep.
-      if (!r.dry_run && r.spec.value("type", "command") == "sweep")
-        return SendError(res, Status(Code::kFailedPrecondition,
-                                     "sweep jobs validate but cannot run yet in this version of Cairn (the sweep "
-                                     "controller that starts trials is not built); run a trial as a command job"));
       if (body.contains("input_snapshots") && body["input_snapshots"].is_object())
         for (const auto& [k, v] : body["input_snapshots"].items()) r.input_manifests[k] = v.get<std::string>();
       // The job's MLflow run exists before the job can start (its id is the job's name).
@@ -418,6 +465,7 @@ class Server {
         v["metrics"] = metrics;
         v["params"] = params;
       }
+      if (job->type == "sweep") v["trials"] = SweepTrials(*job);
       SendJson(res, v);
     });
     svr_.Patch(R"(/api/v1/jobs/([^/]+))", [this](const http::Request& req, http::Response& res) {

@@ -124,7 +124,7 @@ def test_every_command_job_in_the_corpus_validates(ws):
     assert generations == {"GA", "preview 2", "preview 1"}
 
 
-def test_every_sweep_job_in_the_corpus_validates_and_is_refused_at_create(ws):
+def test_every_sweep_job_in_the_corpus_validates(ws):
     jobs = command_jobs("sweep-job")
     assert len(jobs) == 7
     work = os.path.join(ws.dir, "corpus")
@@ -146,15 +146,6 @@ def test_every_sweep_job_in_the_corpus_validates_and_is_refused_at_create(ws):
         message = p.stderr.split(": error: ", 1)[-1].rstrip("\n")
         assert any(re.fullmatch(a, message) for a in ALLOWED), p.stderr
     assert generations == {"GA", "preview 2", "preview 1"} and len(valid) >= 5
-    p = ws.run("job", "create", "-f", os.path.join(work, valid[0]), check=False)
-    assert p.returncode != 0
-    assert "sweep jobs validate but cannot run yet" in p.stderr
-    assert ws.json("job", "list") == []  # nothing half-made: no job, no experiment, no run
-    call = __import__("test_tracking").call
-    _, exps = call(ws, "POST", "/api/2.0/mlflow/experiments/search", {"max_results": 10})
-    assert [e["name"] for e in exps["experiments"]] == ["Default"]
-    _, runs = call(ws, "POST", "/api/2.0/mlflow/runs/search", {"experiment_ids": ["0"]})
-    assert runs == {}
 
 
 def test_the_preview1_single_brace_placeholders_are_substituted(ws):

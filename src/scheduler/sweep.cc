@@ -1,0 +1,277 @@
+// The sweep controller: runs on the scheduler thread, one step per tick and per change. Its state is the
+// workspace's own records: the sweep job, and its trials (child jobs <sweep>_<n>, each with its
+// hyperparameters in its spec). Trial n of a random, Sobol or grid sweep depends only on (seed, n), so after
+// a restart the controller issues exactly the trials an uninterrupted sweep would have, none twice.
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+
+#include "base/fs.h"
+#include "base/util.h"
+#include "compute/run_layout.h"
+#include "scheduler/scheduler.h"
+#include "spec/placeholders.h"
+#include "sweep/policy.h"
+#include "sweep/search_space.h"
+
+namespace cairn::scheduler {
+
+using nlohmann::json;
+using store::JobRecord;
+
+namespace {
+
+std::string ValueText(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number_float()) {  // the shortest text that reads back as the value the trial's params record
+    char buf[32];
+    auto r = std::to_chars(buf, buf + sizeof buf, v.get<double>());
+    return std::string(buf, r.ptr);
+  }
+  return v.dump();
+}
+
+sweep::Policy PolicyOf(const json& j) {
+  sweep::Policy p;
+  if (!j.is_object()) return p;
+  std::string type = j.value("type", "");
+  p.type = type == "bandit" ? sweep::Policy::Type::kBandit
+           : type == "median_stopping" ? sweep::Policy::Type::kMedianStopping
+           : type == "truncation_selection" ? sweep::Policy::Type::kTruncationSelection
+                                            : sweep::Policy::Type::kNone;
+  p.evaluation_interval = j.value("evaluation_interval", 1);
+  p.delay_evaluation = j.value("delay_evaluation", 0);
+  p.has_slack_factor = j.contains("slack_factor");
+  p.slack_factor = j.value("slack_factor", 0.0);
+  p.has_slack_amount = j.contains("slack_amount");
+  p.slack_amount = j.value("slack_amount", 0.0);
+  p.truncation_percentage = j.value("truncation_percentage", 0);
+  p.exclude_finished_jobs = j.value("exclude_finished_jobs", false);
+  return p;
+}
+
+int TrialNumber(const std::string& sweep, const std::string& trial) {
+  return atoi(trial.c_str() + sweep.size() + 1);
+}
+
+}  // namespace
+
+void Scheduler::SweepLog(const std::string& sweep, const std::string& line) {
+  compute::RunLayout layout = compute::RunLayout::For(config_.workspace, sweep);
+  (void)MakeDirs(Dirname(layout.UserLog()));
+  FILE* f = fopen(layout.UserLog().c_str(), "a");
+  if (!f) return;
+  fprintf(f, "%s %s\n", IsoTime(NowMillis()).c_str(), line.c_str());
+  fclose(f);
+}
+
+void Scheduler::SweepStep(const std::string& name) {
+  auto rec = store_->Get(name);
+  if (!rec.ok() || store::IsTerminalStatus(rec->status)) {
+    sweeps_.erase(name);
+    return;
+  }
+  const json& sw = rec->spec.value("sweep", json::object());
+  auto space = sweep::ParseSpace(sw.value("search_space", json::object()));
+  if (!space.ok()) {  // validated at submit; only a hand-edited record gets here
+    (void)Transition(name, "Failed", "search_space: " + space.status().message(), std::nullopt, NowMillis());
+    sweeps_.erase(name);
+    return;
+  }
+  const json algorithm = sw.value("algorithm", json::object());
+  const std::string alg = algorithm.value("type", "random"), rule = algorithm.value("rule", "random");
+  const uint64_t seed = algorithm.value("seed", 0ULL);
+  const json objective = sw.value("objective", json::object());
+  const std::string metric = objective.value("primary_metric", "");
+  const bool maximize = objective.value("goal", "maximize") == "maximize";
+  const json limits = sw.value("limits", json::object());
+  long long max_total = limits.value("max_total_trials", 1000LL);
+  const long long max_concurrent = limits.value("max_concurrent_trials", max_total);
+  const long long timeout = limits.value("timeout", 0LL);
+  if (alg == "grid") max_total = std::min(max_total, sweep::GridSize(*space));
+  const sweep::Policy policy = PolicyOf(sw.value("early_termination", json()));
+
+  store::JobFilter f;
+  f.parent = name;
+  f.max_results = 0;
+  std::vector<JobRecord> trials = store_->List(f);
+  std::sort(trials.begin(), trials.end(), [&](const JobRecord& a, const JobRecord& b) {
+    return TrialNumber(name, a.name) < TrialNumber(name, b.name);
+  });
+  long long now = NowMillis();
+  bool ending = rec->status == "CancelRequested";
+  std::string end_reason = ending ? "canceled" : "";
+  if (!ending && timeout > 0 && rec->start_time && now - *rec->start_time > timeout * 1000) {
+    ending = true;
+    end_reason = "limits.timeout of " + std::to_string(timeout) + " s reached";
+  }
+
+  // Reports of the primary metric, and the policy on each new one.
+  std::vector<sweep::TrialCurve> curves;
+  for (const auto& t : trials) {
+    sweep::TrialCurve c;
+    c.trial = TrialNumber(name, t.name);
+    if (config_.metric_history && !metric.empty()) c.values = config_.metric_history(t.name, metric);
+    c.finished = store::IsTerminalStatus(t.status);
+    curves.push_back(std::move(c));
+  }
+  for (size_t i = 0; i < trials.size() && !ending && policy.type != sweep::Policy::Type::kNone; ++i) {
+    const JobRecord& t = trials[i];
+    if (store::IsTerminalStatus(t.status) || t.status == "CancelRequested") continue;
+    size_t& seen = evaluated_[t.name];
+    std::vector<double> all = curves[i].values;
+    for (size_t k = seen + 1; k <= all.size(); ++k) {
+      curves[i].values.assign(all.begin(), all.begin() + static_cast<long>(k));
+      sweep::Decision d = sweep::Evaluate(policy, maximize, curves, i);
+      if (d.evaluated) SweepLog(name, (d.stop ? "stop: " : "keep: ") + d.reason);
+      if (d.stop) {
+        stop_reason_[t.name] = d.reason;
+        (void)DoCancel(t.name, "stopped by the early-termination policy: " + d.reason);
+        break;
+      }
+    }
+    curves[i].values = all;
+    seen = all.size();
+  }
+
+  // Trials that ended since the last step.
+  for (size_t i = 0; i < trials.size(); ++i) {
+    const JobRecord& t = trials[i];
+    if (!store::IsTerminalStatus(t.status) || !finished_logged_.insert(t.name).second) continue;
+    std::string value = "no " + metric + " reported";
+    if (!curves[i].values.empty()) {
+      double b = curves[i].values[0];
+      for (double v : curves[i].values) b = maximize ? std::max(b, v) : std::min(b, v);
+      char buf[32];
+      snprintf(buf, sizeof buf, "%.6g", b);
+      value = "best " + metric + " " + buf + " in " + std::to_string(curves[i].values.size()) + " reports";
+    }
+    SweepLog(name, "done " + t.name + ": " + t.status + ", " + value);
+  }
+
+  // The best trial so far.
+  int best = -1;
+  double best_value = 0;
+  for (size_t i = 0; i < trials.size(); ++i) {
+    for (double v : curves[i].values) {
+      if (std::isnan(v)) continue;
+      if (best < 0 || (maximize ? v > best_value : v < best_value)) {
+        best = static_cast<int>(i);
+        best_value = v;
+      }
+    }
+  }
+  if (best >= 0 && rec->properties.value("best_child_run_id", "") != trials[static_cast<size_t>(best)].name) {
+    JobRecord upd = *rec;
+    upd.properties["best_child_run_id"] = trials[static_cast<size_t>(best)].name;
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.17g", best_value);
+    upd.properties["score"] = buf;
+    (void)store_->UpdateMeta(upd);
+    events_.Bump();
+    SweepLog(name, "best so far: " + trials[static_cast<size_t>(best)].name + " with " + metric + " = " + buf);
+  } else if (best >= 0 && rec->properties.value("score", "") != "") {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.17g", best_value);
+    if (rec->properties.value("score", "") != buf) {
+      JobRecord upd = *rec;
+      upd.properties["score"] = buf;
+      (void)store_->UpdateMeta(upd);
+    }
+  }
+
+  long long active = 0;
+  for (const auto& t : trials) active += !store::IsTerminalStatus(t.status);
+  if (ending) {
+    for (const auto& t : trials)
+      if (!store::IsTerminalStatus(t.status) && t.status != "CancelRequested") {
+        SweepLog(name, "cancel " + t.name + ": the sweep is ending (" + end_reason + ")");
+        (void)DoCancel(t.name, "the sweep " + name + " ended: " + end_reason);
+      }
+  }
+
+  // New trials, up to the limits.
+  long long issued = static_cast<long long>(trials.size());
+  std::vector<sweep::Observation> observed;
+  if (alg == "bayesian")
+    for (size_t i = 0; i < trials.size(); ++i)
+      if (store::IsTerminalStatus(trials[i].status) && !curves[i].values.empty()) {
+        double v = curves[i].values.back();
+        observed.push_back({trials[i].spec.value("hyperparameters", json::object()), v});
+      }
+  while (!ending && issued < max_total && active < max_concurrent) {
+    uint64_t n = static_cast<uint64_t>(issued);
+    json params = alg == "grid"       ? sweep::SampleGrid(*space, n)
+                  : alg == "bayesian" ? sweep::SampleTpe(*space, seed, n, observed, maximize)
+                  : rule == "sobol"   ? sweep::SampleSobol(*space, seed, n)
+                                      : sweep::SampleRandom(*space, seed, n);
+    std::string trial = name + "_" + std::to_string(n);
+    json spec = rec->spec;
+    spec.erase("sweep");
+    spec["type"] = "command";
+    spec["name"] = trial;
+    spec["display_name"] = trial;
+    spec["hyperparameters"] = params;
+    // ${{search_space.x}} in the command; the values also as AZUREML_PARAMETER_<x>.
+    auto cmd = spec::Substitute(spec.value("command", ""), [&](const std::string& ctx, const std::string& key)
+                                                         -> std::optional<std::string> {
+      if (ctx == "search_space") return params.contains(key) ? std::optional<std::string>(ValueText(params[key])) : std::nullopt;
+      return std::optional<std::string>("${{" + ctx + "." + key + "}}");
+    });
+    spec["command"] = cmd.ok() ? *cmd : spec.value("command", "");
+    for (auto& [k, v] : params.items()) spec["environment_variables"]["AZUREML_PARAMETER_" + k] = ValueText(v);
+    if (config_.on_trial) {
+      Status s = config_.on_trial(trial, name, rec->spec.value("mlflow_experiment_id", ""), params);
+      if (!s.ok() && s.code() != Code::kAlreadyExists) {
+        SweepLog(name, "trial " + trial + " could not get its MLflow run: " + s.message());
+      }
+    }
+    SubmitRequest r;
+    r.spec = spec;
+    r.snapshot = rec->snapshot;
+    if (rec->spec.contains("input_snapshots") && rec->spec["input_snapshots"].is_object())
+      for (auto& [k, v] : rec->spec["input_snapshots"].items()) r.input_manifests[k] = v.get<std::string>();
+    r.mlflow_experiment_id = rec->spec.value("mlflow_experiment_id", "");
+    r.parent = name;
+    r.source_yaml = "";
+    auto made = DoSubmit(r);
+    if (!made.ok()) {
+      SweepLog(name, "trial " + trial + " was refused: " + made.status().message());
+      (void)Transition(name, "Failed", "trial " + trial + " was refused: " + made.status().message(), std::nullopt,
+                       NowMillis(), std::nullopt, made.status().message());
+      sweeps_.erase(name);
+      return;
+    }
+    SweepLog(name, "start " + trial + ": " + params.dump());
+    ++issued;
+    ++active;
+  }
+
+  // Done: every trial issued (or the sweep ending) and none still running.
+  if ((issued >= max_total || ending) && active == 0) {
+    trials = store_->List(f);
+    int completed = 0, failed = 0, canceled = 0, stopped = 0;
+    for (const auto& t : trials) {
+      completed += t.status == "Completed";
+      failed += t.status == "Failed";
+      canceled += t.status == "Canceled";
+      stopped += t.status == "Canceled" && stop_reason_.count(t.name);
+    }
+    std::string summary = std::to_string(trials.size()) + " trials: " + std::to_string(completed) + " completed, " +
+                          std::to_string(failed) + " failed, " + std::to_string(canceled) + " canceled (" +
+                          std::to_string(stopped) + " stopped early)";
+    std::string status = ending ? "Canceled" : completed > 0 ? "Completed" : "Failed";
+    std::string reason = ending ? end_reason + "; " + summary : summary;
+    SweepLog(name, "sweep " + status + ": " + reason);
+    (void)Transition(name, status, reason, std::nullopt, NowMillis(), std::nullopt,
+                     status == "Failed" ? "no trial completed" : "");
+    sweeps_.erase(name);
+    for (const auto& t : trials) {
+      evaluated_.erase(t.name);
+      stop_reason_.erase(t.name);
+      finished_logged_.erase(t.name);
+    }
+  }
+}
+
+}  // namespace cairn::scheduler
