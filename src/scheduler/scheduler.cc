@@ -138,7 +138,8 @@ void Scheduler::Tick() {
                         ") ended without recording how the job ended");
     }
   }
-  std::vector<std::string> sweeps(sweeps_.begin(), sweeps_.end());
+  std::vector<std::string> sweeps;
+  for (const auto& [n, _] : sweeps_) sweeps.push_back(n);
   for (const auto& n : sweeps) SweepStep(n);
 }
 
@@ -280,10 +281,7 @@ Status Scheduler::Transition(const std::string& name, const std::string& status,
   Status s = store_->Transition(name, {status, reason, NowMillis()}, start, end, exit_code, error);
   events_.Bump();
   if (store::IsTerminalStatus(status) && config_.on_final) config_.on_final(name, status, NowMillis());
-  // A trial's end lets its sweep start the next one now, not at the next tick (posted: not re-entrant).
-  if (store::IsTerminalStatus(status) && !sweeps_.empty())
-    if (auto j = store_->Get(name); j.ok() && sweeps_.count(j->parent))
-      Post([this, sweep = j->parent] { SweepStep(sweep); });
+  NoteTrialStatus(name, status);  // FinishFromExitFile, which ends most jobs, does the same
   return s;
 }
 
@@ -466,7 +464,7 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
                                      {"Starting", "accepted by the workspace", job.created_at}});
     if (!st.ok()) return st;
     (void)Transition(name, "Running", "sweep started", now);
-    sweeps_.insert(name);
+    sweeps_[name].loaded = true;  // a new sweep has no trials yet
     SweepStep(name);
     return store_->Get(name);
   }
@@ -701,6 +699,7 @@ void Scheduler::FinishFromExitFile(const std::string& name) {
   events_.Bump();
   if (config_.on_final) config_.on_final(name, last.status, now);
   Release(*job);
+  NoteTrialStatus(name, last.status);
 }
 
 void Scheduler::FailJob(const std::string& name, const std::string& reason) {
@@ -742,13 +741,8 @@ Status Scheduler::DoCancel(const std::string& name, const std::string& reason) {
 
 void Scheduler::Reconcile() {
   for (const JobRecord& job : store_->NonTerminal()) {
-    if (job.type == "sweep") {  // no process of its own: the controller picks up where it was
-      sweeps_.insert(job.name);
-      store::JobFilter f;
-      f.parent = job.name;
-      f.max_results = 0;
-      for (const auto& t : store_->List(f))  // their ends were logged before the restart
-        if (store::IsTerminalStatus(t.status)) finished_logged_.insert(t.name);
+    if (job.type == "sweep") {  // no process of its own: its first step loads its trials and goes on
+      sweeps_[job.name];
       continue;
     }
     Pool* pool = PoolFor(job.compute);
@@ -779,7 +773,8 @@ void Scheduler::Reconcile() {
   std::vector<std::string> names;
   for (const auto& [n, _] : pools_) names.push_back(n);
   for (const auto& n : names) Schedule(n);
-  std::vector<std::string> sweeps(sweeps_.begin(), sweeps_.end());
+  std::vector<std::string> sweeps;
+  for (const auto& [n, _] : sweeps_) sweeps.push_back(n);
   for (const auto& n : sweeps) SweepStep(n);
 }
 

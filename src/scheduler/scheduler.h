@@ -124,11 +124,28 @@ class Scheduler {
   // new reports of the primary metric, records the best trial, and ends the sweep when it is done.
   void SweepStep(const std::string& sweep);
   void SweepLog(const std::string& sweep, const std::string& line);
-  std::set<std::string> sweeps_;                            // sweeps in progress
-  std::map<std::string, size_t> evaluated_;                 // trial -> reports the policy has seen
-  std::map<std::string, std::string> stop_reason_;          // trial -> why the policy stopped it
-  std::set<std::string> finished_logged_;                   // trials whose end is in the sweep's log
-  std::map<std::string, std::string> cancel_reason_;        // job -> why it was canceled, when not by a user
+  // Keeps a sweep's view of its trial current and, when the trial ended, asks for a step.
+  void NoteTrialStatus(const std::string& trial, const std::string& status);
+  struct SweepTrial {
+    std::string name;
+    std::string status;
+    nlohmann::json hyperparameters;
+    std::vector<double> values;  // reports of the primary metric; final once the trial has ended and been read
+    bool values_final = false;
+    size_t evaluated = 0;        // reports the policy has seen
+    bool end_logged = false;
+    bool stopped = false;        // by the policy
+  };
+  struct SweepState {
+    bool loaded = false;
+    bool step_pending = false;
+    std::vector<SweepTrial> trials;  // by number
+  };
+  // A sweep's state is its records; this is a cache of them, so a step costs the trials still running,
+  // not every trial (a 1000-trial sweep takes a step per trial).
+  std::map<std::string, SweepState> sweeps_;         // sweeps in progress
+  std::map<std::string, std::string> trial_sweep_;   // trial -> its sweep, for sweeps in progress
+  std::map<std::string, std::string> cancel_reason_;  // job -> why it was canceled, when not by a user
   Result<store::JobRecord> DoSubmit(SubmitRequest& r);
   Status DoCancel(const std::string& name, const std::string& reason = "");
   Status Transition(const std::string& name, const std::string& status, const std::string& reason,

@@ -65,17 +65,42 @@ void Scheduler::SweepLog(const std::string& sweep, const std::string& line) {
   fclose(f);
 }
 
+void Scheduler::NoteTrialStatus(const std::string& trial, const std::string& status) {
+  auto owner = trial_sweep_.find(trial);
+  if (owner == trial_sweep_.end()) return;
+  auto it = sweeps_.find(owner->second);
+  if (it == sweeps_.end()) return;
+  for (auto& t : it->second.trials)
+    if (t.name == trial) t.status = status;
+  // A trial's end lets the sweep start the next one now, not at the next tick. Posted (not re-entrant),
+  // and once however many trials end together.
+  if (store::IsTerminalStatus(status) && !it->second.step_pending) {
+    it->second.step_pending = true;
+    Post([this, sweep = owner->second] {
+      if (auto s = sweeps_.find(sweep); s != sweeps_.end()) s->second.step_pending = false;
+      SweepStep(sweep);
+    });
+  }
+}
+
 void Scheduler::SweepStep(const std::string& name) {
   auto rec = store_->Get(name);
-  if (!rec.ok() || store::IsTerminalStatus(rec->status)) {
-    sweeps_.erase(name);
+  auto state_it = sweeps_.find(name);
+  auto forget = [&] {
+    if (state_it == sweeps_.end()) return;
+    for (const auto& t : state_it->second.trials) trial_sweep_.erase(t.name);
+    sweeps_.erase(state_it);
+  };
+  if (!rec.ok() || store::IsTerminalStatus(rec->status) || state_it == sweeps_.end()) {
+    forget();
     return;
   }
+  SweepState& st = state_it->second;
   const json& sw = rec->spec.value("sweep", json::object());
   auto space = sweep::ParseSpace(sw.value("search_space", json::object()));
   if (!space.ok()) {  // validated at submit; only a hand-edited record gets here
     (void)Transition(name, "Failed", "search_space: " + space.status().message(), std::nullopt, NowMillis());
-    sweeps_.erase(name);
+    forget();
     return;
   }
   const json algorithm = sw.value("algorithm", json::object());
@@ -91,13 +116,26 @@ void Scheduler::SweepStep(const std::string& name) {
   if (alg == "grid") max_total = std::min(max_total, sweep::GridSize(*space));
   const sweep::Policy policy = PolicyOf(sw.value("early_termination", json()));
 
-  store::JobFilter f;
-  f.parent = name;
-  f.max_results = 0;
-  std::vector<JobRecord> trials = store_->List(f);
-  std::sort(trials.begin(), trials.end(), [&](const JobRecord& a, const JobRecord& b) {
-    return TrialNumber(name, a.name) < TrialNumber(name, b.name);
-  });
+  if (!st.loaded) {  // after a restart: the trials from their records; their ends were logged before
+    store::JobFilter f;
+    f.parent = name;
+    f.max_results = 0;
+    for (const auto& t : store_->List(f)) {
+      SweepTrial x;
+      x.name = t.name;
+      x.status = t.status;
+      x.hyperparameters = t.spec.value("hyperparameters", json::object());
+      x.end_logged = store::IsTerminalStatus(t.status);
+      x.stopped = t.status == "Canceled" && StartsWith(t.status_reason, "stopped by the early-termination policy");
+      st.trials.push_back(std::move(x));
+    }
+    std::sort(st.trials.begin(), st.trials.end(), [&](const SweepTrial& a, const SweepTrial& b) {
+      return TrialNumber(name, a.name) < TrialNumber(name, b.name);
+    });
+    for (const auto& t : st.trials) trial_sweep_[t.name] = name;
+    st.loaded = true;
+  }
+  std::vector<SweepTrial>& trials = st.trials;
   long long now = NowMillis();
   bool ending = rec->status == "CancelRequested";
   std::string end_reason = ending ? "canceled" : "";
@@ -106,77 +144,70 @@ void Scheduler::SweepStep(const std::string& name) {
     end_reason = "limits.timeout of " + std::to_string(timeout) + " s reached";
   }
 
-  // Reports of the primary metric, and the policy on each new one.
-  std::vector<sweep::TrialCurve> curves;
-  for (const auto& t : trials) {
-    sweep::TrialCurve c;
-    c.trial = TrialNumber(name, t.name);
-    if (config_.metric_history && !metric.empty()) c.values = config_.metric_history(t.name, metric);
-    c.finished = store::IsTerminalStatus(t.status);
-    curves.push_back(std::move(c));
+  // Reports of the primary metric: read for trials still running, and once more when a trial has ended.
+  for (auto& t : trials) {
+    if (t.values_final || !config_.metric_history || metric.empty()) continue;
+    t.values = config_.metric_history(t.name, metric);
+    if (store::IsTerminalStatus(t.status)) t.values_final = true;
   }
+  std::vector<sweep::TrialCurve> curves;
+  for (const auto& t : trials) curves.push_back({TrialNumber(name, t.name), t.values, store::IsTerminalStatus(t.status)});
   for (size_t i = 0; i < trials.size() && !ending && policy.type != sweep::Policy::Type::kNone; ++i) {
-    const JobRecord& t = trials[i];
+    SweepTrial& t = trials[i];
     if (store::IsTerminalStatus(t.status) || t.status == "CancelRequested") continue;
-    size_t& seen = evaluated_[t.name];
-    std::vector<double> all = curves[i].values;
-    for (size_t k = seen + 1; k <= all.size(); ++k) {
+    const std::vector<double> all = t.values;
+    for (size_t k = t.evaluated + 1; k <= all.size(); ++k) {
       curves[i].values.assign(all.begin(), all.begin() + static_cast<long>(k));
       sweep::Decision d = sweep::Evaluate(policy, maximize, curves, i);
       if (d.evaluated) SweepLog(name, (d.stop ? "stop: " : "keep: ") + d.reason);
       if (d.stop) {
-        stop_reason_[t.name] = d.reason;
+        t.stopped = true;
         (void)DoCancel(t.name, "stopped by the early-termination policy: " + d.reason);
         break;
       }
     }
     curves[i].values = all;
-    seen = all.size();
+    t.evaluated = all.size();
   }
 
   // Trials that ended since the last step.
-  for (size_t i = 0; i < trials.size(); ++i) {
-    const JobRecord& t = trials[i];
-    if (!store::IsTerminalStatus(t.status) || !finished_logged_.insert(t.name).second) continue;
+  for (auto& t : trials) {
+    if (!store::IsTerminalStatus(t.status) || t.end_logged) continue;
+    t.end_logged = true;
     std::string value = "no " + metric + " reported";
-    if (!curves[i].values.empty()) {
-      double b = curves[i].values[0];
-      for (double v : curves[i].values) b = maximize ? std::max(b, v) : std::min(b, v);
+    if (!t.values.empty()) {
+      double b = t.values[0];
+      for (double v : t.values) b = maximize ? std::max(b, v) : std::min(b, v);
       char buf[32];
       snprintf(buf, sizeof buf, "%.6g", b);
-      value = "best " + metric + " " + buf + " in " + std::to_string(curves[i].values.size()) + " reports";
+      value = "best " + metric + " " + buf + " in " + std::to_string(t.values.size()) + " reports";
     }
     SweepLog(name, "done " + t.name + ": " + t.status + ", " + value);
   }
 
-  // The best trial so far.
+  // The best trial so far (ties to the earlier trial).
   int best = -1;
   double best_value = 0;
-  for (size_t i = 0; i < trials.size(); ++i) {
-    for (double v : curves[i].values) {
+  for (size_t i = 0; i < trials.size(); ++i)
+    for (double v : trials[i].values) {
       if (std::isnan(v)) continue;
       if (best < 0 || (maximize ? v > best_value : v < best_value)) {
         best = static_cast<int>(i);
         best_value = v;
       }
     }
-  }
-  if (best >= 0 && rec->properties.value("best_child_run_id", "") != trials[static_cast<size_t>(best)].name) {
-    JobRecord upd = *rec;
-    upd.properties["best_child_run_id"] = trials[static_cast<size_t>(best)].name;
+  if (best >= 0) {
     char buf[32];
     snprintf(buf, sizeof buf, "%.17g", best_value);
-    upd.properties["score"] = buf;
-    (void)store_->UpdateMeta(upd);
-    events_.Bump();
-    SweepLog(name, "best so far: " + trials[static_cast<size_t>(best)].name + " with " + metric + " = " + buf);
-  } else if (best >= 0 && rec->properties.value("score", "") != "") {
-    char buf[32];
-    snprintf(buf, sizeof buf, "%.17g", best_value);
-    if (rec->properties.value("score", "") != buf) {
+    const std::string& who = trials[static_cast<size_t>(best)].name;
+    if (rec->properties.value("best_child_run_id", "") != who || rec->properties.value("score", "") != buf) {
+      if (rec->properties.value("best_child_run_id", "") != who)
+        SweepLog(name, "best so far: " + who + " with " + metric + " = " + buf);
       JobRecord upd = *rec;
+      upd.properties["best_child_run_id"] = who;
       upd.properties["score"] = buf;
       (void)store_->UpdateMeta(upd);
+      events_.Bump();
     }
   }
 
@@ -194,10 +225,11 @@ void Scheduler::SweepStep(const std::string& name) {
   long long issued = static_cast<long long>(trials.size());
   std::vector<sweep::Observation> observed;
   if (alg == "bayesian")
-    for (size_t i = 0; i < trials.size(); ++i)
-      if (store::IsTerminalStatus(trials[i].status) && !curves[i].values.empty()) {
-        double v = curves[i].values.back();
-        observed.push_back({trials[i].spec.value("hyperparameters", json::object()), v});
+    for (const auto& t : trials)
+      if (store::IsTerminalStatus(t.status) && !t.values.empty()) {
+        double b = t.values[0];
+        for (double v : t.values) b = maximize ? std::max(b, v) : std::min(b, v);
+        observed.push_back({t.hyperparameters, b});
       }
   while (!ending && issued < max_total && active < max_concurrent) {
     uint64_t n = static_cast<uint64_t>(issued);
@@ -214,7 +246,7 @@ void Scheduler::SweepStep(const std::string& name) {
     spec["hyperparameters"] = params;
     // ${{search_space.x}} in the command; the values also as AZUREML_PARAMETER_<x>.
     auto cmd = spec::Substitute(spec.value("command", ""), [&](const std::string& ctx, const std::string& key)
-                                                         -> std::optional<std::string> {
+                                                               -> std::optional<std::string> {
       if (ctx == "search_space") return params.contains(key) ? std::optional<std::string>(ValueText(params[key])) : std::nullopt;
       return std::optional<std::string>("${{" + ctx + "." + key + "}}");
     });
@@ -222,9 +254,8 @@ void Scheduler::SweepStep(const std::string& name) {
     for (auto& [k, v] : params.items()) spec["environment_variables"]["AZUREML_PARAMETER_" + k] = ValueText(v);
     if (config_.on_trial) {
       Status s = config_.on_trial(trial, name, rec->spec.value("mlflow_experiment_id", ""), params);
-      if (!s.ok() && s.code() != Code::kAlreadyExists) {
+      if (!s.ok() && s.code() != Code::kAlreadyExists)
         SweepLog(name, "trial " + trial + " could not get its MLflow run: " + s.message());
-      }
     }
     SubmitRequest r;
     r.spec = spec;
@@ -233,29 +264,38 @@ void Scheduler::SweepStep(const std::string& name) {
       for (auto& [k, v] : rec->spec["input_snapshots"].items()) r.input_manifests[k] = v.get<std::string>();
     r.mlflow_experiment_id = rec->spec.value("mlflow_experiment_id", "");
     r.parent = name;
-    r.source_yaml = "";
+    // Known to the sweep before it exists, so that even its first transitions reach the cache.
+    SweepTrial x;
+    x.name = trial;
+    x.status = "Starting";
+    x.hyperparameters = params;
+    trials.push_back(x);
+    trial_sweep_[trial] = name;
     auto made = DoSubmit(r);
     if (!made.ok()) {
+      trials.pop_back();
+      trial_sweep_.erase(trial);
       SweepLog(name, "trial " + trial + " was refused: " + made.status().message());
       (void)Transition(name, "Failed", "trial " + trial + " was refused: " + made.status().message(), std::nullopt,
                        NowMillis(), std::nullopt, made.status().message());
-      sweeps_.erase(name);
+      forget();
       return;
     }
+    for (auto& t : trials)
+      if (t.name == trial) t.status = made->status;
     SweepLog(name, "start " + trial + ": " + params.dump());
     ++issued;
-    ++active;
+    if (!store::IsTerminalStatus(made->status)) ++active;
   }
 
   // Done: every trial issued (or the sweep ending) and none still running.
   if ((issued >= max_total || ending) && active == 0) {
-    trials = store_->List(f);
     int completed = 0, failed = 0, canceled = 0, stopped = 0;
     for (const auto& t : trials) {
       completed += t.status == "Completed";
       failed += t.status == "Failed";
       canceled += t.status == "Canceled";
-      stopped += t.status == "Canceled" && stop_reason_.count(t.name);
+      stopped += t.status == "Canceled" && t.stopped;
     }
     std::string summary = std::to_string(trials.size()) + " trials: " + std::to_string(completed) + " completed, " +
                           std::to_string(failed) + " failed, " + std::to_string(canceled) + " canceled (" +
@@ -263,14 +303,9 @@ void Scheduler::SweepStep(const std::string& name) {
     std::string status = ending ? "Canceled" : completed > 0 ? "Completed" : "Failed";
     std::string reason = ending ? end_reason + "; " + summary : summary;
     SweepLog(name, "sweep " + status + ": " + reason);
+    forget();
     (void)Transition(name, status, reason, std::nullopt, NowMillis(), std::nullopt,
                      status == "Failed" ? "no trial completed" : "");
-    sweeps_.erase(name);
-    for (const auto& t : trials) {
-      evaluated_.erase(t.name);
-      stop_reason_.erase(t.name);
-      finished_logged_.erase(t.name);
-    }
   }
 }
 
