@@ -220,3 +220,82 @@ limits: {max_total_trials: 6, max_concurrent_trials: 2}
     assert all(status == "Completed" for _, status in interrupted.values())
     durable = ws.job("durable")
     assert durable["status"] == "Completed" and "best_child_run_id" not in durable["properties"]  # no metric reported
+
+
+SCRIPTED = """\
+import sys, time
+import cairn_mlflow as mlflow
+curve = {curves}[sys.argv[1]]
+for step, v in enumerate(curve):
+    mlflow.log_metric("acc", v, step=step)
+    time.sleep(0.7)
+"""
+
+
+def scripted_sweep(ws, name, curves, policy):
+    ws.write("src/curve.py", SCRIPTED.format(curves=curves))
+    names = ", ".join(sorted(eval(curves)))
+    ws.write("sweep.yml", f"""\
+type: sweep
+trial:
+  code: src
+  command: /usr/bin/python3 curve.py ${{{{search_space.curve}}}}
+  environment: {{image: python}}
+sampling_algorithm: grid
+search_space:
+  curve: {{type: choice, values: [{names}]}}
+objective: {{primary_metric: acc, goal: maximize}}
+limits: {{max_concurrent_trials: 1}}
+early_termination: {policy}
+""")
+    return ws.run("job", "create", "-f", "sweep.yml", "-n", name, "--stream", timeout=180).stdout
+
+
+def test_median_stopping_stops_below_the_median_of_running_averages(ws):
+    # At interval 3: running averages 2 (c0), 5 (c1), 0.6 (c2); c2's best 0.7 is below their median 2.
+    out = scripted_sweep(ws, "median", '{"c0": [1, 2, 3, 4], "c1": [4, 5, 6, 7], "c2": [0.5, 0.6, 0.7, 0.8, 0.9]}',
+                         "{type: median_stopping, evaluation_interval: 1, delay_evaluation: 3}")
+    assert "keep: trial 0 at interval 3: best 3 >= median 2 of the running averages of 1 trials" in out
+    assert "keep: trial 1 at interval 3: best 6 >= median 3.5 of the running averages of 2 trials" in out
+    assert "stop: trial 2 at interval 3: best 0.7 < median 2 of the running averages of 3 trials" in out
+    statuses = {t["name"]: t["status"] for t in ws.job("median")["trials"]}
+    assert statuses == {"median_0": "Completed", "median_1": "Completed", "median_2": "Canceled"}
+
+
+def test_truncation_selection_stops_the_worst_percentage_at_each_interval(ws):
+    out = scripted_sweep(ws, "trunc", '{"c0": [0.9, 0.9, 0.9], "c1": [0.5, 0.6, 0.7], "c2": [0.2, 0.3, 0.4]}',
+                         "{type: truncation_selection, truncation_percentage: 50, delay_evaluation: 2}")
+    assert "stop: trial 1 at interval 2: value 0.6 ranks 1 from the worst of 2; the worst 50% (1) are stopped" in out
+    assert "stop: trial 2 at interval 2: value 0.3 ranks 1 from the worst of 3; the worst 50% (1) are stopped" in out
+    assert "keep: trial 0 at interval 2: value 0.9 ranks 1 from the worst of 1; the worst 50% (0) are stopped, not this one" in out
+    sweep = ws.job("trunc")
+    assert sweep["status_reason"] == "3 trials: 1 completed, 0 failed, 2 canceled (2 stopped early)"
+
+
+def test_the_sweep_timeout_cancels_every_trial_and_a_failed_trial_does_not_stop_a_sweep(ws):
+    ws.write("timeout.yml", """\
+type: sweep
+trial:
+  command: sleep 30 # ${{search_space.n}}
+  environment: {image: python}
+search_space:
+  n: {type: randint, upper: 9}
+objective: {primary_metric: m, goal: minimize}
+limits: {max_total_trials: 5, max_concurrent_trials: 2, timeout: 2}
+""")
+    ws.run("job", "create", "-f", "timeout.yml", "-n", "late")
+    sweep = ws.wait_status("late", ["Canceled"], timeout=30)
+    assert sweep["status_reason"].startswith("limits.timeout of 2 s reached; 2 trials: 0 completed, 0 failed, 2 canceled")
+    ws.write("fails.yml", """\
+type: sweep
+trial:
+  command: test ${{search_space.x}} = ok
+  environment: {image: python}
+sampling_algorithm: grid
+search_space:
+  x: {type: choice, values: [ok, broken, ok2]}
+objective: {primary_metric: m, goal: minimize}
+""")
+    ws.run("job", "create", "-f", "fails.yml", "-n", "partly", "--stream", timeout=60)
+    sweep = ws.job("partly")
+    assert (sweep["status"], sweep["status_reason"]) == ("Completed", "3 trials: 1 completed, 2 failed, 0 canceled (0 stopped early)")
