@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both install what is missing first.
-.PHONY: deps build test unit e2e demo bench bench-tracking sanitize clean
+.PHONY: deps build test unit e2e demo bench bench-tracking bench-sweep sanitize clean
 
 BUILD ?= build
 
@@ -35,6 +35,10 @@ bench: build
 
 bench-tracking: build
 	@bash bench/tracking.sh
+
+bench-sweep: build
+	@build/sweep_bench
+	@/usr/bin/python3 bench/sweep_bench.py
 
 clean:
 	rm -rf $(BUILD)

@@ -6,7 +6,7 @@
   2. 100 trials of `sleep 1`, 8 at a time, against the ideal 100/8 = 12.5 s - goal within 5%
 
 Trials run on an amlcompute of 8 instances (on this machine, a slice of 8 slots), so 8 can run at once.
-Usage: bench/sweep_bench.py [--cairn build/cairn] [--trials 1000] [--sleepers 100]
+Usage: bench/sweep_bench.py [--cairn build/cairn] [--trials 1000] [--sleepers 100] [--root DIR]
 """
 import argparse
 import os
@@ -34,9 +34,10 @@ def main():
     ap.add_argument("--cairn", default=os.path.join(os.path.dirname(__file__), "../build/cairn"))
     ap.add_argument("--trials", type=int, default=1000)
     ap.add_argument("--sleepers", type=int, default=100)
+    ap.add_argument("--root", default=None, help="where the temporary workspace goes (default: $TMPDIR)")
     args = ap.parse_args()
     cairn = os.path.abspath(args.cairn)
-    root = tempfile.mkdtemp(prefix="cairn-sweep-bench-")
+    root = tempfile.mkdtemp(prefix="cairn-sweep-bench-", dir=args.root)
     env = dict(os.environ, CAIRN_HOME=os.path.join(root, "home"))
     env.pop("CAIRN_WORKSPACE", None)
 

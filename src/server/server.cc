@@ -173,12 +173,11 @@ class Server {
                                          const std::string& experiment_id, const json& params) -> Status {
       std::vector<tracking::KeyValue> tags = {{"mlflow.parentRunId", sweep}, {"mlflow.user", UserName()},
                                               {"mlflow.source.type", "JOB"}, {"mlflow.source.name", "cairn"}};
-      auto run = t->CreateRun(experiment_id.empty() ? "0" : experiment_id, trial, trial, UserName(), NowMillis(), tags);
-      if (!run.ok()) return run.status();
       std::vector<tracking::KeyValue> kv;
       for (const auto& [k, v] : params.items())
         if (tracking::KeyError(k).empty()) kv.push_back({k, v.is_string() ? v.get<std::string>() : v.dump()});
-      return t->LogBatch(trial, {}, kv, {});
+      auto run = t->CreateRun(experiment_id.empty() ? "0" : experiment_id, trial, trial, UserName(), NowMillis(), tags, kv);
+      return run.ok() ? Status::Ok() : run.status();
     };
     cfg.metric_history = [t = tracking_.get()](const std::string& run, const std::string& key) {
       std::vector<double> out;

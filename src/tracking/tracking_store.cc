@@ -567,7 +567,8 @@ Result<RunInfo> TrackingStore::ReadRunInfo(Db& db, const std::string& run_id) {
 
 Result<RunInfo> TrackingStore::CreateRun(const std::string& experiment_id, const std::string& run_id_in,
                                          const std::string& run_name_in, const std::string& user_id,
-                                         std::optional<long long> start_time, const std::vector<KeyValue>& tags) {
+                                         std::optional<long long> start_time, const std::vector<KeyValue>& tags,
+                                         const std::vector<KeyValue>& params) {
   std::string exp_id = experiment_id.empty() ? "0" : experiment_id;
   auto exp = GetExperiment(exp_id);
   if (!exp.ok()) return exp.status();
@@ -604,6 +605,11 @@ Result<RunInfo> TrackingStore::CreateRun(const std::string& experiment_id, const
       if (!st.ok()) break;
       st = db.Prepare("INSERT OR REPLACE INTO tags VALUES (?,?,?)").Bind(1, run_id).Bind(2, t.key)
                .Bind(3, t.value.substr(0, kMaxTagValueLength)).Run();
+    }
+    for (const auto& p : params) {  // a sweep trial's hyperparameters: in the same commit as the run
+      if (!st.ok()) break;
+      st = db.Prepare("INSERT OR REPLACE INTO params VALUES (?,?,?)").Bind(1, run_id).Bind(2, p.key)
+               .Bind(3, p.value.substr(0, kMaxParamValueLength)).Run();
     }
     return st;
   });

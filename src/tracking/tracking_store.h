@@ -142,7 +142,8 @@ class TrackingStore {
   // `run_id` empty: a fresh uuid4 hex.
   Result<RunInfo> CreateRun(const std::string& experiment_id, const std::string& run_id,
                             const std::string& run_name, const std::string& user_id,
-                            std::optional<long long> start_time, const std::vector<KeyValue>& tags);
+                            std::optional<long long> start_time, const std::vector<KeyValue>& tags,
+                            const std::vector<KeyValue>& params = {});
   Result<RunInfo> UpdateRun(const std::string& run_id, const std::string& status,
                             std::optional<long long> end_time, const std::string& run_name);
   Status SetRunStage(const std::string& run_id, const std::string& stage);
