@@ -146,7 +146,7 @@ bool IsTerminal(const std::string& s) {
 struct JobArgs {
   std::string file, name, download_path = ".", output_name, status, experiment, parent, compute;
   std::vector<std::string> sets;
-  bool stream = false, web = false, skip_validation = false, all = false, include_archived = false,
+  bool stream = false, web = false, skip_validation = false, all = false, include_archived = false, include_children = false,
        archived_only = false, no_wait = false, all_results = false;
   std::string save_as;
   int max_results = 50;
@@ -250,6 +250,7 @@ int JobList(const Globals& g, const JobArgs& a) {
   if (!a.compute.empty()) q += "&compute=" + a.compute;
   if (a.include_archived) q += "&include_archived=true";
   if (a.archived_only) q += "&archived_only=true";
+  if (a.include_children) q += "&include_children=true";
   auto jobs = (*client)->Get(q);
   if (!jobs.ok()) return Fail(jobs.status());
   if (!a.all_results && static_cast<int>(jobs->size()) == a.max_results && isatty(2))
@@ -453,6 +454,7 @@ int RunCli(int argc, char** argv) {
   list->add_option("--compute", ja.compute, "only jobs on this compute");
   list->add_flag("--include-archived", ja.include_archived, "include archived jobs");
   list->add_flag("--archived-only", ja.archived_only, "only archived jobs");
+  list->add_flag("--include-children", ja.include_children, "list sweep trials too (else: -p SWEEP lists a sweep's)");
   add_globals(list);
   list->callback([&] { rc = JobList(g, ja); });
 

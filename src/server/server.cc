@@ -448,6 +448,8 @@ class Server {
       f.compute = req.get_param_value("compute");
       f.include_archived = req.get_param_value("include_archived") == "true";
       f.archived_only = req.get_param_value("archived_only") == "true";
+      // Like az ml job list: the jobs a user submitted; a sweep's trials with -p SWEEP (or include_children).
+      f.top_level_only = f.parent.empty() && req.get_param_value("include_children") != "true";
       json out = json::array();
       for (const auto& j : Reader().List(f)) out.push_back(View(j));
       SendJson(res, out);

@@ -174,6 +174,7 @@ std::vector<JobRecord> JobStore::List(const JobFilter& f) {
   if (!f.status.empty()) { sql += " AND status = ?"; args.push_back(f.status); }
   if (!f.experiment.empty()) { sql += " AND experiment_name = ?"; args.push_back(f.experiment); }
   if (!f.parent.empty()) { sql += " AND parent = ?"; args.push_back(f.parent); }
+  else if (f.top_level_only) sql += " AND parent = ''";
   if (!f.compute.empty()) { sql += " AND compute = ?"; args.push_back(f.compute); }
   sql += " ORDER BY seq DESC";
   if (f.max_results > 0) sql += " LIMIT " + std::to_string(f.max_results);

@@ -55,6 +55,7 @@ struct JobFilter {
   std::string compute;
   bool include_archived = false;
   bool archived_only = false;
+  bool top_level_only = false;  // no sweep trials
 };
 
 struct ComputeRecord {

@@ -93,6 +93,8 @@ def test_the_iris_sweep_runs_its_trials_and_names_the_best(ws):
     assert sweep["$schema"].endswith("sweepJob.schema.json") and "search_space.C" in sweep["trial"]["command"]
     trials = ws.json("job", "list", "--parent-job-name", "irisweep")
     assert sorted(t["name"] for t in trials) == [f"irisweep_{i}" for i in range(4)]
+    assert [j["name"] for j in ws.json("job", "list")] == ["irisweep"]  # trials only when asked for
+    assert len(ws.json("job", "list", "--include-children")) == 5
     # Each trial: its command substituted, its hyperparameters as MLflow params and AZUREML_PARAMETER_*,
     # its run a child of the sweep's.
     rows = sweep["trials"]
