@@ -28,3 +28,15 @@ def test_the_iris_example_trains_and_keeps_its_outputs(ws):
     assert job["display_name"] == "iris-random-forest"
     assert job["experiment_name"] == "iris-sklearn-example"
     assert job["inputs"]["n_estimators"] == 20
+
+
+def test_the_iris_sweep_example_runs_every_trial_and_names_the_best(ws):
+    sweep = os.path.join(os.path.dirname(EXAMPLE), "job-sweep.yml")
+    p = ws.run("job", "create", "-f", os.path.abspath(sweep), "-n", "irissweep", "--stream",
+               "--set", "limits.max_total_trials=4", timeout=300)
+    assert "sweep Completed: 4 trials: 4 completed" in p.stdout
+    job = ws.job("irissweep")
+    best = job["properties"]["best_child_run_id"]
+    assert best == job["trials"][0]["name"]
+    assert all(t["reports"] == 10 for t in job["trials"])  # 10 growth steps per forest
+    assert all(t["hyperparameters"]["n_estimators"] % 10 == 0 for t in job["trials"])  # quniform, q: 10
