@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 
 #include "base/fs.h"
 #include "base/util.h"
@@ -48,6 +49,14 @@ sweep::Policy PolicyOf(const json& j) {
   p.truncation_percentage = j.value("truncation_percentage", 0);
   p.exclude_finished_jobs = j.value("exclude_finished_jobs", false);
   return p;
+}
+
+// A trial's best report of the objective (NaN ignored); nullopt when it reported none.
+std::optional<double> BestOf(const std::vector<double>& values, bool maximize) {
+  std::optional<double> best;
+  for (double v : values)
+    if (!std::isnan(v) && (!best || (maximize ? v > *best : v < *best))) best = v;
+  return best;
 }
 
 int TrialNumber(const std::string& sweep, const std::string& trial) {
@@ -175,11 +184,9 @@ void Scheduler::SweepStep(const std::string& name) {
     if (!store::IsTerminalStatus(t.status) || t.end_logged) continue;
     t.end_logged = true;
     std::string value = "no " + metric + " reported";
-    if (!t.values.empty()) {
-      double b = t.values[0];
-      for (double v : t.values) b = maximize ? std::max(b, v) : std::min(b, v);
+    if (auto b = BestOf(t.values, maximize)) {
       char buf[32];
-      snprintf(buf, sizeof buf, "%.6g", b);
+      snprintf(buf, sizeof buf, "%.6g", *b);
       value = "best " + metric + " " + buf + " in " + std::to_string(t.values.size()) + " reports";
     }
     SweepLog(name, "done " + t.name + ": " + t.status + ", " + value);
@@ -189,12 +196,9 @@ void Scheduler::SweepStep(const std::string& name) {
   int best = -1;
   double best_value = 0;
   for (size_t i = 0; i < trials.size(); ++i)
-    for (double v : trials[i].values) {
-      if (std::isnan(v)) continue;
-      if (best < 0 || (maximize ? v > best_value : v < best_value)) {
-        best = static_cast<int>(i);
-        best_value = v;
-      }
+    if (auto b = BestOf(trials[i].values, maximize); b && (best < 0 || (maximize ? *b > best_value : *b < best_value))) {
+      best = static_cast<int>(i);
+      best_value = *b;
     }
   if (best >= 0) {
     char buf[32];
@@ -226,11 +230,8 @@ void Scheduler::SweepStep(const std::string& name) {
   std::vector<sweep::Observation> observed;
   if (alg == "bayesian")
     for (const auto& t : trials)
-      if (store::IsTerminalStatus(t.status) && !t.values.empty()) {
-        double b = t.values[0];
-        for (double v : t.values) b = maximize ? std::max(b, v) : std::min(b, v);
-        observed.push_back({t.hyperparameters, b});
-      }
+      if (auto b = BestOf(t.values, maximize); b && store::IsTerminalStatus(t.status))
+        observed.push_back({t.hyperparameters, *b});
   while (!ending && issued < max_total && active < max_concurrent) {
     uint64_t n = static_cast<uint64_t>(issued);
     json params = alg == "grid"       ? sweep::SampleGrid(*space, n)

@@ -16,13 +16,7 @@ using store::Stmt;
 
 namespace {
 
-std::string ModelId() {
-  std::string h = RandomHex(16);
-  h[12] = '4';
-  static const char kVariant[] = "89ab";
-  h[16] = kVariant[static_cast<unsigned char>(h[16]) % 4];
-  return "m-" + h;
-}
+std::string ModelId() { return "m-" + Uuid4Hex(); }
 
 bool ValidStatus(const std::string& s) {
   return s == "LOGGED_MODEL_PENDING" || s == "LOGGED_MODEL_READY" || s == "LOGGED_MODEL_UPLOAD_FAILED";
@@ -249,7 +243,7 @@ Result<std::vector<LoggedModel>> TrackingStore::SearchLoggedModels(const ModelSe
   Db& db = Reader();
   std::vector<LoggedModel> all;
   for (const auto& exp : q.experiment_ids) {
-    if (exp.empty() || exp.size() > 18 || !std::all_of(exp.begin(), exp.end(), ::isdigit)) continue;
+    if (!ValidExperimentId(exp)) continue;
     Stmt& s = db.Prepare("SELECT model_id FROM logged_models WHERE experiment_id = ? AND lifecycle_stage = 'active'");
     s.Bind(1, std::stoll(exp));
     std::vector<std::string> ids;

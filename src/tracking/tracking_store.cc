@@ -121,14 +121,6 @@ CREATE INDEX tags_search ON tags(key, run_id, value);
   return kMigrations;
 }
 
-std::string Uuid4Hex() {
-  std::string h = RandomHex(16);
-  h[12] = '4';
-  static const char kVariant[] = "89ab";
-  h[16] = kVariant[static_cast<unsigned char>(h[16]) % 4];
-  return h;
-}
-
 double Clamp(double v) {
   if (std::isinf(v)) return v > 0 ? DBL_MAX : -DBL_MAX;
   return v;
@@ -144,6 +136,18 @@ Metric ReadMetric(Stmt& s, int col) {
 }
 
 }  // namespace
+
+std::string Uuid4Hex() {
+  std::string h = RandomHex(16);
+  h[12] = '4';
+  static const char kVariant[] = "89ab";
+  h[16] = kVariant[static_cast<unsigned char>(h[16]) % 4];
+  return h;
+}
+
+bool ValidExperimentId(const std::string& id) {
+  return !id.empty() && id.size() < 19 && std::all_of(id.begin(), id.end(), ::isdigit);
+}
 
 std::string KeyError(const std::string& key) {
   // MLflow's ^[/\w.\- :]*$ plus normpath: checked by hand, as this runs for every logged value.
@@ -322,9 +326,6 @@ Result<std::string> TrackingStore::EnsureExperiment(const std::string& name) {
 }
 
 namespace {
-bool ValidExperimentId(const std::string& id) {
-  return !id.empty() && id.size() < 19 && std::all_of(id.begin(), id.end(), ::isdigit);
-}
 
 // A read transaction on a reader connection for the guard's lifetime.
 class ReadTransaction {

@@ -120,6 +120,11 @@ constexpr size_t kMaxKeyLength = 250;
 constexpr size_t kMaxParamValueLength = 6000;
 constexpr size_t kMaxTagValueLength = 8000;
 
+// A fresh uuid4 as 32 hex digits, as MLflow makes run ids.
+std::string Uuid4Hex();
+// Whether `id` can name an experiment (a non-negative integer that fits in int64).
+bool ValidExperimentId(const std::string& id);
+
 // Checks a metric, param or tag key: MLflow's characters and no path tricks. "" when fine.
 std::string KeyError(const std::string& key);
 

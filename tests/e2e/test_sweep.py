@@ -130,37 +130,14 @@ def test_a_preview1_grid_sweep_visits_each_point_once(ws):
     assert all(r["status"] == "Completed" and "accuracy" in r for r in sweep["trials"])
 
 
-CURVES = """\
-import sys, time
-import cairn_mlflow as mlflow
-curve = {"good": [0.8] * 6, "bad": [0.5, 0.55, 0.6, 0.62, 0.64, 0.66]}[sys.argv[1]]
-for step, v in enumerate(curve):
-    mlflow.log_metric("acc", v, step=step)
-    time.sleep(0.7)
-"""
-
-
 def test_bandit_stops_the_trial_the_formula_says_at_the_interval_it_says(ws):
     # One trial at a time, so the population each decision sees is fixed: trial 0 reports 0.8 six times;
     # trial 1's best at interval 2 is 0.55 < 0.8/(1+0.1).
-    ws.write("src/curve.py", CURVES)
-    ws.write("sweep.yml", """\
-type: sweep
-trial:
-  code: src
-  command: /usr/bin/python3 curve.py ${{search_space.curve}}
-  environment: {image: python}
-sampling_algorithm: grid
-search_space:
-  curve: {type: choice, values: [good, bad]}
-objective: {primary_metric: acc, goal: maximize}
-limits: {max_concurrent_trials: 1}
-early_termination: {type: bandit, slack_factor: 0.1, evaluation_interval: 1, delay_evaluation: 2}
-""")
-    p = ws.run("job", "create", "-f", "sweep.yml", "-n", "banditsweep", "--stream", timeout=120)
+    p_stdout = scripted_sweep(ws, "banditsweep", '{"c0": [0.8] * 6, "c1": [0.5, 0.55, 0.6, 0.62, 0.64, 0.66]}',
+                              "{type: bandit, slack_factor: 0.1, evaluation_interval: 1, delay_evaluation: 2}")
     expected = "trial 1 at interval 2: best 0.55 < threshold 0.727273 = 0.8/(1+0.1) (bandit over 2 trials)"
-    assert "stop: " + expected in p.stdout, p.stdout
-    assert "keep: trial 0 at interval 2: best 0.8 >= threshold 0.727273" in p.stdout
+    assert "stop: " + expected in p_stdout, p_stdout
+    assert "keep: trial 0 at interval 2: best 0.8 >= threshold 0.727273" in p_stdout
     bad = ws.job("banditsweep_1")
     assert bad["status"] == "Canceled"
     assert bad["status_reason"] == "stopped by the early-termination policy: " + expected
