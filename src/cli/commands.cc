@@ -146,7 +146,7 @@ bool IsTerminal(const std::string& s) {
 struct JobArgs {
   std::string file, name, download_path = ".", output_name, status, experiment, parent, compute;
   std::vector<std::string> sets;
-  bool stream = false, web = false, skip_validation = false, all = false, include_archived = false, include_children = false,
+  bool stream = false, all_ranks = false, web = false, skip_validation = false, all = false, include_archived = false, include_children = false,
        archived_only = false, no_wait = false, all_results = false;
   std::string save_as;
   int max_results = 50;
@@ -180,7 +180,7 @@ int JobCreate(const Globals& g, const JobArgs& a) {
   }
   if (a.web) OpenInBrowser((*created)["services"]["Studio"].value("endpoint", ""));
   if (a.stream) {
-    auto done = StreamJob(**client, name, isatty(1));
+    auto done = StreamJob(**client, name, isatty(1), a.all_ranks);
     if (!done.ok()) return Fail(done.status());
     return done->value("status", "") == "Completed" ? 0 : 1;
   }
@@ -261,7 +261,7 @@ int JobList(const Globals& g, const JobArgs& a) {
 int JobStream(const Globals&, const JobArgs& a) {
   auto client = ConnectOrFail();
   if (!client.ok()) return Fail(client.status());
-  auto done = StreamJob(**client, a.name, isatty(1));
+  auto done = StreamJob(**client, a.name, isatty(1), a.all_ranks);
   if (!done.ok()) return Fail(done.status());
   return done->value("status", "") == "Completed" ? 0 : 1;
 }
@@ -405,7 +405,10 @@ int ComputeCreate(const Globals& g, const ComputeArgs& a) {
 }  // namespace
 
 int RunCli(int argc, char** argv) {
-  if (argc >= 3 && std::string(argv[1]) == "supervise") return compute::RunSupervisor(argv[2]);
+  if (argc >= 3 && std::string(argv[1]) == "supervise") {
+    if (argc >= 4 && std::string(argv[3]) == "--node") return compute::RunNodeSupervisor(argv[2]);
+    return compute::RunSupervisor(argv[2]);
+  }
 
   CLI::App app{"Cairn: Azure ML-compatible training jobs on your own machines", "cairn"};
   app.require_subcommand(1);
@@ -426,6 +429,7 @@ int RunCli(int argc, char** argv) {
   create->add_option("-n,--name", ja.name, "the job's name (wins over the file's)");
   create->add_option("--set", ja.sets, "override a field: --set inputs.epochs=3")->allow_extra_args(false);
   create->add_flag("-s,--stream", ja.stream, "stream the job's logs until it ends");
+  create->add_flag("--all-ranks", ja.all_ranks, "with --stream: every process's log of a distributed job, not only rank 0's");
   create->add_flag("-e,--web", ja.web, "print and open the job's studio page");
   create->add_flag("--skip-validation", ja.skip_validation, "accepted for compatibility");
   create->add_option("-a,--save-as", ja.save_as, "write the created job as YAML to this file");
@@ -489,6 +493,7 @@ int RunCli(int argc, char** argv) {
 
   auto* stream = job->add_subcommand("stream", "Follow a job's logs until it ends");
   stream->add_option("-n,--name", ja.name, "the job's name")->required();
+  stream->add_flag("--all-ranks", ja.all_ranks, "every process's log of a distributed job, not only rank 0's");
   stream->callback([&] { rc = JobStream(g, ja); });
 
   auto* download = job->add_subcommand("download", "Download a finished job's logs and outputs");

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "base/util.h"
+#include "compute/distribution.h"
 
 namespace cairn::cli {
 
@@ -29,7 +30,7 @@ const char* Colour(const std::string& status) {
 }
 }  // namespace
 
-Result<json> StreamJob(Client& client, const std::string& name, bool tty) {
+Result<json> StreamJob(Client& client, const std::string& name, bool tty, bool all_ranks) {
   signal(SIGINT, OnInterrupt);
   auto job = client.Get("/api/v1/jobs/" + name);
   if (!job.ok()) return job.status();
@@ -37,8 +38,19 @@ Result<json> StreamJob(Client& client, const std::string& name, bool tty) {
   std::string head = "RunId: " + name + "\nWeb View: " + web + "\n";
   fputs(head.c_str(), stdout);
   fflush(stdout);
-  const std::string file = "user_logs/std_log.txt";
-  long long offset = 0;
+  // The logs to follow: rank 0's (or the only one), or with all_ranks every process's.
+  const json& spec = *job;
+  compute::DistPlan plan = compute::PlanFor(spec.value("distribution", json()),
+                                            spec.value("resources", json::object()).value("instance_count", 1));
+  struct Followed {
+    std::string file = {};
+    std::string prefix = {};
+    long long offset = 0;
+    std::string partial = {};  // a line not yet ended, held back so ranks' lines do not mix
+  };
+  std::vector<Followed> logs;
+  for (int rank = 0; rank < (all_ranks ? plan.Total() : 1); ++rank)
+    logs.push_back({compute::RankLogName(plan, rank), all_ranks ? "[rank " + std::to_string(rank) + "] " : ""});
   bool header = false;
   bool at_line_start = true;
   std::string last_status = job->value("status", "");
@@ -51,34 +63,61 @@ Result<json> StreamJob(Client& client, const std::string& name, bool tty) {
     status_line = true;
   }
   for (;;) {
-    auto chunk = client.Logs(name, offset, 10000, file, tty ? last_status : "");
-    if (!chunk.ok()) return chunk.status();
-    if (tty && status_line && (!chunk->data.empty() || chunk->status != last_status)) {
-      fputs("\r\033[K", stderr);
-      status_line = false;
-    }
-    if (!chunk->data.empty()) {
+    bool any_data = false, terminal = false;
+    std::string status, reason;
+    for (size_t i = 0; i < logs.size(); ++i) {
+      Followed& f = logs[i];
+      // The first log waits for news; the others are read as they stand.
+      auto chunk = client.Logs(name, f.offset, i == 0 ? (logs.size() > 1 ? 300 : 10000) : 0, f.file,
+                               tty && i == 0 ? last_status : "");
+      if (!chunk.ok()) return chunk.status();
+      if (i == 0) {
+        status = chunk->status;
+        reason = chunk->reason;
+        terminal = chunk->terminal;
+      }
+      if (chunk->data.empty()) continue;
+      any_data = true;
+      f.offset = chunk->next_offset;
+      if (tty && status_line) {
+        fputs("\r\033[K", stderr);
+        status_line = false;
+      }
       if (!header) {
-        std::string h = "\nStreaming " + file + "\n" + std::string(file.size() + 10, '=') + "\n\n";
+        std::string what = all_ranks ? "user_logs/std_log_process_*.txt" : f.file;
+        std::string h = "\nStreaming " + what + "\n" + std::string(what.size() + 10, '=') + "\n\n";
         fputs(h.c_str(), stdout);
         header = true;
       }
-      fwrite(chunk->data.data(), 1, chunk->data.size(), stdout);
-      at_line_start = chunk->data.back() == '\n';
+      if (f.prefix.empty()) {
+        fwrite(chunk->data.data(), 1, chunk->data.size(), stdout);
+        at_line_start = chunk->data.back() == '\n';
+      } else {
+        f.partial += chunk->data;
+        size_t done = f.partial.rfind('\n');
+        if (done == std::string::npos) continue;
+        for (const auto& line : Split(f.partial.substr(0, done), '\n')) fputs((f.prefix + line + "\n").c_str(), stdout);
+        f.partial.erase(0, done + 1);
+      }
       fflush(stdout);
-      offset = chunk->next_offset;
     }
-    if (tty && !chunk->terminal && (chunk->status != last_status || !status_line)) {
+    if (tty && status_line && status != last_status) {
+      fputs("\r\033[K", stderr);
+      status_line = false;
+    }
+    if (tty && !terminal && (status != last_status || !status_line)) {
       // One line, cut to fit a terminal: the status, and while waiting, why.
-      std::string why = chunk->status == "Queued" || chunk->status == "Preparing" ? chunk->reason : "";
+      std::string why = status == "Queued" || status == "Preparing" ? reason : "";
       if (why.size() > 100) why = why.substr(0, 97) + "...";
-      fprintf(stderr, "%s[%s]\033[0m %s", Colour(chunk->status), chunk->status.c_str(), why.c_str());
+      fprintf(stderr, "%s[%s]\033[0m %s", Colour(status), status.c_str(), why.c_str());
       fflush(stderr);
       status_line = true;
     }
-    last_status = chunk->status;
-    if (chunk->terminal && chunk->data.empty()) break;
+    last_status = status;
+    if (terminal && !any_data) break;
   }
+  for (const auto& f : logs)
+    if (!f.partial.empty()) fputs((f.prefix + f.partial + "\n").c_str(), stdout);
   if (!at_line_start) fputs("\n", stdout);
   auto final_job = client.Get("/api/v1/jobs/" + name);
   if (!final_job.ok()) return final_job.status();

@@ -1,6 +1,9 @@
 #include "compute/supervisor.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -18,6 +21,7 @@
 #include "base/fs.h"
 #include "base/http_client.h"
 #include "base/util.h"
+#include "compute/distribution.h"
 #include "compute/process.h"
 #include "compute/run_layout.h"
 
@@ -193,6 +197,411 @@ Status LinkSpecialFolder(const RunLayout& layout, const std::string& name) {
   return Status::Ok();
 }
 
+void InstallSignalHandlers() {
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) sigaction(s, &sa, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  // Orphaned descendants of the job re-parent to us, so the tree walk on cancel finds them all.
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+}
+
+// A TCP port free on this host now, for a distributed job's rendezvous.
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 29500;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_ANY);
+  socklen_t len = sizeof a;
+  int port = 29500;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+    port = ntohs(a.sin_port);
+  close(fd);
+  return port;
+}
+
+// The output of a short command (scontrol), or "" when it fails.
+std::string CommandOutput(const std::vector<std::string>& argv) {
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0) return "";
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out[1], 1);
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 2);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  close(out[1]);
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(out[0], buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
+  close(out[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? text : "";
+}
+
+// The allocation's nodes in node-rank order, each as the address its daemons are reached at
+// (Slurm's NodeAddr: the host name on most clusters, an IP where names do not resolve).
+std::vector<std::string> SlurmHosts() {
+  std::vector<std::string> hosts;
+  const char* list = getenv("SLURM_JOB_NODELIST");
+  if (!list) return hosts;
+  for (const auto& name : Split(CommandOutput({"scontrol", "show", "hostnames", list}), '\n')) {
+    if (Trim(name).empty()) continue;
+    std::string addr = Trim(name);
+    std::string info = CommandOutput({"scontrol", "show", "node", "-o", addr});
+    size_t at = info.find("NodeAddr=");
+    if (at != std::string::npos) {
+      size_t from = at + 9;
+      addr = info.substr(from, info.find_first_of(" \n", from) - from);
+    }
+    hosts.push_back(addr);
+  }
+  return hosts;
+}
+
+// One process of the job: the rank's command, or a launcher (srun, mpirun) whose own output goes to
+// the system log. Each in its own process group, output into a pipe the loop copies to its log.
+struct Child {
+  pid_t pid = -1;
+  int rank = -1;  // -1 for a launcher
+  std::string label;
+  int out = -1;
+  int log_fd = -1;
+  long long written = 0;
+  bool truncated = false;
+  bool pipe_open = true;
+  bool done = false;
+  int wstatus = 0;
+};
+
+pid_t SpawnChild(const std::vector<std::string>& argv, std::vector<std::string> env, const std::string& wd,
+                 const std::vector<std::string>& read_only, int out_w) {
+  std::vector<char*> envp;
+  for (auto& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t child = fork();
+  if (child != 0) {
+    if (child > 0) setpgid(child, child);
+    return child;
+  }
+  setpgid(0, 0);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE}) signal(sig, SIG_DFL);
+  MakeReadOnlyInChild(read_only);
+  int devnull = open("/dev/null", O_RDONLY);
+  dup2(devnull, 0);
+  dup2(out_w, 1);
+  dup2(out_w, 2);
+  if (chdir(wd.c_str()) != 0) _exit(126);
+  execvpe(args[0], args.data(), envp.data());
+  _exit(127);
+}
+
+std::string DescribeEnd(int wstatus) {
+  if (WIFEXITED(wstatus)) return "exited with code " + std::to_string(WEXITSTATUS(wstatus));
+  int sig = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0;
+  return "was killed by signal " + std::to_string(sig) + " (" + strsignal(sig) + ")";
+}
+
+bool EndedWell(int wstatus) { return WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0; }
+
+// Starts the job's processes and watches them to the end: the whole job (local compute, `node` -1),
+// or one node's share of it (a Slurm node supervisor, `node` >= 0). One process failing stops the
+// others; cancel (a signal) and the timeout stop them all. Returns the supervisor's exit code.
+int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long long started,
+                 const std::vector<std::string>& read_only, int node) {
+  const bool node_mode = node >= 0;
+  const bool slurm = job.value("backend", "local") == "slurm";
+  auto finish = [&](Outcome o) {
+    if (node_mode) {
+      json j = {{"outcome", o.outcome}, {"reason", o.reason}};
+      (void)WriteFileAtomic(layout.SystemLogDir() + "/node_" + std::to_string(node) + ".json", j.dump(), 0644);
+      log.Line("node outcome: " + o.outcome + (o.reason.empty() ? "" : " (" + o.reason + ")"));
+      return o.outcome == "completed" ? 0 : 1;
+    }
+    WriteExit(layout, o, started, log);
+    Notify(job, "exited", log);
+    return 0;
+  };
+  auto fail = [&](const std::string& reason) {
+    Outcome o;
+    o.reason = reason;
+    return finish(o);
+  };
+
+  // Where the processes run and meet.
+  DistPlan plan = DistPlanFromJson(job.value("distribution", json::object()));
+  if (node_mode) {
+    const char* p = getenv("CAIRN_INTERNAL_PLAN");
+    if (p) plan = DistPlanFromJson(json::parse(p, nullptr, false));
+  } else if (slurm) {
+    plan.hosts = SlurmHosts();
+    if (static_cast<int>(plan.hosts.size()) != plan.nodes)
+      log.Line("Slurm gave " + std::to_string(plan.hosts.size()) + " nodes for " + std::to_string(plan.nodes));
+    if (plan.hosts.empty()) plan.hosts.assign(static_cast<size_t>(plan.nodes), "127.0.0.1");
+    plan.master_port = FreePort();
+  } else {
+    // The local compute: every "instance" is this machine, each with its own node rank.
+    plan.hosts.assign(static_cast<size_t>(plan.nodes), "127.0.0.1");
+    plan.master_port = FreePort();
+  }
+
+  std::vector<std::string> base_env;
+  json job_env = job.value("env", json::object());
+  for (char** e = environ; *e; ++e) {
+    std::string kv = *e;
+    std::string key = kv.substr(0, kv.find('='));
+    if (StartsWith(key, "CAIRN_INTERNAL_") || job_env.contains(key)) continue;
+    base_env.push_back(kv);
+  }
+  std::string command = job.value("command", "");
+  std::string wd = layout.WorkDir();
+  long long max_log = job.value("max_log_bytes", 1LL << 30);
+  long long grace_ms = job.value("kill_grace_ms", 5000LL);
+  auto env_for = [&](int n, int local) {
+    std::vector<std::string> env = base_env;
+    json merged = job_env;
+    for (const auto& [k, v] : RankEnv(plan, n, local)) merged[k] = v;
+    if (!slurm && plan.type == "pytorch" && !merged.contains("GLOO_SOCKET_IFNAME"))
+      merged["GLOO_SOCKET_IFNAME"] = "lo";  // every rank is on this machine
+    for (const auto& [k, v] : merged.items()) env.push_back(k + "=" + v.get<std::string>());
+    return env;
+  };
+
+  std::vector<Child> children;
+  auto start = [&](const std::vector<std::string>& argv, std::vector<std::string> env, int rank,
+                   const std::string& label, const std::string& log_path) -> Status {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0) return Internal(std::string("pipe: ") + strerror(errno));
+    Child c;
+    c.rank = rank;
+    c.label = label;
+    c.log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (c.log_fd < 0) {
+      close(p[0]);
+      close(p[1]);
+      return Internal("cannot open " + log_path);
+    }
+    c.pid = SpawnChild(argv, std::move(env), wd, read_only, p[1]);
+    close(p[1]);
+    if (c.pid < 0) {
+      close(p[0]);
+      close(c.log_fd);
+      return Internal(std::string("fork: ") + strerror(errno));
+    }
+    c.out = p[0];
+    log.Line("started " + label + " as pid " + std::to_string(c.pid));
+    children.push_back(c);
+    return Status::Ok();
+  };
+
+  const std::string artifacts = layout.Artifacts();
+  bool launcher = false;
+  Status s = Status::Ok();
+  if (plan.type == "mpi" && !node_mode) {
+    // Open MPI starts the ranks; on the local compute they all run here, in a Slurm allocation on
+    // every node (mpirun reads the allocation and starts its daemons through srun).
+    std::string host_slots = slurm ? "" : "localhost:" + std::to_string(plan.Total());
+    std::vector<std::string> extra;
+    for (const auto& a : job.value("mpirun_options", json::array())) extra.push_back(a.get<std::string>());
+    auto env = env_for(0, 0);
+    s = start(MpirunArgv(plan, command, artifacts + "/user_logs", host_slots, extra), env, -1, "mpirun",
+              layout.SupervisorLog());
+    launcher = true;
+  } else if (slurm && !node_mode && plan.nodes > 1) {
+    // One node supervisor per node, started by srun; each starts its node's processes.
+    std::vector<std::string> env = base_env;
+    env.push_back("CAIRN_INTERNAL_PLAN=" + ToJson(plan).dump());
+    std::vector<std::string> argv = {"srun", "--kill-on-bad-exit=1", "--nodes=" + std::to_string(plan.nodes),
+                                     "--ntasks=" + std::to_string(plan.nodes), "--ntasks-per-node=1",
+                                     SelfExe(), "supervise", layout.root, "--node"};
+    s = start(argv, env, -1, "srun (a node supervisor on each of " + std::to_string(plan.nodes) + " nodes)",
+              layout.SupervisorLog());
+    launcher = true;
+  } else {
+    std::vector<int> nodes;
+    if (node_mode) nodes = {node};
+    else for (int n = 0; n < plan.nodes; ++n) nodes.push_back(n);
+    for (int n : nodes) {
+      for (int local = 0; local < plan.OnNode(n) && s.ok(); ++local) {
+        int rank = plan.Rank(n, local);
+        std::string label = plan.Distributed() ? "process " + std::to_string(rank) + " (node " + std::to_string(n) +
+                                                     ", local rank " + std::to_string(local) + ")"
+                                               : "/bin/sh -c <command>";
+        s = start({"/bin/sh", "-c", command}, env_for(n, local), rank, label,
+                  artifacts + "/" + RankLogName(plan, rank));
+      }
+    }
+  }
+  if (!s.ok()) {
+    for (auto& c : children) SignalTree(getpid(), c.pid, SIGKILL);
+    while (waitpid(-1, nullptr, 0) > 0) {
+    }
+    return fail(s.message());
+  }
+  if (!node_mode) Notify(job, "running", log);
+
+  long long timeout_ms = node_mode ? 0 : job.value("timeout_seconds", 0LL) * 1000;
+  long long deadline = timeout_ms > 0 ? NowMillis() + timeout_ms : 0;
+  // A launcher passes the stop on to the node supervisors, which need their own grace first.
+  long long kill_after = launcher ? 2 * grace_ms + 2000 : grace_ms;
+  std::string stop;  // "canceled" | "timeout" | "failed" once we decided to stop the job
+  const Child* first_failed = nullptr;
+  long long kill_at = 0;
+  long long drain_until = 0;
+  char buf[65536];
+
+  auto signal_all = [&](int sig) {
+    SignalTree(getpid(), 0, sig);
+    for (const auto& c : children)
+      if (!c.done) kill(-c.pid, sig);
+  };
+  auto stop_all = [&](const std::string& why) {
+    if (!stop.empty()) return;
+    stop = why;
+    signal_all(SIGTERM);
+    kill_at = NowMillis() + kill_after;
+    log.Line(why == "timeout" ? "limits.timeout reached: stopping the job's processes"
+             : why == "failed" ? first_failed->label + " " + DescribeEnd(first_failed->wstatus) +
+                                     ": stopping the other processes"
+                               : "cancel requested: stopping the job's processes");
+  };
+  auto all_done = [&] {
+    return std::all_of(children.begin(), children.end(), [](const Child& c) { return c.done; });
+  };
+  auto any_pipe = [&] {
+    return std::any_of(children.begin(), children.end(), [](const Child& c) { return c.pipe_open; });
+  };
+
+  std::vector<pollfd> fds;
+  while (any_pipe() || !all_done()) {
+    long long now = NowMillis();
+    if (deadline && now >= deadline && !all_done()) stop_all("timeout");
+    if (kill_at && now >= kill_at) {
+      signal_all(SIGKILL);
+      kill_at = 0;
+    }
+    if (all_done() && drain_until && now >= drain_until && any_pipe()) {
+      // Something the job left behind still holds its output open: it goes with the job.
+      SignalTree(getpid(), 0, SIGKILL);
+      drain_until = now + 1000;
+    }
+    long long wait = 1000;
+    if (deadline && !all_done()) wait = std::min(wait, std::max(0LL, deadline - now));
+    if (kill_at) wait = std::min(wait, std::max(0LL, kill_at - now));
+    if (drain_until) wait = std::min(wait, std::max(0LL, drain_until - now));
+    fds.assign(1, {g_signal_pipe[0], POLLIN, 0});
+    for (const auto& c : children) fds.push_back({c.pipe_open ? c.out : -1, POLLIN, 0});
+    int r = poll(fds.data(), fds.size(), static_cast<int>(wait));
+    if (r < 0 && errno != EINTR) break;
+    if (fds[0].revents & POLLIN) {
+      unsigned char sigs[64];
+      ssize_t n = read(g_signal_pipe[0], sigs, sizeof sigs);
+      for (ssize_t i = 0; i < n; ++i)
+        if (sigs[i] != SIGCHLD && !all_done()) stop_all("canceled");
+    }
+    for (size_t i = 0; i < children.size(); ++i) {
+      Child& c = children[i];
+      if (!c.pipe_open || !(fds[i + 1].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t n = read(c.out, buf, sizeof buf);
+      if (n > 0) {
+        if (c.rank < 0 || c.written + n <= max_log) {
+          (void)!write(c.log_fd, buf, static_cast<size_t>(n));
+          c.written += n;
+        } else if (!c.truncated) {
+          long long room = max_log - c.written;
+          if (room > 0) (void)!write(c.log_fd, buf, static_cast<size_t>(room));
+          std::string note = "\n[cairn] log truncated: the job wrote more than " + std::to_string(max_log) +
+                             " bytes to stdout/stderr; the rest is discarded\n";
+          (void)!write(c.log_fd, note.data(), note.size());
+          log.Line(c.label + ": user log truncated at " + std::to_string(max_log) + " bytes");
+          c.written = max_log;
+          c.truncated = true;
+        }
+      } else if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
+        c.pipe_open = false;
+        close(c.out);
+        close(c.log_fd);
+      }
+    }
+    for (auto& c : children) {
+      if (c.done) continue;
+      if (waitpid(c.pid, &c.wstatus, WNOHANG) != c.pid) continue;
+      c.done = true;
+      log.Line(c.label + " " + DescribeEnd(c.wstatus));
+      if (!EndedWell(c.wstatus) && stop.empty()) {
+        first_failed = &c;
+        stop_all("failed");
+      }
+    }
+    if (all_done() && !drain_until) {
+      // Stop whatever the processes left running in the background. We are a subreaper, so when we
+      // have no children left there is no descendant at all, and no /proc scan is needed.
+      if (HasChildren()) SignalTree(getpid(), 0, SIGTERM);
+      drain_until = NowMillis() + 1000;
+    }
+    // Reap re-parented orphans, but only once every process's own status is in hand: waitpid(-1)
+    // could otherwise take one, and the loop would wait for an exit it can no longer see.
+    if (all_done()) {
+      while (waitpid(-1, nullptr, WNOHANG) > 0) {
+      }
+    }
+  }
+  // Anything still alive of the job's tree goes now: no orphaned processes.
+  if (HasChildren()) SignalTree(getpid(), 0, SIGKILL);
+  while (waitpid(-1, nullptr, WNOHANG) > 0) {
+  }
+
+  Outcome outcome;
+  const Child& main = first_failed ? *first_failed : children.front();
+  if (WIFEXITED(main.wstatus)) outcome.exit_code = WEXITSTATUS(main.wstatus);
+  if (WIFSIGNALED(main.wstatus)) outcome.signal = WTERMSIG(main.wstatus);
+  if (stop == "timeout") {
+    outcome.outcome = "timeout";
+    outcome.reason = "limits.timeout of " + std::to_string(timeout_ms / 1000) + " s reached";
+  } else if (stop == "canceled") {
+    outcome.outcome = "canceled";
+    outcome.reason = "canceled by request";
+  } else if (stop.empty()) {
+    outcome.outcome = "completed";
+  } else if (main.rank < 0) {
+    // The launcher failed: the node supervisors (or Open MPI) know which process it was.
+    outcome.outcome = "failed";
+    outcome.reason = main.label.substr(0, main.label.find(' ')) + " " + DescribeEnd(main.wstatus);
+    for (int n = 0; n < plan.nodes && launcher && plan.type != "mpi"; ++n) {
+      auto t = ReadFile(layout.SystemLogDir() + "/node_" + std::to_string(n) + ".json");
+      json j = t.ok() ? json::parse(*t, nullptr, false) : json();
+      if (j.is_object() && j.value("outcome", "") == "failed") {
+        outcome.reason = "node " + std::to_string(n) + ": " + j.value("reason", "");
+        break;
+      }
+    }
+    if (plan.type == "mpi") outcome.reason += " (see user_logs/std_log_process_<rank>.txt)";
+  } else {
+    outcome.outcome = "failed";
+    std::string who = plan.Distributed() ? main.label.substr(0, main.label.find(" (")) : "the command";
+    outcome.reason = who + " " + DescribeEnd(main.wstatus);
+    if (outcome.exit_code == 127) outcome.reason += " (command not found; see " + RankLogName(plan, main.rank) + ")";
+    if (outcome.exit_code == 126) outcome.reason += " (command not executable)";
+    if (plan.Total() > 1) outcome.reason += "; the other processes were stopped";
+  }
+  return finish(outcome);
+}
+
 }  // namespace
 
 int RunSupervisor(const std::string& run_dir) {
@@ -218,14 +627,7 @@ int RunSupervisor(const std::string& run_dir) {
 
   // Signals arrive through a pipe so the main loop handles them in order with the job's output.
   if (pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return 1;
-  struct sigaction sa {};
-  sa.sa_handler = OnSignal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
-  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) sigaction(s, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-  // Orphaned descendants of the job re-parent to us, so the tree walk on cancel finds them all.
-  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  InstallSignalHandlers();
 
   log.Line("supervisor " + std::to_string(getpid()) + " for job " + job.value("name", "?"));
   for (const auto& n : job.value("notices", json::array())) log.Line(n.get<std::string>());
@@ -287,163 +689,30 @@ int RunSupervisor(const std::string& run_dir) {
     if (!s.ok()) return fail(s.message());
   }
 
-  // Start the command.
-  int out_pipe[2];
-  if (pipe2(out_pipe, O_CLOEXEC) != 0) return fail(std::string("pipe: ") + strerror(errno));
-  std::vector<std::string> env_store;
-  json job_env = job.value("env", json::object());
-  for (char** e = environ; *e; ++e) {
-    std::string kv = *e;
-    std::string key = kv.substr(0, kv.find('='));
-    if (StartsWith(key, "CAIRN_INTERNAL_") || job_env.contains(key)) continue;
-    env_store.push_back(kv);
-  }
-  for (const auto& [k, v] : job_env.items()) env_store.push_back(k + "=" + v.get<std::string>());
-  std::vector<char*> envp;
-  for (auto& e : env_store) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::string command = job.value("command", "");
-  std::string wd = layout.WorkDir();
-  int log_fd = open(layout.UserLog().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log_fd < 0) return fail("cannot open " + layout.UserLog());
+  return RunProcesses(job, layout, log, started, read_only, /*node=*/-1);
+}
 
-  pid_t child = fork();
-  if (child < 0) return fail(std::string("fork: ") + strerror(errno));
-  if (child == 0) {
-    setpgid(0, 0);
-    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE}) signal(sig, SIG_DFL);
-    MakeReadOnlyInChild(read_only);
-    int devnull = open("/dev/null", O_RDONLY);
-    dup2(devnull, 0);
-    dup2(out_pipe[1], 1);
-    dup2(out_pipe[1], 2);
-    if (chdir(wd.c_str()) != 0) _exit(126);
-    const char* argv[] = {"/bin/sh", "-c", command.c_str(), nullptr};
-    execve("/bin/sh", const_cast<char**>(argv), envp.data());
-    _exit(127);
+int RunNodeSupervisor(const std::string& run_dir) {
+  // One node of a Slurm job: the coordinator prepared the run folder; this starts the node's processes.
+  RunLayout layout(run_dir);
+  long long started = NowMillis();
+  const char* node_id = getenv("SLURM_NODEID");
+  int node = node_id ? atoi(node_id) : 0;
+  SystemLog log(layout.SystemLogDir() + "/cairn_node_" + std::to_string(node) + ".log");
+  auto text = ReadFile(layout.JobFile());
+  json job = text.ok() ? json::parse(*text, nullptr, false) : json();
+  if (!job.is_object()) {
+    log.Line("cannot read " + layout.JobFile());
+    return 1;
   }
-  setpgid(child, child);
-  close(out_pipe[1]);
-  log.Line("started: /bin/sh -c <command> as pid " + std::to_string(child) + " in " + wd);
-  Notify(job, "running", log);
-
-  long long timeout_ms = job.value("timeout_seconds", 0LL) * 1000;
-  long long deadline = timeout_ms > 0 ? NowMillis() + timeout_ms : 0;
-  long long max_log = job.value("max_log_bytes", 1LL << 30);
-  long long grace_ms = job.value("kill_grace_ms", 5000LL);
-  long long written = 0;
-  bool truncated = false;
-  bool pipe_open = true;
-  bool child_done = false;
-  int wstatus = 0;
-  Outcome outcome;
-  std::string stop;  // "canceled" | "timeout" once we decided to stop the job
-  long long kill_at = 0;
-  long long drain_until = 0;
-  char buf[65536];
-
-  auto stop_tree = [&](const std::string& why) {
-    if (!stop.empty()) return;
-    stop = why;
-    SignalTree(getpid(), child, SIGTERM);
-    kill_at = NowMillis() + grace_ms;
-    log.Line(why == "timeout" ? "limits.timeout reached: stopping the job's processes"
-                              : "cancel requested: stopping the job's processes");
-  };
-
-  while (pipe_open || !child_done) {
-    long long now = NowMillis();
-    if (deadline && now >= deadline && !child_done) stop_tree("timeout");
-    if (kill_at && now >= kill_at) {
-      SignalTree(getpid(), child, SIGKILL);
-      kill_at = 0;
-    }
-    if (child_done && drain_until && now >= drain_until && pipe_open) {
-      // Something the job left behind still holds its output open: it goes with the job.
-      SignalTree(getpid(), child, SIGKILL);
-      drain_until = now + 1000;
-    }
-    long long wait = 1000;
-    if (deadline && !child_done) wait = std::min(wait, std::max(0LL, deadline - now));
-    if (kill_at) wait = std::min(wait, std::max(0LL, kill_at - now));
-    if (drain_until) wait = std::min(wait, std::max(0LL, drain_until - now));
-    pollfd fds[2] = {{g_signal_pipe[0], POLLIN, 0}, {pipe_open ? out_pipe[0] : -1, POLLIN, 0}};
-    int r = poll(fds, 2, static_cast<int>(wait));
-    if (r < 0 && errno != EINTR) break;
-    if (fds[0].revents & POLLIN) {
-      unsigned char sigs[64];
-      ssize_t n = read(g_signal_pipe[0], sigs, sizeof sigs);
-      for (ssize_t i = 0; i < n; ++i)
-        if (sigs[i] != SIGCHLD && !child_done) stop_tree("canceled");
-    }
-    if (pipe_open && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-      ssize_t n = read(out_pipe[0], buf, sizeof buf);
-      if (n > 0) {
-        if (written + n <= max_log) {
-          (void)!write(log_fd, buf, static_cast<size_t>(n));
-          written += n;
-        } else if (!truncated) {
-          long long room = max_log - written;
-          if (room > 0) (void)!write(log_fd, buf, static_cast<size_t>(room));
-          std::string note = "\n[cairn] log truncated: the job wrote more than " + std::to_string(max_log) +
-                             " bytes to stdout/stderr; the rest is discarded\n";
-          (void)!write(log_fd, note.data(), note.size());
-          log.Line("user log truncated at " + std::to_string(max_log) + " bytes");
-          written = max_log;
-          truncated = true;
-        }
-      } else if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
-        pipe_open = false;
-        close(out_pipe[0]);
-      }
-    }
-    if (!child_done) {
-      pid_t w = waitpid(child, &wstatus, WNOHANG);
-      if (w == child) {
-        child_done = true;
-        // Stop whatever the command left running in the background. We are a subreaper, so when we
-        // have no children left there is no descendant at all, and no /proc scan is needed.
-        if (HasChildren()) SignalTree(getpid(), child, SIGTERM);
-        drain_until = NowMillis() + 1000;
-      }
-    }
-    // Reap re-parented orphans, but only once the command's own status is in hand: waitpid(-1) could
-    // otherwise take it, and the loop would wait for an exit it can no longer see.
-    if (child_done) {
-      while (waitpid(-1, nullptr, WNOHANG) > 0) {
-      }
-    }
-  }
-  close(log_fd);
-  // Anything still alive of the job's tree goes now: no orphaned processes.
-  if (HasChildren()) SignalTree(getpid(), child, SIGKILL);
-  while (waitpid(-1, nullptr, WNOHANG) > 0) {
-  }
-
-  if (WIFEXITED(wstatus)) outcome.exit_code = WEXITSTATUS(wstatus);
-  if (WIFSIGNALED(wstatus)) outcome.signal = WTERMSIG(wstatus);
-  if (stop == "timeout") {
-    outcome.outcome = "timeout";
-    outcome.reason = "limits.timeout of " + std::to_string(timeout_ms / 1000) + " s reached";
-  } else if (stop == "canceled") {
-    outcome.outcome = "canceled";
-    outcome.reason = "canceled by request";
-  } else if (outcome.exit_code && *outcome.exit_code == 0) {
-    outcome.outcome = "completed";
-  } else if (outcome.exit_code) {
-    outcome.outcome = "failed";
-    int code = *outcome.exit_code;
-    outcome.reason = "the command exited with code " + std::to_string(code);
-    if (code == 127) outcome.reason += " (command not found; see user_logs/std_log.txt)";
-    if (code == 126) outcome.reason += " (command not executable)";
-  } else {
-    outcome.outcome = "failed";
-    outcome.reason = "the command was killed by signal " + std::to_string(outcome.signal.value_or(0)) +
-                     " (" + strsignal(outcome.signal.value_or(0)) + ")";
-  }
-  WriteExit(layout, outcome, started, log);
-  Notify(job, "exited", log);
-  return 0;
+  if (pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return 1;
+  InstallSignalHandlers();
+  std::vector<std::string> read_only;
+  for (const auto& in : job.value("inputs", json::array()))
+    if (in.value("mode", "ro_mount") == "ro_mount") read_only.push_back(layout.Input(in.value("name", "")));
+  log.Line("node supervisor " + std::to_string(getpid()) + " for node " + std::to_string(node) + " of job " +
+           job.value("name", "?"));
+  return RunProcesses(job, layout, log, started, read_only, node);
 }
 
 }  // namespace cairn::compute

@@ -8,6 +8,7 @@
 
 #include "base/fs.h"
 #include "base/util.h"
+#include "compute/distribution.h"
 #include "compute/process.h"
 #include "compute/run_layout.h"
 #include "spec/compute_spec.h"
@@ -384,6 +385,9 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
                               "cairn compute create --name " + compute +
                               " --type amlcompute --min-instances 0 --max-instances 4");
   }
+  if (s.distribution.is_object() && s.distribution.value("type", "") == "ray") {
+    return InvalidArgument("distribution.type: ray is not supported yet (supported: pytorch, tensorflow, mpi)");
+  }
   int slots = SlotsFor(s);
   if (slots > pool->capacity) {
     return InvalidArgument("resources.instance_count: the job needs " + std::to_string(slots) + " " +
@@ -607,6 +611,7 @@ Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::stri
   });
   if (!command.ok()) return InvalidArgument("command: " + command.status().message());
   run["command"] = *command;
+  run["distribution"] = compute::ToJson(compute::PlanFor(s.distribution, s.instance_count));
   run["inputs"] = inputs;
   run["outputs"] = outputs;
   run["notices"] = notices;

@@ -1,9 +1,12 @@
 #include "server/job_view.h"
 
+#include "compute/distribution.h"
+
 #include <pwd.h>
 #include <unistd.h>
 
 #include "base/util.h"
+#include "compute/distribution.h"
 
 namespace cairn::server {
 
@@ -110,7 +113,14 @@ json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>&
       !env.value("build_path", "").empty())
     j["notes"] = json::array({"the environment is recorded but not applied: container environments are not "
                               "supported yet, so the job runs on this host"});
-  j["log_files"] = {{"user_logs/std_log.txt", server_url + "/api/v1/jobs/" + job.name + "/files/artifacts/user_logs/std_log.txt"}};
+  // One log per process for a distributed job (std_log_process_<rank>.txt), else std_log.txt.
+  compute::DistPlan plan = compute::PlanFor(s.value("distribution", json()), s["resources"].value("instance_count", 1));
+  json logs = json::object();
+  for (int rank = 0; rank < plan.Total(); ++rank) {
+    std::string f = compute::RankLogName(plan, rank);
+    logs[f] = server_url + "/api/v1/jobs/" + job.name + "/files/artifacts/" + f;
+  }
+  j["log_files"] = logs;
   if (job.type == "sweep") {
     // Azure ML's sweep job shape: the command job's fields are the trial's.
     j["$schema"] = "https://azuremlschemas.azureedge.net/latest/sweepJob.schema.json";
