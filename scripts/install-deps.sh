@@ -8,7 +8,9 @@ PACKAGES=(
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev libsqlite3-dev
   libssl-dev zlib1g-dev libbrotli-dev libgtest-dev libgmock-dev
   python3 python3-pytest python3-sklearn python3-numpy
-  procps curl util-linux
+  procps curl util-linux iproute2
+  # Distributed jobs and the Slurm compute: the tests run real frameworks and a real Slurm cluster.
+  openmpi-bin python3-mpi4py python3-torch slurm-wlm munge
 )
 
 missing=()

@@ -86,10 +86,10 @@ std::map<std::string, std::string> RankEnv(const DistPlan& p, int node, int loca
     env["NODE_RANK"] = std::to_string(node);
     env["GROUP_RANK"] = std::to_string(node);
   } else if (p.type == "tensorflow") {
-    // Task ports follow the rendezvous port on each host: a node's k-th task listens on master_port + 1 + k.
+    // Task g listens on master_port + 1 + g: distinct even where several "nodes" share a host (local).
     json workers = json::array(), ps = json::array();
     for (int g = 0; g < p.Total(); ++g) {
-      std::string addr = HostOf(p, g / p.per_node) + ":" + std::to_string(p.master_port + 1 + g % p.per_node);
+      std::string addr = HostOf(p, g / p.per_node) + ":" + std::to_string(p.master_port + 1 + g);
       (g < p.workers ? workers : ps).push_back(addr);
     }
     json cluster = {{"worker", workers}};

@@ -44,7 +44,7 @@ TEST(DistributionTest, TensorflowSpreadsWorkersAndParameterServers) {
   json tf0 = json::parse(RankEnv(p, 0, 0)["TF_CONFIG"]);
   json tf2 = json::parse(RankEnv(p, 1, 0)["TF_CONFIG"]);
   EXPECT_EQ(tf0["cluster"]["worker"], json({"a:5001", "a:5002"}));
-  EXPECT_EQ(tf0["cluster"]["ps"], json({"b:5001"}));
+  EXPECT_EQ(tf0["cluster"]["ps"], json({"b:5003"}));
   EXPECT_EQ(tf0["task"], json({{"type", "worker"}, {"index", 0}}));
   EXPECT_EQ(tf2["task"], json({{"type", "ps"}, {"index", 0}}));
   EXPECT_EQ(tf0["environment"], "cloud");
