@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 
 #include "base/fs.h"
@@ -367,7 +368,20 @@ struct ComputeArgs {
   std::string file, name, type = "amlcompute", size, description, list_type;
   int min_instances = 0, max_instances = 4, idle = 120, max_results = 0;
   std::vector<std::string> sets;
+  // Slurm: partition, account, qos, the cluster's slurm.conf, extra sbatch options.
+  std::string partition, account, qos, slurm_conf;
+  std::vector<std::string> sbatch_options;
 };
+
+json SlurmFlags(const ComputeArgs& a) {
+  json s = json::object();
+  if (!a.partition.empty()) s["partition"] = a.partition;
+  if (!a.account.empty()) s["account"] = a.account;
+  if (!a.qos.empty()) s["qos"] = a.qos;
+  if (!a.slurm_conf.empty()) s["conf"] = std::filesystem::absolute(a.slurm_conf).string();
+  if (!a.sbatch_options.empty()) s["sbatch_options"] = a.sbatch_options;
+  return s;
+}
 
 int ComputeCreate(const Globals& g, const ComputeArgs& a) {
   spec::ComputeSpec c;
@@ -389,6 +403,7 @@ int ComputeCreate(const Globals& g, const ComputeArgs& a) {
     c.max_instances = a.max_instances;
     c.idle_time_before_scale_down = a.idle;
     c.description = a.description;
+    if (json s = SlurmFlags(a); !s.empty() || c.type == "slurm") c.extra["slurm"] = s;
     spec::ValidateCompute(c, "--type/--name", d);
     if (d.HasErrors()) {
       fputs(d.ToString().c_str(), stderr);
@@ -400,6 +415,39 @@ int ComputeCreate(const Globals& g, const ComputeArgs& a) {
   auto created = (*client)->Post("/api/v1/computes", spec::ToJson(c));
   if (!created.ok()) return Fail(created.status());
   return Print(g, *created, kComputeColumns);
+}
+
+// `compute update`: the flags given change the compute; the rest stays as it is.
+int ComputeUpdate(const Globals& g, const ComputeArgs& a, const CLI::App& cmd) {
+  auto client = ConnectOrFail();
+  if (!client.ok()) return Fail(client.status());
+  auto current = (*client)->Get("/api/v1/computes/" + a.name);
+  if (!current.ok()) return Fail(current.status());
+  if (current->value("type", "") == "local") return Fail(InvalidArgument("the local compute is built in and cannot be changed"));
+  json body = *current;
+  json extra = json::object();
+  if (body.contains("slurm")) extra["slurm"] = body["slurm"];
+  for (const char* k : {"identity", "ssh_settings", "network_settings"})
+    if (body.contains(k)) extra[k] = body[k];
+  body["extra"] = extra;
+  auto given = [&](const char* flag) { return cmd.count(flag) > 0; };
+  if (given("--min-instances")) body["min_instances"] = a.min_instances;
+  if (given("--max-instances")) body["max_instances"] = a.max_instances;
+  if (given("--idle-time-before-scale-down")) body["idle_time_before_scale_down"] = a.idle;
+  if (given("--description")) body["description"] = a.description;
+  json s = SlurmFlags(a);
+  for (const auto& [k, v] : s.items()) body["extra"]["slurm"][k] = v;
+  auto parsed = spec::ComputeSpecFromJson(body);
+  if (!parsed.ok()) return Fail(parsed.status());
+  spec::Diagnostics d;
+  spec::ValidateCompute(*parsed, "--name " + a.name, d);
+  if (d.HasErrors()) {
+    fputs(d.ToString().c_str(), stderr);
+    return 2;
+  }
+  auto updated = (*client)->Post("/api/v1/computes", spec::ToJson(*parsed));
+  if (!updated.ok()) return Fail(updated.status());
+  return Print(g, *updated, kComputeColumns);
 }
 
 }  // namespace
@@ -526,15 +574,33 @@ int RunCli(int argc, char** argv) {
   auto* ccreate = compute->add_subcommand("create", "Create or update a compute");
   ccreate->add_option("-f,--file", ca.file, "a compute YAML file");
   ccreate->add_option("-n,--name", ca.name, "the compute's name");
-  ccreate->add_option("-t,--type", ca.type, "amlcompute (default), computeinstance or local");
+  ccreate->add_option("-t,--type", ca.type, "amlcompute (default), computeinstance, local or slurm");
   ccreate->add_option("--size", ca.size, "VM size (recorded)");
   ccreate->add_option("--min-instances", ca.min_instances, "minimum nodes (default 0)");
   ccreate->add_option("--max-instances", ca.max_instances, "maximum nodes (default 4)");
   ccreate->add_option("-d,--idle-time-before-scale-down", ca.idle, "seconds (default 120)");
   ccreate->add_option("--description", ca.description, "a description");
   ccreate->add_option("--set", ca.sets, "override a field of the file")->allow_extra_args(false);
+  auto slurm_flags = [&](CLI::App* c) {
+    c->add_option("--partition", ca.partition, "Slurm: the partition jobs go to");
+    c->add_option("--account", ca.account, "Slurm: the account jobs are charged to");
+    c->add_option("--qos", ca.qos, "Slurm: the quality of service");
+    c->add_option("--slurm-conf", ca.slurm_conf, "Slurm: the cluster's slurm.conf (how to reach the controller)");
+    c->add_option("--sbatch-option", ca.sbatch_options, "Slurm: an extra sbatch option (repeatable)")->allow_extra_args(false);
+  };
+  slurm_flags(ccreate);
   add_globals(ccreate);
   ccreate->callback([&] { rc = ComputeCreate(g, ca); });
+
+  auto* cupdate = compute->add_subcommand("update", "Change a compute's limits or Slurm settings");
+  cupdate->add_option("-n,--name", ca.name, "the compute's name")->required();
+  cupdate->add_option("--min-instances", ca.min_instances, "minimum nodes");
+  cupdate->add_option("--max-instances", ca.max_instances, "maximum nodes a job may take");
+  cupdate->add_option("-d,--idle-time-before-scale-down", ca.idle, "seconds");
+  cupdate->add_option("--description", ca.description, "a description");
+  slurm_flags(cupdate);
+  add_globals(cupdate);
+  cupdate->callback([&] { rc = ComputeUpdate(g, ca, *cupdate); });
 
   auto* clist = compute->add_subcommand("list", "List computes");
   clist->add_option("--type", ca.list_type, "only this type");

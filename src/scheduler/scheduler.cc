@@ -139,6 +139,7 @@ void Scheduler::Tick() {
                         ") ended without recording how the job ended");
     }
   }
+  if (!slurm_.empty() && now - last_slurm_poll_ >= 500) PollSlurm();
   std::vector<std::string> sweeps;
   for (const auto& [n, _] : sweeps_) sweeps.push_back(n);
   for (const auto& n : sweeps) SweepStep(n);
@@ -243,8 +244,20 @@ Result<json> Scheduler::CreateCompute(const json& spec_json) {
     if (auto old = store_->GetCompute(c.name); old.ok()) rec.created_at = old->created_at;
     Status s = store_->PutCompute(rec);
     if (!s.ok()) return s;
+    if (c.type == "slurm" || (c.type == "amlcompute" && c.extra.contains("slurm"))) {
+      // Say now, not at the first job, when the cluster cannot be reached.
+      auto target = SlurmTargetFor(c.name);
+      if (target) {
+        auto probe = compute::RunSlurmCommand(*target, {"sinfo", "-h", "-o", "%P"});
+        if (!probe.ok()) {
+          (void)store_->DeleteCompute(c.name);
+          return FailedPrecondition("compute '" + c.name + "': cannot reach the Slurm cluster: " +
+                                    probe.status().message());
+        }
+      }
+    }
     Pool& p = pools_[c.name];
-    p.capacity = c.type == "computeinstance" ? 1 : c.type == "local" ? local_slots_ : c.max_instances;
+    p.capacity = CapacityOf(c);
     Schedule(c.name);
     return rec.spec;
   });
@@ -300,7 +313,7 @@ Scheduler::Pool* Scheduler::PoolFor(const std::string& compute) {
   if (!parsed.ok()) return nullptr;  // a record this server wrote; unreadable only if the file was edited
   spec::ComputeSpec cs = *parsed;
   Pool& p = pools_[compute];
-  p.capacity = cs.type == "computeinstance" ? 1 : cs.type == "local" ? local_slots_ : cs.max_instances;
+  p.capacity = CapacityOf(cs);
   return &p;
 }
 
@@ -389,6 +402,14 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
     return InvalidArgument("distribution.type: ray is not supported yet (supported: pytorch, tensorflow, mpi)");
   }
   int slots = SlotsFor(s);
+  if (auto target = SlurmTargetFor(compute)) {
+    auto c = store_->GetCompute(compute);
+    int max_nodes = c.ok() ? c->spec.value("max_instances", 4) : 4;
+    if (s.instance_count > max_nodes)
+      return InvalidArgument("resources.instance_count: the job asks for " + std::to_string(s.instance_count) +
+                             " nodes but compute '" + compute + "' allows at most " + std::to_string(max_nodes) +
+                             " (max_instances)");
+  }
   if (slots > pool->capacity) {
     return InvalidArgument("resources.instance_count: the job needs " + std::to_string(slots) + " " +
                            (compute == "local" ? "CPU slots" : "nodes") + " but compute '" + compute +
@@ -510,6 +531,10 @@ void Scheduler::StartJob(const JobRecord& job) {
   std::string reason = notices.empty() ? "preparing the working directory" : notices.front();
   (void)Transition(job.name, "Preparing", reason);
   compute::RunLayout layout = compute::RunLayout::For(config_.workspace, job.name);
+  if (auto target = SlurmTargetFor(job.compute)) {
+    StartSlurmJob(job, std::move(*run), *target);
+    return;
+  }
   Status s = MakeDirs(layout.SystemLogDir());
   // Written in place: nothing reads it before the supervisor starts, and a rerun rewrites it.
   if (s.ok()) s = WriteFile(layout.JobFile(), run->dump(2), 0600);
@@ -654,6 +679,7 @@ Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::stri
 
 void Scheduler::Release(const JobRecord& job) {
   bool was_running = running_pids_.erase(job.name) > 0;
+  was_running = slurm_.erase(job.name) > 0 || was_running;
   spawned_at_.erase(job.name);
   Pool* pool = PoolFor(job.compute);
   if (!pool) return;
@@ -677,6 +703,15 @@ void Scheduler::FinishFromExitFile(const std::string& name) {
   }
   std::string outcome = exit.value("outcome", "failed");
   std::string reason = exit.value("reason", "");
+  if (auto w = slurm_.find(name); w != slurm_.end() && outcome == "canceled" && job->status != "CancelRequested") {
+    // Nobody asked Cairn to cancel: Slurm stopped the job (a node failed, its time limit, preemption).
+    auto q = compute::SlurmQuery(w->second.target, {w->second.id});
+    std::string state = q.ok() && q->count(w->second.id) ? (*q)[w->second.id].state : "";
+    if (state.empty()) state = compute::SlurmAccounting(w->second.target, w->second.id).value_or("");
+    outcome = "failed";
+    reason = "Slurm stopped job " + w->second.id + (state.empty() ? "" : " (" + state + ")") +
+             " without a cancel from Cairn";
+  }
   long long ended = exit.value("ended_at", NowMillis());
   std::optional<long long> code;
   if (exit["exit_code"].is_number_integer()) code = exit["exit_code"].get<long long>();
@@ -726,6 +761,10 @@ Status Scheduler::DoCancel(const std::string& name, const std::string& reason) {
     SweepStep(name);
     return Status::Ok();
   }
+  if (slurm_.count(name)) {
+    CancelSlurmJob(*job, reason);
+    return Status::Ok();
+  }
   auto it = running_pids_.find(name);
   if (it == running_pids_.end()) {
     (void)Transition(name, "CancelRequested", why);
@@ -754,6 +793,11 @@ void Scheduler::Reconcile() {
     compute::RunLayout layout = compute::RunLayout::For(config_.workspace, job.name);
     if (!pool) {
       FailJob(job.name, "compute '" + job.compute + "' no longer exists");
+      continue;
+    }
+    if (SlurmTargetFor(job.compute) && PathExists(layout.root + "/slurm_job_id")) {
+      pool->in_use += job.slots;
+      ReconcileSlurmJob(job);
       continue;
     }
     if (job.supervisor_pid) {

@@ -8,6 +8,7 @@
 #include <functional>
 #include <future>
 #include <map>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -17,6 +18,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "compute/slurm.h"
+#include "spec/compute_spec.h"
 #include "store/blob_store.h"
 #include "store/job_store.h"
 
@@ -30,6 +33,9 @@ struct SchedulerConfig {
   long long max_log_bytes = 1LL << 30;
   long long kill_grace_ms = 5000;
   std::string python_helper_dir;  // put on jobs' PYTHONPATH: cairn_mlflow.py, the dependency-free helper
+  // The workspace's Slurm connection (a slurm.conf, CAIRN_SLURM_CONF): with one, an amlcompute is a
+  // Slurm partition rather than a slice of this machine. "" = none.
+  std::string slurm_conf;
   // Called on the scheduler thread when a job reaches a final status (to close its MLflow run). Must not block.
   std::function<void(const std::string& job, const std::string& status, long long at)> on_final;
   // Sweeps: a trial's MLflow run is made before the trial is (parent run, hyperparameters as params); and a
@@ -163,6 +169,26 @@ class Scheduler {
   void Dequeued(const std::string& name);
   void PublishUsage(const std::string& compute);
   Result<nlohmann::json> BuildRunFile(const store::JobRecord& job, std::vector<std::string>& notices);
+
+  // The Slurm compute (slurm_jobs.cc). A job on it is an sbatch script; its supervisor reports as a
+  // local one does, and Tick reconciles every Slurm job with squeue (pending reasons, starts) and,
+  // once Slurm forgets it, with sacct: an end that left no exit record fails with Slurm's word for it.
+  struct SlurmWatch {
+    std::string id;                  // Slurm's job id
+    compute::SlurmTarget target;
+    std::string state;               // last seen: PENDING, RUNNING, ...
+    std::string reason;
+    long long ended_at = 0;          // when Slurm was first seen done with it, without an exit record
+    long long cancel_sent_at = 0;    // when Cairn asked the supervisor to stop (scancel --batch)
+  };
+  std::optional<compute::SlurmTarget> SlurmTargetFor(const std::string& compute);
+  int CapacityOf(const spec::ComputeSpec& c) const;
+  void StartSlurmJob(const store::JobRecord& job, nlohmann::json run, const compute::SlurmTarget& target);
+  void CancelSlurmJob(const store::JobRecord& job, const std::string& reason);
+  void PollSlurm();
+  void ReconcileSlurmJob(const store::JobRecord& job);
+  std::map<std::string, SlurmWatch> slurm_;  // job -> its Slurm job, while in progress
+  long long last_slurm_poll_ = 0;
 
   SchedulerConfig config_;
   std::unique_ptr<store::JobStore> store_;

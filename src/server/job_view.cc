@@ -141,8 +141,11 @@ json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>&
   return j;
 }
 
-json ComputeView(const store::ComputeRecord& c, int in_use, int queued) {
+json ComputeView(const store::ComputeRecord& c, int in_use, int queued, bool workspace_slurm) {
   json j = c.spec;
+  std::string type = j.value("type", "");
+  bool slurm = type == "slurm" ||
+               (type == "amlcompute" && (j.value("extra", json::object()).contains("slurm") || workspace_slurm));
   json extra = j.value("extra", json::object());
   j.erase("extra");
   for (const auto& [k, v] : extra.items()) j[k] = v;
@@ -151,7 +154,7 @@ json ComputeView(const store::ComputeRecord& c, int in_use, int queued) {
             "Microsoft.MachineLearningServices/workspaces/cairn/computes/" + c.name;
   j["provisioning_state"] = "Succeeded";
   j["created_on"] = IsoTime(c.created_at);
-  j["backend"] = "local";
+  j["backend"] = slurm ? "slurm" : "local";
   j["in_use"] = in_use;
   j["queued_jobs"] = queued;
   return j;

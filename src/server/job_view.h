@@ -16,6 +16,7 @@ std::string UserName();
 
 nlohmann::json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>& history,
                        const std::string& server_url);
-nlohmann::json ComputeView(const store::ComputeRecord& c, int in_use, int queued);
+// `workspace_slurm`: the workspace has a Slurm connection, so an amlcompute runs on Slurm.
+nlohmann::json ComputeView(const store::ComputeRecord& c, int in_use, int queued, bool workspace_slurm);
 
 }  // namespace cairn::server

@@ -168,6 +168,7 @@ class Server {
       t->FinishRunAsync(job, status == "Completed" ? "FINISHED" : status == "Failed" ? "FAILED" : "KILLED", at);
     };
     cfg.python_helper_dir = PythonHelperDir();
+    if (const char* conf = getenv("CAIRN_SLURM_CONF")) cfg.slurm_conf = conf;
     // A sweep trial's run: a child of the sweep's (mlflow.parentRunId), its hyperparameters as params.
     cfg.on_trial = [t = tracking_.get()](const std::string& trial, const std::string& sweep,
                                          const std::string& experiment_id, const json& params) -> Status {
@@ -553,14 +554,14 @@ class Server {
       if (!c.ok()) return SendError(res, c.status());
       auto rec = Reader().GetCompute(body.value("name", ""));
       if (!rec.ok()) return SendError(res, rec.status());
-      SendJson(res, ComputeView(*rec, 0, 0), 201);
+      SendJson(res, ComputeView(*rec, 0, 0, !sched_->config().slurm_conf.empty()), 201);
     });
     svr_.Get("/api/v1/computes", [this](const http::Request&, http::Response& res) {
       json out = json::array();
       out.push_back(LocalCompute());
       for (const auto& c : Reader().ListComputes()) {
         auto [in_use, queued] = sched_->PoolUsage(c.name);
-        out.push_back(ComputeView(c, in_use, queued));
+        out.push_back(ComputeView(c, in_use, queued, !sched_->config().slurm_conf.empty()));
       }
       SendJson(res, out);
     });
@@ -569,7 +570,7 @@ class Server {
       auto c = Reader().GetCompute(req.matches[1]);
       if (!c.ok()) return SendError(res, c.status());
       auto [in_use, queued] = sched_->PoolUsage(c->name);
-      SendJson(res, ComputeView(*c, in_use, queued));
+      SendJson(res, ComputeView(*c, in_use, queued, !sched_->config().slurm_conf.empty()));
     });
     svr_.Delete(R"(/api/v1/computes/([^/]+))", [this](const http::Request& req, http::Response& res) {
       if (req.matches[1] == "local") return SendError(res, InvalidArgument("the local compute is built in and cannot be deleted"));

@@ -1,6 +1,7 @@
 #include "spec/compute_spec.h"
 
 #include <algorithm>
+#include <filesystem>
 
 #include "base/fs.h"
 #include "base/util.h"
@@ -52,7 +53,52 @@ const std::vector<std::string> kKeys = {"$schema", "name", "type", "size", "min_
                                         "ssh_public_access_enabled", "network_settings",
                                         "enable_node_public_ip", "resource_id", "schedules",
                                         "create_on_behalf_of", "idle_time_before_shutdown_minutes",
-                                        "idle_time_before_shutdown", "setup_scripts"};
+                                        "idle_time_before_shutdown", "setup_scripts", "slurm"};
+
+const std::vector<std::string> kSlurmKeys = {"partition", "account", "qos", "sbatch_options", "conf",
+                                             "mpirun_options", "cairn"};
+
+// `slurm:` of a compute: how jobs reach the cluster. Strings, and lists of strings for the options.
+json ParseSlurm(const YNode& n, Diagnostics& d) {
+  json out = json::object();
+  if (!n.IsMap()) {
+    d.Error(n.file, n.line, n.column, "slurm: expected a mapping (partition, account, qos, sbatch_options, conf, "
+                                      "mpirun_options, cairn), got " + n.TypeName());
+    return out;
+  }
+  for (const auto& e : n.map) {
+    if (std::find(kSlurmKeys.begin(), kSlurmKeys.end(), e.key) == kSlurmKeys.end()) {
+      std::string near = ClosestMatch(e.key, kSlurmKeys);
+      d.Error(n.file, e.line, e.column, "slurm: unknown key '" + e.key + "'" +
+                                            (near.empty() ? "" : " (did you mean '" + near + "'?)"));
+      continue;
+    }
+    const YNode& v = e.value;
+    if (e.key == "sbatch_options" || e.key == "mpirun_options") {
+      json list = json::array();
+      if (v.IsScalar()) {
+        for (const auto& part : Split(v.scalar, ' '))
+          if (!part.empty()) list.push_back(part);
+      } else if (v.IsSeq()) {
+        for (const auto& item : v.seq) {
+          if (!item.IsScalar()) {
+            d.Error(item.file, item.line, item.column, "slurm." + e.key + ": expected strings, got " + item.TypeName());
+            continue;
+          }
+          list.push_back(item.scalar);
+        }
+      } else {
+        d.Error(v.file, v.line, v.column, "slurm." + e.key + ": expected a list of options, got " + v.TypeName());
+      }
+      out[e.key] = list;
+    } else if (!v.IsScalar()) {
+      d.Error(v.file, v.line, v.column, "slurm." + e.key + ": expected a string, got " + v.TypeName());
+    } else {
+      out[e.key] = v.scalar;
+    }
+  }
+  return out;
+}
 
 // On error the field keeps `fallback`, so one mistake is reported once, not again by a later check.
 int IntField(const YNode& n, const std::string& field, Diagnostics& d, int fallback) {
@@ -95,6 +141,12 @@ std::optional<ComputeSpec> ParseComputeText(const std::string& text, const std::
     else if (e.key == "description") c.description = v.scalar;
     else if (e.key == "tags") {
       for (const auto& t : v.map) c.tags[t.key] = t.value.scalar;
+    } else if (e.key == "slurm") {
+      c.extra["slurm"] = ParseSlurm(v, d);
+      // A relative slurm.conf is relative to the compute file, as the file's other paths are.
+      std::string conf = c.extra["slurm"].value("conf", "");
+      if (!conf.empty() && conf[0] != '/')
+        c.extra["slurm"]["conf"] = std::filesystem::absolute(std::filesystem::path(file).parent_path() / conf).lexically_normal().string();
     } else if (e.key != "$schema") {
       c.extra[e.key] = v.IsScalar() ? json(v.scalar) : json(true);
     }
@@ -121,11 +173,13 @@ void ValidateCompute(const ComputeSpec& c, const std::string& file, Diagnostics&
     d.Error(file, 0, 0, "name: '" + c.name + "' is not a valid compute name");
   if (c.name == "local" || c.name == "serverless")
     d.Error(file, 0, 0, "name: '" + c.name + "' is reserved");
-  static const std::vector<std::string> kTypes = {"amlcompute", "computeinstance", "local"};
+  static const std::vector<std::string> kTypes = {"amlcompute", "computeinstance", "local", "slurm"};
   if (std::find(kTypes.begin(), kTypes.end(), c.type) == kTypes.end()) {
     d.Error(file, 0, 0, "type: '" + c.type +
-                            "' is not supported here (supported: amlcompute, computeinstance, local)");
+                            "' is not supported here (supported: amlcompute, computeinstance, local, slurm)");
   }
+  if (c.extra.contains("slurm") && c.type != "slurm" && c.type != "amlcompute")
+    d.Error(file, 0, 0, "slurm: only a compute of type slurm or amlcompute runs on Slurm, not " + c.type);
   if (c.max_instances < 1) d.Error(file, 0, 0, "max_instances: must be at least 1");
   if (c.min_instances > c.max_instances)
     d.Error(file, 0, 0, "min_instances (" + std::to_string(c.min_instances) + ") exceeds max_instances (" +

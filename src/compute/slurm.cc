@@ -1,0 +1,183 @@
+#include "compute/slurm.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "base/util.h"
+
+extern char** environ;
+
+namespace cairn::compute {
+
+namespace {
+// Single quotes for /bin/sh.
+std::string ShellQuote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+}  // namespace
+
+std::string SlurmTimeLimit(long long timeout_seconds) {
+  if (timeout_seconds <= 0) return "";
+  return std::to_string((timeout_seconds + 59) / 60 + 1);
+}
+
+std::string BatchScript(const SlurmTarget& t, const BatchRequest& r) {
+  std::string s = "#!/bin/sh\n";
+  s += "# Written by Cairn for job " + r.job + ": the supervisor starts the job's processes on every node.\n";
+  auto opt = [&](const std::string& o) { s += "#SBATCH " + o + "\n"; };
+  opt("--job-name=cairn-" + r.job);
+  opt("--nodes=" + std::to_string(r.nodes));
+  opt("--ntasks-per-node=" + std::to_string(r.tasks_per_node));
+  opt("--output=" + r.run_dir + "/artifacts/system_logs/slurm-%j.txt");
+  opt("--chdir=" + r.run_dir);
+  if (std::string limit = SlurmTimeLimit(r.timeout_seconds); !limit.empty()) opt("--time=" + limit);
+  if (!t.partition.empty()) opt("--partition=" + t.partition);
+  if (!t.account.empty()) opt("--account=" + t.account);
+  if (!t.qos.empty()) opt("--qos=" + t.qos);
+  for (const auto& o : t.sbatch_options) opt(o);
+  s += "exec " + ShellQuote(r.cairn) + " supervise " + ShellQuote(r.run_dir) + "\n";
+  return s;
+}
+
+bool SlurmStateIsFinal(const std::string& state) {
+  static const char* kLive[] = {"PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED", "REQUEUED",
+                                "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED",
+                                "RESV_DEL_HOLD"};
+  for (const char* s : kLive)
+    if (state == s) return false;
+  return !state.empty();
+}
+
+std::map<std::string, SlurmJobState> ParseSqueue(const std::string& text) {
+  std::map<std::string, SlurmJobState> out;
+  for (const auto& line : Split(text, '\n')) {
+    auto f = Split(line, '|');
+    if (f.size() < 4 || Trim(f[0]).empty()) continue;
+    out[Trim(f[0])] = {Trim(f[1]), Trim(f[2]), Trim(f[3])};
+  }
+  return out;
+}
+
+Result<std::string> RunSlurmCommand(const SlurmTarget& t, const std::vector<std::string>& argv) {
+  int out[2], err[2];
+  if (pipe2(out, O_CLOEXEC) != 0) return Internal("pipe failed");
+  if (pipe2(err, O_CLOEXEC) != 0) {
+    close(out[0]);
+    close(out[1]);
+    return Internal("pipe failed");
+  }
+  std::vector<std::string> env_store;
+  for (char** e = environ; *e; ++e)
+    if (!t.conf.empty() && !StartsWith(*e, "SLURM_CONF=")) env_store.push_back(*e);
+    else if (t.conf.empty()) env_store.push_back(*e);
+  if (!t.conf.empty()) env_store.push_back("SLURM_CONF=" + t.conf);
+  std::vector<char*> envp;
+  for (auto& e : env_store) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) return Internal(std::string("fork: ") + strerror(errno));
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_RDONLY);
+    dup2(devnull, 0);
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    execvpe(args[0], args.data(), envp.data());
+    _exit(127);
+  }
+  close(out[1]);
+  close(err[1]);
+  std::string text, errors;
+  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  char buf[8192];
+  int open_fds = 2;
+  while (open_fds > 0) {
+    if (poll(fds, 2, 30000) <= 0 && errno != EINTR) break;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t n = read(fds[i].fd, buf, sizeof buf);
+      if (n > 0) {
+        (i == 0 ? text : errors).append(buf, static_cast<size_t>(n));
+      } else if (n == 0 || errno != EINTR) {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+      }
+    }
+  }
+  for (auto& f : fds)
+    if (f.fd >= 0) close(f.fd);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+    return Unavailable(argv[0] + " is not installed (the Slurm compute needs Slurm's client commands)");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return Unavailable(argv[0] + " failed: " + Trim(errors.empty() ? text : errors));
+  return text;
+}
+
+Result<std::string> SlurmSubmit(const SlurmTarget& t, const std::string& script_path) {
+  auto out = RunSlurmCommand(t, {"sbatch", "--parsable", script_path});
+  if (!out.ok()) return out.status();
+  // "<id>" or "<id>;<cluster>"
+  std::string id = Trim(out->substr(0, out->find(';')));
+  if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos)
+    return Internal("sbatch answered '" + Trim(*out) + "' instead of a job id");
+  return id;
+}
+
+Result<std::map<std::string, SlurmJobState>> SlurmQuery(const SlurmTarget& t, const std::vector<std::string>& ids) {
+  if (ids.empty()) return std::map<std::string, SlurmJobState>{};
+  std::string list;
+  for (const auto& id : ids) list += (list.empty() ? "" : ",") + id;
+  auto out = RunSlurmCommand(t, {"squeue", "-h", "-t", "all", "-o", "%i|%T|%r|%N", "-j", list});
+  if (!out.ok()) {
+    // squeue refuses the whole list when one id is unknown to it: ask one by one.
+    if (ids.size() == 1) {
+      if (out.status().message().find("Invalid job id") != std::string::npos) return std::map<std::string, SlurmJobState>{};
+      return out.status();
+    }
+    std::map<std::string, SlurmJobState> all;
+    for (const auto& id : ids) {
+      auto one = SlurmQuery(t, {id});
+      if (!one.ok()) return one.status();
+      all.insert(one->begin(), one->end());
+    }
+    return all;
+  }
+  return ParseSqueue(*out);
+}
+
+std::optional<std::string> SlurmAccounting(const SlurmTarget& t, const std::string& id) {
+  for (bool completion_log : {false, true}) {
+    std::vector<std::string> argv = {"sacct", "-X", "-n", "-P", "-j", id, "-o", "State,ExitCode"};
+    if (completion_log) argv.insert(argv.begin() + 1, "-c");
+    auto out = RunSlurmCommand(t, argv);
+    if (!out.ok()) continue;
+    for (const auto& line : Split(*out, '\n')) {
+      auto f = Split(line, '|');
+      if (f.size() >= 2 && !Trim(f[0]).empty()) return Trim(f[0]) + " exit=" + Trim(f[1]);
+    }
+  }
+  return std::nullopt;
+}
+
+Status SlurmCancel(const SlurmTarget& t, const std::string& id, bool batch_term) {
+  std::vector<std::string> argv = {"scancel"};
+  if (batch_term) argv.insert(argv.end(), {"--batch", "--signal=TERM"});
+  argv.push_back(id);
+  auto out = RunSlurmCommand(t, argv);
+  return out.ok() ? Status::Ok() : out.status();
+}
+
+}  // namespace cairn::compute

@@ -1,0 +1,209 @@
+// The Slurm compute's side of the scheduler: submit, reconcile, cancel. Scheduler thread only.
+#include <algorithm>
+
+#include "base/fs.h"
+#include "base/util.h"
+#include "compute/distribution.h"
+#include "compute/run_layout.h"
+#include "compute/slurm.h"
+#include "scheduler/scheduler.h"
+
+namespace cairn::scheduler {
+
+using nlohmann::json;
+using store::JobRecord;
+
+namespace {
+// How long Cairn waits, once Slurm is done with a job, for the supervisor's exit record before it
+// takes Slurm's word for the end (the record is written before Slurm sees the batch script end, but
+// on a shared filesystem it may take a moment to show).
+constexpr long long kExitRecordGraceMs = 3000;
+// After asking the supervisor to stop (scancel --batch --signal=TERM), how long before Slurm's own
+// cancel of every step. The supervisor gives the processes the kill grace twice (nodes, then itself).
+long long ForcedCancelAfterMs(long long kill_grace_ms) { return 2 * kill_grace_ms + 5000; }
+}  // namespace
+
+int Scheduler::CapacityOf(const spec::ComputeSpec& c) const {
+  if (c.type == "computeinstance") return 1;
+  if (c.type == "local") return local_slots_;
+  // Slurm queues; Cairn hands it every job at once (max_instances caps each job's nodes instead).
+  if (c.type == "slurm" || (c.type == "amlcompute" && (c.extra.contains("slurm") || !config_.slurm_conf.empty())))
+    return 1 << 20;
+  return c.max_instances;
+}
+
+std::optional<compute::SlurmTarget> Scheduler::SlurmTargetFor(const std::string& compute) {
+  if (compute == "local") return std::nullopt;
+  auto rec = store_->GetCompute(compute);
+  if (!rec.ok()) return std::nullopt;
+  std::string type = rec->spec.value("type", "");
+  json extra = rec->spec.value("extra", json::object());
+  json s = extra.value("slurm", json());
+  if (type != "slurm" && !(type == "amlcompute" && (s.is_object() || !config_.slurm_conf.empty())))
+    return std::nullopt;
+  if (!s.is_object()) s = json::object();
+  compute::SlurmTarget t;
+  t.conf = s.value("conf", config_.slurm_conf);
+  t.partition = s.value("partition", "");
+  t.account = s.value("account", "");
+  t.qos = s.value("qos", "");
+  for (const auto& o : s.value("sbatch_options", json::array())) t.sbatch_options.push_back(o.get<std::string>());
+  return t;
+}
+
+void Scheduler::StartSlurmJob(const JobRecord& job, json run, const compute::SlurmTarget& target) {
+  compute::RunLayout layout = compute::RunLayout::For(config_.workspace, job.name);
+  auto rec = store_->GetCompute(job.compute);
+  json slurm = rec.ok() ? rec->spec.value("extra", json::object()).value("slurm", json::object()) : json::object();
+  run["backend"] = "slurm";
+  if (slurm.contains("mpirun_options")) run["mpirun_options"] = slurm["mpirun_options"];
+  compute::DistPlan plan = compute::DistPlanFromJson(run["distribution"]);
+  compute::BatchRequest req;
+  req.job = job.name;
+  req.run_dir = layout.root;
+  req.cairn = slurm.value("cairn", config_.self_exe);
+  req.nodes = plan.nodes;
+  req.tasks_per_node = plan.OnNode(0);
+  req.timeout_seconds = run.value("timeout_seconds", 0LL);
+  std::string script_path = layout.root + "/slurm_job.sh";
+  Status s = MakeDirs(layout.SystemLogDir());
+  if (s.ok()) s = MakeDirs(layout.Artifacts() + "/user_logs");
+  if (s.ok()) s = WriteFile(layout.JobFile(), run.dump(2), 0600);
+  if (s.ok()) s = WriteFile(script_path, compute::BatchScript(target, req), 0700);
+  if (!s.ok()) {
+    FailJob(job.name, "cannot write the run folder: " + s.message());
+    return;
+  }
+  auto id = compute::SlurmSubmit(target, script_path);
+  if (!id.ok()) {
+    FailJob(job.name, "sbatch refused the job: " + id.status().message());
+    return;
+  }
+  // The id is the job's link to Slurm across server restarts.
+  (void)WriteFileAtomic(layout.root + "/slurm_job_id", *id, 0644);
+  SlurmWatch w;
+  w.id = *id;
+  w.target = target;
+  w.state = "PENDING";
+  slurm_[job.name] = w;
+  (void)Transition(job.name, "Queued", "submitted to Slurm as job " + *id + "; waiting for Slurm to start it");
+}
+
+void Scheduler::CancelSlurmJob(const JobRecord& job, const std::string& reason) {
+  SlurmWatch& w = slurm_[job.name];
+  const std::string why = reason.empty() ? "cancel requested" : reason;
+  if (!reason.empty()) cancel_reason_[job.name] = reason;
+  if (job.status != "CancelRequested") (void)Transition(job.name, "CancelRequested", why);
+  if (w.state == "PENDING" || job.status == "Queued") {
+    // Nothing runs yet: Slurm's cancel is the whole story.
+    Status s = compute::SlurmCancel(w.target, w.id, false);
+    if (s.ok()) {
+      (void)Transition(job.name, "Canceled", reason.empty() ? "canceled before Slurm started it" : reason,
+                       std::nullopt, NowMillis());
+      cancel_reason_.erase(job.name);
+      auto j = store_->Get(job.name);
+      if (j.ok()) Release(*j);
+      return;
+    }
+  }
+  // Running: the supervisor stops every node its own way and records the outcome; Slurm's cancel
+  // follows if it has not ended by then (PollSlurm).
+  (void)compute::SlurmCancel(w.target, w.id, true);
+  w.cancel_sent_at = NowMillis();
+}
+
+void Scheduler::PollSlurm() {
+  last_slurm_poll_ = NowMillis();
+  // One squeue per cluster for all of its jobs.
+  std::map<std::string, std::vector<std::string>> by_conf;
+  std::map<std::string, compute::SlurmTarget> targets;
+  for (const auto& [name, w] : slurm_) {
+    by_conf[w.target.conf].push_back(w.id);
+    targets[w.target.conf] = w.target;
+  }
+  std::map<std::string, std::map<std::string, compute::SlurmJobState>> seen;
+  for (const auto& [conf, ids] : by_conf) {
+    auto q = compute::SlurmQuery(targets[conf], ids);
+    if (!q.ok()) continue;  // the controller is unreachable: nothing is known, nothing changes
+    seen[conf] = *q;
+  }
+  std::vector<std::string> names;
+  for (const auto& [name, _] : slurm_) names.push_back(name);
+  long long now = NowMillis();
+  for (const auto& name : names) {
+    auto it = slurm_.find(name);
+    if (it == slurm_.end()) continue;
+    SlurmWatch& w = it->second;
+    if (!seen.count(w.target.conf)) continue;
+    auto job = store_->Get(name);
+    if (!job.ok() || store::IsTerminalStatus(job->status)) {
+      slurm_.erase(name);
+      continue;
+    }
+    compute::RunLayout layout = compute::RunLayout::For(config_.workspace, name);
+    const auto& states = seen[w.target.conf];
+    auto st = states.find(w.id);
+    bool known = st != states.end();
+    std::string state = known ? st->second.state : "";
+    if (known && !compute::SlurmStateIsFinal(state)) {
+      if (state == "PENDING") {
+        std::string why = "Slurm job " + w.id + " is pending (" + st->second.reason + ")";
+        if (job->status == "Queued" && (w.state != state || w.reason != st->second.reason))
+          (void)Transition(name, "Queued", why);
+      } else if (job->status == "Queued") {
+        (void)Transition(name, "Preparing", "Slurm job " + w.id + " started on " + st->second.nodes);
+      }
+      w.state = state;
+      w.reason = st->second.reason;
+      if (w.cancel_sent_at && now - w.cancel_sent_at > ForcedCancelAfterMs(config_.kill_grace_ms)) {
+        (void)compute::SlurmCancel(w.target, w.id, false);
+        w.cancel_sent_at = now;  // and again later, should the controller have missed it
+      }
+      continue;
+    }
+    // Slurm is done with it (or has forgotten it): the supervisor's record says how it ended.
+    if (PathExists(layout.ExitFile())) {
+      FinishFromExitFile(name);
+      continue;
+    }
+    if (!w.ended_at) {
+      w.ended_at = now;
+      continue;
+    }
+    if (now - w.ended_at < kExitRecordGraceMs) continue;
+    std::string what = known ? state + (st->second.reason.empty() || st->second.reason == "None"
+                                            ? "" : ", " + st->second.reason)
+                             : compute::SlurmAccounting(w.target, w.id).value_or("no record in squeue or sacct");
+    if (job->status == "CancelRequested") {
+      auto reason = cancel_reason_.find(name);
+      (void)Transition(name, "Canceled", reason != cancel_reason_.end() ? reason->second : "canceled by request",
+                       std::nullopt, now);
+      cancel_reason_.erase(name);
+      Release(*job);
+      continue;
+    }
+    FailJob(name, "Slurm job " + w.id + " ended (" + what + ") before Cairn's supervisor recorded how the job " +
+                      "ended; see system_logs/slurm-" + w.id + ".txt");
+  }
+}
+
+void Scheduler::ReconcileSlurmJob(const JobRecord& job) {
+  compute::RunLayout layout = compute::RunLayout::For(config_.workspace, job.name);
+  auto id = ReadFile(layout.root + "/slurm_job_id");
+  auto target = SlurmTargetFor(job.compute);
+  if (!id.ok() || !target) return;
+  SlurmWatch w;
+  w.id = Trim(*id);
+  w.target = *target;
+  w.state = job.status == "Queued" ? "PENDING" : "RUNNING";
+  slurm_[job.name] = w;
+  if (PathExists(layout.ExitFile())) {
+    FinishFromExitFile(job.name);
+    return;
+  }
+  // A cancel asked of the old server is carried on: the supervisor's own stop, then Slurm's.
+  if (job.status == "CancelRequested") CancelSlurmJob(job, "");
+  // Everything else is the next poll's: squeue says whether it still runs, sacct how it ended.
+}
+
+}  // namespace cairn::scheduler
