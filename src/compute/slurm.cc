@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +16,8 @@ extern char** environ;
 namespace cairn::compute {
 
 namespace {
+constexpr long long kSlurmCommandTimeoutMs = 15000;
+
 // Single quotes for /bin/sh.
 std::string ShellQuote(const std::string& s) {
   std::string out = "'";
@@ -100,8 +103,19 @@ Result<std::string> RunSlurmCommand(const SlurmTarget& t, const std::vector<std:
   pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
   char buf[8192];
   int open_fds = 2;
+  // Slurm's clients retry an unreachable controller for a minute or more; Cairn's scheduler waits
+  // for them, so they get a deadline.
+  long long deadline = NowMillis() + kSlurmCommandTimeoutMs;
+  bool timed_out = false;
   while (open_fds > 0) {
-    if (poll(fds, 2, 30000) <= 0 && errno != EINTR) break;
+    long long left = deadline - NowMillis();
+    if (left <= 0) {
+      timed_out = true;
+      kill(pid, SIGKILL);
+      break;
+    }
+    int r = poll(fds, 2, static_cast<int>(left));
+    if (r < 0 && errno != EINTR) break;
     for (int i = 0; i < 2; ++i) {
       if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
       ssize_t n = read(fds[i].fd, buf, sizeof buf);
@@ -119,6 +133,9 @@ Result<std::string> RunSlurmCommand(const SlurmTarget& t, const std::vector<std:
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+  if (timed_out)
+    return Unavailable(argv[0] + " did not answer within " + std::to_string(kSlurmCommandTimeoutMs / 1000) +
+                       " s (is the Slurm controller up?)");
   if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
     return Unavailable(argv[0] + " is not installed (the Slurm compute needs Slurm's client commands)");
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
@@ -170,6 +187,16 @@ std::optional<std::string> SlurmAccounting(const SlurmTarget& t, const std::stri
     }
   }
   return std::nullopt;
+}
+
+std::string SlurmDownNodes(const SlurmTarget& t, const std::string& nodelist) {
+  if (nodelist.empty()) return "";
+  auto out = RunSlurmCommand(t, {"sinfo", "-h", "-N", "-n", nodelist, "-t", "down,drain,fail,no_respond", "-o", "%N"});
+  if (!out.ok()) return "";
+  std::string nodes;
+  for (const auto& n : Split(*out, '\n'))
+    if (!Trim(n).empty() && nodes.find(Trim(n)) == std::string::npos) nodes += (nodes.empty() ? "" : ",") + Trim(n);
+  return nodes;
 }
 
 Status SlurmCancel(const SlurmTarget& t, const std::string& id, bool batch_term) {

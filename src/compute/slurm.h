@@ -59,6 +59,8 @@ Result<std::map<std::string, SlurmJobState>> SlurmQuery(const SlurmTarget& t, co
 // sacct's view of a job Slurm's queue has forgotten: "STATE exit=N:S", or nullopt when accounting
 // has no record either. Tries the accounting database, then the job completion log (sacct -c).
 std::optional<std::string> SlurmAccounting(const SlurmTarget& t, const std::string& id);
+// The nodes of `nodelist` Slurm holds down, drained or failed ("n2"), or "" when all are up.
+std::string SlurmDownNodes(const SlurmTarget& t, const std::string& nodelist);
 // scancel: with `batch_term`, SIGTERM to the batch script only (Cairn's supervisor then stops every
 // node its own way); otherwise Slurm's own cancel of every step.
 Status SlurmCancel(const SlurmTarget& t, const std::string& id, bool batch_term);

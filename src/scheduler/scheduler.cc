@@ -161,6 +161,12 @@ Status Scheduler::SupervisorEvent(const std::string& name, const std::string& ev
     if (!job.ok()) return job.status();
     if (store::IsTerminalStatus(job->status)) return Status::Ok();
     if (event == "running") {
+      // A Slurm job can start between two looks at squeue: its supervisor is the first to tell.
+      if (job->status == "Queued" && slurm_.count(name)) {
+        (void)Transition(name, "Preparing", "Slurm job " + slurm_[name].id + " started");
+        slurm_[name].state = "RUNNING";
+        job->status = "Preparing";
+      }
       if (job->status == "Preparing")
         return Transition(name, "Running", "the command is running", NowMillis());
       return Status::Ok();
@@ -247,6 +253,11 @@ Result<json> Scheduler::CreateCompute(const json& spec_json) {
     if (c.type == "slurm" || (c.type == "amlcompute" && c.extra.contains("slurm"))) {
       // Say now, not at the first job, when the cluster cannot be reached.
       auto target = SlurmTargetFor(c.name);
+      if (target && !target->conf.empty() && !PathExists(target->conf)) {
+        (void)store_->DeleteCompute(c.name);
+        return InvalidArgument("compute '" + c.name + "': slurm.conf: no such file " + target->conf +
+                               " on the workspace server's machine");
+      }
       if (target) {
         auto probe = compute::RunSlurmCommand(*target, {"sinfo", "-h", "-o", "%P"});
         if (!probe.ok()) {
@@ -705,12 +716,22 @@ void Scheduler::FinishFromExitFile(const std::string& name) {
   std::string reason = exit.value("reason", "");
   if (auto w = slurm_.find(name); w != slurm_.end() && outcome == "canceled" && job->status != "CancelRequested") {
     // Nobody asked Cairn to cancel: Slurm stopped the job (a node failed, its time limit, preemption).
-    auto q = compute::SlurmQuery(w->second.target, {w->second.id});
-    std::string state = q.ok() && q->count(w->second.id) ? (*q)[w->second.id].state : "";
-    if (state.empty()) state = compute::SlurmAccounting(w->second.target, w->second.id).value_or("");
+    // Its final word (NODE_FAIL, TIMEOUT, PREEMPTED) comes once Slurm is done: until then the next
+    // poll of Slurm finishes the job.
+    // COMPLETING is enough: Slurm has ended it and only cleans up (which a dead node never confirms).
+    const SlurmWatch& sw = w->second;
+    auto q = compute::SlurmQuery(sw.target, {sw.id});
+    bool known = q.ok() && q->count(sw.id);
+    compute::SlurmJobState st = known ? (*q)[sw.id] : compute::SlurmJobState{};
+    if (known && !compute::SlurmStateIsFinal(st.state) && st.state != "COMPLETING") return;
+    std::string what = st.state;
+    if (!st.reason.empty() && st.reason != "None") what += ", " + st.reason;
+    if (what.empty()) what = compute::SlurmAccounting(sw.target, sw.id).value_or("");
+    std::string down = compute::SlurmDownNodes(sw.target, st.nodes.empty() ? sw.nodes : st.nodes);
+    if (!down.empty()) what += (what.empty() ? "" : "; ") + std::string("down nodes: ") + down;
     outcome = "failed";
-    reason = "Slurm stopped job " + w->second.id + (state.empty() ? "" : " (" + state + ")") +
-             " without a cancel from Cairn";
+    reason = "Slurm ended job " + sw.id + (what.empty() ? "" : " (" + what + ")") +
+             " without a cancel from Cairn; its processes were stopped";
   }
   long long ended = exit.value("ended_at", NowMillis());
   std::optional<long long> code;

@@ -178,6 +178,7 @@ class Scheduler {
     compute::SlurmTarget target;
     std::string state;               // last seen: PENDING, RUNNING, ...
     std::string reason;
+    std::string nodes;               // the allocation, once Slurm gave one
     long long ended_at = 0;          // when Slurm was first seen done with it, without an exit record
     long long cancel_sent_at = 0;    // when Cairn asked the supervisor to stop (scancel --batch)
   };

@@ -155,6 +155,7 @@ void Scheduler::PollSlurm() {
       }
       w.state = state;
       w.reason = st->second.reason;
+      if (!st->second.nodes.empty()) w.nodes = st->second.nodes;
       if (w.cancel_sent_at && now - w.cancel_sent_at > ForcedCancelAfterMs(config_.kill_grace_ms)) {
         (void)compute::SlurmCancel(w.target, w.id, false);
         w.cancel_sent_at = now;  // and again later, should the controller have missed it

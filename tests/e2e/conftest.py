@@ -138,3 +138,39 @@ def make_ws():
 @pytest.fixture
 def ws(make_ws):
     return make_ws()
+
+
+SLURM_CLUSTER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "slurm", "cluster.sh")
+
+
+class SlurmCluster:
+    """A real Slurm cluster on this machine (tests/slurm/cluster.sh): munged, slurmctld, slurmd per node."""
+
+    def __init__(self, nodes=2):
+        self.dir = tempfile.mkdtemp(prefix="cairn-slurm-")
+        p = subprocess.run([SLURM_CLUSTER, "start", self.dir, str(nodes)], capture_output=True, text=True, timeout=60)
+        if p.returncode != 0:
+            self.stop()
+            raise AssertionError(f"the test Slurm cluster did not start:\n{p.stderr}")
+        self.conf = p.stdout.strip()
+        self.env = dict(os.environ, SLURM_CONF=self.conf)
+
+    def run(self, *args):
+        return subprocess.run(list(args), env=self.env, capture_output=True, text=True, timeout=30)
+
+    def slurmd_pid(self, node):
+        with open(os.path.join(self.dir, f"slurmd.{node}.pid")) as f:
+            return int(f.read())
+
+    def stop(self):
+        subprocess.run([SLURM_CLUSTER, "stop", self.dir], capture_output=True, timeout=60)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    if os.geteuid() != 0:
+        pytest.skip("the test Slurm cluster runs its daemons as root")
+    cluster = SlurmCluster(2)
+    yield cluster
+    cluster.stop()

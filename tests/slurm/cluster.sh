@@ -41,7 +41,8 @@ chmod 0755 "$dir"
 chown munge:munge "$dir/munge"
 chmod 0755 "$dir/munge"
 runuser -u munge -- /usr/sbin/munged --socket="$dir/munge/munge.socket" --pid-file="$dir/munge/munged.pid" \
-  --log-file="$dir/munge/munged.log" --seed-file="$dir/munge/munged.seed" --key-file=/etc/munge/munge.key
+  --log-file="$dir/munge/munged.log" --seed-file="$dir/munge/munged.seed" --key-file=/etc/munge/munge.key \
+  < /dev/null > /dev/null 2>&1
 
 # Free ports for the controller and each node.
 read -r -a ports <<< "$(/usr/bin/python3 - "$nodes" << 'PY'
@@ -92,9 +93,10 @@ conf="$dir/slurm.conf"
 } > "$conf"
 
 export SLURM_CONF=$conf
-/usr/sbin/slurmctld -i
+# The daemons keep none of our descriptors: a caller reading our output would wait for them otherwise.
+/usr/sbin/slurmctld -i < /dev/null > /dev/null 2>&1
 for ((i = 1; i <= nodes; i++)); do
-  /usr/sbin/slurmd -N "n$i"
+  /usr/sbin/slurmd -N "n$i" < /dev/null > /dev/null 2>&1
 done
 # Ready when every node is idle.
 for _ in $(seq 100); do

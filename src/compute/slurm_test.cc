@@ -1,0 +1,65 @@
+#include "compute/slurm.h"
+
+#include <gtest/gtest.h>
+
+namespace cairn::compute {
+namespace {
+
+TEST(SlurmTest, BatchScriptAsksForTheNodesAndRunsTheSupervisor) {
+  SlurmTarget t;
+  t.partition = "gpu";
+  t.account = "ml";
+  t.qos = "high";
+  t.sbatch_options = {"--exclusive", "--gres=gpu:2"};
+  BatchRequest r;
+  r.job = "blue_cat";
+  r.run_dir = "/ws/runs/blue_cat";
+  r.cairn = "/opt/cairn/bin/cairn";
+  r.nodes = 2;
+  r.tasks_per_node = 4;
+  r.timeout_seconds = 90;
+  std::string s = BatchScript(t, r);
+  for (const char* line : {"#!/bin/sh\n", "#SBATCH --job-name=cairn-blue_cat\n", "#SBATCH --nodes=2\n",
+                           "#SBATCH --ntasks-per-node=4\n", "#SBATCH --time=3\n", "#SBATCH --partition=gpu\n",
+                           "#SBATCH --account=ml\n", "#SBATCH --qos=high\n", "#SBATCH --exclusive\n",
+                           "#SBATCH --gres=gpu:2\n",
+                           "#SBATCH --output=/ws/runs/blue_cat/artifacts/system_logs/slurm-%j.txt\n",
+                           "exec '/opt/cairn/bin/cairn' supervise '/ws/runs/blue_cat'\n"})
+    EXPECT_NE(s.find(line), std::string::npos) << line << "\n" << s;
+  // No partition, no timeout: Slurm's defaults, and no empty options.
+  std::string plain = BatchScript({}, r);
+  EXPECT_EQ(plain.find("--partition"), std::string::npos);
+  r.timeout_seconds = 0;
+  EXPECT_EQ(BatchScript({}, r).find("--time"), std::string::npos);
+}
+
+TEST(SlurmTest, TimeLimitIsWholeMinutesWithAMinuteOfSlack) {
+  EXPECT_EQ(SlurmTimeLimit(0), "");
+  EXPECT_EQ(SlurmTimeLimit(1), "2");
+  EXPECT_EQ(SlurmTimeLimit(60), "2");
+  EXPECT_EQ(SlurmTimeLimit(61), "3");
+  EXPECT_EQ(SlurmTimeLimit(3600), "61");
+}
+
+TEST(SlurmTest, QueueStatesAndTheirEnds) {
+  auto jobs = ParseSqueue("12|PENDING|Resources|\n13|RUNNING|None|n[1-2]\n\ngarbage\n14|NODE_FAIL|NodeDown|n2\n");
+  ASSERT_EQ(jobs.size(), 3u);
+  EXPECT_EQ(jobs["12"].reason, "Resources");
+  EXPECT_EQ(jobs["13"].nodes, "n[1-2]");
+  EXPECT_FALSE(SlurmStateIsFinal(jobs["12"].state));
+  EXPECT_FALSE(SlurmStateIsFinal(jobs["13"].state));
+  EXPECT_FALSE(SlurmStateIsFinal("COMPLETING"));
+  EXPECT_TRUE(SlurmStateIsFinal(jobs["14"].state));
+  EXPECT_TRUE(SlurmStateIsFinal("CANCELLED"));
+  EXPECT_TRUE(SlurmStateIsFinal("TIMEOUT"));
+  EXPECT_FALSE(SlurmStateIsFinal(""));
+}
+
+TEST(SlurmTest, MissingClientIsAClearError) {
+  auto r = RunSlurmCommand({}, {"/nonexistent/sbatch", "--version"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("not installed"), std::string::npos) << r.status().message();
+}
+
+}  // namespace
+}  // namespace cairn::compute
