@@ -106,7 +106,7 @@ def test_compute_commands_and_a_command_job_on_slurm(ws, slurm):
     assert "nowhere" not in [x["name"] for x in ws.json("compute", "list")]
 
 
-def test_two_node_pytorch_job_on_slurm(ws, slurm):
+def test_two_node_pytorch_and_mpi_jobs_on_slurm(ws, slurm):
     ws.write("src/ddp.py", DDP)
     make_compute(ws, slurm)
     path = write_job(ws, f"{PYTHON} ddp.py", """
@@ -127,6 +127,33 @@ environment_variables: {GLOO_SOCKET_IFNAME: lo}
     # One node supervisor ran on each node of the allocation.
     sysdir = os.path.join(ws.home, "runs", name, "artifacts", "system_logs")
     assert sorted(f for f in os.listdir(sysdir) if f.startswith("node_")) == ["node_0.json", "node_1.json"]
+
+    # MPI: Cairn's mpirun, inside the two-node allocation, with the compute's transport options.
+    ws.write("src/allreduce.py", "from mpi4py import MPI\nc = MPI.COMM_WORLD\n"
+                                 "print('allreduce', c.allreduce(c.Get_rank() + 1), 'size', c.Get_size(), flush=True)\n")
+    path = write_job(ws, f"{PYTHON} allreduce.py", """
+resources: {instance_count: 2}
+distribution: {type: mpi, process_count_per_instance: 2}
+""", file="mpi.yml")
+    p = ws.run("job", "create", "-f", path, "--stream", timeout=120)
+    name = re.search(r"RunId: (\S+)", p.stdout).group(1)
+    assert ws.job(name)["status"] == "Completed", p.stdout
+    for rank in range(4):
+        assert "allreduce 10 size 4" in rank_log(ws, name, rank)
+    assert "#SBATCH --ntasks-per-node=2" in open(os.path.join(ws.home, "runs", name, "slurm_job.sh")).read()
+
+
+def test_amlcompute_is_a_slurm_partition_on_a_workspace_with_a_slurm_connection(make_ws, slurm):
+    ws = make_ws({"CAIRN_SLURM_CONF": slurm.conf})
+    c = ws.json("compute", "create", "-n", "cpu-cluster", "--type", "amlcompute", "--max-instances", "2")
+    assert c["backend"] == "slurm"
+    path = write_job(ws, "'echo on slurm job $SLURM_JOB_ID'", compute="cpu-cluster")
+    p = ws.run("job", "create", "-f", path, "--stream", timeout=60)
+    name = re.search(r"RunId: (\S+)", p.stdout).group(1)
+    assert f"on slurm job {slurm_id(ws, name)}" in p.stdout
+    # Without the connection, the same compute is a slice of this machine.
+    plain = make_ws()
+    assert plain.json("compute", "create", "-n", "cpu-cluster", "--type", "amlcompute")["backend"] == "local"
 
 
 def test_cancel_and_timeout_stop_every_rank_on_every_node(ws, slurm):
