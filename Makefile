@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both install what is missing first.
-.PHONY: deps build test unit e2e demo bench bench-tracking bench-sweep sanitize clean
+.PHONY: deps build test unit e2e demo bench bench-tracking bench-sweep bench-distributed sanitize clean
 
 BUILD ?= build
 
@@ -38,6 +38,10 @@ bench-tracking: build
 
 bench-sweep: build
 	@build/sweep_bench
+
+# Slurm and distributed start-up, against a real test Slurm cluster (root), in a private network namespace.
+bench-distributed: build
+	@tests/e2e/isolated.sh /usr/bin/python3 bench/distributed.py
 	@/usr/bin/python3 bench/sweep_bench.py
 
 clean:

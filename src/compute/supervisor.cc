@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "base/fs.h"
@@ -252,21 +253,23 @@ std::string CommandOutput(const std::vector<std::string>& argv) {
 }
 
 // The allocation's nodes in node-rank order, each as the address its daemons are reached at
-// (Slurm's NodeAddr: the host name on most clusters, an IP where names do not resolve).
+// (Slurm's NodeAddr: the host name on most clusters, an IP where names do not resolve). Two scontrol
+// calls, whatever the number of nodes.
 std::vector<std::string> SlurmHosts() {
   std::vector<std::string> hosts;
   const char* list = getenv("SLURM_JOB_NODELIST");
   if (!list) return hosts;
+  std::map<std::string, std::string> addr;
+  for (const auto& line : Split(CommandOutput({"scontrol", "show", "node", "-o", list}), '\n')) {
+    size_t n = line.find("NodeName="), a = line.find("NodeAddr=");
+    if (n == std::string::npos || a == std::string::npos) continue;
+    auto field = [&](size_t at, size_t skip) { return line.substr(at + skip, line.find(' ', at + skip) - at - skip); };
+    addr[field(n, 9)] = field(a, 9);
+  }
   for (const auto& name : Split(CommandOutput({"scontrol", "show", "hostnames", list}), '\n')) {
-    if (Trim(name).empty()) continue;
-    std::string addr = Trim(name);
-    std::string info = CommandOutput({"scontrol", "show", "node", "-o", addr});
-    size_t at = info.find("NodeAddr=");
-    if (at != std::string::npos) {
-      size_t from = at + 9;
-      addr = info.substr(from, info.find_first_of(" \n", from) - from);
-    }
-    hosts.push_back(addr);
+    std::string n = Trim(name);
+    if (n.empty()) continue;
+    hosts.push_back(addr.count(n) ? addr[n] : n);
   }
   return hosts;
 }
@@ -348,6 +351,10 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
   if (node_mode) {
     const char* p = getenv("CAIRN_INTERNAL_PLAN");
     if (p) plan = DistPlanFromJson(json::parse(p, nullptr, false));
+  } else if (slurm && plan.nodes == 1) {
+    // One node: every process is here, so they meet on loopback and Slurm need not be asked.
+    plan.hosts = {"127.0.0.1"};
+    plan.master_port = FreePort();
   } else if (slurm) {
     plan.hosts = SlurmHosts();
     if (static_cast<int>(plan.hosts.size()) != plan.nodes)
@@ -376,7 +383,7 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
     std::vector<std::string> env = base_env;
     json merged = job_env;
     for (const auto& [k, v] : RankEnv(plan, n, local)) merged[k] = v;
-    if (!slurm && plan.type == "pytorch" && !merged.contains("GLOO_SOCKET_IFNAME"))
+    if ((!slurm || plan.nodes == 1) && plan.type == "pytorch" && !merged.contains("GLOO_SOCKET_IFNAME"))
       merged["GLOO_SOCKET_IFNAME"] = "lo";  // every rank is on this machine
     for (const auto& [k, v] : merged.items()) env.push_back(k + "=" + v.get<std::string>());
     return env;

@@ -58,6 +58,12 @@ void Scheduler::Start() {
 
 void Scheduler::Stop() {
   {
+    std::lock_guard<std::mutex> l(submit_mu_);
+    submit_stop_ = true;
+  }
+  submit_cv_.notify_all();
+  if (submit_thread_.joinable()) submit_thread_.join();
+  {
     std::lock_guard<std::mutex> l(mu_);
     if (stopping_) return;
     stopping_ = true;
@@ -816,10 +822,10 @@ void Scheduler::Reconcile() {
       FailJob(job.name, "compute '" + job.compute + "' no longer exists");
       continue;
     }
-    if (SlurmTargetFor(job.compute) && PathExists(layout.root + "/slurm_job_id")) {
-      pool->in_use += job.slots;
-      ReconcileSlurmJob(job);
-      continue;
+    if (SlurmTargetFor(job.compute)) {
+      pool->in_use += job.slots;  // first: a job found finished releases them at once
+      if (ReconcileSlurmJob(job)) continue;
+      pool->in_use -= job.slots;
     }
     if (job.supervisor_pid) {
       pid_t pid = static_cast<pid_t>(*job.supervisor_pid);

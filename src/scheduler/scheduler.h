@@ -181,15 +181,31 @@ class Scheduler {
     std::string nodes;               // the allocation, once Slurm gave one
     long long ended_at = 0;          // when Slurm was first seen done with it, without an exit record
     long long cancel_sent_at = 0;    // when Cairn asked the supervisor to stop (scancel --batch)
+    bool cancel_on_submit = false;   // canceled while sbatch was still running
   };
   std::optional<compute::SlurmTarget> SlurmTargetFor(const std::string& compute);
   int CapacityOf(const spec::ComputeSpec& c) const;
   void StartSlurmJob(const store::JobRecord& job, nlohmann::json run, const compute::SlurmTarget& target);
   void CancelSlurmJob(const store::JobRecord& job, const std::string& reason);
   void PollSlurm();
-  void ReconcileSlurmJob(const store::JobRecord& job);
-  std::map<std::string, SlurmWatch> slurm_;  // job -> its Slurm job, while in progress
+  // Takes up a job a previous server gave Slurm; false when Slurm never got it (submit it anew).
+  bool ReconcileSlurmJob(const store::JobRecord& job);
+  std::map<std::string, SlurmWatch> slurm_;  // job -> its Slurm job, while in progress ("" id: being submitted)
   long long last_slurm_poll_ = 0;
+  // sbatch runs on a thread of its own, so a submission answers without waiting for Slurm's client and
+  // the scheduler goes on meanwhile; the id comes back to the scheduler thread (SlurmSubmitted).
+  struct SlurmSubmission {
+    std::string job;
+    std::string script;
+    compute::SlurmTarget target;
+  };
+  void SubmitLoop();
+  void SlurmSubmitted(const std::string& job, const Result<std::string>& id);
+  std::mutex submit_mu_;
+  std::condition_variable submit_cv_;
+  std::deque<SlurmSubmission> submissions_;
+  bool submit_stop_ = false;
+  std::thread submit_thread_;
 
   SchedulerConfig config_;
   std::unique_ptr<store::JobStore> store_;

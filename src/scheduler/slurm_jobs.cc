@@ -74,19 +74,67 @@ void Scheduler::StartSlurmJob(const JobRecord& job, json run, const compute::Slu
     FailJob(job.name, "cannot write the run folder: " + s.message());
     return;
   }
-  auto id = compute::SlurmSubmit(target, script_path);
-  if (!id.ok()) {
-    FailJob(job.name, "sbatch refused the job: " + id.status().message());
-    return;
-  }
-  // The id is the job's link to Slurm across server restarts.
-  (void)WriteFileAtomic(layout.root + "/slurm_job_id", *id, 0644);
   SlurmWatch w;
-  w.id = *id;
   w.target = target;
   w.state = "PENDING";
   slurm_[job.name] = w;
-  (void)Transition(job.name, "Queued", "submitted to Slurm as job " + *id + "; waiting for Slurm to start it");
+  (void)Transition(job.name, "Queued", "submitting to Slurm");
+  {
+    std::lock_guard<std::mutex> l(submit_mu_);
+    submissions_.push_back({job.name, script_path, target});
+    if (!submit_thread_.joinable()) submit_thread_ = std::thread([this] { SubmitLoop(); });
+  }
+  submit_cv_.notify_one();
+}
+
+void Scheduler::SubmitLoop() {
+  for (;;) {
+    SlurmSubmission next;
+    {
+      std::unique_lock<std::mutex> l(submit_mu_);
+      submit_cv_.wait(l, [&] { return submit_stop_ || !submissions_.empty(); });
+      if (submissions_.empty()) return;  // stopping, and nothing left to hand over
+      next = std::move(submissions_.front());
+      submissions_.pop_front();
+    }
+    auto id = compute::SlurmSubmit(next.target, next.script);
+    if (id.ok()) {
+      // The id is the job's link to Slurm across server restarts: on disk before anything else.
+      compute::RunLayout layout = compute::RunLayout::For(config_.workspace, next.job);
+      (void)WriteFileAtomic(layout.root + "/slurm_job_id", *id, 0644);
+    }
+    Post([this, job = next.job, id] { SlurmSubmitted(job, id); });
+  }
+}
+
+void Scheduler::SlurmSubmitted(const std::string& name, const Result<std::string>& id) {
+  auto it = slurm_.find(name);
+  auto job = store_->Get(name);
+  if (!id.ok()) {
+    slurm_.erase(name);
+    if (job.ok() && job->status == "CancelRequested") {
+      (void)Transition(name, "Canceled", "canceled before Slurm started it", std::nullopt, NowMillis());
+      Release(*job);
+      return;
+    }
+    FailJob(name, "sbatch refused the job: " + id.status().message());
+    return;
+  }
+  if (it == slurm_.end() || !job.ok() || store::IsTerminalStatus(job->status)) {
+    // Ended while sbatch ran (a sweep's end, a restart): Slurm must not run it.
+    compute::SlurmTarget target = it != slurm_.end() ? it->second.target : compute::SlurmTarget{};
+    if (auto t = SlurmTargetFor(job.ok() ? job->compute : "")) target = *t;
+    (void)compute::SlurmCancel(target, *id, false);
+    return;
+  }
+  SlurmWatch& w = it->second;
+  w.id = *id;
+  if (w.cancel_on_submit) {
+    CancelSlurmJob(*job, cancel_reason_.count(name) ? cancel_reason_[name] : "");
+    return;
+  }
+  if (job->status == "Queued")
+    (void)Transition(name, "Queued", "submitted to Slurm as job " + *id + "; waiting for Slurm to start it");
 }
 
 void Scheduler::CancelSlurmJob(const JobRecord& job, const std::string& reason) {
@@ -94,6 +142,10 @@ void Scheduler::CancelSlurmJob(const JobRecord& job, const std::string& reason) 
   const std::string why = reason.empty() ? "cancel requested" : reason;
   if (!reason.empty()) cancel_reason_[job.name] = reason;
   if (job.status != "CancelRequested") (void)Transition(job.name, "CancelRequested", why);
+  if (w.id.empty()) {  // sbatch is still running: the cancel follows its answer
+    w.cancel_on_submit = true;
+    return;
+  }
   if (w.state == "PENDING" || job.status == "Queued") {
     // Nothing runs yet: Slurm's cancel is the whole story.
     Status s = compute::SlurmCancel(w.target, w.id, false);
@@ -118,6 +170,7 @@ void Scheduler::PollSlurm() {
   std::map<std::string, std::vector<std::string>> by_conf;
   std::map<std::string, compute::SlurmTarget> targets;
   for (const auto& [name, w] : slurm_) {
+    if (w.id.empty()) continue;
     by_conf[w.target.conf].push_back(w.id);
     targets[w.target.conf] = w.target;
   }
@@ -134,7 +187,7 @@ void Scheduler::PollSlurm() {
     auto it = slurm_.find(name);
     if (it == slurm_.end()) continue;
     SlurmWatch& w = it->second;
-    if (!seen.count(w.target.conf)) continue;
+    if (w.id.empty() || !seen.count(w.target.conf)) continue;
     auto job = store_->Get(name);
     if (!job.ok() || store::IsTerminalStatus(job->status)) {
       slurm_.erase(name);
@@ -188,11 +241,18 @@ void Scheduler::PollSlurm() {
   }
 }
 
-void Scheduler::ReconcileSlurmJob(const JobRecord& job) {
+bool Scheduler::ReconcileSlurmJob(const JobRecord& job) {
   compute::RunLayout layout = compute::RunLayout::For(config_.workspace, job.name);
-  auto id = ReadFile(layout.root + "/slurm_job_id");
   auto target = SlurmTargetFor(job.compute);
-  if (!id.ok() || !target) return;
+  if (!target) return false;
+  auto id = ReadFile(layout.root + "/slurm_job_id");
+  if (!id.ok()) {
+    // The old server may have died between sbatch and writing the id down: Slurm knows it by name.
+    auto found = compute::RunSlurmCommand(*target, {"squeue", "-h", "-t", "all", "-n", "cairn-" + job.name, "-o", "%i"});
+    if (!found.ok() || Trim(*found).empty()) return false;
+    id = Trim(Split(Trim(*found), '\n').front());
+    (void)WriteFileAtomic(layout.root + "/slurm_job_id", *id, 0644);
+  }
   SlurmWatch w;
   w.id = Trim(*id);
   w.target = *target;
@@ -200,11 +260,12 @@ void Scheduler::ReconcileSlurmJob(const JobRecord& job) {
   slurm_[job.name] = w;
   if (PathExists(layout.ExitFile())) {
     FinishFromExitFile(job.name);
-    return;
+    return true;
   }
   // A cancel asked of the old server is carried on: the supervisor's own stop, then Slurm's.
   if (job.status == "CancelRequested") CancelSlurmJob(job, "");
   // Everything else is the next poll's: squeue says whether it still runs, sacct how it ended.
+  return true;
 }
 
 }  // namespace cairn::scheduler
