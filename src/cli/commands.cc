@@ -453,6 +453,8 @@ int ComputeUpdate(const Globals& g, const ComputeArgs& a, const CLI::App& cmd) {
 }  // namespace
 
 int RunCli(int argc, char** argv) {
+  if (argc >= 5 && std::string(argv[1]) == "supervise" && std::string(argv[2]) == "--staged")
+    return compute::RunStagedSupervisor(argv[3], argv[4], argc >= 6 && std::string(argv[5]) == "--node");
   if (argc >= 3 && std::string(argv[1]) == "supervise") {
     if (argc >= 4 && std::string(argv[3]) == "--node") return compute::RunNodeSupervisor(argv[2]);
     return compute::RunSupervisor(argv[2]);

@@ -38,14 +38,26 @@ std::string BatchScript(const SlurmTarget& t, const BatchRequest& r) {
   opt("--job-name=cairn-" + r.job);
   opt("--nodes=" + std::to_string(r.nodes));
   opt("--ntasks-per-node=" + std::to_string(r.tasks_per_node));
-  opt("--output=" + r.run_dir + "/artifacts/system_logs/slurm-%j.txt");
-  opt("--chdir=" + r.run_dir);
+  const bool always_staged = r.staging == "http";
+  // Slurm opens the output before the script runs: on the node's own disk when the run is staged.
+  opt("--output=" + (always_staged ? "/tmp/cairn-" + r.job + "-slurm-%j.txt"
+                                   : r.run_dir + "/artifacts/system_logs/slurm-%j.txt"));
+  opt("--chdir=" + (always_staged ? std::string("/tmp") : r.run_dir));
   if (std::string limit = SlurmTimeLimit(r.timeout_seconds); !limit.empty()) opt("--time=" + limit);
   if (!t.partition.empty()) opt("--partition=" + t.partition);
   if (!t.account.empty()) opt("--account=" + t.account);
   if (!t.qos.empty()) opt("--qos=" + t.qos);
   for (const auto& o : t.sbatch_options) opt(o);
-  s += "exec " + ShellQuote(r.cairn) + " supervise " + ShellQuote(r.run_dir) + "\n";
+  if (!always_staged)
+    s += "if [ -d " + ShellQuote(r.run_dir) + " ]; then exec " + ShellQuote(r.cairn) + " supervise " +
+         ShellQuote(r.run_dir) + "; fi\n";
+  if (r.server_url.empty()) {
+    s += "echo 'cairn: this node does not see " + r.run_dir + "' >&2; exit 1\n";
+    return s;
+  }
+  // A node without the workspace's filesystem: the supervisor fetches the run from the server.
+  s += "export CAIRN_INTERNAL_TOKEN=" + ShellQuote(r.token) + "\n";
+  s += "exec " + ShellQuote(r.cairn) + " supervise --staged " + ShellQuote(r.server_url) + " " + ShellQuote(r.job) + "\n";
   return s;
 }
 

@@ -28,6 +28,11 @@ struct BatchRequest {
   int nodes = 1;
   int tasks_per_node = 1;
   long long timeout_seconds = 0;  // 0 = the partition's limit
+  // Where the supervisor finds the run: in the workspace folder when the node sees it ("auto"), else
+  // fetched from the server at `server_url` with the job's token ("http" always does that).
+  std::string staging = "auto";
+  std::string server_url;
+  std::string token;
 };
 
 // The batch script: #SBATCH lines, then the supervisor. Pure.

@@ -24,13 +24,33 @@ TEST(SlurmTest, BatchScriptAsksForTheNodesAndRunsTheSupervisor) {
                            "#SBATCH --account=ml\n", "#SBATCH --qos=high\n", "#SBATCH --exclusive\n",
                            "#SBATCH --gres=gpu:2\n",
                            "#SBATCH --output=/ws/runs/blue_cat/artifacts/system_logs/slurm-%j.txt\n",
-                           "exec '/opt/cairn/bin/cairn' supervise '/ws/runs/blue_cat'\n"})
+                           "if [ -d '/ws/runs/blue_cat' ]; then exec '/opt/cairn/bin/cairn' supervise "
+                           "'/ws/runs/blue_cat'; fi\n"})
     EXPECT_NE(s.find(line), std::string::npos) << line << "\n" << s;
   // No partition, no timeout: Slurm's defaults, and no empty options.
   std::string plain = BatchScript({}, r);
   EXPECT_EQ(plain.find("--partition"), std::string::npos);
   r.timeout_seconds = 0;
   EXPECT_EQ(BatchScript({}, r).find("--time"), std::string::npos);
+}
+
+TEST(SlurmTest, NodesWithoutTheWorkspaceFetchTheRunFromTheServer) {
+  BatchRequest r;
+  r.job = "j";
+  r.run_dir = "/ws/runs/j";
+  r.cairn = "cairn";
+  r.server_url = "http://10.0.0.5:8080";
+  r.token = "tok'en";
+  std::string automatic = BatchScript({}, r);
+  // The workspace folder when the node has it, else staged over HTTP with the job's token.
+  EXPECT_LT(automatic.find("if [ -d '/ws/runs/j' ]"), automatic.find("--staged"));
+  EXPECT_NE(automatic.find("export CAIRN_INTERNAL_TOKEN='tok'\\''en'\n"), std::string::npos) << automatic;
+  EXPECT_NE(automatic.find("exec 'cairn' supervise --staged 'http://10.0.0.5:8080' 'j'\n"), std::string::npos);
+  r.staging = "http";
+  std::string staged = BatchScript({}, r);
+  EXPECT_EQ(staged.find("if [ -d"), std::string::npos);
+  EXPECT_NE(staged.find("#SBATCH --output=/tmp/cairn-j-slurm-%j.txt\n"), std::string::npos) << staged;
+  EXPECT_NE(staged.find("#SBATCH --chdir=/tmp\n"), std::string::npos);
 }
 
 TEST(SlurmTest, TimeLimitIsWholeMinutesWithAMinuteOfSlack) {

@@ -274,6 +274,114 @@ std::vector<std::string> SlurmHosts() {
   return hosts;
 }
 
+// Staging over HTTP, for a supervisor on a node that does not see the workspace's filesystem: the run
+// file and the blobs it names come from the server into a node-local run folder, and the run's logs,
+// outputs and records go back as they grow (every second) and in full at the end.
+class Stager {
+ public:
+  Stager(std::string url, std::string job, std::string token)
+      : cli_(std::move(url), 60000), job_(std::move(job)) {
+    cli_.SetBearerToken(std::move(token));
+  }
+
+  // Writes the run file, remapped from the server's run folder to `local_root`, with its blobs beside it.
+  Status Fetch(const std::string& local_root) {
+    auto r = cli_.Request("GET", "/api/v1/internal/jobs/" + job_ + "/run");
+    if (!r.ok()) return r.status();
+    if (r->status != 200) return Unavailable("the server refused the run file: HTTP " + std::to_string(r->status));
+    std::string server_root = r->Header("x-cairn-run-root");
+    std::string text = r->body;
+    if (!server_root.empty()) {
+      for (size_t at = text.find(server_root); at != std::string::npos; at = text.find(server_root, at + local_root.size()))
+        text.replace(at, server_root.size(), local_root);
+    }
+    json job = json::parse(text, nullptr, false);
+    if (!job.is_object()) return Internal("the server sent a malformed run file");
+    std::string blob_root = local_root + "/blobs";
+    job["blob_root"] = blob_root;
+    std::vector<std::string> shas;
+    auto collect = [&](const json& manifest) {
+      for (const auto& e : manifest) shas.push_back(e.value("sha256", ""));
+    };
+    if (job.contains("snapshot") && job["snapshot"].is_array()) collect(job["snapshot"]);
+    for (const auto& in : job.value("inputs", json::array()))
+      if (in.value("kind", "") == "blobs") collect(in["manifest"]);
+    for (const auto& sha : shas) {
+      if (sha.size() < 2) continue;
+      std::string path = blob_root + "/" + sha.substr(0, 2) + "/" + sha;
+      if (PathExists(path)) continue;
+      Status s = MakeDirs(Dirname(path));
+      if (!s.ok()) return s;
+      auto b = cli_.Request("GET", "/api/v1/internal/jobs/" + job_ + "/blobs/" + sha);
+      if (!b.ok()) return b.status();
+      if (b->status != 200) return Unavailable("cannot fetch blob " + sha + ": HTTP " + std::to_string(b->status));
+      s = WriteFileAtomic(path, b->body, 0644);
+      if (!s.ok()) return s;
+    }
+    job["staged_from"] = server_root;
+    return WriteFile(local_root + "/job.json", job.dump(2), 0600);
+  }
+
+  // Sends what grew since the last push: the live logs, or with `final` everything the run produced.
+  void Push(const RunLayout& layout, bool final) {
+    std::vector<std::pair<std::string, std::string>> roots = {{layout.Artifacts() + "/user_logs", "artifacts/user_logs"},
+                                                              {layout.Artifacts() + "/logs", "artifacts/logs"},
+                                                              {layout.SystemLogDir(), "artifacts/system_logs"}};
+    if (final) {
+      roots = {{layout.Artifacts(), "artifacts"}, {layout.root + "/outputs", "outputs"}};
+    }
+    for (const auto& [dir, prefix] : roots) {
+      std::error_code ec;
+      if (!fs::is_directory(dir, ec)) continue;
+      for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::follow_directory_symlink, ec);
+           !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        if (!it->is_regular_file(ec)) continue;
+        std::string rel = prefix + "/" + it->path().lexically_relative(dir).string();
+        PushFile(it->path().string(), rel);
+      }
+    }
+  }
+
+  Status PushExit(const RunLayout& layout) {
+    auto text = ReadFile(layout.ExitFile());
+    if (!text.ok()) return text.status();
+    auto r = cli_.Request("PUT", "/api/v1/internal/jobs/" + job_ + "/files/exit.json?offset=0", *text,
+                          "application/octet-stream");
+    if (!r.ok()) return r.status();
+    return r->status == 200 ? Status::Ok() : Unavailable("HTTP " + std::to_string(r->status));
+  }
+
+ private:
+  void PushFile(const std::string& path, const std::string& rel) {
+    auto [entry, fresh] = pushed_.try_emplace(rel, 0);
+    long long& done = entry->second;
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || (!fresh && st.st_size == done)) {  // nothing new
+      close(fd);
+      return;
+    }
+    if (st.st_size < done) done = 0;  // rewritten: send it again
+    std::string chunk(1 << 20, '\0');
+    for (;;) {
+      ssize_t n = pread(fd, chunk.data(), chunk.size(), static_cast<off_t>(done));
+      if (n <= 0 && done > 0) break;
+      std::string body = chunk.substr(0, n > 0 ? static_cast<size_t>(n) : 0);
+      auto r = cli_.Request("PUT", "/api/v1/internal/jobs/" + job_ + "/files/" + rel + "?offset=" + std::to_string(done),
+                            body, "application/octet-stream");
+      if (!r.ok() || r->status != 200) break;  // the next push tries again from the same offset
+      done += static_cast<long long>(body.size());
+      if (n <= 0) break;  // an empty file, created
+    }
+    close(fd);
+  }
+
+  HttpClient cli_;
+  std::string job_;
+  std::map<std::string, long long> pushed_;
+};
+
 // One process of the job: the rank's command, or a launcher (srun, mpirun) whose own output goes to
 // the system log. Each in its own process group, output into a pipe the loop copies to its log.
 struct Child {
@@ -326,7 +434,7 @@ bool EndedWell(int wstatus) { return WIFEXITED(wstatus) && WEXITSTATUS(wstatus) 
 // or one node's share of it (a Slurm node supervisor, `node` >= 0). One process failing stops the
 // others; cancel (a signal) and the timeout stop them all. Returns the supervisor's exit code.
 int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long long started,
-                 const std::vector<std::string>& read_only, int node) {
+                 const std::vector<std::string>& read_only, int node, Stager* stager) {
   const bool node_mode = node >= 0;
   const bool slurm = job.value("backend", "local") == "slurm";
   auto finish = [&](Outcome o) {
@@ -334,9 +442,14 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
       json j = {{"outcome", o.outcome}, {"reason", o.reason}};
       (void)WriteFileAtomic(layout.SystemLogDir() + "/node_" + std::to_string(node) + ".json", j.dump(), 0644);
       log.Line("node outcome: " + o.outcome + (o.reason.empty() ? "" : " (" + o.reason + ")"));
+      if (stager) stager->Push(layout, true);
       return o.outcome == "completed" ? 0 : 1;
     }
     WriteExit(layout, o, started, log);
+    if (stager) {
+      stager->Push(layout, true);
+      if (Status s = stager->PushExit(layout); !s.ok()) log.Line("cannot send the exit record: " + s.message());
+    }
     Notify(job, "exited", log);
     return 0;
   };
@@ -433,9 +546,13 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
     // One node supervisor per node, started by srun; each starts its node's processes.
     std::vector<std::string> env = base_env;
     env.push_back("CAIRN_INTERNAL_PLAN=" + ToJson(plan).dump());
+    if (const char* token = getenv("CAIRN_INTERNAL_TOKEN"); token && stager)
+      env.push_back(std::string("CAIRN_INTERNAL_TOKEN=") + token);  // the node supervisors fetch with it too
     std::vector<std::string> argv = {"srun", "--kill-on-bad-exit=1", "--nodes=" + std::to_string(plan.nodes),
-                                     "--ntasks=" + std::to_string(plan.nodes), "--ntasks-per-node=1",
-                                     SelfExe(), "supervise", layout.root, "--node"};
+                                     "--ntasks=" + std::to_string(plan.nodes), "--ntasks-per-node=1", SelfExe(),
+                                     "supervise"};
+    if (stager) argv.insert(argv.end(), {"--staged", job.value("server_url", ""), job.value("name", ""), "--node"});
+    else argv.insert(argv.end(), {layout.root, "--node"});
     s = start(argv, env, -1, "srun (a node supervisor on each of " + std::to_string(plan.nodes) + " nodes)",
               layout.SupervisorLog());
     launcher = true;
@@ -495,8 +612,13 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
   };
 
   std::vector<pollfd> fds;
+  long long pushed_at = NowMillis();
   while (any_pipe() || !all_done()) {
     long long now = NowMillis();
+    if (stager && now - pushed_at >= 1000) {  // live logs for a node without the workspace's filesystem
+      stager->Push(layout, false);
+      pushed_at = now;
+    }
     if (deadline && now >= deadline && !all_done()) stop_all("timeout");
     if (kill_at && now >= kill_at) {
       signal_all(SIGKILL);
@@ -508,6 +630,7 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
       drain_until = now + 1000;
     }
     long long wait = 1000;
+    if (stager) wait = std::max(0LL, std::min(wait, pushed_at + 1000 - now));
     if (deadline && !all_done()) wait = std::min(wait, std::max(0LL, deadline - now));
     if (kill_at) wait = std::min(wait, std::max(0LL, kill_at - now));
     if (drain_until) wait = std::min(wait, std::max(0LL, drain_until - now));
@@ -609,9 +732,64 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
   return finish(outcome);
 }
 
+// Prepares the run folder: the working directory with the code, ./outputs and ./logs linked into the
+// artifacts, the inputs, the named outputs' folders. Fills `read_only` with what the job may not change.
+Status Prepare(const json& job, const RunLayout& layout, SystemLog& log, std::vector<std::string>& read_only) {
+  // Prepare: folders, code, inputs, outputs.
+  // Only what every job needs is created here: each inode costs, at hundreds of jobs a second.
+  for (const char* d : {"/artifacts/user_logs"}) {
+    Status s = MakeDirs(layout.root + d);
+    if (!s.ok()) return s;
+  }
+  std::error_code ec;
+  if (PathExists(layout.WorkDir())) fs::remove_all(layout.WorkDir(), ec);  // a rerun after a crash starts clean
+  Status s = MakeDirs(layout.WorkDir());
+  if (!s.ok()) return s;
+  std::string blob_root = job.value("blob_root", "");
+  if (job.contains("snapshot") && job["snapshot"].is_array()) {
+    s = Materialize(job["snapshot"], blob_root, layout.WorkDir(), false);
+    if (!s.ok()) return Status(s.code(), "cannot materialise the code snapshot: " + s.message());
+    log.Line("code: " + std::to_string(job["snapshot"].size()) + " files in " + layout.WorkDir());
+  }
+  for (const char* name : {"outputs", "logs"}) {
+    s = LinkSpecialFolder(layout, name);
+    if (!s.ok()) return s;
+  }
+  for (const auto& in : job.value("inputs", json::array())) {
+    std::string name = in.value("name", "");
+    std::string kind = in.value("kind", "");
+    std::string dir = layout.Input(name);
+    std::string mode = in.value("mode", "ro_mount");
+    fs::remove_all(dir, ec);
+    s = MakeDirs(dir);
+    if (!s.ok()) return s;
+    if (kind == "blobs") {
+      s = Materialize(in["manifest"], blob_root, dir, mode == "ro_mount");
+      if (!s.ok()) return Status(s.code(), "inputs." + name + ": " + s.message());
+    } else if (kind == "http") {
+      std::string url = in.value("url", "");
+      log.Line("inputs." + name + ": downloading " + url);
+      s = Download(url, dir + "/" + in.value("file_name", "data"), in.value("max_bytes", 1LL << 34));
+      if (!s.ok()) return Status(s.code(), "inputs." + name + ": " + s.message());
+    }
+    if (mode == "ro_mount") {
+      read_only.push_back(dir);
+      if (geteuid() != 0) ChmodReadOnly(dir);
+    }
+    log.Line("inputs." + name + ": " + mode + " at " + in.value("target", dir));
+  }
+  for (const auto& o : job.value("outputs", json::array())) {
+    s = MakeDirs(o.get<std::string>());
+    if (!s.ok()) return s;
+  }
+
+  return Status::Ok();
+}
+
 }  // namespace
 
-int RunSupervisor(const std::string& run_dir) {
+namespace {
+int Supervise(const std::string& run_dir, Stager* stager) {
   RunLayout layout(run_dir);
   long long started = NowMillis();
   (void)MakeDirs(layout.SystemLogDir());
@@ -643,63 +821,20 @@ int RunSupervisor(const std::string& run_dir) {
     Outcome o;
     o.reason = reason;
     WriteExit(layout, o, started, log);
+    if (stager) {
+      stager->Push(layout, true);
+      (void)stager->PushExit(layout);
+    }
     Notify(job, "exited", log);
     return 0;
   };
 
-  // Prepare: folders, code, inputs, outputs.
-  // Only what every job needs is created here: each inode costs, at hundreds of jobs a second.
-  for (const char* d : {"/artifacts/user_logs"}) {
-    Status s = MakeDirs(run_dir + d);
-    if (!s.ok()) return fail(s.message());
-  }
-  std::error_code ec;
-  if (PathExists(layout.WorkDir())) fs::remove_all(layout.WorkDir(), ec);  // a rerun after a crash starts clean
-  Status s = MakeDirs(layout.WorkDir());
-  if (!s.ok()) return fail(s.message());
-  std::string blob_root = job.value("blob_root", "");
-  if (job.contains("snapshot") && job["snapshot"].is_array()) {
-    s = Materialize(job["snapshot"], blob_root, layout.WorkDir(), false);
-    if (!s.ok()) return fail("cannot materialise the code snapshot: " + s.message());
-    log.Line("code: " + std::to_string(job["snapshot"].size()) + " files in " + layout.WorkDir());
-  }
-  for (const char* name : {"outputs", "logs"}) {
-    s = LinkSpecialFolder(layout, name);
-    if (!s.ok()) return fail(s.message());
-  }
   std::vector<std::string> read_only;
-  for (const auto& in : job.value("inputs", json::array())) {
-    std::string name = in.value("name", "");
-    std::string kind = in.value("kind", "");
-    std::string dir = layout.Input(name);
-    std::string mode = in.value("mode", "ro_mount");
-    fs::remove_all(dir, ec);
-    s = MakeDirs(dir);
-    if (!s.ok()) return fail(s.message());
-    if (kind == "blobs") {
-      s = Materialize(in["manifest"], blob_root, dir, mode == "ro_mount");
-      if (!s.ok()) return fail("inputs." + name + ": " + s.message());
-    } else if (kind == "http") {
-      std::string url = in.value("url", "");
-      log.Line("inputs." + name + ": downloading " + url);
-      s = Download(url, dir + "/" + in.value("file_name", "data"), in.value("max_bytes", 1LL << 34));
-      if (!s.ok()) return fail("inputs." + name + ": " + s.message());
-    }
-    if (mode == "ro_mount") {
-      read_only.push_back(dir);
-      if (geteuid() != 0) ChmodReadOnly(dir);
-    }
-    log.Line("inputs." + name + ": " + mode + " at " + in.value("target", dir));
-  }
-  for (const auto& o : job.value("outputs", json::array())) {
-    s = MakeDirs(o.get<std::string>());
-    if (!s.ok()) return fail(s.message());
-  }
-
-  return RunProcesses(job, layout, log, started, read_only, /*node=*/-1);
+  if (Status s = Prepare(job, layout, log, read_only); !s.ok()) return fail(s.message());
+  return RunProcesses(job, layout, log, started, read_only, /*node=*/-1, stager);
 }
 
-int RunNodeSupervisor(const std::string& run_dir) {
+int SuperviseNode(const std::string& run_dir, Stager* stager) {
   // One node of a Slurm job: the coordinator prepared the run folder; this starts the node's processes.
   RunLayout layout(run_dir);
   long long started = NowMillis();
@@ -715,11 +850,63 @@ int RunNodeSupervisor(const std::string& run_dir) {
   if (pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) return 1;
   InstallSignalHandlers();
   std::vector<std::string> read_only;
-  for (const auto& in : job.value("inputs", json::array()))
-    if (in.value("mode", "ro_mount") == "ro_mount") read_only.push_back(layout.Input(in.value("name", "")));
   log.Line("node supervisor " + std::to_string(getpid()) + " for node " + std::to_string(node) + " of job " +
            job.value("name", "?"));
-  return RunProcesses(job, layout, log, started, read_only, node);
+  if (stager) {
+    // A node-local copy of its own: prepared here, as the coordinator prepared its.
+    if (Status s = Prepare(job, layout, log, read_only); !s.ok()) {
+      log.Line("cannot prepare the node: " + s.message());
+      json j = {{"outcome", "failed"}, {"reason", "node " + std::to_string(node) + ": " + s.message()}};
+      (void)WriteFileAtomic(layout.SystemLogDir() + "/node_" + std::to_string(node) + ".json", j.dump(), 0644);
+      stager->Push(layout, true);
+      return 1;
+    }
+  } else {
+    for (const auto& in : job.value("inputs", json::array()))
+      if (in.value("mode", "ro_mount") == "ro_mount") read_only.push_back(layout.Input(in.value("name", "")));
+  }
+  return RunProcesses(job, layout, log, started, read_only, node, stager);
+}
+}  // namespace
+
+int RunSupervisor(const std::string& run_dir) { return Supervise(run_dir, nullptr); }
+
+int RunNodeSupervisor(const std::string& run_dir) { return SuperviseNode(run_dir, nullptr); }
+
+int RunStagedSupervisor(const std::string& server_url, const std::string& job, bool node) {
+  const char* token = getenv("CAIRN_INTERNAL_TOKEN");
+  const char* slurm_job = getenv("SLURM_JOB_ID");
+  const char* node_id = getenv("SLURM_NODEID");
+  const char* tmp = getenv("TMPDIR");
+  std::string root = std::string(tmp && *tmp ? tmp : "/tmp") + "/cairn-run-" + job + "-" +
+                     (slurm_job ? slurm_job : std::to_string(getpid())) +
+                     (node ? "-node" + std::string(node_id ? node_id : "0") : "");
+  RunLayout layout(root);
+  Stager stager(server_url, job, token ? token : "");
+  Status s = MakeDirs(layout.SystemLogDir());
+  if (s.ok()) s = stager.Fetch(root);
+  int rc;
+  if (!s.ok()) {
+    // Nothing to run: say so where the workspace will see it.
+    SystemLog log(layout.SupervisorLog());
+    log.Line("cannot stage the run from " + server_url + ": " + s.message());
+    if (node) {
+      stager.Push(layout, true);
+      return 1;
+    }
+    Outcome o;
+    o.reason = "the node could not fetch the job from the workspace server (" + s.message() + ")";
+    WriteExit(layout, o, NowMillis(), log);
+    stager.Push(layout, true);
+    (void)stager.PushExit(layout);
+    Notify(json{{"server_url", server_url}, {"name", job}, {"token", token ? token : ""}}, "exited", log);
+    rc = 0;
+  } else {
+    rc = node ? SuperviseNode(root, &stager) : Supervise(root, &stager);
+  }
+  std::error_code ec;
+  fs::remove_all(root, ec);  // everything went back to the workspace
+  return rc;
 }
 
 }  // namespace cairn::compute

@@ -20,4 +20,9 @@ int RunSupervisor(const std::string& run_dir);
 // when a process failed, so srun stops the other nodes.
 int RunNodeSupervisor(const std::string& run_dir);
 
+// `cairn supervise --staged <server-url> <job> [--node]`: the same, on a node that does not see the
+// workspace's filesystem. The run file and the blobs it names come from the server (job token in
+// CAIRN_INTERNAL_TOKEN) into a node-local folder; logs go back every second, outputs and records at the end.
+int RunStagedSupervisor(const std::string& server_url, const std::string& job, bool node);
+
 }  // namespace cairn::compute

@@ -65,6 +65,10 @@ void Scheduler::StartSlurmJob(const JobRecord& job, json run, const compute::Slu
   req.nodes = plan.nodes;
   req.tasks_per_node = plan.OnNode(0);
   req.timeout_seconds = run.value("timeout_seconds", 0LL);
+  req.staging = slurm.value("staging", "auto");
+  req.server_url = slurm.value("server_url", config_.server_url);
+  req.token = job.token;
+  if (slurm.contains("server_url")) run["server_url"] = req.server_url;
   std::string script_path = layout.root + "/slurm_job.sh";
   Status s = MakeDirs(layout.SystemLogDir());
   if (s.ok()) s = MakeDirs(layout.Artifacts() + "/user_logs");

@@ -538,6 +538,50 @@ class Server {
       if (fd < 0) return SendError(res, Internal("cannot open " + req.matches[2].str()));
       res.set_file_content(fd, static_cast<size_t>(st.st_size), "application/octet-stream");
     });
+    // Staging, for supervisors on nodes that do not share the workspace's filesystem (a Slurm cluster's):
+    // the run file, the blobs it names, and the run's files written back as they grow.
+    svr_.Get(R"(/api/v1/internal/jobs/([^/]+)/run)", [this](const http::Request& req, http::Response& res) {
+      compute::RunLayout layout = compute::RunLayout::For(opt_.home, req.matches[1]);
+      auto text = ReadFile(layout.JobFile());
+      if (!text.ok()) return SendError(res, text.status());
+      res.set_header("X-Cairn-Run-Root", layout.root);
+      res.set_content(*text, "application/json");
+    });
+    svr_.Get(R"(/api/v1/internal/jobs/([^/]+)/blobs/([0-9a-f]{64}))", [this](const http::Request& req, http::Response& res) {
+      // Only what the job's run file names: a job's token reads its own code and inputs, nothing else.
+      compute::RunLayout layout = compute::RunLayout::For(opt_.home, req.matches[1]);
+      auto text = ReadFile(layout.JobFile());
+      if (!text.ok() || text->find(req.matches[2].str()) == std::string::npos)
+        return SendError(res, NotFound("job '" + req.matches[1].str() + "' has no blob " + req.matches[2].str()));
+      store::BlobStore blobs(ws_.Blobs());
+      std::string path = blobs.PathOf(req.matches[2]);
+      struct stat st;
+      int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0 || fstat(fd, &st) != 0) {
+        if (fd >= 0) close(fd);
+        return SendError(res, NotFound("blob " + req.matches[2].str() + " is missing from the workspace"));
+      }
+      res.set_file_content(fd, static_cast<size_t>(st.st_size), "application/octet-stream");
+    });
+    svr_.Put(R"(/api/v1/internal/jobs/([^/]+)/files/(.+))", [this](const http::Request& req, http::Response& res) {
+      compute::RunLayout layout = compute::RunLayout::For(opt_.home, req.matches[1]);
+      std::string rel = req.matches[2];
+      std::string path;
+      if (rel == "exit.json") path = layout.ExitFile();
+      else if (StartsWith(rel, "outputs/")) path = MapRunPath(layout, "named-outputs/" + rel.substr(8));
+      else path = MapRunPath(layout, rel);
+      if (path.empty()) return SendError(res, InvalidArgument("cannot write '" + rel + "' in a run folder"));
+      long long offset = req.has_param("offset") ? atoll(req.get_param_value("offset").c_str()) : 0;
+      Status s = MakeDirs(Dirname(path));
+      if (!s.ok()) return SendError(res, s);
+      // Offset 0 starts the file over; a later offset appends where the node left off.
+      int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (offset == 0 ? O_TRUNC : 0), 0644);
+      if (fd < 0) return SendError(res, Internal("cannot write " + rel));
+      ssize_t n = pwrite(fd, req.body.data(), req.body.size(), static_cast<off_t>(offset));
+      close(fd);
+      if (n != static_cast<ssize_t>(req.body.size())) return SendError(res, Internal("short write to " + rel));
+      SendJson(res, {{"size", offset + static_cast<long long>(req.body.size())}});
+    });
     svr_.Post(R"(/api/v1/internal/jobs/([^/]+)/events)", [this](const http::Request& req, http::Response& res) {
       json body = json::parse(req.body, nullptr, false);
       if (!body.is_object()) return SendError(res, InvalidArgument("expected {\"event\": ...}"));

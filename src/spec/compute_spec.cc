@@ -56,7 +56,7 @@ const std::vector<std::string> kKeys = {"$schema", "name", "type", "size", "min_
                                         "idle_time_before_shutdown", "setup_scripts", "slurm"};
 
 const std::vector<std::string> kSlurmKeys = {"partition", "account", "qos", "sbatch_options", "conf",
-                                             "mpirun_options", "cairn"};
+                                             "mpirun_options", "cairn", "staging", "server_url"};
 
 // `slurm:` of a compute: how jobs reach the cluster. Strings, and lists of strings for the options.
 json ParseSlurm(const YNode& n, Diagnostics& d) {
@@ -93,6 +93,9 @@ json ParseSlurm(const YNode& n, Diagnostics& d) {
       out[e.key] = list;
     } else if (!v.IsScalar()) {
       d.Error(v.file, v.line, v.column, "slurm." + e.key + ": expected a string, got " + v.TypeName());
+    } else if (e.key == "staging" && v.scalar != "auto" && v.scalar != "http") {
+      d.Error(v.file, v.line, v.column, "slurm.staging: expected auto (the workspace folder when the nodes see "
+                                        "it, else over HTTP) or http, got \"" + v.scalar + "\"");
     } else {
       out[e.key] = v.scalar;
     }

@@ -269,3 +269,49 @@ distribution: {type: pytorch, process_count_per_instance: 1}
                 pass
         cluster.stop()
         subprocess.run(["pkill", "-9", "-f", "sleep 300"], capture_output=True)
+
+
+def test_nodes_without_the_workspace_filesystem_get_the_run_over_http(ws, slurm):
+    # staging: http makes every node fetch the run from the server and send everything back, as on a
+    # cluster whose nodes do not mount the workspace (here they could, so the test can look at both sides).
+    make_compute(ws, slurm, extra="  staging: http")
+    ws.write("src/work.py", """
+import os, sys, time
+print("cwd", os.getcwd(), flush=True)
+os.makedirs("outputs", exist_ok=True)
+open("outputs/result.txt", "w").write("rank " + os.environ.get("RANK", "-") + " done\\n")
+open("logs/progress.log", "a").write("step 1\\n")
+print("first", flush=True)
+time.sleep(float(sys.argv[1]))
+print("second", flush=True)
+""")
+    path = write_job(ws, f"{PYTHON} work.py 3")
+    name = ws.json("job", "create", "-f", path)["name"]
+    ws.wait_status(name, "Running", timeout=30)
+    log = os.path.join(ws.home, "runs", name, "artifacts", "user_logs", "std_log.txt")
+    # The log streams while the job runs: the first line is in the workspace before the job ends.
+    wait_for(lambda: os.path.exists(log) and "first" in open(log).read(), timeout=10, what="the first line")
+    assert "second" not in open(log).read() and ws.job(name)["status"] == "Running"
+    job = ws.wait_status(name, ["Completed", "Failed"], timeout=30)
+    assert job["status"] == "Completed", job
+    text = open(log).read()
+    # It ran in a node-local copy, not in the workspace's run folder.
+    cwd = re.search(r"cwd (\S+)", text).group(1)
+    assert cwd.startswith("/tmp/cairn-run-" + name) and not os.path.exists(cwd)
+    assert text.endswith("first\nsecond\n")
+    ws.run("job", "download", "-n", name, "-p", "dl")
+    assert open(os.path.join(ws.dir, "dl", "artifacts", "outputs", "result.txt")).read() == "rank - done\n"
+    assert open(os.path.join(ws.dir, "dl", "artifacts", "logs", "progress.log")).read() == "step 1\n"
+
+    # Two nodes, each with its own copy: every rank's log comes back.
+    path = write_job(ws, f"{PYTHON} work.py 0", """
+resources: {instance_count: 2}
+distribution: {type: pytorch, process_count_per_instance: 1}
+""", file="two.yml")
+    p = ws.run("job", "create", "-f", path, "--stream", "--all-ranks", timeout=60)
+    name = re.search(r"RunId: (\S+)", p.stdout).group(1)
+    assert ws.job(name)["status"] == "Completed", p.stdout
+    for rank in range(2):
+        assert "second" in rank_log(ws, name, rank)
+    sysdir = os.path.join(ws.home, "runs", name, "artifacts", "system_logs")
+    assert {"node_0.json", "node_1.json"} <= set(os.listdir(sysdir))
