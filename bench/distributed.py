@@ -161,8 +161,11 @@ def main():
                                                                    statistics.median(hand_start)) * 1000, 1)}
         print(json.dumps({"local_ddp_start": results["local_ddp_start"]}), flush=True)
     finally:
-        subprocess.run([CAIRN, "server", "stop"], env=env, capture_output=True)
-        subprocess.run([CLUSTER, "stop", cluster_dir], capture_output=True)
+        for cleanup in ([CAIRN, "server", "stop"], [CLUSTER, "stop", cluster_dir]):
+            try:
+                subprocess.run(cleanup, env=env, capture_output=True, timeout=60)
+            except (OSError, subprocess.SubprocessError) as e:
+                print(f"cleanup {cleanup[0]}: {e}", file=sys.stderr)
         shutil.rmtree(root, ignore_errors=True)
     print(json.dumps(results, indent=2))
 

@@ -24,6 +24,7 @@
 #include "base/util.h"
 #include "compute/distribution.h"
 #include "compute/process.h"
+#include "compute/slurm.h"
 #include "compute/run_layout.h"
 
 extern char** environ;
@@ -225,33 +226,6 @@ int FreePort() {
   return port;
 }
 
-// The output of a short command (scontrol), or "" when it fails.
-std::string CommandOutput(const std::vector<std::string>& argv) {
-  int out[2];
-  if (pipe2(out, O_CLOEXEC) != 0) return "";
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(out[1], 1);
-    int devnull = open("/dev/null", O_WRONLY);
-    dup2(devnull, 2);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execvp(args[0], args.data());
-    _exit(127);
-  }
-  close(out[1]);
-  std::string text;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(out[0], buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
-  close(out[0]);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? text : "";
-}
-
 // The allocation's nodes in node-rank order, each as the address its daemons are reached at
 // (Slurm's NodeAddr: the host name on most clusters, an IP where names do not resolve). Two scontrol
 // calls, whatever the number of nodes.
@@ -260,13 +234,15 @@ std::vector<std::string> SlurmHosts() {
   const char* list = getenv("SLURM_JOB_NODELIST");
   if (!list) return hosts;
   std::map<std::string, std::string> addr;
-  for (const auto& line : Split(CommandOutput({"scontrol", "show", "node", "-o", list}), '\n')) {
+  auto nodes = RunSlurmCommand({}, {"scontrol", "show", "node", "-o", list});
+  for (const auto& line : Split(nodes.ok() ? *nodes : "", '\n')) {
     size_t n = line.find("NodeName="), a = line.find("NodeAddr=");
     if (n == std::string::npos || a == std::string::npos) continue;
     auto field = [&](size_t at, size_t skip) { return line.substr(at + skip, line.find(' ', at + skip) - at - skip); };
     addr[field(n, 9)] = field(a, 9);
   }
-  for (const auto& name : Split(CommandOutput({"scontrol", "show", "hostnames", list}), '\n')) {
+  auto names = RunSlurmCommand({}, {"scontrol", "show", "hostnames", list});
+  for (const auto& name : Split(names.ok() ? *names : "", '\n')) {
     std::string n = Trim(name);
     if (n.empty()) continue;
     hosts.push_back(addr.count(n) ? addr[n] : n);
