@@ -24,6 +24,7 @@
 #include "tracking/tracking_store.h"
 #include "server/workspace.h"
 #include "store/blob_store.h"
+#include "tracking/downsample.h"
 
 namespace cairn::server {
 
@@ -502,19 +503,34 @@ class Server {
       std::vector<std::string> keys;
       if (req.has_param("key")) keys.push_back(req.get_param_value("key"));
       else keys = tracking_->MetricKeys(job->name);
-      json out = json::object();
+      // max_points: a chart's worth, downsampled on the server keeping every column's extremes
+      // (tracking/downsample.h); x: the chart's axis, step (default) or timestamp.
+      size_t max_points = req.has_param("max_points")
+                              ? static_cast<size_t>(std::max(0LL, atoll(req.get_param_value("max_points").c_str())))
+                              : 0;
+      tracking::XAxis axis = req.get_param_value("x") == "timestamp" ? tracking::XAxis::kTimestamp : tracking::XAxis::kStep;
+      json out = json::object(), totals = json::object();
       for (const auto& k : keys) {
         auto h = tracking_->GetHistory(job->name, k);
         if (!h.ok()) continue;
         json arr = json::array();
-        for (const auto& m : *h)
+        auto add = [&](const tracking::Point& m) {
           arr.push_back({{"step", m.step}, {"timestamp", m.timestamp},
                          {"value", std::isnan(m.value) ? json("NaN") : json(m.value)}});
+        };
+        if (max_points > 0) {
+          for (size_t i : tracking::MinMaxDownsample(*h, max_points, axis)) add((*h)[i]);
+        } else {
+          for (const auto& m : *h) add(m);
+        }
+        totals[k] = h->size();
         out[k] = arr;
       }
       if (req.has_param("key") && out.empty())
         return SendError(res, NotFound("job '" + job->name + "' has no metric '" + req.get_param_value("key") + "'"));
-      SendJson(res, {{"name", job->name}, {"metrics", out}});
+      json body = {{"name", job->name}, {"metrics", out}};
+      if (max_points > 0) body["total_points"] = totals;
+      SendJson(res, body);
     });
     svr_.Get(R"(/api/v1/jobs/([^/]+)/files)", [this](const http::Request& req, http::Response& res) {
       auto job = Reader().Get(req.matches[1]);

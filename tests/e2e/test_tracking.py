@@ -371,3 +371,24 @@ def test_a_jobs_token_may_log_models_for_its_own_run_only(ws):
     assert "foreign 403\n" in p.stdout and "other 403\n" in p.stdout
     _, run = call(ws, "GET", "/api/2.0/mlflow/runs/get", query={"run_id": "modeller"})
     assert len(run["run"]["outputs"]["model_outputs"]) == 1
+
+
+def test_a_long_metric_is_downsampled_for_charts_keeping_its_extremes(ws):
+    ws.write("job.yml", "command: echo hi\nenvironment: azureml:x@latest\n")
+    name = ws.json("job", "create", "-f", "job.yml")["name"]
+    ws.wait_status(name, "Completed")
+    n = 20000
+    for start in range(0, n, 1000):
+        metrics = [{"key": "loss", "value": 1.0 / (1 + i) if i != 12345 else 99.0, "timestamp": 1700000000000 + i,
+                    "step": i} for i in range(start, start + 1000)]
+        assert call(ws, "POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": name, "metrics": metrics}) == (200, {})
+    status, full = call(ws, "GET", f"/api/v1/jobs/{name}/metrics", query={"key": "loss"})
+    assert status == 200 and len(full["metrics"]["loss"]) == n
+    status, small = call(ws, "GET", f"/api/v1/jobs/{name}/metrics", query={"key": "loss", "max_points": 300})
+    points = small["metrics"]["loss"]
+    assert status == 200 and small["total_points"] == {"loss": n} and 100 <= len(points) <= 300
+    steps = [p["step"] for p in points]
+    assert steps == sorted(steps) and steps[0] == 0 and steps[-1] == n - 1
+    assert {"step": 12345, "timestamp": 1700000012345, "value": 99.0} in points  # the spike survives
+    status, by_time = call(ws, "GET", f"/api/v1/jobs/{name}/metrics", query={"max_points": 50, "x": "timestamp"})
+    assert status == 200 and len(by_time["metrics"]["loss"]) <= 50
