@@ -48,6 +48,11 @@ void Response::set_content(const char* s, size_t n, const std::string& type) {
   set_header("Content-Type", type);
 }
 
+void Response::set_stream(const std::string& type, std::function<bool(DataSink& sink)> step) {
+  set_header("Content-Type", type);
+  stream = std::move(step);
+}
+
 void Response::set_content_provider(size_t length, const std::string& type, ContentProvider p,
                                     std::function<void(bool)> r) {
   provider_length = length;
@@ -515,6 +520,20 @@ bool Server::ServeOne(int fd, std::string& buf, size_t& pos) {
   if (stopping_) keep_alive = false;
 
   requests_.fetch_add(1, std::memory_order_relaxed);
+  if (res.stream && req.method != "HEAD") {
+    // No length: the body ends when the connection does.
+    std::string head = "HTTP/1.1 " + std::to_string(res.status) + " " + Reason(res.status) + "\r\n";
+    for (const auto& [k, v] : res.headers) {
+      if (strcasecmp(k.c_str(), "Content-Length") == 0 || strcasecmp(k.c_str(), "Connection") == 0) continue;
+      head += k + ": " + v + "\r\n";
+    }
+    head += "Cache-Control: no-cache\r\nConnection: close\r\n\r\n";
+    bool ok = SendAll(fd, head.data(), head.size());
+    DataSink sink([&](const char* d, size_t n) { return SendAll(fd, d, n); });
+    while (ok && !stopping_ && res.stream(sink) && sink.ok()) {
+    }
+    return false;
+  }
   bool streamed = res.provider || res.file_fd >= 0;
   size_t content_length = streamed ? res.provider_length : res.body.size();
   std::string head = "HTTP/1.1 " + std::to_string(res.status) + " " + Reason(res.status) + "\r\n";

@@ -72,12 +72,16 @@ struct Response {
                             std::function<void(bool)> release = nullptr);
   // A body read from `fd` (sent with sendfile; the server closes the descriptor).
   void set_file_content(int fd, size_t length, const std::string& type);
+  // A body of unknown length, ended by closing the connection (server-sent events): `step` is called
+  // until it returns false or a write fails; each call writes what it has, waiting as it likes.
+  void set_stream(const std::string& type, std::function<bool(DataSink& sink)> step);
 
   // Used by the server.
   size_t provider_length = 0;
   ContentProvider provider;
   std::function<void(bool)> release;
   int file_fd = -1;
+  std::function<bool(DataSink& sink)> stream;
 };
 
 // Hands the request body to `receiver` piece by piece; false when the client stopped sending.
@@ -114,6 +118,8 @@ class Server {
   void stop();
   // Requests answered so far (the server uses it to tell when it has gone quiet).
   unsigned long long requests() const { return requests_.load(std::memory_order_relaxed); }
+  // Whether stop() was called: long-lived responses end when it is.
+  bool stopping() const { return stopping_.load(); }
 
  private:
   struct Route {

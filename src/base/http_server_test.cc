@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <memory>
 #include <thread>
 
 #include "base/http_client.h"
@@ -42,6 +44,19 @@ class ServerTest : public ::testing::Test {
       res.set_content_provider(10, "text/plain", [](size_t offset, size_t, DataSink& sink) {
         std::string part(offset < 5 ? "01234" : "56789");
         return sink.write(part.data(), part.size());
+      });
+    });
+    svr_.Get("/events", [](const Request&, Response& res) {
+      auto n = std::make_shared<int>(0);
+      res.set_stream("text/event-stream", [n](DataSink& sink) {
+        std::string event = "data: " + std::to_string((*n)++) + "\n\n";
+        return *n <= 3 && sink.write(event.data(), event.size());
+      });
+    });
+    svr_.Get("/forever", [](const Request&, Response& res) {
+      res.set_stream("text/event-stream", [](DataSink& sink) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        return sink.write(": tick\n", 7);
       });
     });
     svr_.set_exception_handler([](const Request&, Response& res, std::exception_ptr ep) {
@@ -166,6 +181,28 @@ TEST_F(ServerTest, StopEndsIdleKeepAliveConnections) {
   thread_.join();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
   thread_ = std::thread([] {});
+}
+
+}  // namespace
+}  // namespace cairn::http
+
+namespace cairn::http {
+namespace {
+
+TEST_F(ServerTest, StreamsEndWithTheConnection) {
+  std::string out = Raw("GET /events HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(out.rfind("HTTP/1.1 200", 0), 0u) << out;
+  EXPECT_NE(out.find("Content-Type: text/event-stream\r\n"), std::string::npos);
+  EXPECT_NE(out.find("Connection: close\r\n"), std::string::npos);
+  EXPECT_EQ(out.find("Content-Length"), std::string::npos);
+  EXPECT_EQ(out.substr(out.find("\r\n\r\n") + 4), "data: 0\n\ndata: 1\n\ndata: 2\n\n");
+}
+
+TEST_F(ServerTest, StopEndsAStreamThatWouldNeverEnd) {
+  std::thread reader([this] { EXPECT_NE(Raw("GET /forever HTTP/1.1\r\n\r\n", false).find(": tick"), std::string::npos); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  svr_.stop();  // TearDown joins the server, which must not wait for the stream forever
+  reader.join();
 }
 
 }  // namespace

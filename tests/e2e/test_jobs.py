@@ -200,3 +200,32 @@ def test_compute_from_a_corpus_file_and_its_lifecycle(ws):
     p = ws.run("compute", "show", "-n", "basic-example", check=False)
     assert p.returncode == 3
     assert p.stderr == "ERROR: no compute named 'basic-example' in this workspace\n"
+
+
+def test_server_sent_events_announce_job_changes(ws):
+    import urllib.request
+    ws.run("job", "list")  # starts the server
+    req = urllib.request.Request(ws.server_info()["url"] + "/api/v1/events",
+                                 headers={"Authorization": "Bearer " + ws.token()})
+    with urllib.request.urlopen(req, timeout=10) as stream:
+        assert stream.headers["Content-Type"] == "text/event-stream"
+
+        def next_event():
+            fields = {}
+            while True:
+                line = stream.readline().decode().rstrip("\n")
+                if line == "" and fields:
+                    return fields
+                if line and not line.startswith(":"):
+                    k, _, v = line.partition(": ")
+                    fields[k] = v
+
+        hello = next_event()
+        assert hello["event"] == "hello"
+        start = json.loads(hello["data"])["version"]
+        ws.write("job.yml", "command: echo hi\nenvironment: azureml:x@latest\n")
+        t0 = time.time()
+        ws.json("job", "create", "-f", "job.yml")
+        changed = next_event()
+        assert changed["event"] == "jobs" and json.loads(changed["data"])["version"] > start
+        assert time.time() - t0 < 2
