@@ -9,6 +9,7 @@ deps:
 build: deps
 	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
 	@cmake --build $(BUILD)
+	@bash scripts/build-ui.sh
 
 test: build
 	@ctest --test-dir $(BUILD) --output-on-failure
@@ -25,6 +26,7 @@ sanitize: deps
 	  -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
 	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" > /dev/null
 	@cmake --build build-asan
+	@bash scripts/build-ui.sh
 	@ctest --test-dir build-asan --output-on-failure
 
 demo: build

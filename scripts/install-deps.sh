@@ -11,6 +11,8 @@ PACKAGES=(
   procps curl util-linux iproute2
   # Distributed jobs and the Slurm compute: the tests run real frameworks and a real Slurm cluster.
   openmpi-bin python3-mpi4py python3-torch slurm-wlm munge
+  # The studio's browser tests: Debian's Chromium, driven by playwright-core.
+  chromium
 )
 
 missing=()
@@ -36,4 +38,8 @@ fi
 here="$(cd "$(dirname "$0")/.." && pwd)"
 if [[ ! -d "$here/tests/node/node_modules/mlflow" ]]; then
   (cd "$here/tests/node" && npm install --no-audit --no-fund --silent >&2)
+fi
+# playwright-core for the studio's tests in a real browser.
+if [[ ! -d "$here/tests/browser/node_modules/playwright-core" ]]; then
+  (cd "$here/tests/browser" && npm install --no-audit --no-fund --silent >&2)
 fi

@@ -86,8 +86,23 @@ const std::vector<Column> kComputeColumns = {
 
 Result<std::unique_ptr<Client>> ConnectOrFail() { return Connect(); }
 
+// A studio address that signs the browser in: a one-time link (valid 5 minutes) that sets a session
+// cookie and goes on to `page` ("/#/jobs/x"). The workspace token never appears in it.
+std::string StudioLink(Client& client, const std::string& page) {
+  auto code = client.Post("/api/v1/login-codes", json::object());
+  if (!code.ok()) return client.url() + page;
+  return code->value("url", "") + "&next=" + HttpClient::UrlEncode(page);
+}
+
+void LaunchBrowser(const std::string& url);
+
 void OpenInBrowser(const std::string& url) {
   fprintf(stderr, "Studio: %s\n", url.c_str());
+  LaunchBrowser(url);
+}
+
+// Opens `url` where there is a display to open it on; silent elsewhere.
+void LaunchBrowser(const std::string& url) {
   if (!getenv("DISPLAY") && !getenv("WAYLAND_DISPLAY")) return;
   if (fork() == 0) {
     setsid();
@@ -179,7 +194,7 @@ int JobCreate(const Globals& g, const JobArgs& a) {
     Status s = WriteFileAtomic(a.save_as, ToYaml(saved));
     if (!s.ok()) return Fail(s);
   }
-  if (a.web) OpenInBrowser((*created)["services"]["Studio"].value("endpoint", ""));
+  if (a.web) OpenInBrowser(StudioLink(**client, "/#/jobs/" + name));
   if (a.stream) {
     auto done = StreamJob(**client, name, isatty(1), a.all_ranks);
     if (!done.ok()) return Fail(done.status());
@@ -215,7 +230,7 @@ int JobShow(const Globals& g, const JobArgs& a) {
   if (!client.ok()) return Fail(client.status());
   auto job = (*client)->Get("/api/v1/jobs/" + a.name);
   if (!job.ok()) return Fail(job.status());
-  if (a.web) OpenInBrowser((*job)["services"]["Studio"].value("endpoint", ""));
+  if (a.web) OpenInBrowser(StudioLink(**client, "/#/jobs/" + a.name));
   if (g.output == "table") AddSummaries(*job);
   int rc = Print(g, *job, kJobShowColumns);
   if (rc == 0 && g.output == "table" && g.query.empty() && job->value("type", "") == "sweep") {
@@ -641,6 +656,18 @@ int RunCli(int argc, char** argv) {
     std::string host = "127.0.0.1";
     int local_slots = 0;
   } so;
+  auto* studio = app.add_subcommand("studio", "Print (and open, where a browser is) a sign-in link to the studio");
+  std::string studio_page = "/#/jobs";
+  studio->add_option("--page", studio_page, "the page to land on (default /#/jobs)");
+  studio->callback([&] {
+    auto client = ConnectOrFail();
+    if (!client.ok()) { rc = Fail(client.status()); return; }
+    std::string link = StudioLink(**client, studio_page);
+    printf("%s\n", link.c_str());
+    LaunchBrowser(link);
+    rc = 0;
+  });
+
   auto* srv = app.add_subcommand("server", "Run the workspace server (the CLI starts it on demand)");
   srv->add_option("--port", so.port, "port (0: any free one)");
   srv->add_option("--host", so.host, "address to listen on (default 127.0.0.1)");

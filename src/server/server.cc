@@ -104,6 +104,36 @@ std::string& RequestScope() {
 }
 
 // cairn_mlflow.py, the dependency-free helper: beside the binaries in a build tree, or installed.
+// The studio's built files (ui/dist in a build tree, share/cairn/ui when installed; CAIRN_UI_DIR to
+// override), or "" when it was not built.
+std::string UiDir() {
+  if (const char* d = getenv("CAIRN_UI_DIR"); d && *d) return d;
+  std::string exe_dir = Dirname(compute::SelfExe());
+  for (const auto& d : {exe_dir + "/../ui/dist", exe_dir + "/../share/cairn/ui"})
+    if (PathExists(d + "/index.html")) return AbsPath(d);
+  return "";
+}
+
+std::string ContentTypeOf(const std::string& path) {
+  static const std::map<std::string, std::string> kTypes = {
+      {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
+      {".css", "text/css; charset=utf-8"},   {".svg", "image/svg+xml"},
+      {".png", "image/png"},                 {".ico", "image/x-icon"},
+      {".json", "application/json"},         {".woff2", "font/woff2"},
+      {".map", "application/json"}};
+  size_t dot = path.rfind('.');
+  auto it = dot == std::string::npos ? kTypes.end() : kTypes.find(path.substr(dot));
+  return it == kTypes.end() ? "application/octet-stream" : it->second;
+}
+
+std::string SessionOf(const http::Request& req) {
+  for (const auto& part : Split(req.get_header_value("Cookie"), ';')) {
+    std::string c = Trim(part);
+    if (StartsWith(c, "cairn_session=")) return c.substr(14);
+  }
+  return "";
+}
+
 std::string PythonHelperDir() {
   std::string exe_dir = Dirname(compute::SelfExe());
   for (const auto& d : {exe_dir + "/../python", exe_dir + "/../share/cairn/python"})
@@ -312,6 +342,11 @@ class Server {
       if (!StartsWith(req.path, "/api/")) return http::Server::HandlerResponse::Unhandled;
       std::string bearer = BearerOf(req);
       if (SameToken(bearer, token_)) return http::Server::HandlerResponse::Unhandled;
+      // The studio: a browser signed in through a one-time link carries a session cookie.
+      if (std::string session = SessionOf(req); !session.empty()) {
+        std::lock_guard<std::mutex> l(auth_mu_);
+        if (sessions_.count(session)) return http::Server::HandlerResponse::Unhandled;
+      }
       // A job's MLflow client authenticates with the job's token and may write only to the job's run.
       if (StartsWith(req.path, "/api/2.0/") && !bearer.empty()) {
         std::string job = Reader().JobByToken(bearer);
@@ -348,11 +383,6 @@ class Server {
     mlflow_.scope = [] { return RequestScope(); };
     RegisterMlflowRoutes(svr_, mlflow_);
 
-    svr_.Get("/", [this](const http::Request&, http::Response& res) {
-      res.set_content("<!doctype html><title>Cairn</title><h1>Cairn workspace</h1><p>The studio is not built "
-                      "yet. Use <code>cairn job list</code>. Workspace: " + opt_.home + "</p>",
-                      "text/html");
-    });
     svr_.Get("/api/v1/health", [this](const http::Request&, http::Response& res) {
       SendJson(res, {{"status", "ok"}, {"pid", getpid()}, {"workspace", opt_.home}, {"url", url_},
                      {"local_slots", sched_->local_slots()}});
@@ -494,6 +524,48 @@ class Server {
                   SendJson(res, job.ok() ? View(*job) : json::object());
                 });
     }
+    // The studio: its files need no sign-in (they hold no data); its API calls do, through a session
+    // cookie that a one-time link (POST /api/v1/login-codes, then GET /login?code=) sets.
+    svr_.Get("/", [this](const http::Request&, http::Response& res) { SendUiFile(res, "index.html"); });
+    svr_.Get(R"(/(assets/[A-Za-z0-9._-]+|favicon\.svg))", [this](const http::Request& req, http::Response& res) {
+      SendUiFile(res, req.matches[1]);
+    });
+    svr_.Post("/api/v1/login-codes", [this](const http::Request&, http::Response& res) {
+      std::string code = RandomHex(24);
+      {
+        std::lock_guard<std::mutex> l(auth_mu_);
+        long long now = NowMillis();
+        for (auto it = login_codes_.begin(); it != login_codes_.end();)
+          it = it->second < now ? login_codes_.erase(it) : std::next(it);
+        login_codes_[code] = now + 5 * 60 * 1000;
+      }
+      SendJson(res, {{"code", code}, {"expires_in", 300}, {"url", url_ + "/login?code=" + code}}, 201);
+    });
+    svr_.Get("/login", [this](const http::Request& req, http::Response& res) {
+      std::string code = req.get_param_value("code");
+      std::string next = req.get_param_value("next");
+      if (next.empty() || next[0] != '/' || StartsWith(next, "//")) next = "/";  // this server's pages only
+      std::string session;
+      {
+        std::lock_guard<std::mutex> l(auth_mu_);
+        auto it = login_codes_.find(code);
+        if (it != login_codes_.end() && it->second >= NowMillis()) {
+          session = RandomHex(32);
+          sessions_.insert(session);
+        }
+        if (it != login_codes_.end()) login_codes_.erase(it);  // one use, valid or not
+      }
+      if (session.empty()) {
+        res.status = 403;
+        res.set_content("<!doctype html><title>Cairn</title><p>This sign-in link has expired or was already used. "
+                        "Run <code>cairn studio</code> for a new one.</p>", "text/html; charset=utf-8");
+        return;
+      }
+      res.status = 302;
+      res.set_header("Set-Cookie", "cairn_session=" + session + "; Path=/; HttpOnly; SameSite=Strict");
+      res.set_header("Location", next);
+    });
+
     // Server-sent events: "jobs" whenever any job changes (status, a new job, an end), so a page re-reads
     // what it shows instead of polling. A comment every 15 s keeps proxies from closing a quiet stream;
     // the stream ends after 10 minutes (EventSource reconnects on its own) or when the server stops.
@@ -720,6 +792,30 @@ class Server {
     }
   }
 
+  void SendUiFile(http::Response& res, const std::string& rel) {
+    std::string dir = UiDir();
+    if (dir.empty()) {
+      res.status = rel == "index.html" ? 200 : 404;
+      res.set_content("<!doctype html><title>Cairn</title><p>The studio is not built here: <code>make build</code> "
+                      "builds it (npm), and the REST API at /api/v1 works without it.</p>", "text/html; charset=utf-8");
+      return;
+    }
+    std::string path = dir + "/" + rel;
+    struct stat st;
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0) {
+      if (fd >= 0) close(fd);
+      return SendError(res, NotFound("no file " + rel));
+    }
+    // Built assets carry their content hash in their names: they never change.
+    if (StartsWith(rel, "assets/")) res.set_header("Cache-Control", "public, max-age=31536000, immutable");
+    else res.set_header("Cache-Control", "no-cache");
+    res.set_file_content(fd, static_cast<size_t>(st.st_size), ContentTypeOf(rel));
+  }
+
+  std::mutex auth_mu_;
+  std::map<std::string, long long> login_codes_;  // one-time sign-in codes -> expiry
+  std::set<std::string> sessions_;                // the studio's signed-in browsers (until the server stops)
   ServerOptions opt_;
   std::string token_;
   WorkspacePaths ws_;

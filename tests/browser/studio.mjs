@@ -1,0 +1,97 @@
+// The studio in a real headless Chromium: node studio.mjs '<json config>' (from tests/e2e/test_studio.py).
+// Each check waits for what a user would see; screenshots of each page go to config.out. Exits non-zero,
+// naming the check, when one fails.
+import { chromium } from "playwright-core";
+import fs from "node:fs";
+import path from "node:path";
+
+const cfg = JSON.parse(process.argv[2]);
+const home = fs.mkdtempSync(path.join(cfg.out, "chromium-"));
+const context = await chromium.launchPersistentContext(path.join(home, "profile"), {
+  executablePath: "/usr/bin/chromium",
+  acceptDownloads: true,
+  viewport: { width: 1400, height: 900 },
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  env: { ...process.env, HOME: home, XDG_CONFIG_HOME: home, XDG_CACHE_HOME: home },
+});
+const page = context.pages()[0] ?? (await context.newPage());
+const results = {};
+let step = "start";
+const shot = (name) => page.screenshot({ path: path.join(cfg.out, `${name}.png`), fullPage: true });
+const url = (hash) => `${cfg.server}/${hash}`;
+
+try {
+  step = "sign in through the one-time link, land on the jobs page";
+  await page.goto(cfg.login);
+  await page.waitForSelector(`[data-job="${cfg.done}"]`, { timeout: 15000 });
+  await shot("jobs");
+
+  step = "a running job's page shows it reach Completed without a reload";
+  await page.goto(url(`#/jobs/${cfg.live}`));
+  await page.waitForSelector(".job-head [data-status]", { timeout: 10000 });
+  results.live_status_before = await page.getAttribute(".job-head [data-status]", "data-status");
+  await page.waitForSelector('.job-head [data-status="Completed"]', { timeout: 30000 });
+  await shot("job-overview");
+
+  step = "the log shows the job's line";
+  await page.goto(url(`#/jobs/${cfg.live}/logs`));
+  await page.waitForFunction((t) => document.getElementById("log")?.textContent.includes(t), cfg.live_line, { timeout: 10000 });
+  await shot("job-logs");
+
+  step = "a chart is drawn from the logged points";
+  await page.goto(url(`#/jobs/${cfg.done}/metrics`));
+  await page.waitForSelector(".chart canvas", { timeout: 10000 });
+  results.chart_series = await page.$$eval(".chart .u-legend .u-series", (els) => els.map((e) => e.textContent.trim()));
+  results.chart_pixels = await page.$eval(".chart canvas", (c) => {
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let ink = 0;
+    for (let i = 3; i < d.length; i += 4) if (d[i] > 0) ink++;
+    return ink;
+  });
+  if (results.chart_pixels < 100) throw new Error(`the chart canvas is blank (${results.chart_pixels} pixels drawn)`);
+  await shot("job-metrics");
+
+  step = "an output downloads";
+  await page.goto(url(`#/jobs/${cfg.done}/outputs`));
+  await page.waitForSelector(`#files a[href$="${cfg.output_path}"]`, { timeout: 10000 });
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click(`#files a[href$="${cfg.output_path}"]`)]);
+  const saved = path.join(cfg.out, "downloaded.txt");
+  await download.saveAs(saved);
+  results.downloaded = fs.readFileSync(saved, "utf8");
+  await shot("job-outputs");
+
+  step = "cancel from the page stops a running job";
+  await page.goto(url(`#/jobs/${cfg.sleeper}`));
+  await page.waitForSelector("#cancel", { timeout: 10000 });
+  await page.click("#cancel");
+  await page.waitForSelector('.job-head [data-status="Canceled"]', { timeout: 30000 });
+  await shot("job-canceled");
+
+  step = "a sweep's trials and parallel coordinates";
+  await page.goto(url(`#/jobs/${cfg.sweep}/trials`));
+  await page.waitForSelector("#parallel-coordinates svg polyline", { state: "attached", timeout: 10000 });
+  results.parallel_lines = await page.$$eval("#parallel-coordinates svg polyline", (ls) => ls.map((l) => l.getAttribute("data-trial")));
+  results.best_trial = await page.textContent("#best-trial");
+  await shot("sweep-trials");
+
+  step = "compare two runs";
+  await page.goto(url(`#/compare?jobs=${cfg.compare.join(",")}`));
+  await page.waitForSelector("#compare-params tr.differs", { timeout: 10000 });
+  results.differing_params = await page.$$eval("#compare-params tr.differs td:first-child", (tds) => tds.map((t) => t.textContent));
+  await shot("compare");
+
+  step = "computes and experiments";
+  await page.goto(url("#/computes"));
+  await page.waitForSelector("#computes tr td", { timeout: 10000 });
+  await page.goto(url("#/experiments"));
+  await page.waitForSelector("#experiments tr td", { timeout: 10000 });
+  await shot("experiments");
+  console.log(JSON.stringify(results));
+} catch (e) {
+  await shot("failure").catch(() => {});
+  console.error(`studio check failed at: ${step}\n${e.stack ?? e}`);
+  process.exitCode = 1;
+} finally {
+  await context.close();
+}

@@ -1,0 +1,99 @@
+"""The studio in a real headless Chromium (tests/browser/studio.mjs, playwright-core): jobs run through the CLI,
+then the pages a user opens. Screenshots of every page are kept in $CAIRN_TEST_ARTIFACTS (default
+build/test-artifacts/studio)."""
+import json
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BROWSER = os.path.join(HERE, "..", "browser")
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
+
+CURVE = """\
+import sys, time
+import cairn_mlflow as mlflow
+lr = float(sys.argv[1])
+for step in range(5):
+    mlflow.log_metric("acc", 1 - lr / (step + 1), step=step)
+"""
+
+
+def call(ws, method, path, body):
+    import urllib.request
+    req = urllib.request.Request(ws.server_info()["url"] + path, data=json.dumps(body).encode(), method=method,
+                                 headers={"Authorization": "Bearer " + ws.token(), "Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as r:
+        return json.loads(r.read() or b"{}")
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="chromium is not installed")
+def test_studio_pages_in_a_real_browser(ws):
+    out = os.environ.get("CAIRN_TEST_ARTIFACTS") or os.path.join(ROOT, "build", "test-artifacts", "studio")
+    os.makedirs(out, exist_ok=True)
+    ws.write("src/curve.py", CURVE)
+    ws.write("done.yml", """
+code: src
+command: mkdir -p outputs && echo model weights > outputs/model.txt && echo done
+environment: azureml:x@latest
+tags: {team: vision}
+""")
+    ws.run("job", "create", "-f", "done.yml", "-n", "done_job", "--stream")
+    ws.run("job", "create", "-f", "done.yml", "-n", "other_job", "--stream")
+    # A curve on the finished job, and params that differ between the two.
+    call(ws, "POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": "done_job", "metrics": [
+        {"key": "loss", "value": 1.0 / (i + 1), "timestamp": 1700000000000 + i, "step": i} for i in range(500)],
+        "params": [{"key": "lr", "value": "0.1"}, {"key": "layers", "value": "3"}]})
+    call(ws, "POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": "other_job", "metrics": [
+        {"key": "loss", "value": 2.0 / (i + 1), "timestamp": 1700000000000 + i, "step": i} for i in range(500)],
+        "params": [{"key": "lr", "value": "0.01"}, {"key": "layers", "value": "3"}]})
+    ws.write("sweep.yml", """
+type: sweep
+trial:
+  code: src
+  command: /usr/bin/python3 curve.py ${{search_space.lr}}
+  environment: {image: python}
+sampling_algorithm: grid
+search_space:
+  lr: {type: choice, values: [0.1, 0.5, 0.9]}
+objective: {primary_metric: acc, goal: maximize}
+limits: {max_concurrent_trials: 2}
+""")
+    ws.run("job", "create", "-f", "sweep.yml", "-n", "sweep_job", "--stream", timeout=120)
+    ws.write("sleep.yml", "command: sleep 120\nenvironment: azureml:x@latest\n")
+    ws.run("job", "create", "-f", "sleep.yml", "-n", "sleeper")
+    ws.write("live.yml", "command: 'sleep 4; echo hello from the job'\nenvironment: azureml:x@latest\n")
+    ws.run("job", "create", "-f", "live.yml", "-n", "live_job")
+    login = ws.run("studio", "--page", "/#/jobs").stdout.strip()
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/login\?code=[0-9a-f]+&next=/%23/jobs", login), login
+
+    cfg = {"server": ws.server_info()["url"], "login": login, "done": "done_job", "live": "live_job",
+           "live_line": "hello from the job", "sleeper": "sleeper", "sweep": "sweep_job",
+           "output_path": "artifacts/outputs/model.txt", "compare": ["done_job", "other_job"], "out": out}
+    p = subprocess.run(["node", os.path.join(BROWSER, "studio.mjs"), json.dumps(cfg)], capture_output=True,
+                       text=True, timeout=180, cwd=BROWSER)
+    assert p.returncode == 0, p.stderr + p.stdout
+    results = json.loads(p.stdout.strip().splitlines()[-1])
+    assert results["live_status_before"] != "Completed"  # it changed while the page was open
+    assert results["downloaded"] == "model weights\n"
+    assert any("loss" in s for s in results["chart_series"])
+    assert sorted(results["parallel_lines"]) == ["sweep_job_0", "sweep_job_1", "sweep_job_2"]
+    assert "sweep_job_0" in results["best_trial"]  # lr 0.1 keeps acc highest
+    assert results["differing_params"] == ["lr"]
+    assert ws.job("sleeper")["status"] == "Canceled"
+    for page in ("jobs", "job-overview", "job-logs", "job-metrics", "job-outputs", "job-canceled", "sweep-trials", "compare"):
+        assert os.path.getsize(os.path.join(out, f"{page}.png")) > 1000
+
+    # A used or unknown sign-in link is refused; the API without a session is too.
+    import urllib.error
+    import urllib.request
+    for link in (login, ws.server_info()["url"] + "/login?code=nope"):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(link)
+        assert e.value.code == 403
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(ws.server_info()["url"] + "/api/v1/jobs")
+    assert e.value.code == 401

@@ -1,0 +1,108 @@
+// Metric charts on uPlot: several series on one x axis, log scale, exponential smoothing.
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import type { Point } from "./api";
+
+const COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+
+export interface Series { label: string; points: Point[] }
+
+function smooth(values: (number | null)[], weight: number): (number | null)[] {
+  if (weight <= 0) return values;
+  let last: number | null = null;
+  return values.map((v) => {
+    if (v === null) return null;
+    last = last === null ? v : last * weight + (1 - weight) * v;
+    return last;
+  });
+}
+
+export function drawChart(target: HTMLElement, series: Series[], opts: { log: boolean; smoothing: number; x: "step" | "timestamp"; title: string }): uPlot {
+  // One x axis for all series: the union of their x values.
+  const xs = new Set<number>();
+  for (const s of series) for (const p of s.points) xs.add(opts.x === "step" ? p.step : p.timestamp / 1000);
+  const x = [...xs].sort((a, b) => a - b);
+  const index = new Map(x.map((v, i) => [v, i]));
+  const ys = series.map((s) => {
+    const y: (number | null)[] = new Array(x.length).fill(null);
+    for (const p of s.points) {
+      const v = typeof p.value === "number" ? p.value : Number(p.value);
+      y[index.get(opts.x === "step" ? p.step : p.timestamp / 1000)!] = Number.isFinite(v) && (!opts.log || v > 0) ? v : null;
+    }
+    return smooth(y, opts.smoothing);
+  });
+  const width = Math.max(300, target.clientWidth || 600);
+  return new uPlot(
+    {
+      title: opts.title,
+      width,
+      height: 260,
+      scales: { x: { time: opts.x === "timestamp" }, y: { distr: opts.log ? 3 : 1 } },
+      series: [{ label: opts.x }, ...series.map((s, i) => ({ label: s.label, stroke: COLOURS[i % COLOURS.length], width: 1.5, spanGaps: true }))],
+      axes: [{}, {}],
+    },
+    [x, ...ys] as uPlot.AlignedData,
+    target,
+  );
+}
+
+// A parallel-coordinates plot (SVG): one axis per hyperparameter and one for the objective, one line per
+// trial coloured by its objective; the best trial drawn last, thicker.
+export function parallelCoordinates(trials: { name: string; values: Record<string, number | string>; objective?: number }[],
+                                    axes: string[], objectiveName: string, maximize: boolean): SVGSVGElement {
+  const ns = "http://www.w3.org/2000/svg";
+  const W = Math.max(480, 140 * (axes.length + 1)), H = 320, pad = 40;
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("class", "parcoords");
+  const all = [...axes, objectiveName];
+  const xAt = (i: number) => pad + (i * (W - 2 * pad)) / Math.max(1, all.length - 1);
+  const scales = all.map((a, i) => {
+    const vals = trials.map((t) => (i === axes.length ? t.objective : t.values[a])).filter((v) => v !== undefined && v !== null);
+    if (vals.every((v) => typeof v === "number")) {
+      const nums = vals as number[];
+      const lo = Math.min(...nums), hi = Math.max(...nums);
+      return (v: unknown) => (typeof v === "number" ? H - pad - ((v - lo) / (hi - lo || 1)) * (H - 2 * pad) : null);
+    }
+    const cats = [...new Set(vals.map(String))];
+    return (v: unknown) => (v === undefined || v === null ? null : H - pad - ((cats.indexOf(String(v)) + 0.5) / cats.length) * (H - 2 * pad));
+  });
+  const objs = trials.map((t) => t.objective).filter((v): v is number => typeof v === "number");
+  const lo = Math.min(...objs), hi = Math.max(...objs);
+  const colour = (v?: number) => {
+    if (v === undefined) return "#bbb";
+    const f = (v - lo) / (hi - lo || 1);
+    const good = maximize ? f : 1 - f;
+    return `hsl(${Math.round(good * 120)}, 70%, 45%)`;
+  };
+  const best = objs.length ? trials.reduce((b, t) => (t.objective !== undefined && (b.objective === undefined || (maximize ? t.objective > b.objective : t.objective < b.objective)) ? t : b)) : undefined;
+  for (const t of [...trials.filter((t) => t !== best), ...(best ? [best] : [])]) {
+    const pts: string[] = [];
+    all.forEach((a, i) => {
+      const y = scales[i](i === axes.length ? t.objective : t.values[a]);
+      if (y !== null) pts.push(`${xAt(i)},${y}`);
+    });
+    const line = document.createElementNS(ns, "polyline");
+    line.setAttribute("points", pts.join(" "));
+    line.setAttribute("fill", "none");
+    line.setAttribute("stroke", colour(t.objective));
+    line.setAttribute("stroke-width", t === best ? "3.5" : "1.5");
+    line.setAttribute("data-trial", t.name);
+    const title = document.createElementNS(ns, "title");
+    title.textContent = `${t.name}: ${t.objective ?? "no report"}`;
+    line.append(title);
+    svg.append(line);
+  }
+  all.forEach((a, i) => {
+    const axis = document.createElementNS(ns, "line");
+    axis.setAttribute("x1", String(xAt(i))); axis.setAttribute("x2", String(xAt(i)));
+    axis.setAttribute("y1", String(pad)); axis.setAttribute("y2", String(H - pad));
+    axis.setAttribute("stroke", "#333");
+    const label = document.createElementNS(ns, "text");
+    label.setAttribute("x", String(xAt(i))); label.setAttribute("y", String(pad - 12));
+    label.setAttribute("text-anchor", "middle");
+    label.textContent = a;
+    svg.append(axis, label);
+  });
+  return svg;
+}

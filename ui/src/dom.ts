@@ -1,0 +1,39 @@
+// A few helpers to build pages without a framework.
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs: Record<string, string | number | boolean | ((e: Event) => void)> = {},
+  ...children: (Node | string | null | undefined)[]
+): HTMLElementTagNameMap[K] {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (typeof v === "function") el.addEventListener(k.replace(/^on/, ""), v);
+    else if (typeof v === "boolean") { if (v) el.setAttribute(k, ""); }
+    else el.setAttribute(k, String(v));
+  }
+  for (const c of children) if (c !== null && c !== undefined) el.append(c);
+  return el;
+}
+
+export function statusBadge(status: string): HTMLElement {
+  return h("span", { class: `status status-${status.toLowerCase()}`, "data-status": status }, status);
+}
+
+export function fmtTime(iso?: string): string {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return isNaN(d.getTime()) ? iso : d.toLocaleString();
+}
+
+export function fmtDuration(seconds?: number): string {
+  if (seconds === undefined || seconds === null) return "";
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} m ${Math.round(seconds % 60)} s`;
+  return `${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} m`;
+}
+
+export function keyValues(obj: Record<string, unknown> | undefined): HTMLElement {
+  const table = h("table", { class: "kv" });
+  for (const [k, v] of Object.entries(obj ?? {}))
+    table.append(h("tr", {}, h("th", {}, k), h("td", {}, typeof v === "string" ? v : JSON.stringify(v))));
+  return table;
+}

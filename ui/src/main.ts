@@ -1,0 +1,273 @@
+// Cairn studio: jobs, a job's overview, logs, metrics and outputs, sweeps, run comparison.
+import "./style.css";
+import { get, post, onJobsChanged, type Job, type Point, type Trial } from "./api";
+import { drawChart, parallelCoordinates } from "./chart";
+import { fmtDuration, fmtTime, h, keyValues, statusBadge } from "./dom";
+
+const app = document.getElementById("app")!;
+let cleanup: (() => void)[] = [];
+
+function route() {
+  for (const c of cleanup) c();
+  cleanup = [];
+  app.replaceChildren();
+  const hash = location.hash || "#/jobs";
+  const [path, query] = hash.slice(1).split("?");
+  const params = new URLSearchParams(query ?? "");
+  const parts = path.split("/").filter(Boolean);
+  const page = parts[0] === "jobs" && parts[1] ? jobPage(decodeURIComponent(parts[1]), parts[2] ?? "overview")
+    : parts[0] === "compare" ? comparePage(params.get("jobs")?.split(",").filter(Boolean) ?? [])
+    : parts[0] === "experiments" ? experimentsPage()
+    : parts[0] === "computes" ? computesPage()
+    : jobsPage(params);
+  page.catch((e: Error) => app.replaceChildren(h("p", { class: "error" }, e.message)));
+}
+window.addEventListener("hashchange", route);
+route();
+
+// ---- Jobs: every job, filtered, sorted, virtually scrolled; live. ----
+const ROW = 30;
+async function jobsPage(params: URLSearchParams) {
+  const filter = h("input", { type: "search", placeholder: "filter: name, experiment, compute, tag", value: params.get("q") ?? "", id: "job-filter" });
+  const status = h("select", { id: "status-filter" }, h("option", { value: "" }, "any status"),
+    ...["Queued", "Running", "Completed", "Failed", "Canceled"].map((s) => h("option", { value: s }, s)));
+  const count = h("span", { class: "count" });
+  const compare = h("button", { id: "compare", disabled: true, onclick: () => { location.hash = `#/compare?jobs=${[...picked].join(",")}`; } }, "Compare");
+  const columns: [string, string, (j: Job) => string | number][] = [
+    ["status", "Status", (j) => j.status],
+    ["name", "Name", (j) => j.name],
+    ["display_name", "Display name", (j) => j.display_name ?? ""],
+    ["experiment", "Experiment", (j) => j.experiment_name ?? ""],
+    ["compute", "Compute", (j) => j.compute ?? ""],
+    ["created", "Created", (j) => j.creation_context?.created_at ?? ""],
+    ["duration", "Duration", (j) => j.duration_seconds ?? -1],
+  ];
+  let sortKey = "created", desc = true;
+  const head = h("div", { class: "row head" }, h("span", { class: "pick" }),
+    ...columns.map(([key, label]) => h("span", { class: `c-${key}`, onclick: () => { desc = sortKey === key ? !desc : key === "created"; sortKey = key; render(); } }, label)));
+  const viewport = h("div", { class: "viewport", id: "jobs-viewport" });
+  const spacer = h("div", { class: "spacer" });
+  const rows = h("div", { class: "rows" });
+  viewport.append(spacer, rows);
+  const picked = new Set<string>();
+  app.append(h("div", { class: "toolbar" }, filter, status, compare, count), h("div", { class: "table" }, head, viewport));
+
+  let all: Job[] = [];
+  let shown: Job[] = [];
+  const load = async () => {
+    all = await get<Job[]>("/api/v1/jobs?max_results=100000&include_children=true");
+    render();
+  };
+  const render = () => {
+    const q = filter.value.toLowerCase();
+    const st = status.value;
+    shown = all.filter((j) => (!st || j.status === st) &&
+      (!q || [j.name, j.display_name, j.experiment_name, j.compute, ...Object.entries(j.tags ?? {}).map(([k, v]) => `${k}=${v}`)]
+        .some((s) => s && s.toLowerCase().includes(q))));
+    const col = columns.find((c) => c[0] === sortKey)!;
+    shown.sort((a, b) => { const x = col[2](a), y = col[2](b); return (x < y ? -1 : x > y ? 1 : 0) * (desc ? -1 : 1); });
+    count.textContent = `${shown.length} of ${all.length} jobs`;
+    spacer.style.height = `${shown.length * ROW}px`;
+    paint();
+  };
+  const paint = () => {
+    const first = Math.floor(viewport.scrollTop / ROW);
+    const n = Math.ceil(viewport.clientHeight / ROW) + 2;
+    rows.style.transform = `translateY(${first * ROW}px)`;
+    rows.replaceChildren(...shown.slice(first, first + n).map((j) => {
+      const box = h("input", { type: "checkbox", checked: picked.has(j.name), onchange: (e: Event) => {
+        (e.target as HTMLInputElement).checked ? picked.add(j.name) : picked.delete(j.name);
+        compare.disabled = picked.size < 2;
+      } });
+      return h("div", { class: "row", "data-job": j.name }, h("span", { class: "pick" }, box),
+        h("span", { class: "c-status" }, statusBadge(j.status)),
+        h("span", { class: "c-name" }, h("a", { href: `#/jobs/${encodeURIComponent(j.name)}` }, j.name)),
+        h("span", { class: "c-display_name" }, j.display_name ?? ""),
+        h("span", { class: "c-experiment" }, j.experiment_name ?? ""),
+        h("span", { class: "c-compute" }, j.compute ?? ""),
+        h("span", { class: "c-created" }, fmtTime(j.creation_context?.created_at)),
+        h("span", { class: "c-duration" }, fmtDuration(j.duration_seconds)));
+    }));
+  };
+  viewport.addEventListener("scroll", () => requestAnimationFrame(paint));
+  filter.addEventListener("input", render);
+  status.addEventListener("change", render);
+  cleanup.push(onJobsChanged(load));
+  await load();
+}
+
+// ---- A job: overview, logs, metrics, outputs, trials. ----
+async function jobPage(name: string, tab: string) {
+  const base = `/api/v1/jobs/${encodeURIComponent(name)}`;
+  let job = await get<Job>(base);
+  const header = h("div", { class: "job-head" });
+  const tabs = ["overview", "logs", "metrics", "outputs", ...(job.type === "sweep" ? ["trials"] : [])];
+  const body = h("div", { class: "tab-body" });
+  const drawHeader = () => {
+    const running = !["Completed", "Failed", "Canceled"].includes(job.status);
+    header.replaceChildren(
+      h("h1", {}, job.display_name ?? job.name, " ", statusBadge(job.status)),
+      h("p", { class: "reason", id: "status-reason" }, job.status_reason ?? ""),
+      running ? h("button", { id: "cancel", onclick: async () => { await post(`${base}/cancel`); } }, "Cancel") : h("span"),
+      h("nav", { class: "tabs" }, ...tabs.map((t) => h("a", { href: `#/jobs/${encodeURIComponent(name)}/${t}`, class: t === tab ? "active" : "" }, t))));
+  };
+  drawHeader();
+  app.append(header, body);
+  const refresh = async () => { job = await get<Job>(base); drawHeader(); if (tab === "overview") overview(); };
+  cleanup.push(onJobsChanged(refresh));
+
+  const overview = () => {
+    body.replaceChildren(
+      h("h2", {}, "Status history"),
+      h("table", { class: "history" }, ...(job.status_history ?? []).map((e) =>
+        h("tr", {}, h("td", {}, fmtTime(e.time)), h("td", {}, statusBadge(e.status)), h("td", {}, e.reason)))),
+      h("h2", {}, "Job"),
+      keyValues({ name: job.name, type: job.type, experiment: job.experiment_name, compute: job.compute, command: job.command,
+        created: fmtTime(job.creation_context?.created_at), duration: fmtDuration(job.duration_seconds),
+        environment: job.environment, distribution: job.distribution, resources: job.resources, ...(job.error?.message ? { error: job.error.message } : {}) }),
+      h("h2", {}, "Inputs"), keyValues(job.inputs as Record<string, unknown>),
+      h("h2", {}, "Outputs"), keyValues(job.outputs as Record<string, unknown>),
+      h("h2", {}, "Tags"), keyValues(job.tags), h("h2", {}, "Properties"), keyValues(job.properties));
+  };
+
+  if (tab === "logs") {
+    const files = Object.keys(job.log_files ?? { "user_logs/std_log.txt": "" });
+    const pick = h("select", { id: "log-file" }, ...files.map((f) => h("option", { value: f }, f)));
+    const search = h("input", { type: "search", placeholder: "search the log", id: "log-search" });
+    const pre = h("pre", { class: "log", id: "log" });
+    body.append(h("div", { class: "toolbar" }, pick, search), pre);
+    let text = "", offset = 0, file = files[0], stopped = false, generation = 0;
+    const show = () => {
+      const q = search.value;
+      pre.textContent = q ? text.split("\n").filter((l) => l.includes(q)).join("\n") : text;
+      if (!q) pre.scrollTop = pre.scrollHeight;
+    };
+    const follow = async (gen: number) => {
+      while (!stopped && gen === generation) {
+        const res = await fetch(`${base}/logs?offset=${offset}&wait_ms=10000&file=${encodeURIComponent(file)}`, { credentials: "same-origin" });
+        if (!res.ok || gen !== generation) return;
+        const chunk = await res.text();
+        offset = Number(res.headers.get("X-Cairn-Offset") ?? offset);
+        if (chunk) { text += chunk; show(); }
+        if (res.headers.get("X-Cairn-Terminal") === "true" && !chunk) return;
+      }
+    };
+    pick.addEventListener("change", () => { file = pick.value; text = ""; offset = 0; show(); follow(++generation); });
+    search.addEventListener("input", show);
+    cleanup.push(() => { stopped = true; });
+    follow(generation);
+  } else if (tab === "metrics") {
+    const data = await get<{ metrics: Record<string, Point[]> }>(`${base}/metrics?max_points=2000`);
+    const keys = Object.keys(data.metrics);
+    if (!keys.length) { body.append(h("p", {}, "No metrics logged.")); return; }
+    const log = h("input", { type: "checkbox", id: "log-scale" });
+    const smoothing = h("input", { type: "range", min: 0, max: 0.99, step: 0.01, value: 0, id: "smoothing" });
+    const xAxis = h("select", { id: "x-axis" }, h("option", { value: "step" }, "step"), h("option", { value: "timestamp" }, "time"));
+    const together = h("input", { type: "checkbox", id: "one-chart" });
+    const charts = h("div", { class: "charts", id: "charts" });
+    body.append(h("div", { class: "toolbar" }, h("label", {}, log, " log scale"), h("label", {}, " smoothing ", smoothing),
+      h("label", {}, " x ", xAxis), h("label", {}, together, " all keys on one chart")), charts);
+    const draw = () => {
+      charts.replaceChildren();
+      const opts = { log: log.checked, smoothing: Number(smoothing.value), x: xAxis.value as "step" | "timestamp" };
+      const groups = together.checked ? [keys] : keys.map((k) => [k]);
+      for (const g of groups) {
+        const box = h("div", { class: "chart", "data-keys": g.join(",") });
+        charts.append(box);
+        drawChart(box, g.map((k) => ({ label: k, points: data.metrics[k] })), { ...opts, title: g.join(", ") });
+      }
+    };
+    for (const c of [log, smoothing, xAxis, together]) c.addEventListener("input", draw);
+    draw();
+  } else if (tab === "outputs") {
+    const listing = await get<{ files: { path: string; size: number }[] }>(`${base}/files`);
+    body.append(h("table", { class: "files", id: "files" }, ...listing.files.map((f) =>
+      h("tr", {}, h("td", {}, h("a", { href: `${base}/files/${f.path}`, download: f.path.split("/").pop()! }, f.path)), h("td", { class: "num" }, `${f.size} B`)))));
+  } else if (tab === "trials") {
+    sweepTrials(job, body);
+  } else {
+    overview();
+  }
+}
+
+function sweepTrials(job: Job, body: HTMLElement) {
+  const trials: Trial[] = job.trials ?? [];
+  const metric = job.objective?.primary_metric ?? "";
+  const maximize = (job.objective?.goal ?? "maximize").toLowerCase() === "maximize";
+  const hp = [...new Set(trials.flatMap((t) => Object.keys(t.hyperparameters)))];
+  const objective = (t: Trial) => (typeof t[metric] === "number" ? (t[metric] as number) : undefined);
+  const best = trials.find((t) => objective(t) !== undefined);
+  body.append(best ? h("p", { id: "best-trial" }, "Best trial: ", h("a", { href: `#/jobs/${encodeURIComponent(best.name)}` }, best.name), ` (${metric} = ${objective(best)})`) : h("p", {}, "No trial has reported yet."));
+  body.append(h("table", { class: "trials", id: "trials" },
+    h("tr", {}, h("th", {}, "trial"), h("th", {}, "status"), ...hp.map((k) => h("th", {}, k)), h("th", {}, metric), h("th", {}, "why it stopped")),
+    ...trials.map((t) => h("tr", {}, h("td", {}, h("a", { href: `#/jobs/${encodeURIComponent(t.name)}` }, t.name)), h("td", {}, statusBadge(t.status)),
+      ...hp.map((k) => h("td", {}, String(t.hyperparameters[k] ?? ""))), h("td", { class: "num" }, String(objective(t) ?? "")), h("td", {}, t.status_reason ?? "")))));
+  // Objective by trial number, with the best so far.
+  const byNumber = [...trials].sort((a, b) => Number(a.name.split("_").pop()) - Number(b.name.split("_").pop()));
+  let bestSoFar: number | undefined;
+  const obj: Point[] = [], run: Point[] = [];
+  byNumber.forEach((t, i) => {
+    const v = objective(t);
+    if (v === undefined) return;
+    bestSoFar = bestSoFar === undefined || (maximize ? v > bestSoFar : v < bestSoFar) ? v : bestSoFar;
+    obj.push({ step: i, timestamp: 0, value: v });
+    run.push({ step: i, timestamp: 0, value: bestSoFar });
+  });
+  const chart = h("div", { class: "chart", id: "objective-chart" });
+  body.append(h("h2", {}, "Objective by trial"), chart);
+  if (obj.length) drawChart(chart, [{ label: metric, points: obj }, { label: "best so far", points: run }], { log: false, smoothing: 0, x: "step", title: metric });
+  body.append(h("h2", {}, "Hyperparameters against the objective"), h("div", { id: "parallel-coordinates" },
+    parallelCoordinates(trials.map((t) => ({ name: t.name, values: t.hyperparameters, objective: objective(t) })), hp, metric, maximize)));
+}
+
+// ---- Compare: runs' metrics overlaid, their params side by side. ----
+async function comparePage(names: string[]) {
+  if (names.length < 2) { app.append(h("p", {}, "Pick two or more jobs on the Jobs page, then Compare.")); return; }
+  const runs = await Promise.all(names.map((n) => get<{ run: { data: { params?: { key: string; value: string }[] } } }>(`/api/2.0/mlflow/runs/get?run_id=${encodeURIComponent(n)}`)));
+  const metrics = await Promise.all(names.map((n) => get<{ metrics: Record<string, Point[]> }>(`/api/v1/jobs/${encodeURIComponent(n)}/metrics?max_points=1000`)));
+  const params = runs.map((r) => Object.fromEntries((r.run.data.params ?? []).map((p) => [p.key, p.value])));
+  const keys = [...new Set(params.flatMap((p) => Object.keys(p)))].sort();
+  app.append(h("h1", {}, `Comparing ${names.length} runs`), h("h2", {}, "Params"),
+    h("table", { class: "compare", id: "compare-params" }, h("tr", {}, h("th", {}, "param"), ...names.map((n) => h("th", {}, n))),
+      ...keys.map((k) => {
+        const vals = params.map((p) => p[k] ?? "");
+        return h("tr", { class: new Set(vals).size > 1 ? "differs" : "" }, h("td", {}, k), ...vals.map((v) => h("td", {}, v)));
+      })));
+  const charts = h("div", { class: "charts", id: "compare-charts" });
+  app.append(h("h2", {}, "Metrics"), charts);
+  const metricKeys = [...new Set(metrics.flatMap((m) => Object.keys(m.metrics)))].sort();
+  for (const k of metricKeys) {
+    const box = h("div", { class: "chart", "data-keys": k });
+    charts.append(box);
+    drawChart(box, names.map((n, i) => ({ label: n, points: metrics[i].metrics[k] ?? [] })), { log: false, smoothing: 0, x: "step", title: k });
+  }
+}
+
+async function experimentsPage() {
+  const [exps, jobs] = await Promise.all([
+    get<{ experiments?: { experiment_id: string; name: string; lifecycle_stage: string }[] }>("/api/2.0/mlflow/experiments/search?max_results=1000"),
+    get<Job[]>("/api/v1/jobs?max_results=100000"),
+  ]);
+  const counts = new Map<string, Record<string, number>>();
+  for (const j of jobs) {
+    const c = counts.get(j.experiment_name ?? "") ?? {};
+    c[j.status] = (c[j.status] ?? 0) + 1;
+    counts.set(j.experiment_name ?? "", c);
+  }
+  app.append(h("h1", {}, "Experiments"), h("table", { class: "list", id: "experiments" },
+    h("tr", {}, h("th", {}, "experiment"), h("th", {}, "jobs"), h("th", {}, "by status")),
+    ...(exps.experiments ?? []).map((e) => {
+      const c = counts.get(e.name) ?? {};
+      return h("tr", {}, h("td", {}, h("a", { href: `#/jobs?q=${encodeURIComponent(e.name)}` }, e.name)),
+        h("td", { class: "num" }, String(Object.values(c).reduce((a, b) => a + b, 0))),
+        h("td", {}, Object.entries(c).map(([s, n]) => `${s} ${n}`).join(", ")));
+    })));
+}
+
+async function computesPage() {
+  const computes = await get<{ name: string; type: string; backend?: string; max_instances: number; in_use?: number; queued_jobs?: number }[]>("/api/v1/computes");
+  app.append(h("h1", {}, "Computes"), h("table", { class: "list", id: "computes" },
+    h("tr", {}, ...["name", "type", "runs on", "max instances", "in use", "queued"].map((c) => h("th", {}, c))),
+    ...computes.map((c) => h("tr", {}, h("td", {}, c.name), h("td", {}, c.type), h("td", {}, c.backend ?? "local"),
+      h("td", { class: "num" }, String(c.max_instances)), h("td", { class: "num" }, String(c.in_use ?? 0)), h("td", { class: "num" }, String(c.queued_jobs ?? 0))))));
+}
