@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both install what is missing first.
-.PHONY: deps build test unit e2e demo bench bench-tracking bench-sweep bench-distributed sanitize clean
+.PHONY: deps build test unit e2e demo bench bench-tracking bench-sweep bench-distributed bench-studio sanitize clean
 
 BUILD ?= build
 
@@ -42,6 +42,10 @@ bench-sweep: build
 	@build/sweep_bench
 
 # Slurm and distributed start-up, against a real test Slurm cluster (root), in a private network namespace.
+# The studio in a real headless Chromium: 10,000 jobs, a 1M-point metric, a 20-run compare, live logs.
+bench-studio: build
+	@/usr/bin/python3 bench/studio.py
+
 bench-distributed: build
 	@tests/e2e/isolated.sh /usr/bin/python3 bench/distributed.py
 	@/usr/bin/python3 bench/sweep_bench.py

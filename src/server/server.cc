@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "base/fs.h"
+#include "base/json_writer.h"
 #include "base/util.h"
 #include "compute/process.h"
 #include "compute/run_layout.h"
@@ -482,6 +483,40 @@ class Server {
       f.archived_only = req.get_param_value("archived_only") == "true";
       // Like az ml job list: the jobs a user submitted; a sweep's trials with -p SWEEP (or include_children).
       f.top_level_only = f.parent.empty() && req.get_param_value("include_children") != "true";
+      if (req.get_param_value("view") == "summary") {
+        // What a table of jobs shows, and nothing that costs a read per job (the studio's jobs page).
+        std::string body = "[";
+        bool first = true;
+        for (const auto& j : Reader().List(f)) {
+          body += first ? "{" : ",{";
+          first = false;
+          body += "\"name\":";
+          AppendJsonString(body, j.name);
+          body += ",\"display_name\":";
+          AppendJsonString(body, j.display_name);
+          body += ",\"type\":";
+          AppendJsonString(body, j.type);
+          body += ",\"status\":";
+          AppendJsonString(body, j.status);
+          body += ",\"experiment_name\":";
+          AppendJsonString(body, j.experiment_name);
+          body += ",\"compute\":";
+          AppendJsonString(body, j.compute == "local" ? "local" : "azureml:" + j.compute);
+          body += ",\"parent_job_name\":";
+          AppendJsonString(body, j.parent);
+          body += ",\"creation_context\":{\"created_at\":";
+          AppendJsonString(body, IsoTime(j.created_at));
+          body += "}";
+          if (j.start_time && j.end_time) {
+            body += ",\"duration_seconds\":";
+            AppendJsonDouble(body, static_cast<double>(*j.end_time - *j.start_time) / 1000.0);
+          }
+          body += ",\"tags\":" + j.tags.dump() + "}";
+        }
+        body += "]";
+        res.set_content(body, "application/json");
+        return;
+      }
       json out = json::array();
       for (const auto& j : Reader().List(f)) out.push_back(View(j));
       SendJson(res, out);
@@ -609,6 +644,48 @@ class Server {
                               ? static_cast<size_t>(std::max(0LL, atoll(req.get_param_value("max_points").c_str())))
                               : 0;
       tracking::XAxis axis = req.get_param_value("x") == "timestamp" ? tracking::XAxis::kTimestamp : tracking::XAxis::kStep;
+      if (req.get_param_value("format") == "columns") {
+        // Columns, written directly: {"step": [...], "timestamp": [...], "value": [...]} per key, NaN as null.
+        // A chart reads arrays; a million points need no million objects.
+        std::string body = "{\"name\":";
+        AppendJsonString(body, job->name);
+        body += ",\"metrics\":{";
+        bool any = false;
+        for (const auto& k : keys) {
+          auto h = tracking_->GetHistory(job->name, k);
+          if (!h.ok()) continue;
+          std::vector<size_t> pick;
+          if (max_points > 0) pick = tracking::MinMaxDownsample(*h, max_points, axis);
+          const size_t n = max_points > 0 ? pick.size() : h->size();
+          auto at = [&](size_t i) -> const tracking::Point& { return (*h)[max_points > 0 ? pick[i] : i]; };
+          if (any) body += ",";
+          any = true;
+          AppendJsonString(body, k);
+          body += ":{\"total\":" + std::to_string(h->size()) + ",\"step\":[";
+          for (size_t i = 0; i < n; ++i) {
+            if (i) body += ",";
+            AppendJsonInt(body, at(i).step);
+          }
+          body += "],\"timestamp\":[";
+          for (size_t i = 0; i < n; ++i) {
+            if (i) body += ",";
+            AppendJsonInt(body, at(i).timestamp);
+          }
+          body += "],\"value\":[";
+          for (size_t i = 0; i < n; ++i) {
+            if (i) body += ",";
+            double v = at(i).value;
+            if (std::isfinite(v)) AppendJsonDouble(body, v);
+            else body += "null";
+          }
+          body += "]}";
+        }
+        body += "}}";
+        if (req.has_param("key") && !any)
+          return SendError(res, NotFound("job '" + job->name + "' has no metric '" + req.get_param_value("key") + "'"));
+        res.set_content(body, "application/json");
+        return;
+      }
       json out = json::object(), totals = json::object();
       for (const auto& k : keys) {
         auto h = tracking_->GetHistory(job->name, k);

@@ -39,6 +39,12 @@ try {
   await page.waitForFunction((t) => document.getElementById("log")?.textContent.includes(t), cfg.live_line, { timeout: 10000 });
   await shot("job-logs");
 
+  step = "the overview shows the run's params and the YAML as submitted";
+  await page.goto(url(`#/jobs/${cfg.done}`));
+  await page.waitForFunction(() => document.getElementById("params")?.textContent.includes("lr") &&
+    document.getElementById("yaml")?.textContent.includes("command:"), null, { timeout: 10000 });
+  results.params = await page.textContent("#params");
+
   step = "a chart is drawn from the logged points";
   await page.goto(url(`#/jobs/${cfg.done}/metrics`));
   await page.waitForSelector(".chart canvas", { timeout: 10000 });

@@ -65,7 +65,7 @@ limits: {max_concurrent_trials: 2}
     ws.run("job", "create", "-f", "sweep.yml", "-n", "sweep_job", "--stream", timeout=120)
     ws.write("sleep.yml", "command: sleep 120\nenvironment: azureml:x@latest\n")
     ws.run("job", "create", "-f", "sleep.yml", "-n", "sleeper")
-    ws.write("live.yml", "command: 'sleep 4; echo hello from the job'\nenvironment: azureml:x@latest\n")
+    ws.write("live.yml", "command: 'sleep 8; echo hello from the job'\nenvironment: azureml:x@latest\n")
     ws.run("job", "create", "-f", "live.yml", "-n", "live_job")
     login = ws.run("studio", "--page", "/#/jobs").stdout.strip()
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/login\?code=[0-9a-f]+&next=/%23/jobs", login), login
@@ -83,6 +83,7 @@ limits: {max_concurrent_trials: 2}
     assert sorted(results["parallel_lines"]) == ["sweep_job_0", "sweep_job_1", "sweep_job_2"]
     assert "sweep_job_0" in results["best_trial"]  # lr 0.1 keeps acc highest
     assert results["differing_params"] == ["lr"]
+    assert "lr0.1" in results["params"].replace(" ", "")
     assert ws.job("sleeper")["status"] == "Canceled"
     for page in ("jobs", "job-overview", "job-logs", "job-metrics", "job-outputs", "job-canceled", "sweep-trials", "compare"):
         assert os.path.getsize(os.path.join(out, f"{page}.png")) > 1000

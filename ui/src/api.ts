@@ -65,7 +65,6 @@ export interface Trial {
   status_reason?: string;
   [metric: string]: unknown;
 }
-export interface Point { step: number; timestamp: number; value: number | string }
 
 // Live updates: the server's event stream says when any job changed; pages re-read what they show.
 export function onJobsChanged(fn: () => void): () => void {

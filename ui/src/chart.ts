@@ -1,11 +1,12 @@
 // Metric charts on uPlot: several series on one x axis, log scale, exponential smoothing.
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
-import type { Point } from "./api";
 
 const COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
 
-export interface Series { label: string; points: Point[] }
+// One metric's points as the server sends them with format=columns (NaN as null).
+export interface Columns { total?: number; step: number[]; timestamp: number[]; value: (number | null)[] }
+export interface Series { label: string; data: Columns }
 
 function smooth(values: (number | null)[], weight: number): (number | null)[] {
   if (weight <= 0) return values;
@@ -18,19 +19,26 @@ function smooth(values: (number | null)[], weight: number): (number | null)[] {
 }
 
 export function drawChart(target: HTMLElement, series: Series[], opts: { log: boolean; smoothing: number; x: "step" | "timestamp"; title: string }): uPlot {
-  // One x axis for all series: the union of their x values.
-  const xs = new Set<number>();
-  for (const s of series) for (const p of s.points) xs.add(opts.x === "step" ? p.step : p.timestamp / 1000);
-  const x = [...xs].sort((a, b) => a - b);
-  const index = new Map(x.map((v, i) => [v, i]));
-  const ys = series.map((s) => {
-    const y: (number | null)[] = new Array(x.length).fill(null);
-    for (const p of s.points) {
-      const v = typeof p.value === "number" ? p.value : Number(p.value);
-      y[index.get(opts.x === "step" ? p.step : p.timestamp / 1000)!] = Number.isFinite(v) && (!opts.log || v > 0) ? v : null;
-    }
-    return smooth(y, opts.smoothing);
-  });
+  const xOf = (c: Columns) => (opts.x === "step" ? c.step : c.timestamp.map((t) => t / 1000));
+  let x: number[];
+  let ys: (number | null)[][];
+  if (series.length === 1) {
+    x = xOf(series[0].data);
+    ys = [series[0].data.value.map((v) => (v !== null && (!opts.log || v > 0) ? v : null))];
+  } else {
+    // Several series share one x axis: the union of their x values, gaps where a series has none.
+    const xs = new Set<number>();
+    for (const s of series) for (const v of xOf(s.data)) xs.add(v);
+    x = [...xs].sort((a, b) => a - b);
+    const index = new Map(x.map((v, i) => [v, i]));
+    ys = series.map((s) => {
+      const y: (number | null)[] = new Array(x.length).fill(null);
+      const sx = xOf(s.data);
+      s.data.value.forEach((v, i) => { y[index.get(sx[i])!] = v !== null && (!opts.log || v > 0) ? v : null; });
+      return y;
+    });
+  }
+  ys = ys.map((y) => smooth(y, opts.smoothing));
   const width = Math.max(300, target.clientWidth || 600);
   return new uPlot(
     {

@@ -1,7 +1,7 @@
 // Cairn studio: jobs, a job's overview, logs, metrics and outputs, sweeps, run comparison.
 import "./style.css";
-import { get, post, onJobsChanged, type Job, type Point, type Trial } from "./api";
-import { drawChart, parallelCoordinates } from "./chart";
+import { get, post, onJobsChanged, type Job, type Trial } from "./api";
+import { drawChart, parallelCoordinates, type Columns } from "./chart";
 import { fmtDuration, fmtTime, h, keyValues, statusBadge } from "./dom";
 
 const app = document.getElementById("app")!;
@@ -55,7 +55,7 @@ async function jobsPage(params: URLSearchParams) {
   let all: Job[] = [];
   let shown: Job[] = [];
   const load = async () => {
-    all = await get<Job[]>("/api/v1/jobs?max_results=100000&include_children=true");
+    all = await get<Job[]>("/api/v1/jobs?max_results=0&include_children=true&view=summary");
     render();
   };
   const render = () => {
@@ -116,7 +116,16 @@ async function jobPage(name: string, tab: string) {
   const refresh = async () => { job = await get<Job>(base); drawHeader(); if (tab === "overview") overview(); };
   cleanup.push(onJobsChanged(refresh));
 
-  const overview = () => {
+  // The run's params and latest metrics (MLflow), and the YAML as submitted: read once.
+  const extra = Promise.all([
+    get<{ run: { data: { params?: { key: string; value: string }[]; metrics?: { key: string; value: number }[] } } }>(
+      `/api/2.0/mlflow/runs/get?run_id=${encodeURIComponent(name)}`).catch(() => undefined),
+    get<{ source_yaml?: string }>(`${base}?include=yaml`).catch(() => undefined),
+  ]);
+  const overview = async () => {
+    const [run, withYaml] = await extra;
+    const params = Object.fromEntries((run?.run.data.params ?? []).map((p) => [p.key, p.value]));
+    const metrics = Object.fromEntries((run?.run.data.metrics ?? []).map((m) => [m.key, String(m.value)]));
     body.replaceChildren(
       h("h2", {}, "Status history"),
       h("table", { class: "history" }, ...(job.status_history ?? []).map((e) =>
@@ -127,7 +136,10 @@ async function jobPage(name: string, tab: string) {
         environment: job.environment, distribution: job.distribution, resources: job.resources, ...(job.error?.message ? { error: job.error.message } : {}) }),
       h("h2", {}, "Inputs"), keyValues(job.inputs as Record<string, unknown>),
       h("h2", {}, "Outputs"), keyValues(job.outputs as Record<string, unknown>),
-      h("h2", {}, "Tags"), keyValues(job.tags), h("h2", {}, "Properties"), keyValues(job.properties));
+      h("h2", {}, "Tags"), keyValues(job.tags), h("h2", {}, "Properties"), keyValues(job.properties),
+      h("h2", {}, "Params"), h("div", { id: "params" }, keyValues(params)),
+      h("h2", {}, "Metrics (latest)"), keyValues(metrics),
+      h("h2", {}, "As submitted"), h("pre", { class: "yaml", id: "yaml" }, withYaml?.source_yaml ?? ""));
   };
 
   if (tab === "logs") {
@@ -157,7 +169,7 @@ async function jobPage(name: string, tab: string) {
     cleanup.push(() => { stopped = true; });
     follow(generation);
   } else if (tab === "metrics") {
-    const data = await get<{ metrics: Record<string, Point[]> }>(`${base}/metrics?max_points=2000`);
+    const data = await get<{ metrics: Record<string, Columns> }>(`${base}/metrics?max_points=2000&format=columns`);
     const keys = Object.keys(data.metrics);
     if (!keys.length) { body.append(h("p", {}, "No metrics logged.")); return; }
     const log = h("input", { type: "checkbox", id: "log-scale" });
@@ -174,7 +186,7 @@ async function jobPage(name: string, tab: string) {
       for (const g of groups) {
         const box = h("div", { class: "chart", "data-keys": g.join(",") });
         charts.append(box);
-        drawChart(box, g.map((k) => ({ label: k, points: data.metrics[k] })), { ...opts, title: g.join(", ") });
+        drawChart(box, g.map((k) => ({ label: k, data: data.metrics[k] })), { ...opts, title: g.join(", ") });
       }
     };
     for (const c of [log, smoothing, xAxis, together]) c.addEventListener("input", draw);
@@ -205,17 +217,16 @@ function sweepTrials(job: Job, body: HTMLElement) {
   // Objective by trial number, with the best so far.
   const byNumber = [...trials].sort((a, b) => Number(a.name.split("_").pop()) - Number(b.name.split("_").pop()));
   let bestSoFar: number | undefined;
-  const obj: Point[] = [], run: Point[] = [];
+  const obj: Columns = { step: [], timestamp: [], value: [] }, run: Columns = { step: [], timestamp: [], value: [] };
   byNumber.forEach((t, i) => {
     const v = objective(t);
     if (v === undefined) return;
     bestSoFar = bestSoFar === undefined || (maximize ? v > bestSoFar : v < bestSoFar) ? v : bestSoFar;
-    obj.push({ step: i, timestamp: 0, value: v });
-    run.push({ step: i, timestamp: 0, value: bestSoFar });
+    for (const [c, y] of [[obj, v], [run, bestSoFar]] as [Columns, number][]) { c.step.push(i); c.timestamp.push(0); c.value.push(y); }
   });
   const chart = h("div", { class: "chart", id: "objective-chart" });
   body.append(h("h2", {}, "Objective by trial"), chart);
-  if (obj.length) drawChart(chart, [{ label: metric, points: obj }, { label: "best so far", points: run }], { log: false, smoothing: 0, x: "step", title: metric });
+  if (obj.step.length) drawChart(chart, [{ label: metric, data: obj }, { label: "best so far", data: run }], { log: false, smoothing: 0, x: "step", title: metric });
   body.append(h("h2", {}, "Hyperparameters against the objective"), h("div", { id: "parallel-coordinates" },
     parallelCoordinates(trials.map((t) => ({ name: t.name, values: t.hyperparameters, objective: objective(t) })), hp, metric, maximize)));
 }
@@ -223,8 +234,11 @@ function sweepTrials(job: Job, body: HTMLElement) {
 // ---- Compare: runs' metrics overlaid, their params side by side. ----
 async function comparePage(names: string[]) {
   if (names.length < 2) { app.append(h("p", {}, "Pick two or more jobs on the Jobs page, then Compare.")); return; }
-  const runs = await Promise.all(names.map((n) => get<{ run: { data: { params?: { key: string; value: string }[] } } }>(`/api/2.0/mlflow/runs/get?run_id=${encodeURIComponent(n)}`)));
-  const metrics = await Promise.all(names.map((n) => get<{ metrics: Record<string, Point[]> }>(`/api/v1/jobs/${encodeURIComponent(n)}/metrics?max_points=1000`)));
+  // Each run's params, and its metrics downsampled to about a chart's width, all requested at once.
+  const [runs, metrics] = await Promise.all([
+    Promise.all(names.map((n) => get<{ run: { data: { params?: { key: string; value: string }[] } } }>(`/api/2.0/mlflow/runs/get?run_id=${encodeURIComponent(n)}`))),
+    Promise.all(names.map((n) => get<{ metrics: Record<string, Columns> }>(`/api/v1/jobs/${encodeURIComponent(n)}/metrics?max_points=600&format=columns`))),
+  ]);
   const params = runs.map((r) => Object.fromEntries((r.run.data.params ?? []).map((p) => [p.key, p.value])));
   const keys = [...new Set(params.flatMap((p) => Object.keys(p)))].sort();
   app.append(h("h1", {}, `Comparing ${names.length} runs`), h("h2", {}, "Params"),
@@ -239,7 +253,8 @@ async function comparePage(names: string[]) {
   for (const k of metricKeys) {
     const box = h("div", { class: "chart", "data-keys": k });
     charts.append(box);
-    drawChart(box, names.map((n, i) => ({ label: n, points: metrics[i].metrics[k] ?? [] })), { log: false, smoothing: 0, x: "step", title: k });
+    const empty: Columns = { step: [], timestamp: [], value: [] };
+    drawChart(box, names.map((n, i) => ({ label: n, data: metrics[i].metrics[k] ?? empty })), { log: false, smoothing: 0, x: "step", title: k });
   }
 }
 
