@@ -26,15 +26,26 @@ export function drawChart(target: HTMLElement, series: Series[], opts: { log: bo
     x = xOf(series[0].data);
     ys = [series[0].data.value.map((v) => (v !== null && (!opts.log || v > 0) ? v : null))];
   } else {
-    // Several series share one x axis: the union of their x values, gaps where a series has none.
-    const xs = new Set<number>();
-    for (const s of series) for (const v of xOf(s.data)) xs.add(v);
-    x = [...xs].sort((a, b) => a - b);
-    const index = new Map(x.map((v, i) => [v, i]));
-    ys = series.map((s) => {
-      const y: (number | null)[] = new Array(x.length).fill(null);
-      const sx = xOf(s.data);
-      s.data.value.forEach((v, i) => { y[index.get(sx[i])!] = v !== null && (!opts.log || v > 0) ? v : null; });
+    // Several series share one x axis. Downsampled series keep different points (each its own extremes),
+    // so their union would be as long as all of them together: instead x is cut into slots, about two per
+    // point of the longest series, and each point lands in its slot (the later of two in one slot wins).
+    // What a chart of that width can show is kept; 20 runs cost 20 short arrays, not 20 long ones.
+    const xsOf = series.map((s) => xOf(s.data));
+    let lo = Infinity, hi = -Infinity, longest = 0;
+    for (const sx of xsOf) {
+      longest = Math.max(longest, sx.length);
+      for (const v of sx) { if (v < lo) lo = v; if (v > hi) hi = v; }
+    }
+    const slots = Math.max(1, Math.min(2 * longest, Math.round(hi - lo) + 1));
+    const width = hi > lo ? (hi - lo) / (slots - 1 || 1) : 1;
+    x = Array.from({ length: slots }, (_, i) => lo + i * width);
+    ys = series.map((s, k) => {
+      const y: (number | null)[] = new Array(slots).fill(null);
+      const sx = xsOf[k];
+      s.data.value.forEach((v, i) => {
+        if (v === null || (opts.log && v <= 0)) return;
+        y[Math.min(slots - 1, Math.round((sx[i] - lo) / width))] = v;
+      });
       return y;
     });
   }
@@ -46,7 +57,9 @@ export function drawChart(target: HTMLElement, series: Series[], opts: { log: bo
       width,
       height: 260,
       scales: { x: { time: opts.x === "timestamp" }, y: { distr: opts.log ? 3 : 1 } },
-      series: [{ label: opts.x }, ...series.map((s, i) => ({ label: s.label, stroke: COLOURS[i % COLOURS.length], width: 1.5, spanGaps: true }))],
+      // Point markers only for short series: drawn one by one, thousands of them cost more than the lines.
+      series: [{ label: opts.x }, ...series.map((s, i) => ({ label: s.label, stroke: COLOURS[i % COLOURS.length], width: 1.5,
+        spanGaps: true, points: { show: s.data.step.length <= 50 } }))],
       axes: [{}, {}],
     },
     [x, ...ys] as uPlot.AlignedData,
