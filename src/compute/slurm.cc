@@ -38,6 +38,9 @@ std::string BatchScript(const SlurmTarget& t, const BatchRequest& r) {
   opt("--job-name=cairn-" + r.job);
   opt("--nodes=" + std::to_string(r.nodes));
   opt("--ntasks-per-node=" + std::to_string(r.tasks_per_node));
+  // Cairn reports how each run ended; Slurm must not run it again behind its back (a node failure
+  // requeues batch jobs by default).
+  opt("--no-requeue");
   const bool always_staged = r.staging == "http";
   // Slurm opens the output before the script runs: on the node's own disk when the run is staged.
   opt("--output=" + (always_staged ? "/tmp/cairn-" + r.job + "-slurm-%j.txt"

@@ -20,7 +20,7 @@ TEST(SlurmTest, BatchScriptAsksForTheNodesAndRunsTheSupervisor) {
   r.timeout_seconds = 90;
   std::string s = BatchScript(t, r);
   for (const char* line : {"#!/bin/sh\n", "#SBATCH --job-name=cairn-blue_cat\n", "#SBATCH --nodes=2\n",
-                           "#SBATCH --ntasks-per-node=4\n", "#SBATCH --time=3\n", "#SBATCH --partition=gpu\n",
+                           "#SBATCH --ntasks-per-node=4\n", "#SBATCH --no-requeue\n", "#SBATCH --time=3\n", "#SBATCH --partition=gpu\n",
                            "#SBATCH --account=ml\n", "#SBATCH --qos=high\n", "#SBATCH --exclusive\n",
                            "#SBATCH --gres=gpu:2\n",
                            "#SBATCH --output=/ws/runs/blue_cat/artifacts/system_logs/slurm-%j.txt\n",

@@ -335,6 +335,9 @@ Scheduler::Pool* Scheduler::PoolFor(const std::string& compute) {
 }
 
 namespace {
+// How long Slurm may go on holding a job whose supervisor recorded its end before Cairn ends it anyway.
+constexpr long long kSlurmCompletingGraceMs = 10000;
+
 // A job takes one slot per instance, or what resources.properties.slots asks for.
 int SlotsFor(const spec::JobSpec& s) {
   if (s.resources_properties.contains("slots") && s.resources_properties["slots"].is_number_integer())
@@ -720,24 +723,29 @@ void Scheduler::FinishFromExitFile(const std::string& name) {
   }
   std::string outcome = exit.value("outcome", "failed");
   std::string reason = exit.value("reason", "");
-  if (auto w = slurm_.find(name); w != slurm_.end() && outcome == "canceled" && job->status != "CancelRequested") {
-    // Nobody asked Cairn to cancel: Slurm stopped the job (a node failed, its time limit, preemption).
-    // Its final word (NODE_FAIL, TIMEOUT, PREEMPTED) comes once Slurm is done: until then the next
-    // poll of Slurm finishes the job.
-    // COMPLETING is enough: Slurm has ended it and only cleans up (which a dead node never confirms).
-    const SlurmWatch& sw = w->second;
+  if (auto w = slurm_.find(name); w != slurm_.end() && !w->second.id.empty()) {
+    // A Slurm job's processes are gone only once Slurm is done with it: until then the next poll of Slurm
+    // finishes the job. After a grace Cairn takes the supervisor's word (a dead node never confirms its
+    // cleanup, and Slurm may hold such a job RUNNING or COMPLETING for minutes).
+    SlurmWatch& sw = w->second;
     auto q = compute::SlurmQuery(sw.target, {sw.id});
     bool known = q.ok() && q->count(sw.id);
     compute::SlurmJobState st = known ? (*q)[sw.id] : compute::SlurmJobState{};
-    if (known && !compute::SlurmStateIsFinal(st.state) && st.state != "COMPLETING") return;
-    std::string what = st.state;
-    if (!st.reason.empty() && st.reason != "None") what += ", " + st.reason;
-    if (what.empty()) what = compute::SlurmAccounting(sw.target, sw.id).value_or("");
-    std::string down = compute::SlurmDownNodes(sw.target, st.nodes.empty() ? sw.nodes : st.nodes);
-    if (!down.empty()) what += (what.empty() ? "" : "; ") + std::string("down nodes: ") + down;
-    outcome = "failed";
-    reason = "Slurm ended job " + sw.id + (what.empty() ? "" : " (" + what + ")") +
-             " without a cancel from Cairn; its processes were stopped";
+    if (known && !compute::SlurmStateIsFinal(st.state)) {
+      if (!sw.completing_since) sw.completing_since = NowMillis();
+      if (NowMillis() - sw.completing_since < kSlurmCompletingGraceMs) return;
+    }
+    if (outcome == "canceled" && job->status != "CancelRequested") {
+      // Nobody asked Cairn to cancel: Slurm stopped the job (a node failed, its time limit, preemption).
+      std::string what = st.state;
+      if (!st.reason.empty() && st.reason != "None") what += ", " + st.reason;
+      if (what.empty()) what = compute::SlurmAccounting(sw.target, sw.id).value_or("");
+      std::string down = compute::SlurmDownNodes(sw.target, st.nodes.empty() ? sw.nodes : st.nodes);
+      if (!down.empty()) what += (what.empty() ? "" : "; ") + std::string("down nodes: ") + down;
+      outcome = "failed";
+      reason = "Slurm ended job " + sw.id + (what.empty() ? "" : " (" + what + ")") +
+               " without a cancel from Cairn; its processes were stopped";
+    }
   }
   long long ended = exit.value("ended_at", NowMillis());
   std::optional<long long> code;

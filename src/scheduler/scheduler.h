@@ -182,6 +182,7 @@ class Scheduler {
     long long ended_at = 0;          // when Slurm was first seen done with it, without an exit record
     long long cancel_sent_at = 0;    // when Cairn asked the supervisor to stop (scancel --batch)
     bool cancel_on_submit = false;   // canceled while sbatch was still running
+    long long completing_since = 0;  // when its recorded end was first held back because Slurm still had it
   };
   std::optional<compute::SlurmTarget> SlurmTargetFor(const std::string& compute);
   int CapacityOf(const spec::ComputeSpec& c) const;

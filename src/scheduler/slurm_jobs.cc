@@ -217,6 +217,8 @@ void Scheduler::PollSlurm() {
         (void)compute::SlurmCancel(w.target, w.id, false);
         w.cancel_sent_at = now;  // and again later, should the controller have missed it
       }
+      // Ended by its supervisor, still held by Slurm: FinishFromExitFile decides when it is over.
+      if (PathExists(layout.ExitFile())) FinishFromExitFile(name);
       continue;
     }
     // Slurm is done with it (or has forgotten it): the supervisor's record says how it ended.
