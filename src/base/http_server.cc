@@ -254,7 +254,11 @@ bool Server::listen_after_bind() {
       break;
     }
     pending_.push_back(fd);
-    if (idle_ == 0 && workers_ < kMaxWorkers) {
+    // A worker serves one connection until it closes (keep-alive, event streams), so every waiting
+    // connection needs an idle worker of its own: idle_ counts workers that have not woken yet too, so
+    // it is compared with all that wait, not with zero (two quick connections and one idle worker would
+    // leave the second waiting for a busy worker's connection to end).
+    if (pending_.size() > static_cast<size_t>(idle_) && workers_ < kMaxWorkers) {
       ++workers_;
       threads_.emplace_back([this] { Worker(); });
     } else {
