@@ -93,8 +93,7 @@ Result<std::string> RunSlurmCommand(const SlurmTarget& t, const std::vector<std:
   }
   std::vector<std::string> env_store;
   for (char** e = environ; *e; ++e)
-    if (!t.conf.empty() && !StartsWith(*e, "SLURM_CONF=")) env_store.push_back(*e);
-    else if (t.conf.empty()) env_store.push_back(*e);
+    if (t.conf.empty() || !StartsWith(*e, "SLURM_CONF=")) env_store.push_back(*e);
   if (!t.conf.empty()) env_store.push_back("SLURM_CONF=" + t.conf);
   std::vector<char*> envp;
   for (auto& e : env_store) envp.push_back(e.data());

@@ -727,10 +727,11 @@ void Scheduler::FinishFromExitFile(const std::string& name) {
     // A Slurm job's processes are gone only once Slurm is done with it: until then the next poll of Slurm
     // finishes the job. After a grace Cairn takes the supervisor's word (a dead node never confirms its
     // cleanup, and Slurm may hold such a job RUNNING or COMPLETING for minutes).
+    // What Slurm last said, from the poll (PollSlurm asks about every job at once; a query per finishing
+    // job here would hold up the scheduler thread). "" when Slurm has forgotten the job.
     SlurmWatch& sw = w->second;
-    auto q = compute::SlurmQuery(sw.target, {sw.id});
-    bool known = q.ok() && q->count(sw.id);
-    compute::SlurmJobState st = known ? (*q)[sw.id] : compute::SlurmJobState{};
+    compute::SlurmJobState st{sw.state, sw.reason, sw.nodes};
+    bool known = !st.state.empty();
     if (known && !compute::SlurmStateIsFinal(st.state)) {
       if (!sw.completing_since) sw.completing_since = NowMillis();
       if (NowMillis() - sw.completing_since < kSlurmCompletingGraceMs) return;
@@ -740,7 +741,7 @@ void Scheduler::FinishFromExitFile(const std::string& name) {
       std::string what = st.state;
       if (!st.reason.empty() && st.reason != "None") what += ", " + st.reason;
       if (what.empty()) what = compute::SlurmAccounting(sw.target, sw.id).value_or("");
-      std::string down = compute::SlurmDownNodes(sw.target, st.nodes.empty() ? sw.nodes : st.nodes);
+      std::string down = compute::SlurmDownNodes(sw.target, st.nodes);
       if (!down.empty()) what += (what.empty() ? "" : "; ") + std::string("down nodes: ") + down;
       outcome = "failed";
       reason = "Slurm ended job " + sw.id + (what.empty() ? "" : " (" + what + ")") +

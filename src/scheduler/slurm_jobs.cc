@@ -222,6 +222,11 @@ void Scheduler::PollSlurm() {
       continue;
     }
     // Slurm is done with it (or has forgotten it): the supervisor's record says how it ended.
+    w.state = state;
+    if (known) {
+      w.reason = st->second.reason;
+      if (!st->second.nodes.empty()) w.nodes = st->second.nodes;
+    }
     if (PathExists(layout.ExitFile())) {
       FinishFromExitFile(name);
       continue;
