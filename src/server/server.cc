@@ -485,6 +485,9 @@ class Server {
       f.top_level_only = f.parent.empty() && req.get_param_value("include_children") != "true";
       if (req.get_param_value("view") == "summary") {
         // What a table of jobs shows, and nothing that costs a read per job (the studio's jobs page).
+        // Each job's latest metric values (its key metrics; a few keys at most), read for all runs at once.
+        constexpr size_t kKeyMetrics = 6;
+        auto latest = tracking_->LatestMetricsOfAllRuns();
         std::string body = "[";
         bool first = true;
         for (const auto& j : Reader().List(f)) {
@@ -510,6 +513,22 @@ class Server {
           if (j.start_time && j.end_time) {
             body += ",\"duration_seconds\":";
             AppendJsonDouble(body, static_cast<double>(*j.end_time - *j.start_time) / 1000.0);
+          }
+          // A sweep shows its best trial's (Azure ML's "best child run").
+          auto m = latest.find(j.name);
+          if (m == latest.end() && j.type == "sweep" && j.properties.contains("best_child_run_id"))
+            m = latest.find(j.properties.value("best_child_run_id", ""));
+          if (m != latest.end()) {
+            body += ",\"metrics\":{";
+            for (size_t k = 0; k < m->second.size() && k < kKeyMetrics; ++k) {
+              if (k) body += ',';
+              AppendJsonString(body, m->second[k].key);
+              body += ':';
+              double v = m->second[k].value;
+              if (std::isfinite(v)) AppendJsonDouble(body, v);
+              else body += std::isnan(v) ? "\"NaN\"" : v > 0 ? "\"Infinity\"" : "\"-Infinity\"";
+            }
+            body += '}';
           }
           body += ",\"tags\":" + j.tags.dump() + "}";
         }

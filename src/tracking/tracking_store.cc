@@ -957,6 +957,20 @@ std::vector<std::string> TrackingStore::MetricKeys(const std::string& run_id) {
   return out;
 }
 
+std::unordered_map<std::string, std::vector<Metric>> TrackingStore::LatestMetricsOfAllRuns() {
+  Db& db = Reader();
+  Stmt& s = db.Prepare("SELECT run_id, key, value, is_nan FROM latest_metrics ORDER BY run_id, key");
+  std::unordered_map<std::string, std::vector<Metric>> out;
+  while (s.Step()) {
+    Metric m;
+    m.key = s.Text(1);
+    m.value = s.Int(3) != 0 ? std::nan("") : s.Double(2);
+    out[s.Text(0)].push_back(std::move(m));
+  }
+  s.Reset();
+  return out;
+}
+
 Result<std::vector<Run>> TrackingStore::SearchRuns(const RunSearch& q, bool* more) {
   auto filter = ParseRunFilter(q.filter);
   if (!filter.ok()) return filter.status();

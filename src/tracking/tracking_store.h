@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -189,6 +190,8 @@ class TrackingStore {
   // The points of one metric in (step, timestamp) order.
   Result<std::vector<Point>> GetHistory(const std::string& run_id, const std::string& key);
   std::vector<std::string> MetricKeys(const std::string& run_id);
+  // Every run's latest value of each metric, by run id, keys in order (one query; the studio's jobs table).
+  std::unordered_map<std::string, std::vector<Metric>> LatestMetricsOfAllRuns();
   Result<std::vector<Run>> SearchRuns(const RunSearch& search, bool* more);
 
  private:

@@ -25,6 +25,8 @@ try {
   step = "sign in through the one-time link, land on the jobs page";
   await page.goto(cfg.login);
   await page.waitForSelector(`[data-job="${cfg.done}"]`, { timeout: 15000 });
+  results.key_metrics = await page.textContent(`[data-job="${cfg.done}"] .c-metrics`);
+  results.sweep_key_metrics = await page.textContent(`[data-job="${cfg.sweep}"] .c-metrics`);
   await shot("jobs");
 
   step = "a running job's page shows it reach Completed without a reload";

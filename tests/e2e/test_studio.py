@@ -79,6 +79,8 @@ limits: {max_concurrent_trials: 2}
     results = json.loads(p.stdout.strip().splitlines()[-1])
     assert results["live_status_before"] != "Completed"  # it changed while the page was open
     assert results["downloaded"] == "model weights\n"
+    assert results["key_metrics"] == "loss 0.002"  # the latest of the 500 points logged
+    assert results["sweep_key_metrics"] == "acc 0.98"  # the sweep shows its best trial's
     assert any("loss" in s for s in results["chart_series"])
     assert sorted(results["parallel_lines"]) == ["sweep_job_0", "sweep_job_1", "sweep_job_2"]
     assert "sweep_job_0" in results["best_trial"]  # lr 0.1 keeps acc highest
@@ -98,3 +100,24 @@ limits: {max_concurrent_trials: 2}
     with pytest.raises(urllib.error.HTTPError) as e:
         urllib.request.urlopen(ws.server_info()["url"] + "/api/v1/jobs")
     assert e.value.code == 401
+
+
+def test_jobs_summary_carries_each_jobs_key_metrics(ws):
+    """The jobs table's one read: each job's latest metric values (non-finite ones as strings, a few keys at
+    most), a sweep showing its best trial's."""
+    import urllib.request
+    ws.write("job.yml", "command: 'true'\nenvironment: azureml:x@latest\n")
+    for n in ("plain", "logged"):
+        ws.run("job", "create", "-f", "job.yml", "-n", n, "--stream")
+    call(ws, "POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": "logged", "metrics": [
+        {"key": "a_loss", "value": 0.5, "timestamp": 1, "step": 0},
+        {"key": "a_loss", "value": 0.25, "timestamp": 2, "step": 1},
+        {"key": "a_nan", "value": "NaN", "timestamp": 1, "step": 0},
+        *[{"key": f"k{i}", "value": i, "timestamp": 1, "step": 0} for i in range(10)]]})
+    req = urllib.request.Request(ws.server_info()["url"] + "/api/v1/jobs?view=summary",
+                                 headers={"Authorization": "Bearer " + ws.token()})
+    with urllib.request.urlopen(req) as r:
+        jobs = {j["name"]: j for j in json.loads(r.read())}
+    assert "metrics" not in jobs["plain"]
+    # The latest value of each key, keys in name order, the first six of twelve.
+    assert jobs["logged"]["metrics"] == {"a_loss": 0.25, "a_nan": "NaN", "k0": 0, "k1": 1, "k2": 2, "k3": 3}

@@ -31,6 +31,12 @@ export function fmtDuration(seconds?: number): string {
   return `${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} m`;
 }
 
+// A metric value in a table cell: four significant digits, no trailing zeros.
+export function fmtNumber(v: number): string {
+  if (Number.isInteger(v) && Math.abs(v) < 1e6) return String(v);
+  return Math.abs(v) >= 1e-3 && Math.abs(v) < 1e6 ? String(Number(v.toPrecision(4))) : v.toExponential(3);
+}
+
 export function keyValues(obj: Record<string, unknown> | undefined): HTMLElement {
   const table = h("table", { class: "kv" });
   for (const [k, v] of Object.entries(obj ?? {}))

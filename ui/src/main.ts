@@ -2,7 +2,7 @@
 import "./style.css";
 import { get, post, onJobsChanged, type Job, type Trial } from "./api";
 import { drawChart, parallelCoordinates, type Columns } from "./chart";
-import { fmtDuration, fmtTime, h, keyValues, statusBadge } from "./dom";
+import { fmtDuration, fmtNumber, fmtTime, h, keyValues, statusBadge } from "./dom";
 
 const app = document.getElementById("app")!;
 let cleanup: (() => void)[] = [];
@@ -41,7 +41,14 @@ async function jobsPage(params: URLSearchParams) {
     ["compute", "Compute", (j) => j.compute ?? ""],
     ["created", "Created", (j) => j.creation_context?.created_at ?? ""],
     ["duration", "Duration", (j) => j.duration_seconds ?? -1],
+    // Sorted by the most common metric key across the jobs (the one shown first); jobs without it last.
+    ["metrics", "Key metrics", (j) => { const v = j.metrics?.[keyOrder[0]]; return typeof v === "number" ? v : desc ? -Infinity : Infinity; }],
   ];
+  // Key metrics: each job's latest values, keys ordered by how many jobs log them, so the same keys line up.
+  let keyOrder: string[] = [];
+  const keyMetrics = (j: Job) => Object.entries(j.metrics ?? {})
+    .sort((a, b) => keyOrder.indexOf(a[0]) - keyOrder.indexOf(b[0])).slice(0, 3)
+    .map(([k, v]) => `${k} ${typeof v === "number" ? fmtNumber(v) : v}`).join(" · ");
   let sortKey = "created", desc = true;
   const head = h("div", { class: "row head" }, h("span", { class: "pick" }),
     ...columns.map(([key, label]) => h("span", { class: `c-${key}`, onclick: () => { desc = sortKey === key ? !desc : key === "created"; sortKey = key; render(); } }, label)));
@@ -56,6 +63,9 @@ async function jobsPage(params: URLSearchParams) {
   let shown: Job[] = [];
   const load = async () => {
     all = await get<Job[]>("/api/v1/jobs?max_results=0&include_children=true&view=summary");
+    const counts = new Map<string, number>();
+    for (const j of all) for (const k in j.metrics ?? {}) counts.set(k, (counts.get(k) ?? 0) + 1);
+    keyOrder = [...counts.keys()].sort((a, b) => counts.get(b)! - counts.get(a)! || (a < b ? -1 : 1));
     render();
   };
   const render = () => {
@@ -86,7 +96,8 @@ async function jobsPage(params: URLSearchParams) {
         h("span", { class: "c-experiment" }, j.experiment_name ?? ""),
         h("span", { class: "c-compute" }, j.compute ?? ""),
         h("span", { class: "c-created" }, fmtTime(j.creation_context?.created_at)),
-        h("span", { class: "c-duration" }, fmtDuration(j.duration_seconds)));
+        h("span", { class: "c-duration" }, fmtDuration(j.duration_seconds)),
+        h("span", { class: "c-metrics" }, keyMetrics(j)));
     }));
   };
   viewport.addEventListener("scroll", () => requestAnimationFrame(paint));
