@@ -91,6 +91,15 @@ Status WriteFile(const std::string& path, const std::string& data, int mode) {
   return Status::Ok();
 }
 
+Status AppendFile(const std::string& path, const std::string& data) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return Errno("cannot open", path);
+  bool ok = WriteAll(fd, data);
+  Status s = ok ? Status::Ok() : Errno("cannot write", path);
+  close(fd);
+  return s;
+}
+
 Status MakeDirs(const std::string& path, int mode) {
   std::error_code ec;
   fs::create_directories(path, ec);

@@ -14,6 +14,8 @@ Status WriteFileAtomic(const std::string& path, const std::string& data, int mod
                        bool durable = false);
 // Writes in place (create or truncate).
 Status WriteFile(const std::string& path, const std::string& data, int mode = 0644);
+// Appends (creating the file when missing).
+Status AppendFile(const std::string& path, const std::string& data);
 Status MakeDirs(const std::string& path, int mode = 0755);
 // Copies a regular file with its permission bits.
 Status CopyFile(const std::string& from, const std::string& to);

@@ -106,6 +106,10 @@ Result<LogChunk> Client::Logs(const std::string& job, long long offset, int wait
 }
 
 Status Client::Download(const std::string& job, const std::string& rel, const std::string& local_path) {
+  return Fetch("/api/v1/jobs/" + job + "/files/" + HttpClient::UrlEncode(rel), rel, local_path);
+}
+
+Status Client::Fetch(const std::string& path, const std::string& what, const std::string& local_path) {
   Status s = MakeDirs(Dirname(local_path));
   if (!s.ok()) return s;
   std::string tmp = local_path + ".cairn-partial";
@@ -114,7 +118,7 @@ Status Client::Download(const std::string& job, const std::string& rel, const st
   bool write_ok = true;
   std::string error_body;
   int status = 0;
-  auto res = Send("GET", "/api/v1/jobs/" + job + "/files/" + HttpClient::UrlEncode(rel), "", "",
+  auto res = Send("GET", path, "", "",
                             [&](const char* data, size_t len) {
                               write_ok = write(fd, data, len) == static_cast<ssize_t>(len);
                               return write_ok;
@@ -125,7 +129,7 @@ Status Client::Download(const std::string& job, const std::string& rel, const st
     unlink(tmp.c_str());
     if (!write_ok) return Internal("cannot write " + local_path);
     if (!res.ok()) return Unavailable("cannot reach the workspace server: " + res.status().message());
-    return Status(CodeForHttp(status), "download of " + rel + " failed (HTTP " + std::to_string(status) + ")");
+    return Status(CodeForHttp(status), "download of " + what + " failed (HTTP " + std::to_string(status) + ")");
   }
   if (rename(tmp.c_str(), local_path.c_str()) != 0) return Internal("cannot write " + local_path);
   return Status::Ok();

@@ -43,6 +43,8 @@ class Client {
                         const std::string& file = "user_logs/std_log.txt", const std::string& seen_status = "");
   // Streams a run file to `local_path` (created with its folders).
   Status Download(const std::string& job, const std::string& rel, const std::string& local_path);
+  // Streams any GET answer to `local_path`; `what` names it in errors.
+  Status Fetch(const std::string& path, const std::string& what, const std::string& local_path);
 
  private:
   Result<HttpResponse> Send(const std::string& method, const std::string& path, const std::string& body = "",

@@ -13,6 +13,7 @@
 #include "base/fs.h"
 #include "base/http_client.h"
 #include "base/util.h"
+#include "cli/assets.h"
 #include "cli/client.h"
 #include "cli/output.h"
 #include "cli/snapshot.h"
@@ -650,6 +651,8 @@ int RunCli(int argc, char** argv) {
       rc = del ? 0 : Print(g, *r, kComputeColumns);
     });
   }
+
+  AddAssetCommands(app, {add_globals, [&](const json& v, const std::vector<Column>& c) { return Print(g, v, c); }}, rc);
 
   struct {
     int port = 0;

@@ -22,6 +22,7 @@
 #include "base/fs.h"
 #include "base/http_client.h"
 #include "base/util.h"
+#include "compute/data_delivery.h"
 #include "compute/distribution.h"
 #include "compute/process.h"
 #include "compute/slurm.h"
@@ -43,6 +44,22 @@ void OnSignal(int sig) {
   unsigned char b = static_cast<unsigned char>(sig);
   (void)!write(g_signal_pipe[1], &b, 1);
   errno = saved;
+}
+
+// Drains the signal pipe; true once a stop (TERM, INT, HUP) has arrived. A stop is written back, so the
+// loop that watches the job's processes still sees it.
+bool StopPending() {
+  static bool stopped = false;
+  unsigned char b;
+  bool now = false;
+  while (read(g_signal_pipe[0], &b, 1) == 1)
+    if (b == SIGTERM || b == SIGINT || b == SIGHUP) now = true;
+  if (now) {
+    stopped = true;
+    unsigned char term = SIGTERM;
+    (void)!write(g_signal_pipe[1], &term, 1);
+  }
+  return stopped;
 }
 
 class SystemLog {
@@ -72,37 +89,6 @@ Status Materialize(const json& manifest, const std::string& blob_root, const std
     if (!s.ok()) return s;
     chmod(to.c_str(), e.value("executable", false) ? 0755 : 0644);
   }
-  return Status::Ok();
-}
-
-// http(s) inputs are fetched with curl: TLS, redirects and proxies as the user's machine has them.
-Status Download(const std::string& url, const std::string& to, long long max_bytes) {
-  int out[2];
-  if (pipe2(out, O_CLOEXEC) != 0) return Internal("pipe failed");
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(out[1], 1);
-    int devnull = open("/dev/null", O_WRONLY);
-    dup2(devnull, 2);
-    std::string limit = std::to_string(max_bytes);
-    execlp("curl", "curl", "-sSL", "--max-filesize", limit.c_str(), "--connect-timeout", "10", "-w",
-           "%{http_code}", "-o", to.c_str(), url.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  close(out[1]);
-  std::string code;
-  char buf[256];
-  ssize_t n;
-  while ((n = read(out[0], buf, sizeof buf)) > 0) code.append(buf, static_cast<size_t>(n));
-  close(out[0]);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  if (rc == 127) return Unavailable("cannot download " + url + ": curl is not installed");
-  if (rc == 63) return InvalidArgument(url + ": larger than " + std::to_string(max_bytes) + " bytes");
-  if (rc != 0) return Unavailable("cannot download " + url + " (curl exit code " + std::to_string(rc) + ")");
-  if (code != "200") return Unavailable("cannot download " + url + ": HTTP " + code);
   return Status::Ok();
 }
 
@@ -731,26 +717,31 @@ Status Prepare(const json& job, const RunLayout& layout, SystemLog& log, std::ve
     s = LinkSpecialFolder(layout, name);
     if (!s.ok()) return s;
   }
+  DeliveryContext ctx;
+  ctx.workspace = job.value("workspace", "");
+  ctx.blob_root = blob_root;
+  ctx.cancel_fd = g_signal_pipe[0];
+  ctx.stop_requested = StopPending;
   for (const auto& in : job.value("inputs", json::array())) {
     std::string name = in.value("name", "");
     std::string kind = in.value("kind", "");
     std::string dir = layout.Input(name);
     std::string mode = in.value("mode", "ro_mount");
-    fs::remove_all(dir, ec);
-    s = MakeDirs(dir);
-    if (!s.ok()) return s;
+    ctx.log = [&](const std::string& line) { log.Line("inputs." + name + ": " + line); };
     if (kind == "blobs") {
+      // The manifest travelled with the run (a Slurm node): the files are linked or copied from the blobs.
+      fs::remove_all(dir, ec);
+      s = MakeDirs(dir);
+      if (!s.ok()) return s;
       s = Materialize(in["manifest"], blob_root, dir, mode == "ro_mount");
       if (!s.ok()) return Status(s.code(), "inputs." + name + ": " + s.message());
-    } else if (kind == "http") {
-      std::string url = in.value("url", "");
-      log.Line("inputs." + name + ": downloading " + url);
-      s = Download(url, dir + "/" + in.value("file_name", "data"), in.value("max_bytes", 1LL << 34));
+      if (mode == "ro_mount") {
+        read_only.push_back(dir);
+        if (geteuid() != 0) ChmodReadOnly(dir);
+      }
+    } else {
+      s = DeliverInput(in, dir, ctx, read_only);
       if (!s.ok()) return Status(s.code(), "inputs." + name + ": " + s.message());
-    }
-    if (mode == "ro_mount") {
-      read_only.push_back(dir);
-      if (geteuid() != 0) ChmodReadOnly(dir);
     }
     log.Line("inputs." + name + ": " + mode + " at " + in.value("target", dir));
   }
@@ -796,6 +787,11 @@ int Supervise(const std::string& run_dir, Stager* stager) {
   auto fail = [&](const std::string& reason) {
     Outcome o;
     o.reason = reason;
+    // Stopped while preparing (a download given up because of it): canceled, not failed.
+    if (StopPending()) {
+      o.outcome = "canceled";
+      o.reason = "canceled while preparing the job: " + reason;
+    }
     WriteExit(layout, o, started, log);
     if (stager) {
       stager->Push(layout, true);

@@ -80,14 +80,6 @@ void Scheduler::Post(std::function<void()> fn) {
   cv_.notify_one();
 }
 
-template <typename T>
-T Scheduler::Call(std::function<T()> fn) {
-  auto p = std::make_shared<std::promise<T>>();
-  auto f = p->get_future();
-  Post([p, fn = std::move(fn)] { p->set_value(fn()); });
-  return f.get();
-}
-
 void Scheduler::Loop() {
   long long next_tick = NowMillis() + 500;
   for (;;) {
@@ -450,16 +442,16 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
                                  "); use type: uri_file, or mode: direct");
         break;
       case spec::PathKind::kAsset:
-        return FailedPrecondition(f + ": data asset '" + in.path +
-                                  "' is not registered in this workspace (data assets are not supported yet)");
       case spec::PathKind::kDatastore:
-        return FailedPrecondition(f + ": datastore '" + DatastoreName(in.path) +
-                                  "' does not exist in this workspace (" + in.path + ")");
       case spec::PathKind::kJobOutput:
-        return FailedPrecondition(f + ": job output URIs are not supported yet (" + in.path + ")");
-      case spec::PathKind::kRuns:
-        return FailedPrecondition(f + ": runs:/ URIs need the tracking server, which is not available yet (" +
-                                  in.path + ")");
+      case spec::PathKind::kRuns: {
+        bool model = in.type == "mlflow_model" || in.type == "custom_model" || in.type == "triton_model";
+        auto loc = Locate(f, in.path, model ? "model" : "data");
+        if (!loc.ok()) return loc.status();
+        if ((in.mode == "eval_mount" || in.mode == "eval_download") && loc->kind == "http")
+          return InvalidArgument(f + ": an MLTable is a folder; " + in.path + " is a URL");
+        break;
+      }
       case spec::PathKind::kCloud:
         if (in.mode != "direct")
           return FailedPrecondition(f + ": cloud storage (" + in.path +
@@ -472,9 +464,17 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
     }
   }
   for (const auto& [out_name, out] : s.outputs) {
-    if (!out.path.empty())
+    if (out.path.empty()) continue;
+    if (spec::ClassifyPath(out.path) != spec::PathKind::kDatastore)
+      return InvalidArgument("outputs." + out_name + ".path: an output's path must be a datastore URI "
+                             "(azureml://datastores/<name>/paths/<path>), got \"" + out.path + "\"");
+    if (DatastoreFolder(DatastoreName(out.path)).empty())
       return FailedPrecondition("outputs." + out_name + ".path: datastore '" + DatastoreName(out.path) +
                                 "' does not exist in this workspace (" + out.path + ")");
+    if (out.path.find("/paths/") == std::string::npos ||
+        std::string("/" + out.path + "/").find("/../") != std::string::npos)
+      return InvalidArgument("outputs." + out_name + ".path: expected azureml://datastores/<name>/paths/<path>, got \"" +
+                             out.path + "\"");
   }
   if (!r.dry_run && !r.snapshot.empty() && !store_->GetSnapshot(r.snapshot).ok())
     return InvalidArgument("code snapshot " + r.snapshot + " was not uploaded");
@@ -603,6 +603,7 @@ Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::stri
   json env = json::object();
   json inputs = json::array();
   json snapshots = job.spec.value("input_snapshots", json::object());
+  bool on_slurm = SlurmTargetFor(job.compute).has_value();
   for (const auto& [name, in] : s.inputs) {
     std::string key = "inputs." + name;
     if (in.literal) {
@@ -611,31 +612,30 @@ Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::stri
     }
     std::string dir = layout.Input(name);
     std::string target;
-    json item = {{"name", name}, {"mode", in.mode}};
-    if (in.mode == "direct") {
-      target = in.path;
-    } else if (in.path_kind == spec::PathKind::kLocal) {
-      auto m = store_->GetSnapshot(snapshots.value(name, ""));
-      if (!m.ok()) return m.status();
-      json manifest = json::parse(*m);
-      item["kind"] = "blobs";
-      item["manifest"] = manifest;
-      target = dir;
-      if (in.type == "uri_file" && manifest.size() == 1) target = dir + "/" + manifest[0]["path"].get<std::string>();
-    } else if (in.path_kind == spec::PathKind::kHttp) {
-      std::string file = Basename(in.path.substr(0, in.path.find('?')));
-      if (file.empty()) file = "data";
-      item["kind"] = "http";
-      item["url"] = in.path;
-      item["file_name"] = file;
-      target = dir + "/" + file;
-    } else if (in.path_kind == spec::PathKind::kNone) {
-      continue;
+    json item;
+    if (in.path_kind == spec::PathKind::kNone) continue;
+    if (in.mode == "direct" && (in.path_kind == spec::PathKind::kHttp || in.path_kind == spec::PathKind::kCloud)) {
+      target = in.path;  // the URI as is: the command reads it itself
     } else {
-      target = in.path;
+      DataLocation loc;
+      if (in.path_kind == spec::PathKind::kLocal) {
+        loc.kind = "blobs";
+        loc.snapshot = snapshots.value(name, "");
+      } else {
+        bool model = in.type == "mlflow_model" || in.type == "custom_model" || in.type == "triton_model";
+        auto l = Locate("inputs." + name, in.path, model ? "model" : "data");
+        if (!l.ok()) return l.status();
+        loc = *l;
+        if (!loc.asset.empty()) notices.push_back("inputs." + name + ": " + in.path + " is " + loc.asset);
+      }
+      auto it = InputItem(name, in, loc, dir, on_slurm, target);
+      if (!it.ok()) return it.status();
+      item = *it;
     }
-    item["target"] = target;
-    if (item.contains("kind")) inputs.push_back(item);
+    if (item.contains("kind")) {
+      item["target"] = target;
+      inputs.push_back(item);
+    }
     values[key] = target;
     env["AZURE_ML_INPUT_" + name] = target;
     env["AZUREML_DATAREFERENCE_" + name] = target;
@@ -643,6 +643,12 @@ Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::stri
   json outputs = json::array();
   for (const auto& [name, out] : s.outputs) {
     std::string dir = layout.Output(name);
+    if (!out.path.empty()) {
+      // A datastore path: the job writes there directly (rw_mount), and the output is read from there.
+      std::string rest = out.path.substr(out.path.find("/paths/") + 7);
+      while (!rest.empty() && rest.back() == '/') rest.pop_back();
+      dir = DatastoreFolder(DatastoreName(out.path)) + (rest.empty() ? "" : "/" + rest);
+    }
     outputs.push_back(dir);
     std::string target = out.type == "uri_file" ? dir + "/" + name : dir;
     values["outputs." + name] = target;
@@ -772,6 +778,7 @@ void Scheduler::FinishFromExitFile(const std::string& name) {
     error = reason;
   }
   (void)store_->Transition(name, std::vector<store::StatusEvent>{finalizing, last}, started, ended, code, error);
+  if (last.status == "Completed") RegisterOutputAssets(*job);
   events_.Bump();
   if (config_.on_final) config_.on_final(name, last.status, now);
   Release(*job);

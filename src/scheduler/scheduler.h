@@ -20,6 +20,7 @@
 
 #include "compute/slurm.h"
 #include "spec/compute_spec.h"
+#include "spec/job_spec.h"
 #include "store/blob_store.h"
 #include "store/job_store.h"
 
@@ -89,6 +90,25 @@ class Scheduler {
   Result<nlohmann::json> CreateCompute(const nlohmann::json& spec);
   Status DeleteCompute(const std::string& name);
   Status PutSnapshot(const std::string& id, const std::string& manifest);
+
+  // Data (data.cc). Where a path names data: blobs of the workspace, a URL, or a file or folder here.
+  struct DataLocation {
+    std::string kind;         // blobs | http | folder
+    std::string snapshot;     // blobs: the manifest's id
+    std::string single_file;  // blobs: the file's name, for a uri_file asset
+    std::string url;          // http
+    std::string local;        // folder: a file or folder on this machine
+    std::string asset;        // "name:version" when a data asset or model named it
+    std::string type;         // the asset's type
+  };
+  // Resolves an input's or an asset's path (azureml:<asset>, datastore and job-output URIs, runs:/, URLs,
+  // local paths); `asset_kind` is the kind an azureml: reference names. Errors start with `field`.
+  Result<DataLocation> LocateData(const std::string& field, const std::string& path, const std::string& asset_kind);
+  Result<store::AssetRecord> CreateAsset(store::AssetRecord asset);
+  Status SetAssetArchived(const std::string& kind, const std::string& name, const std::string& version, bool archived);
+  Status PutDatastore(const store::DatastoreRecord& d);
+  Status DeleteDatastore(const std::string& name);
+
   // {in use, queued} on a compute's pool.
   std::pair<int, int> PoolUsage(const std::string& compute);
   // The up-to-date reason a queued job waits ("waiting for 1 CPU slot on local (2 of 2 in use, 3 queued
@@ -169,6 +189,14 @@ class Scheduler {
   void Dequeued(const std::string& name);
   void PublishUsage(const std::string& compute);
   Result<nlohmann::json> BuildRunFile(const store::JobRecord& job, std::vector<std::string>& notices);
+  // data.cc, on the scheduler thread.
+  Result<DataLocation> Locate(const std::string& field, const std::string& path, const std::string& asset_kind,
+                              int depth = 0);
+  std::string DatastoreFolder(const std::string& name);
+  void RegisterOutputAssets(const store::JobRecord& job);
+  // The run file's entry for one input: how the supervisor delivers it, and what the command sees.
+  Result<nlohmann::json> InputItem(const std::string& name, const spec::InputSpec& in, const DataLocation& loc,
+                                   const std::string& dir, bool on_slurm, std::string& target);
 
   // The Slurm compute (slurm_jobs.cc). A job on it is an sbatch script; its supervisor reports as a
   // local one does, and Tick reconciles every Slurm job with squeue (pending reasons, starts) and,
@@ -226,5 +254,14 @@ class Scheduler {
   bool stopping_ = false;
   std::thread thread_;
 };
+
+// Runs `fn` on the scheduler thread and waits for its answer.
+template <typename T>
+T Scheduler::Call(std::function<T()> fn) {
+  auto p = std::make_shared<std::promise<T>>();
+  auto f = p->get_future();
+  Post([p, fn = std::move(fn)] { p->set_value(fn()); });
+  return f.get();
+}
 
 }  // namespace cairn::scheduler

@@ -20,7 +20,9 @@
 #include "compute/process.h"
 #include "compute/run_layout.h"
 #include "scheduler/scheduler.h"
+#include "server/assets_api.h"
 #include "server/job_view.h"
+#include "server/responses.h"
 #include "server/mlflow_api.h"
 #include "tracking/tracking_store.h"
 #include "server/workspace.h"
@@ -33,30 +35,6 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-int HttpStatus(Code c) {
-  switch (c) {
-    case Code::kOk: return 200;
-    case Code::kInvalidArgument: return 400;
-    case Code::kNotFound: return 404;
-    case Code::kAlreadyExists: return 409;
-    case Code::kFailedPrecondition: return 409;
-    case Code::kUnauthenticated: return 401;
-    case Code::kPermissionDenied: return 403;
-    case Code::kUnavailable: return 503;
-    case Code::kInternal: return 500;
-  }
-  return 500;
-}
-
-void SendJson(http::Response& res, const json& body, int status = 200) {
-  res.status = status;
-  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
-}
-
-void SendError(http::Response& res, const Status& s) {
-  SendJson(res, {{"error", {{"code", CodeName(s.code())}, {"message", s.message()}}}}, HttpStatus(s.code()));
-}
 
 bool SameToken(const std::string& a, const std::string& b) {
   if (a.size() != b.size()) return false;
@@ -383,6 +361,11 @@ class Server {
     mlflow_.workspace = opt_.home;
     mlflow_.scope = [] { return RequestScope(); };
     RegisterMlflowRoutes(svr_, mlflow_);
+    assets_.sched = sched_.get();
+    assets_.reader = [this]() -> store::JobStore& { return Reader(); };
+    assets_.workspace = opt_.home;
+    assets_.blobs = ws_.Blobs();
+    RegisterAssetRoutes(svr_, assets_);
 
     svr_.Get("/api/v1/health", [this](const http::Request&, http::Response& res) {
       SendJson(res, {{"status", "ok"}, {"pid", getpid()}, {"workspace", opt_.home}, {"url", url_},
@@ -920,6 +903,7 @@ class Server {
   http::Server svr_;
   std::unique_ptr<tracking::TrackingStore> tracking_;
   MlflowContext mlflow_;
+  AssetContext assets_;
   std::unique_ptr<scheduler::Scheduler> sched_;
 };
 

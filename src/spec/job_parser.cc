@@ -52,6 +52,9 @@ class JobParser {
   JobParser(const std::string& base_dir, const ParseOptions& options, Diagnostics& diags)
       : base_dir_(base_dir), options_(options), d_(diags) {}
 
+  // An environment YAML of its own (`cairn environment create -f`).
+  void ParseEnvironmentDocument(const YNode& root, JobSpec& spec) { ParseEnvironmentMap(&root, spec, true); }
+
   std::optional<JobSpec> Parse(YNode& root) {
     if (!root.IsMap()) {
       Error(root, "a job file must be a mapping of keys to values, got " + root.TypeName());
@@ -1035,6 +1038,16 @@ PathKind ClassifyPath(const std::string& p) {
   for (const char* s : {"wasb://", "wasbs://", "abfs://", "abfss://", "adl://", "s3://", "gs://"})
     if (StartsWith(p, s)) return PathKind::kCloud;
   return PathKind::kLocal;
+}
+
+std::optional<EnvironmentSpec> ParseEnvironmentNode(const YNode& root, const std::string& base_dir,
+                                                    Diagnostics& diags) {
+  ParseOptions options;
+  JobParser parser(base_dir, options, diags);
+  JobSpec spec;
+  parser.ParseEnvironmentDocument(root, spec);
+  if (diags.HasErrors()) return std::nullopt;
+  return spec.environment;
 }
 
 std::optional<JobSpec> ParseJobText(const std::string& text, const std::string& file,

@@ -94,6 +94,11 @@ struct ParseOptions {
 // warnings may be added either way.
 std::optional<JobSpec> ParseJobFile(const std::string& path, const ParseOptions& options,
                                     Diagnostics& diags);
+struct YNode;
+// An environment's fields (image | build, conda_file, os_type, ...) from an environment YAML's root;
+// local paths resolve against `base_dir`.
+std::optional<EnvironmentSpec> ParseEnvironmentNode(const YNode& root, const std::string& base_dir,
+                                                    Diagnostics& diags);
 // The same, for text already read; `file` names it in diagnostics and `base_dir` anchors relative paths.
 std::optional<JobSpec> ParseJobText(const std::string& text, const std::string& file,
                                     const std::string& base_dir, const ParseOptions& options,

@@ -60,6 +60,25 @@ CREATE TABLE snapshots (
 )sql",
     // 2: find a job by its token (a job's MLflow client authenticates with it).
     "CREATE INDEX jobs_token ON jobs(token);",
+    // 3: versioned assets (data, environment, model) and datastores.
+    R"sql(
+CREATE TABLE assets (
+  kind TEXT NOT NULL,
+  name TEXT NOT NULL,
+  version TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  spec TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  archived INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (kind, name, version)
+) WITHOUT ROWID;
+CREATE INDEX assets_latest ON assets(kind, name, seq);
+CREATE TABLE datastores (
+  name TEXT PRIMARY KEY,
+  spec TEXT NOT NULL,
+  created_at INTEGER NOT NULL
+);
+)sql",
 };
 }  // namespace
 

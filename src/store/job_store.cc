@@ -233,6 +233,131 @@ std::vector<ComputeRecord> JobStore::ListComputes() {
   return out;
 }
 
+namespace {
+const char kAssetColumns[] = "kind, name, version, spec, created_at, archived, seq";
+std::string AssetWord(const std::string& kind) { return kind == "data" ? "data asset" : kind; }
+}  // namespace
+
+AssetRecord JobStore::ReadAsset(Stmt& s) {
+  AssetRecord a;
+  a.kind = s.Text(0);
+  a.name = s.Text(1);
+  a.version = s.Text(2);
+  a.spec = json::parse(s.Text(3), nullptr, false);
+  a.created_at = s.Int(4);
+  a.archived = s.Int(5) != 0;
+  a.seq = s.Int(6);
+  return a;
+}
+
+Status JobStore::InsertAsset(const AssetRecord& a) {
+  Stmt& s = db_->Prepare(
+      "INSERT INTO assets (kind, name, version, seq, spec, created_at, archived) VALUES "
+      "(?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM assets WHERE kind = ?1), ?, ?, ?) ON CONFLICT DO NOTHING");
+  s.Bind(1, a.kind).Bind(2, a.name).Bind(3, a.version).Bind(4, a.spec.dump()).Bind(5, a.created_at)
+      .Bind(6, a.archived ? 1 : 0);
+  Status st = s.Run();
+  if (!st.ok()) return st;
+  if (db_->Changes() == 0)
+    return AlreadyExists(AssetWord(a.kind) + " '" + a.name + "' version '" + a.version +
+                         "' already exists; versions cannot be changed, give a new --version");
+  return Status::Ok();
+}
+
+Result<AssetRecord> JobStore::GetAsset(const std::string& kind, const std::string& name, const std::string& version) {
+  Stmt& s = db_->Prepare(std::string("SELECT ") + kAssetColumns + " FROM assets WHERE kind = ? AND name = ? AND version = ?");
+  s.Bind(1, kind).Bind(2, name).Bind(3, version);
+  if (!s.Step()) {
+    s.Reset();
+    return NotFound(AssetWord(kind) + " '" + name + "' has no version '" + version + "' in this workspace");
+  }
+  AssetRecord a = ReadAsset(s);
+  s.Reset();
+  return a;
+}
+
+Result<AssetRecord> JobStore::LatestAsset(const std::string& kind, const std::string& name) {
+  Stmt& s = db_->Prepare(std::string("SELECT ") + kAssetColumns +
+                         " FROM assets WHERE kind = ? AND name = ? AND archived = 0 ORDER BY seq DESC LIMIT 1");
+  s.Bind(1, kind).Bind(2, name);
+  if (!s.Step()) {
+    s.Reset();
+    return NotFound("no " + AssetWord(kind) + " named '" + name + "' in this workspace (or every version is archived)");
+  }
+  AssetRecord a = ReadAsset(s);
+  s.Reset();
+  return a;
+}
+
+std::vector<AssetRecord> JobStore::ListAssets(const std::string& kind, const std::string& name, bool include_archived,
+                                              bool archived_only) {
+  std::string where = archived_only ? " AND archived = 1" : include_archived ? "" : " AND archived = 0";
+  std::string sql = name.empty()
+      ? std::string("SELECT ") + kAssetColumns + " FROM assets a WHERE kind = ?1" + where +
+            " AND seq = (SELECT MAX(seq) FROM assets b WHERE b.kind = a.kind AND b.name = a.name" + where + ") ORDER BY name"
+      : std::string("SELECT ") + kAssetColumns + " FROM assets WHERE kind = ?1 AND name = ?2" + where + " ORDER BY seq DESC";
+  Stmt& s = db_->Prepare(sql);
+  s.Bind(1, kind);
+  if (!name.empty()) s.Bind(2, name);
+  std::vector<AssetRecord> out;
+  while (s.Step()) out.push_back(ReadAsset(s));
+  s.Reset();
+  return out;
+}
+
+Status JobStore::SetAssetArchived(const std::string& kind, const std::string& name, const std::string& version,
+                                  bool archived) {
+  Stmt& s = db_->Prepare("UPDATE assets SET archived = ? WHERE kind = ? AND name = ? AND (? = '' OR version = ?)");
+  s.Bind(1, archived ? 1 : 0).Bind(2, kind).Bind(3, name).Bind(4, version).Bind(5, version);
+  Status st = s.Run();
+  if (!st.ok()) return st;
+  if (db_->Changes() == 0)
+    return NotFound(AssetWord(kind) + " '" + name + "'" + (version.empty() ? "" : " version '" + version + "'") +
+                    " does not exist in this workspace");
+  return Status::Ok();
+}
+
+std::string JobStore::NextAssetVersion(const std::string& kind, const std::string& name) {
+  Stmt& s = db_->Prepare(
+      "SELECT COALESCE(MAX(CAST(version AS INTEGER)), 0) + 1 FROM assets WHERE kind = ? AND name = ? "
+      "AND version GLOB '[0-9]*' AND version NOT GLOB '*[^0-9]*'");
+  s.Bind(1, kind).Bind(2, name);
+  long long v = s.Step() ? s.Int(0) : 1;
+  s.Reset();
+  return std::to_string(v);
+}
+
+Status JobStore::PutDatastore(const DatastoreRecord& d) {
+  return db_->Prepare("INSERT OR REPLACE INTO datastores (name, spec, created_at) VALUES (?,?,?)")
+      .Bind(1, d.name).Bind(2, d.spec.dump()).Bind(3, d.created_at).Run();
+}
+
+Status JobStore::DeleteDatastore(const std::string& name) {
+  Status s = db_->Prepare("DELETE FROM datastores WHERE name = ?").Bind(1, name).Run();
+  if (s.ok() && db_->Changes() == 0) return NotFound("no datastore named '" + name + "' in this workspace");
+  return s;
+}
+
+Result<DatastoreRecord> JobStore::GetDatastore(const std::string& name) {
+  Stmt& s = db_->Prepare("SELECT name, spec, created_at FROM datastores WHERE name = ?");
+  s.Bind(1, name);
+  if (!s.Step()) {
+    s.Reset();
+    return NotFound("datastore '" + name + "' does not exist in this workspace (cairn datastore list)");
+  }
+  DatastoreRecord d{s.Text(0), json::parse(s.Text(1), nullptr, false), s.Int(2)};
+  s.Reset();
+  return d;
+}
+
+std::vector<DatastoreRecord> JobStore::ListDatastores() {
+  Stmt& s = db_->Prepare("SELECT name, spec, created_at FROM datastores ORDER BY name");
+  std::vector<DatastoreRecord> out;
+  while (s.Step()) out.push_back({s.Text(0), json::parse(s.Text(1), nullptr, false), s.Int(2)});
+  s.Reset();
+  return out;
+}
+
 Status JobStore::PutSnapshot(const std::string& id, const std::string& manifest) {
   return db_->Prepare("INSERT OR IGNORE INTO snapshots (id, manifest, created_at) VALUES (?, ?, strftime('%s','now'))")
       .Bind(1, id).Bind(2, manifest).Run();

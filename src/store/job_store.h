@@ -65,6 +65,24 @@ struct ComputeRecord {
   long long created_at = 0;
 };
 
+// A version of a data asset, an environment or a model. `spec` holds the asset's fields as the API shows
+// them (type, path, description, tags, ...) plus where its content lives.
+struct AssetRecord {
+  std::string kind;  // data | environment | model
+  std::string name;
+  std::string version;
+  nlohmann::json spec = nlohmann::json::object();
+  long long created_at = 0;
+  bool archived = false;
+  long long seq = 0;  // creation order; "latest" is the highest not archived
+};
+
+struct DatastoreRecord {
+  std::string name;
+  nlohmann::json spec = nlohmann::json::object();  // {type, path, description}
+  long long created_at = 0;
+};
+
 class JobStore {
  public:
   // The writer: creates and migrates the database.
@@ -100,6 +118,25 @@ class JobStore {
   Result<ComputeRecord> GetCompute(const std::string& name);
   std::vector<ComputeRecord> ListComputes();
 
+  // Inserts a new version; AlreadyExists if that version exists (versions never change once made).
+  Status InsertAsset(const AssetRecord& a);
+  Result<AssetRecord> GetAsset(const std::string& kind, const std::string& name, const std::string& version);
+  // The most recently created version that is not archived.
+  Result<AssetRecord> LatestAsset(const std::string& kind, const std::string& name);
+  // With `name`: every version of it, newest first; without: the latest version of each name.
+  std::vector<AssetRecord> ListAssets(const std::string& kind, const std::string& name, bool include_archived,
+                                      bool archived_only);
+  // One version, or with `version` empty every version of the name. NotFound when nothing matched.
+  Status SetAssetArchived(const std::string& kind, const std::string& name, const std::string& version,
+                          bool archived);
+  // One more than the highest integer version of `name` (1 for a new name).
+  std::string NextAssetVersion(const std::string& kind, const std::string& name);
+
+  Status PutDatastore(const DatastoreRecord& d);
+  Status DeleteDatastore(const std::string& name);
+  Result<DatastoreRecord> GetDatastore(const std::string& name);
+  std::vector<DatastoreRecord> ListDatastores();
+
   Status PutSnapshot(const std::string& id, const std::string& manifest);
   Result<std::string> GetSnapshot(const std::string& id);
 
@@ -108,6 +145,7 @@ class JobStore {
  private:
   explicit JobStore(std::unique_ptr<Db> db) : db_(std::move(db)) {}
   JobRecord Read(Stmt& s);
+  static AssetRecord ReadAsset(Stmt& s);
   std::unique_ptr<Db> db_;
 };
 

@@ -1,0 +1,277 @@
+// Where data lives (inputs, data assets, models): a path as a job or an asset names it, resolved against
+// the workspace to blobs, a URL or a file or folder on this machine. Runs on the scheduler thread.
+#include <filesystem>
+
+#include "base/fs.h"
+#include "base/util.h"
+#include "compute/run_layout.h"
+#include "scheduler/scheduler.h"
+#include "spec/asset_spec.h"
+
+namespace cairn::scheduler {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+// "a/b/../c" would leave the folder it is relative to.
+bool EscapesRoot(const std::string& rel) {
+  for (const auto& part : Split(rel, '/'))
+    if (part == "..") return true;
+  return false;
+}
+
+std::string StripSlashes(std::string p) {
+  while (!p.empty() && p.front() == '/') p.erase(p.begin());
+  while (!p.empty() && p.back() == '/') p.pop_back();
+  return p;
+}
+
+}  // namespace
+
+std::string Scheduler::DatastoreFolder(const std::string& name) {
+  if (auto d = store_->GetDatastore(name); d.ok()) return d->spec.value("path", "");
+  // The built-in datastores Azure ML's files name: folders of the workspace.
+  if (name == "workspaceblobstore" || name == "workspacefilestore" || name == "workspaceartifactstore" ||
+      name == "workspaceworkingdirectory")
+    return config_.workspace + "/datastores/" + name;
+  return "";
+}
+
+Result<Scheduler::DataLocation> Scheduler::Locate(const std::string& field, const std::string& path,
+                                                  const std::string& asset_kind, int depth) {
+  if (depth > 4) return FailedPrecondition(field + ": " + path + " refers to itself");
+  DataLocation loc;
+  switch (spec::ClassifyPath(path)) {
+    case spec::PathKind::kHttp:
+      loc.kind = "http";
+      loc.url = path;
+      return loc;
+    case spec::PathKind::kLocal:
+      loc.kind = "folder";
+      loc.local = path;
+      if (!PathExists(path)) return NotFound(field + ": no such file or folder " + path);
+      return loc;
+    case spec::PathKind::kAsset: {
+      auto ref = spec::ParseAssetRef(path);
+      if (!ref) return InvalidArgument(field + ": expected azureml:<name>:<version> or azureml:<name>@latest, got \"" + path + "\"");
+      auto a = ref->version.empty() ? store_->LatestAsset(asset_kind, ref->name)
+                                    : store_->GetAsset(asset_kind, ref->name, ref->version);
+      if (!a.ok()) return Status(a.status().code(), field + ": " + a.status().message());
+      const json& st = a->spec.value("storage", json::object());
+      std::string kind = st.value("kind", "");
+      if (kind == "blobs") {
+        loc.kind = "blobs";
+        loc.snapshot = st.value("snapshot", "");
+        loc.single_file = st.value("single_file", "");
+      } else if (kind == "http") {
+        loc.kind = "http";
+        loc.url = st.value("url", "");
+      } else {
+        auto inner = Locate(field, st.value("uri", ""), asset_kind, depth + 1);
+        if (!inner.ok()) return inner.status();
+        loc = *inner;
+      }
+      loc.asset = a->name + ":" + a->version;
+      loc.type = a->spec.value("type", "");
+      return loc;
+    }
+    case spec::PathKind::kDatastore: {
+      // azureml://datastores/<name>/paths/<path>
+      std::string rest = path.substr(std::string("azureml://datastores/").size());
+      std::string name = rest.substr(0, rest.find('/'));
+      std::string after = rest.size() > name.size() ? rest.substr(name.size() + 1) : "";
+      if (!StartsWith(after, "paths")) return InvalidArgument(field + ": expected azureml://datastores/<name>/paths/<path>, got \"" + path + "\"");
+      std::string rel = StripSlashes(after.substr(5));
+      std::string folder = DatastoreFolder(name);
+      if (folder.empty()) return FailedPrecondition(field + ": datastore '" + name + "' does not exist in this workspace (" + path + "); cairn datastore create --name " + name + " --path <folder>");
+      if (EscapesRoot(rel)) return InvalidArgument(field + ": " + path + " leaves the datastore");
+      loc.kind = "folder";
+      loc.local = rel.empty() ? folder : folder + "/" + rel;
+      if (!PathExists(loc.local)) return NotFound(field + ": " + path + ": no such file or folder " + loc.local);
+      return loc;
+    }
+    case spec::PathKind::kJobOutput: {
+      // azureml://jobs/<job>/outputs/<output>/paths/<path>
+      auto parts = Split(path.substr(std::string("azureml://jobs/").size()), '/');
+      if (parts.size() < 3 || parts[1] != "outputs")
+        return InvalidArgument(field + ": expected azureml://jobs/<job>/outputs/<output>/paths/<path>, got \"" + path + "\"");
+      std::string job_name = parts[0], out = parts[2], rel;
+      size_t i = 3;
+      if (i < parts.size() && parts[i] == "paths") ++i;
+      for (; i < parts.size(); ++i) rel += (rel.empty() ? "" : "/") + parts[i];
+      rel = StripSlashes(rel);
+      if (EscapesRoot(rel)) return InvalidArgument(field + ": " + path + " leaves the job's output");
+      auto job = store_->Get(job_name);
+      if (!job.ok()) return NotFound(field + ": " + path + ": no job named '" + job_name + "' in this workspace");
+      if (job->status != "Completed")
+        return FailedPrecondition(field + ": " + path + ": job '" + job_name + "' is " + job->status +
+                                  "; only a Completed job's outputs can be read");
+      compute::RunLayout layout = compute::RunLayout::For(config_.workspace, job_name);
+      std::string base;
+      if (out == "default" || out == "artifacts") {
+        base = layout.Artifacts();
+      } else {
+        json outs = job->spec.value("outputs", json::object());
+        if (!outs.contains(out))
+          return NotFound(field + ": " + path + ": job '" + job_name + "' has no output named '" + out + "'");
+        std::string ds = outs[out].value("path", "");
+        if (!ds.empty()) {
+          auto inner = Locate(field, ds, asset_kind, depth + 1);
+          if (!inner.ok()) return inner.status();
+          base = inner->local;
+        } else {
+          base = layout.Output(out);
+        }
+      }
+      loc.kind = "folder";
+      loc.local = rel.empty() ? base : base + "/" + rel;
+      if (!PathExists(loc.local)) return NotFound(field + ": " + path + ": no such file or folder in the job's output (" + loc.local + ")");
+      return loc;
+    }
+    case spec::PathKind::kRuns: {
+      // runs:/<run>/<path>: a job's run keeps its artifacts in its run folder; another MLflow run's are
+      // where the artifact proxy put them.
+      std::string rest = path.substr(6);
+      while (!rest.empty() && rest.front() == '/') rest.erase(rest.begin());
+      std::string run = rest.substr(0, rest.find('/'));
+      std::string rel = StripSlashes(rest.size() > run.size() ? rest.substr(run.size() + 1) : "");
+      if (run.empty() || EscapesRoot(rel) || EscapesRoot(run)) return InvalidArgument(field + ": expected runs:/<run-id>/<path>, got \"" + path + "\"");
+      std::vector<std::string> bases = {config_.workspace + "/runs/" + run + "/artifacts"};
+      std::error_code ec;
+      for (auto it = fs::directory_iterator(config_.workspace + "/mlartifacts", ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+        bases.push_back(it->path().string() + "/" + run + "/artifacts");
+      for (const auto& b : bases) {
+        std::string p = rel.empty() ? b : b + "/" + rel;
+        if (PathExists(p)) {
+          loc.kind = "folder";
+          loc.local = p;
+          return loc;
+        }
+      }
+      return NotFound(field + ": " + path + ": run '" + run + "' has no artifact '" + rel + "'");
+    }
+    case spec::PathKind::kCloud:
+      return FailedPrecondition(field + ": cloud storage (" + path + ") cannot be reached from this workspace; "
+                                "use a local path, an http(s) URL or a datastore");
+    case spec::PathKind::kNone:
+      break;
+  }
+  return InvalidArgument(field + ": no path");
+}
+
+Result<Scheduler::DataLocation> Scheduler::LocateData(const std::string& field, const std::string& path,
+                                                      const std::string& asset_kind) {
+  return Call<Result<DataLocation>>([=, this]() { return Locate(field, path, asset_kind); });
+}
+
+Result<store::AssetRecord> Scheduler::CreateAsset(store::AssetRecord a) {
+  return Call<Result<store::AssetRecord>>([this, a]() mutable -> Result<store::AssetRecord> {
+    if (a.version.empty()) a.version = store_->NextAssetVersion(a.kind, a.name);
+    a.created_at = NowMillis();
+    Status s = store_->InsertAsset(a);
+    if (!s.ok()) return s;
+    return store_->GetAsset(a.kind, a.name, a.version);
+  });
+}
+
+Status Scheduler::SetAssetArchived(const std::string& kind, const std::string& name, const std::string& version,
+                                   bool archived) {
+  return Call<Status>([=, this]() { return store_->SetAssetArchived(kind, name, version, archived); });
+}
+
+Status Scheduler::PutDatastore(const store::DatastoreRecord& d) {
+  return Call<Status>([=, this]() { return store_->PutDatastore(d); });
+}
+
+Status Scheduler::DeleteDatastore(const std::string& name) {
+  return Call<Status>([=, this]() { return store_->DeleteDatastore(name); });
+}
+
+Result<json> Scheduler::InputItem(const std::string& name, const spec::InputSpec& in, const DataLocation& loc,
+                                  const std::string& dir, bool on_slurm, std::string& target) {
+  json item = {{"name", name}, {"mode", in.mode}};
+  if (in.mode == "eval_mount" || in.mode == "eval_download") item["evaluate"] = "mltable";
+  bool direct = in.mode == "direct";
+  if (loc.kind == "blobs") {
+    auto m = store_->GetSnapshot(loc.snapshot);
+    if (!m.ok()) return m.status();
+    json manifest = json::parse(*m, nullptr, false);
+    if (!manifest.is_array()) return Internal("inputs." + name + ": malformed manifest " + loc.snapshot);
+    std::string file = loc.single_file;
+    if (file.empty() && (in.type == "uri_file" || loc.type == "uri_file") && manifest.size() == 1)
+      file = manifest[0].value("path", "");
+    if (on_slurm) {
+      // Nodes may not see the workspace: the manifest travels with the run and the blobs are fetched.
+      item["kind"] = "blobs";
+      item["manifest"] = manifest;
+      target = file.empty() ? dir : dir + "/" + file;
+      return item;
+    }
+    // A read-only view of the snapshot is made once (hard links to the blobs) and shared by every job
+    // that reads it, so a large input costs a job a link, not a copy.
+    std::string view = config_.workspace + "/views/" + loc.snapshot;
+    std::string manifest_file = view + ".json";
+    if (!PathExists(view) && !PathExists(manifest_file)) {
+      Status s = MakeDirs(config_.workspace + "/views");
+      if (s.ok()) s = WriteFileAtomic(manifest_file, *m, 0644);
+      if (!s.ok()) return s;
+    }
+    item["kind"] = "view";
+    item["view"] = view;
+    item["manifest_file"] = manifest_file;
+    std::string base = direct ? view : dir;
+    target = file.empty() ? base : base + "/" + file;
+    return item;
+  }
+  if (loc.kind == "http") {
+    if (direct) {
+      target = loc.url;
+      return json();
+    }
+    std::string file = Basename(loc.url.substr(0, loc.url.find('?')));
+    if (file.empty()) file = "data";
+    item["kind"] = "http";
+    item["url"] = loc.url;
+    item["file_name"] = file;
+    target = dir + "/" + file;
+    return item;
+  }
+  // A file or folder on this machine.
+  if (direct) {
+    target = loc.local;
+    return json();
+  }
+  item["kind"] = "folder";
+  item["local"] = loc.local;
+  target = IsDir(loc.local) || item.contains("evaluate") ? dir : dir + "/" + Basename(loc.local);
+  return item;
+}
+
+// Outputs with `name` (and `version`) become data assets when their job completes: the asset points at
+// the output where the job left it.
+void Scheduler::RegisterOutputAssets(const store::JobRecord& job) {
+  json outs = job.spec.value("outputs", json::object());
+  for (const auto& [out, o] : outs.items()) {
+    std::string name = o.value("name", "");
+    if (name.empty()) continue;
+    store::AssetRecord a;
+    a.kind = "data";
+    a.name = name;
+    a.version = o.value("version", "");
+    if (a.version.empty()) a.version = store_->NextAssetVersion("data", name);
+    a.created_at = NowMillis();
+    std::string uri = "azureml://jobs/" + job.name + "/outputs/" + out + "/paths/";
+    a.spec = {{"name", name}, {"version", a.version}, {"type", o.value("type", "uri_folder")}, {"path", uri},
+              {"description", "output '" + out + "' of job " + job.name}, {"tags", json::object()},
+              {"storage", {{"kind", "uri"}, {"uri", uri}}}, {"job_name", job.name}};
+    Status s = store_->InsertAsset(a);
+    compute::RunLayout layout = compute::RunLayout::For(config_.workspace, job.name);
+    std::string line = s.ok() ? "outputs." + out + ": registered as data asset " + name + ":" + a.version
+                              : "outputs." + out + ": not registered as a data asset: " + s.message();
+    (void)AppendFile(layout.SupervisorLog(), "[" + IsoTime(NowMillis()) + "] " + line + "\n");
+  }
+}
+
+}  // namespace cairn::scheduler

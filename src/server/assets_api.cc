@@ -1,0 +1,242 @@
+#include "server/assets_api.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "base/fs.h"
+#include "base/util.h"
+#include "server/responses.h"
+#include "spec/asset_spec.h"
+#include "store/blob_store.h"
+
+namespace cairn::server {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char kKinds[] = "(data|model|environment)";
+
+json AssetView(const store::AssetRecord& a) {
+  json v = a.spec;
+  v["name"] = a.name;
+  v["version"] = a.version;
+  v["id"] = "azureml:" + a.name + ":" + a.version;
+  v["creation_context"] = {{"created_at", IsoTime(a.created_at)}};
+  v["archived"] = a.archived;
+  return v;
+}
+
+json DatastoreView(const store::DatastoreRecord& d) {
+  json v = d.spec;
+  v["name"] = d.name;
+  v["creation_context"] = {{"created_at", IsoTime(d.created_at)}};
+  return v;
+}
+
+// Copies a file or folder of this machine into the blob store and names its snapshot: a model registered
+// from a run or a job's output keeps the files it had, whatever happens to the run later.
+Result<std::string> SnapshotLocal(AssetContext& ctx, const std::string& path) {
+  std::vector<store::ManifestEntry> m;
+  store::BlobStore blobs(ctx.blobs);
+  auto add = [&](const std::string& abs, const std::string& rel) -> Status {
+    auto data = ReadFile(abs);
+    if (!data.ok()) return data.status();
+    store::ManifestEntry e;
+    e.path = rel;
+    e.sha256 = Sha256Hex(*data);
+    e.size = static_cast<long long>(data->size());
+    struct stat st;
+    e.executable = stat(abs.c_str(), &st) == 0 && (st.st_mode & S_IXUSR);
+    if (!blobs.Has(e.sha256)) {
+      Status s = blobs.Put(e.sha256, *data);
+      if (!s.ok()) return s;
+    }
+    m.push_back(e);
+    return Status::Ok();
+  };
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec)) {
+    Status s = add(path, Basename(path));
+    if (!s.ok()) return s;
+  } else {
+    for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (!it->is_regular_file(ec)) continue;
+      Status s = add(it->path().string(), it->path().lexically_relative(path).string());
+      if (!s.ok()) return s;
+    }
+  }
+  std::sort(m.begin(), m.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
+  std::string id = store::ManifestId(m);
+  Status s = ctx.sched->PutSnapshot(id, store::ManifestToJson(m).dump());
+  if (!s.ok()) return s;
+  return id;
+}
+
+// Where a new version's content is: the body's fields checked, the path resolved.
+Result<json> Storage(AssetContext& ctx, const std::string& kind, const json& body) {
+  std::string path = body.value("path", "");
+  std::string snapshot = body.value("snapshot", "");
+  if (!snapshot.empty()) {
+    if (!ctx.reader().GetSnapshot(snapshot).ok())
+      return InvalidArgument("snapshot " + snapshot + " was not uploaded");
+    json st = {{"kind", "blobs"}, {"snapshot", snapshot}};
+    if (!body.value("single_file", "").empty()) st["single_file"] = body["single_file"];
+    return st;
+  }
+  if (kind == "environment") return json::object();
+  switch (spec::ClassifyPath(path)) {
+    case spec::PathKind::kHttp:
+      return json{{"kind", "http"}, {"url", path}};
+    case spec::PathKind::kLocal:
+      return InvalidArgument("path: " + path + " is a local path; the CLI uploads it (cairn " + kind + " create)");
+    case spec::PathKind::kNone:
+      return InvalidArgument("path: required");
+    default:
+      break;
+  }
+  auto loc = ctx.sched->LocateData("path", path, kind);
+  if (!loc.ok()) return loc.status();
+  if (kind == "model" && loc->kind == "folder") {
+    auto id = SnapshotLocal(ctx, loc->local);
+    if (!id.ok()) return id.status();
+    json st = {{"kind", "blobs"}, {"snapshot", *id}, {"source", path}};
+    if (!IsDir(loc->local)) st["single_file"] = Basename(loc->local);
+    return st;
+  }
+  return json{{"kind", "uri"}, {"uri", path}};
+}
+
+}  // namespace
+
+void RegisterAssetRoutes(http::Server& svr, AssetContext& ctx) {
+  svr.Post(std::string("/api/v1/assets/") + kKinds, [&ctx](const http::Request& req, http::Response& res) {
+    std::string kind = req.matches[1];
+    json body = json::parse(req.body, nullptr, false);
+    if (!body.is_object()) return SendError(res, InvalidArgument("expected a " + kind + " object"));
+    spec::AssetSpec a;
+    a.kind = kind;
+    a.name = body.value("name", "");
+    a.version = body.value("version", "");
+    a.type = body.value("type", "");
+    a.path = body.value("path", "");
+    if (kind == "environment") a.environment.image = body.value("image", "");
+    if (kind == "environment" && body.contains("build")) a.environment.build_path = body["build"].value("path", "");
+    spec::Diagnostics d;
+    // Local content was uploaded by the CLI, from a machine that may not be this one.
+    spec::ValidateAsset(a, "request", d, /*check_paths=*/false);
+    if (d.HasErrors()) {
+      std::string msg;
+      for (const auto& x : d.all()) msg += (msg.empty() ? "" : "; ") + x.message;
+      return SendError(res, InvalidArgument(msg));
+    }
+    auto storage = Storage(ctx, kind, body);
+    if (!storage.ok()) return SendError(res, storage.status());
+    store::AssetRecord rec;
+    rec.kind = kind;
+    rec.name = a.name;
+    rec.version = a.version;
+    rec.spec = body;
+    rec.spec.erase("snapshot");
+    rec.spec.erase("single_file");
+    if (kind != "environment") rec.spec["type"] = a.type;
+    rec.spec["storage"] = *storage;
+    auto made = ctx.sched->CreateAsset(rec);
+    if (!made.ok()) return SendError(res, made.status());
+    SendJson(res, AssetView(*made), 201);
+  });
+  svr.Get(std::string("/api/v1/assets/") + kKinds, [&ctx](const http::Request& req, http::Response& res) {
+    json out = json::array();
+    for (const auto& a : ctx.reader().ListAssets(req.matches[1], req.get_param_value("name"),
+                                                 req.get_param_value("include_archived") == "true",
+                                                 req.get_param_value("archived_only") == "true"))
+      out.push_back(AssetView(a));
+    SendJson(res, out);
+  });
+  svr.Get(std::string("/api/v1/assets/") + kKinds + "/([^/]+)", [&ctx](const http::Request& req, http::Response& res) {
+    std::string label = req.has_param("label") ? req.get_param_value("label") : "latest";
+    if (label != "latest") return SendError(res, InvalidArgument("--label: the only label is 'latest', got '" + label + "'"));
+    auto a = ctx.reader().LatestAsset(req.matches[1], req.matches[2]);
+    if (!a.ok()) return SendError(res, a.status());
+    SendJson(res, AssetView(*a));
+  });
+  svr.Get(std::string("/api/v1/assets/") + kKinds + "/([^/]+)/versions/([^/]+)", [&ctx](const http::Request& req, http::Response& res) {
+    auto a = ctx.reader().GetAsset(req.matches[1], req.matches[2], req.matches[3]);
+    if (!a.ok()) return SendError(res, a.status());
+    SendJson(res, AssetView(*a));
+  });
+  // The files of a version whose content is in the blob store (models, local data): for download.
+  svr.Get(std::string("/api/v1/assets/") + kKinds + "/([^/]+)/versions/([^/]+)/files", [&ctx](const http::Request& req, http::Response& res) {
+    auto a = ctx.reader().GetAsset(req.matches[1], req.matches[2], req.matches[3]);
+    if (!a.ok()) return SendError(res, a.status());
+    json st = a->spec.value("storage", json::object());
+    if (st.value("kind", "") != "blobs")
+      return SendError(res, FailedPrecondition(a->name + ":" + a->version + " is not stored in this workspace; it is " +
+                                               a->spec.value("path", "")));
+    auto m = ctx.reader().GetSnapshot(st.value("snapshot", ""));
+    if (!m.ok()) return SendError(res, m.status());
+    SendJson(res, {{"name", a->name}, {"version", a->version}, {"files", json::parse(*m)}});
+  });
+  for (const char* verb : {"archive", "restore"}) {
+    bool archive = std::string(verb) == "archive";
+    svr.Post(std::string("/api/v1/assets/") + kKinds + "/([^/]+)/" + verb, [&ctx, archive](const http::Request& req, http::Response& res) {
+      Status s = ctx.sched->SetAssetArchived(req.matches[1], req.matches[2], req.get_param_value("version"), archive);
+      if (!s.ok()) return SendError(res, s);
+      SendJson(res, {{"name", req.matches[2].str()}, {"archived", archive}});
+    });
+  }
+  // Blobs, read with the workspace token (a model's download).
+  svr.Get(R"(/api/v1/blobs/([0-9a-f]{64}))", [&ctx](const http::Request& req, http::Response& res) {
+    store::BlobStore blobs(ctx.blobs);
+    if (!blobs.Has(req.matches[1])) return SendError(res, NotFound("no blob " + req.matches[1].str()));
+    auto data = ReadFile(blobs.PathOf(req.matches[1]));
+    if (!data.ok()) return SendError(res, data.status());
+    res.set_content(std::move(*data), "application/octet-stream");
+  });
+
+  // Datastores: folders of this machine (or a shared filesystem) that azureml://datastores/<name>/paths/...
+  // names.
+  svr.Post("/api/v1/datastores", [&ctx](const http::Request& req, http::Response& res) {
+    json body = json::parse(req.body, nullptr, false);
+    if (!body.is_object()) return SendError(res, InvalidArgument("expected a datastore object"));
+    spec::AssetSpec a;
+    a.kind = "datastore";
+    a.name = body.value("name", "");
+    a.path = body.value("path", "");
+    a.datastore_type = body.value("type", "local");
+    a.description = body.value("description", "");
+    spec::Diagnostics d;
+    spec::ValidateAsset(a, "request", d);
+    if (!a.path.empty() && a.path[0] != '/') d.Error("request", 0, 0, "path: must be absolute");
+    if (d.HasErrors()) {
+      std::string msg;
+      for (const auto& x : d.all()) msg += (msg.empty() ? "" : "; ") + x.message;
+      return SendError(res, InvalidArgument(msg));
+    }
+    store::DatastoreRecord rec{a.name, spec::ToJson(a), NowMillis()};
+    if (auto old = ctx.reader().GetDatastore(a.name); old.ok()) rec.created_at = old->created_at;
+    Status s = ctx.sched->PutDatastore(rec);
+    if (!s.ok()) return SendError(res, s);
+    SendJson(res, DatastoreView(rec), 201);
+  });
+  svr.Get("/api/v1/datastores", [&ctx](const http::Request&, http::Response& res) {
+    json out = json::array();
+    for (const auto& d : ctx.reader().ListDatastores()) out.push_back(DatastoreView(d));
+    SendJson(res, out);
+  });
+  svr.Get(R"(/api/v1/datastores/([^/]+))", [&ctx](const http::Request& req, http::Response& res) {
+    auto d = ctx.reader().GetDatastore(req.matches[1]);
+    if (!d.ok()) return SendError(res, d.status());
+    SendJson(res, DatastoreView(*d));
+  });
+  svr.Delete(R"(/api/v1/datastores/([^/]+))", [&ctx](const http::Request& req, http::Response& res) {
+    Status s = ctx.sched->DeleteDatastore(req.matches[1]);
+    if (!s.ok()) return SendError(res, s);
+    SendJson(res, {{"name", req.matches[1].str()}, {"deleted", true}});
+  });
+}
+
+}  // namespace cairn::server

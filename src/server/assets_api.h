@@ -1,0 +1,25 @@
+// The REST API of data assets, models, environments and datastores (/api/v1/assets/..., /api/v1/datastores):
+// versions are immutable once made; "latest" is the newest version not archived. Local content arrives as
+// a snapshot the CLI uploaded; a model named by runs:/ or a job's output is copied into the blob store so it
+// stays as it was registered.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "base/http_server.h"
+#include "scheduler/scheduler.h"
+#include "store/job_store.h"
+
+namespace cairn::server {
+
+struct AssetContext {
+  scheduler::Scheduler* sched = nullptr;
+  std::function<store::JobStore&()> reader;  // this thread's read connection
+  std::string workspace;
+  std::string blobs;
+};
+
+void RegisterAssetRoutes(http::Server& svr, AssetContext& ctx);
+
+}  // namespace cairn::server
