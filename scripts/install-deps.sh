@@ -13,6 +13,9 @@ PACKAGES=(
   openmpi-bin python3-mpi4py python3-torch slurm-wlm munge
   # The studio's browser tests: Debian's Chromium, driven by playwright-core.
   chromium
+  # Container environments: podman with runc (see docs/environments.md); tests make their image with
+  # debootstrap, since no registry is reachable.
+  podman runc debootstrap
 )
 
 missing=()

@@ -14,7 +14,9 @@ import yaml
 from conftest import CONFORMANCE
 
 ALLOWED = [
-    r"inputs\.\w+: data asset '[^']+' is not registered in this workspace \(data assets are not supported yet\)",
+    r"inputs\.\w+: no data asset named '[^']+' in this workspace \(or every version is archived\)",
+    r"inputs\.\w+: data asset '[^']+' has no version '[^']+' in this workspace",
+    r"inputs\.\w+: azureml://datastores/\S+: no such file or folder \S+",
     r"inputs\.\w+: datastore '[^']+' does not exist in this workspace \(azureml://datastores/.*\)",
     r"outputs\.\w+\.path: datastore '[^']+' does not exist in this workspace \(azureml://datastores/.*\)",
     r"inputs\.\w+: cloud storage \((wasbs|abfss)://.*\) cannot be reached from this workspace; use a local path "
