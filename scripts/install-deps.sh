@@ -46,3 +46,5 @@ fi
 if [[ ! -d "$here/tests/browser/node_modules/playwright-core" ]]; then
   (cd "$here/tests/browser" && npm install --no-audit --no-fund --silent >&2)
 fi
+# The image the container-environment tests run jobs in (debootstrap + podman import; once).
+bash "$here/scripts/make-test-image.sh"

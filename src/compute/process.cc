@@ -1,14 +1,19 @@
 #include "compute/process.h"
 
 #include <dirent.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "base/fs.h"
+#include "base/util.h"
 
 extern char** environ;
 
@@ -109,6 +114,81 @@ std::string SelfExe() {
   if (n <= 0) return "cairn";
   buf[n] = '\0';
   return buf;
+}
+
+Result<std::string> RunCommand(const std::vector<std::string>& argv, const std::vector<std::string>& set_env,
+                               long long timeout_ms) {
+  int out[2], err[2];
+  if (pipe2(out, O_CLOEXEC) != 0) return Internal("pipe failed");
+  if (pipe2(err, O_CLOEXEC) != 0) {
+    close(out[0]);
+    close(out[1]);
+    return Internal("pipe failed");
+  }
+  std::vector<std::string> env_store;
+  for (char** e = environ; *e; ++e) {
+    std::string kv = *e;
+    bool replaced = std::any_of(set_env.begin(), set_env.end(), [&](const std::string& s) {
+      return kv.compare(0, s.find('=') + 1, s, 0, s.find('=') + 1) == 0;
+    });
+    if (!replaced) env_store.push_back(kv);
+  }
+  env_store.insert(env_store.end(), set_env.begin(), set_env.end());
+  std::vector<char*> envp;
+  for (auto& e : env_store) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = fork();
+  if (pid < 0) return Internal(std::string("fork: ") + strerror(errno));
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_RDONLY);
+    dup2(devnull, 0);
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    execvpe(args[0], args.data(), envp.data());
+    _exit(127);
+  }
+  close(out[1]);
+  close(err[1]);
+  std::string text, errors;
+  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
+  char buf[8192];
+  int open_fds = 2;
+  long long deadline = NowMillis() + timeout_ms;
+  bool timed_out = false;
+  while (open_fds > 0) {
+    long long left = deadline - NowMillis();
+    if (left <= 0) {
+      timed_out = true;
+      kill(pid, SIGKILL);
+      break;
+    }
+    int r = poll(fds, 2, static_cast<int>(left));
+    if (r < 0 && errno != EINTR) break;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t n = read(fds[i].fd, buf, sizeof buf);
+      if (n > 0) {
+        (i == 0 ? text : errors).append(buf, static_cast<size_t>(n));
+      } else if (n == 0 || errno != EINTR) {
+        close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+      }
+    }
+  }
+  for (auto& f : fds)
+    if (f.fd >= 0) close(f.fd);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (timed_out) return Unavailable(argv[0] + " did not answer in time");
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 127) return Unavailable(argv[0] + " is not installed");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return Unavailable(argv[0] + " failed: " + Trim(errors.empty() ? text : errors));
+  return text;
 }
 
 }  // namespace cairn::compute

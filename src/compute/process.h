@@ -29,5 +29,10 @@ int SignalTree(pid_t root, pid_t pgid, int sig);
 
 // The absolute path of the running executable.
 std::string SelfExe();
+// Runs `argv` to its end with stdin from /dev/null and this process's environment plus `set_env` ("K=V",
+// replacing the same keys); returns its stdout. An exit other than 0 is Unavailable with its stderr; a run
+// past `timeout_ms` is killed ("did not answer in time").
+Result<std::string> RunCommand(const std::vector<std::string>& argv, const std::vector<std::string>& set_env,
+                               long long timeout_ms);
 
 }  // namespace cairn::compute

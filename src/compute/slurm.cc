@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "base/util.h"
+#include "compute/process.h"
 
 extern char** environ;
 
@@ -84,77 +85,19 @@ std::map<std::string, SlurmJobState> ParseSqueue(const std::string& text) {
 }
 
 Result<std::string> RunSlurmCommand(const SlurmTarget& t, const std::vector<std::string>& argv) {
-  int out[2], err[2];
-  if (pipe2(out, O_CLOEXEC) != 0) return Internal("pipe failed");
-  if (pipe2(err, O_CLOEXEC) != 0) {
-    close(out[0]);
-    close(out[1]);
-    return Internal("pipe failed");
-  }
-  std::vector<std::string> env_store;
-  for (char** e = environ; *e; ++e)
-    if (t.conf.empty() || !StartsWith(*e, "SLURM_CONF=")) env_store.push_back(*e);
-  if (!t.conf.empty()) env_store.push_back("SLURM_CONF=" + t.conf);
-  std::vector<char*> envp;
-  for (auto& e : env_store) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = fork();
-  if (pid < 0) return Internal(std::string("fork: ") + strerror(errno));
-  if (pid == 0) {
-    int devnull = open("/dev/null", O_RDONLY);
-    dup2(devnull, 0);
-    dup2(out[1], 1);
-    dup2(err[1], 2);
-    execvpe(args[0], args.data(), envp.data());
-    _exit(127);
-  }
-  close(out[1]);
-  close(err[1]);
-  std::string text, errors;
-  pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};
-  char buf[8192];
-  int open_fds = 2;
   // Slurm's clients retry an unreachable controller for a minute or more; Cairn's scheduler waits
   // for them, so they get a deadline.
-  long long deadline = NowMillis() + kSlurmCommandTimeoutMs;
-  bool timed_out = false;
-  while (open_fds > 0) {
-    long long left = deadline - NowMillis();
-    if (left <= 0) {
-      timed_out = true;
-      kill(pid, SIGKILL);
-      break;
-    }
-    int r = poll(fds, 2, static_cast<int>(left));
-    if (r < 0 && errno != EINTR) break;
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      ssize_t n = read(fds[i].fd, buf, sizeof buf);
-      if (n > 0) {
-        (i == 0 ? text : errors).append(buf, static_cast<size_t>(n));
-      } else if (n == 0 || errno != EINTR) {
-        close(fds[i].fd);
-        fds[i].fd = -1;
-        --open_fds;
-      }
-    }
-  }
-  for (auto& f : fds)
-    if (f.fd >= 0) close(f.fd);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (timed_out)
+  std::vector<std::string> env;
+  if (!t.conf.empty()) env.push_back("SLURM_CONF=" + t.conf);
+  auto out = RunCommand(argv, env, kSlurmCommandTimeoutMs);
+  if (out.ok()) return out;
+  const std::string& m = out.status().message();
+  if (EndsWith(m, "did not answer in time"))
     return Unavailable(argv[0] + " did not answer within " + std::to_string(kSlurmCommandTimeoutMs / 1000) +
                        " s (is the Slurm controller up?)");
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+  if (EndsWith(m, "is not installed"))
     return Unavailable(argv[0] + " is not installed (the Slurm compute needs Slurm's client commands)");
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return Unavailable(argv[0] + " failed: " + Trim(errors.empty() ? text : errors));
-  return text;
+  return out;
 }
 
 Result<std::string> SlurmSubmit(const SlurmTarget& t, const std::string& script_path) {

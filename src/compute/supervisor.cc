@@ -22,6 +22,7 @@
 #include "base/fs.h"
 #include "base/http_client.h"
 #include "base/util.h"
+#include "compute/container.h"
 #include "compute/data_delivery.h"
 #include "compute/distribution.h"
 #include "compute/process.h"
@@ -112,26 +113,27 @@ void ChmodReadOnly(const std::string& root) {
   chmod(root.c_str(), 0555);
 }
 
-bool PostEvent(const std::string& url, const json& job, const std::string& event) {
+bool PostEvent(const std::string& url, const json& job, const std::string& event, const std::string& reason) {
   HttpClient cli(url, 10000);
   cli.SetBearerToken(job.value("token", ""));
-  auto res = cli.Request("POST", "/api/v1/internal/jobs/" + job.value("name", "") + "/events",
-                         json{{"event", event}}.dump());
+  json body = {{"event", event}};
+  if (!reason.empty()) body["reason"] = reason;
+  auto res = cli.Request("POST", "/api/v1/internal/jobs/" + job.value("name", "") + "/events", body.dump());
   return res.ok() && res->status == 200;
 }
 
 // Tells the server; when the one that started us is gone, the workspace's current server (a restart
 // picks a new port) is read from server.json.
-void Notify(const json& job, const std::string& event, SystemLog& log) {
+void Notify(const json& job, const std::string& event, SystemLog& log, const std::string& reason = "") {
   std::string url = job.value("server_url", "");
   if (url.empty()) return;
-  if (PostEvent(url, job, event)) return;
+  if (PostEvent(url, job, event, reason)) return;
   std::string ws = job.value("workspace", "");
   auto info = ReadFile(ws + "/server.json");
   if (info.ok()) {
     json j = json::parse(*info, nullptr, false);
     std::string current = j.is_object() ? j.value("url", "") : "";
-    if (!current.empty() && current != url && PostEvent(current, job, event)) return;
+    if (!current.empty() && current != url && PostEvent(current, job, event, reason)) return;
   }
   log.Line("could not tell the server the job is " + event +
            "; it reads the run folder when it next looks");
@@ -399,7 +401,13 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
                  const std::vector<std::string>& read_only, int node, Stager* stager) {
   const bool node_mode = node >= 0;
   const bool slurm = job.value("backend", "local") == "slurm";
+  // A container environment (local compute): each process runs in the image, under a name that is
+  // removed however the job ends.
+  const std::string image = job.value("container_image", "");
+  const std::string runtime = job.value("container_runtime", "");
+  std::vector<std::string> containers;
   auto finish = [&](Outcome o) {
+    for (const auto& c : containers) RemoveContainer(runtime, c);
     if (node_mode) {
       json j = {{"outcome", o.outcome}, {"reason", o.reason}};
       (void)WriteFileAtomic(layout.SystemLogDir() + "/node_" + std::to_string(node) + ".json", j.dump(), 0644);
@@ -454,15 +462,40 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
   std::string wd = layout.WorkDir();
   long long max_log = job.value("max_log_bytes", 1LL << 30);
   long long grace_ms = job.value("kill_grace_ms", 5000LL);
-  auto env_for = [&](int n, int local) {
-    std::vector<std::string> env = base_env;
+  auto merged_env = [&](int n, int local) {
     json merged = job_env;
     for (const auto& [k, v] : RankEnv(plan, n, local)) merged[k] = v;
     if ((!slurm || plan.nodes == 1) && plan.type == "pytorch" && !merged.contains("GLOO_SOCKET_IFNAME"))
       merged["GLOO_SOCKET_IFNAME"] = "lo";  // every rank is on this machine
+    std::vector<std::string> env;
     for (const auto& [k, v] : merged.items()) env.push_back(k + "=" + v.get<std::string>());
     return env;
   };
+  auto env_for = [&](int n, int local) {
+    std::vector<std::string> env = base_env;
+    for (auto& kv : merged_env(n, local)) env.push_back(std::move(kv));
+    return env;
+  };
+  // What a container sees of this machine: the run folder, the inputs (read-only), outputs kept elsewhere
+  // (a datastore), the MLflow helper; each at its own path, so every path the job was given holds.
+  ContainerRun crun;
+  if (!image.empty()) {
+    crun.runtime = runtime;
+    crun.image = image;
+    crun.workdir = layout.WorkDir();
+    crun.command = job.value("command", "");
+    crun.mounts.push_back(layout.root);
+    for (const auto& p : read_only)
+      if (!IsWithin(p, layout.root)) crun.mounts.push_back(p + ":ro");
+    for (const auto& o : job.value("outputs", json::array()))
+      if (!IsWithin(o.get<std::string>(), layout.root)) crun.mounts.push_back(o.get<std::string>());
+    for (const auto& d : Split(job_env.value("PYTHONPATH", ""), ':'))
+      if (!d.empty() && IsDir(d)) crun.mounts.push_back(d + ":ro");
+    json limits = job.value("container_limits", json::object());
+    crun.memory = limits.value("memory", "");
+    crun.cpus = limits.value("cpus", "");
+    crun.shm_size = limits.value("shm_size", "");
+  }
 
   std::vector<Child> children;
   auto start = [&](const std::vector<std::string>& argv, std::vector<std::string> env, int rank,
@@ -528,8 +561,15 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
         std::string label = plan.Distributed() ? "process " + std::to_string(rank) + " (node " + std::to_string(n) +
                                                      ", local rank " + std::to_string(local) + ")"
                                                : "/bin/sh -c <command>";
-        s = start({"/bin/sh", "-c", command}, env_for(n, local), rank, label,
-                  artifacts + "/" + RankLogName(plan, rank));
+        if (image.empty()) {
+          s = start({"/bin/sh", "-c", command}, env_for(n, local), rank, label, artifacts + "/" + RankLogName(plan, rank));
+        } else {
+          crun.name = "cairn-" + job.value("name", "") + "-" + std::to_string(rank);
+          crun.env = merged_env(n, local);
+          containers.push_back(crun.name);
+          RemoveContainer(runtime, crun.name);  // a leftover of a supervisor that died
+          s = start(ContainerArgv(crun), base_env, rank, label + " in " + image, artifacts + "/" + RankLogName(plan, rank));
+        }
       }
     }
   }
@@ -803,6 +843,39 @@ int Supervise(const std::string& run_dir, Stager* stager) {
 
   std::vector<std::string> read_only;
   if (Status s = Prepare(job, layout, log, read_only); !s.ok()) return fail(s.message());
+  if (job.contains("container")) {
+    // The environment: an image to run in, or this host (no runtime, or the image cannot be had) unless
+    // the compute is strict. Each step is said in the log and as the job's status reason.
+    const json& c = job["container"];
+    std::string runtime = ContainerRuntime();
+    std::string why;
+    std::string image;
+    if (runtime.empty()) {
+      why = "no container runtime (podman or docker) on this machine";
+    } else {
+      Notify(job, "preparing", log, "environment: resolving " + c.value("describe", std::string("the image")));
+      ImageSteps steps{[&](const std::string& l) { log.Line(l); },
+                       [&](const std::string& r) { Notify(job, "preparing", log, r); }};
+      if (c.contains("build_manifest")) {
+        Status v = EnsureView(c.value("build_context", ""), c.value("build_manifest", ""), job.value("blob_root", ""));
+        if (!v.ok()) return fail("environment: the build context: " + v.message());
+      }
+      auto got = PrepareImage(runtime, c, steps, why);
+      if (!got.ok()) return fail(got.status().message());
+      image = *got;
+    }
+    if (image.empty()) {
+      if (c.value("strict", false)) return fail("environment " + c.value("describe", std::string()) + ": " + why + " (the compute is strict)");
+      log.Line("environment: " + why + "; the job runs on this host");
+      Notify(job, "preparing", log, "environment " + c.value("describe", std::string()) + ": " + why +
+                                        "; the job runs on this host");
+    } else {
+      job["container_image"] = image;
+      job["container_limits"] = c.value("limits", json::object());
+      job["container_runtime"] = runtime;
+      Notify(job, "preparing", log, "environment: starting the container (" + image + ")");
+    }
+  }
   return RunProcesses(job, layout, log, started, read_only, /*node=*/-1, stager);
 }
 

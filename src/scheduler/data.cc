@@ -249,6 +249,78 @@ Result<json> Scheduler::InputItem(const std::string& name, const spec::InputSpec
   return item;
 }
 
+json Scheduler::ContainerFor(const store::JobRecord& job, const spec::JobSpec& s, std::vector<std::string>& notices) {
+  const spec::EnvironmentSpec& e = s.environment;
+  json c = json::object();
+  std::string conda_path = e.conda_file;
+  if (!e.reference.empty()) {
+    // A registered environment, or a curated one (AzureML-..., azureml://registries/...): the workspace maps
+    // a curated name to an image by registering an environment of that name.
+    auto ref = spec::ParseAssetRef(e.reference);
+    auto a = !ref ? Result<store::AssetRecord>(NotFound(""))
+             : ref->version.empty() ? store_->LatestAsset("environment", ref->name)
+                                    : store_->GetAsset("environment", ref->name, ref->version);
+    if (!a.ok()) {
+      bool curated = ref && (!ref->registry.empty() || StartsWith(ref->name, "AzureML-"));
+      notices.push_back("environment " + e.reference + (curated ? " is a curated environment not mapped in this workspace"
+                                                                : " is not registered in this workspace") +
+                        "; the job runs on this host (cairn environment create --name " + (ref ? ref->name : "<name>") +
+                        " --image <image> maps it)");
+      return json::object();
+    }
+    c["describe"] = "azureml:" + a->name + ":" + a->version;
+    const json& sp = a->spec;
+    if (sp.contains("image")) c["image"] = sp["image"];
+    std::string snap = sp.value("storage", json::object()).value("snapshot", "");
+    if (!snap.empty()) {
+      // A build context registered with the environment: its view is the context.
+      std::string view = config_.workspace + "/views/" + snap;
+      auto m = store_->GetSnapshot(snap);
+      if (m.ok() && !PathExists(view) && !PathExists(view + ".json")) {
+        (void)MakeDirs(config_.workspace + "/views");
+        (void)WriteFileAtomic(view + ".json", *m, 0644);
+      }
+      c["build_context"] = view;
+      c["build_manifest"] = view + ".json";
+      c["dockerfile"] = sp.value("build", json::object()).value("dockerfile_path", "Dockerfile");
+    }
+    if (sp.contains("conda_file_content")) c["conda"] = sp["conda_file_content"];
+    notices.push_back("environment " + e.reference + " is azureml:" + a->name + ":" + a->version);
+  } else if (!e.image.empty()) {
+    c["image"] = e.image;
+    c["describe"] = "image " + e.image;
+  } else if (!e.build_path.empty()) {
+    c["build_context"] = e.build_path;
+    c["dockerfile"] = e.dockerfile_path.empty() ? "Dockerfile" : e.dockerfile_path;
+    c["describe"] = "build context " + e.build_path;
+  } else {
+    notices.push_back("no environment given; the job runs on this host");
+    return json::object();
+  }
+  if (!conda_path.empty()) {
+    if (auto text = ReadFile(conda_path, 1 << 20); text.ok()) c["conda"] = *text;
+  }
+  // Limits: resources.shm_size, and resources.properties memory / cpus.
+  json limits = json::object();
+  if (!s.shm_size.empty()) limits["shm_size"] = s.shm_size;
+  for (const char* k : {"memory", "cpus"})
+    if (s.resources_properties.contains(k)) {
+      const json& v = s.resources_properties[k];
+      limits[k] = v.is_string() ? v.get<std::string>() : v.dump();
+    }
+  c["limits"] = limits;
+  // A compute may refuse to run a job anywhere but in its environment.
+  if (auto comp = store_->GetCompute(job.compute); comp.ok())
+    c["strict"] = comp->spec.value("extra", json::object()).value("containers", "") == "strict";
+  if (const char* p = getenv("CAIRN_CONTAINERS"); p && std::string(p) == "strict") c["strict"] = true;
+  if (const char* p = getenv("CAIRN_CONTAINERS"); p && std::string(p) == "off") {
+    notices.push_back("environment " + c.value("describe", std::string()) + ": containers are off (CAIRN_CONTAINERS=off); "
+                      "the job runs on this host");
+    return json::object();
+  }
+  return c;
+}
+
 // Outputs with `name` (and `version`) become data assets when their job completes: the asset points at
 // the output where the job left it.
 void Scheduler::RegisterOutputAssets(const store::JobRecord& job) {

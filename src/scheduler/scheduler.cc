@@ -153,11 +153,15 @@ Status Scheduler::Cancel(const std::string& name) {
   return Call<Status>([this, name] { return DoCancel(name); });
 }
 
-Status Scheduler::SupervisorEvent(const std::string& name, const std::string& event) {
-  return Call<Status>([this, name, event]() -> Status {
+Status Scheduler::SupervisorEvent(const std::string& name, const std::string& event, const std::string& reason) {
+  return Call<Status>([this, name, event, reason]() -> Status {
     auto job = store_->Get(name);
     if (!job.ok()) return job.status();
     if (store::IsTerminalStatus(job->status)) return Status::Ok();
+    if (event == "preparing") {
+      if (job->status != "Preparing" || reason.empty()) return Status::Ok();
+      return Transition(name, "Preparing", reason);
+    }
     if (event == "running") {
       // A Slurm job can start between two looks at squeue: its supervisor is the first to tell.
       if (job->status == "Queued" && slurm_.count(name)) {
@@ -591,13 +595,7 @@ Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::stri
     if (!m.ok()) return m.status();
     run["snapshot"] = json::parse(*m);
   }
-  if (s.environment.reference.empty() && s.environment.image.empty() && s.environment.build_path.empty()) {
-    notices.push_back("no environment given; the job runs on this host");
-  } else {
-    notices.push_back("environment " + s.environment.Describe() +
-                      ": container environments are not supported yet, so the job runs on this host "
-                      "with its own software");
-  }
+  if (json c = ContainerFor(job, s, notices); !c.empty()) run["container"] = c;
 
   std::map<std::string, std::string> values;  // "inputs.x" -> what the command sees
   json env = json::object();

@@ -86,7 +86,9 @@ class Scheduler {
   Result<store::JobRecord> Update(const std::string& name, const nlohmann::json& patch);
   Status SetArchived(const std::string& name, bool archived);
   // A supervisor reports "running" or "exited".
-  Status SupervisorEvent(const std::string& name, const std::string& event);
+  // A supervisor reports "preparing" (with what it is doing: the environment's phases), "running" or
+  // "exited".
+  Status SupervisorEvent(const std::string& name, const std::string& event, const std::string& reason = "");
   Result<nlohmann::json> CreateCompute(const nlohmann::json& spec);
   Status DeleteCompute(const std::string& name);
   Status PutSnapshot(const std::string& id, const std::string& manifest);
@@ -194,6 +196,9 @@ class Scheduler {
                               int depth = 0);
   std::string DatastoreFolder(const std::string& name);
   void RegisterOutputAssets(const store::JobRecord& job);
+  // The run file's "container" object for the job's environment ({} when it runs on this host), and
+  // what was decided in `notices`.
+  nlohmann::json ContainerFor(const store::JobRecord& job, const spec::JobSpec& s, std::vector<std::string>& notices);
   // The run file's entry for one input: how the supervisor delivers it, and what the command sees.
   Result<nlohmann::json> InputItem(const std::string& name, const spec::InputSpec& in, const DataLocation& loc,
                                    const std::string& dir, bool on_slurm, std::string& target);

@@ -109,10 +109,11 @@ json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>&
   for (const auto& e : history)
     hist.push_back({{"status", e.status}, {"reason", e.reason}, {"time", IsoTime(e.at)}});
   j["status_history"] = hist;
-  if (!env.value("reference", "").empty() || !env.value("image", "").empty() ||
-      !env.value("build_path", "").empty())
-    j["notes"] = json::array({"the environment is recorded but not applied: container environments are not "
-                              "supported yet, so the job runs on this host"});
+  // Where the job's environment could not be had and it ran on this host instead, say so.
+  json notes = json::array();
+  for (const auto& e : history)
+    if (e.status == "Preparing" && e.reason.find("runs on this host") != std::string::npos) notes.push_back(e.reason);
+  if (!notes.empty()) j["notes"] = notes;
   // One log per process for a distributed job (std_log_process_<rank>.txt), else std_log.txt.
   compute::DistPlan plan = compute::PlanFor(s.value("distribution", json()), s["resources"].value("instance_count", 1));
   json logs = json::object();

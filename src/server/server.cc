@@ -780,7 +780,7 @@ class Server {
     svr_.Post(R"(/api/v1/internal/jobs/([^/]+)/events)", [this](const http::Request& req, http::Response& res) {
       json body = json::parse(req.body, nullptr, false);
       if (!body.is_object()) return SendError(res, InvalidArgument("expected {\"event\": ...}"));
-      Status s = sched_->SupervisorEvent(req.matches[1], body.value("event", ""));
+      Status s = sched_->SupervisorEvent(req.matches[1], body.value("event", ""), body.value("reason", ""));
       if (!s.ok()) return SendError(res, s);
       SendJson(res, {{"ok", true}});
     });

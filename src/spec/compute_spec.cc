@@ -53,7 +53,7 @@ const std::vector<std::string> kKeys = {"$schema", "name", "type", "size", "min_
                                         "ssh_public_access_enabled", "network_settings",
                                         "enable_node_public_ip", "resource_id", "schedules",
                                         "create_on_behalf_of", "idle_time_before_shutdown_minutes",
-                                        "idle_time_before_shutdown", "setup_scripts", "slurm"};
+                                        "idle_time_before_shutdown", "setup_scripts", "slurm", "containers"};
 
 const std::vector<std::string> kSlurmKeys = {"partition", "account", "qos", "sbatch_options", "conf",
                                              "mpirun_options", "cairn", "staging", "server_url"};
@@ -144,6 +144,13 @@ std::optional<ComputeSpec> ParseComputeText(const std::string& text, const std::
     else if (e.key == "description") c.description = v.scalar;
     else if (e.key == "tags") {
       for (const auto& t : v.map) c.tags[t.key] = t.value.scalar;
+    } else if (e.key == "containers") {
+      // auto: a job's image environment runs in a container where a runtime is, else on the host;
+      // strict: never on the host.
+      if (!v.IsScalar() || (v.scalar != "auto" && v.scalar != "strict"))
+        d.Error(file, v.line, v.column, "containers: expected auto or strict, got " +
+                                            (v.IsScalar() ? "\"" + v.scalar + "\"" : v.TypeName()));
+      else c.extra["containers"] = v.scalar;
     } else if (e.key == "slurm") {
       c.extra["slurm"] = ParseSlurm(v, d);
       // A relative slurm.conf is relative to the compute file, as the file's other paths are.

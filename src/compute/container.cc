@@ -1,0 +1,156 @@
+#include "compute/container.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "base/fs.h"
+#include "base/util.h"
+#include "compute/process.h"
+
+namespace cairn::compute {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr long long kQuickMs = 60'000;        // image checks, pulls
+constexpr long long kBuildMs = 30 * 60'000;   // builds
+
+bool OnPath(const std::string& exe) {
+  const char* path = getenv("PATH");
+  for (const auto& dir : Split(path ? path : "/usr/bin:/bin", ':'))
+    if (!dir.empty() && access((dir + "/" + exe).c_str(), X_OK) == 0) return true;
+  return false;
+}
+
+Result<std::string> Runtime(const std::string& runtime, std::vector<std::string> args, long long timeout_ms) {
+  std::vector<std::string> argv = RuntimeBase(runtime);
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunCommand(argv, {}, timeout_ms);
+}
+
+bool ImageExists(const std::string& runtime, const std::string& image) {
+  if (runtime == "podman") return Runtime(runtime, {"image", "exists", image}, kQuickMs).ok();
+  return Runtime(runtime, {"image", "inspect", image}, kQuickMs).ok();
+}
+
+// The content of a build context: every file's path and bytes, so the same context is built once.
+Result<std::string> ContextHash(const std::string& dir, const std::string& dockerfile) {
+  std::vector<std::string> lines;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    auto data = ReadFile(it->path().string());
+    if (!data.ok()) return data.status();
+    lines.push_back(it->path().lexically_relative(dir).string() + " " + Sha256Hex(*data));
+  }
+  if (ec) return Internal("cannot read the build context " + dir + ": " + ec.message());
+  std::sort(lines.begin(), lines.end());
+  std::string all = "dockerfile " + dockerfile + "\n";
+  for (const auto& l : lines) all += l + "\n";
+  return Sha256Hex(all).substr(0, 24);
+}
+
+}  // namespace
+
+std::string ContainerRuntime() {
+  if (const char* r = getenv("CAIRN_CONTAINER_RUNTIME"); r && *r) return std::string(r) == "none" ? "" : r;
+  for (const char* r : {"podman", "docker"})
+    if (OnPath(r)) return r;
+  return "";
+}
+
+std::vector<std::string> RuntimeBase(const std::string& runtime) {
+  if (runtime == "podman") return {"podman", "--runtime", "runc", "--cgroup-manager", "cgroupfs"};
+  return {runtime};
+}
+
+Result<std::string> PrepareImage(const std::string& runtime, const json& container, const ImageSteps& steps,
+                                 std::string& why) {
+  std::string image = container.value("image", "");
+  std::string context = container.value("build_context", "");
+  if (!context.empty()) {
+    std::string dockerfile = container.value("dockerfile", "Dockerfile");
+    if (!IsDir(context)) return NotFound("environment: the build context " + context + " is not there");
+    auto hash = ContextHash(context, dockerfile);
+    if (!hash.ok()) return hash.status();
+    image = "localhost/cairn-build:" + *hash;
+    if (ImageExists(runtime, image)) {
+      steps.log("environment: image " + image + " (cache hit: this build context was built before)");
+    } else {
+      steps.phase("environment: building the image from " + context + " (cache miss)");
+      steps.log("environment: building " + image + " from " + context + " (cache miss)");
+      auto built = Runtime(runtime, {"build", "-q", "--network", "host", "-t", image, "-f", context + "/" + dockerfile, context}, kBuildMs);
+      if (!built.ok()) return Status(built.status().code(), "environment: the image build failed: " + built.status().message());
+      steps.log("environment: built " + image);
+    }
+  } else if (!ImageExists(runtime, image)) {
+    steps.phase("environment: pulling " + image);
+    steps.log("environment: " + image + " is not in " + runtime + "'s local images; pulling it");
+    auto pulled = Runtime(runtime, {"pull", "-q", image}, kQuickMs);
+    if (!pulled.ok()) {
+      why = "image " + image + " is not available (" + runtime + " pull: " + Trim(pulled.status().message()) +
+            "); import or build it, or register an environment with --build-context";
+      return std::string();
+    }
+  } else {
+    steps.log("environment: image " + image + " (present)");
+  }
+  std::string conda = container.value("conda", "");
+  if (conda.empty()) return image;
+  // A conda file on top of the image, where the image has conda: a derived image, built once.
+  auto has = Runtime(runtime, {"run", "--rm", "--entrypoint", "/bin/sh", image, "-c", "command -v conda"}, kQuickMs);
+  if (!has.ok() || Trim(*has).empty()) {
+    steps.log("environment: conda_file not applied: the image " + image + " has no conda");
+    return image;
+  }
+  std::string derived = "localhost/cairn-conda:" + Sha256Hex(image + "\n" + conda).substr(0, 24);
+  if (ImageExists(runtime, derived)) {
+    steps.log("environment: image " + derived + " (cache hit: the conda file was applied before)");
+    return derived;
+  }
+  steps.phase("environment: applying the conda file on top of " + image + " (cache miss)");
+  char tmpl[] = "/tmp/cairn-conda-XXXXXX";
+  if (!mkdtemp(tmpl)) return Internal("cannot make a temporary folder");
+  std::string dir = tmpl;
+  Status s = WriteFile(dir + "/conda.yml", conda);
+  if (s.ok()) s = WriteFile(dir + "/Containerfile", "FROM " + image + "\nCOPY conda.yml /tmp/cairn-conda.yml\n"
+                                                    "RUN conda env update -n base -f /tmp/cairn-conda.yml\n");
+  if (!s.ok()) return s;
+  auto built = Runtime(runtime, {"build", "-q", "--network", "host", "-t", derived, "-f", dir + "/Containerfile", dir}, kBuildMs);
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  if (!built.ok()) return Status(built.status().code(), "environment: applying the conda file failed: " + built.status().message());
+  steps.log("environment: built " + derived);
+  return derived;
+}
+
+std::vector<std::string> ContainerArgv(const ContainerRun& r) {
+  std::vector<std::string> argv = RuntimeBase(r.runtime);
+  argv.insert(argv.end(), {"run", "--rm", "--name", r.name, "--network", "host", "--pull", "never", "-w", r.workdir});
+  if (r.runtime == "podman")
+    argv.insert(argv.end(), {"--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096"});
+  for (const auto& m : r.mounts) {
+    bool ro = EndsWith(m, ":ro");
+    std::string p = ro ? m.substr(0, m.size() - 3) : m;
+    argv.insert(argv.end(), {"-v", p + ":" + p + (ro ? ":ro" : "")});
+  }
+  for (const auto& e : r.env) argv.insert(argv.end(), {"-e", e});
+  if (!r.memory.empty()) argv.insert(argv.end(), {"--memory", r.memory, "--memory-swap", r.memory});
+  if (!r.cpus.empty()) argv.insert(argv.end(), {"--cpus", r.cpus});
+  if (!r.shm_size.empty()) argv.insert(argv.end(), {"--shm-size", r.shm_size});
+  argv.insert(argv.end(), {"--entrypoint", "/bin/sh", r.image, "-c", r.command});
+  return argv;
+}
+
+void RemoveContainer(const std::string& runtime, const std::string& name) {
+  std::vector<std::string> args = {"rm", "-f"};
+  if (runtime == "podman") args.insert(args.end(), {"-t", "0", "--ignore"});
+  args.push_back(name);
+  (void)Runtime(runtime, args, kQuickMs);
+}
+
+}  // namespace cairn::compute

@@ -1,0 +1,46 @@
+// Container environments (podman, or docker where that is what is installed): the image a job's
+// environment names, built once per content and cached, with a conda file applied on top where the image
+// has conda; the command line that runs one process of the job in it. Thread-compatible.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/status.h"
+
+namespace cairn::compute {
+
+// "podman" or "docker" when one is on PATH (CAIRN_CONTAINER_RUNTIME overrides; "none" turns them off),
+// else "".
+std::string ContainerRuntime();
+
+struct ImageSteps {
+  std::function<void(const std::string&)> log;     // a line for the job's system log
+  std::function<void(const std::string&)> phase;   // the job's status reason while it prepares
+};
+
+// The image to run the job in, from the run file's "container" object ({image} or {build_context,
+// dockerfile}, optional conda). "" with a reason in `why` when the job runs on this host instead.
+Result<std::string> PrepareImage(const std::string& runtime, const nlohmann::json& container, const ImageSteps& steps,
+                                 std::string& why);
+
+struct ContainerRun {
+  std::string runtime;
+  std::string image;
+  std::string name;                          // the container's name, to remove it whatever happens
+  std::string workdir;
+  std::vector<std::string> mounts;           // "path" (read-write) or "path:ro", each at the same path inside
+  std::vector<std::string> env;              // K=V the process sees (nothing else of the host's leaks in)
+  std::string memory, cpus, shm_size;        // limits, as the runtime writes them ("512m", "1.5", "2g")
+  std::string command;
+};
+std::vector<std::string> ContainerArgv(const ContainerRun& r);
+// Stops and removes the container (a no-op when it is gone).
+void RemoveContainer(const std::string& runtime, const std::string& name);
+// The runtime's global options (podman: runc and cgroupfs, as these machines need).
+std::vector<std::string> RuntimeBase(const std::string& runtime);
+
+}  // namespace cairn::compute

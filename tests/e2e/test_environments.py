@@ -1,0 +1,138 @@
+"""Environments: registered versions, and jobs in podman containers made from a debootstrapped Debian image
+(scripts/make-test-image.sh imports it as localhost/cairn-test:bookworm; no registry is reachable)."""
+import os
+import subprocess
+import uuid
+
+import pytest
+
+IMAGE = "localhost/cairn-test:bookworm"
+PODMAN = ["podman", "--runtime", "runc", "--cgroup-manager", "cgroupfs"]
+
+
+def have_image():
+    try:
+        return subprocess.run([*PODMAN, "image", "exists", IMAGE], capture_output=True).returncode == 0
+    except FileNotFoundError:
+        return False
+
+
+needs_image = pytest.mark.skipif(not have_image(), reason=f"{IMAGE} is not imported (scripts/make-test-image.sh)")
+
+
+def containers_named(prefix):
+    out = subprocess.run([*PODMAN, "ps", "-a", "--format", "{{.Names}}"], capture_output=True, text=True).stdout
+    return [n for n in out.split() if n.startswith(prefix)]
+
+
+def reasons(job):
+    return [e["reason"] for e in job["status_history"]]
+
+
+def test_environment_versions_from_flags_and_files(ws):
+    e1 = ws.json("environment", "create", "--name", "py", "--image", "python:3.11")
+    assert e1["version"] == "1" and e1["image"] == "python:3.11"
+    ws.write("env.yml", "name: py\nversion: '2'\nimage: python:3.12\ndescription: newer\n")
+    assert ws.json("environment", "create", "-f", "env.yml")["version"] == "2"
+    assert ws.json("environment", "show", "--name", "py", "--label", "latest")["image"] == "python:3.12"
+    ws.run("environment", "archive", "--name", "py", "--version", "2")
+    assert ws.json("environment", "show", "--name", "py", "--label", "latest")["version"] == "1"
+    # The one-of rules, and a conda file given where an environment file belongs.
+    ws.write("ctx/Dockerfile", "FROM scratch\n")
+    p = ws.run("environment", "create", "--name", "x", "--image", "a", "--build-context", "ctx", check=False)
+    assert p.returncode == 2 and "either --image or --build-context" in p.stderr
+    ws.write("conda.yml", "channels: [conda-forge]\ndependencies: [python=3.11]\n")
+    p = ws.run("environment", "create", "-f", "conda.yml", check=False)
+    assert p.returncode == 2 and "conda file for --file" in p.stderr
+    ws.write("both.yml", "name: b\nimage: a\nbuild: {path: ctx}\n")
+    p = ws.run("environment", "create", "-f", "both.yml", check=False)
+    assert p.returncode == 2 and "both.yml:3:" in p.stderr and "either 'image' or 'build'" in p.stderr
+
+
+def test_an_unregistered_or_curated_environment_runs_on_this_host_and_says_so(ws):
+    ws.write("job.yml", "command: echo host\nenvironment: azureml://registries/azureml/environments/sklearn-1.5/labels/latest\n")
+    ws.run("job", "create", "-f", "job.yml", "-n", "cur", "--stream")
+    j = ws.job("cur")
+    assert j["status"] == "Completed"
+    assert "curated environment not mapped in this workspace" in j["notes"][0]
+    assert "cairn environment create --name sklearn-1.5" in j["notes"][0]
+
+
+@needs_image
+def test_a_job_runs_in_its_image_with_inputs_outputs_and_variables(ws):
+    ws.write("data/in.txt", "input data\n")
+    ws.write("job.yml", f"""
+command: >-
+  (command -v python3 || echo no-python-here) && cat ${{{{inputs.d}}}}/in.txt && echo $AZUREML_RUN_ID &&
+  echo result > ./outputs/r.txt && echo named > ${{{{outputs.o}}}}/n.txt &&
+  (echo x > ${{{{inputs.d}}}}/in.txt 2>/dev/null && echo WROTE || echo REFUSED)
+environment: {{image: {IMAGE}}}
+inputs:
+  d: {{type: uri_folder, path: data}}
+outputs:
+  o: {{type: uri_folder}}
+""")
+    p = ws.run("job", "create", "-f", "job.yml", "-n", "inimg", "--stream")
+    assert "no-python-here" in p.stdout  # the host has python3; the minimal image does not
+    assert "input data" in p.stdout and "inimg" in p.stdout and "REFUSED" in p.stdout
+    j = ws.job("inimg")
+    assert j["status"] == "Completed"
+    assert any(r.startswith("environment: starting the container") for r in reasons(j))
+    ws.run("job", "download", "-n", "inimg", "--all", "--download-path", "dl")
+    assert open(os.path.join(ws.dir, "dl", "artifacts", "outputs", "r.txt")).read() == "result\n"
+    assert open(os.path.join(ws.dir, "dl", "named-outputs", "o", "n.txt")).read() == "named\n"
+    assert containers_named("cairn-inimg") == []
+
+
+@needs_image
+def test_a_memory_limit_kills_the_job_and_no_container_is_left(ws):
+    ws.write("job.yml", f"""
+command: head -c 400000000 /dev/zero | tail > /dev/null && echo survived
+environment: {{image: {IMAGE}}}
+resources: {{properties: {{memory: 64m}}}}
+""")
+    p = ws.run("job", "create", "-f", "job.yml", "-n", "oom", "--stream", check=False)
+    j = ws.job("oom")
+    assert "survived" not in p.stdout
+    # tail was killed (137 = SIGKILL); the pipeline's status is tail's, so the command fails.
+    assert j["status"] == "Failed", j["status_reason"]
+    assert containers_named("cairn-oom") == []
+
+
+@needs_image
+def test_a_build_context_is_built_once_and_cached(ws):
+    ws.write("ctx/Dockerfile", f"FROM {IMAGE}\nCOPY marker.txt /marker.txt\n")
+    # A context of its own each run: the image cache is the machine's, shared by every workspace.
+    ws.write("ctx/marker.txt", f"built from the context {uuid.uuid4().hex}\n")
+    ws.run("environment", "create", "--name", "built", "--build-context", "ctx")
+    ws.write("job.yml", "command: cat /marker.txt\nenvironment: azureml:built@latest\n")
+    p = ws.run("job", "create", "-f", "job.yml", "-n", "b1", "--stream", timeout=300)
+    assert "built from the context" in p.stdout
+    assert any("cache miss" in r for r in reasons(ws.job("b1")))
+    p = ws.run("job", "create", "-f", "job.yml", "-n", "b2", "--stream", timeout=300)
+    assert "built from the context" in p.stdout
+    assert not any("cache miss" in r for r in reasons(ws.job("b2")))
+    log = open(os.path.join(ws.home, "runs", "b2", "artifacts", "system_logs", "cairn_supervisor.log")).read()
+    assert "cache hit" in log
+    image = log.split("environment: image ")[1].split(" ")[0]
+    subprocess.run([*PODMAN, "rmi", image], capture_output=True)
+
+
+@needs_image
+def test_cancel_stops_the_container(ws):
+    ws.write("job.yml", f"command: sleep 300\nenvironment: {{image: {IMAGE}}}\n")
+    ws.run("job", "create", "-f", "job.yml", "-n", "long")
+    ws.wait_status("long", "Running", timeout=60)
+    ws.run("job", "cancel", "-n", "long")
+    assert ws.wait_status("long", "Canceled", timeout=30)["status"] == "Canceled"
+    assert containers_named("cairn-long") == []
+
+
+def test_a_strict_compute_refuses_to_run_without_the_image(ws):
+    ws.write("strict.yml", "name: strict\ntype: local\nmax_instances: 2\ncontainers: strict\n")
+    ws.run("compute", "create", "-f", "strict.yml")
+    ws.write("job.yml", "command: echo on-host\nenvironment: {image: localhost/no-such-image:1}\ncompute: azureml:strict\n")
+    p = ws.run("job", "create", "-f", "job.yml", "-n", "st", "--stream", check=False)
+    j = ws.job("st")
+    assert j["status"] == "Failed" and "on-host" not in p.stdout
+    assert "the compute is strict" in j["status_reason"]
