@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both install what is missing first.
-.PHONY: deps build test unit e2e demo bench bench-tracking bench-sweep bench-distributed bench-studio sanitize clean
+.PHONY: deps build test unit e2e demo bench bench-tracking bench-sweep bench-distributed bench-studio bench-data sanitize clean
 
 BUILD ?= build
 
@@ -45,6 +45,9 @@ bench-sweep: build
 # The studio in a real headless Chromium: 10,000 jobs, a 1M-point metric, a 20-run compare, live logs.
 bench-studio: build
 	@/usr/bin/python3 bench/studio.py
+
+bench-data: build
+	@/usr/bin/python3 bench/data.py
 
 bench-distributed: build
 	@tests/e2e/isolated.sh /usr/bin/python3 bench/distributed.py

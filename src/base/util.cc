@@ -2,6 +2,11 @@
 
 #include <sys/time.h>
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -168,6 +173,50 @@ constexpr uint32_t kK[64] = {
     0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
 inline uint32_t Rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+
+#if defined(__x86_64__)
+// The x86 SHA extensions (SHA-NI): four rounds per instruction pair, several times the plain code's speed,
+// so hashing keeps up with the disk. The state lives as ABEF and CDGH in two registers.
+bool HasShaNi() {
+  static const bool has = [] {
+    unsigned a, b, c, d;
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29)) && __get_cpuid(1, &a, &b, &c, &d) &&
+           (c & (1u << 19));  // SHA, and SSE4.1 for the blend
+  }();
+  return has;
+}
+
+__attribute__((target("sha,sse4.1,ssse3"))) void ShaNiBlocks(uint32_t* state, const uint8_t* p, size_t blocks) {
+  const __m128i mask = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
+  __m128i tmp = _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(state)), 0xB1);  // CDAB
+  __m128i s1 = _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(state + 4)), 0x1B);  // EFGH
+  __m128i s0 = _mm_alignr_epi8(tmp, s1, 8);   // ABEF
+  s1 = _mm_blend_epi16(s1, tmp, 0xF0);        // CDGH
+  for (; blocks > 0; --blocks, p += 64) {
+    const __m128i abef = s0, cdgh = s1;
+    __m128i w[16];
+    for (int i = 0; i < 16; ++i) {
+      if (i < 4) {
+        w[i] = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * i)), mask);
+      } else {
+        __m128i x = _mm_add_epi32(_mm_sha256msg1_epu32(w[i - 4], w[i - 3]), _mm_alignr_epi8(w[i - 1], w[i - 2], 4));
+        w[i] = _mm_sha256msg2_epu32(x, w[i - 1]);
+      }
+      __m128i msg = _mm_add_epi32(w[i], _mm_loadu_si128(reinterpret_cast<const __m128i*>(kK + 4 * i)));
+      s1 = _mm_sha256rnds2_epu32(s1, s0, msg);
+      s0 = _mm_sha256rnds2_epu32(s0, s1, _mm_shuffle_epi32(msg, 0x0E));
+    }
+    s0 = _mm_add_epi32(s0, abef);
+    s1 = _mm_add_epi32(s1, cdgh);
+  }
+  tmp = _mm_shuffle_epi32(s0, 0x1B);          // FEBA
+  s1 = _mm_shuffle_epi32(s1, 0xB1);           // DCHG
+  s0 = _mm_blend_epi16(tmp, s1, 0xF0);        // DCBA
+  s1 = _mm_alignr_epi8(s1, tmp, 8);           // HGFE
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(state), s0);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(state + 4), s1);
+}
+#endif
 }  // namespace
 
 Sha256::Sha256()
@@ -206,6 +255,14 @@ void Sha256::Update(const void* data, size_t len) {
     buf_len_ += take; p += take; len -= take;
     if (buf_len_ == 64) { Block(buf_); buf_len_ = 0; }
   }
+#if defined(__x86_64__)
+  if (len >= 64 && HasShaNi()) {
+    size_t blocks = len / 64;
+    ShaNiBlocks(h_, p, blocks);
+    p += blocks * 64;
+    len -= blocks * 64;
+  }
+#endif
   while (len >= 64) { Block(p); p += 64; len -= 64; }
   if (len) { memcpy(buf_, p, len); buf_len_ = len; }
 }

@@ -6,9 +6,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <set>
+#include <thread>
+#include <unordered_map>
 
 #include "base/fs.h"
 #include "base/util.h"
@@ -95,6 +99,94 @@ Result<std::string> HashFile(const std::string& path, long long* size) {
   *size = total;
   return h.HexDigest();
 }
+// What files hashed to, keyed by what identifies their content without reading it: device, inode, size,
+// and the modification and change times (a write changes both; ctime cannot be set back). A second
+// snapshot of an unchanged folder then reads no file. Lines of "dev ino size mtime ctime sha256".
+class HashCache {
+ public:
+  HashCache() {
+    const char* home = getenv("CAIRN_HOME");
+    const char* user_home = getenv("HOME");
+    path_ = home && *home ? std::string(home) + "/hash-cache" : user_home && *user_home ? std::string(user_home) + "/.cairn/hash-cache" : "";
+    if (path_.empty()) return;
+    auto text = ReadFile(path_, 64 << 20);
+    if (!text.ok()) return;
+    size_t pos = 0;
+    while (pos < text->size()) {
+      size_t end = text->find('\n', pos);
+      if (end == std::string::npos) break;
+      size_t sp = text->rfind(' ', end);
+      if (sp != std::string::npos && sp > pos && end - sp == 65) entries_[text->substr(pos, sp - pos)] = text->substr(sp + 1, 64);
+      pos = end + 1;
+    }
+  }
+  static std::string Key(const struct stat& st) {
+    return std::to_string(st.st_dev) + " " + std::to_string(st.st_ino) + " " + std::to_string(st.st_size) + " " +
+           std::to_string(st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec) + " " +
+           std::to_string(st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec);
+  }
+  const std::string* Find(const std::string& key) const {
+    auto it = entries_.find(key);
+    return it == entries_.end() ? nullptr : &it->second;
+  }
+  void Add(const std::string& key, const std::string& sha) {
+    entries_[key] = sha;
+    dirty_ = true;
+  }
+  // Keeps at most the last million entries; a cache, so a failure to write is not an error.
+  void Save() {
+    if (!dirty_ || path_.empty()) return;
+    std::string text;
+    text.reserve(entries_.size() * 120);
+    size_t skip = entries_.size() > 1000000 ? entries_.size() - 1000000 : 0;
+    for (const auto& [k, v] : entries_) {
+      if (skip) { --skip; continue; }
+      text += k + " " + v + "\n";
+    }
+    (void)MakeDirs(Dirname(path_));
+    (void)WriteFileAtomic(path_, text, 0600);
+  }
+
+ private:
+  std::string path_;
+  std::unordered_map<std::string, std::string> entries_;
+  bool dirty_ = false;
+};
+
+// Hashes the files the cache does not know, on every core.
+Status HashAll(std::vector<LocalFile>& files, const std::vector<std::string>& keys, const std::string& what) {
+  HashCache cache;
+  std::vector<size_t> todo;
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (const std::string* sha = cache.Find(keys[i])) files[i].sha256 = *sha;
+    else todo.push_back(i);
+  }
+  if (todo.empty()) return Status::Ok();
+  std::atomic<size_t> next{0};
+  std::mutex mu;
+  Status first = Status::Ok();
+  auto work = [&] {
+    for (size_t k; (k = next.fetch_add(1)) < todo.size();) {
+      LocalFile& f = files[todo[k]];
+      auto h = HashFile(f.abs, &f.size);
+      if (!h.ok()) {
+        std::lock_guard<std::mutex> l(mu);
+        if (first.ok()) first = Status(Code::kInvalidArgument, what + ": " + h.status().message());
+        return;
+      }
+      f.sha256 = *h;
+    }
+  };
+  size_t n = std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), (todo.size() + 15) / 16);
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < n; ++t) threads.emplace_back(work);
+  work();
+  for (auto& t : threads) t.join();
+  if (!first.ok()) return first;
+  for (size_t i : todo) cache.Add(keys[i], files[i].sha256);
+  cache.Save();
+  return Status::Ok();
+}
 }  // namespace
 
 Result<std::vector<LocalFile>> CollectFiles(const std::string& root_in, bool use_ignore_files,
@@ -103,12 +195,12 @@ Result<std::vector<LocalFile>> CollectFiles(const std::string& root_in, bool use
   std::vector<LocalFile> out;
   struct stat st;
   if (stat(root.c_str(), &st) != 0) return InvalidArgument(what + ": " + root + " does not exist");
+  std::vector<std::string> keys;
   if (S_ISREG(st.st_mode)) {
-    LocalFile f{Basename(root), root, "", 0, (st.st_mode & 0111) != 0};
-    auto h = HashFile(root, &f.size);
-    if (!h.ok()) return h.status();
-    f.sha256 = *h;
-    out.push_back(f);
+    out.push_back(LocalFile{Basename(root), root, "", static_cast<long long>(st.st_size), (st.st_mode & 0111) != 0});
+    keys.push_back(HashCache::Key(st));
+    Status s = HashAll(out, keys, what);
+    if (!s.ok()) return s;
     return out;
   }
   if (access(root.c_str(), R_OK | X_OK) != 0) return InvalidArgument(what + ": folder " + root + " is not readable");
@@ -146,12 +238,14 @@ Result<std::vector<LocalFile>> CollectFiles(const std::string& root_in, bool use
     f.rel = rel;
     f.abs = abs;
     struct stat fst;
-    if (stat(abs.c_str(), &fst) == 0) f.executable = (fst.st_mode & 0111) != 0;
-    auto h = HashFile(abs, &f.size);
-    if (!h.ok()) return Status(Code::kInvalidArgument, what + ": " + h.status().message());
-    f.sha256 = *h;
+    if (stat(abs.c_str(), &fst) != 0) return InvalidArgument(what + ": cannot read " + abs + ": " + strerror(errno));
+    f.executable = (fst.st_mode & 0111) != 0;
+    f.size = static_cast<long long>(fst.st_size);
+    keys.push_back(HashCache::Key(fst));
     out.push_back(std::move(f));
   }
+  Status hashed = HashAll(out, keys, what);
+  if (!hashed.ok()) return hashed;
   std::sort(out.begin(), out.end(), [](const LocalFile& a, const LocalFile& b) { return a.rel < b.rel; });
   return out;
 }

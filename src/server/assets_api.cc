@@ -7,6 +7,7 @@
 
 #include "base/fs.h"
 #include "base/util.h"
+#include "compute/data_delivery.h"
 #include "server/responses.h"
 #include "spec/asset_spec.h"
 #include "store/blob_store.h"
@@ -146,6 +147,16 @@ void RegisterAssetRoutes(http::Server& svr, AssetContext& ctx) {
     rec.spec["storage"] = *storage;
     auto made = ctx.sched->CreateAsset(rec);
     if (!made.ok()) return SendError(res, made.status());
+    if (kind != "environment" && (*storage).value("kind", "") == "blobs") {
+      // The read-only view jobs mount is made now, so no job waits for it (a link per file, no copy).
+      std::string id = (*storage).value("snapshot", "");
+      std::string view = ctx.workspace + "/views/" + id;
+      auto m = ctx.reader().GetSnapshot(id);
+      Status v = m.ok() ? MakeDirs(ctx.workspace + "/views") : m.status();
+      if (v.ok() && !PathExists(view + ".json")) v = WriteFileAtomic(view + ".json", *m, 0644);
+      if (v.ok()) v = compute::EnsureView(view, view + ".json", ctx.blobs);
+      if (!v.ok()) fprintf(stderr, "cairn server: the view of %s: %s\n", id.c_str(), v.message().c_str());
+    }
     SendJson(res, AssetView(*made), 201);
   });
   svr.Get(std::string("/api/v1/assets/") + kKinds, [&ctx](const http::Request& req, http::Response& res) {

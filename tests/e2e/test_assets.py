@@ -156,6 +156,13 @@ inputs:
     assert j["status"] == "Completed", p.stderr
     files = [l for l in p.stdout.splitlines() if l.startswith("./")]
     assert files == ["./parts/p1.csv", "./titanic.csv"]
+    p, j = job_out(ws, "evalm", """
+command: cat ${{inputs.t}}/titanic.csv && (echo x > ${{inputs.t}}/titanic.csv 2>/dev/null && echo WROTE || echo REFUSED)
+environment: azureml:x@latest
+inputs:
+  t: {type: mltable, path: azureml:tbl:1, mode: eval_mount}
+""")
+    assert j["status"] == "Completed" and "name,age" in p.stdout and "REFUSED" in p.stdout
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -232,21 +239,29 @@ def test_a_slow_download_can_be_canceled(ws, web):
 
 
 def test_model_from_a_run_registered_and_downloaded(ws, tmp_path):
-    # A job logs a scikit-learn model as mlflow.sklearn.log_model lays it out (MLmodel + model.pkl).
+    # A job trains a scikit-learn model and logs it to its MLflow run through the artifact API, laid out as
+    # mlflow.sklearn.log_model lays it out (MLmodel + model.pkl under the artifact path "model").
     ws.write("src/train.py", """
 import os, pickle
+import cairn_mlflow as mlflow
 from sklearn.linear_model import LinearRegression
 m = LinearRegression().fit([[0], [1], [2]], [0, 2, 4])
-os.makedirs("outputs/model", exist_ok=True)
-pickle.dump(m, open("outputs/model/model.pkl", "wb"))
-open("outputs/model/MLmodel", "w").write("flavors:\\n  sklearn:\\n    pickled_model: model.pkl\\n")
+os.makedirs("model", exist_ok=True)
+pickle.dump(m, open("model/model.pkl", "wb"))
+open("model/MLmodel", "w").write("flavors:\\n  sklearn:\\n    pickled_model: model.pkl\\n")
+mlflow.log_artifact("model/model.pkl", "model")
+mlflow.log_artifact("model/MLmodel", "model")
 """)
     p, j = job_out(ws, "train", "code: src\ncommand: /usr/bin/python3 train.py\nenvironment: azureml:x@latest\n")
     assert j["status"] == "Completed", p.stderr
-    m = ws.json("model", "create", "--name", "reg", "--path", "runs:/train/outputs/model", "--type", "mlflow_model")
+    m = ws.json("model", "create", "--name", "reg", "--path", "runs:/train/model", "--type", "mlflow_model")
     assert m["version"] == "1" and m["type"] == "mlflow_model" and m["storage"]["kind"] == "blobs"
+    # runs:/ works as a job input too.
+    p, j = job_out(ws, "runsin", "command: ls ${{inputs.m}}\nenvironment: azureml:x@latest\n"
+                   "inputs:\n  m: {type: mlflow_model, path: runs:/train/model}\n")
+    assert j["status"] == "Completed" and "MLmodel" in p.stdout and "model.pkl" in p.stdout
     # Registered means kept: the run's files may go, the model stays.
-    os.remove(os.path.join(ws.home, "runs", "train", "artifacts", "outputs", "model", "model.pkl"))
+    os.remove(os.path.join(ws.home, "runs", "train", "artifacts", "model", "model.pkl"))
     ws.run("model", "download", "--name", "reg", "--version", "1", "--download-path", str(tmp_path))
     with open(tmp_path / "reg" / "model.pkl", "rb") as f:
         model = pickle.load(f)
