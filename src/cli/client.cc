@@ -144,10 +144,14 @@ Result<std::unique_ptr<Client>> Connect() {
   // Trust server.json while its process lives, without a round trip; if it accepts no connection after
   // all, the first request starts a server and goes there.
   auto restart = [ws]() { return server::ConnectOrStart(ws); };
-  if (auto addr = server::FindRunning(ws); addr.ok()) return std::make_unique<Client>(*addr, restart);
+  auto local = [&ws](std::unique_ptr<Client> c) {
+    if (IsDir(ws.Blobs()) && access(ws.Blobs().c_str(), W_OK) == 0) c->set_local_blob_root(ws.Blobs());
+    return c;
+  };
+  if (auto addr = server::FindRunning(ws); addr.ok()) return local(std::make_unique<Client>(*addr, restart));
   auto addr = server::ConnectOrStart(ws);
   if (!addr.ok()) return addr.status();
-  return std::make_unique<Client>(*addr, restart);
+  return local(std::make_unique<Client>(*addr, restart));
 }
 
 }  // namespace cairn::cli

@@ -33,6 +33,10 @@ class Client {
   ~Client();
 
   const std::string& url() const { return addr_.url; }
+  // The workspace's blob store when the server is this machine's and the CLI may write it: local content is
+  // then stored by copying files straight into it instead of sending them over HTTP. "" otherwise.
+  const std::string& local_blob_root() const { return blob_root_; }
+  void set_local_blob_root(std::string root) { blob_root_ = std::move(root); }
   Result<nlohmann::json> Get(const std::string& path);
   Result<nlohmann::json> Post(const std::string& path, const nlohmann::json& body);
   Result<nlohmann::json> Patch(const std::string& path, const nlohmann::json& body);
@@ -52,6 +56,7 @@ class Client {
                             const std::function<bool(const char*, size_t)>& sink = nullptr);
 
   server::ServerAddress addr_;
+  std::string blob_root_;
   std::function<Result<server::ServerAddress>()> restart_;
   std::unique_ptr<HttpClient> http_;
 };

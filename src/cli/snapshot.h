@@ -16,6 +16,7 @@ struct LocalFile {
   std::string sha256;
   long long size = 0;
   bool executable = false;
+  std::string key;  // what identifies its content when it was hashed (device, inode, size, times)
 };
 
 // .gitignore-style rules: comments, '!' negation, trailing '/' for folders, leading '/' anchors,

@@ -53,7 +53,7 @@ Result<std::string> SnapshotLocal(AssetContext& ctx, const std::string& path) {
     struct stat st;
     e.executable = stat(abs.c_str(), &st) == 0 && (st.st_mode & S_IXUSR);
     if (!blobs.Has(e.sha256)) {
-      Status s = blobs.Put(e.sha256, *data);
+      Status s = blobs.Put(e.sha256, *data, /*durable=*/false);
       if (!s.ok()) return s;
     }
     m.push_back(e);
@@ -71,6 +71,7 @@ Result<std::string> SnapshotLocal(AssetContext& ctx, const std::string& path) {
     }
   }
   std::sort(m.begin(), m.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
+  if (Status synced = blobs.Sync(); !synced.ok()) return synced;
   std::string id = store::ManifestId(m);
   Status s = ctx.sched->PutSnapshot(id, store::ManifestToJson(m).dump());
   if (!s.ok()) return s;

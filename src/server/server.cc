@@ -390,7 +390,8 @@ class Server {
     });
     svr_.Put(R"(/api/v1/blobs/([0-9a-f]{64}))", [this](const http::Request& req, http::Response& res) {
       store::BlobStore blobs(ws_.Blobs());
-      Status s = blobs.Put(req.matches[1], req.body);
+      // Not synced one by one: the snapshot that names it syncs them all before it is recorded.
+      Status s = blobs.Put(req.matches[1], req.body, /*durable=*/false);
       if (!s.ok()) return SendError(res, s);
       SendJson(res, {{"sha256", req.matches[1].str()}}, 201);
     });
@@ -400,9 +401,17 @@ class Server {
       auto m = store::ManifestFromJson(body.value("manifest", json()));
       if (!m.ok()) return SendError(res, m.status());
       store::BlobStore blobs(ws_.Blobs());
-      for (const auto& e : *m)
+      for (const auto& e : *m) {
         if (!blobs.Has(e.sha256)) return SendError(res, InvalidArgument("blob " + e.sha256 + " (" + e.path + ") was not uploaded"));
+        // A CLI on this machine copies blobs in itself: at least their sizes must be what the manifest says.
+        struct stat st;
+        if (stat(blobs.PathOf(e.sha256).c_str(), &st) != 0 || st.st_size != e.size)
+          return SendError(res, InvalidArgument("blob " + e.sha256 + " (" + e.path + ") does not have the manifest's " +
+                                                std::to_string(e.size) + " bytes"));
+      }
       std::string id = store::ManifestId(*m);
+      // Every blob it names is on disk before the snapshot is (the uploads were not synced one by one).
+      if (Status synced = blobs.Sync(); !synced.ok()) return SendError(res, synced);
       Status s = sched_->PutSnapshot(id, store::ManifestToJson(*m).dump());
       if (!s.ok()) return SendError(res, s);
       SendJson(res, {{"id", id}, {"files", m->size()}}, 201);

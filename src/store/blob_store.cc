@@ -1,6 +1,8 @@
 #include "store/blob_store.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 
@@ -19,9 +21,21 @@ std::string BlobStore::PathOf(const std::string& sha) const {
   return root_ + "/" + sha.substr(0, 2) + "/" + sha;
 }
 
-bool BlobStore::Has(const std::string& sha) const { return IsValidSha256(sha) && PathExists(PathOf(sha)); }
+bool BlobStore::Has(const std::string& sha) const {
+  static const std::string kEmpty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+  struct stat st;
+  return IsValidSha256(sha) && stat(PathOf(sha).c_str(), &st) == 0 && (st.st_size > 0 || sha == kEmpty);
+}
 
-Status BlobStore::Put(const std::string& sha, const std::string& data) {
+Status BlobStore::Sync() const {
+  int fd = open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Internal("cannot open " + root_);
+  int rc = syncfs(fd);
+  close(fd);
+  return rc == 0 ? Status::Ok() : Internal("cannot sync the blob store " + root_);
+}
+
+Status BlobStore::Put(const std::string& sha, const std::string& data, bool durable) {
   if (!IsValidSha256(sha)) return InvalidArgument("'" + sha + "' is not a SHA-256 digest");
   std::string actual = Sha256Hex(data);
   if (actual != sha)
@@ -29,7 +43,7 @@ Status BlobStore::Put(const std::string& sha, const std::string& data) {
   if (Has(sha)) return Status::Ok();
   Status s = MakeDirs(root_ + "/" + sha.substr(0, 2));
   if (!s.ok()) return s;
-  return WriteFileAtomic(PathOf(sha), data, 0444, true);
+  return WriteFileAtomic(PathOf(sha), data, 0444, durable);
 }
 
 Status BlobStore::Materialize(const std::vector<ManifestEntry>& manifest, const std::string& dir) const {

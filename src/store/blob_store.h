@@ -24,10 +24,15 @@ class BlobStore {
  public:
   explicit BlobStore(std::string root) : root_(std::move(root)) {}
 
+  // Whether the blob is stored whole (an empty file stands for nothing unless the blob is empty: what a
+  // crash can leave of a blob written but not yet synced).
   bool Has(const std::string& sha) const;
   std::string PathOf(const std::string& sha) const;
-  // Stores `data`, which must hash to `sha` (InvalidArgument otherwise).
-  Status Put(const std::string& sha, const std::string& data);
+  // Stores `data`, which must hash to `sha` (InvalidArgument otherwise). Not `durable`: written and renamed
+  // into place but not synced, for many blobs in a row; Sync() then makes them all durable at once.
+  Status Put(const std::string& sha, const std::string& data, bool durable = true);
+  // Flushes the blob store's filesystem (one syncfs for any number of blobs written without sync).
+  Status Sync() const;
   // Copies the manifest's files into `dir` (which must exist).
   Status Materialize(const std::vector<ManifestEntry>& manifest, const std::string& dir) const;
 

@@ -132,5 +132,37 @@ TEST(Manifest, IdDoesNotDependOnOrder) {
   EXPECT_EQ(ManifestId(a), ManifestId(b));
 }
 
+TEST_F(StoreTest, AssetVersionsAreImmutableAndLatestSkipsArchived) {
+  auto s = JobStore::Open(Path("a.db"));
+  ASSERT_TRUE(s.ok());
+  auto& st = **s;
+  EXPECT_EQ(st.NextAssetVersion("data", "iris"), "1");
+  for (const char* v : {"1", "2", "v3"}) {
+    AssetRecord a;
+    a.kind = "data";
+    a.name = "iris";
+    a.version = v;
+    a.spec = {{"path", std::string("p") + v}};
+    ASSERT_TRUE(st.InsertAsset(a).ok());
+  }
+  AssetRecord dup;
+  dup.kind = "data";
+  dup.name = "iris";
+  dup.version = "2";
+  EXPECT_EQ(st.InsertAsset(dup).code(), Code::kAlreadyExists);
+  EXPECT_EQ(st.GetAsset("data", "iris", "2")->spec["path"], "p2");  // unchanged by the refused insert
+  EXPECT_EQ(st.NextAssetVersion("data", "iris"), "3");  // "v3" is not a number
+  EXPECT_EQ(st.LatestAsset("data", "iris")->version, "v3");
+  ASSERT_TRUE(st.SetAssetArchived("data", "iris", "v3", true).ok());
+  EXPECT_EQ(st.LatestAsset("data", "iris")->version, "2");
+  EXPECT_EQ(st.ListAssets("data", "iris", false, false).size(), 2u);
+  EXPECT_EQ(st.ListAssets("data", "iris", true, false).size(), 3u);
+  EXPECT_EQ(st.ListAssets("data", "", false, false).front().version, "2");  // latest of each name
+  EXPECT_EQ(st.LatestAsset("model", "iris").status().code(), Code::kNotFound);  // kinds are separate
+  ASSERT_TRUE(st.SetAssetArchived("data", "iris", "", true).ok());
+  EXPECT_EQ(st.LatestAsset("data", "iris").status().code(), Code::kNotFound);
+  EXPECT_EQ(st.SetAssetArchived("data", "nope", "", true).code(), Code::kNotFound);
+}
+
 }  // namespace
 }  // namespace cairn::store

@@ -273,3 +273,28 @@ mlflow.log_artifact("model/MLmodel", "model")
     p, j = job_out(ws, "use", "command: ls ${{inputs.m}} && cat ${{inputs.w}}\nenvironment: azureml:x@latest\n"
                    "inputs:\n  m: {type: mlflow_model, path: azureml:reg:1}\n  w: {type: custom_model, path: azureml:local@latest}\n")
     assert j["status"] == "Completed" and "MLmodel" in p.stdout and "weights" in p.stdout, p.stderr
+
+
+def test_the_hash_cache_never_hides_a_change_and_remote_clients_upload_over_http(ws):
+    path = ws.write("c/f.txt", "AAAA\n")
+    st = os.stat(path)
+    v1 = ws.json("data", "create", "--name", "c", "--path", "c")
+    # Same size, same mtime, new content: the change time still differs, so the file is hashed again.
+    with open(path, "w") as f:
+        f.write("BBBB\n")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    v2 = ws.json("data", "create", "--name", "c", "--path", "c")
+    assert v2["storage"]["snapshot"] != v1["storage"]["snapshot"]
+    ws.run("job", "create", "-f", ws.write("j.yml", "command: cat ${{inputs.d}}/f.txt\nenvironment: azureml:x@latest\n"
+                                          "inputs:\n  d: {type: uri_folder, path: azureml:c:2}\n"), "-n", "cat2", "--stream")
+    assert "BBBB" in ws.run("job", "stream", "-n", "cat2").stdout
+    # A CLI pointed at the workspace by URL (another machine) sends the files over HTTP.
+    ws.write("r/g.txt", "remote\n")
+    remote = dict(ws.env, CAIRN_WORKSPACE=ws.server_info()["url"], CAIRN_TOKEN=ws.token(), CAIRN_HOME="/nonexistent")
+    import subprocess
+    from conftest import CAIRN
+    p = subprocess.run([CAIRN, "data", "create", "--name", "r", "--path", "r", "-o", "json"], env=remote,
+                       capture_output=True, text=True, cwd=ws.dir)
+    assert p.returncode == 0, p.stderr
+    assert "1 new" in p.stderr
+    assert ws.json("data", "show", "--name", "r", "--version", "1")["storage"]["kind"] == "blobs"
