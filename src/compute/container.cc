@@ -32,6 +32,14 @@ Result<std::string> Runtime(const std::string& runtime, std::vector<std::string>
   return RunCommand(argv, {}, timeout_ms);
 }
 
+// What every container needs on these machines: the host's network (the workspace server is on loopback)
+// and, for podman, file and process limits runc may set.
+std::vector<std::string> RunOptions(const std::string& runtime) {
+  std::vector<std::string> o = {"--network", "host"};
+  if (runtime == "podman") o.insert(o.end(), {"--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096"});
+  return o;
+}
+
 bool ImageExists(const std::string& runtime, const std::string& image) {
   if (runtime == "podman") return Runtime(runtime, {"image", "exists", image}, kQuickMs).ok();
   return Runtime(runtime, {"image", "inspect", image}, kQuickMs).ok();
@@ -79,6 +87,7 @@ Result<std::string> PrepareImage(const std::string& runtime, const json& contain
     if (!hash.ok()) return hash.status();
     image = "localhost/cairn-build:" + *hash;
     if (ImageExists(runtime, image)) {
+      steps.phase("environment: image " + image + " (cache hit)");
       steps.log("environment: image " + image + " (cache hit: this build context was built before)");
     } else {
       steps.phase("environment: building the image from " + context + " (cache miss)");
@@ -102,13 +111,18 @@ Result<std::string> PrepareImage(const std::string& runtime, const json& contain
   std::string conda = container.value("conda", "");
   if (conda.empty()) return image;
   // A conda file on top of the image, where the image has conda: a derived image, built once.
-  auto has = Runtime(runtime, {"run", "--rm", "--entrypoint", "/bin/sh", image, "-c", "command -v conda"}, kQuickMs);
+  std::vector<std::string> check = {"run", "--rm"};
+  for (const auto& o : RunOptions(runtime)) check.push_back(o);
+  check.insert(check.end(), {"--entrypoint", "/bin/sh", image, "-c", "command -v conda"});
+  auto has = Runtime(runtime, check, kQuickMs);
   if (!has.ok() || Trim(*has).empty()) {
-    steps.log("environment: conda_file not applied: the image " + image + " has no conda");
+    steps.log("environment: conda_file not applied: the image " + image + " has no conda" +
+              (has.ok() ? "" : " (" + Trim(has.status().message()) + ")"));
     return image;
   }
   std::string derived = "localhost/cairn-conda:" + Sha256Hex(image + "\n" + conda).substr(0, 24);
   if (ImageExists(runtime, derived)) {
+    steps.phase("environment: image " + derived + " (cache hit)");
     steps.log("environment: image " + derived + " (cache hit: the conda file was applied before)");
     return derived;
   }
@@ -130,9 +144,8 @@ Result<std::string> PrepareImage(const std::string& runtime, const json& contain
 
 std::vector<std::string> ContainerArgv(const ContainerRun& r) {
   std::vector<std::string> argv = RuntimeBase(r.runtime);
-  argv.insert(argv.end(), {"run", "--rm", "--name", r.name, "--network", "host", "--pull", "never", "-w", r.workdir});
-  if (r.runtime == "podman")
-    argv.insert(argv.end(), {"--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096"});
+  argv.insert(argv.end(), {"run", "--rm", "--name", r.name, "--pull", "never", "-w", r.workdir});
+  for (const auto& o : RunOptions(r.runtime)) argv.push_back(o);
   for (const auto& m : r.mounts) {
     bool ro = EndsWith(m, ":ro");
     std::string p = ro ? m.substr(0, m.size() - 3) : m;

@@ -23,10 +23,14 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Read-only (or writable again) for everyone, keeping what is executable executable.
 void ChmodTree(const std::string& root, bool read_only) {
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
-    chmod(it->path().c_str(), it->is_directory() ? (read_only ? 0555 : 0755) : (read_only ? 0444 : 0644));
+  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    struct stat st;
+    bool exec = it->is_directory() || (stat(it->path().c_str(), &st) == 0 && (st.st_mode & 0100));
+    chmod(it->path().c_str(), exec ? (read_only ? 0555 : 0755) : (read_only ? 0444 : 0644));
+  }
   chmod(root.c_str(), read_only ? 0555 : 0755);
 }
 
@@ -114,7 +118,11 @@ Status EnsureView(const std::string& view, const std::string& manifest_file, con
     if (!s.ok()) break;
     std::string sha = e.value("sha256", "");
     if (sha.size() < 2) return Internal("malformed manifest " + manifest_file);
-    s = LinkOrCopy(blob_root + "/" + sha.substr(0, 2) + "/" + sha, tmp + "/" + e.value("path", ""), true);
+    // A blob's one inode cannot be both plain and executable: an executable file gets a copy of its own.
+    bool exec = e.value("executable", false);
+    std::string to = tmp + "/" + e.value("path", "");
+    s = LinkOrCopy(blob_root + "/" + sha.substr(0, 2) + "/" + sha, to, !exec);
+    if (s.ok() && exec) chmod(to.c_str(), 0755);
   }
   if (!s.ok()) {
     fs::remove_all(tmp, ec);

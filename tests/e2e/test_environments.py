@@ -112,6 +112,7 @@ def test_a_build_context_is_built_once_and_cached(ws):
     p = ws.run("job", "create", "-f", "job.yml", "-n", "b2", "--stream", timeout=300)
     assert "built from the context" in p.stdout
     assert not any("cache miss" in r for r in reasons(ws.job("b2")))
+    assert any("(cache hit)" in r for r in reasons(ws.job("b2")))
     log = open(os.path.join(ws.home, "runs", "b2", "artifacts", "system_logs", "cairn_supervisor.log")).read()
     assert "cache hit" in log
     image = log.split("environment: image ")[1].split(" ")[0]
@@ -136,3 +137,30 @@ def test_a_strict_compute_refuses_to_run_without_the_image(ws):
     j = ws.job("st")
     assert j["status"] == "Failed" and "on-host" not in p.stdout
     assert "the compute is strict" in j["status_reason"]
+
+
+@needs_image
+def test_a_conda_file_is_applied_where_the_image_has_conda(ws):
+    # An image with a stand-in `conda` that records what it was asked to apply, and the plain test image.
+    tag = uuid.uuid4().hex[:12]
+    ws.write("ctx/Dockerfile", f"FROM {IMAGE}\nCOPY conda /usr/local/bin/conda\n")
+    ws.write("ctx/conda", f"#!/bin/sh\n# {tag}\necho \"$@\" > /conda-args && cp \"$6\" /conda-applied\n", mode=0o755)
+    ws.run("environment", "create", "--name", "withconda", "--build-context", "ctx")
+    ws.write("conda.yml", f"name: t\ndependencies: [python=3.11]  # {tag}\n")
+    p = ws.run("job", "create", "-f", ws.write("b.yml", "command: 'true'\nenvironment: azureml:withconda@latest\n"),
+               "-n", "base", "--stream", timeout=300)
+    base_image = open(os.path.join(ws.home, "runs", "base", "artifacts", "system_logs", "cairn_supervisor.log")).read() \
+        .split("environment: built ")[1].split("\n")[0]
+    ws.write("job.yml", f"command: cat /conda-args /conda-applied\n"
+             f"environment: {{image: {base_image}, conda_file: conda.yml}}\n")
+    p = ws.run("job", "create", "-f", "job.yml", "-n", "conda1", "--stream", timeout=300)
+    assert "env update -n base -f /tmp/cairn-conda.yml" in p.stdout and tag in p.stdout
+    assert any("applying the conda file" in r for r in reasons(ws.job("conda1")))
+    # The plain image has no conda: the file is not applied, and the log says so.
+    ws.write("plain.yml", f"command: 'true'\nenvironment: {{image: {IMAGE}, conda_file: conda.yml}}\n")
+    ws.run("job", "create", "-f", "plain.yml", "-n", "plain", "--stream")
+    log = open(os.path.join(ws.home, "runs", "plain", "artifacts", "system_logs", "cairn_supervisor.log")).read()
+    assert "conda_file not applied: the image " + IMAGE + " has no conda" in log
+    derived = open(os.path.join(ws.home, "runs", "conda1", "artifacts", "system_logs", "cairn_supervisor.log")).read() \
+        .split("environment: built ")[1].split("\n")[0]
+    subprocess.run([*PODMAN, "rmi", derived, base_image], capture_output=True)
