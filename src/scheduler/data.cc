@@ -300,6 +300,14 @@ json Scheduler::ContainerFor(const store::JobRecord& job, const spec::JobSpec& s
   if (!conda_path.empty()) {
     if (auto text = ReadFile(conda_path, 1 << 20); text.ok()) c["conda"] = *text;
   }
+  std::string dist = s.distribution.is_object() ? s.distribution.value("type", "") : "";
+  if (dist == "mpi" || SlurmTargetFor(job.compute)) {
+    notices.push_back("environment " + c.value("describe", std::string()) + ": " +
+                      (dist == "mpi" ? "MPI jobs run without containers for now; the job runs on this host"
+                                     : "jobs on a Slurm compute run without containers for now; the job runs on "
+                                       "the nodes' own software"));
+    return json::object();
+  }
   // Limits: resources.shm_size, and resources.properties memory / cpus.
   json limits = json::object();
   if (!s.shm_size.empty()) limits["shm_size"] = s.shm_size;
