@@ -482,7 +482,7 @@ class Server {
         auto latest = tracking_->LatestMetricsOfAllRuns();
         std::string body = "[";
         bool first = true;
-        for (const auto& j : Reader().List(f)) {
+        for (const auto& j : Reader().ListSummaries(f)) {
           body += first ? "{" : ",{";
           first = false;
           body += "\"name\":";
@@ -508,8 +508,7 @@ class Server {
           }
           // A sweep shows its best trial's (Azure ML's "best child run").
           auto m = latest.find(j.name);
-          if (m == latest.end() && j.type == "sweep" && j.properties.contains("best_child_run_id"))
-            m = latest.find(j.properties.value("best_child_run_id", ""));
+          if (m == latest.end() && j.type == "sweep" && !j.best_child.empty()) m = latest.find(j.best_child);
           if (m != latest.end()) {
             body += ",\"metrics\":{";
             for (size_t k = 0; k < m->second.size() && k < kKeyMetrics; ++k) {
@@ -522,7 +521,7 @@ class Server {
             }
             body += '}';
           }
-          body += ",\"tags\":" + j.tags.dump() + "}";
+          body += ",\"tags\":" + (j.tags_json.empty() ? std::string("{}") : j.tags_json) + "}";
         }
         body += "]";
         res.set_content(body, "application/json");

@@ -166,9 +166,10 @@ std::string JobStore::JobByToken(const std::string& token) {
   return name;
 }
 
-std::vector<JobRecord> JobStore::List(const JobFilter& f) {
-  std::string sql = std::string("SELECT ") + kColumns + " FROM jobs WHERE 1";
-  std::vector<std::string> args;
+namespace {
+// The WHERE and ORDER of a job listing, with its arguments.
+std::string FilterSql(const JobFilter& f, std::vector<std::string>& args) {
+  std::string sql = " FROM jobs WHERE 1";
   if (f.archived_only) sql += " AND archived = 1";
   else if (!f.include_archived) sql += " AND archived = 0";
   if (!f.status.empty()) { sql += " AND status = ?"; args.push_back(f.status); }
@@ -178,10 +179,43 @@ std::vector<JobRecord> JobStore::List(const JobFilter& f) {
   if (!f.compute.empty()) { sql += " AND compute = ?"; args.push_back(f.compute); }
   sql += " ORDER BY seq DESC";
   if (f.max_results > 0) sql += " LIMIT " + std::to_string(f.max_results);
-  Stmt& s = db_->Prepare(sql);
+  return sql;
+}
+}  // namespace
+
+std::vector<JobRecord> JobStore::List(const JobFilter& f) {
+  std::vector<std::string> args;
+  Stmt& s = db_->Prepare(std::string("SELECT ") + kColumns + FilterSql(f, args));
   for (size_t i = 0; i < args.size(); ++i) s.Bind(static_cast<int>(i + 1), args[i]);
   std::vector<JobRecord> out;
   while (s.Step()) out.push_back(Read(s));
+  s.Reset();
+  return out;
+}
+
+std::vector<JobSummary> JobStore::ListSummaries(const JobFilter& f) {
+  std::vector<std::string> args;
+  Stmt& s = db_->Prepare(
+      "SELECT name, display_name, type, status, experiment_name, compute, parent, created_at, start_time, end_time, "
+      "tags, COALESCE(json_extract(properties, '$.best_child_run_id'), '')" + FilterSql(f, args));
+  for (size_t i = 0; i < args.size(); ++i) s.Bind(static_cast<int>(i + 1), args[i]);
+  std::vector<JobSummary> out;
+  while (s.Step()) {
+    JobSummary j;
+    j.name = s.Text(0);
+    j.display_name = s.Text(1);
+    j.type = s.Text(2);
+    j.status = s.Text(3);
+    j.experiment_name = s.Text(4);
+    j.compute = s.Text(5);
+    j.parent = s.Text(6);
+    j.created_at = s.Int(7);
+    j.start_time = OptInt(s, 8);
+    j.end_time = OptInt(s, 9);
+    j.tags_json = s.Text(10);
+    j.best_child = s.Text(11);
+    out.push_back(std::move(j));
+  }
   s.Reset();
   return out;
 }

@@ -58,6 +58,15 @@ struct JobFilter {
   bool top_level_only = false;  // no sweep trials
 };
 
+// What a table of jobs shows, read without parsing any job's spec (the studio's jobs page).
+struct JobSummary {
+  std::string name, display_name, type, status, experiment_name, compute, parent;
+  long long created_at = 0;
+  std::optional<long long> start_time, end_time;
+  std::string tags_json;   // as stored
+  std::string best_child;  // a sweep's best trial, when it has one
+};
+
 struct ComputeRecord {
   std::string name;
   std::string type;
@@ -110,6 +119,7 @@ class JobStore {
   // The job whose token this is, or "".
   std::string JobByToken(const std::string& token);
   std::vector<JobRecord> List(const JobFilter& filter);
+  std::vector<JobSummary> ListSummaries(const JobFilter& filter);
   std::vector<JobRecord> NonTerminal();
   std::vector<StatusEvent> History(const std::string& name);
 
