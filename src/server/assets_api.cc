@@ -100,6 +100,16 @@ Result<json> Storage(AssetContext& ctx, const std::string& kind, const json& bod
     default:
       break;
   }
+  if (kind == "model" && spec::ClassifyPath(path) == spec::PathKind::kRuns && ctx.resolve_runs) {
+    // Resolved against the tracking store, as MLflow does (a run's artifacts, or its logged model).
+    auto file = ctx.resolve_runs(path);
+    if (!file.ok()) return file.status();
+    auto id = SnapshotLocal(ctx, *file);
+    if (!id.ok()) return id.status();
+    json st = {{"kind", "blobs"}, {"snapshot", *id}, {"source", path}};
+    if (!IsDir(*file)) st["single_file"] = Basename(*file);
+    return st;
+  }
   auto loc = ctx.sched->LocateData("path", path, kind);
   if (!loc.ok()) return loc.status();
   if (kind == "model" && loc->kind == "folder") {

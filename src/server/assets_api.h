@@ -18,6 +18,7 @@ struct AssetContext {
   std::function<store::JobStore&()> reader;  // this thread's read connection
   std::string workspace;
   std::string blobs;
+  std::function<Result<std::string>(const std::string&)> resolve_runs;  // runs:/ URI -> a path on disk
 };
 
 void RegisterAssetRoutes(http::Server& svr, AssetContext& ctx);

@@ -512,6 +512,39 @@ std::string ArtifactFile(const MlflowContext& ctx, const std::string& path) {
   return ctx.workspace + "/mlartifacts" + (p.empty() ? "" : "/" + p);
 }
 
+Result<std::string> RunsUriToPath(const MlflowContext& ctx, const std::string& uri) {
+  std::string rest = uri.substr(std::string("runs:/").size());
+  while (!rest.empty() && rest.front() == '/') rest.erase(rest.begin());
+  std::string run_id = rest.substr(0, rest.find('/'));
+  std::string rel = rest.size() > run_id.size() ? rest.substr(run_id.size() + 1) : "";
+  while (!rel.empty() && rel.back() == '/') rel.pop_back();
+  auto run = ctx.store->GetRun(run_id);
+  if (!run.ok()) return NotFound("path: " + uri + ": no MLflow run '" + run_id + "' in this workspace");
+  auto local = [&](const std::string& artifact_uri, const std::string& sub) -> std::string {
+    const std::string scheme = "mlflow-artifacts:/";
+    if (artifact_uri.rfind(scheme, 0) != 0) return "";
+    std::string base = artifact_uri.substr(scheme.size());
+    while (!base.empty() && base.front() == '/') base.erase(base.begin());
+    std::string file = ArtifactFile(ctx, sub.empty() ? base : base + "/" + sub);
+    return !file.empty() && PathExists(file) ? file : "";
+  };
+  if (std::string p = local(run->info.artifact_uri, rel); !p.empty()) return p;
+  // MLflow 3: log_model(name="model") keeps the files with a logged model whose source run is this one.
+  std::string name = rel.substr(0, rel.find('/'));
+  std::string sub = rel.size() > name.size() ? rel.substr(name.size() + 1) : "";
+  tracking::ModelSearch q;
+  q.experiment_ids = {run->info.experiment_id};
+  q.filter = "source_run_id = '" + run_id + "' AND name = '" + name + "'";
+  q.max_results = 1;
+  bool more = false;
+  if (name.find('\'') == std::string::npos) {
+    if (auto models = ctx.store->SearchLoggedModels(q, &more); models.ok() && !models->empty())
+      if (std::string p = local(models->front().artifact_uri, sub); !p.empty()) return p;
+  }
+  return NotFound("path: " + uri + ": run '" + run_id + "' has no artifact '" + rel + "' and no logged model named '" +
+                  name + "'");
+}
+
 void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
   // Handlers outlive this function: they capture values (the store and the context are long-lived).
   tracking::TrackingStore* st = ctx.store;

@@ -6,6 +6,8 @@
 #include <functional>
 #include <string>
 
+#include "base/status.h"
+
 namespace cairn::http {
 class Server;
 }
@@ -28,5 +30,9 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx);
 // Where an artifact path (<experiment>/<run>/artifacts/<rest>, or anything else) lives on disk; "" when the
 // path tries to leave the artifact root.
 std::string ArtifactFile(const MlflowContext& ctx, const std::string& path);
+
+// Where `runs:/<run>/<path>` is on disk, as MLflow resolves it: the run's artifacts, else (MLflow 3) the
+// artifacts of the run's logged model named by the path's first part.
+Result<std::string> RunsUriToPath(const MlflowContext& ctx, const std::string& uri);
 
 }  // namespace cairn::server

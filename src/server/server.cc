@@ -365,6 +365,7 @@ class Server {
     assets_.reader = [this]() -> store::JobStore& { return Reader(); };
     assets_.workspace = opt_.home;
     assets_.blobs = ws_.Blobs();
+    assets_.resolve_runs = [this](const std::string& uri) { return RunsUriToPath(mlflow_, uri); };
     RegisterAssetRoutes(svr_, assets_);
 
     svr_.Get("/api/v1/health", [this](const http::Request&, http::Response& res) {

@@ -298,3 +298,34 @@ def test_the_hash_cache_never_hides_a_change_and_remote_clients_upload_over_http
     assert p.returncode == 0, p.stderr
     assert "1 new" in p.stderr
     assert ws.json("data", "show", "--name", "r", "--version", "1")["storage"]["kind"] == "blobs"
+
+
+def test_a_model_logged_the_mlflow_3_way_is_registered_from_runs_uri(ws, tmp_path):
+    """mlflow.sklearn.log_model in MLflow 3 keeps the files with a logged model whose source run is the run;
+    runs:/<run>/model resolves to it through the tracking store, as MLflow resolves it."""
+    import urllib.request
+    from sklearn.tree import DecisionTreeClassifier
+    ws.run("job", "list")
+    url, token = ws.server_info()["url"], ws.token()
+
+    def call(method, path, body=None, data=None):
+        req = urllib.request.Request(url + path, method=method, data=data if data is not None else json.dumps(body).encode(),
+                                     headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+        with urllib.request.urlopen(req) as r:
+            raw = r.read()
+            return json.loads(raw) if raw.startswith(b"{") else raw
+
+    run = call("POST", "/api/2.0/mlflow/runs/create", {"experiment_id": "0"})["run"]["info"]["run_id"]
+    info = call("POST", "/api/2.0/mlflow/logged-models",
+                {"experiment_id": "0", "name": "model", "model_type": "sklearn", "source_run_id": run})["model"]["info"]
+    clf = DecisionTreeClassifier(random_state=0).fit([[0, 0], [1, 1], [0, 1], [1, 0]], [0, 1, 1, 0])
+    base = info["artifact_uri"][len("mlflow-artifacts:/"):]
+    for name, body in [("MLmodel", b"flavors:\n  sklearn: {pickled_model: model.pkl}\n"), ("model.pkl", pickle.dumps(clf))]:
+        call("PUT", f"/api/2.0/mlflow-artifacts/artifacts/{base}/{name}", data=body)
+    m = ws.json("model", "create", "--name", "tree", "--path", f"runs:/{run}/model", "--type", "mlflow_model")
+    assert m["version"] == "1" and m["storage"]["source"] == f"runs:/{run}/model"
+    ws.run("model", "download", "--name", "tree", "--download-path", str(tmp_path))
+    with open(tmp_path / "tree" / "model.pkl", "rb") as f:
+        assert list(pickle.load(f).predict([[1, 1], [0, 0]])) == [1, 0]
+    p = ws.run("model", "create", "--name", "nope", "--path", f"runs:/{run}/other", check=False)
+    assert p.returncode == 3 and "no logged model named 'other'" in p.stderr
