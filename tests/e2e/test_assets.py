@@ -329,3 +329,25 @@ def test_a_model_logged_the_mlflow_3_way_is_registered_from_runs_uri(ws, tmp_pat
         assert list(pickle.load(f).predict([[1, 1], [0, 0]])) == [1, 0]
     p = ws.run("model", "create", "--name", "nope", "--path", f"runs:/{run}/other", check=False)
     assert p.returncode == 3 and "no logged model named 'other'" in p.stderr
+
+
+def test_assets_in_the_preview_syntaxes(ws):
+    ws.write("d/a.txt", "alpha\n")
+    ws.run("data", "create", "--name", "pv", "--path", "d")
+    # Preview 1: `data:` with the asset, `{inputs.x}` placeholders, compute.target.
+    p, j = job_out(ws, "p1", """
+command: cat {inputs.d}/a.txt
+code: {local_path: .}
+environment: azureml:x@latest
+inputs:
+  d: {data: azureml:pv:1, mode: mount}
+""")
+    assert j["status"] == "Completed" and "alpha" in p.stdout, p.stderr
+    # Preview 2: `dataset:` names the asset.
+    p, j = job_out(ws, "p2", """
+command: cat ${{inputs.d}}/a.txt
+environment: azureml:x@latest
+inputs:
+  d: {dataset: azureml:pv:1}
+""")
+    assert j["status"] == "Completed" and "alpha" in p.stdout, p.stderr
