@@ -1,5 +1,6 @@
 #include "compute/container.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -144,7 +145,8 @@ Result<std::string> PrepareImage(const std::string& runtime, const json& contain
 
 std::vector<std::string> ContainerArgv(const ContainerRun& r) {
   std::vector<std::string> argv = RuntimeBase(r.runtime);
-  argv.insert(argv.end(), {"run", "--rm", "--name", r.name, "--pull", "never", "-w", r.workdir});
+  // --init: a small init as PID 1 passes signals on (a command as PID 1 would ignore SIGTERM).
+  argv.insert(argv.end(), {"run", "--rm", "--init", "--name", r.name, "--pull", "never", "-w", r.workdir});
   for (const auto& o : RunOptions(r.runtime)) argv.push_back(o);
   for (const auto& m : r.mounts) {
     bool ro = EndsWith(m, ":ro");
@@ -163,7 +165,27 @@ void RemoveContainer(const std::string& runtime, const std::string& name) {
   std::vector<std::string> args = {"rm", "-f"};
   if (runtime == "podman") args.insert(args.end(), {"-t", "0", "--ignore"});
   args.push_back(name);
-  (void)Runtime(runtime, args, kQuickMs);
+  for (int i = 0; i < 20; ++i) {
+    (void)Runtime(runtime, args, kQuickMs);
+    auto listed = Runtime(runtime, {"ps", "-a", "-q", "--filter", "name=^" + name + "$"}, kQuickMs);
+    if (listed.ok() && Trim(*listed).empty()) {
+      if (i > 0) return;  // gone twice in a row
+      usleep(200'000);
+      continue;
+    }
+    usleep(100'000);
+  }
+}
+
+void SignalContainer(const std::string& runtime, const std::string& name, int sig) {
+  if (sig == SIGKILL) {
+    std::vector<std::string> args = {"rm", "-f"};
+    if (runtime == "podman") args.insert(args.end(), {"-t", "0", "--ignore"});
+    args.push_back(name);
+    (void)Runtime(runtime, args, kQuickMs);
+    return;
+  }
+  (void)Runtime(runtime, {"kill", "--signal", std::to_string(sig), name}, kQuickMs);
 }
 
 }  // namespace cairn::compute

@@ -592,6 +592,8 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
   char buf[65536];
 
   auto signal_all = [&](int sig) {
+    // A container's processes are not ours to signal (conmon holds them): the runtime is asked.
+    for (const auto& c : containers) SignalContainer(runtime, c, sig);
     SignalTree(getpid(), 0, sig);
     for (const auto& c : children)
       if (!c.done) kill(-c.pid, sig);

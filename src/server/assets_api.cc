@@ -44,18 +44,15 @@ Result<std::string> SnapshotLocal(AssetContext& ctx, const std::string& path) {
   std::vector<store::ManifestEntry> m;
   store::BlobStore blobs(ctx.blobs);
   auto add = [&](const std::string& abs, const std::string& rel) -> Status {
-    auto data = ReadFile(abs);
-    if (!data.ok()) return data.status();
+    auto sha = blobs.PutFile(abs);  // streamed: a model of many GB is never all in memory
+    if (!sha.ok()) return sha.status();
     store::ManifestEntry e;
     e.path = rel;
-    e.sha256 = Sha256Hex(*data);
-    e.size = static_cast<long long>(data->size());
+    e.sha256 = *sha;
     struct stat st;
-    e.executable = stat(abs.c_str(), &st) == 0 && (st.st_mode & S_IXUSR);
-    if (!blobs.Has(e.sha256)) {
-      Status s = blobs.Put(e.sha256, *data, /*durable=*/false);
-      if (!s.ok()) return s;
-    }
+    if (stat(blobs.PathOf(e.sha256).c_str(), &st) == 0) e.size = static_cast<long long>(st.st_size);
+    struct stat src;
+    e.executable = stat(abs.c_str(), &src) == 0 && (src.st_mode & S_IXUSR);
     m.push_back(e);
     return Status::Ok();
   };

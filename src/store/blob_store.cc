@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "base/fs.h"
 #include "base/util.h"
@@ -44,6 +46,43 @@ Status BlobStore::Put(const std::string& sha, const std::string& data, bool dura
   Status s = MakeDirs(root_ + "/" + sha.substr(0, 2));
   if (!s.ok()) return s;
   return WriteFileAtomic(PathOf(sha), data, 0444, durable);
+}
+
+Result<std::string> BlobStore::PutFile(const std::string& path) {
+  int in = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (in < 0) return InvalidArgument("cannot read " + path + ": " + strerror(errno));
+  std::string tmp = root_ + "/incoming." + std::to_string(getpid()) + "." + RandomHex(6);
+  int out = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0444);
+  if (out < 0) {
+    close(in);
+    return Internal("cannot write the blob store: " + tmp + ": " + strerror(errno));
+  }
+  Sha256 h;
+  std::string buf(1 << 20, '\0');
+  bool ok = true;
+  for (;;) {
+    ssize_t n = read(in, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ok = n == 0;
+      break;
+    }
+    h.Update(buf.data(), static_cast<size_t>(n));
+    for (ssize_t done = 0; done < n;) {
+      ssize_t w = write(out, buf.data() + done, static_cast<size_t>(n - done));
+      if (w <= 0) { ok = false; break; }
+      done += w;
+    }
+    if (!ok) break;
+  }
+  close(in);
+  if (close(out) != 0) ok = false;
+  std::string sha = h.HexDigest();
+  Status s = ok ? MakeDirs(root_ + "/" + sha.substr(0, 2)) : Internal("cannot copy " + path + " into the blob store");
+  if (s.ok() && !Has(sha) && rename(tmp.c_str(), PathOf(sha).c_str()) != 0) s = Internal("cannot store " + path);
+  unlink(tmp.c_str());
+  if (!s.ok()) return s;
+  return sha;
 }
 
 Status BlobStore::Materialize(const std::vector<ManifestEntry>& manifest, const std::string& dir) const {

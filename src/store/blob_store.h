@@ -31,6 +31,9 @@ class BlobStore {
   // Stores `data`, which must hash to `sha` (InvalidArgument otherwise). Not `durable`: written and renamed
   // into place but not synced, for many blobs in a row; Sync() then makes them all durable at once.
   Status Put(const std::string& sha, const std::string& data, bool durable = true);
+  // Stores a file of any size, hashing it as it is copied (never all in memory); returns its SHA-256. Not
+  // synced (see Sync()).
+  Result<std::string> PutFile(const std::string& path);
   // Flushes the blob store's filesystem (one syncfs for any number of blobs written without sync).
   Status Sync() const;
   // Copies the manifest's files into `dir` (which must exist).

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 
+#include "base/fs.h"
 #include "base/util.h"
 #include "store/blob_store.h"
 #include "store/job_store.h"
@@ -113,6 +114,26 @@ TEST_F(StoreTest, BlobsAreVerifiedAgainstTheirHash) {
   ASSERT_TRUE(b.Put(sha, "hello").ok());
   EXPECT_TRUE(b.Has(sha));
   EXPECT_EQ(b.PathOf(sha), Path("blobs") + "/" + sha.substr(0, 2) + "/" + sha);
+}
+
+TEST_F(StoreTest, APutFileStreamsAndLeavesNothingElseBehind) {
+  std::filesystem::create_directories(Path("blobs"));
+  BlobStore b(Path("blobs"));
+  std::string big(3 << 20, 'x');  // more than one read
+  big[12345] = 'y';
+  std::string src = Path("big.bin");
+  ASSERT_TRUE(WriteFile(src, big).ok());
+  auto sha = b.PutFile(src);
+  ASSERT_TRUE(sha.ok()) << sha.status().message();
+  EXPECT_EQ(*sha, Sha256Hex(big));
+  EXPECT_EQ(*ReadFile(b.PathOf(*sha)), big);
+  auto again = b.PutFile(src);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, *sha);
+  int entries = 0;
+  for (const auto& e : std::filesystem::directory_iterator(Path("blobs"))) entries += e.is_directory() ? 1 : 100;
+  EXPECT_EQ(entries, 1);  // one fan-out folder, no temporary file left
+  EXPECT_EQ(b.PutFile(Path("missing")).status().code(), Code::kInvalidArgument);
 }
 
 TEST(Manifest, RejectsPathsThatLeaveTheFolder) {

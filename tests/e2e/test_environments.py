@@ -2,6 +2,7 @@
 (scripts/make-test-image.sh imports it as localhost/cairn-test:bookworm; no registry is reachable)."""
 import os
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -121,12 +122,16 @@ def test_a_build_context_is_built_once_and_cached(ws):
 
 @needs_image
 def test_cancel_stops_the_container(ws):
-    ws.write("job.yml", f"command: sleep 300\nenvironment: {{image: {IMAGE}}}\n")
-    ws.run("job", "create", "-f", "job.yml", "-n", "long")
-    ws.wait_status("long", "Running", timeout=60)
-    ws.run("job", "cancel", "-n", "long")
-    assert ws.wait_status("long", "Canceled", timeout=30)["status"] == "Canceled"
-    assert containers_named("cairn-long") == []
+    # Canceled at once (the container may still be starting) and once it runs: nothing of it is left.
+    for name, settle in (("quick", 0), ("long", 2)):
+        ws.write(f"{name}.yml", f"command: sleep 307\nenvironment: {{image: {IMAGE}}}\n")
+        ws.run("job", "create", "-f", f"{name}.yml", "-n", name)
+        ws.wait_status(name, "Running", timeout=60)
+        time.sleep(settle)
+        ws.run("job", "cancel", "-n", name)
+        assert ws.wait_status(name, "Canceled", timeout=30)["status"] == "Canceled"
+        assert containers_named(f"cairn-{name}") == []
+        assert subprocess.run(["pgrep", "-f", "sleep 307"], capture_output=True).stdout == b""
 
 
 def test_a_strict_compute_refuses_to_run_without_the_image(ws):
