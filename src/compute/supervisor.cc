@@ -375,6 +375,9 @@ pid_t SpawnChild(const std::vector<std::string>& argv, std::vector<std::string> 
     return child;
   }
   setpgid(0, 0);
+  // Should the supervisor die without stopping it (killed outright, e.g. by a Slurm step's teardown), the
+  // process goes too rather than live on as an orphan nobody tracks.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE}) signal(sig, SIG_DFL);
   MakeReadOnlyInChild(read_only);
   int devnull = open("/dev/null", O_RDONLY);

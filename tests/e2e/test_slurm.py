@@ -172,7 +172,16 @@ distribution: {type: pytorch, process_count_per_instance: 1}
     job = ws.wait_status(name, "Canceled", timeout=30)
     assert job["status"] == "Canceled"
     wait_for(lambda: not in_squeue(slurm, sid), timeout=20, what="Slurm to finish the job")
-    assert subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True).stdout == b""
+    # Every rank on every node is gone (a step's last processes may take Slurm's KillWait to be reaped; a
+    # rank still sleeping after that has escaped and is reported with its ancestry).
+    try:
+        wait_for(lambda: subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True).stdout == b"",
+                 timeout=8, what="the ranks to be gone")
+    except AssertionError:
+        left = subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True, text=True).stdout.split()
+        ps = subprocess.run(["ps", "-o", "pid,ppid,pgid,sid,etime,args", "-p", ",".join(left)], capture_output=True,
+                            text=True).stdout
+        raise AssertionError(f"ranks left behind:\n{ps}")
 
     path = write_job(ws, "'echo up; sleep 300'", "limits: {timeout: 3}", file="slow.yml")
     name = ws.json("job", "create", "-f", path)["name"]
