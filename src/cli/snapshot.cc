@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -153,6 +154,30 @@ class HashCache {
   bool dirty_ = false;
 };
 
+// Runs fn(0..n-1) on every core (small batches stay on this thread); stops at the first error and returns it.
+Status ForEachOnEveryCore(size_t n, const std::function<Status(size_t)>& fn) {
+  std::atomic<size_t> next{0};
+  std::mutex mu;
+  Status first = Status::Ok();
+  auto work = [&] {
+    for (size_t k; (k = next.fetch_add(1)) < n;) {
+      Status s = fn(k);
+      if (!s.ok()) {
+        std::lock_guard<std::mutex> l(mu);
+        if (first.ok()) first = s;
+        next = n;
+        return;
+      }
+    }
+  };
+  size_t threads_wanted = std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), (n + 15) / 16);
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < threads_wanted; ++t) threads.emplace_back(work);
+  work();
+  for (auto& t : threads) t.join();
+  return first;
+}
+
 // Hashes the files the cache does not know, on every core.
 Status HashAll(std::vector<LocalFile>& files, const std::vector<std::string>& keys, const std::string& what) {
   HashCache cache;
@@ -163,26 +188,13 @@ Status HashAll(std::vector<LocalFile>& files, const std::vector<std::string>& ke
     else todo.push_back(i);
   }
   if (todo.empty()) return Status::Ok();
-  std::atomic<size_t> next{0};
-  std::mutex mu;
-  Status first = Status::Ok();
-  auto work = [&] {
-    for (size_t k; (k = next.fetch_add(1)) < todo.size();) {
-      LocalFile& f = files[todo[k]];
-      auto h = HashFile(f.abs, &f.size);
-      if (!h.ok()) {
-        std::lock_guard<std::mutex> l(mu);
-        if (first.ok()) first = Status(Code::kInvalidArgument, what + ": " + h.status().message());
-        return;
-      }
-      f.sha256 = *h;
-    }
-  };
-  size_t n = std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), (todo.size() + 15) / 16);
-  std::vector<std::thread> threads;
-  for (size_t t = 1; t < n; ++t) threads.emplace_back(work);
-  work();
-  for (auto& t : threads) t.join();
+  Status first = ForEachOnEveryCore(todo.size(), [&](size_t k) -> Status {
+    LocalFile& f = files[todo[k]];
+    auto h = HashFile(f.abs, &f.size);
+    if (!h.ok()) return Status(Code::kInvalidArgument, what + ": " + h.status().message());
+    f.sha256 = *h;
+    return Status::Ok();
+  });
   if (!first.ok()) return first;
   for (size_t i : todo) cache.Add(keys[i], files[i].sha256);
   cache.Save();
@@ -317,24 +329,9 @@ Result<std::string> UploadSnapshot(Client& client, const std::string& root, bool
     std::vector<const LocalFile*> todo;
     for (const auto& f : *files)
       if (need.erase(f.sha256)) todo.push_back(&f);
-    std::atomic<size_t> next{0};
-    std::mutex mu;
-    Status first = Status::Ok();
-    auto work = [&] {
-      for (size_t k; (k = next.fetch_add(1)) < todo.size();) {
-        Status s = StoreLocally(client.local_blob_root(), *todo[k], what);
-        if (!s.ok()) {
-          std::lock_guard<std::mutex> l(mu);
-          if (first.ok()) first = s;
-          return;
-        }
-      }
-    };
-    size_t n = std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), (todo.size() + 15) / 16);
-    std::vector<std::thread> threads;
-    for (size_t t = 1; t < n; ++t) threads.emplace_back(work);
-    work();
-    for (auto& t : threads) t.join();
+    Status first = ForEachOnEveryCore(todo.size(), [&](size_t k) {
+      return StoreLocally(client.local_blob_root(), *todo[k], what);
+    });
     if (!first.ok()) return first;
     local.uploaded = todo.size();
     for (const auto* f : todo) local.uploaded_bytes += f->size;

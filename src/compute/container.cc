@@ -161,10 +161,14 @@ std::vector<std::string> ContainerArgv(const ContainerRun& r) {
   return argv;
 }
 
-void RemoveContainer(const std::string& runtime, const std::string& name) {
+void RemoveContainer(const std::string& runtime, const std::string& name, bool verify) {
   std::vector<std::string> args = {"rm", "-f"};
   if (runtime == "podman") args.insert(args.end(), {"-t", "0", "--ignore"});
   args.push_back(name);
+  if (!verify) {
+    (void)Runtime(runtime, args, kQuickMs);
+    return;
+  }
   for (int i = 0; i < 20; ++i) {
     (void)Runtime(runtime, args, kQuickMs);
     auto listed = Runtime(runtime, {"ps", "-a", "-q", "--filter", "name=^" + name + "$"}, kQuickMs);
@@ -178,13 +182,7 @@ void RemoveContainer(const std::string& runtime, const std::string& name) {
 }
 
 void SignalContainer(const std::string& runtime, const std::string& name, int sig) {
-  if (sig == SIGKILL) {
-    std::vector<std::string> args = {"rm", "-f"};
-    if (runtime == "podman") args.insert(args.end(), {"-t", "0", "--ignore"});
-    args.push_back(name);
-    (void)Runtime(runtime, args, kQuickMs);
-    return;
-  }
+  if (sig == SIGKILL) return RemoveContainer(runtime, name, false);
   (void)Runtime(runtime, {"kill", "--signal", std::to_string(sig), name}, kQuickMs);
 }
 

@@ -38,9 +38,9 @@ struct ContainerRun {
   std::string command;
 };
 std::vector<std::string> ContainerArgv(const ContainerRun& r);
-// Stops and removes the container (a no-op when it is gone), and makes sure it stays gone: a container
-// its client was still creating when the job was stopped can appear a moment later.
-void RemoveContainer(const std::string& runtime, const std::string& name);
+// Stops and removes the container (a no-op when it is gone). With `verify`, makes sure it stays gone: a
+// container its client was still creating when the job was stopped can appear a moment later.
+void RemoveContainer(const std::string& runtime, const std::string& name, bool verify);
 // Sends `sig` to the container's processes (SIGKILL: removes it).
 void SignalContainer(const std::string& runtime, const std::string& name, int sig);
 // The runtime's global options (podman: runc and cgroupfs, as these machines need).

@@ -104,6 +104,16 @@ Result<std::string> Curl(const std::string& url, const std::string& to, long lon
 
 }  // namespace
 
+Result<std::string> ViewOf(const std::string& workspace, const std::string& snapshot, const std::string& manifest) {
+  std::string view = workspace + "/views/" + snapshot;
+  if (!PathExists(view) && !PathExists(view + ".json")) {
+    Status s = MakeDirs(workspace + "/views");
+    if (s.ok()) s = WriteFileAtomic(view + ".json", manifest, 0644);
+    if (!s.ok()) return s;
+  }
+  return view;
+}
+
 Status EnsureView(const std::string& view, const std::string& manifest_file, const std::string& blob_root) {
   if (IsDir(view)) return Status::Ok();
   auto text = ReadFile(manifest_file);

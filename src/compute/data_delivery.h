@@ -24,6 +24,10 @@ struct DeliveryContext {
   std::function<void(const std::string&)> log;
 };
 
+// Where a snapshot's shared view lives (<workspace>/views/<snapshot>), with its manifest recorded beside it
+// (<view>.json, once) so that whichever job comes first can make the view.
+Result<std::string> ViewOf(const std::string& workspace, const std::string& snapshot, const std::string& manifest);
+
 // Makes `view` (a folder of hard links to the blobs of the manifest in `manifest_file`, read-only) unless
 // it exists. Safe when several jobs make the same view at once.
 Status EnsureView(const std::string& view, const std::string& manifest_file, const std::string& blob_root);

@@ -410,7 +410,8 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
   const std::string runtime = job.value("container_runtime", "");
   std::vector<std::string> containers;
   auto finish = [&](Outcome o) {
-    for (const auto& c : containers) RemoveContainer(runtime, c);
+    // A job that was stopped may have stopped a container mid-creation: its removal is checked.
+    for (const auto& c : containers) RemoveContainer(runtime, c, /*verify=*/o.outcome != "completed");
     if (node_mode) {
       json j = {{"outcome", o.outcome}, {"reason", o.reason}};
       (void)WriteFileAtomic(layout.SystemLogDir() + "/node_" + std::to_string(node) + ".json", j.dump(), 0644);
@@ -570,7 +571,7 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
           crun.name = "cairn-" + job.value("name", "") + "-" + std::to_string(rank);
           crun.env = merged_env(n, local);
           containers.push_back(crun.name);
-          RemoveContainer(runtime, crun.name);  // a leftover of a supervisor that died
+          RemoveContainer(runtime, crun.name, false);  // a leftover of a supervisor that died
           s = start(ContainerArgv(crun), base_env, rank, label + " in " + image, artifacts + "/" + RankLogName(plan, rank));
         }
       }

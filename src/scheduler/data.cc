@@ -4,6 +4,7 @@
 
 #include "base/fs.h"
 #include "base/util.h"
+#include "compute/data_delivery.h"
 #include "compute/run_layout.h"
 #include "scheduler/scheduler.h"
 #include "spec/asset_spec.h"
@@ -211,16 +212,12 @@ Result<json> Scheduler::InputItem(const std::string& name, const spec::InputSpec
     }
     // A read-only view of the snapshot is made once (hard links to the blobs) and shared by every job
     // that reads it, so a large input costs a job a link, not a copy.
-    std::string view = config_.workspace + "/views/" + loc.snapshot;
-    std::string manifest_file = view + ".json";
-    if (!PathExists(view) && !PathExists(manifest_file)) {
-      Status s = MakeDirs(config_.workspace + "/views");
-      if (s.ok()) s = WriteFileAtomic(manifest_file, *m, 0644);
-      if (!s.ok()) return s;
-    }
+    auto made = compute::ViewOf(config_.workspace, loc.snapshot, *m);
+    if (!made.ok()) return made.status();
+    const std::string& view = *made;
     item["kind"] = "view";
     item["view"] = view;
-    item["manifest_file"] = manifest_file;
+    item["manifest_file"] = view + ".json";
     std::string base = direct ? view : dir;
     target = file.empty() ? base : base + "/" + file;
     return item;
@@ -274,12 +271,9 @@ json Scheduler::ContainerFor(const store::JobRecord& job, const spec::JobSpec& s
     std::string snap = sp.value("storage", json::object()).value("snapshot", "");
     if (!snap.empty()) {
       // A build context registered with the environment: its view is the context.
-      std::string view = config_.workspace + "/views/" + snap;
       auto m = store_->GetSnapshot(snap);
-      if (m.ok() && !PathExists(view) && !PathExists(view + ".json")) {
-        (void)MakeDirs(config_.workspace + "/views");
-        (void)WriteFileAtomic(view + ".json", *m, 0644);
-      }
+      auto made = m.ok() ? compute::ViewOf(config_.workspace, snap, *m) : Result<std::string>(m.status());
+      std::string view = made.ok() ? *made : config_.workspace + "/views/" + snap;  // the supervisor says why
       c["build_context"] = view;
       c["build_manifest"] = view + ".json";
       c["dockerfile"] = sp.value("build", json::object()).value("dockerfile_path", "Dockerfile");

@@ -158,11 +158,9 @@ void RegisterAssetRoutes(http::Server& svr, AssetContext& ctx) {
     if (kind != "environment" && (*storage).value("kind", "") == "blobs") {
       // The read-only view jobs mount is made now, so no job waits for it (a link per file, no copy).
       std::string id = (*storage).value("snapshot", "");
-      std::string view = ctx.workspace + "/views/" + id;
       auto m = ctx.reader().GetSnapshot(id);
-      Status v = m.ok() ? MakeDirs(ctx.workspace + "/views") : m.status();
-      if (v.ok() && !PathExists(view + ".json")) v = WriteFileAtomic(view + ".json", *m, 0644);
-      if (v.ok()) v = compute::EnsureView(view, view + ".json", ctx.blobs);
+      auto view = m.ok() ? compute::ViewOf(ctx.workspace, id, *m) : Result<std::string>(m.status());
+      Status v = view.ok() ? compute::EnsureView(*view, *view + ".json", ctx.blobs) : view.status();
       if (!v.ok()) fprintf(stderr, "cairn server: the view of %s: %s\n", id.c_str(), v.message().c_str());
     }
     SendJson(res, AssetView(*made), 201);
