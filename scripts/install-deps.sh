@@ -7,6 +7,11 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev libsqlite3-dev
   libssl-dev zlib1g-dev libbrotli-dev libgtest-dev libgmock-dev
+  # The server's HTTP layer: Boost.Beast and Asio (Debian's default Boost, the one python3-sklearn's
+  # dependencies pull in: libboost1.81-dev conflicts with it).
+  libboost-dev
+  # Fuzzing: clang's libFuzzer and sanitizer runtimes.
+  clang-14 libclang-rt-14-dev
   python3 python3-pytest python3-sklearn python3-numpy
   procps curl util-linux iproute2
   # Distributed jobs and the Slurm compute: the tests run real frameworks and a real Slurm cluster.
@@ -15,7 +20,8 @@ PACKAGES=(
   chromium
   # Container environments: podman with runc (see docs/environments.md); tests make their image with
   # debootstrap, since no registry is reachable.
-  podman runc debootstrap
+  # catatonit is podman's --init (a recommends, which --no-install-recommends drops).
+  podman runc debootstrap catatonit
 )
 
 missing=()

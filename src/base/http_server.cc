@@ -1,19 +1,23 @@
 #include "base/http_server.h"
 
-#include <arpa/inet.h>
+#include "base/util.h"
+
 #include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <strings.h>
-#include <sys/sendfile.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <cerrno>
 #include <cstring>
+#include <future>
+#include <list>
+#include <optional>
 
 namespace cairn::http {
 
@@ -88,10 +92,41 @@ std::string PercentDecode(const std::string& s, bool plus_is_space) {
   return out;
 }
 
+bool ParseTarget(const std::string& target, Request& req) {
+  size_t q = target.find('?');
+  req.path = PercentDecode(target.substr(0, q), false);
+  if (!IsValidUtf8(req.path)) return false;
+  if (q == std::string::npos) return true;
+  std::string_view query(target);
+  query.remove_prefix(q + 1);
+  size_t i = 0;
+  while (i <= query.size()) {
+    size_t amp = query.find('&', i);
+    if (amp == std::string::npos) amp = query.size();
+    std::string kv(query.substr(i, amp - i));
+    if (!kv.empty()) {
+      size_t eq = kv.find('=');
+      std::string k = PercentDecode(kv.substr(0, eq), true);
+      std::string v = eq == std::string::npos ? "" : PercentDecode(kv.substr(eq + 1), true);
+      if (!IsValidUtf8(k) || !IsValidUtf8(v)) return false;
+      req.params.emplace(std::move(k), std::move(v));
+    }
+    i = amp + 1;
+  }
+  return true;
+}
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+
 namespace {
 
-constexpr size_t kReadSize = 256 << 10;
 constexpr size_t kMaxHead = 64 << 10;
+constexpr size_t kMaxTarget = 8 << 10;
+constexpr size_t kChunk = 256 << 10;
+constexpr int kMaxWorkers = 512;
 
 const char* Reason(int status) {
   switch (status) {
@@ -108,438 +143,31 @@ const char* Reason(int status) {
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
     case 409: return "Conflict";
     case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
     default: return "Unknown";
   }
 }
 
-bool SendAll(int fd, const char* data, size_t n) {
-  while (n > 0) {
-    ssize_t w = send(fd, data, n, MSG_NOSIGNAL);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    data += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
+const beast::error_category& HttpCategory() { return bhttp::make_error_code(bhttp::error::need_more).category(); }
+
+std::string ErrorAnswer(int status, const std::string& why) {
+  std::string body = "{\"error_code\":\"" + std::string(status == 413 ? "RESOURCE_LIMIT_EXCEEDED" : "BAD_REQUEST") +
+                     "\",\"message\":\"" + why + "\"}";
+  return "HTTP/1.1 " + std::to_string(status) + " " + Reason(status) +
+         "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\nConnection: close\r\n\r\n" + body;
 }
 
-bool SendTwo(int fd, const std::string& head, const std::string& body) {
-  iovec iov[2] = {{const_cast<char*>(head.data()), head.size()}, {const_cast<char*>(body.data()), body.size()}};
-  size_t total = head.size() + body.size(), done = 0;
-  while (done < total) {
-    msghdr msg{};
-    size_t skip = done;
-    iovec v[2];
-    int n = 0;
-    for (auto& x : iov) {
-      if (skip >= x.iov_len) {
-        skip -= x.iov_len;
-        continue;
-      }
-      v[n++] = {static_cast<char*>(x.iov_base) + skip, x.iov_len - skip};
-      skip = 0;
-    }
-    msg.msg_iov = v;
-    msg.msg_iovlen = static_cast<size_t>(n);
-    ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    done += static_cast<size_t>(w);
-  }
-  return true;
-}
-
-// Reads more of the connection into `buf`; false at the end or on an error or timeout.
-bool ReadMore(int fd, std::string& buf) {
-  ssize_t got = 0;
-  // Grows the string without zero-filling the 256 KiB first (a memset per request otherwise).
-  buf.resize_and_overwrite(buf.size() + kReadSize, [&](char* p, size_t n) {
-    size_t at = n - kReadSize;
-    do got = recv(fd, p + at, kReadSize, 0);
-    while (got < 0 && errno == EINTR);
-    return at + static_cast<size_t>(std::max<ssize_t>(got, 0));
-  });
-  return got > 0;
-}
-
-std::string Trim(std::string s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.pop_back();
-  size_t i = 0;
-  while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
-  return s.substr(i);
-}
-
-}  // namespace
-
-Server::Server() = default;
-
-Server::~Server() {
-  stop();
-  if (listen_fd_ >= 0) close(listen_fd_);
-}
-
-Server& Server::Add(const std::string& method, const std::string& pattern, Handler h) {
-  routes_[method].push_back({std::regex(pattern), std::move(h), nullptr});
-  return *this;
-}
-
-Server& Server::Put(const std::string& pattern, ReaderHandler h) {
-  routes_["PUT"].push_back({std::regex(pattern), nullptr, std::move(h)});
-  return *this;
-}
-
-bool Server::Bind(const std::string& host, int port) {
-  addrinfo hints{}, *res = nullptr;
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res) != 0) return false;
-  int fd = -1;
-  for (addrinfo* a = res; a; a = a->ai_next) {
-    fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-    if (fd < 0) continue;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, 512) == 0) break;
-    close(fd);
-    fd = -1;
-  }
-  freeaddrinfo(res);
-  if (fd < 0) return false;
-  listen_fd_ = fd;
-  return true;
-}
-
-bool Server::bind_to_port(const std::string& host, int port) { return Bind(host, port); }
-
-int Server::bind_to_any_port(const std::string& host) {
-  if (!Bind(host, 0)) return -1;
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  if (getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return -1;
-  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
-  return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
-}
-
-void Server::stop() {
-  if (stopping_.exchange(true)) return;
-  if (listen_fd_ >= 0) shutdown(listen_fd_, SHUT_RDWR);
-  std::lock_guard<std::mutex> l(mu_);
-  // Connections waiting for their next request end now; one being answered finishes its answer first.
-  for (int fd : open_) shutdown(fd, SHUT_RD);
-  cv_.notify_all();
-}
-
-bool Server::listen_after_bind() {
-  if (listen_fd_ < 0) return false;
-  while (!stopping_) {
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE) {
-        if (errno == EMFILE || errno == ENFILE) usleep(10000);
-        continue;
-      }
-      break;
-    }
-    std::lock_guard<std::mutex> l(mu_);
-    if (stopping_) {
-      close(fd);
-      break;
-    }
-    pending_.push_back(fd);
-    // A worker serves one connection until it closes (keep-alive, event streams), so every waiting
-    // connection needs an idle worker of its own: idle_ counts workers that have not woken yet too, so
-    // it is compared with all that wait, not with zero (two quick connections and one idle worker would
-    // leave the second waiting for a busy worker's connection to end).
-    if (pending_.size() > static_cast<size_t>(idle_) && workers_ < kMaxWorkers) {
-      ++workers_;
-      threads_.emplace_back([this] { Worker(); });
-    } else {
-      cv_.notify_one();
-    }
-  }
-  stopping_ = true;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    for (int fd : open_) shutdown(fd, SHUT_RD);
-    cv_.notify_all();
-  }
-  for (auto& t : threads_) t.join();
-  threads_.clear();
-  std::lock_guard<std::mutex> l(mu_);
-  for (int fd : pending_) close(fd);
-  pending_.clear();
-  return true;
-}
-
-void Server::Worker() {
-  std::unique_lock<std::mutex> l(mu_);
-  for (;;) {
-    ++idle_;
-    cv_.wait(l, [&] { return stopping_ || !pending_.empty(); });
-    --idle_;
-    if (pending_.empty()) return;  // stopping
-    int fd = pending_.front();
-    pending_.pop_front();
-    open_.insert(fd);
-    if (stopping_) shutdown(fd, SHUT_RD);
-    l.unlock();
-    Serve(fd);
-    l.lock();
-    open_.erase(fd);
-    close(fd);
-  }
-}
-
-void Server::Serve(int fd) {
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  timeval tv{timeout_s_, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  std::string buf;
-  size_t pos = 0;
-  while (!stopping_ && ServeOne(fd, buf, pos)) {
-  }
-  // A lingering close: closing with unread bytes makes the kernel send a reset, which can destroy an error
-  // answer (400, 413, 431) before the client reads it. Stop sending, then read what is left for a moment.
-  shutdown(fd, SHUT_WR);
-  timeval brief{0, 200000};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &brief, sizeof brief);
-  char sink[16384];
-  for (size_t drained = 0; drained < (4u << 20);) {
-    ssize_t n = recv(fd, sink, sizeof sink, 0);
-    if (n <= 0) break;
-    drained += static_cast<size_t>(n);
-  }
-}
-
-bool Server::ServeOne(int fd, std::string& buf, size_t& pos) {
-  // The head.
-  size_t end;
-  for (;;) {
-    end = buf.find("\r\n\r\n", pos);
-    if ((end != std::string::npos && end - pos > kMaxHead) || (end == std::string::npos && buf.size() - pos > kMaxHead)) {
-      static const char k431[] = "HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-      (void)SendAll(fd, k431, sizeof k431 - 1);
-      return false;
-    }
-    if (end != std::string::npos) break;
-    if (pos > 0) {
-      buf.erase(0, pos);
-      pos = 0;
-    }
-    if (!ReadMore(fd, buf)) return false;
-  }
-  auto bad = [&](const char* why) {
-    std::string body = std::string("{\"error\":\"") + why + "\"}";
-    std::string head = "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: " +
-                       std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
-    (void)SendTwo(fd, head, body);
-    return false;
-  };
-  Request req;
-  std::string version;
-  {
-    std::string_view head(buf.data() + pos, end - pos);
-    size_t eol = head.find("\r\n");
-    std::string_view line = head.substr(0, eol);
-    size_t sp1 = line.find(' '), sp2 = line.rfind(' ');
-    if (sp1 == std::string_view::npos || sp2 == sp1) return bad("malformed request line");
-    req.method = std::string(line.substr(0, sp1));
-    req.target = std::string(line.substr(sp1 + 1, sp2 - sp1 - 1));
-    version = std::string(line.substr(sp2 + 1));
-    if (version != "HTTP/1.1" && version != "HTTP/1.0") return bad("unsupported HTTP version");
-    size_t at = eol == std::string_view::npos ? head.size() : eol + 2;
-    while (at < head.size()) {
-      size_t e = head.find("\r\n", at);
-      if (e == std::string_view::npos) e = head.size();
-      std::string_view h = head.substr(at, e - at);
-      size_t colon = h.find(':');
-      if (colon == std::string_view::npos || colon == 0) return bad("malformed header");
-      req.headers.emplace(std::string(h.substr(0, colon)), Trim(std::string(h.substr(colon + 1))));
-      at = e + 2;
-    }
-  }
-  pos = end + 4;
-  size_t q = req.target.find('?');
-  req.path = PercentDecode(req.target.substr(0, q), false);
-  if (q != std::string::npos) {
-    std::string query = req.target.substr(q + 1);
-    size_t i = 0;
-    while (i <= query.size()) {
-      size_t amp = query.find('&', i);
-      if (amp == std::string::npos) amp = query.size();
-      std::string kv = query.substr(i, amp - i);
-      if (!kv.empty()) {
-        size_t eq = kv.find('=');
-        req.params.emplace(PercentDecode(kv.substr(0, eq), true),
-                           eq == std::string::npos ? "" : PercentDecode(kv.substr(eq + 1), true));
-      }
-      i = amp + 1;
-    }
-  }
-  std::string connection = req.get_header_value("Connection");
-  bool keep_alive = version == "HTTP/1.1" ? strcasecmp(connection.c_str(), "close") != 0
-                                          : strcasecmp(connection.c_str(), "keep-alive") == 0;
-  bool chunked = strcasestr(req.get_header_value("Transfer-Encoding").c_str(), "chunked") != nullptr;
-  size_t length = 0;
-  if (!chunked && req.has_header("Content-Length")) {
-    std::string cl = req.get_header_value("Content-Length");
-    char* e = nullptr;
-    errno = 0;
-    unsigned long long n = strtoull(cl.c_str(), &e, 10);
-    if (cl.empty() || *e || errno) return bad("malformed Content-Length");
-    length = static_cast<size_t>(n);
-  }
-  if (length > max_body_) {
-    std::string head = "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-    (void)SendAll(fd, head.data(), head.size());
-    return false;
-  }
-  bool has_body = chunked || length > 0;
-  bool continue_sent = false;
-  auto send_continue = [&] {
-    if (continue_sent || !has_body) return true;
-    continue_sent = true;
-    if (strcasecmp(req.get_header_value("Expect").c_str(), "100-continue") != 0) return true;
-    static const char k100[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    return SendAll(fd, k100, sizeof k100 - 1);
-  };
-  // Which route: one that reads the body itself gets it streamed; the others get it whole.
-  const Route* route = nullptr;
-  auto methods = routes_.find(req.method);
-  if (methods != routes_.end())
-    for (const auto& r : methods->second)
-      if (std::regex_match(req.path, req.matches, r.pattern)) {
-        route = &r;
-        break;
-      }
-  // Reads `n` more bytes of the body into `out` (after what is buffered).
-  auto read_exact = [&](size_t n, const std::function<bool(const char*, size_t)>& sink) -> bool {
-    while (n > 0) {
-      if (pos < buf.size()) {
-        size_t take = std::min(n, buf.size() - pos);
-        bool ok = sink(buf.data() + pos, take);
-        pos += take;
-        n -= take;
-        if (!ok) return false;
-        continue;
-      }
-      buf.clear();
-      pos = 0;
-      if (!ReadMore(fd, buf)) return false;
-    }
-    return true;
-  };
-  auto read_line = [&](std::string* line) -> bool {
-    for (;;) {
-      size_t e = buf.find("\r\n", pos);
-      if (e != std::string::npos) {
-        line->assign(buf, pos, e - pos);
-        pos = e + 2;
-        return true;
-      }
-      if (buf.size() - pos > 4096) return false;
-      buf.erase(0, pos);
-      pos = 0;
-      if (!ReadMore(fd, buf)) return false;
-    }
-  };
-  auto read_body = [&](const std::function<bool(const char*, size_t)>& sink) -> bool {
-    if (!send_continue()) return false;
-    if (!chunked) return read_exact(length, sink);
-    size_t total = 0;
-    for (;;) {
-      std::string line;
-      if (!read_line(&line)) return false;
-      char* e = nullptr;
-      unsigned long long n = strtoull(line.c_str(), &e, 16);
-      if (e == line.c_str()) return false;
-      total += n;
-      if (total > max_body_) return false;
-      if (n == 0) {
-        for (;;) {  // trailers, up to the empty line
-          if (!read_line(&line)) return false;
-          if (line.empty()) return true;
-        }
-      }
-      if (!read_exact(n, sink)) return false;
-      if (!read_line(&line) || !line.empty()) return false;
-    }
-  };
-  bool body_done = !has_body;
-  if (!route || !route->reader) {
-    if (has_body) {
-      if (!chunked) req.body.reserve(length);
-      if (!read_body([&](const char* d, size_t n) {
-            req.body.append(d, n);
-            return true;
-          }))
-        return false;
-      body_done = true;
-    }
-  }
-
-  Response res;
-  bool handled = false;
-  try {
-    if (pre_ && pre_(req, res) == HandlerResponse::Handled) {
-      handled = true;
-    } else if (route && route->reader) {
-      ContentReader reader = [&](const std::function<bool(const char*, size_t)>& receiver) {
-        if (body_done) return true;
-        body_done = true;
-        return read_body(receiver);
-      };
-      route->reader(req, res, reader);
-      handled = true;
-    } else if (route) {
-      route->handler(req, res);
-      handled = true;
-    }
-  } catch (...) {
-    res = Response();
-    if (on_exception_) on_exception_(req, res, std::current_exception());
-    else res.status = 500;
-    handled = true;
-  }
-  if (!handled && res.status == -1) res.status = 404;
-  if (res.status == -1) res.status = 200;
-  // A body nobody read: small ones are drained to keep the connection, big ones close it.
-  if (!body_done) {
-    bool waits_for_continue = strcasecmp(req.get_header_value("Expect").c_str(), "100-continue") == 0 && !continue_sent;
-    if (!chunked && length <= (1u << 20) && !waits_for_continue) {
-      body_done = read_exact(length, [](const char*, size_t) { return true; });
-    }
-    if (!body_done) keep_alive = false;
-  }
-  if (stopping_) keep_alive = false;
-
-  requests_.fetch_add(1, std::memory_order_relaxed);
-  if (res.stream && req.method != "HEAD") {
-    // No length: the body ends when the connection does.
-    std::string head = "HTTP/1.1 " + std::to_string(res.status) + " " + Reason(res.status) + "\r\n";
-    for (const auto& [k, v] : res.headers) {
-      if (strcasecmp(k.c_str(), "Content-Length") == 0 || strcasecmp(k.c_str(), "Connection") == 0) continue;
-      head += k + ": " + v + "\r\n";
-    }
-    head += "Cache-Control: no-cache\r\nConnection: close\r\n\r\n";
-    bool ok = SendAll(fd, head.data(), head.size());
-    DataSink sink([&](const char* d, size_t n) { return SendAll(fd, d, n); });
-    while (ok && !stopping_ && res.stream(sink) && sink.ok()) {
-    }
-    return false;
-  }
-  bool streamed = res.provider || res.file_fd >= 0;
-  size_t content_length = streamed ? res.provider_length : res.body.size();
+std::string HeadOf(const Response& res, const std::string& length_line, bool keep_alive) {
   std::string head = "HTTP/1.1 " + std::to_string(res.status) + " " + Reason(res.status) + "\r\n";
   for (const auto& [k, v] : res.headers) {
     if (strcasecmp(k.c_str(), "Content-Length") == 0 || strcasecmp(k.c_str(), "Connection") == 0) continue;
@@ -548,36 +176,592 @@ bool Server::ServeOne(int fd, std::string& buf, size_t& pos) {
     head += v;
     head += "\r\n";
   }
-  head += "Content-Length: " + std::to_string(content_length) + "\r\n";
+  head += length_line;
   head += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
-  bool head_only = req.method == "HEAD";
-  bool ok;
-  if (res.file_fd >= 0) {
-    ok = SendAll(fd, head.data(), head.size());
-    off_t off = 0;
-    while (ok && !head_only && static_cast<size_t>(off) < content_length) {
-      ssize_t n = sendfile(fd, res.file_fd, &off, content_length - static_cast<size_t>(off));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) ok = false;
+  return head;
+}
+
+}  // namespace
+
+// A connection the event loop can close when it sheds idle ones or stops.
+class ConnectionBase {
+ public:
+  virtual ~ConnectionBase() = default;
+  virtual void CloseIdle() = 0;  // event loop only
+  // Ends the connection's reads (a head or body being waited for); an answer being written still goes out.
+  virtual void StopReading() = 0;  // event loop only
+  std::list<std::weak_ptr<ConnectionBase>>::iterator all_it;
+};
+
+struct Server::Impl {
+  asio::io_context io{1};
+  std::optional<tcp::acceptor> acceptor;
+  asio::steady_timer retry{io};
+  // Connections waiting for their next request, longest idle first (event loop only).
+  std::list<std::weak_ptr<ConnectionBase>> idle;
+  // Every open connection, for stop().
+  std::mutex all_mu;
+  std::list<std::weak_ptr<ConnectionBase>> all;
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::function<void()>> tasks;
+  int workers = 0, idle_workers = 0;
+  bool done = false;
+  std::vector<std::thread> threads;
+
+  void Submit(std::function<void()> task) {
+    std::lock_guard<std::mutex> l(mu);
+    tasks.push_back(std::move(task));
+    if (static_cast<size_t>(idle_workers) < tasks.size() && workers < kMaxWorkers) {
+      ++workers;
+      threads.emplace_back([this] { Work(); });
+    } else {
+      cv.notify_one();
     }
-    close(res.file_fd);
-  } else if (res.provider) {
-    ok = SendAll(fd, head.data(), head.size());
-    size_t offset = 0;
-    DataSink sink([&](const char* d, size_t n) {
-      if (!SendAll(fd, d, n)) return false;
-      offset += n;
-      return true;
-    });
-    while (ok && !head_only && offset < content_length) {
-      size_t before = offset;
-      if (!res.provider(offset, content_length - offset, sink) || !sink.ok() || offset == before) ok = false;
-    }
-    if (res.release) res.release(ok);
-  } else {
-    ok = head_only ? SendAll(fd, head.data(), head.size()) : SendTwo(fd, head, res.body);
   }
-  return ok && keep_alive;
+  void Work() {
+    std::unique_lock<std::mutex> l(mu);
+    for (;;) {
+      ++idle_workers;
+      cv.wait(l, [&] { return done || !tasks.empty(); });
+      --idle_workers;
+      if (tasks.empty()) return;
+      auto task = std::move(tasks.front());
+      tasks.pop_front();
+      l.unlock();
+      task();
+      l.lock();
+    }
+  }
+  // Closes the longest-idle connection; false when none is idle.
+  bool ShedOne() {
+    while (!idle.empty()) {
+      auto c = idle.front().lock();
+      idle.pop_front();
+      if (c) {
+        c->CloseIdle();
+        return true;
+      }
+    }
+    return false;
+  }
+};
+
+template <class Stream>
+class Connection : public ConnectionBase, public std::enable_shared_from_this<Connection<Stream>> {
+ public:
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+  template <class... Args>
+  Connection(Server* s, Args&&... args) : s_(s), stream_(std::forward<Args>(args)...), idle_timer_(s->impl_->io) {
+    s_->connections_.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~Connection() override {
+    s_->connections_.fetch_sub(1, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> l(s_->impl_->all_mu);
+    s_->impl_->all.erase(all_it);
+  }
+
+  void StopReading() override {
+    beast::error_code ec;
+    Lowest().socket().shutdown(tcp::socket::shutdown_receive, ec);
+  }
+
+  void Start() {
+    {
+      std::lock_guard<std::mutex> l(s_->impl_->all_mu);
+      all_it = s_->impl_->all.insert(s_->impl_->all.end(), this->weak_from_this());
+    }
+    if constexpr (kTls) {
+      Lowest().expires_after(std::chrono::seconds(s_->timeout_s_));
+      stream_.async_handshake(asio::ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (ec) return self->Lowest().close();
+                                self->WaitRequest();
+                              });
+    } else {
+      WaitRequest();
+    }
+  }
+
+  void CloseIdle() override {
+    in_idle_ = false;
+    idle_timer_.cancel();
+    beast::error_code ec;
+    Lowest().socket().close(ec);
+  }
+
+ private:
+  beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+
+  // Event loop: between requests. A plain connection waits for readability with no buffer held; a TLS
+  // one reads its next head directly (OpenSSL may hold decrypted bytes the socket no longer shows).
+  void WaitRequest() {
+    if (s_->stopping_) return Close();
+    if (buf_.size() > 0) return ReadHead();
+    buf_.shrink_to_fit();
+    auto& impl = *s_->impl_;
+    idle_it_ = impl.idle.insert(impl.idle.end(), this->weak_from_this());
+    in_idle_ = true;
+    idle_timer_.expires_after(std::chrono::seconds(s_->idle_timeout_s_));
+    idle_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      if (!ec && self->in_idle_) self->CloseIdle();
+    });
+    auto woke = [self = this->shared_from_this()](beast::error_code ec) {
+      if (!self->in_idle_) return;  // shed or timed out: already closed
+      self->LeaveIdle();
+      if (ec) return self->Close();
+      self->ReadHead();
+    };
+    if constexpr (kTls) {
+      NewHead();
+      bhttp::async_read_header(stream_, buf_, *head_, [self = this->shared_from_this(), woke](beast::error_code ec, size_t) {
+        if (!self->in_idle_) return;
+        self->LeaveIdle();
+        self->OnHead(ec);
+      });
+      (void)woke;
+    } else {
+      Lowest().socket().async_wait(tcp::socket::wait_read, woke);
+    }
+  }
+
+  void LeaveIdle() {
+    in_idle_ = false;
+    idle_timer_.cancel();
+    s_->impl_->idle.erase(idle_it_);
+  }
+
+  // The head's parser: limits the head; the body's limit is the route's, applied by the body's parser.
+  void NewHead() {
+    // Beast reads into the buffer's free capacity (at least 512 bytes): give it room for large reads.
+    buf_.reserve(kChunk);
+    head_.emplace();
+    head_->header_limit(kMaxHead);
+    head_->body_limit(std::numeric_limits<std::uint64_t>::max());
+  }
+
+  void ReadHead() {
+    NewHead();
+    Lowest().expires_after(std::chrono::seconds(s_->timeout_s_));
+    bhttp::async_read_header(stream_, buf_, *head_, [self = this->shared_from_this()](beast::error_code ec, size_t) {
+      self->OnHead(ec);
+    });
+  }
+
+  void OnHead(beast::error_code ec) {
+    Lowest().expires_never();
+    if (ec == bhttp::error::body_limit) return Refuse(ErrorAnswer(413, "request body too large"));
+    if (ec == bhttp::error::header_limit) return Refuse(ErrorAnswer(431, "request head over 64 KiB"));
+    if (ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == beast::error::timeout ||
+        ec == asio::error::operation_aborted || ec == asio::error::connection_reset || ec == asio::ssl::error::stream_truncated)
+      return Close();
+    if (ec && ec.category() == HttpCategory()) return Refuse(ErrorAnswer(400, "malformed request: " + ec.message()));
+    if (ec) return Close();
+    // The request goes to a worker; the work guard keeps the loop running while it is there.
+    s_->impl_->Submit([self = this->shared_from_this(), work = asio::make_work_guard(s_->impl_->io)] { self->Process(); });
+  }
+
+  // Event loop: writes a refusal and closes.
+  void Refuse(std::string answer) {
+    auto owned = std::make_shared<std::string>(std::move(answer));
+    Lowest().expires_after(std::chrono::seconds(5));
+    asio::async_write(stream_, asio::buffer(*owned), [self = this->shared_from_this(), owned](beast::error_code, size_t) {
+      self->LingeringClose();
+    });
+  }
+
+  // A lingering close: closing with unread bytes makes the kernel send a reset, which can destroy an error
+  // answer before the client reads it. Stop sending, then read what is left for a moment.
+  void LingeringClose() {
+    if constexpr (kTls) {
+      return Close();
+    } else {
+      beast::error_code ec;
+      Lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+      Lowest().expires_after(std::chrono::milliseconds(200));
+      Drain(std::make_shared<std::array<char, 16384>>(), 0);
+    }
+  }
+  void Drain(std::shared_ptr<std::array<char, 16384>> sink, size_t drained) {
+    Lowest().async_read_some(asio::buffer(*sink), [self = this->shared_from_this(), sink, drained](beast::error_code ec, size_t n) {
+      if (ec || drained + n > (4u << 20)) return self->Close();
+      self->Drain(sink, drained + n);
+    });
+  }
+
+  void Close() {
+    beast::error_code ec;
+    Lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+    Lowest().close();
+  }
+
+  // Worker: runs `op(done)` on the event loop and waits for it to call done.
+  template <class Op>
+  beast::error_code OnLoop(Op op) {
+    std::promise<beast::error_code> pr;
+    auto fut = pr.get_future();
+    asio::post(s_->impl_->io, [&] {
+      Lowest().expires_after(std::chrono::seconds(s_->timeout_s_));
+      op([&pr](beast::error_code ec) { pr.set_value(ec); });
+    });
+    return fut.get();
+  }
+  bool Write(const std::string& data) {
+    if (data.empty()) return true;
+    return !OnLoop([&](auto done) {
+      asio::async_write(stream_, asio::buffer(data), [done](beast::error_code ec, size_t) { done(ec); });
+    });
+  }
+  // Parses what is already buffered into `p`, so a body that came with its head needs no trip to the loop.
+  template <class Parser>
+  beast::error_code ParseBuffered(Parser& p) {
+    beast::error_code ec;
+    while (!p.is_done() && buf_.size() > 0) {
+      size_t n = p.put(buf_.data(), ec);
+      buf_.consume(n);
+      if (ec == bhttp::error::need_more) return {};
+      if (ec || n == 0) return ec;
+    }
+    return ec;
+  }
+
+  // Hands the connection back to the event loop after the answer `out` (already serialized).
+  void Finish(std::shared_ptr<std::vector<std::string>> out, bool keep_alive) {
+    asio::post(s_->impl_->io, [self = this->shared_from_this(), out, keep_alive] {
+      std::vector<asio::const_buffer> bufs;
+      for (const auto& b : *out) bufs.push_back(asio::buffer(b));
+      self->Lowest().expires_after(std::chrono::seconds(self->s_->timeout_s_));
+      asio::async_write(self->stream_, bufs, [self, out, keep_alive](beast::error_code ec, size_t) {
+        self->Lowest().expires_never();
+        if (ec) return self->Close();
+        if (keep_alive) return self->WaitRequest();
+        self->LingeringClose();
+      });
+    });
+  }
+  void FinishClosed() {
+    asio::post(s_->impl_->io, [self = this->shared_from_this()] { self->LingeringClose(); });
+  }
+
+  // Worker: one request, from its head to its answer.
+  void Process() {
+    limit_hit_ = false;
+    auto& h = head_->get();
+    Request req;
+    req.method = std::string(h.method_string());
+    req.target = std::string(h.target());
+    if (h.version() != 11 && h.version() != 10) return Respond(ErrorAnswer(505, "unsupported HTTP version"));
+    if (req.target.size() > kMaxTarget) return Respond(ErrorAnswer(414, "request target over 8 KiB"));
+    if (req.target.empty() || (req.target[0] != '/' && req.target != "*"))
+      return Respond(ErrorAnswer(400, "malformed request target"));
+    if (!ParseTarget(req.target, req)) return Respond(ErrorAnswer(400, "the request's path or query is not UTF-8"));
+    for (const auto& f : h) req.headers.emplace(std::string(f.name_string()), std::string(f.value()));
+    bool keep_alive = h.keep_alive();
+    bool chunked = head_->chunked();
+    auto length = head_->content_length();
+    bool has_body = chunked || (length && *length > 0);
+    bool expects_continue = strcasecmp(req.get_header_value("Expect").c_str(), "100-continue") == 0;
+
+    const Server::Route* route = s_->FindRoute(req);
+    size_t limit = route && route->max_body ? route->max_body : s_->max_body_;
+    Response res;
+    bool handled = false, body_done = !has_body, body_failed = false;
+    bool continue_sent = false;
+    auto send_continue = [&] {
+      if (continue_sent || !expects_continue) return true;
+      continue_sent = true;
+      return Write("HTTP/1.1 100 Continue\r\n\r\n");
+    };
+    try {
+      if (s_->pre_ && s_->pre_(req, res) == Server::HandlerResponse::Handled) {
+        handled = true;
+      } else if (length && *length > limit) {
+        return Respond(ErrorAnswer(413, "request body over the limit of " + std::to_string(limit) + " bytes"));
+      } else if (route && route->reader) {
+        bhttp::request_parser<bhttp::buffer_body> p(std::move(*head_));
+        p.body_limit(limit);
+        std::vector<char> chunk(kChunk);
+        ContentReader reader = [&](const std::function<bool(const char*, size_t)>& receiver) {
+          if (body_done) return !body_failed;
+          body_done = true;
+          if (!send_continue()) return !(body_failed = true);
+          while (!p.is_done()) {
+            p.get().body().data = chunk.data();
+            p.get().body().size = chunk.size();
+            beast::error_code ec = ParseBuffered(p);
+            if (!ec && !p.is_done() && p.get().body().size == chunk.size()) {
+              ec = OnLoop([&](auto done) {
+                bhttp::async_read_some(stream_, buf_, p, [done](beast::error_code e, size_t) { done(e); });
+              });
+            }
+            if (ec == bhttp::error::need_buffer) ec = {};
+            if (ec) {
+              if (ec == bhttp::error::body_limit) limit_hit_ = true;
+              return !(body_failed = true);
+            }
+            size_t got = chunk.size() - p.get().body().size;
+            if (got > 0 && !receiver(chunk.data(), got)) return !(body_failed = true);
+          }
+          return true;
+        };
+        route->reader(req, res, reader);
+        handled = true;
+      } else {
+        if (has_body) {
+          bhttp::request_parser<bhttp::string_body> p(std::move(*head_));
+          p.body_limit(limit);
+          if (!send_continue()) return FinishClosed();
+          beast::error_code ec = ParseBuffered(p);
+          if (!ec && !p.is_done())
+            ec = OnLoop([&](auto done) { bhttp::async_read(stream_, buf_, p, [done](beast::error_code e, size_t) { done(e); }); });
+          if (ec == bhttp::error::body_limit)
+            return Respond(ErrorAnswer(413, "request body over the limit of " + std::to_string(limit) + " bytes"));
+          if (ec && ec.category() == HttpCategory() && ec != bhttp::error::partial_message)
+            return Respond(ErrorAnswer(400, "malformed request body: " + ec.message()));
+          if (ec) return FinishClosed();
+          req.body = std::move(p.get().body());
+          body_done = true;
+        }
+        if (route) {
+          route->handler(req, res);
+          handled = true;
+        }
+      }
+    } catch (...) {
+      res = Response();
+      if (s_->on_exception_) {
+        try {
+          s_->on_exception_(req, res, std::current_exception());
+        } catch (...) {
+          res.status = 500;
+        }
+      } else {
+        res.status = 500;
+      }
+      handled = true;
+    }
+    head_.reset();
+    if (limit_hit_ && res.status < 400) {
+      res = Response();
+      res.status = 413;
+    }
+    if (!handled && res.status == -1) res.status = 404;
+    if (res.status == -1) res.status = 200;
+    if (!body_done || body_failed) keep_alive = false;  // the rest of the body is never read
+    if (s_->stopping_) keep_alive = false;
+    s_->requests_.fetch_add(1, std::memory_order_relaxed);
+    bool head_only = req.method == "HEAD";
+
+    if (res.stream && !head_only) {
+      // No length: the body ends when the connection does.
+      std::string head = HeadOf(res, "Cache-Control: no-cache\r\n", false);
+      bool ok = Write(head);
+      DataSink sink([&](const char* d, size_t n) { return Write(std::string(d, n)); });
+      while (ok && !s_->stopping_ && res.stream(sink) && sink.ok()) {
+      }
+      return FinishClosed();
+    }
+    bool streamed = res.provider || res.file_fd >= 0;
+    size_t content_length = streamed ? res.provider_length : res.body.size();
+    std::string head = HeadOf(res, "Content-Length: " + std::to_string(content_length) + "\r\n", keep_alive);
+    if (res.file_fd >= 0) {
+      bool ok = Write(head);
+      std::string chunk;
+      for (size_t off = 0; ok && !head_only && off < content_length;) {
+        chunk.resize(std::min(kChunk, content_length - off));
+        ssize_t n = pread(res.file_fd, chunk.data(), chunk.size(), static_cast<off_t>(off));
+        if (n <= 0) {
+          ok = false;
+          break;
+        }
+        chunk.resize(static_cast<size_t>(n));
+        ok = Write(chunk);
+        off += static_cast<size_t>(n);
+      }
+      close(res.file_fd);
+      res.file_fd = -1;
+      if (!ok) return FinishClosed();
+      return Finish(std::make_shared<std::vector<std::string>>(), keep_alive);
+    }
+    if (res.provider) {
+      bool ok = Write(head);
+      size_t offset = 0;
+      DataSink sink([&](const char* d, size_t n) {
+        if (!Write(std::string(d, n))) return false;
+        offset += n;
+        return true;
+      });
+      while (ok && !head_only && offset < content_length) {
+        size_t before = offset;
+        if (!res.provider(offset, content_length - offset, sink) || !sink.ok() || offset == before) ok = false;
+      }
+      if (res.release) res.release(ok);
+      if (!ok) return FinishClosed();
+      return Finish(std::make_shared<std::vector<std::string>>(), keep_alive);
+    }
+    auto out = std::make_shared<std::vector<std::string>>();
+    out->push_back(std::move(head));
+    if (!head_only) out->push_back(std::move(res.body));
+    Finish(out, keep_alive);
+  }
+
+  void Respond(std::string answer) {
+    head_.reset();
+    s_->requests_.fetch_add(1, std::memory_order_relaxed);
+    asio::post(s_->impl_->io, [self = this->shared_from_this(), a = std::move(answer)]() mutable { self->Refuse(std::move(a)); });
+  }
+
+  Server* s_;
+  Stream stream_;
+  beast::flat_buffer buf_;
+  std::optional<bhttp::request_parser<bhttp::empty_body>> head_;
+  asio::steady_timer idle_timer_;
+  std::list<std::weak_ptr<ConnectionBase>>::iterator idle_it_;
+  bool in_idle_ = false;
+  bool limit_hit_ = false;
+};
+
+Server::Server() : impl_(std::make_unique<Impl>()) {}
+
+Server::~Server() {
+  stop();
+  {
+    std::lock_guard<std::mutex> l(impl_->mu);
+    impl_->done = true;
+    impl_->cv.notify_all();
+  }
+  for (auto& t : impl_->threads)
+    if (t.joinable()) t.join();
+}
+
+Server& Server::Add(const std::string& method, const std::string& pattern, Handler h, size_t max_body) {
+  routes_[method].push_back({std::regex(pattern), std::move(h), nullptr, max_body});
+  return *this;
+}
+
+Server& Server::Put(const std::string& pattern, ReaderHandler h, size_t max_body) {
+  routes_["PUT"].push_back({std::regex(pattern), nullptr, std::move(h), max_body});
+  return *this;
+}
+
+const Server::Route* Server::FindRoute(Request& req) const {
+  auto methods = routes_.find(req.method);
+  if (methods == routes_.end()) return nullptr;
+  for (const auto& r : methods->second)
+    if (std::regex_match(req.path, req.matches, r.pattern)) return &r;
+  return nullptr;
+}
+
+Status Server::set_tls(const std::string& cert_file, const std::string& key_file) {
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  beast::error_code ec;
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1, ec);
+  ctx->use_certificate_chain_file(cert_file, ec);
+  if (ec) return InvalidArgument("--tls-cert " + cert_file + ": " + ec.message());
+  ctx->use_private_key_file(key_file, asio::ssl::context::pem, ec);
+  if (ec) return InvalidArgument("--tls-key " + key_file + ": " + ec.message());
+  // Idle TLS connections keep no read or write buffers.
+  SSL_CTX_set_mode(ctx->native_handle(), SSL_MODE_RELEASE_BUFFERS);
+  tls_ = ctx;
+  return Status::Ok();
+}
+
+bool Server::Bind(const std::string& host, int port) {
+  beast::error_code ec;
+  auto addr = asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
+  if (ec) return false;
+  tcp::acceptor a(impl_->io);
+  tcp::endpoint ep(addr, static_cast<unsigned short>(port));
+  a.open(ep.protocol(), ec);
+  if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) a.bind(ep, ec);
+  if (!ec) a.listen(1024, ec);
+  if (ec) return false;
+  // Asio opens and accepts without close-on-exec: no process the server starts may keep a socket.
+  fcntl(a.native_handle(), F_SETFD, FD_CLOEXEC);
+  impl_->acceptor.emplace(std::move(a));
+  return true;
+}
+
+bool Server::bind_to_port(const std::string& host, int port) { return Bind(host, port); }
+
+int Server::bind_to_any_port(const std::string& host) {
+  if (!Bind(host, 0)) return -1;
+  return impl_->acceptor->local_endpoint().port();
+}
+
+void Server::stop() {
+  if (stopping_.exchange(true)) return;
+  asio::post(impl_->io, [this] {
+    beast::error_code ec;
+    if (impl_->acceptor) impl_->acceptor->close(ec);
+    impl_->retry.cancel();
+    while (impl_->ShedOne()) {
+    }
+    std::vector<std::shared_ptr<ConnectionBase>> open;
+    {
+      std::lock_guard<std::mutex> l(impl_->all_mu);
+      for (auto& w : impl_->all)
+        if (auto c = w.lock()) open.push_back(c);
+    }
+    for (auto& c : open) c->StopReading();
+  });
+}
+
+bool Server::listen_after_bind() {
+  if (!impl_->acceptor) return false;
+  // Each connection is a descriptor: use what the process may have, and keep a reserve for files.
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  size_t limit = max_connections_;
+  if (limit == 0) limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 512 ? rl.rlim_cur - 256 : 256;
+  auto on_socket = [this](tcp::socket sock) {
+    beast::error_code ec;
+    fcntl(sock.native_handle(), F_SETFD, FD_CLOEXEC);
+    sock.set_option(tcp::no_delay(true), ec);
+    if (tls_) {
+      auto& ctx = *std::static_pointer_cast<asio::ssl::context>(tls_);
+      std::make_shared<Connection<beast::ssl_stream<beast::tcp_stream>>>(this, std::move(sock), ctx)->Start();
+    } else {
+      std::make_shared<Connection<beast::tcp_stream>>(this, std::move(sock))->Start();
+    }
+  };
+  std::function<void()> accept = [&] {
+    impl_->acceptor->async_accept([&](beast::error_code ec, tcp::socket sock) {
+      if (stopping_ || ec == asio::error::operation_aborted) return;
+      if (ec == asio::error::no_descriptors || ec.value() == ENFILE || ec.value() == EMFILE) {
+        // Out of descriptors: make room by closing the longest-idle connection, or wait a moment.
+        if (impl_->ShedOne()) return accept();
+        impl_->retry.expires_after(std::chrono::milliseconds(10));
+        impl_->retry.async_wait([&](beast::error_code e) {
+          if (!e && !stopping_) accept();
+        });
+        return;
+      }
+      if (!ec) {
+        if (connections_.load() >= limit && !impl_->ShedOne()) sock.close(ec);
+        else on_socket(std::move(sock));
+      }
+      accept();
+    });
+  };
+  accept();
+  impl_->io.run();
+  {
+    std::lock_guard<std::mutex> l(impl_->mu);
+    impl_->done = true;
+    impl_->cv.notify_all();
+  }
+  for (auto& t : impl_->threads)
+    if (t.joinable()) t.join();
+  impl_->threads.clear();
+  return true;
 }
 
 }  // namespace cairn::http

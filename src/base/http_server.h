@@ -1,13 +1,22 @@
-// The workspace server's HTTP/1.1 server: blocking, a worker thread per open connection (from a pool that
-// grows on demand), keep-alive without a request cap, TCP_NODELAY, 256 KiB socket reads, one writev per
-// answer and sendfile for files. Replaces cpp-httplib, whose Debian build read request bodies 4 KiB at a
-// time, polled before every read and wrote headers and body in separate calls (measured: uploads capped at
-// ~450 MB/s and a third of a small request's server time in those calls). The interface follows httplib's
-// where the server used it, so handlers read the same.
+// The workspace server's HTTP/1.1 server, on Boost.Beast's parser over Asio (a well-kept, fuzzed
+// implementation: strict request lines and fields, Content-Length/Transfer-Encoding conflicts refused,
+// chunk sizes checked against the body limit).
 //
-// Requests: Content-Length or chunked bodies, `Expect: 100-continue`, percent-decoded paths, query
-// parameters with repeated keys. Routes are std::regex patterns matched against the whole path, tried in
-// the order they were added.
+// One event-loop thread owns every socket: it accepts, waits for a connection to become readable (an idle
+// keep-alive connection holds no buffer and no thread), reads each request's head under a header limit and
+// a deadline, and writes answers. A request whose head has arrived goes to a worker thread (a pool that
+// grows on demand), which runs the pre-routing handler (the token check) on the head alone, then reads the
+// body, within the route's limit, only for a request that was let through, and runs the handler. A worker
+// never blocks on a socket: it hands reads and writes to the event loop and waits for them, each under the
+// I/O timeout, so a stalled client costs one worker for at most that long.
+//
+// When the connection limit (or the process's descriptor limit) is reached, the longest-idle keep-alive
+// connection is closed to make room. With TLS (set_tls) every connection is TLS.
+//
+// Requests: percent-decoded paths, query parameters with repeated keys, `Expect: 100-continue`, streamed
+// bodies for uploads. Paths and query parameters must be UTF-8 (400 otherwise). Routes are std::regex
+// patterns matched against the whole path, tried in the order they were added. The interface follows
+// cpp-httplib's, which the server used first, so handlers read the same.
 #pragma once
 
 #include <atomic>
@@ -20,8 +29,11 @@
 #include <regex>
 #include <set>
 #include <string>
+#include <memory>
 #include <thread>
 #include <vector>
+
+#include "base/status.h"
 
 namespace cairn::http {
 
@@ -98,24 +110,38 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  Server& Get(const std::string& pattern, Handler h) { return Add("GET", pattern, std::move(h)); }
-  Server& Post(const std::string& pattern, Handler h) { return Add("POST", pattern, std::move(h)); }
-  Server& Put(const std::string& pattern, Handler h) { return Add("PUT", pattern, std::move(h)); }
-  Server& Put(const std::string& pattern, ReaderHandler h);
-  Server& Patch(const std::string& pattern, Handler h) { return Add("PATCH", pattern, std::move(h)); }
-  Server& Delete(const std::string& pattern, Handler h) { return Add("DELETE", pattern, std::move(h)); }
+  // `max_body` bounds the route's request body (0: the server's default, set_max_body); a longer one is
+  // answered 413 before it is read.
+  Server& Get(const std::string& pattern, Handler h) { return Add("GET", pattern, std::move(h), 0); }
+  Server& Post(const std::string& pattern, Handler h, size_t max_body = 0) { return Add("POST", pattern, std::move(h), max_body); }
+  Server& Put(const std::string& pattern, Handler h, size_t max_body = 0) { return Add("PUT", pattern, std::move(h), max_body); }
+  Server& Put(const std::string& pattern, ReaderHandler h, size_t max_body = 0);
+  Server& Patch(const std::string& pattern, Handler h, size_t max_body = 0) { return Add("PATCH", pattern, std::move(h), max_body); }
+  Server& Delete(const std::string& pattern, Handler h) { return Add("DELETE", pattern, std::move(h), 0); }
 
-  // Runs before routing; Handled answers with what it put in the response.
+  // Runs on the head, before any of the body is read, on the thread that then runs the route's handler;
+  // Handled answers with what it put in the response (and the body is never read).
   void set_pre_routing_handler(std::function<HandlerResponse(const Request&, Response&)> h) { pre_ = std::move(h); }
   void set_exception_handler(std::function<void(const Request&, Response&, std::exception_ptr)> h) { on_exception_ = std::move(h); }
+  // The default body limit of routes that name none.
   void set_max_body(size_t n) { max_body_ = n; }
+  // Each read or write of a request in progress must make progress within this long.
   void set_timeout_seconds(int s) { timeout_s_ = s; }
+  // A keep-alive connection with no request in progress is closed after this long.
+  void set_idle_timeout_seconds(int s) { idle_timeout_s_ = s; }
+  // At most this many open connections; past it the longest-idle one is closed for a new one.
+  void set_max_connections(size_t n) { max_connections_ = n; }
+  // Serves TLS with this certificate chain and key (PEM files). Call before bind.
+  Status set_tls(const std::string& cert_file, const std::string& key_file);
+  bool tls() const { return tls_ != nullptr; }
 
   bool bind_to_port(const std::string& host, int port);
   int bind_to_any_port(const std::string& host);  // the port, or -1
   // Accepts until stop(); then waits for the connections' workers to finish.
   bool listen_after_bind();
   void stop();
+  // Open connections (the event loop's count).
+  size_t connections() const { return connections_.load(std::memory_order_relaxed); }
   // Requests answered so far (the server uses it to tell when it has gone quiet).
   unsigned long long requests() const { return requests_.load(std::memory_order_relaxed); }
   // Whether stop() was called: long-lived responses end when it is.
@@ -126,33 +152,31 @@ class Server {
     std::regex pattern;
     Handler handler;
     ReaderHandler reader;
+    size_t max_body = 0;
   };
-  Server& Add(const std::string& method, const std::string& pattern, Handler h);
+  struct Impl;
+  template <class Stream>
+  friend class Connection;
+  Server& Add(const std::string& method, const std::string& pattern, Handler h, size_t max_body);
   bool Bind(const std::string& host, int port);
-  void Worker();
-  void Serve(int fd);
-  // Serves one request from the connection; false when the connection must close.
-  bool ServeOne(int fd, std::string& buf, size_t& pos);
-  bool Dispatch(Request& req, Response& res, const ContentReader* reader, const Route** reader_route);
+  const Route* FindRoute(Request& req) const;
 
   std::map<std::string, std::vector<Route>> routes_;
   std::function<HandlerResponse(const Request&, Response&)> pre_;
   std::function<void(const Request&, Response&, std::exception_ptr)> on_exception_;
-  size_t max_body_ = size_t{1} << 32;
+  size_t max_body_ = size_t{64} << 20;
   int timeout_s_ = 60;
-
-  int listen_fd_ = -1;
+  int idle_timeout_s_ = 120;
+  size_t max_connections_ = 0;  // 0: from the descriptor limit
   std::atomic<bool> stopping_{false};
   std::atomic<unsigned long long> requests_{0};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<int> pending_;  // accepted connections no worker has taken yet
-  std::set<int> open_;       // connections being served
-  int workers_ = 0, idle_ = 0;
-  static constexpr int kMaxWorkers = 128;
-  std::vector<std::thread> threads_;
+  std::atomic<size_t> connections_{0};
+  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<void> tls_;  // the ssl::context, when set
 };
 
 std::string PercentDecode(const std::string& s, bool plus_is_space);
+// Parses a request target into `req` (path, params); false when it is not UTF-8 once decoded.
+bool ParseTarget(const std::string& target, Request& req);
 
 }  // namespace cairn::http

@@ -207,3 +207,59 @@ TEST_F(ServerTest, StopEndsAStreamThatWouldNeverEnd) {
 
 }  // namespace
 }  // namespace cairn::http
+
+namespace cairn::http {
+namespace {
+
+TEST_F(ServerTest, RefusesSmugglingShapesAndAnswersHeadsSentInPieces) {
+  // Content-Length with chunked, two Content-Lengths, an overflowing chunk size: refused, nothing more served.
+  std::string te = Raw("POST /body HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+                       "GET /echo/smuggled HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(te.rfind("HTTP/1.1 400", 0), 0u) << te;
+  EXPECT_EQ(te.find("smuggled"), std::string::npos);
+  EXPECT_EQ(Raw("POST /body HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nab").rfind("HTTP/1.1 400", 0), 0u);
+  EXPECT_EQ(Raw("POST /body HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff1\r\nx\r\n0\r\n\r\n").rfind("HTTP/1.1 4", 0), 0u);
+  // A head in two writes is one head.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port_));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  std::string head = "GET /echo/split?q=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  ASSERT_EQ(write(fd, head.data(), 10), 10);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_EQ(write(fd, head.data() + 10, head.size() - 10), static_cast<ssize_t>(head.size() - 10));
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  close(fd);
+  EXPECT_NE(out.find("path=split q=1"), std::string::npos) << out;
+}
+
+TEST_F(ServerTest, RefusesPathsAndQueriesThatAreNotUtf8) {
+  EXPECT_EQ(Raw("GET /echo/%ff HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
+  EXPECT_EQ(Raw("GET /echo/x?q=%c0%af HTTP/1.1\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
+  std::string ok = Raw("GET /echo/%C3%A9?q=%E2%82%AC HTTP/1.1\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(ok.find("path=\xC3\xA9 q=\xE2\x82\xAC"), std::string::npos) << ok;
+}
+
+TEST_F(ServerTest, ThePreRoutingHandlerRefusesBeforeTheBodyIsRead) {
+  svr_.set_pre_routing_handler([](const Request& req, Response& res) {
+    if (req.get_header_value("Authorization") == "ok") return Server::HandlerResponse::Unhandled;
+    res.status = 401;
+    return Server::HandlerResponse::Handled;
+  });
+  auto start = std::chrono::steady_clock::now();
+  // A body of 1 GiB announced and never sent: the answer comes at once, from the head.
+  std::string out = Raw("POST /body HTTP/1.1\r\nContent-Length: 1073741824\r\n\r\nxxxx");
+  EXPECT_EQ(out.rfind("HTTP/1.1 401", 0), 0u) << out;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  // Past the route's limit: 413 on the head.
+  svr_.set_max_body(1000);
+  EXPECT_EQ(Raw("POST /body HTTP/1.1\r\nAuthorization: ok\r\nContent-Length: 4294967296\r\n\r\n").rfind("HTTP/1.1 413", 0), 0u);
+}
+
+}  // namespace
+}  // namespace cairn::http

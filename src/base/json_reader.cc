@@ -1,5 +1,7 @@
 #include "base/json_reader.h"
 
+#include "base/util.h"
+
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -110,6 +112,8 @@ bool JsonReader::String(std::string* out) {
   for (;;) {
     size_t start = i_;
     while (i_ < s_.size() && s_[i_] != '"' && s_[i_] != '\\' && static_cast<unsigned char>(s_[i_]) >= 0x20) ++i_;
+    // A run ends at an ASCII byte, so no UTF-8 sequence is split between two runs.
+    if (!IsValidUtf8(s_.substr(start, i_ - start))) return ok_ = false;
     out->append(s_.data() + start, i_ - start);
     if (i_ >= s_.size() || static_cast<unsigned char>(s_[i_]) < 0x20) return ok_ = false;
     if (s_[i_] == '"') {

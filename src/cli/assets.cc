@@ -172,7 +172,7 @@ int Download(const std::string& kind, const AssetArgs& a) {
   std::string root = AbsPath(a.download_path) + "/" + a.name;
   for (const auto& f : (*files)["files"]) {
     std::string rel = f.value("path", "");
-    Status s = (*client)->Fetch("/api/v1/blobs/" + f.value("sha256", ""), rel, root + "/" + rel);
+    Status s = (*client)->Fetch("/api/v1/blobs/" + f.value("sha256", ""), rel, root, rel);
     if (!s.ok()) return Fail(s);
     if (f.value("executable", false)) chmod((root + "/" + rel).c_str(), 0755);
   }

@@ -1,5 +1,7 @@
 #include "cli/client.h"
 
+#include "base/beneath.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -105,34 +107,38 @@ Result<LogChunk> Client::Logs(const std::string& job, long long offset, int wait
   return c;
 }
 
-Status Client::Download(const std::string& job, const std::string& rel, const std::string& local_path) {
-  return Fetch("/api/v1/jobs/" + job + "/files/" + HttpClient::UrlEncode(rel), rel, local_path);
+Status Client::Download(const std::string& job, const std::string& rel, const std::string& root) {
+  return Fetch("/api/v1/jobs/" + job + "/files/" + HttpClient::UrlEncode(rel), rel, root, rel);
 }
 
-Status Client::Fetch(const std::string& path, const std::string& what, const std::string& local_path) {
-  Status s = MakeDirs(Dirname(local_path));
-  if (!s.ok()) return s;
-  std::string tmp = local_path + ".cairn-partial";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Internal("cannot create " + tmp);
+Status Client::Fetch(const std::string& path, const std::string& what, const std::string& root_dir,
+                     const std::string& rel) {
+  // The server names the path: it is written beneath the root, through no link, or not at all.
+  if (rel.empty() || !Beneath::IsClean(rel)) return InvalidArgument("refused to write '" + rel + "': it leaves " + root_dir);
+  auto root = Beneath::OpenOrCreate(root_dir);
+  if (!root.ok()) return root.status();
+  size_t slash = rel.rfind('/');
+  if (slash != std::string::npos)
+    if (Status s = root->MakeDirs(rel.substr(0, slash)); !s.ok()) return s;
+  std::string tmp = rel + ".cairn-partial";
+  auto fd = root->OpenWrite(tmp, O_TRUNC);
+  if (!fd.ok()) return fd.status();
   bool write_ok = true;
-  std::string error_body;
   int status = 0;
   auto res = Send("GET", path, "", "",
                             [&](const char* data, size_t len) {
-                              write_ok = write(fd, data, len) == static_cast<ssize_t>(len);
+                              write_ok = write(*fd, data, len) == static_cast<ssize_t>(len);
                               return write_ok;
                             });
-  close(fd);
+  close(*fd);
   if (res.ok()) status = res->status;
   if (!res.ok() || status != 200 || !write_ok) {
-    unlink(tmp.c_str());
-    if (!write_ok) return Internal("cannot write " + local_path);
+    (void)root->Remove(tmp);
+    if (!write_ok) return Internal("cannot write " + JoinPath(root_dir, rel));
     if (!res.ok()) return Unavailable("cannot reach the workspace server: " + res.status().message());
     return Status(CodeForHttp(status), "download of " + what + " failed (HTTP " + std::to_string(status) + ")");
   }
-  if (rename(tmp.c_str(), local_path.c_str()) != 0) return Internal("cannot write " + local_path);
-  return Status::Ok();
+  return root->Rename(tmp, rel);
 }
 
 Result<std::unique_ptr<Client>> Connect() {

@@ -46,9 +46,10 @@ class Client {
   Result<LogChunk> Logs(const std::string& job, long long offset, int wait_ms,
                         const std::string& file = "user_logs/std_log.txt", const std::string& seen_status = "");
   // Streams a run file to `local_path` (created with its folders).
-  Status Download(const std::string& job, const std::string& rel, const std::string& local_path);
+  // Writes the job's file `rel` to `root`/`rel`, beneath `root` (no link followed, no '..').
+  Status Download(const std::string& job, const std::string& rel, const std::string& root);
   // Streams any GET answer to `local_path`; `what` names it in errors.
-  Status Fetch(const std::string& path, const std::string& what, const std::string& local_path);
+  Status Fetch(const std::string& path, const std::string& what, const std::string& root, const std::string& rel);
 
  private:
   Result<HttpResponse> Send(const std::string& method, const std::string& path, const std::string& body = "",

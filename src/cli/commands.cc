@@ -298,19 +298,28 @@ int JobDownload(const Globals&, const JobArgs& a) {
   if (!a.output_name.empty() && a.output_name != "default" && !(*job)["outputs"].contains(a.output_name))
     return Fail(NotFound("job '" + a.name + "' has no output named '" + a.output_name + "'"));
   bool want_default = a.all || a.output_name.empty() || a.output_name == "default";
-  int n = 0;
+  int n = 0, refused = 0;
   for (const auto& f : (*listing)["files"]) {
-    std::string rel = f["path"];
+    std::string rel = f.value("path", "");
     bool is_default = StartsWith(rel, "artifacts/");
     if (is_default && !want_default) continue;
     if (!is_default && !a.all && !StartsWith(rel, "named-outputs/" + a.output_name + "/")) continue;
     if (!is_default && a.output_name.empty() && !a.all) continue;
-    std::string to = JoinPath(a.download_path, rel);
-    Status s = (*client)->Download(a.name, rel, to);
-    if (!s.ok()) return Fail(s);
+    if (f.value("type", "file") == "link") {
+      fprintf(stderr, "Warning: skipped %s: a link (links in a job's files are not followed)\n", rel.c_str());
+      continue;
+    }
+    Status s = (*client)->Download(a.name, rel, a.download_path);
+    if (!s.ok()) {
+      // One refused file does not stop the rest.
+      fprintf(stderr, "Warning: skipped %s: %s\n", rel.c_str(), s.message().c_str());
+      ++refused;
+      continue;
+    }
     ++n;
   }
   fprintf(stderr, "Downloaded %d files of job %s to %s\n", n, a.name.c_str(), AbsPath(a.download_path).c_str());
+  if (refused > 0) return Fail(Internal(std::to_string(refused) + " file(s) of job " + a.name + " could not be downloaded"));
   // A sweep: its own log (above) and the best trial's files, in a folder named after the trial.
   std::string best = (*job).value("properties", json::object()).value("best_child_run_id", "");
   if ((*job).value("type", "") == "sweep" && !best.empty()) {

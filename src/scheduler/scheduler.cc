@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "base/json_limits.h"
 #include "base/fs.h"
 #include "base/util.h"
 #include "compute/distribution.h"
@@ -720,7 +721,7 @@ void Scheduler::FinishFromExitFile(const std::string& name) {
   if (!job.ok() || store::IsTerminalStatus(job->status)) return;
   compute::RunLayout layout = compute::RunLayout::For(config_.workspace, name);
   auto text = ReadFile(layout.ExitFile());
-  json exit = text.ok() ? json::parse(*text, nullptr, false) : json();
+  json exit = text.ok() ? ParseJsonOrDiscarded(*text) : json();
   if (!exit.is_object()) {
     FailJob(name, "the supervisor left no readable exit record");
     return;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "base/json_limits.h"
 #include "base/fs.h"
 #include "base/util.h"
 #include "compute/data_delivery.h"
@@ -124,7 +125,7 @@ Result<json> Storage(AssetContext& ctx, const std::string& kind, const json& bod
 void RegisterAssetRoutes(http::Server& svr, AssetContext& ctx) {
   svr.Post(std::string("/api/v1/assets/") + kKinds, [&ctx](const http::Request& req, http::Response& res) {
     std::string kind = req.matches[1];
-    json body = json::parse(req.body, nullptr, false);
+    json body = ParseJsonOrDiscarded(req.body);
     if (!body.is_object()) return SendError(res, InvalidArgument("expected a " + kind + " object"));
     spec::AssetSpec a;
     a.kind = kind;
@@ -217,7 +218,7 @@ void RegisterAssetRoutes(http::Server& svr, AssetContext& ctx) {
   // Datastores: folders of this machine (or a shared filesystem) that azureml://datastores/<name>/paths/...
   // names.
   svr.Post("/api/v1/datastores", [&ctx](const http::Request& req, http::Response& res) {
-    json body = json::parse(req.body, nullptr, false);
+    json body = ParseJsonOrDiscarded(req.body);
     if (!body.is_object()) return SendError(res, InvalidArgument("expected a datastore object"));
     spec::AssetSpec a;
     a.kind = "datastore";

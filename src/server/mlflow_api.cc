@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/beneath.h"
+#include "base/json_limits.h"
 #include "base/http_server.h"
 
 #include <charconv>
@@ -57,7 +59,7 @@ class Msg {
  public:
   explicit Msg(const http::Request& req) : req_(req) {
     if (req.method != "GET" && !req.body.empty()) {
-      body_ = json::parse(req.body, nullptr, false);
+      body_ = ParseJsonOrDiscarded(req.body);
       bad_ = !body_.is_object();
     }
   }
@@ -512,6 +514,39 @@ std::string ArtifactFile(const MlflowContext& ctx, const std::string& path) {
   return ctx.workspace + "/mlartifacts" + (p.empty() ? "" : "/" + p);
 }
 
+std::optional<ArtifactPlace> ArtifactAt(const MlflowContext& ctx, const std::string& path) {
+  std::string p = path;
+  while (!p.empty() && p.back() == '/') p.pop_back();
+  if (!Beneath::IsClean(p)) return std::nullopt;
+  auto parts = p.empty() ? std::vector<std::string>{} : Split(p, '/');
+  if (parts.size() >= 3 && parts[2] == "artifacts" && IsValidName(parts[1]) &&
+      IsDir(ctx.workspace + "/runs/" + parts[1])) {
+    std::string rest;
+    for (size_t i = 3; i < parts.size(); ++i) rest += (rest.empty() ? "" : "/") + parts[i];
+    return ArtifactPlace{ctx.workspace + "/runs/" + parts[1] + "/artifacts", rest};
+  }
+  return ArtifactPlace{ctx.workspace + "/mlartifacts", p};
+}
+
+namespace {
+// A folder's entries as MLflow lists them: links and uploads in progress are left out.
+json ListArtifacts(const ArtifactPlace& at, const std::string& shown_prefix) {
+  json files = json::array();
+  auto root = Beneath::Open(at.root);
+  if (!root.ok()) return files;
+  auto entries = root->List(at.rel);
+  if (!entries.ok()) return files;
+  for (const auto& e : *entries) {
+    if (e.path.find(".cairn-upload.") != std::string::npos) continue;
+    if (e.type != Beneath::Type::kFile && e.type != Beneath::Type::kDir) continue;
+    json f = {{"path", shown_prefix + e.path}, {"is_dir", e.type == Beneath::Type::kDir}};
+    if (e.type == Beneath::Type::kFile) f["file_size"] = e.size;
+    files.push_back(f);
+  }
+  return files;
+}
+}  // namespace
+
 Result<std::string> RunsUriToPath(const MlflowContext& ctx, const std::string& uri) {
   std::string rest = uri.substr(std::string("runs:/").size());
   while (!rest.empty() && rest.front() == '/') rest.erase(rest.begin());
@@ -774,15 +809,9 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     // mlflow-artifacts:/<rest> lives where the artifact proxy keeps <rest>.
     std::string root = model->artifact_uri.rfind("mlflow-artifacts:/", 0) == 0 ? model->artifact_uri.substr(18) : "";
     std::string sub = m.StrOr("artifact_directory_path");
-    std::string dir = ArtifactFile(*cp, sub.empty() ? root : root + "/" + sub);
-    if (root.empty() || dir.empty()) return ReplyError(res, InvalidArgument("Invalid artifact path"));
-    json files = json::array();
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(dir, ec)) {
-      json f = {{"path", (sub.empty() ? "" : sub + "/") + e.path().filename().string()}, {"is_dir", e.is_directory()}};
-      if (!e.is_directory()) f["file_size"] = static_cast<long long>(e.file_size(ec));
-      files.push_back(f);
-    }
+    auto at = ArtifactAt(*cp, sub.empty() ? root : root + "/" + sub);
+    if (root.empty() || !at) return ReplyError(res, InvalidArgument("Invalid artifact path"));
+    json files = ListArtifacts(*at, sub.empty() ? "" : sub + "/");
     Reply(res, {{"root_uri", model->artifact_uri}, {"files", files}});
   });
 
@@ -1015,20 +1044,9 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     if (!run.ok()) return ReplyError(res, run.status());
     std::string rel = m.StrOr("path");
     std::string prefix = run->info.experiment_id + "/" + run->info.run_id + "/artifacts";
-    std::string dir = ArtifactFile(*cp, prefix + (rel.empty() ? "" : "/" + rel));
-    if (dir.empty()) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
-    json files = json::array();
-    std::error_code ec;
-    if (fs::is_directory(dir, ec)) {
-      std::vector<fs::directory_entry> entries(fs::directory_iterator(dir, ec), fs::directory_iterator());
-      std::sort(entries.begin(), entries.end());
-      for (const auto& e : entries) {
-        std::string p = (rel.empty() ? "" : rel + "/") + e.path().filename().string();
-        json f = {{"path", p}, {"is_dir", e.is_directory(ec)}};
-        if (!e.is_directory(ec)) f["file_size"] = static_cast<long long>(e.file_size(ec));
-        files.push_back(f);
-      }
-    }
+    auto at = ArtifactAt(*cp, prefix + (rel.empty() ? "" : "/" + rel));
+    if (!at) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
+    json files = ListArtifacts(*at, rel.empty() ? "" : rel + "/");
     json out = {{"root_uri", run->info.artifact_uri}};
     if (!files.empty()) out["files"] = files;
     Reply(res, out);
@@ -1046,69 +1064,72 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
   svr.Put(art + "/(.+)", [cp, writable](const http::Request& req, http::Response& res,
                                          const http::ContentReader& reader) {
     std::string rel = req.matches[1];
-    std::string to = ArtifactFile(*cp, rel);
-    if (to.empty()) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
+    auto at = ArtifactAt(*cp, rel);
+    if (!at || at->rel.empty()) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
     if (Status s = writable(rel); !s.ok()) return ReplyError(res, s);
-    if (Status s = MakeDirs(Dirname(to)); !s.ok()) return ReplyError(res, s);
-    std::string tmp = to + ".cairn-upload." + RandomHex(4);
-    int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return ReplyError(res, Internal("cannot write artifact " + rel));
+    auto root = Beneath::OpenOrCreate(at->root);
+    if (!root.ok()) return ReplyError(res, root.status());
+    std::string dir = Dirname(at->rel) == "." ? "" : Dirname(at->rel);
+    if (at->rel.find('/') == std::string::npos) dir = "";
+    if (Status s = root->MakeDirs(dir); !s.ok()) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "': " + s.message()));
+    std::string tmp = at->rel + ".cairn-upload." + RandomHex(4);
+    auto fd = root->OpenWrite(tmp, O_TRUNC | O_EXCL);
+    if (!fd.ok()) return ReplyError(res, fd.status());
     bool ok = true;
-    std::string buf;  // the reader hands over a few KiB at a time: write in large pieces
+    std::string buf;  // the reader hands over pieces: write in large ones
     buf.reserve(1 << 20);
     auto flush = [&] {
-      ok = ok && write(fd, buf.data(), buf.size()) == static_cast<ssize_t>(buf.size());
+      ok = ok && write(*fd, buf.data(), buf.size()) == static_cast<ssize_t>(buf.size());
       buf.clear();
     };
-    reader([&](const char* data, size_t len) {
+    // A client that stops sending leaves nothing behind: only a whole body becomes the artifact.
+    bool whole = reader([&](const char* data, size_t len) {
       buf.append(data, len);
       if (buf.size() >= (1 << 20)) flush();
       return ok;
     });
     if (!buf.empty()) flush();
-    close(fd);
-    if (!ok || rename(tmp.c_str(), to.c_str()) != 0) {
-      unlink(tmp.c_str());
-      return ReplyError(res, Internal("cannot write artifact " + rel));
+    close(*fd);
+    if (!whole || !ok) {
+      (void)root->Remove(tmp);
+      return ReplyError(res, !whole ? InvalidArgument("the upload of '" + rel + "' ended before its body did")
+                                    : Unavailable("cannot write artifact " + rel));
+    }
+    if (Status s = root->Rename(tmp, at->rel); !s.ok()) {
+      (void)root->Remove(tmp);
+      return ReplyError(res, s);
     }
     Reply(res, json::object());
-  });
+  }, size_t{64} << 30);  // streamed to disk: artifacts may be large
   svr.Get(art + "/(.+)", [cp](const http::Request& req, http::Response& res) {
     std::string rel = req.matches[1];
-    std::string path = ArtifactFile(*cp, rel);
+    auto at = ArtifactAt(*cp, rel);
+    if (!at) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
+    auto root = Beneath::Open(at->root);
+    if (!root.ok()) return ReplyError(res, NotFound("Artifact '" + rel + "' does not exist"));
+    auto fd = root->OpenRead(at->rel);
+    if (!fd.ok()) return ReplyError(res, NotFound("Artifact '" + rel + "' does not exist"));
     struct stat st;
-    if (path.empty()) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
-    if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
-      return ReplyError(res, NotFound("Artifact '" + rel + "' does not exist"));
-    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return ReplyError(res, NotFound("Artifact '" + rel + "' does not exist"));
-    res.set_header("Content-Disposition", "attachment; filename=" + Basename(path));
-    res.set_file_content(fd, static_cast<size_t>(st.st_size), "application/octet-stream");
+    fstat(*fd, &st);
+    res.set_header("Content-Disposition", "attachment; filename=" + Basename(rel));
+    res.set_file_content(*fd, static_cast<size_t>(st.st_size), "application/octet-stream");
   });
   svr.Get(art, [cp](const http::Request& req, http::Response& res) {
     std::string rel = req.get_param_value("path");
-    std::string dir = ArtifactFile(*cp, rel);
-    if (dir.empty()) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
-    std::error_code ec;
-    if (!fs::is_directory(dir, ec)) return Reply(res, json::object());
-    json files = json::array();
-    std::vector<fs::directory_entry> entries(fs::directory_iterator(dir, ec), fs::directory_iterator());
-    std::sort(entries.begin(), entries.end());
-    for (const auto& e : entries) {
-      if (e.path().filename().string().find(".cairn-upload.") != std::string::npos) continue;
-      json f = {{"path", e.path().filename().string()}, {"is_dir", e.is_directory(ec)}};
-      if (!e.is_directory(ec)) f["file_size"] = static_cast<long long>(e.file_size(ec));
-      files.push_back(f);
-    }
+    auto at = ArtifactAt(*cp, rel);
+    if (!at) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
+    json files = ListArtifacts(*at, "");
+    if (files.empty()) return Reply(res, json::object());
     Reply(res, {{"files", files}});
   });
   svr.Delete(art + "/(.+)", [cp, writable](const http::Request& req, http::Response& res) {
     std::string rel = req.matches[1];
-    std::string path = ArtifactFile(*cp, rel);
-    if (path.empty()) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
+    auto at = ArtifactAt(*cp, rel);
+    if (!at || at->rel.empty()) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
     if (Status s = writable(rel); !s.ok()) return ReplyError(res, s);
-    std::error_code ec;
-    fs::remove_all(path, ec);
+    auto root = Beneath::Open(at->root);
+    if (!root.ok()) return Reply(res, json::object());
+    if (Status s = root->Remove(at->rel); !s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
   });
   for (const char* step : {"create", "complete", "abort"}) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "base/status.h"
@@ -30,6 +31,13 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx);
 // Where an artifact path (<experiment>/<run>/artifacts/<rest>, or anything else) lives on disk; "" when the
 // path tries to leave the artifact root.
 std::string ArtifactFile(const MlflowContext& ctx, const std::string& path);
+// Where the artifact proxy keeps `path`: a root folder and a clean path beneath it (nullopt for a path
+// that would leave it). Every access goes through Beneath from that root.
+struct ArtifactPlace {
+  std::string root;
+  std::string rel;
+};
+std::optional<ArtifactPlace> ArtifactAt(const MlflowContext& ctx, const std::string& path);
 
 // Where `runs:/<run>/<path>` is on disk, as MLflow resolves it: the run's artifacts, else (MLflow 3) the
 // artifacts of the run's logged model named by the path's first part.

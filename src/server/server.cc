@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/beneath.h"
+#include "base/json_limits.h"
 #include "base/http_server.h"
 
 #include <cmath>
@@ -48,33 +50,22 @@ std::string BearerOf(const http::Request& req) {
   return StartsWith(h, "Bearer ") ? h.substr(7) : "";
 }
 
-// A run-relative path as the CLI names it ("artifacts/user_logs/std_log.txt",
-// "named-outputs/<name>/...") mapped into the run folder; empty when it would leave it.
-std::string MapRunPath(const compute::RunLayout& layout, const std::string& rel) {
-  for (const auto& part : Split(rel, '/'))
-    if (part == ".." || part.empty()) return "";
-  std::string p;
-  if (StartsWith(rel, "artifacts/") || rel == "artifacts") p = layout.root + "/" + rel;
-  else if (StartsWith(rel, "named-outputs/")) p = layout.root + "/outputs/" + rel.substr(14);
-  else return "";
-  std::error_code ec;
-  std::string real = fs::weakly_canonical(p, ec).string();
-  if (ec || !IsWithin(real, fs::weakly_canonical(layout.root, ec).string())) return "";
-  return real;
+// A run-relative path as the CLI names it ("artifacts/user_logs/std_log.txt", "named-outputs/<name>/...")
+// as a path beneath the run folder; empty when it names nothing there or would leave it.
+std::string MapRunPath(const std::string& rel) {
+  if (rel.empty() || !Beneath::IsClean(rel)) return "";
+  if (StartsWith(rel, "artifacts/") || rel == "artifacts") return rel;
+  if (StartsWith(rel, "named-outputs/") && rel.size() > 14) return "outputs/" + rel.substr(14);
+  return "";
 }
 
-void ListFiles(const std::string& dir, const std::string& prefix, json& out) {
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return;
-  std::vector<std::pair<std::string, long long>> files;
-  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec)) {
-    if (it->is_regular_file(ec))
-      files.emplace_back(prefix + it->path().lexically_relative(dir).string(),
-                         static_cast<long long>(it->file_size(ec)));
-  }
-  std::sort(files.begin(), files.end());
-  for (const auto& [p, s] : files) out.push_back({{"path", p}, {"size", s}});
+// The files below `dir` (a path beneath the run folder) as {path, size}; links as {path, type: "link"},
+// never followed.
+void ListFiles(const Beneath& run, const std::string& dir, const std::string& prefix, json& out) {
+  (void)run.Walk(dir, [&](const Beneath::Entry& e) {
+    if (e.type == Beneath::Type::kFile) out.push_back({{"path", prefix + e.path}, {"size", e.size}});
+    else if (e.type == Beneath::Type::kLink) out.push_back({{"path", prefix + e.path}, {"type", "link"}});
+  });
 }
 
 std::string& RequestScope() {
@@ -149,7 +140,8 @@ class Server {
       fprintf(stderr, "cairn server: %s\n", store.status().message().c_str());
       return 1;
     }
-    svr_.set_max_body(size_t{1} << 32);
+    // JSON requests: 64 MiB at most (routes that take more say so).
+    svr_.set_max_body(size_t{64} << 20);
     svr_.set_timeout_seconds(60);
     int port = opt_.port > 0 ? (svr_.bind_to_port(opt_.host, opt_.port) ? opt_.port : -1)
                              : svr_.bind_to_any_port(opt_.host);
@@ -379,7 +371,7 @@ class Server {
 
     // Blobs and snapshots: the CLI asks which blobs are missing, uploads those, then names a manifest.
     svr_.Post("/api/v1/blobs/missing", [this](const http::Request& req, http::Response& res) {
-      json body = json::parse(req.body, nullptr, false);
+      json body = ParseJsonOrDiscarded(req.body);
       if (!body.is_object() || !body["sha256"].is_array()) return SendError(res, InvalidArgument("expected {\"sha256\": [...]}"));
       store::BlobStore blobs(ws_.Blobs());
       json missing = json::array();
@@ -395,9 +387,9 @@ class Server {
       Status s = blobs.Put(req.matches[1], req.body, /*durable=*/false);
       if (!s.ok()) return SendError(res, s);
       SendJson(res, {{"sha256", req.matches[1].str()}}, 201);
-    });
+    }, size_t{4} << 30);
     svr_.Post("/api/v1/snapshots", [this](const http::Request& req, http::Response& res) {
-      json body = json::parse(req.body, nullptr, false);
+      json body = ParseJsonOrDiscarded(req.body);
       if (!body.is_object()) return SendError(res, InvalidArgument("expected {\"manifest\": [...]}"));
       auto m = store::ManifestFromJson(body.value("manifest", json()));
       if (!m.ok()) return SendError(res, m.status());
@@ -420,7 +412,7 @@ class Server {
 
     // Jobs.
     svr_.Post("/api/v1/jobs", [this](const http::Request& req, http::Response& res) {
-      json body = json::parse(req.body, nullptr, false);
+      json body = ParseJsonOrDiscarded(req.body);
       if (!body.is_object() || !body.contains("spec")) return SendError(res, InvalidArgument("expected {\"spec\": {...}}"));
       scheduler::SubmitRequest r;
       r.spec = body["spec"];
@@ -548,7 +540,7 @@ class Server {
       SendJson(res, v);
     });
     svr_.Patch(R"(/api/v1/jobs/([^/]+))", [this](const http::Request& req, http::Response& res) {
-      json body = json::parse(req.body, nullptr, false);
+      json body = ParseJsonOrDiscarded(req.body);
       if (!body.is_object()) return SendError(res, InvalidArgument("expected a JSON object"));
       auto job = sched_->Update(req.matches[1], body);
       if (!job.ok()) return SendError(res, job.status());
@@ -725,22 +717,25 @@ class Server {
       if (!job.ok()) return SendError(res, job.status());
       compute::RunLayout layout = compute::RunLayout::For(opt_.home, job->name);
       json files = json::array();
-      ListFiles(layout.Artifacts(), "artifacts/", files);
-      const json outputs = job->spec.value("outputs", json::object());
-      for (const auto& [name, _] : outputs.items())
-        ListFiles(layout.Output(name), "named-outputs/" + name + "/", files);
+      if (auto run = Beneath::Open(layout.root); run.ok()) {
+        ListFiles(*run, "artifacts", "artifacts/", files);
+        const json outputs = job->spec.value("outputs", json::object());
+        for (const auto& [name, _] : outputs.items())
+          if (Beneath::IsClean(name) && name.find('/') == std::string::npos)
+            ListFiles(*run, "outputs/" + name, "named-outputs/" + name + "/", files);
+      }
       SendJson(res, {{"status", job->status}, {"files", files}});
     });
     svr_.Get(R"(/api/v1/jobs/([^/]+)/files/(.+))", [this](const http::Request& req, http::Response& res) {
       auto job = Reader().Get(req.matches[1]);
       if (!job.ok()) return SendError(res, job.status());
-      std::string path = MapRunPath(compute::RunLayout::For(opt_.home, job->name), req.matches[2]);
+      std::string rel = MapRunPath(req.matches[2]);
+      auto run = Beneath::Open(compute::RunLayout::For(opt_.home, job->name).root);
+      auto fd = rel.empty() || !run.ok() ? Result<int>(NotFound("")) : run->OpenRead(rel);
+      if (!fd.ok()) return SendError(res, NotFound("job '" + job->name + "' has no file " + req.matches[2].str()));
       struct stat st;
-      if (path.empty() || stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
-        return SendError(res, NotFound("job '" + job->name + "' has no file " + req.matches[2].str()));
-      int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) return SendError(res, Internal("cannot open " + req.matches[2].str()));
-      res.set_file_content(fd, static_cast<size_t>(st.st_size), "application/octet-stream");
+      fstat(*fd, &st);
+      res.set_file_content(*fd, static_cast<size_t>(st.st_size), "application/octet-stream");
     });
     // Staging, for supervisors on nodes that do not share the workspace's filesystem (a Slurm cluster's):
     // the run file, the blobs it names, and the run's files written back as they grow.
@@ -771,23 +766,26 @@ class Server {
       compute::RunLayout layout = compute::RunLayout::For(opt_.home, req.matches[1]);
       std::string rel = req.matches[2];
       std::string path;
-      if (rel == "exit.json") path = layout.ExitFile();
-      else if (StartsWith(rel, "outputs/")) path = MapRunPath(layout, "named-outputs/" + rel.substr(8));
-      else path = MapRunPath(layout, rel);
+      if (rel == "exit.json") path = "exit.json";
+      else if (StartsWith(rel, "outputs/")) path = MapRunPath("named-outputs/" + rel.substr(8));
+      else path = MapRunPath(rel);
       if (path.empty()) return SendError(res, InvalidArgument("cannot write '" + rel + "' in a run folder"));
       long long offset = req.has_param("offset") ? atoll(req.get_param_value("offset").c_str()) : 0;
-      Status s = MakeDirs(Dirname(path));
-      if (!s.ok()) return SendError(res, s);
+      if (offset < 0) return SendError(res, InvalidArgument("offset must not be negative"));
+      auto run = Beneath::OpenOrCreate(layout.root);
+      if (!run.ok()) return SendError(res, run.status());
+      if (path.find('/') != std::string::npos)
+        if (Status s = run->MakeDirs(Dirname(path)); !s.ok()) return SendError(res, s);
       // Offset 0 starts the file over; a later offset appends where the node left off.
-      int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (offset == 0 ? O_TRUNC : 0), 0644);
-      if (fd < 0) return SendError(res, Internal("cannot write " + rel));
-      ssize_t n = pwrite(fd, req.body.data(), req.body.size(), static_cast<off_t>(offset));
-      close(fd);
+      auto fd = run->OpenWrite(path, offset == 0 ? O_TRUNC : 0);
+      if (!fd.ok()) return SendError(res, fd.status());
+      ssize_t n = pwrite(*fd, req.body.data(), req.body.size(), static_cast<off_t>(offset));
+      close(*fd);
       if (n != static_cast<ssize_t>(req.body.size())) return SendError(res, Internal("short write to " + rel));
       SendJson(res, {{"size", offset + static_cast<long long>(req.body.size())}});
-    });
+    }, size_t{256} << 20);
     svr_.Post(R"(/api/v1/internal/jobs/([^/]+)/events)", [this](const http::Request& req, http::Response& res) {
-      json body = json::parse(req.body, nullptr, false);
+      json body = ParseJsonOrDiscarded(req.body);
       if (!body.is_object()) return SendError(res, InvalidArgument("expected {\"event\": ...}"));
       Status s = sched_->SupervisorEvent(req.matches[1], body.value("event", ""), body.value("reason", ""));
       if (!s.ok()) return SendError(res, s);
@@ -796,7 +794,7 @@ class Server {
 
     // Computes.
     svr_.Post("/api/v1/computes", [this](const http::Request& req, http::Response& res) {
-      json body = json::parse(req.body, nullptr, false);
+      json body = ParseJsonOrDiscarded(req.body);
       if (!body.is_object()) return SendError(res, InvalidArgument("expected a compute object"));
       auto c = sched_->CreateCompute(body);
       if (!c.ok()) return SendError(res, c.status());
@@ -844,27 +842,29 @@ class Server {
     // The status the client last saw: a change answers at once, so a live status line stays live.
     std::string seen_status = req.get_param_value("status");
     compute::RunLayout layout = compute::RunLayout::For(opt_.home, name);
-    std::string path = MapRunPath(layout, "artifacts/" + file);
-    if (path.empty()) return SendError(res, InvalidArgument("bad log file name '" + file + "'"));
+    std::string rel = MapRunPath("artifacts/" + file);
+    if (rel.empty()) return SendError(res, InvalidArgument("bad log file name '" + file + "'"));
     long long deadline = NowMillis() + wait_ms;
     for (;;) {
       long long version = sched_->events().Version();
       auto job = Reader().Get(name);
       if (!job.ok()) return SendError(res, job.status());
       bool terminal = store::IsTerminalStatus(job->status);
+      // Opened beneath the run folder each time: a job may replace its log with a link.
+      auto run = Beneath::Open(layout.root);
+      auto fd = run.ok() ? run->OpenRead(rel) : Result<int>(NotFound(""));
+      UniqueFd closer(fd.ok() ? *fd : -1);
       struct stat st;
-      long long size = stat(path.c_str(), &st) == 0 ? st.st_size : 0;
+      long long size = fd.ok() && fstat(*fd, &st) == 0 ? st.st_size : 0;
       bool changed = !seen_status.empty() && seen_status != job->status;
       if (size > offset || terminal || changed || NowMillis() >= deadline) {
         std::string data;
         if (size > offset) {
           long long want = std::min<long long>(size - offset, 4 << 20);
-          int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-          if (fd >= 0) {
+          if (fd.ok()) {
             data.resize(static_cast<size_t>(want));
-            ssize_t n = pread(fd, data.data(), static_cast<size_t>(want), static_cast<off_t>(offset));
+            ssize_t n = pread(*fd, data.data(), static_cast<size_t>(want), static_cast<off_t>(offset));
             data.resize(n > 0 ? static_cast<size_t>(n) : 0);
-            close(fd);
           }
         }
         res.set_header("X-Cairn-Status", job->status);

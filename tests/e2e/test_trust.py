@@ -1,0 +1,214 @@
+"""Trust: the server as an attacker on this machine meets it. Raw sockets, a job that plants links,
+nested JSON, bodies without tokens, idle connections. Each test is a finding of the audit (issue 13)."""
+import json
+import os
+import socket
+import time
+import urllib.parse
+
+import pytest
+
+from test_tracking import call
+
+JOB = "command: {cmd}\nenvironment: {{image: python}}\n"
+
+
+def start(ws):
+    ws.run("server", "status", check=False)
+    ws.write("j.yml", JOB.format(cmd="'true'"))
+    ws.run("job", "create", "-f", "j.yml", "--stream")
+    return ws.server_info()["port"]
+
+
+def connect(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def read_answer(s, timeout=10):
+    """Reads one answer's head and body (by Content-Length) or until the connection closes."""
+    s.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = None
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            length = int(v)
+    while length is not None and len(body) < length:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def status_of(answer):
+    return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else 0
+
+
+def raw(port, data, pause_after=None):
+    s = connect(port)
+    if pause_after is not None:
+        s.sendall(data[:pause_after])
+        time.sleep(0.05)
+        s.sendall(data[pause_after:])
+    else:
+        s.sendall(data)
+    a = read_answer(s)
+    s.close()
+    return a
+
+
+def test_a_head_in_two_reads_is_served_as_sent_and_never_with_another_clients_token(ws):
+    port = start(ws)
+    token = ws.token()
+    # Many clients with the token fill the heap with their Authorization lines...
+    for _ in range(50):
+        a = raw(port, f"GET /api/v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+                      f"X-Pad: {'p' * 3000}\r\nConnection: close\r\n\r\n".encode())
+        assert status_of(a) == 200
+    # ...then one without a token, its head in two writes, is refused every time.
+    for i in range(50):
+        a = raw(port, b"GET /api/v1/jobs HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"q" * (i * 50) +
+                b"\r\nConnection: close\r\n\r\n", pause_after=20 + i)
+        assert status_of(a) == 401, a[:200]
+    # A valid request sent in two writes is answered, not refused as too large.
+    a = raw(port, f"GET /api/v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+                  f"Connection: close\r\n\r\n".encode(), pause_after=30)
+    assert status_of(a) == 200, a[:200]
+
+
+def test_links_a_job_leaves_in_its_outputs_are_never_followed(ws):
+    start(ws)
+    secret = os.path.join(ws.dir, "secret.txt")
+    with open(secret, "w") as f:
+        f.write("top secret")
+    victim_dir = os.path.join(ws.dir, "victim")
+    os.makedirs(victim_dir)
+    with open(os.path.join(victim_dir, "keep.txt"), "w") as f:
+        f.write("keep")
+    ws.write("plant.yml", JOB.format(cmd=f"'mkdir -p outputs && echo real > outputs/real.txt && "
+                                         f"ln -s {secret} outputs/shadow && ln -s {victim_dir} outputs/dir'"))
+    name = "planter"
+    ws.run("job", "create", "-f", "plant.yml", "-n", name, "--stream")
+    code, run = call(ws, "GET", "/api/2.0/mlflow/runs/get", query={"run_id": name})
+    assert code == 200
+    base = f"/api/2.0/mlflow-artifacts/artifacts/{run['run']['info']['experiment_id']}/{name}/artifacts/outputs"
+    code, body = call(ws, "GET", base + "/real.txt")
+    assert code == 200 and body == b"real\n"
+    code, body = call(ws, "GET", base + "/shadow")
+    assert code == 404, body
+    code, body = call(ws, "GET", base + "/dir/keep.txt")
+    assert code == 404, body
+    # Listing: the links are not listed as files or folders, and a link's folder lists nothing.
+    rel = f"{run['run']['info']['experiment_id']}/{name}/artifacts/outputs"
+    code, body = call(ws, "GET", "/api/2.0/mlflow-artifacts/artifacts", query={"path": rel})
+    assert [f["path"] for f in body["files"]] == ["real.txt"]
+    code, body = call(ws, "GET", "/api/2.0/mlflow-artifacts/artifacts", query={"path": rel + "/dir"})
+    assert body == {}
+    # Writing or deleting through the folder link is refused; nothing outside the run changes.
+    code, _ = call(ws, "PUT", base + "/dir/new.txt", data=b"x")
+    assert code == 400
+    code, _ = call(ws, "DELETE", base + "/dir/keep.txt")
+    assert code == 400
+    assert sorted(os.listdir(victim_dir)) == ["keep.txt"]
+    code, _ = call(ws, "DELETE", base + "/shadow")  # removes the link itself, never its target
+    assert code == 200 and open(secret).read() == "top secret"
+    # The studio's files route and `job download`: links listed as links, skipped with a warning.
+    code, files = call(ws, "GET", f"/api/v1/jobs/{name}/files")
+    links = sorted(f["path"] for f in files["files"] if f.get("type") == "link")
+    assert links == ["artifacts/outputs/dir"]
+    code, _ = call(ws, "GET", f"/api/v1/jobs/{name}/files/artifacts/outputs/dir/keep.txt")
+    assert code == 404
+    out = os.path.join(ws.dir, "dl")
+    p = ws.run("job", "download", "-n", name, "--download-path", out)
+    assert "Warning: skipped artifacts/outputs/dir: a link" in p.stderr
+    assert open(os.path.join(out, "artifacts/outputs/real.txt")).read() == "real\n"
+    assert not os.path.lexists(os.path.join(out, "artifacts/outputs/dir"))
+
+
+def test_deep_json_and_invalid_utf8_are_refused_and_the_server_lives(ws):
+    port = start(ws)
+    deep = "[" * 100000 + "]" * 100000
+    for method, path in [("POST", "/api/2.0/mlflow/runs/log-batch"), ("POST", "/api/2.0/mlflow/runs/create"),
+                         ("POST", "/api/v1/jobs"), ("POST", "/api/v1/computes"),
+                         ("POST", "/api/2.0/mlflow/runs/search")]:
+        code, _ = call(ws, method, path, data=('{"a":' + deep + "}").encode())
+        assert code == 400, path
+    code, _ = call(ws, "GET", "/api/v1/health")
+    assert code == 200
+    token = ws.token()
+    a = raw(port, f"GET /api/2.0/mlflow/experiments/get-by-name?experiment_name=%ff%fe HTTP/1.1\r\n"
+                  f"Authorization: Bearer {token}\r\nConnection: close\r\n\r\n".encode())
+    assert status_of(a) == 400, a
+    body = b'{"run_id":"x","metrics":[{"key":"\xff\xfe","value":1,"timestamp":1,"step":0}]}'
+    code, _ = call(ws, "POST", "/api/2.0/mlflow/runs/log-batch", data=body)
+    assert code == 400
+
+
+def test_the_http_layer_refuses_smuggling_and_never_reads_a_body_before_the_token(ws):
+    port = start(ws)
+    token = ws.token()
+    auth = f"Authorization: Bearer {token}\r\n"
+    # A chunk size that overflows.
+    a = raw(port, f"POST /api/v1/jobs HTTP/1.1\r\n{auth}Transfer-Encoding: chunked\r\n\r\n"
+                  f"ffffffffffffffffff1\r\nabc\r\n0\r\n\r\n".encode())
+    assert status_of(a) in (400, 413), a
+    # Content-Length with chunked, and two different Content-Lengths.
+    a = raw(port, f"POST /api/v1/jobs HTTP/1.1\r\n{auth}Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  f"0\r\n\r\nGET /api/v1/health HTTP/1.1\r\n\r\n".encode())
+    assert status_of(a) == 400 and a.count(b"HTTP/1.1") == 1, a
+    a = raw(port, f"POST /api/v1/jobs HTTP/1.1\r\n{auth}Content-Length: 2\r\nContent-Length: 30\r\n\r\n{{}}".encode())
+    assert status_of(a) == 400, a
+    # No token, a 1 GiB body announced: refused on the head, at once, without waiting for the body.
+    s = connect(port)
+    t = time.time()
+    s.sendall(b"POST /api/v1/jobs HTTP/1.1\r\nContent-Length: 1073741824\r\n\r\n" + b"x" * 65536)
+    a = read_answer(s, timeout=5)
+    assert status_of(a) == 401 and time.time() - t < 2
+    s.close()
+    # With the token, 4 GiB announced on a JSON route: 413 before anything is read.
+    a = raw(port, f"POST /api/v1/jobs HTTP/1.1\r\n{auth}Content-Length: 4294967296\r\n\r\n".encode())
+    assert status_of(a) == 413, a
+    code, _ = call(ws, "GET", "/api/v1/health")
+    assert code == 200
+
+
+def test_idle_keep_alive_connections_do_not_delay_a_request(ws):
+    port = start(ws)
+    idle = [connect(port) for _ in range(600)]
+    for s in idle[:300]:  # half of them have been used once and are now idle keep-alive connections
+        s.sendall(f"GET /api/v1/health HTTP/1.1\r\nAuthorization: Bearer {ws.token()}\r\n\r\n".encode())
+    for s in idle[:300]:
+        assert status_of(read_answer(s)) == 200
+    t = time.time()
+    p = ws.run("job", "list", "-o", "json")
+    assert json.loads(p.stdout)
+    assert time.time() - t < 2.0
+    for s in idle:
+        s.close()
+
+
+def test_an_upload_that_stops_midway_leaves_no_artifact(ws):
+    port = start(ws)
+    token = ws.token()
+    code, exp = call(ws, "POST", "/api/2.0/mlflow/experiments/create", {"name": "uploads"})
+    path = f"/api/2.0/mlflow-artifacts/artifacts/{exp['experiment_id']}/r1/artifacts/big.bin"
+    s = connect(port)
+    s.sendall(f"PUT {path} HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Length: 1000000\r\n\r\n".encode()
+              + b"x" * 1000)
+    time.sleep(0.2)
+    s.close()
+    time.sleep(0.3)
+    code, _ = call(ws, "GET", path)
+    assert code == 404
+    code, body = call(ws, "GET", "/api/2.0/mlflow-artifacts/artifacts",
+                      query={"path": f"{exp['experiment_id']}/r1/artifacts"})
+    assert body == {}
