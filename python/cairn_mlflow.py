@@ -9,6 +9,7 @@ are set. Elsewhere, set them yourself (the workspace token is in ~/.cairn/token)
         mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
     mlflow.log_artifact("model.pkl")
 """
+import http.client
 import json
 import math
 import os
@@ -67,7 +68,9 @@ def _call(method, path, body=None, query=None, data=None, content_type="applicat
                 raise MlflowError(e.code, err.get("error_code", "UNKNOWN"), err.get("message", "")) from None
             except ValueError:
                 raise MlflowError(e.code, "UNKNOWN", raw.decode(errors="replace")) from None
-        except urllib.error.URLError:
+        except (urllib.error.URLError, ConnectionError, http.client.HTTPException, TimeoutError):
+            # A refused or reset connection, or one closed before the answer (the server restarting):
+            # tried again, as the mlflow client's urllib3 retries do.
             if attempt < retries:
                 time.sleep(min(2 ** attempt, 30))
                 continue

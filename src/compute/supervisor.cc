@@ -93,16 +93,45 @@ Status Materialize(const json& manifest, const std::string& blob_root, const std
   return Status::Ok();
 }
 
-// Makes `path` read-only for real: a read-only bind mount in the job's own mount namespace when we
-// may (root), else permission bits. Runs in the child before exec.
-void MakeReadOnlyInChild(const std::vector<std::string>& paths) {
-  if (paths.empty()) return;
-  if (geteuid() == 0 && unshare(CLONE_NEWNS) == 0 &&
-      mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0) {
-    for (const auto& p : paths) {
-      if (mount(p.c_str(), p.c_str(), nullptr, MS_BIND | MS_REC, nullptr) == 0)
-        mount(nullptr, p.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr);
+// What a job's processes may see of the workspace: its run's folders and the views it was given.
+struct Seal {
+  std::string workspace;            // hidden, but for `keep`; empty: nothing hidden
+  std::vector<std::string> keep;    // folders beneath it the job keeps, at their own paths
+};
+
+// Runs in the child before exec. As root the job gets a mount namespace of its own, where the workspace
+// is an empty tmpfs but for the run's own folders (wd, artifacts, outputs, inputs) and the read-only views
+// it was given, bound back at their paths: the workspace token, other jobs' records, this job's own
+// job.json (which holds the supervisor's credential) and exit.json are not there to read or write. The
+// read-only paths are bind-mounted read-only. Without root, permission bits make inputs read-only and
+// the job is not sealed (the supervisor's log says so).
+void SealInChild(const Seal& seal, const std::vector<std::string>& read_only) {
+  if (seal.workspace.empty() && read_only.empty()) return;
+  if (geteuid() != 0 || unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+    return;
+  if (!seal.workspace.empty()) {
+    // The folders kept, opened before the tmpfs covers them; bound back through /proc/self/fd.
+    std::vector<std::pair<std::string, int>> kept;
+    for (const auto& k : seal.keep) {
+      int fd = open(k.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (fd >= 0) kept.emplace_back(k, fd);
     }
+    if (mount("cairn-sealed", seal.workspace.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k") != 0)
+      _exit(125);  // never run a job unsealed that should have been sealed
+    for (const auto& [path, fd] : kept) {
+      std::string at;
+      for (const auto& part : Split(path.substr(1), '/')) {
+        at += "/" + part;
+        if (IsWithin(at, seal.workspace) && at != seal.workspace) mkdir(at.c_str(), 0755);
+      }
+      std::string src = "/proc/self/fd/" + std::to_string(fd);
+      if (mount(src.c_str(), path.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) _exit(125);
+      close(fd);
+    }
+  }
+  for (const auto& p : read_only) {
+    if (mount(p.c_str(), p.c_str(), nullptr, MS_BIND | MS_REC, nullptr) == 0)
+      mount(nullptr, p.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr);
   }
 }
 
@@ -115,7 +144,7 @@ void ChmodReadOnly(const std::string& root) {
 
 bool PostEvent(const std::string& url, const json& job, const std::string& event, const std::string& reason) {
   HttpClient cli(url, 10000);
-  cli.SetBearerToken(job.value("token", ""));
+  cli.SetBearerToken(job.value("supervisor_token", ""));
   json body = {{"event", event}};
   if (!reason.empty()) body["reason"] = reason;
   auto res = cli.Request("POST", "/api/v1/internal/jobs/" + job.value("name", "") + "/events", body.dump());
@@ -362,7 +391,7 @@ struct Child {
 };
 
 pid_t SpawnChild(const std::vector<std::string>& argv, std::vector<std::string> env, const std::string& wd,
-                 const std::vector<std::string>& read_only, int out_w) {
+                 const std::vector<std::string>& read_only, int out_w, const Seal& seal) {
   std::vector<char*> envp;
   for (auto& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
@@ -379,7 +408,7 @@ pid_t SpawnChild(const std::vector<std::string>& argv, std::vector<std::string> 
   // process goes too rather than live on as an orphan nobody tracks.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE}) signal(sig, SIG_DFL);
-  MakeReadOnlyInChild(read_only);
+  SealInChild(seal, read_only);
   int devnull = open("/dev/null", O_RDONLY);
   dup2(devnull, 0);
   dup2(out_w, 1);
@@ -501,6 +530,20 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
     crun.shm_size = limits.value("shm_size", "");
   }
 
+  // The seal: what stays of the workspace in the job's processes' view.
+  Seal seal;
+  bool sealed = true;
+  if (std::string ws = job.value("workspace", ""); !ws.empty() && IsWithin(layout.root, ws)) {
+    seal.workspace = ws;
+    for (const char* d : {"/wd", "/artifacts", "/outputs", "/inputs"})
+      if (IsDir(layout.root + d)) seal.keep.push_back(layout.root + d);
+    for (const auto& p : read_only)
+      if (IsWithin(p, ws) && !IsWithin(p, layout.root)) seal.keep.push_back(p);
+    for (const auto& o : job.value("outputs", json::array()))
+      if (o.is_string() && IsWithin(o.get<std::string>(), ws) && !IsWithin(o.get<std::string>(), layout.root))
+        seal.keep.push_back(o.get<std::string>());
+    if (geteuid() != 0) log.Line("note: the job is not sealed from the workspace (a mount namespace needs root)");
+  }
   std::vector<Child> children;
   auto start = [&](const std::vector<std::string>& argv, std::vector<std::string> env, int rank,
                    const std::string& label, const std::string& log_path) -> Status {
@@ -515,7 +558,8 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
       close(p[1]);
       return Internal("cannot open " + log_path);
     }
-    c.pid = SpawnChild(argv, std::move(env), wd, read_only, p[1]);
+    // Node supervisors (srun) read the run folder; the job's own processes are sealed from it.
+    c.pid = SpawnChild(argv, std::move(env), wd, read_only, p[1], sealed ? seal : Seal{});
     close(p[1]);
     if (c.pid < 0) {
       close(p[0]);
@@ -547,6 +591,7 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
     env.push_back("CAIRN_INTERNAL_PLAN=" + ToJson(plan).dump());
     if (const char* token = getenv("CAIRN_INTERNAL_TOKEN"); token && stager)
       env.push_back(std::string("CAIRN_INTERNAL_TOKEN=") + token);  // the node supervisors fetch with it too
+    sealed = false;
     std::vector<std::string> argv = {"srun", "--kill-on-bad-exit=1", "--nodes=" + std::to_string(plan.nodes),
                                      "--ntasks=" + std::to_string(plan.nodes), "--ntasks-per-node=1", SelfExe(),
                                      "supervise"};
@@ -950,7 +995,7 @@ int RunStagedSupervisor(const std::string& server_url, const std::string& job, b
     WriteExit(layout, o, NowMillis(), log);
     stager.Push(layout, true);
     (void)stager.PushExit(layout);
-    Notify(json{{"server_url", server_url}, {"name", job}, {"token", token ? token : ""}}, "exited", log);
+    Notify(json{{"server_url", server_url}, {"name", job}, {"supervisor_token", token ? token : ""}}, "exited", log);
     rc = 0;
   } else {
     rc = node ? SuperviseNode(root, &stager) : Supervise(root, &stager);

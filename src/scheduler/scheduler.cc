@@ -18,6 +18,11 @@
 
 namespace cairn::scheduler {
 
+std::string SupervisorCredential(const std::string& secret, const std::string& job_token) {
+  return Sha256Hex("cairn-supervisor\n" + secret + "\n" + job_token);
+}
+
+
 using nlohmann::json;
 using store::JobRecord;
 
@@ -586,7 +591,7 @@ Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::stri
   run["name"] = job.name;
   run["server_url"] = config_.server_url;
   run["workspace"] = config_.workspace;
-  run["token"] = job.token;
+  run["supervisor_token"] = SupervisorCredential(config_.secret, job.token);
   run["blob_root"] = config_.workspace + "/blobs";
   run["timeout_seconds"] = s.timeout_seconds;
   run["max_log_bytes"] = config_.max_log_bytes;

@@ -44,7 +44,14 @@ struct SchedulerConfig {
   std::function<Status(const std::string& trial, const std::string& sweep, const std::string& experiment_id,
                        const nlohmann::json& params)> on_trial;
   std::function<std::vector<double>(const std::string& run, const std::string& key)> metric_history;
+  // The workspace's secret (its token): supervisors' credentials are derived from it.
+  std::string secret;
 };
+
+// The credential a job's supervisor reports with (its events, its exit record, staged files): derived
+// from the workspace's secret and the job's token, so the server needs to store nothing more, and never
+// given to the job's processes (they hold the job's token, which may only log to the job's MLflow run).
+std::string SupervisorCredential(const std::string& secret, const std::string& job_token);
 
 struct SubmitRequest {
   nlohmann::json spec;         // a normalised JobSpec

@@ -67,7 +67,7 @@ void Scheduler::StartSlurmJob(const JobRecord& job, json run, const compute::Slu
   req.timeout_seconds = run.value("timeout_seconds", 0LL);
   req.staging = slurm.value("staging", "auto");
   req.server_url = slurm.value("server_url", config_.server_url);
-  req.token = job.token;
+  req.token = SupervisorCredential(config_.secret, job.token);
   if (slurm.contains("server_url")) run["server_url"] = req.server_url;
   std::string script_path = layout.root + "/slurm_job.sh";
   Status s = MakeDirs(layout.SystemLogDir());

@@ -143,8 +143,24 @@ class Server {
     // JSON requests: 64 MiB at most (routes that take more say so).
     svr_.set_max_body(size_t{64} << 20);
     svr_.set_timeout_seconds(60);
-    int port = opt_.port > 0 ? (svr_.bind_to_port(opt_.host, opt_.port) ? opt_.port : -1)
-                             : svr_.bind_to_any_port(opt_.host);
+    int port = -1;
+    if (opt_.port > 0) {
+      port = svr_.bind_to_port(opt_.host, opt_.port) ? opt_.port : -1;
+    } else {
+      // The previous port first: jobs that outlived the last server log to it. Another process may have
+      // taken it meanwhile (then a new port, and those jobs find the server through server.json).
+      auto last = ReadFile(ws_.ServerPort(), 16);
+      int previous = last.ok() ? atoi(last->c_str()) : 0;
+      if (previous > 0 && previous < 65536) {
+        for (int i = 0; i < 4 && port < 0; ++i) {
+          if (svr_.bind_to_port(opt_.host, previous)) port = previous;
+          else usleep(50000);  // the old socket may be closing still
+        }
+        if (port < 0) fprintf(stderr, "cairn server: port %d (the last server's) is taken; choosing another\n", previous);
+      }
+      if (port < 0) port = svr_.bind_to_any_port(opt_.host);
+      if (port > 0) (void)WriteFileAtomic(ws_.ServerPort(), std::to_string(port) + "\n", 0600);
+    }
     if (port <= 0) {
       fprintf(stderr, "cairn server: cannot listen on %s:%d\n", opt_.host.c_str(), opt_.port);
       return 1;
@@ -157,6 +173,7 @@ class Server {
     cfg.server_url = url_;
     cfg.self_exe = Dirname(compute::SelfExe()) + "/cairn";  // supervisors are `cairn supervise`
     cfg.local_slots = opt_.local_slots;
+    cfg.secret = token_;
     if (const char* v = getenv("CAIRN_LOCAL_SLOTS")) cfg.local_slots = atoi(v);
     if (const char* v = getenv("CAIRN_MAX_LOG_BYTES")) cfg.max_log_bytes = atoll(v);
     if (const char* v = getenv("CAIRN_KILL_GRACE_MS")) cfg.kill_grace_ms = atoll(v);
@@ -337,7 +354,8 @@ class Server {
         std::string name = req.path.substr(kInternal.size());
         name = name.substr(0, name.find('/'));
         auto job = Reader().Get(name);
-        if (job.ok() && SameToken(bearer, job->token)) return http::Server::HandlerResponse::Unhandled;
+        if (job.ok() && SameToken(bearer, scheduler::SupervisorCredential(token_, job->token)))
+          return http::Server::HandlerResponse::Unhandled;
       }
       SendError(res, Status(Code::kUnauthenticated,
                             "missing or wrong bearer token (the workspace token is in " + ws_.Token() + ")"));

@@ -12,6 +12,9 @@ struct WorkspacePaths {
   std::string home;
   std::string Token() const { return home + "/token"; }
   std::string ServerInfo() const { return home + "/server.json"; }
+  // The port the workspace's server last listened on: a restarted server takes it again, so running
+  // jobs' MLFLOW_TRACKING_URI still reaches it.
+  std::string ServerPort() const { return home + "/server.port"; }
   std::string ServerLock() const { return home + "/server.lock"; }
   std::string StartLock() const { return home + "/start.lock"; }
   std::string ServerLog() const { return home + "/server.log"; }

@@ -159,11 +159,16 @@ Result<JobRecord> JobStore::Get(const std::string& name) {
 
 std::string JobStore::JobByToken(const std::string& token) {
   if (token.empty()) return "";
-  Stmt& s = db_->Prepare("SELECT name FROM jobs WHERE token = ?");
+  Stmt& s = db_->Prepare("SELECT name, status FROM jobs WHERE token = ?");
   s.Bind(1, token);
-  std::string name = s.Step() ? s.Text(0) : "";
+  std::string name, status;
+  if (s.Step()) {
+    name = s.Text(0);
+    status = s.Text(1);
+  }
   s.Reset();
-  return name;
+  // A job's token ends with the job.
+  return IsTerminalStatus(status) ? "" : name;
 }
 
 namespace {

@@ -116,7 +116,7 @@ class JobStore {
   Status SetArchived(const std::string& name, bool archived);
 
   Result<JobRecord> Get(const std::string& name);
-  // The job whose token this is, or "".
+  // The job whose token this is while it has not ended, or "".
   std::string JobByToken(const std::string& token);
   std::vector<JobRecord> List(const JobFilter& filter);
   std::vector<JobSummary> ListSummaries(const JobFilter& filter);

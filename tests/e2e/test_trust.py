@@ -212,3 +212,95 @@ def test_an_upload_that_stops_midway_leaves_no_artifact(ws):
     code, body = call(ws, "GET", "/api/2.0/mlflow-artifacts/artifacts",
                       query={"path": f"{exp['experiment_id']}/r1/artifacts"})
     assert body == {}
+
+
+FORGER = """\
+import json, os, sys, urllib.request, urllib.error
+home, me = sys.argv[1], os.environ["MLFLOW_RUN_ID"]
+url, token = os.environ["MLFLOW_TRACKING_URI"], os.environ["MLFLOW_TRACKING_TOKEN"]
+def can_read(p):
+    try:
+        open(p).read()
+        return True
+    except OSError:
+        return False
+print("token readable:", can_read(home + "/token"))
+print("own job.json readable:", can_read(home + "/runs/" + me + "/job.json"))
+print("other job.json readable:", can_read(home + "/runs/first/job.json"))
+print("runs visible:", sorted(os.listdir(home + "/runs")))
+print("database visible:", os.path.exists(home + "/cairn.db"))
+def call(method, path, body):
+    req = urllib.request.Request(url + path, data=body.encode(), method=method,
+                                 headers={"Authorization": "Bearer " + token})
+    try:
+        return urllib.request.urlopen(req).status
+    except urllib.error.HTTPError as e:
+        return e.code
+forged = json.dumps({"outcome": "completed", "exit_code": 0, "reason": "", "started_at": 1, "ended_at": 2})
+print("PUT exit.json:", call("PUT", "/api/v1/internal/jobs/" + me + "/files/exit.json?offset=0", forged))
+print("POST exited:", call("POST", "/api/v1/internal/jobs/" + me + "/events", '{"event": "exited"}'))
+print("GET run file:", call("GET", "/api/v1/internal/jobs/" + me + "/run", ""))
+print("log a metric:", call("POST", "/api/2.0/mlflow/runs/log-metric",
+                            json.dumps({"run_id": me, "key": "m", "value": 1, "timestamp": 1, "step": 0})))
+with open("outputs/mine.txt", "w") as f:
+    f.write("mine")
+sys.exit(3)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="sealing a job from the workspace needs a mount namespace (root)")
+def test_a_job_cannot_reach_the_workspace_or_forge_its_end_and_its_token_ends_with_it(ws):
+    start(ws)
+    ws.run("job", "create", "-f", "j.yml", "-n", "first", "--stream")
+    ws.write("forge/forge.py", FORGER)
+    ws.write("forge.yml", f"command: /usr/bin/python3 forge.py {ws.home}\ncode: forge\nenvironment: {{image: python}}\n")
+    p = ws.run("job", "create", "-f", "forge.yml", "-n", "forger", "--stream", check=False)
+    out = p.stdout
+    assert "token readable: False" in out, out
+    assert "own job.json readable: False" in out
+    assert "other job.json readable: False" in out
+    assert "runs visible: ['forger']" in out
+    assert "database visible: False" in out
+    assert "PUT exit.json: 401" in out
+    assert "POST exited: 401" in out
+    assert "GET run file: 401" in out
+    assert "log a metric: 200" in out  # its own run, while it runs
+    job = ws.job("forger")
+    assert job["status"] == "Failed"
+    assert job["exit_code"] == 3 and job["status_reason"] == "the command exited with code 3"
+    # What it wrote to its outputs is kept; its token no longer works.
+    assert open(os.path.join(ws.home, "runs/forger/artifacts/outputs/mine.txt")).read() == "mine"
+    with open(os.path.join(ws.home, "runs/forger/job.json")) as f:
+        token = json.load(f)["env"]["MLFLOW_TRACKING_TOKEN"]
+    code, _ = call(ws, "POST", "/api/2.0/mlflow/runs/log-metric",
+                   {"run_id": "forger", "key": "late", "value": 1, "timestamp": 1, "step": 0}, token=token)
+    assert code == 401
+
+
+LOGGER = """\
+import time
+import cairn_mlflow as mlflow
+for step in range(60):
+    mlflow.log_metric("tick", step, step=step)
+    time.sleep(0.05)
+print("logged all")
+"""
+
+
+def test_a_restarted_server_keeps_its_port_and_a_running_job_keeps_logging(ws):
+    start(ws)
+    port = ws.server_info()["port"]
+    ws.write("logger/log.py", LOGGER)
+    ws.write("logger.yml", "command: /usr/bin/python3 log.py\ncode: logger\nenvironment: {image: python}\n")
+    ws.run("job", "create", "-f", "logger.yml", "-n", "ticker")
+    ws.wait_status("ticker", "Running")
+    time.sleep(1.0)
+    os.kill(ws.server_info()["pid"], 9)
+    time.sleep(0.3)
+    ws.run("job", "list")  # starts the server again
+    assert ws.server_info()["port"] == port
+    job = ws.wait_status("ticker", ["Completed", "Failed"], timeout=60)
+    assert job["status"] == "Completed"
+    p = ws.run("job", "metrics", "-n", "ticker", "--key", "tick", "-o", "json")
+    steps = sorted(m["step"] for m in json.loads(p.stdout)["tick"])
+    assert steps == list(range(60))
