@@ -1,5 +1,7 @@
 #include "compute/supervisor.h"
 
+#include "compute/job_cgroup.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -93,6 +95,9 @@ Status Materialize(const json& manifest, const std::string& blob_root, const std
   return Status::Ok();
 }
 
+// The job's cgroup, "" when it has none (set before any child is forked).
+std::string g_cgroup;
+
 // What a job's processes may see of the workspace: its run's folders and the views it was given.
 struct Seal {
   std::string workspace;            // hidden, but for `keep`; empty: nothing hidden
@@ -184,7 +189,7 @@ struct Outcome {
   std::optional<int> signal;
 };
 
-void WriteExit(const RunLayout& layout, const Outcome& o, long long started, SystemLog& log) {
+Status WriteExit(const RunLayout& layout, const Outcome& o, long long started, SystemLog& log) {
   json j = {{"outcome", o.outcome}, {"reason", o.reason}, {"started_at", started},
             {"ended_at", NowMillis()}};
   j["exit_code"] = o.exit_code ? json(*o.exit_code) : json(nullptr);
@@ -193,6 +198,7 @@ void WriteExit(const RunLayout& layout, const Outcome& o, long long started, Sys
   Status s = WriteFileAtomic(layout.ExitFile(), j.dump(), 0644);
   if (!s.ok()) log.Line("cannot record the exit status: " + s.message());
   log.Line("outcome: " + o.outcome + (o.reason.empty() ? "" : " (" + o.reason + ")"));
+  return s;
 }
 
 // Moves whatever the snapshot had under wd/<name> into artifacts/<name>, then links the two so what
@@ -408,6 +414,7 @@ pid_t SpawnChild(const std::vector<std::string>& argv, std::vector<std::string> 
   // process goes too rather than live on as an orphan nobody tracks.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE}) signal(sig, SIG_DFL);
+  JoinCgroupInChild(g_cgroup);
   SealInChild(seal, read_only);
   int devnull = open("/dev/null", O_RDONLY);
   dup2(devnull, 0);
@@ -438,7 +445,16 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
   const std::string image = job.value("container_image", "");
   const std::string runtime = job.value("container_runtime", "");
   std::vector<std::string> containers;
+  // Every process of a local job goes in a cgroup of its own (where the machine has one for us): the
+  // server kills it should this supervisor be killed outright. Slurm keeps its jobs' processes itself.
+  const std::string cgroup_record = layout.root + "/cgroup";
+  if (!slurm && !node_mode) g_cgroup = CreateJobCgroup(job.value("name", ""), cgroup_record);
   auto finish = [&](Outcome o) {
+    if (!g_cgroup.empty()) {
+      // What is left (a daemon the job started) ends with the job.
+      if (KillCgroup(g_cgroup)) unlink(cgroup_record.c_str());
+      g_cgroup.clear();
+    }
     // A job that was stopped may have stopped a container mid-creation: its removal is checked.
     for (const auto& c : containers) RemoveContainer(runtime, c, /*verify=*/o.outcome != "completed");
     if (node_mode) {
@@ -448,12 +464,14 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
       if (stager) stager->Push(layout, true);
       return o.outcome == "completed" ? 0 : 1;
     }
-    WriteExit(layout, o, started, log);
+    Status recorded = WriteExit(layout, o, started, log);
     if (stager) {
       stager->Push(layout, true);
       if (Status s = stager->PushExit(layout); !s.ok()) log.Line("cannot send the exit record: " + s.message());
     }
-    Notify(job, "exited", log);
+    // With no record (a full disk) the server is told why; it fails the job with that reason.
+    Notify(job, "exited", log,
+           recorded.ok() ? "" : "the supervisor could not record how the job ended (" + recorded.message() + ")");
     return 0;
   };
   auto fail = [&](const std::string& reason) {
@@ -857,14 +875,14 @@ int Supervise(const std::string& run_dir, Stager* stager) {
     log.Line("cannot read the job: " + text.status().message());
     Outcome o;
     o.reason = "the supervisor could not read " + layout.JobFile();
-    WriteExit(layout, o, started, log);
+    (void)WriteExit(layout, o, started, log);
     return 1;
   }
   json job = json::parse(*text, nullptr, false);
   if (job.is_discarded()) {
     Outcome o;
     o.reason = "malformed " + layout.JobFile();
-    WriteExit(layout, o, started, log);
+    (void)WriteExit(layout, o, started, log);
     return 1;
   }
 
@@ -883,12 +901,13 @@ int Supervise(const std::string& run_dir, Stager* stager) {
       o.outcome = "canceled";
       o.reason = "canceled while preparing the job: " + reason;
     }
-    WriteExit(layout, o, started, log);
+    Status recorded = WriteExit(layout, o, started, log);
     if (stager) {
       stager->Push(layout, true);
       (void)stager->PushExit(layout);
     }
-    Notify(job, "exited", log);
+    Notify(job, "exited", log,
+           recorded.ok() ? "" : "the supervisor could not record how the job ended (" + recorded.message() + ")");
     return 0;
   };
 
@@ -992,7 +1011,7 @@ int RunStagedSupervisor(const std::string& server_url, const std::string& job, b
     }
     Outcome o;
     o.reason = "the node could not fetch the job from the workspace server (" + s.message() + ")";
-    WriteExit(layout, o, NowMillis(), log);
+    (void)WriteExit(layout, o, NowMillis(), log);
     stager.Push(layout, true);
     (void)stager.PushExit(layout);
     Notify(json{{"server_url", server_url}, {"name", job}, {"supervisor_token", token ? token : ""}}, "exited", log);

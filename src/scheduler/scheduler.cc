@@ -1,5 +1,7 @@
 #include "scheduler/scheduler.h"
 
+#include "compute/job_cgroup.h"
+
 #include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
@@ -136,6 +138,8 @@ void Scheduler::Tick() {
     if (settled && !compute::IsAliveWithMarker(static_cast<pid_t>(pid), run_dir)) gone.emplace_back(name, pid);
   }
   for (const auto& [name, pid] : gone) {
+    // Nothing of the job outlives its supervisor: its cgroup goes with it.
+    compute::KillRecordedCgroup(compute::RunLayout::For(config_.workspace, name).root + "/cgroup");
     if (PathExists(compute::RunLayout::For(config_.workspace, name).ExitFile())) {
       FinishFromExitFile(name);
     } else {
@@ -180,7 +184,7 @@ Status Scheduler::SupervisorEvent(const std::string& name, const std::string& ev
       return Status::Ok();
     }
     if (event == "exited") {
-      FinishFromExitFile(name);
+      FinishFromExitFile(name, reason);
       return Status::Ok();
     }
     return InvalidArgument("unknown supervisor event '" + event + "'");
@@ -721,14 +725,14 @@ void Scheduler::Release(const JobRecord& job) {
   Schedule(job.compute);
 }
 
-void Scheduler::FinishFromExitFile(const std::string& name) {
+void Scheduler::FinishFromExitFile(const std::string& name, const std::string& unrecorded) {
   auto job = store_->Get(name);
   if (!job.ok() || store::IsTerminalStatus(job->status)) return;
   compute::RunLayout layout = compute::RunLayout::For(config_.workspace, name);
   auto text = ReadFile(layout.ExitFile());
   json exit = text.ok() ? ParseJsonOrDiscarded(*text) : json();
   if (!exit.is_object()) {
-    FailJob(name, "the supervisor left no readable exit record");
+    FailJob(name, unrecorded.empty() ? "the supervisor left no readable exit record" : unrecorded);
     return;
   }
   std::string outcome = exit.value("outcome", "failed");
@@ -857,6 +861,7 @@ void Scheduler::Reconcile() {
         if (job.status == "CancelRequested") kill(pid, SIGTERM);
         // Running jobs stay running; the supervisor reports to the new server.
       } else {
+        compute::KillRecordedCgroup(layout.root + "/cgroup");
         FailJob(job.name, "the supervisor (pid " + std::to_string(pid) +
                               ") is gone and left no exit record (was the machine restarted?)");
       }

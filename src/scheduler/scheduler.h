@@ -190,7 +190,7 @@ class Scheduler {
   Pool* PoolFor(const std::string& compute);
   void Schedule(const std::string& compute);
   void StartJob(const store::JobRecord& job);
-  void FinishFromExitFile(const std::string& name);
+  void FinishFromExitFile(const std::string& name, const std::string& unrecorded = "");
   void FailJob(const std::string& name, const std::string& reason);
   void Release(const store::JobRecord& job);
   std::string QueueReason(const std::string& compute, int need, size_t ahead);

@@ -14,6 +14,7 @@
 #include "base/json_writer.h"
 
 #include <charconv>
+#include <climits>
 #include <cmath>
 #include <string_view>
 #include <unordered_map>
@@ -130,13 +131,21 @@ Result<double> ParseDouble(const json& v, const std::string& field) {
 }
 
 Result<long long> ParseInt(const json& v, const std::string& field) {
-  if (v.is_number_integer()) return v.get<long long>();
-  if (v.is_number_float() && v.get<double>() == std::floor(v.get<double>())) return static_cast<long long>(v.get<double>());
+  // 64-bit signed, as MLflow's protobuf int64: 2^63 is refused, not wrapped to -2^63.
+  if (v.is_number_unsigned()) {
+    if (v.get<unsigned long long>() <= static_cast<unsigned long long>(LLONG_MAX)) return static_cast<long long>(v.get<unsigned long long>());
+  } else if (v.is_number_integer()) {
+    return v.get<long long>();
+  }
+  if (v.is_number_float() && v.get<double>() == std::floor(v.get<double>()) && v.get<double>() >= -9.2233720368547758e18 &&
+      v.get<double>() < 9.2233720368547758e18)
+    return static_cast<long long>(v.get<double>());
   if (v.is_string()) {
     std::string s = v;
     char* end;
+    errno = 0;
     long long x = strtoll(s.c_str(), &end, 10);
-    if (!s.empty() && !*end) return x;
+    if (!s.empty() && !*end && errno == 0) return x;
   }
   return InvalidArgument("Invalid value " + v.dump() + " for parameter '" + field + "' supplied: expected an integer");
 }

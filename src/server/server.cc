@@ -96,6 +96,22 @@ std::string ContentTypeOf(const std::string& path) {
   return it == kTypes.end() ? "application/octet-stream" : it->second;
 }
 
+long long EnvSeconds(const char* name, long long fallback) {
+  const char* v = getenv(name);
+  long long n = v ? atoll(v) : 0;
+  return n > 0 ? n : fallback;
+}
+
+// Where a sign-in may send the browser: the studio's page itself, or one of its #/ routes. Nothing that
+// a browser could read as another host ("//x", "/\\x", a scheme) and no control characters.
+bool IsStudioRoute(const std::string& next) {
+  if (next == "/") return true;
+  if (!StartsWith(next, "/#/")) return false;
+  for (unsigned char c : next)
+    if (c < 0x21 || c == 0x7f || c == '\\') return false;
+  return true;
+}
+
 std::string SessionOf(const http::Request& req) {
   for (const auto& part : Split(req.get_header_value("Cookie"), ';')) {
     std::string c = Trim(part);
@@ -333,7 +349,14 @@ class Server {
       // The studio: a browser signed in through a one-time link carries a session cookie.
       if (std::string session = SessionOf(req); !session.empty()) {
         std::lock_guard<std::mutex> l(auth_mu_);
-        if (sessions_.count(session)) return http::Server::HandlerResponse::Unhandled;
+        if (auto it = sessions_.find(session); it != sessions_.end()) {
+          long long now = NowMillis();
+          if (now - it->second.last_used <= session_idle_ms_ && now - it->second.created <= session_max_age_ms_) {
+            it->second.last_used = now;
+            return http::Server::HandlerResponse::Unhandled;
+          }
+          sessions_.erase(it);  // expired: idle too long, or past its absolute age
+        }
       }
       // A job's MLflow client authenticates with the job's token and may write only to the job's run.
       if (StartsWith(req.path, "/api/2.0/") && !bearer.empty()) {
@@ -600,14 +623,18 @@ class Server {
     svr_.Get("/login", [this](const http::Request& req, http::Response& res) {
       std::string code = req.get_param_value("code");
       std::string next = req.get_param_value("next");
-      if (next.empty() || next[0] != '/' || StartsWith(next, "//")) next = "/";  // this server's pages only
+      if (!IsStudioRoute(next)) next = "/";  // the studio's own pages only
       std::string session;
       {
         std::lock_guard<std::mutex> l(auth_mu_);
         auto it = login_codes_.find(code);
         if (it != login_codes_.end() && it->second >= NowMillis()) {
           session = RandomHex(32);
-          sessions_.insert(session);
+          long long now = NowMillis();
+          for (auto s = sessions_.begin(); s != sessions_.end();)
+            s = now - s->second.last_used > session_idle_ms_ || now - s->second.created > session_max_age_ms_
+                    ? sessions_.erase(s) : std::next(s);
+          sessions_[session] = {now, now};
         }
         if (it != login_codes_.end()) login_codes_.erase(it);  // one use, valid or not
       }
@@ -618,7 +645,8 @@ class Server {
         return;
       }
       res.status = 302;
-      res.set_header("Set-Cookie", "cairn_session=" + session + "; Path=/; HttpOnly; SameSite=Strict");
+      res.set_header("Set-Cookie", "cairn_session=" + session + "; Path=/; HttpOnly; SameSite=Strict" +
+                                       (svr_.tls() ? "; Secure" : ""));
       res.set_header("Location", next);
     });
 
@@ -921,7 +949,14 @@ class Server {
 
   std::mutex auth_mu_;
   std::map<std::string, long long> login_codes_;  // one-time sign-in codes -> expiry
-  std::set<std::string> sessions_;                // the studio's signed-in browsers (until the server stops)
+  struct Session {
+    long long created, last_used;
+  };
+  std::map<std::string, Session> sessions_;  // the studio's signed-in browsers, until idle or old
+  // Sign-in sessions end after 12 hours unused or 7 days in all (CAIRN_SESSION_IDLE_SECONDS,
+  // CAIRN_SESSION_MAX_AGE_SECONDS).
+  long long session_idle_ms_ = EnvSeconds("CAIRN_SESSION_IDLE_SECONDS", 12 * 3600) * 1000;
+  long long session_max_age_ms_ = EnvSeconds("CAIRN_SESSION_MAX_AGE_SECONDS", 7 * 24 * 3600) * 1000;
   ServerOptions opt_;
   std::string token_;
   WorkspacePaths ws_;

@@ -697,6 +697,15 @@ Status TrackingStore::LogBatch(const std::string& run_id, const std::vector<Metr
   }
   for (const auto& p : params)
     if (std::string e = KeyError(p.key); !e.empty()) return InvalidArgument(e);
+  // Values over MLflow's limits are refused as MLflow's server refuses them (its client may truncate first).
+  auto too_long = [](const char* what, const std::string& v, size_t limit) {
+    return std::string(what) + " '" + v.substr(0, 250) + "' had length " + std::to_string(v.size()) +
+           ", which exceeded length limit of " + std::to_string(limit);
+  };
+  for (const auto& p : params)
+    if (p.value.size() > kMaxParamValueLength) return InvalidArgument(too_long("Param value", p.value, kMaxParamValueLength));
+  for (const auto& t : tags)
+    if (t.value.size() > kMaxTagValueLength) return InvalidArgument(too_long("Tag value", t.value, kMaxTagValueLength));
   for (const auto& t : tags)
     if (std::string e = KeyError(t.key); !e.empty()) return InvalidArgument(e);
 
@@ -707,7 +716,7 @@ Status TrackingStore::LogBatch(const std::string& run_id, const std::vector<Metr
       return InvalidArgument("The run " + run_id + " must be in the 'active' state. Current state is " +
                              info->lifecycle_stage + ".");
     for (const auto& p : params) {
-      std::string value = p.value.substr(0, kMaxParamValueLength);  // MLflow truncates by default
+      const std::string& value = p.value;  // within the limit: checked above
       Stmt& q = db.Prepare("SELECT value FROM params WHERE run_id = ? AND key = ?");
       q.Bind(1, run_id).Bind(2, p.key);
       bool exists = q.Step();

@@ -138,16 +138,22 @@ def test_a_running_job_continues_under_a_restarted_server(ws):
     assert job["status"] == "Completed"
 
 
-def test_a_supervisor_killed_with_sigkill_fails_its_job(ws):
-    ws.write("job.yml", "command: sleep 30\nenvironment: {image: python}\n")
+def test_a_supervisor_killed_with_sigkill_fails_its_job_and_takes_every_process_along(ws):
+    # A child, a grandchild in a session of its own (a daemon), each of which would outlive a plain kill.
+    ws.write("job.yml", "command: 'setsid sleep 31 & sleep 30'\nenvironment: {image: python}\n")
     ws.run("job", "create", "-f", "job.yml", "-n", "orphan")
     ws.wait_status("orphan", "Running")
+    wait_for(lambda: len([c for _, c in pids_mentioning(ws.home) if c.startswith("sleep")]) == 2, what="both sleeps")
     sup = [pid for pid, cmd in pids_mentioning(ws.home) if " supervise " in cmd]
     assert len(sup) == 1
     os.kill(sup[0], signal.SIGKILL)
     job = ws.wait_status("orphan", "Failed", timeout=10)
     assert job["status_reason"] == f"the supervisor (pid {sup[0]}) ended without recording how the job ended"
-    # Its sleep is an orphan now; clean it up for the harness.
+    if os.geteuid() == 0 and os.path.exists("/sys/fs/cgroup/unified/cgroup.procs") or \
+            os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        # The job's cgroup went with it: no process of the job is left.
+        wait_for(lambda: not [c for _, c in pids_mentioning(ws.home) if c.startswith("sleep")], timeout=5,
+                 what="the job's processes to end with its supervisor")
     for pid, cmd in pids_mentioning(ws.home):
         if cmd.startswith("sleep"):
             os.kill(pid, signal.SIGKILL)

@@ -304,3 +304,64 @@ def test_a_restarted_server_keeps_its_port_and_a_running_job_keeps_logging(ws):
     p = ws.run("job", "metrics", "-n", "ticker", "--key", "tick", "-o", "json")
     steps = sorted(m["step"] for m in json.loads(p.stdout)["tick"])
     assert steps == list(range(60))
+
+
+def test_mlflow_limits_are_answered_as_mlflow_answers_them(ws):
+    start(ws)
+    code, exp = call(ws, "POST", "/api/2.0/mlflow/experiments/create", {"name": "limits"})
+    code, run = call(ws, "POST", "/api/2.0/mlflow/runs/create", {"experiment_id": exp["experiment_id"]})
+    rid = run["run"]["info"]["run_id"]
+    code, body = call(ws, "POST", "/api/2.0/mlflow/runs/log-parameter", {"run_id": rid, "key": "p", "value": "v" * 6001})
+    assert code == 400 and body["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert body["message"] == "Param value '" + "v" * 250 + "' had length 6001, which exceeded length limit of 6000"
+    code, body = call(ws, "POST", "/api/2.0/mlflow/runs/set-tag", {"run_id": rid, "key": "t", "value": "t" * 8001})
+    assert code == 400 and body["error_code"] == "INVALID_PARAMETER_VALUE"
+    code, _ = call(ws, "POST", "/api/2.0/mlflow/runs/log-parameter", {"run_id": rid, "key": "p", "value": "v" * 6000})
+    assert code == 200
+    # Steps are int64: 2^63 is refused, not wrapped.
+    code, body = call(ws, "POST", "/api/2.0/mlflow/runs/log-metric",
+                      {"run_id": rid, "key": "m", "value": 1, "timestamp": 1, "step": 2 ** 63})
+    assert code == 400, body
+    code, body = call(ws, "POST", "/api/2.0/mlflow/runs/log-batch",
+                      data=b'{"run_id":"' + rid.encode() + b'","metrics":[{"key":"m","value":1,"timestamp":1,"step":9223372036854775808}]}')
+    assert code == 400, body
+    code, body = call(ws, "POST", "/api/2.0/mlflow/runs/log-metric",
+                      {"run_id": rid, "key": "m", "value": 1, "timestamp": 1, "step": 2 ** 63 - 1})
+    assert code == 200
+    code, h = call(ws, "GET", "/api/2.0/mlflow/metrics/get-history", query={"run_id": rid, "metric_key": "m"})
+    assert [m["step"] for m in h["metrics"]] == [2 ** 63 - 1]
+
+
+def test_sign_in_redirects_only_to_the_studio_and_sessions_expire(make_ws):
+    ws = make_ws({"CAIRN_SESSION_IDLE_SECONDS": "2", "CAIRN_SESSION_MAX_AGE_SECONDS": "4"})
+    port = start(ws)
+    token = ws.token()
+
+    def login(next_):
+        code, body = call(ws, "POST", "/api/v1/login-codes", {})
+        a = raw(port, f"GET /login?code={body['code']}&next={urllib.parse.quote(next_, safe='')} HTTP/1.1\r\n"
+                      f"Connection: close\r\n\r\n".encode())
+        head = a.split(b"\r\n\r\n")[0].decode()
+        location = [h.split(": ", 1)[1] for h in head.split("\r\n") if h.lower().startswith("location:")]
+        cookie = [h.split(": ", 1)[1].split(";")[0] for h in head.split("\r\n") if h.lower().startswith("set-cookie:")]
+        return location[0], cookie[0]
+
+    for bad in ["/\\evil.example", "//evil.example", "https://evil.example", "/%5cevil", "/\t/evil", "/api/v1/jobs"]:
+        assert login(bad)[0] == "/", bad
+    location, cookie = login("/#/jobs/x")
+    assert location == "/#/jobs/x"
+
+    def with_cookie():
+        return status_of(raw(port, f"GET /api/v1/jobs HTTP/1.1\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n".encode()))
+    assert with_cookie() == 200
+    time.sleep(1.2)
+    assert with_cookie() == 200  # in use: the idle clock restarts
+    time.sleep(1.2)
+    assert with_cookie() == 200
+    time.sleep(2.2)
+    assert with_cookie() == 401  # idle too long (and past its absolute age)
+    _, cookie = login("/")
+    for _ in range(5):  # used every second: it still ends at its absolute age
+        time.sleep(0.9)
+    assert with_cookie() == 401
+    assert token
