@@ -785,7 +785,14 @@ void Scheduler::FinishFromExitFile(const std::string& name, const std::string& u
     last = {"Failed", reason, now};
     error = reason;
   }
-  (void)store_->Transition(name, std::vector<store::StatusEvent>{finalizing, last}, started, ended, code, error);
+  if (Status st = store_->Transition(name, std::vector<store::StatusEvent>{finalizing, last}, started, ended, code, error);
+      !st.ok()) {
+    // Not recorded (a full disk): the job stays where it is, and the next tick, which finds its supervisor
+    // gone, tries again, so it ends as soon as the store can take it.
+    fprintf(stderr, "%s cairn server: cannot record the end of job %s: %s\n", IsoTime(NowMillis()).c_str(),
+            name.c_str(), st.message().c_str());
+    return;
+  }
   if (last.status == "Completed") RegisterOutputAssets(*job);
   events_.Bump();
   if (config_.on_final) config_.on_final(name, last.status, now);
@@ -796,7 +803,12 @@ void Scheduler::FinishFromExitFile(const std::string& name, const std::string& u
 void Scheduler::FailJob(const std::string& name, const std::string& reason) {
   auto job = store_->Get(name);
   if (!job.ok() || store::IsTerminalStatus(job->status)) return;
-  (void)Transition(name, "Failed", reason, std::nullopt, NowMillis(), std::nullopt, reason);
+  if (Status st = Transition(name, "Failed", reason, std::nullopt, NowMillis(), std::nullopt, reason); !st.ok()) {
+    // Kept for the next tick to try again (see FinishFromExitFile).
+    fprintf(stderr, "%s cairn server: cannot record that job %s failed: %s\n", IsoTime(NowMillis()).c_str(),
+            name.c_str(), st.message().c_str());
+    return;
+  }
   Release(*job);
 }
 

@@ -365,3 +365,40 @@ def test_sign_in_redirects_only_to_the_studio_and_sessions_expire(make_ws):
         time.sleep(0.9)
     assert with_cookie() == 401
     assert token
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a small tmpfs for the workspace needs root")
+def test_a_job_whose_end_cannot_be_recorded_on_a_full_disk_fails_once_space_is_back(make_ws):
+    import subprocess
+    import tempfile
+    mnt = tempfile.mkdtemp(prefix="cairn-full-")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", mnt], check=True)
+    try:
+        ws = make_ws()
+        ws.home = os.path.join(mnt, "home")
+        ws.env["CAIRN_HOME"] = ws.home
+        start(ws)
+        ws.write("fill.yml", JOB.format(cmd="'dd if=/dev/zero of=outputs/fill bs=1M count=64 2>/dev/null; true'"))
+        ws.run("job", "create", "-f", "fill.yml", "-n", "filler")
+        fill = os.path.join(ws.home, "runs/filler/artifacts/outputs/fill")
+        # Once the job has filled the disk and exited, the space comes back.
+        wait_for(lambda: not [c for _, c in pids_mentioning(ws.home) if c.startswith("dd ")] and os.path.exists(fill)
+                 and ws.job("filler")["status"] != "Running" or os.statvfs(mnt).f_bavail == 0, timeout=30,
+                 what="the disk to fill")
+        time.sleep(1)
+        os.unlink(fill)
+        job = ws.wait_status("filler", ["Failed", "Completed"], timeout=10)
+        # The state its processes earned: Completed when the supervisor managed to record the end (the last
+        # page of the disk), else Failed, saying that it could not.
+        if os.path.exists(os.path.join(ws.home, "runs/filler/exit.json")):
+            assert job["status"] == "Completed", job
+        else:
+            assert job["status"] == "Failed", job
+            assert "could not record how the job ended" in job["status_reason"] or \
+                   "ended without recording" in job["status_reason"], job["status_reason"]
+        ws.stop()
+    finally:
+        subprocess.run(["umount", "-l", mnt])
+
+
+from conftest import pids_mentioning, wait_for  # noqa: E402
