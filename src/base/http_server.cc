@@ -195,7 +195,11 @@ class ConnectionBase {
 
 struct Server::Impl {
   asio::io_context io{1};
-  std::optional<tcp::acceptor> acceptor;
+  struct Listener {
+    tcp::acceptor acceptor;
+    bool tls;  // TLS when the server has it; a plain loopback listener never
+  };
+  std::vector<std::unique_ptr<Listener>> listeners;
   asio::steady_timer retry{io};
   // Connections waiting for their next request, longest idle first (event loop only).
   std::list<std::weak_ptr<ConnectionBase>> idle;
@@ -654,6 +658,14 @@ const Server::Route* Server::FindRoute(Request& req) const {
   return nullptr;
 }
 
+bool Server::DispatchForTest(Request& req, Response& res) {
+  if (!ParseTarget(req.target, req)) return false;
+  const Route* route = FindRoute(req);
+  if (!route || !route->handler) return false;
+  route->handler(req, res);
+  return true;
+}
+
 Status Server::set_tls(const std::string& cert_file, const std::string& key_file) {
   auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
   beast::error_code ec;
@@ -669,7 +681,7 @@ Status Server::set_tls(const std::string& cert_file, const std::string& key_file
   return Status::Ok();
 }
 
-bool Server::Bind(const std::string& host, int port) {
+bool Server::Bind(const std::string& host, int port, bool plain) {
   beast::error_code ec;
   auto addr = asio::ip::make_address(host == "localhost" ? "127.0.0.1" : host, ec);
   if (ec) return false;
@@ -682,22 +694,27 @@ bool Server::Bind(const std::string& host, int port) {
   if (ec) return false;
   // Asio opens and accepts without close-on-exec: no process the server starts may keep a socket.
   fcntl(a.native_handle(), F_SETFD, FD_CLOEXEC);
-  impl_->acceptor.emplace(std::move(a));
+  impl_->listeners.push_back(std::make_unique<Impl::Listener>(Impl::Listener{std::move(a), !plain}));
   return true;
 }
 
-bool Server::bind_to_port(const std::string& host, int port) { return Bind(host, port); }
+bool Server::bind_to_port(const std::string& host, int port) { return Bind(host, port, false); }
 
 int Server::bind_to_any_port(const std::string& host) {
-  if (!Bind(host, 0)) return -1;
-  return impl_->acceptor->local_endpoint().port();
+  if (!Bind(host, 0, false)) return -1;
+  return impl_->listeners.back()->acceptor.local_endpoint().port();
+}
+
+int Server::add_plain_loopback_listener(int port) {
+  if (!Bind("127.0.0.1", port, true)) return -1;
+  return impl_->listeners.back()->acceptor.local_endpoint().port();
 }
 
 void Server::stop() {
   if (stopping_.exchange(true)) return;
   asio::post(impl_->io, [this] {
     beast::error_code ec;
-    if (impl_->acceptor) impl_->acceptor->close(ec);
+    for (auto& l : impl_->listeners) l->acceptor.close(ec);
     impl_->retry.cancel();
     while (impl_->ShedOne()) {
     }
@@ -712,7 +729,7 @@ void Server::stop() {
 }
 
 bool Server::listen_after_bind() {
-  if (!impl_->acceptor) return false;
+  if (impl_->listeners.empty()) return false;
   // Each connection is a descriptor: use what the process may have, and keep a reserve for files.
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -721,37 +738,37 @@ bool Server::listen_after_bind() {
   }
   size_t limit = max_connections_;
   if (limit == 0) limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 512 ? rl.rlim_cur - 256 : 256;
-  auto on_socket = [this](tcp::socket sock) {
+  auto on_socket = [this](tcp::socket sock, bool tls) {
     beast::error_code ec;
     fcntl(sock.native_handle(), F_SETFD, FD_CLOEXEC);
     sock.set_option(tcp::no_delay(true), ec);
-    if (tls_) {
+    if (tls && tls_) {
       auto& ctx = *std::static_pointer_cast<asio::ssl::context>(tls_);
       std::make_shared<Connection<beast::ssl_stream<beast::tcp_stream>>>(this, std::move(sock), ctx)->Start();
     } else {
       std::make_shared<Connection<beast::tcp_stream>>(this, std::move(sock))->Start();
     }
   };
-  std::function<void()> accept = [&] {
-    impl_->acceptor->async_accept([&](beast::error_code ec, tcp::socket sock) {
+  std::function<void(Impl::Listener*)> accept = [&](Impl::Listener* l) {
+    l->acceptor.async_accept([&, l](beast::error_code ec, tcp::socket sock) {
       if (stopping_ || ec == asio::error::operation_aborted) return;
       if (ec == asio::error::no_descriptors || ec.value() == ENFILE || ec.value() == EMFILE) {
         // Out of descriptors: make room by closing the longest-idle connection, or wait a moment.
-        if (impl_->ShedOne()) return accept();
-        impl_->retry.expires_after(std::chrono::milliseconds(10));
-        impl_->retry.async_wait([&](beast::error_code e) {
-          if (!e && !stopping_) accept();
+        if (impl_->ShedOne()) return accept(l);
+        auto retry = std::make_shared<asio::steady_timer>(impl_->io, std::chrono::milliseconds(10));
+        retry->async_wait([&, l, retry](beast::error_code e) {
+          if (!e && !stopping_) accept(l);
         });
         return;
       }
       if (!ec) {
         if (connections_.load() >= limit && !impl_->ShedOne()) sock.close(ec);
-        else on_socket(std::move(sock));
+        else on_socket(std::move(sock), l->tls);
       }
-      accept();
+      accept(l);
     });
   };
-  accept();
+  for (auto& l : impl_->listeners) accept(l.get());
   impl_->io.run();
   {
     std::lock_guard<std::mutex> l(impl_->mu);

@@ -137,9 +137,15 @@ class Server {
 
   bool bind_to_port(const std::string& host, int port);
   int bind_to_any_port(const std::string& host);  // the port, or -1
+  // A second listener, plain HTTP on 127.0.0.1 (port 0: any), beside a TLS one: for this machine's CLI
+  // and jobs, which speak plain HTTP. The port, or -1.
+  int add_plain_loopback_listener(int port);
   // Accepts until stop(); then waits for the connections' workers to finish.
   bool listen_after_bind();
   void stop();
+  // Routes `req` (method, target) and runs its handler as a request from a socket would, without the
+  // pre-routing handler: for fuzz targets and tests. False when no route matches or the route streams.
+  bool DispatchForTest(Request& req, Response& res);
   // Open connections (the event loop's count).
   size_t connections() const { return connections_.load(std::memory_order_relaxed); }
   // Requests answered so far (the server uses it to tell when it has gone quiet).
@@ -158,7 +164,7 @@ class Server {
   template <class Stream>
   friend class Connection;
   Server& Add(const std::string& method, const std::string& pattern, Handler h, size_t max_body);
-  bool Bind(const std::string& host, int port);
+  bool Bind(const std::string& host, int port, bool plain);
   const Route* FindRoute(Request& req) const;
 
   std::map<std::string, std::vector<Route>> routes_;

@@ -667,6 +667,7 @@ int RunCli(int argc, char** argv) {
     int port = 0;
     std::string host = "127.0.0.1";
     int local_slots = 0;
+    std::string tls_cert, tls_key;
   } so;
   auto* studio = app.add_subcommand("studio", "Print (and open, where a browser is) a sign-in link to the studio");
   std::string studio_page = "/#/jobs";
@@ -684,6 +685,8 @@ int RunCli(int argc, char** argv) {
   srv->add_option("--port", so.port, "port (0: any free one)");
   srv->add_option("--host", so.host, "address to listen on (default 127.0.0.1)");
   srv->add_option("--slots", so.local_slots, "local compute slots (default: one per CPU)");
+  srv->add_option("--tls-cert", so.tls_cert, "serve TLS with this certificate chain (PEM); needed beyond loopback");
+  srv->add_option("--tls-key", so.tls_key, "the certificate's private key (PEM)");
   auto* stop = srv->add_subcommand("stop", "Stop the workspace's server");
   auto* status = srv->add_subcommand("status", "Print the workspace's server address");
   srv->callback([&] {
@@ -727,6 +730,8 @@ int RunCli(int argc, char** argv) {
     std::string exe = server::ServerExe();
     std::vector<std::string> args = {exe, "--home", ws.home, "--port", std::to_string(so.port), "--host", so.host,
                                      "--slots", std::to_string(so.local_slots)};
+    if (!so.tls_cert.empty()) args.insert(args.end(), {"--tls-cert", so.tls_cert});
+    if (!so.tls_key.empty()) args.insert(args.end(), {"--tls-key", so.tls_key});
     std::vector<char*> argv2;
     for (auto& a : args) argv2.push_back(a.data());
     argv2.push_back(nullptr);

@@ -96,6 +96,10 @@ std::string ContentTypeOf(const std::string& path) {
   return it == kTypes.end() ? "application/octet-stream" : it->second;
 }
 
+bool IsLoopbackHost(const std::string& h) {
+  return h == "localhost" || h == "::1" || StartsWith(h, "127.");
+}
+
 long long EnvSeconds(const char* name, long long fallback) {
   const char* v = getenv(name);
   long long n = v ? atoll(v) : 0;
@@ -159,30 +163,61 @@ class Server {
     // JSON requests: 64 MiB at most (routes that take more say so).
     svr_.set_max_body(size_t{64} << 20);
     svr_.set_timeout_seconds(60);
-    int port = -1;
-    if (opt_.port > 0) {
-      port = svr_.bind_to_port(opt_.host, opt_.port) ? opt_.port : -1;
-    } else {
-      // The previous port first: jobs that outlived the last server log to it. Another process may have
-      // taken it meanwhile (then a new port, and those jobs find the server through server.json).
+    if (opt_.tls_cert.empty() != opt_.tls_key.empty()) {
+      fprintf(stderr, "cairn server: --tls-cert and --tls-key go together\n");
+      return 2;
+    }
+    if (!opt_.tls_cert.empty()) {
+      if (Status s = svr_.set_tls(opt_.tls_cert, opt_.tls_key); !s.ok()) {
+        fprintf(stderr, "cairn server: %s\n", s.message().c_str());
+        return 2;
+      }
+    }
+    // Whoever reaches the server can run commands as its user: beyond this machine only with TLS.
+    if (!IsLoopbackHost(opt_.host) && !svr_.tls()) {
+      fprintf(stderr,
+              "cairn server: refusing to listen on %s without TLS: anyone who can reach it could read the token "
+              "off the wire (give --tls-cert and --tls-key, or listen on 127.0.0.1)\n",
+              opt_.host.c_str());
+      return 2;
+    }
+    // The port this machine's clients and jobs use: the previous one first, since jobs that outlived the last
+    // server log to it. Another process may have taken it meanwhile (then a new port; supervisors find the
+    // server through server.json).
+    auto bind_local = [&](const std::function<bool(int)>& try_port, const std::function<int()>& any) {
       auto last = ReadFile(ws_.ServerPort(), 16);
       int previous = last.ok() ? atoi(last->c_str()) : 0;
+      int got = -1;
       if (previous > 0 && previous < 65536) {
-        for (int i = 0; i < 4 && port < 0; ++i) {
-          if (svr_.bind_to_port(opt_.host, previous)) port = previous;
+        for (int i = 0; i < 4 && got < 0; ++i) {
+          if (try_port(previous)) got = previous;
           else usleep(50000);  // the old socket may be closing still
         }
-        if (port < 0) fprintf(stderr, "cairn server: port %d (the last server's) is taken; choosing another\n", previous);
+        if (got < 0) fprintf(stderr, "cairn server: port %d (the last server's) is taken; choosing another\n", previous);
       }
-      if (port < 0) port = svr_.bind_to_any_port(opt_.host);
-      if (port > 0) (void)WriteFileAtomic(ws_.ServerPort(), std::to_string(port) + "\n", 0600);
+      if (got < 0) got = any();
+      if (got > 0) (void)WriteFileAtomic(ws_.ServerPort(), std::to_string(got) + "\n", 0600);
+      return got;
+    };
+    int port = -1, local_port = -1;
+    if (svr_.tls()) {
+      port = opt_.port > 0 ? (svr_.bind_to_port(opt_.host, opt_.port) ? opt_.port : -1) : svr_.bind_to_any_port(opt_.host);
+      if (port > 0)
+        local_port = bind_local([&](int p) { return svr_.add_plain_loopback_listener(p) == p; },
+                                [&] { return svr_.add_plain_loopback_listener(0); });
+    } else if (opt_.port > 0) {
+      port = local_port = svr_.bind_to_port(opt_.host, opt_.port) ? opt_.port : -1;
+    } else {
+      port = local_port = bind_local([&](int p) { return svr_.bind_to_port(opt_.host, p); },
+                                     [&] { return svr_.bind_to_any_port(opt_.host); });
     }
-    if (port <= 0) {
+    if (port <= 0 || local_port <= 0) {
       fprintf(stderr, "cairn server: cannot listen on %s:%d\n", opt_.host.c_str(), opt_.port);
       return 1;
     }
-    std::string host = opt_.host == "0.0.0.0" ? "127.0.0.1" : opt_.host;
-    url_ = "http://" + host + ":" + std::to_string(port);
+    std::string host = svr_.tls() || opt_.host == "0.0.0.0" || opt_.host == "::" ? "127.0.0.1" : opt_.host;
+    url_ = "http://" + host + ":" + std::to_string(local_port);
+    if (svr_.tls()) tls_url_ = "https://" + opt_.host + ":" + std::to_string(port);
 
     scheduler::SchedulerConfig cfg;
     cfg.workspace = opt_.home;
@@ -225,15 +260,17 @@ class Server {
     sched_->Start();
     Routes();
 
-    json info = {{"url", url_}, {"port", port}, {"host", opt_.host}, {"pid", getpid()},
+    json info = {{"url", url_}, {"port", local_port}, {"host", opt_.host}, {"pid", getpid()},
                  {"started_at", IsoTime(NowMillis())}};
+    if (!tls_url_.empty()) info["tls_url"] = tls_url_;
     Status s = WriteFileAtomic(ws_.ServerInfo(), info.dump(), 0600);
     if (!s.ok()) {
       fprintf(stderr, "cairn server: %s\n", s.message().c_str());
       return 1;
     }
-    fprintf(stderr, "%s cairn server %d listening on %s (workspace %s, %d local slots)\n",
-            IsoTime(NowMillis()).c_str(), getpid(), url_.c_str(), opt_.home.c_str(), sched_->local_slots());
+    fprintf(stderr, "%s cairn server %d listening on %s%s (workspace %s, %d local slots)\n",
+            IsoTime(NowMillis()).c_str(), getpid(), url_.c_str(),
+            tls_url_.empty() ? "" : (" and " + tls_url_ + " (TLS)").c_str(), opt_.home.c_str(), sched_->local_slots());
 
     // Signals end the server through a watcher thread; SIGCHLD is ignored so supervisors never linger
     // as zombies (the scheduler checks them with kill(pid, 0)).
@@ -959,6 +996,7 @@ class Server {
   long long session_max_age_ms_ = EnvSeconds("CAIRN_SESSION_MAX_AGE_SECONDS", 7 * 24 * 3600) * 1000;
   ServerOptions opt_;
   std::string token_;
+  std::string tls_url_;  // https://host:port when serving TLS
   WorkspacePaths ws_;
   std::string url_;
   int lock_fd_ = -1;

@@ -11,6 +11,9 @@ struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 0;                   // 0: any free port, written to server.json
   int local_slots = 0;            // 0: one per CPU
+  // TLS (PEM files): the server listens with TLS on host:port, and plain HTTP on a loopback port for this
+  // machine's CLI and jobs. Without them it listens only on loopback addresses.
+  std::string tls_cert, tls_key;
 };
 
 // Runs until SIGTERM/SIGINT or POST /api/v1/shutdown. Returns the process exit code.

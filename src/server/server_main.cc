@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
   app.add_option("--host", so.host, "address to listen on (default 127.0.0.1)");
   app.add_option("--slots", so.local_slots, "local compute slots (default: one per CPU)");
   app.add_option("--home", so.home, "the workspace folder (default $CAIRN_HOME or ~/.cairn)");
+  app.add_option("--tls-cert", so.tls_cert, "serve TLS with this certificate chain (PEM)");
+  app.add_option("--tls-key", so.tls_key, "the certificate's private key (PEM)");
   CLI11_PARSE(app, argc, argv);
   // Metric histories and search answers are buffers of megabytes: taken from the heap they are reused, where
   // an mmap each would be faulted in and zeroed page by page on every request (a third of a get-history).

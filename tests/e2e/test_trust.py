@@ -402,3 +402,45 @@ def test_a_job_whose_end_cannot_be_recorded_on_a_full_disk_fails_once_space_is_b
 
 
 from conftest import pids_mentioning, wait_for  # noqa: E402
+
+
+def test_tls_beyond_loopback_and_a_refusal_without_it(ws, tmp_path):
+    import ssl
+    import subprocess
+    server = os.environ.get("CAIRN_SERVER_BIN") or os.path.join(os.path.dirname(__file__), "../../build/cairn-server")
+    p = subprocess.run([server, "--home", ws.home, "--host", "0.0.0.0", "--port", "0"], capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 2
+    assert p.stderr.startswith("cairn server: refusing to listen on 0.0.0.0 without TLS"), p.stderr
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+    srv = subprocess.Popen([server, "--home", ws.home, "--host", "127.0.0.1", "--port", "0", "--tls-cert", str(cert),
+                            "--tls-key", str(key)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: os.path.exists(os.path.join(ws.home, "server.json")) and "tls_url" in ws.server_info(),
+                 what="the TLS server")
+        tls_url = ws.server_info()["tls_url"]
+        ctx = ssl.create_default_context(cafile=str(cert))
+        ctx.check_hostname = False
+        req = urllib.request.Request(tls_url + "/api/v1/jobs", headers={"Authorization": "Bearer " + ws.token()})
+        with urllib.request.urlopen(req, context=ctx) as r:
+            assert r.status == 200
+        # The CLI on this machine uses the plain loopback listener; plain HTTP on the TLS port gets nothing.
+        assert ws.run("job", "list", "-o", "json").returncode == 0
+        port = int(tls_url.rsplit(":", 1)[1])
+        assert status_of(raw(port, b"GET /api/v1/health HTTP/1.1\r\nConnection: close\r\n\r\n")) == 0
+        # A session cookie is Secure under TLS.
+        code, body = call(ws, "POST", "/api/v1/login-codes", {})
+        import http.client
+        conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx)
+        conn.request("GET", "/login?code=" + body["code"] + "&next=/")
+        r = conn.getresponse()
+        assert r.status == 302 and r.getheader("Set-Cookie").endswith("; HttpOnly; SameSite=Strict; Secure")
+        conn.close()
+    finally:
+        srv.terminate()
+        srv.wait(timeout=30)
+
+
+import urllib.request  # noqa: E402
