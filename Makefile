@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both install what is missing first.
-.PHONY: deps build test unit e2e demo bench bench-tracking bench-sweep bench-distributed bench-studio bench-data sanitize clean
+.PHONY: deps build test unit e2e demo fuzz bench bench-http bench-tracking bench-sweep bench-distributed bench-studio bench-data sanitize clean
 
 BUILD ?= build
 
@@ -32,11 +32,19 @@ sanitize: deps
 demo: build
 	@bash examples/demo.sh
 
+# libFuzzer targets (clang-14, ASan + UBSan) from the checked-in corpora: FUZZ_SECONDS each (default 60).
+fuzz: deps
+	@bash scripts/fuzz.sh
+
 bench: build
 	@bash bench/run.sh
 
 bench-tracking: build
 	@bash bench/tracking.sh
+
+# 10,000 idle keep-alive connections: the server's RSS and a normal request's latency beside them.
+bench-http: build
+	@/usr/bin/python3 bench/idle_connections.py
 
 bench-sweep: build
 	@build/sweep_bench

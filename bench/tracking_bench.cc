@@ -4,7 +4,7 @@
 //
 //   build/tracking_bench <server-url> <token> [phase...]
 //
-// Phases: metric, batch, history, search, search100k, artifacts (default: all but search100k).
+// Phases: metric, batch, batchgrow, history, search, search100k, artifacts (default: all but search100k).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
   g_url = argv[1];
   g_token = argv[2];
   std::vector<std::string> phases(argv + 3, argv + argc);
-  if (phases.empty()) phases = {"metric", "batch", "history", "search", "artifacts"};
+  if (phases.empty()) phases = {"metric", "batch", "batchgrow", "history", "search", "artifacts"};
   auto want = [&](const char* p) { return std::find(phases.begin(), phases.end(), p) != phases.end(); };
   auto c = Client();
   std::string exp = Call(*c, "POST", "/api/2.0/mlflow/experiments/create",
@@ -105,6 +105,33 @@ int main(int argc, char** argv) {
     }
     printf("log-batch of 1000 metrics: %.0f points/s (%lld points in %.2f s)\n", points / Seconds(start), points,
            Seconds(start));
+  }
+  // 2b. log-batch as a series grows to 1M points: 1000 batches of 1000, one timestamp for all (a bulk
+  // import) and then increasing timestamps; points/s over the first, middle and last 50 batches.
+  if (want("batchgrow")) {
+    for (bool one_timestamp : {true, false}) {
+      std::string run = NewRun(*c, exp);
+      std::vector<double> window_s(3, 0.0);
+      for (int b = 0; b < 1000; ++b) {
+        json metrics = json::array();
+        for (int i = 0; i < 1000; ++i) {
+          long long step = static_cast<long long>(b) * 1000 + i;
+          metrics.push_back({{"key", "loss"}, {"value", 1.0 / (step + 1)},
+                             {"timestamp", one_timestamp ? 1700000000000LL : 1700000000000LL + step}, {"step", step}});
+        }
+        std::string body = json{{"run_id", run}, {"metrics", metrics}}.dump();
+        auto start = Clock::now();
+        auto r = c->Request("POST", "/api/2.0/mlflow/runs/log-batch", body);
+        double s = Seconds(start);
+        if (!r.ok() || r->status != 200) return 1;
+        if (b < 50) window_s[0] += s;
+        else if (b >= 475 && b < 525) window_s[1] += s;
+        else if (b >= 950) window_s[2] += s;
+      }
+      printf("log-batch growing to 1M points (%s): %.0f / %.0f / %.0f points/s at 0-50k / 500k / 1M points\n",
+             one_timestamp ? "one timestamp" : "increasing timestamps", 50000 / window_s[0], 50000 / window_s[1],
+             50000 / window_s[2]);
+    }
   }
   // 3. get-history of the 100k-point metric just written.
   if (want("history")) {

@@ -131,3 +131,28 @@ INSERT INTO metrics VALUES ('old', 'loss', 2, 20, 0.2, 0), ('old', 'loss', 1, 10
 
 }  // namespace
 }  // namespace cairn::tracking
+
+namespace cairn::tracking {
+namespace {
+
+TEST_F(SeriesTest, BatchesWithOneTimestampAppendAndTheirReplaysAddNothing) {
+  auto st = TrackingStore::Open(Path("t.db"));
+  ASSERT_TRUE(st.ok());
+  std::string run = NewRun(**st);
+  auto batch = [](long long from) {
+    std::vector<Metric> m;
+    for (long long s = from; s < from + 1000; ++s) m.push_back({"loss", static_cast<double>(s), 5, s});
+    return m;
+  };
+  ASSERT_TRUE((*st)->LogBatch(run, batch(0), {}, {}).ok());
+  ASSERT_TRUE((*st)->LogBatch(run, batch(1000), {}, {}).ok());  // after the stored points: appended unread
+  ASSERT_TRUE((*st)->LogBatch(run, batch(0), {}, {}).ok());     // a replay: every point is there already
+  ASSERT_TRUE((*st)->LogBatch(run, batch(1500), {}, {}).ok());  // half replayed, half new
+  auto h = (*st)->GetHistory(run, "loss");
+  ASSERT_TRUE(h.ok());
+  ASSERT_EQ(h->size(), 2500u);
+  for (size_t i = 0; i < h->size(); ++i) EXPECT_EQ((*h)[i].step, static_cast<long long>(i));
+}
+
+}  // namespace
+}  // namespace cairn::tracking
