@@ -289,7 +289,7 @@ std::string Sha256Hex(std::string_view data) {
   return h.HexDigest();
 }
 
-bool IsValidUtf8(std::string_view s) {
+size_t Utf8ValidPrefix(std::string_view s) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
   size_t n = s.size(), i = 0;
   while (i < n) {
@@ -303,17 +303,19 @@ bool IsValidUtf8(std::string_view s) {
     if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
     else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
     else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
-    else return false;
-    if (i + len > n) return false;
+    else return i;
+    if (i + len > n) return i;
     for (size_t k = 1; k < len; ++k) {
-      if ((p[i + k] & 0xC0) != 0x80) return false;
+      if ((p[i + k] & 0xC0) != 0x80) return i;
       cp = (cp << 6) | (p[i + k] & 0x3F);
     }
     if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-      return false;
+      return i;
     i += len;
   }
-  return true;
+  return n;
 }
+
+bool IsValidUtf8(std::string_view s) { return Utf8ValidPrefix(s) == s.size(); }
 
 }  // namespace cairn

@@ -264,3 +264,23 @@ TEST(SweepParser, RefusesInvalidCombinationsAtTheirPlace) {
 
 }  // namespace
 }  // namespace cairn::spec
+
+namespace cairn::spec {
+namespace {
+
+// Found by the job_yaml fuzz target: a byte that is not UTF-8 in a search space's value crashed the CLI
+// (nlohmann::json refuses to print it).
+TEST(JobParser, RefusesAFileThatIsNotUtf8WhereItStopsBeing) {
+  Diagnostics d;
+  ParseOptions opt;
+  opt.check_local_paths = false;
+  std::string yaml =
+      "type: sweep\ntrial:\n  command: echo ${{search_space.x}}\n  environment: {image: python}\n"
+      "sampling_algorithm: random\nsearch_space:\n  x: {type: uniform, min_value: \xc3\xa9\xff, max_value: 2}\n"
+      "objective: {goal: maximize, primary_metric: a}\n";
+  EXPECT_FALSE(ParseJobText(yaml, "job.yml", "/base", opt, d));
+  EXPECT_EQ(d.ToString(), "job.yml:7:34: error: the file is not valid UTF-8 here\n");
+}
+
+}  // namespace
+}  // namespace cairn::spec

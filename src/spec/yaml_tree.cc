@@ -145,6 +145,22 @@ std::optional<YNode> ParseYaml(const std::string& text, const std::string& file,
                     std::to_string(limits.max_bytes) + " bytes");
     return std::nullopt;
   }
+  // Every value becomes JSON, which is UTF-8: a file that is not is refused where it stops being UTF-8
+  // (found by the job_yaml fuzz target: a stray byte in a search space crashed the CLI).
+  if (!IsValidUtf8(text)) {
+    size_t good = Utf8ValidPrefix(text);
+    int line = 1, column = 1;
+    for (size_t i = 0; i < good; ++i) {
+      if (text[i] == '\n') {
+        ++line;
+        column = 1;
+      } else if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
+        ++column;
+      }
+    }
+    diags.Error(file, line, column, "the file is not valid UTF-8 here");
+    return std::nullopt;
+  }
   YAML::Node doc;
   try {
     doc = YAML::Load(text);

@@ -45,7 +45,7 @@ double Quantize(double v, double q) { return std::round(v / q) * q; }
 Result<double> Num(const json& j, const std::string& path, const char* field) {
   if (!j.contains(field)) return InvalidArgument(path + ": missing `" + field + "`");
   const json& v = j[field];
-  if (!v.is_number()) return InvalidArgument(path + "." + field + ": must be a number, not " + v.dump());
+  if (!v.is_number()) return InvalidArgument(path + "." + field + ": must be a number, not " + v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   return v.get<double>();
 }
 
@@ -207,7 +207,7 @@ Result<Distribution> ParseDistribution(const json& j, const std::string& path) {
       d.a = *a;
       d.b = *b;
       if (d.b < d.a)
-        return InvalidArgument(path + ".max_value: must not be less than min_value (" + j["min_value"].dump() + ")");
+        return InvalidArgument(path + ".max_value: must not be less than min_value (" + j["min_value"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + ")");
       break;
     }
     default: {
