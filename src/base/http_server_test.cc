@@ -75,14 +75,19 @@ class ServerTest : public ::testing::Test {
     svr_.stop();
     thread_.join();
   }
-  // Sends raw bytes on a fresh connection and returns everything the server sends until it closes.
-  std::string Raw(const std::string& bytes, bool half_close = true) {
+  // A fresh connection to the server.
+  int Connect() {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<uint16_t>(port_));
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    return fd;
+  }
+  // Sends raw bytes on a fresh connection and returns everything the server sends until it closes.
+  std::string Raw(const std::string& bytes, bool half_close = true) {
+    int fd = Connect();
     EXPECT_EQ(write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
     if (half_close) shutdown(fd, SHUT_WR);
     std::string out;
@@ -220,12 +225,7 @@ TEST_F(ServerTest, RefusesSmugglingShapesAndAnswersHeadsSentInPieces) {
   EXPECT_EQ(Raw("POST /body HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nab").rfind("HTTP/1.1 400", 0), 0u);
   EXPECT_EQ(Raw("POST /body HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff1\r\nx\r\n0\r\n\r\n").rfind("HTTP/1.1 4", 0), 0u);
   // A head in two writes is one head.
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port_));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  int fd = Connect();
   std::string head = "GET /echo/split?q=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
   ASSERT_EQ(write(fd, head.data(), 10), 10);
   std::this_thread::sleep_for(std::chrono::milliseconds(50));

