@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev libsqlite3-dev
-  libssl-dev zlib1g-dev libbrotli-dev libgtest-dev libgmock-dev
+  libssl-dev openssl zlib1g-dev libbrotli-dev libgtest-dev libgmock-dev
   # The server's HTTP layer: Boost.Beast and Asio (Debian's default Boost, the one python3-sklearn's
   # dependencies pull in: libboost1.81-dev conflicts with it).
   libboost-dev
