@@ -112,7 +112,7 @@ def test_jobs_end_as_their_processes_earned_through_crashes_a_lost_supervisor_an
         # Every acknowledged metric stored, each exactly once.
         with open(os.path.join(ws.home, "runs/logger/artifacts/outputs/acked.json")) as f:
             acked = json.load(f)
-        assert len(acked) > 5000
+        assert len(acked) > 1000  # about 12,000 in a release build, fewer under the sanitizers
         p = ws.run("job", "metrics", "-n", "logger", "--key", "tick", "-o", "json")
         steps = [m["step"] for m in json.loads(p.stdout)["tick"]]
         assert len(steps) == len(set(steps)), "a metric was stored twice"
