@@ -475,6 +475,9 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
       // What is left (a daemon the job started) ends with the job.
       if (KillCgroup(g_cgroup)) unlink(cgroup_record.c_str());
       g_cgroup.clear();
+      // Those it killed were ours (a subreaper's): reap them, so none is left even as a zombie when the
+      // job is reported ended.
+      for (int i = 0; i < 200 && HasChildren(); ++i) usleep(5000);
     }
     // A job that was stopped may have stopped a container mid-creation: its removal is checked.
     for (const auto& c : containers) RemoveContainer(runtime, c, /*verify=*/o.outcome != "completed");
