@@ -1,6 +1,7 @@
 #include "compute/supervisor.h"
 
 #include "compute/job_cgroup.h"
+#include "base/json_limits.h"
 
 #include <arpa/inet.h>
 #include <linux/sched.h>
@@ -164,13 +165,19 @@ bool PostEvent(const std::string& url, const json& job, const std::string& event
 void Notify(const json& job, const std::string& event, SystemLog& log, const std::string& reason = "") {
   std::string url = job.value("server_url", "");
   if (url.empty()) return;
-  if (PostEvent(url, job, event, reason)) return;
-  std::string ws = job.value("workspace", "");
-  auto info = ReadFile(ws + "/server.json");
-  if (info.ok()) {
-    json j = json::parse(*info, nullptr, false);
-    std::string current = j.is_object() ? j.value("url", "") : "";
-    if (!current.empty() && current != url && PostEvent(current, job, event, reason)) return;
+  // A server being restarted (killed, then started by the next CLI call) is back within moments on the
+  // same port: try for a few seconds, so the job's status does not wait for its end to catch up (the
+  // chaos test lost a "running" this way).
+  for (int attempt = 0; attempt < 12; ++attempt) {
+    if (attempt > 0) usleep(static_cast<useconds_t>(std::min(100000 * attempt, 500000)));
+    if (PostEvent(url, job, event, reason)) return;
+    std::string ws = job.value("workspace", "");
+    auto info = ReadFile(ws + "/server.json");
+    if (info.ok()) {
+      json j = ParseJsonOrDiscarded(*info);
+      std::string current = j.is_object() ? j.value("url", "") : "";
+      if (!current.empty() && current != url && PostEvent(current, job, event, reason)) return;
+    }
   }
   log.Line("could not tell the server the job is " + event +
            "; it reads the run folder when it next looks");

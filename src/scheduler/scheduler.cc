@@ -872,6 +872,9 @@ void Scheduler::Reconcile() {
       } else if (compute::IsAliveWithMarker(pid, layout.root)) {
         if (job.status == "CancelRequested") kill(pid, SIGTERM);
         // Running jobs stay running; the supervisor reports to the new server.
+      } else if (PathExists(layout.ExitFile())) {
+        // It ended between the two looks (found by the chaos test): its record is there now.
+        FinishFromExitFile(job.name);
       } else {
         compute::KillRecordedCgroup(layout.root + "/cgroup");
         FailJob(job.name, "the supervisor (pid " + std::to_string(pid) +

@@ -96,15 +96,25 @@ def test_jobs_end_as_their_processes_earned_through_crashes_a_lost_supervisor_an
             jobs = {j["name"]: j for j in json.loads(ws.run("job", "list", "--max-results", "200", "-o", "json").stdout)}
             return all(n in jobs and jobs[n]["status"] in ("Completed", "Failed", "Canceled") for n in names) and jobs
         jobs = wait_for(all_ended, timeout=180, interval=0.5, what="every job to end")
-        # While the disk was full a job could neither start (its run folder) nor have its end recorded: those
-        # are Failed, saying so. Every other job ended as its command did.
-        def disk_full(j):
-            r = j.get("status_reason") or ""
-            return j["status"] == "Failed" and ("No space left on device" in r or "no space left" in r.lower())
+        # While the disk was full a job could neither start (its run folder) nor have its end recorded (by its
+        # supervisor, or by the server, which may then have been killed before the disk was freed): those are
+        # Failed, and either their reason or their supervisor's log says the disk was full. Every other job
+        # ended as its command did.
+        def logs(n):
+            try:
+                with open(os.path.join(ws.home, f"runs/{n}/artifacts/system_logs/cairn_supervisor.log")) as f:
+                    return f.read()
+            except OSError as e:
+                return str(e)
+
+        def disk_full(n):
+            j = jobs[n]
+            r = (j.get("status_reason") or "").lower()
+            return j["status"] == "Failed" and ("no space left" in r or "No space left on device" in logs(n))
         wrong = {n: (jobs[n]["status"], jobs[n].get("status_reason")) for n, want in expected.items()
-                 if jobs[n]["status"] != want and not disk_full(jobs[n])}
-        assert not wrong, wrong
-        assert sum(disk_full(jobs[n]) for n in expected) <= 10
+                 if jobs[n]["status"] != want and not disk_full(n)}
+        assert not wrong, {n: (w, logs(n)) for n, w in wrong.items()}
+        assert sum(disk_full(n) for n in expected) <= 10
         assert jobs["victim"]["status"] == "Failed"
         assert "the supervisor" in jobs["victim"]["status_reason"]
         assert jobs["sweeper"]["status"] == "Completed", jobs["sweeper"].get("status_reason")
