@@ -242,11 +242,12 @@ struct Server::Impl {
   bool ShedOne() {
     while (!idle.empty()) {
       auto c = idle.front().lock();
-      idle.pop_front();
-      if (c) {
-        c->CloseIdle();
-        return true;
+      if (!c) {
+        idle.pop_front();
+        continue;
       }
+      c->CloseIdle();  // takes itself off the list
+      return true;
     }
     return false;
   }
@@ -290,6 +291,8 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
   }
 
   void CloseIdle() override {
+    // Off the idle list too: a weak entry left there would keep the connection's memory (make_shared).
+    if (in_idle_) s_->impl_->idle.erase(idle_it_);
     in_idle_ = false;
     idle_timer_.cancel();
     beast::error_code ec;
@@ -312,22 +315,20 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     idle_timer_.async_wait([self = this->shared_from_this()](beast::error_code ec) {
       if (!ec && self->in_idle_) self->CloseIdle();
     });
-    auto woke = [self = this->shared_from_this()](beast::error_code ec) {
-      if (!self->in_idle_) return;  // shed or timed out: already closed
-      self->LeaveIdle();
-      if (ec) return self->Close();
-      self->ReadHead();
-    };
     if constexpr (kTls) {
       NewHead();
-      bhttp::async_read_header(stream_, buf_, *head_, [self = this->shared_from_this(), woke](beast::error_code ec, size_t) {
-        if (!self->in_idle_) return;
+      bhttp::async_read_header(stream_, buf_, *head_, [self = this->shared_from_this()](beast::error_code ec, size_t) {
+        if (!self->in_idle_) return;  // shed or timed out: already closed
         self->LeaveIdle();
         self->OnHead(ec);
       });
-      (void)woke;
     } else {
-      Lowest().socket().async_wait(tcp::socket::wait_read, woke);
+      Lowest().socket().async_wait(tcp::socket::wait_read, [self = this->shared_from_this()](beast::error_code ec) {
+        if (!self->in_idle_) return;  // shed or timed out: already closed
+        self->LeaveIdle();
+        if (ec) return self->Close();
+        self->ReadHead();
+      });
     }
   }
 

@@ -506,21 +506,8 @@ Result<long long> OffsetOf(const std::string& token) {
 }  // namespace
 
 std::string ArtifactFile(const MlflowContext& ctx, const std::string& path) {
-  std::string p = path;
-  while (!p.empty() && p.back() == '/') p.pop_back();
-  if (!p.empty() && p[0] == '/') return "";
-  auto parts = p.empty() ? std::vector<std::string>{} : Split(p, '/');
-  for (const auto& part : parts)
-    if (part == ".." || part == "." || part.empty() || part.find('\0') != std::string::npos || part.find('\\') != std::string::npos)
-      return "";
-  // <experiment>/<run>/artifacts/...: a job's run keeps its artifacts with the job's.
-  if (parts.size() >= 3 && parts[2] == "artifacts" && IsValidName(parts[1]) &&
-      IsDir(ctx.workspace + "/runs/" + parts[1])) {
-    std::string rest;
-    for (size_t i = 3; i < parts.size(); ++i) rest += "/" + parts[i];
-    return ctx.workspace + "/runs/" + parts[1] + "/artifacts" + rest;
-  }
-  return ctx.workspace + "/mlartifacts" + (p.empty() ? "" : "/" + p);
+  auto at = ArtifactAt(ctx, path);
+  return at ? at->root + (at->rel.empty() ? "" : "/" + at->rel) : "";
 }
 
 std::optional<ArtifactPlace> ArtifactAt(const MlflowContext& ctx, const std::string& path) {

@@ -928,13 +928,14 @@ class Server {
     std::string rel = MapRunPath("artifacts/" + file);
     if (rel.empty()) return SendError(res, InvalidArgument("bad log file name '" + file + "'"));
     long long deadline = NowMillis() + wait_ms;
+    auto run = Beneath::Open(layout.root);  // the run folder is the server's; what lies in it is the job's
     for (;;) {
       long long version = sched_->events().Version();
       auto job = Reader().Get(name);
       if (!job.ok()) return SendError(res, job.status());
       bool terminal = store::IsTerminalStatus(job->status);
       // Opened beneath the run folder each time: a job may replace its log with a link.
-      auto run = Beneath::Open(layout.root);
+      if (!run.ok()) run = Beneath::Open(layout.root);
       auto fd = run.ok() ? run->OpenRead(rel) : Result<int>(NotFound(""));
       UniqueFd closer(fd.ok() ? *fd : -1);
       struct stat st;
