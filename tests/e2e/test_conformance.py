@@ -13,6 +13,12 @@ import yaml
 
 from conftest import CONFORMANCE
 
+import pytest as _pytest
+
+# A user's clone has no ../shared beside it: the corpus tests say so instead of failing.
+pytestmark = _pytest.mark.skipif(not os.path.isdir(CONFORMANCE),
+                                 reason=f"the conformance corpus is not here ({CONFORMANCE}: ../shared is absent)")
+
 ALLOWED = [
     r"inputs\.\w+: no data asset named '[^']+' in this workspace \(or every version is archived\)",
     r"inputs\.\w+: data asset '[^']+' has no version '[^']+' in this workspace",
