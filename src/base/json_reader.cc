@@ -111,9 +111,11 @@ bool JsonReader::String(std::string* out) {
   out->clear();
   for (;;) {
     size_t start = i_;
-    while (i_ < s_.size() && s_[i_] != '"' && s_[i_] != '\\' && static_cast<unsigned char>(s_[i_]) >= 0x20) ++i_;
-    // A run ends at an ASCII byte, so no UTF-8 sequence is split between two runs.
-    if (!IsValidUtf8(s_.substr(start, i_ - start))) return ok_ = false;
+    unsigned char high = 0;
+    while (i_ < s_.size() && s_[i_] != '"' && s_[i_] != '\\' && static_cast<unsigned char>(s_[i_]) >= 0x20)
+      high |= static_cast<unsigned char>(s_[i_++]);
+    // A run ends at an ASCII byte, so no UTF-8 sequence is split between two runs; an ASCII run is valid.
+    if ((high & 0x80) && !IsValidUtf8(s_.substr(start, i_ - start))) return ok_ = false;
     out->append(s_.data() + start, i_ - start);
     if (i_ >= s_.size() || static_cast<unsigned char>(s_[i_]) < 0x20) return ok_ = false;
     if (s_[i_] == '"') {
