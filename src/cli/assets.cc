@@ -41,6 +41,8 @@ const std::vector<Column> kDataColumns = {{"Name", "name"}, {"Version", "version
 const std::vector<Column> kEnvColumns = {{"Name", "name"}, {"Version", "version"}, {"Image", "image"},
                                          {"Build", "build.path"}, {"Created", "creation_context.created_at"}};
 const std::vector<Column> kStoreColumns = {{"Name", "name"}, {"Type", "type"}, {"Path", "path"}};
+const std::vector<Column> kImageColumns = {{"Image", "image"}, {"Available", "available"}, {"Checked", "checked_at"},
+                                           {"Reason", "reason"}};
 
 // The asset the flags and the file describe; the flags win.
 std::optional<spec::AssetSpec> Describe(const std::string& kind, const AssetArgs& a) {
@@ -232,6 +234,33 @@ void AddAssetGroup(CLI::App& app, const std::string& kind, const AssetCommandHoo
     c->add_option("-v,--version", a->version, "one version (default: every version)");
     c->add_option("-l,--label", a->label, "accepted for compatibility");
     c->callback([&rc, hooks, kind, a, archive] { rc = Archive(kind, *a, archive); });
+  }
+  if (kind == "environment") {
+    // The image cache: an image the runtime could not have is remembered, so later jobs do not try again.
+    auto* check = group->add_subcommand("check", "Look for an image now (local, else pull), or again for every image "
+                                                 "remembered as unavailable; jobs use the answer at once");
+    check->add_option("-i,--image", a->image, "the image (default: every image remembered as unavailable)");
+    hooks.add_globals(check);
+    check->callback([&rc, hooks, a] {
+      auto client = Connect();
+      if (!client.ok()) { rc = Fail(client.status()); return; }
+      json body = json::object();
+      if (!a->image.empty()) body["image"] = a->image;
+      auto r = (*client)->Post("/api/v1/images/check", body);
+      if (!r.ok()) { rc = Fail(r.status()); return; }
+      json rows = (*r)["value"];
+      rc = hooks.print(rows, kImageColumns);
+      if (rc == 0 && rows.empty()) fprintf(stderr, "No image is remembered as unavailable.\n");
+    });
+    auto* images = group->add_subcommand("list-images", "List the images remembered as unavailable (jobs run on this "
+                                                        "host instead) and when they were looked for");
+    hooks.add_globals(images);
+    images->callback([&rc, hooks] {
+      auto client = Connect();
+      if (!client.ok()) { rc = Fail(client.status()); return; }
+      auto r = (*client)->Get("/api/v1/images");
+      rc = r.ok() ? hooks.print((*r)["value"], kImageColumns) : Fail(r.status());
+    });
   }
   if (kind == "model") {
     auto* dl = group->add_subcommand("download", "Download a model's files to <download-path>/<name>/");

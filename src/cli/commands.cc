@@ -197,7 +197,7 @@ int JobCreate(const Globals& g, const JobArgs& a) {
   }
   if (a.web) OpenInBrowser(StudioLink(**client, "/#/jobs/" + name));
   if (a.stream) {
-    auto done = StreamJob(**client, name, isatty(1), a.all_ranks);
+    auto done = StreamJob(**client, name, isatty(1), a.all_ranks, &*created);
     if (!done.ok()) return Fail(done.status());
     return done->value("status", "") == "Completed" ? 0 : 1;
   }

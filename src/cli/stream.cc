@@ -30,9 +30,9 @@ const char* Colour(const std::string& status) {
 }
 }  // namespace
 
-Result<json> StreamJob(Client& client, const std::string& name, bool tty, bool all_ranks) {
+Result<json> StreamJob(Client& client, const std::string& name, bool tty, bool all_ranks, const json* known) {
   signal(SIGINT, OnInterrupt);
-  auto job = client.Get("/api/v1/jobs/" + name);
+  auto job = known ? Result<json>(*known) : client.Get("/api/v1/jobs/" + name);
   if (!job.ok()) return job.status();
   std::string web = (*job)["services"]["Studio"].value("endpoint", "");
   std::string head = "RunId: " + name + "\nWeb View: " + web + "\n";

@@ -13,6 +13,8 @@ namespace cairn::cli {
 
 // Streams until the job ends; returns the job as it ended (or an error). A distributed job streams
 // rank 0's log, or with `all_ranks` every process's, each line prefixed with its rank.
-Result<nlohmann::json> StreamJob(Client& client, const std::string& name, bool tty, bool all_ranks = false);
+// `known`: the job as just created (saves asking for it).
+Result<nlohmann::json> StreamJob(Client& client, const std::string& name, bool tty, bool all_ranks = false,
+                                 const nlohmann::json* known = nullptr);
 
 }  // namespace cairn::cli

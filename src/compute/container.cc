@@ -8,6 +8,7 @@
 
 #include "base/fs.h"
 #include "base/util.h"
+#include "compute/image_cache.h"
 #include "compute/process.h"
 
 namespace cairn::compute {
@@ -63,6 +64,14 @@ Result<std::string> ContextHash(const std::string& dir, const std::string& docke
   return Sha256Hex(all).substr(0, 24);
 }
 
+// "12 s ago", "5 min ago" (a remembered check's age, for a job's log).
+std::string FormatAgo(int64_t ms) {
+  long long s = std::max<long long>(0, (NowMillis() - ms) / 1000);
+  if (s < 120) return std::to_string(s) + " s ago";
+  if (s < 7200) return std::to_string(s / 60) + " min ago";
+  return std::to_string(s / 3600) + " h ago";
+}
+
 }  // namespace
 
 std::string ContainerRuntime() {
@@ -78,9 +87,11 @@ std::vector<std::string> RuntimeBase(const std::string& runtime) {
 }
 
 Result<std::string> PrepareImage(const std::string& runtime, const json& container, const ImageSteps& steps,
-                                 std::string& why) {
+                                 std::string& why, const std::string& workspace) {
   std::string image = container.value("image", "");
   std::string context = container.value("build_context", "");
+  auto absent = context.empty() ? RememberedAbsence(workspace, runtime, image) : std::nullopt;
+  if (!absent) steps.phase("environment: resolving " + container.value("describe", std::string("the image")));
   if (!context.empty()) {
     std::string dockerfile = container.value("dockerfile", "Dockerfile");
     if (!IsDir(context)) return NotFound("environment: the build context " + context + " is not there");
@@ -97,17 +108,23 @@ Result<std::string> PrepareImage(const std::string& runtime, const json& contain
       if (!built.ok()) return Status(built.status().code(), "environment: the image build failed: " + built.status().message());
       steps.log("environment: built " + image);
     }
-  } else if (!ImageExists(runtime, image)) {
-    steps.phase("environment: pulling " + image);
-    steps.log("environment: " + image + " is not in " + runtime + "'s local images; pulling it");
-    auto pulled = Runtime(runtime, {"pull", "-q", image}, kQuickMs);
-    if (!pulled.ok()) {
-      why = "image " + image + " is not available (" + runtime + " pull: " + Trim(pulled.status().message()) +
+  } else if (absent) {
+    // Known absent: no runtime call on the job's path (the server looks again in the background).
+    why = "image " + image + " is not available (" + absent->reason + "; as of " + FormatAgo(absent->checked_ms) +
+          ", `cairn environment check --image " + image + "` looks again now); import or build it, or register "
+          "an environment with --build-context";
+    return std::string();
+  } else {
+    ImageCheck got = CheckImageNow(workspace, runtime, image, [&] {
+      steps.phase("environment: pulling " + image);
+      steps.log("environment: " + image + " is not in " + runtime + "'s local images; pulling it");
+    });  // remembers an absence
+    if (!got.available) {
+      why = "image " + image + " is not available (" + got.reason +
             "); import or build it, or register an environment with --build-context";
       return std::string();
     }
-  } else {
-    steps.log("environment: image " + image + " (present)");
+    steps.log(got.pulled ? "environment: pulled " + image : "environment: image " + image + " (present)");
   }
   std::string conda = container.value("conda", "");
   if (conda.empty()) return image;

@@ -23,9 +23,11 @@ struct ImageSteps {
 };
 
 // The image to run the job in, from the run file's "container" object ({image} or {build_context,
-// dockerfile}, optional conda). "" with a reason in `why` when the job runs on this host instead.
+// dockerfile}, optional conda). "" with a reason in `why` when the job runs on this host instead. An image
+// that could not be had is remembered in `workspace`'s image cache (compute/image_cache.h): later jobs
+// skip the runtime until someone looks again.
 Result<std::string> PrepareImage(const std::string& runtime, const nlohmann::json& container, const ImageSteps& steps,
-                                 std::string& why);
+                                 std::string& why, const std::string& workspace = "");
 
 struct ContainerRun {
   std::string runtime;

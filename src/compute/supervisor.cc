@@ -677,7 +677,7 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
     }
     return fail(s.message());
   }
-  if (!node_mode) Notify(job, "running", log);
+  if (!node_mode) Notify(job, "running", log, job.value("preparing_note", ""));
 
   long long timeout_ms = node_mode ? 0 : job.value("timeout_seconds", 0LL) * 1000;
   long long deadline = timeout_ms > 0 ? NowMillis() + timeout_ms : 0;
@@ -954,22 +954,23 @@ int Supervise(const std::string& run_dir, Stager* stager) {
     if (runtime.empty()) {
       why = "no container runtime (podman or docker) on this machine";
     } else {
-      Notify(job, "preparing", log, "environment: resolving " + c.value("describe", std::string("the image")));
+      // PrepareImage says "resolving" when it has to ask the runtime (not for an image known absent).
       ImageSteps steps{[&](const std::string& l) { log.Line(l); },
                        [&](const std::string& r) { Notify(job, "preparing", log, r); }};
       if (c.contains("build_manifest")) {
         Status v = EnsureView(c.value("build_context", ""), c.value("build_manifest", ""), job.value("blob_root", ""));
         if (!v.ok()) return fail("environment: the build context: " + v.message());
       }
-      auto got = PrepareImage(runtime, c, steps, why);
+      auto got = PrepareImage(runtime, c, steps, why, job.value("workspace", ""));
       if (!got.ok()) return fail(got.status().message());
       image = *got;
     }
     if (image.empty()) {
       if (c.value("strict", false)) return fail("environment " + c.value("describe", std::string()) + ": " + why + " (the compute is strict)");
       log.Line("environment: " + why + "; the job runs on this host");
-      Notify(job, "preparing", log, "environment " + c.value("describe", std::string()) + ": " + why +
-                                        "; the job runs on this host");
+      // Told with "running" (one report fewer on the job's path); the server records it as the last
+      // Preparing reason before Running.
+      job["preparing_note"] = "environment " + c.value("describe", std::string()) + ": " + why + "; the job runs on this host";
     } else {
       job["container_image"] = image;
       job["container_limits"] = c.value("limits", json::object());

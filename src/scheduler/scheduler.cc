@@ -1,5 +1,7 @@
 #include "scheduler/scheduler.h"
 
+#include <sys/wait.h>
+
 #include "compute/job_cgroup.h"
 
 #include <malloc.h>
@@ -122,12 +124,17 @@ void Scheduler::Tick() {
     malloc_trim(0);
     trimmed_ = true;
   }
+  // Supervisors this server started are reaped here (the server keeps SIGCHLD's default so that commands
+  // it runs itself, podman's and Slurm's, report their exit status), so ESRCH below means gone.
+  for (auto it = children_.begin(); it != children_.end();) {
+    pid_t r = waitpid(static_cast<pid_t>(*it), nullptr, WNOHANG);
+    it = (r == static_cast<pid_t>(*it) || (r < 0 && errno == ECHILD)) ? children_.erase(it) : std::next(it);
+  }
   std::vector<std::pair<std::string, long long>> gone;
   long long now = NowMillis();
   for (const auto& [name, pid] : running_pids_) {
-    // A supervisor we started ourselves is reaped as soon as it ends (SIGCHLD is ignored), so ESRCH
-    // means gone. The command-line check guards against a recycled pid, but only once the child has
-    // had time to exec: right after the spawn it still shows the server's command line.
+    // The command-line check guards against a recycled pid, but only once the child has had time to
+    // exec: right after the spawn it still shows the server's command line.
     if (kill(static_cast<pid_t>(pid), 0) != 0) {
       gone.emplace_back(name, pid);
       continue;
@@ -179,6 +186,7 @@ Status Scheduler::SupervisorEvent(const std::string& name, const std::string& ev
         slurm_[name].state = "RUNNING";
         job->status = "Preparing";
       }
+      if (job->status == "Preparing" && !reason.empty()) (void)Transition(name, "Preparing", reason);
       if (job->status == "Preparing")
         return Transition(name, "Running", "the command is running", NowMillis());
       return Status::Ok();
@@ -532,6 +540,12 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
   if (!st.ok()) return st;
   events_.Bump();
   Enqueue(compute, name, slots);
+  // A job that can start at once is started right after its answer goes out (the next task of this
+  // thread), so the client has the job while its supervisor starts; one that must wait is Queued now.
+  if (Pool* p = PoolFor(compute); p && p->queue.size() == 1 && p->in_use + slots <= p->capacity) {
+    Post([this, compute] { Schedule(compute); });
+    return store_->Get(name);
+  }
   Schedule(compute);
   if (live_.ticket_of.count(name)) {  // still waiting; reads of live_ from this thread need no lock
     (void)Transition(name, "Queued", QueueReason(compute, slots, pool->queue.size() - 1));
@@ -584,6 +598,7 @@ void Scheduler::StartJob(const JobRecord& job) {
   (void)store_->SetSupervisorPid(job.name, *pid);
   running_pids_[job.name] = *pid;
   spawned_at_[job.name] = NowMillis();
+  children_.insert(*pid);
 }
 
 Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::string>& notices) {

@@ -256,6 +256,7 @@ class Scheduler {
   std::map<std::string, Pool> pools_;
   std::map<std::string, long long> running_pids_;  // job -> supervisor pid
   std::map<std::string, long long> spawned_at_;    // job -> when this server started its supervisor
+  std::set<long long> children_;                   // supervisors this server started, until reaped
   LiveQueues live_;
   long long last_task_at_ = 0;
   bool trimmed_ = true;

@@ -19,6 +19,8 @@
 #include "base/fs.h"
 #include "base/json_writer.h"
 #include "base/util.h"
+#include "compute/container.h"
+#include "compute/image_cache.h"
 #include "compute/process.h"
 #include "compute/run_layout.h"
 #include "scheduler/scheduler.h"
@@ -247,7 +249,8 @@ class Server {
       std::vector<tracking::KeyValue> kv;
       for (const auto& [k, v] : params.items())
         if (tracking::KeyError(k).empty()) kv.push_back({k, v.is_string() ? v.get<std::string>() : v.dump()});
-      auto run = t->CreateRun(experiment_id.empty() ? "0" : experiment_id, trial, trial, UserName(), NowMillis(), tags, kv);
+      auto run = t->CreateRun(experiment_id.empty() ? "0" : experiment_id, trial, trial, UserName(), NowMillis(), tags, kv,
+                              /*job_run=*/true);
       return run.ok() ? Status::Ok() : run.status();
     };
     cfg.metric_history = [t = tracking_.get()](const std::string& run, const std::string& key) {
@@ -272,9 +275,9 @@ class Server {
             IsoTime(NowMillis()).c_str(), getpid(), url_.c_str(),
             tls_url_.empty() ? "" : (" and " + tls_url_ + " (TLS)").c_str(), opt_.home.c_str(), sched_->local_slots());
 
-    // Signals end the server through a watcher thread; SIGCHLD is ignored so supervisors never linger
-    // as zombies (the scheduler checks them with kill(pid, 0)).
-    signal(SIGCHLD, SIG_IGN);
+    // Signals end the server through a watcher thread. SIGCHLD keeps its default: the scheduler reaps the
+    // supervisors it started, and the commands the server runs (podman, sbatch) report their exit status
+    // (ignoring SIGCHLD made every one of them look successful).
     signal(SIGPIPE, SIG_IGN);
     sigset_t set;
     sigemptyset(&set);
@@ -306,9 +309,30 @@ class Server {
         }
       }
     });
+    // Images remembered as absent are looked for again here, once their TTL has passed, never on a job's path.
+    std::thread rechecker([this, &done] {
+      int64_t next = 0;
+      while (!done) {
+        usleep(250000);
+        int64_t now = NowMillis();
+        if (now < next) continue;
+        next = now + 5000;
+        std::string runtime = compute::ContainerRuntime();
+        if (runtime.empty()) continue;
+        for (const auto& a : compute::RememberedAbsences(opt_.home)) {
+          if (done) break;
+          if (a.runtime != runtime || now - a.checked_ms < compute::ImageRecheckMs()) continue;
+          auto c = compute::CheckImageNow(opt_.home, runtime, a.image);
+          fprintf(stderr, "%s image %s %s\n", IsoTime(NowMillis()).c_str(), a.image.c_str(),
+                  c.available ? (c.pulled ? "pulled: jobs now run in it" : "is now local: jobs now run in it")
+                              : ("is still not available (" + c.reason + ")").c_str());
+        }
+      }
+    });
     svr_.listen_after_bind();
     done = true;
     janitor.join();
+    rechecker.join();
     sched_->Stop();
     // Only remove the address if it is still ours.
     auto cur = ReadFile(ws_.ServerInfo());
@@ -442,6 +466,42 @@ class Server {
       SendJson(res, {{"status", "ok"}, {"pid", getpid()}, {"workspace", opt_.home}, {"url", url_},
                      {"local_slots", sched_->local_slots()}});
     });
+    // The image cache (compute/image_cache.h): what is remembered as absent, and a look now.
+    auto absence_json = [](const compute::ImageAbsence& a) {
+      return json{{"image", a.image}, {"runtime", a.runtime}, {"available", false}, {"reason", a.reason},
+                  {"checked_at", IsoTime(a.checked_ms)}};
+    };
+    svr_.Get("/api/v1/images", [this, absence_json](const http::Request&, http::Response& res) {
+      json out = json::array();
+      for (const auto& a : compute::RememberedAbsences(opt_.home)) out.push_back(absence_json(a));
+      SendJson(res, {{"runtime", compute::ContainerRuntime()}, {"value", out}});
+    });
+    svr_.Post("/api/v1/images/check", [this](const http::Request& req, http::Response& res) {
+      json body = ParseJsonOrDiscarded(req.body);
+      if (!body.is_object()) return SendError(res, InvalidArgument("expected {\"image\": ...} or {}"));
+      std::string runtime = compute::ContainerRuntime();
+      if (runtime.empty())
+        return SendError(res, FailedPrecondition("no container runtime (podman or docker) on the server's machine"));
+      std::vector<std::string> images;
+      if (body.contains("image")) {
+        if (!body["image"].is_string() || body["image"].get<std::string>().empty() ||
+            body["image"].get<std::string>().size() > 1024)
+          return SendError(res, InvalidArgument("image: expected an image reference"));
+        images.push_back(body["image"]);
+      } else {
+        for (const auto& a : compute::RememberedAbsences(opt_.home))
+          if (a.runtime == runtime) images.push_back(a.image);
+      }
+      json out = json::array();
+      for (const auto& image : images) {
+        auto c = compute::CheckImageNow(opt_.home, runtime, image);
+        json j = {{"image", image}, {"runtime", runtime}, {"available", c.available}, {"checked_at", IsoTime(NowMillis())}};
+        if (c.available) j["source"] = c.pulled ? "pulled" : "local";
+        else j["reason"] = c.reason;
+        out.push_back(j);
+      }
+      SendJson(res, {{"runtime", runtime}, {"value", out}});
+    });
     svr_.Post("/api/v1/shutdown", [this](const http::Request&, http::Response& res) {
       SendJson(res, {{"status", "stopping"}});
       std::thread([this] { svr_.stop(); }).detach();
@@ -518,7 +578,8 @@ class Server {
             for (const auto& [k, v] : r.spec["tags"].items())
               if (v.is_string() && tracking::KeyError(k).empty()) tags.push_back({k, v});
           std::string display = r.spec.value("display_name", "");
-          auto run = tracking_->CreateRun(*exp, name, display.empty() ? name : display, UserName(), NowMillis(), tags);
+          auto run = tracking_->CreateRun(*exp, name, display.empty() ? name : display, UserName(), NowMillis(), tags, {},
+                                          /*job_run=*/true);
           if (run.ok()) {
             run_id = name;
             r.mlflow_experiment_id = *exp;

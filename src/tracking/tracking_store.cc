@@ -174,7 +174,9 @@ Result<std::unique_ptr<TrackingStore>> TrackingStore::Open(const std::string& pa
   const char* sync = getenv("CAIRN_TRACKING_SYNC");
   bool normal = sync && std::string(sync) == "normal";
   if (Status s = (*db)->Exec(normal ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL"); !s.ok()) return s;
-  return std::unique_ptr<TrackingStore>(new TrackingStore(path, std::move(db).value()));
+  auto store = std::unique_ptr<TrackingStore>(new TrackingStore(path, std::move(db).value()));
+  store->durable_ = store->full_now_ = !normal;
+  return store;
 }
 
 TrackingStore::TrackingStore(std::string path, std::unique_ptr<Db> writer)
@@ -195,9 +197,10 @@ TrackingStore::~TrackingStore() {
 // write queued meanwhile into the same transaction; the others wait for their result. An uncontended write
 // thus commits on its own thread with no hand-off, and a burst shares commits. The background thread only
 // leads for asynchronous writes (the scheduler's), which nobody waits on.
-Status TrackingStore::Write(std::function<Status(Db&)> fn) {
+Status TrackingStore::Write(std::function<Status(Db&)> fn, bool durable) {
   auto op = std::make_shared<Op>();
   op->fn = std::move(fn);
+  op->durable = durable;
   auto f = op->done.get_future();
   std::unique_lock<std::mutex> l(mu_);
   ops_.push_back(op);
@@ -229,7 +232,11 @@ void TrackingStore::LeadLocked(std::unique_lock<std::mutex>& l) {
 }
 
 void TrackingStore::RunBatch(std::deque<std::shared_ptr<Op>>& batch) {
-  // One transaction for everything that arrived together; a savepoint each.
+  // One transaction for everything that arrived together; a savepoint each. Flushed (synchronous=FULL)
+  // when any of them asks for it, in durable mode.
+  bool full = durable_ && std::any_of(batch.begin(), batch.end(), [](const auto& op) { return op->durable; });
+  if (full != full_now_ && writer_->Exec(full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL").ok())
+    full_now_ = full;
   Status begin = writer_->Begin();
   std::vector<Status> results;
   for (auto& op : batch) {
@@ -569,7 +576,7 @@ Result<RunInfo> TrackingStore::ReadRunInfo(Db& db, const std::string& run_id) {
 Result<RunInfo> TrackingStore::CreateRun(const std::string& experiment_id, const std::string& run_id_in,
                                          const std::string& run_name_in, const std::string& user_id,
                                          std::optional<long long> start_time, const std::vector<KeyValue>& tags,
-                                         const std::vector<KeyValue>& params) {
+                                         const std::vector<KeyValue>& params, bool job_run) {
   std::string exp_id = experiment_id.empty() ? "0" : experiment_id;
   auto exp = GetExperiment(exp_id);
   if (!exp.ok()) return exp.status();
@@ -613,7 +620,7 @@ Result<RunInfo> TrackingStore::CreateRun(const std::string& experiment_id, const
                .Bind(3, p.value.substr(0, kMaxParamValueLength)).Run();
     }
     return st;
-  });
+  }, /*durable=*/!job_run);
   if (!s.ok()) return s;
   return ReadRunInfo(Reader(), run_id);
 }

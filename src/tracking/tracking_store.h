@@ -145,11 +145,13 @@ class TrackingStore {
   Status SetExperimentStage(const std::string& id, const std::string& stage);
   Status SetExperimentTag(const std::string& id, const std::string& key, const std::string& value);
   Status DeleteExperimentTag(const std::string& id, const std::string& key);
-  // `run_id` empty: a fresh uuid4 hex.
+  // `run_id` empty: a fresh uuid4 hex. `job_run`: the run of a job being submitted, committed with the
+  // job store's durability (it survives a crash of the server; the WAL is flushed by the next durable
+  // write or checkpoint) instead of waiting for its own flush: the job's record is written that way too.
   Result<RunInfo> CreateRun(const std::string& experiment_id, const std::string& run_id,
                             const std::string& run_name, const std::string& user_id,
                             std::optional<long long> start_time, const std::vector<KeyValue>& tags,
-                            const std::vector<KeyValue>& params = {});
+                            const std::vector<KeyValue>& params = {}, bool job_run = false);
   Result<RunInfo> UpdateRun(const std::string& run_id, const std::string& status,
                             std::optional<long long> end_time, const std::string& run_name);
   Status SetRunStage(const std::string& run_id, const std::string& stage);
@@ -196,7 +198,8 @@ class TrackingStore {
 
  private:
   explicit TrackingStore(std::string path, std::unique_ptr<store::Db> writer);
-  Status Write(std::function<Status(store::Db&)> fn);
+  // `durable`: the commit that holds it is flushed before it returns (in the default durable mode).
+  Status Write(std::function<Status(store::Db&)> fn, bool durable = true);
   void WriteAsync(std::function<Status(store::Db&)> fn);
   store::Db& Reader();
   void WriterLoop();
@@ -213,6 +216,7 @@ class TrackingStore {
 
   struct Op {
     std::function<Status(store::Db&)> fn;
+    bool durable = true;
     std::promise<Status> done;
   };
   std::string path_;
@@ -222,6 +226,8 @@ class TrackingStore {
   std::deque<std::shared_ptr<Op>> ops_;
   bool stopping_ = false;
   bool leading_ = false;  // a thread is running a commit
+  bool durable_ = true;   // synchronous=FULL unless CAIRN_TRACKING_SYNC=normal
+  bool full_now_ = true;  // the writer's current synchronous setting is FULL
   std::thread thread_;
 };
 

@@ -7,6 +7,8 @@ import uuid
 
 import pytest
 
+from conftest import wait_for
+
 IMAGE = "localhost/cairn-test:bookworm"
 PODMAN = ["podman", "--runtime", "runc", "--cgroup-manager", "cgroupfs"]
 
@@ -169,3 +171,69 @@ def test_a_conda_file_is_applied_where_the_image_has_conda(ws):
     derived = open(os.path.join(ws.home, "runs", "conda1", "artifacts", "system_logs", "cairn_supervisor.log")).read() \
         .split("environment: built ")[1].split("\n")[0]
     subprocess.run([*PODMAN, "rmi", derived, base_image], capture_output=True)
+
+
+FAKE_RUNTIME = """#!/bin/sh
+# A container runtime that has no images and reaches no registry (until $0.has exists), logging each call.
+echo "$@" >> "$0.calls"
+case "$1 $2" in
+  "image inspect") [ -e "$0.has" ] && exit 0; echo "Error: $3: image not known" >&2; exit 1 ;;
+  "pull -q") echo "Error: pinging container registry: dial tcp: lookup registry-1.docker.io: no such host" >&2; exit 125 ;;
+esac
+exit 1
+"""
+
+
+def runtime_calls(path):
+    try:
+        with open(path + ".calls") as f:
+            return f.read().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def test_an_unavailable_image_is_remembered_so_later_jobs_do_not_ask_the_runtime(make_ws, tmp_path):
+    fake = str(tmp_path / "fakeman")
+    with open(fake, "w") as f:
+        f.write(FAKE_RUNTIME)
+    os.chmod(fake, 0o755)
+    ws = make_ws({"CAIRN_CONTAINER_RUNTIME": fake, "CAIRN_IMAGE_RECHECK_SECONDS": "3600"})
+    ws.write("job.yml", "command: echo hi\nenvironment: {image: 'library/python:3.11'}\n")
+    first = ws.json("job", "create", "-f", "job.yml")["name"]
+    ws.wait_status(first, "Completed")
+    calls = runtime_calls(fake)
+    assert calls == ["image inspect library/python:3.11", "pull -q library/python:3.11"], calls
+    # Remembered: the next jobs run on this host at once, with no runtime call, and say why.
+    names = [ws.json("job", "create", "-f", "job.yml")["name"] for _ in range(3)]
+    for n in names:
+        job = ws.wait_status(n, "Completed")
+        why = " ".join(reasons(job))
+        assert "image library/python:3.11 is not available" in why and "no such host" in why
+        assert "cairn environment check --image library/python:3.11" in why
+    assert runtime_calls(fake) == calls
+    listed = ws.json("environment", "list-images")
+    assert [(i["image"], i["available"]) for i in listed] == [("library/python:3.11", False)]
+    assert "no such host" in listed[0]["reason"]
+    # Looking again now asks the runtime; still absent, still remembered.
+    again = ws.json("environment", "check", "--image", "library/python:3.11")
+    assert again[0]["available"] is False and len(runtime_calls(fake)) == len(calls) + 2
+    # Once the image is there, a check (of every remembered image) finds it and forgets the absence.
+    open(fake + ".has", "w").close()
+    found = ws.json("environment", "check")
+    assert [(i["image"], i["available"], i["source"]) for i in found] == [("library/python:3.11", True, "local")]
+    assert ws.json("environment", "list-images") == []
+
+
+def test_the_server_looks_again_for_a_remembered_image_off_the_job_path(make_ws, tmp_path):
+    fake = str(tmp_path / "fakeman")
+    with open(fake, "w") as f:
+        f.write(FAKE_RUNTIME)
+    os.chmod(fake, 0o755)
+    ws = make_ws({"CAIRN_CONTAINER_RUNTIME": fake, "CAIRN_IMAGE_RECHECK_SECONDS": "1"})
+    ws.write("job.yml", "command: echo hi\nenvironment: {image: ghost:1}\n")
+    ws.wait_status(ws.json("job", "create", "-f", "job.yml")["name"], "Completed")
+    n = len(runtime_calls(fake))
+    # No job runs, yet the server asks again once the entry is older than the TTL.
+    wait_for(lambda: len(runtime_calls(fake)) > n, timeout=15, what="the server's recheck")
+    open(fake + ".has", "w").close()
+    wait_for(lambda: ws.json("environment", "list-images") == [], timeout=15, what="the absence forgotten")
