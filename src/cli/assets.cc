@@ -119,7 +119,18 @@ int Create(const std::string& kind, const AssetArgs& a, const AssetCommandHooks&
     body["conda_file_content"] = *conda;
   }
   auto made = (*client)->Post("/api/v1/assets/" + kind, body);
-  if (!made.ok()) return Fail(made.status());
+  if (!made.ok()) {
+    // A path the workspace cannot resolve is bad input, reported as the local checks report it (one
+    // format, exit code 2), whichever kind of path it was.
+    const std::string& m = made.status().message();
+    if (StartsWith(m, "path: ")) {
+      spec::Diagnostics d;
+      d.Error(a.file.empty() ? "--flags" : a.file, 0, 0, m);
+      fputs(d.ToString().c_str(), stderr);
+      return 2;
+    }
+    return Fail(made.status());
+  }
   return hooks.print(*made, kind == "environment" ? kEnvColumns : kDataColumns);
 }
 

@@ -142,6 +142,8 @@ Result<json> Prepare(Client& client, const ParsedJob& job) {
     auto id = UploadSnapshot(client, job.spec.code, true, "code");
     if (!id.ok()) return id.status();
     body["snapshot"] = *id;
+  } else if (!job.spec.code_snapshot.empty()) {
+    body["snapshot"] = job.spec.code_snapshot;  // the server refuses one it does not have
   }
   json inputs = json::object();
   for (const auto& [name, in] : job.spec.inputs) {
@@ -192,6 +194,17 @@ int JobCreate(const Globals& g, const JobArgs& a) {
                           "duration_seconds", "exit_code", "error", "log_files"})
       saved.erase(k);
     saved["outputs"].erase("default");
+    // What the workspace chose for an output (its default location) is not part of the job as written.
+    for (auto& [k, v] : saved["outputs"].items()) {
+      if (!v.is_object()) continue;
+      v.erase("job_output_uri");
+      if (v.value("path", "") == "azureml://datastores/workspaceblobstore/paths/azureml/" + name + "/" + k + "/") v.erase("path");
+    }
+    if (saved.contains("services") && saved["services"].is_object()) {  // the job's own, not the endpoints
+      saved["services"].erase("Tracking");
+      saved["services"].erase("Studio");
+      if (saved["services"].empty()) saved.erase("services");
+    }
     Status s = WriteFileAtomic(a.save_as, ToYaml(saved));
     if (!s.ok()) return Fail(s);
   }
@@ -261,10 +274,12 @@ int JobList(const Globals& g, const JobArgs& a) {
   auto client = ConnectOrFail();
   if (!client.ok()) return Fail(client.status());
   std::string q = "/api/v1/jobs?max_results=" + std::to_string(a.all_results ? 0 : a.max_results);
-  if (!a.status.empty()) q += "&status=" + a.status;
-  if (!a.experiment.empty()) q += "&experiment=" + a.experiment;
-  if (!a.parent.empty()) q += "&parent=" + a.parent;
-  if (!a.compute.empty()) q += "&compute=" + a.compute;
+  auto enc = [](const std::string& v) { return HttpClient::UrlEncode(v); };
+  if (!a.status.empty()) q += "&status=" + enc(a.status);
+  if (!a.experiment.empty()) q += "&experiment=" + enc(a.experiment);
+  if (!a.parent.empty()) q += "&parent=" + enc(a.parent);
+  // The table prints computes as azureml:<name>; either form selects them.
+  if (!a.compute.empty()) q += "&compute=" + enc(StartsWith(a.compute, "azureml:") ? a.compute.substr(8) : a.compute);
   if (a.include_archived) q += "&include_archived=true";
   if (a.archived_only) q += "&archived_only=true";
   if (a.include_children) q += "&include_children=true";
@@ -426,6 +441,8 @@ int ComputeCreate(const Globals& g, const ComputeArgs& a) {
     c.size = a.size;
     c.min_instances = a.min_instances;
     c.max_instances = a.max_instances;
+    // A compute instance is one machine (the default of 4 is amlcompute's).
+    if (c.type == "computeinstance" && a.max_instances == 4) c.max_instances = 1;
     c.idle_time_before_scale_down = a.idle;
     c.description = a.description;
     if (json s = SlurmFlags(a); !s.empty() || c.type == "slurm") c.extra["slurm"] = s;

@@ -174,7 +174,8 @@ std::vector<std::string> ContainerArgv(const ContainerRun& r) {
   if (!r.memory.empty()) argv.insert(argv.end(), {"--memory", r.memory, "--memory-swap", r.memory});
   if (!r.cpus.empty()) argv.insert(argv.end(), {"--cpus", r.cpus});
   if (!r.shm_size.empty()) argv.insert(argv.end(), {"--shm-size", r.shm_size});
-  argv.insert(argv.end(), {"--entrypoint", "/bin/sh", r.image, "-c", r.command});
+  // bash where the image has it, as on the host (kShellInImage), the command as $0.
+  argv.insert(argv.end(), {"--entrypoint", "/bin/sh", r.image, "-c", kShellInImage, r.command});
   return argv;
 }
 

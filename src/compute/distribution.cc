@@ -1,5 +1,7 @@
 #include "compute/distribution.h"
 
+#include "compute/process.h"
+
 #include <algorithm>
 
 namespace cairn::compute {
@@ -120,7 +122,7 @@ std::vector<std::string> MpirunArgv(const DistPlan& p, const std::string& comman
   // Each rank writes its own log: Open MPI numbers them, the shell names the file.
   argv.insert(argv.end(),
               {"/bin/sh", "-c",
-               "exec /bin/sh -c \"$0\" >> \"$1/std_log_process_${OMPI_COMM_WORLD_RANK:-0}.txt\" 2>&1", command,
+               "exec " + CommandShell() + " -c \"$0\" >> \"$1/std_log_process_${OMPI_COMM_WORLD_RANK:-0}.txt\" 2>&1", command,
                log_dir});
   return argv;
 }

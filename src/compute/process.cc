@@ -60,6 +60,13 @@ Result<pid_t> SpawnDetached(const std::vector<std::string>& argv, const std::str
   return pid;
 }
 
+std::string CommandShell() {
+  static const std::string shell = access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh";
+  return shell;
+}
+
+const char kShellInImage[] = "if [ -x /bin/bash ]; then exec /bin/bash -c \"$0\"; fi; exec /bin/sh -c \"$0\"";
+
 bool IsAliveWithMarker(pid_t pid, const std::string& marker) {
   if (pid <= 0 || kill(pid, 0) != 0) return false;
   auto cmd = ReadFile("/proc/" + std::to_string(pid) + "/cmdline");

@@ -29,6 +29,11 @@ int SignalTree(pid_t root, pid_t pgid, int sig);
 
 // The absolute path of the running executable.
 std::string SelfExe();
+// The shell a job's command runs in on this host: bash where it is installed (Azure ML runs commands with
+// bash: `source`, `[[ ]]`), else /bin/sh.
+std::string CommandShell();
+// The same, decided inside a container image: an entrypoint script for `/bin/sh -c`, given the command as $0.
+extern const char kShellInImage[];
 // Runs `argv` to its end with stdin from /dev/null and this process's environment plus `set_env` ("K=V",
 // replacing the same keys); returns its stdout. An exit other than 0 is Unavailable with its stderr; a run
 // past `timeout_ms` is killed ("did not answer in time").

@@ -658,9 +658,9 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
         int rank = plan.Rank(n, local);
         std::string label = plan.Distributed() ? "process " + std::to_string(rank) + " (node " + std::to_string(n) +
                                                      ", local rank " + std::to_string(local) + ")"
-                                               : "/bin/sh -c <command>";
+                                               : CommandShell() + " -c <command>";
         if (image.empty()) {
-          s = start({"/bin/sh", "-c", command}, env_for(n, local), rank, label, artifacts + "/" + RankLogName(plan, rank));
+          s = start({CommandShell(), "-c", command}, env_for(n, local), rank, label, artifacts + "/" + RankLogName(plan, rank));
         } else {
           crun.name = "cairn-" + job.value("name", "") + "-" + std::to_string(rank);
           crun.env = merged_env(n, local);

@@ -2,6 +2,8 @@
 // the workspace to blobs, a URL or a file or folder on this machine. Runs on the scheduler thread.
 #include <filesystem>
 
+#include <algorithm>
+
 #include "base/fs.h"
 #include "base/util.h"
 #include "compute/data_delivery.h"
@@ -34,9 +36,8 @@ std::string StripSlashes(std::string p) {
 std::string Scheduler::DatastoreFolder(const std::string& name) {
   if (auto d = store_->GetDatastore(name); d.ok()) return d->spec.value("path", "");
   // The built-in datastores Azure ML's files name: folders of the workspace.
-  if (name == "workspaceblobstore" || name == "workspacefilestore" || name == "workspaceartifactstore" ||
-      name == "workspaceworkingdirectory")
-    return config_.workspace + "/datastores/" + name;
+  const auto& b = BuiltinDatastores();
+  if (std::find(b.begin(), b.end(), name) != b.end()) return config_.workspace + "/datastores/" + name;
   return "";
 }
 
@@ -90,7 +91,17 @@ Result<Scheduler::DataLocation> Scheduler::Locate(const std::string& field, cons
       if (EscapesRoot(rel)) return InvalidArgument(field + ": " + path + " leaves the datastore");
       loc.kind = "folder";
       loc.local = rel.empty() ? folder : folder + "/" + rel;
-      if (!PathExists(loc.local)) return NotFound(field + ": " + path + ": no such file or folder " + loc.local);
+      if (!PathExists(loc.local)) {
+        // azureml://datastores/workspaceblobstore/paths/azureml/<job>/<output>/...: where `job show` says a
+        // job's named output is (Azure ML's default output location), kept in the job's run folder.
+        auto parts = Split(rel, '/');
+        if (name == "workspaceblobstore" && parts.size() >= 3 && parts[0] == "azureml" && store_->Get(parts[1]).ok()) {
+          std::string uri = "azureml://jobs/" + parts[1] + "/outputs/" + parts[2] + "/paths";
+          for (size_t i = 3; i < parts.size(); ++i) uri += "/" + parts[i];
+          return Locate(field, uri, asset_kind, depth + 1);
+        }
+        return NotFound(field + ": " + path + ": no such file or folder " + loc.local);
+      }
       return loc;
     }
     case spec::PathKind::kJobOutput: {

@@ -717,8 +717,17 @@ Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::stri
   if (job.spec.contains("mlflow_experiment_id")) env["MLFLOW_EXPERIMENT_ID"] = job.spec["mlflow_experiment_id"];
   env["MLFLOW_TRACKING_TOKEN"] = job.token;
   if (!config_.python_helper_dir.empty()) {
+    // The job's own PYTHONPATH (environment_variables) first, then the helper, then the server's.
+    std::string path;
+    auto add = [&](const std::string& p) {
+      if (!p.empty()) path += (path.empty() ? "" : ":") + p;
+    };
+    auto own = s.environment_variables.find("PYTHONPATH");
+    if (own != s.environment_variables.end()) add(own->second);
+    add(config_.python_helper_dir);
     const char* pp = getenv("PYTHONPATH");
-    env["PYTHONPATH"] = config_.python_helper_dir + (pp && *pp ? std::string(":") + pp : "");
+    if (own == s.environment_variables.end() && pp) add(pp);
+    env["PYTHONPATH"] = path;
   }
   env["CAIRN_JOB_NAME"] = job.name;
   env["CAIRN_RUN_DIR"] = layout.root;

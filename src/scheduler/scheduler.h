@@ -77,6 +77,15 @@ class JobEvents {
   long long version_ = 0;
 };
 
+// The datastores every workspace has, as in Azure ML (its jobs' files name them): folders of the workspace
+// (<workspace>/datastores/<name>), listed beside the user's and never deleted. workspaceblobstore is the
+// default.
+inline const std::vector<std::string>& BuiltinDatastores() {
+  static const std::vector<std::string> names = {"workspaceblobstore", "workspacefilestore", "workspaceartifactstore",
+                                                 "workspaceworkingdirectory"};
+  return names;
+}
+
 class Scheduler {
  public:
   Scheduler(SchedulerConfig config, std::unique_ptr<store::JobStore> store);

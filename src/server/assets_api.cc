@@ -1,5 +1,8 @@
 #include "server/assets_api.h"
 
+#include <algorithm>
+#include <set>
+
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -37,6 +40,22 @@ json DatastoreView(const store::DatastoreRecord& d) {
   v["name"] = d.name;
   v["creation_context"] = {{"created_at", IsoTime(d.created_at)}};
   return v;
+}
+
+bool IsBuiltinDatastore(const std::string& name) {
+  const auto& b = scheduler::BuiltinDatastores();
+  return std::find(b.begin(), b.end(), name) != b.end();
+}
+
+// A built-in datastore (scheduler::BuiltinDatastores) that the user has not redefined.
+json BuiltinDatastoreView(const AssetContext& ctx, const std::string& name) {
+  return {{"name", name},
+          {"type", "local"},
+          {"path", ctx.workspace + "/datastores/" + name},
+          {"description", "built in: a folder of the workspace" +
+                              std::string(name == "workspaceblobstore" ? " (the default datastore)" : "")},
+          {"is_default", name == "workspaceblobstore"},
+          {"built_in", true}};
 }
 
 // Copies a file or folder of this machine into the blob store and names its snapshot: a model registered
@@ -242,15 +261,24 @@ void RegisterAssetRoutes(http::Server& svr, AssetContext& ctx) {
   });
   svr.Get("/api/v1/datastores", [&ctx](const http::Request&, http::Response& res) {
     json out = json::array();
-    for (const auto& d : ctx.reader().ListDatastores()) out.push_back(DatastoreView(d));
+    std::set<std::string> named;
+    for (const auto& d : ctx.reader().ListDatastores()) {
+      out.push_back(DatastoreView(d));
+      named.insert(d.name);
+    }
+    for (const auto& b : scheduler::BuiltinDatastores())
+      if (!named.count(b)) out.push_back(BuiltinDatastoreView(ctx, b));
     SendJson(res, out);
   });
   svr.Get(R"(/api/v1/datastores/([^/]+))", [&ctx](const http::Request& req, http::Response& res) {
     auto d = ctx.reader().GetDatastore(req.matches[1]);
+    if (!d.ok() && IsBuiltinDatastore(req.matches[1])) return SendJson(res, BuiltinDatastoreView(ctx, req.matches[1]));
     if (!d.ok()) return SendError(res, d.status());
     SendJson(res, DatastoreView(*d));
   });
   svr.Delete(R"(/api/v1/datastores/([^/]+))", [&ctx](const http::Request& req, http::Response& res) {
+    if (IsBuiltinDatastore(req.matches[1]) && !ctx.reader().GetDatastore(req.matches[1]).ok())
+      return SendError(res, FailedPrecondition("datastore " + req.matches[1].str() + " is built in and cannot be deleted"));
     Status s = ctx.sched->DeleteDatastore(req.matches[1]);
     if (!s.ok()) return SendError(res, s);
     SendJson(res, {{"name", req.matches[1].str()}, {"deleted", true}});

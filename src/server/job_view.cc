@@ -84,8 +84,13 @@ json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>&
                         {"mode", "rw_mount"}};
   const json spec_outputs = s.value("outputs", json::object());
   for (const auto& [k, v] : spec_outputs.items()) {
+    // Where it is: the datastore path the job named, else Azure ML's default location (both resolve as an
+    // input), and the job-output form.
+    std::string at = v.value("path", "");
+    if (at.empty()) at = "azureml://datastores/workspaceblobstore/paths/azureml/" + job.name + "/" + k + "/";
     outputs[k] = {{"type", v.value("type", "uri_folder")},
-                  {"path", "azureml://datastores/workspaceblobstore/paths/azureml/" + job.name + "/" + k + "/"},
+                  {"path", at},
+                  {"job_output_uri", "azureml://jobs/" + job.name + "/outputs/" + k},
                   {"mode", v.value("mode", "rw_mount")}};
   }
   j["outputs"] = outputs;
@@ -95,9 +100,12 @@ json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>&
   j["creation_context"] = {{"created_at", IsoTime(job.created_at)},
                            {"created_by", UserName()},
                            {"created_by_type", "User"}};
-  j["services"] = {
-      {"Tracking", {{"endpoint", server_url}, {"type", "Tracking"}}},
-      {"Studio", {{"endpoint", server_url + "/#/jobs/" + job.name}, {"type", "Studio"}}}};
+  // The job's own services (jupyter_lab, vs_code, tensor_board, ssh: kept as written; not run yet) beside
+  // the two every job has.
+  json services = s.contains("services") && s["services"].is_object() ? s["services"] : json::object();
+  services["Tracking"] = {{"endpoint", server_url}, {"type", "Tracking"}};
+  services["Studio"] = {{"endpoint", server_url + "/#/jobs/" + job.name}, {"type", "Studio"}};
+  j["services"] = services;
   j["is_archived"] = job.archived;
   j["start_time"] = job.start_time ? json(IsoTime(*job.start_time)) : json(nullptr);
   j["end_time"] = job.end_time ? json(IsoTime(*job.end_time)) : json(nullptr);

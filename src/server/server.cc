@@ -11,6 +11,7 @@
 #include "base/json_limits.h"
 #include "base/http_server.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -342,6 +343,30 @@ class Server {
   }
 
  private:
+  // The folder of a job's named output written to a datastore path (outputs.<name>.path:
+  // azureml://datastores/<ds>/paths/<rel>); "" when the output is in the run folder or cannot be found.
+  std::string OutputDatastoreFolder(const store::JobRecord& job, const std::string& name) {
+    std::string path = job.spec.value("outputs", json::object()).value(name, json::object()).value("path", "");
+    const std::string prefix = "azureml://datastores/";
+    if (!StartsWith(path, prefix)) return "";
+    std::string rest = path.substr(prefix.size());
+    std::string ds = rest.substr(0, rest.find('/'));
+    std::string after = rest.size() > ds.size() ? rest.substr(ds.size() + 1) : "";
+    if (!StartsWith(after, "paths")) return "";
+    std::string rel = after.substr(5);
+    while (!rel.empty() && rel.front() == '/') rel.erase(rel.begin());
+    while (!rel.empty() && rel.back() == '/') rel.pop_back();
+    if (!rel.empty() && !Beneath::IsClean(rel)) return "";
+    std::string folder;
+    if (auto d = Reader().GetDatastore(ds); d.ok()) folder = d->spec.value("path", "");
+    else {
+      const auto& b = scheduler::BuiltinDatastores();
+      if (std::find(b.begin(), b.end(), ds) != b.end()) folder = opt_.home + "/datastores/" + ds;
+    }
+    if (folder.empty()) return "";
+    return rel.empty() ? folder : folder + "/" + rel;
+  }
+
   store::JobStore& Reader() {
     thread_local std::unique_ptr<store::JobStore> reader;
     thread_local std::string path;
@@ -603,6 +628,7 @@ class Server {
       f.experiment = req.get_param_value("experiment");
       f.parent = req.get_param_value("parent");
       f.compute = req.get_param_value("compute");
+      if (StartsWith(f.compute, "azureml:")) f.compute = f.compute.substr(8);  // as jobs show it
       f.include_archived = req.get_param_value("include_archived") == "true";
       f.archived_only = req.get_param_value("archived_only") == "true";
       // Like az ml job list: the jobs a user submitted; a sweep's trials with -p SWEEP (or include_children).
@@ -864,9 +890,16 @@ class Server {
       if (auto run = Beneath::Open(layout.root); run.ok()) {
         ListFiles(*run, "artifacts", "artifacts/", files);
         const json outputs = job->spec.value("outputs", json::object());
-        for (const auto& [name, _] : outputs.items())
-          if (Beneath::IsClean(name) && name.find('/') == std::string::npos)
+        for (const auto& [name, _] : outputs.items()) {
+          if (!Beneath::IsClean(name) || name.find('/') != std::string::npos) continue;
+          // An output the job wrote to a datastore path is listed from there.
+          std::string folder = OutputDatastoreFolder(*job, name);
+          if (folder.empty()) {
             ListFiles(*run, "outputs/" + name, "named-outputs/" + name + "/", files);
+          } else if (auto ds = Beneath::Open(folder); ds.ok()) {
+            ListFiles(*ds, "", "named-outputs/" + name + "/", files);
+          }
+        }
       }
       SendJson(res, {{"status", job->status}, {"files", files}});
     });
@@ -874,7 +907,17 @@ class Server {
       auto job = Reader().Get(req.matches[1]);
       if (!job.ok()) return SendError(res, job.status());
       std::string rel = MapRunPath(req.matches[2]);
-      auto run = Beneath::Open(compute::RunLayout::For(opt_.home, job->name).root);
+      std::string root = compute::RunLayout::For(opt_.home, job->name).root;
+      if (StartsWith(rel, "outputs/")) {
+        // outputs/<name>/<file>: from the datastore folder when the job wrote that output there.
+        std::string name = rel.substr(8, rel.find('/', 8) == std::string::npos ? std::string::npos : rel.find('/', 8) - 8);
+        std::string folder = OutputDatastoreFolder(*job, name);
+        if (!folder.empty()) {
+          root = folder;
+          rel = rel.size() > 8 + name.size() + 1 ? rel.substr(8 + name.size() + 1) : "";
+        }
+      }
+      auto run = Beneath::Open(root);
       auto fd = rel.empty() || !run.ok() ? Result<int>(NotFound("")) : run->OpenRead(rel);
       if (!fd.ok()) return SendError(res, NotFound("job '" + job->name + "' has no file " + req.matches[2].str()));
       struct stat st;

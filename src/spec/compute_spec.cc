@@ -158,9 +158,11 @@ std::optional<ComputeSpec> ParseComputeText(const std::string& text, const std::
       if (!conf.empty() && conf[0] != '/')
         c.extra["slurm"]["conf"] = std::filesystem::absolute(std::filesystem::path(file).parent_path() / conf).lexically_normal().string();
     } else if (e.key != "$schema") {
-      c.extra[e.key] = v.IsScalar() ? json(v.scalar) : json(true);
+      c.extra[e.key] = YamlToJson(v);  // identity, schedules, ...: kept as written
     }
   }
+  // A compute instance is one machine.
+  if (c.type == "computeinstance" && !root->Get("max_instances")) c.max_instances = 1;
   if (!root->Get("name")) d.Error(file, 1, 1, "missing required key 'name'");
   if (!root->Get("type")) d.Error(file, 1, 1, "missing required key 'type'");
   ValidateCompute(c, file, d);

@@ -388,29 +388,7 @@ class JobParser {
     return out;
   }
 
-  nlohmann::json ToJsonValue(const YNode& n) {
-    switch (n.kind) {
-      case YNode::Kind::kNull: return nullptr;
-      case YNode::Kind::kScalar:
-        if (!n.quoted) {
-          if (auto b = AsBool(n)) return *b;
-          if (auto i = AsInt(n)) return *i;
-          if (auto x = AsNumber(n)) return *x;
-        }
-        return n.scalar;
-      case YNode::Kind::kSeq: {
-        nlohmann::json a = nlohmann::json::array();
-        for (const auto& c : n.seq) a.push_back(ToJsonValue(c));
-        return a;
-      }
-      case YNode::Kind::kMap: {
-        nlohmann::json o = nlohmann::json::object();
-        for (const auto& e : n.map) o[e.key] = ToJsonValue(e.value);
-        return o;
-      }
-    }
-    return nullptr;
-  }
+  nlohmann::json ToJsonValue(const YNode& n) { return YamlToJson(n); }
 
   std::optional<long long> PositiveInt(const YNode& n, const std::string& field) {
     auto v = AsInt(n);
@@ -482,6 +460,16 @@ class JobParser {
       return;
     }
     std::string p = path->scalar;
+    if (StartsWith(p, "azureml:snapshots/")) {
+      // A code snapshot already in the workspace: what `job show` and `--save-as` write for a job's code.
+      std::string sha = p.substr(18);
+      bool hex = sha.size() == 64 && std::all_of(sha.begin(), sha.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+      });
+      if (!hex) Error(*path, "code: expected azureml:snapshots/<sha256 of 64 hex digits>, got '" + p + "'");
+      else spec.code_snapshot = sha;
+      return;
+    }
     if (StartsWith(p, "git+") || StartsWith(p, "azureml:") || StartsWith(p, "http")) {
       Error(*path, "code: '" + p + "' is not supported; give a local folder");
       return;

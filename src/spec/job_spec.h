@@ -61,6 +61,7 @@ struct JobSpec {
   std::map<std::string, std::string> properties;
   std::string command;  // placeholders normalised to ${{...}}
   std::string code;     // absolute local folder, "" when none
+  std::string code_snapshot;  // code: azureml:snapshots/<sha>: a snapshot the workspace has (no upload)
   EnvironmentSpec environment;
   std::map<std::string, std::string> environment_variables;
   std::string compute;  // a compute name, "local", or "" for the workspace default

@@ -281,4 +281,28 @@ std::optional<double> AsNumber(const YNode& n) {
   return v;
 }
 
+nlohmann::json YamlToJson(const YNode& n) {
+  switch (n.kind) {
+    case YNode::Kind::kNull: return nullptr;
+    case YNode::Kind::kScalar:
+      if (!n.quoted) {
+        if (auto b = AsBool(n)) return *b;
+        if (auto i = AsInt(n)) return *i;
+        if (auto x = AsNumber(n)) return *x;
+      }
+      return n.scalar;
+    case YNode::Kind::kSeq: {
+      nlohmann::json a = nlohmann::json::array();
+      for (const auto& c : n.seq) a.push_back(YamlToJson(c));
+      return a;
+    }
+    case YNode::Kind::kMap: {
+      nlohmann::json o = nlohmann::json::object();
+      for (const auto& e : n.map) o[e.key] = YamlToJson(e.value);
+      return o;
+    }
+  }
+  return nullptr;
+}
+
 }  // namespace cairn::spec

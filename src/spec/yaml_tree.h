@@ -4,6 +4,8 @@
 // expanded. Values are plain data: copyable, not thread-safe.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -63,5 +65,7 @@ bool IsYamlNull(const YNode& n);
 std::optional<bool> AsBool(const YNode& n);
 std::optional<long long> AsInt(const YNode& n);
 std::optional<double> AsNumber(const YNode& n);
+// The node as JSON: unquoted scalars that read as booleans or numbers become them, the rest strings.
+nlohmann::json YamlToJson(const YNode& n);
 
 }  // namespace cairn::spec

@@ -290,7 +290,7 @@ def test_the_hash_cache_never_hides_a_change_and_remote_clients_upload_over_http
     assert "BBBB" in ws.run("job", "stream", "-n", "cat2").stdout
     # A CLI pointed at the workspace by URL (another machine) sends the files over HTTP.
     ws.write("r/g.txt", "remote\n")
-    remote = dict(ws.env, CAIRN_WORKSPACE=ws.server_info()["url"], CAIRN_TOKEN=ws.token(), CAIRN_HOME="/nonexistent")
+    remote = dict(ws.env, CAIRN_WORKSPACE=ws.server_info()["url"], CAIRN_TOKEN=ws.token(), CAIRN_HOME=os.path.join(ws.dir, "no-home"))
     import subprocess
     from conftest import CAIRN
     p = subprocess.run([CAIRN, "data", "create", "--name", "r", "--path", "r", "-o", "json"], env=remote,

@@ -1,0 +1,125 @@
+"""What an Azure ML user's files and habits expect of the CLI (issue: an az ml user's scripts and habits)."""
+import os
+
+import yaml
+
+from conftest import wait_for
+
+
+def test_the_jobs_own_pythonpath_comes_before_the_helper(ws):
+    ws.write("job.yml", "command: echo \"pp=$PYTHONPATH\"\nenvironment: {image: python}\n"
+                        "environment_variables: {PYTHONPATH: /opt/mine}\n")
+    out = ws.run("job", "create", "-f", "job.yml", "--stream").stdout
+    pp = next(line for line in out.splitlines() if line.startswith("pp="))[3:].split(":")
+    assert pp[0] == "/opt/mine" and len(pp) >= 2, pp  # the helper after it: mlflow still reaches the server
+    assert any(os.path.exists(os.path.join(d, "cairn_mlflow.py")) for d in pp[1:]), pp
+
+
+def test_commands_run_under_bash_where_it_exists(ws):
+    ws.write("env.sh", "export GREETING=hi\n")
+    ws.write("job.yml", "command: source ./env.sh && [[ $GREETING == hi ]] && echo \"bash:$BASH_VERSION\"\n"
+                        "code: .\nenvironment: {image: python}\n")
+    p = ws.run("job", "create", "-f", "job.yml", "--stream", check=False)
+    assert p.returncode == 0 and "bash:5." in p.stdout, p.stdout
+
+
+def test_builtin_datastores_are_listed_and_cannot_be_deleted(ws):
+    listed = {d["name"]: d for d in ws.json("datastore", "list")}
+    for name in ("workspaceblobstore", "workspacefilestore", "workspaceartifactstore", "workspaceworkingdirectory"):
+        assert name in listed and listed[name]["built_in"] is True
+    assert listed["workspaceblobstore"]["is_default"] is True
+    shown = ws.json("datastore", "show", "-n", "workspaceblobstore")
+    assert shown["path"].endswith("/datastores/workspaceblobstore")
+    p = ws.run("datastore", "delete", "-n", "workspaceblobstore", check=False)
+    assert p.returncode != 0 and "built in" in p.stderr
+
+
+def test_job_list_accepts_the_compute_as_the_table_prints_it(ws):
+    ws.run("compute", "create", "-n", "cpu-cluster", "--type", "amlcompute")
+    ws.write("job.yml", "command: echo hi\nenvironment: {image: python}\ncompute: azureml:cpu-cluster\n")
+    name = ws.json("job", "create", "-f", "job.yml")["name"]
+    ws.wait_status(name, "Completed")
+    for form in ("azureml:cpu-cluster", "cpu-cluster"):
+        assert [j["name"] for j in ws.json("job", "list", "--compute", form)] == [name], form
+    assert ws.json("job", "list", "--compute", "azureml:other") == []
+
+
+def test_services_are_kept_in_show_and_save_as(ws):
+    ws.write("job.yml", """\
+command: echo hi
+environment: {image: python}
+services:
+  my_jupyter: {type: jupyter_lab}
+  my_tb: {type: tensor_board, log_dir: outputs/tblogs}
+""")
+    ws.run("job", "create", "-f", "job.yml", "-n", "svc", "--save-as", "saved.yml")
+    shown = ws.job("svc")["services"]
+    assert shown["my_jupyter"] == {"type": "jupyter_lab"}
+    assert shown["my_tb"]["log_dir"] == "outputs/tblogs" and "Studio" in shown and "Tracking" in shown
+    saved = yaml.safe_load(open(os.path.join(ws.dir, "saved.yml")))
+    assert set(saved["services"]) == {"my_jupyter", "my_tb"}
+
+
+def test_save_as_of_a_job_with_code_can_be_resubmitted(ws):
+    ws.write("src/run.sh", "echo from-code\n")
+    ws.write("job.yml", "command: sh run.sh\ncode: src\nenvironment: {image: python}\n")
+    ws.run("job", "create", "-f", "job.yml", "-n", "c1", "--stream", "--save-as", "again.yml")
+    saved = yaml.safe_load(open(os.path.join(ws.dir, "again.yml")))
+    assert saved["code"].startswith("azureml:snapshots/")
+    out = ws.run("job", "create", "-f", "again.yml", "-n", "c2", "--stream").stdout
+    assert "from-code" in out
+    assert ws.job("c2")["code"] == ws.job("c1")["code"]
+    ws.write("bad.yml", "command: 'true'\ncode: azureml:snapshots/" + "0" * 64 + "\nenvironment: {image: python}\n")
+    p = ws.run("job", "create", "-f", "bad.yml", check=False)
+    assert p.returncode != 0 and "was not uploaded" in p.stderr
+
+
+def test_the_output_location_job_show_prints_works_as_an_input(ws):
+    ws.write("make.yml", "command: echo made > ${{outputs.res}}/file.txt\nenvironment: {image: python}\n"
+                         "outputs: {res: {type: uri_folder}}\n")
+    ws.run("job", "create", "-f", "make.yml", "-n", "maker", "--stream")
+    out = ws.job("maker")["outputs"]["res"]
+    assert out["path"] == "azureml://datastores/workspaceblobstore/paths/azureml/maker/res/"
+    assert out["job_output_uri"] == "azureml://jobs/maker/outputs/res"
+    for i, where in enumerate((out["path"], out["job_output_uri"])):
+        ws.write(f"use{i}.yml", "command: cat ${{inputs.d}}/file.txt\nenvironment: {image: python}\n"
+                                f"inputs: {{d: {{type: uri_folder, path: '{where}'}}}}\n")
+        assert "made" in ws.run("job", "create", "-f", f"use{i}.yml", "--stream").stdout, where
+
+
+def test_outputs_written_to_a_datastore_path_download(ws):
+    store = os.path.join(ws.dir, "store")
+    os.makedirs(store)
+    ws.run("datastore", "create", "-n", "mine", "-p", store)
+    ws.write("job.yml", "command: echo result > ${{outputs.res}}/r.txt\nenvironment: {image: python}\n"
+                        "outputs: {res: {type: uri_folder, path: 'azureml://datastores/mine/paths/runs/one'}}\n")
+    ws.run("job", "create", "-f", "job.yml", "-n", "dsout", "--stream")
+    assert open(os.path.join(store, "runs/one/r.txt")).read() == "result\n"
+    assert ws.job("dsout")["outputs"]["res"]["path"] == "azureml://datastores/mine/paths/runs/one"
+    p = ws.run("job", "download", "-n", "dsout", "--output-name", "res", "-p", "dl")
+    assert "Downloaded 1 file" in p.stderr, p.stderr
+    assert open(os.path.join(ws.dir, "dl/named-outputs/res/r.txt")).read() == "result\n"
+    p = ws.run("job", "download", "-n", "dsout", "--all", "-p", "all")
+    assert os.path.exists(os.path.join(ws.dir, "all/named-outputs/res/r.txt"))
+
+
+def test_compute_identity_is_kept_and_a_compute_instance_is_one_machine(ws):
+    ws.write("ci.yml", "name: ci1\ntype: computeinstance\nsize: Standard_DS3_v2\n"
+                       "identity: {type: user_assigned, user_assigned_identities: [{resource_id: /x/y}]}\n")
+    ws.run("compute", "create", "-f", "ci.yml")
+    shown = ws.json("compute", "show", "-n", "ci1")
+    assert shown["max_instances"] == 1
+    assert shown["identity"] == {"type": "user_assigned", "user_assigned_identities": [{"resource_id": "/x/y"}]}
+    ws.run("compute", "create", "-n", "ci2", "--type", "computeinstance")
+    assert ws.json("compute", "show", "-n", "ci2")["max_instances"] == 1
+
+
+def test_data_create_reports_every_bad_path_one_way(ws):
+    for path in ("/definitely/not/here", "azureml://datastores/nope/paths/x", "azureml:missing:1",
+                 "azureml://jobs/nojob/outputs/o", "runs:/nojob/x", "./nope"):
+        p = ws.run("data", "create", "--name", "d", "--path", path, check=False)
+        assert p.returncode == 2, (path, p.returncode, p.stderr)
+        assert p.stderr.startswith("--flags: error: path: "), (path, p.stderr)
+    ws.write("d.yml", "name: d\npath: azureml://datastores/nope/paths/x\n")
+    p = ws.run("data", "create", "-f", "d.yml", check=False)
+    assert p.returncode == 2 and p.stderr.startswith("d.yml: error: path: "), p.stderr
