@@ -12,7 +12,9 @@ PACKAGES=(
   libboost-dev
   # Fuzzing: clang's libFuzzer and sanitizer runtimes.
   clang-14 libclang-rt-14-dev
-  python3 python3-pytest python3-sklearn python3-numpy
+  python3 python3-pytest python3-yaml python3-sklearn python3-numpy
+  # --query is checked differentially against the JMESPath implementation az itself uses.
+  python3-jmespath
   procps curl util-linux iproute2
   # Distributed jobs and the Slurm compute: the tests run real frameworks and a real Slurm cluster.
   openmpi-bin python3-mpi4py python3-torch slurm-wlm munge

@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <memory>
 
@@ -45,7 +46,16 @@ const std::vector<Column> kImageColumns = {{"Image", "image"}, {"Available", "av
                                            {"Reason", "reason"}};
 
 // The asset the flags and the file describe; the flags win.
-std::optional<spec::AssetSpec> Describe(const std::string& kind, const AssetArgs& a) {
+// Exit codes for a bad path, whatever kind of path it is and whoever finds it: 3 when it names nothing
+// (az's "resource not found"), 2 when it is malformed.
+int PathErrorCode(const std::string& message) {
+  return message.find("no such file or folder") != std::string::npos || message.find("does not exist") != std::string::npos ||
+                 message.find(" has no ") != std::string::npos || message.find("no job named") != std::string::npos
+             ? 3
+             : 2;
+}
+
+std::optional<spec::AssetSpec> Describe(const std::string& kind, const AssetArgs& a, int* rc = nullptr) {
   spec::Diagnostics d;
   spec::AssetSpec s;
   if (!a.file.empty()) {
@@ -83,6 +93,11 @@ std::optional<spec::AssetSpec> Describe(const std::string& kind, const AssetArgs
   spec::ValidateAsset(s, a.file.empty() ? "--flags" : a.file, d);
   if (d.HasErrors()) {
     fputs(d.ToString().c_str(), stderr);
+    if (rc) {
+      *rc = 2;
+      if (std::all_of(d.all().begin(), d.all().end(), [](const auto& x) { return x.message.rfind("path: ", 0) == 0; }))
+        *rc = PathErrorCode(d.all().front().message);
+    }
     return std::nullopt;
   }
   return s;
@@ -91,8 +106,9 @@ std::optional<spec::AssetSpec> Describe(const std::string& kind, const AssetArgs
 int Create(const std::string& kind, const AssetArgs& a, const AssetCommandHooks& hooks) {
   if (a.file.empty() && a.name.empty())
     return Fail(InvalidArgument(kind + " create: give --file, or --name and " + (kind == "environment" ? "--image or --build-context" : "--path")));
-  auto s = Describe(kind, a);
-  if (!s) return 2;
+  int rc = 2;
+  auto s = Describe(kind, a, &rc);
+  if (!s) return rc;
   auto client = Connect();
   if (!client.ok()) return Fail(client.status());
   json body = spec::ToJson(*s);
@@ -120,14 +136,14 @@ int Create(const std::string& kind, const AssetArgs& a, const AssetCommandHooks&
   }
   auto made = (*client)->Post("/api/v1/assets/" + kind, body);
   if (!made.ok()) {
-    // A path the workspace cannot resolve is bad input, reported as the local checks report it (one
-    // format, exit code 2), whichever kind of path it was.
+    // A path the workspace cannot resolve is reported as the local checks report one (one format, one
+    // exit code for each kind of failure: PathErrorCode), whichever kind of path it was.
     const std::string& m = made.status().message();
     if (StartsWith(m, "path: ")) {
       spec::Diagnostics d;
       d.Error(a.file.empty() ? "--flags" : a.file, 0, 0, m);
       fputs(d.ToString().c_str(), stderr);
-      return 2;
+      return made.status().code() == Code::kNotFound ? 3 : PathErrorCode(m);
     }
     return Fail(made.status());
   }

@@ -8,8 +8,14 @@
 #include "base/fs.h"
 #include "base/http_client.h"
 #include "base/util.h"
+#include "cli/globals.h"
 
 namespace cairn::cli {
+
+AzGlobals& Az() {
+  static AzGlobals g;
+  return g;
+}
 
 using nlohmann::json;
 
@@ -56,7 +62,11 @@ Client::Client(server::ServerAddress addr, std::function<Result<server::ServerAd
 Result<HttpResponse> Client::Send(const std::string& method, const std::string& path, const std::string& body,
                                   const std::string& content_type,
                                   const std::function<bool(const char*, size_t)>& sink) {
+  long long t0 = Az().debug ? NowMillis() : 0;
   auto res = http_->Request(method, path, body, content_type, sink);
+  if (Az().debug)
+    fprintf(stderr, "DEBUG: %s %s%s -> %s (%lld ms)\n", method.c_str(), addr_.url.c_str(), path.c_str(),
+            res.ok() ? std::to_string(res->status).c_str() : res.status().message().c_str(), NowMillis() - t0);
   // No server at the address: start one (or find the one another CLI started) and send it there. A GET may
   // also be sent again when the server went away mid-request (killed, or restarting): it changes nothing.
   if (!res.ok() && restart_ && (http_->last_connect_failed() || method == "GET")) {

@@ -15,6 +15,7 @@
 #include "base/util.h"
 #include "cli/assets.h"
 #include "cli/client.h"
+#include "cli/globals.h"
 #include "cli/output.h"
 #include "cli/snapshot.h"
 #include "cli/stream.h"
@@ -321,13 +322,14 @@ int JobDownload(const Globals&, const JobArgs& a) {
     if (!is_default && !a.all && !StartsWith(rel, "named-outputs/" + a.output_name + "/")) continue;
     if (!is_default && a.output_name.empty() && !a.all) continue;
     if (f.value("type", "file") == "link") {
-      fprintf(stderr, "Warning: skipped %s: a link (links in a job's files are not followed)\n", rel.c_str());
+      if (!Az().only_show_errors)
+        fprintf(stderr, "Warning: skipped %s: a link (links in a job's files are not followed)\n", rel.c_str());
       continue;
     }
     Status s = (*client)->Download(a.name, rel, a.download_path);
     if (!s.ok()) {
       // One refused file does not stop the rest.
-      fprintf(stderr, "Warning: skipped %s: %s\n", rel.c_str(), s.message().c_str());
+      if (!Az().only_show_errors) fprintf(stderr, "Warning: skipped %s: %s\n", rel.c_str(), s.message().c_str());
       ++refused;
       continue;
     }
@@ -500,6 +502,24 @@ int RunCli(int argc, char** argv) {
   if (argc >= 3 && std::string(argv[1]) == "supervise") {
     if (argc >= 4 && std::string(argv[3]) == "--node") return compute::RunNodeSupervisor(argv[2]);
     return compute::RunSupervisor(argv[2]);
+  }
+
+  // Before parsing: --version, and the workspace a -w/--workspace-name names (every later step uses it).
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--version" && i == 1) {
+      printf("cairn %s\n(the Azure ML CLI v2's `az ml` job, compute, data, model, environment and datastore verbs)\n",
+             CAIRN_VERSION);
+      return 0;
+    }
+    std::string name;
+    if ((a == "-w" || a == "--workspace-name") && i + 1 < argc) name = argv[i + 1];
+    else if (StartsWith(a, "--workspace-name=")) name = a.substr(17);
+    if (name.empty()) continue;
+    // A named workspace is <home>/workspaces/<name> when it exists; otherwise -w is accepted and the default
+    // workspace is used (an az script names its Azure workspace on every line).
+    std::string named = server::DefaultHome() + "/workspaces/" + name;
+    if (name.find('/') == std::string::npos && name != "." && name != ".." && IsDir(named)) setenv("CAIRN_HOME", named.c_str(), 1);
   }
 
   CLI::App app{"Cairn: Azure ML-compatible training jobs on your own machines", "cairn"};
@@ -757,12 +777,76 @@ int RunCli(int argc, char** argv) {
     rc = 1;
   });
 
+  // az's global arguments, on every command and group.
+  AzGlobals& az = Az();
+  std::function<void(CLI::App*)> add_az = [&](CLI::App* c) {
+    for (auto* sub : c->get_subcommands([](CLI::App*) { return true; })) add_az(sub);
+    c->add_option("-g,--resource-group", az.resource_group, "accepted for az scripts (no effect)");
+    c->add_option("-w,--workspace-name", az.workspace_name,
+                  "a named workspace (<home>/workspaces/<name>) where it exists; else the default one");
+    c->add_option("--subscription", az.subscription, "accepted for az scripts (no effect)");
+    c->add_flag("--debug", az.debug, "print each request to the workspace server");
+    c->add_flag("--verbose", az.verbose, "say which workspace is used");
+    c->add_flag("--only-show-errors", az.only_show_errors, "no warnings");
+  };
+  add_az(&app);
+
+  // The deepest command the arguments reached, to list what it offers when a subcommand is missing or unknown.
+  auto deepest = [&]() {
+    CLI::App* at = &app;
+    for (;;) {
+      CLI::App* next = nullptr;
+      for (auto* sub : at->get_subcommands([](CLI::App*) { return true; }))
+        if (sub->parsed()) next = sub;
+      if (!next) return at;
+      at = next;
+    }
+  };
   try {
     app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    int code = app.exit(e);
-    return code == 0 ? 0 : 2;
+    CLI::App* at = deepest();
+    bool missing = dynamic_cast<const CLI::RequiredError*>(&e) && !at->get_subcommands([](CLI::App*) { return true; }).empty() &&
+                   std::string(e.what()).find("subcommand") != std::string::npos;
+    bool unknown = dynamic_cast<const CLI::ExtrasError*>(&e) && !at->get_subcommands([](CLI::App*) { return true; }).empty();
+    if (!missing && !unknown) {
+      int code = app.exit(e);
+      return code == 0 ? 0 : 2;
+    }
+    std::string path;
+    int depth = 0;
+    for (CLI::App* p = at; p; p = p->get_parent(), ++depth) path = p->get_name() + (path.empty() ? "" : " " + path);
+    // "cairn compute frobnicate": the word after the command path that is not an option is the unknown one.
+    std::string word;
+    for (int i = 1, seen = 1; i < argc; ++i) {
+      std::string t = argv[i];
+      if (t.empty() || t[0] == '-') continue;
+      if (seen++ < depth) continue;
+      word = t;
+      break;
+    }
+    if (missing && !word.empty()) {
+      missing = false;
+      unknown = true;
+    }
+    if (missing) fprintf(stderr, "ERROR: '%s' needs a command.\n", path.c_str());
+    else {
+      std::string w = e.what();
+      size_t colon = w.rfind(": ");
+      if (word.empty()) word = colon == std::string::npos ? w : w.substr(colon + 2);
+      fprintf(stderr, "ERROR: '%s' has no command '%s'.\n", path.c_str(), word.c_str());
+    }
+    fprintf(stderr, "\nCommands of '%s':\n", path.c_str());
+    for (auto* sub : at->get_subcommands([](CLI::App*) { return true; }))
+      fprintf(stderr, "    %-16s: %s\n", sub->get_name().c_str(), sub->get_description().c_str());
+    fprintf(stderr, "\nMore: %s --help\n", path.c_str());
+    return 2;
   }
+  if (az.verbose) fprintf(stderr, "INFO: workspace %s\n", server::DefaultHome().c_str());
   return rc;
 }
 

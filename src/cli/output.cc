@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 
+#include "base/jmespath.h"
 #include "base/util.h"
 
 namespace cairn::cli {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 Result<Format> ParseFormat(const std::string& s) {
   if (s == "json" || s == "jsonc") return Format::kJson;
@@ -20,98 +22,30 @@ Result<Format> ParseFormat(const std::string& s) {
 
 namespace {
 
-// query := path | '{' key ':' path (',' key ':' path)* '}'
-// path := segment ('.' segment)*, segment := name | name '[' ']' | name '[' N ']' | '[' ']' | '[' N ']'
-struct QueryParser {
-  const std::string& q;
-  size_t i = 0;
-
-  Result<json> Eval(const json& v) {
-    auto r = Expr(v);
-    if (r.ok() && i != q.size()) return InvalidArgument("--query: unexpected '" + q.substr(i) + "'");
-    return r;
-  }
-
-  void Ws() { while (i < q.size() && isspace(static_cast<unsigned char>(q[i]))) ++i; }
-
-  Result<json> Expr(const json& v) {
-    Ws();
-    if (i < q.size() && q[i] == '{') return Multi(v);
-    return Path(v);
-  }
-
-  Result<json> Multi(const json& v) {
-    ++i;
-    json out = json::object();
-    for (;;) {
-      Ws();
-      size_t start = i;
-      while (i < q.size() && (isalnum(static_cast<unsigned char>(q[i])) || q[i] == '_' || q[i] == '-')) ++i;
-      std::string key = q.substr(start, i - start);
-      Ws();
-      if (key.empty() || i >= q.size() || q[i] != ':') return InvalidArgument("--query: expected 'name: path' in {...}");
-      ++i;
-      auto r = Path(v);
-      if (!r.ok()) return r;
-      out[key] = *r;
-      Ws();
-      if (i < q.size() && q[i] == ',') { ++i; continue; }
-      if (i < q.size() && q[i] == '}') { ++i; return out; }
-      return InvalidArgument("--query: expected ',' or '}'");
+// The server's JSON (nlohmann::json) as the ordered kind the query engine and the printers use.
+json Ordered(const nlohmann::json& j) {
+  switch (j.type()) {
+    case nlohmann::json::value_t::object: {
+      json o = json::object();
+      for (const auto& [k, v] : j.items()) o[k] = Ordered(v);
+      return o;
     }
-  }
-
-  Result<json> Path(const json& v) {
-    Ws();
-    json cur = v;
-    bool first = true;
-    while (i < q.size() && q[i] != ',' && q[i] != '}' && !isspace(static_cast<unsigned char>(q[i]))) {
-      if (!first) {
-        if (q[i] != '.' && q[i] != '[') return InvalidArgument("--query: expected '.' at '" + q.substr(i) + "'");
-        if (q[i] == '.') ++i;
-      }
-      first = false;
-      if (q[i] == '[') {
-        size_t close = q.find(']', i);
-        if (close == std::string::npos) return InvalidArgument("--query: missing ']'");
-        std::string inside = q.substr(i + 1, close - i - 1);
-        i = close + 1;
-        if (inside.empty() || inside == "*") {
-          // Projection: the rest of the path applies to every element.
-          if (!cur.is_array()) return json(nullptr);
-          size_t rest_start = i;
-          json out = json::array();
-          for (const auto& el : cur) {
-            i = rest_start;
-            if (i < q.size() && q[i] == '.') ++i;
-            auto r = (i < q.size() && q[i] != ',' && q[i] != '}') ? Expr(el) : Result<json>(el);
-            if (!r.ok()) return r;
-            if (!r->is_null()) out.push_back(*r);
-          }
-          if (cur.empty()) {  // still consume the rest
-            while (i < q.size() && q[i] != ',' && q[i] != '}') ++i;
-          }
-          return out;
-        }
-        char* end;
-        long idx = strtol(inside.c_str(), &end, 10);
-        if (*end) return InvalidArgument("--query: bad index [" + inside + "]");
-        if (!cur.is_array()) return json(nullptr);
-        if (idx < 0) idx += static_cast<long>(cur.size());
-        cur = (idx >= 0 && static_cast<size_t>(idx) < cur.size()) ? cur[static_cast<size_t>(idx)] : json(nullptr);
-        continue;
-      }
-      size_t start = i;
-      while (i < q.size() && q[i] != '.' && q[i] != '[' && q[i] != ',' && q[i] != '}' &&
-             !isspace(static_cast<unsigned char>(q[i])))
-        ++i;
-      std::string key = q.substr(start, i - start);
-      if (key.empty()) return InvalidArgument("--query: empty name");
-      cur = (cur.is_object() && cur.contains(key)) ? cur[key] : json(nullptr);
+    case nlohmann::json::value_t::array: {
+      json a = json::array();
+      for (const auto& v : j) a.push_back(Ordered(v));
+      return a;
     }
-    return cur;
+    case nlohmann::json::value_t::string: return j.get_ref<const std::string&>();
+    case nlohmann::json::value_t::boolean: return j.get<bool>();
+    case nlohmann::json::value_t::number_integer: return j.get<long long>();
+    case nlohmann::json::value_t::number_unsigned: return j.get<unsigned long long>();
+    case nlohmann::json::value_t::number_float: return j.get<double>();
+    default: return nullptr;
   }
-};
+}
+
+// A column's value in a row: its path compiled once per table.
+std::string Cell(const jmespath::Expression* e, const json& row);
 
 std::string Scalar(const json& v) {
   if (v.is_string()) return v.get<std::string>();
@@ -189,9 +123,23 @@ void Yaml(const json& v, int indent, std::string& out, bool in_seq) {
 
 Result<json> ApplyQuery(const json& value, const std::string& query) {
   if (Trim(query).empty()) return value;
-  QueryParser p{query};
-  return p.Eval(value);
+  jmespath::Error e;
+  auto expr = jmespath::Expression::Compile(query, &e);
+  if (!expr) return InvalidArgument("--query: invalid JMESPath expression '" + query + "': " + e.message);
+  json out;
+  if (!expr->Search(value, &out, &e)) return FailedPrecondition("--query: " + e.message);
+  return out;
 }
+
+Result<json> ApplyQuery(const nlohmann::json& value, const std::string& query) { return ApplyQuery(Ordered(value), query); }
+
+namespace {
+std::string Cell(const jmespath::Expression* e, const json& row) {
+  json v;
+  if (!e || !e->Search(row, &v, nullptr)) return "";
+  return Scalar(v);
+}
+}  // namespace
 
 std::string ToYaml(const json& value) {
   std::string out;
@@ -227,13 +175,14 @@ std::string ToTable(const json& value, const std::vector<Column>& columns) {
   std::vector<std::string> titles;
   std::vector<std::vector<std::string>> rows;
   if (value.is_array() && !columns.empty()) {
-    for (const auto& c : columns) titles.push_back(c.title);
+    std::vector<std::unique_ptr<jmespath::Expression>> paths;
+    for (const auto& c : columns) {
+      titles.push_back(c.title);
+      paths.push_back(jmespath::Expression::Compile(c.path, nullptr));
+    }
     for (const auto& v : value) {
       std::vector<std::string> r;
-      for (const auto& c : columns) {
-        auto x = ApplyQuery(v, c.path);
-        r.push_back(x.ok() ? Scalar(*x) : "");
-      }
+      for (const auto& p : paths) r.push_back(Cell(p.get(), v));
       rows.push_back(r);
     }
   } else if (value.is_array()) {
@@ -254,8 +203,8 @@ std::string ToTable(const json& value, const std::vector<Column>& columns) {
     titles = {"Key", "Value"};
     if (!columns.empty()) {
       for (const auto& c : columns) {
-        auto x = ApplyQuery(value, c.path);
-        rows.push_back({c.title, x.ok() ? Scalar(*x) : ""});
+        auto p = jmespath::Expression::Compile(c.path, nullptr);
+        rows.push_back({c.title, Cell(p.get(), value)});
       }
     } else {
       for (const auto& [k, x] : value.items())
@@ -298,6 +247,15 @@ std::string Render(const json& value, Format format, const std::vector<Column>& 
     case Format::kNone: return "";
   }
   return "";
+}
+
+std::string ToYaml(const nlohmann::json& value) { return ToYaml(Ordered(value)); }
+std::string ToTsv(const nlohmann::json& value) { return ToTsv(Ordered(value)); }
+std::string ToTable(const nlohmann::json& value, const std::vector<Column>& columns) {
+  return ToTable(Ordered(value), columns);
+}
+std::string Render(const nlohmann::json& value, Format format, const std::vector<Column>& columns) {
+  return Render(Ordered(value), format, columns);
 }
 
 }  // namespace cairn::cli

@@ -20,7 +20,13 @@ TEST(ApplyQuery, FollowsPathsProjectionsIndexesAndMultiselects) {
   EXPECT_EQ(*ApplyQuery(kJobs, "[-1].name"), "b");
   EXPECT_EQ(*ApplyQuery(kJobs, "[].{n:name, s:status}"), json::parse(R"([{"n":"a","s":"Completed"},{"n":"b","s":"Failed"}])"));
   EXPECT_TRUE(ApplyQuery(kJobs[0], "missing.deeper")->is_null());
-  EXPECT_FALSE(ApplyQuery(kJobs, "[x]").ok());
+  EXPECT_EQ(ApplyQuery(kJobs, "[?status").status().code(), Code::kInvalidArgument);  // does not compile
+  EXPECT_EQ(ApplyQuery(kJobs, "length(`1`)").status().code(), Code::kFailedPrecondition);
+  // What az scripts write; a multiselect hash keeps the order the query gives.
+  EXPECT_EQ(*ApplyQuery(kJobs, "[?status=='Completed'].name"), json::parse(R"(["a"])"));
+  EXPECT_EQ(*ApplyQuery(kJobs, "length(@)"), 2);
+  EXPECT_EQ(ApplyQuery(kJobs, "[0].{z:name, a:status}")->dump(), R"({"z":"a","a":"Completed"})");
+  EXPECT_EQ(ToTable(*ApplyQuery(kJobs, "[].{Z:name, A:status}"), {}), "Z  A\n-  ---------\na  Completed\nb  Failed\n");
 }
 
 TEST(ToTsv, PrintsScalarsOfEachRow) {

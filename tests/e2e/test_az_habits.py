@@ -115,11 +115,50 @@ def test_compute_identity_is_kept_and_a_compute_instance_is_one_machine(ws):
 
 
 def test_data_create_reports_every_bad_path_one_way(ws):
-    for path in ("/definitely/not/here", "azureml://datastores/nope/paths/x", "azureml:missing:1",
-                 "azureml://jobs/nojob/outputs/o", "runs:/nojob/x", "./nope"):
+    # A path that names nothing exits 3 (az's "resource not found"), a malformed one 2; one format for both,
+    # whether the CLI or the workspace found it.
+    for path, rc in (("/definitely/not/here", 3), ("./nope", 3), ("azureml://datastores/nope/paths/x", 3),
+                     ("azureml:missing:1", 3), ("azureml://jobs/nojob/outputs/o", 3), ("runs:/nojob/x", 2),
+                     ("azureml://datastores/nope", 2)):
         p = ws.run("data", "create", "--name", "d", "--path", path, check=False)
-        assert p.returncode == 2, (path, p.returncode, p.stderr)
+        assert p.returncode == rc, (path, p.returncode, p.stderr)
         assert p.stderr.startswith("--flags: error: path: "), (path, p.stderr)
     ws.write("d.yml", "name: d\npath: azureml://datastores/nope/paths/x\n")
     p = ws.run("data", "create", "-f", "d.yml", check=False)
-    assert p.returncode == 2 and p.stderr.startswith("d.yml: error: path: "), p.stderr
+    assert p.returncode == 3 and p.stderr.startswith("d.yml: error: path: "), p.stderr
+
+
+def test_az_global_arguments_are_accepted_on_every_verb(ws):
+    az = ["-g", "my-rg", "-w", "my-ws", "--subscription", "0000", "--only-show-errors"]
+    ws.write("job.yml", "command: echo hi\nenvironment: {image: python}\n")
+    name = ws.json("job", "create", "-f", "job.yml", *az)["name"]
+    ws.wait_status(name, "Completed")
+    assert ws.json("job", "show", "-n", name, *az)["name"] == name
+    assert name in ws.run("job", "list", *az, "--query", "[].name", "-o", "tsv").stdout.split()
+    ws.run("compute", "list", *az)
+    ws.run("datastore", "list", *az)
+    ws.run("environment", "list", *az)
+    p = ws.run("job", "show", "-n", name, "--debug", "-o", "none")
+    assert "DEBUG: GET " in p.stderr and "/api/v1/jobs/" + name in p.stderr
+    assert ws.run("--version").stdout.startswith("cairn ")
+
+
+def test_a_named_workspace_is_selected_by_w_where_it_exists(ws):
+    other = os.path.join(ws.home, "workspaces", "second")
+    os.makedirs(other)
+    ws.write("job.yml", "command: echo hi\nenvironment: {image: python}\n")
+    try:
+        name = ws.json("job", "create", "-f", "job.yml", "-w", "second")["name"]
+        wait_for(lambda: ws.json("job", "show", "-n", name, "-w", "second")["status"] == "Completed", what="the job")
+        assert [j["name"] for j in ws.json("job", "list", "-w", "second")] == [name]
+        assert name not in [j["name"] for j in ws.json("job", "list")]  # the default workspace does not have it
+        assert "INFO: workspace " + other in ws.run("job", "list", "-w", "second", "--verbose", "-o", "none").stderr
+    finally:
+        ws.run("server", "stop", "-w", "second")
+
+
+def test_a_missing_or_unknown_command_lists_what_exists(ws):
+    p = ws.run("job", check=False)
+    assert p.returncode == 2 and "'cairn job' needs a command" in p.stderr and "create" in p.stderr and "list" in p.stderr
+    p = ws.run("compute", "frobnicate", check=False)
+    assert p.returncode == 2 and "'cairn compute' has no command 'frobnicate'" in p.stderr and "show" in p.stderr

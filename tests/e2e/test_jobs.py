@@ -122,7 +122,8 @@ def test_failed_job_says_why(ws):
     ws.write("job.yml", "command: no_such_command_xyz --flag\nenvironment: {image: python}\n")
     p = ws.run("job", "create", "-f", "job.yml", "-n", "nf", "--stream", check=False)
     assert p.returncode == 1
-    assert "no_such_command_xyz: not found" in p.stdout
+    # bash's words where bash runs the command (dash says "not found")
+    assert "no_such_command_xyz: command not found" in p.stdout or "no_such_command_xyz: not found" in p.stdout
     job = ws.job("nf")
     assert job["status"] == "Failed"
     assert job["exit_code"] == 127
