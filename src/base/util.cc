@@ -318,4 +318,8 @@ size_t Utf8ValidPrefix(std::string_view s) {
 
 bool IsValidUtf8(std::string_view s) { return Utf8ValidPrefix(s) == s.size(); }
 
+std::string Plural(long long n, const std::string& noun, const std::string& plural) {
+  return std::to_string(n) + " " + (n == 1 ? noun : plural.empty() ? noun + "s" : plural);
+}
+
 }  // namespace cairn

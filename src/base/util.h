@@ -21,6 +21,8 @@ size_t Utf8ValidPrefix(std::string_view s);
 bool EndsWith(std::string_view s, std::string_view suffix);
 std::string ToLower(std::string_view s);
 std::string Join(const std::vector<std::string>& parts, std::string_view sep);
+// "1 file", "3 files": a count with its noun, singular when the count is one.
+std::string Plural(long long n, const std::string& noun, const std::string& plural = "");
 
 // Levenshtein distance, for "did you mean" suggestions.
 size_t EditDistance(std::string_view a, std::string_view b);

@@ -126,7 +126,8 @@ int Create(const std::string& kind, const AssetArgs& a, const AssetCommandHooks&
     if (!id.ok()) return Fail(id.status());
     body["snapshot"] = *id;
     if (!IsDir(local)) body["single_file"] = Basename(local);
-    fprintf(stderr, "%s: %zu files, %zu new (%.1f MB) stored in %.2f s\n", local.c_str(), stats.files, stats.uploaded,
+    fprintf(stderr, "%s: %s, %zu new (%.1f MB) stored in %.2f s\n", local.c_str(),
+            Plural(static_cast<long long>(stats.files), "file").c_str(), stats.uploaded,
             static_cast<double>(stats.uploaded_bytes) / 1e6, static_cast<double>(NowMillis() - t0) / 1000.0);
   }
   if (kind == "environment" && !s->environment.conda_file.empty()) {
@@ -205,7 +206,8 @@ int Download(const std::string& kind, const AssetArgs& a) {
     if (!s.ok()) return Fail(s);
     if (f.value("executable", false)) chmod((root + "/" + rel).c_str(), 0755);
   }
-  fprintf(stderr, "%s:%s: %zu files in %s\n", a.name.c_str(), version.c_str(), (*files)["files"].size(), root.c_str());
+  fprintf(stderr, "%s:%s: %s in %s\n", a.name.c_str(), version.c_str(),
+          Plural(static_cast<long long>((*files)["files"].size()), "file").c_str(), root.c_str());
   return 0;
 }
 

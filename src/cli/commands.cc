@@ -65,12 +65,12 @@ int Print(const Globals& g, const json& value, const std::vector<Column>& column
 const std::vector<Column> kJobColumns = {
     {"Name", "name"}, {"Display name", "display_name"}, {"Status", "status"},
     {"Experiment", "experiment_name"}, {"Compute", "compute"}, {"Created", "creation_context.created_at"},
-    {"Duration (s)", "duration_seconds"}};
+    {"Duration", "duration_seconds", Column::kDuration}};
 const std::vector<Column> kJobShowColumns = {
     {"name", "name"}, {"display_name", "display_name"}, {"status", "status"},
     {"reason", "status_reason"}, {"experiment_name", "experiment_name"}, {"compute", "compute"},
     {"created", "creation_context.created_at"}, {"started", "start_time"}, {"ended", "end_time"},
-    {"duration_seconds", "duration_seconds"}, {"exit_code", "exit_code"}, {"error", "error.message"},
+    {"duration", "duration_seconds", Column::kDuration}, {"exit_code", "exit_code"}, {"error", "error.message"},
     {"metrics", "metrics_summary"}, {"params", "params_summary"}, {"studio", "services.Studio.endpoint"}};
 
 // "loss=0.2, acc=0.9": the latest metrics (or params) on one line for the table view.
@@ -165,7 +165,7 @@ bool IsTerminal(const std::string& s) {
 
 struct JobArgs {
   std::string file, name, download_path = ".", output_name, status, experiment, parent, compute;
-  std::vector<std::string> sets;
+  std::vector<std::string> sets, adds, removes;
   bool stream = false, all_ranks = false, web = false, skip_validation = false, all = false, include_archived = false, include_children = false,
        archived_only = false, no_wait = false, all_results = false;
   std::string save_as;
@@ -335,7 +335,7 @@ int JobDownload(const Globals&, const JobArgs& a) {
     }
     ++n;
   }
-  fprintf(stderr, "Downloaded %d files of job %s to %s\n", n, a.name.c_str(), AbsPath(a.download_path).c_str());
+  fprintf(stderr, "Downloaded %s of job %s to %s\n", Plural(n, "file").c_str(), a.name.c_str(), AbsPath(a.download_path).c_str());
   if (refused > 0) return Fail(Internal(std::to_string(refused) + " file(s) of job " + a.name + " could not be downloaded"));
   // A sweep: its own log (above) and the best trial's files, in a folder named after the trial.
   std::string best = (*job).value("properties", json::object()).value("best_child_run_id", "");
@@ -399,6 +399,36 @@ int JobUpdate(const Globals& g, const JobArgs& a) {
                                   "description and experiment_name can be updated"));
     }
   }
+  // az's generic update: --add <path> <value> (a mapping: key=value or a JSON object) and --remove <path>.
+  for (size_t i = 0; i + 1 < a.adds.size(); i += 2) {
+    const std::string& path = a.adds[i];
+    const std::string& value = a.adds[i + 1];
+    if (path != "tags" && path != "properties")
+      return Fail(InvalidArgument("--add " + path + ": only tags and properties take --add"));
+    json add = json::object();
+    if (!value.empty() && value[0] == '{') {
+      add = json::parse(value, nullptr, false);
+      if (!add.is_object()) return Fail(InvalidArgument("--add " + path + ": '" + value + "' is not a JSON object"));
+    } else {
+      size_t eq = value.find('=');
+      if (eq == std::string::npos) return Fail(InvalidArgument("--add " + path + " '" + value + "': expected KEY=VALUE"));
+      add[value.substr(0, eq)] = value.substr(eq + 1);
+    }
+    if (!patch.contains(path)) patch[path] = path == "tags" ? (*job)["tags"] : json::object();
+    for (const auto& [k, v] : add.items()) patch[path][k] = v.is_string() ? v.get<std::string>() : v.dump();
+  }
+  for (const auto& r : a.removes) {
+    auto parts = Split(r, '.');
+    if (parts.size() != 2 || parts[0] != "tags") {
+      return Fail(InvalidArgument("--remove " + r + (parts[0] == "properties" ? ": properties are append-only"
+                                                                              : ": only tags.<key> can be removed")));
+    }
+    if (!patch.contains("tags")) patch["tags"] = (*job)["tags"];
+    if (!patch["tags"].contains(parts[1]))
+      return Fail(NotFound("--remove " + r + ": job '" + a.name + "' has no tag '" + parts[1] + "'"));
+    patch["tags"].erase(parts[1]);
+  }
+  if (patch.empty()) return Fail(InvalidArgument("job update: give --set, --add or --remove"));
   auto updated = (*client)->Patch("/api/v1/jobs/" + a.name, patch);
   if (!updated.ok()) return Fail(updated.status());
   return Print(g, *updated, kJobShowColumns);
@@ -631,6 +661,8 @@ int RunCli(int argc, char** argv) {
   auto* update = job->add_subcommand("update", "Update a job's tags, properties, display name or description");
   update->add_option("-n,--name", ja.name, "the job's name")->required();
   update->add_option("--set", ja.sets, "tags.k=v, properties.k=v, display_name=..., description=...")->allow_extra_args(false);
+  update->add_option("--add", ja.adds, "add to a mapping: --add tags k=v (or a JSON object)")->expected(2)->allow_extra_args(false);
+  update->add_option("--remove", ja.removes, "remove a tag: --remove tags.k")->allow_extra_args(false);
   add_globals(update);
   update->callback([&] { rc = JobUpdate(g, ja); });
 
@@ -665,6 +697,41 @@ int RunCli(int argc, char** argv) {
   slurm_flags(cupdate);
   add_globals(cupdate);
   cupdate->callback([&] { rc = ComputeUpdate(g, ca, *cupdate); });
+
+  // az ml compute list-nodes / list-sizes / list-usage.
+  auto* cnodes = compute->add_subcommand("list-nodes", "List a compute's nodes: this machine, or a Slurm cluster's");
+  cnodes->add_option("-n,--name", ca.name, "the compute's name")->required();
+  add_globals(cnodes);
+  cnodes->callback([&] {
+    auto client = ConnectOrFail();
+    if (!client.ok()) { rc = Fail(client.status()); return; }
+    auto r = (*client)->Get("/api/v1/computes/" + HttpClient::UrlEncode(ca.name) + "/nodes");
+    rc = r.ok() ? Print(g, *r, {{"Node", "node_id"}, {"State", "node_state"}, {"Jobs", "join(', ', current_job_names || `[]`)"}})
+                : Fail(r.status());
+  });
+  auto* csizes = compute->add_subcommand("list-sizes", "List the shapes a job can have here (this machine's)");
+  add_globals(csizes);
+  csizes->callback([&] {
+    auto client = ConnectOrFail();
+    if (!client.ok()) { rc = Fail(client.status()); return; }
+    auto r = (*client)->Get("/api/v1/sizes");
+    rc = r.ok() ? Print(g, *r, {{"Name", "name"}, {"vCPUs", "v_cpus"}, {"Memory (GB)", "memory_gb"}, {"GPUs", "gpus"}})
+                : Fail(r.status());
+  });
+  auto* cusage = compute->add_subcommand("list-usage", "Each compute's use against its limit");
+  add_globals(cusage);
+  cusage->callback([&] {
+    auto client = ConnectOrFail();
+    if (!client.ok()) { rc = Fail(client.status()); return; }
+    auto r = (*client)->Get("/api/v1/computes");
+    if (!r.ok()) { rc = Fail(r.status()); return; }
+    json out = json::array();
+    for (const auto& c : *r)
+      out.push_back({{"name", {{"value", c.value("name", "")}, {"localized_value", c.value("name", "") + " (" + c.value("type", "") + ")"}}},
+                     {"current_value", c.value("in_use", 0)}, {"limit", c.value("max_instances", 0)},
+                     {"queued_jobs", c.value("queued_jobs", 0)}, {"unit", "Count"}});
+    rc = Print(g, out, {{"Name", "name.value"}, {"In use", "current_value"}, {"Limit", "limit"}, {"Queued", "queued_jobs"}});
+  });
 
   auto* clist = compute->add_subcommand("list", "List computes");
   clist->add_option("--type", ca.list_type, "only this type");

@@ -1,6 +1,7 @@
 #include "cli/output.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <memory>
 
@@ -43,9 +44,6 @@ json Ordered(const nlohmann::json& j) {
     default: return nullptr;
   }
 }
-
-// A column's value in a row: its path compiled once per table.
-std::string Cell(const jmespath::Expression* e, const json& row);
 
 std::string Scalar(const json& v) {
   if (v.is_string()) return v.get<std::string>();
@@ -134,10 +132,38 @@ Result<json> ApplyQuery(const json& value, const std::string& query) {
 Result<json> ApplyQuery(const nlohmann::json& value, const std::string& query) { return ApplyQuery(Ordered(value), query); }
 
 namespace {
-std::string Cell(const jmespath::Expression* e, const json& row) {
+// A table shows times to the second: "2026-12-01T14:01:53.319000+00:00" -> "2026-12-01 14:01:53".
+std::string TableScalar(const json& v) {
+  if (v.is_string()) {
+    const std::string& s = v.get_ref<const std::string&>();
+    bool iso = s.size() >= 19 && s[4] == '-' && s[7] == '-' && s[10] == 'T' && s[13] == ':' && s[16] == ':' &&
+               std::all_of(s.begin(), s.begin() + 4, ::isdigit) && (s.size() == 19 || strchr(".+Z-", s[19]));
+    if (iso) return s.substr(0, 10) + " " + s.substr(11, 8);
+  }
+  return Scalar(v);
+}
+
+// 0.4 -> "0.4s", 72 -> "1m 12s", 7300 -> "2h 1m", 90000 -> "1d 1h".
+std::string Duration(double seconds) {
+  if (seconds < 0) seconds = 0;
+  char buf[64];
+  if (seconds < 10 && seconds != std::floor(seconds)) {
+    snprintf(buf, sizeof buf, "%.1fs", seconds);
+    return buf;
+  }
+  long long s = static_cast<long long>(seconds + 0.5);
+  if (s < 60) snprintf(buf, sizeof buf, "%llds", s);
+  else if (s < 3600) snprintf(buf, sizeof buf, "%lldm %llds", s / 60, s % 60);
+  else if (s < 86400) snprintf(buf, sizeof buf, "%lldh %lldm", s / 3600, s % 3600 / 60);
+  else snprintf(buf, sizeof buf, "%lldd %lldh", s / 86400, s % 86400 / 3600);
+  return buf;
+}
+
+std::string Cell(const jmespath::Expression* e, const json& row, Column::Kind kind = Column::kText) {
   json v;
   if (!e || !e->Search(row, &v, nullptr)) return "";
-  return Scalar(v);
+  if (kind == Column::kDuration && v.is_number()) return Duration(v.get<double>());
+  return TableScalar(v);
 }
 }  // namespace
 
@@ -182,7 +208,7 @@ std::string ToTable(const json& value, const std::vector<Column>& columns) {
     }
     for (const auto& v : value) {
       std::vector<std::string> r;
-      for (const auto& p : paths) r.push_back(Cell(p.get(), v));
+      for (size_t i = 0; i < paths.size(); ++i) r.push_back(Cell(paths[i].get(), v, columns[i].kind));
       rows.push_back(r);
     }
   } else if (value.is_array()) {
@@ -192,23 +218,23 @@ std::string ToTable(const json& value, const std::vector<Column>& columns) {
         if (!x.is_object() && !x.is_array()) titles.push_back(k);
       for (const auto& v : value) {
         std::vector<std::string> r;
-        for (const auto& t : titles) r.push_back(v.contains(t) ? Scalar(v[t]) : "");
+        for (const auto& t : titles) r.push_back(v.contains(t) ? TableScalar(v[t]) : "");
         rows.push_back(r);
       }
     } else {
       titles = {"Result"};
-      for (const auto& v : value) rows.push_back({Scalar(v)});
+      for (const auto& v : value) rows.push_back({TableScalar(v)});
     }
   } else if (value.is_object()) {
     titles = {"Key", "Value"};
     if (!columns.empty()) {
       for (const auto& c : columns) {
         auto p = jmespath::Expression::Compile(c.path, nullptr);
-        rows.push_back({c.title, Cell(p.get(), value)});
+        rows.push_back({c.title, Cell(p.get(), value, c.kind)});
       }
     } else {
       for (const auto& [k, x] : value.items())
-        if (!x.is_object() && !x.is_array()) rows.push_back({k, Scalar(x)});
+        if (!x.is_object() && !x.is_array()) rows.push_back({k, TableScalar(x)});
     }
   } else {
     return Scalar(value) + "\n";

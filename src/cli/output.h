@@ -18,6 +18,7 @@ Result<Format> ParseFormat(const std::string& s);
 struct Column {
   std::string title;
   std::string path;  // a query path into each row
+  enum Kind { kText, kDuration } kind = kText;  // kDuration: seconds shown as "1m 12s"
 };
 
 // Applies a --query expression: InvalidArgument for one that does not compile, FailedPrecondition for one

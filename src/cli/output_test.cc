@@ -46,6 +46,14 @@ TEST(ToTable, AlignsColumns) {
   EXPECT_EQ(t, "Name  Status\n----  ---------\na     Completed\nb     Failed\n");
 }
 
+TEST(ToTable, TimesToTheSecondAndReadableDurations) {
+  json rows = json::parse(R"([{"t":"2026-12-01T14:01:53.319000+00:00","d":72.4},{"t":"2026-12-01T14:02:00Z","d":0.25},
+                              {"t":"not a time","d":7300}])");
+  std::string t = ToTable(rows, {{"T", "t"}, {"D", "d", Column::kDuration}});
+  EXPECT_EQ(t, "T                    D\n-------------------  ------\n2026-12-01 14:01:53  1m 12s\n"
+               "2026-12-01 14:02:00  0.2s\nnot a time           2h 1m\n");
+}
+
 TEST(ParseFormat, NamesTheAllowedValues) {
   auto f = ParseFormat("xml");
   ASSERT_FALSE(f.ok());

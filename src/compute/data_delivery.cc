@@ -42,6 +42,31 @@ Status LinkOrCopy(const std::string& from, const std::string& to, bool link) {
   return CopyFile(from, to);
 }
 
+// What a curl exit code means, in words (curl's own list: man curl, EXIT CODES).
+std::string CurlFailure(int rc, const std::string& url) {
+  std::string host = url;
+  if (size_t p = host.find("://"); p != std::string::npos) host = host.substr(p + 3);
+  host = host.substr(0, host.find_first_of("/:?#"));
+  if (size_t at = host.rfind('@'); at != std::string::npos) host = host.substr(at + 1);
+  switch (rc) {
+    case 3: return "the URL is malformed";
+    case 5: return "could not resolve the proxy";
+    case 6: return "could not resolve host " + host;
+    case 7: return "could not connect to " + host + " (refused or unreachable)";
+    case 18: return "the transfer ended early (partial file)";
+    case 22: return "the server answered with an error";
+    case 23: return "could not write the downloaded file";
+    case 28: return "timed out";
+    case 35: return "the TLS handshake with " + host + " failed";
+    case 47: return "too many redirects";
+    case 52: return host + " sent nothing back";
+    case 55: return "sending to " + host + " failed";
+    case 56: return "receiving from " + host + " failed (connection reset)";
+    case 60: return "the certificate of " + host + " is not trusted";
+    default: return "curl failed with exit code " + std::to_string(rc);
+  }
+}
+
 // Runs curl for `url` into `to`; `extra` are validators. Returns the HTTP code ("304", "200"), or an
 // error. Gives up at once, killing curl, when `cancel_fd` becomes readable.
 Result<std::string> Curl(const std::string& url, const std::string& to, long long max_bytes,
@@ -97,7 +122,7 @@ Result<std::string> Curl(const std::string& url, const std::string& to, long lon
   int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   if (rc == 127) return Unavailable("cannot download " + url + ": curl is not installed");
   if (rc == 63) return InvalidArgument(url + ": larger than " + std::to_string(max_bytes) + " bytes");
-  if (rc != 0) return Unavailable("cannot download " + url + " (curl exit code " + std::to_string(rc) + ")");
+  if (rc != 0) return Unavailable("cannot download " + url + ": " + CurlFailure(rc, url));
   if (code != "200" && code != "304") return Unavailable("cannot download " + url + ": HTTP " + code);
   return code;
 }

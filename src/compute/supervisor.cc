@@ -851,7 +851,7 @@ Status Prepare(const json& job, const RunLayout& layout, SystemLog& log, std::ve
   if (job.contains("snapshot") && job["snapshot"].is_array()) {
     s = Materialize(job["snapshot"], blob_root, layout.WorkDir(), false);
     if (!s.ok()) return Status(s.code(), "cannot materialise the code snapshot: " + s.message());
-    log.Line("code: " + std::to_string(job["snapshot"].size()) + " files in " + layout.WorkDir());
+    log.Line("code: " + Plural(static_cast<long long>(job["snapshot"].size()), "file") + " in " + layout.WorkDir());
   }
   for (const char* name : {"outputs", "logs"}) {
     s = LinkSpecialFolder(layout, name);

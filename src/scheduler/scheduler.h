@@ -86,6 +86,10 @@ inline const std::vector<std::string>& BuiltinDatastores() {
   return names;
 }
 
+// The Slurm cluster a compute's spec names (a slurm compute, or an amlcompute with slurm settings or a
+// workspace-wide slurm.conf); nullopt for a compute of this machine.
+std::optional<compute::SlurmTarget> SlurmTargetOf(const nlohmann::json& spec, const std::string& default_conf);
+
 class Scheduler {
  public:
   Scheduler(SchedulerConfig config, std::unique_ptr<store::JobStore> store);

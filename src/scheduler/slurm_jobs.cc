@@ -32,23 +32,26 @@ int Scheduler::CapacityOf(const spec::ComputeSpec& c) const {
   return c.max_instances;
 }
 
-std::optional<compute::SlurmTarget> Scheduler::SlurmTargetFor(const std::string& compute) {
-  if (compute == "local") return std::nullopt;
-  auto rec = store_->GetCompute(compute);
-  if (!rec.ok()) return std::nullopt;
-  std::string type = rec->spec.value("type", "");
-  json extra = rec->spec.value("extra", json::object());
+std::optional<compute::SlurmTarget> SlurmTargetOf(const json& spec, const std::string& default_conf) {
+  std::string type = spec.value("type", "");
+  json extra = spec.value("extra", json::object());
   json s = extra.value("slurm", json());
-  if (type != "slurm" && !(type == "amlcompute" && (s.is_object() || !config_.slurm_conf.empty())))
-    return std::nullopt;
+  if (type != "slurm" && !(type == "amlcompute" && (s.is_object() || !default_conf.empty()))) return std::nullopt;
   if (!s.is_object()) s = json::object();
   compute::SlurmTarget t;
-  t.conf = s.value("conf", config_.slurm_conf);
+  t.conf = s.value("conf", default_conf);
   t.partition = s.value("partition", "");
   t.account = s.value("account", "");
   t.qos = s.value("qos", "");
   for (const auto& o : s.value("sbatch_options", json::array())) t.sbatch_options.push_back(o.get<std::string>());
   return t;
+}
+
+std::optional<compute::SlurmTarget> Scheduler::SlurmTargetFor(const std::string& compute) {
+  if (compute == "local") return std::nullopt;
+  auto rec = store_->GetCompute(compute);
+  if (!rec.ok()) return std::nullopt;
+  return SlurmTargetOf(rec->spec, config_.slurm_conf);
 }
 
 void Scheduler::StartSlurmJob(const JobRecord& job, json run, const compute::SlurmTarget& target) {

@@ -298,15 +298,29 @@ void Scheduler::SweepStep(const std::string& name) {
       canceled += t.status == "Canceled";
       stopped += t.status == "Canceled" && t.stopped;
     }
-    std::string summary = std::to_string(trials.size()) + " trials: " + std::to_string(completed) + " completed, " +
+    std::string summary = Plural(static_cast<long long>(trials.size()), "trial") + ": " + std::to_string(completed) + " completed, " +
                           std::to_string(failed) + " failed, " + std::to_string(canceled) + " canceled (" +
                           std::to_string(stopped) + " stopped early)";
     std::string status = ending ? "Canceled" : completed > 0 ? "Completed" : "Failed";
     std::string reason = ending ? end_reason + "; " + summary : summary;
+    std::string error;
+    if (status == "Failed") {
+      // Why: the first failed trial's own reason (what a user fixes), not only that none completed.
+      error = "no trial completed";
+      for (const auto& t : trials) {
+        if (t.status != "Failed") continue;
+        auto tj = store_->Get(t.name);
+        if (tj.ok()) {
+          std::string why = tj->error.empty() ? tj->status_reason : tj->error;
+          error += "; the first failed trial, " + t.name + ": " + why;
+          reason += "; " + t.name + ": " + why;
+        }
+        break;
+      }
+    }
     SweepLog(name, "sweep " + status + ": " + reason);
     forget();
-    (void)Transition(name, status, reason, std::nullopt, NowMillis(), std::nullopt,
-                     status == "Failed" ? "no trial completed" : "");
+    (void)Transition(name, status, reason, std::nullopt, NowMillis(), std::nullopt, error);
   }
 }
 

@@ -1005,6 +1005,50 @@ class Server {
       auto [in_use, queued] = sched_->PoolUsage(c->name);
       SendJson(res, ComputeView(*c, in_use, queued, !sched_->config().slurm_conf.empty()));
     });
+    // az ml compute list-sizes: the shapes jobs can get here (this machine's).
+    svr_.Get("/api/v1/sizes", [this](const http::Request&, http::Response& res) {
+      long long mem_kb = 0;
+      if (auto m = ReadFile("/proc/meminfo", 1 << 16); m.ok())
+        for (const auto& line : Split(*m, '\n'))
+          if (StartsWith(line, "MemTotal:")) mem_kb = atoll(line.substr(9).c_str());
+      long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+      SendJson(res, json::array({{{"name", "local"}, {"family", "this machine"}, {"v_cpus", cpus},
+                                  {"memory_gb", std::round(static_cast<double>(mem_kb) / 1048576.0 * 10) / 10},
+                                  {"gpus", 0}, {"slots", sched_->local_slots()},
+                                  {"supported_compute_types", json::array({"local", "amlcompute", "computeinstance"})}}}));
+    });
+    // az ml compute list-nodes: this machine is one node; a Slurm compute's nodes are sinfo's.
+    svr_.Get(R"(/api/v1/computes/([^/]+)/nodes)", [this](const http::Request& req, http::Response& res) {
+      std::string name = req.matches[1];
+      std::optional<compute::SlurmTarget> slurm;
+      if (name != "local") {
+        auto c = Reader().GetCompute(name);
+        if (!c.ok()) return SendError(res, c.status());
+        slurm = scheduler::SlurmTargetOf(c->spec, sched_->config().slurm_conf);
+      }
+      store::JobFilter f;
+      f.max_results = 0;
+      f.status = "Running";
+      f.compute = name;
+      std::vector<std::string> running;
+      for (const auto& j : Reader().List(f)) running.push_back(j.name);
+      json nodes = json::array();
+      if (slurm) {
+        auto out = compute::RunSlurmCommand(*slurm, {"sinfo", "-N", "-h", "-o", "%N|%T|%c|%m"});
+        if (!out.ok()) return SendError(res, Unavailable("sinfo: " + out.status().message()));
+        for (const auto& line : Split(*out, '\n')) {
+          auto p = Split(Trim(line), '|');
+          if (p.size() < 4) continue;
+          nodes.push_back({{"node_id", p[0]}, {"node_state", p[1]}, {"cpus", atoi(p[2].c_str())},
+                           {"memory_mb", atoll(p[3].c_str())}});
+        }
+      } else {
+        nodes.push_back({{"node_id", "node-0"}, {"private_ip_address", "127.0.0.1"}, {"public_ip_address", nullptr},
+                         {"port", nullptr}, {"node_state", running.empty() ? "idle" : "running"},
+                         {"current_job_names", running}});
+      }
+      SendJson(res, nodes);
+    });
     svr_.Delete(R"(/api/v1/computes/([^/]+))", [this](const http::Request& req, http::Response& res) {
       if (req.matches[1] == "local") return SendError(res, InvalidArgument("the local compute is built in and cannot be deleted"));
       Status s = sched_->DeleteCompute(req.matches[1]);

@@ -162,3 +162,74 @@ def test_a_missing_or_unknown_command_lists_what_exists(ws):
     assert p.returncode == 2 and "'cairn job' needs a command" in p.stderr and "create" in p.stderr and "list" in p.stderr
     p = ws.run("compute", "frobnicate", check=False)
     assert p.returncode == 2 and "'cairn compute' has no command 'frobnicate'" in p.stderr and "show" in p.stderr
+
+
+def test_job_update_adds_and_removes_tags(ws):
+    ws.write("job.yml", "command: 'true'\nenvironment: {image: python}\ntags: {keep: '1', drop: '2'}\n")
+    ws.run("job", "create", "-f", "job.yml", "-n", "tagged")
+    j = ws.json("job", "update", "-n", "tagged", "--add", "tags", "new=3", "--remove", "tags.drop")
+    assert j["tags"] == {"keep": "1", "new": "3"}
+    j = ws.json("job", "update", "-n", "tagged", "--add", "tags", '{"a": "x", "b": "y"}')
+    assert j["tags"] == {"keep": "1", "new": "3", "a": "x", "b": "y"}
+    p = ws.run("job", "update", "-n", "tagged", "--remove", "tags.nope", check=False)
+    assert p.returncode == 3 and "has no tag 'nope'" in p.stderr
+    p = ws.run("job", "update", "-n", "tagged", "--remove", "properties.x", check=False)
+    assert p.returncode == 2 and "append-only" in p.stderr
+
+
+def test_compute_list_nodes_sizes_and_usage(ws):
+    ws.write("job.yml", "command: sleep 3\nenvironment: {image: python}\n")
+    ws.run("job", "create", "-f", "job.yml", "-n", "busy1")
+    ws.wait_status("busy1", "Running")
+    nodes = ws.json("compute", "list-nodes", "-n", "local")
+    assert len(nodes) == 1 and nodes[0]["node_state"] == "running" and nodes[0]["current_job_names"] == ["busy1"]
+    usage = {u["name"]["value"]: u for u in ws.json("compute", "list-usage")}
+    assert usage["local"]["current_value"] == 1 and usage["local"]["limit"] >= 1 and usage["local"]["unit"] == "Count"
+    sizes = ws.json("compute", "list-sizes")
+    assert sizes[0]["v_cpus"] == os.cpu_count() and sizes[0]["memory_gb"] > 0
+    ws.wait_status("busy1", "Completed")
+    assert ws.json("compute", "list-nodes", "-n", "local")[0]["node_state"] == "idle"
+    p = ws.run("compute", "list-nodes", "-n", "nope", check=False)
+    assert p.returncode == 3
+
+
+def test_tables_show_seconds_durations_and_plurals(ws):
+    ws.write("job.yml", "command: echo hi > outputs/one.txt\nenvironment: {image: python}\n")
+    ws.run("job", "create", "-f", "job.yml", "-n", "tab1", "--stream")
+    table = ws.run("job", "list", "-o", "table").stdout.splitlines()
+    assert table[0].split()[-2:] == ["Created", "Duration"]
+    row = next(line for line in table if line.startswith("tab1"))
+    import re
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+\d+(\.\d)?s$", row), row
+    p = ws.run("job", "download", "-n", "tab1", "--output-name", "default", "-p", "dl")
+    assert re.search(r"Downloaded \d+ files? of job tab1", p.stderr)
+    ws.write("one/f.txt", "x")
+    p = ws.run("data", "create", "--name", "single", "--path", "one")
+    assert ": 1 file, " in p.stderr, p.stderr
+
+
+def test_a_download_error_says_what_failed(ws):
+    ws.write("job.yml", "command: cat ${{inputs.x}}\nenvironment: {image: python}\n"
+                        "inputs: {x: {type: uri_file, path: 'https://no-such-host.invalid/data.csv'}}\n")
+    ws.run("job", "create", "-f", "job.yml", "-n", "dl1", "--stream", check=False)
+    why = ws.job("dl1")["status_reason"]
+    assert "could not resolve host no-such-host.invalid" in why and "exit code" not in why, why
+
+
+def test_a_failed_sweep_says_why_its_trials_failed(ws):
+    ws.write("sweep.yml", """\
+type: sweep
+trial:
+  command: echo "bad input ${{search_space.x}}" >&2; exit 3
+  environment: {image: python}
+sampling_algorithm: grid
+search_space:
+  x: {type: choice, values: [1, 2]}
+objective: {goal: maximize, primary_metric: acc}
+limits: {max_total_trials: 2, max_concurrent_trials: 1}
+""")
+    ws.run("job", "create", "-f", "sweep.yml", "-n", "badsweep", "--stream", check=False, timeout=120)
+    j = ws.job("badsweep")
+    assert j["status"] == "Failed"
+    assert "2 trials: 0 completed, 2 failed" in j["status_reason"]
+    assert "badsweep_" in j["error"]["message"] and "exited with code 3" in j["error"]["message"], j["error"]
