@@ -1,6 +1,7 @@
 #include "base/jmespath.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdlib>
 #include <functional>
@@ -792,8 +793,18 @@ class Evaluator {
     long long start = clamp(n.start, step < 0 ? upper : lower);
     long long stop = clamp(n.stop, step < 0 ? lower : upper);
     Json out = Json::array();
-    if (step > 0) for (long long i = start; i < stop; i += step) out.push_back(v[static_cast<size_t>(i)]);
-    else for (long long i = start; i > stop; i += step) out.push_back(v[static_cast<size_t>(i)]);
+    // The steps may be as large as an int64 is: an overflowing step ends the slice.
+    if (step > 0) {
+      for (long long i = start; i < stop;) {
+        out.push_back(v[static_cast<size_t>(i)]);
+        if (__builtin_add_overflow(i, step, &i)) break;
+      }
+    } else {
+      for (long long i = start; i > stop;) {
+        out.push_back(v[static_cast<size_t>(i)]);
+        if (__builtin_add_overflow(i, step, &i)) break;
+      }
+    }
     return out;
   }
 
@@ -869,7 +880,8 @@ class Evaluator {
     if (f == "abs") {
       check({"number"});
       const Json& x = args[0].value;
-      if (x.is_number_integer()) return std::llabs(x.get<long long>());
+      if (x.is_number_integer() && x.get<long long>() != LLONG_MIN) return std::llabs(x.get<long long>());
+      if (x.is_number_integer()) return -static_cast<double>(LLONG_MIN);
       if (x.is_number_unsigned()) return x;
       return std::fabs(Num(x));
     }

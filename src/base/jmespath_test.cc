@@ -56,6 +56,14 @@ TEST(Jmespath, ErrorsHaveTheSuitesKinds) {
   EXPECT_EQ(ErrorOf("[::0]", "[1]"), "invalid-value");
 }
 
+TEST(Jmespath, Int64EdgesDoNotOverflow) {
+  EXPECT_EQ(Q("abs(`-9223372036854775808`)", "{}"), 9223372036854775808.0);
+  EXPECT_EQ(Q("[1:9:9223372036854775807]", "[0,1,2]"), Json::parse("[1]"));
+  EXPECT_EQ(Q("[::-9223372036854775808]", "[0,1,2]"), Json::parse("[2]"));
+  EXPECT_EQ(Q("[-9223372036854775808]", "[0,1,2]"), nullptr);
+  EXPECT_EQ(ErrorOf("[99999999999999999999]", "[]"), "syntax");
+}
+
 TEST(Jmespath, DeepNestingIsRefusedNotACrash) {
   std::string deep(100000, '(');
   Json out;
