@@ -311,7 +311,10 @@ class Server {
       }
     });
     // Images remembered as absent are looked for again here, once their TTL has passed, never on a job's path.
-    std::thread rechecker([this, &done] {
+    // Detached at shutdown (a pull may take its full minute): it holds only what it owns.
+    auto stop_rechecks = std::make_shared<std::atomic<bool>>(false);
+    std::thread rechecker([home = opt_.home, stop_rechecks] {
+      auto& done = *stop_rechecks;
       int64_t next = 0;
       while (!done) {
         usleep(250000);
@@ -320,10 +323,10 @@ class Server {
         next = now + 5000;
         std::string runtime = compute::ContainerRuntime();
         if (runtime.empty()) continue;
-        for (const auto& a : compute::RememberedAbsences(opt_.home)) {
+        for (const auto& a : compute::RememberedAbsences(home)) {
           if (done) break;
           if (a.runtime != runtime || now - a.checked_ms < compute::ImageRecheckMs()) continue;
-          auto c = compute::CheckImageNow(opt_.home, runtime, a.image);
+          auto c = compute::CheckImageNow(home, runtime, a.image);
           fprintf(stderr, "%s image %s %s\n", IsoTime(NowMillis()).c_str(), a.image.c_str(),
                   c.available ? (c.pulled ? "pulled: jobs now run in it" : "is now local: jobs now run in it")
                               : ("is still not available (" + c.reason + ")").c_str());
@@ -333,7 +336,8 @@ class Server {
     svr_.listen_after_bind();
     done = true;
     janitor.join();
-    rechecker.join();
+    *stop_rechecks = true;
+    rechecker.detach();
     sched_->Stop();
     // Only remove the address if it is still ours.
     auto cur = ReadFile(ws_.ServerInfo());
