@@ -728,21 +728,21 @@ int RunCli(int argc, char** argv) {
   auto* cnodes = compute->add_subcommand("list-nodes", "List a compute's nodes: this machine, or a Slurm cluster's");
   cnodes->add_option("-n,--name", ca.name, "the compute's name")->required();
   add_globals(cnodes);
-  cnodes->callback([&] {
+  // A GET printed as it comes.
+  auto get_and_print = [&](const std::string& path, const std::vector<Column>& columns) {
     auto client = ConnectOrFail();
-    if (!client.ok()) { rc = Fail(client.status()); return; }
-    auto r = (*client)->Get("/api/v1/computes/" + HttpClient::UrlEncode(ca.name) + "/nodes");
-    rc = r.ok() ? Print(g, *r, {{"Node", "node_id"}, {"State", "node_state"}, {"Jobs", "join(', ', current_job_names || `[]`)"}})
-                : Fail(r.status());
+    if (!client.ok()) return Fail(client.status());
+    auto r = (*client)->Get(path);
+    return r.ok() ? Print(g, *r, columns) : Fail(r.status());
+  };
+  cnodes->callback([&] {
+    rc = get_and_print("/api/v1/computes/" + HttpClient::UrlEncode(ca.name) + "/nodes",
+                       {{"Node", "node_id"}, {"State", "node_state"}, {"Jobs", "join(', ', current_job_names || `[]`)"}});
   });
   auto* csizes = compute->add_subcommand("list-sizes", "List the shapes a job can have here (this machine's)");
   add_globals(csizes);
   csizes->callback([&] {
-    auto client = ConnectOrFail();
-    if (!client.ok()) { rc = Fail(client.status()); return; }
-    auto r = (*client)->Get("/api/v1/sizes");
-    rc = r.ok() ? Print(g, *r, {{"Name", "name"}, {"vCPUs", "v_cpus"}, {"Memory (GB)", "memory_gb"}, {"GPUs", "gpus"}})
-                : Fail(r.status());
+    rc = get_and_print("/api/v1/sizes", {{"Name", "name"}, {"vCPUs", "v_cpus"}, {"Memory (GB)", "memory_gb"}, {"GPUs", "gpus"}});
   });
   auto* cusage = compute->add_subcommand("list-usage", "Each compute's use against its limit");
   add_globals(cusage);

@@ -192,11 +192,16 @@ def runtime_calls(path):
         return []
 
 
-def test_an_unavailable_image_is_remembered_so_later_jobs_do_not_ask_the_runtime(make_ws, tmp_path):
+def fake_runtime(tmp_path):
     fake = str(tmp_path / "fakeman")
     with open(fake, "w") as f:
         f.write(FAKE_RUNTIME)
     os.chmod(fake, 0o755)
+    return fake
+
+
+def test_an_unavailable_image_is_remembered_so_later_jobs_do_not_ask_the_runtime(make_ws, tmp_path):
+    fake = fake_runtime(tmp_path)
     ws = make_ws({"CAIRN_CONTAINER_RUNTIME": fake, "CAIRN_IMAGE_RECHECK_SECONDS": "3600"})
     ws.write("job.yml", "command: echo hi\nenvironment: {image: 'library/python:3.11'}\n")
     first = ws.json("job", "create", "-f", "job.yml")["name"]
@@ -225,10 +230,7 @@ def test_an_unavailable_image_is_remembered_so_later_jobs_do_not_ask_the_runtime
 
 
 def test_the_server_looks_again_for_a_remembered_image_off_the_job_path(make_ws, tmp_path):
-    fake = str(tmp_path / "fakeman")
-    with open(fake, "w") as f:
-        f.write(FAKE_RUNTIME)
-    os.chmod(fake, 0o755)
+    fake = fake_runtime(tmp_path)
     ws = make_ws({"CAIRN_CONTAINER_RUNTIME": fake, "CAIRN_IMAGE_RECHECK_SECONDS": "1"})
     ws.write("job.yml", "command: echo hi\nenvironment: {image: ghost:1}\n")
     ws.wait_status(ws.json("job", "create", "-f", "job.yml")["name"], "Completed")
