@@ -122,6 +122,11 @@ std::vector<Token> Lex(std::string_view s) {
     out.push_back(tok);
     i += len;
   };
+  // One character, or two when `next` follows it ("||" beside "|").
+  auto pair = [&](char next, T two, T one) {
+    if (i + 1 < s.size() && s[i + 1] == next) simple(two, 2);
+    else simple(one, 1);
+  };
   while (i < s.size()) {
     char c = s[i];
     size_t pos = i;
@@ -211,21 +216,11 @@ std::vector<Token> Lex(std::string_view s) {
       t.literal = std::move(v);
       t.pos = pos;
       out.push_back(t);
-    } else if (c == '|') {
-      if (i + 1 < s.size() && s[i + 1] == '|') simple(T::kOr, 2);
-      else simple(T::kPipe, 1);
-    } else if (c == '&') {
-      if (i + 1 < s.size() && s[i + 1] == '&') simple(T::kAnd, 2);
-      else simple(T::kExpref, 1);
-    } else if (c == '!') {
-      if (i + 1 < s.size() && s[i + 1] == '=') simple(T::kNe, 2);
-      else simple(T::kNot, 1);
-    } else if (c == '<') {
-      if (i + 1 < s.size() && s[i + 1] == '=') simple(T::kLte, 2);
-      else simple(T::kLt, 1);
-    } else if (c == '>') {
-      if (i + 1 < s.size() && s[i + 1] == '=') simple(T::kGte, 2);
-      else simple(T::kGt, 1);
+    } else if (c == '|') { pair('|', T::kOr, T::kPipe);
+    } else if (c == '&') { pair('&', T::kAnd, T::kExpref);
+    } else if (c == '!') { pair('=', T::kNe, T::kNot);
+    } else if (c == '<') { pair('=', T::kLte, T::kLt);
+    } else if (c == '>') { pair('=', T::kGte, T::kGt);
     } else if (c == '=') {
       if (i + 1 < s.size() && s[i + 1] == '=') simple(T::kEq, 2);
       else Syntax(pos, "'=' is not an operator (did you mean '=='?)");

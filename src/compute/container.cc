@@ -42,10 +42,6 @@ std::vector<std::string> RunOptions(const std::string& runtime) {
   return o;
 }
 
-bool ImageExists(const std::string& runtime, const std::string& image) {
-  if (runtime == "podman") return Runtime(runtime, {"image", "exists", image}, kQuickMs).ok();
-  return Runtime(runtime, {"image", "inspect", image}, kQuickMs).ok();
-}
 
 // The content of a build context: every file's path and bytes, so the same context is built once.
 Result<std::string> ContextHash(const std::string& dir, const std::string& dockerfile) {
@@ -63,6 +59,20 @@ Result<std::string> ContextHash(const std::string& dir, const std::string& docke
   for (const auto& l : lines) all += l + "\n";
   return Sha256Hex(all).substr(0, 24);
 }
+
+}  // namespace
+
+bool ImageExists(const std::string& runtime, const std::string& image) {
+  if (runtime == "podman") return Runtime(runtime, {"image", "exists", image}, kQuickMs).ok();
+  return Runtime(runtime, {"image", "inspect", image}, kQuickMs).ok();
+}
+
+Status PullImage(const std::string& runtime, const std::string& image) {
+  auto pulled = Runtime(runtime, {"pull", "-q", image}, kQuickMs);
+  return pulled.ok() ? Status::Ok() : pulled.status();
+}
+
+namespace {
 
 // "12 s ago", "5 min ago" (a remembered check's age, for a job's log).
 std::string FormatAgo(int64_t ms) {

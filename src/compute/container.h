@@ -45,6 +45,9 @@ std::vector<std::string> ContainerArgv(const ContainerRun& r);
 void RemoveContainer(const std::string& runtime, const std::string& name, bool verify);
 // Sends `sig` to the container's processes (SIGKILL: removes it).
 void SignalContainer(const std::string& runtime, const std::string& name, int sig);
+// Whether the runtime has the image locally; a pull of it (60 s at most).
+bool ImageExists(const std::string& runtime, const std::string& image);
+Status PullImage(const std::string& runtime, const std::string& image);
 // The runtime's global options (podman: runc and cgroupfs, as these machines need).
 std::vector<std::string> RuntimeBase(const std::string& runtime);
 

@@ -11,15 +11,12 @@
 #include "base/json_limits.h"
 #include "base/util.h"
 #include "compute/container.h"
-#include "compute/process.h"
 
 namespace cairn::compute {
 
 using nlohmann::json;
 
 namespace {
-
-constexpr long long kQuickMs = 60'000;
 
 std::string EntryPath(const std::string& workspace, const std::string& runtime, const std::string& image) {
   // The runtime may be a path (CAIRN_CONTAINER_RUNTIME): only its hash goes into the name.
@@ -90,19 +87,13 @@ ImageCheck CheckImageNow(const std::string& workspace, const std::string& runtim
                          const std::function<void()>& before_pull) {
   ImageCheck c;
   c.image = image;
-  auto run = [&](std::vector<std::string> args) {
-    std::vector<std::string> argv = RuntimeBase(runtime);
-    argv.insert(argv.end(), args.begin(), args.end());
-    return RunCommand(argv, {}, kQuickMs);
-  };
-  bool local = runtime == "podman" ? run({"image", "exists", image}).ok() : run({"image", "inspect", image}).ok();
-  if (!local) {
+  if (!ImageExists(runtime, image)) {
     if (before_pull) before_pull();
-    auto pulled = run({"pull", "-q", image});
+    Status pulled = PullImage(runtime, image);
     if (pulled.ok()) {
       c.pulled = true;
     } else {
-      c.reason = runtime + " pull: " + Trim(pulled.status().message());
+      c.reason = runtime + " pull: " + Trim(pulled.message());
       RememberAbsence(workspace, {runtime, image, c.reason, NowMillis()});
       return c;
     }

@@ -33,11 +33,20 @@ std::string StripSlashes(std::string p) {
 
 }  // namespace
 
+std::optional<std::pair<std::string, std::string>> ParseDatastoreUri(const std::string& uri) {
+  const std::string prefix = "azureml://datastores/";
+  if (!StartsWith(uri, prefix)) return std::nullopt;
+  std::string rest = uri.substr(prefix.size());
+  std::string name = rest.substr(0, rest.find('/'));
+  std::string after = rest.size() > name.size() ? rest.substr(name.size() + 1) : "";
+  if (name.empty() || !StartsWith(after, "paths")) return std::nullopt;
+  return std::make_pair(name, StripSlashes(after.substr(5)));
+}
+
 std::string Scheduler::DatastoreFolder(const std::string& name) {
   if (auto d = store_->GetDatastore(name); d.ok()) return d->spec.value("path", "");
   // The built-in datastores Azure ML's files name: folders of the workspace.
-  const auto& b = BuiltinDatastores();
-  if (std::find(b.begin(), b.end(), name) != b.end()) return config_.workspace + "/datastores/" + name;
+  if (IsBuiltinDatastore(name)) return BuiltinDatastoreFolder(config_.workspace, name);
   return "";
 }
 
@@ -80,12 +89,9 @@ Result<Scheduler::DataLocation> Scheduler::Locate(const std::string& field, cons
       return loc;
     }
     case spec::PathKind::kDatastore: {
-      // azureml://datastores/<name>/paths/<path>
-      std::string rest = path.substr(std::string("azureml://datastores/").size());
-      std::string name = rest.substr(0, rest.find('/'));
-      std::string after = rest.size() > name.size() ? rest.substr(name.size() + 1) : "";
-      if (!StartsWith(after, "paths")) return InvalidArgument(field + ": expected azureml://datastores/<name>/paths/<path>, got \"" + path + "\"");
-      std::string rel = StripSlashes(after.substr(5));
+      auto parsed = ParseDatastoreUri(path);
+      if (!parsed) return InvalidArgument(field + ": expected azureml://datastores/<name>/paths/<path>, got \"" + path + "\"");
+      const auto& [name, rel] = *parsed;
       std::string folder = DatastoreFolder(name);
       if (folder.empty()) return FailedPrecondition(field + ": datastore '" + name + "' does not exist in this workspace (" + path + "); cairn datastore create --name " + name + " --path <folder>");
       if (EscapesRoot(rel)) return InvalidArgument(field + ": " + path + " leaves the datastore");

@@ -85,6 +85,17 @@ inline const std::vector<std::string>& BuiltinDatastores() {
                                                  "workspaceworkingdirectory"};
   return names;
 }
+inline bool IsBuiltinDatastore(const std::string& name) {
+  for (const auto& b : BuiltinDatastores())
+    if (b == name) return true;
+  return false;
+}
+inline std::string BuiltinDatastoreFolder(const std::string& workspace, const std::string& name) {
+  return workspace + "/datastores/" + name;
+}
+// azureml://datastores/<name>/paths/<path>: the datastore's name and the path in it (no leading or
+// trailing slashes); nullopt for any other form.
+std::optional<std::pair<std::string, std::string>> ParseDatastoreUri(const std::string& uri);
 
 // The Slurm cluster a compute's spec names (a slurm compute, or an amlcompute with slurm settings or a
 // workspace-wide slurm.conf); nullopt for a compute of this machine.

@@ -1,6 +1,5 @@
 #include "server/assets_api.h"
 
-#include <algorithm>
 #include <set>
 
 #include <sys/stat.h>
@@ -42,16 +41,11 @@ json DatastoreView(const store::DatastoreRecord& d) {
   return v;
 }
 
-bool IsBuiltinDatastore(const std::string& name) {
-  const auto& b = scheduler::BuiltinDatastores();
-  return std::find(b.begin(), b.end(), name) != b.end();
-}
-
 // A built-in datastore (scheduler::BuiltinDatastores) that the user has not redefined.
 json BuiltinDatastoreView(const AssetContext& ctx, const std::string& name) {
   return {{"name", name},
           {"type", "local"},
-          {"path", ctx.workspace + "/datastores/" + name},
+          {"path", scheduler::BuiltinDatastoreFolder(ctx.workspace, name)},
           {"description", "built in: a folder of the workspace" +
                               std::string(name == "workspaceblobstore" ? " (the default datastore)" : "")},
           {"is_default", name == "workspaceblobstore"},
@@ -272,12 +266,12 @@ void RegisterAssetRoutes(http::Server& svr, AssetContext& ctx) {
   });
   svr.Get(R"(/api/v1/datastores/([^/]+))", [&ctx](const http::Request& req, http::Response& res) {
     auto d = ctx.reader().GetDatastore(req.matches[1]);
-    if (!d.ok() && IsBuiltinDatastore(req.matches[1])) return SendJson(res, BuiltinDatastoreView(ctx, req.matches[1]));
+    if (!d.ok() && scheduler::IsBuiltinDatastore(req.matches[1])) return SendJson(res, BuiltinDatastoreView(ctx, req.matches[1]));
     if (!d.ok()) return SendError(res, d.status());
     SendJson(res, DatastoreView(*d));
   });
   svr.Delete(R"(/api/v1/datastores/([^/]+))", [&ctx](const http::Request& req, http::Response& res) {
-    if (IsBuiltinDatastore(req.matches[1]) && !ctx.reader().GetDatastore(req.matches[1]).ok())
+    if (scheduler::IsBuiltinDatastore(req.matches[1]) && !ctx.reader().GetDatastore(req.matches[1]).ok())
       return SendError(res, FailedPrecondition("datastore " + req.matches[1].str() + " is built in and cannot be deleted"));
     Status s = ctx.sched->DeleteDatastore(req.matches[1]);
     if (!s.ok()) return SendError(res, s);

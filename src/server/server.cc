@@ -350,23 +350,14 @@ class Server {
   // The folder of a job's named output written to a datastore path (outputs.<name>.path:
   // azureml://datastores/<ds>/paths/<rel>); "" when the output is in the run folder or cannot be found.
   std::string OutputDatastoreFolder(const store::JobRecord& job, const std::string& name) {
-    std::string path = job.spec.value("outputs", json::object()).value(name, json::object()).value("path", "");
-    const std::string prefix = "azureml://datastores/";
-    if (!StartsWith(path, prefix)) return "";
-    std::string rest = path.substr(prefix.size());
-    std::string ds = rest.substr(0, rest.find('/'));
-    std::string after = rest.size() > ds.size() ? rest.substr(ds.size() + 1) : "";
-    if (!StartsWith(after, "paths")) return "";
-    std::string rel = after.substr(5);
-    while (!rel.empty() && rel.front() == '/') rel.erase(rel.begin());
-    while (!rel.empty() && rel.back() == '/') rel.pop_back();
+    auto parsed = scheduler::ParseDatastoreUri(
+        job.spec.value("outputs", json::object()).value(name, json::object()).value("path", ""));
+    if (!parsed) return "";
+    const auto& [ds, rel] = *parsed;
     if (!rel.empty() && !Beneath::IsClean(rel)) return "";
     std::string folder;
     if (auto d = Reader().GetDatastore(ds); d.ok()) folder = d->spec.value("path", "");
-    else {
-      const auto& b = scheduler::BuiltinDatastores();
-      if (std::find(b.begin(), b.end(), ds) != b.end()) folder = opt_.home + "/datastores/" + ds;
-    }
+    else if (scheduler::IsBuiltinDatastore(ds)) folder = scheduler::BuiltinDatastoreFolder(opt_.home, ds);
     if (folder.empty()) return "";
     return rel.empty() ? folder : folder + "/" + rel;
   }
