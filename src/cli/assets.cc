@@ -302,9 +302,11 @@ void AddAssetGroup(CLI::App& app, const std::string& kind, const AssetCommandHoo
 
 }  // namespace
 
-void AddAssetCommands(CLI::App& app, const AssetCommandHooks& hooks, int& rc) {
+void AddAssetCommands(CLI::App& app, const AssetCommandHooks& hooks, int& rc,
+                      const std::function<bool(const std::string&)>& wanted) {
   for (const char* kind : {"data", "model", "environment"})
-    AddAssetGroup(app, kind, hooks, rc, std::make_shared<AssetArgs>());
+    if (!wanted || wanted(kind)) AddAssetGroup(app, kind, hooks, rc, std::make_shared<AssetArgs>());
+  if (wanted && !wanted("datastore")) return;
 
   auto a = std::make_shared<AssetArgs>();
   auto* ds = app.add_subcommand("datastore", "Manage datastores: folders that azureml://datastores/<name>/paths/... names")

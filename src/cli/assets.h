@@ -17,7 +17,9 @@ struct AssetCommandHooks {
   std::function<int(const nlohmann::json&, const std::vector<Column>&)> print;
 };
 
-// Adds the four command groups to `app`; a command's exit code lands in `rc`.
-void AddAssetCommands(CLI::App& app, const AssetCommandHooks& hooks, int& rc);
+// Adds the four command groups to `app` (those `wanted` names, where it is given: the CLI builds only the
+// group a command line names); a command's exit code lands in `rc`.
+void AddAssetCommands(CLI::App& app, const AssetCommandHooks& hooks, int& rc,
+                      const std::function<bool(const std::string&)>& wanted = nullptr);
 
 }  // namespace cairn::cli

@@ -64,6 +64,7 @@ Result<json> StreamJob(Client& client, const std::string& name, bool tty, bool a
   }
   for (;;) {
     bool any_data = false, terminal = false;
+    bool all_read = true;  // every followed log read to the size it had when the answer was made
     std::string status, reason;
     for (size_t i = 0; i < logs.size(); ++i) {
       Followed& f = logs[i];
@@ -76,6 +77,7 @@ Result<json> StreamJob(Client& client, const std::string& name, bool tty, bool a
         reason = chunk->reason;
         terminal = chunk->terminal;
       }
+      if (chunk->next_offset < chunk->size) all_read = false;
       if (chunk->data.empty()) continue;
       any_data = true;
       f.offset = chunk->next_offset;
@@ -114,7 +116,9 @@ Result<json> StreamJob(Client& client, const std::string& name, bool tty, bool a
       status_line = true;
     }
     last_status = status;
-    if (terminal && !any_data) break;
+    // Done when the job had ended before its logs were read (the server reads the status first) and every
+    // log has been read to its end: no poll more to learn that nothing follows.
+    if (terminal && (!any_data || all_read)) break;
   }
   for (const auto& f : logs)
     if (!f.partial.empty()) fputs((f.prefix + f.partial + "\n").c_str(), stdout);

@@ -457,7 +457,7 @@ class Server {
       if (StartsWith(req.path, kInternal) && !bearer.empty()) {
         std::string name = req.path.substr(kInternal.size());
         name = name.substr(0, name.find('/'));
-        auto job = Reader().Get(name);
+        auto job = Reader().GetBrief(name);
         if (job.ok() && SameToken(bearer, scheduler::SupervisorCredential(token_, job->token)))
           return http::Server::HandlerResponse::Unhandled;
       }
@@ -1074,7 +1074,7 @@ class Server {
     auto run = Beneath::Open(layout.root);  // the run folder is the server's; what lies in it is the job's
     for (;;) {
       long long version = sched_->events().Version();
-      auto job = Reader().Get(name);
+      auto job = Reader().GetBrief(name);
       if (!job.ok()) return SendError(res, job.status());
       bool terminal = store::IsTerminalStatus(job->status);
       // Opened beneath the run folder each time: a job may replace its log with a link.

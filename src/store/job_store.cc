@@ -157,6 +157,18 @@ Result<JobRecord> JobStore::Get(const std::string& name) {
   return r;
 }
 
+Result<JobStore::Brief> JobStore::GetBrief(const std::string& name) {
+  Stmt& s = db_->Prepare("SELECT status, status_reason, token FROM jobs WHERE name = ?");
+  s.Bind(1, name);
+  if (!s.Step()) {
+    s.Reset();
+    return NotFound("no job named '" + name + "' in this workspace");
+  }
+  Brief b{s.Text(0), s.Text(1), s.Text(2)};
+  s.Reset();
+  return b;
+}
+
 std::string JobStore::JobByToken(const std::string& token) {
   if (token.empty()) return "";
   Stmt& s = db_->Prepare("SELECT name, status FROM jobs WHERE token = ?");

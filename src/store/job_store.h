@@ -116,6 +116,12 @@ class JobStore {
   Status SetArchived(const std::string& name, bool archived);
 
   Result<JobRecord> Get(const std::string& name);
+  // A job's status, reason and token without the rest of its record (no JSON parsed): for the checks made
+  // on every report and every log poll.
+  struct Brief {
+    std::string status, status_reason, token;
+  };
+  Result<Brief> GetBrief(const std::string& name);
   // The job whose token this is while it has not ended, or "".
   std::string JobByToken(const std::string& token);
   std::vector<JobRecord> List(const JobFilter& filter);
