@@ -100,10 +100,11 @@ Result<json> Client::PutBytes(const std::string& path, const std::string& body) 
 }
 
 Result<LogChunk> Client::Logs(const std::string& job, long long offset, int wait_ms, const std::string& file,
-                              const std::string& seen_status) {
+                              const std::string& seen_status, bool want_final) {
   std::string path = "/api/v1/jobs/" + job + "/logs?offset=" + std::to_string(offset) +
                      "&wait_ms=" + std::to_string(wait_ms) + "&file=" + HttpClient::UrlEncode(file);
   if (!seen_status.empty()) path += "&status=" + seen_status;
+  if (want_final) path += "&final=1";
   auto res = Send("GET", path);
   if (!res.ok()) return Unavailable("cannot reach the workspace server at " + addr_.url + ": " + res.status().message());
   if (res->status != 200) return ErrorOf(*res);
@@ -114,6 +115,10 @@ Result<LogChunk> Client::Logs(const std::string& job, long long offset, int wait
   c.status = res->Header("X-Cairn-Status");
   c.reason = res->Header("X-Cairn-Reason");
   c.terminal = res->Header("X-Cairn-Terminal") == "true";
+  if (std::string f = res->Header("X-Cairn-Final"); !f.empty()) {
+    c.final = nlohmann::json::parse(f, nullptr, false);
+    if (!c.final.is_object()) c.final = nullptr;
+  }
   return c;
 }
 

@@ -22,6 +22,8 @@ struct LogChunk {
   std::string status;
   std::string reason;
   bool terminal = false;
+  // With `final` asked for and the job ended: its status, status_reason, notes and error (else null).
+  nlohmann::json final;
 };
 
 class Client {
@@ -44,7 +46,8 @@ class Client {
   Result<nlohmann::json> PutBytes(const std::string& path, const std::string& body);
   // Long-polls for log bytes past `offset`; answers early when the status differs from `seen_status`.
   Result<LogChunk> Logs(const std::string& job, long long offset, int wait_ms,
-                        const std::string& file = "user_logs/std_log.txt", const std::string& seen_status = "");
+                        const std::string& file = "user_logs/std_log.txt", const std::string& seen_status = "",
+                        bool want_final = false);
   // Streams a run file to `local_path` (created with its folders).
   // Writes the job's file `rel` to `root`/`rel`, beneath `root` (no link followed, no '..').
   Status Download(const std::string& job, const std::string& rel, const std::string& root);

@@ -62,6 +62,7 @@ Result<json> StreamJob(Client& client, const std::string& name, bool tty, bool a
     fflush(stderr);
     status_line = true;
   }
+  json final_summary;  // the job at its end, from the last log answer (an older server sends none)
   for (;;) {
     bool any_data = false, terminal = false;
     bool all_read = true;  // every followed log read to the size it had when the answer was made
@@ -70,12 +71,13 @@ Result<json> StreamJob(Client& client, const std::string& name, bool tty, bool a
       Followed& f = logs[i];
       // The first log waits for news; the others are read as they stand.
       auto chunk = client.Logs(name, f.offset, i == 0 ? (logs.size() > 1 ? 300 : 10000) : 0, f.file,
-                               tty && i == 0 ? last_status : "");
+                               tty && i == 0 ? last_status : "", /*want_final=*/i == 0);
       if (!chunk.ok()) return chunk.status();
       if (i == 0) {
         status = chunk->status;
         reason = chunk->reason;
         terminal = chunk->terminal;
+        final_summary = chunk->final;
       }
       if (chunk->next_offset < chunk->size) all_read = false;
       if (chunk->data.empty()) continue;
@@ -123,7 +125,7 @@ Result<json> StreamJob(Client& client, const std::string& name, bool tty, bool a
   for (const auto& f : logs)
     if (!f.partial.empty()) fputs((f.prefix + f.partial + "\n").c_str(), stdout);
   if (!at_line_start) fputs("\n", stdout);
-  auto final_job = client.Get("/api/v1/jobs/" + name);
+  Result<json> final_job = final_summary.is_object() ? Result<json>(final_summary) : client.Get("/api/v1/jobs/" + name);
   if (!final_job.ok()) return final_job.status();
   std::string status = final_job->value("status", "");
   std::string summary = "\nExecution Summary\n=================\nRunId: " + name + "\nWeb View: " + web + "\n";

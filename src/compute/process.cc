@@ -20,7 +20,7 @@ extern char** environ;
 namespace cairn::compute {
 
 Result<pid_t> SpawnDetached(const std::vector<std::string>& argv, const std::string& log_path,
-                            const std::map<std::string, std::string>& extra_env) {
+                            const std::map<std::string, std::string>& extra_env, int pass_fd) {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
@@ -28,7 +28,8 @@ Result<pid_t> SpawnDetached(const std::vector<std::string>& argv, const std::str
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
   // Nothing else of the server's reaches a supervisor: a listening socket it kept would answer no one
   // after the server died, and clients would wait on it instead of starting a new one.
-  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+  if (pass_fd >= 0) posix_spawn_file_actions_adddup2(&fa, pass_fd, 3);  // dup2 clears close-on-exec
+  posix_spawn_file_actions_addclosefrom_np(&fa, pass_fd >= 0 ? 4 : 3);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
   sigset_t all, none;

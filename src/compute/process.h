@@ -13,9 +13,10 @@
 namespace cairn::compute {
 
 // Starts argv[0] (a path) in a new session with stdin from /dev/null and stdout/stderr appended to
-// `log_path`, signal dispositions reset to default. The caller need not wait for it.
+// `log_path`, signal dispositions reset to default. The caller need not wait for it. Nothing else of this
+// process's descriptors reaches it but `pass_fd`, when given, as its descriptor 3.
 Result<pid_t> SpawnDetached(const std::vector<std::string>& argv, const std::string& log_path,
-                            const std::map<std::string, std::string>& extra_env = {});
+                            const std::map<std::string, std::string>& extra_env = {}, int pass_fd = -1);
 
 // Whether `pid` is alive and its command line contains `marker` (guards against a recycled pid).
 bool IsAliveWithMarker(pid_t pid, const std::string& marker);

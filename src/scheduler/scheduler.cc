@@ -172,7 +172,7 @@ Status Scheduler::Cancel(const std::string& name) {
 
 Status Scheduler::SupervisorEvent(const std::string& name, const std::string& event, const std::string& reason) {
   return Call<Status>([this, name, event, reason]() -> Status {
-    auto job = store_->Get(name);
+    auto job = store_->GetBrief(name);
     if (!job.ok()) return job.status();
     if (store::IsTerminalStatus(job->status)) return Status::Ok();
     if (event == "preparing") {
@@ -590,7 +590,19 @@ void Scheduler::StartJob(const JobRecord& job) {
     FailJob(job.name, "cannot write the run folder: " + s.message());
     return;
   }
-  auto pid = compute::SpawnDetached({config_.self_exe, "supervise", layout.root}, layout.SupervisorLog());
+  Result<pid_t> pid = Unavailable("");
+  if (!spawner_) {
+    const char* mode = getenv("CAIRN_SPAWNER");
+    if (!(mode && std::string(mode) == "off")) spawner_ = std::make_unique<compute::SupervisorSpawner>(config_.self_exe);
+  }
+  if (spawner_) pid = spawner_->Spawn(layout.root, layout.SupervisorLog());
+  if (!pid.ok()) {
+    if (spawner_ && !pid.status().message().empty())
+      fprintf(stderr, "%s cairn server: %s; starting the supervisor directly\n", IsoTime(NowMillis()).c_str(),
+              pid.status().message().c_str());
+    pid = compute::SpawnDetached({config_.self_exe, "supervise", layout.root}, layout.SupervisorLog());
+    if (pid.ok()) children_.insert(*pid);
+  }
   if (!pid.ok()) {
     FailJob(job.name, pid.status().message());
     return;
@@ -598,7 +610,6 @@ void Scheduler::StartJob(const JobRecord& job) {
   (void)store_->SetSupervisorPid(job.name, *pid);
   running_pids_[job.name] = *pid;
   spawned_at_[job.name] = NowMillis();
-  children_.insert(*pid);
 }
 
 Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::string>& notices) {

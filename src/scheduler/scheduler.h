@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "compute/slurm.h"
+#include "compute/spawner.h"
 #include "spec/compute_spec.h"
 #include "spec/job_spec.h"
 #include "store/blob_store.h"
@@ -281,6 +282,8 @@ class Scheduler {
   std::map<std::string, long long> running_pids_;  // job -> supervisor pid
   std::map<std::string, long long> spawned_at_;    // job -> when this server started its supervisor
   std::set<long long> children_;                   // supervisors this server started, until reaped
+  // Forks the local compute's supervisors (CAIRN_SPAWNER=off: each is exec'd by the server, as before).
+  std::unique_ptr<compute::SupervisorSpawner> spawner_;
   LiveQueues live_;
   long long last_task_at_ = 0;
   bool trimmed_ = true;

@@ -1098,6 +1098,16 @@ class Server {
         std::string reason = job->status == "Queued" ? sched_->LiveQueueReason(name) : "";
         res.set_header("X-Cairn-Reason", reason.empty() ? job->status_reason : reason);
         res.set_header("X-Cairn-Terminal", terminal ? "true" : "false");
+        if (terminal && req.has_param("final")) {
+          // What the stream's summary shows, so it needs no request of its own for the job at its end.
+          if (auto full = Reader().Get(name); full.ok()) {
+            json v = View(*full);
+            json summary = {{"status", v.value("status", "")}, {"status_reason", v.value("status_reason", "")}};
+            for (const char* k : {"notes", "error"})
+              if (v.contains(k)) summary[k] = v[k];
+            res.set_header("X-Cairn-Final", summary.dump(-1, ' ', /*ensure_ascii=*/true));
+          }
+        }
         res.set_header("X-Cairn-Offset", std::to_string(offset + static_cast<long long>(data.size())));
         res.set_header("X-Cairn-Size", std::to_string(size));
         res.set_content(data, "application/octet-stream");
