@@ -737,7 +737,7 @@ int RunCli(int argc, char** argv) {
     cupdate->add_option("--description", ca.description, "a description");
     slurm_flags(cupdate);
     add_globals(cupdate);
-    cupdate->callback([&] { rc = ComputeUpdate(g, ca, *cupdate); });
+    cupdate->callback([&, cupdate] { rc = ComputeUpdate(g, ca, *cupdate); });
 
     // az ml compute list-nodes / list-sizes / list-usage.
     auto* cnodes = compute->add_subcommand("list-nodes", "List a compute's nodes: this machine, or a Slurm cluster's");
@@ -750,13 +750,13 @@ int RunCli(int argc, char** argv) {
       auto r = (*client)->Get(path);
       return r.ok() ? Print(g, *r, columns) : Fail(r.status());
     };
-    cnodes->callback([&] {
+    cnodes->callback([&, get_and_print] {
       rc = get_and_print("/api/v1/computes/" + HttpClient::UrlEncode(ca.name) + "/nodes",
                          {{"Node", "node_id"}, {"State", "node_state"}, {"Jobs", "join(', ', current_job_names || `[]`)"}});
     });
     auto* csizes = compute->add_subcommand("list-sizes", "List the shapes a job can have here (this machine's)");
     add_globals(csizes);
-    csizes->callback([&] {
+    csizes->callback([&, get_and_print] {
       rc = get_and_print("/api/v1/sizes", {{"Name", "name"}, {"vCPUs", "v_cpus"}, {"Memory (GB)", "memory_gb"}, {"GPUs", "gpus"}});
     });
     auto* cusage = compute->add_subcommand("list-usage", "Each compute's use against its limit");
@@ -816,9 +816,10 @@ int RunCli(int argc, char** argv) {
     int local_slots = 0;
     std::string tls_cert, tls_key;
   } so;
+  // Callbacks run after the blocks below have ended: what they use is declared out here, or captured by value.
+  std::string studio_page = "/#/jobs";
   if (wanted("studio")) {
     auto* studio = app.add_subcommand("studio", "Print (and open, where a browser is) a sign-in link to the studio");
-    std::string studio_page = "/#/jobs";
     studio->add_option("--page", studio_page, "the page to land on (default /#/jobs)");
     studio->callback([&] {
       auto client = ConnectOrFail();
@@ -839,7 +840,7 @@ int RunCli(int argc, char** argv) {
     srv->add_option("--tls-key", so.tls_key, "the certificate's private key (PEM)");
     auto* stop = srv->add_subcommand("stop", "Stop the workspace's server");
     auto* status = srv->add_subcommand("status", "Print the workspace's server address");
-    srv->callback([&] {
+    srv->callback([&, stop, status] {
       server::WorkspacePaths ws{server::DefaultHome()};
       if (stop->parsed() || status->parsed()) {
         auto info = ReadFile(ws.ServerInfo());
