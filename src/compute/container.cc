@@ -21,13 +21,6 @@ namespace {
 constexpr long long kQuickMs = 60'000;        // image checks, pulls
 constexpr long long kBuildMs = 30 * 60'000;   // builds
 
-bool OnPath(const std::string& exe) {
-  const char* path = getenv("PATH");
-  for (const auto& dir : Split(path ? path : "/usr/bin:/bin", ':'))
-    if (!dir.empty() && access((dir + "/" + exe).c_str(), X_OK) == 0) return true;
-  return false;
-}
-
 Result<std::string> Runtime(const std::string& runtime, std::vector<std::string> args, long long timeout_ms) {
   std::vector<std::string> argv = RuntimeBase(runtime);
   argv.insert(argv.end(), args.begin(), args.end());

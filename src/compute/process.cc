@@ -61,6 +61,13 @@ Result<pid_t> SpawnDetached(const std::vector<std::string>& argv, const std::str
   return pid;
 }
 
+bool OnPath(const std::string& exe) {
+  const char* path = getenv("PATH");
+  for (const auto& dir : Split(path ? path : "/usr/bin:/bin", ':'))
+    if (!dir.empty() && access((dir + "/" + exe).c_str(), X_OK) == 0) return true;
+  return false;
+}
+
 std::string CommandShell() {
   static const std::string shell = access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh";
   return shell;

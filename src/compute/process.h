@@ -28,6 +28,9 @@ std::vector<pid_t> Descendants(pid_t root);
 // positive. Returns how many processes were signalled.
 int SignalTree(pid_t root, pid_t pgid, int sig);
 
+// Whether `exe` (a bare name) is an executable file in a folder of PATH.
+bool OnPath(const std::string& exe);
+
 // The absolute path of the running executable.
 std::string SelfExe();
 // The shell a job's command runs in on this host: bash where it is installed (Azure ML runs commands with

@@ -30,6 +30,7 @@
 #include "compute/container.h"
 #include "compute/data_delivery.h"
 #include "compute/distribution.h"
+#include "compute/gpu.h"
 #include "compute/process.h"
 #include "compute/slurm.h"
 #include "compute/run_layout.h"
@@ -549,6 +550,18 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
     for (const auto& [k, v] : RankEnv(plan, n, local)) merged[k] = v;
     if ((!slurm || plan.nodes == 1) && plan.type == "pytorch" && !merged.contains("GLOO_SOCKET_IFNAME"))
       merged["GLOO_SOCKET_IFNAME"] = "lo";  // every rank is on this machine
+    // The instance's GPUs (each process of it sees them all and picks its LOCAL_RANK's), or none where the
+    // machine has GPUs and the job holds none. On Slurm, Slurm's own CUDA_VISIBLE_DEVICES stands.
+    if (!slurm) {
+      const json& gpus = job.contains("gpus") ? job["gpus"] : json();
+      if (gpus.is_array() && n < static_cast<int>(gpus.size()) && !gpus[static_cast<size_t>(n)].empty()) {
+        std::vector<Gpu> held;
+        for (const auto& g : gpus[static_cast<size_t>(n)]) held.push_back({g.value("index", 0), g.value("uuid", ""), "", 0});
+        merged["CUDA_VISIBLE_DEVICES"] = CudaVisibleDevices(held);
+      } else if (job.value("hide_gpus", false)) {
+        merged["CUDA_VISIBLE_DEVICES"] = "";
+      }
+    }
     std::vector<std::string> env;
     for (const auto& [k, v] : merged.items()) env.push_back(k + "=" + v.get<std::string>());
     return env;

@@ -374,17 +374,19 @@ std::string Scheduler::QueueReason(const std::string& compute, int need, size_t 
          (ahead > 0 ? ", " + std::to_string(ahead) + " queued ahead" : "") + ")";
 }
 
-void Scheduler::Enqueue(const std::string& compute, const std::string& name, int slots) {
+void Scheduler::Enqueue(const std::string& compute, const std::string& name, int slots, int gpus) {
   Pool* pool = PoolFor(compute);
-  pool->queue.push_back({name, slots});
+  pool->queue.push_back({name, slots, gpus, 0});
   std::lock_guard<std::mutex> l(live_.mu);
   long long t = live_.next_ticket++;
   live_.ticket_of[name] = {compute, t, slots};
   live_.tickets[compute].insert(t);
+  if (gpus > 0) live_.gpus_needed[name] = gpus;
 }
 
 void Scheduler::Dequeued(const std::string& name) {
   std::lock_guard<std::mutex> l(live_.mu);
+  live_.gpus_needed.erase(name);
   auto it = live_.ticket_of.find(name);
   if (it == live_.ticket_of.end()) return;
   live_.tickets[std::get<0>(it->second)].erase(std::get<1>(it->second));
@@ -406,6 +408,19 @@ std::string Scheduler::LiveQueueReason(const std::string& job) {
   const auto& set = live_.tickets[compute];
   size_t ahead = static_cast<size_t>(std::distance(set.begin(), set.lower_bound(ticket)));
   auto [in_use, capacity] = live_.usage[compute];
+  if (auto g = live_.gpus_needed.find(job); g != live_.gpus_needed.end() && in_use + need <= capacity) {
+    // Its slots are there: it waits for GPUs.
+    int busy = 0;
+    std::vector<std::string> holders;
+    for (const auto& h : live_.gpus)
+      if (!h.job.empty()) {
+        ++busy;
+        if (std::find(holders.begin(), holders.end(), h.job) == holders.end()) holders.push_back(h.job);
+      }
+    return "waiting for " + Plural(g->second, "GPU") + " on " + compute + " (" + std::to_string(busy) + " of " +
+           std::to_string(live_.gpus.size()) + " in use" + (holders.empty() ? "" : " by " + Join(holders, ", ")) +
+           (ahead > 0 ? ", " + std::to_string(ahead) + " queued ahead" : "") + ")";
+  }
   std::string unit = compute == "local" ? "CPU slot" : "node";
   return "waiting for " + std::to_string(need) + " " + unit + (need == 1 ? "" : "s") + " on " + compute +
          " (" + std::to_string(in_use) + " of " + std::to_string(capacity) + " in use" +
@@ -448,6 +463,21 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
     return InvalidArgument("resources.instance_count: the job needs " + std::to_string(slots) + " " +
                            (compute == "local" ? "CPU slots" : "nodes") + " but compute '" + compute +
                            "' has at most " + std::to_string(pool->capacity));
+  }
+  // GPUs: a job that asks for more than this machine has can never start.
+  int gpus = 0;
+  if (RunsHere(compute)) {
+    auto c = compute == "local" ? Result<store::ComputeRecord>(NotFound("")) : store_->GetCompute(compute);
+    GpuRequest g = RequestOf(r.spec, c.ok() ? &c->spec : nullptr);
+    gpus = g.Total();
+    if (gpus > static_cast<int>(config_.gpus.size()))
+      return InvalidArgument(g.from + ": " + g.shape + " asks for " + Plural(g.per_instance, "GPU") + " per instance" +
+                             (g.instances > 1 ? " (" + std::to_string(gpus) + " for " + std::to_string(g.instances) + " instances)" : "") +
+                             " but compute '" + compute + "' has " + Plural(static_cast<long long>(config_.gpus.size()), "GPU") +
+                             " (this machine's; CAIRN_GPUS declares them where discovery cannot see them)");
+    // On the local compute a GPU job is bounded by its GPUs, not by CPU slots: CPU-only jobs keep theirs
+    // (4 GPUs and 2 CPUs run two 2-GPU jobs and two CPU jobs at once).
+    if (gpus > 0 && compute == "local") slots = 0;
   }
   for (const auto& [in_name, in] : s.inputs) {
     if (in.literal) continue;
@@ -539,39 +569,58 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
                                    {"Starting", "accepted by the workspace", job.created_at}});
   if (!st.ok()) return st;
   events_.Bump();
-  Enqueue(compute, name, slots);
+  Enqueue(compute, name, slots, gpus);
   // A job that can start at once is started right after its answer goes out (the next task of this
   // thread), so the client has the job while its supervisor starts; one that must wait is Queued now.
-  if (Pool* p = PoolFor(compute); p && p->queue.size() == 1 && p->in_use + slots <= p->capacity) {
+  if (Pool* p = PoolFor(compute);
+      p && p->queue.size() == 1 && p->in_use + slots <= p->capacity && gpus <= FreeGpus()) {
     Post([this, compute] { Schedule(compute); });
     return store_->Get(name);
   }
   Schedule(compute);
   if (live_.ticket_of.count(name)) {  // still waiting; reads of live_ from this thread need no lock
-    (void)Transition(name, "Queued", QueueReason(compute, slots, pool->queue.size() - 1));
+    bool slots_free = pool->in_use + slots <= pool->capacity;
+    (void)Transition(name, "Queued",
+                     slots_free && gpus > FreeGpus() ? GpuWaitReason(compute, gpus) : QueueReason(compute, slots, pool->queue.size() - 1));
   }
   return store_->Get(name);
 }
 
+namespace {
+// How many later jobs may start before one that waits for GPUs; then the queue waits for it (no starving).
+constexpr int kMaxPassed = 8;
+}  // namespace
+
 void Scheduler::Schedule(const std::string& compute) {
   Pool* pool = PoolFor(compute);
   if (!pool) return;
-  while (!pool->queue.empty()) {
-    Queued next = pool->queue.front();
-    if (pool->in_use + next.slots > pool->capacity) break;
-    pool->queue.pop_front();
-    Dequeued(next.name);
-    auto job = store_->Get(next.name);
-    if (!job.ok() || store::IsTerminalStatus(job->status) || job->status == "CancelRequested") continue;
-    pool->in_use += next.slots;
-    StartJob(*job);
+  // FIFO; but a job that waits only for GPUs may be passed by later jobs that fit, kMaxPassed times.
+  size_t i = 0;
+  while (i < pool->queue.size()) {
+    Queued& q = pool->queue[i];
+    bool slots_ok = pool->in_use + q.slots <= pool->capacity;
+    if (slots_ok && q.gpus <= FreeGpus()) {
+      Queued next = q;
+      pool->queue.erase(pool->queue.begin() + static_cast<long>(i));
+      for (size_t k = 0; k < i; ++k) ++pool->queue[k].passed;
+      Dequeued(next.name);
+      auto job = store_->Get(next.name);
+      if (!job.ok() || store::IsTerminalStatus(job->status) || job->status == "CancelRequested") continue;
+      pool->in_use += next.slots;
+      StartJob(*job);
+      continue;
+    }
+    if (!slots_ok || q.passed >= kMaxPassed) break;
+    ++i;
   }
   PublishUsage(compute);
 }
 
 void Scheduler::StartJob(const JobRecord& job) {
   std::vector<std::string> notices;
-  auto run = BuildRunFile(job, notices);
+  std::vector<std::vector<int>> held;
+  if (RunsHere(job.compute)) held = HoldGpus(job.name, RequestFor(job));
+  auto run = BuildRunFile(job, notices, held);
   if (!run.ok()) {
     FailJob(job.name, run.status().message());
     return;
@@ -607,15 +656,31 @@ void Scheduler::StartJob(const JobRecord& job) {
     FailJob(job.name, pid.status().message());
     return;
   }
-  (void)store_->SetSupervisorPid(job.name, *pid);
+  json gpus = json::array();
+  for (const auto& instance : held) gpus.push_back(instance);
+  (void)store_->SetSupervisorPid(job.name, *pid, held.empty() || gpus[0].empty() ? json::array() : gpus);
   running_pids_[job.name] = *pid;
   spawned_at_[job.name] = NowMillis();
 }
 
-Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::string>& notices) {
+Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::string>& notices,
+                                     const std::vector<std::vector<int>>& gpus) {
   auto parsed = spec::JobSpecFromJson(job.spec);
   if (!parsed.ok()) return parsed.status();
-  const spec::JobSpec& s = *parsed;
+  spec::JobSpec s = std::move(parsed).value();
+  // The GPUs each instance holds: its processes see those only. Where the machine has GPUs, a job that
+  // holds none sees none (CUDA_VISIBLE_DEVICES empty), as Slurm and Kubernetes hide unrequested devices.
+  json held = json::array();
+  size_t per_instance = 0;
+  for (const auto& instance : gpus) {
+    json list = json::array();
+    for (int idx : instance) {
+      auto g = std::find_if(config_.gpus.begin(), config_.gpus.end(), [&](const compute::Gpu& x) { return x.index == idx; });
+      list.push_back({{"index", idx}, {"uuid", g == config_.gpus.end() ? "" : g->uuid}});
+    }
+    per_instance = std::max(per_instance, instance.size());
+    held.push_back(list);
+  }
   compute::RunLayout layout = compute::RunLayout::For(config_.workspace, job.name);
   json run;
   run["name"] = job.name;
@@ -696,7 +761,15 @@ Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::stri
   });
   if (!command.ok()) return InvalidArgument("command: " + command.status().message());
   run["command"] = *command;
-  run["distribution"] = compute::ToJson(compute::PlanFor(s.distribution, s.instance_count));
+  // Azure ML's advice for GPU sizes: one process per GPU, so an omitted process_count_per_instance is the
+  // instance's GPU count.
+  json dist = s.distribution;
+  if (per_instance > 0 && dist.is_object() && !dist.contains("process_count_per_instance") &&
+      (dist.value("type", "") == "pytorch" || dist.value("type", "") == "mpi"))
+    dist["process_count_per_instance"] = static_cast<int>(per_instance);
+  run["distribution"] = compute::ToJson(compute::PlanFor(dist, s.instance_count));
+  if (per_instance > 0) run["gpus"] = held;
+  if (!config_.gpus.empty() && RunsHere(job.compute)) run["hide_gpus"] = true;
   run["inputs"] = inputs;
   run["outputs"] = outputs;
   run["notices"] = notices;
@@ -750,6 +823,7 @@ void Scheduler::Release(const JobRecord& job) {
   bool was_running = running_pids_.erase(job.name) > 0;
   was_running = slurm_.erase(job.name) > 0 || was_running;
   spawned_at_.erase(job.name);
+  FreeGpusOf(job.name);
   Pool* pool = PoolFor(job.compute);
   if (!pool) return;
   if (was_running) pool->in_use = std::max(0, pool->in_use - job.slots);
@@ -881,6 +955,90 @@ Status Scheduler::DoCancel(const std::string& name, const std::string& reason) {
   return Status::Ok();
 }
 
+GpuRequest Scheduler::RequestOf(const json& job_spec, const json* compute_spec) {
+  GpuRequest r;
+  json res = job_spec.value("resources", json::object());
+  if (!res.is_object()) res = json::object();
+  r.instances = std::max(1, res.value("instance_count", 1));
+  std::string it = res.value("instance_type", "");
+  json extra = compute_spec ? compute_spec->value("extra", json::object()) : json::object();
+  std::string size = compute_spec ? compute_spec->value("size", "") : "";
+  spec::InstanceShape shape = spec::ShapeFor(extra, size, it);
+  r.shape = shape.name;
+  r.from = shape.from;
+  r.gpu_model = shape.gpu_model;
+  r.per_instance = shape.gpus;
+  if (!shape.known && shape.from == "resources.instance_type")
+    r.note = "resources.instance_type '" + it + "' is neither an instance type of the compute nor an Azure VM size "
+             "Cairn knows (cairn compute list-sizes); the job gets no GPU";
+  return r;
+}
+
+bool Scheduler::RunsHere(const std::string& compute) { return !SlurmTargetFor(compute).has_value(); }
+
+GpuRequest Scheduler::RequestFor(const JobRecord& job) {
+  if (job.compute == "local") return RequestOf(job.spec, nullptr);
+  auto c = store_->GetCompute(job.compute);
+  return c.ok() ? RequestOf(job.spec, &c->spec) : RequestOf(job.spec, nullptr);
+}
+
+int Scheduler::FreeGpus() const { return static_cast<int>(config_.gpus.size() - gpu_holder_.size()); }
+
+std::vector<std::vector<int>> Scheduler::HoldGpus(const std::string& job, const GpuRequest& req) {
+  // The lowest free indices, instance by instance: two instances never share one.
+  std::vector<std::vector<int>> out(static_cast<size_t>(req.instances));
+  if (req.per_instance <= 0) return out;
+  size_t next = 0;
+  for (auto& instance : out) {
+    while (static_cast<int>(instance.size()) < req.per_instance && next < config_.gpus.size()) {
+      int idx = config_.gpus[next++].index;
+      if (gpu_holder_.count(idx)) continue;
+      gpu_holder_[idx] = job;
+      gpus_of_[job].push_back(idx);
+      instance.push_back(idx);
+    }
+  }
+  PublishGpus();
+  return out;
+}
+
+void Scheduler::FreeGpusOf(const std::string& job) {
+  auto it = gpus_of_.find(job);
+  if (it == gpus_of_.end()) return;
+  for (int idx : it->second)
+    if (auto h = gpu_holder_.find(idx); h != gpu_holder_.end() && h->second == job) gpu_holder_.erase(h);
+  gpus_of_.erase(it);
+  PublishGpus();
+}
+
+void Scheduler::PublishGpus() {
+  std::vector<GpuHolding> table;
+  for (const auto& g : config_.gpus) {
+    auto h = gpu_holder_.find(g.index);
+    table.push_back({g, h == gpu_holder_.end() ? "" : h->second});
+  }
+  std::lock_guard<std::mutex> l(live_.mu);
+  live_.gpus = std::move(table);
+}
+
+std::vector<GpuHolding> Scheduler::GpuHoldings() {
+  std::lock_guard<std::mutex> l(live_.mu);
+  if (live_.gpus.empty() && !config_.gpus.empty()) {
+    std::vector<GpuHolding> table;
+    for (const auto& g : config_.gpus) table.push_back({g, ""});
+    return table;
+  }
+  return live_.gpus;
+}
+
+std::string Scheduler::GpuWaitReason(const std::string& compute, int need) {
+  std::vector<std::string> holders;
+  for (const auto& [_, job] : gpu_holder_)
+    if (std::find(holders.begin(), holders.end(), job) == holders.end()) holders.push_back(job);
+  return "waiting for " + Plural(need, "GPU") + " on " + compute + " (" + std::to_string(gpu_holder_.size()) + " of " +
+         std::to_string(config_.gpus.size()) + " in use" + (holders.empty() ? "" : " by " + Join(holders, ", ")) + ")";
+}
+
 void Scheduler::Reconcile() {
   for (const JobRecord& job : store_->NonTerminal()) {
     if (job.type == "sweep") {  // no process of its own: its first step loads its trials and goes on
@@ -902,6 +1060,13 @@ void Scheduler::Reconcile() {
       pid_t pid = static_cast<pid_t>(*job.supervisor_pid);
       running_pids_[job.name] = pid;
       pool->in_use += job.slots;
+      // Its GPUs are held again before anything queued can be given them.
+      for (const auto& instance : job.gpus)
+        for (const auto& g : instance)
+          if (g.is_number_integer()) {
+            gpu_holder_[g.get<int>()] = job.name;
+            gpus_of_[job.name].push_back(g.get<int>());
+          }
       if (PathExists(layout.ExitFile())) {
         FinishFromExitFile(job.name);
       } else if (compute::IsAliveWithMarker(pid, layout.root)) {
@@ -918,9 +1083,10 @@ void Scheduler::Reconcile() {
     } else if (job.status == "CancelRequested") {
       (void)Transition(job.name, "Canceled", "canceled before it started", std::nullopt, NowMillis());
     } else {
-      Enqueue(job.compute, job.name, job.slots);
+      Enqueue(job.compute, job.name, job.slots, RunsHere(job.compute) ? RequestFor(job).Total() : 0);
     }
   }
+  PublishGpus();
   std::vector<std::string> names;
   for (const auto& [n, _] : pools_) names.push_back(n);
   for (const auto& n : names) Schedule(n);

@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "compute/gpu.h"
 #include "compute/slurm.h"
 #include "compute/spawner.h"
 #include "spec/compute_spec.h"
@@ -47,6 +48,25 @@ struct SchedulerConfig {
   std::function<std::vector<double>(const std::string& run, const std::string& key)> metric_history;
   // The workspace's secret (its token): supervisors' credentials are derived from it.
   std::string secret;
+  // This machine's GPUs (compute::DiscoverGpus), shared by every compute that runs here.
+  std::vector<compute::Gpu> gpus;
+};
+
+// What a job asks of GPUs, per instance, and the shape that says so.
+struct GpuRequest {
+  int per_instance = 0;
+  int instances = 1;
+  std::string shape;      // "Standard_NC12s_v3", an instance type's name, or ""
+  std::string from;       // "resources.instance_type", "default_instance_type", "size" or ""
+  std::string gpu_model;  // the size table's, for a note when this machine's differ
+  std::string note;       // an instance type nobody knows, said in job show
+  int Total() const { return per_instance * instances; }
+};
+
+// A GPU of this machine and the job holding it ("" when free), for compute show.
+struct GpuHolding {
+  compute::Gpu gpu;
+  std::string job;
 };
 
 // The credential a job's supervisor reports with (its events, its exit record, staged files): derived
@@ -148,6 +168,14 @@ class Scheduler {
   // The up-to-date reason a queued job waits ("waiting for 1 CPU slot on local (2 of 2 in use, 3 queued
   // ahead)"), or "" when it is not queued. Thread-safe without posting.
   std::string LiveQueueReason(const std::string& job);
+  // This machine's GPUs with their holders. Thread-safe without posting.
+  std::vector<GpuHolding> GpuHoldings();
+  const std::vector<compute::Gpu>& gpus() const { return config_.gpus; }
+
+  // The GPUs a job asks for on its compute (resources.instance_type, the compute's default_instance_type or
+  // size); how many per instance. Reads the compute's record: call on the scheduler thread, or from a reader
+  // with the record in hand (`compute_spec` null for the built-in local compute).
+  static GpuRequest RequestOf(const nlohmann::json& job_spec, const nlohmann::json* compute_spec);
 
   JobEvents& events() { return events_; }
   const SchedulerConfig& config() const { return config_; }
@@ -157,6 +185,8 @@ class Scheduler {
   struct Queued {
     std::string name;
     int slots = 1;
+    int gpus = 0;    // in all, on this machine
+    int passed = 0;  // how often a later job started first while this one waited for GPUs
   };
   struct Pool {
     int capacity = 0;
@@ -171,6 +201,8 @@ class Scheduler {
     std::map<std::string, std::set<long long>> tickets;                   // pool -> queued tickets
     std::map<std::string, std::pair<int, int>> usage;                     // pool -> (in use, capacity)
     long long next_ticket = 0;
+    std::map<std::string, int> gpus_needed;  // queued job -> GPUs it waits for
+    std::vector<GpuHolding> gpus;            // this machine's, with holders
   };
 
   template <typename T>
@@ -219,10 +251,21 @@ class Scheduler {
   void FailJob(const std::string& name, const std::string& reason);
   void Release(const store::JobRecord& job);
   std::string QueueReason(const std::string& compute, int need, size_t ahead);
-  void Enqueue(const std::string& compute, const std::string& name, int slots);
+  void Enqueue(const std::string& compute, const std::string& name, int slots, int gpus = 0);
+  // Whether a compute's jobs run on this machine (not on Slurm).
+  bool RunsHere(const std::string& compute);
+  // GPUs on this machine: whether a compute's jobs run here (not on Slurm), what a job needs, holding and
+  // freeing them.
+  GpuRequest RequestFor(const store::JobRecord& job);
+  int FreeGpus() const;
+  std::vector<std::vector<int>> HoldGpus(const std::string& job, const GpuRequest& req);
+  void FreeGpusOf(const std::string& job);
+  void PublishGpus();
+  std::string GpuWaitReason(const std::string& compute, int need);
   void Dequeued(const std::string& name);
   void PublishUsage(const std::string& compute);
-  Result<nlohmann::json> BuildRunFile(const store::JobRecord& job, std::vector<std::string>& notices);
+  Result<nlohmann::json> BuildRunFile(const store::JobRecord& job, std::vector<std::string>& notices,
+                                      const std::vector<std::vector<int>>& gpus = {});
   // data.cc, on the scheduler thread.
   Result<DataLocation> Locate(const std::string& field, const std::string& path, const std::string& asset_kind,
                               int depth = 0);
@@ -280,6 +323,8 @@ class Scheduler {
   int local_slots_ = 1;
   std::map<std::string, Pool> pools_;
   std::map<std::string, long long> running_pids_;  // job -> supervisor pid
+  std::map<int, std::string> gpu_holder_;          // GPU index -> the job holding it
+  std::map<std::string, std::vector<int>> gpus_of_;  // job -> the GPUs it holds
   std::map<std::string, long long> spawned_at_;    // job -> when this server started its supervisor
   std::set<long long> children_;                   // supervisors this server started, until reaped
   // Forks the local compute's supervisors (CAIRN_SPAWNER=off: each is exec'd by the server, as before).

@@ -21,6 +21,7 @@
 #include "base/json_writer.h"
 #include "base/util.h"
 #include "compute/container.h"
+#include "compute/distribution.h"
 #include "compute/image_cache.h"
 #include "compute/process.h"
 #include "compute/run_layout.h"
@@ -242,6 +243,15 @@ class Server {
     };
     cfg.python_helper_dir = PythonHelperDir();
     if (const char* conf = getenv("CAIRN_SLURM_CONF")) cfg.slurm_conf = conf;
+    // This machine's GPUs, once: NVML, nvidia-smi, or CAIRN_GPUS.
+    auto gpus = compute::DiscoverGpus();
+    if (!gpus.ok()) {
+      fprintf(stderr, "cairn server: %s\n", gpus.status().message().c_str());
+      return 1;
+    }
+    cfg.gpus = gpus->gpus;
+    gpu_source_ = gpus->source;
+    gpu_note_ = gpus->note;
     // A sweep trial's run: a child of the sweep's (mlflow.parentRunId), its hyperparameters as params.
     cfg.on_trial = [t = tracking_.get()](const std::string& trial, const std::string& sweep,
                                          const std::string& experiment_id, const json& params) -> Status {
@@ -418,7 +428,50 @@ class Server {
       std::string live = sched_->LiveQueueReason(j.name);
       if (!live.empty()) v["status_reason"] = live;
     }
+    AddGpuView(j, v);
     return v;
+  }
+
+  // The GPUs a job holds ("gpus": "0,1 (NVIDIA H200)"), what it asked for, and a note when it asked for
+  // none on a machine that has some, or named a shape nobody knows.
+  void AddGpuView(const store::JobRecord& j, json& v) {
+    if (j.type == "sweep") return;
+    std::vector<std::string> ids, names;
+    for (const auto& instance : j.gpus)
+      for (const auto& g : instance) {
+        if (!g.is_number_integer()) continue;
+        int idx = g.get<int>();
+        ids.push_back(std::to_string(idx));
+        for (const auto& known : sched_->gpus())
+          if (known.index == idx && std::find(names.begin(), names.end(), known.name) == names.end()) names.push_back(known.name);
+      }
+    if (!ids.empty()) v["gpus"] = Join(ids, ",") + (names.empty() ? "" : " (" + Join(names, ", ") + ")");
+    auto c = j.compute == "local" ? Result<store::ComputeRecord>(NotFound("")) : Reader().GetCompute(j.compute);
+    if (j.compute != "local" && (!c.ok() || scheduler::SlurmTargetOf(c->spec, sched_->config().slurm_conf))) return;
+    scheduler::GpuRequest req = scheduler::Scheduler::RequestOf(j.spec, c.ok() ? &c->spec : nullptr);
+    if (req.per_instance > 0) v["gpus_requested"] = {{"per_instance", req.per_instance}, {"instances", req.instances},
+                                                     {"shape", req.shape}, {"from", req.from}};
+    // A process count left out is one process per GPU of a GPU size, as the job runs (and so its logs).
+    if (req.per_instance > 1 && v.contains("distribution") && v["distribution"].is_object()) {
+      json& d = v["distribution"];
+      std::string type = d.value("type", "");
+      if ((type == "pytorch" || type == "mpi") && !d.contains("process_count_per_instance")) {
+        d["process_count_per_instance"] = req.per_instance;
+        compute::DistPlan plan = compute::PlanFor(d, req.instances);
+        json logs = json::object();
+        for (int rank = 0; rank < plan.Total(); ++rank) {
+          std::string f = compute::RankLogName(plan, rank);
+          logs[f] = url_ + "/api/v1/jobs/" + j.name + "/files/artifacts/" + f;
+        }
+        v["log_files"] = logs;
+      }
+    }
+    json notes = v.value("notes", json::array());
+    if (!req.note.empty()) notes.push_back(req.note);
+    else if (req.per_instance == 0 && !sched_->gpus().empty())
+      notes.push_back("the job asked for no GPU, so its processes see none (CUDA_VISIBLE_DEVICES is empty); name a "
+                      "GPU size in resources.instance_type to get some");
+    if (!notes.empty()) v["notes"] = notes;
   }
 
   void Routes() {
@@ -1054,9 +1107,29 @@ class Server {
 
   json LocalCompute() {
     auto [in_use, queued] = sched_->PoolUsage("local");
-    return {{"name", "local"}, {"type", "local"}, {"max_instances", sched_->local_slots()},
-            {"min_instances", 0}, {"provisioning_state", "Succeeded"}, {"in_use", in_use},
-            {"queued_jobs", queued}, {"description", "this machine (built in)"}};
+    json out = {{"name", "local"}, {"type", "local"}, {"max_instances", sched_->local_slots()},
+                {"min_instances", 0}, {"provisioning_state", "Succeeded"}, {"in_use", in_use},
+                {"queued_jobs", queued}, {"description", "this machine (built in)"}};
+    long long mem_kb = 0;
+    if (auto m = ReadFile("/proc/meminfo", 1 << 16); m.ok())
+      for (const auto& line : Split(*m, '\n'))
+        if (StartsWith(line, "MemTotal:")) mem_kb = atoll(line.substr(9).c_str());
+    out["cpus"] = sysconf(_SC_NPROCESSORS_ONLN);
+    out["memory_gb"] = std::round(static_cast<double>(mem_kb) / 1048576.0 * 10) / 10;
+    out["gpus"] = GpuTable();
+    out["gpu_discovery"] = gpu_note_.empty() ? gpu_source_ : gpu_source_ + " (" + gpu_note_ + ")";
+    return out;
+  }
+
+  // This machine's GPUs and who holds each: index, name, memory, UUID, job.
+  json GpuTable() {
+    json gpus = json::array();
+    for (const auto& h : sched_->GpuHoldings()) {
+      json g = {{"index", h.gpu.index}, {"name", h.gpu.name}, {"uuid", h.gpu.uuid}, {"memory_mib", h.gpu.memory_mib}};
+      g["job"] = h.job.empty() ? json(nullptr) : json(h.job);
+      gpus.push_back(g);
+    }
+    return gpus;
   }
 
   // Long poll: returns as soon as the log has bytes past `offset`, the job ends, or `wait_ms` passes.
@@ -1138,6 +1211,7 @@ class Server {
     res.set_file_content(fd, static_cast<size_t>(st.st_size), ContentTypeOf(rel));
   }
 
+  std::string gpu_source_, gpu_note_;  // how the GPUs were found, and why none were where discovery looked
   std::mutex auth_mu_;
   std::map<std::string, long long> login_codes_;  // one-time sign-in codes -> expiry
   struct Session {

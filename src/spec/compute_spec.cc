@@ -5,6 +5,7 @@
 
 #include "base/fs.h"
 #include "base/util.h"
+#include "spec/vm_sizes.h"
 #include "spec/yaml_tree.h"
 
 namespace cairn::spec {
@@ -53,7 +54,8 @@ const std::vector<std::string> kKeys = {"$schema", "name", "type", "size", "min_
                                         "ssh_public_access_enabled", "network_settings",
                                         "enable_node_public_ip", "resource_id", "schedules",
                                         "create_on_behalf_of", "idle_time_before_shutdown_minutes",
-                                        "idle_time_before_shutdown", "setup_scripts", "slurm", "containers"};
+                                        "idle_time_before_shutdown", "setup_scripts", "slurm", "containers",
+                                        "instance_types", "default_instance_type"};
 
 const std::vector<std::string> kSlurmKeys = {"partition", "account", "qos", "sbatch_options", "conf",
                                              "mpirun_options", "cairn", "staging", "server_url"};
@@ -99,6 +101,52 @@ json ParseSlurm(const YNode& n, Diagnostics& d) {
     } else {
       out[e.key] = v.scalar;
     }
+  }
+  return out;
+}
+
+// `instance_types:` of a compute, as Azure ML's Kubernetes compute defines them: name -> {gpus, cpus, memory}.
+json ParseInstanceTypes(const YNode& n, Diagnostics& d) {
+  json out = json::object();
+  if (!n.IsMap()) {
+    d.Error(n.file, n.line, n.column, "instance_types: expected a mapping of names to {gpus, cpus, memory}, got " + n.TypeName());
+    return out;
+  }
+  for (const auto& e : n.map) {
+    const YNode& v = e.value;
+    std::string where = "instance_types." + e.key;
+    if (!IsValidName(e.key)) d.Error(n.file, e.line, e.column, where + ": not a valid instance type name");
+    if (!v.IsMap()) {
+      d.Error(v.file, v.line, v.column, where + ": expected a mapping (gpus, cpus, memory), got " + v.TypeName());
+      continue;
+    }
+    json t = {{"gpus", 0}};
+    for (const auto& f : v.map) {
+      const YNode& x = f.value;
+      if (f.key == "gpus") {
+        auto g = AsInt(x);
+        if (!g || *g < 0 || *g > 1024)
+          d.Error(x.file, x.line, x.column, where + ".gpus: expected a whole number of GPUs, got " +
+                                                (x.IsScalar() ? "\"" + x.scalar + "\"" : x.TypeName()));
+        else t["gpus"] = *g;
+      } else if (f.key == "cpus") {
+        char* end = nullptr;
+        double c = x.IsScalar() ? strtod(x.scalar.c_str(), &end) : -1;
+        if (!x.IsScalar() || *end != '\0' || !(c > 0))
+          d.Error(x.file, x.line, x.column, where + ".cpus: expected a number of CPUs above 0, got " +
+                                                (x.IsScalar() ? "\"" + x.scalar + "\"" : x.TypeName()));
+        else t["cpus"] = c;
+      } else if (f.key == "memory") {
+        if (!x.IsScalar() || x.scalar.empty())
+          d.Error(x.file, x.line, x.column, where + ".memory: expected a size such as 128Gi, got " + x.TypeName());
+        else t["memory"] = x.scalar;
+      } else {
+        std::string near = ClosestMatch(f.key, {"gpus", "cpus", "memory"});
+        d.Error(v.file, f.line, f.column, where + ": unknown key '" + f.key + "'" +
+                                              (near.empty() ? "" : " (did you mean '" + near + "'?)"));
+      }
+    }
+    out[e.key] = t;
   }
   return out;
 }
@@ -151,6 +199,11 @@ std::optional<ComputeSpec> ParseComputeText(const std::string& text, const std::
         d.Error(file, v.line, v.column, "containers: expected auto or strict, got " +
                                             (v.IsScalar() ? "\"" + v.scalar + "\"" : v.TypeName()));
       else c.extra["containers"] = v.scalar;
+    } else if (e.key == "instance_types") {
+      c.extra["instance_types"] = ParseInstanceTypes(v, d);
+    } else if (e.key == "default_instance_type") {
+      if (!v.IsScalar()) d.Error(file, v.line, v.column, "default_instance_type: expected a name, got " + v.TypeName());
+      else c.extra["default_instance_type"] = v.scalar;
     } else if (e.key == "slurm") {
       c.extra["slurm"] = ParseSlurm(v, d);
       // A relative slurm.conf is relative to the compute file, as the file's other paths are.
@@ -193,9 +246,46 @@ void ValidateCompute(const ComputeSpec& c, const std::string& file, Diagnostics&
   if (c.extra.contains("slurm") && c.type != "slurm" && c.type != "amlcompute")
     d.Error(file, 0, 0, "slurm: only a compute of type slurm or amlcompute runs on Slurm, not " + c.type);
   if (c.max_instances < 1) d.Error(file, 0, 0, "max_instances: must be at least 1");
+  if (std::string def = c.extra.value("default_instance_type", ""); !def.empty()) {
+    json types = c.extra.value("instance_types", json::object());
+    if (!types.contains(def) && !FindVmSize(def))
+      d.Error(file, 0, 0, "default_instance_type: '" + def + "' is neither one of the compute's instance_types" +
+                              (types.empty() ? "" : " (" + Join(KeysOf(types), ", ") + ")") + " nor an Azure VM size");
+  }
   if (c.min_instances > c.max_instances)
     d.Error(file, 0, 0, "min_instances (" + std::to_string(c.min_instances) + ") exceeds max_instances (" +
                             std::to_string(c.max_instances) + ")");
+}
+
+std::vector<std::string> KeysOf(const json& object) {
+  std::vector<std::string> out;
+  for (const auto& [k, _] : object.items()) out.push_back(k);
+  return out;
+}
+
+InstanceShape ShapeFor(const json& compute_extra, const std::string& compute_size, const std::string& instance_type) {
+  InstanceShape out;
+  json types = compute_extra.is_object() ? compute_extra.value("instance_types", json::object()) : json::object();
+  auto from_name = [&](const std::string& name, const std::string& how) {
+    out.name = name;
+    out.from = how;
+    if (types.contains(name)) {
+      out.gpus = types[name].value("gpus", 0);
+      out.known = true;
+      out.source = "the compute's instance_types";
+    } else if (const VmSize* v = FindVmSize(name)) {
+      out.name = v->name;
+      out.gpus = v->WholeGpus();
+      out.gpu_model = v->gpu_model;
+      out.known = true;
+      out.source = v->source;
+    }
+  };
+  std::string def = compute_extra.is_object() ? compute_extra.value("default_instance_type", "") : "";
+  if (!instance_type.empty()) from_name(instance_type, "resources.instance_type");
+  else if (!def.empty()) from_name(def, "default_instance_type");
+  else if (!compute_size.empty()) from_name(compute_size, "size");
+  return out;
 }
 
 }  // namespace cairn::spec

@@ -26,6 +26,20 @@ struct ComputeSpec {
   nlohmann::json extra = nlohmann::json::object();  // identity, ssh settings...: kept, unused
 };
 
+// What each instance of a job gets: from resources.instance_type (one of the compute's instance_types,
+// else an Azure VM size), else the compute's default_instance_type, else its size (amlcompute --size).
+struct InstanceShape {
+  std::string name;       // as the table spells it; empty when nothing names a shape
+  std::string from;       // "resources.instance_type", "default_instance_type", "size" or ""
+  bool known = false;     // false: a name neither the compute nor the size table knows (no GPU)
+  int gpus = 0;           // per instance
+  std::string gpu_model;  // from the size table
+  std::string source;     // where the figures come from
+};
+InstanceShape ShapeFor(const nlohmann::json& compute_extra, const std::string& compute_size,
+                       const std::string& instance_type);
+std::vector<std::string> KeysOf(const nlohmann::json& object);
+
 nlohmann::json ToJson(const ComputeSpec& c);
 // InvalidArgument when a field has the wrong JSON type (the body of a request is outside input).
 Result<ComputeSpec> ComputeSpecFromJson(const nlohmann::json& j);

@@ -683,7 +683,8 @@ class JobParser {
     nlohmann::json d = {{"type", type}};
     if (type == "pytorch" || type == "mpi") {
       CheckKeys(*n, {"type", "process_count_per_instance", "process_count"}, "distribution.");
-      long long per = 1;
+      // Left out, it stays out: on a GPU size it is then the instance's GPU count (the scheduler), else 1.
+      long long per = 0;
       if (const YNode* p = n->Get("process_count_per_instance")) {
         if (auto v = PositiveInt(*p, "distribution.process_count_per_instance")) per = *v;
       } else if (const YNode* p1 = n->Get("process_count")) {
@@ -698,7 +699,7 @@ class JobParser {
           per = std::max<long long>(1, *v / spec.instance_count);
         }
       }
-      d["process_count_per_instance"] = per;
+      if (per > 0) d["process_count_per_instance"] = per;
     } else if (type == "tensorflow") {
       CheckKeys(*n, {"type", "worker_count", "parameter_server_count"}, "distribution.");
       long long workers = spec.instance_count, ps = 0;

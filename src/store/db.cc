@@ -79,6 +79,8 @@ CREATE TABLE datastores (
   created_at INTEGER NOT NULL
 );
 )sql",
+    // 4: the GPUs a running job holds, per instance (JSON), so a restarted server rebuilds the holdings.
+    "ALTER TABLE jobs ADD COLUMN gpus TEXT NOT NULL DEFAULT '';",
 };
 }  // namespace
 

@@ -24,7 +24,7 @@ namespace {
 const char kColumns[] =
     "name, type, display_name, experiment_name, description, status, status_reason, compute, parent, "
     "spec, source_yaml, snapshot, tags, properties, created_at, start_time, end_time, archived, "
-    "exit_code, error, slots, supervisor_pid, token, seq";
+    "exit_code, error, slots, supervisor_pid, token, seq, gpus";
 
 std::optional<long long> OptInt(Stmt& s, int c) {
   if (s.IsNull(c)) return std::nullopt;
@@ -58,6 +58,8 @@ JobRecord JobStore::Read(Stmt& s) {
   r.supervisor_pid = OptInt(s, 21);
   r.token = s.Text(22);
   r.seq = s.Int(23);
+  if (std::string g = s.Text(24); !g.empty()) r.gpus = json::parse(g, nullptr, false);
+  if (!r.gpus.is_array()) r.gpus = json::array();
   return r;
 }
 
@@ -129,8 +131,9 @@ Status JobStore::Transition(const std::string& name, const std::vector<StatusEve
   return db_->Commit();
 }
 
-Status JobStore::SetSupervisorPid(const std::string& name, long long pid) {
-  return db_->Prepare("UPDATE jobs SET supervisor_pid = ? WHERE name = ?").Bind(1, pid).Bind(2, name).Run();
+Status JobStore::SetSupervisorPid(const std::string& name, long long pid, const json& gpus) {
+  return db_->Prepare("UPDATE jobs SET supervisor_pid = ?, gpus = ? WHERE name = ?")
+      .Bind(1, pid).Bind(2, gpus.empty() ? std::string() : gpus.dump()).Bind(3, name).Run();
 }
 
 Status JobStore::UpdateMeta(const JobRecord& j) {

@@ -45,6 +45,8 @@ struct JobRecord {
   std::optional<long long> supervisor_pid;
   std::string token;
   long long seq = 0;
+  // The GPUs of this machine the job holds while it runs, per instance ([[0, 1], [2, 3]]); [] for none.
+  nlohmann::json gpus = nlohmann::json::array();
 };
 
 struct JobFilter {
@@ -111,7 +113,8 @@ class JobStore {
   Status Transition(const std::string& name, const std::vector<StatusEvent>& events,
                     const std::optional<long long>& start_time, const std::optional<long long>& end_time,
                     const std::optional<long long>& exit_code, const std::string& error);
-  Status SetSupervisorPid(const std::string& name, long long pid);
+  // Its supervisor's pid and the GPUs it holds, recorded together once it is started.
+  Status SetSupervisorPid(const std::string& name, long long pid, const nlohmann::json& gpus = nlohmann::json::array());
   Status UpdateMeta(const JobRecord& job);  // display_name, description, experiment, tags, properties
   Status SetArchived(const std::string& name, bool archived);
 

@@ -36,7 +36,7 @@ JobRecord Job(const std::string& name, const std::string& status = "Starting") {
 TEST_F(StoreTest, MigratesANewDatabaseToTheLatestSchema) {
   auto s = JobStore::Open(Path("w.db"));
   ASSERT_TRUE(s.ok()) << s.status().message();
-  EXPECT_EQ((*s)->db().SchemaVersion(), 3);
+  EXPECT_EQ((*s)->db().SchemaVersion(), 4);
   auto again = JobStore::Open(Path("w.db"));  // reopening runs nothing twice
   ASSERT_TRUE(again.ok());
 }
@@ -101,7 +101,7 @@ TEST_F(StoreTest, ARefusesANewerSchema) {
   auto s = JobStore::Open(Path("w.db"));
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().message(),
-            "the workspace database is at schema version 99, newer than this cairn (3); upgrade cairn");
+            "the workspace database is at schema version 99, newer than this cairn (4); upgrade cairn");
 }
 
 TEST_F(StoreTest, BlobsAreVerifiedAgainstTheirHash) {

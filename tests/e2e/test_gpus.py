@@ -1,0 +1,142 @@
+"""GPUs as a resource on this machine, declared with CAIRN_GPUS (this machine has none): exact holdings,
+waiting with a reason, hiding from jobs that asked for none, disjoint instances, and holdings that survive
+a server killed outright."""
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import wait_for
+
+GPU_JOB = """command: 'echo CVD=[$CUDA_VISIBLE_DEVICES]; while [ ! -e {release} ]; do sleep 0.05; done'
+environment: {{image: python}}
+resources: {{instance_type: Standard_NC12s_v3}}
+"""
+
+
+@pytest.fixture
+def gws(make_ws):
+    return make_ws({"CAIRN_GPUS": "0,1,2,3", "CAIRN_LOCAL_SLOTS": "2"})
+
+
+def submit_gpu_job(ws, name):
+    ws.write(f"{name}.yml", GPU_JOB.format(release=os.path.join(ws.dir, f"release-{name}")))
+    ws.run("job", "create", "-f", f"{name}.yml", "-n", name)
+
+
+def release(ws, name):
+    open(os.path.join(ws.dir, f"release-{name}"), "w").close()
+
+
+def seen_devices(ws, name):
+    path = os.path.join(ws.home, "runs", name, "artifacts", "user_logs", "std_log.txt")
+    text = wait_for(lambda: os.path.exists(path) and "CVD=" in open(path).read() and open(path).read(),
+                    what=f"{name}'s first line")
+    return text.split("CVD=[", 1)[1].split("]", 1)[0]
+
+
+def holders(ws):
+    return {g["index"]: g["job"] for g in ws.json("compute", "show", "-n", "local")["gpus"]}
+
+
+def test_two_gpu_jobs_hold_disjoint_pairs_and_a_third_waits_naming_gpus(gws):
+    for name in ("ga", "gb", "gc"):
+        submit_gpu_job(gws, name)
+    gws.wait_status("ga", "Running")
+    gws.wait_status("gb", "Running")
+    pairs = {seen_devices(gws, "ga"), seen_devices(gws, "gb")}
+    assert pairs == {"0,1", "2,3"}
+    gc = gws.job("gc")
+    assert gc["status"] == "Queued"
+    assert gc["status_reason"] == "waiting for 2 GPUs on local (4 of 4 in use by ga, gb)"
+    assert sorted(holders(gws).values()) == ["ga", "ga", "gb", "gb"]
+    assert gws.job("ga")["gpus"].startswith(seen_devices(gws, "ga") + " (")
+
+    # A CPU job runs beside them (GPU jobs take no CPU slot) and sees no GPU, and job show says why.
+    gws.write("cpu.yml", "command: 'echo CVD=[${CUDA_VISIBLE_DEVICES-unset}]'\nenvironment: {image: python}\n")
+    out = gws.run("job", "create", "-f", "cpu.yml", "-n", "cpu", "--stream").stdout
+    assert "CVD=[]" in out
+    assert any("asked for no GPU" in n for n in gws.job("cpu").get("notes", []))
+
+    # The third starts the moment GPUs are free, with the freed pair.
+    freed = seen_devices(gws, "ga")
+    release(gws, "ga")
+    gws.wait_status("gc", "Running")
+    assert seen_devices(gws, "gc") == freed
+    for name in ("gb", "gc"):
+        release(gws, name)
+        gws.wait_status(name, "Completed")
+    assert not any(holders(gws).values())
+
+
+def test_a_size_with_more_gpus_than_the_machine_is_refused_with_how_many_it_has(gws):
+    gws.write("big.yml", "command: 'true'\nenvironment: {image: python}\nresources: {instance_type: Standard_ND96asr_v4}\n")
+    p = gws.run("job", "create", "-f", "big.yml", check=False)
+    assert p.returncode == 2
+    assert "Standard_ND96asr_v4 asks for 8 GPUs per instance but compute 'local' has 4 GPUs" in p.stderr
+    assert gws.json("job", "list") == []  # nothing half-written
+    # validate says the same, and a size nobody knows is a note, not an error.
+    assert "has 4 GPUs" in gws.run("job", "validate", "-f", "big.yml", check=False).stderr
+    gws.write("odd.yml", "command: 'true'\nenvironment: {image: python}\nresources: {instance_type: gpu-large}\n")
+    gws.run("job", "create", "-f", "odd.yml", "-n", "odd", "--stream")
+    assert any("'gpu-large' is neither an instance type" in n for n in gws.job("odd")["notes"])
+
+
+def test_a_distributed_jobs_instances_get_disjoint_gpus_and_one_process_per_gpu(gws):
+    gws.write("dist.yml", """command: 'echo rank=$RANK local=$LOCAL_RANK node=$NODE_RANK CVD=[$CUDA_VISIBLE_DEVICES]'
+environment: {image: python}
+distribution: {type: pytorch}
+resources: {instance_count: 2, instance_type: Standard_NC12s_v3}
+""")
+    gws.run("job", "create", "-f", "dist.yml", "-n", "dist", "--stream")
+    logs = os.path.join(gws.home, "runs", "dist", "artifacts", "user_logs")
+    lines = sorted(open(os.path.join(logs, f)).read().strip() for f in os.listdir(logs) if f.startswith("std_log_process"))
+    # process_count_per_instance left out: one process per GPU, 2 per instance.
+    assert lines == ["rank=0 local=0 node=0 CVD=[0,1]", "rank=1 local=1 node=0 CVD=[0,1]",
+                     "rank=2 local=0 node=1 CVD=[2,3]", "rank=3 local=1 node=1 CVD=[2,3]"]
+    assert gws.job("dist")["gpus"].startswith("0,1,2,3 ")
+
+
+def test_gpu_holdings_are_rebuilt_after_the_server_is_killed(gws):
+    for name in ("ka", "kb", "kc"):
+        submit_gpu_job(gws, name)
+    gws.wait_status("kb", "Running")
+    before = holders(gws)
+    os.kill(gws.server_info()["pid"], signal.SIGKILL)
+    time.sleep(0.2)
+    assert holders(gws) == before  # the next command starts a new server, which reads the records
+    assert gws.job("kc")["status"] == "Queued"
+    assert "waiting for 2 GPUs" in gws.job("kc")["status_reason"]
+    freed = seen_devices(gws, "ka")
+    release(gws, "ka")
+    gws.wait_status("ka", "Completed")
+    gws.wait_status("kc", "Running")
+    assert seen_devices(gws, "kc") == freed  # never two jobs on one GPU
+    for name in ("kb", "kc"):
+        release(gws, name)
+        gws.wait_status(name, "Completed")
+
+
+def test_a_computes_size_and_instance_types_give_its_jobs_gpus(gws):
+    gws.run("compute", "create", "--name", "gpu-cluster", "--type", "amlcompute", "--size", "Standard_NC12",
+            "--max-instances", "4")
+    gws.write("on.yml", "command: 'echo CVD=[$CUDA_VISIBLE_DEVICES]'\nenvironment: {image: python}\ncompute: azureml:gpu-cluster\n")
+    gws.run("job", "create", "-f", "on.yml", "-n", "sized", "--stream")
+    assert seen_devices(gws, "sized") == "0,1"
+    gws.write("k8s.yml", "name: k8s\ntype: amlcompute\nmax_instances: 2\ninstance_types:\n"
+                         "  one: {gpus: 1, cpus: 4, memory: 16Gi}\n  three: {gpus: 3}\ndefault_instance_type: one\n")
+    gws.run("compute", "create", "-f", "k8s.yml")
+    gws.write("k.yml", "command: 'echo CVD=[$CUDA_VISIBLE_DEVICES]'\nenvironment: {image: python}\ncompute: azureml:k8s\n")
+    gws.run("job", "create", "-f", "k.yml", "-n", "default-shape", "--stream")
+    assert seen_devices(gws, "default-shape") == "0"
+    gws.run("job", "create", "-f", "k.yml", "-n", "three", "--set", "resources.instance_type=three", "--stream")
+    assert seen_devices(gws, "three") == "0,1,2"
+
+
+def test_a_machine_without_gpus_sets_nothing(make_ws):
+    ws = make_ws({"CAIRN_GPUS": "none"})
+    ws.write("cpu.yml", "command: 'echo CVD=[${CUDA_VISIBLE_DEVICES-unset}]'\nenvironment: {image: python}\n")
+    assert "CVD=[unset]" in ws.run("job", "create", "-f", "cpu.yml", "-n", "plain", "--stream").stdout
+    assert "notes" not in ws.job("plain") or not any("GPU" in n for n in ws.job("plain")["notes"])
+    assert ws.json("compute", "show", "-n", "local")["gpus"] == []
