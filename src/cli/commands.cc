@@ -757,7 +757,8 @@ int RunCli(int argc, char** argv) {
     auto* csizes = compute->add_subcommand("list-sizes", "List the shapes a job can have here (this machine's)");
     add_globals(csizes);
     csizes->callback([&, get_and_print] {
-      rc = get_and_print("/api/v1/sizes", {{"Name", "name"}, {"vCPUs", "v_cpus"}, {"Memory (GB)", "memory_gb"}, {"GPUs", "gpus"}});
+      rc = get_and_print("/api/v1/sizes", {{"Name", "name"}, {"vCPUs", "v_cpus"}, {"Memory (GB)", "memory_gb"}, {"GPUs", "gpus"}, {"GPU", "gpu_model"},
+                                              {"Fits here", "fits_here"}});
     });
     auto* cusage = compute->add_subcommand("list-usage", "Each compute's use against its limit");
     add_globals(cusage);

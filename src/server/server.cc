@@ -32,6 +32,7 @@
 #include "server/mlflow_api.h"
 #include "tracking/tracking_store.h"
 #include "server/workspace.h"
+#include "spec/vm_sizes.h"
 #include "store/blob_store.h"
 #include "tracking/downsample.h"
 
@@ -1060,10 +1061,18 @@ class Server {
         for (const auto& line : Split(*m, '\n'))
           if (StartsWith(line, "MemTotal:")) mem_kb = atoll(line.substr(9).c_str());
       long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-      SendJson(res, json::array({{{"name", "local"}, {"family", "this machine"}, {"v_cpus", cpus},
-                                  {"memory_gb", std::round(static_cast<double>(mem_kb) / 1048576.0 * 10) / 10},
-                                  {"gpus", 0}, {"slots", sched_->local_slots()},
-                                  {"supported_compute_types", json::array({"local", "amlcompute", "computeinstance"})}}}));
+      int gpus = static_cast<int>(sched_->gpus().size());
+      json out = json::array({{{"name", "local"}, {"family", "this machine"}, {"v_cpus", cpus},
+                               {"memory_gb", std::round(static_cast<double>(mem_kb) / 1048576.0 * 10) / 10},
+                               {"gpus", gpus}, {"slots", sched_->local_slots()}, {"fits_here", true},
+                               {"supported_compute_types", json::array({"local", "amlcompute", "computeinstance"})}}});
+      // The Azure sizes a job may name (resources.instance_type, compute --size): what each gives here. A size
+      // fits when this machine has its GPUs; its CPUs and memory are shared, not reserved.
+      for (const auto& v : spec::VmSizes())
+        out.push_back({{"name", v.name}, {"family", v.family}, {"v_cpus", v.v_cpus}, {"memory_gb", v.memory_gib},
+                       {"gpus", v.gpus}, {"gpu_model", v.gpu_model}, {"fits_here", v.WholeGpus() <= gpus},
+                       {"source", v.source}});
+      SendJson(res, out);
     });
     // az ml compute list-nodes: this machine is one node; a Slurm compute's nodes are sinfo's.
     svr_.Get(R"(/api/v1/computes/([^/]+)/nodes)", [this](const http::Request& req, http::Response& res) {

@@ -1,0 +1,113 @@
+#!/usr/bin/python3
+"""GPU scheduling's costs, on GPUs declared with CAIRN_GPUS (no GPU is needed; none is touched):
+
+  1. submit -> start of a 1-GPU job against the same job asking for no GPU, one server, interleaved
+     (the job's own record: created_at -> start_time, median of --runs each)
+  2. --jobs queued GPU jobs (1, 2 and 4 GPUs, `sleep 0.05`) on 8 GPUs: how long the GPUs sat idle while a
+     job waited that they could have run, against the ideal (every GPU busy until the last job starts)
+
+Usage: bench/gpu_bench.py [--cairn build/cairn] [--runs 40] [--jobs 1000]
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+
+
+def ts(s):
+    return datetime.fromisoformat(s).timestamp()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cairn", default=os.path.join(os.path.dirname(__file__), "../build/cairn"))
+    ap.add_argument("--runs", type=int, default=40)
+    ap.add_argument("--jobs", type=int, default=1000)
+    args = ap.parse_args()
+    cairn = os.path.abspath(args.cairn)
+    root = tempfile.mkdtemp(prefix="cairn-gpu-bench-")
+    env = dict(os.environ, CAIRN_HOME=os.path.join(root, "home"), CAIRN_GPUS="0,1,2,3,4,5,6,7")
+    env.pop("CAIRN_WORKSPACE", None)
+    run = lambda *a, **kw: subprocess.run([cairn, *a], env=env, cwd=root, check=True, capture_output=True, text=True, **kw)
+    try:
+        def job_file(name, command, instance_type):
+            with open(os.path.join(root, name), "w") as f:
+                f.write(f"command: '{command}'\nenvironment: {{image: python}}\n")
+                if instance_type:
+                    f.write(f"resources: {{instance_type: {instance_type}}}\n")
+
+        job_file("gpu1.yml", "true", "Standard_NC6s_v3")
+        job_file("cpu1.yml", "true", "")
+        job_file("gpu.yml", "sleep 0.05", "Standard_NC6s_v3")
+        job_file("g2.yml", "sleep 0.05", "Standard_NC12s_v3")
+        job_file("g4.yml", "sleep 0.05", "Standard_NC24s_v3")
+        run("job", "list")  # the server
+
+        # 1. Submit -> start, interleaved.
+        names = {"gpu": [], "cpu": []}
+        for i in range(args.runs + 5):
+            for kind in ("gpu", "cpu"):
+                n = f"{kind}-{i}"
+                run("job", "create", "-f", f"{kind}1.yml", "-n", n, "-o", "none")
+                if i >= 5:
+                    names[kind].append(n)
+                time.sleep(0.03)
+        time.sleep(1.0)
+        jobs = {j["name"]: j for j in json.loads(run("job", "list", "--all-results", "-o", "json").stdout)}
+        lat = {k: [(ts(jobs[n]["start_time"]) - ts(jobs[n]["creation_context"]["created_at"])) * 1000 for n in v]
+               for k, v in names.items()}
+        print(f"| submit -> start, median of {args.runs} | 1-GPU job {statistics.median(lat['gpu']):.1f} ms | "
+              f"no-GPU job {statistics.median(lat['cpu']):.1f} ms | added "
+              f"{statistics.median(lat['gpu']) - statistics.median(lat['cpu']):.1f} ms (goal <= 1 ms) |")
+
+        # 2. A queue of GPU jobs on 8 GPUs.
+        sizes = [1, 2, 4]
+        files = {1: "gpu.yml", 2: "g2.yml", 4: "g4.yml"}
+        want = {}
+        with open(os.path.join(root, "queue.txt"), "w") as f:
+            for i in range(args.jobs):
+                want[f"q{i}"] = sizes[i % 3]
+                f.write(f"{files[sizes[i % 3]]} q{i}\n")
+        with open(os.path.join(root, "queue.txt")) as f:
+            subprocess.run(["xargs", "-P4", "-n2", "sh", "-c", 'exec "$0" job create -f "$1" -n "$2" -o none', cairn],
+                           stdin=f, env=env, cwd=root, check=True, stdout=subprocess.DEVNULL)
+        while True:
+            jobs = {j["name"]: j for j in json.loads(run("job", "list", "--all-results", "-o", "json").stdout)}
+            mine = [jobs[n] for n in want if n in jobs]
+            if len(mine) == args.jobs and all(j["status"] in ("Completed", "Failed", "Canceled") for j in mine):
+                break
+            time.sleep(0.2)
+        failed = sum(j["status"] != "Completed" for j in mine)
+        events = []  # (time, busy delta, waiting delta)
+        for j in mine:
+            g = want[j["name"]]
+            events += [(ts(j["creation_context"]["created_at"]), 0, 1), (ts(j["start_time"]), g, -1), (ts(j["end_time"]), -g, 0)]
+        events.sort()
+        busy = waiting = 0
+        idle = 0.0
+        gpu_seconds = sum(want[j["name"]] * (ts(j["end_time"]) - ts(j["start_time"])) for j in mine)
+        first, last_start = events[0][0], max(ts(j["start_time"]) for j in mine)
+        prev = first
+        for t, db, dw in events:
+            if waiting > 0:
+                idle += (8 - busy) * (t - prev)
+            busy += db
+            waiting += dw
+            prev = t
+        span = max(ts(j["end_time"]) for j in mine) - first
+        print(f"| {args.jobs} queued GPU jobs (1/2/4 GPUs, sleep 0.05) on 8 GPUs | {span:.2f} s, GPUs busy "
+              f"{gpu_seconds:.1f} GPU-s | ideal {gpu_seconds / 8:.2f} s | idle while a job waited: {idle:.2f} GPU-s "
+              f"({100 * idle / (8 * (last_start - first)):.1f}% of the GPU time until the last start); {failed} not completed |")
+    finally:
+        subprocess.run([cairn, "server", "stop"], env=env, capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
