@@ -21,6 +21,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -31,6 +32,7 @@
 #include "compute/data_delivery.h"
 #include "compute/distribution.h"
 #include "compute/gpu.h"
+#include "compute/system_metrics.h"
 #include "compute/process.h"
 #include "compute/slurm.h"
 #include "compute/run_layout.h"
@@ -728,8 +730,37 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
 
   std::vector<pollfd> fds;
   long long pushed_at = NowMillis();
+  // System metrics of the job's own processes, into its MLflow run (local jobs; 0 s turns them off).
+  long long metrics_every = slurm || node_mode ? 0 : job.value("system_metrics_seconds", 0LL) * 1000;
+  std::unique_ptr<SystemMetrics> metrics;
+  std::unique_ptr<HttpClient> metrics_client;
+  long long next_sample = 0, step = 0;
+  if (metrics_every > 0 && !job.value("server_url", "").empty()) {
+    std::vector<int> held;
+    if (job.contains("gpus") && job["gpus"].is_array())
+      for (const auto& instance : job["gpus"])
+        for (const auto& g : instance) held.push_back(g.value("index", 0));
+    metrics = std::make_unique<SystemMetrics>(g_cgroup, held);
+    metrics_client = std::make_unique<HttpClient>(job.value("server_url", ""), 2000);
+    metrics_client->SetBearerToken(job.value("env", json::object()).value("MLFLOW_TRACKING_TOKEN", ""));
+    (void)metrics->Sample(NowMillis());  // the CPU share's starting point
+    next_sample = NowMillis() + metrics_every;
+  }
+  auto sample = [&](long long now) {
+    json batch = json::array();
+    for (const auto& [key, value] : metrics->Sample(now))
+      batch.push_back({{"key", key}, {"value", value}, {"timestamp", now}, {"step", step}});
+    ++step;
+    json body = {{"run_id", job.value("name", "")}, {"metrics", batch}};
+    // Best effort: a server being restarted misses a sample, the job does not wait for it.
+    (void)metrics_client->Request("POST", "/api/2.0/mlflow/runs/log-batch", body.dump());
+  };
   while (any_pipe() || !all_done()) {
     long long now = NowMillis();
+    if (metrics && now >= next_sample && !all_done()) {
+      sample(now);
+      next_sample = now + metrics_every;
+    }
     if (stager && now - pushed_at >= 1000) {  // live logs for a node without the workspace's filesystem
       stager->Push(layout, false);
       pushed_at = now;
@@ -749,6 +780,7 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
     if (deadline && !all_done()) wait = std::min(wait, std::max(0LL, deadline - now));
     if (kill_at) wait = std::min(wait, std::max(0LL, kill_at - now));
     if (drain_until) wait = std::min(wait, std::max(0LL, drain_until - now));
+    if (metrics && !all_done()) wait = std::min(wait, std::max(0LL, next_sample - now));
     fds.assign(1, {g_signal_pipe[0], POLLIN, 0});
     for (const auto& c : children) fds.push_back({c.pipe_open ? c.out : -1, POLLIN, 0});
     int r = poll(fds.data(), fds.size(), static_cast<int>(wait));

@@ -690,6 +690,7 @@ Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::stri
   run["blob_root"] = config_.workspace + "/blobs";
   run["timeout_seconds"] = s.timeout_seconds;
   run["max_log_bytes"] = config_.max_log_bytes;
+  run["system_metrics_seconds"] = config_.system_metrics_seconds;
   run["kill_grace_ms"] = config_.kill_grace_ms;
   if (!job.snapshot.empty()) {
     auto m = store_->GetSnapshot(job.snapshot);

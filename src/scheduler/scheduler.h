@@ -34,6 +34,7 @@ struct SchedulerConfig {
   std::string self_exe;    // the cairn binary, for `cairn supervise`
   int local_slots = 0;     // 0 = one per CPU
   long long max_log_bytes = 1LL << 30;
+  long long system_metrics_seconds = 2;  // how often a supervisor samples its job's use (0: never)
   long long kill_grace_ms = 5000;
   std::string python_helper_dir;  // put on jobs' PYTHONPATH: cairn_mlflow.py, the dependency-free helper
   // The workspace's Slurm connection (a slurm.conf, CAIRN_SLURM_CONF): with one, an amlcompute is a

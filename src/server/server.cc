@@ -233,6 +233,7 @@ class Server {
     if (const char* v = getenv("CAIRN_LOCAL_SLOTS")) cfg.local_slots = atoi(v);
     if (const char* v = getenv("CAIRN_MAX_LOG_BYTES")) cfg.max_log_bytes = atoll(v);
     if (const char* v = getenv("CAIRN_KILL_GRACE_MS")) cfg.kill_grace_ms = atoll(v);
+    if (const char* v = getenv("CAIRN_SYSTEM_METRICS_SECONDS")) cfg.system_metrics_seconds = std::max(0LL, atoll(v));
     auto tracking = tracking::TrackingStore::Open(opt_.home + "/tracking.db");
     if (!tracking.ok()) {
       fprintf(stderr, "cairn server: %s\n", tracking.status().message().c_str());

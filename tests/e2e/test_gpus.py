@@ -140,3 +140,31 @@ def test_a_machine_without_gpus_sets_nothing(make_ws):
     assert "CVD=[unset]" in ws.run("job", "create", "-f", "cpu.yml", "-n", "plain", "--stream").stdout
     assert "notes" not in ws.job("plain") or not any("GPU" in n for n in ws.job("plain")["notes"])
     assert ws.json("compute", "show", "-n", "local")["gpus"] == []
+
+
+def test_system_metrics_of_a_cpu_burning_job_land_in_its_run(make_ws):
+    from conftest import CAIRN
+    fake = os.path.join(os.path.dirname(CAIRN), "libfake_nvml.so")
+    if not os.path.exists(fake):
+        pytest.skip(f"the stand-in NVML library is not built ({fake}); `make build` builds it")
+    ws = make_ws({"CAIRN_GPUS": "0,1", "CAIRN_SYSTEM_METRICS_SECONDS": "1", "CAIRN_NVML_LIBRARY": fake})
+    ws.write("burn.yml", "command: 'timeout 3.5 sh -c \"while :; do :; done\"; true'\nenvironment: {image: python}\n"
+                         "resources: {instance_type: Standard_NC6s_v3}\n")
+    ws.run("job", "create", "-f", "burn.yml", "-n", "burn", "--stream")
+    metrics = ws.json("job", "metrics", "-n", "burn")
+    cpu = [p["value"] for p in metrics["system/cpu_utilization_percentage"]]
+    assert len(cpu) >= 2
+    # One busy process of a machine with os.cpu_count() CPUs.
+    assert max(cpu) > 0.3 * 100 / os.cpu_count(), cpu
+    assert all(p["value"] > 0 for p in metrics["system/system_memory_usage_megabytes"])
+    # The GPU it holds, through NVML (here the stand-in's 40%), under MLflow's names; none for GPUs it does not.
+    assert {p["value"] for p in metrics["system/gpu_0_utilization_percentage"]} == {40}
+    assert "system/gpu_1_utilization_percentage" not in metrics
+    # And through the MLflow API, as the mlflow client reads them.
+    import urllib.request
+    info = ws.server_info()
+    req = urllib.request.Request(f"{info['url']}/api/2.0/mlflow/metrics/get-history?run_id=burn&metric_key=system/cpu_utilization_percentage",
+                                 headers={"Authorization": f"Bearer {ws.token()}"})
+    with urllib.request.urlopen(req) as r:
+        import json as _json
+        assert len(_json.load(r)["metrics"]) == len(cpu)
