@@ -39,6 +39,7 @@ std::string BatchScript(const SlurmTarget& t, const BatchRequest& r) {
   opt("--job-name=cairn-" + r.job);
   opt("--nodes=" + std::to_string(r.nodes));
   opt("--ntasks-per-node=" + std::to_string(r.tasks_per_node));
+  if (r.gpus_per_node > 0) opt("--gres=gpu:" + std::to_string(r.gpus_per_node));
   // Cairn reports how each run ended; Slurm must not run it again behind its back (a node failure
   // requeues batch jobs by default).
   opt("--no-requeue");

@@ -27,6 +27,7 @@ struct BatchRequest {
   std::string cairn;          // the cairn binary, as the nodes reach it
   int nodes = 1;
   int tasks_per_node = 1;
+  int gpus_per_node = 0;      // --gres=gpu:N (a GPU size or instance type); Slurm then sets CUDA_VISIBLE_DEVICES
   long long timeout_seconds = 0;  // 0 = the partition's limit
   // Where the supervisor finds the run: in the workspace folder when the node sees it ("auto"), else
   // fetched from the server at `server_url` with the job's token ("http" always does that).

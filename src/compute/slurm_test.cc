@@ -27,6 +27,9 @@ TEST(SlurmTest, BatchScriptAsksForTheNodesAndRunsTheSupervisor) {
                            "if [ -d '/ws/runs/blue_cat' ]; then exec '/opt/cairn/bin/cairn' supervise "
                            "'/ws/runs/blue_cat'; fi\n"})
     EXPECT_NE(s.find(line), std::string::npos) << line << "\n" << s;
+  // A GPU size asks Slurm for its GPUs on every node.
+  r.gpus_per_node = 4;
+  EXPECT_NE(BatchScript(t, r).find("#SBATCH --gres=gpu:4\n"), std::string::npos);
   // No partition, no timeout: Slurm's defaults, and no empty options.
   std::string plain = BatchScript({}, r);
   EXPECT_EQ(plain.find("--partition"), std::string::npos);

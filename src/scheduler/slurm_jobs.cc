@@ -67,6 +67,7 @@ void Scheduler::StartSlurmJob(const JobRecord& job, json run, const compute::Slu
   req.cairn = slurm.value("cairn", config_.self_exe);
   req.nodes = plan.nodes;
   req.tasks_per_node = plan.OnNode(0);
+  req.gpus_per_node = RequestOf(job.spec, rec.ok() ? &rec->spec : nullptr).per_instance;
   req.timeout_seconds = run.value("timeout_seconds", 0LL);
   req.staging = slurm.value("staging", "auto");
   req.server_url = slurm.value("server_url", config_.server_url);

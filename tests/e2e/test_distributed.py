@@ -7,10 +7,9 @@ so a script checks the TF_CONFIG each process sees. The suite runs in a private 
 import json
 import os
 import re
-import subprocess
 import time
 
-from conftest import wait_for
+from conftest import pids_mentioning, wait_for
 
 PYTHON = "/usr/bin/python3"
 
@@ -137,8 +136,9 @@ distribution: {type: pytorch, process_count_per_instance: 2}
     assert job["status_reason"].startswith("process 2 exited with code 3"), job["status_reason"]
     assert "the other processes were stopped" in job["status_reason"]
     assert "rank two fails" in rank_log(ws, name, 2)
-    # No rank is left running (the harness also checks every process of the workspace at teardown).
-    assert subprocess.run(["pgrep", "-f", "sleep 60"], capture_output=True).stdout == b""
+    # No rank is left running (the harness also checks every process of the workspace at teardown). Only
+    # this workspace's processes count: a machine-wide pgrep also found other tests' and other users' sleeps.
+    assert [cmd for _, cmd in pids_mentioning(ws.home) if "sleep 60" in cmd] == []
 
 
 def test_cancel_and_timeout_stop_every_rank(ws):
