@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both install what is missing first.
-.PHONY: deps build test unit e2e demo fuzz bench bench-http bench-tracking bench-sweep bench-distributed bench-studio bench-data sanitize clean
+.PHONY: deps build test unit e2e demo fuzz bench bench-http bench-tracking bench-sweep bench-distributed bench-studio bench-data bench-gpu sanitize clean
 
 BUILD ?= build
 
@@ -56,6 +56,9 @@ bench-studio: build
 
 bench-data: build
 	@/usr/bin/python3 bench/data.py
+
+bench-gpu: build
+	@/usr/bin/python3 bench/gpu_bench.py
 
 bench-distributed: build
 	@tests/e2e/isolated.sh /usr/bin/python3 bench/distributed.py

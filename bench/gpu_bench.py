@@ -104,6 +104,37 @@ def main():
         print(f"| {args.jobs} queued GPU jobs (1/2/4 GPUs, sleep 0.05) on 8 GPUs | {span:.2f} s, GPUs busy "
               f"{gpu_seconds:.1f} GPU-s | ideal {gpu_seconds / 8:.2f} s | idle while a job waited: {idle:.2f} GPU-s "
               f"({100 * idle / (8 * (last_start - first)):.1f}% of the GPU time until the last start); {failed} not completed |")
+        # 3. The cost of sampling: the supervisor's CPU over 10 s of a job that sleeps, with system metrics
+        # every 2 s (the default) and with them off, in servers of their own.
+        for label, seconds in (("metrics every 2 s", "2"), ("metrics off", "0")):
+            run("server", "stop")
+            env["CAIRN_SYSTEM_METRICS_SECONDS"] = seconds
+            job_file("idle.yml", "sleep 14", "Standard_NC6s_v3")
+            name = f"idle-{seconds}"
+            run("job", "create", "-f", "idle.yml", "-n", name, "-o", "none")
+            marker = f"supervise {os.path.join(root, 'home', 'runs', name)}"
+            pid = None
+            for _ in range(200):
+                for p in os.listdir("/proc"):
+                    if p.isdigit():
+                        try:
+                            if marker in open(f"/proc/{p}/cmdline").read().replace("\0", " "):
+                                pid = int(p)
+                        except OSError:
+                            pass
+                if pid:
+                    break
+                time.sleep(0.05)
+            # schedstat's first field: nanoseconds on a CPU (stat's utime/stime count 10 ms ticks: too coarse).
+            cpu = lambda: int(open(f"/proc/{pid}/schedstat").read().split()[0]) / 1e9
+            time.sleep(2.0)
+            c0, t0 = cpu(), time.time()
+            time.sleep(10.0)
+            c1, t1 = cpu(), time.time()
+            share = (c1 - c0) / (t1 - t0) * 100
+            print(f"| supervisor CPU of a sleeping 1-GPU job, {label} | {share:.3f}% of one core over {t1 - t0:.1f} s "
+                  f"| goal: sampling <= 0.5% of one core |")
+            run("job", "cancel", "-n", name)
     finally:
         subprocess.run([cairn, "server", "stop"], env=env, capture_output=True)
         shutil.rmtree(root, ignore_errors=True)

@@ -95,6 +95,7 @@ bool KillRecordedCgroup(const std::string& record_file) {
   auto text = ReadFile(record_file, 4096);
   if (!text.ok()) return true;
   std::string path = Trim(*text);
+  if (path.empty()) return true;  // emptied by its supervisor: the cgroup is gone
   // Only a cgroup of ours: the record sits in a run folder a job could once write.
   if (path.find("/cairn.job.") == std::string::npos || path.find("..") != std::string::npos ||
       !StartsWith(path, "/sys/fs/cgroup/"))
