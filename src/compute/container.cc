@@ -177,9 +177,24 @@ std::vector<std::string> ContainerArgv(const ContainerRun& r) {
   if (!r.memory.empty()) argv.insert(argv.end(), {"--memory", r.memory, "--memory-swap", r.memory});
   if (!r.cpus.empty()) argv.insert(argv.end(), {"--cpus", r.cpus});
   if (!r.shm_size.empty()) argv.insert(argv.end(), {"--shm-size", r.shm_size});
+  for (const auto& d : r.devices) argv.insert(argv.end(), {"--device", d});
   // bash where the image has it, as on the host (kShellInImage), the command as $0.
   argv.insert(argv.end(), {"--entrypoint", "/bin/sh", r.image, "-c", kShellInImage, r.command});
   return argv;
+}
+
+bool HasNvidiaCdiSpec() {
+  const char* dirs = getenv("CAIRN_CDI_DIRS");
+  for (const auto& dir : Split(dirs && *dirs ? dirs : "/etc/cdi:/var/run/cdi", ':')) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+      std::string name = e.path().filename().string();
+      if (!EndsWith(name, ".yaml") && !EndsWith(name, ".yml") && !EndsWith(name, ".json")) continue;
+      auto text = ReadFile(e.path().string(), 4 << 20);
+      if (text.ok() && text->find("nvidia.com/gpu") != std::string::npos) return true;
+    }
+  }
+  return false;
 }
 
 void RemoveContainer(const std::string& runtime, const std::string& name, bool verify) {

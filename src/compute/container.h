@@ -37,8 +37,12 @@ struct ContainerRun {
   std::vector<std::string> mounts;           // "path" (read-write) or "path:ro", each at the same path inside
   std::vector<std::string> env;              // K=V the process sees (nothing else of the host's leaks in)
   std::string memory, cpus, shm_size;        // limits, as the runtime writes them ("512m", "1.5", "2g")
+  std::vector<std::string> devices;          // CDI devices ("nvidia.com/gpu=0")
   std::string command;
 };
+// Whether the host has a CDI spec naming NVIDIA's GPUs (nvidia-ctk cdi generate writes one), so that a
+// container can be given `--device nvidia.com/gpu=<index>`: /etc/cdi and /var/run/cdi (CAIRN_CDI_DIRS).
+bool HasNvidiaCdiSpec();
 std::vector<std::string> ContainerArgv(const ContainerRun& r);
 // Stops and removes the container (a no-op when it is gone). With `verify`, makes sure it stays gone: a
 // container its client was still creating when the job was stopped can appear a moment later.

@@ -5,7 +5,13 @@
 
 #include <optional>
 
+#include <filesystem>
+
 #include <nlohmann/json.hpp>
+
+#include "base/fs.h"
+#include "base/util.h"
+#include "compute/container.h"
 
 #include "spec/compute_spec.h"
 #include "spec/diagnostics.h"
@@ -208,6 +214,36 @@ TEST(InstanceShapes, ComputeYamlInstanceTypesAreCheckedWhereWritten) {
   EXPECT_NE(text.find("instance_types.big: unknown key 'cpu' (did you mean 'cpus'?)"), std::string::npos) << text;
   EXPECT_NE(text.find("default_instance_type: 'huge' is neither one of the compute's instance_types (big)"),
             std::string::npos) << text;
+}
+
+}  // namespace
+}  // namespace cairn::compute
+
+namespace cairn::compute {
+namespace {
+
+TEST(GpuContainers, CdiDevicesWhereTheHostDescribesItsGpus) {
+  std::string dir = std::filesystem::temp_directory_path() / ("cairn-cdi-" + RandomHex(6));
+  std::filesystem::create_directories(dir);
+  ScopedEnv dirs("CAIRN_CDI_DIRS", dir.c_str());
+  EXPECT_FALSE(HasNvidiaCdiSpec());
+  ASSERT_TRUE(WriteFile(dir + "/other.yaml", "cdiVersion: 0.5.0\nkind: vendor.example/fpga\n").ok());
+  EXPECT_FALSE(HasNvidiaCdiSpec());
+  ASSERT_TRUE(WriteFile(dir + "/nvidia.yaml", "cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n- name: \"0\"\n").ok());
+  EXPECT_TRUE(HasNvidiaCdiSpec());
+  std::filesystem::remove_all(dir);
+
+  ContainerRun r;
+  r.runtime = "podman";
+  r.image = "localhost/torch:2";
+  r.name = "cairn-j-0";
+  r.workdir = "/w";
+  r.command = "nvidia-smi -L";
+  r.devices = {"nvidia.com/gpu=1", "nvidia.com/gpu=3"};
+  std::vector<std::string> argv = ContainerArgv(r);
+  std::string line = Join(argv, " ");
+  EXPECT_NE(line.find("--device nvidia.com/gpu=1 --device nvidia.com/gpu=3"), std::string::npos) << line;
+  EXPECT_LT(line.find("--device"), line.find("localhost/torch:2")) << "options come before the image";
 }
 
 }  // namespace

@@ -578,6 +578,7 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
   // What a container sees of this machine: the run folder, the inputs (read-only), outputs kept elsewhere
   // (a datastore), the MLflow helper; each at its own path, so every path the job was given holds.
   ContainerRun crun;
+  bool gpu_cdi = false;  // the host can hand the container its GPUs
   if (!image.empty()) {
     crun.runtime = runtime;
     crun.image = image;
@@ -590,6 +591,7 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
       if (!IsWithin(o.get<std::string>(), layout.root)) crun.mounts.push_back(o.get<std::string>());
     for (const auto& d : Split(job_env.value("PYTHONPATH", ""), ':'))
       if (!d.empty() && IsDir(d)) crun.mounts.push_back(d + ":ro");
+    if (job.contains("gpus") && job["gpus"].is_array() && !job["gpus"].empty()) gpu_cdi = HasNvidiaCdiSpec();
     json limits = job.value("container_limits", json::object());
     crun.memory = limits.value("memory", "");
     crun.cpus = limits.value("cpus", "");
@@ -681,6 +683,12 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
         } else {
           crun.name = "cairn-" + job.value("name", "") + "-" + std::to_string(rank);
           crun.env = merged_env(n, local);
+          // The instance's GPUs, as CDI devices where the host describes them; otherwise the container has
+          // none (said once, in the log and the job's notes).
+          crun.devices.clear();
+          if (job.contains("gpus") && job["gpus"].is_array() && n < static_cast<int>(job["gpus"].size()) && gpu_cdi)
+            for (const auto& g : job["gpus"][static_cast<size_t>(n)])
+              crun.devices.push_back("nvidia.com/gpu=" + std::to_string(g.value("index", 0)));
           containers.push_back(crun.name);
           RemoveContainer(runtime, crun.name, false);  // a leftover of a supervisor that died
           s = start(ContainerArgv(crun), base_env, rank, label + " in " + image, artifacts + "/" + RankLogName(plan, rank));
@@ -1022,7 +1030,11 @@ int Supervise(const std::string& run_dir, Stager* stager) {
       job["container_image"] = image;
       job["container_limits"] = c.value("limits", json::object());
       job["container_runtime"] = runtime;
-      Notify(job, "preparing", log, "environment: starting the container (" + image + ")");
+      std::string gpu_note;
+      if (job.contains("gpus") && job["gpus"].is_array() && !job["gpus"].empty() && !HasNvidiaCdiSpec())
+        gpu_note = "; the container gets no GPU: this host has no CDI spec for NVIDIA GPUs (nvidia-ctk cdi generate "
+                   "--output=/etc/cdi/nvidia.yaml writes one)";
+      Notify(job, "preparing", log, "environment: starting the container (" + image + ")" + gpu_note);
     }
   }
   return RunProcesses(job, layout, log, started, read_only, /*node=*/-1, stager);

@@ -120,7 +120,9 @@ json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>&
   // Where the job's environment could not be had and it ran on this host instead, say so.
   json notes = json::array();
   for (const auto& e : history)
-    if (e.status == "Preparing" && e.reason.find("runs on this host") != std::string::npos) notes.push_back(e.reason);
+    if (e.status == "Preparing" && (e.reason.find("runs on this host") != std::string::npos ||
+                                    e.reason.find("gets no GPU") != std::string::npos))
+      notes.push_back(e.reason);
   if (!notes.empty()) j["notes"] = notes;
   // One log per process for a distributed job (std_log_process_<rank>.txt), else std_log.txt.
   compute::DistPlan plan = compute::PlanFor(s.value("distribution", json()), s["resources"].value("instance_count", 1));
