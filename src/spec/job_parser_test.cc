@@ -55,6 +55,17 @@ distribution:
   EXPECT_EQ(s->environment.image, "python");
 }
 
+TEST(JobSpecParser, AnOmittedProcessCountStaysOmitted) {
+  // Left for the scheduler: one process per GPU of a GPU size, else one.
+  Diagnostics d;
+  auto s = Parse("command: echo\nenvironment: {image: python}\ndistribution: {type: pytorch}\n", d);
+  ASSERT_TRUE(s) << d.ToString();
+  EXPECT_EQ(s->distribution, (nlohmann::json{{"type", "pytorch"}}));
+  auto given = Parse("command: echo\nenvironment: {image: python}\ndistribution: {type: mpi, process_count_per_instance: 3}\n", d);
+  ASSERT_TRUE(given);
+  EXPECT_EQ(given->distribution["process_count_per_instance"], 3);
+}
+
 TEST(JobSpecParser, NormalisesPreviewTwoInputs) {
   Diagnostics d;
   auto s = Parse(R"(
