@@ -58,7 +58,15 @@ try {
     return ink;
   });
   if (results.chart_pixels < 100) throw new Error(`the chart canvas is blank (${results.chart_pixels} pixels drawn)`);
+  results.metric_keys = await page.$$eval(".chart", (els) => els.map((e) => e.getAttribute("data-keys")));
   await shot("job-metrics");
+
+  step = "the monitoring view charts the job's system metrics against time";
+  await page.goto(url(`#/jobs/${cfg.done}/monitoring`));
+  await page.waitForSelector(".chart canvas", { timeout: 10000 });
+  results.monitoring_keys = await page.$$eval(".chart", (els) => els.map((e) => e.getAttribute("data-keys")));
+  results.monitoring_x = await page.$eval("#x-axis", (e) => e.value);
+  await shot("job-monitoring");
 
   step = "an output downloads";
   await page.goto(url(`#/jobs/${cfg.done}/outputs`));

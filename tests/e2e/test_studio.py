@@ -47,6 +47,10 @@ tags: {team: vision}
     call(ws, "POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": "done_job", "metrics": [
         {"key": "loss", "value": 1.0 / (i + 1), "timestamp": 1700000000000 + i, "step": i} for i in range(500)],
         "params": [{"key": "lr", "value": "0.1"}, {"key": "layers", "value": "3"}]})
+    # System metrics as a job's supervisor logs them (it samples every 2 s; this job ended sooner).
+    call(ws, "POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": "done_job", "metrics": [
+        {"key": "system/cpu_utilization_percentage", "value": 10.0 + i, "timestamp": 1700000000000 + 2000 * i, "step": i}
+        for i in range(5)]})
     call(ws, "POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": "other_job", "metrics": [
         {"key": "loss", "value": 2.0 / (i + 1), "timestamp": 1700000000000 + i, "step": i} for i in range(500)],
         "params": [{"key": "lr", "value": "0.01"}, {"key": "layers", "value": "3"}]})
@@ -82,12 +86,17 @@ limits: {max_concurrent_trials: 2}
     assert results["key_metrics"] == "loss 0.002"  # the latest of the 500 points logged
     assert results["sweep_key_metrics"] == "acc 0.98"  # the sweep shows its best trial's
     assert any("loss" in s for s in results["chart_series"])
+    # System metrics have a view of their own, against time, and stay out of the metrics view.
+    assert results["monitoring_keys"] == ["system/cpu_utilization_percentage"]
+    assert results["monitoring_x"] == "timestamp"
+    assert "system/cpu_utilization_percentage" not in results["metric_keys"]
     assert sorted(results["parallel_lines"]) == ["sweep_job_0", "sweep_job_1", "sweep_job_2"]
     assert "sweep_job_0" in results["best_trial"]  # lr 0.1 keeps acc highest
     assert results["differing_params"] == ["lr"]
     assert "lr0.1" in results["params"].replace(" ", "")
     assert ws.job("sleeper")["status"] == "Canceled"
-    for page in ("jobs", "job-overview", "job-logs", "job-metrics", "job-outputs", "job-canceled", "sweep-trials", "compare"):
+    for page in ("jobs", "job-overview", "job-logs", "job-metrics", "job-monitoring", "job-outputs", "job-canceled",
+                 "sweep-trials", "compare"):
         assert os.path.getsize(os.path.join(out, f"{page}.png")) > 1000
 
     # A used or unknown sign-in link is refused; the API without a session is too.

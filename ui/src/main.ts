@@ -46,7 +46,7 @@ async function jobsPage(params: URLSearchParams) {
   ];
   // Key metrics: each job's latest values, keys ordered by how many jobs log them, so the same keys line up.
   let keyOrder: string[] = [];
-  const keyMetrics = (j: Job) => Object.entries(j.metrics ?? {})
+  const keyMetrics = (j: Job) => Object.entries(j.metrics ?? {}).filter(([k]) => !isSystem(k))
     .sort((a, b) => keyOrder.indexOf(a[0]) - keyOrder.indexOf(b[0])).slice(0, 3)
     .map(([k, v]) => `${k} ${typeof v === "number" ? fmtNumber(v) : v}`).join(" · ");
   let sortKey = "created", desc = true;
@@ -64,7 +64,7 @@ async function jobsPage(params: URLSearchParams) {
   const load = async () => {
     all = await get<Job[]>("/api/v1/jobs?max_results=0&include_children=true&view=summary");
     const counts = new Map<string, number>();
-    for (const j of all) for (const k in j.metrics ?? {}) counts.set(k, (counts.get(k) ?? 0) + 1);
+    for (const j of all) for (const k in j.metrics ?? {}) if (!isSystem(k)) counts.set(k, (counts.get(k) ?? 0) + 1);
     keyOrder = [...counts.keys()].sort((a, b) => counts.get(b)! - counts.get(a)! || (a < b ? -1 : 1));
     render();
   };
@@ -108,11 +108,25 @@ async function jobsPage(params: URLSearchParams) {
 }
 
 // ---- A job: overview, logs, metrics, outputs, trials. ----
+// MLflow's system metrics (system/cpu_utilization_percentage, system/gpu_0_memory_usage_megabytes, ...).
+const isSystem = (key: string) => key.startsWith("system/");
+function systemTitle(key: string): string {
+  if (!isSystem(key)) return key;
+  const gpu = /^system\/gpu_(\d+)_(utilization_percentage|memory_usage_megabytes)$/.exec(key);
+  if (gpu) return `GPU ${gpu[1]} ${gpu[2] === "utilization_percentage" ? "utilization (%)" : "memory (MB)"}`;
+  const names: Record<string, string> = {
+    "system/cpu_utilization_percentage": "CPU utilization (% of the machine)",
+    "system/system_memory_usage_megabytes": "memory (MB)",
+    "system/system_memory_usage_percentage": "memory (% of the machine)",
+  };
+  return names[key] ?? key;
+}
+
 async function jobPage(name: string, tab: string) {
   const base = `/api/v1/jobs/${encodeURIComponent(name)}`;
   let job = await get<Job>(base);
   const header = h("div", { class: "job-head" });
-  const tabs = ["overview", "logs", "metrics", "outputs", ...(job.type === "sweep" ? ["trials"] : [])];
+  const tabs = ["overview", "logs", "metrics", "monitoring", "outputs", ...(job.type === "sweep" ? ["trials"] : [])];
   const body = h("div", { class: "tab-body" });
   const drawHeader = () => {
     const running = !["Completed", "Failed", "Canceled"].includes(job.status);
@@ -179,13 +193,19 @@ async function jobPage(name: string, tab: string) {
     search.addEventListener("input", show);
     cleanup.push(() => { stopped = true; });
     follow(generation);
-  } else if (tab === "metrics") {
+  } else if (tab === "metrics" || tab === "monitoring") {
+    // Monitoring: what the job's processes used (the supervisor's system/ metrics), against time.
+    const monitoring = tab === "monitoring";
     const data = await get<{ metrics: Record<string, Columns> }>(`${base}/metrics?max_points=2000&format=columns`);
-    const keys = Object.keys(data.metrics);
-    if (!keys.length) { body.append(h("p", {}, "No metrics logged.")); return; }
+    const keys = Object.keys(data.metrics).filter((k) => isSystem(k) === monitoring);
+    if (!keys.length) {
+      body.append(h("p", {}, monitoring ? "No system metrics: they are sampled every 2 s while a local job runs." : "No metrics logged."));
+      return;
+    }
     const log = h("input", { type: "checkbox", id: "log-scale" });
     const smoothing = h("input", { type: "range", min: 0, max: 0.99, step: 0.01, value: 0, id: "smoothing" });
     const xAxis = h("select", { id: "x-axis" }, h("option", { value: "step" }, "step"), h("option", { value: "timestamp" }, "time"));
+    if (monitoring) xAxis.value = "timestamp";
     const together = h("input", { type: "checkbox", id: "one-chart" });
     const charts = h("div", { class: "charts", id: "charts" });
     body.append(h("div", { class: "toolbar" }, h("label", {}, log, " log scale"), h("label", {}, " smoothing ", smoothing),
@@ -197,7 +217,7 @@ async function jobPage(name: string, tab: string) {
       for (const g of groups) {
         const box = h("div", { class: "chart", "data-keys": g.join(",") });
         charts.append(box);
-        drawChart(box, g.map((k) => ({ label: k, data: data.metrics[k] })), { ...opts, title: g.join(", ") });
+        drawChart(box, g.map((k) => ({ label: k, data: data.metrics[k] })), { ...opts, title: g.map(systemTitle).join(", ") });
       }
     };
     for (const c of [log, smoothing, xAxis, together]) c.addEventListener("input", draw);
