@@ -206,6 +206,32 @@ def test_a_pending_job_says_why_it_waits_and_cancels_before_it_runs(ws, slurm):
     ws.wait_status(first, "Canceled", timeout=30)
 
 
+def test_gpu_sizes_get_gres_and_slurms_gpus_and_a_third_pends(ws, slurm):
+    # n1 has 2 GPUs (gres, stand-in devices): two 1-GPU jobs get one each, a third waits for Slurm.
+    make_compute(ws, slurm)
+    gpu = write_job(ws, "'echo CVD=[$CUDA_VISIBLE_DEVICES]; sleep 300'", "resources: {instance_type: Standard_NC6s_v3}",
+                    file="gpu.yml")
+    names = [ws.json("job", "create", "-f", gpu)["name"] for _ in range(3)]
+    for n in names[:2]:
+        ws.wait_status(n, "Running", timeout=30)
+    seen = []
+    for n in names[:2]:
+        log = os.path.join(ws.home, "runs", n, "artifacts", "user_logs", "std_log.txt")
+        text = wait_for(lambda: os.path.exists(log) and "CVD=[" in open(log).read() and open(log).read(),
+                        timeout=20, what="the job's devices")
+        seen.append(text.split("CVD=[")[1].split("]")[0])
+        with open(os.path.join(ws.home, "runs", n, "slurm_job.sh")) as f:
+            assert "#SBATCH --gres=gpu:1\n" in f.read()
+    assert sorted(seen) == ["0", "1"]  # Slurm's own CUDA_VISIBLE_DEVICES, disjoint
+    job = wait_for(lambda: (j := ws.job(names[2]))["status"] == "Queued" and "pending (Resources)" in j["status_reason"] and j,
+                   timeout=20, what="the third job to wait for Slurm's GPUs")
+    assert f"Slurm job {slurm_id(ws, names[2])} is pending (Resources)" in job["status_reason"]
+    for n in names:
+        ws.run("job", "cancel", "-n", n)
+    for n in names:
+        ws.wait_status(n, "Canceled", timeout=30)
+
+
 def test_server_restart_while_slurm_jobs_run(ws, slurm):
     make_compute(ws, slurm)
     path = write_job(ws, "'echo started; sleep 4; echo finished'")

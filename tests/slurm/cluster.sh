@@ -86,11 +86,22 @@ conf="$dir/slurm.conf"
   echo "KillWait=2"
   echo "MinJobAge=60"
   echo "InactiveLimit=0"
+  # GPUs as Slurm's gres: two on n1 only, stand-in device files (no GPU here); Slurm hands a job its
+  # CUDA_VISIBLE_DEVICES from them.
+  echo "GresTypes=gpu"
   for ((i = 1; i <= nodes; i++)); do
-    echo "NodeName=n$i NodeHostname=localhost NodeAddr=127.0.0.1 Port=${ports[i]} CPUs=4 RealMemory=2000 State=UNKNOWN"
+    gres=""
+    [[ $i == 1 ]] && gres=" Gres=gpu:2"
+    echo "NodeName=n$i NodeHostname=localhost NodeAddr=127.0.0.1 Port=${ports[i]} CPUs=4 RealMemory=2000$gres State=UNKNOWN"
   done
   echo "PartitionName=debug Nodes=n[1-$nodes] Default=YES MaxTime=INFINITE State=UP"
 } > "$conf"
+
+mkdir -p "$dir/dev"
+# Character devices (/dev/null's and /dev/zero's numbers): Slurm takes a GPU's index from its device.
+mknod "$dir/dev/nvidia0" c 1 3
+mknod "$dir/dev/nvidia1" c 1 5
+echo "NodeName=n1 Name=gpu File=$dir/dev/nvidia[0-1]" > "$dir/gres.conf"
 
 export SLURM_CONF=$conf
 # The daemons keep none of our descriptors: a caller reading our output would wait for them otherwise.
