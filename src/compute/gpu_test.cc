@@ -248,3 +248,22 @@ TEST(GpuContainers, CdiDevicesWhereTheHostDescribesItsGpus) {
 
 }  // namespace
 }  // namespace cairn::compute
+
+namespace cairn::compute {
+namespace {
+
+TEST(InstanceShapes, AnInstanceTypesMemoryAsSlurmWritesIt) {
+  EXPECT_EQ(spec::SlurmMemory("128Gi"), "128G");
+  EXPECT_EQ(spec::SlurmMemory("512Mi"), "512M");
+  EXPECT_EQ(spec::SlurmMemory("2Ti"), "2T");
+  EXPECT_EQ(spec::SlurmMemory("64G"), "64G");
+  for (const char* bad : {"", "Gi", "12.5Gi", "128", "128GB", "-1Gi"}) EXPECT_EQ(spec::SlurmMemory(bad), "") << bad;
+  nlohmann::json extra = {{"instance_types", {{"a100x2", {{"gpus", 2}, {"cpus", 16}, {"memory", "128Gi"}}}}}};
+  auto s = spec::ShapeFor(extra, "", "a100x2");
+  EXPECT_EQ(s.cpus, 16);
+  EXPECT_EQ(s.memory, "128Gi");
+  EXPECT_EQ(spec::ShapeFor(extra, "", "Standard_NC24ads_A100_v4").cpus, 0);  // an Azure size's are Azure's machines'
+}
+
+}  // namespace
+}  // namespace cairn::compute

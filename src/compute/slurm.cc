@@ -40,6 +40,8 @@ std::string BatchScript(const SlurmTarget& t, const BatchRequest& r) {
   opt("--nodes=" + std::to_string(r.nodes));
   opt("--ntasks-per-node=" + std::to_string(r.tasks_per_node));
   if (r.gpus_per_node > 0) opt("--gres=gpu:" + std::to_string(r.gpus_per_node));
+  if (r.cpus_per_task > 0) opt("--cpus-per-task=" + std::to_string(r.cpus_per_task));
+  if (!r.mem.empty()) opt("--mem=" + r.mem);
   // Cairn reports how each run ended; Slurm must not run it again behind its back (a node failure
   // requeues batch jobs by default).
   opt("--no-requeue");

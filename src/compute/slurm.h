@@ -28,6 +28,8 @@ struct BatchRequest {
   int nodes = 1;
   int tasks_per_node = 1;
   int gpus_per_node = 0;      // --gres=gpu:N (a GPU size or instance type); Slurm then sets CUDA_VISIBLE_DEVICES
+  int cpus_per_task = 0;      // --cpus-per-task, from an instance type's cpus (0: Slurm's default)
+  std::string mem;            // --mem per node, from an instance type's memory ("128G"; "": Slurm's default)
   long long timeout_seconds = 0;  // 0 = the partition's limit
   // Where the supervisor finds the run: in the workspace folder when the node sees it ("auto"), else
   // fetched from the server at `server_url` with the job's token ("http" always does that).

@@ -29,7 +29,13 @@ TEST(SlurmTest, BatchScriptAsksForTheNodesAndRunsTheSupervisor) {
     EXPECT_NE(s.find(line), std::string::npos) << line << "\n" << s;
   // A GPU size asks Slurm for its GPUs on every node.
   r.gpus_per_node = 4;
-  EXPECT_NE(BatchScript(t, r).find("#SBATCH --gres=gpu:4\n"), std::string::npos);
+  r.cpus_per_task = 8;
+  r.mem = "128G";
+  std::string gpu = BatchScript(t, r);
+  for (const char* line : {"#SBATCH --gres=gpu:4\n", "#SBATCH --cpus-per-task=8\n", "#SBATCH --mem=128G\n"})
+    EXPECT_NE(gpu.find(line), std::string::npos) << line << "\n" << gpu;
+  r.gpus_per_node = r.cpus_per_task = 0;
+  r.mem.clear();
   // No partition, no timeout: Slurm's defaults, and no empty options.
   std::string plain = BatchScript({}, r);
   EXPECT_EQ(plain.find("--partition"), std::string::npos);

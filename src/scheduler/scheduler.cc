@@ -969,6 +969,8 @@ GpuRequest Scheduler::RequestOf(const json& job_spec, const json* compute_spec) 
   r.from = shape.from;
   r.gpu_model = shape.gpu_model;
   r.per_instance = shape.gpus;
+  r.cpus = shape.cpus;
+  r.memory = shape.memory;
   if (!shape.known && shape.from == "resources.instance_type")
     r.note = "resources.instance_type '" + it + "' is neither an instance type of the compute nor an Azure VM size "
              "Cairn knows (cairn compute list-sizes); the job gets no GPU";

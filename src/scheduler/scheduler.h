@@ -61,6 +61,8 @@ struct GpuRequest {
   std::string from;       // "resources.instance_type", "default_instance_type", "size" or ""
   std::string gpu_model;  // the size table's, for a note when this machine's differ
   std::string note;       // an instance type nobody knows, said in job show
+  double cpus = 0;        // an instance type's CPUs and memory per instance ("" / 0: not given)
+  std::string memory;
   int Total() const { return per_instance * instances; }
 };
 

@@ -1,5 +1,6 @@
 // The Slurm compute's side of the scheduler: submit, reconcile, cancel. Scheduler thread only.
 #include <algorithm>
+#include <cmath>
 
 #include "base/fs.h"
 #include "base/util.h"
@@ -67,7 +68,12 @@ void Scheduler::StartSlurmJob(const JobRecord& job, json run, const compute::Slu
   req.cairn = slurm.value("cairn", config_.self_exe);
   req.nodes = plan.nodes;
   req.tasks_per_node = plan.OnNode(0);
-  req.gpus_per_node = RequestOf(job.spec, rec.ok() ? &rec->spec : nullptr).per_instance;
+  // What the job's shape asks of each node: its GPUs; and an instance type's own CPUs and memory (an Azure
+  // size's are Azure's machines', which a cluster's nodes need not match: only its GPUs are asked for).
+  GpuRequest shape = RequestOf(job.spec, rec.ok() ? &rec->spec : nullptr);
+  req.gpus_per_node = shape.per_instance;
+  if (shape.cpus > 0) req.cpus_per_task = std::max(1, static_cast<int>(std::ceil(shape.cpus / std::max(1, req.tasks_per_node))));
+  req.mem = spec::SlurmMemory(shape.memory);
   req.timeout_seconds = run.value("timeout_seconds", 0LL);
   req.staging = slurm.value("staging", "auto");
   req.server_url = slurm.value("server_url", config_.server_url);

@@ -1,6 +1,7 @@
 #include "spec/compute_spec.h"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 
 #include "base/fs.h"
@@ -263,6 +264,19 @@ std::vector<std::string> KeysOf(const json& object) {
   return out;
 }
 
+std::string SlurmMemory(const std::string& k8s) {
+  size_t digits = 0;
+  while (digits < k8s.size() && isdigit(static_cast<unsigned char>(k8s[digits]))) ++digits;
+  if (digits == 0 || digits > 12) return "";
+  std::string unit = k8s.substr(digits);
+  // Slurm's K/M/G/T are powers of 1024, as Kubernetes' Ki/Mi/Gi/Ti are.
+  static const std::vector<std::pair<std::string, std::string>> kUnits = {
+      {"Ki", "K"}, {"Mi", "M"}, {"Gi", "G"}, {"Ti", "T"}, {"K", "K"}, {"M", "M"}, {"G", "G"}, {"T", "T"}};
+  for (const auto& [from, to] : kUnits)
+    if (unit == from) return k8s.substr(0, digits) + to;
+  return "";
+}
+
 InstanceShape ShapeFor(const json& compute_extra, const std::string& compute_size, const std::string& instance_type) {
   InstanceShape out;
   json types = compute_extra.is_object() ? compute_extra.value("instance_types", json::object()) : json::object();
@@ -271,6 +285,8 @@ InstanceShape ShapeFor(const json& compute_extra, const std::string& compute_siz
     out.from = how;
     if (types.contains(name)) {
       out.gpus = types[name].value("gpus", 0);
+      out.cpus = types[name].value("cpus", 0.0);
+      out.memory = types[name].value("memory", "");
       out.known = true;
       out.source = "the compute's instance_types";
     } else if (const VmSize* v = FindVmSize(name)) {

@@ -35,7 +35,12 @@ struct InstanceShape {
   int gpus = 0;           // per instance
   std::string gpu_model;  // from the size table
   std::string source;     // where the figures come from
+  double cpus = 0;        // an instance type's own CPUs and memory (what Slurm is asked for); 0/"" for a VM size
+  std::string memory;     // as written: "128Gi"
 };
+// A Kubernetes-style size ("128Gi", "512Mi", "64G") as Slurm's --mem writes it ("128G", "512M"); "" when it
+// is not one.
+std::string SlurmMemory(const std::string& k8s);
 InstanceShape ShapeFor(const nlohmann::json& compute_extra, const std::string& compute_size,
                        const std::string& instance_type);
 std::vector<std::string> KeysOf(const nlohmann::json& object);

@@ -230,6 +230,18 @@ def test_gpu_sizes_get_gres_and_slurms_gpus_and_a_third_pends(ws, slurm):
         ws.run("job", "cancel", "-n", n)
     for n in names:
         ws.wait_status(n, "Canceled", timeout=30)
+    # An instance type of the compute also gives Slurm its CPUs and memory.
+    make_compute(ws, slurm, name="shaped", extra="instance_types:\n  one: {gpus: 1, cpus: 2, memory: 1Gi}\n"
+                                               "default_instance_type: one")
+    shaped = write_job(ws, "'echo CVD=[$CUDA_VISIBLE_DEVICES] cpus=$SLURM_CPUS_PER_TASK'", compute="shaped", file="shaped.yml")
+    name = ws.json("job", "create", "-f", shaped)["name"]
+    ws.wait_status(name, "Completed", timeout=60)
+    with open(os.path.join(ws.home, "runs", name, "slurm_job.sh")) as f:
+        script = f.read()
+    for line in ("#SBATCH --gres=gpu:1\n", "#SBATCH --cpus-per-task=2\n", "#SBATCH --mem=1G\n"):
+        assert line in script, script
+    with open(os.path.join(ws.home, "runs", name, "artifacts", "user_logs", "std_log.txt")) as f:
+        assert "cpus=2" in f.read()
 
 
 def test_server_restart_while_slurm_jobs_run(ws, slurm):
