@@ -1026,12 +1026,7 @@ void Scheduler::PublishGpus() {
 
 std::vector<GpuHolding> Scheduler::GpuHoldings() {
   std::lock_guard<std::mutex> l(live_.mu);
-  if (live_.gpus.empty() && !config_.gpus.empty()) {
-    std::vector<GpuHolding> table;
-    for (const auto& g : config_.gpus) table.push_back({g, ""});
-    return table;
-  }
-  return live_.gpus;
+  return live_.gpus;  // published by Reconcile before the server answers, then on every change
 }
 
 std::string Scheduler::GpuWaitReason(const std::string& compute, int need) {

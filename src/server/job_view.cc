@@ -38,6 +38,15 @@ json InputView(const json& in) {
 }
 }  // namespace
 
+json LogFiles(const compute::DistPlan& plan, const std::string& job, const std::string& server_url) {
+  json logs = json::object();
+  for (int rank = 0; rank < plan.Total(); ++rank) {
+    std::string f = compute::RankLogName(plan, rank);
+    logs[f] = server_url + "/api/v1/jobs/" + job + "/files/artifacts/" + f;
+  }
+  return logs;
+}
+
 json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>& history,
              const std::string& server_url) {
   const json& s = job.spec;
@@ -126,12 +135,7 @@ json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>&
   if (!notes.empty()) j["notes"] = notes;
   // One log per process for a distributed job (std_log_process_<rank>.txt), else std_log.txt.
   compute::DistPlan plan = compute::PlanFor(s.value("distribution", json()), s["resources"].value("instance_count", 1));
-  json logs = json::object();
-  for (int rank = 0; rank < plan.Total(); ++rank) {
-    std::string f = compute::RankLogName(plan, rank);
-    logs[f] = server_url + "/api/v1/jobs/" + job.name + "/files/artifacts/" + f;
-  }
-  j["log_files"] = logs;
+  j["log_files"] = LogFiles(plan, job.name, server_url);
   if (job.type == "sweep") {
     // Azure ML's sweep job shape: the command job's fields are the trial's.
     j["$schema"] = "https://azuremlschemas.azureedge.net/latest/sweepJob.schema.json";

@@ -7,12 +7,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include "compute/distribution.h"
 #include "store/job_store.h"
 
 namespace cairn::server {
 
 // The user the server runs as ($USER, else the password database): creation_context and mlflow.user.
 std::string UserName();
+
+// One log per process of a distributed job (std_log_process_<rank>.txt), else std_log.txt: name -> URL.
+nlohmann::json LogFiles(const compute::DistPlan& plan, const std::string& job, const std::string& server_url);
 
 nlohmann::json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>& history,
                        const std::string& server_url);

@@ -459,13 +459,7 @@ class Server {
       std::string type = d.value("type", "");
       if ((type == "pytorch" || type == "mpi") && !d.contains("process_count_per_instance")) {
         d["process_count_per_instance"] = req.per_instance;
-        compute::DistPlan plan = compute::PlanFor(d, req.instances);
-        json logs = json::object();
-        for (int rank = 0; rank < plan.Total(); ++rank) {
-          std::string f = compute::RankLogName(plan, rank);
-          logs[f] = url_ + "/api/v1/jobs/" + j.name + "/files/artifacts/" + f;
-        }
-        v["log_files"] = logs;
+        v["log_files"] = LogFiles(compute::PlanFor(d, req.instances), j.name, url_);
       }
     }
     json notes = v.value("notes", json::array());
@@ -1057,15 +1051,10 @@ class Server {
     });
     // az ml compute list-sizes: the shapes jobs can get here (this machine's).
     svr_.Get("/api/v1/sizes", [this](const http::Request&, http::Response& res) {
-      long long mem_kb = 0;
-      if (auto m = ReadFile("/proc/meminfo", 1 << 16); m.ok())
-        for (const auto& line : Split(*m, '\n'))
-          if (StartsWith(line, "MemTotal:")) mem_kb = atoll(line.substr(9).c_str());
       long cpus = sysconf(_SC_NPROCESSORS_ONLN);
       int gpus = static_cast<int>(sched_->gpus().size());
       json out = json::array({{{"name", "local"}, {"family", "this machine"}, {"v_cpus", cpus},
-                               {"memory_gb", std::round(static_cast<double>(mem_kb) / 1048576.0 * 10) / 10},
-                               {"gpus", gpus}, {"slots", sched_->local_slots()}, {"fits_here", true},
+                               {"memory_gb", MachineMemoryGb()}, {"gpus", gpus}, {"slots", sched_->local_slots()}, {"fits_here", true},
                                {"supported_compute_types", json::array({"local", "amlcompute", "computeinstance"})}}});
       // The Azure sizes a job may name (resources.instance_type, compute --size): what each gives here. A size
       // fits when this machine has its GPUs; its CPUs and memory are shared, not reserved.
@@ -1115,17 +1104,22 @@ class Server {
     });
   }
 
+  // This machine's memory in GB, one decimal (compute show -n local, list-sizes).
+  static double MachineMemoryGb() {
+    long long mem_kb = 0;
+    if (auto m = ReadFile("/proc/meminfo", 1 << 16); m.ok())
+      for (const auto& line : Split(*m, '\n'))
+        if (StartsWith(line, "MemTotal:")) mem_kb = atoll(line.substr(9).c_str());
+    return std::round(static_cast<double>(mem_kb) / 1048576.0 * 10) / 10;
+  }
+
   json LocalCompute() {
     auto [in_use, queued] = sched_->PoolUsage("local");
     json out = {{"name", "local"}, {"type", "local"}, {"max_instances", sched_->local_slots()},
                 {"min_instances", 0}, {"provisioning_state", "Succeeded"}, {"in_use", in_use},
                 {"queued_jobs", queued}, {"description", "this machine (built in)"}};
-    long long mem_kb = 0;
-    if (auto m = ReadFile("/proc/meminfo", 1 << 16); m.ok())
-      for (const auto& line : Split(*m, '\n'))
-        if (StartsWith(line, "MemTotal:")) mem_kb = atoll(line.substr(9).c_str());
     out["cpus"] = sysconf(_SC_NPROCESSORS_ONLN);
-    out["memory_gb"] = std::round(static_cast<double>(mem_kb) / 1048576.0 * 10) / 10;
+    out["memory_gb"] = MachineMemoryGb();
     out["gpus"] = GpuTable();
     out["gpu_discovery"] = gpu_note_.empty() ? gpu_source_ : gpu_source_ + " (" + gpu_note_ + ")";
     return out;
