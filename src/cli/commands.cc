@@ -156,6 +156,30 @@ Result<json> Prepare(Client& client, const ParsedJob& job) {
     inputs[name] = *id;
   }
   body["input_snapshots"] = inputs;
+  // A pipeline's steps: each step's code and local inputs, as a command job's (the same folder uploads once).
+  if (job.spec.type == "pipeline") {
+    json& steps = body["spec"]["pipeline"]["steps"];
+    for (auto& step : steps) {
+      const json& sp = step["spec"];
+      const std::string field = "jobs." + step.value("name", "") + ".";
+      if (std::string code = sp.value("code", ""); !code.empty()) {
+        auto id = UploadSnapshot(client, code, true, field + "code");
+        if (!id.ok()) return id.status();
+        step["snapshot"] = *id;
+      } else if (std::string snap = sp.value("code_snapshot", ""); !snap.empty()) {
+        step["snapshot"] = snap;
+      }
+      json step_inputs = json::object();
+      const json step_spec_inputs = sp.value("inputs", json::object());
+      for (const auto& [name, in] : step_spec_inputs.items()) {
+        if (in.value("literal", false) || in.value("path_kind", "") != "local" || in.value("mode", "") == "direct") continue;
+        auto id = UploadSnapshot(client, in.value("path", ""), false, field + "inputs." + name);
+        if (!id.ok()) return id.status();
+        step_inputs[name] = *id;
+      }
+      step["input_snapshots"] = step_inputs;
+    }
+  }
   return body;
 }
 

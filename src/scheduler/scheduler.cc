@@ -158,6 +158,9 @@ void Scheduler::Tick() {
   std::vector<std::string> sweeps;
   for (const auto& [n, _] : sweeps_) sweeps.push_back(n);
   for (const auto& n : sweeps) SweepStep(n);
+  std::vector<std::string> pipelines;
+  for (const auto& [n, _] : pipelines_) pipelines.push_back(n);
+  for (const auto& n : pipelines) PipelineStep(n);
 }
 
 // ---- public API: post and wait ----
@@ -542,6 +545,8 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
   json spec_json = spec::ToJson(s);
   spec_json["input_snapshots"] = r.input_manifests;
   if (r.spec.contains("hyperparameters")) spec_json["hyperparameters"] = r.spec["hyperparameters"];  // a trial's
+  for (const char* k : {"pipeline_step", "attempt", "reuse"})  // a pipeline step's
+    if (r.spec.contains(k)) spec_json[k] = r.spec[k];
   if (!r.mlflow_experiment_id.empty()) spec_json["mlflow_experiment_id"] = r.mlflow_experiment_id;
   job.spec = spec_json;
   job.source_yaml = r.source_yaml;
@@ -553,8 +558,21 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
   job.created_at = NowMillis();
   job.status = "Starting";
   job.parent = r.parent;
-  if (s.type == "sweep") job.slots = 0;  // the trials take the slots
+  if (s.type == "sweep" || s.type == "pipeline") job.slots = 0;  // the trials (steps) take the slots
+  if (s.type == "pipeline") {
+    if (Status v = ValidatePipeline(s, r); !v.ok()) return v;
+  }
   if (r.dry_run) return job;
+  if (s.type == "pipeline") {
+    long long now = NowMillis();
+    Status st = store_->Insert(job, {{"NotStarted", "submitted", job.created_at},
+                                     {"Starting", "accepted by the workspace", job.created_at}});
+    if (!st.ok()) return st;
+    (void)Transition(name, "Running", "pipeline started: " + Plural(static_cast<long long>(s.pipeline.value("steps", json::array()).size()), "step"), now);
+    pipelines_[name].loaded = true;  // a new pipeline has no step jobs yet
+    PipelineStep(name);
+    return store_->Get(name);
+  }
   if (s.type == "sweep") {
     long long now = NowMillis();
     Status st = store_->Insert(job, {{"NotStarted", "submitted", job.created_at},
@@ -934,6 +952,11 @@ Status Scheduler::DoCancel(const std::string& name, const std::string& reason) {
     SweepStep(name);
     return Status::Ok();
   }
+  if (job->type == "pipeline") {  // likewise its steps
+    if (job->status != "CancelRequested") (void)Transition(name, "CancelRequested", why);
+    PipelineStep(name);
+    return Status::Ok();
+  }
   if (slurm_.count(name)) {
     CancelSlurmJob(*job, reason);
     return Status::Ok();
@@ -1043,6 +1066,10 @@ void Scheduler::Reconcile() {
       sweeps_[job.name];
       continue;
     }
+    if (job.type == "pipeline") {  // likewise its step jobs
+      pipelines_[job.name];
+      continue;
+    }
     Pool* pool = PoolFor(job.compute);
     compute::RunLayout layout = compute::RunLayout::For(config_.workspace, job.name);
     if (!pool) {
@@ -1091,6 +1118,9 @@ void Scheduler::Reconcile() {
   std::vector<std::string> sweeps;
   for (const auto& [n, _] : sweeps_) sweeps.push_back(n);
   for (const auto& n : sweeps) SweepStep(n);
+  std::vector<std::string> pipelines;
+  for (const auto& [n, _] : pipelines_) pipelines.push_back(n);
+  for (const auto& n : pipelines) PipelineStep(n);
 }
 
 }  // namespace cairn::scheduler

@@ -241,6 +241,27 @@ class Scheduler {
   std::map<std::string, SweepState> sweeps_;         // sweeps in progress
   std::map<std::string, std::string> trial_sweep_;   // trial -> its sweep, for sweeps in progress
   std::map<std::string, std::string> cancel_reason_;  // job -> why it was canceled, when not by a user
+  // Pipelines (pipeline.cc): each step launches the steps whose inputs are ready, retries, reuses, and
+  // ends the pipeline when nothing is left to run. The cache below mirrors the step jobs' records.
+  struct StepAttempt {
+    std::string job;
+    std::string status;
+    int attempt = 1;
+  };
+  struct PipelineState {
+    bool loaded = false;
+    bool step_pending = false;
+    std::map<std::string, std::vector<StepAttempt>> attempts;  // step -> its jobs, oldest attempt first
+    std::set<std::string> recorded;                             // completed step jobs already kept for reuse
+  };
+  std::map<std::string, PipelineState> pipelines_;    // pipelines in progress
+  std::map<std::string, std::string> step_pipeline_;  // step job -> its pipeline
+  void PipelineStep(const std::string& pipeline);
+  void NotePipelineChild(const std::string& child, const std::string& status);
+  Status LaunchStep(const store::JobRecord& pipeline, const nlohmann::json& step, int attempt);
+  Status ValidatePipeline(const spec::JobSpec& s, const SubmitRequest& r);
+  std::string OutputJobOf(const std::string& step_job);
+  nlohmann::json OutputHashes(const std::string& step_job);
   Result<store::JobRecord> DoSubmit(SubmitRequest& r);
   Status DoCancel(const std::string& name, const std::string& reason = "");
   Status Transition(const std::string& name, const std::string& status, const std::string& reason,

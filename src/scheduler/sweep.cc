@@ -75,6 +75,7 @@ void Scheduler::SweepLog(const std::string& sweep, const std::string& line) {
 }
 
 void Scheduler::NoteTrialStatus(const std::string& trial, const std::string& status) {
+  NotePipelineChild(trial, status);
   auto owner = trial_sweep_.find(trial);
   if (owner == trial_sweep_.end()) return;
   auto it = sweeps_.find(owner->second);

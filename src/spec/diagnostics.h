@@ -23,6 +23,12 @@ class Diagnostics {
   void Warning(const std::string& file, int line, int col, std::string message);
   bool HasErrors() const;
   const std::vector<Diagnostic>& all() const { return items_; }
+  size_t size() const { return items_.size(); }
+  // Puts `prefix` before the messages of the diagnostics added since the first `from` (which field of
+  // which step a shared check was about).
+  void PrefixSince(size_t from, const std::string& prefix) {
+    for (size_t i = from; i < items_.size(); ++i) items_[i].message = prefix + items_[i].message;
+  }
   // Sorted by place, one per line.
   std::string ToString() const;
 

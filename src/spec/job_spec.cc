@@ -18,6 +18,7 @@ json ToJson(const JobSpec& s) {
   j["type"] = s.type;
   j["generation"] = s.generation;
   if (!s.sweep.is_null()) j["sweep"] = s.sweep;
+  if (!s.pipeline.is_null()) j["pipeline"] = s.pipeline;
   j["name"] = s.name;
   j["display_name"] = s.display_name;
   j["experiment_name"] = s.experiment_name;
@@ -26,6 +27,7 @@ json ToJson(const JobSpec& s) {
   j["properties"] = s.properties;
   j["command"] = s.command;
   j["code"] = s.code;
+  if (!s.code_snapshot.empty()) j["code_snapshot"] = s.code_snapshot;
   j["environment"] = {{"reference", s.environment.reference},
                       {"image", s.environment.image},
                       {"conda_file", s.environment.conda_file},
@@ -71,6 +73,7 @@ Result<JobSpec> JobSpecFromJson(const json& j) {
     s.type = j.value("type", "command");
     s.generation = j.value("generation", "GA");
     if (j.contains("sweep")) s.sweep = j["sweep"];
+    if (j.contains("pipeline")) s.pipeline = j["pipeline"];
     s.name = j.value("name", "");
     s.display_name = j.value("display_name", "");
     s.experiment_name = j.value("experiment_name", "");
@@ -79,6 +82,7 @@ Result<JobSpec> JobSpecFromJson(const json& j) {
     if (j.contains("properties")) s.properties = j["properties"].get<std::map<std::string, std::string>>();
     s.command = j.at("command").get<std::string>();
     s.code = j.value("code", "");
+    s.code_snapshot = j.value("code_snapshot", "");
     if (j.contains("environment")) {
       const json& e = j["environment"];
       s.environment.reference = e.value("reference", "");

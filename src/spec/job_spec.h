@@ -2,6 +2,7 @@
 // written in. Plain values: copyable, not thread-safe. JSON is the wire form between CLI and server.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -80,15 +81,32 @@ struct JobSpec {
   // {algorithm: {type, seed?, rule}, search_space, objective: {primary_metric, goal}, limits:
   //  {max_total_trials, max_concurrent_trials, timeout?, trial_timeout?}, early_termination?}.
   nlohmann::json sweep;
+  // type "pipeline": the steps and how they are wired (the pipeline's own inputs and outputs are the fields
+  // above; it has no command). Normalised: {settings: {continue_on_step_failure, force_rerun,
+  // default_datastore}, steps: [{name, spec (a command or sweep JobSpec), component, is_deterministic,
+  // retry: {max_retries, timeout}, bindings: {input: {step, output}}, after: [steps]}] in an order that
+  // runs, outputs: {pipeline output: {step, output}}}.
+  nlohmann::json pipeline;
 };
 
 nlohmann::json ToJson(const JobSpec& spec);
 Result<JobSpec> JobSpecFromJson(const nlohmann::json& j);
 
+// A registered component (`component: azureml:train:1`), as the workspace keeps it: its YAML and the code
+// snapshot that stands for its code.
+struct ComponentSource {
+  std::string text;           // the component YAML as registered
+  std::string id;             // "azureml:train:1", for diagnostics
+  std::string code_snapshot;  // "" when it has no code
+};
+
 struct ParseOptions {
   std::vector<std::string> overrides;  // --set KEY=VALUE, applied before validation
   std::string name;                    // --name wins over the file
   bool check_local_paths = true;       // code and local inputs must exist
+  // Finds a registered component for `component: azureml:<name>:<version>` or `azureml:<name>@latest`;
+  // an error names what was wrong. Unset: such references are refused.
+  std::function<Result<ComponentSource>(const std::string& name, const std::string& version)> resolve_component;
 };
 
 // Reads, parses and validates a job file. Returns nullopt when any error was added to `diags`;

@@ -81,6 +81,18 @@ CREATE TABLE datastores (
 )sql",
     // 4: the GPUs a running job holds, per instance (JSON), so a restarted server rebuilds the holdings.
     "ALTER TABLE jobs ADD COLUMN gpus TEXT NOT NULL DEFAULT '';",
+    // 5: pipeline steps that ran to completion, by their reuse key (a later step with the same key is
+    // reused) and by what they are (a component, or a pipeline's step), to say why one was not reused.
+    R"sql(
+CREATE TABLE step_runs (
+  key TEXT PRIMARY KEY,
+  ident TEXT NOT NULL,
+  job TEXT NOT NULL,
+  fields TEXT NOT NULL,
+  at INTEGER NOT NULL
+);
+CREATE INDEX step_runs_by_ident ON step_runs (ident, at);
+)sql",
 };
 }  // namespace
 

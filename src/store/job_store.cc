@@ -160,6 +160,37 @@ Result<JobRecord> JobStore::Get(const std::string& name) {
   return r;
 }
 
+Status JobStore::PutStepRun(const StepRun& r) {
+  Stmt& s = db_->Prepare("INSERT OR REPLACE INTO step_runs (key, ident, job, fields, at) VALUES (?,?,?,?,?)");
+  s.Bind(1, r.key).Bind(2, r.ident).Bind(3, r.job).Bind(4, r.fields.dump()).Bind(5, r.at);
+  return s.Run();
+}
+
+namespace {
+Result<StepRun> ReadStepRun(Stmt& s, const std::string& what) {
+  if (!s.Step()) {
+    s.Reset();
+    return NotFound("no completed step " + what);
+  }
+  StepRun r{s.Text(0), s.Text(1), s.Text(2), nlohmann::json::parse(s.Text(3), nullptr, false), s.Int(4)};
+  s.Reset();
+  if (r.fields.is_discarded()) r.fields = nlohmann::json::object();
+  return r;
+}
+}  // namespace
+
+Result<StepRun> JobStore::StepRunByKey(const std::string& key) {
+  Stmt& s = db_->Prepare("SELECT key, ident, job, fields, at FROM step_runs WHERE key = ?");
+  s.Bind(1, key);
+  return ReadStepRun(s, "with key " + key);
+}
+
+Result<StepRun> JobStore::LatestStepRun(const std::string& ident) {
+  Stmt& s = db_->Prepare("SELECT key, ident, job, fields, at FROM step_runs WHERE ident = ? ORDER BY at DESC LIMIT 1");
+  s.Bind(1, ident);
+  return ReadStepRun(s, "of " + ident);
+}
+
 Result<JobStore::Brief> JobStore::GetBrief(const std::string& name) {
   Stmt& s = db_->Prepare("SELECT status, status_reason, token FROM jobs WHERE name = ?");
   s.Bind(1, name);

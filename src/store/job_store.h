@@ -94,6 +94,16 @@ struct DatastoreRecord {
   long long created_at = 0;
 };
 
+// A pipeline step that completed: its reuse key, what it is (a component's name, or a pipeline's step), and
+// the fields the key was made of, to say what changed when a later step is not reused.
+struct StepRun {
+  std::string key;
+  std::string ident;
+  std::string job;
+  nlohmann::json fields = nlohmann::json::object();
+  long long at = 0;
+};
+
 class JobStore {
  public:
   // The writer: creates and migrates the database.
@@ -155,6 +165,10 @@ class JobStore {
   Status DeleteDatastore(const std::string& name);
   Result<DatastoreRecord> GetDatastore(const std::string& name);
   std::vector<DatastoreRecord> ListDatastores();
+
+  Status PutStepRun(const StepRun& r);  // the latest completion of a key wins
+  Result<StepRun> StepRunByKey(const std::string& key);
+  Result<StepRun> LatestStepRun(const std::string& ident);  // the most recent of that step
 
   Status PutSnapshot(const std::string& id, const std::string& manifest);
   Result<std::string> GetSnapshot(const std::string& id);

@@ -1,0 +1,471 @@
+// The pipeline controller: runs on the scheduler thread, one step per tick and per change of a step job.
+// A pipeline's state is the workspace's own records: the pipeline job (its steps and bindings in its
+// spec) and its step jobs (children named <pipeline>_<step>, a retry <pipeline>_<step>_attempt<n>, each
+// with its step and attempt in its spec). A step is launched only when no job of that name exists, so
+// after a restart the controller takes up exactly where the records say it was: no step run twice,
+// none lost.
+//
+// Reuse follows Azure ML's rule: a deterministic step whose reuse key (its code snapshot, environment,
+// command, inputs by content, outputs and run settings) matches a completed step's, with force_rerun
+// off, is not run: its job is recorded Completed "reused from" the original, whose outputs its
+// consumers read. Completed steps are kept in the store's step_runs table by key, and by what they are,
+// so that a step that is not reused can say which field differed from its closest earlier run.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+
+#include "base/fs.h"
+#include "base/util.h"
+#include "compute/run_layout.h"
+#include "scheduler/scheduler.h"
+
+namespace cairn::scheduler {
+
+using nlohmann::json;
+using store::JobRecord;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string ChildName(const std::string& pipeline, const std::string& step, int attempt) {
+  return attempt <= 1 ? pipeline + "_" + step : pipeline + "_" + step + "_attempt" + std::to_string(attempt);
+}
+
+// The content of a file or folder as one hash: each file's path and bytes, in path order. Links are
+// hashed as their target text, never followed (a step's output is the job's own writing).
+std::string HashTree(const std::string& root) {
+  std::vector<std::pair<std::string, std::string>> entries;
+  auto hash_file = [](const std::string& path) -> std::string {
+    int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return "unreadable";
+    Sha256 h;
+    char buf[1 << 16];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) h.Update(buf, static_cast<size_t>(n));
+    close(fd);
+    return h.HexDigest();
+  };
+  std::error_code ec;
+  auto st = fs::symlink_status(root, ec);
+  if (ec || !fs::exists(st)) return Sha256Hex("absent");
+  if (fs::is_regular_file(st)) return hash_file(root);
+  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    auto s = it->symlink_status(ec);
+    std::string rel = it->path().lexically_relative(root).string();
+    if (fs::is_symlink(s)) entries.emplace_back(rel, "link:" + fs::read_symlink(it->path(), ec).string());
+    else if (fs::is_regular_file(s)) entries.emplace_back(rel, hash_file(it->path().string()));
+  }
+  std::sort(entries.begin(), entries.end());
+  Sha256 h;
+  for (const auto& [p, d] : entries) {
+    std::string line = p + '\0' + d + '\n';
+    h.Update(line.data(), line.size());
+  }
+  return h.HexDigest();
+}
+
+// What a field's value looks like in "changed: a -> b": hashes shortened, long text cut.
+std::string Short(const json& v) {
+  std::string s = v.is_string() ? v.get<std::string>() : v.dump();
+  if (StartsWith(s, "sha256:") && s.size() > 19) return s.substr(0, 19) + "...";
+  if (s.size() > 60) return s.substr(0, 57) + "...";
+  return s;
+}
+
+}  // namespace
+
+void Scheduler::NotePipelineChild(const std::string& child, const std::string& status) {
+  auto owner = step_pipeline_.find(child);
+  if (owner == step_pipeline_.end()) return;
+  auto it = pipelines_.find(owner->second);
+  if (it == pipelines_.end()) return;
+  for (auto& [step, attempts] : it->second.attempts)
+    for (auto& a : attempts)
+      if (a.job == child) a.status = status;
+  if (store::IsTerminalStatus(status) && !it->second.step_pending) {
+    it->second.step_pending = true;
+    Post([this, p = owner->second] {
+      if (auto s = pipelines_.find(p); s != pipelines_.end()) s->second.step_pending = false;
+      PipelineStep(p);
+    });
+  }
+}
+
+// The job whose outputs a completed step stands for: itself, the run it reused, or a sweep's best trial.
+std::string Scheduler::OutputJobOf(const std::string& step_job) {
+  auto rec = store_->Get(step_job);
+  if (!rec.ok()) return step_job;
+  std::string reused = rec->properties.value("reused_from", "");
+  std::string job = reused.empty() ? step_job : reused;
+  if (rec->type == "sweep") {
+    std::string best = rec->properties.value("best_child_run_id", "");
+    if (!best.empty()) job = best;
+  }
+  return job;
+}
+
+// Hashes of a completed step's outputs (recorded once in its properties), for its consumers' reuse keys.
+json Scheduler::OutputHashes(const std::string& step_job) {
+  std::string job = OutputJobOf(step_job);
+  auto rec = store_->Get(job);
+  if (!rec.ok()) return json::object();
+  if (rec->properties.contains("output_hashes") && rec->properties["output_hashes"].is_string()) {
+    json h = json::parse(rec->properties["output_hashes"].get<std::string>(), nullptr, false);
+    if (h.is_object()) return h;
+  }
+  compute::RunLayout layout = compute::RunLayout::For(config_.workspace, job);
+  json h = json::object();
+  h["artifacts"] = "sha256:" + HashTree(layout.Artifacts() + "/outputs");
+  const json outs = rec->spec.value("outputs", json::object());
+  for (const auto& [out, o] : outs.items()) {
+    std::string where = layout.Output(out);
+    if (std::string ds = o.value("path", ""); !ds.empty())
+      if (auto loc = Locate("outputs." + out, ds, "data"); loc.ok()) where = loc->local;
+    h[out] = "sha256:" + HashTree(where);
+  }
+  JobRecord upd = *rec;
+  upd.properties["output_hashes"] = h.dump();
+  (void)store_->UpdateMeta(upd);
+  return h;
+}
+
+void Scheduler::PipelineStep(const std::string& name) {
+  auto rec = store_->Get(name);
+  auto state_it = pipelines_.find(name);
+  auto forget = [&] {
+    if (state_it == pipelines_.end()) return;
+    for (const auto& [_, attempts] : state_it->second.attempts)
+      for (const auto& a : attempts) step_pipeline_.erase(a.job);
+    pipelines_.erase(state_it);
+  };
+  if (!rec.ok() || store::IsTerminalStatus(rec->status) || state_it == pipelines_.end()) {
+    forget();
+    return;
+  }
+  PipelineState& st = state_it->second;
+  const json pipe = rec->spec.value("pipeline", json::object());
+  const json steps = pipe.value("steps", json::array());
+  const json settings = pipe.value("settings", json::object());
+  const bool keep_going = settings.value("continue_on_step_failure", false);
+  if (!st.loaded) {  // after a restart: the step jobs from their records
+    store::JobFilter f;
+    f.parent = name;
+    f.max_results = 0;
+    for (const auto& c : store_->List(f)) {
+      std::string step = c.spec.value("pipeline_step", "");
+      if (step.empty()) continue;
+      st.attempts[step].push_back({c.name, c.status, c.spec.value("attempt", 1)});
+      step_pipeline_[c.name] = name;
+    }
+    for (auto& [_, a] : st.attempts)
+      std::sort(a.begin(), a.end(), [](const StepAttempt& x, const StepAttempt& y) { return x.attempt < y.attempt; });
+    st.loaded = true;
+  }
+  auto latest = [&](const std::string& step) -> const StepAttempt* {
+    auto it = st.attempts.find(step);
+    return it == st.attempts.end() || it->second.empty() ? nullptr : &it->second.back();
+  };
+  auto max_retries = [](const json& step) { return step.value("retry", json::object()).value("max_retries", 0); };
+  // A step has failed for good when its last attempt ended otherwise than Completed and no retry is left.
+  auto failed_for_good = [&](const json& step) {
+    const StepAttempt* a = latest(step["name"]);
+    return a && store::IsTerminalStatus(a->status) && a->status != "Completed" &&
+           (a->attempt > max_retries(step) || rec->status == "CancelRequested");
+  };
+
+  // Completed steps that ran are remembered for reuse (once: the record says it was done).
+  for (const auto& step : steps) {
+    const StepAttempt* a = latest(step["name"]);
+    if (!a || a->status != "Completed" || st.recorded.count(a->job)) continue;
+    st.recorded.insert(a->job);
+    auto c = store_->Get(a->job);
+    if (!c.ok() || !c->properties.value("reused_from", "").empty()) continue;
+    const json reuse = c->spec.value("reuse", json::object());
+    (void)OutputHashes(a->job);
+    if (!reuse.value("key", "").empty())
+      (void)store_->PutStepRun({reuse["key"], reuse.value("ident", ""), a->job, reuse.value("fields", json::object()), NowMillis()});
+  }
+
+  bool ending = rec->status == "CancelRequested";
+  std::string end_reason = ending ? "canceled" : "";
+  std::string first_failed;
+  for (const auto& step : steps)
+    if (failed_for_good(step)) {
+      first_failed = step["name"];
+      break;
+    }
+  bool stopping = ending || (!first_failed.empty() && !keep_going);
+  if (stopping) {
+    std::string why = ending ? "the pipeline " + name + " was canceled" : "the pipeline " + name + " is ending: step " + first_failed + " failed";
+    for (auto& [step, attempts] : st.attempts)
+      for (auto& a : attempts)
+        if (!store::IsTerminalStatus(a.status) && a.status != "CancelRequested") {
+          SweepLog(name, "cancel " + step + " (" + a.job + "): " + why);
+          (void)DoCancel(a.job, why);
+        }
+  } else {
+    for (const auto& step : steps) {
+      const std::string sname = step["name"];
+      const StepAttempt* a = latest(sname);
+      if (a && !store::IsTerminalStatus(a->status)) continue;
+      if (a && a->status == "Completed") continue;
+      if (a && a->attempt > max_retries(step)) continue;  // failed for good
+      bool ready = true;
+      for (const auto& dep : step.value("after", json::array())) {
+        const StepAttempt* d = latest(dep.get<std::string>());
+        if (!d || d->status != "Completed") ready = false;
+      }
+      if (!ready) continue;
+      int attempt = a ? a->attempt + 1 : 1;
+      if (a) SweepLog(name, "retry " + sname + ": attempt " + std::to_string(attempt) + " of " +
+                                std::to_string(max_retries(step) + 1) + " (" + a->job + " " + a->status + ")");
+      Status s = LaunchStep(*rec, step, attempt);
+      if (!s.ok()) {
+        SweepLog(name, "step " + sname + " was refused: " + s.message());
+        forget();
+        (void)Transition(name, "Failed", "step " + sname + " was refused: " + s.message(), std::nullopt, NowMillis(),
+                         std::nullopt, s.message());
+        return;
+      }
+    }
+  }
+
+  // Done when no step job is in progress and no step can start.
+  for (const auto& [_, attempts] : st.attempts)
+    for (const auto& a : attempts)
+      if (!store::IsTerminalStatus(a.status)) return;
+  int completed = 0, reused = 0, failed = 0, not_run = 0;
+  std::vector<std::string> failures;
+  for (const auto& step : steps) {
+    const StepAttempt* a = latest(step["name"]);
+    if (!a) {
+      ++not_run;
+      continue;
+    }
+    if (a->status == "Completed") {
+      ++completed;
+      if (auto c = store_->Get(a->job); c.ok() && !c->properties.value("reused_from", "").empty()) ++reused;
+    } else if (failed_for_good(step)) {
+      ++failed;
+      if (failures.size() < 3) {
+        auto c = store_->Get(a->job);
+        std::string why = c.ok() ? (c->error.empty() ? c->status_reason : c->error) : a->status;
+        failures.push_back("step " + step["name"].get<std::string>() + " " + (a->status == "Failed" ? "failed" : a->status) + ": " + why);
+      }
+    } else {
+      return;  // a retry is due (the loop above launched it, or will at the next step)
+    }
+  }
+  // With steps still to run and nothing stopping, the loop above launched them: not done yet.
+  if (!stopping && completed + failed < static_cast<int>(steps.size()) && first_failed.empty()) return;
+  std::string summary = Plural(static_cast<long long>(steps.size()), "step") + ": " + std::to_string(completed) +
+                        " completed (" + std::to_string(reused) + " reused), " + std::to_string(failed) + " failed, " +
+                        std::to_string(not_run) + " not run";
+  std::string status = ending ? "Canceled" : failed == 0 && not_run == 0 ? "Completed" : "Failed";
+  std::string reason = ending ? end_reason + "; " + summary : failures.empty() ? summary : Join(failures, "; ") + "; " + summary;
+  SweepLog(name, "pipeline " + status + ": " + reason);
+  forget();
+  (void)Transition(name, status, reason, std::nullopt, NowMillis(), std::nullopt,
+                   status == "Failed" ? (failures.empty() ? summary : failures.front()) : "");
+}
+
+Status Scheduler::LaunchStep(const JobRecord& pipe, const json& step, int attempt) {
+  const std::string sname = step["name"];
+  const std::string child = ChildName(pipe.name, sname, attempt);
+  PipelineState& st = pipelines_[pipe.name];
+  json spec = step["spec"];
+  spec["name"] = child;
+  if (spec.value("display_name", "").empty()) spec["display_name"] = sname;
+  spec["pipeline_step"] = sname;
+  spec["attempt"] = attempt;
+  if (spec.value("experiment_name", "").empty()) spec["experiment_name"] = pipe.experiment_name;
+  const json retry = step.value("retry", json::object());
+  if (retry.contains("timeout")) spec["limits"]["timeout"] = retry["timeout"];
+  // Bound inputs: where the steps they read from left their outputs (a reused step's are its original's).
+  json hashes = json::object();
+  const json bindings = step.value("bindings", json::object());
+  for (const auto& [input, b] : bindings.items()) {
+    std::string from = b.value("step", "");
+    auto it = st.attempts.find(from);
+    if (it == st.attempts.end() || it->second.empty()) return FailedPrecondition("inputs." + input + ": step " + from + " has not run");
+    std::string out = b.value("output", "");
+    if (out == "default") out = "artifacts";
+    std::string job = OutputJobOf(it->second.back().job);
+    spec["inputs"][input]["path"] = "azureml://jobs/" + job + "/outputs/" + out;
+    spec["inputs"][input]["path_kind"] = "job_output";
+    json h = OutputHashes(it->second.back().job);
+    hashes[input] = h.value(out, "");
+  }
+  for (auto& [out, o] : spec["outputs"].items()) {
+    std::string p = o.value("path", "");
+    for (const char* expr : {"${{name}}", "${{ name }}"})
+      for (size_t at = p.find(expr); at != std::string::npos; at = p.find(expr)) p.replace(at, strlen(expr), pipe.name);
+    o["path"] = p;
+  }
+
+  // The reuse key: everything that decides what the step computes.
+  json fields = json::object();
+  fields["code"] = step.value("snapshot", "");
+  fields["environment"] = spec.value("environment", json::object());
+  fields["command"] = spec.value("command", "");
+  fields["type"] = spec.value("type", "command");
+  if (spec.contains("sweep")) fields["sweep"] = spec["sweep"];
+  const json input_snapshots = step.value("input_snapshots", json::object());
+  const json inputs = spec.value("inputs", json::object());
+  for (const auto& [input, in] : inputs.items()) {
+    std::string f = "inputs." + input;
+    if (in.value("literal", false)) {
+      fields[f] = in.value("value", "");
+    } else if (hashes.contains(input)) {
+      fields[f] = hashes[input];
+    } else if (input_snapshots.contains(input)) {
+      fields[f] = "sha256:" + input_snapshots[input].get<std::string>();
+    } else {
+      std::string path = in.value("path", "");
+      auto loc = Locate(f, path, "data");
+      fields[f] = loc.ok() && !loc->snapshot.empty() ? "sha256:" + loc->snapshot
+                  : loc.ok() && !loc->local.empty()  ? "sha256:" + HashTree(loc->local)
+                                                     : path;
+    }
+  }
+  fields["outputs"] = spec.value("outputs", json::object());
+  fields["environment_variables"] = spec.value("environment_variables", json::object());
+  fields["resources"] = spec.value("resources", json::object());
+  fields["distribution"] = spec.value("distribution", json());
+  fields["limits"] = spec.value("limits", json::object());
+  fields["compute"] = spec.value("compute", "");
+  const std::string key = Sha256Hex(fields.dump());
+  std::string component = step.value("component", "");
+  // What the step is, across pipelines: a registered component by name (any version), a component file by
+  // its path, an inline step by its pipeline and name.
+  std::string ident;
+  if (component.empty() || component == "inline") ident = "step:" + pipe.experiment_name + "/" + pipe.display_name + "/" + sname;
+  else if (StartsWith(component, "file:")) ident = "component:" + component;
+  else ident = "component:" + component.substr(0, component.find(':'));
+  spec["reuse"] = {{"key", key}, {"ident", ident}, {"fields", fields}};
+
+  const bool deterministic = step.value("is_deterministic", true);
+  const bool force = pipe.spec.value("pipeline", json::object()).value("settings", json::object()).value("force_rerun", false);
+  std::string why_not;
+  if (!deterministic) {
+    why_not = "the component is not deterministic (is_deterministic: false)";
+  } else if (force) {
+    why_not = "settings.force_rerun is true";
+  } else if (attempt > 1) {
+    why_not = "a retry (attempt " + std::to_string(attempt) + ")";
+  } else if (auto prior = store_->StepRunByKey(key); prior.ok()) {
+    auto orig = store_->Get(prior->job);
+    if (orig.ok() && orig->status == "Completed") {
+      // Reused: recorded Completed at once, pointing at the original; nothing runs.
+      long long now = NowMillis();
+      JobRecord job;
+      job.name = child;
+      job.type = spec.value("type", "command");
+      job.display_name = spec.value("display_name", sname);
+      job.experiment_name = spec.value("experiment_name", "Default");
+      job.compute = orig->compute;
+      job.spec = spec;
+      job.snapshot = step.value("snapshot", "");
+      job.parent = pipe.name;
+      job.properties = {{"reused_from", orig->name}, {"azureml.isreused", "true"}};
+      if (orig->properties.contains("output_hashes")) job.properties["output_hashes"] = orig->properties["output_hashes"];
+      job.slots = 0;
+      job.token = RandomHex(24);
+      job.created_at = now;
+      job.status = "Starting";
+      st.attempts[sname].push_back({child, "Starting", attempt});
+      step_pipeline_[child] = pipe.name;
+      st.recorded.insert(child);
+      Status s = store_->Insert(job, {{"NotStarted", "submitted by pipeline " + pipe.name, now}});
+      if (!s.ok()) {
+        st.attempts[sname].pop_back();
+        return s;
+      }
+      SweepLog(pipe.name, "reused " + sname + ": " + orig->name + " (same code, environment, command, inputs and settings)");
+      (void)Transition(child, "Completed", "reused " + orig->name + ": the same step completed before", now, now, 0);
+      return Status::Ok();
+    }
+    why_not = "the run with the same key, " + prior->job + ", is " + (orig.ok() ? orig->status : std::string("gone"));
+  } else if (auto closest = store_->LatestStepRun(ident); closest.ok()) {
+    // The first field, in the order a user reads a step, that differs from the closest earlier run.
+    std::vector<std::string> order = {"code", "environment", "command", "type", "sweep"};
+    for (const auto& [k, _] : fields.items())
+      if (StartsWith(k, "inputs.")) order.push_back(k);
+    for (const auto& [k, _] : closest->fields.items())
+      if (StartsWith(k, "inputs.") && !fields.contains(k)) order.push_back(k);
+    for (const char* k : {"outputs", "environment_variables", "resources", "distribution", "limits", "compute"}) order.push_back(k);
+    for (const auto& k : order) {
+      json now_v = fields.value(k, json()), then_v = closest->fields.value(k, json());
+      if (now_v == then_v) continue;
+      if (then_v.is_null()) why_not = k + " is new since " + closest->job;
+      else if (now_v.is_null()) why_not = k + " was removed since " + closest->job;
+      else why_not = k + " changed: " + Short(then_v) + " -> " + Short(now_v) + " (since " + closest->job + ")";
+      break;
+    }
+    if (why_not.empty()) why_not = "no completed run with the same key";
+  } else {
+    why_not = "no earlier run of this step";
+  }
+  spec["properties"]["why_not_reused"] = why_not;
+
+  SubmitRequest r;
+  r.spec = spec;
+  r.snapshot = step.value("snapshot", "");
+  for (const auto& [k, v] : input_snapshots.items())
+    if (v.is_string()) r.input_manifests[k] = v.get<std::string>();
+  r.mlflow_experiment_id = pipe.spec.value("mlflow_experiment_id", "");
+  r.parent = pipe.name;
+  if (config_.on_trial) {
+    json params = json::object();
+    const json inputs = spec.value("inputs", json::object());
+    for (const auto& [input, in] : inputs.items())
+      if (in.value("literal", false)) params[input] = in.value("value", "");
+    Status s = config_.on_trial(child, pipe.name, r.mlflow_experiment_id, params);
+    if (!s.ok() && s.code() != Code::kAlreadyExists)
+      SweepLog(pipe.name, "step " + sname + " could not get its MLflow run: " + s.message());
+  }
+  // Known to the pipeline before it exists, so that even its first transitions reach the cache.
+  st.attempts[sname].push_back({child, "Starting", attempt});
+  step_pipeline_[child] = pipe.name;
+  auto made = DoSubmit(r);
+  if (!made.ok()) {
+    st.attempts[sname].pop_back();
+    step_pipeline_.erase(child);
+    return made.status();
+  }
+  for (auto& a : st.attempts[sname])
+    if (a.job == child) a.status = made->status;
+  SweepLog(pipe.name, "start " + sname + ": " + child + " (not reused: " + why_not + ")");
+  return Status::Ok();
+}
+
+// A pipeline's steps checked as the jobs they will be, before anything runs: computes, inputs, outputs.
+Status Scheduler::ValidatePipeline(const spec::JobSpec& s, const SubmitRequest& r) {
+  for (const auto& step : s.pipeline.value("steps", json::array())) {
+    SubmitRequest check;
+    check.spec = step["spec"];
+    check.spec["name"] = "";
+    const json bindings = step.value("bindings", json::object());
+    for (const auto& [input, _] : bindings.items()) check.spec["inputs"].erase(input);
+    for (auto& [out, o] : check.spec["outputs"].items()) {
+      std::string p = o.value("path", "");
+      for (size_t at = p.find("${{name}}"); at != std::string::npos; at = p.find("${{name}}")) p.replace(at, 9, "x");
+      o["path"] = p;
+    }
+    check.dry_run = true;
+    auto v = DoSubmit(check);
+    if (!v.ok()) return Status(v.status().code(), "jobs." + step.value("name", "") + ": " + v.status().message());
+    if (!r.dry_run) {
+      std::string snap = step.value("snapshot", "");
+      if (!snap.empty() && !store_->GetSnapshot(snap).ok())
+        return InvalidArgument("jobs." + step.value("name", "") + ": code snapshot " + snap + " was not uploaded");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace cairn::scheduler
