@@ -12,6 +12,8 @@
 #include "cli/client.h"
 #include "cli/snapshot.h"
 #include "spec/asset_spec.h"
+#include "spec/job_spec.h"
+#include "spec/yaml_tree.h"
 
 namespace cairn::cli {
 
@@ -302,10 +304,103 @@ void AddAssetGroup(CLI::App& app, const std::string& kind, const AssetCommandHoo
 
 }  // namespace
 
+// `cairn component create | list | show | archive | restore`: command components, versioned and immutable.
+void AddComponentGroup(CLI::App& app, const AssetCommandHooks& hooks, int& rc) {
+  static const std::vector<Column> kColumns = {{"Name", "name"}, {"Version", "version"}, {"Display name", "display_name"},
+                                               {"Deterministic", "is_deterministic"}, {"Created", "creation_context.created_at"}};
+  auto a = std::make_shared<AssetArgs>();
+  auto* group = app.add_subcommand("component", "Manage components: the steps pipelines are made of")->require_subcommand(1);
+  auto* create = group->add_subcommand("create", "Register a new version of a command component");
+  create->add_option("-f,--file", a->file, "a command component YAML file")->required();
+  create->add_option("-n,--name", a->name, "its name (wins over the file's)");
+  create->add_option("-v,--version", a->version, "its version (wins over the file's; default: the next integer)");
+  create->add_option("--set", a->sets, "override a field: --set version=2");
+  hooks.add_globals(create);
+  create->callback([&rc, hooks, a] {
+    spec::Diagnostics d;
+    spec::ParseOptions opt;
+    opt.overrides = a->sets;
+    opt.name = a->name;
+    auto text = ReadFile(a->file, spec::YamlLimits().max_bytes);
+    if (!text.ok()) {
+      fprintf(stderr, "%s: error: %s\n", a->file.c_str(), text.status().code() == Code::kNotFound ? "no such file" : text.status().message().c_str());
+      rc = 2;
+      return;
+    }
+    auto info = spec::ParseComponentText(*text, a->file, Dirname(AbsPath(a->file)), opt, d);
+    if (std::string diags = d.ToString(); !diags.empty()) fputs(diags.c_str(), stderr);
+    if (!info) {
+      rc = 2;
+      return;
+    }
+    auto client = Connect();
+    if (!client.ok()) { rc = Fail(client.status()); return; }
+    json body = {{"yaml", *text}, {"name", info->name}, {"version", a->version.empty() ? info->version : a->version}};
+    if (!info->code.empty()) {
+      auto id = UploadSnapshot(**client, info->code, true, "code");
+      if (!id.ok()) { rc = Fail(id.status()); return; }
+      body["code_snapshot"] = *id;
+    } else if (!info->code_snapshot.empty()) {
+      body["code_snapshot"] = info->code_snapshot;
+    }
+    auto made = (*client)->Post("/api/v1/assets/component", body);
+    if (!made.ok()) {
+      if (made.status().code() == Code::kInvalidArgument || made.status().code() == Code::kAlreadyExists) {
+        fprintf(stderr, "%s: error: %s\n", a->file.c_str(), made.status().message().c_str());
+        rc = 2;
+        return;
+      }
+      rc = Fail(made.status());
+      return;
+    }
+    json shown = *made;
+    shown.erase("yaml");
+    rc = hooks.print(shown, kColumns);
+  });
+  auto* show = group->add_subcommand("show", "Show a component (the latest version, or --version)");
+  show->add_option("-n,--name", a->name, "the component")->required();
+  show->add_option("-v,--version", a->version, "a version");
+  show->add_option("-l,--label", a->label, "latest");
+  hooks.add_globals(show);
+  show->callback([&rc, hooks, a] {
+    auto client = Connect();
+    if (!client.ok()) { rc = Fail(client.status()); return; }
+    std::string path = "/api/v1/assets/component/" + Enc(a->name) + (a->version.empty() ? "" : "/versions/" + Enc(a->version));
+    auto got = (*client)->Get(path);
+    if (!got.ok()) { rc = Fail(got.status()); return; }
+    rc = hooks.print(*got, kColumns);
+  });
+  auto* list = group->add_subcommand("list", "List components (the latest version of each, or every version of --name)");
+  list->add_option("-n,--name", a->name, "every version of this component");
+  list->add_flag("--include-archived", a->include_archived, "archived ones too");
+  list->add_flag("--archived-only", a->archived_only, "only archived ones");
+  hooks.add_globals(list);
+  list->callback([&rc, hooks, a] {
+    auto client = Connect();
+    if (!client.ok()) { rc = Fail(client.status()); return; }
+    std::string q = "/api/v1/assets/component?name=" + Enc(a->name);
+    if (a->include_archived) q += "&include_archived=true";
+    if (a->archived_only) q += "&archived_only=true";
+    auto got = (*client)->Get(q);
+    if (!got.ok()) { rc = Fail(got.status()); return; }
+    json out = *got;
+    for (auto& c : out) c.erase("yaml");
+    rc = hooks.print(out, kColumns);
+  });
+  for (bool archive : {true, false}) {
+    auto* c = group->add_subcommand(archive ? "archive" : "restore", archive ? "Archive a component (a version, or all)" : "Restore an archived component");
+    c->add_option("-n,--name", a->name, "the component")->required();
+    c->add_option("-v,--version", a->version, "a version (default: every version)");
+    hooks.add_globals(c);
+    c->callback([&rc, a, archive] { rc = Archive("component", *a, archive); });
+  }
+}
+
 void AddAssetCommands(CLI::App& app, const AssetCommandHooks& hooks, int& rc,
                       const std::function<bool(const std::string&)>& wanted) {
   for (const char* kind : {"data", "model", "environment"})
     if (!wanted || wanted(kind)) AddAssetGroup(app, kind, hooks, rc, std::make_shared<AssetArgs>());
+  if (!wanted || wanted("component")) AddComponentGroup(app, hooks, rc);
   if (wanted && !wanted("datastore")) return;
 
   auto a = std::make_shared<AssetArgs>();

@@ -130,6 +130,20 @@ std::optional<ParsedJob> LoadJob(const std::string& file, const std::vector<std:
   opt.overrides = sets;
   opt.name = name;
   opt.check_local_paths = check_paths;
+  // `component: azureml:<name>:<version>` in a pipeline: the workspace's registered component.
+  opt.resolve_component = [](const std::string& name, const std::string& version) -> Result<spec::ComponentSource> {
+    auto client = ConnectOrFail();
+    if (!client.ok()) return client.status();
+    auto got = (*client)->Get("/api/v1/assets/component/" + HttpClient::UrlEncode(name) + (version.empty() ? "" : "/versions/" + HttpClient::UrlEncode(version)));
+    if (!got.ok()) {
+      if (got.status().code() == Code::kNotFound)
+        return NotFound("no component " + name + (version.empty() ? "" : " version " + version) +
+                        " in this workspace (cairn component create -f <file> registers one)");
+      return got.status();
+    }
+    return spec::ComponentSource{got->value("yaml", ""), "azureml:" + name + ":" + got->value("version", ""),
+                                 got->value("code_snapshot", "")};
+  };
   auto spec = spec::ParseJobFile(file, opt, d);
   std::string diags = d.ToString();
   if (!diags.empty()) fputs(diags.c_str(), stderr);
@@ -293,6 +307,24 @@ int JobShow(const Globals& g, const JobArgs& a) {
     std::string best = job->value("properties", json::object()).value("best_child_run_id", "");
     printf("\nTrials, best first (%s, %s)%s:\n%s", metric.c_str(), objective.value("goal", "").c_str(),
            best.empty() ? "" : ("; best: " + best).c_str(), ToTable(rows, cols).c_str());
+  }
+  if (rc == 0 && g.output == "table" && g.query.empty() && job->value("type", "") == "pipeline") {
+    // The steps in the order they run: status, duration, reused from, why not reused, attempts.
+    std::vector<Column> cols = {{"Step", "step"}, {"Job", "job"}, {"Status", "status"}, {"Duration", "duration"},
+                                {"Reused from", "reused_from"}, {"Why not reused", "why_not_reused"}, {"Attempts", "attempts"}};
+    json rows = json::array();
+    for (const auto& t : job->value("steps", json::array())) {
+      json row = t;
+      if (t.contains("duration_seconds")) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%.1fs", t["duration_seconds"].get<double>());
+        row["duration"] = buf;
+      }
+      row["attempts"] = t.value("attempts", json::array()).size();
+      if (t.contains("reused_from")) row["why_not_reused"] = "";
+      rows.push_back(row);
+    }
+    printf("\nSteps:\n%s", ToTable(rows, cols).c_str());
   }
   return rc;
 }
@@ -607,7 +639,7 @@ int RunCli(int argc, char** argv) {
   // Only the group the command line names is built (the whole tree of ~50 commands for help, for no
   // group or for a word that names none), and the tree is never torn down: CLI11's set-up and destruction
   // of every command was about a millisecond of each run, a job's submission included.
-  static const char* const kGroups[] = {"job", "compute", "data", "model", "environment", "datastore", "studio", "server"};
+  static const char* const kGroups[] = {"job", "compute", "data", "model", "environment", "component", "datastore", "studio", "server"};
   std::string first = argc > 1 ? argv[1] : "";
   bool every = std::find(std::begin(kGroups), std::end(kGroups), first) == std::end(kGroups);
   auto wanted = [&](const std::string& group) { return every || group == first; };

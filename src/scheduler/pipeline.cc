@@ -160,6 +160,7 @@ void Scheduler::PipelineStep(const std::string& name) {
       if (step.empty()) continue;
       st.attempts[step].push_back({c.name, c.status, c.spec.value("attempt", 1)});
       step_pipeline_[c.name] = name;
+      if (store::IsTerminalStatus(c.status)) st.end_logged.insert(c.name);  // logged before the restart
     }
     for (auto& [_, a] : st.attempts)
       std::sort(a.begin(), a.end(), [](const StepAttempt& x, const StepAttempt& y) { return x.attempt < y.attempt; });
@@ -176,6 +177,32 @@ void Scheduler::PipelineStep(const std::string& name) {
     return a && store::IsTerminalStatus(a->status) && a->status != "Completed" &&
            (a->attempt > max_retries(step) || rec->status == "CancelRequested");
   };
+
+  // Step jobs that ended since the last look: their end, and what they printed, in the pipeline's log.
+  for (const auto& [sname, attempts] : st.attempts)
+    for (const auto& a : attempts) {
+      if (!store::IsTerminalStatus(a.status) || st.end_logged.count(a.job)) continue;
+      st.end_logged.insert(a.job);
+      auto c = store_->Get(a.job);
+      if (!c.ok() || !c->properties.value("reused_from", "").empty()) continue;  // said when it was reused
+      compute::RunLayout layout = compute::RunLayout::For(config_.workspace, a.job);
+      constexpr long long kTail = 64 << 10;
+      std::string text;
+      if (int fd = open(layout.UserLog().c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC); fd >= 0) {
+        struct stat sb;
+        if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode)) {
+          long long from = std::max(0LL, static_cast<long long>(sb.st_size) - kTail);
+          text.resize(static_cast<size_t>(sb.st_size - from));
+          ssize_t n = pread(fd, text.data(), text.size(), from);
+          text.resize(n > 0 ? static_cast<size_t>(n) : 0);
+          if (from > 0) text = "[... " + std::to_string(from) + " bytes before]\n" + text.substr(std::min(text.size(), text.find('\n') + 1));
+        }
+        close(fd);
+      }
+      for (const auto& line : Split(text, '\n'))
+        if (!line.empty()) SweepLog(name, sname + " | " + line);
+      SweepLog(name, "done " + sname + ": " + a.job + " " + c->status + " (" + (c->error.empty() ? c->status_reason : c->error) + ")");
+    }
 
   // Completed steps that ran are remembered for reuse (once: the record says it was done).
   for (const auto& step : steps) {
@@ -238,8 +265,8 @@ void Scheduler::PipelineStep(const std::string& name) {
   for (const auto& [_, attempts] : st.attempts)
     for (const auto& a : attempts)
       if (!store::IsTerminalStatus(a.status)) return;
-  int completed = 0, reused = 0, failed = 0, not_run = 0;
-  std::vector<std::string> failures;
+  int completed = 0, reused = 0, failed = 0, canceled = 0, not_run = 0;
+  std::vector<std::string> failures, cancels;
   for (const auto& step : steps) {
     const StepAttempt* a = latest(step["name"]);
     if (!a) {
@@ -250,22 +277,29 @@ void Scheduler::PipelineStep(const std::string& name) {
       ++completed;
       if (auto c = store_->Get(a->job); c.ok() && !c->properties.value("reused_from", "").empty()) ++reused;
     } else if (failed_for_good(step)) {
-      ++failed;
-      if (failures.size() < 3) {
-        auto c = store_->Get(a->job);
-        std::string why = c.ok() ? (c->error.empty() ? c->status_reason : c->error) : a->status;
-        failures.push_back("step " + step["name"].get<std::string>() + " " + (a->status == "Failed" ? "failed" : a->status) + ": " + why);
+      auto c = store_->Get(a->job);
+      std::string why = c.ok() ? (c->error.empty() ? c->status_reason : c->error) : a->status;
+      if (a->attempt > 1) why += " (attempt " + std::to_string(a->attempt) + " of " + std::to_string(max_retries(step) + 1) + ")";
+      std::string line = "step " + step["name"].get<std::string>() + " " + (a->status == "Failed" ? "failed" : ToLower(a->status)) + ": " + why;
+      // What the pipeline's own ending canceled is not why it failed.
+      if (a->status == "Canceled") {
+        ++canceled;
+        if (cancels.size() < 3) cancels.push_back(line);
+      } else {
+        ++failed;
+        if (failures.size() < 3) failures.push_back(line);
       }
     } else {
       return;  // a retry is due (the loop above launched it, or will at the next step)
     }
   }
   // With steps still to run and nothing stopping, the loop above launched them: not done yet.
-  if (!stopping && completed + failed < static_cast<int>(steps.size()) && first_failed.empty()) return;
+  if (!stopping && completed + failed + canceled < static_cast<int>(steps.size()) && first_failed.empty()) return;
   std::string summary = Plural(static_cast<long long>(steps.size()), "step") + ": " + std::to_string(completed) +
                         " completed (" + std::to_string(reused) + " reused), " + std::to_string(failed) + " failed, " +
-                        std::to_string(not_run) + " not run";
-  std::string status = ending ? "Canceled" : failed == 0 && not_run == 0 ? "Completed" : "Failed";
+                        std::to_string(canceled) + " canceled, " + std::to_string(not_run) + " not run";
+  if (failures.empty()) failures = cancels;  // a step canceled on its own fails the pipeline too
+  std::string status = ending ? "Canceled" : failed == 0 && canceled == 0 && not_run == 0 ? "Completed" : "Failed";
   std::string reason = ending ? end_reason + "; " + summary : failures.empty() ? summary : Join(failures, "; ") + "; " + summary;
   SweepLog(name, "pipeline " + status + ": " + reason);
   forget();
@@ -390,15 +424,29 @@ Status Scheduler::LaunchStep(const JobRecord& pipe, const json& step, int attemp
       return Status::Ok();
     }
     why_not = "the run with the same key, " + prior->job + ", is " + (orig.ok() ? orig->status : std::string("gone"));
-  } else if (auto closest = store_->LatestStepRun(ident); closest.ok()) {
-    // The first field, in the order a user reads a step, that differs from the closest earlier run.
-    std::vector<std::string> order = {"code", "environment", "command", "type", "sweep"};
-    for (const auto& [k, _] : fields.items())
-      if (StartsWith(k, "inputs.")) order.push_back(k);
-    for (const auto& [k, _] : closest->fields.items())
-      if (StartsWith(k, "inputs.") && !fields.contains(k)) order.push_back(k);
-    for (const char* k : {"outputs", "environment_variables", "resources", "distribution", "limits", "compute"}) order.push_back(k);
-    for (const auto& k : order) {
+  } else if (auto recent = store_->RecentStepRuns(ident, 20); !recent.empty()) {
+    // The first field, in the order a user reads a step, that differs from the closest earlier run: of the
+    // recent runs of this step, the one that differs in the fewest fields (the newest of those).
+    auto order_of = [&](const json& other) {
+      std::vector<std::string> order = {"code", "environment", "command", "type", "sweep"};
+      for (const auto& [k, _] : fields.items())
+        if (StartsWith(k, "inputs.")) order.push_back(k);
+      for (const auto& [k, _] : other.items())
+        if (StartsWith(k, "inputs.") && !fields.contains(k)) order.push_back(k);
+      for (const char* k : {"outputs", "environment_variables", "resources", "distribution", "limits", "compute"}) order.push_back(k);
+      return order;
+    };
+    const store::StepRun* closest = nullptr;
+    size_t fewest = 0;
+    for (const auto& r : recent) {
+      size_t differ = 0;
+      for (const auto& k : order_of(r.fields)) differ += fields.value(k, json()) != r.fields.value(k, json());
+      if (!closest || differ < fewest) {
+        closest = &r;
+        fewest = differ;
+      }
+    }
+    for (const auto& k : order_of(closest->fields)) {
       json now_v = fields.value(k, json()), then_v = closest->fields.value(k, json());
       if (now_v == then_v) continue;
       if (then_v.is_null()) why_not = k + " is new since " + closest->job;

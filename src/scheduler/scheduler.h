@@ -253,6 +253,7 @@ class Scheduler {
     bool step_pending = false;
     std::map<std::string, std::vector<StepAttempt>> attempts;  // step -> its jobs, oldest attempt first
     std::set<std::string> recorded;                             // completed step jobs already kept for reuse
+    std::set<std::string> end_logged;                           // step jobs whose end is in the pipeline's log
   };
   std::map<std::string, PipelineState> pipelines_;    // pipelines in progress
   std::map<std::string, std::string> step_pipeline_;  // step job -> its pipeline

@@ -13,6 +13,7 @@
 #include "compute/data_delivery.h"
 #include "server/responses.h"
 #include "spec/asset_spec.h"
+#include "spec/job_spec.h"
 #include "store/blob_store.h"
 
 namespace cairn::server {
@@ -23,6 +24,8 @@ namespace fs = std::filesystem;
 namespace {
 
 const char kKinds[] = "(data|model|environment)";
+// What can be read, listed and archived: the above and components (made by their own route).
+const char kReadKinds[] = "(data|model|environment|component)";
 
 json AssetView(const store::AssetRecord& a) {
   json v = a.spec;
@@ -136,6 +139,33 @@ Result<json> Storage(AssetContext& ctx, const std::string& kind, const json& bod
 }  // namespace
 
 void RegisterAssetRoutes(http::Server& svr, AssetContext& ctx) {
+  // Components: the YAML as written, checked again here, and the code snapshot that stands for its code.
+  svr.Post("/api/v1/assets/component", [&ctx](const http::Request& req, http::Response& res) {
+    json body = ParseJsonOrDiscarded(req.body);
+    if (!body.is_object() || !body["yaml"].is_string()) return SendError(res, InvalidArgument("expected {\"yaml\": ..., \"code_snapshot\": ...}"));
+    spec::ParseOptions opt;
+    opt.check_local_paths = false;
+    if (body.contains("name") && body["name"].is_string()) opt.name = body["name"];
+    spec::Diagnostics d;
+    auto info = spec::ParseComponentText(body["yaml"], "component", "/", opt, d);
+    if (!info) return SendError(res, InvalidArgument(Trim(d.ToString())));
+    std::string snapshot = body.value("code_snapshot", "");
+    if (!info->code.empty() && snapshot.empty()) return SendError(res, InvalidArgument("code: the component's code was not uploaded"));
+    if (!snapshot.empty() && !ctx.reader().GetSnapshot(snapshot).ok())
+      return SendError(res, InvalidArgument("code snapshot " + snapshot + " was not uploaded"));
+    store::AssetRecord rec;
+    rec.kind = "component";
+    rec.name = info->name;
+    rec.version = body.value("version", "").empty() ? info->version : body.value("version", "");
+    rec.spec = {{"type", "command"}, {"display_name", info->display_name}, {"description", info->description},
+                {"is_deterministic", info->is_deterministic}, {"inputs", info->inputs}, {"outputs", info->outputs},
+                {"command", info->command}, {"yaml", body["yaml"]}, {"code_snapshot", snapshot},
+                {"tags", body.value("tags", json::object())}};
+    if (!snapshot.empty()) rec.spec["code"] = "azureml:snapshots/" + snapshot;
+    auto made = ctx.sched->CreateAsset(rec);
+    if (!made.ok()) return SendError(res, made.status());
+    SendJson(res, AssetView(*made), 201);
+  });
   svr.Post(std::string("/api/v1/assets/") + kKinds, [&ctx](const http::Request& req, http::Response& res) {
     std::string kind = req.matches[1];
     json body = ParseJsonOrDiscarded(req.body);
@@ -179,7 +209,7 @@ void RegisterAssetRoutes(http::Server& svr, AssetContext& ctx) {
     }
     SendJson(res, AssetView(*made), 201);
   });
-  svr.Get(std::string("/api/v1/assets/") + kKinds, [&ctx](const http::Request& req, http::Response& res) {
+  svr.Get(std::string("/api/v1/assets/") + kReadKinds, [&ctx](const http::Request& req, http::Response& res) {
     json out = json::array();
     for (const auto& a : ctx.reader().ListAssets(req.matches[1], req.get_param_value("name"),
                                                  req.get_param_value("include_archived") == "true",
@@ -187,20 +217,20 @@ void RegisterAssetRoutes(http::Server& svr, AssetContext& ctx) {
       out.push_back(AssetView(a));
     SendJson(res, out);
   });
-  svr.Get(std::string("/api/v1/assets/") + kKinds + "/([^/]+)", [&ctx](const http::Request& req, http::Response& res) {
+  svr.Get(std::string("/api/v1/assets/") + kReadKinds + "/([^/]+)", [&ctx](const http::Request& req, http::Response& res) {
     std::string label = req.has_param("label") ? req.get_param_value("label") : "latest";
     if (label != "latest") return SendError(res, InvalidArgument("--label: the only label is 'latest', got '" + label + "'"));
     auto a = ctx.reader().LatestAsset(req.matches[1], req.matches[2]);
     if (!a.ok()) return SendError(res, a.status());
     SendJson(res, AssetView(*a));
   });
-  svr.Get(std::string("/api/v1/assets/") + kKinds + "/([^/]+)/versions/([^/]+)", [&ctx](const http::Request& req, http::Response& res) {
+  svr.Get(std::string("/api/v1/assets/") + kReadKinds + "/([^/]+)/versions/([^/]+)", [&ctx](const http::Request& req, http::Response& res) {
     auto a = ctx.reader().GetAsset(req.matches[1], req.matches[2], req.matches[3]);
     if (!a.ok()) return SendError(res, a.status());
     SendJson(res, AssetView(*a));
   });
   // The files of a version whose content is in the blob store (models, local data): for download.
-  svr.Get(std::string("/api/v1/assets/") + kKinds + "/([^/]+)/versions/([^/]+)/files", [&ctx](const http::Request& req, http::Response& res) {
+  svr.Get(std::string("/api/v1/assets/") + kReadKinds + "/([^/]+)/versions/([^/]+)/files", [&ctx](const http::Request& req, http::Response& res) {
     auto a = ctx.reader().GetAsset(req.matches[1], req.matches[2], req.matches[3]);
     if (!a.ok()) return SendError(res, a.status());
     json st = a->spec.value("storage", json::object());
@@ -213,7 +243,7 @@ void RegisterAssetRoutes(http::Server& svr, AssetContext& ctx) {
   });
   for (const char* verb : {"archive", "restore"}) {
     bool archive = std::string(verb) == "archive";
-    svr.Post(std::string("/api/v1/assets/") + kKinds + "/([^/]+)/" + verb, [&ctx, archive](const http::Request& req, http::Response& res) {
+    svr.Post(std::string("/api/v1/assets/") + kReadKinds + "/([^/]+)/" + verb, [&ctx, archive](const http::Request& req, http::Response& res) {
       Status s = ctx.sched->SetAssetArchived(req.matches[1], req.matches[2], req.get_param_value("version"), archive);
       if (!s.ok()) return SendError(res, s);
       SendJson(res, {{"name", req.matches[2].str()}, {"archived", archive}});

@@ -47,6 +47,17 @@ json LogFiles(const compute::DistPlan& plan, const std::string& job, const std::
   return logs;
 }
 
+// An environment as a job file writes it: a reference, or {image | build, conda_file}.
+static json EnvironmentView(const json& env) {
+  if (!env.value("reference", "").empty()) return env["reference"];
+  json e = json::object();
+  if (!env.value("image", "").empty()) e["image"] = env["image"];
+  if (!env.value("conda_file", "").empty()) e["conda_file"] = env["conda_file"];
+  if (!env.value("build_path", "").empty())
+    e["build"] = {{"path", env["build_path"]}, {"dockerfile_path", env.value("dockerfile_path", "Dockerfile")}};
+  return e;
+}
+
 json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>& history,
              const std::string& server_url) {
   const json& s = job.spec;
@@ -63,17 +74,7 @@ json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>&
   j["properties"] = job.properties;
   j["command"] = s.value("command", "");
   if (!job.snapshot.empty()) j["code"] = "azureml:snapshots/" + job.snapshot;
-  const json env = s.value("environment", json::object());
-  if (!env.value("reference", "").empty()) {
-    j["environment"] = env["reference"];
-  } else {
-    json e = json::object();
-    if (!env.value("image", "").empty()) e["image"] = env["image"];
-    if (!env.value("conda_file", "").empty()) e["conda_file"] = env["conda_file"];
-    if (!env.value("build_path", "").empty())
-      e["build"] = {{"path", env["build_path"]}, {"dockerfile_path", env.value("dockerfile_path", "Dockerfile")}};
-    j["environment"] = e;
-  }
+  j["environment"] = EnvironmentView(s.value("environment", json::object()));
   if (!s.value("environment_variables", json::object()).empty())
     j["environment_variables"] = s["environment_variables"];
   j["compute"] = job.compute == "local" ? "local" : "azureml:" + job.compute;
@@ -152,6 +153,56 @@ json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>&
     j["objective"] = sw.value("objective", json::object());
     j["limits"] = sw.value("limits", json::object());
     if (sw.contains("early_termination")) j["early_termination"] = sw["early_termination"];
+  }
+  if (job.type == "pipeline") {
+    // Azure ML's pipeline job shape: settings and jobs (each step as written, its bindings as expressions).
+    j["$schema"] = "https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json";
+    for (const char* k : {"command", "code", "environment", "environment_variables", "distribution", "resources", "limits",
+                          "log_files"})
+      j.erase(k);
+    const json pipe = s.value("pipeline", json::object());
+    json settings = pipe.value("settings", json::object());
+    if (!job.compute.empty()) settings["default_compute"] = "azureml:" + job.compute;
+    j["settings"] = settings;
+    json jobs = json::object();
+    for (const auto& step : pipe.value("steps", json::array())) {
+      const json sp = step.value("spec", json::object());
+      json v = {{"type", step.value("type", "command")}};
+      std::string component = step.value("component", "");
+      if (!component.empty() && component != "inline") v["component"] = StartsWith(component, "file:") ? component : "azureml:" + component;
+      v["command"] = sp.value("command", "");
+      if (sp.contains("environment")) v["environment"] = EnvironmentView(sp["environment"]);
+      if (!sp.value("compute", "").empty()) v["compute"] = "azureml:" + sp.value("compute", "");
+      json ins = json::object();
+      const json bindings = step.value("bindings", json::object());
+      const json step_inputs = sp.value("inputs", json::object());
+      for (const auto& [k, in] : step_inputs.items()) {
+        if (bindings.contains(k)) {
+          ins[k] = "${{parent.jobs." + bindings[k].value("step", "") + ".outputs." + bindings[k].value("output", "") + "}}";
+        } else if (in.value("literal", false)) {
+          ins[k] = in.value("value", "");
+        } else {
+          ins[k] = {{"type", in.value("type", "")}, {"path", in.value("path", "")}, {"mode", in.value("mode", "")}};
+        }
+      }
+      v["inputs"] = ins;
+      json outs = json::object();
+      const json step_outputs = sp.value("outputs", json::object()), pipe_outputs = pipe.value("outputs", json::object());
+      for (const auto& [k, o] : step_outputs.items()) outs[k] = {{"type", o.value("type", "uri_folder")}};
+      for (const auto& [po, b] : pipe_outputs.items())
+        if (b.value("step", "") == step.value("name", "")) outs[b.value("output", "")] = "${{parent.outputs." + po + "}}";
+      v["outputs"] = outs;
+      const json retry = step.value("retry", json::object());
+      if (!retry.empty()) v["retry_settings"] = retry;
+      if (!step.value("is_deterministic", true)) v["is_deterministic"] = false;
+      jobs[step.value("name", "")] = v;
+    }
+    j["jobs"] = jobs;
+  }
+  if (std::string from = job.properties.value("reused_from", ""); !from.empty()) j["reused_from"] = from;
+  if (job.spec.contains("pipeline_step")) {
+    j["pipeline_step"] = job.spec["pipeline_step"];
+    j["attempt"] = job.spec.value("attempt", 1);
   }
   return j;
 }

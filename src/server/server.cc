@@ -424,6 +424,69 @@ class Server {
     return rows;
   }
 
+  // A pipeline's steps in the order they run: each step's latest job, its status, duration and reuse, and
+  // its attempts (Cairn's addition to the pipeline job object).
+  json PipelineSteps(const store::JobRecord& p) {
+    store::JobFilter f;
+    f.parent = p.name;
+    f.max_results = 0;
+    std::map<std::string, std::vector<store::JobRecord>> by_step;
+    for (auto& c : Reader().List(f)) by_step[c.spec.value("pipeline_step", "")].push_back(std::move(c));
+    json rows = json::array();
+    const json steps = p.spec.value("pipeline", json::object()).value("steps", json::array());
+    for (const auto& step : steps) {
+      const std::string sname = step.value("name", "");
+      json row = {{"step", sname}, {"status", "NotStarted"}, {"after", step.value("after", json::array())}};
+      auto it = by_step.find(sname);
+      if (it == by_step.end() || it->second.empty()) {
+        row["status_reason"] = store::IsTerminalStatus(p.status) ? "not run" : "waiting for the steps it reads from";
+        rows.push_back(row);
+        continue;
+      }
+      auto& attempts = it->second;
+      std::sort(attempts.begin(), attempts.end(), [](const store::JobRecord& a, const store::JobRecord& b) {
+        return a.spec.value("attempt", 1) < b.spec.value("attempt", 1);
+      });
+      const store::JobRecord& c = attempts.back();
+      row["job"] = c.name;
+      row["status"] = c.status;
+      row["status_reason"] = c.status_reason;
+      if (c.start_time) row["start_time"] = IsoTime(*c.start_time);
+      if (c.start_time && c.end_time) row["duration_seconds"] = static_cast<double>(*c.end_time - *c.start_time) / 1000.0;
+      if (std::string r = c.properties.value("reused_from", ""); !r.empty()) row["reused_from"] = r;
+      if (std::string w = c.spec.value("properties", json::object()).value("why_not_reused", ""); !w.empty()) row["why_not_reused"] = w;
+      json tries = json::array();
+      for (const auto& a : attempts) tries.push_back({{"job", a.name}, {"status", a.status}, {"attempt", a.spec.value("attempt", 1)}});
+      row["attempts"] = tries;
+      rows.push_back(row);
+    }
+    return rows;
+  }
+
+  // Whose files a job's file routes read: a reused step's are its original's; a pipeline's named outputs
+  // are the outputs of the steps bound to them. Rewrites `path` (named-outputs/<name>/...) to match.
+  store::JobRecord FilesOf(const store::JobRecord& job, std::string* path = nullptr) {
+    if (std::string from = job.properties.value("reused_from", ""); !from.empty())
+      if (auto orig = Reader().Get(from); orig.ok()) return *orig;
+    if (job.type != "pipeline" || !path || !StartsWith(*path, "named-outputs/")) return job;
+    std::string rest = path->substr(14);
+    std::string out = rest.substr(0, rest.find('/'));
+    const json outs = job.spec.value("pipeline", json::object()).value("outputs", json::object());
+    if (!outs.contains(out)) return job;
+    const std::string step = outs[out].value("step", ""), step_out = outs[out].value("output", "");
+    for (const auto& row : PipelineSteps(job)) {
+      if (row.value("step", "") != step || row.value("status", "") != "Completed") continue;
+      auto c = Reader().Get(row.value("job", ""));
+      if (!c.ok()) break;
+      store::JobRecord owner = FilesOf(*c);
+      if (owner.type == "sweep")
+        if (auto best = Reader().Get(owner.properties.value("best_child_run_id", "")); best.ok()) owner = *best;
+      *path = "named-outputs/" + step_out + rest.substr(out.size());
+      return owner;
+    }
+    return job;
+  }
+
   json View(const store::JobRecord& j) {
     json v = JobView(j, Reader().History(j.name), url_);
     if (j.status == "Queued") {
@@ -746,6 +809,7 @@ class Server {
         v["params"] = params;
       }
       if (job->type == "sweep") v["trials"] = SweepTrials(*job);
+      if (job->type == "pipeline") v["steps"] = PipelineSteps(*job);
       SendJson(res, v);
     });
     svr_.Patch(R"(/api/v1/jobs/([^/]+))", [this](const http::Request& req, http::Response& res) {
@@ -929,6 +993,22 @@ class Server {
     svr_.Get(R"(/api/v1/jobs/([^/]+)/files)", [this](const http::Request& req, http::Response& res) {
       auto job = Reader().Get(req.matches[1]);
       if (!job.ok()) return SendError(res, job.status());
+      if (job->type == "pipeline") {
+        // Its named outputs: each from the step bound to it.
+        json files = json::array();
+        const json outs = job->spec.value("pipeline", json::object()).value("outputs", json::object());
+        for (const auto& [out, _] : outs.items()) {
+          std::string path = "named-outputs/" + out + "/";
+          store::JobRecord owner = FilesOf(*job, &path);
+          if (owner.name == job->name) continue;
+          std::string step_out = path.substr(14, path.find('/', 14) - 14);
+          std::string folder = OutputDatastoreFolder(owner, step_out);
+          auto root = Beneath::Open(folder.empty() ? compute::RunLayout::For(opt_.home, owner.name).root : folder);
+          if (root.ok()) ListFiles(*root, folder.empty() ? "outputs/" + step_out : "", "named-outputs/" + out + "/", files);
+        }
+        return SendJson(res, {{"status", job->status}, {"files", files}});
+      }
+      job = FilesOf(*job);
       compute::RunLayout layout = compute::RunLayout::For(opt_.home, job->name);
       json files = json::array();
       if (auto run = Beneath::Open(layout.root); run.ok()) {
@@ -950,7 +1030,9 @@ class Server {
     svr_.Get(R"(/api/v1/jobs/([^/]+)/files/(.+))", [this](const http::Request& req, http::Response& res) {
       auto job = Reader().Get(req.matches[1]);
       if (!job.ok()) return SendError(res, job.status());
-      std::string rel = MapRunPath(req.matches[2]);
+      std::string asked = req.matches[2];
+      job = FilesOf(*job, &asked);
+      std::string rel = MapRunPath(asked);
       std::string root = compute::RunLayout::For(opt_.home, job->name).root;
       if (StartsWith(rel, "outputs/")) {
         // outputs/<name>/<file>: from the datastore folder when the job wrote that output there.
@@ -1145,6 +1227,8 @@ class Server {
     // The status the client last saw: a change answers at once, so a live status line stays live.
     std::string seen_status = req.get_param_value("status");
     compute::RunLayout layout = compute::RunLayout::For(opt_.home, name);
+    if (!IsDir(layout.root))  // a reused pipeline step has no run folder: its logs are its original's
+      if (auto full = Reader().Get(name); full.ok()) layout = compute::RunLayout::For(opt_.home, FilesOf(*full).name);
     std::string rel = MapRunPath("artifacts/" + file);
     if (rel.empty()) return SendError(res, InvalidArgument("bad log file name '" + file + "'"));
     long long deadline = NowMillis() + wait_ms;

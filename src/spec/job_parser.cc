@@ -763,6 +763,90 @@ class JobParser {
     return spec;
   }
 
+  // A component file on its own (`cairn component create`): read as the command job it stands for, its
+  // data inputs standing in for what steps will bind.
+  std::optional<ComponentInfo> ParseComponent(YNode& root) {
+    if (!root.IsMap()) {
+      Error(root, "a component file must be a mapping, got " + root.TypeName());
+      return std::nullopt;
+    }
+    CheckKeys(root, kComponentKeys, "");
+    ComponentInfo info;
+    if (const YNode* t = root.Get("type"); t && ToLower(t->scalar) != "command")
+      Error(*t, "type: '" + t->scalar + "' components are not supported (a command component)");
+    const YNode* nm = root.Get("name");
+    if (!nm) d_.Error(root.file, 1, 1, "missing required key 'name' (the component's name)");
+    else info.name = Str(*nm, "name");
+    if (!options_.name.empty()) info.name = options_.name;
+    if (!info.name.empty() && !IsValidName(info.name)) Error(nm ? *nm : root, "name: '" + info.name + "' is not a valid component name");
+    if (const YNode* v = root.Get("version")) info.version = Str(*v, "version");
+    if (const YNode* v = root.Get("display_name")) info.display_name = Str(*v, "display_name");
+    if (const YNode* v = root.Get("description")) info.description = Str(*v, "description");
+    if (const YNode* v = root.Get("is_deterministic")) {
+      auto b = AsBool(*v);
+      if (!b) Error(*v, "is_deterministic: expected true or false");
+      else info.is_deterministic = *b;
+    }
+    YNode m;
+    m.kind = YNode::Kind::kMap;
+    m.file = root.file;
+    m.line = root.line;
+    m.column = root.column;
+    for (const auto& x : root.map)
+      if (x.key == "command" || x.key == "code" || x.key == "environment" || x.key == "environment_variables" ||
+          x.key == "resources" || x.key == "distribution" || x.key == "limits" || x.key == "outputs")
+        m.map.push_back(x);
+    YNode ins;
+    ins.kind = YNode::Kind::kMap;
+    ins.file = root.file;
+    info.inputs = nlohmann::json::object();
+    if (const YNode* decls = root.Get("inputs"); decls && !decls->IsNull()) {
+      if (!decls->IsMap()) {
+        Error(*decls, "inputs: expected a mapping of input names to declarations, got " + decls->TypeName());
+      } else {
+        for (const auto& d : decls->map) {
+          if (!d.value.IsMap()) {
+            Error(d.value, "inputs." + d.key + ": expected a declaration such as {type: uri_folder} or {type: integer, default: 3}");
+            continue;
+          }
+          CheckKeys(d.value, {"type", "default", "optional", "description", "min", "max", "enum"}, "inputs." + d.key + ".");
+          std::string type = d.value.Get("type") ? d.value.Get("type")->scalar : "";
+          if (type.empty()) {
+            Error(d.value, "inputs." + d.key + ": missing required key 'type'");
+            continue;
+          }
+          info.inputs[d.key] = YamlToJson(d.value);
+          YNode in = d.value;
+          if (!IsLiteralType(type)) {  // a stand-in for the data a step will bind
+            in.map.clear();
+            YNode t = *d.value.Get("type"), path = t;
+            path.scalar = "azureml://jobs/component/outputs/" + d.key;
+            in.map.push_back({"type", d.line, d.column, t});
+            in.map.push_back({"path", d.line, d.column, path});
+            if (const YNode* o = d.value.Get("optional")) in.map.push_back({"optional", d.line, d.column, *o});
+          } else {
+            in.map.erase(std::remove_if(in.map.begin(), in.map.end(), [](const YEntry& y) {
+                           return y.key == "min" || y.key == "max" || y.key == "enum";
+                         }), in.map.end());
+          }
+          ins.map.push_back({d.key, d.line, d.column, in});
+        }
+      }
+    }
+    m.map.push_back({"inputs", root.line, root.column, ins});
+    info.outputs = nlohmann::json::object();
+    if (const YNode* o = root.Get("outputs"); o && o->IsMap())
+      for (const auto& x : o->map) info.outputs[x.key] = x.value.IsNull() ? nlohmann::json{{"type", "uri_folder"}} : YamlToJson(x.value);
+    in_step_ = true;
+    auto spec = ParseCommandJob(m);
+    in_step_ = false;
+    if (!spec || d_.HasErrors()) return std::nullopt;
+    info.code = spec->code;
+    info.code_snapshot = spec->code_snapshot;
+    info.command = spec->command;
+    return info;
+  }
+
   // A command component (a file of its own, or a registered one) as the step that uses it: its YAML root.
   bool LoadComponent(const YNode& ref, const std::string& field, Step& s) {
     if (ref.IsMap()) {  // inline component
@@ -1719,6 +1803,16 @@ std::optional<EnvironmentSpec> ParseEnvironmentNode(const YNode& root, const std
   parser.ParseEnvironmentDocument(root, spec);
   if (diags.HasErrors()) return std::nullopt;
   return spec.environment;
+}
+
+std::optional<ComponentInfo> ParseComponentText(const std::string& text, const std::string& file,
+                                               const std::string& base_dir, const ParseOptions& options,
+                                               Diagnostics& diags) {
+  auto root = ParseYaml(text, file, diags);
+  if (!root) return std::nullopt;
+  for (const auto& o : options.overrides) ApplyOverride(*root, o, diags);
+  JobParser parser(base_dir, options, diags);
+  return parser.ParseComponent(*root);
 }
 
 std::optional<JobSpec> ParseJobText(const std::string& text, const std::string& file,

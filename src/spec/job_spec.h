@@ -118,6 +118,19 @@ struct YNode;
 // local paths resolve against `base_dir`.
 std::optional<EnvironmentSpec> ParseEnvironmentNode(const YNode& root, const std::string& base_dir,
                                                     Diagnostics& diags);
+// A command component (`cairn component create -f`): what the workspace keeps of it.
+struct ComponentInfo {
+  std::string name, version, display_name, description, command;
+  std::string code;           // absolute local folder, "" when none
+  std::string code_snapshot;  // code: azureml:snapshots/<sha>
+  bool is_deterministic = true;
+  nlohmann::json inputs;   // the declarations as written: name -> {type, default, optional, ...}
+  nlohmann::json outputs;  // name -> {type, mode, ...}
+};
+std::optional<ComponentInfo> ParseComponentText(const std::string& text, const std::string& file,
+                                               const std::string& base_dir, const ParseOptions& options,
+                                               Diagnostics& diags);
+
 // The same, for text already read; `file` names it in diagnostics and `base_dir` anchors relative paths.
 std::optional<JobSpec> ParseJobText(const std::string& text, const std::string& file,
                                     const std::string& base_dir, const ParseOptions& options,

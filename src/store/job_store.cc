@@ -185,10 +185,17 @@ Result<StepRun> JobStore::StepRunByKey(const std::string& key) {
   return ReadStepRun(s, "with key " + key);
 }
 
-Result<StepRun> JobStore::LatestStepRun(const std::string& ident) {
-  Stmt& s = db_->Prepare("SELECT key, ident, job, fields, at FROM step_runs WHERE ident = ? ORDER BY at DESC LIMIT 1");
-  s.Bind(1, ident);
-  return ReadStepRun(s, "of " + ident);
+std::vector<StepRun> JobStore::RecentStepRuns(const std::string& ident, int limit) {
+  Stmt& s = db_->Prepare("SELECT key, ident, job, fields, at FROM step_runs WHERE ident = ? ORDER BY at DESC LIMIT ?");
+  s.Bind(1, ident).Bind(2, limit);
+  std::vector<StepRun> out;
+  while (s.Step()) {
+    StepRun r{s.Text(0), s.Text(1), s.Text(2), nlohmann::json::parse(s.Text(3), nullptr, false), s.Int(4)};
+    if (r.fields.is_discarded()) r.fields = nlohmann::json::object();
+    out.push_back(std::move(r));
+  }
+  s.Reset();
+  return out;
 }
 
 Result<JobStore::Brief> JobStore::GetBrief(const std::string& name) {

@@ -168,7 +168,8 @@ class JobStore {
 
   Status PutStepRun(const StepRun& r);  // the latest completion of a key wins
   Result<StepRun> StepRunByKey(const std::string& key);
-  Result<StepRun> LatestStepRun(const std::string& ident);  // the most recent of that step
+  // The most recent completions of that step, newest first.
+  std::vector<StepRun> RecentStepRuns(const std::string& ident, int limit);
 
   Status PutSnapshot(const std::string& id, const std::string& manifest);
   Result<std::string> GetSnapshot(const std::string& id);
