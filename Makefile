@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both install what is missing first.
-.PHONY: deps build test unit e2e demo fuzz bench bench-http bench-tracking bench-sweep bench-distributed bench-studio bench-data bench-gpu sanitize clean
+.PHONY: deps build test unit e2e demo fuzz bench bench-http bench-tracking bench-sweep bench-distributed bench-studio bench-data bench-gpu bench-pipeline sanitize clean
 
 BUILD ?= build
 
@@ -59,6 +59,9 @@ bench-data: build
 
 bench-gpu: build
 	@/usr/bin/python3 bench/gpu_bench.py
+
+bench-pipeline: build
+	@/usr/bin/python3 bench/pipeline_bench.py
 
 bench-distributed: build
 	@tests/e2e/isolated.sh /usr/bin/python3 bench/distributed.py

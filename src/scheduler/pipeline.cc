@@ -134,7 +134,7 @@ json Scheduler::OutputHashes(const std::string& step_job) {
 }
 
 void Scheduler::PipelineStep(const std::string& name) {
-  auto rec = store_->Get(name);
+  auto rec = store_->GetBrief(name);  // the status; the spec is read once, below
   auto state_it = pipelines_.find(name);
   auto forget = [&] {
     if (state_it == pipelines_.end()) return;
@@ -147,9 +147,19 @@ void Scheduler::PipelineStep(const std::string& name) {
     return;
   }
   PipelineState& st = state_it->second;
-  const json pipe = rec->spec.value("pipeline", json::object());
-  const json steps = pipe.value("steps", json::array());
-  const json settings = pipe.value("settings", json::object());
+  if (!st.spec_loaded) {
+    auto full = store_->Get(name);
+    if (!full.ok()) return;
+    st.pipeline = full->spec.value("pipeline", json::object());
+    if (!st.pipeline.contains("steps")) st.pipeline["steps"] = json::array();
+    if (!st.pipeline.contains("settings")) st.pipeline["settings"] = json::object();
+    st.experiment_name = full->experiment_name;
+    st.display_name = full->display_name;
+    st.mlflow_experiment_id = full->spec.value("mlflow_experiment_id", "");
+    st.spec_loaded = true;
+  }
+  const json& steps = st.pipeline["steps"];
+  const json& settings = st.pipeline["settings"];
   const bool keep_going = settings.value("continue_on_step_failure", false);
   if (!st.loaded) {  // after a restart: the step jobs from their records
     store::JobFilter f;
@@ -235,6 +245,10 @@ void Scheduler::PipelineStep(const std::string& name) {
           (void)DoCancel(a.job, why);
         }
   } else {
+    // Launched a batch at a time: the first steps start while the rest of a wide fan-out is still being
+    // made (the scheduler's other work, the starts included, goes between two batches).
+    constexpr int kLaunchBatch = 32;
+    int launched = 0;
     for (const auto& step : steps) {
       const std::string sname = step["name"];
       const StepAttempt* a = latest(sname);
@@ -247,10 +261,21 @@ void Scheduler::PipelineStep(const std::string& name) {
         if (!d || d->status != "Completed") ready = false;
       }
       if (!ready) continue;
+      if (launched == kLaunchBatch) {
+        if (!st.step_pending) {
+          st.step_pending = true;
+          Post([this, name] {
+            if (auto p = pipelines_.find(name); p != pipelines_.end()) p->second.step_pending = false;
+            PipelineStep(name);
+          });
+        }
+        return;
+      }
+      ++launched;
       int attempt = a ? a->attempt + 1 : 1;
       if (a) SweepLog(name, "retry " + sname + ": attempt " + std::to_string(attempt) + " of " +
                                 std::to_string(max_retries(step) + 1) + " (" + a->job + " " + a->status + ")");
-      Status s = LaunchStep(*rec, step, attempt);
+      Status s = LaunchStep(name, step, attempt);
       if (!s.ok()) {
         SweepLog(name, "step " + sname + " was refused: " + s.message());
         forget();
@@ -307,10 +332,15 @@ void Scheduler::PipelineStep(const std::string& name) {
                    status == "Failed" ? (failures.empty() ? summary : failures.front()) : "");
 }
 
-Status Scheduler::LaunchStep(const JobRecord& pipe, const json& step, int attempt) {
+Status Scheduler::LaunchStep(const std::string& pipe_name, const json& step, int attempt) {
   const std::string sname = step["name"];
-  const std::string child = ChildName(pipe.name, sname, attempt);
-  PipelineState& st = pipelines_[pipe.name];
+  const std::string child = ChildName(pipe_name, sname, attempt);
+  PipelineState& st = pipelines_[pipe_name];
+  struct {
+    const std::string& name;
+    const std::string& experiment_name;
+    const std::string& display_name;
+  } pipe{pipe_name, st.experiment_name, st.display_name};
   json spec = step["spec"];
   spec["name"] = child;
   if (spec.value("display_name", "").empty()) spec["display_name"] = sname;
@@ -383,7 +413,7 @@ Status Scheduler::LaunchStep(const JobRecord& pipe, const json& step, int attemp
   spec["reuse"] = {{"key", key}, {"ident", ident}, {"fields", fields}};
 
   const bool deterministic = step.value("is_deterministic", true);
-  const bool force = pipe.spec.value("pipeline", json::object()).value("settings", json::object()).value("force_rerun", false);
+  const bool force = st.pipeline["settings"].value("force_rerun", false);
   std::string why_not;
   if (!deterministic) {
     why_not = "the component is not deterministic (is_deterministic: false)";
@@ -465,7 +495,7 @@ Status Scheduler::LaunchStep(const JobRecord& pipe, const json& step, int attemp
   r.snapshot = step.value("snapshot", "");
   for (const auto& [k, v] : input_snapshots.items())
     if (v.is_string()) r.input_manifests[k] = v.get<std::string>();
-  r.mlflow_experiment_id = pipe.spec.value("mlflow_experiment_id", "");
+  r.mlflow_experiment_id = st.mlflow_experiment_id;
   r.parent = pipe.name;
   if (config_.on_trial) {
     json params = json::object();

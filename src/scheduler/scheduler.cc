@@ -435,7 +435,9 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
   if (!parsed.ok()) return parsed.status();
   spec::JobSpec s = std::move(parsed).value();
   std::string name = s.name;
-  if (name.empty()) {
+  if (name.empty() && r.dry_run) {
+    name = "validation";  // a name is given when the job is made
+  } else if (name.empty()) {
     do name = GenerateJobName();
     while (store_->Get(name).ok());
   } else if (!IsValidName(name)) {
@@ -554,7 +556,7 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
   job.tags = s.tags;
   job.properties = s.properties;
   job.slots = slots;
-  job.token = RandomHex(24);
+  if (!r.dry_run) job.token = RandomHex(24);
   job.created_at = NowMillis();
   job.status = "Starting";
   job.parent = r.parent;

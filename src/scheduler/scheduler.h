@@ -254,12 +254,16 @@ class Scheduler {
     std::map<std::string, std::vector<StepAttempt>> attempts;  // step -> its jobs, oldest attempt first
     std::set<std::string> recorded;                             // completed step jobs already kept for reuse
     std::set<std::string> end_logged;                           // step jobs whose end is in the pipeline's log
+    // The pipeline's own record, read once: its steps and what its steps take from it.
+    bool spec_loaded = false;
+    nlohmann::json pipeline;  // spec.pipeline
+    std::string experiment_name, display_name, mlflow_experiment_id;
   };
   std::map<std::string, PipelineState> pipelines_;    // pipelines in progress
   std::map<std::string, std::string> step_pipeline_;  // step job -> its pipeline
   void PipelineStep(const std::string& pipeline);
   void NotePipelineChild(const std::string& child, const std::string& status);
-  Status LaunchStep(const store::JobRecord& pipeline, const nlohmann::json& step, int attempt);
+  Status LaunchStep(const std::string& pipeline, const nlohmann::json& step, int attempt);
   Status ValidatePipeline(const spec::JobSpec& s, const SubmitRequest& r);
   std::string OutputJobOf(const std::string& step_job);
   nlohmann::json OutputHashes(const std::string& step_job);

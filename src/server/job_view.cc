@@ -160,13 +160,18 @@ json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>&
     for (const char* k : {"command", "code", "environment", "environment_variables", "distribution", "resources", "limits",
                           "log_files"})
       j.erase(k);
-    const json pipe = s.value("pipeline", json::object());
+    static const json kNone = json::object(), kNoSteps = json::array();
+    auto field = [](const json& j, const char* k, const json& def) -> const json& {
+      auto it = j.find(k);
+      return it == j.end() ? def : *it;
+    };
+    const json& pipe = field(s, "pipeline", kNone);
     json settings = pipe.value("settings", json::object());
     if (!job.compute.empty()) settings["default_compute"] = "azureml:" + job.compute;
     j["settings"] = settings;
     json jobs = json::object();
-    for (const auto& step : pipe.value("steps", json::array())) {
-      const json sp = step.value("spec", json::object());
+    for (const auto& step : field(pipe, "steps", kNoSteps)) {
+      const json& sp = field(step, "spec", kNone);
       json v = {{"type", step.value("type", "command")}};
       std::string component = step.value("component", "");
       if (!component.empty() && component != "inline") v["component"] = StartsWith(component, "file:") ? component : "azureml:" + component;
@@ -174,8 +179,8 @@ json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>&
       if (sp.contains("environment")) v["environment"] = EnvironmentView(sp["environment"]);
       if (!sp.value("compute", "").empty()) v["compute"] = "azureml:" + sp.value("compute", "");
       json ins = json::object();
-      const json bindings = step.value("bindings", json::object());
-      const json step_inputs = sp.value("inputs", json::object());
+      const json& bindings = field(step, "bindings", kNone);
+      const json& step_inputs = field(sp, "inputs", kNone);
       for (const auto& [k, in] : step_inputs.items()) {
         if (bindings.contains(k)) {
           ins[k] = "${{parent.jobs." + bindings[k].value("step", "") + ".outputs." + bindings[k].value("output", "") + "}}";
@@ -187,13 +192,13 @@ json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>&
       }
       v["inputs"] = ins;
       json outs = json::object();
-      const json step_outputs = sp.value("outputs", json::object()), pipe_outputs = pipe.value("outputs", json::object());
+      const json& step_outputs = field(sp, "outputs", kNone);
+      const json& pipe_outputs = field(pipe, "outputs", kNone);
       for (const auto& [k, o] : step_outputs.items()) outs[k] = {{"type", o.value("type", "uri_folder")}};
       for (const auto& [po, b] : pipe_outputs.items())
         if (b.value("step", "") == step.value("name", "")) outs[b.value("output", "")] = "${{parent.outputs." + po + "}}";
       v["outputs"] = outs;
-      const json retry = step.value("retry", json::object());
-      if (!retry.empty()) v["retry_settings"] = retry;
+      if (const json& retry = field(step, "retry", kNone); !retry.empty()) v["retry_settings"] = retry;
       if (!step.value("is_deterministic", true)) v["is_deterministic"] = false;
       jobs[step.value("name", "")] = v;
     }

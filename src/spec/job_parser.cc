@@ -573,6 +573,11 @@ class JobParser {
             continue;
           }
           BindInput(s, x.key, x.value, decl, field + ".inputs." + x.key, parent_inputs, steps, index, step_names, ins);
+          if (!ins.Get(x.key)) {  // refused (and said so): the command's use of it is not a second error
+            YNode none;
+            none.file = x.value.file;
+            ins.map.push_back({x.key, x.line, x.column, none});
+          }
         }
       if (decls)
         for (const auto& d : decls->map) {

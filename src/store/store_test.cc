@@ -36,7 +36,7 @@ JobRecord Job(const std::string& name, const std::string& status = "Starting") {
 TEST_F(StoreTest, MigratesANewDatabaseToTheLatestSchema) {
   auto s = JobStore::Open(Path("w.db"));
   ASSERT_TRUE(s.ok()) << s.status().message();
-  EXPECT_EQ((*s)->db().SchemaVersion(), 4);
+  EXPECT_EQ((*s)->db().SchemaVersion(), 5);
   auto again = JobStore::Open(Path("w.db"));  // reopening runs nothing twice
   ASSERT_TRUE(again.ok());
 }
@@ -101,7 +101,7 @@ TEST_F(StoreTest, ARefusesANewerSchema) {
   auto s = JobStore::Open(Path("w.db"));
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().message(),
-            "the workspace database is at schema version 99, newer than this cairn (4); upgrade cairn");
+            "the workspace database is at schema version 99, newer than this cairn (5); upgrade cairn");
 }
 
 TEST_F(StoreTest, BlobsAreVerifiedAgainstTheirHash) {
@@ -183,6 +183,27 @@ TEST_F(StoreTest, AssetVersionsAreImmutableAndLatestSkipsArchived) {
   ASSERT_TRUE(st.SetAssetArchived("data", "iris", "", true).ok());
   EXPECT_EQ(st.LatestAsset("data", "iris").status().code(), Code::kNotFound);
   EXPECT_EQ(st.SetAssetArchived("data", "nope", "", true).code(), Code::kNotFound);
+}
+
+TEST_F(StoreTest, StepRunsAreFoundByKeyAndTheRecentOnesOfAStepNewestFirst) {
+  auto s = JobStore::Open(Path("w.db"));
+  ASSERT_TRUE(s.ok());
+  JobStore& st = **s;
+  EXPECT_EQ(st.StepRunByKey("k1").status().code(), Code::kNotFound);
+  ASSERT_TRUE(st.PutStepRun({"k1", "step:e/p/a", "p1_a", {{"command", "echo 1"}}, 10}).ok());
+  ASSERT_TRUE(st.PutStepRun({"k2", "step:e/p/a", "p2_a", {{"command", "echo 2"}}, 20}).ok());
+  ASSERT_TRUE(st.PutStepRun({"k3", "component:train", "p2_t", {}, 30}).ok());
+  auto got = st.StepRunByKey("k1");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->job, "p1_a");
+  EXPECT_EQ(got->fields["command"], "echo 1");
+  ASSERT_TRUE(st.PutStepRun({"k1", "step:e/p/a", "p3_a", {{"command", "echo 1"}}, 40}).ok());  // the latest wins
+  EXPECT_EQ(st.StepRunByKey("k1")->job, "p3_a");
+  auto recent = st.RecentStepRuns("step:e/p/a", 10);
+  ASSERT_EQ(recent.size(), 2u);
+  EXPECT_EQ(recent[0].job, "p3_a");
+  EXPECT_EQ(recent[1].job, "p2_a");
+  EXPECT_EQ(st.RecentStepRuns("step:e/p/a", 1).size(), 1u);
 }
 
 }  // namespace
