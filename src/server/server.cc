@@ -801,7 +801,7 @@ class Server {
       if (!job.ok()) return SendError(res, job.status());
       json v = View(*job);
       if (req.get_param_value("include") == "yaml") v["source_yaml"] = job->source_yaml;
-      if (auto run = tracking_->GetRun(job->name); run.ok()) {
+      if (auto run = tracking_->GetRun(FilesOf(*job).name); run.ok()) {  // a reused step's are its original's
         json metrics = json::object(), params = json::object();
         for (const auto& m : run->metrics) metrics[m.key] = std::isnan(m.value) ? json("NaN") : json(m.value);
         for (const auto& p : run->params) params[p.key] = p.value;
@@ -916,6 +916,7 @@ class Server {
     svr_.Get(R"(/api/v1/jobs/([^/]+)/metrics)", [this](const http::Request& req, http::Response& res) {
       auto job = Reader().Get(req.matches[1]);
       if (!job.ok()) return SendError(res, job.status());
+      if (!job->properties.value("reused_from", "").empty()) job = FilesOf(*job);  // a reused step's are its original's
       std::vector<std::string> keys;
       if (req.has_param("key")) keys.push_back(req.get_param_value("key"));
       else keys = tracking_->MetricKeys(job->name);

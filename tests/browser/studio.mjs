@@ -91,6 +91,35 @@ try {
   results.best_trial = await page.textContent("#best-trial");
   await shot("sweep-trials");
 
+  step = "a pipeline's steps are nested under it in the jobs list";
+  await page.goto(url("#/jobs"));
+  await page.waitForSelector(`[data-job="${cfg.pipeline}"]`, { timeout: 10000 });
+  results.steps_hidden = await page.$$eval(`[data-job^="${cfg.pipeline}_"]`, (els) => els.length);
+  await page.click(`[data-expand="${cfg.pipeline}"]`);
+  await page.waitForSelector(`[data-job="${cfg.pipeline}_use"]`, { timeout: 10000 });
+  results.steps_shown = await page.$$eval(`[data-job^="${cfg.pipeline}_"]`, (els) => els.map((e) => e.getAttribute("data-job")).sort());
+
+  step = "a pipeline's graph: its steps as boxes, the data edge between them";
+  await page.goto(url(`#/jobs/${cfg.pipeline}`));
+  await page.waitForSelector("#pipeline-graph .step", { timeout: 10000 });
+  results.graph_steps = await page.$$eval("#pipeline-graph .step", (els) => els.map((e) => [e.getAttribute("data-step"), e.getAttribute("class")]));
+  results.graph_edges = await page.$$eval("#pipeline-graph .edge", (els) => els.map((e) => `${e.getAttribute("data-from")}->${e.getAttribute("data-to")}`));
+  await shot("pipeline-graph");
+
+  step = "reused steps are marked, and a step's box opens its job";
+  await page.goto(url(`#/jobs/${cfg.pipeline_reused}`));
+  await page.waitForSelector("#pipeline-graph .step.status-reused", { timeout: 10000 });
+  results.reused_steps = await page.$$eval("#pipeline-graph .step.status-reused", (els) => els.map((e) => e.getAttribute("data-step")));
+  await page.click('#pipeline-graph [data-step="use"]');
+  await page.waitForFunction((n) => location.hash === `#/jobs/${n}`, `${cfg.pipeline_reused}_use`, { timeout: 10000 });
+
+  step = "a running pipeline's boxes change colour without a reload";
+  await page.goto(url(`#/jobs/${cfg.pipeline_live}`));
+  await page.waitForSelector('#pipeline-graph [data-step="slow"][data-status="Running"]', { timeout: 20000 });
+  fs.writeFileSync(cfg.gate, "");  // the step waits for this to end
+  await page.waitForSelector('#pipeline-graph [data-step="slow"][data-status="Completed"]', { timeout: 30000 });
+  await shot("pipeline-live");
+
   step = "compare two runs";
   await page.goto(url(`#/compare?jobs=${cfg.compare.join(",")}`));
   await page.waitForSelector("#compare-params tr.differs", { timeout: 10000 });

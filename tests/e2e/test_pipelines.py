@@ -114,6 +114,7 @@ def test_an_unchanged_resubmission_reuses_every_step_and_a_changed_input_reruns_
     assert {s: steps[s].get("reused_from") for s in steps} == {"prep": "p1_prep", "train": "p1_train", "evaluate": "p1_evaluate"}
     # A reused step shows its original's logs and outputs, and took no compute.
     assert "prepared 15 characters" in ws.run("job", "stream", "-n", "p2_prep").stdout
+    assert ws.job("p2_prep")["params"]["factor"] == "2"  # and its run's params and metrics
     ws.run("job", "download", "-n", "p2", "--output-name", "final", "--download-path", os.path.join(ws.dir, "dl2"))
     # force_rerun: nothing reused.
     forced = ws.run("job", "create", "-f", pipe, "-n", "p3", "--set", "settings.force_rerun=true", "--stream", timeout=120).stdout

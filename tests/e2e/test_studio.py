@@ -31,7 +31,9 @@ def call(ws, method, path, body):
 
 
 @pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="chromium is not installed")
-def test_studio_pages_in_a_real_browser(ws):
+def test_studio_pages_in_a_real_browser(make_ws):
+    # Four slots: a running pipeline's step, the job canceled from its page and the live job run together.
+    ws = make_ws({"CAIRN_LOCAL_SLOTS": "4"})
     out = os.environ.get("CAIRN_TEST_ARTIFACTS") or os.path.join(ROOT, "build", "test-artifacts", "studio")
     os.makedirs(out, exist_ok=True)
     ws.write("src/curve.py", CURVE)
@@ -67,6 +69,23 @@ objective: {primary_metric: acc, goal: maximize}
 limits: {max_concurrent_trials: 2}
 """)
     ws.run("job", "create", "-f", "sweep.yml", "-n", "sweep_job", "--stream", timeout=120)
+    # Pipelines: one run, the same resubmitted (every step reused), and one still running when the page opens.
+    ws.write("pipe.yml", """
+type: pipeline
+jobs:
+  make: {command: "echo data > ${{outputs.o}}/d", environment: azureml:x@latest, outputs: {o: }}
+  use: {command: "cat ${{inputs.i}}/d", environment: azureml:x@latest, inputs: {i: "${{parent.jobs.make.outputs.o}}"}}
+""")
+    ws.run("job", "create", "-f", "pipe.yml", "-n", "pipe_first", "--stream")
+    ws.run("job", "create", "-f", "pipe.yml", "-n", "pipe_reused", "--stream")
+    ws.write("pipe_live.yml", """
+type: pipeline
+settings: {force_rerun: true}
+jobs:
+  make: {command: "echo data > ${{outputs.o}}/d", environment: azureml:x@latest, outputs: {o: }}
+  slow: {command: "while [ ! -e %s ]; do sleep 0.1; done; cat ${{inputs.i}}/d", environment: azureml:x@latest, inputs: {i: "${{parent.jobs.make.outputs.o}}"}}
+""" % os.path.join(ws.dir, "gate"))
+    ws.run("job", "create", "-f", "pipe_live.yml", "-n", "pipe_live")
     ws.write("sleep.yml", "command: sleep 120\nenvironment: azureml:x@latest\n")
     ws.run("job", "create", "-f", "sleep.yml", "-n", "sleeper")
     ws.write("live.yml", "command: 'sleep 8; echo hello from the job'\nenvironment: azureml:x@latest\n")
@@ -76,7 +95,9 @@ limits: {max_concurrent_trials: 2}
 
     cfg = {"server": ws.server_info()["url"], "login": login, "done": "done_job", "live": "live_job",
            "live_line": "hello from the job", "sleeper": "sleeper", "sweep": "sweep_job",
-           "output_path": "artifacts/outputs/model.txt", "compare": ["done_job", "other_job"], "out": out}
+           "output_path": "artifacts/outputs/model.txt", "compare": ["done_job", "other_job"], "out": out,
+           "pipeline": "pipe_first", "pipeline_reused": "pipe_reused", "pipeline_live": "pipe_live",
+           "gate": os.path.join(ws.dir, "gate")}
     p = subprocess.run(["node", os.path.join(BROWSER, "studio.mjs"), json.dumps(cfg)], capture_output=True,
                        text=True, timeout=180, cwd=BROWSER)
     assert p.returncode == 0, p.stderr + p.stdout
@@ -95,8 +116,14 @@ limits: {max_concurrent_trials: 2}
     assert results["differing_params"] == ["lr"]
     assert "lr0.1" in results["params"].replace(" ", "")
     assert ws.job("sleeper")["status"] == "Canceled"
+    # Pipelines: steps nested under their pipeline, the graph's boxes and data edge, reused steps marked.
+    assert results["steps_hidden"] == 0 and results["steps_shown"] == ["pipe_first_make", "pipe_first_use"]
+    assert [s for s, _ in results["graph_steps"]] == ["make", "use"]
+    assert all("status-completed" in c for _, c in results["graph_steps"])
+    assert results["graph_edges"] == ["make->use"]
+    assert results["reused_steps"] == ["make", "use"]
     for page in ("jobs", "job-overview", "job-logs", "job-metrics", "job-monitoring", "job-outputs", "job-canceled",
-                 "sweep-trials", "compare"):
+                 "sweep-trials", "compare", "pipeline-graph", "pipeline-live"):
         assert os.path.getsize(os.path.join(out, f"{page}.png")) > 1000
 
     # A used or unknown sign-in link is refused; the API without a session is too.

@@ -55,7 +55,19 @@ export interface Job {
   parent_job_name?: string;
   objective?: { primary_metric?: string; goal?: string };
   trials?: Trial[];
+  steps?: PipelineStep[];
   error?: { message?: string };
+}
+export interface PipelineStep {
+  step: string;
+  job?: string;
+  status: string;
+  status_reason?: string;
+  after: string[];
+  duration_seconds?: number;
+  reused_from?: string;
+  why_not_reused?: string;
+  attempts?: { job: string; status: string; attempt: number }[];
 }
 export interface Trial {
   name: string;

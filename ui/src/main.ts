@@ -1,6 +1,6 @@
-// Cairn studio: jobs, a job's overview, logs, metrics and outputs, sweeps, run comparison.
+// Cairn studio: jobs, a job's overview, logs, metrics and outputs, sweeps, pipelines, run comparison.
 import "./style.css";
-import { get, post, onJobsChanged, type Job, type Trial } from "./api";
+import { get, post, onJobsChanged, type Job, type PipelineStep, type Trial } from "./api";
 import { drawChart, parallelCoordinates, type Columns } from "./chart";
 import { fmtDuration, fmtNumber, fmtTime, h, keyValues, statusBadge } from "./dom";
 
@@ -57,6 +57,7 @@ async function jobsPage(params: URLSearchParams) {
   const rows = h("div", { class: "rows" });
   viewport.append(spacer, rows);
   const picked = new Set<string>();
+  const expanded = new Set<string>(params.get("expand")?.split(",").filter(Boolean) ?? []);
   app.append(h("div", { class: "toolbar" }, filter, status, compare, count), h("div", { class: "table" }, head, viewport));
 
   let all: Job[] = [];
@@ -71,11 +72,18 @@ async function jobsPage(params: URLSearchParams) {
   const render = () => {
     const q = filter.value.toLowerCase();
     const st = status.value;
-    shown = all.filter((j) => (!st || j.status === st) &&
+    // A pipeline's steps are nested under it: shown, right below it, once it is expanded.
+    const pipelines = new Set(all.filter((j) => j.type === "pipeline").map((j) => j.name));
+    const stepsOf = new Map<string, Job[]>();
+    for (const j of all) if (j.parent_job_name && pipelines.has(j.parent_job_name)) stepsOf.set(j.parent_job_name, [...(stepsOf.get(j.parent_job_name) ?? []), j]);
+    shown = all.filter((j) => !(j.parent_job_name && pipelines.has(j.parent_job_name)) && (!st || j.status === st) &&
       (!q || [j.name, j.display_name, j.experiment_name, j.compute, ...Object.entries(j.tags ?? {}).map(([k, v]) => `${k}=${v}`)]
         .some((s) => s && s.toLowerCase().includes(q))));
     const col = columns.find((c) => c[0] === sortKey)!;
     shown.sort((a, b) => { const x = col[2](a), y = col[2](b); return (x < y ? -1 : x > y ? 1 : 0) * (desc ? -1 : 1); });
+    shown = shown.flatMap((j) => expanded.has(j.name)
+      ? [j, ...(stepsOf.get(j.name) ?? []).sort((a, b) => (a.creation_context?.created_at ?? "") < (b.creation_context?.created_at ?? "") ? -1 : 1)]
+      : [j]);
     count.textContent = `${shown.length} of ${all.length} jobs`;
     spacer.style.height = `${shown.length * ROW}px`;
     paint();
@@ -91,7 +99,12 @@ async function jobsPage(params: URLSearchParams) {
       } });
       return h("div", { class: "row", "data-job": j.name }, h("span", { class: "pick" }, box),
         h("span", { class: "c-status" }, statusBadge(j.status)),
-        h("span", { class: "c-name" }, h("a", { href: `#/jobs/${encodeURIComponent(j.name)}` }, j.name)),
+        h("span", { class: "c-name" },
+          j.type === "pipeline" ? h("button", { class: "expand", "data-expand": j.name, title: "steps", onclick: () => {
+            expanded.has(j.name) ? expanded.delete(j.name) : expanded.add(j.name);
+            render();
+          } }, expanded.has(j.name) ? "▾" : "▸") : j.parent_job_name && expanded.has(j.parent_job_name) ? h("span", { class: "indent" }) : "",
+          h("a", { href: `#/jobs/${encodeURIComponent(j.name)}` }, j.name)),
         h("span", { class: "c-display_name" }, j.display_name ?? ""),
         h("span", { class: "c-experiment" }, j.experiment_name ?? ""),
         h("span", { class: "c-compute" }, j.compute ?? ""),
@@ -126,7 +139,9 @@ async function jobPage(name: string, tab: string) {
   const base = `/api/v1/jobs/${encodeURIComponent(name)}`;
   let job = await get<Job>(base);
   const header = h("div", { class: "job-head" });
-  const tabs = ["overview", "logs", "metrics", "monitoring", "outputs", ...(job.type === "sweep" ? ["trials"] : [])];
+  const tabs = [...(job.type === "pipeline" ? ["graph"] : []), "overview", "logs", "metrics", "monitoring", "outputs",
+    ...(job.type === "sweep" ? ["trials"] : [])];
+  if (job.type === "pipeline" && tab === "overview" && !location.hash.endsWith("/overview")) tab = "graph";
   const body = h("div", { class: "tab-body" });
   const drawHeader = () => {
     const running = !["Completed", "Failed", "Canceled"].includes(job.status);
@@ -138,7 +153,12 @@ async function jobPage(name: string, tab: string) {
   };
   drawHeader();
   app.append(header, body);
-  const refresh = async () => { job = await get<Job>(base); drawHeader(); if (tab === "overview") overview(); };
+  const refresh = async () => {
+    job = await get<Job>(base);
+    drawHeader();
+    if (tab === "overview") overview();
+    if (tab === "graph") body.replaceChildren(pipelineGraph(job));
+  };
   cleanup.push(onJobsChanged(refresh));
 
   // The run's params and latest metrics (MLflow), and the YAML as submitted: read once.
@@ -228,6 +248,8 @@ async function jobPage(name: string, tab: string) {
       h("tr", {}, h("td", {}, h("a", { href: `${base}/files/${f.path}`, download: f.path.split("/").pop()! }, f.path)), h("td", { class: "num" }, `${f.size} B`)))));
   } else if (tab === "trials") {
     sweepTrials(job, body);
+  } else if (tab === "graph") {
+    body.append(pipelineGraph(job));
   } else {
     overview();
   }
@@ -260,6 +282,57 @@ function sweepTrials(job: Job, body: HTMLElement) {
   if (obj.step.length) drawChart(chart, [{ label: metric, data: obj }, { label: "best so far", data: run }], { log: false, smoothing: 0, x: "step", title: metric });
   body.append(h("h2", {}, "Hyperparameters against the objective"), h("div", { id: "parallel-coordinates" },
     parallelCoordinates(trials.map((t) => ({ name: t.name, values: t.hyperparameters, objective: objective(t) })), hp, metric, maximize)));
+}
+
+// A pipeline's steps as boxes in columns (a step's column is one past the furthest step it reads from), data
+// edges between them, each box its step's status colour and a link to its job; reused steps are marked.
+function pipelineGraph(job: Job): HTMLElement {
+  const steps: PipelineStep[] = job.steps ?? [];
+  const byName = new Map(steps.map((s) => [s.step, s]));
+  const layer = new Map<string, number>();
+  const layerOf = (s: PipelineStep, seen = new Set<string>()): number => {
+    if (layer.has(s.step)) return layer.get(s.step)!;
+    if (seen.has(s.step)) return 0;
+    seen.add(s.step);
+    const l = Math.max(-1, ...s.after.map((a) => (byName.has(a) ? layerOf(byName.get(a)!, seen) : -1))) + 1;
+    layer.set(s.step, l);
+    return l;
+  };
+  const columns: PipelineStep[][] = [];
+  for (const s of steps) (columns[layerOf(s)] ??= []).push(s);
+  const W = 190, H = 52, GX = 70, GY = 18, PAD = 10;
+  const at = new Map<string, { x: number; y: number }>();
+  columns.forEach((col, ci) => col.forEach((s, ri) => at.set(s.step, { x: PAD + ci * (W + GX), y: PAD + ri * (H + GY) })));
+  const width = PAD * 2 + columns.length * (W + GX) - GX;
+  const height = PAD * 2 + Math.max(1, ...columns.map((c) => c.length)) * (H + GY) - GY;
+  const NS = "http://www.w3.org/2000/svg";
+  const el = (tag: string, attrs: Record<string, string | number>, ...kids: (Node | string)[]) => {
+    const e = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+    for (const k of kids) e.append(k);
+    return e;
+  };
+  const svg = el("svg", { width, height, viewBox: `0 0 ${width} ${height}`, class: "pipeline-graph", id: "pipeline-graph", role: "img",
+    "aria-label": `the steps of ${job.name}` });
+  for (const s of steps)
+    for (const a of s.after) {
+      const from = at.get(a), to = at.get(s.step);
+      if (!from || !to) continue;
+      const x1 = from.x + W, y1 = from.y + H / 2, x2 = to.x, y2 = to.y + H / 2, mx = (x1 + x2) / 2;
+      svg.append(el("path", { d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`, class: "edge", "data-from": a, "data-to": s.step }));
+    }
+  for (const s of steps) {
+    const p = at.get(s.step)!;
+    const status = s.reused_from ? "reused" : s.status.toLowerCase();
+    const label = s.reused_from ? `reused from ${s.reused_from}` : s.status + (s.duration_seconds !== undefined ? ` · ${fmtDuration(s.duration_seconds)}` : "");
+    const box = el("g", { class: `step status-${status}`, "data-step": s.step, "data-status": s.status, transform: `translate(${p.x},${p.y})` },
+      el("title", {}, [s.step, s.status_reason ?? "", s.why_not_reused ? `not reused: ${s.why_not_reused}` : ""].filter(Boolean).join("\n")),
+      el("rect", { width: W, height: H, rx: 6 }),
+      el("text", { x: 10, y: 20, class: "step-name" }, s.step),
+      el("text", { x: 10, y: 39, class: "step-status" }, label.length > 30 ? label.slice(0, 29) + "…" : label));
+    svg.append(s.job ? el("a", { href: `#/jobs/${encodeURIComponent(s.job)}` }, box) : box);
+  }
+  return h("div", { class: "graph-box" }, svg);
 }
 
 // ---- Compare: runs' metrics overlaid, their params side by side. ----
