@@ -1810,12 +1810,22 @@ std::optional<EnvironmentSpec> ParseEnvironmentNode(const YNode& root, const std
   return spec.environment;
 }
 
+namespace {
+// The YAML root with the --set overrides applied; nullopt (and errors said) when it does not parse.
+std::optional<YNode> ReadRoot(const std::string& text, const std::string& file, const ParseOptions& options,
+                              Diagnostics& diags) {
+  auto root = ParseYaml(text, file, diags);
+  if (root)
+    for (const auto& o : options.overrides) ApplyOverride(*root, o, diags);
+  return root;
+}
+}  // namespace
+
 std::optional<ComponentInfo> ParseComponentText(const std::string& text, const std::string& file,
                                                const std::string& base_dir, const ParseOptions& options,
                                                Diagnostics& diags) {
-  auto root = ParseYaml(text, file, diags);
+  auto root = ReadRoot(text, file, options, diags);
   if (!root) return std::nullopt;
-  for (const auto& o : options.overrides) ApplyOverride(*root, o, diags);
   JobParser parser(base_dir, options, diags);
   return parser.ParseComponent(*root);
 }
@@ -1823,9 +1833,8 @@ std::optional<ComponentInfo> ParseComponentText(const std::string& text, const s
 std::optional<JobSpec> ParseJobText(const std::string& text, const std::string& file,
                                     const std::string& base_dir, const ParseOptions& options,
                                     Diagnostics& diags) {
-  auto root = ParseYaml(text, file, diags);
+  auto root = ReadRoot(text, file, options, diags);
   if (!root) return std::nullopt;
-  for (const auto& o : options.overrides) ApplyOverride(*root, o, diags);
   JobParser parser(base_dir, options, diags);
   return parser.Parse(*root);
 }
