@@ -401,7 +401,8 @@ Status Scheduler::LaunchStep(const std::string& pipe_name, const json& step, int
   fields["resources"] = spec.value("resources", json::object());
   fields["distribution"] = spec.value("distribution", json());
   fields["limits"] = spec.value("limits", json::object());
-  fields["compute"] = spec.value("compute", "");
+  const std::string compute = spec.value("compute", "");
+  fields["compute"] = compute.empty() ? "local" : compute;  // the workspace default is the local compute
   const std::string key = Sha256Hex(fields.dump());
   std::string component = step.value("component", "");
   // What the step is, across pipelines: a registered component by name (any version), a component file by

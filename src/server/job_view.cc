@@ -176,7 +176,18 @@ json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>&
       std::string component = step.value("component", "");
       if (!component.empty() && component != "inline") v["component"] = StartsWith(component, "file:") ? component : "azureml:" + component;
       v["command"] = sp.value("command", "");
+      if (!step.value("snapshot", "").empty()) v["code"] = "azureml:snapshots/" + step.value("snapshot", "");
       if (sp.contains("environment")) v["environment"] = EnvironmentView(sp["environment"]);
+      // What the step sets beyond the defaults, so that a saved pipeline resubmits as it ran.
+      if (const json& ev = field(sp, "environment_variables", kNone); !ev.empty()) v["environment_variables"] = ev;
+      if (const json& d = field(sp, "distribution", kNone); d.is_object() && !d.empty()) v["distribution"] = d;
+      if (const json& r = field(sp, "resources", kNone); r.value("instance_count", 1) != 1 || !r.value("instance_type", "").empty()) {
+        json res = {{"instance_count", r.value("instance_count", 1)}};
+        if (!r.value("instance_type", "").empty()) res["instance_type"] = r["instance_type"];
+        v["resources"] = res;
+      }
+      if (long long t = field(sp, "limits", kNone).value("timeout", 0LL); t > 0 && !field(step, "retry", kNone).contains("timeout"))
+        v["limits"] = {{"timeout", t}};
       if (!sp.value("compute", "").empty()) v["compute"] = "azureml:" + sp.value("compute", "");
       json ins = json::object();
       const json& bindings = field(step, "bindings", kNone);

@@ -103,6 +103,18 @@ def test_data_flows_through_three_steps_and_the_pipeline_output_downloads(ws):
     assert len(found) == 1 and open(found[0]).read() == "HELLO PIPELINES\n", found
     table = ws.run("job", "show", "-n", "p1", "-o", "table").stdout
     assert re.search(r"prep\s+p1_prep\s+Completed", table), table
+    # Saved as YAML (--save-as), it resubmits as it ran: every step reused, with the code gone meanwhile.
+    saved = os.path.join(ws.dir, "saved.yml")
+    ws.run("job", "create", "-f", pipe, "-n", "p1b", "--save-as", saved, "--stream", timeout=60)
+    shutil.rmtree(os.path.join(ws.dir, "src"))
+    again = ws.run("job", "create", "-f", saved, "-n", "p1c", "--stream", timeout=60).stdout
+    assert again.count(" reused ") == 3 and "Status: Completed" in again, again
+    # The pipeline's inputs take --set (which az ml's pipelines do not: Azure/azure-cli-extensions#5091).
+    ws.write("other.txt", "four\n")
+    ws.write("prep.yml", PREP_COMPONENT)
+    ws.write("src/prep.py", PREP_PY)
+    ws.run("job", "create", "-f", pipe, "-n", "p1d", "--set", "inputs.raw.path=./other.txt", "--stream", timeout=60)
+    assert "FOUR" in ws.run("job", "stream", "-n", "p1d_evaluate").stdout
 
 
 def test_an_unchanged_resubmission_reuses_every_step_and_a_changed_input_reruns_exactly_downstream(ws):
