@@ -995,8 +995,10 @@ class Server {
       auto job = Reader().Get(req.matches[1]);
       if (!job.ok()) return SendError(res, job.status());
       if (job->type == "pipeline") {
-        // Its named outputs: each from the step bound to it.
+        // Its own log, and its named outputs: each from the step bound to it.
         json files = json::array();
+        if (auto run = Beneath::Open(compute::RunLayout::For(opt_.home, job->name).root); run.ok())
+          ListFiles(*run, "artifacts", "artifacts/", files);
         const json outs = job->spec.value("pipeline", json::object()).value("outputs", json::object());
         for (const auto& [out, _] : outs.items()) {
           std::string path = "named-outputs/" + out + "/";

@@ -204,6 +204,27 @@ jobs:
     assert time.time() - start < 10
 
 
+def test_a_step_reads_another_steps_output_read_only_and_the_pipeline_downloads_whole(ws):
+    ws.write("ro.yml", """\
+type: pipeline
+outputs:
+  kept: {type: uri_folder}
+jobs:
+  a: {command: "echo a > ${{outputs.o}}/a", environment: {image: python:3.11}, outputs: {o: "${{parent.outputs.kept}}"}}
+  b:
+    command: touch ${{inputs.i}}/evil && echo WROTE || echo REFUSED
+    environment: {image: python:3.11}
+    inputs: {i: "${{parent.jobs.a.outputs.o}}"}
+""")
+    ws.run("job", "create", "-f", os.path.join(ws.dir, "ro.yml"), "-n", "ro", "--stream", timeout=60)
+    assert "REFUSED" in ws.run("job", "stream", "-n", "ro_b").stdout
+    assert os.listdir(os.path.join(ws.home, "runs", "ro_a", "outputs", "o")) == ["a"]
+    dl = os.path.join(ws.dir, "all")
+    ws.run("job", "download", "-n", "ro", "--all", "--download-path", dl)
+    got = sorted(os.path.relpath(os.path.join(r, f), dl) for r, _, fs in os.walk(dl) for f in fs)
+    assert any(p.endswith("user_logs/std_log.txt") for p in got) and any(p.endswith("kept/a") for p in got), got
+
+
 def test_a_failing_step_fails_the_pipeline_and_cancels_what_runs_unless_continue_on_step_failure(ws):
     ws.write("fail.yml", """\
 type: pipeline
