@@ -108,29 +108,63 @@ std::string Scheduler::OutputJobOf(const std::string& step_job) {
   return job;
 }
 
-// Hashes of a completed step's outputs (recorded once in its properties), for its consumers' reuse keys.
-json Scheduler::OutputHashes(const std::string& step_job) {
-  std::string job = OutputJobOf(step_job);
+std::optional<json> Scheduler::KnownOutputHashes(const std::string& job) {
+  if (auto k = known_hashes_.find(job); k != known_hashes_.end()) return k->second;
   auto rec = store_->Get(job);
-  if (!rec.ok()) return json::object();
+  if (!rec.ok()) return json::object();  // gone: nothing to wait for
   if (rec->properties.contains("output_hashes") && rec->properties["output_hashes"].is_string()) {
     json h = json::parse(rec->properties["output_hashes"].get<std::string>(), nullptr, false);
-    if (h.is_object()) return h;
+    if (h.is_object()) return known_hashes_[job] = h;
   }
-  compute::RunLayout layout = compute::RunLayout::For(config_.workspace, job);
-  json h = json::object();
-  h["artifacts"] = "sha256:" + HashTree(layout.Artifacts() + "/outputs");
-  const json outs = rec->spec.value("outputs", json::object());
-  for (const auto& [out, o] : outs.items()) {
-    std::string where = layout.Output(out);
-    if (std::string ds = o.value("path", ""); !ds.empty())
-      if (auto loc = Locate("outputs." + out, ds, "data"); loc.ok()) where = loc->local;
-    h[out] = "sha256:" + HashTree(where);
+  if (hashing_.insert(job).second) {
+    HashRequest r{job, {}};
+    compute::RunLayout layout = compute::RunLayout::For(config_.workspace, job);
+    r.paths.emplace_back("artifacts", layout.Artifacts() + "/outputs");
+    const json outs = rec->spec.value("outputs", json::object());
+    for (const auto& [out, o] : outs.items()) {
+      std::string where = layout.Output(out);
+      if (std::string ds = o.value("path", ""); !ds.empty())
+        if (auto loc = Locate("outputs." + out, ds, "data"); loc.ok()) where = loc->local;
+      r.paths.emplace_back(out, where);
+    }
+    {
+      std::lock_guard<std::mutex> l(hash_mu_);
+      hash_queue_.push_back(std::move(r));
+      if (!hash_thread_.joinable()) hash_thread_ = std::thread([this] { HashLoop(); });
+    }
+    hash_cv_.notify_one();
   }
-  JobRecord upd = *rec;
-  upd.properties["output_hashes"] = h.dump();
-  (void)store_->UpdateMeta(upd);
-  return h;
+  return std::nullopt;
+}
+
+void Scheduler::HashLoop() {
+  for (;;) {
+    HashRequest next;
+    {
+      std::unique_lock<std::mutex> l(hash_mu_);
+      hash_cv_.wait(l, [&] { return hash_stop_ || !hash_queue_.empty(); });
+      if (hash_stop_) return;  // a restarted server asks again: nothing was recorded
+      next = std::move(hash_queue_.front());
+      hash_queue_.pop_front();
+    }
+    json h = json::object();
+    for (const auto& [out, path] : next.paths) h[out] = "sha256:" + HashTree(path);
+    Post([this, job = next.job, h] { OutputsHashed(job, h); });
+  }
+}
+
+void Scheduler::OutputsHashed(const std::string& job, const json& hashes) {
+  hashing_.erase(job);
+  if (auto rec = store_->Get(job); rec.ok()) {
+    JobRecord upd = *rec;
+    upd.properties["output_hashes"] = hashes.dump();
+    (void)store_->UpdateMeta(upd);
+  }
+  known_hashes_[job] = hashes;
+  // The steps that waited for them can start now.
+  std::vector<std::string> names;
+  for (const auto& [n, _] : pipelines_) names.push_back(n);
+  for (const auto& n : names) PipelineStep(n);
 }
 
 void Scheduler::PipelineStep(const std::string& name) {
@@ -141,6 +175,7 @@ void Scheduler::PipelineStep(const std::string& name) {
     for (const auto& [_, attempts] : state_it->second.attempts)
       for (const auto& a : attempts) step_pipeline_.erase(a.job);
     pipelines_.erase(state_it);
+    if (pipelines_.empty()) known_hashes_.clear();  // a later pipeline reads them from the records
   };
   if (!rec.ok() || store::IsTerminalStatus(rec->status) || state_it == pipelines_.end()) {
     forget();
@@ -222,7 +257,6 @@ void Scheduler::PipelineStep(const std::string& name) {
     auto c = store_->Get(a->job);
     if (!c.ok() || !c->properties.value("reused_from", "").empty()) continue;
     const json reuse = c->spec.value("reuse", json::object());
-    (void)OutputHashes(a->job);
     if (!reuse.value("key", "").empty())
       (void)store_->PutStepRun({reuse["key"], reuse.value("ident", ""), a->job, reuse.value("fields", json::object()), NowMillis()});
   }
@@ -236,6 +270,7 @@ void Scheduler::PipelineStep(const std::string& name) {
       break;
     }
   bool stopping = ending || (!first_failed.empty() && !keep_going);
+  bool waiting_for_hashes = false;  // a step is ready but for its inputs' hashes: not done
   if (stopping) {
     std::string why = ending ? "the pipeline " + name + " was canceled" : "the pipeline " + name + " is ending: step " + first_failed + " failed";
     for (auto& [step, attempts] : st.attempts)
@@ -258,7 +293,13 @@ void Scheduler::PipelineStep(const std::string& name) {
       bool ready = true;
       for (const auto& dep : step.value("after", json::array())) {
         const StepAttempt* d = latest(dep.get<std::string>());
-        if (!d || d->status != "Completed") ready = false;
+        // Completed, and what it wrote hashed (the consumer's reuse key reads it).
+        if (!d || d->status != "Completed") {
+          ready = false;
+        } else if (!KnownOutputHashes(OutputJobOf(d->job))) {
+          ready = false;
+          waiting_for_hashes = true;
+        }
       }
       if (!ready) continue;
       if (launched == kLaunchBatch) {
@@ -287,6 +328,7 @@ void Scheduler::PipelineStep(const std::string& name) {
   }
 
   // Done when no step job is in progress and no step can start.
+  if (waiting_for_hashes) return;
   for (const auto& [_, attempts] : st.attempts)
     for (const auto& a : attempts)
       if (!store::IsTerminalStatus(a.status)) return;
@@ -361,7 +403,7 @@ Status Scheduler::LaunchStep(const std::string& pipe_name, const json& step, int
     std::string job = OutputJobOf(it->second.back().job);
     spec["inputs"][input]["path"] = "azureml://jobs/" + job + "/outputs/" + out;
     spec["inputs"][input]["path_kind"] = "job_output";
-    json h = OutputHashes(it->second.back().job);
+    json h = KnownOutputHashes(job).value_or(json::object());
     hashes[input] = h.value(out, "");
   }
   for (auto& [out, o] : spec["outputs"].items()) {

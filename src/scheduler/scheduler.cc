@@ -74,6 +74,12 @@ void Scheduler::Stop() {
   submit_cv_.notify_all();
   if (submit_thread_.joinable()) submit_thread_.join();
   {
+    std::lock_guard<std::mutex> l(hash_mu_);
+    hash_stop_ = true;
+  }
+  hash_cv_.notify_all();
+  if (hash_thread_.joinable()) hash_thread_.join();
+  {
     std::lock_guard<std::mutex> l(mu_);
     if (stopping_) return;
     stopping_ = true;

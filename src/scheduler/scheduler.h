@@ -266,7 +266,23 @@ class Scheduler {
   Status LaunchStep(const std::string& pipeline, const nlohmann::json& step, int attempt);
   Status ValidatePipeline(const spec::JobSpec& s, const SubmitRequest& r);
   std::string OutputJobOf(const std::string& step_job);
-  nlohmann::json OutputHashes(const std::string& step_job);
+  // Output hashes, for consumers' reuse keys: what a job's outputs hold, recorded in its properties once
+  // known. Hashing reads every byte, so it runs on a thread of its own (a step's 10 GB model does not stall
+  // the scheduler); until it is done, the job's consumers wait. nullopt = not known yet (and asked for).
+  std::optional<nlohmann::json> KnownOutputHashes(const std::string& job);
+  void OutputsHashed(const std::string& job, const nlohmann::json& hashes);
+  struct HashRequest {
+    std::string job;
+    std::vector<std::pair<std::string, std::string>> paths;  // output -> where it is
+  };
+  void HashLoop();
+  std::mutex hash_mu_;
+  std::condition_variable hash_cv_;
+  std::deque<HashRequest> hash_queue_;
+  bool hash_stop_ = false;
+  std::thread hash_thread_;
+  std::set<std::string> hashing_;                      // jobs whose outputs are being hashed
+  std::map<std::string, nlohmann::json> known_hashes_;  // while pipelines run: job -> its output hashes
   Result<store::JobRecord> DoSubmit(SubmitRequest& r);
   Status DoCancel(const std::string& name, const std::string& reason = "");
   Status Transition(const std::string& name, const std::string& status, const std::string& reason,
