@@ -120,6 +120,31 @@ try {
   await page.waitForSelector('#pipeline-graph [data-step="slow"][data-status="Completed"]', { timeout: 30000 });
   await shot("pipeline-live");
 
+  step = "the URL the mlflow client prints for a job's run opens the job";
+  await page.goto(url(`#/experiments/${cfg.job_experiment}/runs/${cfg.done}`));
+  await page.waitForFunction((n) => document.querySelector(".job-head h1")?.textContent.includes(n), cfg.done, { timeout: 10000 });
+  results.mlflow_job_title = await page.textContent(".job-head h1");
+
+  step = "an artifact URL opens the job's outputs with the file marked";
+  await page.goto(url(`#/experiments/${cfg.job_experiment}/runs/${cfg.done}/artifacts/outputs/model.txt`));
+  await page.waitForSelector("#files tr.marked", { timeout: 10000 });
+  results.marked = await page.getAttribute("#files tr.marked", "data-path");
+
+  step = "a run logged outside a job has a page: params, metrics, artifacts";
+  await page.goto(url(`#/experiments/${cfg.laptop_experiment}/runs/${cfg.laptop_run}`));
+  await page.waitForSelector("#run-artifacts tr", { timeout: 10000 });
+  results.laptop_params = await page.textContent("#params");
+  results.laptop_artifacts = await page.$$eval("#run-artifacts tr", (els) => els.map((e) => e.getAttribute("data-path")));
+  await shot("mlflow-run");
+  await page.click('#run-artifacts [data-path="notes"] a');
+  await page.waitForSelector('#run-artifacts [data-path="notes/readme.txt"]', { timeout: 10000 });
+  results.laptop_nested = await page.$$eval("#run-artifacts tr", (els) => els.map((e) => e.getAttribute("data-path")));
+
+  step = "an experiment URL lists its runs";
+  await page.goto(url(`#/experiments/${cfg.laptop_experiment}`));
+  await page.waitForSelector(`#experiment-runs [data-run="${cfg.laptop_run}"]`, { timeout: 10000 });
+  results.experiment_runs = await page.$$eval("#experiment-runs [data-run]", (els) => els.map((e) => e.getAttribute("data-run")));
+
   step = "compare two runs";
   await page.goto(url(`#/compare?jobs=${cfg.compare.join(",")}`));
   await page.waitForSelector("#compare-params tr.differs", { timeout: 10000 });

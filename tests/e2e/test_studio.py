@@ -90,6 +90,19 @@ jobs:
     ws.run("job", "create", "-f", "sleep.yml", "-n", "sleeper")
     ws.write("live.yml", "command: 'sleep 8; echo hello from the job'\nenvironment: azureml:x@latest\n")
     ws.run("job", "create", "-f", "live.yml", "-n", "live_job")
+    # An MLflow run logged from outside any job (a laptop's), with a param, a metric and an artifact.
+    laptop_exp = call(ws, "POST", "/api/2.0/mlflow/experiments/create", {"name": "laptop"})["experiment_id"]
+    laptop_run = call(ws, "POST", "/api/2.0/mlflow/runs/create", {"experiment_id": laptop_exp, "run_name": "from_laptop",
+                                                                  "start_time": 1700000000000})["run"]["info"]["run_id"]
+    call(ws, "POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": laptop_run, "params": [{"key": "depth", "value": "7"}],
+                                                        "metrics": [{"key": "auc", "value": 0.91, "timestamp": 1700000000000, "step": 0}]})
+    import urllib.request
+    put = urllib.request.Request(ws.server_info()["url"] + f"/api/2.0/mlflow-artifacts/artifacts/{laptop_exp}/{laptop_run}/artifacts/notes/readme.txt",
+                                 data=b"hello", method="PUT", headers={"Authorization": "Bearer " + ws.token()})
+    urllib.request.urlopen(put).read()
+    got = urllib.request.Request(ws.server_info()["url"] + "/api/2.0/mlflow/runs/get?run_id=done_job",
+                                 headers={"Authorization": "Bearer " + ws.token()})
+    job_exp = json.loads(urllib.request.urlopen(got).read())["run"]["info"]["experiment_id"]
     login = ws.run("studio", "--page", "/#/jobs").stdout.strip()
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/login\?code=[0-9a-f]+&next=/%23/jobs", login), login
 
@@ -97,7 +110,8 @@ jobs:
            "live_line": "hello from the job", "sleeper": "sleeper", "sweep": "sweep_job",
            "output_path": "artifacts/outputs/model.txt", "compare": ["done_job", "other_job"], "out": out,
            "pipeline": "pipe_first", "pipeline_reused": "pipe_reused", "pipeline_live": "pipe_live",
-           "gate": os.path.join(ws.dir, "gate")}
+           "gate": os.path.join(ws.dir, "gate"), "job_experiment": job_exp, "laptop_experiment": laptop_exp,
+           "laptop_run": laptop_run}
     p = subprocess.run(["node", os.path.join(BROWSER, "studio.mjs"), json.dumps(cfg)], capture_output=True,
                        text=True, timeout=180, cwd=BROWSER)
     assert p.returncode == 0, p.stderr + p.stdout
@@ -122,8 +136,15 @@ jobs:
     assert all("status-completed" in c for _, c in results["graph_steps"])
     assert results["graph_edges"] == ["make->use"]
     assert results["reused_steps"] == ["make", "use"]
+    # MLflow's URLs: a job's run opens the job, an artifact its file, a run logged elsewhere a page of its own.
+    assert results["mlflow_job_title"].startswith("done_job")
+    assert results["marked"] == "artifacts/outputs/model.txt"
+    assert "depth" in results["laptop_params"] and "7" in results["laptop_params"]
+    assert results["laptop_artifacts"] == ["notes"]
+    assert results["laptop_nested"] == ["notes/readme.txt"]
+    assert results["experiment_runs"] == [laptop_run]
     for page in ("jobs", "job-overview", "job-logs", "job-metrics", "job-monitoring", "job-outputs", "job-canceled",
-                 "sweep-trials", "compare", "pipeline-graph", "pipeline-live"):
+                 "sweep-trials", "compare", "pipeline-graph", "pipeline-live", "mlflow-run"):
         assert os.path.getsize(os.path.join(out, f"{page}.png")) > 1000
 
     # A used or unknown sign-in link is refused; the API without a session is too.

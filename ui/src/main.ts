@@ -15,8 +15,13 @@ function route() {
   const [path, query] = hash.slice(1).split("?");
   const params = new URLSearchParams(query ?? "");
   const parts = path.split("/").filter(Boolean);
-  const page = parts[0] === "jobs" && parts[1] ? jobPage(decodeURIComponent(parts[1]), parts[2] ?? "overview")
+  const dec = (s: string) => decodeURIComponent(s);
+  // MLflow's own URLs (what the mlflow client prints for a run) open the matching experiment, job or artifact.
+  const page = parts[0] === "jobs" && parts[1] ? jobPage(dec(parts[1]), parts[2] ?? "overview")
     : parts[0] === "compare" ? comparePage(params.get("jobs")?.split(",").filter(Boolean) ?? [])
+    : parts[0] === "experiments" && parts[1] && parts[2] === "runs" && parts[3]
+      ? mlflowRunPage(dec(parts[1]), dec(parts[3]), parts[4] === "artifacts" ? parts.slice(5).map(dec).join("/") : undefined)
+    : parts[0] === "experiments" && parts[1] ? experimentPage(dec(parts[1]))
     : parts[0] === "experiments" ? experimentsPage()
     : parts[0] === "computes" ? computesPage()
     : jobsPage(params);
@@ -135,7 +140,7 @@ function systemTitle(key: string): string {
   return names[key] ?? key;
 }
 
-async function jobPage(name: string, tab: string) {
+async function jobPage(name: string, tab: string, highlight?: string) {
   const base = `/api/v1/jobs/${encodeURIComponent(name)}`;
   let job = await get<Job>(base);
   const header = h("div", { class: "job-head" });
@@ -244,8 +249,12 @@ async function jobPage(name: string, tab: string) {
     draw();
   } else if (tab === "outputs") {
     const listing = await get<{ files: { path: string; size: number }[] }>(`${base}/files`);
+    // An MLflow artifact URL (#/experiments/<id>/runs/<job>/artifacts/<path>) marks its file.
+    const marked = highlight ? `artifacts/${highlight}` : "";
     body.append(h("table", { class: "files", id: "files" }, ...listing.files.map((f) =>
-      h("tr", {}, h("td", {}, h("a", { href: `${base}/files/${f.path}`, download: f.path.split("/").pop()! }, f.path)), h("td", { class: "num" }, `${f.size} B`)))));
+      h("tr", { class: f.path === marked || (marked && f.path.startsWith(marked + "/")) ? "marked" : "", "data-path": f.path },
+        h("td", {}, h("a", { href: `${base}/files/${f.path}`, download: f.path.split("/").pop()! }, f.path)), h("td", { class: "num" }, `${f.size} B`)))));
+    body.querySelector("tr.marked")?.scrollIntoView({ block: "center" });
   } else if (tab === "trials") {
     sweepTrials(job, body);
   } else if (tab === "graph") {
@@ -362,6 +371,50 @@ async function comparePage(names: string[]) {
   }
 }
 
+// A run the mlflow client printed: a job's page when the run is a job's, else a page of its own.
+async function mlflowRunPage(experimentId: string, runId: string, artifact?: string) {
+  const isJob = await get<Job>(`/api/v1/jobs/${encodeURIComponent(runId)}`).then(() => true, () => false);
+  if (isJob) return jobPage(runId, artifact !== undefined ? "outputs" : "overview", artifact);
+  type Kv = { key: string; value: string };
+  const got = await get<{ run: { info: { run_id: string; run_name?: string; status: string; start_time?: number; end_time?: number; experiment_id: string };
+    data: { params?: Kv[]; metrics?: { key: string; value: number; step?: number }[]; tags?: Kv[] } } }>(
+    `/api/2.0/mlflow/runs/get?run_id=${encodeURIComponent(runId)}`);
+  const { info, data } = got.run;
+  const files = await get<{ files?: { path: string; is_dir: boolean; file_size?: number }[] }>(
+    `/api/2.0/mlflow/artifacts/list?run_id=${encodeURIComponent(runId)}&path=${encodeURIComponent(artifact ?? "")}`).catch(() => ({ files: [] }));
+  const link = (p: string) => `/api/2.0/mlflow-artifacts/artifacts/${encodeURIComponent(info.experiment_id)}/${encodeURIComponent(runId)}/artifacts/${p.split("/").map(encodeURIComponent).join("/")}`;
+  const tags = (data.tags ?? []).filter((t) => !t.key.startsWith("mlflow.") || t.key === "mlflow.user");
+  const expName = await get<{ experiment: { name: string } }>(`/api/2.0/mlflow/experiments/get?experiment_id=${encodeURIComponent(experimentId)}`)
+    .then((e) => e.experiment.name, () => experimentId);
+  app.append(h("div", { class: "job-head" }, h("h1", { id: "run-name" }, info.run_name ?? runId, " ", statusBadge(info.status)),
+      h("p", { class: "reason" }, "An MLflow run logged outside a job, in experiment ",
+        h("a", { href: `#/experiments/${encodeURIComponent(experimentId)}`, id: "run-experiment" }, expName), ".")),
+    h("h2", {}, "Run"), keyValues({ run_id: runId, started: info.start_time ? new Date(info.start_time).toISOString() : "",
+      ended: info.end_time ? new Date(info.end_time).toISOString() : "" }),
+    h("h2", {}, "Params"), h("div", { id: "params" }, keyValues(Object.fromEntries((data.params ?? []).map((p) => [p.key, p.value])))),
+    h("h2", {}, "Metrics (latest)"), h("div", { id: "metrics" }, keyValues(Object.fromEntries((data.metrics ?? []).map((m) => [m.key, String(m.value)])))),
+    h("h2", {}, "Tags"), keyValues(Object.fromEntries(tags.map((t) => [t.key, t.value]))),
+    h("h2", {}, artifact ? `Artifacts in ${artifact}` : "Artifacts"),
+    h("table", { class: "files", id: "run-artifacts" }, ...(files.files ?? []).map((f) => h("tr", { "data-path": f.path },
+      h("td", {}, f.is_dir ? h("a", { href: `#/experiments/${encodeURIComponent(experimentId)}/runs/${encodeURIComponent(runId)}/artifacts/${f.path}` }, f.path + "/")
+        : h("a", { href: link(f.path), download: f.path.split("/").pop()! }, f.path)),
+      h("td", { class: "num" }, f.is_dir ? "" : `${f.file_size ?? 0} B`)))));
+}
+
+// An experiment (MLflow's #/experiments/<id>): its runs, jobs and others, newest first.
+async function experimentPage(id: string) {
+  const exp = await get<{ experiment: { name: string } }>(`/api/2.0/mlflow/experiments/get?experiment_id=${encodeURIComponent(id)}`);
+  const runs = await post<{ runs?: { info: { run_id: string; run_name?: string; status: string; start_time?: number } }[] }>(
+    "/api/2.0/mlflow/runs/search", { experiment_ids: [id], max_results: 1000 });
+  runs.runs?.sort((a, b) => (b.info.start_time ?? 0) - (a.info.start_time ?? 0));
+  app.append(h("h1", { id: "experiment-name" }, exp.experiment.name),
+    h("p", {}, h("a", { href: `#/jobs?q=${encodeURIComponent(exp.experiment.name)}` }, "its jobs in the jobs list")),
+    h("table", { class: "list", id: "experiment-runs" }, h("tr", {}, h("th", {}, "run"), h("th", {}, "status"), h("th", {}, "started")),
+      ...(runs.runs ?? []).map((r) => h("tr", { "data-run": r.info.run_id },
+        h("td", {}, h("a", { href: `#/experiments/${encodeURIComponent(id)}/runs/${encodeURIComponent(r.info.run_id)}` }, r.info.run_name ?? r.info.run_id)),
+        h("td", {}, statusBadge(r.info.status)), h("td", {}, r.info.start_time ? fmtTime(new Date(r.info.start_time).toISOString()) : "")))));
+}
+
 async function experimentsPage() {
   const [exps, jobs] = await Promise.all([
     get<{ experiments?: { experiment_id: string; name: string; lifecycle_stage: string }[] }>("/api/2.0/mlflow/experiments/search?max_results=1000"),
@@ -377,7 +430,7 @@ async function experimentsPage() {
     h("tr", {}, h("th", {}, "experiment"), h("th", {}, "jobs"), h("th", {}, "by status")),
     ...(exps.experiments ?? []).map((e) => {
       const c = counts.get(e.name) ?? {};
-      return h("tr", {}, h("td", {}, h("a", { href: `#/jobs?q=${encodeURIComponent(e.name)}` }, e.name)),
+      return h("tr", {}, h("td", {}, h("a", { href: `#/experiments/${encodeURIComponent(e.experiment_id)}` }, e.name)),
         h("td", { class: "num" }, String(Object.values(c).reduce((a, b) => a + b, 0))),
         h("td", {}, Object.entries(c).map(([s, n]) => `${s} ${n}`).join(", ")));
     })));
