@@ -98,6 +98,16 @@ try {
   await page.click(`[data-expand="${cfg.pipeline}"]`);
   await page.waitForSelector(`[data-job="${cfg.pipeline}_use"]`, { timeout: 10000 });
   results.steps_shown = await page.$$eval(`[data-job^="${cfg.pipeline}_"]`, (els) => els.map((e) => e.getAttribute("data-job")).sort());
+  results.trials_hidden = await page.$$eval(`[data-job^="${cfg.sweep}_"]`, (els) => els.length);
+
+  step = "status counts filter the list, and the filters stay in the URL";
+  await page.click('#status-counts [data-status="Completed"]');
+  await page.waitForFunction(() => location.hash.includes("status=Completed"), null, { timeout: 5000 });
+  results.filtered_statuses = await page.$$eval("#jobs-viewport .row .c-status", (els) => [...new Set(els.map((e) => e.textContent))]);
+  results.filter_url = await page.evaluate(() => location.hash);
+  await page.goto(url("#/jobs?status=Canceled"));
+  await page.waitForSelector("#jobs-viewport .row", { timeout: 10000 });
+  results.url_filter_applied = await page.$eval("#status-filter", (e) => e.value);
 
   step = "a pipeline's graph: its steps as boxes, the data edge between them";
   await page.goto(url(`#/jobs/${cfg.pipeline}`));

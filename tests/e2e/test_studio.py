@@ -132,6 +132,10 @@ jobs:
     assert ws.job("sleeper")["status"] == "Canceled"
     # Pipelines: steps nested under their pipeline, the graph's boxes and data edge, reused steps marked.
     assert results["steps_hidden"] == 0 and results["steps_shown"] == ["pipe_first_make", "pipe_first_use"]
+    assert results["trials_hidden"] == 0  # a sweep's trials are nested under it too
+    assert results["filtered_statuses"] == ["Completed"] and "status=Completed" in results["filter_url"]
+    assert "expand=pipe_first" in results["filter_url"]
+    assert results["url_filter_applied"] == "Canceled"
     assert [s for s, _ in results["graph_steps"]] == ["make", "use"]
     assert all("status-completed" in c for _, c in results["graph_steps"])
     assert results["graph_edges"] == ["make->use"]

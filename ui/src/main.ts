@@ -37,6 +37,7 @@ async function jobsPage(params: URLSearchParams) {
   const status = h("select", { id: "status-filter" }, h("option", { value: "" }, "any status"),
     ...["Queued", "Running", "Completed", "Failed", "Canceled"].map((s) => h("option", { value: s }, s)));
   const count = h("span", { class: "count" });
+  const counts = h("span", { class: "status-counts", id: "status-counts" });
   const compare = h("button", { id: "compare", disabled: true, onclick: () => { location.hash = `#/compare?jobs=${[...picked].join(",")}`; } }, "Compare");
   const columns: [string, string, (j: Job) => string | number][] = [
     ["status", "Status", (j) => j.status],
@@ -63,7 +64,8 @@ async function jobsPage(params: URLSearchParams) {
   viewport.append(spacer, rows);
   const picked = new Set<string>();
   const expanded = new Set<string>(params.get("expand")?.split(",").filter(Boolean) ?? []);
-  app.append(h("div", { class: "toolbar" }, filter, status, compare, count), h("div", { class: "table" }, head, viewport));
+  status.value = params.get("status") ?? "";
+  app.append(h("div", { class: "toolbar" }, filter, status, compare, count, counts), h("div", { class: "table" }, head, viewport));
 
   let all: Job[] = [];
   let shown: Job[] = [];
@@ -77,8 +79,8 @@ async function jobsPage(params: URLSearchParams) {
   const render = () => {
     const q = filter.value.toLowerCase();
     const st = status.value;
-    // A pipeline's steps are nested under it: shown, right below it, once it is expanded.
-    const pipelines = new Set(all.filter((j) => j.type === "pipeline").map((j) => j.name));
+    // A pipeline's steps and a sweep's trials are nested under it: shown, right below it, once it is expanded.
+    const pipelines = new Set(all.filter((j) => j.type === "pipeline" || j.type === "sweep").map((j) => j.name));
     const stepsOf = new Map<string, Job[]>();
     for (const j of all) if (j.parent_job_name && pipelines.has(j.parent_job_name)) stepsOf.set(j.parent_job_name, [...(stepsOf.get(j.parent_job_name) ?? []), j]);
     shown = all.filter((j) => !(j.parent_job_name && pipelines.has(j.parent_job_name)) && (!st || j.status === st) &&
@@ -90,6 +92,21 @@ async function jobsPage(params: URLSearchParams) {
       ? [j, ...(stepsOf.get(j.name) ?? []).sort((a, b) => (a.creation_context?.created_at ?? "") < (b.creation_context?.created_at ?? "") ? -1 : 1)]
       : [j]);
     count.textContent = `${shown.length} of ${all.length} jobs`;
+    // How many jobs are in each status (top-level ones); a click filters by it.
+    const byStatus = new Map<string, number>();
+    for (const j of all) if (!(j.parent_job_name && pipelines.has(j.parent_job_name))) byStatus.set(j.status, (byStatus.get(j.status) ?? 0) + 1);
+    counts.replaceChildren(...[...byStatus.entries()].sort((a, b) => b[1] - a[1]).map(([k, n]) =>
+      h("button", { class: `status-count status status-${k.toLowerCase()}`, "data-status": k, onclick: () => {
+        status.value = status.value === k ? "" : k;
+        render();
+      } }, `${k} ${n}`)));
+    // The filters live in the URL, so a filtered list can be bookmarked and shared (no reload: replaceState).
+    const kept = new URLSearchParams();
+    if (filter.value) kept.set("q", filter.value);
+    if (status.value) kept.set("status", status.value);
+    if (expanded.size) kept.set("expand", [...expanded].join(","));
+    const want = `#/jobs${kept.size ? "?" + kept.toString() : ""}`;
+    if (location.hash !== want && (location.hash.startsWith("#/jobs") || !location.hash)) history.replaceState(null, "", want);
     spacer.style.height = `${shown.length * ROW}px`;
     paint();
   };
@@ -105,7 +122,8 @@ async function jobsPage(params: URLSearchParams) {
       return h("div", { class: "row", "data-job": j.name }, h("span", { class: "pick" }, box),
         h("span", { class: "c-status" }, statusBadge(j.status)),
         h("span", { class: "c-name" },
-          j.type === "pipeline" ? h("button", { class: "expand", "data-expand": j.name, title: "steps", onclick: () => {
+          j.type === "pipeline" || j.type === "sweep" ? h("button", { class: "expand", "data-expand": j.name,
+            title: j.type === "sweep" ? "trials" : "steps", "aria-expanded": String(expanded.has(j.name)), onclick: () => {
             expanded.has(j.name) ? expanded.delete(j.name) : expanded.add(j.name);
             render();
           } }, expanded.has(j.name) ? "▾" : "▸") : j.parent_job_name && expanded.has(j.parent_job_name) ? h("span", { class: "indent" }) : "",
