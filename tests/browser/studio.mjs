@@ -137,8 +137,36 @@ try {
 
   step = "an artifact URL opens the job's outputs with the file marked";
   await page.goto(url(`#/experiments/${cfg.job_experiment}/runs/${cfg.done}/artifacts/outputs/model.txt`));
-  await page.waitForSelector("#files tr.marked", { timeout: 10000 });
-  results.marked = await page.getAttribute("#files tr.marked", "data-path");
+  await page.waitForSelector("#files .marked", { timeout: 10000 });
+  results.marked = await page.getAttribute("#files .marked", "data-path");
+
+  step = "artifact previews: image, CSV, JSON, HTML (sandboxed), MLmodel";
+  await page.goto(url(`#/jobs/${cfg.arts}/outputs`));
+  const open = async (p) => { await page.click(`#files [data-path="${p}"] a.preview-link`); };
+  await page.waitForSelector('#files [data-path="artifacts/outputs/confusion_matrix.png"]', { timeout: 10000 });
+  await open("artifacts/outputs/confusion_matrix.png");
+  await page.waitForFunction(() => document.getElementById("preview-image")?.naturalWidth > 0, null, { timeout: 10000 });
+  results.png_size = await page.$eval("#preview-image", (i) => [i.naturalWidth, i.naturalHeight]);
+  await shot("preview-image");
+  await open("artifacts/outputs/data.csv");
+  await page.waitForSelector("#preview-csv tr", { timeout: 10000 });
+  results.csv_rows = await page.$$eval("#preview-csv tr", (r) => r.length);
+  results.csv_cell = await page.$eval("#preview-csv tr:nth-child(2) td:nth-child(2)", (td) => td.textContent);
+  await shot("preview-csv");
+  await open("artifacts/outputs/metrics.json");
+  await page.waitForSelector("#preview pre.numbered .line", { timeout: 10000 });
+  results.json_lines = await page.$$eval("#preview pre.numbered .line", (l) => l.length);
+  results.json_first = await page.$eval("#preview pre.numbered .line", (l) => l.textContent.trim());
+  await open("artifacts/outputs/estimator.html");
+  await page.waitForSelector("#preview-html", { timeout: 10000 });
+  results.html_sandbox = await page.getAttribute("#preview-html", "sandbox");
+  results.html_srcdoc = await page.getAttribute("#preview-html", "srcdoc");
+  await page.waitForTimeout(300);
+  results.title_after_html = await page.title();
+  await page.click('#files [data-dir="artifacts/outputs/model"] summary').catch(() => {});
+  await open("artifacts/outputs/model/MLmodel");
+  await page.waitForSelector("#mlmodel-flavors", { timeout: 10000 });
+  results.mlmodel_flavors = await page.textContent("#mlmodel-flavors");
 
   step = "a run logged outside a job has a page: params, metrics, artifacts";
   await page.goto(url(`#/experiments/${cfg.laptop_experiment}/runs/${cfg.laptop_run}`));

@@ -13,6 +13,20 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BROWSER = os.path.join(HERE, "..", "browser")
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 
+ARTS = """\
+import json, os, struct, zlib
+os.makedirs("outputs/model", exist_ok=True)
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff)
+raw = b"".join(b"\\x00" + b"\\xff\\x00\\x00" * 4 for _ in range(4))  # 4x4 red
+png = b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 4, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+open("outputs/confusion_matrix.png", "wb").write(png)
+open("outputs/data.csv", "w").write("a,b\\n" + "".join(f"{i},\\"x,{i}\\"\\n" for i in range(1500)))
+open("outputs/metrics.json", "w").write(json.dumps({"acc": 0.9, "nested": {"k": [1, 2]}}))
+open("outputs/estimator.html", "w").write("<html><body><p id=est>LogisticRegression</p><script>parent.document.title='pwned'</script></body></html>")
+open("outputs/model/MLmodel", "w").write("artifact_path: model\\nflavors:\\n  python_function:\\n    loader_module: mlflow.sklearn\\n  sklearn:\\n    sklearn_version: 1.2.1\\nrun_id: abc\\nsignature:\\n  inputs: '[{\\"type\\": \\"double\\"}]'\\n")
+"""
+
 CURVE = """\
 import sys, time
 import cairn_mlflow as mlflow
@@ -45,6 +59,9 @@ tags: {team: vision}
 """)
     ws.run("job", "create", "-f", "done.yml", "-n", "done_job", "--stream")
     ws.run("job", "create", "-f", "done.yml", "-n", "other_job", "--stream")
+    ws.write("src/arts.py", ARTS)
+    ws.write("arts.yml", "code: src\ncommand: /usr/bin/python3 arts.py\nenvironment: azureml:x@latest\n")
+    ws.run("job", "create", "-f", "arts.yml", "-n", "arts_job", "--stream")
     # A curve on the finished job, and params that differ between the two.
     call(ws, "POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": "done_job", "metrics": [
         {"key": "loss", "value": 1.0 / (i + 1), "timestamp": 1700000000000 + i, "step": i} for i in range(500)],
@@ -111,7 +128,7 @@ jobs:
            "output_path": "artifacts/outputs/model.txt", "compare": ["done_job", "other_job"], "out": out,
            "pipeline": "pipe_first", "pipeline_reused": "pipe_reused", "pipeline_live": "pipe_live",
            "gate": os.path.join(ws.dir, "gate"), "job_experiment": job_exp, "laptop_experiment": laptop_exp,
-           "laptop_run": laptop_run}
+           "laptop_run": laptop_run, "arts": "arts_job"}
     p = subprocess.run(["node", os.path.join(BROWSER, "studio.mjs"), json.dumps(cfg)], capture_output=True,
                        text=True, timeout=180, cwd=BROWSER)
     assert p.returncode == 0, p.stderr + p.stdout
@@ -143,12 +160,20 @@ jobs:
     # MLflow's URLs: a job's run opens the job, an artifact its file, a run logged elsewhere a page of its own.
     assert results["mlflow_job_title"].startswith("done_job")
     assert results["marked"] == "artifacts/outputs/model.txt"
+    # Previews: an image with its natural size, a CSV as a table of the first 1,000 rows (quotes honoured),
+    # JSON pretty-printed with line numbers, HTML in a frame without scripts, an MLflow model's flavors.
+    assert results["png_size"] == [4, 4]
+    assert results["csv_rows"] == 1001 and results["csv_cell"] == "x,0"
+    assert results["json_lines"] >= 6 and results["json_first"] == "{"
+    assert results["html_sandbox"] == "" and "LogisticRegression" in results["html_srcdoc"]
+    assert results["title_after_html"] != "pwned"
+    assert results["mlmodel_flavors"] == "python_function, sklearn"
     assert "depth" in results["laptop_params"] and "7" in results["laptop_params"]
     assert results["laptop_artifacts"] == ["notes"]
     assert results["laptop_nested"] == ["notes/readme.txt"]
     assert results["experiment_runs"] == [laptop_run]
     for page in ("jobs", "job-overview", "job-logs", "job-metrics", "job-monitoring", "job-outputs", "job-canceled",
-                 "sweep-trials", "compare", "pipeline-graph", "pipeline-live", "mlflow-run"):
+                 "sweep-trials", "compare", "pipeline-graph", "pipeline-live", "mlflow-run", "preview-image", "preview-csv"):
         assert os.path.getsize(os.path.join(out, f"{page}.png")) > 1000
 
     # A used or unknown sign-in link is refused; the API without a session is too.

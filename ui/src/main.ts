@@ -3,6 +3,7 @@ import "./style.css";
 import { get, post, onJobsChanged, type Job, type PipelineStep, type Trial } from "./api";
 import { drawChart, parallelCoordinates, type Columns } from "./chart";
 import { fmtDuration, fmtNumber, fmtTime, h, keyValues, statusBadge } from "./dom";
+import { fileTree, preview } from "./preview";
 
 const app = document.getElementById("app")!;
 let cleanup: (() => void)[] = [];
@@ -269,10 +270,14 @@ async function jobPage(name: string, tab: string, highlight?: string) {
     const listing = await get<{ files: { path: string; size: number }[] }>(`${base}/files`);
     // An MLflow artifact URL (#/experiments/<id>/runs/<job>/artifacts/<path>) marks its file.
     const marked = highlight ? `artifacts/${highlight}` : "";
-    body.append(h("table", { class: "files", id: "files" }, ...listing.files.map((f) =>
-      h("tr", { class: f.path === marked || (marked && f.path.startsWith(marked + "/")) ? "marked" : "", "data-path": f.path },
-        h("td", {}, h("a", { href: `${base}/files/${f.path}`, download: f.path.split("/").pop()! }, f.path)), h("td", { class: "num" }, `${f.size} B`)))));
-    body.querySelector("tr.marked")?.scrollIntoView({ block: "center" });
+    const urlOf = (p: string) => `${base}/files/${p}`;
+    const panel = h("div", { class: "preview", id: "preview" }, h("p", { class: "hint" }, "Pick a file to preview it."));
+    const tree = fileTree(listing.files, urlOf, marked, panel);
+    tree.id = "files";
+    body.append(h("div", { class: "outputs" }, tree, panel));
+    const hit = listing.files.find((f) => f.path === marked);
+    if (hit) preview(hit.path, urlOf(hit.path), panel);
+    body.querySelector(".marked")?.scrollIntoView({ block: "center" });
   } else if (tab === "trials") {
     sweepTrials(job, body);
   } else if (tab === "graph") {
