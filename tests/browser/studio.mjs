@@ -168,6 +168,15 @@ try {
   await page.waitForSelector("#mlmodel-flavors", { timeout: 10000 });
   results.mlmodel_flavors = await page.textContent("#mlmodel-flavors");
 
+  step = "a single-value metric is a value, a short curve has integer steps";
+  await page.goto(url(`#/jobs/${cfg.arts}/metrics`));
+  await page.waitForSelector("#single-values .value-tile", { timeout: 10000 });
+  results.single_values = await page.$$eval("#single-values .value-tile", (els) => els.map((e) => [e.getAttribute("data-key"), e.querySelector(".value").textContent]));
+  await page.waitForSelector(".chart canvas", { timeout: 10000 });
+  results.curve_keys = await page.$$eval(".chart", (els) => els.map((e) => e.getAttribute("data-keys")));
+  results.x_ticks = await page.$eval(".chart", (e) => (e.dataset.xTicks ?? "").split("|").filter((t) => t.length));
+  await shot("metrics-values");
+
   step = "a run logged outside a job has a page: params, metrics, artifacts";
   await page.goto(url(`#/experiments/${cfg.laptop_experiment}/runs/${cfg.laptop_run}`));
   await page.waitForSelector("#run-artifacts tr", { timeout: 10000 });

@@ -62,6 +62,9 @@ tags: {team: vision}
     ws.write("src/arts.py", ARTS)
     ws.write("arts.yml", "code: src\ncommand: /usr/bin/python3 arts.py\nenvironment: azureml:x@latest\n")
     ws.run("job", "create", "-f", "arts.yml", "-n", "arts_job", "--stream")
+    call(ws, "POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": "arts_job", "metrics": [
+        {"key": "final_acc", "value": 0.97, "timestamp": 1700000000000, "step": 0}] + [
+        {"key": "epoch_loss", "value": 1.0 / (i + 1), "timestamp": 1700000000000 + i, "step": i} for i in range(3)]})
     # A curve on the finished job, and params that differ between the two.
     call(ws, "POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": "done_job", "metrics": [
         {"key": "loss", "value": 1.0 / (i + 1), "timestamp": 1700000000000 + i, "step": i} for i in range(500)],
@@ -168,6 +171,10 @@ jobs:
     assert results["html_sandbox"] == "" and "LogisticRegression" in results["html_srcdoc"]
     assert results["title_after_html"] != "pwned"
     assert results["mlmodel_flavors"] == "python_function, sklearn"
+    # A metric logged once is a value; a 3-step curve's axis counts steps in integers.
+    assert results["single_values"] == [["final_acc", "0.97"]]
+    assert results["curve_keys"] == ["epoch_loss"]
+    assert len(results["x_ticks"]) >= 2 and all(re.fullmatch(r"\d+", t) for t in results["x_ticks"]), results["x_ticks"]
     assert "depth" in results["laptop_params"] and "7" in results["laptop_params"]
     assert results["laptop_artifacts"] == ["notes"]
     assert results["laptop_nested"] == ["notes/readme.txt"]

@@ -56,7 +56,7 @@ export function drawChart(target: HTMLElement, series: Series[], opts: { log: bo
   // 100 curves took 1.4 s to reach the screen at 1.5 px and 0.1 s as hairlines. Crowded charts draw
   // hairlines (one device pixel); a few curves keep the thicker line.
   const lineWidth = series.length > 4 ? 1 / (window.devicePixelRatio || 1) : 1.5;
-  return new uPlot(
+  const u = new uPlot(
     {
       title: opts.title,
       width,
@@ -65,11 +65,17 @@ export function drawChart(target: HTMLElement, series: Series[], opts: { log: bo
       // Point markers only for short series: drawn one by one, thousands of them cost more than the lines.
       series: [{ label: opts.x }, ...series.map((s, i) => ({ label: s.label, stroke: COLOURS[i % COLOURS.length], width: lineWidth,
         spanGaps: true, points: { show: s.data.step.length <= 50 } }))],
-      axes: [{}, {}],
+      // Steps are integers: the x axis says 1, 2, 3, never 0.5 (and no tick falls between two steps).
+      // The drawn x axis's tick labels, for the browser tests (uPlot draws them on the canvas).
+      hooks: { draw: [(p: uPlot) => { target.dataset.xTicks = ((p.axes[0] as unknown as { _values?: string[] })._values ?? []).join("|"); }] },
+      axes: [opts.x === "step" && x.every((v) => Number.isInteger(v))
+        ? { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 1e4, 2e4, 5e4, 1e5, 1e6, 1e7], values: (_u: uPlot, ticks: number[]) => ticks.map((t) => String(Math.round(t))) }
+        : {}, {}],
     },
     [x, ...ys] as uPlot.AlignedData,
     target,
   );
+  return u;
 }
 
 // A parallel-coordinates plot (SVG): one axis per hyperparameter and one for the objective, one line per

@@ -254,10 +254,19 @@ async function jobPage(name: string, tab: string, highlight?: string) {
     const charts = h("div", { class: "charts", id: "charts" });
     body.append(h("div", { class: "toolbar" }, h("label", {}, log, " log scale"), h("label", {}, " smoothing ", smoothing),
       h("label", {}, " x ", xAxis), h("label", {}, together, " all keys on one chart")), charts);
+    // A metric logged once is a value, not a one-point chart.
+    const single = keys.filter((k) => data.metrics[k].value.length === 1);
+    const curves = keys.filter((k) => data.metrics[k].value.length !== 1);
+    if (single.length)
+      body.append(h("div", { class: "single-values", id: "single-values" }, ...single.map((k) =>
+        h("div", { class: "value-tile", "data-key": k }, h("div", { class: "value-key" }, systemTitle(k)),
+          h("div", { class: "value" }, String(data.metrics[k].value[0] === null ? "NaN" : fmtNumber(data.metrics[k].value[0] as number)))))));
     const draw = () => {
       charts.replaceChildren();
       const opts = { log: log.checked, smoothing: Number(smoothing.value), x: xAxis.value as "step" | "timestamp" };
-      const groups = together.checked ? [keys] : keys.map((k) => [k]);
+      // In key order, so keys that share a prefix ("train/loss", "train/acc") sit together.
+      const ordered = [...curves].sort();
+      const groups = together.checked ? [ordered] : ordered.map((k) => [k]);
       for (const g of groups) {
         const box = h("div", { class: "chart", "data-keys": g.join(",") });
         charts.append(box);
