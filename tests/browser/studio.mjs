@@ -47,6 +47,27 @@ try {
     document.getElementById("yaml")?.textContent.includes("command:"), null, { timeout: 10000 });
   results.params = await page.textContent("#params");
 
+  step = "the overview shows inputs and outputs as rows, and tags edit as job update does";
+  await page.goto(url(`#/jobs/${cfg.arts}`));
+  await page.waitForSelector("#job-outputs, #edit-tags", { timeout: 10000 });
+  await page.fill("#edit-tags .tags-key", "stage");
+  await page.fill("#edit-tags .tags-value", "prod");
+  await page.click("#edit-tags form button[type=submit]");
+  await page.waitForSelector('#edit-tags tr[data-key="stage"]', { timeout: 10000 });
+  await page.click('#edit-tags tr[data-key="team"] button.remove');
+  await page.waitForFunction(() => !document.querySelector('#edit-tags tr[data-key="team"]'), null, { timeout: 10000 });
+  await page.fill("#edit-properties .properties-key", "reviewed");
+  await page.fill("#edit-properties .properties-value", "yes");
+  await page.click("#edit-properties form button[type=submit]");
+  await page.waitForSelector('#edit-properties tr[data-key="reviewed"]', { timeout: 10000 });
+  await page.goto(url(`#/jobs/pipe_first_make`));
+  await page.waitForSelector("#job-outputs tr[data-name]", { timeout: 10000 });
+  results.output_rows = await page.$$eval("#job-outputs tr[data-name]", (rs) => rs.map((r) => [r.getAttribute("data-name"), r.querySelector(".where")?.textContent]));
+  await page.goto(url(`#/jobs/pipe_first_use`));
+  await page.waitForSelector("#job-inputs tr[data-name]", { timeout: 10000 });
+  results.input_link = await page.getAttribute('#job-inputs tr[data-name="i"] .where a', "href");
+  await shot("job-io");
+
   step = "a chart is drawn from the logged points";
   await page.goto(url(`#/jobs/${cfg.done}/metrics`));
   await page.waitForSelector(".chart canvas", { timeout: 10000 });

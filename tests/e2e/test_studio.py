@@ -60,7 +60,7 @@ tags: {team: vision}
     ws.run("job", "create", "-f", "done.yml", "-n", "done_job", "--stream")
     ws.run("job", "create", "-f", "done.yml", "-n", "other_job", "--stream")
     ws.write("src/arts.py", ARTS)
-    ws.write("arts.yml", "code: src\ncommand: /usr/bin/python3 arts.py\nenvironment: azureml:x@latest\n")
+    ws.write("arts.yml", "code: src\ncommand: /usr/bin/python3 arts.py\nenvironment: azureml:x@latest\ntags: {team: nlp}\n")
     ws.run("job", "create", "-f", "arts.yml", "-n", "arts_job", "--stream")
     call(ws, "POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": "arts_job", "metrics": [
         {"key": "final_acc", "value": 0.97, "timestamp": 1700000000000, "step": 0}] + [
@@ -171,6 +171,11 @@ jobs:
     assert results["html_sandbox"] == "" and "LogisticRegression" in results["html_srcdoc"]
     assert results["title_after_html"] != "pwned"
     assert results["mlmodel_flavors"] == "python_function, sklearn"
+    # Inputs and outputs as rows with their locations; tags and properties edited from the page.
+    assert results["output_rows"] == [["o", "azureml://jobs/pipe_first_make/outputs/o"]]
+    assert results["input_link"] == "#/jobs/pipe_first_make/outputs"
+    arts = ws.job("arts_job")
+    assert arts["tags"] == {"stage": "prod"} and arts["properties"]["reviewed"] == "yes"
     # A metric logged once is a value; a 3-step curve's axis counts steps in integers.
     assert results["single_values"] == [["final_acc", "0.97"]]
     assert results["curve_keys"] == ["epoch_loss"]
@@ -180,7 +185,7 @@ jobs:
     assert results["laptop_nested"] == ["notes/readme.txt"]
     assert results["experiment_runs"] == [laptop_run]
     for page in ("jobs", "job-overview", "job-logs", "job-metrics", "job-monitoring", "job-outputs", "job-canceled",
-                 "sweep-trials", "compare", "pipeline-graph", "pipeline-live", "mlflow-run", "preview-image", "preview-csv"):
+                 "sweep-trials", "compare", "pipeline-graph", "pipeline-live", "mlflow-run", "preview-image", "preview-csv", "job-io"):
         assert os.path.getsize(os.path.join(out, f"{page}.png")) > 1000
 
     # A used or unknown sign-in link is refused; the API without a session is too.

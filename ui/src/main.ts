@@ -1,6 +1,6 @@
 // Cairn studio: jobs, a job's overview, logs, metrics and outputs, sweeps, pipelines, run comparison.
 import "./style.css";
-import { get, post, onJobsChanged, type Job, type PipelineStep, type Trial } from "./api";
+import { get, post, request, onJobsChanged, type Job, type PipelineStep, type Trial } from "./api";
 import { drawChart, parallelCoordinates, type Columns } from "./chart";
 import { fmtDuration, fmtNumber, fmtTime, h, keyValues, statusBadge } from "./dom";
 import { fileTree, preview } from "./preview";
@@ -177,13 +177,15 @@ async function jobPage(name: string, tab: string, highlight?: string) {
   };
   drawHeader();
   app.append(header, body);
-  const refresh = async () => {
+  // Live: redrawn when the job changes, except the overview while the user types in one of its forms.
+  const refresh = async (force = false) => {
     job = await get<Job>(base);
     drawHeader();
-    if (tab === "overview") overview();
+    const typing = document.activeElement instanceof HTMLInputElement && document.activeElement.closest(".editable");
+    if (tab === "overview" && (force || !typing)) overview();
     if (tab === "graph") body.replaceChildren(pipelineGraph(job));
   };
-  cleanup.push(onJobsChanged(refresh));
+  cleanup.push(onJobsChanged(() => refresh()));
 
   // The run's params and latest metrics (MLflow), and the YAML as submitted: read once.
   const extra = Promise.all([
@@ -203,9 +205,10 @@ async function jobPage(name: string, tab: string, highlight?: string) {
       keyValues({ name: job.name, type: job.type, experiment: job.experiment_name, compute: job.compute, command: job.command,
         created: fmtTime(job.creation_context?.created_at), duration: fmtDuration(job.duration_seconds),
         environment: job.environment, distribution: job.distribution, resources: job.resources, ...(job.error?.message ? { error: job.error.message } : {}) }),
-      h("h2", {}, "Inputs"), keyValues(job.inputs as Record<string, unknown>),
-      h("h2", {}, "Outputs"), keyValues(job.outputs as Record<string, unknown>),
-      h("h2", {}, "Tags"), keyValues(job.tags), h("h2", {}, "Properties"), keyValues(job.properties),
+      h("h2", {}, "Inputs"), ioTable("inputs", job.inputs),
+      h("h2", {}, "Outputs"), ioTable("outputs", job.outputs),
+      h("h2", {}, "Tags"), editableMap("tags", job, base, () => refresh(true)),
+      h("h2", {}, "Properties"), editableMap("properties", job, base, () => refresh(true)),
       h("h2", {}, "Params"), h("div", { id: "params" }, keyValues(params)),
       h("h2", {}, "Metrics (latest)"), keyValues(metrics),
       h("h2", {}, "As submitted"), h("pre", { class: "yaml", id: "yaml" }, withYaml?.source_yaml ?? ""));
@@ -323,6 +326,46 @@ function sweepTrials(job: Job, body: HTMLElement) {
   if (obj.step.length) drawChart(chart, [{ label: metric, data: obj }, { label: "best so far", data: run }], { log: false, smoothing: 0, x: "step", title: metric });
   body.append(h("h2", {}, "Hyperparameters against the objective"), h("div", { id: "parallel-coordinates" },
     parallelCoordinates(trials.map((t) => ({ name: t.name, values: t.hyperparameters, objective: objective(t) })), hp, metric, maximize)));
+}
+
+// Inputs or outputs as rows: name, type, where (a link where the studio can show it), mode; no JSON.
+function ioTable(kind: "inputs" | "outputs", items: Record<string, unknown> | undefined): HTMLElement {
+  const rows = Object.entries(items ?? {}).filter(([k]) => !(kind === "outputs" && k === "default"));
+  if (!rows.length) return h("p", { class: "none" }, `no ${kind}`);
+  const where = (v: Record<string, unknown>) => {
+    const path = String(v.path ?? "");
+    const m = /^azureml:\/\/jobs\/([^/]+)\/outputs\/([^/]+)/.exec(String(v.job_output_uri ?? path));
+    if (m) return h("a", { href: `#/jobs/${encodeURIComponent(m[1])}/outputs` }, String(v.job_output_uri ?? path));
+    if (/^https?:\/\//.test(path)) return h("a", { href: path, rel: "noopener noreferrer", target: "_blank" }, path);
+    return h("span", {}, path);
+  };
+  return h("table", { class: "io", id: `job-${kind}` },
+    h("tr", {}, h("th", {}, "name"), h("th", {}, "type"), h("th", {}, kind === "inputs" ? "value or path" : "location"), h("th", {}, "mode")),
+    ...rows.map(([k, v]) => {
+      const o = (typeof v === "object" && v !== null ? v : { type: typeof v === "number" ? "number" : typeof v === "boolean" ? "boolean" : "string", value: v }) as Record<string, unknown>;
+      const literal = "value" in o;
+      return h("tr", { "data-name": k }, h("td", {}, k), h("td", {}, String(o.type ?? "")),
+        h("td", { class: "where" }, literal ? h("code", {}, String(o.value ?? "")) : where(o)), h("td", {}, String(o.mode ?? "")));
+    }));
+}
+
+// Tags (editable, removable) or properties (append-only, as Azure ML keeps them): what `job update` does.
+function editableMap(kind: "tags" | "properties", job: Job, base: string, done: () => void): HTMLElement {
+  const values = (job[kind] ?? {}) as Record<string, string>;
+  const error = h("span", { class: "error" });
+  const save = async (patch: Record<string, string | null>) => {
+    try {
+      await request("PATCH", base, { [kind]: kind === "tags" ? { ...values, ...patch } : patch });
+      done();
+    } catch (e) { error.textContent = (e as Error).message; }
+  };
+  const key = h("input", { placeholder: "key", class: `${kind}-key`, size: 14 });
+  const val = h("input", { placeholder: "value", class: `${kind}-value`, size: 20 });
+  return h("div", { class: "editable", id: `edit-${kind}` },
+    h("table", { class: "kv" }, ...Object.entries(values).map(([k, v]) => h("tr", { "data-key": k }, h("th", {}, k), h("td", {}, v),
+      kind === "tags" ? h("td", {}, h("button", { class: "remove", title: `remove ${k}`, onclick: () => save({ [k]: null }) }, "×")) : h("td")))),
+    h("form", { class: "add", onsubmit: (e: Event) => { e.preventDefault(); if (key.value) save({ [key.value]: val.value }); } },
+      key, val, h("button", { type: "submit" }, kind === "tags" ? "Set tag" : "Add property"), error));
 }
 
 // A pipeline's steps as boxes in columns (a step's column is one past the furthest step it reads from), data
