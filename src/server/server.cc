@@ -32,6 +32,7 @@
 #include "server/mlflow_api.h"
 #include "tracking/tracking_store.h"
 #include "server/workspace.h"
+#include "spec/job_spec.h"
 #include "spec/vm_sizes.h"
 #include "store/blob_store.h"
 #include "tracking/downsample.h"
@@ -487,6 +488,113 @@ class Server {
     return job;
   }
 
+  // Submits a job: {spec, source_yaml?, snapshot?, input_snapshots?, dry_run?}. Its MLflow run is made first
+  // (its id is the job's name) and erased again if the scheduler refuses the job.
+  void SubmitJob(json body, http::Response& res) {
+    if (!body.is_object() || !body.contains("spec")) return SendError(res, InvalidArgument("expected {\"spec\": {...}}"));
+    scheduler::SubmitRequest r;
+    r.spec = body["spec"];
+    r.source_yaml = body.value("source_yaml", "");
+    r.snapshot = body.value("snapshot", "");
+    r.dry_run = body.value("dry_run", false);
+    if (body.contains("input_snapshots") && body["input_snapshots"].is_object())
+      for (const auto& [k, v] : body["input_snapshots"].items()) r.input_manifests[k] = v.get<std::string>();
+    // The job's MLflow run exists before the job can start (its id is the job's name).
+    std::string run_id;
+    if (!r.dry_run) {
+      std::string name = r.spec.value("name", "");
+      if (name.empty()) {
+        do name = GenerateJobName();
+        while (Reader().Get(name).ok());
+        r.spec["name"] = name;
+      }
+      if (IsValidName(name) && !Reader().Get(name).ok()) {
+        std::string exp_name = r.spec.value("experiment_name", "");
+        auto exp = tracking_->EnsureExperiment(exp_name.empty() ? "Default" : exp_name);
+        if (!exp.ok()) return SendError(res, exp.status());
+        std::vector<tracking::KeyValue> tags = {{"mlflow.user", UserName()}, {"mlflow.source.type", "JOB"},
+                                                {"mlflow.source.name", "cairn"}};
+        if (r.spec.contains("tags") && r.spec["tags"].is_object())
+          for (const auto& [k, v] : r.spec["tags"].items())
+            if (v.is_string() && tracking::KeyError(k).empty()) tags.push_back({k, v});
+        std::string display = r.spec.value("display_name", "");
+        auto run = tracking_->CreateRun(*exp, name, display.empty() ? name : display, UserName(), NowMillis(), tags, {},
+                                        /*job_run=*/true);
+        if (run.ok()) {
+          run_id = name;
+          r.mlflow_experiment_id = *exp;
+        } else if (run.status().code() != Code::kAlreadyExists) {
+          return SendError(res, run.status());
+        }
+      }
+    }
+    auto job = sched_->Submit(std::move(r));
+    if (!job.ok()) {
+      if (!run_id.empty()) (void)tracking_->EraseRun(run_id);  // nothing half-written
+      return SendError(res, job.status());
+    }
+    if (body.value("dry_run", false)) return SendJson(res, JobView(*job, {}, url_));
+    SendJson(res, View(*job), 201);
+  }
+
+  // The submit body for a job's YAML as edited: parsed here (local paths are not checked: they are the
+  // user's machine's), its code and local inputs taken from what the original uploaded.
+  Result<json> RerunBody(const store::JobRecord& orig, const std::string& yaml, const std::string& name) {
+    spec::ParseOptions opt;
+    opt.check_local_paths = false;
+    opt.name = name;
+    spec::Diagnostics d;
+    auto parsed = spec::ParseJobText(yaml, "the edited YAML", "/", opt, d);
+    if (!parsed) return InvalidArgument(Trim(d.ToString()));
+    spec::JobSpec sp = *parsed;
+    json body = {{"source_yaml", yaml}, {"input_snapshots", json::object()}};
+    const json orig_inputs = orig.spec.value("input_snapshots", json::object());
+    if (!sp.code.empty()) {
+      if (orig.snapshot.empty()) return InvalidArgument("code: the original job had no code; a local folder cannot be read by the workspace");
+      body["snapshot"] = orig.snapshot;
+      sp.code.clear();
+    } else if (!sp.code_snapshot.empty()) {
+      body["snapshot"] = sp.code_snapshot;
+    }
+    for (auto& [in_name, in] : sp.inputs) {
+      if (in.literal || in.path_kind != spec::PathKind::kLocal || in.mode == "direct") continue;
+      if (!orig_inputs.contains(in_name))
+        return InvalidArgument("inputs." + in_name + ": a local path (" + in.path + ") cannot be read by the workspace; "
+                               "keep the original's input, or use a datastore, an asset or a URL");
+      body["input_snapshots"][in_name] = orig_inputs[in_name];
+    }
+    json spec_json = spec::ToJson(sp);
+    if (sp.type == "pipeline") {
+      // Each step takes the original step's uploads (by step name), as it would have from the CLI.
+      std::map<std::string, json> before;
+      for (const auto& st : orig.spec.value("pipeline", json::object()).value("steps", json::array())) before[st.value("name", "")] = st;
+      for (auto& st : spec_json["pipeline"]["steps"]) {
+        const std::string sname = st.value("name", "");
+        const json& old = before.count(sname) ? before[sname] : json::object();
+        json& ssp = st["spec"];
+        if (!ssp.value("code", "").empty()) {
+          if (old.value("snapshot", "").empty()) return InvalidArgument("jobs." + sname + ".code: a local folder cannot be read by the workspace");
+          st["snapshot"] = old["snapshot"];
+          ssp["code"] = "";
+        } else if (!ssp.value("code_snapshot", "").empty()) {
+          st["snapshot"] = ssp["code_snapshot"];
+        }
+        json step_inputs = json::object();
+        const json old_inputs = old.value("input_snapshots", json::object());
+        const json step_inputs_now = ssp.value("inputs", json::object());
+        for (const auto& [in_name, in] : step_inputs_now.items()) {
+          if (in.value("literal", false) || in.value("path_kind", "") != "local" || in.value("mode", "") == "direct") continue;
+          if (!old_inputs.contains(in_name))
+            return InvalidArgument("jobs." + sname + ".inputs." + in_name + ": a local path cannot be read by the workspace");
+          step_inputs[in_name] = old_inputs[in_name];
+        }
+        st["input_snapshots"] = step_inputs;
+      }
+    }
+    body["spec"] = spec_json;
+    return body;
+  }
+
   json View(const store::JobRecord& j) {
     json v = JobView(j, Reader().History(j.name), url_);
     if (j.status == "Queued") {
@@ -682,51 +790,18 @@ class Server {
 
     // Jobs.
     svr_.Post("/api/v1/jobs", [this](const http::Request& req, http::Response& res) {
+      SubmitJob(ParseJsonOrDiscarded(req.body), res);
+    });
+    // A job resubmitted from its YAML as edited in the studio: what was uploaded for the original (its code,
+    // its local inputs; a pipeline's per step) stands for the local paths the YAML names.
+    svr_.Post(R"(/api/v1/jobs/([^/]+)/rerun)", [this](const http::Request& req, http::Response& res) {
+      auto orig = Reader().Get(req.matches[1]);
+      if (!orig.ok()) return SendError(res, orig.status());
       json body = ParseJsonOrDiscarded(req.body);
-      if (!body.is_object() || !body.contains("spec")) return SendError(res, InvalidArgument("expected {\"spec\": {...}}"));
-      scheduler::SubmitRequest r;
-      r.spec = body["spec"];
-      r.source_yaml = body.value("source_yaml", "");
-      r.snapshot = body.value("snapshot", "");
-      r.dry_run = body.value("dry_run", false);
-      if (body.contains("input_snapshots") && body["input_snapshots"].is_object())
-        for (const auto& [k, v] : body["input_snapshots"].items()) r.input_manifests[k] = v.get<std::string>();
-      // The job's MLflow run exists before the job can start (its id is the job's name).
-      std::string run_id;
-      if (!r.dry_run) {
-        std::string name = r.spec.value("name", "");
-        if (name.empty()) {
-          do name = GenerateJobName();
-          while (Reader().Get(name).ok());
-          r.spec["name"] = name;
-        }
-        if (IsValidName(name) && !Reader().Get(name).ok()) {
-          std::string exp_name = r.spec.value("experiment_name", "");
-          auto exp = tracking_->EnsureExperiment(exp_name.empty() ? "Default" : exp_name);
-          if (!exp.ok()) return SendError(res, exp.status());
-          std::vector<tracking::KeyValue> tags = {{"mlflow.user", UserName()}, {"mlflow.source.type", "JOB"},
-                                                  {"mlflow.source.name", "cairn"}};
-          if (r.spec.contains("tags") && r.spec["tags"].is_object())
-            for (const auto& [k, v] : r.spec["tags"].items())
-              if (v.is_string() && tracking::KeyError(k).empty()) tags.push_back({k, v});
-          std::string display = r.spec.value("display_name", "");
-          auto run = tracking_->CreateRun(*exp, name, display.empty() ? name : display, UserName(), NowMillis(), tags, {},
-                                          /*job_run=*/true);
-          if (run.ok()) {
-            run_id = name;
-            r.mlflow_experiment_id = *exp;
-          } else if (run.status().code() != Code::kAlreadyExists) {
-            return SendError(res, run.status());
-          }
-        }
-      }
-      auto job = sched_->Submit(std::move(r));
-      if (!job.ok()) {
-        if (!run_id.empty()) (void)tracking_->EraseRun(run_id);  // nothing half-written
-        return SendError(res, job.status());
-      }
-      if (body.value("dry_run", false)) return SendJson(res, JobView(*job, {}, url_));
-      SendJson(res, View(*job), 201);
+      if (!body.is_object() || !body["yaml"].is_string()) return SendError(res, InvalidArgument("expected {\"yaml\": ...}"));
+      auto rerun = RerunBody(*orig, body["yaml"], body.value("name", ""));
+      if (!rerun.ok()) return SendError(res, rerun.status());
+      SubmitJob(std::move(rerun).value(), res);
     });
     svr_.Get("/api/v1/jobs", [this](const http::Request& req, http::Response& res) {
       store::JobFilter f;

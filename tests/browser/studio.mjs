@@ -68,6 +68,22 @@ try {
   results.input_link = await page.getAttribute('#job-inputs tr[data-name="i"] .where a', "href");
   await shot("job-io");
 
+  step = "rerun: the YAML as submitted, edited, submitted, and the new job's page";
+  await page.goto(url(`#/jobs/${cfg.done}`));
+  await page.click("#rerun");
+  await page.waitForSelector("#rerun-yaml", { timeout: 10000 });
+  const yaml = await page.$eval("#rerun-yaml", (t) => t.value);
+  await page.fill("#rerun-yaml", "oops: [");
+  await page.click("#rerun-submit");
+  await page.waitForFunction(() => document.getElementById("rerun-errors")?.textContent.length > 0, null, { timeout: 10000 });
+  results.rerun_error = await page.textContent("#rerun-errors");
+  await page.fill("#rerun-yaml", yaml.replace("echo done", "echo rerun from the studio"));
+  await page.fill("#rerun-name", "rerun_job");
+  await page.click("#rerun-submit");
+  await page.waitForFunction(() => location.hash === "#/jobs/rerun_job", null, { timeout: 10000 });
+  await page.waitForSelector('.job-head [data-status="Completed"]', { timeout: 30000 });
+  await shot("job-rerun");
+
   step = "a chart is drawn from the logged points";
   await page.goto(url(`#/jobs/${cfg.done}/metrics`));
   await page.waitForSelector(".chart canvas", { timeout: 10000 });

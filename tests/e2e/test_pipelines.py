@@ -442,3 +442,51 @@ def test_every_pipeline_of_the_corpus_validates_and_the_hello_pipelines_run(ws):
     # The io example's second step read what the first wrote.
     io = yaml.safe_load(open(os.path.join(CONFORMANCE, "azureml-examples/jobs/basics/hello-pipeline-io.yml")))
     assert io["jobs"]["world_job"]["inputs"]["world_input"].startswith("${{parent.jobs.hello_job")
+
+
+def test_a_rerun_from_edited_yaml_takes_the_originals_code_and_local_inputs(ws):
+    """POST /api/v1/jobs/<name>/rerun (the studio's Rerun): the YAML as edited, the original's uploads for
+    the local paths it names, a pipeline's per step."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    def rerun(name, yaml_text, new_name):
+        req = urllib.request.Request(ws.server_info()["url"] + f"/api/v1/jobs/{name}/rerun", method="POST",
+                                     data=json.dumps({"yaml": yaml_text, "name": new_name}).encode(),
+                                     headers={"Authorization": "Bearer " + ws.token(), "Content-Type": "application/json"})
+        with urllib.request.urlopen(req) as r:
+            return json.loads(r.read())
+
+    ws.write("src/show.sh", "cat \"$1\"; echo \"$2\"\n")
+    ws.write("in.txt", "local input\n")
+    job = ws.write("job.yml", """\
+code: ./src
+command: sh show.sh ${{inputs.f}} first
+environment: {image: python:3.11}
+inputs: {f: {type: uri_file, path: ./in.txt}}
+""")
+    ws.run("job", "create", "-f", job, "-n", "orig", "--stream")
+    shutil.rmtree(os.path.join(ws.dir, "src"))
+    os.remove(os.path.join(ws.dir, "in.txt"))
+    made = rerun("orig", open(job).read().replace("first", "second"), "again")
+    assert made["name"] == "again"
+    ws.wait_status("again", "Completed")
+    out = ws.run("job", "stream", "-n", "again").stdout
+    assert "local input" in out and "second" in out, out
+    with pytest.raises(urllib.error.HTTPError) as e:
+        rerun("orig", open(job).read().replace("path: ./in.txt", "path: ./other.txt").replace("inputs: {f:", "inputs: {g:")
+              .replace("${{inputs.f}}", "${{inputs.g}}"), "nope")
+    assert e.value.code == 400 and "inputs.g: a local path" in e.value.read().decode()
+    pipe = ws.write("p.yml", """\
+type: pipeline
+jobs:
+  a: {command: "echo A > ${{outputs.o}}/a", environment: {image: python:3.11}, outputs: {o: }}
+  b: {command: "cat ${{inputs.i}}/a; echo one", environment: {image: python:3.11}, inputs: {i: "${{parent.jobs.a.outputs.o}}"}}
+""")
+    ws.run("job", "create", "-f", pipe, "-n", "porig", "--stream")
+    rerun("porig", open(pipe).read().replace("echo one", "echo two"), "pagain")
+    ws.wait_status("pagain", "Completed", timeout=30)
+    steps = steps_of(ws, "pagain")
+    assert steps["a"]["reused_from"] == "porig_a" and "reused_from" not in steps["b"]
+    assert "two" in ws.run("job", "stream", "-n", "pagain_b").stdout

@@ -174,6 +174,12 @@ jobs:
     # Inputs and outputs as rows with their locations; tags and properties edited from the page.
     assert results["output_rows"] == [["o", "azureml://jobs/pipe_first_make/outputs/o"]]
     assert results["input_link"] == "#/jobs/pipe_first_make/outputs"
+    # Rerun from the page: a located error for bad YAML, then the edited job with the original's code.
+    assert results["rerun_error"].startswith("the edited YAML:"), results["rerun_error"]
+    again, first = ws.job("rerun_job"), ws.job("done_job")
+    assert again["command"].endswith("echo rerun from the studio") and again["code"] == first["code"]
+    assert ws.run("job", "download", "-n", "rerun_job", "--output-name", "default", "--download-path",
+                  os.path.join(ws.dir, "rr")).returncode == 0
     arts = ws.job("arts_job")
     assert arts["tags"] == {"stage": "prod"} and arts["properties"]["reviewed"] == "yes"
     # A metric logged once is a value; a 3-step curve's axis counts steps in integers.
@@ -185,7 +191,7 @@ jobs:
     assert results["laptop_nested"] == ["notes/readme.txt"]
     assert results["experiment_runs"] == [laptop_run]
     for page in ("jobs", "job-overview", "job-logs", "job-metrics", "job-monitoring", "job-outputs", "job-canceled",
-                 "sweep-trials", "compare", "pipeline-graph", "pipeline-live", "mlflow-run", "preview-image", "preview-csv", "job-io"):
+                 "sweep-trials", "compare", "pipeline-graph", "pipeline-live", "mlflow-run", "preview-image", "preview-csv", "job-io", "job-rerun"):
         assert os.path.getsize(os.path.join(out, f"{page}.png")) > 1000
 
     # A used or unknown sign-in link is refused; the API without a session is too.

@@ -173,6 +173,7 @@ async function jobPage(name: string, tab: string, highlight?: string) {
       h("h1", {}, job.display_name ?? job.name, " ", statusBadge(job.status)),
       h("p", { class: "reason", id: "status-reason" }, job.status_reason ?? ""),
       running ? h("button", { id: "cancel", onclick: async () => { await post(`${base}/cancel`); } }, "Cancel") : h("span"),
+      job.parent_job_name ? h("span") : h("button", { id: "rerun", onclick: () => rerun(name, body) }, "Rerun"),
       h("nav", { class: "tabs" }, ...tabs.map((t) => h("a", { href: `#/jobs/${encodeURIComponent(name)}/${t}`, class: t === tab ? "active" : "" }, t))));
   };
   drawHeader();
@@ -182,7 +183,7 @@ async function jobPage(name: string, tab: string, highlight?: string) {
     job = await get<Job>(base);
     drawHeader();
     const typing = document.activeElement instanceof HTMLInputElement && document.activeElement.closest(".editable");
-    if (tab === "overview" && (force || !typing)) overview();
+    if (tab === "overview" && !body.dataset.editing && (force || !typing)) overview();
     if (tab === "graph") body.replaceChildren(pipelineGraph(job));
   };
   cleanup.push(onJobsChanged(() => refresh()));
@@ -326,6 +327,27 @@ function sweepTrials(job: Job, body: HTMLElement) {
   if (obj.step.length) drawChart(chart, [{ label: metric, data: obj }, { label: "best so far", data: run }], { log: false, smoothing: 0, x: "step", title: metric });
   body.append(h("h2", {}, "Hyperparameters against the objective"), h("div", { id: "parallel-coordinates" },
     parallelCoordinates(trials.map((t) => ({ name: t.name, values: t.hyperparameters, objective: objective(t) })), hp, metric, maximize)));
+}
+
+// Rerun: the YAML as submitted, to edit and submit again (the original's code and local inputs stand for
+// the local paths it names); the new job's page opens, or the errors show, each at its place.
+async function rerun(name: string, body: HTMLElement) {
+  const withYaml = await get<{ source_yaml?: string }>(`/api/v1/jobs/${encodeURIComponent(name)}?include=yaml`);
+  const editor = h("textarea", { id: "rerun-yaml", rows: 18, cols: 100, spellcheck: "false" });
+  editor.value = withYaml.source_yaml ?? "";
+  const newName = h("input", { id: "rerun-name", placeholder: "name (default: a new one)", size: 30 });
+  const errors = h("pre", { class: "error", id: "rerun-errors" });
+  const submit = h("button", { id: "rerun-submit", onclick: async () => {
+    errors.textContent = "";
+    try {
+      const made = await post<Job>(`/api/v1/jobs/${encodeURIComponent(name)}/rerun`, { yaml: editor.value, name: newName.value });
+      location.hash = `#/jobs/${encodeURIComponent(made.name)}`;
+    } catch (e) { errors.textContent = (e as Error).message; }
+  } }, "Submit");
+  body.dataset.editing = "rerun";  // live updates leave the editor alone
+  body.replaceChildren(h("h2", {}, `Rerun ${name}`), h("p", {}, "Edit the job as submitted; its code and local inputs are the original's."),
+    editor, h("div", { class: "toolbar" }, newName, submit), errors);
+  editor.focus();
 }
 
 // Inputs or outputs as rows: name, type, where (a link where the studio can show it), mode; no JSON.
