@@ -128,6 +128,13 @@ try {
   results.best_trial = await page.textContent("#best-trial");
   await shot("sweep-trials");
 
+  step = "select a running job in the list and cancel it";
+  await page.goto(url("#/jobs"));
+  await page.waitForSelector(`[data-job="${cfg.to_cancel}"] input[type=checkbox]`, { timeout: 10000 });
+  await page.check(`[data-job="${cfg.to_cancel}"] input[type=checkbox]`);
+  await page.click("#cancel-picked");
+  await page.waitForSelector(`[data-job="${cfg.to_cancel}"] [data-status="Canceled"]`, { timeout: 30000 });
+
   step = "a pipeline's steps are nested under it in the jobs list";
   await page.goto(url("#/jobs"));
   await page.waitForSelector(`[data-job="${cfg.pipeline}"]`, { timeout: 10000 });
@@ -233,6 +240,8 @@ try {
   await page.goto(url(`#/compare?jobs=${cfg.compare.join(",")}`));
   await page.waitForSelector("#compare-params tr.differs", { timeout: 10000 });
   results.differing_params = await page.$$eval("#compare-params tr.differs td:first-child", (tds) => tds.map((t) => t.textContent));
+  results.compare_metrics = await page.$$eval("#compare-metrics tr.differs td:first-child", (tds) => tds.map((t) => t.textContent));
+  results.compare_lines = await page.$$eval("#compare-parallel svg polyline", (ls) => ls.map((l) => l.getAttribute("data-trial")).sort());
   await shot("compare");
 
   step = "computes and experiments";

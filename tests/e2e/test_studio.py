@@ -46,8 +46,8 @@ def call(ws, method, path, body):
 
 @pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="chromium is not installed")
 def test_studio_pages_in_a_real_browser(make_ws):
-    # Four slots: a running pipeline's step, the job canceled from its page and the live job run together.
-    ws = make_ws({"CAIRN_LOCAL_SLOTS": "4"})
+    # Five slots: a running pipeline's step, the jobs canceled from the pages and the live job run together.
+    ws = make_ws({"CAIRN_LOCAL_SLOTS": "5"})
     out = os.environ.get("CAIRN_TEST_ARTIFACTS") or os.path.join(ROOT, "build", "test-artifacts", "studio")
     os.makedirs(out, exist_ok=True)
     ws.write("src/curve.py", CURVE)
@@ -108,6 +108,7 @@ jobs:
     ws.run("job", "create", "-f", "pipe_live.yml", "-n", "pipe_live")
     ws.write("sleep.yml", "command: sleep 120\nenvironment: azureml:x@latest\n")
     ws.run("job", "create", "-f", "sleep.yml", "-n", "sleeper")
+    ws.run("job", "create", "-f", "sleep.yml", "-n", "to_cancel")
     ws.write("live.yml", "command: 'sleep 8; echo hello from the job'\nenvironment: azureml:x@latest\n")
     ws.run("job", "create", "-f", "live.yml", "-n", "live_job")
     # An MLflow run logged from outside any job (a laptop's), with a param, a metric and an artifact.
@@ -131,7 +132,7 @@ jobs:
            "output_path": "artifacts/outputs/model.txt", "compare": ["done_job", "other_job"], "out": out,
            "pipeline": "pipe_first", "pipeline_reused": "pipe_reused", "pipeline_live": "pipe_live",
            "gate": os.path.join(ws.dir, "gate"), "job_experiment": job_exp, "laptop_experiment": laptop_exp,
-           "laptop_run": laptop_run, "arts": "arts_job"}
+           "laptop_run": laptop_run, "arts": "arts_job", "to_cancel": "to_cancel"}
     p = subprocess.run(["node", os.path.join(BROWSER, "studio.mjs"), json.dumps(cfg)], capture_output=True,
                        text=True, timeout=180, cwd=BROWSER)
     assert p.returncode == 0, p.stderr + p.stdout
@@ -148,6 +149,8 @@ jobs:
     assert sorted(results["parallel_lines"]) == ["sweep_job_0", "sweep_job_1", "sweep_job_2"]
     assert "sweep_job_0" in results["best_trial"]  # lr 0.1 keeps acc highest
     assert results["differing_params"] == ["lr"]
+    assert results["compare_metrics"] == ["loss"] and results["compare_lines"] == ["done_job", "other_job"]
+    assert ws.job("to_cancel")["status"] == "Canceled"
     assert "lr0.1" in results["params"].replace(" ", "")
     assert ws.job("sleeper")["status"] == "Canceled"
     # Pipelines: steps nested under their pipeline, the graph's boxes and data edge, reused steps marked.

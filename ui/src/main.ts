@@ -40,6 +40,10 @@ async function jobsPage(params: URLSearchParams) {
   const count = h("span", { class: "count" });
   const counts = h("span", { class: "status-counts", id: "status-counts" });
   const compare = h("button", { id: "compare", disabled: true, onclick: () => { location.hash = `#/compare?jobs=${[...picked].join(",")}`; } }, "Compare");
+  const cancelPicked = h("button", { id: "cancel-picked", disabled: true, onclick: async () => {
+    const live = all.filter((j) => picked.has(j.name) && !["Completed", "Failed", "Canceled"].includes(j.status));
+    await Promise.all(live.map((j) => post(`/api/v1/jobs/${encodeURIComponent(j.name)}/cancel`).catch(() => undefined)));
+  } }, "Cancel selected");
   const columns: [string, string, (j: Job) => string | number][] = [
     ["status", "Status", (j) => j.status],
     ["name", "Name", (j) => j.name],
@@ -66,7 +70,7 @@ async function jobsPage(params: URLSearchParams) {
   const picked = new Set<string>();
   const expanded = new Set<string>(params.get("expand")?.split(",").filter(Boolean) ?? []);
   status.value = params.get("status") ?? "";
-  app.append(h("div", { class: "toolbar" }, filter, status, compare, count, counts), h("div", { class: "table" }, head, viewport));
+  app.append(h("div", { class: "toolbar" }, filter, status, compare, cancelPicked, count, counts), h("div", { class: "table" }, head, viewport));
 
   let all: Job[] = [];
   let shown: Job[] = [];
@@ -119,6 +123,7 @@ async function jobsPage(params: URLSearchParams) {
       const box = h("input", { type: "checkbox", checked: picked.has(j.name), onchange: (e: Event) => {
         (e.target as HTMLInputElement).checked ? picked.add(j.name) : picked.delete(j.name);
         compare.disabled = picked.size < 2;
+        cancelPicked.disabled = picked.size < 1;
       } });
       return h("div", { class: "row", "data-job": j.name }, h("span", { class: "pick" }, box),
         h("span", { class: "c-status" }, statusBadge(j.status)),
@@ -451,12 +456,32 @@ async function comparePage(names: string[]) {
   ]);
   const params = runs.map((r) => Object.fromEntries((r.run.data.params ?? []).map((p) => [p.key, p.value])));
   const keys = [...new Set(params.flatMap((p) => Object.keys(p)))].sort();
+  // Each run's latest value of each metric (MLflow's run data), for the table and the parallel coordinates.
+  const latest = runs.map((r) => Object.fromEntries(((r.run.data as { metrics?: { key: string; value: number }[] }).metrics ?? [])
+    .filter((m) => !isSystem(m.key)).map((m) => [m.key, m.value])));
+  const metricNames = [...new Set(latest.flatMap((m) => Object.keys(m)))].sort();
   app.append(h("h1", {}, `Comparing ${names.length} runs`), h("h2", {}, "Params"),
     h("table", { class: "compare", id: "compare-params" }, h("tr", {}, h("th", {}, "param"), ...names.map((n) => h("th", {}, n))),
       ...keys.map((k) => {
         const vals = params.map((p) => p[k] ?? "");
         return h("tr", { class: new Set(vals).size > 1 ? "differs" : "" }, h("td", {}, k), ...vals.map((v) => h("td", {}, v)));
       })));
+  if (metricNames.length)
+    app.append(h("h2", {}, "Metrics (latest)"), h("table", { class: "compare", id: "compare-metrics" },
+      h("tr", {}, h("th", {}, "metric"), ...names.map((n) => h("th", {}, n))),
+      ...metricNames.map((k) => {
+        const vals = latest.map((m) => (m[k] === undefined ? "" : fmtNumber(m[k] as number)));
+        return h("tr", { class: new Set(vals).size > 1 ? "differs" : "" }, h("td", {}, k), ...vals.map((v) => h("td", { class: "num" }, v)));
+      })));
+  // Params against the first metric, one line per run (as a sweep's trials are drawn).
+  const axes = keys.filter((k) => new Set(params.map((p) => p[k])).size > 1);
+  if (metricNames.length && axes.length) {
+    const metric = metricNames[0];
+    const typed = (v: string | undefined) => (v !== undefined && v !== "" && !Number.isNaN(Number(v)) ? Number(v) : v ?? "");
+    app.append(h("h2", {}, `Params against ${metric}`), h("div", { id: "compare-parallel" },
+      parallelCoordinates(names.map((n, i) => ({ name: n, values: Object.fromEntries(axes.map((a) => [a, typed(params[i][a])])),
+        objective: typeof latest[i][metric] === "number" ? (latest[i][metric] as number) : undefined })), axes, metric, true)));
+  }
   const charts = h("div", { class: "charts", id: "compare-charts" });
   app.append(h("h2", {}, "Metrics"), charts);
   const metricKeys = [...new Set(metrics.flatMap((m) => Object.keys(m.metrics)))].sort();
