@@ -244,6 +244,44 @@ try {
   results.compare_lines = await page.$$eval("#compare-parallel svg polyline", (ls) => ls.map((l) => l.getAttribute("data-trial")).sort());
   await shot("compare");
 
+  step = "both themes, following the system, keep text at WCAG AA contrast";
+  const contrast = () => page.evaluate(() => {
+    const rgb = (s) => s.match(/\d+(\.\d+)?/g).slice(0, 3).map(Number);
+    const lum = ([r, g, b]) => {
+      const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const ratio = (a, b) => { const [x, y] = [lum(rgb(a)), lum(rgb(b))].sort((p, q) => q - p); return (x + 0.05) / (y + 0.05); };
+    const bg = getComputedStyle(document.body).backgroundColor;
+    const color = (sel) => getComputedStyle(document.querySelector(sel)).color;
+    const badge = document.querySelector(".job-head .status");
+    return { bg, title: ratio(color(".job-head h1"), bg), reason: ratio(color(".reason"), bg), link: ratio(color(".tabs a"), bg),
+      badge: ratio(getComputedStyle(badge).color, getComputedStyle(badge).backgroundColor) };
+  });
+  for (const scheme of ["light", "dark"]) {
+    await page.emulateMedia({ colorScheme: scheme });
+    await page.goto(url(`#/jobs/${cfg.done}`));
+    await page.waitForSelector(".job-head h1", { timeout: 10000 });
+    results[`contrast_${scheme}`] = await contrast();
+    await shot(`theme-${scheme}`);
+  }
+  await page.goto(url(`#/jobs/${cfg.done}/metrics`));
+  await page.waitForSelector(".chart canvas", { timeout: 10000 });
+  await shot("theme-dark-metrics");
+  await page.emulateMedia({ colorScheme: "light" });
+
+  step = "a 390 px wide phone: no page scrolls sideways";
+  await page.setViewportSize({ width: 390, height: 844 });
+  results.phone_overflow = {};
+  for (const [name, hash, sel] of [["jobs", "#/jobs", "#jobs-viewport .row"], ["job", `#/jobs/${cfg.done}`, ".job-head h1"],
+                                   ["pipeline", `#/jobs/${cfg.pipeline}`, "#pipeline-graph"], ["outputs", `#/jobs/${cfg.arts}/outputs`, "#files"]]) {
+    await page.goto(url(hash));
+    await page.waitForSelector(sel, { timeout: 10000 });
+    results.phone_overflow[name] = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    await shot(`phone-${name}`);
+  }
+  await page.setViewportSize({ width: 1400, height: 900 });
+
   step = "computes and experiments";
   await page.goto(url("#/computes"));
   await page.waitForSelector("#computes tr td", { timeout: 10000 });

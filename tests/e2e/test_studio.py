@@ -151,6 +151,13 @@ jobs:
     assert results["differing_params"] == ["lr"]
     assert results["compare_metrics"] == ["loss"] and results["compare_lines"] == ["done_job", "other_job"]
     assert ws.job("to_cancel")["status"] == "Canceled"
+    # Both themes: text and badges at WCAG AA (4.5:1) against what is behind them; the dark one is dark.
+    for scheme in ("light", "dark"):
+        c = results[f"contrast_{scheme}"]
+        assert min(c["title"], c["reason"], c["link"], c["badge"]) >= 4.5, (scheme, c)
+    assert results["contrast_dark"]["bg"] != results["contrast_light"]["bg"]
+    # A 390 px phone: no page scrolls sideways.
+    assert all(v <= 0 for v in results["phone_overflow"].values()), results["phone_overflow"]
     assert "lr0.1" in results["params"].replace(" ", "")
     assert ws.job("sleeper")["status"] == "Canceled"
     # Pipelines: steps nested under their pipeline, the graph's boxes and data edge, reused steps marked.
@@ -194,7 +201,7 @@ jobs:
     assert results["laptop_nested"] == ["notes/readme.txt"]
     assert results["experiment_runs"] == [laptop_run]
     for page in ("jobs", "job-overview", "job-logs", "job-metrics", "job-monitoring", "job-outputs", "job-canceled",
-                 "sweep-trials", "compare", "pipeline-graph", "pipeline-live", "mlflow-run", "preview-image", "preview-csv", "job-io", "job-rerun"):
+                 "sweep-trials", "compare", "pipeline-graph", "pipeline-live", "mlflow-run", "preview-image", "preview-csv", "job-io", "job-rerun", "theme-dark", "phone-jobs", "phone-pipeline"):
         assert os.path.getsize(os.path.join(out, f"{page}.png")) > 1000
 
     # A used or unknown sign-in link is refused; the API without a session is too.

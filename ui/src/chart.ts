@@ -56,6 +56,10 @@ export function drawChart(target: HTMLElement, series: Series[], opts: { log: bo
   // 100 curves took 1.4 s to reach the screen at 1.5 px and 0.1 s as hairlines. Crowded charts draw
   // hairlines (one device pixel); a few curves keep the thicker line.
   const lineWidth = series.length > 4 ? 1 / (window.devicePixelRatio || 1) : 1.5;
+  // The axes in the theme's colours (uPlot draws them on the canvas, where CSS does not reach).
+  const css = getComputedStyle(document.documentElement);
+  const fg = css.getPropertyValue("--fg").trim() || "#1d1d1f", line = css.getPropertyValue("--line").trim() || "#e3e6ea";
+  const themed = { stroke: fg, grid: { stroke: line, width: 1 }, ticks: { stroke: line, width: 1 } };
   const u = new uPlot(
     {
       title: opts.title,
@@ -69,8 +73,8 @@ export function drawChart(target: HTMLElement, series: Series[], opts: { log: bo
       // The drawn x axis's tick labels, for the browser tests (uPlot draws them on the canvas).
       hooks: { draw: [(p: uPlot) => { target.dataset.xTicks = ((p.axes[0] as unknown as { _values?: string[] })._values ?? []).join("|"); }] },
       axes: [opts.x === "step" && x.every((v) => Number.isInteger(v))
-        ? { incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 1e4, 2e4, 5e4, 1e5, 1e6, 1e7], values: (_u: uPlot, ticks: number[]) => ticks.map((t) => String(Math.round(t))) }
-        : {}, {}],
+        ? { ...themed, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 1e4, 2e4, 5e4, 1e5, 1e6, 1e7], values: (_u: uPlot, ticks: number[]) => ticks.map((t) => String(Math.round(t))) }
+        : themed, themed],
     },
     [x, ...ys] as uPlot.AlignedData,
     target,
