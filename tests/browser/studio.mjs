@@ -144,6 +144,18 @@ try {
   results.steps_shown = await page.$$eval(`[data-job^="${cfg.pipeline}_"]`, (els) => els.map((e) => e.getAttribute("data-job")).sort());
   results.trials_hidden = await page.$$eval(`[data-job^="${cfg.sweep}_"]`, (els) => els.length);
 
+  step = "the keyboard: arrows move over the rows, Enter opens the job";
+  await page.focus("#jobs-viewport");
+  await page.keyboard.press("ArrowDown");
+  await page.keyboard.press("ArrowDown");
+  results.cursor_job = await page.getAttribute("#jobs-viewport .row.cursor", "data-job");
+  const second = await page.$$eval("#jobs-viewport .row", (rs) => rs[1].getAttribute("data-job"));
+  results.cursor_is_second = results.cursor_job === second;
+  await page.keyboard.press("Enter");
+  await page.waitForFunction((n) => location.hash === `#/jobs/${n}`, results.cursor_job, { timeout: 5000 });
+  await page.goto(url("#/jobs?expand=" + cfg.pipeline));
+  await page.waitForSelector(`[data-job="${cfg.pipeline}_use"]`, { timeout: 10000 });
+
   step = "status counts filter the list, and the filters stay in the URL";
   await page.click('#status-counts [data-status="Completed"]');
   await page.waitForFunction(() => location.hash.includes("status=Completed"), null, { timeout: 5000 });

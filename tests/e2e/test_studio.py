@@ -163,6 +163,7 @@ jobs:
     # Pipelines: steps nested under their pipeline, the graph's boxes and data edge, reused steps marked.
     assert results["steps_hidden"] == 0 and results["steps_shown"] == ["pipe_first_make", "pipe_first_use"]
     assert results["trials_hidden"] == 0  # a sweep's trials are nested under it too
+    assert results["cursor_is_second"]  # ↓ twice: the second row; Enter opened it
     assert results["filtered_statuses"] == ["Completed"] and "status=Completed" in results["filter_url"]
     assert "expand=pipe_first" in results["filter_url"]
     assert results["url_filter_applied"] == "Canceled"

@@ -63,7 +63,9 @@ async function jobsPage(params: URLSearchParams) {
   let sortKey = "created", desc = true;
   const head = h("div", { class: "row head" }, h("span", { class: "pick" }),
     ...columns.map(([key, label]) => h("span", { class: `c-${key}`, onclick: () => { desc = sortKey === key ? !desc : key === "created"; sortKey = key; render(); } }, label)));
-  const viewport = h("div", { class: "viewport", id: "jobs-viewport" });
+  const viewport = h("div", { class: "viewport", id: "jobs-viewport", tabindex: 0, role: "grid", "aria-label": "jobs" });
+  // The keyboard: ↑/↓ move a cursor over the rows, Enter opens its job, Space ticks it.
+  let cursor = -1;
   const spacer = h("div", { class: "spacer" });
   const rows = h("div", { class: "rows" });
   viewport.append(spacer, rows);
@@ -125,7 +127,7 @@ async function jobsPage(params: URLSearchParams) {
         compare.disabled = picked.size < 2;
         cancelPicked.disabled = picked.size < 1;
       } });
-      return h("div", { class: "row", "data-job": j.name }, h("span", { class: "pick" }, box),
+      return h("div", { class: "row" + (shown[cursor]?.name === j.name ? " cursor" : ""), "data-job": j.name, role: "row" }, h("span", { class: "pick" }, box),
         h("span", { class: "c-status" }, statusBadge(j.status)),
         h("span", { class: "c-name" },
           j.type === "pipeline" || j.type === "sweep" ? h("button", { class: "expand", "data-expand": j.name,
@@ -143,6 +145,26 @@ async function jobsPage(params: URLSearchParams) {
     }));
   };
   viewport.addEventListener("scroll", () => requestAnimationFrame(paint));
+  viewport.addEventListener("keydown", (e: KeyboardEvent) => {
+    if (!shown.length) return;
+    if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      e.preventDefault();
+      cursor = Math.max(0, Math.min(shown.length - 1, cursor + (e.key === "ArrowDown" ? 1 : -1)));
+      const top = cursor * ROW, bottom = top + ROW;
+      if (top < viewport.scrollTop) viewport.scrollTop = top;
+      else if (bottom > viewport.scrollTop + viewport.clientHeight) viewport.scrollTop = bottom - viewport.clientHeight;
+      paint();
+    } else if (e.key === "Enter" && shown[cursor]) {
+      location.hash = `#/jobs/${encodeURIComponent(shown[cursor].name)}`;
+    } else if (e.key === " " && shown[cursor]) {
+      e.preventDefault();
+      const n = shown[cursor].name;
+      picked.has(n) ? picked.delete(n) : picked.add(n);
+      compare.disabled = picked.size < 2;
+      cancelPicked.disabled = picked.size < 1;
+      paint();
+    }
+  });
   filter.addEventListener("input", render);
   status.addEventListener("change", render);
   cleanup.push(onJobsChanged(load));
