@@ -42,7 +42,9 @@ std::string CreateJobCgroup(const std::string& job, const std::string& record_fi
   if (mount.empty()) return "";
   std::string own = OwnCgroup();
   if (own == "/") own = "";
-  std::string path = mount + own + "/cairn.job." + job;
+  // Named for the job and its run folder: two workspaces on one machine may both have a job named
+  // "train", and ending one must not end the other.
+  std::string path = mount + own + "/cairn.job." + job.substr(0, 200) + "." + Sha256Hex(Dirname(record_file)).substr(0, 12);
   if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return "";
   if (access((path + "/cgroup.procs").c_str(), W_OK) != 0) {
     rmdir(path.c_str());

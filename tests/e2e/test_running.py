@@ -175,3 +175,24 @@ def test_server_stop_returns_once_the_server_is_gone(ws):
     assert not any(pid == old for pid, _ in pids_mentioning(ws.home))
     ws.run("job", "list")
     assert ws.server_info()["pid"] != old
+
+
+def test_two_workspaces_with_a_job_of_the_same_name_end_only_their_own(make_ws):
+    """A job's cgroup is named for its run folder too: canceling `train` in one workspace (its cgroup killed)
+    leaves the other workspace's `train` running."""
+    a, b = make_ws(), make_ws()
+    for w in (a, b):
+        w.write("job.yml", "command: sleep 60\nenvironment: {image: python:3.11}\n")
+        w.run("job", "create", "-f", "job.yml", "-n", "train")
+    for w in (a, b):
+        w.wait_status("train", "Running")
+    a.run("job", "cancel", "-n", "train")
+    a.wait_status("train", "Canceled")
+    time.sleep(1)
+    assert b.job("train")["status"] == "Running"
+    with open(os.path.join(b.home, "runs", "train", "cgroup")) as f:
+        b_cgroup = f.read().strip()
+    if b_cgroup:
+        assert os.path.basename(b_cgroup).startswith("cairn.job.train.")
+    b.run("job", "cancel", "-n", "train")
+    b.wait_status("train", "Canceled")
