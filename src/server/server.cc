@@ -28,6 +28,7 @@
 #include "scheduler/scheduler.h"
 #include "server/assets_api.h"
 #include "server/job_view.h"
+#include "server/zip_stream.h"
 #include "server/responses.h"
 #include "server/mlflow_api.h"
 #include "tracking/tracking_store.h"
@@ -486,6 +487,65 @@ class Server {
       return owner;
     }
     return job;
+  }
+
+  // A job's files as the files route lists them: {path, size} under artifacts/ and named-outputs/<name>/ (a
+  // datastore output from its folder, a reused step's from its original, a pipeline's outputs from the
+  // steps bound to them).
+  json JobFiles(const store::JobRecord& given) {
+    json files = json::array();
+    if (given.type == "pipeline") {
+      if (auto run = Beneath::Open(compute::RunLayout::For(opt_.home, given.name).root); run.ok())
+        ListFiles(*run, "artifacts", "artifacts/", files);
+      const json outs = given.spec.value("pipeline", json::object()).value("outputs", json::object());
+      for (const auto& [out, _] : outs.items()) {
+        std::string path = "named-outputs/" + out + "/";
+        store::JobRecord owner = FilesOf(given, &path);
+        if (owner.name == given.name) continue;
+        std::string step_out = path.substr(14, path.find('/', 14) - 14);
+        std::string folder = OutputDatastoreFolder(owner, step_out);
+        auto root = Beneath::Open(folder.empty() ? compute::RunLayout::For(opt_.home, owner.name).root : folder);
+        if (root.ok()) ListFiles(*root, folder.empty() ? "outputs/" + step_out : "", "named-outputs/" + out + "/", files);
+      }
+      return files;
+    }
+    store::JobRecord job = FilesOf(given);
+    compute::RunLayout layout = compute::RunLayout::For(opt_.home, job.name);
+    if (auto run = Beneath::Open(layout.root); run.ok()) {
+      ListFiles(*run, "artifacts", "artifacts/", files);
+      const json outputs = job.spec.value("outputs", json::object());
+      for (const auto& [name, _] : outputs.items()) {
+        if (!Beneath::IsClean(name) || name.find('/') != std::string::npos) continue;
+        std::string folder = OutputDatastoreFolder(job, name);
+        if (folder.empty()) {
+          ListFiles(*run, "outputs/" + name, "named-outputs/" + name + "/", files);
+        } else if (auto ds = Beneath::Open(folder); ds.ok()) {
+          ListFiles(*ds, "", "named-outputs/" + name + "/", files);
+        }
+      }
+    }
+    return files;
+  }
+
+  // One file of that listing, opened beneath its root without following links.
+  Result<int> OpenJobFile(const store::JobRecord& given, const std::string& path) {
+    std::string asked = path;
+    store::JobRecord job = FilesOf(given, &asked);
+    std::string rel = MapRunPath(asked);
+    std::string root = compute::RunLayout::For(opt_.home, job.name).root;
+    if (StartsWith(rel, "outputs/")) {
+      // outputs/<name>/<file>: from the datastore folder when the job wrote that output there.
+      std::string name = rel.substr(8, rel.find('/', 8) == std::string::npos ? std::string::npos : rel.find('/', 8) - 8);
+      std::string folder = OutputDatastoreFolder(job, name);
+      if (!folder.empty()) {
+        root = folder;
+        rel = rel.size() > 8 + name.size() + 1 ? rel.substr(8 + name.size() + 1) : "";
+      }
+    }
+    auto run = Beneath::Open(root);
+    auto fd = rel.empty() || !run.ok() ? Result<int>(NotFound("")) : run->OpenRead(rel);
+    if (!fd.ok()) return NotFound("job '" + given.name + "' has no file " + path);
+    return fd;
   }
 
   // Submits a job: {spec, source_yaml?, snapshot?, input_snapshots?, dry_run?}. Its MLflow run is made first
@@ -1069,64 +1129,41 @@ class Server {
     svr_.Get(R"(/api/v1/jobs/([^/]+)/files)", [this](const http::Request& req, http::Response& res) {
       auto job = Reader().Get(req.matches[1]);
       if (!job.ok()) return SendError(res, job.status());
-      if (job->type == "pipeline") {
-        // Its own log, and its named outputs: each from the step bound to it.
-        json files = json::array();
-        if (auto run = Beneath::Open(compute::RunLayout::For(opt_.home, job->name).root); run.ok())
-          ListFiles(*run, "artifacts", "artifacts/", files);
-        const json outs = job->spec.value("pipeline", json::object()).value("outputs", json::object());
-        for (const auto& [out, _] : outs.items()) {
-          std::string path = "named-outputs/" + out + "/";
-          store::JobRecord owner = FilesOf(*job, &path);
-          if (owner.name == job->name) continue;
-          std::string step_out = path.substr(14, path.find('/', 14) - 14);
-          std::string folder = OutputDatastoreFolder(owner, step_out);
-          auto root = Beneath::Open(folder.empty() ? compute::RunLayout::For(opt_.home, owner.name).root : folder);
-          if (root.ok()) ListFiles(*root, folder.empty() ? "outputs/" + step_out : "", "named-outputs/" + out + "/", files);
-        }
-        return SendJson(res, {{"status", job->status}, {"files", files}});
-      }
-      job = FilesOf(*job);
-      compute::RunLayout layout = compute::RunLayout::For(opt_.home, job->name);
-      json files = json::array();
-      if (auto run = Beneath::Open(layout.root); run.ok()) {
-        ListFiles(*run, "artifacts", "artifacts/", files);
-        const json outputs = job->spec.value("outputs", json::object());
-        for (const auto& [name, _] : outputs.items()) {
-          if (!Beneath::IsClean(name) || name.find('/') != std::string::npos) continue;
-          // An output the job wrote to a datastore path is listed from there.
-          std::string folder = OutputDatastoreFolder(*job, name);
-          if (folder.empty()) {
-            ListFiles(*run, "outputs/" + name, "named-outputs/" + name + "/", files);
-          } else if (auto ds = Beneath::Open(folder); ds.ok()) {
-            ListFiles(*ds, "", "named-outputs/" + name + "/", files);
-          }
-        }
-      }
-      SendJson(res, {{"status", job->status}, {"files", files}});
+      SendJson(res, {{"status", job->status}, {"files", JobFiles(*job)}});
     });
     svr_.Get(R"(/api/v1/jobs/([^/]+)/files/(.+))", [this](const http::Request& req, http::Response& res) {
       auto job = Reader().Get(req.matches[1]);
       if (!job.ok()) return SendError(res, job.status());
-      std::string asked = req.matches[2];
-      job = FilesOf(*job, &asked);
-      std::string rel = MapRunPath(asked);
-      std::string root = compute::RunLayout::For(opt_.home, job->name).root;
-      if (StartsWith(rel, "outputs/")) {
-        // outputs/<name>/<file>: from the datastore folder when the job wrote that output there.
-        std::string name = rel.substr(8, rel.find('/', 8) == std::string::npos ? std::string::npos : rel.find('/', 8) - 8);
-        std::string folder = OutputDatastoreFolder(*job, name);
-        if (!folder.empty()) {
-          root = folder;
-          rel = rel.size() > 8 + name.size() + 1 ? rel.substr(8 + name.size() + 1) : "";
-        }
-      }
-      auto run = Beneath::Open(root);
-      auto fd = rel.empty() || !run.ok() ? Result<int>(NotFound("")) : run->OpenRead(rel);
-      if (!fd.ok()) return SendError(res, NotFound("job '" + job->name + "' has no file " + req.matches[2].str()));
+      auto fd = OpenJobFile(*job, req.matches[2]);
+      if (!fd.ok()) return SendError(res, fd.status());
       struct stat st;
       fstat(*fd, &st);
       res.set_file_content(*fd, static_cast<size_t>(st.st_size), "application/octet-stream");
+    });
+    // A folder of a job's files as one zip (stored, not compressed), streamed: ?path=<folder of the listing>.
+    svr_.Get(R"(/api/v1/jobs/([^/]+)/zip)", [this](const http::Request& req, http::Response& res) {
+      auto job = Reader().Get(req.matches[1]);
+      if (!job.ok()) return SendError(res, job.status());
+      std::string folder = req.get_param_value("path");
+      while (!folder.empty() && folder.back() == '/') folder.pop_back();
+      while (!folder.empty() && folder.front() == '/') folder.erase(folder.begin());
+      std::vector<ZipEntry> entries;
+      long long total = 0;
+      for (const auto& f : JobFiles(*job)) {
+        std::string path = f.value("path", "");
+        if (!folder.empty() && !StartsWith(path, folder + "/")) continue;
+        long long size = f.value("size", 0LL);
+        total += size;
+        // Named for the folder's own name and below it, as a folder downloaded from a file browser is.
+        std::string base = folder.empty() ? job->name : Basename(folder);
+        entries.push_back({base + "/" + path.substr(folder.empty() ? 0 : folder.size() + 1), path, size});
+      }
+      if (entries.empty()) return SendError(res, NotFound("job '" + job->name + "' has no files under '" + folder + "'"));
+      if (total >= (1LL << 32) - 1 || entries.size() >= 65535)
+        return SendError(res, FailedPrecondition("the folder is too large for one zip (4 GiB or 65,535 files); download it with cairn job download"));
+      res.set_header("Content-Disposition", "attachment; filename=\"" + (folder.empty() ? job->name : Basename(folder)) + ".zip\"");
+      auto writer = std::make_shared<ZipStream>(std::move(entries), [this, j = *job](const std::string& path) { return OpenJobFile(j, path); });
+      res.set_stream("application/zip", [writer](http::DataSink& sink) { return writer->Next(sink); });
     });
     // Staging, for supervisors on nodes that do not share the workspace's filesystem (a Slurm cluster's):
     // the run file, the blobs it names, and the run's files written back as they grow.

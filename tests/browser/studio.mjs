@@ -223,6 +223,9 @@ try {
   await open("artifacts/outputs/model/MLmodel");
   await page.waitForSelector("#mlmodel-flavors", { timeout: 10000 });
   results.mlmodel_flavors = await page.textContent("#mlmodel-flavors");
+  const [zip] = await Promise.all([page.waitForEvent("download"), page.click('#files [data-dir="artifacts/outputs"] > summary a.zip')]);
+  results.zip_path = path.join(cfg.out, "outputs.zip");
+  await zip.saveAs(results.zip_path);
 
   step = "a single-value metric is a value, a short curve has integer steps";
   await page.goto(url(`#/jobs/${cfg.arts}/metrics`));

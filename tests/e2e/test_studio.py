@@ -182,6 +182,13 @@ jobs:
     assert results["html_sandbox"] == "" and "LogisticRegression" in results["html_srcdoc"]
     assert results["title_after_html"] != "pwned"
     assert results["mlmodel_flavors"] == "python_function, sklearn"
+    # A folder downloads as one zip: every file, byte for byte (checked by Python's zipfile, CRCs included).
+    import zipfile
+    with zipfile.ZipFile(results["zip_path"]) as z:
+        assert z.testzip() is None
+        names = sorted(z.namelist())
+        assert "outputs/model/MLmodel" in names and "outputs/data.csv" in names, names
+        assert z.read("outputs/metrics.json") == open(os.path.join(ws.home, "runs/arts_job/artifacts/outputs/metrics.json"), "rb").read()
     # Inputs and outputs as rows with their locations; tags and properties edited from the page.
     assert results["output_rows"] == [["o", "azureml://jobs/pipe_first_make/outputs/o"]]
     assert results["input_link"] == "#/jobs/pipe_first_make/outputs"

@@ -82,8 +82,12 @@ export interface Trial {
 export function onJobsChanged(fn: () => void): () => void {
   const source = new EventSource("/api/v1/events", { withCredentials: true });
   let timer: number | undefined;
-  source.addEventListener("jobs", () => {
+  const soon = () => {
     if (timer === undefined) timer = window.setTimeout(() => { timer = undefined; fn(); }, 100);
-  });
+  };
+  source.addEventListener("jobs", soon);
+  // Once connected (and after every reconnect), read again: a change between the page's first read and
+  // the stream's start (a job that ended meanwhile) would otherwise never be shown.
+  source.addEventListener("open", soon);
   return () => { source.close(); if (timer !== undefined) clearTimeout(timer); };
 }

@@ -312,7 +312,7 @@ async function jobPage(name: string, tab: string, highlight?: string) {
     const marked = highlight ? `artifacts/${highlight}` : "";
     const urlOf = (p: string) => `${base}/files/${p}`;
     const panel = h("div", { class: "preview", id: "preview" }, h("p", { class: "hint" }, "Pick a file to preview it."));
-    const tree = fileTree(listing.files, urlOf, marked, panel);
+    const tree = fileTree(listing.files, urlOf, marked, panel, (dir) => `${base}/zip?path=${encodeURIComponent(dir)}`);
     tree.id = "files";
     body.append(h("div", { class: "outputs" }, tree, panel));
     const hit = listing.files.find((f) => f.path === marked);

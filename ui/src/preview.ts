@@ -113,7 +113,8 @@ export async function preview(path: string, url: string, into: HTMLElement) {
 }
 
 // The files as a tree of folders (open two levels deep), each file a preview on click and a download.
-export function fileTree(files: FileEntry[], urlOf: (p: string) => string, marked: string, into: HTMLElement): HTMLElement {
+export function fileTree(files: FileEntry[], urlOf: (p: string) => string, marked: string, into: HTMLElement,
+                         zipOf?: (dir: string) => string): HTMLElement {
   interface Node { dirs: Map<string, Node>; files: FileEntry[] }
   const root: Node = { dirs: new Map(), files: [] };
   for (const f of files) {
@@ -129,7 +130,9 @@ export function fileTree(files: FileEntry[], urlOf: (p: string) => string, marke
     ...[...n.dirs.entries()].sort().map(([d, child]) => {
       const p = prefix + d;
       const open = depth < 2 || marked.startsWith(p + "/");
-      return h("details", { open, "data-dir": p }, h("summary", {}, d + "/"), h("div", { class: "tree-children" }, ...render(child, p + "/", depth + 1)));
+      return h("details", { open, "data-dir": p }, h("summary", {}, d + "/",
+        ...(zipOf ? [" ", h("a", { href: zipOf(p), download: `${d}.zip`, class: "download zip" }, "zip")] : [])),
+        h("div", { class: "tree-children" }, ...render(child, p + "/", depth + 1)));
     }),
     ...n.files.sort((a, b) => (a.path < b.path ? -1 : 1)).map((f) =>
       h("div", { class: "tree-file" + (f.path === marked ? " marked" : ""), "data-path": f.path },
