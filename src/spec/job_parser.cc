@@ -77,10 +77,9 @@ std::optional<JobSpec> JobParser::Parse(YNode& root) {
   return ParseCommandJob(root);
 }
 
-std::optional<JobSpec> JobParser::ParseCommandJob(YNode& root) {
-  JobSpec spec;
-  CheckKeys(root, kTopKeys, "");
-
+// What every job has: its name (--name wins over the file's), display name, experiment, description, tags
+// and properties.
+void JobParser::ParseIdentity(const YNode& root, JobSpec& spec) {
   if (auto* n = root.Get("name")) spec.name = Str(*n, "name");
   if (!options_.name.empty() && !in_step_) spec.name = options_.name;
   if (!spec.name.empty() && !IsValidName(spec.name)) {
@@ -95,6 +94,13 @@ std::optional<JobSpec> JobParser::ParseCommandJob(YNode& root) {
   if (auto* n = root.Get("description")) spec.description = Str(*n, "description");
   if (auto* n = root.Get("tags")) spec.tags = StringMap(*n, "tags", true);
   if (auto* n = root.Get("properties")) spec.properties = StringMap(*n, "properties", true);
+}
+
+std::optional<JobSpec> JobParser::ParseCommandJob(YNode& root) {
+  JobSpec spec;
+  CheckKeys(root, kTopKeys, "");
+
+  ParseIdentity(root, spec);
   if (auto* n = root.Get("environment_variables"))
     spec.environment_variables = StringMap(*n, "environment_variables", false);
 

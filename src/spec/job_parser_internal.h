@@ -91,6 +91,7 @@ class JobParser {
   static std::string Describe(const YNode& n) { return n.IsScalar() ? "\"" + n.scalar + "\"" : n.TypeName(); }
 
  private:
+  void ParseIdentity(const YNode& root, JobSpec& spec);
   void Error(const YNode& at, const std::string& msg) { d_.Error(at.file, at.line, at.column, msg); }
   void Warning(const YNode& at, const std::string& msg) { d_.Warning(at.file, at.line, at.column, msg); }
   void ErrorAtKey(const YEntry& e, const YNode& parent, const std::string& msg);

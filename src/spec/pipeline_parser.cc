@@ -46,18 +46,7 @@ std::optional<JobSpec> JobParser::ParsePipeline(YNode& root) {
   JobSpec spec;
   spec.type = "pipeline";
   CheckKeys(root, kPipelineTopKeys, "");
-  if (auto* n = root.Get("name")) spec.name = Str(*n, "name");
-  if (!options_.name.empty()) spec.name = options_.name;
-  if (!spec.name.empty() && !IsValidName(spec.name)) {
-    const YNode* n = root.Get("name");
-    std::string msg = "name: '" + spec.name + "' is not a valid job name (letters, digits, '_' and '-')";
-    if (n && options_.name.empty()) Error(*n, msg); else d_.Error("--name", 0, 0, msg);
-  }
-  if (auto* n = root.Get("display_name")) spec.display_name = Str(*n, "display_name");
-  if (auto* n = root.Get("experiment_name")) spec.experiment_name = Str(*n, "experiment_name");
-  if (auto* n = root.Get("description")) spec.description = Str(*n, "description");
-  if (auto* n = root.Get("tags")) spec.tags = StringMap(*n, "tags", true);
-  if (auto* n = root.Get("properties")) spec.properties = StringMap(*n, "properties", true);
+  ParseIdentity(root, spec);
   ParseInputs(root, spec);
   ParseOutputs(root, spec);
   ParseCompute(root, spec);
