@@ -234,6 +234,9 @@ try {
   await page.waitForSelector(".chart canvas", { timeout: 10000 });
   results.curve_keys = await page.$$eval(".chart", (els) => els.map((e) => e.getAttribute("data-keys")));
   results.x_ticks = await page.$eval(".chart", (e) => (e.dataset.xTicks ?? "").split("|").filter((t) => t.length));
+  await page.selectOption("#x-axis", "relative");
+  await page.waitForFunction(() => (document.querySelector(".chart")?.dataset.xTicks ?? "").split("|")[0] === "0", null, { timeout: 5000 }).catch(() => {});
+  results.relative_ticks = await page.$eval(".chart", (e) => (e.dataset.xTicks ?? "").split("|").filter((t) => t.length));
   await shot("metrics-values");
 
   step = "a run logged outside a job has a page: params, metrics, artifacts";

@@ -204,6 +204,8 @@ jobs:
     assert results["single_values"] == [["final_acc", "0.97"]]
     assert results["curve_keys"] == ["epoch_loss"]
     assert len(results["x_ticks"]) >= 2 and all(re.fullmatch(r"\d+", t) for t in results["x_ticks"]), results["x_ticks"]
+    # Relative time: seconds since the first point (the 3 points were logged 1 ms apart).
+    assert results["relative_ticks"] and results["relative_ticks"][0] == "0", results["relative_ticks"]
     assert "depth" in results["laptop_params"] and "7" in results["laptop_params"]
     assert results["laptop_artifacts"] == ["notes"]
     assert results["laptop_nested"] == ["notes/readme.txt"]

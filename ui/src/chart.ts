@@ -18,8 +18,12 @@ function smooth(values: (number | null)[], weight: number): (number | null)[] {
   });
 }
 
-export function drawChart(target: HTMLElement, series: Series[], opts: { log: boolean; smoothing: number; x: "step" | "timestamp"; title: string }): uPlot {
-  const xOf = (c: Columns) => (opts.x === "step" ? c.step : c.timestamp.map((t) => t / 1000));
+export type XAxis = "step" | "timestamp" | "relative";
+export function drawChart(target: HTMLElement, series: Series[], opts: { log: boolean; smoothing: number; x: XAxis; title: string }): uPlot {
+  // Relative time: seconds since each series' first point (runs started at different times line up).
+  const xOf = (c: Columns) => (opts.x === "step" ? c.step
+    : opts.x === "relative" ? c.timestamp.map((t) => (t - (c.timestamp[0] ?? 0)) / 1000)
+    : c.timestamp.map((t) => t / 1000));
   let x: number[];
   let ys: (number | null)[][];
   if (series.length === 1) {

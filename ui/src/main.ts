@@ -1,7 +1,7 @@
 // Cairn studio: jobs, a job's overview, logs, metrics and outputs, sweeps, pipelines, run comparison.
 import "./style.css";
 import { get, post, request, onJobsChanged, type Job, type PipelineStep, type Trial } from "./api";
-import { drawChart, parallelCoordinates, type Columns } from "./chart";
+import { drawChart, parallelCoordinates, type Columns, type XAxis } from "./chart";
 import { fmtDuration, fmtNumber, fmtTime, h, keyValues, statusBadge } from "./dom";
 import { fileTree, preview } from "./preview";
 
@@ -279,7 +279,8 @@ async function jobPage(name: string, tab: string, highlight?: string) {
     }
     const log = h("input", { type: "checkbox", id: "log-scale" });
     const smoothing = h("input", { type: "range", min: 0, max: 0.99, step: 0.01, value: 0, id: "smoothing" });
-    const xAxis = h("select", { id: "x-axis" }, h("option", { value: "step" }, "step"), h("option", { value: "timestamp" }, "time"));
+    const xAxis = h("select", { id: "x-axis" }, h("option", { value: "step" }, "step"), h("option", { value: "timestamp" }, "time"),
+      h("option", { value: "relative" }, "relative time (s)"));
     if (monitoring) xAxis.value = "timestamp";
     const together = h("input", { type: "checkbox", id: "one-chart" });
     const charts = h("div", { class: "charts", id: "charts" });
@@ -294,7 +295,7 @@ async function jobPage(name: string, tab: string, highlight?: string) {
           h("div", { class: "value" }, String(data.metrics[k].value[0] === null ? "NaN" : fmtNumber(data.metrics[k].value[0] as number)))))));
     const draw = () => {
       charts.replaceChildren();
-      const opts = { log: log.checked, smoothing: Number(smoothing.value), x: xAxis.value as "step" | "timestamp" };
+      const opts = { log: log.checked, smoothing: Number(smoothing.value), x: xAxis.value as XAxis };
       // In key order, so keys that share a prefix ("train/loss", "train/acc") sit together.
       const ordered = [...curves].sort();
       const groups = together.checked ? [ordered] : ordered.map((k) => [k]);
