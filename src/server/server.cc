@@ -1061,6 +1061,18 @@ class Server {
                               ? static_cast<size_t>(std::max(0LL, atoll(req.get_param_value("max_points").c_str())))
                               : 0;
       tracking::XAxis axis = req.get_param_value("x") == "timestamp" ? tracking::XAxis::kTimestamp : tracking::XAxis::kStep;
+      // from/to: only the points whose x (step, or timestamp in ms) lies in [from, to]: a zoomed chart's
+      // range, downsampled on its own, so zooming in reaches full resolution.
+      double from = -INFINITY, to = INFINITY;
+      for (auto [key, bound] : {std::pair{"from", &from}, std::pair{"to", &to}}) {
+        if (!req.has_param(key)) continue;
+        std::string v = req.get_param_value(key);
+        char* end = nullptr;
+        double d = strtod(v.c_str(), &end);
+        if (v.empty() || *end || !std::isfinite(d)) return SendError(res, InvalidArgument(std::string(key) + ": expected a number, got '" + v + "'"));
+        *bound = d;
+      }
+      const bool ranged = req.has_param("from") || req.has_param("to");
       if (req.get_param_value("format") == "columns") {
         // Columns, written directly: {"step": [...], "timestamp": [...], "value": [...]} per key, NaN as null.
         // A chart reads arrays; a million points need no million objects.
@@ -1071,6 +1083,13 @@ class Server {
         for (const auto& k : keys) {
           auto h = tracking_->GetHistory(job->name, k);
           if (!h.ok()) continue;
+          if (ranged) {
+            auto& pts = *h;
+            pts.erase(std::remove_if(pts.begin(), pts.end(), [&](const tracking::Point& p) {
+                        double x = axis == tracking::XAxis::kStep ? static_cast<double>(p.step) : static_cast<double>(p.timestamp);
+                        return x < from || x > to;
+                      }), pts.end());
+          }
           std::vector<size_t> pick;
           if (max_points > 0) pick = tracking::MinMaxDownsample(*h, max_points, axis);
           const size_t n = max_points > 0 ? pick.size() : h->size();

@@ -65,6 +65,10 @@ tags: {team: vision}
     call(ws, "POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": "arts_job", "metrics": [
         {"key": "final_acc", "value": 0.97, "timestamp": 1700000000000, "step": 0}] + [
         {"key": "epoch_loss", "value": 1.0 / (i + 1), "timestamp": 1700000000000 + i, "step": i} for i in range(3)]})
+    for chunk in range(10):  # a 10,000-step curve: drawn downsampled, zoomed at full resolution
+        call(ws, "POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": "arts_job", "metrics": [
+            {"key": "long_curve", "value": (i % 97) / 97.0, "timestamp": 1700000000000 + i, "step": i}
+            for i in range(chunk * 1000, chunk * 1000 + 1000)]})
     # A curve on the finished job, and params that differ between the two.
     call(ws, "POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": "done_job", "metrics": [
         {"key": "loss", "value": 1.0 / (i + 1), "timestamp": 1700000000000 + i, "step": i} for i in range(500)],
@@ -202,7 +206,11 @@ jobs:
     assert arts["tags"] == {"stage": "prod"} and arts["properties"]["reviewed"] == "yes"
     # A metric logged once is a value; a 3-step curve's axis counts steps in integers.
     assert results["single_values"] == [["final_acc", "0.97"]]
-    assert results["curve_keys"] == ["epoch_loss"]
+    assert results["curve_keys"] == ["epoch_loss", "long_curve"]
+    # Zoom: a drag over the 10,000-step curve (first drawn from ~2,000 points) fetches that range whole.
+    assert results["zoom_before"] <= 2100 and results["zoom_zoomed"] == "true", results
+    assert 20 <= results["zoom_after"] < results["zoom_before"], results
+    assert results["zoom_ticks"] and all(re.fullmatch(r"\d+", t) for t in results["zoom_ticks"]), results
     assert len(results["x_ticks"]) >= 2 and all(re.fullmatch(r"\d+", t) for t in results["x_ticks"]), results["x_ticks"]
     # Relative time: seconds since the first point (the 3 points were logged 1 ms apart).
     assert results["relative_ticks"] and results["relative_ticks"][0] == "0", results["relative_ticks"]

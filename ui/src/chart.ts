@@ -19,7 +19,8 @@ function smooth(values: (number | null)[], weight: number): (number | null)[] {
 }
 
 export type XAxis = "step" | "timestamp" | "relative";
-export function drawChart(target: HTMLElement, series: Series[], opts: { log: boolean; smoothing: number; x: XAxis; title: string }): uPlot {
+export function drawChart(target: HTMLElement, series: Series[],
+                          opts: { log: boolean; smoothing: number; x: XAxis; title: string; onZoom?: (min: number, max: number) => void }): uPlot {
   // Relative time: seconds since each series' first point (runs started at different times line up).
   const xOf = (c: Columns) => (opts.x === "step" ? c.step
     : opts.x === "relative" ? c.timestamp.map((t) => (t - (c.timestamp[0] ?? 0)) / 1000)
@@ -75,7 +76,17 @@ export function drawChart(target: HTMLElement, series: Series[], opts: { log: bo
         spanGaps: true, points: { show: s.data.step.length <= 50 } }))],
       // Steps are integers: the x axis says 1, 2, 3, never 0.5 (and no tick falls between two steps).
       // The drawn x axis's tick labels, for the browser tests (uPlot draws them on the canvas).
-      hooks: { draw: [(p: uPlot) => { target.dataset.xTicks = ((p.axes[0] as unknown as { _values?: string[] })._values ?? []).join("|"); }] },
+      hooks: {
+        draw: [(p: uPlot) => {
+          target.dataset.xTicks = ((p.axes[0] as unknown as { _values?: string[] })._values ?? []).join("|");
+          target.dataset.points = String(p.data[0].length);
+        }],
+        // A drag over the chart zooms it; the caller may then fetch that range at full resolution.
+        setSelect: [(p: uPlot) => {
+          if (!opts.onZoom || p.select.width < 2) return;
+          opts.onZoom(p.posToVal(p.select.left, "x"), p.posToVal(p.select.left + p.select.width, "x"));
+        }],
+      },
       axes: [opts.x === "step" && x.every((v) => Number.isInteger(v))
         ? { ...themed, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 1e4, 2e4, 5e4, 1e5, 1e6, 1e7], values: (_u: uPlot, ticks: number[]) => ticks.map((t) => String(Math.round(t))) }
         : themed, themed],

@@ -302,7 +302,24 @@ async function jobPage(name: string, tab: string, highlight?: string) {
       for (const g of groups) {
         const box = h("div", { class: "chart", "data-keys": g.join(",") });
         charts.append(box);
-        drawChart(box, g.map((k) => ({ label: k, data: data.metrics[k] })), { ...opts, title: g.map(systemTitle).join(", ") });
+        // Zoom (drag over a chart) fetches that range at full resolution: the first read was downsampled
+        // to about a chart's width. "full range" goes back.
+        const plot = (series: Columns[], zoomed: boolean) => {
+          box.replaceChildren();
+          drawChart(box, g.map((k, i) => ({ label: k, data: series[i] })), { ...opts, title: g.map(systemTitle).join(", "),
+            onZoom: async (min, max) => {
+              const t0 = (k: string) => data.metrics[k].timestamp[0] ?? 0;
+              const [lo, hi] = opts.x === "timestamp" ? [min * 1000, max * 1000] : opts.x === "relative" ? [min * 1000, max * 1000] : [min, max];
+              const ranged = await Promise.all(g.map((k) => get<{ metrics: Record<string, Columns> }>(
+                `${base}/metrics?key=${encodeURIComponent(k)}&max_points=2000&format=columns&x=${opts.x === "step" ? "step" : "timestamp"}` +
+                `&from=${Math.floor(opts.x === "relative" ? t0(k) + lo : lo)}&to=${Math.ceil(opts.x === "relative" ? t0(k) + hi : hi)}`)
+                .then((r) => r.metrics[k] ?? { step: [], timestamp: [], value: [] })));
+              plot(ranged, true);
+            } });
+          box.dataset.zoomed = String(zoomed);
+          if (zoomed) box.append(h("button", { class: "full-range", onclick: () => plot(g.map((k) => data.metrics[k]), false) }, "full range"));
+        };
+        plot(g.map((k) => data.metrics[k]), false);
       }
     };
     for (const c of [log, smoothing, xAxis, together]) c.addEventListener("input", draw);
