@@ -26,6 +26,9 @@ try {
   await page.goto(cfg.login);
   await page.waitForSelector(`[data-job="${cfg.done}"]`, { timeout: 15000 });
   results.key_metrics = await page.textContent(`[data-job="${cfg.done}"] .c-metrics`);
+  await page.waitForFunction(() => document.getElementById("workspace-name")?.textContent.length > 0, null, { timeout: 5000 });
+  results.workspace_name = await page.textContent("#workspace-name");
+  results.workspace_title = await page.getAttribute("#workspace-name", "title");
   results.sweep_key_metrics = await page.textContent(`[data-job="${cfg.sweep}"] .c-metrics`);
   await shot("jobs");
 

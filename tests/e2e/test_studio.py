@@ -144,6 +144,7 @@ jobs:
     assert results["live_status_before"] != "Completed"  # it changed while the page was open
     assert results["downloaded"] == "model weights\n"
     assert results["key_metrics"] == "loss 0.002"  # the latest of the 500 points logged
+    assert results["workspace_name"] == "workspace home" and results["workspace_title"] == ws.home  # the header names it
     assert results["sweep_key_metrics"] == "acc 0.98"  # the sweep shows its best trial's
     assert any("loss" in s for s in results["chart_series"])
     # System metrics have a view of their own, against time, and stay out of the metrics view.

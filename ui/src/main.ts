@@ -31,6 +31,15 @@ function route() {
 window.addEventListener("hashchange", route);
 route();
 
+// The workspace's name in the header: a named workspace's (…/workspaces/<name>), else its folder's.
+get<{ workspace?: string }>("/api/v1/health").then((w) => {
+  const path = w.workspace ?? "";
+  const parts = path.split("/").filter(Boolean);
+  const name = parts.length >= 2 && parts[parts.length - 2] === "workspaces" ? parts[parts.length - 1] : parts[parts.length - 1] ?? "";
+  const el = document.getElementById("workspace-name");
+  if (el) { el.textContent = name === ".cairn" ? "default workspace" : `workspace ${name}`; el.title = path; }
+}, () => undefined);
+
 // ---- Jobs: every job, filtered, sorted, virtually scrolled; live. ----
 const ROW = 30;
 async function jobsPage(params: URLSearchParams) {
