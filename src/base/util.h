@@ -12,6 +12,8 @@
 namespace cairn {
 
 std::string Trim(std::string_view s);
+// `s` with every `from` replaced by `to` (left to right; what `to` brings in is not searched again).
+std::string ReplaceAll(std::string s, std::string_view from, std::string_view to);
 std::vector<std::string> Split(std::string_view s, char sep);
 bool StartsWith(std::string_view s, std::string_view prefix);
 // Whether `s` is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).

@@ -52,5 +52,11 @@ TEST(IsValidName, AcceptsAzureNamesAndRejectsPaths) {
 
 TEST(IsoTime, PrintsUtcWithMicroseconds) { EXPECT_EQ(IsoTime(1700000000123), "2023-11-14T22:13:20.123000+00:00"); }
 
+TEST(ReplaceAll, ReplacesEveryOccurrenceAndNeverWhatItPutIn) {
+  EXPECT_EQ(ReplaceAll("a/${{name}}/b/${{name}}", "${{name}}", "job"), "a/job/b/job");
+  EXPECT_EQ(ReplaceAll("xx", "x", "xx"), "xxxx");
+  EXPECT_EQ(ReplaceAll("abc", "", "z"), "abc");
+}
+
 }  // namespace
 }  // namespace cairn

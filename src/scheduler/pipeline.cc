@@ -68,6 +68,11 @@ std::string HashTree(const std::string& root) {
   return h.HexDigest();
 }
 
+// An output path with `${{name}}` (the job's name, in Azure ML) filled in.
+std::string WithJobName(const std::string& path, const std::string& name) {
+  return ReplaceAll(ReplaceAll(path, "${{name}}", name), "${{ name }}", name);
+}
+
 // What a field's value looks like in "changed: a -> b": hashes shortened, long text cut.
 std::string Short(const json& v) {
   std::string s = v.is_string() ? v.get<std::string>() : v.dump();
@@ -407,10 +412,7 @@ Status Scheduler::LaunchStep(const std::string& pipe_name, const json& step, int
     hashes[input] = h.value(out, "");
   }
   for (auto& [out, o] : spec["outputs"].items()) {
-    std::string p = o.value("path", "");
-    for (const char* expr : {"${{name}}", "${{ name }}"})
-      for (size_t at = p.find(expr); at != std::string::npos; at = p.find(expr)) p.replace(at, strlen(expr), pipe.name);
-    o["path"] = p;
+    o["path"] = WithJobName(o.value("path", ""), pipe.name);
   }
 
   // The reuse key: everything that decides what the step computes.
@@ -573,9 +575,7 @@ Status Scheduler::ValidatePipeline(const spec::JobSpec& s, const SubmitRequest& 
     const json bindings = step.value("bindings", json::object());
     for (const auto& [input, _] : bindings.items()) check.spec["inputs"].erase(input);
     for (auto& [out, o] : check.spec["outputs"].items()) {
-      std::string p = o.value("path", "");
-      for (size_t at = p.find("${{name}}"); at != std::string::npos; at = p.find("${{name}}")) p.replace(at, 9, "x");
-      o["path"] = p;
+      o["path"] = WithJobName(o.value("path", ""), "x");
     }
     check.dry_run = true;
     auto v = DoSubmit(check);

@@ -33,10 +33,6 @@ const std::vector<std::string> kComponentKeys = {
     "outputs", "code", "environment", "command", "resources", "distribution", "environment_variables", "limits",
     "additional_includes", "properties"};
 
-std::string ReplaceAll(std::string s, const std::string& from, const std::string& to) {
-  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) s.replace(at, from.size(), to);
-  return s;
-}
 
 }  // namespace
 
