@@ -168,6 +168,16 @@ try {
   await page.waitForSelector("#jobs-viewport .row", { timeout: 10000 });
   results.url_filter_applied = await page.$eval("#status-filter", (e) => e.value);
 
+  step = "a list refresh that lands between a click on a job and its hashchange does not undo the click";
+  // The list re-renders (here: a filter keystroke, in production: a live update) after the hash has changed
+  // but before the hashchange event runs; the job's page must still open.
+  await page.evaluate((n) => {
+    location.hash = `#/jobs/${n}`;
+    document.getElementById("job-filter").dispatchEvent(new Event("input"));
+  }, cfg.done);
+  await page.waitForSelector(".job-head h1", { timeout: 10000 });
+  results.click_during_refresh = await page.evaluate(() => location.hash);
+
   step = "a pipeline's graph: its steps as boxes, the data edge between them";
   await page.goto(url(`#/jobs/${cfg.pipeline}`));
   await page.waitForSelector("#pipeline-graph .step", { timeout: 10000 });

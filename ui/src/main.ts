@@ -122,7 +122,10 @@ async function jobsPage(params: URLSearchParams) {
     if (status.value) kept.set("status", status.value);
     if (expanded.size) kept.set("expand", [...expanded].join(","));
     const want = `#/jobs${kept.size ? "?" + kept.toString() : ""}`;
-    if (location.hash !== want && (location.hash.startsWith("#/jobs") || !location.hash)) history.replaceState(null, "", want);
+    // Only while the list is what the URL shows: a click on a job changes the hash before its hashchange event
+    // runs, and a refresh landing in between must not put the list's URL back over the job's.
+    const onList = !location.hash || location.hash === "#/jobs" || location.hash.startsWith("#/jobs?");
+    if (location.hash !== want && onList) history.replaceState(null, "", want);
     spacer.style.height = `${shown.length * ROW}px`;
     paint();
   };
