@@ -878,8 +878,10 @@ class Server {
       if (req.get_param_value("view") == "summary") {
         // What a table of jobs shows, and nothing that costs a read per job (the studio's jobs page).
         // Each job's latest metric values (its key metrics; a few keys at most), read for all runs at once.
-        constexpr size_t kKeyMetrics = 6;
+        constexpr size_t kKeyMetrics = 32;
         auto latest = tracking_->LatestMetricsOfAllRuns();
+        // And its params (the column chooser's other half): a few dozen each, long values cut.
+        auto params = tracking_->ParamsOfAllRuns(32, 256);
         std::string body = "[";
         bool first = true;
         for (const auto& j : Reader().ListSummaries(f)) {
@@ -918,6 +920,18 @@ class Server {
               double v = m->second[k].value;
               if (std::isfinite(v)) AppendJsonDouble(body, v);
               else body += std::isnan(v) ? "\"NaN\"" : v > 0 ? "\"Infinity\"" : "\"-Infinity\"";
+            }
+            body += '}';
+          }
+          auto p = params.find(j.name);
+          if (p == params.end() && j.type == "sweep" && !j.best_child.empty()) p = params.find(j.best_child);
+          if (p != params.end()) {
+            body += ",\"params\":{";
+            for (size_t k = 0; k < p->second.size(); ++k) {
+              if (k) body += ',';
+              AppendJsonString(body, p->second[k].key);
+              body += ':';
+              AppendJsonString(body, p->second[k].value);
             }
             body += '}';
           }

@@ -154,5 +154,25 @@ TEST_F(SeriesTest, BatchesWithOneTimestampAppendAndTheirReplaysAddNothing) {
   for (size_t i = 0; i < h->size(); ++i) EXPECT_EQ((*h)[i].step, static_cast<long long>(i));
 }
 
+// The jobs table's params: every run's in one read, at most so many each, long values cut whole characters.
+TEST_F(SeriesTest, ParamsOfAllRunsAreCappedAndCutAtACharacter) {
+  auto st = TrackingStore::Open(Path("t.db"));
+  ASSERT_TRUE(st.ok());
+  std::string a = NewRun(**st), b = NewRun(**st);
+  std::vector<KeyValue> many;
+  for (int i = 0; i < 40; ++i) many.push_back({"p" + std::to_string(100 + i), std::to_string(i)});
+  ASSERT_TRUE((*st)->LogBatch(a, {}, many, {}).ok());
+  // 9 bytes of ASCII, then "é" (2 bytes) straddling the 10-byte cut.
+  ASSERT_TRUE((*st)->LogBatch(b, {}, {{"lr", "0.1"}, {"name", "abcdefghi\xc3\xa9xyz"}}, {}).ok());
+  auto all = (*st)->ParamsOfAllRuns(32, 10);
+  ASSERT_EQ(all[a].size(), 32u);
+  EXPECT_EQ(all[a][0].key, "p100");
+  EXPECT_EQ(all[a][31].key, "p131");
+  ASSERT_EQ(all[b].size(), 2u);
+  EXPECT_EQ(all[b][0].key, "lr");
+  EXPECT_EQ(all[b][0].value, "0.1");
+  EXPECT_EQ(all[b][1].value, "abcdefghi");
+}
+
 }  // namespace
 }  // namespace cairn::tracking

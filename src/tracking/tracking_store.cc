@@ -987,6 +987,25 @@ std::unordered_map<std::string, std::vector<Metric>> TrackingStore::LatestMetric
   return out;
 }
 
+std::unordered_map<std::string, std::vector<KeyValue>> TrackingStore::ParamsOfAllRuns(size_t per_run, size_t max_value) {
+  Db& db = Reader();
+  Stmt& s = db.Prepare("SELECT run_id, key, value FROM params ORDER BY run_id, key");
+  std::unordered_map<std::string, std::vector<KeyValue>> out;
+  while (s.Step()) {
+    auto& kvs = out[s.Text(0)];
+    if (kvs.size() >= per_run) continue;
+    std::string value = s.Text(2);
+    if (value.size() > max_value) {
+      size_t cut = max_value;
+      while (cut > 0 && (static_cast<unsigned char>(value[cut]) & 0xC0) == 0x80) --cut;
+      value.resize(cut);
+    }
+    kvs.push_back({s.Text(1), std::move(value)});
+  }
+  s.Reset();
+  return out;
+}
+
 Result<std::vector<Run>> TrackingStore::SearchRuns(const RunSearch& q, bool* more) {
   auto filter = ParseRunFilter(q.filter);
   if (!filter.ok()) return filter.status();

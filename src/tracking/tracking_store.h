@@ -194,6 +194,9 @@ class TrackingStore {
   std::vector<std::string> MetricKeys(const std::string& run_id);
   // Every run's latest value of each metric, by run id, keys in order (one query; the studio's jobs table).
   std::unordered_map<std::string, std::vector<Metric>> LatestMetricsOfAllRuns();
+  // Every run's params, by run id, keys in order, at most `per_run` each and values cut to `max_value` bytes
+  // (at a UTF-8 boundary): what a table of jobs shows as columns (one query).
+  std::unordered_map<std::string, std::vector<KeyValue>> ParamsOfAllRuns(size_t per_run, size_t max_value);
   Result<std::vector<Run>> SearchRuns(const RunSearch& search, bool* more);
 
  private:

@@ -20,6 +20,18 @@ const results = {};
 let step = "start";
 const shot = (name) => page.screenshot({ path: path.join(cfg.out, `${name}.png`), fullPage: true });
 const url = (hash) => `${cfg.server}/${hash}`;
+// Layout shifts (the Layout Instability API), not caused by input: what moves while live data arrive.
+const watchShifts = () => page.evaluate(() => {
+  window.__shiftObserver?.disconnect();
+  window.__shifts = [];
+  window.__shiftObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) if (!e.hadRecentInput) {
+      window.__shifts.push({ value: e.value, nodes: e.sources.map((s) => s.node ? s.node.id || s.node.className || s.node.nodeName : "?") });
+    }
+  });
+  window.__shiftObserver.observe({ type: "layout-shift" });
+});
+const shifts = () => page.evaluate(() => new Promise((done) => setTimeout(() => done(window.__shifts), 200)));
 
 try {
   step = "sign in through the one-time link, land on the jobs page";
@@ -35,8 +47,10 @@ try {
   step = "a running job's page shows it reach Completed without a reload";
   await page.goto(url(`#/jobs/${cfg.live}`));
   await page.waitForSelector(".job-head [data-status]", { timeout: 10000 });
+  await watchShifts();
   results.live_status_before = await page.getAttribute(".job-head [data-status]", "data-status");
   await page.waitForSelector('.job-head [data-status="Completed"]', { timeout: 30000 });
+  results.shifts_overview = await shifts();
   await shot("job-overview");
 
   step = "the log shows the job's line";
@@ -134,9 +148,11 @@ try {
   step = "select a running job in the list and cancel it";
   await page.goto(url("#/jobs"));
   await page.waitForSelector(`[data-job="${cfg.to_cancel}"] input[type=checkbox]`, { timeout: 10000 });
+  await watchShifts();
   await page.check(`[data-job="${cfg.to_cancel}"] input[type=checkbox]`);
   await page.click("#cancel-picked");
   await page.waitForSelector(`[data-job="${cfg.to_cancel}"] [data-status="Canceled"]`, { timeout: 30000 });
+  results.shifts_jobs = await shifts();
 
   step = "a pipeline's steps are nested under it in the jobs list";
   await page.goto(url("#/jobs"));
@@ -178,6 +194,29 @@ try {
   await page.waitForSelector(".job-head h1", { timeout: 10000 });
   results.click_during_refresh = await page.evaluate(() => location.hash);
 
+  step = "the column chooser: a param and a metric as columns, a column removed, sorted, kept in the URL";
+  await page.goto(url("#/jobs"));
+  await page.waitForSelector("#jobs-viewport .row", { timeout: 10000 });
+  await page.click("#column-chooser summary");
+  await page.waitForSelector('#column-chooser input[data-col="param:lr"]', { timeout: 5000 });
+  results.chooser_params = await page.$$eval('#column-chooser fieldset:nth-of-type(2) input', (es) => es.map((e) => e.dataset.col));
+  await page.check('#column-chooser input[data-col="param:lr"]');
+  await page.check('#column-chooser input[data-col="metric:loss"]');
+  await page.uncheck('#column-chooser input[data-col="experiment"]');
+  await shot("column-chooser");
+  await page.click("#column-chooser summary");
+  results.chooser_head = await page.$$eval(".row.head span[data-col]", (es) => es.map((e) => e.dataset.col));
+  await page.click('.row.head span[data-col="param:lr"]');  // descending first, as for a metric
+  await page.click('.row.head span[data-col="param:lr"]');  // then ascending
+  const cells = () => page.$$eval("#jobs-viewport .row", (rs) => rs.map((r) => [r.getAttribute("data-job"),
+    r.querySelector('[data-col="param:lr"]')?.textContent ?? null, r.querySelector('[data-col="metric:loss"]')?.textContent ?? null]));
+  results.chooser_rows = await cells();
+  results.chooser_url = await page.evaluate(() => location.hash);
+  await page.reload();
+  await page.waitForSelector('.row.head span[data-col="param:lr"]', { timeout: 10000 });
+  results.chooser_head_after_reload = await page.$$eval(".row.head span[data-col]", (es) => es.map((e) => e.dataset.col));
+  await page.evaluate(() => localStorage.removeItem("cairn.columns"));
+
   step = "a pipeline's graph: its steps as boxes, the data edge between them";
   await page.goto(url(`#/jobs/${cfg.pipeline}`));
   await page.waitForSelector("#pipeline-graph .step", { timeout: 10000 });
@@ -195,8 +234,15 @@ try {
   step = "a running pipeline's boxes change colour without a reload";
   await page.goto(url(`#/jobs/${cfg.pipeline_live}`));
   await page.waitForSelector('#pipeline-graph [data-step="slow"][data-status="Running"]', { timeout: 20000 });
+  await watchShifts();
   fs.writeFileSync(cfg.gate, "");  // the step waits for this to end
   await page.waitForSelector('#pipeline-graph [data-step="slow"][data-status="Completed"]', { timeout: 30000 });
+  await page.waitForSelector('.job-head [data-status="Completed"]', { timeout: 30000 });
+  results.shifts_pipeline = await shifts();
+  // The measurement itself sees a shift: a block pushed in above the page moves everything under it.
+  await watchShifts();
+  await page.evaluate(() => { const d = document.createElement("div"); d.style.height = "120px"; document.getElementById("app").prepend(d); });
+  results.shifts_control = await shifts();
   await shot("pipeline-live");
 
   step = "the URL the mlflow client prints for a job's run opens the job";
@@ -341,4 +387,5 @@ try {
   process.exitCode = 1;
 } finally {
   await context.close();
+  fs.rmSync(home, { recursive: true, force: true });  // the browser's profile; the screenshots stay
 }

@@ -153,6 +153,11 @@ jobs:
     assert p.returncode == 0, p.stderr + p.stdout
     results = json.loads(p.stdout.strip().splitlines()[-1])
     assert results["live_status_before"] != "Completed"  # it changed while the page was open
+    # No layout shift while live data arrive (a job reaching Completed on its page, a canceled job's row, a
+    # pipeline's boxes), measured by the browser's Layout Instability API, which does see an induced shift.
+    assert results["shifts_control"] and results["shifts_control"][0]["value"] > 0, results["shifts_control"]
+    for page in ("overview", "jobs", "pipeline"):
+        assert results[f"shifts_{page}"] == [], (page, results[f"shifts_{page}"])
     assert results["downloaded"] == "model weights\n"
     assert results["key_metrics"] == "loss 0.002"  # the latest of the 500 points logged
     assert results["workspace_name"] == "workspace home" and results["workspace_title"] == ws.home  # the header names it
@@ -184,6 +189,20 @@ jobs:
     assert "expand=pipe_first" in results["filter_url"]
     assert results["url_filter_applied"] == "Canceled"
     assert results["click_during_refresh"] == "#/jobs/done_job", results["click_during_refresh"]
+    # The column chooser offers the params the jobs log; chosen columns show each job's value, sort numerically
+    # (0.01 before 0.1 before 0.5), and stay in the URL across a reload.
+    assert "param:lr" in results["chooser_params"] and "param:layers" in results["chooser_params"], results["chooser_params"]
+    assert results["chooser_head"] == ["status", "name", "display_name", "compute", "created", "duration", "metrics",
+                                       "param:lr", "metric:loss"], results["chooser_head"]
+    rows = {name: (lr, loss) for name, lr, loss in results["chooser_rows"]}
+    assert rows["done_job"][0] == "0.1" and rows["other_job"][0] == "0.01", rows
+    assert rows["done_job"][1] not in ("", None), rows
+    with_lr = [lr for _, lr, _ in results["chooser_rows"] if lr]
+    assert with_lr == sorted(with_lr, key=float), with_lr
+    order = [name for name, _, _ in results["chooser_rows"]]
+    assert order.index("other_job") < order.index("done_job"), order
+    assert "cols=" in results["chooser_url"] and "param%3Alr" in results["chooser_url"], results["chooser_url"]
+    assert results["chooser_head_after_reload"] == results["chooser_head"]
     assert [s for s, _ in results["graph_steps"]] == ["make", "use"]
     assert all("status-completed" in c for _, c in results["graph_steps"])
     assert results["graph_edges"] == ["make->use"]

@@ -52,6 +52,7 @@ export interface Job {
   resources?: unknown;
   log_files?: Record<string, string>;
   metrics?: Record<string, number | string>;
+  params?: Record<string, string>;
   parent_job_name?: string;
   objective?: { primary_metric?: string; goal?: string };
   trials?: Trial[];

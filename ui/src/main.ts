@@ -53,25 +53,78 @@ async function jobsPage(params: URLSearchParams) {
     const live = all.filter((j) => picked.has(j.name) && !["Completed", "Failed", "Canceled"].includes(j.status));
     await Promise.all(live.map((j) => post(`/api/v1/jobs/${encodeURIComponent(j.name)}/cancel`).catch(() => undefined)));
   } }, "Cancel selected");
-  const columns: [string, string, (j: Job) => string | number][] = [
-    ["status", "Status", (j) => j.status],
-    ["name", "Name", (j) => j.name],
-    ["display_name", "Display name", (j) => j.display_name ?? ""],
-    ["experiment", "Experiment", (j) => j.experiment_name ?? ""],
-    ["compute", "Compute", (j) => j.compute ?? ""],
-    ["created", "Created", (j) => j.creation_context?.created_at ?? ""],
-    ["duration", "Duration", (j) => j.duration_seconds ?? -1],
+  // The columns: the fixed ones, and any param or metric the jobs have (the column chooser), in the URL (cols=)
+  // and remembered for the next visit. A column is [id, label, sort value, cell text, width].
+  type Column = [string, string, (j: Job) => string | number, (j: Job) => string, string];
+  const num = (v: unknown) => typeof v === "number" ? v : typeof v === "string" && v.trim() !== "" && isFinite(Number(v)) ? Number(v) : NaN;
+  const missing = () => desc ? -Infinity : Infinity;  // jobs without the value sort last either way
+  const fixed: Column[] = [
+    ["status", "Status", (j) => j.status, (j) => j.status, "100px"],
+    ["name", "Name", (j) => j.name, (j) => j.name, "minmax(120px, 1.4fr)"],
+    ["display_name", "Display name", (j) => j.display_name ?? "", (j) => j.display_name ?? "", "minmax(80px, 1.1fr)"],
+    ["experiment", "Experiment", (j) => j.experiment_name ?? "", (j) => j.experiment_name ?? "", "minmax(80px, 0.9fr)"],
+    ["compute", "Compute", (j) => j.compute ?? "", (j) => j.compute ?? "", "minmax(70px, 0.8fr)"],
+    ["created", "Created", (j) => j.creation_context?.created_at ?? "", (j) => fmtTime(j.creation_context?.created_at), "minmax(90px, 1.1fr)"],
+    ["duration", "Duration", (j) => j.duration_seconds ?? -1, (j) => fmtDuration(j.duration_seconds), "minmax(60px, 0.6fr)"],
     // Sorted by the most common metric key across the jobs (the one shown first); jobs without it last.
-    ["metrics", "Key metrics", (j) => { const v = j.metrics?.[keyOrder[0]]; return typeof v === "number" ? v : desc ? -Infinity : Infinity; }],
+    ["metrics", "Key metrics", (j) => { const v = j.metrics?.[keyOrder[0]]; return typeof v === "number" ? v : missing(); },
+      (j) => keyMetrics(j), "minmax(120px, 1.6fr)"],
   ];
+  const dynamic = (id: string): Column | undefined => {
+    const colon = id.indexOf(":");
+    if (colon < 0) return fixed.find((c) => c[0] === id);
+    const [kind, key] = [id.slice(0, colon), id.slice(colon + 1)];
+    if (kind === "param") return [id, key, (j) => { const v = j.params?.[key]; return v === undefined ? missing() : isNaN(num(v)) ? v : num(v); },
+      (j) => j.params?.[key] ?? "", "minmax(70px, 0.8fr)"];
+    if (kind === "metric") return [id, key, (j) => { const v = num(j.metrics?.[key]); return isNaN(v) ? missing() : v; },
+      (j) => { const v = j.metrics?.[key]; return v === undefined ? "" : typeof v === "number" ? fmtNumber(v) : v; }, "minmax(70px, 0.8fr)"];
+    return undefined;
+  };
+  const stored = params.get("cols") ?? localStorage.getItem("cairn.columns");
+  let chosen: string[] = stored ? stored.split(",").filter((c) => c && dynamic(c)) : fixed.map((c) => c[0]);
+  if (!chosen.length) chosen = fixed.map((c) => c[0]);
+  let columns: Column[] = [];
   // Key metrics: each job's latest values, keys ordered by how many jobs log them, so the same keys line up.
   let keyOrder: string[] = [];
+  let paramOrder: string[] = [];
   const keyMetrics = (j: Job) => Object.entries(j.metrics ?? {}).filter(([k]) => !isSystem(k))
     .sort((a, b) => keyOrder.indexOf(a[0]) - keyOrder.indexOf(b[0])).slice(0, 3)
     .map(([k, v]) => `${k} ${typeof v === "number" ? fmtNumber(v) : v}`).join(" · ");
   let sortKey = "created", desc = true;
-  const head = h("div", { class: "row head" }, h("span", { class: "pick" }),
-    ...columns.map(([key, label]) => h("span", { class: `c-${key}`, onclick: () => { desc = sortKey === key ? !desc : key === "created"; sortKey = key; render(); } }, label)));
+  const head = h("div", { class: "row head" });
+  const table = h("div", { class: "table" });
+  const layout = () => {
+    columns = chosen.map(dynamic).filter((c): c is Column => !!c);
+    if (!columns.some((c) => c[0] === sortKey)) { sortKey = "created"; desc = true; }
+    table.style.setProperty("--cols", ["28px", ...columns.map((c) => c[4])].join(" "));
+    // A phone keeps status, name and duration of what is chosen.
+    const phone: Record<string, string> = { status: "90px", name: "1fr", duration: "64px" };
+    table.style.setProperty("--cols-phone", ["28px", ...columns.filter((c) => phone[c[0]]).map((c) => phone[c[0]])].join(" "));
+    head.replaceChildren(h("span", { class: "pick" }), ...columns.map(([key, label]) => h("span", {
+      class: `c-${key.includes(":") ? key.slice(0, key.indexOf(":")) : key}`, "data-col": key, title: key,
+      onclick: () => { desc = sortKey === key ? !desc : key === "created" || key.includes(":"); sortKey = key; render(); } },
+      label, sortKey === key ? (desc ? " ▾" : " ▴") : "")));
+  };
+  // The chooser: a checkbox per column, param and metric; ticking one adds its column at the end.
+  const chooser = h("details", { class: "column-chooser", id: "column-chooser" }, h("summary", {}, "Columns"));
+  const chooserBody = h("div", { class: "chooser-body" });
+  chooser.append(chooserBody);
+  const fillChooser = () => {
+    const box = (id: string, label: string) => h("label", {}, h("input", { type: "checkbox", "data-col": id, checked: chosen.includes(id), onchange: (e: Event) => {
+      chosen = (e.target as HTMLInputElement).checked ? [...chosen, id] : chosen.filter((c) => c !== id);
+      localStorage.setItem("cairn.columns", chosen.join(","));
+      layout();
+      render();
+    } }), label);
+    const group = (title: string, items: [string, string][]) => items.length
+      ? h("fieldset", {}, h("legend", {}, title), ...items.map(([id, label]) => box(id, label))) : null;
+    chooserBody.replaceChildren(...[
+      group("Columns", fixed.map((c) => [c[0], c[1]])),
+      group("Params", paramOrder.map((k) => [`param:${k}`, k])),
+      group("Metrics", keyOrder.map((k) => [`metric:${k}`, k]))].filter((g): g is HTMLFieldSetElement => !!g));
+  };
+  chooser.addEventListener("toggle", () => { if (chooser.open) fillChooser(); });
+  layout();
   const viewport = h("div", { class: "viewport", id: "jobs-viewport", tabindex: 0, role: "grid", "aria-label": "jobs" });
   // The keyboard: ↑/↓ move a cursor over the rows, Enter opens its job, Space ticks it.
   let cursor = -1;
@@ -81,7 +134,8 @@ async function jobsPage(params: URLSearchParams) {
   const picked = new Set<string>();
   const expanded = new Set<string>(params.get("expand")?.split(",").filter(Boolean) ?? []);
   status.value = params.get("status") ?? "";
-  app.append(h("div", { class: "toolbar" }, filter, status, compare, cancelPicked, count, counts), h("div", { class: "table" }, head, viewport));
+  table.append(head, viewport);
+  app.append(h("div", { class: "toolbar" }, filter, status, chooser, compare, cancelPicked, count, counts), table);
 
   let all: Job[] = [];
   let shown: Job[] = [];
@@ -90,6 +144,11 @@ async function jobsPage(params: URLSearchParams) {
     const counts = new Map<string, number>();
     for (const j of all) for (const k in j.metrics ?? {}) if (!isSystem(k)) counts.set(k, (counts.get(k) ?? 0) + 1);
     keyOrder = [...counts.keys()].sort((a, b) => counts.get(b)! - counts.get(a)! || (a < b ? -1 : 1));
+    const pcounts = new Map<string, number>();
+    for (const j of all) for (const k in j.params ?? {}) pcounts.set(k, (pcounts.get(k) ?? 0) + 1);
+    paramOrder = [...pcounts.keys()].sort((a, b) => pcounts.get(b)! - pcounts.get(a)! || (a < b ? -1 : 1));
+    if (chooser.open) fillChooser();
+    layout();
     render();
   };
   const render = () => {
@@ -121,6 +180,7 @@ async function jobsPage(params: URLSearchParams) {
     if (filter.value) kept.set("q", filter.value);
     if (status.value) kept.set("status", status.value);
     if (expanded.size) kept.set("expand", [...expanded].join(","));
+    if (chosen.join(",") !== fixed.map((c) => c[0]).join(",")) kept.set("cols", chosen.join(","));
     const want = `#/jobs${kept.size ? "?" + kept.toString() : ""}`;
     // Only while the list is what the URL shows: a click on a job changes the hash before its hashchange event
     // runs, and a refresh landing in between must not put the list's URL back over the job's.
@@ -140,20 +200,15 @@ async function jobsPage(params: URLSearchParams) {
         cancelPicked.disabled = picked.size < 1;
       } });
       return h("div", { class: "row" + (shown[cursor]?.name === j.name ? " cursor" : ""), "data-job": j.name, role: "row" }, h("span", { class: "pick" }, box),
-        h("span", { class: "c-status" }, statusBadge(j.status)),
-        h("span", { class: "c-name" },
-          j.type === "pipeline" || j.type === "sweep" ? h("button", { class: "expand", "data-expand": j.name,
-            title: j.type === "sweep" ? "trials" : "steps", "aria-expanded": String(expanded.has(j.name)), onclick: () => {
-            expanded.has(j.name) ? expanded.delete(j.name) : expanded.add(j.name);
-            render();
-          } }, expanded.has(j.name) ? "▾" : "▸") : j.parent_job_name && expanded.has(j.parent_job_name) ? h("span", { class: "indent" }) : "",
-          h("a", { href: `#/jobs/${encodeURIComponent(j.name)}` }, j.name)),
-        h("span", { class: "c-display_name" }, j.display_name ?? ""),
-        h("span", { class: "c-experiment" }, j.experiment_name ?? ""),
-        h("span", { class: "c-compute" }, j.compute ?? ""),
-        h("span", { class: "c-created" }, fmtTime(j.creation_context?.created_at)),
-        h("span", { class: "c-duration" }, fmtDuration(j.duration_seconds)),
-        h("span", { class: "c-metrics" }, keyMetrics(j)));
+        ...columns.map(([id, , , text]) => id === "status" ? h("span", { class: "c-status" }, statusBadge(j.status))
+          : id === "name" ? h("span", { class: "c-name" },
+            j.type === "pipeline" || j.type === "sweep" ? h("button", { class: "expand", "data-expand": j.name,
+              title: j.type === "sweep" ? "trials" : "steps", "aria-expanded": String(expanded.has(j.name)), onclick: () => {
+              expanded.has(j.name) ? expanded.delete(j.name) : expanded.add(j.name);
+              render();
+            } }, expanded.has(j.name) ? "▾" : "▸") : j.parent_job_name && expanded.has(j.parent_job_name) ? h("span", { class: "indent" }) : "",
+            h("a", { href: `#/jobs/${encodeURIComponent(j.name)}` }, j.name))
+          : h("span", { class: `c-${id.includes(":") ? id.slice(0, id.indexOf(":")) : id}`, "data-col": id }, text(j))));
     }));
   };
   viewport.addEventListener("scroll", () => requestAnimationFrame(paint));
