@@ -292,6 +292,9 @@ try {
   results.single_values = await page.$$eval("#single-values .value-tile", (els) => els.map((e) => [e.getAttribute("data-key"), e.querySelector(".value").textContent]));
   await page.waitForSelector(".chart canvas", { timeout: 10000 });
   results.curve_keys = await page.$$eval(".chart", (els) => els.map((e) => e.getAttribute("data-keys")));
+  results.chart_groups = await page.$$eval("h3.chart-group", (els) => els.map((e) => e.textContent));
+  results.chart_group_keys = await page.$$eval(".charts-group", (gs) => Object.fromEntries(gs.map((g) =>
+    [g.dataset.prefix, [...g.querySelectorAll(".chart")].map((c) => c.dataset.keys)])));
   results.x_ticks = await page.$eval(".chart", (e) => (e.dataset.xTicks ?? "").split("|").filter((t) => t.length));
   const long = '.chart[data-keys="long_curve"]';
   await page.waitForFunction((sel) => document.querySelector(sel)?.dataset.points, long, { timeout: 10000 });
@@ -334,6 +337,9 @@ try {
   results.differing_params = await page.$$eval("#compare-params tr.differs td:first-child", (tds) => tds.map((t) => t.textContent));
   results.compare_metrics = await page.$$eval("#compare-metrics tr.differs td:first-child", (tds) => tds.map((t) => t.textContent));
   results.compare_lines = await page.$$eval("#compare-parallel svg polyline", (ls) => ls.map((l) => l.getAttribute("data-trial")).sort());
+  results.compare_bars = await page.$$eval('#compare-bars .bars[data-key="test_acc"] .bar-row', (rs) => rs.map((r) =>
+    [r.dataset.run, r.querySelector(".bar").getBoundingClientRect().width, r.querySelector(".bar-value").textContent]));
+  results.compare_chart_keys = await page.$$eval("#compare-charts .chart", (cs) => cs.map((c) => c.dataset.keys));
   await shot("compare");
 
   step = "both themes, following the system, keep text at WCAG AA contrast";

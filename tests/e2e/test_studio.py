@@ -64,7 +64,9 @@ tags: {team: vision}
     ws.run("job", "create", "-f", "arts.yml", "-n", "arts_job", "--stream")
     call(ws, "POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": "arts_job", "metrics": [
         {"key": "final_acc", "value": 0.97, "timestamp": 1700000000000, "step": 0}] + [
-        {"key": "epoch_loss", "value": 1.0 / (i + 1), "timestamp": 1700000000000 + i, "step": i} for i in range(3)]})
+        {"key": "epoch_loss", "value": 1.0 / (i + 1), "timestamp": 1700000000000 + i, "step": i} for i in range(3)] + [
+        {"key": f"{split}/acc", "value": 0.5 + i / 10, "timestamp": 1700000000000 + i, "step": i}
+        for split in ("train", "val") for i in range(3)]})
     for chunk in range(10):  # a 10,000-step curve: drawn downsampled, zoomed at full resolution
         call(ws, "POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": "arts_job", "metrics": [
             {"key": "long_curve", "value": (i % 97) / 97.0, "timestamp": 1700000000000 + i, "step": i}
@@ -80,6 +82,10 @@ tags: {team: vision}
     call(ws, "POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": "other_job", "metrics": [
         {"key": "loss", "value": 2.0 / (i + 1), "timestamp": 1700000000000 + i, "step": i} for i in range(500)],
         "params": [{"key": "lr", "value": "0.01"}, {"key": "layers", "value": "3"}]})
+    # A metric each of the two logs once, for the compare page's bars.
+    for run, acc in (("done_job", 0.91), ("other_job", 0.87)):
+        call(ws, "POST", "/api/2.0/mlflow/runs/log-batch", {"run_id": run, "metrics": [
+            {"key": "test_acc", "value": acc, "timestamp": 1700000001000, "step": 0}]})
     ws.write("sweep.yml", """
 type: sweep
 trial:
@@ -159,7 +165,7 @@ jobs:
     for page in ("overview", "jobs", "pipeline"):
         assert results[f"shifts_{page}"] == [], (page, results[f"shifts_{page}"])
     assert results["downloaded"] == "model weights\n"
-    assert results["key_metrics"] == "loss 0.002"  # the latest of the 500 points logged
+    assert results["key_metrics"] == "loss 0.002 · test_acc 0.91"  # the latest of the 500 points logged, then the other
     assert results["workspace_name"] == "workspace home" and results["workspace_title"] == ws.home  # the header names it
     assert results["sweep_key_metrics"] == "acc 0.98"  # the sweep shows its best trial's
     assert any("loss" in s for s in results["chart_series"])
@@ -170,7 +176,12 @@ jobs:
     assert sorted(results["parallel_lines"]) == ["sweep_job_0", "sweep_job_1", "sweep_job_2"]
     assert "sweep_job_0" in results["best_trial"]  # lr 0.1 keeps acc highest
     assert results["differing_params"] == ["lr"]
-    assert results["compare_metrics"] == ["loss"] and results["compare_lines"] == ["done_job", "other_job"]
+    assert results["compare_metrics"] == ["loss", "test_acc"] and results["compare_lines"] == ["done_job", "other_job"]
+    # test_acc, logged once by each, is a bar per run (the longer one the larger value), not a chart.
+    bars = {run: (width, value) for run, width, value in results["compare_bars"]}
+    assert bars["done_job"][1] == "0.91" and bars["other_job"][1] == "0.87", bars
+    assert bars["done_job"][0] > bars["other_job"][0] > 0, bars
+    assert "test_acc" not in results["compare_chart_keys"] and "loss" in results["compare_chart_keys"], results["compare_chart_keys"]
     assert ws.job("to_cancel")["status"] == "Canceled"
     # Both themes: text and badges at WCAG AA (4.5:1) against what is behind them; the dark one is dark.
     for scheme in ("light", "dark"):
@@ -238,7 +249,10 @@ jobs:
     assert arts["tags"] == {"stage": "prod"} and arts["properties"]["reviewed"] == "yes"
     # A metric logged once is a value; a 3-step curve's axis counts steps in integers.
     assert results["single_values"] == [["final_acc", "0.97"]]
-    assert results["curve_keys"] == ["epoch_loss", "long_curve"]
+    # Charts grouped by key prefix: those without one first, then "train", then "val", each under its heading.
+    assert results["curve_keys"] == ["epoch_loss", "long_curve", "train/acc", "val/acc"], results["curve_keys"]
+    assert results["chart_groups"] == ["metrics", "train", "val"], results["chart_groups"]
+    assert results["chart_group_keys"] == {"": ["epoch_loss", "long_curve"], "train": ["train/acc"], "val": ["val/acc"]}
     # Zoom: a drag over the 10,000-step curve (first drawn from ~2,000 points) fetches that range whole.
     assert results["zoom_before"] <= 2100 and results["zoom_zoomed"] == "true", results
     assert 20 <= results["zoom_after"] < results["zoom_before"], results
@@ -246,6 +260,7 @@ jobs:
     assert len(results["x_ticks"]) >= 2 and all(re.fullmatch(r"\d+", t) for t in results["x_ticks"]), results["x_ticks"]
     # Relative time: seconds since the first point (the 3 points were logged 1 ms apart).
     assert results["relative_ticks"] and results["relative_ticks"][0] == "0", results["relative_ticks"]
+    assert len(set(results["relative_ticks"])) == len(results["relative_ticks"]), results["relative_ticks"]  # no "0, 0, 0.001"
     assert "depth" in results["laptop_params"] and "7" in results["laptop_params"]
     assert results["laptop_artifacts"] == ["notes"]
     assert results["laptop_nested"] == ["notes/readme.txt"]

@@ -65,6 +65,7 @@ export function drawChart(target: HTMLElement, series: Series[],
   const css = getComputedStyle(document.documentElement);
   const fg = css.getPropertyValue("--fg").trim() || "#1d1d1f", line = css.getPropertyValue("--line").trim() || "#e3e6ea";
   const themed = { stroke: fg, grid: { stroke: line, width: 1 }, ticks: { stroke: line, width: 1 } };
+  let xTicks: string[] | undefined;  // the relative axis's labels as last drawn (for the browser tests)
   const u = new uPlot(
     {
       title: opts.title,
@@ -78,7 +79,7 @@ export function drawChart(target: HTMLElement, series: Series[],
       // The drawn x axis's tick labels, for the browser tests (uPlot draws them on the canvas).
       hooks: {
         draw: [(p: uPlot) => {
-          target.dataset.xTicks = ((p.axes[0] as unknown as { _values?: string[] })._values ?? []).join("|");
+          target.dataset.xTicks = (xTicks ?? (p.axes[0] as unknown as { _values?: string[] })._values ?? []).join("|");
           target.dataset.points = String(p.data[0].length);
         }],
         // A drag over the chart zooms it; the caller may then fetch that range at full resolution.
@@ -89,12 +90,19 @@ export function drawChart(target: HTMLElement, series: Series[],
       },
       axes: [opts.x === "step" && x.every((v) => Number.isInteger(v))
         ? { ...themed, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 1e4, 2e4, 5e4, 1e5, 1e6, 1e7], values: (_u: uPlot, ticks: number[]) => ticks.map((t) => String(Math.round(t))) }
-        : themed, themed],
+        : opts.x === "relative" ? { ...themed, values: (_u: uPlot, ticks: number[]) => (xTicks = decimalTicks(ticks)) } : themed, themed],
     },
     [x, ...ys] as uPlot.AlignedData,
     target,
   );
   return u;
+}
+
+// Tick labels with as many decimals as the spacing between ticks needs (0, 0.0005, 0.001: never 0, 0, 0.001).
+function decimalTicks(ticks: number[]): string[] {
+  const spacing = ticks.length > 1 ? Math.abs(ticks[1] - ticks[0]) : 1;
+  const decimals = spacing > 0 ? Math.min(12, Math.max(0, Math.ceil(-Math.log10(spacing) - 1e-9))) : 0;
+  return ticks.map((t) => Math.abs(t) < spacing / 2 ? "0" : t.toFixed(decimals));
 }
 
 // A parallel-coordinates plot (SVG): one axis per hyperparameter and one for the objective, one line per

@@ -357,18 +357,28 @@ async function jobPage(name: string, tab: string, highlight?: string) {
     const single = keys.filter((k) => data.metrics[k].value.length === 1);
     const curves = keys.filter((k) => data.metrics[k].value.length !== 1);
     if (single.length)
-      body.append(h("div", { class: "single-values", id: "single-values" }, ...single.map((k) =>
+      body.insertBefore(h("div", { class: "single-values", id: "single-values" }, ...single.map((k) =>
         h("div", { class: "value-tile", "data-key": k }, h("div", { class: "value-key" }, systemTitle(k)),
-          h("div", { class: "value" }, String(data.metrics[k].value[0] === null ? "NaN" : fmtNumber(data.metrics[k].value[0] as number)))))));
+          h("div", { class: "value" }, String(data.metrics[k].value[0] === null ? "NaN" : fmtNumber(data.metrics[k].value[0] as number)))))), charts);
     const draw = () => {
       charts.replaceChildren();
       const opts = { log: log.checked, smoothing: Number(smoothing.value), x: xAxis.value as XAxis };
-      // In key order, so keys that share a prefix ("train/loss", "train/acc") sit together.
+      // Grouped by key prefix ("train/loss" and "train/acc" under "train"), a heading per group once there is
+      // more than one; keys without a prefix first. System metrics are the monitoring tab's, one group.
       const ordered = [...curves].sort();
+      const prefixOf = (k: string) => monitoring || !k.includes("/") ? "" : k.slice(0, k.lastIndexOf("/"));
+      const prefixes = [...new Set(ordered.map(prefixOf))].sort((a, b) => (a === "" ? -1 : b === "" ? 1 : a < b ? -1 : 1));
       const groups = together.checked ? [ordered] : ordered.map((k) => [k]);
+      const sections = new Map<string, HTMLElement>();
+      for (const p of prefixes) {
+        const grid = h("div", { class: "charts-group", "data-prefix": p });
+        sections.set(p, grid);
+        if (prefixes.length > 1 && !together.checked) charts.append(h("h3", { class: "chart-group", "data-prefix": p }, p || "metrics"));
+        charts.append(grid);
+      }
       for (const g of groups) {
         const box = h("div", { class: "chart", "data-keys": g.join(",") });
-        charts.append(box);
+        (together.checked ? sections.get(prefixes[0])! : sections.get(prefixOf(g[0]))!).append(box);
         // Zoom (drag over a chart) fetches that range at full resolution: the first read was downsampled
         // to about a chart's width. "full range" goes back.
         const plot = (series: Columns[], zoomed: boolean) => {
@@ -592,7 +602,23 @@ async function comparePage(names: string[]) {
   const charts = h("div", { class: "charts", id: "compare-charts" });
   app.append(h("h2", {}, "Metrics"), charts);
   const metricKeys = [...new Set(metrics.flatMap((m) => Object.keys(m.metrics)))].sort();
-  for (const k of metricKeys) {
+  // A metric each run logged once (an accuracy at the end) is a bar per run, not a chart of single points.
+  const once = metricKeys.filter((k) => metrics.every((m) => (m.metrics[k]?.value.length ?? 0) <= 1));
+  if (once.length) {
+    app.insertBefore(h("div", { class: "bar-charts", id: "compare-bars" }, ...once.map((k) => {
+      const vals = metrics.map((m) => { const v = m.metrics[k]?.value[0]; return typeof v === "number" && isFinite(v) ? v : undefined; });
+      const known = vals.filter((v): v is number => v !== undefined);
+      const lo = Math.min(0, ...known), hi = Math.max(0, ...known), span = hi - lo || 1;
+      return h("div", { class: "bars", "data-key": k }, h("div", { class: "bars-title" }, k), ...names.map((n, i) => {
+        const v = vals[i];
+        const left = v === undefined ? 0 : ((Math.min(v, 0) - lo) / span) * 100, width = v === undefined ? 0 : (Math.abs(v) / span) * 100;
+        return h("div", { class: "bar-row", "data-run": n }, h("span", { class: "bar-label", title: n }, n),
+          h("span", { class: "bar-track" }, h("span", { class: "bar", style: `left:${left.toFixed(2)}%;width:${width.toFixed(2)}%` })),
+          h("span", { class: "bar-value num" }, v === undefined ? "" : fmtNumber(v)));
+      }));
+    })), charts);
+  }
+  for (const k of metricKeys.filter((k) => !once.includes(k))) {
     const box = h("div", { class: "chart", "data-keys": k });
     charts.append(box);
     const empty: Columns = { step: [], timestamp: [], value: [] };
