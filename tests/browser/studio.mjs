@@ -63,6 +63,7 @@ try {
   await page.waitForFunction(() => document.getElementById("params")?.textContent.includes("lr") &&
     document.getElementById("yaml")?.textContent.includes("command:"), null, { timeout: 10000 });
   results.params = await page.textContent("#params");
+  results.job_fields = await page.$$eval("#job-fields tr", (rs) => rs.map((r) => [r.querySelector("th").textContent, r.querySelector("td").textContent]));
 
   step = "the overview shows inputs and outputs as rows, and tags edit as job update does";
   await page.goto(url(`#/jobs/${cfg.arts}`));

@@ -165,6 +165,12 @@ jobs:
     for page in ("overview", "jobs", "pipeline"):
         assert results[f"shifts_{page}"] == [], (page, results[f"shifts_{page}"])
     assert results["downloaded"] == "model weights\n"
+    # The job's fields read as text, never JSON; where it ran (no image registered: this host), and nothing empty.
+    fields = dict(results["job_fields"])
+    assert not [v for v in fields.values() if v.startswith(("{", "["))], fields
+    assert fields["resources"] == "instance_count 1, shm_size 2g", fields
+    assert fields["runs in"].startswith("this host"), fields
+    assert "distribution" not in fields and all(fields.values()), fields
     assert results["key_metrics"] == "loss 0.002 · test_acc 0.91"  # the latest of the 500 points logged, then the other
     assert results["workspace_name"] == "workspace home" and results["workspace_title"] == ws.home  # the header names it
     assert results["sweep_key_metrics"] == "acc 0.98"  # the sweep shows its best trial's

@@ -37,9 +37,23 @@ export function fmtNumber(v: number): string {
   return Math.abs(v) >= 1e-3 && Math.abs(v) < 1e6 ? String(Number(v.toPrecision(4))) : v.toExponential(3);
 }
 
-export function keyValues(obj: Record<string, unknown> | undefined): HTMLElement {
+// A value as a person reads it: a mapping as "key value, key value" (nested ones in parentheses), a list
+// joined by commas; never JSON.
+export function readable(v: unknown): string {
+  if (v === null || v === undefined) return "";
+  if (Array.isArray(v)) return v.map(readable).join(", ");
+  if (typeof v === "object") return Object.entries(v as Record<string, unknown>).filter(([, x]) => !isEmpty(x))
+    .map(([k, x]) => typeof x === "object" && x !== null && !Array.isArray(x) ? `${k} (${readable(x)})` : `${k} ${readable(x)}`).join(", ");
+  return String(v);
+}
+const isEmpty = (v: unknown) => v === null || v === undefined || v === "" ||
+  (typeof v === "object" && Object.keys(v as object).length === 0);
+
+// Rows of name and value; empty values are left out, and a table with none says `none`.
+export function keyValues(obj: Record<string, unknown> | undefined, none = "none"): HTMLElement {
+  const rows = Object.entries(obj ?? {}).filter(([, v]) => !isEmpty(v));
+  if (!rows.length) return h("p", { class: "none" }, none);
   const table = h("table", { class: "kv" });
-  for (const [k, v] of Object.entries(obj ?? {}))
-    table.append(h("tr", {}, h("th", {}, k), h("td", {}, typeof v === "string" ? v : JSON.stringify(v))));
+  for (const [k, v] of rows) table.append(h("tr", {}, h("th", {}, k), h("td", {}, readable(v))));
   return table;
 }

@@ -253,6 +253,17 @@ function systemTitle(key: string): string {
   return names[key] ?? key;
 }
 
+// Where the job's command ran: the container image it was started in, or this host and why (from the
+// supervisor's Preparing reasons in the status history).
+function runsIn(job: Job): string {
+  for (const e of [...(job.status_history ?? [])].reverse()) {
+    const image = /starting the container \(([^)]+)\)/.exec(e.reason ?? "");
+    if (image) return `container ${image[1]}`;
+    if ((e.reason ?? "").includes("runs on this host")) return "this host (no container: see the status history)";
+  }
+  return "";
+}
+
 async function jobPage(name: string, tab: string, highlight?: string) {
   const base = `/api/v1/jobs/${encodeURIComponent(name)}`;
   let job = await get<Job>(base);
@@ -297,16 +308,17 @@ async function jobPage(name: string, tab: string, highlight?: string) {
       h("table", { class: "history" }, ...(job.status_history ?? []).map((e) =>
         h("tr", {}, h("td", {}, fmtTime(e.time)), h("td", {}, statusBadge(e.status)), h("td", {}, e.reason)))),
       h("h2", {}, "Job"),
-      keyValues({ name: job.name, type: job.type, experiment: job.experiment_name, compute: job.compute, command: job.command,
+      h("div", { id: "job-fields" }, keyValues({ name: job.name, type: job.type, experiment: job.experiment_name, compute: job.compute, command: job.command,
         created: fmtTime(job.creation_context?.created_at), duration: fmtDuration(job.duration_seconds),
-        environment: job.environment, distribution: job.distribution, resources: job.resources, ...(job.error?.message ? { error: job.error.message } : {}) }),
+        environment: job.environment, "runs in": runsIn(job), distribution: job.distribution, resources: job.resources,
+        ...(job.error?.message ? { error: job.error.message } : {}) })),
       h("h2", {}, "Inputs"), ioTable("inputs", job.inputs),
       h("h2", {}, "Outputs"), ioTable("outputs", job.outputs),
       h("h2", {}, "Tags"), editableMap("tags", job, base, () => refresh(true)),
       h("h2", {}, "Properties"), editableMap("properties", job, base, () => refresh(true)),
-      h("h2", {}, "Params"), h("div", { id: "params" }, keyValues(params)),
-      h("h2", {}, "Metrics (latest)"), keyValues(metrics),
-      h("h2", {}, "As submitted"), h("pre", { class: "yaml", id: "yaml" }, withYaml?.source_yaml ?? ""));
+      h("h2", {}, "Params"), h("div", { id: "params" }, keyValues(params, "no params")),
+      h("h2", {}, "Metrics (latest)"), keyValues(metrics, "no metrics"),
+      h("h2", {}, "As submitted"), h("pre", { class: "yaml", id: "yaml" }, (withYaml?.source_yaml ?? "").replace(/^\n+/, "")));
   };
 
   if (tab === "logs") {
