@@ -5,10 +5,12 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 
@@ -71,6 +73,58 @@ bool OnPath(const std::string& exe) {
 std::string CommandShell() {
   static const std::string shell = access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh";
   return shell;
+}
+
+std::optional<DirectCommand> WithoutShell(const std::string& command, const std::string& path_env,
+                                          const std::string& wd) {
+  // Letters, digits and the punctuation bash gives no meaning to in a word (not ~ at a word's start, which
+  // is left to bash with the rest of ~).
+  auto plain = [](unsigned char c) {
+    return std::isalnum(c) || std::strchr("_-./:,@%+=", c) != nullptr;
+  };
+  DirectCommand d;
+  std::string word;
+  for (size_t i = 0; i <= command.size(); ++i) {
+    unsigned char c = i < command.size() ? static_cast<unsigned char>(command[i]) : ' ';
+    if (c == ' ' || c == '\t') {
+      if (!word.empty()) d.argv.push_back(std::move(word));
+      word.clear();
+    } else if (plain(c) && c != 0) {
+      word += static_cast<char>(c);
+    } else {
+      return std::nullopt;  // a newline, quote, $, glob, operator, redirection, comment, non-ASCII...
+    }
+  }
+  if (d.argv.empty() || d.argv[0].find('=') != std::string::npos) return std::nullopt;
+  static const char* const kShellWords[] = {
+      // bash's keywords and builtins: what the shell itself would do differently from a program of that name.
+      "!", ".", ":", "alias", "bg", "bind", "break", "builtin", "caller", "case", "cd", "command", "compgen",
+      "complete", "compopt", "continue", "coproc", "declare", "dirs", "disown", "do", "done", "elif", "else",
+      "enable", "esac", "eval", "exec", "exit", "export", "fc", "fg", "fi", "for", "function", "getopts", "hash",
+      "help", "history", "if", "in", "jobs", "kill", "let", "local", "logout", "mapfile", "popd", "pushd", "pwd",
+      "read", "readarray", "readonly", "return", "select", "set", "shift", "shopt", "source", "suspend", "test",
+      "then", "time", "times", "trap", "type", "typeset", "ulimit", "umask", "unalias", "unset", "until", "wait",
+      "while"};
+  for (const char* w : kShellWords)
+    if (d.argv[0] == w) return std::nullopt;
+  auto executable = [&](const std::string& f) {
+    std::string at = f[0] == '/' ? f : wd + "/" + f;
+    struct stat st;
+    return stat(at.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(at.c_str(), X_OK) == 0;
+  };
+  if (d.argv[0].find('/') != std::string::npos) {
+    if (!executable(d.argv[0])) return std::nullopt;  // bash says why ("No such file", "Permission denied")
+    d.path = d.argv[0];
+    return d;
+  }
+  for (const auto& dir : Split(path_env, ':')) {
+    std::string f = (dir.empty() ? std::string(".") : dir) + "/" + d.argv[0];
+    if (executable(f)) {
+      d.path = f;
+      return d;
+    }
+  }
+  return std::nullopt;  // not found: bash's "command not found" and exit 127
 }
 
 const char kShellInImage[] = "if [ -x /bin/bash ]; then exec /bin/bash -c \"$0\"; fi; exec /bin/sh -c \"$0\"";

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,18 @@ std::string SelfExe();
 // The shell a job's command runs in on this host: bash where it is installed (Azure ML runs commands with
 // bash: `source`, `[[ ]]`), else /bin/sh.
 std::string CommandShell();
+// A command that needs no shell, run as bash would run it but without starting bash (GNU make's fast path):
+// words of plain characters only (no quotes, expansions, globs, redirections, operators, comments or
+// assignments), the first naming an executable file found on `path_env` (the job's PATH) and not a shell
+// keyword or builtin, except true, false, echo and printf, whose programs do the same for such words.
+// Relative names are looked up from `wd`, where the command runs. `path` is the file to execute (relative
+// to `wd` where the name was); argv[0] stays the word as written.
+struct DirectCommand {
+  std::string path;
+  std::vector<std::string> argv;
+};
+std::optional<DirectCommand> WithoutShell(const std::string& command, const std::string& path_env,
+                                          const std::string& wd);
 // The same, decided inside a container image: an entrypoint script for `/bin/sh -c`, given the command as $0.
 extern const char kShellInImage[];
 // Runs `argv` to its end with stdin from /dev/null and this process's environment plus `set_env` ("K=V",

@@ -5,7 +5,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <filesystem>
 #include <chrono>
 #include <thread>
 
@@ -54,6 +57,38 @@ TEST(SpawnDetached, StartsInANewSessionWithItsOutputInTheLog) {
   ASSERT_TRUE(text.ok());
   EXPECT_EQ(Trim(*text), "sid=" + std::to_string(*pid));
   unlink(log.c_str());
+}
+
+// Plain commands run without a shell; anything the shell would read differently goes to the shell.
+TEST(WithoutShell, PlainWordsOnlyAndAProgramOnThePath) {
+  auto d = WithoutShell("true", "/nonexistent:/usr/bin:/bin", "/");
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->argv, std::vector<std::string>{"true"});
+  EXPECT_TRUE(d->path == "/usr/bin/true" || d->path == "/bin/true") << d->path;
+  d = WithoutShell("  env   --null\tFOO=bar  ", "/usr/bin:/bin", "/");
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->argv, (std::vector<std::string>{"env", "--null", "FOO=bar"}));
+  d = WithoutShell("/usr/bin/env -u X --lr=0.1 a,b @c 50%", "", "/");
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->path, "/usr/bin/env");
+  for (const char* shell : {"echo $HOME", "echo 'a b'", "echo \"a\"", "echo a > f", "a | b", "a && b", "a; b", "ls *.py",
+                            "ls ?", "echo ~", "echo a#b", "(true)", "echo a\nb", "echo \\a", "FOO=1 env", "cd /tmp",
+                            "source x.sh", "export A=1", "kill 1", "test -f x", "pwd", "exec true", "echo `id`",
+                            "echo {a,b}", "echo [a]", "echo \xc3\xa9", "", "   ", "nosuchprogram-cairn", "./not-here"})
+    EXPECT_FALSE(WithoutShell(shell, "/usr/bin:/bin", "/").has_value()) << shell;
+  // Relative names from the command's folder, not the caller's.
+  std::string dir = std::filesystem::temp_directory_path() / ("cairn-direct-" + RandomHex(6));
+  std::filesystem::create_directories(dir + "/bin");
+  ASSERT_TRUE(WriteFile(dir + "/run.sh", "#!/bin/sh\necho hi\n").ok());
+  ASSERT_TRUE(WriteFile(dir + "/data.txt", "not a program").ok());
+  chmod((dir + "/run.sh").c_str(), 0755);
+  d = WithoutShell("./run.sh --x", "/usr/bin", dir);
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->path, "./run.sh");
+  EXPECT_EQ(d->argv[0], "./run.sh");
+  EXPECT_FALSE(WithoutShell("./data.txt", "/usr/bin", dir).has_value());  // not executable: bash says so
+  EXPECT_FALSE(WithoutShell("bin", "/usr/bin", dir).has_value());          // a folder
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

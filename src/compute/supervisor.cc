@@ -409,14 +409,44 @@ struct Child {
   int wstatus = 0;
 };
 
+// A "K=V" environment's value of `key` ("" when unset), and setting it (replacing the entry).
+std::string EnvValue(const std::vector<std::string>& env, const std::string& key) {
+  for (auto it = env.rbegin(); it != env.rend(); ++it)
+    if (it->size() > key.size() && it->compare(0, key.size(), key) == 0 && (*it)[key.size()] == '=')
+      return it->substr(key.size() + 1);
+  return "";
+}
+void SetEnv(std::vector<std::string>& env, const std::string& key, const std::string& value) {
+  std::erase_if(env, [&](const std::string& e) { return e.size() > key.size() && e.compare(0, key.size(), key) == 0 && e[key.size()] == '='; });
+  env.push_back(key + "=" + value);
+}
+
+// The PWD bash gives a program it starts in `wd`: the inherited PWD when it names that folder, else the
+// folder's physical path.
+std::string LogicalCwd(const std::string& inherited, const std::string& wd) {
+  struct stat a, b;
+  if (!inherited.empty() && inherited[0] == '/' && stat(inherited.c_str(), &a) == 0 && stat(wd.c_str(), &b) == 0 &&
+      a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+    return inherited;
+  char* real = realpath(wd.c_str(), nullptr);
+  std::string out = real ? real : wd;
+  free(real);
+  return out;
+}
+
+// `direct`, when set, is the file to execute with `argv` (a command run without a shell); should that fail
+// in the child (a script with no #! line, a file the seal hides), `argv` of the shell is `shell_argv`.
 pid_t SpawnChild(const std::vector<std::string>& argv, std::vector<std::string> env, const std::string& wd,
-                 const std::vector<std::string>& read_only, int out_w, const Seal& seal) {
+                 const std::vector<std::string>& read_only, int out_w, const Seal& seal,
+                 const std::string& direct = "", const std::vector<std::string>& shell_argv = {}) {
   std::vector<char*> envp;
   for (auto& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
-  std::vector<char*> args;
+  std::vector<char*> args, shell_args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  for (const auto& a : shell_argv) shell_args.push_back(const_cast<char*>(a.c_str()));
+  shell_args.push_back(nullptr);
   // Straight into the job's cgroup with clone3(CLONE_INTO_CGROUP): moving a process there after fork takes
   // the kernel's cgroup lock the slow way (7-10 ms for each new cgroup, measured; 0.1 ms this way). The
   // supervisor has no other threads, so the child may allocate as after fork.
@@ -447,6 +477,11 @@ pid_t SpawnChild(const std::vector<std::string>& argv, std::vector<std::string> 
   dup2(out_w, 1);
   dup2(out_w, 2);
   if (chdir(wd.c_str()) != 0) _exit(126);
+  if (!direct.empty()) {
+    execve(direct.c_str(), args.data(), envp.data());
+    if (shell_args[0]) execvpe(shell_args[0], shell_args.data(), envp.data());
+    _exit(127);
+  }
   execvpe(args[0], args.data(), envp.data());
   _exit(127);
 }
@@ -614,7 +649,8 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
   }
   std::vector<Child> children;
   auto start = [&](const std::vector<std::string>& argv, std::vector<std::string> env, int rank,
-                   const std::string& label, const std::string& log_path) -> Status {
+                   const std::string& label, const std::string& log_path, const std::string& direct = "",
+                   const std::vector<std::string>& shell_argv = {}) -> Status {
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0) return Internal(std::string("pipe: ") + strerror(errno));
     Child c;
@@ -627,7 +663,7 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
       return Internal("cannot open " + log_path);
     }
     // Node supervisors (srun) read the run folder; the job's own processes are sealed from it.
-    c.pid = SpawnChild(argv, std::move(env), wd, read_only, p[1], sealed ? seal : Seal{});
+    c.pid = SpawnChild(argv, std::move(env), wd, read_only, p[1], sealed ? seal : Seal{}, direct, shell_argv);
     close(p[1]);
     if (c.pid < 0) {
       close(p[0]);
@@ -675,11 +711,26 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
     for (int n : nodes) {
       for (int local = 0; local < plan.OnNode(n) && s.ok(); ++local) {
         int rank = plan.Rank(n, local);
+        std::vector<std::string> env = image.empty() ? env_for(n, local) : std::vector<std::string>{};
+        // A plain command (`python train.py --lr 0.1`, `true`) is executed as bash would, without bash's start.
+        // CAIRN_DIRECT_EXEC=off always starts the shell (for comparison).
+        std::optional<DirectCommand> direct;
+        const char* direct_exec = getenv("CAIRN_DIRECT_EXEC");
+        if (image.empty() && !(direct_exec && std::string(direct_exec) == "off"))
+          direct = WithoutShell(command, EnvValue(env, "PATH"), wd);
         std::string label = plan.Distributed() ? "process " + std::to_string(rank) + " (node " + std::to_string(n) +
                                                      ", local rank " + std::to_string(local) + ")"
-                                               : CommandShell() + " -c <command>";
-        if (image.empty()) {
-          s = start({CommandShell(), "-c", command}, env_for(n, local), rank, label, artifacts + "/" + RankLogName(plan, rank));
+                            : direct ? direct->path + " (the command needs no shell)"
+                                     : CommandShell() + " -c <command>";
+        if (image.empty() && direct) {
+          // What bash would have put in the environment of the program it executes.
+          SetEnv(env, "PWD", LogicalCwd(EnvValue(env, "PWD"), wd));
+          if (EnvValue(env, "SHLVL").empty()) SetEnv(env, "SHLVL", "0");
+          SetEnv(env, "_", direct->path);
+          s = start(direct->argv, std::move(env), rank, label, artifacts + "/" + RankLogName(plan, rank), direct->path,
+                    {CommandShell(), "-c", command});
+        } else if (image.empty()) {
+          s = start({CommandShell(), "-c", command}, std::move(env), rank, label, artifacts + "/" + RankLogName(plan, rank));
         } else {
           crun.name = "cairn-" + job.value("name", "") + "-" + std::to_string(rank);
           crun.env = merged_env(n, local);

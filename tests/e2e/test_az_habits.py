@@ -233,3 +233,35 @@ limits: {max_total_trials: 2, max_concurrent_trials: 1}
     assert j["status"] == "Failed"
     assert "2 trials: 0 completed, 2 failed" in j["status_reason"]
     assert "badsweep_" in j["error"]["message"] and "exited with code 3" in j["error"]["message"], j["error"]
+
+
+def test_a_plain_command_runs_without_a_shell_as_bash_would_run_it(make_ws):
+    """A command of plain words is executed directly (no bash start); what the program sees, its output, exit
+    code and errors are bash's: the same jobs with CAIRN_DIRECT_EXEC=off (always the shell) are the reference."""
+    def jobs(ws):
+        ws.write("code/noshebang.sh", "echo \"a script with no #! line, run by ${0##*/}\"\n", mode=0o755)
+        out = {}
+        for name, command in (("env", "/usr/bin/env"), ("true", "true"), ("false", "false"), ("missing", "nosuchcmd-x"),
+                              ("script", "./noshebang.sh"), ("echo", "echo -n a,b --lr=0.1 50%")):
+            ws.write(f"{name}.yml", f"command: {command}\ncode: code\nenvironment: {{image: python}}\n")
+            p = ws.run("job", "create", "-f", f"{name}.yml", "-n", f"j_{name}", "--stream", check=False)
+            job = ws.job(f"j_{name}")
+            log = open(os.path.join(ws.home, "runs", f"j_{name}", "artifacts", "user_logs", "std_log.txt")).read()
+            sup = open(os.path.join(ws.home, "runs", f"j_{name}", "artifacts", "system_logs", "cairn_supervisor.log")).read()
+            out[name] = (job["status"], job.get("exit_code"), log, sup, p.returncode)
+        return out
+    direct, shell = jobs(make_ws()), jobs(make_ws({"CAIRN_DIRECT_EXEC": "off"}))
+    assert "needs no shell" in direct["true"][3] and "needs no shell" not in shell["true"][3]
+    assert "needs no shell" not in direct["missing"][3]  # not on PATH: bash says so
+    for name in ("true", "false", "missing", "script", "echo"):
+        assert direct[name][:3] == shell[name][:3], (name, direct[name], shell[name])
+    assert direct["false"][1] == 1 and direct["missing"][1] == 127 and "command not found" in direct["missing"][2]
+    assert direct["echo"][2] == "a,b --lr=0.1 50%"
+    assert "a script with no #! line" in direct["script"][2]
+    # The environment the program sees: the same variables, and bash's PWD, SHLVL and _.
+    env = lambda text: dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    d, s = env(direct["env"][2]), env(shell["env"][2])
+    s.pop("CAIRN_DIRECT_EXEC")  # the reference's server was told to use the shell; the job inherits that
+    assert set(d) == set(s), set(d) ^ set(s)
+    assert d["_"] == s["_"] == "/usr/bin/env" and d["SHLVL"] == s["SHLVL"], (d["_"], s["_"], d["SHLVL"], s["SHLVL"])
+    assert d["PWD"].endswith("/runs/j_env/wd") and s["PWD"].endswith("/runs/j_env/wd"), (d["PWD"], s["PWD"])
