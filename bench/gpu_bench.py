@@ -89,6 +89,13 @@ def main():
                 break
             time.sleep(0.2)
         failed = sum(j["status"] != "Completed" for j in mine)
+        # When each job was given its GPUs: its first Preparing (the scheduler's decision), before its
+        # supervisor starts and reports Running (start_time).
+        granted = {}
+        for j in mine:
+            shown = json.loads(run("job", "show", "-n", j["name"], "-o", "json").stdout)
+            granted[j["name"]] = next((ts(e["time"]) for e in shown.get("status_history", []) if e["status"] == "Preparing"),
+                                      ts(j["start_time"]))
         events = []  # (time, busy delta, waiting delta)
         for j in mine:
             g = want[j["name"]]
@@ -110,11 +117,30 @@ def main():
             sizes_waiting[g] += dw
             prev = t
         span = max(ts(j["end_time"]) for j in mine) - first
+        # The same, with a GPU counted held from its grant: idle GPUs the scheduler had not given out.
+        held_events = []
+        for j in mine:
+            g = want[j["name"]]
+            held_events += [(ts(j["creation_context"]["created_at"]), 0, 1), (granted[j["name"]], g, -1), (ts(j["end_time"]), -g, 0)]
+        held_events.sort()
+        held = waiting = 0
+        idle_ungranted = 0.0
+        prev = first
+        for t, db, dw in held_events:
+            if waiting > 0:
+                idle_ungranted += (8 - held) * (t - prev)
+            held += db
+            waiting += dw
+            prev = t
+        starts = sorted(ts(j["start_time"]) - granted[j["name"]] for j in mine)
         print(f"| {args.jobs} queued GPU jobs (1/2/4 GPUs, sleep {args.sleep}) on 8 GPUs | {span:.2f} s, GPUs busy "
               f"{gpu_seconds:.1f} GPU-s | ideal {gpu_seconds / 8:.2f} s | idle while a job waited: {idle:.2f} GPU-s "
               f"({100 * idle / (8 * (last_start - first)):.1f}% of the GPU time until the last start), of which while a "
               f"waiting job would have fitted: {idle_fit:.2f} GPU-s ({100 * idle_fit / (8 * (last_start - first)):.1f}%); "
               f"{failed} not completed |")
+        print(f"| the same, GPUs counted from their grant (first Preparing) | idle while a job waited and no GPU was held: "
+              f"{idle_ungranted:.2f} GPU-s ({100 * idle_ungranted / (8 * (last_start - first)):.1f}%) | grant -> command "
+              f"running: median {1000 * starts[len(starts) // 2]:.1f} ms, p90 {1000 * starts[len(starts) * 9 // 10]:.1f} ms |")
         if args.queue_only:
             return
         # 3. The cost of sampling: the supervisor's CPU over 10 s of a job that sleeps, with system metrics
