@@ -91,9 +91,11 @@ def main():
         failed = sum(j["status"] != "Completed" for j in mine)
         # When each job was given its GPUs: its first Preparing (the scheduler's decision), before its
         # supervisor starts and reports Running (start_time).
-        granted = {}
+        granted, completed = {}, {}
         for j in mine:
             shown = json.loads(run("job", "show", "-n", j["name"], "-o", "json").stdout)
+            completed[j["name"]] = next((ts(e["time"]) for e in shown.get("status_history", []) if e["status"] == "Completed"),
+                                        ts(j["end_time"]))
             granted[j["name"]] = next((ts(e["time"]) for e in shown.get("status_history", []) if e["status"] == "Preparing"),
                                       ts(j["start_time"]))
         events = []  # (time, busy delta, waiting delta)
@@ -124,23 +126,34 @@ def main():
             held_events += [(ts(j["creation_context"]["created_at"]), 0, 1), (granted[j["name"]], g, -1), (ts(j["end_time"]), -g, 0)]
         held_events.sort()
         held = waiting = 0
-        idle_ungranted = 0.0
+        idle_ungranted = idle_head_fits = 0.0
         prev = first
+        # The oldest waiting job (the queue's head, which the scheduler keeps GPUs for once smaller jobs have
+        # passed it kMaxPassed times): idle GPUs it would fit are the scheduler's lag, the rest are kept for it.
+        by_created = sorted(mine, key=lambda j: ts(j["creation_context"]["created_at"]))
+        head = 0
         for t, db, dw in held_events:
+            while head < len(by_created) and granted[by_created[head]["name"]] <= prev:
+                head += 1
             if waiting > 0:
                 idle_ungranted += (8 - held) * (t - prev)
+                if head < len(by_created) and want[by_created[head]["name"]] <= 8 - held:
+                    idle_head_fits += (8 - held) * (t - prev)
             held += db
             waiting += dw
             prev = t
         starts = sorted(ts(j["start_time"]) - granted[j["name"]] for j in mine)
+        ends = sorted(completed[j["name"]] - ts(j["end_time"]) for j in mine)
         print(f"| {args.jobs} queued GPU jobs (1/2/4 GPUs, sleep {args.sleep}) on 8 GPUs | {span:.2f} s, GPUs busy "
               f"{gpu_seconds:.1f} GPU-s | ideal {gpu_seconds / 8:.2f} s | idle while a job waited: {idle:.2f} GPU-s "
               f"({100 * idle / (8 * (last_start - first)):.1f}% of the GPU time until the last start), of which while a "
               f"waiting job would have fitted: {idle_fit:.2f} GPU-s ({100 * idle_fit / (8 * (last_start - first)):.1f}%); "
               f"{failed} not completed |")
         print(f"| the same, GPUs counted from their grant (first Preparing) | idle while a job waited and no GPU was held: "
-              f"{idle_ungranted:.2f} GPU-s ({100 * idle_ungranted / (8 * (last_start - first)):.1f}%) | grant -> command "
-              f"running: median {1000 * starts[len(starts) // 2]:.1f} ms, p90 {1000 * starts[len(starts) * 9 // 10]:.1f} ms |")
+              f"{idle_ungranted:.2f} GPU-s ({100 * idle_ungranted / (8 * (last_start - first)):.1f}%), of which while the oldest "
+              f"waiting job would have fitted: {idle_head_fits:.2f} GPU-s ({100 * idle_head_fits / (8 * (last_start - first)):.1f}%) | grant -> command "
+              f"running: median {1000 * starts[len(starts) // 2]:.1f} ms, p90 {1000 * starts[len(starts) * 9 // 10]:.1f} ms | "
+              f"command end -> Completed recorded: median {1000 * ends[len(ends) // 2]:.1f} ms, p90 {1000 * ends[len(ends) * 9 // 10]:.1f} ms |")
         if args.queue_only:
             return
         # 3. The cost of sampling: the supervisor's CPU over 10 s of a job that sleeps, with system metrics

@@ -120,8 +120,10 @@ async function jobsPage(params: URLSearchParams) {
       ? h("fieldset", {}, h("legend", {}, title), ...items.map(([id, label]) => box(id, label))) : null;
     chooserBody.replaceChildren(...[
       group("Columns", fixed.map((c) => [c[0], c[1]])),
-      group("Params", paramOrder.map((k) => [`param:${k}`, k])),
-      group("Metrics", keyOrder.map((k) => [`metric:${k}`, k]))].filter((g): g is HTMLFieldSetElement => !!g));
+      // The keys the jobs have, and any chosen earlier that none has now (so it can be unticked).
+      group("Params", [...new Set([...paramOrder, ...chosen.filter((c) => c.startsWith("param:")).map((c) => c.slice(6))])].map((k) => [`param:${k}`, k])),
+      group("Metrics", [...new Set([...keyOrder, ...chosen.filter((c) => c.startsWith("metric:")).map((c) => c.slice(7))])].map((k) => [`metric:${k}`, k]))]
+      .filter((g): g is HTMLFieldSetElement => !!g));
   };
   chooser.addEventListener("toggle", () => { if (chooser.open) fillChooser(); });
   layout();
