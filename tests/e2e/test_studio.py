@@ -298,11 +298,14 @@ def test_jobs_summary_carries_each_jobs_key_metrics(ws):
         {"key": "a_loss", "value": 0.5, "timestamp": 1, "step": 0},
         {"key": "a_loss", "value": 0.25, "timestamp": 2, "step": 1},
         {"key": "a_nan", "value": "NaN", "timestamp": 1, "step": 0},
-        *[{"key": f"k{i}", "value": i, "timestamp": 1, "step": 0} for i in range(10)]]})
+        *[{"key": f"k{i:02d}", "value": i, "timestamp": 1, "step": 0} for i in range(40)]],
+        "params": [{"key": "lr", "value": "0.1"}, {"key": "note", "value": "x" * 300}]})
     req = urllib.request.Request(ws.server_info()["url"] + "/api/v1/jobs?view=summary",
                                  headers={"Authorization": "Bearer " + ws.token()})
     with urllib.request.urlopen(req) as r:
         jobs = {j["name"]: j for j in json.loads(r.read())}
     assert "metrics" not in jobs["plain"]
-    # The latest value of each key, keys in name order, the first six of twelve.
-    assert jobs["logged"]["metrics"] == {"a_loss": 0.25, "a_nan": "NaN", "k0": 0, "k1": 1, "k2": 2, "k3": 3}
+    # The latest value of each key, keys in name order, the first 32 of 42.
+    assert jobs["logged"]["metrics"] == {"a_loss": 0.25, "a_nan": "NaN", **{f"k{i:02d}": i for i in range(30)}}
+    # Its params (the column chooser's), long values cut at 256 bytes; none for a job that logged none.
+    assert jobs["logged"]["params"] == {"lr": "0.1", "note": "x" * 256} and "params" not in jobs["plain"]
