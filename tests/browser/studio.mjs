@@ -31,7 +31,9 @@ const watchShifts = () => page.evaluate(() => {
   });
   window.__shiftObserver.observe({ type: "layout-shift" });
 });
-const shifts = () => page.evaluate(() => new Promise((done) => setTimeout(() => done(window.__shifts), 200)));
+// Entries arrive after the frame that shifted is rendered: two frames and a pause, then what was seen.
+const shifts = () => page.evaluate(() => new Promise((done) =>
+  requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(() => done(window.__shifts), 300)))));
 
 try {
   step = "sign in through the one-time link, land on the jobs page";
@@ -85,6 +87,17 @@ try {
   await page.waitForSelector("#job-inputs tr[data-name]", { timeout: 10000 });
   results.input_link = await page.getAttribute('#job-inputs tr[data-name="i"] .where a', "href");
   await shot("job-io");
+
+  step = "rerun opened before the overview has been read: the overview does not draw over the editor";
+  // The overview's MLflow read is held back 1.5 s; Rerun is clicked at once; the editor must still be there
+  // once that read has come and gone.
+  await page.route("**/api/2.0/mlflow/runs/get*", async (r) => { await new Promise((d) => setTimeout(d, 1500)); await r.continue(); });
+  await page.goto(url(`#/jobs/${cfg.done}`));
+  await page.click("#rerun");
+  await page.waitForSelector("#rerun-yaml", { timeout: 10000 });
+  await page.waitForTimeout(2500);
+  results.rerun_editor_kept = await page.$("#rerun-yaml") !== null;
+  await page.unroute("**/api/2.0/mlflow/runs/get*");
 
   step = "rerun: the YAML as submitted, edited, submitted, and the new job's page";
   await page.goto(url(`#/jobs/${cfg.done}`));
@@ -243,6 +256,7 @@ try {
   // The measurement itself sees a shift: a block pushed in above the page moves everything under it.
   await watchShifts();
   await page.evaluate(() => { const d = document.createElement("div"); d.style.height = "120px"; document.getElementById("app").prepend(d); });
+  await page.waitForFunction(() => window.__shifts.length > 0, null, { timeout: 5000 });
   results.shifts_control = await shifts();
   await shot("pipeline-live");
 
@@ -313,7 +327,7 @@ try {
   await shot("metrics-zoomed");
   await page.click(`${long} button.full-range`);
   await page.selectOption("#x-axis", "relative");
-  await page.waitForFunction(() => (document.querySelector(".chart")?.dataset.xTicks ?? "").split("|")[0] === "0", null, { timeout: 5000 }).catch(() => {});
+  await page.waitForFunction(() => (document.querySelector(".chart")?.dataset.xTicks ?? "").split("|")[0] === "0", null, { timeout: 10000 });
   results.relative_ticks = await page.$eval(".chart", (e) => (e.dataset.xTicks ?? "").split("|").filter((t) => t.length));
   await shot("metrics-values");
 

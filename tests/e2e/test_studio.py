@@ -171,6 +171,7 @@ jobs:
     assert fields["resources"] == "instance_count 1, shm_size 2g", fields
     assert fields["runs in"].startswith("this host"), fields
     assert "distribution" not in fields and all(fields.values()), fields
+    assert results["rerun_editor_kept"] is True  # an overview read that lands after the click leaves the editor
     assert results["key_metrics"] == "loss 0.002 · test_acc 0.91"  # the latest of the 500 points logged, then the other
     assert results["workspace_name"] == "workspace home" and results["workspace_title"] == ws.home  # the header names it
     assert results["sweep_key_metrics"] == "acc 0.98"  # the sweep shows its best trial's

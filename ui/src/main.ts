@@ -303,6 +303,8 @@ async function jobPage(name: string, tab: string, highlight?: string) {
   ]);
   const overview = async () => {
     const [run, withYaml] = await extra;
+    // The Rerun editor opened while this was read: it stays.
+    if (body.dataset.editing) return;
     const params = Object.fromEntries((run?.run.data.params ?? []).map((p) => [p.key, p.value]));
     const metrics = Object.fromEntries((run?.run.data.metrics ?? []).map((m) => [m.key, String(m.value)]));
     body.replaceChildren(
@@ -468,6 +470,7 @@ function sweepTrials(job: Job, body: HTMLElement) {
 // Rerun: the YAML as submitted, to edit and submit again (the original's code and local inputs stand for
 // the local paths it names); the new job's page opens, or the errors show, each at its place.
 async function rerun(name: string, body: HTMLElement) {
+  body.dataset.editing = "rerun";  // from the click: an overview still being read does not draw over the editor
   const withYaml = await get<{ source_yaml?: string }>(`/api/v1/jobs/${encodeURIComponent(name)}?include=yaml`);
   const editor = h("textarea", { id: "rerun-yaml", rows: 18, cols: 100, spellcheck: "false" });
   editor.value = withYaml.source_yaml ?? "";
