@@ -877,11 +877,11 @@ class Server {
       f.top_level_only = f.parent.empty() && req.get_param_value("include_children") != "true";
       if (req.get_param_value("view") == "summary") {
         // What a table of jobs shows, and nothing that costs a read per job (the studio's jobs page).
-        // Each job's latest metric values (its key metrics; a few keys at most), read for all runs at once.
-        constexpr size_t kKeyMetrics = 32;
+        // Each job's latest metric values and its params (the key metrics and the column chooser's columns),
+        // up to kSummaryKeys of each, long param values cut; each read for all runs at once.
+        constexpr size_t kSummaryKeys = 32;
         auto latest = tracking_->LatestMetricsOfAllRuns();
-        // And its params (the column chooser's other half): a few dozen each, long values cut.
-        auto params = tracking_->ParamsOfAllRuns(32, 256);
+        auto params = tracking_->ParamsOfAllRuns(kSummaryKeys, 256);
         std::string body = "[";
         bool first = true;
         for (const auto& j : Reader().ListSummaries(f)) {
@@ -913,7 +913,7 @@ class Server {
           if (m == latest.end() && j.type == "sweep" && !j.best_child.empty()) m = latest.find(j.best_child);
           if (m != latest.end()) {
             body += ",\"metrics\":{";
-            for (size_t k = 0; k < m->second.size() && k < kKeyMetrics; ++k) {
+            for (size_t k = 0; k < m->second.size() && k < kSummaryKeys; ++k) {
               if (k) body += ',';
               AppendJsonString(body, m->second[k].key);
               body += ':';

@@ -102,7 +102,7 @@ async function jobsPage(params: URLSearchParams) {
     table.style.setProperty("--cols-phone", ["28px", ...columns.filter((c) => phone[c[0]]).map((c) => phone[c[0]])].join(" "));
     head.replaceChildren(h("span", { class: "pick" }), ...columns.map(([key, label]) => h("span", {
       class: `c-${key.includes(":") ? key.slice(0, key.indexOf(":")) : key}`, "data-col": key, title: key,
-      onclick: () => { desc = sortKey === key ? !desc : key === "created" || key.includes(":"); sortKey = key; render(); } },
+      onclick: () => { desc = sortKey === key ? !desc : key === "created" || key.includes(":"); sortKey = key; layout(); render(); } },
       label, sortKey === key ? (desc ? " ▾" : " ▴") : "")));
   };
   // The chooser: a checkbox per column, param and metric; ticking one adds its column at the end.
