@@ -140,6 +140,42 @@ bool IsAliveWithMarker(pid_t pid, const std::string& marker) {
   return s.find(marker) != std::string::npos;
 }
 
+int LockRun(const std::string& lock_file, pid_t& holder) {
+  holder = 0;
+  int fd = open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+  if (fd < 0) return -1;
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    return -1;
+  }
+  struct flock fl {};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  if (fcntl(fd, F_SETLK, &fl) == 0) return fd;
+  struct flock probe {};
+  probe.l_type = F_WRLCK;
+  probe.l_whence = SEEK_SET;
+  if (fcntl(fd, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK) holder = probe.l_pid;
+  close(fd);
+  return -1;
+}
+
+std::optional<pid_t> RunLockHolder(const std::string& lock_file) {
+  int fd = open(lock_file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) return std::nullopt;
+  std::optional<pid_t> holder;
+  struct stat st;
+  struct flock probe {};
+  probe.l_type = F_WRLCK;
+  probe.l_whence = SEEK_SET;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && fcntl(fd, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK &&
+      probe.l_pid > 0)
+    holder = probe.l_pid;
+  close(fd);  // closing drops this process's locks on the file, and it holds none
+  return holder;
+}
+
 std::vector<pid_t> Descendants(pid_t root) {
   std::multimap<pid_t, pid_t> children;
   DIR* d = opendir("/proc");

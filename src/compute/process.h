@@ -22,6 +22,16 @@ Result<pid_t> SpawnDetached(const std::vector<std::string>& argv, const std::str
 // Whether `pid` is alive and its command line contains `marker` (guards against a recycled pid).
 bool IsAliveWithMarker(pid_t pid, const std::string& marker);
 
+// A run's supervisor holds a write lock on the run's lock file for its whole life (an fcntl lock: its
+// children do not inherit it, and it goes when the supervisor does, however it ends). So at most one
+// supervisor runs a job, and a server that lost a supervisor's pid (killed between the spawn and the
+// record) finds the one that runs. LockRun takes it: the descriptor to keep open, or -1 with `holder` the
+// pid that has it (0 when the file cannot be opened or locked at all).
+int LockRun(const std::string& lock_file, pid_t& holder);
+// The pid that holds the lock, without taking it (F_GETLK: a probe cannot make a starting supervisor think
+// another one runs); nullopt when nobody does or the file is not a plain file.
+std::optional<pid_t> RunLockHolder(const std::string& lock_file);
+
 // Every descendant of `root` (children, grandchildren, ...), read from /proc.
 std::vector<pid_t> Descendants(pid_t root);
 

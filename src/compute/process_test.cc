@@ -91,5 +91,50 @@ TEST(WithoutShell, PlainWordsOnlyAndAProgramOnThePath) {
   std::filesystem::remove_all(dir);
 }
 
+// One supervisor per run: the lock is seen (with its holder) by a probe that does not take it, and a
+// second taker is refused with the holder's pid; it goes with its process; a link is never followed.
+TEST(RunLock, OneHolderFoundWithoutTakingIt) {
+  std::string dir = "/tmp/cairn-lock-" + RandomHex(4);
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  std::string file = dir + "/supervisor.lock";
+  EXPECT_FALSE(RunLockHolder(file).has_value());  // no file yet
+  int ready[2], release[2];
+  ASSERT_EQ(pipe(ready), 0);
+  ASSERT_EQ(pipe(release), 0);
+  pid_t child = fork();
+  if (child == 0) {
+    pid_t h;
+    int fd = LockRun(file, h);
+    char c = fd >= 0 ? 'y' : 'n';
+    (void)!write(ready[1], &c, 1);
+    (void)!read(release[0], &c, 1);
+    _exit(0);
+  }
+  char c = 0;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  EXPECT_EQ(c, 'y');
+  EXPECT_EQ(RunLockHolder(file), std::optional<pid_t>(child));
+  EXPECT_EQ(RunLockHolder(file), std::optional<pid_t>(child));  // the probe took nothing
+  pid_t holder = 0;
+  EXPECT_EQ(LockRun(file, holder), -1);
+  EXPECT_EQ(holder, child);
+  (void)!write(release[1], "x", 1);
+  waitpid(child, nullptr, 0);
+  EXPECT_FALSE(RunLockHolder(file).has_value());
+  int fd = LockRun(file, holder);
+  EXPECT_GE(fd, 0);
+  close(fd);
+  // A link in the lock's place (a job could leave one) is not followed.
+  std::string link = dir + "/link.lock";
+  ASSERT_EQ(symlink(file.c_str(), link.c_str()), 0);
+  EXPECT_EQ(LockRun(link, holder), -1);
+  EXPECT_EQ(holder, 0);
+  EXPECT_FALSE(RunLockHolder(link).has_value());
+  for (int p : {ready[0], ready[1], release[0], release[1]}) close(p);
+  unlink(link.c_str());
+  unlink(file.c_str());
+  rmdir(dir.c_str());
+}
+
 }  // namespace
 }  // namespace cairn::compute

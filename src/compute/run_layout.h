@@ -2,6 +2,7 @@
 //
 //   runs/<job>/job.json            what the supervisor runs (written by the server before the start)
 //   runs/<job>/exit.json           how it ended (written by the supervisor, atomically, before it reports)
+//   runs/<job>/supervisor.lock     locked by the job's supervisor while it lives (compute::LockRun)
 //   runs/<job>/wd/                 the working directory: the code snapshot; ./outputs and ./logs link
 //                                  into artifacts/
 //   runs/<job>/artifacts/          the "default" output: outputs/, logs/, user_logs/, system_logs/
@@ -22,6 +23,7 @@ struct RunLayout {
   }
   std::string JobFile() const { return root + "/job.json"; }
   std::string ExitFile() const { return root + "/exit.json"; }
+  std::string SupervisorLock() const { return root + "/supervisor.lock"; }
   std::string WorkDir() const { return root + "/wd"; }
   std::string Artifacts() const { return root + "/artifacts"; }
   std::string UserLog() const { return root + "/artifacts/user_logs/std_log.txt"; }

@@ -1007,6 +1007,21 @@ int Supervise(const std::string& run_dir, Stager* stager) {
   long long started = NowMillis();
   (void)MakeDirs(layout.SystemLogDir());
   SystemLog log(layout.SupervisorLog());
+  // One supervisor per job: a server killed between starting this one and recording its pid starts
+  // another when it comes back (and finds this one by the lock instead, when it is here first).
+  pid_t holder = 0;
+  int lock = LockRun(layout.SupervisorLock(), holder);
+  if (lock < 0 && holder > 0) {
+    log.Line("supervisor " + std::to_string(holder) + " already runs this job; supervisor " +
+             std::to_string(getpid()) + " stops");
+    return 0;
+  }
+  if (lock < 0) log.Line("cannot lock " + layout.SupervisorLock() + ": " + strerror(errno));
+  if (PathExists(layout.ExitFile())) {  // an earlier supervisor ran the job to its end: not twice
+    log.Line("the job has already run (" + layout.ExitFile() + " is there); supervisor " +
+             std::to_string(getpid()) + " stops");
+    return 0;
+  }
   auto text = ReadFile(layout.JobFile());
   if (!text.ok()) {
     log.Line("cannot read the job: " + text.status().message());

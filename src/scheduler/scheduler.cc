@@ -151,6 +151,10 @@ void Scheduler::Tick() {
     if (settled && !compute::IsAliveWithMarker(static_cast<pid_t>(pid), run_dir)) gone.emplace_back(name, pid);
   }
   for (const auto& [name, pid] : gone) {
+    if (auto holder = LockHolderOf(name, pid)) {
+      Adopt(name, *holder);
+      continue;
+    }
     // Nothing of the job outlives its supervisor: its cgroup goes with it.
     compute::KillRecordedCgroup(compute::RunLayout::For(config_.workspace, name).root + "/cgroup");
     if (PathExists(compute::RunLayout::For(config_.workspace, name).ExitFile())) {
@@ -1068,8 +1072,25 @@ std::string Scheduler::GpuWaitReason(const std::string& compute, int need) {
          std::to_string(config_.gpus.size()) + " in use" + (holders.empty() ? "" : " by " + Join(holders, ", ")) + ")";
 }
 
+std::optional<long long> Scheduler::LockHolderOf(const std::string& name, long long recorded) {
+  compute::RunLayout layout = compute::RunLayout::For(config_.workspace, name);
+  auto holder = compute::RunLockHolder(layout.SupervisorLock());
+  if (!holder || *holder == recorded || !compute::IsAliveWithMarker(*holder, layout.root)) return std::nullopt;
+  return *holder;
+}
+
+void Scheduler::Adopt(const std::string& name, long long pid) {
+  auto job = store_->Get(name);
+  json gpus = job.ok() ? job->gpus : json::array();
+  (void)store_->SetSupervisorPid(name, pid, gpus.is_array() ? gpus : json::array());
+  running_pids_[name] = pid;
+  spawned_at_.erase(name);
+  fprintf(stderr, "%s cairn server: job %s: supervisor %lld runs it (found by its run lock)\n", IsoTime(NowMillis()).c_str(),
+          name.c_str(), pid);
+}
+
 void Scheduler::Reconcile() {
-  for (const JobRecord& job : store_->NonTerminal()) {
+  for (JobRecord job : store_->NonTerminal()) {
     if (job.type == "sweep") {  // no process of its own: its first step loads its trials and goes on
       sweeps_[job.name];
       continue;
@@ -1089,8 +1110,34 @@ void Scheduler::Reconcile() {
       if (ReconcileSlurmJob(job)) continue;
       pool->in_use -= job.slots;
     }
-    if (job.supervisor_pid) {
-      pid_t pid = static_cast<pid_t>(*job.supervisor_pid);
+    std::optional<long long> recorded = job.supervisor_pid;
+    if (!recorded && job.status != "Queued" && job.status != "NotStarted") {
+      // Killed between starting its supervisor and recording the pid: the supervisor that runs it holds
+      // the run's lock (and its GPUs are in the run file).
+      if (auto holder = LockHolderOf(job.name, 0)) {
+        json held = json::array();
+        auto run = ReadFile(layout.JobFile());
+        json r = run.ok() ? ParseJsonOrDiscarded(*run) : json();
+        if (r.is_object() && r.contains("gpus") && r["gpus"].is_array())
+          for (const auto& instance : r["gpus"]) {
+            json list = json::array();
+            if (instance.is_array())
+              for (const auto& g : instance)
+                if (g.is_object() && g.contains("index") && g["index"].is_number_integer()) list.push_back(g["index"]);
+            held.push_back(list);
+          }
+        (void)store_->SetSupervisorPid(job.name, *holder, held);
+        job.gpus = held;
+        recorded = holder;
+        fprintf(stderr, "%s cairn server: job %s: supervisor %lld runs it (found by its run lock)\n",
+                IsoTime(NowMillis()).c_str(), job.name.c_str(), *holder);
+      } else if (PathExists(layout.ExitFile()) && PathExists(layout.SupervisorLock())) {
+        FinishFromExitFile(job.name);  // and it ended while no server was there
+        continue;
+      }
+    }
+    if (recorded) {
+      pid_t pid = static_cast<pid_t>(*recorded);
       running_pids_[job.name] = pid;
       pool->in_use += job.slots;
       // Its GPUs are held again before anything queued can be given them.
@@ -1108,6 +1155,8 @@ void Scheduler::Reconcile() {
       } else if (PathExists(layout.ExitFile())) {
         // It ended between the two looks (found by the chaos test): its record is there now.
         FinishFromExitFile(job.name);
+      } else if (auto holder = LockHolderOf(job.name, pid)) {
+        Adopt(job.name, *holder);  // the second of two supervisors, which stopped for the first
       } else {
         compute::KillRecordedCgroup(layout.root + "/cgroup");
         FailJob(job.name, "the supervisor (pid " + std::to_string(pid) +

@@ -1,6 +1,7 @@
 """The local compute: process trees, cancel, timeout, logs, queueing, and a server that dies."""
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 
@@ -136,6 +137,63 @@ def test_a_running_job_continues_under_a_restarted_server(ws):
     assert job["status"] == "Running"
     job = ws.wait_status("across", ["Completed", "Failed"], timeout=20)
     assert job["status"] == "Completed"
+
+
+def kill_server_and_forget_the_supervisor(ws, name):
+    """kill -9 of the server, then the job's record as a server killed between starting the job's supervisor
+    and recording its pid leaves it (found by the sweep test under CI load): Preparing, no pid."""
+    old = ws.server_info()["pid"]
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: not os.path.exists(f"/proc/{old}") or open(f"/proc/{old}/stat").read().split()[2] == "Z",
+             what="the server to die")
+    db = sqlite3.connect(os.path.join(ws.home, "cairn.db"))
+    with db:
+        n = db.execute("UPDATE jobs SET supervisor_pid = NULL, status = 'Preparing' WHERE name = ?", (name,)).rowcount
+    db.close()
+    assert n == 1
+
+
+def test_a_supervisor_whose_pid_was_never_recorded_is_found_and_the_job_runs_once(ws):
+    runs = os.path.join(ws.dir, "runs.txt")
+    ws.write("job.yml", f"command: echo run >> {runs}; sleep 2; echo done\nenvironment: {{image: python}}\n")
+    ws.run("job", "create", "-f", "job.yml", "-n", "lost")
+    ws.wait_status("lost", "Running")
+    kill_server_and_forget_the_supervisor(ws, "lost")
+    # The next command starts a server, which finds the running supervisor by the run's lock.
+    sup = [(pid, cmd) for pid, cmd in pids_mentioning(ws.home) if " supervise " in cmd and "--spawner" not in cmd]
+    assert len(sup) == 1
+    job = ws.job("lost")
+    assert job["status"] in ("Preparing", "Running"), job
+    # A second supervisor for the job (what the old server did here: it started the job again) stops at once.
+    root = os.path.join(ws.home, "runs", "lost")
+    second = subprocess.run([sup[0][1].split(" supervise ")[0], "supervise", root], capture_output=True, text=True,
+                            timeout=10)
+    assert second.returncode == 0, second.stderr
+    job = ws.wait_status("lost", ["Completed", "Failed"], timeout=20)
+    assert job["status"] == "Completed", job
+    with open(runs) as f:
+        assert f.read() == "run\n"
+    with open(os.path.join(root, "artifacts", "system_logs", "cairn_supervisor.log")) as f:
+        log = f.read()
+    assert f"supervisor {sup[0][0]} already runs this job; supervisor " in log
+    with open(os.path.join(root, "artifacts", "user_logs", "std_log.txt")) as f:
+        assert f.read() == "done\n"
+
+
+def test_a_job_that_ended_while_its_pid_was_never_recorded_is_not_run_again(ws):
+    runs = os.path.join(ws.dir, "runs.txt")
+    ws.write("job.yml", f"command: echo run >> {runs}; sleep 1\nenvironment: {{image: python}}\n")
+    ws.run("job", "create", "-f", "job.yml", "-n", "ended")
+    ws.wait_status("ended", "Running")
+    kill_server_and_forget_the_supervisor(ws, "ended")
+    root = os.path.join(ws.home, "runs", "ended")
+    wait_for(lambda: os.path.exists(os.path.join(root, "exit.json")), timeout=15, what="the job to end")
+    wait_for(lambda: not [c for _, c in pids_mentioning(ws.home) if " supervise " in c and "--spawner" not in c],
+             timeout=15, what="its supervisor to end")
+    job = ws.job("ended")
+    assert job["status"] == "Completed", job
+    with open(runs) as f:
+        assert f.read() == "run\n"
 
 
 def test_a_supervisor_killed_with_sigkill_fails_its_job_and_takes_every_process_along(ws):
