@@ -8,8 +8,12 @@
 
      (idle GPU-seconds in all, and those while a waiting job would have fitted the idle GPUs)
      --sleep sets the jobs' length (0.05 s: the start rate dominates; 0.5 s: closer to real jobs)
+     --timeout S gives the queued jobs `limits.timeout: S`, which lets the scheduler backfill behind a
+     reserved job; --mixed makes every third 1-GPU job a long one (sleep x10, timeout x10), so the short
+     jobs' timeouts end them before the long ones free their GPUs (what backfill can use)
 
 Usage: bench/gpu_bench.py [--cairn build/cairn] [--runs 40] [--jobs 1000] [--sleep 0.05] [--queue-only]
+                         [--timeout S] [--mixed]
 """
 import argparse
 import json
@@ -34,6 +38,8 @@ def main():
     ap.add_argument("--jobs", type=int, default=1000)
     ap.add_argument("--sleep", default="0.05")
     ap.add_argument("--queue-only", action="store_true")
+    ap.add_argument("--timeout", type=int, default=0)
+    ap.add_argument("--mixed", action="store_true")
     args = ap.parse_args()
     cairn = os.path.abspath(args.cairn)
     root = tempfile.mkdtemp(prefix="cairn-gpu-bench-")
@@ -41,17 +47,20 @@ def main():
     env.pop("CAIRN_WORKSPACE", None)
     run = lambda *a, **kw: subprocess.run([cairn, *a], env=env, cwd=root, check=True, capture_output=True, text=True, **kw)
     try:
-        def job_file(name, command, instance_type):
+        def job_file(name, command, instance_type, timeout=0):
             with open(os.path.join(root, name), "w") as f:
                 f.write(f"command: '{command}'\nenvironment: {{image: python}}\n")
                 if instance_type:
                     f.write(f"resources: {{instance_type: {instance_type}}}\n")
+                if timeout:
+                    f.write(f"limits: {{timeout: {timeout}}}\n")
 
         job_file("gpu1.yml", "true", "Standard_NC6s_v3")
         job_file("cpu1.yml", "true", "")
-        job_file("gpu.yml", f"sleep {args.sleep}", "Standard_NC6s_v3")
-        job_file("g2.yml", f"sleep {args.sleep}", "Standard_NC12s_v3")
-        job_file("g4.yml", f"sleep {args.sleep}", "Standard_NC24s_v3")
+        job_file("gpu.yml", f"sleep {args.sleep}", "Standard_NC6s_v3", args.timeout)
+        job_file("g2.yml", f"sleep {args.sleep}", "Standard_NC12s_v3", args.timeout)
+        job_file("g4.yml", f"sleep {args.sleep}", "Standard_NC24s_v3", args.timeout)
+        job_file("long.yml", f"sleep {float(args.sleep) * 10:g}", "Standard_NC6s_v3", args.timeout * 10)
         run("job", "list")  # the server
 
         # 1. Submit -> start, interleaved.
@@ -78,7 +87,8 @@ def main():
         with open(os.path.join(root, "queue.txt"), "w") as f:
             for i in range(args.jobs):
                 want[f"q{i}"] = sizes[i % 3]
-                f.write(f"{files[sizes[i % 3]]} q{i}\n")
+                long = args.mixed and i % 9 == 0
+                f.write(f"{'long.yml' if long else files[sizes[i % 3]]} q{i}\n")
         with open(os.path.join(root, "queue.txt")) as f:
             subprocess.run(["xargs", "-P4", "-n2", "sh", "-c", 'exec "$0" job create -f "$1" -n "$2" -o none', cairn],
                            stdin=f, env=env, cwd=root, check=True, stdout=subprocess.DEVNULL)

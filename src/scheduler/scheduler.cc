@@ -1,5 +1,7 @@
 #include "scheduler/scheduler.h"
 
+#include <limits>
+
 #include <sys/wait.h>
 
 #include "compute/job_cgroup.h"
@@ -379,6 +381,11 @@ std::string DatastoreName(const std::string& uri) {
 }
 }  // namespace
 
+namespace {
+// How many later jobs may start before one that waits for GPUs; then the queue waits for it (no starving).
+constexpr int kMaxPassed = 8;
+}  // namespace
+
 std::string Scheduler::QueueReason(const std::string& compute, int need, size_t ahead) {
   Pool& p = pools_[compute];
   std::string unit = compute == "local" ? "CPU slot" : "node";
@@ -387,9 +394,9 @@ std::string Scheduler::QueueReason(const std::string& compute, int need, size_t 
          (ahead > 0 ? ", " + std::to_string(ahead) + " queued ahead" : "") + ")";
 }
 
-void Scheduler::Enqueue(const std::string& compute, const std::string& name, int slots, int gpus) {
+void Scheduler::Enqueue(const std::string& compute, const std::string& name, int slots, int gpus, long long timeout_s) {
   Pool* pool = PoolFor(compute);
-  pool->queue.push_back({name, slots, gpus, 0});
+  pool->queue.push_back({name, slots, gpus, 0, timeout_s > 0 ? timeout_s * 1000 : 0});
   std::lock_guard<std::mutex> l(live_.mu);
   long long t = live_.next_ticket++;
   live_.ticket_of[name] = {compute, t, slots};
@@ -430,6 +437,21 @@ std::string Scheduler::LiveQueueReason(const std::string& job) {
         ++busy;
         if (std::find(holders.begin(), holders.end(), h.job) == holders.end()) holders.push_back(h.job);
       }
+    // Or its GPUs are free, and the queue waits for an older job's.
+    if (auto r = live_.reserved.find(compute);
+        r != live_.reserved.end() && r->second.ticket < ticket && g->second <= static_cast<int>(live_.gpus.size()) - busy) {
+      const auto& res = r->second;
+      std::string pass;
+      if (res.shadow != std::numeric_limits<long long>::max()) {
+        long long left = std::max(0LL, (res.shadow - NowMillis()) / 1000);
+        pass = "; a job whose limits.timeout ends it within " + std::to_string(left) + " s (when the running jobs' "
+               "timeouts free its GPUs) may pass it";
+      } else {
+        pass = "; the jobs holding GPUs have no limits.timeout, so no job that needs GPUs passes it";
+      }
+      return "waiting behind " + res.job + ", which needs " + Plural(res.gpus, "GPU") + " on " + compute +
+             " and goes first (" + std::to_string(kMaxPassed) + " later jobs have passed it)" + pass;
+    }
     return "waiting for " + Plural(g->second, "GPU") + " on " + compute + " (" + std::to_string(busy) + " of " +
            std::to_string(live_.gpus.size()) + " in use" + (holders.empty() ? "" : " by " + Join(holders, ", ")) +
            (ahead > 0 ? ", " + std::to_string(ahead) + " queued ahead" : "") + ")";
@@ -599,7 +621,7 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
                                    {"Starting", "accepted by the workspace", job.created_at}});
   if (!st.ok()) return st;
   events_.Bump();
-  Enqueue(compute, name, slots, gpus);
+  Enqueue(compute, name, slots, gpus, s.timeout_seconds);
   // A job that can start at once is started right after its answer goes out (the next task of this
   // thread), so the client has the job while its supervisor starts; one that must wait is Queued now.
   if (Pool* p = PoolFor(compute);
@@ -616,34 +638,76 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
   return store_->Get(name);
 }
 
-namespace {
-// How many later jobs may start before one that waits for GPUs; then the queue waits for it (no starving).
-constexpr int kMaxPassed = 8;
-}  // namespace
+Scheduler::Reservation Scheduler::ReservationFor(const Queued& q) {
+  Reservation r;
+  r.job = q.name;
+  r.gpus = q.gpus;
+  r.slots = q.slots;
+  r.shadow = std::numeric_limits<long long>::max();
+  // The GPUs held now, by when each holder's timeout ends it; a holder with no timeout never counts.
+  std::vector<std::pair<long long, int>> ends;
+  for (const auto& [job, held] : gpus_of_) {
+    auto e = expected_end_.find(job);
+    if (e != expected_end_.end()) ends.emplace_back(e->second, static_cast<int>(held.size()));
+  }
+  std::sort(ends.begin(), ends.end());
+  int free = FreeGpus();
+  for (size_t k = 0; k < ends.size() && free < q.gpus; ++k) {
+    free += ends[k].second;
+    if (free >= q.gpus) {
+      r.shadow = ends[k].first;
+      for (size_t m = k + 1; m < ends.size() && ends[m].first == r.shadow; ++m) free += ends[m].second;
+    }
+  }
+  r.extra = r.shadow == std::numeric_limits<long long>::max() ? 0 : free - q.gpus;
+  return r;
+}
 
 void Scheduler::Schedule(const std::string& compute) {
   Pool* pool = PoolFor(compute);
   if (!pool) return;
-  // FIFO; but a job that waits only for GPUs may be passed by later jobs that fit, kMaxPassed times.
+  // FIFO; but a job that waits only for GPUs may be passed by later jobs that fit, kMaxPassed times. Then it
+  // holds a reservation, and a job behind it starts only where it cannot delay it (Slurm's backfill, on the
+  // jobs' limits.timeout): it needs no GPU and leaves the slots the reserved job needs; or its timeout ends
+  // it before the GPUs the reserved job needs are expected free (from the running jobs' timeouts); or it
+  // takes only GPUs the reserved job will not need then.
+  std::optional<Reservation> res;
+  long long now = NowMillis();
   size_t i = 0;
   while (i < pool->queue.size()) {
     Queued& q = pool->queue[i];
     bool slots_ok = pool->in_use + q.slots <= pool->capacity;
-    if (slots_ok && q.gpus <= FreeGpus()) {
+    bool fits = slots_ok && q.gpus <= FreeGpus();
+    bool ends_first = false;
+    if (fits && res) {
+      ends_first = q.timeout_ms > 0 && res->shadow != std::numeric_limits<long long>::max() &&
+                   now + q.timeout_ms + config_.kill_grace_ms <= res->shadow;
+      bool leaves_slots = res->slots == 0 || pool->in_use + q.slots + res->slots <= pool->capacity;
+      fits = ends_first || (leaves_slots && (q.gpus == 0 || q.gpus <= res->extra));
+    }
+    if (fits) {
       Queued next = q;
       pool->queue.erase(pool->queue.begin() + static_cast<long>(i));
       for (size_t k = 0; k < i; ++k) ++pool->queue[k].passed;
       Dequeued(next.name);
       auto job = store_->Get(next.name);
       if (!job.ok() || store::IsTerminalStatus(job->status) || job->status == "CancelRequested") continue;
+      if (res && !ends_first) res->extra -= next.gpus;
       pool->in_use += next.slots;
       StartJob(*job);
       continue;
     }
-    if (!slots_ok || q.passed >= kMaxPassed) break;
+    if (!slots_ok) break;
+    if (!res && q.passed >= kMaxPassed) res = ReservationFor(q);
     ++i;
   }
   PublishUsage(compute);
+  std::lock_guard<std::mutex> l(live_.mu);
+  if (!res) {
+    live_.reserved.erase(compute);
+  } else if (auto t = live_.ticket_of.find(res->job); t != live_.ticket_of.end()) {
+    live_.reserved[compute] = {res->job, std::get<1>(t->second), res->gpus, res->shadow};
+  }
 }
 
 void Scheduler::StartJob(const JobRecord& job) {
@@ -689,6 +753,8 @@ void Scheduler::StartJob(const JobRecord& job) {
   json gpus = json::array();
   for (const auto& instance : held) gpus.push_back(instance);
   (void)store_->SetSupervisorPid(job.name, *pid, held.empty() || gpus[0].empty() ? json::array() : gpus);
+  if (long long t = run->value("timeout_seconds", 0LL); t > 0 && gpus_of_.count(job.name))
+    expected_end_[job.name] = NowMillis() + t * 1000 + config_.kill_grace_ms;
   running_pids_[job.name] = *pid;
   spawned_at_[job.name] = NowMillis();
 }
@@ -854,6 +920,7 @@ void Scheduler::Release(const JobRecord& job) {
   bool was_running = running_pids_.erase(job.name) > 0;
   was_running = slurm_.erase(job.name) > 0 || was_running;
   spawned_at_.erase(job.name);
+  expected_end_.erase(job.name);
   FreeGpusOf(job.name);
   Pool* pool = PoolFor(job.compute);
   if (!pool) return;
@@ -1165,7 +1232,9 @@ void Scheduler::Reconcile() {
     } else if (job.status == "CancelRequested") {
       (void)Transition(job.name, "Canceled", "canceled before it started", std::nullopt, NowMillis());
     } else {
-      Enqueue(job.compute, job.name, job.slots, RunsHere(job.compute) ? RequestFor(job).Total() : 0);
+      json limits = job.spec.value("limits", json::object());
+      Enqueue(job.compute, job.name, job.slots, RunsHere(job.compute) ? RequestFor(job).Total() : 0,
+              limits.is_object() ? limits.value("timeout", 0LL) : 0);
     }
   }
   PublishGpus();

@@ -190,7 +190,17 @@ class Scheduler {
     int slots = 1;
     int gpus = 0;    // in all, on this machine
     int passed = 0;  // how often a later job started first while this one waited for GPUs
+    long long timeout_ms = 0;  // its limits.timeout; 0: none
   };
+  // What the queue's reserved job (passed kMaxPassed times) leaves to the jobs behind it (Schedule).
+  struct Reservation {
+    std::string job;
+    int gpus = 0;
+    long long shadow = 0;  // when the GPUs it needs are expected free (the running jobs' timeouts); max: unknown
+    int extra = 0;         // GPUs free then beyond its need
+    int slots = 0;         // the slots it needs
+  };
+  Reservation ReservationFor(const Queued& q);
   struct Pool {
     int capacity = 0;
     int in_use = 0;
@@ -206,6 +216,13 @@ class Scheduler {
     long long next_ticket = 0;
     std::map<std::string, int> gpus_needed;  // queued job -> GPUs it waits for
     std::vector<GpuHolding> gpus;            // this machine's, with holders
+    struct Reserved {
+      std::string job;
+      long long ticket = 0;
+      int gpus = 0;
+      long long shadow = 0;  // as Reservation's
+    };
+    std::map<std::string, Reserved> reserved;  // pool -> the job the queue waits for, when one does
   };
 
   template <typename T>
@@ -301,7 +318,7 @@ class Scheduler {
   void FailJob(const std::string& name, const std::string& reason);
   void Release(const store::JobRecord& job);
   std::string QueueReason(const std::string& compute, int need, size_t ahead);
-  void Enqueue(const std::string& compute, const std::string& name, int slots, int gpus = 0);
+  void Enqueue(const std::string& compute, const std::string& name, int slots, int gpus = 0, long long timeout_s = 0);
   // Whether a compute's jobs run on this machine (not on Slurm).
   bool RunsHere(const std::string& compute);
   // GPUs on this machine: whether a compute's jobs run here (not on Slurm), what a job needs, holding and
@@ -375,6 +392,7 @@ class Scheduler {
   std::map<std::string, long long> running_pids_;  // job -> supervisor pid
   std::map<int, std::string> gpu_holder_;          // GPU index -> the job holding it
   std::map<std::string, std::vector<int>> gpus_of_;  // job -> the GPUs it holds
+  std::map<std::string, long long> expected_end_;  // GPU job -> when its limits.timeout ends it at the latest
   std::map<std::string, long long> spawned_at_;    // job -> when this server started its supervisor
   std::set<long long> children_;                   // supervisors this server started, until reaped
   // Forks the local compute's supervisors (CAIRN_SPAWNER=off: each is exec'd by the server, as before).

@@ -255,8 +255,10 @@ try {
   results.shifts_pipeline = await shifts();
   // The measurement itself sees a shift: a block pushed in above the page moves everything under it.
   await watchShifts();
-  await page.evaluate(() => { const d = document.createElement("div"); d.style.height = "120px"; document.getElementById("app").prepend(d); });
-  await page.waitForFunction(() => window.__shifts.length > 0, null, { timeout: 5000 });
+  // (Put before the app's root, not in it: a live re-render of the page, still possible just after the end
+  // under load, would take it away before it was drawn; a CI run saw no shift that way.)
+  await page.evaluate(() => { const d = document.createElement("div"); d.style.height = "120px"; document.getElementById("app").before(d); });
+  await page.waitForFunction(() => window.__shifts.length > 0, null, { timeout: 10000 });
   results.shifts_control = await shifts();
   await shot("pipeline-live");
 

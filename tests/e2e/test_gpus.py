@@ -168,3 +168,80 @@ def test_system_metrics_of_a_cpu_burning_job_land_in_its_run(make_ws):
     with urllib.request.urlopen(req) as r:
         import json as _json
         assert len(_json.load(r)["metrics"]) == len(cpu)
+
+
+def gpu_job(ws, name, size, command="true", timeout=None):
+    limits = f"limits: {{timeout: {timeout}}}\n" if timeout else ""
+    ws.write(f"{name}.yml", f"command: '{command}'\nenvironment: {{image: python}}\n"
+                            f"resources: {{instance_type: {size}}}\n{limits}")
+    ws.run("job", "create", "-f", f"{name}.yml", "-n", name)
+
+
+def test_a_gpu_job_passed_eight_times_is_reserved_and_only_jobs_that_cannot_delay_it_pass(gws):
+    try:
+        # One GPU held by a job whose limits.timeout ends it within 62 s at the latest (60 s and the 2 s grace).
+        hold = f"while [ ! -e {os.path.join(gws.dir, 'release-h')} ]; do sleep 0.05; done"
+        gpu_job(gws, "h", "Standard_NC6s_v3", hold, timeout=60)
+        gws.wait_status("h", "Running")
+        gpu_job(gws, "big", "Standard_NC24s_v3", hold.replace("release-h", "release-big"))  # all four: waits for h
+        # Eight 1-GPU jobs pass it (they fit the three free GPUs)...
+        for n in range(8):
+            gpu_job(gws, f"s{n}", "Standard_NC6s_v3")
+            gws.wait_status(f"s{n}", "Completed")
+        assert gws.job("big")["status"] == "Queued"
+        # ...and then it holds the GPUs that free up. A 1-GPU job with no timeout could delay it: it waits, and
+        # so does one whose timeout (120 s) ends it only after h's does.
+        gpu_job(gws, "later", "Standard_NC6s_v3")
+        gpu_job(gws, "long", "Standard_NC6s_v3", timeout=120)
+        # A job whose timeout ends it before h's can pass (backfill), and a CPU job needs no GPU at all.
+        gpu_job(gws, "short", "Standard_NC6s_v3", timeout=5)
+        gws.write("cpu.yml", "command: 'true'\nenvironment: {image: python}\n")
+        gws.run("job", "create", "-f", "cpu.yml", "-n", "cpu")
+        gws.wait_status("short", "Completed")
+        gws.wait_status("cpu", "Completed")
+        time.sleep(0.5)
+        assert gws.job("later")["status"] == "Queued" and gws.job("long")["status"] == "Queued"
+        reason = gws.job("later")["status_reason"]
+        assert reason.startswith("waiting behind big, which needs 4 GPUs on local and goes first (8 later jobs have "
+                                 "passed it); a job whose limits.timeout ends it within "), reason
+        assert reason.endswith(" s (when the running jobs' timeouts free its GPUs) may pass it"), reason
+        assert 50 <= int(reason.split(" within ")[1].split(" s ")[0]) <= 62, reason
+        # h ends: the reserved job gets all four GPUs before the two that waited behind it.
+        release(gws, "h")
+        gws.wait_status("big", "Running")
+        assert sorted(holders(gws).values()) == ["big"] * 4
+        assert gws.job("later")["status"] == "Queued"
+        release(gws, "big")
+        for name in ("big", "later", "long"):
+            gws.wait_status(name, "Completed")
+    finally:  # a failure ends the jobs it left waiting, so it reports itself, not "processes left behind"
+        for name in ("h", "big"):
+            release(gws, name)
+
+
+def test_with_no_timeout_on_the_running_jobs_no_gpu_job_passes_the_reserved_one(gws):
+    try:
+        hold = f"while [ ! -e {os.path.join(gws.dir, 'release-h')} ]; do sleep 0.05; done"
+        gpu_job(gws, "h", "Standard_NC6s_v3", hold)  # no timeout: when its GPU frees is not known
+        gws.wait_status("h", "Running")
+        gpu_job(gws, "big", "Standard_NC24s_v3", hold.replace("release-h", "release-big"))
+        for n in range(8):
+            gpu_job(gws, f"s{n}", "Standard_NC6s_v3")
+            gws.wait_status(f"s{n}", "Completed")
+        gpu_job(gws, "short", "Standard_NC6s_v3", timeout=5)
+        gws.write("cpu.yml", "command: 'true'\nenvironment: {image: python}\n")
+        gws.run("job", "create", "-f", "cpu.yml", "-n", "cpu")
+        gws.wait_status("cpu", "Completed")
+        time.sleep(0.5)
+        short = gws.job("short")
+        assert short["status"] == "Queued"
+        assert short["status_reason"] == ("waiting behind big, which needs 4 GPUs on local and goes first (8 later "
+                                          "jobs have passed it); the jobs holding GPUs have no limits.timeout, so no "
+                                          "job that needs GPUs passes it")
+        release(gws, "h")
+        gws.wait_status("big", "Running")
+        release(gws, "big")
+        gws.wait_status("short", "Completed")
+    finally:
+        for name in ("h", "big"):
+            release(gws, name)
