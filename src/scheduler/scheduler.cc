@@ -202,6 +202,9 @@ Status Scheduler::SupervisorEvent(const std::string& name, const std::string& ev
         job->status = "Preparing";
       }
       if (job->status == "Preparing" && !reason.empty()) (void)Transition(name, "Preparing", reason);
+      // Its timeout runs from now (and it is ended a kill grace after).
+      if (auto t = timeout_ms_.find(name); t != timeout_ms_.end())
+        expected_end_[name] = NowMillis() + t->second + config_.kill_grace_ms;
       if (job->status == "Preparing")
         return Transition(name, "Running", "the command is running", NowMillis());
       return Status::Ok();
@@ -753,8 +756,10 @@ void Scheduler::StartJob(const JobRecord& job) {
   json gpus = json::array();
   for (const auto& instance : held) gpus.push_back(instance);
   (void)store_->SetSupervisorPid(job.name, *pid, held.empty() || gpus[0].empty() ? json::array() : gpus);
-  if (long long t = run->value("timeout_seconds", 0LL); t > 0 && gpus_of_.count(job.name))
-    expected_end_[job.name] = NowMillis() + t * 1000 + config_.kill_grace_ms;
+  if (long long t = run->value("timeout_seconds", 0LL); t > 0 && gpus_of_.count(job.name)) {
+    timeout_ms_[job.name] = t * 1000;
+    expected_end_[job.name] = std::numeric_limits<long long>::max();
+  }
   running_pids_[job.name] = *pid;
   spawned_at_[job.name] = NowMillis();
 }
@@ -921,6 +926,7 @@ void Scheduler::Release(const JobRecord& job) {
   was_running = slurm_.erase(job.name) > 0 || was_running;
   spawned_at_.erase(job.name);
   expected_end_.erase(job.name);
+  timeout_ms_.erase(job.name);
   FreeGpusOf(job.name);
   Pool* pool = PoolFor(job.compute);
   if (!pool) return;

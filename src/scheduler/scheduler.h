@@ -392,7 +392,10 @@ class Scheduler {
   std::map<std::string, long long> running_pids_;  // job -> supervisor pid
   std::map<int, std::string> gpu_holder_;          // GPU index -> the job holding it
   std::map<std::string, std::vector<int>> gpus_of_;  // job -> the GPUs it holds
-  std::map<std::string, long long> expected_end_;  // GPU job -> when its limits.timeout ends it at the latest
+  // GPU job with a limits.timeout -> when it ends it at the latest: the timeout runs from the command's start,
+  // so unknown (max) until the supervisor reports it running (a container image may take long to get).
+  std::map<std::string, long long> expected_end_;
+  std::map<std::string, long long> timeout_ms_;  // the same jobs' timeouts
   std::map<std::string, long long> spawned_at_;    // job -> when this server started its supervisor
   std::set<long long> children_;                   // supervisors this server started, until reaped
   // Forks the local compute's supervisors (CAIRN_SPAWNER=off: each is exec'd by the server, as before).
