@@ -154,7 +154,8 @@ void Scheduler::Tick() {
   }
   for (const auto& [name, pid] : gone) {
     if (auto holder = LockHolderOf(name, pid)) {
-      Adopt(name, *holder);
+      auto job = store_->Get(name);
+      Adopt(name, *holder, job.ok() ? job->gpus : json::array());
       continue;
     }
     // Nothing of the job outlives its supervisor: its cgroup goes with it.
@@ -1152,9 +1153,7 @@ std::optional<long long> Scheduler::LockHolderOf(const std::string& name, long l
   return *holder;
 }
 
-void Scheduler::Adopt(const std::string& name, long long pid) {
-  auto job = store_->Get(name);
-  json gpus = job.ok() ? job->gpus : json::array();
+void Scheduler::Adopt(const std::string& name, long long pid, const json& gpus) {
   (void)store_->SetSupervisorPid(name, pid, gpus.is_array() ? gpus : json::array());
   running_pids_[name] = pid;
   spawned_at_.erase(name);
@@ -1199,11 +1198,9 @@ void Scheduler::Reconcile() {
                 if (g.is_object() && g.contains("index") && g["index"].is_number_integer()) list.push_back(g["index"]);
             held.push_back(list);
           }
-        (void)store_->SetSupervisorPid(job.name, *holder, held);
+        Adopt(job.name, *holder, held);
         job.gpus = held;
         recorded = holder;
-        fprintf(stderr, "%s cairn server: job %s: supervisor %lld runs it (found by its run lock)\n",
-                IsoTime(NowMillis()).c_str(), job.name.c_str(), *holder);
       } else if (PathExists(layout.ExitFile()) && PathExists(layout.SupervisorLock())) {
         FinishFromExitFile(job.name);  // and it ended while no server was there
         continue;
@@ -1229,7 +1226,7 @@ void Scheduler::Reconcile() {
         // It ended between the two looks (found by the chaos test): its record is there now.
         FinishFromExitFile(job.name);
       } else if (auto holder = LockHolderOf(job.name, pid)) {
-        Adopt(job.name, *holder);  // the second of two supervisors, which stopped for the first
+        Adopt(job.name, *holder, job.gpus);  // the second of two supervisors, which stopped for the first
       } else {
         compute::KillRecordedCgroup(layout.root + "/cgroup");
         FailJob(job.name, "the supervisor (pid " + std::to_string(pid) +

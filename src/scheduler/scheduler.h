@@ -235,8 +235,8 @@ class Scheduler {
   // The live supervisor that holds a job's run lock, when it is not the pid on record (a server killed
   // between the spawn and the record, or a second supervisor that stopped for the first): nullopt if none.
   std::optional<long long> LockHolderOf(const std::string& name, long long recorded);
-  // Takes such a supervisor as the job's: its pid on record and in running_pids_.
-  void Adopt(const std::string& name, long long pid);
+  // Takes such a supervisor as the job's: its pid (with the job's GPUs) on record and in running_pids_.
+  void Adopt(const std::string& name, long long pid, const nlohmann::json& gpus);
   // Sweeps (sweep.cc): each step issues trials up to the limits, applies the early-termination policy to
   // new reports of the primary metric, records the best trial, and ends the sweep when it is done.
   void SweepStep(const std::string& sweep);

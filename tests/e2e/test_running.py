@@ -153,12 +153,18 @@ def kill_server_and_forget_the_supervisor(ws, name):
     assert n == 1
 
 
-def test_a_supervisor_whose_pid_was_never_recorded_is_found_and_the_job_runs_once(ws):
+def run_then_crash_before_the_pid_is_recorded(ws, name, then):
+    """A job that notes each run of it in a file (returned), then `then`; running when the server is crashed."""
     runs = os.path.join(ws.dir, "runs.txt")
-    ws.write("job.yml", f"command: echo run >> {runs}; sleep 2; echo done\nenvironment: {{image: python}}\n")
-    ws.run("job", "create", "-f", "job.yml", "-n", "lost")
-    ws.wait_status("lost", "Running")
-    kill_server_and_forget_the_supervisor(ws, "lost")
+    ws.write("job.yml", f"command: echo run >> {runs}; {then}\nenvironment: {{image: python}}\n")
+    ws.run("job", "create", "-f", "job.yml", "-n", name)
+    ws.wait_status(name, "Running")
+    kill_server_and_forget_the_supervisor(ws, name)
+    return runs
+
+
+def test_a_supervisor_whose_pid_was_never_recorded_is_found_and_the_job_runs_once(ws):
+    runs = run_then_crash_before_the_pid_is_recorded(ws, "lost", "sleep 2; echo done")
     # The next command starts a server, which finds the running supervisor by the run's lock.
     sup = [(pid, cmd) for pid, cmd in pids_mentioning(ws.home) if " supervise " in cmd and "--spawner" not in cmd]
     assert len(sup) == 1
@@ -181,11 +187,7 @@ def test_a_supervisor_whose_pid_was_never_recorded_is_found_and_the_job_runs_onc
 
 
 def test_a_job_that_ended_while_its_pid_was_never_recorded_is_not_run_again(ws):
-    runs = os.path.join(ws.dir, "runs.txt")
-    ws.write("job.yml", f"command: echo run >> {runs}; sleep 1\nenvironment: {{image: python}}\n")
-    ws.run("job", "create", "-f", "job.yml", "-n", "ended")
-    ws.wait_status("ended", "Running")
-    kill_server_and_forget_the_supervisor(ws, "ended")
+    runs = run_then_crash_before_the_pid_is_recorded(ws, "ended", "sleep 1")
     root = os.path.join(ws.home, "runs", "ended")
     wait_for(lambda: os.path.exists(os.path.join(root, "exit.json")), timeout=15, what="the job to end")
     wait_for(lambda: not [c for _, c in pids_mentioning(ws.home) if " supervise " in c and "--spawner" not in c],
