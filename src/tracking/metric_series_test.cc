@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <thread>
 
 #include "base/util.h"
 #include "tracking/tracking_store.h"
@@ -172,6 +173,54 @@ TEST_F(SeriesTest, ParamsOfAllRunsAreCappedAndCutAtACharacter) {
   EXPECT_EQ(all[b][0].key, "lr");
   EXPECT_EQ(all[b][0].value, "0.1");
   EXPECT_EQ(all[b][1].value, "abcdefghi");
+}
+
+// Group commit under contention: writers that share commits (and hand the lead on) each get their own answer,
+// a refused write fails alone, and asynchronous writes queued among them are committed too.
+TEST_F(SeriesTest, ConcurrentWritersEachGetTheirOwnAnswer) {
+  const int kThreads = 8, kWrites = 200;
+  std::vector<std::string> finished;
+  std::string run;
+  {
+    auto st = TrackingStore::Open(Path("t.db"));
+    ASSERT_TRUE(st.ok());
+    run = NewRun(**st);
+    ASSERT_TRUE((*st)->LogBatch(run, {}, {{"fixed", "a"}}, {}).ok());
+    for (int i = 0; i < 50; ++i) finished.push_back(NewRun(**st));
+    std::vector<std::thread> ts;
+    std::vector<int> wrong(kThreads + 1, 0);
+    for (int t = 0; t < kThreads; ++t) {
+      ts.emplace_back([&, t] {
+        for (int i = 0; i < kWrites; ++i) {
+          bool refused = i % 10 == 7;  // changing a logged param is refused; the write beside it is not
+          Status s = refused ? (*st)->LogBatch(run, {}, {{"fixed", "b" + std::to_string(i)}}, {})
+                             : (*st)->LogBatch(run, {{"m" + std::to_string(t), double(i), 1000 + i, i}}, {}, {});
+          if (s.ok() == refused) ++wrong[t];
+        }
+      });
+    }
+    ts.emplace_back([&] {
+      for (auto& r : finished) (*st)->FinishRunAsync(r, "FINISHED", 5000);
+    });
+    for (auto& t : ts) t.join();
+    for (int t = 0; t < kThreads; ++t) EXPECT_EQ(wrong[t], 0) << "thread " << t << " got another write's answer";
+  }  // closed: what was queued asynchronously is committed on the way out
+  auto st = TrackingStore::Open(Path("t.db"));
+  ASSERT_TRUE(st.ok());
+  for (int t = 0; t < kThreads; ++t) {
+    auto h = (*st)->GetHistory(run, "m" + std::to_string(t));
+    ASSERT_TRUE(h.ok());
+    EXPECT_EQ(h->size(), size_t(kWrites - kWrites / 10)) << "m" << t;
+  }
+  auto r = (*st)->GetRun(run);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->params.size(), 1u);
+  EXPECT_EQ(r->params[0].value, "a");
+  for (auto& f : finished) {
+    auto fr = (*st)->GetRun(f);
+    ASSERT_TRUE(fr.ok());
+    EXPECT_EQ(fr->info.status, "FINISHED");
+  }
 }
 
 }  // namespace

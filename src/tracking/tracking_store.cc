@@ -194,24 +194,31 @@ TrackingStore::~TrackingStore() {
 }
 
 // Group commit with a leader: the first writer to find no commit in progress runs one itself, taking every
-// write queued meanwhile into the same transaction; the others wait for their result. An uncontended write
-// thus commits on its own thread with no hand-off, and a burst shares commits. The background thread only
-// leads for asynchronous writes (the scheduler's), which nobody waits on.
+// write queued meanwhile into the same transaction; the others wait for their result. A leader commits one
+// group and returns with its answer: it hands the lead to the oldest writer still waiting (whose write is in
+// the next group), so no writer's answer waits behind other writers' commits. An uncontended write thus
+// commits on its own thread with no hand-off, and a burst shares commits. The background thread only leads
+// for asynchronous writes (the scheduler's), which nobody waits on.
 Status TrackingStore::Write(std::function<Status(Db&)> fn, bool durable) {
   auto op = std::make_shared<Op>();
   op->fn = std::move(fn);
   op->durable = durable;
-  auto f = op->done.get_future();
   std::unique_lock<std::mutex> l(mu_);
   ops_.push_back(op);
-  if (!leading_) LeadLocked(l);
-  l.unlock();
-  return f.get();
+  if (!leading_) {
+    leading_ = true;
+    LeadLocked(l);
+  } else {
+    op->cv.wait(l, [&] { return op->finished || op->lead; });
+    if (!op->finished) LeadLocked(l);  // handed the lead: its write is in the group it now commits
+  }
+  return op->result;
 }
 
 void TrackingStore::WriteAsync(std::function<Status(Db&)> fn) {
   auto op = std::make_shared<Op>();
   op->fn = std::move(fn);
+  op->async = true;
   {
     std::lock_guard<std::mutex> l(mu_);
     ops_.push_back(op);
@@ -219,19 +226,41 @@ void TrackingStore::WriteAsync(std::function<Status(Db&)> fn) {
   cv_.notify_one();
 }
 
+// Called with the lead (leading_ set) and the lock held; commits what is queued, then passes the lead on.
 void TrackingStore::LeadLocked(std::unique_lock<std::mutex>& l) {
-  leading_ = true;
-  while (!ops_.empty()) {
-    std::deque<std::shared_ptr<Op>> batch;
-    batch.swap(ops_);
-    l.unlock();
-    RunBatch(batch);
-    l.lock();
+  std::deque<std::shared_ptr<Op>> batch;
+  batch.swap(ops_);
+  l.unlock();
+  std::vector<Status> results = RunBatch(batch);
+  l.lock();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    batch[i]->result = results[i];
+    batch[i]->finished = true;
   }
-  leading_ = false;
+  // The next group's leader: the oldest writer waiting for its answer, else the background thread.
+  std::shared_ptr<Op> next;
+  for (auto& op : ops_)
+    if (!op->async) {
+      next = op;
+      break;
+    }
+  if (next) {
+    next->lead = true;  // leading_ stays set: the lead goes straight to it
+  } else {
+    leading_ = false;
+  }
+  bool wake_background = !next && !ops_.empty();
+  l.unlock();
+  // Woken after the lock is let go (the batch keeps each op alive until then).
+  for (auto& op : batch)
+    if (!op->async) op->cv.notify_one();
+  if (next) next->cv.notify_one();
+  if (wake_background) cv_.notify_one();
+  batch.clear();
+  l.lock();
 }
 
-void TrackingStore::RunBatch(std::deque<std::shared_ptr<Op>>& batch) {
+std::vector<Status> TrackingStore::RunBatch(std::deque<std::shared_ptr<Op>>& batch) {
   // One transaction for everything that arrived together; a savepoint each. Flushed (synchronous=FULL)
   // when any of them asks for it, in durable mode.
   bool full = durable_ && std::any_of(batch.begin(), batch.end(), [](const auto& op) { return op->durable; });
@@ -257,7 +286,7 @@ void TrackingStore::RunBatch(std::deque<std::shared_ptr<Op>>& batch) {
       for (auto& r : results) r = c;
     }
   }
-  for (size_t i = 0; i < batch.size(); ++i) batch[i]->done.set_value(results[i]);
+  return results;
 }
 
 void TrackingStore::WriterLoop() {
@@ -265,6 +294,7 @@ void TrackingStore::WriterLoop() {
   for (;;) {
     cv_.wait(l, [&] { return stopping_ || (!ops_.empty() && !leading_); });
     if (!ops_.empty() && !leading_) {
+      leading_ = true;
       LeadLocked(l);
       continue;
     }

@@ -208,7 +208,7 @@ class TrackingStore {
   void WriterLoop();
   struct Op;
   void LeadLocked(std::unique_lock<std::mutex>& l);
-  void RunBatch(std::deque<std::shared_ptr<Op>>& batch);
+  std::vector<Status> RunBatch(std::deque<std::shared_ptr<Op>>& batch);
   Result<RunInfo> ReadRunInfo(store::Db& db, const std::string& run_id);
   Result<LoggedModel> ReadLoggedModel(store::Db& db, const std::string& model_id);
   // Fills the run's metrics, params, tags and inputs (replacing what it had).
@@ -217,10 +217,14 @@ class TrackingStore {
   void ReadPageData(store::Db& db, std::vector<Run>& page);
   void ReadRunModels(store::Db& db, Run& r);
 
-  struct Op {
+  struct Op {  // one write; its fields after fn are guarded by mu_
     std::function<Status(store::Db&)> fn;
     bool durable = true;
-    std::promise<Status> done;
+    bool async = false;     // WriteAsync: nobody waits for it
+    bool finished = false;  // committed (or failed): result holds the outcome
+    bool lead = false;      // handed the lead by the last group's leader
+    Status result;
+    std::condition_variable cv;
   };
   std::string path_;
   std::unique_ptr<store::Db> writer_;
@@ -228,7 +232,7 @@ class TrackingStore {
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Op>> ops_;
   bool stopping_ = false;
-  bool leading_ = false;  // a thread is running a commit
+  bool leading_ = false;  // a thread holds the lead (runs a commit, or has been handed the next one)
   bool durable_ = true;   // synchronous=FULL unless CAIRN_TRACKING_SYNC=normal
   bool full_now_ = true;  // the writer's current synchronous setting is FULL
   std::thread thread_;
