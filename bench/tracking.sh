@@ -24,7 +24,7 @@ for mode in full normal; do
   pid="$(/usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['pid'])" "$home/server.json")"
   echo "== workspace $home, tracking writes: $mode (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
   echo "server RSS idle: $(awk '/VmRSS/ {print $2, $3}' "/proc/$pid/status")"
-  build/tracking_bench "$url" "$(cat "$home/token")" metric batch batchgrow history search artifacts "${extra[@]}"
+  TRACKING_BENCH_SERVER_PID="$pid" build/tracking_bench "$url" "$(cat "$home/token")" ping metric batch batchgrow history search artifacts "${extra[@]}"
   echo "server RSS after the load: $(awk '/VmRSS/ {print $2, $3}' "/proc/$pid/status")"
   build/cairn server stop > /dev/null
   rm -rf "$home"

@@ -4,13 +4,20 @@
 //
 //   build/tracking_bench <server-url> <token> [phase...]
 //
-// Phases: metric, batch, batchgrow, history, search, search100k, artifacts (default: all but search100k).
+// Phases: ping, metric, batch, batchgrow, history, search, search100k, artifacts (default: all but search100k).
+// ping: GET /api/v1/health over 4 connections, the HTTP layer alone (what log-metric costs beyond it is the
+// store's). With TRACKING_BENCH_SERVER_PID set (bench/tracking.sh sets it), ping and metric also print the
+// server's CPU time per request, from /proc/PID/stat.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 #include "base/http_client.h"
@@ -40,6 +47,32 @@ std::unique_ptr<cairn::HttpClient> Client() {
   return c;
 }
 
+// The server's user + system CPU seconds so far, or -1 when TRACKING_BENCH_SERVER_PID is not set.
+double ServerCpuSeconds() {
+  const char* pid = getenv("TRACKING_BENCH_SERVER_PID");
+  if (!pid || !*pid) return -1;
+  std::ifstream f(std::string("/proc/") + pid + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto paren = stat.rfind(')');  // the command name may hold spaces
+  if (paren == std::string::npos) return -1;
+  std::istringstream in(stat.substr(paren + 2));
+  std::string field;
+  long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && in >> field; ++i) {  // fields 14 and 15 of proc(5): utime, stime
+    if (i == 14) utime = std::atoll(field.c_str());
+    if (i == 15) stime = std::atoll(field.c_str());
+  }
+  return double(utime + stime) / sysconf(_SC_CLK_TCK);
+}
+
+std::string CpuPerRequest(double cpu0, long long requests) {
+  double cpu1 = ServerCpuSeconds();
+  if (cpu0 < 0 || cpu1 < 0 || requests == 0) return "";
+  char buf[96];
+  snprintf(buf, sizeof buf, ", server CPU %.0f us/request", (cpu1 - cpu0) / requests * 1e6);
+  return buf;
+}
+
 std::string NewRun(cairn::HttpClient& c, const std::string& exp) {
   return Call(c, "POST", "/api/2.0/mlflow/runs/create", {{"experiment_id", exp}})["run"]["info"]["run_id"];
 }
@@ -53,18 +86,44 @@ int main(int argc, char** argv) {
   g_url = argv[1];
   g_token = argv[2];
   std::vector<std::string> phases(argv + 3, argv + argc);
-  if (phases.empty()) phases = {"metric", "batch", "batchgrow", "history", "search", "artifacts"};
+  if (phases.empty()) phases = {"ping", "metric", "batch", "batchgrow", "history", "search", "artifacts"};
   auto want = [&](const char* p) { return std::find(phases.begin(), phases.end(), p) != phases.end(); };
   auto c = Client();
   std::string exp = Call(*c, "POST", "/api/2.0/mlflow/experiments/create",
                          {{"name", "bench-" + cairn::RandomHex(4)}})["experiment_id"];
 
+  // 0. The HTTP layer alone: an authenticated GET that reads nothing, 4 connections, 3 s.
+  if (want("ping")) {
+    const int kThreads = 4;
+    std::vector<std::thread> ts;
+    std::vector<long long> counts(kThreads);
+    double cpu0 = ServerCpuSeconds();
+    auto start = Clock::now();
+    for (int t = 0; t < kThreads; ++t) {
+      ts.emplace_back([&, t] {
+        auto cl = Client();
+        long long n = 0;
+        while (Seconds(start) < 3.0) {
+          Call(*cl, "GET", "/api/v1/health");
+          ++n;
+        }
+        counts[t] = n;
+      });
+    }
+    for (auto& t : ts) t.join();
+    long long total = 0;
+    for (auto n : counts) total += n;
+    double secs = Seconds(start);
+    printf("GET /api/v1/health, 4 connections: %.0f requests/s (%lld in %.1f s%s)\n", total / secs, total, secs,
+           CpuPerRequest(cpu0, total).c_str());
+  }
   // 1. Single log-metric requests, 4 connections, 5 s.
   if (want("metric")) {
     const int kThreads = 4;
     std::string run = NewRun(*c, exp);
     std::vector<std::thread> ts;
     std::vector<long long> counts(kThreads);
+    double cpu0 = ServerCpuSeconds();
     auto start = Clock::now();
     for (int t = 0; t < kThreads; ++t) {
       ts.emplace_back([&, t] {
@@ -82,7 +141,9 @@ int main(int argc, char** argv) {
     for (auto& t : ts) t.join();
     long long total = 0;
     for (auto n : counts) total += n;
-    printf("log-metric, 4 connections: %.0f requests/s (%lld in %.1f s)\n", total / Seconds(start), total, Seconds(start));
+    double secs = Seconds(start);
+    printf("log-metric, 4 connections: %.0f requests/s (%lld in %.1f s%s)\n", total / secs, total, secs,
+           CpuPerRequest(cpu0, total).c_str());
   }
   // 2. log-batch of 1000 metrics, one connection.
   std::string big_run = NewRun(*c, exp);
