@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -73,6 +74,31 @@ std::string CpuPerRequest(double cpu0, long long requests) {
   return buf;
 }
 
+// Sends requests (`send(client, connection, n)`) on 4 keep-alive connections, one thread each, for `seconds`;
+// prints the rate and the server's CPU per request.
+void OnConnections(const char* what, double seconds,
+                   const std::function<void(cairn::HttpClient&, int, long long)>& send) {
+  const int kThreads = 4;
+  std::vector<std::thread> ts;
+  std::vector<long long> counts(kThreads);
+  double cpu0 = ServerCpuSeconds();
+  auto start = Clock::now();
+  for (int t = 0; t < kThreads; ++t) {
+    ts.emplace_back([&, t] {
+      auto cl = Client();
+      long long n = 0;
+      while (Seconds(start) < seconds) send(*cl, t, n++);
+      counts[t] = n;
+    });
+  }
+  for (auto& t : ts) t.join();
+  long long total = 0;
+  for (auto n : counts) total += n;
+  double secs = Seconds(start);
+  printf("%s, %d connections: %.0f requests/s (%lld in %.1f s%s)\n", what, kThreads, total / secs, total, secs,
+         CpuPerRequest(cpu0, total).c_str());
+}
+
 std::string NewRun(cairn::HttpClient& c, const std::string& exp) {
   return Call(c, "POST", "/api/2.0/mlflow/runs/create", {{"experiment_id", exp}})["run"]["info"]["run_id"];
 }
@@ -93,57 +119,18 @@ int main(int argc, char** argv) {
                          {{"name", "bench-" + cairn::RandomHex(4)}})["experiment_id"];
 
   // 0. The HTTP layer alone: an authenticated GET that reads nothing, 4 connections, 3 s.
-  if (want("ping")) {
-    const int kThreads = 4;
-    std::vector<std::thread> ts;
-    std::vector<long long> counts(kThreads);
-    double cpu0 = ServerCpuSeconds();
-    auto start = Clock::now();
-    for (int t = 0; t < kThreads; ++t) {
-      ts.emplace_back([&, t] {
-        auto cl = Client();
-        long long n = 0;
-        while (Seconds(start) < 3.0) {
-          Call(*cl, "GET", "/api/v1/health");
-          ++n;
-        }
-        counts[t] = n;
-      });
-    }
-    for (auto& t : ts) t.join();
-    long long total = 0;
-    for (auto n : counts) total += n;
-    double secs = Seconds(start);
-    printf("GET /api/v1/health, 4 connections: %.0f requests/s (%lld in %.1f s%s)\n", total / secs, total, secs,
-           CpuPerRequest(cpu0, total).c_str());
-  }
+  if (want("ping"))
+    OnConnections("GET /api/v1/health", 3.0, [](cairn::HttpClient& cl, int, long long) {
+      Call(cl, "GET", "/api/v1/health");
+    });
   // 1. Single log-metric requests, 4 connections, 5 s.
   if (want("metric")) {
-    const int kThreads = 4;
     std::string run = NewRun(*c, exp);
-    std::vector<std::thread> ts;
-    std::vector<long long> counts(kThreads);
-    double cpu0 = ServerCpuSeconds();
-    auto start = Clock::now();
-    for (int t = 0; t < kThreads; ++t) {
-      ts.emplace_back([&, t] {
-        auto cl = Client();
-        long long n = 0;
-        while (Seconds(start) < 5.0) {
-          Call(*cl, "POST", "/api/2.0/mlflow/runs/log-metric",
-               {{"run_id", run}, {"key", "m" + std::to_string(t)}, {"value", 0.5}, {"timestamp", 1700000000000 + n},
-                {"step", n}});
-          ++n;
-        }
-        counts[t] = n;
-      });
-    }
-    for (auto& t : ts) t.join();
-    long long total = 0;
-    for (auto n : counts) total += n;
-    double secs = Seconds(start);
-    printf("log-metric, 4 connections: %.0f requests/s (%lld in %.1f s%s)\n", total / secs, total, secs,
-           CpuPerRequest(cpu0, total).c_str());
+    OnConnections("log-metric", 5.0, [&](cairn::HttpClient& cl, int t, long long n) {
+      Call(cl, "POST", "/api/2.0/mlflow/runs/log-metric",
+           {{"run_id", run}, {"key", "m" + std::to_string(t)}, {"value", 0.5}, {"timestamp", 1700000000000 + n},
+            {"step", n}});
+    });
   }
   // 2. log-batch of 1000 metrics, one connection.
   std::string big_run = NewRun(*c, exp);
