@@ -158,7 +158,9 @@ def test_amlcompute_is_a_slurm_partition_on_a_workspace_with_a_slurm_connection(
 
 def test_cancel_and_timeout_stop_every_rank_on_every_node(ws, slurm):
     make_compute(ws, slurm)
-    path = write_job(ws, "'echo up $RANK; sleep 300'", """
+    # A duration of its own, so that only this job's ranks match (a `sleep 300` elsewhere on the machine, the
+    # developer's own included, once failed this test).
+    path = write_job(ws, "'echo up $RANK; sleep 300.71'", """
 resources: {instance_count: 2}
 distribution: {type: pytorch, process_count_per_instance: 1}
 """)
@@ -175,10 +177,10 @@ distribution: {type: pytorch, process_count_per_instance: 1}
     # Every rank on every node is gone (a step's last processes may take Slurm's KillWait to be reaped; a
     # rank still sleeping after that has escaped and is reported with its ancestry).
     try:
-        wait_for(lambda: subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True).stdout == b"",
+        wait_for(lambda: subprocess.run(["pgrep", "-f", "sleep 300.71"], capture_output=True).stdout == b"",
                  timeout=8, what="the ranks to be gone")
     except AssertionError:
-        left = subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True, text=True).stdout.split()
+        left = subprocess.run(["pgrep", "-f", "sleep 300.71"], capture_output=True, text=True).stdout.split()
         ps = subprocess.run(["ps", "-o", "pid,ppid,pgid,sid,etime,args", "-p", ",".join(left)], capture_output=True,
                             text=True).stdout
         raise AssertionError(f"ranks left behind:\n{ps}")
@@ -293,7 +295,7 @@ def test_a_node_failing_mid_job_fails_the_job(make_ws):
     try:
         ws = make_ws()
         make_compute(ws, cluster)
-        path = write_job(ws, "'echo up $NODE_RANK; sleep 300'", """
+        path = write_job(ws, "'echo up $NODE_RANK; sleep 300.72'", """
 resources: {instance_count: 2}
 distribution: {type: pytorch, process_count_per_instance: 1}
 """)
@@ -315,7 +317,7 @@ distribution: {type: pytorch, process_count_per_instance: 1}
             except OSError:
                 pass
         cluster.stop()
-        subprocess.run(["pkill", "-9", "-f", "sleep 300"], capture_output=True)
+        subprocess.run(["pkill", "-9", "-f", "sleep 300.72"], capture_output=True)  # this test's ranks only
 
 
 def test_nodes_without_the_workspace_filesystem_get_the_run_over_http(ws, slurm):
