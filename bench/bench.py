@@ -50,8 +50,8 @@ def measure(cairn, args, mode_env, roots):
     # How slow is creating a folder here? Each job creates about 15 files and folders. On ext4 without a
     # journal a folder made within a minute or so of a mass delete (the last bench's workspaces, a `make
     # clean`) costs 3-5 times as much: the kernel passes over every inode freed in the last 60 s (360 s while
-    # its table block is dirty). With --settle (the default) the bench waits, up to 6 minutes, until the disk
-    # makes folders at its quiet speed, and says how long it waited; --no-settle measures the disk as it is.
+    # its table block is dirty). So by default the bench waits, up to 6 minutes, until the disk makes folders
+    # at its quiet speed, and says how long it waited; --no-settle measures the disk as it is.
     waited, probes = 0.0, 0
     while True:
         probe = os.path.join(root, f"probe{probes}")  # kept until the workspace goes: no frees of its own
@@ -173,9 +173,7 @@ def report(label, results):
           f"{tp['xargs_sh_true_seconds']:.2f} s = {tp['xargs_per_second']:.0f}/s | >= 200 jobs/s |")
     print(f"| {label} | server RSS idle | {results['server_rss_idle_kib'] / 1024:.1f} MiB (idle after the jobs: "
           f"{results['server_rss_after_jobs_kib'] / 1024:.1f} MiB) | | <= 30 MiB |")
-    # A job creates about 15 files and folders, so the disk's speed at creating them is part of every figure
-    # above: on these machines' ext4 (no journal) it is 20-30 us on a quiet disk (tmpfs: 5-7 us) and 50-110 us
-    # for minutes after a mass delete (the kernel skips inodes freed in the last minute): 1-2 ms a job.
+    # The disk's speed at making a job's files is part of every figure above (see measure()).
     note = " (slow: inodes freed recently)" if results["mkdir_us"] > SETTLED_MKDIR_US else ""
     if results.get("settle_wait_s"):
         note += f" after waiting {results['settle_wait_s']:.0f} s for the disk to settle"

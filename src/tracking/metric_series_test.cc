@@ -188,7 +188,7 @@ TEST_F(SeriesTest, ConcurrentWritersEachGetTheirOwnAnswer) {
     ASSERT_TRUE((*st)->LogBatch(run, {}, {{"fixed", "a"}}, {}).ok());
     for (int i = 0; i < 50; ++i) finished.push_back(NewRun(**st));
     std::vector<std::thread> ts;
-    std::vector<int> wrong(kThreads + 1, 0);
+    std::vector<int> wrong(kThreads, 0);
     for (int t = 0; t < kThreads; ++t) {
       ts.emplace_back([&, t] {
         for (int i = 0; i < kWrites; ++i) {
