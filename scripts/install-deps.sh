@@ -12,6 +12,8 @@ PACKAGES=(
   libboost-dev
   # Fuzzing: clang's libFuzzer and sanitizer runtimes.
   clang-14 libclang-rt-14-dev
+  # Jobs run `python` as Azure ML's do; in the sandbox a job sees the system's tools, not root's home (pyenv).
+  python-is-python3
   python3 python3-pytest python3-yaml python3-sklearn python3-numpy
   # --query is checked differentially against the JMESPath implementation az itself uses.
   python3-jmespath

@@ -178,6 +178,13 @@ std::vector<std::string> ContainerArgv(const ContainerRun& r) {
   if (!r.cpus.empty()) argv.insert(argv.end(), {"--cpus", r.cpus});
   if (!r.shm_size.empty()) argv.insert(argv.end(), {"--shm-size", r.shm_size});
   for (const auto& d : r.devices) argv.insert(argv.end(), {"--device", d});
+  // A guest here as on the host: no capability, no way to gain one, a user of its own, a process cap, and
+  // the runtime's own seccomp profile (podman's default) and namespaces (PID, IPC, cgroup, mount).
+  argv.insert(argv.end(), {"--cap-drop", "all", "--security-opt", "no-new-privileges", "--cgroupns", "private"});
+  if (!r.user.empty()) argv.insert(argv.end(), {"--user", r.user + ":" + r.user});
+  bool home = std::any_of(r.env.begin(), r.env.end(), [](const std::string& e) { return StartsWith(e, "HOME="); });
+  if (!r.user.empty() && !home) argv.insert(argv.end(), {"-e", "HOME=/tmp"});
+  if (r.pids_limit > 0) argv.insert(argv.end(), {"--pids-limit", std::to_string(r.pids_limit)});
   // bash where the image has it, as on the host (kShellInImage), the command as $0.
   argv.insert(argv.end(), {"--entrypoint", "/bin/sh", r.image, "-c", kShellInImage, r.command});
   return argv;

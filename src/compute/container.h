@@ -38,6 +38,8 @@ struct ContainerRun {
   std::vector<std::string> env;              // K=V the process sees (nothing else of the host's leaks in)
   std::string memory, cpus, shm_size;        // limits, as the runtime writes them ("512m", "1.5", "2g")
   std::vector<std::string> devices;          // CDI devices ("nvidia.com/gpu=0")
+  std::string user;                          // the uid the command runs as ("": the image's)
+  long long pids_limit = 0;                  // 0: the runtime's default
   std::string command;
 };
 // Whether the host has a CDI spec naming NVIDIA's GPUs (nvidia-ctk cdi generate writes one), so that a

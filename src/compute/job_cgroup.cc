@@ -34,17 +34,70 @@ std::string OwnCgroup() {
   return "";
 }
 
+// The caller's place in a v1 hierarchy ("4:memory:/a/b" in /proc/self/cgroup).
+std::string OwnV1Cgroup(const std::string& controller) {
+  auto text = ReadFile("/proc/self/cgroup", 1 << 16);
+  if (!text.ok()) return "";
+  for (const auto& line : Split(*text, '\n')) {
+    auto parts = Split(line, ':');
+    if (parts.size() < 3) continue;
+    for (const auto& c : Split(parts[1], ','))
+      if (c == controller) return line.substr(parts[0].size() + parts[1].size() + 2);
+  }
+  return "";
+}
+
+// The path a job's cgroup takes beneath `mount` + the caller's own place.
+std::string JobCgroupPath(const std::string& mount, std::string own, const std::string& job,
+                          const std::string& record_file) {
+  if (own == "/") own = "";
+  // Named for the job and its run folder: two workspaces on one machine may both have a job named
+  // "train", and ending one must not end the other.
+  return mount + own + "/cairn.job." + job.substr(0, 200) + "." + Sha256Hex(Dirname(record_file)).substr(0, 12);
+}
+
 }  // namespace
+
+std::vector<std::string> CreateJobLimitCgroups(const std::string& job, const std::string& record_file,
+                                               long long memory_bytes, long long pids_max) {
+  std::vector<std::string> made;
+  if (geteuid() != 0 || !IsValidName(job)) return made;
+  struct Limit {
+    const char* controller;
+    const char* file;
+    long long value;
+  };
+  for (const Limit& l : {Limit{"memory", "memory.limit_in_bytes", memory_bytes}, Limit{"pids", "pids.max", pids_max}}) {
+    if (l.value <= 0) continue;
+    std::string mount = std::string("/sys/fs/cgroup/") + l.controller;
+    struct statfs sf;
+    if (statfs(mount.c_str(), &sf) != 0 || sf.f_type != CGROUP_SUPER_MAGIC) continue;
+    std::string own = OwnV1Cgroup(l.controller);
+    if (own.empty()) continue;
+    std::string path = JobCgroupPath(mount, own, job, record_file);
+    if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) continue;
+    if (!WriteFile(path + "/" + l.file, std::to_string(l.value)).ok()) {
+      rmdir(path.c_str());
+      continue;
+    }
+    made.push_back(path);
+  }
+  if (made.empty()) return made;
+  auto before = ReadFile(record_file, 1 << 16);
+  std::string text = before.ok() ? *before : "";
+  for (const auto& p : made) text += p + "\n";
+  if (!WriteFileAtomic(record_file, text, 0600).ok()) {
+    for (const auto& p : made) rmdir(p.c_str());
+    made.clear();
+  }
+  return made;
+}
 
 std::string CreateJobCgroup(const std::string& job, const std::string& record_file) {
   if (geteuid() != 0 || !IsValidName(job)) return "";
   std::string mount = Cgroup2Mount();
   if (mount.empty()) return "";
-  std::string own = OwnCgroup();
-  if (own == "/") own = "";
-  // Named for the job and its run folder: two workspaces on one machine may both have a job named
-  // "train", and ending one must not end the other.
-  std::string path = mount + own + "/cairn.job." + job.substr(0, 200) + "." + Sha256Hex(Dirname(record_file)).substr(0, 12);
+  std::string path = JobCgroupPath(mount, OwnCgroup(), job, record_file);
   if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) return "";
   if (access((path + "/cgroup.procs").c_str(), W_OK) != 0) {
     rmdir(path.c_str());
@@ -94,17 +147,20 @@ bool KillCgroup(const std::string& path, int wait_ms) {
 }
 
 bool KillRecordedCgroup(const std::string& record_file) {
-  auto text = ReadFile(record_file, 4096);
+  auto text = ReadFile(record_file, 1 << 16);
   if (!text.ok()) return true;
-  std::string path = Trim(*text);
-  if (path.empty()) return true;  // emptied by its supervisor: the cgroup is gone
-  // Only a cgroup of ours: the record sits in a run folder a job could once write.
-  if (path.find("/cairn.job.") == std::string::npos || path.find("..") != std::string::npos ||
-      !StartsWith(path, "/sys/fs/cgroup/"))
-    return false;
-  if (!KillCgroup(path)) return false;
-  unlink(record_file.c_str());
-  return true;
+  bool all = true;
+  for (const auto& line : Split(*text, '\n')) {
+    std::string path = Trim(line);
+    if (path.empty()) continue;  // emptied by its supervisor: the cgroups are gone
+    // Only a cgroup of ours: the record sits in a run folder a job could once write.
+    if (path.find("/cairn.job.") == std::string::npos || path.find("..") != std::string::npos ||
+        !StartsWith(path, "/sys/fs/cgroup/"))
+      return false;
+    if (!KillCgroup(path)) all = false;
+  }
+  if (all) unlink(record_file.c_str());
+  return all;
 }
 
 }  // namespace cairn::compute

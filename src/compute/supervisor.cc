@@ -1,6 +1,7 @@
 #include "compute/supervisor.h"
 
 #include "compute/job_cgroup.h"
+#include "compute/sandbox.h"
 #include "base/json_limits.h"
 
 #include <arpa/inet.h>
@@ -104,47 +105,30 @@ Status Materialize(const json& manifest, const std::string& blob_root, const std
 // The job's cgroup, "" when it has none, and its descriptor (set before any child is forked).
 std::string g_cgroup;
 int g_cgroup_fd = -1;
+// The job's cgroup v1 limits (memory, pids), where the machine has them.
+std::vector<std::string> g_limit_cgroups;
 
-// What a job's processes may see of the workspace: its run's folders and the views it was given.
-struct Seal {
-  std::string workspace;            // hidden, but for `keep`; empty: nothing hidden
-  std::vector<std::string> keep;    // folders beneath it the job keeps, at their own paths
-};
+// Gives `uid` every file and folder beneath `root` (links themselves, never followed): what the job's
+// own user must be able to write.
+void ChownTree(const std::string& root, uid_t uid, gid_t gid) {
+  std::error_code ec;
+  if (lchown(root.c_str(), uid, gid) != 0) return;
+  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec))
+    (void)lchown(it->path().c_str(), uid, gid);
+}
 
-// Runs in the child before exec. As root the job gets a mount namespace of its own, where the workspace
-// is an empty tmpfs but for the run's own folders (wd, artifacts, outputs, inputs) and the read-only views
-// it was given, bound back at their paths: the workspace token, other jobs' records, this job's own
-// job.json (which holds the supervisor's credential) and exit.json are not there to read or write. The
-// read-only paths are bind-mounted read-only. Without root, permission bits make inputs read-only and
-// the job is not sealed (the supervisor's log says so).
-void SealInChild(const Seal& seal, const std::vector<std::string>& read_only) {
-  if (seal.workspace.empty() && read_only.empty()) return;
-  if (geteuid() != 0 || unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
-    return;
-  if (!seal.workspace.empty()) {
-    // The folders kept, opened before the tmpfs covers them; bound back through /proc/self/fd.
-    std::vector<std::pair<std::string, int>> kept;
-    for (const auto& k : seal.keep) {
-      int fd = open(k.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-      if (fd >= 0) kept.emplace_back(k, fd);
-    }
-    if (mount("cairn-sealed", seal.workspace.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k") != 0)
-      _exit(125);  // never run a job unsealed that should have been sealed
-    for (const auto& [path, fd] : kept) {
-      std::string at;
-      for (const auto& part : Split(path.substr(1), '/')) {
-        at += "/" + part;
-        if (IsWithin(at, seal.workspace) && at != seal.workspace) mkdir(at.c_str(), 0755);
-      }
-      std::string src = "/proc/self/fd/" + std::to_string(fd);
-      if (mount(src.c_str(), path.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) _exit(125);
-      close(fd);
-    }
-  }
-  for (const auto& p : read_only) {
-    if (mount(p.c_str(), p.c_str(), nullptr, MS_BIND | MS_REC, nullptr) == 0)
-      mount(nullptr, p.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr);
-  }
+// Processes (threads included) a job may have at once by default; the job file's pids_max overrides it.
+constexpr long long kDefaultPidsMax = 16384;
+
+// Memory a job may use by default: the machine's, less a tenth (at least 512 MiB) for everything else.
+long long DefaultJobMemory() {
+  auto text = ReadFile("/proc/meminfo", 1 << 16);
+  if (!text.ok()) return 0;
+  size_t at = text->find("MemTotal:");
+  if (at == std::string::npos) return 0;
+  long long total = atoll(text->c_str() + at + 9) * 1024;
+  return total - std::max(total / 10, 512LL << 20);
 }
 
 void ChmodReadOnly(const std::string& root) {
@@ -435,10 +419,12 @@ std::string LogicalCwd(const std::string& inherited, const std::string& wd) {
 }
 
 // `direct`, when set, is the file to execute with `argv` (a command run without a shell); should that fail
-// in the child (a script with no #! line, a file the seal hides), `argv` of the shell is `shell_argv`.
+// in the child (a script with no #! line, a file the sandbox hides), `argv` of the shell is `shell_argv`.
+// With `sandbox`, the process starts inside the job's sandbox (sandbox.h) and without any privilege;
+// without, as the supervisor's user (a launcher: srun, podman).
 pid_t SpawnChild(const std::vector<std::string>& argv, std::vector<std::string> env, const std::string& wd,
-                 const std::vector<std::string>& read_only, int out_w, const Seal& seal,
-                 const std::string& direct = "", const std::vector<std::string>& shell_argv = {}) {
+                 int out_w, const Sandbox* sandbox, const std::string& direct = "",
+                 const std::vector<std::string>& shell_argv = {}) {
   std::vector<char*> envp;
   for (auto& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
@@ -447,6 +433,32 @@ pid_t SpawnChild(const std::vector<std::string>& argv, std::vector<std::string> 
   args.push_back(nullptr);
   for (const auto& a : shell_argv) shell_args.push_back(const_cast<char*>(a.c_str()));
   shell_args.push_back(nullptr);
+  auto in_child = [&](bool in_cgroup) {
+    setpgid(0, 0);
+    // Should the supervisor die without stopping it (killed outright, e.g. by a Slurm step's teardown), the
+    // process goes too rather than live on as an orphan nobody tracks.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE}) signal(sig, SIG_DFL);
+    if (!in_cgroup) JoinCgroupInChild(g_cgroup);
+    int devnull = open("/dev/null", O_RDONLY);
+    dup2(devnull, 0);
+    dup2(out_w, 1);
+    dup2(out_w, 2);
+    if (sandbox) sandbox->DropInChild(2);
+    if (chdir(wd.c_str()) != 0) _exit(126);
+    if (!direct.empty()) {
+      execve(direct.c_str(), args.data(), envp.data());
+      if (shell_args[0]) execvpe(shell_args[0], shell_args.data(), envp.data());
+      _exit(127);
+    }
+    execvpe(args[0], args.data(), envp.data());
+    _exit(127);
+  };
+  if (sandbox) {
+    pid_t child = sandbox->Spawn(g_cgroup_fd, [&] { in_child(true); });
+    if (child > 0) setpgid(child, child);
+    return child;
+  }
   // Straight into the job's cgroup with clone3(CLONE_INTO_CGROUP): moving a process there after fork takes
   // the kernel's cgroup lock the slow way (7-10 ms for each new cgroup, measured; 0.1 ms this way). The
   // supervisor has no other threads, so the child may allocate as after fork.
@@ -465,24 +477,7 @@ pid_t SpawnChild(const std::vector<std::string>& argv, std::vector<std::string> 
     if (child > 0) setpgid(child, child);
     return child;
   }
-  setpgid(0, 0);
-  // Should the supervisor die without stopping it (killed outright, e.g. by a Slurm step's teardown), the
-  // process goes too rather than live on as an orphan nobody tracks.
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE}) signal(sig, SIG_DFL);
-  if (!in_cgroup) JoinCgroupInChild(g_cgroup);
-  SealInChild(seal, read_only);
-  int devnull = open("/dev/null", O_RDONLY);
-  dup2(devnull, 0);
-  dup2(out_w, 1);
-  dup2(out_w, 2);
-  if (chdir(wd.c_str()) != 0) _exit(126);
-  if (!direct.empty()) {
-    execve(direct.c_str(), args.data(), envp.data());
-    if (shell_args[0]) execvpe(shell_args[0], shell_args.data(), envp.data());
-    _exit(127);
-  }
-  execvpe(args[0], args.data(), envp.data());
+  in_child(in_cgroup);
   _exit(127);
 }
 
@@ -509,9 +504,16 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
   // Every process of a local job goes in a cgroup of its own (where the machine has one for us): the
   // server kills it should this supervisor be killed outright. Slurm keeps its jobs' processes itself.
   const std::string cgroup_record = layout.root + "/cgroup";
-  if (!slurm && !node_mode) g_cgroup = CreateJobCgroup(job.value("name", ""), cgroup_record);
+  if (!slurm && !node_mode) {
+    g_cgroup = CreateJobCgroup(job.value("name", ""), cgroup_record);
+    g_limit_cgroups = CreateJobLimitCgroups(job.value("name", ""), cgroup_record,
+                                            job.value("memory_limit_bytes", DefaultJobMemory()),
+                                            job.value("pids_max", kDefaultPidsMax));
+  }
   if (!g_cgroup.empty()) g_cgroup_fd = open(g_cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  Sandbox sandbox;
   auto finish = [&](Outcome o) {
+    sandbox.Stop();
     if (g_cgroup_fd >= 0) {
       close(g_cgroup_fd);
       g_cgroup_fd = -1;
@@ -520,8 +522,11 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
       // What is left (a daemon the job started) ends with the job.
       // Emptied rather than removed: an inode freed per job makes later files slower to create on ext4
       // without a journal (its allocator skips recently freed inodes).
-      if (KillCgroup(g_cgroup)) (void)!truncate(cgroup_record.c_str(), 0);
+      bool gone = KillCgroup(g_cgroup);
+      for (const auto& limits : g_limit_cgroups) gone = KillCgroup(limits) && gone;
+      if (gone) (void)!truncate(cgroup_record.c_str(), 0);
       g_cgroup.clear();
+      g_limit_cgroups.clear();
       // Those it killed were ours (a subreaper's): reap them, so none is left even as a zombie when the
       // job is reported ended.
       for (int i = 0; i < 200 && HasChildren(); ++i) usleep(5000);
@@ -608,6 +613,8 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
   auto env_for = [&](int n, int local) {
     std::vector<std::string> env = base_env;
     for (auto& kv : merged_env(n, local)) env.push_back(std::move(kv));
+    // A job with a user of its own has no home of its own: its /tmp (private to it) stands in.
+    if (geteuid() == 0 && !job_env.contains("HOME")) SetEnv(env, "HOME", "/tmp");
     return env;
   };
   // What a container sees of this machine: the run folder, the inputs (read-only), outputs kept elsewhere
@@ -619,7 +626,11 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
     crun.image = image;
     crun.workdir = layout.WorkDir();
     crun.command = job.value("command", "");
-    crun.mounts.push_back(layout.root);
+    // The run's own folders only: its job.json (the supervisor's credential) and exit.json stay outside.
+    for (const char* d : {"/wd", "/artifacts", "/outputs", "/inputs"})
+      if (IsDir(layout.root + d)) crun.mounts.push_back(layout.root + d);
+    if (geteuid() == 0) crun.user = std::to_string(JobUid(getpid()));
+    crun.pids_limit = job.value("pids_max", kDefaultPidsMax);
     for (const auto& p : read_only)
       if (!IsWithin(p, layout.root)) crun.mounts.push_back(p + ":ro");
     for (const auto& o : job.value("outputs", json::array()))
@@ -633,19 +644,50 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
     crun.shm_size = limits.value("shm_size", "");
   }
 
-  // The seal: what stays of the workspace in the job's processes' view.
-  Seal seal;
-  bool sealed = true;
-  if (std::string ws = job.value("workspace", ""); !ws.empty() && IsWithin(layout.root, ws)) {
-    seal.workspace = ws;
-    for (const char* d : {"/wd", "/artifacts", "/outputs", "/inputs"})
-      if (IsDir(layout.root + d)) seal.keep.push_back(layout.root + d);
-    for (const auto& p : read_only)
-      if (IsWithin(p, ws) && !IsWithin(p, layout.root)) seal.keep.push_back(p);
+  // The sandbox: what the job's processes see (the run's own folders and the views they were given, beneath
+  // a workspace they cannot see) and who they are. Launchers (srun, podman) run outside it.
+  SandboxSpec box;
+  box.uid = JobUid(getpid());
+  box.gid = static_cast<gid_t>(box.uid);
+  bool sealed = image.empty() && !(slurm && !node_mode && plan.nodes > 1);
+  if (std::string ws = job.value("workspace", ""); !ws.empty() && IsWithin(layout.root, ws)) box.workspace = ws;
+  for (const char* d : {"/wd", "/artifacts", "/outputs", "/inputs"})
+    if (IsDir(layout.root + d)) box.keep.push_back(layout.root + d);
+  for (const auto& o : job.value("outputs", json::array()))
+    if (o.is_string() && !IsWithin(o.get<std::string>(), layout.root)) box.keep.push_back(o.get<std::string>());
+  box.read_only = read_only;
+  if (job.contains("gpus") && job["gpus"].is_array() && !job.value("hide_gpus", false)) {
+    for (const auto& instance : job["gpus"])
+      for (const auto& g : instance) box.devices.push_back("/dev/nvidia" + std::to_string(g.value("index", 0)));
+    if (!box.devices.empty())
+      for (const char* d : {"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset"})
+        box.devices.push_back(d);
+  }
+  box.cgroups = g_limit_cgroups;
+  if (geteuid() == 0 && (sealed || !image.empty())) {
+    // What the job's own user writes: its working folder, outputs, logs and private copies of inputs.
+    for (const auto& dir : {layout.WorkDir(), layout.Artifacts() + "/outputs", layout.Artifacts() + "/logs", layout.root + "/outputs"})
+      if (PathExists(dir)) ChownTree(dir, box.uid, box.gid);
+    for (const auto& in : job.value("inputs", json::array())) {
+      std::string dir = layout.Input(in.value("name", ""));
+      if (std::find(read_only.begin(), read_only.end(), dir) == read_only.end() && IsDir(dir) &&
+          in.value("mode", "ro_mount") != "ro_mount")
+        ChownTree(dir, box.uid, box.gid);
+    }
     for (const auto& o : job.value("outputs", json::array()))
-      if (o.is_string() && IsWithin(o.get<std::string>(), ws) && !IsWithin(o.get<std::string>(), layout.root))
-        seal.keep.push_back(o.get<std::string>());
-    if (geteuid() != 0) log.Line("note: the job is not sealed from the workspace (a mount namespace needs root)");
+      if (o.is_string() && !IsWithin(o.get<std::string>(), layout.root)) ChownTree(o.get<std::string>(), box.uid, box.gid);
+  }
+  if (sealed) {
+    Status made = sandbox.Start(box, g_cgroup_fd);
+    if (!made.ok() && geteuid() == 0) return fail("cannot make the job's sandbox: " + made.message());
+    if (!made.ok()) {
+      log.Line("note: the job runs without a sandbox, as the supervisor's user (" + made.message() + ")");
+      sealed = false;
+    } else {
+      log.Line("sandbox: holder " + std::to_string(sandbox.holder()) + ", the job runs as uid " +
+               std::to_string(sandbox.user_namespace() ? geteuid() : box.uid) +
+               (sandbox.user_namespace() ? " in a user namespace" : ""));
+    }
   }
   std::vector<Child> children;
   auto start = [&](const std::vector<std::string>& argv, std::vector<std::string> env, int rank,
@@ -662,8 +704,9 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
       close(p[1]);
       return Internal("cannot open " + log_path);
     }
-    // Node supervisors (srun) read the run folder; the job's own processes are sealed from it.
-    c.pid = SpawnChild(argv, std::move(env), wd, read_only, p[1], sealed ? seal : Seal{}, direct, shell_argv);
+    // Node supervisors (srun) and podman run outside; the job's own processes in its sandbox.
+    c.pid = SpawnChild(argv, std::move(env), wd, p[1], sealed ? &sandbox : nullptr, direct,
+                       shell_argv);
     close(p[1]);
     if (c.pid < 0) {
       close(p[0]);
@@ -782,6 +825,9 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
                                      ": stopping the other processes"
                                : "cancel requested: stopping the job's processes");
   };
+  // Whether anything of the job is left once its processes ended: in a sandbox, what re-parented to its
+  // holder; without, any child of ours (we are a subreaper). Reaps the finished ones.
+  auto leftovers = [&] { return sandbox.active() ? (HasChildren(), !sandbox.Stragglers().empty()) : HasChildren(); };
   auto all_done = [&] {
     return std::all_of(children.begin(), children.end(), [](const Child& c) { return c.done; });
   };
@@ -889,7 +935,7 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
     if (all_done() && !drain_until) {
       // Stop whatever the processes left running in the background. We are a subreaper, so when we
       // have no children left there is no descendant at all, and no /proc scan is needed.
-      if (HasChildren()) SignalTree(getpid(), 0, SIGTERM);
+      if (leftovers()) SignalTree(getpid(), 0, SIGTERM);
       drain_until = NowMillis() + 1000;
     }
     // Reap re-parented orphans, but only once every process's own status is in hand: waitpid(-1)
@@ -900,6 +946,7 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
     }
   }
   // Anything still alive of the job's tree goes now: no orphaned processes.
+  sandbox.Stop();  // the kernel ends whatever is left in the job's PID namespace
   if (HasChildren()) SignalTree(getpid(), 0, SIGKILL);
   while (waitpid(-1, nullptr, WNOHANG) > 0) {
   }
@@ -1003,6 +1050,8 @@ Status Prepare(const json& job, const RunLayout& layout, SystemLog& log, std::ve
 
 namespace {
 int Supervise(const std::string& run_dir, Stager* stager) {
+  // Its memory holds the supervisor's credential: not readable through /proc, not attachable.
+  prctl(PR_SET_DUMPABLE, 0);
   RunLayout layout(run_dir);
   long long started = NowMillis();
   (void)MakeDirs(layout.SystemLogDir());
@@ -1107,6 +1156,7 @@ int Supervise(const std::string& run_dir, Stager* stager) {
 }
 
 int SuperviseNode(const std::string& run_dir, Stager* stager) {
+  prctl(PR_SET_DUMPABLE, 0);
   // One node of a Slurm job: the coordinator prepared the run folder; this starts the node's processes.
   RunLayout layout(run_dir);
   long long started = NowMillis();

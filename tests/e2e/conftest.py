@@ -5,6 +5,7 @@ At teardown the server is stopped and the test fails if any process of the works
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -38,6 +39,31 @@ def pids_mentioning(text):
             continue
         if text in cmd or text in env:
             found.append((int(pid), cmd))
+    return found
+
+
+def job_namespace_pids(home, name):
+    """The host pid of every process in a running job's PID namespace, keyed by its pid in there.
+
+    A job's processes see their own PID namespace (the sandbox): a pid a job writes down is one of that
+    namespace; its holder (PID 1 there) is named in the supervisor's log."""
+    log = os.path.join(home, "runs", name, "artifacts", "system_logs", "cairn_supervisor.log")
+    holder = wait_for(lambda: re.search(r"sandbox: holder (\d+)", open(log).read()) if os.path.exists(log) else None,
+                      what=f"{name}'s sandbox")
+    ns = os.readlink(f"/proc/{holder.group(1)}/ns/pid")
+    found = {}
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{p}/ns/pid") != ns:
+                continue
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("NSpid:"):
+                        found[int(line.split()[-1])] = int(p)
+        except OSError:
+            pass
     return found
 
 

@@ -5,7 +5,7 @@ import sqlite3
 import subprocess
 import time
 
-from conftest import pids_mentioning, wait_for
+from conftest import job_namespace_pids, pids_mentioning, wait_for
 
 # Starts a background sleeper that leaves the process group and a foreground one; records both pids.
 TREE_JOB = """\
@@ -33,7 +33,11 @@ def alive(pid):
 def read_pids(ws, name):
     out = os.path.join(ws.home, "runs", name, "outputs", "pids")
     wait_for(lambda: os.path.exists(out + "/fg.pid") and os.path.getsize(out + "/fg.pid") > 0, what="pid files")
-    return [int(open(os.path.join(out, f)).read()) for f in ("bg.pid", "fg.pid")]
+    # Pids of the job's own PID namespace, as the job sees them: found on the host by that namespace.
+    inside = [int(open(os.path.join(out, f)).read()) for f in ("bg.pid", "fg.pid")]
+    on_host = job_namespace_pids(ws.home, name)
+    assert all(p in on_host for p in inside), (inside, on_host)
+    return [on_host[p] for p in inside]
 
 
 def test_cancel_kills_the_whole_process_tree(ws):
@@ -155,8 +159,9 @@ def kill_server_and_forget_the_supervisor(ws, name):
 
 def run_then_crash_before_the_pid_is_recorded(ws, name, then):
     """A job that notes each run of it in a file (returned), then `then`; running when the server is crashed."""
-    runs = os.path.join(ws.dir, "runs.txt")
-    ws.write("job.yml", f"command: echo run >> {runs}; {then}\nenvironment: {{image: python}}\n")
+    # In the job's own outputs (what survives a second run of it): the job sees nothing else of the machine.
+    runs = os.path.join(ws.home, "runs", name, "artifacts", "outputs", "runs.txt")
+    ws.write("job.yml", f"command: echo run >> outputs/runs.txt; {then}\nenvironment: {{image: python}}\n")
     ws.run("job", "create", "-f", "job.yml", "-n", name)
     ws.wait_status(name, "Running")
     kill_server_and_forget_the_supervisor(ws, name)
