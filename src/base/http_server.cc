@@ -513,6 +513,9 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
         };
         route->reader(req, res, reader);
         handled = true;
+      } else if (!route && has_body) {
+        // Nothing would read it: answered at once, and the connection closed rather than the body read.
+        res.status = 404;
       } else {
         if (has_body) {
           bhttp::request_parser<bhttp::string_body> p(std::move(*head_));

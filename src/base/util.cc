@@ -328,4 +328,17 @@ std::string Plural(long long n, const std::string& noun, const std::string& plur
   return std::to_string(n) + " " + (n == 1 ? noun : plural.empty() ? noun + "s" : plural);
 }
 
+std::string IdentityProof(const std::string& secret, const std::string& nonce, const std::string& port) {
+  return Sha256Hex("cairn-identify\n" + secret + "\n" + nonce + "\n" + port);
+}
+
+std::string PortOfUrl(const std::string& url) {
+  size_t scheme = url.find("://");
+  std::string rest = url.substr(scheme == std::string::npos ? 0 : scheme + 3);
+  rest = rest.substr(0, rest.find('/'));
+  size_t colon = rest.rfind(':');
+  if (colon == std::string::npos || rest.find(']', colon) != std::string::npos) return "";
+  return rest.substr(colon + 1);
+}
+
 }  // namespace cairn

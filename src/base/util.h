@@ -43,6 +43,13 @@ std::string RandomHex(size_t bytes);
 // SHA-256 of a byte string, as lower-case hex.
 std::string Sha256Hex(std::string_view data);
 
+// What a server answers to prove it holds `secret` (the workspace token, or a supervisor's credential)
+// without sending it: bound to the caller's `nonce` and to the port the caller dialled, so that a process
+// squatting on a dead server's port can neither answer nor relay the live server's answer.
+std::string IdentityProof(const std::string& secret, const std::string& nonce, const std::string& port);
+// The port of an http(s)://host:port URL ("" when it names none).
+std::string PortOfUrl(const std::string& url);
+
 // Incremental SHA-256, for hashing files without reading them whole. Not thread-safe.
 class Sha256 {
  public:

@@ -138,13 +138,29 @@ void ChmodReadOnly(const std::string& root) {
   chmod(root.c_str(), 0555);
 }
 
-bool PostEvent(const std::string& url, const json& job, const std::string& event, const std::string& reason) {
+// How a report went: taken, refused (the server answered no: the job has ended, the credential is not
+// good; asking again changes nothing), or not heard (no server there yet).
+enum class Posted { kTaken, kRefused, kUnheard };
+
+Posted PostEvent(const std::string& url, const json& job, const std::string& event, const std::string& reason) {
   HttpClient cli(url, 10000);
-  cli.SetBearerToken(job.value("supervisor_token", ""));
+  // The credential goes only to a server that proved it can compute it (a squatter on a dead server's
+  // port cannot), on the connection that proved it.
+  const std::string credential = job.value("supervisor_token", "");
+  const std::string nonce = RandomHex(16);
+  auto who = cli.Request("GET", "/api/v1/identify?nonce=" + nonce + "&job=" + job.value("name", ""));
+  if (!who.ok() || who->status != 200 || who->body.size() > 4096) return Posted::kUnheard;
+  json proof = json::parse(who->body, nullptr, false);
+  if (!proof.is_object() || !proof["job_proof"].is_string() ||
+      proof["job_proof"].get<std::string>() != IdentityProof(credential, nonce, PortOfUrl(url)))
+    return Posted::kUnheard;
+  cli.SetBearerToken(credential);
   json body = {{"event", event}};
   if (!reason.empty()) body["reason"] = reason;
   auto res = cli.Request("POST", "/api/v1/internal/jobs/" + job.value("name", "") + "/events", body.dump());
-  return res.ok() && res->status == 200;
+  if (!res.ok()) return Posted::kUnheard;
+  if (res->status == 200) return Posted::kTaken;
+  return res->status >= 400 && res->status < 500 ? Posted::kRefused : Posted::kUnheard;
 }
 
 // Tells the server; when the one that started us is gone, the workspace's current server (a restart
@@ -157,13 +173,18 @@ void Notify(const json& job, const std::string& event, SystemLog& log, const std
   // chaos test lost a "running" this way).
   for (int attempt = 0; attempt < 12; ++attempt) {
     if (attempt > 0) usleep(static_cast<useconds_t>(std::min(100000 * attempt, 500000)));
-    if (PostEvent(url, job, event, reason)) return;
+    Posted p = PostEvent(url, job, event, reason);
+    if (p == Posted::kTaken) return;
+    if (p == Posted::kRefused) {
+      log.Line("the server refused the report that the job is " + event + " (the job has ended there)");
+      return;
+    }
     std::string ws = job.value("workspace", "");
     auto info = ReadFile(ws + "/server.json");
     if (info.ok()) {
       json j = ParseJsonOrDiscarded(*info);
       std::string current = j.is_object() ? j.value("url", "") : "";
-      if (!current.empty() && current != url && PostEvent(current, job, event, reason)) return;
+      if (!current.empty() && current != url && PostEvent(current, job, event, reason) == Posted::kTaken) return;
     }
   }
   log.Line("could not tell the server the job is " + event +

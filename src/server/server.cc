@@ -701,10 +701,71 @@ class Server {
     if (!notes.empty()) v["notes"] = notes;
   }
 
+  // Whether the Host a request names is this server: a loopback name (any port) when it listens on
+  // loopback, which a page on another name that resolves here (DNS rebinding) does not send; beyond
+  // loopback (TLS), the names people use for the machine are not known, and a rebound page has no cookie.
+  bool HostAllowed(const std::string& host_header) const {
+    if (opt_.host != "127.0.0.1" && opt_.host != "localhost" && opt_.host != "::1") return true;
+    if (host_header.empty()) return true;  // not a browser's (every browser sends one)
+    std::string host = host_header;
+    if (StartsWith(host, "[")) host = host.substr(1, host.find(']') == std::string::npos ? 0 : host.find(']') - 1);
+    else host = host.substr(0, host.find(':'));
+    return host == "127.0.0.1" || host == "localhost" || host == "::1";
+  }
+
+  // Why a studio request (a session cookie) that changes something is refused, "" when it may go on: it
+  // must carry X-Cairn-Studio (a header no form can send, and no other origin's script without a CORS
+  // preflight this server never grants), and the browser's own Origin and Sec-Fetch-Site must say the
+  // page is this server's.
+  static std::string CrossSiteReason(const http::Request& req) {
+    if (req.method == "GET" || req.method == "HEAD") return "";
+    std::string site = req.get_header_value("Sec-Fetch-Site");
+    if (!site.empty() && site != "same-origin")
+      return "refused: a studio request from another site or origin (Sec-Fetch-Site: " + site.substr(0, 40) + ")";
+    std::string origin = req.get_header_value("Origin");
+    if (!origin.empty()) {
+      std::string bare = origin.substr(origin.find("://") == std::string::npos ? 0 : origin.find("://") + 3);
+      if (bare != req.get_header_value("Host"))
+        return "refused: a studio request from another origin (" + origin.substr(0, 200) + ")";
+    }
+    if (req.get_header_value("X-Cairn-Studio") != "1")
+      return "refused: a studio request that changes something must come from the studio (X-Cairn-Studio header)";
+    return "";
+  }
+
+  static bool HasBody(const http::Request& req) {
+    if (req.has_header("Transfer-Encoding")) return true;
+    std::string length = req.get_header_value("Content-Length");
+    return !length.empty() && length != "0";
+  }
+
+  // On every answer: no framing by other pages, no guessing of types, scripts and styles only from here.
+  static void AddSecurityHeaders(http::Response& res) {
+    res.set_header("X-Frame-Options", "DENY");
+    res.set_header("X-Content-Type-Options", "nosniff");
+    res.set_header("Referrer-Policy", "no-referrer");
+    res.set_header("Content-Security-Policy",
+                   "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+                   "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'");
+  }
+
   void Routes() {
     svr_.set_pre_routing_handler([this](const http::Request& req, http::Response& res) {
       RequestScope() = "";
-      if (!StartsWith(req.path, "/api/")) return http::Server::HandlerResponse::Unhandled;
+      AddSecurityHeaders(res);
+      if (!HostAllowed(req.get_header_value("Host"))) {
+        SendError(res, Status(Code::kPermissionDenied, "this server does not answer for host '" +
+                                                           req.get_header_value("Host").substr(0, 200) + "'"));
+        res.status = 421;
+        return http::Server::HandlerResponse::Handled;
+      }
+      if (!StartsWith(req.path, "/api/")) {
+        // Pages, assets and the sign-in link: public, and so they take no body (none is read).
+        if (!HasBody(req)) return http::Server::HandlerResponse::Unhandled;
+        SendError(res, InvalidArgument(req.path.substr(0, 200) + " takes no request body"));
+        return http::Server::HandlerResponse::Handled;
+      }
+      if (req.path == "/api/v1/identify") return http::Server::HandlerResponse::Unhandled;  // public, no body
       std::string bearer = BearerOf(req);
       if (SameToken(bearer, token_)) return http::Server::HandlerResponse::Unhandled;
       // The studio: a browser signed in through a one-time link carries a session cookie.
@@ -713,6 +774,11 @@ class Server {
         if (auto it = sessions_.find(session); it != sessions_.end()) {
           long long now = NowMillis();
           if (now - it->second.last_used <= session_idle_ms_ && now - it->second.created <= session_max_age_ms_) {
+            // A cookie goes with any page's request: a change must prove it comes from the studio itself.
+            if (std::string why = CrossSiteReason(req); !why.empty()) {
+              SendError(res, Status(Code::kPermissionDenied, why));
+              return http::Server::HandlerResponse::Handled;
+            }
             it->second.last_used = now;
             return http::Server::HandlerResponse::Unhandled;
           }
@@ -737,8 +803,10 @@ class Server {
       if (StartsWith(req.path, kInternal) && !bearer.empty()) {
         std::string name = req.path.substr(kInternal.size());
         name = name.substr(0, name.find('/'));
+        // Only while the job has not ended: a finished job's credential writes nothing more.
         auto job = Reader().GetBrief(name);
-        if (job.ok() && SameToken(bearer, scheduler::SupervisorCredential(token_, job->token)))
+        if (job.ok() && !store::IsTerminalStatus(job->status) &&
+            SameToken(bearer, scheduler::SupervisorCredential(token_, job->token)))
           return http::Server::HandlerResponse::Unhandled;
       }
       SendError(res, Status(Code::kUnauthenticated,
@@ -762,6 +830,22 @@ class Server {
     assets_.resolve_runs = [this](const std::string& uri) { return RunsUriToPath(mlflow_, uri); };
     RegisterAssetRoutes(svr_, assets_);
 
+    // Public: proves, without sending it, that this server holds the workspace's token (and a running
+    // job's supervisor credential, with ?job=), for the port the caller dialled (util.h, IdentityProof).
+    svr_.Get("/api/v1/identify", [this](const http::Request& req, http::Response& res) {
+      std::string nonce = req.get_param_value("nonce");
+      if (nonce.size() < 16 || nonce.size() > 128 ||
+          nonce.find_first_not_of("0123456789abcdef") != std::string::npos)
+        return SendError(res, InvalidArgument("nonce: expected 16 to 128 lower-case hex digits"));
+      std::string port = PortOfUrl(url_);
+      json out = {{"proof", IdentityProof(token_, nonce, port)}};
+      if (std::string name = req.get_param_value("job"); !name.empty() && IsValidName(name)) {
+        auto job = Reader().GetBrief(name);
+        if (job.ok() && !store::IsTerminalStatus(job->status))
+          out["job_proof"] = IdentityProof(scheduler::SupervisorCredential(token_, job->token), nonce, port);
+      }
+      SendJson(res, out);
+    });
     svr_.Get("/api/v1/health", [this](const http::Request&, http::Response& res) {
       SendJson(res, {{"status", "ok"}, {"pid", getpid()}, {"workspace", opt_.home}, {"url", url_},
                      {"local_slots", sched_->local_slots()}});

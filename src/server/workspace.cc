@@ -56,9 +56,19 @@ Result<std::string> EnsureWorkspace(const WorkspacePaths& ws) {
 
 bool Healthy(const ServerAddress& addr, int timeout_ms) {
   HttpClient cli(addr.url, timeout_ms);
-  cli.SetBearerToken(addr.token);
-  auto res = cli.Request("GET", "/api/v1/health");
-  return res.ok() && res->status == 200;
+  return ProvesIdentity(cli, addr);
+}
+
+bool ProvesIdentity(HttpClient& cli, const ServerAddress& addr) {
+  // The token is not sent until the server proved it holds it: whoever listens on a dead server's port
+  // gets a nonce, nothing more.
+  cli.SetBearerToken("");
+  std::string nonce = RandomHex(16);
+  auto res = cli.Request("GET", "/api/v1/identify?nonce=" + nonce);
+  if (!res.ok() || res->status != 200 || res->body.size() > 4096) return false;
+  auto j = nlohmann::json::parse(res->body, nullptr, false);
+  return j.is_object() && j["proof"].is_string() &&
+         j["proof"].get<std::string>() == IdentityProof(addr.token, nonce, PortOfUrl(addr.url));
 }
 
 namespace {

@@ -9,7 +9,8 @@ export async function request<T>(method: string, path: string, body?: unknown): 
   const res = await fetch(path, {
     method,
     credentials: "same-origin",
-    headers: body === undefined ? {} : { "Content-Type": "application/json" },
+    // The server refuses a studio change without this header: no form, and no other origin's script, can send it.
+    headers: body === undefined ? { "X-Cairn-Studio": "1" } : { "Content-Type": "application/json", "X-Cairn-Studio": "1" },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();

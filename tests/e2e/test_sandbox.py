@@ -1,0 +1,235 @@
+"""Trust, round 2 (issue 25): a job as an attacker inside it would be, and pages and squatters outside.
+
+Each test is one of the audit's findings, tried as the audit tried it on the code before the sandbox: a job
+on the host was root with every capability and walked out of its mount namespace."""
+import hashlib
+import json
+import os
+import signal
+import socket
+import threading
+import time
+import urllib.parse
+
+import pytest
+
+from test_trust import connect, raw, read_answer, status_of, start
+from test_tracking import call
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="a job's own uid and namespaces are made by a root supervisor")
+
+PROBE = r"""
+import ctypes, glob, json, os, subprocess, sys
+home, server_pid, data = sys.argv[1], sys.argv[2], sys.argv[3]
+me = os.environ["MLFLOW_RUN_ID"]
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return line.split()[1]
+def fails(*cmd):
+    return subprocess.run(list(cmd), capture_output=True).returncode != 0
+def can_read(p):
+    try:
+        open(p, "rb").read(1)
+        return True
+    except OSError:
+        return False
+def can_write(p):
+    try:
+        with open(p, "r+b") as f:
+            f.write(b"TAMPERED")
+        return True
+    except OSError:
+        return False
+libc = ctypes.CDLL(None, use_errno=True)
+environs = []
+for e in glob.glob("/proc/[0-9]*/environ"):
+    try:
+        environs.append(open(e, "rb").read().decode(errors="replace"))
+    except OSError:
+        pass
+print(json.dumps({
+    "uid": os.getuid(), "cap_eff": status("CapEff"), "cap_bnd": status("CapBnd"),
+    "no_new_privs": status("NoNewPrivs"), "seccomp": status("Seccomp"),
+    "pid": os.getpid(), "server_visible": os.path.exists("/proc/" + server_pid),
+    "processes": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+    "token": can_read(home + "/token"),
+    "token_via_parent_root": can_read("/proc/1/root" + home + "/token"),
+    "job_json": can_read(home + "/runs/" + me + "/job.json"),
+    "umount": not fails("umount", "-l", home),
+    "nsenter": not fails("nsenter", "-t", "1", "-m", "true"),
+    "userns": not fails("unshare", "-r", "true"),
+    "ptrace": libc.ptrace(16, 1, 0, 0) == 0,
+    "remount": not fails("mount", "-o", "remount,rw,bind", data),
+    "input_write": can_write(os.path.join(data, "train.csv")),
+    "cgroup_escape": not fails("sh", "-c", "echo $$ > /sys/fs/cgroup/unified/cgroup.procs"),
+    "cgroup_v1_escape": not fails("sh", "-c", "echo $$ > /sys/fs/cgroup/pids/cgroup.procs"),
+    "environs": environs,
+}))
+"""
+
+
+def test_a_job_on_the_host_is_an_unprivileged_guest_in_its_own_namespaces(ws):
+    start(ws)
+    server_pid = ws.server_info()["pid"]
+    ws.write("probe/probe.py", PROBE)
+    ws.write("data/train.csv", "a,b\n1,2\n")
+    ws.write("probe.yml", f"command: python probe.py {ws.home} {server_pid} ${{{{inputs.data}}}}\ncode: probe\n"
+                          "inputs:\n  data: {type: uri_folder, path: ./data}\nenvironment: {image: python}\n")
+    ws.run("job", "create", "-f", "probe.yml", "-n", "probe", "--stream")
+    log = open(os.path.join(ws.home, "runs/probe/artifacts/user_logs/std_log.txt")).read()
+    got = json.loads(log.strip().splitlines()[-1])
+    assert got["uid"] != 0 and got["uid"] >= 1500000000, got["uid"]
+    assert got["cap_eff"] == "0000000000000000" and got["cap_bnd"] == "0000000000000000"
+    assert got["no_new_privs"] == "1" and got["seccomp"] == "2"
+    # Its own PID namespace: the holder is 1, the job 2, and nothing of the machine's is there.
+    assert got["pid"] == 2 and not got["server_visible"] and max(got["processes"]) < 100, got["processes"]
+    for door in ("token", "token_via_parent_root", "job_json", "umount", "nsenter", "userns", "ptrace", "remount",
+                 "input_write", "cgroup_escape", "cgroup_v1_escape"):
+        assert got[door] is False, door
+    token = ws.token()
+    credential = json.load(open(os.path.join(ws.home, "runs/probe/job.json")))["supervisor_token"]
+    for env in got["environs"]:
+        assert token not in env and credential not in env
+    # The input's stored copy is as it was uploaded.
+    assert open(os.path.join(ws.dir, "data/train.csv")).read() == "a,b\n1,2\n"
+    blobs = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(ws.home, "blobs")) for f in fs]
+    for b in blobs:
+        assert hashlib.sha256(open(b, "rb").read()).hexdigest() == os.path.basename(b), b
+
+
+def test_a_finished_jobs_supervisor_credential_reports_nothing(ws):
+    start(ws)
+    ws.write("j2.yml", "command: 'true'\nenvironment: {image: python}\n")
+    ws.run("job", "create", "-f", "j2.yml", "-n", "done1", "--stream")
+    credential = json.load(open(os.path.join(ws.home, "runs/done1/job.json")))["supervisor_token"]
+    for method, path, body in (("POST", "/api/v1/internal/jobs/done1/events", {"event": "exited"}),
+                               ("PUT", "/api/v1/internal/jobs/done1/files/outputs/x?offset=0", "x")):
+        code, _ = call(ws, method, path, body, token=credential)
+        assert code == 401, (method, path, code)
+
+
+def test_a_job_cannot_leave_its_cgroup_and_dies_with_its_holder(ws):
+    """Every process of the job is in its cgroup, and what it leaves behind ends with the job."""
+    start(ws)
+    ws.write("bg.yml", "command: (sleep 300.41 &) ; echo $$ > /sys/fs/cgroup/unified/cgroup.procs; echo moved=$?\n"
+                       "environment: {image: python}\n")
+    ws.run("job", "create", "-f", "bg.yml", "-n", "bg1", "--stream", check=False)
+    log = open(os.path.join(ws.home, "runs/bg1/artifacts/user_logs/std_log.txt")).read()
+    assert "moved=1" in log, log
+    deadline = time.time() + 10
+    while time.time() < deadline and any("300.41" in open(f"/proc/{p}/cmdline").read()
+                                         for p in os.listdir("/proc") if p.isdigit() and os.path.exists(f"/proc/{p}/cmdline")):
+        time.sleep(0.05)
+    assert not [p for p in os.listdir("/proc") if p.isdigit() and os.path.exists(f"/proc/{p}/cmdline")
+                and "300.41" in open(f"/proc/{p}/cmdline").read()]
+
+
+def test_the_cli_never_hands_the_token_to_a_squatter_on_a_dead_servers_port(ws):
+    port = start(ws)
+    pid = ws.server_info()["pid"]
+    os.kill(pid, signal.SIGKILL)  # died: its server.json still names the port
+    deadline = time.time() + 10
+    while time.time() < deadline and os.path.exists(f"/proc/{pid}") and \
+            open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+        time.sleep(0.02)
+    # Whoever grabs the port next hears what the CLI sends.
+    heard = []
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(16)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def squat():
+        while not stop.is_set():
+            try:
+                c, _ = listener.accept()
+            except OSError:
+                continue
+            c.settimeout(2)
+            try:
+                data = c.recv(65536)
+                heard.append(data)
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n"
+                          b'{"proof": "00"}')
+            except OSError:
+                pass
+            c.close()
+
+    t = threading.Thread(target=squat)
+    t.start()
+    try:
+        jobs = ws.json("job", "list")  # the CLI starts a server of its own instead
+        assert isinstance(jobs, list), (jobs, heard)
+    finally:
+        stop.set()
+        t.join()
+        listener.close()
+    assert heard, "the CLI did not try the recorded port"
+    token = ws.token()
+    for h in heard:
+        assert token.encode() not in h and b"authorization" not in h.lower(), h
+    assert ws.server_info()["port"] != port
+
+
+def login_cookie(ws, port):
+    code, body = call(ws, "POST", "/api/v1/login-codes", {})
+    a = raw(port, f"GET /login?code={body['code']}&next=%2F HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                  "Connection: close\r\n\r\n".encode())
+    head = a.decode(errors="replace")
+    return [h.split(": ", 1)[1].split(";")[0] for h in head.split("\r\n") if h.lower().startswith("set-cookie:")][0]
+
+
+def test_the_studio_refuses_other_pages_and_is_never_framed(ws):
+    port = start(ws)
+    cookie = login_cookie(ws, port)
+    ws.write("slow.yml", "command: sleep 300.42\nenvironment: {image: python}\n")
+    ws.run("job", "create", "-f", "slow.yml", "-n", "victim")
+
+    def cancel(*headers):
+        extra = "".join(h + "\r\n" for h in headers)
+        return raw(port, f"POST /api/v1/jobs/victim/cancel HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {cookie}\r\n"
+                         f"Content-Type: text/plain\r\nContent-Length: 2\r\n{extra}Connection: close\r\n\r\n{{}}".encode())
+    # A no-cors fetch or a form from another port of 127.0.0.1 (same site, another origin).
+    a = cancel(f"Origin: http://127.0.0.1:{port + 1}", "Sec-Fetch-Site: same-site")
+    assert status_of(a) == 403 and b"another site or origin" in a, a
+    a = cancel(f"Origin: http://127.0.0.1:{port + 1}")
+    assert status_of(a) == 403 and b"another origin" in a, a
+    a = cancel()  # no Origin at all (an old browser's form): still no header a form can send
+    assert status_of(a) == 403 and b"X-Cairn-Studio" in a, a
+    assert ws.job("victim")["status"] in ("Queued", "Preparing", "Running", "Starting", "NotStarted")
+    # Another name for this machine (DNS rebinding) is not this server.
+    a = raw(port, f"GET / HTTP/1.1\r\nHost: evil.example:{port}\r\nConnection: close\r\n\r\n".encode())
+    assert status_of(a) == 421, a
+    # The studio itself: its header, its origin.
+    a = cancel(f"Origin: http://127.0.0.1:{port}", "Sec-Fetch-Site: same-origin", "X-Cairn-Studio: 1")
+    assert status_of(a) == 200, a
+    page = raw(port, f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode()).decode()
+    assert "X-Frame-Options: DENY" in page and "frame-ancestors 'none'" in page
+    assert "X-Content-Type-Options: nosniff" in page
+
+
+def test_bodies_without_a_token_are_never_read_and_hold_no_worker(ws):
+    port = start(ws)
+    token = ws.token()
+    held = []
+    for i in range(600):
+        path = ("/", "/login", "/assets/x.js", "/nowhere", "/api/v1/jobs")[i % 5]
+        s = connect(port)
+        s.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 60000000\r\n\r\n".encode())
+        held.append(s)
+    try:
+        t0 = time.time()
+        a = raw(port, f"GET /api/v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+                      "Connection: close\r\n\r\n".encode())
+        took = time.time() - t0
+        assert status_of(a) == 200
+        assert took < 2.0, took
+        # Each was answered at once, its body unread.
+        for s in held[:25]:
+            assert status_of(read_answer(s, timeout=5)) in (400, 401, 404), s
+    finally:
+        for s in held:
+            s.close()
