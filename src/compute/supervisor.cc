@@ -685,6 +685,17 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
         box.devices.push_back(d);
   }
   box.cgroups = g_limit_cgroups;
+  if (geteuid() == 0 && sealed && plan.type == "mpi" && !node_mode) {
+    // Open MPI's ranks write their own logs (--output-filename): theirs to write, in a folder that is not.
+    for (int rank = 0; rank < plan.Total(); ++rank) {
+      std::string path = layout.Artifacts() + "/" + RankLogName(plan, rank);
+      int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+      if (fd >= 0) {
+        (void)!fchown(fd, box.uid, box.gid);
+        close(fd);
+      }
+    }
+  }
   if (geteuid() == 0 && (sealed || !image.empty())) {
     // What the job's own user writes: its working folder, outputs, logs and private copies of inputs.
     for (const auto& dir : {layout.WorkDir(), layout.Artifacts() + "/outputs", layout.Artifacts() + "/logs", layout.root + "/outputs"})

@@ -92,7 +92,11 @@ void JobParser::ParseIdentity(const YNode& root, JobSpec& spec) {
   if (auto* n = root.Get("display_name")) spec.display_name = Str(*n, "display_name");
   if (auto* n = root.Get("experiment_name")) spec.experiment_name = Str(*n, "experiment_name");
   if (auto* n = root.Get("description")) spec.description = Str(*n, "description");
-  if (auto* n = root.Get("tags")) spec.tags = StringMap(*n, "tags", true);
+  if (auto* n = root.Get("tags")) {
+    spec.tags = StringMap(*n, "tags", true);
+    if (spec.tags.size() > kMaxTags)
+      Error(*n, "tags: at most " + std::to_string(kMaxTags) + " tags, got " + std::to_string(spec.tags.size()));
+  }
   if (auto* n = root.Get("properties")) spec.properties = StringMap(*n, "properties", true);
 }
 
@@ -405,6 +409,15 @@ std::optional<long long> JobParser::PositiveInt(const YNode& n, const std::strin
   return v;
 }
 
+std::optional<long long> JobParser::Count(const YNode& n, const std::string& field, long long max) {
+  auto v = PositiveInt(n, field);
+  if (v && *v > max) {
+    Error(n, field + ": at most " + std::to_string(max) + ", got " + std::to_string(*v));
+    return std::nullopt;
+  }
+  return v;
+}
+
 std::optional<long long> JobParser::NonNegativeInt(const YNode& n, const std::string& field) {
   auto v = AsInt(n);
   if (!v || *v < 0) {
@@ -492,7 +505,7 @@ void JobParser::ParseCompute(const YNode& root, JobSpec& spec) {
     CheckKeys(*n, {"target", "instance_count", "instance_type", "location", "properties"}, "compute.");
     target = n->Get("target");
     if (const YNode* ic = n->Get("instance_count"))
-      if (auto v = PositiveInt(*ic, "compute.instance_count")) spec.instance_count = static_cast<int>(*v);
+      if (auto v = Count(*ic, "compute.instance_count", kMaxInstances)) spec.instance_count = static_cast<int>(*v);
     if (const YNode* it = n->Get("instance_type")) spec.instance_type = Str(*it, "compute.instance_type");
     if (!target) return;
   }
@@ -526,7 +539,7 @@ void JobParser::ParseResources(const YNode& root, JobSpec& spec) {
   CheckKeys(*n, {"instance_count", "instance_type", "shm_size", "docker_args", "locations",
                  "max_instance_count", "properties"}, "resources.");
   if (const YNode* ic = n->Get("instance_count"))
-    if (auto v = PositiveInt(*ic, "resources.instance_count")) spec.instance_count = static_cast<int>(*v);
+    if (auto v = Count(*ic, "resources.instance_count", kMaxInstances)) spec.instance_count = static_cast<int>(*v);
   if (const YNode* it = n->Get("instance_type")) spec.instance_type = Str(*it, "resources.instance_type");
   if (const YNode* s = n->Get("shm_size")) {
     spec.shm_size = Str(*s, "resources.shm_size");
@@ -692,11 +705,11 @@ void JobParser::ParseDistribution(const YNode& root, JobSpec& spec) {
     // Left out, it stays out: on a GPU size it is then the instance's GPU count (the scheduler), else 1.
     long long per = 0;
     if (const YNode* p = n->Get("process_count_per_instance")) {
-      if (auto v = PositiveInt(*p, "distribution.process_count_per_instance")) per = *v;
+      if (auto v = Count(*p, "distribution.process_count_per_instance", kMaxProcessesPerInstance)) per = *v;
     } else if (const YNode* p1 = n->Get("process_count")) {
       // Preview 1 counted processes in total.
       generation_p1_ = true;
-      if (auto v = PositiveInt(*p1, "distribution.process_count")) {
+      if (auto v = Count(*p1, "distribution.process_count", kMaxProcessesPerInstance * kMaxInstances)) {
         if (*v % spec.instance_count != 0) {
           Error(*p1, "distribution.process_count: " + std::to_string(*v) +
                          " processes cannot be split evenly over " +

@@ -105,6 +105,8 @@ class JobParser {
   nlohmann::json ToJsonValue(const YNode& n) { return YamlToJson(n); }
 
   std::optional<long long> PositiveInt(const YNode& n, const std::string& field);
+  // A positive count that names processes or machines to start: at most `max` (bounded where it is read).
+  std::optional<long long> Count(const YNode& n, const std::string& field, long long max);
 
   std::optional<long long> NonNegativeInt(const YNode& n, const std::string& field);
 

@@ -66,6 +66,21 @@ TEST(JobSpecParser, AnOmittedProcessCountStaysOmitted) {
   EXPECT_EQ(given->distribution["process_count_per_instance"], 3);
 }
 
+TEST(JobSpecParser, BoundsEveryCountThatNamesProcessesToStartAndTheTags) {
+  Diagnostics d;
+  EXPECT_FALSE(Parse("command: echo\nenvironment: {image: python}\n"
+                     "distribution: {type: mpi, process_count_per_instance: 100000000}\n", d));
+  EXPECT_EQ(d.ToString(), "job.yml:3:52: error: distribution.process_count_per_instance: at most 1024, got 100000000\n");
+  Diagnostics d2;
+  EXPECT_FALSE(Parse("command: echo\nenvironment: {image: python}\nresources: {instance_count: 5000}\n", d2));
+  EXPECT_EQ(d2.ToString(), "job.yml:3:29: error: resources.instance_count: at most 1024, got 5000\n");
+  std::string many = "command: echo\nenvironment: {image: python}\ntags:\n";
+  for (int i = 0; i < 257; ++i) many += "  t" + std::to_string(i) + ": v\n";
+  Diagnostics d3;
+  EXPECT_FALSE(Parse(many, d3));
+  EXPECT_EQ(d3.ToString(), "job.yml:4:3: error: tags: at most 256 tags, got 257\n");
+}
+
 TEST(JobSpecParser, NormalisesPreviewTwoInputs) {
   Diagnostics d;
   auto s = Parse(R"(

@@ -15,6 +15,12 @@
 
 namespace cairn::spec {
 
+// Bounds on what one job file can ask for, checked where it is parsed (a count names processes to start,
+// memory to reserve and rows every list shows; an unbounded one took the server to 14.8 GB).
+constexpr long long kMaxProcessesPerInstance = 1024;  // distribution.process_count_per_instance
+constexpr long long kMaxInstances = 1024;             // resources.instance_count
+constexpr size_t kMaxTags = 256;                      // tags
+
 // Where an input's path points; decides how the runtime delivers it.
 enum class PathKind { kLocal, kHttp, kAsset, kDatastore, kJobOutput, kRuns, kCloud, kNone };
 const char* PathKindName(PathKind k);

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import wait_for
 
-GPU_JOB = """command: 'echo CVD=[$CUDA_VISIBLE_DEVICES]; while [ ! -e {release} ]; do sleep 0.05; done'
+GPU_JOB = """command: 'echo CVD=[$CUDA_VISIBLE_DEVICES]; while [ ! -e outputs/release ]; do sleep 0.05; done'
 environment: {{image: python}}
 resources: {{instance_type: Standard_NC12s_v3}}
 """
@@ -21,12 +21,13 @@ def gws(make_ws):
 
 
 def submit_gpu_job(ws, name):
-    ws.write(f"{name}.yml", GPU_JOB.format(release=os.path.join(ws.dir, f"release-{name}")))
+    ws.write(f"{name}.yml", GPU_JOB.format())
     ws.run("job", "create", "-f", f"{name}.yml", "-n", name)
 
 
 def release(ws, name):
-    open(os.path.join(ws.dir, f"release-{name}"), "w").close()
+    """Lets job `name` end: a file in its own outputs, the only place of this machine it sees."""
+    open(os.path.join(ws.home, "runs", name, "artifacts", "outputs", "release"), "w").close()
 
 
 def seen_devices(ws, name):
@@ -180,7 +181,7 @@ def gpu_job(ws, name, size, command="true", timeout=None):
 def test_a_gpu_job_passed_eight_times_is_reserved_and_only_jobs_that_cannot_delay_it_pass(gws):
     try:
         # One GPU held by a job whose limits.timeout ends it within 62 s at the latest (60 s and the 2 s grace).
-        hold = f"while [ ! -e {os.path.join(gws.dir, 'release-h')} ]; do sleep 0.05; done"
+        hold = "while [ ! -e outputs/release ]; do sleep 0.05; done"
         gpu_job(gws, "h", "Standard_NC6s_v3", hold, timeout=60)
         gws.wait_status("h", "Running")
         gpu_job(gws, "big", "Standard_NC24s_v3", hold.replace("release-h", "release-big"))  # all four: waits for h
@@ -221,7 +222,7 @@ def test_a_gpu_job_passed_eight_times_is_reserved_and_only_jobs_that_cannot_dela
 
 def test_with_no_timeout_on_the_running_jobs_no_gpu_job_passes_the_reserved_one(gws):
     try:
-        hold = f"while [ ! -e {os.path.join(gws.dir, 'release-h')} ]; do sleep 0.05; done"
+        hold = "while [ ! -e outputs/release ]; do sleep 0.05; done"
         gpu_job(gws, "h", "Standard_NC6s_v3", hold)  # no timeout: when its GPU frees is not known
         gws.wait_status("h", "Running")
         gpu_job(gws, "big", "Standard_NC24s_v3", hold.replace("release-h", "release-big"))
