@@ -70,7 +70,7 @@ TEST(JobSpecParser, BoundsEveryCountThatNamesProcessesToStartAndTheTags) {
   Diagnostics d;
   EXPECT_FALSE(Parse("command: echo\nenvironment: {image: python}\n"
                      "distribution: {type: mpi, process_count_per_instance: 100000000}\n", d));
-  EXPECT_EQ(d.ToString(), "job.yml:3:52: error: distribution.process_count_per_instance: at most 1024, got 100000000\n");
+  EXPECT_EQ(d.ToString(), "job.yml:3:55: error: distribution.process_count_per_instance: at most 1024, got 100000000\n");
   Diagnostics d2;
   EXPECT_FALSE(Parse("command: echo\nenvironment: {image: python}\nresources: {instance_count: 5000}\n", d2));
   EXPECT_EQ(d2.ToString(), "job.yml:3:29: error: resources.instance_count: at most 1024, got 5000\n");
