@@ -1,5 +1,7 @@
 #include "cli/client.h"
 
+#include "base/json_limits.h"
+
 #include "base/beneath.h"
 
 #include <fcntl.h>
@@ -33,7 +35,7 @@ Code CodeForHttp(int status) {
 }
 
 Status ErrorOf(const HttpResponse& res) {
-  json body = json::parse(res.body, nullptr, false);
+  json body = ParseJsonOrDiscarded(res.body);
   std::string msg = "HTTP " + std::to_string(res.status);
   Code code = CodeForHttp(res.status);
   if (body.is_object() && body.contains("error") && body["error"].is_object()) {
@@ -46,7 +48,7 @@ Status ErrorOf(const HttpResponse& res) {
 Result<json> Decode(const Result<HttpResponse>& res, const std::string& url) {
   if (!res.ok()) return Unavailable("cannot reach the workspace server at " + url + ": " + res.status().message());
   if (res->status >= 200 && res->status < 300) {
-    json body = res->body.empty() ? json::object() : json::parse(res->body, nullptr, false);
+    json body = res->body.empty() ? json::object() : ParseJsonOrDiscarded(res->body);
     if (body.is_discarded()) return Internal("the server sent a malformed answer");
     return body;
   }
