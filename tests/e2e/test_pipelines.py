@@ -253,6 +253,8 @@ jobs:
     assert steps["after_bad"]["status"] == "NotStarted" and steps["bad"]["status"] == "Failed"
 
 
+@pytest.mark.xfail(reason="its attempts count tries in a host folder, which a sandboxed job no longer sees "
+                          "(issue 25); to be rewritten on a counter the attempts can share", strict=False)
 def test_retries_keep_every_attempt(ws):
     marker = os.path.join(ws.dir, "tries")
     os.makedirs(marker)
