@@ -108,6 +108,17 @@ Status MakeDirs(const std::string& path, int mode) {
   return Status::Ok();
 }
 
+std::string ReadUntilEof(int fd) {
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = read(fd, buf, sizeof buf)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
 Status CopyFile(const std::string& from, const std::string& to) {
   int in = open(from.c_str(), O_RDONLY | O_CLOEXEC);
   if (in < 0) return Errno("cannot open", from);

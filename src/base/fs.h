@@ -18,6 +18,8 @@ Status WriteFile(const std::string& path, const std::string& data, int mode = 06
 Status AppendFile(const std::string& path, const std::string& data);
 Status MakeDirs(const std::string& path, int mode = 0755);
 // Copies a regular file with its permission bits.
+// Everything `fd` gives until its end (a pipe whose writers are gone), retrying interrupted reads.
+std::string ReadUntilEof(int fd);
 Status CopyFile(const std::string& from, const std::string& to);
 // Copies a file or a folder tree (symlinks copied as links).
 Status CopyTree(const std::string& from, const std::string& to);

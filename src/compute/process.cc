@@ -1,5 +1,8 @@
 #include "compute/process.h"
 
+#include <linux/sched.h>
+#include <sys/syscall.h>
+
 #include <dirent.h>
 #include <poll.h>
 #include <fcntl.h>
@@ -206,6 +209,22 @@ std::vector<pid_t> Descendants(pid_t root) {
     }
   }
   return out;
+}
+
+pid_t ForkIntoCgroup(int cgroup_fd, bool& in_cgroup) {
+  in_cgroup = false;
+  if (cgroup_fd >= 0) {
+    clone_args ca{};
+    ca.flags = CLONE_INTO_CGROUP;
+    ca.exit_signal = SIGCHLD;
+    ca.cgroup = static_cast<uint64_t>(cgroup_fd);
+    pid_t child = static_cast<pid_t>(syscall(SYS_clone3, &ca, sizeof ca));
+    if (child >= 0) {
+      in_cgroup = true;
+      return child;
+    }
+  }
+  return fork();
 }
 
 int SignalTree(pid_t root, pid_t pgid, int sig) {

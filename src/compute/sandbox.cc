@@ -419,13 +419,7 @@ Status Sandbox::Start(const SandboxSpec& spec, int cgroup_fd) {
     HoldLoop();
   }
   close(ready[1]);
-  std::string answer;
-  char buf[512];
-  for (ssize_t n; (n = read(ready[0], buf, sizeof buf)) != 0;) {
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) break;
-    answer.append(buf, static_cast<size_t>(n));
-  }
+  std::string answer = ReadUntilEof(ready[0]);
   close(ready[0]);
   if (answer != "k") {
     kill(pid, SIGKILL);
@@ -442,27 +436,26 @@ Status Sandbox::Start(const SandboxSpec& spec, int cgroup_fd) {
   return Status::Ok();
 }
 
-pid_t Sandbox::Spawn(int cgroup_fd, const std::function<void()>& child) const {
-  if (!active()) return -1;
+Result<pid_t> Sandbox::Spawn(int cgroup_fd, const std::function<void()>& child) const {
+  if (!active()) return FailedPrecondition("the sandbox is not started");
   int report[2];
-  if (pipe2(report, O_CLOEXEC) != 0) return -1;
-  pid_t mid = -1;
-  if (cgroup_fd >= 0) {
-    clone_args ca{};
-    ca.flags = CLONE_INTO_CGROUP;
-    ca.exit_signal = SIGCHLD;
-    ca.cgroup = static_cast<uint64_t>(cgroup_fd);
-    mid = static_cast<pid_t>(syscall(SYS_clone3, &ca, sizeof ca));
-  }
-  if (mid < 0) mid = fork();
+  if (pipe2(report, O_CLOEXEC) != 0) return Internal(std::string("pipe: ") + strerror(errno));
+  bool in_cgroup = false;
+  pid_t mid = ForkIntoCgroup(cgroup_fd, in_cgroup);
   if (mid < 0) {
+    int e = errno;
     close(report[0]);
     close(report[1]);
-    return -1;
+    return Internal(std::string("fork: ") + strerror(e));
   }
   if (mid == 0) {
     prctl(PR_SET_DUMPABLE, 0);  // a copy of the supervisor's memory, until exec replaces it
     close(report[0]);
+    if (!in_cgroup && cgroup_fd >= 0) {
+      // An older kernel: by hand, through the descriptor's path.
+      std::string procs = "/proc/self/fd/" + std::to_string(cgroup_fd) + "/cgroup.procs";
+      if (!WriteSmall(procs, "0")) Die(report[1], "joining the job's cgroup");
+    }
     for (const auto& cg : spec_.cgroups)
       if (!WriteSmall(cg + "/cgroup.procs", "0")) Die(report[1], "joining " + cg);
     int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWCGROUP | CLONE_NEWPID | (userns_ ? CLONE_NEWUSER : 0);
@@ -480,20 +473,11 @@ pid_t Sandbox::Spawn(int cgroup_fd, const std::function<void()>& child) const {
     _exit(0);
   }
   close(report[1]);
-  std::string answer;
-  char buf[512];
-  for (ssize_t n; (n = read(report[0], buf, sizeof buf)) != 0;) {
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) break;
-    answer.append(buf, static_cast<size_t>(n));
-  }
+  std::string answer = ReadUntilEof(report[0]);
   close(report[0]);
   while (waitpid(mid, nullptr, 0) < 0 && errno == EINTR) {
   }
-  if (!StartsWith(answer, "pid ")) {
-    errno = EPERM;
-    return -1;
-  }
+  if (!StartsWith(answer, "pid ")) return Internal(Trim(answer.empty() ? "the starter ended without a word" : answer));
   return static_cast<pid_t>(atoi(answer.c_str() + 4));
 }
 

@@ -86,8 +86,8 @@ class Sandbox {
   // forks (into `cgroup_fd`, -1: none) joins them, then clones the real child with CLONE_PARENT (so its
   // children land in the job's PID namespace and the supervisor waits for it as for any child) and
   // reports its pid. `child` must end in exec or _exit, and call DropInChild before exec. Returns the
-  // child's pid as the supervisor sees it, or -1.
-  pid_t Spawn(int cgroup_fd, const std::function<void()>& child) const;
+  // child's pid as the supervisor sees it, or why it could not be started.
+  Result<pid_t> Spawn(int cgroup_fd, const std::function<void()>& child) const;
   // In such a child, right before exec: drops every privilege and loads the seccomp filter. On failure it
   // writes why to `err_fd` and exits 125: a job never runs with privileges it should not have.
   void DropInChild(int err_fd) const;

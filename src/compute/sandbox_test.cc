@@ -131,7 +131,7 @@ TEST(Sandbox, AProcessInsideHasNoPrivilegeItsOwnPidNamespaceAndOnlyItsFolders) {
   ASSERT_TRUE(box.Start(spec, -1).ok());
   int out[2];
   ASSERT_EQ(pipe(out), 0);
-  pid_t pid = box.Spawn(-1, [&] {
+  auto spawned = box.Spawn(-1, [&] {
     box.DropInChild(out[1]);
     std::string facts;
     facts += "uid=" + std::to_string(getuid()) + "\n";
@@ -151,7 +151,8 @@ TEST(Sandbox, AProcessInsideHasNoPrivilegeItsOwnPidNamespaceAndOnlyItsFolders) {
     _exit(0);
   });
   close(out[1]);
-  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(spawned.ok()) << spawned.status().message();
+  pid_t pid = *spawned;
   std::string got;
   char buf[1024];
   for (ssize_t n; (n = read(out[0], buf, sizeof buf)) > 0;) got.append(buf, static_cast<size_t>(n));

@@ -443,7 +443,7 @@ std::string LogicalCwd(const std::string& inherited, const std::string& wd) {
 // in the child (a script with no #! line, a file the sandbox hides), `argv` of the shell is `shell_argv`.
 // With `sandbox`, the process starts inside the job's sandbox (sandbox.h) and without any privilege;
 // without, as the supervisor's user (a launcher: srun, podman).
-pid_t SpawnChild(const std::vector<std::string>& argv, std::vector<std::string> env, const std::string& wd,
+Result<pid_t> SpawnChild(const std::vector<std::string>& argv, std::vector<std::string> env, const std::string& wd,
                  int out_w, const Sandbox* sandbox, const std::string& direct = "",
                  const std::vector<std::string>& shell_argv = {}) {
   std::vector<char*> envp;
@@ -476,26 +476,15 @@ pid_t SpawnChild(const std::vector<std::string>& argv, std::vector<std::string> 
     _exit(127);
   };
   if (sandbox) {
-    pid_t child = sandbox->Spawn(g_cgroup_fd, [&] { in_child(true); });
-    if (child > 0) setpgid(child, child);
+    auto child = sandbox->Spawn(g_cgroup_fd, [&] { in_child(true); });
+    if (child.ok()) setpgid(*child, *child);
     return child;
   }
-  // Straight into the job's cgroup with clone3(CLONE_INTO_CGROUP): moving a process there after fork takes
-  // the kernel's cgroup lock the slow way (7-10 ms for each new cgroup, measured; 0.1 ms this way). The
-  // supervisor has no other threads, so the child may allocate as after fork.
-  pid_t child = -1;
   bool in_cgroup = false;
-  if (g_cgroup_fd >= 0) {
-    clone_args ca{};
-    ca.flags = CLONE_INTO_CGROUP;
-    ca.exit_signal = SIGCHLD;
-    ca.cgroup = static_cast<uint64_t>(g_cgroup_fd);
-    child = static_cast<pid_t>(syscall(SYS_clone3, &ca, sizeof ca));
-    in_cgroup = child >= 0;
-  }
-  if (!in_cgroup) child = fork();
-  if (child != 0) {
-    if (child > 0) setpgid(child, child);
+  pid_t child = ForkIntoCgroup(g_cgroup_fd, in_cgroup);
+  if (child < 0) return Internal(std::string("fork: ") + strerror(errno));
+  if (child > 0) {
+    setpgid(child, child);
     return child;
   }
   in_child(in_cgroup);
@@ -737,14 +726,14 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
       return Internal("cannot open " + log_path);
     }
     // Node supervisors (srun) and podman run outside; the job's own processes in its sandbox.
-    c.pid = SpawnChild(argv, std::move(env), wd, p[1], sealed ? &sandbox : nullptr, direct,
-                       shell_argv);
+    auto pid = SpawnChild(argv, std::move(env), wd, p[1], sealed ? &sandbox : nullptr, direct, shell_argv);
     close(p[1]);
-    if (c.pid < 0) {
+    if (!pid.ok()) {
       close(p[0]);
       close(c.log_fd);
-      return Internal(std::string("fork: ") + strerror(errno));
+      return Status(pid.status().code(), "cannot start " + label + ": " + pid.status().message());
     }
+    c.pid = *pid;
     c.out = p[0];
     log.Line("started " + label + " as pid " + std::to_string(c.pid));
     children.push_back(c);
