@@ -168,6 +168,21 @@ Result<HttpResponse> HttpClient::Request(const std::string& method, const std::s
         connect_failed_ = true;
         return s;
       }
+      if (identity_path_) {
+        // Before the token: the peer on this new connection proves who it is.
+        refused_identity_ = false;
+        std::string nonce = RandomHex(16);
+        std::string ask = "GET " + identity_path_(nonce) + " HTTP/1.1\r\nHost: " + host_ + ":" +
+                          std::to_string(port_) + "\r\nConnection: keep-alive\r\n\r\n";
+        s = SendAll(ask);
+        auto answer = s.ok() ? ReadResponse(nullptr) : Result<HttpResponse>(s);
+        if (!answer.ok() || answer->status != 200 || answer->body.size() > 4096 ||
+            !identity_accept_(answer->body, nonce)) {
+          Close();
+          refused_identity_ = answer.ok();
+          return Unavailable("the server at " + url_ + " did not prove it holds this workspace's secret");
+        }
+      }
     }
     Status s = SendAll(req);
     if (s.ok() && separate) s = SendAll(body);

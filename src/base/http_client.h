@@ -28,6 +28,16 @@ class HttpClient {
   HttpClient& operator=(const HttpClient&) = delete;
 
   void SetBearerToken(const std::string& token) { token_ = token; }
+  // Makes every new connection prove who answers before anything else goes over it: `path(nonce)` is
+  // asked (GET, without the bearer token) with a fresh random nonce, and the connection is used only if
+  // `accept(body, nonce)` is true (else the request fails as Unavailable, with `refused_identity()` set).
+  // A connection kept alive is not asked again: it is the one that proved itself.
+  void SetIdentityCheck(std::function<std::string(const std::string& nonce)> path,
+                        std::function<bool(const std::string& body, const std::string& nonce)> accept) {
+    identity_path_ = std::move(path);
+    identity_accept_ = std::move(accept);
+  }
+  bool refused_identity() const { return refused_identity_; }
   void SetTimeout(int ms) { timeout_ms_ = ms; }
 
   // Sends a request. `sink`, when given, receives the body as it arrives (and `body` stays empty);
@@ -57,6 +67,9 @@ class HttpClient {
   bool connect_failed_ = false;
   std::string buf_;
   size_t pos_ = 0;
+  std::function<std::string(const std::string&)> identity_path_;
+  std::function<bool(const std::string&, const std::string&)> identity_accept_;
+  bool refused_identity_ = false;
 };
 
 }  // namespace cairn

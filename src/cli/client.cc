@@ -58,6 +58,9 @@ Result<json> Decode(const Result<HttpResponse>& res, const std::string& url) {
 
 Client::Client(server::ServerAddress addr, std::function<Result<server::ServerAddress>()> restart)
     : addr_(std::move(addr)), restart_(std::move(restart)), http_(std::make_unique<HttpClient>(addr_.url)) {
+  // This machine's server (found through server.json): each connection proves it is the workspace's
+  // before the token goes over it. A server named by CAIRN_WORKSPACE (TLS, elsewhere) is taken as named.
+  if (restart_) server::RequireWorkspaceIdentity(*http_, addr_);
   http_->SetBearerToken(addr_.token);
 }
 
@@ -65,29 +68,21 @@ Result<HttpResponse> Client::Send(const std::string& method, const std::string& 
                                   const std::string& content_type,
                                   const std::function<bool(const char*, size_t)>& sink) {
   long long t0 = Az().debug ? NowMillis() : 0;
-  // The address came from server.json: before the token goes anywhere, the server there proves it is the
-  // workspace's (on this connection, kept alive for the request). Unproven counts as no server there.
-  Result<HttpResponse> res = Unavailable("the server at " + addr_.url + " did not prove it is this workspace's");
-  if (!verified_ && restart_ && !server::ProvesIdentity(*http_, addr_)) {
-    http_->SetBearerToken(addr_.token);
-  } else {
-    verified_ = true;
-    http_->SetBearerToken(addr_.token);
-    res = http_->Request(method, path, body, content_type, sink);
-  }
+  auto res = http_->Request(method, path, body, content_type, sink);
   if (Az().debug)
     fprintf(stderr, "DEBUG: %s %s%s -> %s (%lld ms)\n", method.c_str(), addr_.url.c_str(), path.c_str(),
             res.ok() ? std::to_string(res->status).c_str() : res.status().message().c_str(), NowMillis() - t0);
   // No server at the address: start one (or find the one another CLI started) and send it there. A GET may
   // also be sent again when the server went away mid-request (killed, or restarting): it changes nothing.
-  if (!res.ok() && restart_ && (!verified_ || http_->last_connect_failed() || method == "GET")) {
+  // A server that did not prove it is the workspace's counts as none (a squatter on a dead server's port).
+  if (!res.ok() && restart_ && (http_->last_connect_failed() || http_->refused_identity() || method == "GET")) {
     auto addr = restart_();
     restart_ = nullptr;
     if (!addr.ok()) return addr.status();
     addr_ = *addr;
     http_ = std::make_unique<HttpClient>(addr_.url);
+    server::RequireWorkspaceIdentity(*http_, addr_);
     http_->SetBearerToken(addr_.token);
-    verified_ = true;  // ConnectOrStart saw it prove itself
     res = http_->Request(method, path, body, content_type, sink);
   }
   return res;

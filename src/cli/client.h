@@ -61,7 +61,6 @@ class Client {
 
   server::ServerAddress addr_;
   std::string blob_root_;
-  bool verified_ = false;  // the server proved it holds the token (ProvesIdentity)
   std::function<Result<server::ServerAddress>()> restart_;
   std::unique_ptr<HttpClient> http_;
 };

@@ -7,10 +7,12 @@
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <sched.h>
+#include <poll.h>
 #include <signal.h>
 #include <stddef.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -203,6 +205,12 @@ int LastCap() {
 // ambient capability sets, every capability left, and the right to gain any (no_new_privs); then the filter.
 void DropPrivileges(const SandboxSpec& spec, bool as_root, int last_cap, const std::vector<sock_filter>& filter,
                     int err) {
+  if (as_root && spec.max_processes > 0) {
+    // The job's uid is its own: the kernel's count of that uid's processes is the job's, as pids.max
+    // would count it, without a cgroup move per process.
+    rlimit limit{static_cast<rlim_t>(spec.max_processes), static_cast<rlim_t>(spec.max_processes)};
+    if (setrlimit(RLIMIT_NPROC, &limit) != 0) Die(err, "limiting the job's processes");
+  }
   if (as_root) {
     if (setgroups(0, nullptr) != 0) Die(err, "dropping groups");
     if (setresgid(spec.gid, spec.gid, spec.gid) != 0) Die(err, "setting the job's gid");
@@ -408,36 +416,82 @@ Status Sandbox::Start(const SandboxSpec& spec, int cgroup_fd) {
           !WriteSmall("/proc/self/gid_map", std::to_string(outer_gid) + " " + std::to_string(outer_gid) + " 1"))
         Die(ready[1], "mapping the user namespace");
     }
-    for (const auto& cg : spec_.cgroups)
-      if (!WriteSmall(cg + "/cgroup.procs", "0")) Die(ready[1], "joining " + cg);
+    // Not in the limit cgroups: the holder only reaps (a move into a v1 cgroup costs 2-3 ms here), and
+    // what re-parents to it was forked inside the job's own cgroups.
     MakeMounts(plan, ready[1]);
     if (chdir("/") != 0) Die(ready[1], "chdir /");
-    DropPrivileges(spec_, !userns_, last_cap, filter_, ready[1]);
-    prctl(PR_SET_DUMPABLE, 0);
-    (void)!write(ready[1], "k", 1);
+    // Ready: the view is made. Said by closing the pipe with nothing written (every waiter sees the end;
+    // a failure above wrote why first). The holder's own privileges go next, before any job process can
+    // be there to see it (a job process drops its own before exec).
     close(ready[1]);
+    DropPrivileges(spec_, !userns_, last_cap, filter_, -1);
+    prctl(PR_SET_DUMPABLE, 0);
     HoldLoop();
   }
   close(ready[1]);
-  std::string answer = ReadUntilEof(ready[0]);
-  close(ready[0]);
-  if (answer != "k") {
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-    return Unavailable(Trim(answer.empty() ? "the sandbox's holder ended before it was ready" : answer));
-  }
   holder_ = pid;
+  ready_fd_ = ready[0];
   pidfd_ = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
-  if (pidfd_ < 0) {
+  own_pidns_fd_ = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+  if (pidfd_ < 0 || own_pidns_fd_ < 0) {
     int e = errno;
     Stop();
     return Unavailable(std::string("pidfd_open: ") + strerror(e));
   }
+  // Without root the caller falls back to no sandbox on any failure, so it must know of one now.
+  if (userns_) return Ready();
   return Status::Ok();
+}
+
+Status Sandbox::Ready() {
+  if (!ready_known_) {
+    std::string answer = ReadUntilEof(ready_fd_);
+    ready_known_ = true;
+    ready_error_ = answer.empty() ? "" : Trim(answer);
+  }
+  if (ready_error_.empty()) return Status::Ok();
+  return Unavailable(ready_error_);
+}
+
+void Sandbox::WaitReadyInChild() const {
+  // The end of the pipe, without reading: every process waiting sees it. Something written is a failure.
+  pollfd p{ready_fd_, POLLIN, 0};
+  while (poll(&p, 1, -1) < 0 && errno == EINTR) {
+  }
+  // A pipe whose writers are gone and that holds nothing polls as POLLHUP alone.
+  if (p.revents & POLLIN) _exit(125);
 }
 
 Result<pid_t> Sandbox::Spawn(int cgroup_fd, const std::function<void()>& child) const {
   if (!active()) return FailedPrecondition("the sandbox is not started");
+  // Both ways, the new process joins the job's limit cgroups (a slow move: it overlaps the holder making
+  // the view), waits until the view is made, joins the namespaces, then runs `child`.
+  auto inside = [&](int err) {
+    prctl(PR_SET_DUMPABLE, 0);  // a copy of the supervisor's memory, until exec replaces it
+    for (const auto& cg : spec_.cgroups)
+      if (!WriteSmall(cg + "/cgroup.procs", "0")) Die(err, "joining " + cg);
+    WaitReadyInChild();
+  };
+  if (!userns_) {
+    // As root, the supervisor's own children can be made in the job's PID namespace (setns to it for
+    // children, then back): the process is forked straight in, with no go-between.
+    if (setns(pidfd_, CLONE_NEWPID) != 0) return Internal(std::string("setns: ") + strerror(errno));
+    bool in_cgroup = false;
+    pid_t pid = ForkIntoCgroup(cgroup_fd, in_cgroup);
+    int fork_errno = errno;
+    if (pid != 0 && setns(own_pidns_fd_, CLONE_NEWPID) != 0) abort();  // the supervisor's next child must be its own
+    if (pid < 0) return Internal(std::string("fork: ") + strerror(fork_errno));
+    if (pid > 0) return pid;
+    inside(2);
+    if (!in_cgroup && cgroup_fd >= 0 &&
+        !WriteSmall("/proc/self/fd/" + std::to_string(cgroup_fd) + "/cgroup.procs", "0"))
+      Die(2, "joining the job's cgroup");
+    if (setns(pidfd_, CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWCGROUP) != 0) Die(2, "joining the job's namespaces");
+    child();
+    _exit(127);
+  }
+  // In a user namespace the supervisor may not enter the PID namespace itself: a go-between does, and
+  // clones the job's process as the supervisor's child (CLONE_PARENT).
   int report[2];
   if (pipe2(report, O_CLOEXEC) != 0) return Internal(std::string("pipe: ") + strerror(errno));
   bool in_cgroup = false;
@@ -449,18 +503,13 @@ Result<pid_t> Sandbox::Spawn(int cgroup_fd, const std::function<void()>& child) 
     return Internal(std::string("fork: ") + strerror(e));
   }
   if (mid == 0) {
-    prctl(PR_SET_DUMPABLE, 0);  // a copy of the supervisor's memory, until exec replaces it
     close(report[0]);
-    if (!in_cgroup && cgroup_fd >= 0) {
-      // An older kernel: by hand, through the descriptor's path.
-      std::string procs = "/proc/self/fd/" + std::to_string(cgroup_fd) + "/cgroup.procs";
-      if (!WriteSmall(procs, "0")) Die(report[1], "joining the job's cgroup");
-    }
-    for (const auto& cg : spec_.cgroups)
-      if (!WriteSmall(cg + "/cgroup.procs", "0")) Die(report[1], "joining " + cg);
-    int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWCGROUP | CLONE_NEWPID | (userns_ ? CLONE_NEWUSER : 0);
+    inside(report[1]);
+    if (!in_cgroup && cgroup_fd >= 0 &&
+        !WriteSmall("/proc/self/fd/" + std::to_string(cgroup_fd) + "/cgroup.procs", "0"))
+      Die(report[1], "joining the job's cgroup");
+    int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWCGROUP | CLONE_NEWPID | CLONE_NEWUSER;
     if (setns(pidfd_, flags) != 0) Die(report[1], "joining the job's namespaces");
-    // The process itself stays where it was; its child is the job's, and the supervisor's (CLONE_PARENT).
     pid_t pid = static_cast<pid_t>(syscall(SYS_clone, CLONE_PARENT, nullptr, nullptr, nullptr, nullptr));
     if (pid == 0) {
       close(report[1]);
@@ -491,9 +540,9 @@ std::vector<pid_t> Sandbox::Stragglers() const {
 }
 
 void Sandbox::Stop() {
-  if (pidfd_ >= 0) {
-    close(pidfd_);
-    pidfd_ = -1;
+  for (int* fd : {&pidfd_, &ready_fd_, &own_pidns_fd_}) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
   }
   if (holder_ > 0) {
     kill(holder_, SIGKILL);

@@ -37,6 +37,7 @@ struct SandboxSpec {
   std::vector<std::string> read_only;  // folders bound back read-only
   std::vector<std::string> devices;    // device nodes bound into the job's /dev (its GPUs)
   std::vector<std::string> cgroups;    // cgroup folders (v1 limits) the job's processes are put in
+  long long max_processes = 0;         // RLIMIT_NPROC of the job's own uid (root only; 0: none)
   uid_t uid = 0;                       // the job's identity, when the supervisor is root
   gid_t gid = 0;
 };
@@ -74,9 +75,14 @@ class Sandbox {
   Sandbox(const Sandbox&) = delete;
   Sandbox& operator=(const Sandbox&) = delete;
 
-  // Starts the holder, in the cgroup `cgroup_fd` (-1: the caller's), and waits until the job's view is
-  // made. An error means no sandbox: the caller must not run the job unsealed without saying so.
+  // Starts the holder, in the cgroup `cgroup_fd` (-1: the caller's). As root it returns at once: the
+  // holder makes the job's view while the job's processes are started (each waits for it), and Ready
+  // says how that went; in a user namespace it waits. An error means no sandbox: the caller must not run
+  // the job unsealed without saying so.
   Status Start(const SandboxSpec& spec, int cgroup_fd);
+  // Waits until the holder has made the job's view, or says why it could not (then the job's processes
+  // that were started have ended with 125, or were killed with the holder).
+  Status Ready();
   bool active() const { return holder_ > 0; }
   pid_t holder() const { return holder_; }
   // Whether a user namespace stands in for root (the supervisor is not root).
@@ -98,8 +104,15 @@ class Sandbox {
   void Stop();
 
  private:
+  // In a started process, before it joins the namespaces: waits for the view; exits 125 if it failed.
+  void WaitReadyInChild() const;
+
   pid_t holder_ = -1;
   int pidfd_ = -1;
+  int ready_fd_ = -1;       // the holder's pipe: closed empty once the view is made
+  int own_pidns_fd_ = -1;   // the supervisor's PID namespace, to make its children there again
+  bool ready_known_ = false;
+  std::string ready_error_;
   bool userns_ = false;
   SandboxSpec spec_;
   std::vector<sock_filter> filter_;

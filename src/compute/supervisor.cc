@@ -142,19 +142,28 @@ void ChmodReadOnly(const std::string& root) {
 // good; asking again changes nothing), or not heard (no server there yet).
 enum class Posted { kTaken, kRefused, kUnheard };
 
+// One keep-alive client per server address for the supervisor's reports: each new connection first
+// proves the server can compute this job's credential (a squatter on a dead server's port cannot), so
+// the credential goes only over connections that proved it, and a job's reports cost one proof.
+HttpClient& ReportClient(const std::string& url, const json& job) {
+  static std::map<std::string, std::unique_ptr<HttpClient>> clients;
+  auto& c = clients[url];
+  if (!c) {
+    c = std::make_unique<HttpClient>(url, 10000);
+    std::string name = job.value("name", ""), credential = job.value("supervisor_token", ""), port = PortOfUrl(url);
+    c->SetIdentityCheck([name](const std::string& nonce) { return "/api/v1/identify?nonce=" + nonce + "&job=" + name; },
+                        [credential, port](const std::string& body, const std::string& nonce) {
+                          json proof = json::parse(body, nullptr, false);
+                          return proof.is_object() && proof["job_proof"].is_string() &&
+                                 proof["job_proof"].get<std::string>() == IdentityProof(credential, nonce, port);
+                        });
+    c->SetBearerToken(credential);
+  }
+  return *c;
+}
+
 Posted PostEvent(const std::string& url, const json& job, const std::string& event, const std::string& reason) {
-  HttpClient cli(url, 10000);
-  // The credential goes only to a server that proved it can compute it (a squatter on a dead server's
-  // port cannot), on the connection that proved it.
-  const std::string credential = job.value("supervisor_token", "");
-  const std::string nonce = RandomHex(16);
-  auto who = cli.Request("GET", "/api/v1/identify?nonce=" + nonce + "&job=" + job.value("name", ""));
-  if (!who.ok() || who->status != 200 || who->body.size() > 4096) return Posted::kUnheard;
-  json proof = json::parse(who->body, nullptr, false);
-  if (!proof.is_object() || !proof["job_proof"].is_string() ||
-      proof["job_proof"].get<std::string>() != IdentityProof(credential, nonce, PortOfUrl(url)))
-    return Posted::kUnheard;
-  cli.SetBearerToken(credential);
+  HttpClient& cli = ReportClient(url, job);
   json body = {{"event", event}};
   if (!reason.empty()) body["reason"] = reason;
   auto res = cli.Request("POST", "/api/v1/internal/jobs/" + job.value("name", "") + "/events", body.dump());
@@ -516,9 +525,9 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
   const std::string cgroup_record = layout.root + "/cgroup";
   if (!slurm && !node_mode) {
     g_cgroup = CreateJobCgroup(job.value("name", ""), cgroup_record);
+    // Processes are limited by the job's own uid (sandbox.h): only memory needs a cgroup move.
     g_limit_cgroups = CreateJobLimitCgroups(job.value("name", ""), cgroup_record,
-                                            job.value("memory_limit_bytes", DefaultJobMemory()),
-                                            job.value("pids_max", kDefaultPidsMax));
+                                            job.value("memory_limit_bytes", DefaultJobMemory()), 0);
   }
   if (!g_cgroup.empty()) g_cgroup_fd = open(g_cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   Sandbox sandbox;
@@ -674,6 +683,7 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
         box.devices.push_back(d);
   }
   box.cgroups = g_limit_cgroups;
+  box.max_processes = job.value("pids_max", kDefaultPidsMax);
   if (geteuid() == 0 && sealed && plan.type == "mpi" && !node_mode) {
     // Open MPI's ranks write their own logs (--output-filename): theirs to write, in a folder that is not.
     for (int rank = 0; rank < plan.Total(); ++rank) {
@@ -811,7 +821,12 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
       }
     }
   }
+  // The holder made the job's view while the processes were started; they waited for it.
+  if (s.ok() && sandbox.active()) {
+    if (Status ready = sandbox.Ready(); !ready.ok()) s = Status(ready.code(), "cannot make the job's sandbox: " + ready.message());
+  }
   if (!s.ok()) {
+    sandbox.Stop();
     for (auto& c : children) SignalTree(getpid(), c.pid, SIGKILL);
     while (waitpid(-1, nullptr, 0) > 0) {
     }

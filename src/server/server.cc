@@ -840,8 +840,9 @@ class Server {
       std::string port = PortOfUrl(url_);
       json out = {{"proof", IdentityProof(token_, nonce, port)}};
       if (std::string name = req.get_param_value("job"); !name.empty() && IsValidName(name)) {
+        // Proof of who answers, not leave to report: a finished job's credential is refused after it.
         auto job = Reader().GetBrief(name);
-        if (job.ok() && !store::IsTerminalStatus(job->status))
+        if (job.ok())
           out["job_proof"] = IdentityProof(scheduler::SupervisorCredential(token_, job->token), nonce, port);
       }
       SendJson(res, out);

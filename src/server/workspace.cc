@@ -54,21 +54,22 @@ Result<std::string> EnsureWorkspace(const WorkspacePaths& ws) {
   return Internal("cannot create the workspace token " + ws.Token());
 }
 
-bool Healthy(const ServerAddress& addr, int timeout_ms) {
-  HttpClient cli(addr.url, timeout_ms);
-  return ProvesIdentity(cli, addr);
+void RequireWorkspaceIdentity(HttpClient& cli, const ServerAddress& addr) {
+  std::string port = PortOfUrl(addr.url);
+  cli.SetIdentityCheck([](const std::string& nonce) { return "/api/v1/identify?nonce=" + nonce; },
+                       [token = addr.token, port](const std::string& body, const std::string& nonce) {
+                         auto j = nlohmann::json::parse(body, nullptr, false);
+                         return j.is_object() && j["proof"].is_string() &&
+                                j["proof"].get<std::string>() == IdentityProof(token, nonce, port);
+                       });
 }
 
-bool ProvesIdentity(HttpClient& cli, const ServerAddress& addr) {
-  // The token is not sent until the server proved it holds it: whoever listens on a dead server's port
-  // gets a nonce, nothing more.
-  cli.SetBearerToken("");
-  std::string nonce = RandomHex(16);
-  auto res = cli.Request("GET", "/api/v1/identify?nonce=" + nonce);
-  if (!res.ok() || res->status != 200 || res->body.size() > 4096) return false;
-  auto j = nlohmann::json::parse(res->body, nullptr, false);
-  return j.is_object() && j["proof"].is_string() &&
-         j["proof"].get<std::string>() == IdentityProof(addr.token, nonce, PortOfUrl(addr.url));
+bool Healthy(const ServerAddress& addr, int timeout_ms) {
+  HttpClient cli(addr.url, timeout_ms);
+  RequireWorkspaceIdentity(cli, addr);
+  cli.SetBearerToken(addr.token);
+  auto res = cli.Request("GET", "/api/v1/health");
+  return res.ok() && res->status == 200;
 }
 
 namespace {

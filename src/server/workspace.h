@@ -40,9 +40,9 @@ struct ServerAddress {
 // Finds the workspace's running server, or starts one in the background (once, even when several CLIs
 // ask at the same moment) and waits until it answers.
 Result<ServerAddress> ConnectOrStart(const WorkspacePaths& ws);
-// Whether the server `cli` talks to proves (api/v1/identify) that it holds `addr`'s token, which is not
-// sent: a process squatting on a dead server's port cannot. Leaves `cli` without a bearer token.
-bool ProvesIdentity(HttpClient& cli, const ServerAddress& addr);
+// Makes every connection `cli` opens prove (api/v1/identify) that the server holds `addr`'s token before
+// the token goes over it: a process squatting on a dead server's port cannot (HttpClient::SetIdentityCheck).
+void RequireWorkspaceIdentity(HttpClient& cli, const ServerAddress& addr);
 // The address in server.json when its process is alive; no request is made.
 Result<ServerAddress> FindRunning(const WorkspacePaths& ws);
 // Whether a server answers at `addr` with this token.

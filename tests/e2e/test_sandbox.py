@@ -125,10 +125,11 @@ def test_a_job_cannot_leave_its_cgroup_and_dies_with_its_holder(ws):
                 and "300.41" in open(f"/proc/{p}/cmdline").read()]
 
 
-def test_the_cli_never_hands_the_token_to_a_squatter_on_a_dead_servers_port(ws):
-    port = start(ws)
-    pid = ws.server_info()["pid"]
-    os.kill(pid, signal.SIGKILL)  # died: its server.json still names the port
+def kill_server_and_squat(ws):
+    """Kills the server (its server.json still names the port), takes its port, and records what arrives
+    there (answering with a made-up proof). Returns (port, heard, stop)."""
+    port = ws.server_info()["port"]
+    os.kill(ws.server_info()["pid"], signal.SIGKILL)
 
     def port_closed():
         try:
@@ -140,45 +141,75 @@ def test_the_cli_never_hands_the_token_to_a_squatter_on_a_dead_servers_port(ws):
     deadline = time.time() + 10
     while time.time() < deadline and not port_closed():
         time.sleep(0.02)
-    # Whoever grabs the port next hears what the CLI sends.
     heard = []
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
     listener.listen(16)
     listener.settimeout(0.2)
-    stop = threading.Event()
+    done = threading.Event()
 
     def squat():
-        while not stop.is_set():
+        while not done.is_set():
             try:
                 c, _ = listener.accept()
             except OSError:
                 continue
             c.settimeout(2)
             try:
-                data = c.recv(65536)
-                heard.append(data)
-                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\n\r\n"
-                          b'{"proof": "00"}')
+                heard.append(c.recv(65536))
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 35\r\n\r\n"
+                          b'{"proof": "00", "job_proof": "00"}\n')
             except OSError:
                 pass
             c.close()
 
     t = threading.Thread(target=squat)
     t.start()
+
+    def stop():
+        done.set()
+        t.join()
+        listener.close()
+    return port, heard, stop
+
+
+def test_the_cli_never_hands_the_token_to_a_squatter_on_a_dead_servers_port(ws):
+    start(ws)
+    port, heard, stop = kill_server_and_squat(ws)
     try:
         jobs = ws.json("job", "list")  # the CLI starts a server of its own instead
         assert isinstance(jobs, list), (jobs, heard)
     finally:
-        stop.set()
-        t.join()
-        listener.close()
+        stop()
     assert heard, "the CLI did not try the recorded port"
     token = ws.token()
     for h in heard:
         assert token.encode() not in h and b"authorization" not in h.lower(), h
     assert ws.server_info()["port"] != port
+
+
+def test_a_supervisor_never_hands_its_credential_to_a_squatter(ws):
+    start(ws)
+    ws.write("short.yml", "command: sleep 1\nenvironment: {image: python}\n")
+    ws.run("job", "create", "-f", "short.yml", "-n", "short1")
+    ws.wait_status("short1", "Running")
+    credential = json.load(open(os.path.join(ws.home, "runs/short1/job.json")))["supervisor_token"]
+    port, heard, stop = kill_server_and_squat(ws)
+    try:
+        # The job ends while only the squatter listens: its supervisor reports, or tries to.
+        exit_json = os.path.join(ws.home, "runs/short1/exit.json")
+        deadline = time.time() + 20
+        while time.time() < deadline and not any(b"/internal/jobs/short1" in h or b"job=short1" in h for h in heard):
+            time.sleep(0.05)
+        assert os.path.exists(exit_json)
+    finally:
+        stop()
+    assert any(b"job=short1" in h for h in heard), heard
+    for h in heard:
+        assert credential.encode() not in h and b"authorization" not in h.lower(), h
+    # A real server takes the job up from its run folder.
+    assert ws.wait_status("short1", ["Completed"], timeout=30)["status"] == "Completed"
 
 
 def login_cookie(ws, port):
