@@ -3,7 +3,7 @@
 are keep-alive connections waiting for a next request), then times ordinary requests on a connection of its
 own and reads the server's RSS. Reference: the same requests with no idle connections open.
 
-    /usr/bin/python3 bench/idle_connections.py [--connections 10000] [--requests 200]
+    /usr/bin/python3 bench/idle_connections.py [--connections 10000] [--requests 200] [--cairn BIN]
 """
 import argparse
 import json
@@ -64,12 +64,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--connections", type=int, default=10000)
     ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--cairn", default=CAIRN, help="the cairn binary (cairn-server beside it)")
     a = ap.parse_args()
+    cairn = os.path.abspath(a.cairn)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     home = tempfile.mkdtemp(prefix="cairn-idle-")
-    env = dict(os.environ, CAIRN_HOME=home)
-    subprocess.run([CAIRN, "job", "list", "-o", "none"], env=env, check=True)
+    env = dict(os.environ, CAIRN_HOME=home, CAIRN_SERVER_BIN=os.path.join(os.path.dirname(cairn), "cairn-server"))
+    print(f"binaries: {os.path.dirname(cairn)}")
+    subprocess.run([cairn, "job", "list", "-o", "none"], env=env, check=True)
     info = json.load(open(os.path.join(home, "server.json")))
     token = open(os.path.join(home, "token")).read().strip()
     port, pid = info["port"], info["pid"]
@@ -102,7 +105,7 @@ def main():
         for c in conns:
             c.close()
     finally:
-        subprocess.run([CAIRN, "server", "stop"], env=env, capture_output=True)
+        subprocess.run([cairn, "server", "stop"], env=env, capture_output=True)
 
 
 if __name__ == "__main__":

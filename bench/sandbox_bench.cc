@@ -85,9 +85,9 @@ int main(int argc, char** argv) {
   double total = Median(start) + Median(spawn) + Median(run) + Median(stop);
   printf("%d iterations, medians (ms)\n", n);
   printf("reference: fork + exec /bin/true + wait   %.3f\n", Median(plain));
-  printf("sandbox: holder started, view made       %.3f\n", Median(start));
-  printf("sandbox: process started inside          %.3f\n", Median(spawn));
-  printf("sandbox: its drop, exec and wait          %.3f\n", Median(run));
+  printf("sandbox: holder started (view made async) %.3f\n", Median(start));
+  printf("sandbox: process forked inside           %.3f\n", Median(spawn));
+  printf("sandbox: waits for the view, drops, execs %.3f\n", Median(run));
   printf("sandbox: holder ended (namespaces freed)  %.3f\n", Median(stop));
   printf("sandbox total %.3f, over the reference %.3f\n", total, total - Median(plain));
   return 0;

@@ -95,6 +95,7 @@ bool WriteSmall(const std::string& path, const std::string& text) {
 // Creates the folders missing on the way to `path` (only ever beneath a file system the sandbox made:
 // anywhere else the path exists already) and, for a device, the file to bind it on.
 bool MakeTarget(const std::string& path, bool file) {
+  if (access(path.c_str(), F_OK) == 0) return true;  // most are there: one look instead of a mkdir each
   for (const auto& dir : Ancestry(path)) {
     if (file && dir == path) break;
     if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return false;
@@ -382,7 +383,7 @@ Status Sandbox::Start(const SandboxSpec& spec, int cgroup_fd) {
   std::vector<SandboxMount> plan = PlanSandboxMounts(spec_, [&](const std::string& dir) {
     return UserCanEnter(dir, spec_.uid, spec_.gid);
   });
-  const int last_cap = LastCap();
+  const int last_cap = last_cap_ = LastCap();
   int ready[2];
   if (pipe2(ready, O_CLOEXEC) != 0) return Internal(std::string("pipe: ") + strerror(errno));
   clone_args ca{};
@@ -407,7 +408,6 @@ Status Sandbox::Start(const SandboxSpec& spec, int cgroup_fd) {
     // It holds a copy of the supervisor's memory: nothing of the job may read it.
     prctl(PR_SET_DUMPABLE, 0);
     close(ready[0]);
-    Retitle("cairn sandbox holder");
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE}) signal(sig, SIG_DFL);
     if (userns_) {
@@ -424,6 +424,7 @@ Status Sandbox::Start(const SandboxSpec& spec, int cgroup_fd) {
     // a failure above wrote why first). The holder's own privileges go next, before any job process can
     // be there to see it (a job process drops its own before exec).
     close(ready[1]);
+    Retitle("cairn sandbox holder");  // after ready: it reads /proc and allocates, off the job's path
     DropPrivileges(spec_, !userns_, last_cap, filter_, -1);
     prctl(PR_SET_DUMPABLE, 0);
     HoldLoop();
@@ -531,7 +532,7 @@ Result<pid_t> Sandbox::Spawn(int cgroup_fd, const std::function<void()>& child) 
 }
 
 void Sandbox::DropInChild(int err_fd) const {
-  DropPrivileges(spec_, !userns_, LastCap(), filter_, err_fd);
+  DropPrivileges(spec_, !userns_, last_cap_, filter_, err_fd);
 }
 
 std::vector<pid_t> Sandbox::Stragglers() const {

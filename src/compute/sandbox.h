@@ -111,6 +111,7 @@ class Sandbox {
   int pidfd_ = -1;
   int ready_fd_ = -1;       // the holder's pipe: closed empty once the view is made
   int own_pidns_fd_ = -1;   // the supervisor's PID namespace, to make its children there again
+  int last_cap_ = 0;        // the kernel's highest capability number, read once
   bool ready_known_ = false;
   std::string ready_error_;
   bool userns_ = false;
