@@ -508,6 +508,57 @@ std::string DescribeEnd(int wstatus) {
 
 bool EndedWell(int wstatus) { return WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0; }
 
+// What a job's processes see (the run's own folders and the views they were given, beneath a workspace
+// they cannot see), which devices, limits and uid they have.
+SandboxSpec JobSandbox(const json& job, const RunLayout& layout, const std::vector<std::string>& read_only) {
+  SandboxSpec box;
+  box.uid = JobUid(getpid());
+  box.gid = static_cast<gid_t>(box.uid);
+  if (std::string ws = job.value("workspace", ""); !ws.empty() && IsWithin(layout.root, ws)) box.workspace = ws;
+  for (const char* d : {"/wd", "/artifacts", "/outputs", "/inputs"})
+    if (IsDir(layout.root + d)) box.keep.push_back(layout.root + d);
+  for (const auto& o : job.value("outputs", json::array()))
+    if (o.is_string() && !IsWithin(o.get<std::string>(), layout.root)) box.keep.push_back(o.get<std::string>());
+  box.read_only = read_only;
+  if (job.contains("gpus") && job["gpus"].is_array() && !job.value("hide_gpus", false)) {
+    for (const auto& instance : job["gpus"])
+      for (const auto& g : instance) box.devices.push_back("/dev/nvidia" + std::to_string(g.value("index", 0)));
+    if (!box.devices.empty())
+      for (const char* d : {"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset"})
+        box.devices.push_back(d);
+  }
+  box.cgroups = g_limit_cgroups;
+  box.max_processes = job.value("pids_max", kDefaultPidsMax);
+  return box;
+}
+
+// Gives the job's own user (`uid`, root supervisor) what it writes: its working folder, outputs, logs and
+// private copies of inputs, never a read-only view. With `mpi`, the log files Open MPI's ranks write
+// themselves, in a folder that stays root's.
+void GiveJobItsFiles(const json& job, const RunLayout& layout, const std::vector<std::string>& read_only,
+                     const DistPlan* mpi, uid_t uid) {
+  const gid_t gid = static_cast<gid_t>(uid);
+  for (int rank = 0; mpi && rank < mpi->Total(); ++rank) {
+    std::string path = layout.Artifacts() + "/" + RankLogName(*mpi, rank);
+    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd >= 0) {
+      (void)!fchown(fd, uid, gid);
+      close(fd);
+    }
+  }
+  for (const auto& dir : {layout.WorkDir(), layout.Artifacts() + "/outputs", layout.Artifacts() + "/logs",
+                          layout.root + "/outputs"})
+    if (PathExists(dir)) ChownTree(dir, uid, gid);
+  for (const auto& in : job.value("inputs", json::array())) {
+    std::string dir = layout.Input(in.value("name", ""));
+    if (std::find(read_only.begin(), read_only.end(), dir) == read_only.end() && IsDir(dir) &&
+        in.value("mode", "ro_mount") != "ro_mount")
+      ChownTree(dir, uid, gid);
+  }
+  for (const auto& o : job.value("outputs", json::array()))
+    if (o.is_string() && !IsWithin(o.get<std::string>(), layout.root)) ChownTree(o.get<std::string>(), uid, gid);
+}
+
 // Starts the job's processes and watches them to the end: the whole job (local compute, `node` -1),
 // or one node's share of it (a Slurm node supervisor, `node` >= 0). One process failing stops the
 // others; cancel (a signal) and the timeout stop them all. Returns the supervisor's exit code.
@@ -663,51 +714,11 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
     crun.shm_size = limits.value("shm_size", "");
   }
 
-  // The sandbox: what the job's processes see (the run's own folders and the views they were given, beneath
-  // a workspace they cannot see) and who they are. Launchers (srun, podman) run outside it.
-  SandboxSpec box;
-  box.uid = JobUid(getpid());
-  box.gid = static_cast<gid_t>(box.uid);
+  // The sandbox: what the job's processes see and who they are. Launchers (srun, podman) run outside it.
   bool sealed = image.empty() && !(slurm && !node_mode && plan.nodes > 1);
-  if (std::string ws = job.value("workspace", ""); !ws.empty() && IsWithin(layout.root, ws)) box.workspace = ws;
-  for (const char* d : {"/wd", "/artifacts", "/outputs", "/inputs"})
-    if (IsDir(layout.root + d)) box.keep.push_back(layout.root + d);
-  for (const auto& o : job.value("outputs", json::array()))
-    if (o.is_string() && !IsWithin(o.get<std::string>(), layout.root)) box.keep.push_back(o.get<std::string>());
-  box.read_only = read_only;
-  if (job.contains("gpus") && job["gpus"].is_array() && !job.value("hide_gpus", false)) {
-    for (const auto& instance : job["gpus"])
-      for (const auto& g : instance) box.devices.push_back("/dev/nvidia" + std::to_string(g.value("index", 0)));
-    if (!box.devices.empty())
-      for (const char* d : {"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset"})
-        box.devices.push_back(d);
-  }
-  box.cgroups = g_limit_cgroups;
-  box.max_processes = job.value("pids_max", kDefaultPidsMax);
-  if (geteuid() == 0 && sealed && plan.type == "mpi" && !node_mode) {
-    // Open MPI's ranks write their own logs (--output-filename): theirs to write, in a folder that is not.
-    for (int rank = 0; rank < plan.Total(); ++rank) {
-      std::string path = layout.Artifacts() + "/" + RankLogName(plan, rank);
-      int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-      if (fd >= 0) {
-        (void)!fchown(fd, box.uid, box.gid);
-        close(fd);
-      }
-    }
-  }
-  if (geteuid() == 0 && (sealed || !image.empty())) {
-    // What the job's own user writes: its working folder, outputs, logs and private copies of inputs.
-    for (const auto& dir : {layout.WorkDir(), layout.Artifacts() + "/outputs", layout.Artifacts() + "/logs", layout.root + "/outputs"})
-      if (PathExists(dir)) ChownTree(dir, box.uid, box.gid);
-    for (const auto& in : job.value("inputs", json::array())) {
-      std::string dir = layout.Input(in.value("name", ""));
-      if (std::find(read_only.begin(), read_only.end(), dir) == read_only.end() && IsDir(dir) &&
-          in.value("mode", "ro_mount") != "ro_mount")
-        ChownTree(dir, box.uid, box.gid);
-    }
-    for (const auto& o : job.value("outputs", json::array()))
-      if (o.is_string() && !IsWithin(o.get<std::string>(), layout.root)) ChownTree(o.get<std::string>(), box.uid, box.gid);
-  }
+  SandboxSpec box = JobSandbox(job, layout, read_only);
+  if (geteuid() == 0 && (sealed || !image.empty()))
+    GiveJobItsFiles(job, layout, read_only, sealed && plan.type == "mpi" && !node_mode ? &plan : nullptr, box.uid);
   if (sealed) {
     Status made = sandbox.Start(box, g_cgroup_fd);
     if (!made.ok() && geteuid() == 0) return fail("cannot make the job's sandbox: " + made.message());
