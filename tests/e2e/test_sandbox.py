@@ -13,6 +13,7 @@ import urllib.parse
 
 import pytest
 
+from conftest import job_namespace_pids
 from test_trust import connect, raw, read_answer, status_of, start
 from test_tracking import call
 
@@ -64,6 +65,7 @@ print(json.dumps({
     "input_write": can_write(os.path.join(data, "train.csv")),
     "cgroup_escape": not fails("sh", "-c", "echo $$ > /sys/fs/cgroup/unified/cgroup.procs"),
     "cgroup_v1_escape": not fails("sh", "-c", "echo $$ > /sys/fs/cgroup/pids/cgroup.procs"),
+    "max_processes": [l.split()[2] for l in open("/proc/self/limits") if l.startswith("Max processes")][0],
     "environs": environs,
 }))
 """
@@ -84,6 +86,7 @@ def test_a_job_on_the_host_is_an_unprivileged_guest_in_its_own_namespaces(ws):
     assert got["no_new_privs"] == "1" and got["seccomp"] == "2"
     # Its own PID namespace: the holder is 1, the job 2, and nothing of the machine's is there.
     assert got["pid"] == 2 and not got["server_visible"] and max(got["processes"]) < 100, got["processes"]
+    assert got["max_processes"] == "16384"
     for door in ("token", "token_via_parent_root", "job_json", "umount", "nsenter", "userns", "ptrace", "remount",
                  "input_write", "cgroup_escape", "cgroup_v1_escape"):
         assert got[door] is False, door
@@ -271,3 +274,45 @@ def test_bodies_without_a_token_are_never_read_and_hold_no_worker(ws):
     finally:
         for s in held:
             s.close()
+
+
+def test_a_jobs_memory_is_limited_where_the_machine_has_the_controller(ws):
+    if not os.path.isdir("/sys/fs/cgroup/memory"):
+        pytest.skip("no cgroup v1 memory controller on this machine")
+    start(ws)
+    ws.write("hold.yml", "command: 'while [ ! -e outputs/release ]; do sleep 0.05; done'\nenvironment: {image: python}\n")
+    ws.run("job", "create", "-f", "hold.yml", "-n", "mem1")
+    ws.wait_status("mem1", "Running")
+    record = open(os.path.join(ws.home, "runs/mem1/cgroup")).read().split()
+    memcg = [p for p in record if p.startswith("/sys/fs/cgroup/memory/")]
+    assert len(memcg) == 1, record
+    total = [int(l.split()[1]) * 1024 for l in open("/proc/meminfo") if l.startswith("MemTotal:")][0]
+    limit = int(open(memcg[0] + "/memory.limit_in_bytes").read())
+    assert 0 < limit <= total - total // 10, (limit, total)
+    # Every process of the job is in it, and none can leave it (checked from inside above).
+    inside = job_namespace_pids(ws.home, "mem1")
+    members = set(int(x) for x in open(memcg[0] + "/cgroup.procs").read().split())
+    job_pids = [host for ns, host in inside.items() if ns != 1]  # 1: the holder, which only reaps
+    assert job_pids and all(p in members for p in job_pids), (job_pids, members)
+    open(os.path.join(ws.home, "runs/mem1/artifacts/outputs/release"), "w").close()
+    ws.wait_status("mem1", "Completed")
+    assert not os.path.exists(memcg[0])
+
+
+def test_a_container_job_is_a_guest_too(ws):
+    from test_environments import IMAGE, have_image
+    if not have_image():
+        pytest.skip(f"{IMAGE} is not imported (scripts/make-test-image.sh)")
+    ws.write("c.yml", f"""
+command: >-
+  echo uid=$(id -u) && grep -E '^(CapEff|NoNewPrivs)' /proc/self/status &&
+  (cat $(dirname $PWD)/job.json >/dev/null 2>&1 && echo JOB_JSON_READ || echo JOB_JSON_HIDDEN) &&
+  (ls $(dirname $PWD) | tr -s '[:space:]' ' ')
+environment: {{image: {IMAGE}}}
+""")
+    p = ws.run("job", "create", "-f", "c.yml", "-n", "inbox", "--stream")
+    out = p.stdout
+    uid = [l for l in out.splitlines() if l.startswith("uid=")][0]
+    assert uid != "uid=0" and int(uid[4:]) >= 1500000000, out
+    assert "CapEff:\t0000000000000000" in out and "NoNewPrivs:\t1" in out, out
+    assert "JOB_JSON_HIDDEN" in out and "job.json" not in out.split("JOB_JSON_HIDDEN")[1], out
