@@ -283,18 +283,20 @@ def test_a_jobs_memory_is_limited_where_the_machine_has_the_controller(ws):
     ws.write("hold.yml", "command: 'while [ ! -e outputs/release ]; do sleep 0.05; done'\nenvironment: {image: python}\n")
     ws.run("job", "create", "-f", "hold.yml", "-n", "mem1")
     ws.wait_status("mem1", "Running")
-    record = open(os.path.join(ws.home, "runs/mem1/cgroup")).read().split()
-    memcg = [p for p in record if p.startswith("/sys/fs/cgroup/memory/")]
-    assert len(memcg) == 1, record
-    total = [int(l.split()[1]) * 1024 for l in open("/proc/meminfo") if l.startswith("MemTotal:")][0]
-    limit = int(open(memcg[0] + "/memory.limit_in_bytes").read())
-    assert 0 < limit <= total - total // 10, (limit, total)
-    # Every process of the job is in it, and none can leave it (checked from inside above).
-    inside = job_namespace_pids(ws.home, "mem1")
-    members = set(int(x) for x in open(memcg[0] + "/cgroup.procs").read().split())
-    job_pids = [host for ns, host in inside.items() if ns != 1]  # 1: the holder, which only reaps
-    assert job_pids and all(p in members for p in job_pids), (job_pids, members)
-    open(os.path.join(ws.home, "runs/mem1/artifacts/outputs/release"), "w").close()
+    try:
+        record = open(os.path.join(ws.home, "runs/mem1/cgroup")).read().split()
+        memcg = [p for p in record if p.startswith("/sys/fs/cgroup/memory/")]
+        assert len(memcg) == 1, record
+        total = [int(l.split()[1]) * 1024 for l in open("/proc/meminfo") if l.startswith("MemTotal:")][0]
+        limit = int(open(memcg[0] + "/memory.limit_in_bytes").read())
+        assert 0 < limit <= total - total // 10, (limit, total)
+        # Every process of the job is in it, and none can leave it (checked from inside above).
+        inside = job_namespace_pids(ws.home, "mem1")
+        members = set(int(x) for x in open(memcg[0] + "/cgroup.procs").read().split())
+        job_pids = [host for ns, host in inside.items() if ns != 1]  # 1: the holder, which only reaps
+        assert job_pids and all(p in members for p in job_pids), (job_pids, members)
+    finally:
+        open(os.path.join(ws.home, "runs/mem1/artifacts/outputs/release"), "w").close()
     ws.wait_status("mem1", "Completed")
     assert not os.path.exists(memcg[0])
 
