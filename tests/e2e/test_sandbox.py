@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -318,3 +319,43 @@ environment: {{image: {IMAGE}}}
     assert uid != "uid=0" and int(uid[4:]) >= 1500000000, out
     assert "CapEff:\t0000000000000000" in out and "NoNewPrivs:\t1" in out, out
     assert "JOB_JSON_HIDDEN" in out and "job.json" not in out.split("JOB_JSON_HIDDEN")[1], out
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/chromium"), reason="chromium is not installed")
+def test_a_same_site_page_in_a_real_browser_cannot_act_through_the_studio_nor_frame_it(ws, tmp_path):
+    """The audit's page: another port of 127.0.0.1, in Chromium signed in to the studio."""
+    import http.server
+    start(ws)
+    ws.write("slow.yml", "command: sleep 300.43\nenvironment: {image: python}\n")
+    for name in ("victim", "own_victim"):
+        ws.run("job", "create", "-f", "slow.yml", "-n", name)
+        ws.wait_status(name, "Running")
+    page = tmp_path / "attacker"
+    page.mkdir()
+    (page / "index.html").write_text("<!doctype html><title>elsewhere</title><body>a page on another port</body>")
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(page), **k)
+    attacker = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    t = threading.Thread(target=attacker.serve_forever, daemon=True)
+    t.start()
+    try:
+        login = ws.run("studio", "--page", "/#/jobs").stdout.strip()
+        cfg = {"server": ws.server_info()["url"], "login": login, "out": str(tmp_path),
+               "attacker": f"http://127.0.0.1:{attacker.server_address[1]}/"}
+        browser = os.path.join(os.path.dirname(__file__), "..", "browser")
+        p = subprocess.run(["node", os.path.join(browser, "cross_site.mjs"), json.dumps(cfg)], capture_output=True,
+                           text=True, timeout=120, cwd=browser)
+        assert p.returncode == 0, p.stderr
+        seen = json.loads(p.stdout.strip().splitlines()[-1])
+        victim = ws.job("victim")["status"]
+    finally:
+        attacker.shutdown()
+        for name in ("victim", "own_victim"):
+            ws.run("job", "cancel", "-n", name, check=False)
+    assert "error" not in seen, seen
+    # Neither the fetch nor the form canceled the victim: the form landed on the server's refusal.
+    assert victim == "Running", (victim, seen)
+    assert "PermissionDenied" in seen["form_answer"], seen
+    # The framed studio never loaded (X-Frame-Options, frame-ancestors): the frame shows the browser's error.
+    assert not seen["framed"].startswith(cfg["server"]) and "Cairn" not in seen["framed"].split(" | ")[1], seen
+    # The studio's own page, with its header and origin, may.
+    assert seen["own"] == 200, seen
