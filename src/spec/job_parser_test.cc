@@ -81,6 +81,21 @@ TEST(JobSpecParser, BoundsEveryCountThatNamesProcessesToStartAndTheTags) {
   EXPECT_EQ(d3.ToString(), "job.yml:4:3: error: tags: at most 256 tags, got 257\n");
 }
 
+TEST(JobSpecFromJson, BoundsWhatAClientSendsAsTheParserBoundsAFile) {
+  nlohmann::json j = {{"command", "echo"}, {"distribution", {{"type", "mpi"}, {"process_count_per_instance", 100000000}}}};
+  auto s = JobSpecFromJson(j);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().message(), "distribution.process_count_per_instance: at most 1024");
+  nlohmann::json many = {{"command", "echo"}, {"tags", nlohmann::json::object()}};
+  for (int i = 0; i < 257; ++i) many["tags"]["t" + std::to_string(i)] = "v";
+  auto t = JobSpecFromJson(many);
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().message(), "tags and properties: at most 256 each");
+  EXPECT_EQ(JobSpecFromJson({{"command", "echo"}, {"resources", {{"instance_count", 5000}}}}).status().message(),
+            "resources.instance_count: at most 1024");
+  EXPECT_TRUE(JobSpecFromJson({{"command", "echo"}, {"distribution", {{"type", "pytorch"}, {"process_count_per_instance", 8}}}}).ok());
+}
+
 TEST(JobSpecParser, NormalisesPreviewTwoInputs) {
   Diagnostics d;
   auto s = Parse(R"(

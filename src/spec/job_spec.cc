@@ -102,7 +102,20 @@ Result<JobSpec> JobSpecFromJson(const json& j) {
       if (r.contains("properties") && r["properties"].is_object()) s.resources_properties = r["properties"];
     }
     if (s.instance_count < 1) return InvalidArgument("resources.instance_count must be positive");
+    // The same bounds as the job file's parser (a client may send its own JSON): counts that name
+    // processes to start or rows every list shows.
+    if (s.instance_count > kMaxInstances)
+      return InvalidArgument("resources.instance_count: at most " + std::to_string(kMaxInstances));
+    if (s.tags.size() > kMaxTags || s.properties.size() > kMaxTags)
+      return InvalidArgument("tags and properties: at most " + std::to_string(kMaxTags) + " each");
     s.distribution = j.value("distribution", json());
+    if (s.distribution.is_object()) {
+      for (const char* k : {"process_count_per_instance", "worker_count", "parameter_server_count"}) {
+        const json& v = s.distribution.contains(k) ? s.distribution[k] : json();
+        if (!v.is_null() && (!v.is_number_integer() || v.get<long long>() < 0 || v.get<long long>() > kMaxProcessesPerInstance))
+          return InvalidArgument(std::string("distribution.") + k + ": at most " + std::to_string(kMaxProcessesPerInstance));
+      }
+    }
     if (j.contains("limits")) s.timeout_seconds = j["limits"].value("timeout", 0LL);
     if (j.contains("inputs")) {
       for (const auto& [k, x] : j["inputs"].items()) {
