@@ -520,6 +520,10 @@ SandboxSpec JobSandbox(const json& job, const RunLayout& layout, const std::vect
   for (const auto& o : job.value("outputs", json::array()))
     if (o.is_string() && !IsWithin(o.get<std::string>(), layout.root)) box.keep.push_back(o.get<std::string>());
   box.read_only = read_only;
+  // The server's MLflow helper on the job's PYTHONPATH, read-only, wherever it is (a checkout under /tmp
+  // would be covered by the job's own /tmp). Only the server's: a folder the job's file names is not bound.
+  if (std::string helper = job.value("python_helper_dir", ""); !helper.empty() && helper[0] == '/' && IsDir(helper))
+    box.read_only.push_back(helper);
   if (job.contains("gpus") && job["gpus"].is_array() && !job.value("hide_gpus", false)) {
     for (const auto& instance : job["gpus"])
       for (const auto& g : instance) box.devices.push_back("/dev/nvidia" + std::to_string(g.value("index", 0)));

@@ -915,6 +915,7 @@ Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::stri
     const char* pp = getenv("PYTHONPATH");
     if (own == s.environment_variables.end() && pp) add(pp);
     env["PYTHONPATH"] = path;
+    run["python_helper_dir"] = config_.python_helper_dir;  // the sandbox shows it to the job, read-only
   }
   env["CAIRN_JOB_NAME"] = job.name;
   env["CAIRN_RUN_DIR"] = layout.root;

@@ -359,3 +359,26 @@ def test_a_same_site_page_in_a_real_browser_cannot_act_through_the_studio_nor_fr
     assert not seen["framed"].startswith(cfg["server"]) and "Cairn" not in seen["framed"].split(" | ")[1], seen
     # The studio's own page, with its header and origin, may.
     assert seen["own"] == 200, seen
+
+
+def test_the_servers_mlflow_helper_is_there_wherever_the_checkout_is(tmp_path):
+    """A checkout under /tmp (CI's clone) in a folder only root may enter: the job's own /tmp and the cover
+    over that folder would hide the helper on its PYTHONPATH, so the sandbox binds it back, read-only."""
+    import shutil
+    from conftest import CAIRN
+    root = tmp_path / "checkout"
+    (root / "build").mkdir(parents=True)
+    for exe in ("cairn", "cairn-server"):
+        shutil.copy2(os.path.join(os.path.dirname(CAIRN), exe), root / "build" / exe)
+    shutil.copytree(os.path.join(os.path.dirname(__file__), "..", "..", "python"), root / "python")
+    os.chmod(tmp_path, 0o700)
+    (tmp_path / "j.yml").write_text('command: python3 -c "import cairn_mlflow; print(cairn_mlflow.__file__)"\n'
+                                    "environment: {image: python}\n")
+    env = dict(os.environ, CAIRN_HOME=str(tmp_path / "home"), CAIRN_SERVER_BIN=str(root / "build" / "cairn-server"))
+    try:
+        p = subprocess.run([str(root / "build" / "cairn"), "job", "create", "-f", str(tmp_path / "j.yml"), "--stream"],
+                           capture_output=True, text=True, env=env, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert str(root / "python" / "cairn_mlflow.py") in p.stdout
+    finally:
+        subprocess.run([str(root / "build" / "cairn"), "server", "stop"], capture_output=True, env=env)
