@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -194,6 +195,52 @@ void Retitle(const std::string& title) {
   size_t room = end - start;
   memset(area, 0, room);
   memcpy(area, title.data(), std::min(title.size(), room - 1));
+}
+
+// The holder's user, mount, IPC, cgroup and PID namespaces, in that order, as descriptors over `sock`.
+constexpr const char* kNamespaceFiles[] = {"user", "mnt", "ipc", "cgroup", "pid"};
+
+bool SendNamespaces(int sock) {
+  int fds[5];
+  for (int i = 0; i < 5; ++i) {
+    fds[i] = open(("/proc/self/ns/" + std::string(kNamespaceFiles[i])).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fds[i] < 0) return false;
+  }
+  char byte = 'n';
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof fds);
+  memcpy(CMSG_DATA(c), fds, sizeof fds);
+  bool ok = sendmsg(sock, &msg, 0) == 1;
+  for (int fd : fds) close(fd);
+  close(sock);
+  return ok;
+}
+
+bool ReceiveNamespaces(int sock, int (&out)[5]) {
+  int fds[5];
+  char byte;
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof fds)] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  if (recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) != 1) return false;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof fds)) return false;
+  memcpy(fds, CMSG_DATA(c), sizeof fds);
+  for (int i = 0; i < 5; ++i) out[i] = fds[i];
+  return true;
 }
 
 int LastCap() {
@@ -386,6 +433,14 @@ Status Sandbox::Start(const SandboxSpec& spec, int cgroup_fd) {
   const int last_cap = last_cap_ = LastCap();
   int ready[2];
   if (pipe2(ready, O_CLOEXEC) != 0) return Internal(std::string("pipe: ") + strerror(errno));
+  // In a user namespace the holder hands over its namespaces as descriptors: it is not dumpable, so an
+  // unprivileged process may not open them through /proc (or use its pidfd for setns).
+  int handover[2] = {-1, -1};
+  if (userns_ && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, handover) != 0) {
+    close(ready[0]);
+    close(ready[1]);
+    return Internal(std::string("socketpair: ") + strerror(errno));
+  }
   clone_args ca{};
   ca.flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWCGROUP | (userns_ ? CLONE_NEWUSER : 0);
   ca.exit_signal = SIGCHLD;
@@ -400,26 +455,31 @@ Status Sandbox::Start(const SandboxSpec& spec, int cgroup_fd) {
   }
   if (pid < 0) {
     int e = errno;
-    close(ready[0]);
-    close(ready[1]);
+    for (int fd : {ready[0], ready[1], handover[0], handover[1]})
+      if (fd >= 0) close(fd);
     return Unavailable(std::string("cannot create the job's namespaces: ") + strerror(e));
   }
   if (pid == 0) {
-    // It holds a copy of the supervisor's memory: nothing of the job may read it.
-    prctl(PR_SET_DUMPABLE, 0);
     close(ready[0]);
+    if (handover[0] >= 0) close(handover[0]);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE}) signal(sig, SIG_DFL);
     if (userns_) {
+      // Its own /proc files are its to write only while it is dumpable (the supervisor is not); no process
+      // of the job exists yet, and only the same user could look in meanwhile.
+      prctl(PR_SET_DUMPABLE, 1);
       if (!WriteSmall("/proc/self/setgroups", "deny") ||
           !WriteSmall("/proc/self/uid_map", std::to_string(outer_uid) + " " + std::to_string(outer_uid) + " 1") ||
           !WriteSmall("/proc/self/gid_map", std::to_string(outer_gid) + " " + std::to_string(outer_gid) + " 1"))
         Die(ready[1], "mapping the user namespace");
     }
+    // It holds a copy of the supervisor's memory: nothing of the job may read it.
+    prctl(PR_SET_DUMPABLE, 0);
     // Not in the limit cgroups: the holder only reaps (a move into a v1 cgroup costs 2-3 ms here), and
     // what re-parents to it was forked inside the job's own cgroups.
     MakeMounts(plan, ready[1]);
     if (chdir("/") != 0) Die(ready[1], "chdir /");
+    if (userns_ && !SendNamespaces(handover[1])) Die(ready[1], "handing over the namespaces");
     // Ready: the view is made. Said by closing the pipe with nothing written (every waiter sees the end;
     // a failure above wrote why first). The holder's own privileges go next, before any job process can
     // be there to see it (a job process drops its own before exec).
@@ -430,6 +490,8 @@ Status Sandbox::Start(const SandboxSpec& spec, int cgroup_fd) {
     HoldLoop();
   }
   close(ready[1]);
+  if (handover[1] >= 0) close(handover[1]);
+  handover_fd_ = handover[0];
   holder_ = pid;
   ready_fd_ = ready[0];
   pidfd_ = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
@@ -440,7 +502,11 @@ Status Sandbox::Start(const SandboxSpec& spec, int cgroup_fd) {
     return Unavailable(std::string("pidfd_open: ") + strerror(e));
   }
   // Without root the caller falls back to no sandbox on any failure, so it must know of one now.
-  if (userns_) return Ready();
+  if (userns_) {
+    Status ready = Ready();
+    if (!ready.ok()) Stop();
+    return ready;
+  }
   return Status::Ok();
 }
 
@@ -449,6 +515,8 @@ Status Sandbox::Ready() {
     std::string answer = ReadUntilEof(ready_fd_);
     ready_known_ = true;
     ready_error_ = answer.empty() ? "" : Trim(answer);
+    if (ready_error_.empty() && userns_ && !ReceiveNamespaces(handover_fd_, ns_fds_))
+      ready_error_ = "the holder's namespaces did not arrive";
   }
   if (ready_error_.empty()) return Status::Ok();
   return Unavailable(ready_error_);
@@ -509,8 +577,10 @@ Result<pid_t> Sandbox::Spawn(int cgroup_fd, const std::function<void()>& child) 
     if (!in_cgroup && cgroup_fd >= 0 &&
         !WriteSmall("/proc/self/fd/" + std::to_string(cgroup_fd) + "/cgroup.procs", "0"))
       Die(report[1], "joining the job's cgroup");
-    int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWCGROUP | CLONE_NEWPID | CLONE_NEWUSER;
-    if (setns(pidfd_, flags) != 0) Die(report[1], "joining the job's namespaces");
+    // The user namespace first: in it, this process may join the others.
+    const int kinds[] = {CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWCGROUP, CLONE_NEWPID};
+    for (size_t i = 0; i < 5; ++i)
+      if (setns(ns_fds_[i], kinds[i]) != 0) Die(report[1], "joining the job's namespaces");
     pid_t pid = static_cast<pid_t>(syscall(SYS_clone, CLONE_PARENT, nullptr, nullptr, nullptr, nullptr));
     if (pid == 0) {
       close(report[1]);
@@ -541,7 +611,8 @@ std::vector<pid_t> Sandbox::Stragglers() const {
 }
 
 void Sandbox::Stop() {
-  for (int* fd : {&pidfd_, &ready_fd_, &own_pidns_fd_}) {
+  for (int* fd : {&pidfd_, &ready_fd_, &own_pidns_fd_, &handover_fd_, &ns_fds_[0], &ns_fds_[1], &ns_fds_[2],
+                  &ns_fds_[3], &ns_fds_[4]}) {
     if (*fd >= 0) close(*fd);
     *fd = -1;
   }

@@ -112,6 +112,8 @@ class Sandbox {
   int ready_fd_ = -1;       // the holder's pipe: closed empty once the view is made
   int own_pidns_fd_ = -1;   // the supervisor's PID namespace, to make its children there again
   int last_cap_ = 0;        // the kernel's highest capability number, read once
+  int handover_fd_ = -1;    // user namespace: where the holder sends its namespaces' descriptors
+  int ns_fds_[5] = {-1, -1, -1, -1, -1};  // user, mnt, ipc, cgroup, pid (user namespace only)
   bool ready_known_ = false;
   std::string ready_error_;
   bool userns_ = false;

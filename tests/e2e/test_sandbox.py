@@ -382,3 +382,35 @@ def test_the_servers_mlflow_helper_is_there_wherever_the_checkout_is(tmp_path):
         assert str(root / "python" / "cairn_mlflow.py") in p.stdout
     finally:
         subprocess.run([str(root / "build" / "cairn"), "server", "stop"], capture_output=True, env=env)
+
+
+def test_a_persons_own_server_without_root_sandboxes_its_jobs_in_a_user_namespace():
+    """The zero-setup case as a person who is not root (a bare uid, made by setpriv): the same sandbox, in a
+    user namespace where the person's uid is the only one mapped."""
+    from conftest import CAIRN
+    import pathlib
+    import tempfile
+    uid = 4100000 + os.getpid() % 1000
+    home = pathlib.Path(tempfile.mkdtemp(prefix="cairn-person-", dir="/tmp"))  # pytest's folder is root's (0700)
+    os.chown(home, uid, uid)
+    (home / "j.yml").write_text(
+        "command: sh -c 'id -u; grep -E \"^(CapEff|NoNewPrivs|Seccomp):\" /proc/self/status; echo pid=$$; "
+        "cat $CAIRN_HOME_PROBE/token 2>/dev/null && echo TOKEN_READ || echo TOKEN_HIDDEN'\n"
+        "environment: {image: python}\n"
+        f"environment_variables: {{CAIRN_HOME_PROBE: {home / 'ws'}}}\n")
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "CAIRN_HOME": str(home / "ws"), "CAIRN_CONTAINERS": "off"}
+    if os.environ.get("CAIRN_SERVER_BIN"):
+        env["CAIRN_SERVER_BIN"] = os.environ["CAIRN_SERVER_BIN"]
+    as_person = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
+    try:
+        p = subprocess.run([*as_person, CAIRN, "job", "create", "-f", str(home / "j.yml"), "-n", "mine", "--stream"],
+                           capture_output=True, text=True, env=env, timeout=60, cwd=home)
+        assert p.returncode == 0, p.stdout + p.stderr
+        out = p.stdout
+        assert f"\n{uid}\n" in out and "CapEff:\t0000000000000000" in out and "NoNewPrivs:\t1" in out, out
+        assert "Seccomp:\t2" in out and "pid=2" in out and "TOKEN_HIDDEN" in out, out
+        log = open(home / "ws" / "runs" / "mine" / "artifacts" / "system_logs" / "cairn_supervisor.log").read()
+        assert f"the job runs as uid {uid} in a user namespace" in log, log
+    finally:
+        subprocess.run([*as_person, CAIRN, "server", "stop"], capture_output=True, env=env, timeout=30)
+        subprocess.run(["rm", "-rf", str(home)])
