@@ -102,11 +102,14 @@ Status Materialize(const json& manifest, const std::string& blob_root, const std
   return Status::Ok();
 }
 
-// The job's cgroup, "" when it has none, and its descriptor (set before any child is forked).
-std::string g_cgroup;
-int g_cgroup_fd = -1;
-// The job's cgroup v1 limits (memory, pids), where the machine has them.
-std::vector<std::string> g_limit_cgroups;
+// The job's cgroup ("" when it has none) and its descriptor (open before any child is forked); its cgroup v1
+// limits (memory), where the machine has them; the file that records them all for the server.
+struct JobCgroup {
+  std::string path;
+  int fd = -1;
+  std::vector<std::string> limits;
+  std::string record;
+};
 
 // Gives `uid` every file and folder beneath `root` (links themselves, never followed): what the job's
 // own user must be able to write.
@@ -453,7 +456,7 @@ std::string LogicalCwd(const std::string& inherited, const std::string& wd) {
 // With `sandbox`, the process starts inside the job's sandbox (sandbox.h) and without any privilege;
 // without, as the supervisor's user (a launcher: srun, podman).
 Result<pid_t> SpawnChild(const std::vector<std::string>& argv, std::vector<std::string> env, const std::string& wd,
-                 int out_w, const Sandbox* sandbox, const std::string& direct = "",
+                 int out_w, const JobCgroup& cgroup, const Sandbox* sandbox, const std::string& direct = "",
                  const std::vector<std::string>& shell_argv = {}) {
   std::vector<char*> envp;
   for (auto& e : env) envp.push_back(e.data());
@@ -469,7 +472,7 @@ Result<pid_t> SpawnChild(const std::vector<std::string>& argv, std::vector<std::
     // process goes too rather than live on as an orphan nobody tracks.
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE}) signal(sig, SIG_DFL);
-    if (!in_cgroup) JoinCgroupInChild(g_cgroup);
+    if (!in_cgroup) JoinCgroupInChild(cgroup.path);
     int devnull = open("/dev/null", O_RDONLY);
     dup2(devnull, 0);
     dup2(out_w, 1);
@@ -485,12 +488,12 @@ Result<pid_t> SpawnChild(const std::vector<std::string>& argv, std::vector<std::
     _exit(127);
   };
   if (sandbox) {
-    auto child = sandbox->Spawn(g_cgroup_fd, [&] { in_child(true); });
+    auto child = sandbox->Spawn(cgroup.fd, [&] { in_child(true); });
     if (child.ok()) setpgid(*child, *child);
     return child;
   }
   bool in_cgroup = false;
-  pid_t child = ForkIntoCgroup(g_cgroup_fd, in_cgroup);
+  pid_t child = ForkIntoCgroup(cgroup.fd, in_cgroup);
   if (child < 0) return Internal(std::string("fork: ") + strerror(errno));
   if (child > 0) {
     setpgid(child, child);
@@ -510,7 +513,8 @@ bool EndedWell(int wstatus) { return WIFEXITED(wstatus) && WEXITSTATUS(wstatus) 
 
 // What a job's processes see (the run's own folders and the views they were given, beneath a workspace
 // they cannot see), which devices, limits and uid they have.
-SandboxSpec JobSandbox(const json& job, const RunLayout& layout, const std::vector<std::string>& read_only) {
+SandboxSpec JobSandbox(const json& job, const RunLayout& layout, const std::vector<std::string>& read_only,
+                       const std::vector<std::string>& limit_cgroups) {
   SandboxSpec box;
   box.uid = JobUid(getpid());
   box.gid = static_cast<gid_t>(box.uid);
@@ -531,7 +535,7 @@ SandboxSpec JobSandbox(const json& job, const RunLayout& layout, const std::vect
       for (const char* d : {"/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidia-modeset"})
         box.devices.push_back(d);
   }
-  box.cgroups = g_limit_cgroups;
+  box.cgroups = limit_cgroups;
   box.max_processes = job.value("pids_max", kDefaultPidsMax);
   return box;
 }
@@ -563,182 +567,271 @@ void GiveJobItsFiles(const json& job, const RunLayout& layout, const std::vector
     if (o.is_string() && !IsWithin(o.get<std::string>(), layout.root)) ChownTree(o.get<std::string>(), uid, gid);
 }
 
-// Starts the job's processes and watches them to the end: the whole job (local compute, `node` -1),
-// or one node's share of it (a Slurm node supervisor, `node` >= 0). One process failing stops the
-// others; cancel (a signal) and the timeout stop them all. Returns the supervisor's exit code.
-int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long long started,
-                 const std::vector<std::string>& read_only, int node, Stager* stager) {
-  const bool node_mode = node >= 0;
-  const bool slurm = job.value("backend", "local") == "slurm";
-  // A container environment (local compute): each process runs in the image, under a name that is
-  // removed however the job ends.
-  const std::string image = job.value("container_image", "");
-  const std::string runtime = job.value("container_runtime", "");
-  std::vector<std::string> containers;
-  // Every process of a local job goes in a cgroup of its own (where the machine has one for us): the
-  // server kills it should this supervisor be killed outright. Slurm keeps its jobs' processes itself.
-  const std::string cgroup_record = layout.root + "/cgroup";
-  if (!slurm && !node_mode) {
-    g_cgroup = CreateJobCgroup(job.value("name", ""), cgroup_record);
-    // Processes are limited by the job's own uid (sandbox.h): only memory needs a cgroup move.
-    g_limit_cgroups = CreateJobLimitCgroups(job.value("name", ""), cgroup_record,
-                                            job.value("memory_limit_bytes", DefaultJobMemory()), 0);
+// One job's processes on this supervisor, from the start to the recorded end: the whole job (local
+// compute, `node` -1), or one node's share of it (a Slurm node supervisor, `node` >= 0). One process failing
+// stops the others; cancel (a signal) and the timeout stop them all. Each step is a method, run in order by
+// Run(); what they share is the state below, never a global.
+class JobRun {
+ public:
+  JobRun(const json& job, const RunLayout& layout, SystemLog& log, long long started,
+         const std::vector<std::string>& read_only, int node, Stager* stager)
+      : job_(job),
+        layout_(layout),
+        log_(log),
+        started_(started),
+        read_only_(read_only),
+        node_(node),
+        node_mode_(node >= 0),
+        slurm_(job.value("backend", "local") == "slurm"),
+        stager_(stager),
+        image_(job.value("container_image", "")),
+        runtime_(job.value("container_runtime", "")),
+        job_env_(job.value("env", json::object())),
+        command_(job.value("command", "")),
+        wd_(layout.WorkDir()),
+        max_log_(job.value("max_log_bytes", 1LL << 30)),
+        grace_ms_(job.value("kill_grace_ms", 5000LL)) {
+    cgroup_.record = layout.root + "/cgroup";
   }
-  if (!g_cgroup.empty()) g_cgroup_fd = open(g_cgroup.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  Sandbox sandbox;
-  auto finish = [&](Outcome o) {
-    sandbox.Stop();
-    if (g_cgroup_fd >= 0) {
-      close(g_cgroup_fd);
-      g_cgroup_fd = -1;
+
+  // Returns the supervisor's exit code.
+  int Run() {
+    MakeCgroups();
+    PlanPlaces();
+    CollectBaseEnv();
+    DescribeContainer();
+    if (Status sealed = MakeSandbox(); !sealed.ok()) return Fail(sealed.message());
+    Status started = StartProcesses();
+    // The holder made the job's view while the processes were started; they waited for it.
+    if (started.ok() && sandbox_.active()) {
+      if (Status ready = sandbox_.Ready(); !ready.ok())
+        started = Status(ready.code(), "cannot make the job's sandbox: " + ready.message());
     }
-    if (!g_cgroup.empty()) {
-      // What is left (a daemon the job started) ends with the job.
-      // Emptied rather than removed: an inode freed per job makes later files slower to create on ext4
-      // without a journal (its allocator skips recently freed inodes).
-      bool gone = KillCgroup(g_cgroup);
-      for (const auto& limits : g_limit_cgroups) gone = KillCgroup(limits) && gone;
-      if (gone) (void)!truncate(cgroup_record.c_str(), 0);
-      g_cgroup.clear();
-      g_limit_cgroups.clear();
-      // Those it killed were ours (a subreaper's): reap them, so none is left even as a zombie when the
-      // job is reported ended.
-      for (int i = 0; i < 200 && HasChildren(); ++i) usleep(5000);
+    if (!started.ok()) {
+      KillStarted();
+      return Fail(started.message());
     }
-    // A job that was stopped may have stopped a container mid-creation: its removal is checked.
-    for (const auto& c : containers) RemoveContainer(runtime, c, /*verify=*/o.outcome != "completed");
-    if (node_mode) {
-      json j = {{"outcome", o.outcome}, {"reason", o.reason}};
-      (void)WriteFileAtomic(layout.SystemLogDir() + "/node_" + std::to_string(node) + ".json", j.dump(), 0644);
-      log.Line("node outcome: " + o.outcome + (o.reason.empty() ? "" : " (" + o.reason + ")"));
-      if (stager) stager->Push(layout, true);
-      return o.outcome == "completed" ? 0 : 1;
+    if (!node_mode_) Notify(job_, "running", log_, job_.value("preparing_note", ""));
+    StartMetrics();
+    Watch();
+    EndWhatIsLeft();
+    return Finish(Judge());
+  }
+
+ private:
+  // Every process of a local job goes in a cgroup of its own (where the machine has one for us): the server
+  // kills it should this supervisor be killed outright. Slurm keeps its jobs' processes itself.
+  void MakeCgroups() {
+    if (!slurm_ && !node_mode_) {
+      cgroup_.path = CreateJobCgroup(job_.value("name", ""), cgroup_.record);
+      // Processes are limited by the job's own uid (sandbox.h): only memory needs a cgroup move.
+      cgroup_.limits = CreateJobLimitCgroups(job_.value("name", ""), cgroup_.record,
+                                             job_.value("memory_limit_bytes", DefaultJobMemory()), 0);
     }
-    Status recorded = WriteExit(layout, o, started, log);
-    if (stager) {
-      stager->Push(layout, true);
-      if (Status s = stager->PushExit(layout); !s.ok()) log.Line("cannot send the exit record: " + s.message());
-    }
-    // With no record (a full disk) the server is told why; it fails the job with that reason.
-    Notify(job, "exited", log,
-           recorded.ok() ? "" : "the supervisor could not record how the job ended (" + recorded.message() + ")");
-    return 0;
-  };
-  auto fail = [&](const std::string& reason) {
-    Outcome o;
-    o.reason = reason;
-    return finish(o);
-  };
+    if (!cgroup_.path.empty()) cgroup_.fd = open(cgroup_.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  }
 
   // Where the processes run and meet.
-  DistPlan plan = DistPlanFromJson(job.value("distribution", json::object()));
-  if (node_mode) {
-    const char* p = getenv("CAIRN_INTERNAL_PLAN");
-    if (p) plan = DistPlanFromJson(json::parse(p, nullptr, false));
-  } else if (slurm && plan.nodes == 1) {
-    // One node: every process is here, so they meet on loopback and Slurm need not be asked.
-    plan.hosts = {"127.0.0.1"};
-    plan.master_port = FreePort();
-  } else if (slurm) {
-    plan.hosts = SlurmHosts();
-    if (static_cast<int>(plan.hosts.size()) != plan.nodes)
-      log.Line("Slurm gave " + std::to_string(plan.hosts.size()) + " nodes for " + std::to_string(plan.nodes));
-    if (plan.hosts.empty()) plan.hosts.assign(static_cast<size_t>(plan.nodes), "127.0.0.1");
-    plan.master_port = FreePort();
-  } else {
-    // The local compute: every "instance" is this machine, each with its own node rank.
-    plan.hosts.assign(static_cast<size_t>(plan.nodes), "127.0.0.1");
-    plan.master_port = FreePort();
+  void PlanPlaces() {
+    plan_ = DistPlanFromJson(job_.value("distribution", json::object()));
+    if (node_mode_) {
+      const char* p = getenv("CAIRN_INTERNAL_PLAN");
+      if (p) plan_ = DistPlanFromJson(json::parse(p, nullptr, false));
+    } else if (slurm_ && plan_.nodes == 1) {
+      // One node: every process is here, so they meet on loopback and Slurm need not be asked.
+      plan_.hosts = {"127.0.0.1"};
+      plan_.master_port = FreePort();
+    } else if (slurm_) {
+      plan_.hosts = SlurmHosts();
+      if (static_cast<int>(plan_.hosts.size()) != plan_.nodes)
+        log_.Line("Slurm gave " + std::to_string(plan_.hosts.size()) + " nodes for " + std::to_string(plan_.nodes));
+      if (plan_.hosts.empty()) plan_.hosts.assign(static_cast<size_t>(plan_.nodes), "127.0.0.1");
+      plan_.master_port = FreePort();
+    } else {
+      // The local compute: every "instance" is this machine, each with its own node rank.
+      plan_.hosts.assign(static_cast<size_t>(plan_.nodes), "127.0.0.1");
+      plan_.master_port = FreePort();
+    }
   }
 
-  std::vector<std::string> base_env;
-  json job_env = job.value("env", json::object());
-  for (char** e = environ; *e; ++e) {
-    std::string kv = *e;
-    std::string key = kv.substr(0, kv.find('='));
-    if (StartsWith(key, "CAIRN_INTERNAL_") || job_env.contains(key)) continue;
-    base_env.push_back(kv);
+  // The supervisor's environment less its own internals and what the job sets itself.
+  void CollectBaseEnv() {
+    for (char** e = environ; *e; ++e) {
+      std::string kv = *e;
+      std::string key = kv.substr(0, kv.find('='));
+      if (StartsWith(key, "CAIRN_INTERNAL_") || job_env_.contains(key)) continue;
+      base_env_.push_back(kv);
+    }
   }
-  std::string command = job.value("command", "");
-  std::string wd = layout.WorkDir();
-  long long max_log = job.value("max_log_bytes", 1LL << 30);
-  long long grace_ms = job.value("kill_grace_ms", 5000LL);
-  auto merged_env = [&](int n, int local) {
-    json merged = job_env;
-    for (const auto& [k, v] : RankEnv(plan, n, local)) merged[k] = v;
-    if ((!slurm || plan.nodes == 1) && plan.type == "pytorch" && !merged.contains("GLOO_SOCKET_IFNAME"))
+
+  // The job's own variables for process `local` of instance `n`: its env, its rank's, its GPUs.
+  std::vector<std::string> JobEnv(int n, int local) const {
+    json merged = job_env_;
+    for (const auto& [k, v] : RankEnv(plan_, n, local)) merged[k] = v;
+    if ((!slurm_ || plan_.nodes == 1) && plan_.type == "pytorch" && !merged.contains("GLOO_SOCKET_IFNAME"))
       merged["GLOO_SOCKET_IFNAME"] = "lo";  // every rank is on this machine
     // The instance's GPUs (each process of it sees them all and picks its LOCAL_RANK's), or none where the
     // machine has GPUs and the job holds none. On Slurm, Slurm's own CUDA_VISIBLE_DEVICES stands.
-    if (!slurm) {
-      const json& gpus = job.contains("gpus") ? job["gpus"] : json();
+    if (!slurm_) {
+      const json& gpus = job_.contains("gpus") ? job_["gpus"] : json();
       if (gpus.is_array() && n < static_cast<int>(gpus.size()) && !gpus[static_cast<size_t>(n)].empty()) {
         std::vector<Gpu> held;
         for (const auto& g : gpus[static_cast<size_t>(n)]) held.push_back({g.value("index", 0), g.value("uuid", ""), "", 0});
         merged["CUDA_VISIBLE_DEVICES"] = CudaVisibleDevices(held);
-      } else if (job.value("hide_gpus", false)) {
+      } else if (job_.value("hide_gpus", false)) {
         merged["CUDA_VISIBLE_DEVICES"] = "";
       }
     }
     std::vector<std::string> env;
     for (const auto& [k, v] : merged.items()) env.push_back(k + "=" + v.get<std::string>());
     return env;
-  };
-  auto env_for = [&](int n, int local) {
-    std::vector<std::string> env = base_env;
-    for (auto& kv : merged_env(n, local)) env.push_back(std::move(kv));
+  }
+
+  // The whole environment of a process on the host.
+  std::vector<std::string> HostEnv(int n, int local) const {
+    std::vector<std::string> env = base_env_;
+    for (auto& kv : JobEnv(n, local)) env.push_back(std::move(kv));
     // A job with a user of its own has no home of its own: its /tmp (private to it) stands in.
-    if (geteuid() == 0 && !job_env.contains("HOME")) SetEnv(env, "HOME", "/tmp");
+    if (geteuid() == 0 && !job_env_.contains("HOME")) SetEnv(env, "HOME", "/tmp");
     return env;
-  };
+  }
+
   // What a container sees of this machine: the run folder, the inputs (read-only), outputs kept elsewhere
   // (a datastore), the MLflow helper; each at its own path, so every path the job was given holds.
-  ContainerRun crun;
-  bool gpu_cdi = false;  // the host can hand the container its GPUs
-  if (!image.empty()) {
-    crun.runtime = runtime;
-    crun.image = image;
-    crun.workdir = layout.WorkDir();
-    crun.command = job.value("command", "");
+  void DescribeContainer() {
+    if (image_.empty()) return;
+    crun_.runtime = runtime_;
+    crun_.image = image_;
+    crun_.workdir = wd_;
+    crun_.command = command_;
     // The run's own folders only: its job.json (the supervisor's credential) and exit.json stay outside.
     for (const char* d : {"/wd", "/artifacts", "/outputs", "/inputs"})
-      if (IsDir(layout.root + d)) crun.mounts.push_back(layout.root + d);
-    if (geteuid() == 0) crun.user = std::to_string(JobUid(getpid()));
-    crun.pids_limit = job.value("pids_max", kDefaultPidsMax);
-    for (const auto& p : read_only)
-      if (!IsWithin(p, layout.root)) crun.mounts.push_back(p + ":ro");
-    for (const auto& o : job.value("outputs", json::array()))
-      if (!IsWithin(o.get<std::string>(), layout.root)) crun.mounts.push_back(o.get<std::string>());
-    for (const auto& d : Split(job_env.value("PYTHONPATH", ""), ':'))
-      if (!d.empty() && IsDir(d)) crun.mounts.push_back(d + ":ro");
-    if (job.contains("gpus") && job["gpus"].is_array() && !job["gpus"].empty()) gpu_cdi = HasNvidiaCdiSpec();
-    json limits = job.value("container_limits", json::object());
-    crun.memory = limits.value("memory", "");
-    crun.cpus = limits.value("cpus", "");
-    crun.shm_size = limits.value("shm_size", "");
+      if (IsDir(layout_.root + d)) crun_.mounts.push_back(layout_.root + d);
+    if (geteuid() == 0) crun_.user = std::to_string(JobUid(getpid()));
+    crun_.pids_limit = job_.value("pids_max", kDefaultPidsMax);
+    for (const auto& p : read_only_)
+      if (!IsWithin(p, layout_.root)) crun_.mounts.push_back(p + ":ro");
+    for (const auto& o : job_.value("outputs", json::array()))
+      if (!IsWithin(o.get<std::string>(), layout_.root)) crun_.mounts.push_back(o.get<std::string>());
+    for (const auto& d : Split(job_env_.value("PYTHONPATH", ""), ':'))
+      if (!d.empty() && IsDir(d)) crun_.mounts.push_back(d + ":ro");
+    if (job_.contains("gpus") && job_["gpus"].is_array() && !job_["gpus"].empty()) gpu_cdi_ = HasNvidiaCdiSpec();
+    json limits = job_.value("container_limits", json::object());
+    crun_.memory = limits.value("memory", "");
+    crun_.cpus = limits.value("cpus", "");
+    crun_.shm_size = limits.value("shm_size", "");
   }
 
   // The sandbox: what the job's processes see and who they are. Launchers (srun, podman) run outside it.
-  bool sealed = image.empty() && !(slurm && !node_mode && plan.nodes > 1);
-  SandboxSpec box = JobSandbox(job, layout, read_only);
-  if (geteuid() == 0 && (sealed || !image.empty()))
-    GiveJobItsFiles(job, layout, read_only, sealed && plan.type == "mpi" && !node_mode ? &plan : nullptr, box.uid);
-  if (sealed) {
-    Status made = sandbox.Start(box, g_cgroup_fd);
-    if (!made.ok() && geteuid() == 0) return fail("cannot make the job's sandbox: " + made.message());
+  // Fails only where the supervisor is root (a person's own server without user namespaces runs the job
+  // as themselves, and says so).
+  Status MakeSandbox() {
+    sealed_ = image_.empty() && !(slurm_ && !node_mode_ && plan_.nodes > 1);
+    SandboxSpec box = JobSandbox(job_, layout_, read_only_, cgroup_.limits);
+    if (geteuid() == 0 && (sealed_ || !image_.empty()))
+      GiveJobItsFiles(job_, layout_, read_only_, sealed_ && plan_.type == "mpi" && !node_mode_ ? &plan_ : nullptr,
+                      box.uid);
+    if (!sealed_) return Status::Ok();
+    Status made = sandbox_.Start(box, cgroup_.fd);
+    if (!made.ok() && geteuid() == 0) return Status(made.code(), "cannot make the job's sandbox: " + made.message());
     if (!made.ok()) {
-      log.Line("note: the job runs without a sandbox, as the supervisor's user (" + made.message() + ")");
-      sealed = false;
-    } else {
-      log.Line("sandbox: holder " + std::to_string(sandbox.holder()) + ", the job runs as uid " +
-               std::to_string(sandbox.user_namespace() ? geteuid() : box.uid) +
-               (sandbox.user_namespace() ? " in a user namespace" : ""));
+      log_.Line("note: the job runs without a sandbox, as the supervisor's user (" + made.message() + ")");
+      sealed_ = false;
+      return Status::Ok();
     }
+    log_.Line("sandbox: holder " + std::to_string(sandbox_.holder()) + ", the job runs as uid " +
+              std::to_string(sandbox_.user_namespace() ? geteuid() : box.uid) +
+              (sandbox_.user_namespace() ? " in a user namespace" : ""));
+    return Status::Ok();
   }
-  std::vector<Child> children;
-  auto start = [&](const std::vector<std::string>& argv, std::vector<std::string> env, int rank,
-                   const std::string& label, const std::string& log_path, const std::string& direct = "",
-                   const std::vector<std::string>& shell_argv = {}) -> Status {
+
+  Status StartProcesses() {
+    if (plan_.type == "mpi" && !node_mode_) return StartMpirun();
+    if (slurm_ && !node_mode_ && plan_.nodes > 1) return StartNodeSupervisors();
+    std::vector<int> nodes;
+    if (node_mode_) nodes = {node_};
+    else for (int n = 0; n < plan_.nodes; ++n) nodes.push_back(n);
+    for (int n : nodes)
+      for (int local = 0; local < plan_.OnNode(n); ++local)
+        if (Status s = StartRank(n, local); !s.ok()) return s;
+    return Status::Ok();
+  }
+
+  // Open MPI starts the ranks; on the local compute they all run here, in a Slurm allocation on every node
+  // (mpirun reads the allocation and starts its daemons through srun).
+  Status StartMpirun() {
+    std::string host_slots = slurm_ ? "" : "localhost:" + std::to_string(plan_.Total());
+    std::vector<std::string> extra;
+    for (const auto& a : job_.value("mpirun_options", json::array())) extra.push_back(a.get<std::string>());
+    launcher_ = true;
+    return Start(MpirunArgv(plan_, command_, layout_.Artifacts() + "/user_logs", host_slots, extra), HostEnv(0, 0),
+                 -1, "mpirun", layout_.SupervisorLog());
+  }
+
+  // One node supervisor per node, started by srun; each starts its node's processes.
+  Status StartNodeSupervisors() {
+    std::vector<std::string> env = base_env_;
+    env.push_back("CAIRN_INTERNAL_PLAN=" + ToJson(plan_).dump());
+    if (const char* token = getenv("CAIRN_INTERNAL_TOKEN"); token && stager_)
+      env.push_back(std::string("CAIRN_INTERNAL_TOKEN=") + token);  // the node supervisors fetch with it too
+    std::vector<std::string> argv = {"srun", "--kill-on-bad-exit=1", "--nodes=" + std::to_string(plan_.nodes),
+                                     "--ntasks=" + std::to_string(plan_.nodes), "--ntasks-per-node=1", SelfExe(),
+                                     "supervise"};
+    if (stager_) argv.insert(argv.end(), {"--staged", job_.value("server_url", ""), job_.value("name", ""), "--node"});
+    else argv.insert(argv.end(), {layout_.root, "--node"});
+    launcher_ = true;
+    return Start(argv, env, -1, "srun (a node supervisor on each of " + std::to_string(plan_.nodes) + " nodes)",
+                 layout_.SupervisorLog());
+  }
+
+  // Process `local` of instance `n`: on the host (without a shell where the command needs none), or in the
+  // job's image.
+  Status StartRank(int n, int local) {
+    const int rank = plan_.Rank(n, local);
+    const std::string log_path = layout_.Artifacts() + "/" + RankLogName(plan_, rank);
+    if (!image_.empty()) return StartContainer(n, local, rank, log_path);
+    std::vector<std::string> env = HostEnv(n, local);
+    // A plain command (`python train.py --lr 0.1`, `true`) is executed as bash would, without bash's start.
+    // CAIRN_DIRECT_EXEC=off always starts the shell (for comparison).
+    std::optional<DirectCommand> direct;
+    const char* direct_exec = getenv("CAIRN_DIRECT_EXEC");
+    if (!(direct_exec && std::string(direct_exec) == "off")) direct = WithoutShell(command_, EnvValue(env, "PATH"), wd_);
+    std::string label = plan_.Distributed() ? RankLabel(n, local, rank)
+                        : direct            ? direct->path + " (the command needs no shell)"
+                                            : CommandShell() + " -c <command>";
+    if (!direct) return Start({CommandShell(), "-c", command_}, std::move(env), rank, label, log_path);
+    // What bash would have put in the environment of the program it executes.
+    SetEnv(env, "PWD", LogicalCwd(EnvValue(env, "PWD"), wd_));
+    if (EnvValue(env, "SHLVL").empty()) SetEnv(env, "SHLVL", "0");
+    SetEnv(env, "_", direct->path);
+    return Start(direct->argv, std::move(env), rank, label, log_path, direct->path, {CommandShell(), "-c", command_});
+  }
+
+  Status StartContainer(int n, int local, int rank, const std::string& log_path) {
+    crun_.name = "cairn-" + job_.value("name", "") + "-" + std::to_string(rank);
+    crun_.env = JobEnv(n, local);
+    // The instance's GPUs, as CDI devices where the host describes them; otherwise the container has none
+    // (said once, in the log and the job's notes).
+    crun_.devices.clear();
+    if (job_.contains("gpus") && job_["gpus"].is_array() && n < static_cast<int>(job_["gpus"].size()) && gpu_cdi_)
+      for (const auto& g : job_["gpus"][static_cast<size_t>(n)])
+        crun_.devices.push_back("nvidia.com/gpu=" + std::to_string(g.value("index", 0)));
+    containers_.push_back(crun_.name);
+    RemoveContainer(runtime_, crun_.name, false);  // a leftover of a supervisor that died
+    std::string label = plan_.Distributed() ? RankLabel(n, local, rank) : CommandShell() + " -c <command>";
+    return Start(ContainerArgv(crun_), base_env_, rank, label + " in " + image_, log_path);
+  }
+
+  static std::string RankLabel(int n, int local, int rank) {
+    return "process " + std::to_string(rank) + " (node " + std::to_string(n) + ", local rank " +
+           std::to_string(local) + ")";
+  }
+
+  // One process, its output into a pipe the watch copies to `log_path`. Node supervisors (srun) and podman
+  // run outside the sandbox; the job's own processes in it.
+  Status Start(const std::vector<std::string>& argv, std::vector<std::string> env, int rank, const std::string& label,
+               const std::string& log_path, const std::string& direct = "",
+               const std::vector<std::string>& shell_argv = {}) {
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0) return Internal(std::string("pipe: ") + strerror(errno));
     Child c;
@@ -750,8 +843,7 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
       close(p[1]);
       return Internal("cannot open " + log_path);
     }
-    // Node supervisors (srun) and podman run outside; the job's own processes in its sandbox.
-    auto pid = SpawnChild(argv, std::move(env), wd, p[1], sealed ? &sandbox : nullptr, direct, shell_argv);
+    auto pid = SpawnChild(argv, std::move(env), wd_, p[1], cgroup_, sealed_ ? &sandbox_ : nullptr, direct, shell_argv);
     close(p[1]);
     if (!pid.ok()) {
       close(p[0]);
@@ -760,283 +852,323 @@ int RunProcesses(const json& job, const RunLayout& layout, SystemLog& log, long 
     }
     c.pid = *pid;
     c.out = p[0];
-    log.Line("started " + label + " as pid " + std::to_string(c.pid));
-    children.push_back(c);
+    log_.Line("started " + label + " as pid " + std::to_string(c.pid));
+    children_.push_back(c);
     return Status::Ok();
-  };
+  }
 
-  const std::string artifacts = layout.Artifacts();
-  bool launcher = false;
-  Status s = Status::Ok();
-  if (plan.type == "mpi" && !node_mode) {
-    // Open MPI starts the ranks; on the local compute they all run here, in a Slurm allocation on
-    // every node (mpirun reads the allocation and starts its daemons through srun).
-    std::string host_slots = slurm ? "" : "localhost:" + std::to_string(plan.Total());
-    std::vector<std::string> extra;
-    for (const auto& a : job.value("mpirun_options", json::array())) extra.push_back(a.get<std::string>());
-    auto env = env_for(0, 0);
-    s = start(MpirunArgv(plan, command, artifacts + "/user_logs", host_slots, extra), env, -1, "mpirun",
-              layout.SupervisorLog());
-    launcher = true;
-  } else if (slurm && !node_mode && plan.nodes > 1) {
-    // One node supervisor per node, started by srun; each starts its node's processes.
-    std::vector<std::string> env = base_env;
-    env.push_back("CAIRN_INTERNAL_PLAN=" + ToJson(plan).dump());
-    if (const char* token = getenv("CAIRN_INTERNAL_TOKEN"); token && stager)
-      env.push_back(std::string("CAIRN_INTERNAL_TOKEN=") + token);  // the node supervisors fetch with it too
-    sealed = false;
-    std::vector<std::string> argv = {"srun", "--kill-on-bad-exit=1", "--nodes=" + std::to_string(plan.nodes),
-                                     "--ntasks=" + std::to_string(plan.nodes), "--ntasks-per-node=1", SelfExe(),
-                                     "supervise"};
-    if (stager) argv.insert(argv.end(), {"--staged", job.value("server_url", ""), job.value("name", ""), "--node"});
-    else argv.insert(argv.end(), {layout.root, "--node"});
-    s = start(argv, env, -1, "srun (a node supervisor on each of " + std::to_string(plan.nodes) + " nodes)",
-              layout.SupervisorLog());
-    launcher = true;
-  } else {
-    std::vector<int> nodes;
-    if (node_mode) nodes = {node};
-    else for (int n = 0; n < plan.nodes; ++n) nodes.push_back(n);
-    for (int n : nodes) {
-      for (int local = 0; local < plan.OnNode(n) && s.ok(); ++local) {
-        int rank = plan.Rank(n, local);
-        std::vector<std::string> env = image.empty() ? env_for(n, local) : std::vector<std::string>{};
-        // A plain command (`python train.py --lr 0.1`, `true`) is executed as bash would, without bash's start.
-        // CAIRN_DIRECT_EXEC=off always starts the shell (for comparison).
-        std::optional<DirectCommand> direct;
-        const char* direct_exec = getenv("CAIRN_DIRECT_EXEC");
-        if (image.empty() && !(direct_exec && std::string(direct_exec) == "off"))
-          direct = WithoutShell(command, EnvValue(env, "PATH"), wd);
-        std::string label = plan.Distributed() ? "process " + std::to_string(rank) + " (node " + std::to_string(n) +
-                                                     ", local rank " + std::to_string(local) + ")"
-                            : direct ? direct->path + " (the command needs no shell)"
-                                     : CommandShell() + " -c <command>";
-        if (image.empty() && direct) {
-          // What bash would have put in the environment of the program it executes.
-          SetEnv(env, "PWD", LogicalCwd(EnvValue(env, "PWD"), wd));
-          if (EnvValue(env, "SHLVL").empty()) SetEnv(env, "SHLVL", "0");
-          SetEnv(env, "_", direct->path);
-          s = start(direct->argv, std::move(env), rank, label, artifacts + "/" + RankLogName(plan, rank), direct->path,
-                    {CommandShell(), "-c", command});
-        } else if (image.empty()) {
-          s = start({CommandShell(), "-c", command}, std::move(env), rank, label, artifacts + "/" + RankLogName(plan, rank));
-        } else {
-          crun.name = "cairn-" + job.value("name", "") + "-" + std::to_string(rank);
-          crun.env = merged_env(n, local);
-          // The instance's GPUs, as CDI devices where the host describes them; otherwise the container has
-          // none (said once, in the log and the job's notes).
-          crun.devices.clear();
-          if (job.contains("gpus") && job["gpus"].is_array() && n < static_cast<int>(job["gpus"].size()) && gpu_cdi)
-            for (const auto& g : job["gpus"][static_cast<size_t>(n)])
-              crun.devices.push_back("nvidia.com/gpu=" + std::to_string(g.value("index", 0)));
-          containers.push_back(crun.name);
-          RemoveContainer(runtime, crun.name, false);  // a leftover of a supervisor that died
-          s = start(ContainerArgv(crun), base_env, rank, label + " in " + image, artifacts + "/" + RankLogName(plan, rank));
-        }
-      }
-    }
-  }
-  // The holder made the job's view while the processes were started; they waited for it.
-  if (s.ok() && sandbox.active()) {
-    if (Status ready = sandbox.Ready(); !ready.ok()) s = Status(ready.code(), "cannot make the job's sandbox: " + ready.message());
-  }
-  if (!s.ok()) {
-    sandbox.Stop();
-    for (auto& c : children) SignalTree(getpid(), c.pid, SIGKILL);
+  // A start that failed part-way: what did start goes, and is reaped.
+  void KillStarted() {
+    sandbox_.Stop();
+    for (auto& c : children_) SignalTree(getpid(), c.pid, SIGKILL);
     while (waitpid(-1, nullptr, 0) > 0) {
     }
-    return fail(s.message());
   }
-  if (!node_mode) Notify(job, "running", log, job.value("preparing_note", ""));
 
-  long long timeout_ms = node_mode ? 0 : job.value("timeout_seconds", 0LL) * 1000;
-  long long deadline = timeout_ms > 0 ? NowMillis() + timeout_ms : 0;
-  // A launcher passes the stop on to the node supervisors, which need their own grace first.
-  long long kill_after = launcher ? 2 * grace_ms + 2000 : grace_ms;
-  std::string stop;  // "canceled" | "timeout" | "failed" once we decided to stop the job
-  const Child* first_failed = nullptr;
-  long long kill_at = 0;
-  long long drain_until = 0;
-  char buf[65536];
-
-  auto signal_all = [&](int sig) {
-    // A container's processes are not ours to signal (conmon holds them): the runtime is asked.
-    for (const auto& c : containers) SignalContainer(runtime, c, sig);
-    SignalTree(getpid(), 0, sig);
-    for (const auto& c : children)
-      if (!c.done) kill(-c.pid, sig);
-  };
-  auto stop_all = [&](const std::string& why) {
-    if (!stop.empty()) return;
-    stop = why;
-    signal_all(SIGTERM);
-    kill_at = NowMillis() + kill_after;
-    log.Line(why == "timeout" ? "limits.timeout reached: stopping the job's processes"
-             : why == "failed" ? first_failed->label + " " + DescribeEnd(first_failed->wstatus) +
-                                     ": stopping the other processes"
-                               : "cancel requested: stopping the job's processes");
-  };
-  // Whether anything of the job is left once its processes ended: in a sandbox, what re-parented to its
-  // holder; without, any child of ours (we are a subreaper). Reaps the finished ones.
-  auto leftovers = [&] { return sandbox.active() ? (HasChildren(), !sandbox.Stragglers().empty()) : HasChildren(); };
-  auto all_done = [&] {
-    return std::all_of(children.begin(), children.end(), [](const Child& c) { return c.done; });
-  };
-  auto any_pipe = [&] {
-    return std::any_of(children.begin(), children.end(), [](const Child& c) { return c.pipe_open; });
-  };
-
-  std::vector<pollfd> fds;
-  long long pushed_at = NowMillis();
   // System metrics of the job's own processes, into its MLflow run (local jobs; 0 s turns them off).
-  long long metrics_every = slurm || node_mode ? 0 : job.value("system_metrics_seconds", 0LL) * 1000;
-  std::unique_ptr<SystemMetrics> metrics;
-  std::unique_ptr<HttpClient> metrics_client;
-  long long next_sample = 0, step = 0;
-  if (metrics_every > 0 && !job.value("server_url", "").empty()) {
+  void StartMetrics() {
+    metrics_every_ = slurm_ || node_mode_ ? 0 : job_.value("system_metrics_seconds", 0LL) * 1000;
+    if (metrics_every_ <= 0 || job_.value("server_url", "").empty()) return;
     std::vector<int> held;
-    if (job.contains("gpus") && job["gpus"].is_array())
-      for (const auto& instance : job["gpus"])
+    if (job_.contains("gpus") && job_["gpus"].is_array())
+      for (const auto& instance : job_["gpus"])
         for (const auto& g : instance) held.push_back(g.value("index", 0));
-    metrics = std::make_unique<SystemMetrics>(g_cgroup, held);
-    metrics_client = std::make_unique<HttpClient>(job.value("server_url", ""), 2000);
-    metrics_client->SetBearerToken(job.value("env", json::object()).value("MLFLOW_TRACKING_TOKEN", ""));
-    (void)metrics->Sample(NowMillis());  // the CPU share's starting point
-    next_sample = NowMillis() + metrics_every;
+    metrics_ = std::make_unique<SystemMetrics>(cgroup_.path, held);
+    metrics_client_ = std::make_unique<HttpClient>(job_.value("server_url", ""), 2000);
+    metrics_client_->SetBearerToken(job_env_.value("MLFLOW_TRACKING_TOKEN", ""));
+    (void)metrics_->Sample(NowMillis());  // the CPU share's starting point
+    next_sample_ = NowMillis() + metrics_every_;
   }
-  auto sample = [&](long long now) {
+
+  void Sample(long long now) {
     json batch = json::array();
-    for (const auto& [key, value] : metrics->Sample(now))
-      batch.push_back({{"key", key}, {"value", value}, {"timestamp", now}, {"step", step}});
-    ++step;
-    json body = {{"run_id", job.value("name", "")}, {"metrics", batch}};
+    for (const auto& [key, value] : metrics_->Sample(now))
+      batch.push_back({{"key", key}, {"value", value}, {"timestamp", now}, {"step", step_}});
+    ++step_;
+    json body = {{"run_id", job_.value("name", "")}, {"metrics", batch}};
     // Best effort: a server being restarted misses a sample, the job does not wait for it.
-    (void)metrics_client->Request("POST", "/api/2.0/mlflow/runs/log-batch", body.dump());
-  };
-  while (any_pipe() || !all_done()) {
-    long long now = NowMillis();
-    if (metrics && now >= next_sample && !all_done()) {
-      sample(now);
-      next_sample = now + metrics_every;
+    (void)metrics_client_->Request("POST", "/api/2.0/mlflow/runs/log-batch", body.dump());
+  }
+
+  // Copies the processes' output to their logs and waits for them to end, stopping them all on a cancel,
+  // the timeout or one failing; then stops what they left behind.
+  void Watch() {
+    timeout_ms_ = node_mode_ ? 0 : job_.value("timeout_seconds", 0LL) * 1000;
+    deadline_ = timeout_ms_ > 0 ? NowMillis() + timeout_ms_ : 0;
+    // A launcher passes the stop on to the node supervisors, which need their own grace first.
+    kill_after_ = launcher_ ? 2 * grace_ms_ + 2000 : grace_ms_;
+    pushed_at_ = NowMillis();
+    std::vector<pollfd> fds;
+    while (AnyPipe() || !AllDone()) {
+      Tick(NowMillis());
+      fds.assign(1, {g_signal_pipe[0], POLLIN, 0});
+      for (const auto& c : children_) fds.push_back({c.pipe_open ? c.out : -1, POLLIN, 0});
+      int r = poll(fds.data(), fds.size(), static_cast<int>(NextWait(NowMillis())));
+      if (r < 0 && errno != EINTR) break;
+      if (fds[0].revents & POLLIN) ReadSignals();
+      for (size_t i = 0; i < children_.size(); ++i)
+        if (children_[i].pipe_open && (fds[i + 1].revents & (POLLIN | POLLHUP | POLLERR))) CopyOutput(children_[i]);
+      ReapProcesses();
+      if (AllDone() && !drain_until_) {
+        // Stop whatever the processes left running in the background. We are a subreaper, so when we have no
+        // children left there is no descendant at all, and no /proc scan is needed.
+        if (Leftovers()) SignalTree(getpid(), 0, SIGTERM);
+        drain_until_ = NowMillis() + 1000;
+      }
+      // Reap re-parented orphans, but only once every process's own status is in hand: waitpid(-1) could
+      // otherwise take one, and the loop would wait for an exit it can no longer see.
+      if (AllDone()) {
+        while (waitpid(-1, nullptr, WNOHANG) > 0) {
+        }
+      }
     }
-    if (stager && now - pushed_at >= 1000) {  // live logs for a node without the workspace's filesystem
-      stager->Push(layout, false);
-      pushed_at = now;
+  }
+
+  // What is due at `now`: a metrics sample, a push of the live logs, the timeout, the kill after the grace,
+  // the end of what holds the output open after the processes ended.
+  void Tick(long long now) {
+    if (metrics_ && now >= next_sample_ && !AllDone()) {
+      Sample(now);
+      next_sample_ = now + metrics_every_;
     }
-    if (deadline && now >= deadline && !all_done()) stop_all("timeout");
-    if (kill_at && now >= kill_at) {
-      signal_all(SIGKILL);
-      kill_at = 0;
+    if (stager_ && now - pushed_at_ >= 1000) {  // live logs for a node without the workspace's filesystem
+      stager_->Push(layout_, false);
+      pushed_at_ = now;
     }
-    if (all_done() && drain_until && now >= drain_until && any_pipe()) {
+    if (deadline_ && now >= deadline_ && !AllDone()) StopAll("timeout");
+    if (kill_at_ && now >= kill_at_) {
+      SignalAll(SIGKILL);
+      kill_at_ = 0;
+    }
+    if (AllDone() && drain_until_ && now >= drain_until_ && AnyPipe()) {
       // Something the job left behind still holds its output open: it goes with the job.
       SignalTree(getpid(), 0, SIGKILL);
-      drain_until = now + 1000;
+      drain_until_ = now + 1000;
     }
-    long long wait = 1000;
-    if (stager) wait = std::max(0LL, std::min(wait, pushed_at + 1000 - now));
-    if (deadline && !all_done()) wait = std::min(wait, std::max(0LL, deadline - now));
-    if (kill_at) wait = std::min(wait, std::max(0LL, kill_at - now));
-    if (drain_until) wait = std::min(wait, std::max(0LL, drain_until - now));
-    if (metrics && !all_done()) wait = std::min(wait, std::max(0LL, next_sample - now));
-    fds.assign(1, {g_signal_pipe[0], POLLIN, 0});
-    for (const auto& c : children) fds.push_back({c.pipe_open ? c.out : -1, POLLIN, 0});
-    int r = poll(fds.data(), fds.size(), static_cast<int>(wait));
-    if (r < 0 && errno != EINTR) break;
-    if (fds[0].revents & POLLIN) {
-      unsigned char sigs[64];
-      ssize_t n = read(g_signal_pipe[0], sigs, sizeof sigs);
-      for (ssize_t i = 0; i < n; ++i)
-        if (sigs[i] != SIGCHLD && !all_done()) stop_all("canceled");
-    }
-    for (size_t i = 0; i < children.size(); ++i) {
-      Child& c = children[i];
-      if (!c.pipe_open || !(fds[i + 1].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      ssize_t n = read(c.out, buf, sizeof buf);
-      if (n > 0) {
-        if (c.rank < 0 || c.written + n <= max_log) {
-          (void)!write(c.log_fd, buf, static_cast<size_t>(n));
-          c.written += n;
-        } else if (!c.truncated) {
-          long long room = max_log - c.written;
-          if (room > 0) (void)!write(c.log_fd, buf, static_cast<size_t>(room));
-          std::string note = "\n[cairn] log truncated: the job wrote more than " + std::to_string(max_log) +
-                             " bytes to stdout/stderr; the rest is discarded\n";
-          (void)!write(c.log_fd, note.data(), note.size());
-          log.Line(c.label + ": user log truncated at " + std::to_string(max_log) + " bytes");
-          c.written = max_log;
-          c.truncated = true;
-        }
-      } else if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
-        c.pipe_open = false;
-        close(c.out);
-        close(c.log_fd);
-      }
-    }
-    for (auto& c : children) {
-      if (c.done) continue;
-      if (waitpid(c.pid, &c.wstatus, WNOHANG) != c.pid) continue;
-      c.done = true;
-      log.Line(c.label + " " + DescribeEnd(c.wstatus));
-      if (!EndedWell(c.wstatus) && stop.empty()) {
-        first_failed = &c;
-        stop_all("failed");
-      }
-    }
-    if (all_done() && !drain_until) {
-      // Stop whatever the processes left running in the background. We are a subreaper, so when we
-      // have no children left there is no descendant at all, and no /proc scan is needed.
-      if (leftovers()) SignalTree(getpid(), 0, SIGTERM);
-      drain_until = NowMillis() + 1000;
-    }
-    // Reap re-parented orphans, but only once every process's own status is in hand: waitpid(-1)
-    // could otherwise take one, and the loop would wait for an exit it can no longer see.
-    if (all_done()) {
-      while (waitpid(-1, nullptr, WNOHANG) > 0) {
-      }
-    }
-  }
-  // Anything still alive of the job's tree goes now: no orphaned processes.
-  sandbox.Stop();  // the kernel ends whatever is left in the job's PID namespace
-  if (HasChildren()) SignalTree(getpid(), 0, SIGKILL);
-  while (waitpid(-1, nullptr, WNOHANG) > 0) {
   }
 
-  Outcome outcome;
-  const Child& main = first_failed ? *first_failed : children.front();
-  if (WIFEXITED(main.wstatus)) outcome.exit_code = WEXITSTATUS(main.wstatus);
-  if (WIFSIGNALED(main.wstatus)) outcome.signal = WTERMSIG(main.wstatus);
-  if (stop == "timeout") {
-    outcome.outcome = "timeout";
-    outcome.reason = "limits.timeout of " + std::to_string(timeout_ms / 1000) + " s reached";
-  } else if (stop == "canceled") {
-    outcome.outcome = "canceled";
-    outcome.reason = "canceled by request";
-  } else if (stop.empty()) {
-    outcome.outcome = "completed";
-  } else if (main.rank < 0) {
-    // The launcher failed: the node supervisors (or Open MPI) know which process it was.
-    outcome.outcome = "failed";
-    outcome.reason = main.label.substr(0, main.label.find(' ')) + " " + DescribeEnd(main.wstatus);
-    for (int n = 0; n < plan.nodes && launcher && plan.type != "mpi"; ++n) {
-      auto t = ReadFile(layout.SystemLogDir() + "/node_" + std::to_string(n) + ".json");
-      json j = t.ok() ? json::parse(*t, nullptr, false) : json();
-      if (j.is_object() && j.value("outcome", "") == "failed") {
-        outcome.reason = "node " + std::to_string(n) + ": " + j.value("reason", "");
-        break;
+  // How long the watch may sleep: until the next thing Tick has to do, a second at most.
+  long long NextWait(long long now) const {
+    long long wait = 1000;
+    if (stager_) wait = std::max(0LL, std::min(wait, pushed_at_ + 1000 - now));
+    if (deadline_ && !AllDone()) wait = std::min(wait, std::max(0LL, deadline_ - now));
+    if (kill_at_) wait = std::min(wait, std::max(0LL, kill_at_ - now));
+    if (drain_until_) wait = std::min(wait, std::max(0LL, drain_until_ - now));
+    if (metrics_ && !AllDone()) wait = std::min(wait, std::max(0LL, next_sample_ - now));
+    return wait;
+  }
+
+  // A signal to the supervisor (cancel, a stop) stops the job; SIGCHLD only wakes the watch.
+  void ReadSignals() {
+    unsigned char sigs[64];
+    ssize_t n = read(g_signal_pipe[0], sigs, sizeof sigs);
+    for (ssize_t i = 0; i < n; ++i)
+      if (sigs[i] != SIGCHLD && !AllDone()) StopAll("canceled");
+  }
+
+  // What process `c` wrote, into its log up to the job's log limit (a launcher's log has none).
+  void CopyOutput(Child& c) {
+    ssize_t n = read(c.out, buf_, sizeof buf_);
+    if (n > 0) {
+      if (c.rank < 0 || c.written + n <= max_log_) {
+        (void)!write(c.log_fd, buf_, static_cast<size_t>(n));
+        c.written += n;
+      } else if (!c.truncated) {
+        long long room = max_log_ - c.written;
+        if (room > 0) (void)!write(c.log_fd, buf_, static_cast<size_t>(room));
+        std::string note = "\n[cairn] log truncated: the job wrote more than " + std::to_string(max_log_) +
+                           " bytes to stdout/stderr; the rest is discarded\n";
+        (void)!write(c.log_fd, note.data(), note.size());
+        log_.Line(c.label + ": user log truncated at " + std::to_string(max_log_) + " bytes");
+        c.written = max_log_;
+        c.truncated = true;
+      }
+    } else if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
+      c.pipe_open = false;
+      close(c.out);
+      close(c.log_fd);
+    }
+  }
+
+  // Takes each ended process's status; the first to fail stops the others.
+  void ReapProcesses() {
+    for (size_t i = 0; i < children_.size(); ++i) {
+      Child& c = children_[i];
+      if (c.done || waitpid(c.pid, &c.wstatus, WNOHANG) != c.pid) continue;
+      c.done = true;
+      log_.Line(c.label + " " + DescribeEnd(c.wstatus));
+      if (!EndedWell(c.wstatus) && stop_.empty()) {
+        first_failed_ = static_cast<int>(i);
+        StopAll("failed");
       }
     }
-    if (plan.type == "mpi") outcome.reason += " (see user_logs/std_log_process_<rank>.txt)";
-  } else {
-    outcome.outcome = "failed";
-    std::string who = plan.Distributed() ? main.label.substr(0, main.label.find(" (")) : "the command";
-    outcome.reason = who + " " + DescribeEnd(main.wstatus);
-    if (outcome.exit_code == 127) outcome.reason += " (command not found; see " + RankLogName(plan, main.rank) + ")";
-    if (outcome.exit_code == 126) outcome.reason += " (command not executable)";
-    if (plan.Total() > 1) outcome.reason += "; the other processes were stopped";
   }
-  return finish(outcome);
-}
+
+  void SignalAll(int sig) {
+    // A container's processes are not ours to signal (conmon holds them): the runtime is asked.
+    for (const auto& c : containers_) SignalContainer(runtime_, c, sig);
+    SignalTree(getpid(), 0, sig);
+    for (const auto& c : children_)
+      if (!c.done) kill(-c.pid, sig);
+  }
+
+  // Stops the job once, for `why` ("canceled" | "timeout" | "failed"): SIGTERM now, SIGKILL after the grace.
+  void StopAll(const std::string& why) {
+    if (!stop_.empty()) return;
+    stop_ = why;
+    SignalAll(SIGTERM);
+    kill_at_ = NowMillis() + kill_after_;
+    log_.Line(why == "timeout"  ? "limits.timeout reached: stopping the job's processes"
+              : why == "failed" ? children_[static_cast<size_t>(first_failed_)].label + " " +
+                                      DescribeEnd(children_[static_cast<size_t>(first_failed_)].wstatus) +
+                                      ": stopping the other processes"
+                                : "cancel requested: stopping the job's processes");
+  }
+
+  // Whether anything of the job is left once its processes ended: in a sandbox, what re-parented to its
+  // holder; without, any child of ours (we are a subreaper). Reaps the finished ones.
+  bool Leftovers() { return sandbox_.active() ? (HasChildren(), !sandbox_.Stragglers().empty()) : HasChildren(); }
+  bool AllDone() const {
+    return std::all_of(children_.begin(), children_.end(), [](const Child& c) { return c.done; });
+  }
+  bool AnyPipe() const {
+    return std::any_of(children_.begin(), children_.end(), [](const Child& c) { return c.pipe_open; });
+  }
+
+  // Anything still alive of the job's tree goes now: no orphaned processes.
+  void EndWhatIsLeft() {
+    sandbox_.Stop();  // the kernel ends whatever is left in the job's PID namespace
+    if (HasChildren()) SignalTree(getpid(), 0, SIGKILL);
+    while (waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+  }
+
+  // How the job ended, from the process that decided it: the first to fail, else the first started.
+  Outcome Judge() const {
+    Outcome outcome;
+    const Child& main = children_[first_failed_ >= 0 ? static_cast<size_t>(first_failed_) : 0];
+    if (WIFEXITED(main.wstatus)) outcome.exit_code = WEXITSTATUS(main.wstatus);
+    if (WIFSIGNALED(main.wstatus)) outcome.signal = WTERMSIG(main.wstatus);
+    if (stop_ == "timeout") {
+      outcome.outcome = "timeout";
+      outcome.reason = "limits.timeout of " + std::to_string(timeout_ms_ / 1000) + " s reached";
+    } else if (stop_ == "canceled") {
+      outcome.outcome = "canceled";
+      outcome.reason = "canceled by request";
+    } else if (stop_.empty()) {
+      outcome.outcome = "completed";
+    } else if (main.rank < 0) {
+      outcome.outcome = "failed";
+      outcome.reason = LauncherFailure(main);
+    } else {
+      outcome.outcome = "failed";
+      std::string who = plan_.Distributed() ? main.label.substr(0, main.label.find(" (")) : "the command";
+      outcome.reason = who + " " + DescribeEnd(main.wstatus);
+      if (outcome.exit_code == 127) outcome.reason += " (command not found; see " + RankLogName(plan_, main.rank) + ")";
+      if (outcome.exit_code == 126) outcome.reason += " (command not executable)";
+      if (plan_.Total() > 1) outcome.reason += "; the other processes were stopped";
+    }
+    return outcome;
+  }
+
+  // The launcher failed: the node supervisors (or Open MPI) know which process it was.
+  std::string LauncherFailure(const Child& launcher) const {
+    std::string reason = launcher.label.substr(0, launcher.label.find(' ')) + " " + DescribeEnd(launcher.wstatus);
+    for (int n = 0; n < plan_.nodes && launcher_ && plan_.type != "mpi"; ++n) {
+      auto t = ReadFile(layout_.SystemLogDir() + "/node_" + std::to_string(n) + ".json");
+      json j = t.ok() ? json::parse(*t, nullptr, false) : json();
+      if (j.is_object() && j.value("outcome", "") == "failed") return "node " + std::to_string(n) + ": " + j.value("reason", "");
+    }
+    if (plan_.type == "mpi") reason += " (see user_logs/std_log_process_<rank>.txt)";
+    return reason;
+  }
+
+  // Ends what the job left (its cgroup, its containers) and records the outcome: a node's for its job's
+  // supervisor, the job's for the server. Returns the supervisor's exit code.
+  int Finish(const Outcome& o) {
+    sandbox_.Stop();
+    EmptyCgroups();
+    // A job that was stopped may have stopped a container mid-creation: its removal is checked.
+    for (const auto& c : containers_) RemoveContainer(runtime_, c, /*verify=*/o.outcome != "completed");
+    if (node_mode_) {
+      json j = {{"outcome", o.outcome}, {"reason", o.reason}};
+      (void)WriteFileAtomic(layout_.SystemLogDir() + "/node_" + std::to_string(node_) + ".json", j.dump(), 0644);
+      log_.Line("node outcome: " + o.outcome + (o.reason.empty() ? "" : " (" + o.reason + ")"));
+      if (stager_) stager_->Push(layout_, true);
+      return o.outcome == "completed" ? 0 : 1;
+    }
+    Status recorded = WriteExit(layout_, o, started_, log_);
+    if (stager_) {
+      stager_->Push(layout_, true);
+      if (Status s = stager_->PushExit(layout_); !s.ok()) log_.Line("cannot send the exit record: " + s.message());
+    }
+    // With no record (a full disk) the server is told why; it fails the job with that reason.
+    Notify(job_, "exited", log_,
+           recorded.ok() ? "" : "the supervisor could not record how the job ended (" + recorded.message() + ")");
+    return 0;
+  }
+
+  int Fail(const std::string& reason) {
+    Outcome o;
+    o.reason = reason;
+    return Finish(o);
+  }
+
+  // What is left in the job's cgroups (a daemon the job started) ends with the job.
+  void EmptyCgroups() {
+    if (cgroup_.fd >= 0) {
+      close(cgroup_.fd);
+      cgroup_.fd = -1;
+    }
+    if (cgroup_.path.empty()) return;
+    // Emptied rather than removed: an inode freed per job makes later files slower to create on ext4 without
+    // a journal (its allocator skips recently freed inodes).
+    bool gone = KillCgroup(cgroup_.path);
+    for (const auto& limits : cgroup_.limits) gone = KillCgroup(limits) && gone;
+    if (gone) (void)!truncate(cgroup_.record.c_str(), 0);
+    cgroup_.path.clear();
+    cgroup_.limits.clear();
+    // Those it killed were ours (a subreaper's): reap them, so none is left even as a zombie when the job is
+    // reported ended.
+    for (int i = 0; i < 200 && HasChildren(); ++i) usleep(5000);
+  }
+
+  // What the job was given.
+  const json& job_;
+  const RunLayout& layout_;
+  SystemLog& log_;
+  const long long started_;
+  const std::vector<std::string>& read_only_;
+  const int node_;
+  const bool node_mode_;
+  const bool slurm_;
+  Stager* const stager_;
+  const std::string image_, runtime_;
+  const json job_env_;
+  const std::string command_, wd_;
+  const long long max_log_, grace_ms_;
+
+  // Where and how its processes run.
+  JobCgroup cgroup_;
+  DistPlan plan_;
+  std::vector<std::string> base_env_;
+  ContainerRun crun_;
+  bool gpu_cdi_ = false;  // the host can hand the container its GPUs
+  std::vector<std::string> containers_;
+  Sandbox sandbox_;
+  bool sealed_ = false;    // the job's own processes start in sandbox_
+  bool launcher_ = false;  // the first process is mpirun or srun, not a rank
+  std::vector<Child> children_;
+
+  // The watch.
+  std::string stop_;       // "canceled" | "timeout" | "failed" once the job is being stopped
+  int first_failed_ = -1;  // index in children_
+  long long timeout_ms_ = 0, deadline_ = 0, kill_after_ = 0, kill_at_ = 0, drain_until_ = 0, pushed_at_ = 0;
+  long long metrics_every_ = 0, next_sample_ = 0, step_ = 0;
+  std::unique_ptr<SystemMetrics> metrics_;
+  std::unique_ptr<HttpClient> metrics_client_;
+  char buf_[65536];
+};
 
 // Prepares the run folder: the working directory with the code, ./outputs and ./logs linked into the
 // artifacts, the inputs, the named outputs' folders. Fills `read_only` with what the job may not change.
@@ -1203,7 +1335,7 @@ int Supervise(const std::string& run_dir, Stager* stager) {
       Notify(job, "preparing", log, "environment: starting the container (" + image + ")" + gpu_note);
     }
   }
-  return RunProcesses(job, layout, log, started, read_only, /*node=*/-1, stager);
+  return JobRun(job, layout, log, started, read_only, /*node=*/-1, stager).Run();
 }
 
 int SuperviseNode(const std::string& run_dir, Stager* stager) {
@@ -1238,7 +1370,7 @@ int SuperviseNode(const std::string& run_dir, Stager* stager) {
     for (const auto& in : job.value("inputs", json::array()))
       if (in.value("mode", "ro_mount") == "ro_mount") read_only.push_back(layout.Input(in.value("name", "")));
   }
-  return RunProcesses(job, layout, log, started, read_only, node, stager);
+  return JobRun(job, layout, log, started, read_only, node, stager).Run();
 }
 }  // namespace
 
