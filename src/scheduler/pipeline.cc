@@ -68,6 +68,32 @@ std::string HashTree(const std::string& root) {
   return h.HexDigest();
 }
 
+// What a file or folder is on disk without reading it: each entry's path, kind, size, inode, modification
+// and change times, in path order, as one hash. Any write, rename, chmod or new link beneath it changes the
+// change time, which only the kernel sets: a seal taken when a step completed tells, before its outputs
+// are reused, whether anything touched them since.
+std::string SealTree(const std::string& root) {
+  std::vector<std::string> entries;
+  auto entry = [&](const std::string& rel, const std::string& path) {
+    struct stat st;
+    if (lstat(path.c_str(), &st) != 0) return;
+    entries.push_back(rel + '\0' + std::to_string(st.st_mode) + ' ' + std::to_string(st.st_size) + ' ' +
+                      std::to_string(st.st_ino) + ' ' + std::to_string(st.st_mtim.tv_sec) + '.' +
+                      std::to_string(st.st_mtim.tv_nsec) + ' ' + std::to_string(st.st_ctim.tv_sec) + '.' +
+                      std::to_string(st.st_ctim.tv_nsec));
+  };
+  entry("", root);
+  std::error_code ec;
+  if (fs::is_directory(fs::symlink_status(root, ec)))
+    for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec))
+      entry(it->path().lexically_relative(root).string(), it->path().string());
+  std::sort(entries.begin(), entries.end());
+  Sha256 h;
+  for (const auto& e : entries) h.Update(e.data(), e.size()), h.Update("\n", 1);
+  return h.HexDigest();
+}
+
 // An output path with `${{name}}` (the job's name, in Azure ML) filled in.
 std::string WithJobName(const std::string& path, const std::string& name) {
   return ReplaceAll(ReplaceAll(path, "${{name}}", name), "${{ name }}", name);
@@ -122,16 +148,7 @@ std::optional<json> Scheduler::KnownOutputHashes(const std::string& job) {
     if (h.is_object()) return known_hashes_[job] = h;
   }
   if (hashing_.insert(job).second) {
-    HashRequest r{job, {}};
-    compute::RunLayout layout = compute::RunLayout::For(config_.workspace, job);
-    r.paths.emplace_back("artifacts", layout.Artifacts() + "/outputs");
-    const json outs = rec->spec.value("outputs", json::object());
-    for (const auto& [out, o] : outs.items()) {
-      std::string where = layout.Output(out);
-      if (std::string ds = o.value("path", ""); !ds.empty())
-        if (auto loc = Locate("outputs." + out, ds, "data"); loc.ok()) where = loc->local;
-      r.paths.emplace_back(out, where);
-    }
+    HashRequest r{job, OutputPaths(*rec)};
     {
       std::lock_guard<std::mutex> l(hash_mu_);
       hash_queue_.push_back(std::move(r));
@@ -140,6 +157,37 @@ std::optional<json> Scheduler::KnownOutputHashes(const std::string& job) {
     hash_cv_.notify_one();
   }
   return std::nullopt;
+}
+
+std::vector<std::pair<std::string, std::string>> Scheduler::OutputPaths(const JobRecord& job) {
+  std::vector<std::pair<std::string, std::string>> paths;
+  compute::RunLayout layout = compute::RunLayout::For(config_.workspace, job.name);
+  paths.emplace_back("artifacts", layout.Artifacts() + "/outputs");
+  const json outs = job.spec.value("outputs", json::object());
+  for (const auto& [out, o] : outs.items()) {
+    std::string where = layout.Output(out);
+    if (std::string ds = o.value("path", ""); !ds.empty())
+      if (auto loc = Locate("outputs." + out, ds, "data"); loc.ok()) where = loc->local;
+    paths.emplace_back(out, where);
+  }
+  return paths;
+}
+
+json Scheduler::SealOutputs(const JobRecord& job) {
+  json seal = json::object();
+  for (const auto& [out, path] : OutputPaths(job)) seal[out] = SealTree(path);
+  return seal;
+}
+
+std::string Scheduler::TouchedOutputs(const std::string& job) {
+  auto rec = store_->Get(job);
+  if (!rec.ok()) return "it is gone";
+  json seal = json::parse(rec->properties.value("output_seal", ""), nullptr, false);
+  if (!seal.is_object()) return "its outputs were not sealed when it completed";
+  json now = SealOutputs(*rec);
+  for (const auto& [out, digest] : now.items())
+    if (seal.value(out, "") != digest) return "outputs." + out + " changed after it completed";
+  return "";
 }
 
 void Scheduler::HashLoop() {
@@ -262,8 +310,14 @@ void Scheduler::PipelineStep(const std::string& name) {
     auto c = store_->Get(a->job);
     if (!c.ok() || !c->properties.value("reused_from", "").empty()) continue;
     const json reuse = c->spec.value("reuse", json::object());
-    if (!reuse.value("key", "").empty())
-      (void)store_->PutStepRun({reuse["key"], reuse.value("ident", ""), a->job, reuse.value("fields", json::object()), NowMillis()});
+    if (reuse.value("key", "").empty()) continue;
+    // Sealed before any consumer starts: a reuse checks its outputs are still what the step wrote.
+    if (auto out = store_->Get(OutputJobOf(a->job)); out.ok() && !out->properties.contains("output_seal")) {
+      JobRecord upd = *out;
+      upd.properties["output_seal"] = SealOutputs(*out).dump();
+      (void)store_->UpdateMeta(upd);
+    }
+    (void)store_->PutStepRun({reuse["key"], reuse.value("ident", ""), a->job, reuse.value("fields", json::object()), NowMillis()});
   }
 
   bool ending = rec->status == "CancelRequested";
@@ -468,7 +522,10 @@ Status Scheduler::LaunchStep(const std::string& pipe_name, const json& step, int
     why_not = "a retry (attempt " + std::to_string(attempt) + ")";
   } else if (auto prior = store_->StepRunByKey(key); prior.ok()) {
     auto orig = store_->Get(prior->job);
-    if (orig.ok() && orig->status == "Completed") {
+    std::string touched = orig.ok() && orig->status == "Completed" ? TouchedOutputs(OutputJobOf(orig->name)) : "";
+    if (!touched.empty()) {
+      why_not = "the run with the same key, " + prior->job + ", cannot stand for it: " + touched;
+    } else if (orig.ok() && orig->status == "Completed") {
       // Reused: recorded Completed at once, pointing at the original; nothing runs.
       long long now = NowMillis();
       JobRecord job;
@@ -497,8 +554,9 @@ Status Scheduler::LaunchStep(const std::string& pipe_name, const json& step, int
       SweepLog(pipe.name, "reused " + sname + ": " + orig->name + " (same code, environment, command, inputs and settings)");
       (void)Transition(child, "Completed", "reused " + orig->name + ": the same step completed before", now, now, 0);
       return Status::Ok();
+    } else {
+      why_not = "the run with the same key, " + prior->job + ", is " + (orig.ok() ? orig->status : std::string("gone"));
     }
-    why_not = "the run with the same key, " + prior->job + ", is " + (orig.ok() ? orig->status : std::string("gone"));
   } else if (auto recent = store_->RecentStepRuns(ident, 20); !recent.empty()) {
     // The first field, in the order a user reads a step, that differs from the closest earlier run: of the
     // recent runs of this step, the one that differs in the fewest fields (the newest of those).

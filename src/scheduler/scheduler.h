@@ -293,6 +293,12 @@ class Scheduler {
   // the scheduler); until it is done, the job's consumers wait. nullopt = not known yet (and asked for).
   std::optional<nlohmann::json> KnownOutputHashes(const std::string& job);
   void OutputsHashed(const std::string& job, const nlohmann::json& hashes);
+  // Where a job's outputs are: "artifacts" (its outputs/ folder) and each named output.
+  std::vector<std::pair<std::string, std::string>> OutputPaths(const store::JobRecord& job);
+  // The seal of each output (SealTree in pipeline.cc), taken when a step completes; and why a completed
+  // job's outputs no longer match theirs ("" when they do).
+  nlohmann::json SealOutputs(const store::JobRecord& job);
+  std::string TouchedOutputs(const std::string& job);
   struct HashRequest {
     std::string job;
     std::vector<std::pair<std::string, std::string>> paths;  // output -> where it is

@@ -146,6 +146,28 @@ def test_an_unchanged_resubmission_reuses_every_step_and_a_changed_input_reruns_
     assert "OTHER DATA" in ws.run("job", "stream", "-n", "p5_evaluate").stdout
 
 
+def test_a_step_whose_outputs_changed_after_it_completed_is_not_reused(ws):
+    pipe = three_steps(ws)
+    ws.run("job", "create", "-f", pipe, "-n", "p1", "--stream", timeout=120)
+    # What the audit did to a blob, done to a completed step's output: the same size, other bytes, in place.
+    data = os.path.join(ws.home, "runs", "p1_prep", "outputs", "clean", "data.txt")
+    assert open(data).read() == "HELLO PIPELINES\n"
+    with open(data, "r+") as f:
+        f.write("TAMPERED PIPELN\n")
+    ws.run("job", "create", "-f", pipe, "-n", "p2", "--stream", timeout=120)
+    steps = steps_of(ws, "p2")
+    assert "reused_from" not in steps["prep"], steps["prep"]
+    assert steps["prep"]["why_not_reused"] == ("the run with the same key, p1_prep, cannot stand for it: "
+                                               "outputs.clean changed after it completed"), steps["prep"]
+    # prep ran again and wrote what it wrote before: what reads it is reused, and read the true data.
+    assert open(os.path.join(ws.home, "runs", "p2_prep", "outputs", "clean", "data.txt")).read() == "HELLO PIPELINES\n"
+    assert steps["train"]["reused_from"] == "p1_train" and steps["evaluate"]["reused_from"] == "p1_evaluate"
+    assert "score of HELLO PIPELINES" in ws.run("job", "stream", "-n", "p2_evaluate").stdout
+    # Untouched, the rerun's outputs stand for the next submission.
+    ws.run("job", "create", "-f", pipe, "-n", "p3", "--stream", timeout=60)
+    assert steps_of(ws, "p3")["prep"]["reused_from"] == "p2_prep"
+
+
 def test_a_registered_component_is_versioned_and_used_by_name(ws):
     ws.write("src/prep.py", PREP_PY)
     comp = ws.write("prep.yml", PREP_COMPONENT)
