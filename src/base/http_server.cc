@@ -190,7 +190,14 @@ class ConnectionBase {
   virtual void CloseIdle() = 0;  // event loop only
   // Ends the connection's reads (a head or body being waited for); an answer being written still goes out.
   virtual void StopReading() = 0;  // event loop only
+  // Closes a connection that has not proven a credential, to make room for a newer one from its address:
+  // an idle one at once, one mid-request once its answer (if any) is out.
+  virtual void Evict() = 0;  // event loop only
   std::list<std::weak_ptr<ConnectionBase>>::iterator all_it;
+  // The peer's address, and the connection's place on that address's unproven list while it is on it.
+  std::string address;
+  std::list<std::weak_ptr<ConnectionBase>>::iterator unproven_it;
+  bool unproven = false;  // event loop only, and the destructor
 };
 
 struct Server::Impl {
@@ -203,6 +210,9 @@ struct Server::Impl {
   asio::steady_timer retry{io};
   // Connections waiting for their next request, longest idle first (event loop only).
   std::list<std::weak_ptr<ConnectionBase>> idle;
+  // Connections that have not proven a credential, by address, oldest first (event loop only). An entry
+  // leaves when its connection proves one, is evicted, or is destroyed (posted by its destructor).
+  std::map<std::string, std::list<std::weak_ptr<ConnectionBase>>> unproven;
   // Every open connection, for stop().
   std::mutex all_mu;
   std::list<std::weak_ptr<ConnectionBase>> all;
@@ -238,6 +248,34 @@ struct Server::Impl {
       l.lock();
     }
   }
+  // Puts a new connection on its address's unproven list, and evicts the oldest live ones past `cap`.
+  void ListUnproven(const std::shared_ptr<ConnectionBase>& c, size_t cap) {
+    auto& list = unproven[c->address];
+    c->unproven_it = list.insert(list.end(), c);
+    c->unproven = true;
+    size_t live = 0;
+    for (const auto& w : list) live += !w.expired();
+    for (auto it = list.begin(); live > cap && it != list.end();) {
+      auto old = it->lock();
+      ++it;  // before `old` leaves the list
+      if (!old) continue;  // its destructor's erasure is on its way
+      Unlist(*old);
+      old->Evict();
+      --live;
+    }
+  }
+  // Takes a live connection off its address's list (it proved a credential, or was evicted).
+  void Unlist(ConnectionBase& c) {
+    if (!c.unproven) return;
+    c.unproven = false;
+    Erase(c.address, c.unproven_it);
+  }
+  void Erase(const std::string& address, std::list<std::weak_ptr<ConnectionBase>>::iterator it) {
+    auto m = unproven.find(address);
+    if (m == unproven.end()) return;
+    m->second.erase(it);
+    if (m->second.empty()) unproven.erase(m);
+  }
   // Closes the longest-idle connection; false when none is idle.
   bool ShedOne() {
     while (!idle.empty()) {
@@ -264,6 +302,9 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
   }
   ~Connection() override {
     s_->connections_.fetch_sub(1, std::memory_order_relaxed);
+    if (unproven) {  // the list is the event loop's: it takes the entry off there
+      asio::post(s_->impl_->io, [impl = s_->impl_.get(), address = address, it = unproven_it] { impl->Erase(address, it); });
+    }
     std::lock_guard<std::mutex> l(s_->impl_->all_mu);
     s_->impl_->all.erase(all_it);
   }
@@ -288,6 +329,11 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     } else {
       WaitRequest();
     }
+  }
+
+  void Evict() override {
+    if (in_idle_) return CloseIdle();
+    StopReading();
   }
 
   void CloseIdle() override {
@@ -480,7 +526,12 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
       return Write("HTTP/1.1 100 Continue\r\n\r\n");
     };
     try {
-      if (s_->pre_ && s_->pre_(req, res) == Server::HandlerResponse::Handled) {
+      auto verdict = s_->pre_ ? s_->pre_(req, res) : Server::HandlerResponse::Unhandled;
+      if (verdict == Server::HandlerResponse::Authorized && !proven_) {
+        proven_ = true;
+        asio::post(s_->impl_->io, [self = this->shared_from_this()] { self->s_->impl_->Unlist(*self); });
+      }
+      if (verdict == Server::HandlerResponse::Handled) {
         handled = true;
       } else if (length && *length > limit) {
         return Respond(ErrorAnswer(413, "request body over the limit of " + std::to_string(limit) + " bytes"));
@@ -628,6 +679,7 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
   asio::steady_timer idle_timer_;
   std::list<std::weak_ptr<ConnectionBase>>::iterator idle_it_;
   bool in_idle_ = false;
+  bool proven_ = false;  // a request of it was authorized (worker only)
   bool limit_hit_ = false;
 };
 
@@ -746,11 +798,17 @@ bool Server::listen_after_bind() {
     beast::error_code ec;
     fcntl(sock.native_handle(), F_SETFD, FD_CLOEXEC);
     sock.set_option(tcp::no_delay(true), ec);
+    std::string address = sock.remote_endpoint(ec).address().to_string();
+    auto start = [&](auto c) {
+      c->address = std::move(address);
+      if (size_t cap = max_unproven_per_address_.load(); cap > 0) impl_->ListUnproven(c, cap);
+      c->Start();
+    };
     if (tls && tls_) {
       auto& ctx = *std::static_pointer_cast<asio::ssl::context>(tls_);
-      std::make_shared<Connection<beast::ssl_stream<beast::tcp_stream>>>(this, std::move(sock), ctx)->Start();
+      start(std::make_shared<Connection<beast::ssl_stream<beast::tcp_stream>>>(this, std::move(sock), ctx));
     } else {
-      std::make_shared<Connection<beast::tcp_stream>>(this, std::move(sock))->Start();
+      start(std::make_shared<Connection<beast::tcp_stream>>(this, std::move(sock)));
     }
   };
   std::function<void(Impl::Listener*)> accept = [&](Impl::Listener* l) {

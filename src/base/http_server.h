@@ -11,7 +11,10 @@
 // I/O timeout, so a stalled client costs one worker for at most that long.
 //
 // When the connection limit (or the process's descriptor limit) is reached, the longest-idle keep-alive
-// connection is closed to make room. With TLS (set_tls) every connection is TLS.
+// connection is closed to make room. A connection counts as unproven until the pre-routing handler
+// authorizes one of its requests (HandlerResponse::Authorized); past set_max_unproven_per_address such
+// connections from one address, the oldest of them is closed for the new one, so one address holds at
+// most that many of the server's slots without a credential. With TLS (set_tls) every connection is TLS.
 //
 // Requests: percent-decoded paths, query parameters with repeated keys, `Expect: 100-continue`, streamed
 // bodies for uploads. Paths and query parameters must be UTF-8 (400 otherwise). Routes are std::regex
@@ -103,7 +106,9 @@ using ReaderHandler = std::function<void(const Request&, Response&, const Conten
 
 class Server {
  public:
-  enum class HandlerResponse { Handled, Unhandled };
+  // Unhandled lets the request through; Authorized too, and it proved a credential (its connection is no
+  // longer counted against its address's unproven connections); Handled answers it there.
+  enum class HandlerResponse { Handled, Unhandled, Authorized };
 
   Server();
   ~Server();
@@ -131,6 +136,9 @@ class Server {
   void set_idle_timeout_seconds(int s) { idle_timeout_s_ = s; }
   // At most this many open connections; past it the longest-idle one is closed for a new one.
   void set_max_connections(size_t n) { max_connections_ = n; }
+  // At most this many connections from one address that have not yet proven a credential (0: no cap); past
+  // it the oldest of them is closed.
+  void set_max_unproven_per_address(size_t n) { max_unproven_per_address_ = n; }
   // Serves TLS with this certificate chain and key (PEM files). Call before bind.
   Status set_tls(const std::string& cert_file, const std::string& key_file);
   bool tls() const { return tls_ != nullptr; }
@@ -174,6 +182,7 @@ class Server {
   int timeout_s_ = 60;
   int idle_timeout_s_ = 120;
   size_t max_connections_ = 0;  // 0: from the descriptor limit
+  std::atomic<size_t> max_unproven_per_address_{0};
   std::atomic<bool> stopping_{false};
   std::atomic<unsigned long long> requests_{0};
   std::atomic<size_t> connections_{0};

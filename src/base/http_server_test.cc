@@ -263,3 +263,56 @@ TEST_F(ServerTest, ThePreRoutingHandlerRefusesBeforeTheBodyIsRead) {
 
 }  // namespace
 }  // namespace cairn::http
+
+namespace cairn::http {
+namespace {
+
+// Whether the server closed `fd`: a read that ends (0 bytes or a reset) within `ms`.
+bool ClosedWithin(int fd, int ms) {
+  timeval tv{ms / 1000, (ms % 1000) * 1000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char c;
+  ssize_t n = read(fd, &c, 1);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+TEST_F(ServerTest, OneAddressHoldsAtMostTheCapOfConnectionsWithoutACredential) {
+  svr_.set_pre_routing_handler([](const Request& req, Response&) {
+    return req.get_header_value("Authorization") == "Bearer ok" ? Server::HandlerResponse::Authorized
+                                                         : Server::HandlerResponse::Unhandled;
+  });
+  svr_.set_max_unproven_per_address(4);
+  // A connection that proved itself, then left idle.
+  int proven = Connect();
+  std::string req = "GET /echo/p HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ok\r\n\r\n";
+  ASSERT_EQ(write(proven, req.data(), req.size()), static_cast<ssize_t>(req.size()));
+  char buf[4096];
+  ASSERT_GT(read(proven, buf, sizeof buf), 0);
+  // One that asked for a public page without a credential, and ten that never said anything.
+  int asked = Connect();
+  std::string page = "GET /echo/q HTTP/1.1\r\nHost: x\r\n\r\n";
+  ASSERT_EQ(write(asked, page.data(), page.size()), static_cast<ssize_t>(page.size()));
+  ASSERT_GT(read(asked, buf, sizeof buf), 0);
+  std::vector<int> silent;
+  for (int i = 0; i < 10; ++i) silent.push_back(Connect());
+  // The oldest seven unproven ones are closed (the page's first), the newest four stay, and so does the
+  // proven one, which is still served.
+  EXPECT_TRUE(ClosedWithin(asked, 2000));
+  for (int i = 0; i < 6; ++i) EXPECT_TRUE(ClosedWithin(silent[static_cast<size_t>(i)], 2000)) << i;
+  for (int i = 6; i < 10; ++i) EXPECT_FALSE(ClosedWithin(silent[static_cast<size_t>(i)], 200)) << i;
+  ASSERT_EQ(write(proven, req.data(), req.size()), static_cast<ssize_t>(req.size()));
+  ASSERT_GT(read(proven, buf, sizeof buf), 0);
+  EXPECT_EQ(std::string(buf, 12), "HTTP/1.1 200");
+  // A newcomer that proves itself at once is served, and its connection no longer counts.
+  HttpClient c(Url());
+  c.SetBearerToken("ok");
+  auto r = c.Request("GET", "/echo/n");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 200);
+  for (int fd : silent) close(fd);
+  close(asked);
+  close(proven);
+}
+
+}  // namespace
+}  // namespace cairn::http

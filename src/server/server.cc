@@ -170,6 +170,9 @@ class Server {
     // JSON requests: 64 MiB at most (routes that take more say so).
     svr_.set_max_body(size_t{64} << 20);
     svr_.set_timeout_seconds(60);
+    // Connections that have shown no credential yet: 64 from one address at most (a browser opens 6, a CLI
+    // call 1, and each proves itself on its first request to /api); the 65th closes the oldest.
+    svr_.set_max_unproven_per_address(64);
     if (opt_.tls_cert.empty() != opt_.tls_key.empty()) {
       fprintf(stderr, "cairn server: --tls-cert and --tls-key go together\n");
       return 2;
@@ -767,7 +770,7 @@ class Server {
       }
       if (req.path == "/api/v1/identify") return http::Server::HandlerResponse::Unhandled;  // public, no body
       std::string bearer = BearerOf(req);
-      if (SameToken(bearer, token_)) return http::Server::HandlerResponse::Unhandled;
+      if (SameToken(bearer, token_)) return http::Server::HandlerResponse::Authorized;
       // The studio: a browser signed in through a one-time link carries a session cookie.
       if (std::string session = SessionOf(req); !session.empty()) {
         std::lock_guard<std::mutex> l(auth_mu_);
@@ -780,7 +783,7 @@ class Server {
               return http::Server::HandlerResponse::Handled;
             }
             it->second.last_used = now;
-            return http::Server::HandlerResponse::Unhandled;
+            return http::Server::HandlerResponse::Authorized;
           }
           sessions_.erase(it);  // expired: idle too long, or past its absolute age
         }
@@ -790,7 +793,7 @@ class Server {
         std::string job = Reader().JobByToken(bearer);
         if (!job.empty()) {
           RequestScope() = job;
-          return http::Server::HandlerResponse::Unhandled;
+          return http::Server::HandlerResponse::Authorized;
         }
         res.status = 401;
         res.set_content(json{{"error_code", "UNAUTHENTICATED"},
@@ -807,7 +810,7 @@ class Server {
         auto job = Reader().GetBrief(name);
         if (job.ok() && !store::IsTerminalStatus(job->status) &&
             SameToken(bearer, scheduler::SupervisorCredential(token_, job->token)))
-          return http::Server::HandlerResponse::Unhandled;
+          return http::Server::HandlerResponse::Authorized;
       }
       SendError(res, Status(Code::kUnauthenticated,
                             "missing or wrong bearer token (the workspace token is in " + ws_.Token() + ")"));
