@@ -145,6 +145,20 @@ void ChmodReadOnly(const std::string& root) {
 // good; asking again changes nothing), or not heard (no server there yet).
 enum class Posted { kTaken, kRefused, kUnheard };
 
+// Makes `c` speak for job `name`'s supervisor: the credential as its bearer token, sent only over
+// connections on which the server first proved it can compute that credential (GET /api/v1/identify), so a
+// squatter on a dead server's port never sees it.
+void ActAsSupervisor(HttpClient& c, const std::string& url, const std::string& name, const std::string& credential) {
+  std::string port = PortOfUrl(url);
+  c.SetIdentityCheck([name](const std::string& nonce) { return "/api/v1/identify?nonce=" + nonce + "&job=" + name; },
+                     [credential, port](const std::string& body, const std::string& nonce) {
+                       json proof = json::parse(body, nullptr, false);
+                       return proof.is_object() && proof["job_proof"].is_string() &&
+                              proof["job_proof"].get<std::string>() == IdentityProof(credential, nonce, port);
+                     });
+  c.SetBearerToken(credential);
+}
+
 // One keep-alive client per server address for the supervisor's reports: each new connection first
 // proves the server can compute this job's credential (a squatter on a dead server's port cannot), so
 // the credential goes only over connections that proved it, and a job's reports cost one proof.
@@ -153,14 +167,7 @@ HttpClient& ReportClient(const std::string& url, const json& job) {
   auto& c = clients[url];
   if (!c) {
     c = std::make_unique<HttpClient>(url, 10000);
-    std::string name = job.value("name", ""), credential = job.value("supervisor_token", ""), port = PortOfUrl(url);
-    c->SetIdentityCheck([name](const std::string& nonce) { return "/api/v1/identify?nonce=" + nonce + "&job=" + name; },
-                        [credential, port](const std::string& body, const std::string& nonce) {
-                          json proof = json::parse(body, nullptr, false);
-                          return proof.is_object() && proof["job_proof"].is_string() &&
-                                 proof["job_proof"].get<std::string>() == IdentityProof(credential, nonce, port);
-                        });
-    c->SetBearerToken(credential);
+    ActAsSupervisor(*c, url, job.value("name", ""), job.value("supervisor_token", ""));
   }
   return *c;
 }
@@ -308,9 +315,9 @@ std::vector<std::string> SlurmHosts() {
 // outputs and records go back as they grow (every second) and in full at the end.
 class Stager {
  public:
-  Stager(std::string url, std::string job, std::string token)
-      : cli_(std::move(url), 60000), job_(std::move(job)) {
-    cli_.SetBearerToken(std::move(token));
+  // `token`: the job's supervisor credential, sent only to a server that proves it holds it.
+  Stager(const std::string& url, std::string job, const std::string& token) : cli_(url, 60000), job_(std::move(job)) {
+    ActAsSupervisor(cli_, url, job_, token);
   }
 
   // Writes the run file, remapped from the server's run folder to `local_root`, with its blobs beside it.

@@ -14,7 +14,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import job_namespace_pids, wait_for
+from conftest import CAIRN, job_namespace_pids, wait_for
 from test_trust import connect, raw, read_answer, status_of, start
 from test_tracking import call
 
@@ -145,10 +145,17 @@ def kill_server_and_squat(ws):
     deadline = time.time() + 10
     while time.time() < deadline and not port_closed():
         time.sleep(0.02)
+    return squat_on(port)
+
+
+def squat_on(port):
+    """A listener on `port` that records what each connection sends and answers any identity check with
+    a proof it cannot have. Returns (port, what it heard, stop)."""
     heard = []
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
+    port = listener.getsockname()[1]
     listener.listen(16)
     listener.settimeout(0.2)
     done = threading.Event()
@@ -214,6 +221,25 @@ def test_a_supervisor_never_hands_its_credential_to_a_squatter(ws):
         assert credential.encode() not in h and b"authorization" not in h.lower(), h
     # A real server takes the job up from its run folder.
     assert ws.wait_status("short1", ["Completed"], timeout=30)["status"] == "Completed"
+
+
+def test_a_staged_node_supervisor_never_hands_its_credential_to_a_squatter(ws):
+    # What a Slurm node without the workspace's filesystem runs (compute `staging: http`), pointed at a port
+    # someone else holds: it asks for the run and would send what the job made, but only to a proven server.
+    port, heard, stop = squat_on(0)
+    credential = "c" * 64
+    tmp = os.path.join(ws.dir, "node-tmp")
+    os.makedirs(tmp, exist_ok=True)
+    try:
+        p = subprocess.run([CAIRN, "supervise", "--staged", f"http://127.0.0.1:{port}", "staged1"],
+                           env=dict(ws.env, CAIRN_INTERNAL_TOKEN=credential, TMPDIR=tmp), capture_output=True, timeout=60)
+    finally:
+        stop()
+    assert any(b"/api/v1/identify?" in h and b"job=staged1" in h for h in heard), heard
+    for h in heard:
+        assert credential.encode() not in h and b"authorization" not in h.lower(), h
+    assert not any(b"/internal/jobs/" in h for h in heard), heard
+    assert os.listdir(tmp) == [], "the node left its staging folder behind"
 
 
 def login_cookie(ws, port):
