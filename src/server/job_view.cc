@@ -12,6 +12,39 @@ namespace cairn::server {
 
 using nlohmann::json;
 
+namespace {
+std::string Cut(const std::string& s, size_t n) {
+  if (s.size() <= n) return s;
+  size_t at = n;
+  while (at > 0 && (static_cast<unsigned char>(s[at]) & 0xC0) == 0x80) --at;  // not inside a UTF-8 sequence
+  return s.substr(0, at) + "...";
+}
+}  // namespace
+
+json ListTags(const json& tags) {
+  json out = json::object();
+  if (!tags.is_object()) return out;
+  for (const auto& [k, v] : tags.items()) {
+    if (out.size() == kListTags) break;
+    out[Cut(k, kListText)] = Cut(v.is_string() ? v.get<std::string>() : v.dump(), kListText);
+  }
+  return out;
+}
+
+std::string ListTagsJson(const std::string& stored) {
+  if (stored.empty()) return "{}";
+  // Small enough that no bound can bite: as stored.
+  if (stored.size() <= kListText) return stored;
+  json tags = json::parse(stored, nullptr, false);
+  return ListTags(tags).dump();
+}
+
+void BoundForList(json& view) {
+  if (view.contains("tags")) view["tags"] = ListTags(view["tags"]);
+  if (view.contains("description") && view["description"].is_string())
+    view["description"] = Cut(view["description"].get<std::string>(), kListDescription);
+}
+
 std::string UserName() {
   if (const char* u = getenv("USER"); u && *u) return u;
   if (passwd* pw = getpwuid(getuid())) return pw->pw_name;

@@ -1023,14 +1023,18 @@ class Server {
             }
             body += '}';
           }
-          body += ",\"tags\":" + (j.tags_json.empty() ? std::string("{}") : j.tags_json) + "}";
+          body += ",\"tags\":" + ListTagsJson(j.tags_json) + "}";
         }
         body += "]";
         res.set_content(body, "application/json");
         return;
       }
       json out = json::array();
-      for (const auto& j : Reader().List(f)) out.push_back(View(j));
+      for (const auto& j : Reader().List(f)) {
+        json v = View(j);
+        BoundForList(v);
+        out.push_back(std::move(v));
+      }
       SendJson(res, out);
     });
     svr_.Get(R"(/api/v1/jobs/([^/]+))", [this](const http::Request& req, http::Response& res) {
