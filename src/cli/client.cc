@@ -1,5 +1,6 @@
 #include "cli/client.h"
 
+#include "base/settings.h"
 #include "base/json_limits.h"
 
 #include "base/beneath.h"
@@ -164,10 +165,8 @@ Status Client::Fetch(const std::string& path, const std::string& what, const std
 }
 
 Result<std::unique_ptr<Client>> Connect() {
-  if (const char* w = getenv("CAIRN_WORKSPACE"); w && *w) {
-    const char* t = getenv("CAIRN_TOKEN");
-    return std::make_unique<Client>(server::ServerAddress{w, t ? t : ""});
-  }
+  if (auto w = settings::Get("CAIRN_WORKSPACE"); w && !w->empty())
+    return std::make_unique<Client>(server::ServerAddress{*w, settings::Get("CAIRN_TOKEN").value_or("")});
   server::WorkspacePaths ws{server::DefaultHome()};
   // Trust server.json while its process lives, without a round trip; if it accepts no connection after
   // all, the first request starts a server and goes there.

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "base/settings.h"
 #include "base/fs.h"
 #include "base/http_client.h"
 #include "base/util.h"
@@ -649,7 +650,7 @@ int RunCli(int argc, char** argv) {
   app.footer("Every command also takes az's global arguments: -g/--resource-group, -w/--workspace-name, "
              "--subscription, --debug, --verbose, --only-show-errors (docs/cli.md).");
   Globals g;
-  if (const char* o = getenv("CAIRN_OUTPUT")) g.output = o;
+  if (auto o = settings::Get("CAIRN_OUTPUT")) g.output = *o;
   auto add_globals = [&](CLI::App* c) {
     c->add_option("-o,--output", g.output, "json, yaml, table, tsv or none")->capture_default_str();
     c->add_option("--query", g.query, "a path into the result, e.g. name, status, [].name");

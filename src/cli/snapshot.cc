@@ -15,6 +15,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "base/settings.h"
 #include "base/fs.h"
 #include "base/util.h"
 
@@ -106,9 +107,9 @@ Result<std::string> HashFile(const std::string& path, long long* size) {
 class HashCache {
  public:
   HashCache() {
-    const char* home = getenv("CAIRN_HOME");
+    std::string home = settings::Get("CAIRN_HOME").value_or("");
     const char* user_home = getenv("HOME");
-    path_ = home && *home ? std::string(home) + "/hash-cache" : user_home && *user_home ? std::string(user_home) + "/.cairn/hash-cache" : "";
+    path_ = !home.empty() ? home + "/hash-cache" : user_home && *user_home ? std::string(user_home) + "/.cairn/hash-cache" : "";
     if (path_.empty()) return;
     auto text = ReadFile(path_, 64 << 20);
     if (!text.ok()) return;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "base/settings.h"
 #include "base/fs.h"
 #include "base/util.h"
 #include "compute/image_cache.h"
@@ -78,7 +79,7 @@ std::string FormatAgo(int64_t ms) {
 }  // namespace
 
 std::string ContainerRuntime() {
-  if (const char* r = getenv("CAIRN_CONTAINER_RUNTIME"); r && *r) return std::string(r) == "none" ? "" : r;
+  if (auto r = settings::Get("CAIRN_CONTAINER_RUNTIME"); r && !r->empty()) return *r == "none" ? "" : *r;
   for (const char* r : {"podman", "docker"})
     if (OnPath(r)) return r;
   return "";
@@ -191,8 +192,7 @@ std::vector<std::string> ContainerArgv(const ContainerRun& r) {
 }
 
 bool HasNvidiaCdiSpec() {
-  const char* dirs = getenv("CAIRN_CDI_DIRS");
-  for (const auto& dir : Split(dirs && *dirs ? dirs : "/etc/cdi:/var/run/cdi", ':')) {
+  for (const auto& dir : Split(settings::Text("CAIRN_CDI_DIRS"), ':')) {
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
       std::string name = e.path().filename().string();

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <set>
 
+#include "base/settings.h"
 #include "base/util.h"
 #include "compute/process.h"
 
@@ -32,8 +33,7 @@ constexpr int kNvmlInsufficientSize = 7;
 constexpr size_t kNvmlNameSize = 96, kNvmlUuidSize = 96;
 
 std::string DefaultNvml() {
-  const char* lib = getenv("CAIRN_NVML_LIBRARY");
-  return lib && *lib ? lib : "libnvidia-ml.so.1";
+  return settings::Text("CAIRN_NVML_LIBRARY");
 }
 }  // namespace
 
@@ -131,8 +131,8 @@ Result<std::vector<Gpu>> ParseNvidiaSmi(const std::string& csv) {
 
 Result<GpuInventory> DiscoverGpus() {
   GpuInventory inv;
-  if (const char* declared = getenv("CAIRN_GPUS")) {
-    auto g = ParseDeclaredGpus(declared);
+  if (auto declared = settings::Get("CAIRN_GPUS")) {
+    auto g = ParseDeclaredGpus(*declared);
     if (!g.ok()) return g.status();
     inv.gpus = *g;
     inv.source = "CAIRN_GPUS";
@@ -145,8 +145,7 @@ Result<GpuInventory> DiscoverGpus() {
     return inv;
   }
   inv.note = nvml.status().message();
-  const char* smi_env = getenv("CAIRN_NVIDIA_SMI");
-  std::string smi = smi_env && *smi_env ? smi_env : "nvidia-smi";
+  std::string smi = settings::Text("CAIRN_NVIDIA_SMI");
   if (smi.find('/') != std::string::npos ? access(smi.c_str(), X_OK) == 0 : OnPath(smi)) {
     auto out = RunCommand({smi, "--query-gpu=index,uuid,name,memory.total", "--format=csv,noheader,nounits"}, {}, 10000);
     if (out.ok()) {

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/settings.h"
 #include "base/fs.h"
 #include "base/json_limits.h"
 #include "base/util.h"
@@ -41,9 +42,7 @@ std::optional<ImageAbsence> ReadEntry(const std::string& path) {
 std::string ImageCacheDir(const std::string& workspace) { return workspace.empty() ? "" : workspace + "/images"; }
 
 int64_t ImageRecheckMs() {
-  const char* v = getenv("CAIRN_IMAGE_RECHECK_SECONDS");
-  long long s = v && *v ? atoll(v) : 600;
-  return std::max(1LL, s) * 1000;
+  return std::max(1LL, settings::Integer("CAIRN_IMAGE_RECHECK_SECONDS")) * 1000;
 }
 
 std::optional<ImageAbsence> RememberedAbsence(const std::string& workspace, const std::string& runtime,

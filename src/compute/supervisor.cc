@@ -2,6 +2,7 @@
 
 #include "compute/job_cgroup.h"
 #include "compute/sandbox.h"
+#include "base/settings.h"
 #include "base/json_limits.h"
 
 #include <arpa/inet.h>
@@ -642,8 +643,7 @@ class JobRun {
   void PlanPlaces() {
     plan_ = DistPlanFromJson(job_.value("distribution", json::object()));
     if (node_mode_) {
-      const char* p = getenv("CAIRN_INTERNAL_PLAN");
-      if (p) plan_ = DistPlanFromJson(json::parse(p, nullptr, false));
+      if (auto p = settings::Get("CAIRN_INTERNAL_PLAN")) plan_ = DistPlanFromJson(json::parse(*p, nullptr, false));
     } else if (slurm_ && plan_.nodes == 1) {
       // One node: every process is here, so they meet on loopback and Slurm need not be asked.
       plan_.hosts = {"127.0.0.1"};
@@ -779,8 +779,8 @@ class JobRun {
   Status StartNodeSupervisors() {
     std::vector<std::string> env = base_env_;
     env.push_back("CAIRN_INTERNAL_PLAN=" + ToJson(plan_).dump());
-    if (const char* token = getenv("CAIRN_INTERNAL_TOKEN"); token && stager_)
-      env.push_back(std::string("CAIRN_INTERNAL_TOKEN=") + token);  // the node supervisors fetch with it too
+    if (auto token = settings::Get("CAIRN_INTERNAL_TOKEN"); token && stager_)
+      env.push_back("CAIRN_INTERNAL_TOKEN=" + *token);  // the node supervisors fetch with it too
     std::vector<std::string> argv = {"srun", "--kill-on-bad-exit=1", "--nodes=" + std::to_string(plan_.nodes),
                                      "--ntasks=" + std::to_string(plan_.nodes), "--ntasks-per-node=1", SelfExe(),
                                      "supervise"};
@@ -801,8 +801,7 @@ class JobRun {
     // A plain command (`python train.py --lr 0.1`, `true`) is executed as bash would, without bash's start.
     // CAIRN_DIRECT_EXEC=off always starts the shell (for comparison).
     std::optional<DirectCommand> direct;
-    const char* direct_exec = getenv("CAIRN_DIRECT_EXEC");
-    if (!(direct_exec && std::string(direct_exec) == "off")) direct = WithoutShell(command_, EnvValue(env, "PATH"), wd_);
+    if (!settings::Is("CAIRN_DIRECT_EXEC", "off")) direct = WithoutShell(command_, EnvValue(env, "PATH"), wd_);
     std::string label = plan_.Distributed() ? RankLabel(n, local, rank)
                         : direct            ? direct->path + " (the command needs no shell)"
                                             : CommandShell() + " -c <command>";
@@ -1386,7 +1385,7 @@ int RunSupervisor(const std::string& run_dir) { return Supervise(run_dir, nullpt
 int RunNodeSupervisor(const std::string& run_dir) { return SuperviseNode(run_dir, nullptr); }
 
 int RunStagedSupervisor(const std::string& server_url, const std::string& job, bool node) {
-  const char* token = getenv("CAIRN_INTERNAL_TOKEN");
+  const std::string token = settings::Get("CAIRN_INTERNAL_TOKEN").value_or("");
   const char* slurm_job = getenv("SLURM_JOB_ID");
   const char* node_id = getenv("SLURM_NODEID");
   const char* tmp = getenv("TMPDIR");
@@ -1394,7 +1393,7 @@ int RunStagedSupervisor(const std::string& server_url, const std::string& job, b
                      (slurm_job ? slurm_job : std::to_string(getpid())) +
                      (node ? "-node" + std::string(node_id ? node_id : "0") : "");
   RunLayout layout(root);
-  Stager stager(server_url, job, token ? token : "");
+  Stager stager(server_url, job, token);
   Status s = MakeDirs(layout.SystemLogDir());
   if (s.ok()) s = stager.Fetch(root);
   int rc;
@@ -1411,7 +1410,7 @@ int RunStagedSupervisor(const std::string& server_url, const std::string& job, b
     (void)WriteExit(layout, o, NowMillis(), log);
     stager.Push(layout, true);
     (void)stager.PushExit(layout);
-    Notify(json{{"server_url", server_url}, {"name", job}, {"supervisor_token", token ? token : ""}}, "exited", log);
+    Notify(json{{"server_url", server_url}, {"name", job}, {"supervisor_token", token}}, "exited", log);
     rc = 0;
   } else {
     rc = node ? SuperviseNode(root, &stager) : Supervise(root, &stager);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "base/settings.h"
 #include "base/fs.h"
 #include "base/util.h"
 #include "compute/data_delivery.h"
@@ -331,8 +332,8 @@ json Scheduler::ContainerFor(const store::JobRecord& job, const spec::JobSpec& s
   // A compute may refuse to run a job anywhere but in its environment.
   if (auto comp = store_->GetCompute(job.compute); comp.ok())
     c["strict"] = comp->spec.value("extra", json::object()).value("containers", "") == "strict";
-  if (const char* p = getenv("CAIRN_CONTAINERS"); p && std::string(p) == "strict") c["strict"] = true;
-  if (const char* p = getenv("CAIRN_CONTAINERS"); p && std::string(p) == "off") {
+  if (settings::Is("CAIRN_CONTAINERS", "strict")) c["strict"] = true;
+  if (settings::Is("CAIRN_CONTAINERS", "off")) {
     notices.push_back("environment " + c.value("describe", std::string()) + ": containers are off (CAIRN_CONTAINERS=off); "
                       "the job runs on this host");
     return json::object();

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 
+#include "base/settings.h"
 #include "base/json_limits.h"
 #include "base/fs.h"
 #include "base/util.h"
@@ -739,8 +740,7 @@ void Scheduler::StartJob(const JobRecord& job) {
   }
   Result<pid_t> pid = Unavailable("");
   if (!spawner_) {
-    const char* mode = getenv("CAIRN_SPAWNER");
-    if (!(mode && std::string(mode) == "off")) spawner_ = std::make_unique<compute::SupervisorSpawner>(config_.self_exe);
+    if (!settings::Is("CAIRN_SPAWNER", "off")) spawner_ = std::make_unique<compute::SupervisorSpawner>(config_.self_exe);
   }
   if (spawner_) pid = spawner_->Spawn(layout.root, layout.SupervisorLog());
   if (!pid.ok()) {

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/settings.h"
 #include "base/beneath.h"
 #include "base/json_limits.h"
 #include "base/http_server.h"
@@ -84,7 +85,7 @@ std::string& RequestScope() {
 // The studio's built files (ui/dist in a build tree, share/cairn/ui when installed; CAIRN_UI_DIR to
 // override), or "" when it was not built.
 std::string UiDir() {
-  if (const char* d = getenv("CAIRN_UI_DIR"); d && *d) return d;
+  if (auto d = settings::Get("CAIRN_UI_DIR"); d && !d->empty()) return *d;
   std::string exe_dir = Dirname(compute::SelfExe());
   for (const auto& d : {exe_dir + "/../ui/dist", exe_dir + "/../share/cairn/ui"})
     if (PathExists(d + "/index.html")) return AbsPath(d);
@@ -107,9 +108,9 @@ bool IsLoopbackHost(const std::string& h) {
   return h == "localhost" || h == "::1" || StartsWith(h, "127.");
 }
 
+// A positive number of seconds from the settings table; its default otherwise.
 long long EnvSeconds(const char* name, long long fallback) {
-  const char* v = getenv(name);
-  long long n = v ? atoll(v) : 0;
+  long long n = settings::Integer(name);
   return n > 0 ? n : fallback;
 }
 
@@ -235,10 +236,10 @@ class Server {
     cfg.self_exe = Dirname(compute::SelfExe()) + "/cairn";  // supervisors are `cairn supervise`
     cfg.local_slots = opt_.local_slots;
     cfg.secret = token_;
-    if (const char* v = getenv("CAIRN_LOCAL_SLOTS")) cfg.local_slots = atoi(v);
-    if (const char* v = getenv("CAIRN_MAX_LOG_BYTES")) cfg.max_log_bytes = atoll(v);
-    if (const char* v = getenv("CAIRN_KILL_GRACE_MS")) cfg.kill_grace_ms = atoll(v);
-    if (const char* v = getenv("CAIRN_SYSTEM_METRICS_SECONDS")) cfg.system_metrics_seconds = std::max(0LL, atoll(v));
+    if (settings::Get("CAIRN_LOCAL_SLOTS")) cfg.local_slots = static_cast<int>(settings::Integer("CAIRN_LOCAL_SLOTS"));
+    cfg.max_log_bytes = settings::Integer("CAIRN_MAX_LOG_BYTES");
+    cfg.kill_grace_ms = settings::Integer("CAIRN_KILL_GRACE_MS");
+    cfg.system_metrics_seconds = std::max(0LL, settings::Integer("CAIRN_SYSTEM_METRICS_SECONDS"));
     auto tracking = tracking::TrackingStore::Open(opt_.home + "/tracking.db");
     if (!tracking.ok()) {
       fprintf(stderr, "cairn server: %s\n", tracking.status().message().c_str());
@@ -249,7 +250,7 @@ class Server {
       t->FinishRunAsync(job, status == "Completed" ? "FINISHED" : status == "Failed" ? "FAILED" : "KILLED", at);
     };
     cfg.python_helper_dir = PythonHelperDir();
-    if (const char* conf = getenv("CAIRN_SLURM_CONF")) cfg.slurm_conf = conf;
+    if (auto conf = settings::Get("CAIRN_SLURM_CONF")) cfg.slurm_conf = *conf;
     // This machine's GPUs, once: NVML, nvidia-smi, or CAIRN_GPUS.
     auto gpus = compute::DiscoverGpus();
     if (!gpus.ok()) {

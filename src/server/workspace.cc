@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "base/settings.h"
 #include "base/fs.h"
 #include "base/http_client.h"
 #include "base/util.h"
@@ -19,12 +20,12 @@
 namespace cairn::server {
 
 std::string ServerExe() {
-  if (const char* e = getenv("CAIRN_SERVER_BIN"); e && *e) return AbsPath(e);
+  if (auto e = settings::Get("CAIRN_SERVER_BIN"); e && !e->empty()) return AbsPath(*e);
   return Dirname(compute::SelfExe()) + "/cairn-server";
 }
 
 std::string DefaultHome() {
-  if (const char* h = getenv("CAIRN_HOME"); h && *h) return AbsPath(h);
+  if (auto h = settings::Get("CAIRN_HOME"); h && !h->empty()) return AbsPath(*h);
   const char* home = getenv("HOME");
   return AbsPath(std::string(home && *home ? home : "/tmp") + "/.cairn");
 }

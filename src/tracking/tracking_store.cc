@@ -12,6 +12,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "base/settings.h"
 #include "base/util.h"
 #include "tracking/run_filter.h"
 
@@ -171,8 +172,7 @@ Result<std::unique_ptr<TrackingStore>> TrackingStore::Open(const std::string& pa
   // Durable by default: a write is on disk (the WAL fsynced) before its answer, and group commit shares that
   // fsync among the writes that arrive together. CAIRN_TRACKING_SYNC=normal trades that for speed: a write
   // then survives a crash of the server but not of the machine.
-  const char* sync = getenv("CAIRN_TRACKING_SYNC");
-  bool normal = sync && std::string(sync) == "normal";
+  bool normal = settings::Is("CAIRN_TRACKING_SYNC", "normal");
   if (Status s = (*db)->Exec(normal ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL"); !s.ok()) return s;
   auto store = std::unique_ptr<TrackingStore>(new TrackingStore(path, std::move(db).value()));
   store->durable_ = store->full_now_ = !normal;
