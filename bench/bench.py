@@ -6,7 +6,7 @@
      `seq 1000 | xargs -P8 -n1 sh -c true`
   3. the server's resident memory when idle (and after the 1000 jobs)
 
-Usage: bench/bench.py [--cairn build/cairn] [--runs 50] [--jobs 1000] [--root DIR] [--no-settle]
+Usage: bench/bench.py [--cairn build/cairn] [--runs 50] [--jobs 1000] [--root DIR] [--no-settle] [--off-first]
 Runs in a temporary workspace, once the disk makes folders at its quiet speed (see measure()); prints a
 Markdown table and writes bench/results/latest.json.
 """
@@ -140,12 +140,16 @@ def main():
     ap.add_argument("--root", default=None, help="where the temporary workspace goes (default: $TMPDIR)")
     ap.add_argument("--no-settle", dest="settle", action="store_false",
                     help="measure at once, even while the disk is slow from a recent mass delete")
+    ap.add_argument("--off-first", action="store_true",
+                    help="measure CAIRN_CONTAINERS=off before the default path (to tell a mode's cost from the order's)")
     args = ap.parse_args()
     cairn = os.path.abspath(args.cairn)
     # The default path (what `make demo` leaves: podman installed, so images are looked for) and the same
     # with containers off; both in one run so the figures sit side by side.
     modes = [("default path" + (" (podman installed)" if shutil.which("podman") else " (no podman)"), {}),
              ("CAIRN_CONTAINERS=off", {"CAIRN_CONTAINERS": "off"})]
+    if args.off_first:
+        modes.reverse()
     all_results = {}
     roots = []
     try:

@@ -364,3 +364,25 @@ distribution: {type: pytorch, process_count_per_instance: 1}
         assert "second" in rank_log(ws, name, rank)
     sysdir = os.path.join(ws.home, "runs", name, "artifacts", "system_logs")
     assert {"node_0.json", "node_1.json"} <= set(os.listdir(sysdir))
+
+
+def test_a_job_on_a_slurm_node_is_an_unprivileged_guest_too(ws, slurm):
+    from test_sandbox import PROBE  # what a job tries from inside (test_sandbox.py), on the host path
+    make_compute(ws, slurm)
+    ws.write("src/probe.py", PROBE)
+    ws.write("data/train.csv", "a,b\n1,2\n")
+    path = write_job(ws, f"{PYTHON} probe.py {ws.home} {ws.server_info()['pid']} ${{{{inputs.data}}}}",
+                     rest="inputs:\n  data: {type: uri_folder, path: ./data}\n")
+    p = ws.run("job", "create", "-f", path, "--stream", timeout=90)
+    name = re.search(r"RunId: (\S+)", p.stdout).group(1)
+    assert ws.job(name)["status"] == "Completed", p.stdout
+    log = open(os.path.join(ws.home, "runs", name, "artifacts/user_logs/std_log.txt")).read()
+    got = json.loads(log.strip().splitlines()[-1])
+    assert got["uid"] >= 1500000000, got["uid"]
+    assert got["cap_eff"] == "0000000000000000" and got["no_new_privs"] == "1" and got["seccomp"] == "2"
+    assert got["pid"] == 2 and not got["server_visible"], got["processes"]
+    for door in ("token", "token_via_parent_root", "job_json", "umount", "nsenter", "userns", "ptrace", "remount",
+                 "input_write", "cgroup_escape"):
+        assert got[door] is False, door
+    for env in got["environs"]:
+        assert ws.token() not in env
