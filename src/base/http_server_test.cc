@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <thread>
@@ -53,8 +54,9 @@ class ServerTest : public ::testing::Test {
         return *n <= 3 && sink.write(event.data(), event.size());
       });
     });
-    svr_.Get("/forever", [](const Request&, Response& res) {
-      res.set_stream("text/event-stream", [](DataSink& sink) {
+    svr_.Get("/forever", [this](const Request&, Response& res) {
+      res.set_stream("text/event-stream", [this](DataSink& sink) {
+        ++forever_ticks_;
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
         return sink.write(": tick\n", 7);
       });
@@ -99,6 +101,7 @@ class ServerTest : public ::testing::Test {
   }
   std::string Url() { return "http://127.0.0.1:" + std::to_string(port_); }
   Server svr_;
+  std::atomic<int> forever_ticks_{0};  // ticks the /forever stream has sent
   int port_ = 0;
   std::thread thread_;
 };
@@ -205,7 +208,7 @@ TEST_F(ServerTest, StreamsEndWithTheConnection) {
 
 TEST_F(ServerTest, StopEndsAStreamThatWouldNeverEnd) {
   std::thread reader([this] { EXPECT_NE(Raw("GET /forever HTTP/1.1\r\n\r\n", false).find(": tick"), std::string::npos); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  while (forever_ticks_ == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the stream is on
   svr_.stop();  // TearDown joins the server, which must not wait for the stream forever
   reader.join();
 }

@@ -92,10 +92,13 @@ try {
   // The overview's MLflow read is held back 1.5 s; Rerun is clicked at once; the editor must still be there
   // once that read has come and gone.
   await page.route("**/api/2.0/mlflow/runs/get*", async (r) => { await new Promise((d) => setTimeout(d, 1500)); await r.continue(); });
+  const heldRead = page.waitForResponse((r) => r.url().includes("/api/2.0/mlflow/runs/get"), { timeout: 15000 });
   await page.goto(url(`#/jobs/${cfg.done}`));
   await page.click("#rerun");
   await page.waitForSelector("#rerun-yaml", { timeout: 10000 });
-  await page.waitForTimeout(2500);
+  // The held-back read has come, and the page has drawn what it brought (two frames later).
+  await heldRead;
+  await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
   results.rerun_editor_kept = await page.$("#rerun-yaml") !== null;
   await page.unroute("**/api/2.0/mlflow/runs/get*");
 

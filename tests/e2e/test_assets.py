@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from conftest import wait_for
+
 
 def blob_count(ws):
     return sum(len(files) for _, _, files in os.walk(os.path.join(ws.home, "blobs")))
@@ -229,7 +231,7 @@ def test_a_slow_download_can_be_canceled(ws, web):
     ws.write("slow.yml", "command: 'true'\nenvironment: azureml:x@latest\n"
              f"inputs:\n  r: {{type: uri_file, path: {web}/slow.csv}}\n")
     ws.run("job", "create", "-f", "slow.yml", "-n", "slow")
-    time.sleep(1.5)
+    wait_for(lambda: any(h[0] == "/slow.csv" for h in _Handler.hits), what="the download to start")
     t0 = time.time()
     ws.run("job", "cancel", "-n", "slow")
     j = ws.wait_status("slow", ["Canceled", "Failed"], timeout=15)
@@ -292,7 +294,7 @@ def test_the_hash_cache_never_hides_a_change_and_remote_clients_upload_over_http
     ws.write("r/g.txt", "remote\n")
     remote = dict(ws.env, CAIRN_WORKSPACE=ws.server_info()["url"], CAIRN_TOKEN=ws.token(), CAIRN_HOME=os.path.join(ws.dir, "no-home"))
     import subprocess
-    from conftest import CAIRN
+    from conftest import CAIRN, wait_for
     p = subprocess.run([CAIRN, "data", "create", "--name", "r", "--path", "r", "-o", "json"], env=remote,
                        capture_output=True, text=True, cwd=ws.dir)
     assert p.returncode == 0, p.stderr

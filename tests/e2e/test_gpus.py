@@ -104,8 +104,10 @@ def test_gpu_holdings_are_rebuilt_after_the_server_is_killed(gws):
         submit_gpu_job(gws, name)
     gws.wait_status("kb", "Running")
     before = holders(gws)
-    os.kill(gws.server_info()["pid"], signal.SIGKILL)
-    time.sleep(0.2)
+    pid = gws.server_info()["pid"]
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z",
+             what="the server to die")
     assert holders(gws) == before  # the next command starts a new server, which reads the records
     assert gws.job("kc")["status"] == "Queued"
     assert "waiting for 2 GPUs" in gws.job("kc")["status_reason"]
@@ -185,6 +187,15 @@ def end_all(ws, names):
         ws.run("job", "cancel", "-n", name, check=False)
 
 
+def scheduler_pass(ws, name):
+    """Returns once the scheduler has made a pass after everything that happened before the call: a CPU
+    job submitted now has started and ended (the scheduler takes events in order), so a job that could
+    have started in that pass would have."""
+    ws.write(f"{name}.yml", "command: 'true'\nenvironment: {image: python}\n")
+    ws.run("job", "create", "-f", f"{name}.yml", "-n", name)
+    ws.wait_status(name, "Completed")
+
+
 def test_a_gpu_job_passed_eight_times_is_reserved_and_only_jobs_that_cannot_delay_it_pass(gws):
     try:
         # One GPU held by a job whose limits.timeout ends it within 62 s of its start at the latest (60 s and the
@@ -209,7 +220,7 @@ def test_a_gpu_job_passed_eight_times_is_reserved_and_only_jobs_that_cannot_dela
         gws.run("job", "create", "-f", "cpu.yml", "-n", "cpu")
         gws.wait_status("short", "Completed")
         gws.wait_status("cpu", "Completed")
-        time.sleep(0.5)
+        scheduler_pass(gws, "witness")
         assert gws.job("later")["status"] == "Queued" and gws.job("long")["status"] == "Queued"
         reason = gws.job("later")["status_reason"]
         read = time.time()
@@ -245,7 +256,7 @@ def test_with_no_timeout_on_the_running_jobs_no_gpu_job_passes_the_reserved_one(
         gws.write("cpu.yml", "command: 'true'\nenvironment: {image: python}\n")
         gws.run("job", "create", "-f", "cpu.yml", "-n", "cpu")
         gws.wait_status("cpu", "Completed")
-        time.sleep(0.5)
+        scheduler_pass(gws, "witness")
         short = gws.job("short")
         assert short["status"] == "Queued"
         assert short["status_reason"] == ("waiting behind big, which needs 4 GPUs on local and goes first (8 later "

@@ -325,7 +325,9 @@ jobs:
     ws.run("job", "create", "-f", os.path.join(ws.dir, "chain.yml"), "-n", "chain")
     wait_for(lambda: steps_of(ws, "chain")["a"]["status"] == "Running", timeout=20, what="step a to run")
     os.kill(ws.server_info()["pid"], signal.SIGKILL)
-    time.sleep(4)  # a ends while no server runs
+    # a ends while no server runs: its supervisor records how it ended.
+    wait_for(lambda: os.path.exists(os.path.join(ws.home, "runs", "chain_a", "exit.json")), timeout=20,
+             what="step a to end")
     ws.wait_status("chain", "Completed", timeout=40)  # the CLI starts a new server, which takes up the pipeline
     for step in ("a", "b", "c"):
         with open(os.path.join(ws.home, "runs", "chain_" + step, "artifacts", "outputs", "runs")) as f:

@@ -120,7 +120,8 @@ def test_jobs_survive_a_server_killed_with_sigkill(ws):
     os.kill(old["pid"], signal.SIGKILL)
     wait_for(lambda: not os.path.exists(f"/proc/{old['pid']}") or open(f"/proc/{old['pid']}/stat").read().split()[2] == "Z",
              what="the server to die")
-    time.sleep(2.5)  # the job ends while no server runs
+    # The job ends while no server runs: its supervisor records how it ended.
+    wait_for(lambda: os.path.exists(os.path.join(ws.home, "runs", "survivor", "exit.json")), what="the job to end")
     # The next command starts a new server, which reconciles the job from its run folder.
     job = ws.job("survivor")
     assert ws.server_info()["pid"] != old["pid"]
@@ -251,9 +252,12 @@ def test_two_workspaces_with_a_job_of_the_same_name_end_only_their_own(make_ws):
         w.run("job", "create", "-f", "job.yml", "-n", "train")
     for w in (a, b):
         w.wait_status("train", "Running")
+    b_pids = list(job_namespace_pids(b.home, "train").values())  # its holder and its `sleep 60`
+    assert len(b_pids) >= 2, b_pids
     a.run("job", "cancel", "-n", "train")
     a.wait_status("train", "Canceled")
-    time.sleep(1)
+    # a's supervisor emptied its cgroup before it reported Canceled: b's processes are all still there.
+    assert all(os.path.exists(f"/proc/{pid}") for pid in b_pids), b_pids
     assert b.job("train")["status"] == "Running"
     with open(os.path.join(b.home, "runs", "train", "cgroup")) as f:
         b_cgroup = f.read().strip()
