@@ -11,25 +11,33 @@ build: deps
 	@cmake --build $(BUILD)
 	@bash scripts/build-ui.sh
 
+# Two at a time: the end-to-end files are independent (each has its own workspaces and, through
+# tests/e2e/isolated.sh, its own network namespace), and this halves their time on two cores.
 test: build
-	@ctest --test-dir $(BUILD) --output-on-failure
+	@ctest --test-dir $(BUILD) --output-on-failure -j2
 
 unit: build
-	@ctest --test-dir $(BUILD) --output-on-failure -E e2e
+	@ctest --test-dir $(BUILD) --output-on-failure -L unit
 
 e2e: build
-	@ctest --test-dir $(BUILD) --output-on-failure -R e2e
+	@ctest --test-dir $(BUILD) --output-on-failure -j2 -L e2e
 
-# The same tests against an AddressSanitizer + UndefinedBehaviorSanitizer build (CI runs it).
+# Against an AddressSanitizer + UndefinedBehaviorSanitizer build (CI runs it): every unit test and the
+# end-to-end files labelled "sanitize" in CMakeLists.txt (those that feed the parsers, HTTP and the sandbox
+# hostile input), one at a time (the sanitizers slow everything, and some tests bound a latency).
 sanitize: deps
 	@cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
 	  -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
 	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" > /dev/null
 	@cmake --build build-asan
 	@bash scripts/build-ui.sh
-	@ctest --test-dir build-asan --output-on-failure
+	@ctest --test-dir build-asan --output-on-failure -L "unit|sanitize"
 
-demo: build
+# The demo needs the two binaries and the studio, not the tests and benches `make build` also makes.
+demo: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
+	@cmake --build $(BUILD) --target cairn cairn-server
+	@bash scripts/build-ui.sh
 	@bash examples/demo.sh
 
 # libFuzzer targets (clang-14, ASan + UBSan) from the checked-in corpora: FUZZ_SECONDS each (default 60).
