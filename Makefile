@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both install what is missing first.
-.PHONY: deps build test unit e2e demo fuzz bench bench-http bench-tracking bench-sweep bench-distributed bench-studio bench-data bench-gpu bench-pipeline sanitize clean
+.PHONY: format format-check deps build test unit e2e demo fuzz bench bench-http bench-tracking bench-sweep bench-distributed bench-studio bench-data bench-gpu bench-pipeline sanitize clean
 
 BUILD ?= build
 
@@ -39,6 +39,13 @@ demo: deps
 	@cmake --build $(BUILD) --target cairn cairn-server
 	@bash scripts/build-ui.sh
 	@bash examples/demo.sh
+
+# The tree as .clang-format and ui/.prettierrc.json say: check (CI runs it) or apply.
+format-check: deps
+	@bash scripts/check-format.sh
+
+format:
+	@bash scripts/check-format.sh --fix
 
 # libFuzzer targets (clang-14, ASan + UBSan) from the checked-in corpora: FUZZ_SECONDS each (default 60).
 fuzz: deps

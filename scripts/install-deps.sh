@@ -12,6 +12,8 @@ PACKAGES=(
   libboost-dev
   # Fuzzing: clang's libFuzzer and sanitizer runtimes.
   clang-14 libclang-rt-14-dev
+  # The formatter CI checks the tree with (scripts/check-format.sh).
+  clang-format-14
   # Jobs run `python` as Azure ML's do; in the sandbox a job sees the system's tools, not root's home (pyenv).
   python-is-python3
   python3 python3-pytest python3-yaml python3-sklearn python3-numpy
