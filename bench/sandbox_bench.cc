@@ -1,7 +1,7 @@
-// The job sandbox's cost, step by step, beside its reference in the same run: a plain fork + exec of
-// /bin/true (what a job's process cost before the sandbox) against the sandbox's steps for one process
-// (the holder started with the job's view made, the process started inside and its exec, the holder's
-// end). Needs root (the job's own uid). Run: build/sandbox_bench [iterations]
+// The job sandbox's cost, step by step, beside its reference in the same run: a plain fork + exec
+// of /bin/true (what a job's process cost before the sandbox) against the sandbox's steps for one
+// process (the holder started with the job's view made, the process started inside and its exec,
+// the holder's end). Needs root (the job's own uid). Run: build/sandbox_bench [iterations]
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,9 +44,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   int n = argc > 1 ? atoi(argv[1]) : 200;
-  std::string root = std::filesystem::temp_directory_path() / ("cairn-sandbox-bench-" + std::to_string(getpid()));
+  std::string root =
+      std::filesystem::temp_directory_path() / ("cairn-sandbox-bench-" + std::to_string(getpid()));
   std::string ws = root + "/ws";
-  if (!cairn::MakeDirs(ws + "/runs/j/wd").ok() || !cairn::MakeDirs(ws + "/runs/j/inputs/in").ok()) return 1;
+  if (!cairn::MakeDirs(ws + "/runs/j/wd").ok() || !cairn::MakeDirs(ws + "/runs/j/inputs/in").ok())
+    return 1;
   std::vector<double> plain, start, spawn, run, stop;
   for (int i = 0; i < n; ++i) {
     auto t0 = std::chrono::steady_clock::now();

@@ -1,6 +1,6 @@
 // Sampler benchmarks for the sweep issue: the bayesian (TPE) sampler's suggestion time with 1000
-// observations (goal <= 50 ms), and TPE against random search on the Branin function (a standard test
-// function of two variables, minimum 0.397887) with the same budget and seeds.
+// observations (goal <= 50 ms), and TPE against random search on the Branin function (a standard
+// test function of two variables, minimum 0.397887) with the same budget and seeds.
 //
 //   build/sweep_bench
 #include <chrono>
@@ -23,7 +23,8 @@ double Branin(double x, double y) {
 }  // namespace
 
 int main() {
-  auto space = ParseSpace(json::parse(R"({"x": {"type": "uniform", "min_value": -5, "max_value": 10},
+  auto space =
+      ParseSpace(json::parse(R"({"x": {"type": "uniform", "min_value": -5, "max_value": 10},
                                            "y": {"type": "uniform", "min_value": 0, "max_value": 15}})"));
   if (!space.ok()) return 1;
   // 1. Suggestion time with 1000 observations.
@@ -36,7 +37,9 @@ int main() {
   for (int r = 0; r < 20; ++r) {
     auto t = std::chrono::steady_clock::now();
     json p = SampleTpe(*space, 9, 1000 + static_cast<uint64_t>(r), obs, false);
-    best_ms = std::min(best_ms, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
+    best_ms = std::min(
+        best_ms,
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
     if (!p.contains("x")) return 1;
   }
   printf("TPE suggestion with 1000 observations: %.2f ms (best of 20)\n", best_ms);
@@ -60,7 +63,9 @@ int main() {
     random += rb;
     tpe_wins += tb < rb;
   }
-  printf("Branin, %d trials, %d seeds: mean best TPE %.4f, random %.4f (optimum 0.3979); TPE better in %d of %d\n",
-         kTrials, kSeeds, tpe / kSeeds, random / kSeeds, tpe_wins, kSeeds);
+  printf(
+      "Branin, %d trials, %d seeds: mean best TPE %.4f, random %.4f (optimum 0.3979); TPE better "
+      "in %d of %d\n",
+      kTrials, kSeeds, tpe / kSeeds, random / kSeeds, tpe_wins, kSeeds);
   return 0;
 }

@@ -1,5 +1,5 @@
-// libFuzzer target: a request head as a client sends it, through Beast's parser and the part of request
-// handling Cairn owns (the target's path and query, percent-decoding, the UTF-8 check).
+// libFuzzer target: a request head as a client sends it, through Beast's parser and the part of
+// request handling Cairn owns (the target's path and query, percent-decoding, the UTF-8 check).
 #include <boost/beast/http.hpp>
 #include <cstddef>
 #include <cstdint>
@@ -16,7 +16,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   boost::beast::error_code ec;
   p.put(boost::asio::buffer(data, size), ec);
   cairn::http::Request req;
-  std::string target = p.is_header_done() ? std::string(p.get().target()) : std::string(reinterpret_cast<const char*>(data), size);
+  std::string target = p.is_header_done() ? std::string(p.get().target())
+                                          : std::string(reinterpret_cast<const char*>(data), size);
   if (cairn::http::ParseTarget(target, req)) {
     // What was accepted is valid UTF-8, all of it.
     if (!cairn::IsValidUtf8(req.path)) __builtin_trap();

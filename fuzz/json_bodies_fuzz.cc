@@ -1,6 +1,6 @@
-// libFuzzer target: every JSON body handler of the MLflow API (the routes a job's token reaches), against a
-// real tracking store in a temporary folder. The first byte picks the route; the rest is the body. Also the
-// bounded parse every other JSON route goes through.
+// libFuzzer target: every JSON body handler of the MLflow API (the routes a job's token reaches),
+// against a real tracking store in a temporary folder. The first byte picks the route; the rest is
+// the body. Also the bounded parse every other JSON route goes through.
 #include <unistd.h>
 
 #include <cstddef>
@@ -33,11 +33,12 @@ struct Fixture {
     ctx.workspace = dir;
     ctx.scope = [] { return std::string(); };
     cairn::server::RegisterMlflowRoutes(svr, ctx);
-    for (const char* r : {"experiments/create", "experiments/search", "experiments/update",
-                          "experiments/set-experiment-tag", "experiments/delete-experiment-tag", "logged-models",
-                          "logged-models/search", "runs/outputs", "runs/create", "runs/update", "runs/log-metric",
-                          "runs/log-parameter", "runs/set-tag", "runs/delete-tag", "runs/log-batch",
-                          "runs/log-inputs", "runs/log-model", "runs/search"})
+    for (const char* r :
+         {"experiments/create", "experiments/search", "experiments/update",
+          "experiments/set-experiment-tag", "experiments/delete-experiment-tag", "logged-models",
+          "logged-models/search", "runs/outputs", "runs/create", "runs/update", "runs/log-metric",
+          "runs/log-parameter", "runs/set-tag", "runs/delete-tag", "runs/log-batch",
+          "runs/log-inputs", "runs/log-model", "runs/search"})
       routes.push_back(std::string("/api/2.0/mlflow/") + r);
     // A run the bodies can name.
     cairn::http::Request req;
@@ -66,8 +67,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     f->svr.DispatchForTest(req, res);
   } catch (const std::exception&) {
-    // The server answers an exception with a 500; a 500 for a body is a bug, but not a memory error:
-    // the regression tests assert the statuses.
+    // The server answers an exception with a 500; a 500 for a body is a bug, but not a memory
+    // error: the regression tests assert the statuses.
   }
   return 0;
 }

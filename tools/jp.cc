@@ -1,7 +1,8 @@
-// cairn-jp: the CLI's JMESPath engine (base/jmespath.h) on its own, for the differential test against
-// python3-jmespath and for trying a --query out.
-//   cairn-jp EXPRESSION < doc.json       prints the result as JSON (exit 1 and the error on failure)
-//   cairn-jp --lines < cases.jsonl       each line {"expression": E, "data": D} -> {"result": R} or
+// cairn-jp: the CLI's JMESPath engine (base/jmespath.h) on its own, for the differential test
+// against python3-jmespath and for trying a --query out.
+//   cairn-jp EXPRESSION < doc.json       prints the result as JSON (exit 1 and the error on
+//   failure) cairn-jp --lines < cases.jsonl       each line {"expression": E, "data": D} ->
+//   {"result": R} or
 //                                        {"error": KIND, "message": M}
 #include <cstdio>
 #include <iostream>
@@ -23,7 +24,8 @@ int main(int argc, char** argv) {
       } else {
         Json r;
         cairn::jmespath::Error e;
-        if (cairn::jmespath::Search(c["expression"].get<std::string>(), c.value("data", Json()), &r, &e))
+        if (cairn::jmespath::Search(c["expression"].get<std::string>(), c.value("data", Json()), &r,
+                                    &e))
           out = {{"result", r}};
         else
           out = {{"error", e.kind}, {"message", e.message}};

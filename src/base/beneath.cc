@@ -46,8 +46,10 @@ Status Errno(const std::string& what, std::string_view rel) {
   int e = errno;
   std::string r(rel);
   if (e == ENOENT) return NotFound(what + " '" + r + "': no such file or folder");
-  if (e == ELOOP || e == EXDEV) return InvalidArgument(what + " '" + r + "': a link (links are not followed)");
-  if (e == ENOTDIR) return InvalidArgument(what + " '" + r + "': a part of the path is not a folder");
+  if (e == ELOOP || e == EXDEV)
+    return InvalidArgument(what + " '" + r + "': a link (links are not followed)");
+  if (e == ENOTDIR)
+    return InvalidArgument(what + " '" + r + "': a part of the path is not a folder");
   if (e == EISDIR) return InvalidArgument(what + " '" + r + "': a folder");
   if (e == ENOSPC) return Unavailable(what + " '" + r + "': no space left on the device");
   return Internal(what + " '" + r + "': " + strerror(e));
@@ -167,7 +169,8 @@ Result<int> Beneath::OpenRead(std::string_view rel) const {
     close(fd);
     return InvalidArgument("file '" + std::string(rel) + "': not a regular file");
   }
-  // O_NONBLOCK kept a FIFO from blocking the open; reads of a regular file ignore it, but clear it anyway.
+  // O_NONBLOCK kept a FIFO from blocking the open; reads of a regular file ignore it, but clear it
+  // anyway.
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   return fd;
 }
@@ -225,7 +228,8 @@ std::pair<std::string, std::string> ParentAndName(const std::string& rel) {
 
 Status Beneath::Rename(std::string_view from_in, std::string_view to_in) const {
   std::string from = Clean(from_in), to = Clean(to_in);
-  if (from.empty() || to.empty() || !IsClean(from) || !IsClean(to)) return InvalidArgument("cannot rename '" + from + "'");
+  if (from.empty() || to.empty() || !IsClean(from) || !IsClean(to))
+    return InvalidArgument("cannot rename '" + from + "'");
   auto [fp, fn] = ParentAndName(from);
   auto [tp, tn] = ParentAndName(to);
   int fd1 = Resolve(fp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
@@ -262,7 +266,8 @@ Status Beneath::Remove(std::string_view rel_in) const {
   if (fstatat(pfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
     if (S_ISDIR(st.st_mode)) {
       int sub = openat(pfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      if (sub < 0 || !RemoveContents(sub) || (unlinkat(pfd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT))
+      if (sub < 0 || !RemoveContents(sub) ||
+          (unlinkat(pfd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT))
         s = Internal("cannot remove '" + rel + "'");
     } else if (unlinkat(pfd, name.c_str(), 0) != 0 && errno != ENOENT) {
       s = Errno("remove", rel);
@@ -288,7 +293,8 @@ Result<Beneath::Entry> Beneath::Stat(std::string_view rel_in) const {
     errno = e;
     if (r != 0) return Errno("file", rel);
   }
-  return Entry{rel, TypeOf(st.st_mode), S_ISREG(st.st_mode) ? static_cast<long long>(st.st_size) : 0};
+  return Entry{rel, TypeOf(st.st_mode),
+               S_ISREG(st.st_mode) ? static_cast<long long>(st.st_size) : 0};
 }
 
 Result<std::vector<Beneath::Entry>> Beneath::List(std::string_view rel) const {
@@ -304,7 +310,8 @@ Result<std::vector<Beneath::Entry>> Beneath::List(std::string_view rel) const {
     if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
     struct stat st;
     if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-    out.push_back({e->d_name, TypeOf(st.st_mode), S_ISREG(st.st_mode) ? static_cast<long long>(st.st_size) : 0});
+    out.push_back({e->d_name, TypeOf(st.st_mode),
+                   S_ISREG(st.st_mode) ? static_cast<long long>(st.st_size) : 0});
   }
   closedir(d);
   std::sort(out.begin(), out.end(), [](const Entry& a, const Entry& b) { return a.path < b.path; });

@@ -1,11 +1,12 @@
-// A directory tree reached only through its root's descriptor. Every path is resolved beneath the root by
-// openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS) (or, on kernels without it, a
-// walk that opens each component with O_NOFOLLOW), so no component of a path may be a link and nothing
-// outside the root can be named: there is no check-then-open for a job that swaps a file for a link to win.
-// Links inside the tree are listed as links and never followed; removing a tree removes links themselves.
+// A directory tree reached only through its root's descriptor. Every path is resolved beneath the
+// root by openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS) (or, on kernels
+// without it, a walk that opens each component with O_NOFOLLOW), so no component of a path may be a
+// link and nothing outside the root can be named: there is no check-then-open for a job that swaps
+// a file for a link to win. Links inside the tree are listed as links and never followed; removing
+// a tree removes links themselves.
 //
-// Used for every read, write, listing and delete under a run folder or the artifact store. Thread-safe
-// (the root descriptor is only read).
+// Used for every read, write, listing and delete under a run folder or the artifact store.
+// Thread-safe (the root descriptor is only read).
 #pragma once
 
 #include <functional>
@@ -53,14 +54,15 @@ class Beneath {
   // backslash. "" names the root itself. A trailing '/' is allowed.
   static bool IsClean(std::string_view rel);
 
-  // A regular file for reading: its descriptor (the caller closes it). A link, a folder or anything that
-  // is not a regular file is refused (NotFound for a missing one, InvalidArgument otherwise).
+  // A regular file for reading: its descriptor (the caller closes it). A link, a folder or anything
+  // that is not a regular file is refused (NotFound for a missing one, InvalidArgument otherwise).
   Result<int> OpenRead(std::string_view rel) const;
   // A folder's descriptor (O_DIRECTORY).
   Result<int> OpenDir(std::string_view rel) const;
   // Creates the folders of `rel` that are missing (never through a link).
   Status MakeDirs(std::string_view rel, int mode = 0755) const;
-  // Creates or opens `rel` for writing (flags as open(2): O_TRUNC, O_APPEND, O_EXCL); its folder must exist.
+  // Creates or opens `rel` for writing (flags as open(2): O_TRUNC, O_APPEND, O_EXCL); its folder
+  // must exist.
   Result<int> OpenWrite(std::string_view rel, int flags, int mode = 0644) const;
   Status Rename(std::string_view from, std::string_view to) const;
   // Removes a file, a link or a whole folder; a missing one is not an error.

@@ -37,7 +37,8 @@ TEST_F(BeneathTest, ReadsFilesAndRefusesEveryLink) {
   auto fd = root->OpenRead("sub/a.txt");
   ASSERT_TRUE(fd.ok());
   close(*fd);
-  EXPECT_EQ(root->OpenRead("link").status().message(), "file 'link': a link (links are not followed)");
+  EXPECT_EQ(root->OpenRead("link").status().message(),
+            "file 'link': a link (links are not followed)");
   EXPECT_FALSE(root->OpenRead("inner").ok());  // even one that stays inside
   EXPECT_FALSE(root->OpenRead("dirlink/keep.txt").ok());
   EXPECT_FALSE(root->OpenRead("../outside.txt").ok());
@@ -71,9 +72,13 @@ TEST_F(BeneathTest, ListsAndWalksLinksAsLinks) {
   auto root = Beneath::Open(dir_ + "/root");
   ASSERT_TRUE(root.ok());
   std::vector<std::string> seen;
-  ASSERT_TRUE(root->Walk("", [&](const Beneath::Entry& e) {
-    seen.push_back(e.path + (e.type == Beneath::Type::kLink ? "@" : e.type == Beneath::Type::kDir ? "/" : ""));
-  }).ok());
+  ASSERT_TRUE(root->Walk("",
+                         [&](const Beneath::Entry& e) {
+                           seen.push_back(e.path + (e.type == Beneath::Type::kLink  ? "@"
+                                                    : e.type == Beneath::Type::kDir ? "/"
+                                                                                    : ""));
+                         })
+                  .ok());
   EXPECT_EQ(seen, (std::vector<std::string>{"dirlink@", "inner@", "link@", "sub/", "sub/a.txt"}));
   EXPECT_FALSE(root->List("dirlink").ok());
 }

@@ -52,7 +52,8 @@ Result<std::string> ReadFile(const std::string& path, size_t max_bytes) {
     out.append(buf, static_cast<size_t>(n));
     if (out.size() > max_bytes) {
       close(fd);
-      return InvalidArgument(path + ": file is larger than " + std::to_string(max_bytes) + " bytes");
+      return InvalidArgument(path + ": file is larger than " + std::to_string(max_bytes) +
+                             " bytes");
     }
   }
   close(fd);
@@ -137,7 +138,10 @@ Status CopyFile(const std::string& from, const std::string& to) {
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL)) {
         n = sendfile(out, in, nullptr, static_cast<size_t>(left));
-        if (n > 0) { left -= n; continue; }
+        if (n > 0) {
+          left -= n;
+          continue;
+        }
       }
       if (n == 0) break;
       Status s = Errno("cannot copy to", to);

@@ -8,8 +8,8 @@
 namespace cairn {
 
 Result<std::string> ReadFile(const std::string& path, size_t max_bytes = SIZE_MAX);
-// Writes to a temporary file beside `path`, fsyncs when `durable`, then renames: readers see the old
-// content or the new, never a torn file.
+// Writes to a temporary file beside `path`, fsyncs when `durable`, then renames: readers see the
+// old content or the new, never a torn file.
 Status WriteFileAtomic(const std::string& path, const std::string& data, int mode = 0644,
                        bool durable = false);
 // Writes in place (create or truncate).

@@ -20,7 +20,8 @@ std::string HttpResponse::Header(const std::string& name) const {
   return it == headers.end() ? "" : it->second;
 }
 
-HttpClient::HttpClient(std::string base_url, int timeout_ms) : url_(std::move(base_url)), timeout_ms_(timeout_ms) {
+HttpClient::HttpClient(std::string base_url, int timeout_ms)
+    : url_(std::move(base_url)), timeout_ms_(timeout_ms) {
   std::string rest = StartsWith(url_, "http://") ? url_.substr(7) : url_;
   rest = rest.substr(0, rest.find('/'));
   size_t colon = rest.rfind(':');
@@ -94,7 +95,8 @@ bool HttpClient::ReadMore() {
   return true;
 }
 
-Result<HttpResponse> HttpClient::ReadResponse(const std::function<bool(const char*, size_t)>& sink) {
+Result<HttpResponse> HttpClient::ReadResponse(
+    const std::function<bool(const char*, size_t)>& sink) {
   HttpResponse res;
   size_t end;
   while ((end = buf_.find("\r\n\r\n", pos_)) == std::string::npos)
@@ -109,7 +111,9 @@ Result<HttpResponse> HttpClient::ReadResponse(const std::function<bool(const cha
     if (colon == std::string::npos) continue;
     res.headers[ToLower(Trim(lines[i].substr(0, colon)))] = Trim(lines[i].substr(colon + 1));
   }
-  auto emit = [&](const char* p, size_t n) { return sink ? sink(p, n) : (res.body.append(p, n), true); };
+  auto emit = [&](const char* p, size_t n) {
+    return sink ? sink(p, n) : (res.body.append(p, n), true);
+  };
   bool chunked = ToLower(res.Header("transfer-encoding")).find("chunked") != std::string::npos;
   if (chunked) {
     for (;;) {
@@ -145,14 +149,15 @@ Result<HttpResponse> HttpClient::ReadResponse(const std::function<bool(const cha
   return res;
 }
 
-Result<HttpResponse> HttpClient::Request(const std::string& method, const std::string& path, const std::string& body,
-                                         const std::string& content_type,
+Result<HttpResponse> HttpClient::Request(const std::string& method, const std::string& path,
+                                         const std::string& body, const std::string& content_type,
                                          const std::function<bool(const char*, size_t)>& sink) {
-  std::string req = method + " " + path + " HTTP/1.1\r\nHost: " + host_ + ":" + std::to_string(port_) +
-                    "\r\nConnection: keep-alive\r\n";
+  std::string req = method + " " + path + " HTTP/1.1\r\nHost: " + host_ + ":" +
+                    std::to_string(port_) + "\r\nConnection: keep-alive\r\n";
   if (!token_.empty()) req += "Authorization: Bearer " + token_ + "\r\n";
   if (!body.empty() || method == "POST" || method == "PUT" || method == "PATCH")
-    req += "Content-Type: " + content_type + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+    req += "Content-Type: " + content_type + "\r\nContent-Length: " + std::to_string(body.size()) +
+           "\r\n";
   req += "\r\n";
   // Small bodies go in the same send as the head; big ones (uploads) are sent from where they are.
   bool separate = body.size() > (64u << 10);
@@ -180,7 +185,8 @@ Result<HttpResponse> HttpClient::Request(const std::string& method, const std::s
             !identity_accept_(answer->body, nonce)) {
           Close();
           refused_identity_ = answer.ok();
-          return Unavailable("the server at " + url_ + " did not prove it holds this workspace's secret");
+          return Unavailable("the server at " + url_ +
+                             " did not prove it holds this workspace's secret");
         }
       }
     }
@@ -192,7 +198,9 @@ Result<HttpResponse> HttpClient::Request(const std::string& method, const std::s
       s = res.status();
     }
     Close();
-    if (timed_out_) return Unavailable("no answer from " + url_ + " within " + std::to_string(timeout_ms_ / 1000) + " s");
+    if (timed_out_)
+      return Unavailable("no answer from " + url_ + " within " +
+                         std::to_string(timeout_ms_ / 1000) + " s");
     if (!reused) return s;
   }
   return Unavailable("cannot reach " + url_);

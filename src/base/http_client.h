@@ -1,7 +1,7 @@
 // A small blocking HTTP/1.1 client for loopback calls (CLI -> server, supervisor -> server): one
-// keep-alive connection, Content-Length and chunked bodies, no TLS. It exists so that the CLI and the
-// supervisor, which start once per job, need not load an HTTP library with OpenSSL behind it (that
-// alone doubled their start-up time). Not thread-safe.
+// keep-alive connection, Content-Length and chunked bodies, no TLS. It exists so that the CLI and
+// the supervisor, which start once per job, need not load an HTTP library with OpenSSL behind it
+// (that alone doubled their start-up time). Not thread-safe.
 #pragma once
 
 #include <functional>
@@ -28,12 +28,14 @@ class HttpClient {
   HttpClient& operator=(const HttpClient&) = delete;
 
   void SetBearerToken(const std::string& token) { token_ = token; }
-  // Makes every new connection prove who answers before anything else goes over it: `path(nonce)` is
-  // asked (GET, without the bearer token) with a fresh random nonce, and the connection is used only if
-  // `accept(body, nonce)` is true (else the request fails as Unavailable, with `refused_identity()` set).
-  // A connection kept alive is not asked again: it is the one that proved itself.
-  void SetIdentityCheck(std::function<std::string(const std::string& nonce)> path,
-                        std::function<bool(const std::string& body, const std::string& nonce)> accept) {
+  // Makes every new connection prove who answers before anything else goes over it: `path(nonce)`
+  // is asked (GET, without the bearer token) with a fresh random nonce, and the connection is used
+  // only if `accept(body, nonce)` is true (else the request fails as Unavailable, with
+  // `refused_identity()` set). A connection kept alive is not asked again: it is the one that
+  // proved itself.
+  void SetIdentityCheck(
+      std::function<std::string(const std::string& nonce)> path,
+      std::function<bool(const std::string& body, const std::string& nonce)> accept) {
     identity_path_ = std::move(path);
     identity_accept_ = std::move(accept);
   }
@@ -42,7 +44,8 @@ class HttpClient {
 
   // Sends a request. `sink`, when given, receives the body as it arrives (and `body` stays empty);
   // returning false from it aborts. Unavailable when the server cannot be reached.
-  Result<HttpResponse> Request(const std::string& method, const std::string& path, const std::string& body = "",
+  Result<HttpResponse> Request(const std::string& method, const std::string& path,
+                               const std::string& body = "",
                                const std::string& content_type = "application/json",
                                const std::function<bool(const char*, size_t)>& sink = nullptr);
 

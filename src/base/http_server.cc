@@ -36,7 +36,8 @@ std::string Request::get_header_value(const std::string& k) const {
 }
 
 void Response::set_header(const std::string& k, const std::string& v) {
-  if (k.find_first_of("\r\n") != std::string::npos || v.find_first_of("\r\n") != std::string::npos) return;
+  if (k.find_first_of("\r\n") != std::string::npos || v.find_first_of("\r\n") != std::string::npos)
+    return;
   headers.emplace(k, v);
 }
 
@@ -130,37 +131,64 @@ constexpr int kMaxWorkers = 512;
 
 const char* Reason(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 414: return "URI Too Long";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Unknown";
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 204:
+      return "No Content";
+    case 206:
+      return "Partial Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 304:
+      return "Not Modified";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Payload Too Large";
+    case 414:
+      return "URI Too Long";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 503:
+      return "Service Unavailable";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Unknown";
   }
 }
 
-const beast::error_category& HttpCategory() { return bhttp::make_error_code(bhttp::error::need_more).category(); }
+const beast::error_category& HttpCategory() {
+  return bhttp::make_error_code(bhttp::error::need_more).category();
+}
 
 std::string ErrorAnswer(int status, const std::string& why) {
-  std::string body = "{\"error_code\":\"" + std::string(status == 413 ? "RESOURCE_LIMIT_EXCEEDED" : "BAD_REQUEST") +
+  std::string body = "{\"error_code\":\"" +
+                     std::string(status == 413 ? "RESOURCE_LIMIT_EXCEEDED" : "BAD_REQUEST") +
                      "\",\"message\":\"" + why + "\"}";
   return "HTTP/1.1 " + std::to_string(status) + " " + Reason(status) +
          "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
@@ -170,7 +198,8 @@ std::string ErrorAnswer(int status, const std::string& why) {
 std::string HeadOf(const Response& res, const std::string& length_line, bool keep_alive) {
   std::string head = "HTTP/1.1 " + std::to_string(res.status) + " " + Reason(res.status) + "\r\n";
   for (const auto& [k, v] : res.headers) {
-    if (strcasecmp(k.c_str(), "Content-Length") == 0 || strcasecmp(k.c_str(), "Connection") == 0) continue;
+    if (strcasecmp(k.c_str(), "Content-Length") == 0 || strcasecmp(k.c_str(), "Connection") == 0)
+      continue;
     head += k;
     head += ": ";
     head += v;
@@ -188,13 +217,15 @@ class ConnectionBase {
  public:
   virtual ~ConnectionBase() = default;
   virtual void CloseIdle() = 0;  // event loop only
-  // Ends the connection's reads (a head or body being waited for); an answer being written still goes out.
+  // Ends the connection's reads (a head or body being waited for); an answer being written still
+  // goes out.
   virtual void StopReading() = 0;  // event loop only
-  // Closes a connection that has not proven a credential, to make room for a newer one from its address:
-  // an idle one at once, one mid-request once its answer (if any) is out.
+  // Closes a connection that has not proven a credential, to make room for a newer one from its
+  // address: an idle one at once, one mid-request once its answer (if any) is out.
   virtual void Evict() = 0;  // event loop only
   std::list<std::weak_ptr<ConnectionBase>>::iterator all_it;
-  // The peer's address, and the connection's place on that address's unproven list while it is on it.
+  // The peer's address, and the connection's place on that address's unproven list while it is on
+  // it.
   std::string address;
   std::list<std::weak_ptr<ConnectionBase>>::iterator unproven_it;
   bool unproven = false;  // event loop only, and the destructor
@@ -210,8 +241,9 @@ struct Server::Impl {
   asio::steady_timer retry{io};
   // Connections waiting for their next request, longest idle first (event loop only).
   std::list<std::weak_ptr<ConnectionBase>> idle;
-  // Connections that have not proven a credential, by address, oldest first (event loop only). An entry
-  // leaves when its connection proves one, is evicted, or is destroyed (posted by its destructor).
+  // Connections that have not proven a credential, by address, oldest first (event loop only). An
+  // entry leaves when its connection proves one, is evicted, or is destroyed (posted by its
+  // destructor).
   std::map<std::string, std::list<std::weak_ptr<ConnectionBase>>> unproven;
   // Every open connection, for stop().
   std::mutex all_mu;
@@ -248,7 +280,8 @@ struct Server::Impl {
       l.lock();
     }
   }
-  // Puts a new connection on its address's unproven list, and evicts the oldest live ones past `cap`.
+  // Puts a new connection on its address's unproven list, and evicts the oldest live ones past
+  // `cap`.
   void ListUnproven(const std::shared_ptr<ConnectionBase>& c, size_t cap) {
     auto& list = unproven[c->address];
     c->unproven_it = list.insert(list.end(), c);
@@ -257,7 +290,7 @@ struct Server::Impl {
     for (const auto& w : list) live += !w.expired();
     for (auto it = list.begin(); live > cap && it != list.end();) {
       auto old = it->lock();
-      ++it;  // before `old` leaves the list
+      ++it;                // before `old` leaves the list
       if (!old) continue;  // its destructor's erasure is on its way
       Unlist(*old);
       old->Evict();
@@ -297,13 +330,16 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
 
   template <class... Args>
-  Connection(Server* s, Args&&... args) : s_(s), stream_(std::forward<Args>(args)...), idle_timer_(s->impl_->io) {
+  Connection(Server* s, Args&&... args)
+      : s_(s), stream_(std::forward<Args>(args)...), idle_timer_(s->impl_->io) {
     s_->connections_.fetch_add(1, std::memory_order_relaxed);
   }
   ~Connection() override {
     s_->connections_.fetch_sub(1, std::memory_order_relaxed);
     if (unproven) {  // the list is the event loop's: it takes the entry off there
-      asio::post(s_->impl_->io, [impl = s_->impl_.get(), address = address, it = unproven_it] { impl->Erase(address, it); });
+      asio::post(s_->impl_->io, [impl = s_->impl_.get(), address = address, it = unproven_it] {
+        impl->Erase(address, it);
+      });
     }
     std::lock_guard<std::mutex> l(s_->impl_->all_mu);
     s_->impl_->all.erase(all_it);
@@ -337,7 +373,8 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
   }
 
   void CloseIdle() override {
-    // Off the idle list too: a weak entry left there would keep the connection's memory (make_shared).
+    // Off the idle list too: a weak entry left there would keep the connection's memory
+    // (make_shared).
     if (in_idle_) s_->impl_->idle.erase(idle_it_);
     in_idle_ = false;
     idle_timer_.cancel();
@@ -348,8 +385,9 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
  private:
   beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
 
-  // Event loop: between requests. A plain connection waits for readability with no buffer held; a TLS
-  // one reads its next head directly (OpenSSL may hold decrypted bytes the socket no longer shows).
+  // Event loop: between requests. A plain connection waits for readability with no buffer held; a
+  // TLS one reads its next head directly (OpenSSL may hold decrypted bytes the socket no longer
+  // shows).
   void WaitRequest() {
     if (s_->stopping_) return Close();
     if (buf_.size() > 0) return ReadHead();
@@ -363,18 +401,21 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     });
     if constexpr (kTls) {
       NewHead();
-      bhttp::async_read_header(stream_, buf_, *head_, [self = this->shared_from_this()](beast::error_code ec, size_t) {
-        if (!self->in_idle_) return;  // shed or timed out: already closed
-        self->LeaveIdle();
-        self->OnHead(ec);
-      });
+      bhttp::async_read_header(stream_, buf_, *head_,
+                               [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                                 if (!self->in_idle_) return;  // shed or timed out: already closed
+                                 self->LeaveIdle();
+                                 self->OnHead(ec);
+                               });
     } else {
-      Lowest().socket().async_wait(tcp::socket::wait_read, [self = this->shared_from_this()](beast::error_code ec) {
-        if (!self->in_idle_) return;  // shed or timed out: already closed
-        self->LeaveIdle();
-        if (ec) return self->Close();
-        self->ReadHead();
-      });
+      Lowest().socket().async_wait(tcp::socket::wait_read,
+                                   [self = this->shared_from_this()](beast::error_code ec) {
+                                     if (!self->in_idle_)
+                                       return;  // shed or timed out: already closed
+                                     self->LeaveIdle();
+                                     if (ec) return self->Close();
+                                     self->ReadHead();
+                                   });
     }
   }
 
@@ -384,9 +425,11 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     s_->impl_->idle.erase(idle_it_);
   }
 
-  // The head's parser: limits the head; the body's limit is the route's, applied by the body's parser.
+  // The head's parser: limits the head; the body's limit is the route's, applied by the body's
+  // parser.
   void NewHead() {
-    // Beast reads into the buffer's free capacity (at least 512 bytes): give it room for large reads.
+    // Beast reads into the buffer's free capacity (at least 512 bytes): give it room for large
+    // reads.
     buf_.reserve(kChunk);
     head_.emplace();
     head_->header_limit(kMaxHead);
@@ -396,35 +439,40 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
   void ReadHead() {
     NewHead();
     Lowest().expires_after(std::chrono::seconds(s_->timeout_s_));
-    bhttp::async_read_header(stream_, buf_, *head_, [self = this->shared_from_this()](beast::error_code ec, size_t) {
-      self->OnHead(ec);
-    });
+    bhttp::async_read_header(
+        stream_, buf_, *head_,
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnHead(ec); });
   }
 
   void OnHead(beast::error_code ec) {
     Lowest().expires_never();
     if (ec == bhttp::error::body_limit) return Refuse(ErrorAnswer(413, "request body too large"));
-    if (ec == bhttp::error::header_limit) return Refuse(ErrorAnswer(431, "request head over 64 KiB"));
-    if (ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == beast::error::timeout ||
-        ec == asio::error::operation_aborted || ec == asio::error::connection_reset || ec == asio::ssl::error::stream_truncated)
+    if (ec == bhttp::error::header_limit)
+      return Refuse(ErrorAnswer(431, "request head over 64 KiB"));
+    if (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+        ec == beast::error::timeout || ec == asio::error::operation_aborted ||
+        ec == asio::error::connection_reset || ec == asio::ssl::error::stream_truncated)
       return Close();
-    if (ec && ec.category() == HttpCategory()) return Refuse(ErrorAnswer(400, "malformed request: " + ec.message()));
+    if (ec && ec.category() == HttpCategory())
+      return Refuse(ErrorAnswer(400, "malformed request: " + ec.message()));
     if (ec) return Close();
     // The request goes to a worker; the work guard keeps the loop running while it is there.
-    s_->impl_->Submit([self = this->shared_from_this(), work = asio::make_work_guard(s_->impl_->io)] { self->Process(); });
+    s_->impl_->Submit([self = this->shared_from_this(),
+                       work = asio::make_work_guard(s_->impl_->io)] { self->Process(); });
   }
 
   // Event loop: writes a refusal and closes.
   void Refuse(std::string answer) {
     auto owned = std::make_shared<std::string>(std::move(answer));
     Lowest().expires_after(std::chrono::seconds(5));
-    asio::async_write(stream_, asio::buffer(*owned), [self = this->shared_from_this(), owned](beast::error_code, size_t) {
-      self->LingeringClose();
-    });
+    asio::async_write(stream_, asio::buffer(*owned),
+                      [self = this->shared_from_this(), owned](beast::error_code, size_t) {
+                        self->LingeringClose();
+                      });
   }
 
-  // A lingering close: closing with unread bytes makes the kernel send a reset, which can destroy an error
-  // answer before the client reads it. Stop sending, then read what is left for a moment.
+  // A lingering close: closing with unread bytes makes the kernel send a reset, which can destroy
+  // an error answer before the client reads it. Stop sending, then read what is left for a moment.
   void LingeringClose() {
     if constexpr (kTls) {
       return Close();
@@ -436,7 +484,8 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     }
   }
   void Drain(std::shared_ptr<std::array<char, 16384>> sink, size_t drained) {
-    Lowest().async_read_some(asio::buffer(*sink), [self = this->shared_from_this(), sink, drained](beast::error_code ec, size_t n) {
+    Lowest().async_read_some(asio::buffer(*sink), [self = this->shared_from_this(), sink, drained](
+                                                      beast::error_code ec, size_t n) {
       if (ec || drained + n > (4u << 20)) return self->Close();
       self->Drain(sink, drained + n);
     });
@@ -462,10 +511,12 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
   bool Write(const std::string& data) {
     if (data.empty()) return true;
     return !OnLoop([&](auto done) {
-      asio::async_write(stream_, asio::buffer(data), [done](beast::error_code ec, size_t) { done(ec); });
+      asio::async_write(stream_, asio::buffer(data),
+                        [done](beast::error_code ec, size_t) { done(ec); });
     });
   }
-  // Parses what is already buffered into `p`, so a body that came with its head needs no trip to the loop.
+  // Parses what is already buffered into `p`, so a body that came with its head needs no trip to
+  // the loop.
   template <class Parser>
   beast::error_code ParseBuffered(Parser& p) {
     beast::error_code ec;
@@ -503,12 +554,16 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     Request req;
     req.method = std::string(h.method_string());
     req.target = std::string(h.target());
-    if (h.version() != 11 && h.version() != 10) return Respond(ErrorAnswer(505, "unsupported HTTP version"));
-    if (req.target.size() > kMaxTarget) return Respond(ErrorAnswer(414, "request target over 8 KiB"));
+    if (h.version() != 11 && h.version() != 10)
+      return Respond(ErrorAnswer(505, "unsupported HTTP version"));
+    if (req.target.size() > kMaxTarget)
+      return Respond(ErrorAnswer(414, "request target over 8 KiB"));
     if (req.target.empty() || (req.target[0] != '/' && req.target != "*"))
       return Respond(ErrorAnswer(400, "malformed request target"));
-    if (!ParseTarget(req.target, req)) return Respond(ErrorAnswer(400, "the request's path or query is not UTF-8"));
-    for (const auto& f : h) req.headers.emplace(std::string(f.name_string()), std::string(f.value()));
+    if (!ParseTarget(req.target, req))
+      return Respond(ErrorAnswer(400, "the request's path or query is not UTF-8"));
+    for (const auto& f : h)
+      req.headers.emplace(std::string(f.name_string()), std::string(f.value()));
     bool keep_alive = h.keep_alive();
     bool chunked = head_->chunked();
     auto length = head_->content_length();
@@ -529,12 +584,14 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
       auto verdict = s_->pre_ ? s_->pre_(req, res) : Server::HandlerResponse::Unhandled;
       if (verdict == Server::HandlerResponse::Authorized && !proven_) {
         proven_ = true;
-        asio::post(s_->impl_->io, [self = this->shared_from_this()] { self->s_->impl_->Unlist(*self); });
+        asio::post(s_->impl_->io,
+                   [self = this->shared_from_this()] { self->s_->impl_->Unlist(*self); });
       }
       if (verdict == Server::HandlerResponse::Handled) {
         handled = true;
       } else if (length && *length > limit) {
-        return Respond(ErrorAnswer(413, "request body over the limit of " + std::to_string(limit) + " bytes"));
+        return Respond(
+            ErrorAnswer(413, "request body over the limit of " + std::to_string(limit) + " bytes"));
       } else if (route && route->reader) {
         bhttp::request_parser<bhttp::buffer_body> p(std::move(*head_));
         p.body_limit(limit);
@@ -549,7 +606,8 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
             beast::error_code ec = ParseBuffered(p);
             if (!ec && !p.is_done() && p.get().body().size == chunk.size()) {
               ec = OnLoop([&](auto done) {
-                bhttp::async_read_some(stream_, buf_, p, [done](beast::error_code e, size_t) { done(e); });
+                bhttp::async_read_some(stream_, buf_, p,
+                                       [done](beast::error_code e, size_t) { done(e); });
               });
             }
             if (ec == bhttp::error::need_buffer) ec = {};
@@ -565,7 +623,8 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
         route->reader(req, res, reader);
         handled = true;
       } else if (!route && has_body) {
-        // Nothing would read it: answered at once, and the connection closed rather than the body read.
+        // Nothing would read it: answered at once, and the connection closed rather than the body
+        // read.
         res.status = 404;
       } else {
         if (has_body) {
@@ -574,9 +633,12 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
           if (!send_continue()) return FinishClosed();
           beast::error_code ec = ParseBuffered(p);
           if (!ec && !p.is_done())
-            ec = OnLoop([&](auto done) { bhttp::async_read(stream_, buf_, p, [done](beast::error_code e, size_t) { done(e); }); });
+            ec = OnLoop([&](auto done) {
+              bhttp::async_read(stream_, buf_, p, [done](beast::error_code e, size_t) { done(e); });
+            });
           if (ec == bhttp::error::body_limit)
-            return Respond(ErrorAnswer(413, "request body over the limit of " + std::to_string(limit) + " bytes"));
+            return Respond(ErrorAnswer(
+                413, "request body over the limit of " + std::to_string(limit) + " bytes"));
           if (ec && ec.category() == HttpCategory() && ec != bhttp::error::partial_message)
             return Respond(ErrorAnswer(400, "malformed request body: " + ec.message()));
           if (ec) return FinishClosed();
@@ -624,7 +686,8 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     }
     bool streamed = res.provider || res.file_fd >= 0;
     size_t content_length = streamed ? res.provider_length : res.body.size();
-    std::string head = HeadOf(res, "Content-Length: " + std::to_string(content_length) + "\r\n", keep_alive);
+    std::string head =
+        HeadOf(res, "Content-Length: " + std::to_string(content_length) + "\r\n", keep_alive);
     if (res.file_fd >= 0) {
       bool ok = Write(head);
       std::string chunk;
@@ -654,7 +717,8 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
       });
       while (ok && !head_only && offset < content_length) {
         size_t before = offset;
-        if (!res.provider(offset, content_length - offset, sink) || !sink.ok() || offset == before) ok = false;
+        if (!res.provider(offset, content_length - offset, sink) || !sink.ok() || offset == before)
+          ok = false;
       }
       if (res.release) res.release(ok);
       if (!ok) return FinishClosed();
@@ -669,7 +733,9 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
   void Respond(std::string answer) {
     head_.reset();
     s_->requests_.fetch_add(1, std::memory_order_relaxed);
-    asio::post(s_->impl_->io, [self = this->shared_from_this(), a = std::move(answer)]() mutable { self->Refuse(std::move(a)); });
+    asio::post(s_->impl_->io, [self = this->shared_from_this(), a = std::move(answer)]() mutable {
+      self->Refuse(std::move(a));
+    });
   }
 
   Server* s_;
@@ -696,7 +762,8 @@ Server::~Server() {
     if (t.joinable()) t.join();
 }
 
-Server& Server::Add(const std::string& method, const std::string& pattern, Handler h, size_t max_body) {
+Server& Server::Add(const std::string& method, const std::string& pattern, Handler h,
+                    size_t max_body) {
   routes_[method].push_back({std::regex(pattern), std::move(h), nullptr, max_body});
   return *this;
 }
@@ -726,7 +793,9 @@ Status Server::set_tls(const std::string& cert_file, const std::string& key_file
   auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
   beast::error_code ec;
   ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1, ec);
+                       asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                       asio::ssl::context::no_tlsv1_1,
+                   ec);
   ctx->use_certificate_chain_file(cert_file, ec);
   if (ec) return InvalidArgument("--tls-cert " + cert_file + ": " + ec.message());
   ctx->use_private_key_file(key_file, asio::ssl::context::pem, ec);
@@ -750,7 +819,8 @@ bool Server::Bind(const std::string& host, int port, bool plain) {
   if (ec) return false;
   // Asio opens and accepts without close-on-exec: no process the server starts may keep a socket.
   fcntl(a.native_handle(), F_SETFD, FD_CLOEXEC);
-  impl_->listeners.push_back(std::make_unique<Impl::Listener>(Impl::Listener{std::move(a), !plain}));
+  impl_->listeners.push_back(
+      std::make_unique<Impl::Listener>(Impl::Listener{std::move(a), !plain}));
   return true;
 }
 
@@ -793,7 +863,8 @@ bool Server::listen_after_bind() {
     setrlimit(RLIMIT_NOFILE, &rl);
   }
   size_t limit = max_connections_;
-  if (limit == 0) limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 512 ? rl.rlim_cur - 256 : 256;
+  if (limit == 0)
+    limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 512 ? rl.rlim_cur - 256 : 256;
   auto on_socket = [this](tcp::socket sock, bool tls) {
     beast::error_code ec;
     fcntl(sock.native_handle(), F_SETFD, FD_CLOEXEC);
@@ -806,7 +877,8 @@ bool Server::listen_after_bind() {
     };
     if (tls && tls_) {
       auto& ctx = *std::static_pointer_cast<asio::ssl::context>(tls_);
-      start(std::make_shared<Connection<beast::ssl_stream<beast::tcp_stream>>>(this, std::move(sock), ctx));
+      start(std::make_shared<Connection<beast::ssl_stream<beast::tcp_stream>>>(
+          this, std::move(sock), ctx));
     } else {
       start(std::make_shared<Connection<beast::tcp_stream>>(this, std::move(sock)));
     }
@@ -824,8 +896,10 @@ bool Server::listen_after_bind() {
         return;
       }
       if (!ec) {
-        if (connections_.load() >= limit && !impl_->ShedOne()) sock.close(ec);
-        else on_socket(std::move(sock), l->tls);
+        if (connections_.load() >= limit && !impl_->ShedOne())
+          sock.close(ec);
+        else
+          on_socket(std::move(sock), l->tls);
       }
       accept(l);
     });

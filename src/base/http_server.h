@@ -1,25 +1,27 @@
 // The workspace server's HTTP/1.1 server, on Boost.Beast's parser over Asio (a well-kept, fuzzed
-// implementation: strict request lines and fields, Content-Length/Transfer-Encoding conflicts refused,
-// chunk sizes checked against the body limit).
+// implementation: strict request lines and fields, Content-Length/Transfer-Encoding conflicts
+// refused, chunk sizes checked against the body limit).
 //
-// One event-loop thread owns every socket: it accepts, waits for a connection to become readable (an idle
-// keep-alive connection holds no buffer and no thread), reads each request's head under a header limit and
-// a deadline, and writes answers. A request whose head has arrived goes to a worker thread (a pool that
-// grows on demand), which runs the pre-routing handler (the token check) on the head alone, then reads the
-// body, within the route's limit, only for a request that was let through, and runs the handler. A worker
-// never blocks on a socket: it hands reads and writes to the event loop and waits for them, each under the
-// I/O timeout, so a stalled client costs one worker for at most that long.
+// One event-loop thread owns every socket: it accepts, waits for a connection to become readable
+// (an idle keep-alive connection holds no buffer and no thread), reads each request's head under a
+// header limit and a deadline, and writes answers. A request whose head has arrived goes to a
+// worker thread (a pool that grows on demand), which runs the pre-routing handler (the token check)
+// on the head alone, then reads the body, within the route's limit, only for a request that was let
+// through, and runs the handler. A worker never blocks on a socket: it hands reads and writes to
+// the event loop and waits for them, each under the I/O timeout, so a stalled client costs one
+// worker for at most that long.
 //
-// When the connection limit (or the process's descriptor limit) is reached, the longest-idle keep-alive
-// connection is closed to make room. A connection counts as unproven until the pre-routing handler
-// authorizes one of its requests (HandlerResponse::Authorized); past set_max_unproven_per_address such
-// connections from one address, the oldest of them is closed for the new one, so one address holds at
-// most that many of the server's slots without a credential. With TLS (set_tls) every connection is TLS.
+// When the connection limit (or the process's descriptor limit) is reached, the longest-idle
+// keep-alive connection is closed to make room. A connection counts as unproven until the
+// pre-routing handler authorizes one of its requests (HandlerResponse::Authorized); past
+// set_max_unproven_per_address such connections from one address, the oldest of them is closed for
+// the new one, so one address holds at most that many of the server's slots without a credential.
+// With TLS (set_tls) every connection is TLS.
 //
-// Requests: percent-decoded paths, query parameters with repeated keys, `Expect: 100-continue`, streamed
-// bodies for uploads. Paths and query parameters must be UTF-8 (400 otherwise). Routes are std::regex
-// patterns matched against the whole path, tried in the order they were added. The interface follows
-// cpp-httplib's, which the server used first, so handlers read the same.
+// Requests: percent-decoded paths, query parameters with repeated keys, `Expect: 100-continue`,
+// streamed bodies for uploads. Paths and query parameters must be UTF-8 (400 otherwise). Routes are
+// std::regex patterns matched against the whole path, tried in the order they were added. The
+// interface follows cpp-httplib's, which the server used first, so handlers read the same.
 #pragma once
 
 #include <atomic>
@@ -87,8 +89,9 @@ struct Response {
                             std::function<void(bool)> release = nullptr);
   // A body read from `fd` (sent with sendfile; the server closes the descriptor).
   void set_file_content(int fd, size_t length, const std::string& type);
-  // A body of unknown length, ended by closing the connection (server-sent events): `step` is called
-  // until it returns false or a write fails; each call writes what it has, waiting as it likes.
+  // A body of unknown length, ended by closing the connection (server-sent events): `step` is
+  // called until it returns false or a write fails; each call writes what it has, waiting as it
+  // likes.
   void set_stream(const std::string& type, std::function<bool(DataSink& sink)> step);
 
   // Used by the server.
@@ -106,8 +109,8 @@ using ReaderHandler = std::function<void(const Request&, Response&, const Conten
 
 class Server {
  public:
-  // Unhandled lets the request through; Authorized too, and it proved a credential (its connection is no
-  // longer counted against its address's unproven connections); Handled answers it there.
+  // Unhandled lets the request through; Authorized too, and it proved a credential (its connection
+  // is no longer counted against its address's unproven connections); Handled answers it there.
   enum class HandlerResponse { Handled, Unhandled, Authorized };
 
   Server();
@@ -115,19 +118,33 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // `max_body` bounds the route's request body (0: the server's default, set_max_body); a longer one is
-  // answered 413 before it is read.
-  Server& Get(const std::string& pattern, Handler h) { return Add("GET", pattern, std::move(h), 0); }
-  Server& Post(const std::string& pattern, Handler h, size_t max_body = 0) { return Add("POST", pattern, std::move(h), max_body); }
-  Server& Put(const std::string& pattern, Handler h, size_t max_body = 0) { return Add("PUT", pattern, std::move(h), max_body); }
+  // `max_body` bounds the route's request body (0: the server's default, set_max_body); a longer
+  // one is answered 413 before it is read.
+  Server& Get(const std::string& pattern, Handler h) {
+    return Add("GET", pattern, std::move(h), 0);
+  }
+  Server& Post(const std::string& pattern, Handler h, size_t max_body = 0) {
+    return Add("POST", pattern, std::move(h), max_body);
+  }
+  Server& Put(const std::string& pattern, Handler h, size_t max_body = 0) {
+    return Add("PUT", pattern, std::move(h), max_body);
+  }
   Server& Put(const std::string& pattern, ReaderHandler h, size_t max_body = 0);
-  Server& Patch(const std::string& pattern, Handler h, size_t max_body = 0) { return Add("PATCH", pattern, std::move(h), max_body); }
-  Server& Delete(const std::string& pattern, Handler h) { return Add("DELETE", pattern, std::move(h), 0); }
+  Server& Patch(const std::string& pattern, Handler h, size_t max_body = 0) {
+    return Add("PATCH", pattern, std::move(h), max_body);
+  }
+  Server& Delete(const std::string& pattern, Handler h) {
+    return Add("DELETE", pattern, std::move(h), 0);
+  }
 
-  // Runs on the head, before any of the body is read, on the thread that then runs the route's handler;
-  // Handled answers with what it put in the response (and the body is never read).
-  void set_pre_routing_handler(std::function<HandlerResponse(const Request&, Response&)> h) { pre_ = std::move(h); }
-  void set_exception_handler(std::function<void(const Request&, Response&, std::exception_ptr)> h) { on_exception_ = std::move(h); }
+  // Runs on the head, before any of the body is read, on the thread that then runs the route's
+  // handler; Handled answers with what it put in the response (and the body is never read).
+  void set_pre_routing_handler(std::function<HandlerResponse(const Request&, Response&)> h) {
+    pre_ = std::move(h);
+  }
+  void set_exception_handler(std::function<void(const Request&, Response&, std::exception_ptr)> h) {
+    on_exception_ = std::move(h);
+  }
   // The default body limit of routes that name none.
   void set_max_body(size_t n) { max_body_ = n; }
   // Each read or write of a request in progress must make progress within this long.
@@ -136,8 +153,8 @@ class Server {
   void set_idle_timeout_seconds(int s) { idle_timeout_s_ = s; }
   // At most this many open connections; past it the longest-idle one is closed for a new one.
   void set_max_connections(size_t n) { max_connections_ = n; }
-  // At most this many connections from one address that have not yet proven a credential (0: no cap); past
-  // it the oldest of them is closed.
+  // At most this many connections from one address that have not yet proven a credential (0: no
+  // cap); past it the oldest of them is closed.
   void set_max_unproven_per_address(size_t n) { max_unproven_per_address_ = n; }
   // Serves TLS with this certificate chain and key (PEM files). Call before bind.
   Status set_tls(const std::string& cert_file, const std::string& key_file);
@@ -145,14 +162,15 @@ class Server {
 
   bool bind_to_port(const std::string& host, int port);
   int bind_to_any_port(const std::string& host);  // the port, or -1
-  // A second listener, plain HTTP on 127.0.0.1 (port 0: any), beside a TLS one: for this machine's CLI
-  // and jobs, which speak plain HTTP. The port, or -1.
+  // A second listener, plain HTTP on 127.0.0.1 (port 0: any), beside a TLS one: for this machine's
+  // CLI and jobs, which speak plain HTTP. The port, or -1.
   int add_plain_loopback_listener(int port);
   // Accepts until stop(); then waits for the connections' workers to finish.
   bool listen_after_bind();
   void stop();
-  // Routes `req` (method, target) and runs its handler as a request from a socket would, without the
-  // pre-routing handler: for fuzz targets and tests. False when no route matches or the route streams.
+  // Routes `req` (method, target) and runs its handler as a request from a socket would, without
+  // the pre-routing handler: for fuzz targets and tests. False when no route matches or the route
+  // streams.
   bool DispatchForTest(Request& req, Response& res);
   // Open connections (the event loop's count).
   size_t connections() const { return connections_.load(std::memory_order_relaxed); }

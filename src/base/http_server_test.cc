@@ -20,8 +20,8 @@ class ServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     svr_.Get(R"(/echo/(.+))", [](const Request& req, Response& res) {
-      std::string out = "path=" + req.matches[1].str() + " q=" + req.get_param_value("q") + " n=" +
-                        std::to_string(req.params.count("k"));
+      std::string out = "path=" + req.matches[1].str() + " q=" + req.get_param_value("q") +
+                        " n=" + std::to_string(req.params.count("k"));
       res.set_content(out, "text/plain");
     });
     svr_.Post("/body", [](const Request& req, Response& res) {
@@ -139,9 +139,11 @@ TEST_F(ServerTest, ReadsChunkedBodiesAndAnswersPipelinedRequests) {
 
 TEST_F(ServerTest, AnswersExpectContinueAndStreamsBodies) {
   std::string body(3 << 20, 'b');
-  std::string out = Raw("PUT /stream HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: " +
-                        std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
-  EXPECT_EQ(out.rfind("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n", 0), 0u) << out.substr(0, 200);
+  std::string out =
+      Raw("PUT /stream HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: " +
+          std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
+  EXPECT_EQ(out.rfind("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n", 0), 0u)
+      << out.substr(0, 200);
   EXPECT_NE(out.find("ok 3145728"), std::string::npos);
   HttpClient c(Url());
   auto r = c.Request("PUT", "/stream", std::string(5 << 20, 'c'), "application/octet-stream");
@@ -163,7 +165,9 @@ TEST_F(ServerTest, RefusesMalformedRequestsWithoutServingThem) {
   EXPECT_EQ(Raw("NONSENSE\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
   EXPECT_EQ(Raw("GET / HTTP/2.0\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
   EXPECT_EQ(Raw("POST /body HTTP/1.1\r\nContent-Length: x\r\n\r\n").rfind("HTTP/1.1 400", 0), 0u);
-  EXPECT_EQ(Raw("GET / HTTP/1.1\r\nX: " + std::string(70000, 'a') + "\r\n\r\n").rfind("HTTP/1.1 431", 0), 0u);
+  EXPECT_EQ(
+      Raw("GET / HTTP/1.1\r\nX: " + std::string(70000, 'a') + "\r\n\r\n").rfind("HTTP/1.1 431", 0),
+      0u);
   svr_.set_max_body(100);
   EXPECT_EQ(Raw("POST /body HTTP/1.1\r\nContent-Length: 101\r\n\r\n").rfind("HTTP/1.1 413", 0), 0u);
   // A truncated body: the connection ends, nothing is answered.
@@ -183,7 +187,8 @@ TEST_F(ServerTest, HandlerExceptionsAndProvidersAnswer) {
 
 TEST_F(ServerTest, StopEndsIdleKeepAliveConnections) {
   HttpClient c(Url());
-  ASSERT_TRUE(c.Request("GET", "/echo/x").ok());  // the connection stays open, its worker waits in recv
+  ASSERT_TRUE(
+      c.Request("GET", "/echo/x").ok());  // the connection stays open, its worker waits in recv
   auto start = std::chrono::steady_clock::now();
   svr_.stop();
   thread_.join();
@@ -207,8 +212,11 @@ TEST_F(ServerTest, StreamsEndWithTheConnection) {
 }
 
 TEST_F(ServerTest, StopEndsAStreamThatWouldNeverEnd) {
-  std::thread reader([this] { EXPECT_NE(Raw("GET /forever HTTP/1.1\r\n\r\n", false).find(": tick"), std::string::npos); });
-  while (forever_ticks_ == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the stream is on
+  std::thread reader([this] {
+    EXPECT_NE(Raw("GET /forever HTTP/1.1\r\n\r\n", false).find(": tick"), std::string::npos);
+  });
+  while (forever_ticks_ == 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the stream is on
   svr_.stop();  // TearDown joins the server, which must not wait for the stream forever
   reader.join();
 }
@@ -220,13 +228,20 @@ namespace cairn::http {
 namespace {
 
 TEST_F(ServerTest, RefusesSmugglingShapesAndAnswersHeadsSentInPieces) {
-  // Content-Length with chunked, two Content-Lengths, an overflowing chunk size: refused, nothing more served.
-  std::string te = Raw("POST /body HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
-                       "GET /echo/smuggled HTTP/1.1\r\n\r\n");
+  // Content-Length with chunked, two Content-Lengths, an overflowing chunk size: refused, nothing
+  // more served.
+  std::string te =
+      Raw("POST /body HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+          "GET /echo/smuggled HTTP/1.1\r\n\r\n");
   EXPECT_EQ(te.rfind("HTTP/1.1 400", 0), 0u) << te;
   EXPECT_EQ(te.find("smuggled"), std::string::npos);
-  EXPECT_EQ(Raw("POST /body HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nab").rfind("HTTP/1.1 400", 0), 0u);
-  EXPECT_EQ(Raw("POST /body HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff1\r\nx\r\n0\r\n\r\n").rfind("HTTP/1.1 4", 0), 0u);
+  EXPECT_EQ(Raw("POST /body HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nab")
+                .rfind("HTTP/1.1 400", 0),
+            0u);
+  EXPECT_EQ(Raw("POST /body HTTP/1.1\r\nTransfer-Encoding: "
+                "chunked\r\n\r\nfffffffffffffffffff1\r\nx\r\n0\r\n\r\n")
+                .rfind("HTTP/1.1 4", 0),
+            0u);
   // A head in two writes is one head.
   int fd = Connect();
   std::string head = "GET /echo/split?q=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
@@ -261,7 +276,9 @@ TEST_F(ServerTest, ThePreRoutingHandlerRefusesBeforeTheBodyIsRead) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
   // Past the route's limit: 413 on the head.
   svr_.set_max_body(1000);
-  EXPECT_EQ(Raw("POST /body HTTP/1.1\r\nAuthorization: ok\r\nContent-Length: 4294967296\r\n\r\n").rfind("HTTP/1.1 413", 0), 0u);
+  EXPECT_EQ(Raw("POST /body HTTP/1.1\r\nAuthorization: ok\r\nContent-Length: 4294967296\r\n\r\n")
+                .rfind("HTTP/1.1 413", 0),
+            0u);
 }
 
 }  // namespace
@@ -281,8 +298,9 @@ bool ClosedWithin(int fd, int ms) {
 
 TEST_F(ServerTest, OneAddressHoldsAtMostTheCapOfConnectionsWithoutACredential) {
   svr_.set_pre_routing_handler([](const Request& req, Response&) {
-    return req.get_header_value("Authorization") == "Bearer ok" ? Server::HandlerResponse::Authorized
-                                                         : Server::HandlerResponse::Unhandled;
+    return req.get_header_value("Authorization") == "Bearer ok"
+               ? Server::HandlerResponse::Authorized
+               : Server::HandlerResponse::Unhandled;
   });
   svr_.set_max_unproven_per_address(4);
   // A connection that proved itself, then left idle.
@@ -298,8 +316,8 @@ TEST_F(ServerTest, OneAddressHoldsAtMostTheCapOfConnectionsWithoutACredential) {
   ASSERT_GT(read(asked, buf, sizeof buf), 0);
   std::vector<int> silent;
   for (int i = 0; i < 10; ++i) silent.push_back(Connect());
-  // The oldest seven unproven ones are closed (the page's first), the newest four stay, and so does the
-  // proven one, which is still served.
+  // The oldest seven unproven ones are closed (the page's first), the newest four stay, and so does
+  // the proven one, which is still served.
   EXPECT_TRUE(ClosedWithin(asked, 2000));
   for (int i = 0; i < 6; ++i) EXPECT_TRUE(ClosedWithin(silent[static_cast<size_t>(i)], 2000)) << i;
   for (int i = 6; i < 10; ++i) EXPECT_FALSE(ClosedWithin(silent[static_cast<size_t>(i)], 200)) << i;

@@ -19,68 +19,141 @@ constexpr int kMaxDepth = 256;
 // ---- tokens ----
 
 enum class T {
-  kEof, kUnquoted, kQuoted, kLiteral, kRbracket, kRparen, kComma, kRbrace, kNumber, kCurrent, kExpref, kColon,
-  kPipe, kOr, kAnd, kEq, kGt, kLt, kGte, kLte, kNe, kFlatten, kStar, kFilter, kDot, kNot, kLbrace, kLbracket,
+  kEof,
+  kUnquoted,
+  kQuoted,
+  kLiteral,
+  kRbracket,
+  kRparen,
+  kComma,
+  kRbrace,
+  kNumber,
+  kCurrent,
+  kExpref,
+  kColon,
+  kPipe,
+  kOr,
+  kAnd,
+  kEq,
+  kGt,
+  kLt,
+  kGte,
+  kLte,
+  kNe,
+  kFlatten,
+  kStar,
+  kFilter,
+  kDot,
+  kNot,
+  kLbrace,
+  kLbracket,
   kLparen
 };
 
 // Binding powers, as the reference implementation's.
 int Bp(T t) {
   switch (t) {
-    case T::kPipe: return 1;
-    case T::kOr: return 2;
-    case T::kAnd: return 3;
-    case T::kEq: case T::kGt: case T::kLt: case T::kGte: case T::kLte: case T::kNe: return 5;
-    case T::kFlatten: return 9;
-    case T::kStar: return 20;
-    case T::kFilter: return 21;
-    case T::kDot: return 40;
-    case T::kNot: return 45;
-    case T::kLbrace: return 50;
-    case T::kLbracket: return 55;
-    case T::kLparen: return 60;
-    default: return 0;
+    case T::kPipe:
+      return 1;
+    case T::kOr:
+      return 2;
+    case T::kAnd:
+      return 3;
+    case T::kEq:
+    case T::kGt:
+    case T::kLt:
+    case T::kGte:
+    case T::kLte:
+    case T::kNe:
+      return 5;
+    case T::kFlatten:
+      return 9;
+    case T::kStar:
+      return 20;
+    case T::kFilter:
+      return 21;
+    case T::kDot:
+      return 40;
+    case T::kNot:
+      return 45;
+    case T::kLbrace:
+      return 50;
+    case T::kLbracket:
+      return 55;
+    case T::kLparen:
+      return 60;
+    default:
+      return 0;
   }
 }
 
 const char* Name(T t) {
   switch (t) {
-    case T::kEof: return "the end of the expression";
-    case T::kUnquoted: case T::kQuoted: return "an identifier";
-    case T::kLiteral: return "a literal";
-    case T::kRbracket: return "']'";
-    case T::kRparen: return "')'";
-    case T::kComma: return "','";
-    case T::kRbrace: return "'}'";
-    case T::kNumber: return "a number";
-    case T::kCurrent: return "'@'";
-    case T::kExpref: return "'&'";
-    case T::kColon: return "':'";
-    case T::kPipe: return "'|'";
-    case T::kOr: return "'||'";
-    case T::kAnd: return "'&&'";
-    case T::kEq: return "'=='";
-    case T::kGt: return "'>'";
-    case T::kLt: return "'<'";
-    case T::kGte: return "'>='";
-    case T::kLte: return "'<='";
-    case T::kNe: return "'!='";
-    case T::kFlatten: return "'[]'";
-    case T::kStar: return "'*'";
-    case T::kFilter: return "'[?'";
-    case T::kDot: return "'.'";
-    case T::kNot: return "'!'";
-    case T::kLbrace: return "'{'";
-    case T::kLbracket: return "'['";
-    case T::kLparen: return "'('";
+    case T::kEof:
+      return "the end of the expression";
+    case T::kUnquoted:
+    case T::kQuoted:
+      return "an identifier";
+    case T::kLiteral:
+      return "a literal";
+    case T::kRbracket:
+      return "']'";
+    case T::kRparen:
+      return "')'";
+    case T::kComma:
+      return "','";
+    case T::kRbrace:
+      return "'}'";
+    case T::kNumber:
+      return "a number";
+    case T::kCurrent:
+      return "'@'";
+    case T::kExpref:
+      return "'&'";
+    case T::kColon:
+      return "':'";
+    case T::kPipe:
+      return "'|'";
+    case T::kOr:
+      return "'||'";
+    case T::kAnd:
+      return "'&&'";
+    case T::kEq:
+      return "'=='";
+    case T::kGt:
+      return "'>'";
+    case T::kLt:
+      return "'<'";
+    case T::kGte:
+      return "'>='";
+    case T::kLte:
+      return "'<='";
+    case T::kNe:
+      return "'!='";
+    case T::kFlatten:
+      return "'[]'";
+    case T::kStar:
+      return "'*'";
+    case T::kFilter:
+      return "'[?'";
+    case T::kDot:
+      return "'.'";
+    case T::kNot:
+      return "'!'";
+    case T::kLbrace:
+      return "'{'";
+    case T::kLbracket:
+      return "'['";
+    case T::kLparen:
+      return "'('";
   }
   return "?";
 }
 
 struct Token {
   T type = T::kEof;
-  std::string text;   // identifiers
-  Json literal;       // literals and raw strings
+  std::string text;  // identifiers
+  Json literal;      // literals and raw strings
   long long number = 0;
   size_t pos = 0;
 };
@@ -89,7 +162,9 @@ struct Failure {
   Error error;
 };
 
-[[noreturn]] void Fail(const std::string& kind, const std::string& message) { throw Failure{{kind, message}}; }
+[[noreturn]] void Fail(const std::string& kind, const std::string& message) {
+  throw Failure{{kind, message}};
+}
 [[noreturn]] void Syntax(size_t pos, const std::string& message) {
   Fail("syntax", "syntax error at column " + std::to_string(pos + 1) + ": " + message);
 }
@@ -100,7 +175,8 @@ bool IsIdentChar(char c) { return IsIdentStart(c) || (c >= '0' && c <= '9'); }
 std::vector<Token> Lex(std::string_view s) {
   std::vector<Token> out;
   size_t i = 0;
-  // Up to an unescaped `delim` (a backslash takes the next character with it); i ends past the delimiter.
+  // Up to an unescaped `delim` (a backslash takes the next character with it); i ends past the
+  // delimiter.
   auto until = [&](char delim) {
     size_t start = i;
     ++i;  // the opening delimiter
@@ -124,8 +200,10 @@ std::vector<Token> Lex(std::string_view s) {
   };
   // One character, or two when `next` follows it ("||" beside "|").
   auto pair = [&](char next, T two, T one) {
-    if (i + 1 < s.size() && s[i + 1] == next) simple(two, 2);
-    else simple(one, 1);
+    if (i + 1 < s.size() && s[i + 1] == next)
+      simple(two, 2);
+    else
+      simple(one, 1);
   };
   while (i < s.size()) {
     char c = s[i];
@@ -139,20 +217,33 @@ std::vector<Token> Lex(std::string_view s) {
       t.text = std::string(s.substr(pos, i - pos));
       t.pos = pos;
       out.push_back(t);
-    } else if (c == '.') { simple(T::kDot, 1);
-    } else if (c == '*') { simple(T::kStar, 1);
-    } else if (c == ']') { simple(T::kRbracket, 1);
-    } else if (c == ',') { simple(T::kComma, 1);
-    } else if (c == ':') { simple(T::kColon, 1);
-    } else if (c == '@') { simple(T::kCurrent, 1);
-    } else if (c == '(') { simple(T::kLparen, 1);
-    } else if (c == ')') { simple(T::kRparen, 1);
-    } else if (c == '{') { simple(T::kLbrace, 1);
-    } else if (c == '}') { simple(T::kRbrace, 1);
+    } else if (c == '.') {
+      simple(T::kDot, 1);
+    } else if (c == '*') {
+      simple(T::kStar, 1);
+    } else if (c == ']') {
+      simple(T::kRbracket, 1);
+    } else if (c == ',') {
+      simple(T::kComma, 1);
+    } else if (c == ':') {
+      simple(T::kColon, 1);
+    } else if (c == '@') {
+      simple(T::kCurrent, 1);
+    } else if (c == '(') {
+      simple(T::kLparen, 1);
+    } else if (c == ')') {
+      simple(T::kRparen, 1);
+    } else if (c == '{') {
+      simple(T::kLbrace, 1);
+    } else if (c == '}') {
+      simple(T::kRbrace, 1);
     } else if (c == '[') {
-      if (i + 1 < s.size() && s[i + 1] == ']') simple(T::kFlatten, 2);
-      else if (i + 1 < s.size() && s[i + 1] == '?') simple(T::kFilter, 2);
-      else simple(T::kLbracket, 1);
+      if (i + 1 < s.size() && s[i + 1] == ']')
+        simple(T::kFlatten, 2);
+      else if (i + 1 < s.size() && s[i + 1] == '?')
+        simple(T::kFilter, 2);
+      else
+        simple(T::kLbracket, 1);
     } else if (c == '-' || (c >= '0' && c <= '9')) {
       size_t start = i;
       if (c == '-') ++i;
@@ -187,7 +278,8 @@ std::vector<Token> Lex(std::string_view s) {
     } else if (c == '"') {
       std::string raw = until('"');
       Json v = Json::parse("\"" + raw + "\"", nullptr, false);
-      if (v.is_discarded() || !v.is_string()) Syntax(pos, "invalid quoted identifier \"" + raw + "\"");
+      if (v.is_discarded() || !v.is_string())
+        Syntax(pos, "invalid quoted identifier \"" + raw + "\"");
       Token t;
       t.type = T::kQuoted;
       t.text = v.get<std::string>();
@@ -206,9 +298,12 @@ std::vector<Token> Lex(std::string_view s) {
       }
       Json v = Json::parse(lexeme, nullptr, false);
       if (v.is_discarded()) {
-        // The deprecated form (JEP 12): text that is not JSON is a string, as the reference reads it.
+        // The deprecated form (JEP 12): text that is not JSON is a string, as the reference reads
+        // it.
         size_t lead = lexeme.find_first_not_of(" \t\n\r");
-        v = Json::parse("\"" + (lead == std::string::npos ? std::string() : lexeme.substr(lead)) + "\"", nullptr, false);
+        v = Json::parse(
+            "\"" + (lead == std::string::npos ? std::string() : lexeme.substr(lead)) + "\"",
+            nullptr, false);
         if (v.is_discarded()) Syntax(pos, "invalid JSON literal `" + lexeme + "`");
       }
       Token t;
@@ -216,14 +311,21 @@ std::vector<Token> Lex(std::string_view s) {
       t.literal = std::move(v);
       t.pos = pos;
       out.push_back(t);
-    } else if (c == '|') { pair('|', T::kOr, T::kPipe);
-    } else if (c == '&') { pair('&', T::kAnd, T::kExpref);
-    } else if (c == '!') { pair('=', T::kNe, T::kNot);
-    } else if (c == '<') { pair('=', T::kLte, T::kLt);
-    } else if (c == '>') { pair('=', T::kGte, T::kGt);
+    } else if (c == '|') {
+      pair('|', T::kOr, T::kPipe);
+    } else if (c == '&') {
+      pair('&', T::kAnd, T::kExpref);
+    } else if (c == '!') {
+      pair('=', T::kNe, T::kNot);
+    } else if (c == '<') {
+      pair('=', T::kLte, T::kLt);
+    } else if (c == '>') {
+      pair('=', T::kGte, T::kGt);
     } else if (c == '=') {
-      if (i + 1 < s.size() && s[i + 1] == '=') simple(T::kEq, 2);
-      else Syntax(pos, "'=' is not an operator (did you mean '=='?)");
+      if (i + 1 < s.size() && s[i + 1] == '=')
+        simple(T::kEq, 2);
+      else
+        Syntax(pos, "'=' is not an operator (did you mean '=='?)");
     } else {
       Syntax(pos, std::string("unexpected character '") + c + "'");
     }
@@ -240,30 +342,50 @@ std::vector<Token> Lex(std::string_view s) {
 // ---- the tree ----
 
 enum class K {
-  kField, kSubexpr, kIndexExpr, kIndex, kSlice, kProjection, kValueProjection, kFilterProjection, kFlatten,
-  kIdentity, kCurrent, kLiteral, kPipe, kOr, kAnd, kNot, kComparator, kMultiList, kMultiHash, kFunction, kExpref
+  kField,
+  kSubexpr,
+  kIndexExpr,
+  kIndex,
+  kSlice,
+  kProjection,
+  kValueProjection,
+  kFilterProjection,
+  kFlatten,
+  kIdentity,
+  kCurrent,
+  kLiteral,
+  kPipe,
+  kOr,
+  kAnd,
+  kNot,
+  kComparator,
+  kMultiList,
+  kMultiHash,
+  kFunction,
+  kExpref
 };
 
 struct Node {
   K kind = K::kIdentity;
-  std::string name;                 // field, function, or the comparator's operator
+  std::string name;  // field, function, or the comparator's operator
   Json literal;
   long long index = 0;
   std::optional<long long> start, stop, step;
   std::vector<std::shared_ptr<Node>> children;
-  std::vector<std::string> keys;    // a multiselect hash's keys, one per child
-  int depth = 1;                    // of the tree below, bounded (evaluation and destruction recurse)
+  std::vector<std::string> keys;  // a multiselect hash's keys, one per child
+  int depth = 1;                  // of the tree below, bounded (evaluation and destruction recurse)
 };
 
 namespace {
 
 using NodeP = std::shared_ptr<Node>;
 
-// Chains of left-associative operators (a | b | c ...) build deep trees without deep parsing: the depth
-// is checked as nodes are made.
+// Chains of left-associative operators (a | b | c ...) build deep trees without deep parsing: the
+// depth is checked as nodes are made.
 void Adopt(Node& n, NodeP child) {
   n.depth = std::max(n.depth, child->depth + 1);
-  if (n.depth > kMaxDepth) Fail("syntax", "the expression nests more than " + std::to_string(kMaxDepth) + " levels");
+  if (n.depth > kMaxDepth)
+    Fail("syntax", "the expression nests more than " + std::to_string(kMaxDepth) + " levels");
   n.children.push_back(std::move(child));
 }
 
@@ -281,13 +403,15 @@ struct FunctionSig {
 };
 const std::map<std::string, FunctionSig>& Functions() {
   static const std::map<std::string, FunctionSig> f = {
-      {"abs", {1, false}},        {"avg", {1, false}},      {"ceil", {1, false}},     {"contains", {2, false}},
-      {"ends_with", {2, false}},  {"floor", {1, false}},    {"join", {2, false}},     {"keys", {1, false}},
-      {"length", {1, false}},     {"map", {2, false}},      {"max", {1, false}},      {"max_by", {2, false}},
-      {"merge", {1, true}},       {"min", {1, false}},      {"min_by", {2, false}},   {"not_null", {1, true}},
-      {"reverse", {1, false}},    {"sort", {1, false}},     {"sort_by", {2, false}},  {"starts_with", {2, false}},
-      {"sum", {1, false}},        {"to_array", {1, false}}, {"to_number", {1, false}}, {"to_string", {1, false}},
-      {"type", {1, false}},       {"values", {1, false}}};
+      {"abs", {1, false}},      {"avg", {1, false}},         {"ceil", {1, false}},
+      {"contains", {2, false}}, {"ends_with", {2, false}},   {"floor", {1, false}},
+      {"join", {2, false}},     {"keys", {1, false}},        {"length", {1, false}},
+      {"map", {2, false}},      {"max", {1, false}},         {"max_by", {2, false}},
+      {"merge", {1, true}},     {"min", {1, false}},         {"min_by", {2, false}},
+      {"not_null", {1, true}},  {"reverse", {1, false}},     {"sort", {1, false}},
+      {"sort_by", {2, false}},  {"starts_with", {2, false}}, {"sum", {1, false}},
+      {"to_array", {1, false}}, {"to_number", {1, false}},   {"to_string", {1, false}},
+      {"type", {1, false}},     {"values", {1, false}}};
   return f;
 }
 
@@ -314,7 +438,8 @@ class Parser {
   }
 
   NodeP Expr(int bp) {
-    if (++depth_ > kMaxDepth) Syntax(t_[i_].pos, "the expression nests more than " + std::to_string(kMaxDepth) + " levels");
+    if (++depth_ > kMaxDepth)
+      Syntax(t_[i_].pos, "the expression nests more than " + std::to_string(kMaxDepth) + " levels");
     Token tok = t_[i_];
     Advance();
     NodeP left = Nud(tok);
@@ -349,8 +474,10 @@ class Parser {
         NodeP right = Cur() == T::kRbracket ? Make(K::kIdentity) : ProjectionRhs(Bp(T::kStar));
         return Make(K::kValueProjection, {Make(K::kIdentity), right});
       }
-      case T::kFilter: return Filter(Make(K::kIdentity));
-      case T::kLbrace: return MultiHash();
+      case T::kFilter:
+        return Filter(Make(K::kIdentity));
+      case T::kLbrace:
+        return MultiHash();
       case T::kLparen: {
         NodeP e = Expr(0);
         Match(T::kRparen);
@@ -360,9 +487,11 @@ class Parser {
         NodeP left = Make(K::kFlatten, {Make(K::kIdentity)});
         return Make(K::kProjection, {left, ProjectionRhs(Bp(T::kFlatten))});
       }
-      case T::kNot: return Make(K::kNot, {Expr(Bp(T::kNot))});
+      case T::kNot:
+        return Make(K::kNot, {Expr(Bp(T::kNot))});
       case T::kLbracket: {
-        if (Cur() == T::kNumber || Cur() == T::kColon) return ProjectIfSlice(Make(K::kIdentity), IndexExpr());
+        if (Cur() == T::kNumber || Cur() == T::kColon)
+          return ProjectIfSlice(Make(K::kIdentity), IndexExpr());
         if (Cur() == T::kStar && Ahead(1) == T::kRbracket) {
           Advance();
           Advance();
@@ -370,10 +499,14 @@ class Parser {
         }
         return MultiList();
       }
-      case T::kCurrent: return Make(K::kCurrent);
-      case T::kExpref: return Make(K::kExpref, {Expr(Bp(T::kExpref))});
-      case T::kEof: Syntax(tok.pos, "the expression is incomplete");
-      default: Syntax(tok.pos, "unexpected " + std::string(Name(tok.type)));
+      case T::kCurrent:
+        return Make(K::kCurrent);
+      case T::kExpref:
+        return Make(K::kExpref, {Expr(Bp(T::kExpref))});
+      case T::kEof:
+        Syntax(tok.pos, "the expression is incomplete");
+      default:
+        Syntax(tok.pos, "unexpected " + std::string(Name(tok.type)));
     }
   }
 
@@ -391,34 +524,51 @@ class Parser {
         Advance();
         return Make(K::kValueProjection, {left, ProjectionRhs(Bp(T::kDot))});
       }
-      case T::kPipe: return Make(K::kPipe, {left, Expr(Bp(T::kPipe))});
-      case T::kOr: return Make(K::kOr, {left, Expr(Bp(T::kOr))});
-      case T::kAnd: return Make(K::kAnd, {left, Expr(Bp(T::kAnd))});
+      case T::kPipe:
+        return Make(K::kPipe, {left, Expr(Bp(T::kPipe))});
+      case T::kOr:
+        return Make(K::kOr, {left, Expr(Bp(T::kOr))});
+      case T::kAnd:
+        return Make(K::kAnd, {left, Expr(Bp(T::kAnd))});
       case T::kLparen: {
         if (left->kind != K::kField) Syntax(tok.pos, "only a name can be called as a function");
         NodeP f = Make(K::kFunction);
         f->name = left->name;
         while (Cur() != T::kRparen) {
           NodeP arg = Expr(0);
-          if (Cur() == T::kComma) Match(T::kComma);
-          else if (Cur() != T::kRparen) Syntax(t_[i_].pos, "expected ',' or ')' in the arguments of " + f->name + "()");
+          if (Cur() == T::kComma)
+            Match(T::kComma);
+          else if (Cur() != T::kRparen)
+            Syntax(t_[i_].pos, "expected ',' or ')' in the arguments of " + f->name + "()");
           Adopt(*f, arg);
         }
         Match(T::kRparen);
         auto it = Functions().find(f->name);
-        if (it == Functions().end()) Fail("unknown-function", "unknown function: " + f->name + "()");
+        if (it == Functions().end())
+          Fail("unknown-function", "unknown function: " + f->name + "()");
         int n = static_cast<int>(f->children.size());
         if (it->second.variadic ? n < it->second.min_args : n != it->second.min_args)
           Fail("invalid-arity", f->name + "() takes " + (it->second.variadic ? "at least " : "") +
                                     std::to_string(it->second.min_args) + " argument" +
-                                    (it->second.min_args == 1 ? "" : "s") + ", got " + std::to_string(n));
+                                    (it->second.min_args == 1 ? "" : "s") + ", got " +
+                                    std::to_string(n));
         return f;
       }
-      case T::kFilter: return Filter(left);
-      case T::kEq: case T::kNe: case T::kGt: case T::kGte: case T::kLt: case T::kLte: {
+      case T::kFilter:
+        return Filter(left);
+      case T::kEq:
+      case T::kNe:
+      case T::kGt:
+      case T::kGte:
+      case T::kLt:
+      case T::kLte: {
         NodeP c = Make(K::kComparator, {left, Expr(Bp(tok.type))});
-        c->name = tok.type == T::kEq ? "==" : tok.type == T::kNe ? "!=" : tok.type == T::kGt ? ">"
-                  : tok.type == T::kGte ? ">=" : tok.type == T::kLt ? "<" : "<=";
+        c->name = tok.type == T::kEq    ? "=="
+                  : tok.type == T::kNe  ? "!="
+                  : tok.type == T::kGt  ? ">"
+                  : tok.type == T::kGte ? ">="
+                  : tok.type == T::kLt  ? "<"
+                                        : "<=";
         return c;
       }
       case T::kFlatten: {
@@ -438,7 +588,8 @@ class Parser {
         Match(T::kRbracket);
         return Make(K::kProjection, {left, ProjectionRhs(Bp(T::kStar))});
       }
-      default: Syntax(tok.pos, "unexpected " + std::string(Name(tok.type)));
+      default:
+        Syntax(tok.pos, "unexpected " + std::string(Name(tok.type)));
     }
   }
 
@@ -471,7 +622,8 @@ class Parser {
         parts[at] = t_[i_].number;
         Advance();
       } else {
-        Syntax(t_[i_].pos, "expected a number or ':' in a slice, found " + std::string(Name(Cur())));
+        Syntax(t_[i_].pos,
+               "expected a number or ':' in a slice, found " + std::string(Name(Cur())));
       }
     }
     Match(T::kRbracket);
@@ -552,25 +704,34 @@ class Parser {
 // ---- evaluation ----
 
 bool IsFalse(const Json& v) {
-  return v.is_null() || (v.is_boolean() && !v.get<bool>()) || (v.is_string() && v.get_ref<const std::string&>().empty()) ||
+  return v.is_null() || (v.is_boolean() && !v.get<bool>()) ||
+         (v.is_string() && v.get_ref<const std::string&>().empty()) ||
          (v.is_array() && v.empty()) || (v.is_object() && v.empty());
 }
 
 std::string TypeOf(const Json& v) {
   switch (v.type()) {
-    case Json::value_t::null: return "null";
-    case Json::value_t::boolean: return "boolean";
-    case Json::value_t::string: return "string";
-    case Json::value_t::array: return "array";
-    case Json::value_t::object: return "object";
-    case Json::value_t::discarded: return "null";
-    default: return "number";
+    case Json::value_t::null:
+      return "null";
+    case Json::value_t::boolean:
+      return "boolean";
+    case Json::value_t::string:
+      return "string";
+    case Json::value_t::array:
+      return "array";
+    case Json::value_t::object:
+      return "object";
+    case Json::value_t::discarded:
+      return "null";
+    default:
+      return "number";
   }
 }
 
 double Num(const Json& v) { return v.get<double>(); }
 
-// Equality as the reference's: numbers by value (1 == 1.0), never equal to booleans; deep for containers.
+// Equality as the reference's: numbers by value (1 == 1.0), never equal to booleans; deep for
+// containers.
 bool Equal(const Json& a, const Json& b) { return a == b; }
 
 size_t CodePoints(const std::string& s) {
@@ -593,7 +754,8 @@ std::vector<std::string> SplitCodePoints(const std::string& s) {
 
 // A number's JSON: integers stay integers where the value is one (sum of integers, ceil).
 Json Number(double d) {
-  if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.007199254740992e15) return static_cast<long long>(d);
+  if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.007199254740992e15)
+    return static_cast<long long>(d);
   return d;
 }
 
@@ -610,7 +772,8 @@ Json ParseNumber(const std::string& text) {
     if (s[i] >= '0' && s[i] <= '9') {
       digits += s[i];
       prev_digit = true;
-    } else if (s[i] == '_' && prev_digit && i + 1 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '9') {
+    } else if (s[i] == '_' && prev_digit && i + 1 < s.size() && s[i + 1] >= '0' &&
+               s[i + 1] <= '9') {
       prev_digit = false;
     } else {
       ok = false;
@@ -624,8 +787,10 @@ Json ParseNumber(const std::string& text) {
   }
   std::string lower;
   for (char c : s) lower += static_cast<char>(tolower(static_cast<unsigned char>(c)));
-  if (lower.find('x') != std::string::npos || lower.find('p') != std::string::npos) return nullptr;  // no hex
-  if (lower.find("inf") != std::string::npos || lower.find("nan") != std::string::npos) return nullptr;
+  if (lower.find('x') != std::string::npos || lower.find('p') != std::string::npos)
+    return nullptr;  // no hex
+  if (lower.find("inf") != std::string::npos || lower.find("nan") != std::string::npos)
+    return nullptr;
   char* end = nullptr;
   double d = strtod(s.c_str(), &end);
   if (end != s.c_str() + s.size()) return nullptr;
@@ -635,7 +800,8 @@ Json ParseNumber(const std::string& text) {
 class Evaluator {
  public:
   Json Eval(const Node& n, const Json& v) {
-    if (++depth_ > kMaxDepth * 4) Fail("invalid-value", "the expression nests too deeply for this input");
+    if (++depth_ > kMaxDepth * 4)
+      Fail("invalid-value", "the expression nests too deeply for this input");
     Json r = Visit(n, v);
     --depth_;
     return r;
@@ -675,7 +841,8 @@ class Evaluator {
         if (i < 0 || i >= size) return nullptr;
         return v[static_cast<size_t>(i)];
       }
-      case K::kSlice: return Slice(n, v);
+      case K::kSlice:
+        return Slice(n, v);
       case K::kProjection: {
         Json base = Eval(*n.children[0], v);
         if (!base.is_array()) return nullptr;
@@ -712,15 +879,20 @@ class Evaluator {
         if (!base.is_array()) return nullptr;
         Json out = Json::array();
         for (const auto& e : base) {
-          if (e.is_array()) for (const auto& x : e) out.push_back(x);
-          else out.push_back(e);
+          if (e.is_array())
+            for (const auto& x : e) out.push_back(x);
+          else
+            out.push_back(e);
         }
         return out;
       }
       case K::kIdentity:
-      case K::kCurrent: return v;
-      case K::kLiteral: return n.literal;
-      case K::kPipe: return Eval(*n.children[1], Eval(*n.children[0], v));
+      case K::kCurrent:
+        return v;
+      case K::kLiteral:
+        return n.literal;
+      case K::kPipe:
+        return Eval(*n.children[1], Eval(*n.children[0], v));
       case K::kOr: {
         Json l = Eval(*n.children[0], v);
         return IsFalse(l) ? Eval(*n.children[1], v) : l;
@@ -729,7 +901,8 @@ class Evaluator {
         Json l = Eval(*n.children[0], v);
         return IsFalse(l) ? l : Eval(*n.children[1], v);
       }
-      case K::kNot: return IsFalse(Eval(*n.children[0], v));
+      case K::kNot:
+        return IsFalse(Eval(*n.children[0], v));
       case K::kComparator: {
         Json l = Eval(*n.children[0], v), r = Eval(*n.children[1], v);
         if (n.name == "==") return Equal(l, r);
@@ -739,7 +912,8 @@ class Evaluator {
           double a = Num(l), b = Num(r);
           cmp = a < b ? -1 : a > b ? 1 : 0;
         } else if (l.is_string() && r.is_string()) {
-          // Strings compare too, as the reference allows (by code point: UTF-8 byte order is the same).
+          // Strings compare too, as the reference allows (by code point: UTF-8 byte order is the
+          // same).
           int c = l.get_ref<const std::string&>().compare(r.get_ref<const std::string&>());
           cmp = c < 0 ? -1 : c > 0 ? 1 : 0;
         } else {
@@ -762,8 +936,10 @@ class Evaluator {
         for (size_t i = 0; i < n.children.size(); ++i) out[n.keys[i]] = Eval(*n.children[i], v);
         return out;
       }
-      case K::kExpref: Fail("invalid-type", "an expression reference (&...) can only be a function's argument");
-      case K::kFunction: return Call(n, v);
+      case K::kExpref:
+        Fail("invalid-type", "an expression reference (&...) can only be a function's argument");
+      case K::kFunction:
+        return Call(n, v);
     }
     return nullptr;
   }
@@ -803,9 +979,10 @@ class Evaluator {
     return out;
   }
 
-  [[noreturn]] void TypeError(const std::string& fn, int arg, const std::string& expected, const Json& got) {
-    Fail("invalid-type", fn + "(): argument " + std::to_string(arg + 1) + " must be " + expected + ", got " +
-                             TypeOf(got));
+  [[noreturn]] void TypeError(const std::string& fn, int arg, const std::string& expected,
+                              const Json& got) {
+    Fail("invalid-type", fn + "(): argument " + std::to_string(arg + 1) + " must be " + expected +
+                             ", got " + TypeOf(got));
   }
 
   // `types`: "number", "string", "array", "object", "boolean", "expref", "any", "array-number",
@@ -816,8 +993,9 @@ class Evaluator {
       return;
     }
     if (a.expref) {
-      if (types != "expref") Fail("invalid-type", fn + "(): argument " + std::to_string(i + 1) + " must be " + types +
-                                                      ", got an expression reference");
+      if (types != "expref")
+        Fail("invalid-type", fn + "(): argument " + std::to_string(i + 1) + " must be " + types +
+                                 ", got an expression reference");
       return;
     }
     if (types == "expref") TypeError(fn, i, "an expression reference (&...)", a.value);
@@ -830,7 +1008,8 @@ class Evaluator {
       p = q + 1;
     }
     if (std::find(allowed.begin(), allowed.end(), t) != allowed.end()) return;
-    // Typed arrays: every element of one type, the first element's deciding which where several are allowed.
+    // Typed arrays: every element of one type, the first element's deciding which where several are
+    // allowed.
     if (t == "array") {
       std::vector<std::string> sub;
       for (const auto& x : allowed)
@@ -839,33 +1018,39 @@ class Evaluator {
         if (a.value.empty()) return;
         std::string want = TypeOf(a.value[0]);
         if (std::find(sub.begin(), sub.end(), want) != sub.end() &&
-            std::all_of(a.value.begin(), a.value.end(), [&](const Json& e) { return TypeOf(e) == want; }))
+            std::all_of(a.value.begin(), a.value.end(),
+                        [&](const Json& e) { return TypeOf(e) == want; }))
           return;
       }
     }
     TypeError(fn, i, types, a.value);
   }
 
-  Json Key(const std::string& fn, const Node* expref, const Json& e, const std::vector<std::string>& allowed) {
+  Json Key(const std::string& fn, const Node* expref, const Json& e,
+           const std::vector<std::string>& allowed) {
     Json k = Eval(*expref, e);
     std::string t = TypeOf(k);
     if (std::find(allowed.begin(), allowed.end(), t) == allowed.end())
       Fail("invalid-type", fn + "(): the expression must give " + allowed[0] +
-                               (allowed.size() > 1 ? " or " + allowed[1] : "") + " for every element, got " + t);
+                               (allowed.size() > 1 ? " or " + allowed[1] : "") +
+                               " for every element, got " + t);
     return k;
   }
 
   static bool Less(const Json& a, const Json& b) {
     if (a.is_number() && b.is_number()) return Num(a) < Num(b);
-    if (a.is_string() && b.is_string()) return a.get_ref<const std::string&>() < b.get_ref<const std::string&>();
+    if (a.is_string() && b.is_string())
+      return a.get_ref<const std::string&>() < b.get_ref<const std::string&>();
     Fail("invalid-type", "cannot compare " + TypeOf(a) + " with " + TypeOf(b));
   }
 
   Json Call(const Node& n, const Json& v) {
     std::vector<Arg> args;
     for (const auto& c : n.children) {
-      if (c->kind == K::kExpref) args.push_back({nullptr, c->children[0].get()});
-      else args.push_back({Eval(*c, v), nullptr});
+      if (c->kind == K::kExpref)
+        args.push_back({nullptr, c->children[0].get()});
+      else
+        args.push_back({Eval(*c, v), nullptr});
     }
     const std::string& f = n.name;
     auto check = [&](std::initializer_list<const char*> types) {
@@ -875,7 +1060,8 @@ class Evaluator {
     if (f == "abs") {
       check({"number"});
       const Json& x = args[0].value;
-      if (x.is_number_integer() && x.get<long long>() != LLONG_MIN) return std::llabs(x.get<long long>());
+      if (x.is_number_integer() && x.get<long long>() != LLONG_MIN)
+        return std::llabs(x.get<long long>());
       if (x.is_number_integer()) return -static_cast<double>(LLONG_MIN);
       if (x.is_number_unsigned()) return x;
       return std::fabs(Num(x));
@@ -898,7 +1084,8 @@ class Evaluator {
       const Json& s = args[0].value;
       if (s.is_string()) {
         if (!args[1].value.is_string()) return false;
-        return s.get_ref<const std::string&>().find(args[1].value.get_ref<const std::string&>()) != std::string::npos;
+        return s.get_ref<const std::string&>().find(args[1].value.get_ref<const std::string&>()) !=
+               std::string::npos;
       }
       for (const auto& e : s)
         if (Equal(e, args[1].value)) return true;
@@ -909,7 +1096,8 @@ class Evaluator {
       const std::string& s = args[0].value.get_ref<const std::string&>();
       const std::string& x = args[1].value.get_ref<const std::string&>();
       if (x.size() > s.size()) return false;
-      return f == "ends_with" ? s.compare(s.size() - x.size(), x.size(), x) == 0 : s.compare(0, x.size(), x) == 0;
+      return f == "ends_with" ? s.compare(s.size() - x.size(), x.size(), x) == 0
+                              : s.compare(0, x.size(), x) == 0;
     }
     if (f == "join") {
       check({"string", "array-string"});
@@ -1006,10 +1194,13 @@ class Evaluator {
       if (a.empty()) return a;
       std::string first = TypeOf(Eval(*args[1].expref, a[0]));
       if (first != "number" && first != "string")
-        Fail("invalid-type", "sort_by(): the expression must give a number or a string, got " + first);
+        Fail("invalid-type",
+             "sort_by(): the expression must give a number or a string, got " + first);
       std::vector<std::pair<Json, size_t>> keyed;
-      for (size_t i = 0; i < a.size(); ++i) keyed.push_back({Key(f, args[1].expref, a[i], {first}), i});
-      std::stable_sort(keyed.begin(), keyed.end(), [](const auto& x, const auto& y) { return Less(x.first, y.first); });
+      for (size_t i = 0; i < a.size(); ++i)
+        keyed.push_back({Key(f, args[1].expref, a[i], {first}), i});
+      std::stable_sort(keyed.begin(), keyed.end(),
+                       [](const auto& x, const auto& y) { return Less(x.first, y.first); });
       Json out = Json::array();
       for (const auto& [k, i] : keyed) out.push_back(a[i]);
       return out;
@@ -1019,7 +1210,8 @@ class Evaluator {
       bool ints = true;
       long long si = 0;
       for (const auto& e : args[0].value)
-        if (!ints || !e.is_number_integer() || __builtin_add_overflow(si, e.get<long long>(), &si)) ints = false;
+        if (!ints || !e.is_number_integer() || __builtin_add_overflow(si, e.get<long long>(), &si))
+          ints = false;
       if (ints) return si;
       double sd = 0;
       for (const auto& e : args[0].value) sd += Num(e);

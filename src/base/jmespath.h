@@ -1,12 +1,12 @@
-// JMESPath (https://jmespath.org/specification.html), the query language of `az ... --query`: a lexer, a
-// Pratt parser and an evaluator following the reference implementation (Python's `jmespath`, which the
-// Azure CLI uses), checked against the official compliance suite and differentially against
-// python3-jmespath. Debian packages no C++ implementation, so this one is ours (ARCHITECTURE.md) and has a
-// fuzz target (fuzz/jmespath_fuzz.cc).
+// JMESPath (https://jmespath.org/specification.html), the query language of `az ... --query`: a
+// lexer, a Pratt parser and an evaluator following the reference implementation (Python's
+// `jmespath`, which the Azure CLI uses), checked against the official compliance suite and
+// differentially against python3-jmespath. Debian packages no C++ implementation, so this one is
+// ours (ARCHITECTURE.md) and has a fuzz target (fuzz/jmespath_fuzz.cc).
 //
 // Values are nlohmann::ordered_json: objects keep their keys' order, as Python's dicts do (keys(),
-// values() and multiselect hashes depend on it). Bounded: expressions of at most 64 KiB and 256 levels of
-// nesting. Pure functions; thread-safe.
+// values() and multiselect hashes depend on it). Bounded: expressions of at most 64 KiB and 256
+// levels of nesting. Pure functions; thread-safe.
 #pragma once
 
 #include <memory>
@@ -30,11 +30,12 @@ struct Error {
 
 class Expression {
  public:
-  // Compiles `text`; on failure returns nullptr and fills `error` (a syntax error, or an unknown function).
+  // Compiles `text`; on failure returns nullptr and fills `error` (a syntax error, or an unknown
+  // function).
   static std::unique_ptr<Expression> Compile(std::string_view text, Error* error);
   ~Expression();
-  // Evaluates against `data`; on failure (a function given the wrong types or number of arguments, a
-  // slice step of 0) returns false and fills `error`.
+  // Evaluates against `data`; on failure (a function given the wrong types or number of arguments,
+  // a slice step of 0) returns false and fills `error`.
   bool Search(const Json& data, Json* result, Error* error) const;
 
  private:

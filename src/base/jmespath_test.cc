@@ -14,7 +14,8 @@ namespace fs = std::filesystem;
 Json Q(const std::string& expr, const std::string& doc) {
   Json out;
   Error e;
-  EXPECT_TRUE(Search(expr, Json::parse(doc), &out, &e)) << expr << ": " << e.kind << ": " << e.message;
+  EXPECT_TRUE(Search(expr, Json::parse(doc), &out, &e))
+      << expr << ": " << e.kind << ": " << e.message;
   return out;
 }
 
@@ -25,13 +26,16 @@ std::string ErrorOf(const std::string& expr, const std::string& doc) {
   return e.kind;
 }
 
-// What az users write (and what the old subset failed at), checked here so the engine is tested where
+// What az users write (and what the old subset failed at), checked here so the engine is tested
+// where
 // ../shared (the compliance suite) is absent.
 TEST(Jmespath, WhatAzScriptsWrite) {
-  std::string jobs = R"([{"name":"a","status":"Completed","n":3},{"name":"b","status":"Failed","n":1},
+  std::string jobs =
+      R"([{"name":"a","status":"Completed","n":3},{"name":"b","status":"Failed","n":1},
                          {"name":"c","status":"Completed","n":2}])";
   EXPECT_EQ(Q("[?status=='Completed'].name", jobs), Json::parse(R"(["a","c"])"));
-  EXPECT_EQ(Q("[].[name,status]", jobs), Json::parse(R"([["a","Completed"],["b","Failed"],["c","Completed"]])"));
+  EXPECT_EQ(Q("[].[name,status]", jobs),
+            Json::parse(R"([["a","Completed"],["b","Failed"],["c","Completed"]])"));
   EXPECT_EQ(Q("length(@)", jobs), 3);
   EXPECT_EQ(Q("sort_by(@, &n)[].name", jobs), Json::parse(R"(["b","c","a"])"));
   EXPECT_EQ(Q("max_by(@, &n).name", jobs), "a");
@@ -39,7 +43,8 @@ TEST(Jmespath, WhatAzScriptsWrite) {
   EXPECT_EQ(Q("[-1].name", jobs), "c");
   EXPECT_EQ(Q("[?n > `1`] | length(@)", jobs), 2);
   EXPECT_EQ(Q("[?status=='Completed' && n < `3`].name | [0]", jobs), "c");
-  EXPECT_EQ(Q("[].{Name:name, S:status} | [1]", jobs).dump(), R"({"Name":"b","S":"Failed"})");  // key order kept
+  EXPECT_EQ(Q("[].{Name:name, S:status} | [1]", jobs).dump(),
+            R"({"Name":"b","S":"Failed"})");  // key order kept
   EXPECT_EQ(Q("join(', ', [].name)", jobs), "a, b, c");
   EXPECT_EQ(Q("[::-1].name", jobs), Json::parse(R"(["c","b","a"])"));
   EXPECT_EQ(Q("keys([0])", jobs), Json::parse(R"(["name","status","n"])"));
@@ -72,16 +77,19 @@ TEST(Jmespath, DeepNestingIsRefusedNotACrash) {
   EXPECT_EQ(e.kind, "syntax");
   std::string chain = "a";
   for (int i = 0; i < 20000; ++i) chain += ".a";
-  EXPECT_TRUE(Search(chain, Json::object(), &out, &e));  // a flat subexpression: no recursion per link
+  EXPECT_TRUE(
+      Search(chain, Json::object(), &out, &e));  // a flat subexpression: no recursion per link
 }
 
 // The official compliance suite (jmespath/jmespath.test), every case, errors included.
 TEST(Jmespath, ComplianceSuite) {
   fs::path dir = fs::path(CAIRN_SOURCE_DIR) / ".." / "shared" / "conformance" / "jmespath";
-  if (!fs::is_directory(dir)) GTEST_SKIP() << "the JMESPath compliance suite (../shared) is not here";
+  if (!fs::is_directory(dir))
+    GTEST_SKIP() << "the JMESPath compliance suite (../shared) is not here";
   int cases = 0, failed = 0;
   for (const auto& entry : fs::directory_iterator(dir)) {
-    if (entry.path().extension() != ".json" || entry.path().filename() == "benchmarks.json") continue;
+    if (entry.path().extension() != ".json" || entry.path().filename() == "benchmarks.json")
+      continue;
     std::ifstream in(entry.path());
     std::stringstream ss;
     ss << in.rdbuf();
@@ -96,12 +104,14 @@ TEST(Jmespath, ComplianceSuite) {
         if (c.contains("error")) {
           if (ok || e.kind != c["error"].get<std::string>()) {
             ++failed;
-            ADD_FAILURE() << entry.path().filename() << ": " << expr << ": expected error " << c["error"]
-                          << ", got " << (ok ? out.dump() : e.kind + ": " + e.message);
+            ADD_FAILURE() << entry.path().filename() << ": " << expr << ": expected error "
+                          << c["error"] << ", got "
+                          << (ok ? out.dump() : e.kind + ": " + e.message);
           }
         } else if (!ok || out != c["result"]) {
           ++failed;
-          ADD_FAILURE() << entry.path().filename() << ": " << expr << ": expected " << c["result"].dump() << ", got "
+          ADD_FAILURE() << entry.path().filename() << ": " << expr << ": expected "
+                        << c["result"].dump() << ", got "
                         << (ok ? out.dump() : e.kind + ": " + e.message);
         }
       }

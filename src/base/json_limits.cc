@@ -8,12 +8,16 @@ size_t JsonDepth(std::string_view text, size_t stop_at) {
   for (size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
     if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
       continue;
     }
     switch (c) {
-      case '"': in_string = true; break;
+      case '"':
+        in_string = true;
+        break;
       case '[':
       case '{':
         if (++depth > deepest) deepest = depth;
@@ -23,13 +27,15 @@ size_t JsonDepth(std::string_view text, size_t stop_at) {
       case '}':
         if (depth > 0) --depth;
         break;
-      default: break;
+      default:
+        break;
     }
   }
   return deepest;
 }
 
-bool ParseJsonBounded(std::string_view text, nlohmann::json* out, std::string* error, JsonLimits limits) {
+bool ParseJsonBounded(std::string_view text, nlohmann::json* out, std::string* error,
+                      JsonLimits limits) {
   *out = nlohmann::json(nlohmann::json::value_t::discarded);
   if (text.size() > limits.max_bytes) {
     *error = "JSON text of " + std::to_string(text.size()) + " bytes is over the limit of " +

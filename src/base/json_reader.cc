@@ -9,7 +9,8 @@
 namespace cairn {
 
 void JsonReader::Ws() {
-  while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\r' || s_[i_] == '\t')) ++i_;
+  while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\r' || s_[i_] == '\t'))
+    ++i_;
 }
 
 bool JsonReader::Consume(char c) {
@@ -31,13 +32,20 @@ JsonReader::Kind JsonReader::Peek() {
   Ws();
   if (!ok_ || i_ >= s_.size()) return Kind::kBad;
   switch (s_[i_]) {
-    case '{': return Kind::kObject;
-    case '[': return Kind::kArray;
-    case '"': return Kind::kString;
-    case 't': return Kind::kTrue;
-    case 'f': return Kind::kFalse;
-    case 'n': return Kind::kNull;
-    default: return (s_[i_] == '-' || (s_[i_] >= '0' && s_[i_] <= '9')) ? Kind::kNumber : Kind::kBad;
+    case '{':
+      return Kind::kObject;
+    case '[':
+      return Kind::kArray;
+    case '"':
+      return Kind::kString;
+    case 't':
+      return Kind::kTrue;
+    case 'f':
+      return Kind::kFalse;
+    case 'n':
+      return Kind::kNull;
+    default:
+      return (s_[i_] == '-' || (s_[i_] >= '0' && s_[i_] <= '9')) ? Kind::kNumber : Kind::kBad;
   }
 }
 
@@ -112,9 +120,11 @@ bool JsonReader::String(std::string* out) {
   for (;;) {
     size_t start = i_;
     unsigned char high = 0;
-    while (i_ < s_.size() && s_[i_] != '"' && s_[i_] != '\\' && static_cast<unsigned char>(s_[i_]) >= 0x20)
+    while (i_ < s_.size() && s_[i_] != '"' && s_[i_] != '\\' &&
+           static_cast<unsigned char>(s_[i_]) >= 0x20)
       high |= static_cast<unsigned char>(s_[i_++]);
-    // A run ends at an ASCII byte, so no UTF-8 sequence is split between two runs; an ASCII run is valid.
+    // A run ends at an ASCII byte, so no UTF-8 sequence is split between two runs; an ASCII run is
+    // valid.
     if ((high & 0x80) && !IsValidUtf8(s_.substr(start, i_ - start))) return ok_ = false;
     out->append(s_.data() + start, i_ - start);
     if (i_ >= s_.size() || static_cast<unsigned char>(s_[i_]) < 0x20) return ok_ = false;
@@ -125,14 +135,30 @@ bool JsonReader::String(std::string* out) {
     if (++i_ >= s_.size()) return ok_ = false;  // after the backslash
     char e = s_[i_++];
     switch (e) {
-      case '"': *out += '"'; break;
-      case '\\': *out += '\\'; break;
-      case '/': *out += '/'; break;
-      case 'b': *out += '\b'; break;
-      case 'f': *out += '\f'; break;
-      case 'n': *out += '\n'; break;
-      case 'r': *out += '\r'; break;
-      case 't': *out += '\t'; break;
+      case '"':
+        *out += '"';
+        break;
+      case '\\':
+        *out += '\\';
+        break;
+      case '/':
+        *out += '/';
+        break;
+      case 'b':
+        *out += '\b';
+        break;
+      case 'f':
+        *out += '\f';
+        break;
+      case 'n':
+        *out += '\n';
+        break;
+      case 'r':
+        *out += '\r';
+        break;
+      case 't':
+        *out += '\t';
+        break;
       case 'u': {
         auto hex4 = [&](unsigned* cp) {
           if (i_ + 4 > s_.size()) return false;
@@ -159,7 +185,8 @@ bool JsonReader::String(std::string* out) {
         Utf8(cp, out);
         break;
       }
-      default: return ok_ = false;
+      default:
+        return ok_ = false;
     }
   }
 }
@@ -204,8 +231,8 @@ bool JsonReader::Double(double* out) {
   if (n == 0) return ok_ = false;
   auto r = std::from_chars(s_.data() + i_, s_.data() + i_ + n, *out);
   if (r.ec == std::errc::result_out_of_range) {
-    // Underflow (1e-400, subnormals) reads as the nearest double; overflow (1e400) is refused. Both as
-    // nlohmann::json, the rest of the server, does.
+    // Underflow (1e-400, subnormals) reads as the nearest double; overflow (1e400) is refused. Both
+    // as nlohmann::json, the rest of the server, does.
     *out = strtod(std::string(s_.substr(i_, n)).c_str(), nullptr);
     if (std::isinf(*out)) return ok_ = false;
   } else if (r.ec != std::errc()) {
@@ -248,19 +275,28 @@ bool JsonReader::Skip(int depth) {
       BeginArray();
       while (NextElement()) Skip(depth + 1);
       return ok_;
-    case Kind::kString: return String(&tmp);
+    case Kind::kString:
+      return String(&tmp);
     case Kind::kNumber: {
       double d;
       return Double(&d);
     }
     case Kind::kTrue:
-      if (s_.substr(i_, 4) == "true") i_ += 4; else ok_ = false;
+      if (s_.substr(i_, 4) == "true")
+        i_ += 4;
+      else
+        ok_ = false;
       return ok_;
     case Kind::kFalse:
-      if (s_.substr(i_, 5) == "false") i_ += 5; else ok_ = false;
+      if (s_.substr(i_, 5) == "false")
+        i_ += 5;
+      else
+        ok_ = false;
       return ok_;
-    case Kind::kNull: return Null();
-    case Kind::kBad: return ok_ = false;
+    case Kind::kNull:
+      return Null();
+    case Kind::kBad:
+      return ok_ = false;
   }
   return ok_ = false;
 }

@@ -1,7 +1,7 @@
-// A pull reader for JSON text, for hot paths where building a DOM costs more than the work itself (a
-// log-batch of 1000 metrics: nlohmann::json spends 70% of the request allocating and freeing its tree).
-// Reads strictly RFC 8259 JSON; any error makes ok() false and every later call a no-op, so callers check
-// once at the end. Skip() refuses nesting deeper than 256.
+// A pull reader for JSON text, for hot paths where building a DOM costs more than the work itself
+// (a log-batch of 1000 metrics: nlohmann::json spends 70% of the request allocating and freeing its
+// tree). Reads strictly RFC 8259 JSON; any error makes ok() false and every later call a no-op, so
+// callers check once at the end. Skip() refuses nesting deeper than 256.
 #pragma once
 
 #include <string>
@@ -22,7 +22,8 @@ class JsonReader {
   // The kind of the next value, without consuming it.
   Kind Peek();
 
-  // Objects: BeginObject(), then NextKey(&k) until it returns false (it consumes the ':' and the ',').
+  // Objects: BeginObject(), then NextKey(&k) until it returns false (it consumes the ':' and the
+  // ',').
   bool BeginObject();
   bool NextKey(std::string* key);
   // Arrays: BeginArray(), then NextElement() before each element until it returns false.

@@ -9,45 +9,59 @@ namespace {
 
 constexpr Setting kSettings[] = {
     // Where things are.
-    {"CAIRN_HOME", "~/.cairn", "CLI, server", "The workspace folder: its server, database, runs and token."},
-    {"CAIRN_SERVER_BIN", "cairn-server beside cairn", "CLI", "The server binary the CLI starts when none runs."},
-    {"CAIRN_UI_DIR", "ui/dist of the build, or share/cairn/ui", "server", "The studio's built files."},
+    {"CAIRN_HOME", "~/.cairn", "CLI, server",
+     "The workspace folder: its server, database, runs and token."},
+    {"CAIRN_SERVER_BIN", "cairn-server beside cairn", "CLI",
+     "The server binary the CLI starts when none runs."},
+    {"CAIRN_UI_DIR", "ui/dist of the build, or share/cairn/ui", "server",
+     "The studio's built files."},
     {"CAIRN_WORKSPACE", "", "CLI",
-     "The URL of a workspace server on another machine; the CLI then talks to it with CAIRN_TOKEN."},
+     "The URL of a workspace server on another machine; the CLI then talks to it with "
+     "CAIRN_TOKEN."},
     {"CAIRN_TOKEN", "", "CLI", "The token for CAIRN_WORKSPACE."},
     {"CAIRN_OUTPUT", "", "CLI", "The default of -o/--output (json, yaml, table, tsv, none)."},
     // Jobs.
     {"CAIRN_LOCAL_SLOTS", "the server's --slots, else the CPU count", "server",
      "How many jobs run at once on the local compute."},
-    {"CAIRN_MAX_LOG_BYTES", "1073741824", "server", "Each process's stdout and stderr kept, at most, in bytes."},
+    {"CAIRN_MAX_LOG_BYTES", "1073741824", "server",
+     "Each process's stdout and stderr kept, at most, in bytes."},
     {"CAIRN_KILL_GRACE_MS", "5000", "server",
      "Between SIGTERM and SIGKILL when a job is canceled or times out, in milliseconds."},
     {"CAIRN_SYSTEM_METRICS_SECONDS", "2", "server",
-     "How often a supervisor samples its job's CPU, memory and GPUs into its MLflow run (0: never)."},
-    {"CAIRN_SPAWNER", "on", "server", "off: the server forks each supervisor itself (slower; for comparison)."},
+     "How often a supervisor samples its job's CPU, memory and GPUs into its MLflow run (0: "
+     "never)."},
+    {"CAIRN_SPAWNER", "on", "server",
+     "off: the server forks each supervisor itself (slower; for comparison)."},
     {"CAIRN_DIRECT_EXEC", "on", "supervisor",
      "off: every command starts through bash, even one that needs no shell (for comparison)."},
-    {"CAIRN_SESSION_IDLE_SECONDS", "43200", "server", "A studio sign-in ends after this long unused."},
-    {"CAIRN_SESSION_MAX_AGE_SECONDS", "604800", "server", "A studio sign-in ends this long after it began."},
+    {"CAIRN_SESSION_IDLE_SECONDS", "43200", "server",
+     "A studio sign-in ends after this long unused."},
+    {"CAIRN_SESSION_MAX_AGE_SECONDS", "604800", "server",
+     "A studio sign-in ends this long after it began."},
     // Environments.
     {"CAIRN_CONTAINERS", "on", "server",
      "off: every job runs on the host; strict: a job whose image cannot be had fails instead."},
     {"CAIRN_CONTAINER_RUNTIME", "podman, else docker", "server, supervisor",
      "The container runtime (a name on PATH or a path); none: no containers."},
-    {"CAIRN_IMAGE_RECHECK_SECONDS", "600", "server", "How long an image found missing is remembered as missing."},
+    {"CAIRN_IMAGE_RECHECK_SECONDS", "600", "server",
+     "How long an image found missing is remembered as missing."},
     {"CAIRN_CDI_DIRS", "/etc/cdi:/var/run/cdi", "supervisor",
      "Where the Container Device Interface specs that hand GPUs to containers are."},
     // GPUs.
     {"CAIRN_GPUS", "", "server",
-     "Declares this machine's GPUs by index (\"0,1,2,3\") instead of asking NVML; none (or empty): no GPUs."},
+     "Declares this machine's GPUs by index (\"0,1,2,3\") instead of asking NVML; none (or empty): "
+     "no GPUs."},
     {"CAIRN_NVML_LIBRARY", "libnvidia-ml.so.1", "server, supervisor", "The NVML library to load."},
-    {"CAIRN_NVIDIA_SMI", "nvidia-smi", "server", "The nvidia-smi to ask when NVML cannot be loaded."},
+    {"CAIRN_NVIDIA_SMI", "nvidia-smi", "server",
+     "The nvidia-smi to ask when NVML cannot be loaded."},
     // Slurm and tracking.
-    {"CAIRN_SLURM_CONF", "", "server", "The slurm.conf the server's Slurm commands use (SLURM_CONF for them)."},
+    {"CAIRN_SLURM_CONF", "", "server",
+     "The slurm.conf the server's Slurm commands use (SLURM_CONF for them)."},
     {"CAIRN_TRACKING_SYNC", "full", "server",
      "normal: a tracking write survives a crash of the server but not of the machine (faster)."},
     // Between Cairn's own processes.
-    {"CAIRN_INTERNAL_PLAN", "", "internal", "A multi-node job's plan, from its supervisor to each node supervisor."},
+    {"CAIRN_INTERNAL_PLAN", "", "internal",
+     "A multi-node job's plan, from its supervisor to each node supervisor."},
     {"CAIRN_INTERNAL_TOKEN", "", "internal",
      "A Slurm job's supervisor credential, for a supervisor that fetches its run over HTTP."},
 };
@@ -55,8 +69,8 @@ constexpr Setting kSettings[] = {
 const Setting& Find(std::string_view name) {
   for (const auto& s : kSettings)
     if (s.name == name) return s;
-  fprintf(stderr, "cairn: %.*s is not in the settings table (src/base/settings.cc)\n", static_cast<int>(name.size()),
-          name.data());
+  fprintf(stderr, "cairn: %.*s is not in the settings table (src/base/settings.cc)\n",
+          static_cast<int>(name.size()), name.data());
   abort();
 }
 

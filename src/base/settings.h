@@ -1,6 +1,6 @@
-// Every CAIRN_* environment variable Cairn reads, in one table: its name, default, who reads it and what
-// it does. Every read goes through here (settings_test.cc fails on a getenv("CAIRN_ anywhere else, and on a
-// variable missing from docs/configuration.md), so the table is the whole list.
+// Every CAIRN_* environment variable Cairn reads, in one table: its name, default, who reads it and
+// what it does. Every read goes through here (settings_test.cc fails on a getenv("CAIRN_ anywhere
+// else, and on a variable missing from docs/configuration.md), so the table is the whole list.
 #pragma once
 
 #include <optional>
@@ -19,8 +19,8 @@ struct Setting {
 
 std::span<const Setting> All();
 
-// The variable's value; nullopt when it is unset. An empty value is a value (CAIRN_GPUS= declares none).
-// A name not in the table is a programming error: it aborts.
+// The variable's value; nullopt when it is unset. An empty value is a value (CAIRN_GPUS= declares
+// none). A name not in the table is a programming error: it aborts.
 std::optional<std::string> Get(std::string_view name);
 // The value when set and not empty, else the table's default.
 std::string Text(std::string_view name);

@@ -40,9 +40,11 @@ TEST(Settings, EveryReadGoesThroughTheTableAndNamesAVariableInIt) {
     if (file.rfind("settings", 0) == 0) continue;
     const std::string text = Slurp(e.path());
     EXPECT_FALSE(std::regex_search(text, direct))
-        << e.path() << " reads a CAIRN_ variable with getenv: use settings::Get (src/base/settings.h)";
+        << e.path()
+        << " reads a CAIRN_ variable with getenv: use settings::Get (src/base/settings.h)";
     for (std::sregex_iterator m(text.begin(), text.end(), through), end; m != end; ++m, ++reads)
-      EXPECT_TRUE(names.count((*m)[1].str())) << e.path() << " reads " << (*m)[1].str() << ", which the table lacks";
+      EXPECT_TRUE(names.count((*m)[1].str()))
+          << e.path() << " reads " << (*m)[1].str() << ", which the table lacks";
   }
   EXPECT_GT(reads, 20);  // the scan found the reads at all
 }
@@ -54,13 +56,16 @@ TEST(Settings, TheDocsListExactlyTheTable) {
   // The settings table's rows: "| `CAIRN_X` | default | read by | meaning |".
   std::set<std::string> documented;
   const std::regex row(R"re(\n\| `(CAIRN_[A-Z0-9_]+)` \|)re");
-  for (std::sregex_iterator m(text.begin(), text.end(), row), end; m != end; ++m) documented.insert((*m)[1].str());
+  for (std::sregex_iterator m(text.begin(), text.end(), row), end; m != end; ++m)
+    documented.insert((*m)[1].str());
   for (const auto& s : All()) {
     EXPECT_TRUE(documented.count(std::string(s.name)))
-        << "docs/configuration.md lacks " << s.name << "; its row:\n| `" << s.name << "` | " << s.fallback << " | "
-        << s.reader << " | " << s.meaning << " |";
+        << "docs/configuration.md lacks " << s.name << "; its row:\n| `" << s.name << "` | "
+        << s.fallback << " | " << s.reader << " | " << s.meaning << " |";
   }
-  for (const auto& d : documented) EXPECT_TRUE(Names().count(d)) << "docs/configuration.md lists " << d << ", which the table lacks";
+  for (const auto& d : documented)
+    EXPECT_TRUE(Names().count(d)) << "docs/configuration.md lists " << d
+                                  << ", which the table lacks";
 }
 
 TEST(Settings, ValuesDefaultsAndIntegers) {

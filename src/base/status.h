@@ -10,14 +10,14 @@ namespace cairn {
 // The kinds of failure the edges map once: HTTP status, CLI exit code.
 enum class Code {
   kOk = 0,
-  kInvalidArgument,   // the user's input is wrong (400, exit 2)
-  kNotFound,          // 404, exit 3
-  kAlreadyExists,     // 409
-  kFailedPrecondition,// the request does not fit the current state (409)
-  kUnauthenticated,   // 401
-  kPermissionDenied,  // 403
-  kUnavailable,       // the server or a backend cannot be reached (503)
-  kInternal,          // a bug or an environment failure (500)
+  kInvalidArgument,     // the user's input is wrong (400, exit 2)
+  kNotFound,            // 404, exit 3
+  kAlreadyExists,       // 409
+  kFailedPrecondition,  // the request does not fit the current state (409)
+  kUnauthenticated,     // 401
+  kPermissionDenied,    // 403
+  kUnavailable,         // the server or a backend cannot be reached (503)
+  kInternal,            // a bug or an environment failure (500)
 };
 
 class [[nodiscard]] Status {
@@ -38,7 +38,9 @@ class [[nodiscard]] Status {
 inline Status InvalidArgument(std::string m) { return {Code::kInvalidArgument, std::move(m)}; }
 inline Status NotFound(std::string m) { return {Code::kNotFound, std::move(m)}; }
 inline Status AlreadyExists(std::string m) { return {Code::kAlreadyExists, std::move(m)}; }
-inline Status FailedPrecondition(std::string m) { return {Code::kFailedPrecondition, std::move(m)}; }
+inline Status FailedPrecondition(std::string m) {
+  return {Code::kFailedPrecondition, std::move(m)};
+}
 inline Status Unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
 inline Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
 
@@ -47,7 +49,7 @@ const char* CodeName(Code code);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {}  // NOLINT
 
   bool ok() const { return std::holds_alternative<T>(v_); }

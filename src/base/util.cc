@@ -17,7 +17,8 @@ namespace cairn {
 
 std::string ReplaceAll(std::string s, std::string_view from, std::string_view to) {
   if (from.empty()) return s;
-  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) s.replace(at, from.size(), to);
+  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+    s.replace(at, from.size(), to);
   return s;
 }
 
@@ -108,32 +109,34 @@ std::string IsoTime(int64_t millis) {
 
 namespace {
 std::mt19937_64& Rng() {
-  thread_local std::mt19937_64 rng(std::random_device{}() ^
-                                   static_cast<uint64_t>(NowMillis()) ^
+  thread_local std::mt19937_64 rng(std::random_device{}() ^ static_cast<uint64_t>(NowMillis()) ^
                                    reinterpret_cast<uintptr_t>(&rng));
   return rng;
 }
 
-// Word lists in the spirit of Azure ML's generator (its lists are longer; the shape is what matters).
+// Word lists in the spirit of Azure ML's generator (its lists are longer; the shape is what
+// matters).
 const char* const kAdjectives[] = {
-    "amber", "amiable", "ashy", "bold", "brave", "bright", "busy", "calm", "careful", "clever",
-    "cool", "coral", "crimson", "dreamy", "eager", "epic", "frank", "frosty", "gentle", "gifted",
-    "golden", "good", "great", "green", "happy", "helpful", "honest", "hungry", "icy", "ivory",
-    "jolly", "keen", "kind", "lemon", "loyal", "lucid", "lively", "magenta", "mango", "mighty",
-    "mellow", "modest", "neat", "nice", "olive", "orange", "patient", "plucky", "polite", "proud",
-    "quick", "quiet", "purple", "red", "salmon", "sharp", "shy", "silly", "silver", "sleepy",
-    "stoic", "strong", "sweet", "tender", "tidy", "tough", "upbeat", "vibrant", "wise", "witty",
-    "yellow", "zen"};
+    "amber",  "amiable", "ashy",   "bold",    "brave",   "bright", "busy",  "calm",    "careful",
+    "clever", "cool",    "coral",  "crimson", "dreamy",  "eager",  "epic",  "frank",   "frosty",
+    "gentle", "gifted",  "golden", "good",    "great",   "green",  "happy", "helpful", "honest",
+    "hungry", "icy",     "ivory",  "jolly",   "keen",    "kind",   "lemon", "loyal",   "lucid",
+    "lively", "magenta", "mango",  "mighty",  "mellow",  "modest", "neat",  "nice",    "olive",
+    "orange", "patient", "plucky", "polite",  "proud",   "quick",  "quiet", "purple",  "red",
+    "salmon", "sharp",   "shy",    "silly",   "silver",  "sleepy", "stoic", "strong",  "sweet",
+    "tender", "tidy",    "tough",  "upbeat",  "vibrant", "wise",   "witty", "yellow",  "zen"};
 const char* const kNouns[] = {
-    "ant", "apple", "bear", "beetle", "boat", "bread", "brush", "camel", "car", "carrot", "cat",
-    "cherry", "chicken", "cloud", "coat", "cup", "dog", "door", "dream", "eagle", "egg", "engine",
-    "feather", "fig", "fish", "flower", "garden", "ghost", "glove", "grape", "guava", "hamster",
-    "hat", "heart", "holiday", "island", "jackal", "kettle", "kitten", "koala", "lamp", "leaf",
-    "lemon", "lime", "lion", "lizard", "lobster", "mango", "monkey", "moon", "mouse", "music",
-    "night", "nut", "octopus", "onion", "owl", "panda", "pear", "pencil", "pepper", "pig", "pin",
-    "plane", "plum", "pot", "puppy", "rabbit", "river", "rocket", "rose", "seal", "sheep", "shoe",
-    "snail", "soccer", "spoon", "star", "stick", "sun", "tail", "tiger", "tomato", "train", "tree",
-    "tuna", "turtle", "vase", "wall", "whale", "wheel", "yacht", "yak", "zebra"};
+    "ant",     "apple",   "bear",   "beetle",  "boat",    "bread",  "brush",  "camel",   "car",
+    "carrot",  "cat",     "cherry", "chicken", "cloud",   "coat",   "cup",    "dog",     "door",
+    "dream",   "eagle",   "egg",    "engine",  "feather", "fig",    "fish",   "flower",  "garden",
+    "ghost",   "glove",   "grape",  "guava",   "hamster", "hat",    "heart",  "holiday", "island",
+    "jackal",  "kettle",  "kitten", "koala",   "lamp",    "leaf",   "lemon",  "lime",    "lion",
+    "lizard",  "lobster", "mango",  "monkey",  "moon",    "mouse",  "music",  "night",   "nut",
+    "octopus", "onion",   "owl",    "panda",   "pear",    "pencil", "pepper", "pig",     "pin",
+    "plane",   "plum",    "pot",    "puppy",   "rabbit",  "river",  "rocket", "rose",    "seal",
+    "sheep",   "shoe",    "snail",  "soccer",  "spoon",   "star",   "stick",  "sun",     "tail",
+    "tiger",   "tomato",  "train",  "tree",    "tuna",    "turtle", "vase",   "wall",    "whale",
+    "wheel",   "yacht",   "yak",    "zebra"};
 }  // namespace
 
 std::string GenerateJobName() {
@@ -181,44 +184,50 @@ constexpr uint32_t kK[64] = {
 inline uint32_t Rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
 
 #if defined(__x86_64__)
-// The x86 SHA extensions (SHA-NI): four rounds per instruction pair, several times the plain code's speed,
-// so hashing keeps up with the disk. The state lives as ABEF and CDGH in two registers.
+// The x86 SHA extensions (SHA-NI): four rounds per instruction pair, several times the plain code's
+// speed, so hashing keeps up with the disk. The state lives as ABEF and CDGH in two registers.
 bool HasShaNi() {
   static const bool has = [] {
     unsigned a, b, c, d;
-    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29)) && __get_cpuid(1, &a, &b, &c, &d) &&
-           (c & (1u << 19));  // SHA, and SSE4.1 for the blend
+    return __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b & (1u << 29)) &&
+           __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 19));  // SHA, and SSE4.1 for the blend
   }();
   return has;
 }
 
-__attribute__((target("sha,sse4.1,ssse3"))) void ShaNiBlocks(uint32_t* state, const uint8_t* p, size_t blocks) {
+__attribute__((target("sha,sse4.1,ssse3"))) void ShaNiBlocks(uint32_t* state, const uint8_t* p,
+                                                             size_t blocks) {
   const __m128i mask = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
-  __m128i tmp = _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(state)), 0xB1);  // CDAB
-  __m128i s1 = _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(state + 4)), 0x1B);  // EFGH
-  __m128i s0 = _mm_alignr_epi8(tmp, s1, 8);   // ABEF
-  s1 = _mm_blend_epi16(s1, tmp, 0xF0);        // CDGH
+  __m128i tmp =
+      _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(state)), 0xB1);  // CDAB
+  __m128i s1 = _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(state + 4)),
+                                 0x1B);      // EFGH
+  __m128i s0 = _mm_alignr_epi8(tmp, s1, 8);  // ABEF
+  s1 = _mm_blend_epi16(s1, tmp, 0xF0);       // CDGH
   for (; blocks > 0; --blocks, p += 64) {
     const __m128i abef = s0, cdgh = s1;
     __m128i w[16];
     for (int i = 0; i < 16; ++i) {
       if (i < 4) {
-        w[i] = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * i)), mask);
+        w[i] =
+            _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * i)), mask);
       } else {
-        __m128i x = _mm_add_epi32(_mm_sha256msg1_epu32(w[i - 4], w[i - 3]), _mm_alignr_epi8(w[i - 1], w[i - 2], 4));
+        __m128i x = _mm_add_epi32(_mm_sha256msg1_epu32(w[i - 4], w[i - 3]),
+                                  _mm_alignr_epi8(w[i - 1], w[i - 2], 4));
         w[i] = _mm_sha256msg2_epu32(x, w[i - 1]);
       }
-      __m128i msg = _mm_add_epi32(w[i], _mm_loadu_si128(reinterpret_cast<const __m128i*>(kK + 4 * i)));
+      __m128i msg =
+          _mm_add_epi32(w[i], _mm_loadu_si128(reinterpret_cast<const __m128i*>(kK + 4 * i)));
       s1 = _mm_sha256rnds2_epu32(s1, s0, msg);
       s0 = _mm_sha256rnds2_epu32(s0, s1, _mm_shuffle_epi32(msg, 0x0E));
     }
     s0 = _mm_add_epi32(s0, abef);
     s1 = _mm_add_epi32(s1, cdgh);
   }
-  tmp = _mm_shuffle_epi32(s0, 0x1B);          // FEBA
-  s1 = _mm_shuffle_epi32(s1, 0xB1);           // DCHG
-  s0 = _mm_blend_epi16(tmp, s1, 0xF0);        // DCBA
-  s1 = _mm_alignr_epi8(s1, tmp, 8);           // HGFE
+  tmp = _mm_shuffle_epi32(s0, 0x1B);    // FEBA
+  s1 = _mm_shuffle_epi32(s1, 0xB1);     // DCHG
+  s0 = _mm_blend_epi16(tmp, s1, 0xF0);  // DCBA
+  s1 = _mm_alignr_epi8(s1, tmp, 8);     // HGFE
   _mm_storeu_si128(reinterpret_cast<__m128i*>(state), s0);
   _mm_storeu_si128(reinterpret_cast<__m128i*>(state + 4), s1);
 }
@@ -226,8 +235,8 @@ __attribute__((target("sha,sse4.1,ssse3"))) void ShaNiBlocks(uint32_t* state, co
 }  // namespace
 
 Sha256::Sha256()
-    : h_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
-         0x5be0cd19} {}
+    : h_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+         0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19} {}
 
 void Sha256::Block(const uint8_t* p) {
   uint32_t w[64];
@@ -247,9 +256,23 @@ void Sha256::Block(const uint8_t* p) {
     uint32_t s0 = Rotr(a, 2) ^ Rotr(a, 13) ^ Rotr(a, 22);
     uint32_t mj = (a & b) ^ (a & c) ^ (b & c);
     uint32_t t2 = s0 + mj;
-    h = g; g = f; f = e; e = d + t1; d = c; c = b; b = a; a = t1 + t2;
+    h = g;
+    g = f;
+    f = e;
+    e = d + t1;
+    d = c;
+    c = b;
+    b = a;
+    a = t1 + t2;
   }
-  h_[0] += a; h_[1] += b; h_[2] += c; h_[3] += d; h_[4] += e; h_[5] += f; h_[6] += g; h_[7] += h;
+  h_[0] += a;
+  h_[1] += b;
+  h_[2] += c;
+  h_[3] += d;
+  h_[4] += e;
+  h_[5] += f;
+  h_[6] += g;
+  h_[7] += h;
 }
 
 void Sha256::Update(const void* data, size_t len) {
@@ -258,8 +281,13 @@ void Sha256::Update(const void* data, size_t len) {
   if (buf_len_) {
     size_t take = std::min(len, 64 - buf_len_);
     memcpy(buf_ + buf_len_, p, take);
-    buf_len_ += take; p += take; len -= take;
-    if (buf_len_ == 64) { Block(buf_); buf_len_ = 0; }
+    buf_len_ += take;
+    p += take;
+    len -= take;
+    if (buf_len_ == 64) {
+      Block(buf_);
+      buf_len_ = 0;
+    }
   }
 #if defined(__x86_64__)
   if (len >= 64 && HasShaNi()) {
@@ -269,8 +297,15 @@ void Sha256::Update(const void* data, size_t len) {
     len -= blocks * 64;
   }
 #endif
-  while (len >= 64) { Block(p); p += 64; len -= 64; }
-  if (len) { memcpy(buf_, p, len); buf_len_ = len; }
+  while (len >= 64) {
+    Block(p);
+    p += 64;
+    len -= 64;
+  }
+  if (len) {
+    memcpy(buf_, p, len);
+    buf_len_ = len;
+  }
 }
 
 std::string Sha256::HexDigest() {
@@ -306,16 +341,21 @@ size_t Utf8ValidPrefix(std::string_view s) {
     }
     size_t len;
     unsigned cp;
-    if (c >= 0xC2 && c <= 0xDF) len = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF) len = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4) len = 4, cp = c & 0x07;
-    else return i;
+    if (c >= 0xC2 && c <= 0xDF)
+      len = 2, cp = c & 0x1F;
+    else if (c >= 0xE0 && c <= 0xEF)
+      len = 3, cp = c & 0x0F;
+    else if (c >= 0xF0 && c <= 0xF4)
+      len = 4, cp = c & 0x07;
+    else
+      return i;
     if (i + len > n) return i;
     for (size_t k = 1; k < len; ++k) {
       if ((p[i + k] & 0xC0) != 0x80) return i;
       cp = (cp << 6) | (p[i + k] & 0x3F);
     }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
       return i;
     i += len;
   }
@@ -328,7 +368,8 @@ std::string Plural(long long n, const std::string& noun, const std::string& plur
   return std::to_string(n) + " " + (n == 1 ? noun : plural.empty() ? noun + "s" : plural);
 }
 
-std::string IdentityProof(const std::string& secret, const std::string& nonce, const std::string& port) {
+std::string IdentityProof(const std::string& secret, const std::string& nonce,
+                          const std::string& port) {
   return Sha256Hex("cairn-identify\n" + secret + "\n" + nonce + "\n" + port);
 }
 

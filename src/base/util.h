@@ -12,7 +12,8 @@
 namespace cairn {
 
 std::string Trim(std::string_view s);
-// `s` with every `from` replaced by `to` (left to right; what `to` brings in is not searched again).
+// `s` with every `from` replaced by `to` (left to right; what `to` brings in is not searched
+// again).
 std::string ReplaceAll(std::string s, std::string_view from, std::string_view to);
 std::vector<std::string> Split(std::string_view s, char sep);
 bool StartsWith(std::string_view s, std::string_view prefix);
@@ -43,10 +44,12 @@ std::string RandomHex(size_t bytes);
 // SHA-256 of a byte string, as lower-case hex.
 std::string Sha256Hex(std::string_view data);
 
-// What a server answers to prove it holds `secret` (the workspace token, or a supervisor's credential)
-// without sending it: bound to the caller's `nonce` and to the port the caller dialled, so that a process
-// squatting on a dead server's port can neither answer nor relay the live server's answer.
-std::string IdentityProof(const std::string& secret, const std::string& nonce, const std::string& port);
+// What a server answers to prove it holds `secret` (the workspace token, or a supervisor's
+// credential) without sending it: bound to the caller's `nonce` and to the port the caller dialled,
+// so that a process squatting on a dead server's port can neither answer nor relay the live
+// server's answer.
+std::string IdentityProof(const std::string& secret, const std::string& nonce,
+                          const std::string& port);
 // The port of an http(s)://host:port URL ("" when it names none).
 std::string PortOfUrl(const std::string& url);
 
@@ -65,8 +68,8 @@ class Sha256 {
   uint64_t total_ = 0;
 };
 
-// A job, compute or output name as Azure ML allows them: letters, digits, '_' and '-', starting with a
-// letter or digit, at most 255 characters.
+// A job, compute or output name as Azure ML allows them: letters, digits, '_' and '-', starting
+// with a letter or digit, at most 255 characters.
 bool IsValidName(std::string_view name);
 
 }  // namespace cairn

@@ -17,7 +17,8 @@ TEST(Sha256, MatchesTheStandardTestVectors) {
 TEST(Sha256, IncrementalUpdatesEqualOneShot) {
   std::string data(1000000, 'a');
   Sha256 h;
-  for (size_t i = 0; i < data.size(); i += 777) h.Update(data.data() + i, std::min<size_t>(777, data.size() - i));
+  for (size_t i = 0; i < data.size(); i += 777)
+    h.Update(data.data() + i, std::min<size_t>(777, data.size() - i));
   EXPECT_EQ(h.HexDigest(), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
@@ -26,7 +27,8 @@ TEST(Sha256, LongNonRepeatingInputMatchesAnIndependentHash) {
   std::string data(1 << 20, '\0');
   for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>((i * 7 + 3) % 251);
   EXPECT_EQ(Sha256Hex(data), "1ac437f476c488acba4000af7ae89ef53f7ffbeef2e937850985f5ceb8b5ae6f");
-  EXPECT_EQ(Sha256Hex(data.substr(3, 1000)), Sha256Hex(std::string(data.begin() + 3, data.begin() + 1003)));
+  EXPECT_EQ(Sha256Hex(data.substr(3, 1000)),
+            Sha256Hex(std::string(data.begin() + 3, data.begin() + 1003)));
 }
 
 TEST(ClosestMatch, SuggestsNearKeysOnly) {
@@ -50,7 +52,9 @@ TEST(IsValidName, AcceptsAzureNamesAndRejectsPaths) {
   EXPECT_FALSE(IsValidName(std::string(256, 'a')));
 }
 
-TEST(IsoTime, PrintsUtcWithMicroseconds) { EXPECT_EQ(IsoTime(1700000000123), "2023-11-14T22:13:20.123000+00:00"); }
+TEST(IsoTime, PrintsUtcWithMicroseconds) {
+  EXPECT_EQ(IsoTime(1700000000123), "2023-11-14T22:13:20.123000+00:00");
+}
 
 TEST(ReplaceAll, ReplacesEveryOccurrenceAndNeverWhatItPutIn) {
   EXPECT_EQ(ReplaceAll("a/${{name}}/b/${{name}}", "${{name}}", "job"), "a/job/b/job");

@@ -42,11 +42,16 @@ struct Globals {
 
 int ExitCodeFor(const Status& s) {
   switch (s.code()) {
-    case Code::kOk: return 0;
-    case Code::kInvalidArgument: return 2;
-    case Code::kNotFound: return 3;
-    case Code::kUnavailable: return 4;
-    default: return 1;
+    case Code::kOk:
+      return 0;
+    case Code::kInvalidArgument:
+      return 2;
+    case Code::kNotFound:
+      return 3;
+    case Code::kUnavailable:
+      return 4;
+    default:
+      return 1;
   }
 }
 
@@ -65,29 +70,44 @@ int Print(const Globals& g, const json& value, const std::vector<Column>& column
   return 0;
 }
 
-const std::vector<Column> kJobColumns = {
-    {"Name", "name"}, {"Display name", "display_name"}, {"Status", "status"},
-    {"Experiment", "experiment_name"}, {"Compute", "compute"}, {"Created", "creation_context.created_at"},
-    {"Duration", "duration_seconds", Column::kDuration}};
-const std::vector<Column> kJobShowColumns = {
-    {"name", "name"}, {"display_name", "display_name"}, {"status", "status"},
-    {"reason", "status_reason"}, {"experiment_name", "experiment_name"}, {"compute", "compute"},
-    {"created", "creation_context.created_at"}, {"started", "start_time"}, {"ended", "end_time"},
-    {"duration", "duration_seconds", Column::kDuration}, {"exit_code", "exit_code"}, {"error", "error.message"},
-    {"metrics", "metrics_summary"}, {"params", "params_summary"}, {"studio", "services.Studio.endpoint"}};
+const std::vector<Column> kJobColumns = {{"Name", "name"},
+                                         {"Display name", "display_name"},
+                                         {"Status", "status"},
+                                         {"Experiment", "experiment_name"},
+                                         {"Compute", "compute"},
+                                         {"Created", "creation_context.created_at"},
+                                         {"Duration", "duration_seconds", Column::kDuration}};
+const std::vector<Column> kJobShowColumns = {{"name", "name"},
+                                             {"display_name", "display_name"},
+                                             {"status", "status"},
+                                             {"reason", "status_reason"},
+                                             {"experiment_name", "experiment_name"},
+                                             {"compute", "compute"},
+                                             {"created", "creation_context.created_at"},
+                                             {"started", "start_time"},
+                                             {"ended", "end_time"},
+                                             {"duration", "duration_seconds", Column::kDuration},
+                                             {"exit_code", "exit_code"},
+                                             {"error", "error.message"},
+                                             {"metrics", "metrics_summary"},
+                                             {"params", "params_summary"},
+                                             {"studio", "services.Studio.endpoint"}};
 
 // "loss=0.2, acc=0.9": the latest metrics (or params) on one line for the table view.
 void AddSummaries(json& job) {
   for (const char* field : {"metrics", "params"}) {
     if (!job.contains(field) || !job[field].is_object()) continue;
     std::vector<std::string> parts;
-    for (const auto& [k, v] : job[field].items()) parts.push_back(k + "=" + (v.is_string() ? v.get<std::string>() : v.dump()));
+    for (const auto& [k, v] : job[field].items())
+      parts.push_back(k + "=" + (v.is_string() ? v.get<std::string>() : v.dump()));
     job[std::string(field) + "_summary"] = Join(parts, ", ");
   }
 }
 const std::vector<Column> kComputeColumns = {
-    {"Name", "name"}, {"Type", "type"}, {"Size", "size"}, {"Min", "min_instances"},
-    {"Max", "max_instances"}, {"In use", "in_use"}, {"Queued", "queued_jobs"}, {"State", "provisioning_state"}};
+    {"Name", "name"},          {"Type", "type"},
+    {"Size", "size"},          {"Min", "min_instances"},
+    {"Max", "max_instances"},  {"In use", "in_use"},
+    {"Queued", "queued_jobs"}, {"State", "provisioning_state"}};
 
 Result<std::unique_ptr<Client>> ConnectOrFail() { return Connect(); }
 
@@ -132,17 +152,21 @@ std::optional<ParsedJob> LoadJob(const std::string& file, const std::vector<std:
   opt.name = name;
   opt.check_local_paths = check_paths;
   // `component: azureml:<name>:<version>` in a pipeline: the workspace's registered component.
-  opt.resolve_component = [](const std::string& name, const std::string& version) -> Result<spec::ComponentSource> {
+  opt.resolve_component = [](const std::string& name,
+                             const std::string& version) -> Result<spec::ComponentSource> {
     auto client = ConnectOrFail();
     if (!client.ok()) return client.status();
-    auto got = (*client)->Get("/api/v1/assets/component/" + HttpClient::UrlEncode(name) + (version.empty() ? "" : "/versions/" + HttpClient::UrlEncode(version)));
+    auto got =
+        (*client)->Get("/api/v1/assets/component/" + HttpClient::UrlEncode(name) +
+                       (version.empty() ? "" : "/versions/" + HttpClient::UrlEncode(version)));
     if (!got.ok()) {
       if (got.status().code() == Code::kNotFound)
         return NotFound("no component " + name + (version.empty() ? "" : " version " + version) +
                         " in this workspace (cairn component create -f <file> registers one)");
       return got.status();
     }
-    return spec::ComponentSource{got->value("yaml", ""), "azureml:" + name + ":" + got->value("version", ""),
+    return spec::ComponentSource{got->value("yaml", ""),
+                                 "azureml:" + name + ":" + got->value("version", ""),
                                  got->value("code_snapshot", "")};
   };
   auto spec = spec::ParseJobFile(file, opt, d);
@@ -171,7 +195,8 @@ Result<json> Prepare(Client& client, const ParsedJob& job) {
     inputs[name] = *id;
   }
   body["input_snapshots"] = inputs;
-  // A pipeline's steps: each step's code and local inputs, as a command job's (the same folder uploads once).
+  // A pipeline's steps: each step's code and local inputs, as a command job's (the same folder
+  // uploads once).
   if (job.spec.type == "pipeline") {
     json& steps = body["spec"]["pipeline"]["steps"];
     for (auto& step : steps) {
@@ -187,7 +212,9 @@ Result<json> Prepare(Client& client, const ParsedJob& job) {
       json step_inputs = json::object();
       const json step_spec_inputs = sp.value("inputs", json::object());
       for (const auto& [name, in] : step_spec_inputs.items()) {
-        if (in.value("literal", false) || in.value("path_kind", "") != "local" || in.value("mode", "") == "direct") continue;
+        if (in.value("literal", false) || in.value("path_kind", "") != "local" ||
+            in.value("mode", "") == "direct")
+          continue;
         auto id = UploadSnapshot(client, in.value("path", ""), false, field + "inputs." + name);
         if (!id.ok()) return id.status();
         step_inputs[name] = *id;
@@ -199,7 +226,8 @@ Result<json> Prepare(Client& client, const ParsedJob& job) {
 }
 
 bool IsTerminal(const std::string& s) {
-  return s == "Completed" || s == "Failed" || s == "Canceled" || s == "NotResponding" || s == "Paused";
+  return s == "Completed" || s == "Failed" || s == "Canceled" || s == "NotResponding" ||
+         s == "Paused";
 }
 
 // ---- job ----
@@ -207,8 +235,9 @@ bool IsTerminal(const std::string& s) {
 struct JobArgs {
   std::string file, name, download_path = ".", output_name, status, experiment, parent, compute;
   std::vector<std::string> sets, adds, removes;
-  bool stream = false, all_ranks = false, web = false, skip_validation = false, all = false, include_archived = false, include_children = false,
-       archived_only = false, no_wait = false, all_results = false;
+  bool stream = false, all_ranks = false, web = false, skip_validation = false, all = false,
+       include_archived = false, include_children = false, archived_only = false, no_wait = false,
+       all_results = false;
   std::string save_as;
   int max_results = 50;
 };
@@ -223,7 +252,8 @@ int JobCreate(const Globals& g, const JobArgs& a) {
   auto created = (*client)->Post("/api/v1/jobs", *body);
   if (!created.ok()) {
     Code code = created.status().code();
-    if (code == Code::kFailedPrecondition || code == Code::kInvalidArgument || code == Code::kAlreadyExists) {
+    if (code == Code::kFailedPrecondition || code == Code::kInvalidArgument ||
+        code == Code::kAlreadyExists) {
       fprintf(stderr, "%s: error: %s\n", a.file.c_str(), created.status().message().c_str());
       return 2;
     }
@@ -232,17 +262,21 @@ int JobCreate(const Globals& g, const JobArgs& a) {
   std::string name = created->value("name", "");
   if (!a.save_as.empty()) {
     json saved = *created;
-    for (const char* k : {"status_reason", "status_history", "notes", "is_archived", "start_time", "end_time",
-                          "duration_seconds", "exit_code", "error", "log_files"})
+    for (const char* k : {"status_reason", "status_history", "notes", "is_archived", "start_time",
+                          "end_time", "duration_seconds", "exit_code", "error", "log_files"})
       saved.erase(k);
     saved["outputs"].erase("default");
-    // What the workspace chose for an output (its default location) is not part of the job as written.
+    // What the workspace chose for an output (its default location) is not part of the job as
+    // written.
     for (auto& [k, v] : saved["outputs"].items()) {
       if (!v.is_object()) continue;
       v.erase("job_output_uri");
-      if (v.value("path", "") == "azureml://datastores/workspaceblobstore/paths/azureml/" + name + "/" + k + "/") v.erase("path");
+      if (v.value("path", "") ==
+          "azureml://datastores/workspaceblobstore/paths/azureml/" + name + "/" + k + "/")
+        v.erase("path");
     }
-    if (saved.contains("services") && saved["services"].is_object()) {  // the job's own, not the endpoints
+    if (saved.contains("services") &&
+        saved["services"].is_object()) {  // the job's own, not the endpoints
       saved["services"].erase("Tracking");
       saved["services"].erase("Studio");
       if (saved["services"].empty()) saved.erase("services");
@@ -270,8 +304,12 @@ int JobValidate(const Globals& g, const JobArgs& a) {
     fprintf(stderr, "%s: error: %s\n", a.file.c_str(), checked.status().message().c_str());
     return 2;
   }
-  json out = {{"file", a.file}, {"valid", true}, {"type", job->spec.type}, {"syntax", job->spec.generation},
-              {"compute", (*checked)["compute"]}, {"command", job->spec.command}};
+  json out = {{"file", a.file},
+              {"valid", true},
+              {"type", job->spec.type},
+              {"syntax", job->spec.generation},
+              {"compute", (*checked)["compute"]},
+              {"command", job->spec.command}};
   (void)g;
   if (g.output == "json" && g.query.empty()) {
     fprintf(stdout, "%s: valid %s job (%s syntax)\n", a.file.c_str(), job->spec.type.c_str(),
@@ -293,26 +331,36 @@ int JobShow(const Globals& g, const JobArgs& a) {
     // The trials, best first: hyperparameters, the objective, how often it was reported.
     const json objective = job->value("objective", json::object());
     std::string metric = objective.value("primary_metric", "");
-    std::vector<Column> cols = {{"Trial", "name"}, {"Status", "status"}, {metric, "objective"}, {"Reports", "reports"}};
+    std::vector<Column> cols = {
+        {"Trial", "name"}, {"Status", "status"}, {metric, "objective"}, {"Reports", "reports"}};
     json rows = json::array();
     for (const auto& t : job->value("trials", json::array())) {
-      json row = {{"name", t["name"]}, {"status", t["status"]}, {"reports", t["reports"]},
+      json row = {{"name", t["name"]},
+                  {"status", t["status"]},
+                  {"reports", t["reports"]},
                   {"objective", t.contains(metric) ? t[metric] : json("")}};
       for (auto& [k, v] : t["hyperparameters"].items()) {
-        if (std::none_of(cols.begin(), cols.end(), [&](const Column& c) { return c.path == "hp." + k; }))
+        if (std::none_of(cols.begin(), cols.end(),
+                         [&](const Column& c) { return c.path == "hp." + k; }))
           cols.push_back({k, "hp." + k});
         row["hp"][k] = v;
       }
       rows.push_back(row);
     }
     std::string best = job->value("properties", json::object()).value("best_child_run_id", "");
-    printf("\nTrials, best first (%s, %s)%s:\n%s", metric.c_str(), objective.value("goal", "").c_str(),
-           best.empty() ? "" : ("; best: " + best).c_str(), ToTable(rows, cols).c_str());
+    printf("\nTrials, best first (%s, %s)%s:\n%s", metric.c_str(),
+           objective.value("goal", "").c_str(), best.empty() ? "" : ("; best: " + best).c_str(),
+           ToTable(rows, cols).c_str());
   }
   if (rc == 0 && g.output == "table" && g.query.empty() && job->value("type", "") == "pipeline") {
     // The steps in the order they run: status, duration, reused from, why not reused, attempts.
-    std::vector<Column> cols = {{"Step", "step"}, {"Job", "job"}, {"Status", "status"}, {"Duration", "duration"},
-                                {"Reused from", "reused_from"}, {"Why not reused", "why_not_reused"}, {"Attempts", "attempts"}};
+    std::vector<Column> cols = {{"Step", "step"},
+                                {"Job", "job"},
+                                {"Status", "status"},
+                                {"Duration", "duration"},
+                                {"Reused from", "reused_from"},
+                                {"Why not reused", "why_not_reused"},
+                                {"Attempts", "attempts"}};
     json rows = json::array();
     for (const auto& t : job->value("steps", json::array())) {
       json row = t;
@@ -339,14 +387,17 @@ int JobList(const Globals& g, const JobArgs& a) {
   if (!a.experiment.empty()) q += "&experiment=" + enc(a.experiment);
   if (!a.parent.empty()) q += "&parent=" + enc(a.parent);
   // The table prints computes as azureml:<name>; either form selects them.
-  if (!a.compute.empty()) q += "&compute=" + enc(StartsWith(a.compute, "azureml:") ? a.compute.substr(8) : a.compute);
+  if (!a.compute.empty())
+    q += "&compute=" + enc(StartsWith(a.compute, "azureml:") ? a.compute.substr(8) : a.compute);
   if (a.include_archived) q += "&include_archived=true";
   if (a.archived_only) q += "&archived_only=true";
   if (a.include_children) q += "&include_children=true";
   auto jobs = (*client)->Get(q);
   if (!jobs.ok()) return Fail(jobs.status());
   if (!a.all_results && static_cast<int>(jobs->size()) == a.max_results && isatty(2))
-    fprintf(stderr, "WARNING: showing at most %d jobs; use --max-results or --all-results for more\n", a.max_results);
+    fprintf(stderr,
+            "WARNING: showing at most %d jobs; use --max-results or --all-results for more\n",
+            a.max_results);
   return Print(g, *jobs, kJobColumns);
 }
 
@@ -370,7 +421,8 @@ int JobDownload(const Globals&, const JobArgs& a) {
                                    "'Canceled', 'NotResponding', 'Paused']"));
   auto job = (*client)->Get("/api/v1/jobs/" + a.name);
   if (!job.ok()) return Fail(job.status());
-  if (!a.output_name.empty() && a.output_name != "default" && !(*job)["outputs"].contains(a.output_name))
+  if (!a.output_name.empty() && a.output_name != "default" &&
+      !(*job)["outputs"].contains(a.output_name))
     return Fail(NotFound("job '" + a.name + "' has no output named '" + a.output_name + "'"));
   bool want_default = a.all || a.output_name.empty() || a.output_name == "default";
   int n = 0, refused = 0;
@@ -382,20 +434,25 @@ int JobDownload(const Globals&, const JobArgs& a) {
     if (!is_default && a.output_name.empty() && !a.all) continue;
     if (f.value("type", "file") == "link") {
       if (!Az().only_show_errors)
-        fprintf(stderr, "Warning: skipped %s: a link (links in a job's files are not followed)\n", rel.c_str());
+        fprintf(stderr, "Warning: skipped %s: a link (links in a job's files are not followed)\n",
+                rel.c_str());
       continue;
     }
     Status s = (*client)->Download(a.name, rel, a.download_path);
     if (!s.ok()) {
       // One refused file does not stop the rest.
-      if (!Az().only_show_errors) fprintf(stderr, "Warning: skipped %s: %s\n", rel.c_str(), s.message().c_str());
+      if (!Az().only_show_errors)
+        fprintf(stderr, "Warning: skipped %s: %s\n", rel.c_str(), s.message().c_str());
       ++refused;
       continue;
     }
     ++n;
   }
-  fprintf(stderr, "Downloaded %s of job %s to %s\n", Plural(n, "file").c_str(), a.name.c_str(), AbsPath(a.download_path).c_str());
-  if (refused > 0) return Fail(Internal(std::to_string(refused) + " file(s) of job " + a.name + " could not be downloaded"));
+  fprintf(stderr, "Downloaded %s of job %s to %s\n", Plural(n, "file").c_str(), a.name.c_str(),
+          AbsPath(a.download_path).c_str());
+  if (refused > 0)
+    return Fail(Internal(std::to_string(refused) + " file(s) of job " + a.name +
+                         " could not be downloaded"));
   // A sweep: its own log (above) and the best trial's files, in a folder named after the trial.
   std::string best = (*job).value("properties", json::object()).value("best_child_run_id", "");
   if ((*job).value("type", "") == "sweep" && !best.empty()) {
@@ -430,7 +487,8 @@ int JobCancel(const Globals& g, const JobArgs& a) {
 int JobArchive(const Globals& g, const JobArgs& a, bool archive) {
   auto client = ConnectOrFail();
   if (!client.ok()) return Fail(client.status());
-  auto job = (*client)->Post("/api/v1/jobs/" + a.name + (archive ? "/archive" : "/restore"), json::object());
+  auto job = (*client)->Post("/api/v1/jobs/" + a.name + (archive ? "/archive" : "/restore"),
+                             json::object());
   if (!job.ok()) return Fail(job.status());
   return Print(g, *job, kJobShowColumns);
 }
@@ -443,22 +501,28 @@ int JobUpdate(const Globals& g, const JobArgs& a) {
   json patch = json::object();
   for (const auto& set : a.sets) {
     size_t eq = set.find('=');
-    if (eq == std::string::npos) return Fail(InvalidArgument("--set '" + set + "': expected KEY=VALUE"));
+    if (eq == std::string::npos)
+      return Fail(InvalidArgument("--set '" + set + "': expected KEY=VALUE"));
     std::string key = Trim(set.substr(0, eq)), value = set.substr(eq + 1);
-    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front())
+    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
+        value.back() == value.front())
       value = value.substr(1, value.size() - 2);
     auto parts = Split(key, '.');
-    if (parts.size() == 1 && (key == "display_name" || key == "description" || key == "experiment_name")) {
+    if (parts.size() == 1 &&
+        (key == "display_name" || key == "description" || key == "experiment_name")) {
       patch[key] = value;
     } else if (parts.size() == 2 && (parts[0] == "tags" || parts[0] == "properties")) {
-      if (!patch.contains(parts[0])) patch[parts[0]] = parts[0] == "tags" ? (*job)["tags"] : json::object();
+      if (!patch.contains(parts[0]))
+        patch[parts[0]] = parts[0] == "tags" ? (*job)["tags"] : json::object();
       patch[parts[0]][parts[1]] = value;
     } else {
-      return Fail(InvalidArgument("--set " + key + ": only tags.<key>, properties.<key>, display_name, "
+      return Fail(InvalidArgument("--set " + key +
+                                  ": only tags.<key>, properties.<key>, display_name, "
                                   "description and experiment_name can be updated"));
     }
   }
-  // az's generic update: --add <path> <value> (a mapping: key=value or a JSON object) and --remove <path>.
+  // az's generic update: --add <path> <value> (a mapping: key=value or a JSON object) and --remove
+  // <path>.
   for (size_t i = 0; i + 1 < a.adds.size(); i += 2) {
     const std::string& path = a.adds[i];
     const std::string& value = a.adds[i + 1];
@@ -467,24 +531,29 @@ int JobUpdate(const Globals& g, const JobArgs& a) {
     json add = json::object();
     if (!value.empty() && value[0] == '{') {
       add = json::parse(value, nullptr, false);
-      if (!add.is_object()) return Fail(InvalidArgument("--add " + path + ": '" + value + "' is not a JSON object"));
+      if (!add.is_object())
+        return Fail(InvalidArgument("--add " + path + ": '" + value + "' is not a JSON object"));
     } else {
       size_t eq = value.find('=');
-      if (eq == std::string::npos) return Fail(InvalidArgument("--add " + path + " '" + value + "': expected KEY=VALUE"));
+      if (eq == std::string::npos)
+        return Fail(InvalidArgument("--add " + path + " '" + value + "': expected KEY=VALUE"));
       add[value.substr(0, eq)] = value.substr(eq + 1);
     }
     if (!patch.contains(path)) patch[path] = path == "tags" ? (*job)["tags"] : json::object();
-    for (const auto& [k, v] : add.items()) patch[path][k] = v.is_string() ? v.get<std::string>() : v.dump();
+    for (const auto& [k, v] : add.items())
+      patch[path][k] = v.is_string() ? v.get<std::string>() : v.dump();
   }
   for (const auto& r : a.removes) {
     auto parts = Split(r, '.');
     if (parts.size() != 2 || parts[0] != "tags") {
-      return Fail(InvalidArgument("--remove " + r + (parts[0] == "properties" ? ": properties are append-only"
-                                                                              : ": only tags.<key> can be removed")));
+      return Fail(InvalidArgument("--remove " + r +
+                                  (parts[0] == "properties" ? ": properties are append-only"
+                                                            : ": only tags.<key> can be removed")));
     }
     if (!patch.contains("tags")) patch["tags"] = (*job)["tags"];
     if (!patch["tags"].contains(parts[1]))
-      return Fail(NotFound("--remove " + r + ": job '" + a.name + "' has no tag '" + parts[1] + "'"));
+      return Fail(
+          NotFound("--remove " + r + ": job '" + a.name + "' has no tag '" + parts[1] + "'"));
     patch["tags"].erase(parts[1]);
   }
   if (patch.empty()) return Fail(InvalidArgument("job update: give --set, --add or --remove"));
@@ -526,7 +595,8 @@ int ComputeCreate(const Globals& g, const ComputeArgs& a) {
     c = *parsed;
     if (!a.name.empty()) c.name = a.name;
   } else {
-    if (a.name.empty()) return Fail(InvalidArgument("compute create: give --file, or --name and --type"));
+    if (a.name.empty())
+      return Fail(InvalidArgument("compute create: give --file, or --name and --type"));
     c.name = a.name;
     c.type = ToLower(a.type);
     c.size = a.size;
@@ -556,7 +626,8 @@ int ComputeUpdate(const Globals& g, const ComputeArgs& a, const CLI::App& cmd) {
   if (!client.ok()) return Fail(client.status());
   auto current = (*client)->Get("/api/v1/computes/" + a.name);
   if (!current.ok()) return Fail(current.status());
-  if (current->value("type", "") == "local") return Fail(InvalidArgument("the local compute is built in and cannot be changed"));
+  if (current->value("type", "") == "local")
+    return Fail(InvalidArgument("the local compute is built in and cannot be changed"));
   json body = *current;
   json extra = json::object();
   if (body.contains("slurm")) extra["slurm"] = body["slurm"];
@@ -587,7 +658,8 @@ int ComputeUpdate(const Globals& g, const ComputeArgs& a, const CLI::App& cmd) {
 
 int RunCli(int argc, char** argv) {
   if (argc >= 5 && std::string(argv[1]) == "supervise" && std::string(argv[2]) == "--staged")
-    return compute::RunStagedSupervisor(argv[3], argv[4], argc >= 6 && std::string(argv[5]) == "--node");
+    return compute::RunStagedSupervisor(argv[3], argv[4],
+                                        argc >= 6 && std::string(argv[5]) == "--node");
   if (argc >= 5 && std::string(argv[1]) == "supervise" && std::string(argv[2]) == "--spawner")
     return compute::RunSpawner(atoi(argv[3]), argc, argv);
   if (argc >= 3 && std::string(argv[1]) == "supervise") {
@@ -595,15 +667,18 @@ int RunCli(int argc, char** argv) {
     return compute::RunSupervisor(argv[2]);
   }
 
-  // Before parsing: --version, and az's global arguments, taken out of the command line wherever they are
-  // (every verb accepts them, and adding them to each of CLI11's ~50 commands cost 1.5 ms per run).
+  // Before parsing: --version, and az's global arguments, taken out of the command line wherever
+  // they are (every verb accepts them, and adding them to each of CLI11's ~50 commands cost 1.5 ms
+  // per run).
   AzGlobals& az = Az();
   std::vector<char*> args = {argv[0]};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--version" && i == 1) {
-      printf("cairn %s\n(the Azure ML CLI v2's `az ml` job, compute, data, model, environment and datastore verbs)\n",
-             CAIRN_VERSION);
+      printf(
+          "cairn %s\n(the Azure ML CLI v2's `az ml` job, compute, data, model, environment and "
+          "datastore verbs)\n",
+          CAIRN_VERSION);
       return 0;
     }
     auto value = [&](const char* shortname, const char* longname, std::string& into) {
@@ -618,19 +693,24 @@ int RunCli(int argc, char** argv) {
       }
       return false;
     };
-    if (value("-g", "--resource-group", az.resource_group) || value("-w", "--workspace-name", az.workspace_name) ||
+    if (value("-g", "--resource-group", az.resource_group) ||
+        value("-w", "--workspace-name", az.workspace_name) ||
         value("--subscription", "--subscription", az.subscription))
       continue;
-    if (a == "--debug") az.debug = true;
-    else if (a == "--verbose") az.verbose = true;
-    else if (a == "--only-show-errors") az.only_show_errors = true;
-    else args.push_back(argv[i]);
+    if (a == "--debug")
+      az.debug = true;
+    else if (a == "--verbose")
+      az.verbose = true;
+    else if (a == "--only-show-errors")
+      az.only_show_errors = true;
+    else
+      args.push_back(argv[i]);
   }
   argc = static_cast<int>(args.size());
   args.push_back(nullptr);
   argv = args.data();
-  // A named workspace is <home>/workspaces/<name> when it exists; otherwise -w is accepted and the default
-  // workspace is used (an az script names its Azure workspace on every line).
+  // A named workspace is <home>/workspaces/<name> when it exists; otherwise -w is accepted and the
+  // default workspace is used (an az script names its Azure workspace on every line).
   if (const std::string& name = az.workspace_name; !name.empty()) {
     std::string named = server::DefaultHome() + "/workspaces/" + name;
     if (name.find('/') == std::string::npos && name != "." && name != ".." && IsDir(named))
@@ -638,17 +718,20 @@ int RunCli(int argc, char** argv) {
   }
 
   // Only the group the command line names is built (the whole tree of ~50 commands for help, for no
-  // group or for a word that names none), and the tree is never torn down: CLI11's set-up and destruction
-  // of every command was about a millisecond of each run, a job's submission included.
-  static const char* const kGroups[] = {"job", "compute", "data", "model", "environment", "component", "datastore", "studio", "server"};
+  // group or for a word that names none), and the tree is never torn down: CLI11's set-up and
+  // destruction of every command was about a millisecond of each run, a job's submission included.
+  static const char* const kGroups[] = {"job",       "compute",   "data",   "model", "environment",
+                                        "component", "datastore", "studio", "server"};
   std::string first = argc > 1 ? argv[1] : "";
   bool every = std::find(std::begin(kGroups), std::end(kGroups), first) == std::end(kGroups);
   auto wanted = [&](const std::string& group) { return every || group == first; };
-  static CLI::App* const kept = new CLI::App{"Cairn: Azure ML-compatible training jobs on your own machines", "cairn"};
+  static CLI::App* const kept =
+      new CLI::App{"Cairn: Azure ML-compatible training jobs on your own machines", "cairn"};
   CLI::App& app = *kept;
   app.require_subcommand(1);
-  app.footer("Every command also takes az's global arguments: -g/--resource-group, -w/--workspace-name, "
-             "--subscription, --debug, --verbose, --only-show-errors (docs/cli.md).");
+  app.footer(
+      "Every command also takes az's global arguments: -g/--resource-group, -w/--workspace-name, "
+      "--subscription, --debug, --verbose, --only-show-errors (docs/cli.md).");
   Globals g;
   if (auto o = settings::Get("CAIRN_OUTPUT")) g.output = *o;
   auto add_globals = [&](CLI::App* c) {
@@ -665,16 +748,19 @@ int RunCli(int argc, char** argv) {
     auto* create = job->add_subcommand("create", "Create (submit) a job from a YAML file");
     create->add_option("-f,--file", ja.file, "the job's YAML file")->required();
     create->add_option("-n,--name", ja.name, "the job's name (wins over the file's)");
-    create->add_option("--set", ja.sets, "override a field: --set inputs.epochs=3")->allow_extra_args(false);
+    create->add_option("--set", ja.sets, "override a field: --set inputs.epochs=3")
+        ->allow_extra_args(false);
     create->add_flag("-s,--stream", ja.stream, "stream the job's logs until it ends");
-    create->add_flag("--all-ranks", ja.all_ranks, "with --stream: every process's log of a distributed job, not only rank 0's");
+    create->add_flag("--all-ranks", ja.all_ranks,
+                     "with --stream: every process's log of a distributed job, not only rank 0's");
     create->add_flag("-e,--web", ja.web, "print and open the job's studio page");
     create->add_flag("--skip-validation", ja.skip_validation, "accepted for compatibility");
     create->add_option("-a,--save-as", ja.save_as, "write the created job as YAML to this file");
     add_globals(create);
     create->callback([&] { rc = JobCreate(g, ja); });
 
-    auto* validate = job->add_subcommand("validate", "Check a job file: every diagnostic, nothing submitted");
+    auto* validate =
+        job->add_subcommand("validate", "Check a job file: every diagnostic, nothing submitted");
     validate->add_option("-f,--file", ja.file, "the job's YAML file")->required();
     validate->add_option("--set", ja.sets, "override a field")->allow_extra_args(false);
     validate->add_option("-n,--name", ja.name, "the job's name");
@@ -691,47 +777,63 @@ int RunCli(int argc, char** argv) {
     list->add_option("-r,--max-results", ja.max_results, "at most this many (default 50)");
     list->add_flag("--all-results", ja.all_results, "every job");
     list->add_option("--status", ja.status, "only jobs in this status");
-    list->add_option("--experiment,--experiment-name", ja.experiment, "only jobs of this experiment");
+    list->add_option("--experiment,--experiment-name", ja.experiment,
+                     "only jobs of this experiment");
     list->add_option("-p,--parent-job-name", ja.parent, "only the children of this job");
     list->add_option("--compute", ja.compute, "only jobs on this compute");
     list->add_flag("--include-archived", ja.include_archived, "include archived jobs");
     list->add_flag("--archived-only", ja.archived_only, "only archived jobs");
-    list->add_flag("--include-children", ja.include_children, "list sweep trials too (else: -p SWEEP lists a sweep's)");
+    list->add_flag("--include-children", ja.include_children,
+                   "list sweep trials too (else: -p SWEEP lists a sweep's)");
     add_globals(list);
     list->callback([&] { rc = JobList(g, ja); });
 
-    auto* metrics = job->add_subcommand("metrics", "Print a job's metric histories (logged through MLflow)");
+    auto* metrics =
+        job->add_subcommand("metrics", "Print a job's metric histories (logged through MLflow)");
     metrics->add_option("-n,--name", ja.name, "the job's name")->required();
     metrics->add_option("--key", ja.status, "only this metric");
     add_globals(metrics);
     metrics->callback([&] {
       auto client = ConnectOrFail();
-      if (!client.ok()) { rc = Fail(client.status()); return; }
+      if (!client.ok()) {
+        rc = Fail(client.status());
+        return;
+      }
       std::string path = "/api/v1/jobs/" + ja.name + "/metrics";
       if (!ja.status.empty()) path += "?key=" + HttpClient::UrlEncode(ja.status);
       auto r = (*client)->Get(path);
-      if (!r.ok()) { rc = Fail(r.status()); return; }
+      if (!r.ok()) {
+        rc = Fail(r.status());
+        return;
+      }
       if (g.output == "csv") {
         std::string out = "key,step,timestamp,value\n";
         for (const auto& [key, points] : (*r)["metrics"].items())
           for (const auto& p : points)
             out += key + "," + std::to_string(p["step"].get<long long>()) + "," +
                    std::to_string(p["timestamp"].get<long long>()) + "," +
-                   (p["value"].is_string() ? p["value"].get<std::string>() : p["value"].dump()) + "\n";
+                   (p["value"].is_string() ? p["value"].get<std::string>() : p["value"].dump()) +
+                   "\n";
         fputs(out.c_str(), stdout);
         rc = 0;
         return;
       }
       json rows = json::array();
       for (const auto& [key, points] : (*r)["metrics"].items())
-        for (const auto& p : points) rows.push_back({{"key", key}, {"step", p["step"]}, {"timestamp", p["timestamp"]}, {"value", p["value"]}});
-      rc = Print(g, g.output == "table" || g.output == "tsv" ? rows : (*r)["metrics"],
-                 {{"Key", "key"}, {"Step", "step"}, {"Timestamp", "timestamp"}, {"Value", "value"}});
+        for (const auto& p : points)
+          rows.push_back({{"key", key},
+                          {"step", p["step"]},
+                          {"timestamp", p["timestamp"]},
+                          {"value", p["value"]}});
+      rc =
+          Print(g, g.output == "table" || g.output == "tsv" ? rows : (*r)["metrics"],
+                {{"Key", "key"}, {"Step", "step"}, {"Timestamp", "timestamp"}, {"Value", "value"}});
     });
 
     auto* stream = job->add_subcommand("stream", "Follow a job's logs until it ends");
     stream->add_option("-n,--name", ja.name, "the job's name")->required();
-    stream->add_flag("--all-ranks", ja.all_ranks, "every process's log of a distributed job, not only rank 0's");
+    stream->add_flag("--all-ranks", ja.all_ranks,
+                     "every process's log of a distributed job, not only rank 0's");
     stream->callback([&] { rc = JobStream(g, ja); });
 
     auto* download = job->add_subcommand("download", "Download a finished job's logs and outputs");
@@ -748,17 +850,26 @@ int RunCli(int argc, char** argv) {
     cancel->callback([&] { rc = JobCancel(g, ja); });
 
     for (bool archive : {true, false}) {
-      auto* c = job->add_subcommand(archive ? "archive" : "restore", archive ? "Hide a finished job from lists" : "Un-archive a job");
+      auto* c =
+          job->add_subcommand(archive ? "archive" : "restore",
+                              archive ? "Hide a finished job from lists" : "Un-archive a job");
       c->add_option("-n,--name", ja.name, "the job's name")->required();
       add_globals(c);
       c->callback([&, archive] { rc = JobArchive(g, ja, archive); });
     }
 
-    auto* update = job->add_subcommand("update", "Update a job's tags, properties, display name or description");
+    auto* update = job->add_subcommand(
+        "update", "Update a job's tags, properties, display name or description");
     update->add_option("-n,--name", ja.name, "the job's name")->required();
-    update->add_option("--set", ja.sets, "tags.k=v, properties.k=v, display_name=..., description=...")->allow_extra_args(false);
-    update->add_option("--add", ja.adds, "add to a mapping: --add tags k=v (or a JSON object)")->expected(2)->allow_extra_args(false);
-    update->add_option("--remove", ja.removes, "remove a tag: --remove tags.k")->allow_extra_args(false);
+    update
+        ->add_option("--set", ja.sets,
+                     "tags.k=v, properties.k=v, display_name=..., description=...")
+        ->allow_extra_args(false);
+    update->add_option("--add", ja.adds, "add to a mapping: --add tags k=v (or a JSON object)")
+        ->expected(2)
+        ->allow_extra_args(false);
+    update->add_option("--remove", ja.removes, "remove a tag: --remove tags.k")
+        ->allow_extra_args(false);
     add_globals(update);
     update->callback([&] { rc = JobUpdate(g, ja); });
   }
@@ -768,7 +879,8 @@ int RunCli(int argc, char** argv) {
     auto* ccreate = compute->add_subcommand("create", "Create or update a compute");
     ccreate->add_option("-f,--file", ca.file, "a compute YAML file");
     ccreate->add_option("-n,--name", ca.name, "the compute's name");
-    ccreate->add_option("-t,--type", ca.type, "amlcompute (default), computeinstance, local or slurm");
+    ccreate->add_option("-t,--type", ca.type,
+                        "amlcompute (default), computeinstance, local or slurm");
     ccreate->add_option("--size", ca.size, "VM size (recorded)");
     ccreate->add_option("--min-instances", ca.min_instances, "minimum nodes (default 0)");
     ccreate->add_option("--max-instances", ca.max_instances, "maximum nodes (default 4)");
@@ -779,14 +891,18 @@ int RunCli(int argc, char** argv) {
       c->add_option("--partition", ca.partition, "Slurm: the partition jobs go to");
       c->add_option("--account", ca.account, "Slurm: the account jobs are charged to");
       c->add_option("--qos", ca.qos, "Slurm: the quality of service");
-      c->add_option("--slurm-conf", ca.slurm_conf, "Slurm: the cluster's slurm.conf (how to reach the controller)");
-      c->add_option("--sbatch-option", ca.sbatch_options, "Slurm: an extra sbatch option (repeatable)")->allow_extra_args(false);
+      c->add_option("--slurm-conf", ca.slurm_conf,
+                    "Slurm: the cluster's slurm.conf (how to reach the controller)");
+      c->add_option("--sbatch-option", ca.sbatch_options,
+                    "Slurm: an extra sbatch option (repeatable)")
+          ->allow_extra_args(false);
     };
     slurm_flags(ccreate);
     add_globals(ccreate);
     ccreate->callback([&] { rc = ComputeCreate(g, ca); });
 
-    auto* cupdate = compute->add_subcommand("update", "Change a compute's limits or Slurm settings");
+    auto* cupdate =
+        compute->add_subcommand("update", "Change a compute's limits or Slurm settings");
     cupdate->add_option("-n,--name", ca.name, "the compute's name")->required();
     cupdate->add_option("--min-instances", ca.min_instances, "minimum nodes");
     cupdate->add_option("--max-instances", ca.max_instances, "maximum nodes a job may take");
@@ -797,7 +913,8 @@ int RunCli(int argc, char** argv) {
     cupdate->callback([&, cupdate] { rc = ComputeUpdate(g, ca, *cupdate); });
 
     // az ml compute list-nodes / list-sizes / list-usage.
-    auto* cnodes = compute->add_subcommand("list-nodes", "List a compute's nodes: this machine, or a Slurm cluster's");
+    auto* cnodes = compute->add_subcommand(
+        "list-nodes", "List a compute's nodes: this machine, or a Slurm cluster's");
     cnodes->add_option("-n,--name", ca.name, "the compute's name")->required();
     add_globals(cnodes);
     // A GET printed as it comes.
@@ -809,27 +926,49 @@ int RunCli(int argc, char** argv) {
     };
     cnodes->callback([&, get_and_print] {
       rc = get_and_print("/api/v1/computes/" + HttpClient::UrlEncode(ca.name) + "/nodes",
-                         {{"Node", "node_id"}, {"State", "node_state"}, {"Jobs", "join(', ', current_job_names || `[]`)"}});
+                         {{"Node", "node_id"},
+                          {"State", "node_state"},
+                          {"Jobs", "join(', ', current_job_names || `[]`)"}});
     });
-    auto* csizes = compute->add_subcommand("list-sizes", "List the shapes a job can have here (this machine's)");
+    auto* csizes = compute->add_subcommand("list-sizes",
+                                           "List the shapes a job can have here (this machine's)");
     add_globals(csizes);
     csizes->callback([&, get_and_print] {
-      rc = get_and_print("/api/v1/sizes", {{"Name", "name"}, {"vCPUs", "v_cpus"}, {"Memory (GB)", "memory_gb"}, {"GPUs", "gpus"}, {"GPU", "gpu_model"},
-                                              {"Fits here", "fits_here"}});
+      rc = get_and_print("/api/v1/sizes", {{"Name", "name"},
+                                           {"vCPUs", "v_cpus"},
+                                           {"Memory (GB)", "memory_gb"},
+                                           {"GPUs", "gpus"},
+                                           {"GPU", "gpu_model"},
+                                           {"Fits here", "fits_here"}});
     });
     auto* cusage = compute->add_subcommand("list-usage", "Each compute's use against its limit");
     add_globals(cusage);
     cusage->callback([&] {
       auto client = ConnectOrFail();
-      if (!client.ok()) { rc = Fail(client.status()); return; }
+      if (!client.ok()) {
+        rc = Fail(client.status());
+        return;
+      }
       auto r = (*client)->Get("/api/v1/computes");
-      if (!r.ok()) { rc = Fail(r.status()); return; }
+      if (!r.ok()) {
+        rc = Fail(r.status());
+        return;
+      }
       json out = json::array();
       for (const auto& c : *r)
-        out.push_back({{"name", {{"value", c.value("name", "")}, {"localized_value", c.value("name", "") + " (" + c.value("type", "") + ")"}}},
-                       {"current_value", c.value("in_use", 0)}, {"limit", c.value("max_instances", 0)},
-                       {"queued_jobs", c.value("queued_jobs", 0)}, {"unit", "Count"}});
-      rc = Print(g, out, {{"Name", "name.value"}, {"In use", "current_value"}, {"Limit", "limit"}, {"Queued", "queued_jobs"}});
+        out.push_back(
+            {{"name",
+              {{"value", c.value("name", "")},
+               {"localized_value", c.value("name", "") + " (" + c.value("type", "") + ")"}}},
+             {"current_value", c.value("in_use", 0)},
+             {"limit", c.value("max_instances", 0)},
+             {"queued_jobs", c.value("queued_jobs", 0)},
+             {"unit", "Count"}});
+      rc = Print(g, out,
+                 {{"Name", "name.value"},
+                  {"In use", "current_value"},
+                  {"Limit", "limit"},
+                  {"Queued", "queued_jobs"}});
     });
 
     auto* clist = compute->add_subcommand("list", "List computes");
@@ -838,12 +977,19 @@ int RunCli(int argc, char** argv) {
     add_globals(clist);
     clist->callback([&] {
       auto client = ConnectOrFail();
-      if (!client.ok()) { rc = Fail(client.status()); return; }
+      if (!client.ok()) {
+        rc = Fail(client.status());
+        return;
+      }
       auto all = (*client)->Get("/api/v1/computes");
-      if (!all.ok()) { rc = Fail(all.status()); return; }
+      if (!all.ok()) {
+        rc = Fail(all.status());
+        return;
+      }
       json out = json::array();
       for (const auto& c : *all) {
-        if (!ca.list_type.empty() && ToLower(c.value("type", "")) != ToLower(ca.list_type)) continue;
+        if (!ca.list_type.empty() && ToLower(c.value("type", "")) != ToLower(ca.list_type))
+          continue;
         if (ca.max_results > 0 && static_cast<int>(out.size()) >= ca.max_results) break;
         out.push_back(c);
       }
@@ -857,16 +1003,25 @@ int RunCli(int argc, char** argv) {
       add_globals(c);
       c->callback([&, del] {
         auto client = ConnectOrFail();
-        if (!client.ok()) { rc = Fail(client.status()); return; }
-        auto r = del ? (*client)->Delete("/api/v1/computes/" + ca.name) : (*client)->Get("/api/v1/computes/" + ca.name);
-        if (!r.ok()) { rc = Fail(r.status()); return; }
+        if (!client.ok()) {
+          rc = Fail(client.status());
+          return;
+        }
+        auto r = del ? (*client)->Delete("/api/v1/computes/" + ca.name)
+                     : (*client)->Get("/api/v1/computes/" + ca.name);
+        if (!r.ok()) {
+          rc = Fail(r.status());
+          return;
+        }
         rc = del ? 0 : Print(g, *r, kComputeColumns);
       });
     }
   }
 
-  AddAssetCommands(app, {add_globals, [&](const json& v, const std::vector<Column>& c) { return Print(g, v, c); }}, rc,
-                   wanted);
+  AddAssetCommands(
+      app,
+      {add_globals, [&](const json& v, const std::vector<Column>& c) { return Print(g, v, c); }},
+      rc, wanted);
 
   struct {
     int port = 0;
@@ -874,14 +1029,19 @@ int RunCli(int argc, char** argv) {
     int local_slots = 0;
     std::string tls_cert, tls_key;
   } so;
-  // Callbacks run after the blocks below have ended: what they use is declared out here, or captured by value.
+  // Callbacks run after the blocks below have ended: what they use is declared out here, or
+  // captured by value.
   std::string studio_page = "/#/jobs";
   if (wanted("studio")) {
-    auto* studio = app.add_subcommand("studio", "Print (and open, where a browser is) a sign-in link to the studio");
+    auto* studio = app.add_subcommand(
+        "studio", "Print (and open, where a browser is) a sign-in link to the studio");
     studio->add_option("--page", studio_page, "the page to land on (default /#/jobs)");
     studio->callback([&] {
       auto client = ConnectOrFail();
-      if (!client.ok()) { rc = Fail(client.status()); return; }
+      if (!client.ok()) {
+        rc = Fail(client.status());
+        return;
+      }
       std::string link = StudioLink(**client, studio_page);
       printf("%s\n", link.c_str());
       LaunchBrowser(link);
@@ -890,11 +1050,13 @@ int RunCli(int argc, char** argv) {
   }
 
   if (wanted("server")) {
-    auto* srv = app.add_subcommand("server", "Run the workspace server (the CLI starts it on demand)");
+    auto* srv =
+        app.add_subcommand("server", "Run the workspace server (the CLI starts it on demand)");
     srv->add_option("--port", so.port, "port (0: any free one)");
     srv->add_option("--host", so.host, "address to listen on (default 127.0.0.1)");
     srv->add_option("--slots", so.local_slots, "local compute slots (default: one per CPU)");
-    srv->add_option("--tls-cert", so.tls_cert, "serve TLS with this certificate chain (PEM); needed beyond loopback");
+    srv->add_option("--tls-cert", so.tls_cert,
+                    "serve TLS with this certificate chain (PEM); needed beyond loopback");
     srv->add_option("--tls-key", so.tls_key, "the certificate's private key (PEM)");
     auto* stop = srv->add_subcommand("stop", "Stop the workspace's server");
     auto* status = srv->add_subcommand("status", "Print the workspace's server address");
@@ -925,20 +1087,30 @@ int RunCli(int argc, char** argv) {
           rc = Fail(r.status());
           return;
         }
-        // Done when the process is gone (it may still be checkpointing its databases): a command that
-        // follows at once then starts a fresh server instead of finding the old one's lock held.
+        // Done when the process is gone (it may still be checkpointing its databases): a command
+        // that follows at once then starts a fresh server instead of finding the old one's lock
+        // held.
         long long pid = j.value("pid", 0LL);
-        auto alive = [&] { return compute::IsAliveWithMarker(static_cast<pid_t>(pid), "server"); };  // not a zombie
+        auto alive = [&] {
+          return compute::IsAliveWithMarker(static_cast<pid_t>(pid), "server");
+        };  // not a zombie
         for (int i = 0; alive() && i < 600; ++i) usleep(20000);
-        if (alive())
-          fprintf(stderr, "warning: server %lld is still stopping after 30 s\n", pid);
+        if (alive()) fprintf(stderr, "warning: server %lld is still stopping after 30 s\n", pid);
         rc = 0;
         return;
       }
-      // The server is its own binary (see ARCHITECTURE.md: start-up time); run it in this process's place.
+      // The server is its own binary (see ARCHITECTURE.md: start-up time); run it in this process's
+      // place.
       std::string exe = server::ServerExe();
-      std::vector<std::string> args = {exe, "--home", ws.home, "--port", std::to_string(so.port), "--host", so.host,
-                                       "--slots", std::to_string(so.local_slots)};
+      std::vector<std::string> args = {exe,
+                                       "--home",
+                                       ws.home,
+                                       "--port",
+                                       std::to_string(so.port),
+                                       "--host",
+                                       so.host,
+                                       "--slots",
+                                       std::to_string(so.local_slots)};
       if (!so.tls_cert.empty()) args.insert(args.end(), {"--tls-cert", so.tls_cert});
       if (!so.tls_key.empty()) args.insert(args.end(), {"--tls-key", so.tls_key});
       std::vector<char*> argv2;
@@ -950,7 +1122,8 @@ int RunCli(int argc, char** argv) {
     });
   }
 
-  // The deepest command the arguments reached, to list what it offers when a subcommand is missing or unknown.
+  // The deepest command the arguments reached, to list what it offers when a subcommand is missing
+  // or unknown.
   auto deepest = [&]() {
     CLI::App* at = &app;
     for (;;) {
@@ -969,17 +1142,21 @@ int RunCli(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     CLI::App* at = deepest();
-    bool missing = dynamic_cast<const CLI::RequiredError*>(&e) && !at->get_subcommands([](CLI::App*) { return true; }).empty() &&
+    bool missing = dynamic_cast<const CLI::RequiredError*>(&e) &&
+                   !at->get_subcommands([](CLI::App*) { return true; }).empty() &&
                    std::string(e.what()).find("subcommand") != std::string::npos;
-    bool unknown = dynamic_cast<const CLI::ExtrasError*>(&e) && !at->get_subcommands([](CLI::App*) { return true; }).empty();
+    bool unknown = dynamic_cast<const CLI::ExtrasError*>(&e) &&
+                   !at->get_subcommands([](CLI::App*) { return true; }).empty();
     if (!missing && !unknown) {
       int code = app.exit(e);
       return code == 0 ? 0 : 2;
     }
     std::string path;
     int depth = 0;
-    for (CLI::App* p = at; p; p = p->get_parent(), ++depth) path = p->get_name() + (path.empty() ? "" : " " + path);
-    // "cairn compute frobnicate": the word after the command path that is not an option is the unknown one.
+    for (CLI::App* p = at; p; p = p->get_parent(), ++depth)
+      path = p->get_name() + (path.empty() ? "" : " " + path);
+    // "cairn compute frobnicate": the word after the command path that is not an option is the
+    // unknown one.
     std::string word;
     for (int i = 1, seen = 1; i < argc; ++i) {
       std::string t = argv[i];
@@ -992,7 +1169,8 @@ int RunCli(int argc, char** argv) {
       missing = false;
       unknown = true;
     }
-    if (missing) fprintf(stderr, "ERROR: '%s' needs a command.\n", path.c_str());
+    if (missing)
+      fprintf(stderr, "ERROR: '%s' needs a command.\n", path.c_str());
     else {
       std::string w = e.what();
       size_t colon = w.rfind(": ");

@@ -1,5 +1,6 @@
-// What every `az` command line may carry (-g, -w, --subscription, --debug, --verbose, --only-show-errors),
-// accepted on every verb of the CLI so that az scripts run unchanged; set once while parsing.
+// What every `az` command line may carry (-g, -w, --subscription, --debug, --verbose,
+// --only-show-errors), accepted on every verb of the CLI so that az scripts run unchanged; set once
+// while parsing.
 #pragma once
 
 #include <string>

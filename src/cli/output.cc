@@ -36,12 +36,18 @@ json Ordered(const nlohmann::json& j) {
       for (const auto& v : j) a.push_back(Ordered(v));
       return a;
     }
-    case nlohmann::json::value_t::string: return j.get_ref<const std::string&>();
-    case nlohmann::json::value_t::boolean: return j.get<bool>();
-    case nlohmann::json::value_t::number_integer: return j.get<long long>();
-    case nlohmann::json::value_t::number_unsigned: return j.get<unsigned long long>();
-    case nlohmann::json::value_t::number_float: return j.get<double>();
-    default: return nullptr;
+    case nlohmann::json::value_t::string:
+      return j.get_ref<const std::string&>();
+    case nlohmann::json::value_t::boolean:
+      return j.get<bool>();
+    case nlohmann::json::value_t::number_integer:
+      return j.get<long long>();
+    case nlohmann::json::value_t::number_unsigned:
+      return j.get<unsigned long long>();
+    case nlohmann::json::value_t::number_float:
+      return j.get<double>();
+    default:
+      return nullptr;
   }
 }
 
@@ -54,11 +60,13 @@ std::string Scalar(const json& v) {
 
 bool NeedsQuotes(const std::string& s) {
   if (s.empty()) return true;
-  static const char* kWords[] = {"true", "false", "yes", "no", "null", "~", "on", "off", "True", "False",
-                                 "Null", "NULL", "TRUE", "FALSE", "Yes", "No"};
+  static const char* kWords[] = {"true", "false", "yes",  "no",   "null", "~",     "on",  "off",
+                                 "True", "False", "Null", "NULL", "TRUE", "FALSE", "Yes", "No"};
   for (const char* w : kWords)
     if (s == w) return true;
-  if (isspace(static_cast<unsigned char>(s.front())) || isspace(static_cast<unsigned char>(s.back()))) return true;
+  if (isspace(static_cast<unsigned char>(s.front())) ||
+      isspace(static_cast<unsigned char>(s.back())))
+    return true;
   if (strchr("-?:,[]{}#&*!|>'\"%@`", s[0])) return true;
   if (s.find(": ") != std::string::npos || s.find(" #") != std::string::npos) return true;
   char* end;
@@ -98,8 +106,10 @@ void Yaml(const json& v, int indent, std::string& out, bool in_seq) {
     }
     for (const auto& x : v) {
       out += pad + "- ";
-      if (x.is_object() && !x.empty()) Yaml(x, indent + 2, out, true);
-      else Yaml(x, indent + 2, out, false);
+      if (x.is_object() && !x.empty())
+        Yaml(x, indent + 2, out, true);
+      else
+        Yaml(x, indent + 2, out, false);
     }
     return;
   }
@@ -123,21 +133,25 @@ Result<json> ApplyQuery(const json& value, const std::string& query) {
   if (Trim(query).empty()) return value;
   jmespath::Error e;
   auto expr = jmespath::Expression::Compile(query, &e);
-  if (!expr) return InvalidArgument("--query: invalid JMESPath expression '" + query + "': " + e.message);
+  if (!expr)
+    return InvalidArgument("--query: invalid JMESPath expression '" + query + "': " + e.message);
   json out;
   if (!expr->Search(value, &out, &e)) return FailedPrecondition("--query: " + e.message);
   return out;
 }
 
-Result<json> ApplyQuery(const nlohmann::json& value, const std::string& query) { return ApplyQuery(Ordered(value), query); }
+Result<json> ApplyQuery(const nlohmann::json& value, const std::string& query) {
+  return ApplyQuery(Ordered(value), query);
+}
 
 namespace {
 // A table shows times to the second: "2026-12-01T14:01:53.319000+00:00" -> "2026-12-01 14:01:53".
 std::string TableScalar(const json& v) {
   if (v.is_string()) {
     const std::string& s = v.get_ref<const std::string&>();
-    bool iso = s.size() >= 19 && s[4] == '-' && s[7] == '-' && s[10] == 'T' && s[13] == ':' && s[16] == ':' &&
-               std::all_of(s.begin(), s.begin() + 4, ::isdigit) && (s.size() == 19 || strchr(".+Z-", s[19]));
+    bool iso = s.size() >= 19 && s[4] == '-' && s[7] == '-' && s[10] == 'T' && s[13] == ':' &&
+               s[16] == ':' && std::all_of(s.begin(), s.begin() + 4, ::isdigit) &&
+               (s.size() == 19 || strchr(".+Z-", s[19]));
     if (iso) return s.substr(0, 10) + " " + s.substr(11, 8);
   }
   return Scalar(v);
@@ -152,14 +166,19 @@ std::string Duration(double seconds) {
     return buf;
   }
   long long s = static_cast<long long>(seconds + 0.5);
-  if (s < 60) snprintf(buf, sizeof buf, "%llds", s);
-  else if (s < 3600) snprintf(buf, sizeof buf, "%lldm %llds", s / 60, s % 60);
-  else if (s < 86400) snprintf(buf, sizeof buf, "%lldh %lldm", s / 3600, s % 3600 / 60);
-  else snprintf(buf, sizeof buf, "%lldd %lldh", s / 86400, s % 86400 / 3600);
+  if (s < 60)
+    snprintf(buf, sizeof buf, "%llds", s);
+  else if (s < 3600)
+    snprintf(buf, sizeof buf, "%lldm %llds", s / 60, s % 60);
+  else if (s < 86400)
+    snprintf(buf, sizeof buf, "%lldh %lldm", s / 3600, s % 3600 / 60);
+  else
+    snprintf(buf, sizeof buf, "%lldd %lldh", s / 86400, s % 86400 / 3600);
   return buf;
 }
 
-std::string Cell(const jmespath::Expression* e, const json& row, Column::Kind kind = Column::kText) {
+std::string Cell(const jmespath::Expression* e, const json& row,
+                 Column::Kind kind = Column::kText) {
   json v;
   if (!e || !e->Search(row, &v, nullptr)) return "";
   if (kind == Column::kDuration && v.is_number()) return Duration(v.get<double>());
@@ -208,7 +227,8 @@ std::string ToTable(const json& value, const std::vector<Column>& columns) {
     }
     for (const auto& v : value) {
       std::vector<std::string> r;
-      for (size_t i = 0; i < paths.size(); ++i) r.push_back(Cell(paths[i].get(), v, columns[i].kind));
+      for (size_t i = 0; i < paths.size(); ++i)
+        r.push_back(Cell(paths[i].get(), v, columns[i].kind));
       rows.push_back(r);
     }
   } else if (value.is_array()) {
@@ -266,11 +286,16 @@ std::string ToTable(const json& value, const std::vector<Column>& columns) {
 
 std::string Render(const json& value, Format format, const std::vector<Column>& columns) {
   switch (format) {
-    case Format::kJson: return value.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
-    case Format::kYaml: return ToYaml(value);
-    case Format::kTable: return ToTable(value, columns);
-    case Format::kTsv: return ToTsv(value);
-    case Format::kNone: return "";
+    case Format::kJson:
+      return value.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+    case Format::kYaml:
+      return ToYaml(value);
+    case Format::kTable:
+      return ToTable(value, columns);
+    case Format::kTsv:
+      return ToTsv(value);
+    case Format::kNone:
+      return "";
   }
   return "";
 }

@@ -18,15 +18,18 @@ TEST(ApplyQuery, FollowsPathsProjectionsIndexesAndMultiselects) {
   EXPECT_EQ(*ApplyQuery(kJobs, "[].name"), json::parse(R"(["a","b"])"));
   EXPECT_EQ(*ApplyQuery(kJobs, "[1].status"), "Failed");
   EXPECT_EQ(*ApplyQuery(kJobs, "[-1].name"), "b");
-  EXPECT_EQ(*ApplyQuery(kJobs, "[].{n:name, s:status}"), json::parse(R"([{"n":"a","s":"Completed"},{"n":"b","s":"Failed"}])"));
+  EXPECT_EQ(*ApplyQuery(kJobs, "[].{n:name, s:status}"),
+            json::parse(R"([{"n":"a","s":"Completed"},{"n":"b","s":"Failed"}])"));
   EXPECT_TRUE(ApplyQuery(kJobs[0], "missing.deeper")->is_null());
-  EXPECT_EQ(ApplyQuery(kJobs, "[?status").status().code(), Code::kInvalidArgument);  // does not compile
+  EXPECT_EQ(ApplyQuery(kJobs, "[?status").status().code(),
+            Code::kInvalidArgument);  // does not compile
   EXPECT_EQ(ApplyQuery(kJobs, "length(`1`)").status().code(), Code::kFailedPrecondition);
   // What az scripts write; a multiselect hash keeps the order the query gives.
   EXPECT_EQ(*ApplyQuery(kJobs, "[?status=='Completed'].name"), json::parse(R"(["a"])"));
   EXPECT_EQ(*ApplyQuery(kJobs, "length(@)"), 2);
   EXPECT_EQ(ApplyQuery(kJobs, "[0].{z:name, a:status}")->dump(), R"({"z":"a","a":"Completed"})");
-  EXPECT_EQ(ToTable(*ApplyQuery(kJobs, "[].{Z:name, A:status}"), {}), "Z  A\n-  ---------\na  Completed\nb  Failed\n");
+  EXPECT_EQ(ToTable(*ApplyQuery(kJobs, "[].{Z:name, A:status}"), {}),
+            "Z  A\n-  ---------\na  Completed\nb  Failed\n");
 }
 
 TEST(ToTsv, PrintsScalarsOfEachRow) {
@@ -36,9 +39,16 @@ TEST(ToTsv, PrintsScalarsOfEachRow) {
 }
 
 TEST(ToYaml, QuotesWhatWouldChangeMeaningAndKeepsBlocks) {
-  json v = {{"a", "true"}, {"b", "12"}, {"c", "plain text"}, {"d", "two\nlines\n"}, {"e", json::array({1, "x"})},
-            {"f", json::object()}, {"g", nullptr}};
-  EXPECT_EQ(ToYaml(v), "a: \"true\"\nb: \"12\"\nc: plain text\nd: |\n  two\n  lines\ne:\n  - 1\n  - x\nf: {}\ng: null\n");
+  json v = {{"a", "true"},
+            {"b", "12"},
+            {"c", "plain text"},
+            {"d", "two\nlines\n"},
+            {"e", json::array({1, "x"})},
+            {"f", json::object()},
+            {"g", nullptr}};
+  EXPECT_EQ(ToYaml(v),
+            "a: \"true\"\nb: \"12\"\nc: plain text\nd: |\n  two\n  lines\ne:\n  - 1\n  - x\nf: "
+            "{}\ng: null\n");
 }
 
 TEST(ToTable, AlignsColumns) {
@@ -47,11 +57,13 @@ TEST(ToTable, AlignsColumns) {
 }
 
 TEST(ToTable, TimesToTheSecondAndReadableDurations) {
-  json rows = json::parse(R"([{"t":"2026-12-01T14:01:53.319000+00:00","d":72.4},{"t":"2026-12-01T14:02:00Z","d":0.25},
+  json rows = json::parse(
+      R"([{"t":"2026-12-01T14:01:53.319000+00:00","d":72.4},{"t":"2026-12-01T14:02:00Z","d":0.25},
                               {"t":"not a time","d":7300}])");
   std::string t = ToTable(rows, {{"T", "t"}, {"D", "d", Column::kDuration}});
-  EXPECT_EQ(t, "T                    D\n-------------------  ------\n2026-12-01 14:01:53  1m 12s\n"
-               "2026-12-01 14:02:00  0.2s\nnot a time           2h 1m\n");
+  EXPECT_EQ(t,
+            "T                    D\n-------------------  ------\n2026-12-01 14:01:53  1m 12s\n"
+            "2026-12-01 14:02:00  0.2s\nnot a time           2h 1m\n");
 }
 
 TEST(ParseFormat, NamesTheAllowedValues) {

@@ -69,7 +69,8 @@ bool IgnoreRules::Ignored(const std::string& rel, bool is_dir) const {
     bool match;
     if (r.anchored) {
       std::string g = r.glob;
-      // "a/**/b" and "a/**": fnmatch without FNM_PATHNAME lets '*' cross '/', close enough for '**'.
+      // "a/**/b" and "a/**": fnmatch without FNM_PATHNAME lets '*' cross '/', close enough for
+      // '**'.
       bool deep = g.find("**") != std::string::npos;
       match = fnmatch(g.c_str(), rel.c_str(), deep ? 0 : FNM_PATHNAME) == 0;
     } else {
@@ -101,15 +102,18 @@ Result<std::string> HashFile(const std::string& path, long long* size) {
   *size = total;
   return h.HexDigest();
 }
-// What files hashed to, keyed by what identifies their content without reading it: device, inode, size,
-// and the modification and change times (a write changes both; ctime cannot be set back). A second
-// snapshot of an unchanged folder then reads no file. Lines of "dev ino size mtime ctime sha256".
+// What files hashed to, keyed by what identifies their content without reading it: device, inode,
+// size, and the modification and change times (a write changes both; ctime cannot be set back). A
+// second snapshot of an unchanged folder then reads no file. Lines of "dev ino size mtime ctime
+// sha256".
 class HashCache {
  public:
   HashCache() {
     std::string home = settings::Get("CAIRN_HOME").value_or("");
     const char* user_home = getenv("HOME");
-    path_ = !home.empty() ? home + "/hash-cache" : user_home && *user_home ? std::string(user_home) + "/.cairn/hash-cache" : "";
+    path_ = !home.empty()             ? home + "/hash-cache"
+            : user_home && *user_home ? std::string(user_home) + "/.cairn/hash-cache"
+                                      : "";
     if (path_.empty()) return;
     auto text = ReadFile(path_, 64 << 20);
     if (!text.ok()) return;
@@ -118,12 +122,14 @@ class HashCache {
       size_t end = text->find('\n', pos);
       if (end == std::string::npos) break;
       size_t sp = text->rfind(' ', end);
-      if (sp != std::string::npos && sp > pos && end - sp == 65) entries_[text->substr(pos, sp - pos)] = text->substr(sp + 1, 64);
+      if (sp != std::string::npos && sp > pos && end - sp == 65)
+        entries_[text->substr(pos, sp - pos)] = text->substr(sp + 1, 64);
       pos = end + 1;
     }
   }
   static std::string Key(const struct stat& st) {
-    return std::to_string(st.st_dev) + " " + std::to_string(st.st_ino) + " " + std::to_string(st.st_size) + " " +
+    return std::to_string(st.st_dev) + " " + std::to_string(st.st_ino) + " " +
+           std::to_string(st.st_size) + " " +
            std::to_string(st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec) + " " +
            std::to_string(st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec);
   }
@@ -142,7 +148,10 @@ class HashCache {
     text.reserve(entries_.size() * 120);
     size_t skip = entries_.size() > 1000000 ? entries_.size() - 1000000 : 0;
     for (const auto& [k, v] : entries_) {
-      if (skip) { --skip; continue; }
+      if (skip) {
+        --skip;
+        continue;
+      }
       text += k + " " + v + "\n";
     }
     (void)MakeDirs(Dirname(path_));
@@ -155,7 +164,8 @@ class HashCache {
   bool dirty_ = false;
 };
 
-// Runs fn(0..n-1) on every core (small batches stay on this thread); stops at the first error and returns it.
+// Runs fn(0..n-1) on every core (small batches stay on this thread); stops at the first error and
+// returns it.
 Status ForEachOnEveryCore(size_t n, const std::function<Status(size_t)>& fn) {
   std::atomic<size_t> next{0};
   std::mutex mu;
@@ -171,7 +181,8 @@ Status ForEachOnEveryCore(size_t n, const std::function<Status(size_t)>& fn) {
       }
     }
   };
-  size_t threads_wanted = std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), (n + 15) / 16);
+  size_t threads_wanted =
+      std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), (n + 15) / 16);
   std::vector<std::thread> threads;
   for (size_t t = 1; t < threads_wanted; ++t) threads.emplace_back(work);
   work();
@@ -180,13 +191,16 @@ Status ForEachOnEveryCore(size_t n, const std::function<Status(size_t)>& fn) {
 }
 
 // Hashes the files the cache does not know, on every core.
-Status HashAll(std::vector<LocalFile>& files, const std::vector<std::string>& keys, const std::string& what) {
+Status HashAll(std::vector<LocalFile>& files, const std::vector<std::string>& keys,
+               const std::string& what) {
   HashCache cache;
   std::vector<size_t> todo;
   for (size_t i = 0; i < files.size(); ++i) {
     files[i].key = keys[i];
-    if (const std::string* sha = cache.Find(keys[i])) files[i].sha256 = *sha;
-    else todo.push_back(i);
+    if (const std::string* sha = cache.Find(keys[i]))
+      files[i].sha256 = *sha;
+    else
+      todo.push_back(i);
   }
   if (todo.empty()) return Status::Ok();
   Status first = ForEachOnEveryCore(todo.size(), [&](size_t k) -> Status {
@@ -201,8 +215,8 @@ Status HashAll(std::vector<LocalFile>& files, const std::vector<std::string>& ke
   cache.Save();
   return Status::Ok();
 }
-// Copies a file into the blob store under its hash (copy_file_range: in the kernel, a reflink where the
-// filesystem has them), refusing a file that changed since it was hashed.
+// Copies a file into the blob store under its hash (copy_file_range: in the kernel, a reflink where
+// the filesystem has them), refusing a file that changed since it was hashed.
 Status StoreLocally(const std::string& blob_root, const LocalFile& f, const std::string& what) {
   std::string dir = blob_root + "/" + f.sha256.substr(0, 2);
   std::string to = dir + "/" + f.sha256;
@@ -242,7 +256,8 @@ Status StoreLocally(const std::string& blob_root, const LocalFile& f, const std:
   if (close(out) != 0) ok = false;
   if (!ok || !same || rename(tmp.c_str(), to.c_str()) != 0) {
     unlink(tmp.c_str());
-    return !same ? InvalidArgument(what + ": " + f.rel + " changed while it was being stored; try again")
+    return !same ? InvalidArgument(what + ": " + f.rel +
+                                   " changed while it was being stored; try again")
                  : Internal("cannot write the blob store: " + to);
   }
   return Status::Ok();
@@ -257,13 +272,15 @@ Result<std::vector<LocalFile>> CollectFiles(const std::string& root_in, bool use
   if (stat(root.c_str(), &st) != 0) return InvalidArgument(what + ": " + root + " does not exist");
   std::vector<std::string> keys;
   if (S_ISREG(st.st_mode)) {
-    out.push_back(LocalFile{Basename(root), root, "", static_cast<long long>(st.st_size), (st.st_mode & 0111) != 0, ""});
+    out.push_back(LocalFile{Basename(root), root, "", static_cast<long long>(st.st_size),
+                            (st.st_mode & 0111) != 0, ""});
     keys.push_back(HashCache::Key(st));
     Status s = HashAll(out, keys, what);
     if (!s.ok()) return s;
     return out;
   }
-  if (access(root.c_str(), R_OK | X_OK) != 0) return InvalidArgument(what + ": folder " + root + " is not readable");
+  if (access(root.c_str(), R_OK | X_OK) != 0)
+    return InvalidArgument(what + ": folder " + root + " is not readable");
   IgnoreRules rules;
   if (use_ignore_files) rules.Load(root);
   rules.Add(".git/");
@@ -298,7 +315,8 @@ Result<std::vector<LocalFile>> CollectFiles(const std::string& root_in, bool use
     f.rel = rel;
     f.abs = abs;
     struct stat fst;
-    if (stat(abs.c_str(), &fst) != 0) return InvalidArgument(what + ": cannot read " + abs + ": " + strerror(errno));
+    if (stat(abs.c_str(), &fst) != 0)
+      return InvalidArgument(what + ": cannot read " + abs + ": " + strerror(errno));
     f.executable = (fst.st_mode & 0111) != 0;
     f.size = static_cast<long long>(fst.st_size);
     keys.push_back(HashCache::Key(fst));
@@ -306,7 +324,8 @@ Result<std::vector<LocalFile>> CollectFiles(const std::string& root_in, bool use
   }
   Status hashed = HashAll(out, keys, what);
   if (!hashed.ok()) return hashed;
-  std::sort(out.begin(), out.end(), [](const LocalFile& a, const LocalFile& b) { return a.rel < b.rel; });
+  std::sort(out.begin(), out.end(),
+            [](const LocalFile& a, const LocalFile& b) { return a.rel < b.rel; });
   return out;
 }
 
@@ -317,7 +336,8 @@ Result<std::string> UploadSnapshot(Client& client, const std::string& root, bool
   json hashes = json::array(), manifest = json::array();
   for (const auto& f : *files) {
     hashes.push_back(f.sha256);
-    manifest.push_back({{"path", f.rel}, {"sha256", f.sha256}, {"size", f.size}, {"executable", f.executable}});
+    manifest.push_back(
+        {{"path", f.rel}, {"sha256", f.sha256}, {"size", f.size}, {"executable", f.executable}});
   }
   auto missing = client.Post("/api/v1/blobs/missing", {{"sha256", hashes}});
   if (!missing.ok()) return missing.status();

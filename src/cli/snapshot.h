@@ -11,8 +11,8 @@
 namespace cairn::cli {
 
 struct LocalFile {
-  std::string rel;   // path inside the snapshot
-  std::string abs;   // where it is on disk
+  std::string rel;  // path inside the snapshot
+  std::string abs;  // where it is on disk
   std::string sha256;
   long long size = 0;
   bool executable = false;

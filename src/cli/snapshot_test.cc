@@ -7,7 +7,8 @@ namespace {
 
 TEST(IgnoreRules, FollowGitignoreSemantics) {
   IgnoreRules r;
-  for (const char* p : {"# comment", "*.tmp", "data/", "/build", "!keep.tmp", "docs/**/*.md", "", "logs/azureml"})
+  for (const char* p :
+       {"# comment", "*.tmp", "data/", "/build", "!keep.tmp", "docs/**/*.md", "", "logs/azureml"})
     r.Add(p);
   EXPECT_TRUE(r.Ignored("x.tmp", false));
   EXPECT_TRUE(r.Ignored("sub/x.tmp", false));

@@ -15,7 +15,8 @@ using nlohmann::json;
 namespace {
 void OnInterrupt(int) {
   static const char kMsg[] =
-      "\nThe output streaming for the run interrupted.\nBut the run is still executing on the compute target.\n";
+      "\nThe output streaming for the run interrupted.\nBut the run is still executing on the "
+      "compute target.\n";
   (void)!write(2, kMsg, sizeof kMsg - 1);
   _exit(130);
 }
@@ -30,7 +31,8 @@ const char* Colour(const std::string& status) {
 }
 }  // namespace
 
-Result<json> StreamJob(Client& client, const std::string& name, bool tty, bool all_ranks, const json* known) {
+Result<json> StreamJob(Client& client, const std::string& name, bool tty, bool all_ranks,
+                       const json* known) {
   signal(SIGINT, OnInterrupt);
   auto job = known ? Result<json>(*known) : client.Get("/api/v1/jobs/" + name);
   if (!job.ok()) return job.status();
@@ -40,8 +42,9 @@ Result<json> StreamJob(Client& client, const std::string& name, bool tty, bool a
   fflush(stdout);
   // The logs to follow: rank 0's (or the only one), or with all_ranks every process's.
   const json& spec = *job;
-  compute::DistPlan plan = compute::PlanFor(spec.value("distribution", json()),
-                                            spec.value("resources", json::object()).value("instance_count", 1));
+  compute::DistPlan plan =
+      compute::PlanFor(spec.value("distribution", json()),
+                       spec.value("resources", json::object()).value("instance_count", 1));
   struct Followed {
     std::string file = {};
     std::string prefix = {};
@@ -50,7 +53,8 @@ Result<json> StreamJob(Client& client, const std::string& name, bool tty, bool a
   };
   std::vector<Followed> logs;
   for (int rank = 0; rank < (all_ranks ? plan.Total() : 1); ++rank)
-    logs.push_back({compute::RankLogName(plan, rank), all_ranks ? "[rank " + std::to_string(rank) + "] " : ""});
+    logs.push_back({compute::RankLogName(plan, rank),
+                    all_ranks ? "[rank " + std::to_string(rank) + "] " : ""});
   bool header = false;
   bool at_line_start = true;
   std::string last_status = job->value("status", "");
@@ -100,7 +104,8 @@ Result<json> StreamJob(Client& client, const std::string& name, bool tty, bool a
         f.partial += chunk->data;
         size_t done = f.partial.rfind('\n');
         if (done == std::string::npos) continue;
-        for (const auto& line : Split(f.partial.substr(0, done), '\n')) fputs((f.prefix + line + "\n").c_str(), stdout);
+        for (const auto& line : Split(f.partial.substr(0, done), '\n'))
+          fputs((f.prefix + line + "\n").c_str(), stdout);
         f.partial.erase(0, done + 1);
       }
       fflush(stdout);
@@ -118,25 +123,30 @@ Result<json> StreamJob(Client& client, const std::string& name, bool tty, bool a
       status_line = true;
     }
     last_status = status;
-    // Done when the job had ended before its logs were read (the server reads the status first) and every
-    // log has been read to its end: no poll more to learn that nothing follows.
+    // Done when the job had ended before its logs were read (the server reads the status first) and
+    // every log has been read to its end: no poll more to learn that nothing follows.
     if (terminal && (!any_data || all_read)) break;
   }
   for (const auto& f : logs)
     if (!f.partial.empty()) fputs((f.prefix + f.partial + "\n").c_str(), stdout);
   if (!at_line_start) fputs("\n", stdout);
-  Result<json> final_job = final_summary.is_object() ? Result<json>(final_summary) : client.Get("/api/v1/jobs/" + name);
+  Result<json> final_job =
+      final_summary.is_object() ? Result<json>(final_summary) : client.Get("/api/v1/jobs/" + name);
   if (!final_job.ok()) return final_job.status();
   std::string status = final_job->value("status", "");
-  std::string summary = "\nExecution Summary\n=================\nRunId: " + name + "\nWeb View: " + web + "\n";
-  if (tty) summary += std::string("Status: ") + Colour(status) + status + "\033[0m\n";
-  else summary += "Status: " + status + "\n";
+  std::string summary =
+      "\nExecution Summary\n=================\nRunId: " + name + "\nWeb View: " + web + "\n";
+  if (tty)
+    summary += std::string("Status: ") + Colour(status) + status + "\033[0m\n";
+  else
+    summary += "Status: " + status + "\n";
   if (final_job->contains("notes") && !(*final_job)["notes"].empty()) {
     summary += "\nWarnings:\n";
     for (const auto& n : (*final_job)["notes"]) summary += n.get<std::string>() + "\n";
   }
   if (status != "Completed") {
-    json err = final_job->value("error", json{{"code", status}, {"message", final_job->value("status_reason", "")}});
+    json err = final_job->value(
+        "error", json{{"code", status}, {"message", final_job->value("status_reason", "")}});
     summary += "\nError:\n" + err.dump(4) + "\n";
   }
   fputs(summary.c_str(), stdout);

@@ -19,29 +19,31 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr long long kQuickMs = 60'000;        // image checks, pulls
-constexpr long long kBuildMs = 30 * 60'000;   // builds
+constexpr long long kQuickMs = 60'000;       // image checks, pulls
+constexpr long long kBuildMs = 30 * 60'000;  // builds
 
-Result<std::string> Runtime(const std::string& runtime, std::vector<std::string> args, long long timeout_ms) {
+Result<std::string> Runtime(const std::string& runtime, std::vector<std::string> args,
+                            long long timeout_ms) {
   std::vector<std::string> argv = RuntimeBase(runtime);
   argv.insert(argv.end(), args.begin(), args.end());
   return RunCommand(argv, {}, timeout_ms);
 }
 
-// What every container needs on these machines: the host's network (the workspace server is on loopback)
-// and, for podman, file and process limits runc may set.
+// What every container needs on these machines: the host's network (the workspace server is on
+// loopback) and, for podman, file and process limits runc may set.
 std::vector<std::string> RunOptions(const std::string& runtime) {
   std::vector<std::string> o = {"--network", "host"};
-  if (runtime == "podman") o.insert(o.end(), {"--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096"});
+  if (runtime == "podman")
+    o.insert(o.end(), {"--ulimit", "nofile=20000:20000", "--ulimit", "nproc=4096:4096"});
   return o;
 }
-
 
 // The content of a build context: every file's path and bytes, so the same context is built once.
 Result<std::string> ContextHash(const std::string& dir, const std::string& dockerfile) {
   std::vector<std::string> lines;
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+  for (auto it = fs::recursive_directory_iterator(dir, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (!it->is_regular_file(ec)) continue;
     auto data = ReadFile(it->path().string());
     if (!data.ok()) return data.status();
@@ -79,7 +81,8 @@ std::string FormatAgo(int64_t ms) {
 }  // namespace
 
 std::string ContainerRuntime() {
-  if (auto r = settings::Get("CAIRN_CONTAINER_RUNTIME"); r && !r->empty()) return *r == "none" ? "" : *r;
+  if (auto r = settings::Get("CAIRN_CONTAINER_RUNTIME"); r && !r->empty())
+    return *r == "none" ? "" : *r;
   for (const char* r : {"podman", "docker"})
     if (OnPath(r)) return r;
   return "";
@@ -90,32 +93,42 @@ std::vector<std::string> RuntimeBase(const std::string& runtime) {
   return {runtime};
 }
 
-Result<std::string> PrepareImage(const std::string& runtime, const json& container, const ImageSteps& steps,
-                                 std::string& why, const std::string& workspace) {
+Result<std::string> PrepareImage(const std::string& runtime, const json& container,
+                                 const ImageSteps& steps, std::string& why,
+                                 const std::string& workspace) {
   std::string image = container.value("image", "");
   std::string context = container.value("build_context", "");
   auto absent = context.empty() ? RememberedAbsence(workspace, runtime, image) : std::nullopt;
-  if (!absent) steps.phase("environment: resolving " + container.value("describe", std::string("the image")));
+  if (!absent)
+    steps.phase("environment: resolving " + container.value("describe", std::string("the image")));
   if (!context.empty()) {
     std::string dockerfile = container.value("dockerfile", "Dockerfile");
-    if (!IsDir(context)) return NotFound("environment: the build context " + context + " is not there");
+    if (!IsDir(context))
+      return NotFound("environment: the build context " + context + " is not there");
     auto hash = ContextHash(context, dockerfile);
     if (!hash.ok()) return hash.status();
     image = "localhost/cairn-build:" + *hash;
     if (ImageExists(runtime, image)) {
       steps.phase("environment: image " + image + " (cache hit)");
-      steps.log("environment: image " + image + " (cache hit: this build context was built before)");
+      steps.log("environment: image " + image +
+                " (cache hit: this build context was built before)");
     } else {
       steps.phase("environment: building the image from " + context + " (cache miss)");
       steps.log("environment: building " + image + " from " + context + " (cache miss)");
-      auto built = Runtime(runtime, {"build", "-q", "--network", "host", "-t", image, "-f", context + "/" + dockerfile, context}, kBuildMs);
-      if (!built.ok()) return Status(built.status().code(), "environment: the image build failed: " + built.status().message());
+      auto built = Runtime(runtime,
+                           {"build", "-q", "--network", "host", "-t", image, "-f",
+                            context + "/" + dockerfile, context},
+                           kBuildMs);
+      if (!built.ok())
+        return Status(built.status().code(),
+                      "environment: the image build failed: " + built.status().message());
       steps.log("environment: built " + image);
     }
   } else if (absent) {
     // Known absent: no runtime call on the job's path (the server looks again in the background).
-    why = "image " + image + " is not available (" + absent->reason + "; as of " + FormatAgo(absent->checked_ms) +
-          ", `cairn environment check --image " + image + "` looks again now); import or build it, or register "
+    why = "image " + image + " is not available (" + absent->reason + "; as of " +
+          FormatAgo(absent->checked_ms) + ", `cairn environment check --image " + image +
+          "` looks again now); import or build it, or register "
           "an environment with --build-context";
     return std::string();
   } else {
@@ -128,7 +141,8 @@ Result<std::string> PrepareImage(const std::string& runtime, const json& contain
             "); import or build it, or register an environment with --build-context";
       return std::string();
     }
-    steps.log(got.pulled ? "environment: pulled " + image : "environment: image " + image + " (present)");
+    steps.log(got.pulled ? "environment: pulled " + image
+                         : "environment: image " + image + " (present)");
   }
   std::string conda = container.value("conda", "");
   if (conda.empty()) return image;
@@ -153,13 +167,21 @@ Result<std::string> PrepareImage(const std::string& runtime, const json& contain
   if (!mkdtemp(tmpl)) return Internal("cannot make a temporary folder");
   std::string dir = tmpl;
   Status s = WriteFile(dir + "/conda.yml", conda);
-  if (s.ok()) s = WriteFile(dir + "/Containerfile", "FROM " + image + "\nCOPY conda.yml /tmp/cairn-conda.yml\n"
-                                                    "RUN conda env update -n base -f /tmp/cairn-conda.yml\n");
+  if (s.ok())
+    s = WriteFile(dir + "/Containerfile",
+                  "FROM " + image +
+                      "\nCOPY conda.yml /tmp/cairn-conda.yml\n"
+                      "RUN conda env update -n base -f /tmp/cairn-conda.yml\n");
   if (!s.ok()) return s;
-  auto built = Runtime(runtime, {"build", "-q", "--network", "host", "-t", derived, "-f", dir + "/Containerfile", dir}, kBuildMs);
+  auto built = Runtime(
+      runtime,
+      {"build", "-q", "--network", "host", "-t", derived, "-f", dir + "/Containerfile", dir},
+      kBuildMs);
   std::error_code ec;
   fs::remove_all(dir, ec);
-  if (!built.ok()) return Status(built.status().code(), "environment: applying the conda file failed: " + built.status().message());
+  if (!built.ok())
+    return Status(built.status().code(),
+                  "environment: applying the conda file failed: " + built.status().message());
   steps.log("environment: built " + derived);
   return derived;
 }
@@ -167,7 +189,8 @@ Result<std::string> PrepareImage(const std::string& runtime, const json& contain
 std::vector<std::string> ContainerArgv(const ContainerRun& r) {
   std::vector<std::string> argv = RuntimeBase(r.runtime);
   // --init: a small init as PID 1 passes signals on (a command as PID 1 would ignore SIGTERM).
-  argv.insert(argv.end(), {"run", "--rm", "--init", "--name", r.name, "--pull", "never", "-w", r.workdir});
+  argv.insert(argv.end(),
+              {"run", "--rm", "--init", "--name", r.name, "--pull", "never", "-w", r.workdir});
   for (const auto& o : RunOptions(r.runtime)) argv.push_back(o);
   for (const auto& m : r.mounts) {
     bool ro = EndsWith(m, ":ro");
@@ -179,11 +202,14 @@ std::vector<std::string> ContainerArgv(const ContainerRun& r) {
   if (!r.cpus.empty()) argv.insert(argv.end(), {"--cpus", r.cpus});
   if (!r.shm_size.empty()) argv.insert(argv.end(), {"--shm-size", r.shm_size});
   for (const auto& d : r.devices) argv.insert(argv.end(), {"--device", d});
-  // A guest here as on the host: no capability, no way to gain one, a user of its own, a process cap, and
-  // the runtime's own seccomp profile (podman's default) and namespaces (PID, IPC, cgroup, mount).
-  argv.insert(argv.end(), {"--cap-drop", "all", "--security-opt", "no-new-privileges", "--cgroupns", "private"});
+  // A guest here as on the host: no capability, no way to gain one, a user of its own, a process
+  // cap, and the runtime's own seccomp profile (podman's default) and namespaces (PID, IPC, cgroup,
+  // mount).
+  argv.insert(argv.end(), {"--cap-drop", "all", "--security-opt", "no-new-privileges", "--cgroupns",
+                           "private"});
   if (!r.user.empty()) argv.insert(argv.end(), {"--user", r.user + ":" + r.user});
-  bool home = std::any_of(r.env.begin(), r.env.end(), [](const std::string& e) { return StartsWith(e, "HOME="); });
+  bool home = std::any_of(r.env.begin(), r.env.end(),
+                          [](const std::string& e) { return StartsWith(e, "HOME="); });
   if (!r.user.empty() && !home) argv.insert(argv.end(), {"-e", "HOME=/tmp"});
   if (r.pids_limit > 0) argv.insert(argv.end(), {"--pids-limit", std::to_string(r.pids_limit)});
   // bash where the image has it, as on the host (kShellInImage), the command as $0.

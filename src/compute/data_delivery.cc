@@ -26,7 +26,8 @@ namespace {
 // Read-only (or writable again) for everyone, keeping what is executable executable.
 void ChmodTree(const std::string& root, bool read_only) {
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+  for (auto it = fs::recursive_directory_iterator(root, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     struct stat st;
     bool exec = it->is_directory() || (stat(it->path().c_str(), &st) == 0 && (st.st_mode & 0100));
     chmod(it->path().c_str(), exec ? (read_only ? 0555 : 0755) : (read_only ? 0444 : 0644));
@@ -49,34 +50,50 @@ std::string CurlFailure(int rc, const std::string& url) {
   host = host.substr(0, host.find_first_of("/:?#"));
   if (size_t at = host.rfind('@'); at != std::string::npos) host = host.substr(at + 1);
   switch (rc) {
-    case 3: return "the URL is malformed";
-    case 5: return "could not resolve the proxy";
-    case 6: return "could not resolve host " + host;
-    case 7: return "could not connect to " + host + " (refused or unreachable)";
-    case 18: return "the transfer ended early (partial file)";
-    case 22: return "the server answered with an error";
-    case 23: return "could not write the downloaded file";
-    case 28: return "timed out";
-    case 35: return "the TLS handshake with " + host + " failed";
-    case 47: return "too many redirects";
-    case 52: return host + " sent nothing back";
-    case 55: return "sending to " + host + " failed";
-    case 56: return "receiving from " + host + " failed (connection reset)";
-    case 60: return "the certificate of " + host + " is not trusted";
-    default: return "curl failed with exit code " + std::to_string(rc);
+    case 3:
+      return "the URL is malformed";
+    case 5:
+      return "could not resolve the proxy";
+    case 6:
+      return "could not resolve host " + host;
+    case 7:
+      return "could not connect to " + host + " (refused or unreachable)";
+    case 18:
+      return "the transfer ended early (partial file)";
+    case 22:
+      return "the server answered with an error";
+    case 23:
+      return "could not write the downloaded file";
+    case 28:
+      return "timed out";
+    case 35:
+      return "the TLS handshake with " + host + " failed";
+    case 47:
+      return "too many redirects";
+    case 52:
+      return host + " sent nothing back";
+    case 55:
+      return "sending to " + host + " failed";
+    case 56:
+      return "receiving from " + host + " failed (connection reset)";
+    case 60:
+      return "the certificate of " + host + " is not trusted";
+    default:
+      return "curl failed with exit code " + std::to_string(rc);
   }
 }
 
-// Runs curl for `url` into `to`; `extra` are validators. Returns the HTTP code ("304", "200"), or an
-// error. Gives up at once, killing curl, when `cancel_fd` becomes readable.
+// Runs curl for `url` into `to`; `extra` are validators. Returns the HTTP code ("304", "200"), or
+// an error. Gives up at once, killing curl, when `cancel_fd` becomes readable.
 Result<std::string> Curl(const std::string& url, const std::string& to, long long max_bytes,
                          const std::vector<std::string>& extra, const DeliveryContext& ctx) {
   int cancel_fd = ctx.stop_requested ? ctx.cancel_fd : -1;
   int out[2];
   if (pipe2(out, O_CLOEXEC) != 0) return Internal("pipe failed");
   std::string limit = std::to_string(max_bytes);
-  std::vector<std::string> args = {"curl", "-sSL", "-R", "--max-filesize", limit, "--connect-timeout", "10",
-                                   "-w", "%{http_code}", "-o", to};
+  std::vector<std::string> args = {
+      "curl",         "-sSL", "-R", "--max-filesize", limit, "--connect-timeout", "10", "-w",
+      "%{http_code}", "-o",   to};
   args.insert(args.end(), extra.begin(), extra.end());
   args.push_back(url);
   std::vector<char*> argv;
@@ -118,18 +135,23 @@ Result<std::string> Curl(const std::string& url, const std::string& to, long lon
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  if (canceled) return Status(Code::kUnavailable, "the download of " + url + " was stopped: the job is being canceled");
+  if (canceled)
+    return Status(Code::kUnavailable,
+                  "the download of " + url + " was stopped: the job is being canceled");
   int rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   if (rc == 127) return Unavailable("cannot download " + url + ": curl is not installed");
-  if (rc == 63) return InvalidArgument(url + ": larger than " + std::to_string(max_bytes) + " bytes");
+  if (rc == 63)
+    return InvalidArgument(url + ": larger than " + std::to_string(max_bytes) + " bytes");
   if (rc != 0) return Unavailable("cannot download " + url + ": " + CurlFailure(rc, url));
-  if (code != "200" && code != "304") return Unavailable("cannot download " + url + ": HTTP " + code);
+  if (code != "200" && code != "304")
+    return Unavailable("cannot download " + url + ": HTTP " + code);
   return code;
 }
 
 }  // namespace
 
-Result<std::string> ViewOf(const std::string& workspace, const std::string& snapshot, const std::string& manifest) {
+Result<std::string> ViewOf(const std::string& workspace, const std::string& snapshot,
+                           const std::string& manifest) {
   std::string view = workspace + "/views/" + snapshot;
   if (!PathExists(view) && !PathExists(view + ".json")) {
     Status s = MakeDirs(workspace + "/views");
@@ -139,10 +161,12 @@ Result<std::string> ViewOf(const std::string& workspace, const std::string& snap
   return view;
 }
 
-Status EnsureView(const std::string& view, const std::string& manifest_file, const std::string& blob_root) {
+Status EnsureView(const std::string& view, const std::string& manifest_file,
+                  const std::string& blob_root) {
   if (IsDir(view)) return Status::Ok();
   auto text = ReadFile(manifest_file);
-  if (!text.ok()) return Status(text.status().code(), "the snapshot's manifest: " + text.status().message());
+  if (!text.ok())
+    return Status(text.status().code(), "the snapshot's manifest: " + text.status().message());
   json manifest = json::parse(*text, nullptr, false);
   if (!manifest.is_array()) return Internal("malformed manifest " + manifest_file);
   std::string tmp = view + ".tmp-" + std::to_string(getpid());
@@ -153,7 +177,8 @@ Status EnsureView(const std::string& view, const std::string& manifest_file, con
     if (!s.ok()) break;
     std::string sha = e.value("sha256", "");
     if (sha.size() < 2) return Internal("malformed manifest " + manifest_file);
-    // A blob's one inode cannot be both plain and executable: an executable file gets a copy of its own.
+    // A blob's one inode cannot be both plain and executable: an executable file gets a copy of its
+    // own.
     bool exec = e.value("executable", false);
     std::string to = tmp + "/" + e.value("path", "");
     s = LinkOrCopy(blob_root + "/" + sha.substr(0, 2) + "/" + sha, to, !exec);
@@ -168,13 +193,14 @@ Status EnsureView(const std::string& view, const std::string& manifest_file, con
     int err = errno;
     ChmodTree(tmp, false);
     fs::remove_all(tmp, ec);
-    if (!IsDir(view)) return Internal("cannot make " + view + ": " + strerror(err));  // else another job made it
+    if (!IsDir(view))
+      return Internal("cannot make " + view + ": " + strerror(err));  // else another job made it
   }
   return Status::Ok();
 }
 
-Result<std::string> FetchUrl(const std::string& url, const std::string& fallback, long long max_bytes,
-                             const DeliveryContext& ctx) {
+Result<std::string> FetchUrl(const std::string& url, const std::string& fallback,
+                             long long max_bytes, const DeliveryContext& ctx) {
   if (ctx.workspace.empty() || !IsDir(ctx.workspace)) {
     if (ctx.log) ctx.log("downloading " + url);
     auto code = Curl(url, fallback, max_bytes, {}, ctx);
@@ -189,15 +215,18 @@ Result<std::string> FetchUrl(const std::string& url, const std::string& fallback
   if (lock < 0) return Internal("cannot lock the cache of " + url);
   while (flock(lock, LOCK_EX) != 0 && errno == EINTR) {
   }
-  std::string data = dir + "/data", etag = dir + "/etag", tmp = dir + "/data.part", etag_tmp = dir + "/etag.part";
+  std::string data = dir + "/data", etag = dir + "/etag", tmp = dir + "/data.part",
+              etag_tmp = dir + "/etag.part";
   std::vector<std::string> extra = {"--etag-save", etag_tmp};
   bool cached = PathExists(data);
   if (cached) {
     struct stat st;
-    if (stat(etag.c_str(), &st) == 0 && st.st_size > 0) extra.insert(extra.end(), {"--etag-compare", etag});
+    if (stat(etag.c_str(), &st) == 0 && st.st_size > 0)
+      extra.insert(extra.end(), {"--etag-compare", etag});
     extra.insert(extra.end(), {"-z", data});
   }
-  if (ctx.log) ctx.log(std::string(cached ? "revalidating the cached copy of " : "downloading ") + url);
+  if (ctx.log)
+    ctx.log(std::string(cached ? "revalidating the cached copy of " : "downloading ") + url);
   unlink(tmp.c_str());
   auto code = Curl(url, tmp, max_bytes, extra, ctx);
   Result<std::string> out = data;
@@ -218,7 +247,8 @@ Result<std::string> FetchUrl(const std::string& url, const std::string& fallback
   return out;
 }
 
-Status EvaluateMlTable(const std::string& folder, const std::string& dir, bool link, const DeliveryContext& ctx) {
+Status EvaluateMlTable(const std::string& folder, const std::string& dir, bool link,
+                       const DeliveryContext& ctx) {
   std::string file = folder + "/MLTable";
   auto text = ReadFile(file, 1 << 20);
   if (!text.ok()) return NotFound("no MLTable file in " + folder);
@@ -231,7 +261,8 @@ Status EvaluateMlTable(const std::string& folder, const std::string& dir, bool l
   std::error_code ec;
   for (const auto& p : paths->seq) {
     if (!p.IsMap() || p.map.size() != 1 || !p.map[0].value.IsScalar())
-      return InvalidArgument(file + ":" + std::to_string(p.line) + ": expected {file|folder|pattern: <path>}");
+      return InvalidArgument(file + ":" + std::to_string(p.line) +
+                             ": expected {file|folder|pattern: <path>}");
     const std::string& key = p.map[0].key;
     std::string value = p.map[0].value.scalar;
     std::string where = file + ":" + std::to_string(p.map[0].value.line) + ": paths." + key;
@@ -257,8 +288,10 @@ Status EvaluateMlTable(const std::string& folder, const std::string& dir, bool l
       rels.push_back(value);
     } else if (key == "folder" || key == "pattern") {
       std::string base = key == "folder" ? abs : folder;
-      if (key == "folder" && !fs::is_directory(abs, ec)) return NotFound(where + ": no such folder " + value);
-      for (auto it = fs::recursive_directory_iterator(base, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (key == "folder" && !fs::is_directory(abs, ec))
+        return NotFound(where + ": no such folder " + value);
+      for (auto it = fs::recursive_directory_iterator(base, ec);
+           !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
         if (!it->is_regular_file(ec)) continue;
         std::string rel = it->path().lexically_relative(folder).string();
         if (rel == "MLTable") continue;
@@ -267,7 +300,8 @@ Status EvaluateMlTable(const std::string& folder, const std::string& dir, bool l
           continue;
         rels.push_back(rel);
       }
-      if (rels.empty() && key == "pattern") return NotFound(where + ": \"" + value + "\" matches no file");
+      if (rels.empty() && key == "pattern")
+        return NotFound(where + ": \"" + value + "\" matches no file");
     } else {
       return InvalidArgument(where + ": expected file, folder or pattern");
     }
@@ -291,7 +325,9 @@ Status DeliverInput(const json& item, const std::string& dir, const DeliveryCont
     if (!s.ok()) return s;
   } else if (kind == "folder") {
     src = item.value("local", "");
-    if (!PathExists(src)) return NotFound(src + " is not there (a folder of the workspace's machine: this node may not see it)");
+    if (!PathExists(src))
+      return NotFound(
+          src + " is not there (a folder of the workspace's machine: this node may not see it)");
   } else if (kind == "http") {
     std::string file = dir + "/" + item.value("file_name", "data");
     Status s = MakeDirs(dir);
@@ -302,8 +338,10 @@ Status DeliverInput(const json& item, const std::string& dir, const DeliveryCont
       s = LinkOrCopy(*got, file, mode != "download");
       if (!s.ok()) return s;
     }
-    if (mode == "download") chmod(file.c_str(), 0644);
-    else read_only.push_back(dir);
+    if (mode == "download")
+      chmod(file.c_str(), 0644);
+    else
+      read_only.push_back(dir);
     return Status::Ok();
   } else {
     return InvalidArgument("unknown input kind '" + kind + "'");
@@ -338,12 +376,14 @@ Status DeliverInput(const json& item, const std::string& dir, const DeliveryCont
   Status s = MakeDirs(Dirname(dir));
   if (!s.ok()) return s;
   if (IsDir(src)) {
-    if (symlink(src.c_str(), dir.c_str()) != 0) return Internal("cannot link " + dir + ": " + strerror(errno));
+    if (symlink(src.c_str(), dir.c_str()) != 0)
+      return Internal("cannot link " + dir + ": " + strerror(errno));
   } else {
     s = MakeDirs(dir);
     if (!s.ok()) return s;
     std::string to = dir + "/" + Basename(src);
-    if (symlink(src.c_str(), to.c_str()) != 0) return Internal("cannot link " + to + ": " + strerror(errno));
+    if (symlink(src.c_str(), to.c_str()) != 0)
+      return Internal("cannot link " + to + ": " + strerror(errno));
   }
   read_only.push_back(src);
   return Status::Ok();

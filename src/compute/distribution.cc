@@ -37,8 +37,9 @@ DistPlan PlanFor(const json& d, int instance_count) {
 }
 
 json ToJson(const DistPlan& p) {
-  return {{"type", p.type}, {"nodes", p.nodes}, {"per_node", p.per_node}, {"workers", p.workers},
-          {"ps", p.ps},     {"hosts", p.hosts}, {"master_port", p.master_port}};
+  return {
+      {"type", p.type}, {"nodes", p.nodes}, {"per_node", p.per_node},      {"workers", p.workers},
+      {"ps", p.ps},     {"hosts", p.hosts}, {"master_port", p.master_port}};
 }
 
 DistPlan DistPlanFromJson(const json& j) {
@@ -49,14 +50,16 @@ DistPlan DistPlanFromJson(const json& j) {
   p.per_node = std::max(1, j.value("per_node", 1));
   p.workers = j.value("workers", 0);
   p.ps = j.value("ps", 0);
-  if (j.contains("hosts") && j["hosts"].is_array()) p.hosts = j["hosts"].get<std::vector<std::string>>();
+  if (j.contains("hosts") && j["hosts"].is_array())
+    p.hosts = j["hosts"].get<std::vector<std::string>>();
   p.master_port = j.value("master_port", 0);
   return p;
 }
 
 namespace {
 std::string HostOf(const DistPlan& p, int node) {
-  if (node >= 0 && node < static_cast<int>(p.hosts.size())) return p.hosts[static_cast<size_t>(node)];
+  if (node >= 0 && node < static_cast<int>(p.hosts.size()))
+    return p.hosts[static_cast<size_t>(node)];
   return "127.0.0.1";
 }
 }  // namespace
@@ -88,7 +91,8 @@ std::map<std::string, std::string> RankEnv(const DistPlan& p, int node, int loca
     env["NODE_RANK"] = std::to_string(node);
     env["GROUP_RANK"] = std::to_string(node);
   } else if (p.type == "tensorflow") {
-    // Task g listens on master_port + 1 + g: distinct even where several "nodes" share a host (local).
+    // Task g listens on master_port + 1 + g: distinct even where several "nodes" share a host
+    // (local).
     json workers = json::array(), ps = json::array();
     for (int g = 0; g < p.Total(); ++g) {
       std::string addr = HostOf(p, g / p.per_node) + ":" + std::to_string(p.master_port + 1 + g);
@@ -97,9 +101,11 @@ std::map<std::string, std::string> RankEnv(const DistPlan& p, int node, int loca
     json cluster = {{"worker", workers}};
     if (p.ps > 0) cluster["ps"] = ps;
     bool is_worker = rank < p.workers;
-    json tf = {{"cluster", cluster},
-               {"task", {{"type", is_worker ? "worker" : "ps"}, {"index", is_worker ? rank : rank - p.workers}}},
-               {"environment", "cloud"}};
+    json tf = {
+        {"cluster", cluster},
+        {"task",
+         {{"type", is_worker ? "worker" : "ps"}, {"index", is_worker ? rank : rank - p.workers}}},
+        {"environment", "cloud"}};
     env["TF_CONFIG"] = tf.dump();
   }
   return env;
@@ -110,9 +116,11 @@ std::string RankLogName(const DistPlan& p, int rank) {
   return "user_logs/std_log_process_" + std::to_string(rank) + ".txt";
 }
 
-std::vector<std::string> MpirunArgv(const DistPlan& p, const std::string& command, const std::string& log_dir,
-                                    const std::string& host_slots, const std::vector<std::string>& extra) {
-  std::vector<std::string> argv = {"mpirun", "--allow-run-as-root", "-np", std::to_string(p.Total())};
+std::vector<std::string> MpirunArgv(const DistPlan& p, const std::string& command,
+                                    const std::string& log_dir, const std::string& host_slots,
+                                    const std::vector<std::string>& extra) {
+  std::vector<std::string> argv = {"mpirun", "--allow-run-as-root", "-np",
+                                   std::to_string(p.Total())};
   if (!host_slots.empty()) {
     argv.insert(argv.end(), {"--oversubscribe", "--host", host_slots});
   } else {
@@ -122,8 +130,9 @@ std::vector<std::string> MpirunArgv(const DistPlan& p, const std::string& comman
   // Each rank writes its own log: Open MPI numbers them, the shell names the file.
   argv.insert(argv.end(),
               {"/bin/sh", "-c",
-               "exec " + CommandShell() + " -c \"$0\" >> \"$1/std_log_process_${OMPI_COMM_WORLD_RANK:-0}.txt\" 2>&1", command,
-               log_dir});
+               "exec " + CommandShell() +
+                   " -c \"$0\" >> \"$1/std_log_process_${OMPI_COMM_WORLD_RANK:-0}.txt\" 2>&1",
+               command, log_dir});
   return argv;
 }
 

@@ -20,9 +20,9 @@ namespace cairn::compute {
 struct DistPlan {
   std::string type;  // "" (none) | pytorch | tensorflow | mpi
   int nodes = 1;
-  int per_node = 1;  // pytorch, mpi: process_count_per_instance; tensorflow: derived
-  int workers = 0;   // tensorflow
-  int ps = 0;        // tensorflow parameter servers
+  int per_node = 1;                // pytorch, mpi: process_count_per_instance; tensorflow: derived
+  int workers = 0;                 // tensorflow
+  int ps = 0;                      // tensorflow parameter servers
   std::vector<std::string> hosts;  // one address per node, node rank order
   int master_port = 0;             // rendezvous port on hosts[0]; TF tasks use the ports after it
 
@@ -48,7 +48,8 @@ std::string RankLogName(const DistPlan& p, int rank);
 
 // The `mpirun` line for an MPI job: every rank's output goes to its own log in `log_dir`.
 // `host_slots` is "host:n,host:n" (empty inside a Slurm allocation, which Open MPI reads itself).
-std::vector<std::string> MpirunArgv(const DistPlan& p, const std::string& command, const std::string& log_dir,
-                                    const std::string& host_slots, const std::vector<std::string>& extra);
+std::vector<std::string> MpirunArgv(const DistPlan& p, const std::string& command,
+                                    const std::string& log_dir, const std::string& host_slots,
+                                    const std::vector<std::string>& extra);
 
 }  // namespace cairn::compute

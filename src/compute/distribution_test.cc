@@ -35,7 +35,8 @@ TEST(DistributionTest, PytorchRanksCoverEveryProcessOnce) {
 }
 
 TEST(DistributionTest, TensorflowSpreadsWorkersAndParameterServers) {
-  DistPlan p = PlanFor(json{{"type", "tensorflow"}, {"worker_count", 2}, {"parameter_server_count", 1}}, 2);
+  DistPlan p =
+      PlanFor(json{{"type", "tensorflow"}, {"worker_count", 2}, {"parameter_server_count", 1}}, 2);
   p.hosts = {"a", "b"};
   p.master_port = 5000;
   ASSERT_EQ(p.Total(), 3);
@@ -60,7 +61,8 @@ TEST(DistributionTest, PlainJobIsOneProcessWithTheClassicLog) {
   EXPECT_EQ(p.Total(), 1);
   EXPECT_EQ(RankLogName(p, 0), "user_logs/std_log.txt");
   EXPECT_FALSE(RankEnv(p, 0, 0).contains("RANK"));
-  DistPlan r = DistPlanFromJson(ToJson(PlanFor(json{{"type", "mpi"}, {"process_count_per_instance", 3}}, 2)));
+  DistPlan r = DistPlanFromJson(
+      ToJson(PlanFor(json{{"type", "mpi"}, {"process_count_per_instance", 3}}, 2)));
   EXPECT_EQ(r.type, "mpi");
   EXPECT_EQ(r.Total(), 6);
 }

@@ -15,7 +15,8 @@
 namespace cairn::compute {
 
 namespace {
-// The few NVML calls used (nvml.h, NVML API reference). Every one returns nvmlReturn_t, 0 on success.
+// The few NVML calls used (nvml.h, NVML API reference). Every one returns nvmlReturn_t, 0 on
+// success.
 using nvmlDevice_t = void*;
 struct nvmlMemory_t {
   unsigned long long total, free, used;
@@ -32,9 +33,7 @@ constexpr int kNvmlSuccess = 0;
 constexpr int kNvmlInsufficientSize = 7;
 constexpr size_t kNvmlNameSize = 96, kNvmlUuidSize = 96;
 
-std::string DefaultNvml() {
-  return settings::Text("CAIRN_NVML_LIBRARY");
-}
+std::string DefaultNvml() { return settings::Text("CAIRN_NVML_LIBRARY"); }
 }  // namespace
 
 struct GpuSampler::Api {
@@ -56,8 +55,10 @@ Result<std::vector<Gpu>> ParseDeclaredGpus(const std::string& spec) {
     char* end = nullptr;
     long v = strtol(t.c_str(), &end, 10);
     if (t.empty() || *end != '\0' || v < 0 || v > 1023)
-      return InvalidArgument("CAIRN_GPUS: '" + t + "' is not a GPU index (expected a list such as 0,1,2,3, or none)");
-    if (!seen.insert(static_cast<int>(v)).second) return InvalidArgument("CAIRN_GPUS: GPU " + t + " is listed twice");
+      return InvalidArgument("CAIRN_GPUS: '" + t +
+                             "' is not a GPU index (expected a list such as 0,1,2,3, or none)");
+    if (!seen.insert(static_cast<int>(v)).second)
+      return InvalidArgument("CAIRN_GPUS: GPU " + t + " is listed twice");
     out.push_back({static_cast<int>(v), "", "declared GPU (CAIRN_GPUS)", 0});
   }
   return out;
@@ -70,10 +71,14 @@ Result<std::vector<Gpu>> DiscoverWithNvml(const std::string& library) {
   auto init = reinterpret_cast<int (*)()>(sym("nvmlInit_v2"));
   auto shutdown = reinterpret_cast<int (*)()>(sym("nvmlShutdown"));
   auto count = reinterpret_cast<int (*)(unsigned int*)>(sym("nvmlDeviceGetCount_v2"));
-  auto handle = reinterpret_cast<int (*)(unsigned int, nvmlDevice_t*)>(sym("nvmlDeviceGetHandleByIndex_v2"));
-  auto name = reinterpret_cast<int (*)(nvmlDevice_t, char*, unsigned int)>(sym("nvmlDeviceGetName"));
-  auto uuid = reinterpret_cast<int (*)(nvmlDevice_t, char*, unsigned int)>(sym("nvmlDeviceGetUUID"));
-  auto memory = reinterpret_cast<int (*)(nvmlDevice_t, nvmlMemory_t*)>(sym("nvmlDeviceGetMemoryInfo"));
+  auto handle =
+      reinterpret_cast<int (*)(unsigned int, nvmlDevice_t*)>(sym("nvmlDeviceGetHandleByIndex_v2"));
+  auto name =
+      reinterpret_cast<int (*)(nvmlDevice_t, char*, unsigned int)>(sym("nvmlDeviceGetName"));
+  auto uuid =
+      reinterpret_cast<int (*)(nvmlDevice_t, char*, unsigned int)>(sym("nvmlDeviceGetUUID"));
+  auto memory =
+      reinterpret_cast<int (*)(nvmlDevice_t, nvmlMemory_t*)>(sym("nvmlDeviceGetMemoryInfo"));
   if (!init || !shutdown || !count || !handle || !name || !uuid || !memory) {
     dlclose(lib);
     return Unavailable(library + " lacks the NVML calls Cairn uses");
@@ -85,7 +90,8 @@ Result<std::vector<Gpu>> DiscoverWithNvml(const std::string& library) {
   std::vector<Gpu> out;
   unsigned int n = 0;
   Status st;
-  if (int rc = count(&n); rc != kNvmlSuccess) st = Unavailable("NVML could not count the GPUs (error " + std::to_string(rc) + ")");
+  if (int rc = count(&n); rc != kNvmlSuccess)
+    st = Unavailable("NVML could not count the GPUs (error " + std::to_string(rc) + ")");
   for (unsigned int i = 0; st.ok() && i < std::min(n, 1024u); ++i) {
     nvmlDevice_t d = nullptr;
     if (handle(i, &d) != kNvmlSuccess) continue;  // a GPU that fell off the bus: not offered
@@ -95,7 +101,8 @@ Result<std::vector<Gpu>> DiscoverWithNvml(const std::string& library) {
     g.index = static_cast<int>(i);
     if (name(d, nm, sizeof nm) == kNvmlSuccess) g.name = std::string(nm, strnlen(nm, sizeof nm));
     if (uuid(d, id, sizeof id) == kNvmlSuccess) g.uuid = std::string(id, strnlen(id, sizeof id));
-    if (memory(d, &mem) == kNvmlSuccess) g.memory_mib = static_cast<long long>(mem.total / (1024 * 1024));
+    if (memory(d, &mem) == kNvmlSuccess)
+      g.memory_mib = static_cast<long long>(mem.total / (1024 * 1024));
     out.push_back(g);
   }
   shutdown();
@@ -112,15 +119,20 @@ Result<std::vector<Gpu>> ParseNvidiaSmi(const std::string& csv) {
     std::string line = Trim(raw);
     if (line.empty()) continue;
     std::vector<std::string> f = Split(line, ',');
-    if (f.size() < 4) return InvalidArgument("nvidia-smi line " + std::to_string(line_no) + ": expected index, uuid, name, memory");
+    if (f.size() < 4)
+      return InvalidArgument("nvidia-smi line " + std::to_string(line_no) +
+                             ": expected index, uuid, name, memory");
     for (auto& x : f) x = Trim(x);
     char* end = nullptr;
     long idx = strtol(f[0].c_str(), &end, 10);
-    if (f[0].empty() || *end != '\0' || idx < 0) return InvalidArgument("nvidia-smi line " + std::to_string(line_no) + ": bad index '" + f[0] + "'");
+    if (f[0].empty() || *end != '\0' || idx < 0)
+      return InvalidArgument("nvidia-smi line " + std::to_string(line_no) + ": bad index '" + f[0] +
+                             "'");
     Gpu g;
     g.index = static_cast<int>(idx);
     g.uuid = f[1];
-    // A name with a comma in it is split above: everything between the uuid and the memory is the name.
+    // A name with a comma in it is split above: everything between the uuid and the memory is the
+    // name.
     std::vector<std::string> name_parts(f.begin() + 2, f.end() - 1);
     g.name = Join(name_parts, ", ");
     g.memory_mib = atoll(f.back().c_str());  // "[N/A]" reads as 0
@@ -147,7 +159,9 @@ Result<GpuInventory> DiscoverGpus() {
   inv.note = nvml.status().message();
   std::string smi = settings::Text("CAIRN_NVIDIA_SMI");
   if (smi.find('/') != std::string::npos ? access(smi.c_str(), X_OK) == 0 : OnPath(smi)) {
-    auto out = RunCommand({smi, "--query-gpu=index,uuid,name,memory.total", "--format=csv,noheader,nounits"}, {}, 10000);
+    auto out = RunCommand(
+        {smi, "--query-gpu=index,uuid,name,memory.total", "--format=csv,noheader,nounits"}, {},
+        10000);
     if (out.ok()) {
       auto parsed = ParseNvidiaSmi(*out);
       if (parsed.ok()) {
@@ -165,7 +179,8 @@ Result<GpuInventory> DiscoverGpus() {
 }
 
 std::string CudaVisibleDevices(const std::vector<Gpu>& held) {
-  bool uuids = !held.empty() && std::all_of(held.begin(), held.end(), [](const Gpu& g) { return !g.uuid.empty(); });
+  bool uuids = !held.empty() &&
+               std::all_of(held.begin(), held.end(), [](const Gpu& g) { return !g.uuid.empty(); });
   std::vector<std::string> ids;
   for (const Gpu& g : held) ids.push_back(uuids ? g.uuid : std::to_string(g.index));
   return Join(ids, ",");
@@ -178,9 +193,12 @@ GpuSampler::GpuSampler(const std::string& library) {
   api_ = new Api{};
   api_->init = reinterpret_cast<int (*)()>(dlsym(lib_, "nvmlInit_v2"));
   api_->shutdown = reinterpret_cast<int (*)()>(dlsym(lib_, "nvmlShutdown"));
-  api_->handle = reinterpret_cast<int (*)(unsigned int, nvmlDevice_t*)>(dlsym(lib_, "nvmlDeviceGetHandleByIndex_v2"));
-  api_->utilization = reinterpret_cast<int (*)(nvmlDevice_t, nvmlUtilization_t*)>(dlsym(lib_, "nvmlDeviceGetUtilizationRates"));
-  api_->memory = reinterpret_cast<int (*)(nvmlDevice_t, nvmlMemory_t*)>(dlsym(lib_, "nvmlDeviceGetMemoryInfo"));
+  api_->handle = reinterpret_cast<int (*)(unsigned int, nvmlDevice_t*)>(
+      dlsym(lib_, "nvmlDeviceGetHandleByIndex_v2"));
+  api_->utilization = reinterpret_cast<int (*)(nvmlDevice_t, nvmlUtilization_t*)>(
+      dlsym(lib_, "nvmlDeviceGetUtilizationRates"));
+  api_->memory = reinterpret_cast<int (*)(nvmlDevice_t, nvmlMemory_t*)>(
+      dlsym(lib_, "nvmlDeviceGetMemoryInfo"));
   api_->processes = reinterpret_cast<int (*)(nvmlDevice_t, unsigned int*, nvmlProcessInfo_t*)>(
       dlsym(lib_, "nvmlDeviceGetComputeRunningProcesses_v3"));
   if (!api_->init || !api_->shutdown || !api_->handle || !api_->utilization || !api_->memory ||
@@ -198,7 +216,8 @@ GpuSampler::~GpuSampler() {
   if (lib_) dlclose(lib_);
 }
 
-std::vector<GpuSample> GpuSampler::Sample(const std::vector<int>& indices, const std::vector<pid_t>& pids) {
+std::vector<GpuSample> GpuSampler::Sample(const std::vector<int>& indices,
+                                          const std::vector<pid_t>& pids) {
   std::vector<GpuSample> out;
   if (!api_) return out;
   std::set<unsigned int> mine(pids.begin(), pids.end());
@@ -221,12 +240,14 @@ std::vector<GpuSample> GpuSampler::Sample(const std::vector<int>& indices, const
       if (rc == kNvmlSuccess) {
         counted = true;
         for (unsigned int k = 0; k < std::min<size_t>(n, procs.size()); ++k)
-          if (mine.count(procs[k].pid)) s.memory_used_mib += static_cast<double>(procs[k].usedGpuMemory) / (1024 * 1024);
+          if (mine.count(procs[k].pid))
+            s.memory_used_mib += static_cast<double>(procs[k].usedGpuMemory) / (1024 * 1024);
       }
     }
     if (!counted) {
       nvmlMemory_t m{};
-      if (api_->memory(d, &m) == kNvmlSuccess) s.memory_used_mib = static_cast<double>(m.used) / (1024 * 1024);
+      if (api_->memory(d, &m) == kNvmlSuccess)
+        s.memory_used_mib = static_cast<double>(m.used) / (1024 * 1024);
     }
     out.push_back(s);
   }

@@ -1,9 +1,9 @@
 // GPUs: what this machine has, and what a job's processes use of them.
 //
-// Discovery is NVML, loaded at run time (`libnvidia-ml.so.1` through dlopen, as Slurm's gres/nvml and the
-// Kubernetes device plugin do): no build-time dependency and nothing to install where there is no GPU.
-// `nvidia-smi --query-gpu` is the fallback. `CAIRN_GPUS` in the server's environment overrides both:
-// `0,1,2,3` declares four GPUs with those indices, `none` declares none.
+// Discovery is NVML, loaded at run time (`libnvidia-ml.so.1` through dlopen, as Slurm's gres/nvml
+// and the Kubernetes device plugin do): no build-time dependency and nothing to install where there
+// is no GPU. `nvidia-smi --query-gpu` is the fallback. `CAIRN_GPUS` in the server's environment
+// overrides both: `0,1,2,3` declares four GPUs with those indices, `none` declares none.
 #pragma once
 
 #include <sys/types.h>

@@ -24,12 +24,16 @@ namespace {
 struct ScopedEnv {
   ScopedEnv(const char* k, const char* v) : key(k) {
     if (const char* old = getenv(k)) had = old;
-    if (v) setenv(k, v, 1);
-    else unsetenv(k);
+    if (v)
+      setenv(k, v, 1);
+    else
+      unsetenv(k);
   }
   ~ScopedEnv() {
-    if (had) setenv(key, had->c_str(), 1);
-    else unsetenv(key);
+    if (had)
+      setenv(key, had->c_str(), 1);
+    else
+      unsetenv(key);
   }
   const char* key;
   std::optional<std::string> had;
@@ -152,15 +156,26 @@ TEST(VmSizes, TheSeriesMlUsersNameWithTheirGpus) {
     int cpus;
     double gpus;
   };
-  for (const Want& w : std::vector<Want>{{"Standard_NC6", 6, 1}, {"Standard_NC12", 12, 2}, {"Standard_NC24s_v3", 24, 4},
-                                         {"Standard_NC4as_T4_v3", 4, 1}, {"Standard_NC64as_T4_v3", 64, 4},
-                                         {"Standard_NC24ads_A100_v4", 24, 1}, {"Standard_NC96ads_A100_v4", 96, 4},
-                                         {"Standard_NC40ads_H100_v5", 40, 1}, {"Standard_NC80adis_H100_v5", 80, 2},
-                                         {"Standard_ND40rs_v2", 40, 8}, {"Standard_ND96asr_v4", 96, 8},
-                                         {"Standard_ND96amsr_A100_v4", 96, 8}, {"Standard_ND96isr_H100_v5", 96, 8},
-                                         {"Standard_ND24s", 24, 4}, {"Standard_NV12", 12, 2},
-                                         {"Standard_NV36ads_A10_v5", 36, 1}, {"Standard_NV6ads_A10_v5", 6, 1.0 / 6},
-                                         {"Standard_DS3_v2", 4, 0}, {"Standard_D4s_v3", 4, 0}, {"Standard_E8s_v3", 8, 0},
+  for (const Want& w : std::vector<Want>{{"Standard_NC6", 6, 1},
+                                         {"Standard_NC12", 12, 2},
+                                         {"Standard_NC24s_v3", 24, 4},
+                                         {"Standard_NC4as_T4_v3", 4, 1},
+                                         {"Standard_NC64as_T4_v3", 64, 4},
+                                         {"Standard_NC24ads_A100_v4", 24, 1},
+                                         {"Standard_NC96ads_A100_v4", 96, 4},
+                                         {"Standard_NC40ads_H100_v5", 40, 1},
+                                         {"Standard_NC80adis_H100_v5", 80, 2},
+                                         {"Standard_ND40rs_v2", 40, 8},
+                                         {"Standard_ND96asr_v4", 96, 8},
+                                         {"Standard_ND96amsr_A100_v4", 96, 8},
+                                         {"Standard_ND96isr_H100_v5", 96, 8},
+                                         {"Standard_ND24s", 24, 4},
+                                         {"Standard_NV12", 12, 2},
+                                         {"Standard_NV36ads_A10_v5", 36, 1},
+                                         {"Standard_NV6ads_A10_v5", 6, 1.0 / 6},
+                                         {"Standard_DS3_v2", 4, 0},
+                                         {"Standard_D4s_v3", 4, 0},
+                                         {"Standard_E8s_v3", 8, 0},
                                          {"Standard_F16s_v2", 16, 0}}) {
     const spec::VmSize* v = spec::FindVmSize(w.name);
     ASSERT_NE(v, nullptr) << w.name;
@@ -168,16 +183,19 @@ TEST(VmSizes, TheSeriesMlUsersNameWithTheirGpus) {
     EXPECT_NEAR(v->gpus, w.gpus, 1e-9) << w.name;
     EXPECT_TRUE(v->source.find("learn.microsoft.com") != std::string::npos) << w.name;
   }
-  EXPECT_EQ(spec::FindVmSize("standard_nc40ADS_h100_V5")->name, "Standard_NC40ads_H100_v5");  // any case
-  EXPECT_EQ(spec::FindVmSize("Standard_NV6ads_A10_v5")->WholeGpus(), 1);  // a sixth of a GPU holds one here
+  EXPECT_EQ(spec::FindVmSize("standard_nc40ADS_h100_V5")->name,
+            "Standard_NC40ads_H100_v5");  // any case
+  EXPECT_EQ(spec::FindVmSize("Standard_NV6ads_A10_v5")->WholeGpus(),
+            1);  // a sixth of a GPU holds one here
   EXPECT_EQ(spec::FindVmSize("Standard_E64s_v3")->memory_gib, 432);
   EXPECT_EQ(spec::FindVmSize("Standard_NC12s_v3")->gpu_model, "NVIDIA V100 (16 GB)");
   EXPECT_EQ(spec::FindVmSize("Standard_Nope"), nullptr);
 }
 
 TEST(InstanceShapes, InstanceTypeThenDefaultThenSize) {
-  nlohmann::json extra = {{"instance_types", {{"a100x2", {{"gpus", 2}, {"cpus", 16}, {"memory", "128Gi"}}}}},
-                          {"default_instance_type", "a100x2"}};
+  nlohmann::json extra = {
+      {"instance_types", {{"a100x2", {{"gpus", 2}, {"cpus", 16}, {"memory", "128Gi"}}}}},
+      {"default_instance_type", "a100x2"}};
   auto s = spec::ShapeFor(extra, "Standard_NC6", "Standard_NC24s_v3");
   EXPECT_EQ(s.gpus, 4);
   EXPECT_EQ(s.from, "resources.instance_type");
@@ -200,20 +218,29 @@ TEST(InstanceShapes, ComputeYamlInstanceTypesAreCheckedWhereWritten) {
   spec::Diagnostics d;
   auto ok = spec::ParseComputeText(
       "name: k8s\ntype: amlcompute\ninstance_types:\n  a100x2: {gpus: 2, cpus: 16, memory: 128Gi}\n"
-      "default_instance_type: a100x2\n", "c.yml", {}, d);
+      "default_instance_type: a100x2\n",
+      "c.yml", {}, d);
   ASSERT_TRUE(ok) << d.ToString();
   EXPECT_EQ(ok->extra["instance_types"]["a100x2"]["gpus"], 2);
   spec::Diagnostics bad;
   auto no = spec::ParseComputeText(
-      "name: k8s\ntype: amlcompute\ninstance_types:\n  big: {gpus: two, cpu: 4}\ndefault_instance_type: huge\n",
+      "name: k8s\ntype: amlcompute\ninstance_types:\n  big: {gpus: two, cpu: "
+      "4}\ndefault_instance_type: huge\n",
       "c.yml", {}, bad);
   EXPECT_FALSE(no);
   std::string text = bad.ToString();
   EXPECT_NE(text.find("c.yml:4:"), std::string::npos) << text;
-  EXPECT_NE(text.find("instance_types.big.gpus: expected a whole number of GPUs, got \"two\""), std::string::npos) << text;
-  EXPECT_NE(text.find("instance_types.big: unknown key 'cpu' (did you mean 'cpus'?)"), std::string::npos) << text;
-  EXPECT_NE(text.find("default_instance_type: 'huge' is neither one of the compute's instance_types (big)"),
-            std::string::npos) << text;
+  EXPECT_NE(text.find("instance_types.big.gpus: expected a whole number of GPUs, got \"two\""),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("instance_types.big: unknown key 'cpu' (did you mean 'cpus'?)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(
+      text.find(
+          "default_instance_type: 'huge' is neither one of the compute's instance_types (big)"),
+      std::string::npos)
+      << text;
 }
 
 }  // namespace
@@ -227,9 +254,12 @@ TEST(GpuContainers, CdiDevicesWhereTheHostDescribesItsGpus) {
   std::filesystem::create_directories(dir);
   ScopedEnv dirs("CAIRN_CDI_DIRS", dir.c_str());
   EXPECT_FALSE(HasNvidiaCdiSpec());
-  ASSERT_TRUE(WriteFile(dir + "/other.yaml", "cdiVersion: 0.5.0\nkind: vendor.example/fpga\n").ok());
+  ASSERT_TRUE(
+      WriteFile(dir + "/other.yaml", "cdiVersion: 0.5.0\nkind: vendor.example/fpga\n").ok());
   EXPECT_FALSE(HasNvidiaCdiSpec());
-  ASSERT_TRUE(WriteFile(dir + "/nvidia.yaml", "cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n- name: \"0\"\n").ok());
+  ASSERT_TRUE(WriteFile(dir + "/nvidia.yaml",
+                        "cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n- name: \"0\"\n")
+                  .ok());
   EXPECT_TRUE(HasNvidiaCdiSpec());
   std::filesystem::remove_all(dir);
 
@@ -242,8 +272,10 @@ TEST(GpuContainers, CdiDevicesWhereTheHostDescribesItsGpus) {
   r.devices = {"nvidia.com/gpu=1", "nvidia.com/gpu=3"};
   std::vector<std::string> argv = ContainerArgv(r);
   std::string line = Join(argv, " ");
-  EXPECT_NE(line.find("--device nvidia.com/gpu=1 --device nvidia.com/gpu=3"), std::string::npos) << line;
-  EXPECT_LT(line.find("--device"), line.find("localhost/torch:2")) << "options come before the image";
+  EXPECT_NE(line.find("--device nvidia.com/gpu=1 --device nvidia.com/gpu=3"), std::string::npos)
+      << line;
+  EXPECT_LT(line.find("--device"), line.find("localhost/torch:2"))
+      << "options come before the image";
 }
 
 }  // namespace
@@ -257,12 +289,15 @@ TEST(InstanceShapes, AnInstanceTypesMemoryAsSlurmWritesIt) {
   EXPECT_EQ(spec::SlurmMemory("512Mi"), "512M");
   EXPECT_EQ(spec::SlurmMemory("2Ti"), "2T");
   EXPECT_EQ(spec::SlurmMemory("64G"), "64G");
-  for (const char* bad : {"", "Gi", "12.5Gi", "128", "128GB", "-1Gi"}) EXPECT_EQ(spec::SlurmMemory(bad), "") << bad;
-  nlohmann::json extra = {{"instance_types", {{"a100x2", {{"gpus", 2}, {"cpus", 16}, {"memory", "128Gi"}}}}}};
+  for (const char* bad : {"", "Gi", "12.5Gi", "128", "128GB", "-1Gi"})
+    EXPECT_EQ(spec::SlurmMemory(bad), "") << bad;
+  nlohmann::json extra = {
+      {"instance_types", {{"a100x2", {{"gpus", 2}, {"cpus", 16}, {"memory", "128Gi"}}}}}};
   auto s = spec::ShapeFor(extra, "", "a100x2");
   EXPECT_EQ(s.cpus, 16);
   EXPECT_EQ(s.memory, "128Gi");
-  EXPECT_EQ(spec::ShapeFor(extra, "", "Standard_NC24ads_A100_v4").cpus, 0);  // an Azure size's are Azure's machines'
+  EXPECT_EQ(spec::ShapeFor(extra, "", "Standard_NC24ads_A100_v4").cpus,
+            0);  // an Azure size's are Azure's machines'
 }
 
 }  // namespace

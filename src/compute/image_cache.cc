@@ -19,7 +19,8 @@ using nlohmann::json;
 
 namespace {
 
-std::string EntryPath(const std::string& workspace, const std::string& runtime, const std::string& image) {
+std::string EntryPath(const std::string& workspace, const std::string& runtime,
+                      const std::string& image) {
   // The runtime may be a path (CAIRN_CONTAINER_RUNTIME): only its hash goes into the name.
   return ImageCacheDir(workspace) + "/" + Sha256Hex(runtime + "\n" + image).substr(0, 32) + ".json";
 }
@@ -39,13 +40,16 @@ std::optional<ImageAbsence> ReadEntry(const std::string& path) {
 
 }  // namespace
 
-std::string ImageCacheDir(const std::string& workspace) { return workspace.empty() ? "" : workspace + "/images"; }
+std::string ImageCacheDir(const std::string& workspace) {
+  return workspace.empty() ? "" : workspace + "/images";
+}
 
 int64_t ImageRecheckMs() {
   return std::max(1LL, settings::Integer("CAIRN_IMAGE_RECHECK_SECONDS")) * 1000;
 }
 
-std::optional<ImageAbsence> RememberedAbsence(const std::string& workspace, const std::string& runtime,
+std::optional<ImageAbsence> RememberedAbsence(const std::string& workspace,
+                                              const std::string& runtime,
                                               const std::string& image) {
   if (workspace.empty()) return std::nullopt;
   auto a = ReadEntry(EntryPath(workspace, runtime, image));
@@ -56,11 +60,15 @@ std::optional<ImageAbsence> RememberedAbsence(const std::string& workspace, cons
 void RememberAbsence(const std::string& workspace, const ImageAbsence& a) {
   if (workspace.empty()) return;
   if (!MakeDirs(ImageCacheDir(workspace)).ok()) return;  // no cache: the next job looks again
-  json j = {{"runtime", a.runtime}, {"image", a.image}, {"reason", a.reason}, {"checked_ms", a.checked_ms}};
+  json j = {{"runtime", a.runtime},
+            {"image", a.image},
+            {"reason", a.reason},
+            {"checked_ms", a.checked_ms}};
   (void)WriteFileAtomic(EntryPath(workspace, a.runtime, a.image), j.dump() + "\n");
 }
 
-void ForgetAbsence(const std::string& workspace, const std::string& runtime, const std::string& image) {
+void ForgetAbsence(const std::string& workspace, const std::string& runtime,
+                   const std::string& image) {
   if (workspace.empty()) return;
   (void)unlink(EntryPath(workspace, runtime, image).c_str());
 }
@@ -82,8 +90,8 @@ std::vector<ImageAbsence> RememberedAbsences(const std::string& workspace) {
   return out;
 }
 
-ImageCheck CheckImageNow(const std::string& workspace, const std::string& runtime, const std::string& image,
-                         const std::function<void()>& before_pull) {
+ImageCheck CheckImageNow(const std::string& workspace, const std::string& runtime,
+                         const std::string& image, const std::function<void()>& before_pull) {
   ImageCheck c;
   c.image = image;
   if (!ImageExists(runtime, image)) {

@@ -53,12 +53,14 @@ std::string JobCgroupPath(const std::string& mount, std::string own, const std::
   if (own == "/") own = "";
   // Named for the job and its run folder: two workspaces on one machine may both have a job named
   // "train", and ending one must not end the other.
-  return mount + own + "/cairn.job." + job.substr(0, 200) + "." + Sha256Hex(Dirname(record_file)).substr(0, 12);
+  return mount + own + "/cairn.job." + job.substr(0, 200) + "." +
+         Sha256Hex(Dirname(record_file)).substr(0, 12);
 }
 
 }  // namespace
 
-std::vector<std::string> CreateJobLimitCgroups(const std::string& job, const std::string& record_file,
+std::vector<std::string> CreateJobLimitCgroups(const std::string& job,
+                                               const std::string& record_file,
                                                long long memory_bytes, long long pids_max) {
   std::vector<std::string> made;
   if (geteuid() != 0 || !IsValidName(job)) return made;
@@ -67,7 +69,8 @@ std::vector<std::string> CreateJobLimitCgroups(const std::string& job, const std
     const char* file;
     long long value;
   };
-  for (const Limit& l : {Limit{"memory", "memory.limit_in_bytes", memory_bytes}, Limit{"pids", "pids.max", pids_max}}) {
+  for (const Limit& l : {Limit{"memory", "memory.limit_in_bytes", memory_bytes},
+                         Limit{"pids", "pids.max", pids_max}}) {
     if (l.value <= 0) continue;
     std::string mount = std::string("/sys/fs/cgroup/") + l.controller;
     struct statfs sf;

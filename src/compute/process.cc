@@ -31,8 +31,8 @@ Result<pid_t> SpawnDetached(const std::vector<std::string>& argv, const std::str
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   posix_spawn_file_actions_adddup2(&fa, 1, 2);
-  // Nothing else of the server's reaches a supervisor: a listening socket it kept would answer no one
-  // after the server died, and clients would wait on it instead of starting a new one.
+  // Nothing else of the server's reaches a supervisor: a listening socket it kept would answer no
+  // one after the server died, and clients would wait on it instead of starting a new one.
   if (pass_fd >= 0) posix_spawn_file_actions_adddup2(&fa, pass_fd, 3);  // dup2 clears close-on-exec
   posix_spawn_file_actions_addclosefrom_np(&fa, pass_fd >= 0 ? 4 : 3);
   posix_spawnattr_t attr;
@@ -42,7 +42,8 @@ Result<pid_t> SpawnDetached(const std::vector<std::string>& argv, const std::str
   sigemptyset(&none);
   posix_spawnattr_setsigdefault(&attr, &all);
   posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
 
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -80,8 +81,8 @@ std::string CommandShell() {
 
 std::optional<DirectCommand> WithoutShell(const std::string& command, const std::string& path_env,
                                           const std::string& wd) {
-  // Letters, digits and the punctuation bash gives no meaning to in a word (not ~ at a word's start, which
-  // is left to bash with the rest of ~).
+  // Letters, digits and the punctuation bash gives no meaning to in a word (not ~ at a word's
+  // start, which is left to bash with the rest of ~).
   auto plain = [](unsigned char c) {
     return std::isalnum(c) || std::strchr("_-./:,@%+=", c) != nullptr;
   };
@@ -95,19 +96,24 @@ std::optional<DirectCommand> WithoutShell(const std::string& command, const std:
     } else if (plain(c) && c != 0) {
       word += static_cast<char>(c);
     } else {
-      return std::nullopt;  // a newline, quote, $, glob, operator, redirection, comment, non-ASCII...
+      return std::nullopt;  // a newline, quote, $, glob, operator, redirection, comment,
+                            // non-ASCII...
     }
   }
   if (d.argv.empty() || d.argv[0].find('=') != std::string::npos) return std::nullopt;
   static const char* const kShellWords[] = {
-      // bash's keywords and builtins: what the shell itself would do differently from a program of that name.
-      "!", ".", ":", "alias", "bg", "bind", "break", "builtin", "caller", "case", "cd", "command", "compgen",
-      "complete", "compopt", "continue", "coproc", "declare", "dirs", "disown", "do", "done", "elif", "else",
-      "enable", "esac", "eval", "exec", "exit", "export", "fc", "fg", "fi", "for", "function", "getopts", "hash",
-      "help", "history", "if", "in", "jobs", "kill", "let", "local", "logout", "mapfile", "popd", "pushd", "pwd",
-      "read", "readarray", "readonly", "return", "select", "set", "shift", "shopt", "source", "suspend", "test",
-      "then", "time", "times", "trap", "type", "typeset", "ulimit", "umask", "unalias", "unset", "until", "wait",
-      "while"};
+      // bash's keywords and builtins: what the shell itself would do differently from a program of
+      // that name.
+      "!",      ".",       ":",        "alias",     "bg",       "bind",     "break",   "builtin",
+      "caller", "case",    "cd",       "command",   "compgen",  "complete", "compopt", "continue",
+      "coproc", "declare", "dirs",     "disown",    "do",       "done",     "elif",    "else",
+      "enable", "esac",    "eval",     "exec",      "exit",     "export",   "fc",      "fg",
+      "fi",     "for",     "function", "getopts",   "hash",     "help",     "history", "if",
+      "in",     "jobs",    "kill",     "let",       "local",    "logout",   "mapfile", "popd",
+      "pushd",  "pwd",     "read",     "readarray", "readonly", "return",   "select",  "set",
+      "shift",  "shopt",   "source",   "suspend",   "test",     "then",     "time",    "times",
+      "trap",   "type",    "typeset",  "ulimit",    "umask",    "unalias",  "unset",   "until",
+      "wait",   "while"};
   for (const char* w : kShellWords)
     if (d.argv[0] == w) return std::nullopt;
   auto executable = [&](const std::string& f) {
@@ -116,7 +122,8 @@ std::optional<DirectCommand> WithoutShell(const std::string& command, const std:
     return stat(at.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(at.c_str(), X_OK) == 0;
   };
   if (d.argv[0].find('/') != std::string::npos) {
-    if (!executable(d.argv[0])) return std::nullopt;  // bash says why ("No such file", "Permission denied")
+    if (!executable(d.argv[0]))
+      return std::nullopt;  // bash says why ("No such file", "Permission denied")
     d.path = d.argv[0];
     return d;
   }
@@ -130,7 +137,8 @@ std::optional<DirectCommand> WithoutShell(const std::string& command, const std:
   return std::nullopt;  // not found: bash's "command not found" and exit 127
 }
 
-const char kShellInImage[] = "if [ -x /bin/bash ]; then exec /bin/bash -c \"$0\"; fi; exec /bin/sh -c \"$0\"";
+const char kShellInImage[] =
+    "if [ -x /bin/bash ]; then exec /bin/bash -c \"$0\"; fi; exec /bin/sh -c \"$0\"";
 
 bool IsAliveWithMarker(pid_t pid, const std::string& marker) {
   if (pid <= 0 || kill(pid, 0) != 0) return false;
@@ -172,8 +180,8 @@ std::optional<pid_t> RunLockHolder(const std::string& lock_file) {
   struct flock probe {};
   probe.l_type = F_WRLCK;
   probe.l_whence = SEEK_SET;
-  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && fcntl(fd, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK &&
-      probe.l_pid > 0)
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && fcntl(fd, F_GETLK, &probe) == 0 &&
+      probe.l_type != F_UNLCK && probe.l_pid > 0)
     holder = probe.l_pid;
   close(fd);  // closing drops this process's locks on the file, and it holds none
   return holder;
@@ -243,8 +251,8 @@ std::string SelfExe() {
   return buf;
 }
 
-Result<std::string> RunCommand(const std::vector<std::string>& argv, const std::vector<std::string>& set_env,
-                               long long timeout_ms) {
+Result<std::string> RunCommand(const std::vector<std::string>& argv,
+                               const std::vector<std::string>& set_env, long long timeout_ms) {
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) != 0) return Internal("pipe failed");
   if (pipe2(err, O_CLOEXEC) != 0) {
@@ -312,7 +320,8 @@ Result<std::string> RunCommand(const std::vector<std::string>& argv, const std::
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (timed_out) return Unavailable(argv[0] + " did not answer in time");
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 127) return Unavailable(argv[0] + " is not installed");
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+    return Unavailable(argv[0] + " is not installed");
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     return Unavailable(argv[0] + " failed: " + Trim(errors.empty() ? text : errors));
   return text;

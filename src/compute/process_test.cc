@@ -71,10 +71,36 @@ TEST(WithoutShell, PlainWordsOnlyAndAProgramOnThePath) {
   d = WithoutShell("/usr/bin/env -u X --lr=0.1 a,b @c 50%", "", "/");
   ASSERT_TRUE(d.has_value());
   EXPECT_EQ(d->path, "/usr/bin/env");
-  for (const char* shell : {"echo $HOME", "echo 'a b'", "echo \"a\"", "echo a > f", "a | b", "a && b", "a; b", "ls *.py",
-                            "ls ?", "echo ~", "echo a#b", "(true)", "echo a\nb", "echo \\a", "FOO=1 env", "cd /tmp",
-                            "source x.sh", "export A=1", "kill 1", "test -f x", "pwd", "exec true", "echo `id`",
-                            "echo {a,b}", "echo [a]", "echo \xc3\xa9", "", "   ", "nosuchprogram-cairn", "./not-here"})
+  for (const char* shell : {"echo $HOME",
+                            "echo 'a b'",
+                            "echo \"a\"",
+                            "echo a > f",
+                            "a | b",
+                            "a && b",
+                            "a; b",
+                            "ls *.py",
+                            "ls ?",
+                            "echo ~",
+                            "echo a#b",
+                            "(true)",
+                            "echo a\nb",
+                            "echo \\a",
+                            "FOO=1 env",
+                            "cd /tmp",
+                            "source x.sh",
+                            "export A=1",
+                            "kill 1",
+                            "test -f x",
+                            "pwd",
+                            "exec true",
+                            "echo `id`",
+                            "echo {a,b}",
+                            "echo [a]",
+                            "echo \xc3\xa9",
+                            "",
+                            "   ",
+                            "nosuchprogram-cairn",
+                            "./not-here"})
     EXPECT_FALSE(WithoutShell(shell, "/usr/bin:/bin", "/").has_value()) << shell;
   // Relative names from the command's folder, not the caller's.
   std::string dir = std::filesystem::temp_directory_path() / ("cairn-direct-" + RandomHex(6));
@@ -86,13 +112,15 @@ TEST(WithoutShell, PlainWordsOnlyAndAProgramOnThePath) {
   ASSERT_TRUE(d.has_value());
   EXPECT_EQ(d->path, "./run.sh");
   EXPECT_EQ(d->argv[0], "./run.sh");
-  EXPECT_FALSE(WithoutShell("./data.txt", "/usr/bin", dir).has_value());  // not executable: bash says so
-  EXPECT_FALSE(WithoutShell("bin", "/usr/bin", dir).has_value());          // a folder
+  EXPECT_FALSE(
+      WithoutShell("./data.txt", "/usr/bin", dir).has_value());    // not executable: bash says so
+  EXPECT_FALSE(WithoutShell("bin", "/usr/bin", dir).has_value());  // a folder
   std::filesystem::remove_all(dir);
 }
 
-// One supervisor per run: the lock is seen (with its holder) by a probe that does not take it, and a
-// second taker is refused with the holder's pid; it goes with its process; a link is never followed.
+// One supervisor per run: the lock is seen (with its holder) by a probe that does not take it, and
+// a second taker is refused with the holder's pid; it goes with its process; a link is never
+// followed.
 TEST(RunLock, OneHolderFoundWithoutTakingIt) {
   std::string dir = "/tmp/cairn-lock-" + RandomHex(4);
   ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);

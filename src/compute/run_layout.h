@@ -1,9 +1,10 @@
 // Where a run's files live under the workspace: one folder per job. Plain value, thread-safe.
 //
-//   runs/<job>/job.json            what the supervisor runs (written by the server before the start)
-//   runs/<job>/exit.json           how it ended (written by the supervisor, atomically, before it reports)
-//   runs/<job>/supervisor.lock     locked by the job's supervisor while it lives (compute::LockRun)
-//   runs/<job>/wd/                 the working directory: the code snapshot; ./outputs and ./logs link
+//   runs/<job>/job.json            what the supervisor runs (written by the server before the
+//   start) runs/<job>/exit.json           how it ended (written by the supervisor, atomically,
+//   before it reports) runs/<job>/supervisor.lock     locked by the job's supervisor while it lives
+//   (compute::LockRun) runs/<job>/wd/                 the working directory: the code snapshot;
+//   ./outputs and ./logs link
 //                                  into artifacts/
 //   runs/<job>/artifacts/          the "default" output: outputs/, logs/, user_logs/, system_logs/
 //   runs/<job>/inputs/<name>/      delivered inputs

@@ -47,7 +47,8 @@ constexpr uint32_t kNativeArch = AUDIT_ARCH_AARCH64;
 #error "the job sandbox's seccomp filter knows x86_64 and aarch64"
 #endif
 
-// The file systems a job gets fresh: (path, type, options, flags). /dev's nodes are bound in after it.
+// The file systems a job gets fresh: (path, type, options, flags). /dev's nodes are bound in after
+// it.
 struct Fresh {
   const char* path;
   const char* type;
@@ -61,7 +62,8 @@ constexpr Fresh kFresh[] = {
     {"/dev/shm", "tmpfs", "mode=1777", MS_NOSUID | MS_NODEV},
     {"/tmp", "tmpfs", "mode=1777", MS_NOSUID | MS_NODEV},
 };
-constexpr const char* kDevices[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"};
+constexpr const char* kDevices[] = {"/dev/null",   "/dev/zero",    "/dev/full",
+                                    "/dev/random", "/dev/urandom", "/dev/tty"};
 
 bool UnderFresh(const std::string& path) {
   for (const auto& f : kFresh)
@@ -93,10 +95,11 @@ bool WriteSmall(const std::string& path, const std::string& text) {
   return ok;
 }
 
-// Creates the folders missing on the way to `path` (only ever beneath a file system the sandbox made:
-// anywhere else the path exists already) and, for a device, the file to bind it on.
+// Creates the folders missing on the way to `path` (only ever beneath a file system the sandbox
+// made: anywhere else the path exists already) and, for a device, the file to bind it on.
 bool MakeTarget(const std::string& path, bool file) {
-  if (access(path.c_str(), F_OK) == 0) return true;  // most are there: one look instead of a mkdir each
+  if (access(path.c_str(), F_OK) == 0)
+    return true;  // most are there: one look instead of a mkdir each
   for (const auto& dir : Ancestry(path)) {
     if (file && dir == path) break;
     if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return false;
@@ -122,8 +125,8 @@ unsigned long KeptFlags(const std::string& path) {
   return flags;
 }
 
-// Makes the job's view, in the holder (PID 1 of the new namespaces). Every source is opened before the
-// first mount covers it, and bound back through its descriptor.
+// Makes the job's view, in the holder (PID 1 of the new namespaces). Every source is opened before
+// the first mount covers it, and bound back through its descriptor.
 void MakeMounts(const std::vector<SandboxMount>& plan, int err) {
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) Die(err, "making / private");
   std::vector<int> fds(plan.size(), -1);
@@ -141,7 +144,8 @@ void MakeMounts(const std::vector<SandboxMount>& plan, int err) {
         const Fresh* f = nullptr;
         for (const auto& candidate : kFresh)
           if (m.path == candidate.path) f = &candidate;
-        if (!f || !MakeTarget(m.path, false) || mount(f->type, at, f->type, f->flags, f->options) != 0)
+        if (!f || !MakeTarget(m.path, false) ||
+            mount(f->type, at, f->type, f->flags, f->options) != 0)
           Die(err, "mounting a fresh " + std::string(f ? f->type : "?") + " on " + m.path);
         if (m.path == "/dev") {
           (void)!symlink("/proc/self/fd", "/dev/fd");
@@ -164,10 +168,12 @@ void MakeMounts(const std::vector<SandboxMount>& plan, int err) {
         struct stat st;
         bool file = fstat(fds[i], &st) == 0 && !S_ISDIR(st.st_mode);
         std::string src = "/proc/self/fd/" + std::to_string(fds[i]);
-        if (!MakeTarget(m.path, file) || mount(src.c_str(), at, nullptr, MS_BIND | MS_REC, nullptr) != 0)
+        if (!MakeTarget(m.path, file) ||
+            mount(src.c_str(), at, nullptr, MS_BIND | MS_REC, nullptr) != 0)
           Die(err, "binding " + m.source + " on " + m.path);
         if (m.kind == SandboxMount::kBindReadOnly &&
-            mount(nullptr, at, nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | KeptFlags(m.path),
+            mount(nullptr, at, nullptr,
+                  MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | KeptFlags(m.path),
                   nullptr) != 0)
           Die(err, "making " + m.path + " read-only");
         close(fds[i]);
@@ -178,16 +184,17 @@ void MakeMounts(const std::vector<SandboxMount>& plan, int err) {
   }
 }
 
-// Rewrites this process's command line (the bytes the kernel shows as /proc/<pid>/cmdline) to `title`:
-// the holder is a fork of the supervisor, and must not be taken for one (`cairn supervise <run>` is what
-// the server's liveness check and the one-supervisor lock look for).
+// Rewrites this process's command line (the bytes the kernel shows as /proc/<pid>/cmdline) to
+// `title`: the holder is a fork of the supervisor, and must not be taken for one (`cairn supervise
+// <run>` is what the server's liveness check and the one-supervisor lock look for).
 void Retitle(const std::string& title) {
   auto stat = ReadFile("/proc/self/stat", 1 << 16);
   if (!stat.ok()) return;
   size_t close_paren = stat->rfind(')');
   if (close_paren == std::string::npos) return;
   auto fields = Split(stat->substr(close_paren + 2), ' ');
-  if (fields.size() < 47) return;  // fields[0] is the state, field 3; arg_start and arg_end are 48 and 49
+  if (fields.size() < 47)
+    return;  // fields[0] is the state, field 3; arg_start and arg_end are 48 and 49
   auto start = static_cast<uintptr_t>(strtoull(fields[45].c_str(), nullptr, 10));
   auto end = static_cast<uintptr_t>(strtoull(fields[46].c_str(), nullptr, 10));
   if (start == 0 || end <= start) return;
@@ -197,13 +204,15 @@ void Retitle(const std::string& title) {
   memcpy(area, title.data(), std::min(title.size(), room - 1));
 }
 
-// The holder's user, mount, IPC, cgroup and PID namespaces, in that order, as descriptors over `sock`.
+// The holder's user, mount, IPC, cgroup and PID namespaces, in that order, as descriptors over
+// `sock`.
 constexpr const char* kNamespaceFiles[] = {"user", "mnt", "ipc", "cgroup", "pid"};
 
 bool SendNamespaces(int sock) {
   int fds[5];
   for (int i = 0; i < 5; ++i) {
-    fds[i] = open(("/proc/self/ns/" + std::string(kNamespaceFiles[i])).c_str(), O_RDONLY | O_CLOEXEC);
+    fds[i] =
+        open(("/proc/self/ns/" + std::string(kNamespaceFiles[i])).c_str(), O_RDONLY | O_CLOEXEC);
     if (fds[i] < 0) return false;
   }
   char byte = 'n';
@@ -250,12 +259,13 @@ int LastCap() {
 }
 
 // Every privilege goes, for good: supplementary groups, the uid and gid (as root), the bounding and
-// ambient capability sets, every capability left, and the right to gain any (no_new_privs); then the filter.
-void DropPrivileges(const SandboxSpec& spec, bool as_root, int last_cap, const std::vector<sock_filter>& filter,
-                    int err) {
+// ambient capability sets, every capability left, and the right to gain any (no_new_privs); then
+// the filter.
+void DropPrivileges(const SandboxSpec& spec, bool as_root, int last_cap,
+                    const std::vector<sock_filter>& filter, int err) {
   if (as_root && spec.max_processes > 0) {
-    // The job's uid is its own: the kernel's count of that uid's processes is the job's, as pids.max
-    // would count it, without a cgroup move per process.
+    // The job's uid is its own: the kernel's count of that uid's processes is the job's, as
+    // pids.max would count it, without a cgroup move per process.
     rlimit limit{static_cast<rlim_t>(spec.max_processes), static_cast<rlim_t>(spec.max_processes)};
     if (setrlimit(RLIMIT_NPROC, &limit) != 0) Die(err, "limiting the job's processes");
   }
@@ -264,22 +274,25 @@ void DropPrivileges(const SandboxSpec& spec, bool as_root, int last_cap, const s
     if (setresgid(spec.gid, spec.gid, spec.gid) != 0) Die(err, "setting the job's gid");
   }
   for (int cap = 0; cap <= last_cap; ++cap)
-    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) Die(err, "dropping capabilities");
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
+      Die(err, "dropping capabilities");
   (void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
   if (as_root && setresuid(spec.uid, spec.uid, spec.uid) != 0) Die(err, "setting the job's uid");
   __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[2] = {};
   if (syscall(SYS_capset, &header, data) != 0) Die(err, "clearing capabilities");
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) Die(err, "setting no_new_privs");
-  sock_fprog prog{static_cast<unsigned short>(filter.size()), const_cast<sock_filter*>(filter.data())};
-  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) Die(err, "loading the seccomp filter");
+  sock_fprog prog{static_cast<unsigned short>(filter.size()),
+                  const_cast<sock_filter*>(filter.data())};
+  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
+    Die(err, "loading the seccomp filter");
   // Credentials changed: the parent-death signal was cleared with them.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
 }
 
-// PID 1 of the job's namespaces once the view is made: it reaps what the job leaves behind and nothing
-// else. It cannot be signalled from inside (a namespace's init takes only signals it handles), nor
-// inspected (not dumpable, and ptrace is filtered).
+// PID 1 of the job's namespaces once the view is made: it reaps what the job leaves behind and
+// nothing else. It cannot be signalled from inside (a namespace's init takes only signals it
+// handles), nor inspected (not dumpable, and ptrace is filtered).
 [[noreturn]] void HoldLoop() {
   sigset_t set;
   sigemptyset(&set);
@@ -306,16 +319,16 @@ bool UserCanEnter(const std::string& path, uid_t uid, gid_t gid) {
   return st.st_mode & S_IXOTH;
 }
 
-std::vector<SandboxMount> PlanSandboxMounts(const SandboxSpec& spec,
-                                            const std::function<bool(const std::string&)>& can_enter) {
+std::vector<SandboxMount> PlanSandboxMounts(
+    const SandboxSpec& spec, const std::function<bool(const std::string&)>& can_enter) {
   std::vector<SandboxMount> plan;
   for (const auto& f : kFresh) plan.push_back({SandboxMount::kFresh, f.path, ""});
   for (const char* d : kDevices) plan.push_back({SandboxMount::kDevice, d, d});
   for (const auto& d : spec.devices) plan.push_back({SandboxMount::kDevice, d, d});
 
   // Covered: the workspace, and above each of the job's paths the highest folder its user could not
-  // enter (root's home, pytest's 0700 temporary folder): the job's paths stay reachable, what else is in
-  // such a folder is not there at all.
+  // enter (root's home, pytest's 0700 temporary folder): the job's paths stay reachable, what else
+  // is in such a folder is not there at all.
   std::vector<std::string> covers;
   std::vector<std::string> paths = spec.keep;
   paths.insert(paths.end(), spec.read_only.begin(), spec.read_only.end());
@@ -337,14 +350,16 @@ std::vector<SandboxMount> PlanSandboxMounts(const SandboxSpec& spec,
   std::vector<std::string> outer;
   for (const auto& c : covers) {
     if (UnderFresh(c)) continue;  // already empty
-    if (std::any_of(outer.begin(), outer.end(), [&](const std::string& o) { return IsWithin(c, o); })) continue;
+    if (std::any_of(outer.begin(), outer.end(),
+                    [&](const std::string& o) { return IsWithin(c, o); }))
+      continue;
     outer.push_back(c);
   }
   for (const auto& c : outer) plan.push_back({SandboxMount::kCover, c, ""});
 
   auto hidden = [&](const std::string& p) {
-    return UnderFresh(p) ||
-           std::any_of(outer.begin(), outer.end(), [&](const std::string& o) { return IsWithin(p, o); });
+    return UnderFresh(p) || std::any_of(outer.begin(), outer.end(),
+                                        [&](const std::string& o) { return IsWithin(p, o); });
   };
   std::vector<SandboxMount> binds;
   for (const auto& k : spec.keep)
@@ -360,23 +375,57 @@ std::vector<SandboxMount> PlanSandboxMounts(const SandboxSpec& spec,
 
 std::vector<sock_filter> SeccompFilter() {
   const long kDenied[] = {
-      SYS_ptrace, SYS_mount, SYS_umount2, SYS_pivot_root, SYS_chroot, SYS_setns,
+    SYS_ptrace,
+    SYS_mount,
+    SYS_umount2,
+    SYS_pivot_root,
+    SYS_chroot,
+    SYS_setns,
 #ifdef SYS_move_mount
-      SYS_move_mount, SYS_open_tree, SYS_fsopen, SYS_fsconfig, SYS_fsmount, SYS_fspick,
+    SYS_move_mount,
+    SYS_open_tree,
+    SYS_fsopen,
+    SYS_fsconfig,
+    SYS_fsmount,
+    SYS_fspick,
 #endif
 #ifdef SYS_mount_setattr
-      SYS_mount_setattr,
+    SYS_mount_setattr,
 #endif
-      SYS_bpf, SYS_init_module, SYS_finit_module, SYS_delete_module, SYS_kexec_load,
+    SYS_bpf,
+    SYS_init_module,
+    SYS_finit_module,
+    SYS_delete_module,
+    SYS_kexec_load,
 #ifdef SYS_kexec_file_load
-      SYS_kexec_file_load,
+    SYS_kexec_file_load,
 #endif
-      SYS_keyctl, SYS_add_key, SYS_request_key, SYS_perf_event_open, SYS_userfaultfd, SYS_open_by_handle_at,
-      SYS_name_to_handle_at, SYS_reboot, SYS_swapon, SYS_swapoff, SYS_acct, SYS_syslog, SYS_quotactl,
-      SYS_settimeofday, SYS_clock_settime, SYS_clock_adjtime, SYS_adjtimex, SYS_sethostname, SYS_setdomainname,
-      SYS_kcmp,
+    SYS_keyctl,
+    SYS_add_key,
+    SYS_request_key,
+    SYS_perf_event_open,
+    SYS_userfaultfd,
+    SYS_open_by_handle_at,
+    SYS_name_to_handle_at,
+    SYS_reboot,
+    SYS_swapon,
+    SYS_swapoff,
+    SYS_acct,
+    SYS_syslog,
+    SYS_quotactl,
+    SYS_settimeofday,
+    SYS_clock_settime,
+    SYS_clock_adjtime,
+    SYS_adjtimex,
+    SYS_sethostname,
+    SYS_setdomainname,
+    SYS_kcmp,
 #if defined(__x86_64__)
-      SYS_iopl, SYS_ioperm, SYS_lookup_dcookie, SYS_uselib, SYS__sysctl,
+    SYS_iopl,
+    SYS_ioperm,
+    SYS_lookup_dcookie,
+    SYS_uselib,
+    SYS__sysctl,
 #endif
   };
   constexpr uint32_t kAllow = SECCOMP_RET_ALLOW;
@@ -389,8 +438,11 @@ std::vector<sock_filter> SeccompFilter() {
       ;
   std::vector<sock_filter> f;
   auto stmt = [&](uint16_t code, uint32_t k) { f.push_back(BPF_STMT(code, k)); };
-  auto jump = [&](uint16_t code, uint32_t k, uint8_t jt, uint8_t jf) { f.push_back(BPF_JUMP(code, k, jt, jf)); };
-  // Another architecture's system calls (int 0x80 on x86_64) would bypass the numbers below: killed.
+  auto jump = [&](uint16_t code, uint32_t k, uint8_t jt, uint8_t jf) {
+    f.push_back(BPF_JUMP(code, k, jt, jf));
+  };
+  // Another architecture's system calls (int 0x80 on x86_64) would bypass the numbers below:
+  // killed.
   stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch));
   jump(BPF_JMP | BPF_JEQ | BPF_K, kNativeArch, 1, 0);
   stmt(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
@@ -427,14 +479,13 @@ Status Sandbox::Start(const SandboxSpec& spec, int cgroup_fd) {
     spec_.uid = outer_uid;
     spec_.gid = outer_gid;
   }
-  std::vector<SandboxMount> plan = PlanSandboxMounts(spec_, [&](const std::string& dir) {
-    return UserCanEnter(dir, spec_.uid, spec_.gid);
-  });
+  std::vector<SandboxMount> plan = PlanSandboxMounts(
+      spec_, [&](const std::string& dir) { return UserCanEnter(dir, spec_.uid, spec_.gid); });
   const int last_cap = last_cap_ = LastCap();
   int ready[2];
   if (pipe2(ready, O_CLOEXEC) != 0) return Internal(std::string("pipe: ") + strerror(errno));
-  // In a user namespace the holder hands over its namespaces as descriptors: it is not dumpable, so an
-  // unprivileged process may not open them through /proc (or use its pidfd for setns).
+  // In a user namespace the holder hands over its namespaces as descriptors: it is not dumpable, so
+  // an unprivileged process may not open them through /proc (or use its pidfd for setns).
   int handover[2] = {-1, -1};
   if (userns_ && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, handover) != 0) {
     close(ready[0]);
@@ -442,7 +493,8 @@ Status Sandbox::Start(const SandboxSpec& spec, int cgroup_fd) {
     return Internal(std::string("socketpair: ") + strerror(errno));
   }
   clone_args ca{};
-  ca.flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWCGROUP | (userns_ ? CLONE_NEWUSER : 0);
+  ca.flags =
+      CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWCGROUP | (userns_ ? CLONE_NEWUSER : 0);
   ca.exit_signal = SIGCHLD;
   if (cgroup_fd >= 0) {
     ca.flags |= CLONE_INTO_CGROUP;
@@ -465,26 +517,29 @@ Status Sandbox::Start(const SandboxSpec& spec, int cgroup_fd) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGPIPE}) signal(sig, SIG_DFL);
     if (userns_) {
-      // Its own /proc files are its to write only while it is dumpable (the supervisor is not); no process
-      // of the job exists yet, and only the same user could look in meanwhile.
+      // Its own /proc files are its to write only while it is dumpable (the supervisor is not); no
+      // process of the job exists yet, and only the same user could look in meanwhile.
       prctl(PR_SET_DUMPABLE, 1);
       if (!WriteSmall("/proc/self/setgroups", "deny") ||
-          !WriteSmall("/proc/self/uid_map", std::to_string(outer_uid) + " " + std::to_string(outer_uid) + " 1") ||
-          !WriteSmall("/proc/self/gid_map", std::to_string(outer_gid) + " " + std::to_string(outer_gid) + " 1"))
+          !WriteSmall("/proc/self/uid_map",
+                      std::to_string(outer_uid) + " " + std::to_string(outer_uid) + " 1") ||
+          !WriteSmall("/proc/self/gid_map",
+                      std::to_string(outer_gid) + " " + std::to_string(outer_gid) + " 1"))
         Die(ready[1], "mapping the user namespace");
     }
     // It holds a copy of the supervisor's memory: nothing of the job may read it.
     prctl(PR_SET_DUMPABLE, 0);
-    // Not in the limit cgroups: the holder only reaps (a move into a v1 cgroup costs 2-3 ms here), and
-    // what re-parents to it was forked inside the job's own cgroups.
+    // Not in the limit cgroups: the holder only reaps (a move into a v1 cgroup costs 2-3 ms here),
+    // and what re-parents to it was forked inside the job's own cgroups.
     MakeMounts(plan, ready[1]);
     if (chdir("/") != 0) Die(ready[1], "chdir /");
     if (userns_ && !SendNamespaces(handover[1])) Die(ready[1], "handing over the namespaces");
-    // Ready: the view is made. Said by closing the pipe with nothing written (every waiter sees the end;
-    // a failure above wrote why first). The holder's own privileges go next, before any job process can
-    // be there to see it (a job process drops its own before exec).
+    // Ready: the view is made. Said by closing the pipe with nothing written (every waiter sees the
+    // end; a failure above wrote why first). The holder's own privileges go next, before any job
+    // process can be there to see it (a job process drops its own before exec).
     close(ready[1]);
-    Retitle("cairn sandbox holder");  // after ready: it reads /proc and allocates, off the job's path
+    Retitle(
+        "cairn sandbox holder");  // after ready: it reads /proc and allocates, off the job's path
     DropPrivileges(spec_, !userns_, last_cap, filter_, -1);
     prctl(PR_SET_DUMPABLE, 0);
     HoldLoop();
@@ -523,7 +578,8 @@ Status Sandbox::Ready() {
 }
 
 void Sandbox::WaitReadyInChild() const {
-  // The end of the pipe, without reading: every process waiting sees it. Something written is a failure.
+  // The end of the pipe, without reading: every process waiting sees it. Something written is a
+  // failure.
   pollfd p{ready_fd_, POLLIN, 0};
   while (poll(&p, 1, -1) < 0 && errno == EINTR) {
   }
@@ -533,8 +589,8 @@ void Sandbox::WaitReadyInChild() const {
 
 Result<pid_t> Sandbox::Spawn(int cgroup_fd, const std::function<void()>& child) const {
   if (!active()) return FailedPrecondition("the sandbox is not started");
-  // Both ways, the new process joins the job's limit cgroups (a slow move: it overlaps the holder making
-  // the view), waits until the view is made, joins the namespaces, then runs `child`.
+  // Both ways, the new process joins the job's limit cgroups (a slow move: it overlaps the holder
+  // making the view), waits until the view is made, joins the namespaces, then runs `child`.
   auto inside = [&](int err) {
     prctl(PR_SET_DUMPABLE, 0);  // a copy of the supervisor's memory, until exec replaces it
     for (const auto& cg : spec_.cgroups)
@@ -542,25 +598,27 @@ Result<pid_t> Sandbox::Spawn(int cgroup_fd, const std::function<void()>& child) 
     WaitReadyInChild();
   };
   if (!userns_) {
-    // As root, the supervisor's own children can be made in the job's PID namespace (setns to it for
-    // children, then back): the process is forked straight in, with no go-between.
+    // As root, the supervisor's own children can be made in the job's PID namespace (setns to it
+    // for children, then back): the process is forked straight in, with no go-between.
     if (setns(pidfd_, CLONE_NEWPID) != 0) return Internal(std::string("setns: ") + strerror(errno));
     bool in_cgroup = false;
     pid_t pid = ForkIntoCgroup(cgroup_fd, in_cgroup);
     int fork_errno = errno;
-    if (pid != 0 && setns(own_pidns_fd_, CLONE_NEWPID) != 0) abort();  // the supervisor's next child must be its own
+    if (pid != 0 && setns(own_pidns_fd_, CLONE_NEWPID) != 0)
+      abort();  // the supervisor's next child must be its own
     if (pid < 0) return Internal(std::string("fork: ") + strerror(fork_errno));
     if (pid > 0) return pid;
     inside(2);
     if (!in_cgroup && cgroup_fd >= 0 &&
         !WriteSmall("/proc/self/fd/" + std::to_string(cgroup_fd) + "/cgroup.procs", "0"))
       Die(2, "joining the job's cgroup");
-    if (setns(pidfd_, CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWCGROUP) != 0) Die(2, "joining the job's namespaces");
+    if (setns(pidfd_, CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWCGROUP) != 0)
+      Die(2, "joining the job's namespaces");
     child();
     _exit(127);
   }
-  // In a user namespace the supervisor may not enter the PID namespace itself: a go-between does, and
-  // clones the job's process as the supervisor's child (CLONE_PARENT).
+  // In a user namespace the supervisor may not enter the PID namespace itself: a go-between does,
+  // and clones the job's process as the supervisor's child (CLONE_PARENT).
   int report[2];
   if (pipe2(report, O_CLOEXEC) != 0) return Internal(std::string("pipe: ") + strerror(errno));
   bool in_cgroup = false;
@@ -581,7 +639,8 @@ Result<pid_t> Sandbox::Spawn(int cgroup_fd, const std::function<void()>& child) 
     const int kinds[] = {CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWCGROUP, CLONE_NEWPID};
     for (size_t i = 0; i < 5; ++i)
       if (setns(ns_fds_[i], kinds[i]) != 0) Die(report[1], "joining the job's namespaces");
-    pid_t pid = static_cast<pid_t>(syscall(SYS_clone, CLONE_PARENT, nullptr, nullptr, nullptr, nullptr));
+    pid_t pid =
+        static_cast<pid_t>(syscall(SYS_clone, CLONE_PARENT, nullptr, nullptr, nullptr, nullptr));
     if (pid == 0) {
       close(report[1]);
       child();
@@ -597,7 +656,8 @@ Result<pid_t> Sandbox::Spawn(int cgroup_fd, const std::function<void()>& child) 
   close(report[0]);
   while (waitpid(mid, nullptr, 0) < 0 && errno == EINTR) {
   }
-  if (!StartsWith(answer, "pid ")) return Internal(Trim(answer.empty() ? "the starter ended without a word" : answer));
+  if (!StartsWith(answer, "pid "))
+    return Internal(Trim(answer.empty() ? "the starter ended without a word" : answer));
   return static_cast<pid_t>(atoi(answer.c_str() + 4));
 }
 
@@ -611,8 +671,8 @@ std::vector<pid_t> Sandbox::Stragglers() const {
 }
 
 void Sandbox::Stop() {
-  for (int* fd : {&pidfd_, &ready_fd_, &own_pidns_fd_, &handover_fd_, &ns_fds_[0], &ns_fds_[1], &ns_fds_[2],
-                  &ns_fds_[3], &ns_fds_[4]}) {
+  for (int* fd : {&pidfd_, &ready_fd_, &own_pidns_fd_, &handover_fd_, &ns_fds_[0], &ns_fds_[1],
+                  &ns_fds_[2], &ns_fds_[3], &ns_fds_[4]}) {
     if (*fd >= 0) close(*fd);
     *fd = -1;
   }

@@ -23,7 +23,10 @@ std::string Describe(const std::vector<SandboxMount>& plan) {
   std::string out;
   for (const auto& m : plan) {
     if (m.kind == SandboxMount::kFresh || m.kind == SandboxMount::kDevice) continue;
-    out += (m.kind == SandboxMount::kCover ? "cover " : m.kind == SandboxMount::kBind ? "bind " : "ro ") + m.path + "\n";
+    out += (m.kind == SandboxMount::kCover  ? "cover "
+            : m.kind == SandboxMount::kBind ? "bind "
+                                            : "ro ") +
+           m.path + "\n";
   }
   return out;
 }
@@ -47,7 +50,8 @@ TEST(SandboxPlan, CoversTheHighestFolderTheJobsUserCannotEnter) {
   SandboxSpec spec;
   spec.workspace = "/root/.cairn";
   spec.keep = {"/root/.cairn/runs/j/wd", "/home/alice/secret/out"};
-  auto plan = PlanSandboxMounts(spec, [](const std::string& dir) { return dir != "/root" && dir != "/home/alice"; });
+  auto plan = PlanSandboxMounts(
+      spec, [](const std::string& dir) { return dir != "/root" && dir != "/home/alice"; });
   EXPECT_EQ(Describe(plan),
             "cover /home/alice\n"
             "cover /root\n"
@@ -82,14 +86,28 @@ int UnderFilter(const std::function<int()>& body) {
 }
 
 TEST(SeccompFilter, RefusesMountPtraceSetnsAndNewUserNamespaces) {
-  EXPECT_EQ(UnderFilter([] { return mount("none", "/mnt", "tmpfs", 0, nullptr) == -1 && errno == EPERM ? 0 : 1; }), 0);
-  EXPECT_EQ(UnderFilter([] { return umount2("/proc", MNT_DETACH) == -1 && errno == EPERM ? 0 : 1; }), 0);
-  EXPECT_EQ(UnderFilter([] { return ptrace(PTRACE_ATTACH, getppid(), nullptr, nullptr) == -1 && errno == EPERM ? 0 : 1; }), 0);
+  EXPECT_EQ(UnderFilter([] {
+              return mount("none", "/mnt", "tmpfs", 0, nullptr) == -1 && errno == EPERM ? 0 : 1;
+            }),
+            0);
+  EXPECT_EQ(
+      UnderFilter([] { return umount2("/proc", MNT_DETACH) == -1 && errno == EPERM ? 0 : 1; }), 0);
+  EXPECT_EQ(UnderFilter([] {
+              return ptrace(PTRACE_ATTACH, getppid(), nullptr, nullptr) == -1 && errno == EPERM ? 0
+                                                                                                : 1;
+            }),
+            0);
   EXPECT_EQ(UnderFilter([] { return setns(0, 0) == -1 && errno == EPERM ? 0 : 1; }), 0);
   EXPECT_EQ(UnderFilter([] { return unshare(CLONE_NEWUSER) == -1 && errno == EPERM ? 0 : 1; }), 0);
-  EXPECT_EQ(UnderFilter([] { return syscall(SYS_bpf, 0, nullptr, 0) == -1 && errno == EPERM ? 0 : 1; }), 0);
-  EXPECT_EQ(UnderFilter([] { return syscall(SYS_keyctl, 0, 0, 0, 0, 0) == -1 && errno == EPERM ? 0 : 1; }), 0);
-  EXPECT_EQ(UnderFilter([] { return syscall(SYS_clone3, nullptr, 0) == -1 && errno == ENOSYS ? 0 : 1; }), 0);
+  EXPECT_EQ(
+      UnderFilter([] { return syscall(SYS_bpf, 0, nullptr, 0) == -1 && errno == EPERM ? 0 : 1; }),
+      0);
+  EXPECT_EQ(UnderFilter(
+                [] { return syscall(SYS_keyctl, 0, 0, 0, 0, 0) == -1 && errno == EPERM ? 0 : 1; }),
+            0);
+  EXPECT_EQ(
+      UnderFilter([] { return syscall(SYS_clone3, nullptr, 0) == -1 && errno == ENOSYS ? 0 : 1; }),
+      0);
 }
 
 TEST(SeccompFilter, LetsOrdinaryWorkThrough) {
@@ -112,7 +130,8 @@ TEST(SeccompFilter, LetsOrdinaryWorkThrough) {
 // The real thing, as root: the holder, a process in the job's namespaces, and what it sees and is.
 TEST(Sandbox, AProcessInsideHasNoPrivilegeItsOwnPidNamespaceAndOnlyItsFolders) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root (the job's own uid)";
-  std::string root = std::filesystem::temp_directory_path() / ("cairn-sandbox-test-" + std::to_string(getpid()));
+  std::string root =
+      std::filesystem::temp_directory_path() / ("cairn-sandbox-test-" + std::to_string(getpid()));
   std::string ws = root + "/ws";
   ASSERT_TRUE(MakeDirs(ws + "/runs/j/wd").ok());
   ASSERT_TRUE(MakeDirs(ws + "/runs/j/inputs/in").ok());
@@ -137,12 +156,21 @@ TEST(Sandbox, AProcessInsideHasNoPrivilegeItsOwnPidNamespaceAndOnlyItsFolders) {
     facts += "uid=" + std::to_string(getuid()) + "\n";
     facts += "pid=" + std::to_string(getpid()) + "\n";
     facts += "nnp=" + std::to_string(prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0)) + "\n";
-    facts += "token=" + std::string(access((ws + "/token").c_str(), F_OK) == 0 ? "seen" : "hidden") + "\n";
-    facts += "wd=" + std::string(access((ws + "/runs/j/wd").c_str(), W_OK) == 0 ? "writable" : "not") + "\n";
+    facts +=
+        "token=" + std::string(access((ws + "/token").c_str(), F_OK) == 0 ? "seen" : "hidden") +
+        "\n";
+    facts +=
+        "wd=" + std::string(access((ws + "/runs/j/wd").c_str(), W_OK) == 0 ? "writable" : "not") +
+        "\n";
     int fd = open((ws + "/runs/j/inputs/in/data").c_str(), O_WRONLY);
-    facts += "input=" + std::string(fd < 0 && errno == EROFS ? "read-only" : fd < 0 ? strerror(errno) : "writable") + "\n";
+    facts += "input=" +
+             std::string(fd < 0 && errno == EROFS ? "read-only"
+                         : fd < 0                 ? strerror(errno)
+                                                  : "writable") +
+             "\n";
     facts += "remount=" +
-             std::string(mount(nullptr, (ws + "/runs/j/inputs/in").c_str(), nullptr, MS_REMOUNT | MS_BIND, nullptr) == 0
+             std::string(mount(nullptr, (ws + "/runs/j/inputs/in").c_str(), nullptr,
+                               MS_REMOUNT | MS_BIND, nullptr) == 0
                              ? "done"
                              : "refused") +
              "\n";
@@ -159,8 +187,9 @@ TEST(Sandbox, AProcessInsideHasNoPrivilegeItsOwnPidNamespaceAndOnlyItsFolders) {
   close(out[0]);
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);  // a child of ours, waited for as any other
-  EXPECT_EQ(got, "uid=" + std::to_string(spec.uid) +
-                     "\npid=2\nnnp=1\ntoken=hidden\nwd=writable\ninput=read-only\nremount=refused\n");
+  EXPECT_EQ(got,
+            "uid=" + std::to_string(spec.uid) +
+                "\npid=2\nnnp=1\ntoken=hidden\nwd=writable\ninput=read-only\nremount=refused\n");
   EXPECT_EQ(kill(box.holder(), 0), 0);
   EXPECT_TRUE(box.Stragglers().empty());
   box.Stop();

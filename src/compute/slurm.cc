@@ -34,7 +34,8 @@ std::string SlurmTimeLimit(long long timeout_seconds) {
 
 std::string BatchScript(const SlurmTarget& t, const BatchRequest& r) {
   std::string s = "#!/bin/sh\n";
-  s += "# Written by Cairn for job " + r.job + ": the supervisor starts the job's processes on every node.\n";
+  s += "# Written by Cairn for job " + r.job +
+       ": the supervisor starts the job's processes on every node.\n";
   auto opt = [&](const std::string& o) { s += "#SBATCH " + o + "\n"; };
   opt("--job-name=cairn-" + r.job);
   opt("--nodes=" + std::to_string(r.nodes));
@@ -56,21 +57,23 @@ std::string BatchScript(const SlurmTarget& t, const BatchRequest& r) {
   if (!t.qos.empty()) opt("--qos=" + t.qos);
   for (const auto& o : t.sbatch_options) opt(o);
   if (!always_staged)
-    s += "if [ -d " + ShellQuote(r.run_dir) + " ]; then exec " + ShellQuote(r.cairn) + " supervise " +
-         ShellQuote(r.run_dir) + "; fi\n";
+    s += "if [ -d " + ShellQuote(r.run_dir) + " ]; then exec " + ShellQuote(r.cairn) +
+         " supervise " + ShellQuote(r.run_dir) + "; fi\n";
   if (r.server_url.empty()) {
     s += "echo 'cairn: this node does not see " + r.run_dir + "' >&2; exit 1\n";
     return s;
   }
   // A node without the workspace's filesystem: the supervisor fetches the run from the server.
   s += "export CAIRN_INTERNAL_TOKEN=" + ShellQuote(r.token) + "\n";
-  s += "exec " + ShellQuote(r.cairn) + " supervise --staged " + ShellQuote(r.server_url) + " " + ShellQuote(r.job) + "\n";
+  s += "exec " + ShellQuote(r.cairn) + " supervise --staged " + ShellQuote(r.server_url) + " " +
+       ShellQuote(r.job) + "\n";
   return s;
 }
 
 bool SlurmStateIsFinal(const std::string& state) {
-  static const char* kLive[] = {"PENDING", "RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED", "REQUEUED",
-                                "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED",
+  static const char* kLive[] = {"PENDING",      "RUNNING",   "COMPLETING",   "CONFIGURING",
+                                "SUSPENDED",    "REQUEUED",  "REQUEUE_HOLD", "REQUEUE_FED",
+                                "RESIZING",     "SIGNALING", "STAGE_OUT",    "STOPPED",
                                 "RESV_DEL_HOLD"};
   for (const char* s : kLive)
     if (state == s) return false;
@@ -96,10 +99,12 @@ Result<std::string> RunSlurmCommand(const SlurmTarget& t, const std::vector<std:
   if (out.ok()) return out;
   const std::string& m = out.status().message();
   if (EndsWith(m, "did not answer in time"))
-    return Unavailable(argv[0] + " did not answer within " + std::to_string(kSlurmCommandTimeoutMs / 1000) +
+    return Unavailable(argv[0] + " did not answer within " +
+                       std::to_string(kSlurmCommandTimeoutMs / 1000) +
                        " s (is the Slurm controller up?)");
   if (EndsWith(m, "is not installed"))
-    return Unavailable(argv[0] + " is not installed (the Slurm compute needs Slurm's client commands)");
+    return Unavailable(argv[0] +
+                       " is not installed (the Slurm compute needs Slurm's client commands)");
   return out;
 }
 
@@ -113,7 +118,8 @@ Result<std::string> SlurmSubmit(const SlurmTarget& t, const std::string& script_
   return id;
 }
 
-Result<std::map<std::string, SlurmJobState>> SlurmQuery(const SlurmTarget& t, const std::vector<std::string>& ids) {
+Result<std::map<std::string, SlurmJobState>> SlurmQuery(const SlurmTarget& t,
+                                                        const std::vector<std::string>& ids) {
   if (ids.empty()) return std::map<std::string, SlurmJobState>{};
   std::string list;
   for (const auto& id : ids) list += (list.empty() ? "" : ",") + id;
@@ -121,7 +127,8 @@ Result<std::map<std::string, SlurmJobState>> SlurmQuery(const SlurmTarget& t, co
   if (!out.ok()) {
     // squeue refuses the whole list when one id is unknown to it: ask one by one.
     if (ids.size() == 1) {
-      if (out.status().message().find("Invalid job id") != std::string::npos) return std::map<std::string, SlurmJobState>{};
+      if (out.status().message().find("Invalid job id") != std::string::npos)
+        return std::map<std::string, SlurmJobState>{};
       return out.status();
     }
     std::map<std::string, SlurmJobState> all;
@@ -151,11 +158,13 @@ std::optional<std::string> SlurmAccounting(const SlurmTarget& t, const std::stri
 
 std::string SlurmDownNodes(const SlurmTarget& t, const std::string& nodelist) {
   if (nodelist.empty()) return "";
-  auto out = RunSlurmCommand(t, {"sinfo", "-h", "-N", "-n", nodelist, "-t", "down,drain,fail,no_respond", "-o", "%N"});
+  auto out = RunSlurmCommand(
+      t, {"sinfo", "-h", "-N", "-n", nodelist, "-t", "down,drain,fail,no_respond", "-o", "%N"});
   if (!out.ok()) return "";
   std::string nodes;
   for (const auto& n : Split(*out, '\n'))
-    if (!Trim(n).empty() && nodes.find(Trim(n)) == std::string::npos) nodes += (nodes.empty() ? "" : ",") + Trim(n);
+    if (!Trim(n).empty() && nodes.find(Trim(n)) == std::string::npos)
+      nodes += (nodes.empty() ? "" : ",") + Trim(n);
   return nodes;
 }
 

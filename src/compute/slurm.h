@@ -22,17 +22,18 @@ struct SlurmTarget {
 };
 
 struct BatchRequest {
-  std::string job;            // Cairn's job name (Slurm's job name is cairn-<job>)
+  std::string job;  // Cairn's job name (Slurm's job name is cairn-<job>)
   std::string run_dir;
-  std::string cairn;          // the cairn binary, as the nodes reach it
+  std::string cairn;  // the cairn binary, as the nodes reach it
   int nodes = 1;
   int tasks_per_node = 1;
-  int gpus_per_node = 0;      // --gres=gpu:N (a GPU size or instance type); Slurm then sets CUDA_VISIBLE_DEVICES
-  int cpus_per_task = 0;      // --cpus-per-task, from an instance type's cpus (0: Slurm's default)
-  std::string mem;            // --mem per node, from an instance type's memory ("128G"; "": Slurm's default)
+  int gpus_per_node =
+      0;  // --gres=gpu:N (a GPU size or instance type); Slurm then sets CUDA_VISIBLE_DEVICES
+  int cpus_per_task = 0;  // --cpus-per-task, from an instance type's cpus (0: Slurm's default)
+  std::string mem;  // --mem per node, from an instance type's memory ("128G"; "": Slurm's default)
   long long timeout_seconds = 0;  // 0 = the partition's limit
-  // Where the supervisor finds the run: in the workspace folder when the node sees it ("auto"), else
-  // fetched from the server at `server_url` with the job's token ("http" always does that).
+  // Where the supervisor finds the run: in the workspace folder when the node sees it ("auto"),
+  // else fetched from the server at `server_url` with the job's token ("http" always does that).
   std::string staging = "auto";
   std::string server_url;
   std::string token;
@@ -41,12 +42,13 @@ struct BatchRequest {
 // The batch script: #SBATCH lines, then the supervisor. Pure.
 std::string BatchScript(const SlurmTarget& t, const BatchRequest& r);
 
-// Slurm's time limit for a Cairn timeout: whole minutes, rounded up, with a minute for the supervisor
-// to stop the job its own way first ("" when there is no timeout). Pure.
+// Slurm's time limit for a Cairn timeout: whole minutes, rounded up, with a minute for the
+// supervisor to stop the job its own way first ("" when there is no timeout). Pure.
 std::string SlurmTimeLimit(long long timeout_seconds);
 
 struct SlurmJobState {
-  std::string state;   // PENDING, RUNNING, COMPLETING, COMPLETED, FAILED, CANCELLED, TIMEOUT, NODE_FAIL, ...
+  std::string
+      state;  // PENDING, RUNNING, COMPLETING, COMPLETED, FAILED, CANCELLED, TIMEOUT, NODE_FAIL, ...
   std::string reason;  // squeue's %r: why pending, or why it ended
   std::string nodes;   // the node list once allocated
 };
@@ -63,7 +65,8 @@ Result<std::string> RunSlurmCommand(const SlurmTarget& t, const std::vector<std:
 // sbatch --parsable <script>: the Slurm job id.
 Result<std::string> SlurmSubmit(const SlurmTarget& t, const std::string& script_path);
 // squeue over the given ids (every state Slurm still remembers); ids Slurm forgot are absent.
-Result<std::map<std::string, SlurmJobState>> SlurmQuery(const SlurmTarget& t, const std::vector<std::string>& ids);
+Result<std::map<std::string, SlurmJobState>> SlurmQuery(const SlurmTarget& t,
+                                                        const std::vector<std::string>& ids);
 // sacct's view of a job Slurm's queue has forgotten: "STATE exit=N:S", or nullopt when accounting
 // has no record either. Tries the accounting database, then the job completion log (sacct -c).
 std::optional<std::string> SlurmAccounting(const SlurmTarget& t, const std::string& id);

@@ -19,20 +19,22 @@ TEST(SlurmTest, BatchScriptAsksForTheNodesAndRunsTheSupervisor) {
   r.tasks_per_node = 4;
   r.timeout_seconds = 90;
   std::string s = BatchScript(t, r);
-  for (const char* line : {"#!/bin/sh\n", "#SBATCH --job-name=cairn-blue_cat\n", "#SBATCH --nodes=2\n",
-                           "#SBATCH --ntasks-per-node=4\n", "#SBATCH --no-requeue\n", "#SBATCH --time=3\n", "#SBATCH --partition=gpu\n",
-                           "#SBATCH --account=ml\n", "#SBATCH --qos=high\n", "#SBATCH --exclusive\n",
-                           "#SBATCH --gres=gpu:2\n",
-                           "#SBATCH --output=/ws/runs/blue_cat/artifacts/system_logs/slurm-%j.txt\n",
-                           "if [ -d '/ws/runs/blue_cat' ]; then exec '/opt/cairn/bin/cairn' supervise "
-                           "'/ws/runs/blue_cat'; fi\n"})
+  for (const char* line :
+       {"#!/bin/sh\n", "#SBATCH --job-name=cairn-blue_cat\n", "#SBATCH --nodes=2\n",
+        "#SBATCH --ntasks-per-node=4\n", "#SBATCH --no-requeue\n", "#SBATCH --time=3\n",
+        "#SBATCH --partition=gpu\n", "#SBATCH --account=ml\n", "#SBATCH --qos=high\n",
+        "#SBATCH --exclusive\n", "#SBATCH --gres=gpu:2\n",
+        "#SBATCH --output=/ws/runs/blue_cat/artifacts/system_logs/slurm-%j.txt\n",
+        "if [ -d '/ws/runs/blue_cat' ]; then exec '/opt/cairn/bin/cairn' supervise "
+        "'/ws/runs/blue_cat'; fi\n"})
     EXPECT_NE(s.find(line), std::string::npos) << line << "\n" << s;
   // A GPU size asks Slurm for its GPUs on every node.
   r.gpus_per_node = 4;
   r.cpus_per_task = 8;
   r.mem = "128G";
   std::string gpu = BatchScript(t, r);
-  for (const char* line : {"#SBATCH --gres=gpu:4\n", "#SBATCH --cpus-per-task=8\n", "#SBATCH --mem=128G\n"})
+  for (const char* line :
+       {"#SBATCH --gres=gpu:4\n", "#SBATCH --cpus-per-task=8\n", "#SBATCH --mem=128G\n"})
     EXPECT_NE(gpu.find(line), std::string::npos) << line << "\n" << gpu;
   r.gpus_per_node = r.cpus_per_task = 0;
   r.mem.clear();
@@ -53,12 +55,15 @@ TEST(SlurmTest, NodesWithoutTheWorkspaceFetchTheRunFromTheServer) {
   std::string automatic = BatchScript({}, r);
   // The workspace folder when the node has it, else staged over HTTP with the job's token.
   EXPECT_LT(automatic.find("if [ -d '/ws/runs/j' ]"), automatic.find("--staged"));
-  EXPECT_NE(automatic.find("export CAIRN_INTERNAL_TOKEN='tok'\\''en'\n"), std::string::npos) << automatic;
-  EXPECT_NE(automatic.find("exec 'cairn' supervise --staged 'http://10.0.0.5:8080' 'j'\n"), std::string::npos);
+  EXPECT_NE(automatic.find("export CAIRN_INTERNAL_TOKEN='tok'\\''en'\n"), std::string::npos)
+      << automatic;
+  EXPECT_NE(automatic.find("exec 'cairn' supervise --staged 'http://10.0.0.5:8080' 'j'\n"),
+            std::string::npos);
   r.staging = "http";
   std::string staged = BatchScript({}, r);
   EXPECT_EQ(staged.find("if [ -d"), std::string::npos);
-  EXPECT_NE(staged.find("#SBATCH --output=/tmp/cairn-j-slurm-%j.txt\n"), std::string::npos) << staged;
+  EXPECT_NE(staged.find("#SBATCH --output=/tmp/cairn-j-slurm-%j.txt\n"), std::string::npos)
+      << staged;
   EXPECT_NE(staged.find("#SBATCH --chdir=/tmp\n"), std::string::npos);
 }
 
@@ -71,7 +76,8 @@ TEST(SlurmTest, TimeLimitIsWholeMinutesWithAMinuteOfSlack) {
 }
 
 TEST(SlurmTest, QueueStatesAndTheirEnds) {
-  auto jobs = ParseSqueue("12|PENDING|Resources|\n13|RUNNING|None|n[1-2]\n\ngarbage\n14|NODE_FAIL|NodeDown|n2\n");
+  auto jobs = ParseSqueue(
+      "12|PENDING|Resources|\n13|RUNNING|None|n[1-2]\n\ngarbage\n14|NODE_FAIL|NodeDown|n2\n");
   ASSERT_EQ(jobs.size(), 3u);
   EXPECT_EQ(jobs["12"].reason, "Resources");
   EXPECT_EQ(jobs["13"].nodes, "n[1-2]");

@@ -18,11 +18,14 @@
 namespace cairn::compute {
 
 namespace {
-// Room for the supervisors' command lines (`<cairn> supervise <run folder>`), reserved in the spawner's own.
+// Room for the supervisors' command lines (`<cairn> supervise <run folder>`), reserved in the
+// spawner's own.
 constexpr size_t kTitleRoom = 4096 + 512;
 constexpr int kReplyTimeoutMs = 5000;
 
-void Reply(int fd, const std::string& text) { (void)!send(fd, text.data(), text.size(), MSG_NOSIGNAL); }
+void Reply(int fd, const std::string& text) {
+  (void)!send(fd, text.data(), text.size(), MSG_NOSIGNAL);
+}
 
 void NoteChild(int) {}  // SIGCHLD only has to wake ppoll
 }  // namespace
@@ -89,7 +92,8 @@ Result<pid_t> SupervisorSpawner::Spawn(const std::string& run_dir, const std::st
 }
 
 int RunSpawner(int fd, int argc, char** argv) {
-  // The command line's bytes (contiguous on Linux, argv[argc - 1]'s NUL last), rewritten in each child.
+  // The command line's bytes (contiguous on Linux, argv[argc - 1]'s NUL last), rewritten in each
+  // child.
   char* area = argv[0];
   size_t room = static_cast<size_t>(argv[argc - 1] + strlen(argv[argc - 1]) - area);
   std::string exe = argv[0];
@@ -135,8 +139,8 @@ int RunSpawner(int fd, int argc, char** argv) {
     }
     pid_t pid = fork();
     if (pid == 0) {
-      // As SpawnDetached leaves an exec'd supervisor: its own session, /dev/null in, the log out, nothing
-      // else open, default signals, nothing blocked.
+      // As SpawnDetached leaves an exec'd supervisor: its own session, /dev/null in, the log out,
+      // nothing else open, default signals, nothing blocked.
       setsid();
       int null = open("/dev/null", O_RDONLY);
       if (null >= 0 && null != 0) dup2(null, 0);
@@ -147,16 +151,18 @@ int RunSpawner(int fd, int argc, char** argv) {
       dfl.sa_handler = SIG_DFL;
       for (int sig = 1; sig < NSIG; ++sig) sigaction(sig, &dfl, nullptr);
       sigprocmask(SIG_SETMASK, &empty, nullptr);
-      // setproctitle's way: the title, a NUL, and the area's last byte (argv's final NUL) made non-NUL,
-      // which tells the kernel to show /proc/<pid>/cmdline up to the title's end.
+      // setproctitle's way: the title, a NUL, and the area's last byte (argv's final NUL) made
+      // non-NUL, which tells the kernel to show /proc/<pid>/cmdline up to the title's end.
       memset(area, 0, room);
       memcpy(area, title.data(), title.size());
       area[room] = ' ';
       exit(RunSupervisor(run_dir));
     }
     close(log);
-    if (pid < 0) Reply(fd, std::string("error fork: ") + strerror(errno));
-    else Reply(fd, "ok " + std::to_string(pid));
+    if (pid < 0)
+      Reply(fd, std::string("error fork: ") + strerror(errno));
+    else
+      Reply(fd, "ok " + std::to_string(pid));
   }
   return 0;
 }

@@ -34,7 +34,9 @@ std::string Text(const std::string& path) {
   return t.ok() ? *t : "";
 }
 
-std::string Proc(pid_t pid, const std::string& what) { return Text("/proc/" + std::to_string(pid) + "/" + what); }
+std::string Proc(pid_t pid, const std::string& what) {
+  return Text("/proc/" + std::to_string(pid) + "/" + what);
+}
 
 // A run folder whose job runs `command` on this host, with no server to report to.
 std::string MakeRun(const std::string& root, const std::string& name, const std::string& command) {
@@ -58,7 +60,8 @@ TEST(SupervisorSpawner, ForksSupervisorsAsSpawnDetachedWouldStartThem) {
     ASSERT_GT(spawner_pid, 0);
     EXPECT_NE(*pid, spawner_pid);
     // The command line the server's liveness check looks for, as an exec'd supervisor has it.
-    EXPECT_TRUE(Within(2000, [&] { return IsAliveWithMarker(*pid, "supervise " + run); })) << Proc(*pid, "cmdline");
+    EXPECT_TRUE(Within(2000, [&] { return IsAliveWithMarker(*pid, "supervise " + run); }))
+        << Proc(*pid, "cmdline");
     std::string cmdline = Proc(*pid, "cmdline");
     while (!cmdline.empty() && cmdline.back() == '\0') cmdline.pop_back();
     EXPECT_EQ(cmdline, std::string(CAIRN_BIN_PATH) + " supervise " + run);
@@ -68,18 +71,21 @@ TEST(SupervisorSpawner, ForksSupervisorsAsSpawnDetachedWouldStartThem) {
     ASSERT_GE(f.size(), 4u);
     EXPECT_EQ(f[3], std::to_string(*pid)) << "session id";
     EXPECT_EQ(fs::read_symlink("/proc/" + std::to_string(*pid) + "/fd/0").string(), "/dev/null");
-    EXPECT_EQ(fs::read_symlink("/proc/" + std::to_string(*pid) + "/fd/1").string(), layout.SupervisorLog());
+    EXPECT_EQ(fs::read_symlink("/proc/" + std::to_string(*pid) + "/fd/1").string(),
+              layout.SupervisorLog());
     // It runs the job to its end, and the spawner reaps it (no zombie left behind).
     EXPECT_TRUE(Within(10000, [&] { return PathExists(layout.ExitFile()); }));
     EXPECT_NE(Text(layout.ExitFile()).find("\"completed\""), std::string::npos)
         << Text(layout.SupervisorLog());
     EXPECT_NE(Text(layout.UserLog()).find("from-the-job"), std::string::npos);
-    EXPECT_TRUE(Within(3000, [&] { return kill(*pid, 0) != 0; })) << "not reaped: " << Proc(*pid, "status");
+    EXPECT_TRUE(Within(3000, [&] { return kill(*pid, 0) != 0; }))
+        << "not reaped: " << Proc(*pid, "status");
 
     // A request it cannot serve is refused alone: the spawner stays and serves the next one.
     auto bad = spawner.Spawn(run, root + "/no/such/folder/log");
     EXPECT_FALSE(bad.ok());
-    EXPECT_NE(bad.status().message().find("cannot open"), std::string::npos) << bad.status().message();
+    EXPECT_NE(bad.status().message().find("cannot open"), std::string::npos)
+        << bad.status().message();
     std::string run2 = MakeRun(root, "second", "true");
     auto again = spawner.Spawn(run2, RunLayout(run2).SupervisorLog());
     ASSERT_TRUE(again.ok()) << again.status().message();
@@ -98,10 +104,12 @@ TEST(SupervisorSpawner, StartsAFreshSpawnerWhenItsSpawnerDied) {
   ASSERT_TRUE(spawner.Spawn(run, RunLayout(run).SupervisorLog()).ok());
   pid_t first = spawner.process();
   kill(first, SIGKILL);
-  EXPECT_TRUE(Within(2000, [&] { return Proc(first, "stat").find(") Z") != std::string::npos || kill(first, 0) != 0; }));
+  EXPECT_TRUE(Within(2000, [&] {
+    return Proc(first, "stat").find(") Z") != std::string::npos || kill(first, 0) != 0;
+  }));
   std::string run2 = MakeRun(root, "after", "true");
-  // The request to the dead one fails (the caller then starts the supervisor itself); the next call has a
-  // new spawner.
+  // The request to the dead one fails (the caller then starts the supervisor itself); the next call
+  // has a new spawner.
   auto lost = spawner.Spawn(run2, RunLayout(run2).SupervisorLog());
   EXPECT_FALSE(lost.ok());
   auto next = spawner.Spawn(run2, RunLayout(run2).SupervisorLog());

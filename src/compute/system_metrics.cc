@@ -17,7 +17,8 @@ std::string Text(const std::string& path) {
 }
 }  // namespace
 
-SystemMetrics::SystemMetrics(std::string cgroup, std::vector<int> gpus) : cgroup_(std::move(cgroup)), gpus_(std::move(gpus)) {
+SystemMetrics::SystemMetrics(std::string cgroup, std::vector<int> gpus)
+    : cgroup_(std::move(cgroup)), gpus_(std::move(gpus)) {
   if (!gpus_.empty()) {
     sampler_ = std::make_unique<GpuSampler>();
     if (!sampler_->ok()) sampler_.reset();
@@ -72,14 +73,16 @@ std::vector<std::pair<std::string, double>> SystemMetrics::Sample(long long now_
   std::vector<pid_t> pids = Processes();
   double cpu = CpuSeconds(pids);
   if (last_cpu_ >= 0 && now_ms > last_ms_) {
-    double share = (cpu - last_cpu_) / (static_cast<double>(now_ms - last_ms_) / 1000.0) / static_cast<double>(cpus_) * 100.0;
+    double share = (cpu - last_cpu_) / (static_cast<double>(now_ms - last_ms_) / 1000.0) /
+                   static_cast<double>(cpus_) * 100.0;
     out.push_back({"system/cpu_utilization_percentage", std::max(0.0, std::min(100.0, share))});
   }
   last_cpu_ = cpu;
   last_ms_ = now_ms;
   double mem = MemoryBytes(pids);
   out.push_back({"system/system_memory_usage_megabytes", mem / (1024.0 * 1024.0)});
-  if (machine_bytes_ > 0) out.push_back({"system/system_memory_usage_percentage", mem / machine_bytes_ * 100.0});
+  if (machine_bytes_ > 0)
+    out.push_back({"system/system_memory_usage_percentage", mem / machine_bytes_ * 100.0});
   if (sampler_) {
     std::vector<GpuSample> s = sampler_->Sample(gpus_, pids);
     for (size_t i = 0; i < s.size(); ++i) {

@@ -1,11 +1,12 @@
-// A job's system metrics, sampled by its supervisor: what the job's own processes use (their cgroup, else
-// the supervisor's descendants), not the whole machine, under MLflow's system-metric names so that the
-// studio, `cairn job metrics` and the mlflow client all read them as MLflow's own:
-//   system/cpu_utilization_percentage      the job's CPU time over the interval, as a share of the machine
-//   system/system_memory_usage_megabytes   the job's memory
+// A job's system metrics, sampled by its supervisor: what the job's own processes use (their
+// cgroup, else the supervisor's descendants), not the whole machine, under MLflow's system-metric
+// names so that the studio, `cairn job metrics` and the mlflow client all read them as MLflow's
+// own:
+//   system/cpu_utilization_percentage      the job's CPU time over the interval, as a share of the
+//   machine system/system_memory_usage_megabytes   the job's memory
 //   system/system_memory_usage_percentage  the same, of the machine's
-//   system/gpu_<i>_utilization_percentage  per GPU the job holds (NVML), i counted from 0 within the job
-//   system/gpu_<i>_memory_usage_megabytes  the job's processes' memory on it
+//   system/gpu_<i>_utilization_percentage  per GPU the job holds (NVML), i counted from 0 within
+//   the job system/gpu_<i>_memory_usage_megabytes  the job's processes' memory on it
 #pragma once
 
 #include <sys/types.h>

@@ -1,5 +1,6 @@
-// Where data lives (inputs, data assets, models): a path as a job or an asset names it, resolved against
-// the workspace to blobs, a URL or a file or folder on this machine. Runs on the scheduler thread.
+// Where data lives (inputs, data assets, models): a path as a job or an asset names it, resolved
+// against the workspace to blobs, a URL or a file or folder on this machine. Runs on the scheduler
+// thread.
 #include <filesystem>
 
 #include <algorithm>
@@ -67,7 +68,10 @@ Result<Scheduler::DataLocation> Scheduler::Locate(const std::string& field, cons
       return loc;
     case spec::PathKind::kAsset: {
       auto ref = spec::ParseAssetRef(path);
-      if (!ref) return InvalidArgument(field + ": expected azureml:<name>:<version> or azureml:<name>@latest, got \"" + path + "\"");
+      if (!ref)
+        return InvalidArgument(
+            field + ": expected azureml:<name>:<version> or azureml:<name>@latest, got \"" + path +
+            "\"");
       auto a = ref->version.empty() ? store_->LatestAsset(asset_kind, ref->name)
                                     : store_->GetAsset(asset_kind, ref->name, ref->version);
       if (!a.ok()) return Status(a.status().code(), field + ": " + a.status().message());
@@ -91,18 +95,25 @@ Result<Scheduler::DataLocation> Scheduler::Locate(const std::string& field, cons
     }
     case spec::PathKind::kDatastore: {
       auto parsed = ParseDatastoreUri(path);
-      if (!parsed) return InvalidArgument(field + ": expected azureml://datastores/<name>/paths/<path>, got \"" + path + "\"");
+      if (!parsed)
+        return InvalidArgument(
+            field + ": expected azureml://datastores/<name>/paths/<path>, got \"" + path + "\"");
       const auto& [name, rel] = *parsed;
       std::string folder = DatastoreFolder(name);
-      if (folder.empty()) return FailedPrecondition(field + ": datastore '" + name + "' does not exist in this workspace (" + path + "); cairn datastore create --name " + name + " --path <folder>");
+      if (folder.empty())
+        return FailedPrecondition(field + ": datastore '" + name +
+                                  "' does not exist in this workspace (" + path +
+                                  "); cairn datastore create --name " + name + " --path <folder>");
       if (EscapesRoot(rel)) return InvalidArgument(field + ": " + path + " leaves the datastore");
       loc.kind = "folder";
       loc.local = rel.empty() ? folder : folder + "/" + rel;
       if (!PathExists(loc.local)) {
-        // azureml://datastores/workspaceblobstore/paths/azureml/<job>/<output>/...: where `job show` says a
-        // job's named output is (Azure ML's default output location), kept in the job's run folder.
+        // azureml://datastores/workspaceblobstore/paths/azureml/<job>/<output>/...: where `job
+        // show` says a job's named output is (Azure ML's default output location), kept in the
+        // job's run folder.
         auto parts = Split(rel, '/');
-        if (name == "workspaceblobstore" && parts.size() >= 3 && parts[0] == "azureml" && store_->Get(parts[1]).ok()) {
+        if (name == "workspaceblobstore" && parts.size() >= 3 && parts[0] == "azureml" &&
+            store_->Get(parts[1]).ok()) {
           std::string uri = "azureml://jobs/" + parts[1] + "/outputs/" + parts[2] + "/paths";
           for (size_t i = 3; i < parts.size(); ++i) uri += "/" + parts[i];
           return Locate(field, uri, asset_kind, depth + 1);
@@ -115,18 +126,23 @@ Result<Scheduler::DataLocation> Scheduler::Locate(const std::string& field, cons
       // azureml://jobs/<job>/outputs/<output>/paths/<path>
       auto parts = Split(path.substr(std::string("azureml://jobs/").size()), '/');
       if (parts.size() < 3 || parts[1] != "outputs")
-        return InvalidArgument(field + ": expected azureml://jobs/<job>/outputs/<output>/paths/<path>, got \"" + path + "\"");
+        return InvalidArgument(
+            field + ": expected azureml://jobs/<job>/outputs/<output>/paths/<path>, got \"" + path +
+            "\"");
       std::string job_name = parts[0], out = parts[2], rel;
       size_t i = 3;
       if (i < parts.size() && parts[i] == "paths") ++i;
       for (; i < parts.size(); ++i) rel += (rel.empty() ? "" : "/") + parts[i];
       rel = StripSlashes(rel);
-      if (EscapesRoot(rel)) return InvalidArgument(field + ": " + path + " leaves the job's output");
+      if (EscapesRoot(rel))
+        return InvalidArgument(field + ": " + path + " leaves the job's output");
       auto job = store_->Get(job_name);
-      if (!job.ok()) return NotFound(field + ": " + path + ": no job named '" + job_name + "' in this workspace");
+      if (!job.ok())
+        return NotFound(field + ": " + path + ": no job named '" + job_name +
+                        "' in this workspace");
       if (job->status != "Completed")
-        return FailedPrecondition(field + ": " + path + ": job '" + job_name + "' is " + job->status +
-                                  "; only a Completed job's outputs can be read");
+        return FailedPrecondition(field + ": " + path + ": job '" + job_name + "' is " +
+                                  job->status + "; only a Completed job's outputs can be read");
       compute::RunLayout layout = compute::RunLayout::For(config_.workspace, job_name);
       std::string base;
       if (out == "default" || out == "artifacts") {
@@ -134,7 +150,8 @@ Result<Scheduler::DataLocation> Scheduler::Locate(const std::string& field, cons
       } else {
         json outs = job->spec.value("outputs", json::object());
         if (!outs.contains(out))
-          return NotFound(field + ": " + path + ": job '" + job_name + "' has no output named '" + out + "'");
+          return NotFound(field + ": " + path + ": job '" + job_name + "' has no output named '" +
+                          out + "'");
         std::string ds = outs[out].value("path", "");
         if (!ds.empty()) {
           auto inner = Locate(field, ds, asset_kind, depth + 1);
@@ -146,20 +163,24 @@ Result<Scheduler::DataLocation> Scheduler::Locate(const std::string& field, cons
       }
       loc.kind = "folder";
       loc.local = rel.empty() ? base : base + "/" + rel;
-      if (!PathExists(loc.local)) return NotFound(field + ": " + path + ": no such file or folder in the job's output (" + loc.local + ")");
+      if (!PathExists(loc.local))
+        return NotFound(field + ": " + path + ": no such file or folder in the job's output (" +
+                        loc.local + ")");
       return loc;
     }
     case spec::PathKind::kRuns: {
-      // runs:/<run>/<path>: a job's run keeps its artifacts in its run folder; another MLflow run's are
-      // where the artifact proxy put them.
+      // runs:/<run>/<path>: a job's run keeps its artifacts in its run folder; another MLflow run's
+      // are where the artifact proxy put them.
       std::string rest = path.substr(6);
       while (!rest.empty() && rest.front() == '/') rest.erase(rest.begin());
       std::string run = rest.substr(0, rest.find('/'));
       std::string rel = StripSlashes(rest.size() > run.size() ? rest.substr(run.size() + 1) : "");
-      if (run.empty() || EscapesRoot(rel) || EscapesRoot(run)) return InvalidArgument(field + ": expected runs:/<run-id>/<path>, got \"" + path + "\"");
+      if (run.empty() || EscapesRoot(rel) || EscapesRoot(run))
+        return InvalidArgument(field + ": expected runs:/<run-id>/<path>, got \"" + path + "\"");
       std::vector<std::string> bases = {config_.workspace + "/runs/" + run + "/artifacts"};
       std::error_code ec;
-      for (auto it = fs::directory_iterator(config_.workspace + "/mlartifacts", ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+      for (auto it = fs::directory_iterator(config_.workspace + "/mlartifacts", ec);
+           !ec && it != fs::directory_iterator(); it.increment(ec))
         bases.push_back(it->path().string() + "/" + run + "/artifacts");
       for (const auto& b : bases) {
         std::string p = rel.empty() ? b : b + "/" + rel;
@@ -172,7 +193,8 @@ Result<Scheduler::DataLocation> Scheduler::Locate(const std::string& field, cons
       return NotFound(field + ": " + path + ": run '" + run + "' has no artifact '" + rel + "'");
     }
     case spec::PathKind::kCloud:
-      return FailedPrecondition(field + ": cloud storage (" + path + ") cannot be reached from this workspace; "
+      return FailedPrecondition(field + ": cloud storage (" + path +
+                                ") cannot be reached from this workspace; "
                                 "use a local path, an http(s) URL or a datastore");
     case spec::PathKind::kNone:
       break;
@@ -180,7 +202,8 @@ Result<Scheduler::DataLocation> Scheduler::Locate(const std::string& field, cons
   return InvalidArgument(field + ": no path");
 }
 
-Result<Scheduler::DataLocation> Scheduler::LocateData(const std::string& field, const std::string& path,
+Result<Scheduler::DataLocation> Scheduler::LocateData(const std::string& field,
+                                                      const std::string& path,
                                                       const std::string& asset_kind) {
   return Call<Result<DataLocation>>([=, this]() { return Locate(field, path, asset_kind); });
 }
@@ -195,9 +218,10 @@ Result<store::AssetRecord> Scheduler::CreateAsset(store::AssetRecord a) {
   });
 }
 
-Status Scheduler::SetAssetArchived(const std::string& kind, const std::string& name, const std::string& version,
-                                   bool archived) {
-  return Call<Status>([=, this]() { return store_->SetAssetArchived(kind, name, version, archived); });
+Status Scheduler::SetAssetArchived(const std::string& kind, const std::string& name,
+                                   const std::string& version, bool archived) {
+  return Call<Status>(
+      [=, this]() { return store_->SetAssetArchived(kind, name, version, archived); });
 }
 
 Status Scheduler::PutDatastore(const store::DatastoreRecord& d) {
@@ -208,8 +232,9 @@ Status Scheduler::DeleteDatastore(const std::string& name) {
   return Call<Status>([=, this]() { return store_->DeleteDatastore(name); });
 }
 
-Result<json> Scheduler::InputItem(const std::string& name, const spec::InputSpec& in, const DataLocation& loc,
-                                  const std::string& dir, bool on_slurm, std::string& target) {
+Result<json> Scheduler::InputItem(const std::string& name, const spec::InputSpec& in,
+                                  const DataLocation& loc, const std::string& dir, bool on_slurm,
+                                  std::string& target) {
   json item = {{"name", name}, {"mode", in.mode}};
   if (in.mode == "eval_mount" || in.mode == "eval_download") item["evaluate"] = "mltable";
   bool direct = in.mode == "direct";
@@ -217,19 +242,21 @@ Result<json> Scheduler::InputItem(const std::string& name, const spec::InputSpec
     auto m = store_->GetSnapshot(loc.snapshot);
     if (!m.ok()) return m.status();
     json manifest = json::parse(*m, nullptr, false);
-    if (!manifest.is_array()) return Internal("inputs." + name + ": malformed manifest " + loc.snapshot);
+    if (!manifest.is_array())
+      return Internal("inputs." + name + ": malformed manifest " + loc.snapshot);
     std::string file = loc.single_file;
     if (file.empty() && (in.type == "uri_file" || loc.type == "uri_file") && manifest.size() == 1)
       file = manifest[0].value("path", "");
     if (on_slurm) {
-      // Nodes may not see the workspace: the manifest travels with the run and the blobs are fetched.
+      // Nodes may not see the workspace: the manifest travels with the run and the blobs are
+      // fetched.
       item["kind"] = "blobs";
       item["manifest"] = manifest;
       target = file.empty() ? dir : dir + "/" + file;
       return item;
     }
-    // A read-only view of the snapshot is made once (hard links to the blobs) and shared by every job
-    // that reads it, so a large input costs a job a link, not a copy.
+    // A read-only view of the snapshot is made once (hard links to the blobs) and shared by every
+    // job that reads it, so a large input costs a job a link, not a copy.
     auto made = compute::ViewOf(config_.workspace, loc.snapshot, *m);
     if (!made.ok()) return made.status();
     const std::string& view = *made;
@@ -264,23 +291,25 @@ Result<json> Scheduler::InputItem(const std::string& name, const spec::InputSpec
   return item;
 }
 
-json Scheduler::ContainerFor(const store::JobRecord& job, const spec::JobSpec& s, std::vector<std::string>& notices) {
+json Scheduler::ContainerFor(const store::JobRecord& job, const spec::JobSpec& s,
+                             std::vector<std::string>& notices) {
   const spec::EnvironmentSpec& e = s.environment;
   json c = json::object();
   std::string conda_path = e.conda_file;
   if (!e.reference.empty()) {
-    // A registered environment, or a curated one (AzureML-..., azureml://registries/...): the workspace maps
-    // a curated name to an image by registering an environment of that name.
+    // A registered environment, or a curated one (AzureML-..., azureml://registries/...): the
+    // workspace maps a curated name to an image by registering an environment of that name.
     auto ref = spec::ParseAssetRef(e.reference);
-    auto a = !ref ? Result<store::AssetRecord>(NotFound(""))
+    auto a = !ref                   ? Result<store::AssetRecord>(NotFound(""))
              : ref->version.empty() ? store_->LatestAsset("environment", ref->name)
                                     : store_->GetAsset("environment", ref->name, ref->version);
     if (!a.ok()) {
       bool curated = ref && (!ref->registry.empty() || StartsWith(ref->name, "AzureML-"));
-      notices.push_back("environment " + e.reference + (curated ? " is a curated environment not mapped in this workspace"
-                                                                : " is not registered in this workspace") +
-                        "; the job runs on this host (cairn environment create --name " + (ref ? ref->name : "<name>") +
-                        " --image <image> maps it)");
+      notices.push_back("environment " + e.reference +
+                        (curated ? " is a curated environment not mapped in this workspace"
+                                 : " is not registered in this workspace") +
+                        "; the job runs on this host (cairn environment create --name " +
+                        (ref ? ref->name : "<name>") + " --image <image> maps it)");
       return json::object();
     }
     c["describe"] = "azureml:" + a->name + ":" + a->version;
@@ -290,8 +319,10 @@ json Scheduler::ContainerFor(const store::JobRecord& job, const spec::JobSpec& s
     if (!snap.empty()) {
       // A build context registered with the environment: its view is the context.
       auto m = store_->GetSnapshot(snap);
-      auto made = m.ok() ? compute::ViewOf(config_.workspace, snap, *m) : Result<std::string>(m.status());
-      std::string view = made.ok() ? *made : config_.workspace + "/views/" + snap;  // the supervisor says why
+      auto made =
+          m.ok() ? compute::ViewOf(config_.workspace, snap, *m) : Result<std::string>(m.status());
+      std::string view =
+          made.ok() ? *made : config_.workspace + "/views/" + snap;  // the supervisor says why
       c["build_context"] = view;
       c["build_manifest"] = view + ".json";
       c["dockerfile"] = sp.value("build", json::object()).value("dockerfile_path", "Dockerfile");
@@ -314,10 +345,11 @@ json Scheduler::ContainerFor(const store::JobRecord& job, const spec::JobSpec& s
   }
   std::string dist = s.distribution.is_object() ? s.distribution.value("type", "") : "";
   if (dist == "mpi" || SlurmTargetFor(job.compute)) {
-    notices.push_back("environment " + c.value("describe", std::string()) + ": " +
-                      (dist == "mpi" ? "MPI jobs run without containers for now; the job runs on this host"
-                                     : "jobs on a Slurm compute run without containers for now; the job runs on "
-                                       "the nodes' own software"));
+    notices.push_back(
+        "environment " + c.value("describe", std::string()) + ": " +
+        (dist == "mpi" ? "MPI jobs run without containers for now; the job runs on this host"
+                       : "jobs on a Slurm compute run without containers for now; the job runs on "
+                         "the nodes' own software"));
     return json::object();
   }
   // Limits: resources.shm_size, and resources.properties memory / cpus.
@@ -334,15 +366,16 @@ json Scheduler::ContainerFor(const store::JobRecord& job, const spec::JobSpec& s
     c["strict"] = comp->spec.value("extra", json::object()).value("containers", "") == "strict";
   if (settings::Is("CAIRN_CONTAINERS", "strict")) c["strict"] = true;
   if (settings::Is("CAIRN_CONTAINERS", "off")) {
-    notices.push_back("environment " + c.value("describe", std::string()) + ": containers are off (CAIRN_CONTAINERS=off); "
+    notices.push_back("environment " + c.value("describe", std::string()) +
+                      ": containers are off (CAIRN_CONTAINERS=off); "
                       "the job runs on this host");
     return json::object();
   }
   return c;
 }
 
-// Outputs with `name` (and `version`) become data assets when their job completes: the asset points at
-// the output where the job left it.
+// Outputs with `name` (and `version`) become data assets when their job completes: the asset points
+// at the output where the job left it.
 void Scheduler::RegisterOutputAssets(const store::JobRecord& job) {
   json outs = job.spec.value("outputs", json::object());
   for (const auto& [out, o] : outs.items()) {
@@ -355,13 +388,19 @@ void Scheduler::RegisterOutputAssets(const store::JobRecord& job) {
     if (a.version.empty()) a.version = store_->NextAssetVersion("data", name);
     a.created_at = NowMillis();
     std::string uri = "azureml://jobs/" + job.name + "/outputs/" + out + "/paths/";
-    a.spec = {{"name", name}, {"version", a.version}, {"type", o.value("type", "uri_folder")}, {"path", uri},
-              {"description", "output '" + out + "' of job " + job.name}, {"tags", json::object()},
-              {"storage", {{"kind", "uri"}, {"uri", uri}}}, {"job_name", job.name}};
+    a.spec = {{"name", name},
+              {"version", a.version},
+              {"type", o.value("type", "uri_folder")},
+              {"path", uri},
+              {"description", "output '" + out + "' of job " + job.name},
+              {"tags", json::object()},
+              {"storage", {{"kind", "uri"}, {"uri", uri}}},
+              {"job_name", job.name}};
     Status s = store_->InsertAsset(a);
     compute::RunLayout layout = compute::RunLayout::For(config_.workspace, job.name);
-    std::string line = s.ok() ? "outputs." + out + ": registered as data asset " + name + ":" + a.version
-                              : "outputs." + out + ": not registered as a data asset: " + s.message();
+    std::string line =
+        s.ok() ? "outputs." + out + ": registered as data asset " + name + ":" + a.version
+               : "outputs." + out + ": not registered as a data asset: " + s.message();
     (void)AppendFile(layout.SupervisorLog(), "[" + IsoTime(NowMillis()) + "] " + line + "\n");
   }
 }

@@ -1,15 +1,16 @@
-// The pipeline controller: runs on the scheduler thread, one step per tick and per change of a step job.
-// A pipeline's state is the workspace's own records: the pipeline job (its steps and bindings in its
-// spec) and its step jobs (children named <pipeline>_<step>, a retry <pipeline>_<step>_attempt<n>, each
-// with its step and attempt in its spec). A step is launched only when no job of that name exists, so
-// after a restart the controller takes up exactly where the records say it was: no step run twice,
-// none lost.
+// The pipeline controller: runs on the scheduler thread, one step per tick and per change of a step
+// job. A pipeline's state is the workspace's own records: the pipeline job (its steps and bindings
+// in its spec) and its step jobs (children named <pipeline>_<step>, a retry
+// <pipeline>_<step>_attempt<n>, each with its step and attempt in its spec). A step is launched
+// only when no job of that name exists, so after a restart the controller takes up exactly where
+// the records say it was: no step run twice, none lost.
 //
-// Reuse follows Azure ML's rule: a deterministic step whose reuse key (its code snapshot, environment,
-// command, inputs by content, outputs and run settings) matches a completed step's, with force_rerun
-// off, is not run: its job is recorded Completed "reused from" the original, whose outputs its
-// consumers read. Completed steps are kept in the store's step_runs table by key, and by what they are,
-// so that a step that is not reused can say which field differed from its closest earlier run.
+// Reuse follows Azure ML's rule: a deterministic step whose reuse key (its code snapshot,
+// environment, command, inputs by content, outputs and run settings) matches a completed step's,
+// with force_rerun off, is not run: its job is recorded Completed "reused from" the original, whose
+// outputs its consumers read. Completed steps are kept in the store's step_runs table by key, and
+// by what they are, so that a step that is not reused can say which field differed from its closest
+// earlier run.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -32,7 +33,8 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string ChildName(const std::string& pipeline, const std::string& step, int attempt) {
-  return attempt <= 1 ? pipeline + "_" + step : pipeline + "_" + step + "_attempt" + std::to_string(attempt);
+  return attempt <= 1 ? pipeline + "_" + step
+                      : pipeline + "_" + step + "_attempt" + std::to_string(attempt);
 }
 
 // The content of a file or folder as one hash: each file's path and bytes, in path order. Links are
@@ -53,11 +55,14 @@ std::string HashTree(const std::string& root) {
   auto st = fs::symlink_status(root, ec);
   if (ec || !fs::exists(st)) return Sha256Hex("absent");
   if (fs::is_regular_file(st)) return hash_file(root);
-  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+  for (auto it = fs::recursive_directory_iterator(root, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
     auto s = it->symlink_status(ec);
     std::string rel = it->path().lexically_relative(root).string();
-    if (fs::is_symlink(s)) entries.emplace_back(rel, "link:" + fs::read_symlink(it->path(), ec).string());
-    else if (fs::is_regular_file(s)) entries.emplace_back(rel, hash_file(it->path().string()));
+    if (fs::is_symlink(s))
+      entries.emplace_back(rel, "link:" + fs::read_symlink(it->path(), ec).string());
+    else if (fs::is_regular_file(s))
+      entries.emplace_back(rel, hash_file(it->path().string()));
   }
   std::sort(entries.begin(), entries.end());
   Sha256 h;
@@ -68,25 +73,25 @@ std::string HashTree(const std::string& root) {
   return h.HexDigest();
 }
 
-// What a file or folder is on disk without reading it: each entry's path, kind, size, inode, modification
-// and change times, in path order, as one hash. Any write, rename, chmod or new link beneath it changes the
-// change time, which only the kernel sets: a seal taken when a step completed tells, before its outputs
-// are reused, whether anything touched them since.
+// What a file or folder is on disk without reading it: each entry's path, kind, size, inode,
+// modification and change times, in path order, as one hash. Any write, rename, chmod or new link
+// beneath it changes the change time, which only the kernel sets: a seal taken when a step
+// completed tells, before its outputs are reused, whether anything touched them since.
 std::string SealTree(const std::string& root) {
   std::vector<std::string> entries;
   auto entry = [&](const std::string& rel, const std::string& path) {
     struct stat st;
     if (lstat(path.c_str(), &st) != 0) return;
-    entries.push_back(rel + '\0' + std::to_string(st.st_mode) + ' ' + std::to_string(st.st_size) + ' ' +
-                      std::to_string(st.st_ino) + ' ' + std::to_string(st.st_mtim.tv_sec) + '.' +
-                      std::to_string(st.st_mtim.tv_nsec) + ' ' + std::to_string(st.st_ctim.tv_sec) + '.' +
-                      std::to_string(st.st_ctim.tv_nsec));
+    entries.push_back(rel + '\0' + std::to_string(st.st_mode) + ' ' + std::to_string(st.st_size) +
+                      ' ' + std::to_string(st.st_ino) + ' ' + std::to_string(st.st_mtim.tv_sec) +
+                      '.' + std::to_string(st.st_mtim.tv_nsec) + ' ' +
+                      std::to_string(st.st_ctim.tv_sec) + '.' + std::to_string(st.st_ctim.tv_nsec));
   };
   entry("", root);
   std::error_code ec;
   if (fs::is_directory(fs::symlink_status(root, ec)))
-    for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
-         it.increment(ec))
+    for (auto it = fs::recursive_directory_iterator(root, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
       entry(it->path().lexically_relative(root).string(), it->path().string());
   std::sort(entries.begin(), entries.end());
   Sha256 h;
@@ -126,7 +131,8 @@ void Scheduler::NotePipelineChild(const std::string& child, const std::string& s
   }
 }
 
-// The job whose outputs a completed step stands for: itself, the run it reused, or a sweep's best trial.
+// The job whose outputs a completed step stands for: itself, the run it reused, or a sweep's best
+// trial.
 std::string Scheduler::OutputJobOf(const std::string& step_job) {
   auto rec = store_->Get(step_job);
   if (!rec.ok()) return step_job;
@@ -258,31 +264,38 @@ void Scheduler::PipelineStep(const std::string& name) {
       if (step.empty()) continue;
       st.attempts[step].push_back({c.name, c.status, c.spec.value("attempt", 1)});
       step_pipeline_[c.name] = name;
-      if (store::IsTerminalStatus(c.status)) st.end_logged.insert(c.name);  // logged before the restart
+      if (store::IsTerminalStatus(c.status))
+        st.end_logged.insert(c.name);  // logged before the restart
     }
     for (auto& [_, a] : st.attempts)
-      std::sort(a.begin(), a.end(), [](const StepAttempt& x, const StepAttempt& y) { return x.attempt < y.attempt; });
+      std::sort(a.begin(), a.end(),
+                [](const StepAttempt& x, const StepAttempt& y) { return x.attempt < y.attempt; });
     st.loaded = true;
   }
   auto latest = [&](const std::string& step) -> const StepAttempt* {
     auto it = st.attempts.find(step);
     return it == st.attempts.end() || it->second.empty() ? nullptr : &it->second.back();
   };
-  auto max_retries = [](const json& step) { return step.value("retry", json::object()).value("max_retries", 0); };
-  // A step has failed for good when its last attempt ended otherwise than Completed and no retry is left.
+  auto max_retries = [](const json& step) {
+    return step.value("retry", json::object()).value("max_retries", 0);
+  };
+  // A step has failed for good when its last attempt ended otherwise than Completed and no retry is
+  // left.
   auto failed_for_good = [&](const json& step) {
     const StepAttempt* a = latest(step["name"]);
     return a && store::IsTerminalStatus(a->status) && a->status != "Completed" &&
            (a->attempt > max_retries(step) || rec->status == "CancelRequested");
   };
 
-  // Step jobs that ended since the last look: their end, and what they printed, in the pipeline's log.
+  // Step jobs that ended since the last look: their end, and what they printed, in the pipeline's
+  // log.
   for (const auto& [sname, attempts] : st.attempts)
     for (const auto& a : attempts) {
       if (!store::IsTerminalStatus(a.status) || st.end_logged.count(a.job)) continue;
       st.end_logged.insert(a.job);
       auto c = store_->Get(a.job);
-      if (!c.ok() || !c->properties.value("reused_from", "").empty()) continue;  // said when it was reused
+      if (!c.ok() || !c->properties.value("reused_from", "").empty())
+        continue;  // said when it was reused
       compute::RunLayout layout = compute::RunLayout::For(config_.workspace, a.job);
       constexpr long long kTail = 64 << 10;
       std::string text;
@@ -293,13 +306,16 @@ void Scheduler::PipelineStep(const std::string& name) {
           text.resize(static_cast<size_t>(sb.st_size - from));
           ssize_t n = pread(fd, text.data(), text.size(), from);
           text.resize(n > 0 ? static_cast<size_t>(n) : 0);
-          if (from > 0) text = "[... " + std::to_string(from) + " bytes before]\n" + text.substr(std::min(text.size(), text.find('\n') + 1));
+          if (from > 0)
+            text = "[... " + std::to_string(from) + " bytes before]\n" +
+                   text.substr(std::min(text.size(), text.find('\n') + 1));
         }
         close(fd);
       }
       for (const auto& line : Split(text, '\n'))
         if (!line.empty()) SweepLog(name, sname + " | " + line);
-      SweepLog(name, "done " + sname + ": " + a.job + " " + c->status + " (" + (c->error.empty() ? c->status_reason : c->error) + ")");
+      SweepLog(name, "done " + sname + ": " + a.job + " " + c->status + " (" +
+                         (c->error.empty() ? c->status_reason : c->error) + ")");
     }
 
   // Completed steps that ran are remembered for reuse (once: the record says it was done).
@@ -312,12 +328,14 @@ void Scheduler::PipelineStep(const std::string& name) {
     const json reuse = c->spec.value("reuse", json::object());
     if (reuse.value("key", "").empty()) continue;
     // Sealed before any consumer starts: a reuse checks its outputs are still what the step wrote.
-    if (auto out = store_->Get(OutputJobOf(a->job)); out.ok() && !out->properties.contains("output_seal")) {
+    if (auto out = store_->Get(OutputJobOf(a->job));
+        out.ok() && !out->properties.contains("output_seal")) {
       JobRecord upd = *out;
       upd.properties["output_seal"] = SealOutputs(*out).dump();
       (void)store_->UpdateMeta(upd);
     }
-    (void)store_->PutStepRun({reuse["key"], reuse.value("ident", ""), a->job, reuse.value("fields", json::object()), NowMillis()});
+    (void)store_->PutStepRun({reuse["key"], reuse.value("ident", ""), a->job,
+                              reuse.value("fields", json::object()), NowMillis()});
   }
 
   bool ending = rec->status == "CancelRequested";
@@ -331,7 +349,9 @@ void Scheduler::PipelineStep(const std::string& name) {
   bool stopping = ending || (!first_failed.empty() && !keep_going);
   bool waiting_for_hashes = false;  // a step is ready but for its inputs' hashes: not done
   if (stopping) {
-    std::string why = ending ? "the pipeline " + name + " was canceled" : "the pipeline " + name + " is ending: step " + first_failed + " failed";
+    std::string why = ending
+                          ? "the pipeline " + name + " was canceled"
+                          : "the pipeline " + name + " is ending: step " + first_failed + " failed";
     for (auto& [step, attempts] : st.attempts)
       for (auto& a : attempts)
         if (!store::IsTerminalStatus(a.status) && a.status != "CancelRequested") {
@@ -339,8 +359,8 @@ void Scheduler::PipelineStep(const std::string& name) {
           (void)DoCancel(a.job, why);
         }
   } else {
-    // Launched a batch at a time: the first steps start while the rest of a wide fan-out is still being
-    // made (the scheduler's other work, the starts included, goes between two batches).
+    // Launched a batch at a time: the first steps start while the rest of a wide fan-out is still
+    // being made (the scheduler's other work, the starts included, goes between two batches).
     constexpr int kLaunchBatch = 32;
     int launched = 0;
     for (const auto& step : steps) {
@@ -365,7 +385,8 @@ void Scheduler::PipelineStep(const std::string& name) {
         if (!st.step_pending) {
           st.step_pending = true;
           Post([this, name] {
-            if (auto p = pipelines_.find(name); p != pipelines_.end()) p->second.step_pending = false;
+            if (auto p = pipelines_.find(name); p != pipelines_.end())
+              p->second.step_pending = false;
             PipelineStep(name);
           });
         }
@@ -373,14 +394,16 @@ void Scheduler::PipelineStep(const std::string& name) {
       }
       ++launched;
       int attempt = a ? a->attempt + 1 : 1;
-      if (a) SweepLog(name, "retry " + sname + ": attempt " + std::to_string(attempt) + " of " +
-                                std::to_string(max_retries(step) + 1) + " (" + a->job + " " + a->status + ")");
+      if (a)
+        SweepLog(name, "retry " + sname + ": attempt " + std::to_string(attempt) + " of " +
+                           std::to_string(max_retries(step) + 1) + " (" + a->job + " " + a->status +
+                           ")");
       Status s = LaunchStep(name, step, attempt);
       if (!s.ok()) {
         SweepLog(name, "step " + sname + " was refused: " + s.message());
         forget();
-        (void)Transition(name, "Failed", "step " + sname + " was refused: " + s.message(), std::nullopt, NowMillis(),
-                         std::nullopt, s.message());
+        (void)Transition(name, "Failed", "step " + sname + " was refused: " + s.message(),
+                         std::nullopt, NowMillis(), std::nullopt, s.message());
         return;
       }
     }
@@ -401,12 +424,16 @@ void Scheduler::PipelineStep(const std::string& name) {
     }
     if (a->status == "Completed") {
       ++completed;
-      if (auto c = store_->Get(a->job); c.ok() && !c->properties.value("reused_from", "").empty()) ++reused;
+      if (auto c = store_->Get(a->job); c.ok() && !c->properties.value("reused_from", "").empty())
+        ++reused;
     } else if (failed_for_good(step)) {
       auto c = store_->Get(a->job);
       std::string why = c.ok() ? (c->error.empty() ? c->status_reason : c->error) : a->status;
-      if (a->attempt > 1) why += " (attempt " + std::to_string(a->attempt) + " of " + std::to_string(max_retries(step) + 1) + ")";
-      std::string line = "step " + step["name"].get<std::string>() + " " + (a->status == "Failed" ? "failed" : ToLower(a->status)) + ": " + why;
+      if (a->attempt > 1)
+        why += " (attempt " + std::to_string(a->attempt) + " of " +
+               std::to_string(max_retries(step) + 1) + ")";
+      std::string line = "step " + step["name"].get<std::string>() + " " +
+                         (a->status == "Failed" ? "failed" : ToLower(a->status)) + ": " + why;
       // What the pipeline's own ending canceled is not why it failed.
       if (a->status == "Canceled") {
         ++canceled;
@@ -420,13 +447,20 @@ void Scheduler::PipelineStep(const std::string& name) {
     }
   }
   // With steps still to run and nothing stopping, the loop above launched them: not done yet.
-  if (!stopping && completed + failed + canceled < static_cast<int>(steps.size()) && first_failed.empty()) return;
-  std::string summary = Plural(static_cast<long long>(steps.size()), "step") + ": " + std::to_string(completed) +
-                        " completed (" + std::to_string(reused) + " reused), " + std::to_string(failed) + " failed, " +
-                        std::to_string(canceled) + " canceled, " + std::to_string(not_run) + " not run";
+  if (!stopping && completed + failed + canceled < static_cast<int>(steps.size()) &&
+      first_failed.empty())
+    return;
+  std::string summary =
+      Plural(static_cast<long long>(steps.size()), "step") + ": " + std::to_string(completed) +
+      " completed (" + std::to_string(reused) + " reused), " + std::to_string(failed) +
+      " failed, " + std::to_string(canceled) + " canceled, " + std::to_string(not_run) + " not run";
   if (failures.empty()) failures = cancels;  // a step canceled on its own fails the pipeline too
-  std::string status = ending ? "Canceled" : failed == 0 && canceled == 0 && not_run == 0 ? "Completed" : "Failed";
-  std::string reason = ending ? end_reason + "; " + summary : failures.empty() ? summary : Join(failures, "; ") + "; " + summary;
+  std::string status = ending                                         ? "Canceled"
+                       : failed == 0 && canceled == 0 && not_run == 0 ? "Completed"
+                                                                      : "Failed";
+  std::string reason = ending             ? end_reason + "; " + summary
+                       : failures.empty() ? summary
+                                          : Join(failures, "; ") + "; " + summary;
   SweepLog(name, "pipeline " + status + ": " + reason);
   forget();
   (void)Transition(name, status, reason, std::nullopt, NowMillis(), std::nullopt,
@@ -450,13 +484,15 @@ Status Scheduler::LaunchStep(const std::string& pipe_name, const json& step, int
   if (spec.value("experiment_name", "").empty()) spec["experiment_name"] = pipe.experiment_name;
   const json retry = step.value("retry", json::object());
   if (retry.contains("timeout")) spec["limits"]["timeout"] = retry["timeout"];
-  // Bound inputs: where the steps they read from left their outputs (a reused step's are its original's).
+  // Bound inputs: where the steps they read from left their outputs (a reused step's are its
+  // original's).
   json hashes = json::object();
   const json bindings = step.value("bindings", json::object());
   for (const auto& [input, b] : bindings.items()) {
     std::string from = b.value("step", "");
     auto it = st.attempts.find(from);
-    if (it == st.attempts.end() || it->second.empty()) return FailedPrecondition("inputs." + input + ": step " + from + " has not run");
+    if (it == st.attempts.end() || it->second.empty())
+      return FailedPrecondition("inputs." + input + ": step " + from + " has not run");
     std::string out = b.value("output", "");
     if (out == "default") out = "artifacts";
     std::string job = OutputJobOf(it->second.back().job);
@@ -500,15 +536,19 @@ Status Scheduler::LaunchStep(const std::string& pipe_name, const json& step, int
   fields["distribution"] = spec.value("distribution", json());
   fields["limits"] = spec.value("limits", json::object());
   const std::string compute = spec.value("compute", "");
-  fields["compute"] = compute.empty() ? "local" : compute;  // the workspace default is the local compute
+  fields["compute"] =
+      compute.empty() ? "local" : compute;  // the workspace default is the local compute
   const std::string key = Sha256Hex(fields.dump());
   std::string component = step.value("component", "");
-  // What the step is, across pipelines: a registered component by name (any version), a component file by
-  // its path, an inline step by its pipeline and name.
+  // What the step is, across pipelines: a registered component by name (any version), a component
+  // file by its path, an inline step by its pipeline and name.
   std::string ident;
-  if (component.empty() || component == "inline") ident = "step:" + pipe.experiment_name + "/" + pipe.display_name + "/" + sname;
-  else if (StartsWith(component, "file:")) ident = "component:" + component;
-  else ident = "component:" + component.substr(0, component.find(':'));
+  if (component.empty() || component == "inline")
+    ident = "step:" + pipe.experiment_name + "/" + pipe.display_name + "/" + sname;
+  else if (StartsWith(component, "file:"))
+    ident = "component:" + component;
+  else
+    ident = "component:" + component.substr(0, component.find(':'));
   spec["reuse"] = {{"key", key}, {"ident", ident}, {"fields", fields}};
 
   const bool deterministic = step.value("is_deterministic", true);
@@ -522,7 +562,8 @@ Status Scheduler::LaunchStep(const std::string& pipe_name, const json& step, int
     why_not = "a retry (attempt " + std::to_string(attempt) + ")";
   } else if (auto prior = store_->StepRunByKey(key); prior.ok()) {
     auto orig = store_->Get(prior->job);
-    std::string touched = orig.ok() && orig->status == "Completed" ? TouchedOutputs(OutputJobOf(orig->name)) : "";
+    std::string touched =
+        orig.ok() && orig->status == "Completed" ? TouchedOutputs(OutputJobOf(orig->name)) : "";
     if (!touched.empty()) {
       why_not = "the run with the same key, " + prior->job + ", cannot stand for it: " + touched;
     } else if (orig.ok() && orig->status == "Completed") {
@@ -538,7 +579,8 @@ Status Scheduler::LaunchStep(const std::string& pipe_name, const json& step, int
       job.snapshot = step.value("snapshot", "");
       job.parent = pipe.name;
       job.properties = {{"reused_from", orig->name}, {"azureml.isreused", "true"}};
-      if (orig->properties.contains("output_hashes")) job.properties["output_hashes"] = orig->properties["output_hashes"];
+      if (orig->properties.contains("output_hashes"))
+        job.properties["output_hashes"] = orig->properties["output_hashes"];
       job.slots = 0;
       job.token = RandomHex(24);
       job.created_at = now;
@@ -551,29 +593,36 @@ Status Scheduler::LaunchStep(const std::string& pipe_name, const json& step, int
         st.attempts[sname].pop_back();
         return s;
       }
-      SweepLog(pipe.name, "reused " + sname + ": " + orig->name + " (same code, environment, command, inputs and settings)");
-      (void)Transition(child, "Completed", "reused " + orig->name + ": the same step completed before", now, now, 0);
+      SweepLog(pipe.name, "reused " + sname + ": " + orig->name +
+                              " (same code, environment, command, inputs and settings)");
+      (void)Transition(child, "Completed",
+                       "reused " + orig->name + ": the same step completed before", now, now, 0);
       return Status::Ok();
     } else {
-      why_not = "the run with the same key, " + prior->job + ", is " + (orig.ok() ? orig->status : std::string("gone"));
+      why_not = "the run with the same key, " + prior->job + ", is " +
+                (orig.ok() ? orig->status : std::string("gone"));
     }
   } else if (auto recent = store_->RecentStepRuns(ident, 20); !recent.empty()) {
-    // The first field, in the order a user reads a step, that differs from the closest earlier run: of the
-    // recent runs of this step, the one that differs in the fewest fields (the newest of those).
+    // The first field, in the order a user reads a step, that differs from the closest earlier run:
+    // of the recent runs of this step, the one that differs in the fewest fields (the newest of
+    // those).
     auto order_of = [&](const json& other) {
       std::vector<std::string> order = {"code", "environment", "command", "type", "sweep"};
       for (const auto& [k, _] : fields.items())
         if (StartsWith(k, "inputs.")) order.push_back(k);
       for (const auto& [k, _] : other.items())
         if (StartsWith(k, "inputs.") && !fields.contains(k)) order.push_back(k);
-      for (const char* k : {"outputs", "environment_variables", "resources", "distribution", "limits", "compute"}) order.push_back(k);
+      for (const char* k :
+           {"outputs", "environment_variables", "resources", "distribution", "limits", "compute"})
+        order.push_back(k);
       return order;
     };
     const store::StepRun* closest = nullptr;
     size_t fewest = 0;
     for (const auto& r : recent) {
       size_t differ = 0;
-      for (const auto& k : order_of(r.fields)) differ += fields.value(k, json()) != r.fields.value(k, json());
+      for (const auto& k : order_of(r.fields))
+        differ += fields.value(k, json()) != r.fields.value(k, json());
       if (!closest || differ < fewest) {
         closest = &r;
         fewest = differ;
@@ -582,9 +631,13 @@ Status Scheduler::LaunchStep(const std::string& pipe_name, const json& step, int
     for (const auto& k : order_of(closest->fields)) {
       json now_v = fields.value(k, json()), then_v = closest->fields.value(k, json());
       if (now_v == then_v) continue;
-      if (then_v.is_null()) why_not = k + " is new since " + closest->job;
-      else if (now_v.is_null()) why_not = k + " was removed since " + closest->job;
-      else why_not = k + " changed: " + Short(then_v) + " -> " + Short(now_v) + " (since " + closest->job + ")";
+      if (then_v.is_null())
+        why_not = k + " is new since " + closest->job;
+      else if (now_v.is_null())
+        why_not = k + " was removed since " + closest->job;
+      else
+        why_not = k + " changed: " + Short(then_v) + " -> " + Short(now_v) + " (since " +
+                  closest->job + ")";
       break;
     }
     if (why_not.empty()) why_not = "no completed run with the same key";
@@ -624,7 +677,8 @@ Status Scheduler::LaunchStep(const std::string& pipe_name, const json& step, int
   return Status::Ok();
 }
 
-// A pipeline's steps checked as the jobs they will be, before anything runs: computes, inputs, outputs.
+// A pipeline's steps checked as the jobs they will be, before anything runs: computes, inputs,
+// outputs.
 Status Scheduler::ValidatePipeline(const spec::JobSpec& s, const SubmitRequest& r) {
   for (const auto& step : s.pipeline.value("steps", json::array())) {
     SubmitRequest check;
@@ -637,11 +691,14 @@ Status Scheduler::ValidatePipeline(const spec::JobSpec& s, const SubmitRequest& 
     }
     check.dry_run = true;
     auto v = DoSubmit(check);
-    if (!v.ok()) return Status(v.status().code(), "jobs." + step.value("name", "") + ": " + v.status().message());
+    if (!v.ok())
+      return Status(v.status().code(),
+                    "jobs." + step.value("name", "") + ": " + v.status().message());
     if (!r.dry_run) {
       std::string snap = step.value("snapshot", "");
       if (!snap.empty() && !store_->GetSnapshot(snap).ok())
-        return InvalidArgument("jobs." + step.value("name", "") + ": code snapshot " + snap + " was not uploaded");
+        return InvalidArgument("jobs." + step.value("name", "") + ": code snapshot " + snap +
+                               " was not uploaded");
     }
   }
   return Status::Ok();

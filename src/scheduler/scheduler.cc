@@ -29,7 +29,6 @@ std::string SupervisorCredential(const std::string& secret, const std::string& j
   return Sha256Hex("cairn-supervisor\n" + secret + "\n" + job_token);
 }
 
-
 using nlohmann::json;
 using store::JobRecord;
 
@@ -58,8 +57,9 @@ long long JobEvents::WaitPast(long long seen, int timeout_ms) {
 
 Scheduler::Scheduler(SchedulerConfig config, std::unique_ptr<store::JobStore> store)
     : config_(std::move(config)), store_(std::move(store)), blobs_(config_.workspace + "/blobs") {
-  local_slots_ = config_.local_slots > 0 ? config_.local_slots
-                                         : std::max(1, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
+  local_slots_ = config_.local_slots > 0
+                     ? config_.local_slots
+                     : std::max(1, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
 }
 
 Scheduler::~Scheduler() { Stop(); }
@@ -133,11 +133,13 @@ void Scheduler::Tick() {
     malloc_trim(0);
     trimmed_ = true;
   }
-  // Supervisors this server started are reaped here (the server keeps SIGCHLD's default so that commands
-  // it runs itself, podman's and Slurm's, report their exit status), so ESRCH below means gone.
+  // Supervisors this server started are reaped here (the server keeps SIGCHLD's default so that
+  // commands it runs itself, podman's and Slurm's, report their exit status), so ESRCH below means
+  // gone.
   for (auto it = children_.begin(); it != children_.end();) {
     pid_t r = waitpid(static_cast<pid_t>(*it), nullptr, WNOHANG);
-    it = (r == static_cast<pid_t>(*it) || (r < 0 && errno == ECHILD)) ? children_.erase(it) : std::next(it);
+    it = (r == static_cast<pid_t>(*it) || (r < 0 && errno == ECHILD)) ? children_.erase(it)
+                                                                      : std::next(it);
   }
   std::vector<std::pair<std::string, long long>> gone;
   long long now = NowMillis();
@@ -151,7 +153,8 @@ void Scheduler::Tick() {
     auto spawned = spawned_at_.find(name);
     bool settled = spawned == spawned_at_.end() || now - spawned->second > 5000;
     std::string run_dir = compute::RunLayout::For(config_.workspace, name).root;
-    if (settled && !compute::IsAliveWithMarker(static_cast<pid_t>(pid), run_dir)) gone.emplace_back(name, pid);
+    if (settled && !compute::IsAliveWithMarker(static_cast<pid_t>(pid), run_dir))
+      gone.emplace_back(name, pid);
   }
   for (const auto& [name, pid] : gone) {
     if (auto holder = LockHolderOf(name, pid)) {
@@ -187,7 +190,8 @@ Status Scheduler::Cancel(const std::string& name) {
   return Call<Status>([this, name] { return DoCancel(name); });
 }
 
-Status Scheduler::SupervisorEvent(const std::string& name, const std::string& event, const std::string& reason) {
+Status Scheduler::SupervisorEvent(const std::string& name, const std::string& event,
+                                  const std::string& reason) {
   return Call<Status>([this, name, event, reason]() -> Status {
     auto job = store_->GetBrief(name);
     if (!job.ok()) return job.status();
@@ -203,7 +207,8 @@ Status Scheduler::SupervisorEvent(const std::string& name, const std::string& ev
         slurm_[name].state = "RUNNING";
         job->status = "Preparing";
       }
-      if (job->status == "Preparing" && !reason.empty()) (void)Transition(name, "Preparing", reason);
+      if (job->status == "Preparing" && !reason.empty())
+        (void)Transition(name, "Preparing", reason);
       // Its timeout runs from now (and it is ended a kill grace after).
       if (auto t = timeout_ms_.find(name); t != timeout_ms_.end())
         expected_end_[name] = NowMillis() + t->second + config_.kill_grace_ms;
@@ -230,7 +235,8 @@ Result<JobRecord> Scheduler::Update(const std::string& name, const json& patch) 
         if (k == "display_name") r.display_name = v;
         if (k == "description") r.description = v;
         if (k == "experiment_name") {
-          if (!job->experiment_name.empty() && v != job->experiment_name && !store::IsTerminalStatus(job->status))
+          if (!job->experiment_name.empty() && v != job->experiment_name &&
+              !store::IsTerminalStatus(job->status))
             return FailedPrecondition("experiment_name cannot change while the job is in progress");
           r.experiment_name = v;
         }
@@ -252,9 +258,10 @@ Result<JobRecord> Scheduler::Update(const std::string& name, const json& patch) 
           r.properties[pk] = val;
         }
       } else {
-        return InvalidArgument("'" + k +
-                               "' cannot be updated (only tags, properties, display_name, description "
-                               "and experiment_name can)");
+        return InvalidArgument(
+            "'" + k +
+            "' cannot be updated (only tags, properties, display_name, description "
+            "and experiment_name can)");
       }
     }
     Status s = store_->UpdateMeta(r);
@@ -295,8 +302,8 @@ Result<json> Scheduler::CreateCompute(const json& spec_json) {
       auto target = SlurmTargetFor(c.name);
       if (target && !target->conf.empty() && !PathExists(target->conf)) {
         (void)store_->DeleteCompute(c.name);
-        return InvalidArgument("compute '" + c.name + "': slurm.conf: no such file " + target->conf +
-                               " on the workspace server's machine");
+        return InvalidArgument("compute '" + c.name + "': slurm.conf: no such file " +
+                               target->conf + " on the workspace server's machine");
       }
       if (target) {
         auto probe = compute::RunSlurmCommand(*target, {"sinfo", "-h", "-o", "%P"});
@@ -320,7 +327,8 @@ Status Scheduler::DeleteCompute(const std::string& name) {
     if (!c.ok()) return c.status();
     auto it = pools_.find(name);
     if (it != pools_.end() && (it->second.in_use > 0 || !it->second.queue.empty()))
-      return FailedPrecondition("compute '" + name + "' has jobs running or queued; cancel them first");
+      return FailedPrecondition("compute '" + name +
+                                "' has jobs running or queued; cancel them first");
     pools_.erase(name);
     return store_->DeleteCompute(name);
   });
@@ -340,12 +348,14 @@ std::pair<int, int> Scheduler::PoolUsage(const std::string& compute) {
 
 // ---- the state machine (scheduler thread only) ----
 
-Status Scheduler::Transition(const std::string& name, const std::string& status, const std::string& reason,
-                             std::optional<long long> start, std::optional<long long> end,
-                             std::optional<long long> exit_code, const std::string& error) {
+Status Scheduler::Transition(const std::string& name, const std::string& status,
+                             const std::string& reason, std::optional<long long> start,
+                             std::optional<long long> end, std::optional<long long> exit_code,
+                             const std::string& error) {
   Status s = store_->Transition(name, {status, reason, NowMillis()}, start, end, exit_code, error);
   events_.Bump();
-  if (store::IsTerminalStatus(status) && config_.on_final) config_.on_final(name, status, NowMillis());
+  if (store::IsTerminalStatus(status) && config_.on_final)
+    config_.on_final(name, status, NowMillis());
   NoteTrialStatus(name, status);  // FinishFromExitFile, which ends most jobs, does the same
   return s;
 }
@@ -361,7 +371,8 @@ Scheduler::Pool* Scheduler::PoolFor(const std::string& compute) {
   auto c = store_->GetCompute(compute);
   if (!c.ok()) return nullptr;
   auto parsed = spec::ComputeSpecFromJson(c->spec);
-  if (!parsed.ok()) return nullptr;  // a record this server wrote; unreadable only if the file was edited
+  if (!parsed.ok())
+    return nullptr;  // a record this server wrote; unreadable only if the file was edited
   spec::ComputeSpec cs = *parsed;
   Pool& p = pools_[compute];
   p.capacity = CapacityOf(cs);
@@ -369,12 +380,14 @@ Scheduler::Pool* Scheduler::PoolFor(const std::string& compute) {
 }
 
 namespace {
-// How long Slurm may go on holding a job whose supervisor recorded its end before Cairn ends it anyway.
+// How long Slurm may go on holding a job whose supervisor recorded its end before Cairn ends it
+// anyway.
 constexpr long long kSlurmCompletingGraceMs = 10000;
 
 // A job takes one slot per instance, or what resources.properties.slots asks for.
 int SlotsFor(const spec::JobSpec& s) {
-  if (s.resources_properties.contains("slots") && s.resources_properties["slots"].is_number_integer())
+  if (s.resources_properties.contains("slots") &&
+      s.resources_properties["slots"].is_number_integer())
     return std::max(1, s.resources_properties["slots"].get<int>());
   return s.instance_count;
 }
@@ -387,19 +400,21 @@ std::string DatastoreName(const std::string& uri) {
 }  // namespace
 
 namespace {
-// How many later jobs may start before one that waits for GPUs; then the queue waits for it (no starving).
+// How many later jobs may start before one that waits for GPUs; then the queue waits for it (no
+// starving).
 constexpr int kMaxPassed = 8;
 }  // namespace
 
 std::string Scheduler::QueueReason(const std::string& compute, int need, size_t ahead) {
   Pool& p = pools_[compute];
   std::string unit = compute == "local" ? "CPU slot" : "node";
-  return "waiting for " + std::to_string(need) + " " + unit + (need == 1 ? "" : "s") + " on " + compute +
-         " (" + std::to_string(p.in_use) + " of " + std::to_string(p.capacity) + " in use" +
-         (ahead > 0 ? ", " + std::to_string(ahead) + " queued ahead" : "") + ")";
+  return "waiting for " + std::to_string(need) + " " + unit + (need == 1 ? "" : "s") + " on " +
+         compute + " (" + std::to_string(p.in_use) + " of " + std::to_string(p.capacity) +
+         " in use" + (ahead > 0 ? ", " + std::to_string(ahead) + " queued ahead" : "") + ")";
 }
 
-void Scheduler::Enqueue(const std::string& compute, const std::string& name, int slots, int gpus, long long timeout_s) {
+void Scheduler::Enqueue(const std::string& compute, const std::string& name, int slots, int gpus,
+                        long long timeout_s) {
   Pool* pool = PoolFor(compute);
   pool->queue.push_back({name, slots, gpus, 0, timeout_s > 0 ? timeout_s * 1000 : 0});
   std::lock_guard<std::mutex> l(live_.mu);
@@ -433,37 +448,44 @@ std::string Scheduler::LiveQueueReason(const std::string& job) {
   const auto& set = live_.tickets[compute];
   size_t ahead = static_cast<size_t>(std::distance(set.begin(), set.lower_bound(ticket)));
   auto [in_use, capacity] = live_.usage[compute];
-  if (auto g = live_.gpus_needed.find(job); g != live_.gpus_needed.end() && in_use + need <= capacity) {
+  if (auto g = live_.gpus_needed.find(job);
+      g != live_.gpus_needed.end() && in_use + need <= capacity) {
     // Its slots are there: it waits for GPUs.
     int busy = 0;
     std::vector<std::string> holders;
     for (const auto& h : live_.gpus)
       if (!h.job.empty()) {
         ++busy;
-        if (std::find(holders.begin(), holders.end(), h.job) == holders.end()) holders.push_back(h.job);
+        if (std::find(holders.begin(), holders.end(), h.job) == holders.end())
+          holders.push_back(h.job);
       }
     // Or its GPUs are free, and the queue waits for an older job's.
     if (auto r = live_.reserved.find(compute);
-        r != live_.reserved.end() && r->second.ticket < ticket && g->second <= static_cast<int>(live_.gpus.size()) - busy) {
+        r != live_.reserved.end() && r->second.ticket < ticket &&
+        g->second <= static_cast<int>(live_.gpus.size()) - busy) {
       const auto& res = r->second;
       std::string pass;
       if (res.shadow != std::numeric_limits<long long>::max()) {
         long long left = std::max(0LL, (res.shadow - NowMillis()) / 1000);
-        pass = "; a job whose limits.timeout ends it within " + std::to_string(left) + " s (when the running jobs' "
+        pass = "; a job whose limits.timeout ends it within " + std::to_string(left) +
+               " s (when the running jobs' "
                "timeouts free its GPUs) may pass it";
       } else {
-        pass = "; the jobs holding GPUs have no limits.timeout, so no job that needs GPUs passes it";
+        pass =
+            "; the jobs holding GPUs have no limits.timeout, so no job that needs GPUs passes it";
       }
-      return "waiting behind " + res.job + ", which needs " + Plural(res.gpus, "GPU") + " on " + compute +
-             " and goes first (" + std::to_string(kMaxPassed) + " later jobs have passed it)" + pass;
+      return "waiting behind " + res.job + ", which needs " + Plural(res.gpus, "GPU") + " on " +
+             compute + " and goes first (" + std::to_string(kMaxPassed) +
+             " later jobs have passed it)" + pass;
     }
-    return "waiting for " + Plural(g->second, "GPU") + " on " + compute + " (" + std::to_string(busy) + " of " +
-           std::to_string(live_.gpus.size()) + " in use" + (holders.empty() ? "" : " by " + Join(holders, ", ")) +
+    return "waiting for " + Plural(g->second, "GPU") + " on " + compute + " (" +
+           std::to_string(busy) + " of " + std::to_string(live_.gpus.size()) + " in use" +
+           (holders.empty() ? "" : " by " + Join(holders, ", ")) +
            (ahead > 0 ? ", " + std::to_string(ahead) + " queued ahead" : "") + ")";
   }
   std::string unit = compute == "local" ? "CPU slot" : "node";
-  return "waiting for " + std::to_string(need) + " " + unit + (need == 1 ? "" : "s") + " on " + compute +
-         " (" + std::to_string(in_use) + " of " + std::to_string(capacity) + " in use" +
+  return "waiting for " + std::to_string(need) + " " + unit + (need == 1 ? "" : "s") + " on " +
+         compute + " (" + std::to_string(in_use) + " of " + std::to_string(capacity) + " in use" +
          (ahead > 0 ? ", " + std::to_string(ahead) + " queued ahead" : "") + ")";
 }
 
@@ -480,45 +502,53 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
   } else if (!IsValidName(name)) {
     return InvalidArgument("'" + name + "' is not a valid job name");
   } else if (store_->Get(name).ok()) {
-    return AlreadyExists("a job named '" + name + "' already exists in this workspace; choose another --name");
+    return AlreadyExists("a job named '" + name +
+                         "' already exists in this workspace; choose another --name");
   }
   std::string compute = s.compute.empty() ? "local" : s.compute;
   Pool* pool = PoolFor(compute);
   if (!pool) {
-    return FailedPrecondition("compute '" + compute + "' does not exist in this workspace; create it with: "
-                              "cairn compute create --name " + compute +
-                              " --type amlcompute --min-instances 0 --max-instances 4");
+    return FailedPrecondition("compute '" + compute +
+                              "' does not exist in this workspace; create it with: "
+                              "cairn compute create --name " +
+                              compute + " --type amlcompute --min-instances 0 --max-instances 4");
   }
   if (s.distribution.is_object() && s.distribution.value("type", "") == "ray") {
-    return InvalidArgument("distribution.type: ray is not supported yet (supported: pytorch, tensorflow, mpi)");
+    return InvalidArgument(
+        "distribution.type: ray is not supported yet (supported: pytorch, tensorflow, mpi)");
   }
   int slots = SlotsFor(s);
   if (auto target = SlurmTargetFor(compute)) {
     auto c = store_->GetCompute(compute);
     int max_nodes = c.ok() ? c->spec.value("max_instances", 4) : 4;
     if (s.instance_count > max_nodes)
-      return InvalidArgument("resources.instance_count: the job asks for " + std::to_string(s.instance_count) +
-                             " nodes but compute '" + compute + "' allows at most " + std::to_string(max_nodes) +
-                             " (max_instances)");
+      return InvalidArgument("resources.instance_count: the job asks for " +
+                             std::to_string(s.instance_count) + " nodes but compute '" + compute +
+                             "' allows at most " + std::to_string(max_nodes) + " (max_instances)");
   }
   if (slots > pool->capacity) {
-    return InvalidArgument("resources.instance_count: the job needs " + std::to_string(slots) + " " +
-                           (compute == "local" ? "CPU slots" : "nodes") + " but compute '" + compute +
-                           "' has at most " + std::to_string(pool->capacity));
+    return InvalidArgument("resources.instance_count: the job needs " + std::to_string(slots) +
+                           " " + (compute == "local" ? "CPU slots" : "nodes") + " but compute '" +
+                           compute + "' has at most " + std::to_string(pool->capacity));
   }
   // GPUs: a job that asks for more than this machine has can never start.
   int gpus = 0;
   if (RunsHere(compute)) {
-    auto c = compute == "local" ? Result<store::ComputeRecord>(NotFound("")) : store_->GetCompute(compute);
+    auto c = compute == "local" ? Result<store::ComputeRecord>(NotFound(""))
+                                : store_->GetCompute(compute);
     GpuRequest g = RequestOf(r.spec, c.ok() ? &c->spec : nullptr);
     gpus = g.Total();
     if (gpus > static_cast<int>(config_.gpus.size()))
-      return InvalidArgument(g.from + ": " + g.shape + " asks for " + Plural(g.per_instance, "GPU") + " per instance" +
-                             (g.instances > 1 ? " (" + std::to_string(gpus) + " for " + std::to_string(g.instances) + " instances)" : "") +
-                             " but compute '" + compute + "' has " + Plural(static_cast<long long>(config_.gpus.size()), "GPU") +
-                             " (this machine's; CAIRN_GPUS declares them where discovery cannot see them)");
-    // On the local compute a GPU job is bounded by its GPUs, not by CPU slots: CPU-only jobs keep theirs
-    // (4 GPUs and 2 CPUs run two 2-GPU jobs and two CPU jobs at once).
+      return InvalidArgument(
+          g.from + ": " + g.shape + " asks for " + Plural(g.per_instance, "GPU") + " per instance" +
+          (g.instances > 1
+               ? " (" + std::to_string(gpus) + " for " + std::to_string(g.instances) + " instances)"
+               : "") +
+          " but compute '" + compute + "' has " +
+          Plural(static_cast<long long>(config_.gpus.size()), "GPU") +
+          " (this machine's; CAIRN_GPUS declares them where discovery cannot see them)");
+    // On the local compute a GPU job is bounded by its GPUs, not by CPU slots: CPU-only jobs keep
+    // theirs (4 GPUs and 2 CPUs run two 2-GPU jobs and two CPU jobs at once).
     if (gpus > 0 && compute == "local") slots = 0;
   }
   for (const auto& [in_name, in] : s.inputs) {
@@ -527,19 +557,22 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
     switch (in.path_kind) {
       case spec::PathKind::kLocal:
         if (r.dry_run) break;  // validation uploads nothing
-        if (!r.input_manifests.count(in_name) || !store_->GetSnapshot(r.input_manifests[in_name]).ok())
-          return InvalidArgument(f + ": the local data at " + in.path + " was not uploaded with the job");
+        if (!r.input_manifests.count(in_name) ||
+            !store_->GetSnapshot(r.input_manifests[in_name]).ok())
+          return InvalidArgument(f + ": the local data at " + in.path +
+                                 " was not uploaded with the job");
         break;
       case spec::PathKind::kHttp:
         if (in.type == "uri_folder" && in.mode != "direct")
-          return InvalidArgument(f + ": a uri_folder cannot be read from an http(s) URL (" + in.path +
-                                 "); use type: uri_file, or mode: direct");
+          return InvalidArgument(f + ": a uri_folder cannot be read from an http(s) URL (" +
+                                 in.path + "); use type: uri_file, or mode: direct");
         break;
       case spec::PathKind::kAsset:
       case spec::PathKind::kDatastore:
       case spec::PathKind::kJobOutput:
       case spec::PathKind::kRuns: {
-        bool model = in.type == "mlflow_model" || in.type == "custom_model" || in.type == "triton_model";
+        bool model =
+            in.type == "mlflow_model" || in.type == "custom_model" || in.type == "triton_model";
         auto loc = Locate(f, in.path, model ? "model" : "data");
         if (!loc.ok()) return loc.status();
         if ((in.mode == "eval_mount" || in.mode == "eval_download") && loc->kind == "http")
@@ -548,9 +581,10 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
       }
       case spec::PathKind::kCloud:
         if (in.mode != "direct")
-          return FailedPrecondition(f + ": cloud storage (" + in.path +
-                                    ") cannot be reached from this workspace; use a local path or an "
-                                    "http(s) URL, or mode: direct to pass the URI as is");
+          return FailedPrecondition(
+              f + ": cloud storage (" + in.path +
+              ") cannot be reached from this workspace; use a local path or an "
+              "http(s) URL, or mode: direct to pass the URI as is");
         break;
       case spec::PathKind::kNone:
         if (!in.optional) return InvalidArgument(f + ": no path");
@@ -560,14 +594,18 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
   for (const auto& [out_name, out] : s.outputs) {
     if (out.path.empty()) continue;
     if (spec::ClassifyPath(out.path) != spec::PathKind::kDatastore)
-      return InvalidArgument("outputs." + out_name + ".path: an output's path must be a datastore URI "
-                             "(azureml://datastores/<name>/paths/<path>), got \"" + out.path + "\"");
+      return InvalidArgument("outputs." + out_name +
+                             ".path: an output's path must be a datastore URI "
+                             "(azureml://datastores/<name>/paths/<path>), got \"" +
+                             out.path + "\"");
     if (DatastoreFolder(DatastoreName(out.path)).empty())
-      return FailedPrecondition("outputs." + out_name + ".path: datastore '" + DatastoreName(out.path) +
-                                "' does not exist in this workspace (" + out.path + ")");
+      return FailedPrecondition("outputs." + out_name + ".path: datastore '" +
+                                DatastoreName(out.path) + "' does not exist in this workspace (" +
+                                out.path + ")");
     if (out.path.find("/paths/") == std::string::npos ||
         std::string("/" + out.path + "/").find("/../") != std::string::npos)
-      return InvalidArgument("outputs." + out_name + ".path: expected azureml://datastores/<name>/paths/<path>, got \"" +
+      return InvalidArgument("outputs." + out_name +
+                             ".path: expected azureml://datastores/<name>/paths/<path>, got \"" +
                              out.path + "\"");
   }
   if (!r.dry_run && !r.snapshot.empty() && !store_->GetSnapshot(r.snapshot).ok())
@@ -583,7 +621,8 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
   s.name = name;
   json spec_json = spec::ToJson(s);
   spec_json["input_snapshots"] = r.input_manifests;
-  if (r.spec.contains("hyperparameters")) spec_json["hyperparameters"] = r.spec["hyperparameters"];  // a trial's
+  if (r.spec.contains("hyperparameters"))
+    spec_json["hyperparameters"] = r.spec["hyperparameters"];  // a trial's
   for (const char* k : {"pipeline_step", "attempt", "reuse"})  // a pipeline step's
     if (r.spec.contains(k)) spec_json[k] = r.spec[k];
   if (!r.mlflow_experiment_id.empty()) spec_json["mlflow_experiment_id"] = r.mlflow_experiment_id;
@@ -597,7 +636,8 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
   job.created_at = NowMillis();
   job.status = "Starting";
   job.parent = r.parent;
-  if (s.type == "sweep" || s.type == "pipeline") job.slots = 0;  // the trials (steps) take the slots
+  if (s.type == "sweep" || s.type == "pipeline")
+    job.slots = 0;  // the trials (steps) take the slots
   if (s.type == "pipeline") {
     if (Status v = ValidatePipeline(s, r); !v.ok()) return v;
   }
@@ -607,7 +647,11 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
     Status st = store_->Insert(job, {{"NotStarted", "submitted", job.created_at},
                                      {"Starting", "accepted by the workspace", job.created_at}});
     if (!st.ok()) return st;
-    (void)Transition(name, "Running", "pipeline started: " + Plural(static_cast<long long>(s.pipeline.value("steps", json::array()).size()), "step"), now);
+    (void)Transition(
+        name, "Running",
+        "pipeline started: " +
+            Plural(static_cast<long long>(s.pipeline.value("steps", json::array()).size()), "step"),
+        now);
     pipelines_[name].loaded = true;  // a new pipeline has no step jobs yet
     PipelineStep(name);
     return store_->Get(name);
@@ -628,7 +672,8 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
   events_.Bump();
   Enqueue(compute, name, slots, gpus, s.timeout_seconds);
   // A job that can start at once is started right after its answer goes out (the next task of this
-  // thread), so the client has the job while its supervisor starts; one that must wait is Queued now.
+  // thread), so the client has the job while its supervisor starts; one that must wait is Queued
+  // now.
   if (Pool* p = PoolFor(compute);
       p && p->queue.size() == 1 && p->in_use + slots <= p->capacity && gpus <= FreeGpus()) {
     Post([this, compute] { Schedule(compute); });
@@ -638,7 +683,9 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
   if (live_.ticket_of.count(name)) {  // still waiting; reads of live_ from this thread need no lock
     bool slots_free = pool->in_use + slots <= pool->capacity;
     (void)Transition(name, "Queued",
-                     slots_free && gpus > FreeGpus() ? GpuWaitReason(compute, gpus) : QueueReason(compute, slots, pool->queue.size() - 1));
+                     slots_free && gpus > FreeGpus()
+                         ? GpuWaitReason(compute, gpus)
+                         : QueueReason(compute, slots, pool->queue.size() - 1));
   }
   return store_->Get(name);
 }
@@ -649,7 +696,8 @@ Scheduler::Reservation Scheduler::ReservationFor(const Queued& q) {
   r.gpus = q.gpus;
   r.slots = q.slots;
   r.shadow = std::numeric_limits<long long>::max();
-  // The GPUs held now, by when each holder's timeout ends it; a holder with no timeout never counts.
+  // The GPUs held now, by when each holder's timeout ends it; a holder with no timeout never
+  // counts.
   std::vector<std::pair<long long, int>> ends;
   for (const auto& [job, held] : gpus_of_) {
     auto e = expected_end_.find(job);
@@ -661,7 +709,8 @@ Scheduler::Reservation Scheduler::ReservationFor(const Queued& q) {
     free += ends[k].second;
     if (free >= q.gpus) {
       r.shadow = ends[k].first;
-      for (size_t m = k + 1; m < ends.size() && ends[m].first == r.shadow; ++m) free += ends[m].second;
+      for (size_t m = k + 1; m < ends.size() && ends[m].first == r.shadow; ++m)
+        free += ends[m].second;
     }
   }
   r.extra = r.shadow == std::numeric_limits<long long>::max() ? 0 : free - q.gpus;
@@ -671,11 +720,12 @@ Scheduler::Reservation Scheduler::ReservationFor(const Queued& q) {
 void Scheduler::Schedule(const std::string& compute) {
   Pool* pool = PoolFor(compute);
   if (!pool) return;
-  // FIFO; but a job that waits only for GPUs may be passed by later jobs that fit, kMaxPassed times. Then it
-  // holds a reservation, and a job behind it starts only where it cannot delay it (Slurm's backfill, on the
-  // jobs' limits.timeout): it needs no GPU and leaves the slots the reserved job needs; or its timeout ends
-  // it before the GPUs the reserved job needs are expected free (from the running jobs' timeouts); or it
-  // takes only GPUs the reserved job will not need then.
+  // FIFO; but a job that waits only for GPUs may be passed by later jobs that fit, kMaxPassed
+  // times. Then it holds a reservation, and a job behind it starts only where it cannot delay it
+  // (Slurm's backfill, on the jobs' limits.timeout): it needs no GPU and leaves the slots the
+  // reserved job needs; or its timeout ends it before the GPUs the reserved job needs are expected
+  // free (from the running jobs' timeouts); or it takes only GPUs the reserved job will not need
+  // then.
   std::optional<Reservation> res;
   long long now = NowMillis();
   size_t i = 0;
@@ -696,7 +746,8 @@ void Scheduler::Schedule(const std::string& compute) {
       for (size_t k = 0; k < i; ++k) ++pool->queue[k].passed;
       Dequeued(next.name);
       auto job = store_->Get(next.name);
-      if (!job.ok() || store::IsTerminalStatus(job->status) || job->status == "CancelRequested") continue;
+      if (!job.ok() || store::IsTerminalStatus(job->status) || job->status == "CancelRequested")
+        continue;
       if (res && !ends_first) res->extra -= next.gpus;
       pool->in_use += next.slots;
       StartJob(*job);
@@ -740,14 +791,16 @@ void Scheduler::StartJob(const JobRecord& job) {
   }
   Result<pid_t> pid = Unavailable("");
   if (!spawner_) {
-    if (!settings::Is("CAIRN_SPAWNER", "off")) spawner_ = std::make_unique<compute::SupervisorSpawner>(config_.self_exe);
+    if (!settings::Is("CAIRN_SPAWNER", "off"))
+      spawner_ = std::make_unique<compute::SupervisorSpawner>(config_.self_exe);
   }
   if (spawner_) pid = spawner_->Spawn(layout.root, layout.SupervisorLog());
   if (!pid.ok()) {
     if (spawner_ && !pid.status().message().empty())
-      fprintf(stderr, "%s cairn server: %s; starting the supervisor directly\n", IsoTime(NowMillis()).c_str(),
-              pid.status().message().c_str());
-    pid = compute::SpawnDetached({config_.self_exe, "supervise", layout.root}, layout.SupervisorLog());
+      fprintf(stderr, "%s cairn server: %s; starting the supervisor directly\n",
+              IsoTime(NowMillis()).c_str(), pid.status().message().c_str());
+    pid = compute::SpawnDetached({config_.self_exe, "supervise", layout.root},
+                                 layout.SupervisorLog());
     if (pid.ok()) children_.insert(*pid);
   }
   if (!pid.ok()) {
@@ -756,7 +809,8 @@ void Scheduler::StartJob(const JobRecord& job) {
   }
   json gpus = json::array();
   for (const auto& instance : held) gpus.push_back(instance);
-  (void)store_->SetSupervisorPid(job.name, *pid, held.empty() || gpus[0].empty() ? json::array() : gpus);
+  (void)store_->SetSupervisorPid(job.name, *pid,
+                                 held.empty() || gpus[0].empty() ? json::array() : gpus);
   if (long long t = run->value("timeout_seconds", 0LL); t > 0 && gpus_of_.count(job.name)) {
     timeout_ms_[job.name] = t * 1000;
     expected_end_[job.name] = std::numeric_limits<long long>::max();
@@ -770,14 +824,16 @@ Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::stri
   auto parsed = spec::JobSpecFromJson(job.spec);
   if (!parsed.ok()) return parsed.status();
   spec::JobSpec s = std::move(parsed).value();
-  // The GPUs each instance holds: its processes see those only. Where the machine has GPUs, a job that
-  // holds none sees none (CUDA_VISIBLE_DEVICES empty), as Slurm and Kubernetes hide unrequested devices.
+  // The GPUs each instance holds: its processes see those only. Where the machine has GPUs, a job
+  // that holds none sees none (CUDA_VISIBLE_DEVICES empty), as Slurm and Kubernetes hide
+  // unrequested devices.
   json held = json::array();
   size_t per_instance = 0;
   for (const auto& instance : gpus) {
     json list = json::array();
     for (int idx : instance) {
-      auto g = std::find_if(config_.gpus.begin(), config_.gpus.end(), [&](const compute::Gpu& x) { return x.index == idx; });
+      auto g = std::find_if(config_.gpus.begin(), config_.gpus.end(),
+                            [&](const compute::Gpu& x) { return x.index == idx; });
       list.push_back({{"index", idx}, {"uuid", g == config_.gpus.end() ? "" : g->uuid}});
     }
     per_instance = std::max(per_instance, instance.size());
@@ -816,7 +872,8 @@ Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::stri
     std::string target;
     json item;
     if (in.path_kind == spec::PathKind::kNone) continue;
-    if (in.mode == "direct" && (in.path_kind == spec::PathKind::kHttp || in.path_kind == spec::PathKind::kCloud)) {
+    if (in.mode == "direct" &&
+        (in.path_kind == spec::PathKind::kHttp || in.path_kind == spec::PathKind::kCloud)) {
       target = in.path;  // the URI as is: the command reads it itself
     } else {
       DataLocation loc;
@@ -824,11 +881,13 @@ Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::stri
         loc.kind = "blobs";
         loc.snapshot = snapshots.value(name, "");
       } else {
-        bool model = in.type == "mlflow_model" || in.type == "custom_model" || in.type == "triton_model";
+        bool model =
+            in.type == "mlflow_model" || in.type == "custom_model" || in.type == "triton_model";
         auto l = Locate("inputs." + name, in.path, model ? "model" : "data");
         if (!l.ok()) return l.status();
         loc = *l;
-        if (!loc.asset.empty()) notices.push_back("inputs." + name + ": " + in.path + " is " + loc.asset);
+        if (!loc.asset.empty())
+          notices.push_back("inputs." + name + ": " + in.path + " is " + loc.asset);
       }
       auto it = InputItem(name, in, loc, dir, on_slurm, target);
       if (!it.ok()) return it.status();
@@ -846,7 +905,8 @@ Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::stri
   for (const auto& [name, out] : s.outputs) {
     std::string dir = layout.Output(name);
     if (!out.path.empty()) {
-      // A datastore path: the job writes there directly (rw_mount), and the output is read from there.
+      // A datastore path: the job writes there directly (rw_mount), and the output is read from
+      // there.
       std::string rest = out.path.substr(out.path.find("/paths/") + 7);
       while (!rest.empty() && rest.back() == '/') rest.pop_back();
       dir = DatastoreFolder(DatastoreName(out.path)) + (rest.empty() ? "" : "/" + rest);
@@ -856,16 +916,16 @@ Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::stri
     values["outputs." + name] = target;
     env["AZURE_ML_OUTPUT_" + name] = target;
   }
-  auto command = spec::Substitute(s.command, [&](const std::string& ctx, const std::string& n)
-                                                 -> std::optional<std::string> {
-    auto it = values.find(ctx + "." + n);
-    if (it == values.end()) return std::nullopt;
-    return it->second;
-  });
+  auto command = spec::Substitute(
+      s.command, [&](const std::string& ctx, const std::string& n) -> std::optional<std::string> {
+        auto it = values.find(ctx + "." + n);
+        if (it == values.end()) return std::nullopt;
+        return it->second;
+      });
   if (!command.ok()) return InvalidArgument("command: " + command.status().message());
   run["command"] = *command;
-  // Azure ML's advice for GPU sizes: one process per GPU, so an omitted process_count_per_instance is the
-  // instance's GPU count.
+  // Azure ML's advice for GPU sizes: one process per GPU, so an omitted process_count_per_instance
+  // is the instance's GPU count.
   json dist = s.distribution;
   if (per_instance > 0 && dist.is_object() && !dist.contains("process_count_per_instance") &&
       (dist.value("type", "") == "pytorch" || dist.value("type", "") == "mpi"))
@@ -901,7 +961,8 @@ Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::stri
   env["MLFLOW_TRACKING_URI"] = config_.server_url;
   env["MLFLOW_RUN_ID"] = job.name;
   env["MLFLOW_EXPERIMENT_NAME"] = job.experiment_name;
-  if (job.spec.contains("mlflow_experiment_id")) env["MLFLOW_EXPERIMENT_ID"] = job.spec["mlflow_experiment_id"];
+  if (job.spec.contains("mlflow_experiment_id"))
+    env["MLFLOW_EXPERIMENT_ID"] = job.spec["mlflow_experiment_id"];
   env["MLFLOW_TRACKING_TOKEN"] = job.token;
   if (!config_.python_helper_dir.empty()) {
     // The job's own PYTHONPATH (environment_variables) first, then the helper, then the server's.
@@ -915,7 +976,8 @@ Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::stri
     const char* pp = getenv("PYTHONPATH");
     if (own == s.environment_variables.end() && pp) add(pp);
     env["PYTHONPATH"] = path;
-    run["python_helper_dir"] = config_.python_helper_dir;  // the sandbox shows it to the job, read-only
+    run["python_helper_dir"] =
+        config_.python_helper_dir;  // the sandbox shows it to the job, read-only
   }
   env["CAIRN_JOB_NAME"] = job.name;
   env["CAIRN_RUN_DIR"] = layout.root;
@@ -953,10 +1015,10 @@ void Scheduler::FinishFromExitFile(const std::string& name, const std::string& u
   std::string outcome = exit.value("outcome", "failed");
   std::string reason = exit.value("reason", "");
   if (auto w = slurm_.find(name); w != slurm_.end() && !w->second.id.empty()) {
-    // A Slurm job's processes are gone only once Slurm is done with it: until then the next poll of Slurm
-    // finishes the job. After a grace Cairn takes the supervisor's word (a dead node never confirms its
-    // cleanup, and Slurm may hold such a job RUNNING or COMPLETING for minutes).
-    // What Slurm last said, from the poll (PollSlurm asks about every job at once; a query per finishing
+    // A Slurm job's processes are gone only once Slurm is done with it: until then the next poll of
+    // Slurm finishes the job. After a grace Cairn takes the supervisor's word (a dead node never
+    // confirms its cleanup, and Slurm may hold such a job RUNNING or COMPLETING for minutes). What
+    // Slurm last said, from the poll (PollSlurm asks about every job at once; a query per finishing
     // job here would hold up the scheduler thread). "" when Slurm has forgotten the job.
     SlurmWatch& sw = w->second;
     compute::SlurmJobState st{sw.state, sw.reason, sw.nodes};
@@ -966,7 +1028,8 @@ void Scheduler::FinishFromExitFile(const std::string& name, const std::string& u
       if (NowMillis() - sw.completing_since < kSlurmCompletingGraceMs) return;
     }
     if (outcome == "canceled" && job->status != "CancelRequested") {
-      // Nobody asked Cairn to cancel: Slurm stopped the job (a node failed, its time limit, preemption).
+      // Nobody asked Cairn to cancel: Slurm stopped the job (a node failed, its time limit,
+      // preemption).
       std::string what = st.state;
       if (!st.reason.empty() && st.reason != "None") what += ", " + st.reason;
       if (what.empty()) what = compute::SlurmAccounting(sw.target, sw.id).value_or("");
@@ -992,7 +1055,8 @@ void Scheduler::FinishFromExitFile(const std::string& name, const std::string& u
     last = {"Completed", "the command exited with code 0", now};
   } else if (outcome == "canceled" || outcome == "timeout") {
     // A cancel with a reason of its own (a sweep's policy or its end) keeps it as the final reason.
-    if (auto c = cancel_reason_.find(name); c != cancel_reason_.end() && outcome != "timeout") reason = c->second;
+    if (auto c = cancel_reason_.find(name); c != cancel_reason_.end() && outcome != "timeout")
+      reason = c->second;
     cancel_reason_.erase(name);
     last = {"Canceled", reason, now};
     if (outcome == "timeout") error = reason;
@@ -1000,12 +1064,13 @@ void Scheduler::FinishFromExitFile(const std::string& name, const std::string& u
     last = {"Failed", reason, now};
     error = reason;
   }
-  if (Status st = store_->Transition(name, std::vector<store::StatusEvent>{finalizing, last}, started, ended, code, error);
+  if (Status st = store_->Transition(name, std::vector<store::StatusEvent>{finalizing, last},
+                                     started, ended, code, error);
       !st.ok()) {
-    // Not recorded (a full disk): the job stays where it is, and the next tick, which finds its supervisor
-    // gone, tries again, so it ends as soon as the store can take it.
-    fprintf(stderr, "%s cairn server: cannot record the end of job %s: %s\n", IsoTime(NowMillis()).c_str(),
-            name.c_str(), st.message().c_str());
+    // Not recorded (a full disk): the job stays where it is, and the next tick, which finds its
+    // supervisor gone, tries again, so it ends as soon as the store can take it.
+    fprintf(stderr, "%s cairn server: cannot record the end of job %s: %s\n",
+            IsoTime(NowMillis()).c_str(), name.c_str(), st.message().c_str());
     return;
   }
   if (last.status == "Completed") RegisterOutputAssets(*job);
@@ -1018,10 +1083,12 @@ void Scheduler::FinishFromExitFile(const std::string& name, const std::string& u
 void Scheduler::FailJob(const std::string& name, const std::string& reason) {
   auto job = store_->Get(name);
   if (!job.ok() || store::IsTerminalStatus(job->status)) return;
-  if (Status st = Transition(name, "Failed", reason, std::nullopt, NowMillis(), std::nullopt, reason); !st.ok()) {
+  if (Status st =
+          Transition(name, "Failed", reason, std::nullopt, NowMillis(), std::nullopt, reason);
+      !st.ok()) {
     // Kept for the next tick to try again (see FinishFromExitFile).
-    fprintf(stderr, "%s cairn server: cannot record that job %s failed: %s\n", IsoTime(NowMillis()).c_str(),
-            name.c_str(), st.message().c_str());
+    fprintf(stderr, "%s cairn server: cannot record that job %s failed: %s\n",
+            IsoTime(NowMillis()).c_str(), name.c_str(), st.message().c_str());
     return;
   }
   Release(*job);
@@ -1051,7 +1118,8 @@ Status Scheduler::DoCancel(const std::string& name, const std::string& reason) {
   auto it = running_pids_.find(name);
   if (it == running_pids_.end()) {
     (void)Transition(name, "CancelRequested", why);
-    (void)Transition(name, "Canceled", reason.empty() ? "canceled before it started" : reason, std::nullopt, NowMillis());
+    (void)Transition(name, "Canceled", reason.empty() ? "canceled before it started" : reason,
+                     std::nullopt, NowMillis());
     Release(*job);
     return Status::Ok();
   }
@@ -1082,12 +1150,15 @@ GpuRequest Scheduler::RequestOf(const json& job_spec, const json* compute_spec) 
   r.cpus = shape.cpus;
   r.memory = shape.memory;
   if (!shape.known && shape.from == "resources.instance_type")
-    r.note = "resources.instance_type '" + it + "' is neither an instance type of the compute nor an Azure VM size "
+    r.note = "resources.instance_type '" + it +
+             "' is neither an instance type of the compute nor an Azure VM size "
              "Cairn knows (cairn compute list-sizes); the job gets no GPU";
   return r;
 }
 
-bool Scheduler::RunsHere(const std::string& compute) { return !SlurmTargetFor(compute).has_value(); }
+bool Scheduler::RunsHere(const std::string& compute) {
+  return !SlurmTargetFor(compute).has_value();
+}
 
 GpuRequest Scheduler::RequestFor(const JobRecord& job) {
   if (job.compute == "local") return RequestOf(job.spec, nullptr);
@@ -1095,7 +1166,9 @@ GpuRequest Scheduler::RequestFor(const JobRecord& job) {
   return c.ok() ? RequestOf(job.spec, &c->spec) : RequestOf(job.spec, nullptr);
 }
 
-int Scheduler::FreeGpus() const { return static_cast<int>(config_.gpus.size() - gpu_holder_.size()); }
+int Scheduler::FreeGpus() const {
+  return static_cast<int>(config_.gpus.size() - gpu_holder_.size());
+}
 
 std::vector<std::vector<int>> Scheduler::HoldGpus(const std::string& job, const GpuRequest& req) {
   // The lowest free indices, instance by instance: two instances never share one.
@@ -1119,7 +1192,8 @@ void Scheduler::FreeGpusOf(const std::string& job) {
   auto it = gpus_of_.find(job);
   if (it == gpus_of_.end()) return;
   for (int idx : it->second)
-    if (auto h = gpu_holder_.find(idx); h != gpu_holder_.end() && h->second == job) gpu_holder_.erase(h);
+    if (auto h = gpu_holder_.find(idx); h != gpu_holder_.end() && h->second == job)
+      gpu_holder_.erase(h);
   gpus_of_.erase(it);
   PublishGpus();
 }
@@ -1143,14 +1217,16 @@ std::string Scheduler::GpuWaitReason(const std::string& compute, int need) {
   std::vector<std::string> holders;
   for (const auto& [_, job] : gpu_holder_)
     if (std::find(holders.begin(), holders.end(), job) == holders.end()) holders.push_back(job);
-  return "waiting for " + Plural(need, "GPU") + " on " + compute + " (" + std::to_string(gpu_holder_.size()) + " of " +
-         std::to_string(config_.gpus.size()) + " in use" + (holders.empty() ? "" : " by " + Join(holders, ", ")) + ")";
+  return "waiting for " + Plural(need, "GPU") + " on " + compute + " (" +
+         std::to_string(gpu_holder_.size()) + " of " + std::to_string(config_.gpus.size()) +
+         " in use" + (holders.empty() ? "" : " by " + Join(holders, ", ")) + ")";
 }
 
 std::optional<long long> Scheduler::LockHolderOf(const std::string& name, long long recorded) {
   compute::RunLayout layout = compute::RunLayout::For(config_.workspace, name);
   auto holder = compute::RunLockHolder(layout.SupervisorLock());
-  if (!holder || *holder == recorded || !compute::IsAliveWithMarker(*holder, layout.root)) return std::nullopt;
+  if (!holder || *holder == recorded || !compute::IsAliveWithMarker(*holder, layout.root))
+    return std::nullopt;
   return *holder;
 }
 
@@ -1158,13 +1234,14 @@ void Scheduler::Adopt(const std::string& name, long long pid, const json& gpus) 
   (void)store_->SetSupervisorPid(name, pid, gpus.is_array() ? gpus : json::array());
   running_pids_[name] = pid;
   spawned_at_.erase(name);
-  fprintf(stderr, "%s cairn server: job %s: supervisor %lld runs it (found by its run lock)\n", IsoTime(NowMillis()).c_str(),
-          name.c_str(), pid);
+  fprintf(stderr, "%s cairn server: job %s: supervisor %lld runs it (found by its run lock)\n",
+          IsoTime(NowMillis()).c_str(), name.c_str(), pid);
 }
 
 void Scheduler::Reconcile() {
   for (JobRecord job : store_->NonTerminal()) {
-    if (job.type == "sweep") {  // no process of its own: its first step loads its trials and goes on
+    if (job.type ==
+        "sweep") {  // no process of its own: its first step loads its trials and goes on
       sweeps_[job.name];
       continue;
     }
@@ -1185,8 +1262,8 @@ void Scheduler::Reconcile() {
     }
     std::optional<long long> recorded = job.supervisor_pid;
     if (!recorded && job.status != "Queued" && job.status != "NotStarted") {
-      // Killed between starting its supervisor and recording the pid: the supervisor that runs it holds
-      // the run's lock (and its GPUs are in the run file).
+      // Killed between starting its supervisor and recording the pid: the supervisor that runs it
+      // holds the run's lock (and its GPUs are in the run file).
       if (auto holder = LockHolderOf(job.name, 0)) {
         json held = json::array();
         auto run = ReadFile(layout.JobFile());
@@ -1196,7 +1273,8 @@ void Scheduler::Reconcile() {
             json list = json::array();
             if (instance.is_array())
               for (const auto& g : instance)
-                if (g.is_object() && g.contains("index") && g["index"].is_number_integer()) list.push_back(g["index"]);
+                if (g.is_object() && g.contains("index") && g["index"].is_number_integer())
+                  list.push_back(g["index"]);
             held.push_back(list);
           }
         Adopt(job.name, *holder, held);
@@ -1227,14 +1305,16 @@ void Scheduler::Reconcile() {
         // It ended between the two looks (found by the chaos test): its record is there now.
         FinishFromExitFile(job.name);
       } else if (auto holder = LockHolderOf(job.name, pid)) {
-        Adopt(job.name, *holder, job.gpus);  // the second of two supervisors, which stopped for the first
+        Adopt(job.name, *holder,
+              job.gpus);  // the second of two supervisors, which stopped for the first
       } else {
         compute::KillRecordedCgroup(layout.root + "/cgroup");
         FailJob(job.name, "the supervisor (pid " + std::to_string(pid) +
                               ") is gone and left no exit record (was the machine restarted?)");
       }
     } else if (job.status == "CancelRequested") {
-      (void)Transition(job.name, "Canceled", "canceled before it started", std::nullopt, NowMillis());
+      (void)Transition(job.name, "Canceled", "canceled before it started", std::nullopt,
+                       NowMillis());
     } else {
       json limits = job.spec.value("limits", json::object());
       Enqueue(job.compute, job.name, job.slots, RunsHere(job.compute) ? RequestFor(job).Total() : 0,

@@ -20,7 +20,8 @@ namespace {
 // on a shared filesystem it may take a moment to show).
 constexpr long long kExitRecordGraceMs = 3000;
 // After asking the supervisor to stop (scancel --batch --signal=TERM), how long before Slurm's own
-// cancel of every step. The supervisor gives the processes the kill grace twice (nodes, then itself).
+// cancel of every step. The supervisor gives the processes the kill grace twice (nodes, then
+// itself).
 long long ForcedCancelAfterMs(long long kill_grace_ms) { return 2 * kill_grace_ms + 5000; }
 }  // namespace
 
@@ -28,23 +29,27 @@ int Scheduler::CapacityOf(const spec::ComputeSpec& c) const {
   if (c.type == "computeinstance") return 1;
   if (c.type == "local") return local_slots_;
   // Slurm queues; Cairn hands it every job at once (max_instances caps each job's nodes instead).
-  if (c.type == "slurm" || (c.type == "amlcompute" && (c.extra.contains("slurm") || !config_.slurm_conf.empty())))
+  if (c.type == "slurm" ||
+      (c.type == "amlcompute" && (c.extra.contains("slurm") || !config_.slurm_conf.empty())))
     return 1 << 20;
   return c.max_instances;
 }
 
-std::optional<compute::SlurmTarget> SlurmTargetOf(const json& spec, const std::string& default_conf) {
+std::optional<compute::SlurmTarget> SlurmTargetOf(const json& spec,
+                                                  const std::string& default_conf) {
   std::string type = spec.value("type", "");
   json extra = spec.value("extra", json::object());
   json s = extra.value("slurm", json());
-  if (type != "slurm" && !(type == "amlcompute" && (s.is_object() || !default_conf.empty()))) return std::nullopt;
+  if (type != "slurm" && !(type == "amlcompute" && (s.is_object() || !default_conf.empty())))
+    return std::nullopt;
   if (!s.is_object()) s = json::object();
   compute::SlurmTarget t;
   t.conf = s.value("conf", default_conf);
   t.partition = s.value("partition", "");
   t.account = s.value("account", "");
   t.qos = s.value("qos", "");
-  for (const auto& o : s.value("sbatch_options", json::array())) t.sbatch_options.push_back(o.get<std::string>());
+  for (const auto& o : s.value("sbatch_options", json::array()))
+    t.sbatch_options.push_back(o.get<std::string>());
   return t;
 }
 
@@ -58,7 +63,8 @@ std::optional<compute::SlurmTarget> Scheduler::SlurmTargetFor(const std::string&
 void Scheduler::StartSlurmJob(const JobRecord& job, json run, const compute::SlurmTarget& target) {
   compute::RunLayout layout = compute::RunLayout::For(config_.workspace, job.name);
   auto rec = store_->GetCompute(job.compute);
-  json slurm = rec.ok() ? rec->spec.value("extra", json::object()).value("slurm", json::object()) : json::object();
+  json slurm = rec.ok() ? rec->spec.value("extra", json::object()).value("slurm", json::object())
+                        : json::object();
   run["backend"] = "slurm";
   if (slurm.contains("mpirun_options")) run["mpirun_options"] = slurm["mpirun_options"];
   compute::DistPlan plan = compute::DistPlanFromJson(run["distribution"]);
@@ -68,11 +74,14 @@ void Scheduler::StartSlurmJob(const JobRecord& job, json run, const compute::Slu
   req.cairn = slurm.value("cairn", config_.self_exe);
   req.nodes = plan.nodes;
   req.tasks_per_node = plan.OnNode(0);
-  // What the job's shape asks of each node: its GPUs; and an instance type's own CPUs and memory (an Azure
-  // size's are Azure's machines', which a cluster's nodes need not match: only its GPUs are asked for).
+  // What the job's shape asks of each node: its GPUs; and an instance type's own CPUs and memory
+  // (an Azure size's are Azure's machines', which a cluster's nodes need not match: only its GPUs
+  // are asked for).
   GpuRequest shape = RequestOf(job.spec, rec.ok() ? &rec->spec : nullptr);
   req.gpus_per_node = shape.per_instance;
-  if (shape.cpus > 0) req.cpus_per_task = std::max(1, static_cast<int>(std::ceil(shape.cpus / std::max(1, req.tasks_per_node))));
+  if (shape.cpus > 0)
+    req.cpus_per_task =
+        std::max(1, static_cast<int>(std::ceil(shape.cpus / std::max(1, req.tasks_per_node))));
   req.mem = spec::SlurmMemory(shape.memory);
   req.timeout_seconds = run.value("timeout_seconds", 0LL);
   req.staging = slurm.value("staging", "auto");
@@ -127,7 +136,8 @@ void Scheduler::SlurmSubmitted(const std::string& name, const Result<std::string
   if (!id.ok()) {
     slurm_.erase(name);
     if (job.ok() && job->status == "CancelRequested") {
-      (void)Transition(name, "Canceled", "canceled before Slurm started it", std::nullopt, NowMillis());
+      (void)Transition(name, "Canceled", "canceled before Slurm started it", std::nullopt,
+                       NowMillis());
       Release(*job);
       return;
     }
@@ -148,7 +158,8 @@ void Scheduler::SlurmSubmitted(const std::string& name, const Result<std::string
     return;
   }
   if (job->status == "Queued")
-    (void)Transition(name, "Queued", "submitted to Slurm as job " + *id + "; waiting for Slurm to start it");
+    (void)Transition(name, "Queued",
+                     "submitted to Slurm as job " + *id + "; waiting for Slurm to start it");
 }
 
 void Scheduler::CancelSlurmJob(const JobRecord& job, const std::string& reason) {
@@ -164,8 +175,9 @@ void Scheduler::CancelSlurmJob(const JobRecord& job, const std::string& reason) 
     // Nothing runs yet: Slurm's cancel is the whole story.
     Status s = compute::SlurmCancel(w.target, w.id, false);
     if (s.ok()) {
-      (void)Transition(job.name, "Canceled", reason.empty() ? "canceled before Slurm started it" : reason,
-                       std::nullopt, NowMillis());
+      (void)Transition(job.name, "Canceled",
+                       reason.empty() ? "canceled before Slurm started it" : reason, std::nullopt,
+                       NowMillis());
       cancel_reason_.erase(job.name);
       auto j = store_->Get(job.name);
       if (j.ok()) Release(*j);
@@ -218,7 +230,8 @@ void Scheduler::PollSlurm() {
         if (job->status == "Queued" && (w.state != state || w.reason != st->second.reason))
           (void)Transition(name, "Queued", why);
       } else if (job->status == "Queued") {
-        (void)Transition(name, "Preparing", "Slurm job " + w.id + " started on " + st->second.nodes);
+        (void)Transition(name, "Preparing",
+                         "Slurm job " + w.id + " started on " + st->second.nodes);
       }
       w.state = state;
       w.reason = st->second.reason;
@@ -246,18 +259,22 @@ void Scheduler::PollSlurm() {
       continue;
     }
     if (now - w.ended_at < kExitRecordGraceMs) continue;
-    std::string what = known ? state + (st->second.reason.empty() || st->second.reason == "None"
-                                            ? "" : ", " + st->second.reason)
-                             : compute::SlurmAccounting(w.target, w.id).value_or("no record in squeue or sacct");
+    std::string what =
+        known ? state + (st->second.reason.empty() || st->second.reason == "None"
+                             ? ""
+                             : ", " + st->second.reason)
+              : compute::SlurmAccounting(w.target, w.id).value_or("no record in squeue or sacct");
     if (job->status == "CancelRequested") {
       auto reason = cancel_reason_.find(name);
-      (void)Transition(name, "Canceled", reason != cancel_reason_.end() ? reason->second : "canceled by request",
+      (void)Transition(name, "Canceled",
+                       reason != cancel_reason_.end() ? reason->second : "canceled by request",
                        std::nullopt, now);
       cancel_reason_.erase(name);
       Release(*job);
       continue;
     }
-    FailJob(name, "Slurm job " + w.id + " ended (" + what + ") before Cairn's supervisor recorded how the job " +
+    FailJob(name, "Slurm job " + w.id + " ended (" + what +
+                      ") before Cairn's supervisor recorded how the job " +
                       "ended; see system_logs/slurm-" + w.id + ".txt");
   }
 }
@@ -269,7 +286,8 @@ bool Scheduler::ReconcileSlurmJob(const JobRecord& job) {
   auto id = ReadFile(layout.root + "/slurm_job_id");
   if (!id.ok()) {
     // The old server may have died between sbatch and writing the id down: Slurm knows it by name.
-    auto found = compute::RunSlurmCommand(*target, {"squeue", "-h", "-t", "all", "-n", "cairn-" + job.name, "-o", "%i"});
+    auto found = compute::RunSlurmCommand(
+        *target, {"squeue", "-h", "-t", "all", "-n", "cairn-" + job.name, "-o", "%i"});
     if (!found.ok() || Trim(*found).empty()) return false;
     id = Trim(Split(Trim(*found), '\n').front());
     (void)WriteFileAtomic(layout.root + "/slurm_job_id", *id, 0644);

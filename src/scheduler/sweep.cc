@@ -1,7 +1,8 @@
-// The sweep controller: runs on the scheduler thread, one step per tick and per change. Its state is the
-// workspace's own records: the sweep job, and its trials (child jobs <sweep>_<n>, each with its
-// hyperparameters in its spec). Trial n of a random, Sobol or grid sweep depends only on (seed, n), so after
-// a restart the controller issues exactly the trials an uninterrupted sweep would have, none twice.
+// The sweep controller: runs on the scheduler thread, one step per tick and per change. Its state
+// is the workspace's own records: the sweep job, and its trials (child jobs <sweep>_<n>, each with
+// its hyperparameters in its spec). Trial n of a random, Sobol or grid sweep depends only on (seed,
+// n), so after a restart the controller issues exactly the trials an uninterrupted sweep would
+// have, none twice.
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -24,7 +25,8 @@ namespace {
 
 std::string ValueText(const json& v) {
   if (v.is_string()) return v.get<std::string>();
-  if (v.is_number_float()) {  // the shortest text that reads back as the value the trial's params record
+  if (v.is_number_float()) {  // the shortest text that reads back as the value the trial's params
+                              // record
     char buf[32];
     auto r = std::to_chars(buf, buf + sizeof buf, v.get<double>());
     return std::string(buf, r.ptr);
@@ -36,8 +38,8 @@ sweep::Policy PolicyOf(const json& j) {
   sweep::Policy p;
   if (!j.is_object()) return p;
   std::string type = j.value("type", "");
-  p.type = type == "bandit" ? sweep::Policy::Type::kBandit
-           : type == "median_stopping" ? sweep::Policy::Type::kMedianStopping
+  p.type = type == "bandit"                 ? sweep::Policy::Type::kBandit
+           : type == "median_stopping"      ? sweep::Policy::Type::kMedianStopping
            : type == "truncation_selection" ? sweep::Policy::Type::kTruncationSelection
                                             : sweep::Policy::Type::kNone;
   p.evaluation_interval = j.value("evaluation_interval", 1);
@@ -82,8 +84,8 @@ void Scheduler::NoteTrialStatus(const std::string& trial, const std::string& sta
   if (it == sweeps_.end()) return;
   for (auto& t : it->second.trials)
     if (t.name == trial) t.status = status;
-  // A trial's end lets the sweep start the next one now, not at the next tick. Posted (not re-entrant),
-  // and once however many trials end together.
+  // A trial's end lets the sweep start the next one now, not at the next tick. Posted (not
+  // re-entrant), and once however many trials end together.
   if (store::IsTerminalStatus(status) && !it->second.step_pending) {
     it->second.step_pending = true;
     Post([this, sweep = owner->second] {
@@ -109,12 +111,14 @@ void Scheduler::SweepStep(const std::string& name) {
   const json& sw = rec->spec.value("sweep", json::object());
   auto space = sweep::ParseSpace(sw.value("search_space", json::object()));
   if (!space.ok()) {  // validated at submit; only a hand-edited record gets here
-    (void)Transition(name, "Failed", "search_space: " + space.status().message(), std::nullopt, NowMillis());
+    (void)Transition(name, "Failed", "search_space: " + space.status().message(), std::nullopt,
+                     NowMillis());
     forget();
     return;
   }
   const json algorithm = sw.value("algorithm", json::object());
-  const std::string alg = algorithm.value("type", "random"), rule = algorithm.value("rule", "random");
+  const std::string alg = algorithm.value("type", "random"),
+                    rule = algorithm.value("rule", "random");
   const uint64_t seed = algorithm.value("seed", 0ULL);
   const json objective = sw.value("objective", json::object());
   const std::string metric = objective.value("primary_metric", "");
@@ -126,7 +130,8 @@ void Scheduler::SweepStep(const std::string& name) {
   if (alg == "grid") max_total = std::min(max_total, sweep::GridSize(*space));
   const sweep::Policy policy = PolicyOf(sw.value("early_termination", json()));
 
-  if (!st.loaded) {  // after a restart: the trials from their records; their ends were logged before
+  if (!st.loaded) {  // after a restart: the trials from their records; their ends were logged
+                     // before
     store::JobFilter f;
     f.parent = name;
     f.max_results = 0;
@@ -136,7 +141,8 @@ void Scheduler::SweepStep(const std::string& name) {
       x.status = t.status;
       x.hyperparameters = t.spec.value("hyperparameters", json::object());
       x.end_logged = store::IsTerminalStatus(t.status);
-      x.stopped = t.status == "Canceled" && StartsWith(t.status_reason, "stopped by the early-termination policy");
+      x.stopped = t.status == "Canceled" &&
+                  StartsWith(t.status_reason, "stopped by the early-termination policy");
       st.trials.push_back(std::move(x));
     }
     std::sort(st.trials.begin(), st.trials.end(), [&](const SweepTrial& a, const SweepTrial& b) {
@@ -154,15 +160,18 @@ void Scheduler::SweepStep(const std::string& name) {
     end_reason = "limits.timeout of " + std::to_string(timeout) + " s reached";
   }
 
-  // Reports of the primary metric: read for trials still running, and once more when a trial has ended.
+  // Reports of the primary metric: read for trials still running, and once more when a trial has
+  // ended.
   for (auto& t : trials) {
     if (t.values_final || !config_.metric_history || metric.empty()) continue;
     t.values = config_.metric_history(t.name, metric);
     if (store::IsTerminalStatus(t.status)) t.values_final = true;
   }
   std::vector<sweep::TrialCurve> curves;
-  for (const auto& t : trials) curves.push_back({TrialNumber(name, t.name), t.values, store::IsTerminalStatus(t.status)});
-  for (size_t i = 0; i < trials.size() && !ending && policy.type != sweep::Policy::Type::kNone; ++i) {
+  for (const auto& t : trials)
+    curves.push_back({TrialNumber(name, t.name), t.values, store::IsTerminalStatus(t.status)});
+  for (size_t i = 0; i < trials.size() && !ending && policy.type != sweep::Policy::Type::kNone;
+       ++i) {
     SweepTrial& t = trials[i];
     if (store::IsTerminalStatus(t.status) || t.status == "CancelRequested") continue;
     const std::vector<double> all = t.values;
@@ -197,7 +206,8 @@ void Scheduler::SweepStep(const std::string& name) {
   int best = -1;
   double best_value = 0;
   for (size_t i = 0; i < trials.size(); ++i)
-    if (auto b = BestOf(trials[i].values, maximize); b && (best < 0 || (maximize ? *b > best_value : *b < best_value))) {
+    if (auto b = BestOf(trials[i].values, maximize);
+        b && (best < 0 || (maximize ? *b > best_value : *b < best_value))) {
       best = static_cast<int>(i);
       best_value = *b;
     }
@@ -205,7 +215,8 @@ void Scheduler::SweepStep(const std::string& name) {
     char buf[32];
     snprintf(buf, sizeof buf, "%.17g", best_value);
     const std::string& who = trials[static_cast<size_t>(best)].name;
-    if (rec->properties.value("best_child_run_id", "") != who || rec->properties.value("score", "") != buf) {
+    if (rec->properties.value("best_child_run_id", "") != who ||
+        rec->properties.value("score", "") != buf) {
       if (rec->properties.value("best_child_run_id", "") != who)
         SweepLog(name, "best so far: " + who + " with " + metric + " = " + buf);
       JobRecord upd = *rec;
@@ -247,13 +258,17 @@ void Scheduler::SweepStep(const std::string& name) {
     spec["display_name"] = trial;
     spec["hyperparameters"] = params;
     // ${{search_space.x}} in the command; the values also as AZUREML_PARAMETER_<x>.
-    auto cmd = spec::Substitute(spec.value("command", ""), [&](const std::string& ctx, const std::string& key)
-                                                               -> std::optional<std::string> {
-      if (ctx == "search_space") return params.contains(key) ? std::optional<std::string>(ValueText(params[key])) : std::nullopt;
-      return std::optional<std::string>("${{" + ctx + "." + key + "}}");
-    });
+    auto cmd = spec::Substitute(
+        spec.value("command", ""),
+        [&](const std::string& ctx, const std::string& key) -> std::optional<std::string> {
+          if (ctx == "search_space")
+            return params.contains(key) ? std::optional<std::string>(ValueText(params[key]))
+                                        : std::nullopt;
+          return std::optional<std::string>("${{" + ctx + "." + key + "}}");
+        });
     spec["command"] = cmd.ok() ? *cmd : spec.value("command", "");
-    for (auto& [k, v] : params.items()) spec["environment_variables"]["AZUREML_PARAMETER_" + k] = ValueText(v);
+    for (auto& [k, v] : params.items())
+      spec["environment_variables"]["AZUREML_PARAMETER_" + k] = ValueText(v);
     if (config_.on_trial) {
       Status s = config_.on_trial(trial, name, rec->spec.value("mlflow_experiment_id", ""), params);
       if (!s.ok() && s.code() != Code::kAlreadyExists)
@@ -263,7 +278,8 @@ void Scheduler::SweepStep(const std::string& name) {
     r.spec = spec;
     r.snapshot = rec->snapshot;
     if (rec->spec.contains("input_snapshots") && rec->spec["input_snapshots"].is_object())
-      for (auto& [k, v] : rec->spec["input_snapshots"].items()) r.input_manifests[k] = v.get<std::string>();
+      for (auto& [k, v] : rec->spec["input_snapshots"].items())
+        r.input_manifests[k] = v.get<std::string>();
     r.mlflow_experiment_id = rec->spec.value("mlflow_experiment_id", "");
     r.parent = name;
     // Known to the sweep before it exists, so that even its first transitions reach the cache.
@@ -278,7 +294,8 @@ void Scheduler::SweepStep(const std::string& name) {
       trials.pop_back();
       trial_sweep_.erase(trial);
       SweepLog(name, "trial " + trial + " was refused: " + made.status().message());
-      (void)Transition(name, "Failed", "trial " + trial + " was refused: " + made.status().message(), std::nullopt,
+      (void)Transition(name, "Failed",
+                       "trial " + trial + " was refused: " + made.status().message(), std::nullopt,
                        NowMillis(), std::nullopt, made.status().message());
       forget();
       return;
@@ -299,8 +316,9 @@ void Scheduler::SweepStep(const std::string& name) {
       canceled += t.status == "Canceled";
       stopped += t.status == "Canceled" && t.stopped;
     }
-    std::string summary = Plural(static_cast<long long>(trials.size()), "trial") + ": " + std::to_string(completed) + " completed, " +
-                          std::to_string(failed) + " failed, " + std::to_string(canceled) + " canceled (" +
+    std::string summary = Plural(static_cast<long long>(trials.size()), "trial") + ": " +
+                          std::to_string(completed) + " completed, " + std::to_string(failed) +
+                          " failed, " + std::to_string(canceled) + " canceled (" +
                           std::to_string(stopped) + " stopped early)";
     std::string status = ending ? "Canceled" : completed > 0 ? "Completed" : "Failed";
     std::string reason = ending ? end_reason + "; " + summary : summary;

@@ -49,14 +49,16 @@ json BuiltinDatastoreView(const AssetContext& ctx, const std::string& name) {
   return {{"name", name},
           {"type", "local"},
           {"path", scheduler::BuiltinDatastoreFolder(ctx.workspace, name)},
-          {"description", "built in: a folder of the workspace" +
-                              std::string(name == "workspaceblobstore" ? " (the default datastore)" : "")},
+          {"description",
+           "built in: a folder of the workspace" +
+               std::string(name == "workspaceblobstore" ? " (the default datastore)" : "")},
           {"is_default", name == "workspaceblobstore"},
           {"built_in", true}};
 }
 
-// Copies a file or folder of this machine into the blob store and names its snapshot: a model registered
-// from a run or a job's output keeps the files it had, whatever happens to the run later.
+// Copies a file or folder of this machine into the blob store and names its snapshot: a model
+// registered from a run or a job's output keeps the files it had, whatever happens to the run
+// later.
 Result<std::string> SnapshotLocal(AssetContext& ctx, const std::string& path) {
   std::vector<store::ManifestEntry> m;
   store::BlobStore blobs(ctx.blobs);
@@ -78,7 +80,8 @@ Result<std::string> SnapshotLocal(AssetContext& ctx, const std::string& path) {
     Status s = add(path, Basename(path));
     if (!s.ok()) return s;
   } else {
-    for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    for (auto it = fs::recursive_directory_iterator(path, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
       if (!it->is_regular_file(ec)) continue;
       Status s = add(it->path().string(), it->path().lexically_relative(path).string());
       if (!s.ok()) return s;
@@ -108,7 +111,8 @@ Result<json> Storage(AssetContext& ctx, const std::string& kind, const json& bod
     case spec::PathKind::kHttp:
       return json{{"kind", "http"}, {"url", path}};
     case spec::PathKind::kLocal:
-      return InvalidArgument("path: " + path + " is a local path; the CLI uploads it (cairn " + kind + " create)");
+      return InvalidArgument("path: " + path + " is a local path; the CLI uploads it (cairn " +
+                             kind + " create)");
     case spec::PathKind::kNone:
       return InvalidArgument("path: required");
     default:
@@ -139,10 +143,12 @@ Result<json> Storage(AssetContext& ctx, const std::string& kind, const json& bod
 }  // namespace
 
 void RegisterAssetRoutes(http::Server& svr, AssetContext& ctx) {
-  // Components: the YAML as written, checked again here, and the code snapshot that stands for its code.
+  // Components: the YAML as written, checked again here, and the code snapshot that stands for its
+  // code.
   svr.Post("/api/v1/assets/component", [&ctx](const http::Request& req, http::Response& res) {
     json body = ParseJsonOrDiscarded(req.body);
-    if (!body.is_object() || !body["yaml"].is_string()) return SendError(res, InvalidArgument("expected {\"yaml\": ..., \"code_snapshot\": ...}"));
+    if (!body.is_object() || !body["yaml"].is_string())
+      return SendError(res, InvalidArgument("expected {\"yaml\": ..., \"code_snapshot\": ...}"));
     spec::ParseOptions opt;
     opt.check_local_paths = false;
     if (body.contains("name") && body["name"].is_string()) opt.name = body["name"];
@@ -150,23 +156,31 @@ void RegisterAssetRoutes(http::Server& svr, AssetContext& ctx) {
     auto info = spec::ParseComponentText(body["yaml"], "component", "/", opt, d);
     if (!info) return SendError(res, InvalidArgument(Trim(d.ToString())));
     std::string snapshot = body.value("code_snapshot", "");
-    if (!info->code.empty() && snapshot.empty()) return SendError(res, InvalidArgument("code: the component's code was not uploaded"));
+    if (!info->code.empty() && snapshot.empty())
+      return SendError(res, InvalidArgument("code: the component's code was not uploaded"));
     if (!snapshot.empty() && !ctx.reader().GetSnapshot(snapshot).ok())
       return SendError(res, InvalidArgument("code snapshot " + snapshot + " was not uploaded"));
     store::AssetRecord rec;
     rec.kind = "component";
     rec.name = info->name;
     rec.version = body.value("version", "").empty() ? info->version : body.value("version", "");
-    rec.spec = {{"type", "command"}, {"display_name", info->display_name}, {"description", info->description},
-                {"is_deterministic", info->is_deterministic}, {"inputs", info->inputs}, {"outputs", info->outputs},
-                {"command", info->command}, {"yaml", body["yaml"]}, {"code_snapshot", snapshot},
+    rec.spec = {{"type", "command"},
+                {"display_name", info->display_name},
+                {"description", info->description},
+                {"is_deterministic", info->is_deterministic},
+                {"inputs", info->inputs},
+                {"outputs", info->outputs},
+                {"command", info->command},
+                {"yaml", body["yaml"]},
+                {"code_snapshot", snapshot},
                 {"tags", body.value("tags", json::object())}};
     if (!snapshot.empty()) rec.spec["code"] = "azureml:snapshots/" + snapshot;
     auto made = ctx.sched->CreateAsset(rec);
     if (!made.ok()) return SendError(res, made.status());
     SendJson(res, AssetView(*made), 201);
   });
-  svr.Post(std::string("/api/v1/assets/") + kKinds, [&ctx](const http::Request& req, http::Response& res) {
+  svr.Post(std::string("/api/v1/assets/") + kKinds, [&ctx](const http::Request& req,
+                                                           http::Response& res) {
     std::string kind = req.matches[1];
     json body = ParseJsonOrDiscarded(req.body);
     if (!body.is_object()) return SendError(res, InvalidArgument("expected a " + kind + " object"));
@@ -177,7 +191,8 @@ void RegisterAssetRoutes(http::Server& svr, AssetContext& ctx) {
     a.type = body.value("type", "");
     a.path = body.value("path", "");
     if (kind == "environment") a.environment.image = body.value("image", "");
-    if (kind == "environment" && body.contains("build")) a.environment.build_path = body["build"].value("path", "");
+    if (kind == "environment" && body.contains("build"))
+      a.environment.build_path = body["build"].value("path", "");
     spec::Diagnostics d;
     // Local content was uploaded by the CLI, from a machine that may not be this one.
     spec::ValidateAsset(a, "request", d, /*check_paths=*/false);
@@ -200,16 +215,19 @@ void RegisterAssetRoutes(http::Server& svr, AssetContext& ctx) {
     auto made = ctx.sched->CreateAsset(rec);
     if (!made.ok()) return SendError(res, made.status());
     if (kind != "environment" && (*storage).value("kind", "") == "blobs") {
-      // The read-only view jobs mount is made now, so no job waits for it (a link per file, no copy).
+      // The read-only view jobs mount is made now, so no job waits for it (a link per file, no
+      // copy).
       std::string id = (*storage).value("snapshot", "");
       auto m = ctx.reader().GetSnapshot(id);
       auto view = m.ok() ? compute::ViewOf(ctx.workspace, id, *m) : Result<std::string>(m.status());
       Status v = view.ok() ? compute::EnsureView(*view, *view + ".json", ctx.blobs) : view.status();
-      if (!v.ok()) fprintf(stderr, "cairn server: the view of %s: %s\n", id.c_str(), v.message().c_str());
+      if (!v.ok())
+        fprintf(stderr, "cairn server: the view of %s: %s\n", id.c_str(), v.message().c_str());
     }
     SendJson(res, AssetView(*made), 201);
   });
-  svr.Get(std::string("/api/v1/assets/") + kReadKinds, [&ctx](const http::Request& req, http::Response& res) {
+  svr.Get(std::string("/api/v1/assets/") + kReadKinds, [&ctx](const http::Request& req,
+                                                              http::Response& res) {
     json out = json::array();
     for (const auto& a : ctx.reader().ListAssets(req.matches[1], req.get_param_value("name"),
                                                  req.get_param_value("include_archived") == "true",
@@ -217,49 +235,58 @@ void RegisterAssetRoutes(http::Server& svr, AssetContext& ctx) {
       out.push_back(AssetView(a));
     SendJson(res, out);
   });
-  svr.Get(std::string("/api/v1/assets/") + kReadKinds + "/([^/]+)", [&ctx](const http::Request& req, http::Response& res) {
-    std::string label = req.has_param("label") ? req.get_param_value("label") : "latest";
-    if (label != "latest") return SendError(res, InvalidArgument("--label: the only label is 'latest', got '" + label + "'"));
-    auto a = ctx.reader().LatestAsset(req.matches[1], req.matches[2]);
-    if (!a.ok()) return SendError(res, a.status());
-    SendJson(res, AssetView(*a));
-  });
-  svr.Get(std::string("/api/v1/assets/") + kReadKinds + "/([^/]+)/versions/([^/]+)", [&ctx](const http::Request& req, http::Response& res) {
-    auto a = ctx.reader().GetAsset(req.matches[1], req.matches[2], req.matches[3]);
-    if (!a.ok()) return SendError(res, a.status());
-    SendJson(res, AssetView(*a));
-  });
+  svr.Get(std::string("/api/v1/assets/") + kReadKinds + "/([^/]+)",
+          [&ctx](const http::Request& req, http::Response& res) {
+            std::string label = req.has_param("label") ? req.get_param_value("label") : "latest";
+            if (label != "latest")
+              return SendError(
+                  res, InvalidArgument("--label: the only label is 'latest', got '" + label + "'"));
+            auto a = ctx.reader().LatestAsset(req.matches[1], req.matches[2]);
+            if (!a.ok()) return SendError(res, a.status());
+            SendJson(res, AssetView(*a));
+          });
+  svr.Get(std::string("/api/v1/assets/") + kReadKinds + "/([^/]+)/versions/([^/]+)",
+          [&ctx](const http::Request& req, http::Response& res) {
+            auto a = ctx.reader().GetAsset(req.matches[1], req.matches[2], req.matches[3]);
+            if (!a.ok()) return SendError(res, a.status());
+            SendJson(res, AssetView(*a));
+          });
   // The files of a version whose content is in the blob store (models, local data): for download.
-  svr.Get(std::string("/api/v1/assets/") + kReadKinds + "/([^/]+)/versions/([^/]+)/files", [&ctx](const http::Request& req, http::Response& res) {
-    auto a = ctx.reader().GetAsset(req.matches[1], req.matches[2], req.matches[3]);
-    if (!a.ok()) return SendError(res, a.status());
-    json st = a->spec.value("storage", json::object());
-    if (st.value("kind", "") != "blobs")
-      return SendError(res, FailedPrecondition(a->name + ":" + a->version + " is not stored in this workspace; it is " +
-                                               a->spec.value("path", "")));
-    auto m = ctx.reader().GetSnapshot(st.value("snapshot", ""));
-    if (!m.ok()) return SendError(res, m.status());
-    SendJson(res, {{"name", a->name}, {"version", a->version}, {"files", json::parse(*m)}});
-  });
+  svr.Get(std::string("/api/v1/assets/") + kReadKinds + "/([^/]+)/versions/([^/]+)/files",
+          [&ctx](const http::Request& req, http::Response& res) {
+            auto a = ctx.reader().GetAsset(req.matches[1], req.matches[2], req.matches[3]);
+            if (!a.ok()) return SendError(res, a.status());
+            json st = a->spec.value("storage", json::object());
+            if (st.value("kind", "") != "blobs")
+              return SendError(res, FailedPrecondition(a->name + ":" + a->version +
+                                                       " is not stored in this workspace; it is " +
+                                                       a->spec.value("path", "")));
+            auto m = ctx.reader().GetSnapshot(st.value("snapshot", ""));
+            if (!m.ok()) return SendError(res, m.status());
+            SendJson(res, {{"name", a->name}, {"version", a->version}, {"files", json::parse(*m)}});
+          });
   for (const char* verb : {"archive", "restore"}) {
     bool archive = std::string(verb) == "archive";
-    svr.Post(std::string("/api/v1/assets/") + kReadKinds + "/([^/]+)/" + verb, [&ctx, archive](const http::Request& req, http::Response& res) {
-      Status s = ctx.sched->SetAssetArchived(req.matches[1], req.matches[2], req.get_param_value("version"), archive);
-      if (!s.ok()) return SendError(res, s);
-      SendJson(res, {{"name", req.matches[2].str()}, {"archived", archive}});
-    });
+    svr.Post(std::string("/api/v1/assets/") + kReadKinds + "/([^/]+)/" + verb,
+             [&ctx, archive](const http::Request& req, http::Response& res) {
+               Status s = ctx.sched->SetAssetArchived(req.matches[1], req.matches[2],
+                                                      req.get_param_value("version"), archive);
+               if (!s.ok()) return SendError(res, s);
+               SendJson(res, {{"name", req.matches[2].str()}, {"archived", archive}});
+             });
   }
   // Blobs, read with the workspace token (a model's download).
   svr.Get(R"(/api/v1/blobs/([0-9a-f]{64}))", [&ctx](const http::Request& req, http::Response& res) {
     store::BlobStore blobs(ctx.blobs);
-    if (!blobs.Has(req.matches[1])) return SendError(res, NotFound("no blob " + req.matches[1].str()));
+    if (!blobs.Has(req.matches[1]))
+      return SendError(res, NotFound("no blob " + req.matches[1].str()));
     auto data = ReadFile(blobs.PathOf(req.matches[1]));
     if (!data.ok()) return SendError(res, data.status());
     res.set_content(std::move(*data), "application/octet-stream");
   });
 
-  // Datastores: folders of this machine (or a shared filesystem) that azureml://datastores/<name>/paths/...
-  // names.
+  // Datastores: folders of this machine (or a shared filesystem) that
+  // azureml://datastores/<name>/paths/... names.
   svr.Post("/api/v1/datastores", [&ctx](const http::Request& req, http::Response& res) {
     json body = ParseJsonOrDiscarded(req.body);
     if (!body.is_object()) return SendError(res, InvalidArgument("expected a datastore object"));
@@ -296,17 +323,21 @@ void RegisterAssetRoutes(http::Server& svr, AssetContext& ctx) {
   });
   svr.Get(R"(/api/v1/datastores/([^/]+))", [&ctx](const http::Request& req, http::Response& res) {
     auto d = ctx.reader().GetDatastore(req.matches[1]);
-    if (!d.ok() && scheduler::IsBuiltinDatastore(req.matches[1])) return SendJson(res, BuiltinDatastoreView(ctx, req.matches[1]));
+    if (!d.ok() && scheduler::IsBuiltinDatastore(req.matches[1]))
+      return SendJson(res, BuiltinDatastoreView(ctx, req.matches[1]));
     if (!d.ok()) return SendError(res, d.status());
     SendJson(res, DatastoreView(*d));
   });
-  svr.Delete(R"(/api/v1/datastores/([^/]+))", [&ctx](const http::Request& req, http::Response& res) {
-    if (scheduler::IsBuiltinDatastore(req.matches[1]) && !ctx.reader().GetDatastore(req.matches[1]).ok())
-      return SendError(res, FailedPrecondition("datastore " + req.matches[1].str() + " is built in and cannot be deleted"));
-    Status s = ctx.sched->DeleteDatastore(req.matches[1]);
-    if (!s.ok()) return SendError(res, s);
-    SendJson(res, {{"name", req.matches[1].str()}, {"deleted", true}});
-  });
+  svr.Delete(R"(/api/v1/datastores/([^/]+))",
+             [&ctx](const http::Request& req, http::Response& res) {
+               if (scheduler::IsBuiltinDatastore(req.matches[1]) &&
+                   !ctx.reader().GetDatastore(req.matches[1]).ok())
+                 return SendError(res, FailedPrecondition("datastore " + req.matches[1].str() +
+                                                          " is built in and cannot be deleted"));
+               Status s = ctx.sched->DeleteDatastore(req.matches[1]);
+               if (!s.ok()) return SendError(res, s);
+               SendJson(res, {{"name", req.matches[1].str()}, {"deleted", true}});
+             });
 }
 
 }  // namespace cairn::server

@@ -1,7 +1,7 @@
-// The REST API of data assets, models, environments and datastores (/api/v1/assets/..., /api/v1/datastores):
-// versions are immutable once made; "latest" is the newest version not archived. Local content arrives as
-// a snapshot the CLI uploaded; a model named by runs:/ or a job's output is copied into the blob store so it
-// stays as it was registered.
+// The REST API of data assets, models, environments and datastores (/api/v1/assets/...,
+// /api/v1/datastores): versions are immutable once made; "latest" is the newest version not
+// archived. Local content arrives as a snapshot the CLI uploaded; a model named by runs:/ or a
+// job's output is copied into the blob store so it stays as it was registered.
 #pragma once
 
 #include <functional>
@@ -18,7 +18,8 @@ struct AssetContext {
   std::function<store::JobStore&()> reader;  // this thread's read connection
   std::string workspace;
   std::string blobs;
-  std::function<Result<std::string>(const std::string&)> resolve_runs;  // runs:/ URI -> a path on disk
+  std::function<Result<std::string>(const std::string&)>
+      resolve_runs;  // runs:/ URI -> a path on disk
 };
 
 void RegisterAssetRoutes(http::Server& svr, AssetContext& ctx);

@@ -16,7 +16,8 @@ namespace {
 std::string Cut(const std::string& s, size_t n) {
   if (s.size() <= n) return s;
   size_t at = n;
-  while (at > 0 && (static_cast<unsigned char>(s[at]) & 0xC0) == 0x80) --at;  // not inside a UTF-8 sequence
+  while (at > 0 && (static_cast<unsigned char>(s[at]) & 0xC0) == 0x80)
+    --at;  // not inside a UTF-8 sequence
   return s.substr(0, at) + "...";
 }
 }  // namespace
@@ -58,20 +59,28 @@ json InputView(const json& in) {
     std::string type = in.value("type", "string");
     std::string v = in.value("value", "");
     if (type == "integer") {
-      try { return std::stoll(v); } catch (...) {}
+      try {
+        return std::stoll(v);
+      } catch (...) {
+      }
     } else if (type == "number") {
-      try { return std::stod(v); } catch (...) {}
+      try {
+        return std::stod(v);
+      } catch (...) {
+      }
     } else if (type == "boolean") {
       return v == "true" || v == "True" || v == "TRUE";
     }
     return v;
   }
-  return {{"type", in.value("type", "uri_folder")}, {"path", in.value("path", "")},
+  return {{"type", in.value("type", "uri_folder")},
+          {"path", in.value("path", "")},
           {"mode", in.value("mode", "ro_mount")}};
 }
 }  // namespace
 
-json LogFiles(const compute::DistPlan& plan, const std::string& job, const std::string& server_url) {
+json LogFiles(const compute::DistPlan& plan, const std::string& job,
+              const std::string& server_url) {
   json logs = json::object();
   for (int rank = 0; rank < plan.Total(); ++rank) {
     std::string f = compute::RankLogName(plan, rank);
@@ -87,7 +96,8 @@ static json EnvironmentView(const json& env) {
   if (!env.value("image", "").empty()) e["image"] = env["image"];
   if (!env.value("conda_file", "").empty()) e["conda_file"] = env["conda_file"];
   if (!env.value("build_path", "").empty())
-    e["build"] = {{"path", env["build_path"]}, {"dockerfile_path", env.value("dockerfile_path", "Dockerfile")}};
+    e["build"] = {{"path", env["build_path"]},
+                  {"dockerfile_path", env.value("dockerfile_path", "Dockerfile")}};
   return e;
 }
 
@@ -112,25 +122,30 @@ json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>&
     j["environment_variables"] = s["environment_variables"];
   j["compute"] = job.compute == "local" ? "local" : "azureml:" + job.compute;
   json res = {{"instance_count", s["resources"].value("instance_count", 1)}};
-  if (!s["resources"].value("instance_type", "").empty()) res["instance_type"] = s["resources"]["instance_type"];
-  res["shm_size"] = s["resources"].value("shm_size", "").empty() ? "2g" : s["resources"]["shm_size"];
+  if (!s["resources"].value("instance_type", "").empty())
+    res["instance_type"] = s["resources"]["instance_type"];
+  res["shm_size"] =
+      s["resources"].value("shm_size", "").empty() ? "2g" : s["resources"]["shm_size"];
   j["resources"] = res;
-  if (s.contains("distribution") && !s["distribution"].is_null()) j["distribution"] = s["distribution"];
+  if (s.contains("distribution") && !s["distribution"].is_null())
+    j["distribution"] = s["distribution"];
   if (s["limits"].value("timeout", 0LL) > 0) j["limits"] = {{"timeout", s["limits"]["timeout"]}};
   json inputs = json::object();
   const json spec_inputs = s.value("inputs", json::object());
   for (const auto& [k, v] : spec_inputs.items()) inputs[k] = InputView(v);
   j["inputs"] = inputs;
   json outputs = json::object();
-  outputs["default"] = {{"type", "uri_folder"},
-                        {"path", "azureml://datastores/workspaceartifactstore/ExperimentRun/dcid." + job.name},
-                        {"mode", "rw_mount"}};
+  outputs["default"] = {
+      {"type", "uri_folder"},
+      {"path", "azureml://datastores/workspaceartifactstore/ExperimentRun/dcid." + job.name},
+      {"mode", "rw_mount"}};
   const json spec_outputs = s.value("outputs", json::object());
   for (const auto& [k, v] : spec_outputs.items()) {
-    // Where it is: the datastore path the job named, else Azure ML's default location (both resolve as an
-    // input), and the job-output form.
+    // Where it is: the datastore path the job named, else Azure ML's default location (both resolve
+    // as an input), and the job-output form.
     std::string at = v.value("path", "");
-    if (at.empty()) at = "azureml://datastores/workspaceblobstore/paths/azureml/" + job.name + "/" + k + "/";
+    if (at.empty())
+      at = "azureml://datastores/workspaceblobstore/paths/azureml/" + job.name + "/" + k + "/";
     outputs[k] = {{"type", v.value("type", "uri_folder")},
                   {"path", at},
                   {"job_output_uri", "azureml://jobs/" + job.name + "/outputs/" + k},
@@ -138,14 +153,17 @@ json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>&
   }
   j["outputs"] = outputs;
   if (!job.parent.empty()) j["parent_job_name"] = job.parent;
-  j["id"] = "azureml:/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/cairn/providers/"
-            "Microsoft.MachineLearningServices/workspaces/cairn/jobs/" + job.name;
+  j["id"] =
+      "azureml:/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/cairn/providers/"
+      "Microsoft.MachineLearningServices/workspaces/cairn/jobs/" +
+      job.name;
   j["creation_context"] = {{"created_at", IsoTime(job.created_at)},
                            {"created_by", UserName()},
                            {"created_by_type", "User"}};
-  // The job's own services (jupyter_lab, vs_code, tensor_board, ssh: kept as written; not run yet) beside
-  // the two every job has.
-  json services = s.contains("services") && s["services"].is_object() ? s["services"] : json::object();
+  // The job's own services (jupyter_lab, vs_code, tensor_board, ssh: kept as written; not run yet)
+  // beside the two every job has.
+  json services =
+      s.contains("services") && s["services"].is_object() ? s["services"] : json::object();
   services["Tracking"] = {{"endpoint", server_url}, {"type", "Tracking"}};
   services["Studio"] = {{"endpoint", server_url + "/#/jobs/" + job.name}, {"type", "Studio"}};
   j["services"] = services;
@@ -168,13 +186,15 @@ json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>&
       notes.push_back(e.reason);
   if (!notes.empty()) j["notes"] = notes;
   // One log per process for a distributed job (std_log_process_<rank>.txt), else std_log.txt.
-  compute::DistPlan plan = compute::PlanFor(s.value("distribution", json()), s["resources"].value("instance_count", 1));
+  compute::DistPlan plan =
+      compute::PlanFor(s.value("distribution", json()), s["resources"].value("instance_count", 1));
   j["log_files"] = LogFiles(plan, job.name, server_url);
   if (job.type == "sweep") {
     // Azure ML's sweep job shape: the command job's fields are the trial's.
     j["$schema"] = "https://azuremlschemas.azureedge.net/latest/sweepJob.schema.json";
     json trial = json::object();
-    for (const char* k : {"command", "code", "environment", "environment_variables", "distribution", "resources"})
+    for (const char* k :
+         {"command", "code", "environment", "environment_variables", "distribution", "resources"})
       if (j.contains(k)) {
         trial[k] = j[k];
         j.erase(k);
@@ -188,10 +208,11 @@ json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>&
     if (sw.contains("early_termination")) j["early_termination"] = sw["early_termination"];
   }
   if (job.type == "pipeline") {
-    // Azure ML's pipeline job shape: settings and jobs (each step as written, its bindings as expressions).
+    // Azure ML's pipeline job shape: settings and jobs (each step as written, its bindings as
+    // expressions).
     j["$schema"] = "https://azuremlschemas.azureedge.net/latest/pipelineJob.schema.json";
-    for (const char* k : {"command", "code", "environment", "environment_variables", "distribution", "resources", "limits",
-                          "log_files"})
+    for (const char* k : {"command", "code", "environment", "environment_variables", "distribution",
+                          "resources", "limits", "log_files"})
       j.erase(k);
     static const json kNone = json::object(), kNoSteps = json::array();
     auto field = [](const json& j, const char* k, const json& def) -> const json& {
@@ -207,19 +228,25 @@ json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>&
       const json& sp = field(step, "spec", kNone);
       json v = {{"type", step.value("type", "command")}};
       std::string component = step.value("component", "");
-      if (!component.empty() && component != "inline") v["component"] = StartsWith(component, "file:") ? component : "azureml:" + component;
+      if (!component.empty() && component != "inline")
+        v["component"] = StartsWith(component, "file:") ? component : "azureml:" + component;
       v["command"] = sp.value("command", "");
-      if (!step.value("snapshot", "").empty()) v["code"] = "azureml:snapshots/" + step.value("snapshot", "");
+      if (!step.value("snapshot", "").empty())
+        v["code"] = "azureml:snapshots/" + step.value("snapshot", "");
       if (sp.contains("environment")) v["environment"] = EnvironmentView(sp["environment"]);
       // What the step sets beyond the defaults, so that a saved pipeline resubmits as it ran.
-      if (const json& ev = field(sp, "environment_variables", kNone); !ev.empty()) v["environment_variables"] = ev;
-      if (const json& d = field(sp, "distribution", kNone); d.is_object() && !d.empty()) v["distribution"] = d;
-      if (const json& r = field(sp, "resources", kNone); r.value("instance_count", 1) != 1 || !r.value("instance_type", "").empty()) {
+      if (const json& ev = field(sp, "environment_variables", kNone); !ev.empty())
+        v["environment_variables"] = ev;
+      if (const json& d = field(sp, "distribution", kNone); d.is_object() && !d.empty())
+        v["distribution"] = d;
+      if (const json& r = field(sp, "resources", kNone);
+          r.value("instance_count", 1) != 1 || !r.value("instance_type", "").empty()) {
         json res = {{"instance_count", r.value("instance_count", 1)}};
         if (!r.value("instance_type", "").empty()) res["instance_type"] = r["instance_type"];
         v["resources"] = res;
       }
-      if (long long t = field(sp, "limits", kNone).value("timeout", 0LL); t > 0 && !field(step, "retry", kNone).contains("timeout"))
+      if (long long t = field(sp, "limits", kNone).value("timeout", 0LL);
+          t > 0 && !field(step, "retry", kNone).contains("timeout"))
         v["limits"] = {{"timeout", t}};
       if (!sp.value("compute", "").empty()) v["compute"] = "azureml:" + sp.value("compute", "");
       json ins = json::object();
@@ -227,28 +254,35 @@ json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>&
       const json& step_inputs = field(sp, "inputs", kNone);
       for (const auto& [k, in] : step_inputs.items()) {
         if (bindings.contains(k)) {
-          ins[k] = "${{parent.jobs." + bindings[k].value("step", "") + ".outputs." + bindings[k].value("output", "") + "}}";
+          ins[k] = "${{parent.jobs." + bindings[k].value("step", "") + ".outputs." +
+                   bindings[k].value("output", "") + "}}";
         } else if (in.value("literal", false)) {
           ins[k] = in.value("value", "");
         } else {
-          ins[k] = {{"type", in.value("type", "")}, {"path", in.value("path", "")}, {"mode", in.value("mode", "")}};
+          ins[k] = {{"type", in.value("type", "")},
+                    {"path", in.value("path", "")},
+                    {"mode", in.value("mode", "")}};
         }
       }
       v["inputs"] = ins;
       json outs = json::object();
       const json& step_outputs = field(sp, "outputs", kNone);
       const json& pipe_outputs = field(pipe, "outputs", kNone);
-      for (const auto& [k, o] : step_outputs.items()) outs[k] = {{"type", o.value("type", "uri_folder")}};
+      for (const auto& [k, o] : step_outputs.items())
+        outs[k] = {{"type", o.value("type", "uri_folder")}};
       for (const auto& [po, b] : pipe_outputs.items())
-        if (b.value("step", "") == step.value("name", "")) outs[b.value("output", "")] = "${{parent.outputs." + po + "}}";
+        if (b.value("step", "") == step.value("name", ""))
+          outs[b.value("output", "")] = "${{parent.outputs." + po + "}}";
       v["outputs"] = outs;
-      if (const json& retry = field(step, "retry", kNone); !retry.empty()) v["retry_settings"] = retry;
+      if (const json& retry = field(step, "retry", kNone); !retry.empty())
+        v["retry_settings"] = retry;
       if (!step.value("is_deterministic", true)) v["is_deterministic"] = false;
       jobs[step.value("name", "")] = v;
     }
     j["jobs"] = jobs;
   }
-  if (std::string from = job.properties.value("reused_from", ""); !from.empty()) j["reused_from"] = from;
+  if (std::string from = job.properties.value("reused_from", ""); !from.empty())
+    j["reused_from"] = from;
   if (job.spec.contains("pipeline_step")) {
     j["pipeline_step"] = job.spec["pipeline_step"];
     j["attempt"] = job.spec.value("attempt", 1);
@@ -259,14 +293,17 @@ json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>&
 json ComputeView(const store::ComputeRecord& c, int in_use, int queued, bool workspace_slurm) {
   json j = c.spec;
   std::string type = j.value("type", "");
-  bool slurm = type == "slurm" ||
-               (type == "amlcompute" && (j.value("extra", json::object()).contains("slurm") || workspace_slurm));
+  bool slurm =
+      type == "slurm" || (type == "amlcompute" &&
+                          (j.value("extra", json::object()).contains("slurm") || workspace_slurm));
   json extra = j.value("extra", json::object());
   j.erase("extra");
   for (const auto& [k, v] : extra.items()) j[k] = v;
   j["$schema"] = "https://azuremlschemas.azureedge.net/latest/amlCompute.schema.json";
-  j["id"] = "azureml:/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/cairn/providers/"
-            "Microsoft.MachineLearningServices/workspaces/cairn/computes/" + c.name;
+  j["id"] =
+      "azureml:/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/cairn/providers/"
+      "Microsoft.MachineLearningServices/workspaces/cairn/computes/" +
+      c.name;
   j["provisioning_state"] = "Succeeded";
   j["created_on"] = IsoTime(c.created_at);
   j["backend"] = slurm ? "slurm" : "local";

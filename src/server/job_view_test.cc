@@ -32,9 +32,10 @@ TEST(ListView, SmallTagsAreShownAsTheyAreAndLongOnesCutOnACharacter) {
   EXPECT_EQ(listed["k"].get<std::string>(), std::string(255, 'a') + "...");
   json numbers = ListTags(json{{"n", 3}});
   EXPECT_EQ(numbers["n"], "3");
-  EXPECT_EQ(ListTagsJson("not json at all, and long enough to be parsed rather than passed through: " +
-                         std::string(300, 'x')),
-            "{}");
+  EXPECT_EQ(
+      ListTagsJson("not json at all, and long enough to be parsed rather than passed through: " +
+                   std::string(300, 'x')),
+      "{}");
 }
 
 }  // namespace

@@ -43,13 +43,32 @@ void ReplyError(http::Response& res, const Status& s) {
   std::string code = "INTERNAL_ERROR";
   int http = 500;
   switch (s.code()) {
-    case Code::kInvalidArgument: code = "INVALID_PARAMETER_VALUE"; http = 400; break;
-    case Code::kNotFound: code = "RESOURCE_DOES_NOT_EXIST"; http = 404; break;
-    case Code::kAlreadyExists: code = "RESOURCE_ALREADY_EXISTS"; http = 400; break;
-    case Code::kFailedPrecondition: code = "INVALID_STATE"; http = 400; break;
-    case Code::kPermissionDenied: code = "PERMISSION_DENIED"; http = 403; break;
-    case Code::kUnauthenticated: code = "UNAUTHENTICATED"; http = 401; break;
-    default: break;
+    case Code::kInvalidArgument:
+      code = "INVALID_PARAMETER_VALUE";
+      http = 400;
+      break;
+    case Code::kNotFound:
+      code = "RESOURCE_DOES_NOT_EXIST";
+      http = 404;
+      break;
+    case Code::kAlreadyExists:
+      code = "RESOURCE_ALREADY_EXISTS";
+      http = 400;
+      break;
+    case Code::kFailedPrecondition:
+      code = "INVALID_STATE";
+      http = 400;
+      break;
+    case Code::kPermissionDenied:
+      code = "PERMISSION_DENIED";
+      http = 403;
+      break;
+    case Code::kUnauthenticated:
+      code = "UNAUTHENTICATED";
+      http = 401;
+      break;
+    default:
+      break;
   }
   res.status = http;
   res.set_content(json{{"error_code", code}, {"message", s.message()}}.dump(), "application/json");
@@ -75,7 +94,9 @@ class Msg {
     if (req_.has_param(k)) return req_.get_param_value(k);
     return std::nullopt;
   }
-  std::string StrOr(const std::string& k, const std::string& d = "") const { return Str(k).value_or(d); }
+  std::string StrOr(const std::string& k, const std::string& d = "") const {
+    return Str(k).value_or(d);
+  }
   // int64 as a JSON number or a numeric string.
   Result<std::optional<long long>> Int(const std::string& k) const {
     auto s = Str(k);
@@ -84,7 +105,8 @@ class Msg {
     errno = 0;
     long long v = strtoll(s->c_str(), &end, 10);
     if (errno || *end || s->empty())
-      return InvalidArgument("Invalid value \"" + *s + "\" for parameter '" + k + "' supplied: expected an integer");
+      return InvalidArgument("Invalid value \"" + *s + "\" for parameter '" + k +
+                             "' supplied: expected an integer");
     return std::optional<long long>(v);
   }
   std::vector<std::string> All(const std::string& k) const {
@@ -93,7 +115,8 @@ class Msg {
       const json& v = body_[k];
       if (v.is_array())
         for (const auto& x : v) out.push_back(x.is_string() ? x.get<std::string>() : x.dump());
-      else if (v.is_string()) out.push_back(v);
+      else if (v.is_string())
+        out.push_back(v);
       return out;
     }
     auto range = req_.params.equal_range(k);
@@ -127,18 +150,20 @@ Result<double> ParseDouble(const json& v, const std::string& field) {
     double d = strtod(s.c_str(), &end);
     if (!s.empty() && !*end) return d;
   }
-  return InvalidArgument("Invalid value " + v.dump() + " for parameter '" + field + "' supplied: expected a number");
+  return InvalidArgument("Invalid value " + v.dump() + " for parameter '" + field +
+                         "' supplied: expected a number");
 }
 
 Result<long long> ParseInt(const json& v, const std::string& field) {
   // 64-bit signed, as MLflow's protobuf int64: 2^63 is refused, not wrapped to -2^63.
   if (v.is_number_unsigned()) {
-    if (v.get<unsigned long long>() <= static_cast<unsigned long long>(LLONG_MAX)) return static_cast<long long>(v.get<unsigned long long>());
+    if (v.get<unsigned long long>() <= static_cast<unsigned long long>(LLONG_MAX))
+      return static_cast<long long>(v.get<unsigned long long>());
   } else if (v.is_number_integer()) {
     return v.get<long long>();
   }
-  if (v.is_number_float() && v.get<double>() == std::floor(v.get<double>()) && v.get<double>() >= -9.2233720368547758e18 &&
-      v.get<double>() < 9.2233720368547758e18)
+  if (v.is_number_float() && v.get<double>() == std::floor(v.get<double>()) &&
+      v.get<double>() >= -9.2233720368547758e18 && v.get<double>() < 9.2233720368547758e18)
     return static_cast<long long>(v.get<double>());
   if (v.is_string()) {
     std::string s = v;
@@ -147,13 +172,15 @@ Result<long long> ParseInt(const json& v, const std::string& field) {
     long long x = strtoll(s.c_str(), &end, 10);
     if (!s.empty() && !*end && errno == 0) return x;
   }
-  return InvalidArgument("Invalid value " + v.dump() + " for parameter '" + field + "' supplied: expected an integer");
+  return InvalidArgument("Invalid value " + v.dump() + " for parameter '" + field +
+                         "' supplied: expected an integer");
 }
 
 Result<std::vector<KeyValue>> KeyValues(const json& arr, const std::string& field) {
   std::vector<KeyValue> out;
   if (arr.is_null()) return out;
-  if (!arr.is_array()) return InvalidArgument("Invalid value for parameter '" + field + "': expected a list");
+  if (!arr.is_array())
+    return InvalidArgument("Invalid value for parameter '" + field + "': expected a list");
   for (const auto& x : arr) {
     if (!x.is_object() || !x.contains("key") || !x["key"].is_string())
       return InvalidArgument("Missing value for required parameter '" + field + "[].key'");
@@ -172,7 +199,8 @@ Result<Metric> MetricFrom(const json& x) {
   auto v = ParseDouble(x["value"], "value");
   if (!v.ok()) return v.status();
   m.value = *v;
-  if (!x.contains("timestamp")) return InvalidArgument("Missing value for required parameter 'timestamp'");
+  if (!x.contains("timestamp"))
+    return InvalidArgument("Missing value for required parameter 'timestamp'");
   auto t = ParseInt(x["timestamp"], "timestamp");
   if (!t.ok()) return t.status();
   m.timestamp = *t;
@@ -182,15 +210,17 @@ Result<Metric> MetricFrom(const json& x) {
     m.step = *st;
   }
   // MLflow 3.x: the logged model and dataset a metric belongs to.
-  for (auto [field, out] : {std::pair{"model_id", &m.model_id}, std::pair{"dataset_name", &m.dataset_name},
-                            std::pair{"dataset_digest", &m.dataset_digest}})
+  for (auto [field, out] :
+       {std::pair{"model_id", &m.model_id}, std::pair{"dataset_name", &m.dataset_name},
+        std::pair{"dataset_digest", &m.dataset_digest}})
     if (x.contains(field) && x[field].is_string()) *out = x[field];
   return m;
 }
 
-// A log-batch body read without building a DOM: the hot path of every training loop. Returns nothing when
-// the body is anything but the plain well-formed shape (a missing field, a value of another type, a repeated
-// member); the caller then takes the general path, which gives the precise error.
+// A log-batch body read without building a DOM: the hot path of every training loop. Returns
+// nothing when the body is anything but the plain well-formed shape (a missing field, a value of
+// another type, a repeated member); the caller then takes the general path, which gives the precise
+// error.
 struct LogBatchBody {
   std::string run_id;
   std::vector<Metric> metrics;
@@ -201,7 +231,8 @@ std::optional<LogBatchBody> ReadLogBatch(std::string_view text) {
   JsonReader r(text);
   LogBatchBody b;
   std::string key, s;
-  bool seen_run = false, seen_uuid = false, seen_metrics = false, seen_params = false, seen_tags = false;
+  bool seen_run = false, seen_uuid = false, seen_metrics = false, seen_params = false,
+       seen_tags = false;
   std::string run_uuid;
   auto kvs = [&](std::vector<KeyValue>& out) {
     if (r.Peek() == JsonReader::Kind::kNull) return r.Null();
@@ -229,10 +260,14 @@ std::optional<LogBatchBody> ReadLogBatch(std::string_view text) {
   auto number = [&](double* v) {
     if (r.Peek() == JsonReader::Kind::kNumber) return r.Double(v);
     if (!r.String(&s)) return false;
-    if (s == "NaN") *v = NAN;
-    else if (s == "Infinity") *v = INFINITY;
-    else if (s == "-Infinity") *v = -INFINITY;
-    else return false;
+    if (s == "NaN")
+      *v = NAN;
+    else if (s == "Infinity")
+      *v = INFINITY;
+    else if (s == "-Infinity")
+      *v = -INFINITY;
+    else
+      return false;
     return true;
   };
   auto integer = [&](long long* v) {
@@ -260,14 +295,22 @@ std::optional<LogBatchBody> ReadLogBatch(std::string_view text) {
         if (!r.BeginObject()) return std::nullopt;
         while (r.NextKey(&key)) {
           bool fine = true;
-          if (key == "key") fine = !k && (k = r.String(&m.key));
-          else if (key == "value") fine = !v && (v = number(&m.value));
-          else if (key == "timestamp") fine = !t && (t = integer(&m.timestamp));
-          else if (key == "step") fine = !st && (st = integer(&m.step));
-          else if (key == "model_id" && r.Peek() == JsonReader::Kind::kString) fine = r.String(&m.model_id);
-          else if (key == "dataset_name" && r.Peek() == JsonReader::Kind::kString) fine = r.String(&m.dataset_name);
-          else if (key == "dataset_digest" && r.Peek() == JsonReader::Kind::kString) fine = r.String(&m.dataset_digest);
-          else r.Skip();  // anything newer clients add (3.x also sends run_id)
+          if (key == "key")
+            fine = !k && (k = r.String(&m.key));
+          else if (key == "value")
+            fine = !v && (v = number(&m.value));
+          else if (key == "timestamp")
+            fine = !t && (t = integer(&m.timestamp));
+          else if (key == "step")
+            fine = !st && (st = integer(&m.step));
+          else if (key == "model_id" && r.Peek() == JsonReader::Kind::kString)
+            fine = r.String(&m.model_id);
+          else if (key == "dataset_name" && r.Peek() == JsonReader::Kind::kString)
+            fine = r.String(&m.dataset_name);
+          else if (key == "dataset_digest" && r.Peek() == JsonReader::Kind::kString)
+            fine = r.String(&m.dataset_digest);
+          else
+            r.Skip();  // anything newer clients add (3.x also sends run_id)
           if (!fine) return std::nullopt;
         }
         if (!r.ok() || !k || !v || !t) return std::nullopt;
@@ -279,7 +322,8 @@ std::optional<LogBatchBody> ReadLogBatch(std::string_view text) {
     } else if (key == "tags" && !seen_tags) {
       seen_tags = true;
       if (!kvs(b.tags)) return std::nullopt;
-    } else if (key == "run_id" || key == "run_uuid" || key == "metrics" || key == "params" || key == "tags") {
+    } else if (key == "run_id" || key == "run_uuid" || key == "metrics" || key == "params" ||
+               key == "tags") {
       return std::nullopt;
     } else {
       r.Skip();
@@ -290,16 +334,19 @@ std::optional<LogBatchBody> ReadLogBatch(std::string_view text) {
   return b;
 }
 
-// The route a path takes: the path itself, or for MLflow 3.x's logged models (ids in the path) its pattern.
+// The route a path takes: the path itself, or for MLflow 3.x's logged models (ids in the path) its
+// pattern.
 std::string RouteOf(const std::string& path) {
   const std::string prefix = "logged-models/";
   if (path.rfind(prefix, 0) != 0 || path == "logged-models/search") return path;
   auto parts = Split(path.substr(prefix.size()), '/');
   if (parts.empty() || parts[0].empty()) return path;
   if (parts.size() == 1) return "logged-models/{id}";
-  if (parts.size() == 2 && (parts[1] == "params" || parts[1] == "tags")) return "logged-models/{id}/" + parts[1];
+  if (parts.size() == 2 && (parts[1] == "params" || parts[1] == "tags"))
+    return "logged-models/{id}/" + parts[1];
   if (parts.size() == 3 && parts[1] == "tags") return "logged-models/{id}/tags/{key}";
-  if (parts.size() == 3 && parts[1] == "artifacts" && parts[2] == "directories") return "logged-models/{id}/artifacts/directories";
+  if (parts.size() == 3 && parts[1] == "artifacts" && parts[2] == "directories")
+    return "logged-models/{id}/artifacts/directories";
   return path;
 }
 
@@ -321,17 +368,22 @@ json KvJson(const std::vector<KeyValue>& kvs) {
 }
 
 json ExperimentJson(const tracking::Experiment& e) {
-  json j = {{"experiment_id", e.experiment_id}, {"name", e.name}, {"artifact_location", e.artifact_location},
-            {"lifecycle_stage", e.lifecycle_stage}, {"last_update_time", e.last_update_time},
-            {"creation_time", e.creation_time}};
+  json j = {{"experiment_id", e.experiment_id},         {"name", e.name},
+            {"artifact_location", e.artifact_location}, {"lifecycle_stage", e.lifecycle_stage},
+            {"last_update_time", e.last_update_time},   {"creation_time", e.creation_time}};
   if (!e.tags.empty()) j["tags"] = KvJson(e.tags);
   return j;
 }
 
 json RunInfoJson(const tracking::RunInfo& r) {
-  json j = {{"run_uuid", r.run_id}, {"run_id", r.run_id}, {"experiment_id", r.experiment_id},
-            {"run_name", r.run_name}, {"user_id", r.user_id}, {"status", r.status},
-            {"artifact_uri", r.artifact_uri}, {"lifecycle_stage", r.lifecycle_stage}};
+  json j = {{"run_uuid", r.run_id},
+            {"run_id", r.run_id},
+            {"experiment_id", r.experiment_id},
+            {"run_name", r.run_name},
+            {"user_id", r.user_id},
+            {"status", r.status},
+            {"artifact_uri", r.artifact_uri},
+            {"lifecycle_stage", r.lifecycle_stage}};
   if (r.start_time) j["start_time"] = *r.start_time;
   if (r.end_time) j["end_time"] = *r.end_time;
   return j;
@@ -349,16 +401,25 @@ json RunInputsJson(const tracking::Run& r) {
 
 json RunOutputsJson(const tracking::Run& r) {
   json out = {{"model_outputs", json::array()}};
-  for (const auto& [m, step] : r.model_outputs) out["model_outputs"].push_back({{"model_id", m}, {"step", step}});
+  for (const auto& [m, step] : r.model_outputs)
+    out["model_outputs"].push_back({{"model_id", m}, {"step", step}});
   return out;
 }
 
 json LoggedModelJson(const tracking::LoggedModel& m) {
-  json info = {{"model_id", m.model_id}, {"experiment_id", m.experiment_id}, {"name", m.name},
-               {"creation_timestamp_ms", m.creation_timestamp_ms}, {"last_updated_timestamp_ms", m.last_updated_timestamp_ms},
-               {"artifact_uri", m.artifact_uri}, {"status", m.status}, {"creator_id", m.creator_id},
-               {"model_type", m.model_type}, {"source_run_id", m.source_run_id}, {"status_message", m.status_message},
-               {"tags", KvJson(m.tags)}, {"registrations", json::array()}};
+  json info = {{"model_id", m.model_id},
+               {"experiment_id", m.experiment_id},
+               {"name", m.name},
+               {"creation_timestamp_ms", m.creation_timestamp_ms},
+               {"last_updated_timestamp_ms", m.last_updated_timestamp_ms},
+               {"artifact_uri", m.artifact_uri},
+               {"status", m.status},
+               {"creator_id", m.creator_id},
+               {"model_type", m.model_type},
+               {"source_run_id", m.source_run_id},
+               {"status_message", m.status_message},
+               {"tags", KvJson(m.tags)},
+               {"registrations", json::array()}};
   json metrics = json::array();
   for (const auto& x : m.metrics) {
     json j = MetricJson(x.metric);
@@ -429,8 +490,10 @@ void AppendRunJson(std::string& out, const tracking::Run& r) {
       out += "{\"key\":";
       AppendJsonString(out, m.key);
       out += ",\"value\":";
-      if (std::isnan(m.value)) out += "\"NaN\"";
-      else AppendJsonDouble(out, m.value);
+      if (std::isnan(m.value))
+        out += "\"NaN\"";
+      else
+        AppendJsonDouble(out, m.value);
       out += ",\"timestamp\":";
       AppendJsonInt(out, m.timestamp);
       out += ",\"step\":";
@@ -458,8 +521,10 @@ void AppendRunJson(std::string& out, const tracking::Run& r) {
     out += ']';
   }
   out += "},\"inputs\":";
-  if (r.dataset_inputs.empty() && r.model_inputs.empty()) out += "{}";
-  else out += RunInputsJson(r).dump(-1, ' ', false, json::error_handler_t::replace);
+  if (r.dataset_inputs.empty() && r.model_inputs.empty())
+    out += "{}";
+  else
+    out += RunInputsJson(r).dump(-1, ' ', false, json::error_handler_t::replace);
   if (!r.model_outputs.empty()) {
     out += ",\"outputs\":";
     out += RunOutputsJson(r).dump();
@@ -490,7 +555,8 @@ Result<long long> OffsetOf(const std::string& token) {
   for (char c : token) {
     const char* p = strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", c);
     if (c == '=' || !p || !c) break;
-    buf = (buf << 6) | static_cast<unsigned>(p - "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+    buf = (buf << 6) | static_cast<unsigned>(
+                           p - "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
     bits += 6;
     if (bits >= 8) {
       bits -= 8;
@@ -550,7 +616,8 @@ Result<std::string> RunsUriToPath(const MlflowContext& ctx, const std::string& u
   std::string rel = rest.size() > run_id.size() ? rest.substr(run_id.size() + 1) : "";
   while (!rel.empty() && rel.back() == '/') rel.pop_back();
   auto run = ctx.store->GetRun(run_id);
-  if (!run.ok()) return NotFound("path: " + uri + ": no MLflow run '" + run_id + "' in this workspace");
+  if (!run.ok())
+    return NotFound("path: " + uri + ": no MLflow run '" + run_id + "' in this workspace");
   auto local = [&](const std::string& artifact_uri, const std::string& sub) -> std::string {
     const std::string scheme = "mlflow-artifacts:/";
     if (artifact_uri.rfind(scheme, 0) != 0) return "";
@@ -560,7 +627,8 @@ Result<std::string> RunsUriToPath(const MlflowContext& ctx, const std::string& u
     return !file.empty() && PathExists(file) ? file : "";
   };
   if (std::string p = local(run->info.artifact_uri, rel); !p.empty()) return p;
-  // MLflow 3: log_model(name="model") keeps the files with a logged model whose source run is this one.
+  // MLflow 3: log_model(name="model") keeps the files with a logged model whose source run is this
+  // one.
   std::string name = rel.substr(0, rel.find('/'));
   std::string sub = rel.size() > name.size() ? rel.substr(name.size() + 1) : "";
   tracking::ModelSearch q;
@@ -572,8 +640,8 @@ Result<std::string> RunsUriToPath(const MlflowContext& ctx, const std::string& u
     if (auto models = ctx.store->SearchLoggedModels(q, &more); models.ok() && !models->empty())
       if (std::string p = local(models->front().artifact_uri, sub); !p.empty()) return p;
   }
-  return NotFound("path: " + uri + ": run '" + run_id + "' has no artifact '" + rel + "' and no logged model named '" +
-                  name + "'");
+  return NotFound("path: " + uri + ": run '" + run_id + "' has no artifact '" + rel +
+                  "' and no logged model named '" + name + "'");
 }
 
 void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
@@ -582,25 +650,30 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
   MlflowContext* cp = &ctx;
   const std::string api = "/api/2.0/mlflow/";
 
-  // Both GET and POST forms reach the same handler. One pattern per method dispatches through a hash map:
-  // httplib tries routes one std::regex at a time, which costs more than a tracking call itself.
+  // Both GET and POST forms reach the same handler. One pattern per method dispatches through a
+  // hash map: httplib tries routes one std::regex at a time, which costs more than a tracking call
+  // itself.
   using Handler = std::function<void(const http::Request&, http::Response&)>;
   auto table = std::make_shared<std::unordered_map<std::string, Handler>>();
   using MsgHandler = std::function<void(const Msg&, http::Response&)>;
   auto route_body = [](const http::Request& req, http::Response& res, const MsgHandler& fn) {
-    // Tracking calls are small JSON messages: a huge one is a 4xx (not a dropped connection, which the mlflow
-    // client would retry for a minute), answered without parsing it.
+    // Tracking calls are small JSON messages: a huge one is a 4xx (not a dropped connection, which
+    // the mlflow client would retry for a minute), answered without parsing it.
     constexpr size_t kMaxBody = 32u << 20;
     if (req.body.size() > kMaxBody)
-      return ReplyError(res, InvalidArgument("request body of " + std::to_string(req.body.size()) +
-                                             " bytes exceeds the 32 MiB limit for tracking calls; split it "
-                                             "(log-batch takes at most 1000 metrics)"));
+      return ReplyError(
+          res, InvalidArgument("request body of " + std::to_string(req.body.size()) +
+                               " bytes exceeds the 32 MiB limit for tracking calls; split it "
+                               "(log-batch takes at most 1000 metrics)"));
     Msg m(req);
-    if (m.bad()) return ReplyError(res, InvalidArgument("Malformed request body: expected a JSON object"));
+    if (m.bad())
+      return ReplyError(res, InvalidArgument("Malformed request body: expected a JSON object"));
     fn(m, res);
   };
   auto route = [table, route_body](const std::string& path, MsgHandler fn) {
-    (*table)[path] = [fn, route_body](const http::Request& req, http::Response& res) { route_body(req, res, fn); };
+    (*table)[path] = [fn, route_body](const http::Request& req, http::Response& res) {
+      route_body(req, res, fn);
+    };
   };
   // A route that reads the body itself (no DOM).
   auto raw_route = [table](const std::string& path, Handler fn) { (*table)[path] = std::move(fn); };
@@ -608,8 +681,10 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     auto it = table->find(RouteOf(req.matches[1]));
     if (it == table->end()) {
       res.status = 404;
-      res.set_content(json{{"error_code", "ENDPOINT_NOT_FOUND"},
-                           {"message", "No API endpoint " + req.path}}.dump(), "application/json");
+      res.set_content(
+          json{{"error_code", "ENDPOINT_NOT_FOUND"}, {"message", "No API endpoint " + req.path}}
+              .dump(),
+          "application/json");
       return;
     }
     it->second(req, res);
@@ -622,7 +697,8 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     std::string scope = cp->scope();
     if (scope.empty() || scope == run_id) return Status::Ok();
     return Status(Code::kPermissionDenied, "this token belongs to job '" + scope +
-                                               "' and may write only to its run, not to run '" + run_id + "'");
+                                               "' and may write only to its run, not to run '" +
+                                               run_id + "'");
   };
   auto workspace_only = [cp](const char* what) -> Status {
     if (cp->scope().empty()) return Status::Ok();
@@ -655,9 +731,10 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     if (!offset.ok()) return ReplyError(res, offset.status());
     bool more = false;
     int n = static_cast<int>(max->value_or(1000));
-    if (n < 1 || n > 50000) return ReplyError(res, InvalidArgument("max_results must be between 1 and 50000"));
-    auto found = st->SearchExperiments(m.StrOr("view_type", "ACTIVE_ONLY"), m.StrOr("filter"), m.All("order_by"), n,
-                                       *offset, &more);
+    if (n < 1 || n > 50000)
+      return ReplyError(res, InvalidArgument("max_results must be between 1 and 50000"));
+    auto found = st->SearchExperiments(m.StrOr("view_type", "ACTIVE_ONLY"), m.StrOr("filter"),
+                                       m.All("order_by"), n, *offset, &more);
     if (!found.ok()) return ReplyError(res, found.status());
     json exps = json::array();
     for (const auto& e : *found) exps.push_back(ExperimentJson(e));
@@ -665,14 +742,16 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     if (more) out["next_page_token"] = PageToken(*offset + n);
     Reply(res, out);
   });
-  route("experiments/list", [=](const Msg& m, http::Response& res) {  // removed in 2.x; old clients call it
-    bool more = false;
-    json exps = json::array();
-    auto found = st->SearchExperiments(m.StrOr("view_type", "ACTIVE_ONLY"), "", {}, 50000, 0, &more);
-    if (found.ok())
-      for (const auto& e : *found) exps.push_back(ExperimentJson(e));
-    Reply(res, {{"experiments", exps}});
-  });
+  route("experiments/list",
+        [=](const Msg& m, http::Response& res) {  // removed in 2.x; old clients call it
+          bool more = false;
+          json exps = json::array();
+          auto found =
+              st->SearchExperiments(m.StrOr("view_type", "ACTIVE_ONLY"), "", {}, 50000, 0, &more);
+          if (found.ok())
+            for (const auto& e : *found) exps.push_back(ExperimentJson(e));
+          Reply(res, {{"experiments", exps}});
+        });
   route("experiments/update", [=](const Msg& m, http::Response& res) {
     if (Status s = workspace_only("rename experiments"); !s.ok()) return ReplyError(res, s);
     Status s = st->RenameExperiment(m.StrOr("experiment_id"), m.StrOr("new_name"));
@@ -682,7 +761,8 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
   for (const char* verb : {"delete", "restore"}) {
     std::string stage = std::string(verb) == "delete" ? "deleted" : "active";
     route(std::string("experiments/") + verb, [=](const Msg& m, http::Response& res) {
-      if (Status s = workspace_only("delete or restore experiments"); !s.ok()) return ReplyError(res, s);
+      if (Status s = workspace_only("delete or restore experiments"); !s.ok())
+        return ReplyError(res, s);
       Status s = st->SetExperimentStage(m.StrOr("experiment_id"), stage);
       if (!s.ok()) return ReplyError(res, s);
       Reply(res, json::object());
@@ -710,24 +790,28 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     auto m = st->GetLoggedModel(model_id);
     if (!m.ok()) return m.status();
     if (m->source_run_id == scope) return Status::Ok();
-    return Status(Code::kPermissionDenied, "this token belongs to job '" + scope + "' and may change only the models its run logged");
+    return Status(Code::kPermissionDenied, "this token belongs to job '" + scope +
+                                               "' and may change only the models its run logged");
   };
   route("logged-models", [=](const Msg& m, http::Response& res) {
-    if (m.Method() != "POST") return ReplyError(res, Status(Code::kNotFound, "No API endpoint for " + m.Method() + " logged-models"));
+    if (m.Method() != "POST")
+      return ReplyError(
+          res, Status(Code::kNotFound, "No API endpoint for " + m.Method() + " logged-models"));
     auto params = KeyValues(m.Body().value("params", json()), "params");
     if (!params.ok()) return ReplyError(res, params.status());
     auto tags = KeyValues(m.Body().value("tags", json()), "tags");
     if (!tags.ok()) return ReplyError(res, tags.status());
     std::string source_run = m.StrOr("source_run_id");
     if (!cp->scope().empty() && !source_run.empty() && source_run != cp->scope())
-      return ReplyError(res, Status(Code::kPermissionDenied, "this token belongs to job '" + cp->scope() +
-                                                                 "' and may log models only for its own run"));
+      return ReplyError(
+          res, Status(Code::kPermissionDenied, "this token belongs to job '" + cp->scope() +
+                                                   "' and may log models only for its own run"));
     if (!cp->scope().empty() && source_run.empty()) source_run = cp->scope();
     std::string user;
     for (const auto& t : *tags)
       if (t.key == "mlflow.user") user = t.value;
-    auto model = st->CreateLoggedModel(m.StrOr("experiment_id", "0"), m.StrOr("name"), m.StrOr("model_type"),
-                                       source_run, user, *params, *tags);
+    auto model = st->CreateLoggedModel(m.StrOr("experiment_id", "0"), m.StrOr("name"),
+                                       m.StrOr("model_type"), source_run, user, *params, *tags);
     if (!model.ok()) return ReplyError(res, model.status());
     Reply(res, {{"model", LoggedModelJson(*model)}});
   });
@@ -772,7 +856,8 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
       if (!s.ok()) return ReplyError(res, s);
       return Reply(res, json::object());
     }
-    ReplyError(res, Status(Code::kNotFound, "No API endpoint for " + m.Method() + " logged-models/{model_id}"));
+    ReplyError(res, Status(Code::kNotFound,
+                           "No API endpoint for " + m.Method() + " logged-models/{model_id}"));
   });
   route("logged-models/{id}/params", [=](const Msg& m, http::Response& res) {
     std::string id = ModelPathPart(m.Path(), 0);
@@ -803,7 +888,9 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     auto model = st->GetLoggedModel(ModelPathPart(m.Path(), 0));
     if (!model.ok()) return ReplyError(res, model.status());
     // mlflow-artifacts:/<rest> lives where the artifact proxy keeps <rest>.
-    std::string root = model->artifact_uri.rfind("mlflow-artifacts:/", 0) == 0 ? model->artifact_uri.substr(18) : "";
+    std::string root = model->artifact_uri.rfind("mlflow-artifacts:/", 0) == 0
+                           ? model->artifact_uri.substr(18)
+                           : "";
     std::string sub = m.StrOr("artifact_directory_path");
     auto at = ArtifactAt(*cp, sub.empty() ? root : root + "/" + sub);
     if (root.empty() || !at) return ReplyError(res, InvalidArgument("Invalid artifact path"));
@@ -817,10 +904,13 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
     std::vector<std::pair<std::string, long long>> models;
     json ms = m.Body().value("models", json::array());
-    if (!ms.is_array()) return ReplyError(res, InvalidArgument("Invalid value for parameter 'models': expected a list"));
+    if (!ms.is_array())
+      return ReplyError(res,
+                        InvalidArgument("Invalid value for parameter 'models': expected a list"));
     for (const auto& x : ms) {
       if (!x.is_object() || !x.contains("model_id") || !x["model_id"].is_string())
-        return ReplyError(res, InvalidArgument("Missing value for required parameter 'models[].model_id'"));
+        return ReplyError(
+            res, InvalidArgument("Missing value for required parameter 'models[].model_id'"));
       long long step = 0;
       if (x.contains("step") && !x["step"].is_null()) {
         auto v = ParseInt(x["step"], "step");
@@ -834,13 +924,15 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     Reply(res, json::object());
   });
   route("runs/create", [=](const Msg& m, http::Response& res) {
-    if (Status s = workspace_only("create runs (it may write only to its own run)"); !s.ok()) return ReplyError(res, s);
+    if (Status s = workspace_only("create runs (it may write only to its own run)"); !s.ok())
+      return ReplyError(res, s);
     auto tags = KeyValues(m.Body().value("tags", json()), "tags");
     if (!tags.ok()) return ReplyError(res, tags.status());
     auto start = m.Int("start_time");
     if (!start.ok()) return ReplyError(res, start.status());
-    auto run = st->CreateRun(m.StrOr("experiment_id", "0"), "", m.StrOr("run_name"), m.StrOr("user_id"),
-                            start->has_value() ? *start : std::optional<long long>(NowMillis()), *tags);
+    auto run =
+        st->CreateRun(m.StrOr("experiment_id", "0"), "", m.StrOr("run_name"), m.StrOr("user_id"),
+                      start->has_value() ? *start : std::optional<long long>(NowMillis()), *tags);
     if (!run.ok()) return ReplyError(res, run.status());
     auto full = st->GetRun(run->run_id);
     if (!full.ok()) return ReplyError(res, full.status());
@@ -882,7 +974,8 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
   route("runs/log-parameter", [=](const Msg& m, http::Response& res) {
     std::string id = m.RunId();
     if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
-    if (!m.Str("key")) return ReplyError(res, InvalidArgument("Missing value for required parameter 'key'"));
+    if (!m.Str("key"))
+      return ReplyError(res, InvalidArgument("Missing value for required parameter 'key'"));
     Status s = st->LogBatch(id, {}, {{m.StrOr("key"), m.StrOr("value")}}, {});
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
@@ -890,7 +983,8 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
   route("runs/set-tag", [=](const Msg& m, http::Response& res) {
     std::string id = m.RunId();
     if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
-    if (!m.Str("key")) return ReplyError(res, InvalidArgument("Missing value for required parameter 'key'"));
+    if (!m.Str("key"))
+      return ReplyError(res, InvalidArgument("Missing value for required parameter 'key'"));
     Status s = st->LogBatch(id, {}, {}, {{m.StrOr("key"), m.StrOr("value")}});
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
@@ -904,7 +998,8 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
   });
   auto log_batch = [=](const Msg& m, http::Response& res) {
     std::string id = m.RunId();
-    if (id.empty()) return ReplyError(res, InvalidArgument("Missing value for required parameter 'run_id'"));
+    if (id.empty())
+      return ReplyError(res, InvalidArgument("Missing value for required parameter 'run_id'"));
     if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
     std::vector<Metric> metrics;
     const json& body = m.Body();
@@ -943,7 +1038,8 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     json ms = m.Body().value("models", json::array());
     if (ms.is_array())
       for (const auto& x : ms)
-        if (x.is_object() && x.contains("model_id") && x["model_id"].is_string()) models.push_back(x["model_id"]);
+        if (x.is_object() && x.contains("model_id") && x["model_id"].is_string())
+          models.push_back(x["model_id"]);
     Status s = st->LogInputs(id, m.Body().value("datasets", json::array()), models);
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
@@ -952,7 +1048,8 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     std::string id = m.RunId();
     if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
     json model = json::parse(m.StrOr("model_json"), nullptr, false);
-    if (!model.is_object()) return ReplyError(res, InvalidArgument("model_json must be a JSON object"));
+    if (!model.is_object())
+      return ReplyError(res, InvalidArgument("model_json must be a JSON object"));
     auto run = st->GetRun(id);
     if (!run.ok()) return ReplyError(res, run.status());
     json history = json::array();
@@ -1019,9 +1116,12 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
       const tracking::Point& x = (*h)[i];
       if (i > begin) out += ',';
       out += key_json;
-      if (std::isnan(x.value)) out += "\"NaN\""sv;
-      else if (std::isinf(x.value)) out += x.value > 0 ? "1.7976931348623157e+308"sv : "-1.7976931348623157e+308"sv;
-      else AppendJsonDouble(out, x.value);
+      if (std::isnan(x.value))
+        out += "\"NaN\""sv;
+      else if (std::isinf(x.value))
+        out += x.value > 0 ? "1.7976931348623157e+308"sv : "-1.7976931348623157e+308"sv;
+      else
+        AppendJsonDouble(out, x.value);
       out += ",\"timestamp\":"sv;
       AppendJsonInt(out, x.timestamp);
       out += ",\"step\":"sv;
@@ -1029,7 +1129,8 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
       out += '}';
     }
     out += ']';
-    if (end < h->size()) out += ",\"next_page_token\":\"" + PageToken(static_cast<long long>(end)) + "\"";
+    if (end < h->size())
+      out += ",\"next_page_token\":\"" + PageToken(static_cast<long long>(end)) + "\"";
     out += "}";
     res.status = 200;
     res.body = std::move(out);  // set_content would copy the megabytes
@@ -1055,48 +1156,56 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     if (scope.empty()) return Status::Ok();
     auto parts = Split(path, '/');
     if (parts.size() >= 3 && parts[1] == scope && parts[2] == "artifacts") return Status::Ok();
-    return Status(Code::kPermissionDenied, "this token belongs to job '" + scope + "' and may write only its run's artifacts");
+    return Status(Code::kPermissionDenied, "this token belongs to job '" + scope +
+                                               "' and may write only its run's artifacts");
   };
-  svr.Put(art + "/(.+)", [cp, writable](const http::Request& req, http::Response& res,
-                                         const http::ContentReader& reader) {
-    std::string rel = req.matches[1];
-    auto at = ArtifactAt(*cp, rel);
-    if (!at || at->rel.empty()) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
-    if (Status s = writable(rel); !s.ok()) return ReplyError(res, s);
-    auto root = Beneath::OpenOrCreate(at->root);
-    if (!root.ok()) return ReplyError(res, root.status());
-    std::string dir = Dirname(at->rel) == "." ? "" : Dirname(at->rel);
-    if (at->rel.find('/') == std::string::npos) dir = "";
-    if (Status s = root->MakeDirs(dir); !s.ok()) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "': " + s.message()));
-    std::string tmp = at->rel + ".cairn-upload." + RandomHex(4);
-    auto fd = root->OpenWrite(tmp, O_TRUNC | O_EXCL);
-    if (!fd.ok()) return ReplyError(res, fd.status());
-    bool ok = true;
-    std::string buf;  // the reader hands over pieces: write in large ones
-    buf.reserve(1 << 20);
-    auto flush = [&] {
-      ok = ok && write(*fd, buf.data(), buf.size()) == static_cast<ssize_t>(buf.size());
-      buf.clear();
-    };
-    // A client that stops sending leaves nothing behind: only a whole body becomes the artifact.
-    bool whole = reader([&](const char* data, size_t len) {
-      buf.append(data, len);
-      if (buf.size() >= (1 << 20)) flush();
-      return ok;
-    });
-    if (!buf.empty()) flush();
-    close(*fd);
-    if (!whole || !ok) {
-      (void)root->Remove(tmp);
-      return ReplyError(res, !whole ? InvalidArgument("the upload of '" + rel + "' ended before its body did")
-                                    : Unavailable("cannot write artifact " + rel));
-    }
-    if (Status s = root->Rename(tmp, at->rel); !s.ok()) {
-      (void)root->Remove(tmp);
-      return ReplyError(res, s);
-    }
-    Reply(res, json::object());
-  }, size_t{64} << 30);  // streamed to disk: artifacts may be large
+  svr.Put(
+      art + "/(.+)",
+      [cp, writable](const http::Request& req, http::Response& res,
+                     const http::ContentReader& reader) {
+        std::string rel = req.matches[1];
+        auto at = ArtifactAt(*cp, rel);
+        if (!at || at->rel.empty())
+          return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
+        if (Status s = writable(rel); !s.ok()) return ReplyError(res, s);
+        auto root = Beneath::OpenOrCreate(at->root);
+        if (!root.ok()) return ReplyError(res, root.status());
+        std::string dir = Dirname(at->rel) == "." ? "" : Dirname(at->rel);
+        if (at->rel.find('/') == std::string::npos) dir = "";
+        if (Status s = root->MakeDirs(dir); !s.ok())
+          return ReplyError(res, InvalidArgument("Invalid path '" + rel + "': " + s.message()));
+        std::string tmp = at->rel + ".cairn-upload." + RandomHex(4);
+        auto fd = root->OpenWrite(tmp, O_TRUNC | O_EXCL);
+        if (!fd.ok()) return ReplyError(res, fd.status());
+        bool ok = true;
+        std::string buf;  // the reader hands over pieces: write in large ones
+        buf.reserve(1 << 20);
+        auto flush = [&] {
+          ok = ok && write(*fd, buf.data(), buf.size()) == static_cast<ssize_t>(buf.size());
+          buf.clear();
+        };
+        // A client that stops sending leaves nothing behind: only a whole body becomes the
+        // artifact.
+        bool whole = reader([&](const char* data, size_t len) {
+          buf.append(data, len);
+          if (buf.size() >= (1 << 20)) flush();
+          return ok;
+        });
+        if (!buf.empty()) flush();
+        close(*fd);
+        if (!whole || !ok) {
+          (void)root->Remove(tmp);
+          return ReplyError(
+              res, !whole ? InvalidArgument("the upload of '" + rel + "' ended before its body did")
+                          : Unavailable("cannot write artifact " + rel));
+        }
+        if (Status s = root->Rename(tmp, at->rel); !s.ok()) {
+          (void)root->Remove(tmp);
+          return ReplyError(res, s);
+        }
+        Reply(res, json::object());
+      },
+      size_t{64} << 30);  // streamed to disk: artifacts may be large
   svr.Get(art + "/(.+)", [cp](const http::Request& req, http::Response& res) {
     std::string rel = req.matches[1];
     auto at = ArtifactAt(*cp, rel);
@@ -1121,7 +1230,8 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
   svr.Delete(art + "/(.+)", [cp, writable](const http::Request& req, http::Response& res) {
     std::string rel = req.matches[1];
     auto at = ArtifactAt(*cp, rel);
-    if (!at || at->rel.empty()) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
+    if (!at || at->rel.empty())
+      return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
     if (Status s = writable(rel); !s.ok()) return ReplyError(res, s);
     auto root = Beneath::Open(at->root);
     if (!root.ok()) return Reply(res, json::object());
@@ -1129,12 +1239,16 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     Reply(res, json::object());
   });
   for (const char* step : {"create", "complete", "abort"}) {
-    svr.Post(std::string("/api/2.0/mlflow-artifacts/mpu/") + step + "/(.+)", [](const http::Request&, http::Response& res) {
-      res.status = 501;
-      res.set_content(json{{"error_code", "NOT_IMPLEMENTED"},
-                           {"message", "Multipart upload is not supported for the current artifact repository"}}.dump(),
-                      "application/json");
-    });
+    svr.Post(std::string("/api/2.0/mlflow-artifacts/mpu/") + step + "/(.+)",
+             [](const http::Request&, http::Response& res) {
+               res.status = 501;
+               res.set_content(
+                   json{{"error_code", "NOT_IMPLEMENTED"},
+                        {"message",
+                         "Multipart upload is not supported for the current artifact repository"}}
+                       .dump(),
+                   "application/json");
+             });
   }
 }
 

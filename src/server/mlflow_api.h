@@ -1,6 +1,7 @@
 // The MLflow tracking REST API (/api/2.0/mlflow/...) and the mlflow-artifacts proxy
-// (/api/2.0/mlflow-artifacts/...), as the unmodified `mlflow` client uses them (../shared/spec/mlflow-rest.md).
-// Handlers run on the HTTP threads; the TrackingStore is thread-safe.
+// (/api/2.0/mlflow-artifacts/...), as the unmodified `mlflow` client uses them
+// (../shared/spec/mlflow-rest.md). Handlers run on the HTTP threads; the TrackingStore is
+// thread-safe.
 #pragma once
 
 #include <functional>
@@ -22,25 +23,26 @@ namespace cairn::server {
 struct MlflowContext {
   tracking::TrackingStore* store = nullptr;
   std::string workspace;  // $CAIRN_HOME: artifacts of job runs live in runs/<job>/artifacts
-  // The job a request is limited to ("" = the workspace token, no limit), set per request by the router.
+  // The job a request is limited to ("" = the workspace token, no limit), set per request by the
+  // router.
   std::function<std::string()> scope;
 };
 
 void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx);
 
-// Where an artifact path (<experiment>/<run>/artifacts/<rest>, or anything else) lives on disk; "" when the
-// path tries to leave the artifact root.
+// Where an artifact path (<experiment>/<run>/artifacts/<rest>, or anything else) lives on disk; ""
+// when the path tries to leave the artifact root.
 std::string ArtifactFile(const MlflowContext& ctx, const std::string& path);
-// Where the artifact proxy keeps `path`: a root folder and a clean path beneath it (nullopt for a path
-// that would leave it). Every access goes through Beneath from that root.
+// Where the artifact proxy keeps `path`: a root folder and a clean path beneath it (nullopt for a
+// path that would leave it). Every access goes through Beneath from that root.
 struct ArtifactPlace {
   std::string root;
   std::string rel;
 };
 std::optional<ArtifactPlace> ArtifactAt(const MlflowContext& ctx, const std::string& path);
 
-// Where `runs:/<run>/<path>` is on disk, as MLflow resolves it: the run's artifacts, else (MLflow 3) the
-// artifacts of the run's logged model named by the path's first part.
+// Where `runs:/<run>/<path>` is on disk, as MLflow resolves it: the run's artifacts, else (MLflow
+// 3) the artifacts of the run's logged model named by the path's first part.
 Result<std::string> RunsUriToPath(const MlflowContext& ctx, const std::string& uri);
 
 }  // namespace cairn::server

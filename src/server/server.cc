@@ -58,8 +58,9 @@ std::string BearerOf(const http::Request& req) {
   return StartsWith(h, "Bearer ") ? h.substr(7) : "";
 }
 
-// A run-relative path as the CLI names it ("artifacts/user_logs/std_log.txt", "named-outputs/<name>/...")
-// as a path beneath the run folder; empty when it names nothing there or would leave it.
+// A run-relative path as the CLI names it ("artifacts/user_logs/std_log.txt",
+// "named-outputs/<name>/...") as a path beneath the run folder; empty when it names nothing there
+// or would leave it.
 std::string MapRunPath(const std::string& rel) {
   if (rel.empty() || !Beneath::IsClean(rel)) return "";
   if (StartsWith(rel, "artifacts/") || rel == "artifacts") return rel;
@@ -67,12 +68,14 @@ std::string MapRunPath(const std::string& rel) {
   return "";
 }
 
-// The files below `dir` (a path beneath the run folder) as {path, size}; links as {path, type: "link"},
-// never followed.
+// The files below `dir` (a path beneath the run folder) as {path, size}; links as {path, type:
+// "link"}, never followed.
 void ListFiles(const Beneath& run, const std::string& dir, const std::string& prefix, json& out) {
   (void)run.Walk(dir, [&](const Beneath::Entry& e) {
-    if (e.type == Beneath::Type::kFile) out.push_back({{"path", prefix + e.path}, {"size", e.size}});
-    else if (e.type == Beneath::Type::kLink) out.push_back({{"path", prefix + e.path}, {"type", "link"}});
+    if (e.type == Beneath::Type::kFile)
+      out.push_back({{"path", prefix + e.path}, {"size", e.size}});
+    else if (e.type == Beneath::Type::kLink)
+      out.push_back({{"path", prefix + e.path}, {"type", "link"}});
   });
 }
 
@@ -94,10 +97,14 @@ std::string UiDir() {
 
 std::string ContentTypeOf(const std::string& path) {
   static const std::map<std::string, std::string> kTypes = {
-      {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
-      {".css", "text/css; charset=utf-8"},   {".svg", "image/svg+xml"},
-      {".png", "image/png"},                 {".ico", "image/x-icon"},
-      {".json", "application/json"},         {".woff2", "font/woff2"},
+      {".html", "text/html; charset=utf-8"},
+      {".js", "text/javascript; charset=utf-8"},
+      {".css", "text/css; charset=utf-8"},
+      {".svg", "image/svg+xml"},
+      {".png", "image/png"},
+      {".ico", "image/x-icon"},
+      {".json", "application/json"},
+      {".woff2", "font/woff2"},
       {".map", "application/json"}};
   size_t dot = path.rfind('.');
   auto it = dot == std::string::npos ? kTypes.end() : kTypes.find(path.substr(dot));
@@ -114,8 +121,8 @@ long long EnvSeconds(const char* name, long long fallback) {
   return n > 0 ? n : fallback;
 }
 
-// Where a sign-in may send the browser: the studio's page itself, or one of its #/ routes. Nothing that
-// a browser could read as another host ("//x", "/\\x", a scheme) and no control characters.
+// Where a sign-in may send the browser: the studio's page itself, or one of its #/ routes. Nothing
+// that a browser could read as another host ("//x", "/\\x", a scheme) and no control characters.
 bool IsStudioRoute(const std::string& next) {
   if (next == "/") return true;
   if (!StartsWith(next, "/#/")) return false;
@@ -141,13 +148,14 @@ std::string PythonHelperDir() {
 
 class Server {
  public:
-  Server(ServerOptions o, std::string token) : opt_(std::move(o)), token_(std::move(token)), ws_{opt_.home} {}
+  Server(ServerOptions o, std::string token)
+      : opt_(std::move(o)), token_(std::move(token)), ws_{opt_.home} {}
 
   int Run() {
     // One server per workspace: the lock is held for the process's lifetime.
     lock_fd_ = open(ws_.ServerLock().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    // A server that was asked to stop removes its address first and may hold the lock a while longer, closing
-    // its databases: wait for that one (not for a server that is running).
+    // A server that was asked to stop removes its address first and may hold the lock a while
+    // longer, closing its databases: wait for that one (not for a server that is running).
     auto stopping = [&] {
       auto info = ReadFile(ws_.ServerInfo());
       json j = info.ok() ? json::parse(*info, nullptr, false) : json();
@@ -160,7 +168,8 @@ class Server {
       locked = flock(lock_fd_, LOCK_EX | LOCK_NB) == 0;
     }
     if (!locked) {
-      fprintf(stderr, "cairn server: another server is already running for workspace %s\n", opt_.home.c_str());
+      fprintf(stderr, "cairn server: another server is already running for workspace %s\n",
+              opt_.home.c_str());
       return 1;
     }
     auto store = store::JobStore::Open(ws_.Database());
@@ -171,8 +180,9 @@ class Server {
     // JSON requests: 64 MiB at most (routes that take more say so).
     svr_.set_max_body(size_t{64} << 20);
     svr_.set_timeout_seconds(60);
-    // Connections that have shown no credential yet: 64 from one address at most (a browser opens 6, a CLI
-    // call 1, and each proves itself on its first request to /api); the 65th closes the oldest.
+    // Connections that have shown no credential yet: 64 from one address at most (a browser opens
+    // 6, a CLI call 1, and each proves itself on its first request to /api); the 65th closes the
+    // oldest.
     svr_.set_max_unproven_per_address(64);
     if (opt_.tls_cert.empty() != opt_.tls_key.empty()) {
       fprintf(stderr, "cairn server: --tls-cert and --tls-key go together\n");
@@ -187,24 +197,30 @@ class Server {
     // Whoever reaches the server can run commands as its user: beyond this machine only with TLS.
     if (!IsLoopbackHost(opt_.host) && !svr_.tls()) {
       fprintf(stderr,
-              "cairn server: refusing to listen on %s without TLS: anyone who can reach it could read the token "
+              "cairn server: refusing to listen on %s without TLS: anyone who can reach it could "
+              "read the token "
               "off the wire (give --tls-cert and --tls-key, or listen on 127.0.0.1)\n",
               opt_.host.c_str());
       return 2;
     }
-    // The port this machine's clients and jobs use: the previous one first, since jobs that outlived the last
-    // server log to it. Another process may have taken it meanwhile (then a new port; supervisors find the
-    // server through server.json).
-    auto bind_local = [&](const std::function<bool(int)>& try_port, const std::function<int()>& any) {
+    // The port this machine's clients and jobs use: the previous one first, since jobs that
+    // outlived the last server log to it. Another process may have taken it meanwhile (then a new
+    // port; supervisors find the server through server.json).
+    auto bind_local = [&](const std::function<bool(int)>& try_port,
+                          const std::function<int()>& any) {
       auto last = ReadFile(ws_.ServerPort(), 16);
       int previous = last.ok() ? atoi(last->c_str()) : 0;
       int got = -1;
       if (previous > 0 && previous < 65536) {
         for (int i = 0; i < 4 && got < 0; ++i) {
-          if (try_port(previous)) got = previous;
-          else usleep(50000);  // the old socket may be closing still
+          if (try_port(previous))
+            got = previous;
+          else
+            usleep(50000);  // the old socket may be closing still
         }
-        if (got < 0) fprintf(stderr, "cairn server: port %d (the last server's) is taken; choosing another\n", previous);
+        if (got < 0)
+          fprintf(stderr, "cairn server: port %d (the last server's) is taken; choosing another\n",
+                  previous);
       }
       if (got < 0) got = any();
       if (got > 0) (void)WriteFileAtomic(ws_.ServerPort(), std::to_string(got) + "\n", 0600);
@@ -212,7 +228,8 @@ class Server {
     };
     int port = -1, local_port = -1;
     if (svr_.tls()) {
-      port = opt_.port > 0 ? (svr_.bind_to_port(opt_.host, opt_.port) ? opt_.port : -1) : svr_.bind_to_any_port(opt_.host);
+      port = opt_.port > 0 ? (svr_.bind_to_port(opt_.host, opt_.port) ? opt_.port : -1)
+                           : svr_.bind_to_any_port(opt_.host);
       if (port > 0)
         local_port = bind_local([&](int p) { return svr_.add_plain_loopback_listener(p) == p; },
                                 [&] { return svr_.add_plain_loopback_listener(0); });
@@ -226,7 +243,8 @@ class Server {
       fprintf(stderr, "cairn server: cannot listen on %s:%d\n", opt_.host.c_str(), opt_.port);
       return 1;
     }
-    std::string host = svr_.tls() || opt_.host == "0.0.0.0" || opt_.host == "::" ? "127.0.0.1" : opt_.host;
+    std::string host =
+        svr_.tls() || opt_.host == "0.0.0.0" || opt_.host == "::" ? "127.0.0.1" : opt_.host;
     url_ = "http://" + host + ":" + std::to_string(local_port);
     if (svr_.tls()) tls_url_ = "https://" + opt_.host + ":" + std::to_string(port);
 
@@ -236,7 +254,8 @@ class Server {
     cfg.self_exe = Dirname(compute::SelfExe()) + "/cairn";  // supervisors are `cairn supervise`
     cfg.local_slots = opt_.local_slots;
     cfg.secret = token_;
-    if (settings::Get("CAIRN_LOCAL_SLOTS")) cfg.local_slots = static_cast<int>(settings::Integer("CAIRN_LOCAL_SLOTS"));
+    if (settings::Get("CAIRN_LOCAL_SLOTS"))
+      cfg.local_slots = static_cast<int>(settings::Integer("CAIRN_LOCAL_SLOTS"));
     cfg.max_log_bytes = settings::Integer("CAIRN_MAX_LOG_BYTES");
     cfg.kill_grace_ms = settings::Integer("CAIRN_KILL_GRACE_MS");
     cfg.system_metrics_seconds = std::max(0LL, settings::Integer("CAIRN_SYSTEM_METRICS_SECONDS"));
@@ -246,8 +265,13 @@ class Server {
       return 1;
     }
     tracking_ = std::move(tracking).value();
-    cfg.on_final = [t = tracking_.get()](const std::string& job, const std::string& status, long long at) {
-      t->FinishRunAsync(job, status == "Completed" ? "FINISHED" : status == "Failed" ? "FAILED" : "KILLED", at);
+    cfg.on_final = [t = tracking_.get()](const std::string& job, const std::string& status,
+                                         long long at) {
+      t->FinishRunAsync(job,
+                        status == "Completed" ? "FINISHED"
+                        : status == "Failed"  ? "FAILED"
+                                              : "KILLED",
+                        at);
     };
     cfg.python_helper_dir = PythonHelperDir();
     if (auto conf = settings::Get("CAIRN_SLURM_CONF")) cfg.slurm_conf = *conf;
@@ -260,15 +284,21 @@ class Server {
     cfg.gpus = gpus->gpus;
     gpu_source_ = gpus->source;
     gpu_note_ = gpus->note;
-    // A sweep trial's run: a child of the sweep's (mlflow.parentRunId), its hyperparameters as params.
+    // A sweep trial's run: a child of the sweep's (mlflow.parentRunId), its hyperparameters as
+    // params.
     cfg.on_trial = [t = tracking_.get()](const std::string& trial, const std::string& sweep,
-                                         const std::string& experiment_id, const json& params) -> Status {
-      std::vector<tracking::KeyValue> tags = {{"mlflow.parentRunId", sweep}, {"mlflow.user", UserName()},
-                                              {"mlflow.source.type", "JOB"}, {"mlflow.source.name", "cairn"}};
+                                         const std::string& experiment_id,
+                                         const json& params) -> Status {
+      std::vector<tracking::KeyValue> tags = {{"mlflow.parentRunId", sweep},
+                                              {"mlflow.user", UserName()},
+                                              {"mlflow.source.type", "JOB"},
+                                              {"mlflow.source.name", "cairn"}};
       std::vector<tracking::KeyValue> kv;
       for (const auto& [k, v] : params.items())
-        if (tracking::KeyError(k).empty()) kv.push_back({k, v.is_string() ? v.get<std::string>() : v.dump()});
-      auto run = t->CreateRun(experiment_id.empty() ? "0" : experiment_id, trial, trial, UserName(), NowMillis(), tags, kv,
+        if (tracking::KeyError(k).empty())
+          kv.push_back({k, v.is_string() ? v.get<std::string>() : v.dump()});
+      auto run = t->CreateRun(experiment_id.empty() ? "0" : experiment_id, trial, trial, UserName(),
+                              NowMillis(), tags, kv,
                               /*job_run=*/true);
       return run.ok() ? Status::Ok() : run.status();
     };
@@ -282,7 +312,10 @@ class Server {
     sched_->Start();
     Routes();
 
-    json info = {{"url", url_}, {"port", local_port}, {"host", opt_.host}, {"pid", getpid()},
+    json info = {{"url", url_},
+                 {"port", local_port},
+                 {"host", opt_.host},
+                 {"pid", getpid()},
                  {"started_at", IsoTime(NowMillis())}};
     if (!tls_url_.empty()) info["tls_url"] = tls_url_;
     Status s = WriteFileAtomic(ws_.ServerInfo(), info.dump(), 0600);
@@ -292,11 +325,12 @@ class Server {
     }
     fprintf(stderr, "%s cairn server %d listening on %s%s (workspace %s, %d local slots)\n",
             IsoTime(NowMillis()).c_str(), getpid(), url_.c_str(),
-            tls_url_.empty() ? "" : (" and " + tls_url_ + " (TLS)").c_str(), opt_.home.c_str(), sched_->local_slots());
+            tls_url_.empty() ? "" : (" and " + tls_url_ + " (TLS)").c_str(), opt_.home.c_str(),
+            sched_->local_slots());
 
-    // Signals end the server through a watcher thread. SIGCHLD keeps its default: the scheduler reaps the
-    // supervisors it started, and the commands the server runs (podman, sbatch) report their exit status
-    // (ignoring SIGCHLD made every one of them look successful).
+    // Signals end the server through a watcher thread. SIGCHLD keeps its default: the scheduler
+    // reaps the supervisors it started, and the commands the server runs (podman, sbatch) report
+    // their exit status (ignoring SIGCHLD made every one of them look successful).
     signal(SIGPIPE, SIG_IGN);
     sigset_t set;
     sigemptyset(&set);
@@ -310,8 +344,9 @@ class Server {
       svr_.stop();
     }).detach();
 
-    // Answers of megabytes (histories, searches) leave freed heap behind that glibc keeps (the trim threshold
-    // is raised in main so busy periods reuse it): hand it back once requests have stopped for a second.
+    // Answers of megabytes (histories, searches) leave freed heap behind that glibc keeps (the trim
+    // threshold is raised in main so busy periods reuse it): hand it back once requests have
+    // stopped for a second.
     std::atomic<bool> done{false};
     std::thread janitor([this, &done] {
       unsigned long long seen = svr_.requests();
@@ -328,8 +363,9 @@ class Server {
         }
       }
     });
-    // Images remembered as absent are looked for again here, once their TTL has passed, never on a job's path.
-    // Detached at shutdown (a pull may take its full minute): it holds only what it owns.
+    // Images remembered as absent are looked for again here, once their TTL has passed, never on a
+    // job's path. Detached at shutdown (a pull may take its full minute): it holds only what it
+    // owns.
     auto stop_rechecks = std::make_shared<std::atomic<bool>>(false);
     std::thread rechecker([home = opt_.home, stop_rechecks] {
       auto& done = *stop_rechecks;
@@ -346,7 +382,8 @@ class Server {
           if (a.runtime != runtime || now - a.checked_ms < compute::ImageRecheckMs()) continue;
           auto c = compute::CheckImageNow(home, runtime, a.image);
           fprintf(stderr, "%s image %s %s\n", IsoTime(NowMillis()).c_str(), a.image.c_str(),
-                  c.available ? (c.pulled ? "pulled: jobs now run in it" : "is now local: jobs now run in it")
+                  c.available ? (c.pulled ? "pulled: jobs now run in it"
+                                          : "is now local: jobs now run in it")
                               : ("is still not available (" + c.reason + ")").c_str());
         }
       }
@@ -366,7 +403,8 @@ class Server {
 
  private:
   // The folder of a job's named output written to a datastore path (outputs.<name>.path:
-  // azureml://datastores/<ds>/paths/<rel>); "" when the output is in the run folder or cannot be found.
+  // azureml://datastores/<ds>/paths/<rel>); "" when the output is in the run folder or cannot be
+  // found.
   std::string OutputDatastoreFolder(const store::JobRecord& job, const std::string& name) {
     auto parsed = scheduler::ParseDatastoreUri(
         job.spec.value("outputs", json::object()).value(name, json::object()).value("path", ""));
@@ -374,8 +412,10 @@ class Server {
     const auto& [ds, rel] = *parsed;
     if (!rel.empty() && !Beneath::IsClean(rel)) return "";
     std::string folder;
-    if (auto d = Reader().GetDatastore(ds); d.ok()) folder = d->spec.value("path", "");
-    else if (scheduler::IsBuiltinDatastore(ds)) folder = scheduler::BuiltinDatastoreFolder(opt_.home, ds);
+    if (auto d = Reader().GetDatastore(ds); d.ok())
+      folder = d->spec.value("path", "");
+    else if (scheduler::IsBuiltinDatastore(ds))
+      folder = scheduler::BuiltinDatastoreFolder(opt_.home, ds);
     if (folder.empty()) return "";
     return rel.empty() ? folder : folder + "/" + rel;
   }
@@ -395,10 +435,12 @@ class Server {
     return *reader;
   }
 
-  // A sweep's trials, best first by the objective (Cairn's addition to the sweep job object): each with its
-  // hyperparameters, its best value of the primary metric, how many times it reported it, and its status.
+  // A sweep's trials, best first by the objective (Cairn's addition to the sweep job object): each
+  // with its hyperparameters, its best value of the primary metric, how many times it reported it,
+  // and its status.
   json SweepTrials(const store::JobRecord& sweep) {
-    const json objective = sweep.spec.value("sweep", json::object()).value("objective", json::object());
+    const json objective =
+        sweep.spec.value("sweep", json::object()).value("objective", json::object());
     const std::string metric = objective.value("primary_metric", "");
     const bool maximize = objective.value("goal", "maximize") == "maximize";
     store::JobFilter f;
@@ -406,71 +448,87 @@ class Server {
     f.max_results = 0;
     std::vector<json> rows;
     for (const auto& t : Reader().List(f)) {
-      json row = {{"name", t.name}, {"status", t.status}, {"hyperparameters", t.spec.value("hyperparameters", json::object())},
+      json row = {{"name", t.name},
+                  {"status", t.status},
+                  {"hyperparameters", t.spec.value("hyperparameters", json::object())},
                   {"reports", 0}};
       if (t.status == "Canceled") row["status_reason"] = t.status_reason;
       if (auto h = tracking_->GetHistory(t.name, metric); h.ok() && !h->empty()) {
         std::optional<double> best;
         for (const auto& p : *h)
-          if (!std::isnan(p.value) && (!best || (maximize ? p.value > *best : p.value < *best))) best = p.value;
+          if (!std::isnan(p.value) && (!best || (maximize ? p.value > *best : p.value < *best)))
+            best = p.value;
         if (best) row[metric] = *best;
         row["reports"] = h->size();
       }
       rows.push_back(row);
     }
     // Ties go to the earlier trial, as the controller picks the best.
-    auto number = [&](const json& r) { return atoll(r["name"].get<std::string>().c_str() + sweep.name.size() + 1); };
+    auto number = [&](const json& r) {
+      return atoll(r["name"].get<std::string>().c_str() + sweep.name.size() + 1);
+    };
     std::sort(rows.begin(), rows.end(), [&](const json& a, const json& b) {
       bool ha = a.contains(metric), hb = b.contains(metric);
       if (ha != hb) return ha;
       if (ha && a[metric] != b[metric])
-        return maximize ? a[metric].get<double>() > b[metric].get<double>() : a[metric].get<double>() < b[metric].get<double>();
+        return maximize ? a[metric].get<double>() > b[metric].get<double>()
+                        : a[metric].get<double>() < b[metric].get<double>();
       return number(a) < number(b);
     });
     return rows;
   }
 
-  // A pipeline's steps in the order they run: each step's latest job, its status, duration and reuse, and
-  // its attempts (Cairn's addition to the pipeline job object).
+  // A pipeline's steps in the order they run: each step's latest job, its status, duration and
+  // reuse, and its attempts (Cairn's addition to the pipeline job object).
   json PipelineSteps(const store::JobRecord& p) {
     store::JobFilter f;
     f.parent = p.name;
     f.max_results = 0;
     std::map<std::string, std::vector<store::JobRecord>> by_step;
-    for (auto& c : Reader().List(f)) by_step[c.spec.value("pipeline_step", "")].push_back(std::move(c));
+    for (auto& c : Reader().List(f))
+      by_step[c.spec.value("pipeline_step", "")].push_back(std::move(c));
     json rows = json::array();
     const json steps = p.spec.value("pipeline", json::object()).value("steps", json::array());
     for (const auto& step : steps) {
       const std::string sname = step.value("name", "");
-      json row = {{"step", sname}, {"status", "NotStarted"}, {"after", step.value("after", json::array())}};
+      json row = {
+          {"step", sname}, {"status", "NotStarted"}, {"after", step.value("after", json::array())}};
       auto it = by_step.find(sname);
       if (it == by_step.end() || it->second.empty()) {
-        row["status_reason"] = store::IsTerminalStatus(p.status) ? "not run" : "waiting for the steps it reads from";
+        row["status_reason"] =
+            store::IsTerminalStatus(p.status) ? "not run" : "waiting for the steps it reads from";
         rows.push_back(row);
         continue;
       }
       auto& attempts = it->second;
-      std::sort(attempts.begin(), attempts.end(), [](const store::JobRecord& a, const store::JobRecord& b) {
-        return a.spec.value("attempt", 1) < b.spec.value("attempt", 1);
-      });
+      std::sort(attempts.begin(), attempts.end(),
+                [](const store::JobRecord& a, const store::JobRecord& b) {
+                  return a.spec.value("attempt", 1) < b.spec.value("attempt", 1);
+                });
       const store::JobRecord& c = attempts.back();
       row["job"] = c.name;
       row["status"] = c.status;
       row["status_reason"] = c.status_reason;
       if (c.start_time) row["start_time"] = IsoTime(*c.start_time);
-      if (c.start_time && c.end_time) row["duration_seconds"] = static_cast<double>(*c.end_time - *c.start_time) / 1000.0;
+      if (c.start_time && c.end_time)
+        row["duration_seconds"] = static_cast<double>(*c.end_time - *c.start_time) / 1000.0;
       if (std::string r = c.properties.value("reused_from", ""); !r.empty()) row["reused_from"] = r;
-      if (std::string w = c.spec.value("properties", json::object()).value("why_not_reused", ""); !w.empty()) row["why_not_reused"] = w;
+      if (std::string w = c.spec.value("properties", json::object()).value("why_not_reused", "");
+          !w.empty())
+        row["why_not_reused"] = w;
       json tries = json::array();
-      for (const auto& a : attempts) tries.push_back({{"job", a.name}, {"status", a.status}, {"attempt", a.spec.value("attempt", 1)}});
+      for (const auto& a : attempts)
+        tries.push_back(
+            {{"job", a.name}, {"status", a.status}, {"attempt", a.spec.value("attempt", 1)}});
       row["attempts"] = tries;
       rows.push_back(row);
     }
     return rows;
   }
 
-  // Whose files a job's file routes read: a reused step's are its original's; a pipeline's named outputs
-  // are the outputs of the steps bound to them. Rewrites `path` (named-outputs/<name>/...) to match.
+  // Whose files a job's file routes read: a reused step's are its original's; a pipeline's named
+  // outputs are the outputs of the steps bound to them. Rewrites `path` (named-outputs/<name>/...)
+  // to match.
   store::JobRecord FilesOf(const store::JobRecord& job, std::string* path = nullptr) {
     if (std::string from = job.properties.value("reused_from", ""); !from.empty())
       if (auto orig = Reader().Get(from); orig.ok()) return *orig;
@@ -486,30 +544,35 @@ class Server {
       if (!c.ok()) break;
       store::JobRecord owner = FilesOf(*c);
       if (owner.type == "sweep")
-        if (auto best = Reader().Get(owner.properties.value("best_child_run_id", "")); best.ok()) owner = *best;
+        if (auto best = Reader().Get(owner.properties.value("best_child_run_id", "")); best.ok())
+          owner = *best;
       *path = "named-outputs/" + step_out + rest.substr(out.size());
       return owner;
     }
     return job;
   }
 
-  // A job's files as the files route lists them: {path, size} under artifacts/ and named-outputs/<name>/ (a
-  // datastore output from its folder, a reused step's from its original, a pipeline's outputs from the
-  // steps bound to them).
+  // A job's files as the files route lists them: {path, size} under artifacts/ and
+  // named-outputs/<name>/ (a datastore output from its folder, a reused step's from its original, a
+  // pipeline's outputs from the steps bound to them).
   json JobFiles(const store::JobRecord& given) {
     json files = json::array();
     if (given.type == "pipeline") {
       if (auto run = Beneath::Open(compute::RunLayout::For(opt_.home, given.name).root); run.ok())
         ListFiles(*run, "artifacts", "artifacts/", files);
-      const json outs = given.spec.value("pipeline", json::object()).value("outputs", json::object());
+      const json outs =
+          given.spec.value("pipeline", json::object()).value("outputs", json::object());
       for (const auto& [out, _] : outs.items()) {
         std::string path = "named-outputs/" + out + "/";
         store::JobRecord owner = FilesOf(given, &path);
         if (owner.name == given.name) continue;
         std::string step_out = path.substr(14, path.find('/', 14) - 14);
         std::string folder = OutputDatastoreFolder(owner, step_out);
-        auto root = Beneath::Open(folder.empty() ? compute::RunLayout::For(opt_.home, owner.name).root : folder);
-        if (root.ok()) ListFiles(*root, folder.empty() ? "outputs/" + step_out : "", "named-outputs/" + out + "/", files);
+        auto root = Beneath::Open(
+            folder.empty() ? compute::RunLayout::For(opt_.home, owner.name).root : folder);
+        if (root.ok())
+          ListFiles(*root, folder.empty() ? "outputs/" + step_out : "",
+                    "named-outputs/" + out + "/", files);
       }
       return files;
     }
@@ -539,7 +602,8 @@ class Server {
     std::string root = compute::RunLayout::For(opt_.home, job.name).root;
     if (StartsWith(rel, "outputs/")) {
       // outputs/<name>/<file>: from the datastore folder when the job wrote that output there.
-      std::string name = rel.substr(8, rel.find('/', 8) == std::string::npos ? std::string::npos : rel.find('/', 8) - 8);
+      std::string name = rel.substr(
+          8, rel.find('/', 8) == std::string::npos ? std::string::npos : rel.find('/', 8) - 8);
       std::string folder = OutputDatastoreFolder(job, name);
       if (!folder.empty()) {
         root = folder;
@@ -552,17 +616,19 @@ class Server {
     return fd;
   }
 
-  // Submits a job: {spec, source_yaml?, snapshot?, input_snapshots?, dry_run?}. Its MLflow run is made first
-  // (its id is the job's name) and erased again if the scheduler refuses the job.
+  // Submits a job: {spec, source_yaml?, snapshot?, input_snapshots?, dry_run?}. Its MLflow run is
+  // made first (its id is the job's name) and erased again if the scheduler refuses the job.
   void SubmitJob(json body, http::Response& res) {
-    if (!body.is_object() || !body.contains("spec")) return SendError(res, InvalidArgument("expected {\"spec\": {...}}"));
+    if (!body.is_object() || !body.contains("spec"))
+      return SendError(res, InvalidArgument("expected {\"spec\": {...}}"));
     scheduler::SubmitRequest r;
     r.spec = body["spec"];
     r.source_yaml = body.value("source_yaml", "");
     r.snapshot = body.value("snapshot", "");
     r.dry_run = body.value("dry_run", false);
     if (body.contains("input_snapshots") && body["input_snapshots"].is_object())
-      for (const auto& [k, v] : body["input_snapshots"].items()) r.input_manifests[k] = v.get<std::string>();
+      for (const auto& [k, v] : body["input_snapshots"].items())
+        r.input_manifests[k] = v.get<std::string>();
     // The job's MLflow run exists before the job can start (its id is the job's name).
     std::string run_id;
     if (!r.dry_run) {
@@ -576,13 +642,15 @@ class Server {
         std::string exp_name = r.spec.value("experiment_name", "");
         auto exp = tracking_->EnsureExperiment(exp_name.empty() ? "Default" : exp_name);
         if (!exp.ok()) return SendError(res, exp.status());
-        std::vector<tracking::KeyValue> tags = {{"mlflow.user", UserName()}, {"mlflow.source.type", "JOB"},
+        std::vector<tracking::KeyValue> tags = {{"mlflow.user", UserName()},
+                                                {"mlflow.source.type", "JOB"},
                                                 {"mlflow.source.name", "cairn"}};
         if (r.spec.contains("tags") && r.spec["tags"].is_object())
           for (const auto& [k, v] : r.spec["tags"].items())
             if (v.is_string() && tracking::KeyError(k).empty()) tags.push_back({k, v});
         std::string display = r.spec.value("display_name", "");
-        auto run = tracking_->CreateRun(*exp, name, display.empty() ? name : display, UserName(), NowMillis(), tags, {},
+        auto run = tracking_->CreateRun(*exp, name, display.empty() ? name : display, UserName(),
+                                        NowMillis(), tags, {},
                                         /*job_run=*/true);
         if (run.ok()) {
           run_id = name;
@@ -601,9 +669,10 @@ class Server {
     SendJson(res, View(*job), 201);
   }
 
-  // The submit body for a job's YAML as edited: parsed here (local paths are not checked: they are the
-  // user's machine's), its code and local inputs taken from what the original uploaded.
-  Result<json> RerunBody(const store::JobRecord& orig, const std::string& yaml, const std::string& name) {
+  // The submit body for a job's YAML as edited: parsed here (local paths are not checked: they are
+  // the user's machine's), its code and local inputs taken from what the original uploaded.
+  Result<json> RerunBody(const store::JobRecord& orig, const std::string& yaml,
+                         const std::string& name) {
     spec::ParseOptions opt;
     opt.check_local_paths = false;
     opt.name = name;
@@ -614,7 +683,9 @@ class Server {
     json body = {{"source_yaml", yaml}, {"input_snapshots", json::object()}};
     const json orig_inputs = orig.spec.value("input_snapshots", json::object());
     if (!sp.code.empty()) {
-      if (orig.snapshot.empty()) return InvalidArgument("code: the original job had no code; a local folder cannot be read by the workspace");
+      if (orig.snapshot.empty())
+        return InvalidArgument(
+            "code: the original job had no code; a local folder cannot be read by the workspace");
       body["snapshot"] = orig.snapshot;
       sp.code.clear();
     } else if (!sp.code_snapshot.empty()) {
@@ -623,7 +694,8 @@ class Server {
     for (auto& [in_name, in] : sp.inputs) {
       if (in.literal || in.path_kind != spec::PathKind::kLocal || in.mode == "direct") continue;
       if (!orig_inputs.contains(in_name))
-        return InvalidArgument("inputs." + in_name + ": a local path (" + in.path + ") cannot be read by the workspace; "
+        return InvalidArgument("inputs." + in_name + ": a local path (" + in.path +
+                               ") cannot be read by the workspace; "
                                "keep the original's input, or use a datastore, an asset or a URL");
       body["input_snapshots"][in_name] = orig_inputs[in_name];
     }
@@ -631,13 +703,17 @@ class Server {
     if (sp.type == "pipeline") {
       // Each step takes the original step's uploads (by step name), as it would have from the CLI.
       std::map<std::string, json> before;
-      for (const auto& st : orig.spec.value("pipeline", json::object()).value("steps", json::array())) before[st.value("name", "")] = st;
+      for (const auto& st :
+           orig.spec.value("pipeline", json::object()).value("steps", json::array()))
+        before[st.value("name", "")] = st;
       for (auto& st : spec_json["pipeline"]["steps"]) {
         const std::string sname = st.value("name", "");
         const json& old = before.count(sname) ? before[sname] : json::object();
         json& ssp = st["spec"];
         if (!ssp.value("code", "").empty()) {
-          if (old.value("snapshot", "").empty()) return InvalidArgument("jobs." + sname + ".code: a local folder cannot be read by the workspace");
+          if (old.value("snapshot", "").empty())
+            return InvalidArgument("jobs." + sname +
+                                   ".code: a local folder cannot be read by the workspace");
           st["snapshot"] = old["snapshot"];
           ssp["code"] = "";
         } else if (!ssp.value("code_snapshot", "").empty()) {
@@ -647,9 +723,12 @@ class Server {
         const json old_inputs = old.value("input_snapshots", json::object());
         const json step_inputs_now = ssp.value("inputs", json::object());
         for (const auto& [in_name, in] : step_inputs_now.items()) {
-          if (in.value("literal", false) || in.value("path_kind", "") != "local" || in.value("mode", "") == "direct") continue;
+          if (in.value("literal", false) || in.value("path_kind", "") != "local" ||
+              in.value("mode", "") == "direct")
+            continue;
           if (!old_inputs.contains(in_name))
-            return InvalidArgument("jobs." + sname + ".inputs." + in_name + ": a local path cannot be read by the workspace");
+            return InvalidArgument("jobs." + sname + ".inputs." + in_name +
+                                   ": a local path cannot be read by the workspace");
           step_inputs[in_name] = old_inputs[in_name];
         }
         st["input_snapshots"] = step_inputs;
@@ -669,8 +748,8 @@ class Server {
     return v;
   }
 
-  // The GPUs a job holds ("gpus": "0,1 (NVIDIA H200)"), what it asked for, and a note when it asked for
-  // none on a machine that has some, or named a shape nobody knows.
+  // The GPUs a job holds ("gpus": "0,1 (NVIDIA H200)"), what it asked for, and a note when it asked
+  // for none on a machine that has some, or named a shape nobody knows.
   void AddGpuView(const store::JobRecord& j, json& v) {
     if (j.type == "sweep") return;
     std::vector<std::string> ids, names;
@@ -680,15 +759,26 @@ class Server {
         int idx = g.get<int>();
         ids.push_back(std::to_string(idx));
         for (const auto& known : sched_->gpus())
-          if (known.index == idx && std::find(names.begin(), names.end(), known.name) == names.end()) names.push_back(known.name);
+          if (known.index == idx &&
+              std::find(names.begin(), names.end(), known.name) == names.end())
+            names.push_back(known.name);
       }
-    if (!ids.empty()) v["gpus"] = Join(ids, ",") + (names.empty() ? "" : " (" + Join(names, ", ") + ")");
-    auto c = j.compute == "local" ? Result<store::ComputeRecord>(NotFound("")) : Reader().GetCompute(j.compute);
-    if (j.compute != "local" && (!c.ok() || scheduler::SlurmTargetOf(c->spec, sched_->config().slurm_conf))) return;
-    scheduler::GpuRequest req = scheduler::Scheduler::RequestOf(j.spec, c.ok() ? &c->spec : nullptr);
-    if (req.per_instance > 0) v["gpus_requested"] = {{"per_instance", req.per_instance}, {"instances", req.instances},
-                                                     {"shape", req.shape}, {"from", req.from}};
-    // A process count left out is one process per GPU of a GPU size, as the job runs (and so its logs).
+    if (!ids.empty())
+      v["gpus"] = Join(ids, ",") + (names.empty() ? "" : " (" + Join(names, ", ") + ")");
+    auto c = j.compute == "local" ? Result<store::ComputeRecord>(NotFound(""))
+                                  : Reader().GetCompute(j.compute);
+    if (j.compute != "local" &&
+        (!c.ok() || scheduler::SlurmTargetOf(c->spec, sched_->config().slurm_conf)))
+      return;
+    scheduler::GpuRequest req =
+        scheduler::Scheduler::RequestOf(j.spec, c.ok() ? &c->spec : nullptr);
+    if (req.per_instance > 0)
+      v["gpus_requested"] = {{"per_instance", req.per_instance},
+                             {"instances", req.instances},
+                             {"shape", req.shape},
+                             {"from", req.from}};
+    // A process count left out is one process per GPU of a GPU size, as the job runs (and so its
+    // logs).
     if (req.per_instance > 1 && v.contains("distribution") && v["distribution"].is_object()) {
       json& d = v["distribution"];
       std::string type = d.value("type", "");
@@ -698,42 +788,51 @@ class Server {
       }
     }
     json notes = v.value("notes", json::array());
-    if (!req.note.empty()) notes.push_back(req.note);
+    if (!req.note.empty())
+      notes.push_back(req.note);
     else if (req.per_instance == 0 && !sched_->gpus().empty())
-      notes.push_back("the job asked for no GPU, so its processes see none (CUDA_VISIBLE_DEVICES is empty); name a "
-                      "GPU size in resources.instance_type to get some");
+      notes.push_back(
+          "the job asked for no GPU, so its processes see none (CUDA_VISIBLE_DEVICES is empty); "
+          "name a "
+          "GPU size in resources.instance_type to get some");
     if (!notes.empty()) v["notes"] = notes;
   }
 
   // Whether the Host a request names is this server: a loopback name (any port) when it listens on
   // loopback, which a page on another name that resolves here (DNS rebinding) does not send; beyond
-  // loopback (TLS), the names people use for the machine are not known, and a rebound page has no cookie.
+  // loopback (TLS), the names people use for the machine are not known, and a rebound page has no
+  // cookie.
   bool HostAllowed(const std::string& host_header) const {
     if (opt_.host != "127.0.0.1" && opt_.host != "localhost" && opt_.host != "::1") return true;
     if (host_header.empty()) return true;  // not a browser's (every browser sends one)
     std::string host = host_header;
-    if (StartsWith(host, "[")) host = host.substr(1, host.find(']') == std::string::npos ? 0 : host.find(']') - 1);
-    else host = host.substr(0, host.find(':'));
+    if (StartsWith(host, "["))
+      host = host.substr(1, host.find(']') == std::string::npos ? 0 : host.find(']') - 1);
+    else
+      host = host.substr(0, host.find(':'));
     return host == "127.0.0.1" || host == "localhost" || host == "::1";
   }
 
-  // Why a studio request (a session cookie) that changes something is refused, "" when it may go on: it
-  // must carry X-Cairn-Studio (a header no form can send, and no other origin's script without a CORS
-  // preflight this server never grants), and the browser's own Origin and Sec-Fetch-Site must say the
-  // page is this server's.
+  // Why a studio request (a session cookie) that changes something is refused, "" when it may go
+  // on: it must carry X-Cairn-Studio (a header no form can send, and no other origin's script
+  // without a CORS preflight this server never grants), and the browser's own Origin and
+  // Sec-Fetch-Site must say the page is this server's.
   static std::string CrossSiteReason(const http::Request& req) {
     if (req.method == "GET" || req.method == "HEAD") return "";
     std::string site = req.get_header_value("Sec-Fetch-Site");
     if (!site.empty() && site != "same-origin")
-      return "refused: a studio request from another site or origin (Sec-Fetch-Site: " + site.substr(0, 40) + ")";
+      return "refused: a studio request from another site or origin (Sec-Fetch-Site: " +
+             site.substr(0, 40) + ")";
     std::string origin = req.get_header_value("Origin");
     if (!origin.empty()) {
-      std::string bare = origin.substr(origin.find("://") == std::string::npos ? 0 : origin.find("://") + 3);
+      std::string bare =
+          origin.substr(origin.find("://") == std::string::npos ? 0 : origin.find("://") + 3);
       if (bare != req.get_header_value("Host"))
         return "refused: a studio request from another origin (" + origin.substr(0, 200) + ")";
     }
     if (req.get_header_value("X-Cairn-Studio") != "1")
-      return "refused: a studio request that changes something must come from the studio (X-Cairn-Studio header)";
+      return "refused: a studio request that changes something must come from the studio "
+             "(X-Cairn-Studio header)";
     return "";
   }
 
@@ -743,14 +842,16 @@ class Server {
     return !length.empty() && length != "0";
   }
 
-  // On every answer: no framing by other pages, no guessing of types, scripts and styles only from here.
+  // On every answer: no framing by other pages, no guessing of types, scripts and styles only from
+  // here.
   static void AddSecurityHeaders(http::Response& res) {
     res.set_header("X-Frame-Options", "DENY");
     res.set_header("X-Content-Type-Options", "nosniff");
     res.set_header("Referrer-Policy", "no-referrer");
-    res.set_header("Content-Security-Policy",
-                   "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
-                   "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'");
+    res.set_header(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'");
   }
 
   void Routes() {
@@ -758,8 +859,9 @@ class Server {
       RequestScope() = "";
       AddSecurityHeaders(res);
       if (!HostAllowed(req.get_header_value("Host"))) {
-        SendError(res, Status(Code::kPermissionDenied, "this server does not answer for host '" +
-                                                           req.get_header_value("Host").substr(0, 200) + "'"));
+        SendError(res, Status(Code::kPermissionDenied,
+                              "this server does not answer for host '" +
+                                  req.get_header_value("Host").substr(0, 200) + "'"));
         res.status = 421;
         return http::Server::HandlerResponse::Handled;
       }
@@ -769,7 +871,8 @@ class Server {
         SendError(res, InvalidArgument(req.path.substr(0, 200) + " takes no request body"));
         return http::Server::HandlerResponse::Handled;
       }
-      if (req.path == "/api/v1/identify") return http::Server::HandlerResponse::Unhandled;  // public, no body
+      if (req.path == "/api/v1/identify")
+        return http::Server::HandlerResponse::Unhandled;  // public, no body
       std::string bearer = BearerOf(req);
       if (SameToken(bearer, token_)) return http::Server::HandlerResponse::Authorized;
       // The studio: a browser signed in through a one-time link carries a session cookie.
@@ -777,8 +880,10 @@ class Server {
         std::lock_guard<std::mutex> l(auth_mu_);
         if (auto it = sessions_.find(session); it != sessions_.end()) {
           long long now = NowMillis();
-          if (now - it->second.last_used <= session_idle_ms_ && now - it->second.created <= session_max_age_ms_) {
-            // A cookie goes with any page's request: a change must prove it comes from the studio itself.
+          if (now - it->second.last_used <= session_idle_ms_ &&
+              now - it->second.created <= session_max_age_ms_) {
+            // A cookie goes with any page's request: a change must prove it comes from the studio
+            // itself.
             if (std::string why = CrossSiteReason(req); !why.empty()) {
               SendError(res, Status(Code::kPermissionDenied, why));
               return http::Server::HandlerResponse::Handled;
@@ -789,7 +894,8 @@ class Server {
           sessions_.erase(it);  // expired: idle too long, or past its absolute age
         }
       }
-      // A job's MLflow client authenticates with the job's token and may write only to the job's run.
+      // A job's MLflow client authenticates with the job's token and may write only to the job's
+      // run.
       if (StartsWith(req.path, "/api/2.0/") && !bearer.empty()) {
         std::string job = Reader().JobByToken(bearer);
         if (!job.empty()) {
@@ -797,9 +903,12 @@ class Server {
           return http::Server::HandlerResponse::Authorized;
         }
         res.status = 401;
-        res.set_content(json{{"error_code", "UNAUTHENTICATED"},
-                             {"message", "missing or wrong bearer token (the workspace token is in " + ws_.Token() + ")"}}.dump(),
-                        "application/json");
+        res.set_content(
+            json{{"error_code", "UNAUTHENTICATED"},
+                 {"message",
+                  "missing or wrong bearer token (the workspace token is in " + ws_.Token() + ")"}}
+                .dump(),
+            "application/json");
         return http::Server::HandlerResponse::Handled;
       }
       // A supervisor may report on its own job with that job's token.
@@ -814,14 +923,21 @@ class Server {
           return http::Server::HandlerResponse::Authorized;
       }
       SendError(res, Status(Code::kUnauthenticated,
-                            "missing or wrong bearer token (the workspace token is in " + ws_.Token() + ")"));
+                            "missing or wrong bearer token (the workspace token is in " +
+                                ws_.Token() + ")"));
       return http::Server::HandlerResponse::Handled;
     });
-    svr_.set_exception_handler([](const http::Request&, http::Response& res, std::exception_ptr ep) {
-      std::string what = "internal error";
-      try { std::rethrow_exception(ep); } catch (const std::exception& e) { what = e.what(); } catch (...) {}
-      SendError(res, Internal(what));
-    });
+    svr_.set_exception_handler(
+        [](const http::Request&, http::Response& res, std::exception_ptr ep) {
+          std::string what = "internal error";
+          try {
+            std::rethrow_exception(ep);
+          } catch (const std::exception& e) {
+            what = e.what();
+          } catch (...) {
+          }
+          SendError(res, Internal(what));
+        });
 
     mlflow_.store = tracking_.get();
     mlflow_.workspace = opt_.home;
@@ -834,8 +950,9 @@ class Server {
     assets_.resolve_runs = [this](const std::string& uri) { return RunsUriToPath(mlflow_, uri); };
     RegisterAssetRoutes(svr_, assets_);
 
-    // Public: proves, without sending it, that this server holds the workspace's token (and a running
-    // job's supervisor credential, with ?job=), for the port the caller dialled (util.h, IdentityProof).
+    // Public: proves, without sending it, that this server holds the workspace's token (and a
+    // running job's supervisor credential, with ?job=), for the port the caller dialled (util.h,
+    // IdentityProof).
     svr_.Get("/api/v1/identify", [this](const http::Request& req, http::Response& res) {
       std::string nonce = req.get_param_value("nonce");
       if (nonce.size() < 16 || nonce.size() > 128 ||
@@ -844,20 +961,28 @@ class Server {
       std::string port = PortOfUrl(url_);
       json out = {{"proof", IdentityProof(token_, nonce, port)}};
       if (std::string name = req.get_param_value("job"); !name.empty() && IsValidName(name)) {
-        // Proof of who answers, not leave to report: a finished job's credential is refused after it.
+        // Proof of who answers, not leave to report: a finished job's credential is refused after
+        // it.
         auto job = Reader().GetBrief(name);
         if (job.ok())
-          out["job_proof"] = IdentityProof(scheduler::SupervisorCredential(token_, job->token), nonce, port);
+          out["job_proof"] =
+              IdentityProof(scheduler::SupervisorCredential(token_, job->token), nonce, port);
       }
       SendJson(res, out);
     });
     svr_.Get("/api/v1/health", [this](const http::Request&, http::Response& res) {
-      SendJson(res, {{"status", "ok"}, {"pid", getpid()}, {"workspace", opt_.home}, {"url", url_},
+      SendJson(res, {{"status", "ok"},
+                     {"pid", getpid()},
+                     {"workspace", opt_.home},
+                     {"url", url_},
                      {"local_slots", sched_->local_slots()}});
     });
     // The image cache (compute/image_cache.h): what is remembered as absent, and a look now.
     auto absence_json = [](const compute::ImageAbsence& a) {
-      return json{{"image", a.image}, {"runtime", a.runtime}, {"available", false}, {"reason", a.reason},
+      return json{{"image", a.image},
+                  {"runtime", a.runtime},
+                  {"available", false},
+                  {"reason", a.reason},
                   {"checked_at", IsoTime(a.checked_ms)}};
     };
     svr_.Get("/api/v1/images", [this, absence_json](const http::Request&, http::Response& res) {
@@ -867,10 +992,13 @@ class Server {
     });
     svr_.Post("/api/v1/images/check", [this](const http::Request& req, http::Response& res) {
       json body = ParseJsonOrDiscarded(req.body);
-      if (!body.is_object()) return SendError(res, InvalidArgument("expected {\"image\": ...} or {}"));
+      if (!body.is_object())
+        return SendError(res, InvalidArgument("expected {\"image\": ...} or {}"));
       std::string runtime = compute::ContainerRuntime();
       if (runtime.empty())
-        return SendError(res, FailedPrecondition("no container runtime (podman or docker) on the server's machine"));
+        return SendError(
+            res,
+            FailedPrecondition("no container runtime (podman or docker) on the server's machine"));
       std::vector<std::string> images;
       if (body.contains("image")) {
         if (!body["image"].is_string() || body["image"].get<std::string>().empty() ||
@@ -884,9 +1012,14 @@ class Server {
       json out = json::array();
       for (const auto& image : images) {
         auto c = compute::CheckImageNow(opt_.home, runtime, image);
-        json j = {{"image", image}, {"runtime", runtime}, {"available", c.available}, {"checked_at", IsoTime(NowMillis())}};
-        if (c.available) j["source"] = c.pulled ? "pulled" : "local";
-        else j["reason"] = c.reason;
+        json j = {{"image", image},
+                  {"runtime", runtime},
+                  {"available", c.available},
+                  {"checked_at", IsoTime(NowMillis())}};
+        if (c.available)
+          j["source"] = c.pulled ? "pulled" : "local";
+        else
+          j["reason"] = c.reason;
         out.push_back(j);
       }
       SendJson(res, {{"runtime", runtime}, {"value", out}});
@@ -896,41 +1029,53 @@ class Server {
       std::thread([this] { svr_.stop(); }).detach();
     });
 
-    // Blobs and snapshots: the CLI asks which blobs are missing, uploads those, then names a manifest.
+    // Blobs and snapshots: the CLI asks which blobs are missing, uploads those, then names a
+    // manifest.
     svr_.Post("/api/v1/blobs/missing", [this](const http::Request& req, http::Response& res) {
       json body = ParseJsonOrDiscarded(req.body);
-      if (!body.is_object() || !body["sha256"].is_array()) return SendError(res, InvalidArgument("expected {\"sha256\": [...]}"));
+      if (!body.is_object() || !body["sha256"].is_array())
+        return SendError(res, InvalidArgument("expected {\"sha256\": [...]}"));
       store::BlobStore blobs(ws_.Blobs());
       json missing = json::array();
       for (const auto& h : body["sha256"]) {
-        if (!h.is_string() || !store::IsValidSha256(h)) return SendError(res, InvalidArgument("not a SHA-256 digest: " + h.dump()));
+        if (!h.is_string() || !store::IsValidSha256(h))
+          return SendError(res, InvalidArgument("not a SHA-256 digest: " + h.dump()));
         if (!blobs.Has(h)) missing.push_back(h);
       }
       SendJson(res, {{"missing", missing}});
     });
-    svr_.Put(R"(/api/v1/blobs/([0-9a-f]{64}))", [this](const http::Request& req, http::Response& res) {
-      store::BlobStore blobs(ws_.Blobs());
-      // Not synced one by one: the snapshot that names it syncs them all before it is recorded.
-      Status s = blobs.Put(req.matches[1], req.body, /*durable=*/false);
-      if (!s.ok()) return SendError(res, s);
-      SendJson(res, {{"sha256", req.matches[1].str()}}, 201);
-    }, size_t{4} << 30);
+    svr_.Put(R"(/api/v1/blobs/([0-9a-f]{64}))",
+             [this](const http::Request& req, http::Response& res) {
+               store::BlobStore blobs(ws_.Blobs());
+               // Not synced one by one: the snapshot that names it syncs them all before it is
+               // recorded.
+               Status s = blobs.Put(req.matches[1], req.body, /*durable=*/false);
+               if (!s.ok()) return SendError(res, s);
+               SendJson(res, {{"sha256", req.matches[1].str()}}, 201);
+             },
+             size_t{4} << 30);
     svr_.Post("/api/v1/snapshots", [this](const http::Request& req, http::Response& res) {
       json body = ParseJsonOrDiscarded(req.body);
-      if (!body.is_object()) return SendError(res, InvalidArgument("expected {\"manifest\": [...]}"));
+      if (!body.is_object())
+        return SendError(res, InvalidArgument("expected {\"manifest\": [...]}"));
       auto m = store::ManifestFromJson(body.value("manifest", json()));
       if (!m.ok()) return SendError(res, m.status());
       store::BlobStore blobs(ws_.Blobs());
       for (const auto& e : *m) {
-        if (!blobs.Has(e.sha256)) return SendError(res, InvalidArgument("blob " + e.sha256 + " (" + e.path + ") was not uploaded"));
-        // A CLI on this machine copies blobs in itself: at least their sizes must be what the manifest says.
+        if (!blobs.Has(e.sha256))
+          return SendError(
+              res, InvalidArgument("blob " + e.sha256 + " (" + e.path + ") was not uploaded"));
+        // A CLI on this machine copies blobs in itself: at least their sizes must be what the
+        // manifest says.
         struct stat st;
         if (stat(blobs.PathOf(e.sha256).c_str(), &st) != 0 || st.st_size != e.size)
-          return SendError(res, InvalidArgument("blob " + e.sha256 + " (" + e.path + ") does not have the manifest's " +
+          return SendError(res, InvalidArgument("blob " + e.sha256 + " (" + e.path +
+                                                ") does not have the manifest's " +
                                                 std::to_string(e.size) + " bytes"));
       }
       std::string id = store::ManifestId(*m);
-      // Every blob it names is on disk before the snapshot is (the uploads were not synced one by one).
+      // Every blob it names is on disk before the snapshot is (the uploads were not synced one by
+      // one).
       if (Status synced = blobs.Sync(); !synced.ok()) return SendError(res, synced);
       Status s = sched_->PutSnapshot(id, store::ManifestToJson(*m).dump());
       if (!s.ok()) return SendError(res, s);
@@ -941,20 +1086,24 @@ class Server {
     svr_.Post("/api/v1/jobs", [this](const http::Request& req, http::Response& res) {
       SubmitJob(ParseJsonOrDiscarded(req.body), res);
     });
-    // A job resubmitted from its YAML as edited in the studio: what was uploaded for the original (its code,
-    // its local inputs; a pipeline's per step) stands for the local paths the YAML names.
-    svr_.Post(R"(/api/v1/jobs/([^/]+)/rerun)", [this](const http::Request& req, http::Response& res) {
-      auto orig = Reader().Get(req.matches[1]);
-      if (!orig.ok()) return SendError(res, orig.status());
-      json body = ParseJsonOrDiscarded(req.body);
-      if (!body.is_object() || !body["yaml"].is_string()) return SendError(res, InvalidArgument("expected {\"yaml\": ...}"));
-      auto rerun = RerunBody(*orig, body["yaml"], body.value("name", ""));
-      if (!rerun.ok()) return SendError(res, rerun.status());
-      SubmitJob(std::move(rerun).value(), res);
-    });
+    // A job resubmitted from its YAML as edited in the studio: what was uploaded for the original
+    // (its code, its local inputs; a pipeline's per step) stands for the local paths the YAML
+    // names.
+    svr_.Post(R"(/api/v1/jobs/([^/]+)/rerun)",
+              [this](const http::Request& req, http::Response& res) {
+                auto orig = Reader().Get(req.matches[1]);
+                if (!orig.ok()) return SendError(res, orig.status());
+                json body = ParseJsonOrDiscarded(req.body);
+                if (!body.is_object() || !body["yaml"].is_string())
+                  return SendError(res, InvalidArgument("expected {\"yaml\": ...}"));
+                auto rerun = RerunBody(*orig, body["yaml"], body.value("name", ""));
+                if (!rerun.ok()) return SendError(res, rerun.status());
+                SubmitJob(std::move(rerun).value(), res);
+              });
     svr_.Get("/api/v1/jobs", [this](const http::Request& req, http::Response& res) {
       store::JobFilter f;
-      if (req.has_param("max_results")) f.max_results = std::max(0, atoi(req.get_param_value("max_results").c_str()));
+      if (req.has_param("max_results"))
+        f.max_results = std::max(0, atoi(req.get_param_value("max_results").c_str()));
       f.status = req.get_param_value("status");
       f.experiment = req.get_param_value("experiment");
       f.parent = req.get_param_value("parent");
@@ -962,12 +1111,14 @@ class Server {
       if (StartsWith(f.compute, "azureml:")) f.compute = f.compute.substr(8);  // as jobs show it
       f.include_archived = req.get_param_value("include_archived") == "true";
       f.archived_only = req.get_param_value("archived_only") == "true";
-      // Like az ml job list: the jobs a user submitted; a sweep's trials with -p SWEEP (or include_children).
+      // Like az ml job list: the jobs a user submitted; a sweep's trials with -p SWEEP (or
+      // include_children).
       f.top_level_only = f.parent.empty() && req.get_param_value("include_children") != "true";
       if (req.get_param_value("view") == "summary") {
-        // What a table of jobs shows, and nothing that costs a read per job (the studio's jobs page).
-        // Each job's latest metric values and its params (the key metrics and the column chooser's columns),
-        // up to kSummaryKeys of each, long param values cut; each read for all runs at once.
+        // What a table of jobs shows, and nothing that costs a read per job (the studio's jobs
+        // page). Each job's latest metric values and its params (the key metrics and the column
+        // chooser's columns), up to kSummaryKeys of each, long param values cut; each read for all
+        // runs at once.
         constexpr size_t kSummaryKeys = 32;
         auto latest = tracking_->LatestMetricsOfAllRuns();
         auto params = tracking_->ParamsOfAllRuns(kSummaryKeys, 256);
@@ -999,7 +1150,8 @@ class Server {
           }
           // A sweep shows its best trial's (Azure ML's "best child run").
           auto m = latest.find(j.name);
-          if (m == latest.end() && j.type == "sweep" && !j.best_child.empty()) m = latest.find(j.best_child);
+          if (m == latest.end() && j.type == "sweep" && !j.best_child.empty())
+            m = latest.find(j.best_child);
           if (m != latest.end()) {
             body += ",\"metrics\":{";
             for (size_t k = 0; k < m->second.size() && k < kSummaryKeys; ++k) {
@@ -1007,13 +1159,16 @@ class Server {
               AppendJsonString(body, m->second[k].key);
               body += ':';
               double v = m->second[k].value;
-              if (std::isfinite(v)) AppendJsonDouble(body, v);
-              else body += std::isnan(v) ? "\"NaN\"" : v > 0 ? "\"Infinity\"" : "\"-Infinity\"";
+              if (std::isfinite(v))
+                AppendJsonDouble(body, v);
+              else
+                body += std::isnan(v) ? "\"NaN\"" : v > 0 ? "\"Infinity\"" : "\"-Infinity\"";
             }
             body += '}';
           }
           auto p = params.find(j.name);
-          if (p == params.end() && j.type == "sweep" && !j.best_child.empty()) p = params.find(j.best_child);
+          if (p == params.end() && j.type == "sweep" && !j.best_child.empty())
+            p = params.find(j.best_child);
           if (p != params.end()) {
             body += ",\"params\":{";
             for (size_t k = 0; k < p->second.size(); ++k) {
@@ -1043,9 +1198,11 @@ class Server {
       if (!job.ok()) return SendError(res, job.status());
       json v = View(*job);
       if (req.get_param_value("include") == "yaml") v["source_yaml"] = job->source_yaml;
-      if (auto run = tracking_->GetRun(FilesOf(*job).name); run.ok()) {  // a reused step's are its original's
+      if (auto run = tracking_->GetRun(FilesOf(*job).name);
+          run.ok()) {  // a reused step's are its original's
         json metrics = json::object(), params = json::object();
-        for (const auto& m : run->metrics) metrics[m.key] = std::isnan(m.value) ? json("NaN") : json(m.value);
+        for (const auto& m : run->metrics)
+          metrics[m.key] = std::isnan(m.value) ? json("NaN") : json(m.value);
         for (const auto& p : run->params) params[p.key] = p.value;
         v["metrics"] = metrics;
         v["params"] = params;
@@ -1061,12 +1218,13 @@ class Server {
       if (!job.ok()) return SendError(res, job.status());
       SendJson(res, View(*job));
     });
-    svr_.Post(R"(/api/v1/jobs/([^/]+)/cancel)", [this](const http::Request& req, http::Response& res) {
-      Status s = sched_->Cancel(req.matches[1]);
-      if (!s.ok()) return SendError(res, s);
-      auto job = Reader().Get(req.matches[1]);
-      SendJson(res, job.ok() ? View(*job) : json::object());
-    });
+    svr_.Post(R"(/api/v1/jobs/([^/]+)/cancel)",
+              [this](const http::Request& req, http::Response& res) {
+                Status s = sched_->Cancel(req.matches[1]);
+                if (!s.ok()) return SendError(res, s);
+                auto job = Reader().Get(req.matches[1]);
+                SendJson(res, job.ok() ? View(*job) : json::object());
+              });
     for (const char* verb : {"archive", "restore"}) {
       bool archive = std::string(verb) == "archive";
       svr_.Post(std::string(R"(/api/v1/jobs/([^/]+)/)") + verb,
@@ -1077,12 +1235,13 @@ class Server {
                   SendJson(res, job.ok() ? View(*job) : json::object());
                 });
     }
-    // The studio: its files need no sign-in (they hold no data); its API calls do, through a session
-    // cookie that a one-time link (POST /api/v1/login-codes, then GET /login?code=) sets.
-    svr_.Get("/", [this](const http::Request&, http::Response& res) { SendUiFile(res, "index.html"); });
-    svr_.Get(R"(/(assets/[A-Za-z0-9._-]+|favicon\.svg))", [this](const http::Request& req, http::Response& res) {
-      SendUiFile(res, req.matches[1]);
-    });
+    // The studio: its files need no sign-in (they hold no data); its API calls do, through a
+    // session cookie that a one-time link (POST /api/v1/login-codes, then GET /login?code=) sets.
+    svr_.Get("/",
+             [this](const http::Request&, http::Response& res) { SendUiFile(res, "index.html"); });
+    svr_.Get(
+        R"(/(assets/[A-Za-z0-9._-]+|favicon\.svg))",
+        [this](const http::Request& req, http::Response& res) { SendUiFile(res, req.matches[1]); });
     svr_.Post("/api/v1/login-codes", [this](const http::Request&, http::Response& res) {
       std::string code = RandomHex(24);
       {
@@ -1092,7 +1251,8 @@ class Server {
           it = it->second < now ? login_codes_.erase(it) : std::next(it);
         login_codes_[code] = now + 5 * 60 * 1000;
       }
-      SendJson(res, {{"code", code}, {"expires_in", 300}, {"url", url_ + "/login?code=" + code}}, 201);
+      SendJson(res, {{"code", code}, {"expires_in", 300}, {"url", url_ + "/login?code=" + code}},
+               201);
     });
     svr_.Get("/login", [this](const http::Request& req, http::Response& res) {
       std::string code = req.get_param_value("code");
@@ -1106,27 +1266,34 @@ class Server {
           session = RandomHex(32);
           long long now = NowMillis();
           for (auto s = sessions_.begin(); s != sessions_.end();)
-            s = now - s->second.last_used > session_idle_ms_ || now - s->second.created > session_max_age_ms_
-                    ? sessions_.erase(s) : std::next(s);
+            s = now - s->second.last_used > session_idle_ms_ ||
+                        now - s->second.created > session_max_age_ms_
+                    ? sessions_.erase(s)
+                    : std::next(s);
           sessions_[session] = {now, now};
         }
         if (it != login_codes_.end()) login_codes_.erase(it);  // one use, valid or not
       }
       if (session.empty()) {
         res.status = 403;
-        res.set_content("<!doctype html><title>Cairn</title><p>This sign-in link has expired or was already used. "
-                        "Run <code>cairn studio</code> for a new one.</p>", "text/html; charset=utf-8");
+        res.set_content(
+            "<!doctype html><title>Cairn</title><p>This sign-in link has expired or was already "
+            "used. "
+            "Run <code>cairn studio</code> for a new one.</p>",
+            "text/html; charset=utf-8");
         return;
       }
       res.status = 302;
-      res.set_header("Set-Cookie", "cairn_session=" + session + "; Path=/; HttpOnly; SameSite=Strict" +
+      res.set_header("Set-Cookie", "cairn_session=" + session +
+                                       "; Path=/; HttpOnly; SameSite=Strict" +
                                        (svr_.tls() ? "; Secure" : ""));
       res.set_header("Location", next);
     });
 
-    // Server-sent events: "jobs" whenever any job changes (status, a new job, an end), so a page re-reads
-    // what it shows instead of polling. A comment every 15 s keeps proxies from closing a quiet stream;
-    // the stream ends after 10 minutes (EventSource reconnects on its own) or when the server stops.
+    // Server-sent events: "jobs" whenever any job changes (status, a new job, an end), so a page
+    // re-reads what it shows instead of polling. A comment every 15 s keeps proxies from closing a
+    // quiet stream; the stream ends after 10 minutes (EventSource reconnects on its own) or when
+    // the server stops.
     svr_.Get("/api/v1/events", [this](const http::Request&, http::Response& res) {
       auto seen = std::make_shared<long long>(-1);
       auto last_write = std::make_shared<long long>(NowMillis());
@@ -1152,37 +1319,44 @@ class Server {
         return sink.write(out.data(), out.size());
       });
     });
-    svr_.Get(R"(/api/v1/jobs/([^/]+)/logs)", [this](const http::Request& req, http::Response& res) {
-      LogChunk(req, res);
-    });
-    svr_.Get(R"(/api/v1/jobs/([^/]+)/metrics)", [this](const http::Request& req, http::Response& res) {
+    svr_.Get(R"(/api/v1/jobs/([^/]+)/logs)",
+             [this](const http::Request& req, http::Response& res) { LogChunk(req, res); });
+    svr_.Get(R"(/api/v1/jobs/([^/]+)/metrics)", [this](const http::Request& req,
+                                                       http::Response& res) {
       auto job = Reader().Get(req.matches[1]);
       if (!job.ok()) return SendError(res, job.status());
-      if (!job->properties.value("reused_from", "").empty()) job = FilesOf(*job);  // a reused step's are its original's
+      if (!job->properties.value("reused_from", "").empty())
+        job = FilesOf(*job);  // a reused step's are its original's
       std::vector<std::string> keys;
-      if (req.has_param("key")) keys.push_back(req.get_param_value("key"));
-      else keys = tracking_->MetricKeys(job->name);
+      if (req.has_param("key"))
+        keys.push_back(req.get_param_value("key"));
+      else
+        keys = tracking_->MetricKeys(job->name);
       // max_points: a chart's worth, downsampled on the server keeping every column's extremes
       // (tracking/downsample.h); x: the chart's axis, step (default) or timestamp.
-      size_t max_points = req.has_param("max_points")
-                              ? static_cast<size_t>(std::max(0LL, atoll(req.get_param_value("max_points").c_str())))
-                              : 0;
-      tracking::XAxis axis = req.get_param_value("x") == "timestamp" ? tracking::XAxis::kTimestamp : tracking::XAxis::kStep;
-      // from/to: only the points whose x (step, or timestamp in ms) lies in [from, to]: a zoomed chart's
-      // range, downsampled on its own, so zooming in reaches full resolution.
+      size_t max_points =
+          req.has_param("max_points")
+              ? static_cast<size_t>(std::max(0LL, atoll(req.get_param_value("max_points").c_str())))
+              : 0;
+      tracking::XAxis axis = req.get_param_value("x") == "timestamp" ? tracking::XAxis::kTimestamp
+                                                                     : tracking::XAxis::kStep;
+      // from/to: only the points whose x (step, or timestamp in ms) lies in [from, to]: a zoomed
+      // chart's range, downsampled on its own, so zooming in reaches full resolution.
       double from = -INFINITY, to = INFINITY;
       for (auto [key, bound] : {std::pair{"from", &from}, std::pair{"to", &to}}) {
         if (!req.has_param(key)) continue;
         std::string v = req.get_param_value(key);
         char* end = nullptr;
         double d = strtod(v.c_str(), &end);
-        if (v.empty() || *end || !std::isfinite(d)) return SendError(res, InvalidArgument(std::string(key) + ": expected a number, got '" + v + "'"));
+        if (v.empty() || *end || !std::isfinite(d))
+          return SendError(
+              res, InvalidArgument(std::string(key) + ": expected a number, got '" + v + "'"));
         *bound = d;
       }
       const bool ranged = req.has_param("from") || req.has_param("to");
       if (req.get_param_value("format") == "columns") {
-        // Columns, written directly: {"step": [...], "timestamp": [...], "value": [...]} per key, NaN as null.
-        // A chart reads arrays; a million points need no million objects.
+        // Columns, written directly: {"step": [...], "timestamp": [...], "value": [...]} per key,
+        // NaN as null. A chart reads arrays; a million points need no million objects.
         std::string body = "{\"name\":";
         AppendJsonString(body, job->name);
         body += ",\"metrics\":{";
@@ -1192,15 +1366,21 @@ class Server {
           if (!h.ok()) continue;
           if (ranged) {
             auto& pts = *h;
-            pts.erase(std::remove_if(pts.begin(), pts.end(), [&](const tracking::Point& p) {
-                        double x = axis == tracking::XAxis::kStep ? static_cast<double>(p.step) : static_cast<double>(p.timestamp);
-                        return x < from || x > to;
-                      }), pts.end());
+            pts.erase(std::remove_if(pts.begin(), pts.end(),
+                                     [&](const tracking::Point& p) {
+                                       double x = axis == tracking::XAxis::kStep
+                                                      ? static_cast<double>(p.step)
+                                                      : static_cast<double>(p.timestamp);
+                                       return x < from || x > to;
+                                     }),
+                      pts.end());
           }
           std::vector<size_t> pick;
           if (max_points > 0) pick = tracking::MinMaxDownsample(*h, max_points, axis);
           const size_t n = max_points > 0 ? pick.size() : h->size();
-          auto at = [&](size_t i) -> const tracking::Point& { return (*h)[max_points > 0 ? pick[i] : i]; };
+          auto at = [&](size_t i) -> const tracking::Point& {
+            return (*h)[max_points > 0 ? pick[i] : i];
+          };
           if (any) body += ",";
           any = true;
           AppendJsonString(body, k);
@@ -1218,14 +1398,17 @@ class Server {
           for (size_t i = 0; i < n; ++i) {
             if (i) body += ",";
             double v = at(i).value;
-            if (std::isfinite(v)) AppendJsonDouble(body, v);
-            else body += "null";
+            if (std::isfinite(v))
+              AppendJsonDouble(body, v);
+            else
+              body += "null";
           }
           body += "]}";
         }
         body += "}}";
         if (req.has_param("key") && !any)
-          return SendError(res, NotFound("job '" + job->name + "' has no metric '" + req.get_param_value("key") + "'"));
+          return SendError(res, NotFound("job '" + job->name + "' has no metric '" +
+                                         req.get_param_value("key") + "'"));
         res.set_content(body, "application/json");
         return;
       }
@@ -1235,7 +1418,8 @@ class Server {
         if (!h.ok()) continue;
         json arr = json::array();
         auto add = [&](const tracking::Point& m) {
-          arr.push_back({{"step", m.step}, {"timestamp", m.timestamp},
+          arr.push_back({{"step", m.step},
+                         {"timestamp", m.timestamp},
                          {"value", std::isnan(m.value) ? json("NaN") : json(m.value)}});
         };
         if (max_points > 0) {
@@ -1247,17 +1431,20 @@ class Server {
         out[k] = arr;
       }
       if (req.has_param("key") && out.empty())
-        return SendError(res, NotFound("job '" + job->name + "' has no metric '" + req.get_param_value("key") + "'"));
+        return SendError(res, NotFound("job '" + job->name + "' has no metric '" +
+                                       req.get_param_value("key") + "'"));
       json body = {{"name", job->name}, {"metrics", out}};
       if (max_points > 0) body["total_points"] = totals;
       SendJson(res, body);
     });
-    svr_.Get(R"(/api/v1/jobs/([^/]+)/files)", [this](const http::Request& req, http::Response& res) {
-      auto job = Reader().Get(req.matches[1]);
-      if (!job.ok()) return SendError(res, job.status());
-      SendJson(res, {{"status", job->status}, {"files", JobFiles(*job)}});
-    });
-    svr_.Get(R"(/api/v1/jobs/([^/]+)/files/(.+))", [this](const http::Request& req, http::Response& res) {
+    svr_.Get(R"(/api/v1/jobs/([^/]+)/files)",
+             [this](const http::Request& req, http::Response& res) {
+               auto job = Reader().Get(req.matches[1]);
+               if (!job.ok()) return SendError(res, job.status());
+               SendJson(res, {{"status", job->status}, {"files", JobFiles(*job)}});
+             });
+    svr_.Get(R"(/api/v1/jobs/([^/]+)/files/(.+))", [this](const http::Request& req,
+                                                          http::Response& res) {
       auto job = Reader().Get(req.matches[1]);
       if (!job.ok()) return SendError(res, job.status());
       auto fd = OpenJobFile(*job, req.matches[2]);
@@ -1266,7 +1453,8 @@ class Server {
       fstat(*fd, &st);
       res.set_file_content(*fd, static_cast<size_t>(st.st_size), "application/octet-stream");
     });
-    // A folder of a job's files as one zip (stored, not compressed), streamed: ?path=<folder of the listing>.
+    // A folder of a job's files as one zip (stored, not compressed), streamed: ?path=<folder of the
+    // listing>.
     svr_.Get(R"(/api/v1/jobs/([^/]+)/zip)", [this](const http::Request& req, http::Response& res) {
       auto job = Reader().Get(req.matches[1]);
       if (!job.ok()) return SendError(res, job.status());
@@ -1280,71 +1468,100 @@ class Server {
         if (!folder.empty() && !StartsWith(path, folder + "/")) continue;
         long long size = f.value("size", 0LL);
         total += size;
-        // Named for the folder's own name and below it, as a folder downloaded from a file browser is.
+        // Named for the folder's own name and below it, as a folder downloaded from a file browser
+        // is.
         std::string base = folder.empty() ? job->name : Basename(folder);
-        entries.push_back({base + "/" + path.substr(folder.empty() ? 0 : folder.size() + 1), path, size});
+        entries.push_back(
+            {base + "/" + path.substr(folder.empty() ? 0 : folder.size() + 1), path, size});
       }
-      if (entries.empty()) return SendError(res, NotFound("job '" + job->name + "' has no files under '" + folder + "'"));
+      if (entries.empty())
+        return SendError(res,
+                         NotFound("job '" + job->name + "' has no files under '" + folder + "'"));
       if (total >= (1LL << 32) - 1 || entries.size() >= 65535)
-        return SendError(res, FailedPrecondition("the folder is too large for one zip (4 GiB or 65,535 files); download it with cairn job download"));
-      res.set_header("Content-Disposition", "attachment; filename=\"" + (folder.empty() ? job->name : Basename(folder)) + ".zip\"");
-      auto writer = std::make_shared<ZipStream>(std::move(entries), [this, j = *job](const std::string& path) { return OpenJobFile(j, path); });
-      res.set_stream("application/zip", [writer](http::DataSink& sink) { return writer->Next(sink); });
+        return SendError(res,
+                         FailedPrecondition("the folder is too large for one zip (4 GiB or 65,535 "
+                                            "files); download it with cairn job download"));
+      res.set_header(
+          "Content-Disposition",
+          "attachment; filename=\"" + (folder.empty() ? job->name : Basename(folder)) + ".zip\"");
+      auto writer = std::make_shared<ZipStream>(
+          std::move(entries),
+          [this, j = *job](const std::string& path) { return OpenJobFile(j, path); });
+      res.set_stream("application/zip",
+                     [writer](http::DataSink& sink) { return writer->Next(sink); });
     });
-    // Staging, for supervisors on nodes that do not share the workspace's filesystem (a Slurm cluster's):
-    // the run file, the blobs it names, and the run's files written back as they grow.
-    svr_.Get(R"(/api/v1/internal/jobs/([^/]+)/run)", [this](const http::Request& req, http::Response& res) {
-      compute::RunLayout layout = compute::RunLayout::For(opt_.home, req.matches[1]);
-      auto text = ReadFile(layout.JobFile());
-      if (!text.ok()) return SendError(res, text.status());
-      res.set_header("X-Cairn-Run-Root", layout.root);
-      res.set_content(*text, "application/json");
-    });
-    svr_.Get(R"(/api/v1/internal/jobs/([^/]+)/blobs/([0-9a-f]{64}))", [this](const http::Request& req, http::Response& res) {
-      // Only what the job's run file names: a job's token reads its own code and inputs, nothing else.
-      compute::RunLayout layout = compute::RunLayout::For(opt_.home, req.matches[1]);
-      auto text = ReadFile(layout.JobFile());
-      if (!text.ok() || text->find(req.matches[2].str()) == std::string::npos)
-        return SendError(res, NotFound("job '" + req.matches[1].str() + "' has no blob " + req.matches[2].str()));
-      store::BlobStore blobs(ws_.Blobs());
-      std::string path = blobs.PathOf(req.matches[2]);
-      struct stat st;
-      int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0 || fstat(fd, &st) != 0) {
-        if (fd >= 0) close(fd);
-        return SendError(res, NotFound("blob " + req.matches[2].str() + " is missing from the workspace"));
-      }
-      res.set_file_content(fd, static_cast<size_t>(st.st_size), "application/octet-stream");
-    });
-    svr_.Put(R"(/api/v1/internal/jobs/([^/]+)/files/(.+))", [this](const http::Request& req, http::Response& res) {
-      compute::RunLayout layout = compute::RunLayout::For(opt_.home, req.matches[1]);
-      std::string rel = req.matches[2];
-      std::string path;
-      if (rel == "exit.json") path = "exit.json";
-      else if (StartsWith(rel, "outputs/")) path = MapRunPath("named-outputs/" + rel.substr(8));
-      else path = MapRunPath(rel);
-      if (path.empty()) return SendError(res, InvalidArgument("cannot write '" + rel + "' in a run folder"));
-      long long offset = req.has_param("offset") ? atoll(req.get_param_value("offset").c_str()) : 0;
-      if (offset < 0) return SendError(res, InvalidArgument("offset must not be negative"));
-      auto run = Beneath::OpenOrCreate(layout.root);
-      if (!run.ok()) return SendError(res, run.status());
-      if (path.find('/') != std::string::npos)
-        if (Status s = run->MakeDirs(Dirname(path)); !s.ok()) return SendError(res, s);
-      // Offset 0 starts the file over; a later offset appends where the node left off.
-      auto fd = run->OpenWrite(path, offset == 0 ? O_TRUNC : 0);
-      if (!fd.ok()) return SendError(res, fd.status());
-      ssize_t n = pwrite(*fd, req.body.data(), req.body.size(), static_cast<off_t>(offset));
-      close(*fd);
-      if (n != static_cast<ssize_t>(req.body.size())) return SendError(res, Internal("short write to " + rel));
-      SendJson(res, {{"size", offset + static_cast<long long>(req.body.size())}});
-    }, size_t{256} << 20);
-    svr_.Post(R"(/api/v1/internal/jobs/([^/]+)/events)", [this](const http::Request& req, http::Response& res) {
-      json body = ParseJsonOrDiscarded(req.body);
-      if (!body.is_object()) return SendError(res, InvalidArgument("expected {\"event\": ...}"));
-      Status s = sched_->SupervisorEvent(req.matches[1], body.value("event", ""), body.value("reason", ""));
-      if (!s.ok()) return SendError(res, s);
-      SendJson(res, {{"ok", true}});
-    });
+    // Staging, for supervisors on nodes that do not share the workspace's filesystem (a Slurm
+    // cluster's): the run file, the blobs it names, and the run's files written back as they grow.
+    svr_.Get(R"(/api/v1/internal/jobs/([^/]+)/run)",
+             [this](const http::Request& req, http::Response& res) {
+               compute::RunLayout layout = compute::RunLayout::For(opt_.home, req.matches[1]);
+               auto text = ReadFile(layout.JobFile());
+               if (!text.ok()) return SendError(res, text.status());
+               res.set_header("X-Cairn-Run-Root", layout.root);
+               res.set_content(*text, "application/json");
+             });
+    svr_.Get(
+        R"(/api/v1/internal/jobs/([^/]+)/blobs/([0-9a-f]{64}))",
+        [this](const http::Request& req, http::Response& res) {
+          // Only what the job's run file names: a job's token reads its own code and inputs,
+          // nothing else.
+          compute::RunLayout layout = compute::RunLayout::For(opt_.home, req.matches[1]);
+          auto text = ReadFile(layout.JobFile());
+          if (!text.ok() || text->find(req.matches[2].str()) == std::string::npos)
+            return SendError(res, NotFound("job '" + req.matches[1].str() + "' has no blob " +
+                                           req.matches[2].str()));
+          store::BlobStore blobs(ws_.Blobs());
+          std::string path = blobs.PathOf(req.matches[2]);
+          struct stat st;
+          int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+          if (fd < 0 || fstat(fd, &st) != 0) {
+            if (fd >= 0) close(fd);
+            return SendError(
+                res, NotFound("blob " + req.matches[2].str() + " is missing from the workspace"));
+          }
+          res.set_file_content(fd, static_cast<size_t>(st.st_size), "application/octet-stream");
+        });
+    svr_.Put(
+        R"(/api/v1/internal/jobs/([^/]+)/files/(.+))",
+        [this](const http::Request& req, http::Response& res) {
+          compute::RunLayout layout = compute::RunLayout::For(opt_.home, req.matches[1]);
+          std::string rel = req.matches[2];
+          std::string path;
+          if (rel == "exit.json")
+            path = "exit.json";
+          else if (StartsWith(rel, "outputs/"))
+            path = MapRunPath("named-outputs/" + rel.substr(8));
+          else
+            path = MapRunPath(rel);
+          if (path.empty())
+            return SendError(res, InvalidArgument("cannot write '" + rel + "' in a run folder"));
+          long long offset =
+              req.has_param("offset") ? atoll(req.get_param_value("offset").c_str()) : 0;
+          if (offset < 0) return SendError(res, InvalidArgument("offset must not be negative"));
+          auto run = Beneath::OpenOrCreate(layout.root);
+          if (!run.ok()) return SendError(res, run.status());
+          if (path.find('/') != std::string::npos)
+            if (Status s = run->MakeDirs(Dirname(path)); !s.ok()) return SendError(res, s);
+          // Offset 0 starts the file over; a later offset appends where the node left off.
+          auto fd = run->OpenWrite(path, offset == 0 ? O_TRUNC : 0);
+          if (!fd.ok()) return SendError(res, fd.status());
+          ssize_t n = pwrite(*fd, req.body.data(), req.body.size(), static_cast<off_t>(offset));
+          close(*fd);
+          if (n != static_cast<ssize_t>(req.body.size()))
+            return SendError(res, Internal("short write to " + rel));
+          SendJson(res, {{"size", offset + static_cast<long long>(req.body.size())}});
+        },
+        size_t{256} << 20);
+    svr_.Post(R"(/api/v1/internal/jobs/([^/]+)/events)",
+              [this](const http::Request& req, http::Response& res) {
+                json body = ParseJsonOrDiscarded(req.body);
+                if (!body.is_object())
+                  return SendError(res, InvalidArgument("expected {\"event\": ...}"));
+                Status s = sched_->SupervisorEvent(req.matches[1], body.value("event", ""),
+                                                   body.value("reason", ""));
+                if (!s.ok()) return SendError(res, s);
+                SendJson(res, {{"ok", true}});
+              });
 
     // Computes.
     svr_.Post("/api/v1/computes", [this](const http::Request& req, http::Response& res) {
@@ -1376,55 +1593,76 @@ class Server {
     svr_.Get("/api/v1/sizes", [this](const http::Request&, http::Response& res) {
       long cpus = sysconf(_SC_NPROCESSORS_ONLN);
       int gpus = static_cast<int>(sched_->gpus().size());
-      json out = json::array({{{"name", "local"}, {"family", "this machine"}, {"v_cpus", cpus},
-                               {"memory_gb", MachineMemoryGb()}, {"gpus", gpus}, {"slots", sched_->local_slots()}, {"fits_here", true},
-                               {"supported_compute_types", json::array({"local", "amlcompute", "computeinstance"})}}});
-      // The Azure sizes a job may name (resources.instance_type, compute --size): what each gives here. A size
-      // fits when this machine has its GPUs; its CPUs and memory are shared, not reserved.
+      json out = json::array(
+          {{{"name", "local"},
+            {"family", "this machine"},
+            {"v_cpus", cpus},
+            {"memory_gb", MachineMemoryGb()},
+            {"gpus", gpus},
+            {"slots", sched_->local_slots()},
+            {"fits_here", true},
+            {"supported_compute_types", json::array({"local", "amlcompute", "computeinstance"})}}});
+      // The Azure sizes a job may name (resources.instance_type, compute --size): what each gives
+      // here. A size fits when this machine has its GPUs; its CPUs and memory are shared, not
+      // reserved.
       for (const auto& v : spec::VmSizes())
-        out.push_back({{"name", v.name}, {"family", v.family}, {"v_cpus", v.v_cpus}, {"memory_gb", v.memory_gib},
-                       {"gpus", v.gpus}, {"gpu_model", v.gpu_model}, {"fits_here", v.WholeGpus() <= gpus},
+        out.push_back({{"name", v.name},
+                       {"family", v.family},
+                       {"v_cpus", v.v_cpus},
+                       {"memory_gb", v.memory_gib},
+                       {"gpus", v.gpus},
+                       {"gpu_model", v.gpu_model},
+                       {"fits_here", v.WholeGpus() <= gpus},
                        {"source", v.source}});
       SendJson(res, out);
     });
     // az ml compute list-nodes: this machine is one node; a Slurm compute's nodes are sinfo's.
-    svr_.Get(R"(/api/v1/computes/([^/]+)/nodes)", [this](const http::Request& req, http::Response& res) {
-      std::string name = req.matches[1];
-      std::optional<compute::SlurmTarget> slurm;
-      if (name != "local") {
-        auto c = Reader().GetCompute(name);
-        if (!c.ok()) return SendError(res, c.status());
-        slurm = scheduler::SlurmTargetOf(c->spec, sched_->config().slurm_conf);
-      }
-      store::JobFilter f;
-      f.max_results = 0;
-      f.status = "Running";
-      f.compute = name;
-      std::vector<std::string> running;
-      for (const auto& j : Reader().List(f)) running.push_back(j.name);
-      json nodes = json::array();
-      if (slurm) {
-        auto out = compute::RunSlurmCommand(*slurm, {"sinfo", "-N", "-h", "-o", "%N|%T|%c|%m"});
-        if (!out.ok()) return SendError(res, Unavailable("sinfo: " + out.status().message()));
-        for (const auto& line : Split(*out, '\n')) {
-          auto p = Split(Trim(line), '|');
-          if (p.size() < 4) continue;
-          nodes.push_back({{"node_id", p[0]}, {"node_state", p[1]}, {"cpus", atoi(p[2].c_str())},
-                           {"memory_mb", atoll(p[3].c_str())}});
-        }
-      } else {
-        nodes.push_back({{"node_id", "node-0"}, {"private_ip_address", "127.0.0.1"}, {"public_ip_address", nullptr},
-                         {"port", nullptr}, {"node_state", running.empty() ? "idle" : "running"},
-                         {"current_job_names", running}});
-      }
-      SendJson(res, nodes);
-    });
-    svr_.Delete(R"(/api/v1/computes/([^/]+))", [this](const http::Request& req, http::Response& res) {
-      if (req.matches[1] == "local") return SendError(res, InvalidArgument("the local compute is built in and cannot be deleted"));
-      Status s = sched_->DeleteCompute(req.matches[1]);
-      if (!s.ok()) return SendError(res, s);
-      SendJson(res, {{"name", req.matches[1].str()}, {"deleted", true}});
-    });
+    svr_.Get(
+        R"(/api/v1/computes/([^/]+)/nodes)", [this](const http::Request& req, http::Response& res) {
+          std::string name = req.matches[1];
+          std::optional<compute::SlurmTarget> slurm;
+          if (name != "local") {
+            auto c = Reader().GetCompute(name);
+            if (!c.ok()) return SendError(res, c.status());
+            slurm = scheduler::SlurmTargetOf(c->spec, sched_->config().slurm_conf);
+          }
+          store::JobFilter f;
+          f.max_results = 0;
+          f.status = "Running";
+          f.compute = name;
+          std::vector<std::string> running;
+          for (const auto& j : Reader().List(f)) running.push_back(j.name);
+          json nodes = json::array();
+          if (slurm) {
+            auto out = compute::RunSlurmCommand(*slurm, {"sinfo", "-N", "-h", "-o", "%N|%T|%c|%m"});
+            if (!out.ok()) return SendError(res, Unavailable("sinfo: " + out.status().message()));
+            for (const auto& line : Split(*out, '\n')) {
+              auto p = Split(Trim(line), '|');
+              if (p.size() < 4) continue;
+              nodes.push_back({{"node_id", p[0]},
+                               {"node_state", p[1]},
+                               {"cpus", atoi(p[2].c_str())},
+                               {"memory_mb", atoll(p[3].c_str())}});
+            }
+          } else {
+            nodes.push_back({{"node_id", "node-0"},
+                             {"private_ip_address", "127.0.0.1"},
+                             {"public_ip_address", nullptr},
+                             {"port", nullptr},
+                             {"node_state", running.empty() ? "idle" : "running"},
+                             {"current_job_names", running}});
+          }
+          SendJson(res, nodes);
+        });
+    svr_.Delete(
+        R"(/api/v1/computes/([^/]+))", [this](const http::Request& req, http::Response& res) {
+          if (req.matches[1] == "local")
+            return SendError(
+                res, InvalidArgument("the local compute is built in and cannot be deleted"));
+          Status s = sched_->DeleteCompute(req.matches[1]);
+          if (!s.ok()) return SendError(res, s);
+          SendJson(res, {{"name", req.matches[1].str()}, {"deleted", true}});
+        });
   }
 
   // This machine's memory in GB, one decimal (compute show -n local, list-sizes).
@@ -1438,9 +1676,14 @@ class Server {
 
   json LocalCompute() {
     auto [in_use, queued] = sched_->PoolUsage("local");
-    json out = {{"name", "local"}, {"type", "local"}, {"max_instances", sched_->local_slots()},
-                {"min_instances", 0}, {"provisioning_state", "Succeeded"}, {"in_use", in_use},
-                {"queued_jobs", queued}, {"description", "this machine (built in)"}};
+    json out = {{"name", "local"},
+                {"type", "local"},
+                {"max_instances", sched_->local_slots()},
+                {"min_instances", 0},
+                {"provisioning_state", "Succeeded"},
+                {"in_use", in_use},
+                {"queued_jobs", queued},
+                {"description", "this machine (built in)"}};
     out["cpus"] = sysconf(_SC_NPROCESSORS_ONLN);
     out["memory_gb"] = MachineMemoryGb();
     out["gpus"] = GpuTable();
@@ -1452,28 +1695,38 @@ class Server {
   json GpuTable() {
     json gpus = json::array();
     for (const auto& h : sched_->GpuHoldings()) {
-      json g = {{"index", h.gpu.index}, {"name", h.gpu.name}, {"uuid", h.gpu.uuid}, {"memory_mib", h.gpu.memory_mib}};
+      json g = {{"index", h.gpu.index},
+                {"name", h.gpu.name},
+                {"uuid", h.gpu.uuid},
+                {"memory_mib", h.gpu.memory_mib}};
       g["job"] = h.job.empty() ? json(nullptr) : json(h.job);
       gpus.push_back(g);
     }
     return gpus;
   }
 
-  // Long poll: returns as soon as the log has bytes past `offset`, the job ends, or `wait_ms` passes.
+  // Long poll: returns as soon as the log has bytes past `offset`, the job ends, or `wait_ms`
+  // passes.
   void LogChunk(const http::Request& req, http::Response& res) {
     std::string name = req.matches[1];
     long long offset = req.has_param("offset") ? atoll(req.get_param_value("offset").c_str()) : 0;
-    int wait_ms = req.has_param("wait_ms") ? std::clamp(atoi(req.get_param_value("wait_ms").c_str()), 0, 30000) : 0;
-    std::string file = req.has_param("file") ? req.get_param_value("file") : "user_logs/std_log.txt";
+    int wait_ms = req.has_param("wait_ms")
+                      ? std::clamp(atoi(req.get_param_value("wait_ms").c_str()), 0, 30000)
+                      : 0;
+    std::string file =
+        req.has_param("file") ? req.get_param_value("file") : "user_logs/std_log.txt";
     // The status the client last saw: a change answers at once, so a live status line stays live.
     std::string seen_status = req.get_param_value("status");
     compute::RunLayout layout = compute::RunLayout::For(opt_.home, name);
-    if (!IsDir(layout.root))  // a reused pipeline step has no run folder: its logs are its original's
-      if (auto full = Reader().Get(name); full.ok()) layout = compute::RunLayout::For(opt_.home, FilesOf(*full).name);
+    if (!IsDir(
+            layout.root))  // a reused pipeline step has no run folder: its logs are its original's
+      if (auto full = Reader().Get(name); full.ok())
+        layout = compute::RunLayout::For(opt_.home, FilesOf(*full).name);
     std::string rel = MapRunPath("artifacts/" + file);
     if (rel.empty()) return SendError(res, InvalidArgument("bad log file name '" + file + "'"));
     long long deadline = NowMillis() + wait_ms;
-    auto run = Beneath::Open(layout.root);  // the run folder is the server's; what lies in it is the job's
+    auto run =
+        Beneath::Open(layout.root);  // the run folder is the server's; what lies in it is the job's
     for (;;) {
       long long version = sched_->events().Version();
       auto job = Reader().GetBrief(name);
@@ -1492,7 +1745,8 @@ class Server {
           long long want = std::min<long long>(size - offset, 4 << 20);
           if (fd.ok()) {
             data.resize(static_cast<size_t>(want));
-            ssize_t n = pread(*fd, data.data(), static_cast<size_t>(want), static_cast<off_t>(offset));
+            ssize_t n =
+                pread(*fd, data.data(), static_cast<size_t>(want), static_cast<off_t>(offset));
             data.resize(n > 0 ? static_cast<size_t>(n) : 0);
           }
         }
@@ -1501,21 +1755,25 @@ class Server {
         res.set_header("X-Cairn-Reason", reason.empty() ? job->status_reason : reason);
         res.set_header("X-Cairn-Terminal", terminal ? "true" : "false");
         if (terminal && req.has_param("final")) {
-          // What the stream's summary shows, so it needs no request of its own for the job at its end.
+          // What the stream's summary shows, so it needs no request of its own for the job at its
+          // end.
           if (auto full = Reader().Get(name); full.ok()) {
             json v = View(*full);
-            json summary = {{"status", v.value("status", "")}, {"status_reason", v.value("status_reason", "")}};
+            json summary = {{"status", v.value("status", "")},
+                            {"status_reason", v.value("status_reason", "")}};
             for (const char* k : {"notes", "error"})
               if (v.contains(k)) summary[k] = v[k];
             res.set_header("X-Cairn-Final", summary.dump(-1, ' ', /*ensure_ascii=*/true));
           }
         }
-        res.set_header("X-Cairn-Offset", std::to_string(offset + static_cast<long long>(data.size())));
+        res.set_header("X-Cairn-Offset",
+                       std::to_string(offset + static_cast<long long>(data.size())));
         res.set_header("X-Cairn-Size", std::to_string(size));
         res.set_content(data, "application/octet-stream");
         return;
       }
-      sched_->events().WaitPast(version, static_cast<int>(std::min<long long>(15, deadline - NowMillis())));
+      sched_->events().WaitPast(version,
+                                static_cast<int>(std::min<long long>(15, deadline - NowMillis())));
     }
   }
 
@@ -1523,8 +1781,11 @@ class Server {
     std::string dir = UiDir();
     if (dir.empty()) {
       res.status = rel == "index.html" ? 200 : 404;
-      res.set_content("<!doctype html><title>Cairn</title><p>The studio is not built here: <code>make build</code> "
-                      "builds it (npm), and the REST API at /api/v1 works without it.</p>", "text/html; charset=utf-8");
+      res.set_content(
+          "<!doctype html><title>Cairn</title><p>The studio is not built here: <code>make "
+          "build</code> "
+          "builds it (npm), and the REST API at /api/v1 works without it.</p>",
+          "text/html; charset=utf-8");
       return;
     }
     std::string path = dir + "/" + rel;
@@ -1535,12 +1796,15 @@ class Server {
       return SendError(res, NotFound("no file " + rel));
     }
     // Built assets carry their content hash in their names: they never change.
-    if (StartsWith(rel, "assets/")) res.set_header("Cache-Control", "public, max-age=31536000, immutable");
-    else res.set_header("Cache-Control", "no-cache");
+    if (StartsWith(rel, "assets/"))
+      res.set_header("Cache-Control", "public, max-age=31536000, immutable");
+    else
+      res.set_header("Cache-Control", "no-cache");
     res.set_file_content(fd, static_cast<size_t>(st.st_size), ContentTypeOf(rel));
   }
 
-  std::string gpu_source_, gpu_note_;  // how the GPUs were found, and why none were where discovery looked
+  std::string gpu_source_,
+      gpu_note_;  // how the GPUs were found, and why none were where discovery looked
   std::mutex auth_mu_;
   std::map<std::string, long long> login_codes_;  // one-time sign-in codes -> expiry
   struct Session {

@@ -7,12 +7,12 @@
 namespace cairn::server {
 
 struct ServerOptions {
-  std::string home;               // the workspace folder
+  std::string home;  // the workspace folder
   std::string host = "127.0.0.1";
-  int port = 0;                   // 0: any free port, written to server.json
-  int local_slots = 0;            // 0: one per CPU
-  // TLS (PEM files): the server listens with TLS on host:port, and plain HTTP on a loopback port for this
-  // machine's CLI and jobs. Without them it listens only on loopback addresses.
+  int port = 0;         // 0: any free port, written to server.json
+  int local_slots = 0;  // 0: one per CPU
+  // TLS (PEM files): the server listens with TLS on host:port, and plain HTTP on a loopback port
+  // for this machine's CLI and jobs. Without them it listens only on loopback addresses.
   std::string tls_cert, tls_key;
 };
 

@@ -16,10 +16,12 @@ int main(int argc, char** argv) {
   app.add_option("--tls-cert", so.tls_cert, "serve TLS with this certificate chain (PEM)");
   app.add_option("--tls-key", so.tls_key, "the certificate's private key (PEM)");
   CLI11_PARSE(app, argc, argv);
-  // Metric histories and search answers are buffers of megabytes: taken from the heap they are reused, where
-  // an mmap each would be faulted in and zeroed page by page on every request (a third of a get-history).
-  // The scheduler hands the heap back when the server is idle (malloc_trim), so idle memory stays small.
+  // Metric histories and search answers are buffers of megabytes: taken from the heap they are
+  // reused, where an mmap each would be faulted in and zeroed page by page on every request (a
+  // third of a get-history). The scheduler hands the heap back when the server is idle
+  // (malloc_trim), so idle memory stays small.
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
-  mallopt(M_TRIM_THRESHOLD, 128 << 20);  // and freed heap is kept for the next request, not unmapped at once
+  mallopt(M_TRIM_THRESHOLD,
+          128 << 20);  // and freed heap is kept for the next request, not unmapped at once
   return cairn::server::RunServer(so);
 }

@@ -6,7 +6,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -57,12 +56,13 @@ Result<std::string> EnsureWorkspace(const WorkspacePaths& ws) {
 
 void RequireWorkspaceIdentity(HttpClient& cli, const ServerAddress& addr) {
   std::string port = PortOfUrl(addr.url);
-  cli.SetIdentityCheck([](const std::string& nonce) { return "/api/v1/identify?nonce=" + nonce; },
-                       [token = addr.token, port](const std::string& body, const std::string& nonce) {
-                         auto j = nlohmann::json::parse(body, nullptr, false);
-                         return j.is_object() && j["proof"].is_string() &&
-                                j["proof"].get<std::string>() == IdentityProof(token, nonce, port);
-                       });
+  cli.SetIdentityCheck(
+      [](const std::string& nonce) { return "/api/v1/identify?nonce=" + nonce; },
+      [token = addr.token, port](const std::string& body, const std::string& nonce) {
+        auto j = nlohmann::json::parse(body, nullptr, false);
+        return j.is_object() && j["proof"].is_string() &&
+               j["proof"].get<std::string>() == IdentityProof(token, nonce, port);
+      });
 }
 
 bool Healthy(const ServerAddress& addr, int timeout_ms) {
@@ -88,7 +88,8 @@ Result<ServerAddress> FindRunning(const WorkspacePaths& ws) {
   auto info = ReadFile(ws.ServerInfo());
   if (!token.ok() || !info.ok()) return Unavailable("no server");
   auto j = nlohmann::json::parse(*info, nullptr, false);
-  if (!j.is_object() || !j.contains("url") || !j["pid"].is_number_integer()) return Unavailable("no server");
+  if (!j.is_object() || !j.contains("url") || !j["pid"].is_number_integer())
+    return Unavailable("no server");
   pid_t pid = j["pid"].get<pid_t>();
   if (pid <= 0 || (kill(pid, 0) != 0 && errno != EPERM)) return Unavailable("no server");
   return ServerAddress{j["url"].get<std::string>(), Trim(*token)};

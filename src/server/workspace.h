@@ -37,11 +37,12 @@ struct ServerAddress {
   std::string token;  // bearer token
 };
 
-// Finds the workspace's running server, or starts one in the background (once, even when several CLIs
-// ask at the same moment) and waits until it answers.
+// Finds the workspace's running server, or starts one in the background (once, even when several
+// CLIs ask at the same moment) and waits until it answers.
 Result<ServerAddress> ConnectOrStart(const WorkspacePaths& ws);
-// Makes every connection `cli` opens prove (api/v1/identify) that the server holds `addr`'s token before
-// the token goes over it: a process squatting on a dead server's port cannot (HttpClient::SetIdentityCheck).
+// Makes every connection `cli` opens prove (api/v1/identify) that the server holds `addr`'s token
+// before the token goes over it: a process squatting on a dead server's port cannot
+// (HttpClient::SetIdentityCheck).
 void RequireWorkspaceIdentity(HttpClient& cli, const ServerAddress& addr);
 // The address in server.json when its process is alive; no request is made.
 Result<ServerAddress> FindRunning(const WorkspacePaths& ws);

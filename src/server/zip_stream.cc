@@ -17,8 +17,9 @@ void Put32(std::string& s, uint32_t v) {
   Put16(s, v >> 16);
 }
 
-constexpr uint16_t kVersion = 20;     // 2.0: stored entries, folders
-constexpr uint16_t kFlags = 0x0808;   // bit 3: sizes and CRC in a data descriptor too; bit 11: UTF-8 names
+constexpr uint16_t kVersion = 20;  // 2.0: stored entries, folders
+constexpr uint16_t kFlags =
+    0x0808;  // bit 3: sizes and CRC in a data descriptor too; bit 11: UTF-8 names
 constexpr uint16_t kDosTime = 0, kDosDate = (1 << 5) | 1;  // 1980-01-01: files carry no time here
 
 }  // namespace
@@ -39,7 +40,8 @@ uint32_t ZipStream::Crc32(uint32_t crc, const void* data, size_t n) {
   return ~crc;
 }
 
-ZipStream::ZipStream(std::vector<ZipEntry> entries, Opener open) : entries_(std::move(entries)), open_(std::move(open)) {}
+ZipStream::ZipStream(std::vector<ZipEntry> entries, Opener open)
+    : entries_(std::move(entries)), open_(std::move(open)) {}
 
 ZipStream::~ZipStream() {
   if (fd_ >= 0) close(fd_);
@@ -53,7 +55,8 @@ bool ZipStream::Emit(http::DataSink& sink, const std::string& bytes) {
 bool ZipStream::StartEntry(http::DataSink& sink) {
   const ZipEntry& e = entries_[index_];
   auto fd = open_(e.path);
-  fd_ = fd.ok() ? *fd : -1;  // a file gone since the listing is an empty entry, not a broken archive
+  fd_ =
+      fd.ok() ? *fd : -1;  // a file gone since the listing is an empty entry, not a broken archive
   crc_ = 0;
   done_ = 0;
   written_.push_back({0, 0, offset_});

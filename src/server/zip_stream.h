@@ -1,7 +1,8 @@
-// A zip archive written as a stream: entries stored (not compressed), each file read from a descriptor in
-// pieces, its CRC-32 computed on the way and given in a data descriptor after it (its size, known from the
-// file, in its header already), then the central directory. Limits: under 4 GiB in all and 65,535 entries
-// (no ZIP64); the caller checks. Not thread-safe: one response owns one.
+// A zip archive written as a stream: entries stored (not compressed), each file read from a
+// descriptor in pieces, its CRC-32 computed on the way and given in a data descriptor after it (its
+// size, known from the file, in its header already), then the central directory. Limits: under 4
+// GiB in all and 65,535 entries (no ZIP64); the caller checks. Not thread-safe: one response owns
+// one.
 #pragma once
 
 #include <cstdint>
@@ -50,7 +51,7 @@ class ZipStream {
   size_t index_ = 0;
   int fd_ = -1;
   uint32_t crc_ = 0;
-  uint32_t done_ = 0;   // bytes of the current entry written
+  uint32_t done_ = 0;    // bytes of the current entry written
   uint32_t offset_ = 0;  // bytes of the archive written
   bool in_entry_ = false;
   bool finished_ = false;

@@ -15,7 +15,10 @@ TEST(ZipStream, Crc32IsTheIeeeOneAndContinues) {
 
 TEST(ZipStream, WritesEntriesThenTheCentralDirectoryAndAMissingFileAsEmpty) {
   std::string out;
-  http::DataSink sink([&](const char* d, size_t n) { out.append(d, n); return true; });
+  http::DataSink sink([&](const char* d, size_t n) {
+    out.append(d, n);
+    return true;
+  });
   std::vector<ZipEntry> entries = {{"d/a.txt", "a", 5}, {"d/gone.txt", "gone", 7}};
   int pipefd[2];
   ASSERT_EQ(pipe(pipefd), 0);
@@ -35,7 +38,10 @@ TEST(ZipStream, WritesEntriesThenTheCentralDirectoryAndAMissingFileAsEmpty) {
   // The end record: 2 entries, and the central directory where it says.
   size_t eocd = out.rfind(std::string("PK\x05\x06", 4));
   ASSERT_NE(eocd, std::string::npos);
-  auto u16 = [&](size_t at) { return static_cast<unsigned>(static_cast<unsigned char>(out[at]) | static_cast<unsigned char>(out[at + 1]) << 8); };
+  auto u16 = [&](size_t at) {
+    return static_cast<unsigned>(static_cast<unsigned char>(out[at]) |
+                                 static_cast<unsigned char>(out[at + 1]) << 8);
+  };
   auto u32 = [&](size_t at) { return u16(at) | u16(at + 2) << 16; };
   EXPECT_EQ(u16(eocd + 10), 2u);
   size_t cd = u32(eocd + 16);

@@ -17,16 +17,25 @@ const std::vector<std::string> kModelTypes = {"custom_model", "mlflow_model", "t
 
 bool IsName(const std::string& s) {
   if (s.empty() || s.size() > 255 || !isalnum(static_cast<unsigned char>(s[0]))) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'; });
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
 }
 
 std::vector<std::string> KeysFor(const std::string& kind) {
   std::vector<std::string> common = {"$schema", "name", "version", "description", "tags"};
   std::vector<std::string> more;
-  if (kind == "data") more = {"type", "path", "local_path", "paths", "datastore", "properties", "stage"};
-  else if (kind == "model") more = {"type", "path", "local_path", "stage", "properties", "datastore", "flavors", "job_name", "utc_time_created"};
-  else if (kind == "datastore") more = {"type", "path", "credentials"};
-  else more = {"image", "conda_file", "build", "docker", "os_type", "inference_config", "datastore", "environment_variables", "properties"};
+  if (kind == "data")
+    more = {"type", "path", "local_path", "paths", "datastore", "properties", "stage"};
+  else if (kind == "model")
+    more = {"type",      "path",    "local_path", "stage",           "properties",
+            "datastore", "flavors", "job_name",   "utc_time_created"};
+  else if (kind == "datastore")
+    more = {"type", "path", "credentials"};
+  else
+    more = {"image",     "conda_file",       "build",     "docker",
+            "os_type",   "inference_config", "datastore", "environment_variables",
+            "properties"};
   common.insert(common.end(), more.begin(), more.end());
   return common;
 }
@@ -34,7 +43,8 @@ std::vector<std::string> KeysFor(const std::string& kind) {
 }  // namespace
 
 json ToJson(const AssetSpec& a) {
-  json j = {{"name", a.name}, {"version", a.version}, {"description", a.description}, {"tags", a.tags}};
+  json j = {
+      {"name", a.name}, {"version", a.version}, {"description", a.description}, {"tags", a.tags}};
   if (a.kind == "data" || a.kind == "model") {
     j["type"] = a.type;
     j["path"] = a.path;
@@ -43,19 +53,25 @@ json ToJson(const AssetSpec& a) {
     const EnvironmentSpec& e = a.environment;
     if (!e.image.empty()) j["image"] = e.image;
     if (!e.conda_file.empty()) j["conda_file"] = e.conda_file;
-    if (!e.build_path.empty()) j["build"] = {{"path", e.build_path}, {"dockerfile_path", e.dockerfile_path}};
+    if (!e.build_path.empty())
+      j["build"] = {{"path", e.build_path}, {"dockerfile_path", e.dockerfile_path}};
     j["os_type"] = a.os_type.empty() ? "linux" : a.os_type;
   } else if (a.kind == "datastore") {
-    j = {{"name", a.name}, {"type", a.datastore_type}, {"path", a.path}, {"description", a.description}};
+    j = {{"name", a.name},
+         {"type", a.datastore_type},
+         {"path", a.path},
+         {"description", a.description}};
   }
   return j;
 }
 
 void ValidateAsset(AssetSpec& a, const std::string& file, Diagnostics& d, bool check_paths) {
   auto err = [&](const std::string& m) { d.Error(file, 0, 0, m); };
-  if (a.name.empty()) err("name: required");
+  if (a.name.empty())
+    err("name: required");
   else if (!IsName(a.name))
-    err("name: \"" + a.name + "\" must start with a letter or digit and hold only letters, digits, '-', '_' and '.'");
+    err("name: \"" + a.name +
+        "\" must start with a letter or digit and hold only letters, digits, '-', '_' and '.'");
   if (!a.version.empty() && !IsName(a.version))
     err("version: \"" + a.version + "\" must hold only letters, digits, '-', '_' and '.'");
   if (a.kind == "data") {
@@ -69,38 +85,46 @@ void ValidateAsset(AssetSpec& a, const std::string& file, Diagnostics& d, bool c
   } else if (a.kind == "datastore") {
     if (a.datastore_type.empty()) a.datastore_type = "local";
     if (a.datastore_type != "local")
-      err("type: Cairn's datastores are folders on this machine or a shared filesystem (type: local), got \"" +
+      err("type: Cairn's datastores are folders on this machine or a shared filesystem (type: "
+          "local), got \"" +
           a.datastore_type + "\"");
   }
-  if ((a.kind == "data" || a.kind == "model" || a.kind == "datastore") && a.path.empty()) err("path: required");
+  if ((a.kind == "data" || a.kind == "model" || a.kind == "datastore") && a.path.empty())
+    err("path: required");
   if (a.kind == "datastore" && !a.path.empty() && !IsDir(a.path))
     err("path: " + a.path + " is not a folder on this machine");
   if ((a.kind == "data" || a.kind == "model") && !a.path.empty() && check_paths) {
     a.path_kind = ClassifyPath(a.path);
-    if (a.path_kind == PathKind::kLocal && !PathExists(a.path)) err("path: no such file or folder " + a.path);
-    if (a.kind == "data" && a.type == "uri_file" && a.path_kind == PathKind::kLocal && IsDir(a.path))
+    if (a.path_kind == PathKind::kLocal && !PathExists(a.path))
+      err("path: no such file or folder " + a.path);
+    if (a.kind == "data" && a.type == "uri_file" && a.path_kind == PathKind::kLocal &&
+        IsDir(a.path))
       err("path: " + a.path + " is a folder, but type is uri_file");
-    if (a.kind == "data" && a.type == "mltable" && a.path_kind == PathKind::kLocal && !PathExists(a.path + "/MLTable"))
+    if (a.kind == "data" && a.type == "mltable" && a.path_kind == PathKind::kLocal &&
+        !PathExists(a.path + "/MLTable"))
       err("path: an mltable asset is a folder with an MLTable file; there is none in " + a.path);
-    if (a.path_kind == PathKind::kRuns && a.kind == "data") err("path: runs:/ URIs name models, not data");
+    if (a.path_kind == PathKind::kRuns && a.kind == "data")
+      err("path: runs:/ URIs name models, not data");
   }
   if (a.kind == "environment" && a.environment.image.empty() && a.environment.build_path.empty())
     err("an environment needs --image or --build-context (image: or build: in its file)");
 }
 
-std::optional<AssetSpec> ParseAssetText(const std::string& kind, const std::string& text, const std::string& file,
-                                        const std::string& base_dir, const std::vector<std::string>& overrides,
-                                        Diagnostics& d) {
+std::optional<AssetSpec> ParseAssetText(const std::string& kind, const std::string& text,
+                                        const std::string& file, const std::string& base_dir,
+                                        const std::vector<std::string>& overrides, Diagnostics& d) {
   auto root = ParseYaml(text, file, d);
   if (!root) return std::nullopt;
   for (const auto& o : overrides) ApplyOverride(*root, o, d);
   if (!root->IsMap()) {
-    d.Error(file, root->line, root->column, "a " + kind + " file must be a mapping, got " + root->TypeName());
+    d.Error(file, root->line, root->column,
+            "a " + kind + " file must be a mapping, got " + root->TypeName());
     return std::nullopt;
   }
   if (kind == "environment" && (root->Get("channels") || root->Get("dependencies"))) {
-    d.Error(file, 1, 1, "It looks like you are trying to specify a conda file for --file. Use --conda-file "
-                        "with --image, or conda_file: in an environment file.");
+    d.Error(file, 1, 1,
+            "It looks like you are trying to specify a conda file for --file. Use --conda-file "
+            "with --image, or conda_file: in an environment file.");
     return std::nullopt;
   }
   AssetSpec a;
@@ -108,30 +132,42 @@ std::optional<AssetSpec> ParseAssetText(const std::string& kind, const std::stri
   std::vector<std::string> keys = KeysFor(kind);
   auto scalar = [&](const YEntry& e) -> std::string {
     if (!e.value.IsScalar()) {
-      d.Error(file, e.value.line, e.value.column, e.key + ": expected a string, got " + e.value.TypeName());
+      d.Error(file, e.value.line, e.value.column,
+              e.key + ": expected a string, got " + e.value.TypeName());
       return "";
     }
     return e.value.scalar;
   };
   auto local = [&](const std::string& p) {
-    return ClassifyPath(p) == PathKind::kLocal ? AbsPath(StartsWith(p, "file:") ? p.substr(5) : p, base_dir) : p;
+    return ClassifyPath(p) == PathKind::kLocal
+               ? AbsPath(StartsWith(p, "file:") ? p.substr(5) : p, base_dir)
+               : p;
   };
   int path_line = 0, path_col = 0;
   for (const auto& e : root->map) {
     if (std::find(keys.begin(), keys.end(), e.key) == keys.end()) {
       std::string near = ClosestMatch(e.key, keys);
-      d.Error(file, e.line, e.column, "unknown key '" + e.key + "'" + (near.empty() ? "" : " (did you mean '" + near + "'?)"));
+      d.Error(
+          file, e.line, e.column,
+          "unknown key '" + e.key + "'" + (near.empty() ? "" : " (did you mean '" + near + "'?)"));
       continue;
     }
-    if (e.key == "name") a.name = scalar(e);
-    else if (e.key == "version") a.version = scalar(e);
-    else if (e.key == "description") a.description = scalar(e);
-    else if (e.key == "stage") a.stage = scalar(e);
-    else if (e.key == "type" && kind == "datastore") a.datastore_type = ToLower(scalar(e));
-    else if (e.key == "type") a.type = ToLower(scalar(e));
+    if (e.key == "name")
+      a.name = scalar(e);
+    else if (e.key == "version")
+      a.version = scalar(e);
+    else if (e.key == "description")
+      a.description = scalar(e);
+    else if (e.key == "stage")
+      a.stage = scalar(e);
+    else if (e.key == "type" && kind == "datastore")
+      a.datastore_type = ToLower(scalar(e));
+    else if (e.key == "type")
+      a.type = ToLower(scalar(e));
     else if (e.key == "tags") {
       if (!e.value.IsMap()) {
-        d.Error(file, e.value.line, e.value.column, "tags: expected a mapping, got " + e.value.TypeName());
+        d.Error(file, e.value.line, e.value.column,
+                "tags: expected a mapping, got " + e.value.TypeName());
         continue;
       }
       for (const auto& t : e.value.map) a.tags[t.key] = t.value.IsScalar() ? t.value.scalar : "";
@@ -143,7 +179,8 @@ std::optional<AssetSpec> ParseAssetText(const std::string& kind, const std::stri
       const YNode& v = e.value;
       if (!v.IsSeq() || v.seq.size() != 1 || !v.seq[0].IsMap() || v.seq[0].map.size() != 1 ||
           (v.seq[0].map[0].key != "file" && v.seq[0].map[0].key != "folder")) {
-        d.Error(file, v.line, v.column, "paths: expected one entry, {file: <path>} or {folder: <path>}");
+        d.Error(file, v.line, v.column,
+                "paths: expected one entry, {file: <path>} or {folder: <path>}");
         continue;
       }
       const YEntry& p = v.seq[0].map[0];
@@ -157,7 +194,8 @@ std::optional<AssetSpec> ParseAssetText(const std::string& kind, const std::stri
     auto env = ParseEnvironmentNode(*root, base_dir, d);
     if (!env) return std::nullopt;
     a.environment = *env;
-    if (const YNode* os = root->Get("os_type"); os && os->IsScalar()) a.os_type = ToLower(os->scalar);
+    if (const YNode* os = root->Get("os_type"); os && os->IsScalar())
+      a.os_type = ToLower(os->scalar);
   }
   if (d.HasErrors()) return std::nullopt;
   Diagnostics v;

@@ -15,7 +15,8 @@ slurm:
   conf: etc/slurm.conf
   sbatch_options: [--exclusive, --gres=gpu:1]
   mpirun_options: --mca btl self,tcp
-)", "/clusters/hpc.yml", {}, d);
+)",
+                            "/clusters/hpc.yml", {}, d);
   ASSERT_TRUE(c) << d.ToString();
   EXPECT_EQ(c->type, "slurm");
   const auto& s = c->extra["slurm"];
@@ -27,14 +28,19 @@ slurm:
 
 TEST(ComputeSpecTest, SlurmMistakesAreLocated) {
   Diagnostics d;
-  auto c = ParseComputeText("name: hpc\ntype: slurm\nslurm:\n  partiton: gpu\n  qos: [a]\n", "c.yml", {}, d);
+  auto c = ParseComputeText("name: hpc\ntype: slurm\nslurm:\n  partiton: gpu\n  qos: [a]\n",
+                            "c.yml", {}, d);
   EXPECT_FALSE(c);
   std::string e = d.ToString();
-  EXPECT_NE(e.find("c.yml:4:3: error: slurm: unknown key 'partiton' (did you mean 'partition'?)"), std::string::npos) << e;
+  EXPECT_NE(e.find("c.yml:4:3: error: slurm: unknown key 'partiton' (did you mean 'partition'?)"),
+            std::string::npos)
+      << e;
   EXPECT_NE(e.find("c.yml:5:8: error: slurm.qos: expected a string"), std::string::npos) << e;
   Diagnostics d2;
-  EXPECT_FALSE(ParseComputeText("name: box\ntype: computeinstance\nslurm: {partition: x}\n", "i.yml", {}, d2));
-  EXPECT_NE(d2.ToString().find("only a compute of type slurm or amlcompute runs on Slurm"), std::string::npos);
+  EXPECT_FALSE(ParseComputeText("name: box\ntype: computeinstance\nslurm: {partition: x}\n",
+                                "i.yml", {}, d2));
+  EXPECT_NE(d2.ToString().find("only a compute of type slurm or amlcompute runs on Slurm"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -27,7 +27,8 @@ bool Diagnostics::HasErrors() const {
 std::string Diagnostics::ToString() const {
   std::vector<Diagnostic> sorted = items_;
   std::stable_sort(sorted.begin(), sorted.end(), [](const Diagnostic& a, const Diagnostic& b) {
-    if (a.file != b.file) return a.file == "--set" ? false : b.file == "--set" ? true : a.file < b.file;
+    if (a.file != b.file)
+      return a.file == "--set" ? false : b.file == "--set" ? true : a.file < b.file;
     if (a.line != b.line) return a.line < b.line;
     return a.column < b.column;
   });

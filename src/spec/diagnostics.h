@@ -24,8 +24,8 @@ class Diagnostics {
   bool HasErrors() const;
   const std::vector<Diagnostic>& all() const { return items_; }
   size_t size() const { return items_.size(); }
-  // Puts `prefix` before the messages of the diagnostics added since the first `from` (which field of
-  // which step a shared check was about).
+  // Puts `prefix` before the messages of the diagnostics added since the first `from` (which field
+  // of which step a shared check was about).
   void PrefixSince(size_t from, const std::string& prefix) {
     for (size_t i = from; i < items_.size(); ++i) items_[i].message = prefix + items_[i].message;
   }

@@ -1,7 +1,8 @@
 // Parses a command job in any of the three syntax generations into a JobSpec, collecting every
-// diagnostic on the way: the fields every job has, command jobs and sweeps. Pipelines and components are
-// pipeline_parser.cc's; the class they share is job_parser_internal.h's. Over a thousand lines because every
-// field of the three generations is read here, each in one place with its checks and its messages.
+// diagnostic on the way: the fields every job has, command jobs and sweeps. Pipelines and
+// components are pipeline_parser.cc's; the class they share is job_parser_internal.h's. Over a
+// thousand lines because every field of the three generations is read here, each in one place with
+// its checks and its messages.
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -20,35 +21,69 @@ namespace cairn::spec {
 
 namespace {
 
-
 const std::vector<std::string> kTopKeys = {
     "$schema", "type", "name", "display_name", "experiment_name", "description", "tags",
     "properties", "command", "code", "environment", "environment_variables", "compute", "resources",
     "distribution", "limits", "inputs", "outputs", "services", "identity", "queue_settings",
     "parent_job_name", "is_deterministic",
-    // read-only fields that `job show -o yaml` writes: accepted and ignored so a saved job resubmits
+    // read-only fields that `job show -o yaml` writes: accepted and ignored so a saved job
+    // resubmits
     "status", "creation_context", "id", "log_files", "parameters",
     // and Cairn's own additions to the job object
     "status_reason", "status_history", "start_time", "end_time", "duration_seconds", "exit_code",
     "error", "is_archived", "notes"};
 // A sweep job: the top level (the three generations together) and its trial.
-const std::vector<std::string> kSweepTopKeys = {
-    "$schema", "type", "name", "display_name", "experiment_name", "description", "tags", "properties",
-    "trial", "inputs", "outputs", "compute", "sampling_algorithm", "algorithm", "search_space", "objective",
-    "limits", "early_termination", "max_total_trials", "max_concurrent_trials", "timeout_minutes",
-    "queue_settings", "resources", "identity", "services",
-    "status", "creation_context", "id", "log_files", "parameters", "status_reason", "status_history",
-    "start_time", "end_time", "duration_seconds", "exit_code", "error", "is_archived", "notes"};
-const std::vector<std::string> kTrialKeys = {"command", "code", "environment", "environment_variables",
-                                             "distribution", "resources", "queue_settings", "inputs", "compute"};
-const std::vector<std::string> kSweepOnlyKeys = {"type", "trial", "sampling_algorithm", "algorithm", "search_space",
-                                                 "objective", "limits", "early_termination", "max_total_trials",
-                                                 "max_concurrent_trials", "timeout_minutes"};
+const std::vector<std::string> kSweepTopKeys = {"$schema",
+                                                "type",
+                                                "name",
+                                                "display_name",
+                                                "experiment_name",
+                                                "description",
+                                                "tags",
+                                                "properties",
+                                                "trial",
+                                                "inputs",
+                                                "outputs",
+                                                "compute",
+                                                "sampling_algorithm",
+                                                "algorithm",
+                                                "search_space",
+                                                "objective",
+                                                "limits",
+                                                "early_termination",
+                                                "max_total_trials",
+                                                "max_concurrent_trials",
+                                                "timeout_minutes",
+                                                "queue_settings",
+                                                "resources",
+                                                "identity",
+                                                "services",
+                                                "status",
+                                                "creation_context",
+                                                "id",
+                                                "log_files",
+                                                "parameters",
+                                                "status_reason",
+                                                "status_history",
+                                                "start_time",
+                                                "end_time",
+                                                "duration_seconds",
+                                                "exit_code",
+                                                "error",
+                                                "is_archived",
+                                                "notes"};
+const std::vector<std::string> kTrialKeys = {
+    "command",        "code",   "environment", "environment_variables", "distribution", "resources",
+    "queue_settings", "inputs", "compute"};
+const std::vector<std::string> kSweepOnlyKeys = {
+    "type",           "trial",  "sampling_algorithm", "algorithm",        "search_space",
+    "objective",      "limits", "early_termination",  "max_total_trials", "max_concurrent_trials",
+    "timeout_minutes"};
 
-const std::vector<std::string> kInputTypes = {"uri_file", "uri_folder", "mltable",
+const std::vector<std::string> kInputTypes = {"uri_file",     "uri_folder",   "mltable",
                                               "mlflow_model", "custom_model", "triton_model"};
-const std::vector<std::string> kInputModes = {"ro_mount", "download", "direct", "eval_mount",
-                                              "eval_download", "mount", "rw_mount"};
+const std::vector<std::string> kInputModes = {"ro_mount",      "download", "direct",  "eval_mount",
+                                              "eval_download", "mount",    "rw_mount"};
 const std::vector<std::string> kOutputModes = {"rw_mount", "upload", "mount", "direct"};
 
 }  // namespace
@@ -71,14 +106,15 @@ std::optional<JobSpec> JobParser::Parse(YNode& root) {
     return ParsePipeline(root);
   }
   if (type != "command" && type != "command_job") {
-    Error(*root.Get("type"), "type: unknown job type '" + type + "' (expected 'command', 'sweep' or 'pipeline')");
+    Error(*root.Get("type"),
+          "type: unknown job type '" + type + "' (expected 'command', 'sweep' or 'pipeline')");
     return std::nullopt;
   }
   return ParseCommandJob(root);
 }
 
-// What every job has: its name (--name wins over the file's), display name, experiment, description, tags
-// and properties.
+// What every job has: its name (--name wins over the file's), display name, experiment,
+// description, tags and properties.
 void JobParser::ParseIdentity(const YNode& root, JobSpec& spec) {
   if (auto* n = root.Get("name")) spec.name = Str(*n, "name");
   if (!options_.name.empty() && !in_step_) spec.name = options_.name;
@@ -87,7 +123,10 @@ void JobParser::ParseIdentity(const YNode& root, JobSpec& spec) {
     std::string msg = "name: '" + spec.name +
                       "' is not a valid job name (letters, digits, '_' and '-', starting with a "
                       "letter or digit, at most 255 characters)";
-    if (n && options_.name.empty()) Error(*n, msg); else d_.Error("--name", 0, 0, msg);
+    if (n && options_.name.empty())
+      Error(*n, msg);
+    else
+      d_.Error("--name", 0, 0, msg);
   }
   if (auto* n = root.Get("display_name")) spec.display_name = Str(*n, "display_name");
   if (auto* n = root.Get("experiment_name")) spec.experiment_name = Str(*n, "experiment_name");
@@ -95,7 +134,8 @@ void JobParser::ParseIdentity(const YNode& root, JobSpec& spec) {
   if (auto* n = root.Get("tags")) {
     spec.tags = StringMap(*n, "tags", true);
     if (spec.tags.size() > kMaxTags)
-      Error(*n, "tags: at most " + std::to_string(kMaxTags) + " tags, got " + std::to_string(spec.tags.size()));
+      Error(*n, "tags: at most " + std::to_string(kMaxTags) + " tags, got " +
+                    std::to_string(spec.tags.size()));
   }
   if (auto* n = root.Get("properties")) spec.properties = StringMap(*n, "properties", true);
 }
@@ -130,27 +170,35 @@ std::optional<JobSpec> JobParser::ParseCommandJob(YNode& root) {
   return spec;
 }
 
-// A sweep: the trial's keys and the top level's are read as one command job (the trial's command may use
+// A sweep: the trial's keys and the top level's are read as one command job (the trial's command
+// may use
 // ${{search_space.<name>}}), and the sweep's own keys into spec.sweep.
 std::optional<JobSpec> JobParser::ParseSweep(YNode& root) {
   std::vector<std::string> allowed = kSweepTopKeys;
-  for (const char* k : {"command", "code", "environment", "environment_variables", "distribution"}) {
+  for (const char* k :
+       {"command", "code", "environment", "environment_variables", "distribution"}) {
     allowed.push_back(k);
     for (const auto& e : root.map)
-      if (e.key == k) ErrorAtKey(e, root, std::string(k) + ": in a sweep job this belongs under trial:");
+      if (e.key == k)
+        ErrorAtKey(e, root, std::string(k) + ": in a sweep job this belongs under trial:");
   }
   CheckKeys(root, allowed, "");
   const YNode* trial = root.Get("trial");
   if (!trial || !trial->IsMap()) {
-    if (trial) Error(*trial, "trial: expected a mapping with the trial's command, code and environment, got " + trial->TypeName());
-    else d_.Error(root.file, 1, 1, "missing required key 'trial' (the command each trial runs)");
+    if (trial)
+      Error(*trial,
+            "trial: expected a mapping with the trial's command, code and environment, got " +
+                trial->TypeName());
+    else
+      d_.Error(root.file, 1, 1, "missing required key 'trial' (the command each trial runs)");
     return std::nullopt;
   }
   CheckKeys(*trial, kTrialKeys, "trial.");
   YNode merged = root;
   merged.map.clear();
   for (const auto& e : root.map)
-    if (std::find(kSweepOnlyKeys.begin(), kSweepOnlyKeys.end(), e.key) == kSweepOnlyKeys.end()) merged.map.push_back(e);
+    if (std::find(kSweepOnlyKeys.begin(), kSweepOnlyKeys.end(), e.key) == kSweepOnlyKeys.end())
+      merged.map.push_back(e);
   for (const auto& e : trial->map) {
     if (merged.Get(e.key)) {
       ErrorAtKey(e, *trial, "trial." + e.key + ": also given at the top level; give it once");
@@ -169,7 +217,8 @@ std::optional<JobSpec> JobParser::ParseSweep(YNode& root) {
   auto spec = ParseCommandJob(typed);
   if (!spec || d_.HasErrors()) return std::nullopt;
   spec->type = "sweep";
-  if (sweep["limits"].contains("trial_timeout")) spec->timeout_seconds = sweep["limits"]["trial_timeout"];
+  if (sweep["limits"].contains("trial_timeout"))
+    spec->timeout_seconds = sweep["limits"]["trial_timeout"];
   spec->sweep = sweep;
   return spec;
 }
@@ -192,7 +241,8 @@ const YNode& JobParser::Locate(const YNode& root, const std::string& path) {
 }
 
 void JobParser::ParseSweepConfig(const YNode& root, nlohmann::json& sweep) {
-  // sampling_algorithm (GA, preview 2) or algorithm (preview 1): a word or {type, seed, rule, logbase}.
+  // sampling_algorithm (GA, preview 2) or algorithm (preview 1): a word or {type, seed, rule,
+  // logbase}.
   const YNode* alg = root.Get("sampling_algorithm");
   const char* alg_key = "sampling_algorithm";
   if (!alg) {
@@ -204,22 +254,26 @@ void JobParser::ParseSweepConfig(const YNode& root, nlohmann::json& sweep) {
     algorithm["type"] = ToLower(alg->scalar);
   } else if (alg && alg->IsMap()) {
     CheckKeys(*alg, {"type", "seed", "rule", "logbase"}, std::string(alg_key) + ".");
-    if (const YNode* t = alg->Get("type")) algorithm["type"] = ToLower(Str(*t, std::string(alg_key) + ".type"));
+    if (const YNode* t = alg->Get("type"))
+      algorithm["type"] = ToLower(Str(*t, std::string(alg_key) + ".type"));
     if (const YNode* sd = alg->Get("seed")) {
       if (auto v = NonNegativeInt(*sd, std::string(alg_key) + ".seed")) algorithm["seed"] = *v;
     }
     if (const YNode* r = alg->Get("rule")) {
       std::string rule = ToLower(Str(*r, std::string(alg_key) + ".rule"));
-      if (rule != "random" && rule != "sobol") Error(*r, std::string(alg_key) + ".rule: expected 'random' or 'sobol', got '" + rule + "'");
+      if (rule != "random" && rule != "sobol")
+        Error(*r, std::string(alg_key) + ".rule: expected 'random' or 'sobol', got '" + rule + "'");
       algorithm["rule"] = rule;
     }
   } else if (alg && !alg->IsNull()) {
-    Error(*alg, std::string(alg_key) + ": expected random, grid or bayesian, got " + alg->TypeName());
+    Error(*alg,
+          std::string(alg_key) + ": expected random, grid or bayesian, got " + alg->TypeName());
   }
   std::string type = algorithm["type"];
   if (type != "random" && type != "grid" && type != "bayesian")
     Error(alg ? (alg->IsMap() && alg->Get("type") ? *alg->Get("type") : *alg) : root,
-          std::string(alg_key) + ": unknown sampling algorithm '" + type + "' (random, grid or bayesian)");
+          std::string(alg_key) + ": unknown sampling algorithm '" + type +
+              "' (random, grid or bayesian)");
   sweep["algorithm"] = algorithm;
 
   // search_space
@@ -244,17 +298,25 @@ void JobParser::ParseSweepConfig(const YNode& root, nlohmann::json& sweep) {
   // objective
   const YNode* obj = root.Get("objective");
   if (!obj || !obj->IsMap()) {
-    if (obj) Error(*obj, "objective: expected {primary_metric: <name>, goal: maximize|minimize}, got " + obj->TypeName());
-    else d_.Error(root.file, 1, 1, "missing required key 'objective' ({primary_metric: <name>, goal: maximize|minimize})");
+    if (obj)
+      Error(*obj, "objective: expected {primary_metric: <name>, goal: maximize|minimize}, got " +
+                      obj->TypeName());
+    else
+      d_.Error(
+          root.file, 1, 1,
+          "missing required key 'objective' ({primary_metric: <name>, goal: maximize|minimize})");
   } else {
     CheckKeys(*obj, {"primary_metric", "goal"}, "objective.");
     const YNode* pm = obj->Get("primary_metric");
     const YNode* goal = obj->Get("goal");
     std::string metric = pm ? Str(*pm, "objective.primary_metric") : "";
     std::string g = goal ? ToLower(Str(*goal, "objective.goal")) : "";
-    if (metric.empty()) Error(pm ? *pm : *obj, "objective.primary_metric: required, the metric each trial logs with mlflow");
+    if (metric.empty())
+      Error(pm ? *pm : *obj,
+            "objective.primary_metric: required, the metric each trial logs with mlflow");
     if (g != "maximize" && g != "minimize")
-      Error(goal ? *goal : *obj, "objective.goal: expected 'maximize' or 'minimize'" + (g.empty() ? std::string() : ", got '" + g + "'"));
+      Error(goal ? *goal : *obj, "objective.goal: expected 'maximize' or 'minimize'" +
+                                     (g.empty() ? std::string() : ", got '" + g + "'"));
     sweep["objective"] = {{"primary_metric", metric}, {"goal", g}};
   }
 
@@ -272,7 +334,8 @@ void JobParser::ParseSweepConfig(const YNode& root, nlohmann::json& sweep) {
     if (!l->IsMap()) {
       Error(*l, "limits: expected a mapping, got " + l->TypeName());
     } else {
-      CheckKeys(*l, {"max_total_trials", "max_concurrent_trials", "timeout", "trial_timeout"}, "limits.");
+      CheckKeys(*l, {"max_total_trials", "max_concurrent_trials", "timeout", "trial_timeout"},
+                "limits.");
       for (const char* k : {"max_total_trials", "max_concurrent_trials"})
         if (const YNode* n = l->Get(k))
           if (auto v = trials_limit(*n, std::string("limits.") + k)) limits[k] = *v;
@@ -292,17 +355,22 @@ void JobParser::ParseSweepConfig(const YNode& root, nlohmann::json& sweep) {
   }
   long long grid = sweep::GridSize(space);
   if (!limits.contains("max_total_trials"))
-    limits["max_total_trials"] = type == "grid" && grid > 0 ? std::min<long long>(grid, 1000) : 1000;
-  if (!limits.contains("max_concurrent_trials")) limits["max_concurrent_trials"] = limits["max_total_trials"];
+    limits["max_total_trials"] =
+        type == "grid" && grid > 0 ? std::min<long long>(grid, 1000) : 1000;
+  if (!limits.contains("max_concurrent_trials"))
+    limits["max_concurrent_trials"] = limits["max_total_trials"];
   sweep["limits"] = limits;
 
   // early_termination
   if (const YNode* et = root.Get("early_termination"); et && !et->IsNull()) {
     if (!et->IsMap()) {
-      Error(*et, "early_termination: expected a policy such as {type: bandit, slack_factor: 0.1}, got " + et->TypeName());
+      Error(*et,
+            "early_termination: expected a policy such as {type: bandit, slack_factor: 0.1}, got " +
+                et->TypeName());
       return;
     }
-    std::string pt = et->Get("type") ? ToLower(Str(*et->Get("type"), "early_termination.type")) : "";
+    std::string pt =
+        et->Get("type") ? ToLower(Str(*et->Get("type"), "early_termination.type")) : "";
     nlohmann::json policy = {{"type", pt}, {"evaluation_interval", 1}, {"delay_evaluation", 0}};
     std::vector<std::string> keys = {"type", "evaluation_interval", "delay_evaluation"};
     if (pt == "bandit") {
@@ -323,13 +391,16 @@ void JobParser::ParseSweepConfig(const YNode& root, nlohmann::json& sweep) {
       const YNode* f = et->Get("slack_factor");
       const YNode* a = et->Get("slack_amount");
       if ((f != nullptr) == (a != nullptr))
-        Error(*et, "early_termination: a bandit policy takes exactly one of slack_factor and slack_amount");
+        Error(*et,
+              "early_termination: a bandit policy takes exactly one of slack_factor and "
+              "slack_amount");
       for (auto [node, key] : {std::pair{f, "slack_factor"}, std::pair{a, "slack_amount"}}) {
         if (!node) continue;
         char* end = nullptr;
         double v = node->IsScalar() ? strtod(node->scalar.c_str(), &end) : -1;
         if (!node->IsScalar() || *end || v < 0)
-          Error(*node, std::string("early_termination.") + key + ": expected a number of 0 or more");
+          Error(*node,
+                std::string("early_termination.") + key + ": expected a number of 0 or more");
         else
           policy[key] = v;
       }
@@ -337,20 +408,26 @@ void JobParser::ParseSweepConfig(const YNode& root, nlohmann::json& sweep) {
     if (pt == "truncation_selection") {
       const YNode* tp = et->Get("truncation_percentage");
       if (!tp) {
-        Error(*et, "early_termination.truncation_percentage: required for truncation_selection (1 to 99)");
+        Error(
+            *et,
+            "early_termination.truncation_percentage: required for truncation_selection (1 to 99)");
       } else if (auto v = PositiveInt(*tp, "early_termination.truncation_percentage")) {
-        if (*v > 99) Error(*tp, "early_termination.truncation_percentage: 1 to 99, got " + std::to_string(*v));
+        if (*v > 99)
+          Error(*tp, "early_termination.truncation_percentage: 1 to 99, got " + std::to_string(*v));
         policy["truncation_percentage"] = *v;
       }
       if (const YNode* x = et->Get("exclude_finished_jobs")) {
         std::string b = ToLower(Str(*x, "early_termination.exclude_finished_jobs"));
-        if (b != "true" && b != "false") Error(*x, "early_termination.exclude_finished_jobs: expected true or false");
+        if (b != "true" && b != "false")
+          Error(*x, "early_termination.exclude_finished_jobs: expected true or false");
         policy["exclude_finished_jobs"] = b == "true";
       }
     }
     if (type == "bayesian")
-      Error(*et, "early_termination: bayesian sampling does not support early termination; remove the policy or "
-                 "use random sampling");
+      Error(*et,
+            "early_termination: bayesian sampling does not support early termination; remove the "
+            "policy or "
+            "use random sampling");
     sweep["early_termination"] = policy;
   }
 }
@@ -359,7 +436,8 @@ void JobParser::ErrorAtKey(const YEntry& e, const YNode& parent, const std::stri
   d_.Error(parent.file, e.line, e.column, msg);
 }
 
-void JobParser::CheckKeys(const YNode& map, const std::vector<std::string>& allowed, const std::string& prefix) {
+void JobParser::CheckKeys(const YNode& map, const std::vector<std::string>& allowed,
+                          const std::string& prefix) {
   for (const auto& e : map.map) {
     if (std::find(allowed.begin(), allowed.end(), e.key) != allowed.end()) continue;
     std::string msg = "unknown key '" + prefix + e.key + "'";
@@ -376,7 +454,8 @@ std::string JobParser::Str(const YNode& n, const std::string& field) {
   return "";
 }
 
-std::map<std::string, std::string> JobParser::StringMap(const YNode& n, const std::string& field, bool allow_null) {
+std::map<std::string, std::string> JobParser::StringMap(const YNode& n, const std::string& field,
+                                                        bool allow_null) {
   std::map<std::string, std::string> out;
   if (n.IsNull()) return out;
   if (!n.IsMap()) {
@@ -434,11 +513,13 @@ std::optional<long long> JobParser::NonNegativeInt(const YNode& n, const std::st
 std::string JobParser::LocalPath(std::string p, const YNode* at) {
   if (StartsWith(p, "file:")) p = p.substr(5);
   if (at)
-    if (auto it = base_of_file_.find(at->file); it != base_of_file_.end()) return AbsPath(p, it->second);
+    if (auto it = base_of_file_.find(at->file); it != base_of_file_.end())
+      return AbsPath(p, it->second);
   return AbsPath(p, base_dir_);
 }
 
-void JobParser::CheckLocalFolder(const YNode& at, const std::string& field, const std::string& abs) {
+void JobParser::CheckLocalFolder(const YNode& at, const std::string& field,
+                                 const std::string& abs) {
   if (!options_.check_local_paths) return;
   struct stat st;
   if (stat(abs.c_str(), &st) != 0) {
@@ -456,7 +537,8 @@ void JobParser::CheckLocalFolder(const YNode& at, const std::string& field, cons
 void JobParser::CheckLocalPath(const YNode& at, const std::string& field, const std::string& abs) {
   if (!options_.check_local_paths) return;
   if (access(abs.c_str(), R_OK) != 0)
-    Error(at, field + ": '" + at.scalar + "' does not exist or is not readable (looked for " + abs + ")");
+    Error(at, field + ": '" + at.scalar + "' does not exist or is not readable (looked for " + abs +
+                  ")");
 }
 
 void JobParser::ParseCode(const YNode& root, JobSpec& spec) {
@@ -479,13 +561,16 @@ void JobParser::ParseCode(const YNode& root, JobSpec& spec) {
   }
   std::string p = path->scalar;
   if (StartsWith(p, "azureml:snapshots/")) {
-    // A code snapshot already in the workspace: what `job show` and `--save-as` write for a job's code.
+    // A code snapshot already in the workspace: what `job show` and `--save-as` write for a job's
+    // code.
     std::string sha = p.substr(18);
     bool hex = sha.size() == 64 && std::all_of(sha.begin(), sha.end(), [](char c) {
-      return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-    });
-    if (!hex) Error(*path, "code: expected azureml:snapshots/<sha256 of 64 hex digits>, got '" + p + "'");
-    else spec.code_snapshot = sha;
+                 return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+               });
+    if (!hex)
+      Error(*path, "code: expected azureml:snapshots/<sha256 of 64 hex digits>, got '" + p + "'");
+    else
+      spec.code_snapshot = sha;
     return;
   }
   if (StartsWith(p, "git+") || StartsWith(p, "azureml:") || StartsWith(p, "http")) {
@@ -502,16 +587,20 @@ void JobParser::ParseCompute(const YNode& root, JobSpec& spec) {
   const YNode* target = n;
   if (n->IsMap()) {  // preview 1: {target, instance_count, ...}
     generation_p1_ = true;
-    CheckKeys(*n, {"target", "instance_count", "instance_type", "location", "properties"}, "compute.");
+    CheckKeys(*n, {"target", "instance_count", "instance_type", "location", "properties"},
+              "compute.");
     target = n->Get("target");
     if (const YNode* ic = n->Get("instance_count"))
-      if (auto v = Count(*ic, "compute.instance_count", kMaxInstances)) spec.instance_count = static_cast<int>(*v);
-    if (const YNode* it = n->Get("instance_type")) spec.instance_type = Str(*it, "compute.instance_type");
+      if (auto v = Count(*ic, "compute.instance_count", kMaxInstances))
+        spec.instance_count = static_cast<int>(*v);
+    if (const YNode* it = n->Get("instance_type"))
+      spec.instance_type = Str(*it, "compute.instance_type");
     if (!target) return;
   }
   if (!target->IsScalar()) {
-    Error(*target, "compute: expected a compute name such as 'azureml:cpu-cluster' or 'local', got " +
-                       target->TypeName());
+    Error(*target,
+          "compute: expected a compute name such as 'azureml:cpu-cluster' or 'local', got " +
+              target->TypeName());
     return;
   }
   std::string c = Trim(target->scalar);
@@ -536,30 +625,42 @@ void JobParser::ParseResources(const YNode& root, JobSpec& spec) {
     Error(*n, "resources: expected a mapping, got " + n->TypeName());
     return;
   }
-  CheckKeys(*n, {"instance_count", "instance_type", "shm_size", "docker_args", "locations",
-                 "max_instance_count", "properties"}, "resources.");
+  CheckKeys(*n,
+            {"instance_count", "instance_type", "shm_size", "docker_args", "locations",
+             "max_instance_count", "properties"},
+            "resources.");
   if (const YNode* ic = n->Get("instance_count"))
-    if (auto v = Count(*ic, "resources.instance_count", kMaxInstances)) spec.instance_count = static_cast<int>(*v);
-  if (const YNode* it = n->Get("instance_type")) spec.instance_type = Str(*it, "resources.instance_type");
+    if (auto v = Count(*ic, "resources.instance_count", kMaxInstances))
+      spec.instance_count = static_cast<int>(*v);
+  if (const YNode* it = n->Get("instance_type"))
+    spec.instance_type = Str(*it, "resources.instance_type");
   if (const YNode* s = n->Get("shm_size")) {
     spec.shm_size = Str(*s, "resources.shm_size");
     static const std::string kUnits = "bkmgBKMG";
     bool ok = spec.shm_size.size() >= 2 && kUnits.find(spec.shm_size.back()) != std::string::npos &&
               std::all_of(spec.shm_size.begin(), spec.shm_size.end() - 1, ::isdigit);
-    if (!ok) Error(*s, "resources.shm_size: expected <number><unit> with unit b, k, m or g (e.g. 2g), got \"" +
-                           spec.shm_size + "\"");
+    if (!ok)
+      Error(*s,
+            "resources.shm_size: expected <number><unit> with unit b, k, m or g (e.g. 2g), got \"" +
+                spec.shm_size + "\"");
   }
   if (const YNode* p = n->Get("properties")) {
-    if (!p->IsMap()) Error(*p, "resources.properties: expected a mapping, got " + p->TypeName());
-    else spec.resources_properties = ToJsonValue(*p);
+    if (!p->IsMap())
+      Error(*p, "resources.properties: expected a mapping, got " + p->TypeName());
+    else
+      spec.resources_properties = ToJsonValue(*p);
   }
 }
 
 void JobParser::ParseEnvironment(const YNode& root, JobSpec& spec) {
   const YNode* n = root.Get("environment");
   if (!n || n->IsNull()) {
-    if (in_step_) d_.Error(root.file, root.line, root.column, "missing required key 'environment' (give it to the step, its component, or settings.environment)");
-    else d_.Error(root.file, root.line ? 1 : 0, 1, "missing required key 'environment'");
+    if (in_step_)
+      d_.Error(root.file, root.line, root.column,
+               "missing required key 'environment' (give it to the step, its component, or "
+               "settings.environment)");
+    else
+      d_.Error(root.file, root.line ? 1 : 0, 1, "missing required key 'environment'");
     return;
   }
   EnvironmentSpec& env = spec.environment;
@@ -570,8 +671,10 @@ void JobParser::ParseEnvironment(const YNode& root, JobSpec& spec) {
     } else if (StartsWith(v, "file:")) {
       ParseEnvironmentFile(*n, v, spec);
     } else {
-      Error(*n, "environment: expected 'azureml:<name>:<version>', 'azureml:<name>@latest', a registry "
-                "URI or an inline environment, got \"" + v + "\"");
+      Error(*n,
+            "environment: expected 'azureml:<name>:<version>', 'azureml:<name>@latest', a registry "
+            "URI or an inline environment, got \"" +
+                v + "\"");
     }
     return;
   }
@@ -590,8 +693,10 @@ void JobParser::ParseEnvironmentFile(const YNode& at, const std::string& ref, Jo
   auto root = ParseYaml(*text, path, d_);
   if (!root) return;
   if (root->IsMap() && (root->Get("channels") || root->Get("dependencies"))) {
-    Error(at, "environment: '" + ref + "' is a conda file, not an environment specification; "
-              "use environment: {image: ..., conda_file: " + ref.substr(5) + "}");
+    Error(at, "environment: '" + ref +
+                  "' is a conda file, not an environment specification; "
+                  "use environment: {image: ..., conda_file: " +
+                  ref.substr(5) + "}");
     return;
   }
   std::string saved = base_dir_;
@@ -606,8 +711,9 @@ void JobParser::ParseEnvironmentMap(const YNode* n, JobSpec& spec, bool from_fil
     Error(*n, "environment: expected a reference or a mapping, got " + n->TypeName());
     return;
   }
-  CheckKeys(*n, {"image", "conda_file", "build", "docker", "name", "version", "os_type", "description",
-                 "tags", "inference_config", "datastore", "environment_variables", "$schema"},
+  CheckKeys(*n,
+            {"image", "conda_file", "build", "docker", "name", "version", "os_type", "description",
+             "tags", "inference_config", "datastore", "environment_variables", "$schema"},
             "environment.");
   for (const char* k : {"name", "version"}) {
     if (const YNode* x = n->Get(k); x && !from_file)
@@ -639,7 +745,8 @@ void JobParser::ParseEnvironmentMap(const YNode* n, JobSpec& spec, bool from_fil
     if (!build->IsMap()) {
       Error(*build, "environment.build: expected a mapping with 'path', got " + build->TypeName());
     } else {
-      CheckKeys(*build, {"path", "local_path", "dockerfile_path", "dockerfile"}, "environment.build.");
+      CheckKeys(*build, {"path", "local_path", "dockerfile_path", "dockerfile"},
+                "environment.build.");
       const YNode* path = build->Get("path");
       if (!path) path = build->Get("local_path");
       if (const YNode* df = build->Get("dockerfile")) {  // preview 1: dockerfile: file:Dockerfile
@@ -667,8 +774,10 @@ void JobParser::ParseEnvironmentMap(const YNode* n, JobSpec& spec, bool from_fil
   if (const YNode* conda = n->Get("conda_file")) {
     if (!image && !build) {
       // already reported
-    } else if (!image && !n->Get("docker")) {  // preview 1 built a Dockerfile and applied conda on top
-      Error(*conda, "environment.conda_file: needs 'image' (a conda file is applied on top of an image)");
+    } else if (!image &&
+               !n->Get("docker")) {  // preview 1 built a Dockerfile and applied conda on top
+      Error(*conda,
+            "environment.conda_file: needs 'image' (a conda file is applied on top of an image)");
     }
     if (conda->IsScalar()) {
       env.conda_file = LocalPath(conda->scalar, conda);
@@ -702,14 +811,17 @@ void JobParser::ParseDistribution(const YNode& root, JobSpec& spec) {
   nlohmann::json d = {{"type", type}};
   if (type == "pytorch" || type == "mpi") {
     CheckKeys(*n, {"type", "process_count_per_instance", "process_count"}, "distribution.");
-    // Left out, it stays out: on a GPU size it is then the instance's GPU count (the scheduler), else 1.
+    // Left out, it stays out: on a GPU size it is then the instance's GPU count (the scheduler),
+    // else 1.
     long long per = 0;
     if (const YNode* p = n->Get("process_count_per_instance")) {
-      if (auto v = Count(*p, "distribution.process_count_per_instance", kMaxProcessesPerInstance)) per = *v;
+      if (auto v = Count(*p, "distribution.process_count_per_instance", kMaxProcessesPerInstance))
+        per = *v;
     } else if (const YNode* p1 = n->Get("process_count")) {
       // Preview 1 counted processes in total.
       generation_p1_ = true;
-      if (auto v = Count(*p1, "distribution.process_count", kMaxProcessesPerInstance * kMaxInstances)) {
+      if (auto v =
+              Count(*p1, "distribution.process_count", kMaxProcessesPerInstance * kMaxInstances)) {
         if (*v % spec.instance_count != 0) {
           Error(*p1, "distribution.process_count: " + std::to_string(*v) +
                          " processes cannot be split evenly over " +
@@ -726,14 +838,18 @@ void JobParser::ParseDistribution(const YNode& root, JobSpec& spec) {
       if (auto v = PositiveInt(*w, "distribution.worker_count")) workers = *v;
     if (const YNode* p = n->Get("parameter_server_count")) {
       auto v = AsInt(*p);
-      if (!v || *v < 0) Error(*p, "distribution.parameter_server_count: expected an integer >= 0");
-      else ps = *v;
+      if (!v || *v < 0)
+        Error(*p, "distribution.parameter_server_count: expected an integer >= 0");
+      else
+        ps = *v;
     }
     d["worker_count"] = workers;
     d["parameter_server_count"] = ps;
   } else if (type == "ray") {
-    CheckKeys(*n, {"type", "address", "port", "dashboard_port", "include_dashboard",
-                   "head_node_additional_args", "worker_node_additional_args"}, "distribution.");
+    CheckKeys(*n,
+              {"type", "address", "port", "dashboard_port", "include_dashboard",
+               "head_node_additional_args", "worker_node_additional_args"},
+              "distribution.");
     d = ToJsonValue(*n);
   } else {
     Error(*t, "distribution.type: unknown type '" + t->scalar +
@@ -773,8 +889,11 @@ void JobParser::ParseInputs(const YNode& root, JobSpec& spec) {
     if (v.IsScalar() || v.IsNull()) {
       in.literal = true;
       in.value = v.scalar;
-      in.literal_type = v.quoted ? "string" : AsBool(v) ? "boolean" : AsInt(v) ? "integer"
-                                            : AsNumber(v) ? "number" : "string";
+      in.literal_type = v.quoted      ? "string"
+                        : AsBool(v)   ? "boolean"
+                        : AsInt(v)    ? "integer"
+                        : AsNumber(v) ? "number"
+                                      : "string";
       if (v.IsNull()) {
         in.optional = true;
         in.literal_type = "string";
@@ -806,8 +925,10 @@ void JobParser::ParseInputs(const YNode& root, JobSpec& spec) {
     } else if (v.Get("file") || v.Get("folder") || v.Get("dataset")) {  // preview 2
       generation_p2_ = true;
       CheckKeys(v, {"file", "folder", "dataset", "mode"}, field + ".");
-      if ((path = v.Get("file"))) in.type = "uri_file";
-      else if ((path = v.Get("folder"))) in.type = "uri_folder";
+      if ((path = v.Get("file")))
+        in.type = "uri_file";
+      else if ((path = v.Get("folder")))
+        in.type = "uri_folder";
       else {
         path = v.Get("dataset");
         if (path->IsMap()) {
@@ -823,11 +944,14 @@ void JobParser::ParseInputs(const YNode& root, JobSpec& spec) {
         in.type = "uri_folder";
       }
     } else {
-      CheckKeys(v, {"type", "path", "mode", "datastore", "description", "optional", "default", "min",
-                    "max", "enum"}, field + ".");
+      CheckKeys(v,
+                {"type", "path", "mode", "datastore", "description", "optional", "default", "min",
+                 "max", "enum"},
+                field + ".");
       if (const YNode* t = v.Get("type")) {
         std::string type = Str(*t, field + ".type");
-        static const std::vector<std::string> kLiteralTypes = {"string", "integer", "number", "boolean"};
+        static const std::vector<std::string> kLiteralTypes = {"string", "integer", "number",
+                                                               "boolean"};
         if (std::find(kLiteralTypes.begin(), kLiteralTypes.end(), type) != kLiteralTypes.end()) {
           // A typed literal: {type: integer, default: 3}
           in.literal = true;
@@ -847,7 +971,8 @@ void JobParser::ParseInputs(const YNode& root, JobSpec& spec) {
         in.type = type;
       }
       if (const YNode* o = v.Get("optional")) in.optional = AsBool(*o).value_or(false);
-      if (const YNode* dsc = v.Get("description")) in.description = Str(*dsc, field + ".description");
+      if (const YNode* dsc = v.Get("description"))
+        in.description = Str(*dsc, field + ".description");
       if (!path && !in.optional) {
         Error(v, field + ": missing required key 'path'");
         continue;
@@ -856,7 +981,8 @@ void JobParser::ParseInputs(const YNode& root, JobSpec& spec) {
     if (const YNode* m = v.Get("mode")) {
       std::string mode = Str(*m, field + ".mode");
       if (mode == "mount") mode = "ro_mount";  // preview 1
-      if (mode == "rw_mount") mode = "download";  // preview 2 allowed writable inputs: a private copy
+      if (mode == "rw_mount")
+        mode = "download";  // preview 2 allowed writable inputs: a private copy
       if (std::find(kInputModes.begin(), kInputModes.end(), mode) == kInputModes.end()) {
         Error(*m, field + ".mode: unknown mode '" + m->scalar +
                       "' (expected ro_mount, download, direct, eval_mount or eval_download)");
@@ -876,7 +1002,8 @@ void JobParser::ParseInputs(const YNode& root, JobSpec& spec) {
         in.path = LocalPath(in.path, path);
         CheckLocalPath(*path, field + ".path", in.path);
         if (options_.check_local_paths && in.type == "uri_file" && IsDir(in.path))
-          Error(*path, field + ".path: '" + path->scalar + "' is a folder but the input's type is uri_file");
+          Error(*path, field + ".path: '" + path->scalar +
+                           "' is a folder but the input's type is uri_file");
       }
     }
     spec.inputs[e.key] = in;
@@ -885,7 +1012,8 @@ void JobParser::ParseInputs(const YNode& root, JobSpec& spec) {
 
 bool JobParser::IsValidInputName(const std::string& s) {
   if (s.empty() || !(isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return isalnum(static_cast<unsigned char>(c)) || c == '_'; });
 }
 
 std::string JobParser::GuessType(const std::string& path) {
@@ -899,7 +1027,8 @@ void JobParser::ParseOutputs(const YNode& root, JobSpec& spec) {
   const YNode* n = root.Get("outputs");
   if (!n || n->IsNull()) return;
   if (!n->IsMap()) {
-    Error(*n, "outputs: expected a mapping of output names to specifications, got " + n->TypeName());
+    Error(*n,
+          "outputs: expected a mapping of output names to specifications, got " + n->TypeName());
     return;
   }
   for (const auto& e : n->map) {
@@ -910,14 +1039,17 @@ void JobParser::ParseOutputs(const YNode& root, JobSpec& spec) {
     }
     if (e.key == "default") {
       const YNode* p = e.value.IsMap() ? e.value.Get("path") : nullptr;
-      if (p && StartsWith(p->scalar, "azureml://datastores/workspaceartifactstore/")) continue;  // read-only
-      ErrorAtKey(e, *n, field + ": 'default' is reserved for the job's artifacts (./outputs and logs)");
+      if (p && StartsWith(p->scalar, "azureml://datastores/workspaceartifactstore/"))
+        continue;  // read-only
+      ErrorAtKey(e, *n,
+                 field + ": 'default' is reserved for the job's artifacts (./outputs and logs)");
       continue;
     }
     OutputSpec out;
     const YNode& v = e.value;
     if (v.IsMap()) {
-      CheckKeys(v, {"type", "mode", "path", "name", "version", "description", "folder", "file"}, field + ".");
+      CheckKeys(v, {"type", "mode", "path", "name", "version", "description", "folder", "file"},
+                field + ".");
       if (const YNode* t = v.Get("type")) {
         out.type = Str(*t, field + ".type");
         if (std::find(kInputTypes.begin(), kInputTypes.end(), out.type) == kInputTypes.end())
@@ -934,12 +1066,14 @@ void JobParser::ParseOutputs(const YNode& root, JobSpec& spec) {
       if (p) {
         out.path = Str(*p, field + ".path");
         if (!StartsWith(out.path, "azureml://datastores/"))
-          Error(*p, field + ".path: an output path must be a datastore URI "
+          Error(*p, field +
+                        ".path: an output path must be a datastore URI "
                         "(azureml://datastores/<name>/paths/<path>)");
       }
       if (const YNode* nm = v.Get("name")) out.asset_name = Str(*nm, field + ".name");
       if (const YNode* ver = v.Get("version")) out.asset_version = Str(*ver, field + ".version");
-      if (const YNode* dsc = v.Get("description")) out.description = Str(*dsc, field + ".description");
+      if (const YNode* dsc = v.Get("description"))
+        out.description = Str(*dsc, field + ".description");
     } else if (!v.IsNull()) {
       Error(v, field + ": expected a mapping or nothing, got " + v.TypeName());
       continue;
@@ -951,7 +1085,8 @@ void JobParser::ParseOutputs(const YNode& root, JobSpec& spec) {
 void JobParser::ParseCommand(const YNode& root, JobSpec& spec) {
   const YNode* n = root.Get("command");
   if (!n || n->IsNull()) {
-    d_.Error(root.file, in_step_ ? root.line : 1, in_step_ ? root.column : 1, "missing required key 'command'");
+    d_.Error(root.file, in_step_ ? root.line : 1, in_step_ ? root.column : 1,
+             "missing required key 'command'");
     return;
   }
   if (!n->IsScalar()) {
@@ -986,7 +1121,8 @@ void JobParser::ParseCommand(const YNode& root, JobSpec& spec) {
     } else if (p.context == "search_space") {
       if (!in_sweep_) {
         Error(*n, "command: ${{" + p.expression + "}} is only allowed in a sweep job's trial");
-      } else if (std::find(search_space_names_.begin(), search_space_names_.end(), p.name) == search_space_names_.end()) {
+      } else if (std::find(search_space_names_.begin(), search_space_names_.end(), p.name) ==
+                 search_space_names_.end()) {
         std::string near = ClosestMatch(p.name, search_space_names_);
         Error(*n, "command: ${{" + p.expression + "}} names no hyperparameter" +
                       (near.empty() ? " (search_space has: " + Join(search_space_names_, ", ") + ")"
@@ -998,35 +1134,45 @@ void JobParser::ParseCommand(const YNode& root, JobSpec& spec) {
     }
   }
   // A missing optional input outside $[[ ]] would leave a hole in the command.
-  auto check = Substitute(spec.command, [&](const std::string& ctx, const std::string& name)
-                                            -> std::optional<std::string> {
-    if (ctx == "inputs") {
-      auto it = spec.inputs.find(name);
-      if (it == spec.inputs.end()) return "x";
-      if (it->second.optional && it->second.value.empty() && it->second.path.empty()) return std::nullopt;
-    }
-    return "x";
-  });
+  auto check = Substitute(
+      spec.command,
+      [&](const std::string& ctx, const std::string& name) -> std::optional<std::string> {
+        if (ctx == "inputs") {
+          auto it = spec.inputs.find(name);
+          if (it == spec.inputs.end()) return "x";
+          if (it->second.optional && it->second.value.empty() && it->second.path.empty())
+            return std::nullopt;
+        }
+        return "x";
+      });
   if (!check.ok())
-    Error(*n, "command: " + check.status().message() +
-                  "; wrap the optional part in $[[ ... ]] so it is dropped when the input is absent");
+    Error(*n,
+          "command: " + check.status().message() +
+              "; wrap the optional part in $[[ ... ]] so it is dropped when the input is absent");
 }
 
 }  // namespace detail
 
 using detail::JobParser;
 
-
 const char* PathKindName(PathKind k) {
   switch (k) {
-    case PathKind::kLocal: return "local";
-    case PathKind::kHttp: return "http";
-    case PathKind::kAsset: return "asset";
-    case PathKind::kDatastore: return "datastore";
-    case PathKind::kJobOutput: return "job_output";
-    case PathKind::kRuns: return "runs";
-    case PathKind::kCloud: return "cloud";
-    case PathKind::kNone: return "none";
+    case PathKind::kLocal:
+      return "local";
+    case PathKind::kHttp:
+      return "http";
+    case PathKind::kAsset:
+      return "asset";
+    case PathKind::kDatastore:
+      return "datastore";
+    case PathKind::kJobOutput:
+      return "job_output";
+    case PathKind::kRuns:
+      return "runs";
+    case PathKind::kCloud:
+      return "cloud";
+    case PathKind::kNone:
+      return "none";
   }
   return "none";
 }
@@ -1054,8 +1200,8 @@ std::optional<EnvironmentSpec> ParseEnvironmentNode(const YNode& root, const std
 
 namespace {
 // The YAML root with the --set overrides applied; nullopt (and errors said) when it does not parse.
-std::optional<YNode> ReadRoot(const std::string& text, const std::string& file, const ParseOptions& options,
-                              Diagnostics& diags) {
+std::optional<YNode> ReadRoot(const std::string& text, const std::string& file,
+                              const ParseOptions& options, Diagnostics& diags) {
   auto root = ParseYaml(text, file, diags);
   if (root)
     for (const auto& o : options.overrides) ApplyOverride(*root, o, diags);
@@ -1064,8 +1210,8 @@ std::optional<YNode> ReadRoot(const std::string& text, const std::string& file, 
 }  // namespace
 
 std::optional<ComponentInfo> ParseComponentText(const std::string& text, const std::string& file,
-                                               const std::string& base_dir, const ParseOptions& options,
-                                               Diagnostics& diags) {
+                                                const std::string& base_dir,
+                                                const ParseOptions& options, Diagnostics& diags) {
   auto root = ReadRoot(text, file, options, diags);
   if (!root) return std::nullopt;
   JobParser parser(base_dir, options, diags);
@@ -1089,13 +1235,15 @@ std::optional<JobSpec> ParseJobFile(const std::string& path, const ParseOptions&
   }
   struct stat st;
   if (stat(path.c_str(), &st) == 0 && static_cast<size_t>(st.st_size) > YamlLimits().max_bytes) {
-    diags.Error(path, 0, 0, "file is " + std::to_string(st.st_size) + " bytes; a job file may be at most " +
-                                std::to_string(YamlLimits().max_bytes) + " bytes");
+    diags.Error(path, 0, 0,
+                "file is " + std::to_string(st.st_size) + " bytes; a job file may be at most " +
+                    std::to_string(YamlLimits().max_bytes) + " bytes");
     return std::nullopt;
   }
   auto text = ReadFile(path, YamlLimits().max_bytes);
   if (!text.ok()) {
-    diags.Error(path, 0, 0, text.status().code() == Code::kNotFound ? "no such file" : text.status().message());
+    diags.Error(path, 0, 0,
+                text.status().code() == Code::kNotFound ? "no such file" : text.status().message());
     return std::nullopt;
   }
   return ParseJobText(*text, path, Dirname(AbsPath(path)), options, diags);
@@ -1103,7 +1251,8 @@ std::optional<JobSpec> ParseJobFile(const std::string& path, const ParseOptions&
 
 std::string EnvironmentSpec::Describe() const {
   if (!reference.empty()) return "registered environment " + reference;
-  if (!image.empty()) return "image " + image + (conda_file.empty() ? "" : " with conda file " + conda_file);
+  if (!image.empty())
+    return "image " + image + (conda_file.empty() ? "" : " with conda file " + conda_file);
   if (!build_path.empty()) return "build context " + build_path;
   return "none";
 }

@@ -1,6 +1,7 @@
-// A seeded, deterministic fuzz of the parsers of outside input: every corpus job file, mutated many ways
-// (bytes flipped, inserted, deleted, lines swapped, cut short), must give a spec or diagnostics, never a
-// crash, a hang or (under the sanitizer build CI runs) a memory error. The same for the JSON wire forms.
+// A seeded, deterministic fuzz of the parsers of outside input: every corpus job file, mutated many
+// ways (bytes flipped, inserted, deleted, lines swapped, cut short), must give a spec or
+// diagnostics, never a crash, a hang or (under the sanitizer build CI runs) a memory error. The
+// same for the JSON wire forms.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -22,7 +23,8 @@ std::vector<std::string> CorpusFiles() {
   fs::path root = fs::path(CAIRN_SOURCE_DIR) / ".." / "shared" / "conformance";
   std::error_code ec;
   if (!fs::is_directory(root, ec)) return out;
-  for (auto it = fs::recursive_directory_iterator(root, ec); it != fs::recursive_directory_iterator(); ++it) {
+  for (auto it = fs::recursive_directory_iterator(root, ec);
+       it != fs::recursive_directory_iterator(); ++it) {
     if (it->path().extension() == ".yml" || it->path().extension() == ".yaml") {
       std::ifstream f(it->path());
       std::stringstream ss;
@@ -39,12 +41,24 @@ std::string Mutate(std::string s, std::mt19937& rng) {
   for (int i = 0; i < edits && !s.empty(); ++i) {
     size_t at = rng() % s.size();
     switch (rng() % 6) {
-      case 0: s[at] = kBytes[rng() % kBytes.size()]; break;
-      case 1: s.insert(at, 1, kBytes[rng() % kBytes.size()]); break;
-      case 2: s.erase(at, 1 + rng() % 8); break;
-      case 3: s.resize(at); break;
-      case 4: s.insert(at, s.substr(rng() % s.size(), 1 + rng() % 40)); break;
-      case 5: s[at] = static_cast<char>(rng() % 256); break;
+      case 0:
+        s[at] = kBytes[rng() % kBytes.size()];
+        break;
+      case 1:
+        s.insert(at, 1, kBytes[rng() % kBytes.size()]);
+        break;
+      case 2:
+        s.erase(at, 1 + rng() % 8);
+        break;
+      case 3:
+        s.resize(at);
+        break;
+      case 4:
+        s.insert(at, s.substr(rng() % s.size(), 1 + rng() % 40));
+        break;
+      case 5:
+        s[at] = static_cast<char>(rng() % 256);
+        break;
     }
   }
   return s;

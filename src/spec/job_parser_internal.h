@@ -1,6 +1,7 @@
-// The job parser's class, shared by the files that implement it: job_parser.cc (command and sweep jobs, and
-// the fields every job has) and pipeline_parser.cc (pipelines, their steps and components). Internal to
-// spec/: the interface is job_spec.h. Not thread-safe: one parser reads one document.
+// The job parser's class, shared by the files that implement it: job_parser.cc (command and sweep
+// jobs, and the fields every job has) and pipeline_parser.cc (pipelines, their steps and
+// components). Internal to spec/: the interface is job_spec.h. Not thread-safe: one parser reads
+// one document.
 #pragma once
 
 #include <deque>
@@ -21,10 +22,10 @@ namespace cairn::spec::detail {
 struct Step {
   std::string name, type;
   const YEntry* entry = nullptr;
-  const YNode* component = nullptr;  // the component's root, when the step names one
-  std::string component_id;          // "file:<path>", "<name>:<version>" or "inline"
-  std::string component_name;        // a component file's own name:version
-  std::string code_snapshot;         // a registered component's code
+  const YNode* component = nullptr;            // the component's root, when the step names one
+  std::string component_id;                    // "file:<path>", "<name>:<version>" or "inline"
+  std::string component_name;                  // a component file's own name:version
+  std::string code_snapshot;                   // a registered component's code
   std::map<std::string, std::string> outputs;  // what others may bind to: name -> type
   std::map<std::string, std::pair<std::string, std::string>> bindings;  // input -> (step, output)
   std::map<std::string, const YNode*> binding_nodes;
@@ -39,13 +40,16 @@ class JobParser {
       : base_dir_(base_dir), options_(options), d_(diags) {}
 
   // An environment YAML of its own (`cairn environment create -f`).
-  void ParseEnvironmentDocument(const YNode& root, JobSpec& spec) { ParseEnvironmentMap(&root, spec, true); }
+  void ParseEnvironmentDocument(const YNode& root, JobSpec& spec) {
+    ParseEnvironmentMap(&root, spec, true);
+  }
 
   std::optional<JobSpec> Parse(YNode& root);
 
   std::optional<JobSpec> ParseCommandJob(YNode& root);
 
-  // A sweep: the trial's keys and the top level's are read as one command job (the trial's command may use
+  // A sweep: the trial's keys and the top level's are read as one command job (the trial's command
+  // may use
   // ${{search_space.<name>}}), and the sweep's own keys into spec.sweep.
   std::optional<JobSpec> ParseSweep(YNode& root);
 
@@ -55,15 +59,17 @@ class JobParser {
   void ParseSweepConfig(const YNode& root, nlohmann::json& sweep);
 
   // Pipelines (pipeline_parser.cc).
-  // A pipeline: its own inputs, outputs and settings, and its steps, each read as a command (or sweep) job
-  // made of its component's keys, the step's own and the pipeline's defaults, with its inputs bound.
+  // A pipeline: its own inputs, outputs and settings, and its steps, each read as a command (or
+  // sweep) job made of its component's keys, the step's own and the pipeline's defaults, with its
+  // inputs bound.
   std::optional<JobSpec> ParsePipeline(YNode& root);
 
-  // A component file on its own (`cairn component create`): read as the command job it stands for, its
-  // data inputs standing in for what steps will bind.
+  // A component file on its own (`cairn component create`): read as the command job it stands for,
+  // its data inputs standing in for what steps will bind.
   std::optional<ComponentInfo> ParseComponent(YNode& root);
 
-  // A command component (a file of its own, or a registered one) as the step that uses it: its YAML root.
+  // A command component (a file of its own, or a registered one) as the step that uses it: its YAML
+  // root.
   bool LoadComponent(const YNode& ref, const std::string& field, Step& s);
 
   struct Binding {
@@ -72,46 +78,59 @@ class JobParser {
     std::string step;
     std::string expression;
   };
-  // A value that is a whole ${{...}} binding (GA's parent.*, the second preview's inputs.* and jobs.*).
+  // A value that is a whole ${{...}} binding (GA's parent.*, the second preview's inputs.* and
+  // jobs.*).
   static std::optional<Binding> ParseBinding(const YNode& n);
 
   static bool IsLiteralType(const std::string& t);
 
   std::string Listing(const YNode* map, const std::string& what);
 
-  // One input of a step: a binding (to the pipeline's input or another step's output), a literal or data.
-  void BindInput(Step& s, const std::string& name, const YNode& value, const YNode* decl, const std::string& field,
-                 const YNode* parent_inputs, const std::vector<Step>& steps, const std::map<std::string, size_t>& index,
+  // One input of a step: a binding (to the pipeline's input or another step's output), a literal or
+  // data.
+  void BindInput(Step& s, const std::string& name, const YNode& value, const YNode* decl,
+                 const std::string& field, const YNode* parent_inputs,
+                 const std::vector<Step>& steps, const std::map<std::string, size_t>& index,
                  const std::vector<std::string>& step_names, YNode& ins);
 
   static bool CompatibleData(const std::string& produced, const std::string& wanted);
 
   static bool IsValidStepName(const std::string& s);
 
-  static std::string Describe(const YNode& n) { return n.IsScalar() ? "\"" + n.scalar + "\"" : n.TypeName(); }
+  static std::string Describe(const YNode& n) {
+    return n.IsScalar() ? "\"" + n.scalar + "\"" : n.TypeName();
+  }
 
  private:
   void ParseIdentity(const YNode& root, JobSpec& spec);
-  void Error(const YNode& at, const std::string& msg) { d_.Error(at.file, at.line, at.column, msg); }
-  void Warning(const YNode& at, const std::string& msg) { d_.Warning(at.file, at.line, at.column, msg); }
+  void Error(const YNode& at, const std::string& msg) {
+    d_.Error(at.file, at.line, at.column, msg);
+  }
+  void Warning(const YNode& at, const std::string& msg) {
+    d_.Warning(at.file, at.line, at.column, msg);
+  }
   void ErrorAtKey(const YEntry& e, const YNode& parent, const std::string& msg);
 
-  void CheckKeys(const YNode& map, const std::vector<std::string>& allowed, const std::string& prefix);
+  void CheckKeys(const YNode& map, const std::vector<std::string>& allowed,
+                 const std::string& prefix);
 
   std::string Str(const YNode& n, const std::string& field);
 
-  std::map<std::string, std::string> StringMap(const YNode& n, const std::string& field, bool allow_null);
+  std::map<std::string, std::string> StringMap(const YNode& n, const std::string& field,
+                                               bool allow_null);
 
   nlohmann::json ToJsonValue(const YNode& n) { return YamlToJson(n); }
 
   std::optional<long long> PositiveInt(const YNode& n, const std::string& field);
-  // A positive count that names processes or machines to start: at most `max` (bounded where it is read).
+  // A positive count that names processes or machines to start: at most `max` (bounded where it is
+  // read).
   std::optional<long long> Count(const YNode& n, const std::string& field, long long max);
 
   std::optional<long long> NonNegativeInt(const YNode& n, const std::string& field);
 
-  // A local path as written in a file, made absolute against the folder of the file `at` came from (a
-  // pipeline's step mixes its component file's keys with the pipeline file's), else the document's.
+  // A local path as written in a file, made absolute against the folder of the file `at` came from
+  // (a pipeline's step mixes its component file's keys with the pipeline file's), else the
+  // document's.
   std::string LocalPath(std::string p, const YNode* at = nullptr);
 
   void CheckLocalFolder(const YNode& at, const std::string& field, const std::string& abs);
@@ -126,7 +145,8 @@ class JobParser {
 
   void ParseEnvironment(const YNode& root, JobSpec& spec);
 
-  // `environment: file:./env.yml`: an environment YAML beside the job, its paths relative to itself.
+  // `environment: file:./env.yml`: an environment YAML beside the job, its paths relative to
+  // itself.
   void ParseEnvironmentFile(const YNode& at, const std::string& ref, JobSpec& spec);
 
   void ParseEnvironmentMap(const YNode* n, JobSpec& spec, bool from_file = false);
@@ -153,8 +173,8 @@ class JobParser {
   bool in_sweep_ = false;
   bool in_step_ = false;  // reading a pipeline's step
   std::vector<std::string> search_space_names_;
-  std::deque<YNode> components_;                      // component files read for steps (nodes point into them)
-  std::map<std::string, std::string> base_of_file_;   // a component file -> its folder
+  std::deque<YNode> components_;  // component files read for steps (nodes point into them)
+  std::map<std::string, std::string> base_of_file_;  // a component file -> its folder
 };
 
 }  // namespace cairn::spec::detail

@@ -14,8 +14,9 @@ std::optional<JobSpec> Parse(const std::string& yaml, Diagnostics& d, ParseOptio
 TEST(JobSpecParser, RejectsUnknownKeyWithSuggestion) {
   Diagnostics d;
   EXPECT_FALSE(Parse("command: echo\nenvironment: {image: python}\nenviroment_variables: {}\n", d));
-  EXPECT_EQ(d.ToString(), "job.yml:3:1: error: unknown key 'enviroment_variables' (did you mean "
-                          "'environment_variables'?)\n");
+  EXPECT_EQ(d.ToString(),
+            "job.yml:3:1: error: unknown key 'enviroment_variables' (did you mean "
+            "'environment_variables'?)\n");
 }
 
 TEST(JobSpecParser, NormalisesPreviewOne) {
@@ -39,7 +40,8 @@ compute:
 distribution:
   type: pytorch
   process_count: 4
-)", d);
+)",
+                 d);
   ASSERT_TRUE(s) << d.ToString();
   EXPECT_EQ(s->generation, "preview 1");
   EXPECT_EQ(s->code, "/base/src");
@@ -61,19 +63,28 @@ TEST(JobSpecParser, AnOmittedProcessCountStaysOmitted) {
   auto s = Parse("command: echo\nenvironment: {image: python}\ndistribution: {type: pytorch}\n", d);
   ASSERT_TRUE(s) << d.ToString();
   EXPECT_EQ(s->distribution, (nlohmann::json{{"type", "pytorch"}}));
-  auto given = Parse("command: echo\nenvironment: {image: python}\ndistribution: {type: mpi, process_count_per_instance: 3}\n", d);
+  auto given = Parse(
+      "command: echo\nenvironment: {image: python}\ndistribution: {type: mpi, "
+      "process_count_per_instance: 3}\n",
+      d);
   ASSERT_TRUE(given);
   EXPECT_EQ(given->distribution["process_count_per_instance"], 3);
 }
 
 TEST(JobSpecParser, BoundsEveryCountThatNamesProcessesToStartAndTheTags) {
   Diagnostics d;
-  EXPECT_FALSE(Parse("command: echo\nenvironment: {image: python}\n"
-                     "distribution: {type: mpi, process_count_per_instance: 100000000}\n", d));
-  EXPECT_EQ(d.ToString(), "job.yml:3:55: error: distribution.process_count_per_instance: at most 1024, got 100000000\n");
+  EXPECT_FALSE(
+      Parse("command: echo\nenvironment: {image: python}\n"
+            "distribution: {type: mpi, process_count_per_instance: 100000000}\n",
+            d));
+  EXPECT_EQ(d.ToString(),
+            "job.yml:3:55: error: distribution.process_count_per_instance: at most 1024, got "
+            "100000000\n");
   Diagnostics d2;
-  EXPECT_FALSE(Parse("command: echo\nenvironment: {image: python}\nresources: {instance_count: 5000}\n", d2));
-  EXPECT_EQ(d2.ToString(), "job.yml:3:29: error: resources.instance_count: at most 1024, got 5000\n");
+  EXPECT_FALSE(Parse(
+      "command: echo\nenvironment: {image: python}\nresources: {instance_count: 5000}\n", d2));
+  EXPECT_EQ(d2.ToString(),
+            "job.yml:3:29: error: resources.instance_count: at most 1024, got 5000\n");
   std::string many = "command: echo\nenvironment: {image: python}\ntags:\n";
   for (int i = 0; i < 257; ++i) many += "  t" + std::to_string(i) + ": v\n";
   Diagnostics d3;
@@ -82,7 +93,9 @@ TEST(JobSpecParser, BoundsEveryCountThatNamesProcessesToStartAndTheTags) {
 }
 
 TEST(JobSpecFromJson, BoundsWhatAClientSendsAsTheParserBoundsAFile) {
-  nlohmann::json j = {{"command", "echo"}, {"distribution", {{"type", "mpi"}, {"process_count_per_instance", 100000000}}}};
+  nlohmann::json j = {
+      {"command", "echo"},
+      {"distribution", {{"type", "mpi"}, {"process_count_per_instance", 100000000}}}};
   auto s = JobSpecFromJson(j);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().message(), "distribution.process_count_per_instance: at most 1024");
@@ -91,9 +104,14 @@ TEST(JobSpecFromJson, BoundsWhatAClientSendsAsTheParserBoundsAFile) {
   auto t = JobSpecFromJson(many);
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.status().message(), "tags and properties: at most 256 each");
-  EXPECT_EQ(JobSpecFromJson({{"command", "echo"}, {"resources", {{"instance_count", 5000}}}}).status().message(),
+  EXPECT_EQ(JobSpecFromJson({{"command", "echo"}, {"resources", {{"instance_count", 5000}}}})
+                .status()
+                .message(),
             "resources.instance_count: at most 1024");
-  EXPECT_TRUE(JobSpecFromJson({{"command", "echo"}, {"distribution", {{"type", "pytorch"}, {"process_count_per_instance", 8}}}}).ok());
+  EXPECT_TRUE(
+      JobSpecFromJson({{"command", "echo"},
+                       {"distribution", {{"type", "pytorch"}, {"process_count_per_instance", 8}}}})
+          .ok());
 }
 
 TEST(JobSpecParser, NormalisesPreviewTwoInputs) {
@@ -107,7 +125,8 @@ inputs:
 environment: azureml:AzureML-sklearn-1.0-ubuntu20.04-py38-cpu:3
 compute: azureml:cpu-cluster
 resources: {instance_count: 1}
-)", d);
+)",
+                 d);
   ASSERT_TRUE(s) << d.ToString();
   EXPECT_EQ(s->generation, "preview 2");
   EXPECT_EQ(s->inputs["f"].type, "uri_file");
@@ -121,7 +140,10 @@ TEST(JobSpecParser, SetOverridesApplyBeforeValidationAndNameWins) {
   ParseOptions opt;
   opt.overrides = {"inputs.epochs=3", "experiment_name=x", "tags.hello=updated tag"};
   opt.name = "my_run";
-  auto s = Parse("name: file_name\ncommand: echo ${{inputs.epochs}}\ninputs: {epochs: 1}\nenvironment: {image: p}\n", d, opt);
+  auto s = Parse(
+      "name: file_name\ncommand: echo ${{inputs.epochs}}\ninputs: {epochs: 1}\nenvironment: "
+      "{image: p}\n",
+      d, opt);
   ASSERT_TRUE(s) << d.ToString();
   EXPECT_EQ(s->name, "my_run");
   EXPECT_EQ(s->inputs["epochs"].value, "3");
@@ -140,28 +162,39 @@ TEST(JobSpecParser, QuotedNumbersStayStrings) {
 TEST(JobSpecParser, DuplicateKeysWithDifferentValuesAreErrors) {
   Diagnostics d;
   EXPECT_FALSE(Parse("command: a\ncommand: b\nenvironment: {image: p}\n", d));
-  EXPECT_EQ(d.ToString(), "job.yml:2:1: error: duplicate key 'command' (first defined on line 1)\n");
+  EXPECT_EQ(d.ToString(),
+            "job.yml:2:1: error: duplicate key 'command' (first defined on line 1)\n");
   Diagnostics d2;
-  EXPECT_TRUE(Parse("command: a\nenvironment: {image: p}\nenvironment: {image: p}\n", d2).has_value() == false);
+  EXPECT_TRUE(
+      Parse("command: a\nenvironment: {image: p}\nenvironment: {image: p}\n", d2).has_value() ==
+      false);
   Diagnostics d3;
   EXPECT_TRUE(Parse("command: a\ndisplay_name: x\ndisplay_name: x\nenvironment: {image: p}\n", d3));
-  EXPECT_EQ(d3.ToString(), "job.yml:3:1: warning: duplicate key 'display_name' repeats the value of line 2\n");
+  EXPECT_EQ(d3.ToString(),
+            "job.yml:3:1: warning: duplicate key 'display_name' repeats the value of line 2\n");
 }
 
 TEST(JobSpecParser, OptionalInputsNeedAnOptionalFragment) {
   Diagnostics d;
-  EXPECT_TRUE(Parse("command: run $[[--x ${{inputs.x}}]]\ninputs:\n  x:\n    type: uri_file\n    optional: true\n"
-                    "environment: {image: p}\n", d)) << d.ToString();
+  EXPECT_TRUE(Parse(
+      "command: run $[[--x ${{inputs.x}}]]\ninputs:\n  x:\n    type: uri_file\n    optional: true\n"
+      "environment: {image: p}\n",
+      d))
+      << d.ToString();
   Diagnostics d2;
-  EXPECT_FALSE(Parse("command: run --x ${{inputs.x}}\ninputs:\n  x:\n    type: uri_file\n    optional: true\n"
-                     "environment: {image: p}\n", d2));
-  EXPECT_EQ(d2.ToString(), "job.yml:1:10: error: command: ${{inputs.x}} has no value; wrap the optional part in "
-                           "$[[ ... ]] so it is dropped when the input is absent\n");
+  EXPECT_FALSE(Parse(
+      "command: run --x ${{inputs.x}}\ninputs:\n  x:\n    type: uri_file\n    optional: true\n"
+      "environment: {image: p}\n",
+      d2));
+  EXPECT_EQ(d2.ToString(),
+            "job.yml:1:10: error: command: ${{inputs.x}} has no value; wrap the optional part in "
+            "$[[ ... ]] so it is dropped when the input is absent\n");
 }
 
 TEST(JobSpecParser, ReportsMissingRequiredKeysAndBadTypes) {
   Diagnostics d;
-  EXPECT_FALSE(Parse("environment: {image: p, build: {path: x}}\nlimits: {timeout: -5}\ntags: [a]\n", d));
+  EXPECT_FALSE(
+      Parse("environment: {image: p, build: {path: x}}\nlimits: {timeout: -5}\ntags: [a]\n", d));
   EXPECT_EQ(d.ToString(),
             "job.yml:1:1: error: missing required key 'command'\n"
             "job.yml:1:32: error: environment: give either 'image' or 'build', not both\n"
@@ -171,8 +204,11 @@ TEST(JobSpecParser, ReportsMissingRequiredKeysAndBadTypes) {
 
 TEST(JobSpecParser, JsonRoundTripKeepsTheModel) {
   Diagnostics d;
-  auto s = Parse("command: echo ${{inputs.a}} > ${{outputs.o}}/x\ninputs: {a: hi}\noutputs: {o: {type: uri_folder}}\n"
-                 "environment: {image: p}\nlimits: {timeout: 9}\n", d);
+  auto s = Parse(
+      "command: echo ${{inputs.a}} > ${{outputs.o}}/x\ninputs: {a: hi}\noutputs: {o: {type: "
+      "uri_folder}}\n"
+      "environment: {image: p}\nlimits: {timeout: 9}\n",
+      d);
   ASSERT_TRUE(s);
   auto back = JobSpecFromJson(ToJson(*s));
   ASSERT_TRUE(back.ok());
@@ -191,8 +227,9 @@ TEST(YamlTree, RefusesAliasBombs) {
   }
   Diagnostics d;
   EXPECT_FALSE(ParseYaml(bomb, "bomb.yml", d));
-  EXPECT_EQ(d.ToString(), "bomb.yml: error: the document expands to more than 200000 nodes (an alias bomb?); "
-                          "refusing to read it\n");
+  EXPECT_EQ(d.ToString(),
+            "bomb.yml: error: the document expands to more than 200000 nodes (an alias bomb?); "
+            "refusing to read it\n");
 }
 
 TEST(YamlTree, OverrideIntoAScalarIsAnError) {
@@ -231,13 +268,15 @@ search_space:
 objective: {goal: Minimize, primary_metric: test-multi_logloss}
 limits: {max_total_trials: 20, max_concurrent_trials: 10, timeout: 7200, trial_timeout: 600}
 early_termination: {type: bandit, slack_factor: 0.1, evaluation_interval: 2, delay_evaluation: 4}
-)", "job.yml", "/base", NoPathChecks(), d);
+)",
+                        "job.yml", "/base", NoPathChecks(), d);
   ASSERT_TRUE(s) << d.ToString();
   EXPECT_EQ(s->type, "sweep");
   EXPECT_EQ(s->generation, "GA");
   EXPECT_EQ(s->code, "/base/src");
   EXPECT_EQ(s->timeout_seconds, 600);  // the trial's
-  EXPECT_EQ(s->sweep["algorithm"], nlohmann::json::parse(R"({"type": "random", "seed": 7, "rule": "sobol"})"));
+  EXPECT_EQ(s->sweep["algorithm"],
+            nlohmann::json::parse(R"({"type": "random", "seed": 7, "rule": "sobol"})"));
   EXPECT_EQ(s->sweep["objective"]["goal"], "minimize");
   EXPECT_EQ(s->sweep["limits"]["max_concurrent_trials"], 10);
   EXPECT_EQ(s->sweep["early_termination"]["slack_factor"], 0.1);
@@ -264,10 +303,12 @@ search_space:
 objective: {primary_metric: loss, goal: minimize}
 max_concurrent_trials: 2
 timeout_minutes: 120
-)", "job.yml", "/base", NoPathChecks(), d);
+)",
+                        "job.yml", "/base", NoPathChecks(), d);
   ASSERT_TRUE(s) << d.ToString();
   EXPECT_EQ(s->generation, "preview 1");
-  EXPECT_EQ(s->command, "python main.py --boosting ${{search_space.boosting}} --csv ${{inputs.iris}}");
+  EXPECT_EQ(s->command,
+            "python main.py --boosting ${{search_space.boosting}} --csv ${{inputs.iris}}");
   EXPECT_EQ(s->sweep["limits"]["timeout"], 7200);
   EXPECT_EQ(s->sweep["limits"]["max_total_trials"], 3);  // a grid's size
   EXPECT_EQ(s->sweep["limits"]["max_concurrent_trials"], 2);
@@ -279,28 +320,45 @@ TEST(SweepParser, RefusesInvalidCombinationsAtTheirPlace) {
     EXPECT_FALSE(ParseJobText(text, "job.yml", "/base", NoPathChecks(), d));
     return d.ToString();
   };
-  const std::string head = "type: sweep\ntrial:\n  command: python t.py --x ${{search_space.x}}\n  environment: {image: python}\n"
-                           "objective: {primary_metric: m, goal: maximize}\n";
-  EXPECT_EQ(errors(head + "sampling_algorithm: grid\nsearch_space:\n  x: {type: uniform, min_value: 0, max_value: 1}\n"),
-            "job.yml:8:6: error: search_space.x: grid sampling takes only choice (with plain values), not uniform "
+  const std::string head =
+      "type: sweep\ntrial:\n  command: python t.py --x ${{search_space.x}}\n  environment: {image: "
+      "python}\n"
+      "objective: {primary_metric: m, goal: maximize}\n";
+  EXPECT_EQ(errors(head + "sampling_algorithm: grid\nsearch_space:\n  x: {type: uniform, "
+                          "min_value: 0, max_value: 1}\n"),
+            "job.yml:8:6: error: search_space.x: grid sampling takes only choice (with plain "
+            "values), not uniform "
             "(sampling_algorithm: grid)\n");
-  EXPECT_EQ(errors(head + "sampling_algorithm: bayesian\nsearch_space:\n  x: {type: normal, mu: 0, sigma: 1}\n"),
-            "job.yml:8:6: error: search_space.x: bayesian sampling takes only choice, uniform and quniform, not normal "
-            "(sampling_algorithm: bayesian)\n");
-  EXPECT_EQ(errors(head + "sampling_algorithm: bayesian\nsearch_space:\n  x: {type: uniform, min_value: 0, max_value: 1}\n"
+  EXPECT_EQ(
+      errors(head +
+             "sampling_algorithm: bayesian\nsearch_space:\n  x: {type: normal, mu: 0, sigma: 1}\n"),
+      "job.yml:8:6: error: search_space.x: bayesian sampling takes only choice, uniform and "
+      "quniform, not normal "
+      "(sampling_algorithm: bayesian)\n");
+  EXPECT_EQ(errors(head + "sampling_algorithm: bayesian\nsearch_space:\n  x: {type: uniform, "
+                          "min_value: 0, max_value: 1}\n"
                           "early_termination: {type: median_stopping}\n"),
-            "job.yml:9:20: error: early_termination: bayesian sampling does not support early termination; remove the "
+            "job.yml:9:20: error: early_termination: bayesian sampling does not support early "
+            "termination; remove the "
             "policy or use random sampling\n");
   EXPECT_EQ(errors(head + "search_space:\n  x: {type: uniform, min_value: 2, max_value: 1}\n"),
             "job.yml:7:47: error: search_space.x.max_value: must not be less than min_value (2)\n");
   EXPECT_EQ(errors(head + "search_space:\n  y: {type: uniform, min_value: 0, max_value: 1}\n"),
-            "job.yml:3:12: error: command: ${{search_space.x}} names no hyperparameter (did you mean 'search_space.y'?)\n");
+            "job.yml:3:12: error: command: ${{search_space.x}} names no hyperparameter (did you "
+            "mean 'search_space.y'?)\n");
   EXPECT_EQ(errors(head + "search_space:\n  abc: {type: uniform, min_value: 0, max_value: 1}\n"),
-            "job.yml:3:12: error: command: ${{search_space.x}} names no hyperparameter (search_space has: abc)\n");
-  EXPECT_EQ(errors(head + "search_space:\n  x: {type: choice, values: [1]}\nearly_termination: {type: bandit}\n"),
-            "job.yml:8:20: error: early_termination: a bandit policy takes exactly one of slack_factor and slack_amount\n");
-  EXPECT_EQ(errors(head + "search_space:\n  x: {type: choice, values: [1]}\nlimits: {max_total_trials: 5000}\n"),
-            "job.yml:8:28: error: limits.max_total_trials: at most 1000, got 5000\n");
+            "job.yml:3:12: error: command: ${{search_space.x}} names no hyperparameter "
+            "(search_space has: abc)\n");
+  EXPECT_EQ(
+      errors(
+          head +
+          "search_space:\n  x: {type: choice, values: [1]}\nearly_termination: {type: bandit}\n"),
+      "job.yml:8:20: error: early_termination: a bandit policy takes exactly one of slack_factor "
+      "and slack_amount\n");
+  EXPECT_EQ(
+      errors(head +
+             "search_space:\n  x: {type: choice, values: [1]}\nlimits: {max_total_trials: 5000}\n"),
+      "job.yml:8:28: error: limits.max_total_trials: at most 1000, got 5000\n");
 }
 
 }  // namespace
@@ -309,15 +367,16 @@ TEST(SweepParser, RefusesInvalidCombinationsAtTheirPlace) {
 namespace cairn::spec {
 namespace {
 
-// Found by the job_yaml fuzz target: a byte that is not UTF-8 in a search space's value crashed the CLI
-// (nlohmann::json refuses to print it).
+// Found by the job_yaml fuzz target: a byte that is not UTF-8 in a search space's value crashed the
+// CLI (nlohmann::json refuses to print it).
 TEST(JobParser, RefusesAFileThatIsNotUtf8WhereItStopsBeing) {
   Diagnostics d;
   ParseOptions opt;
   opt.check_local_paths = false;
   std::string yaml =
       "type: sweep\ntrial:\n  command: echo ${{search_space.x}}\n  environment: {image: python}\n"
-      "sampling_algorithm: random\nsearch_space:\n  x: {type: uniform, min_value: \xc3\xa9\xff, max_value: 2}\n"
+      "sampling_algorithm: random\nsearch_space:\n  x: {type: uniform, min_value: \xc3\xa9\xff, "
+      "max_value: 2}\n"
       "objective: {goal: maximize, primary_metric: a}\n";
   EXPECT_FALSE(ParseJobText(yaml, "job.yml", "/base", opt, d));
   EXPECT_EQ(d.ToString(), "job.yml:7:34: error: the file is not valid UTF-8 here\n");

@@ -47,8 +47,11 @@ json ToJson(const JobSpec& s) {
     if (v.literal) {
       x = {{"literal", true}, {"value", v.value}, {"type", v.literal_type}};
     } else {
-      x = {{"literal", false}, {"type", v.type}, {"path", v.path},
-           {"path_kind", PathKindName(v.path_kind)}, {"mode", v.mode}};
+      x = {{"literal", false},
+           {"type", v.type},
+           {"path", v.path},
+           {"path_kind", PathKindName(v.path_kind)},
+           {"mode", v.mode}};
     }
     x["optional"] = v.optional;
     if (!v.description.empty()) x["description"] = v.description;
@@ -57,8 +60,12 @@ json ToJson(const JobSpec& s) {
   j["inputs"] = in;
   json out = json::object();
   for (const auto& [k, v] : s.outputs) {
-    out[k] = {{"type", v.type}, {"mode", v.mode}, {"path", v.path}, {"name", v.asset_name},
-              {"version", v.asset_version}, {"description", v.description}};
+    out[k] = {{"type", v.type},
+              {"mode", v.mode},
+              {"path", v.path},
+              {"name", v.asset_name},
+              {"version", v.asset_version},
+              {"description", v.description}};
   }
   j["outputs"] = out;
   j["services"] = s.services;
@@ -79,7 +86,8 @@ Result<JobSpec> JobSpecFromJson(const json& j) {
     s.experiment_name = j.value("experiment_name", "");
     s.description = j.value("description", "");
     if (j.contains("tags")) s.tags = j["tags"].get<std::map<std::string, std::string>>();
-    if (j.contains("properties")) s.properties = j["properties"].get<std::map<std::string, std::string>>();
+    if (j.contains("properties"))
+      s.properties = j["properties"].get<std::map<std::string, std::string>>();
     s.command = j.at("command").get<std::string>();
     s.code = j.value("code", "");
     s.code_snapshot = j.value("code_snapshot", "");
@@ -92,14 +100,16 @@ Result<JobSpec> JobSpecFromJson(const json& j) {
       s.environment.dockerfile_path = e.value("dockerfile_path", "");
     }
     if (j.contains("environment_variables"))
-      s.environment_variables = j["environment_variables"].get<std::map<std::string, std::string>>();
+      s.environment_variables =
+          j["environment_variables"].get<std::map<std::string, std::string>>();
     s.compute = j.value("compute", "");
     if (j.contains("resources")) {
       const json& r = j["resources"];
       s.instance_count = r.value("instance_count", 1);
       s.instance_type = r.value("instance_type", "");
       s.shm_size = r.value("shm_size", "");
-      if (r.contains("properties") && r["properties"].is_object()) s.resources_properties = r["properties"];
+      if (r.contains("properties") && r["properties"].is_object())
+        s.resources_properties = r["properties"];
     }
     if (s.instance_count < 1) return InvalidArgument("resources.instance_count must be positive");
     // The same bounds as the job file's parser (a client may send its own JSON): counts that name
@@ -110,10 +120,13 @@ Result<JobSpec> JobSpecFromJson(const json& j) {
       return InvalidArgument("tags and properties: at most " + std::to_string(kMaxTags) + " each");
     s.distribution = j.value("distribution", json());
     if (s.distribution.is_object()) {
-      for (const char* k : {"process_count_per_instance", "worker_count", "parameter_server_count"}) {
+      for (const char* k :
+           {"process_count_per_instance", "worker_count", "parameter_server_count"}) {
         const json& v = s.distribution.contains(k) ? s.distribution[k] : json();
-        if (!v.is_null() && (!v.is_number_integer() || v.get<long long>() < 0 || v.get<long long>() > kMaxProcessesPerInstance))
-          return InvalidArgument(std::string("distribution.") + k + ": at most " + std::to_string(kMaxProcessesPerInstance));
+        if (!v.is_null() && (!v.is_number_integer() || v.get<long long>() < 0 ||
+                             v.get<long long>() > kMaxProcessesPerInstance))
+          return InvalidArgument(std::string("distribution.") + k + ": at most " +
+                                 std::to_string(kMaxProcessesPerInstance));
       }
     }
     if (j.contains("limits")) s.timeout_seconds = j["limits"].value("timeout", 0LL);

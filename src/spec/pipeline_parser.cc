@@ -1,7 +1,7 @@
-// Pipelines and components, for the job parser (job_parser_internal.h): a pipeline's steps, each read as
-// the command (or sweep) job it is made of (its component's keys, its own, the pipeline's defaults), its
-// inputs bound to the pipeline's or to other steps' outputs, the graph checked for cycles and put in an
-// order that runs; and a component file on its own.
+// Pipelines and components, for the job parser (job_parser_internal.h): a pipeline's steps, each
+// read as the command (or sweep) job it is made of (its component's keys, its own, the pipeline's
+// defaults), its inputs bound to the pipeline's or to other steps' outputs, the graph checked for
+// cycles and put in an order that runs; and a component file on its own.
 #include <algorithm>
 #include <functional>
 #include <set>
@@ -15,29 +15,82 @@ namespace cairn::spec::detail {
 
 namespace {
 
-const std::vector<std::string> kPipelineTopKeys = {
-    "$schema", "type", "name", "display_name", "experiment_name", "description", "tags", "properties", "inputs",
-    "outputs", "settings", "jobs", "compute", "identity", "services",
-    "status", "creation_context", "id", "log_files", "parameters", "status_reason", "status_history", "start_time",
-    "end_time", "duration_seconds", "exit_code", "error", "is_archived", "notes", "steps"};
-const std::vector<std::string> kStepKeys = {
-    "type", "component", "command", "code", "environment", "environment_variables", "compute", "resources",
-    "distribution", "limits", "inputs", "outputs", "display_name", "description", "tags", "properties",
-    "retry_settings", "experiment_name", "services", "identity", "queue_settings", "is_deterministic"};
-const std::vector<std::string> kSweepStepKeys = {
-    "type", "trial", "inputs", "outputs", "compute", "sampling_algorithm", "search_space", "objective", "limits",
-    "early_termination", "display_name", "description", "tags", "experiment_name", "resources", "identity",
-    "queue_settings", "retry_settings", "is_deterministic"};
-const std::vector<std::string> kComponentKeys = {
-    "$schema", "type", "name", "version", "display_name", "description", "tags", "is_deterministic", "inputs",
-    "outputs", "code", "environment", "command", "resources", "distribution", "environment_variables", "limits",
-    "additional_includes", "properties"};
-
+const std::vector<std::string> kPipelineTopKeys = {"$schema",
+                                                   "type",
+                                                   "name",
+                                                   "display_name",
+                                                   "experiment_name",
+                                                   "description",
+                                                   "tags",
+                                                   "properties",
+                                                   "inputs",
+                                                   "outputs",
+                                                   "settings",
+                                                   "jobs",
+                                                   "compute",
+                                                   "identity",
+                                                   "services",
+                                                   "status",
+                                                   "creation_context",
+                                                   "id",
+                                                   "log_files",
+                                                   "parameters",
+                                                   "status_reason",
+                                                   "status_history",
+                                                   "start_time",
+                                                   "end_time",
+                                                   "duration_seconds",
+                                                   "exit_code",
+                                                   "error",
+                                                   "is_archived",
+                                                   "notes",
+                                                   "steps"};
+const std::vector<std::string> kStepKeys = {"type",           "component",
+                                            "command",        "code",
+                                            "environment",    "environment_variables",
+                                            "compute",        "resources",
+                                            "distribution",   "limits",
+                                            "inputs",         "outputs",
+                                            "display_name",   "description",
+                                            "tags",           "properties",
+                                            "retry_settings", "experiment_name",
+                                            "services",       "identity",
+                                            "queue_settings", "is_deterministic"};
+const std::vector<std::string> kSweepStepKeys = {"type",
+                                                 "trial",
+                                                 "inputs",
+                                                 "outputs",
+                                                 "compute",
+                                                 "sampling_algorithm",
+                                                 "search_space",
+                                                 "objective",
+                                                 "limits",
+                                                 "early_termination",
+                                                 "display_name",
+                                                 "description",
+                                                 "tags",
+                                                 "experiment_name",
+                                                 "resources",
+                                                 "identity",
+                                                 "queue_settings",
+                                                 "retry_settings",
+                                                 "is_deterministic"};
+const std::vector<std::string> kComponentKeys = {"$schema",      "type",
+                                                 "name",         "version",
+                                                 "display_name", "description",
+                                                 "tags",         "is_deterministic",
+                                                 "inputs",       "outputs",
+                                                 "code",         "environment",
+                                                 "command",      "resources",
+                                                 "distribution", "environment_variables",
+                                                 "limits",       "additional_includes",
+                                                 "properties"};
 
 }  // namespace
 
-// A pipeline: its own inputs, outputs and settings, and its steps, each read as a command (or sweep) job
-// made of its component's keys, the step's own and the pipeline's defaults, with its inputs bound.
+// A pipeline: its own inputs, outputs and settings, and its steps, each read as a command (or
+// sweep) job made of its component's keys, the step's own and the pipeline's defaults, with its
+// inputs bound.
 std::optional<JobSpec> JobParser::ParsePipeline(YNode& root) {
   JobSpec spec;
   spec.type = "pipeline";
@@ -53,8 +106,9 @@ std::optional<JobSpec> JobParser::ParsePipeline(YNode& root) {
     if (!st->IsMap()) {
       Error(*st, "settings: expected a mapping, got " + st->TypeName());
     } else {
-      CheckKeys(*st, {"default_compute", "default_datastore", "continue_on_step_failure", "force_rerun",
-                      "environment", "continue_run_on_failed_optional_input", "default_environment"},
+      CheckKeys(*st,
+                {"default_compute", "default_datastore", "continue_on_step_failure", "force_rerun",
+                 "environment", "continue_run_on_failed_optional_input", "default_environment"},
                 "settings.");
       if (const YNode* c = st->Get("default_compute")) {
         default_compute = c;
@@ -67,11 +121,15 @@ std::optional<JobSpec> JobParser::ParsePipeline(YNode& root) {
       }
       if (const YNode* e = st->Get("environment")) default_environment = e;
       if (const YNode* e = st->Get("default_environment")) default_environment = e;
-      for (const char* k : {"continue_on_step_failure", "force_rerun", "continue_run_on_failed_optional_input"})
+      for (const char* k :
+           {"continue_on_step_failure", "force_rerun", "continue_run_on_failed_optional_input"})
         if (const YNode* b = st->Get(k)) {
           auto v = AsBool(*b);
-          if (!v) Error(*b, std::string("settings.") + k + ": expected true or false, got " + Describe(*b));
-          else settings[k] = *v;
+          if (!v)
+            Error(*b,
+                  std::string("settings.") + k + ": expected true or false, got " + Describe(*b));
+          else
+            settings[k] = *v;
         }
       if (const YNode* ds = st->Get("default_datastore")) {
         std::string v = Str(*ds, "settings.default_datastore");
@@ -82,9 +140,12 @@ std::optional<JobSpec> JobParser::ParsePipeline(YNode& root) {
   }
   const YNode* jobs = root.Get("jobs");
   if (!jobs || !jobs->IsMap() || jobs->map.empty()) {
-    if (jobs && !jobs->IsMap()) Error(*jobs, "jobs: expected a mapping of step names to steps, got " + jobs->TypeName());
-    else if (jobs) Error(*jobs, "jobs: a pipeline needs at least one step");
-    else d_.Error(root.file, 1, 1, "missing required key 'jobs' (the pipeline's steps)");
+    if (jobs && !jobs->IsMap())
+      Error(*jobs, "jobs: expected a mapping of step names to steps, got " + jobs->TypeName());
+    else if (jobs)
+      Error(*jobs, "jobs: a pipeline needs at least one step");
+    else
+      d_.Error(root.file, 1, 1, "missing required key 'jobs' (the pipeline's steps)");
     return std::nullopt;
   }
   const YNode* parent_inputs = root.Get("inputs");
@@ -97,17 +158,23 @@ std::optional<JobSpec> JobParser::ParsePipeline(YNode& root) {
     s.name = e.key;
     s.entry = &e;
     if (!IsValidStepName(e.key)) {
-      ErrorAtKey(e, *jobs, "jobs." + e.key + ": not a valid step name (letters, digits, '_' and '-', starting with a letter)");
+      ErrorAtKey(
+          e, *jobs,
+          "jobs." + e.key +
+              ": not a valid step name (letters, digits, '_' and '-', starting with a letter)");
       continue;
     }
     if (!e.value.IsMap()) {
-      Error(e.value, "jobs." + e.key + ": expected a step (a mapping with a command or a component), got " + e.value.TypeName());
+      Error(e.value, "jobs." + e.key +
+                         ": expected a step (a mapping with a command or a component), got " +
+                         e.value.TypeName());
       continue;
     }
     const YNode& v = e.value;
     s.type = v.Get("type") ? ToLower(Str(*v.Get("type"), "jobs." + e.key + ".type")) : "command";
     if (s.type != "command" && s.type != "sweep") {
-      Error(*v.Get("type"), "jobs." + e.key + ".type: '" + s.type + "' steps are not supported (command or sweep)");
+      Error(*v.Get("type"),
+            "jobs." + e.key + ".type: '" + s.type + "' steps are not supported (command or sweep)");
       continue;
     }
     CheckKeys(v, s.type == "sweep" ? kSweepStepKeys : kStepKeys, "jobs." + e.key + ".");
@@ -116,20 +183,25 @@ std::optional<JobSpec> JobParser::ParsePipeline(YNode& root) {
       Error(v, "jobs." + e.key + ": a sweep step needs 'trial' (the component each trial runs)");
       continue;
     }
-    if (comp && !LoadComponent(*comp, "jobs." + e.key + (s.type == "sweep" ? ".trial" : ".component"), s)) continue;
+    if (comp &&
+        !LoadComponent(*comp, "jobs." + e.key + (s.type == "sweep" ? ".trial" : ".component"), s))
+      continue;
     // Outputs others may read: the component's, the step's own (inline), and its artifacts.
     s.outputs["artifacts"] = "uri_folder";
     s.outputs["default"] = "uri_folder";
     if (s.component && s.component->IsMap())
       if (const YNode* outs = s.component->Get("outputs"); outs && outs->IsMap())
-        for (const auto& o : outs->map) s.outputs[o.key] = o.value.IsMap() && o.value.Get("type") ? o.value.Get("type")->scalar : "uri_folder";
+        for (const auto& o : outs->map)
+          s.outputs[o.key] =
+              o.value.IsMap() && o.value.Get("type") ? o.value.Get("type")->scalar : "uri_folder";
     if (const YNode* outs = v.Get("outputs"); outs && outs->IsMap())
       for (const auto& o : outs->map) {
         if (s.outputs.count(o.key) && s.component) continue;
         std::string type = "uri_folder";
         if (o.value.IsMap() && o.value.Get("type")) type = o.value.Get("type")->scalar;
         if (auto b = ParseBinding(o.value); b && b->kind == "parent_output" && parent_outputs)
-          if (const YNode* po = parent_outputs->Get(b->name); po && po->IsMap() && po->Get("type")) type = po->Get("type")->scalar;
+          if (const YNode* po = parent_outputs->Get(b->name); po && po->IsMap() && po->Get("type"))
+            type = po->Get("type")->scalar;
         s.outputs[o.key] = type;
       }
     steps.push_back(std::move(s));
@@ -157,11 +229,13 @@ std::optional<JobSpec> JobParser::ParsePipeline(YNode& root) {
         }
       m.map.push_back({key, line, col, val});
     };
-    static const std::vector<std::string> kFromComponent = {"command", "code", "environment", "environment_variables",
-                                                            "resources", "distribution", "limits"};
+    static const std::vector<std::string> kFromComponent = {
+        "command",   "code",         "environment", "environment_variables",
+        "resources", "distribution", "limits"};
     if (s.component)
       for (const auto& x : s.component->map)
-        if (std::find(kFromComponent.begin(), kFromComponent.end(), x.key) != kFromComponent.end()) put(x.key, x.value, x.line, x.column);
+        if (std::find(kFromComponent.begin(), kFromComponent.end(), x.key) != kFromComponent.end())
+          put(x.key, x.value, x.line, x.column);
     if (!s.code_snapshot.empty()) {
       YNode code;
       code.kind = YNode::Kind::kScalar;
@@ -169,17 +243,21 @@ std::optional<JobSpec> JobParser::ParsePipeline(YNode& root) {
       code.file = s.component->file;
       put("code", code, 0, 0);
     }
-    static const std::vector<std::string> kFromStep = {"command", "code", "environment", "environment_variables", "compute",
-                                                       "resources", "distribution", "limits", "display_name", "description",
-                                                       "tags", "properties", "services", "identity", "queue_settings",
-                                                       "experiment_name"};
+    static const std::vector<std::string> kFromStep = {
+        "command",      "code",        "environment",    "environment_variables",
+        "compute",      "resources",   "distribution",   "limits",
+        "display_name", "description", "tags",           "properties",
+        "services",     "identity",    "queue_settings", "experiment_name"};
     for (const auto& x : v.map)
       if (std::find(kFromStep.begin(), kFromStep.end(), x.key) != kFromStep.end()) {
         if (x.key == "limits" && s.type == "sweep") continue;  // the sweep's limits, below
         put(x.key, x.value, x.line, x.column);
       }
-    if (!m.Get("environment") && default_environment) put("environment", *default_environment, default_environment->line, default_environment->column);
-    if (!m.Get("compute") && default_compute) put("compute", *default_compute, default_compute->line, default_compute->column);
+    if (!m.Get("environment") && default_environment)
+      put("environment", *default_environment, default_environment->line,
+          default_environment->column);
+    if (!m.Get("compute") && default_compute)
+      put("compute", *default_compute, default_compute->line, default_compute->column);
     if (!m.Get("experiment_name") && !spec.experiment_name.empty()) {
       YNode x;
       x.kind = YNode::Kind::kScalar;
@@ -193,7 +271,8 @@ std::optional<JobSpec> JobParser::ParsePipeline(YNode& root) {
     ins.file = v.file;
     const YNode* decls = s.component && s.component->IsMap() ? s.component->Get("inputs") : nullptr;
     const YNode* given = v.Get("inputs");
-    if (given && !given->IsNull() && !given->IsMap()) Error(*given, field + ".inputs: expected a mapping, got " + given->TypeName());
+    if (given && !given->IsNull() && !given->IsMap())
+      Error(*given, field + ".inputs: expected a mapping, got " + given->TypeName());
     if (decls && !decls->IsMap()) decls = nullptr;
     std::set<std::string> search_names;
     if (s.type == "sweep")
@@ -206,12 +285,16 @@ std::optional<JobSpec> JobParser::ParsePipeline(YNode& root) {
           std::vector<std::string> names;
           for (const auto& d : decls->map) names.push_back(d.key);
           std::string near = ClosestMatch(x.key, names);
-          ErrorAtKey(x, *given, field + ".inputs." + x.key + ": the component has no input '" + x.key + "'" +
-                                    (near.empty() ? " (its inputs: " + Join(names, ", ") + ")" : " (did you mean '" + near + "'?)"));
+          ErrorAtKey(x, *given,
+                     field + ".inputs." + x.key + ": the component has no input '" + x.key + "'" +
+                         (near.empty() ? " (its inputs: " + Join(names, ", ") + ")"
+                                       : " (did you mean '" + near + "'?)"));
           continue;
         }
-        BindInput(s, x.key, x.value, decl, field + ".inputs." + x.key, parent_inputs, steps, index, step_names, ins);
-        if (!ins.Get(x.key)) {  // refused (and said so): the command's use of it is not a second error
+        BindInput(s, x.key, x.value, decl, field + ".inputs." + x.key, parent_inputs, steps, index,
+                  step_names, ins);
+        if (!ins.Get(
+                x.key)) {  // refused (and said so): the command's use of it is not a second error
           YNode none;
           none.file = x.value.file;
           ins.map.push_back({x.key, x.line, x.column, none});
@@ -222,16 +305,19 @@ std::optional<JobSpec> JobParser::ParsePipeline(YNode& root) {
         if (ins.Get(d.key) || search_names.count(d.key)) continue;
         if (given && given->IsMap() && given->Get(d.key)) continue;  // given, and reported if wrong
         const YNode* def = d.value.IsMap() ? d.value.Get("default") : nullptr;
-        bool optional = d.value.IsMap() && d.value.Get("optional") && AsBool(*d.value.Get("optional")).value_or(false);
+        bool optional = d.value.IsMap() && d.value.Get("optional") &&
+                        AsBool(*d.value.Get("optional")).value_or(false);
         if (def) {
-          BindInput(s, d.key, *def, &d.value, field + ".inputs." + d.key, parent_inputs, steps, index, step_names, ins);
+          BindInput(s, d.key, *def, &d.value, field + ".inputs." + d.key, parent_inputs, steps,
+                    index, step_names, ins);
         } else if (optional) {  // absent: $[[ ... ]] around it in the command drops it
           YNode none;
           none.file = d.value.file;
           ins.map.push_back({d.key, d.line, d.column, none});
         } else {
-          Error(given ? *given : v, field + ".inputs." + d.key + ": the component's input '" + d.key +
-                                        "' is not bound and has no default (bind it with " + d.key +
+          Error(given ? *given : v, field + ".inputs." + d.key + ": the component's input '" +
+                                        d.key + "' is not bound and has no default (bind it with " +
+                                        d.key +
                                         ": ${{parent.inputs.<name>}}, a step's output or a value)");
         }
       }
@@ -245,9 +331,12 @@ std::optional<JobSpec> JobParser::ParsePipeline(YNode& root) {
       if (const YNode* od = s.component->Get("outputs"); od && od->IsMap())
         for (const auto& o : od->map) {
           YNode decl = o.value;
-          if (decl.IsMap()) decl.map.erase(std::remove_if(decl.map.begin(), decl.map.end(), [](const YEntry& y) {
-                                              return y.key == "description" || y.key == "optional";
-                                            }), decl.map.end());
+          if (decl.IsMap())
+            decl.map.erase(std::remove_if(decl.map.begin(), decl.map.end(),
+                                          [](const YEntry& y) {
+                                            return y.key == "description" || y.key == "optional";
+                                          }),
+                           decl.map.end());
           outs.map.push_back({o.key, o.line, o.column, decl});
         }
     if (const YNode* so = v.Get("outputs"); so && !so->IsNull()) {
@@ -258,24 +347,31 @@ std::optional<JobSpec> JobParser::ParsePipeline(YNode& root) {
           YNode val = o.value;
           if (auto b = ParseBinding(o.value)) {
             if (b->kind != "parent_output") {
-              Error(o.value, field + ".outputs." + o.key + ": an output binds only to ${{parent.outputs.<name>}}, got ${{" + b->expression + "}}");
+              Error(o.value, field + ".outputs." + o.key +
+                                 ": an output binds only to ${{parent.outputs.<name>}}, got ${{" +
+                                 b->expression + "}}");
               continue;
             }
-            const YNode* po = parent_outputs && parent_outputs->IsMap() ? parent_outputs->Get(b->name) : nullptr;
+            const YNode* po =
+                parent_outputs && parent_outputs->IsMap() ? parent_outputs->Get(b->name) : nullptr;
             if (!po) {
-              Error(o.value, field + ".outputs." + o.key + ": ${{" + b->expression + "}} names no output of the pipeline" +
+              Error(o.value, field + ".outputs." + o.key + ": ${{" + b->expression +
+                                 "}} names no output of the pipeline" +
                                  Listing(parent_outputs, "outputs"));
               continue;
             }
             if (out_map.contains(b->name)) {
-              Error(o.value, field + ".outputs." + o.key + ": the pipeline's output '" + b->name + "' is already bound to " +
-                                 "jobs." + out_map[b->name]["step"].get<std::string>() + ".outputs." + out_map[b->name]["output"].get<std::string>());
+              Error(o.value, field + ".outputs." + o.key + ": the pipeline's output '" + b->name +
+                                 "' is already bound to " + "jobs." +
+                                 out_map[b->name]["step"].get<std::string>() + ".outputs." +
+                                 out_map[b->name]["output"].get<std::string>());
               continue;
             }
             out_map[b->name] = {{"step", s.name}, {"output", o.key}};
             val = *po;
           } else if (o.value.IsScalar()) {
-            Error(o.value, field + ".outputs." + o.key + ": expected a mapping, nothing, or ${{parent.outputs.<name>}}");
+            Error(o.value, field + ".outputs." + o.key +
+                               ": expected a mapping, nothing, or ${{parent.outputs.<name>}}");
             continue;
           }
           bool replaced = false;
@@ -289,9 +385,10 @@ std::optional<JobSpec> JobParser::ParsePipeline(YNode& root) {
       }
     }
     // `artifacts` (and `default`) name the step's own artifacts, not a named output.
-    outs.map.erase(std::remove_if(outs.map.begin(), outs.map.end(), [](const YEntry& y) {
-                     return y.key == "artifacts" || y.key == "default";
-                   }), outs.map.end());
+    outs.map.erase(
+        std::remove_if(outs.map.begin(), outs.map.end(),
+                       [](const YEntry& y) { return y.key == "artifacts" || y.key == "default"; }),
+        outs.map.end());
     put("outputs", outs, 0, 0);
 
     // Read as a job of its own; its diagnostics say which step they are about.
@@ -308,11 +405,13 @@ std::optional<JobSpec> JobParser::ParsePipeline(YNode& root) {
       trial.kind = YNode::Kind::kMap;
       trial.file = m.file;
       for (auto& x : m.map) {
-        if (x.key == "command" || x.key == "code" || x.key == "environment" || x.key == "environment_variables" ||
-            x.key == "distribution" || x.key == "resources") {
-          if (x.key == "command" && x.value.IsScalar())  // a component's inputs that the sweep samples
+        if (x.key == "command" || x.key == "code" || x.key == "environment" ||
+            x.key == "environment_variables" || x.key == "distribution" || x.key == "resources") {
+          if (x.key == "command" &&
+              x.value.IsScalar())  // a component's inputs that the sweep samples
             for (const auto& n : search_names)
-              x.value.scalar = ReplaceAll(ReplaceAll(x.value.scalar, "${{inputs." + n + "}}", "${{search_space." + n + "}}"),
+              x.value.scalar = ReplaceAll(ReplaceAll(x.value.scalar, "${{inputs." + n + "}}",
+                                                     "${{search_space." + n + "}}"),
                                           "${{ inputs." + n + " }}", "${{search_space." + n + "}}");
           trial.map.push_back(x);
         } else if (x.key != "limits") {
@@ -320,7 +419,8 @@ std::optional<JobSpec> JobParser::ParsePipeline(YNode& root) {
         }
       }
       sw.map.push_back({"trial", m.line, m.column, trial});
-      for (const char* k : {"sampling_algorithm", "search_space", "objective", "limits", "early_termination"})
+      for (const char* k :
+           {"sampling_algorithm", "search_space", "objective", "limits", "early_termination"})
         if (const YNode* x = v.Get(k)) sw.map.push_back({k, x->line, x->column, *x});
       step_spec = ParseSweep(sw);
     } else {
@@ -331,18 +431,24 @@ std::optional<JobSpec> JobParser::ParsePipeline(YNode& root) {
     d_.PrefixSince(mark, field + ": ");
     if (!step_spec) continue;
     s.spec = ToJson(*step_spec);
-    if (const YNode* det = s.component && s.component->IsMap() ? s.component->Get("is_deterministic") : nullptr)
+    if (const YNode* det =
+            s.component && s.component->IsMap() ? s.component->Get("is_deterministic") : nullptr)
       s.is_deterministic = AsBool(*det).value_or(true);
-    if (const YNode* det = v.Get("is_deterministic")) s.is_deterministic = AsBool(*det).value_or(true);
+    if (const YNode* det = v.Get("is_deterministic"))
+      s.is_deterministic = AsBool(*det).value_or(true);
     if (const YNode* r = v.Get("retry_settings"); r && !r->IsNull()) {
       if (!r->IsMap()) {
-        Error(*r, field + ".retry_settings: expected {max_retries: N, timeout: seconds}, got " + r->TypeName());
+        Error(*r, field + ".retry_settings: expected {max_retries: N, timeout: seconds}, got " +
+                      r->TypeName());
       } else {
         CheckKeys(*r, {"max_retries", "timeout"}, field + ".retry_settings.");
         if (const YNode* mr = r->Get("max_retries"))
           if (auto x = NonNegativeInt(*mr, field + ".retry_settings.max_retries")) {
-            if (*x > 100) Error(*mr, field + ".retry_settings.max_retries: at most 100, got " + std::to_string(*x));
-            else s.retry["max_retries"] = *x;
+            if (*x > 100)
+              Error(*mr,
+                    field + ".retry_settings.max_retries: at most 100, got " + std::to_string(*x));
+            else
+              s.retry["max_retries"] = *x;
           }
         if (const YNode* t = r->Get("timeout"))
           if (auto x = PositiveInt(*t, field + ".retry_settings.timeout")) s.retry["timeout"] = *x;
@@ -367,9 +473,12 @@ std::optional<JobSpec> JobParser::ParsePipeline(YNode& root) {
           auto from = std::find(path.begin(), path.end(), j);
           for (auto p = from; p != path.end(); ++p) names.push_back(steps[*p].name);
           names.push_back(steps[j].name);
-          // Said where the cycle closes: the binding of the step that reads from one on its own path.
-          Error(*steps[i].binding_nodes[input], "jobs." + steps[i].name + ".inputs." + input + ": the steps form a cycle: " +
-                                                   Join(names, " -> ") + " (a step cannot read, directly or not, its own outputs)");
+          // Said where the cycle closes: the binding of the step that reads from one on its own
+          // path.
+          Error(*steps[i].binding_nodes[input],
+                "jobs." + steps[i].name + ".inputs." + input +
+                    ": the steps form a cycle: " + Join(names, " -> ") +
+                    " (a step cannot read, directly or not, its own outputs)");
           cycle_reported = true;
         } else if (state[j] == 0) {
           visit(j);
@@ -385,7 +494,9 @@ std::optional<JobSpec> JobParser::ParsePipeline(YNode& root) {
   if (parent_outputs && parent_outputs->IsMap())
     for (const auto& o : parent_outputs->map)
       if (!out_map.contains(o.key))
-        Warning(o.value.IsNull() ? *parent_outputs : o.value, "outputs." + o.key + ": no step binds to this output (${{parent.outputs." + o.key + "}}); it stays empty");
+        Warning(o.value.IsNull() ? *parent_outputs : o.value,
+                "outputs." + o.key + ": no step binds to this output (${{parent.outputs." + o.key +
+                    "}}); it stays empty");
   spec.generation = generation_p1_ ? "preview 1" : generation_p2_ ? "preview 2" : "GA";
   if (d_.HasErrors()) return std::nullopt;
   nlohmann::json js = nlohmann::json::array();
@@ -397,8 +508,13 @@ std::optional<JobSpec> JobParser::ParsePipeline(YNode& root) {
       bindings[input] = {{"step", b.first}, {"output", b.second}};
       after.insert(b.first);
     }
-    js.push_back({{"name", s.name}, {"type", s.type}, {"spec", s.spec}, {"component", s.component_id},
-                  {"is_deterministic", s.is_deterministic}, {"retry", s.retry}, {"bindings", bindings},
+    js.push_back({{"name", s.name},
+                  {"type", s.type},
+                  {"spec", s.spec},
+                  {"component", s.component_id},
+                  {"is_deterministic", s.is_deterministic},
+                  {"retry", s.retry},
+                  {"bindings", bindings},
                   {"after", nlohmann::json(std::vector<std::string>(after.begin(), after.end()))},
                   {"code", s.spec.value("code", "")}});
   }
@@ -406,8 +522,8 @@ std::optional<JobSpec> JobParser::ParsePipeline(YNode& root) {
   return spec;
 }
 
-// A component file on its own (`cairn component create`): read as the command job it stands for, its
-// data inputs standing in for what steps will bind.
+// A component file on its own (`cairn component create`): read as the command job it stands for,
+// its data inputs standing in for what steps will bind.
 std::optional<ComponentInfo> JobParser::ParseComponent(YNode& root) {
   if (!root.IsMap()) {
     Error(root, "a component file must be a mapping, got " + root.TypeName());
@@ -418,17 +534,22 @@ std::optional<ComponentInfo> JobParser::ParseComponent(YNode& root) {
   if (const YNode* t = root.Get("type"); t && ToLower(t->scalar) != "command")
     Error(*t, "type: '" + t->scalar + "' components are not supported (a command component)");
   const YNode* nm = root.Get("name");
-  if (!nm) d_.Error(root.file, 1, 1, "missing required key 'name' (the component's name)");
-  else info.name = Str(*nm, "name");
+  if (!nm)
+    d_.Error(root.file, 1, 1, "missing required key 'name' (the component's name)");
+  else
+    info.name = Str(*nm, "name");
   if (!options_.name.empty()) info.name = options_.name;
-  if (!info.name.empty() && !IsValidName(info.name)) Error(nm ? *nm : root, "name: '" + info.name + "' is not a valid component name");
+  if (!info.name.empty() && !IsValidName(info.name))
+    Error(nm ? *nm : root, "name: '" + info.name + "' is not a valid component name");
   if (const YNode* v = root.Get("version")) info.version = Str(*v, "version");
   if (const YNode* v = root.Get("display_name")) info.display_name = Str(*v, "display_name");
   if (const YNode* v = root.Get("description")) info.description = Str(*v, "description");
   if (const YNode* v = root.Get("is_deterministic")) {
     auto b = AsBool(*v);
-    if (!b) Error(*v, "is_deterministic: expected true or false");
-    else info.is_deterministic = *b;
+    if (!b)
+      Error(*v, "is_deterministic: expected true or false");
+    else
+      info.is_deterministic = *b;
   }
   YNode m;
   m.kind = YNode::Kind::kMap;
@@ -436,8 +557,9 @@ std::optional<ComponentInfo> JobParser::ParseComponent(YNode& root) {
   m.line = root.line;
   m.column = root.column;
   for (const auto& x : root.map)
-    if (x.key == "command" || x.key == "code" || x.key == "environment" || x.key == "environment_variables" ||
-        x.key == "resources" || x.key == "distribution" || x.key == "limits" || x.key == "outputs")
+    if (x.key == "command" || x.key == "code" || x.key == "environment" ||
+        x.key == "environment_variables" || x.key == "resources" || x.key == "distribution" ||
+        x.key == "limits" || x.key == "outputs")
       m.map.push_back(x);
   YNode ins;
   ins.kind = YNode::Kind::kMap;
@@ -445,14 +567,18 @@ std::optional<ComponentInfo> JobParser::ParseComponent(YNode& root) {
   info.inputs = nlohmann::json::object();
   if (const YNode* decls = root.Get("inputs"); decls && !decls->IsNull()) {
     if (!decls->IsMap()) {
-      Error(*decls, "inputs: expected a mapping of input names to declarations, got " + decls->TypeName());
+      Error(*decls,
+            "inputs: expected a mapping of input names to declarations, got " + decls->TypeName());
     } else {
       for (const auto& d : decls->map) {
         if (!d.value.IsMap()) {
-          Error(d.value, "inputs." + d.key + ": expected a declaration such as {type: uri_folder} or {type: integer, default: 3}");
+          Error(d.value, "inputs." + d.key +
+                             ": expected a declaration such as {type: uri_folder} or {type: "
+                             "integer, default: 3}");
           continue;
         }
-        CheckKeys(d.value, {"type", "default", "optional", "description", "min", "max", "enum"}, "inputs." + d.key + ".");
+        CheckKeys(d.value, {"type", "default", "optional", "description", "min", "max", "enum"},
+                  "inputs." + d.key + ".");
         std::string type = d.value.Get("type") ? d.value.Get("type")->scalar : "";
         if (type.empty()) {
           Error(d.value, "inputs." + d.key + ": missing required key 'type'");
@@ -466,11 +592,14 @@ std::optional<ComponentInfo> JobParser::ParseComponent(YNode& root) {
           path.scalar = "azureml://jobs/component/outputs/" + d.key;
           in.map.push_back({"type", d.line, d.column, t});
           in.map.push_back({"path", d.line, d.column, path});
-          if (const YNode* o = d.value.Get("optional")) in.map.push_back({"optional", d.line, d.column, *o});
+          if (const YNode* o = d.value.Get("optional"))
+            in.map.push_back({"optional", d.line, d.column, *o});
         } else {
-          in.map.erase(std::remove_if(in.map.begin(), in.map.end(), [](const YEntry& y) {
-                         return y.key == "min" || y.key == "max" || y.key == "enum";
-                       }), in.map.end());
+          in.map.erase(std::remove_if(in.map.begin(), in.map.end(),
+                                      [](const YEntry& y) {
+                                        return y.key == "min" || y.key == "max" || y.key == "enum";
+                                      }),
+                       in.map.end());
         }
         ins.map.push_back({d.key, d.line, d.column, in});
       }
@@ -479,7 +608,9 @@ std::optional<ComponentInfo> JobParser::ParseComponent(YNode& root) {
   m.map.push_back({"inputs", root.line, root.column, ins});
   info.outputs = nlohmann::json::object();
   if (const YNode* o = root.Get("outputs"); o && o->IsMap())
-    for (const auto& x : o->map) info.outputs[x.key] = x.value.IsNull() ? nlohmann::json{{"type", "uri_folder"}} : YamlToJson(x.value);
+    for (const auto& x : o->map)
+      info.outputs[x.key] =
+          x.value.IsNull() ? nlohmann::json{{"type", "uri_folder"}} : YamlToJson(x.value);
   in_step_ = true;
   auto spec = ParseCommandJob(m);
   in_step_ = false;
@@ -490,7 +621,8 @@ std::optional<ComponentInfo> JobParser::ParseComponent(YNode& root) {
   return info;
 }
 
-// A command component (a file of its own, or a registered one) as the step that uses it: its YAML root.
+// A command component (a file of its own, or a registered one) as the step that uses it: its YAML
+// root.
 bool JobParser::LoadComponent(const YNode& ref, const std::string& field, Step& s) {
   if (ref.IsMap()) {  // inline component
     s.component = &ref;
@@ -499,7 +631,10 @@ bool JobParser::LoadComponent(const YNode& ref, const std::string& field, Step& 
     return true;
   }
   if (!ref.IsScalar()) {
-    Error(ref, field + ": expected file:<path>, azureml:<name>:<version> or azureml:<name>@latest, got " + ref.TypeName());
+    Error(ref,
+          field +
+              ": expected file:<path>, azureml:<name>:<version> or azureml:<name>@latest, got " +
+              ref.TypeName());
     return false;
   }
   std::string r = Trim(ref.scalar);
@@ -511,7 +646,10 @@ bool JobParser::LoadComponent(const YNode& ref, const std::string& field, Step& 
       name = rest.substr(0, at);
       version = rest.substr(at + 1);
       if (version != "latest") {
-        Error(ref, field + ": '@" + version + "' is not a label Cairn knows (azureml:<name>@latest or azureml:<name>:<version>)");
+        Error(
+            ref,
+            field + ": '@" + version +
+                "' is not a label Cairn knows (azureml:<name>@latest or azureml:<name>:<version>)");
         return false;
       }
       version = "";
@@ -520,7 +658,8 @@ bool JobParser::LoadComponent(const YNode& ref, const std::string& field, Step& 
       version = rest.substr(colon + 1);
     }
     if (!options_.resolve_component) {
-      Error(ref, field + ": '" + r + "' is a registered component; validating it needs the workspace");
+      Error(ref,
+            field + ": '" + r + "' is a registered component; validating it needs the workspace");
       return false;
     }
     auto got = options_.resolve_component(name, version);
@@ -565,11 +704,13 @@ bool JobParser::LoadComponent(const YNode& ref, const std::string& field, Step& 
   return true;
 }
 
-// A value that is a whole ${{...}} binding (GA's parent.*, the second preview's inputs.* and jobs.*).
+// A value that is a whole ${{...}} binding (GA's parent.*, the second preview's inputs.* and
+// jobs.*).
 std::optional<JobParser::Binding> JobParser::ParseBinding(const YNode& n) {
   if (!n.IsScalar()) return std::nullopt;
   std::string t = Trim(n.scalar);
-  if (!StartsWith(t, "${{") || !EndsWith(t, "}}") || t.find("${{", 3) != std::string::npos) return std::nullopt;
+  if (!StartsWith(t, "${{") || !EndsWith(t, "}}") || t.find("${{", 3) != std::string::npos)
+    return std::nullopt;
   Binding b;
   b.expression = Trim(t.substr(3, t.size() - 5));
   auto parts = Split(b.expression, '.');
@@ -602,11 +743,15 @@ std::string JobParser::Listing(const YNode* map, const std::string& what) {
   return " (its " + what + ": " + Join(names, ", ") + ")";
 }
 
-// One input of a step: a binding (to the pipeline's input or another step's output), a literal or data.
-void JobParser::BindInput(Step& s, const std::string& name, const YNode& value, const YNode* decl, const std::string& field,
-               const YNode* parent_inputs, const std::vector<Step>& steps, const std::map<std::string, size_t>& index,
-               const std::vector<std::string>& step_names, YNode& ins) {
-  std::string decl_type = decl && decl->IsMap() && decl->Get("type") ? decl->Get("type")->scalar : "";
+// One input of a step: a binding (to the pipeline's input or another step's output), a literal or
+// data.
+void JobParser::BindInput(Step& s, const std::string& name, const YNode& value, const YNode* decl,
+                          const std::string& field, const YNode* parent_inputs,
+                          const std::vector<Step>& steps,
+                          const std::map<std::string, size_t>& index,
+                          const std::vector<std::string>& step_names, YNode& ins) {
+  std::string decl_type =
+      decl && decl->IsMap() && decl->Get("type") ? decl->Get("type")->scalar : "";
   const YNode* bound = &value;
   std::string mode;
   if (value.IsMap() && value.Get("path") && ParseBinding(*value.Get("path"))) {
@@ -615,10 +760,13 @@ void JobParser::BindInput(Step& s, const std::string& name, const YNode& value, 
     if (const YNode* ty = value.Get("type"); ty && decl_type.empty()) decl_type = ty->scalar;
   }
   auto b = ParseBinding(*bound);
-  if (b && !StartsWith(b->expression, "parent.")) generation_p2_ = true;  // the second preview's ${{inputs.x}}
+  if (b && !StartsWith(b->expression, "parent."))
+    generation_p2_ = true;  // the second preview's ${{inputs.x}}
   if (!b && value.IsScalar() && value.scalar.find("${{") != std::string::npos) {
-    Error(value, field + ": a binding must be the whole value, as ${{parent.inputs.<name>}} or "
-                         "${{parent.jobs.<step>.outputs.<name>}}; got \"" + value.scalar + "\"");
+    Error(value, field +
+                     ": a binding must be the whole value, as ${{parent.inputs.<name>}} or "
+                     "${{parent.jobs.<step>.outputs.<name>}}; got \"" +
+                     value.scalar + "\"");
     return;
   }
   if (!b) {  // a value of the step's own
@@ -636,7 +784,8 @@ void JobParser::BindInput(Step& s, const std::string& name, const YNode& value, 
       return;
     }
     if (decl && IsLiteralType(decl_type) && value.IsMap()) {
-      Error(value, field + ": the component declares a " + decl_type + " input; give a value, not a mapping");
+      Error(value, field + ": the component declares a " + decl_type +
+                       " input; give a value, not a mapping");
       return;
     }
     YNode lit = value;
@@ -645,25 +794,32 @@ void JobParser::BindInput(Step& s, const std::string& name, const YNode& value, 
     return;
   }
   if (b->kind == "parent_input") {
-    const YNode* pi = parent_inputs && parent_inputs->IsMap() ? parent_inputs->Get(b->name) : nullptr;
+    const YNode* pi =
+        parent_inputs && parent_inputs->IsMap() ? parent_inputs->Get(b->name) : nullptr;
     if (!pi) {
       std::vector<std::string> names;
       if (parent_inputs && parent_inputs->IsMap())
         for (const auto& e : parent_inputs->map) names.push_back(e.key);
       std::string near = ClosestMatch(b->name, names);
       Error(*bound, field + ": ${{" + b->expression + "}} names no input of the pipeline" +
-                        (near.empty() ? Listing(parent_inputs, "inputs") : " (did you mean '" + near + "'?)"));
+                        (near.empty() ? Listing(parent_inputs, "inputs")
+                                      : " (did you mean '" + near + "'?)"));
       return;
     }
-    bool parent_literal = pi->IsScalar() || pi->IsNull() || (pi->IsMap() && pi->Get("type") && IsLiteralType(pi->Get("type")->scalar));
-    std::string parent_type = pi->IsMap() && pi->Get("type") ? pi->Get("type")->scalar : parent_literal ? "string" : "uri_folder";
+    bool parent_literal =
+        pi->IsScalar() || pi->IsNull() ||
+        (pi->IsMap() && pi->Get("type") && IsLiteralType(pi->Get("type")->scalar));
+    std::string parent_type = pi->IsMap() && pi->Get("type") ? pi->Get("type")->scalar
+                              : parent_literal               ? "string"
+                                                             : "uri_folder";
     if (!decl_type.empty() && IsLiteralType(decl_type) != parent_literal)
       Error(*bound, field + ": type mismatch: the pipeline's input '" + b->name + "' is " +
-                        (parent_literal ? "a value" : "data (" + parent_type + ")") + " but the component's input is " +
+                        (parent_literal ? "a value" : "data (" + parent_type + ")") +
+                        " but the component's input is " +
                         (IsLiteralType(decl_type) ? "a " + decl_type : "data (" + decl_type + ")"));
     else if (!decl_type.empty() && !parent_literal && !CompatibleData(parent_type, decl_type))
-      Error(*bound, field + ": type mismatch: the pipeline's input '" + b->name + "' is " + parent_type +
-                        " but the component's input is " + decl_type);
+      Error(*bound, field + ": type mismatch: the pipeline's input '" + b->name + "' is " +
+                        parent_type + " but the component's input is " + decl_type);
     YNode copy = *pi;
     if (copy.IsMap() && !mode.empty())
       for (auto& x : copy.map)
@@ -677,11 +833,13 @@ void JobParser::BindInput(Step& s, const std::string& name, const YNode& value, 
     if (it == index.end()) {
       std::string near = ClosestMatch(b->step, step_names);
       Error(*bound, field + ": ${{" + b->expression + "}} names no step" +
-                        (near.empty() ? " (the steps: " + Join(step_names, ", ") + ")" : " (did you mean '" + near + "'?)"));
+                        (near.empty() ? " (the steps: " + Join(step_names, ", ") + ")"
+                                      : " (did you mean '" + near + "'?)"));
       return;
     }
     if (b->step == s.name) {
-      Error(*bound, field + ": the steps form a cycle: " + s.name + " -> " + s.name + " (a step cannot read its own outputs)");
+      Error(*bound, field + ": the steps form a cycle: " + s.name + " -> " + s.name +
+                        " (a step cannot read its own outputs)");
       return;
     }
     const Step& from = steps[it->second];
@@ -691,13 +849,15 @@ void JobParser::BindInput(Step& s, const std::string& name, const YNode& value, 
       for (const auto& [k, _] : from.outputs)
         if (k != "default") names.push_back(k);
       std::string near = ClosestMatch(b->name, names);
-      Error(*bound, field + ": ${{" + b->expression + "}}: step '" + b->step + "' has no output '" + b->name + "'" +
-                        (near.empty() ? " (its outputs: " + Join(names, ", ") + ")" : " (did you mean '" + near + "'?)"));
+      Error(*bound, field + ": ${{" + b->expression + "}}: step '" + b->step + "' has no output '" +
+                        b->name + "'" +
+                        (near.empty() ? " (its outputs: " + Join(names, ", ") + ")"
+                                      : " (did you mean '" + near + "'?)"));
       return;
     }
     if (!decl_type.empty() && (IsLiteralType(decl_type) || !CompatibleData(o->second, decl_type))) {
-      Error(*bound, field + ": type mismatch: jobs." + b->step + ".outputs." + b->name + " is " + o->second +
-                        " but the input is " + decl_type);
+      Error(*bound, field + ": type mismatch: jobs." + b->step + ".outputs." + b->name + " is " +
+                        o->second + " but the input is " + decl_type);
       return;
     }
     s.bindings[name] = {b->step, b->name};
@@ -715,27 +875,34 @@ void JobParser::BindInput(Step& s, const std::string& name, const YNode& value, 
       x.quoted = true;
       return x;
     };
-    in.map.push_back({"type", bound->line, bound->column, scalar(decl_type.empty() ? o->second : decl_type)});
-    in.map.push_back({"path", bound->line, bound->column, scalar("azureml://jobs/" + b->step + "/outputs/" + b->name)});
+    in.map.push_back(
+        {"type", bound->line, bound->column, scalar(decl_type.empty() ? o->second : decl_type)});
+    in.map.push_back({"path", bound->line, bound->column,
+                      scalar("azureml://jobs/" + b->step + "/outputs/" + b->name)});
     if (!mode.empty()) in.map.push_back({"mode", bound->line, bound->column, scalar(mode)});
     ins.map.push_back({name, value.line, value.column, in});
     return;
   }
-  Error(*bound, field + ": ${{" + b->expression + "}} is not an input binding (use ${{parent.inputs.<name>}} or "
-                        "${{parent.jobs.<step>.outputs.<name>}})");
+  Error(*bound, field + ": ${{" + b->expression +
+                    "}} is not an input binding (use ${{parent.inputs.<name>}} or "
+                    "${{parent.jobs.<step>.outputs.<name>}})");
 }
 
 bool JobParser::CompatibleData(const std::string& produced, const std::string& wanted) {
   if (produced == wanted) return true;
   // A folder may hold an MLTable or a model; a file is not a folder.
-  if (produced == "uri_folder") return wanted == "mltable" || wanted == "mlflow_model" || wanted == "custom_model" || wanted == "triton_model";
+  if (produced == "uri_folder")
+    return wanted == "mltable" || wanted == "mlflow_model" || wanted == "custom_model" ||
+           wanted == "triton_model";
   if (wanted == "uri_folder") return produced != "uri_file";
   return false;
 }
 
 bool JobParser::IsValidStepName(const std::string& s) {
   if (s.empty() || s.size() > 100 || !isalpha(static_cast<unsigned char>(s[0]))) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; });
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
 }
 
 }  // namespace cairn::spec::detail

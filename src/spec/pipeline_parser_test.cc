@@ -1,5 +1,5 @@
-// The pipeline half of the job parser: steps made of components, bindings resolved or refused at their
-// place, the graph checked and ordered.
+// The pipeline half of the job parser: steps made of components, bindings resolved or refused at
+// their place, the graph checked and ordered.
 #include <gtest/gtest.h>
 
 #include "spec/job_spec.h"
@@ -32,7 +32,8 @@ jobs:
     inputs: {d: "${{parent.inputs.data}}"}
     outputs: {o: }
     retry_settings: {max_retries: 2, timeout: 60}
-)", d);
+)",
+                 d);
   ASSERT_TRUE(s) << d.ToString();
   EXPECT_EQ(s->type, "pipeline");
   EXPECT_EQ(s->compute, "cpu");
@@ -68,13 +69,23 @@ jobs:
     command: echo ${{inputs.z}} ${{inputs.w}}
     )" + kEnv + R"(
     inputs: {z: "${{parent.jobs.nope.outputs.o}}", w: "${{parent.jobs.a.outputs.oo}}"}
-)", d));
+)",
+                     d));
   std::string all = d.ToString();
-  EXPECT_NE(all.find("p.yml:11:17: error: jobs.b.inputs.y: the steps form a cycle: a -> b -> a"), std::string::npos) << all;
-  EXPECT_NE(all.find("jobs.c.inputs.z: ${{parent.jobs.nope.outputs.o}} names no step (the steps: a, b, c)"), std::string::npos) << all;
-  EXPECT_NE(all.find("jobs.c.inputs.w: ${{parent.jobs.a.outputs.oo}}: step 'a' has no output 'oo' (did you mean 'o'?)"),
-            std::string::npos) << all;
-  EXPECT_EQ(all.find("names no input"), std::string::npos) << all;  // a refused binding is one error, not two
+  EXPECT_NE(all.find("p.yml:11:17: error: jobs.b.inputs.y: the steps form a cycle: a -> b -> a"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(
+      all.find(
+          "jobs.c.inputs.z: ${{parent.jobs.nope.outputs.o}} names no step (the steps: a, b, c)"),
+      std::string::npos)
+      << all;
+  EXPECT_NE(all.find("jobs.c.inputs.w: ${{parent.jobs.a.outputs.oo}}: step 'a' has no output 'oo' "
+                     "(did you mean 'o'?)"),
+            std::string::npos)
+      << all;
+  EXPECT_EQ(all.find("names no input"), std::string::npos)
+      << all;  // a refused binding is one error, not two
 }
 
 TEST(PipelineParser, ReadsTheSecondPreviewsBindings) {
@@ -92,7 +103,8 @@ jobs:
   B:
     command: cat ${{inputs.i}}/x
     inputs: {i: "${{jobs.A.outputs.o}}"}
-)", d);
+)",
+                 d);
   ASSERT_TRUE(s) << d.ToString();
   EXPECT_EQ(s->generation, "preview 2");
   EXPECT_EQ(s->pipeline["steps"][1]["bindings"]["i"]["step"], "A");
@@ -103,7 +115,8 @@ jobs:
 TEST(PipelineParser, ARegisteredComponentSuppliesCodeDefaultsAndTypes) {
   ParseOptions opt;
   std::vector<std::string> asked;
-  opt.resolve_component = [&](const std::string& name, const std::string& version) -> Result<ComponentSource> {
+  opt.resolve_component = [&](const std::string& name,
+                              const std::string& version) -> Result<ComponentSource> {
     asked.push_back(name + "@" + version);
     return ComponentSource{R"(name: train
 inputs:
@@ -115,7 +128,8 @@ outputs:
 code: ./src
 environment: {image: python}
 command: train ${{inputs.data}} ${{inputs.epochs}} $[[--note ${{inputs.note}}]] ${{outputs.model}}
-)", "azureml:train:4", std::string(64, 'a')};
+)",
+                           "azureml:train:4", std::string(64, 'a')};
   };
   Diagnostics d;
   auto s = Parse(R"(type: pipeline
@@ -127,7 +141,8 @@ jobs:
   u:
     component: azureml:train:4
     inputs: {data: "${{parent.jobs.t.outputs.model}}", epochs: "${{parent.inputs.n}}"}
-)", d, opt);
+)",
+                 d, opt);
   ASSERT_TRUE(s) << d.ToString();
   EXPECT_EQ(asked, (std::vector<std::string>{"train@", "train@4"}));
   const auto& t = s->pipeline["steps"][0];
@@ -144,11 +159,17 @@ jobs:
   t:
     component: azureml:train:4
     inputs: {data: "${{parent.inputs.n}}", epoch: 2}
-)", bad, opt));
+)",
+                     bad, opt));
   std::string all = bad.ToString();
-  EXPECT_NE(all.find("jobs.t.inputs.data: type mismatch: the pipeline's input 'n' is a value but the component's input is data (uri_folder)"),
-            std::string::npos) << all;
-  EXPECT_NE(all.find("jobs.t.inputs.epoch: the component has no input 'epoch' (did you mean 'epochs'?)"), std::string::npos) << all;
+  EXPECT_NE(all.find("jobs.t.inputs.data: type mismatch: the pipeline's input 'n' is a value but "
+                     "the component's input is data (uri_folder)"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(
+      all.find("jobs.t.inputs.epoch: the component has no input 'epoch' (did you mean 'epochs'?)"),
+      std::string::npos)
+      << all;
 }
 
 TEST(PipelineParser, RefusesARegisteredComponentWithoutAWorkspaceAndAPartialBinding) {
@@ -160,11 +181,15 @@ jobs:
     command: echo ${{inputs.i}}
     )") + kEnv + R"(
     inputs: {i: "pre-${{parent.jobs.a.outputs.o}}"}
-)", d));
+)",
+                     d));
   std::string all = d.ToString();
-  EXPECT_NE(all.find("p.yml:3:18: error: jobs.a.component: 'azureml:x:1' is a registered component; validating it needs the workspace"),
-            std::string::npos) << all;
-  EXPECT_NE(all.find("jobs.b.inputs.i: a binding must be the whole value"), std::string::npos) << all;
+  EXPECT_NE(all.find("p.yml:3:18: error: jobs.a.component: 'azureml:x:1' is a registered "
+                     "component; validating it needs the workspace"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find("jobs.b.inputs.i: a binding must be the whole value"), std::string::npos)
+      << all;
 }
 
 TEST(ComponentParser, ReadsAComponentFileAsTheJobItStandsFor) {
@@ -182,7 +207,8 @@ outputs:
 code: ./src
 environment: {image: python}
 command: prep ${{inputs.raw}} ${{inputs.k}} ${{outputs.out}}
-)", "prep.yml", "/c", opt, d);
+)",
+                              "prep.yml", "/c", opt, d);
   ASSERT_TRUE(c) << d.ToString();
   EXPECT_EQ(c->name, "prep");
   EXPECT_EQ(c->version, "2");
@@ -190,10 +216,14 @@ command: prep ${{inputs.raw}} ${{inputs.k}} ${{outputs.out}}
   EXPECT_EQ(c->code, "/c/src");
   EXPECT_EQ(c->inputs["k"]["default"], 1);
   Diagnostics bad;
-  EXPECT_FALSE(ParseComponentText("inputs: {raw: {type: uri_file}}\nenvironment: {image: python}\ncommand: cat ${{inputs.nope}}\n",
-                                  "c.yml", "/c", opt, bad));
-  EXPECT_NE(bad.ToString().find("missing required key 'name'"), std::string::npos) << bad.ToString();
-  EXPECT_NE(bad.ToString().find("${{inputs.nope}} names no input"), std::string::npos) << bad.ToString();
+  EXPECT_FALSE(
+      ParseComponentText("inputs: {raw: {type: uri_file}}\nenvironment: {image: python}\ncommand: "
+                         "cat ${{inputs.nope}}\n",
+                         "c.yml", "/c", opt, bad));
+  EXPECT_NE(bad.ToString().find("missing required key 'name'"), std::string::npos)
+      << bad.ToString();
+  EXPECT_NE(bad.ToString().find("${{inputs.nope}} names no input"), std::string::npos)
+      << bad.ToString();
 }
 
 }  // namespace

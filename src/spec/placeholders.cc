@@ -30,8 +30,8 @@ std::string NormalizeLegacyPlaceholders(const std::string& text, int* count) {
   std::string out;
   int n = 0;
   size_t last = 0;
-  for (auto it = std::sregex_iterator(text.begin(), text.end(), kLegacy); it != std::sregex_iterator();
-       ++it) {
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), kLegacy);
+       it != std::sregex_iterator(); ++it) {
     size_t at = static_cast<size_t>(it->position());
     // Part of a GA placeholder already: "${{inputs.x}}" contains "{inputs.x}".
     if (at >= 2 && text.compare(at - 2, 2, "${") == 0) continue;
@@ -48,7 +48,8 @@ std::string NormalizeLegacyPlaceholders(const std::string& text, int* count) {
 
 Result<std::string> Substitute(
     const std::string& text,
-    const std::function<std::optional<std::string>(const std::string&, const std::string&)>& lookup) {
+    const std::function<std::optional<std::string>(const std::string&, const std::string&)>&
+        lookup) {
   // First the optional fragments, each on its own.
   std::string staged;
   size_t pos = 0;

@@ -15,7 +15,8 @@ TEST(FindPlaceholders, FindsEachWithContextAndName) {
 
 TEST(NormalizeLegacyPlaceholders, RewritesPreviewOneOnly) {
   int n = 0;
-  EXPECT_EQ(NormalizeLegacyPlaceholders("--x {inputs.x} --y ${{inputs.y}} {a,b} f'{x}' {search_space.lr}", &n),
+  EXPECT_EQ(NormalizeLegacyPlaceholders(
+                "--x {inputs.x} --y ${{inputs.y}} {a,b} f'{x}' {search_space.lr}", &n),
             "--x ${{inputs.x}} --y ${{inputs.y}} {a,b} f'{x}' ${{search_space.lr}}");
   EXPECT_EQ(n, 2);
 }
@@ -25,15 +26,17 @@ TEST(Substitute, DropsOptionalFragmentsWhoseInputIsAbsent) {
     if (ctx == "inputs" && name == "a") return "1";
     return std::nullopt;
   };
-  auto r = Substitute("run --a ${{inputs.a}} $[[--b ${{inputs.b}}]] $[[--c ${{inputs.a}}]]", lookup);
+  auto r =
+      Substitute("run --a ${{inputs.a}} $[[--b ${{inputs.b}}]] $[[--c ${{inputs.a}}]]", lookup);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(*r, "run --a 1  --c 1");
 }
 
 TEST(Substitute, AMissingValueOutsideAFragmentIsAnError) {
-  auto r = Substitute("run ${{inputs.b}}", [](const std::string&, const std::string&) -> std::optional<std::string> {
-    return std::nullopt;
-  });
+  auto r = Substitute("run ${{inputs.b}}",
+                      [](const std::string&, const std::string&) -> std::optional<std::string> {
+                        return std::nullopt;
+                      });
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().message(), "${{inputs.b}} has no value");
 }

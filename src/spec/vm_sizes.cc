@@ -6,12 +6,18 @@
 namespace cairn::spec {
 
 namespace {
-constexpr char kNc[] = "https://learn.microsoft.com/azure/virtual-machines/sizes/gpu-accelerated/nc-family";
-constexpr char kNd[] = "https://learn.microsoft.com/azure/virtual-machines/sizes/gpu-accelerated/nd-family";
-constexpr char kNv[] = "https://learn.microsoft.com/azure/virtual-machines/sizes/gpu-accelerated/nv-family";
-constexpr char kD[] = "https://learn.microsoft.com/azure/virtual-machines/sizes/general-purpose/d-family";
-constexpr char kE[] = "https://learn.microsoft.com/azure/virtual-machines/sizes/memory-optimized/e-family";
-constexpr char kF[] = "https://learn.microsoft.com/azure/virtual-machines/sizes/compute-optimized/f-family";
+constexpr char kNc[] =
+    "https://learn.microsoft.com/azure/virtual-machines/sizes/gpu-accelerated/nc-family";
+constexpr char kNd[] =
+    "https://learn.microsoft.com/azure/virtual-machines/sizes/gpu-accelerated/nd-family";
+constexpr char kNv[] =
+    "https://learn.microsoft.com/azure/virtual-machines/sizes/gpu-accelerated/nv-family";
+constexpr char kD[] =
+    "https://learn.microsoft.com/azure/virtual-machines/sizes/general-purpose/d-family";
+constexpr char kE[] =
+    "https://learn.microsoft.com/azure/virtual-machines/sizes/memory-optimized/e-family";
+constexpr char kF[] =
+    "https://learn.microsoft.com/azure/virtual-machines/sizes/compute-optimized/f-family";
 
 std::vector<VmSize> Build() {
   std::vector<VmSize> t = {
@@ -55,7 +61,8 @@ std::vector<VmSize> Build() {
       {"Standard_NV24s_v3", "NVv3", 24, 224, 2, "NVIDIA M60 (8 GB)", kNv},
       {"Standard_NV48s_v3", "NVv3", 48, 448, 4, "NVIDIA M60 (8 GB)", kNv},
       {"Standard_NV6ads_A10_v5", "NVadsA10 v5", 6, 55, 1.0 / 6, "NVIDIA A10 (1/6 of 24 GB)", kNv},
-      {"Standard_NV12ads_A10_v5", "NVadsA10 v5", 12, 110, 1.0 / 3, "NVIDIA A10 (1/3 of 24 GB)", kNv},
+      {"Standard_NV12ads_A10_v5", "NVadsA10 v5", 12, 110, 1.0 / 3, "NVIDIA A10 (1/3 of 24 GB)",
+       kNv},
       {"Standard_NV18ads_A10_v5", "NVadsA10 v5", 18, 220, 0.5, "NVIDIA A10 (1/2 of 24 GB)", kNv},
       {"Standard_NV36ads_A10_v5", "NVadsA10 v5", 36, 440, 1, "NVIDIA A10 (24 GB)", kNv},
       {"Standard_NV36adms_A10_v5", "NVadsA10 v5", 36, 880, 1, "NVIDIA A10 (24 GB)", kNv},
@@ -68,17 +75,38 @@ std::vector<VmSize> Build() {
     const char* source;
   };
   std::vector<Series> cpu = {
-      {"Dv2", {{"D1_v2", {1, 3.5}}, {"D2_v2", {2, 7}}, {"D3_v2", {4, 14}}, {"D4_v2", {8, 28}}, {"D5_v2", {16, 56}},
-               {"D11_v2", {2, 14}}, {"D12_v2", {4, 28}}, {"D13_v2", {8, 56}}, {"D14_v2", {16, 112}}}, kD},
-      {"DSv2", {{"DS1_v2", {1, 3.5}}, {"DS2_v2", {2, 7}}, {"DS3_v2", {4, 14}}, {"DS4_v2", {8, 28}}, {"DS5_v2", {16, 56}},
-                {"DS11_v2", {2, 14}}, {"DS12_v2", {4, 28}}, {"DS13_v2", {8, 56}}, {"DS14_v2", {16, 112}}}, kD},
+      {"Dv2",
+       {{"D1_v2", {1, 3.5}},
+        {"D2_v2", {2, 7}},
+        {"D3_v2", {4, 14}},
+        {"D4_v2", {8, 28}},
+        {"D5_v2", {16, 56}},
+        {"D11_v2", {2, 14}},
+        {"D12_v2", {4, 28}},
+        {"D13_v2", {8, 56}},
+        {"D14_v2", {16, 112}}},
+       kD},
+      {"DSv2",
+       {{"DS1_v2", {1, 3.5}},
+        {"DS2_v2", {2, 7}},
+        {"DS3_v2", {4, 14}},
+        {"DS4_v2", {8, 28}},
+        {"DS5_v2", {16, 56}},
+        {"DS11_v2", {2, 14}},
+        {"DS12_v2", {4, 28}},
+        {"DS13_v2", {8, 56}},
+        {"DS14_v2", {16, 112}}},
+       kD},
   };
-  for (const char* suffix : {"_v3", "s_v3", "_v4", "s_v4", "ds_v4", "as_v4", "_v5", "s_v5", "ds_v5", "as_v5"}) {
+  for (const char* suffix :
+       {"_v3", "s_v3", "_v4", "s_v4", "ds_v4", "as_v4", "_v5", "s_v5", "ds_v5", "as_v5"}) {
     Series s{std::string("D") + suffix, {}, kD};
-    for (int n : {2, 4, 8, 16, 32, 48, 64}) s.sizes.push_back({"D" + std::to_string(n) + suffix, {n, 4.0 * n}});
+    for (int n : {2, 4, 8, 16, 32, 48, 64})
+      s.sizes.push_back({"D" + std::to_string(n) + suffix, {n, 4.0 * n}});
     cpu.push_back(s);
   }
-  for (const char* suffix : {"_v3", "s_v3", "_v4", "s_v4", "ds_v4", "as_v4", "_v5", "s_v5", "ds_v5", "as_v5"}) {
+  for (const char* suffix :
+       {"_v3", "s_v3", "_v4", "s_v4", "ds_v4", "as_v4", "_v5", "s_v5", "ds_v5", "as_v5"}) {
     std::string sfx = suffix;
     Series s{"E" + sfx, {}, kE};
     bool v3 = sfx.find("v3") != std::string::npos, v4 = sfx.find("v4") != std::string::npos;
@@ -92,17 +120,20 @@ std::vector<VmSize> Build() {
   }
   {
     Series s{"Fsv2", {}, kF};
-    for (int n : {2, 4, 8, 16, 32, 48, 64, 72}) s.sizes.push_back({"F" + std::to_string(n) + "s_v2", {n, 2.0 * n}});
+    for (int n : {2, 4, 8, 16, 32, 48, 64, 72})
+      s.sizes.push_back({"F" + std::to_string(n) + "s_v2", {n, 2.0 * n}});
     cpu.push_back(s);
   }
   for (const auto& s : cpu)
-    for (const auto& [n, shape] : s.sizes) t.push_back({"Standard_" + n, s.family, shape.first, shape.second, 0, "", s.source});
+    for (const auto& [n, shape] : s.sizes)
+      t.push_back({"Standard_" + n, s.family, shape.first, shape.second, 0, "", s.source});
   return t;
 }
 
 bool SameName(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
          });
 }
 }  // namespace

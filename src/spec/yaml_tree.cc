@@ -25,9 +25,12 @@ YNode* YNode::Get(const std::string& key) {
 
 std::string YNode::TypeName() const {
   switch (kind) {
-    case Kind::kNull: return "null";
-    case Kind::kMap: return "a mapping";
-    case Kind::kSeq: return "a list";
+    case Kind::kNull:
+      return "null";
+    case Kind::kMap:
+      return "a mapping";
+    case Kind::kSeq:
+      return "a list";
     case Kind::kScalar:
       if (quoted) return "a string";
       if (AsBool(*this)) return "a boolean";
@@ -91,8 +94,8 @@ struct Converter {
         return true;
       case YAML::NodeType::Map:
         out.kind = YNode::Kind::kMap;
-        // Keys seen so far -> their index in out.map: a duplicate check per key that costs O(1), not a scan
-        // (80,000 keys took 18 s to validate with one).
+        // Keys seen so far -> their index in out.map: a duplicate check per key that costs O(1),
+        // not a scan (80,000 keys took 18 s to validate with one).
         std::unordered_map<std::string, size_t> seen;
         for (auto it = in.begin(); it != in.end(); ++it) {
           YEntry e;
@@ -107,12 +110,14 @@ struct Converter {
           if (auto found = seen.find(e.key); found != seen.end()) {
             const YNode* prev = &out.map[found->second].value;
             int first_line = out.map[found->second].line;
-            // The same scalar twice is noise (real Azure ML files have it); anything else is ambiguous.
+            // The same scalar twice is noise (real Azure ML files have it); anything else is
+            // ambiguous.
             YNode again;
             Diagnostics ignored;
             Converter inner{file, ignored, limits};
-            bool same = inner.Convert(it->second, again, depth + 1, e.line, e.column) && again.IsScalar() &&
-                        prev->IsScalar() && again.scalar == prev->scalar && again.quoted == prev->quoted;
+            bool same = inner.Convert(it->second, again, depth + 1, e.line, e.column) &&
+                        again.IsScalar() && prev->IsScalar() && again.scalar == prev->scalar &&
+                        again.quoted == prev->quoted;
             if (same) {
               diags.Warning(file, e.line, e.column,
                             "duplicate key '" + e.key + "' repeats the value of line " +
@@ -124,7 +129,8 @@ struct Converter {
             }
             continue;
           }
-          if (!Convert(it->second, e.value, depth + 1, e.line, e.column + static_cast<int>(e.key.size()) + 2))
+          if (!Convert(it->second, e.value, depth + 1, e.line,
+                       e.column + static_cast<int>(e.key.size()) + 2))
             return false;
           seen.emplace(e.key, out.map.size());
           out.map.push_back(std::move(e));
@@ -145,8 +151,8 @@ std::optional<YNode> ParseYaml(const std::string& text, const std::string& file,
                     std::to_string(limits.max_bytes) + " bytes");
     return std::nullopt;
   }
-  // Every value becomes JSON, which is UTF-8: a file that is not is refused where it stops being UTF-8
-  // (found by the job_yaml fuzz target: a stray byte in a search space crashed the CLI).
+  // Every value becomes JSON, which is UTF-8: a file that is not is refused where it stops being
+  // UTF-8 (found by the job_yaml fuzz target: a stray byte in a search space crashed the CLI).
   if (!IsValidUtf8(text)) {
     size_t good = Utf8ValidPrefix(text);
     int line = 1, column = 1;
@@ -177,7 +183,8 @@ std::optional<YNode> ParseYaml(const std::string& text, const std::string& file,
 bool ApplyOverride(YNode& root, const std::string& assignment, Diagnostics& diags) {
   size_t eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0) {
-    diags.Error("--set", 0, 0, "'" + assignment + "': expected KEY=VALUE (for example inputs.epochs=3)");
+    diags.Error("--set", 0, 0,
+                "'" + assignment + "': expected KEY=VALUE (for example inputs.epochs=3)");
     return false;
   }
   std::string key = Trim(assignment.substr(0, eq));
@@ -195,8 +202,9 @@ bool ApplyOverride(YNode& root, const std::string& assignment, Diagnostics& diag
     if (cur->IsNull()) cur->kind = YNode::Kind::kMap;
     if (!cur->IsMap()) {
       diags.Error("--set", 0, 0,
-                  "'" + key + "': '" + Join({path.begin(), path.begin() + static_cast<long>(i)}, ".") +
-                      "' is " + cur->TypeName() + ", not a mapping");
+                  "'" + key + "': '" +
+                      Join({path.begin(), path.begin() + static_cast<long>(i)}, ".") + "' is " +
+                      cur->TypeName() + ", not a mapping");
       return false;
     }
     YNode* next = cur->Get(path[i]);
@@ -283,7 +291,8 @@ std::optional<double> AsNumber(const YNode& n) {
 
 nlohmann::json YamlToJson(const YNode& n) {
   switch (n.kind) {
-    case YNode::Kind::kNull: return nullptr;
+    case YNode::Kind::kNull:
+      return nullptr;
     case YNode::Kind::kScalar:
       if (!n.quoted) {
         if (auto b = AsBool(n)) return *b;

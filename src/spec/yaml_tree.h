@@ -1,7 +1,7 @@
 // A YAML document as a tree that keeps every node's place (file, line, column) and the difference
-// between quoted and plain scalars. Built from yaml-cpp (the only user of it), with the checks yaml-cpp
-// leaves out: duplicate keys, and a bound on the expanded size so an alias bomb is refused rather than
-// expanded. Values are plain data: copyable, not thread-safe.
+// between quoted and plain scalars. Built from yaml-cpp (the only user of it), with the checks
+// yaml-cpp leaves out: duplicate keys, and a bound on the expanded size so an alias bomb is refused
+// rather than expanded. Values are plain data: copyable, not thread-safe.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -47,8 +47,8 @@ struct YEntry {
 };
 
 struct YamlLimits {
-  size_t max_bytes = 4 << 20;     // a job file is small; a 100 MB one is a mistake
-  size_t max_nodes = 200000;      // counting every alias expansion
+  size_t max_bytes = 4 << 20;  // a job file is small; a 100 MB one is a mistake
+  size_t max_nodes = 200000;   // counting every alias expansion
   int max_depth = 64;
 };
 
@@ -65,7 +65,8 @@ bool IsYamlNull(const YNode& n);
 std::optional<bool> AsBool(const YNode& n);
 std::optional<long long> AsInt(const YNode& n);
 std::optional<double> AsNumber(const YNode& n);
-// The node as JSON: unquoted scalars that read as booleans or numbers become them, the rest strings.
+// The node as JSON: unquoted scalars that read as booleans or numbers become them, the rest
+// strings.
 nlohmann::json YamlToJson(const YNode& n);
 
 }  // namespace cairn::spec

@@ -24,9 +24,11 @@ std::string BlobStore::PathOf(const std::string& sha) const {
 }
 
 bool BlobStore::Has(const std::string& sha) const {
-  static const std::string kEmpty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+  static const std::string kEmpty =
+      "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
   struct stat st;
-  return IsValidSha256(sha) && stat(PathOf(sha).c_str(), &st) == 0 && (st.st_size > 0 || sha == kEmpty);
+  return IsValidSha256(sha) && stat(PathOf(sha).c_str(), &st) == 0 &&
+         (st.st_size > 0 || sha == kEmpty);
 }
 
 Status BlobStore::Sync() const {
@@ -41,7 +43,8 @@ Status BlobStore::Put(const std::string& sha, const std::string& data, bool dura
   if (!IsValidSha256(sha)) return InvalidArgument("'" + sha + "' is not a SHA-256 digest");
   std::string actual = Sha256Hex(data);
   if (actual != sha)
-    return InvalidArgument("blob content hashes to " + actual + ", not " + sha + " (corrupted upload?)");
+    return InvalidArgument("blob content hashes to " + actual + ", not " + sha +
+                           " (corrupted upload?)");
   if (Has(sha)) return Status::Ok();
   Status s = MakeDirs(root_ + "/" + sha.substr(0, 2));
   if (!s.ok()) return s;
@@ -70,7 +73,10 @@ Result<std::string> BlobStore::PutFile(const std::string& path) {
     h.Update(buf.data(), static_cast<size_t>(n));
     for (ssize_t done = 0; done < n;) {
       ssize_t w = write(out, buf.data() + done, static_cast<size_t>(n - done));
-      if (w <= 0) { ok = false; break; }
+      if (w <= 0) {
+        ok = false;
+        break;
+      }
       done += w;
     }
     if (!ok) break;
@@ -78,14 +84,17 @@ Result<std::string> BlobStore::PutFile(const std::string& path) {
   close(in);
   if (close(out) != 0) ok = false;
   std::string sha = h.HexDigest();
-  Status s = ok ? MakeDirs(root_ + "/" + sha.substr(0, 2)) : Internal("cannot copy " + path + " into the blob store");
-  if (s.ok() && !Has(sha) && rename(tmp.c_str(), PathOf(sha).c_str()) != 0) s = Internal("cannot store " + path);
+  Status s = ok ? MakeDirs(root_ + "/" + sha.substr(0, 2))
+                : Internal("cannot copy " + path + " into the blob store");
+  if (s.ok() && !Has(sha) && rename(tmp.c_str(), PathOf(sha).c_str()) != 0)
+    s = Internal("cannot store " + path);
   unlink(tmp.c_str());
   if (!s.ok()) return s;
   return sha;
 }
 
-Status BlobStore::Materialize(const std::vector<ManifestEntry>& manifest, const std::string& dir) const {
+Status BlobStore::Materialize(const std::vector<ManifestEntry>& manifest,
+                              const std::string& dir) const {
   for (const auto& e : manifest) {
     std::string to = dir + "/" + e.path;
     Status s = MakeDirs(Dirname(to));
@@ -100,7 +109,8 @@ Status BlobStore::Materialize(const std::vector<ManifestEntry>& manifest, const 
 nlohmann::json ManifestToJson(const std::vector<ManifestEntry>& m) {
   nlohmann::json a = nlohmann::json::array();
   for (const auto& e : m)
-    a.push_back({{"path", e.path}, {"sha256", e.sha256}, {"size", e.size}, {"executable", e.executable}});
+    a.push_back(
+        {{"path", e.path}, {"sha256", e.sha256}, {"size", e.size}, {"executable", e.executable}});
   return a;
 }
 
@@ -119,7 +129,8 @@ Result<std::vector<ManifestEntry>> ManifestFromJson(const nlohmann::json& j) {
     for (const auto& part : Split(e.path, '/'))
       if (part == ".." || part == "." || part.empty())
         return InvalidArgument("manifest path '" + e.path + "' leaves its folder");
-    if (!IsValidSha256(e.sha256)) return InvalidArgument("manifest entry '" + e.path + "' has no valid sha256");
+    if (!IsValidSha256(e.sha256))
+      return InvalidArgument("manifest entry '" + e.path + "' has no valid sha256");
     out.push_back(std::move(e));
   }
   return out;

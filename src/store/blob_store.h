@@ -1,6 +1,6 @@
-// Content-addressed files under <root>/<first two hex>/<sha256>. Writes go to a temporary file that is
-// hashed as it is written and renamed into place only when the hash matches, so a blob on disk is
-// always whole and correct. Thread-safe: the file system is the only state.
+// Content-addressed files under <root>/<first two hex>/<sha256>. Writes go to a temporary file that
+// is hashed as it is written and renamed into place only when the hash matches, so a blob on disk
+// is always whole and correct. Thread-safe: the file system is the only state.
 #pragma once
 
 #include <string>
@@ -24,15 +24,16 @@ class BlobStore {
  public:
   explicit BlobStore(std::string root) : root_(std::move(root)) {}
 
-  // Whether the blob is stored whole (an empty file stands for nothing unless the blob is empty: what a
-  // crash can leave of a blob written but not yet synced).
+  // Whether the blob is stored whole (an empty file stands for nothing unless the blob is empty:
+  // what a crash can leave of a blob written but not yet synced).
   bool Has(const std::string& sha) const;
   std::string PathOf(const std::string& sha) const;
-  // Stores `data`, which must hash to `sha` (InvalidArgument otherwise). Not `durable`: written and renamed
-  // into place but not synced, for many blobs in a row; Sync() then makes them all durable at once.
+  // Stores `data`, which must hash to `sha` (InvalidArgument otherwise). Not `durable`: written and
+  // renamed into place but not synced, for many blobs in a row; Sync() then makes them all durable
+  // at once.
   Status Put(const std::string& sha, const std::string& data, bool durable = true);
-  // Stores a file of any size, hashing it as it is copied (never all in memory); returns its SHA-256. Not
-  // synced (see Sync()).
+  // Stores a file of any size, hashing it as it is copied (never all in memory); returns its
+  // SHA-256. Not synced (see Sync()).
   Result<std::string> PutFile(const std::string& path);
   // Flushes the blob store's filesystem (one syncfs for any number of blobs written without sync).
   Status Sync() const;

@@ -79,10 +79,13 @@ CREATE TABLE datastores (
   created_at INTEGER NOT NULL
 );
 )sql",
-    // 4: the GPUs a running job holds, per instance (JSON), so a restarted server rebuilds the holdings.
+    // 4: the GPUs a running job holds, per instance (JSON), so a restarted server rebuilds the
+    // holdings.
     "ALTER TABLE jobs ADD COLUMN gpus TEXT NOT NULL DEFAULT '';",
-    // 5: pipeline steps that ran to completion, by their reuse key (a later step with the same key is
-    // reused) and by what they are (a component, or a pipeline's step), to say why one was not reused.
+    // 5: pipeline steps that ran to completion, by their reuse key (a later step with the same key
+    // is
+    // reused) and by what they are (a component, or a pipeline's step), to say why one was not
+    // reused.
     R"sql(
 CREATE TABLE step_runs (
   key TEXT PRIMARY KEY,
@@ -113,7 +116,8 @@ Result<std::unique_ptr<Db>> Db::Open(const std::string& path, bool read_only,
     // Readers are one per server thread: a small page cache each keeps the server's memory small.
     (void)db->Exec("PRAGMA cache_size=-256");
   } else {
-    Status s = db->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+    Status s =
+        db->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
     if (!s.ok()) return s;
     s = db->Migrate(migrations ? *migrations : kMigrations);
     if (!s.ok()) return s;
@@ -148,8 +152,9 @@ Status Db::Migrate(const std::vector<std::string>& migrations) {
   int have = SchemaVersion();
   int want = static_cast<int>(migrations.size());
   if (have > want)
-    return FailedPrecondition("the workspace database is at schema version " + std::to_string(have) +
-                              ", newer than this cairn (" + std::to_string(want) + "); upgrade cairn");
+    return FailedPrecondition("the workspace database is at schema version " +
+                              std::to_string(have) + ", newer than this cairn (" +
+                              std::to_string(want) + "); upgrade cairn");
   for (int v = have; v < want; ++v) {
     Status s = Begin();
     if (!s.ok()) return s;
@@ -230,14 +235,16 @@ Status Stmt::Run() {
 
 std::string Stmt::Text(int col) {
   const unsigned char* t = sqlite3_column_text(s_, col);
-  return t ? std::string(reinterpret_cast<const char*>(t), static_cast<size_t>(sqlite3_column_bytes(s_, col)))
+  return t ? std::string(reinterpret_cast<const char*>(t),
+                         static_cast<size_t>(sqlite3_column_bytes(s_, col)))
            : std::string();
 }
 long long Stmt::Int(int col) { return sqlite3_column_int64(s_, col); }
 double Stmt::Double(int col) { return sqlite3_column_double(s_, col); }
 std::string_view Stmt::Blob(int col) {
   const void* p = sqlite3_column_blob(s_, col);
-  return p ? std::string_view(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(s_, col)))
+  return p ? std::string_view(static_cast<const char*>(p),
+                              static_cast<size_t>(sqlite3_column_bytes(s_, col)))
            : std::string_view();
 }
 bool Stmt::IsNull(int col) { return sqlite3_column_type(s_, col) == SQLITE_NULL; }

@@ -21,8 +21,8 @@ class Stmt;
 
 class Db {
  public:
-  // Opens (creating when `create`) and migrates the database at `path`: with `migrations` when given (each
-  // entry one numbered migration, append only), else the workspace's own schema.
+  // Opens (creating when `create`) and migrates the database at `path`: with `migrations` when
+  // given (each entry one numbered migration, append only), else the workspace's own schema.
   static Result<std::unique_ptr<Db>> Open(const std::string& path, bool read_only = false,
                                           const std::vector<std::string>* migrations = nullptr);
   ~Db();

@@ -22,7 +22,8 @@ Result<std::unique_ptr<JobStore>> JobStore::OpenReader(const std::string& path) 
 
 namespace {
 const char kColumns[] =
-    "name, type, display_name, experiment_name, description, status, status_reason, compute, parent, "
+    "name, type, display_name, experiment_name, description, status, status_reason, compute, "
+    "parent, "
     "spec, source_yaml, snapshot, tags, properties, created_at, start_time, end_time, archived, "
     "exit_code, error, slots, supervisor_pid, token, seq, gpus";
 
@@ -68,22 +69,37 @@ Status JobStore::Insert(const JobRecord& j, const std::vector<StatusEvent>& even
   if (!s.ok()) return s;
   Stmt& ins = db_->Prepare(
       "INSERT INTO jobs (name, type, display_name, experiment_name, description, status, "
-      "status_reason, compute, parent, spec, source_yaml, snapshot, tags, properties, created_at, slots, "
+      "status_reason, compute, parent, spec, source_yaml, snapshot, tags, properties, created_at, "
+      "slots, "
       "token) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-  ins.Bind(1, j.name).Bind(2, j.type).Bind(3, j.display_name).Bind(4, j.experiment_name)
-      .Bind(5, j.description).Bind(6, j.status).Bind(7, j.status_reason).Bind(8, j.compute)
-      .Bind(9, j.parent).Bind(10, j.spec.dump()).Bind(11, j.source_yaml).Bind(12, j.snapshot)
-      .Bind(13, j.tags.dump()).Bind(14, j.properties.dump()).Bind(15, j.created_at).Bind(16, j.slots)
+  ins.Bind(1, j.name)
+      .Bind(2, j.type)
+      .Bind(3, j.display_name)
+      .Bind(4, j.experiment_name)
+      .Bind(5, j.description)
+      .Bind(6, j.status)
+      .Bind(7, j.status_reason)
+      .Bind(8, j.compute)
+      .Bind(9, j.parent)
+      .Bind(10, j.spec.dump())
+      .Bind(11, j.source_yaml)
+      .Bind(12, j.snapshot)
+      .Bind(13, j.tags.dump())
+      .Bind(14, j.properties.dump())
+      .Bind(15, j.created_at)
+      .Bind(16, j.slots)
       .Bind(17, j.token);
   s = ins.Run();
   if (!s.ok()) {
     db_->Rollback();
-    if (s.code() == Code::kAlreadyExists) return AlreadyExists("a job named '" + j.name + "' already exists");
+    if (s.code() == Code::kAlreadyExists)
+      return AlreadyExists("a job named '" + j.name + "' already exists");
     return s;
   }
   int seq = 0;
   for (const auto& e : events) {
-    Stmt& h = db_->Prepare("INSERT INTO job_status_history (job, seq, status, reason, at) VALUES (?,?,?,?,?)");
+    Stmt& h = db_->Prepare(
+        "INSERT INTO job_status_history (job, seq, status, reason, at) VALUES (?,?,?,?,?)");
     h.Bind(1, j.name).Bind(2, ++seq).Bind(3, e.status).Bind(4, e.reason).Bind(5, e.at);
     s = h.Run();
     if (!s.ok()) {
@@ -113,8 +129,14 @@ Status JobStore::Transition(const std::string& name, const std::vector<StatusEve
       "UPDATE jobs SET status = ?, status_reason = ?, start_time = COALESCE(?, start_time), "
       "end_time = COALESCE(?, end_time), exit_code = COALESCE(?, exit_code), "
       "error = CASE WHEN ? = '' THEN error ELSE ? END WHERE name = ?");
-  u.Bind(1, last.status).Bind(2, last.reason).Bind(3, start_time).Bind(4, end_time).Bind(5, exit_code)
-      .Bind(6, error).Bind(7, error).Bind(8, name);
+  u.Bind(1, last.status)
+      .Bind(2, last.reason)
+      .Bind(3, start_time)
+      .Bind(4, end_time)
+      .Bind(5, exit_code)
+      .Bind(6, error)
+      .Bind(7, error)
+      .Bind(8, name);
   s = u.Run();
   for (const auto& e : events) {
     if (!s.ok()) break;
@@ -133,19 +155,31 @@ Status JobStore::Transition(const std::string& name, const std::vector<StatusEve
 
 Status JobStore::SetSupervisorPid(const std::string& name, long long pid, const json& gpus) {
   return db_->Prepare("UPDATE jobs SET supervisor_pid = ?, gpus = ? WHERE name = ?")
-      .Bind(1, pid).Bind(2, gpus.empty() ? std::string() : gpus.dump()).Bind(3, name).Run();
+      .Bind(1, pid)
+      .Bind(2, gpus.empty() ? std::string() : gpus.dump())
+      .Bind(3, name)
+      .Run();
 }
 
 Status JobStore::UpdateMeta(const JobRecord& j) {
-  return db_->Prepare(
-                "UPDATE jobs SET display_name = ?, description = ?, experiment_name = ?, tags = ?, "
-                "properties = ? WHERE name = ?")
-      .Bind(1, j.display_name).Bind(2, j.description).Bind(3, j.experiment_name)
-      .Bind(4, j.tags.dump()).Bind(5, j.properties.dump()).Bind(6, j.name).Run();
+  return db_
+      ->Prepare(
+          "UPDATE jobs SET display_name = ?, description = ?, experiment_name = ?, tags = ?, "
+          "properties = ? WHERE name = ?")
+      .Bind(1, j.display_name)
+      .Bind(2, j.description)
+      .Bind(3, j.experiment_name)
+      .Bind(4, j.tags.dump())
+      .Bind(5, j.properties.dump())
+      .Bind(6, j.name)
+      .Run();
 }
 
 Status JobStore::SetArchived(const std::string& name, bool archived) {
-  return db_->Prepare("UPDATE jobs SET archived = ? WHERE name = ?").Bind(1, archived ? 1 : 0).Bind(2, name).Run();
+  return db_->Prepare("UPDATE jobs SET archived = ? WHERE name = ?")
+      .Bind(1, archived ? 1 : 0)
+      .Bind(2, name)
+      .Run();
 }
 
 Result<JobRecord> JobStore::Get(const std::string& name) {
@@ -161,7 +195,8 @@ Result<JobRecord> JobStore::Get(const std::string& name) {
 }
 
 Status JobStore::PutStepRun(const StepRun& r) {
-  Stmt& s = db_->Prepare("INSERT OR REPLACE INTO step_runs (key, ident, job, fields, at) VALUES (?,?,?,?,?)");
+  Stmt& s = db_->Prepare(
+      "INSERT OR REPLACE INTO step_runs (key, ident, job, fields, at) VALUES (?,?,?,?,?)");
   s.Bind(1, r.key).Bind(2, r.ident).Bind(3, r.job).Bind(4, r.fields.dump()).Bind(5, r.at);
   return s.Run();
 }
@@ -172,7 +207,8 @@ Result<StepRun> ReadStepRun(Stmt& s, const std::string& what) {
     s.Reset();
     return NotFound("no completed step " + what);
   }
-  StepRun r{s.Text(0), s.Text(1), s.Text(2), nlohmann::json::parse(s.Text(3), nullptr, false), s.Int(4)};
+  StepRun r{s.Text(0), s.Text(1), s.Text(2), nlohmann::json::parse(s.Text(3), nullptr, false),
+            s.Int(4)};
   s.Reset();
   if (r.fields.is_discarded()) r.fields = nlohmann::json::object();
   return r;
@@ -186,11 +222,13 @@ Result<StepRun> JobStore::StepRunByKey(const std::string& key) {
 }
 
 std::vector<StepRun> JobStore::RecentStepRuns(const std::string& ident, int limit) {
-  Stmt& s = db_->Prepare("SELECT key, ident, job, fields, at FROM step_runs WHERE ident = ? ORDER BY at DESC LIMIT ?");
+  Stmt& s = db_->Prepare(
+      "SELECT key, ident, job, fields, at FROM step_runs WHERE ident = ? ORDER BY at DESC LIMIT ?");
   s.Bind(1, ident).Bind(2, limit);
   std::vector<StepRun> out;
   while (s.Step()) {
-    StepRun r{s.Text(0), s.Text(1), s.Text(2), nlohmann::json::parse(s.Text(3), nullptr, false), s.Int(4)};
+    StepRun r{s.Text(0), s.Text(1), s.Text(2), nlohmann::json::parse(s.Text(3), nullptr, false),
+              s.Int(4)};
     if (r.fields.is_discarded()) r.fields = nlohmann::json::object();
     out.push_back(std::move(r));
   }
@@ -228,13 +266,27 @@ namespace {
 // The WHERE and ORDER of a job listing, with its arguments.
 std::string FilterSql(const JobFilter& f, std::vector<std::string>& args) {
   std::string sql = " FROM jobs WHERE 1";
-  if (f.archived_only) sql += " AND archived = 1";
-  else if (!f.include_archived) sql += " AND archived = 0";
-  if (!f.status.empty()) { sql += " AND status = ?"; args.push_back(f.status); }
-  if (!f.experiment.empty()) { sql += " AND experiment_name = ?"; args.push_back(f.experiment); }
-  if (!f.parent.empty()) { sql += " AND parent = ?"; args.push_back(f.parent); }
-  else if (f.top_level_only) sql += " AND parent = ''";
-  if (!f.compute.empty()) { sql += " AND compute = ?"; args.push_back(f.compute); }
+  if (f.archived_only)
+    sql += " AND archived = 1";
+  else if (!f.include_archived)
+    sql += " AND archived = 0";
+  if (!f.status.empty()) {
+    sql += " AND status = ?";
+    args.push_back(f.status);
+  }
+  if (!f.experiment.empty()) {
+    sql += " AND experiment_name = ?";
+    args.push_back(f.experiment);
+  }
+  if (!f.parent.empty()) {
+    sql += " AND parent = ?";
+    args.push_back(f.parent);
+  } else if (f.top_level_only)
+    sql += " AND parent = ''";
+  if (!f.compute.empty()) {
+    sql += " AND compute = ?";
+    args.push_back(f.compute);
+  }
   sql += " ORDER BY seq DESC";
   if (f.max_results > 0) sql += " LIMIT " + std::to_string(f.max_results);
   return sql;
@@ -254,8 +306,10 @@ std::vector<JobRecord> JobStore::List(const JobFilter& f) {
 std::vector<JobSummary> JobStore::ListSummaries(const JobFilter& f) {
   std::vector<std::string> args;
   Stmt& s = db_->Prepare(
-      "SELECT name, display_name, type, status, experiment_name, compute, parent, created_at, start_time, end_time, "
-      "tags, COALESCE(json_extract(properties, '$.best_child_run_id'), '')" + FilterSql(f, args));
+      "SELECT name, display_name, type, status, experiment_name, compute, parent, created_at, "
+      "start_time, end_time, "
+      "tags, COALESCE(json_extract(properties, '$.best_child_run_id'), '')" +
+      FilterSql(f, args));
   for (size_t i = 0; i < args.size(); ++i) s.Bind(static_cast<int>(i + 1), args[i]);
   std::vector<JobSummary> out;
   while (s.Step()) {
@@ -279,8 +333,9 @@ std::vector<JobSummary> JobStore::ListSummaries(const JobFilter& f) {
 }
 
 std::vector<JobRecord> JobStore::NonTerminal() {
-  Stmt& s = db_->Prepare(std::string("SELECT ") + kColumns +
-                         " FROM jobs WHERE status NOT IN ('Completed','Failed','Canceled','Paused') ORDER BY seq");
+  Stmt& s = db_->Prepare(
+      std::string("SELECT ") + kColumns +
+      " FROM jobs WHERE status NOT IN ('Completed','Failed','Canceled','Paused') ORDER BY seq");
   std::vector<JobRecord> out;
   while (s.Step()) out.push_back(Read(s));
   s.Reset();
@@ -288,7 +343,8 @@ std::vector<JobRecord> JobStore::NonTerminal() {
 }
 
 std::vector<StatusEvent> JobStore::History(const std::string& name) {
-  Stmt& s = db_->Prepare("SELECT status, reason, at FROM job_status_history WHERE job = ? ORDER BY seq");
+  Stmt& s =
+      db_->Prepare("SELECT status, reason, at FROM job_status_history WHERE job = ? ORDER BY seq");
   s.Bind(1, name);
   std::vector<StatusEvent> out;
   while (s.Step()) out.push_back({s.Text(0), s.Text(1), s.Int(2)});
@@ -297,8 +353,13 @@ std::vector<StatusEvent> JobStore::History(const std::string& name) {
 }
 
 Status JobStore::PutCompute(const ComputeRecord& c) {
-  return db_->Prepare("INSERT OR REPLACE INTO computes (name, type, spec, created_at) VALUES (?,?,?,?)")
-      .Bind(1, c.name).Bind(2, c.type).Bind(3, c.spec.dump()).Bind(4, c.created_at).Run();
+  return db_
+      ->Prepare("INSERT OR REPLACE INTO computes (name, type, spec, created_at) VALUES (?,?,?,?)")
+      .Bind(1, c.name)
+      .Bind(2, c.type)
+      .Bind(3, c.spec.dump())
+      .Bind(4, c.created_at)
+      .Run();
 }
 
 Status JobStore::DeleteCompute(const std::string& name) {
@@ -320,7 +381,8 @@ Result<ComputeRecord> JobStore::GetCompute(const std::string& name) {
 std::vector<ComputeRecord> JobStore::ListComputes() {
   Stmt& s = db_->Prepare("SELECT name, type, spec, created_at FROM computes ORDER BY name");
   std::vector<ComputeRecord> out;
-  while (s.Step()) out.push_back({s.Text(0), s.Text(1), json::parse(s.Text(2), nullptr, false), s.Int(3)});
+  while (s.Step())
+    out.push_back({s.Text(0), s.Text(1), json::parse(s.Text(2), nullptr, false), s.Int(3)});
   s.Reset();
   return out;
 }
@@ -345,8 +407,13 @@ AssetRecord JobStore::ReadAsset(Stmt& s) {
 Status JobStore::InsertAsset(const AssetRecord& a) {
   Stmt& s = db_->Prepare(
       "INSERT INTO assets (kind, name, version, seq, spec, created_at, archived) VALUES "
-      "(?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM assets WHERE kind = ?1), ?, ?, ?) ON CONFLICT DO NOTHING");
-  s.Bind(1, a.kind).Bind(2, a.name).Bind(3, a.version).Bind(4, a.spec.dump()).Bind(5, a.created_at)
+      "(?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM assets WHERE kind = ?1), ?, ?, ?) ON "
+      "CONFLICT DO NOTHING");
+  s.Bind(1, a.kind)
+      .Bind(2, a.name)
+      .Bind(3, a.version)
+      .Bind(4, a.spec.dump())
+      .Bind(5, a.created_at)
       .Bind(6, a.archived ? 1 : 0);
   Status st = s.Run();
   if (!st.ok()) return st;
@@ -356,12 +423,15 @@ Status JobStore::InsertAsset(const AssetRecord& a) {
   return Status::Ok();
 }
 
-Result<AssetRecord> JobStore::GetAsset(const std::string& kind, const std::string& name, const std::string& version) {
-  Stmt& s = db_->Prepare(std::string("SELECT ") + kAssetColumns + " FROM assets WHERE kind = ? AND name = ? AND version = ?");
+Result<AssetRecord> JobStore::GetAsset(const std::string& kind, const std::string& name,
+                                       const std::string& version) {
+  Stmt& s = db_->Prepare(std::string("SELECT ") + kAssetColumns +
+                         " FROM assets WHERE kind = ? AND name = ? AND version = ?");
   s.Bind(1, kind).Bind(2, name).Bind(3, version);
   if (!s.Step()) {
     s.Reset();
-    return NotFound(AssetWord(kind) + " '" + name + "' has no version '" + version + "' in this workspace");
+    return NotFound(AssetWord(kind) + " '" + name + "' has no version '" + version +
+                    "' in this workspace");
   }
   AssetRecord a = ReadAsset(s);
   s.Reset();
@@ -369,25 +439,33 @@ Result<AssetRecord> JobStore::GetAsset(const std::string& kind, const std::strin
 }
 
 Result<AssetRecord> JobStore::LatestAsset(const std::string& kind, const std::string& name) {
-  Stmt& s = db_->Prepare(std::string("SELECT ") + kAssetColumns +
-                         " FROM assets WHERE kind = ? AND name = ? AND archived = 0 ORDER BY seq DESC LIMIT 1");
+  Stmt& s = db_->Prepare(
+      std::string("SELECT ") + kAssetColumns +
+      " FROM assets WHERE kind = ? AND name = ? AND archived = 0 ORDER BY seq DESC LIMIT 1");
   s.Bind(1, kind).Bind(2, name);
   if (!s.Step()) {
     s.Reset();
-    return NotFound("no " + AssetWord(kind) + " named '" + name + "' in this workspace (or every version is archived)");
+    return NotFound("no " + AssetWord(kind) + " named '" + name +
+                    "' in this workspace (or every version is archived)");
   }
   AssetRecord a = ReadAsset(s);
   s.Reset();
   return a;
 }
 
-std::vector<AssetRecord> JobStore::ListAssets(const std::string& kind, const std::string& name, bool include_archived,
-                                              bool archived_only) {
-  std::string where = archived_only ? " AND archived = 1" : include_archived ? "" : " AND archived = 0";
-  std::string sql = name.empty()
-      ? std::string("SELECT ") + kAssetColumns + " FROM assets a WHERE kind = ?1" + where +
-            " AND seq = (SELECT MAX(seq) FROM assets b WHERE b.kind = a.kind AND b.name = a.name" + where + ") ORDER BY name"
-      : std::string("SELECT ") + kAssetColumns + " FROM assets WHERE kind = ?1 AND name = ?2" + where + " ORDER BY seq DESC";
+std::vector<AssetRecord> JobStore::ListAssets(const std::string& kind, const std::string& name,
+                                              bool include_archived, bool archived_only) {
+  std::string where = archived_only      ? " AND archived = 1"
+                      : include_archived ? ""
+                                         : " AND archived = 0";
+  std::string sql =
+      name.empty()
+          ? std::string("SELECT ") + kAssetColumns + " FROM assets a WHERE kind = ?1" + where +
+                " AND seq = (SELECT MAX(seq) FROM assets b WHERE b.kind = a.kind AND b.name = "
+                "a.name" +
+                where + ") ORDER BY name"
+          : std::string("SELECT ") + kAssetColumns + " FROM assets WHERE kind = ?1 AND name = ?2" +
+                where + " ORDER BY seq DESC";
   Stmt& s = db_->Prepare(sql);
   s.Bind(1, kind);
   if (!name.empty()) s.Bind(2, name);
@@ -397,21 +475,24 @@ std::vector<AssetRecord> JobStore::ListAssets(const std::string& kind, const std
   return out;
 }
 
-Status JobStore::SetAssetArchived(const std::string& kind, const std::string& name, const std::string& version,
-                                  bool archived) {
-  Stmt& s = db_->Prepare("UPDATE assets SET archived = ? WHERE kind = ? AND name = ? AND (? = '' OR version = ?)");
+Status JobStore::SetAssetArchived(const std::string& kind, const std::string& name,
+                                  const std::string& version, bool archived) {
+  Stmt& s = db_->Prepare(
+      "UPDATE assets SET archived = ? WHERE kind = ? AND name = ? AND (? = '' OR version = ?)");
   s.Bind(1, archived ? 1 : 0).Bind(2, kind).Bind(3, name).Bind(4, version).Bind(5, version);
   Status st = s.Run();
   if (!st.ok()) return st;
   if (db_->Changes() == 0)
-    return NotFound(AssetWord(kind) + " '" + name + "'" + (version.empty() ? "" : " version '" + version + "'") +
+    return NotFound(AssetWord(kind) + " '" + name + "'" +
+                    (version.empty() ? "" : " version '" + version + "'") +
                     " does not exist in this workspace");
   return Status::Ok();
 }
 
 std::string JobStore::NextAssetVersion(const std::string& kind, const std::string& name) {
   Stmt& s = db_->Prepare(
-      "SELECT COALESCE(MAX(CAST(version AS INTEGER)), 0) + 1 FROM assets WHERE kind = ? AND name = ? "
+      "SELECT COALESCE(MAX(CAST(version AS INTEGER)), 0) + 1 FROM assets WHERE kind = ? AND name = "
+      "? "
       "AND version GLOB '[0-9]*' AND version NOT GLOB '*[^0-9]*'");
   s.Bind(1, kind).Bind(2, name);
   long long v = s.Step() ? s.Int(0) : 1;
@@ -421,12 +502,16 @@ std::string JobStore::NextAssetVersion(const std::string& kind, const std::strin
 
 Status JobStore::PutDatastore(const DatastoreRecord& d) {
   return db_->Prepare("INSERT OR REPLACE INTO datastores (name, spec, created_at) VALUES (?,?,?)")
-      .Bind(1, d.name).Bind(2, d.spec.dump()).Bind(3, d.created_at).Run();
+      .Bind(1, d.name)
+      .Bind(2, d.spec.dump())
+      .Bind(3, d.created_at)
+      .Run();
 }
 
 Status JobStore::DeleteDatastore(const std::string& name) {
   Status s = db_->Prepare("DELETE FROM datastores WHERE name = ?").Bind(1, name).Run();
-  if (s.ok() && db_->Changes() == 0) return NotFound("no datastore named '" + name + "' in this workspace");
+  if (s.ok() && db_->Changes() == 0)
+    return NotFound("no datastore named '" + name + "' in this workspace");
   return s;
 }
 
@@ -435,7 +520,8 @@ Result<DatastoreRecord> JobStore::GetDatastore(const std::string& name) {
   s.Bind(1, name);
   if (!s.Step()) {
     s.Reset();
-    return NotFound("datastore '" + name + "' does not exist in this workspace (cairn datastore list)");
+    return NotFound("datastore '" + name +
+                    "' does not exist in this workspace (cairn datastore list)");
   }
   DatastoreRecord d{s.Text(0), json::parse(s.Text(1), nullptr, false), s.Int(2)};
   s.Reset();
@@ -451,8 +537,13 @@ std::vector<DatastoreRecord> JobStore::ListDatastores() {
 }
 
 Status JobStore::PutSnapshot(const std::string& id, const std::string& manifest) {
-  return db_->Prepare("INSERT OR IGNORE INTO snapshots (id, manifest, created_at) VALUES (?, ?, strftime('%s','now'))")
-      .Bind(1, id).Bind(2, manifest).Run();
+  return db_
+      ->Prepare(
+          "INSERT OR IGNORE INTO snapshots (id, manifest, created_at) VALUES (?, ?, "
+          "strftime('%s','now'))")
+      .Bind(1, id)
+      .Bind(2, manifest)
+      .Run();
 }
 
 Result<std::string> JobStore::GetSnapshot(const std::string& id) {

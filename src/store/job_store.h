@@ -1,6 +1,6 @@
-// The workspace's records: jobs with their status history, computes, code snapshots. A JobStore wraps
-// one Db connection and so is not thread-safe: the scheduler thread owns the writer; each reader
-// thread opens its own with OpenReader.
+// The workspace's records: jobs with their status history, computes, code snapshots. A JobStore
+// wraps one Db connection and so is not thread-safe: the scheduler thread owns the writer; each
+// reader thread opens its own with OpenReader.
 #pragma once
 
 #include <memory>
@@ -45,7 +45,8 @@ struct JobRecord {
   std::optional<long long> supervisor_pid;
   std::string token;
   long long seq = 0;
-  // The GPUs of this machine the job holds while it runs, per instance ([[0, 1], [2, 3]]); [] for none.
+  // The GPUs of this machine the job holds while it runs, per instance ([[0, 1], [2, 3]]); [] for
+  // none.
   nlohmann::json gpus = nlohmann::json::array();
 };
 
@@ -76,8 +77,8 @@ struct ComputeRecord {
   long long created_at = 0;
 };
 
-// A version of a data asset, an environment or a model. `spec` holds the asset's fields as the API shows
-// them (type, path, description, tags, ...) plus where its content lives.
+// A version of a data asset, an environment or a model. `spec` holds the asset's fields as the API
+// shows them (type, path, description, tags, ...) plus where its content lives.
 struct AssetRecord {
   std::string kind;  // data | environment | model
   std::string name;
@@ -94,8 +95,8 @@ struct DatastoreRecord {
   long long created_at = 0;
 };
 
-// A pipeline step that completed: its reuse key, what it is (a component's name, or a pipeline's step), and
-// the fields the key was made of, to say what changed when a later step is not reused.
+// A pipeline step that completed: its reuse key, what it is (a component's name, or a pipeline's
+// step), and the fields the key was made of, to say what changed when a later step is not reused.
 struct StepRun {
   std::string key;
   std::string ident;
@@ -111,26 +112,32 @@ class JobStore {
   // A read-only connection for another thread.
   static Result<std::unique_ptr<JobStore>> OpenReader(const std::string& path);
 
-  // Inserts the job and its first status events in one transaction. AlreadyExists if the name is taken.
+  // Inserts the job and its first status events in one transaction. AlreadyExists if the name is
+  // taken.
   Status Insert(const JobRecord& job, const std::vector<StatusEvent>& events);
-  // Records a transition (status, reason, time) and the fields that come with it, in one transaction.
+  // Records a transition (status, reason, time) and the fields that come with it, in one
+  // transaction.
   Status Transition(const std::string& name, const StatusEvent& event,
                     const std::optional<long long>& start_time = std::nullopt,
                     const std::optional<long long>& end_time = std::nullopt,
                     const std::optional<long long>& exit_code = std::nullopt,
                     const std::string& error = "");
-  // Several transitions in one transaction (e.g. Finalizing then Completed); the last is the status.
+  // Several transitions in one transaction (e.g. Finalizing then Completed); the last is the
+  // status.
   Status Transition(const std::string& name, const std::vector<StatusEvent>& events,
-                    const std::optional<long long>& start_time, const std::optional<long long>& end_time,
+                    const std::optional<long long>& start_time,
+                    const std::optional<long long>& end_time,
                     const std::optional<long long>& exit_code, const std::string& error);
   // Its supervisor's pid and the GPUs it holds, recorded together once it is started.
-  Status SetSupervisorPid(const std::string& name, long long pid, const nlohmann::json& gpus = nlohmann::json::array());
-  Status UpdateMeta(const JobRecord& job);  // display_name, description, experiment, tags, properties
+  Status SetSupervisorPid(const std::string& name, long long pid,
+                          const nlohmann::json& gpus = nlohmann::json::array());
+  Status UpdateMeta(
+      const JobRecord& job);  // display_name, description, experiment, tags, properties
   Status SetArchived(const std::string& name, bool archived);
 
   Result<JobRecord> Get(const std::string& name);
-  // A job's status, reason and token without the rest of its record (no JSON parsed): for the checks made
-  // on every report and every log poll.
+  // A job's status, reason and token without the rest of its record (no JSON parsed): for the
+  // checks made on every report and every log poll.
   struct Brief {
     std::string status, status_reason, token;
   };
@@ -149,15 +156,16 @@ class JobStore {
 
   // Inserts a new version; AlreadyExists if that version exists (versions never change once made).
   Status InsertAsset(const AssetRecord& a);
-  Result<AssetRecord> GetAsset(const std::string& kind, const std::string& name, const std::string& version);
+  Result<AssetRecord> GetAsset(const std::string& kind, const std::string& name,
+                               const std::string& version);
   // The most recently created version that is not archived.
   Result<AssetRecord> LatestAsset(const std::string& kind, const std::string& name);
   // With `name`: every version of it, newest first; without: the latest version of each name.
-  std::vector<AssetRecord> ListAssets(const std::string& kind, const std::string& name, bool include_archived,
-                                      bool archived_only);
+  std::vector<AssetRecord> ListAssets(const std::string& kind, const std::string& name,
+                                      bool include_archived, bool archived_only);
   // One version, or with `version` empty every version of the name. NotFound when nothing matched.
-  Status SetAssetArchived(const std::string& kind, const std::string& name, const std::string& version,
-                          bool archived);
+  Status SetAssetArchived(const std::string& kind, const std::string& name,
+                          const std::string& version, bool archived);
   // One more than the highest integer version of `name` (1 for a new name).
   std::string NextAssetVersion(const std::string& kind, const std::string& name);
 

@@ -100,8 +100,9 @@ TEST_F(StoreTest, ARefusesANewerSchema) {
   }
   auto s = JobStore::Open(Path("w.db"));
   ASSERT_FALSE(s.ok());
-  EXPECT_EQ(s.status().message(),
-            "the workspace database is at schema version 99, newer than this cairn (5); upgrade cairn");
+  EXPECT_EQ(
+      s.status().message(),
+      "the workspace database is at schema version 99, newer than this cairn (5); upgrade cairn");
 }
 
 TEST_F(StoreTest, BlobsAreVerifiedAgainstTheirHash) {
@@ -131,7 +132,8 @@ TEST_F(StoreTest, APutFileStreamsAndLeavesNothingElseBehind) {
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again, *sha);
   int entries = 0;
-  for (const auto& e : std::filesystem::directory_iterator(Path("blobs"))) entries += e.is_directory() ? 1 : 100;
+  for (const auto& e : std::filesystem::directory_iterator(Path("blobs")))
+    entries += e.is_directory() ? 1 : 100;
   EXPECT_EQ(entries, 1);  // one fan-out folder, no temporary file left
   EXPECT_EQ(b.PutFile(Path("missing")).status().code(), Code::kInvalidArgument);
 }
@@ -171,7 +173,8 @@ TEST_F(StoreTest, AssetVersionsAreImmutableAndLatestSkipsArchived) {
   dup.name = "iris";
   dup.version = "2";
   EXPECT_EQ(st.InsertAsset(dup).code(), Code::kAlreadyExists);
-  EXPECT_EQ(st.GetAsset("data", "iris", "2")->spec["path"], "p2");  // unchanged by the refused insert
+  EXPECT_EQ(st.GetAsset("data", "iris", "2")->spec["path"],
+            "p2");                                      // unchanged by the refused insert
   EXPECT_EQ(st.NextAssetVersion("data", "iris"), "3");  // "v3" is not a number
   EXPECT_EQ(st.LatestAsset("data", "iris")->version, "v3");
   ASSERT_TRUE(st.SetAssetArchived("data", "iris", "v3", true).ok());
@@ -179,7 +182,8 @@ TEST_F(StoreTest, AssetVersionsAreImmutableAndLatestSkipsArchived) {
   EXPECT_EQ(st.ListAssets("data", "iris", false, false).size(), 2u);
   EXPECT_EQ(st.ListAssets("data", "iris", true, false).size(), 3u);
   EXPECT_EQ(st.ListAssets("data", "", false, false).front().version, "2");  // latest of each name
-  EXPECT_EQ(st.LatestAsset("model", "iris").status().code(), Code::kNotFound);  // kinds are separate
+  EXPECT_EQ(st.LatestAsset("model", "iris").status().code(),
+            Code::kNotFound);  // kinds are separate
   ASSERT_TRUE(st.SetAssetArchived("data", "iris", "", true).ok());
   EXPECT_EQ(st.LatestAsset("data", "iris").status().code(), Code::kNotFound);
   EXPECT_EQ(st.SetAssetArchived("data", "nope", "", true).code(), Code::kNotFound);
@@ -197,7 +201,8 @@ TEST_F(StoreTest, StepRunsAreFoundByKeyAndTheRecentOnesOfAStepNewestFirst) {
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->job, "p1_a");
   EXPECT_EQ(got->fields["command"], "echo 1");
-  ASSERT_TRUE(st.PutStepRun({"k1", "step:e/p/a", "p3_a", {{"command", "echo 1"}}, 40}).ok());  // the latest wins
+  ASSERT_TRUE(st.PutStepRun({"k1", "step:e/p/a", "p3_a", {{"command", "echo 1"}}, 40})
+                  .ok());  // the latest wins
   EXPECT_EQ(st.StepRunByKey("k1")->job, "p3_a");
   auto recent = st.RecentStepRuns("step:e/p/a", 10);
   ASSERT_EQ(recent.size(), 2u);

@@ -38,7 +38,8 @@ Decision Evaluate(const Policy& p, bool maximize, const std::vector<TrialCurve>&
   for (const auto& c : curves)
     if (c.values.size() >= k) reached.push_back(&c);
   const double mine = best_of(me);
-  const std::string head = "trial " + std::to_string(me.trial) + " at interval " + std::to_string(k) + ": ";
+  const std::string head =
+      "trial " + std::to_string(me.trial) + " at interval " + std::to_string(k) + ": ";
   const char* worse = maximize ? " < " : " > ";
   const char* not_worse = maximize ? " >= " : " <= ";
 
@@ -50,14 +51,16 @@ Decision Evaluate(const Policy& p, bool maximize, const std::vector<TrialCurve>&
       std::string how;
       if (p.has_slack_factor) {
         threshold = maximize ? b / (1 + p.slack_factor) : b * (1 + p.slack_factor);
-        how = maximize ? Fmt(b) + "/(1+" + Fmt(p.slack_factor) + ")" : Fmt(b) + "*(1+" + Fmt(p.slack_factor) + ")";
+        how = maximize ? Fmt(b) + "/(1+" + Fmt(p.slack_factor) + ")"
+                       : Fmt(b) + "*(1+" + Fmt(p.slack_factor) + ")";
       } else {
         threshold = maximize ? b - p.slack_amount : b + p.slack_amount;
         how = maximize ? Fmt(b) + "-" + Fmt(p.slack_amount) : Fmt(b) + "+" + Fmt(p.slack_amount);
       }
       d.stop = better(threshold, mine);
-      d.reason = head + "best " + Fmt(mine) + (d.stop ? worse : not_worse) + "threshold " + Fmt(threshold) + " = " + how +
-                 " (bandit over " + std::to_string(reached.size()) + " trials)";
+      d.reason = head + "best " + Fmt(mine) + (d.stop ? worse : not_worse) + "threshold " +
+                 Fmt(threshold) + " = " + how + " (bandit over " + std::to_string(reached.size()) +
+                 " trials)";
       break;
     }
     case Policy::Type::kMedianStopping: {
@@ -71,27 +74,30 @@ Decision Evaluate(const Policy& p, bool maximize, const std::vector<TrialCurve>&
       size_t n = avgs.size();
       double median = n % 2 ? avgs[n / 2] : (avgs[n / 2 - 1] + avgs[n / 2]) / 2;
       d.stop = better(median, mine);
-      d.reason = head + "best " + Fmt(mine) + (d.stop ? worse : not_worse) + "median " + Fmt(median) +
-                 " of the running averages of " + std::to_string(n) + " trials";
+      d.reason = head + "best " + Fmt(mine) + (d.stop ? worse : not_worse) + "median " +
+                 Fmt(median) + " of the running averages of " + std::to_string(n) + " trials";
       break;
     }
     case Policy::Type::kTruncationSelection: {
       std::vector<const TrialCurve*> pop;
       for (const auto* c : reached)
         if (c == &me || !(p.exclude_finished_jobs && c->finished)) pop.push_back(c);
-      // Worst first by the value at interval k; ties keep trial order, so the decision is deterministic.
+      // Worst first by the value at interval k; ties keep trial order, so the decision is
+      // deterministic.
       std::stable_sort(pop.begin(), pop.end(), [&](const TrialCurve* a, const TrialCurve* b) {
         return better(b->values[k - 1], a->values[k - 1]);
       });
       size_t cut = pop.size() * static_cast<size_t>(p.truncation_percentage) / 100;
       size_t rank = static_cast<size_t>(std::find(pop.begin(), pop.end(), &me) - pop.begin());
       d.stop = rank < cut;
-      d.reason = head + "value " + Fmt(me.values[k - 1]) + " ranks " + std::to_string(rank + 1) + " from the worst of " +
-                 std::to_string(pop.size()) + "; the worst " + std::to_string(p.truncation_percentage) + "% (" +
-                 std::to_string(cut) + ") are " + (d.stop ? "stopped" : "stopped, not this one");
+      d.reason = head + "value " + Fmt(me.values[k - 1]) + " ranks " + std::to_string(rank + 1) +
+                 " from the worst of " + std::to_string(pop.size()) + "; the worst " +
+                 std::to_string(p.truncation_percentage) + "% (" + std::to_string(cut) + ") are " +
+                 (d.stop ? "stopped" : "stopped, not this one");
       break;
     }
-    case Policy::Type::kNone: break;
+    case Policy::Type::kNone:
+      break;
   }
   return d;
 }

@@ -1,6 +1,7 @@
-// Early termination of sweep trials: bandit, median stopping and truncation selection, by the formal
-// semantics of spec/azureml-cli-v2.md section 5.7. Evaluated each time a trial reports the primary metric
-// (each report is one interval); a decision carries the numbers it was made on, for the sweep's log.
+// Early termination of sweep trials: bandit, median stopping and truncation selection, by the
+// formal semantics of spec/azureml-cli-v2.md section 5.7. Evaluated each time a trial reports the
+// primary metric (each report is one interval); a decision carries the numbers it was made on, for
+// the sweep's log.
 #pragma once
 
 #include <string>

@@ -20,7 +20,8 @@ uint64_t Mix(uint64_t x) {  // SplitMix64's finaliser
 // A small deterministic generator: the stream for (seed, index) never depends on other trials.
 class Rng {
  public:
-  Rng(uint64_t seed, uint64_t index, uint64_t salt = 0) : s_(Mix(Mix(seed) ^ Mix(index + 0x51ED27u) ^ salt)) {}
+  Rng(uint64_t seed, uint64_t index, uint64_t salt = 0)
+      : s_(Mix(Mix(seed) ^ Mix(index + 0x51ED27u) ^ salt)) {}
   uint64_t Bits() { return Mix(s_ += 0x9E3779B97F4A7C15ull); }
   double Uniform() { return static_cast<double>(Bits() >> 11) * 0x1.0p-53; }  // [0, 1)
   double Normal() {
@@ -32,11 +33,15 @@ class Rng {
   uint64_t s_;
 };
 
-bool IsNormal(Kind k) { return k == Kind::kNormal || k == Kind::kLogNormal || k == Kind::kQNormal || k == Kind::kQLogNormal; }
+bool IsNormal(Kind k) {
+  return k == Kind::kNormal || k == Kind::kLogNormal || k == Kind::kQNormal ||
+         k == Kind::kQLogNormal;
+}
 
 json Number(double v, double q) {
   // A quantised value with an integral step is an integer ("--trees 40", not "40.0").
-  if (q > 0 && q == std::floor(q) && std::fabs(v) < 9e15) return static_cast<long long>(std::llround(v));
+  if (q > 0 && q == std::floor(q) && std::fabs(v) < 9e15)
+    return static_cast<long long>(std::llround(v));
   return v;
 }
 
@@ -45,7 +50,9 @@ double Quantize(double v, double q) { return std::round(v / q) * q; }
 Result<double> Num(const json& j, const std::string& path, const char* field) {
   if (!j.contains(field)) return InvalidArgument(path + ": missing `" + field + "`");
   const json& v = j[field];
-  if (!v.is_number()) return InvalidArgument(path + "." + field + ": must be a number, not " + v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  if (!v.is_number())
+    return InvalidArgument(path + "." + field + ": must be a number, not " +
+                           v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   return v.get<double>();
 }
 
@@ -58,8 +65,9 @@ size_t Dims(const Space& space) {
   return n;
 }
 
-// Samples `space` into `out` taking uniforms from `next` (a Sobol point or a generator), in a fixed order of
-// dimensions: every parameter of every branch owns its dimensions whether or not its branch is chosen.
+// Samples `space` into `out` taking uniforms from `next` (a Sobol point or a generator), in a fixed
+// order of dimensions: every parameter of every branch owns its dimensions whether or not its
+// branch is chosen.
 void SampleWith(const Space& space, const std::function<double()>& next, json& out) {
   for (const auto& p : space) {
     double u = next();
@@ -133,16 +141,26 @@ std::vector<uint32_t> Directions(size_t dim) {
 
 const char* KindName(Kind k) {
   switch (k) {
-    case Kind::kChoice: return "choice";
-    case Kind::kRandint: return "randint";
-    case Kind::kUniform: return "uniform";
-    case Kind::kLogUniform: return "loguniform";
-    case Kind::kQUniform: return "quniform";
-    case Kind::kQLogUniform: return "qloguniform";
-    case Kind::kNormal: return "normal";
-    case Kind::kLogNormal: return "lognormal";
-    case Kind::kQNormal: return "qnormal";
-    case Kind::kQLogNormal: return "qlognormal";
+    case Kind::kChoice:
+      return "choice";
+    case Kind::kRandint:
+      return "randint";
+    case Kind::kUniform:
+      return "uniform";
+    case Kind::kLogUniform:
+      return "loguniform";
+    case Kind::kQUniform:
+      return "quniform";
+    case Kind::kQLogUniform:
+      return "qloguniform";
+    case Kind::kNormal:
+      return "normal";
+    case Kind::kLogNormal:
+      return "lognormal";
+    case Kind::kQNormal:
+      return "qnormal";
+    case Kind::kQLogNormal:
+      return "qlognormal";
   }
   return "?";
 }
@@ -151,12 +169,16 @@ namespace {
 Result<Space> ParseSpaceAt(const json& j, const std::string& prefix);
 
 Result<Distribution> ParseDistribution(const json& j, const std::string& path) {
-  if (!j.is_object()) return InvalidArgument(path + ": expected a distribution such as {type: uniform, min_value: 0, max_value: 1}");
-  if (!j.contains("type") || !j["type"].is_string()) return InvalidArgument(path + ": missing `type`");
+  if (!j.is_object())
+    return InvalidArgument(
+        path + ": expected a distribution such as {type: uniform, min_value: 0, max_value: 1}");
+  if (!j.contains("type") || !j["type"].is_string())
+    return InvalidArgument(path + ": missing `type`");
   std::string type = j["type"];
   Distribution d;
-  static const Kind kAll[] = {Kind::kChoice, Kind::kRandint, Kind::kUniform, Kind::kLogUniform, Kind::kQUniform,
-                              Kind::kQLogUniform, Kind::kNormal, Kind::kLogNormal, Kind::kQNormal, Kind::kQLogNormal};
+  static const Kind kAll[] = {
+      Kind::kChoice,      Kind::kRandint, Kind::kUniform,   Kind::kLogUniform, Kind::kQUniform,
+      Kind::kQLogUniform, Kind::kNormal,  Kind::kLogNormal, Kind::kQNormal,    Kind::kQLogNormal};
   bool known = false;
   for (Kind k : kAll)
     if (type == KindName(k)) {
@@ -164,7 +186,8 @@ Result<Distribution> ParseDistribution(const json& j, const std::string& path) {
       known = true;
     }
   if (!known)
-    return InvalidArgument(path + ".type: unknown distribution '" + type + "' (choice, randint, uniform, loguniform, "
+    return InvalidArgument(path + ".type: unknown distribution '" + type +
+                           "' (choice, randint, uniform, loguniform, "
                            "quniform, qloguniform, normal, lognormal, qnormal, qlognormal)");
   switch (d.kind) {
     case Kind::kChoice: {
@@ -184,7 +207,8 @@ Result<Distribution> ParseDistribution(const json& j, const std::string& path) {
           sub = std::move(*s);
           any_nested = true;
         } else if (v.is_array() || v.is_null()) {
-          return InvalidArgument(path + ".values[" + std::to_string(i) + "]: a choice value is a number, a string or "
+          return InvalidArgument(path + ".values[" + std::to_string(i) +
+                                 "]: a choice value is a number, a string or "
                                  "a map (a nested search space)");
         }
         d.nested.push_back(std::move(sub));
@@ -194,12 +218,17 @@ Result<Distribution> ParseDistribution(const json& j, const std::string& path) {
     }
     case Kind::kRandint: {
       if (!j.contains("upper") || !j["upper"].is_number_integer())
-        return InvalidArgument(path + ".upper: randint needs an integer `upper` (values are drawn from [0, upper))");
+        return InvalidArgument(
+            path + ".upper: randint needs an integer `upper` (values are drawn from [0, upper))");
       d.upper = j["upper"];
-      if (d.upper < 1) return InvalidArgument(path + ".upper: must be at least 1, not " + std::to_string(d.upper));
+      if (d.upper < 1)
+        return InvalidArgument(path + ".upper: must be at least 1, not " + std::to_string(d.upper));
       break;
     }
-    case Kind::kUniform: case Kind::kLogUniform: case Kind::kQUniform: case Kind::kQLogUniform: {
+    case Kind::kUniform:
+    case Kind::kLogUniform:
+    case Kind::kQUniform:
+    case Kind::kQLogUniform: {
       auto a = Num(j, path, "min_value");
       if (!a.ok()) return a.status();
       auto b = Num(j, path, "max_value");
@@ -207,7 +236,9 @@ Result<Distribution> ParseDistribution(const json& j, const std::string& path) {
       d.a = *a;
       d.b = *b;
       if (d.b < d.a)
-        return InvalidArgument(path + ".max_value: must not be less than min_value (" + j["min_value"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + ")");
+        return InvalidArgument(
+            path + ".max_value: must not be less than min_value (" +
+            j["min_value"].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + ")");
       break;
     }
     default: {
@@ -220,7 +251,8 @@ Result<Distribution> ParseDistribution(const json& j, const std::string& path) {
       if (d.b <= 0) return InvalidArgument(path + ".sigma: must be greater than 0");
     }
   }
-  if (d.kind == Kind::kQUniform || d.kind == Kind::kQLogUniform || d.kind == Kind::kQNormal || d.kind == Kind::kQLogNormal) {
+  if (d.kind == Kind::kQUniform || d.kind == Kind::kQLogUniform || d.kind == Kind::kQNormal ||
+      d.kind == Kind::kQLogNormal) {
     auto q = Num(j, path, "q");
     if (!q.ok()) return q.status();
     d.q = *q;
@@ -230,7 +262,8 @@ Result<Distribution> ParseDistribution(const json& j, const std::string& path) {
 }
 
 Result<Space> ParseSpaceAt(const json& j, const std::string& prefix) {
-  if (!j.is_object()) return InvalidArgument(prefix + ": expected a map of hyperparameter names to distributions");
+  if (!j.is_object())
+    return InvalidArgument(prefix + ": expected a map of hyperparameter names to distributions");
   Space out;
   for (auto& [name, v] : j.items()) {
     auto d = ParseDistribution(v, prefix + "." + name);
@@ -242,7 +275,8 @@ Result<Space> ParseSpaceAt(const json& j, const std::string& prefix) {
 }  // namespace
 
 Result<Space> ParseSpace(const json& j) {
-  if (j.is_object() && j.empty()) return InvalidArgument("search_space: needs at least one hyperparameter");
+  if (j.is_object() && j.empty())
+    return InvalidArgument("search_space: needs at least one hyperparameter");
   return ParseSpaceAt(j, "search_space");
 }
 
@@ -250,9 +284,12 @@ std::string CheckAlgorithm(const Space& space, const std::string& algorithm) {
   for (const auto& p : space) {
     Kind k = p.dist.kind;
     if (algorithm == "grid" && (k != Kind::kChoice || !p.dist.nested.empty()))
-      return "search_space." + p.name + ": grid sampling takes only choice (with plain values), not " + KindName(k);
-    if (algorithm == "bayesian" && k != Kind::kChoice && k != Kind::kUniform && k != Kind::kQUniform)
-      return "search_space." + p.name + ": bayesian sampling takes only choice, uniform and quniform, not " + KindName(k);
+      return "search_space." + p.name +
+             ": grid sampling takes only choice (with plain values), not " + KindName(k);
+    if (algorithm == "bayesian" && k != Kind::kChoice && k != Kind::kUniform &&
+        k != Kind::kQUniform)
+      return "search_space." + p.name +
+             ": bayesian sampling takes only choice, uniform and quniform, not " + KindName(k);
     if (algorithm == "bayesian" && !p.dist.nested.empty())
       return "search_space." + p.name + ": bayesian sampling does not take nested choices";
     for (const auto& sub : p.dist.nested)
@@ -272,22 +309,33 @@ long long GridSize(const Space& space) {
 }
 
 json Draw(const Distribution& d, double u, double u2) {
-  auto normal = [&] { return d.a + d.b * std::sqrt(-2 * std::log(1 - u)) * std::cos(2 * std::numbers::pi * u2); };
+  auto normal = [&] {
+    return d.a + d.b * std::sqrt(-2 * std::log(1 - u)) * std::cos(2 * std::numbers::pi * u2);
+  };
   double lin = d.a + u * (d.b - d.a);
   switch (d.kind) {
     case Kind::kChoice: {
       size_t n = d.values.size();
       return d.values[std::min(static_cast<size_t>(u * static_cast<double>(n)), n - 1)];
     }
-    case Kind::kRandint: return std::min(static_cast<long long>(u * static_cast<double>(d.upper)), d.upper - 1);
-    case Kind::kUniform: return lin;
-    case Kind::kLogUniform: return std::exp(lin);
-    case Kind::kQUniform: return Number(Quantize(lin, d.q), d.q);
-    case Kind::kQLogUniform: return Number(Quantize(std::exp(lin), d.q), d.q);
-    case Kind::kNormal: return normal();
-    case Kind::kLogNormal: return std::exp(normal());
-    case Kind::kQNormal: return Number(Quantize(normal(), d.q), d.q);
-    case Kind::kQLogNormal: return Number(Quantize(std::exp(normal()), d.q), d.q);
+    case Kind::kRandint:
+      return std::min(static_cast<long long>(u * static_cast<double>(d.upper)), d.upper - 1);
+    case Kind::kUniform:
+      return lin;
+    case Kind::kLogUniform:
+      return std::exp(lin);
+    case Kind::kQUniform:
+      return Number(Quantize(lin, d.q), d.q);
+    case Kind::kQLogUniform:
+      return Number(Quantize(std::exp(lin), d.q), d.q);
+    case Kind::kNormal:
+      return normal();
+    case Kind::kLogNormal:
+      return std::exp(normal());
+    case Kind::kQNormal:
+      return Number(Quantize(normal(), d.q), d.q);
+    case Kind::kQLogNormal:
+      return Number(Quantize(std::exp(normal()), d.q), d.q);
   }
   return nullptr;
 }
@@ -295,7 +343,8 @@ json Draw(const Distribution& d, double u, double u2) {
 json SampleRandom(const Space& space, uint64_t seed, uint64_t index) {
   Rng rng(seed, index);
   json out = json::object();
-  SampleWith(space, [&] { return rng.Uniform(); }, out);
+  SampleWith(
+      space, [&] { return rng.Uniform(); }, out);
   return out;
 }
 
@@ -313,17 +362,19 @@ std::vector<double> SobolPoint(size_t dims, uint64_t i) {
 
 json SampleSobol(const Space& space, uint64_t seed, uint64_t index) {
   size_t dims = Dims(space);
-  // Point index+1 (point 0 is the corner), digitally shifted by the seed: still a low-discrepancy set, and a
-  // different one per seed.
+  // Point index+1 (point 0 is the corner), digitally shifted by the seed: still a low-discrepancy
+  // set, and a different one per seed.
   std::vector<double> point = SobolPoint(dims, index + 1);
   Rng shift(seed, 0, 0x50B01);
   for (double& u : point) {
-    uint32_t x = static_cast<uint32_t>(u * 0x1.0p32) ^ static_cast<uint32_t>(seed ? shift.Bits() : 0);
+    uint32_t x =
+        static_cast<uint32_t>(u * 0x1.0p32) ^ static_cast<uint32_t>(seed ? shift.Bits() : 0);
     u = x * 0x1.0p-32;
   }
   size_t at = 0;
   json out = json::object();
-  SampleWith(space, [&] { return at < point.size() ? point[at++] : 0.5; }, out);
+  SampleWith(
+      space, [&] { return at < point.size() ? point[at++] : 0.5; }, out);
   return out;
 }
 
@@ -337,8 +388,8 @@ json SampleGrid(const Space& space, uint64_t index) {
   return out;
 }
 
-json SampleTpe(const Space& space, uint64_t seed, uint64_t index, const std::vector<Observation>& observed,
-               bool maximize, size_t startup) {
+json SampleTpe(const Space& space, uint64_t seed, uint64_t index,
+               const std::vector<Observation>& observed, bool maximize, size_t startup) {
   if (observed.size() < std::max<size_t>(startup, 2)) return SampleRandom(space, seed, index);
   // Better first; the best quarter (at least one) is "good", the rest "bad".
   std::vector<const Observation*> sorted;
@@ -348,7 +399,8 @@ json SampleTpe(const Space& space, uint64_t seed, uint64_t index, const std::vec
   std::stable_sort(sorted.begin(), sorted.end(), [&](const Observation* a, const Observation* b) {
     return maximize ? a->value > b->value : a->value < b->value;
   });
-  size_t n_good = std::max<size_t>(1, static_cast<size_t>(std::ceil(0.25 * static_cast<double>(sorted.size()))));
+  size_t n_good = std::max<size_t>(
+      1, static_cast<size_t>(std::ceil(0.25 * static_cast<double>(sorted.size()))));
   Rng rng(seed, index, 0x7E5);
   constexpr int kCandidates = 24;
   json out = json::object();
@@ -356,7 +408,8 @@ json SampleTpe(const Space& space, uint64_t seed, uint64_t index, const std::vec
     const Distribution& d = p.dist;
     std::vector<json> good, bad;
     for (size_t i = 0; i < sorted.size(); ++i)
-      if (sorted[i]->params.contains(p.name)) (i < n_good ? good : bad).push_back(sorted[i]->params[p.name]);
+      if (sorted[i]->params.contains(p.name))
+        (i < n_good ? good : bad).push_back(sorted[i]->params[p.name]);
     if (d.kind == Kind::kChoice) {
       // Categorical: counts with a prior of one per value.
       size_t n = d.values.size();
@@ -383,20 +436,24 @@ json SampleTpe(const Space& space, uint64_t seed, uint64_t index, const std::vec
     double lo = d.a, hi = d.b, width = std::max(hi - lo, 1e-12);
     auto mixture = [&](const std::vector<json>& xs) {
       std::vector<std::pair<double, double>> comps = {{(lo + hi) / 2, width}};
-      double bw = std::max(width * 0.25 * std::pow(static_cast<double>(xs.size()) + 1, -0.2), width * 0.01);
+      double bw =
+          std::max(width * 0.25 * std::pow(static_cast<double>(xs.size()) + 1, -0.2), width * 0.01);
       for (const auto& x : xs)
         if (x.is_number()) comps.push_back({x.get<double>(), bw});
       return comps;
     };
     auto density = [](const std::vector<std::pair<double, double>>& comps, double x) {
       double s = 0;
-      for (const auto& [mu, sigma] : comps) s += std::exp(-0.5 * (x - mu) * (x - mu) / (sigma * sigma)) / sigma;
+      for (const auto& [mu, sigma] : comps)
+        s += std::exp(-0.5 * (x - mu) * (x - mu) / (sigma * sigma)) / sigma;
       return s / static_cast<double>(comps.size());
     };
     auto lcomps = mixture(good), gcomps = mixture(bad);
     double best = lo, best_score = -1;
     for (int c = 0; c < kCandidates; ++c) {
-      const auto& [mu, sigma] = lcomps[static_cast<size_t>(rng.Uniform() * static_cast<double>(lcomps.size())) % lcomps.size()];
+      const auto& [mu, sigma] =
+          lcomps[static_cast<size_t>(rng.Uniform() * static_cast<double>(lcomps.size())) %
+                 lcomps.size()];
       double x = mu + sigma * rng.Normal();
       for (int tries = 0; (x < lo || x > hi) && tries < 8; ++tries) x = mu + sigma * rng.Normal();
       x = std::clamp(x, lo, hi);

@@ -40,7 +40,9 @@ TEST(SearchSpace, DrawsByTheDigestsFormulas) {
   EXPECT_EQ(Draw(d["c"], 0.5, 0), json("two"));
   // Box-Muller with u2 = 0: mu + sigma * sqrt(-2 ln(1 - u)).
   EXPECT_DOUBLE_EQ(Draw(d["n"], 0.5, 0).get<double>(), 10 + 2 * std::sqrt(-2 * std::log(0.5)));
-  EXPECT_EQ(Draw(d["qn"], 0.5, 0), json(static_cast<long long>(std::round((10 + 2 * std::sqrt(-2 * std::log(0.5))) / 3) * 3)));
+  EXPECT_EQ(
+      Draw(d["qn"], 0.5, 0),
+      json(static_cast<long long>(std::round((10 + 2 * std::sqrt(-2 * std::log(0.5))) / 3) * 3)));
 }
 
 TEST(SearchSpace, RandomSamplesHaveEachDistributionsRangeAndShape) {
@@ -108,14 +110,17 @@ TEST(SearchSpace, SobolPointsStratifyEveryDimension) {
           cells[d].insert(static_cast<size_t>(p[d] * static_cast<double>(count)));
         }
       }
-      for (size_t d = 0; d < dims; ++d) EXPECT_EQ(cells[d].size(), count) << "dim " << d << " m " << m;
+      for (size_t d = 0; d < dims; ++d)
+        EXPECT_EQ(cells[d].size(), count) << "dim " << d << " m " << m;
     }
   }
   // And Sobol samples fill a uniform range more evenly than random ones: compare the largest gap.
-  auto space = MustParse(json::parse(R"({"x": {"type": "uniform", "min_value": 0, "max_value": 1}})"));
+  auto space =
+      MustParse(json::parse(R"({"x": {"type": "uniform", "min_value": 0, "max_value": 1}})"));
   auto max_gap = [&](bool sobol) {
     std::vector<double> xs;
-    for (uint64_t i = 0; i < 64; ++i) xs.push_back((sobol ? SampleSobol(space, 3, i) : SampleRandom(space, 3, i))["x"]);
+    for (uint64_t i = 0; i < 64; ++i)
+      xs.push_back((sobol ? SampleSobol(space, 3, i) : SampleRandom(space, 3, i))["x"]);
     std::sort(xs.begin(), xs.end());
     double g = xs.front();
     for (size_t i = 1; i < xs.size(); ++i) g = std::max(g, xs[i] - xs[i - 1]);
@@ -162,14 +167,22 @@ TEST(SearchSpace, RefusesWhatCannotBeSampled) {
   };
   EXPECT_EQ(bad(R"({"lr": {"type": "uniform", "min_value": 0.5, "max_value": 0.1}})"),
             "search_space.lr.max_value: must not be less than min_value (0.5)");
-  EXPECT_EQ(bad(R"({"lr": {"type": "gaussian"}})").rfind("search_space.lr.type: unknown distribution 'gaussian'", 0), 0u);
-  EXPECT_EQ(bad(R"({"lr": {"type": "quniform", "min_value": 0, "max_value": 1}})"), "search_space.lr: missing `q`");
-  EXPECT_EQ(bad(R"({"n": {"type": "randint", "upper": 0}})"), "search_space.n.upper: must be at least 1, not 0");
-  EXPECT_EQ(bad(R"({"c": {"type": "choice", "values": []}})"), "search_space.c.values: a choice needs a non-empty list of values");
+  EXPECT_EQ(bad(R"({"lr": {"type": "gaussian"}})")
+                .rfind("search_space.lr.type: unknown distribution 'gaussian'", 0),
+            0u);
+  EXPECT_EQ(bad(R"({"lr": {"type": "quniform", "min_value": 0, "max_value": 1}})"),
+            "search_space.lr: missing `q`");
+  EXPECT_EQ(bad(R"({"n": {"type": "randint", "upper": 0}})"),
+            "search_space.n.upper: must be at least 1, not 0");
+  EXPECT_EQ(bad(R"({"c": {"type": "choice", "values": []}})"),
+            "search_space.c.values: a choice needs a non-empty list of values");
   auto space = MustParse(json::parse(R"({"lr": {"type": "uniform", "min_value": 0, "max_value": 1},
                                           "n": {"type": "normal", "mu": 0, "sigma": 1}})"));
-  EXPECT_EQ(CheckAlgorithm(space, "grid"), "search_space.lr: grid sampling takes only choice (with plain values), not uniform");
-  EXPECT_EQ(CheckAlgorithm(space, "bayesian"), "search_space.n: bayesian sampling takes only choice, uniform and quniform, not normal");
+  EXPECT_EQ(CheckAlgorithm(space, "grid"),
+            "search_space.lr: grid sampling takes only choice (with plain values), not uniform");
+  EXPECT_EQ(
+      CheckAlgorithm(space, "bayesian"),
+      "search_space.n: bayesian sampling takes only choice, uniform and quniform, not normal");
   EXPECT_EQ(CheckAlgorithm(space, "random"), "");
 }
 
@@ -196,30 +209,38 @@ TEST(SearchSpace, TpeBeatsRandomSearchOnASphere) {
     tpe_total += tpe_best;
     random_total += random_best;
   }
-  EXPECT_LT(tpe_total, random_total * 0.7) << "TPE mean best " << tpe_total / 10 << ", random " << random_total / 10;
+  EXPECT_LT(tpe_total, random_total * 0.7)
+      << "TPE mean best " << tpe_total / 10 << ", random " << random_total / 10;
 }
 
-TrialCurve Curve(int trial, std::vector<double> v, bool finished = false) { return {trial, std::move(v), finished}; }
+TrialCurve Curve(int trial, std::vector<double> v, bool finished = false) {
+  return {trial, std::move(v), finished};
+}
 
 TEST(Policy, BanditStopsBelowTheSlackedBest) {
-  // The digest's example: maximize, the best trial has 0.8 at interval 10, slack_factor 0.2: 0.8/1.2 = 0.667.
+  // The digest's example: maximize, the best trial has 0.8 at interval 10, slack_factor 0.2:
+  // 0.8/1.2 = 0.667.
   Policy p;
   p.type = Policy::Type::kBandit;
   p.has_slack_factor = true;
   p.slack_factor = 0.2;
   p.evaluation_interval = 1;
-  std::vector<TrialCurve> curves = {Curve(1, std::vector<double>(10, 0.8)), Curve(2, std::vector<double>(10, 0.66)),
+  std::vector<TrialCurve> curves = {Curve(1, std::vector<double>(10, 0.8)),
+                                    Curve(2, std::vector<double>(10, 0.66)),
                                     Curve(3, std::vector<double>(10, 0.67))};
   Decision d = Evaluate(p, true, curves, 1);
   EXPECT_TRUE(d.stop);
-  EXPECT_EQ(d.reason, "trial 2 at interval 10: best 0.66 < threshold 0.666667 = 0.8/(1+0.2) (bandit over 3 trials)");
+  EXPECT_EQ(d.reason,
+            "trial 2 at interval 10: best 0.66 < threshold 0.666667 = 0.8/(1+0.2) (bandit over 3 "
+            "trials)");
   EXPECT_FALSE(Evaluate(p, true, curves, 2).stop);
   // slack_amount, minimizing: threshold = best + amount.
   Policy a = p;
   a.has_slack_factor = false;
   a.has_slack_amount = true;
   a.slack_amount = 0.1;
-  std::vector<TrialCurve> loss = {Curve(1, {0.5, 0.3}), Curve(2, {0.6, 0.41}), Curve(3, {0.45, 0.39})};
+  std::vector<TrialCurve> loss = {Curve(1, {0.5, 0.3}), Curve(2, {0.6, 0.41}),
+                                  Curve(3, {0.45, 0.39})};
   EXPECT_TRUE(Evaluate(a, false, loss, 1).stop);   // 0.41 > 0.3 + 0.1
   EXPECT_FALSE(Evaluate(a, false, loss, 2).stop);  // 0.39 <= 0.4
 }
@@ -246,8 +267,10 @@ TEST(Policy, MedianStoppingComparesWithTheMedianOfRunningAverages) {
   Policy p;
   p.type = Policy::Type::kMedianStopping;
   // Running averages at interval 3: 2, 5, 8 -> median 5.
-  std::vector<TrialCurve> curves = {Curve(1, {1, 2, 3}), Curve(2, {4, 5, 6}), Curve(3, {7, 8, 9}), Curve(4, {4.9, 4, 4})};
-  Decision d = Evaluate(p, true, curves, 3);  // best 4.9 < median of {2, 5, 8, 4.33} = 4.67? no: 4.9 >= 4.67
+  std::vector<TrialCurve> curves = {Curve(1, {1, 2, 3}), Curve(2, {4, 5, 6}), Curve(3, {7, 8, 9}),
+                                    Curve(4, {4.9, 4, 4})};
+  Decision d =
+      Evaluate(p, true, curves, 3);  // best 4.9 < median of {2, 5, 8, 4.33} = 4.67? no: 4.9 >= 4.67
   EXPECT_FALSE(d.stop) << d.reason;
   curves[3].values = {4.5, 4, 4};  // averages {2, 5, 8, 4.17}: median (4.17 + 5) / 2 = 4.58 > 4.5
   d = Evaluate(p, true, curves, 3);
@@ -261,8 +284,8 @@ TEST(Policy, TruncationStopsTheWorstPercentage) {
   p.type = Policy::Type::kTruncationSelection;
   p.truncation_percentage = 40;
   // Values at interval 2: 0.9, 0.1, 0.5, 0.3, 0.7: five trials, the worst 40% (2) are 0.1 and 0.3.
-  std::vector<TrialCurve> curves = {Curve(1, {0, 0.9}), Curve(2, {0, 0.1}), Curve(3, {0, 0.5}), Curve(4, {0, 0.3}, true),
-                                    Curve(5, {0, 0.7})};
+  std::vector<TrialCurve> curves = {Curve(1, {0, 0.9}), Curve(2, {0, 0.1}), Curve(3, {0, 0.5}),
+                                    Curve(4, {0, 0.3}, true), Curve(5, {0, 0.7})};
   std::vector<bool> stopped;
   for (size_t t = 0; t < curves.size(); ++t) stopped.push_back(Evaluate(p, true, curves, t).stop);
   EXPECT_EQ(stopped, (std::vector<bool>{false, true, false, true, false}));
@@ -277,7 +300,8 @@ TEST(Policy, TruncationStopsTheWorstPercentage) {
 }
 
 TEST(Policy, ALoneTrialIsNeverStopped) {
-  for (auto type : {Policy::Type::kBandit, Policy::Type::kMedianStopping, Policy::Type::kTruncationSelection}) {
+  for (auto type :
+       {Policy::Type::kBandit, Policy::Type::kMedianStopping, Policy::Type::kTruncationSelection}) {
     Policy p;
     p.type = type;
     p.has_slack_factor = true;

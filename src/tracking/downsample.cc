@@ -31,7 +31,8 @@ std::vector<size_t> MinMaxDownsample(const std::vector<Point>& points, size_t ma
     size_t column = std::min(columns - 1, static_cast<size_t>((xof(i) - lo) / width));
     size_t lowest = i, highest = i, any_nan = n;
     size_t j = i;
-    for (; j + 1 < n && std::min(columns - 1, static_cast<size_t>((xof(j) - lo) / width)) == column; ++j) {
+    for (; j + 1 < n && std::min(columns - 1, static_cast<size_t>((xof(j) - lo) / width)) == column;
+         ++j) {
       double v = points[j].value;
       if (std::isnan(v)) {
         if (any_nan == n) any_nan = j;

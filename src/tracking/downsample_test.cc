@@ -12,8 +12,9 @@ std::vector<Point> Series(size_t n, unsigned seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<double> noise(0, 1);
   std::vector<Point> p(n);
-  for (size_t i = 0; i < n; ++i) p[i] = {static_cast<long long>(i), 1000 + static_cast<long long>(i) * 10,
-                                         std::sin(static_cast<double>(i) / 5000.0) + 0.1 * noise(rng)};
+  for (size_t i = 0; i < n; ++i)
+    p[i] = {static_cast<long long>(i), 1000 + static_cast<long long>(i) * 10,
+            std::sin(static_cast<double>(i) / 5000.0) + 0.1 * noise(rng)};
   return p;
 }
 
@@ -56,12 +57,14 @@ TEST(DownsampleTest, SmallSeriesAndOddInputs) {
   EXPECT_TRUE(MinMaxDownsample({}, 100, XAxis::kStep).empty());
   // All at one step (timestamps apart): by step there is one column; by time, many.
   std::vector<Point> same(1000);
-  for (size_t i = 0; i < same.size(); ++i) same[i] = {7, static_cast<long long>(i), static_cast<double>(i % 13)};
+  for (size_t i = 0; i < same.size(); ++i)
+    same[i] = {7, static_cast<long long>(i), static_cast<double>(i % 13)};
   EXPECT_LE(MinMaxDownsample(same, 100, XAxis::kStep).size(), 4u);
   EXPECT_GT(MinMaxDownsample(same, 100, XAxis::kTimestamp).size(), 50u);
   // NaN never hides a number, and a column of NaN stays visible as one NaN.
   std::vector<Point> nan(1000);
-  for (size_t i = 0; i < nan.size(); ++i) nan[i] = {static_cast<long long>(i), 0, i < 500 ? NAN : 1.0};
+  for (size_t i = 0; i < nan.size(); ++i)
+    nan[i] = {static_cast<long long>(i), 0, i < 500 ? NAN : 1.0};
   auto keep = MinMaxDownsample(nan, 20, XAxis::kStep);
   size_t nans = 0, ones = 0;
   for (size_t k : keep) (std::isnan(nan[k].value) ? nans : ones)++;

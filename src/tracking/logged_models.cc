@@ -1,6 +1,6 @@
-// MLflow 3.x logged models: a model is an entity of its own (id "m-<uuid hex>") with artifacts under
-// <experiment artifact location>/models/<id>/artifacts, created PENDING and finalized READY or
-// UPLOAD_FAILED by the client once its files are uploaded.
+// MLflow 3.x logged models: a model is an entity of its own (id "m-<uuid hex>") with artifacts
+// under <experiment artifact location>/models/<id>/artifacts, created PENDING and finalized READY
+// or UPLOAD_FAILED by the client once its files are uploaded.
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
@@ -19,7 +19,8 @@ namespace {
 std::string ModelId() { return "m-" + Uuid4Hex(); }
 
 bool ValidStatus(const std::string& s) {
-  return s == "LOGGED_MODEL_PENDING" || s == "LOGGED_MODEL_READY" || s == "LOGGED_MODEL_UPLOAD_FAILED";
+  return s == "LOGGED_MODEL_PENDING" || s == "LOGGED_MODEL_READY" ||
+         s == "LOGGED_MODEL_UPLOAD_FAILED";
 }
 
 Status CheckKeyValues(const std::vector<KeyValue>& kvs) {
@@ -31,8 +32,11 @@ Status CheckKeyValues(const std::vector<KeyValue>& kvs) {
 class ModelFields : public FieldSource {
  public:
   explicit ModelFields(const LoggedModel& m) : m_(m) {}
-  std::optional<std::string_view> String(const std::string& kind, const std::string& key) const override {
-    const std::vector<KeyValue>* list = kind == "param" ? &m_.params : kind == "tag" ? &m_.tags : nullptr;
+  std::optional<std::string_view> String(const std::string& kind,
+                                         const std::string& key) const override {
+    const std::vector<KeyValue>* list = kind == "param" ? &m_.params
+                                        : kind == "tag" ? &m_.tags
+                                                        : nullptr;
     if (list) {
       for (const auto& kv : *list)
         if (kv.key == key) return kv.value;
@@ -47,11 +51,12 @@ class ModelFields : public FieldSource {
   }
   std::optional<double> Number(const std::string& kind, const std::string& key) const override {
     if (kind == "metric") {
-      // The newest value of the key (greatest step, then timestamp), as MLflow compares a model's metrics.
+      // The newest value of the key (greatest step, then timestamp), as MLflow compares a model's
+      // metrics.
       const Metric* best = nullptr;
       for (const auto& mm : m_.metrics)
-        if (mm.metric.key == key &&
-            (!best || std::tie(mm.metric.step, mm.metric.timestamp) > std::tie(best->step, best->timestamp)))
+        if (mm.metric.key == key && (!best || std::tie(mm.metric.step, mm.metric.timestamp) >
+                                                  std::tie(best->step, best->timestamp)))
           best = &mm.metric;
       if (best) return best->value;
       return std::nullopt;
@@ -69,8 +74,10 @@ class ModelFields : public FieldSource {
 
 Result<LoggedModel> TrackingStore::ReadLoggedModel(Db& db, const std::string& model_id) {
   Stmt& s = db.Prepare(
-      "SELECT model_id, experiment_id, name, artifact_uri, status, status_message, creator_id, model_type, "
-      "source_run_id, creation_time, last_updated_time FROM logged_models WHERE model_id = ? AND lifecycle_stage = 'active'");
+      "SELECT model_id, experiment_id, name, artifact_uri, status, status_message, creator_id, "
+      "model_type, "
+      "source_run_id, creation_time, last_updated_time FROM logged_models WHERE model_id = ? AND "
+      "lifecycle_stage = 'active'");
   s.Bind(1, model_id);
   if (!s.Step()) {
     s.Reset();
@@ -90,13 +97,17 @@ Result<LoggedModel> TrackingStore::ReadLoggedModel(Db& db, const std::string& mo
   m.last_updated_timestamp_ms = s.Int(10);
   s.Reset();
   for (const char* table : {"logged_model_params", "logged_model_tags"}) {
-    Stmt& kv = db.Prepare(std::string("SELECT key, value FROM ") + table + " WHERE model_id = ? ORDER BY key");
+    Stmt& kv = db.Prepare(std::string("SELECT key, value FROM ") + table +
+                          " WHERE model_id = ? ORDER BY key");
     kv.Bind(1, model_id);
-    while (kv.Step()) (std::string(table) == "logged_model_params" ? m.params : m.tags).push_back({kv.Text(0), kv.Text(1)});
+    while (kv.Step())
+      (std::string(table) == "logged_model_params" ? m.params : m.tags)
+          .push_back({kv.Text(0), kv.Text(1)});
     kv.Reset();
   }
   Stmt& mm = db.Prepare(
-      "SELECT key, value, is_nan, timestamp, step, run_id, dataset_name, dataset_digest FROM logged_model_metrics "
+      "SELECT key, value, is_nan, timestamp, step, run_id, dataset_name, dataset_digest FROM "
+      "logged_model_metrics "
       "WHERE model_id = ? ORDER BY key, step, timestamp");
   mm.Bind(1, model_id);
   while (mm.Step()) {
@@ -115,18 +126,20 @@ Result<LoggedModel> TrackingStore::ReadLoggedModel(Db& db, const std::string& mo
   return m;
 }
 
-Result<LoggedModel> TrackingStore::CreateLoggedModel(const std::string& experiment_id, const std::string& name_in,
-                                                     const std::string& model_type, const std::string& source_run_id,
-                                                     const std::string& creator_id, const std::vector<KeyValue>& params,
-                                                     const std::vector<KeyValue>& tags) {
+Result<LoggedModel> TrackingStore::CreateLoggedModel(
+    const std::string& experiment_id, const std::string& name_in, const std::string& model_type,
+    const std::string& source_run_id, const std::string& creator_id,
+    const std::vector<KeyValue>& params, const std::vector<KeyValue>& tags) {
   auto exp = GetExperiment(experiment_id);
   if (!exp.ok()) return exp.status();
   if (exp->lifecycle_stage != "active")
-    return InvalidArgument("The experiment " + experiment_id + " must be in the 'active' state. Current state is " +
+    return InvalidArgument("The experiment " + experiment_id +
+                           " must be in the 'active' state. Current state is " +
                            exp->lifecycle_stage + ".");
   if (params.size() > kMaxParamsPerBatch)
-    return InvalidArgument("A logged model can be created with at most 100 params; log the rest with "
-                           "logged-models/{model_id}/params");
+    return InvalidArgument(
+        "A logged model can be created with at most 100 params; log the rest with "
+        "logged-models/{model_id}/params");
   if (Status s = CheckKeyValues(params); !s.ok()) return s;
   if (Status s = CheckKeyValues(tags); !s.ok()) return s;
   std::string name = name_in;
@@ -138,19 +151,35 @@ Result<LoggedModel> TrackingStore::CreateLoggedModel(const std::string& experime
   std::string uri = exp->artifact_location + "/models/" + id + "/artifacts";
   long long now = NowMillis();
   Status s = Write([&](Db& db) -> Status {
-    Status st = db.Prepare("INSERT INTO logged_models (model_id, experiment_id, name, artifact_uri, creator_id, model_type, "
-                           "source_run_id, creation_time, last_updated_time) VALUES (?,?,?,?,?,?,?,?,?)")
-                    .Bind(1, id).Bind(2, std::stoll(experiment_id)).Bind(3, name).Bind(4, uri).Bind(5, creator_id)
-                    .Bind(6, model_type).Bind(7, source_run_id).Bind(8, now).Bind(9, now).Run();
+    Status st = db.Prepare(
+                      "INSERT INTO logged_models (model_id, experiment_id, name, artifact_uri, "
+                      "creator_id, model_type, "
+                      "source_run_id, creation_time, last_updated_time) VALUES (?,?,?,?,?,?,?,?,?)")
+                    .Bind(1, id)
+                    .Bind(2, std::stoll(experiment_id))
+                    .Bind(3, name)
+                    .Bind(4, uri)
+                    .Bind(5, creator_id)
+                    .Bind(6, model_type)
+                    .Bind(7, source_run_id)
+                    .Bind(8, now)
+                    .Bind(9, now)
+                    .Run();
     for (const auto& p : params) {
       if (!st.ok()) break;
-      st = db.Prepare("INSERT OR REPLACE INTO logged_model_params VALUES (?,?,?)").Bind(1, id).Bind(2, p.key)
-               .Bind(3, p.value.substr(0, kMaxParamValueLength)).Run();
+      st = db.Prepare("INSERT OR REPLACE INTO logged_model_params VALUES (?,?,?)")
+               .Bind(1, id)
+               .Bind(2, p.key)
+               .Bind(3, p.value.substr(0, kMaxParamValueLength))
+               .Run();
     }
     for (const auto& t : tags) {
       if (!st.ok()) break;
-      st = db.Prepare("INSERT OR REPLACE INTO logged_model_tags VALUES (?,?,?)").Bind(1, id).Bind(2, t.key)
-               .Bind(3, t.value.substr(0, kMaxTagValueLength)).Run();
+      st = db.Prepare("INSERT OR REPLACE INTO logged_model_tags VALUES (?,?,?)")
+               .Bind(1, id)
+               .Bind(2, t.key)
+               .Bind(3, t.value.substr(0, kMaxTagValueLength))
+               .Run();
     }
     return st;
   });
@@ -162,20 +191,27 @@ Result<LoggedModel> TrackingStore::GetLoggedModel(const std::string& model_id) {
   return ReadLoggedModel(Reader(), model_id);
 }
 
-Result<LoggedModel> TrackingStore::FinalizeLoggedModel(const std::string& model_id, const std::string& status) {
+Result<LoggedModel> TrackingStore::FinalizeLoggedModel(const std::string& model_id,
+                                                       const std::string& status) {
   if (!ValidStatus(status) || status == "LOGGED_MODEL_PENDING")
-    return InvalidArgument("Invalid value \"" + status + "\" for parameter 'status' supplied: expected "
+    return InvalidArgument("Invalid value \"" + status +
+                           "\" for parameter 'status' supplied: expected "
                            "LOGGED_MODEL_READY or LOGGED_MODEL_UPLOAD_FAILED");
   Status s = Write([&](Db& db) -> Status {
     if (auto m = ReadLoggedModel(db, model_id); !m.ok()) return m.status();
-    return db.Prepare("UPDATE logged_models SET status = ?, last_updated_time = ? WHERE model_id = ?")
-        .Bind(1, status).Bind(2, NowMillis()).Bind(3, model_id).Run();
+    return db
+        .Prepare("UPDATE logged_models SET status = ?, last_updated_time = ? WHERE model_id = ?")
+        .Bind(1, status)
+        .Bind(2, NowMillis())
+        .Bind(3, model_id)
+        .Run();
   });
   if (!s.ok()) return s;
   return GetLoggedModel(model_id);
 }
 
-Status TrackingStore::LogModelParams(const std::string& model_id, const std::vector<KeyValue>& params) {
+Status TrackingStore::LogModelParams(const std::string& model_id,
+                                     const std::vector<KeyValue>& params) {
   if (Status s = CheckKeyValues(params); !s.ok()) return s;
   return Write([&](Db& db) -> Status {
     if (auto m = ReadLoggedModel(db, model_id); !m.ok()) return m.status();
@@ -188,9 +224,14 @@ Status TrackingStore::LogModelParams(const std::string& model_id, const std::vec
       q.Reset();
       if (exists && old != value)
         return InvalidArgument("Changing param values is not allowed. Param with key='" + p.key +
-                               "' was already logged with value='" + old + "' for logged model ID='" + model_id + "'.");
+                               "' was already logged with value='" + old +
+                               "' for logged model ID='" + model_id + "'.");
       if (exists) continue;
-      Status st = db.Prepare("INSERT INTO logged_model_params VALUES (?,?,?)").Bind(1, model_id).Bind(2, p.key).Bind(3, value).Run();
+      Status st = db.Prepare("INSERT INTO logged_model_params VALUES (?,?,?)")
+                      .Bind(1, model_id)
+                      .Bind(2, p.key)
+                      .Bind(3, value)
+                      .Run();
       if (!st.ok()) return st;
     }
     return Status::Ok();
@@ -202,20 +243,29 @@ Status TrackingStore::SetModelTags(const std::string& model_id, const std::vecto
   return Write([&](Db& db) -> Status {
     if (auto m = ReadLoggedModel(db, model_id); !m.ok()) return m.status();
     for (const auto& t : tags) {
-      Status st = db.Prepare("INSERT OR REPLACE INTO logged_model_tags VALUES (?,?,?)").Bind(1, model_id).Bind(2, t.key)
-                      .Bind(3, t.value.substr(0, kMaxTagValueLength)).Run();
+      Status st = db.Prepare("INSERT OR REPLACE INTO logged_model_tags VALUES (?,?,?)")
+                      .Bind(1, model_id)
+                      .Bind(2, t.key)
+                      .Bind(3, t.value.substr(0, kMaxTagValueLength))
+                      .Run();
       if (!st.ok()) return st;
     }
-    return db.Prepare("UPDATE logged_models SET last_updated_time = ? WHERE model_id = ?").Bind(1, NowMillis())
-        .Bind(2, model_id).Run();
+    return db.Prepare("UPDATE logged_models SET last_updated_time = ? WHERE model_id = ?")
+        .Bind(1, NowMillis())
+        .Bind(2, model_id)
+        .Run();
   });
 }
 
 Status TrackingStore::DeleteModelTag(const std::string& model_id, const std::string& key) {
   return Write([&](Db& db) -> Status {
     if (auto m = ReadLoggedModel(db, model_id); !m.ok()) return m.status();
-    Status s = db.Prepare("DELETE FROM logged_model_tags WHERE model_id = ? AND key = ?").Bind(1, model_id).Bind(2, key).Run();
-    if (s.ok() && db.Changes() == 0) return NotFound("No tag with key '" + key + "' on logged model '" + model_id + "'");
+    Status s = db.Prepare("DELETE FROM logged_model_tags WHERE model_id = ? AND key = ?")
+                   .Bind(1, model_id)
+                   .Bind(2, key)
+                   .Run();
+    if (s.ok() && db.Changes() == 0)
+      return NotFound("No tag with key '" + key + "' on logged model '" + model_id + "'");
     return s;
   });
 }
@@ -223,19 +273,27 @@ Status TrackingStore::DeleteModelTag(const std::string& model_id, const std::str
 Status TrackingStore::DeleteLoggedModel(const std::string& model_id) {
   return Write([&](Db& db) -> Status {
     if (auto m = ReadLoggedModel(db, model_id); !m.ok()) return m.status();
-    return db.Prepare("UPDATE logged_models SET lifecycle_stage = 'deleted', last_updated_time = ? WHERE model_id = ?")
-        .Bind(1, NowMillis()).Bind(2, model_id).Run();
+    return db
+        .Prepare(
+            "UPDATE logged_models SET lifecycle_stage = 'deleted', last_updated_time = ? WHERE "
+            "model_id = ?")
+        .Bind(1, NowMillis())
+        .Bind(2, model_id)
+        .Run();
   });
 }
 
-Result<std::vector<LoggedModel>> TrackingStore::SearchLoggedModels(const ModelSearch& q, bool* more) {
+Result<std::vector<LoggedModel>> TrackingStore::SearchLoggedModels(const ModelSearch& q,
+                                                                   bool* more) {
   auto filter = ParseFilter(q.filter, LoggedModelSchema());
   if (!filter.ok()) return filter.status();
   for (const auto& [field, asc] : q.order_by) {
     bool metric = field.rfind("metrics.", 0) == 0 && field.size() > 8;
     const auto& attrs = LoggedModelSchema();
-    bool attr = std::find(attrs.string_attrs.begin(), attrs.string_attrs.end(), field) != attrs.string_attrs.end() ||
-                std::find(attrs.number_attrs.begin(), attrs.number_attrs.end(), field) != attrs.number_attrs.end();
+    bool attr = std::find(attrs.string_attrs.begin(), attrs.string_attrs.end(), field) !=
+                    attrs.string_attrs.end() ||
+                std::find(attrs.number_attrs.begin(), attrs.number_attrs.end(), field) !=
+                    attrs.number_attrs.end();
     if (!metric && !attr) return InvalidArgument("Invalid order_by field_name '" + field + "'");
   }
   if (q.max_results < 1 || q.max_results > 50000)
@@ -244,13 +302,16 @@ Result<std::vector<LoggedModel>> TrackingStore::SearchLoggedModels(const ModelSe
   std::vector<LoggedModel> all;
   for (const auto& exp : q.experiment_ids) {
     if (!ValidExperimentId(exp)) continue;
-    Stmt& s = db.Prepare("SELECT model_id FROM logged_models WHERE experiment_id = ? AND lifecycle_stage = 'active'");
+    Stmt& s = db.Prepare(
+        "SELECT model_id FROM logged_models WHERE experiment_id = ? AND lifecycle_stage = "
+        "'active'");
     s.Bind(1, std::stoll(exp));
     std::vector<std::string> ids;
     while (s.Step()) ids.push_back(s.Text(0));
     s.Reset();
     for (const auto& id : ids)
-      if (auto m = ReadLoggedModel(db, id); m.ok() && Matches(*filter, ModelFields(*m))) all.push_back(std::move(*m));
+      if (auto m = ReadLoggedModel(db, id); m.ok() && Matches(*filter, ModelFields(*m)))
+        all.push_back(std::move(*m));
   }
   auto order = q.order_by;
   if (order.empty()) order.push_back({"creation_timestamp", false});
@@ -275,16 +336,22 @@ Result<std::vector<LoggedModel>> TrackingStore::SearchLoggedModels(const ModelSe
   long long start = std::min<long long>(q.offset, static_cast<long long>(all.size()));
   long long end = std::min<long long>(start + q.max_results, static_cast<long long>(all.size()));
   *more = end < static_cast<long long>(all.size());
-  return std::vector<LoggedModel>(std::make_move_iterator(all.begin() + start), std::make_move_iterator(all.begin() + end));
+  return std::vector<LoggedModel>(std::make_move_iterator(all.begin() + start),
+                                  std::make_move_iterator(all.begin() + end));
 }
 
-Status TrackingStore::LogOutputs(const std::string& run_id, const std::vector<std::pair<std::string, long long>>& models) {
+Status TrackingStore::LogOutputs(const std::string& run_id,
+                                 const std::vector<std::pair<std::string, long long>>& models) {
   return Write([&](Db& db) -> Status {
     auto info = ReadRunInfo(db, run_id);
     if (!info.ok()) return info.status();
     for (const auto& [model, step] : models) {
       if (auto m = ReadLoggedModel(db, model); !m.ok()) return m.status();
-      Status s = db.Prepare("INSERT OR IGNORE INTO run_outputs VALUES (?,?,?)").Bind(1, run_id).Bind(2, model).Bind(3, step).Run();
+      Status s = db.Prepare("INSERT OR IGNORE INTO run_outputs VALUES (?,?,?)")
+                     .Bind(1, run_id)
+                     .Bind(2, model)
+                     .Bind(3, step)
+                     .Run();
       if (!s.ok()) return s;
     }
     return Status::Ok();

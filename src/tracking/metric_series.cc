@@ -37,8 +37,8 @@ CREATE INDEX metric_chunks_series ON metric_chunks(series_id, chunk_id);
 
 namespace {
 
-// Single points and small batches go into the series' last chunk up to this many points; bigger batches get
-// chunks of their own, up to kMaxChunk points each.
+// Single points and small batches go into the series' last chunk up to this many points; bigger
+// batches get chunks of their own, up to kMaxChunk points each.
 constexpr size_t kSmallChunk = 256;
 constexpr size_t kMaxChunk = 8192;
 
@@ -57,10 +57,13 @@ struct PointKeyHash {
   }
 };
 PointKey KeyOf(const Point& p) {
-  return {p.step, p.timestamp, std::isnan(p.value) ? 0x7ff8000000000000ull : std::bit_cast<uint64_t>(p.value)};
+  return {p.step, p.timestamp,
+          std::isnan(p.value) ? 0x7ff8000000000000ull : std::bit_cast<uint64_t>(p.value)};
 }
 
-bool Before(const Point& a, const Point& b) { return std::tie(a.step, a.timestamp) < std::tie(b.step, b.timestamp); }
+bool Before(const Point& a, const Point& b) {
+  return std::tie(a.step, a.timestamp) < std::tie(b.step, b.timestamp);
+}
 
 }  // namespace
 
@@ -87,10 +90,12 @@ std::vector<Point> DecodePoints(std::string_view bytes) {
   return out;
 }
 
-Status AppendSeries(Db& db, const std::string& run_id, const std::string& key, const std::vector<Point>& points) {
+Status AppendSeries(Db& db, const std::string& run_id, const std::string& key,
+                    const std::vector<Point>& points) {
   if (points.empty()) return Status::Ok();
   Stmt& find = db.Prepare(
-      "SELECT series_id, points, max_timestamp, last_step, last_timestamp, ordered FROM metric_series "
+      "SELECT series_id, points, max_timestamp, last_step, last_timestamp, ordered FROM "
+      "metric_series "
       "WHERE run_id = ? AND key = ?");
   find.Bind(1, run_id).Bind(2, key);
   long long series = -1, count = 0, max_ts = -1;
@@ -106,7 +111,10 @@ Status AppendSeries(Db& db, const std::string& run_id, const std::string& key, c
   }
   find.Reset();
   if (series < 0) {
-    Status s = db.Prepare("INSERT INTO metric_series (run_id, key) VALUES (?, ?)").Bind(1, run_id).Bind(2, key).Run();
+    Status s = db.Prepare("INSERT INTO metric_series (run_id, key) VALUES (?, ?)")
+                   .Bind(1, run_id)
+                   .Bind(2, key)
+                   .Run();
     if (!s.ok()) return s;
     Stmt& id = db.Prepare("SELECT last_insert_rowid()");
     id.Step();
@@ -114,29 +122,31 @@ Status AppendSeries(Db& db, const std::string& run_id, const std::string& key, c
     id.Reset();
   }
 
-  // The common case needs no look at stored points: every timestamp is newer than any stored, and strictly
-  // increasing within the batch (so no two points of it can be equal). Otherwise compare with a hash set of
-  // the stored points (a replayed request, or a script that logs with fixed timestamps).
+  // The common case needs no look at stored points: every timestamp is newer than any stored, and
+  // strictly increasing within the batch (so no two points of it can be equal). Otherwise compare
+  // with a hash set of the stored points (a replayed request, or a script that logs with fixed
+  // timestamps).
   bool fast = points.front().timestamp > max_ts;
-  for (size_t i = 1; fast && i < points.size(); ++i) fast = points[i].timestamp > points[i - 1].timestamp;
+  for (size_t i = 1; fast && i < points.size(); ++i)
+    fast = points[i].timestamp > points[i - 1].timestamp;
   std::vector<Point> fresh;
   const std::vector<Point>* add = &points;
   if (!fast) {
     std::unordered_set<PointKey, PointKeyHash> seen;
     bool older = false;
     for (const Point& p : points) older = older || p.timestamp <= max_ts;
-    // A stored series in (step, timestamp) order whose last point comes before every point of the batch
-    // holds none of them: no need to read it. That is a bulk import that gives every point one timestamp
-    // (log_batch of a history), which otherwise read the whole series per batch (151k -> 18k points/s at
-    // 300k points).
+    // A stored series in (step, timestamp) order whose last point comes before every point of the
+    // batch holds none of them: no need to read it. That is a bulk import that gives every point
+    // one timestamp (log_batch of a history), which otherwise read the whole series per batch (151k
+    // -> 18k points/s at 300k points).
     bool beyond = ordered;
     for (size_t i = 0; beyond && i < points.size(); ++i) beyond = Before(last, points[i]);
     if (older && count > 0 && !beyond) {
       seen.reserve(static_cast<size_t>(count) + points.size());
       for (const Point& p : ReadSeries(db, run_id, key)) seen.insert(KeyOf(p));
     }
-    // A batch in strict (step, timestamp) order beyond the stored series has no point twice: nothing to
-    // filter (the bulk import's case).
+    // A batch in strict (step, timestamp) order beyond the stored series has no point twice:
+    // nothing to filter (the bulk import's case).
     bool strict = beyond;
     for (size_t i = 1; strict && i < points.size(); ++i) strict = Before(points[i - 1], points[i]);
     if (!strict) {
@@ -157,7 +167,9 @@ Status AppendSeries(Db& db, const std::string& run_id, const std::string& key, c
   // Small appends grow the last chunk while it is small; a big batch starts chunks of its own.
   size_t done = 0;
   if (add->size() < kSmallChunk && count > 0) {
-    Stmt& tail = db.Prepare("SELECT chunk_id, n, data FROM metric_chunks WHERE series_id = ? ORDER BY chunk_id DESC LIMIT 1");
+    Stmt& tail = db.Prepare(
+        "SELECT chunk_id, n, data FROM metric_chunks WHERE series_id = ? ORDER BY chunk_id DESC "
+        "LIMIT 1");
     tail.Bind(1, series);
     if (tail.Step() && static_cast<size_t>(tail.Int(1)) + add->size() <= kSmallChunk) {
       long long chunk = tail.Int(0), n = tail.Int(1);
@@ -165,7 +177,10 @@ Status AppendSeries(Db& db, const std::string& run_id, const std::string& key, c
       tail.Reset();
       EncodePoints(add->data(), add->size(), bytes);
       Status s = db.Prepare("UPDATE metric_chunks SET n = ?, data = ? WHERE chunk_id = ?")
-                     .Bind(1, n + static_cast<long long>(add->size())).BindBlob(2, bytes).Bind(3, chunk).Run();
+                     .Bind(1, n + static_cast<long long>(add->size()))
+                     .BindBlob(2, bytes)
+                     .Bind(3, chunk)
+                     .Run();
       if (!s.ok()) return s;
       done = add->size();
     } else {
@@ -177,18 +192,29 @@ Status AppendSeries(Db& db, const std::string& run_id, const std::string& key, c
     bytes.clear();
     EncodePoints(add->data() + done, n, bytes);
     Status s = db.Prepare("INSERT INTO metric_chunks (series_id, n, data) VALUES (?, ?, ?)")
-                   .Bind(1, series).Bind(2, static_cast<long long>(n)).BindBlob(3, bytes).Run();
+                   .Bind(1, series)
+                   .Bind(2, static_cast<long long>(n))
+                   .BindBlob(3, bytes)
+                   .Run();
     if (!s.ok()) return s;
     done += n;
   }
-  return db.Prepare("UPDATE metric_series SET points = points + ?, max_timestamp = ?, last_step = ?, "
-                    "last_timestamp = ?, ordered = ? WHERE series_id = ?")
-      .Bind(1, static_cast<long long>(add->size())).Bind(2, max_ts).Bind(3, last.step).Bind(4, last.timestamp)
-      .Bind(5, ordered ? 1 : 0).Bind(6, series).Run();
+  return db
+      .Prepare(
+          "UPDATE metric_series SET points = points + ?, max_timestamp = ?, last_step = ?, "
+          "last_timestamp = ?, ordered = ? WHERE series_id = ?")
+      .Bind(1, static_cast<long long>(add->size()))
+      .Bind(2, max_ts)
+      .Bind(3, last.step)
+      .Bind(4, last.timestamp)
+      .Bind(5, ordered ? 1 : 0)
+      .Bind(6, series)
+      .Run();
 }
 
 std::vector<Point> ReadSeries(Db& db, const std::string& run_id, const std::string& key) {
-  Stmt& find = db.Prepare("SELECT series_id, points, ordered FROM metric_series WHERE run_id = ? AND key = ?");
+  Stmt& find = db.Prepare(
+      "SELECT series_id, points, ordered FROM metric_series WHERE run_id = ? AND key = ?");
   find.Bind(1, run_id).Bind(2, key);
   if (!find.Step()) {
     find.Reset();
@@ -218,8 +244,11 @@ std::vector<Point> ReadSeries(Db& db, const std::string& run_id, const std::stri
 }
 
 Status EraseSeries(Db& db, const std::string& run_id) {
-  Status s = db.Prepare("DELETE FROM metric_chunks WHERE series_id IN (SELECT series_id FROM metric_series WHERE run_id = ?)")
-                 .Bind(1, run_id).Run();
+  Status s = db.Prepare(
+                   "DELETE FROM metric_chunks WHERE series_id IN (SELECT series_id FROM "
+                   "metric_series WHERE run_id = ?)")
+                 .Bind(1, run_id)
+                 .Run();
   if (!s.ok()) return s;
   return db.Prepare("DELETE FROM metric_series WHERE run_id = ?").Bind(1, run_id).Run();
 }
@@ -232,7 +261,9 @@ Status ConvertLegacyMetrics(Db& db) {
   Status s = db.Begin();
   if (!s.ok()) return s;
   {
-    Stmt& rows = db.Prepare("SELECT run_id, key, step, timestamp, value, is_nan FROM metrics ORDER BY run_id, key, rowid");
+    Stmt& rows = db.Prepare(
+        "SELECT run_id, key, step, timestamp, value, is_nan FROM metrics ORDER BY run_id, key, "
+        "rowid");
     std::string run, key;
     std::vector<Point> points;
     auto flush = [&]() -> Status {

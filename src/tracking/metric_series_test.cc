@@ -45,8 +45,10 @@ TEST_F(SeriesTest, SinglePointsAndBatchesReadBackInStepOrder) {
   auto st = TrackingStore::Open(Path("t.db"));
   ASSERT_TRUE(st.ok());
   std::string run = NewRun(**st);
-  // 600 single points fill more than two small chunks; then a batch of 1000; then points out of order.
-  for (int i = 0; i < 600; ++i) ASSERT_TRUE((*st)->LogBatch(run, {{"loss", 1.0 / (i + 1), 1000 + i, i}}, {}, {}).ok());
+  // 600 single points fill more than two small chunks; then a batch of 1000; then points out of
+  // order.
+  for (int i = 0; i < 600; ++i)
+    ASSERT_TRUE((*st)->LogBatch(run, {{"loss", 1.0 / (i + 1), 1000 + i, i}}, {}, {}).ok());
   std::vector<Metric> batch;
   for (int i = 600; i < 1600; ++i) batch.push_back({"loss", 1.0 / (i + 1), 1000 + i, i});
   ASSERT_TRUE((*st)->LogBatch(run, batch, {}, {}).ok());
@@ -64,7 +66,8 @@ TEST_F(SeriesTest, SinglePointsAndBatchesReadBackInStepOrder) {
   auto run_now = (*st)->GetRun(run);
   ASSERT_TRUE(run_now.ok());
   ASSERT_EQ(run_now->metrics.size(), 1u);
-  EXPECT_EQ(run_now->metrics[0].step, 1599);  // the latest is the greatest step, not the last logged
+  EXPECT_EQ(run_now->metrics[0].step,
+            1599);  // the latest is the greatest step, not the last logged
 }
 
 TEST_F(SeriesTest, AReplayedBatchAddsNothing) {
@@ -72,8 +75,9 @@ TEST_F(SeriesTest, AReplayedBatchAddsNothing) {
   ASSERT_TRUE(st.ok());
   std::string run = NewRun(**st);
   std::vector<Metric> batch;
-  for (int i = 0; i < 300; ++i) batch.push_back({"acc", i % 7 == 0 ? NAN : i / 300.0, 50, i});  // one timestamp
-  batch.push_back(batch[10]);  // a duplicate inside the batch
+  for (int i = 0; i < 300; ++i)
+    batch.push_back({"acc", i % 7 == 0 ? NAN : i / 300.0, 50, i});  // one timestamp
+  batch.push_back(batch[10]);                                       // a duplicate inside the batch
   ASSERT_TRUE((*st)->LogBatch(run, batch, {}, {}).ok());
   ASSERT_TRUE((*st)->LogBatch(run, batch, {}, {}).ok());
   ASSERT_TRUE((*st)->LogBatch(run, {batch[7]}, {}, {}).ok());  // a NaN point again
@@ -93,14 +97,16 @@ TEST_F(SeriesTest, AnErasedRunLeavesNoPoints) {
   ASSERT_TRUE((*st)->EraseRun(run).ok());
   auto db = store::Db::Open(Path("t.db"), true);
   ASSERT_TRUE(db.ok());
-  auto& q = (*db)->Prepare("SELECT (SELECT COUNT(*) FROM metric_series) + (SELECT COUNT(*) FROM metric_chunks)");
+  auto& q = (*db)->Prepare(
+      "SELECT (SELECT COUNT(*) FROM metric_series) + (SELECT COUNT(*) FROM metric_chunks)");
   ASSERT_TRUE(q.Step());
   EXPECT_EQ(q.Int(0), 0);
   q.Reset();
 }
 
 TEST_F(SeriesTest, TheFirstSchemasRowsAreConvertedOnOpen) {
-  // A tracking database as the first version wrote it: schema 1, one row per point (the tables that matter).
+  // A tracking database as the first version wrote it: schema 1, one row per point (the tables that
+  // matter).
   std::vector<std::string> v1 = {R"sql(
 CREATE TABLE runs (run_id TEXT PRIMARY KEY, experiment_id INTEGER NOT NULL, run_name TEXT NOT NULL DEFAULT '',
   user_id TEXT NOT NULL DEFAULT '', status TEXT NOT NULL DEFAULT 'RUNNING', start_time INTEGER, end_time INTEGER,
@@ -142,12 +148,15 @@ TEST_F(SeriesTest, BatchesWithOneTimestampAppendAndTheirReplaysAddNothing) {
   std::string run = NewRun(**st);
   auto batch = [](long long from) {
     std::vector<Metric> m;
-    for (long long s = from; s < from + 1000; ++s) m.push_back({"loss", static_cast<double>(s), 5, s});
+    for (long long s = from; s < from + 1000; ++s)
+      m.push_back({"loss", static_cast<double>(s), 5, s});
     return m;
   };
   ASSERT_TRUE((*st)->LogBatch(run, batch(0), {}, {}).ok());
-  ASSERT_TRUE((*st)->LogBatch(run, batch(1000), {}, {}).ok());  // after the stored points: appended unread
-  ASSERT_TRUE((*st)->LogBatch(run, batch(0), {}, {}).ok());     // a replay: every point is there already
+  ASSERT_TRUE(
+      (*st)->LogBatch(run, batch(1000), {}, {}).ok());  // after the stored points: appended unread
+  ASSERT_TRUE(
+      (*st)->LogBatch(run, batch(0), {}, {}).ok());  // a replay: every point is there already
   ASSERT_TRUE((*st)->LogBatch(run, batch(1500), {}, {}).ok());  // half replayed, half new
   auto h = (*st)->GetHistory(run, "loss");
   ASSERT_TRUE(h.ok());
@@ -155,7 +164,8 @@ TEST_F(SeriesTest, BatchesWithOneTimestampAppendAndTheirReplaysAddNothing) {
   for (size_t i = 0; i < h->size(); ++i) EXPECT_EQ((*h)[i].step, static_cast<long long>(i));
 }
 
-// The jobs table's params: every run's in one read, at most so many each, long values cut whole characters.
+// The jobs table's params: every run's in one read, at most so many each, long values cut whole
+// characters.
 TEST_F(SeriesTest, ParamsOfAllRunsAreCappedAndCutAtACharacter) {
   auto st = TrackingStore::Open(Path("t.db"));
   ASSERT_TRUE(st.ok());
@@ -175,8 +185,9 @@ TEST_F(SeriesTest, ParamsOfAllRunsAreCappedAndCutAtACharacter) {
   EXPECT_EQ(all[b][1].value, "abcdefghi");
 }
 
-// Group commit under contention: writers that share commits (and hand the lead on) each get their own answer,
-// a refused write fails alone, and asynchronous writes queued among them are committed too.
+// Group commit under contention: writers that share commits (and hand the lead on) each get their
+// own answer, a refused write fails alone, and asynchronous writes queued among them are committed
+// too.
 TEST_F(SeriesTest, ConcurrentWritersEachGetTheirOwnAnswer) {
   const int kThreads = 8, kWrites = 200;
   std::vector<std::string> finished;
@@ -192,9 +203,12 @@ TEST_F(SeriesTest, ConcurrentWritersEachGetTheirOwnAnswer) {
     for (int t = 0; t < kThreads; ++t) {
       ts.emplace_back([&, t] {
         for (int i = 0; i < kWrites; ++i) {
-          bool refused = i % 10 == 7;  // changing a logged param is refused; the write beside it is not
-          Status s = refused ? (*st)->LogBatch(run, {}, {{"fixed", "b" + std::to_string(i)}}, {})
-                             : (*st)->LogBatch(run, {{"m" + std::to_string(t), double(i), 1000 + i, i}}, {}, {});
+          bool refused =
+              i % 10 == 7;  // changing a logged param is refused; the write beside it is not
+          Status s = refused
+                         ? (*st)->LogBatch(run, {}, {{"fixed", "b" + std::to_string(i)}}, {})
+                         : (*st)->LogBatch(run, {{"m" + std::to_string(t), double(i), 1000 + i, i}},
+                                           {}, {});
           if (s.ok() == refused) ++wrong[t];
         }
       });
@@ -203,7 +217,8 @@ TEST_F(SeriesTest, ConcurrentWritersEachGetTheirOwnAnswer) {
       for (auto& r : finished) (*st)->FinishRunAsync(r, "FINISHED", 5000);
     });
     for (auto& t : ts) t.join();
-    for (int t = 0; t < kThreads; ++t) EXPECT_EQ(wrong[t], 0) << "thread " << t << " got another write's answer";
+    for (int t = 0; t < kThreads; ++t)
+      EXPECT_EQ(wrong[t], 0) << "thread " << t << " got another write's answer";
   }  // closed: what was queued asynchronously is committed on the way out
   auto st = TrackingStore::Open(Path("t.db"));
   ASSERT_TRUE(st.ok());

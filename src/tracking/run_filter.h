@@ -1,5 +1,6 @@
-// MLflow's search_runs filter and order_by grammar (mlflow/utils/search_utils.py): clauses joined by AND;
-// metrics.x / params.x / tags.x / attributes.x with = != > >= < <= LIKE ILIKE IN NOT IN. Pure, thread-safe.
+// MLflow's search_runs filter and order_by grammar (mlflow/utils/search_utils.py): clauses joined
+// by AND; metrics.x / params.x / tags.x / attributes.x with = != > >= < <= LIKE ILIKE IN NOT IN.
+// Pure, thread-safe.
 #pragma once
 
 #include <optional>
@@ -16,7 +17,7 @@ struct Run;
 struct Clause {
   std::string kind;  // metric | param | tag | attribute
   std::string key;
-  std::string op;    // = != > >= < <= LIKE ILIKE IN NOT IN
+  std::string op;                   // = != > >= < <= LIKE ILIKE IN NOT IN
   std::vector<std::string> values;  // one, or several for IN
   bool numeric = false;
   double number = 0;  // the value of a numeric clause
@@ -45,7 +46,8 @@ class FieldSource {
  public:
   virtual ~FieldSource() = default;
   // kind: metric | param | tag | attribute.
-  virtual std::optional<std::string_view> String(const std::string& kind, const std::string& key) const = 0;
+  virtual std::optional<std::string_view> String(const std::string& kind,
+                                                 const std::string& key) const = 0;
   virtual std::optional<double> Number(const std::string& kind, const std::string& key) const = 0;
 };
 bool Matches(const RunFilter& filter, const FieldSource& source);
@@ -66,7 +68,8 @@ SortValue OrderValue(const OrderKey& k, const Run& r);
 SortValue OrderValue(const OrderKey& k, const FieldSource& source);
 // <0, 0 or >0: missing values last, NaN after every number, then by the key's direction.
 int CompareOrderValues(const OrderKey& k, const SortValue& x, const SortValue& y);
-// The order SortRuns sorts by: whether `a` comes before `b` (the keys, then start_time DESC, then run_id).
+// The order SortRuns sorts by: whether `a` comes before `b` (the keys, then start_time DESC, then
+// run_id).
 bool RunBefore(const RunOrder& order, const Run& a, const Run& b);
 
 }  // namespace cairn::tracking

@@ -21,8 +21,9 @@ Run MakeRun(const std::string& id, double m, const std::string& p, long long sta
 }
 
 TEST(RunFilter, ParsesMlflowsGrammar) {
-  auto f = ParseRunFilter("metrics.m1 > 0.1 and params.p1 = 'v1' AND tags.\"mlflow.parentRunId\" = 'sweep_1' "
-                          "and attributes.status IN ('FINISHED', 'FAILED')");
+  auto f = ParseRunFilter(
+      "metrics.m1 > 0.1 and params.p1 = 'v1' AND tags.\"mlflow.parentRunId\" = 'sweep_1' "
+      "and attributes.status IN ('FINISHED', 'FAILED')");
   ASSERT_TRUE(f.ok()) << f.status().message();
   ASSERT_EQ(f->size(), 4u);
   EXPECT_EQ((*f)[0].kind, "metric");
@@ -50,7 +51,8 @@ TEST(RunFilter, LikeAndIlike) {
   EXPECT_FALSE(Matches(*f, MakeRun("a", 1, "w1", 1)));
 }
 
-// The hand-written matcher against std::regex as the reference, over every short pattern of a small alphabet.
+// The hand-written matcher against std::regex as the reference, over every short pattern of a small
+// alphabet.
 TEST(RunFilter, LikeMatchAgreesWithARegex) {
   const std::string alphabet = "ab%_";
   std::vector<std::string> patterns = {""}, values = {""};
@@ -71,11 +73,13 @@ TEST(RunFilter, LikeMatchAgreesWithARegex) {
   int checked = 0;
   for (const auto& p : patterns) {
     std::string re;
-    for (char c : p) re += c == '%' ? std::string(".*") : c == '_' ? std::string(".") : std::string(1, c);
+    for (char c : p)
+      re += c == '%' ? std::string(".*") : c == '_' ? std::string(".") : std::string(1, c);
     for (bool icase : {false, true}) {
       std::regex r(re, icase ? std::regex::icase : std::regex::ECMAScript);
       for (const auto& v : values) {
-        ASSERT_EQ(LikeMatch(v, p, icase), std::regex_match(v, r)) << "'" << v << "' LIKE '" << p << "' icase=" << icase;
+        ASSERT_EQ(LikeMatch(v, p, icase), std::regex_match(v, r))
+            << "'" << v << "' LIKE '" << p << "' icase=" << icase;
         ++checked;
       }
     }
@@ -84,7 +88,8 @@ TEST(RunFilter, LikeMatchAgreesWithARegex) {
 }
 
 TEST(SortRuns, OrdersByMetricWithMissingLastThenStartTime) {
-  std::vector<tracking::Run> runs = {MakeRun("a", 1, "x", 10), MakeRun("b", 3, "x", 20), MakeRun("c", 2, "x", 30)};
+  std::vector<tracking::Run> runs = {MakeRun("a", 1, "x", 10), MakeRun("b", 3, "x", 20),
+                                     MakeRun("c", 2, "x", 30)};
   runs.push_back(MakeRun("d", 0, "x", 40));
   runs.back().metrics.clear();
   auto order = ParseRunOrder({"metrics.m1 DESC"});

@@ -1,9 +1,10 @@
-// MLflow's model: experiments, runs, metrics, params, tags, dataset inputs. Stored in its own SQLite
-// database (tracking.db) so that tracking writes never wait on job-state writes.
+// MLflow's model: experiments, runs, metrics, params, tags, dataset inputs. Stored in its own
+// SQLite database (tracking.db) so that tracking writes never wait on job-state writes.
 //
-// Thread-safe. Writes are group-committed: whoever writes while no commit runs leads one, taking every write
-// queued meanwhile into the same transaction (each in its own savepoint, so one bad request does not fail the
-// others); the rest wait for their result. Reads use a connection per calling thread.
+// Thread-safe. Writes are group-committed: whoever writes while no commit runs leads one, taking
+// every write queued meanwhile into the same transaction (each in its own savepoint, so one bad
+// request does not fail the others); the rest wait for their result. Reads use a connection per
+// calling thread.
 #pragma once
 
 #include <condition_variable>
@@ -35,8 +36,8 @@ struct Metric {
   double value = 0;  // NaN allowed
   long long timestamp = 0;
   long long step = 0;
-  // MLflow 3.x: a metric of a logged model (post-training metrics, evaluation), and the dataset it was
-  // measured on. Such a metric is also kept with the model.
+  // MLflow 3.x: a metric of a logged model (post-training metrics, evaluation), and the dataset it
+  // was measured on. Such a metric is also kept with the model.
   std::string model_id = {}, dataset_name = {}, dataset_digest = {};
 };
 
@@ -64,7 +65,8 @@ struct LoggedModel {
 struct ModelSearch {
   std::vector<std::string> experiment_ids;
   std::string filter;
-  // field_name (an attribute or metrics.<key>) and direction; default: creation_timestamp descending.
+  // field_name (an attribute or metrics.<key>) and direction; default: creation_timestamp
+  // descending.
   std::vector<std::pair<std::string, bool>> order_by;
   int max_results = 50;
   long long offset = 0;
@@ -97,8 +99,8 @@ struct Run {
   std::vector<Metric> metrics;  // the latest value of each key
   std::vector<KeyValue> params;
   std::vector<KeyValue> tags;
-  nlohmann::json dataset_inputs;  // an array, or null for none
-  std::vector<std::string> model_inputs;                        // 3.x: models the run used
+  nlohmann::json dataset_inputs;                                 // an array, or null for none
+  std::vector<std::string> model_inputs;                         // 3.x: models the run used
   std::vector<std::pair<std::string, long long>> model_outputs;  // 3.x: models it logged, at a step
 };
 
@@ -136,7 +138,8 @@ class TrackingStore {
   TrackingStore& operator=(const TrackingStore&) = delete;
 
   // Writes.
-  Result<std::string> CreateExperiment(const std::string& name, const std::string& artifact_location,
+  Result<std::string> CreateExperiment(const std::string& name,
+                                       const std::string& artifact_location,
                                        const std::vector<KeyValue>& tags);
   // The experiment's id, creating it when missing.
   Result<std::string> EnsureExperiment(const std::string& name);
@@ -144,9 +147,10 @@ class TrackingStore {
   Status SetExperimentStage(const std::string& id, const std::string& stage);
   Status SetExperimentTag(const std::string& id, const std::string& key, const std::string& value);
   Status DeleteExperimentTag(const std::string& id, const std::string& key);
-  // `run_id` empty: a fresh uuid4 hex. `job_run`: the run of a job being submitted, committed with the
-  // job store's durability (it survives a crash of the server; the WAL is flushed by the next durable
-  // write or checkpoint) instead of waiting for its own flush: the job's record is written that way too.
+  // `run_id` empty: a fresh uuid4 hex. `job_run`: the run of a job being submitted, committed with
+  // the job store's durability (it survives a crash of the server; the WAL is flushed by the next
+  // durable write or checkpoint) instead of waiting for its own flush: the job's record is written
+  // that way too.
   Result<RunInfo> CreateRun(const std::string& experiment_id, const std::string& run_id,
                             const std::string& run_name, const std::string& user_id,
                             std::optional<long long> start_time, const std::vector<KeyValue>& tags,
@@ -166,8 +170,10 @@ class TrackingStore {
 
   // MLflow 3.x logged models and run outputs.
   Result<LoggedModel> CreateLoggedModel(const std::string& experiment_id, const std::string& name,
-                                        const std::string& model_type, const std::string& source_run_id,
-                                        const std::string& creator_id, const std::vector<KeyValue>& params,
+                                        const std::string& model_type,
+                                        const std::string& source_run_id,
+                                        const std::string& creator_id,
+                                        const std::vector<KeyValue>& params,
                                         const std::vector<KeyValue>& tags);
   Result<LoggedModel> GetLoggedModel(const std::string& model_id);
   Result<LoggedModel> FinalizeLoggedModel(const std::string& model_id, const std::string& status);
@@ -177,25 +183,29 @@ class TrackingStore {
   Status DeleteLoggedModel(const std::string& model_id);
   Result<std::vector<LoggedModel>> SearchLoggedModels(const ModelSearch& search, bool* more);
   // `models`: [{model_id, step}] a run produced.
-  Status LogOutputs(const std::string& run_id, const std::vector<std::pair<std::string, long long>>& models);
+  Status LogOutputs(const std::string& run_id,
+                    const std::vector<std::pair<std::string, long long>>& models);
 
   // Reads.
   Result<Experiment> GetExperiment(const std::string& id);
   Result<Experiment> GetExperimentByName(const std::string& name);
-  // `filter`: clauses on name, tags.<key>, creation_time, last_update_time joined by AND; `order_by`: name,
-  // experiment_id, creation_time, last_update_time with ASC or DESC.
-  Result<std::vector<Experiment>> SearchExperiments(const std::string& view, const std::string& filter,
-                                                    const std::vector<std::string>& order_by, int max_results,
-                                                    long long offset, bool* more);
+  // `filter`: clauses on name, tags.<key>, creation_time, last_update_time joined by AND;
+  // `order_by`: name, experiment_id, creation_time, last_update_time with ASC or DESC.
+  Result<std::vector<Experiment>> SearchExperiments(const std::string& view,
+                                                    const std::string& filter,
+                                                    const std::vector<std::string>& order_by,
+                                                    int max_results, long long offset, bool* more);
   Result<Run> GetRun(const std::string& run_id);
   // The points of one metric in (step, timestamp) order.
   Result<std::vector<Point>> GetHistory(const std::string& run_id, const std::string& key);
   std::vector<std::string> MetricKeys(const std::string& run_id);
-  // Every run's latest value of each metric, by run id, keys in order (one query; the studio's jobs table).
+  // Every run's latest value of each metric, by run id, keys in order (one query; the studio's jobs
+  // table).
   std::unordered_map<std::string, std::vector<Metric>> LatestMetricsOfAllRuns();
-  // Every run's params, by run id, keys in order, at most `per_run` each and values cut to `max_value` bytes
-  // (at a UTF-8 boundary): what a table of jobs shows as columns (one query).
-  std::unordered_map<std::string, std::vector<KeyValue>> ParamsOfAllRuns(size_t per_run, size_t max_value);
+  // Every run's params, by run id, keys in order, at most `per_run` each and values cut to
+  // `max_value` bytes (at a UTF-8 boundary): what a table of jobs shows as columns (one query).
+  std::unordered_map<std::string, std::vector<KeyValue>> ParamsOfAllRuns(size_t per_run,
+                                                                         size_t max_value);
   Result<std::vector<Run>> SearchRuns(const RunSearch& search, bool* more);
 
  private:
@@ -231,8 +241,9 @@ class TrackingStore {
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Op>> ops_;
   bool stopping_ = false;
-  bool leading_ = false;  // a thread holds the lead (runs a commit, or has been handed the next one)
-  bool durable_ = true;   // synchronous=FULL unless CAIRN_TRACKING_SYNC=normal
+  bool leading_ =
+      false;             // a thread holds the lead (runs a commit, or has been handed the next one)
+  bool durable_ = true;  // synchronous=FULL unless CAIRN_TRACKING_SYNC=normal
   bool full_now_ = true;  // the writer's current synchronous setting is FULL
   std::thread thread_;
 };

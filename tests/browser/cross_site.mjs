@@ -10,20 +10,32 @@ const cfg = JSON.parse(process.argv[2]);
 const home = fs.mkdtempSync(path.join(cfg.out, "chromium-"));
 const context = await chromium.launchPersistentContext(path.join(home, "profile"), {
   executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
   env: { ...process.env, HOME: home, XDG_CONFIG_HOME: home, XDG_CACHE_HOME: home },
 });
 const seen = {};
 try {
   const page = context.pages()[0] ?? (await context.newPage());
-  await page.goto(cfg.login);  // signed in: the session cookie is the browser's now
+  await page.goto(cfg.login); // signed in: the session cookie is the browser's now
   await page.waitForFunction(() => location.hash.startsWith("#/jobs"), null, { timeout: 15000 });
-  await page.goto(cfg.attacker);  // the other origin's page
+  await page.goto(cfg.attacker); // the other origin's page
   seen.fetch = await page.evaluate(async (server) => {
     try {
       await fetch(`${server}/api/v1/jobs/${"victim"}/cancel`, {
-        method: "POST", mode: "no-cors", credentials: "include", headers: { "Content-Type": "text/plain" }, body: "{}",
+        method: "POST",
+        mode: "no-cors",
+        credentials: "include",
+        headers: { "Content-Type": "text/plain" },
+        body: "{}",
       });
       return "sent";
     } catch (e) {
@@ -31,7 +43,10 @@ try {
     }
   }, cfg.server);
   // A form posts as a navigation: it lands on the server's answer.
-  const landed = page.waitForURL((u) => u.toString().startsWith(cfg.server), { waitUntil: "load", timeout: 15000 });
+  const landed = page.waitForURL((u) => u.toString().startsWith(cfg.server), {
+    waitUntil: "load",
+    timeout: 15000,
+  });
   await page.evaluate((server) => {
     const f = document.createElement("form");
     f.method = "POST";
@@ -56,7 +71,9 @@ try {
   await page.goto(`${cfg.server}/#/jobs`);
   seen.own = await page.evaluate(async () => {
     const r = await fetch("/api/v1/jobs/own_victim/cancel", {
-      method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json", "X-Cairn-Studio": "1" },
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-Cairn-Studio": "1" },
       body: "{}",
     });
     return r.status;

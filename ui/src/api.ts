@@ -1,6 +1,9 @@
 // The studio reads the same REST API as the CLI, signed in by the session cookie the login link set.
 export class ApiError extends Error {
-  constructor(public status: number, message: string) {
+  constructor(
+    public status: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -10,7 +13,10 @@ export async function request<T>(method: string, path: string, body?: unknown): 
     method,
     credentials: "same-origin",
     // The server refuses a studio change without this header: no form, and no other origin's script, can send it.
-    headers: body === undefined ? { "X-Cairn-Studio": "1" } : { "Content-Type": "application/json", "X-Cairn-Studio": "1" },
+    headers:
+      body === undefined
+        ? { "X-Cairn-Studio": "1" }
+        : { "Content-Type": "application/json", "X-Cairn-Studio": "1" },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
@@ -29,7 +35,11 @@ export async function request<T>(method: string, path: string, body?: unknown): 
 export const get = <T>(path: string) => request<T>("GET", path);
 export const post = <T>(path: string, body: unknown = {}) => request<T>("POST", path, body);
 
-export interface StatusEvent { status: string; reason: string; time: string }
+export interface StatusEvent {
+  status: string;
+  reason: string;
+  time: string;
+}
 export interface Job {
   name: string;
   display_name?: string;
@@ -85,11 +95,18 @@ export function onJobsChanged(fn: () => void): () => void {
   const source = new EventSource("/api/v1/events", { withCredentials: true });
   let timer: number | undefined;
   const soon = () => {
-    if (timer === undefined) timer = window.setTimeout(() => { timer = undefined; fn(); }, 100);
+    if (timer === undefined)
+      timer = window.setTimeout(() => {
+        timer = undefined;
+        fn();
+      }, 100);
   };
   source.addEventListener("jobs", soon);
   // Once connected (and after every reconnect), read again: a change between the page's first read and
   // the stream's start (a job that ended meanwhile) would otherwise never be shown.
   source.addEventListener("open", soon);
-  return () => { source.close(); if (timer !== undefined) clearTimeout(timer); };
+  return () => {
+    source.close();
+    if (timer !== undefined) clearTimeout(timer);
+  };
 }
