@@ -319,6 +319,36 @@ int JobValidate(const Globals& g, const JobArgs& a) {
   return Print(g, out);
 }
 
+// cairn job metrics: every metric's history of a job, or one metric's (--key), as csv or the usual
+// formats.
+int JobMetrics(const Globals& g, const JobArgs& ja) {
+  auto client = ConnectOrFail();
+  if (!client.ok()) return Fail(client.status());
+  std::string path = "/api/v1/jobs/" + ja.name + "/metrics";
+  if (!ja.status.empty()) path += "?key=" + HttpClient::UrlEncode(ja.status);
+  auto r = (*client)->Get(path);
+  if (!r.ok()) return Fail(r.status());
+  if (g.output == "csv") {
+    std::string out = "key,step,timestamp,value\n";
+    for (const auto& [key, points] : (*r)["metrics"].items())
+      for (const auto& p : points)
+        out += key + "," + std::to_string(p["step"].get<long long>()) + "," +
+               std::to_string(p["timestamp"].get<long long>()) + "," +
+               (p["value"].is_string() ? p["value"].get<std::string>() : p["value"].dump()) + "\n";
+    fputs(out.c_str(), stdout);
+    return 0;
+  }
+  json rows = json::array();
+  for (const auto& [key, points] : (*r)["metrics"].items())
+    for (const auto& p : points)
+      rows.push_back({{"key", key},
+                      {"step", p["step"]},
+                      {"timestamp", p["timestamp"]},
+                      {"value", p["value"]}});
+  return Print(g, g.output == "table" || g.output == "tsv" ? rows : (*r)["metrics"],
+               {{"Key", "key"}, {"Step", "step"}, {"Timestamp", "timestamp"}, {"Value", "value"}});
+}
+
 int JobShow(const Globals& g, const JobArgs& a) {
   auto client = ConnectOrFail();
   if (!client.ok()) return Fail(client.status());
@@ -654,9 +684,9 @@ int ComputeUpdate(const Globals& g, const ComputeArgs& a, const CLI::App& cmd) {
   return Print(g, *updated, kComputeColumns);
 }
 
-}  // namespace
-
-int RunCli(int argc, char** argv) {
+// `cairn supervise ...`: Cairn's own processes (a job's supervisor, a Slurm node's, the spawner),
+// which never go through the command tree. nullopt when the command line is not one of them.
+std::optional<int> RunInternalCommand(int argc, char** argv) {
   if (argc >= 5 && std::string(argv[1]) == "supervise" && std::string(argv[2]) == "--staged")
     return compute::RunStagedSupervisor(argv[3], argv[4],
                                         argc >= 6 && std::string(argv[5]) == "--node");
@@ -666,12 +696,15 @@ int RunCli(int argc, char** argv) {
     if (argc >= 4 && std::string(argv[3]) == "--node") return compute::RunNodeSupervisor(argv[2]);
     return compute::RunSupervisor(argv[2]);
   }
+  return std::nullopt;
+}
 
-  // Before parsing: --version, and az's global arguments, taken out of the command line wherever
-  // they are (every verb accepts them, and adding them to each of CLI11's ~50 commands cost 1.5 ms
-  // per run).
-  AzGlobals& az = Az();
-  std::vector<char*> args = {argv[0]};
+// Before parsing: --version, and az's global arguments, taken out of the command line wherever they
+// are (every verb accepts them, and adding them to each of CLI11's ~50 commands cost 1.5 ms per
+// run). Fills `args` with the rest (argv[0] first, a null last); an exit code when the command line
+// is --version.
+std::optional<int> TakeAzGlobals(int argc, char** argv, AzGlobals& az, std::vector<char*>& args) {
+  args = {argv[0]};
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--version" && i == 1) {
@@ -706,8 +739,422 @@ int RunCli(int argc, char** argv) {
     else
       args.push_back(argv[i]);
   }
-  argc = static_cast<int>(args.size());
   args.push_back(nullptr);
+  return std::nullopt;
+}
+
+void AddGlobalOptions(CLI::App* c, Globals& g) {
+  c->add_option("-o,--output", g.output, "json, yaml, table, tsv or none")->capture_default_str();
+  c->add_option("--query", g.query, "a path into the result, e.g. name, status, [].name");
+}
+
+// cairn job ...: create, validate, show, list, metrics, stream, cancel, download, archive, update.
+void AddJobCommands(CLI::App& app, Globals& g, JobArgs& ja, int& rc) {
+  auto* job = app.add_subcommand("job", "Manage jobs")->require_subcommand(1);
+  auto* create = job->add_subcommand("create", "Create (submit) a job from a YAML file");
+  create->add_option("-f,--file", ja.file, "the job's YAML file")->required();
+  create->add_option("-n,--name", ja.name, "the job's name (wins over the file's)");
+  create->add_option("--set", ja.sets, "override a field: --set inputs.epochs=3")
+      ->allow_extra_args(false);
+  create->add_flag("-s,--stream", ja.stream, "stream the job's logs until it ends");
+  create->add_flag("--all-ranks", ja.all_ranks,
+                   "with --stream: every process's log of a distributed job, not only rank 0's");
+  create->add_flag("-e,--web", ja.web, "print and open the job's studio page");
+  create->add_flag("--skip-validation", ja.skip_validation, "accepted for compatibility");
+  create->add_option("-a,--save-as", ja.save_as, "write the created job as YAML to this file");
+  AddGlobalOptions(create, g);
+  create->callback([&] { rc = JobCreate(g, ja); });
+
+  auto* validate =
+      job->add_subcommand("validate", "Check a job file: every diagnostic, nothing submitted");
+  validate->add_option("-f,--file", ja.file, "the job's YAML file")->required();
+  validate->add_option("--set", ja.sets, "override a field")->allow_extra_args(false);
+  validate->add_option("-n,--name", ja.name, "the job's name");
+  AddGlobalOptions(validate, g);
+  validate->callback([&] { rc = JobValidate(g, ja); });
+
+  auto* show = job->add_subcommand("show", "Show a job");
+  show->add_option("-n,--name", ja.name, "the job's name")->required();
+  show->add_flag("-e,--web", ja.web, "print and open the job's studio page");
+  AddGlobalOptions(show, g);
+  show->callback([&] { rc = JobShow(g, ja); });
+
+  auto* list = job->add_subcommand("list", "List jobs, newest first");
+  list->add_option("-r,--max-results", ja.max_results, "at most this many (default 50)");
+  list->add_flag("--all-results", ja.all_results, "every job");
+  list->add_option("--status", ja.status, "only jobs in this status");
+  list->add_option("--experiment,--experiment-name", ja.experiment, "only jobs of this experiment");
+  list->add_option("-p,--parent-job-name", ja.parent, "only the children of this job");
+  list->add_option("--compute", ja.compute, "only jobs on this compute");
+  list->add_flag("--include-archived", ja.include_archived, "include archived jobs");
+  list->add_flag("--archived-only", ja.archived_only, "only archived jobs");
+  list->add_flag("--include-children", ja.include_children,
+                 "list sweep trials too (else: -p SWEEP lists a sweep's)");
+  AddGlobalOptions(list, g);
+  list->callback([&] { rc = JobList(g, ja); });
+
+  auto* metrics =
+      job->add_subcommand("metrics", "Print a job's metric histories (logged through MLflow)");
+  metrics->add_option("-n,--name", ja.name, "the job's name")->required();
+  metrics->add_option("--key", ja.status, "only this metric");
+  AddGlobalOptions(metrics, g);
+  metrics->callback([&] { rc = JobMetrics(g, ja); });
+
+  auto* stream = job->add_subcommand("stream", "Follow a job's logs until it ends");
+  stream->add_option("-n,--name", ja.name, "the job's name")->required();
+  stream->add_flag("--all-ranks", ja.all_ranks,
+                   "every process's log of a distributed job, not only rank 0's");
+  stream->callback([&] { rc = JobStream(g, ja); });
+
+  auto* download = job->add_subcommand("download", "Download a finished job's logs and outputs");
+  download->add_option("-n,--name", ja.name, "the job's name")->required();
+  download->add_option("-p,--download-path", ja.download_path, "where to write (default: here)");
+  download->add_option("--output-name", ja.output_name, "only this named output");
+  download->add_flag("--all", ja.all, "the default artifacts and every named output");
+  download->callback([&] { rc = JobDownload(g, ja); });
+
+  auto* cancel = job->add_subcommand("cancel", "Cancel a job and every process it started");
+  cancel->add_option("-n,--name", ja.name, "the job's name")->required();
+  cancel->add_flag("--no-wait", ja.no_wait, "do not wait for the job to stop");
+  AddGlobalOptions(cancel, g);
+  cancel->callback([&] { rc = JobCancel(g, ja); });
+
+  for (bool archive : {true, false}) {
+    auto* c = job->add_subcommand(archive ? "archive" : "restore",
+                                  archive ? "Hide a finished job from lists" : "Un-archive a job");
+    c->add_option("-n,--name", ja.name, "the job's name")->required();
+    AddGlobalOptions(c, g);
+    c->callback([&, archive] { rc = JobArchive(g, ja, archive); });
+  }
+
+  auto* update =
+      job->add_subcommand("update", "Update a job's tags, properties, display name or description");
+  update->add_option("-n,--name", ja.name, "the job's name")->required();
+  update
+      ->add_option("--set", ja.sets, "tags.k=v, properties.k=v, display_name=..., description=...")
+      ->allow_extra_args(false);
+  update->add_option("--add", ja.adds, "add to a mapping: --add tags k=v (or a JSON object)")
+      ->expected(2)
+      ->allow_extra_args(false);
+  update->add_option("--remove", ja.removes, "remove a tag: --remove tags.k")
+      ->allow_extra_args(false);
+  AddGlobalOptions(update, g);
+  update->callback([&] { rc = JobUpdate(g, ja); });
+}
+
+// cairn compute list-nodes, list-sizes, list-usage, list, show, delete.
+void AddComputeReads(CLI::App* compute, Globals& g, ComputeArgs& ca, JobArgs& ja, int& rc) {
+  // az ml compute list-nodes / list-sizes / list-usage.
+  auto* cnodes = compute->add_subcommand(
+      "list-nodes", "List a compute's nodes: this machine, or a Slurm cluster's");
+  cnodes->add_option("-n,--name", ca.name, "the compute's name")->required();
+  AddGlobalOptions(cnodes, g);
+  // A GET printed as it comes.
+  auto get_and_print = [&](const std::string& path, const std::vector<Column>& columns) {
+    auto client = ConnectOrFail();
+    if (!client.ok()) return Fail(client.status());
+    auto r = (*client)->Get(path);
+    return r.ok() ? Print(g, *r, columns) : Fail(r.status());
+  };
+  cnodes->callback([&, get_and_print] {
+    rc = get_and_print("/api/v1/computes/" + HttpClient::UrlEncode(ca.name) + "/nodes",
+                       {{"Node", "node_id"},
+                        {"State", "node_state"},
+                        {"Jobs", "join(', ', current_job_names || `[]`)"}});
+  });
+  auto* csizes =
+      compute->add_subcommand("list-sizes", "List the shapes a job can have here (this machine's)");
+  AddGlobalOptions(csizes, g);
+  csizes->callback([&, get_and_print] {
+    rc = get_and_print("/api/v1/sizes", {{"Name", "name"},
+                                         {"vCPUs", "v_cpus"},
+                                         {"Memory (GB)", "memory_gb"},
+                                         {"GPUs", "gpus"},
+                                         {"GPU", "gpu_model"},
+                                         {"Fits here", "fits_here"}});
+  });
+  auto* cusage = compute->add_subcommand("list-usage", "Each compute's use against its limit");
+  AddGlobalOptions(cusage, g);
+  cusage->callback([&] {
+    auto client = ConnectOrFail();
+    if (!client.ok()) {
+      rc = Fail(client.status());
+      return;
+    }
+    auto r = (*client)->Get("/api/v1/computes");
+    if (!r.ok()) {
+      rc = Fail(r.status());
+      return;
+    }
+    json out = json::array();
+    for (const auto& c : *r)
+      out.push_back(
+          {{"name",
+            {{"value", c.value("name", "")},
+             {"localized_value", c.value("name", "") + " (" + c.value("type", "") + ")"}}},
+           {"current_value", c.value("in_use", 0)},
+           {"limit", c.value("max_instances", 0)},
+           {"queued_jobs", c.value("queued_jobs", 0)},
+           {"unit", "Count"}});
+    rc = Print(g, out,
+               {{"Name", "name.value"},
+                {"In use", "current_value"},
+                {"Limit", "limit"},
+                {"Queued", "queued_jobs"}});
+  });
+
+  auto* clist = compute->add_subcommand("list", "List computes");
+  clist->add_option("--type", ca.list_type, "only this type");
+  clist->add_option("-r,--max-results", ca.max_results, "at most this many");
+  AddGlobalOptions(clist, g);
+  clist->callback([&] {
+    auto client = ConnectOrFail();
+    if (!client.ok()) {
+      rc = Fail(client.status());
+      return;
+    }
+    auto all = (*client)->Get("/api/v1/computes");
+    if (!all.ok()) {
+      rc = Fail(all.status());
+      return;
+    }
+    json out = json::array();
+    for (const auto& c : *all) {
+      if (!ca.list_type.empty() && ToLower(c.value("type", "")) != ToLower(ca.list_type)) continue;
+      if (ca.max_results > 0 && static_cast<int>(out.size()) >= ca.max_results) break;
+      out.push_back(c);
+    }
+    rc = Print(g, out, kComputeColumns);
+  });
+  for (const char* verb : {"show", "delete"}) {
+    bool del = std::string(verb) == "delete";
+    auto* c = compute->add_subcommand(verb, del ? "Delete a compute" : "Show a compute");
+    c->add_option("-n,--name", ca.name, "the compute's name")->required();
+    if (del) c->add_flag("-y,--yes,--no-wait", ja.no_wait, "accepted for compatibility");
+    AddGlobalOptions(c, g);
+    c->callback([&, del] {
+      auto client = ConnectOrFail();
+      if (!client.ok()) {
+        rc = Fail(client.status());
+        return;
+      }
+      auto r = del ? (*client)->Delete("/api/v1/computes/" + ca.name)
+                   : (*client)->Get("/api/v1/computes/" + ca.name);
+      if (!r.ok()) {
+        rc = Fail(r.status());
+        return;
+      }
+      rc = del ? 0 : Print(g, *r, kComputeColumns);
+    });
+  }
+}
+
+// cairn compute ...: create and update here, the rest in AddComputeReads.
+void AddComputeCommands(CLI::App& app, Globals& g, ComputeArgs& ca, JobArgs& ja, int& rc) {
+  auto* compute = app.add_subcommand("compute", "Manage compute targets")->require_subcommand(1);
+  auto* ccreate = compute->add_subcommand("create", "Create or update a compute");
+  ccreate->add_option("-f,--file", ca.file, "a compute YAML file");
+  ccreate->add_option("-n,--name", ca.name, "the compute's name");
+  ccreate->add_option("-t,--type", ca.type,
+                      "amlcompute (default), computeinstance, local or slurm");
+  ccreate->add_option("--size", ca.size, "VM size (recorded)");
+  ccreate->add_option("--min-instances", ca.min_instances, "minimum nodes (default 0)");
+  ccreate->add_option("--max-instances", ca.max_instances, "maximum nodes (default 4)");
+  ccreate->add_option("-d,--idle-time-before-scale-down", ca.idle, "seconds (default 120)");
+  ccreate->add_option("--description", ca.description, "a description");
+  ccreate->add_option("--set", ca.sets, "override a field of the file")->allow_extra_args(false);
+  auto slurm_flags = [&](CLI::App* c) {
+    c->add_option("--partition", ca.partition, "Slurm: the partition jobs go to");
+    c->add_option("--account", ca.account, "Slurm: the account jobs are charged to");
+    c->add_option("--qos", ca.qos, "Slurm: the quality of service");
+    c->add_option("--slurm-conf", ca.slurm_conf,
+                  "Slurm: the cluster's slurm.conf (how to reach the controller)");
+    c->add_option("--sbatch-option", ca.sbatch_options,
+                  "Slurm: an extra sbatch option (repeatable)")
+        ->allow_extra_args(false);
+  };
+  slurm_flags(ccreate);
+  AddGlobalOptions(ccreate, g);
+  ccreate->callback([&] { rc = ComputeCreate(g, ca); });
+
+  auto* cupdate = compute->add_subcommand("update", "Change a compute's limits or Slurm settings");
+  cupdate->add_option("-n,--name", ca.name, "the compute's name")->required();
+  cupdate->add_option("--min-instances", ca.min_instances, "minimum nodes");
+  cupdate->add_option("--max-instances", ca.max_instances, "maximum nodes a job may take");
+  cupdate->add_option("-d,--idle-time-before-scale-down", ca.idle, "seconds");
+  cupdate->add_option("--description", ca.description, "a description");
+  slurm_flags(cupdate);
+  AddGlobalOptions(cupdate, g);
+  cupdate->callback([&, cupdate] { rc = ComputeUpdate(g, ca, *cupdate); });
+  AddComputeReads(compute, g, ca, ja, rc);
+}
+
+// cairn studio: a sign-in link to `page`.
+void AddStudioCommand(CLI::App& app, std::string& page, int& rc) {
+  auto* studio = app.add_subcommand(
+      "studio", "Print (and open, where a browser is) a sign-in link to the studio");
+  studio->add_option("--page", page, "the page to land on (default /#/jobs)");
+  studio->callback([&] {
+    auto client = ConnectOrFail();
+    if (!client.ok()) {
+      rc = Fail(client.status());
+      return;
+    }
+    std::string link = StudioLink(**client, page);
+    printf("%s\n", link.c_str());
+    LaunchBrowser(link);
+    rc = 0;
+  });
+}
+
+struct ServerArgs {
+  int port = 0;
+  std::string host = "127.0.0.1";
+  int local_slots = 0;
+  std::string tls_cert, tls_key;
+};
+
+// cairn server [stop | status]: run the workspace's server in this process's place, stop it, or say
+// where it is.
+void AddServerCommand(CLI::App& app, Globals& g, ServerArgs& so, int& rc) {
+  auto* srv =
+      app.add_subcommand("server", "Run the workspace server (the CLI starts it on demand)");
+  srv->add_option("--port", so.port, "port (0: any free one)");
+  srv->add_option("--host", so.host, "address to listen on (default 127.0.0.1)");
+  srv->add_option("--slots", so.local_slots, "local compute slots (default: one per CPU)");
+  srv->add_option("--tls-cert", so.tls_cert,
+                  "serve TLS with this certificate chain (PEM); needed beyond loopback");
+  srv->add_option("--tls-key", so.tls_key, "the certificate's private key (PEM)");
+  auto* stop = srv->add_subcommand("stop", "Stop the workspace's server");
+  auto* status = srv->add_subcommand("status", "Print the workspace's server address");
+  srv->callback([&, stop, status] {
+    server::WorkspacePaths ws{server::DefaultHome()};
+    if (stop->parsed() || status->parsed()) {
+      auto info = ReadFile(ws.ServerInfo());
+      auto token = ReadFile(ws.Token());
+      if (!info.ok() || !token.ok()) {
+        fprintf(stderr, "no server is running for workspace %s\n", ws.home.c_str());
+        rc = status->parsed() ? 1 : 0;
+        return;
+      }
+      json j = json::parse(*info, nullptr, false);
+      server::ServerAddress addr{j.value("url", ""), Trim(*token)};
+      if (!server::Healthy(addr, 1000)) {
+        fprintf(stderr, "no server answers for workspace %s\n", ws.home.c_str());
+        rc = status->parsed() ? 1 : 0;
+        return;
+      }
+      if (status->parsed()) {
+        rc = Print(g, j);
+        return;
+      }
+      Client c(addr);
+      auto r = c.Post("/api/v1/shutdown", json::object());
+      if (!r.ok()) {
+        rc = Fail(r.status());
+        return;
+      }
+      // Done when the process is gone (it may still be checkpointing its databases): a command
+      // that follows at once then starts a fresh server instead of finding the old one's lock
+      // held.
+      long long pid = j.value("pid", 0LL);
+      auto alive = [&] {
+        return compute::IsAliveWithMarker(static_cast<pid_t>(pid), "server");
+      };  // not a zombie
+      for (int i = 0; alive() && i < 600; ++i) usleep(20000);
+      if (alive()) fprintf(stderr, "warning: server %lld is still stopping after 30 s\n", pid);
+      rc = 0;
+      return;
+    }
+    // The server is its own binary (see ARCHITECTURE.md: start-up time); run it in this process's
+    // place.
+    std::string exe = server::ServerExe();
+    std::vector<std::string> args = {exe,
+                                     "--home",
+                                     ws.home,
+                                     "--port",
+                                     std::to_string(so.port),
+                                     "--host",
+                                     so.host,
+                                     "--slots",
+                                     std::to_string(so.local_slots)};
+    if (!so.tls_cert.empty()) args.insert(args.end(), {"--tls-cert", so.tls_cert});
+    if (!so.tls_key.empty()) args.insert(args.end(), {"--tls-key", so.tls_key});
+    std::vector<char*> argv2;
+    for (auto& a : args) argv2.push_back(a.data());
+    argv2.push_back(nullptr);
+    execv(exe.c_str(), argv2.data());
+    fprintf(stderr, "ERROR: cannot run %s: %s\n", exe.c_str(), strerror(errno));
+    rc = 1;
+  });
+}
+
+// A parse error of the command line, said as az says it: a group without its command, or a command
+// it does not have, lists the group's commands. Returns the exit code.
+int ExplainParseError(CLI::App& app, const CLI::ParseError& e, int argc, char** argv) {
+  // The deepest command the arguments reached, to list what it offers when a subcommand is missing
+  // or unknown.
+  auto deepest = [&]() {
+    CLI::App* at = &app;
+    for (;;) {
+      CLI::App* next = nullptr;
+      for (auto* sub : at->get_subcommands([](CLI::App*) { return true; }))
+        if (sub->parsed()) next = sub;
+      if (!next) return at;
+      at = next;
+    }
+  };
+  CLI::App* at = deepest();
+  bool missing = dynamic_cast<const CLI::RequiredError*>(&e) &&
+                 !at->get_subcommands([](CLI::App*) { return true; }).empty() &&
+                 std::string(e.what()).find("subcommand") != std::string::npos;
+  bool unknown = dynamic_cast<const CLI::ExtrasError*>(&e) &&
+                 !at->get_subcommands([](CLI::App*) { return true; }).empty();
+  if (!missing && !unknown) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  std::string path;
+  int depth = 0;
+  for (CLI::App* p = at; p; p = p->get_parent(), ++depth)
+    path = p->get_name() + (path.empty() ? "" : " " + path);
+  // "cairn compute frobnicate": the word after the command path that is not an option is the
+  // unknown one.
+  std::string word;
+  for (int i = 1, seen = 1; i < argc; ++i) {
+    std::string t = argv[i];
+    if (t.empty() || t[0] == '-') continue;
+    if (seen++ < depth) continue;
+    word = t;
+    break;
+  }
+  if (missing && !word.empty()) {
+    missing = false;
+    unknown = true;
+  }
+  if (missing)
+    fprintf(stderr, "ERROR: '%s' needs a command.\n", path.c_str());
+  else {
+    std::string w = e.what();
+    size_t colon = w.rfind(": ");
+    if (word.empty()) word = colon == std::string::npos ? w : w.substr(colon + 2);
+    fprintf(stderr, "ERROR: '%s' has no command '%s'.\n", path.c_str(), word.c_str());
+  }
+  fprintf(stderr, "\nCommands of '%s':\n", path.c_str());
+  for (auto* sub : at->get_subcommands([](CLI::App*) { return true; }))
+    fprintf(stderr, "    %-16s: %s\n", sub->get_name().c_str(), sub->get_description().c_str());
+  fprintf(stderr, "\nMore: %s --help\n", path.c_str());
+  return 2;
+}
+
+}  // namespace
+
+int RunCli(int argc, char** argv) {
+  if (auto rc = RunInternalCommand(argc, argv)) return *rc;
+  AzGlobals& az = Az();
+  std::vector<char*> args;
+  if (auto rc = TakeAzGlobals(argc, argv, az, args)) return *rc;
+  argc = static_cast<int>(args.size()) - 1;
   argv = args.data();
   // A named workspace is <home>/workspaces/<name> when it exists; otherwise -w is accepted and the
   // default workspace is used (an az script names its Azure workspace on every line).
@@ -734,406 +1181,21 @@ int RunCli(int argc, char** argv) {
       "--subscription, --debug, --verbose, --only-show-errors (docs/cli.md).");
   Globals g;
   if (auto o = settings::Get("CAIRN_OUTPUT")) g.output = *o;
-  auto add_globals = [&](CLI::App* c) {
-    c->add_option("-o,--output", g.output, "json, yaml, table, tsv or none")->capture_default_str();
-    c->add_option("--query", g.query, "a path into the result, e.g. name, status, [].name");
-  };
 
   JobArgs ja;
   ComputeArgs ca;
-  int rc = 0;
-
-  if (wanted("job")) {
-    auto* job = app.add_subcommand("job", "Manage jobs")->require_subcommand(1);
-    auto* create = job->add_subcommand("create", "Create (submit) a job from a YAML file");
-    create->add_option("-f,--file", ja.file, "the job's YAML file")->required();
-    create->add_option("-n,--name", ja.name, "the job's name (wins over the file's)");
-    create->add_option("--set", ja.sets, "override a field: --set inputs.epochs=3")
-        ->allow_extra_args(false);
-    create->add_flag("-s,--stream", ja.stream, "stream the job's logs until it ends");
-    create->add_flag("--all-ranks", ja.all_ranks,
-                     "with --stream: every process's log of a distributed job, not only rank 0's");
-    create->add_flag("-e,--web", ja.web, "print and open the job's studio page");
-    create->add_flag("--skip-validation", ja.skip_validation, "accepted for compatibility");
-    create->add_option("-a,--save-as", ja.save_as, "write the created job as YAML to this file");
-    add_globals(create);
-    create->callback([&] { rc = JobCreate(g, ja); });
-
-    auto* validate =
-        job->add_subcommand("validate", "Check a job file: every diagnostic, nothing submitted");
-    validate->add_option("-f,--file", ja.file, "the job's YAML file")->required();
-    validate->add_option("--set", ja.sets, "override a field")->allow_extra_args(false);
-    validate->add_option("-n,--name", ja.name, "the job's name");
-    add_globals(validate);
-    validate->callback([&] { rc = JobValidate(g, ja); });
-
-    auto* show = job->add_subcommand("show", "Show a job");
-    show->add_option("-n,--name", ja.name, "the job's name")->required();
-    show->add_flag("-e,--web", ja.web, "print and open the job's studio page");
-    add_globals(show);
-    show->callback([&] { rc = JobShow(g, ja); });
-
-    auto* list = job->add_subcommand("list", "List jobs, newest first");
-    list->add_option("-r,--max-results", ja.max_results, "at most this many (default 50)");
-    list->add_flag("--all-results", ja.all_results, "every job");
-    list->add_option("--status", ja.status, "only jobs in this status");
-    list->add_option("--experiment,--experiment-name", ja.experiment,
-                     "only jobs of this experiment");
-    list->add_option("-p,--parent-job-name", ja.parent, "only the children of this job");
-    list->add_option("--compute", ja.compute, "only jobs on this compute");
-    list->add_flag("--include-archived", ja.include_archived, "include archived jobs");
-    list->add_flag("--archived-only", ja.archived_only, "only archived jobs");
-    list->add_flag("--include-children", ja.include_children,
-                   "list sweep trials too (else: -p SWEEP lists a sweep's)");
-    add_globals(list);
-    list->callback([&] { rc = JobList(g, ja); });
-
-    auto* metrics =
-        job->add_subcommand("metrics", "Print a job's metric histories (logged through MLflow)");
-    metrics->add_option("-n,--name", ja.name, "the job's name")->required();
-    metrics->add_option("--key", ja.status, "only this metric");
-    add_globals(metrics);
-    metrics->callback([&] {
-      auto client = ConnectOrFail();
-      if (!client.ok()) {
-        rc = Fail(client.status());
-        return;
-      }
-      std::string path = "/api/v1/jobs/" + ja.name + "/metrics";
-      if (!ja.status.empty()) path += "?key=" + HttpClient::UrlEncode(ja.status);
-      auto r = (*client)->Get(path);
-      if (!r.ok()) {
-        rc = Fail(r.status());
-        return;
-      }
-      if (g.output == "csv") {
-        std::string out = "key,step,timestamp,value\n";
-        for (const auto& [key, points] : (*r)["metrics"].items())
-          for (const auto& p : points)
-            out += key + "," + std::to_string(p["step"].get<long long>()) + "," +
-                   std::to_string(p["timestamp"].get<long long>()) + "," +
-                   (p["value"].is_string() ? p["value"].get<std::string>() : p["value"].dump()) +
-                   "\n";
-        fputs(out.c_str(), stdout);
-        rc = 0;
-        return;
-      }
-      json rows = json::array();
-      for (const auto& [key, points] : (*r)["metrics"].items())
-        for (const auto& p : points)
-          rows.push_back({{"key", key},
-                          {"step", p["step"]},
-                          {"timestamp", p["timestamp"]},
-                          {"value", p["value"]}});
-      rc =
-          Print(g, g.output == "table" || g.output == "tsv" ? rows : (*r)["metrics"],
-                {{"Key", "key"}, {"Step", "step"}, {"Timestamp", "timestamp"}, {"Value", "value"}});
-    });
-
-    auto* stream = job->add_subcommand("stream", "Follow a job's logs until it ends");
-    stream->add_option("-n,--name", ja.name, "the job's name")->required();
-    stream->add_flag("--all-ranks", ja.all_ranks,
-                     "every process's log of a distributed job, not only rank 0's");
-    stream->callback([&] { rc = JobStream(g, ja); });
-
-    auto* download = job->add_subcommand("download", "Download a finished job's logs and outputs");
-    download->add_option("-n,--name", ja.name, "the job's name")->required();
-    download->add_option("-p,--download-path", ja.download_path, "where to write (default: here)");
-    download->add_option("--output-name", ja.output_name, "only this named output");
-    download->add_flag("--all", ja.all, "the default artifacts and every named output");
-    download->callback([&] { rc = JobDownload(g, ja); });
-
-    auto* cancel = job->add_subcommand("cancel", "Cancel a job and every process it started");
-    cancel->add_option("-n,--name", ja.name, "the job's name")->required();
-    cancel->add_flag("--no-wait", ja.no_wait, "do not wait for the job to stop");
-    add_globals(cancel);
-    cancel->callback([&] { rc = JobCancel(g, ja); });
-
-    for (bool archive : {true, false}) {
-      auto* c =
-          job->add_subcommand(archive ? "archive" : "restore",
-                              archive ? "Hide a finished job from lists" : "Un-archive a job");
-      c->add_option("-n,--name", ja.name, "the job's name")->required();
-      add_globals(c);
-      c->callback([&, archive] { rc = JobArchive(g, ja, archive); });
-    }
-
-    auto* update = job->add_subcommand(
-        "update", "Update a job's tags, properties, display name or description");
-    update->add_option("-n,--name", ja.name, "the job's name")->required();
-    update
-        ->add_option("--set", ja.sets,
-                     "tags.k=v, properties.k=v, display_name=..., description=...")
-        ->allow_extra_args(false);
-    update->add_option("--add", ja.adds, "add to a mapping: --add tags k=v (or a JSON object)")
-        ->expected(2)
-        ->allow_extra_args(false);
-    update->add_option("--remove", ja.removes, "remove a tag: --remove tags.k")
-        ->allow_extra_args(false);
-    add_globals(update);
-    update->callback([&] { rc = JobUpdate(g, ja); });
-  }
-
-  if (wanted("compute")) {
-    auto* compute = app.add_subcommand("compute", "Manage compute targets")->require_subcommand(1);
-    auto* ccreate = compute->add_subcommand("create", "Create or update a compute");
-    ccreate->add_option("-f,--file", ca.file, "a compute YAML file");
-    ccreate->add_option("-n,--name", ca.name, "the compute's name");
-    ccreate->add_option("-t,--type", ca.type,
-                        "amlcompute (default), computeinstance, local or slurm");
-    ccreate->add_option("--size", ca.size, "VM size (recorded)");
-    ccreate->add_option("--min-instances", ca.min_instances, "minimum nodes (default 0)");
-    ccreate->add_option("--max-instances", ca.max_instances, "maximum nodes (default 4)");
-    ccreate->add_option("-d,--idle-time-before-scale-down", ca.idle, "seconds (default 120)");
-    ccreate->add_option("--description", ca.description, "a description");
-    ccreate->add_option("--set", ca.sets, "override a field of the file")->allow_extra_args(false);
-    auto slurm_flags = [&](CLI::App* c) {
-      c->add_option("--partition", ca.partition, "Slurm: the partition jobs go to");
-      c->add_option("--account", ca.account, "Slurm: the account jobs are charged to");
-      c->add_option("--qos", ca.qos, "Slurm: the quality of service");
-      c->add_option("--slurm-conf", ca.slurm_conf,
-                    "Slurm: the cluster's slurm.conf (how to reach the controller)");
-      c->add_option("--sbatch-option", ca.sbatch_options,
-                    "Slurm: an extra sbatch option (repeatable)")
-          ->allow_extra_args(false);
-    };
-    slurm_flags(ccreate);
-    add_globals(ccreate);
-    ccreate->callback([&] { rc = ComputeCreate(g, ca); });
-
-    auto* cupdate =
-        compute->add_subcommand("update", "Change a compute's limits or Slurm settings");
-    cupdate->add_option("-n,--name", ca.name, "the compute's name")->required();
-    cupdate->add_option("--min-instances", ca.min_instances, "minimum nodes");
-    cupdate->add_option("--max-instances", ca.max_instances, "maximum nodes a job may take");
-    cupdate->add_option("-d,--idle-time-before-scale-down", ca.idle, "seconds");
-    cupdate->add_option("--description", ca.description, "a description");
-    slurm_flags(cupdate);
-    add_globals(cupdate);
-    cupdate->callback([&, cupdate] { rc = ComputeUpdate(g, ca, *cupdate); });
-
-    // az ml compute list-nodes / list-sizes / list-usage.
-    auto* cnodes = compute->add_subcommand(
-        "list-nodes", "List a compute's nodes: this machine, or a Slurm cluster's");
-    cnodes->add_option("-n,--name", ca.name, "the compute's name")->required();
-    add_globals(cnodes);
-    // A GET printed as it comes.
-    auto get_and_print = [&](const std::string& path, const std::vector<Column>& columns) {
-      auto client = ConnectOrFail();
-      if (!client.ok()) return Fail(client.status());
-      auto r = (*client)->Get(path);
-      return r.ok() ? Print(g, *r, columns) : Fail(r.status());
-    };
-    cnodes->callback([&, get_and_print] {
-      rc = get_and_print("/api/v1/computes/" + HttpClient::UrlEncode(ca.name) + "/nodes",
-                         {{"Node", "node_id"},
-                          {"State", "node_state"},
-                          {"Jobs", "join(', ', current_job_names || `[]`)"}});
-    });
-    auto* csizes = compute->add_subcommand("list-sizes",
-                                           "List the shapes a job can have here (this machine's)");
-    add_globals(csizes);
-    csizes->callback([&, get_and_print] {
-      rc = get_and_print("/api/v1/sizes", {{"Name", "name"},
-                                           {"vCPUs", "v_cpus"},
-                                           {"Memory (GB)", "memory_gb"},
-                                           {"GPUs", "gpus"},
-                                           {"GPU", "gpu_model"},
-                                           {"Fits here", "fits_here"}});
-    });
-    auto* cusage = compute->add_subcommand("list-usage", "Each compute's use against its limit");
-    add_globals(cusage);
-    cusage->callback([&] {
-      auto client = ConnectOrFail();
-      if (!client.ok()) {
-        rc = Fail(client.status());
-        return;
-      }
-      auto r = (*client)->Get("/api/v1/computes");
-      if (!r.ok()) {
-        rc = Fail(r.status());
-        return;
-      }
-      json out = json::array();
-      for (const auto& c : *r)
-        out.push_back(
-            {{"name",
-              {{"value", c.value("name", "")},
-               {"localized_value", c.value("name", "") + " (" + c.value("type", "") + ")"}}},
-             {"current_value", c.value("in_use", 0)},
-             {"limit", c.value("max_instances", 0)},
-             {"queued_jobs", c.value("queued_jobs", 0)},
-             {"unit", "Count"}});
-      rc = Print(g, out,
-                 {{"Name", "name.value"},
-                  {"In use", "current_value"},
-                  {"Limit", "limit"},
-                  {"Queued", "queued_jobs"}});
-    });
-
-    auto* clist = compute->add_subcommand("list", "List computes");
-    clist->add_option("--type", ca.list_type, "only this type");
-    clist->add_option("-r,--max-results", ca.max_results, "at most this many");
-    add_globals(clist);
-    clist->callback([&] {
-      auto client = ConnectOrFail();
-      if (!client.ok()) {
-        rc = Fail(client.status());
-        return;
-      }
-      auto all = (*client)->Get("/api/v1/computes");
-      if (!all.ok()) {
-        rc = Fail(all.status());
-        return;
-      }
-      json out = json::array();
-      for (const auto& c : *all) {
-        if (!ca.list_type.empty() && ToLower(c.value("type", "")) != ToLower(ca.list_type))
-          continue;
-        if (ca.max_results > 0 && static_cast<int>(out.size()) >= ca.max_results) break;
-        out.push_back(c);
-      }
-      rc = Print(g, out, kComputeColumns);
-    });
-    for (const char* verb : {"show", "delete"}) {
-      bool del = std::string(verb) == "delete";
-      auto* c = compute->add_subcommand(verb, del ? "Delete a compute" : "Show a compute");
-      c->add_option("-n,--name", ca.name, "the compute's name")->required();
-      if (del) c->add_flag("-y,--yes,--no-wait", ja.no_wait, "accepted for compatibility");
-      add_globals(c);
-      c->callback([&, del] {
-        auto client = ConnectOrFail();
-        if (!client.ok()) {
-          rc = Fail(client.status());
-          return;
-        }
-        auto r = del ? (*client)->Delete("/api/v1/computes/" + ca.name)
-                     : (*client)->Get("/api/v1/computes/" + ca.name);
-        if (!r.ok()) {
-          rc = Fail(r.status());
-          return;
-        }
-        rc = del ? 0 : Print(g, *r, kComputeColumns);
-      });
-    }
-  }
-
-  AddAssetCommands(
-      app,
-      {add_globals, [&](const json& v, const std::vector<Column>& c) { return Print(g, v, c); }},
-      rc, wanted);
-
-  struct {
-    int port = 0;
-    std::string host = "127.0.0.1";
-    int local_slots = 0;
-    std::string tls_cert, tls_key;
-  } so;
-  // Callbacks run after the blocks below have ended: what they use is declared out here, or
-  // captured by value.
+  ServerArgs so;
   std::string studio_page = "/#/jobs";
-  if (wanted("studio")) {
-    auto* studio = app.add_subcommand(
-        "studio", "Print (and open, where a browser is) a sign-in link to the studio");
-    studio->add_option("--page", studio_page, "the page to land on (default /#/jobs)");
-    studio->callback([&] {
-      auto client = ConnectOrFail();
-      if (!client.ok()) {
-        rc = Fail(client.status());
-        return;
-      }
-      std::string link = StudioLink(**client, studio_page);
-      printf("%s\n", link.c_str());
-      LaunchBrowser(link);
-      rc = 0;
-    });
-  }
+  int rc = 0;
+  if (wanted("job")) AddJobCommands(app, g, ja, rc);
+  if (wanted("compute")) AddComputeCommands(app, g, ca, ja, rc);
+  AddAssetCommands(app,
+                   {[&g](CLI::App* c) { AddGlobalOptions(c, g); },
+                    [&](const json& v, const std::vector<Column>& c) { return Print(g, v, c); }},
+                   rc, wanted);
+  if (wanted("studio")) AddStudioCommand(app, studio_page, rc);
+  if (wanted("server")) AddServerCommand(app, g, so, rc);
 
-  if (wanted("server")) {
-    auto* srv =
-        app.add_subcommand("server", "Run the workspace server (the CLI starts it on demand)");
-    srv->add_option("--port", so.port, "port (0: any free one)");
-    srv->add_option("--host", so.host, "address to listen on (default 127.0.0.1)");
-    srv->add_option("--slots", so.local_slots, "local compute slots (default: one per CPU)");
-    srv->add_option("--tls-cert", so.tls_cert,
-                    "serve TLS with this certificate chain (PEM); needed beyond loopback");
-    srv->add_option("--tls-key", so.tls_key, "the certificate's private key (PEM)");
-    auto* stop = srv->add_subcommand("stop", "Stop the workspace's server");
-    auto* status = srv->add_subcommand("status", "Print the workspace's server address");
-    srv->callback([&, stop, status] {
-      server::WorkspacePaths ws{server::DefaultHome()};
-      if (stop->parsed() || status->parsed()) {
-        auto info = ReadFile(ws.ServerInfo());
-        auto token = ReadFile(ws.Token());
-        if (!info.ok() || !token.ok()) {
-          fprintf(stderr, "no server is running for workspace %s\n", ws.home.c_str());
-          rc = status->parsed() ? 1 : 0;
-          return;
-        }
-        json j = json::parse(*info, nullptr, false);
-        server::ServerAddress addr{j.value("url", ""), Trim(*token)};
-        if (!server::Healthy(addr, 1000)) {
-          fprintf(stderr, "no server answers for workspace %s\n", ws.home.c_str());
-          rc = status->parsed() ? 1 : 0;
-          return;
-        }
-        if (status->parsed()) {
-          rc = Print(g, j);
-          return;
-        }
-        Client c(addr);
-        auto r = c.Post("/api/v1/shutdown", json::object());
-        if (!r.ok()) {
-          rc = Fail(r.status());
-          return;
-        }
-        // Done when the process is gone (it may still be checkpointing its databases): a command
-        // that follows at once then starts a fresh server instead of finding the old one's lock
-        // held.
-        long long pid = j.value("pid", 0LL);
-        auto alive = [&] {
-          return compute::IsAliveWithMarker(static_cast<pid_t>(pid), "server");
-        };  // not a zombie
-        for (int i = 0; alive() && i < 600; ++i) usleep(20000);
-        if (alive()) fprintf(stderr, "warning: server %lld is still stopping after 30 s\n", pid);
-        rc = 0;
-        return;
-      }
-      // The server is its own binary (see ARCHITECTURE.md: start-up time); run it in this process's
-      // place.
-      std::string exe = server::ServerExe();
-      std::vector<std::string> args = {exe,
-                                       "--home",
-                                       ws.home,
-                                       "--port",
-                                       std::to_string(so.port),
-                                       "--host",
-                                       so.host,
-                                       "--slots",
-                                       std::to_string(so.local_slots)};
-      if (!so.tls_cert.empty()) args.insert(args.end(), {"--tls-cert", so.tls_cert});
-      if (!so.tls_key.empty()) args.insert(args.end(), {"--tls-key", so.tls_key});
-      std::vector<char*> argv2;
-      for (auto& a : args) argv2.push_back(a.data());
-      argv2.push_back(nullptr);
-      execv(exe.c_str(), argv2.data());
-      fprintf(stderr, "ERROR: cannot run %s: %s\n", exe.c_str(), strerror(errno));
-      rc = 1;
-    });
-  }
-
-  // The deepest command the arguments reached, to list what it offers when a subcommand is missing
-  // or unknown.
-  auto deepest = [&]() {
-    CLI::App* at = &app;
-    for (;;) {
-      CLI::App* next = nullptr;
-      for (auto* sub : at->get_subcommands([](CLI::App*) { return true; }))
-        if (sub->parsed()) next = sub;
-      if (!next) return at;
-      at = next;
-    }
-  };
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -1141,47 +1203,7 @@ int RunCli(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    CLI::App* at = deepest();
-    bool missing = dynamic_cast<const CLI::RequiredError*>(&e) &&
-                   !at->get_subcommands([](CLI::App*) { return true; }).empty() &&
-                   std::string(e.what()).find("subcommand") != std::string::npos;
-    bool unknown = dynamic_cast<const CLI::ExtrasError*>(&e) &&
-                   !at->get_subcommands([](CLI::App*) { return true; }).empty();
-    if (!missing && !unknown) {
-      int code = app.exit(e);
-      return code == 0 ? 0 : 2;
-    }
-    std::string path;
-    int depth = 0;
-    for (CLI::App* p = at; p; p = p->get_parent(), ++depth)
-      path = p->get_name() + (path.empty() ? "" : " " + path);
-    // "cairn compute frobnicate": the word after the command path that is not an option is the
-    // unknown one.
-    std::string word;
-    for (int i = 1, seen = 1; i < argc; ++i) {
-      std::string t = argv[i];
-      if (t.empty() || t[0] == '-') continue;
-      if (seen++ < depth) continue;
-      word = t;
-      break;
-    }
-    if (missing && !word.empty()) {
-      missing = false;
-      unknown = true;
-    }
-    if (missing)
-      fprintf(stderr, "ERROR: '%s' needs a command.\n", path.c_str());
-    else {
-      std::string w = e.what();
-      size_t colon = w.rfind(": ");
-      if (word.empty()) word = colon == std::string::npos ? w : w.substr(colon + 2);
-      fprintf(stderr, "ERROR: '%s' has no command '%s'.\n", path.c_str(), word.c_str());
-    }
-    fprintf(stderr, "\nCommands of '%s':\n", path.c_str());
-    for (auto* sub : at->get_subcommands([](CLI::App*) { return true; }))
-      fprintf(stderr, "    %-16s: %s\n", sub->get_name().c_str(), sub->get_description().c_str());
-    fprintf(stderr, "\nMore: %s --help\n", path.c_str());
-    return 2;
+    return ExplainParseError(app, e, argc, argv);
   }
   if (az.verbose) fprintf(stderr, "INFO: workspace %s\n", server::DefaultHome().c_str());
   return rc;
