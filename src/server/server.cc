@@ -152,7 +152,38 @@ class Server {
       : opt_(std::move(o)), token_(std::move(token)), ws_{opt_.home} {}
 
   int Run() {
-    // One server per workspace: the lock is held for the process's lifetime.
+    if (!TakeLock()) return 1;
+    auto store = store::JobStore::Open(ws_.Database());
+    if (!store.ok()) {
+      fprintf(stderr, "cairn server: %s\n", store.status().message().c_str());
+      return 1;
+    }
+    if (int rc = ConfigureHttp()) return rc;
+    if (!Bind()) return 1;
+    auto cfg = MakeSchedulerConfig();
+    if (!cfg.ok()) {
+      fprintf(stderr, "cairn server: %s\n", cfg.status().message().c_str());
+      return 1;
+    }
+    sched_ = std::make_unique<scheduler::Scheduler>(*cfg, std::move(store).value());
+    sched_->Start();
+    Routes();
+    if (Status s = Announce(); !s.ok()) {
+      fprintf(stderr, "cairn server: %s\n", s.message().c_str());
+      return 1;
+    }
+    Serve();
+    // Only remove the address if it is still ours.
+    auto cur = ReadFile(ws_.ServerInfo());
+    if (cur.ok() && cur->find("\"pid\":" + std::to_string(getpid())) != std::string::npos)
+      unlink(ws_.ServerInfo().c_str());
+    return 0;
+  }
+
+ private:
+  // One server per workspace: the lock is held for the process's lifetime. False (said) when
+  // another server holds it.
+  bool TakeLock() {
     lock_fd_ = open(ws_.ServerLock().c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     // A server that was asked to stop removes its address first and may hold the lock a while
     // longer, closing its databases: wait for that one (not for a server that is running).
@@ -170,13 +201,14 @@ class Server {
     if (!locked) {
       fprintf(stderr, "cairn server: another server is already running for workspace %s\n",
               opt_.home.c_str());
-      return 1;
+      return false;
     }
-    auto store = store::JobStore::Open(ws_.Database());
-    if (!store.ok()) {
-      fprintf(stderr, "cairn server: %s\n", store.status().message().c_str());
-      return 1;
-    }
+    return true;
+  }
+
+  // Limits, TLS, and the refusal to listen beyond loopback without it. An exit code, 0 when all is
+  // set.
+  int ConfigureHttp() {
     // JSON requests: 64 MiB at most (routes that take more say so).
     svr_.set_max_body(size_t{64} << 20);
     svr_.set_timeout_seconds(60);
@@ -203,6 +235,12 @@ class Server {
               opt_.host.c_str());
       return 2;
     }
+    return 0;
+  }
+
+  // Listens: the previous port first (jobs that outlived the last server log to it), and with TLS a
+  // plain loopback listener beside it. Sets url_ and local_port_; false (said) when it cannot.
+  bool Bind() {
     // The port this machine's clients and jobs use: the previous one first, since jobs that
     // outlived the last server log to it. Another process may have taken it meanwhile (then a new
     // port; supervisors find the server through server.json).
@@ -226,7 +264,7 @@ class Server {
       if (got > 0) (void)WriteFileAtomic(ws_.ServerPort(), std::to_string(got) + "\n", 0600);
       return got;
     };
-    int port = -1, local_port = -1;
+    int port = -1, local_port = -1;  // the listener's, and this machine's (the same without TLS)
     if (svr_.tls()) {
       port = opt_.port > 0 ? (svr_.bind_to_port(opt_.host, opt_.port) ? opt_.port : -1)
                            : svr_.bind_to_any_port(opt_.host);
@@ -241,13 +279,20 @@ class Server {
     }
     if (port <= 0 || local_port <= 0) {
       fprintf(stderr, "cairn server: cannot listen on %s:%d\n", opt_.host.c_str(), opt_.port);
-      return 1;
+      return false;
     }
     std::string host =
         svr_.tls() || opt_.host == "0.0.0.0" || opt_.host == "::" ? "127.0.0.1" : opt_.host;
     url_ = "http://" + host + ":" + std::to_string(local_port);
     if (svr_.tls()) tls_url_ = "https://" + opt_.host + ":" + std::to_string(port);
+    local_port_ = local_port;
 
+    return true;
+  }
+
+  // What the scheduler needs: the workspace, the server's address, slots and limits from the
+  // settings, the tracking store's hooks, this machine's GPUs.
+  Result<scheduler::SchedulerConfig> MakeSchedulerConfig() {
     scheduler::SchedulerConfig cfg;
     cfg.workspace = opt_.home;
     cfg.server_url = url_;
@@ -260,10 +305,7 @@ class Server {
     cfg.kill_grace_ms = settings::Integer("CAIRN_KILL_GRACE_MS");
     cfg.system_metrics_seconds = std::max(0LL, settings::Integer("CAIRN_SYSTEM_METRICS_SECONDS"));
     auto tracking = tracking::TrackingStore::Open(opt_.home + "/tracking.db");
-    if (!tracking.ok()) {
-      fprintf(stderr, "cairn server: %s\n", tracking.status().message().c_str());
-      return 1;
-    }
+    if (!tracking.ok()) return tracking.status();
     tracking_ = std::move(tracking).value();
     cfg.on_final = [t = tracking_.get()](const std::string& job, const std::string& status,
                                          long long at) {
@@ -277,10 +319,7 @@ class Server {
     if (auto conf = settings::Get("CAIRN_SLURM_CONF")) cfg.slurm_conf = *conf;
     // This machine's GPUs, once: NVML, nvidia-smi, or CAIRN_GPUS.
     auto gpus = compute::DiscoverGpus();
-    if (!gpus.ok()) {
-      fprintf(stderr, "cairn server: %s\n", gpus.status().message().c_str());
-      return 1;
-    }
+    if (!gpus.ok()) return gpus.status();
     cfg.gpus = gpus->gpus;
     gpu_source_ = gpus->source;
     gpu_note_ = gpus->note;
@@ -308,26 +347,29 @@ class Server {
         for (const auto& p : *h) out.push_back(p.value);
       return out;
     };
-    sched_ = std::make_unique<scheduler::Scheduler>(cfg, std::move(store).value());
-    sched_->Start();
-    Routes();
+    return cfg;
+  }
 
+  // server.json: where this server is, for the CLI and the supervisors.
+  Status Announce() {
     json info = {{"url", url_},
-                 {"port", local_port},
+                 {"port", local_port_},
                  {"host", opt_.host},
                  {"pid", getpid()},
                  {"started_at", IsoTime(NowMillis())}};
     if (!tls_url_.empty()) info["tls_url"] = tls_url_;
-    Status s = WriteFileAtomic(ws_.ServerInfo(), info.dump(), 0600);
-    if (!s.ok()) {
-      fprintf(stderr, "cairn server: %s\n", s.message().c_str());
-      return 1;
-    }
+    if (Status s = WriteFileAtomic(ws_.ServerInfo(), info.dump(), 0600); !s.ok()) return s;
     fprintf(stderr, "%s cairn server %d listening on %s%s (workspace %s, %d local slots)\n",
             IsoTime(NowMillis()).c_str(), getpid(), url_.c_str(),
             tls_url_.empty() ? "" : (" and " + tls_url_ + " (TLS)").c_str(), opt_.home.c_str(),
             sched_->local_slots());
 
+    return Status::Ok();
+  }
+
+  // Serves until a signal or a shutdown request: the signal watcher, the heap janitor and the image
+  // rechecker beside the HTTP loop; then stops the scheduler.
+  void Serve() {
     // Signals end the server through a watcher thread. SIGCHLD keeps its default: the scheduler
     // reaps the supervisors it started, and the commands the server runs (podman, sbatch) report
     // their exit status (ignoring SIGCHLD made every one of them look successful).
@@ -394,11 +436,6 @@ class Server {
     *stop_rechecks = true;
     rechecker.detach();
     sched_->Stop();
-    // Only remove the address if it is still ours.
-    auto cur = ReadFile(ws_.ServerInfo());
-    if (cur.ok() && cur->find("\"pid\":" + std::to_string(getpid())) != std::string::npos)
-      unlink(ws_.ServerInfo().c_str());
-    return 0;
   }
 
  private:
@@ -1818,6 +1855,7 @@ class Server {
   ServerOptions opt_;
   std::string token_;
   std::string tls_url_;  // https://host:port when serving TLS
+  int local_port_ = -1;  // the plain loopback port this machine's CLI and jobs use
   WorkspacePaths ws_;
   std::string url_;
   int lock_fd_ = -1;
