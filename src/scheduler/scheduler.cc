@@ -489,12 +489,10 @@ std::string Scheduler::LiveQueueReason(const std::string& job) {
          (ahead > 0 ? ", " + std::to_string(ahead) + " queued ahead" : "") + ")";
 }
 
-Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
-  auto parsed = spec::JobSpecFromJson(r.spec);
-  if (!parsed.ok()) return parsed.status();
-  spec::JobSpec s = std::move(parsed).value();
+// The name a new job gets: its own (checked: valid, not taken), or a generated one.
+Result<std::string> Scheduler::NameFor(const spec::JobSpec& s, bool dry_run) {
   std::string name = s.name;
-  if (name.empty() && r.dry_run) {
+  if (name.empty() && dry_run) {
     name = "validation";  // a name is given when the job is made
   } else if (name.empty()) {
     do name = GenerateJobName();
@@ -505,7 +503,13 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
     return AlreadyExists("a job named '" + name +
                          "' already exists in this workspace; choose another --name");
   }
-  std::string compute = s.compute.empty() ? "local" : s.compute;
+  return name;
+}
+
+// Whether `s` can ever run on `compute`: the compute exists, the job fits its slots or nodes and
+// this machine's GPUs. Sets the CPU slots and GPUs it will hold.
+Status Scheduler::CheckPlacement(const spec::JobSpec& s, const json& raw_spec,
+                                 const std::string& compute, int& slots, int& gpus) {
   Pool* pool = PoolFor(compute);
   if (!pool) {
     return FailedPrecondition("compute '" + compute +
@@ -517,7 +521,7 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
     return InvalidArgument(
         "distribution.type: ray is not supported yet (supported: pytorch, tensorflow, mpi)");
   }
-  int slots = SlotsFor(s);
+  slots = SlotsFor(s);
   if (auto target = SlurmTargetFor(compute)) {
     auto c = store_->GetCompute(compute);
     int max_nodes = c.ok() ? c->spec.value("max_instances", 4) : 4;
@@ -532,11 +536,11 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
                            compute + "' has at most " + std::to_string(pool->capacity));
   }
   // GPUs: a job that asks for more than this machine has can never start.
-  int gpus = 0;
+  gpus = 0;
   if (RunsHere(compute)) {
     auto c = compute == "local" ? Result<store::ComputeRecord>(NotFound(""))
                                 : store_->GetCompute(compute);
-    GpuRequest g = RequestOf(r.spec, c.ok() ? &c->spec : nullptr);
+    GpuRequest g = RequestOf(raw_spec, c.ok() ? &c->spec : nullptr);
     gpus = g.Total();
     if (gpus > static_cast<int>(config_.gpus.size()))
       return InvalidArgument(
@@ -551,6 +555,12 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
     // theirs (4 GPUs and 2 CPUs run two 2-GPU jobs and two CPU jobs at once).
     if (gpus > 0 && compute == "local") slots = 0;
   }
+  return Status::Ok();
+}
+
+// Each input can be delivered: uploaded local data, a URL of the right kind, an asset, datastore or
+// job output that resolves, cloud storage only passed as is.
+Status Scheduler::CheckInputs(const spec::JobSpec& s, SubmitRequest& r) {
   for (const auto& [in_name, in] : s.inputs) {
     if (in.literal) continue;
     std::string f = "inputs." + in_name;
@@ -591,6 +601,11 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
         break;
     }
   }
+  return Status::Ok();
+}
+
+// Each named output's path, when it has one, is a folder of an existing datastore.
+Status Scheduler::CheckOutputs(const spec::JobSpec& s) {
   for (const auto& [out_name, out] : s.outputs) {
     if (out.path.empty()) continue;
     if (spec::ClassifyPath(out.path) != spec::PathKind::kDatastore)
@@ -608,9 +623,12 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
                              ".path: expected azureml://datastores/<name>/paths/<path>, got \"" +
                              out.path + "\"");
   }
-  if (!r.dry_run && !r.snapshot.empty() && !store_->GetSnapshot(r.snapshot).ok())
-    return InvalidArgument("code snapshot " + r.snapshot + " was not uploaded");
+  return Status::Ok();
+}
 
+// The record of a new job, from its parsed spec and what the request brought with it.
+JobRecord Scheduler::RecordFor(spec::JobSpec& s, const SubmitRequest& r, const std::string& name,
+                               const std::string& compute, int slots) {
   JobRecord job;
   job.name = name;
   job.type = s.type;
@@ -638,10 +656,12 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
   job.parent = r.parent;
   if (s.type == "sweep" || s.type == "pipeline")
     job.slots = 0;  // the trials (steps) take the slots
-  if (s.type == "pipeline") {
-    if (Status v = ValidatePipeline(s, r); !v.ok()) return v;
-  }
-  if (r.dry_run) return job;
+  return job;
+}
+
+// A sweep or pipeline: recorded Running at once, its first trials or steps launched.
+Result<JobRecord> Scheduler::StartParent(const JobRecord& job, const spec::JobSpec& s) {
+  const std::string& name = job.name;
   if (s.type == "pipeline") {
     long long now = NowMillis();
     Status st = store_->Insert(job, {{"NotStarted", "submitted", job.created_at},
@@ -666,11 +686,19 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
     SweepStep(name);
     return store_->Get(name);
   }
+  return store_->Get(name);
+}
+
+// A command job: recorded, then queued on its compute, started now or told why it waits.
+Result<JobRecord> Scheduler::Admit(const JobRecord& job, const std::string& compute, int slots,
+                                   int gpus, long long timeout_seconds) {
+  const std::string& name = job.name;
+  Pool* pool = PoolFor(compute);
   Status st = store_->Insert(job, {{"NotStarted", "submitted", job.created_at},
                                    {"Starting", "accepted by the workspace", job.created_at}});
   if (!st.ok()) return st;
   events_.Bump();
-  Enqueue(compute, name, slots, gpus, s.timeout_seconds);
+  Enqueue(compute, name, slots, gpus, timeout_seconds);
   // A job that can start at once is started right after its answer goes out (the next task of this
   // thread), so the client has the job while its supervisor starts; one that must wait is Queued
   // now.
@@ -688,6 +716,28 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
                          : QueueReason(compute, slots, pool->queue.size() - 1));
   }
   return store_->Get(name);
+}
+
+Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
+  auto parsed = spec::JobSpecFromJson(r.spec);
+  if (!parsed.ok()) return parsed.status();
+  spec::JobSpec s = std::move(parsed).value();
+  auto name = NameFor(s, r.dry_run);
+  if (!name.ok()) return name.status();
+  std::string compute = s.compute.empty() ? "local" : s.compute;
+  int slots = 0, gpus = 0;
+  if (Status placed = CheckPlacement(s, r.spec, compute, slots, gpus); !placed.ok()) return placed;
+  if (Status in = CheckInputs(s, r); !in.ok()) return in;
+  if (Status out = CheckOutputs(s); !out.ok()) return out;
+  if (!r.dry_run && !r.snapshot.empty() && !store_->GetSnapshot(r.snapshot).ok())
+    return InvalidArgument("code snapshot " + r.snapshot + " was not uploaded");
+  JobRecord job = RecordFor(s, r, *name, compute, slots);
+  if (s.type == "pipeline") {
+    if (Status v = ValidatePipeline(s, r); !v.ok()) return v;
+  }
+  if (r.dry_run) return job;
+  if (s.type == "pipeline" || s.type == "sweep") return StartParent(job, s);
+  return Admit(job, compute, slots, gpus, s.timeout_seconds);
 }
 
 Scheduler::Reservation Scheduler::ReservationFor(const Queued& q) {

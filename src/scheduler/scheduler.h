@@ -340,6 +340,17 @@ class Scheduler {
   std::map<std::string, nlohmann::json>
       known_hashes_;  // while pipelines run: job -> its output hashes
   Result<store::JobRecord> DoSubmit(SubmitRequest& r);
+  // DoSubmit's steps, in order (scheduler.cc).
+  Result<std::string> NameFor(const spec::JobSpec& s, bool dry_run);
+  Status CheckPlacement(const spec::JobSpec& s, const nlohmann::json& raw_spec,
+                        const std::string& compute, int& slots, int& gpus);
+  Status CheckInputs(const spec::JobSpec& s, SubmitRequest& r);
+  Status CheckOutputs(const spec::JobSpec& s);
+  store::JobRecord RecordFor(spec::JobSpec& s, const SubmitRequest& r, const std::string& name,
+                             const std::string& compute, int slots);
+  Result<store::JobRecord> StartParent(const store::JobRecord& job, const spec::JobSpec& s);
+  Result<store::JobRecord> Admit(const store::JobRecord& job, const std::string& compute, int slots,
+                                 int gpus, long long timeout_seconds);
   Status DoCancel(const std::string& name, const std::string& reason = "");
   Status Transition(const std::string& name, const std::string& status, const std::string& reason,
                     std::optional<long long> start = std::nullopt,
