@@ -226,24 +226,43 @@ void Scheduler::OutputsHashed(const std::string& job, const json& hashes) {
   for (const auto& n : names) PipelineStep(n);
 }
 
-void Scheduler::PipelineStep(const std::string& name) {
-  auto rec = store_->GetBrief(name);  // the status; the spec is read once, below
-  auto state_it = pipelines_.find(name);
-  auto forget = [&] {
-    if (state_it == pipelines_.end()) return;
-    for (const auto& [_, attempts] : state_it->second.attempts)
-      for (const auto& a : attempts) step_pipeline_.erase(a.job);
-    pipelines_.erase(state_it);
-    if (pipelines_.empty()) known_hashes_.clear();  // a later pipeline reads them from the records
-  };
-  if (!rec.ok() || store::IsTerminalStatus(rec->status) || state_it == pipelines_.end()) {
-    forget();
-    return;
-  }
-  PipelineState& st = state_it->second;
+// The latest attempt of `step` (nullptr: none yet).
+const Scheduler::StepAttempt* Scheduler::LatestAttempt(
+    const std::map<std::string, std::vector<StepAttempt>>& attempts, const std::string& step) {
+  auto it = attempts.find(step);
+  return it == attempts.end() || it->second.empty() ? nullptr : &it->second.back();
+}
+
+namespace {
+// How many retries a step may have.
+int MaxRetries(const json& step) {
+  return step.value("retry", json::object()).value("max_retries", 0);
+}
+}  // namespace
+
+// A step has failed for good when its last attempt ended otherwise than Completed and no retry is
+// left (none is, once the pipeline is being canceled).
+bool Scheduler::StepFailedForGood(const PipelineState& st, const json& step, bool canceling) {
+  const StepAttempt* a = LatestAttempt(st.attempts, step["name"]);
+  return a && store::IsTerminalStatus(a->status) && a->status != "Completed" &&
+         (a->attempt > MaxRetries(step) || canceling);
+}
+
+void Scheduler::ForgetPipeline(const std::string& name) {
+  auto it = pipelines_.find(name);
+  if (it == pipelines_.end()) return;
+  for (const auto& [_, attempts] : it->second.attempts)
+    for (const auto& a : attempts) step_pipeline_.erase(a.job);
+  pipelines_.erase(it);
+  if (pipelines_.empty()) known_hashes_.clear();  // a later pipeline reads them from the records
+}
+
+// The pipeline's spec, read once, and after a restart its step jobs from their records. False when
+// its record cannot be read.
+bool Scheduler::LoadPipeline(const std::string& name, PipelineState& st) {
   if (!st.spec_loaded) {
     auto full = store_->Get(name);
-    if (!full.ok()) return;
+    if (!full.ok()) return false;
     st.pipeline = full->spec.value("pipeline", json::object());
     if (!st.pipeline.contains("steps")) st.pipeline["steps"] = json::array();
     if (!st.pipeline.contains("settings")) st.pipeline["settings"] = json::object();
@@ -252,9 +271,6 @@ void Scheduler::PipelineStep(const std::string& name) {
     st.mlflow_experiment_id = full->spec.value("mlflow_experiment_id", "");
     st.spec_loaded = true;
   }
-  const json& steps = st.pipeline["steps"];
-  const json& settings = st.pipeline["settings"];
-  const bool keep_going = settings.value("continue_on_step_failure", false);
   if (!st.loaded) {  // after a restart: the step jobs from their records
     store::JobFilter f;
     f.parent = name;
@@ -272,23 +288,12 @@ void Scheduler::PipelineStep(const std::string& name) {
                 [](const StepAttempt& x, const StepAttempt& y) { return x.attempt < y.attempt; });
     st.loaded = true;
   }
-  auto latest = [&](const std::string& step) -> const StepAttempt* {
-    auto it = st.attempts.find(step);
-    return it == st.attempts.end() || it->second.empty() ? nullptr : &it->second.back();
-  };
-  auto max_retries = [](const json& step) {
-    return step.value("retry", json::object()).value("max_retries", 0);
-  };
-  // A step has failed for good when its last attempt ended otherwise than Completed and no retry is
-  // left.
-  auto failed_for_good = [&](const json& step) {
-    const StepAttempt* a = latest(step["name"]);
-    return a && store::IsTerminalStatus(a->status) && a->status != "Completed" &&
-           (a->attempt > max_retries(step) || rec->status == "CancelRequested");
-  };
+  return true;
+}
 
-  // Step jobs that ended since the last look: their end, and what they printed, in the pipeline's
-  // log.
+// Step jobs that ended since the last look: their end, and what they printed, in the pipeline's
+// log.
+void Scheduler::LogEndedSteps(const std::string& name, PipelineState& st) {
   for (const auto& [sname, attempts] : st.attempts)
     for (const auto& a : attempts) {
       if (!store::IsTerminalStatus(a.status) || st.end_logged.count(a.job)) continue;
@@ -317,10 +322,13 @@ void Scheduler::PipelineStep(const std::string& name) {
       SweepLog(name, "done " + sname + ": " + a.job + " " + c->status + " (" +
                          (c->error.empty() ? c->status_reason : c->error) + ")");
     }
+}
 
-  // Completed steps that ran are remembered for reuse (once: the record says it was done).
-  for (const auto& step : steps) {
-    const StepAttempt* a = latest(step["name"]);
+// Completed steps that ran are remembered for reuse (once: the record says it was done), their
+// outputs sealed before any consumer starts.
+void Scheduler::RememberCompletedSteps(PipelineState& st) {
+  for (const auto& step : st.pipeline["steps"]) {
+    const StepAttempt* a = LatestAttempt(st.attempts, step["name"]);
     if (!a || a->status != "Completed" || st.recorded.count(a->job)) continue;
     st.recorded.insert(a->job);
     auto c = store_->Get(a->job);
@@ -337,87 +345,77 @@ void Scheduler::PipelineStep(const std::string& name) {
     (void)store_->PutStepRun({reuse["key"], reuse.value("ident", ""), a->job,
                               reuse.value("fields", json::object()), NowMillis()});
   }
+}
 
-  bool ending = rec->status == "CancelRequested";
-  std::string end_reason = ending ? "canceled" : "";
-  std::string first_failed;
-  for (const auto& step : steps)
-    if (failed_for_good(step)) {
-      first_failed = step["name"];
-      break;
+// Launches the steps whose dependencies completed (and whose outputs are hashed), a batch at a
+// time. Sets `waiting_for_hashes` when a step is ready but for those hashes. False when the
+// pipeline ended (a step was refused) or the batch is full (the rest follow in a posted step):
+// nothing more to do now.
+bool Scheduler::LaunchReadySteps(const std::string& name, PipelineState& st,
+                                 bool& waiting_for_hashes) {
+  // Launched a batch at a time: the first steps start while the rest of a wide fan-out is still
+  // being made (the scheduler's other work, the starts included, goes between two batches).
+  constexpr int kLaunchBatch = 32;
+  int launched = 0;
+  for (const auto& step : st.pipeline["steps"]) {
+    const std::string sname = step["name"];
+    const StepAttempt* a = LatestAttempt(st.attempts, sname);
+    if (a && !store::IsTerminalStatus(a->status)) continue;
+    if (a && a->status == "Completed") continue;
+    if (a && a->attempt > MaxRetries(step)) continue;  // failed for good
+    bool ready = true;
+    for (const auto& dep : step.value("after", json::array())) {
+      const StepAttempt* d = LatestAttempt(st.attempts, dep.get<std::string>());
+      // Completed, and what it wrote hashed (the consumer's reuse key reads it).
+      if (!d || d->status != "Completed") {
+        ready = false;
+      } else if (!KnownOutputHashes(OutputJobOf(d->job))) {
+        ready = false;
+        waiting_for_hashes = true;
+      }
     }
-  bool stopping = ending || (!first_failed.empty() && !keep_going);
-  bool waiting_for_hashes = false;  // a step is ready but for its inputs' hashes: not done
-  if (stopping) {
-    std::string why = ending
-                          ? "the pipeline " + name + " was canceled"
-                          : "the pipeline " + name + " is ending: step " + first_failed + " failed";
-    for (auto& [step, attempts] : st.attempts)
-      for (auto& a : attempts)
-        if (!store::IsTerminalStatus(a.status) && a.status != "CancelRequested") {
-          SweepLog(name, "cancel " + step + " (" + a.job + "): " + why);
-          (void)DoCancel(a.job, why);
-        }
-  } else {
-    // Launched a batch at a time: the first steps start while the rest of a wide fan-out is still
-    // being made (the scheduler's other work, the starts included, goes between two batches).
-    constexpr int kLaunchBatch = 32;
-    int launched = 0;
-    for (const auto& step : steps) {
-      const std::string sname = step["name"];
-      const StepAttempt* a = latest(sname);
-      if (a && !store::IsTerminalStatus(a->status)) continue;
-      if (a && a->status == "Completed") continue;
-      if (a && a->attempt > max_retries(step)) continue;  // failed for good
-      bool ready = true;
-      for (const auto& dep : step.value("after", json::array())) {
-        const StepAttempt* d = latest(dep.get<std::string>());
-        // Completed, and what it wrote hashed (the consumer's reuse key reads it).
-        if (!d || d->status != "Completed") {
-          ready = false;
-        } else if (!KnownOutputHashes(OutputJobOf(d->job))) {
-          ready = false;
-          waiting_for_hashes = true;
-        }
+    if (!ready) continue;
+    if (launched == kLaunchBatch) {
+      if (!st.step_pending) {
+        st.step_pending = true;
+        Post([this, name] {
+          if (auto p = pipelines_.find(name); p != pipelines_.end()) p->second.step_pending = false;
+          PipelineStep(name);
+        });
       }
-      if (!ready) continue;
-      if (launched == kLaunchBatch) {
-        if (!st.step_pending) {
-          st.step_pending = true;
-          Post([this, name] {
-            if (auto p = pipelines_.find(name); p != pipelines_.end())
-              p->second.step_pending = false;
-            PipelineStep(name);
-          });
-        }
-        return;
-      }
-      ++launched;
-      int attempt = a ? a->attempt + 1 : 1;
-      if (a)
-        SweepLog(name, "retry " + sname + ": attempt " + std::to_string(attempt) + " of " +
-                           std::to_string(max_retries(step) + 1) + " (" + a->job + " " + a->status +
-                           ")");
-      Status s = LaunchStep(name, step, attempt);
-      if (!s.ok()) {
-        SweepLog(name, "step " + sname + " was refused: " + s.message());
-        forget();
-        (void)Transition(name, "Failed", "step " + sname + " was refused: " + s.message(),
-                         std::nullopt, NowMillis(), std::nullopt, s.message());
-        return;
-      }
+      return false;
+    }
+    ++launched;
+    int attempt = a ? a->attempt + 1 : 1;
+    if (a)
+      SweepLog(name, "retry " + sname + ": attempt " + std::to_string(attempt) + " of " +
+                         std::to_string(MaxRetries(step) + 1) + " (" + a->job + " " + a->status +
+                         ")");
+    Status s = LaunchStep(name, step, attempt);
+    if (!s.ok()) {
+      SweepLog(name, "step " + sname + " was refused: " + s.message());
+      ForgetPipeline(name);
+      (void)Transition(name, "Failed", "step " + sname + " was refused: " + s.message(),
+                       std::nullopt, NowMillis(), std::nullopt, s.message());
+      return false;
     }
   }
+  return true;
+}
 
-  // Done when no step job is in progress and no step can start.
-  if (waiting_for_hashes) return;
+// Ends the pipeline when no step job is in progress and no step can start: Completed, Failed (the
+// first failures said) or Canceled, with a count of its steps.
+void Scheduler::FinishPipelineIfDone(const std::string& name, PipelineState& st, bool ending,
+                                     bool stopping, const std::string& first_failed) {
+  const json& steps = st.pipeline["steps"];
+  std::string end_reason = ending ? "canceled" : "";
   for (const auto& [_, attempts] : st.attempts)
     for (const auto& a : attempts)
       if (!store::IsTerminalStatus(a.status)) return;
   int completed = 0, reused = 0, failed = 0, canceled = 0, not_run = 0;
   std::vector<std::string> failures, cancels;
   for (const auto& step : steps) {
-    const StepAttempt* a = latest(step["name"]);
+    const StepAttempt* a = LatestAttempt(st.attempts, step["name"]);
     if (!a) {
       ++not_run;
       continue;
@@ -426,12 +424,12 @@ void Scheduler::PipelineStep(const std::string& name) {
       ++completed;
       if (auto c = store_->Get(a->job); c.ok() && !c->properties.value("reused_from", "").empty())
         ++reused;
-    } else if (failed_for_good(step)) {
+    } else if (StepFailedForGood(st, step, ending)) {
       auto c = store_->Get(a->job);
       std::string why = c.ok() ? (c->error.empty() ? c->status_reason : c->error) : a->status;
       if (a->attempt > 1)
         why += " (attempt " + std::to_string(a->attempt) + " of " +
-               std::to_string(max_retries(step) + 1) + ")";
+               std::to_string(MaxRetries(step) + 1) + ")";
       std::string line = "step " + step["name"].get<std::string>() + " " +
                          (a->status == "Failed" ? "failed" : ToLower(a->status)) + ": " + why;
       // What the pipeline's own ending canceled is not why it failed.
@@ -462,9 +460,49 @@ void Scheduler::PipelineStep(const std::string& name) {
                        : failures.empty() ? summary
                                           : Join(failures, "; ") + "; " + summary;
   SweepLog(name, "pipeline " + status + ": " + reason);
-  forget();
+  ForgetPipeline(name);
   (void)Transition(name, status, reason, std::nullopt, NowMillis(), std::nullopt,
                    status == "Failed" ? (failures.empty() ? summary : failures.front()) : "");
+}
+
+void Scheduler::PipelineStep(const std::string& name) {
+  auto rec = store_->GetBrief(name);  // the status; the spec is read once, by LoadPipeline
+  auto state_it = pipelines_.find(name);
+  if (!rec.ok() || store::IsTerminalStatus(rec->status) || state_it == pipelines_.end()) {
+    ForgetPipeline(name);
+    return;
+  }
+  PipelineState& st = state_it->second;
+  if (!LoadPipeline(name, st)) return;
+  const json& steps = st.pipeline["steps"];
+  const bool keep_going = st.pipeline["settings"].value("continue_on_step_failure", false);
+  LogEndedSteps(name, st);
+  RememberCompletedSteps(st);
+
+  bool ending = rec->status == "CancelRequested";
+  std::string first_failed;
+  for (const auto& step : steps)
+    if (StepFailedForGood(st, step, ending)) {
+      first_failed = step["name"];
+      break;
+    }
+  bool stopping = ending || (!first_failed.empty() && !keep_going);
+  bool waiting_for_hashes = false;  // a step is ready but for its inputs' hashes: not done
+  if (stopping) {
+    std::string why = ending
+                          ? "the pipeline " + name + " was canceled"
+                          : "the pipeline " + name + " is ending: step " + first_failed + " failed";
+    for (auto& [step, attempts] : st.attempts)
+      for (auto& a : attempts)
+        if (!store::IsTerminalStatus(a.status) && a.status != "CancelRequested") {
+          SweepLog(name, "cancel " + step + " (" + a.job + "): " + why);
+          (void)DoCancel(a.job, why);
+        }
+  } else if (!LaunchReadySteps(name, st, waiting_for_hashes)) {
+    return;
+  }
+  if (waiting_for_hashes) return;
+  FinishPipelineIfDone(name, st, ending, stopping, first_failed);
 }
 
 Status Scheduler::LaunchStep(const std::string& pipe_name, const json& step, int attempt) {

@@ -310,6 +310,18 @@ class Scheduler {
   std::map<std::string, PipelineState> pipelines_;    // pipelines in progress
   std::map<std::string, std::string> step_pipeline_;  // step job -> its pipeline
   void PipelineStep(const std::string& pipeline);
+  // PipelineStep's steps (pipeline.cc).
+  void ForgetPipeline(const std::string& name);
+  bool LoadPipeline(const std::string& name, PipelineState& st);
+  void LogEndedSteps(const std::string& name, PipelineState& st);
+  void RememberCompletedSteps(PipelineState& st);
+  bool LaunchReadySteps(const std::string& name, PipelineState& st, bool& waiting_for_hashes);
+  void FinishPipelineIfDone(const std::string& name, PipelineState& st, bool ending, bool stopping,
+                            const std::string& first_failed);
+  static const StepAttempt* LatestAttempt(
+      const std::map<std::string, std::vector<StepAttempt>>& attempts, const std::string& step);
+  static bool StepFailedForGood(const PipelineState& st, const nlohmann::json& step,
+                                bool canceling);
   void NotePipelineChild(const std::string& child, const std::string& status);
   Status LaunchStep(const std::string& pipeline, const nlohmann::json& step, int attempt);
   Status ValidatePipeline(const spec::JobSpec& s, const SubmitRequest& r);
