@@ -505,6 +505,131 @@ void Scheduler::PipelineStep(const std::string& name) {
   FinishPipelineIfDone(name, st, ending, stopping, first_failed);
 }
 
+namespace {
+// Why a step is not reused, told against its closest earlier run: the first field, in the order a
+// user reads a step, that differs from the recent run of this step that differs in the fewest
+// fields (the newest of those).
+std::string DifferenceFromClosestRun(const json& fields,
+                                     const std::vector<store::StepRun>& recent) {
+  std::string why_not;
+  auto order_of = [&](const json& other) {
+    std::vector<std::string> order = {"code", "environment", "command", "type", "sweep"};
+    for (const auto& [k, _] : fields.items())
+      if (StartsWith(k, "inputs.")) order.push_back(k);
+    for (const auto& [k, _] : other.items())
+      if (StartsWith(k, "inputs.") && !fields.contains(k)) order.push_back(k);
+    for (const char* k :
+         {"outputs", "environment_variables", "resources", "distribution", "limits", "compute"})
+      order.push_back(k);
+    return order;
+  };
+  const store::StepRun* closest = nullptr;
+  size_t fewest = 0;
+  for (const auto& r : recent) {
+    size_t differ = 0;
+    for (const auto& k : order_of(r.fields))
+      differ += fields.value(k, json()) != r.fields.value(k, json());
+    if (!closest || differ < fewest) {
+      closest = &r;
+      fewest = differ;
+    }
+  }
+  for (const auto& k : order_of(closest->fields)) {
+    json now_v = fields.value(k, json()), then_v = closest->fields.value(k, json());
+    if (now_v == then_v) continue;
+    if (then_v.is_null())
+      why_not = k + " is new since " + closest->job;
+    else if (now_v.is_null())
+      why_not = k + " was removed since " + closest->job;
+    else
+      why_not = k + " changed: " + Short(then_v) + " -> " + Short(now_v) + " (since " +
+                closest->job + ")";
+    break;
+  }
+  if (why_not.empty()) why_not = "no completed run with the same key";
+  return why_not;
+}
+}  // namespace
+
+// A step reused: recorded Completed at once, pointing at the original (`orig`), whose outputs its
+// consumers read; nothing runs.
+Status Scheduler::RecordReusedStep(const std::string& pipe_name, const json& step, int attempt,
+                                   const json& spec, const JobRecord& orig) {
+  const std::string sname = step["name"];
+  const std::string child = ChildName(pipe_name, sname, attempt);
+  PipelineState& st = pipelines_[pipe_name];
+  long long now = NowMillis();
+  JobRecord job;
+  job.name = child;
+  job.type = spec.value("type", "command");
+  job.display_name = spec.value("display_name", sname);
+  job.experiment_name = spec.value("experiment_name", "Default");
+  job.compute = orig.compute;
+  job.spec = spec;
+  job.snapshot = step.value("snapshot", "");
+  job.parent = pipe_name;
+  job.properties = {{"reused_from", orig.name}, {"azureml.isreused", "true"}};
+  if (orig.properties.contains("output_hashes"))
+    job.properties["output_hashes"] = orig.properties["output_hashes"];
+  job.slots = 0;
+  job.token = RandomHex(24);
+  job.created_at = now;
+  job.status = "Starting";
+  st.attempts[sname].push_back({child, "Starting", attempt});
+  step_pipeline_[child] = pipe_name;
+  st.recorded.insert(child);
+  Status s = store_->Insert(job, {{"NotStarted", "submitted by pipeline " + pipe_name, now}});
+  if (!s.ok()) {
+    st.attempts[sname].pop_back();
+    return s;
+  }
+  SweepLog(pipe_name, "reused " + sname + ": " + orig.name +
+                          " (same code, environment, command, inputs and settings)");
+  (void)Transition(child, "Completed", "reused " + orig.name + ": the same step completed before",
+                   now, now, 0);
+  return Status::Ok();
+}
+
+// What decides what a step computes, field by field: its code, environment, command, type, sweep,
+// each input by content (a bound output's hash, an uploaded snapshot's, a located folder's, or a
+// literal), outputs, variables, resources, distribution, limits and compute. The reuse key hashes
+// it.
+json Scheduler::ReuseFieldsOf(const json& step, const json& spec, const json& hashes) {
+  json fields = json::object();
+  fields["code"] = step.value("snapshot", "");
+  fields["environment"] = spec.value("environment", json::object());
+  fields["command"] = spec.value("command", "");
+  fields["type"] = spec.value("type", "command");
+  if (spec.contains("sweep")) fields["sweep"] = spec["sweep"];
+  const json input_snapshots = step.value("input_snapshots", json::object());
+  const json inputs = spec.value("inputs", json::object());
+  for (const auto& [input, in] : inputs.items()) {
+    std::string f = "inputs." + input;
+    if (in.value("literal", false)) {
+      fields[f] = in.value("value", "");
+    } else if (hashes.contains(input)) {
+      fields[f] = hashes[input];
+    } else if (input_snapshots.contains(input)) {
+      fields[f] = "sha256:" + input_snapshots[input].get<std::string>();
+    } else {
+      std::string path = in.value("path", "");
+      auto loc = Locate(f, path, "data");
+      fields[f] = loc.ok() && !loc->snapshot.empty() ? "sha256:" + loc->snapshot
+                  : loc.ok() && !loc->local.empty()  ? "sha256:" + HashTree(loc->local)
+                                                     : path;
+    }
+  }
+  fields["outputs"] = spec.value("outputs", json::object());
+  fields["environment_variables"] = spec.value("environment_variables", json::object());
+  fields["resources"] = spec.value("resources", json::object());
+  fields["distribution"] = spec.value("distribution", json());
+  fields["limits"] = spec.value("limits", json::object());
+  const std::string compute = spec.value("compute", "");
+  fields["compute"] =
+      compute.empty() ? "local" : compute;  // the workspace default is the local compute
+  return fields;
+}
+
 Status Scheduler::LaunchStep(const std::string& pipe_name, const json& step, int attempt) {
   const std::string sname = step["name"];
   const std::string child = ChildName(pipe_name, sname, attempt);
@@ -544,38 +669,8 @@ Status Scheduler::LaunchStep(const std::string& pipe_name, const json& step, int
   }
 
   // The reuse key: everything that decides what the step computes.
-  json fields = json::object();
-  fields["code"] = step.value("snapshot", "");
-  fields["environment"] = spec.value("environment", json::object());
-  fields["command"] = spec.value("command", "");
-  fields["type"] = spec.value("type", "command");
-  if (spec.contains("sweep")) fields["sweep"] = spec["sweep"];
+  const json fields = ReuseFieldsOf(step, spec, hashes);
   const json input_snapshots = step.value("input_snapshots", json::object());
-  const json inputs = spec.value("inputs", json::object());
-  for (const auto& [input, in] : inputs.items()) {
-    std::string f = "inputs." + input;
-    if (in.value("literal", false)) {
-      fields[f] = in.value("value", "");
-    } else if (hashes.contains(input)) {
-      fields[f] = hashes[input];
-    } else if (input_snapshots.contains(input)) {
-      fields[f] = "sha256:" + input_snapshots[input].get<std::string>();
-    } else {
-      std::string path = in.value("path", "");
-      auto loc = Locate(f, path, "data");
-      fields[f] = loc.ok() && !loc->snapshot.empty() ? "sha256:" + loc->snapshot
-                  : loc.ok() && !loc->local.empty()  ? "sha256:" + HashTree(loc->local)
-                                                     : path;
-    }
-  }
-  fields["outputs"] = spec.value("outputs", json::object());
-  fields["environment_variables"] = spec.value("environment_variables", json::object());
-  fields["resources"] = spec.value("resources", json::object());
-  fields["distribution"] = spec.value("distribution", json());
-  fields["limits"] = spec.value("limits", json::object());
-  const std::string compute = spec.value("compute", "");
-  fields["compute"] =
-      compute.empty() ? "local" : compute;  // the workspace default is the local compute
   const std::string key = Sha256Hex(fields.dump());
   std::string component = step.value("component", "");
   // What the step is, across pipelines: a registered component by name (any version), a component
@@ -605,80 +700,13 @@ Status Scheduler::LaunchStep(const std::string& pipe_name, const json& step, int
     if (!touched.empty()) {
       why_not = "the run with the same key, " + prior->job + ", cannot stand for it: " + touched;
     } else if (orig.ok() && orig->status == "Completed") {
-      // Reused: recorded Completed at once, pointing at the original; nothing runs.
-      long long now = NowMillis();
-      JobRecord job;
-      job.name = child;
-      job.type = spec.value("type", "command");
-      job.display_name = spec.value("display_name", sname);
-      job.experiment_name = spec.value("experiment_name", "Default");
-      job.compute = orig->compute;
-      job.spec = spec;
-      job.snapshot = step.value("snapshot", "");
-      job.parent = pipe.name;
-      job.properties = {{"reused_from", orig->name}, {"azureml.isreused", "true"}};
-      if (orig->properties.contains("output_hashes"))
-        job.properties["output_hashes"] = orig->properties["output_hashes"];
-      job.slots = 0;
-      job.token = RandomHex(24);
-      job.created_at = now;
-      job.status = "Starting";
-      st.attempts[sname].push_back({child, "Starting", attempt});
-      step_pipeline_[child] = pipe.name;
-      st.recorded.insert(child);
-      Status s = store_->Insert(job, {{"NotStarted", "submitted by pipeline " + pipe.name, now}});
-      if (!s.ok()) {
-        st.attempts[sname].pop_back();
-        return s;
-      }
-      SweepLog(pipe.name, "reused " + sname + ": " + orig->name +
-                              " (same code, environment, command, inputs and settings)");
-      (void)Transition(child, "Completed",
-                       "reused " + orig->name + ": the same step completed before", now, now, 0);
-      return Status::Ok();
+      return RecordReusedStep(pipe_name, step, attempt, spec, *orig);
     } else {
       why_not = "the run with the same key, " + prior->job + ", is " +
                 (orig.ok() ? orig->status : std::string("gone"));
     }
   } else if (auto recent = store_->RecentStepRuns(ident, 20); !recent.empty()) {
-    // The first field, in the order a user reads a step, that differs from the closest earlier run:
-    // of the recent runs of this step, the one that differs in the fewest fields (the newest of
-    // those).
-    auto order_of = [&](const json& other) {
-      std::vector<std::string> order = {"code", "environment", "command", "type", "sweep"};
-      for (const auto& [k, _] : fields.items())
-        if (StartsWith(k, "inputs.")) order.push_back(k);
-      for (const auto& [k, _] : other.items())
-        if (StartsWith(k, "inputs.") && !fields.contains(k)) order.push_back(k);
-      for (const char* k :
-           {"outputs", "environment_variables", "resources", "distribution", "limits", "compute"})
-        order.push_back(k);
-      return order;
-    };
-    const store::StepRun* closest = nullptr;
-    size_t fewest = 0;
-    for (const auto& r : recent) {
-      size_t differ = 0;
-      for (const auto& k : order_of(r.fields))
-        differ += fields.value(k, json()) != r.fields.value(k, json());
-      if (!closest || differ < fewest) {
-        closest = &r;
-        fewest = differ;
-      }
-    }
-    for (const auto& k : order_of(closest->fields)) {
-      json now_v = fields.value(k, json()), then_v = closest->fields.value(k, json());
-      if (now_v == then_v) continue;
-      if (then_v.is_null())
-        why_not = k + " is new since " + closest->job;
-      else if (now_v.is_null())
-        why_not = k + " was removed since " + closest->job;
-      else
-        why_not = k + " changed: " + Short(then_v) + " -> " + Short(now_v) + " (since " +
-                  closest->job + ")";
-      break;
-    }
-    if (why_not.empty()) why_not = "no completed run with the same key";
+    why_not = DifferenceFromClosestRun(fields, recent);
   } else {
     why_not = "no earlier run of this step";
   }

@@ -324,6 +324,10 @@ class Scheduler {
                                 bool canceling);
   void NotePipelineChild(const std::string& child, const std::string& status);
   Status LaunchStep(const std::string& pipeline, const nlohmann::json& step, int attempt);
+  nlohmann::json ReuseFieldsOf(const nlohmann::json& step, const nlohmann::json& spec,
+                               const nlohmann::json& hashes);
+  Status RecordReusedStep(const std::string& pipeline, const nlohmann::json& step, int attempt,
+                          const nlohmann::json& spec, const store::JobRecord& orig);
   Status ValidatePipeline(const spec::JobSpec& s, const SubmitRequest& r);
   std::string OutputJobOf(const std::string& step_job);
   // Output hashes, for consumers' reuse keys: what a job's outputs hold, recorded in its properties
