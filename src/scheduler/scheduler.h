@@ -134,6 +134,8 @@ std::optional<std::pair<std::string, std::string>> ParseDatastoreUri(const std::
 std::optional<compute::SlurmTarget> SlurmTargetOf(const nlohmann::json& spec,
                                                   const std::string& default_conf);
 
+struct SweepSettings;  // what a sweep's spec says of how it runs (sweep.cc)
+
 class Scheduler {
  public:
   Scheduler(SchedulerConfig config, std::unique_ptr<store::JobStore> store);
@@ -262,6 +264,8 @@ class Scheduler {
   // policy to new reports of the primary metric, records the best trial, and ends the sweep when it
   // is done.
   void SweepStep(const std::string& sweep);
+  // SweepStep's steps (sweep.cc).
+  void ForgetSweep(const std::string& name);
   void SweepLog(const std::string& sweep, const std::string& line);
   // Keeps a sweep's view of its trial current and, when the trial ended, asks for a step.
   void NoteTrialStatus(const std::string& trial, const std::string& status);
@@ -281,6 +285,16 @@ class Scheduler {
     bool step_pending = false;
     std::vector<SweepTrial> trials;  // by number
   };
+  void LoadTrials(const std::string& name, SweepState& st);
+  void ApplyEarlyTermination(const std::string& name, SweepState& st, const SweepSettings& c,
+                             bool ending);
+  void LogEndedTrials(const std::string& name, SweepState& st, const SweepSettings& c);
+  void RecordBestTrial(const std::string& name, const store::JobRecord& sweep, SweepState& st,
+                       const SweepSettings& c);
+  Result<store::JobRecord> IssueTrial(const std::string& name, const store::JobRecord& sweep,
+                                      SweepState& st, const nlohmann::json& params, uint64_t n);
+  void FinishSweep(const std::string& name, SweepState& st, bool ending,
+                   const std::string& end_reason);
   // A sweep's state is its records; this is a cache of them, so a step costs the trials still
   // running, not every trial (a 1000-trial sweep takes a step per trial).
   std::map<std::string, SweepState> sweeps_;        // sweeps in progress
