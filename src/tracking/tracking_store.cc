@@ -1203,39 +1203,13 @@ std::unordered_map<std::string, std::vector<KeyValue>> TrackingStore::ParamsOfAl
   return out;
 }
 
-Result<std::vector<Run>> TrackingStore::SearchRuns(const RunSearch& q, bool* more) {
-  auto filter = ParseRunFilter(q.filter);
-  if (!filter.ok()) return filter.status();
-  auto order = ParseRunOrder(q.order_by);
-  if (!order.ok()) return order.status();
-  if (q.max_results > 50000)
-    return InvalidArgument(
-        "Invalid value for request parameter max_results. It must be at most 50000, but got "
-        "value " +
-        std::to_string(q.max_results));
-  // In two steps, so that the cost grows with the page rather than with the experiment: first every
-  // run's attributes plus only the metrics, params and tags that the filter and the order name,
-  // enough to filter, sort and page; then everything else, for the runs of the page only.
-  std::vector<std::string> metric_keys, param_keys, tag_keys;
-  auto need = [&](const std::string& kind, const std::string& key) {
-    auto* v = kind == "metric"  ? &metric_keys
-              : kind == "param" ? &param_keys
-              : kind == "tag"   ? &tag_keys
-                                : nullptr;
-    if (v && std::find(v->begin(), v->end(), key) == v->end()) v->push_back(key);
-  };
-  for (const auto& c : *filter) need(c.kind, c.key);
-  for (const auto& o : *order) need(o.kind, o.key);
+namespace {
 
-  Db& db = Reader();
-  // One read transaction for the whole search: one snapshot (a page agrees with the filter that
-  // chose it), and one pair of lock calls instead of a pair per statement.
-  ReadTransaction snapshot(db);
-  // Every run of the experiments, in run id order, from a covering index (the table is not read);
-  // then each named metric, param and tag from its own covering index, also in run id order, merged
-  // in. Two sequential scans per name instead of a B-tree lookup per run and name. The first pass
-  // keeps compact candidates (ids in one arena, the named values in flat arrays): at 100k runs a
-  // Run object per run, with its strings and vectors, cost more than the scans.
+// A run search's first pass (TrackingStore::SearchRuns): every run of the experiments as a compact
+// candidate (its id in one arena, only the attributes the filter or order names), and the metrics,
+// params and tags they name in flat arrays, a row per candidate. At 100k runs a Run object per run,
+// with its strings and vectors, cost more than the scans.
+struct SearchCandidates {
   struct Candidate {
     uint32_t id_off = 0;
     uint32_t id_len = 0;
@@ -1244,20 +1218,94 @@ Result<std::vector<Run>> TrackingStore::SearchRuns(const RunSearch& q, bool* mor
   };
   std::vector<Candidate> all;
   std::string ids;
+  std::vector<std::string> metric_keys, param_keys, tag_keys;  // what the filter and order name
+  std::vector<double> mvals;
+  std::vector<std::string> svals;
+  std::vector<uint8_t> mhave, shave;
+
+  std::string_view IdOf(const Candidate& c) const {
+    return std::string_view(ids.data() + c.id_off, c.id_len);
+  }
+  void Need(const std::string& kind, const std::string& key) {
+    auto* v = kind == "metric"  ? &metric_keys
+              : kind == "param" ? &param_keys
+              : kind == "tag"   ? &tag_keys
+                                : nullptr;
+    if (v && std::find(v->begin(), v->end(), key) == v->end()) v->push_back(key);
+  }
+};
+
+// Candidate `i`'s fields, as the filter and the order read them.
+class CandidateFields : public FieldSource {
+ public:
+  CandidateFields(const SearchCandidates& c, size_t i) : s_(c), i_(i), c_(c.all[i]) {}
+  std::optional<std::string_view> String(const std::string& kind,
+                                         const std::string& key) const override {
+    if (kind == "param" || kind == "tag") {
+      const auto& keys = kind == "param" ? s_.param_keys : s_.tag_keys;
+      size_t base = kind == "param" ? 0 : s_.param_keys.size();
+      size_t ns = s_.param_keys.size() + s_.tag_keys.size();
+      for (size_t k = 0; k < keys.size(); ++k)
+        if (keys[k] == key) {
+          if (!s_.shave[i_ * ns + base + k]) return std::nullopt;
+          return std::string_view(s_.svals[i_ * ns + base + k]);
+        }
+      return std::nullopt;
+    }
+    if (key == "run_id") return s_.IdOf(c_);
+    if (key == "run_name") return std::string_view(c_.name);
+    if (key == "user_id") return std::string_view(c_.user);
+    if (key == "status") return std::string_view(c_.status);
+    if (key == "lifecycle_stage") return std::string_view(c_.stage);
+    if (key == "artifact_uri") return std::string_view(c_.uri);
+    return std::nullopt;
+  }
+  std::optional<double> Number(const std::string& kind, const std::string& key) const override {
+    if (kind == "metric") {
+      const size_t nm = s_.metric_keys.size();
+      for (size_t k = 0; k < nm; ++k)
+        if (s_.metric_keys[k] == key) {
+          if (!s_.mhave[i_ * nm + k]) return std::nullopt;
+          return s_.mvals[i_ * nm + k];
+        }
+      return std::nullopt;
+    }
+    if (key == "start_time" && c_.start) return static_cast<double>(*c_.start);
+    if (key == "end_time" && c_.end) return static_cast<double>(*c_.end);
+    return std::nullopt;
+  }
+
+ private:
+  const SearchCandidates& s_;
+  size_t i_;
+  const SearchCandidates::Candidate& c_;
+};
+
+}  // namespace
+
+// Every run of the experiments, in run id order, from a covering index (the table is not read),
+// with only the attributes the filter or the order names: at 100k rows, each column read is a
+// measurable cost.
+namespace {
+
+bool ScanCandidates(Db& db, const RunSearch& q, const RunFilter& filter, const RunOrder& order,
+                    SearchCandidates& sc) {
+  auto& all = sc.all;
+  auto& ids = sc.ids;
+  using Candidate = SearchCandidates::Candidate;
   std::string stage = q.view == "ALL"            ? ""
                       : q.view == "DELETED_ONLY" ? " AND lifecycle_stage = 'deleted'"
                                                  : " AND lifecycle_stage = 'active'";
   auto named = [&](const char* attr) {
-    for (const auto& c : *filter)
+    for (const auto& c : filter)
       if (c.kind == "attribute" && c.key == attr) return true;
-    for (const auto& o : *order)
+    for (const auto& o : order)
       if (o.kind == "attribute" && o.key == attr) return true;
     return false;
   };
   const bool want_name = named("run_name"), want_user = named("user_id"),
              want_status = named("status"), want_end = named("end_time"),
              want_stage = named("lifecycle_stage"), want_uri = named("artifact_uri");
-  // The select list holds only what is used: at 100k rows, each column read is a measurable cost.
   std::string cols = "run_id, start_time";
   if (want_end) cols += ", end_time";
   if (want_name) cols += ", run_name";
@@ -1287,19 +1335,29 @@ Result<std::vector<Run>> TrackingStore::SearchRuns(const RunSearch& q, bool* mor
     }
     s.Reset();
   }
-  auto id_of = [&](const Candidate& c) {
-    return std::string_view(ids.data() + c.id_off, c.id_len);
-  };
   if (q.experiment_ids.size() > 1)
     std::sort(all.begin(), all.end(),
-              [&](const Candidate& a, const Candidate& b) { return id_of(a) < id_of(b); });
-  if (want_uri)  // not in the index: rare enough to read run by run
-    for (auto& c : all)
-      if (auto info = ReadRunInfo(db, std::string(id_of(c))); info.ok()) c.uri = info->artifact_uri;
+              [&](const Candidate& a, const Candidate& b) { return sc.IdOf(a) < sc.IdOf(b); });
+  return want_uri;
+}
+
+// Each named metric, param and tag from its own covering index, also in run id order, merged into
+// the candidates: two sequential scans per name instead of a B-tree lookup per run and name.
+void MergeNamedValues(Db& db, SearchCandidates& sc) {
+  const auto& all = sc.all;
+  auto& metric_keys = sc.metric_keys;
+  auto& param_keys = sc.param_keys;
+  auto& tag_keys = sc.tag_keys;
+  auto id_of = [&](const SearchCandidates::Candidate& c) { return sc.IdOf(c); };
   const size_t n = all.size(), nm = metric_keys.size(), ns = param_keys.size() + tag_keys.size();
-  std::vector<double> mvals(n * nm, 0);
-  std::vector<std::string> svals(n * ns);
-  std::vector<uint8_t> mhave(n * nm, 0), shave(n * ns, 0);
+  auto& mvals = sc.mvals;
+  auto& svals = sc.svals;
+  auto& mhave = sc.mhave;
+  auto& shave = sc.shave;
+  mvals.assign(n * nm, 0);
+  svals.assign(n * ns, std::string());
+  mhave.assign(n * nm, 0);
+  shave.assign(n * ns, 0);
   // Merges rows (run_id first, ascending) into the candidates, which are in run id order too.
   auto merge = [&](Stmt& s, const std::function<void(size_t, Stmt&)>& take) {
     size_t i = 0;
@@ -1333,87 +1391,33 @@ Result<std::vector<Run>> TrackingStore::SearchRuns(const RunSearch& q, bool* mor
       svals[i * ns + k] = row.Text(1);
     });
   }
-  class Fields : public FieldSource {
-   public:
-    Fields(size_t i, const std::vector<Candidate>& all, std::string_view id,
-           const std::vector<std::string>& metric_keys, const std::vector<std::string>& param_keys,
-           const std::vector<std::string>& tag_keys, const std::vector<double>& mvals,
-           const std::vector<uint8_t>& mhave, const std::vector<std::string>& svals,
-           const std::vector<uint8_t>& shave)
-        : i_(i),
-          c_(all[i]),
-          id_(id),
-          mk_(metric_keys),
-          pk_(param_keys),
-          tk_(tag_keys),
-          mv_(mvals),
-          mh_(mhave),
-          sv_(svals),
-          sh_(shave) {}
-    std::optional<std::string_view> String(const std::string& kind,
-                                           const std::string& key) const override {
-      if (kind == "param" || kind == "tag") {
-        const auto& keys = kind == "param" ? pk_ : tk_;
-        size_t base = kind == "param" ? 0 : pk_.size(), ns = pk_.size() + tk_.size();
-        for (size_t k = 0; k < keys.size(); ++k)
-          if (keys[k] == key) {
-            if (!sh_[i_ * ns + base + k]) return std::nullopt;
-            return std::string_view(sv_[i_ * ns + base + k]);
-          }
-        return std::nullopt;
-      }
-      if (key == "run_id") return id_;
-      if (key == "run_name") return std::string_view(c_.name);
-      if (key == "user_id") return std::string_view(c_.user);
-      if (key == "status") return std::string_view(c_.status);
-      if (key == "lifecycle_stage") return std::string_view(c_.stage);
-      if (key == "artifact_uri") return std::string_view(c_.uri);
-      return std::nullopt;
-    }
-    std::optional<double> Number(const std::string& kind, const std::string& key) const override {
-      if (kind == "metric") {
-        for (size_t k = 0; k < mk_.size(); ++k)
-          if (mk_[k] == key) {
-            if (!mh_[i_ * mk_.size() + k]) return std::nullopt;
-            return mv_[i_ * mk_.size() + k];
-          }
-        return std::nullopt;
-      }
-      if (key == "start_time" && c_.start) return static_cast<double>(*c_.start);
-      if (key == "end_time" && c_.end) return static_cast<double>(*c_.end);
-      return std::nullopt;
-    }
+}
 
-   private:
-    size_t i_;
-    const Candidate& c_;
-    std::string_view id_;
-    const std::vector<std::string>&mk_, &pk_, &tk_;
-    const std::vector<double>& mv_;
-    const std::vector<uint8_t>& mh_;
-    const std::vector<std::string>& sv_;
-    const std::vector<uint8_t>& sh_;
-  };
-  auto fields = [&](size_t i) {
-    return Fields(i, all, id_of(all[i]), metric_keys, param_keys, tag_keys, mvals, mhave, svals,
-                  shave);
-  };
+// The page of the candidates that match the filter, in the order asked (then newest first, then by
+// id), from `q.offset`; sets `more` when runs follow it. Run ids only: the caller reads the rest.
+std::vector<Run> PageOfCandidates(const SearchCandidates& sc, const RunSearch& q,
+                                  const RunFilter& filter, const RunOrder& order, bool* more) {
+  const auto& all = sc.all;
+  const size_t n = all.size();
+  using Candidate = SearchCandidates::Candidate;
+  auto id_of = [&](const Candidate& c) { return sc.IdOf(c); };
+  auto fields = [&](size_t i) { return CandidateFields(sc, i); };
   std::vector<uint32_t> matched;
   for (size_t i = 0; i < n; ++i)
-    if (Matches(*filter, fields(i))) matched.push_back(static_cast<uint32_t>(i));
+    if (Matches(filter, fields(i))) matched.push_back(static_cast<uint32_t>(i));
   // The ordered values are looked up once per run, not once per comparison; a page from the top of
   // the order needs only a partial sort.
-  const size_t nk = order->size();
+  const size_t nk = order.size();
   std::vector<SortValue> values(matched.size() * nk);
   for (size_t m = 0; m < matched.size(); ++m) {
-    Fields f = fields(matched[m]);
-    for (size_t j = 0; j < nk; ++j) values[m * nk + j] = OrderValue((*order)[j], f);
+    CandidateFields f = fields(matched[m]);
+    for (size_t j = 0; j < nk; ++j) values[m * nk + j] = OrderValue(order[j], f);
   }
   std::vector<uint32_t> idx(matched.size());
   for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<uint32_t>(i);
   auto before = [&](uint32_t a, uint32_t b) {
     for (size_t j = 0; j < nk; ++j)
-      if (int c = CompareOrderValues((*order)[j], values[a * nk + j], values[b * nk + j]); c != 0)
+      if (int c = CompareOrderValues(order[j], values[a * nk + j], values[b * nk + j]); c != 0)
         return c < 0;
     const Candidate& x = all[matched[a]];
     const Candidate& y = all[matched[b]];
@@ -1433,6 +1437,37 @@ Result<std::vector<Run>> TrackingStore::SearchRuns(const RunSearch& q, bool* mor
   for (long long i = start; i < end; ++i)
     page[static_cast<size_t>(i - start)].info.run_id =
         id_of(all[matched[idx[static_cast<size_t>(i)]]]);
+  return page;
+}
+
+}  // namespace
+
+Result<std::vector<Run>> TrackingStore::SearchRuns(const RunSearch& q, bool* more) {
+  auto filter = ParseRunFilter(q.filter);
+  if (!filter.ok()) return filter.status();
+  auto order = ParseRunOrder(q.order_by);
+  if (!order.ok()) return order.status();
+  if (q.max_results > 50000)
+    return InvalidArgument(
+        "Invalid value for request parameter max_results. It must be at most 50000, but got "
+        "value " +
+        std::to_string(q.max_results));
+  // In two steps, so that the cost grows with the page rather than with the experiment: first every
+  // run's attributes plus only the metrics, params and tags that the filter and the order name,
+  // enough to filter, sort and page; then everything else, for the runs of the page only.
+  SearchCandidates sc;
+  for (const auto& c : *filter) sc.Need(c.kind, c.key);
+  for (const auto& o : *order) sc.Need(o.kind, o.key);
+  Db& db = Reader();
+  // One read transaction for the whole search: one snapshot (a page agrees with the filter that
+  // chose it), and one pair of lock calls instead of a pair per statement.
+  ReadTransaction snapshot(db);
+  if (ScanCandidates(db, q, *filter, *order, sc))  // rare enough to read run by run
+    for (auto& c : sc.all)
+      if (auto info = ReadRunInfo(db, std::string(sc.IdOf(c))); info.ok())
+        c.uri = info->artifact_uri;
+  MergeNamedValues(db, sc);
+  std::vector<Run> page = PageOfCandidates(sc, q, *filter, *order, more);
   ReadPageData(db, page);
   return page;
 }
