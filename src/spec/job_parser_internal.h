@@ -63,6 +63,26 @@ class JobParser {
   // sweep) job made of its component's keys, the step's own and the pipeline's defaults, with its
   // inputs bound.
   std::optional<JobSpec> ParsePipeline(YNode& root);
+  // What ParsePipeline's passes share: the pipeline's defaults, inputs and outputs, its steps by
+  // name, and which step output each pipeline output is bound to.
+  struct PipelineContext {
+    const YNode* default_compute = nullptr;
+    const YNode* default_environment = nullptr;
+    const YNode* parent_inputs = nullptr;
+    const YNode* parent_outputs = nullptr;
+    const std::vector<Step>* steps = nullptr;
+    std::map<std::string, size_t> index;
+    std::vector<std::string> step_names;
+    nlohmann::json out_map = nlohmann::json::object();
+  };
+  nlohmann::json ParsePipelineSettings(const YNode& root, JobSpec& spec, PipelineContext& ctx);
+  std::vector<Step> DeclareSteps(const YNode& jobs, const YNode* parent_outputs);
+  YNode StepAsJob(const Step& s, const JobSpec& spec, const PipelineContext& ctx);
+  YNode StepInputs(Step& s, const std::set<std::string>& search_names, const PipelineContext& ctx);
+  YNode StepOutputs(const Step& s, PipelineContext& ctx);
+  void ReadStep(Step& s, YNode& m, const std::set<std::string>& search_names);
+  std::vector<size_t> StepOrder(const std::vector<Step>& steps,
+                                const std::map<std::string, size_t>& index);
 
   // A component file on its own (`cairn component create`): read as the command job it stands for,
   // its data inputs standing in for what steps will bind.

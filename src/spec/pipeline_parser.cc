@@ -91,16 +91,24 @@ const std::vector<std::string> kComponentKeys = {"$schema",      "type",
 // A pipeline: its own inputs, outputs and settings, and its steps, each read as a command (or
 // sweep) job made of its component's keys, the step's own and the pipeline's defaults, with its
 // inputs bound.
-std::optional<JobSpec> JobParser::ParsePipeline(YNode& root) {
-  JobSpec spec;
-  spec.type = "pipeline";
-  CheckKeys(root, kPipelineTopKeys, "");
-  ParseIdentity(root, spec);
-  ParseInputs(root, spec);
-  ParseOutputs(root, spec);
-  ParseCompute(root, spec);
-  const YNode* default_compute = root.Get("compute");
-  const YNode* default_environment = nullptr;
+namespace {
+// Sets `key` of the mapping `m` to `val` (replacing it, or added at the end).
+void PutKey(YNode& m, const std::string& key, const YNode& val, int line, int col) {
+  for (auto& x : m.map)
+    if (x.key == key) {
+      x.value = val;
+      return;
+    }
+  m.map.push_back({key, line, col, val});
+}
+}  // namespace
+
+// The pipeline's settings: its default compute and environment (kept in `ctx` for the steps) and
+// the flags it passes on to the scheduler.
+nlohmann::json JobParser::ParsePipelineSettings(const YNode& root, JobSpec& spec,
+                                                PipelineContext& ctx) {
+  const YNode*& default_compute = ctx.default_compute;
+  const YNode*& default_environment = ctx.default_environment;
   nlohmann::json settings = {{"continue_on_step_failure", false}, {"force_rerun", false}};
   if (const YNode* st = root.Get("settings"); st && !st->IsNull()) {
     if (!st->IsMap()) {
@@ -138,20 +146,12 @@ std::optional<JobSpec> JobParser::ParsePipeline(YNode& root) {
       }
     }
   }
-  const YNode* jobs = root.Get("jobs");
-  if (!jobs || !jobs->IsMap() || jobs->map.empty()) {
-    if (jobs && !jobs->IsMap())
-      Error(*jobs, "jobs: expected a mapping of step names to steps, got " + jobs->TypeName());
-    else if (jobs)
-      Error(*jobs, "jobs: a pipeline needs at least one step");
-    else
-      d_.Error(root.file, 1, 1, "missing required key 'jobs' (the pipeline's steps)");
-    return std::nullopt;
-  }
-  const YNode* parent_inputs = root.Get("inputs");
-  const YNode* parent_outputs = root.Get("outputs");
+  return settings;
+}
 
-  // First pass: each step's component and the outputs it declares (what other steps may bind to).
+// First pass: each step's component and the outputs it declares (what other steps may bind to).
+std::vector<Step> JobParser::DeclareSteps(const YNode& jobs_node, const YNode* parent_outputs) {
+  const YNode* jobs = &jobs_node;
   std::vector<Step> steps;
   for (const auto& e : jobs->map) {
     Step s;
@@ -206,291 +206,353 @@ std::optional<JobSpec> JobParser::ParsePipeline(YNode& root) {
       }
     steps.push_back(std::move(s));
   }
-  std::map<std::string, size_t> index;
-  for (size_t i = 0; i < steps.size(); ++i) index[steps[i].name] = i;
-  std::vector<std::string> step_names;
-  for (const auto& s : steps) step_names.push_back(s.name);
+  return steps;
+}
 
-  nlohmann::json out_map = nlohmann::json::object();
+// A step as the job it stands for: the component's keys, the step's own over them, the pipeline's
+// defaults where neither says.
+YNode JobParser::StepAsJob(const Step& s, const JobSpec& spec, const PipelineContext& ctx) {
+  const YNode* default_environment = ctx.default_environment;
+  const YNode* default_compute = ctx.default_compute;
+  const YNode& v = s.entry->value;
+  const std::string field = "jobs." + s.name;
+  YNode m;
+  m.kind = YNode::Kind::kMap;
+  m.file = v.file;
+  m.line = v.line;
+  m.column = v.column;
+  static const std::vector<std::string> kFromComponent = {
+      "command",   "code",         "environment", "environment_variables",
+      "resources", "distribution", "limits"};
+  if (s.component)
+    for (const auto& x : s.component->map)
+      if (std::find(kFromComponent.begin(), kFromComponent.end(), x.key) != kFromComponent.end())
+        PutKey(m, x.key, x.value, x.line, x.column);
+  if (!s.code_snapshot.empty()) {
+    YNode code;
+    code.kind = YNode::Kind::kScalar;
+    code.scalar = "azureml:snapshots/" + s.code_snapshot;
+    code.file = s.component->file;
+    PutKey(m, "code", code, 0, 0);
+  }
+  static const std::vector<std::string> kFromStep = {
+      "command",      "code",        "environment",    "environment_variables",
+      "compute",      "resources",   "distribution",   "limits",
+      "display_name", "description", "tags",           "properties",
+      "services",     "identity",    "queue_settings", "experiment_name"};
+  for (const auto& x : v.map)
+    if (std::find(kFromStep.begin(), kFromStep.end(), x.key) != kFromStep.end()) {
+      if (x.key == "limits" && s.type == "sweep") continue;  // the sweep's limits, below
+      PutKey(m, x.key, x.value, x.line, x.column);
+    }
+  if (!m.Get("environment") && default_environment)
+    PutKey(m, "environment", *default_environment, default_environment->line,
+           default_environment->column);
+  if (!m.Get("compute") && default_compute)
+    PutKey(m, "compute", *default_compute, default_compute->line, default_compute->column);
+  if (!m.Get("experiment_name") && !spec.experiment_name.empty()) {
+    YNode x;
+    x.kind = YNode::Kind::kScalar;
+    x.scalar = spec.experiment_name;
+    PutKey(m, "experiment_name", x, 0, 0);
+  }
+
+  return m;
+}
+
+// The step's inputs: its values and bindings, over the component's declarations and their defaults.
+YNode JobParser::StepInputs(Step& s, const std::set<std::string>& search_names,
+                            const PipelineContext& ctx) {
+  const YNode& v = s.entry->value;
+  const std::string field = "jobs." + s.name;
+  const YNode* parent_inputs = ctx.parent_inputs;
+  const std::vector<Step>& steps = *ctx.steps;
+  const std::map<std::string, size_t>& index = ctx.index;
+  const std::vector<std::string>& step_names = ctx.step_names;
+  YNode ins;
+  ins.kind = YNode::Kind::kMap;
+  ins.file = v.file;
+  const YNode* decls = s.component && s.component->IsMap() ? s.component->Get("inputs") : nullptr;
+  const YNode* given = v.Get("inputs");
+  if (given && !given->IsNull() && !given->IsMap())
+    Error(*given, field + ".inputs: expected a mapping, got " + given->TypeName());
+  if (decls && !decls->IsMap()) decls = nullptr;
+  if (given && given->IsMap())
+    for (const auto& x : given->map) {
+      const YNode* decl = decls ? decls->Get(x.key) : nullptr;
+      if (s.component && !decl && decls) {
+        std::vector<std::string> names;
+        for (const auto& d : decls->map) names.push_back(d.key);
+        std::string near = ClosestMatch(x.key, names);
+        ErrorAtKey(x, *given,
+                   field + ".inputs." + x.key + ": the component has no input '" + x.key + "'" +
+                       (near.empty() ? " (its inputs: " + Join(names, ", ") + ")"
+                                     : " (did you mean '" + near + "'?)"));
+        continue;
+      }
+      BindInput(s, x.key, x.value, decl, field + ".inputs." + x.key, parent_inputs, steps, index,
+                step_names, ins);
+      if (!ins.Get(
+              x.key)) {  // refused (and said so): the command's use of it is not a second error
+        YNode none;
+        none.file = x.value.file;
+        ins.map.push_back({x.key, x.line, x.column, none});
+      }
+    }
+  if (decls)
+    for (const auto& d : decls->map) {
+      if (ins.Get(d.key) || search_names.count(d.key)) continue;
+      if (given && given->IsMap() && given->Get(d.key)) continue;  // given, and reported if wrong
+      const YNode* def = d.value.IsMap() ? d.value.Get("default") : nullptr;
+      bool optional = d.value.IsMap() && d.value.Get("optional") &&
+                      AsBool(*d.value.Get("optional")).value_or(false);
+      if (def) {
+        BindInput(s, d.key, *def, &d.value, field + ".inputs." + d.key, parent_inputs, steps, index,
+                  step_names, ins);
+      } else if (optional) {  // absent: $[[ ... ]] around it in the command drops it
+        YNode none;
+        none.file = d.value.file;
+        ins.map.push_back({d.key, d.line, d.column, none});
+      } else {
+        Error(given ? *given : v, field + ".inputs." + d.key + ": the component's input '" + d.key +
+                                      "' is not bound and has no default (bind it with " + d.key +
+                                      ": ${{parent.inputs.<name>}}, a step's output or a value)");
+      }
+    }
+
+  return ins;
+}
+
+// The step's outputs: the component's declarations, the step's own, and where they go (a pipeline
+// output, recorded in ctx.out_map).
+YNode JobParser::StepOutputs(const Step& s, PipelineContext& ctx) {
+  const YNode& v = s.entry->value;
+  const std::string field = "jobs." + s.name;
+  const YNode* parent_outputs = ctx.parent_outputs;
+  nlohmann::json& out_map = ctx.out_map;
+  YNode outs;
+  outs.kind = YNode::Kind::kMap;
+  outs.file = v.file;
+  if (s.component && s.component->IsMap())
+    if (const YNode* od = s.component->Get("outputs"); od && od->IsMap())
+      for (const auto& o : od->map) {
+        YNode decl = o.value;
+        if (decl.IsMap())
+          decl.map.erase(std::remove_if(decl.map.begin(), decl.map.end(),
+                                        [](const YEntry& y) {
+                                          return y.key == "description" || y.key == "optional";
+                                        }),
+                         decl.map.end());
+        outs.map.push_back({o.key, o.line, o.column, decl});
+      }
+  if (const YNode* so = v.Get("outputs"); so && !so->IsNull()) {
+    if (!so->IsMap()) {
+      Error(*so, field + ".outputs: expected a mapping, got " + so->TypeName());
+    } else {
+      for (const auto& o : so->map) {
+        YNode val = o.value;
+        if (auto b = ParseBinding(o.value)) {
+          if (b->kind != "parent_output") {
+            Error(o.value, field + ".outputs." + o.key +
+                               ": an output binds only to ${{parent.outputs.<name>}}, got ${{" +
+                               b->expression + "}}");
+            continue;
+          }
+          const YNode* po =
+              parent_outputs && parent_outputs->IsMap() ? parent_outputs->Get(b->name) : nullptr;
+          if (!po) {
+            Error(o.value, field + ".outputs." + o.key + ": ${{" + b->expression +
+                               "}} names no output of the pipeline" +
+                               Listing(parent_outputs, "outputs"));
+            continue;
+          }
+          if (out_map.contains(b->name)) {
+            Error(o.value, field + ".outputs." + o.key + ": the pipeline's output '" + b->name +
+                               "' is already bound to " + "jobs." +
+                               out_map[b->name]["step"].get<std::string>() + ".outputs." +
+                               out_map[b->name]["output"].get<std::string>());
+            continue;
+          }
+          out_map[b->name] = {{"step", s.name}, {"output", o.key}};
+          val = *po;
+        } else if (o.value.IsScalar()) {
+          Error(o.value, field + ".outputs." + o.key +
+                             ": expected a mapping, nothing, or ${{parent.outputs.<name>}}");
+          continue;
+        }
+        bool replaced = false;
+        for (auto& x : outs.map)
+          if (x.key == o.key) {
+            if (!val.IsNull()) x.value = val;
+            replaced = true;
+          }
+        if (!replaced) outs.map.push_back({o.key, o.line, o.column, val});
+      }
+    }
+  }
+  // `artifacts` (and `default`) name the step's own artifacts, not a named output.
+  outs.map.erase(
+      std::remove_if(outs.map.begin(), outs.map.end(),
+                     [](const YEntry& y) { return y.key == "artifacts" || y.key == "default"; }),
+      outs.map.end());
+
+  return outs;
+}
+
+// The step, made into job `m`, read as a job of its own (its diagnostics say which step they are
+// about); then its reuse and retry settings.
+void JobParser::ReadStep(Step& s, YNode& m, const std::set<std::string>& search_names) {
+  const YNode& v = s.entry->value;
+  const std::string field = "jobs." + s.name;
+  // Read as a job of its own; its diagnostics say which step they are about.
+  size_t mark = d_.size();
+  std::optional<JobSpec> step_spec;
+  in_step_ = true;
+  if (s.type == "sweep") {
+    YNode sw;
+    sw.kind = YNode::Kind::kMap;
+    sw.file = m.file;
+    sw.line = m.line;
+    sw.column = m.column;
+    YNode trial;
+    trial.kind = YNode::Kind::kMap;
+    trial.file = m.file;
+    for (auto& x : m.map) {
+      if (x.key == "command" || x.key == "code" || x.key == "environment" ||
+          x.key == "environment_variables" || x.key == "distribution" || x.key == "resources") {
+        if (x.key == "command" &&
+            x.value.IsScalar())  // a component's inputs that the sweep samples
+          for (const auto& n : search_names)
+            x.value.scalar = ReplaceAll(
+                ReplaceAll(x.value.scalar, "${{inputs." + n + "}}", "${{search_space." + n + "}}"),
+                "${{ inputs." + n + " }}", "${{search_space." + n + "}}");
+        trial.map.push_back(x);
+      } else if (x.key != "limits") {
+        sw.map.push_back(x);
+      }
+    }
+    sw.map.push_back({"trial", m.line, m.column, trial});
+    for (const char* k :
+         {"sampling_algorithm", "search_space", "objective", "limits", "early_termination"})
+      if (const YNode* x = v.Get(k)) sw.map.push_back({k, x->line, x->column, *x});
+    step_spec = ParseSweep(sw);
+  } else {
+    step_spec = ParseCommandJob(m);
+  }
+  in_step_ = false;
+  in_sweep_ = false;
+  d_.PrefixSince(mark, field + ": ");
+  if (!step_spec) return;
+  s.spec = ToJson(*step_spec);
+  if (const YNode* det =
+          s.component && s.component->IsMap() ? s.component->Get("is_deterministic") : nullptr)
+    s.is_deterministic = AsBool(*det).value_or(true);
+  if (const YNode* det = v.Get("is_deterministic"))
+    s.is_deterministic = AsBool(*det).value_or(true);
+  if (const YNode* r = v.Get("retry_settings"); r && !r->IsNull()) {
+    if (!r->IsMap()) {
+      Error(*r, field + ".retry_settings: expected {max_retries: N, timeout: seconds}, got " +
+                    r->TypeName());
+    } else {
+      CheckKeys(*r, {"max_retries", "timeout"}, field + ".retry_settings.");
+      if (const YNode* mr = r->Get("max_retries"))
+        if (auto x = NonNegativeInt(*mr, field + ".retry_settings.max_retries")) {
+          if (*x > 100)
+            Error(*mr,
+                  field + ".retry_settings.max_retries: at most 100, got " + std::to_string(*x));
+          else
+            s.retry["max_retries"] = *x;
+        }
+      if (const YNode* t = r->Get("timeout"))
+        if (auto x = PositiveInt(*t, field + ".retry_settings.timeout")) s.retry["timeout"] = *x;
+    }
+  }
+}
+
+// A binding names a step: the steps form a graph, which must have no cycle (said where it closes).
+// The steps in an order where each comes after every step it reads from.
+std::vector<size_t> JobParser::StepOrder(const std::vector<Step>& steps,
+                                         const std::map<std::string, size_t>& index) {
+  std::vector<size_t> order;
+  std::vector<int> state(steps.size(), 0);  // 0 new, 1 on the path, 2 done
+  std::vector<size_t> path;
+  bool cycle_reported = false;
+  std::function<void(size_t)> visit = [&](size_t i) {
+    state[i] = 1;
+    path.push_back(i);
+    for (const auto& [input, b] : steps[i].bindings) {
+      auto it = index.find(b.first);
+      if (it == index.end()) continue;
+      size_t j = it->second;
+      if (state[j] == 1 && !cycle_reported) {
+        std::vector<std::string> names;
+        auto from = std::find(path.begin(), path.end(), j);
+        for (auto p = from; p != path.end(); ++p) names.push_back(steps[*p].name);
+        names.push_back(steps[j].name);
+        // Said where the cycle closes: the binding of the step that reads from one on its own
+        // path.
+        Error(*steps[i].binding_nodes.at(input),
+              "jobs." + steps[i].name + ".inputs." + input + ": the steps form a cycle: " +
+                  Join(names, " -> ") + " (a step cannot read, directly or not, its own outputs)");
+        cycle_reported = true;
+      } else if (state[j] == 0) {
+        visit(j);
+      }
+    }
+    path.pop_back();
+    state[i] = 2;
+    order.push_back(i);  // after everything it reads from
+  };
+  for (size_t i = 0; i < steps.size(); ++i)
+    if (state[i] == 0) visit(i);
+  return order;
+}
+
+std::optional<JobSpec> JobParser::ParsePipeline(YNode& root) {
+  JobSpec spec;
+  spec.type = "pipeline";
+  CheckKeys(root, kPipelineTopKeys, "");
+  ParseIdentity(root, spec);
+  ParseInputs(root, spec);
+  ParseOutputs(root, spec);
+  ParseCompute(root, spec);
+  PipelineContext ctx;
+  ctx.default_compute = root.Get("compute");
+  nlohmann::json settings = ParsePipelineSettings(root, spec, ctx);
+  const YNode* jobs = root.Get("jobs");
+  if (!jobs || !jobs->IsMap() || jobs->map.empty()) {
+    if (jobs && !jobs->IsMap())
+      Error(*jobs, "jobs: expected a mapping of step names to steps, got " + jobs->TypeName());
+    else if (jobs)
+      Error(*jobs, "jobs: a pipeline needs at least one step");
+    else
+      d_.Error(root.file, 1, 1, "missing required key 'jobs' (the pipeline's steps)");
+    return std::nullopt;
+  }
+  ctx.parent_inputs = root.Get("inputs");
+  ctx.parent_outputs = root.Get("outputs");
+  std::vector<Step> steps = DeclareSteps(*jobs, ctx.parent_outputs);
+  ctx.steps = &steps;
+  for (size_t i = 0; i < steps.size(); ++i) ctx.index[steps[i].name] = i;
+  for (const auto& s : steps) ctx.step_names.push_back(s.name);
+
   // Second pass: each step as a job of its own.
   for (Step& s : steps) {
     const YNode& v = s.entry->value;
-    const std::string field = "jobs." + s.name;
-    YNode m;
-    m.kind = YNode::Kind::kMap;
-    m.file = v.file;
-    m.line = v.line;
-    m.column = v.column;
-    auto put = [&](const std::string& key, const YNode& val, int line, int col) {
-      for (auto& x : m.map)
-        if (x.key == key) {
-          x.value = val;
-          return;
-        }
-      m.map.push_back({key, line, col, val});
-    };
-    static const std::vector<std::string> kFromComponent = {
-        "command",   "code",         "environment", "environment_variables",
-        "resources", "distribution", "limits"};
-    if (s.component)
-      for (const auto& x : s.component->map)
-        if (std::find(kFromComponent.begin(), kFromComponent.end(), x.key) != kFromComponent.end())
-          put(x.key, x.value, x.line, x.column);
-    if (!s.code_snapshot.empty()) {
-      YNode code;
-      code.kind = YNode::Kind::kScalar;
-      code.scalar = "azureml:snapshots/" + s.code_snapshot;
-      code.file = s.component->file;
-      put("code", code, 0, 0);
-    }
-    static const std::vector<std::string> kFromStep = {
-        "command",      "code",        "environment",    "environment_variables",
-        "compute",      "resources",   "distribution",   "limits",
-        "display_name", "description", "tags",           "properties",
-        "services",     "identity",    "queue_settings", "experiment_name"};
-    for (const auto& x : v.map)
-      if (std::find(kFromStep.begin(), kFromStep.end(), x.key) != kFromStep.end()) {
-        if (x.key == "limits" && s.type == "sweep") continue;  // the sweep's limits, below
-        put(x.key, x.value, x.line, x.column);
-      }
-    if (!m.Get("environment") && default_environment)
-      put("environment", *default_environment, default_environment->line,
-          default_environment->column);
-    if (!m.Get("compute") && default_compute)
-      put("compute", *default_compute, default_compute->line, default_compute->column);
-    if (!m.Get("experiment_name") && !spec.experiment_name.empty()) {
-      YNode x;
-      x.kind = YNode::Kind::kScalar;
-      x.scalar = spec.experiment_name;
-      put("experiment_name", x, 0, 0);
-    }
-
-    // Inputs: the step's values and bindings, over the component's declarations and their defaults.
-    YNode ins;
-    ins.kind = YNode::Kind::kMap;
-    ins.file = v.file;
-    const YNode* decls = s.component && s.component->IsMap() ? s.component->Get("inputs") : nullptr;
-    const YNode* given = v.Get("inputs");
-    if (given && !given->IsNull() && !given->IsMap())
-      Error(*given, field + ".inputs: expected a mapping, got " + given->TypeName());
-    if (decls && !decls->IsMap()) decls = nullptr;
-    std::set<std::string> search_names;
+    std::set<std::string> search_names;  // a sweep step's: the inputs it samples
     if (s.type == "sweep")
       if (const YNode* ss = v.Get("search_space"); ss && ss->IsMap())
         for (const auto& x : ss->map) search_names.insert(x.key);
-    if (given && given->IsMap())
-      for (const auto& x : given->map) {
-        const YNode* decl = decls ? decls->Get(x.key) : nullptr;
-        if (s.component && !decl && decls) {
-          std::vector<std::string> names;
-          for (const auto& d : decls->map) names.push_back(d.key);
-          std::string near = ClosestMatch(x.key, names);
-          ErrorAtKey(x, *given,
-                     field + ".inputs." + x.key + ": the component has no input '" + x.key + "'" +
-                         (near.empty() ? " (its inputs: " + Join(names, ", ") + ")"
-                                       : " (did you mean '" + near + "'?)"));
-          continue;
-        }
-        BindInput(s, x.key, x.value, decl, field + ".inputs." + x.key, parent_inputs, steps, index,
-                  step_names, ins);
-        if (!ins.Get(
-                x.key)) {  // refused (and said so): the command's use of it is not a second error
-          YNode none;
-          none.file = x.value.file;
-          ins.map.push_back({x.key, x.line, x.column, none});
-        }
-      }
-    if (decls)
-      for (const auto& d : decls->map) {
-        if (ins.Get(d.key) || search_names.count(d.key)) continue;
-        if (given && given->IsMap() && given->Get(d.key)) continue;  // given, and reported if wrong
-        const YNode* def = d.value.IsMap() ? d.value.Get("default") : nullptr;
-        bool optional = d.value.IsMap() && d.value.Get("optional") &&
-                        AsBool(*d.value.Get("optional")).value_or(false);
-        if (def) {
-          BindInput(s, d.key, *def, &d.value, field + ".inputs." + d.key, parent_inputs, steps,
-                    index, step_names, ins);
-        } else if (optional) {  // absent: $[[ ... ]] around it in the command drops it
-          YNode none;
-          none.file = d.value.file;
-          ins.map.push_back({d.key, d.line, d.column, none});
-        } else {
-          Error(given ? *given : v, field + ".inputs." + d.key + ": the component's input '" +
-                                        d.key + "' is not bound and has no default (bind it with " +
-                                        d.key +
-                                        ": ${{parent.inputs.<name>}}, a step's output or a value)");
-        }
-      }
-    put("inputs", ins, given ? given->line : v.line, given ? given->column : v.column);
-
-    // Outputs: the component's declarations, the step's own, and where they go (a pipeline output).
-    YNode outs;
-    outs.kind = YNode::Kind::kMap;
-    outs.file = v.file;
-    if (s.component && s.component->IsMap())
-      if (const YNode* od = s.component->Get("outputs"); od && od->IsMap())
-        for (const auto& o : od->map) {
-          YNode decl = o.value;
-          if (decl.IsMap())
-            decl.map.erase(std::remove_if(decl.map.begin(), decl.map.end(),
-                                          [](const YEntry& y) {
-                                            return y.key == "description" || y.key == "optional";
-                                          }),
-                           decl.map.end());
-          outs.map.push_back({o.key, o.line, o.column, decl});
-        }
-    if (const YNode* so = v.Get("outputs"); so && !so->IsNull()) {
-      if (!so->IsMap()) {
-        Error(*so, field + ".outputs: expected a mapping, got " + so->TypeName());
-      } else {
-        for (const auto& o : so->map) {
-          YNode val = o.value;
-          if (auto b = ParseBinding(o.value)) {
-            if (b->kind != "parent_output") {
-              Error(o.value, field + ".outputs." + o.key +
-                                 ": an output binds only to ${{parent.outputs.<name>}}, got ${{" +
-                                 b->expression + "}}");
-              continue;
-            }
-            const YNode* po =
-                parent_outputs && parent_outputs->IsMap() ? parent_outputs->Get(b->name) : nullptr;
-            if (!po) {
-              Error(o.value, field + ".outputs." + o.key + ": ${{" + b->expression +
-                                 "}} names no output of the pipeline" +
-                                 Listing(parent_outputs, "outputs"));
-              continue;
-            }
-            if (out_map.contains(b->name)) {
-              Error(o.value, field + ".outputs." + o.key + ": the pipeline's output '" + b->name +
-                                 "' is already bound to " + "jobs." +
-                                 out_map[b->name]["step"].get<std::string>() + ".outputs." +
-                                 out_map[b->name]["output"].get<std::string>());
-              continue;
-            }
-            out_map[b->name] = {{"step", s.name}, {"output", o.key}};
-            val = *po;
-          } else if (o.value.IsScalar()) {
-            Error(o.value, field + ".outputs." + o.key +
-                               ": expected a mapping, nothing, or ${{parent.outputs.<name>}}");
-            continue;
-          }
-          bool replaced = false;
-          for (auto& x : outs.map)
-            if (x.key == o.key) {
-              if (!val.IsNull()) x.value = val;
-              replaced = true;
-            }
-          if (!replaced) outs.map.push_back({o.key, o.line, o.column, val});
-        }
-      }
-    }
-    // `artifacts` (and `default`) name the step's own artifacts, not a named output.
-    outs.map.erase(
-        std::remove_if(outs.map.begin(), outs.map.end(),
-                       [](const YEntry& y) { return y.key == "artifacts" || y.key == "default"; }),
-        outs.map.end());
-    put("outputs", outs, 0, 0);
-
-    // Read as a job of its own; its diagnostics say which step they are about.
-    size_t mark = d_.size();
-    std::optional<JobSpec> step_spec;
-    in_step_ = true;
-    if (s.type == "sweep") {
-      YNode sw;
-      sw.kind = YNode::Kind::kMap;
-      sw.file = m.file;
-      sw.line = m.line;
-      sw.column = m.column;
-      YNode trial;
-      trial.kind = YNode::Kind::kMap;
-      trial.file = m.file;
-      for (auto& x : m.map) {
-        if (x.key == "command" || x.key == "code" || x.key == "environment" ||
-            x.key == "environment_variables" || x.key == "distribution" || x.key == "resources") {
-          if (x.key == "command" &&
-              x.value.IsScalar())  // a component's inputs that the sweep samples
-            for (const auto& n : search_names)
-              x.value.scalar = ReplaceAll(ReplaceAll(x.value.scalar, "${{inputs." + n + "}}",
-                                                     "${{search_space." + n + "}}"),
-                                          "${{ inputs." + n + " }}", "${{search_space." + n + "}}");
-          trial.map.push_back(x);
-        } else if (x.key != "limits") {
-          sw.map.push_back(x);
-        }
-      }
-      sw.map.push_back({"trial", m.line, m.column, trial});
-      for (const char* k :
-           {"sampling_algorithm", "search_space", "objective", "limits", "early_termination"})
-        if (const YNode* x = v.Get(k)) sw.map.push_back({k, x->line, x->column, *x});
-      step_spec = ParseSweep(sw);
-    } else {
-      step_spec = ParseCommandJob(m);
-    }
-    in_step_ = false;
-    in_sweep_ = false;
-    d_.PrefixSince(mark, field + ": ");
-    if (!step_spec) continue;
-    s.spec = ToJson(*step_spec);
-    if (const YNode* det =
-            s.component && s.component->IsMap() ? s.component->Get("is_deterministic") : nullptr)
-      s.is_deterministic = AsBool(*det).value_or(true);
-    if (const YNode* det = v.Get("is_deterministic"))
-      s.is_deterministic = AsBool(*det).value_or(true);
-    if (const YNode* r = v.Get("retry_settings"); r && !r->IsNull()) {
-      if (!r->IsMap()) {
-        Error(*r, field + ".retry_settings: expected {max_retries: N, timeout: seconds}, got " +
-                      r->TypeName());
-      } else {
-        CheckKeys(*r, {"max_retries", "timeout"}, field + ".retry_settings.");
-        if (const YNode* mr = r->Get("max_retries"))
-          if (auto x = NonNegativeInt(*mr, field + ".retry_settings.max_retries")) {
-            if (*x > 100)
-              Error(*mr,
-                    field + ".retry_settings.max_retries: at most 100, got " + std::to_string(*x));
-            else
-              s.retry["max_retries"] = *x;
-          }
-        if (const YNode* t = r->Get("timeout"))
-          if (auto x = PositiveInt(*t, field + ".retry_settings.timeout")) s.retry["timeout"] = *x;
-      }
-    }
+    YNode m = StepAsJob(s, spec, ctx);
+    const YNode* given = v.Get("inputs");
+    PutKey(m, "inputs", StepInputs(s, search_names, ctx), given ? given->line : v.line,
+           given ? given->column : v.column);
+    PutKey(m, "outputs", StepOutputs(s, ctx), 0, 0);
+    ReadStep(s, m, search_names);
   }
-  // A binding names a step: the steps form a graph, which must have no cycle.
-  std::vector<size_t> order;
-  {
-    std::vector<int> state(steps.size(), 0);  // 0 new, 1 on the path, 2 done
-    std::vector<size_t> path;
-    bool cycle_reported = false;
-    std::function<void(size_t)> visit = [&](size_t i) {
-      state[i] = 1;
-      path.push_back(i);
-      for (const auto& [input, b] : steps[i].bindings) {
-        auto it = index.find(b.first);
-        if (it == index.end()) continue;
-        size_t j = it->second;
-        if (state[j] == 1 && !cycle_reported) {
-          std::vector<std::string> names;
-          auto from = std::find(path.begin(), path.end(), j);
-          for (auto p = from; p != path.end(); ++p) names.push_back(steps[*p].name);
-          names.push_back(steps[j].name);
-          // Said where the cycle closes: the binding of the step that reads from one on its own
-          // path.
-          Error(*steps[i].binding_nodes[input],
-                "jobs." + steps[i].name + ".inputs." + input +
-                    ": the steps form a cycle: " + Join(names, " -> ") +
-                    " (a step cannot read, directly or not, its own outputs)");
-          cycle_reported = true;
-        } else if (state[j] == 0) {
-          visit(j);
-        }
-      }
-      path.pop_back();
-      state[i] = 2;
-      order.push_back(i);  // after everything it reads from
-    };
-    for (size_t i = 0; i < steps.size(); ++i)
-      if (state[i] == 0) visit(i);
-  }
+  std::vector<size_t> order = StepOrder(steps, ctx.index);
+  const YNode* parent_outputs = ctx.parent_outputs;
+  const nlohmann::json& out_map = ctx.out_map;
   if (parent_outputs && parent_outputs->IsMap())
     for (const auto& o : parent_outputs->map)
       if (!out_map.contains(o.key))
