@@ -869,16 +869,11 @@ void Scheduler::StartJob(const JobRecord& job) {
   spawned_at_[job.name] = NowMillis();
 }
 
-Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::string>& notices,
-                                     const std::vector<std::vector<int>>& gpus) {
-  auto parsed = spec::JobSpecFromJson(job.spec);
-  if (!parsed.ok()) return parsed.status();
-  spec::JobSpec s = std::move(parsed).value();
-  // The GPUs each instance holds: its processes see those only. Where the machine has GPUs, a job
-  // that holds none sees none (CUDA_VISIBLE_DEVICES empty), as Slurm and Kubernetes hide
-  // unrequested devices.
+// The GPUs each instance holds (index and UUID): its processes see those only. Sets the most any
+// instance holds.
+json Scheduler::HeldGpus(const std::vector<std::vector<int>>& gpus, size_t& per_instance) {
+  per_instance = 0;
   json held = json::array();
-  size_t per_instance = 0;
   for (const auto& instance : gpus) {
     json list = json::array();
     for (int idx : instance) {
@@ -889,27 +884,14 @@ Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::stri
     per_instance = std::max(per_instance, instance.size());
     held.push_back(list);
   }
-  compute::RunLayout layout = compute::RunLayout::For(config_.workspace, job.name);
-  json run;
-  run["name"] = job.name;
-  run["server_url"] = config_.server_url;
-  run["workspace"] = config_.workspace;
-  run["supervisor_token"] = SupervisorCredential(config_.secret, job.token);
-  run["blob_root"] = config_.workspace + "/blobs";
-  run["timeout_seconds"] = s.timeout_seconds;
-  run["max_log_bytes"] = config_.max_log_bytes;
-  run["system_metrics_seconds"] = config_.system_metrics_seconds;
-  run["kill_grace_ms"] = config_.kill_grace_ms;
-  if (!job.snapshot.empty()) {
-    auto m = store_->GetSnapshot(job.snapshot);
-    if (!m.ok()) return m.status();
-    run["snapshot"] = json::parse(*m);
-  }
-  if (json c = ContainerFor(job, s, notices); !c.empty()) run["container"] = c;
+  return held;
+}
 
-  std::map<std::string, std::string> values;  // "inputs.x" -> what the command sees
-  json env = json::object();
-  json inputs = json::array();
+// Where each input is delivered, for the supervisor (`inputs`), and what the command and the
+// environment see of it (`values`, `env`).
+Status Scheduler::RunInputs(const JobRecord& job, const spec::JobSpec& s,
+                            const compute::RunLayout& layout, std::vector<std::string>& notices,
+                            std::map<std::string, std::string>& values, json& env, json& inputs) {
   json snapshots = job.spec.value("input_snapshots", json::object());
   bool on_slurm = SlurmTargetFor(job.compute).has_value();
   for (const auto& [name, in] : s.inputs) {
@@ -951,6 +933,13 @@ Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::stri
     env["AZURE_ML_INPUT_" + name] = target;
     env["AZUREML_DATAREFERENCE_" + name] = target;
   }
+  return Status::Ok();
+}
+
+// Each named output's folder (its datastore path, or the run's own), and what the command and the
+// environment see of it.
+json Scheduler::RunOutputs(const spec::JobSpec& s, const compute::RunLayout& layout,
+                           std::map<std::string, std::string>& values, json& env) {
   json outputs = json::array();
   for (const auto& [name, out] : s.outputs) {
     std::string dir = layout.Output(name);
@@ -966,27 +955,12 @@ Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::stri
     values["outputs." + name] = target;
     env["AZURE_ML_OUTPUT_" + name] = target;
   }
-  auto command = spec::Substitute(
-      s.command, [&](const std::string& ctx, const std::string& n) -> std::optional<std::string> {
-        auto it = values.find(ctx + "." + n);
-        if (it == values.end()) return std::nullopt;
-        return it->second;
-      });
-  if (!command.ok()) return InvalidArgument("command: " + command.status().message());
-  run["command"] = *command;
-  // Azure ML's advice for GPU sizes: one process per GPU, so an omitted process_count_per_instance
-  // is the instance's GPU count.
-  json dist = s.distribution;
-  if (per_instance > 0 && dist.is_object() && !dist.contains("process_count_per_instance") &&
-      (dist.value("type", "") == "pytorch" || dist.value("type", "") == "mpi"))
-    dist["process_count_per_instance"] = static_cast<int>(per_instance);
-  run["distribution"] = compute::ToJson(compute::PlanFor(dist, s.instance_count));
-  if (per_instance > 0) run["gpus"] = held;
-  if (!config_.gpus.empty() && RunsHere(job.compute)) run["hide_gpus"] = true;
-  run["inputs"] = inputs;
-  run["outputs"] = outputs;
-  run["notices"] = notices;
+  return outputs;
+}
 
+// The job's environment: its own variables, Azure ML's, its MLflow run's, the helper on PYTHONPATH.
+void Scheduler::AddJobEnvironment(const JobRecord& job, const spec::JobSpec& s,
+                                  const compute::RunLayout& layout, json& env, json& run) {
   for (const auto& [k, v] : s.environment_variables) env[k] = v;
   std::string compute_name = job.compute;
   env["AZUREML_RUN_ID"] = job.name;
@@ -1031,6 +1005,62 @@ Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::stri
   }
   env["CAIRN_JOB_NAME"] = job.name;
   env["CAIRN_RUN_DIR"] = layout.root;
+}
+
+Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::string>& notices,
+                                     const std::vector<std::vector<int>>& gpus) {
+  auto parsed = spec::JobSpecFromJson(job.spec);
+  if (!parsed.ok()) return parsed.status();
+  spec::JobSpec s = std::move(parsed).value();
+  // Where the machine has GPUs, a job that holds none sees none (CUDA_VISIBLE_DEVICES empty), as
+  // Slurm and Kubernetes hide unrequested devices.
+  size_t per_instance = 0;
+  json held = HeldGpus(gpus, per_instance);
+  compute::RunLayout layout = compute::RunLayout::For(config_.workspace, job.name);
+  json run;
+  run["name"] = job.name;
+  run["server_url"] = config_.server_url;
+  run["workspace"] = config_.workspace;
+  run["supervisor_token"] = SupervisorCredential(config_.secret, job.token);
+  run["blob_root"] = config_.workspace + "/blobs";
+  run["timeout_seconds"] = s.timeout_seconds;
+  run["max_log_bytes"] = config_.max_log_bytes;
+  run["system_metrics_seconds"] = config_.system_metrics_seconds;
+  run["kill_grace_ms"] = config_.kill_grace_ms;
+  if (!job.snapshot.empty()) {
+    auto m = store_->GetSnapshot(job.snapshot);
+    if (!m.ok()) return m.status();
+    run["snapshot"] = json::parse(*m);
+  }
+  if (json c = ContainerFor(job, s, notices); !c.empty()) run["container"] = c;
+
+  std::map<std::string, std::string> values;  // "inputs.x" -> what the command sees
+  json env = json::object();
+  json inputs = json::array();
+  if (Status in = RunInputs(job, s, layout, notices, values, env, inputs); !in.ok()) return in;
+  json outputs = RunOutputs(s, layout, values, env);
+  auto command = spec::Substitute(
+      s.command, [&](const std::string& ctx, const std::string& n) -> std::optional<std::string> {
+        auto it = values.find(ctx + "." + n);
+        if (it == values.end()) return std::nullopt;
+        return it->second;
+      });
+  if (!command.ok()) return InvalidArgument("command: " + command.status().message());
+  run["command"] = *command;
+  // Azure ML's advice for GPU sizes: one process per GPU, so an omitted process_count_per_instance
+  // is the instance's GPU count.
+  json dist = s.distribution;
+  if (per_instance > 0 && dist.is_object() && !dist.contains("process_count_per_instance") &&
+      (dist.value("type", "") == "pytorch" || dist.value("type", "") == "mpi"))
+    dist["process_count_per_instance"] = static_cast<int>(per_instance);
+  run["distribution"] = compute::ToJson(compute::PlanFor(dist, s.instance_count));
+  if (per_instance > 0) run["gpus"] = held;
+  if (!config_.gpus.empty() && RunsHere(job.compute)) run["hide_gpus"] = true;
+  run["inputs"] = inputs;
+  run["outputs"] = outputs;
+  run["notices"] = notices;
+
+  AddJobEnvironment(job, s, layout, env, run);
   run["env"] = env;
   return run;
 }

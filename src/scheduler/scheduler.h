@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "compute/gpu.h"
+#include "compute/run_layout.h"
 #include "compute/slurm.h"
 #include "compute/spawner.h"
 #include "spec/compute_spec.h"
@@ -411,9 +412,28 @@ class Scheduler {
   Result<nlohmann::json> BuildRunFile(const store::JobRecord& job,
                                       std::vector<std::string>& notices,
                                       const std::vector<std::vector<int>>& gpus = {});
+  // BuildRunFile's parts (scheduler.cc).
+  nlohmann::json HeldGpus(const std::vector<std::vector<int>>& gpus, size_t& per_instance);
+  Status RunInputs(const store::JobRecord& job, const spec::JobSpec& s,
+                   const compute::RunLayout& layout, std::vector<std::string>& notices,
+                   std::map<std::string, std::string>& values, nlohmann::json& env,
+                   nlohmann::json& inputs);
+  nlohmann::json RunOutputs(const spec::JobSpec& s, const compute::RunLayout& layout,
+                            std::map<std::string, std::string>& values, nlohmann::json& env);
+  void AddJobEnvironment(const store::JobRecord& job, const spec::JobSpec& s,
+                         const compute::RunLayout& layout, nlohmann::json& env,
+                         nlohmann::json& run);
   // data.cc, on the scheduler thread.
   Result<DataLocation> Locate(const std::string& field, const std::string& path,
                               const std::string& asset_kind, int depth = 0);
+  // Locate's cases (data.cc).
+  Result<DataLocation> LocateAsset(const std::string& field, const std::string& path,
+                                   const std::string& asset_kind, int depth);
+  Result<DataLocation> LocateDatastore(const std::string& field, const std::string& path,
+                                       const std::string& asset_kind, int depth);
+  Result<DataLocation> LocateJobOutput(const std::string& field, const std::string& path,
+                                       const std::string& asset_kind, int depth);
+  Result<DataLocation> LocateRunArtifacts(const std::string& field, const std::string& path);
   std::string DatastoreFolder(const std::string& name);
   void RegisterOutputAssets(const store::JobRecord& job);
   // The run file's "container" object for the job's environment ({} when it runs on this host), and
