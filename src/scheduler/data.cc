@@ -52,6 +52,154 @@ std::string Scheduler::DatastoreFolder(const std::string& name) {
   return "";
 }
 
+// azureml:<name>:<version> (or @latest): the asset's storage, located in turn when it names a path.
+Result<Scheduler::DataLocation> Scheduler::LocateAsset(const std::string& field,
+                                                       const std::string& path,
+                                                       const std::string& asset_kind, int depth) {
+  DataLocation loc;
+  auto ref = spec::ParseAssetRef(path);
+  if (!ref)
+    return InvalidArgument(field +
+                           ": expected azureml:<name>:<version> or azureml:<name>@latest, got \"" +
+                           path + "\"");
+  auto a = ref->version.empty() ? store_->LatestAsset(asset_kind, ref->name)
+                                : store_->GetAsset(asset_kind, ref->name, ref->version);
+  if (!a.ok()) return Status(a.status().code(), field + ": " + a.status().message());
+  const json& st = a->spec.value("storage", json::object());
+  std::string kind = st.value("kind", "");
+  if (kind == "blobs") {
+    loc.kind = "blobs";
+    loc.snapshot = st.value("snapshot", "");
+    loc.single_file = st.value("single_file", "");
+  } else if (kind == "http") {
+    loc.kind = "http";
+    loc.url = st.value("url", "");
+  } else {
+    auto inner = Locate(field, st.value("uri", ""), asset_kind, depth + 1);
+    if (!inner.ok()) return inner.status();
+    loc = *inner;
+  }
+  loc.asset = a->name + ":" + a->version;
+  loc.type = a->spec.value("type", "");
+  return loc;
+}
+
+// azureml://datastores/<name>/paths/<path>: a folder of the datastore, or (Azure ML's default
+// output location) a job's named output.
+Result<Scheduler::DataLocation> Scheduler::LocateDatastore(const std::string& field,
+                                                           const std::string& path,
+                                                           const std::string& asset_kind,
+                                                           int depth) {
+  DataLocation loc;
+  auto parsed = ParseDatastoreUri(path);
+  if (!parsed)
+    return InvalidArgument(field + ": expected azureml://datastores/<name>/paths/<path>, got \"" +
+                           path + "\"");
+  const auto& [name, rel] = *parsed;
+  std::string folder = DatastoreFolder(name);
+  if (folder.empty())
+    return FailedPrecondition(field + ": datastore '" + name +
+                              "' does not exist in this workspace (" + path +
+                              "); cairn datastore create --name " + name + " --path <folder>");
+  if (EscapesRoot(rel)) return InvalidArgument(field + ": " + path + " leaves the datastore");
+  loc.kind = "folder";
+  loc.local = rel.empty() ? folder : folder + "/" + rel;
+  if (!PathExists(loc.local)) {
+    // azureml://datastores/workspaceblobstore/paths/azureml/<job>/<output>/...: where `job
+    // show` says a job's named output is (Azure ML's default output location), kept in the
+    // job's run folder.
+    auto parts = Split(rel, '/');
+    if (name == "workspaceblobstore" && parts.size() >= 3 && parts[0] == "azureml" &&
+        store_->Get(parts[1]).ok()) {
+      std::string uri = "azureml://jobs/" + parts[1] + "/outputs/" + parts[2] + "/paths";
+      for (size_t i = 3; i < parts.size(); ++i) uri += "/" + parts[i];
+      return Locate(field, uri, asset_kind, depth + 1);
+    }
+    return NotFound(field + ": " + path + ": no such file or folder " + loc.local);
+  }
+  return loc;
+}
+
+// azureml://jobs/<job>/outputs/<output>/paths/<path>: a completed job's output, in its run folder
+// or where its datastore path put it.
+Result<Scheduler::DataLocation> Scheduler::LocateJobOutput(const std::string& field,
+                                                           const std::string& path,
+                                                           const std::string& asset_kind,
+                                                           int depth) {
+  DataLocation loc;
+  // azureml://jobs/<job>/outputs/<output>/paths/<path>
+  auto parts = Split(path.substr(std::string("azureml://jobs/").size()), '/');
+  if (parts.size() < 3 || parts[1] != "outputs")
+    return InvalidArgument(field +
+                           ": expected azureml://jobs/<job>/outputs/<output>/paths/<path>, got \"" +
+                           path + "\"");
+  std::string job_name = parts[0], out = parts[2], rel;
+  size_t i = 3;
+  if (i < parts.size() && parts[i] == "paths") ++i;
+  for (; i < parts.size(); ++i) rel += (rel.empty() ? "" : "/") + parts[i];
+  rel = StripSlashes(rel);
+  if (EscapesRoot(rel)) return InvalidArgument(field + ": " + path + " leaves the job's output");
+  auto job = store_->Get(job_name);
+  if (!job.ok())
+    return NotFound(field + ": " + path + ": no job named '" + job_name + "' in this workspace");
+  if (job->status != "Completed")
+    return FailedPrecondition(field + ": " + path + ": job '" + job_name + "' is " + job->status +
+                              "; only a Completed job's outputs can be read");
+  compute::RunLayout layout = compute::RunLayout::For(config_.workspace, job_name);
+  std::string base;
+  if (out == "default" || out == "artifacts") {
+    base = layout.Artifacts();
+  } else {
+    json outs = job->spec.value("outputs", json::object());
+    if (!outs.contains(out))
+      return NotFound(field + ": " + path + ": job '" + job_name + "' has no output named '" + out +
+                      "'");
+    std::string ds = outs[out].value("path", "");
+    if (!ds.empty()) {
+      auto inner = Locate(field, ds, asset_kind, depth + 1);
+      if (!inner.ok()) return inner.status();
+      base = inner->local;
+    } else {
+      base = layout.Output(out);
+    }
+  }
+  loc.kind = "folder";
+  loc.local = rel.empty() ? base : base + "/" + rel;
+  if (!PathExists(loc.local))
+    return NotFound(field + ": " + path + ": no such file or folder in the job's output (" +
+                    loc.local + ")");
+  return loc;
+}
+
+// runs:/<run>/<path>: a job's run keeps its artifacts in its run folder; another MLflow run's are
+// where the artifact proxy put them.
+Result<Scheduler::DataLocation> Scheduler::LocateRunArtifacts(const std::string& field,
+                                                              const std::string& path) {
+  DataLocation loc;
+  // runs:/<run>/<path>: a job's run keeps its artifacts in its run folder; another MLflow run's
+  // are where the artifact proxy put them.
+  std::string rest = path.substr(6);
+  while (!rest.empty() && rest.front() == '/') rest.erase(rest.begin());
+  std::string run = rest.substr(0, rest.find('/'));
+  std::string rel = StripSlashes(rest.size() > run.size() ? rest.substr(run.size() + 1) : "");
+  if (run.empty() || EscapesRoot(rel) || EscapesRoot(run))
+    return InvalidArgument(field + ": expected runs:/<run-id>/<path>, got \"" + path + "\"");
+  std::vector<std::string> bases = {config_.workspace + "/runs/" + run + "/artifacts"};
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(config_.workspace + "/mlartifacts", ec);
+       !ec && it != fs::directory_iterator(); it.increment(ec))
+    bases.push_back(it->path().string() + "/" + run + "/artifacts");
+  for (const auto& b : bases) {
+    std::string p = rel.empty() ? b : b + "/" + rel;
+    if (PathExists(p)) {
+      loc.kind = "folder";
+      loc.local = p;
+      return loc;
+    }
+  }
+  return NotFound(field + ": " + path + ": run '" + run + "' has no artifact '" + rel + "'");
+}
+
 Result<Scheduler::DataLocation> Scheduler::Locate(const std::string& field, const std::string& path,
                                                   const std::string& asset_kind, int depth) {
   if (depth > 4) return FailedPrecondition(field + ": " + path + " refers to itself");
@@ -66,132 +214,14 @@ Result<Scheduler::DataLocation> Scheduler::Locate(const std::string& field, cons
       loc.local = path;
       if (!PathExists(path)) return NotFound(field + ": no such file or folder " + path);
       return loc;
-    case spec::PathKind::kAsset: {
-      auto ref = spec::ParseAssetRef(path);
-      if (!ref)
-        return InvalidArgument(
-            field + ": expected azureml:<name>:<version> or azureml:<name>@latest, got \"" + path +
-            "\"");
-      auto a = ref->version.empty() ? store_->LatestAsset(asset_kind, ref->name)
-                                    : store_->GetAsset(asset_kind, ref->name, ref->version);
-      if (!a.ok()) return Status(a.status().code(), field + ": " + a.status().message());
-      const json& st = a->spec.value("storage", json::object());
-      std::string kind = st.value("kind", "");
-      if (kind == "blobs") {
-        loc.kind = "blobs";
-        loc.snapshot = st.value("snapshot", "");
-        loc.single_file = st.value("single_file", "");
-      } else if (kind == "http") {
-        loc.kind = "http";
-        loc.url = st.value("url", "");
-      } else {
-        auto inner = Locate(field, st.value("uri", ""), asset_kind, depth + 1);
-        if (!inner.ok()) return inner.status();
-        loc = *inner;
-      }
-      loc.asset = a->name + ":" + a->version;
-      loc.type = a->spec.value("type", "");
-      return loc;
-    }
-    case spec::PathKind::kDatastore: {
-      auto parsed = ParseDatastoreUri(path);
-      if (!parsed)
-        return InvalidArgument(
-            field + ": expected azureml://datastores/<name>/paths/<path>, got \"" + path + "\"");
-      const auto& [name, rel] = *parsed;
-      std::string folder = DatastoreFolder(name);
-      if (folder.empty())
-        return FailedPrecondition(field + ": datastore '" + name +
-                                  "' does not exist in this workspace (" + path +
-                                  "); cairn datastore create --name " + name + " --path <folder>");
-      if (EscapesRoot(rel)) return InvalidArgument(field + ": " + path + " leaves the datastore");
-      loc.kind = "folder";
-      loc.local = rel.empty() ? folder : folder + "/" + rel;
-      if (!PathExists(loc.local)) {
-        // azureml://datastores/workspaceblobstore/paths/azureml/<job>/<output>/...: where `job
-        // show` says a job's named output is (Azure ML's default output location), kept in the
-        // job's run folder.
-        auto parts = Split(rel, '/');
-        if (name == "workspaceblobstore" && parts.size() >= 3 && parts[0] == "azureml" &&
-            store_->Get(parts[1]).ok()) {
-          std::string uri = "azureml://jobs/" + parts[1] + "/outputs/" + parts[2] + "/paths";
-          for (size_t i = 3; i < parts.size(); ++i) uri += "/" + parts[i];
-          return Locate(field, uri, asset_kind, depth + 1);
-        }
-        return NotFound(field + ": " + path + ": no such file or folder " + loc.local);
-      }
-      return loc;
-    }
-    case spec::PathKind::kJobOutput: {
-      // azureml://jobs/<job>/outputs/<output>/paths/<path>
-      auto parts = Split(path.substr(std::string("azureml://jobs/").size()), '/');
-      if (parts.size() < 3 || parts[1] != "outputs")
-        return InvalidArgument(
-            field + ": expected azureml://jobs/<job>/outputs/<output>/paths/<path>, got \"" + path +
-            "\"");
-      std::string job_name = parts[0], out = parts[2], rel;
-      size_t i = 3;
-      if (i < parts.size() && parts[i] == "paths") ++i;
-      for (; i < parts.size(); ++i) rel += (rel.empty() ? "" : "/") + parts[i];
-      rel = StripSlashes(rel);
-      if (EscapesRoot(rel))
-        return InvalidArgument(field + ": " + path + " leaves the job's output");
-      auto job = store_->Get(job_name);
-      if (!job.ok())
-        return NotFound(field + ": " + path + ": no job named '" + job_name +
-                        "' in this workspace");
-      if (job->status != "Completed")
-        return FailedPrecondition(field + ": " + path + ": job '" + job_name + "' is " +
-                                  job->status + "; only a Completed job's outputs can be read");
-      compute::RunLayout layout = compute::RunLayout::For(config_.workspace, job_name);
-      std::string base;
-      if (out == "default" || out == "artifacts") {
-        base = layout.Artifacts();
-      } else {
-        json outs = job->spec.value("outputs", json::object());
-        if (!outs.contains(out))
-          return NotFound(field + ": " + path + ": job '" + job_name + "' has no output named '" +
-                          out + "'");
-        std::string ds = outs[out].value("path", "");
-        if (!ds.empty()) {
-          auto inner = Locate(field, ds, asset_kind, depth + 1);
-          if (!inner.ok()) return inner.status();
-          base = inner->local;
-        } else {
-          base = layout.Output(out);
-        }
-      }
-      loc.kind = "folder";
-      loc.local = rel.empty() ? base : base + "/" + rel;
-      if (!PathExists(loc.local))
-        return NotFound(field + ": " + path + ": no such file or folder in the job's output (" +
-                        loc.local + ")");
-      return loc;
-    }
-    case spec::PathKind::kRuns: {
-      // runs:/<run>/<path>: a job's run keeps its artifacts in its run folder; another MLflow run's
-      // are where the artifact proxy put them.
-      std::string rest = path.substr(6);
-      while (!rest.empty() && rest.front() == '/') rest.erase(rest.begin());
-      std::string run = rest.substr(0, rest.find('/'));
-      std::string rel = StripSlashes(rest.size() > run.size() ? rest.substr(run.size() + 1) : "");
-      if (run.empty() || EscapesRoot(rel) || EscapesRoot(run))
-        return InvalidArgument(field + ": expected runs:/<run-id>/<path>, got \"" + path + "\"");
-      std::vector<std::string> bases = {config_.workspace + "/runs/" + run + "/artifacts"};
-      std::error_code ec;
-      for (auto it = fs::directory_iterator(config_.workspace + "/mlartifacts", ec);
-           !ec && it != fs::directory_iterator(); it.increment(ec))
-        bases.push_back(it->path().string() + "/" + run + "/artifacts");
-      for (const auto& b : bases) {
-        std::string p = rel.empty() ? b : b + "/" + rel;
-        if (PathExists(p)) {
-          loc.kind = "folder";
-          loc.local = p;
-          return loc;
-        }
-      }
-      return NotFound(field + ": " + path + ": run '" + run + "' has no artifact '" + rel + "'");
-    }
+    case spec::PathKind::kAsset:
+      return LocateAsset(field, path, asset_kind, depth);
+    case spec::PathKind::kDatastore:
+      return LocateDatastore(field, path, asset_kind, depth);
+    case spec::PathKind::kJobOutput:
+      return LocateJobOutput(field, path, asset_kind, depth);
+    case spec::PathKind::kRuns:
+      return LocateRunArtifacts(field, path);
     case spec::PathKind::kCloud:
       return FailedPrecondition(field + ": cloud storage (" + path +
                                 ") cannot be reached from this workspace; "
