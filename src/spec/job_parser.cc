@@ -240,9 +240,10 @@ const YNode& JobParser::Locate(const YNode& root, const std::string& path) {
   return *at;
 }
 
-void JobParser::ParseSweepConfig(const YNode& root, nlohmann::json& sweep) {
-  // sampling_algorithm (GA, preview 2) or algorithm (preview 1): a word or {type, seed, rule,
-  // logbase}.
+// sampling_algorithm (GA, preview 2) or algorithm (preview 1): a word or {type, seed, rule,
+// logbase}. Returns the algorithm's type; `alg_key` is the key it was given under.
+std::string JobParser::ParseSweepAlgorithm(const YNode& root, nlohmann::json& sweep,
+                                           std::string& alg_key_out) {
   const YNode* alg = root.Get("sampling_algorithm");
   const char* alg_key = "sampling_algorithm";
   if (!alg) {
@@ -276,7 +277,14 @@ void JobParser::ParseSweepConfig(const YNode& root, nlohmann::json& sweep) {
               "' (random, grid or bayesian)");
   sweep["algorithm"] = algorithm;
 
-  // search_space
+  alg_key_out = alg_key;
+  return type;
+}
+
+// search_space: each hyperparameter's distribution, checked against the algorithm.
+cairn::sweep::Space JobParser::ParseSearchSpace(const YNode& root, nlohmann::json& sweep,
+                                                const std::string& type,
+                                                const std::string& alg_key) {
   const YNode* ss = root.Get("search_space");
   sweep::Space space;
   if (!ss || ss->IsNull()) {
@@ -295,7 +303,11 @@ void JobParser::ParseSweepConfig(const YNode& root, nlohmann::json& sweep) {
     }
   }
 
-  // objective
+  return space;
+}
+
+// objective: the metric each trial logs, and whether more is better.
+void JobParser::ParseObjective(const YNode& root, nlohmann::json& sweep) {
   const YNode* obj = root.Get("objective");
   if (!obj || !obj->IsMap()) {
     if (obj)
@@ -319,8 +331,11 @@ void JobParser::ParseSweepConfig(const YNode& root, nlohmann::json& sweep) {
                                      (g.empty() ? std::string() : ", got '" + g + "'"));
     sweep["objective"] = {{"primary_metric", metric}, {"goal", g}};
   }
+}
 
-  // limits: a map (GA, preview 2) or top-level keys (preview 1, with timeout in minutes).
+// limits: a map (GA, preview 2) or top-level keys (preview 1, with timeout in minutes).
+void JobParser::ParseSweepLimits(const YNode& root, nlohmann::json& sweep, const std::string& type,
+                                 const cairn::sweep::Space& space) {
   nlohmann::json limits = nlohmann::json::object();
   auto trials_limit = [&](const YNode& n, const std::string& field) -> std::optional<long long> {
     auto v = PositiveInt(n, field);
@@ -360,76 +375,85 @@ void JobParser::ParseSweepConfig(const YNode& root, nlohmann::json& sweep) {
   if (!limits.contains("max_concurrent_trials"))
     limits["max_concurrent_trials"] = limits["max_total_trials"];
   sweep["limits"] = limits;
+}
 
-  // early_termination
-  if (const YNode* et = root.Get("early_termination"); et && !et->IsNull()) {
-    if (!et->IsMap()) {
-      Error(*et,
-            "early_termination: expected a policy such as {type: bandit, slack_factor: 0.1}, got " +
-                et->TypeName());
-      return;
-    }
-    std::string pt =
-        et->Get("type") ? ToLower(Str(*et->Get("type"), "early_termination.type")) : "";
-    nlohmann::json policy = {{"type", pt}, {"evaluation_interval", 1}, {"delay_evaluation", 0}};
-    std::vector<std::string> keys = {"type", "evaluation_interval", "delay_evaluation"};
-    if (pt == "bandit") {
-      keys.insert(keys.end(), {"slack_factor", "slack_amount"});
-    } else if (pt == "truncation_selection") {
-      keys.insert(keys.end(), {"truncation_percentage", "exclude_finished_jobs"});
-    } else if (pt != "median_stopping") {
-      Error(et->Get("type") ? *et->Get("type") : *et,
-            "early_termination.type: expected bandit, median_stopping or truncation_selection" +
-                (pt.empty() ? std::string() : ", got '" + pt + "'"));
-      return;
-    }
-    CheckKeys(*et, keys, "early_termination.");
-    for (const char* k : {"evaluation_interval", "delay_evaluation"})
-      if (const YNode* n = et->Get(k))
-        if (auto v = NonNegativeInt(*n, std::string("early_termination.") + k)) policy[k] = *v;
-    if (pt == "bandit") {
-      const YNode* f = et->Get("slack_factor");
-      const YNode* a = et->Get("slack_amount");
-      if ((f != nullptr) == (a != nullptr))
-        Error(*et,
-              "early_termination: a bandit policy takes exactly one of slack_factor and "
-              "slack_amount");
-      for (auto [node, key] : {std::pair{f, "slack_factor"}, std::pair{a, "slack_amount"}}) {
-        if (!node) continue;
-        char* end = nullptr;
-        double v = node->IsScalar() ? strtod(node->scalar.c_str(), &end) : -1;
-        if (!node->IsScalar() || *end || v < 0)
-          Error(*node,
-                std::string("early_termination.") + key + ": expected a number of 0 or more");
-        else
-          policy[key] = v;
-      }
-    }
-    if (pt == "truncation_selection") {
-      const YNode* tp = et->Get("truncation_percentage");
-      if (!tp) {
-        Error(
-            *et,
-            "early_termination.truncation_percentage: required for truncation_selection (1 to 99)");
-      } else if (auto v = PositiveInt(*tp, "early_termination.truncation_percentage")) {
-        if (*v > 99)
-          Error(*tp, "early_termination.truncation_percentage: 1 to 99, got " + std::to_string(*v));
-        policy["truncation_percentage"] = *v;
-      }
-      if (const YNode* x = et->Get("exclude_finished_jobs")) {
-        std::string b = ToLower(Str(*x, "early_termination.exclude_finished_jobs"));
-        if (b != "true" && b != "false")
-          Error(*x, "early_termination.exclude_finished_jobs: expected true or false");
-        policy["exclude_finished_jobs"] = b == "true";
-      }
-    }
-    if (type == "bayesian")
-      Error(*et,
-            "early_termination: bayesian sampling does not support early termination; remove the "
-            "policy or "
-            "use random sampling");
-    sweep["early_termination"] = policy;
+// early_termination: a bandit, median-stopping or truncation-selection policy (not with bayesian).
+void JobParser::ParseEarlyTermination(const YNode& root, nlohmann::json& sweep,
+                                      const std::string& type) {
+  const YNode* et = root.Get("early_termination");
+  if (!et || et->IsNull()) return;
+  if (!et->IsMap()) {
+    Error(*et,
+          "early_termination: expected a policy such as {type: bandit, slack_factor: 0.1}, got " +
+              et->TypeName());
+    return;
   }
+  std::string pt = et->Get("type") ? ToLower(Str(*et->Get("type"), "early_termination.type")) : "";
+  nlohmann::json policy = {{"type", pt}, {"evaluation_interval", 1}, {"delay_evaluation", 0}};
+  std::vector<std::string> keys = {"type", "evaluation_interval", "delay_evaluation"};
+  if (pt == "bandit") {
+    keys.insert(keys.end(), {"slack_factor", "slack_amount"});
+  } else if (pt == "truncation_selection") {
+    keys.insert(keys.end(), {"truncation_percentage", "exclude_finished_jobs"});
+  } else if (pt != "median_stopping") {
+    Error(et->Get("type") ? *et->Get("type") : *et,
+          "early_termination.type: expected bandit, median_stopping or truncation_selection" +
+              (pt.empty() ? std::string() : ", got '" + pt + "'"));
+    return;
+  }
+  CheckKeys(*et, keys, "early_termination.");
+  for (const char* k : {"evaluation_interval", "delay_evaluation"})
+    if (const YNode* n = et->Get(k))
+      if (auto v = NonNegativeInt(*n, std::string("early_termination.") + k)) policy[k] = *v;
+  if (pt == "bandit") {
+    const YNode* f = et->Get("slack_factor");
+    const YNode* a = et->Get("slack_amount");
+    if ((f != nullptr) == (a != nullptr))
+      Error(*et,
+            "early_termination: a bandit policy takes exactly one of slack_factor and "
+            "slack_amount");
+    for (auto [node, key] : {std::pair{f, "slack_factor"}, std::pair{a, "slack_amount"}}) {
+      if (!node) continue;
+      char* end = nullptr;
+      double v = node->IsScalar() ? strtod(node->scalar.c_str(), &end) : -1;
+      if (!node->IsScalar() || *end || v < 0)
+        Error(*node, std::string("early_termination.") + key + ": expected a number of 0 or more");
+      else
+        policy[key] = v;
+    }
+  }
+  if (pt == "truncation_selection") {
+    const YNode* tp = et->Get("truncation_percentage");
+    if (!tp) {
+      Error(*et,
+            "early_termination.truncation_percentage: required for truncation_selection (1 to 99)");
+    } else if (auto v = PositiveInt(*tp, "early_termination.truncation_percentage")) {
+      if (*v > 99)
+        Error(*tp, "early_termination.truncation_percentage: 1 to 99, got " + std::to_string(*v));
+      policy["truncation_percentage"] = *v;
+    }
+    if (const YNode* x = et->Get("exclude_finished_jobs")) {
+      std::string b = ToLower(Str(*x, "early_termination.exclude_finished_jobs"));
+      if (b != "true" && b != "false")
+        Error(*x, "early_termination.exclude_finished_jobs: expected true or false");
+      policy["exclude_finished_jobs"] = b == "true";
+    }
+  }
+  if (type == "bayesian")
+    Error(*et,
+          "early_termination: bayesian sampling does not support early termination; remove the "
+          "policy or "
+          "use random sampling");
+  sweep["early_termination"] = policy;
+}
+
+void JobParser::ParseSweepConfig(const YNode& root, nlohmann::json& sweep) {
+  std::string alg_key;
+  const std::string type = ParseSweepAlgorithm(root, sweep, alg_key);
+  sweep::Space space = ParseSearchSpace(root, sweep, type, alg_key);
+  ParseObjective(root, sweep);
+  ParseSweepLimits(root, sweep, type, space);
+  ParseEarlyTermination(root, sweep, type);
 }
 
 void JobParser::ErrorAtKey(const YEntry& e, const YNode& parent, const std::string& msg) {
@@ -871,6 +895,141 @@ void JobParser::ParseLimits(const YNode& root, JobSpec& spec) {
     if (auto v = PositiveInt(*t, "limits.timeout")) spec.timeout_seconds = *v;
 }
 
+// Where an input mapping's data is (`path`) and its type, in whichever generation's form: preview
+// 1's data:, preview 2's file:, folder: or dataset:, GA's type: and path:. False when the input is
+// complete without a path (a typed literal, recorded) or was refused (said).
+bool JobParser::InputSource(const std::string& name, const YNode& v, const std::string& field,
+                            InputSpec& in, const YNode*& path, JobSpec& spec) {
+  if (const YNode* data = v.Get("data")) {  // preview 1
+    generation_p1_ = true;
+    CheckKeys(v, {"data", "mode"}, field + ".");
+    if (data->IsScalar()) {
+      path = data;
+    } else if (data->IsMap()) {
+      CheckKeys(*data, {"path", "local_path", "datastore"}, field + ".data.");
+      path = data->Get("path");
+      if (!path) path = data->Get("local_path");
+      if (!path) Error(*data, field + ".data: missing required key 'path' or 'local_path'");
+    } else {
+      Error(*data, field + ".data: expected a path or a mapping");
+    }
+    if (path && path->IsScalar()) in.type = GuessType(path->scalar);
+  } else if (v.Get("file") || v.Get("folder") || v.Get("dataset")) {  // preview 2
+    generation_p2_ = true;
+    CheckKeys(v, {"file", "folder", "dataset", "mode"}, field + ".");
+    if ((path = v.Get("file")))
+      in.type = "uri_file";
+    else if ((path = v.Get("folder")))
+      in.type = "uri_folder";
+    else {
+      path = v.Get("dataset");
+      if (path->IsMap()) {
+        CheckKeys(*path, {"local_path", "path"}, field + ".dataset.");
+        const YNode* lp = path->Get("local_path");
+        if (!lp) lp = path->Get("path");
+        if (!lp) {
+          Error(*path, field + ".dataset: missing required key 'local_path'");
+          return false;
+        }
+        path = lp;
+      }
+      in.type = "uri_folder";
+    }
+  } else {
+    CheckKeys(v,
+              {"type", "path", "mode", "datastore", "description", "optional", "default", "min",
+               "max", "enum"},
+              field + ".");
+    if (const YNode* t = v.Get("type")) {
+      std::string type = Str(*t, field + ".type");
+      static const std::vector<std::string> kLiteralTypes = {"string", "integer", "number",
+                                                             "boolean"};
+      if (std::find(kLiteralTypes.begin(), kLiteralTypes.end(), type) != kLiteralTypes.end()) {
+        // A typed literal: {type: integer, default: 3}
+        in.literal = true;
+        in.literal_type = type;
+        if (const YNode* def = v.Get("default")) in.value = def->scalar;
+        if (const YNode* o = v.Get("optional")) in.optional = AsBool(*o).value_or(false);
+        spec.inputs[name] = in;
+        return false;
+      }
+      if (std::find(kInputTypes.begin(), kInputTypes.end(), type) == kInputTypes.end()) {
+        std::string near = ClosestMatch(type, kInputTypes);
+        Error(*t, field + ".type: unknown input type '" + type + "'" +
+                      (near.empty() ? " (expected uri_file, uri_folder, mltable, mlflow_model, "
+                                      "custom_model or triton_model)"
+                                    : " (did you mean '" + near + "'?)"));
+      }
+      in.type = type;
+    }
+    if (const YNode* o = v.Get("optional")) in.optional = AsBool(*o).value_or(false);
+    if (const YNode* dsc = v.Get("description")) in.description = Str(*dsc, field + ".description");
+    if (!path && !in.optional) {
+      Error(v, field + ": missing required key 'path'");
+      return false;
+    }
+  }
+  return true;
+}
+
+// One input: a literal (typed by its YAML form) or a mapping, its mode and its path.
+void JobParser::ParseInput(const YEntry& e, JobSpec& spec) {
+  InputSpec in;
+  const YNode& v = e.value;
+  std::string field = "inputs." + e.key;
+  if (v.IsScalar() || v.IsNull()) {
+    in.literal = true;
+    in.value = v.scalar;
+    in.literal_type = v.quoted      ? "string"
+                      : AsBool(v)   ? "boolean"
+                      : AsInt(v)    ? "integer"
+                      : AsNumber(v) ? "number"
+                                    : "string";
+    if (v.IsNull()) {
+      in.optional = true;
+      in.literal_type = "string";
+    }
+    spec.inputs[e.key] = in;
+    return;
+  }
+  if (!v.IsMap()) {
+    Error(v, field + ": expected a literal value or an input mapping, got " + v.TypeName());
+    return;
+  }
+  const YNode* path = v.Get("path");
+  in.type = "uri_folder";
+  in.mode = "ro_mount";
+  if (!InputSource(e.key, v, field, in, path, spec)) return;
+  if (const YNode* m = v.Get("mode")) {
+    std::string mode = Str(*m, field + ".mode");
+    if (mode == "mount") mode = "ro_mount";     // preview 1
+    if (mode == "rw_mount") mode = "download";  // preview 2 allowed writable inputs: a private copy
+    if (std::find(kInputModes.begin(), kInputModes.end(), mode) == kInputModes.end()) {
+      Error(*m, field + ".mode: unknown mode '" + m->scalar +
+                    "' (expected ro_mount, download, direct, eval_mount or eval_download)");
+    } else if ((mode == "eval_mount" || mode == "eval_download") && in.type != "mltable") {
+      Error(*m, field + ".mode: '" + mode + "' is only for mltable inputs");
+    }
+    in.mode = mode;
+  }
+  if (path) {
+    if (!path->IsScalar()) {
+      Error(*path, field + ".path: expected a path or URI, got " + path->TypeName());
+      return;
+    }
+    in.path = Trim(path->scalar);
+    in.path_kind = ClassifyPath(in.path);
+    if (in.path_kind == PathKind::kLocal) {
+      in.path = LocalPath(in.path, path);
+      CheckLocalPath(*path, field + ".path", in.path);
+      if (options_.check_local_paths && in.type == "uri_file" && IsDir(in.path))
+        Error(*path,
+              field + ".path: '" + path->scalar + "' is a folder but the input's type is uri_file");
+    }
+  }
+  spec.inputs[e.key] = in;
+}
+
 void JobParser::ParseInputs(const YNode& root, JobSpec& spec) {
   const YNode* n = root.Get("inputs");
   if (!n || n->IsNull()) return;
@@ -883,130 +1042,7 @@ void JobParser::ParseInputs(const YNode& root, JobSpec& spec) {
       ErrorAtKey(e, *n, "inputs." + e.key + ": not a valid input name (letters, digits and '_')");
       continue;
     }
-    InputSpec in;
-    const YNode& v = e.value;
-    std::string field = "inputs." + e.key;
-    if (v.IsScalar() || v.IsNull()) {
-      in.literal = true;
-      in.value = v.scalar;
-      in.literal_type = v.quoted      ? "string"
-                        : AsBool(v)   ? "boolean"
-                        : AsInt(v)    ? "integer"
-                        : AsNumber(v) ? "number"
-                                      : "string";
-      if (v.IsNull()) {
-        in.optional = true;
-        in.literal_type = "string";
-      }
-      spec.inputs[e.key] = in;
-      continue;
-    }
-    if (!v.IsMap()) {
-      Error(v, field + ": expected a literal value or an input mapping, got " + v.TypeName());
-      continue;
-    }
-    const YNode* path = v.Get("path");
-    in.type = "uri_folder";
-    in.mode = "ro_mount";
-    if (const YNode* data = v.Get("data")) {  // preview 1
-      generation_p1_ = true;
-      CheckKeys(v, {"data", "mode"}, field + ".");
-      if (data->IsScalar()) {
-        path = data;
-      } else if (data->IsMap()) {
-        CheckKeys(*data, {"path", "local_path", "datastore"}, field + ".data.");
-        path = data->Get("path");
-        if (!path) path = data->Get("local_path");
-        if (!path) Error(*data, field + ".data: missing required key 'path' or 'local_path'");
-      } else {
-        Error(*data, field + ".data: expected a path or a mapping");
-      }
-      if (path && path->IsScalar()) in.type = GuessType(path->scalar);
-    } else if (v.Get("file") || v.Get("folder") || v.Get("dataset")) {  // preview 2
-      generation_p2_ = true;
-      CheckKeys(v, {"file", "folder", "dataset", "mode"}, field + ".");
-      if ((path = v.Get("file")))
-        in.type = "uri_file";
-      else if ((path = v.Get("folder")))
-        in.type = "uri_folder";
-      else {
-        path = v.Get("dataset");
-        if (path->IsMap()) {
-          CheckKeys(*path, {"local_path", "path"}, field + ".dataset.");
-          const YNode* lp = path->Get("local_path");
-          if (!lp) lp = path->Get("path");
-          if (!lp) {
-            Error(*path, field + ".dataset: missing required key 'local_path'");
-            continue;
-          }
-          path = lp;
-        }
-        in.type = "uri_folder";
-      }
-    } else {
-      CheckKeys(v,
-                {"type", "path", "mode", "datastore", "description", "optional", "default", "min",
-                 "max", "enum"},
-                field + ".");
-      if (const YNode* t = v.Get("type")) {
-        std::string type = Str(*t, field + ".type");
-        static const std::vector<std::string> kLiteralTypes = {"string", "integer", "number",
-                                                               "boolean"};
-        if (std::find(kLiteralTypes.begin(), kLiteralTypes.end(), type) != kLiteralTypes.end()) {
-          // A typed literal: {type: integer, default: 3}
-          in.literal = true;
-          in.literal_type = type;
-          if (const YNode* def = v.Get("default")) in.value = def->scalar;
-          if (const YNode* o = v.Get("optional")) in.optional = AsBool(*o).value_or(false);
-          spec.inputs[e.key] = in;
-          continue;
-        }
-        if (std::find(kInputTypes.begin(), kInputTypes.end(), type) == kInputTypes.end()) {
-          std::string near = ClosestMatch(type, kInputTypes);
-          Error(*t, field + ".type: unknown input type '" + type + "'" +
-                        (near.empty() ? " (expected uri_file, uri_folder, mltable, mlflow_model, "
-                                        "custom_model or triton_model)"
-                                      : " (did you mean '" + near + "'?)"));
-        }
-        in.type = type;
-      }
-      if (const YNode* o = v.Get("optional")) in.optional = AsBool(*o).value_or(false);
-      if (const YNode* dsc = v.Get("description"))
-        in.description = Str(*dsc, field + ".description");
-      if (!path && !in.optional) {
-        Error(v, field + ": missing required key 'path'");
-        continue;
-      }
-    }
-    if (const YNode* m = v.Get("mode")) {
-      std::string mode = Str(*m, field + ".mode");
-      if (mode == "mount") mode = "ro_mount";  // preview 1
-      if (mode == "rw_mount")
-        mode = "download";  // preview 2 allowed writable inputs: a private copy
-      if (std::find(kInputModes.begin(), kInputModes.end(), mode) == kInputModes.end()) {
-        Error(*m, field + ".mode: unknown mode '" + m->scalar +
-                      "' (expected ro_mount, download, direct, eval_mount or eval_download)");
-      } else if ((mode == "eval_mount" || mode == "eval_download") && in.type != "mltable") {
-        Error(*m, field + ".mode: '" + mode + "' is only for mltable inputs");
-      }
-      in.mode = mode;
-    }
-    if (path) {
-      if (!path->IsScalar()) {
-        Error(*path, field + ".path: expected a path or URI, got " + path->TypeName());
-        continue;
-      }
-      in.path = Trim(path->scalar);
-      in.path_kind = ClassifyPath(in.path);
-      if (in.path_kind == PathKind::kLocal) {
-        in.path = LocalPath(in.path, path);
-        CheckLocalPath(*path, field + ".path", in.path);
-        if (options_.check_local_paths && in.type == "uri_file" && IsDir(in.path))
-          Error(*path, field + ".path: '" + path->scalar +
-                           "' is a folder but the input's type is uri_file");
-      }
-    }
-    spec.inputs[e.key] = in;
+    ParseInput(e, spec);
   }
 }
 

@@ -7,6 +7,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "spec/diagnostics.h"
 #include "spec/job_spec.h"
 #include "spec/yaml_tree.h"
+#include "sweep/search_space.h"
 
 namespace cairn::spec::detail {
 
@@ -57,6 +59,14 @@ class JobParser {
   const YNode& Locate(const YNode& root, const std::string& path);
 
   void ParseSweepConfig(const YNode& root, nlohmann::json& sweep);
+  // ParseSweepConfig's parts, in order (job_parser.cc).
+  std::string ParseSweepAlgorithm(const YNode& root, nlohmann::json& sweep, std::string& alg_key);
+  cairn::sweep::Space ParseSearchSpace(const YNode& root, nlohmann::json& sweep,
+                                       const std::string& type, const std::string& alg_key);
+  void ParseObjective(const YNode& root, nlohmann::json& sweep);
+  void ParseSweepLimits(const YNode& root, nlohmann::json& sweep, const std::string& type,
+                        const cairn::sweep::Space& space);
+  void ParseEarlyTermination(const YNode& root, nlohmann::json& sweep, const std::string& type);
 
   // Pipelines (pipeline_parser.cc).
   // A pipeline: its own inputs, outputs and settings, and its steps, each read as a command (or
@@ -176,6 +186,9 @@ class JobParser {
   void ParseLimits(const YNode& root, JobSpec& spec);
 
   void ParseInputs(const YNode& root, JobSpec& spec);
+  void ParseInput(const YEntry& e, JobSpec& spec);
+  bool InputSource(const std::string& name, const YNode& v, const std::string& field, InputSpec& in,
+                   const YNode*& path, JobSpec& spec);
 
   static bool IsValidInputName(const std::string& s);
 
