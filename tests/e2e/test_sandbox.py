@@ -360,13 +360,17 @@ def test_a_jobs_memory_is_limited_where_the_machine_has_the_controller(ws):
         total = [int(l.split()[1]) * 1024 for l in open("/proc/meminfo") if l.startswith("MemTotal:")][0]
         limit = int(open(memcg[0] + "/memory.limit_in_bytes").read())
         assert 0 < limit <= total - total // 10, (limit, total)
-        # Every process of the job is in it, and none can leave it (checked from inside above).
-        inside = job_namespace_pids(ws.home, "mem1")
-        members = set(int(x) for x in open(memcg[0] + "/cgroup.procs").read().split())
-        job_pids = [host for ns, host in inside.items() if ns != 1]  # 1: the holder, which only reaps
-        # A `sleep 0.05` seen first may have ended before the cgroup was read: only those still there count.
-        still = [p for p in job_pids if os.path.exists(f"/proc/{p}")]
-        assert still and all(p in members for p in still), (job_pids, still, members)
+        # Every process of the job is in it, and none can leave it (checked from inside above). A rank joins
+        # it in the moment between its fork into the job's PID namespace and its exec (the job's code never
+        # runs outside it), which "Running" does not wait for: the check waits for that moment to pass.
+        def all_inside():
+            inside = job_namespace_pids(ws.home, "mem1")
+            members = set(int(x) for x in open(memcg[0] + "/cgroup.procs").read().split())
+            job_pids = [host for ns, host in inside.items() if ns != 1]  # 1: the holder, which only reaps
+            # A `sleep 0.05` seen first may have ended before the cgroup was read: only those still there count.
+            still = [p for p in job_pids if os.path.exists(f"/proc/{p}")]
+            return still and all(p in members for p in still)
+        wait_for(all_inside, timeout=10, what="every process of the job in its memory cgroup")
     finally:
         open(os.path.join(ws.home, "runs/mem1/artifacts/outputs/release"), "w").close()
     ws.wait_status("mem1", "Completed")
