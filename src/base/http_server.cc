@@ -548,6 +548,42 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
   }
 
   // Worker: one request, from its head to its answer.
+  // Worker: a route that streams its body (an upload): the handler reads it through a
+  // ContentReader, chunk by chunk, within `limit`, after a 100 Continue when the client waits for
+  // one.
+  void RunStreamingRoute(const Server::Route& route, Request& req, Response& res, size_t limit,
+                         bool& body_done, bool& body_failed,
+                         const std::function<bool()>& send_continue) {
+    bhttp::request_parser<bhttp::buffer_body> p(std::move(*head_));
+    p.body_limit(limit);
+    std::vector<char> chunk(kChunk);
+    ContentReader reader = [&](const std::function<bool(const char*, size_t)>& receiver) {
+      if (body_done) return !body_failed;
+      body_done = true;
+      if (!send_continue()) return !(body_failed = true);
+      while (!p.is_done()) {
+        p.get().body().data = chunk.data();
+        p.get().body().size = chunk.size();
+        beast::error_code ec = ParseBuffered(p);
+        if (!ec && !p.is_done() && p.get().body().size == chunk.size()) {
+          ec = OnLoop([&](auto done) {
+            bhttp::async_read_some(stream_, buf_, p,
+                                   [done](beast::error_code e, size_t) { done(e); });
+          });
+        }
+        if (ec == bhttp::error::need_buffer) ec = {};
+        if (ec) {
+          if (ec == bhttp::error::body_limit) limit_hit_ = true;
+          return !(body_failed = true);
+        }
+        size_t got = chunk.size() - p.get().body().size;
+        if (got > 0 && !receiver(chunk.data(), got)) return !(body_failed = true);
+      }
+      return true;
+    };
+    route.reader(req, res, reader);
+  }
+
   void Process() {
     limit_hit_ = false;
     auto& h = head_->get();
@@ -593,34 +629,7 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
         return Respond(
             ErrorAnswer(413, "request body over the limit of " + std::to_string(limit) + " bytes"));
       } else if (route && route->reader) {
-        bhttp::request_parser<bhttp::buffer_body> p(std::move(*head_));
-        p.body_limit(limit);
-        std::vector<char> chunk(kChunk);
-        ContentReader reader = [&](const std::function<bool(const char*, size_t)>& receiver) {
-          if (body_done) return !body_failed;
-          body_done = true;
-          if (!send_continue()) return !(body_failed = true);
-          while (!p.is_done()) {
-            p.get().body().data = chunk.data();
-            p.get().body().size = chunk.size();
-            beast::error_code ec = ParseBuffered(p);
-            if (!ec && !p.is_done() && p.get().body().size == chunk.size()) {
-              ec = OnLoop([&](auto done) {
-                bhttp::async_read_some(stream_, buf_, p,
-                                       [done](beast::error_code e, size_t) { done(e); });
-              });
-            }
-            if (ec == bhttp::error::need_buffer) ec = {};
-            if (ec) {
-              if (ec == bhttp::error::body_limit) limit_hit_ = true;
-              return !(body_failed = true);
-            }
-            size_t got = chunk.size() - p.get().body().size;
-            if (got > 0 && !receiver(chunk.data(), got)) return !(body_failed = true);
-          }
-          return true;
-        };
-        route->reader(req, res, reader);
+        RunStreamingRoute(*route, req, res, limit, body_done, body_failed, send_continue);
         handled = true;
       } else if (!route && has_body) {
         // Nothing would read it: answered at once, and the connection closed rather than the body
@@ -673,8 +682,12 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     if (!body_done || body_failed) keep_alive = false;  // the rest of the body is never read
     if (s_->stopping_) keep_alive = false;
     s_->requests_.fetch_add(1, std::memory_order_relaxed);
-    bool head_only = req.method == "HEAD";
+    SendAnswer(res, keep_alive, req.method == "HEAD");
+  }
 
+  // Worker: writes the answer: a stream (until the connection ends), a file or a provider (by
+  // chunks), or a body; then hands the connection back, kept alive or closed.
+  void SendAnswer(Response& res, bool keep_alive, bool head_only) {
     if (res.stream && !head_only) {
       // No length: the body ends when the connection does.
       std::string head = HeadOf(res, "Cache-Control: no-cache\r\n", false);

@@ -813,6 +813,29 @@ class Evaluator {
     const Node* expref = nullptr;
   };
 
+  // ==, != between any two values; <, <=, >, >= between two numbers or two strings (else null).
+  Json Compare(const Node& n, const Json& v) {
+    Json l = Eval(*n.children[0], v), r = Eval(*n.children[1], v);
+    if (n.name == "==") return Equal(l, r);
+    if (n.name == "!=") return !Equal(l, r);
+    int cmp;
+    if (l.is_number() && r.is_number()) {
+      double a = Num(l), b = Num(r);
+      cmp = a < b ? -1 : a > b ? 1 : 0;
+    } else if (l.is_string() && r.is_string()) {
+      // Strings compare too, as the reference allows (by code point: UTF-8 byte order is the
+      // same).
+      int c = l.get_ref<const std::string&>().compare(r.get_ref<const std::string&>());
+      cmp = c < 0 ? -1 : c > 0 ? 1 : 0;
+    } else {
+      return nullptr;
+    }
+    if (n.name == "<") return cmp < 0;
+    if (n.name == "<=") return cmp <= 0;
+    if (n.name == ">") return cmp > 0;
+    return cmp >= 0;
+  }
+
   Json Visit(const Node& n, const Json& v) {
     switch (n.kind) {
       case K::kField:
@@ -903,27 +926,8 @@ class Evaluator {
       }
       case K::kNot:
         return IsFalse(Eval(*n.children[0], v));
-      case K::kComparator: {
-        Json l = Eval(*n.children[0], v), r = Eval(*n.children[1], v);
-        if (n.name == "==") return Equal(l, r);
-        if (n.name == "!=") return !Equal(l, r);
-        int cmp;
-        if (l.is_number() && r.is_number()) {
-          double a = Num(l), b = Num(r);
-          cmp = a < b ? -1 : a > b ? 1 : 0;
-        } else if (l.is_string() && r.is_string()) {
-          // Strings compare too, as the reference allows (by code point: UTF-8 byte order is the
-          // same).
-          int c = l.get_ref<const std::string&>().compare(r.get_ref<const std::string&>());
-          cmp = c < 0 ? -1 : c > 0 ? 1 : 0;
-        } else {
-          return nullptr;
-        }
-        if (n.name == "<") return cmp < 0;
-        if (n.name == "<=") return cmp <= 0;
-        if (n.name == ">") return cmp > 0;
-        return cmp >= 0;
-      }
+      case K::kComparator:
+        return Compare(n, v);
       case K::kMultiList: {
         if (v.is_null()) return nullptr;
         Json out = Json::array();

@@ -364,12 +364,62 @@ void AddAssetGroup(CLI::App& app, const std::string& kind, const AssetCommandHoo
 
 // `cairn component create | list | show | archive | restore`: command components, versioned and
 // immutable.
-void AddComponentGroup(CLI::App& app, const AssetCommandHooks& hooks, int& rc) {
-  static const std::vector<Column> kColumns = {{"Name", "name"},
+const std::vector<Column> kComponentColumns = {{"Name", "name"},
                                                {"Version", "version"},
                                                {"Display name", "display_name"},
                                                {"Deterministic", "is_deterministic"},
                                                {"Created", "creation_context.created_at"}};
+
+// cairn component create: the file parsed as the job it stands for, its code uploaded, a version
+// registered. Returns the exit code.
+int CreateComponent(const AssetArgs& a, const AssetCommandHooks& hooks) {
+  spec::Diagnostics d;
+  spec::ParseOptions opt;
+  opt.overrides = a.sets;
+  opt.name = a.name;
+  auto text = ReadFile(a.file, spec::YamlLimits().max_bytes);
+  if (!text.ok()) {
+    fprintf(
+        stderr, "%s: error: %s\n", a.file.c_str(),
+        text.status().code() == Code::kNotFound ? "no such file" : text.status().message().c_str());
+    return 2;
+  }
+  auto info = spec::ParseComponentText(*text, a.file, Dirname(AbsPath(a.file)), opt, d);
+  if (std::string diags = d.ToString(); !diags.empty()) fputs(diags.c_str(), stderr);
+  if (!info) {
+    return 2;
+  }
+  auto client = Connect();
+  if (!client.ok()) {
+    return Fail(client.status());
+  }
+  json body = {{"yaml", *text},
+               {"name", info->name},
+               {"version", a.version.empty() ? info->version : a.version}};
+  if (!info->code.empty()) {
+    auto id = UploadSnapshot(**client, info->code, true, "code");
+    if (!id.ok()) {
+      return Fail(id.status());
+    }
+    body["code_snapshot"] = *id;
+  } else if (!info->code_snapshot.empty()) {
+    body["code_snapshot"] = info->code_snapshot;
+  }
+  auto made = (*client)->Post("/api/v1/assets/component", body);
+  if (!made.ok()) {
+    if (made.status().code() == Code::kInvalidArgument ||
+        made.status().code() == Code::kAlreadyExists) {
+      fprintf(stderr, "%s: error: %s\n", a.file.c_str(), made.status().message().c_str());
+      return 2;
+    }
+    return Fail(made.status());
+  }
+  json shown = *made;
+  shown.erase("yaml");
+  return hooks.print(shown, kComponentColumns);
+}
+
+void AddComponentGroup(CLI::App& app, const AssetCommandHooks& hooks, int& rc) {
   auto a = std::make_shared<AssetArgs>();
   auto* group =
       app.add_subcommand("component", "Manage components: the steps pipelines are made of")
@@ -381,58 +431,7 @@ void AddComponentGroup(CLI::App& app, const AssetCommandHooks& hooks, int& rc) {
                      "its version (wins over the file's; default: the next integer)");
   create->add_option("--set", a->sets, "override a field: --set version=2");
   hooks.add_globals(create);
-  create->callback([&rc, hooks, a] {
-    spec::Diagnostics d;
-    spec::ParseOptions opt;
-    opt.overrides = a->sets;
-    opt.name = a->name;
-    auto text = ReadFile(a->file, spec::YamlLimits().max_bytes);
-    if (!text.ok()) {
-      fprintf(stderr, "%s: error: %s\n", a->file.c_str(),
-              text.status().code() == Code::kNotFound ? "no such file"
-                                                      : text.status().message().c_str());
-      rc = 2;
-      return;
-    }
-    auto info = spec::ParseComponentText(*text, a->file, Dirname(AbsPath(a->file)), opt, d);
-    if (std::string diags = d.ToString(); !diags.empty()) fputs(diags.c_str(), stderr);
-    if (!info) {
-      rc = 2;
-      return;
-    }
-    auto client = Connect();
-    if (!client.ok()) {
-      rc = Fail(client.status());
-      return;
-    }
-    json body = {{"yaml", *text},
-                 {"name", info->name},
-                 {"version", a->version.empty() ? info->version : a->version}};
-    if (!info->code.empty()) {
-      auto id = UploadSnapshot(**client, info->code, true, "code");
-      if (!id.ok()) {
-        rc = Fail(id.status());
-        return;
-      }
-      body["code_snapshot"] = *id;
-    } else if (!info->code_snapshot.empty()) {
-      body["code_snapshot"] = info->code_snapshot;
-    }
-    auto made = (*client)->Post("/api/v1/assets/component", body);
-    if (!made.ok()) {
-      if (made.status().code() == Code::kInvalidArgument ||
-          made.status().code() == Code::kAlreadyExists) {
-        fprintf(stderr, "%s: error: %s\n", a->file.c_str(), made.status().message().c_str());
-        rc = 2;
-        return;
-      }
-      rc = Fail(made.status());
-      return;
-    }
-    json shown = *made;
-    shown.erase("yaml");
-    rc = hooks.print(shown, kColumns);
-  });
+  create->callback([&rc, hooks, a] { rc = CreateComponent(*a, hooks); });
   auto* show = group->add_subcommand("show", "Show a component (the latest version, or --version)");
   show->add_option("-n,--name", a->name, "the component")->required();
   show->add_option("-v,--version", a->version, "a version");
@@ -451,7 +450,7 @@ void AddComponentGroup(CLI::App& app, const AssetCommandHooks& hooks, int& rc) {
       rc = Fail(got.status());
       return;
     }
-    rc = hooks.print(*got, kColumns);
+    rc = hooks.print(*got, kComponentColumns);
   });
   auto* list = group->add_subcommand(
       "list", "List components (the latest version of each, or every version of --name)");
@@ -475,7 +474,7 @@ void AddComponentGroup(CLI::App& app, const AssetCommandHooks& hooks, int& rc) {
     }
     json out = *got;
     for (auto& c : out) c.erase("yaml");
-    rc = hooks.print(out, kColumns);
+    rc = hooks.print(out, kComponentColumns);
   });
   for (bool archive : {true, false}) {
     auto* c = group->add_subcommand(

@@ -31,6 +31,32 @@ const char* Colour(const std::string& status) {
 }
 }  // namespace
 
+namespace {
+
+// What az ml prints when a streamed job ends: its id, page and status, warnings, and the error.
+std::string ExecutionSummary(const std::string& name, const std::string& web, const json& final_job,
+                             bool tty) {
+  std::string status = final_job.value("status", "");
+  std::string summary =
+      "\nExecution Summary\n=================\nRunId: " + name + "\nWeb View: " + web + "\n";
+  if (tty)
+    summary += std::string("Status: ") + Colour(status) + status + "\033[0m\n";
+  else
+    summary += "Status: " + status + "\n";
+  if (final_job.contains("notes") && !final_job["notes"].empty()) {
+    summary += "\nWarnings:\n";
+    for (const auto& n : final_job["notes"]) summary += n.get<std::string>() + "\n";
+  }
+  if (status != "Completed") {
+    json err = final_job.value(
+        "error", json{{"code", status}, {"message", final_job.value("status_reason", "")}});
+    summary += "\nError:\n" + err.dump(4) + "\n";
+  }
+  return summary;
+}
+
+}  // namespace
+
 Result<json> StreamJob(Client& client, const std::string& name, bool tty, bool all_ranks,
                        const json* known) {
   signal(SIGINT, OnInterrupt);
@@ -133,23 +159,7 @@ Result<json> StreamJob(Client& client, const std::string& name, bool tty, bool a
   Result<json> final_job =
       final_summary.is_object() ? Result<json>(final_summary) : client.Get("/api/v1/jobs/" + name);
   if (!final_job.ok()) return final_job.status();
-  std::string status = final_job->value("status", "");
-  std::string summary =
-      "\nExecution Summary\n=================\nRunId: " + name + "\nWeb View: " + web + "\n";
-  if (tty)
-    summary += std::string("Status: ") + Colour(status) + status + "\033[0m\n";
-  else
-    summary += "Status: " + status + "\n";
-  if (final_job->contains("notes") && !(*final_job)["notes"].empty()) {
-    summary += "\nWarnings:\n";
-    for (const auto& n : (*final_job)["notes"]) summary += n.get<std::string>() + "\n";
-  }
-  if (status != "Completed") {
-    json err = final_job->value(
-        "error", json{{"code", status}, {"message", final_job->value("status_reason", "")}});
-    summary += "\nError:\n" + err.dump(4) + "\n";
-  }
-  fputs(summary.c_str(), stdout);
+  fputs(ExecutionSummary(name, web, *final_job, tty).c_str(), stdout);
   fflush(stdout);
   signal(SIGINT, SIG_DFL);
   return final_job;

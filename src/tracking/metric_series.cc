@@ -90,6 +90,52 @@ std::vector<Point> DecodePoints(std::string_view bytes) {
   return out;
 }
 
+namespace {
+
+// Stores `add` in the series' chunks: small appends grow the last chunk while it is small; a big
+// batch starts chunks of its own.
+Status WriteChunks(Db& db, long long series, long long count, const std::vector<Point>& add) {
+  std::string bytes;
+  // Small appends grow the last chunk while it is small; a big batch starts chunks of its own.
+  size_t done = 0;
+  if (add.size() < kSmallChunk && count > 0) {
+    Stmt& tail = db.Prepare(
+        "SELECT chunk_id, n, data FROM metric_chunks WHERE series_id = ? ORDER BY chunk_id DESC "
+        "LIMIT 1");
+    tail.Bind(1, series);
+    if (tail.Step() && static_cast<size_t>(tail.Int(1)) + add.size() <= kSmallChunk) {
+      long long chunk = tail.Int(0), n = tail.Int(1);
+      bytes.assign(tail.Blob(2));
+      tail.Reset();
+      EncodePoints(add.data(), add.size(), bytes);
+      Status s = db.Prepare("UPDATE metric_chunks SET n = ?, data = ? WHERE chunk_id = ?")
+                     .Bind(1, n + static_cast<long long>(add.size()))
+                     .BindBlob(2, bytes)
+                     .Bind(3, chunk)
+                     .Run();
+      if (!s.ok()) return s;
+      done = add.size();
+    } else {
+      tail.Reset();
+    }
+  }
+  while (done < add.size()) {
+    size_t n = std::min(kMaxChunk, add.size() - done);
+    bytes.clear();
+    EncodePoints(add.data() + done, n, bytes);
+    Status s = db.Prepare("INSERT INTO metric_chunks (series_id, n, data) VALUES (?, ?, ?)")
+                   .Bind(1, series)
+                   .Bind(2, static_cast<long long>(n))
+                   .BindBlob(3, bytes)
+                   .Run();
+    if (!s.ok()) return s;
+    done += n;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status AppendSeries(Db& db, const std::string& run_id, const std::string& key,
                     const std::vector<Point>& points) {
   if (points.empty()) return Status::Ok();
@@ -163,42 +209,7 @@ Status AppendSeries(Db& db, const std::string& run_id, const std::string& key,
     max_ts = std::max(max_ts, p.timestamp);
   }
 
-  std::string bytes;
-  // Small appends grow the last chunk while it is small; a big batch starts chunks of its own.
-  size_t done = 0;
-  if (add->size() < kSmallChunk && count > 0) {
-    Stmt& tail = db.Prepare(
-        "SELECT chunk_id, n, data FROM metric_chunks WHERE series_id = ? ORDER BY chunk_id DESC "
-        "LIMIT 1");
-    tail.Bind(1, series);
-    if (tail.Step() && static_cast<size_t>(tail.Int(1)) + add->size() <= kSmallChunk) {
-      long long chunk = tail.Int(0), n = tail.Int(1);
-      bytes.assign(tail.Blob(2));
-      tail.Reset();
-      EncodePoints(add->data(), add->size(), bytes);
-      Status s = db.Prepare("UPDATE metric_chunks SET n = ?, data = ? WHERE chunk_id = ?")
-                     .Bind(1, n + static_cast<long long>(add->size()))
-                     .BindBlob(2, bytes)
-                     .Bind(3, chunk)
-                     .Run();
-      if (!s.ok()) return s;
-      done = add->size();
-    } else {
-      tail.Reset();
-    }
-  }
-  while (done < add->size()) {
-    size_t n = std::min(kMaxChunk, add->size() - done);
-    bytes.clear();
-    EncodePoints(add->data() + done, n, bytes);
-    Status s = db.Prepare("INSERT INTO metric_chunks (series_id, n, data) VALUES (?, ?, ?)")
-                   .Bind(1, series)
-                   .Bind(2, static_cast<long long>(n))
-                   .BindBlob(3, bytes)
-                   .Run();
-    if (!s.ok()) return s;
-    done += n;
-  }
+  if (Status s = WriteChunks(db, series, count, *add); !s.ok()) return s;
   return db
       .Prepare(
           "UPDATE metric_series SET points = points + ?, max_timestamp = ?, last_step = ?, "

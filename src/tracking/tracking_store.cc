@@ -812,9 +812,11 @@ void TrackingStore::FinishRunAsync(const std::string& run_id, const std::string&
   });
 }
 
-Status TrackingStore::LogBatch(const std::string& run_id, const std::vector<Metric>& metrics,
-                               const std::vector<KeyValue>& params,
-                               const std::vector<KeyValue>& tags) {
+namespace {
+// Whether a log-batch request is within MLflow's limits (counts, key names, value lengths, no param
+// twice), refused as MLflow's server refuses it.
+Status CheckBatch(const std::vector<Metric>& metrics, const std::vector<KeyValue>& params,
+                  const std::vector<KeyValue>& tags) {
   auto limit = [](size_t n, size_t max, const char* what) -> std::string {
     if (n <= max) return "";
     return "A batch logging request can contain at most " + std::to_string(max) + " " + what +
@@ -861,6 +863,14 @@ Status TrackingStore::LogBatch(const std::string& run_id, const std::vector<Metr
       return InvalidArgument(too_long("Tag value", t.value, kMaxTagValueLength));
   for (const auto& t : tags)
     if (std::string e = KeyError(t.key); !e.empty()) return InvalidArgument(e);
+  return Status::Ok();
+}
+}  // namespace
+
+Status TrackingStore::LogBatch(const std::string& run_id, const std::vector<Metric>& metrics,
+                               const std::vector<KeyValue>& params,
+                               const std::vector<KeyValue>& tags) {
+  if (Status s = CheckBatch(metrics, params, tags); !s.ok()) return s;
 
   return Write([&](Db& db) -> Status {
     auto info = ReadRunInfo(db, run_id);
