@@ -644,6 +644,17 @@ Result<std::string> RunsUriToPath(const MlflowContext& ctx, const std::string& u
                   "' and no logged model named '" + name + "'");
 }
 
+namespace {
+// A search's max_results, when given, is 1 to 50,000 (MLflow's bound), refused as MLflow's server
+// refuses it.
+Status MaxResultsInRange(const std::optional<long long>& max) {
+  if (!max || (*max >= 1 && *max <= 50000)) return Status::Ok();
+  return InvalidArgument("Invalid value for request parameter max_results. It must be " +
+                         std::string(*max < 1 ? "at least 1" : "at most 50000") +
+                         ", but got value " + std::to_string(*max));
+}
+}  // namespace
+
 void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
   // Handlers outlive this function: they capture values (the store and the context are long-lived).
   tracking::TrackingStore* st = ctx.store;
@@ -826,6 +837,7 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
           q.order_by.push_back({o["field_name"], o.value("ascending", true)});
     auto max = m.Int("max_results");
     if (!max.ok()) return ReplyError(res, max.status());
+    if (Status range = MaxResultsInRange(*max); !range.ok()) return ReplyError(res, range);
     q.max_results = static_cast<int>(max->value_or(50));
     auto offset = OffsetOf(m.StrOr("page_token"));
     if (!offset.ok()) return ReplyError(res, offset.status());
@@ -1069,6 +1081,8 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     q.view = m.StrOr("run_view_type", "ACTIVE_ONLY");
     auto max = m.Int("max_results");
     if (!max.ok()) return ReplyError(res, max.status());
+    // Checked before it is narrowed: 30000001619870003 would become a negative int.
+    if (Status range = MaxResultsInRange(*max); !range.ok()) return ReplyError(res, range);
     q.max_results = static_cast<int>(max->value_or(1000));
     auto offset = OffsetOf(m.StrOr("page_token"));
     if (!offset.ok()) return ReplyError(res, offset.status());

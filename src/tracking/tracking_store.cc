@@ -1457,7 +1457,7 @@ Result<std::vector<Run>> TrackingStore::SearchRuns(const RunSearch& q, bool* mor
   if (!filter.ok()) return filter.status();
   auto order = ParseRunOrder(q.order_by);
   if (!order.ok()) return order.status();
-  if (q.max_results > 50000)
+  if (q.max_results > 50000 || q.max_results < 0)
     return InvalidArgument(
         "Invalid value for request parameter max_results. It must be at most 50000, but got "
         "value " +

@@ -314,6 +314,22 @@ def test_a_restarted_server_keeps_its_port_and_a_running_job_keeps_logging(ws):
     assert steps == list(range(60))
 
 
+def test_a_search_page_size_out_of_range_is_refused_before_it_is_narrowed(ws):
+    # Found by the json_bodies fuzz target: 30000001619870003 became a negative int, then an iterator
+    # past the start of the page (undefined behaviour under UBSan).
+    start(ws)
+    code, exp = call(ws, "POST", "/api/2.0/mlflow/experiments/create", {"name": "pages"})
+    for path, body in (("runs/search", {"experiment_ids": [exp["experiment_id"]]}),
+                       ("logged-models/search", {"experiment_ids": [exp["experiment_id"]]})):
+        for n, why in ((30000001619870003, "at most 50000"), (-5, "at least 1"), (0, "at least 1")):
+            code, answer = call(ws, "POST", "/api/2.0/mlflow/" + path, dict(body, max_results=n))
+            assert code == 400, (path, n, answer)
+            assert answer["message"] == ("Invalid value for request parameter max_results. It must be "
+                                         f"{why}, but got value {n}"), (path, answer)
+        code, _ = call(ws, "POST", "/api/2.0/mlflow/" + path, dict(body, max_results=50000))
+        assert code == 200, path
+
+
 def test_mlflow_limits_are_answered_as_mlflow_answers_them(ws):
     start(ws)
     code, exp = call(ws, "POST", "/api/2.0/mlflow/experiments/create", {"name": "limits"})
