@@ -208,9 +208,13 @@ def test_an_upload_that_stops_midway_leaves_no_artifact(ws):
     s = connect(port)
     s.sendall(f"PUT {path} HTTP/1.1\r\nAuthorization: Bearer {token}\r\nContent-Length: 1000000\r\n\r\n".encode()
               + b"x" * 1000)
-    time.sleep(0.2)
+    # The server has begun storing it (a partial file under the artifact store) when the client goes.
+    store = os.path.join(ws.home, "mlartifacts")
+    def files():
+        return [os.path.join(d, f) for d, _, fs in os.walk(store) for f in fs]
+    wait_for(files, what="the upload to begin")
     s.close()
-    time.sleep(0.3)
+    wait_for(lambda: not files(), what="the partial upload to be removed")
     code, _ = call(ws, "GET", path)
     assert code == 404
     code, body = call(ws, "GET", "/api/2.0/mlflow-artifacts/artifacts",
@@ -417,6 +421,8 @@ def test_a_job_whose_end_cannot_be_recorded_on_a_full_disk_fails_once_space_is_b
         wait_for(lambda: not [c for _, c in pids_mentioning(ws.home) if c.startswith("dd ")] and os.path.exists(fill)
                  and ws.job("filler")["status"] != "Running" or os.statvfs(mnt).f_bavail == 0, timeout=30,
                  what="the disk to fill")
+        # The disk stays full a second (an outage of that length, not a wait for anything: the supervisor
+        # keeps trying to record the end until space is back), then frees up.
         time.sleep(1)
         os.unlink(fill)
         job = ws.wait_status("filler", ["Failed", "Completed"], timeout=10)
