@@ -214,7 +214,6 @@ void Scheduler::RecordBestTrial(const std::string& name, const JobRecord& sweep_
   const std::vector<SweepTrial>& trials = st.trials;
   const bool maximize = c.maximize;
   const std::string& metric = c.metric;
-  const JobRecord* rec = &sweep_rec;
   int best = -1;
   double best_value = 0;
   for (size_t i = 0; i < trials.size(); ++i)
@@ -227,11 +226,11 @@ void Scheduler::RecordBestTrial(const std::string& name, const JobRecord& sweep_
     char buf[32];
     snprintf(buf, sizeof buf, "%.17g", best_value);
     const std::string& who = trials[static_cast<size_t>(best)].name;
-    if (rec->properties.value("best_child_run_id", "") != who ||
-        rec->properties.value("score", "") != buf) {
-      if (rec->properties.value("best_child_run_id", "") != who)
+    if (sweep_rec.properties.value("best_child_run_id", "") != who ||
+        sweep_rec.properties.value("score", "") != buf) {
+      if (sweep_rec.properties.value("best_child_run_id", "") != who)
         SweepLog(name, "best so far: " + who + " with " + metric + " = " + buf);
-      JobRecord upd = *rec;
+      JobRecord upd = sweep_rec;
       upd.properties["best_child_run_id"] = who;
       upd.properties["score"] = buf;
       (void)store_->UpdateMeta(upd);
@@ -244,10 +243,9 @@ void Scheduler::RecordBestTrial(const std::string& name, const JobRecord& sweep_
 // values as AZUREML_PARAMETER_<x>), its MLflow run, and its submission.
 Result<JobRecord> Scheduler::IssueTrial(const std::string& name, const JobRecord& sweep_rec,
                                         SweepState& st, const json& params, uint64_t n) {
-  const JobRecord* rec = &sweep_rec;
   std::vector<SweepTrial>& trials = st.trials;
   std::string trial = name + "_" + std::to_string(n);
-  json spec = rec->spec;
+  json spec = sweep_rec.spec;
   spec.erase("sweep");
   spec["type"] = "command";
   spec["name"] = trial;
@@ -266,17 +264,18 @@ Result<JobRecord> Scheduler::IssueTrial(const std::string& name, const JobRecord
   for (auto& [k, v] : params.items())
     spec["environment_variables"]["AZUREML_PARAMETER_" + k] = ValueText(v);
   if (config_.on_trial) {
-    Status s = config_.on_trial(trial, name, rec->spec.value("mlflow_experiment_id", ""), params);
+    Status s =
+        config_.on_trial(trial, name, sweep_rec.spec.value("mlflow_experiment_id", ""), params);
     if (!s.ok() && s.code() != Code::kAlreadyExists)
       SweepLog(name, "trial " + trial + " could not get its MLflow run: " + s.message());
   }
   SubmitRequest r;
   r.spec = spec;
-  r.snapshot = rec->snapshot;
-  if (rec->spec.contains("input_snapshots") && rec->spec["input_snapshots"].is_object())
-    for (auto& [k, v] : rec->spec["input_snapshots"].items())
+  r.snapshot = sweep_rec.snapshot;
+  if (sweep_rec.spec.contains("input_snapshots") && sweep_rec.spec["input_snapshots"].is_object())
+    for (auto& [k, v] : sweep_rec.spec["input_snapshots"].items())
       r.input_manifests[k] = v.get<std::string>();
-  r.mlflow_experiment_id = rec->spec.value("mlflow_experiment_id", "");
+  r.mlflow_experiment_id = sweep_rec.spec.value("mlflow_experiment_id", "");
   r.parent = name;
   // Known to the sweep before it exists, so that even its first transitions reach the cache.
   SweepTrial x;
