@@ -267,6 +267,7 @@ bool Scheduler::LoadPipeline(const std::string& name, PipelineState& st) {
     if (!st.pipeline.contains("steps")) st.pipeline["steps"] = json::array();
     if (!st.pipeline.contains("settings")) st.pipeline["settings"] = json::object();
     st.experiment_name = full->experiment_name;
+    st.created_by = full->created_by;
     st.display_name = full->display_name;
     st.mlflow_experiment_id = full->spec.value("mlflow_experiment_id", "");
     st.spec_loaded = true;
@@ -568,6 +569,7 @@ Status Scheduler::RecordReusedStep(const std::string& pipe_name, const json& ste
   job.spec = spec;
   job.snapshot = step.value("snapshot", "");
   job.parent = pipe_name;
+  job.created_by = st.created_by;
   job.properties = {{"reused_from", orig.name}, {"azureml.isreused", "true"}};
   if (orig.properties.contains("output_hashes"))
     job.properties["output_hashes"] = orig.properties["output_hashes"];
@@ -719,6 +721,7 @@ Status Scheduler::LaunchStep(const std::string& pipe_name, const json& step, int
     if (v.is_string()) r.input_manifests[k] = v.get<std::string>();
   r.mlflow_experiment_id = st.mlflow_experiment_id;
   r.parent = pipe.name;
+  r.created_by = st.created_by;
   if (config_.on_trial) {
     json params = json::object();
     const json inputs = spec.value("inputs", json::object());

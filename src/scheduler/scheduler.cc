@@ -654,6 +654,7 @@ JobRecord Scheduler::RecordFor(spec::JobSpec& s, const SubmitRequest& r, const s
   job.created_at = NowMillis();
   job.status = "Starting";
   job.parent = r.parent;
+  job.created_by = r.created_by;
   if (s.type == "sweep" || s.type == "pipeline")
     job.slots = 0;  // the trials (steps) take the slots
   return job;

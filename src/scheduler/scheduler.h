@@ -92,6 +92,7 @@ struct SubmitRequest {
   bool dry_run = false;                                // validate against the workspace only
   std::string mlflow_experiment_id;  // the job's MLflow experiment (its run is the job's name)
   std::string parent;                // a sweep trial's sweep
+  std::string created_by;            // the person submitting it (a child: its parent's)
 };
 
 // Wakes long-polling readers when a job changes. Thread-safe.
@@ -320,7 +321,7 @@ class Scheduler {
     // The pipeline's own record, read once: its steps and what its steps take from it.
     bool spec_loaded = false;
     nlohmann::json pipeline;  // spec.pipeline
-    std::string experiment_name, display_name, mlflow_experiment_id;
+    std::string experiment_name, display_name, mlflow_experiment_id, created_by;
   };
   std::map<std::string, PipelineState> pipelines_;    // pipelines in progress
   std::map<std::string, std::string> step_pipeline_;  // step job -> its pipeline

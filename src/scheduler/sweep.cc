@@ -277,6 +277,7 @@ Result<JobRecord> Scheduler::IssueTrial(const std::string& name, const JobRecord
       r.input_manifests[k] = v.get<std::string>();
   r.mlflow_experiment_id = sweep_rec.spec.value("mlflow_experiment_id", "");
   r.parent = name;
+  r.created_by = sweep_rec.created_by;
   // Known to the sweep before it exists, so that even its first transitions reach the cache.
   SweepTrial x;
   x.name = trial;

@@ -96,6 +96,9 @@ CREATE TABLE step_runs (
 );
 CREATE INDEX step_runs_by_ident ON step_runs (ident, at);
 )sql",
+    // 6: who submitted a job (a person's name; "" for jobs from before people were named).
+    "ALTER TABLE jobs ADD COLUMN created_by TEXT NOT NULL DEFAULT '';"
+    "CREATE INDEX jobs_created_by ON jobs(created_by);",
 };
 }  // namespace
 

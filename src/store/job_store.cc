@@ -25,7 +25,7 @@ const char kColumns[] =
     "name, type, display_name, experiment_name, description, status, status_reason, compute, "
     "parent, "
     "spec, source_yaml, snapshot, tags, properties, created_at, start_time, end_time, archived, "
-    "exit_code, error, slots, supervisor_pid, token, seq, gpus";
+    "exit_code, error, slots, supervisor_pid, token, seq, gpus, created_by";
 
 std::optional<long long> OptInt(Stmt& s, int c) {
   if (s.IsNull(c)) return std::nullopt;
@@ -61,6 +61,7 @@ JobRecord JobStore::Read(Stmt& s) {
   r.seq = s.Int(23);
   if (std::string g = s.Text(24); !g.empty()) r.gpus = json::parse(g, nullptr, false);
   if (!r.gpus.is_array()) r.gpus = json::array();
+  r.created_by = s.Text(25);
   return r;
 }
 
@@ -71,7 +72,7 @@ Status JobStore::Insert(const JobRecord& j, const std::vector<StatusEvent>& even
       "INSERT INTO jobs (name, type, display_name, experiment_name, description, status, "
       "status_reason, compute, parent, spec, source_yaml, snapshot, tags, properties, created_at, "
       "slots, "
-      "token) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+      "token, created_by) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   ins.Bind(1, j.name)
       .Bind(2, j.type)
       .Bind(3, j.display_name)
@@ -88,7 +89,8 @@ Status JobStore::Insert(const JobRecord& j, const std::vector<StatusEvent>& even
       .Bind(14, j.properties.dump())
       .Bind(15, j.created_at)
       .Bind(16, j.slots)
-      .Bind(17, j.token);
+      .Bind(17, j.token)
+      .Bind(18, j.created_by);
   s = ins.Run();
   if (!s.ok()) {
     db_->Rollback();
@@ -287,6 +289,10 @@ std::string FilterSql(const JobFilter& f, std::vector<std::string>& args) {
     sql += " AND compute = ?";
     args.push_back(f.compute);
   }
+  if (!f.created_by.empty()) {
+    sql += " AND created_by = ?";
+    args.push_back(f.created_by);
+  }
   sql += " ORDER BY seq DESC";
   if (f.max_results > 0) sql += " LIMIT " + std::to_string(f.max_results);
   return sql;
@@ -308,7 +314,7 @@ std::vector<JobSummary> JobStore::ListSummaries(const JobFilter& f) {
   Stmt& s = db_->Prepare(
       "SELECT name, display_name, type, status, experiment_name, compute, parent, created_at, "
       "start_time, end_time, "
-      "tags, COALESCE(json_extract(properties, '$.best_child_run_id'), '')" +
+      "tags, COALESCE(json_extract(properties, '$.best_child_run_id'), ''), created_by" +
       FilterSql(f, args));
   for (size_t i = 0; i < args.size(); ++i) s.Bind(static_cast<int>(i + 1), args[i]);
   std::vector<JobSummary> out;
@@ -326,6 +332,7 @@ std::vector<JobSummary> JobStore::ListSummaries(const JobFilter& f) {
     j.end_time = OptInt(s, 9);
     j.tags_json = s.Text(10);
     j.best_child = s.Text(11);
+    j.created_by = s.Text(12);
     out.push_back(std::move(j));
   }
   s.Reset();

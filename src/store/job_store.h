@@ -48,6 +48,10 @@ struct JobRecord {
   // The GPUs of this machine the job holds while it runs, per instance ([[0, 1], [2, 3]]); [] for
   // none.
   nlohmann::json gpus = nlohmann::json::array();
+  // Who submitted it (a person's name; a sweep's trials and a pipeline's steps take their
+  // parent's);
+  // "" for jobs from before people were named.
+  std::string created_by;
 };
 
 struct JobFilter {
@@ -59,6 +63,7 @@ struct JobFilter {
   bool include_archived = false;
   bool archived_only = false;
   bool top_level_only = false;  // no sweep trials
+  std::string created_by;
 };
 
 // What a table of jobs shows, read without parsing any job's spec (the studio's jobs page).
@@ -68,6 +73,7 @@ struct JobSummary {
   std::optional<long long> start_time, end_time;
   std::string tags_json;   // as stored
   std::string best_child;  // a sweep's best trial, when it has one
+  std::string created_by;
 };
 
 struct ComputeRecord {

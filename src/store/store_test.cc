@@ -36,7 +36,7 @@ JobRecord Job(const std::string& name, const std::string& status = "Starting") {
 TEST_F(StoreTest, MigratesANewDatabaseToTheLatestSchema) {
   auto s = JobStore::Open(Path("w.db"));
   ASSERT_TRUE(s.ok()) << s.status().message();
-  EXPECT_EQ((*s)->db().SchemaVersion(), 5);
+  EXPECT_EQ((*s)->db().SchemaVersion(), 6);
   auto again = JobStore::Open(Path("w.db"));  // reopening runs nothing twice
   ASSERT_TRUE(again.ok());
 }
@@ -102,7 +102,7 @@ TEST_F(StoreTest, ARefusesANewerSchema) {
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(
       s.status().message(),
-      "the workspace database is at schema version 99, newer than this cairn (5); upgrade cairn");
+      "the workspace database is at schema version 99, newer than this cairn (6); upgrade cairn");
 }
 
 TEST_F(StoreTest, BlobsAreVerifiedAgainstTheirHash) {
