@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -22,6 +23,11 @@ std::string HttpResponse::Header(const std::string& name) const {
 
 HttpClient::HttpClient(std::string base_url, int timeout_ms)
     : url_(std::move(base_url)), timeout_ms_(timeout_ms) {
+  if (StartsWith(url_, "unix:")) {
+    socket_path_ = url_.substr(5);
+    host_ = "localhost";
+    return;
+  }
   std::string rest = StartsWith(url_, "http://") ? url_.substr(7) : url_;
   rest = rest.substr(0, rest.find('/'));
   size_t colon = rest.rfind(':');
@@ -39,6 +45,22 @@ void HttpClient::Close() {
 }
 
 Status HttpClient::Connect() {
+  if (!socket_path_.empty()) {
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (socket_path_.size() >= sizeof a.sun_path)
+      return InvalidArgument("socket path too long: " + socket_path_);
+    memcpy(a.sun_path, socket_path_.data(), socket_path_.size());
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return Unavailable(std::string("socket: ") + strerror(errno));
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      Status s = Unavailable("cannot connect to " + socket_path_ + ": " + strerror(errno));
+      close(fd);
+      return s;
+    }
+    fd_ = fd;
+    return Status::Ok();
+  }
   addrinfo hints{}, *res = nullptr;
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;

@@ -21,7 +21,7 @@ struct HttpResponse {
 
 class HttpClient {
  public:
-  // `base_url` is http://host:port (host a name or an IPv4 address).
+  // `base_url` is http://host:port (host a name or an IPv4 address), or unix:/path/to/socket.
   explicit HttpClient(std::string base_url, int timeout_ms = 120000);
   ~HttpClient();
   HttpClient(const HttpClient&) = delete;
@@ -61,7 +61,7 @@ class HttpClient {
   Result<HttpResponse> ReadResponse(const std::function<bool(const char*, size_t)>& sink);
   bool ReadMore();  // appends to buf_; false on EOF or error
 
-  std::string url_, host_;
+  std::string url_, host_, socket_path_;
   int port_ = 80;
   int timeout_ms_;
   std::string token_;

@@ -4,6 +4,8 @@
 
 #include <fcntl.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -121,6 +123,7 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
+using UnixStream = beast::basic_stream<asio::local::stream_protocol>;
 
 namespace {
 
@@ -227,6 +230,7 @@ class ConnectionBase {
   // The peer's address, and the connection's place on that address's unproven list while it is on
   // it.
   std::string address;
+  Peer peer;
   std::list<std::weak_ptr<ConnectionBase>>::iterator unproven_it;
   bool unproven = false;  // event loop only, and the destructor
 };
@@ -238,6 +242,7 @@ struct Server::Impl {
     bool tls;  // TLS when the server has it; a plain loopback listener never
   };
   std::vector<std::unique_ptr<Listener>> listeners;
+  std::vector<std::unique_ptr<asio::local::stream_protocol::acceptor>> unix_listeners;
   asio::steady_timer retry{io};
   // Connections waiting for their next request, longest idle first (event loop only).
   std::list<std::weak_ptr<ConnectionBase>> idle;
@@ -327,7 +332,8 @@ struct Server::Impl {
 template <class Stream>
 class Connection : public ConnectionBase, public std::enable_shared_from_this<Connection<Stream>> {
  public:
-  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+  static constexpr bool kTls =
+      !std::is_same_v<Stream, beast::tcp_stream> && !std::is_same_v<Stream, UnixStream>;
 
   template <class... Args>
   Connection(Server* s, Args&&... args)
@@ -347,7 +353,7 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
 
   void StopReading() override {
     beast::error_code ec;
-    Lowest().socket().shutdown(tcp::socket::shutdown_receive, ec);
+    Lowest().socket().shutdown(asio::socket_base::shutdown_receive, ec);
   }
 
   void Start() {
@@ -383,7 +389,7 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
   }
 
  private:
-  beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+  decltype(auto) Lowest() { return beast::get_lowest_layer(stream_); }
 
   // Event loop: between requests. A plain connection waits for readability with no buffer held; a
   // TLS one reads its next head directly (OpenSSL may hold decrypted bytes the socket no longer
@@ -408,7 +414,7 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
                                  self->OnHead(ec);
                                });
     } else {
-      Lowest().socket().async_wait(tcp::socket::wait_read,
+      Lowest().socket().async_wait(asio::socket_base::wait_read,
                                    [self = this->shared_from_this()](beast::error_code ec) {
                                      if (!self->in_idle_)
                                        return;  // shed or timed out: already closed
@@ -478,7 +484,7 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
       return Close();
     } else {
       beast::error_code ec;
-      Lowest().socket().shutdown(tcp::socket::shutdown_send, ec);
+      Lowest().socket().shutdown(asio::socket_base::shutdown_send, ec);
       Lowest().expires_after(std::chrono::milliseconds(200));
       Drain(std::make_shared<std::array<char, 16384>>(), 0);
     }
@@ -493,7 +499,7 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
 
   void Close() {
     beast::error_code ec;
-    Lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+    Lowest().socket().shutdown(asio::socket_base::shutdown_both, ec);
     Lowest().close();
   }
 
@@ -588,6 +594,7 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     limit_hit_ = false;
     auto& h = head_->get();
     Request req;
+    req.peer = peer;
     req.method = std::string(h.method_string());
     req.target = std::string(h.target());
     if (h.version() != 11 && h.version() != 10)
@@ -607,6 +614,10 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     bool expects_continue = strcasecmp(req.get_header_value("Expect").c_str(), "100-continue") == 0;
 
     const Server::Route* route = s_->FindRoute(req);
+    if (route) {
+      req.route_tag = route->tag;
+      req.route_pattern = route->source;
+    }
     size_t limit = route && route->max_body ? route->max_body : s_->max_body_;
     Response res;
     bool handled = false, body_done = !has_body, body_failed = false;
@@ -776,14 +787,23 @@ Server::~Server() {
 }
 
 Server& Server::Add(const std::string& method, const std::string& pattern, Handler h,
-                    size_t max_body) {
-  routes_[method].push_back({std::regex(pattern), std::move(h), nullptr, max_body});
+                    size_t max_body, int tag) {
+  routes_[method].push_back({std::regex(pattern), std::move(h), nullptr, max_body, tag, pattern});
   return *this;
 }
 
-Server& Server::Put(const std::string& pattern, ReaderHandler h, size_t max_body) {
-  routes_["PUT"].push_back({std::regex(pattern), nullptr, std::move(h), max_body});
+Server& Server::AddReader(const std::string& method, const std::string& pattern, ReaderHandler h,
+                          size_t max_body, int tag) {
+  routes_[method].push_back({std::regex(pattern), nullptr, std::move(h), max_body, tag, pattern});
   return *this;
+}
+
+std::vector<Server::RouteInfo> Server::routes() const {
+  std::vector<RouteInfo> out;
+  for (const auto& [method, list] : routes_)
+    for (const auto& r : list)
+      out.push_back({method, r.source, r.tag, r.max_body, static_cast<bool>(r.reader)});
+  return out;
 }
 
 const Server::Route* Server::FindRoute(Request& req) const {
@@ -849,11 +869,33 @@ int Server::add_plain_loopback_listener(int port) {
   return impl_->listeners.back()->acceptor.local_endpoint().port();
 }
 
+Status Server::add_unix_listener(const std::string& path, unsigned mode) {
+  using local = asio::local::stream_protocol;
+  beast::error_code ec;
+  // A socket file left by a server that died is replaced; anything else at the path is not.
+  struct stat st {};
+  if (lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode))
+      return FailedPrecondition(path + " exists and is not a socket; not replacing it");
+    unlink(path.c_str());
+  }
+  auto a = std::make_unique<local::acceptor>(impl_->io);
+  a->open(local(), ec);
+  if (!ec) a->bind(local::endpoint(path), ec);
+  if (!ec && chmod(path.c_str(), mode) != 0) ec.assign(errno, boost::system::system_category());
+  if (!ec) a->listen(1024, ec);
+  if (ec) return Unavailable("cannot listen on " + path + ": " + ec.message());
+  fcntl(a->native_handle(), F_SETFD, FD_CLOEXEC);
+  impl_->unix_listeners.push_back(std::move(a));
+  return Status::Ok();
+}
+
 void Server::stop() {
   if (stopping_.exchange(true)) return;
   asio::post(impl_->io, [this] {
     beast::error_code ec;
     for (auto& l : impl_->listeners) l->acceptor.close(ec);
+    for (auto& l : impl_->unix_listeners) l->close(ec);
     impl_->retry.cancel();
     while (impl_->ShedOne()) {
     }
@@ -868,7 +910,7 @@ void Server::stop() {
 }
 
 bool Server::listen_after_bind() {
-  if (impl_->listeners.empty()) return false;
+  if (impl_->listeners.empty() && impl_->unix_listeners.empty()) return false;
   // Each connection is a descriptor: use what the process may have, and keep a reserve for files.
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -884,7 +926,8 @@ bool Server::listen_after_bind() {
     sock.set_option(tcp::no_delay(true), ec);
     std::string address = sock.remote_endpoint(ec).address().to_string();
     auto start = [&](auto c) {
-      c->address = std::move(address);
+      c->address = address;
+      c->peer.address = std::move(address);
       if (size_t cap = max_unproven_per_address_.load(); cap > 0) impl_->ListUnproven(c, cap);
       c->Start();
     };
@@ -918,6 +961,44 @@ bool Server::listen_after_bind() {
     });
   };
   for (auto& l : impl_->listeners) accept(l.get());
+  // The Unix socket: the kernel names each caller; connections count against their user's cap.
+  std::function<void(asio::local::stream_protocol::acceptor*)> accept_unix =
+      [&](asio::local::stream_protocol::acceptor* l) {
+        l->async_accept([&, l](beast::error_code ec, asio::local::stream_protocol::socket sock) {
+          if (stopping_ || ec == asio::error::operation_aborted) return;
+          if (ec == asio::error::no_descriptors || ec.value() == ENFILE || ec.value() == EMFILE) {
+            if (impl_->ShedOne()) return accept_unix(l);
+            auto retry =
+                std::make_shared<asio::steady_timer>(impl_->io, std::chrono::milliseconds(10));
+            retry->async_wait([&, l, retry](beast::error_code e) {
+              if (!e && !stopping_) accept_unix(l);
+            });
+            return;
+          }
+          if (!ec) {
+            ucred cred{};
+            socklen_t len = sizeof cred;
+            fcntl(sock.native_handle(), F_SETFD, FD_CLOEXEC);
+            if ((connections_.load() >= limit && !impl_->ShedOne()) ||
+                getsockopt(sock.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+              sock.close(ec);
+            } else {
+              auto c = std::make_shared<Connection<UnixStream>>(this, std::move(sock));
+              c->peer.unix_socket = true;
+              c->peer.uid = cred.uid;
+              c->peer.gid = cred.gid;
+              c->peer.pid = cred.pid;
+              c->peer.address = "unix:" + std::to_string(cred.uid);
+              c->address = c->peer.address;
+              if (size_t cap = max_unproven_per_address_.load(); cap > 0)
+                impl_->ListUnproven(c, cap);
+              c->Start();
+            }
+          }
+          accept_unix(l);
+        });
+      };
+  for (auto& l : impl_->unix_listeners) accept_unix(l.get());
   impl_->io.run();
   {
     std::lock_guard<std::mutex> l(impl_->mu);

@@ -48,6 +48,16 @@ struct CaseLess {
 using Headers = std::multimap<std::string, std::string, CaseLess>;
 using Params = std::multimap<std::string, std::string>;
 
+// Who is on the other end of a connection. On the Unix socket (add_unix_listener) the kernel says
+// which process, user and group connected (SO_PEERCRED, read once at accept); over TCP only the
+// address is known.
+struct Peer {
+  bool unix_socket = false;
+  unsigned uid = ~0u, gid = ~0u;
+  int pid = 0;
+  std::string address;  // the IP address, or "unix:<uid>"
+};
+
 struct Request {
   std::string method;
   std::string path;    // percent-decoded, without the query
@@ -56,6 +66,14 @@ struct Request {
   Params params;
   std::string body;  // empty for routes that read the body themselves
   std::smatch matches;
+  Peer peer;
+  // The matched route's pattern and tag (Add's `tag`), set before the pre-routing handler runs; -1
+  // and "" when no route matched.
+  int route_tag = -1;
+  std::string route_pattern;
+  // What the pre-routing handler learned about the caller, for the handler (the server's own
+  // type).
+  std::shared_ptr<const void> auth;
 
   bool has_param(const std::string& k) const { return params.count(k) > 0; }
   std::string get_param_value(const std::string& k) const;
@@ -119,7 +137,12 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   // `max_body` bounds the route's request body (0: the server's default, set_max_body); a longer
-  // one is answered 413 before it is read.
+  // one is answered 413 before it is read. `tag` is the caller's own label for the route (who may
+  // call it), handed to the pre-routing handler as Request::route_tag.
+  Server& Add(const std::string& method, const std::string& pattern, Handler h, size_t max_body = 0,
+              int tag = -1);
+  Server& AddReader(const std::string& method, const std::string& pattern, ReaderHandler h,
+                    size_t max_body = 0, int tag = -1);
   Server& Get(const std::string& pattern, Handler h) {
     return Add("GET", pattern, std::move(h), 0);
   }
@@ -129,17 +152,28 @@ class Server {
   Server& Put(const std::string& pattern, Handler h, size_t max_body = 0) {
     return Add("PUT", pattern, std::move(h), max_body);
   }
-  Server& Put(const std::string& pattern, ReaderHandler h, size_t max_body = 0);
+  Server& Put(const std::string& pattern, ReaderHandler h, size_t max_body = 0) {
+    return AddReader("PUT", pattern, std::move(h), max_body);
+  }
   Server& Patch(const std::string& pattern, Handler h, size_t max_body = 0) {
     return Add("PATCH", pattern, std::move(h), max_body);
   }
   Server& Delete(const std::string& pattern, Handler h) {
     return Add("DELETE", pattern, std::move(h), 0);
   }
+  // Every route as added: for the table the server documents and its test.
+  struct RouteInfo {
+    std::string method, pattern;
+    int tag;
+    size_t max_body;
+    bool streams;
+  };
+  std::vector<RouteInfo> routes() const;
 
   // Runs on the head, before any of the body is read, on the thread that then runs the route's
-  // handler; Handled answers with what it put in the response (and the body is never read).
-  void set_pre_routing_handler(std::function<HandlerResponse(const Request&, Response&)> h) {
+  // handler; Handled answers with what it put in the response (and the body is never read). It may
+  // set Request::auth for the handler.
+  void set_pre_routing_handler(std::function<HandlerResponse(Request&, Response&)> h) {
     pre_ = std::move(h);
   }
   void set_exception_handler(std::function<void(const Request&, Response&, std::exception_ptr)> h) {
@@ -165,6 +199,9 @@ class Server {
   // A second listener, plain HTTP on 127.0.0.1 (port 0: any), beside a TLS one: for this machine's
   // CLI and jobs, which speak plain HTTP. The port, or -1.
   int add_plain_loopback_listener(int port);
+  // A listener on the Unix socket `path` (a stale socket file there is replaced), its file given
+  // `mode`: each connection's Request::peer names the connecting process's user (SO_PEERCRED).
+  Status add_unix_listener(const std::string& path, unsigned mode);
   // Accepts until stop(); then waits for the connections' workers to finish.
   bool listen_after_bind();
   void stop();
@@ -185,16 +222,17 @@ class Server {
     Handler handler;
     ReaderHandler reader;
     size_t max_body = 0;
+    int tag = -1;
+    std::string source;  // the pattern as written
   };
   struct Impl;
   template <class Stream>
   friend class Connection;
-  Server& Add(const std::string& method, const std::string& pattern, Handler h, size_t max_body);
   bool Bind(const std::string& host, int port, bool plain);
   const Route* FindRoute(Request& req) const;
 
   std::map<std::string, std::vector<Route>> routes_;
-  std::function<HandlerResponse(const Request&, Response&)> pre_;
+  std::function<HandlerResponse(Request&, Response&)> pre_;
   std::function<void(const Request&, Response&, std::exception_ptr)> on_exception_;
   size_t max_body_ = size_t{64} << 20;
   int timeout_s_ = 60;

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -264,7 +266,7 @@ TEST_F(ServerTest, RefusesPathsAndQueriesThatAreNotUtf8) {
 }
 
 TEST_F(ServerTest, ThePreRoutingHandlerRefusesBeforeTheBodyIsRead) {
-  svr_.set_pre_routing_handler([](const Request& req, Response& res) {
+  svr_.set_pre_routing_handler([](Request& req, Response& res) {
     if (req.get_header_value("Authorization") == "ok") return Server::HandlerResponse::Unhandled;
     res.status = 401;
     return Server::HandlerResponse::Handled;
@@ -297,7 +299,7 @@ bool ClosedWithin(int fd, int ms) {
 }
 
 TEST_F(ServerTest, OneAddressHoldsAtMostTheCapOfConnectionsWithoutACredential) {
-  svr_.set_pre_routing_handler([](const Request& req, Response&) {
+  svr_.set_pre_routing_handler([](Request& req, Response&) {
     return req.get_header_value("Authorization") == "Bearer ok"
                ? Server::HandlerResponse::Authorized
                : Server::HandlerResponse::Unhandled;
@@ -333,6 +335,100 @@ TEST_F(ServerTest, OneAddressHoldsAtMostTheCapOfConnectionsWithoutACredential) {
   for (int fd : silent) close(fd);
   close(asked);
   close(proven);
+}
+
+}  // namespace
+}  // namespace cairn::http
+
+namespace cairn::http {
+namespace {
+
+// A server on a Unix socket: each request names the user of the process that connected, as the
+// kernel saw it, and the tag of the route it matched.
+class UnixSocketTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/cairn-unix-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    chmod(dir_.c_str(), 0755);  // another user reaches the socket through it
+    path_ = dir_ + "/test.sock";
+    svr_.Add(
+        "GET", "/who",
+        [](const Request& req, Response& res) {
+          res.set_content("uid=" + std::to_string(req.peer.uid) +
+                              " unix=" + std::to_string(req.peer.unix_socket) +
+                              " tag=" + std::to_string(req.route_tag),
+                          "text/plain");
+        },
+        0, 7);
+    ASSERT_TRUE(svr_.add_unix_listener(path_, 0666).ok());
+    thread_ = std::thread([this] { svr_.listen_after_bind(); });
+  }
+  void TearDown() override {
+    svr_.stop();
+    thread_.join();
+    unlink(path_.c_str());
+    rmdir(dir_.c_str());
+  }
+  Server svr_;
+  std::thread thread_;
+  std::string dir_, path_;
+};
+
+TEST_F(UnixSocketTest, EachRequestNamesTheUserWhoConnected) {
+  HttpClient c("unix:" + path_);
+  auto r = c.Request("GET", "/who");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->body, "uid=" + std::to_string(getuid()) + " unix=1 tag=7");
+  struct stat st {};
+  ASSERT_EQ(stat(path_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0666u);
+  if (getuid() != 0) GTEST_SKIP() << "changing to another user needs root";
+  // A child that becomes uid 4242 before it connects is named as 4242, whatever it sends.
+  int pipefd[2];
+  ASSERT_EQ(pipe(pipefd), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(pipefd[0]);
+    if (setresgid(4242, 4242, 4242) != 0 || setresuid(4242, 4242, 4242) != 0) _exit(2);
+    HttpClient other("unix:" + path_);
+    auto o = other.Request("GET", "/who");
+    std::string body = o.ok() ? o->body : "error " + o.status().message();
+    (void)!write(pipefd[1], body.data(), body.size());
+    _exit(0);
+  }
+  close(pipefd[1]);
+  std::string got;
+  char buf[256];
+  for (ssize_t n; (n = read(pipefd[0], buf, sizeof buf)) > 0;) got.append(buf, n);
+  close(pipefd[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_EQ(got, "uid=4242 unix=1 tag=7");
+}
+
+TEST_F(UnixSocketTest, ListsRoutesWithTheirTags) {
+  auto routes = svr_.routes();
+  ASSERT_EQ(routes.size(), 1u);
+  EXPECT_EQ(routes[0].method, "GET");
+  EXPECT_EQ(routes[0].pattern, "/who");
+  EXPECT_EQ(routes[0].tag, 7);
+}
+
+TEST(UnixSocket, RefusesToReplaceAFileThatIsNotASocket) {
+  char tmpl[] = "/tmp/cairn-unix-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  std::string path = std::string(tmpl) + "/plain";
+  FILE* f = fopen(path.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  fclose(f);
+  Server s;
+  Status st = s.add_unix_listener(path, 0600);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("not a socket"), std::string::npos) << st.message();
+  unlink(path.c_str());
+  rmdir(tmpl);
 }
 
 }  // namespace

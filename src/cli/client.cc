@@ -188,9 +188,25 @@ Status Client::Fetch(const std::string& path, const std::string& what, const std
 }
 
 Result<std::unique_ptr<Client>> Connect() {
-  if (auto w = settings::Get("CAIRN_WORKSPACE"); w && !w->empty())
+  if (auto w = settings::Get("CAIRN_WORKSPACE"); w && !w->empty()) {
+    // A folder names a team server on this machine: its socket, where the kernel says who we are.
+    if (StartsWith(*w, "/") || StartsWith(*w, ".")) {
+      server::WorkspacePaths team{AbsPath(*w)};
+      if (!PathExists(team.Socket()))
+        return Unavailable("no team server at " + team.home + " (no " + team.Socket() +
+                           "); an administrator starts one with: cairn server --team --home " +
+                           team.home);
+      return std::make_unique<Client>(server::ServerAddress{"unix:" + team.Socket(), ""});
+    }
     return std::make_unique<Client>(
         server::ServerAddress{*w, settings::Get("CAIRN_TOKEN").value_or("")});
+  }
+  // Without CAIRN_HOME, this machine's team server when it has one.
+  if (!settings::Get("CAIRN_HOME")) {
+    server::WorkspacePaths team{server::kDefaultTeamHome};
+    if (PathExists(team.Socket()))
+      return std::make_unique<Client>(server::ServerAddress{"unix:" + team.Socket(), ""});
+  }
   server::WorkspacePaths ws{server::DefaultHome()};
   // Trust server.json while its process lives, without a round trip; if it accepts no connection
   // after all, the first request starts a server and goes there.

@@ -16,6 +16,7 @@
 #include "base/http_client.h"
 #include "base/util.h"
 #include "cli/assets.h"
+#include "cli/people.h"
 #include "cli/client.h"
 #include "cli/globals.h"
 #include "cli/output.h"
@@ -726,6 +727,12 @@ std::optional<int> TakeAzGlobals(int argc, char** argv, AzGlobals& az, std::vect
       }
       return false;
     };
+    std::string workspace_dir;
+    if (value("--workspace", "--workspace", workspace_dir)) {
+      // A team server's folder (its socket is there): the same as CAIRN_WORKSPACE=DIR.
+      setenv("CAIRN_WORKSPACE", workspace_dir.c_str(), 1);
+      continue;
+    }
     if (value("-g", "--resource-group", az.resource_group) ||
         value("-w", "--workspace-name", az.workspace_name) ||
         value("--subscription", "--subscription", az.subscription))
@@ -1012,6 +1019,8 @@ struct ServerArgs {
   std::string host = "127.0.0.1";
   int local_slots = 0;
   std::string tls_cert, tls_key;
+  bool team = false;
+  std::string home;
 };
 
 // cairn server [stop | status]: run the workspace's server in this process's place, stop it, or say
@@ -1025,10 +1034,18 @@ void AddServerCommand(CLI::App& app, Globals& g, ServerArgs& so, int& rc) {
   srv->add_option("--tls-cert", so.tls_cert,
                   "serve TLS with this certificate chain (PEM); needed beyond loopback");
   srv->add_option("--tls-key", so.tls_key, "the certificate's private key (PEM)");
+  srv->add_flag(
+      "--team", so.team,
+      "serve everyone on this machine through <home>/cairn.sock (run as root; docs/team.md)");
+  srv->add_option(
+      "--home", so.home,
+      "the workspace folder (default: $CAIRN_HOME or ~/.cairn; /var/lib/cairn with --team)");
   auto* stop = srv->add_subcommand("stop", "Stop the workspace's server");
   auto* status = srv->add_subcommand("status", "Print the workspace's server address");
   srv->callback([&, stop, status] {
-    server::WorkspacePaths ws{server::DefaultHome()};
+    server::WorkspacePaths ws{!so.home.empty() ? AbsPath(so.home)
+                              : so.team        ? std::string(server::kDefaultTeamHome)
+                                               : server::DefaultHome()};
     if (stop->parsed() || status->parsed()) {
       auto info = ReadFile(ws.ServerInfo());
       auto token = ReadFile(ws.Token());
@@ -1080,6 +1097,7 @@ void AddServerCommand(CLI::App& app, Globals& g, ServerArgs& so, int& rc) {
                                      std::to_string(so.local_slots)};
     if (!so.tls_cert.empty()) args.insert(args.end(), {"--tls-cert", so.tls_cert});
     if (!so.tls_key.empty()) args.insert(args.end(), {"--tls-key", so.tls_key});
+    if (so.team) args.push_back("--team");
     std::vector<char*> argv2;
     for (auto& a : args) argv2.push_back(a.data());
     argv2.push_back(nullptr);
@@ -1167,8 +1185,9 @@ int RunCli(int argc, char** argv) {
   // Only the group the command line names is built (the whole tree of ~50 commands for help, for no
   // group or for a word that names none), and the tree is never torn down: CLI11's set-up and
   // destruction of every command was about a millisecond of each run, a job's submission included.
-  static const char* const kGroups[] = {"job",       "compute",   "data",   "model", "environment",
-                                        "component", "datastore", "studio", "server"};
+  static const char* const kGroups[] = {"job",       "compute",   "data",   "model",  "environment",
+                                        "component", "datastore", "studio", "server", "role",
+                                        "token",     "audit",     "whoami"};
   std::string first = argc > 1 ? argv[1] : "";
   bool every = std::find(std::begin(kGroups), std::end(kGroups), first) == std::end(kGroups);
   auto wanted = [&](const std::string& group) { return every || group == first; };
@@ -1193,6 +1212,10 @@ int RunCli(int argc, char** argv) {
                    {[&g](CLI::App* c) { AddGlobalOptions(c, g); },
                     [&](const json& v, const std::vector<Column>& c) { return Print(g, v, c); }},
                    rc, wanted);
+  AddPeopleCommands(app,
+                    {[&g](CLI::App* c) { AddGlobalOptions(c, g); },
+                     [&](const json& v, const std::vector<Column>& c) { return Print(g, v, c); }},
+                    rc, wanted);
   if (wanted("studio")) AddStudioCommand(app, studio_page, rc);
   if (wanted("server")) AddServerCommand(app, g, so, rc);
 

@@ -158,7 +158,7 @@ json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>&
       "Microsoft.MachineLearningServices/workspaces/cairn/jobs/" +
       job.name;
   j["creation_context"] = {{"created_at", IsoTime(job.created_at)},
-                           {"created_by", UserName()},
+                           {"created_by", job.created_by.empty() ? UserName() : job.created_by},
                            {"created_by_type", "User"}};
   // The job's own services (jupyter_lab, vs_code, tensor_board, ssh: kept as written; not run yet)
   // beside the two every job has.

@@ -13,6 +13,7 @@
 #include "base/json_reader.h"
 #include "base/json_writer.h"
 
+#include <algorithm>
 #include <charconv>
 #include <climits>
 #include <cmath>
@@ -23,6 +24,7 @@
 
 #include "base/fs.h"
 #include "base/util.h"
+#include "server/access.h"
 #include "tracking/tracking_store.h"
 
 namespace cairn::server {
@@ -84,6 +86,9 @@ class Msg {
     }
   }
   bool bad() const { return bad_; }
+  // Who is calling (the router attached them), and the job a job's token limits them to ("" for
+  // a person).
+  const Caller& Who() const { return CallerOf(req_); }
   std::optional<std::string> Str(const std::string& k) const {
     if (body_.is_object() && body_.contains(k) && !body_[k].is_null()) {
       const json& v = body_[k];
@@ -665,7 +670,13 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
   // hash map: httplib tries routes one std::regex at a time, which costs more than a tracking call
   // itself.
   using Handler = std::function<void(const http::Request&, http::Response&)>;
-  auto table = std::make_shared<std::unordered_map<std::string, Handler>>();
+  // Each endpoint's row: who may call it (access.h), and its handler. An endpoint that changes
+  // something answers 405 to GET (a link or an <img> must not delete a run).
+  struct Endpoint {
+    Access access;
+    Handler fn;
+  };
+  auto table = std::make_shared<std::unordered_map<std::string, Endpoint>>();
   using MsgHandler = std::function<void(const Msg&, http::Response&)>;
   auto route_body = [](const http::Request& req, http::Response& res, const MsgHandler& fn) {
     // Tracking calls are small JSON messages: a huge one is a 4xx (not a dropped connection, which
@@ -681,13 +692,15 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
       return ReplyError(res, InvalidArgument("Malformed request body: expected a JSON object"));
     fn(m, res);
   };
-  auto route = [table, route_body](const std::string& path, MsgHandler fn) {
-    (*table)[path] = [fn, route_body](const http::Request& req, http::Response& res) {
-      route_body(req, res, fn);
-    };
+  auto route = [table, route_body](const std::string& path, Access access, MsgHandler fn) {
+    (*table)[path] = {access, [fn, route_body](const http::Request& req, http::Response& res) {
+                        route_body(req, res, fn);
+                      }};
   };
   // A route that reads the body itself (no DOM).
-  auto raw_route = [table](const std::string& path, Handler fn) { (*table)[path] = std::move(fn); };
+  auto raw_route = [table](const std::string& path, Access access, Handler fn) {
+    (*table)[path] = {access, std::move(fn)};
+  };
   auto dispatch = [table](const http::Request& req, http::Response& res) {
     auto it = table->find(RouteOf(req.matches[1]));
     if (it == table->end()) {
@@ -698,44 +711,60 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
           "application/json");
       return;
     }
-    it->second(req, res);
+    if (it->second.access == Access::kRunWrite && req.method == "GET") {
+      res.status = 405;
+      res.set_header("Allow", "POST");
+      res.set_content(json{{"error_code", "BAD_REQUEST"},
+                           {"message", req.path + " changes something: send it as POST, not GET"}}
+                          .dump(),
+                      "application/json");
+      return;
+    }
+    if (Status s = Check(it->second.access, CallerOf(req)); !s.ok()) return ReplyError(res, s);
+    it->second.fn(req, res);
   };
-  svr.Get(api + "(.+)", dispatch);
-  svr.Post(api + "(.+)", dispatch);
-  svr.Patch(api + "(.+)", dispatch);
-  svr.Delete(api + "(.+)", dispatch);
-  auto may_write_run = [cp](const std::string& run_id) -> Status {
-    std::string scope = cp->scope();
-    if (scope.empty() || scope == run_id) return Status::Ok();
-    return Status(Code::kPermissionDenied, "this token belongs to job '" + scope +
-                                               "' and may write only to its run, not to run '" +
-                                               run_id + "'");
+  // One row per method reaches the table above, where each endpoint says who may call it.
+  for (const char* method : {"GET", "POST", "PATCH", "DELETE"})
+    svr.Add(method, api + "(.+)", dispatch, 0, static_cast<int>(Access::kRunRead));
+  // A job's token writes only to its own run; a Contributor only to runs they created.
+  auto may_write_run = [cp](const Caller& c, const std::string& run_id) -> Status {
+    if (c.kind == Caller::Kind::kJob) {
+      if (c.job == run_id) return Status::Ok();
+      return Status(Code::kPermissionDenied, "this token belongs to job '" + c.job +
+                                                 "' and may write only to its run, not to run '" +
+                                                 run_id + "'");
+    }
+    if (c.IsOwner()) return Status::Ok();
+    return MayChange(c, cp->user_of ? cp->user_of(run_id) : "", "run '" + run_id + "'");
   };
-  auto workspace_only = [cp](const char* what) -> Status {
-    if (cp->scope().empty()) return Status::Ok();
-    return Status(Code::kPermissionDenied, std::string("a job's token cannot ") + what);
+  // What a person does, never a job's token; `owner_only` for what changes everyone's view.
+  auto workspace_only = [](const Caller& c, const char* what, bool owner_only = false) -> Status {
+    if (c.kind == Caller::Kind::kJob)
+      return Status(Code::kPermissionDenied, std::string("a job's token cannot ") + what);
+    return owner_only ? Check(Access::kOwner, c) : Status::Ok();
   };
 
   // ---- experiments ----
-  route("experiments/get-by-name", [=](const Msg& m, http::Response& res) {
+  route("experiments/get-by-name", Access::kRunRead, [=](const Msg& m, http::Response& res) {
     auto e = st->GetExperimentByName(m.StrOr("experiment_name"));
     if (!e.ok()) return ReplyError(res, e.status());
     Reply(res, {{"experiment", ExperimentJson(*e)}});
   });
-  route("experiments/get", [=](const Msg& m, http::Response& res) {
+  route("experiments/get", Access::kRunRead, [=](const Msg& m, http::Response& res) {
     auto e = st->GetExperiment(m.StrOr("experiment_id"));
     if (!e.ok()) return ReplyError(res, e.status());
     Reply(res, {{"experiment", ExperimentJson(*e)}});
   });
-  route("experiments/create", [=](const Msg& m, http::Response& res) {
-    if (Status s = workspace_only("create experiments"); !s.ok()) return ReplyError(res, s);
+  route("experiments/create", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
+    if (Status s = workspace_only(m.Who(), "create experiments"); !s.ok())
+      return ReplyError(res, s);
     auto tags = KeyValues(m.Body().value("tags", json()), "tags");
     if (!tags.ok()) return ReplyError(res, tags.status());
     auto id = st->CreateExperiment(m.StrOr("name"), m.StrOr("artifact_location"), *tags);
     if (!id.ok()) return ReplyError(res, id.status());
     Reply(res, {{"experiment_id", *id}});
   });
-  route("experiments/search", [=](const Msg& m, http::Response& res) {
+  route("experiments/search", Access::kRunRead, [=](const Msg& m, http::Response& res) {
     auto max = m.Int("max_results");
     if (!max.ok()) return ReplyError(res, max.status());
     auto offset = OffsetOf(m.StrOr("page_token"));
@@ -753,7 +782,7 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     if (more) out["next_page_token"] = PageToken(*offset + n);
     Reply(res, out);
   });
-  route("experiments/list",
+  route("experiments/list", Access::kRunRead,
         [=](const Msg& m, http::Response& res) {  // removed in 2.x; old clients call it
           bool more = false;
           json exps = json::array();
@@ -763,48 +792,59 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
             for (const auto& e : *found) exps.push_back(ExperimentJson(e));
           Reply(res, {{"experiments", exps}});
         });
-  route("experiments/update", [=](const Msg& m, http::Response& res) {
-    if (Status s = workspace_only("rename experiments"); !s.ok()) return ReplyError(res, s);
+  route("experiments/update", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
+    if (Status s = workspace_only(m.Who(), "rename experiments", true); !s.ok())
+      return ReplyError(res, s);
     Status s = st->RenameExperiment(m.StrOr("experiment_id"), m.StrOr("new_name"));
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
   });
   for (const char* verb : {"delete", "restore"}) {
     std::string stage = std::string(verb) == "delete" ? "deleted" : "active";
-    route(std::string("experiments/") + verb, [=](const Msg& m, http::Response& res) {
-      if (Status s = workspace_only("delete or restore experiments"); !s.ok())
-        return ReplyError(res, s);
-      Status s = st->SetExperimentStage(m.StrOr("experiment_id"), stage);
-      if (!s.ok()) return ReplyError(res, s);
-      Reply(res, json::object());
-    });
+    route(std::string("experiments/") + verb, Access::kRunWrite,
+          [=](const Msg& m, http::Response& res) {
+            if (Status s = workspace_only(m.Who(), "delete or restore experiments", true); !s.ok())
+              return ReplyError(res, s);
+            Status s = st->SetExperimentStage(m.StrOr("experiment_id"), stage);
+            if (!s.ok()) return ReplyError(res, s);
+            Reply(res, json::object());
+          });
   }
-  route("experiments/set-experiment-tag", [=](const Msg& m, http::Response& res) {
-    if (Status s = workspace_only("tag experiments"); !s.ok()) return ReplyError(res, s);
-    Status s = st->SetExperimentTag(m.StrOr("experiment_id"), m.StrOr("key"), m.StrOr("value"));
-    if (!s.ok()) return ReplyError(res, s);
-    Reply(res, json::object());
-  });
+  route(
+      "experiments/set-experiment-tag", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
+        if (Status s = workspace_only(m.Who(), "tag experiments"); !s.ok())
+          return ReplyError(res, s);
+        Status s = st->SetExperimentTag(m.StrOr("experiment_id"), m.StrOr("key"), m.StrOr("value"));
+        if (!s.ok()) return ReplyError(res, s);
+        Reply(res, json::object());
+      });
 
-  route("experiments/delete-experiment-tag", [=](const Msg& m, http::Response& res) {
-    if (Status s = workspace_only("tag experiments"); !s.ok()) return ReplyError(res, s);
-    Status s = st->DeleteExperimentTag(m.StrOr("experiment_id"), m.StrOr("key"));
-    if (!s.ok()) return ReplyError(res, s);
-    Reply(res, json::object());
-  });
+  route("experiments/delete-experiment-tag", Access::kRunWrite,
+        [=](const Msg& m, http::Response& res) {
+          if (Status s = workspace_only(m.Who(), "tag experiments"); !s.ok())
+            return ReplyError(res, s);
+          Status s = st->DeleteExperimentTag(m.StrOr("experiment_id"), m.StrOr("key"));
+          if (!s.ok()) return ReplyError(res, s);
+          Reply(res, json::object());
+        });
 
   // ---- logged models (MLflow 3.x) ----
   // A job's token may create models and change those its own run logged.
-  auto may_write_model = [cp, st](const std::string& model_id) -> Status {
-    std::string scope = cp->scope();
-    if (scope.empty()) return Status::Ok();
+  auto may_write_model = [cp, st](const Caller& c, const std::string& model_id) -> Status {
+    if (c.IsOwner()) return Status::Ok();
+    if (Status s = Check(Access::kRunWrite, c); !s.ok()) return s;
     auto m = st->GetLoggedModel(model_id);
     if (!m.ok()) return m.status();
-    if (m->source_run_id == scope) return Status::Ok();
-    return Status(Code::kPermissionDenied, "this token belongs to job '" + scope +
-                                               "' and may change only the models its run logged");
+    if (c.kind == Caller::Kind::kJob) {
+      if (m->source_run_id == c.job) return Status::Ok();
+      return Status(Code::kPermissionDenied, "this token belongs to job '" + c.job +
+                                                 "' and may change only the models its run logged");
+    }
+    std::string creator =
+        m->source_run_id.empty() || !cp->user_of ? m->creator_id : cp->user_of(m->source_run_id);
+    return MayChange(c, creator, "model '" + model_id + "'");
   };
-  route("logged-models", [=](const Msg& m, http::Response& res) {
+  route("logged-models", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
     if (m.Method() != "POST")
       return ReplyError(
           res, Status(Code::kNotFound, "No API endpoint for " + m.Method() + " logged-models"));
@@ -813,11 +853,14 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     auto tags = KeyValues(m.Body().value("tags", json()), "tags");
     if (!tags.ok()) return ReplyError(res, tags.status());
     std::string source_run = m.StrOr("source_run_id");
-    if (!cp->scope().empty() && !source_run.empty() && source_run != cp->scope())
+    const std::string scope = m.Who().kind == Caller::Kind::kJob ? m.Who().job : "";
+    if (!scope.empty() && !source_run.empty() && source_run != scope)
       return ReplyError(
-          res, Status(Code::kPermissionDenied, "this token belongs to job '" + cp->scope() +
+          res, Status(Code::kPermissionDenied, "this token belongs to job '" + scope +
                                                    "' and may log models only for its own run"));
-    if (!cp->scope().empty() && source_run.empty()) source_run = cp->scope();
+    if (!scope.empty() && source_run.empty()) source_run = scope;
+    if (scope.empty() && !source_run.empty())
+      if (Status s = may_write_run(m.Who(), source_run); !s.ok()) return ReplyError(res, s);
     std::string user;
     for (const auto& t : *tags)
       if (t.key == "mlflow.user") user = t.value;
@@ -826,7 +869,7 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     if (!model.ok()) return ReplyError(res, model.status());
     Reply(res, {{"model", LoggedModelJson(*model)}});
   });
-  route("logged-models/search", [=](const Msg& m, http::Response& res) {
+  route("logged-models/search", Access::kRunRead, [=](const Msg& m, http::Response& res) {
     tracking::ModelSearch q;
     q.experiment_ids = m.All("experiment_ids");
     q.filter = m.StrOr("filter");
@@ -850,14 +893,14 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     if (more) out["next_page_token"] = PageToken(q.offset + q.max_results);
     Reply(res, out);
   });
-  route("logged-models/{id}", [=](const Msg& m, http::Response& res) {
+  route("logged-models/{id}", Access::kRunRead, [=](const Msg& m, http::Response& res) {
     std::string id = ModelPathPart(m.Path(), 0);
     if (m.Method() == "GET") {
       auto model = st->GetLoggedModel(id);
       if (!model.ok()) return ReplyError(res, model.status());
       return Reply(res, {{"model", LoggedModelJson(*model)}});
     }
-    if (Status s = may_write_model(id); !s.ok()) return ReplyError(res, s);
+    if (Status s = may_write_model(m.Who(), id); !s.ok()) return ReplyError(res, s);
     if (m.Method() == "PATCH") {  // finalize
       auto model = st->FinalizeLoggedModel(id, m.StrOr("status"));
       if (!model.ok()) return ReplyError(res, model.status());
@@ -871,49 +914,50 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     ReplyError(res, Status(Code::kNotFound,
                            "No API endpoint for " + m.Method() + " logged-models/{model_id}"));
   });
-  route("logged-models/{id}/params", [=](const Msg& m, http::Response& res) {
+  route("logged-models/{id}/params", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
     std::string id = ModelPathPart(m.Path(), 0);
-    if (Status s = may_write_model(id); !s.ok()) return ReplyError(res, s);
+    if (Status s = may_write_model(m.Who(), id); !s.ok()) return ReplyError(res, s);
     auto params = KeyValues(m.Body().value("params", json()), "params");
     if (!params.ok()) return ReplyError(res, params.status());
     Status s = st->LogModelParams(id, *params);
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
   });
-  route("logged-models/{id}/tags", [=](const Msg& m, http::Response& res) {
+  route("logged-models/{id}/tags", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
     std::string id = ModelPathPart(m.Path(), 0);
-    if (Status s = may_write_model(id); !s.ok()) return ReplyError(res, s);
+    if (Status s = may_write_model(m.Who(), id); !s.ok()) return ReplyError(res, s);
     auto tags = KeyValues(m.Body().value("tags", json()), "tags");
     if (!tags.ok()) return ReplyError(res, tags.status());
     Status s = st->SetModelTags(id, *tags);
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
   });
-  route("logged-models/{id}/tags/{key}", [=](const Msg& m, http::Response& res) {
+  route("logged-models/{id}/tags/{key}", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
     std::string id = ModelPathPart(m.Path(), 0);
-    if (Status s = may_write_model(id); !s.ok()) return ReplyError(res, s);
+    if (Status s = may_write_model(m.Who(), id); !s.ok()) return ReplyError(res, s);
     Status s = st->DeleteModelTag(id, ModelPathPart(m.Path(), 2));
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
   });
-  route("logged-models/{id}/artifacts/directories", [=](const Msg& m, http::Response& res) {
-    auto model = st->GetLoggedModel(ModelPathPart(m.Path(), 0));
-    if (!model.ok()) return ReplyError(res, model.status());
-    // mlflow-artifacts:/<rest> lives where the artifact proxy keeps <rest>.
-    std::string root = model->artifact_uri.rfind("mlflow-artifacts:/", 0) == 0
-                           ? model->artifact_uri.substr(18)
-                           : "";
-    std::string sub = m.StrOr("artifact_directory_path");
-    auto at = ArtifactAt(*cp, sub.empty() ? root : root + "/" + sub);
-    if (root.empty() || !at) return ReplyError(res, InvalidArgument("Invalid artifact path"));
-    json files = ListArtifacts(*at, sub.empty() ? "" : sub + "/");
-    Reply(res, {{"root_uri", model->artifact_uri}, {"files", files}});
-  });
+  route("logged-models/{id}/artifacts/directories", Access::kRunRead,
+        [=](const Msg& m, http::Response& res) {
+          auto model = st->GetLoggedModel(ModelPathPart(m.Path(), 0));
+          if (!model.ok()) return ReplyError(res, model.status());
+          // mlflow-artifacts:/<rest> lives where the artifact proxy keeps <rest>.
+          std::string root = model->artifact_uri.rfind("mlflow-artifacts:/", 0) == 0
+                                 ? model->artifact_uri.substr(18)
+                                 : "";
+          std::string sub = m.StrOr("artifact_directory_path");
+          auto at = ArtifactAt(*cp, sub.empty() ? root : root + "/" + sub);
+          if (root.empty() || !at) return ReplyError(res, InvalidArgument("Invalid artifact path"));
+          json files = ListArtifacts(*at, sub.empty() ? "" : sub + "/");
+          Reply(res, {{"root_uri", model->artifact_uri}, {"files", files}});
+        });
 
   // ---- runs ----
-  route("runs/outputs", [=](const Msg& m, http::Response& res) {  // MLflow 3.x
+  route("runs/outputs", Access::kRunWrite, [=](const Msg& m, http::Response& res) {  // MLflow 3.x
     std::string id = m.RunId();
-    if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
+    if (Status s = may_write_run(m.Who(), id); !s.ok()) return ReplyError(res, s);
     std::vector<std::pair<std::string, long long>> models;
     json ms = m.Body().value("models", json::array());
     if (!ms.is_array())
@@ -935,29 +979,40 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
   });
-  route("runs/create", [=](const Msg& m, http::Response& res) {
-    if (Status s = workspace_only("create runs (it may write only to its own run)"); !s.ok())
+  route("runs/create", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
+    if (Status s = workspace_only(m.Who(), "create runs (it may write only to its own run)");
+        !s.ok())
       return ReplyError(res, s);
     auto tags = KeyValues(m.Body().value("tags", json()), "tags");
     if (!tags.ok()) return ReplyError(res, tags.status());
     auto start = m.Int("start_time");
     if (!start.ok()) return ReplyError(res, start.status());
+    std::string user = m.StrOr("user_id");
+    if (cp->team) {
+      // On a team server a run is its creator's: the client's user_id and mlflow.user cannot
+      // name someone else.
+      user = m.Who().name;
+      tags->erase(std::remove_if(tags->begin(), tags->end(),
+                                 [](const KeyValue& t) { return t.key == "mlflow.user"; }),
+                  tags->end());
+      tags->push_back({"mlflow.user", user});
+    }
     auto run =
-        st->CreateRun(m.StrOr("experiment_id", "0"), "", m.StrOr("run_name"), m.StrOr("user_id"),
+        st->CreateRun(m.StrOr("experiment_id", "0"), "", m.StrOr("run_name"), user,
                       start->has_value() ? *start : std::optional<long long>(NowMillis()), *tags);
     if (!run.ok()) return ReplyError(res, run.status());
     auto full = st->GetRun(run->run_id);
     if (!full.ok()) return ReplyError(res, full.status());
     Reply(res, {{"run", RunJson(*full)}});
   });
-  route("runs/get", [=](const Msg& m, http::Response& res) {
+  route("runs/get", Access::kRunRead, [=](const Msg& m, http::Response& res) {
     auto run = st->GetRun(m.RunId());
     if (!run.ok()) return ReplyError(res, run.status());
     Reply(res, {{"run", RunJson(*run)}});
   });
-  route("runs/update", [=](const Msg& m, http::Response& res) {
+  route("runs/update", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
     std::string id = m.RunId();
-    if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
+    if (Status s = may_write_run(m.Who(), id); !s.ok()) return ReplyError(res, s);
     auto end = m.Int("end_time");
     if (!end.ok()) return ReplyError(res, end.status());
     auto info = st->UpdateRun(id, m.StrOr("status"), *end, m.StrOr("run_name"));
@@ -966,44 +1021,44 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
   });
   for (const char* verb : {"delete", "restore"}) {
     std::string stage = std::string(verb) == "delete" ? "deleted" : "active";
-    route(std::string("runs/") + verb, [=](const Msg& m, http::Response& res) {
+    route(std::string("runs/") + verb, Access::kRunWrite, [=](const Msg& m, http::Response& res) {
       std::string id = m.RunId();
-      if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
+      if (Status s = may_write_run(m.Who(), id); !s.ok()) return ReplyError(res, s);
       Status s = st->SetRunStage(id, stage);
       if (!s.ok()) return ReplyError(res, s);
       Reply(res, json::object());
     });
   }
-  route("runs/log-metric", [=](const Msg& m, http::Response& res) {
+  route("runs/log-metric", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
     std::string id = m.RunId();
-    if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
+    if (Status s = may_write_run(m.Who(), id); !s.ok()) return ReplyError(res, s);
     auto metric = MetricFrom(m.Body());
     if (!metric.ok()) return ReplyError(res, metric.status());
     Status s = st->LogBatch(id, {*metric}, {}, {});
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
   });
-  route("runs/log-parameter", [=](const Msg& m, http::Response& res) {
+  route("runs/log-parameter", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
     std::string id = m.RunId();
-    if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
+    if (Status s = may_write_run(m.Who(), id); !s.ok()) return ReplyError(res, s);
     if (!m.Str("key"))
       return ReplyError(res, InvalidArgument("Missing value for required parameter 'key'"));
     Status s = st->LogBatch(id, {}, {{m.StrOr("key"), m.StrOr("value")}}, {});
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
   });
-  route("runs/set-tag", [=](const Msg& m, http::Response& res) {
+  route("runs/set-tag", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
     std::string id = m.RunId();
-    if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
+    if (Status s = may_write_run(m.Who(), id); !s.ok()) return ReplyError(res, s);
     if (!m.Str("key"))
       return ReplyError(res, InvalidArgument("Missing value for required parameter 'key'"));
     Status s = st->LogBatch(id, {}, {}, {{m.StrOr("key"), m.StrOr("value")}});
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
   });
-  route("runs/delete-tag", [=](const Msg& m, http::Response& res) {
+  route("runs/delete-tag", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
     std::string id = m.RunId();
-    if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
+    if (Status s = may_write_run(m.Who(), id); !s.ok()) return ReplyError(res, s);
     Status s = st->DeleteTag(id, m.StrOr("key"));
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
@@ -1012,7 +1067,7 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     std::string id = m.RunId();
     if (id.empty())
       return ReplyError(res, InvalidArgument("Missing value for required parameter 'run_id'"));
-    if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
+    if (Status s = may_write_run(m.Who(), id); !s.ok()) return ReplyError(res, s);
     std::vector<Metric> metrics;
     const json& body = m.Body();
     if (body.contains("metrics") && body["metrics"].is_array()) {
@@ -1030,22 +1085,24 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
   };
-  raw_route("runs/log-batch", [=](const http::Request& req, http::Response& res) {
-    std::optional<LogBatchBody> b;
-    if (req.method != "GET" && req.body.size() <= (32u << 20)) b = ReadLogBatch(req.body);
-    if (!b || b->run_id.empty()) {
-      route_body(req, res, log_batch);
-      return;
-    }
-    if (Status s = may_write_run(b->run_id); !s.ok()) return ReplyError(res, s);
-    Status s = st->LogBatch(b->run_id, b->metrics, b->params, b->tags);
-    if (!s.ok()) return ReplyError(res, s);
-    res.status = 200;
-    res.set_content("{}", "application/json");
-  });
-  route("runs/log-inputs", [=](const Msg& m, http::Response& res) {
+  raw_route("runs/log-batch", Access::kRunWrite,
+            [=](const http::Request& req, http::Response& res) {
+              std::optional<LogBatchBody> b;
+              if (req.method != "GET" && req.body.size() <= (32u << 20)) b = ReadLogBatch(req.body);
+              if (!b || b->run_id.empty()) {
+                route_body(req, res, log_batch);
+                return;
+              }
+              if (Status s = may_write_run(CallerOf(req), b->run_id); !s.ok())
+                return ReplyError(res, s);
+              Status s = st->LogBatch(b->run_id, b->metrics, b->params, b->tags);
+              if (!s.ok()) return ReplyError(res, s);
+              res.status = 200;
+              res.set_content("{}", "application/json");
+            });
+  route("runs/log-inputs", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
     std::string id = m.RunId();
-    if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
+    if (Status s = may_write_run(m.Who(), id); !s.ok()) return ReplyError(res, s);
     std::vector<std::string> models;
     json ms = m.Body().value("models", json::array());
     if (ms.is_array())
@@ -1056,9 +1113,9 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
   });
-  route("runs/log-model", [=](const Msg& m, http::Response& res) {
+  route("runs/log-model", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
     std::string id = m.RunId();
-    if (Status s = may_write_run(id); !s.ok()) return ReplyError(res, s);
+    if (Status s = may_write_run(m.Who(), id); !s.ok()) return ReplyError(res, s);
     json model = json::parse(m.StrOr("model_json"), nullptr, false);
     if (!model.is_object())
       return ReplyError(res, InvalidArgument("model_json must be a JSON object"));
@@ -1073,7 +1130,7 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     if (!s.ok()) return ReplyError(res, s);
     Reply(res, json::object());
   });
-  route("runs/search", [=](const Msg& m, http::Response& res) {
+  route("runs/search", Access::kRunRead, [=](const Msg& m, http::Response& res) {
     tracking::RunSearch q;
     q.experiment_ids = m.All("experiment_ids");
     q.filter = m.StrOr("filter");
@@ -1109,7 +1166,7 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     res.body = std::move(out);
     res.set_header("Content-Type", "application/json");
   });
-  route("metrics/get-history", [=](const Msg& m, http::Response& res) {
+  route("metrics/get-history", Access::kRunRead, [=](const Msg& m, http::Response& res) {
     auto h = st->GetHistory(m.RunId(), m.StrOr("metric_key"));
     if (!h.ok()) return ReplyError(res, h.status());
     auto max = m.Int("max_results");
@@ -1150,7 +1207,7 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
     res.body = std::move(out);  // set_content would copy the megabytes
     res.set_header("Content-Type", "application/json");
   });
-  route("artifacts/list", [=](const Msg& m, http::Response& res) {
+  route("artifacts/list", Access::kRunRead, [=](const Msg& m, http::Response& res) {
     auto run = st->GetRun(m.RunId());
     if (!run.ok()) return ReplyError(res, run.status());
     std::string rel = m.StrOr("path");
@@ -1165,23 +1222,26 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
 
   // ---- the artifact proxy ----
   const std::string art = "/api/2.0/mlflow-artifacts/artifacts";
-  auto writable = [cp](const std::string& path) -> Status {
-    std::string scope = cp->scope();
-    if (scope.empty()) return Status::Ok();
+  // A run's artifacts (<experiment>/<run>/artifacts/...) change as the run does; anything else
+  // only by an Owner.
+  auto writable = [cp, may_write_run](const Caller& c, const std::string& path) -> Status {
+    if (c.IsOwner()) return Status::Ok();
     auto parts = Split(path, '/');
-    if (parts.size() >= 3 && parts[1] == scope && parts[2] == "artifacts") return Status::Ok();
-    return Status(Code::kPermissionDenied, "this token belongs to job '" + scope +
-                                               "' and may write only its run's artifacts");
+    if (parts.size() >= 3 && parts[2] == "artifacts") return may_write_run(c, parts[1]);
+    if (c.kind == Caller::Kind::kJob)
+      return Status(Code::kPermissionDenied, "this token belongs to job '" + c.job +
+                                                 "' and may write only its run's artifacts");
+    return Check(Access::kOwner, c);
   };
-  svr.Put(
-      art + "/(.+)",
+  svr.AddReader(
+      "PUT", art + "/(.+)",
       [cp, writable](const http::Request& req, http::Response& res,
                      const http::ContentReader& reader) {
         std::string rel = req.matches[1];
         auto at = ArtifactAt(*cp, rel);
         if (!at || at->rel.empty())
           return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
-        if (Status s = writable(rel); !s.ok()) return ReplyError(res, s);
+        if (Status s = writable(CallerOf(req), rel); !s.ok()) return ReplyError(res, s);
         auto root = Beneath::OpenOrCreate(at->root);
         if (!root.ok()) return ReplyError(res, root.status());
         std::string dir = Dirname(at->rel) == "." ? "" : Dirname(at->rel);
@@ -1219,50 +1279,62 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
         }
         Reply(res, json::object());
       },
-      size_t{64} << 30);  // streamed to disk: artifacts may be large
-  svr.Get(art + "/(.+)", [cp](const http::Request& req, http::Response& res) {
-    std::string rel = req.matches[1];
-    auto at = ArtifactAt(*cp, rel);
-    if (!at) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
-    auto root = Beneath::Open(at->root);
-    if (!root.ok()) return ReplyError(res, NotFound("Artifact '" + rel + "' does not exist"));
-    auto fd = root->OpenRead(at->rel);
-    if (!fd.ok()) return ReplyError(res, NotFound("Artifact '" + rel + "' does not exist"));
-    struct stat st;
-    fstat(*fd, &st);
-    res.set_header("Content-Disposition", "attachment; filename=" + Basename(rel));
-    res.set_file_content(*fd, static_cast<size_t>(st.st_size), "application/octet-stream");
-  });
-  svr.Get(art, [cp](const http::Request& req, http::Response& res) {
-    std::string rel = req.get_param_value("path");
-    auto at = ArtifactAt(*cp, rel);
-    if (!at) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
-    json files = ListArtifacts(*at, "");
-    if (files.empty()) return Reply(res, json::object());
-    Reply(res, {{"files", files}});
-  });
-  svr.Delete(art + "/(.+)", [cp, writable](const http::Request& req, http::Response& res) {
-    std::string rel = req.matches[1];
-    auto at = ArtifactAt(*cp, rel);
-    if (!at || at->rel.empty())
-      return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
-    if (Status s = writable(rel); !s.ok()) return ReplyError(res, s);
-    auto root = Beneath::Open(at->root);
-    if (!root.ok()) return Reply(res, json::object());
-    if (Status s = root->Remove(at->rel); !s.ok()) return ReplyError(res, s);
-    Reply(res, json::object());
-  });
+      size_t{64} << 30,  // streamed to disk: artifacts may be large
+      static_cast<int>(Access::kRunWrite));
+  svr.Add(
+      "GET", art + "/(.+)",
+      [cp](const http::Request& req, http::Response& res) {
+        std::string rel = req.matches[1];
+        auto at = ArtifactAt(*cp, rel);
+        if (!at) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
+        auto root = Beneath::Open(at->root);
+        if (!root.ok()) return ReplyError(res, NotFound("Artifact '" + rel + "' does not exist"));
+        auto fd = root->OpenRead(at->rel);
+        if (!fd.ok()) return ReplyError(res, NotFound("Artifact '" + rel + "' does not exist"));
+        struct stat st;
+        fstat(*fd, &st);
+        res.set_header("Content-Disposition", "attachment; filename=" + Basename(rel));
+        res.set_file_content(*fd, static_cast<size_t>(st.st_size), "application/octet-stream");
+      },
+      0, static_cast<int>(Access::kRunRead));
+  svr.Add(
+      "GET", art,
+      [cp](const http::Request& req, http::Response& res) {
+        std::string rel = req.get_param_value("path");
+        auto at = ArtifactAt(*cp, rel);
+        if (!at) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
+        json files = ListArtifacts(*at, "");
+        if (files.empty()) return Reply(res, json::object());
+        Reply(res, {{"files", files}});
+      },
+      0, static_cast<int>(Access::kRunRead));
+  svr.Add(
+      "DELETE", art + "/(.+)",
+      [cp, writable](const http::Request& req, http::Response& res) {
+        std::string rel = req.matches[1];
+        auto at = ArtifactAt(*cp, rel);
+        if (!at || at->rel.empty())
+          return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
+        if (Status s = writable(CallerOf(req), rel); !s.ok()) return ReplyError(res, s);
+        auto root = Beneath::Open(at->root);
+        if (!root.ok()) return Reply(res, json::object());
+        if (Status s = root->Remove(at->rel); !s.ok()) return ReplyError(res, s);
+        Reply(res, json::object());
+      },
+      0, static_cast<int>(Access::kRunWrite));
   for (const char* step : {"create", "complete", "abort"}) {
-    svr.Post(std::string("/api/2.0/mlflow-artifacts/mpu/") + step + "/(.+)",
-             [](const http::Request&, http::Response& res) {
-               res.status = 501;
-               res.set_content(
-                   json{{"error_code", "NOT_IMPLEMENTED"},
-                        {"message",
-                         "Multipart upload is not supported for the current artifact repository"}}
-                       .dump(),
-                   "application/json");
-             });
+    svr.Add(
+        "POST", std::string("/api/2.0/mlflow-artifacts/mpu/") + step + "/(.+)",
+        [](const http::Request&, http::Response& res) {
+          res.status = 501;
+          res.set_content(
+              json{{"error_code", "NOT_IMPLEMENTED"},
+                   {"message",
+                    "Multipart upload is not supported for the current artifact repository"}}
+                  .dump(),
+              "application/json");
+        },
+        0, static_cast<int>(Access::kRunWrite));
   }
 }
 

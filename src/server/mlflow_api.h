@@ -23,9 +23,11 @@ namespace cairn::server {
 struct MlflowContext {
   tracking::TrackingStore* store = nullptr;
   std::string workspace;  // $CAIRN_HOME: artifacts of job runs live in runs/<job>/artifacts
-  // The job a request is limited to ("" = the workspace token, no limit), set per request by the
-  // router.
-  std::function<std::string()> scope;
+  // Who created a run (its user_id): a Contributor changes only their own. Who is calling comes
+  // with each request (access.h's CallerOf).
+  std::function<std::string(const std::string& run_id)> user_of;
+  // A team server: a person's new run is theirs whatever user_id the client sends.
+  bool team = false;
 };
 
 void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx);

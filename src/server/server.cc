@@ -1,7 +1,9 @@
 #include "server/server.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <malloc.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -27,7 +29,9 @@
 #include "compute/process.h"
 #include "compute/run_layout.h"
 #include "scheduler/scheduler.h"
+#include "server/access.h"
 #include "server/assets_api.h"
+#include "store/access_store.h"
 #include "server/job_view.h"
 #include "server/zip_stream.h"
 #include "server/responses.h"
@@ -77,11 +81,6 @@ void ListFiles(const Beneath& run, const std::string& dir, const std::string& pr
     else if (e.type == Beneath::Type::kLink)
       out.push_back({{"path", prefix + e.path}, {"type", "link"}});
   });
-}
-
-std::string& RequestScope() {
-  thread_local std::string scope;
-  return scope;
 }
 
 // cairn_mlflow.py, the dependency-free helper: beside the binaries in a build tree, or installed.
@@ -152,7 +151,19 @@ class Server {
       : opt_(std::move(o)), token_(std::move(token)), ws_{opt_.home} {}
 
   int Run() {
+    // A team server's files are its own: the workspace folder only lets others reach the socket,
+    // and nothing it creates is readable by them (the databases hold job tokens).
+    if (opt_.team) {
+      umask(077);
+      chmod(opt_.home.c_str(), 0711);
+      for (const auto& f : {ws_.Token(), ws_.Database(), ws_.AccessDb(), ws_.ServerInfo()})
+        chmod(f.c_str(), 0600);
+    }
     if (!TakeLock()) return 1;
+    if (Status s = OpenAccess(); !s.ok()) {
+      fprintf(stderr, "cairn server: %s\n", s.message().c_str());
+      return 1;
+    }
     auto store = store::JobStore::Open(ws_.Database());
     if (!store.ok()) {
       fprintf(stderr, "cairn server: %s\n", store.status().message().c_str());
@@ -173,6 +184,7 @@ class Server {
       return 1;
     }
     Serve();
+    if (opt_.team) unlink(ws_.Socket().c_str());
     // Only remove the address if it is still ours.
     auto cur = ReadFile(ws_.ServerInfo());
     if (cur.ok() && cur->find("\"pid\":" + std::to_string(getpid())) != std::string::npos)
@@ -204,6 +216,22 @@ class Server {
       return false;
     }
     return true;
+  }
+
+  // Roles, tokens and the audit log. A team server's first Owner is whoever started it (root, and
+  // the administrator who ran it through sudo).
+  Status OpenAccess() {
+    auto a = store::AccessStore::Open(ws_.AccessDb());
+    if (!a.ok()) return a.status();
+    access_ = std::move(a).value();
+    if (!opt_.team || access_->HasAssignments()) return Status::Ok();
+    std::string first = UserName();
+    if (const char* sudo = getenv("SUDO_USER"); sudo && *sudo && getuid() == 0) first = sudo;
+    auto made = access_->Assign(first, "user", store::Role::kOwner, "cairn server --team");
+    if (!made.ok()) return made.status();
+    fprintf(stderr, "%s cairn server: %s is this workspace's first Owner\n",
+            IsoTime(NowMillis()).c_str(), first.c_str());
+    return access_->Audit({0, 0, first, "server", "", "role.assign", first, "Owner (first)"});
   }
 
   // Limits, TLS, and the refusal to listen beyond loopback without it. An exit code, 0 when all is
@@ -286,6 +314,12 @@ class Server {
     url_ = "http://" + host + ":" + std::to_string(local_port);
     if (svr_.tls()) tls_url_ = "https://" + opt_.host + ":" + std::to_string(port);
     local_port_ = local_port;
+    if (opt_.team) {
+      if (Status s = svr_.add_unix_listener(ws_.Socket(), 0666); !s.ok()) {
+        fprintf(stderr, "cairn server: %s\n", s.message().c_str());
+        return false;
+      }
+    }
 
     return true;
   }
@@ -358,6 +392,7 @@ class Server {
                  {"pid", getpid()},
                  {"started_at", IsoTime(NowMillis())}};
     if (!tls_url_.empty()) info["tls_url"] = tls_url_;
+    if (opt_.team) info["socket"] = ws_.Socket();
     if (Status s = WriteFileAtomic(ws_.ServerInfo(), info.dump(), 0600); !s.ok()) return s;
     fprintf(stderr, "%s cairn server %d listening on %s%s (workspace %s, %d local slots)\n",
             IsoTime(NowMillis()).c_str(), getpid(), url_.c_str(),
@@ -655,7 +690,9 @@ class Server {
 
   // Submits a job: {spec, source_yaml?, snapshot?, input_snapshots?, dry_run?}. Its MLflow run is
   // made first (its id is the job's name) and erased again if the scheduler refuses the job.
-  void SubmitJob(json body, http::Response& res) {
+  void SubmitJob(const http::Request& req, json body, http::Response& res) {
+    const Caller& who = CallerOf(req);
+    const std::string user = who.name.empty() ? UserName() : who.name;
     if (!body.is_object() || !body.contains("spec"))
       return SendError(res, InvalidArgument("expected {\"spec\": {...}}"));
     scheduler::SubmitRequest r;
@@ -663,6 +700,7 @@ class Server {
     r.source_yaml = body.value("source_yaml", "");
     r.snapshot = body.value("snapshot", "");
     r.dry_run = body.value("dry_run", false);
+    r.created_by = user;
     if (body.contains("input_snapshots") && body["input_snapshots"].is_object())
       for (const auto& [k, v] : body["input_snapshots"].items())
         r.input_manifests[k] = v.get<std::string>();
@@ -679,14 +717,14 @@ class Server {
         std::string exp_name = r.spec.value("experiment_name", "");
         auto exp = tracking_->EnsureExperiment(exp_name.empty() ? "Default" : exp_name);
         if (!exp.ok()) return SendError(res, exp.status());
-        std::vector<tracking::KeyValue> tags = {{"mlflow.user", UserName()},
-                                                {"mlflow.source.type", "JOB"},
-                                                {"mlflow.source.name", "cairn"}};
+        std::vector<tracking::KeyValue> tags = {
+            {"mlflow.user", user}, {"mlflow.source.type", "JOB"}, {"mlflow.source.name", "cairn"}};
         if (r.spec.contains("tags") && r.spec["tags"].is_object())
           for (const auto& [k, v] : r.spec["tags"].items())
-            if (v.is_string() && tracking::KeyError(k).empty()) tags.push_back({k, v});
+            if (v.is_string() && tracking::KeyError(k).empty() && k != "mlflow.user")
+              tags.push_back({k, v});
         std::string display = r.spec.value("display_name", "");
-        auto run = tracking_->CreateRun(*exp, name, display.empty() ? name : display, UserName(),
+        auto run = tracking_->CreateRun(*exp, name, display.empty() ? name : display, user,
                                         NowMillis(), tags, {},
                                         /*job_run=*/true);
         if (run.ok()) {
@@ -703,6 +741,7 @@ class Server {
       return SendError(res, job.status());
     }
     if (body.value("dry_run", false)) return SendJson(res, JobView(*job, {}, url_));
+    Audit(req, "job.submit", job->name, job->type);
     SendJson(res, View(*job), 201);
   }
 
@@ -891,79 +930,242 @@ class Server {
         "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'");
   }
 
-  void Routes() {
-    svr_.set_pre_routing_handler([this](const http::Request& req, http::Response& res) {
-      RequestScope() = "";
-      AddSecurityHeaders(res);
-      if (!HostAllowed(req.get_header_value("Host"))) {
-        SendError(res, Status(Code::kPermissionDenied,
-                              "this server does not answer for host '" +
-                                  req.get_header_value("Host").substr(0, 200) + "'"));
-        res.status = 421;
-        return http::Server::HandlerResponse::Handled;
+  // A row of the route table: who may call it (access.h), then the handler.
+  void On(const char* method, Access access, const std::string& pattern, http::Handler h,
+          size_t max_body = 0) {
+    svr_.Add(method, pattern, std::move(h), max_body, static_cast<int>(access));
+  }
+  void OnReader(const char* method, Access access, const std::string& pattern,
+                http::ReaderHandler h, size_t max_body = 0) {
+    svr_.AddReader(method, pattern, std::move(h), max_body, static_cast<int>(access));
+  }
+
+  // A person's Unix identity (their name and their groups' names), looked up by uid or by name and
+  // kept 10 s, so that a request pays no /etc/passwd read.
+  struct UnixPerson {
+    bool known = false;
+    std::string name;
+    std::vector<std::string> groups;
+    long long at = 0;
+  };
+  UnixPerson LookUpPerson(const std::string& name, unsigned uid) {
+    std::string key = name.empty() ? "#" + std::to_string(uid) : name;
+    long long now = NowMillis();
+    {
+      std::lock_guard<std::mutex> l(people_mu_);
+      if (auto it = people_.find(key); it != people_.end() && now - it->second.at < 10000)
+        return it->second;
+    }
+    UnixPerson p;
+    p.at = now;
+    std::vector<char> buf(16384);
+    passwd pw{}, *found = nullptr;
+    if (name.empty())
+      getpwuid_r(uid, &pw, buf.data(), buf.size(), &found);
+    else
+      getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found);
+    if (found) {
+      p.known = true;
+      p.name = pw.pw_name;
+      int n = 64;
+      std::vector<gid_t> gids(static_cast<size_t>(n));
+      if (getgrouplist(pw.pw_name, pw.pw_gid, gids.data(), &n) < 0) {
+        gids.resize(static_cast<size_t>(n));
+        getgrouplist(pw.pw_name, pw.pw_gid, gids.data(), &n);
       }
-      if (!StartsWith(req.path, "/api/")) {
-        // Pages, assets and the sign-in link: public, and so they take no body (none is read).
-        if (!HasBody(req)) return http::Server::HandlerResponse::Unhandled;
-        SendError(res, InvalidArgument(req.path.substr(0, 200) + " takes no request body"));
-        return http::Server::HandlerResponse::Handled;
+      gids.resize(static_cast<size_t>(std::max(n, 0)));
+      std::vector<char> gbuf(65536);
+      for (gid_t g : gids) {
+        group gr{}, *gf = nullptr;
+        if (getgrgid_r(g, &gr, gbuf.data(), gbuf.size(), &gf) == 0 && gf)
+          p.groups.push_back(gr.gr_name);
       }
-      if (req.path == "/api/v1/identify")
-        return http::Server::HandlerResponse::Unhandled;  // public, no body
-      std::string bearer = BearerOf(req);
-      if (SameToken(bearer, token_)) return http::Server::HandlerResponse::Authorized;
-      // The studio: a browser signed in through a one-time link carries a session cookie.
-      if (std::string session = SessionOf(req); !session.empty()) {
+    } else {
+      p.name = name.empty() ? "uid " + std::to_string(uid) : name;
+    }
+    std::lock_guard<std::mutex> l(people_mu_);
+    if (people_.size() > 4096) people_.clear();
+    people_[key] = p;
+    return p;
+  }
+
+  // A person as the server names them, with the role they hold now: on a private server its one
+  // person is the Owner; on a team server root is, and everyone else holds what is assigned to them
+  // or to one of their groups.
+  Caller PersonCaller(const std::string& name, unsigned uid, const std::string& via,
+                      const std::string& address) {
+    Caller c;
+    c.kind = Caller::Kind::kPerson;
+    c.via = via;
+    c.address = address;
+    if (!opt_.team) {
+      c.name = name.empty() ? UserName() : name;
+      c.role = store::Role::kOwner;
+      return c;
+    }
+    UnixPerson p = LookUpPerson(name, uid);
+    c.name = p.name;
+    c.role = (p.known && p.name == "root") || (name.empty() && uid == 0)
+                 ? store::Role::kOwner
+                 : access_->RoleOf(p.name, p.groups);
+    return c;
+  }
+
+  // Who is calling, from what the request shows (the socket's peer, a bearer token, the studio's
+  // session): a nobody when it shows nothing this server knows. `refusal` is set when the request
+  // must be answered at once (a studio request from another site).
+  Caller Identify(const http::Request& req, Status* refusal) {
+    if (req.peer.unix_socket) return PersonCaller("", req.peer.uid, "socket", req.peer.address);
+    std::string bearer = BearerOf(req);
+    if (!bearer.empty() && SameToken(bearer, token_))
+      return PersonCaller(opt_.team ? "root" : "", 0, "workspace-token", req.peer.address);
+    if (StartsWith(bearer, "cairn_pat_") && access_) {
+      std::string owner = access_->TokenOwner(bearer, NowMillis());
+      if (!owner.empty()) return PersonCaller(owner, 0, "access-token", req.peer.address);
+      return Caller();
+    }
+    // The studio: a browser signed in through a one-time link carries a session cookie.
+    if (std::string session = SessionOf(req); !session.empty()) {
+      std::string person;
+      {
         std::lock_guard<std::mutex> l(auth_mu_);
         if (auto it = sessions_.find(session); it != sessions_.end()) {
           long long now = NowMillis();
           if (now - it->second.last_used <= session_idle_ms_ &&
               now - it->second.created <= session_max_age_ms_) {
-            // A cookie goes with any page's request: a change must prove it comes from the studio
-            // itself.
-            if (std::string why = CrossSiteReason(req); !why.empty()) {
-              SendError(res, Status(Code::kPermissionDenied, why));
-              return http::Server::HandlerResponse::Handled;
-            }
             it->second.last_used = now;
-            return http::Server::HandlerResponse::Authorized;
+            person = it->second.person;
+          } else {
+            sessions_.erase(it);  // expired: idle too long, or past its absolute age
           }
-          sessions_.erase(it);  // expired: idle too long, or past its absolute age
         }
       }
-      // A job's MLflow client authenticates with the job's token and may write only to the job's
-      // run.
-      if (StartsWith(req.path, "/api/2.0/") && !bearer.empty()) {
-        std::string job = Reader().JobByToken(bearer);
-        if (!job.empty()) {
-          RequestScope() = job;
-          return http::Server::HandlerResponse::Authorized;
+      if (!person.empty()) {
+        // A cookie goes with any page's request: a change must prove it comes from the studio
+        // itself.
+        if (std::string why = CrossSiteReason(req); !why.empty()) {
+          *refusal = Status(Code::kPermissionDenied, why);
+          return Caller();
         }
-        res.status = 401;
-        res.set_content(
-            json{{"error_code", "UNAUTHENTICATED"},
-                 {"message",
-                  "missing or wrong bearer token (the workspace token is in " + ws_.Token() + ")"}}
-                .dump(),
-            "application/json");
-        return http::Server::HandlerResponse::Handled;
+        return PersonCaller(person, 0, "studio", req.peer.address);
       }
-      // A supervisor may report on its own job with that job's token.
-      static const std::string kInternal = "/api/v1/internal/jobs/";
-      if (StartsWith(req.path, kInternal) && !bearer.empty()) {
-        std::string name = req.path.substr(kInternal.size());
-        name = name.substr(0, name.find('/'));
-        // Only while the job has not ended: a finished job's credential writes nothing more.
-        auto job = Reader().GetBrief(name);
-        if (job.ok() && !store::IsTerminalStatus(job->status) &&
-            SameToken(bearer, scheduler::SupervisorCredential(token_, job->token)))
-          return http::Server::HandlerResponse::Authorized;
+    }
+    if (bearer.empty()) return Caller();
+    // A job's MLflow client authenticates with the job's token and may write only to the job's run.
+    if (StartsWith(req.path, "/api/2.0/")) {
+      if (std::string job = Reader().JobByToken(bearer); !job.empty()) {
+        Caller c;
+        c.kind = Caller::Kind::kJob;
+        c.job = job;
+        c.via = "job-token";
+        c.address = req.peer.address;
+        return c;
       }
-      SendError(res, Status(Code::kUnauthenticated,
-                            "missing or wrong bearer token (the workspace token is in " +
-                                ws_.Token() + ")"));
+      return Caller();
+    }
+    // A supervisor reports on its own job with that job's credential, only while the job has not
+    // ended: a finished job's credential writes nothing more.
+    static const std::string kInternal = "/api/v1/internal/jobs/";
+    if (StartsWith(req.path, kInternal)) {
+      std::string name = req.path.substr(kInternal.size());
+      name = name.substr(0, name.find('/'));
+      auto job = Reader().GetBrief(name);
+      if (job.ok() && !store::IsTerminalStatus(job->status) &&
+          SameToken(bearer, scheduler::SupervisorCredential(token_, job->token))) {
+        Caller c;
+        c.kind = Caller::Kind::kSupervisor;
+        c.job = name;
+        c.via = "supervisor";
+        c.address = req.peer.address;
+        return c;
+      }
+    }
+    return Caller();
+  }
+
+  // Before any of the body is read: the host, then who is calling, then whether the route's row
+  // lets them. Attaches the caller for the handler.
+  http::Server::HandlerResponse PreRoute(http::Request& req, http::Response& res) {
+    AddSecurityHeaders(res);
+    if (!HostAllowed(req.get_header_value("Host"))) {
+      SendError(res, Status(Code::kPermissionDenied,
+                            "this server does not answer for host '" +
+                                req.get_header_value("Host").substr(0, 200) + "'"));
+      res.status = 421;
       return http::Server::HandlerResponse::Handled;
-    });
+    }
+    const bool api = StartsWith(req.path, "/api/");
+    // A path no row names: beyond /api/ a page (404, public); under it, only for someone known.
+    Access access = req.route_tag >= 0 ? static_cast<Access>(req.route_tag)
+                    : api              ? Access::kRead
+                                       : Access::kPublic;
+    if (access == Access::kPublic) {
+      // Pages, assets, the sign-in link and identify: public, and so they take no body (none is
+      // read).
+      if (!HasBody(req)) return http::Server::HandlerResponse::Unhandled;
+      SendError(res, InvalidArgument(req.path.substr(0, 200) + " takes no request body"));
+      return http::Server::HandlerResponse::Handled;
+    }
+    Status refusal;
+    Caller caller = Identify(req, &refusal);
+    if (!refusal.ok()) {
+      SendError(res, refusal);
+      return http::Server::HandlerResponse::Handled;
+    }
+    if (Status s = Check(access, caller); !s.ok()) {
+      if (s.code() == Code::kUnauthenticated) {
+        std::string why = opt_.team ? "missing, wrong, expired or revoked credential (on this "
+                                      "machine, the CLI needs none; elsewhere, a personal access "
+                                      "token: cairn token create)"
+                                    : "missing or wrong bearer token (the workspace token is in " +
+                                          ws_.Token() + ")";
+        if (StartsWith(req.path, "/api/2.0/")) {
+          res.status = 401;
+          res.set_content(json{{"error_code", "UNAUTHENTICATED"}, {"message", why}}.dump(),
+                          "application/json");
+        } else {
+          SendError(res, Status(Code::kUnauthenticated, why));
+        }
+      } else {
+        SendError(res, s);
+      }
+      return http::Server::HandlerResponse::Handled;
+    }
+    bool known = caller.kind != Caller::Kind::kNobody;
+    SetCaller(req, std::move(caller));
+    return known ? http::Server::HandlerResponse::Authorized
+                 : http::Server::HandlerResponse::Unhandled;
+  }
+
+  // An entry in the audit log: who did `action` to `target`, from where.
+  void Audit(const http::Request& req, const std::string& action, const std::string& target,
+             const std::string& detail = "") {
+    if (!access_) return;
+    const Caller& c = CallerOf(req);
+    store::AuditEntry e;
+    e.who = c.IsPerson() ? c.name : c.job.empty() ? "?" : "job " + c.job;
+    e.via = c.via;
+    e.address = c.address;
+    e.action = action;
+    e.target = target;
+    e.detail = detail;
+    if (Status s = access_->Audit(e); !s.ok())
+      fprintf(stderr, "cairn server: audit log: %s\n", s.message().c_str());
+  }
+
+  // Whether the caller may change job `name` (a Contributor: only their own); the refusal, or the
+  // job.
+  Result<store::JobRecord> JobToChange(const http::Request& req, const std::string& name) {
+    auto job = Reader().Get(name);
+    if (!job.ok()) return job.status();
+    if (Status s = MayChange(CallerOf(req), job->created_by, "job '" + name + "'"); !s.ok())
+      return s;
+    return job;
+  }
+
+  void Routes() {
+    svr_.set_pre_routing_handler(
+        [this](http::Request& req, http::Response& res) { return PreRoute(req, res); });
     svr_.set_exception_handler(
         [](const http::Request&, http::Response& res, std::exception_ptr ep) {
           std::string what = "internal error";
@@ -977,8 +1179,12 @@ class Server {
         });
 
     mlflow_.store = tracking_.get();
+    mlflow_.team = opt_.team;
     mlflow_.workspace = opt_.home;
-    mlflow_.scope = [] { return RequestScope(); };
+    mlflow_.user_of = [this](const std::string& run_id) {
+      auto run = tracking_->GetRun(run_id);
+      return run.ok() ? run->info.user_id : std::string();
+    };
     RegisterMlflowRoutes(svr_, mlflow_);
     assets_.sched = sched_.get();
     assets_.reader = [this]() -> store::JobStore& { return Reader(); };
@@ -990,24 +1196,26 @@ class Server {
     // Public: proves, without sending it, that this server holds the workspace's token (and a
     // running job's supervisor credential, with ?job=), for the port the caller dialled (util.h,
     // IdentityProof).
-    svr_.Get("/api/v1/identify", [this](const http::Request& req, http::Response& res) {
-      std::string nonce = req.get_param_value("nonce");
-      if (nonce.size() < 16 || nonce.size() > 128 ||
-          nonce.find_first_not_of("0123456789abcdef") != std::string::npos)
-        return SendError(res, InvalidArgument("nonce: expected 16 to 128 lower-case hex digits"));
-      std::string port = PortOfUrl(url_);
-      json out = {{"proof", IdentityProof(token_, nonce, port)}};
-      if (std::string name = req.get_param_value("job"); !name.empty() && IsValidName(name)) {
-        // Proof of who answers, not leave to report: a finished job's credential is refused after
-        // it.
-        auto job = Reader().GetBrief(name);
-        if (job.ok())
-          out["job_proof"] =
-              IdentityProof(scheduler::SupervisorCredential(token_, job->token), nonce, port);
-      }
-      SendJson(res, out);
-    });
-    svr_.Get("/api/v1/health", [this](const http::Request&, http::Response& res) {
+    On("GET", Access::kPublic, "/api/v1/identify",
+       [this](const http::Request& req, http::Response& res) {
+         std::string nonce = req.get_param_value("nonce");
+         if (nonce.size() < 16 || nonce.size() > 128 ||
+             nonce.find_first_not_of("0123456789abcdef") != std::string::npos)
+           return SendError(res,
+                            InvalidArgument("nonce: expected 16 to 128 lower-case hex digits"));
+         std::string port = PortOfUrl(url_);
+         json out = {{"proof", IdentityProof(token_, nonce, port)}};
+         if (std::string name = req.get_param_value("job"); !name.empty() && IsValidName(name)) {
+           // Proof of who answers, not leave to report: a finished job's credential is refused
+           // after it.
+           auto job = Reader().GetBrief(name);
+           if (job.ok())
+             out["job_proof"] =
+                 IdentityProof(scheduler::SupervisorCredential(token_, job->token), nonce, port);
+         }
+         SendJson(res, out);
+       });
+    On("GET", Access::kRead, "/api/v1/health", [this](const http::Request&, http::Response& res) {
       SendJson(res, {{"status", "ok"},
                      {"pid", getpid()},
                      {"workspace", opt_.home},
@@ -1022,122 +1230,130 @@ class Server {
                   {"reason", a.reason},
                   {"checked_at", IsoTime(a.checked_ms)}};
     };
-    svr_.Get("/api/v1/images", [this, absence_json](const http::Request&, http::Response& res) {
-      json out = json::array();
-      for (const auto& a : compute::RememberedAbsences(opt_.home)) out.push_back(absence_json(a));
-      SendJson(res, {{"runtime", compute::ContainerRuntime()}, {"value", out}});
-    });
-    svr_.Post("/api/v1/images/check", [this](const http::Request& req, http::Response& res) {
-      json body = ParseJsonOrDiscarded(req.body);
-      if (!body.is_object())
-        return SendError(res, InvalidArgument("expected {\"image\": ...} or {}"));
-      std::string runtime = compute::ContainerRuntime();
-      if (runtime.empty())
-        return SendError(
-            res,
-            FailedPrecondition("no container runtime (podman or docker) on the server's machine"));
-      std::vector<std::string> images;
-      if (body.contains("image")) {
-        if (!body["image"].is_string() || body["image"].get<std::string>().empty() ||
-            body["image"].get<std::string>().size() > 1024)
-          return SendError(res, InvalidArgument("image: expected an image reference"));
-        images.push_back(body["image"]);
-      } else {
-        for (const auto& a : compute::RememberedAbsences(opt_.home))
-          if (a.runtime == runtime) images.push_back(a.image);
-      }
-      json out = json::array();
-      for (const auto& image : images) {
-        auto c = compute::CheckImageNow(opt_.home, runtime, image);
-        json j = {{"image", image},
-                  {"runtime", runtime},
-                  {"available", c.available},
-                  {"checked_at", IsoTime(NowMillis())}};
-        if (c.available)
-          j["source"] = c.pulled ? "pulled" : "local";
-        else
-          j["reason"] = c.reason;
-        out.push_back(j);
-      }
-      SendJson(res, {{"runtime", runtime}, {"value", out}});
-    });
-    svr_.Post("/api/v1/shutdown", [this](const http::Request&, http::Response& res) {
-      SendJson(res, {{"status", "stopping"}});
-      std::thread([this] { svr_.stop(); }).detach();
-    });
+    On("GET", Access::kRead, "/api/v1/images",
+       [this, absence_json](const http::Request&, http::Response& res) {
+         json out = json::array();
+         for (const auto& a : compute::RememberedAbsences(opt_.home))
+           out.push_back(absence_json(a));
+         SendJson(res, {{"runtime", compute::ContainerRuntime()}, {"value", out}});
+       });
+    On("POST", Access::kWrite, "/api/v1/images/check",
+       [this](const http::Request& req, http::Response& res) {
+         json body = ParseJsonOrDiscarded(req.body);
+         if (!body.is_object())
+           return SendError(res, InvalidArgument("expected {\"image\": ...} or {}"));
+         std::string runtime = compute::ContainerRuntime();
+         if (runtime.empty())
+           return SendError(res,
+                            FailedPrecondition(
+                                "no container runtime (podman or docker) on the server's machine"));
+         std::vector<std::string> images;
+         if (body.contains("image")) {
+           if (!body["image"].is_string() || body["image"].get<std::string>().empty() ||
+               body["image"].get<std::string>().size() > 1024)
+             return SendError(res, InvalidArgument("image: expected an image reference"));
+           images.push_back(body["image"]);
+         } else {
+           for (const auto& a : compute::RememberedAbsences(opt_.home))
+             if (a.runtime == runtime) images.push_back(a.image);
+         }
+         json out = json::array();
+         for (const auto& image : images) {
+           auto c = compute::CheckImageNow(opt_.home, runtime, image);
+           json j = {{"image", image},
+                     {"runtime", runtime},
+                     {"available", c.available},
+                     {"checked_at", IsoTime(NowMillis())}};
+           if (c.available)
+             j["source"] = c.pulled ? "pulled" : "local";
+           else
+             j["reason"] = c.reason;
+           out.push_back(j);
+         }
+         SendJson(res, {{"runtime", runtime}, {"value", out}});
+       });
+    On("POST", Access::kOwner, "/api/v1/shutdown",
+       [this](const http::Request&, http::Response& res) {
+         SendJson(res, {{"status", "stopping"}});
+         std::thread([this] { svr_.stop(); }).detach();
+       });
 
     // Blobs and snapshots: the CLI asks which blobs are missing, uploads those, then names a
     // manifest.
-    svr_.Post("/api/v1/blobs/missing", [this](const http::Request& req, http::Response& res) {
-      json body = ParseJsonOrDiscarded(req.body);
-      if (!body.is_object() || !body["sha256"].is_array())
-        return SendError(res, InvalidArgument("expected {\"sha256\": [...]}"));
-      store::BlobStore blobs(ws_.Blobs());
-      json missing = json::array();
-      for (const auto& h : body["sha256"]) {
-        if (!h.is_string() || !store::IsValidSha256(h))
-          return SendError(res, InvalidArgument("not a SHA-256 digest: " + h.dump()));
-        if (!blobs.Has(h)) missing.push_back(h);
-      }
-      SendJson(res, {{"missing", missing}});
-    });
-    svr_.Put(R"(/api/v1/blobs/([0-9a-f]{64}))",
-             [this](const http::Request& req, http::Response& res) {
-               store::BlobStore blobs(ws_.Blobs());
-               // Not synced one by one: the snapshot that names it syncs them all before it is
-               // recorded.
-               Status s = blobs.Put(req.matches[1], req.body, /*durable=*/false);
-               if (!s.ok()) return SendError(res, s);
-               SendJson(res, {{"sha256", req.matches[1].str()}}, 201);
-             },
-             size_t{4} << 30);
-    svr_.Post("/api/v1/snapshots", [this](const http::Request& req, http::Response& res) {
-      json body = ParseJsonOrDiscarded(req.body);
-      if (!body.is_object())
-        return SendError(res, InvalidArgument("expected {\"manifest\": [...]}"));
-      auto m = store::ManifestFromJson(body.value("manifest", json()));
-      if (!m.ok()) return SendError(res, m.status());
-      store::BlobStore blobs(ws_.Blobs());
-      for (const auto& e : *m) {
-        if (!blobs.Has(e.sha256))
-          return SendError(
-              res, InvalidArgument("blob " + e.sha256 + " (" + e.path + ") was not uploaded"));
-        // A CLI on this machine copies blobs in itself: at least their sizes must be what the
-        // manifest says.
-        struct stat st;
-        if (stat(blobs.PathOf(e.sha256).c_str(), &st) != 0 || st.st_size != e.size)
-          return SendError(res, InvalidArgument("blob " + e.sha256 + " (" + e.path +
-                                                ") does not have the manifest's " +
-                                                std::to_string(e.size) + " bytes"));
-      }
-      std::string id = store::ManifestId(*m);
-      // Every blob it names is on disk before the snapshot is (the uploads were not synced one by
-      // one).
-      if (Status synced = blobs.Sync(); !synced.ok()) return SendError(res, synced);
-      Status s = sched_->PutSnapshot(id, store::ManifestToJson(*m).dump());
-      if (!s.ok()) return SendError(res, s);
-      SendJson(res, {{"id", id}, {"files", m->size()}}, 201);
-    });
+    On("POST", Access::kWrite, "/api/v1/blobs/missing",
+       [this](const http::Request& req, http::Response& res) {
+         json body = ParseJsonOrDiscarded(req.body);
+         if (!body.is_object() || !body["sha256"].is_array())
+           return SendError(res, InvalidArgument("expected {\"sha256\": [...]}"));
+         store::BlobStore blobs(ws_.Blobs());
+         json missing = json::array();
+         for (const auto& h : body["sha256"]) {
+           if (!h.is_string() || !store::IsValidSha256(h))
+             return SendError(res, InvalidArgument("not a SHA-256 digest: " + h.dump()));
+           if (!blobs.Has(h)) missing.push_back(h);
+         }
+         SendJson(res, {{"missing", missing}});
+       });
+    On(
+        "PUT", Access::kWrite, R"(/api/v1/blobs/([0-9a-f]{64}))",
+        [this](const http::Request& req, http::Response& res) {
+          store::BlobStore blobs(ws_.Blobs());
+          // Not synced one by one: the snapshot that names it syncs them all before it is
+          // recorded.
+          Status s = blobs.Put(req.matches[1], req.body, /*durable=*/false);
+          if (!s.ok()) return SendError(res, s);
+          SendJson(res, {{"sha256", req.matches[1].str()}}, 201);
+        },
+        size_t{4} << 30);
+    On("POST", Access::kWrite, "/api/v1/snapshots",
+       [this](const http::Request& req, http::Response& res) {
+         json body = ParseJsonOrDiscarded(req.body);
+         if (!body.is_object())
+           return SendError(res, InvalidArgument("expected {\"manifest\": [...]}"));
+         auto m = store::ManifestFromJson(body.value("manifest", json()));
+         if (!m.ok()) return SendError(res, m.status());
+         store::BlobStore blobs(ws_.Blobs());
+         for (const auto& e : *m) {
+           if (!blobs.Has(e.sha256))
+             return SendError(
+                 res, InvalidArgument("blob " + e.sha256 + " (" + e.path + ") was not uploaded"));
+           // A CLI on this machine copies blobs in itself: at least their sizes must be what the
+           // manifest says.
+           struct stat st;
+           if (stat(blobs.PathOf(e.sha256).c_str(), &st) != 0 || st.st_size != e.size)
+             return SendError(res, InvalidArgument("blob " + e.sha256 + " (" + e.path +
+                                                   ") does not have the manifest's " +
+                                                   std::to_string(e.size) + " bytes"));
+         }
+         std::string id = store::ManifestId(*m);
+         // Every blob it names is on disk before the snapshot is (the uploads were not synced one
+         // by one).
+         if (Status synced = blobs.Sync(); !synced.ok()) return SendError(res, synced);
+         Status s = sched_->PutSnapshot(id, store::ManifestToJson(*m).dump());
+         if (!s.ok()) return SendError(res, s);
+         SendJson(res, {{"id", id}, {"files", m->size()}}, 201);
+       });
 
     // Jobs.
-    svr_.Post("/api/v1/jobs", [this](const http::Request& req, http::Response& res) {
-      SubmitJob(ParseJsonOrDiscarded(req.body), res);
-    });
+    On("POST", Access::kWrite, "/api/v1/jobs",
+       [this](const http::Request& req, http::Response& res) {
+         SubmitJob(req, ParseJsonOrDiscarded(req.body), res);
+       });
     // A job resubmitted from its YAML as edited in the studio: what was uploaded for the original
     // (its code, its local inputs; a pipeline's per step) stands for the local paths the YAML
     // names.
-    svr_.Post(R"(/api/v1/jobs/([^/]+)/rerun)",
-              [this](const http::Request& req, http::Response& res) {
-                auto orig = Reader().Get(req.matches[1]);
-                if (!orig.ok()) return SendError(res, orig.status());
-                json body = ParseJsonOrDiscarded(req.body);
-                if (!body.is_object() || !body["yaml"].is_string())
-                  return SendError(res, InvalidArgument("expected {\"yaml\": ...}"));
-                auto rerun = RerunBody(*orig, body["yaml"], body.value("name", ""));
-                if (!rerun.ok()) return SendError(res, rerun.status());
-                SubmitJob(std::move(rerun).value(), res);
-              });
-    svr_.Get("/api/v1/jobs", [this](const http::Request& req, http::Response& res) {
+    On("POST", Access::kWrite, R"(/api/v1/jobs/([^/]+)/rerun)",
+       [this](const http::Request& req, http::Response& res) {
+         auto orig = Reader().Get(req.matches[1]);
+         if (!orig.ok()) return SendError(res, orig.status());
+         json body = ParseJsonOrDiscarded(req.body);
+         if (!body.is_object() || !body["yaml"].is_string())
+           return SendError(res, InvalidArgument("expected {\"yaml\": ...}"));
+         auto rerun = RerunBody(*orig, body["yaml"], body.value("name", ""));
+         if (!rerun.ok()) return SendError(res, rerun.status());
+         SubmitJob(req, std::move(rerun).value(), res);
+       });
+    On("GET", Access::kRead, "/api/v1/jobs", [this](const http::Request& req, http::Response& res) {
       store::JobFilter f;
       if (req.has_param("max_results"))
         f.max_results = std::max(0, atoi(req.get_param_value("max_results").c_str()));
@@ -1145,6 +1361,8 @@ class Server {
       f.experiment = req.get_param_value("experiment");
       f.parent = req.get_param_value("parent");
       f.compute = req.get_param_value("compute");
+      f.created_by = req.get_param_value("created_by");
+      if (f.created_by == "me") f.created_by = CallerOf(req).name;
       if (StartsWith(f.compute, "azureml:")) f.compute = f.compute.substr(8);  // as jobs show it
       f.include_archived = req.get_param_value("include_archived") == "true";
       f.archived_only = req.get_param_value("archived_only") == "true";
@@ -1180,6 +1398,8 @@ class Server {
           AppendJsonString(body, j.parent);
           body += ",\"creation_context\":{\"created_at\":";
           AppendJsonString(body, IsoTime(j.created_at));
+          body += ",\"created_by\":";
+          AppendJsonString(body, j.created_by.empty() ? UserName() : j.created_by);
           body += "}";
           if (j.start_time && j.end_time) {
             body += ",\"duration_seconds\":";
@@ -1230,68 +1450,80 @@ class Server {
       }
       SendJson(res, out);
     });
-    svr_.Get(R"(/api/v1/jobs/([^/]+))", [this](const http::Request& req, http::Response& res) {
-      auto job = Reader().Get(req.matches[1]);
-      if (!job.ok()) return SendError(res, job.status());
-      json v = View(*job);
-      if (req.get_param_value("include") == "yaml") v["source_yaml"] = job->source_yaml;
-      if (auto run = tracking_->GetRun(FilesOf(*job).name);
-          run.ok()) {  // a reused step's are its original's
-        json metrics = json::object(), params = json::object();
-        for (const auto& m : run->metrics)
-          metrics[m.key] = std::isnan(m.value) ? json("NaN") : json(m.value);
-        for (const auto& p : run->params) params[p.key] = p.value;
-        v["metrics"] = metrics;
-        v["params"] = params;
-      }
-      if (job->type == "sweep") v["trials"] = SweepTrials(*job);
-      if (job->type == "pipeline") v["steps"] = PipelineSteps(*job);
-      SendJson(res, v);
-    });
-    svr_.Patch(R"(/api/v1/jobs/([^/]+))", [this](const http::Request& req, http::Response& res) {
-      json body = ParseJsonOrDiscarded(req.body);
-      if (!body.is_object()) return SendError(res, InvalidArgument("expected a JSON object"));
-      auto job = sched_->Update(req.matches[1], body);
-      if (!job.ok()) return SendError(res, job.status());
-      SendJson(res, View(*job));
-    });
-    svr_.Post(R"(/api/v1/jobs/([^/]+)/cancel)",
-              [this](const http::Request& req, http::Response& res) {
-                Status s = sched_->Cancel(req.matches[1]);
-                if (!s.ok()) return SendError(res, s);
-                auto job = Reader().Get(req.matches[1]);
-                SendJson(res, job.ok() ? View(*job) : json::object());
-              });
+    On("GET", Access::kRead, R"(/api/v1/jobs/([^/]+))",
+       [this](const http::Request& req, http::Response& res) {
+         auto job = Reader().Get(req.matches[1]);
+         if (!job.ok()) return SendError(res, job.status());
+         json v = View(*job);
+         if (req.get_param_value("include") == "yaml") v["source_yaml"] = job->source_yaml;
+         if (auto run = tracking_->GetRun(FilesOf(*job).name);
+             run.ok()) {  // a reused step's are its original's
+           json metrics = json::object(), params = json::object();
+           for (const auto& m : run->metrics)
+             metrics[m.key] = std::isnan(m.value) ? json("NaN") : json(m.value);
+           for (const auto& p : run->params) params[p.key] = p.value;
+           v["metrics"] = metrics;
+           v["params"] = params;
+         }
+         if (job->type == "sweep") v["trials"] = SweepTrials(*job);
+         if (job->type == "pipeline") v["steps"] = PipelineSteps(*job);
+         SendJson(res, v);
+       });
+    On("PATCH", Access::kWrite, R"(/api/v1/jobs/([^/]+))",
+       [this](const http::Request& req, http::Response& res) {
+         json body = ParseJsonOrDiscarded(req.body);
+         if (!body.is_object()) return SendError(res, InvalidArgument("expected a JSON object"));
+         if (auto mine = JobToChange(req, req.matches[1]); !mine.ok())
+           return SendError(res, mine.status());
+         auto job = sched_->Update(req.matches[1], body);
+         if (!job.ok()) return SendError(res, job.status());
+         Audit(req, "job.update", req.matches[1], body.dump().substr(0, 512));
+         SendJson(res, View(*job));
+       });
+    On("POST", Access::kWrite, R"(/api/v1/jobs/([^/]+)/cancel)",
+       [this](const http::Request& req, http::Response& res) {
+         if (auto mine = JobToChange(req, req.matches[1]); !mine.ok())
+           return SendError(res, mine.status());
+         Status s = sched_->Cancel(req.matches[1]);
+         if (!s.ok()) return SendError(res, s);
+         Audit(req, "job.cancel", req.matches[1]);
+         auto job = Reader().Get(req.matches[1]);
+         SendJson(res, job.ok() ? View(*job) : json::object());
+       });
     for (const char* verb : {"archive", "restore"}) {
       bool archive = std::string(verb) == "archive";
-      svr_.Post(std::string(R"(/api/v1/jobs/([^/]+)/)") + verb,
-                [this, archive](const http::Request& req, http::Response& res) {
-                  Status s = sched_->SetArchived(req.matches[1], archive);
-                  if (!s.ok()) return SendError(res, s);
-                  auto job = Reader().Get(req.matches[1]);
-                  SendJson(res, job.ok() ? View(*job) : json::object());
-                });
+      On("POST", Access::kWrite, std::string(R"(/api/v1/jobs/([^/]+)/)") + verb,
+         [this, archive](const http::Request& req, http::Response& res) {
+           if (auto mine = JobToChange(req, req.matches[1]); !mine.ok())
+             return SendError(res, mine.status());
+           Status s = sched_->SetArchived(req.matches[1], archive);
+           if (!s.ok()) return SendError(res, s);
+           Audit(req, archive ? "job.archive" : "job.restore", req.matches[1]);
+           auto job = Reader().Get(req.matches[1]);
+           SendJson(res, job.ok() ? View(*job) : json::object());
+         });
     }
     // The studio: its files need no sign-in (they hold no data); its API calls do, through a
     // session cookie that a one-time link (POST /api/v1/login-codes, then GET /login?code=) sets.
-    svr_.Get("/",
-             [this](const http::Request&, http::Response& res) { SendUiFile(res, "index.html"); });
-    svr_.Get(
-        R"(/(assets/[A-Za-z0-9._-]+|favicon\.svg))",
-        [this](const http::Request& req, http::Response& res) { SendUiFile(res, req.matches[1]); });
-    svr_.Post("/api/v1/login-codes", [this](const http::Request&, http::Response& res) {
-      std::string code = RandomHex(24);
-      {
-        std::lock_guard<std::mutex> l(auth_mu_);
-        long long now = NowMillis();
-        for (auto it = login_codes_.begin(); it != login_codes_.end();)
-          it = it->second < now ? login_codes_.erase(it) : std::next(it);
-        login_codes_[code] = now + 5 * 60 * 1000;
-      }
-      SendJson(res, {{"code", code}, {"expires_in", 300}, {"url", url_ + "/login?code=" + code}},
-               201);
-    });
-    svr_.Get("/login", [this](const http::Request& req, http::Response& res) {
+    On("GET", Access::kPublic, "/",
+       [this](const http::Request&, http::Response& res) { SendUiFile(res, "index.html"); });
+    On("GET", Access::kPublic, R"(/(assets/[A-Za-z0-9._-]+|favicon\.svg))",
+       [this](const http::Request& req, http::Response& res) { SendUiFile(res, req.matches[1]); });
+    On("POST", Access::kRead, "/api/v1/login-codes",
+       [this](const http::Request& req, http::Response& res) {
+         std::string code = RandomHex(24);
+         {
+           std::lock_guard<std::mutex> l(auth_mu_);
+           long long now = NowMillis();
+           for (auto it = login_codes_.begin(); it != login_codes_.end();)
+             it = it->second.expires < now ? login_codes_.erase(it) : std::next(it);
+           // The link signs in whoever asked for it (the studio then acts as them).
+           login_codes_[code] = {now + 5 * 60 * 1000, CallerOf(req).name};
+         }
+         SendJson(res, {{"code", code}, {"expires_in", 300}, {"url", url_ + "/login?code=" + code}},
+                  201);
+       });
+    On("GET", Access::kPublic, "/login", [this](const http::Request& req, http::Response& res) {
       std::string code = req.get_param_value("code");
       std::string next = req.get_param_value("next");
       if (!IsStudioRoute(next)) next = "/";  // the studio's own pages only
@@ -1299,7 +1531,7 @@ class Server {
       {
         std::lock_guard<std::mutex> l(auth_mu_);
         auto it = login_codes_.find(code);
-        if (it != login_codes_.end() && it->second >= NowMillis()) {
+        if (it != login_codes_.end() && it->second.expires >= NowMillis()) {
           session = RandomHex(32);
           long long now = NowMillis();
           for (auto s = sessions_.begin(); s != sessions_.end();)
@@ -1307,7 +1539,7 @@ class Server {
                         now - s->second.created > session_max_age_ms_
                     ? sessions_.erase(s)
                     : std::next(s);
-          sessions_[session] = {now, now};
+          sessions_[session] = {now, now, it->second.person};
         }
         if (it != login_codes_.end()) login_codes_.erase(it);  // one use, valid or not
       }
@@ -1327,11 +1559,13 @@ class Server {
       res.set_header("Location", next);
     });
 
+    PeopleRoutes();
+
     // Server-sent events: "jobs" whenever any job changes (status, a new job, an end), so a page
     // re-reads what it shows instead of polling. A comment every 15 s keeps proxies from closing a
     // quiet stream; the stream ends after 10 minutes (EventSource reconnects on its own) or when
     // the server stops.
-    svr_.Get("/api/v1/events", [this](const http::Request&, http::Response& res) {
+    On("GET", Access::kRead, "/api/v1/events", [this](const http::Request&, http::Response& res) {
       auto seen = std::make_shared<long long>(-1);
       auto last_write = std::make_shared<long long>(NowMillis());
       long long until = NowMillis() + 10 * 60 * 1000;
@@ -1356,210 +1590,211 @@ class Server {
         return sink.write(out.data(), out.size());
       });
     });
-    svr_.Get(R"(/api/v1/jobs/([^/]+)/logs)",
-             [this](const http::Request& req, http::Response& res) { LogChunk(req, res); });
-    svr_.Get(R"(/api/v1/jobs/([^/]+)/metrics)", [this](const http::Request& req,
-                                                       http::Response& res) {
-      auto job = Reader().Get(req.matches[1]);
-      if (!job.ok()) return SendError(res, job.status());
-      if (!job->properties.value("reused_from", "").empty())
-        job = FilesOf(*job);  // a reused step's are its original's
-      std::vector<std::string> keys;
-      if (req.has_param("key"))
-        keys.push_back(req.get_param_value("key"));
-      else
-        keys = tracking_->MetricKeys(job->name);
-      // max_points: a chart's worth, downsampled on the server keeping every column's extremes
-      // (tracking/downsample.h); x: the chart's axis, step (default) or timestamp.
-      size_t max_points =
-          req.has_param("max_points")
-              ? static_cast<size_t>(std::max(0LL, atoll(req.get_param_value("max_points").c_str())))
-              : 0;
-      tracking::XAxis axis = req.get_param_value("x") == "timestamp" ? tracking::XAxis::kTimestamp
-                                                                     : tracking::XAxis::kStep;
-      // from/to: only the points whose x (step, or timestamp in ms) lies in [from, to]: a zoomed
-      // chart's range, downsampled on its own, so zooming in reaches full resolution.
-      double from = -INFINITY, to = INFINITY;
-      for (auto [key, bound] : {std::pair{"from", &from}, std::pair{"to", &to}}) {
-        if (!req.has_param(key)) continue;
-        std::string v = req.get_param_value(key);
-        char* end = nullptr;
-        double d = strtod(v.c_str(), &end);
-        if (v.empty() || *end || !std::isfinite(d))
-          return SendError(
-              res, InvalidArgument(std::string(key) + ": expected a number, got '" + v + "'"));
-        *bound = d;
-      }
-      const bool ranged = req.has_param("from") || req.has_param("to");
-      if (req.get_param_value("format") == "columns") {
-        // Columns, written directly: {"step": [...], "timestamp": [...], "value": [...]} per key,
-        // NaN as null. A chart reads arrays; a million points need no million objects.
-        std::string body = "{\"name\":";
-        AppendJsonString(body, job->name);
-        body += ",\"metrics\":{";
-        bool any = false;
-        for (const auto& k : keys) {
-          auto h = tracking_->GetHistory(job->name, k);
-          if (!h.ok()) continue;
-          if (ranged) {
-            auto& pts = *h;
-            pts.erase(std::remove_if(pts.begin(), pts.end(),
-                                     [&](const tracking::Point& p) {
-                                       double x = axis == tracking::XAxis::kStep
-                                                      ? static_cast<double>(p.step)
-                                                      : static_cast<double>(p.timestamp);
-                                       return x < from || x > to;
-                                     }),
-                      pts.end());
-          }
-          std::vector<size_t> pick;
-          if (max_points > 0) pick = tracking::MinMaxDownsample(*h, max_points, axis);
-          const size_t n = max_points > 0 ? pick.size() : h->size();
-          auto at = [&](size_t i) -> const tracking::Point& {
-            return (*h)[max_points > 0 ? pick[i] : i];
-          };
-          if (any) body += ",";
-          any = true;
-          AppendJsonString(body, k);
-          body += ":{\"total\":" + std::to_string(h->size()) + ",\"step\":[";
-          for (size_t i = 0; i < n; ++i) {
-            if (i) body += ",";
-            AppendJsonInt(body, at(i).step);
-          }
-          body += "],\"timestamp\":[";
-          for (size_t i = 0; i < n; ++i) {
-            if (i) body += ",";
-            AppendJsonInt(body, at(i).timestamp);
-          }
-          body += "],\"value\":[";
-          for (size_t i = 0; i < n; ++i) {
-            if (i) body += ",";
-            double v = at(i).value;
-            if (std::isfinite(v))
-              AppendJsonDouble(body, v);
-            else
-              body += "null";
-          }
-          body += "]}";
-        }
-        body += "}}";
-        if (req.has_param("key") && !any)
-          return SendError(res, NotFound("job '" + job->name + "' has no metric '" +
-                                         req.get_param_value("key") + "'"));
-        res.set_content(body, "application/json");
-        return;
-      }
-      json out = json::object(), totals = json::object();
-      for (const auto& k : keys) {
-        auto h = tracking_->GetHistory(job->name, k);
-        if (!h.ok()) continue;
-        json arr = json::array();
-        auto add = [&](const tracking::Point& m) {
-          arr.push_back({{"step", m.step},
-                         {"timestamp", m.timestamp},
-                         {"value", std::isnan(m.value) ? json("NaN") : json(m.value)}});
-        };
-        if (max_points > 0) {
-          for (size_t i : tracking::MinMaxDownsample(*h, max_points, axis)) add((*h)[i]);
-        } else {
-          for (const auto& m : *h) add(m);
-        }
-        totals[k] = h->size();
-        out[k] = arr;
-      }
-      if (req.has_param("key") && out.empty())
-        return SendError(res, NotFound("job '" + job->name + "' has no metric '" +
-                                       req.get_param_value("key") + "'"));
-      json body = {{"name", job->name}, {"metrics", out}};
-      if (max_points > 0) body["total_points"] = totals;
-      SendJson(res, body);
-    });
-    svr_.Get(R"(/api/v1/jobs/([^/]+)/files)",
-             [this](const http::Request& req, http::Response& res) {
-               auto job = Reader().Get(req.matches[1]);
-               if (!job.ok()) return SendError(res, job.status());
-               SendJson(res, {{"status", job->status}, {"files", JobFiles(*job)}});
-             });
-    svr_.Get(R"(/api/v1/jobs/([^/]+)/files/(.+))", [this](const http::Request& req,
-                                                          http::Response& res) {
-      auto job = Reader().Get(req.matches[1]);
-      if (!job.ok()) return SendError(res, job.status());
-      auto fd = OpenJobFile(*job, req.matches[2]);
-      if (!fd.ok()) return SendError(res, fd.status());
-      struct stat st;
-      fstat(*fd, &st);
-      res.set_file_content(*fd, static_cast<size_t>(st.st_size), "application/octet-stream");
-    });
+    On("GET", Access::kRead, R"(/api/v1/jobs/([^/]+)/logs)",
+       [this](const http::Request& req, http::Response& res) { LogChunk(req, res); });
+    On("GET", Access::kRead, R"(/api/v1/jobs/([^/]+)/metrics)",
+       [this](const http::Request& req, http::Response& res) {
+         auto job = Reader().Get(req.matches[1]);
+         if (!job.ok()) return SendError(res, job.status());
+         if (!job->properties.value("reused_from", "").empty())
+           job = FilesOf(*job);  // a reused step's are its original's
+         std::vector<std::string> keys;
+         if (req.has_param("key"))
+           keys.push_back(req.get_param_value("key"));
+         else
+           keys = tracking_->MetricKeys(job->name);
+         // max_points: a chart's worth, downsampled on the server keeping every column's extremes
+         // (tracking/downsample.h); x: the chart's axis, step (default) or timestamp.
+         size_t max_points = req.has_param("max_points")
+                                 ? static_cast<size_t>(std::max(
+                                       0LL, atoll(req.get_param_value("max_points").c_str())))
+                                 : 0;
+         tracking::XAxis axis = req.get_param_value("x") == "timestamp"
+                                    ? tracking::XAxis::kTimestamp
+                                    : tracking::XAxis::kStep;
+         // from/to: only the points whose x (step, or timestamp in ms) lies in [from, to]: a zoomed
+         // chart's range, downsampled on its own, so zooming in reaches full resolution.
+         double from = -INFINITY, to = INFINITY;
+         for (auto [key, bound] : {std::pair{"from", &from}, std::pair{"to", &to}}) {
+           if (!req.has_param(key)) continue;
+           std::string v = req.get_param_value(key);
+           char* end = nullptr;
+           double d = strtod(v.c_str(), &end);
+           if (v.empty() || *end || !std::isfinite(d))
+             return SendError(
+                 res, InvalidArgument(std::string(key) + ": expected a number, got '" + v + "'"));
+           *bound = d;
+         }
+         const bool ranged = req.has_param("from") || req.has_param("to");
+         if (req.get_param_value("format") == "columns") {
+           // Columns, written directly: {"step": [...], "timestamp": [...], "value": [...]} per
+           // key, NaN as null. A chart reads arrays; a million points need no million objects.
+           std::string body = "{\"name\":";
+           AppendJsonString(body, job->name);
+           body += ",\"metrics\":{";
+           bool any = false;
+           for (const auto& k : keys) {
+             auto h = tracking_->GetHistory(job->name, k);
+             if (!h.ok()) continue;
+             if (ranged) {
+               auto& pts = *h;
+               pts.erase(std::remove_if(pts.begin(), pts.end(),
+                                        [&](const tracking::Point& p) {
+                                          double x = axis == tracking::XAxis::kStep
+                                                         ? static_cast<double>(p.step)
+                                                         : static_cast<double>(p.timestamp);
+                                          return x < from || x > to;
+                                        }),
+                         pts.end());
+             }
+             std::vector<size_t> pick;
+             if (max_points > 0) pick = tracking::MinMaxDownsample(*h, max_points, axis);
+             const size_t n = max_points > 0 ? pick.size() : h->size();
+             auto at = [&](size_t i) -> const tracking::Point& {
+               return (*h)[max_points > 0 ? pick[i] : i];
+             };
+             if (any) body += ",";
+             any = true;
+             AppendJsonString(body, k);
+             body += ":{\"total\":" + std::to_string(h->size()) + ",\"step\":[";
+             for (size_t i = 0; i < n; ++i) {
+               if (i) body += ",";
+               AppendJsonInt(body, at(i).step);
+             }
+             body += "],\"timestamp\":[";
+             for (size_t i = 0; i < n; ++i) {
+               if (i) body += ",";
+               AppendJsonInt(body, at(i).timestamp);
+             }
+             body += "],\"value\":[";
+             for (size_t i = 0; i < n; ++i) {
+               if (i) body += ",";
+               double v = at(i).value;
+               if (std::isfinite(v))
+                 AppendJsonDouble(body, v);
+               else
+                 body += "null";
+             }
+             body += "]}";
+           }
+           body += "}}";
+           if (req.has_param("key") && !any)
+             return SendError(res, NotFound("job '" + job->name + "' has no metric '" +
+                                            req.get_param_value("key") + "'"));
+           res.set_content(body, "application/json");
+           return;
+         }
+         json out = json::object(), totals = json::object();
+         for (const auto& k : keys) {
+           auto h = tracking_->GetHistory(job->name, k);
+           if (!h.ok()) continue;
+           json arr = json::array();
+           auto add = [&](const tracking::Point& m) {
+             arr.push_back({{"step", m.step},
+                            {"timestamp", m.timestamp},
+                            {"value", std::isnan(m.value) ? json("NaN") : json(m.value)}});
+           };
+           if (max_points > 0) {
+             for (size_t i : tracking::MinMaxDownsample(*h, max_points, axis)) add((*h)[i]);
+           } else {
+             for (const auto& m : *h) add(m);
+           }
+           totals[k] = h->size();
+           out[k] = arr;
+         }
+         if (req.has_param("key") && out.empty())
+           return SendError(res, NotFound("job '" + job->name + "' has no metric '" +
+                                          req.get_param_value("key") + "'"));
+         json body = {{"name", job->name}, {"metrics", out}};
+         if (max_points > 0) body["total_points"] = totals;
+         SendJson(res, body);
+       });
+    On("GET", Access::kRead, R"(/api/v1/jobs/([^/]+)/files)",
+       [this](const http::Request& req, http::Response& res) {
+         auto job = Reader().Get(req.matches[1]);
+         if (!job.ok()) return SendError(res, job.status());
+         SendJson(res, {{"status", job->status}, {"files", JobFiles(*job)}});
+       });
+    On("GET", Access::kRead, R"(/api/v1/jobs/([^/]+)/files/(.+))",
+       [this](const http::Request& req, http::Response& res) {
+         auto job = Reader().Get(req.matches[1]);
+         if (!job.ok()) return SendError(res, job.status());
+         auto fd = OpenJobFile(*job, req.matches[2]);
+         if (!fd.ok()) return SendError(res, fd.status());
+         struct stat st;
+         fstat(*fd, &st);
+         res.set_file_content(*fd, static_cast<size_t>(st.st_size), "application/octet-stream");
+       });
     // A folder of a job's files as one zip (stored, not compressed), streamed: ?path=<folder of the
     // listing>.
-    svr_.Get(R"(/api/v1/jobs/([^/]+)/zip)", [this](const http::Request& req, http::Response& res) {
-      auto job = Reader().Get(req.matches[1]);
-      if (!job.ok()) return SendError(res, job.status());
-      std::string folder = req.get_param_value("path");
-      while (!folder.empty() && folder.back() == '/') folder.pop_back();
-      while (!folder.empty() && folder.front() == '/') folder.erase(folder.begin());
-      std::vector<ZipEntry> entries;
-      long long total = 0;
-      for (const auto& f : JobFiles(*job)) {
-        std::string path = f.value("path", "");
-        if (!folder.empty() && !StartsWith(path, folder + "/")) continue;
-        long long size = f.value("size", 0LL);
-        total += size;
-        // Named for the folder's own name and below it, as a folder downloaded from a file browser
-        // is.
-        std::string base = folder.empty() ? job->name : Basename(folder);
-        entries.push_back(
-            {base + "/" + path.substr(folder.empty() ? 0 : folder.size() + 1), path, size});
-      }
-      if (entries.empty())
-        return SendError(res,
-                         NotFound("job '" + job->name + "' has no files under '" + folder + "'"));
-      if (total >= (1LL << 32) - 1 || entries.size() >= 65535)
-        return SendError(res,
-                         FailedPrecondition("the folder is too large for one zip (4 GiB or 65,535 "
-                                            "files); download it with cairn job download"));
-      res.set_header(
-          "Content-Disposition",
-          "attachment; filename=\"" + (folder.empty() ? job->name : Basename(folder)) + ".zip\"");
-      auto writer = std::make_shared<ZipStream>(
-          std::move(entries),
-          [this, j = *job](const std::string& path) { return OpenJobFile(j, path); });
-      res.set_stream("application/zip",
-                     [writer](http::DataSink& sink) { return writer->Next(sink); });
-    });
+    On("GET", Access::kRead, R"(/api/v1/jobs/([^/]+)/zip)",
+       [this](const http::Request& req, http::Response& res) {
+         auto job = Reader().Get(req.matches[1]);
+         if (!job.ok()) return SendError(res, job.status());
+         std::string folder = req.get_param_value("path");
+         while (!folder.empty() && folder.back() == '/') folder.pop_back();
+         while (!folder.empty() && folder.front() == '/') folder.erase(folder.begin());
+         std::vector<ZipEntry> entries;
+         long long total = 0;
+         for (const auto& f : JobFiles(*job)) {
+           std::string path = f.value("path", "");
+           if (!folder.empty() && !StartsWith(path, folder + "/")) continue;
+           long long size = f.value("size", 0LL);
+           total += size;
+           // Named for the folder's own name and below it, as a folder downloaded from a file
+           // browser is.
+           std::string base = folder.empty() ? job->name : Basename(folder);
+           entries.push_back(
+               {base + "/" + path.substr(folder.empty() ? 0 : folder.size() + 1), path, size});
+         }
+         if (entries.empty())
+           return SendError(
+               res, NotFound("job '" + job->name + "' has no files under '" + folder + "'"));
+         if (total >= (1LL << 32) - 1 || entries.size() >= 65535)
+           return SendError(
+               res, FailedPrecondition("the folder is too large for one zip (4 GiB or 65,535 "
+                                       "files); download it with cairn job download"));
+         res.set_header("Content-Disposition", "attachment; filename=\"" +
+                                                   (folder.empty() ? job->name : Basename(folder)) +
+                                                   ".zip\"");
+         auto writer = std::make_shared<ZipStream>(
+             std::move(entries),
+             [this, j = *job](const std::string& path) { return OpenJobFile(j, path); });
+         res.set_stream("application/zip",
+                        [writer](http::DataSink& sink) { return writer->Next(sink); });
+       });
     // Staging, for supervisors on nodes that do not share the workspace's filesystem (a Slurm
     // cluster's): the run file, the blobs it names, and the run's files written back as they grow.
-    svr_.Get(R"(/api/v1/internal/jobs/([^/]+)/run)",
-             [this](const http::Request& req, http::Response& res) {
-               compute::RunLayout layout = compute::RunLayout::For(opt_.home, req.matches[1]);
-               auto text = ReadFile(layout.JobFile());
-               if (!text.ok()) return SendError(res, text.status());
-               res.set_header("X-Cairn-Run-Root", layout.root);
-               res.set_content(*text, "application/json");
-             });
-    svr_.Get(
-        R"(/api/v1/internal/jobs/([^/]+)/blobs/([0-9a-f]{64}))",
-        [this](const http::Request& req, http::Response& res) {
-          // Only what the job's run file names: a job's token reads its own code and inputs,
-          // nothing else.
-          compute::RunLayout layout = compute::RunLayout::For(opt_.home, req.matches[1]);
-          auto text = ReadFile(layout.JobFile());
-          if (!text.ok() || text->find(req.matches[2].str()) == std::string::npos)
-            return SendError(res, NotFound("job '" + req.matches[1].str() + "' has no blob " +
-                                           req.matches[2].str()));
-          store::BlobStore blobs(ws_.Blobs());
-          std::string path = blobs.PathOf(req.matches[2]);
-          struct stat st;
-          int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-          if (fd < 0 || fstat(fd, &st) != 0) {
-            if (fd >= 0) close(fd);
-            return SendError(
-                res, NotFound("blob " + req.matches[2].str() + " is missing from the workspace"));
-          }
-          res.set_file_content(fd, static_cast<size_t>(st.st_size), "application/octet-stream");
-        });
-    svr_.Put(
-        R"(/api/v1/internal/jobs/([^/]+)/files/(.+))",
+    On("GET", Access::kSupervisor, R"(/api/v1/internal/jobs/([^/]+)/run)",
+       [this](const http::Request& req, http::Response& res) {
+         compute::RunLayout layout = compute::RunLayout::For(opt_.home, req.matches[1]);
+         auto text = ReadFile(layout.JobFile());
+         if (!text.ok()) return SendError(res, text.status());
+         res.set_header("X-Cairn-Run-Root", layout.root);
+         res.set_content(*text, "application/json");
+       });
+    On("GET", Access::kSupervisor, R"(/api/v1/internal/jobs/([^/]+)/blobs/([0-9a-f]{64}))",
+       [this](const http::Request& req, http::Response& res) {
+         // Only what the job's run file names: a job's token reads its own code and inputs,
+         // nothing else.
+         compute::RunLayout layout = compute::RunLayout::For(opt_.home, req.matches[1]);
+         auto text = ReadFile(layout.JobFile());
+         if (!text.ok() || text->find(req.matches[2].str()) == std::string::npos)
+           return SendError(res, NotFound("job '" + req.matches[1].str() + "' has no blob " +
+                                          req.matches[2].str()));
+         store::BlobStore blobs(ws_.Blobs());
+         std::string path = blobs.PathOf(req.matches[2]);
+         struct stat st;
+         int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+         if (fd < 0 || fstat(fd, &st) != 0) {
+           if (fd >= 0) close(fd);
+           return SendError(
+               res, NotFound("blob " + req.matches[2].str() + " is missing from the workspace"));
+         }
+         res.set_file_content(fd, static_cast<size_t>(st.st_size), "application/octet-stream");
+       });
+    On(
+        "PUT", Access::kSupervisor, R"(/api/v1/internal/jobs/([^/]+)/files/(.+))",
         [this](const http::Request& req, http::Response& res) {
           compute::RunLayout layout = compute::RunLayout::For(opt_.home, req.matches[1]);
           std::string rel = req.matches[2];
@@ -1589,28 +1824,29 @@ class Server {
           SendJson(res, {{"size", offset + static_cast<long long>(req.body.size())}});
         },
         size_t{256} << 20);
-    svr_.Post(R"(/api/v1/internal/jobs/([^/]+)/events)",
-              [this](const http::Request& req, http::Response& res) {
-                json body = ParseJsonOrDiscarded(req.body);
-                if (!body.is_object())
-                  return SendError(res, InvalidArgument("expected {\"event\": ...}"));
-                Status s = sched_->SupervisorEvent(req.matches[1], body.value("event", ""),
-                                                   body.value("reason", ""));
-                if (!s.ok()) return SendError(res, s);
-                SendJson(res, {{"ok", true}});
-              });
+    On("POST", Access::kSupervisor, R"(/api/v1/internal/jobs/([^/]+)/events)",
+       [this](const http::Request& req, http::Response& res) {
+         json body = ParseJsonOrDiscarded(req.body);
+         if (!body.is_object()) return SendError(res, InvalidArgument("expected {\"event\": ...}"));
+         Status s = sched_->SupervisorEvent(req.matches[1], body.value("event", ""),
+                                            body.value("reason", ""));
+         if (!s.ok()) return SendError(res, s);
+         SendJson(res, {{"ok", true}});
+       });
 
     // Computes.
-    svr_.Post("/api/v1/computes", [this](const http::Request& req, http::Response& res) {
-      json body = ParseJsonOrDiscarded(req.body);
-      if (!body.is_object()) return SendError(res, InvalidArgument("expected a compute object"));
-      auto c = sched_->CreateCompute(body);
-      if (!c.ok()) return SendError(res, c.status());
-      auto rec = Reader().GetCompute(body.value("name", ""));
-      if (!rec.ok()) return SendError(res, rec.status());
-      SendJson(res, ComputeView(*rec, 0, 0, !sched_->config().slurm_conf.empty()), 201);
-    });
-    svr_.Get("/api/v1/computes", [this](const http::Request&, http::Response& res) {
+    On("POST", Access::kOwner, "/api/v1/computes",
+       [this](const http::Request& req, http::Response& res) {
+         json body = ParseJsonOrDiscarded(req.body);
+         if (!body.is_object()) return SendError(res, InvalidArgument("expected a compute object"));
+         auto c = sched_->CreateCompute(body);
+         if (!c.ok()) return SendError(res, c.status());
+         auto rec = Reader().GetCompute(body.value("name", ""));
+         if (!rec.ok()) return SendError(res, rec.status());
+         Audit(req, "compute.create", rec->name, rec->type);
+         SendJson(res, ComputeView(*rec, 0, 0, !sched_->config().slurm_conf.empty()), 201);
+       });
+    On("GET", Access::kRead, "/api/v1/computes", [this](const http::Request&, http::Response& res) {
       json out = json::array();
       out.push_back(LocalCompute());
       for (const auto& c : Reader().ListComputes()) {
@@ -1619,15 +1855,16 @@ class Server {
       }
       SendJson(res, out);
     });
-    svr_.Get(R"(/api/v1/computes/([^/]+))", [this](const http::Request& req, http::Response& res) {
-      if (req.matches[1] == "local") return SendJson(res, LocalCompute());
-      auto c = Reader().GetCompute(req.matches[1]);
-      if (!c.ok()) return SendError(res, c.status());
-      auto [in_use, queued] = sched_->PoolUsage(c->name);
-      SendJson(res, ComputeView(*c, in_use, queued, !sched_->config().slurm_conf.empty()));
-    });
+    On("GET", Access::kRead, R"(/api/v1/computes/([^/]+))",
+       [this](const http::Request& req, http::Response& res) {
+         if (req.matches[1] == "local") return SendJson(res, LocalCompute());
+         auto c = Reader().GetCompute(req.matches[1]);
+         if (!c.ok()) return SendError(res, c.status());
+         auto [in_use, queued] = sched_->PoolUsage(c->name);
+         SendJson(res, ComputeView(*c, in_use, queued, !sched_->config().slurm_conf.empty()));
+       });
     // az ml compute list-sizes: the shapes jobs can get here (this machine's).
-    svr_.Get("/api/v1/sizes", [this](const http::Request&, http::Response& res) {
+    On("GET", Access::kRead, "/api/v1/sizes", [this](const http::Request&, http::Response& res) {
       long cpus = sysconf(_SC_NPROCESSORS_ONLN);
       int gpus = static_cast<int>(sched_->gpus().size());
       json out = json::array(
@@ -1654,55 +1891,199 @@ class Server {
       SendJson(res, out);
     });
     // az ml compute list-nodes: this machine is one node; a Slurm compute's nodes are sinfo's.
-    svr_.Get(
-        R"(/api/v1/computes/([^/]+)/nodes)", [this](const http::Request& req, http::Response& res) {
-          std::string name = req.matches[1];
-          std::optional<compute::SlurmTarget> slurm;
-          if (name != "local") {
-            auto c = Reader().GetCompute(name);
-            if (!c.ok()) return SendError(res, c.status());
-            slurm = scheduler::SlurmTargetOf(c->spec, sched_->config().slurm_conf);
-          }
-          store::JobFilter f;
-          f.max_results = 0;
-          f.status = "Running";
-          f.compute = name;
-          std::vector<std::string> running;
-          for (const auto& j : Reader().List(f)) running.push_back(j.name);
-          json nodes = json::array();
-          if (slurm) {
-            auto out = compute::RunSlurmCommand(*slurm, {"sinfo", "-N", "-h", "-o", "%N|%T|%c|%m"});
-            if (!out.ok()) return SendError(res, Unavailable("sinfo: " + out.status().message()));
-            for (const auto& line : Split(*out, '\n')) {
-              auto p = Split(Trim(line), '|');
-              if (p.size() < 4) continue;
-              nodes.push_back({{"node_id", p[0]},
-                               {"node_state", p[1]},
-                               {"cpus", atoi(p[2].c_str())},
-                               {"memory_mb", atoll(p[3].c_str())}});
-            }
-          } else {
-            nodes.push_back({{"node_id", "node-0"},
-                             {"private_ip_address", "127.0.0.1"},
-                             {"public_ip_address", nullptr},
-                             {"port", nullptr},
-                             {"node_state", running.empty() ? "idle" : "running"},
-                             {"current_job_names", running}});
-          }
-          SendJson(res, nodes);
-        });
-    svr_.Delete(
-        R"(/api/v1/computes/([^/]+))", [this](const http::Request& req, http::Response& res) {
-          if (req.matches[1] == "local")
-            return SendError(
-                res, InvalidArgument("the local compute is built in and cannot be deleted"));
-          Status s = sched_->DeleteCompute(req.matches[1]);
-          if (!s.ok()) return SendError(res, s);
-          SendJson(res, {{"name", req.matches[1].str()}, {"deleted", true}});
-        });
+    On("GET", Access::kRead, R"(/api/v1/computes/([^/]+)/nodes)",
+       [this](const http::Request& req, http::Response& res) {
+         std::string name = req.matches[1];
+         std::optional<compute::SlurmTarget> slurm;
+         if (name != "local") {
+           auto c = Reader().GetCompute(name);
+           if (!c.ok()) return SendError(res, c.status());
+           slurm = scheduler::SlurmTargetOf(c->spec, sched_->config().slurm_conf);
+         }
+         store::JobFilter f;
+         f.max_results = 0;
+         f.status = "Running";
+         f.compute = name;
+         std::vector<std::string> running;
+         for (const auto& j : Reader().List(f)) running.push_back(j.name);
+         json nodes = json::array();
+         if (slurm) {
+           auto out = compute::RunSlurmCommand(*slurm, {"sinfo", "-N", "-h", "-o", "%N|%T|%c|%m"});
+           if (!out.ok()) return SendError(res, Unavailable("sinfo: " + out.status().message()));
+           for (const auto& line : Split(*out, '\n')) {
+             auto p = Split(Trim(line), '|');
+             if (p.size() < 4) continue;
+             nodes.push_back({{"node_id", p[0]},
+                              {"node_state", p[1]},
+                              {"cpus", atoi(p[2].c_str())},
+                              {"memory_mb", atoll(p[3].c_str())}});
+           }
+         } else {
+           nodes.push_back({{"node_id", "node-0"},
+                            {"private_ip_address", "127.0.0.1"},
+                            {"public_ip_address", nullptr},
+                            {"port", nullptr},
+                            {"node_state", running.empty() ? "idle" : "running"},
+                            {"current_job_names", running}});
+         }
+         SendJson(res, nodes);
+       });
+    On("DELETE", Access::kOwner, R"(/api/v1/computes/([^/]+))",
+       [this](const http::Request& req, http::Response& res) {
+         if (req.matches[1] == "local")
+           return SendError(res,
+                            InvalidArgument("the local compute is built in and cannot be deleted"));
+         Status s = sched_->DeleteCompute(req.matches[1]);
+         if (!s.ok()) return SendError(res, s);
+         Audit(req, "compute.delete", req.matches[1]);
+         SendJson(res, {{"name", req.matches[1].str()}, {"deleted", true}});
+       });
   }
 
   // This machine's memory in GB, one decimal (compute show -n local, list-sizes).
+  // Who one is, role assignments (az role assignment), personal access tokens, the audit log.
+  void PeopleRoutes() {
+    On("GET", Access::kPerson, "/api/v1/whoami",
+       [this](const http::Request& req, http::Response& res) {
+         const Caller& c = CallerOf(req);
+         SendJson(res, {{"name", c.name},
+                        {"role", store::RoleName(c.role)},
+                        {"via", c.via},
+                        {"team", opt_.team}});
+       });
+    On("GET", Access::kRead, "/api/v1/role-assignments",
+       [this](const http::Request& req, http::Response& res) {
+         std::string assignee = req.get_param_value("assignee");
+         std::string role = req.get_param_value("role");
+         json out = json::array();
+         for (const auto& a : access_->Assignments()) {
+           if (!assignee.empty() && a.assignee != assignee) continue;
+           if (!role.empty() && ToLower(role) != ToLower(store::RoleName(a.role))) continue;
+           out.push_back(AssignmentView(a));
+         }
+         SendJson(res, out);
+       });
+    On("POST", Access::kOwner, "/api/v1/role-assignments",
+       [this](const http::Request& req, http::Response& res) {
+         json body = ParseJsonOrDiscarded(req.body);
+         if (!body.is_object())
+           return SendError(res, InvalidArgument("expected {\"assignee\", \"role\"}"));
+         auto role = store::ParseRole(body.value("role", ""));
+         if (!role)
+           return SendError(res,
+                            InvalidArgument("--role: expected Owner, Contributor or Reader, got '" +
+                                            body.value("role", "").substr(0, 64) + "'"));
+         std::string type = ToLower(body.value("assignee_principal_type", "User"));
+         auto made = access_->Assign(body.value("assignee", ""), type, *role, CallerOf(req).name);
+         if (!made.ok()) return SendError(res, made.status());
+         Audit(req, "role.assign", made->assignee, store::RoleName(made->role));
+         SendJson(res, AssignmentView(*made), 201);
+       });
+    On("DELETE", Access::kOwner, "/api/v1/role-assignments",
+       [this](const http::Request& req, http::Response& res) {
+         std::string assignee = req.get_param_value("assignee");
+         std::string id = req.get_param_value("id");
+         std::optional<store::Role> role;
+         if (req.has_param("role")) {
+           role = store::ParseRole(req.get_param_value("role"));
+           if (!role)
+             return SendError(res,
+                              InvalidArgument("--role: expected Owner, Contributor or Reader"));
+         }
+         if (assignee.empty() && id.empty())
+           return SendError(res, InvalidArgument("give --assignee or --ids"));
+         auto n = access_->Unassign(assignee, role, id);
+         if (!n.ok()) return SendError(res, n.status());
+         Audit(req, "role.delete", assignee.empty() ? id : assignee,
+               role ? store::RoleName(*role) : "every role");
+         SendJson(res, {{"deleted", *n}});
+       });
+    On("GET", Access::kPerson, "/api/v1/tokens",
+       [this](const http::Request& req, http::Response& res) {
+         const Caller& c = CallerOf(req);
+         bool all = req.get_param_value("all") == "true";
+         if (all && !c.IsOwner())
+           return SendError(
+               res, Status(Code::kPermissionDenied, "only an Owner lists everyone's tokens"));
+         json out = json::array();
+         for (const auto& t : access_->Tokens(all ? "" : c.name)) out.push_back(TokenView(t));
+         SendJson(res, out);
+       });
+    On("POST", Access::kPerson, "/api/v1/tokens",
+       [this](const http::Request& req, http::Response& res) {
+         const Caller& c = CallerOf(req);
+         // A token makes no other: a leaked one cannot mint itself a longer life.
+         if (c.via == "access-token")
+           return SendError(res,
+                            Status(Code::kPermissionDenied,
+                                   "a personal access token cannot create tokens; run cairn token "
+                                   "create on the machine, or from the studio"));
+         json body = ParseJsonOrDiscarded(req.body);
+         if (!body.is_object()) body = json::object();
+         long long days = body.value("expires_in_days", 30LL);
+         if (days < 1 || days > 366)
+           return SendError(
+               res, InvalidArgument("--expires-in: 1 to 366 days, got " + std::to_string(days)));
+         auto made = access_->CreateToken(c.name, body.value("description", ""),
+                                          NowMillis() + days * 86400000LL);
+         if (!made.ok()) return SendError(res, made.status());
+         Audit(req, "token.create", made->first.id, made->first.description);
+         json v = TokenView(made->first);
+         v["token"] = made->second;  // shown once
+         SendJson(res, v, 201);
+       });
+    On("DELETE", Access::kPerson, R"(/api/v1/tokens/([^/]+))",
+       [this](const http::Request& req, http::Response& res) {
+         const Caller& c = CallerOf(req);
+         Status s = access_->RevokeToken(req.matches[1], c.IsOwner() ? "" : c.name);
+         if (!s.ok()) return SendError(res, s);
+         Audit(req, "token.revoke", req.matches[1]);
+         SendJson(res, {{"id", req.matches[1].str()}, {"revoked", true}});
+       });
+    On("GET", Access::kOwner, "/api/v1/audit",
+       [this](const http::Request& req, http::Response& res) {
+         store::AuditFilter f;
+         f.who = req.get_param_value("who");
+         f.action = req.get_param_value("action");
+         f.target = req.get_param_value("target");
+         if (req.has_param("max_results"))
+           f.max_results = std::clamp(atoi(req.get_param_value("max_results").c_str()), 1, 100000);
+         json out = json::array();
+         for (const auto& e : access_->AuditLog(f))
+           out.push_back({{"seq", e.seq},
+                          {"at", IsoTime(e.at)},
+                          {"who", e.who},
+                          {"via", e.via},
+                          {"address", e.address},
+                          {"action", e.action},
+                          {"target", e.target},
+                          {"detail", e.detail}});
+         SendJson(res, out);
+       });
+  }
+
+  static json AssignmentView(const store::RoleAssignment& a) {
+    return {{"id", a.id},
+            {"assignee", a.assignee},
+            {"principal_type", a.assignee_type == "group" ? "Group" : "User"},
+            {"role_definition_name", store::RoleName(a.role)},
+            {"scope", "workspace"},
+            {"created_by", a.created_by},
+            {"created_at", IsoTime(a.created_at)}};
+  }
+  static json TokenView(const store::AccessToken& t) {
+    json v = {{"id", t.id},
+              {"owner", t.owner},
+              {"description", t.description},
+              {"created_at", IsoTime(t.created_at)},
+              {"expires_at", IsoTime(t.expires_at)},
+              {"state", t.revoked_at                  ? "revoked"
+                        : t.expires_at <= NowMillis() ? "expired"
+                                                      : "active"}};
+    if (t.last_used_at) v["last_used_at"] = IsoTime(*t.last_used_at);
+    return v;
+  }
+
   static double MachineMemoryGb() {
     long long mem_kb = 0;
     if (auto m = ReadFile("/proc/meminfo", 1 << 16); m.ok())
@@ -1842,10 +2223,18 @@ class Server {
 
   std::string gpu_source_,
       gpu_note_;  // how the GPUs were found, and why none were where discovery looked
+  std::mutex people_mu_;
+  std::map<std::string, UnixPerson> people_;    // by name, or "#<uid>"
+  std::unique_ptr<store::AccessStore> access_;  // roles, tokens, the audit log (a team server's)
   std::mutex auth_mu_;
-  std::map<std::string, long long> login_codes_;  // one-time sign-in codes -> expiry
+  struct LoginCode {
+    long long expires;
+    std::string person;  // whom the link signs in
+  };
+  std::map<std::string, LoginCode> login_codes_;  // one-time sign-in codes
   struct Session {
     long long created, last_used;
+    std::string person;
   };
   std::map<std::string, Session> sessions_;  // the studio's signed-in browsers, until idle or old
   // Sign-in sessions end after 12 hours unused or 7 days in all (CAIRN_SESSION_IDLE_SECONDS,

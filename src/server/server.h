@@ -14,6 +14,10 @@ struct ServerOptions {
   // TLS (PEM files): the server listens with TLS on host:port, and plain HTTP on a loopback port
   // for this machine's CLI and jobs. Without them it listens only on loopback addresses.
   std::string tls_cert, tls_key;
+  // A team server (cairn server --team): serves everyone on the machine through the Unix socket
+  // <home>/cairn.sock, knows people by their uid, and gives each the role assigned to them; jobs
+  // run as the person who submitted them.
+  bool team = false;
 };
 
 // Runs until SIGTERM/SIGINT or POST /api/v1/shutdown. Returns the process exit code.

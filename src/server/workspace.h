@@ -23,7 +23,14 @@ struct WorkspacePaths {
   std::string Database() const { return home + "/cairn.db"; }
   std::string Blobs() const { return home + "/blobs"; }
   std::string Runs() const { return home + "/runs"; }
+  // Roles, personal access tokens and the audit log.
+  std::string AccessDb() const { return home + "/access.db"; }
+  // A team server's socket, which everyone on the machine may connect to.
+  std::string Socket() const { return home + "/cairn.sock"; }
 };
+
+// Where a team server lives unless told otherwise (cairn server --team).
+constexpr const char* kDefaultTeamHome = "/var/lib/cairn";
 
 // The server binary: cairn-server beside the running cairn (or $CAIRN_SERVER_BIN).
 std::string ServerExe();
