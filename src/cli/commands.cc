@@ -234,7 +234,8 @@ bool IsTerminal(const std::string& s) {
 // ---- job ----
 
 struct JobArgs {
-  std::string file, name, download_path = ".", output_name, status, experiment, parent, compute;
+  std::string file, name, download_path = ".", output_name, status, experiment, parent, compute,
+      created_by;
   std::vector<std::string> sets, adds, removes;
   bool stream = false, all_ranks = false, web = false, skip_validation = false, all = false,
        include_archived = false, include_children = false, archived_only = false, no_wait = false,
@@ -423,6 +424,7 @@ int JobList(const Globals& g, const JobArgs& a) {
   if (a.include_archived) q += "&include_archived=true";
   if (a.archived_only) q += "&archived_only=true";
   if (a.include_children) q += "&include_children=true";
+  if (!a.created_by.empty()) q += "&created_by=" + enc(a.created_by);
   auto jobs = (*client)->Get(q);
   if (!jobs.ok()) return Fail(jobs.status());
   if (!a.all_results && static_cast<int>(jobs->size()) == a.max_results && isatty(2))
@@ -793,6 +795,7 @@ void AddJobCommands(CLI::App& app, Globals& g, JobArgs& ja, int& rc) {
   list->add_option("--experiment,--experiment-name", ja.experiment, "only jobs of this experiment");
   list->add_option("-p,--parent-job-name", ja.parent, "only the children of this job");
   list->add_option("--compute", ja.compute, "only jobs on this compute");
+  list->add_option("--created-by", ja.created_by, "only jobs this person submitted (me: yours)");
   list->add_flag("--include-archived", ja.include_archived, "include archived jobs");
   list->add_flag("--archived-only", ja.archived_only, "only archived jobs");
   list->add_flag("--include-children", ja.include_children,

@@ -152,12 +152,16 @@ class Server {
 
   int Run() {
     // A team server's files are its own: the workspace folder only lets others reach the socket,
-    // and nothing it creates is readable by them (the databases hold job tokens).
+    // and its databases (which hold job tokens) are made 0600 before SQLite opens them (SQLite
+    // gives its -wal and -shm files the database's mode).
     if (opt_.team) {
-      umask(077);
       chmod(opt_.home.c_str(), 0711);
-      for (const auto& f : {ws_.Token(), ws_.Database(), ws_.AccessDb(), ws_.ServerInfo()})
+      for (const auto& f : {ws_.Token(), ws_.Database(), ws_.AccessDb(), ws_.ServerInfo(),
+                            opt_.home + "/tracking.db"}) {
+        int fd = open(f.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0) close(fd);
         chmod(f.c_str(), 0600);
+      }
     }
     if (!TakeLock()) return 1;
     if (Status s = OpenAccess(); !s.ok()) {

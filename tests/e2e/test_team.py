@@ -1,0 +1,254 @@
+"""A team server shared by real Unix users: roles, whose job is whose, tokens, the audit log.
+
+The test makes throwaway accounts (useradd), starts `cairn server --team` as root on a workspace of its
+own, and runs the real CLI, curl and the MLflow REST API as each person through setpriv; the server
+knows them only by the uid the kernel gives it for their socket connection. Everything it made is
+removed afterwards.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+
+import pytest
+
+from conftest import CAIRN, wait_for
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("useradd") or not shutil.which("setpriv"),
+                                reason="needs root, useradd and setpriv to act as several people")
+
+
+class Person:
+    def __init__(self, name, home, workspace):
+        self.name = name
+        self.home = home
+        self.workspace = workspace
+        pw = subprocess.run(["id", "-u", name], capture_output=True, text=True, check=True)
+        self.uid = int(pw.stdout)
+        self.gid = int(subprocess.run(["id", "-g", name], capture_output=True, text=True, check=True).stdout)
+
+    def env(self):
+        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.home,
+                "CAIRN_WORKSPACE": self.workspace, "LANG": "C.UTF-8"}
+
+    def as_me(self, argv):
+        if self.uid == 0:
+            return argv
+        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--init-groups", "--", *argv]
+
+    def cairn(self, *args, check=True):
+        p = subprocess.run(self.as_me([CAIRN, *args]), env=self.env(), capture_output=True, text=True,
+                           timeout=60, cwd=self.home)
+        if check and p.returncode != 0:
+            raise AssertionError(f"{self.name}: cairn {' '.join(args)} exited {p.returncode}\n{p.stdout}\n{p.stderr}")
+        return p
+
+    def json(self, *args):
+        return json.loads(self.cairn(*args, "-o", "json").stdout)
+
+    def curl(self, method, path, body=None, headers=(), url=None):
+        """An HTTP request through the team socket (or to `url`), as this person: (status, body)."""
+        argv = ["curl", "-s", "-o", "-", "-w", "\n%{http_code}", "-X", method]
+        if url is None:
+            argv += ["--unix-socket", os.path.join(self.workspace, "cairn.sock"), "http://localhost" + path]
+        else:
+            argv += [url + path]
+        for h in headers:
+            argv += ["-H", h]
+        if body is not None:
+            argv += ["-H", "Content-Type: application/json", "--data-binary", json.dumps(body)]
+        p = subprocess.run(self.as_me(argv), env=self.env(), capture_output=True, text=True, timeout=30)
+        out, _, code = p.stdout.rpartition("\n")
+        return int(code), out
+
+
+@pytest.fixture
+def team():
+    """A team server on a fresh workspace, and four people: two Contributors, a Reader, and one with no
+    role. Yields (workspace, people by role); removes the accounts and the workspace afterwards."""
+    tag = uuid.uuid4().hex[:6]
+    base = tempfile.mkdtemp(prefix="cairn-team-")
+    os.chmod(base, 0o755)
+    workspace = os.path.join(base, "ws")
+    made = []
+    server = None
+    try:
+        people = {}
+        for role in ("carl", "dana", "rita", "eve"):
+            name = f"ct{tag}{role}"
+            home = os.path.join(base, role)
+            subprocess.run(["useradd", "-M", "-N", "-d", home, "-s", "/bin/sh", name], check=True,
+                           capture_output=True)
+            made.append(name)
+            os.makedirs(home)
+            p = Person(name, home, workspace)
+            os.chown(home, p.uid, p.gid)
+            people[role] = p
+        root_home = os.path.join(base, "root")
+        os.makedirs(root_home)
+        people["root"] = Person("root", root_home, workspace)
+        env = dict(os.environ)
+        env.pop("CAIRN_HOME", None)
+        env["CAIRN_KILL_GRACE_MS"] = "2000"
+        server = subprocess.Popen([CAIRN, "server", "--team", "--home", workspace], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=open(os.path.join(base, "server.log"), "w"))
+        wait_for(lambda: os.path.exists(os.path.join(workspace, "cairn.sock")), what="the team server's socket")
+        yield workspace, people
+    finally:
+        if server:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        for name in made:
+            subprocess.run(["userdel", name], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+JOB = """\
+$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
+command: {command}
+environment: azureml:AzureML-sklearn-1.0-ubuntu20.04-py38-cpu@latest
+compute: local
+"""
+
+
+def submit(person, command, name):
+    path = os.path.join(person.home, f"{name}.yml")
+    with open(path, "w") as f:
+        f.write(JOB.format(command=command))
+    os.chown(path, person.uid, person.gid)
+    return person.json("job", "create", "-f", path, "--name", name)
+
+
+def test_each_person_is_named_by_the_kernel_and_given_their_role(team):
+    workspace, p = team
+    root = p["root"]
+    # The workspace is the server's: others reach only its socket.
+    assert oct(os.stat(workspace).st_mode & 0o777) == "0o711"
+    for f in ("token", "cairn.db", "access.db"):
+        assert os.stat(os.path.join(workspace, f)).st_mode & 0o077 == 0, f
+    assert root.json("whoami")["role"] == "Owner"
+    # Someone on the machine with no role is told which command an Owner runs.
+    eve = p["eve"].cairn("job", "list", check=False)
+    assert eve.returncode != 0
+    assert f"cairn role assignment create --assignee {p['eve'].name} --role Reader" in eve.stderr, eve.stderr
+    assert p["eve"].json("whoami") == {"name": p["eve"].name, "role": "", "via": "socket", "team": True}
+    for who, role in (("carl", "Contributor"), ("dana", "Contributor"), ("rita", "Reader")):
+        a = root.json("role", "assignment", "create", "--assignee", p[who].name, "--role", role)
+        assert a["role_definition_name"] == role
+    # Whatever a client claims, the server names the uid that connected.
+    assert p["carl"].json("whoami")["name"] == p["carl"].name
+    code, out = p["dana"].curl("GET", "/api/v1/whoami", headers=[f"X-Remote-User: {p['carl'].name}"])
+    assert code == 200 and json.loads(out)["name"] == p["dana"].name
+    listed = {a["assignee"]: a["role_definition_name"] for a in p["rita"].json("role", "assignment", "list")}
+    assert listed[p["carl"].name] == "Contributor" and listed["root"] == "Owner"
+    # A Reader sees, but does not submit: 403 with the role named.
+    code, out = p["rita"].curl("POST", "/api/v1/jobs", {"spec": {"command": "true"}})
+    assert code == 403 and "is a Reader" in out and "--role Contributor" in out, out
+    # Only an Owner assigns roles.
+    code, out = p["carl"].curl("POST", "/api/v1/role-assignments", {"assignee": p["carl"].name, "role": "Owner"})
+    assert code == 403, out
+
+
+def test_a_contributor_changes_only_their_own(team):
+    workspace, p = team
+    root, carl, dana = p["root"], p["carl"], p["dana"]
+    for who in ("carl", "dana"):
+        root.cairn("role", "assignment", "create", "--assignee", p[who].name, "--role", "Contributor")
+    root.cairn("role", "assignment", "create", "--assignee", p["rita"].name, "--role", "Reader")
+    cj = submit(carl, "sleep 120", "carls-job")
+    dj = submit(dana, "echo from dana", "danas-job")
+    assert cj["creation_context"]["created_by"] == carl.name
+    assert dj["creation_context"]["created_by"] == dana.name
+    # Everyone with a role reads everything; --created-by picks one person's.
+    names = {j["name"] for j in p["rita"].json("job", "list", "--created-by", carl.name)}
+    assert names == {"carls-job"}
+    assert {j["name"] for j in dana.json("job", "list", "--created-by", "me")} == {"danas-job"}
+    # The MLflow run records its creator.
+    code, out = p["rita"].curl("GET", "/api/2.0/mlflow/runs/get?run_id=carls-job")
+    run = json.loads(out)["run"]
+    assert run["info"]["user_id"] == carl.name
+    assert {"key": "mlflow.user", "value": carl.name} in run["data"]["tags"]
+    # Dana cannot cancel, archive, tag or delete Carl's job or run: CLI, REST, MLflow.
+    for args in (("job", "cancel", "-n", "carls-job"), ("job", "archive", "-n", "carls-job"),
+                 ("job", "update", "-n", "carls-job", "--set", "tags.x=1")):
+        r = dana.cairn(*args, check=False)
+        assert r.returncode != 0 and f"created by {carl.name}" in r.stderr, (args, r.stderr)
+    code, out = dana.curl("PATCH", "/api/v1/jobs/carls-job", {"tags": {"x": "1"}})
+    assert code == 403, out
+    code, out = dana.curl("POST", "/api/2.0/mlflow/runs/set-tag", {"run_id": "carls-job", "key": "x", "value": "1"})
+    assert code == 403 and f"created by {carl.name}" in out, out
+    code, out = dana.curl("POST", "/api/2.0/mlflow/runs/delete", {"run_id": "carls-job"})
+    assert code == 403, out
+    code, out = dana.curl("PUT", "/api/2.0/mlflow-artifacts/artifacts/0/carls-job/artifacts/x.txt")
+    assert code == 403, out
+    # A change is never a GET: an authenticated GET of a mutating MLflow route is 405.
+    code, out = carl.curl("GET", "/api/2.0/mlflow/runs/delete?run_id=carls-job")
+    assert code == 405, out
+    shown = carl.json("job", "show", "-n", "carls-job")
+    assert shown["status"] in ("Queued", "Starting", "Preparing", "Running"), (shown["status_reason"], shown.get("error"))
+    # Carl tags his own run; a Reader cannot tag anything.
+    code, out = carl.curl("POST", "/api/2.0/mlflow/runs/set-tag", {"run_id": "carls-job", "key": "x", "value": "1"})
+    assert code == 200, out
+    code, out = p["rita"].curl("POST", "/api/2.0/mlflow/runs/set-tag", {"run_id": "danas-job", "key": "x", "value": "1"})
+    assert code == 403 and "is a Reader" in out, out
+    # An Owner changes anyone's.
+    root.cairn("job", "cancel", "-n", "carls-job")
+    wait_for(lambda: root.json("job", "show", "-n", "carls-job")["status"] == "Canceled", timeout=30,
+             what="carl's job to be canceled")
+    # The audit log says who did it, and only Owners read it.
+    audit = root.json("audit", "list", "--action", "job.cancel")
+    assert audit[0]["who"] == "root" and audit[0]["target"] == "carls-job" and audit[0]["via"] == "socket"
+    submits = {(e["who"], e["target"]) for e in root.json("audit", "list", "--action", "job.submit")}
+    assert {(carl.name, "carls-job"), (dana.name, "danas-job")} <= submits
+    assert dana.cairn("audit", "list", check=False).returncode != 0
+
+
+def test_role_changes_and_revoked_tokens_take_effect_at_once(team):
+    workspace, p = team
+    root, carl = p["root"], p["carl"]
+    root.cairn("role", "assignment", "create", "--assignee", carl.name, "--role", "Contributor")
+    assert carl.cairn("job", "list").returncode == 0
+    # A token, shown once, acts as Carl over TCP; its secret is nowhere in the workspace.
+    made = carl.json("token", "create", "--description", "laptop", "--expires-in", "7")
+    secret = made["token"]
+    assert secret.startswith("cairn_pat_")
+    with open(os.path.join(workspace, "access.db"), "rb") as f:
+        assert secret.encode() not in f.read()
+    with open(os.path.join(workspace, "server.json")) as f:
+        url = json.load(f)["url"]
+    code, out = carl.curl("GET", "/api/v1/whoami", headers=[f"Authorization: Bearer {secret}"], url=url)
+    assert code == 200 and json.loads(out) == {"name": carl.name, "role": "Contributor", "via": "access-token",
+                                                "team": True}
+    # A token makes no other token.
+    code, out = carl.curl("POST", "/api/v1/tokens", {}, headers=[f"Authorization: Bearer {secret}"], url=url)
+    assert code == 403, out
+    # Others do not see it, or revoke it.
+    assert p["dana"].json("token", "list") == []
+    assert p["dana"].cairn("token", "revoke", "--id", made["id"], check=False).returncode != 0
+    listed = carl.json("token", "list")
+    assert [t["id"] for t in listed] == [made["id"]] and "token" not in listed[0]
+    # The role goes: the next request is refused, through the socket and through the token.
+    root.cairn("role", "assignment", "delete", "--assignee", carl.name)
+    r = carl.cairn("job", "list", check=False)
+    assert r.returncode != 0 and "has no role" in r.stderr
+    code, out = carl.curl("GET", "/api/v1/jobs", headers=[f"Authorization: Bearer {secret}"], url=url)
+    assert code == 403, out
+    root.cairn("role", "assignment", "create", "--assignee", carl.name, "--role", "Reader")
+    assert carl.cairn("job", "list").returncode == 0
+    # Revoked: refused at the very next request.
+    carl.cairn("token", "revoke", "--id", made["id"])
+    code, out = carl.curl("GET", "/api/v1/jobs", headers=[f"Authorization: Bearer {secret}"], url=url)
+    assert code == 401, out
+    # The last Owner cannot be removed.
+    r = root.cairn("role", "assignment", "delete", "--assignee", "root", check=False)
+    assert r.returncode != 0 and "without an Owner" in r.stderr
+    actions = [e["action"] for e in root.json("audit", "list")]
+    for a in ("role.assign", "role.delete", "token.create", "token.revoke"):
+        assert a in actions, (a, actions)
