@@ -235,7 +235,7 @@ bool IsTerminal(const std::string& s) {
 
 struct JobArgs {
   std::string file, name, download_path = ".", output_name, status, experiment, parent, compute,
-      created_by;
+                          created_by;
   std::vector<std::string> sets, adds, removes;
   bool stream = false, all_ranks = false, web = false, skip_validation = false, all = false,
        include_archived = false, include_children = false, archived_only = false, no_wait = false,

@@ -27,8 +27,7 @@ int Fail(const Status& s) {
 }
 
 struct PeopleArgs {
-  std::string assignee, role, principal_type = "User", scope, ids, description, who, action,
-                                 target;
+  std::string assignee, role, principal_type = "User", scope, ids, description, who, action, target;
   int expires_in_days = 30;
   int max_results = 100;
   bool all = false;
@@ -45,10 +44,9 @@ const std::vector<Column> kTokenColumns = {{"Id", "id"},
                                            {"Expires", "expires_at"},
                                            {"State", "state"},
                                            {"LastUsed", "last_used_at"}};
-const std::vector<Column> kAuditColumns = {{"At", "at"},         {"Who", "who"},
-                                           {"Action", "action"}, {"Target", "target"},
-                                           {"Detail", "detail"}, {"Via", "via"},
-                                           {"From", "address"}};
+const std::vector<Column> kAuditColumns = {
+    {"At", "at"},         {"Who", "who"}, {"Action", "action"}, {"Target", "target"},
+    {"Detail", "detail"}, {"Via", "via"}, {"From", "address"}};
 
 // Runs `fn` against the workspace's server; prints its answer with `columns`.
 void Call(int& rc, const AssetCommandHooks& hooks, const std::vector<Column>& columns,
@@ -64,8 +62,8 @@ void Call(int& rc, const AssetCommandHooks& hooks, const std::vector<Column>& co
 
 void AddRoleCommands(CLI::App& app, const AssetCommandHooks& hooks, int& rc,
                      std::shared_ptr<PeopleArgs> a) {
-  auto* role = app.add_subcommand("role", "Manage who may do what in the workspace")
-                   ->require_subcommand(1);
+  auto* role =
+      app.add_subcommand("role", "Manage who may do what in the workspace")->require_subcommand(1);
   auto* group =
       role->add_subcommand("assignment", "Manage role assignments (Owner, Contributor, Reader)")
           ->require_subcommand(1);
@@ -126,11 +124,10 @@ void AddTokenCommands(CLI::App& app, const AssetCommandHooks& hooks, int& rc,
   create->add_option("--expires-in", a->expires_in_days, "days until it expires (1-366, 30)");
   hooks.add_globals(create);
   create->callback([&rc, hooks, a] {
-    Call(rc, hooks, {{"Id", "id"}, {"Expires", "expires_at"}, {"Token", "token"}},
-         [a](Client& c) {
-           return c.Post("/api/v1/tokens", {{"description", a->description},
-                                            {"expires_in_days", a->expires_in_days}});
-         });
+    Call(rc, hooks, {{"Id", "id"}, {"Expires", "expires_at"}, {"Token", "token"}}, [a](Client& c) {
+      return c.Post("/api/v1/tokens",
+                    {{"description", a->description}, {"expires_in_days", a->expires_in_days}});
+    });
   });
   auto* list = token->add_subcommand("list", "List your tokens (never their secrets)");
   list->add_flag("--all", a->all, "everyone's (Owners)");
@@ -144,16 +141,15 @@ void AddTokenCommands(CLI::App& app, const AssetCommandHooks& hooks, int& rc,
   revoke->add_option("--id", a->ids, "the token's id (from list)")->required();
   hooks.add_globals(revoke);
   revoke->callback([&rc, hooks, a] {
-    Call(rc, hooks, {{"Id", "id"}, {"Revoked", "revoked"}}, [a](Client& c) {
-      return c.Delete("/api/v1/tokens/" + HttpClient::UrlEncode(a->ids));
-    });
+    Call(rc, hooks, {{"Id", "id"}, {"Revoked", "revoked"}},
+         [a](Client& c) { return c.Delete("/api/v1/tokens/" + HttpClient::UrlEncode(a->ids)); });
   });
 }
 
 void AddAuditCommands(CLI::App& app, const AssetCommandHooks& hooks, int& rc,
                       std::shared_ptr<PeopleArgs> a) {
-  auto* audit = app.add_subcommand("audit", "Read the workspace's audit log (Owners)")
-                    ->require_subcommand(1);
+  auto* audit =
+      app.add_subcommand("audit", "Read the workspace's audit log (Owners)")->require_subcommand(1);
   auto* list = audit->add_subcommand("list", "Who did what, newest first");
   list->add_option("--who", a->who, "only this person's");
   list->add_option("--action", a->action, "only this action (job.cancel, role.assign, ...)");

@@ -207,7 +207,10 @@ std::vector<std::string> ContainerArgv(const ContainerRun& r) {
   // mount).
   argv.insert(argv.end(), {"--cap-drop", "all", "--security-opt", "no-new-privileges", "--cgroupns",
                            "private"});
-  if (!r.user.empty()) argv.insert(argv.end(), {"--user", r.user + ":" + r.user});
+  // "uid" runs as uid:uid (a job's own), "uid:gid" as given (a person's, on a team server).
+  if (!r.user.empty())
+    argv.insert(argv.end(),
+                {"--user", r.user.find(':') == std::string::npos ? r.user + ":" + r.user : r.user});
   bool home = std::any_of(r.env.begin(), r.env.end(),
                           [](const std::string& e) { return StartsWith(e, "HOME="); });
   if (!r.user.empty() && !home) argv.insert(argv.end(), {"-e", "HOME=/tmp"});

@@ -40,7 +40,7 @@ struct ContainerRun {
   std::vector<std::string> env;  // K=V the process sees (nothing else of the host's leaks in)
   std::string memory, cpus, shm_size;  // limits, as the runtime writes them ("512m", "1.5", "2g")
   std::vector<std::string> devices;    // CDI devices ("nvidia.com/gpu=0")
-  std::string user;                    // the uid the command runs as ("": the image's)
+  std::string user;                    // the uid (or uid:gid) the command runs as ("": the image's)
   long long pids_limit = 0;            // 0: the runtime's default
   std::string command;
 };

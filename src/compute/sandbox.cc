@@ -270,7 +270,8 @@ void DropPrivileges(const SandboxSpec& spec, bool as_root, int last_cap,
     if (setrlimit(RLIMIT_NPROC, &limit) != 0) Die(err, "limiting the job's processes");
   }
   if (as_root) {
-    if (setgroups(0, nullptr) != 0) Die(err, "dropping groups");
+    if (setgroups(spec.groups.size(), spec.groups.empty() ? nullptr : spec.groups.data()) != 0)
+      Die(err, "setting the job's groups");
     if (setresgid(spec.gid, spec.gid, spec.gid) != 0) Die(err, "setting the job's gid");
   }
   for (int cap = 0; cap <= last_cap; ++cap)

@@ -41,6 +41,7 @@ struct SandboxSpec {
   long long max_processes = 0;         // RLIMIT_NPROC of the job's own uid (root only; 0: none)
   uid_t uid = 0;                       // the job's identity, when the supervisor is root
   gid_t gid = 0;
+  std::vector<gid_t> groups;  // its supplementary groups (a person's, on a team server; else none)
 };
 
 // The uid a job runs as when its supervisor is root: one of its own (kJobUidBase + the supervisor's

@@ -563,6 +563,13 @@ SandboxSpec JobSandbox(const json& job, const RunLayout& layout,
   SandboxSpec box;
   box.uid = JobUid(getpid());
   box.gid = static_cast<gid_t>(box.uid);
+  // A team server's job runs as the person who submitted it, with their groups.
+  if (const json who = job.value("run_as", json()); who.is_object()) {
+    box.uid = who.value("uid", box.uid);
+    box.gid = who.value("gid", box.gid);
+    for (const auto& g : who.value("groups", json::array()))
+      if (g.is_number_unsigned()) box.groups.push_back(g.get<gid_t>());
+  }
   if (std::string ws = job.value("workspace", ""); !ws.empty() && IsWithin(layout.root, ws))
     box.workspace = ws;
   for (const char* d : {"/wd", "/artifacts", "/outputs", "/inputs"})
@@ -595,8 +602,8 @@ SandboxSpec JobSandbox(const json& job, const RunLayout& layout,
 // logs and private copies of inputs, never a read-only view. With `mpi`, the log files Open MPI's
 // ranks write themselves, in a folder that stays root's.
 void GiveJobItsFiles(const json& job, const RunLayout& layout,
-                     const std::vector<std::string>& read_only, const DistPlan* mpi, uid_t uid) {
-  const gid_t gid = static_cast<gid_t>(uid);
+                     const std::vector<std::string>& read_only, const DistPlan* mpi, uid_t uid,
+                     gid_t gid) {
   for (int rank = 0; mpi && rank < mpi->Total(); ++rank) {
     std::string path = layout.Artifacts() + "/" + RankLogName(*mpi, rank);
     int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
@@ -769,7 +776,12 @@ class JobRun {
     // outside.
     for (const char* d : {"/wd", "/artifacts", "/outputs", "/inputs"})
       if (IsDir(layout_.root + d)) crun_.mounts.push_back(layout_.root + d);
-    if (geteuid() == 0) crun_.user = std::to_string(JobUid(getpid()));
+    if (geteuid() == 0) {
+      const json who = job_.value("run_as", json());
+      crun_.user = who.is_object() ? std::to_string(who.value("uid", 0u)) + ":" +
+                                         std::to_string(who.value("gid", 0u))
+                                   : std::to_string(JobUid(getpid()));
+    }
     crun_.pids_limit = job_.value("pids_max", kDefaultPidsMax);
     for (const auto& p : read_only_)
       if (!IsWithin(p, layout_.root)) crun_.mounts.push_back(p + ":ro");
@@ -794,7 +806,8 @@ class JobRun {
     SandboxSpec box = JobSandbox(job_, layout_, read_only_, cgroup_.limits);
     if (geteuid() == 0 && (sealed_ || !image_.empty()))
       GiveJobItsFiles(job_, layout_, read_only_,
-                      sealed_ && plan_.type == "mpi" && !node_mode_ ? &plan_ : nullptr, box.uid);
+                      sealed_ && plan_.type == "mpi" && !node_mode_ ? &plan_ : nullptr, box.uid,
+                      box.gid);
     if (!sealed_) return Status::Ok();
     Status made = sandbox_.Start(box, cgroup_.fd);
     if (!made.ok() && geteuid() == 0)

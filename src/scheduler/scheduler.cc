@@ -14,6 +14,7 @@
 
 #include "base/settings.h"
 #include "base/json_limits.h"
+#include "base/accounts.h"
 #include "base/fs.h"
 #include "base/util.h"
 #include "compute/distribution.h"
@@ -1023,6 +1024,15 @@ Result<json> Scheduler::BuildRunFile(const JobRecord& job, std::vector<std::stri
   run["server_url"] = config_.server_url;
   run["workspace"] = config_.workspace;
   run["supervisor_token"] = SupervisorCredential(config_.secret, job.token);
+  if (config_.run_as_submitter) {
+    auto who = AccountOf(job.created_by);
+    if (!who.ok())
+      return FailedPrecondition(
+          "the job runs as the person who submitted it, and " +
+          (job.created_by.empty() ? std::string("it names nobody") : who.status().message()));
+    run["run_as"] = {
+        {"user", job.created_by}, {"uid", who->uid}, {"gid", who->gid}, {"groups", who->groups}};
+  }
   run["blob_root"] = config_.workspace + "/blobs";
   run["timeout_seconds"] = s.timeout_seconds;
   run["max_log_bytes"] = config_.max_log_bytes;

@@ -31,6 +31,9 @@
 namespace cairn::scheduler {
 
 struct SchedulerConfig {
+  // A team server's: each job runs as the person who submitted it (their uid, gid and groups),
+  // and a job of someone with no account on this machine fails with that reason.
+  bool run_as_submitter = false;
   std::string workspace;   // $CAIRN_HOME
   std::string server_url;  // http://127.0.0.1:<port>
   std::string self_exe;    // the cairn binary, for `cairn supervise`

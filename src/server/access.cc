@@ -43,9 +43,9 @@ std::string GrantCommand(const std::string& name, const char* role) {
 Status NeedsRole(const Caller& c, Role need, const char* doing) {
   if (c.role >= need) return Status::Ok();
   if (c.role == Role::kNone)
-    return Status(Code::kPermissionDenied,
-                  c.name + " has no role in this workspace; " + GrantCommand(c.name, "Reader") +
-                      " (or Contributor, to submit jobs)");
+    return Status(Code::kPermissionDenied, c.name + " has no role in this workspace; " +
+                                               GrantCommand(c.name, "Reader") +
+                                               " (or Contributor, to submit jobs)");
   return Status(Code::kPermissionDenied, c.name + " is a " + store::RoleName(c.role) +
                                              " in this workspace: " + doing + " needs the " +
                                              store::RoleName(need) + " role; " +
@@ -90,11 +90,11 @@ Status MayChange(const Caller& c, const std::string& created_by, const std::stri
   if (c.IsPerson() && c.role >= Role::kContributor && !c.name.empty() && c.name == created_by)
     return Status::Ok();
   if (c.IsPerson() && c.role >= Role::kContributor)
-    return Status(Code::kPermissionDenied,
-                  c.name + " is a Contributor and may change only what they created; " + what +
-                      (created_by.empty() ? " has no recorded creator"
-                                          : " was created by " + created_by) +
-                      " (an Owner may change it)");
+    return Status(
+        Code::kPermissionDenied,
+        c.name + " is a Contributor and may change only what they created; " + what +
+            (created_by.empty() ? " has no recorded creator" : " was created by " + created_by) +
+            " (an Owner may change it)");
   return Check(Access::kWrite, c);
 }
 

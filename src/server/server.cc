@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/accounts.h"
 #include "base/settings.h"
 #include "base/beneath.h"
 #include "base/json_limits.h"
@@ -156,6 +157,12 @@ class Server {
     // gives its -wal and -shm files the database's mode).
     if (opt_.team) {
       chmod(opt_.home.c_str(), 0711);
+      // Jobs' run folders and the blob store are reached by a job only through its sandbox, where
+      // its own folders are bound back; nobody's shell reads another's.
+      for (const auto& d : {ws_.Runs(), ws_.Blobs()}) {
+        (void)MakeDirs(d);
+        chmod(d.c_str(), 0700);
+      }
       for (const auto& f : {ws_.Token(), ws_.Database(), ws_.AccessDb(), ws_.ServerInfo(),
                             opt_.home + "/tracking.db"}) {
         int fd = open(f.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
@@ -337,6 +344,7 @@ class Server {
     cfg.self_exe = Dirname(compute::SelfExe()) + "/cairn";  // supervisors are `cairn supervise`
     cfg.local_slots = opt_.local_slots;
     cfg.secret = token_;
+    cfg.run_as_submitter = opt_.team;
     if (settings::Get("CAIRN_LOCAL_SLOTS"))
       cfg.local_slots = static_cast<int>(settings::Integer("CAIRN_LOCAL_SLOTS"));
     cfg.max_log_bytes = settings::Integer("CAIRN_MAX_LOG_BYTES");
@@ -962,28 +970,11 @@ class Server {
     }
     UnixPerson p;
     p.at = now;
-    std::vector<char> buf(16384);
-    passwd pw{}, *found = nullptr;
-    if (name.empty())
-      getpwuid_r(uid, &pw, buf.data(), buf.size(), &found);
-    else
-      getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found);
-    if (found) {
+    auto account = name.empty() ? AccountOfUid(uid) : AccountOf(name);
+    if (account.ok()) {
       p.known = true;
-      p.name = pw.pw_name;
-      int n = 64;
-      std::vector<gid_t> gids(static_cast<size_t>(n));
-      if (getgrouplist(pw.pw_name, pw.pw_gid, gids.data(), &n) < 0) {
-        gids.resize(static_cast<size_t>(n));
-        getgrouplist(pw.pw_name, pw.pw_gid, gids.data(), &n);
-      }
-      gids.resize(static_cast<size_t>(std::max(n, 0)));
-      std::vector<char> gbuf(65536);
-      for (gid_t g : gids) {
-        group gr{}, *gf = nullptr;
-        if (getgrgid_r(g, &gr, gbuf.data(), gbuf.size(), &gf) == 0 && gf)
-          p.groups.push_back(gr.gr_name);
-      }
+      p.name = account->name;
+      p.groups = account->group_names;
     } else {
       p.name = name.empty() ? "uid " + std::to_string(uid) : name;
     }

@@ -87,8 +87,8 @@ Status AccessStore::Load() {
       "SELECT id, assignee, assignee_type, role, created_by, created_at FROM role_assignments "
       "ORDER BY created_at, id");
   while (r.Step())
-    roles_.push_back({r.Text(0), r.Text(1), r.Text(2), static_cast<Role>(r.Int(3)), r.Text(4),
-                      r.Int(5)});
+    roles_.push_back(
+        {r.Text(0), r.Text(1), r.Text(2), static_cast<Role>(r.Int(3)), r.Text(4), r.Int(5)});
   tokens_.clear();
   Stmt& t = db_->Prepare(
       "SELECT hash, id, owner, expires_at FROM access_tokens WHERE revoked_at IS NULL");
@@ -179,8 +179,9 @@ Result<int> AccessStore::Unassign(const std::string& assignee, std::optional<Rol
   return removed;
 }
 
-Result<std::pair<AccessToken, std::string>> AccessStore::CreateToken(
-    const std::string& owner, const std::string& description, long long expires_at) {
+Result<std::pair<AccessToken, std::string>> AccessStore::CreateToken(const std::string& owner,
+                                                                     const std::string& description,
+                                                                     long long expires_at) {
   if (description.size() > 256) return InvalidArgument("--description: at most 256 characters");
   AccessToken t;
   t.id = "pat-" + RandomHex(8);
@@ -264,9 +265,10 @@ Status AccessStore::RevokeToken(const std::string& id, const std::string& owner)
 
 Status AccessStore::Audit(const AuditEntry& e) {
   std::lock_guard<std::mutex> l(mu_);
-  return db_->Prepare(
-                "INSERT INTO audit (at, who, via, address, action, target, detail) VALUES (?, ?, "
-                "?, ?, ?, ?, ?)")
+  return db_
+      ->Prepare(
+          "INSERT INTO audit (at, who, via, address, action, target, detail) VALUES (?, ?, "
+          "?, ?, ?, ?, ?)")
       .Bind(1, e.at ? e.at : static_cast<long long>(NowMillis()))
       .Bind(2, e.who)
       .Bind(3, e.via)
@@ -287,8 +289,8 @@ std::vector<AuditEntry> AccessStore::AuditLog(const AuditFilter& f) const {
   s.Bind(1, f.who).Bind(2, f.who).Bind(3, f.action).Bind(4, f.action).Bind(5, f.target);
   s.Bind(6, f.target).Bind(7, f.since).Bind(8, f.max_results > 0 ? f.max_results : -1);
   while (s.Step())
-    out.push_back({s.Int(0), s.Int(1), s.Text(2), s.Text(3), s.Text(4), s.Text(5), s.Text(6),
-                   s.Text(7)});
+    out.push_back(
+        {s.Int(0), s.Int(1), s.Text(2), s.Text(3), s.Text(4), s.Text(5), s.Text(6), s.Text(7)});
   return out;
 }
 

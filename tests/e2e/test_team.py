@@ -252,3 +252,50 @@ def test_role_changes_and_revoked_tokens_take_effect_at_once(team):
     actions = [e["action"] for e in root.json("audit", "list")]
     for a in ("role.assign", "role.delete", "token.create", "token.revoke"):
         assert a in actions, (a, actions)
+
+
+PTRACE = ("import ctypes, sys; libc = ctypes.CDLL(None, use_errno=True); "
+          "r = libc.ptrace(16, int(sys.argv[1]), 0, 0); print('attached' if r == 0 else 'refused', ctypes.get_errno())")
+
+
+def test_jobs_run_as_their_owner_and_cannot_reach_each_other(team):
+    from conftest import job_namespace_pids
+    workspace, p = team
+    root, carl, dana = p["root"], p["carl"], p["dana"]
+    for who in ("carl", "dana"):
+        root.cairn("role", "assignment", "create", "--assignee", p[who].name, "--role", "Contributor")
+    submit(carl, "id -un > outputs/who.txt; id -G >> outputs/who.txt; echo carls-secret > outputs/secret.txt; "
+                 "sleep 120", "carls-job")
+    secret = os.path.join(workspace, "runs", "carls-job", "artifacts", "outputs", "secret.txt")
+    wait_for(lambda: os.path.exists(secret), timeout=30, what="carl's job to write its outputs")
+    with open(os.path.join(workspace, "runs", "carls-job", "artifacts", "outputs", "who.txt")) as f:
+        name, groups = f.read().split("\n", 1)
+    assert name == carl.name and str(carl.gid) in groups.split()
+    # Its files are carl's, and its processes are carl's.
+    assert os.stat(secret).st_uid == carl.uid
+    pids = job_namespace_pids(workspace, "carls-job")
+    sleeper = next(pid for pid in pids.values()
+                   if open(f"/proc/{pid}/cmdline", "rb").read().startswith(b"sleep"))
+    uids = next(line for line in open(f"/proc/{sleeper}/status") if line.startswith("Uid:")).split()[1:]
+    assert uids == [str(carl.uid)] * 4
+    # Dana's shell cannot signal it, trace it, read its environment (its MLflow token) or its files.
+    for argv in (["kill", "-0", str(sleeper)], ["cat", f"/proc/{sleeper}/environ"], ["cat", secret],
+                 ["ls", os.path.join(workspace, "runs")]):
+        r = subprocess.run(dana.as_me(argv), capture_output=True, text=True, env=dana.env())
+        assert r.returncode != 0, (argv, r.stdout)
+        assert "carls-secret" not in r.stdout and "MLFLOW_TRACKING_TOKEN" not in r.stdout
+    r = subprocess.run(dana.as_me(["/usr/bin/python3", "-c", PTRACE, str(sleeper)]), capture_output=True, text=True)
+    assert r.stdout.startswith("refused"), r.stdout + r.stderr
+    # Nor can Dana's job: it runs as Dana, and Carl's run folder is not in its world.
+    dj = submit(dana, f"id -un; cat {secret} || echo no-secret; kill -0 {sleeper} || echo no-kill; "
+                      f"/usr/bin/python3 -c \"{PTRACE}\" {sleeper}", "danas-job")
+    done = wait_for(lambda: (j := root.json("job", "show", "-n", "danas-job"))["status"] in ("Completed", "Failed")
+                    and j, timeout=60, what="dana's job to end")
+    log = open(os.path.join(workspace, "runs", "danas-job", "artifacts", "user_logs", "std_log.txt")).read()
+    assert done["status"] == "Completed", log
+    assert log.split("\n")[0] == dana.name, log
+    assert "no-secret" in log and "no-kill" in log and "carls-secret" not in log, log
+    assert "attached" not in log, log
+    root.cairn("job", "cancel", "-n", "carls-job")
+    wait_for(lambda: root.json("job", "show", "-n", "carls-job")["status"] == "Canceled", timeout=30,
+             what="carl's job to be canceled")
