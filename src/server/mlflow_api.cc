@@ -692,14 +692,16 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
       return ReplyError(res, InvalidArgument("Malformed request body: expected a JSON object"));
     fn(m, res);
   };
-  auto route = [table, route_body](const std::string& path, Access access, MsgHandler fn) {
+  auto route = [table, route_body, cp](const std::string& path, Access access, MsgHandler fn) {
     (*table)[path] = {access, [fn, route_body](const http::Request& req, http::Response& res) {
                         route_body(req, res, fn);
                       }};
+    cp->endpoints.emplace_back(path, access);
   };
   // A route that reads the body itself (no DOM).
-  auto raw_route = [table](const std::string& path, Access access, Handler fn) {
+  auto raw_route = [table, cp](const std::string& path, Access access, Handler fn) {
     (*table)[path] = {access, std::move(fn)};
+    cp->endpoints.emplace_back(path, access);
   };
   auto dispatch = [table](const http::Request& req, http::Response& res) {
     auto it = table->find(RouteOf(req.matches[1]));

@@ -7,8 +7,11 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "base/status.h"
+#include "server/access.h"
 
 namespace cairn::http {
 class Server;
@@ -28,6 +31,8 @@ struct MlflowContext {
   std::function<std::string(const std::string& run_id)> user_of;
   // A team server: a person's new run is theirs whatever user_id the client sends.
   bool team = false;
+  // Filled by RegisterMlflowRoutes: each endpoint under /api/2.0/mlflow/ and who may call it.
+  std::vector<std::pair<std::string, Access>> endpoints;
 };
 
 void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx);

@@ -151,6 +151,20 @@ class Server {
   Server(ServerOptions o, std::string token)
       : opt_(std::move(o)), token_(std::move(token)), ws_{opt_.home} {}
 
+  // Every route as the table declares it (registered, never served): for docs/rest-api.md's table
+  // and its test.
+  std::vector<RouteRow> Table() {
+    Routes();
+    std::vector<RouteRow> out;
+    for (const auto& r : svr_.routes())
+      out.push_back({r.method, r.pattern,
+                     r.tag < 0 ? "UNDECLARED" : AccessName(static_cast<Access>(r.tag)), r.max_body,
+                     r.streams});
+    for (const auto& [endpoint, access] : mlflow_.endpoints)
+      out.push_back({"", "/api/2.0/mlflow/" + endpoint, AccessName(access), 0, false});
+    return out;
+  }
+
   int Run() {
     // A team server's files are its own: the workspace folder only lets others reach the socket,
     // and its databases (which hold job tokens) are made 0600 before SQLite opens them (SQLite
@@ -2251,6 +2265,12 @@ class Server {
 };
 
 }  // namespace
+
+std::vector<RouteRow> RouteTable() {
+  ServerOptions o;
+  o.home = "/nonexistent";
+  return Server(o, "").Table();
+}
 
 int RunServer(const ServerOptions& options) {
   // One malloc arena per thread would let 32 worker threads hold tens of idle megabytes.

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace cairn::server {
 
@@ -19,6 +20,16 @@ struct ServerOptions {
   // run as the person who submitted them.
   bool team = false;
 };
+
+// One row of the route table: who may call it (access.h's names) and its body limit (0: the
+// server's default of 64 MiB). MLflow's endpoints have no method of their own (GET and POST reach
+// the same handler; one that changes something answers 405 to GET).
+struct RouteRow {
+  std::string method, path, access;
+  size_t max_body = 0;
+  bool streams = false;
+};
+std::vector<RouteRow> RouteTable();
 
 // Runs until SIGTERM/SIGINT or POST /api/v1/shutdown. Returns the process exit code.
 int RunServer(const ServerOptions& options);
