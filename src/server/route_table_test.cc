@@ -25,7 +25,8 @@ std::string Render(std::vector<RouteRow> rows) {
   std::string out = "| method | path | who may call it | body |\n|---|---|---|---|\n";
   for (auto r : rows) {
     // A | in a pattern would end the cell.
-    for (size_t i = 0; (i = r.path.find('|', i)) != std::string::npos; i += 2) r.path.insert(i, "\\");
+    for (size_t i = 0; (i = r.path.find('|', i)) != std::string::npos; i += 2)
+      r.path.insert(i, "\\");
     out += "| " + (r.method.empty() ? std::string("GET, POST") : r.method) + " | `" + r.path +
            "` | " + r.access + " | " + (r.method.empty() ? "32 MiB" : Limit(r)) + " |\n";
   }

@@ -299,3 +299,32 @@ def test_jobs_run_as_their_owner_and_cannot_reach_each_other(team):
     root.cairn("job", "cancel", "-n", "carls-job")
     wait_for(lambda: root.json("job", "show", "-n", "carls-job")["status"] == "Canceled", timeout=30,
              what="carl's job to be canceled")
+
+
+def test_the_studio_signs_in_as_the_person_who_asked(team):
+    workspace, p = team
+    root, carl, dana = p["root"], p["carl"], p["dana"]
+    if not shutil.which("node") or not os.path.exists("/usr/bin/chromium"):
+        pytest.skip("needs node and Debian's chromium (scripts/install-deps.sh)")
+    for who in ("carl", "dana"):
+        root.cairn("role", "assignment", "create", "--assignee", p[who].name, "--role", "Contributor")
+    submit(carl, "sleep 120", "carls-job")
+    submit(dana, "sleep 120", "danas-job")
+    try:
+        # Carl asks for a sign-in link through the socket: the studio then acts as Carl, and only as Carl.
+        code, out = carl.curl("POST", "/api/v1/login-codes", {})
+        assert code == 201, out
+        browser = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "browser")
+        cfg = {"login": json.loads(out)["url"] + "&next=/%23/jobs", "mine": "carls-job", "theirs": "danas-job"}
+        r = subprocess.run(["node", os.path.join(browser, "team.mjs"), json.dumps(cfg)], capture_output=True,
+                           text=True, timeout=120, cwd=browser)
+        assert r.returncode == 0, r.stderr + r.stdout
+        seen = json.loads(r.stdout.strip().splitlines()[-1])
+        assert seen["whoami"]["name"] == carl.name and seen["whoami"]["via"] == "studio"
+        assert seen["mine_rows"] == ["carls-job"], seen
+        assert "mine=1" in seen["url"]
+        assert seen["cancel_theirs"]["status"] == 403 and f"created by {dana.name}" in seen["cancel_theirs"]["body"]
+        assert root.json("job", "show", "-n", "danas-job")["status"] != "Canceled"
+    finally:
+        for name in ("carls-job", "danas-job"):
+            root.cairn("job", "cancel", "-n", name, check=False)

@@ -50,7 +50,7 @@ export interface Job {
   experiment_name?: string;
   compute?: string;
   command?: string;
-  creation_context?: { created_at?: string };
+  creation_context?: { created_at?: string; created_by?: string };
   start_time?: string;
   end_time?: string;
   duration_seconds?: number;

@@ -38,6 +38,18 @@ function route() {
                 : jobsPage(params);
   page.catch((e: Error) => app.replaceChildren(h("p", { class: "error" }, e.message)));
 }
+// Who the server says is signed in, with their role (a team server's people differ; a person's own
+// server has one, its Owner): shown in the header, and what "mine" means in the jobs list.
+const whoami = get<{ name: string; role: string; team: boolean }>("/api/v1/whoami").then(
+  (w) => {
+    const el = document.getElementById("workspace-name");
+    if (el && w.team)
+      el.title = `${el.title ? el.title + " · " : ""}signed in as ${w.name} (${w.role})`;
+    return w;
+  },
+  () => ({ name: "", role: "", team: false }),
+);
+
 window.addEventListener("hashchange", route);
 route();
 
@@ -64,7 +76,7 @@ const ROW = 30;
 async function jobsPage(params: URLSearchParams) {
   const filter = h("input", {
     type: "search",
-    placeholder: "filter: name, experiment, compute, tag",
+    placeholder: "filter: name, experiment, compute, tag, creator",
     value: params.get("q") ?? "",
     id: "job-filter",
   });
@@ -78,6 +90,19 @@ async function jobsPage(params: URLSearchParams) {
   );
   const count = h("span", { class: "count" });
   const counts = h("span", { class: "status-counts", id: "status-counts" });
+  // Only the jobs the signed-in person submitted.
+  const mineBox = h("input", {
+    type: "checkbox",
+    id: "mine-filter",
+    checked: params.get("mine") === "1",
+  });
+  const mine = h(
+    "label",
+    { class: "mine", title: "only the jobs you submitted" },
+    mineBox,
+    " mine",
+  );
+  const me = (await whoami).name;
   const compare = h(
     "button",
     {
@@ -328,7 +353,18 @@ async function jobsPage(params: URLSearchParams) {
   status.value = params.get("status") ?? "";
   table.append(head, viewport);
   app.append(
-    h("div", { class: "toolbar" }, filter, status, chooser, compare, cancelPicked, count, counts),
+    h(
+      "div",
+      { class: "toolbar" },
+      filter,
+      status,
+      mine,
+      chooser,
+      compare,
+      cancelPicked,
+      count,
+      counts,
+    ),
     table,
   );
 
@@ -366,12 +402,14 @@ async function jobsPage(params: URLSearchParams) {
       (j) =>
         !(j.parent_job_name && pipelines.has(j.parent_job_name)) &&
         (!st || j.status === st) &&
+        (!mineBox.checked || j.creation_context?.created_by === me) &&
         (!q ||
           [
             j.name,
             j.display_name,
             j.experiment_name,
             j.compute,
+            j.creation_context?.created_by,
             ...Object.entries(j.tags ?? {}).map(([k, v]) => `${k}=${v}`),
           ].some((s) => s && s.toLowerCase().includes(q))),
     );
@@ -421,6 +459,7 @@ async function jobsPage(params: URLSearchParams) {
     const kept = new URLSearchParams();
     if (filter.value) kept.set("q", filter.value);
     if (status.value) kept.set("status", status.value);
+    if (mineBox.checked) kept.set("mine", "1");
     if (expanded.size) kept.set("expand", [...expanded].join(","));
     if (chosen.join(",") !== fixed.map((c) => c[0]).join(",")) kept.set("cols", chosen.join(","));
     const want = `#/jobs${kept.size ? "?" + kept.toString() : ""}`;
@@ -520,6 +559,7 @@ async function jobsPage(params: URLSearchParams) {
   });
   filter.addEventListener("input", render);
   status.addEventListener("change", render);
+  mineBox.addEventListener("change", render);
   cleanup.push(onJobsChanged(load));
   await load();
 }
