@@ -22,6 +22,10 @@ PACKAGES=(
   procps curl util-linux iproute2
   # Distributed jobs and the Slurm compute: the tests run real frameworks and a real Slurm cluster.
   openmpi-bin python3-mpi4py python3-torch slurm-wlm munge
+  # The team server's OpenID Connect sign-in is tested against a real provider built on Authlib (Flask).
+  python3-authlib python3-flask python3-requests
+  # Team tests act as several real Unix users (useradd, setpriv).
+  passwd
   # The studio's browser tests: Debian's Chromium, driven by playwright-core.
   chromium
   # Container environments: podman with runc (see docs/environments.md); tests make their image with

@@ -38,6 +38,20 @@ constexpr Setting kSettings[] = {
      "A studio sign-in ends after this long unused."},
     {"CAIRN_SESSION_MAX_AGE_SECONDS", "604800", "server",
      "A studio sign-in ends this long after it began."},
+    {"CAIRN_OIDC_ISSUER", "", "server",
+     "A team server's OpenID Connect provider (its issuer URL): the studio then offers sign-in "
+     "with it."},
+    {"CAIRN_OIDC_CLIENT_ID", "", "server", "The client id the provider gave this server."},
+    {"CAIRN_OIDC_CLIENT_SECRET_FILE", "", "server", "A file (0600) holding the client's secret."},
+    {"CAIRN_OIDC_REDIRECT_URL", "the TLS address + /oidc/callback", "server",
+     "Where the provider sends the browser back (registered with the provider)."},
+    {"CAIRN_OIDC_USERNAME_CLAIM", "preferred_username", "server",
+     "The ID token's claim that names the person (a Unix user name where their jobs run as them)."},
+    {"CAIRN_OIDC_GROUPS_CLAIM", "groups", "server",
+     "The ID token's claim listing the person's groups, matched against Group role assignments."},
+    {"CAIRN_OIDC_REFRESH_SECONDS", "300", "server",
+     "How often a signed-in session is refreshed with the provider (a person disabled there is "
+     "signed out at the next one; 0: every request)."},
     // Environments.
     {"CAIRN_CONTAINERS", "on", "server",
      "off: every job runs on the host; strict: a job whose image cannot be had fails instead."},

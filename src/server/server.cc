@@ -37,6 +37,7 @@
 #include "server/zip_stream.h"
 #include "server/responses.h"
 #include "server/mlflow_api.h"
+#include "server/oidc.h"
 #include "tracking/tracking_store.h"
 #include "server/workspace.h"
 #include "spec/job_spec.h"
@@ -131,13 +132,15 @@ bool IsStudioRoute(const std::string& next) {
   return true;
 }
 
-std::string SessionOf(const http::Request& req) {
+std::string CookieOf(const http::Request& req, const std::string& name) {
   for (const auto& part : Split(req.get_header_value("Cookie"), ';')) {
     std::string c = Trim(part);
-    if (StartsWith(c, "cairn_session=")) return c.substr(14);
+    if (StartsWith(c, name + "=")) return c.substr(name.size() + 1);
   }
   return "";
 }
+
+std::string SessionOf(const http::Request& req) { return CookieOf(req, "cairn_session"); }
 
 std::string PythonHelperDir() {
   std::string exe_dir = Dirname(compute::SelfExe());
@@ -196,6 +199,14 @@ class Server {
     }
     if (int rc = ConfigureHttp()) return rc;
     if (!Bind()) return 1;
+    if (opt_.team) {
+      auto oidc = OidcFromSettings((tls_url_.empty() ? url_ : tls_url_) + "/oidc/callback");
+      if (!oidc.ok()) {
+        fprintf(stderr, "cairn server: %s\n", oidc.status().message().c_str());
+        return 1;
+      }
+      if (oidc->enabled()) oidc_ = std::make_unique<Oidc>(*oidc);
+    }
     auto cfg = MakeSchedulerConfig();
     if (!cfg.ok()) {
       fprintf(stderr, "cairn server: %s\n", cfg.status().message().c_str());
@@ -419,6 +430,7 @@ class Server {
                  {"started_at", IsoTime(NowMillis())}};
     if (!tls_url_.empty()) info["tls_url"] = tls_url_;
     if (opt_.team) info["socket"] = ws_.Socket();
+    if (oidc_) info["oidc_issuer"] = oidc_->config().issuer;
     if (Status s = WriteFileAtomic(ws_.ServerInfo(), info.dump(), 0600); !s.ok()) return s;
     fprintf(stderr, "%s cairn server %d listening on %s%s (workspace %s, %d local slots)\n",
             IsoTime(NowMillis()).c_str(), getpid(), url_.c_str(),
@@ -1002,7 +1014,8 @@ class Server {
   // person is the Owner; on a team server root is, and everyone else holds what is assigned to them
   // or to one of their groups.
   Caller PersonCaller(const std::string& name, unsigned uid, const std::string& via,
-                      const std::string& address) {
+                      const std::string& address,
+                      const std::vector<std::string>& provider_groups = {}) {
     Caller c;
     c.kind = Caller::Kind::kPerson;
     c.via = via;
@@ -1014,9 +1027,15 @@ class Server {
     }
     UnixPerson p = LookUpPerson(name, uid);
     c.name = p.name;
-    c.role = (p.known && p.name == "root") || (name.empty() && uid == 0)
-                 ? store::Role::kOwner
-                 : access_->RoleOf(p.name, p.groups);
+    // Root is an Owner when the kernel or the workspace token says so, never by a name a token or
+    // a provider carries.
+    if ((via == "socket" && uid == 0) || via == "workspace-token") {
+      c.role = store::Role::kOwner;
+      return c;
+    }
+    std::vector<std::string> groups = p.groups;
+    groups.insert(groups.end(), provider_groups.begin(), provider_groups.end());
+    c.role = access_->RoleOf(p.name, groups);
     return c;
   }
 
@@ -1035,7 +1054,9 @@ class Server {
     }
     // The studio: a browser signed in through a one-time link carries a session cookie.
     if (std::string session = SessionOf(req); !session.empty()) {
-      std::string person;
+      std::string person, refresh;
+      std::vector<std::string> groups;
+      bool stale = false;
       {
         std::lock_guard<std::mutex> l(auth_mu_);
         if (auto it = sessions_.find(session); it != sessions_.end()) {
@@ -1044,10 +1065,27 @@ class Server {
               now - it->second.created <= session_max_age_ms_) {
             it->second.last_used = now;
             person = it->second.person;
+            groups = it->second.groups;
+            refresh = it->second.refresh_token;
+            stale = it->second.oidc && now >= it->second.refresh_at;
           } else {
             sessions_.erase(it);  // expired: idle too long, or past its absolute age
           }
         }
+      }
+      // A provider's sign-in is asked again now and then: a person disabled there is signed out.
+      if (stale && oidc_) {
+        auto fresh = oidc_->Refresh(refresh);
+        std::lock_guard<std::mutex> l(auth_mu_);
+        auto it = sessions_.find(session);
+        if (!fresh.ok() || it == sessions_.end()) {
+          if (it != sessions_.end()) sessions_.erase(it);
+          fprintf(stderr, "%s studio session of %s ended: %s\n", IsoTime(NowMillis()).c_str(),
+                  person.c_str(), fresh.ok() ? "gone" : fresh.status().message().c_str());
+          return Caller();
+        }
+        it->second.refresh_token = *fresh;
+        it->second.refresh_at = NowMillis() + oidc_->config().refresh_seconds * 1000;
       }
       if (!person.empty()) {
         // A cookie goes with any page's request: a change must prove it comes from the studio
@@ -1056,7 +1094,7 @@ class Server {
           *refusal = Status(Code::kPermissionDenied, why);
           return Caller();
         }
-        return PersonCaller(person, 0, "studio", req.peer.address);
+        return PersonCaller(person, 0, "studio", req.peer.address, groups);
       }
     }
     if (bearer.empty()) return Caller();
@@ -1548,7 +1586,7 @@ class Server {
                         now - s->second.created > session_max_age_ms_
                     ? sessions_.erase(s)
                     : std::next(s);
-          sessions_[session] = {now, now, it->second.person};
+          sessions_[session] = {now, now, it->second.person, false, {}, "", 0};
         }
         if (it != login_codes_.end()) login_codes_.erase(it);  // one use, valid or not
       }
@@ -1569,6 +1607,7 @@ class Server {
     });
 
     PeopleRoutes();
+    OidcRoutes();
 
     // Server-sent events: "jobs" whenever any job changes (status, a new job, an end), so a page
     // re-reads what it shows instead of polling. A comment every 15 s keeps proxies from closing a
@@ -2071,6 +2110,67 @@ class Server {
        });
   }
 
+  // Signing in with the team's OpenID provider: /oidc/login sends the browser there (PKCE, state
+  // and nonce), /oidc/callback checks what comes back and opens a studio session.
+  void OidcRoutes() {
+    On("GET", Access::kPublic, "/oidc/login",
+       [this](const http::Request& req, http::Response& res) {
+         if (!oidc_)
+           return SendError(res, NotFound("this server has no OpenID provider configured"));
+         std::string next = req.get_param_value("next");
+         if (!IsStudioRoute(next)) next = "/";
+         auto start = oidc_->Begin(next);
+         if (!start.ok()) return SendError(res, start.status());
+         // Lax: the provider's redirect back is a top-level navigation from its site.
+         res.set_header("Set-Cookie", "cairn_oidc_state=" + start->state +
+                                          "; Path=/oidc; Max-Age=600; HttpOnly; SameSite=Lax" +
+                                          (svr_.tls() ? "; Secure" : ""));
+         res.status = 302;
+         res.set_header("Location", start->url);
+       });
+    On("GET", Access::kPublic, "/oidc/callback",
+       [this](const http::Request& req, http::Response& res) {
+         if (!oidc_)
+           return SendError(res, NotFound("this server has no OpenID provider configured"));
+         auto refuse = [&](const std::string& why) {
+           res.status = 403;
+           std::string text;
+           for (char c : why.substr(0, 500))
+             text += c == '<' ? "&lt;" : c == '&' ? "&amp;" : std::string(1, c);
+           res.set_content("<!doctype html><title>Cairn</title><p>" + text +
+                               "</p><p><a href=\"/oidc/login\">Sign in again</a></p>",
+                           "text/html; charset=utf-8");
+         };
+         if (std::string err = req.get_param_value("error"); !err.empty())
+           return refuse("the OpenID provider refused the sign-in: " + err);
+         auto who = oidc_->Finish(req.get_param_value("code"), req.get_param_value("state"),
+                                  CookieOf(req, "cairn_oidc_state"));
+         if (!who.ok()) return refuse(who.status().message());
+         std::string session = RandomHex(32);
+         long long now = NowMillis();
+         {
+           std::lock_guard<std::mutex> l(auth_mu_);
+           Session s{now,
+                     now,
+                     who->name,
+                     true,
+                     who->groups,
+                     who->refresh_token,
+                     now + oidc_->config().refresh_seconds * 1000};
+           sessions_[session] = std::move(s);
+         }
+         http::Request as = req;
+         SetCaller(as, PersonCaller(who->name, 0, "oidc", req.peer.address, who->groups));
+         Audit(as, "session.oidc", who->name, "subject " + who->subject);
+         res.status = 302;
+         res.headers.emplace("Set-Cookie", "cairn_oidc_state=; Path=/oidc; Max-Age=0");
+         res.headers.emplace("Set-Cookie", "cairn_session=" + session +
+                                               "; Path=/; HttpOnly; SameSite=Strict" +
+                                               (svr_.tls() ? "; Secure" : ""));
+         res.set_header("Location", IsStudioRoute(who->next) ? who->next : "/");
+       });
+  }
+
   static json AssignmentView(const store::RoleAssignment& a) {
     return {{"id", a.id},
             {"assignee", a.assignee},
@@ -2244,7 +2344,13 @@ class Server {
   struct Session {
     long long created, last_used;
     std::string person;
+    // Signed in with the OpenID provider: the groups its ID token listed, and when to refresh.
+    bool oidc = false;
+    std::vector<std::string> groups;
+    std::string refresh_token;
+    long long refresh_at = 0;
   };
+  std::unique_ptr<Oidc> oidc_;  // a team server's OpenID Connect sign-in, when configured
   std::map<std::string, Session> sessions_;  // the studio's signed-in browsers, until idle or old
   // Sign-in sessions end after 12 hours unused or 7 days in all (CAIRN_SESSION_IDLE_SECONDS,
   // CAIRN_SESSION_MAX_AGE_SECONDS).
