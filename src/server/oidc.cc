@@ -29,7 +29,7 @@ namespace bhttp = boost::beast::http;
 namespace {
 
 constexpr long long kStateMaxAgeMs = 10 * 60 * 1000;
-constexpr size_t kMaxAnswer = 1 << 20;   // a provider's JSON answers
+constexpr size_t kMaxAnswer = 1 << 20;    // a provider's JSON answers
 constexpr size_t kMaxIdToken = 16 << 10;  // a compact JWS
 
 std::string Base64Url(const unsigned char* data, size_t n) {
@@ -123,8 +123,8 @@ Result<std::pair<int, std::string>> Fetch(const std::string& method, const std::
   try {
     asio::io_context io;
     asio::ip::tcp::resolver resolver(io);
-    bhttp::request<bhttp::string_body> req{
-        method == "POST" ? bhttp::verb::post : bhttp::verb::get, u->target, 11};
+    bhttp::request<bhttp::string_body> req{method == "POST" ? bhttp::verb::post : bhttp::verb::get,
+                                           u->target, 11};
     req.set(bhttp::field::host, u->host);
     req.set(bhttp::field::user_agent, "cairn-server");
     req.set(bhttp::field::accept, "application/json");
@@ -269,7 +269,8 @@ Status Oidc::Discover() {
     return Unavailable("the OpenID provider's discovery names issuer '" +
                        d->value("issuer", "").substr(0, 200) + "', not " + c_.issuer);
   for (const char* k : {"authorization_endpoint", "token_endpoint", "jwks_uri"})
-    if (!(*d)[k].is_string()) return Unavailable(std::string("the provider's discovery has no ") + k);
+    if (!(*d)[k].is_string())
+      return Unavailable(std::string("the provider's discovery has no ") + k);
   std::lock_guard<std::mutex> l(mu_);
   discovery_ = *d;
   return Status::Ok();
@@ -312,7 +313,8 @@ Result<json> Oidc::TokenRequest(const std::string& form) {
     std::lock_guard<std::mutex> l(mu_);
     endpoint = discovery_["token_endpoint"].get<std::string>();
   }
-  std::string basic = HttpClient::UrlEncode(c_.client_id) + ":" + HttpClient::UrlEncode(c_.client_secret);
+  std::string basic =
+      HttpClient::UrlEncode(c_.client_id) + ":" + HttpClient::UrlEncode(c_.client_secret);
   std::string b64;
   {
     // Standard base64 with padding for the Basic scheme.
@@ -442,7 +444,8 @@ Result<OidcIdentity> Oidc::Finish(const std::string& code, const std::string& st
   if (who.name.empty() || who.name.size() > 256)
     return Refused("the ID token has no usable '" + c_.username_claim + "' claim");
   for (unsigned char ch : who.name)
-    if (ch < 0x21 || ch == 0x7f) return Refused("the person's name has spaces or control characters");
+    if (ch < 0x21 || ch == 0x7f)
+      return Refused("the person's name has spaces or control characters");
   const json& groups = (*claims)[c_.groups_claim];
   if (groups.is_array())
     for (const auto& g : groups)
@@ -455,8 +458,8 @@ Result<OidcIdentity> Oidc::Finish(const std::string& code, const std::string& st
 
 Result<std::string> Oidc::Refresh(const std::string& refresh_token) {
   if (refresh_token.empty()) return Refused("the provider gave no refresh token");
-  auto tok = TokenRequest(
-      FormEncode({{"grant_type", "refresh_token"}, {"refresh_token", refresh_token}}));
+  auto tok =
+      TokenRequest(FormEncode({{"grant_type", "refresh_token"}, {"refresh_token", refresh_token}}));
   if (!tok.ok()) return tok.status();
   // Providers that do not rotate refresh tokens keep the old one valid.
   std::string fresh = tok->value("refresh_token", "");

@@ -2113,6 +2113,13 @@ class Server {
   // Signing in with the team's OpenID provider: /oidc/login sends the browser there (PKCE, state
   // and nonce), /oidc/callback checks what comes back and opens a studio session.
   void OidcRoutes() {
+    // Public: how a browser may sign in here, for the studio's "not signed in" page.
+    On("GET", Access::kPublic, "/api/v1/sign-in",
+       [this](const http::Request&, http::Response& res) {
+         json out = {{"oidc", static_cast<bool>(oidc_)}, {"link", "cairn studio"}};
+         if (oidc_) out["issuer"] = oidc_->config().issuer;
+         SendJson(res, out);
+       });
     On("GET", Access::kPublic, "/oidc/login",
        [this](const http::Request& req, http::Response& res) {
          if (!oidc_)

@@ -119,6 +119,8 @@ def test_signing_in_with_the_provider_maps_groups_to_roles(oidc):
     provider(o, "/test/users", {"name": "bob", "groups": ["visitors"]})
     root(o, "role", "assignment", "create", "--assignee", "ml-team", "--assignee-principal-type", "Group",
          "--role", "Contributor")
+    # The studio's "not signed in" page asks how to sign in: this provider.
+    assert requests.get(o["server"] + "/api/v1/sign-in", timeout=10).json()["issuer"] == o["issuer"]
     browser = requests.Session()
     authorize = begin(o, browser)
     # What went to the provider: this client, PKCE with S256, a state and a nonce; never the verifier.

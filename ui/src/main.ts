@@ -36,7 +36,27 @@ function route() {
               : parts[0] === "computes"
                 ? computesPage()
                 : jobsPage(params);
-  page.catch((e: Error) => app.replaceChildren(h("p", { class: "error" }, e.message)));
+  page.catch(async (e: Error & { status?: number }) => {
+    app.replaceChildren(h("p", { class: "error" }, e.message));
+    // Not signed in, on a server with an OpenID provider: offer its sign-in, back to this page.
+    if (e.status !== 401) return;
+    const opts = await get<{ oidc: boolean; issuer?: string }>("/api/v1/sign-in").catch(() => null);
+    if (opts?.oidc)
+      app.append(
+        h(
+          "p",
+          {},
+          h(
+            "a",
+            {
+              id: "oidc-sign-in",
+              href: `/oidc/login?next=${encodeURIComponent("/" + (location.hash || "#/jobs"))}`,
+            },
+            `Sign in with ${new URL(opts.issuer ?? location.href).host}`,
+          ),
+        ),
+      );
+  });
 }
 // Who the server says is signed in, with their role (a team server's people differ; a person's own
 // server has one, its Owner): shown in the header, and what "mine" means in the jobs list.
