@@ -10,7 +10,7 @@ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCAIRN_FUZZ
   -DCMAKE_CXX_COMPILER=clang++-14 \
   -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" > /dev/null
-targets=(http_request json_bodies job_yaml set_override jmespath cli_answer)
+targets=(http_request json_bodies job_yaml set_override jmespath id_token cli_answer)
 cmake --build build-fuzz --target "${targets[@]/%/_fuzz}"
 status=0
 for t in "${targets[@]}"; do

@@ -1268,6 +1268,8 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
           return ok;
         });
         if (!buf.empty()) flush();
+        // On disk before it is answered: an artifact the client saw stored survives a crash.
+        if (whole && ok && fdatasync(*fd) != 0) ok = false;
         close(*fd);
         if (!whole || !ok) {
           (void)root->Remove(tmp);
