@@ -2,7 +2,7 @@
 """Artifact upload and download through the server against the disk itself, in one run, interleaved:
 `curl -T` of a 200 MB file to the MLflow artifact proxy (the server writes it and fdatasyncs it before
 answering) beside `dd conv=fsync` of the same file to the same folder; `curl` of it back beside `dd` reading
-it (both from the page cache after the first read). Each binary given runs its own server, the reference
+it (both from the disk: the page cache is emptied before each, where the bench runs as root). Each binary given runs its own server, the reference
 first.
 
     /usr/bin/python3 bench/upload.py [--mb 200] [--rounds 5] [--server REF --server NEW] [--root DIR]
@@ -35,6 +35,17 @@ def start(server, home):
             pass
         time.sleep(0.02)
     raise SystemExit(f"{server} did not start")
+
+
+def cold():
+    """Empties the page cache (root), so that a read comes from the disk; False where it cannot."""
+    try:
+        os.sync()
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+        return True
+    except OSError:
+        return False
 
 
 def dd(args):
@@ -72,15 +83,18 @@ def main():
                 subprocess.run(["curl", "-sf", "-o", "/dev/null", "-T", src, "-H", f"Authorization: Bearer {token}", art],
                                check=True)
                 res[server]["up"].append(size / (time.perf_counter() - t) / 1e6)
+                cold()
                 t = time.perf_counter()
                 subprocess.run(["curl", "-sf", "-o", "/dev/null", "-H", f"Authorization: Bearer {token}", art], check=True)
                 res[server]["down"].append(size / (time.perf_counter() - t) / 1e6)
             target = os.path.join(runs[0][3], f"dd{r}.bin")
             disk["write"].append(size / dd([f"if={src}", f"of={target}", "conv=fsync"]) / 1e6)
+            is_cold = cold()
             disk["read"].append(size / dd([f"if={target}", "of=/dev/null"]) / 1e6)
         w, rd = statistics.median(disk["write"]), statistics.median(disk["read"])
         print(f"{a.mb} MB x {a.rounds} rounds, medians (range); disk: dd conv=fsync {w:.0f} MB/s "
-              f"({min(disk['write']):.0f}-{max(disk['write']):.0f}), dd read {rd:.0f} MB/s")
+              f"({min(disk['write']):.0f}-{max(disk['write']):.0f}), dd read {rd:.0f} MB/s"
+              f"{'' if is_cold else ' (from the page cache: not root)'}")
         for server, _, _, _ in runs:
             up, down = res[server]["up"], res[server]["down"]
             print(f"{server}: upload {statistics.median(up):.0f} MB/s ({min(up):.0f}-{max(up):.0f}; "

@@ -3,7 +3,9 @@
 #include "base/util.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <strings.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/resource.h>
@@ -503,6 +505,49 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     Lowest().close();
   }
 
+  // Worker, plain sockets only: waits until the socket is readable (or writable), within the I/O
+  // timeout. The event loop has no operation on the socket while a worker holds the connection.
+  bool WaitReady(short events) {
+    pollfd pfd{Lowest().socket().native_handle(), events, 0};
+    for (;;) {
+      int n = poll(&pfd, 1, s_->timeout_s_ * 1000);
+      if (n > 0) return true;
+      if (n == 0 || errno != EINTR) return false;
+    }
+  }
+  // Worker: `length` body bytes straight from the socket to `receiver`, a chunk at a time.
+  bool ReadBodyDirect(uint64_t length, std::vector<char>& chunk,
+                      const std::function<bool(const char*, size_t)>& receiver) {
+    const int fd = Lowest().socket().native_handle();
+    while (length > 0) {
+      ssize_t n = recv(fd, chunk.data(), std::min<uint64_t>(chunk.size(), length), 0);
+      if (n > 0) {
+        length -= static_cast<uint64_t>(n);
+        if (!receiver(chunk.data(), static_cast<size_t>(n))) return false;
+      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        if (!WaitReady(POLLIN)) return false;
+      } else {
+        return false;  // the client went away (or stop() shut the socket)
+      }
+    }
+    return true;
+  }
+  // Worker: `length` bytes of `file_fd` from `offset`, by sendfile (no copy through user space).
+  bool SendFileDirect(int file_fd, off_t offset, size_t length) {
+    const int fd = Lowest().socket().native_handle();
+    while (length > 0) {
+      ssize_t n = sendfile(fd, file_fd, &offset, std::min<size_t>(length, size_t{1} << 30));
+      if (n > 0) {
+        length -= static_cast<size_t>(n);
+      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        if (!WaitReady(POLLOUT)) return false;
+      } else {
+        return false;  // the file shrank, or the client went away
+      }
+    }
+    return true;
+  }
+
   // Worker: runs `op(done)` on the event loop and waits for it to call done.
   template <class Op>
   beast::error_code OnLoop(Op op) {
@@ -571,6 +616,17 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
         p.get().body().data = chunk.data();
         p.get().body().size = chunk.size();
         beast::error_code ec = ParseBuffered(p);
+        if constexpr (!kTls) {
+          // A body of known length with nothing left in the buffer: the rest is read straight from
+          // the socket into the chunk, by this worker (no trip to the event loop per read, no pass
+          // through the parser), never past the body's end (the next request's bytes stay unread).
+          auto remaining = p.content_length_remaining();
+          size_t got = chunk.size() - p.get().body().size;
+          if (!ec && got == 0 && buf_.size() == 0 && !p.chunked() && remaining && *remaining > 0) {
+            if (!ReadBodyDirect(*remaining, chunk, receiver)) return !(body_failed = true);
+            break;
+          }
+        }
         if (!ec && !p.is_done() && p.get().body().size == chunk.size()) {
           ec = OnLoop([&](auto done) {
             bhttp::async_read_some(stream_, buf_, p,
@@ -714,6 +770,13 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
         HeadOf(res, "Content-Length: " + std::to_string(content_length) + "\r\n", keep_alive);
     if (res.file_fd >= 0) {
       bool ok = Write(head);
+      if constexpr (!kTls) {
+        if (ok && !head_only) ok = SendFileDirect(res.file_fd, 0, content_length);
+        close(res.file_fd);
+        res.file_fd = -1;
+        if (!ok) return FinishClosed();
+        return Finish(std::make_shared<std::vector<std::string>>(), keep_alive);
+      }
       std::string chunk;
       for (size_t off = 0; ok && !head_only && off < content_length;) {
         chunk.resize(std::min(kChunk, content_length - off));

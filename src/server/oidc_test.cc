@@ -26,7 +26,8 @@ constexpr long long kNow = 1800000000;
 TEST(OidcIdToken, AcceptsOnlyATokenThatChecksOutInEveryRespect) {
   auto [token, jwks] = Seed("valid");
   ASSERT_FALSE(token.empty());
-  auto ok = Oidc::VerifyIdToken(token, jwks, "https://issuer.example", "cairn-studio", "n0nce", kNow);
+  auto ok =
+      Oidc::VerifyIdToken(token, jwks, "https://issuer.example", "cairn-studio", "n0nce", kNow);
   ASSERT_TRUE(ok.ok()) << ok.status().message();
   EXPECT_EQ((*ok)["preferred_username"], "alice");
   auto why = [&](const std::string& t, const std::string& iss, const std::string& aud,
@@ -40,28 +41,31 @@ TEST(OidcIdToken, AcceptsOnlyATokenThatChecksOutInEveryRespect) {
             std::string::npos);
   EXPECT_NE(why(token, "https://issuer.example", "cairn-studio", "other", kNow).find("nonce"),
             std::string::npos);
-  EXPECT_NE(why(token, "https://issuer.example", "cairn-studio", "n0nce", kNow + 3600)
-                .find("expired"),
-            std::string::npos);
+  EXPECT_NE(
+      why(token, "https://issuer.example", "cairn-studio", "n0nce", kNow + 3600).find("expired"),
+      std::string::npos);
   // One character of the signature changed: it no longer holds.
   std::string tampered = token;
   size_t at = tampered.rfind('.') + 10;
   tampered[at] = tampered[at] == 'A' ? 'B' : 'A';
-  EXPECT_NE(why(tampered, "https://issuer.example", "cairn-studio", "n0nce", kNow).find("signature"),
-            std::string::npos);
+  EXPECT_NE(
+      why(tampered, "https://issuer.example", "cairn-studio", "n0nce", kNow).find("signature"),
+      std::string::npos);
   // Without the key the token names, nothing verifies it.
   nlohmann::json none = {{"keys", nlohmann::json::array()}};
-  EXPECT_FALSE(Oidc::VerifyIdToken(token, none, "https://issuer.example", "cairn-studio", "n0nce",
-                                   kNow)
-                   .ok());
+  EXPECT_FALSE(
+      Oidc::VerifyIdToken(token, none, "https://issuer.example", "cairn-studio", "n0nce", kNow)
+          .ok());
 }
 
 TEST(OidcIdToken, RefusesAlgNoneAndGarbage) {
   auto [token, jwks] = Seed("alg_none");
-  auto r = Oidc::VerifyIdToken(token, jwks, "https://issuer.example", "cairn-studio", "n0nce", kNow);
+  auto r =
+      Oidc::VerifyIdToken(token, jwks, "https://issuer.example", "cairn-studio", "n0nce", kNow);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("'none'"), std::string::npos) << r.status().message();
-  for (const std::string& bad : std::vector<std::string>{"", "a.b", "a.b.c.d", "!!!.###.$$$", std::string(20000, 'a')})
+  for (const std::string& bad :
+       std::vector<std::string>{"", "a.b", "a.b.c.d", "!!!.###.$$$", std::string(20000, 'a')})
     EXPECT_FALSE(Oidc::VerifyIdToken(bad, jwks, "i", "c", "n", kNow).ok()) << bad.substr(0, 20);
 }
 
