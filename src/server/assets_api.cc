@@ -304,6 +304,9 @@ void RegisterAssetRoutes(http::Server& svr, AssetContext& ctx) {
          Status s = ctx.sched->SetAssetArchived(req.matches[1], req.matches[2],
                                                 req.get_param_value("version"), archive);
          if (!s.ok()) return SendError(res, s);
+         if (ctx.audit)
+           ctx.audit(req, req.matches[1].str() + (archive ? ".archive" : ".restore"),
+                     req.matches[2].str(), req.get_param_value("version"));
          SendJson(res, {{"name", req.matches[2].str()}, {"archived", archive}});
        });
   }
@@ -342,6 +345,7 @@ void RegisterAssetRoutes(http::Server& svr, AssetContext& ctx) {
        if (auto old = ctx.reader().GetDatastore(a.name); old.ok()) rec.created_at = old->created_at;
        Status s = ctx.sched->PutDatastore(rec);
        if (!s.ok()) return SendError(res, s);
+       if (ctx.audit) ctx.audit(req, "datastore.create", a.name, a.path);
        SendJson(res, DatastoreView(rec), 201);
      });
   On(svr, "GET", Access::kRead, "/api/v1/datastores",
@@ -372,6 +376,7 @@ void RegisterAssetRoutes(http::Server& svr, AssetContext& ctx) {
                                                   " is built in and cannot be deleted"));
        Status s = ctx.sched->DeleteDatastore(req.matches[1]);
        if (!s.ok()) return SendError(res, s);
+       if (ctx.audit) ctx.audit(req, "datastore.delete", req.matches[1].str(), "");
        SendJson(res, {{"name", req.matches[1].str()}, {"deleted", true}});
      });
 }

@@ -20,6 +20,10 @@ struct AssetContext {
   std::string blobs;
   std::function<Result<std::string>(const std::string&)>
       resolve_runs;  // runs:/ URI -> a path on disk
+  // Appends to the audit log: who (the request's caller) did `action` to `target`.
+  std::function<void(const http::Request&, const std::string& action, const std::string& target,
+                     const std::string& detail)>
+      audit;
 };
 
 void RegisterAssetRoutes(http::Server& svr, AssetContext& ctx);

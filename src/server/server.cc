@@ -1238,6 +1238,9 @@ class Server {
     assets_.workspace = opt_.home;
     assets_.blobs = ws_.Blobs();
     assets_.resolve_runs = [this](const std::string& uri) { return RunsUriToPath(mlflow_, uri); };
+    assets_.audit = [this](const http::Request& req, const std::string& action,
+                           const std::string& target,
+                           const std::string& detail) { Audit(req, action, target, detail); };
     RegisterAssetRoutes(svr_, assets_);
 
     // Public: proves, without sending it, that this server holds the workspace's token (and a

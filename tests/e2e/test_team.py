@@ -154,6 +154,12 @@ def test_each_person_is_named_by_the_kernel_and_given_their_role(team):
     # Only an Owner assigns roles.
     code, out = p["carl"].curl("POST", "/api/v1/role-assignments", {"assignee": p["carl"].name, "role": "Owner"})
     assert code == 403, out
+    # A datastore names a folder of the machine, which the server reads on people's behalf: Owners only.
+    code, out = p["carl"].curl("POST", "/api/v1/datastores", {"name": "mine", "type": "local", "path": "/root"})
+    assert code == 403 and "Owner" in out, out
+    root.cairn("datastore", "create", "-n", "shared", "-p", workspace)
+    created = root.json("audit", "list", "--action", "datastore.create")
+    assert created[0]["target"] == "shared" and created[0]["who"] == "root"
 
 
 def test_a_contributor_changes_only_their_own(team):
