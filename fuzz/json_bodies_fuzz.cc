@@ -1,6 +1,7 @@
 // libFuzzer target: every JSON body handler of the MLflow API (the routes a job's token reaches),
 // against a real tracking store in a temporary folder. The first byte picks the route; the rest is
-// the body. Also the bounded parse every other JSON route goes through.
+// the body, and its high bit whether an Owner or a Contributor calls. Also the bounded parse every
+// other JSON route goes through.
 #include <unistd.h>
 
 #include <cstddef>
@@ -12,6 +13,7 @@
 
 #include "base/http_server.h"
 #include "base/json_limits.h"
+#include "server/access.h"
 #include "server/mlflow_api.h"
 #include "tracking/tracking_store.h"
 
@@ -31,7 +33,10 @@ struct Fixture {
     store = std::move(s).value();
     ctx.store = store.get();
     ctx.workspace = dir;
-    ctx.scope = [] { return std::string(); };
+    ctx.user_of = [this](const std::string& run_id) {
+      auto run = store->GetRun(run_id);
+      return run.ok() ? run->info.user_id : std::string();
+    };
     cairn::server::RegisterMlflowRoutes(svr, ctx);
     for (const char* r :
          {"experiments/create", "experiments/search", "experiments/update",
@@ -46,7 +51,17 @@ struct Fixture {
     req.target = "/api/2.0/mlflow/runs/create";
     req.body = R"({"experiment_id":"0","run_name":"r"})";
     cairn::http::Response res;
+    cairn::server::SetCaller(req, Person(cairn::store::Role::kOwner));
     svr.DispatchForTest(req, res);
+  }
+  // Who calls (the pre-router attaches it; DispatchForTest has none): an Owner, or a Contributor,
+  // whose changes go through the ownership checks.
+  static cairn::server::Caller Person(cairn::store::Role role) {
+    cairn::server::Caller c;
+    c.kind = cairn::server::Caller::Kind::kPerson;
+    c.name = role == cairn::store::Role::kOwner ? "owner" : "contributor";
+    c.role = role;
+    return c;
   }
 };
 
@@ -61,8 +76,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)cairn::ParseJsonBounded(body, &j, &error);
   cairn::http::Request req;
   req.method = "POST";
-  req.target = f->routes[data[0] % f->routes.size()];
+  req.target = f->routes[(data[0] & 0x7f) % f->routes.size()];
   req.body = body;
+  cairn::server::SetCaller(req, Fixture::Person((data[0] & 0x80) ? cairn::store::Role::kContributor
+                                                                 : cairn::store::Role::kOwner));
   cairn::http::Response res;
   try {
     f->svr.DispatchForTest(req, res);

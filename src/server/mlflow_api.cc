@@ -1226,7 +1226,7 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
   const std::string art = "/api/2.0/mlflow-artifacts/artifacts";
   // A run's artifacts (<experiment>/<run>/artifacts/...) change as the run does; anything else
   // only by an Owner.
-  auto writable = [cp, may_write_run](const Caller& c, const std::string& path) -> Status {
+  auto writable = [may_write_run](const Caller& c, const std::string& path) -> Status {
     if (c.IsOwner()) return Status::Ok();
     auto parts = Split(path, '/');
     if (parts.size() >= 3 && parts[2] == "artifacts") return may_write_run(c, parts[1]);
