@@ -32,6 +32,13 @@ constexpr long long kStateMaxAgeMs = 10 * 60 * 1000;
 constexpr size_t kMaxAnswer = 1 << 20;    // a provider's JSON answers
 constexpr size_t kMaxIdToken = 16 << 10;  // a compact JWS
 
+// A member's text, "" when it is missing or not a string (value() would throw on a number).
+std::string Str(const json& j, const char* key) {
+  if (!j.is_object()) return "";
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 std::string Base64Url(const unsigned char* data, size_t n) {
   static const char kAlphabet[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -174,7 +181,8 @@ Result<json> FetchJson(const std::string& method, const std::string& url,
     return Unavailable("the OpenID provider's answer from " + url.substr(0, 200) +
                        " is not a JSON object (HTTP " + std::to_string(r->first) + ")");
   if (r->first != 200) {
-    std::string why = j.value("error_description", j.value("error", ""));
+    std::string why =
+        !Str(j, "error_description").empty() ? Str(j, "error_description") : Str(j, "error");
     return Status(r->first >= 500 ? Code::kUnavailable : Code::kPermissionDenied,
                   "the OpenID provider refused (HTTP " + std::to_string(r->first) +
                       (why.empty() ? "" : ": " + why.substr(0, 300)) + ")");
@@ -187,8 +195,10 @@ using PkeyPtr = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
 // An RSA public key from a JWK's n and e; null when they are not one.
 PkeyPtr RsaKey(const json& jwk) {
   PkeyPtr none(nullptr, EVP_PKEY_free);
-  if (!jwk.is_object() || jwk.value("kty", "") != "RSA" || !jwk["n"].is_string() ||
-      !jwk["e"].is_string())
+  // contains() first: a const json's operator[] on a missing key is undefined (the fuzzer found
+  // it).
+  auto text = [&](const char* k) { return jwk.contains(k) && jwk[k].is_string(); };
+  if (!jwk.is_object() || !text("kty") || jwk["kty"] != "RSA" || !text("n") || !text("e"))
     return none;
   auto n = FromBase64Url(jwk["n"].get<std::string>());
   auto e = FromBase64Url(jwk["e"].get<std::string>());
@@ -265,9 +275,9 @@ Status Oidc::Discover() {
   auto d = FetchJson("GET", c_.issuer + "/.well-known/openid-configuration");
   if (!d.ok()) return d.status();
   // The document must be the issuer's own (OpenID Connect Discovery, 4.3).
-  if (d->value("issuer", "") != c_.issuer)
+  if (Str(*d, "issuer") != c_.issuer)
     return Unavailable("the OpenID provider's discovery names issuer '" +
-                       d->value("issuer", "").substr(0, 200) + "', not " + c_.issuer);
+                       Str(*d, "issuer").substr(0, 200) + "', not " + c_.issuer);
   for (const char* k : {"authorization_endpoint", "token_endpoint", "jwks_uri"})
     if (!(*d)[k].is_string())
       return Unavailable(std::string("the provider's discovery has no ") + k);
@@ -352,15 +362,16 @@ Result<json> Oidc::VerifyIdToken(const std::string& token, const json& jwks,
   json claims = ParseJsonOrDiscarded(*payload_text);
   if (!header.is_object() || !claims.is_object()) return Refused("the ID token is not JSON");
   // Only the algorithm this server asked for: never "none", never an HMAC keyed with a public key.
-  if (header.value("alg", "") != "RS256")
-    return Refused("the ID token is signed with '" + header.value("alg", "").substr(0, 20) +
+  if (Str(header, "alg") != "RS256")
+    return Refused("the ID token is signed with '" + Str(header, "alg").substr(0, 20) +
                    "', not RS256");
   std::string kid = header.contains("kid") && header["kid"].is_string() ? header["kid"] : "";
   bool verified = false;
   if (jwks.is_object() && jwks.contains("keys") && jwks["keys"].is_array())
     for (const auto& k : jwks["keys"]) {
-      if (!kid.empty() && k.value("kid", kid) != kid) continue;
-      if (k.contains("use") && k.value("use", "") != "sig") continue;
+      if (!k.is_object()) continue;
+      if (!kid.empty() && k.contains("kid") && k["kid"] != kid) continue;
+      if (k.contains("use") && k["use"] != "sig") continue;
       PkeyPtr key = RsaKey(k);
       if (key && VerifyRs256(key.get(), parts[0] + "." + parts[1], *sig)) {
         verified = true;
@@ -368,19 +379,20 @@ Result<json> Oidc::VerifyIdToken(const std::string& token, const json& jwks,
       }
     }
   if (!verified) return Refused("the ID token's signature is not the provider's");
-  if (claims.value("iss", "") != issuer) return Refused("the ID token is from another issuer");
+  if (Str(claims, "iss") != issuer) return Refused("the ID token is from another issuer");
   const json& aud = claims["aud"];
   bool ours = (aud.is_string() && aud == client_id) ||
               (aud.is_array() && std::find(aud.begin(), aud.end(), client_id) != aud.end());
   if (!ours) return Refused("the ID token is for another client");
-  if (aud.is_array() && aud.size() > 1 && claims.value("azp", client_id) != client_id)
+  if (aud.is_array() && aud.size() > 1 && !Str(claims, "azp").empty() &&
+      Str(claims, "azp") != client_id)
     return Refused("the ID token was issued to another client (azp)");
   constexpr long long kSkew = 60;
   if (!claims["exp"].is_number() || claims["exp"].get<double>() + kSkew < now_s)
     return Refused("the ID token has expired");
   if (claims["iat"].is_number() && claims["iat"].get<double>() > now_s + kSkew)
     return Refused("the ID token was issued in the future");
-  if (claims.value("nonce", "") != nonce || nonce.empty())
+  if (Str(claims, "nonce") != nonce || nonce.empty())
     return Refused("the ID token's nonce is not this sign-in's");
   return claims;
 }
@@ -406,7 +418,7 @@ Result<OidcIdentity> Oidc::Finish(const std::string& code, const std::string& st
                                       {"redirect_uri", c_.redirect_url},
                                       {"code_verifier", p.verifier}}));
   if (!tok.ok()) return tok.status();
-  std::string id_token = tok->value("id_token", "");
+  std::string id_token = Str(*tok, "id_token");
   json jwks;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -438,7 +450,7 @@ Result<OidcIdentity> Oidc::Finish(const std::string& code, const std::string& st
     if (!claims.ok()) return claims.status();
   }
   OidcIdentity who;
-  who.subject = claims->value("sub", "");
+  who.subject = Str(*claims, "sub");
   const json& name = (*claims)[c_.username_claim];
   who.name = name.is_string() ? name.get<std::string>() : "";
   if (who.name.empty() || who.name.size() > 256)
@@ -451,7 +463,7 @@ Result<OidcIdentity> Oidc::Finish(const std::string& code, const std::string& st
     for (const auto& g : groups)
       if (g.is_string() && g.get<std::string>().size() <= 256 && who.groups.size() < 256)
         who.groups.push_back(g);
-  who.refresh_token = tok->value("refresh_token", "");
+  who.refresh_token = Str(*tok, "refresh_token");
   who.next = p.next;
   return who;
 }
@@ -462,7 +474,7 @@ Result<std::string> Oidc::Refresh(const std::string& refresh_token) {
       TokenRequest(FormEncode({{"grant_type", "refresh_token"}, {"refresh_token", refresh_token}}));
   if (!tok.ok()) return tok.status();
   // Providers that do not rotate refresh tokens keep the old one valid.
-  std::string fresh = tok->value("refresh_token", "");
+  std::string fresh = Str(*tok, "refresh_token");
   return fresh.empty() ? refresh_token : fresh;
 }
 

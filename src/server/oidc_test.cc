@@ -51,6 +51,11 @@ TEST(OidcIdToken, AcceptsOnlyATokenThatChecksOutInEveryRespect) {
   EXPECT_NE(
       why(tampered, "https://issuer.example", "cairn-studio", "n0nce", kNow).find("signature"),
       std::string::npos);
+  // Keys without their numbers (or not objects at all) verify nothing, and crash nothing.
+  nlohmann::json broken = {{"keys", {{{"kty", "RSA"}, {"kid", "k1"}}, 7, nullptr, "x"}}};
+  EXPECT_FALSE(
+      Oidc::VerifyIdToken(token, broken, "https://issuer.example", "cairn-studio", "n0nce", kNow)
+          .ok());
   // Without the key the token names, nothing verifies it.
   nlohmann::json none = {{"keys", nlohmann::json::array()}};
   EXPECT_FALSE(
