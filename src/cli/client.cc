@@ -187,6 +187,20 @@ Status Client::Fetch(const std::string& path, const std::string& what, const std
   return root->Rename(tmp, rel);
 }
 
+int ReportFailure(const Status& s) {
+  fprintf(stderr, "ERROR: %s\n", s.message().c_str());
+  switch (s.code()) {
+    case Code::kInvalidArgument:
+      return 2;
+    case Code::kNotFound:
+      return 3;
+    case Code::kUnavailable:
+      return 4;
+    default:
+      return 1;
+  }
+}
+
 Result<std::unique_ptr<Client>> Connect() {
   if (auto w = settings::Get("CAIRN_WORKSPACE"); w && !w->empty()) {
     // A folder names a team server on this machine: its socket, where the kernel says who we are.

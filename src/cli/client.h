@@ -71,6 +71,10 @@ class Client {
   std::unique_ptr<HttpClient> http_;
 };
 
+// Prints `s` as az does ("ERROR: ...") and returns the CLI's exit code for it (commands.h: 2 bad
+// input, 3 not found, 4 unreachable, else 1).
+int ReportFailure(const Status& s);
+
 // Connects to the workspace the CLI was pointed at: $CAIRN_WORKSPACE (a URL, with $CAIRN_TOKEN),
 // else the server of $CAIRN_HOME (started on demand).
 Result<std::unique_ptr<Client>> Connect();

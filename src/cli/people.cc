@@ -12,19 +12,8 @@ using nlohmann::json;
 
 namespace {
 
-int Fail(const Status& s) {
-  fprintf(stderr, "ERROR: %s\n", s.message().c_str());
-  switch (s.code()) {
-    case Code::kInvalidArgument:
-      return 2;
-    case Code::kNotFound:
-      return 3;
-    case Code::kUnavailable:
-      return 4;
-    default:
-      return 1;
-  }
-}
+// The CLI's exit codes for a failure (commands.h), said on stderr.
+int Fail(const Status& s) { return ReportFailure(s); }
 
 struct PeopleArgs {
   std::string assignee, role, principal_type = "User", scope, ids, description, who, action, target;
