@@ -159,7 +159,10 @@ std::string TableScalar(const json& v) {
 
 // 0.4 -> "0.4s", 72 -> "1m 12s", 7300 -> "2h 1m", 90000 -> "1d 1h".
 std::string Duration(double seconds) {
-  if (seconds < 0) seconds = 0;
+  // NaN and negatives show as 0; anything past a million days is clamped so the cast below stays
+  // defined (a server's answer is hostile input too).
+  if (!(seconds >= 0)) seconds = 0;
+  if (seconds > 1e11) seconds = 1e11;
   char buf[64];
   if (seconds < 10 && seconds != std::floor(seconds)) {
     snprintf(buf, sizeof buf, "%.1fs", seconds);

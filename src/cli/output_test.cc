@@ -66,6 +66,13 @@ TEST(ToTable, TimesToTheSecondAndReadableDurations) {
             "2026-12-01 14:02:00  0.2s\nnot a time           2h 1m\n");
 }
 
+TEST(ToTable, HugeOrNegativeDurationsStayDefined) {
+  // A fuzzer found 3.4e20 seconds overflowing the cast to long long.
+  json rows = json::parse(R"([{"d":3.44444e20},{"d":-5}])");
+  std::string t = ToTable(rows, {{"D", "d", Column::kDuration}});
+  EXPECT_EQ(t, "D\n-----------\n1157407d 9h\n0s\n");
+}
+
 TEST(ParseFormat, NamesTheAllowedValues) {
   auto f = ParseFormat("xml");
   ASSERT_FALSE(f.ok());
