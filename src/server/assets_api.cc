@@ -145,240 +145,260 @@ Result<json> Storage(AssetContext& ctx, const std::string& kind, const json& bod
   return json{{"kind", "uri"}, {"uri", path}};
 }
 
-}  // namespace
-
-namespace {
-// A row of the route table: who may call it (access.h), then the handler.
-void On(http::Server& svr, const char* method, Access access, const std::string& pattern,
-        http::Handler h) {
-  svr.Add(method, pattern, std::move(h), 0, static_cast<int>(access));
+// Components: the YAML as written, checked again here, and the code snapshot that stands for its
+// code.
+void CreateComponent(AssetContext& ctx, const http::Request& req, http::Response& res) {
+  json body = ParseJsonOrDiscarded(req.body);
+  if (!body.is_object() || !body["yaml"].is_string())
+    return SendError(res, InvalidArgument("expected {\"yaml\": ..., \"code_snapshot\": ...}"));
+  spec::ParseOptions opt;
+  opt.check_local_paths = false;
+  if (body.contains("name") && body["name"].is_string()) opt.name = body["name"];
+  spec::Diagnostics d;
+  auto info = spec::ParseComponentText(body["yaml"], "component", "/", opt, d);
+  if (!info) return SendError(res, InvalidArgument(Trim(d.ToString())));
+  std::string snapshot = body.value("code_snapshot", "");
+  if (!info->code.empty() && snapshot.empty())
+    return SendError(res, InvalidArgument("code: the component's code was not uploaded"));
+  if (!snapshot.empty() && !ctx.reader().GetSnapshot(snapshot).ok())
+    return SendError(res, InvalidArgument("code snapshot " + snapshot + " was not uploaded"));
+  store::AssetRecord rec;
+  rec.kind = "component";
+  rec.name = info->name;
+  rec.version = body.value("version", "").empty() ? info->version : body.value("version", "");
+  rec.spec = {{"type", "command"},
+              {"display_name", info->display_name},
+              {"description", info->description},
+              {"is_deterministic", info->is_deterministic},
+              {"inputs", info->inputs},
+              {"outputs", info->outputs},
+              {"command", info->command},
+              {"yaml", body["yaml"]},
+              {"code_snapshot", snapshot},
+              {"tags", body.value("tags", json::object())},
+              {"created_by", CallerOf(req).name}};
+  if (!snapshot.empty()) rec.spec["code"] = "azureml:snapshots/" + snapshot;
+  auto made = ctx.sched->CreateAsset(rec);
+  if (!made.ok()) return SendError(res, made.status());
+  SendJson(res, AssetView(*made), 201);
 }
+
+void CreateAsset(AssetContext& ctx, const http::Request& req, http::Response& res) {
+  std::string kind = req.matches[1];
+  json body = ParseJsonOrDiscarded(req.body);
+  if (!body.is_object()) return SendError(res, InvalidArgument("expected a " + kind + " object"));
+  spec::AssetSpec a;
+  a.kind = kind;
+  a.name = body.value("name", "");
+  a.version = body.value("version", "");
+  a.type = body.value("type", "");
+  a.path = body.value("path", "");
+  if (kind == "environment") a.environment.image = body.value("image", "");
+  if (kind == "environment" && body.contains("build"))
+    a.environment.build_path = body["build"].value("path", "");
+  spec::Diagnostics d;
+  // Local content was uploaded by the CLI, from a machine that may not be this one.
+  spec::ValidateAsset(a, "request", d, /*check_paths=*/false);
+  if (d.HasErrors()) {
+    std::string msg;
+    for (const auto& x : d.all()) msg += (msg.empty() ? "" : "; ") + x.message;
+    return SendError(res, InvalidArgument(msg));
+  }
+  auto storage = Storage(ctx, kind, body);
+  if (!storage.ok()) return SendError(res, storage.status());
+  store::AssetRecord rec;
+  rec.kind = kind;
+  rec.name = a.name;
+  rec.version = a.version;
+  rec.spec = body;
+  rec.spec.erase("snapshot");
+  rec.spec.erase("single_file");
+  if (kind != "environment") rec.spec["type"] = a.type;
+  rec.spec["storage"] = *storage;
+  rec.spec["created_by"] = CallerOf(req).name;
+  auto made = ctx.sched->CreateAsset(rec);
+  if (!made.ok()) return SendError(res, made.status());
+  if (kind != "environment" && (*storage).value("kind", "") == "blobs") {
+    // The read-only view jobs mount is made now, so no job waits for it (a link per file, no
+    // copy).
+    std::string id = (*storage).value("snapshot", "");
+    auto m = ctx.reader().GetSnapshot(id);
+    auto view = m.ok() ? compute::ViewOf(ctx.workspace, id, *m) : Result<std::string>(m.status());
+    Status v = view.ok() ? compute::EnsureView(*view, *view + ".json", ctx.blobs) : view.status();
+    if (!v.ok())
+      fprintf(stderr, "cairn server: the view of %s: %s\n", id.c_str(), v.message().c_str());
+  }
+  SendJson(res, AssetView(*made), 201);
+}
+
+void ListAssets(AssetContext& ctx, const http::Request& req, http::Response& res) {
+  json out = json::array();
+  for (const auto& a : ctx.reader().ListAssets(req.matches[1], req.get_param_value("name"),
+                                               req.get_param_value("include_archived") == "true",
+                                               req.get_param_value("archived_only") == "true"))
+    out.push_back(AssetView(a));
+  SendJson(res, out);
+}
+
+void GetLatestAsset(AssetContext& ctx, const http::Request& req, http::Response& res) {
+  std::string label = req.has_param("label") ? req.get_param_value("label") : "latest";
+  if (label != "latest")
+    return SendError(res,
+                     InvalidArgument("--label: the only label is 'latest', got '" + label + "'"));
+  auto a = ctx.reader().LatestAsset(req.matches[1], req.matches[2]);
+  if (!a.ok()) return SendError(res, a.status());
+  SendJson(res, AssetView(*a));
+}
+
+void GetAssetVersion(AssetContext& ctx, const http::Request& req, http::Response& res) {
+  auto a = ctx.reader().GetAsset(req.matches[1], req.matches[2], req.matches[3]);
+  if (!a.ok()) return SendError(res, a.status());
+  SendJson(res, AssetView(*a));
+}
+
+// The files of a version whose content is in the blob store (models, local data): for download.
+void AssetFiles(AssetContext& ctx, const http::Request& req, http::Response& res) {
+  auto a = ctx.reader().GetAsset(req.matches[1], req.matches[2], req.matches[3]);
+  if (!a.ok()) return SendError(res, a.status());
+  json st = a->spec.value("storage", json::object());
+  if (st.value("kind", "") != "blobs")
+    return SendError(res, FailedPrecondition(a->name + ":" + a->version +
+                                             " is not stored in this workspace; it is " +
+                                             a->spec.value("path", "")));
+  auto m = ctx.reader().GetSnapshot(st.value("snapshot", ""));
+  if (!m.ok()) return SendError(res, m.status());
+  SendJson(res, {{"name", a->name}, {"version", a->version}, {"files", json::parse(*m)}});
+}
+
+void SetAssetArchived(AssetContext& ctx, const http::Request& req, http::Response& res,
+                      bool archive) {
+  // A Contributor archives only versions they registered.
+  const std::string version = req.get_param_value("version");
+  for (const auto& a : ctx.reader().ListAssets(req.matches[1], req.matches[2], true, false)) {
+    if (!version.empty() && a.version != version) continue;
+    Status may = MayChange(CallerOf(req), a.spec.value("created_by", ""),
+                           req.matches[1].str() + " " + a.name + ":" + a.version);
+    if (!may.ok()) return SendError(res, may);
+  }
+  Status s = ctx.sched->SetAssetArchived(req.matches[1], req.matches[2],
+                                         req.get_param_value("version"), archive);
+  if (!s.ok()) return SendError(res, s);
+  if (ctx.audit)
+    ctx.audit(req, req.matches[1].str() + (archive ? ".archive" : ".restore"), req.matches[2].str(),
+              req.get_param_value("version"));
+  SendJson(res, {{"name", req.matches[2].str()}, {"archived", archive}});
+}
+
+// Blobs, read with the workspace token (a model's download).
+void GetBlob(AssetContext& ctx, const http::Request& req, http::Response& res) {
+  store::BlobStore blobs(ctx.blobs);
+  if (!blobs.Has(req.matches[1]))
+    return SendError(res, NotFound("no blob " + req.matches[1].str()));
+  auto data = ReadFile(blobs.PathOf(req.matches[1]));
+  if (!data.ok()) return SendError(res, data.status());
+  res.set_content(std::move(*data), "application/octet-stream");
+}
+
+// Datastores: folders of this machine (or a shared filesystem) that
+// azureml://datastores/<name>/paths/... names.
+void CreateDatastore(AssetContext& ctx, const http::Request& req, http::Response& res) {
+  json body = ParseJsonOrDiscarded(req.body);
+  if (!body.is_object()) return SendError(res, InvalidArgument("expected a datastore object"));
+  spec::AssetSpec a;
+  a.kind = "datastore";
+  a.name = body.value("name", "");
+  a.path = body.value("path", "");
+  a.datastore_type = body.value("type", "local");
+  a.description = body.value("description", "");
+  spec::Diagnostics d;
+  spec::ValidateAsset(a, "request", d);
+  if (!a.path.empty() && a.path[0] != '/') d.Error("request", 0, 0, "path: must be absolute");
+  if (d.HasErrors()) {
+    std::string msg;
+    for (const auto& x : d.all()) msg += (msg.empty() ? "" : "; ") + x.message;
+    return SendError(res, InvalidArgument(msg));
+  }
+  store::DatastoreRecord rec{a.name, spec::ToJson(a), NowMillis()};
+  if (auto old = ctx.reader().GetDatastore(a.name); old.ok()) rec.created_at = old->created_at;
+  Status s = ctx.sched->PutDatastore(rec);
+  if (!s.ok()) return SendError(res, s);
+  if (ctx.audit) ctx.audit(req, "datastore.create", a.name, a.path);
+  SendJson(res, DatastoreView(rec), 201);
+}
+
+void ListDatastores(AssetContext& ctx, const http::Request&, http::Response& res) {
+  json out = json::array();
+  std::set<std::string> named;
+  for (const auto& d : ctx.reader().ListDatastores()) {
+    out.push_back(DatastoreView(d));
+    named.insert(d.name);
+  }
+  for (const auto& b : scheduler::BuiltinDatastores())
+    if (!named.count(b)) out.push_back(BuiltinDatastoreView(ctx, b));
+  SendJson(res, out);
+}
+
+void GetDatastore(AssetContext& ctx, const http::Request& req, http::Response& res) {
+  auto d = ctx.reader().GetDatastore(req.matches[1]);
+  if (!d.ok() && scheduler::IsBuiltinDatastore(req.matches[1]))
+    return SendJson(res, BuiltinDatastoreView(ctx, req.matches[1]));
+  if (!d.ok()) return SendError(res, d.status());
+  SendJson(res, DatastoreView(*d));
+}
+
+void DeleteDatastore(AssetContext& ctx, const http::Request& req, http::Response& res) {
+  if (scheduler::IsBuiltinDatastore(req.matches[1]) &&
+      !ctx.reader().GetDatastore(req.matches[1]).ok())
+    return SendError(res, FailedPrecondition("datastore " + req.matches[1].str() +
+                                             " is built in and cannot be deleted"));
+  Status s = ctx.sched->DeleteDatastore(req.matches[1]);
+  if (!s.ok()) return SendError(res, s);
+  if (ctx.audit) ctx.audit(req, "datastore.delete", req.matches[1].str(), "");
+  SendJson(res, {{"name", req.matches[1].str()}, {"deleted", true}});
+}
+
+void ArchiveAsset(AssetContext& ctx, const http::Request& req, http::Response& res) {
+  SetAssetArchived(ctx, req, res, true);
+}
+
+void RestoreAsset(AssetContext& ctx, const http::Request& req, http::Response& res) {
+  SetAssetArchived(ctx, req, res, false);
+}
+
 }  // namespace
 
 void RegisterAssetRoutes(http::Server& svr, AssetContext& ctx) {
-  // Components: the YAML as written, checked again here, and the code snapshot that stands for its
-  // code.
-  On(svr, "POST", Access::kWrite, "/api/v1/assets/component",
-     [&ctx](const http::Request& req, http::Response& res) {
-       json body = ParseJsonOrDiscarded(req.body);
-       if (!body.is_object() || !body["yaml"].is_string())
-         return SendError(res, InvalidArgument("expected {\"yaml\": ..., \"code_snapshot\": ...}"));
-       spec::ParseOptions opt;
-       opt.check_local_paths = false;
-       if (body.contains("name") && body["name"].is_string()) opt.name = body["name"];
-       spec::Diagnostics d;
-       auto info = spec::ParseComponentText(body["yaml"], "component", "/", opt, d);
-       if (!info) return SendError(res, InvalidArgument(Trim(d.ToString())));
-       std::string snapshot = body.value("code_snapshot", "");
-       if (!info->code.empty() && snapshot.empty())
-         return SendError(res, InvalidArgument("code: the component's code was not uploaded"));
-       if (!snapshot.empty() && !ctx.reader().GetSnapshot(snapshot).ok())
-         return SendError(res, InvalidArgument("code snapshot " + snapshot + " was not uploaded"));
-       store::AssetRecord rec;
-       rec.kind = "component";
-       rec.name = info->name;
-       rec.version = body.value("version", "").empty() ? info->version : body.value("version", "");
-       rec.spec = {{"type", "command"},
-                   {"display_name", info->display_name},
-                   {"description", info->description},
-                   {"is_deterministic", info->is_deterministic},
-                   {"inputs", info->inputs},
-                   {"outputs", info->outputs},
-                   {"command", info->command},
-                   {"yaml", body["yaml"]},
-                   {"code_snapshot", snapshot},
-                   {"tags", body.value("tags", json::object())},
-                   {"created_by", CallerOf(req).name}};
-       if (!snapshot.empty()) rec.spec["code"] = "azureml:snapshots/" + snapshot;
-       auto made = ctx.sched->CreateAsset(rec);
-       if (!made.ok()) return SendError(res, made.status());
-       SendJson(res, AssetView(*made), 201);
-     });
-  On(svr, "POST", Access::kWrite, std::string("/api/v1/assets/") + kKinds,
-     [&ctx](const http::Request& req, http::Response& res) {
-       std::string kind = req.matches[1];
-       json body = ParseJsonOrDiscarded(req.body);
-       if (!body.is_object())
-         return SendError(res, InvalidArgument("expected a " + kind + " object"));
-       spec::AssetSpec a;
-       a.kind = kind;
-       a.name = body.value("name", "");
-       a.version = body.value("version", "");
-       a.type = body.value("type", "");
-       a.path = body.value("path", "");
-       if (kind == "environment") a.environment.image = body.value("image", "");
-       if (kind == "environment" && body.contains("build"))
-         a.environment.build_path = body["build"].value("path", "");
-       spec::Diagnostics d;
-       // Local content was uploaded by the CLI, from a machine that may not be this one.
-       spec::ValidateAsset(a, "request", d, /*check_paths=*/false);
-       if (d.HasErrors()) {
-         std::string msg;
-         for (const auto& x : d.all()) msg += (msg.empty() ? "" : "; ") + x.message;
-         return SendError(res, InvalidArgument(msg));
-       }
-       auto storage = Storage(ctx, kind, body);
-       if (!storage.ok()) return SendError(res, storage.status());
-       store::AssetRecord rec;
-       rec.kind = kind;
-       rec.name = a.name;
-       rec.version = a.version;
-       rec.spec = body;
-       rec.spec.erase("snapshot");
-       rec.spec.erase("single_file");
-       if (kind != "environment") rec.spec["type"] = a.type;
-       rec.spec["storage"] = *storage;
-       rec.spec["created_by"] = CallerOf(req).name;
-       auto made = ctx.sched->CreateAsset(rec);
-       if (!made.ok()) return SendError(res, made.status());
-       if (kind != "environment" && (*storage).value("kind", "") == "blobs") {
-         // The read-only view jobs mount is made now, so no job waits for it (a link per file, no
-         // copy).
-         std::string id = (*storage).value("snapshot", "");
-         auto m = ctx.reader().GetSnapshot(id);
-         auto view =
-             m.ok() ? compute::ViewOf(ctx.workspace, id, *m) : Result<std::string>(m.status());
-         Status v =
-             view.ok() ? compute::EnsureView(*view, *view + ".json", ctx.blobs) : view.status();
-         if (!v.ok())
-           fprintf(stderr, "cairn server: the view of %s: %s\n", id.c_str(), v.message().c_str());
-       }
-       SendJson(res, AssetView(*made), 201);
-     });
-  On(svr, "GET", Access::kRead, std::string("/api/v1/assets/") + kReadKinds,
-     [&ctx](const http::Request& req, http::Response& res) {
-       json out = json::array();
-       for (const auto& a :
-            ctx.reader().ListAssets(req.matches[1], req.get_param_value("name"),
-                                    req.get_param_value("include_archived") == "true",
-                                    req.get_param_value("archived_only") == "true"))
-         out.push_back(AssetView(a));
-       SendJson(res, out);
-     });
-  On(svr, "GET", Access::kRead, std::string("/api/v1/assets/") + kReadKinds + "/([^/]+)",
-     [&ctx](const http::Request& req, http::Response& res) {
-       std::string label = req.has_param("label") ? req.get_param_value("label") : "latest";
-       if (label != "latest")
-         return SendError(
-             res, InvalidArgument("--label: the only label is 'latest', got '" + label + "'"));
-       auto a = ctx.reader().LatestAsset(req.matches[1], req.matches[2]);
-       if (!a.ok()) return SendError(res, a.status());
-       SendJson(res, AssetView(*a));
-     });
-  On(svr, "GET", Access::kRead,
-     std::string("/api/v1/assets/") + kReadKinds + "/([^/]+)/versions/([^/]+)",
-     [&ctx](const http::Request& req, http::Response& res) {
-       auto a = ctx.reader().GetAsset(req.matches[1], req.matches[2], req.matches[3]);
-       if (!a.ok()) return SendError(res, a.status());
-       SendJson(res, AssetView(*a));
-     });
-  // The files of a version whose content is in the blob store (models, local data): for download.
-  On(svr, "GET", Access::kRead,
-     std::string("/api/v1/assets/") + kReadKinds + "/([^/]+)/versions/([^/]+)/files",
-     [&ctx](const http::Request& req, http::Response& res) {
-       auto a = ctx.reader().GetAsset(req.matches[1], req.matches[2], req.matches[3]);
-       if (!a.ok()) return SendError(res, a.status());
-       json st = a->spec.value("storage", json::object());
-       if (st.value("kind", "") != "blobs")
-         return SendError(res, FailedPrecondition(a->name + ":" + a->version +
-                                                  " is not stored in this workspace; it is " +
-                                                  a->spec.value("path", "")));
-       auto m = ctx.reader().GetSnapshot(st.value("snapshot", ""));
-       if (!m.ok()) return SendError(res, m.status());
-       SendJson(res, {{"name", a->name}, {"version", a->version}, {"files", json::parse(*m)}});
-     });
-  for (const char* verb : {"archive", "restore"}) {
-    bool archive = std::string(verb) == "archive";
-    On(svr, "POST", Access::kWrite,
-       std::string("/api/v1/assets/") + kReadKinds + "/([^/]+)/" + verb,
-       [&ctx, archive](const http::Request& req, http::Response& res) {
-         // A Contributor archives only versions they registered.
-         const std::string version = req.get_param_value("version");
-         for (const auto& a :
-              ctx.reader().ListAssets(req.matches[1], req.matches[2], true, false)) {
-           if (!version.empty() && a.version != version) continue;
-           Status may = MayChange(CallerOf(req), a.spec.value("created_by", ""),
-                                  req.matches[1].str() + " " + a.name + ":" + a.version);
-           if (!may.ok()) return SendError(res, may);
-         }
-         Status s = ctx.sched->SetAssetArchived(req.matches[1], req.matches[2],
-                                                req.get_param_value("version"), archive);
-         if (!s.ok()) return SendError(res, s);
-         if (ctx.audit)
-           ctx.audit(req, req.matches[1].str() + (archive ? ".archive" : ".restore"),
-                     req.matches[2].str(), req.get_param_value("version"));
-         SendJson(res, {{"name", req.matches[2].str()}, {"archived", archive}});
-       });
-  }
-  // Blobs, read with the workspace token (a model's download).
-  On(svr, "GET", Access::kRead, R"(/api/v1/blobs/([0-9a-f]{64}))",
-     [&ctx](const http::Request& req, http::Response& res) {
-       store::BlobStore blobs(ctx.blobs);
-       if (!blobs.Has(req.matches[1]))
-         return SendError(res, NotFound("no blob " + req.matches[1].str()));
-       auto data = ReadFile(blobs.PathOf(req.matches[1]));
-       if (!data.ok()) return SendError(res, data.status());
-       res.set_content(std::move(*data), "application/octet-stream");
-     });
-
-  // Datastores: folders of this machine (or a shared filesystem) that
-  // azureml://datastores/<name>/paths/... names.
-  On(svr, "POST", Access::kOwner, "/api/v1/datastores",
-     [&ctx](const http::Request& req, http::Response& res) {
-       json body = ParseJsonOrDiscarded(req.body);
-       if (!body.is_object()) return SendError(res, InvalidArgument("expected a datastore object"));
-       spec::AssetSpec a;
-       a.kind = "datastore";
-       a.name = body.value("name", "");
-       a.path = body.value("path", "");
-       a.datastore_type = body.value("type", "local");
-       a.description = body.value("description", "");
-       spec::Diagnostics d;
-       spec::ValidateAsset(a, "request", d);
-       if (!a.path.empty() && a.path[0] != '/') d.Error("request", 0, 0, "path: must be absolute");
-       if (d.HasErrors()) {
-         std::string msg;
-         for (const auto& x : d.all()) msg += (msg.empty() ? "" : "; ") + x.message;
-         return SendError(res, InvalidArgument(msg));
-       }
-       store::DatastoreRecord rec{a.name, spec::ToJson(a), NowMillis()};
-       if (auto old = ctx.reader().GetDatastore(a.name); old.ok()) rec.created_at = old->created_at;
-       Status s = ctx.sched->PutDatastore(rec);
-       if (!s.ok()) return SendError(res, s);
-       if (ctx.audit) ctx.audit(req, "datastore.create", a.name, a.path);
-       SendJson(res, DatastoreView(rec), 201);
-     });
-  On(svr, "GET", Access::kRead, "/api/v1/datastores",
-     [&ctx](const http::Request&, http::Response& res) {
-       json out = json::array();
-       std::set<std::string> named;
-       for (const auto& d : ctx.reader().ListDatastores()) {
-         out.push_back(DatastoreView(d));
-         named.insert(d.name);
-       }
-       for (const auto& b : scheduler::BuiltinDatastores())
-         if (!named.count(b)) out.push_back(BuiltinDatastoreView(ctx, b));
-       SendJson(res, out);
-     });
-  On(svr, "GET", Access::kRead, R"(/api/v1/datastores/([^/]+))",
-     [&ctx](const http::Request& req, http::Response& res) {
-       auto d = ctx.reader().GetDatastore(req.matches[1]);
-       if (!d.ok() && scheduler::IsBuiltinDatastore(req.matches[1]))
-         return SendJson(res, BuiltinDatastoreView(ctx, req.matches[1]));
-       if (!d.ok()) return SendError(res, d.status());
-       SendJson(res, DatastoreView(*d));
-     });
-  On(svr, "DELETE", Access::kOwner, R"(/api/v1/datastores/([^/]+))",
-     [&ctx](const http::Request& req, http::Response& res) {
-       if (scheduler::IsBuiltinDatastore(req.matches[1]) &&
-           !ctx.reader().GetDatastore(req.matches[1]).ok())
-         return SendError(res, FailedPrecondition("datastore " + req.matches[1].str() +
-                                                  " is built in and cannot be deleted"));
-       Status s = ctx.sched->DeleteDatastore(req.matches[1]);
-       if (!s.ok()) return SendError(res, s);
-       if (ctx.audit) ctx.audit(req, "datastore.delete", req.matches[1].str(), "");
-       SendJson(res, {{"name", req.matches[1].str()}, {"deleted", true}});
-     });
+  // The route table of assets and datastores: method, path, who may call it (access.h), handler.
+  const std::string kinds = std::string("/api/v1/assets/") + kKinds;
+  const std::string read = std::string("/api/v1/assets/") + kReadKinds;
+  struct Route {
+    const char* method;
+    std::string path;
+    Access access;
+    void (*handler)(AssetContext&, const http::Request&, http::Response&);
+  };
+  const Route routes[] = {
+      {"POST", "/api/v1/assets/component", Access::kWrite, CreateComponent},
+      {"POST", kinds, Access::kWrite, CreateAsset},
+      {"GET", read, Access::kRead, ListAssets},
+      {"GET", read + "/([^/]+)", Access::kRead, GetLatestAsset},
+      {"GET", read + "/([^/]+)/versions/([^/]+)", Access::kRead, GetAssetVersion},
+      {"GET", read + "/([^/]+)/versions/([^/]+)/files", Access::kRead, AssetFiles},
+      {"POST", read + "/([^/]+)/archive", Access::kWrite, ArchiveAsset},
+      {"POST", read + "/([^/]+)/restore", Access::kWrite, RestoreAsset},
+      {"GET", R"(/api/v1/blobs/([0-9a-f]{64}))", Access::kRead, GetBlob},
+      {"POST", "/api/v1/datastores", Access::kOwner, CreateDatastore},
+      {"GET", "/api/v1/datastores", Access::kRead, ListDatastores},
+      {"GET", R"(/api/v1/datastores/([^/]+))", Access::kRead, GetDatastore},
+      {"DELETE", R"(/api/v1/datastores/([^/]+))", Access::kOwner, DeleteDatastore},
+  };
+  for (const Route& r : routes)
+    svr.Add(
+        r.method, r.path,
+        [&ctx, fn = r.handler](const http::Request& req, http::Response& res) {
+          fn(ctx, req, res);
+        },
+        0, static_cast<int>(r.access));
 }
 
 }  // namespace cairn::server

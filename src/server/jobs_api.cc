@@ -49,6 +49,102 @@ namespace cairn::server {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// One metric's points as columns: {"total": n, "step": [...], "timestamp": [...], "value": [...]},
+// NaN and infinities as null; only the points `pick` names when `picked`.
+void AppendColumns(std::string& body, const std::vector<tracking::Point>& h,
+                   const std::vector<size_t>& pick, bool picked) {
+  const size_t n = picked ? pick.size() : h.size();
+  auto at = [&](size_t i) -> const tracking::Point& { return h[picked ? pick[i] : i]; };
+  body += "{\"total\":" + std::to_string(h.size()) + ",\"step\":[";
+  for (size_t i = 0; i < n; ++i) {
+    if (i) body += ",";
+    AppendJsonInt(body, at(i).step);
+  }
+  body += "],\"timestamp\":[";
+  for (size_t i = 0; i < n; ++i) {
+    if (i) body += ",";
+    AppendJsonInt(body, at(i).timestamp);
+  }
+  body += "],\"value\":[";
+  for (size_t i = 0; i < n; ++i) {
+    if (i) body += ",";
+    double v = at(i).value;
+    if (std::isfinite(v))
+      AppendJsonDouble(body, v);
+    else
+      body += "null";
+  }
+  body += "]}";
+}
+
+// A job as the jobs table shows it (GET /api/v1/jobs?view=summary), written directly: its latest
+// metric values and its params (a sweep shows its best trial's), up to `keys` of each.
+void AppendSummary(std::string& body, const store::JobSummary& j,
+                   const std::unordered_map<std::string, std::vector<tracking::Metric>>& latest,
+                   const std::unordered_map<std::string, std::vector<tracking::KeyValue>>& params,
+                   size_t keys) {
+  body += "{";
+  body += "\"name\":";
+  AppendJsonString(body, j.name);
+  body += ",\"display_name\":";
+  AppendJsonString(body, j.display_name);
+  body += ",\"type\":";
+  AppendJsonString(body, j.type);
+  body += ",\"status\":";
+  AppendJsonString(body, j.status);
+  body += ",\"experiment_name\":";
+  AppendJsonString(body, j.experiment_name);
+  body += ",\"compute\":";
+  AppendJsonString(body, j.compute == "local" ? "local" : "azureml:" + j.compute);
+  body += ",\"parent_job_name\":";
+  AppendJsonString(body, j.parent);
+  body += ",\"creation_context\":{\"created_at\":";
+  AppendJsonString(body, IsoTime(j.created_at));
+  body += ",\"created_by\":";
+  AppendJsonString(body, j.created_by.empty() ? UserName() : j.created_by);
+  body += "}";
+  if (j.start_time && j.end_time) {
+    body += ",\"duration_seconds\":";
+    AppendJsonDouble(body, static_cast<double>(*j.end_time - *j.start_time) / 1000.0);
+  }
+  // A sweep shows its best trial's (Azure ML's "best child run").
+  auto m = latest.find(j.name);
+  if (m == latest.end() && j.type == "sweep" && !j.best_child.empty())
+    m = latest.find(j.best_child);
+  if (m != latest.end()) {
+    body += ",\"metrics\":{";
+    for (size_t k = 0; k < m->second.size() && k < keys; ++k) {
+      if (k) body += ',';
+      AppendJsonString(body, m->second[k].key);
+      body += ':';
+      double v = m->second[k].value;
+      if (std::isfinite(v))
+        AppendJsonDouble(body, v);
+      else
+        body += std::isnan(v) ? "\"NaN\"" : v > 0 ? "\"Infinity\"" : "\"-Infinity\"";
+    }
+    body += '}';
+  }
+  auto p = params.find(j.name);
+  if (p == params.end() && j.type == "sweep" && !j.best_child.empty())
+    p = params.find(j.best_child);
+  if (p != params.end()) {
+    body += ",\"params\":{";
+    for (size_t k = 0; k < p->second.size(); ++k) {
+      if (k) body += ',';
+      AppendJsonString(body, p->second[k].key);
+      body += ':';
+      AppendJsonString(body, p->second[k].value);
+    }
+    body += '}';
+  }
+  body += ",\"tags\":" + ListTagsJson(j.tags_json) + "}";
+}
+
+}  // namespace
+
 // Submits a job: {spec, source_yaml?, snapshot?, input_snapshots?, dry_run?}. Its MLflow run is
 // made first (its id is the job's name) and erased again if the scheduler refuses the job.
 void Server::SubmitJob(const http::Request& req, json body, http::Response& res) {
@@ -448,63 +544,9 @@ void Server::ListJobs(const http::Request& req, http::Response& res) {
     std::string body = "[";
     bool first = true;
     for (const auto& j : Reader().ListSummaries(f)) {
-      body += first ? "{" : ",{";
+      body += first ? "" : ",";
       first = false;
-      body += "\"name\":";
-      AppendJsonString(body, j.name);
-      body += ",\"display_name\":";
-      AppendJsonString(body, j.display_name);
-      body += ",\"type\":";
-      AppendJsonString(body, j.type);
-      body += ",\"status\":";
-      AppendJsonString(body, j.status);
-      body += ",\"experiment_name\":";
-      AppendJsonString(body, j.experiment_name);
-      body += ",\"compute\":";
-      AppendJsonString(body, j.compute == "local" ? "local" : "azureml:" + j.compute);
-      body += ",\"parent_job_name\":";
-      AppendJsonString(body, j.parent);
-      body += ",\"creation_context\":{\"created_at\":";
-      AppendJsonString(body, IsoTime(j.created_at));
-      body += ",\"created_by\":";
-      AppendJsonString(body, j.created_by.empty() ? UserName() : j.created_by);
-      body += "}";
-      if (j.start_time && j.end_time) {
-        body += ",\"duration_seconds\":";
-        AppendJsonDouble(body, static_cast<double>(*j.end_time - *j.start_time) / 1000.0);
-      }
-      // A sweep shows its best trial's (Azure ML's "best child run").
-      auto m = latest.find(j.name);
-      if (m == latest.end() && j.type == "sweep" && !j.best_child.empty())
-        m = latest.find(j.best_child);
-      if (m != latest.end()) {
-        body += ",\"metrics\":{";
-        for (size_t k = 0; k < m->second.size() && k < kSummaryKeys; ++k) {
-          if (k) body += ',';
-          AppendJsonString(body, m->second[k].key);
-          body += ':';
-          double v = m->second[k].value;
-          if (std::isfinite(v))
-            AppendJsonDouble(body, v);
-          else
-            body += std::isnan(v) ? "\"NaN\"" : v > 0 ? "\"Infinity\"" : "\"-Infinity\"";
-        }
-        body += '}';
-      }
-      auto p = params.find(j.name);
-      if (p == params.end() && j.type == "sweep" && !j.best_child.empty())
-        p = params.find(j.best_child);
-      if (p != params.end()) {
-        body += ",\"params\":{";
-        for (size_t k = 0; k < p->second.size(); ++k) {
-          if (k) body += ',';
-          AppendJsonString(body, p->second[k].key);
-          body += ':';
-          AppendJsonString(body, p->second[k].value);
-        }
-        body += '}';
-      }
-      body += ",\"tags\":" + ListTagsJson(j.tags_json) + "}";
+      AppendSummary(body, j, latest, params, kSummaryKeys);
     }
     body += "]";
     res.set_content(body, "application/json");
@@ -661,35 +703,14 @@ void Server::JobMetrics(const http::Request& req, http::Response& res) {
                                  }),
                   pts.end());
       }
-      std::vector<size_t> pick;
-      if (max_points > 0) pick = tracking::MinMaxDownsample(*h, max_points, axis);
-      const size_t n = max_points > 0 ? pick.size() : h->size();
-      auto at = [&](size_t i) -> const tracking::Point& {
-        return (*h)[max_points > 0 ? pick[i] : i];
-      };
       if (any) body += ",";
       any = true;
       AppendJsonString(body, k);
-      body += ":{\"total\":" + std::to_string(h->size()) + ",\"step\":[";
-      for (size_t i = 0; i < n; ++i) {
-        if (i) body += ",";
-        AppendJsonInt(body, at(i).step);
-      }
-      body += "],\"timestamp\":[";
-      for (size_t i = 0; i < n; ++i) {
-        if (i) body += ",";
-        AppendJsonInt(body, at(i).timestamp);
-      }
-      body += "],\"value\":[";
-      for (size_t i = 0; i < n; ++i) {
-        if (i) body += ",";
-        double v = at(i).value;
-        if (std::isfinite(v))
-          AppendJsonDouble(body, v);
-        else
-          body += "null";
-      }
-      body += "]}";
+      body += ':';
+      AppendColumns(
+          body, *h,
+          max_points > 0 ? tracking::MinMaxDownsample(*h, max_points, axis) : std::vector<size_t>(),
+          max_points > 0);
     }
     body += "}}";
     if (req.has_param("key") && !any)

@@ -658,52 +658,747 @@ Status MaxResultsInRange(const std::optional<long long>& max) {
                          std::string(*max < 1 ? "at least 1" : "at most 50000") +
                          ", but got value " + std::to_string(*max));
 }
+// ---- who may change what ----
+
+// A job's token writes only to its own run; a Contributor only to runs they created.
+Status MayWriteRun(const MlflowContext& ctx, const Caller& c, const std::string& run_id) {
+  if (c.kind == Caller::Kind::kJob) {
+    if (c.job == run_id) return Status::Ok();
+    return Status(Code::kPermissionDenied, "this token belongs to job '" + c.job +
+                                               "' and may write only to its run, not to run '" +
+                                               run_id + "'");
+  }
+  if (c.IsOwner()) return Status::Ok();
+  return MayChange(c, ctx.user_of ? ctx.user_of(run_id) : "", "run '" + run_id + "'");
+}
+
+// What a person does, never a job's token; `owner_only` for what changes everyone's view.
+Status WorkspaceOnly(const Caller& c, const char* what, bool owner_only = false) {
+  if (c.kind == Caller::Kind::kJob)
+    return Status(Code::kPermissionDenied, std::string("a job's token cannot ") + what);
+  return owner_only ? Check(Access::kOwner, c) : Status::Ok();
+}
+
+// A job's token may create models and change those its own run logged.
+Status MayWriteModel(const MlflowContext& ctx, const Caller& c, const std::string& model_id) {
+  if (c.IsOwner()) return Status::Ok();
+  if (Status s = Check(Access::kRunWrite, c); !s.ok()) return s;
+  auto m = ctx.store->GetLoggedModel(model_id);
+  if (!m.ok()) return m.status();
+  if (c.kind == Caller::Kind::kJob) {
+    if (m->source_run_id == c.job) return Status::Ok();
+    return Status(Code::kPermissionDenied, "this token belongs to job '" + c.job +
+                                               "' and may change only the models its run logged");
+  }
+  std::string creator =
+      m->source_run_id.empty() || !ctx.user_of ? m->creator_id : ctx.user_of(m->source_run_id);
+  return MayChange(c, creator, "model '" + model_id + "'");
+}
+
+// A run's artifacts (<experiment>/<run>/artifacts/...) change as the run does; anything else
+// only by an Owner.
+Status ArtifactWritable(const MlflowContext& ctx, const Caller& c, const std::string& path) {
+  if (c.IsOwner()) return Status::Ok();
+  auto parts = Split(path, '/');
+  if (parts.size() >= 3 && parts[2] == "artifacts") return MayWriteRun(ctx, c, parts[1]);
+  if (c.kind == Caller::Kind::kJob)
+    return Status(Code::kPermissionDenied, "this token belongs to job '" + c.job +
+                                               "' and may write only its run's artifacts");
+  return Check(Access::kOwner, c);
+}
+
+using MsgHandler = void (*)(const MlflowContext&, const Msg&, http::Response&);
+using RawHandler = void (*)(const MlflowContext&, const http::Request&, http::Response&);
+
+// Tracking calls are small JSON messages: a huge one is a 4xx (not a dropped connection, which
+// the mlflow client would retry for a minute), answered without parsing it.
+void WithMessage(const MlflowContext& ctx, const http::Request& req, http::Response& res,
+                 MsgHandler fn) {
+  // Tracking calls are small JSON messages: a huge one is a 4xx (not a dropped connection, which
+  // the mlflow client would retry for a minute), answered without parsing it.
+  constexpr size_t kMaxBody = 32u << 20;
+  if (req.body.size() > kMaxBody)
+    return ReplyError(
+        res, InvalidArgument("request body of " + std::to_string(req.body.size()) +
+                             " bytes exceeds the 32 MiB limit for tracking calls; split it "
+                             "(log-batch takes at most 1000 metrics)"));
+  Msg m(req);
+  if (m.bad())
+    return ReplyError(res, InvalidArgument("Malformed request body: expected a JSON object"));
+  fn(ctx, m, res);
+}
+
+// ---- handlers: one per endpoint ----
+
+// ---- experiments ----
+void ExperimentsGetByName(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  auto e = ctx.store->GetExperimentByName(m.StrOr("experiment_name"));
+  if (!e.ok()) return ReplyError(res, e.status());
+  Reply(res, {{"experiment", ExperimentJson(*e)}});
+}
+
+void ExperimentsGet(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  auto e = ctx.store->GetExperiment(m.StrOr("experiment_id"));
+  if (!e.ok()) return ReplyError(res, e.status());
+  Reply(res, {{"experiment", ExperimentJson(*e)}});
+}
+
+void ExperimentsCreate(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  if (Status s = WorkspaceOnly(m.Who(), "create experiments"); !s.ok()) return ReplyError(res, s);
+  auto tags = KeyValues(m.Body().value("tags", json()), "tags");
+  if (!tags.ok()) return ReplyError(res, tags.status());
+  auto id = ctx.store->CreateExperiment(m.StrOr("name"), m.StrOr("artifact_location"), *tags);
+  if (!id.ok()) return ReplyError(res, id.status());
+  Reply(res, {{"experiment_id", *id}});
+}
+
+void ExperimentsSearch(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  auto max = m.Int("max_results");
+  if (!max.ok()) return ReplyError(res, max.status());
+  auto offset = OffsetOf(m.StrOr("page_token"));
+  if (!offset.ok()) return ReplyError(res, offset.status());
+  bool more = false;
+  int n = static_cast<int>(max->value_or(1000));
+  if (n < 1 || n > 50000)
+    return ReplyError(res, InvalidArgument("max_results must be between 1 and 50000"));
+  auto found = ctx.store->SearchExperiments(m.StrOr("view_type", "ACTIVE_ONLY"), m.StrOr("filter"),
+                                            m.All("order_by"), n, *offset, &more);
+  if (!found.ok()) return ReplyError(res, found.status());
+  json exps = json::array();
+  for (const auto& e : *found) exps.push_back(ExperimentJson(e));
+  json out = {{"experiments", exps}};
+  if (more) out["next_page_token"] = PageToken(*offset + n);
+  Reply(res, out);
+}
+
+void ExperimentsList(const MlflowContext& ctx, const Msg& m,
+                     http::Response& res) {  // removed in 2.x; old clients call it
+  bool more = false;
+  json exps = json::array();
+  auto found =
+      ctx.store->SearchExperiments(m.StrOr("view_type", "ACTIVE_ONLY"), "", {}, 50000, 0, &more);
+  if (found.ok())
+    for (const auto& e : *found) exps.push_back(ExperimentJson(e));
+  Reply(res, {{"experiments", exps}});
+}
+
+void ExperimentsUpdate(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  if (Status s = WorkspaceOnly(m.Who(), "rename experiments", true); !s.ok())
+    return ReplyError(res, s);
+  Status s = ctx.store->RenameExperiment(m.StrOr("experiment_id"), m.StrOr("new_name"));
+  if (!s.ok()) return ReplyError(res, s);
+  Reply(res, json::object());
+}
+
+void ExperimentsSetExperimentTag(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  if (Status s = WorkspaceOnly(m.Who(), "tag experiments"); !s.ok()) return ReplyError(res, s);
+  Status s =
+      ctx.store->SetExperimentTag(m.StrOr("experiment_id"), m.StrOr("key"), m.StrOr("value"));
+  if (!s.ok()) return ReplyError(res, s);
+  Reply(res, json::object());
+}
+
+void ExperimentsDeleteExperimentTag(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  if (Status s = WorkspaceOnly(m.Who(), "tag experiments"); !s.ok()) return ReplyError(res, s);
+  Status s = ctx.store->DeleteExperimentTag(m.StrOr("experiment_id"), m.StrOr("key"));
+  if (!s.ok()) return ReplyError(res, s);
+  Reply(res, json::object());
+}
+
+void LoggedModels(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  if (m.Method() != "POST")
+    return ReplyError(
+        res, Status(Code::kNotFound, "No API endpoint for " + m.Method() + " logged-models"));
+  auto params = KeyValues(m.Body().value("params", json()), "params");
+  if (!params.ok()) return ReplyError(res, params.status());
+  auto tags = KeyValues(m.Body().value("tags", json()), "tags");
+  if (!tags.ok()) return ReplyError(res, tags.status());
+  std::string source_run = m.StrOr("source_run_id");
+  const std::string scope = m.Who().kind == Caller::Kind::kJob ? m.Who().job : "";
+  if (!scope.empty() && !source_run.empty() && source_run != scope)
+    return ReplyError(
+        res, Status(Code::kPermissionDenied, "this token belongs to job '" + scope +
+                                                 "' and may log models only for its own run"));
+  if (!scope.empty() && source_run.empty()) source_run = scope;
+  if (scope.empty() && !source_run.empty())
+    if (Status s = MayWriteRun(ctx, m.Who(), source_run); !s.ok()) return ReplyError(res, s);
+  std::string user;
+  for (const auto& t : *tags)
+    if (t.key == "mlflow.user") user = t.value;
+  auto model =
+      ctx.store->CreateLoggedModel(m.StrOr("experiment_id", "0"), m.StrOr("name"),
+                                   m.StrOr("model_type"), source_run, user, *params, *tags);
+  if (!model.ok()) return ReplyError(res, model.status());
+  Reply(res, {{"model", LoggedModelJson(*model)}});
+}
+
+void LoggedModelsSearch(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  tracking::ModelSearch q;
+  q.experiment_ids = m.All("experiment_ids");
+  q.filter = m.StrOr("filter");
+  json order = m.Body().value("order_by", json::array());
+  if (order.is_array())
+    for (const auto& o : order)
+      if (o.is_object() && o.contains("field_name") && o["field_name"].is_string())
+        q.order_by.push_back({o["field_name"], o.value("ascending", true)});
+  auto max = m.Int("max_results");
+  if (!max.ok()) return ReplyError(res, max.status());
+  if (Status range = MaxResultsInRange(*max); !range.ok()) return ReplyError(res, range);
+  q.max_results = static_cast<int>(max->value_or(50));
+  auto offset = OffsetOf(m.StrOr("page_token"));
+  if (!offset.ok()) return ReplyError(res, offset.status());
+  q.offset = *offset;
+  bool more = false;
+  auto models = ctx.store->SearchLoggedModels(q, &more);
+  if (!models.ok()) return ReplyError(res, models.status());
+  json out = {{"models", json::array()}};
+  for (const auto& x : *models) out["models"].push_back(LoggedModelJson(x));
+  if (more) out["next_page_token"] = PageToken(q.offset + q.max_results);
+  Reply(res, out);
+}
+
+void LoggedModelsId(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  std::string id = ModelPathPart(m.Path(), 0);
+  if (m.Method() == "GET") {
+    auto model = ctx.store->GetLoggedModel(id);
+    if (!model.ok()) return ReplyError(res, model.status());
+    return Reply(res, {{"model", LoggedModelJson(*model)}});
+  }
+  if (Status s = MayWriteModel(ctx, m.Who(), id); !s.ok()) return ReplyError(res, s);
+  if (m.Method() == "PATCH") {  // finalize
+    auto model = ctx.store->FinalizeLoggedModel(id, m.StrOr("status"));
+    if (!model.ok()) return ReplyError(res, model.status());
+    return Reply(res, {{"model", LoggedModelJson(*model)}});
+  }
+  if (m.Method() == "DELETE") {
+    Status s = ctx.store->DeleteLoggedModel(id);
+    if (!s.ok()) return ReplyError(res, s);
+    return Reply(res, json::object());
+  }
+  ReplyError(res, Status(Code::kNotFound,
+                         "No API endpoint for " + m.Method() + " logged-models/{model_id}"));
+}
+
+void LoggedModelsIdParams(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  std::string id = ModelPathPart(m.Path(), 0);
+  if (Status s = MayWriteModel(ctx, m.Who(), id); !s.ok()) return ReplyError(res, s);
+  auto params = KeyValues(m.Body().value("params", json()), "params");
+  if (!params.ok()) return ReplyError(res, params.status());
+  Status s = ctx.store->LogModelParams(id, *params);
+  if (!s.ok()) return ReplyError(res, s);
+  Reply(res, json::object());
+}
+
+void LoggedModelsIdTags(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  std::string id = ModelPathPart(m.Path(), 0);
+  if (Status s = MayWriteModel(ctx, m.Who(), id); !s.ok()) return ReplyError(res, s);
+  auto tags = KeyValues(m.Body().value("tags", json()), "tags");
+  if (!tags.ok()) return ReplyError(res, tags.status());
+  Status s = ctx.store->SetModelTags(id, *tags);
+  if (!s.ok()) return ReplyError(res, s);
+  Reply(res, json::object());
+}
+
+void LoggedModelsIdTagsKey(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  std::string id = ModelPathPart(m.Path(), 0);
+  if (Status s = MayWriteModel(ctx, m.Who(), id); !s.ok()) return ReplyError(res, s);
+  Status s = ctx.store->DeleteModelTag(id, ModelPathPart(m.Path(), 2));
+  if (!s.ok()) return ReplyError(res, s);
+  Reply(res, json::object());
+}
+
+void LoggedModelsIdArtifactsDirectories(const MlflowContext& ctx, const Msg& m,
+                                        http::Response& res) {
+  auto model = ctx.store->GetLoggedModel(ModelPathPart(m.Path(), 0));
+  if (!model.ok()) return ReplyError(res, model.status());
+  // mlflow-artifacts:/<rest> lives where the artifact proxy keeps <rest>.
+  std::string root =
+      model->artifact_uri.rfind("mlflow-artifacts:/", 0) == 0 ? model->artifact_uri.substr(18) : "";
+  std::string sub = m.StrOr("artifact_directory_path");
+  auto at = ArtifactAt(ctx, sub.empty() ? root : root + "/" + sub);
+  if (root.empty() || !at) return ReplyError(res, InvalidArgument("Invalid artifact path"));
+  json files = ListArtifacts(*at, sub.empty() ? "" : sub + "/");
+  Reply(res, {{"root_uri", model->artifact_uri}, {"files", files}});
+}
+
+// ---- runs ----
+void RunsOutputs(const MlflowContext& ctx, const Msg& m, http::Response& res) {  // MLflow 3.x
+  std::string id = m.RunId();
+  if (Status s = MayWriteRun(ctx, m.Who(), id); !s.ok()) return ReplyError(res, s);
+  std::vector<std::pair<std::string, long long>> models;
+  json ms = m.Body().value("models", json::array());
+  if (!ms.is_array())
+    return ReplyError(res,
+                      InvalidArgument("Invalid value for parameter 'models': expected a list"));
+  for (const auto& x : ms) {
+    if (!x.is_object() || !x.contains("model_id") || !x["model_id"].is_string())
+      return ReplyError(
+          res, InvalidArgument("Missing value for required parameter 'models[].model_id'"));
+    long long step = 0;
+    if (x.contains("step") && !x["step"].is_null()) {
+      auto v = ParseInt(x["step"], "step");
+      if (!v.ok()) return ReplyError(res, v.status());
+      step = *v;
+    }
+    models.push_back({x["model_id"], step});
+  }
+  Status s = ctx.store->LogOutputs(id, models);
+  if (!s.ok()) return ReplyError(res, s);
+  Reply(res, json::object());
+}
+
+void RunsCreate(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  if (Status s = WorkspaceOnly(m.Who(), "create runs (it may write only to its own run)"); !s.ok())
+    return ReplyError(res, s);
+  auto tags = KeyValues(m.Body().value("tags", json()), "tags");
+  if (!tags.ok()) return ReplyError(res, tags.status());
+  auto start = m.Int("start_time");
+  if (!start.ok()) return ReplyError(res, start.status());
+  std::string user = m.StrOr("user_id");
+  if (ctx.team) {
+    // On a team server a run is its creator's: the client's user_id and mlflow.user cannot
+    // name someone else.
+    user = m.Who().name;
+    tags->erase(std::remove_if(tags->begin(), tags->end(),
+                               [](const KeyValue& t) { return t.key == "mlflow.user"; }),
+                tags->end());
+    tags->push_back({"mlflow.user", user});
+  }
+  auto run = ctx.store->CreateRun(
+      m.StrOr("experiment_id", "0"), "", m.StrOr("run_name"), user,
+      start->has_value() ? *start : std::optional<long long>(NowMillis()), *tags);
+  if (!run.ok()) return ReplyError(res, run.status());
+  auto full = ctx.store->GetRun(run->run_id);
+  if (!full.ok()) return ReplyError(res, full.status());
+  Reply(res, {{"run", RunJson(*full)}});
+}
+
+void RunsGet(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  auto run = ctx.store->GetRun(m.RunId());
+  if (!run.ok()) return ReplyError(res, run.status());
+  Reply(res, {{"run", RunJson(*run)}});
+}
+
+void RunsUpdate(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  std::string id = m.RunId();
+  if (Status s = MayWriteRun(ctx, m.Who(), id); !s.ok()) return ReplyError(res, s);
+  auto end = m.Int("end_time");
+  if (!end.ok()) return ReplyError(res, end.status());
+  auto info = ctx.store->UpdateRun(id, m.StrOr("status"), *end, m.StrOr("run_name"));
+  if (!info.ok()) return ReplyError(res, info.status());
+  Reply(res, {{"run_info", RunInfoJson(*info)}});
+}
+
+void RunsLogMetric(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  std::string id = m.RunId();
+  if (Status s = MayWriteRun(ctx, m.Who(), id); !s.ok()) return ReplyError(res, s);
+  auto metric = MetricFrom(m.Body());
+  if (!metric.ok()) return ReplyError(res, metric.status());
+  Status s = ctx.store->LogBatch(id, {*metric}, {}, {});
+  if (!s.ok()) return ReplyError(res, s);
+  Reply(res, json::object());
+}
+
+void RunsLogParameter(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  std::string id = m.RunId();
+  if (Status s = MayWriteRun(ctx, m.Who(), id); !s.ok()) return ReplyError(res, s);
+  if (!m.Str("key"))
+    return ReplyError(res, InvalidArgument("Missing value for required parameter 'key'"));
+  Status s = ctx.store->LogBatch(id, {}, {{m.StrOr("key"), m.StrOr("value")}}, {});
+  if (!s.ok()) return ReplyError(res, s);
+  Reply(res, json::object());
+}
+
+void RunsSetTag(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  std::string id = m.RunId();
+  if (Status s = MayWriteRun(ctx, m.Who(), id); !s.ok()) return ReplyError(res, s);
+  if (!m.Str("key"))
+    return ReplyError(res, InvalidArgument("Missing value for required parameter 'key'"));
+  Status s = ctx.store->LogBatch(id, {}, {}, {{m.StrOr("key"), m.StrOr("value")}});
+  if (!s.ok()) return ReplyError(res, s);
+  Reply(res, json::object());
+}
+
+void RunsDeleteTag(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  std::string id = m.RunId();
+  if (Status s = MayWriteRun(ctx, m.Who(), id); !s.ok()) return ReplyError(res, s);
+  Status s = ctx.store->DeleteTag(id, m.StrOr("key"));
+  if (!s.ok()) return ReplyError(res, s);
+  Reply(res, json::object());
+}
+
+// log-batch through the JSON DOM: what the fast reader (ReadLogBatch) does not take.
+void LogBatchMessage(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  std::string id = m.RunId();
+  if (id.empty())
+    return ReplyError(res, InvalidArgument("Missing value for required parameter 'run_id'"));
+  if (Status s = MayWriteRun(ctx, m.Who(), id); !s.ok()) return ReplyError(res, s);
+  std::vector<Metric> metrics;
+  const json& body = m.Body();
+  if (body.contains("metrics") && body["metrics"].is_array()) {
+    for (const auto& x : body["metrics"]) {
+      auto metric = MetricFrom(x);
+      if (!metric.ok()) return ReplyError(res, metric.status());
+      metrics.push_back(*metric);
+    }
+  }
+  auto params = KeyValues(body.value("params", json()), "params");
+  if (!params.ok()) return ReplyError(res, params.status());
+  auto tags = KeyValues(body.value("tags", json()), "tags");
+  if (!tags.ok()) return ReplyError(res, tags.status());
+  Status s = ctx.store->LogBatch(id, metrics, *params, *tags);
+  if (!s.ok()) return ReplyError(res, s);
+  Reply(res, json::object());
+}
+
+void RunsLogBatch(const MlflowContext& ctx, const http::Request& req, http::Response& res) {
+  std::optional<LogBatchBody> b;
+  if (req.method != "GET" && req.body.size() <= (32u << 20)) b = ReadLogBatch(req.body);
+  if (!b || b->run_id.empty()) {
+    WithMessage(ctx, req, res, LogBatchMessage);
+    return;
+  }
+  if (Status s = MayWriteRun(ctx, CallerOf(req), b->run_id); !s.ok()) return ReplyError(res, s);
+  Status s = ctx.store->LogBatch(b->run_id, b->metrics, b->params, b->tags);
+  if (!s.ok()) return ReplyError(res, s);
+  res.status = 200;
+  res.set_content("{}", "application/json");
+}
+
+void RunsLogInputs(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  std::string id = m.RunId();
+  if (Status s = MayWriteRun(ctx, m.Who(), id); !s.ok()) return ReplyError(res, s);
+  std::vector<std::string> models;
+  json ms = m.Body().value("models", json::array());
+  if (ms.is_array())
+    for (const auto& x : ms)
+      if (x.is_object() && x.contains("model_id") && x["model_id"].is_string())
+        models.push_back(x["model_id"]);
+  Status s = ctx.store->LogInputs(id, m.Body().value("datasets", json::array()), models);
+  if (!s.ok()) return ReplyError(res, s);
+  Reply(res, json::object());
+}
+
+void RunsLogModel(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  std::string id = m.RunId();
+  if (Status s = MayWriteRun(ctx, m.Who(), id); !s.ok()) return ReplyError(res, s);
+  json model = json::parse(m.StrOr("model_json"), nullptr, false);
+  if (!model.is_object())
+    return ReplyError(res, InvalidArgument("model_json must be a JSON object"));
+  auto run = ctx.store->GetRun(id);
+  if (!run.ok()) return ReplyError(res, run.status());
+  json history = json::array();
+  for (const auto& t : run->tags)
+    if (t.key == "mlflow.log-model.history") history = json::parse(t.value, nullptr, false);
+  if (!history.is_array()) history = json::array();
+  history.push_back(model);
+  Status s = ctx.store->LogBatch(id, {}, {}, {{"mlflow.log-model.history", history.dump()}});
+  if (!s.ok()) return ReplyError(res, s);
+  Reply(res, json::object());
+}
+
+void RunsSearch(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  tracking::RunSearch q;
+  q.experiment_ids = m.All("experiment_ids");
+  q.filter = m.StrOr("filter");
+  q.order_by = m.All("order_by");
+  q.view = m.StrOr("run_view_type", "ACTIVE_ONLY");
+  auto max = m.Int("max_results");
+  if (!max.ok()) return ReplyError(res, max.status());
+  // Checked before it is narrowed: 30000001619870003 would become a negative int.
+  if (Status range = MaxResultsInRange(*max); !range.ok()) return ReplyError(res, range);
+  q.max_results = static_cast<int>(max->value_or(1000));
+  auto offset = OffsetOf(m.StrOr("page_token"));
+  if (!offset.ok()) return ReplyError(res, offset.status());
+  q.offset = *offset;
+  bool more = false;
+  auto runs = ctx.store->SearchRuns(q, &more);
+  if (!runs.ok()) return ReplyError(res, runs.status());
+  std::string out = "{";
+  if (!runs->empty()) {
+    out += "\"runs\":[";
+    for (size_t i = 0; i < runs->size(); ++i) {
+      if (i) out += ',';
+      AppendRunJson(out, (*runs)[i]);
+    }
+    out += ']';
+  }
+  if (more) {
+    if (!runs->empty()) out += ',';
+    out += "\"next_page_token\":";
+    AppendJsonString(out, PageToken(q.offset + q.max_results));
+  }
+  out += '}';
+  res.status = 200;
+  res.body = std::move(out);
+  res.set_header("Content-Type", "application/json");
+}
+
+void MetricsGetHistory(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  auto h = ctx.store->GetHistory(m.RunId(), m.StrOr("metric_key"));
+  if (!h.ok()) return ReplyError(res, h.status());
+  auto max = m.Int("max_results");
+  if (!max.ok()) return ReplyError(res, max.status());
+  auto offset = OffsetOf(m.StrOr("page_token"));
+  if (!offset.ok()) return ReplyError(res, offset.status());
+  size_t begin = std::min(static_cast<size_t>(*offset), h->size());
+  size_t end = h->size();
+  if (max->has_value() && **max > 0) end = std::min(end, begin + static_cast<size_t>(**max));
+  // Written by hand: a 100k-point history is the hot path of every chart.
+  using namespace std::string_view_literals;
+  std::string key_json = "{\"key\":";
+  AppendJsonString(key_json, m.StrOr("metric_key"));
+  key_json += ",\"value\":"sv;
+  std::string out = "{\"metrics\":[";
+  out.reserve(64 + (end - begin) * (key_json.size() + 64));
+  for (size_t i = begin; i < end; ++i) {
+    const tracking::Point& x = (*h)[i];
+    if (i > begin) out += ',';
+    out += key_json;
+    if (std::isnan(x.value))
+      out += "\"NaN\""sv;
+    else if (std::isinf(x.value))
+      out += x.value > 0 ? "1.7976931348623157e+308"sv : "-1.7976931348623157e+308"sv;
+    else
+      AppendJsonDouble(out, x.value);
+    out += ",\"timestamp\":"sv;
+    AppendJsonInt(out, x.timestamp);
+    out += ",\"step\":"sv;
+    AppendJsonInt(out, x.step);
+    out += '}';
+  }
+  out += ']';
+  if (end < h->size())
+    out += ",\"next_page_token\":\"" + PageToken(static_cast<long long>(end)) + "\"";
+  out += "}";
+  res.status = 200;
+  res.body = std::move(out);  // set_content would copy the megabytes
+  res.set_header("Content-Type", "application/json");
+}
+
+void ArtifactsList(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  auto run = ctx.store->GetRun(m.RunId());
+  if (!run.ok()) return ReplyError(res, run.status());
+  std::string rel = m.StrOr("path");
+  std::string prefix = run->info.experiment_id + "/" + run->info.run_id + "/artifacts";
+  auto at = ArtifactAt(ctx, prefix + (rel.empty() ? "" : "/" + rel));
+  if (!at) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
+  json files = ListArtifacts(*at, rel.empty() ? "" : rel + "/");
+  json out = {{"root_uri", run->info.artifact_uri}};
+  if (!files.empty()) out["files"] = files;
+  Reply(res, out);
+}
+
+void SetExperimentStage(const MlflowContext& ctx, const Msg& m, http::Response& res,
+                        const char* stage) {
+  if (Status s = WorkspaceOnly(m.Who(), "delete or restore experiments", true); !s.ok())
+    return ReplyError(res, s);
+  Status s = ctx.store->SetExperimentStage(m.StrOr("experiment_id"), stage);
+  if (!s.ok()) return ReplyError(res, s);
+  Reply(res, json::object());
+}
+void ExperimentsDelete(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  SetExperimentStage(ctx, m, res, "deleted");
+}
+void ExperimentsRestore(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  SetExperimentStage(ctx, m, res, "active");
+}
+
+void SetRunStage(const MlflowContext& ctx, const Msg& m, http::Response& res, const char* stage) {
+  std::string id = m.RunId();
+  if (Status s = MayWriteRun(ctx, m.Who(), id); !s.ok()) return ReplyError(res, s);
+  Status s = ctx.store->SetRunStage(id, stage);
+  if (!s.ok()) return ReplyError(res, s);
+  Reply(res, json::object());
+}
+void RunsDelete(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  SetRunStage(ctx, m, res, "deleted");
+}
+void RunsRestore(const MlflowContext& ctx, const Msg& m, http::Response& res) {
+  SetRunStage(ctx, m, res, "active");
+}
+
+// ---- the artifact proxy (/api/2.0/mlflow-artifacts/...) ----
+
+void PutArtifact(const MlflowContext& ctx, const http::Request& req, http::Response& res,
+                 const http::ContentReader& reader) {
+  std::string rel = req.matches[1];
+  auto at = ArtifactAt(ctx, rel);
+  if (!at || at->rel.empty()) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
+  if (Status s = ArtifactWritable(ctx, CallerOf(req), rel); !s.ok()) return ReplyError(res, s);
+  auto root = Beneath::OpenOrCreate(at->root);
+  if (!root.ok()) return ReplyError(res, root.status());
+  std::string dir = Dirname(at->rel) == "." ? "" : Dirname(at->rel);
+  if (at->rel.find('/') == std::string::npos) dir = "";
+  if (Status s = root->MakeDirs(dir); !s.ok())
+    return ReplyError(res, InvalidArgument("Invalid path '" + rel + "': " + s.message()));
+  std::string tmp = at->rel + ".cairn-upload." + RandomHex(4);
+  auto fd = root->OpenWrite(tmp, O_TRUNC | O_EXCL);
+  if (!fd.ok()) return ReplyError(res, fd.status());
+  bool ok = true;
+  std::string buf;  // the reader hands over pieces: write in large ones
+  buf.reserve(1 << 20);
+  // Written back while the rest arrives (sync_file_range starts the disk on what is written,
+  // without waiting), so the fdatasync at the end waits only for the last few megabytes: the
+  // upload then takes about as long as the disk's own write rather than the network's time
+  // plus the disk's.
+  off_t written = 0, started = 0;
+  auto flush = [&] {
+    ok = ok && write(*fd, buf.data(), buf.size()) == static_cast<ssize_t>(buf.size());
+    written += static_cast<off_t>(buf.size());
+    buf.clear();
+    if (ok && written - started >= (8 << 20)) {
+      (void)sync_file_range(*fd, started, written - started, SYNC_FILE_RANGE_WRITE);
+      started = written;
+    }
+  };
+  // A client that stops sending leaves nothing behind: only a whole body becomes the
+  // artifact.
+  bool whole = reader([&](const char* data, size_t len) {
+    buf.append(data, len);
+    if (buf.size() >= (1 << 20)) flush();
+    return ok;
+  });
+  if (!buf.empty()) flush();
+  // On disk before it is answered: an artifact the client saw stored survives a crash.
+  if (whole && ok && fdatasync(*fd) != 0) ok = false;
+  close(*fd);
+  if (!whole || !ok) {
+    (void)root->Remove(tmp);
+    return ReplyError(
+        res, !whole ? InvalidArgument("the upload of '" + rel + "' ended before its body did")
+                    : Unavailable("cannot write artifact " + rel));
+  }
+  if (Status s = root->Rename(tmp, at->rel); !s.ok()) {
+    (void)root->Remove(tmp);
+    return ReplyError(res, s);
+  }
+  Reply(res, json::object());
+}
+
+void GetArtifact(const MlflowContext& ctx, const http::Request& req, http::Response& res) {
+  std::string rel = req.matches[1];
+  auto at = ArtifactAt(ctx, rel);
+  if (!at) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
+  auto root = Beneath::Open(at->root);
+  if (!root.ok()) return ReplyError(res, NotFound("Artifact '" + rel + "' does not exist"));
+  auto fd = root->OpenRead(at->rel);
+  if (!fd.ok()) return ReplyError(res, NotFound("Artifact '" + rel + "' does not exist"));
+  struct stat st;
+  fstat(*fd, &st);
+  res.set_header("Content-Disposition", "attachment; filename=" + Basename(rel));
+  res.set_file_content(*fd, static_cast<size_t>(st.st_size), "application/octet-stream");
+}
+
+void ListArtifactsAt(const MlflowContext& ctx, const http::Request& req, http::Response& res) {
+  std::string rel = req.get_param_value("path");
+  auto at = ArtifactAt(ctx, rel);
+  if (!at) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
+  json files = ListArtifacts(*at, "");
+  if (files.empty()) return Reply(res, json::object());
+  Reply(res, {{"files", files}});
+}
+
+void DeleteArtifact(const MlflowContext& ctx, const http::Request& req, http::Response& res) {
+  std::string rel = req.matches[1];
+  auto at = ArtifactAt(ctx, rel);
+  if (!at || at->rel.empty()) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
+  if (Status s = ArtifactWritable(ctx, CallerOf(req), rel); !s.ok()) return ReplyError(res, s);
+  auto root = Beneath::Open(at->root);
+  if (!root.ok()) return Reply(res, json::object());
+  if (Status s = root->Remove(at->rel); !s.ok()) return ReplyError(res, s);
+  Reply(res, json::object());
+}
+
+void MultipartUpload(const MlflowContext&, const http::Request&, http::Response& res) {
+  res.status = 501;
+  res.set_content(
+      json{{"error_code", "NOT_IMPLEMENTED"},
+           {"message", "Multipart upload is not supported for the current artifact repository"}}
+          .dump(),
+      "application/json");
+}
+
+// The tracking API's table: each endpoint under /api/2.0/mlflow/, who may call it (access.h), and
+// its handler (of a parsed message, or of the raw request). An endpoint that changes something
+// answers 405 to GET (a link or an <img> must not delete a run).
+struct Endpoint {
+  const char* path;
+  Access access;
+  MsgHandler handler;
+  RawHandler raw = nullptr;
+};
+const Endpoint kEndpoints[] = {
+    {"experiments/get-by-name", Access::kRunRead, ExperimentsGetByName},
+    {"experiments/get", Access::kRunRead, ExperimentsGet},
+    {"experiments/create", Access::kRunWrite, ExperimentsCreate},
+    {"experiments/search", Access::kRunRead, ExperimentsSearch},
+    {"experiments/list", Access::kRunRead, ExperimentsList},
+    {"experiments/update", Access::kRunWrite, ExperimentsUpdate},
+    {"experiments/delete", Access::kRunWrite, ExperimentsDelete},
+    {"experiments/restore", Access::kRunWrite, ExperimentsRestore},
+    {"experiments/set-experiment-tag", Access::kRunWrite, ExperimentsSetExperimentTag},
+    {"experiments/delete-experiment-tag", Access::kRunWrite, ExperimentsDeleteExperimentTag},
+    {"logged-models", Access::kRunWrite, LoggedModels},
+    {"logged-models/search", Access::kRunRead, LoggedModelsSearch},
+    {"logged-models/{id}", Access::kRunRead, LoggedModelsId},
+    {"logged-models/{id}/params", Access::kRunWrite, LoggedModelsIdParams},
+    {"logged-models/{id}/tags", Access::kRunWrite, LoggedModelsIdTags},
+    {"logged-models/{id}/tags/{key}", Access::kRunWrite, LoggedModelsIdTagsKey},
+    {"logged-models/{id}/artifacts/directories", Access::kRunRead,
+     LoggedModelsIdArtifactsDirectories},
+    {"runs/outputs", Access::kRunWrite, RunsOutputs},
+    {"runs/create", Access::kRunWrite, RunsCreate},
+    {"runs/get", Access::kRunRead, RunsGet},
+    {"runs/update", Access::kRunWrite, RunsUpdate},
+    {"runs/delete", Access::kRunWrite, RunsDelete},
+    {"runs/restore", Access::kRunWrite, RunsRestore},
+    {"runs/log-metric", Access::kRunWrite, RunsLogMetric},
+    {"runs/log-parameter", Access::kRunWrite, RunsLogParameter},
+    {"runs/set-tag", Access::kRunWrite, RunsSetTag},
+    {"runs/delete-tag", Access::kRunWrite, RunsDeleteTag},
+    {"runs/log-batch", Access::kRunWrite, nullptr, RunsLogBatch},
+    {"runs/log-inputs", Access::kRunWrite, RunsLogInputs},
+    {"runs/log-model", Access::kRunWrite, RunsLogModel},
+    {"runs/search", Access::kRunRead, RunsSearch},
+    {"metrics/get-history", Access::kRunRead, MetricsGetHistory},
+    {"artifacts/list", Access::kRunRead, ArtifactsList},
+};
+
+// The artifact proxy's table.
+struct ArtifactRoute {
+  const char* method;
+  const char* path;
+  Access access;
+  RawHandler handler;
+  void (*reader)(const MlflowContext&, const http::Request&, http::Response&,
+                 const http::ContentReader&) = nullptr;
+  size_t max_body = 0;
+};
+const ArtifactRoute kArtifactRoutes[] = {
+    // Streamed to disk: artifacts may be large.
+    {"PUT", "/api/2.0/mlflow-artifacts/artifacts/(.+)", Access::kRunWrite, nullptr, PutArtifact,
+     size_t{64} << 30},
+    {"GET", "/api/2.0/mlflow-artifacts/artifacts/(.+)", Access::kRunRead, GetArtifact},
+    {"GET", "/api/2.0/mlflow-artifacts/artifacts", Access::kRunRead, ListArtifactsAt},
+    {"DELETE", "/api/2.0/mlflow-artifacts/artifacts/(.+)", Access::kRunWrite, DeleteArtifact},
+    {"POST", "/api/2.0/mlflow-artifacts/mpu/create/(.+)", Access::kRunWrite, MultipartUpload},
+    {"POST", "/api/2.0/mlflow-artifacts/mpu/complete/(.+)", Access::kRunWrite, MultipartUpload},
+    {"POST", "/api/2.0/mlflow-artifacts/mpu/abort/(.+)", Access::kRunWrite, MultipartUpload},
+};
+
 }  // namespace
 
 void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
-  // Handlers outlive this function: they capture values (the store and the context are long-lived).
-  tracking::TrackingStore* st = ctx.store;
-  MlflowContext* cp = &ctx;
-  const std::string api = "/api/2.0/mlflow/";
-
   // Both GET and POST forms reach the same handler. One pattern per method dispatches through a
-  // hash map: httplib tries routes one std::regex at a time, which costs more than a tracking call
-  // itself.
-  using Handler = std::function<void(const http::Request&, http::Response&)>;
-  // Each endpoint's row: who may call it (access.h), and its handler. An endpoint that changes
-  // something answers 405 to GET (a link or an <img> must not delete a run).
-  struct Endpoint {
-    Access access;
-    Handler fn;
-  };
-  auto table = std::make_shared<std::unordered_map<std::string, Endpoint>>();
-  using MsgHandler = std::function<void(const Msg&, http::Response&)>;
-  auto route_body = [](const http::Request& req, http::Response& res, const MsgHandler& fn) {
-    // Tracking calls are small JSON messages: a huge one is a 4xx (not a dropped connection, which
-    // the mlflow client would retry for a minute), answered without parsing it.
-    constexpr size_t kMaxBody = 32u << 20;
-    if (req.body.size() > kMaxBody)
-      return ReplyError(
-          res, InvalidArgument("request body of " + std::to_string(req.body.size()) +
-                               " bytes exceeds the 32 MiB limit for tracking calls; split it "
-                               "(log-batch takes at most 1000 metrics)"));
-    Msg m(req);
-    if (m.bad())
-      return ReplyError(res, InvalidArgument("Malformed request body: expected a JSON object"));
-    fn(m, res);
-  };
-  auto route = [table, route_body, cp](const std::string& path, Access access, MsgHandler fn) {
-    (*table)[path] = {access, [fn, route_body](const http::Request& req, http::Response& res) {
-                        route_body(req, res, fn);
-                      }};
-    cp->endpoints.emplace_back(path, access);
-  };
-  // A route that reads the body itself (no DOM).
-  auto raw_route = [table, cp](const std::string& path, Access access, Handler fn) {
-    (*table)[path] = {access, std::move(fn)};
-    cp->endpoints.emplace_back(path, access);
-  };
-  auto dispatch = [table](const http::Request& req, http::Response& res) {
+  // hash map: trying routes one regex at a time costs more than a tracking call itself.
+  auto table = std::make_shared<std::unordered_map<std::string_view, const Endpoint*>>();
+  for (const Endpoint& e : kEndpoints) {
+    (*table)[e.path] = &e;
+    ctx.endpoints.emplace_back(e.path, e.access);
+  }
+  const MlflowContext* cp = &ctx;  // long-lived: the server owns it
+  auto dispatch = [table, cp](const http::Request& req, http::Response& res) {
     auto it = table->find(RouteOf(req.matches[1]));
     if (it == table->end()) {
       res.status = 404;
@@ -713,7 +1408,8 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
           "application/json");
       return;
     }
-    if (it->second.access == Access::kRunWrite && req.method == "GET") {
+    const Endpoint& e = *it->second;
+    if (e.access == Access::kRunWrite && req.method == "GET") {
       res.status = 405;
       res.set_header("Allow", "POST");
       res.set_content(json{{"error_code", "BAD_REQUEST"},
@@ -722,633 +1418,27 @@ void RegisterMlflowRoutes(http::Server& svr, MlflowContext& ctx) {
                       "application/json");
       return;
     }
-    if (Status s = Check(it->second.access, CallerOf(req)); !s.ok()) return ReplyError(res, s);
-    it->second.fn(req, res);
+    if (Status s = Check(e.access, CallerOf(req)); !s.ok()) return ReplyError(res, s);
+    if (e.raw) return e.raw(*cp, req, res);
+    WithMessage(*cp, req, res, e.handler);
   };
   // One row per method reaches the table above, where each endpoint says who may call it.
   for (const char* method : {"GET", "POST", "PATCH", "DELETE"})
-    svr.Add(method, api + "(.+)", dispatch, 0, static_cast<int>(Access::kRunRead));
-  // A job's token writes only to its own run; a Contributor only to runs they created.
-  auto may_write_run = [cp](const Caller& c, const std::string& run_id) -> Status {
-    if (c.kind == Caller::Kind::kJob) {
-      if (c.job == run_id) return Status::Ok();
-      return Status(Code::kPermissionDenied, "this token belongs to job '" + c.job +
-                                                 "' and may write only to its run, not to run '" +
-                                                 run_id + "'");
-    }
-    if (c.IsOwner()) return Status::Ok();
-    return MayChange(c, cp->user_of ? cp->user_of(run_id) : "", "run '" + run_id + "'");
-  };
-  // What a person does, never a job's token; `owner_only` for what changes everyone's view.
-  auto workspace_only = [](const Caller& c, const char* what, bool owner_only = false) -> Status {
-    if (c.kind == Caller::Kind::kJob)
-      return Status(Code::kPermissionDenied, std::string("a job's token cannot ") + what);
-    return owner_only ? Check(Access::kOwner, c) : Status::Ok();
-  };
-
-  // ---- experiments ----
-  route("experiments/get-by-name", Access::kRunRead, [=](const Msg& m, http::Response& res) {
-    auto e = st->GetExperimentByName(m.StrOr("experiment_name"));
-    if (!e.ok()) return ReplyError(res, e.status());
-    Reply(res, {{"experiment", ExperimentJson(*e)}});
-  });
-  route("experiments/get", Access::kRunRead, [=](const Msg& m, http::Response& res) {
-    auto e = st->GetExperiment(m.StrOr("experiment_id"));
-    if (!e.ok()) return ReplyError(res, e.status());
-    Reply(res, {{"experiment", ExperimentJson(*e)}});
-  });
-  route("experiments/create", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
-    if (Status s = workspace_only(m.Who(), "create experiments"); !s.ok())
-      return ReplyError(res, s);
-    auto tags = KeyValues(m.Body().value("tags", json()), "tags");
-    if (!tags.ok()) return ReplyError(res, tags.status());
-    auto id = st->CreateExperiment(m.StrOr("name"), m.StrOr("artifact_location"), *tags);
-    if (!id.ok()) return ReplyError(res, id.status());
-    Reply(res, {{"experiment_id", *id}});
-  });
-  route("experiments/search", Access::kRunRead, [=](const Msg& m, http::Response& res) {
-    auto max = m.Int("max_results");
-    if (!max.ok()) return ReplyError(res, max.status());
-    auto offset = OffsetOf(m.StrOr("page_token"));
-    if (!offset.ok()) return ReplyError(res, offset.status());
-    bool more = false;
-    int n = static_cast<int>(max->value_or(1000));
-    if (n < 1 || n > 50000)
-      return ReplyError(res, InvalidArgument("max_results must be between 1 and 50000"));
-    auto found = st->SearchExperiments(m.StrOr("view_type", "ACTIVE_ONLY"), m.StrOr("filter"),
-                                       m.All("order_by"), n, *offset, &more);
-    if (!found.ok()) return ReplyError(res, found.status());
-    json exps = json::array();
-    for (const auto& e : *found) exps.push_back(ExperimentJson(e));
-    json out = {{"experiments", exps}};
-    if (more) out["next_page_token"] = PageToken(*offset + n);
-    Reply(res, out);
-  });
-  route("experiments/list", Access::kRunRead,
-        [=](const Msg& m, http::Response& res) {  // removed in 2.x; old clients call it
-          bool more = false;
-          json exps = json::array();
-          auto found =
-              st->SearchExperiments(m.StrOr("view_type", "ACTIVE_ONLY"), "", {}, 50000, 0, &more);
-          if (found.ok())
-            for (const auto& e : *found) exps.push_back(ExperimentJson(e));
-          Reply(res, {{"experiments", exps}});
-        });
-  route("experiments/update", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
-    if (Status s = workspace_only(m.Who(), "rename experiments", true); !s.ok())
-      return ReplyError(res, s);
-    Status s = st->RenameExperiment(m.StrOr("experiment_id"), m.StrOr("new_name"));
-    if (!s.ok()) return ReplyError(res, s);
-    Reply(res, json::object());
-  });
-  for (const char* verb : {"delete", "restore"}) {
-    std::string stage = std::string(verb) == "delete" ? "deleted" : "active";
-    route(std::string("experiments/") + verb, Access::kRunWrite,
-          [=](const Msg& m, http::Response& res) {
-            if (Status s = workspace_only(m.Who(), "delete or restore experiments", true); !s.ok())
-              return ReplyError(res, s);
-            Status s = st->SetExperimentStage(m.StrOr("experiment_id"), stage);
-            if (!s.ok()) return ReplyError(res, s);
-            Reply(res, json::object());
-          });
-  }
-  route(
-      "experiments/set-experiment-tag", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
-        if (Status s = workspace_only(m.Who(), "tag experiments"); !s.ok())
-          return ReplyError(res, s);
-        Status s = st->SetExperimentTag(m.StrOr("experiment_id"), m.StrOr("key"), m.StrOr("value"));
-        if (!s.ok()) return ReplyError(res, s);
-        Reply(res, json::object());
-      });
-
-  route("experiments/delete-experiment-tag", Access::kRunWrite,
-        [=](const Msg& m, http::Response& res) {
-          if (Status s = workspace_only(m.Who(), "tag experiments"); !s.ok())
-            return ReplyError(res, s);
-          Status s = st->DeleteExperimentTag(m.StrOr("experiment_id"), m.StrOr("key"));
-          if (!s.ok()) return ReplyError(res, s);
-          Reply(res, json::object());
-        });
-
-  // ---- logged models (MLflow 3.x) ----
-  // A job's token may create models and change those its own run logged.
-  auto may_write_model = [cp, st](const Caller& c, const std::string& model_id) -> Status {
-    if (c.IsOwner()) return Status::Ok();
-    if (Status s = Check(Access::kRunWrite, c); !s.ok()) return s;
-    auto m = st->GetLoggedModel(model_id);
-    if (!m.ok()) return m.status();
-    if (c.kind == Caller::Kind::kJob) {
-      if (m->source_run_id == c.job) return Status::Ok();
-      return Status(Code::kPermissionDenied, "this token belongs to job '" + c.job +
-                                                 "' and may change only the models its run logged");
-    }
-    std::string creator =
-        m->source_run_id.empty() || !cp->user_of ? m->creator_id : cp->user_of(m->source_run_id);
-    return MayChange(c, creator, "model '" + model_id + "'");
-  };
-  route("logged-models", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
-    if (m.Method() != "POST")
-      return ReplyError(
-          res, Status(Code::kNotFound, "No API endpoint for " + m.Method() + " logged-models"));
-    auto params = KeyValues(m.Body().value("params", json()), "params");
-    if (!params.ok()) return ReplyError(res, params.status());
-    auto tags = KeyValues(m.Body().value("tags", json()), "tags");
-    if (!tags.ok()) return ReplyError(res, tags.status());
-    std::string source_run = m.StrOr("source_run_id");
-    const std::string scope = m.Who().kind == Caller::Kind::kJob ? m.Who().job : "";
-    if (!scope.empty() && !source_run.empty() && source_run != scope)
-      return ReplyError(
-          res, Status(Code::kPermissionDenied, "this token belongs to job '" + scope +
-                                                   "' and may log models only for its own run"));
-    if (!scope.empty() && source_run.empty()) source_run = scope;
-    if (scope.empty() && !source_run.empty())
-      if (Status s = may_write_run(m.Who(), source_run); !s.ok()) return ReplyError(res, s);
-    std::string user;
-    for (const auto& t : *tags)
-      if (t.key == "mlflow.user") user = t.value;
-    auto model = st->CreateLoggedModel(m.StrOr("experiment_id", "0"), m.StrOr("name"),
-                                       m.StrOr("model_type"), source_run, user, *params, *tags);
-    if (!model.ok()) return ReplyError(res, model.status());
-    Reply(res, {{"model", LoggedModelJson(*model)}});
-  });
-  route("logged-models/search", Access::kRunRead, [=](const Msg& m, http::Response& res) {
-    tracking::ModelSearch q;
-    q.experiment_ids = m.All("experiment_ids");
-    q.filter = m.StrOr("filter");
-    json order = m.Body().value("order_by", json::array());
-    if (order.is_array())
-      for (const auto& o : order)
-        if (o.is_object() && o.contains("field_name") && o["field_name"].is_string())
-          q.order_by.push_back({o["field_name"], o.value("ascending", true)});
-    auto max = m.Int("max_results");
-    if (!max.ok()) return ReplyError(res, max.status());
-    if (Status range = MaxResultsInRange(*max); !range.ok()) return ReplyError(res, range);
-    q.max_results = static_cast<int>(max->value_or(50));
-    auto offset = OffsetOf(m.StrOr("page_token"));
-    if (!offset.ok()) return ReplyError(res, offset.status());
-    q.offset = *offset;
-    bool more = false;
-    auto models = st->SearchLoggedModels(q, &more);
-    if (!models.ok()) return ReplyError(res, models.status());
-    json out = {{"models", json::array()}};
-    for (const auto& x : *models) out["models"].push_back(LoggedModelJson(x));
-    if (more) out["next_page_token"] = PageToken(q.offset + q.max_results);
-    Reply(res, out);
-  });
-  route("logged-models/{id}", Access::kRunRead, [=](const Msg& m, http::Response& res) {
-    std::string id = ModelPathPart(m.Path(), 0);
-    if (m.Method() == "GET") {
-      auto model = st->GetLoggedModel(id);
-      if (!model.ok()) return ReplyError(res, model.status());
-      return Reply(res, {{"model", LoggedModelJson(*model)}});
-    }
-    if (Status s = may_write_model(m.Who(), id); !s.ok()) return ReplyError(res, s);
-    if (m.Method() == "PATCH") {  // finalize
-      auto model = st->FinalizeLoggedModel(id, m.StrOr("status"));
-      if (!model.ok()) return ReplyError(res, model.status());
-      return Reply(res, {{"model", LoggedModelJson(*model)}});
-    }
-    if (m.Method() == "DELETE") {
-      Status s = st->DeleteLoggedModel(id);
-      if (!s.ok()) return ReplyError(res, s);
-      return Reply(res, json::object());
-    }
-    ReplyError(res, Status(Code::kNotFound,
-                           "No API endpoint for " + m.Method() + " logged-models/{model_id}"));
-  });
-  route("logged-models/{id}/params", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
-    std::string id = ModelPathPart(m.Path(), 0);
-    if (Status s = may_write_model(m.Who(), id); !s.ok()) return ReplyError(res, s);
-    auto params = KeyValues(m.Body().value("params", json()), "params");
-    if (!params.ok()) return ReplyError(res, params.status());
-    Status s = st->LogModelParams(id, *params);
-    if (!s.ok()) return ReplyError(res, s);
-    Reply(res, json::object());
-  });
-  route("logged-models/{id}/tags", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
-    std::string id = ModelPathPart(m.Path(), 0);
-    if (Status s = may_write_model(m.Who(), id); !s.ok()) return ReplyError(res, s);
-    auto tags = KeyValues(m.Body().value("tags", json()), "tags");
-    if (!tags.ok()) return ReplyError(res, tags.status());
-    Status s = st->SetModelTags(id, *tags);
-    if (!s.ok()) return ReplyError(res, s);
-    Reply(res, json::object());
-  });
-  route("logged-models/{id}/tags/{key}", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
-    std::string id = ModelPathPart(m.Path(), 0);
-    if (Status s = may_write_model(m.Who(), id); !s.ok()) return ReplyError(res, s);
-    Status s = st->DeleteModelTag(id, ModelPathPart(m.Path(), 2));
-    if (!s.ok()) return ReplyError(res, s);
-    Reply(res, json::object());
-  });
-  route("logged-models/{id}/artifacts/directories", Access::kRunRead,
-        [=](const Msg& m, http::Response& res) {
-          auto model = st->GetLoggedModel(ModelPathPart(m.Path(), 0));
-          if (!model.ok()) return ReplyError(res, model.status());
-          // mlflow-artifacts:/<rest> lives where the artifact proxy keeps <rest>.
-          std::string root = model->artifact_uri.rfind("mlflow-artifacts:/", 0) == 0
-                                 ? model->artifact_uri.substr(18)
-                                 : "";
-          std::string sub = m.StrOr("artifact_directory_path");
-          auto at = ArtifactAt(*cp, sub.empty() ? root : root + "/" + sub);
-          if (root.empty() || !at) return ReplyError(res, InvalidArgument("Invalid artifact path"));
-          json files = ListArtifacts(*at, sub.empty() ? "" : sub + "/");
-          Reply(res, {{"root_uri", model->artifact_uri}, {"files", files}});
-        });
-
-  // ---- runs ----
-  route("runs/outputs", Access::kRunWrite, [=](const Msg& m, http::Response& res) {  // MLflow 3.x
-    std::string id = m.RunId();
-    if (Status s = may_write_run(m.Who(), id); !s.ok()) return ReplyError(res, s);
-    std::vector<std::pair<std::string, long long>> models;
-    json ms = m.Body().value("models", json::array());
-    if (!ms.is_array())
-      return ReplyError(res,
-                        InvalidArgument("Invalid value for parameter 'models': expected a list"));
-    for (const auto& x : ms) {
-      if (!x.is_object() || !x.contains("model_id") || !x["model_id"].is_string())
-        return ReplyError(
-            res, InvalidArgument("Missing value for required parameter 'models[].model_id'"));
-      long long step = 0;
-      if (x.contains("step") && !x["step"].is_null()) {
-        auto v = ParseInt(x["step"], "step");
-        if (!v.ok()) return ReplyError(res, v.status());
-        step = *v;
-      }
-      models.push_back({x["model_id"], step});
-    }
-    Status s = st->LogOutputs(id, models);
-    if (!s.ok()) return ReplyError(res, s);
-    Reply(res, json::object());
-  });
-  route("runs/create", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
-    if (Status s = workspace_only(m.Who(), "create runs (it may write only to its own run)");
-        !s.ok())
-      return ReplyError(res, s);
-    auto tags = KeyValues(m.Body().value("tags", json()), "tags");
-    if (!tags.ok()) return ReplyError(res, tags.status());
-    auto start = m.Int("start_time");
-    if (!start.ok()) return ReplyError(res, start.status());
-    std::string user = m.StrOr("user_id");
-    if (cp->team) {
-      // On a team server a run is its creator's: the client's user_id and mlflow.user cannot
-      // name someone else.
-      user = m.Who().name;
-      tags->erase(std::remove_if(tags->begin(), tags->end(),
-                                 [](const KeyValue& t) { return t.key == "mlflow.user"; }),
-                  tags->end());
-      tags->push_back({"mlflow.user", user});
-    }
-    auto run =
-        st->CreateRun(m.StrOr("experiment_id", "0"), "", m.StrOr("run_name"), user,
-                      start->has_value() ? *start : std::optional<long long>(NowMillis()), *tags);
-    if (!run.ok()) return ReplyError(res, run.status());
-    auto full = st->GetRun(run->run_id);
-    if (!full.ok()) return ReplyError(res, full.status());
-    Reply(res, {{"run", RunJson(*full)}});
-  });
-  route("runs/get", Access::kRunRead, [=](const Msg& m, http::Response& res) {
-    auto run = st->GetRun(m.RunId());
-    if (!run.ok()) return ReplyError(res, run.status());
-    Reply(res, {{"run", RunJson(*run)}});
-  });
-  route("runs/update", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
-    std::string id = m.RunId();
-    if (Status s = may_write_run(m.Who(), id); !s.ok()) return ReplyError(res, s);
-    auto end = m.Int("end_time");
-    if (!end.ok()) return ReplyError(res, end.status());
-    auto info = st->UpdateRun(id, m.StrOr("status"), *end, m.StrOr("run_name"));
-    if (!info.ok()) return ReplyError(res, info.status());
-    Reply(res, {{"run_info", RunInfoJson(*info)}});
-  });
-  for (const char* verb : {"delete", "restore"}) {
-    std::string stage = std::string(verb) == "delete" ? "deleted" : "active";
-    route(std::string("runs/") + verb, Access::kRunWrite, [=](const Msg& m, http::Response& res) {
-      std::string id = m.RunId();
-      if (Status s = may_write_run(m.Who(), id); !s.ok()) return ReplyError(res, s);
-      Status s = st->SetRunStage(id, stage);
-      if (!s.ok()) return ReplyError(res, s);
-      Reply(res, json::object());
-    });
-  }
-  route("runs/log-metric", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
-    std::string id = m.RunId();
-    if (Status s = may_write_run(m.Who(), id); !s.ok()) return ReplyError(res, s);
-    auto metric = MetricFrom(m.Body());
-    if (!metric.ok()) return ReplyError(res, metric.status());
-    Status s = st->LogBatch(id, {*metric}, {}, {});
-    if (!s.ok()) return ReplyError(res, s);
-    Reply(res, json::object());
-  });
-  route("runs/log-parameter", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
-    std::string id = m.RunId();
-    if (Status s = may_write_run(m.Who(), id); !s.ok()) return ReplyError(res, s);
-    if (!m.Str("key"))
-      return ReplyError(res, InvalidArgument("Missing value for required parameter 'key'"));
-    Status s = st->LogBatch(id, {}, {{m.StrOr("key"), m.StrOr("value")}}, {});
-    if (!s.ok()) return ReplyError(res, s);
-    Reply(res, json::object());
-  });
-  route("runs/set-tag", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
-    std::string id = m.RunId();
-    if (Status s = may_write_run(m.Who(), id); !s.ok()) return ReplyError(res, s);
-    if (!m.Str("key"))
-      return ReplyError(res, InvalidArgument("Missing value for required parameter 'key'"));
-    Status s = st->LogBatch(id, {}, {}, {{m.StrOr("key"), m.StrOr("value")}});
-    if (!s.ok()) return ReplyError(res, s);
-    Reply(res, json::object());
-  });
-  route("runs/delete-tag", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
-    std::string id = m.RunId();
-    if (Status s = may_write_run(m.Who(), id); !s.ok()) return ReplyError(res, s);
-    Status s = st->DeleteTag(id, m.StrOr("key"));
-    if (!s.ok()) return ReplyError(res, s);
-    Reply(res, json::object());
-  });
-  auto log_batch = [=](const Msg& m, http::Response& res) {
-    std::string id = m.RunId();
-    if (id.empty())
-      return ReplyError(res, InvalidArgument("Missing value for required parameter 'run_id'"));
-    if (Status s = may_write_run(m.Who(), id); !s.ok()) return ReplyError(res, s);
-    std::vector<Metric> metrics;
-    const json& body = m.Body();
-    if (body.contains("metrics") && body["metrics"].is_array()) {
-      for (const auto& x : body["metrics"]) {
-        auto metric = MetricFrom(x);
-        if (!metric.ok()) return ReplyError(res, metric.status());
-        metrics.push_back(*metric);
-      }
-    }
-    auto params = KeyValues(body.value("params", json()), "params");
-    if (!params.ok()) return ReplyError(res, params.status());
-    auto tags = KeyValues(body.value("tags", json()), "tags");
-    if (!tags.ok()) return ReplyError(res, tags.status());
-    Status s = st->LogBatch(id, metrics, *params, *tags);
-    if (!s.ok()) return ReplyError(res, s);
-    Reply(res, json::object());
-  };
-  raw_route("runs/log-batch", Access::kRunWrite,
-            [=](const http::Request& req, http::Response& res) {
-              std::optional<LogBatchBody> b;
-              if (req.method != "GET" && req.body.size() <= (32u << 20)) b = ReadLogBatch(req.body);
-              if (!b || b->run_id.empty()) {
-                route_body(req, res, log_batch);
-                return;
-              }
-              if (Status s = may_write_run(CallerOf(req), b->run_id); !s.ok())
-                return ReplyError(res, s);
-              Status s = st->LogBatch(b->run_id, b->metrics, b->params, b->tags);
-              if (!s.ok()) return ReplyError(res, s);
-              res.status = 200;
-              res.set_content("{}", "application/json");
-            });
-  route("runs/log-inputs", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
-    std::string id = m.RunId();
-    if (Status s = may_write_run(m.Who(), id); !s.ok()) return ReplyError(res, s);
-    std::vector<std::string> models;
-    json ms = m.Body().value("models", json::array());
-    if (ms.is_array())
-      for (const auto& x : ms)
-        if (x.is_object() && x.contains("model_id") && x["model_id"].is_string())
-          models.push_back(x["model_id"]);
-    Status s = st->LogInputs(id, m.Body().value("datasets", json::array()), models);
-    if (!s.ok()) return ReplyError(res, s);
-    Reply(res, json::object());
-  });
-  route("runs/log-model", Access::kRunWrite, [=](const Msg& m, http::Response& res) {
-    std::string id = m.RunId();
-    if (Status s = may_write_run(m.Who(), id); !s.ok()) return ReplyError(res, s);
-    json model = json::parse(m.StrOr("model_json"), nullptr, false);
-    if (!model.is_object())
-      return ReplyError(res, InvalidArgument("model_json must be a JSON object"));
-    auto run = st->GetRun(id);
-    if (!run.ok()) return ReplyError(res, run.status());
-    json history = json::array();
-    for (const auto& t : run->tags)
-      if (t.key == "mlflow.log-model.history") history = json::parse(t.value, nullptr, false);
-    if (!history.is_array()) history = json::array();
-    history.push_back(model);
-    Status s = st->LogBatch(id, {}, {}, {{"mlflow.log-model.history", history.dump()}});
-    if (!s.ok()) return ReplyError(res, s);
-    Reply(res, json::object());
-  });
-  route("runs/search", Access::kRunRead, [=](const Msg& m, http::Response& res) {
-    tracking::RunSearch q;
-    q.experiment_ids = m.All("experiment_ids");
-    q.filter = m.StrOr("filter");
-    q.order_by = m.All("order_by");
-    q.view = m.StrOr("run_view_type", "ACTIVE_ONLY");
-    auto max = m.Int("max_results");
-    if (!max.ok()) return ReplyError(res, max.status());
-    // Checked before it is narrowed: 30000001619870003 would become a negative int.
-    if (Status range = MaxResultsInRange(*max); !range.ok()) return ReplyError(res, range);
-    q.max_results = static_cast<int>(max->value_or(1000));
-    auto offset = OffsetOf(m.StrOr("page_token"));
-    if (!offset.ok()) return ReplyError(res, offset.status());
-    q.offset = *offset;
-    bool more = false;
-    auto runs = st->SearchRuns(q, &more);
-    if (!runs.ok()) return ReplyError(res, runs.status());
-    std::string out = "{";
-    if (!runs->empty()) {
-      out += "\"runs\":[";
-      for (size_t i = 0; i < runs->size(); ++i) {
-        if (i) out += ',';
-        AppendRunJson(out, (*runs)[i]);
-      }
-      out += ']';
-    }
-    if (more) {
-      if (!runs->empty()) out += ',';
-      out += "\"next_page_token\":";
-      AppendJsonString(out, PageToken(q.offset + q.max_results));
-    }
-    out += '}';
-    res.status = 200;
-    res.body = std::move(out);
-    res.set_header("Content-Type", "application/json");
-  });
-  route("metrics/get-history", Access::kRunRead, [=](const Msg& m, http::Response& res) {
-    auto h = st->GetHistory(m.RunId(), m.StrOr("metric_key"));
-    if (!h.ok()) return ReplyError(res, h.status());
-    auto max = m.Int("max_results");
-    if (!max.ok()) return ReplyError(res, max.status());
-    auto offset = OffsetOf(m.StrOr("page_token"));
-    if (!offset.ok()) return ReplyError(res, offset.status());
-    size_t begin = std::min(static_cast<size_t>(*offset), h->size());
-    size_t end = h->size();
-    if (max->has_value() && **max > 0) end = std::min(end, begin + static_cast<size_t>(**max));
-    // Written by hand: a 100k-point history is the hot path of every chart.
-    using namespace std::string_view_literals;
-    std::string key_json = "{\"key\":";
-    AppendJsonString(key_json, m.StrOr("metric_key"));
-    key_json += ",\"value\":"sv;
-    std::string out = "{\"metrics\":[";
-    out.reserve(64 + (end - begin) * (key_json.size() + 64));
-    for (size_t i = begin; i < end; ++i) {
-      const tracking::Point& x = (*h)[i];
-      if (i > begin) out += ',';
-      out += key_json;
-      if (std::isnan(x.value))
-        out += "\"NaN\""sv;
-      else if (std::isinf(x.value))
-        out += x.value > 0 ? "1.7976931348623157e+308"sv : "-1.7976931348623157e+308"sv;
-      else
-        AppendJsonDouble(out, x.value);
-      out += ",\"timestamp\":"sv;
-      AppendJsonInt(out, x.timestamp);
-      out += ",\"step\":"sv;
-      AppendJsonInt(out, x.step);
-      out += '}';
-    }
-    out += ']';
-    if (end < h->size())
-      out += ",\"next_page_token\":\"" + PageToken(static_cast<long long>(end)) + "\"";
-    out += "}";
-    res.status = 200;
-    res.body = std::move(out);  // set_content would copy the megabytes
-    res.set_header("Content-Type", "application/json");
-  });
-  route("artifacts/list", Access::kRunRead, [=](const Msg& m, http::Response& res) {
-    auto run = st->GetRun(m.RunId());
-    if (!run.ok()) return ReplyError(res, run.status());
-    std::string rel = m.StrOr("path");
-    std::string prefix = run->info.experiment_id + "/" + run->info.run_id + "/artifacts";
-    auto at = ArtifactAt(*cp, prefix + (rel.empty() ? "" : "/" + rel));
-    if (!at) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
-    json files = ListArtifacts(*at, rel.empty() ? "" : rel + "/");
-    json out = {{"root_uri", run->info.artifact_uri}};
-    if (!files.empty()) out["files"] = files;
-    Reply(res, out);
-  });
-
-  // ---- the artifact proxy ----
-  const std::string art = "/api/2.0/mlflow-artifacts/artifacts";
-  // A run's artifacts (<experiment>/<run>/artifacts/...) change as the run does; anything else
-  // only by an Owner.
-  auto writable = [may_write_run](const Caller& c, const std::string& path) -> Status {
-    if (c.IsOwner()) return Status::Ok();
-    auto parts = Split(path, '/');
-    if (parts.size() >= 3 && parts[2] == "artifacts") return may_write_run(c, parts[1]);
-    if (c.kind == Caller::Kind::kJob)
-      return Status(Code::kPermissionDenied, "this token belongs to job '" + c.job +
-                                                 "' and may write only its run's artifacts");
-    return Check(Access::kOwner, c);
-  };
-  svr.AddReader(
-      "PUT", art + "/(.+)",
-      [cp, writable](const http::Request& req, http::Response& res,
-                     const http::ContentReader& reader) {
-        std::string rel = req.matches[1];
-        auto at = ArtifactAt(*cp, rel);
-        if (!at || at->rel.empty())
-          return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
-        if (Status s = writable(CallerOf(req), rel); !s.ok()) return ReplyError(res, s);
-        auto root = Beneath::OpenOrCreate(at->root);
-        if (!root.ok()) return ReplyError(res, root.status());
-        std::string dir = Dirname(at->rel) == "." ? "" : Dirname(at->rel);
-        if (at->rel.find('/') == std::string::npos) dir = "";
-        if (Status s = root->MakeDirs(dir); !s.ok())
-          return ReplyError(res, InvalidArgument("Invalid path '" + rel + "': " + s.message()));
-        std::string tmp = at->rel + ".cairn-upload." + RandomHex(4);
-        auto fd = root->OpenWrite(tmp, O_TRUNC | O_EXCL);
-        if (!fd.ok()) return ReplyError(res, fd.status());
-        bool ok = true;
-        std::string buf;  // the reader hands over pieces: write in large ones
-        buf.reserve(1 << 20);
-        // Written back while the rest arrives (sync_file_range starts the disk on what is written,
-        // without waiting), so the fdatasync at the end waits only for the last few megabytes: the
-        // upload then takes about as long as the disk's own write rather than the network's time
-        // plus the disk's.
-        off_t written = 0, started = 0;
-        auto flush = [&] {
-          ok = ok && write(*fd, buf.data(), buf.size()) == static_cast<ssize_t>(buf.size());
-          written += static_cast<off_t>(buf.size());
-          buf.clear();
-          if (ok && written - started >= (8 << 20)) {
-            (void)sync_file_range(*fd, started, written - started, SYNC_FILE_RANGE_WRITE);
-            started = written;
-          }
-        };
-        // A client that stops sending leaves nothing behind: only a whole body becomes the
-        // artifact.
-        bool whole = reader([&](const char* data, size_t len) {
-          buf.append(data, len);
-          if (buf.size() >= (1 << 20)) flush();
-          return ok;
-        });
-        if (!buf.empty()) flush();
-        // On disk before it is answered: an artifact the client saw stored survives a crash.
-        if (whole && ok && fdatasync(*fd) != 0) ok = false;
-        close(*fd);
-        if (!whole || !ok) {
-          (void)root->Remove(tmp);
-          return ReplyError(
-              res, !whole ? InvalidArgument("the upload of '" + rel + "' ended before its body did")
-                          : Unavailable("cannot write artifact " + rel));
-        }
-        if (Status s = root->Rename(tmp, at->rel); !s.ok()) {
-          (void)root->Remove(tmp);
-          return ReplyError(res, s);
-        }
-        Reply(res, json::object());
-      },
-      size_t{64} << 30,  // streamed to disk: artifacts may be large
-      static_cast<int>(Access::kRunWrite));
-  svr.Add(
-      "GET", art + "/(.+)",
-      [cp](const http::Request& req, http::Response& res) {
-        std::string rel = req.matches[1];
-        auto at = ArtifactAt(*cp, rel);
-        if (!at) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
-        auto root = Beneath::Open(at->root);
-        if (!root.ok()) return ReplyError(res, NotFound("Artifact '" + rel + "' does not exist"));
-        auto fd = root->OpenRead(at->rel);
-        if (!fd.ok()) return ReplyError(res, NotFound("Artifact '" + rel + "' does not exist"));
-        struct stat st;
-        fstat(*fd, &st);
-        res.set_header("Content-Disposition", "attachment; filename=" + Basename(rel));
-        res.set_file_content(*fd, static_cast<size_t>(st.st_size), "application/octet-stream");
-      },
-      0, static_cast<int>(Access::kRunRead));
-  svr.Add(
-      "GET", art,
-      [cp](const http::Request& req, http::Response& res) {
-        std::string rel = req.get_param_value("path");
-        auto at = ArtifactAt(*cp, rel);
-        if (!at) return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
-        json files = ListArtifacts(*at, "");
-        if (files.empty()) return Reply(res, json::object());
-        Reply(res, {{"files", files}});
-      },
-      0, static_cast<int>(Access::kRunRead));
-  svr.Add(
-      "DELETE", art + "/(.+)",
-      [cp, writable](const http::Request& req, http::Response& res) {
-        std::string rel = req.matches[1];
-        auto at = ArtifactAt(*cp, rel);
-        if (!at || at->rel.empty())
-          return ReplyError(res, InvalidArgument("Invalid path '" + rel + "'"));
-        if (Status s = writable(CallerOf(req), rel); !s.ok()) return ReplyError(res, s);
-        auto root = Beneath::Open(at->root);
-        if (!root.ok()) return Reply(res, json::object());
-        if (Status s = root->Remove(at->rel); !s.ok()) return ReplyError(res, s);
-        Reply(res, json::object());
-      },
-      0, static_cast<int>(Access::kRunWrite));
-  for (const char* step : {"create", "complete", "abort"}) {
-    svr.Add(
-        "POST", std::string("/api/2.0/mlflow-artifacts/mpu/") + step + "/(.+)",
-        [](const http::Request&, http::Response& res) {
-          res.status = 501;
-          res.set_content(
-              json{{"error_code", "NOT_IMPLEMENTED"},
-                   {"message",
-                    "Multipart upload is not supported for the current artifact repository"}}
-                  .dump(),
-              "application/json");
-        },
-        0, static_cast<int>(Access::kRunWrite));
+    svr.Add(method, "/api/2.0/mlflow/(.+)", dispatch, 0, static_cast<int>(Access::kRunRead));
+  for (const ArtifactRoute& r : kArtifactRoutes) {
+    if (r.reader)
+      svr.AddReader(
+          r.method, r.path,
+          [cp, fn = r.reader](const http::Request& req, http::Response& res,
+                              const http::ContentReader& reader) { fn(*cp, req, res, reader); },
+          r.max_body, static_cast<int>(r.access));
+    else
+      svr.Add(
+          r.method, r.path,
+          [cp, fn = r.handler](const http::Request& req, http::Response& res) {
+            fn(*cp, req, res);
+          },
+          r.max_body, static_cast<int>(r.access));
   }
 }
 
