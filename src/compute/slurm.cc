@@ -108,8 +108,17 @@ Result<std::string> RunSlurmCommand(const SlurmTarget& t, const std::vector<std:
   return out;
 }
 
-Result<std::string> SlurmSubmit(const SlurmTarget& t, const std::string& script_path) {
-  auto out = RunSlurmCommand(t, {"sbatch", "--parsable", script_path});
+std::vector<std::string> SbatchArgv(const std::string& script_path, long long uid, long long gid) {
+  std::vector<std::string> argv = {"sbatch", "--parsable"};
+  if (uid >= 0) argv.push_back("--uid=" + std::to_string(uid));
+  if (gid >= 0) argv.push_back("--gid=" + std::to_string(gid));
+  argv.push_back(script_path);
+  return argv;
+}
+
+Result<std::string> SlurmSubmit(const SlurmTarget& t, const std::string& script_path,
+                                long long uid, long long gid) {
+  auto out = RunSlurmCommand(t, SbatchArgv(script_path, uid, gid));
   if (!out.ok()) return out.status();
   // "<id>" or "<id>;<cluster>"
   std::string id = Trim(out->substr(0, out->find(';')));

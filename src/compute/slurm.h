@@ -37,6 +37,9 @@ struct BatchRequest {
   std::string staging = "auto";
   std::string server_url;
   std::string token;
+  // A team server's job: Slurm runs the batch job as this person (sbatch --uid/--gid, which only
+  // root may give), so Slurm's accounting, limits and fair share see them. -1: the server's user.
+  long long uid = -1, gid = -1;
 };
 
 // The batch script: #SBATCH lines, then the supervisor. Pure.
@@ -63,7 +66,11 @@ std::map<std::string, SlurmJobState> ParseSqueue(const std::string& text);
 Result<std::string> RunSlurmCommand(const SlurmTarget& t, const std::vector<std::string>& argv);
 
 // sbatch --parsable <script>: the Slurm job id.
-Result<std::string> SlurmSubmit(const SlurmTarget& t, const std::string& script_path);
+// As r.uid/r.gid when they are set (the submitter must be root).
+Result<std::string> SlurmSubmit(const SlurmTarget& t, const std::string& script_path,
+                                long long uid = -1, long long gid = -1);
+// sbatch's arguments for that. Pure.
+std::vector<std::string> SbatchArgv(const std::string& script_path, long long uid, long long gid);
 // squeue over the given ids (every state Slurm still remembers); ids Slurm forgot are absent.
 Result<std::map<std::string, SlurmJobState>> SlurmQuery(const SlurmTarget& t,
                                                         const std::vector<std::string>& ids);

@@ -90,6 +90,14 @@ TEST(SlurmTest, QueueStatesAndTheirEnds) {
   EXPECT_FALSE(SlurmStateIsFinal(""));
 }
 
+TEST(SlurmTest, ATeamServersJobIsSubmittedAsItsOwner) {
+  EXPECT_EQ(SbatchArgv("/r/slurm_job.sh", -1, -1),
+            (std::vector<std::string>{"sbatch", "--parsable", "/r/slurm_job.sh"}));
+  EXPECT_EQ(SbatchArgv("/r/slurm_job.sh", 1001, 100),
+            (std::vector<std::string>{"sbatch", "--parsable", "--uid=1001", "--gid=100",
+                                      "/r/slurm_job.sh"}));
+}
+
 TEST(SlurmTest, MissingClientIsAClearError) {
   auto r = RunSlurmCommand({}, {"/nonexistent/sbatch", "--version"});
   ASSERT_FALSE(r.ok());

@@ -483,6 +483,7 @@ class Scheduler {
     std::string job;
     std::string script;
     compute::SlurmTarget target;
+    long long uid = -1, gid = -1;  // whom Slurm runs it as (-1: the server's user)
   };
   void SubmitLoop();
   void SlurmSubmitted(const std::string& job, const Result<std::string>& id);

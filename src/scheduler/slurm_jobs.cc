@@ -1,4 +1,6 @@
 // The Slurm compute's side of the scheduler: submit, reconcile, cancel. Scheduler thread only.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -87,6 +89,15 @@ void Scheduler::StartSlurmJob(const JobRecord& job, json run, const compute::Slu
   req.staging = slurm.value("staging", "auto");
   req.server_url = slurm.value("server_url", config_.server_url);
   req.token = SupervisorCredential(config_.secret, job.token);
+  // A team server's job is the person's on Slurm too: submitted as them, its supervisor runs as
+  // them (the job's processes in a user namespace). The run folder is the server's, so the
+  // supervisor fetches the run and sends its files back over HTTP, as on a node without the
+  // workspace's filesystem.
+  if (const json who = run.value("run_as", json()); who.is_object() && geteuid() == 0) {
+    req.uid = who.value("uid", -1LL);
+    req.gid = who.value("gid", -1LL);
+    req.staging = "http";
+  }
   if (slurm.contains("server_url")) run["server_url"] = req.server_url;
   std::string script_path = layout.root + "/slurm_job.sh";
   Status s = MakeDirs(layout.SystemLogDir());
@@ -104,7 +115,7 @@ void Scheduler::StartSlurmJob(const JobRecord& job, json run, const compute::Slu
   (void)Transition(job.name, "Queued", "submitting to Slurm");
   {
     std::lock_guard<std::mutex> l(submit_mu_);
-    submissions_.push_back({job.name, script_path, target});
+    submissions_.push_back({job.name, script_path, target, req.uid, req.gid});
     if (!submit_thread_.joinable()) submit_thread_ = std::thread([this] { SubmitLoop(); });
   }
   submit_cv_.notify_one();
@@ -120,7 +131,7 @@ void Scheduler::SubmitLoop() {
       next = std::move(submissions_.front());
       submissions_.pop_front();
     }
-    auto id = compute::SlurmSubmit(next.target, next.script);
+    auto id = compute::SlurmSubmit(next.target, next.script, next.uid, next.gid);
     if (id.ok()) {
       // The id is the job's link to Slurm across server restarts: on disk before anything else.
       compute::RunLayout layout = compute::RunLayout::For(config_.workspace, next.job);

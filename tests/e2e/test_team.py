@@ -307,6 +307,40 @@ def test_jobs_run_as_their_owner_and_cannot_reach_each_other(team):
              what="carl's job to be canceled")
 
 
+def test_a_slurm_job_is_submitted_as_the_person_and_runs_as_them(team, slurm):
+    # On a Slurm compute the batch job is the person's in Slurm's own books (squeue's user, and so
+    # its accounting, limits and fair share), and its processes run as them on the node.
+    workspace, p = team
+    root, carl = p["root"], p["carl"]
+    root.cairn("role", "assignment", "create", "--assignee", carl.name, "--role", "Contributor")
+    compute = os.path.join(root.home, "hpc.yml")
+    with open(compute, "w") as f:
+        f.write(f"$schema: https://azuremlschemas.azureedge.net/latest/amlCompute.schema.json\n"
+                f"name: hpc\ntype: slurm\nmax_instances: 2\nslurm:\n  conf: {slurm.conf}\n")
+    root.cairn("compute", "create", "-f", compute)
+    path = os.path.join(carl.home, "slurm.yml")
+    with open(path, "w") as f:
+        f.write(JOB.replace("compute: local", "compute: azureml:hpc").format(
+            command="id -un; id -u; echo carls-output > outputs/out.txt"))
+    os.chown(path, carl.uid, carl.gid)
+    carl.json("job", "create", "-f", path, "--name", "carls-slurm-job")
+    done = wait_for(lambda: (j := carl.json("job", "show", "-n", "carls-slurm-job"))["status"]
+                    in ("Completed", "Failed", "Canceled") and j, timeout=90, what="the Slurm job to end")
+    run = os.path.join(workspace, "runs", "carls-slurm-job")
+    log = open(os.path.join(run, "artifacts", "user_logs", "std_log.txt")).read()
+    assert done["status"] == "Completed", (done, log)
+    assert log.split("\n")[:2] == [carl.name, str(carl.uid)], log
+    with open(os.path.join(run, "slurm_job_id")) as f:
+        sid = f.read().strip()
+    q = slurm.run("squeue", "-h", "-t", "all", "-j", sid, "-o", "%u|%T")
+    assert q.stdout.strip() == f"{carl.name}|COMPLETED", q.stdout + q.stderr
+    # Its outputs came back to the run folder, which only the server reads; carl reads them through it.
+    out = carl.cairn("job", "download", "-n", "carls-slurm-job", "--output-name", "default",
+                     "--download-path", os.path.join(carl.home, "dl"))
+    found = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(carl.home, "dl")) for f in fs]
+    assert any(open(f).read() == "carls-output\n" for f in found), (out.stdout, found)
+
+
 def test_the_studio_signs_in_as_the_person_who_asked(team):
     workspace, p = team
     root, carl, dana = p["root"], p["carl"], p["dana"]
