@@ -116,8 +116,8 @@ std::vector<std::string> SbatchArgv(const std::string& script_path, long long ui
   return argv;
 }
 
-Result<std::string> SlurmSubmit(const SlurmTarget& t, const std::string& script_path,
-                                long long uid, long long gid) {
+Result<std::string> SlurmSubmit(const SlurmTarget& t, const std::string& script_path, long long uid,
+                                long long gid) {
   auto out = RunSlurmCommand(t, SbatchArgv(script_path, uid, gid));
   if (!out.ok()) return out.status();
   // "<id>" or "<id>;<cluster>"
