@@ -25,6 +25,20 @@
 
 namespace cairn::http {
 
+namespace {
+// All of [data, data + len) to fd; false when a write fails.
+bool WriteAll(int fd, const char* data, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, data, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data += n;
+    len -= static_cast<size_t>(n);
+  }
+  return true;
+}
+}  // namespace
+
 bool CaseLess::operator()(const std::string& a, const std::string& b) const {
   return strcasecmp(a.c_str(), b.c_str()) < 0;
 }
@@ -95,6 +109,18 @@ std::string PercentDecode(const std::string& s, bool plus_is_space) {
     }
   }
   return out;
+}
+
+bool ContentReader::ToFile(int fd, const Progress& progress, bool* write_failed) const {
+  *write_failed = false;
+  if (to_file_) return to_file_(fd, progress, write_failed);
+  uint64_t written = 0;
+  return read_([&](const char* data, size_t len) {
+    if (!WriteAll(fd, data, len)) return !(*write_failed = true);
+    written += len;
+    if (progress) progress(written);
+    return true;
+  });
 }
 
 bool ParseTarget(const std::string& target, Request& req) {
@@ -532,6 +558,45 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     }
     return true;
   }
+  // Worker: `length` body bytes from the socket into `out`, by splice through a pipe: the socket's
+  // pages go to the file without a copy through user space. Adds to `written` and reports it.
+  bool SpliceBodyDirect(uint64_t length, int out, uint64_t& written,
+                        const ContentReader::Progress& progress, bool* write_failed) {
+    const int fd = Lowest().socket().native_handle();
+    int pipe_fds[2];
+    if (pipe2(pipe_fds, O_CLOEXEC) != 0) return !(*write_failed = true);
+    struct Closer {
+      int* fds;
+      ~Closer() {
+        close(fds[0]);
+        close(fds[1]);
+      }
+    } closer{pipe_fds};
+    (void)fcntl(pipe_fds[1], F_SETPIPE_SZ, 1 << 20);
+    const size_t room = static_cast<size_t>(std::max(fcntl(pipe_fds[1], F_GETPIPE_SZ), 65536));
+    while (length > 0) {
+      ssize_t n = splice(fd, nullptr, pipe_fds[1], nullptr, std::min<uint64_t>(room, length),
+                         SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (n > 0) {
+        length -= static_cast<uint64_t>(n);
+        // The pipe was empty, so it holds exactly these n bytes: all of them into the file.
+        for (ssize_t left = n; left > 0;) {
+          ssize_t m =
+              splice(pipe_fds[0], nullptr, out, nullptr, static_cast<size_t>(left), SPLICE_F_MOVE);
+          if (m < 0 && errno == EINTR) continue;
+          if (m <= 0) return !(*write_failed = true);
+          left -= m;
+        }
+        written += static_cast<uint64_t>(n);
+        if (progress) progress(written);
+      } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        if (!WaitReady(POLLIN)) return false;
+      } else {
+        return false;  // the client went away (or stop() shut the socket)
+      }
+    }
+    return true;
+  }
   // Worker: `length` bytes of `file_fd` from `offset`, by sendfile (no copy through user space).
   bool SendFileDirect(int file_fd, off_t offset, size_t length) {
     const int fd = Lowest().socket().native_handle();
@@ -608,7 +673,13 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
     bhttp::request_parser<bhttp::buffer_body> p(std::move(*head_));
     p.body_limit(limit);
     std::vector<char> chunk(kChunk);
-    ContentReader reader = [&](const std::function<bool(const char*, size_t)>& receiver) {
+    // Reads the body: to `receiver`, or (with out >= 0) spliced into the file `out` once only the
+    // socket holds the rest of it.
+    int out = -1;
+    uint64_t written = 0;
+    const ContentReader::Progress* progress = nullptr;
+    bool* write_failed = nullptr;
+    auto pump = [&](const ContentReader::Receiver& receiver) {
       if (body_done) return !body_failed;
       body_done = true;
       if (!send_continue()) return !(body_failed = true);
@@ -623,7 +694,10 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
           auto remaining = p.content_length_remaining();
           size_t got = chunk.size() - p.get().body().size;
           if (!ec && got == 0 && buf_.size() == 0 && !p.chunked() && remaining && *remaining > 0) {
-            if (!ReadBodyDirect(*remaining, chunk, receiver)) return !(body_failed = true);
+            bool whole = out >= 0
+                             ? SpliceBodyDirect(*remaining, out, written, *progress, write_failed)
+                             : ReadBodyDirect(*remaining, chunk, receiver);
+            if (!whole) return !(body_failed = true);
             break;
           }
         }
@@ -643,6 +717,17 @@ class Connection : public ConnectionBase, public std::enable_shared_from_this<Co
       }
       return true;
     };
+    ContentReader reader(pump, [&](int fd, const ContentReader::Progress& report, bool* failed) {
+      out = fd;
+      progress = &report;
+      write_failed = failed;
+      return pump([&](const char* data, size_t len) {
+        if (!WriteAll(fd, data, len)) return !(*failed = true);
+        written += len;
+        if (report) report(written);
+        return true;
+      });
+    });
     route.reader(req, res, reader);
   }
 

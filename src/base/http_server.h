@@ -120,8 +120,27 @@ struct Response {
   std::function<bool(DataSink& sink)> stream;
 };
 
-// Hands the request body to `receiver` piece by piece; false when the client stopped sending.
-using ContentReader = std::function<bool(const std::function<bool(const char*, size_t)>& receiver)>;
+// A streamed request body, read once: piece by piece to a receiver, or straight into a file.
+class ContentReader {
+ public:
+  using Receiver = std::function<bool(const char*, size_t)>;
+  using Progress = std::function<void(uint64_t written)>;
+  // `to_file` (optional) writes the body to a file descriptor itself (the server splices it from
+  // a plain socket); without it, ToFile writes what `read` hands over.
+  explicit ContentReader(std::function<bool(const Receiver&)> read,
+                         std::function<bool(int, const Progress&, bool*)> to_file = nullptr)
+      : read_(std::move(read)), to_file_(std::move(to_file)) {}
+  // Hands the body to `receiver` piece by piece; false when the client stopped sending (or the
+  // receiver refused a piece).
+  bool operator()(const Receiver& receiver) const { return read_(receiver); }
+  // Appends the body to `fd` at its offset, calling `progress` with the bytes written so far after
+  // each piece. False when the body did not all arrive or a write failed (then *write_failed).
+  bool ToFile(int fd, const Progress& progress, bool* write_failed) const;
+
+ private:
+  std::function<bool(const Receiver&)> read_;
+  std::function<bool(int, const Progress&, bool*)> to_file_;
+};
 using Handler = std::function<void(const Request&, Response&)>;
 using ReaderHandler = std::function<void(const Request&, Response&, const ContentReader&)>;
 

@@ -1235,31 +1235,25 @@ void PutArtifact(const MlflowContext& ctx, const http::Request& req, http::Respo
   std::string tmp = at->rel + ".cairn-upload." + RandomHex(4);
   auto fd = root->OpenWrite(tmp, O_TRUNC | O_EXCL);
   if (!fd.ok()) return ReplyError(res, fd.status());
-  bool ok = true;
-  std::string buf;  // the reader hands over pieces: write in large ones
-  buf.reserve(1 << 20);
-  // Written back while the rest arrives (sync_file_range starts the disk on what is written,
+  // Spliced from the socket into the file where the server can (no copy through user space), and
+  // written back while the rest arrives (sync_file_range starts the disk on what is written,
   // without waiting), so the fdatasync at the end waits only for the last few megabytes: the
-  // upload then takes about as long as the disk's own write rather than the network's time
-  // plus the disk's.
-  off_t written = 0, started = 0;
-  auto flush = [&] {
-    ok = ok && write(*fd, buf.data(), buf.size()) == static_cast<ssize_t>(buf.size());
-    written += static_cast<off_t>(buf.size());
-    buf.clear();
-    if (ok && written - started >= (8 << 20)) {
-      (void)sync_file_range(*fd, started, written - started, SYNC_FILE_RANGE_WRITE);
-      started = written;
-    }
-  };
-  // A client that stops sending leaves nothing behind: only a whole body becomes the
-  // artifact.
-  bool whole = reader([&](const char* data, size_t len) {
-    buf.append(data, len);
-    if (buf.size() >= (1 << 20)) flush();
-    return ok;
-  });
-  if (!buf.empty()) flush();
+  // upload then takes about as long as the disk's own write rather than the network's time plus
+  // the disk's.
+  uint64_t started = 0;
+  bool write_failed = false;
+  // A client that stops sending leaves nothing behind: only a whole body becomes the artifact.
+  bool whole = reader.ToFile(
+      *fd,
+      [&](uint64_t written) {
+        if (written - started < (8 << 20)) return;
+        (void)sync_file_range(*fd, static_cast<off_t>(started),
+                              static_cast<off_t>(written - started), SYNC_FILE_RANGE_WRITE);
+        started = written;
+      },
+      &write_failed);
+  bool ok = !write_failed;
+  if (write_failed) whole = true;  // the body may have arrived: the disk refused it
   // On disk before it is answered: an artifact the client saw stored survives a crash.
   if (whole && ok && fdatasync(*fd) != 0) ok = false;
   close(*fd);
