@@ -32,8 +32,10 @@ class Person:
         self.gid = int(subprocess.run(["id", "-g", name], capture_output=True, text=True, check=True).stdout)
 
     def env(self):
-        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.home,
-                "CAIRN_WORKSPACE": self.workspace, "LANG": "C.UTF-8"}
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.home, "LANG": "C.UTF-8"}
+        if self.workspace:
+            env["CAIRN_WORKSPACE"] = self.workspace
+        return env
 
     def as_me(self, argv):
         if self.uid == 0:
@@ -339,6 +341,34 @@ def test_a_slurm_job_is_submitted_as_the_person_and_runs_as_them(team, slurm):
                      "--download-path", os.path.join(carl.home, "dl"))
     found = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(carl.home, "dl")) for f in fs]
     assert any(open(f).read() == "carls-output\n" for f in found), (out.stdout, found)
+
+
+@pytest.mark.skipif(os.path.exists("/var/lib/cairn"), reason="this machine has a team server's folder already")
+def test_cairn_finds_the_machines_team_server_without_being_told(team):
+    # `cairn server --team` with no --home serves /var/lib/cairn; a person's `cairn` with neither
+    # CAIRN_HOME nor CAIRN_WORKSPACE finds it there, and the kernel names them to it.
+    _, p = team
+    env = dict(os.environ)
+    env.pop("CAIRN_HOME", None)
+    server = subprocess.Popen([CAIRN, "server", "--team"], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: os.path.exists("/var/lib/cairn/cairn.sock"), what="the default team server's socket")
+        root = Person("root", p["root"].home, None)
+        carl = Person(p["carl"].name, p["carl"].home, None)
+        assert root.json("whoami") == {"name": "root", "role": "Owner", "via": "socket", "team": True}
+        root.cairn("role", "assignment", "create", "--assignee", carl.name, "--role", "Reader")
+        assert carl.json("whoami")["name"] == carl.name
+        assert carl.json("whoami")["role"] == "Reader"
+        # Nothing private was started for carl: his home has no ~/.cairn.
+        assert not os.path.exists(os.path.join(carl.home, ".cairn"))
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree("/var/lib/cairn", ignore_errors=True)
 
 
 def test_the_studio_signs_in_as_the_person_who_asked(team):
