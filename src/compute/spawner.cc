@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "base/util.h"
@@ -39,8 +40,15 @@ void SupervisorSpawner::StopLocked() {
   if (fd_ >= 0) close(fd_);
   fd_ = -1;
   if (pid_ > 0) {
-    // It ends on the closed socket at once; reap it (it is this process's child).
-    for (int i = 0; i < 100 && waitpid(pid_, nullptr, WNOHANG) == 0; ++i) usleep(1000);
+    // It ends on the closed socket at once; reap it (it is this process's child). Its exit may
+    // take longer (a sanitizer's leak check at exit took seconds in CI): then a thread waits for
+    // it, so no zombie is left, and the caller (holding the lock) does not.
+    bool reaped = false;
+    for (int i = 0; i < 100 && !reaped; ++i) {
+      reaped = waitpid(pid_, nullptr, WNOHANG) != 0;
+      if (!reaped) usleep(1000);
+    }
+    if (!reaped) std::thread([pid = pid_] { waitpid(pid, nullptr, 0); }).detach();
   }
   pid_ = -1;
 }
