@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both install what is missing first.
-.PHONY: format format-check deps build test unit e2e demo fuzz bench bench-http bench-tracking bench-sweep bench-distributed bench-studio bench-data bench-gpu bench-pipeline sanitize clean
+.PHONY: format format-check deps build test unit e2e demo fuzz bench bench-http bench-tracking bench-sweep bench-distributed bench-studio bench-data bench-gpu bench-pipeline bench-sched sanitize clean
 
 BUILD ?= build
 
@@ -63,6 +63,10 @@ bench-http: build
 
 bench-sweep: build
 	@build/sweep_bench
+
+# The scheduling policy over a 10,000-job trace on 32 GPUs: FIFO against fair share, in one run.
+bench-sched: build
+	@build/sched_sim
 
 # Slurm and distributed start-up, against a real test Slurm cluster (root), in a private network namespace.
 # The studio in a real headless Chromium: 10,000 jobs, a 1M-point metric, a 20-run compare, live logs.

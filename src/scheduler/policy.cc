@@ -75,8 +75,7 @@ class Pass {
       h.gpus += r.gpus;
       h.slots += r.slots;
       ++h.jobs;
-      if (r.gpus > 0)
-        ends_.push_back({r.expected_end_ms > 0 ? r.expected_end_ms : kNever, r.gpus});
+      if (r.gpus > 0) ends_.push_back({r.expected_end_ms > 0 ? r.expected_end_ms : kNever, r.gpus});
     }
   }
 
@@ -103,8 +102,7 @@ class Pass {
       std::priority_queue<Key, std::vector<Key>, std::greater<>> next;
       auto offer = [&](const std::string& owner) {
         auto& q = by_owner[owner];
-        if (!q.empty())
-          next.push({fifo ? 0.0 : Standing(owner), q.front()->enqueued_ms, owner});
+        if (!q.empty()) next.push({fifo ? 0.0 : Standing(owner), q.front()->enqueued_ms, owner});
       };
       for (const auto& [owner, q] : by_owner) offer(owner);
       while (!next.empty()) {
@@ -177,8 +175,7 @@ class Pass {
     h.gpus += w.gpus;
     h.slots += w.slots;
     ++h.jobs;
-    if (w.gpus > 0)
-      ends_.push_back({w.timeout_ms > 0 ? s_.now_ms + w.timeout_ms : kNever, w.gpus});
+    if (w.gpus > 0) ends_.push_back({w.timeout_ms > 0 ? s_.now_ms + w.timeout_ms : kNever, w.gpus});
     if (plan_.reservation && !ends_first) plan_.reservation->extra -= w.gpus;
     for (const WaitingJob* b : blocked_) ++plan_.passed[b->job];
   }
@@ -225,8 +222,11 @@ class Pass {
     for (const auto& r : s_.running) {
       if (r.tier != Tier::kSpot || r.gpus == 0 || stopping(r) || r.owner == w.owner) continue;
       bool lower = static_cast<int>(r.priority) < static_cast<int>(w.priority);
+      // For fair share, only where taking it does not merely turn the order round (the victim's
+      // owner stands above by more than the job itself weighs), and not before it has run a while.
       bool fairer = r.priority == w.priority && s_.order == Order::kFairShare &&
-                    Standing(r.owner) > mine;
+                    Standing(r.owner) > mine + 2 * s_.horizon_s * r.gpus &&
+                    s_.now_ms - r.started_ms >= s_.fair_share_min_run_ms;
       if (lower || fairer) victims.push_back(&r);
     }
     // The least work lost first: GPU-seconds done so far, then the newest.

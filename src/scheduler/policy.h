@@ -1,10 +1,11 @@
 // The scheduling policy of one pool (a compute's slots and GPUs): which waiting jobs start now,
 // which spot jobs are preempted for a job that cannot, and why each other job waits.
 //
-// Pure: the scheduler hands it the queue, what runs, the quotas, each person's decayed usage and the
-// time, and it answers with decisions. It owns no state, reads no clock and starts nothing, so the
-// policy is tested by tables in microseconds (policy_test.cc) and replayed over 10,000 jobs by the
-// simulator (bench/sched_sim.cc). The scheduler calls it on its own thread; so does anyone else.
+// Pure: the scheduler hands it the queue, what runs, the quotas, each person's decayed usage and
+// the time, and it answers with decisions. It owns no state, reads no clock and starts nothing, so
+// the policy is tested by tables in microseconds (policy_test.cc) and replayed over 10,000 jobs by
+// the simulator (bench/sched_sim.cc). The scheduler calls it on its own thread; so does anyone
+// else.
 //
 // The order (docs/scheduling.md):
 //  1. priority (queue_settings.priority: high before medium before low);
@@ -12,8 +13,8 @@
 //     with a half-life, plus what they hold now) divided by their share is lowest goes first;
 //  3. then arrival.
 // A job over its owner's quota waits with that reason and holds nobody up. A job that waits only
-// for GPUs may be passed by later jobs that fit, `max_passed` times; then it holds a reservation and
-// later jobs start only where they cannot delay it (backfill on the jobs' timeouts). A job that
+// for GPUs may be passed by later jobs that fit, `max_passed` times; then it holds a reservation
+// and later jobs start only where they cannot delay it (backfill on the jobs' timeouts). A job that
 // cannot start for want of GPUs may take them from running `job_tier: spot` jobs of lower priority,
 // or of its own priority whose owners are above their fair share; the cheapest such jobs go (the
 // fewest GPU-seconds of work lost).
@@ -76,8 +77,8 @@ struct PoolState {
   int slot_capacity = 0;
   int gpu_capacity = 0;
   std::vector<RunningJob> running;
-  std::vector<WaitingJob> waiting;     // in arrival order
-  std::vector<std::string> stopping;   // running jobs already being preempted (their GPUs are due)
+  std::vector<WaitingJob> waiting;      // in arrival order
+  std::vector<std::string> stopping;    // running jobs already being preempted (their GPUs are due)
   std::map<std::string, Quota> quotas;  // by person
   // Each person's decayed usage (UsageLedger::Usage) and share (1 when absent).
   std::map<std::string, double> usage;
@@ -86,6 +87,8 @@ struct PoolState {
   // (usage + GPUs held now * horizon_s) / share, so what runs now counts before it is charged.
   double horizon_s = 3600;
   long long kill_grace_ms = 30000;
+  // A spot job is taken for fair share (not for priority) only after it ran this long.
+  long long fair_share_min_run_ms = 600000;
   int max_passed = 8;
   Order order = Order::kFairShare;
   bool preemption = true;
@@ -102,7 +105,8 @@ struct Plan {
   std::vector<std::string> start;    // in the order they start
   std::vector<std::string> preempt;  // running spot jobs to stop (for `preempt_for`)
   std::string preempt_for;
-  std::map<std::string, std::string> reasons;  // a waiting job -> why it waits, where not the pool's
+  std::map<std::string, std::string>
+      reasons;                        // a waiting job -> why it waits, where not the pool's
   std::map<std::string, int> passed;  // a job waiting for GPUs -> how many jobs passed it now
   std::optional<Reservation> reservation;
 };

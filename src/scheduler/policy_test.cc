@@ -22,7 +22,7 @@ WaitingJob Wait(const std::string& job, const std::string& owner, int gpus, long
 }
 
 RunningJob Holding(const std::string& job, const std::string& owner, int gpus, long long started,
-               Tier t = Tier::kStandard, Priority p = Priority::kMedium) {
+                   Tier t = Tier::kStandard, Priority p = Priority::kMedium) {
   RunningJob r;
   r.job = job;
   r.owner = owner;
@@ -62,10 +62,7 @@ TEST(SchedPolicy, HigherPriorityStartsFirstThenArrival) {
        {Wait("a", "p", 1, 1), Wait("b", "p", 1, 2, Priority::kHigh)},
        1,
        {"b"}},
-      {"same priority: arrival",
-       {Wait("a", "p", 1, 1), Wait("b", "p", 1, 2)},
-       1,
-       {"a"}},
+      {"same priority: arrival", {Wait("a", "p", 1, 1), Wait("b", "p", 1, 2)}, 1, {"a"}},
       {"low waits for medium",
        {Wait("a", "p", 1, 1, Priority::kLow), Wait("b", "p", 1, 2)},
        1,
@@ -114,7 +111,8 @@ TEST(SchedPolicy, AJobOverItsOwnersQuotaWaitsWithTheReasonAndHoldsNobodyUp) {
   EXPECT_EQ(p.reasons["a"], "alice uses 4 of the 4 GPUs their quota allows on local");
   // Running jobs and slots count too.
   s.quotas["alice"] = {-1, -1, 2};
-  EXPECT_EQ(PlanPool(s).reasons["a"], "alice uses 2 of the 2 running jobs their quota allows on local");
+  EXPECT_EQ(PlanPool(s).reasons["a"],
+            "alice uses 2 of the 2 running jobs their quota allows on local");
   // Under quota: it starts.
   s.quotas["alice"] = {5, -1, -1};
   EXPECT_EQ(PlanPool(s).start, (Strings{"b", "a"}));
@@ -183,7 +181,8 @@ TEST(SchedPolicy, PreemptionTakesTheCheapestSpotJobsAndOnlyThose) {
   const long long now = 1000000;
   const Case cases[] = {
       {"high takes the newest spot job (least work lost)",
-       {Holding("old", "x", 1, now - 500000, Tier::kSpot), Holding("new", "x", 1, now - 1000, Tier::kSpot),
+       {Holding("old", "x", 1, now - 500000, Tier::kSpot),
+        Holding("new", "x", 1, now - 1000, Tier::kSpot),
         Holding("std", "x", 2, now - 10, Tier::kStandard)},
        Wait("h", "p", 1, 1, Priority::kHigh),
        {"new"}},
@@ -200,12 +199,22 @@ TEST(SchedPolicy, PreemptionTakesTheCheapestSpotJobsAndOnlyThose) {
        {Holding("a", "x", 1, now - 100, Tier::kSpot), Holding("b", "p", 3, now - 100)},
        Wait("m", "p", 1, 1),
        {}},
-      {"spot of the same priority, its owner holding everything: taken (fair share)",
-       {Holding("a", "x", 4, now - 100, Tier::kSpot)},
+      {"spot of the same priority, its owner far above in usage, run 20 minutes: taken",
+       {Holding("a", "heavy", 4, now - 1200000, Tier::kSpot)},
        Wait("m", "p", 1, 1),
        {"a"}},
+      {"the same, but started a minute ago: kept (fair share waits for min run)",
+       {Holding("a", "heavy", 4, now - 60000, Tier::kSpot)},
+       Wait("m", "p", 1, 1),
+       {}},
+      {"spot of the same priority, its owner holding all four GPUs and no usage: kept (taking "
+       "it would only turn the order round)",
+       {Holding("a", "x", 4, now - 1200000, Tier::kSpot)},
+       Wait("m", "p", 1, 1),
+       {}},
       {"not enough spot GPUs to make room: nobody is stopped for nothing",
-       {Holding("a", "x", 1, now - 100, Tier::kSpot), Holding("b", "x", 3, now - 100, Tier::kStandard)},
+       {Holding("a", "x", 1, now - 100, Tier::kSpot),
+        Holding("b", "x", 3, now - 100, Tier::kStandard)},
        Wait("h", "p", 2, 1, Priority::kHigh),
        {}},
       {"a spot job of higher priority is not taken by a lower one",
@@ -217,6 +226,7 @@ TEST(SchedPolicy, PreemptionTakesTheCheapestSpotJobsAndOnlyThose) {
     PoolState s = Pool(16, 4);
     s.running = c.running;
     s.waiting = {c.waiting};
+    s.usage = {{"heavy", 1e6}};
     Plan p = PlanPool(s);
     EXPECT_EQ(p.preempt, c.preempt) << c.what;
     EXPECT_EQ(p.preempt_for, c.preempt.empty() ? "" : c.waiting.job) << c.what;
@@ -225,8 +235,8 @@ TEST(SchedPolicy, PreemptionTakesTheCheapestSpotJobsAndOnlyThose) {
 
 TEST(SchedPolicy, APersonBelowTheirFairShareMayTakeAnOverusersSpotGpus) {
   PoolState s = Pool(16, 2);
-  s.running = {Holding("hog1", "alice", 1, s.now_ms - 100, Tier::kSpot),
-               Holding("hog2", "alice", 1, s.now_ms - 50, Tier::kSpot)};
+  s.running = {Holding("hog1", "alice", 1, s.now_ms - 900000, Tier::kSpot),
+               Holding("hog2", "alice", 1, s.now_ms - 800000, Tier::kSpot)};
   s.usage = {{"alice", 1e6}};
   s.waiting = {Wait("b", "bob", 1, 1)};
   Plan p = PlanPool(s);
