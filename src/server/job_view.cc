@@ -172,6 +172,11 @@ json JobView(const store::JobRecord& job, const std::vector<store::StatusEvent>&
   services["Tracking"] = {{"endpoint", server_url}, {"type", "Tracking"}};
   services["Studio"] = {{"endpoint", server_url + "/#/jobs/" + job.name}, {"type", "Studio"}};
   j["services"] = services;
+  // As written (checked and lower-cased): the scheduler orders and preempts by them, and --save-as
+  // keeps them.
+  if (s.contains("queue_settings") && s["queue_settings"].is_object() &&
+      !s["queue_settings"].empty())
+    j["queue_settings"] = s["queue_settings"];
   j["is_archived"] = job.archived;
   j["start_time"] = job.start_time ? json(IsoTime(*job.start_time)) : json(nullptr);
   j["end_time"] = job.end_time ? json(IsoTime(*job.end_time)) : json(nullptr);

@@ -156,12 +156,12 @@ std::optional<JobSpec> JobParser::ParseCommandJob(YNode& root) {
   ParseLimits(root, spec);
   ParseInputs(root, spec);
   ParseOutputs(root, spec);
-  for (const char* key : {"services", "identity", "queue_settings"}) {
+  ParseQueueSettings(root, spec);
+  for (const char* key : {"services", "identity"}) {
     if (const YNode* n = root.Get(key)) {
       nlohmann::json j = ToJsonValue(*n);
       if (std::string(key) == "services") spec.services = j;
       if (std::string(key) == "identity") spec.identity = j;
-      if (std::string(key) == "queue_settings") spec.queue_settings = j;
     }
   }
   ParseCommand(root, spec);
@@ -893,6 +893,37 @@ void JobParser::ParseLimits(const YNode& root, JobSpec& spec) {
   CheckKeys(*n, {"timeout"}, "limits.");
   if (const YNode* t = n->Get("timeout"))
     if (auto v = PositiveInt(*t, "limits.timeout")) spec.timeout_seconds = *v;
+}
+
+// queue_settings: {priority: low|medium|high, job_tier: spot|basic|standard|premium}, as Azure ML
+// takes them (any case, kept in lower case); the scheduler orders and preempts by them.
+void JobParser::ParseQueueSettings(const YNode& root, JobSpec& spec) {
+  const YNode* n = root.Get("queue_settings");
+  if (!n || n->IsNull()) return;
+  if (!n->IsMap()) {
+    Error(*n, "queue_settings: expected a mapping, got " + n->TypeName());
+    return;
+  }
+  CheckKeys(*n, {"priority", "job_tier"}, "queue_settings.");
+  nlohmann::json out = nlohmann::json::object();
+  struct Field {
+    const char* key;
+    std::vector<std::string> allowed;
+  };
+  for (const Field& f : {Field{"priority", {"low", "medium", "high"}},
+                         Field{"job_tier", {"spot", "basic", "standard", "premium"}}}) {
+    const YNode* v = n->Get(f.key);
+    if (!v || v->IsNull()) continue;
+    std::string value = v->IsScalar() ? ToLower(v->scalar) : "";
+    if (std::find(f.allowed.begin(), f.allowed.end(), value) == f.allowed.end()) {
+      Error(*v, std::string("queue_settings.") + f.key + ": expected one of " +
+                    Join(f.allowed, ", ") + ", got " +
+                    (v->IsScalar() ? "'" + v->scalar + "'" : v->TypeName()));
+      continue;
+    }
+    out[f.key] = value;
+  }
+  spec.queue_settings = out;
 }
 
 // Where an input mapping's data is (`path`) and its type, in whichever generation's form: preview

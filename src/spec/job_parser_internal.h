@@ -184,6 +184,7 @@ class JobParser {
   void ParseDistribution(const YNode& root, JobSpec& spec);
 
   void ParseLimits(const YNode& root, JobSpec& spec);
+  void ParseQueueSettings(const YNode& root, JobSpec& spec);
 
   void ParseInputs(const YNode& root, JobSpec& spec);
   void ParseInput(const YEntry& e, JobSpec& spec);

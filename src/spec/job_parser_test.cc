@@ -202,6 +202,41 @@ TEST(JobSpecParser, ReportsMissingRequiredKeysAndBadTypes) {
             "job.yml:3:7: error: tags: expected a mapping of names to strings, got a list\n");
 }
 
+TEST(JobSpecParser, QueueSettingsAreAzureMlsValuesInAnyCase) {
+  Diagnostics d;
+  auto s = Parse(
+      "command: echo\nenvironment: {image: p}\nqueue_settings: {priority: High, job_tier: spot}\n",
+      d);
+  ASSERT_TRUE(s) << d.ToString();
+  EXPECT_EQ(s->queue_settings, nlohmann::json({{"priority", "high"}, {"job_tier", "spot"}}));
+  Diagnostics bad;
+  EXPECT_FALSE(
+      Parse("command: echo\nenvironment: {image: p}\nqueue_settings:\n  priority: urgent\n"
+            "  job_tier: [spot]\n  tier: spot\n",
+            bad));
+  EXPECT_EQ(bad.ToString(),
+            "job.yml:4:13: error: queue_settings.priority: expected one of low, medium, high, got "
+            "'urgent'\n"
+            "job.yml:5:13: error: queue_settings.job_tier: expected one of spot, basic, standard, "
+            "premium, got a list\n"
+            "job.yml:6:3: error: unknown key 'queue_settings.tier'\n");
+}
+
+TEST(JobSpecFromJson, QueueSettingsFromAClientAreCheckedAsInAFile) {
+  Diagnostics d;
+  auto s = Parse("command: echo\nenvironment: {image: p}\nqueue_settings: {priority: low}\n", d);
+  ASSERT_TRUE(s) << d.ToString();
+  nlohmann::json j = ToJson(*s);
+  EXPECT_TRUE(JobSpecFromJson(j).ok());
+  j["queue_settings"] = {{"priority", "urgent"}};
+  EXPECT_EQ(JobSpecFromJson(j).status().message(),
+            "queue_settings.priority: expected one of low, medium, high");
+  j["queue_settings"] = {{"job_tier", 3}};
+  EXPECT_FALSE(JobSpecFromJson(j).ok());
+  j["queue_settings"] = "high";
+  EXPECT_FALSE(JobSpecFromJson(j).ok());
+}
+
 TEST(JobSpecParser, JsonRoundTripKeepsTheModel) {
   Diagnostics d;
   auto s = Parse(

@@ -1,5 +1,10 @@
 #include "spec/job_spec.h"
 
+#include <algorithm>
+#include <map>
+
+#include "base/util.h"
+
 namespace cairn::spec {
 
 using nlohmann::json;
@@ -163,6 +168,22 @@ Result<JobSpec> JobSpecFromJson(const json& j) {
     s.services = j.value("services", json());
     s.identity = j.value("identity", json());
     s.queue_settings = j.value("queue_settings", json());
+    // As the parser takes them: a client's JSON gets no value a file could not have.
+    if (!s.queue_settings.is_null()) {
+      if (!s.queue_settings.is_object())
+        return InvalidArgument("queue_settings: expected a mapping");
+      const std::map<std::string, std::vector<std::string>> allowed = {
+          {"priority", {"low", "medium", "high"}},
+          {"job_tier", {"spot", "basic", "standard", "premium"}}};
+      for (const auto& [k, v] : s.queue_settings.items()) {
+        auto a = allowed.find(k);
+        if (a == allowed.end()) return InvalidArgument("queue_settings." + k + ": unknown key");
+        if (!v.is_string() ||
+            std::find(a->second.begin(), a->second.end(), v.get<std::string>()) == a->second.end())
+          return InvalidArgument("queue_settings." + k + ": expected one of " +
+                                 Join(a->second, ", "));
+      }
+    }
     return s;
   } catch (const json::exception& e) {
     return InvalidArgument(std::string("malformed job specification: ") + e.what());

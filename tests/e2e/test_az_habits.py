@@ -60,6 +60,20 @@ services:
     assert set(saved["services"]) == {"my_jupyter", "my_tb"}
 
 
+def test_queue_settings_are_checked_shown_and_kept_by_save_as(ws):
+    ws.write("job.yml", "command: echo hi\nenvironment: {image: python}\n"
+                        "queue_settings: {priority: High, job_tier: spot}\n")
+    ws.run("job", "create", "-f", "job.yml", "-n", "qs", "--save-as", "saved.yml", "-o", "none")
+    assert ws.job("qs")["queue_settings"] == {"priority": "high", "job_tier": "spot"}
+    saved = yaml.safe_load(open(os.path.join(ws.dir, "saved.yml")))
+    assert saved["queue_settings"] == {"priority": "high", "job_tier": "spot"}
+    ws.write("bad.yml", "command: echo hi\nenvironment: {image: python}\nqueue_settings:\n  priority: urgent\n")
+    p = ws.run("job", "create", "-f", "bad.yml", check=False)
+    assert p.returncode == 2
+    assert "bad.yml:4:13: error: queue_settings.priority: expected one of low, medium, high, got 'urgent'" \
+        in p.stderr, p.stderr
+
+
 def test_save_as_of_a_job_with_code_can_be_resubmitted(ws):
     ws.write("src/run.sh", "echo from-code\n")
     ws.write("job.yml", "command: sh run.sh\ncode: src\nenvironment: {image: python}\n")
