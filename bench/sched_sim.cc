@@ -11,8 +11,8 @@
 // log-normal with a median of 12 minutes and sigma 1.8, cut at 3 days; limits.timeout 1 to 3 times
 // the run time (people overestimate); arrivals Poisson at a rate that offers 1.3 times what the
 // GPUs can do, so that a queue forms. People are unequal: one submits 30% of the jobs, the others
-// 10% each. Priorities high 10%, medium 70%, low 20%; 30% of jobs are job_tier spot. A preempted job
-// resumes from its last checkpoint (every 10 minutes of its run): what it ran since is lost.
+// 10% each. Priorities high 10%, medium 70%, low 20%; 30% of jobs are job_tier spot. A preempted
+// job resumes from its last checkpoint (every 10 minutes of its run): what it ran since is lost.
 //
 //   build/sched_sim [--jobs N] [--gpus G] [--seed S]
 #include <algorithm>
@@ -95,8 +95,8 @@ double Percentile(std::vector<double> v, double p) {
 Result Simulate(const std::vector<TraceJob>& trace, int gpus, Order order, bool preempt) {
   constexpr double kCheckpoint = 600, kGrace = 30;
   struct Live {
-    double left;       // seconds of work still to do
-    double started;    // this attempt's start
+    double left;     // seconds of work still to do
+    double started;  // this attempt's start
     double first_start = -1;
     bool stopping = false;
   };
@@ -251,9 +251,10 @@ int main(int argc, char** argv) {
     last_end = std::max(last_end, j.arrival + j.duration);
   }
   const double ideal = std::max(work / gpus, last_end);
-  printf("trace: %d jobs, 8 people, %d GPUs, seed %u; %.0f GPU-hours of work; the ideal makespan "
-         "%.1f h\n",
-         n, gpus, seed, work / 3600, ideal / 3600);
+  printf(
+      "trace: %d jobs, 8 people, %d GPUs, seed %u; %.0f GPU-hours of work; the ideal makespan "
+      "%.1f h\n",
+      n, gpus, seed, work / 3600, ideal / 3600);
   printf("%-34s %12s %8s %22s %22s %22s %12s %14s %12s\n", "policy", "utilisation", "Jain",
          "wait high p50/p95 (s)", "wait medium p50/p95", "wait low p50/p95", "preemptions",
          "GPU-h lost", "worst pass");
