@@ -27,6 +27,9 @@ constexpr Setting kSettings[] = {
      "Each process's stdout and stderr kept, at most, in bytes."},
     {"CAIRN_KILL_GRACE_MS", "5000", "server",
      "Between SIGTERM and SIGKILL when a job is canceled or times out, in milliseconds."},
+    {"CAIRN_FAIR_SHARE_HALF_LIFE_HOURS", "168", "server",
+     "Fair share: each person's (or, on a private server, each experiment's) GPU- and CPU-seconds "
+     "count half after this many hours."},
     {"CAIRN_SYSTEM_METRICS_SECONDS", "2", "server",
      "How often a supervisor samples its job's CPU, memory and GPUs into its MLflow run (0: "
      "never)."},

@@ -61,6 +61,7 @@ Scheduler::Scheduler(SchedulerConfig config, std::unique_ptr<store::JobStore> st
   local_slots_ = config_.local_slots > 0
                      ? config_.local_slots
                      : std::max(1, static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
+  usage_ = UsageLedger(config_.fair_share_half_life_s);
 }
 
 Scheduler::~Scheduler() { Stop(); }
@@ -414,10 +415,28 @@ std::string Scheduler::QueueReason(const std::string& compute, int need, size_t 
          " in use" + (ahead > 0 ? ", " + std::to_string(ahead) + " queued ahead" : "") + ")";
 }
 
-void Scheduler::Enqueue(const std::string& compute, const std::string& name, int slots, int gpus,
+void Scheduler::QueueInfo(const JobRecord& job, Queued& q) const {
+  // Fair share is between people on a team server; a person's own server shares between their
+  // experiments.
+  q.owner = config_.run_as_submitter ? job.created_by : "experiment " + job.experiment_name;
+  json qs = job.spec.value("queue_settings", json::object());
+  if (!qs.is_object()) return;
+  if (auto p = ParsePriority(qs.value("priority", ""))) q.priority = *p;
+  if (auto t = ParseTier(qs.value("job_tier", ""))) q.tier = *t;
+}
+
+void Scheduler::Enqueue(const std::string& compute, const JobRecord& job, int slots, int gpus,
                         long long timeout_s) {
   Pool* pool = PoolFor(compute);
-  pool->queue.push_back({name, slots, gpus, 0, timeout_s > 0 ? timeout_s * 1000 : 0});
+  const std::string& name = job.name;
+  Queued q;
+  q.name = name;
+  q.slots = slots;
+  q.gpus = gpus;
+  q.timeout_ms = timeout_s > 0 ? timeout_s * 1000 : 0;
+  QueueInfo(job, q);
+  q.enqueued_ms = NowMillis();
+  pool->queue.push_back(std::move(q));
   std::lock_guard<std::mutex> l(live_.mu);
   long long t = live_.next_ticket++;
   live_.ticket_of[name] = {compute, t, slots};
@@ -700,7 +719,7 @@ Result<JobRecord> Scheduler::Admit(const JobRecord& job, const std::string& comp
                                    {"Starting", "accepted by the workspace", job.created_at}});
   if (!st.ok()) return st;
   events_.Bump();
-  Enqueue(compute, name, slots, gpus, timeout_seconds);
+  Enqueue(compute, job, slots, gpus, timeout_seconds);
   // A job that can start at once is started right after its answer goes out (the next task of this
   // thread), so the client has the job while its supervisor starts; one that must wait is Queued
   // now.
@@ -742,79 +761,80 @@ Result<JobRecord> Scheduler::DoSubmit(SubmitRequest& r) {
   return Admit(job, compute, slots, gpus, s.timeout_seconds);
 }
 
-Scheduler::Reservation Scheduler::ReservationFor(const Queued& q) {
-  Reservation r;
-  r.job = q.name;
-  r.gpus = q.gpus;
-  r.slots = q.slots;
-  r.shadow = std::numeric_limits<long long>::max();
-  // The GPUs held now, by when each holder's timeout ends it; a holder with no timeout never
-  // counts.
-  std::vector<std::pair<long long, int>> ends;
-  for (const auto& [job, held] : gpus_of_) {
-    auto e = expected_end_.find(job);
-    if (e != expected_end_.end()) ends.emplace_back(e->second, static_cast<int>(held.size()));
+void Scheduler::ChargeUsage(long long now) {
+  if (charged_at_ > 0 && now > charged_at_) {
+    double dt = static_cast<double>(now - charged_at_) / 1000.0;
+    for (const auto& [name, h] : holding_)
+      usage_.Charge(h.job.owner, h.job.gpus * dt, h.job.slots * dt, now);
   }
-  std::sort(ends.begin(), ends.end());
-  int free = FreeGpus();
-  for (size_t k = 0; k < ends.size() && free < q.gpus; ++k) {
-    free += ends[k].second;
-    if (free >= q.gpus) {
-      r.shadow = ends[k].first;
-      for (size_t m = k + 1; m < ends.size() && ends[m].first == r.shadow; ++m)
-        free += ends[m].second;
-    }
-  }
-  r.extra = r.shadow == std::numeric_limits<long long>::max() ? 0 : free - q.gpus;
-  return r;
+  charged_at_ = now;
 }
 
 void Scheduler::Schedule(const std::string& compute) {
   Pool* pool = PoolFor(compute);
   if (!pool) return;
-  // FIFO; but a job that waits only for GPUs may be passed by later jobs that fit, kMaxPassed
-  // times. Then it holds a reservation, and a job behind it starts only where it cannot delay it
-  // (Slurm's backfill, on the jobs' limits.timeout): it needs no GPU and leaves the slots the
-  // reserved job needs; or its timeout ends it before the GPUs the reserved job needs are expected
-  // free (from the running jobs' timeouts); or it takes only GPUs the reserved job will not need
-  // then.
-  std::optional<Reservation> res;
+  // The policy (policy.h) decides from the pool as it is: what runs (this pool's slots, and the
+  // machine's GPUs whichever pool holds them), what waits, and each owner's usage.
   long long now = NowMillis();
-  size_t i = 0;
-  while (i < pool->queue.size()) {
-    Queued& q = pool->queue[i];
-    bool slots_ok = pool->in_use + q.slots <= pool->capacity;
-    bool fits = slots_ok && q.gpus <= FreeGpus();
-    bool ends_first = false;
-    if (fits && res) {
-      ends_first = q.timeout_ms > 0 && res->shadow != std::numeric_limits<long long>::max() &&
-                   now + q.timeout_ms + config_.kill_grace_ms <= res->shadow;
-      bool leaves_slots = res->slots == 0 || pool->in_use + q.slots + res->slots <= pool->capacity;
-      fits = ends_first || (leaves_slots && (q.gpus == 0 || q.gpus <= res->extra));
-    }
-    if (fits) {
-      Queued next = q;
-      pool->queue.erase(pool->queue.begin() + static_cast<long>(i));
-      for (size_t k = 0; k < i; ++k) ++pool->queue[k].passed;
-      Dequeued(next.name);
-      auto job = store_->Get(next.name);
-      if (!job.ok() || store::IsTerminalStatus(job->status) || job->status == "CancelRequested")
-        continue;
-      if (res && !ends_first) res->extra -= next.gpus;
-      pool->in_use += next.slots;
-      StartJob(*job);
+  ChargeUsage(now);
+  PoolState s;
+  s.compute = compute;
+  s.now_ms = now;
+  s.slot_capacity = pool->capacity;
+  s.gpu_capacity = static_cast<int>(config_.gpus.size());
+  s.kill_grace_ms = config_.kill_grace_ms;
+  s.max_passed = kMaxPassed;
+  s.preemption = false;  // until a preempted job can go back to the queue and resume
+  s.usage = usage_.All(now);
+  int slots_known = 0, gpus_known = 0;
+  for (const auto& [name, h] : holding_) {
+    RunningJob r = h.job;
+    if (h.compute != compute) r.slots = 0;
+    slots_known += r.slots;
+    gpus_known += r.gpus;
+    auto e = expected_end_.find(name);
+    r.expected_end_ms = e == expected_end_.end() ? 0 : e->second;
+    s.running.push_back(std::move(r));
+  }
+  // What runs that this server did not start (adopted after a restart): held, never taken.
+  RunningJob other;
+  other.job = "(running before this server started)";
+  other.tier = Tier::kPremium;
+  other.slots = std::max(0, pool->in_use - slots_known);
+  other.gpus = std::max(0, static_cast<int>(gpu_holder_.size()) - gpus_known);
+  if (other.slots > 0 || other.gpus > 0) s.running.push_back(other);
+  for (const Queued& q : pool->queue)
+    s.waiting.push_back({q.name, q.owner, q.priority, q.tier, q.slots, q.gpus, q.enqueued_ms,
+                         q.timeout_ms, q.passed});
+  Plan plan = PlanPool(s);
+  for (auto& q : pool->queue)
+    if (auto p = plan.passed.find(q.name); p != plan.passed.end()) q.passed += p->second;
+  for (const auto& name : plan.start) {
+    // Starting one may end another (a failed start releases it, which schedules again): each is
+    // looked for in the queue as it is now.
+    auto it = std::find_if(pool->queue.begin(), pool->queue.end(),
+                           [&](const Queued& q) { return q.name == name; });
+    if (it == pool->queue.end()) continue;
+    Queued next = *it;
+    pool->queue.erase(it);
+    Dequeued(next.name);
+    auto job = store_->Get(next.name);
+    if (!job.ok() || store::IsTerminalStatus(job->status) || job->status == "CancelRequested")
       continue;
-    }
-    if (!slots_ok) break;
-    if (!res && q.passed >= kMaxPassed) res = ReservationFor(q);
-    ++i;
+    pool->in_use += next.slots;
+    holding_[next.name] = {
+        compute, {next.name, next.owner, next.priority, next.tier, next.slots, next.gpus, now, 0}};
+    StartJob(*job);
   }
   PublishUsage(compute);
   std::lock_guard<std::mutex> l(live_.mu);
-  if (!res) {
+  if (!plan.reservation) {
     live_.reserved.erase(compute);
-  } else if (auto t = live_.ticket_of.find(res->job); t != live_.ticket_of.end()) {
-    live_.reserved[compute] = {res->job, std::get<1>(t->second), res->gpus, res->shadow};
+  } else if (auto t = live_.ticket_of.find(plan.reservation->job); t != live_.ticket_of.end()) {
+    live_.reserved[compute] = {
+        plan.reservation->job, std::get<1>(t->second), plan.reservation->gpus,
+        plan.reservation->shadow_ms > 0 ? plan.reservation->shadow_ms
+                                        : std::numeric_limits<long long>::max()};
   }
 }
 
@@ -1083,6 +1103,7 @@ void Scheduler::Release(const JobRecord& job) {
   expected_end_.erase(job.name);
   timeout_ms_.erase(job.name);
   FreeGpusOf(job.name);
+  holding_.erase(job.name);
   Pool* pool = PoolFor(job.compute);
   if (!pool) return;
   if (was_running) pool->in_use = std::max(0, pool->in_use - job.slots);
@@ -1408,7 +1429,7 @@ void Scheduler::Reconcile() {
                        NowMillis());
     } else {
       json limits = job.spec.value("limits", json::object());
-      Enqueue(job.compute, job.name, job.slots, RunsHere(job.compute) ? RequestFor(job).Total() : 0,
+      Enqueue(job.compute, job, job.slots, RunsHere(job.compute) ? RequestFor(job).Total() : 0,
               limits.is_object() ? limits.value("timeout", 0LL) : 0);
     }
   }

@@ -23,6 +23,7 @@
 #include "compute/run_layout.h"
 #include "compute/slurm.h"
 #include "compute/spawner.h"
+#include "scheduler/policy.h"
 #include "spec/compute_spec.h"
 #include "spec/job_spec.h"
 #include "store/blob_store.h"
@@ -41,6 +42,8 @@ struct SchedulerConfig {
   long long max_log_bytes = 1LL << 30;
   long long system_metrics_seconds = 2;  // how often a supervisor samples its job's use (0: never)
   long long kill_grace_ms = 5000;
+  // Fair share: usage halves every this many seconds (CAIRN_FAIR_SHARE_HALF_LIFE_HOURS).
+  double fair_share_half_life_s = 7 * 24 * 3600.0;
   std::string
       python_helper_dir;  // put on jobs' PYTHONPATH: cairn_mlflow.py, the dependency-free helper
   // The workspace's Slurm connection (a slurm.conf, CAIRN_SLURM_CONF): with one, an amlcompute is a
@@ -213,18 +216,25 @@ class Scheduler {
     int gpus = 0;              // in all, on this machine
     int passed = 0;            // how often a later job started first while this one waited for GPUs
     long long timeout_ms = 0;  // its limits.timeout; 0: none
+    // For the policy (policy.h): whose it is (a team server's person; else its experiment), its
+    // queue_settings, when it was queued.
+    std::string owner;
+    Priority priority = Priority::kMedium;
+    Tier tier = Tier::kStandard;
+    long long enqueued_ms = 0;
   };
-  // What the queue's reserved job (passed kMaxPassed times) leaves to the jobs behind it
-  // (Schedule).
-  struct Reservation {
-    std::string job;
-    int gpus = 0;
-    long long shadow =
-        0;  // when the GPUs it needs are expected free (the running jobs' timeouts); max: unknown
-    int extra = 0;  // GPUs free then beyond its need
-    int slots = 0;  // the slots it needs
+  // A job that holds slots or GPUs, as the policy sees it, and on which compute.
+  struct Holding {
+    std::string compute;
+    RunningJob job;
   };
-  Reservation ReservationFor(const Queued& q);
+  std::map<std::string, Holding> holding_;  // job -> what it holds (started by Schedule)
+  UsageLedger usage_;                       // each owner's decayed GPU- and CPU-seconds
+  long long charged_at_ = 0;                // when holding_ was last charged to usage_
+  void ChargeUsage(long long now);
+  // Whose a job is for fair share, and its queue_settings.
+  void QueueInfo(const store::JobRecord& job, Queued& q) const;
+
   struct Pool {
     int capacity = 0;
     int in_use = 0;
@@ -246,7 +256,8 @@ class Scheduler {
       std::string job;
       long long ticket = 0;
       int gpus = 0;
-      long long shadow = 0;  // as Reservation's
+      long long shadow =
+          0;  // when its GPUs are expected free (policy.h's Reservation); max: unknown
     };
     std::map<std::string, Reserved> reserved;  // pool -> the job the queue waits for, when one does
   };
@@ -399,7 +410,7 @@ class Scheduler {
   void FailJob(const std::string& name, const std::string& reason);
   void Release(const store::JobRecord& job);
   std::string QueueReason(const std::string& compute, int need, size_t ahead);
-  void Enqueue(const std::string& compute, const std::string& name, int slots, int gpus = 0,
+  void Enqueue(const std::string& compute, const store::JobRecord& job, int slots, int gpus = 0,
                long long timeout_s = 0);
   // Whether a compute's jobs run on this machine (not on Slurm).
   bool RunsHere(const std::string& compute);

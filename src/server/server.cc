@@ -321,6 +321,9 @@ Result<scheduler::SchedulerConfig> Server::MakeSchedulerConfig() {
     cfg.local_slots = static_cast<int>(settings::Integer("CAIRN_LOCAL_SLOTS"));
   cfg.max_log_bytes = settings::Integer("CAIRN_MAX_LOG_BYTES");
   cfg.kill_grace_ms = settings::Integer("CAIRN_KILL_GRACE_MS");
+  cfg.fair_share_half_life_s =
+      3600.0 *
+      static_cast<double>(std::max(1LL, settings::Integer("CAIRN_FAIR_SHARE_HALF_LIFE_HOURS")));
   cfg.system_metrics_seconds = std::max(0LL, settings::Integer("CAIRN_SYSTEM_METRICS_SECONDS"));
   auto tracking = tracking::TrackingStore::Open(opt_.home + "/tracking.db");
   if (!tracking.ok()) return tracking.status();
