@@ -91,26 +91,39 @@ class Pass {
 
   Plan Run() {
     // Buckets: by priority, and within one by person (FIFO: one bucket of everyone, in arrival
-    // order). Each bucket keeps its jobs in arrival order.
-    std::map<int, std::map<std::string, std::deque<const WaitingJob*>>, std::greater<>> buckets;
+    // order). Each bucket keeps its jobs in arrival order; people are numbered for the pass.
     const bool fifo = s_.order == Order::kFifo;
-    for (const auto& w : s_.waiting)
-      buckets[fifo ? 0 : static_cast<int>(w.priority)][fifo ? "" : w.owner].push_back(&w);
+    std::map<std::string, int> index;
+    std::vector<const std::string*> names;
+    std::map<int, std::vector<std::deque<const WaitingJob*>>, std::greater<>> buckets;
+    for (const auto& w : s_.waiting) {
+      auto [it, added] =
+          index.emplace(fifo ? std::string() : w.owner, static_cast<int>(names.size()));
+      if (added) names.push_back(&it->first);
+      auto& by_owner = buckets[fifo ? 0 : static_cast<int>(w.priority)];
+      if (by_owner.size() < names.size()) by_owner.resize(names.size());
+      by_owner[static_cast<size_t>(it->second)].push_back(&w);
+    }
+    standing_.assign(names.size(), 0.0);
+    for (size_t i = 0; i < names.size(); ++i) standing_[i] = fifo ? 0.0 : Standing(*names[i]);
     for (auto& [prio, by_owner] : buckets) {
       // The person who stands lowest offers their oldest job next; ties go to the older job.
-      using Key = std::tuple<double, long long, std::string>;
+      using Key = std::tuple<double, long long, int>;
       std::priority_queue<Key, std::vector<Key>, std::greater<>> next;
-      auto offer = [&](const std::string& owner) {
-        auto& q = by_owner[owner];
-        if (!q.empty()) next.push({fifo ? 0.0 : Standing(owner), q.front()->enqueued_ms, owner});
+      auto offer = [&](size_t owner) {
+        const auto& q = by_owner[owner];
+        if (!q.empty())
+          next.push({standing_[owner], q.front()->enqueued_ms, static_cast<int>(owner)});
       };
-      for (const auto& [owner, q] : by_owner) offer(owner);
+      for (size_t o = 0; o < by_owner.size(); ++o) offer(o);
       while (!next.empty()) {
-        std::string owner = std::get<2>(next.top());
+        size_t owner = static_cast<size_t>(std::get<2>(next.top()));
         next.pop();
         const WaitingJob* w = by_owner[owner].front();
         by_owner[owner].pop_front();
+        const size_t starts = plan_.start.size();
         if (!Consider(*w)) return Finish();
+        if (!fifo && plan_.start.size() > starts) standing_[owner] = Standing(*names[owner]);
         offer(owner);
       }
     }
@@ -142,9 +155,13 @@ class Pass {
     if (!slots_ok) return false;
     // It waits for GPUs: later jobs may pass it, up to max_passed times; short of GPUs, it may
     // take spot jobs'.
-    blocked_.push_back(&w);
+    blocked_.push_back({&w, plan_.start.size()});
     if (!plan_.reservation && w.passed >= s_.max_passed) plan_.reservation = ReserveFor(w);
-    if (s_.preemption && plan_.preempt_for.empty() && w.gpus > free_gpus_) PlanPreemption(w);
+    // A few tries a pass: the queue's head is where it matters, and a pass stays cheap with
+    // thousands queued.
+    if (s_.preemption && plan_.preempt_for.empty() && w.gpus > free_gpus_ &&
+        preemption_tries_++ < kPreemptionTries)
+      PlanPreemption(w);
     return true;
   }
 
@@ -177,7 +194,6 @@ class Pass {
     ++h.jobs;
     if (w.gpus > 0) ends_.push_back({w.timeout_ms > 0 ? s_.now_ms + w.timeout_ms : kNever, w.gpus});
     if (plan_.reservation && !ends_first) plan_.reservation->extra -= w.gpus;
-    for (const WaitingJob* b : blocked_) ++plan_.passed[b->job];
   }
 
   // When the GPUs `w` needs are expected free, from the running jobs' timeouts (a job with none
@@ -252,13 +268,23 @@ class Pass {
     return std::find(s_.stopping.begin(), s_.stopping.end(), r.job) != s_.stopping.end();
   }
 
-  Plan Finish() { return std::move(plan_); }
+  Plan Finish() {
+    // Every job that started after one was blocked passed it.
+    for (const auto& [w, starts] : blocked_)
+      if (plan_.start.size() > starts)
+        plan_.passed[w->job] = static_cast<int>(plan_.start.size() - starts);
+    return std::move(plan_);
+  }
 
+  static constexpr int kPreemptionTries = 8;
   const PoolState& s_;
   int free_slots_ = 0, free_gpus_ = 0;
+  int preemption_tries_ = 0;
+  std::vector<double> standing_;  // by the pass's number of each person
   std::map<std::string, Held> held_;
   std::vector<std::pair<long long, int>> ends_;  // (expected end, GPUs) of what holds GPUs
-  std::vector<const WaitingJob*> blocked_;       // waiting for GPUs, passed by later starts
+  // Waiting for GPUs, with how many had started by then: later starts passed it.
+  std::vector<std::pair<const WaitingJob*, size_t>> blocked_;
   Plan plan_;
 };
 
