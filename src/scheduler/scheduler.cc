@@ -784,7 +784,6 @@ void Scheduler::Schedule(const std::string& compute) {
   s.gpu_capacity = static_cast<int>(config_.gpus.size());
   s.kill_grace_ms = config_.kill_grace_ms;
   s.max_passed = kMaxPassed;
-  s.preemption = false;  // until a preempted job can go back to the queue and resume
   s.usage = usage_.All(now);
   int slots_known = 0, gpus_known = 0;
   for (const auto& [name, h] : holding_) {
@@ -803,10 +802,12 @@ void Scheduler::Schedule(const std::string& compute) {
   other.slots = std::max(0, pool->in_use - slots_known);
   other.gpus = std::max(0, static_cast<int>(gpu_holder_.size()) - gpus_known);
   if (other.slots > 0 || other.gpus > 0) s.running.push_back(other);
+  s.stopping.assign(preempting_.begin(), preempting_.end());
   for (const Queued& q : pool->queue)
     s.waiting.push_back({q.name, q.owner, q.priority, q.tier, q.slots, q.gpus, q.enqueued_ms,
                          q.timeout_ms, q.passed});
   Plan plan = PlanPool(s);
+  for (const auto& victim : plan.preempt) Preempt(victim, plan.preempt_for);
   for (auto& q : pool->queue)
     if (auto p = plan.passed.find(q.name); p != plan.passed.end()) q.passed += p->second;
   for (const auto& name : plan.start) {
@@ -986,6 +987,9 @@ void Scheduler::AddJobEnvironment(const JobRecord& job, const spec::JobSpec& s,
   for (const auto& [k, v] : s.environment_variables) env[k] = v;
   std::string compute_name = job.compute;
   env["AZUREML_RUN_ID"] = job.name;
+  // Which attempt this is (1, then one more each time the job is preempted and resumes): a script
+  // that saves checkpoints in outputs/ resumes from its last one when this is above 1.
+  env["CAIRN_JOB_ATTEMPT"] = std::to_string(job.properties.value("attempt", 1));
   env["AZUREML_ARM_SUBSCRIPTION"] = "00000000-0000-0000-0000-000000000000";
   env["AZUREML_ARM_RESOURCEGROUP"] = "cairn";
   env["AZUREML_ARM_WORKSPACE_NAME"] = "cairn";
@@ -1114,6 +1118,47 @@ void Scheduler::Release(const JobRecord& job) {
   Schedule(job.compute);
 }
 
+void Scheduler::Preempt(const std::string& name, const std::string& for_job) {
+  if (preempting_.count(name)) return;
+  auto job = store_->Get(name);
+  auto pid = running_pids_.find(name);
+  if (!job.ok() || pid == running_pids_.end() || job->status == "CancelRequested") return;
+  preempting_.insert(name);
+  job->properties["preempted_for"] = for_job;
+  (void)store_->UpdateMeta(*job);
+  fprintf(stderr, "%s cairn server: job %s is preempted for %s\n", IsoTime(NowMillis()).c_str(),
+          name.c_str(), for_job.c_str());
+  std::string run_dir = compute::RunLayout::For(config_.workspace, name).root;
+  if (compute::IsAliveWithMarker(static_cast<pid_t>(pid->second), run_dir))
+    kill(static_cast<pid_t>(pid->second), SIGTERM);
+}
+
+void Scheduler::Requeue(const JobRecord& given, const std::string& reason) {
+  JobRecord job = given;
+  const std::string& name = job.name;
+  preempting_.erase(name);
+  running_pids_.erase(name);
+  spawned_at_.erase(name);
+  expected_end_.erase(name);
+  timeout_ms_.erase(name);
+  FreeGpusOf(name);
+  holding_.erase(name);
+  Pool* pool = PoolFor(job.compute);
+  if (pool) pool->in_use = std::max(0, pool->in_use - job.slots);
+  compute::RunLayout layout = compute::RunLayout::For(config_.workspace, name);
+  unlink(layout.ExitFile().c_str());
+  int attempt = job.properties.value("attempt", 1) + 1;
+  job.properties["attempt"] = attempt;
+  job.properties.erase("preempted_for");
+  (void)store_->UpdateMeta(job);
+  (void)Transition(name, "Queued", reason + " (attempt " + std::to_string(attempt) + " follows)");
+  json limits = job.spec.value("limits", json::object());
+  Enqueue(job.compute, job, job.slots, RunsHere(job.compute) ? RequestFor(job).Total() : 0,
+          limits.is_object() ? limits.value("timeout", 0LL) : 0);
+  events_.Bump();
+  Schedule(job.compute);
+}
+
 void Scheduler::FinishFromExitFile(const std::string& name, const std::string& unrecorded) {
   auto job = store_->Get(name);
   if (!job.ok() || store::IsTerminalStatus(job->status)) return;
@@ -1126,6 +1171,13 @@ void Scheduler::FinishFromExitFile(const std::string& name, const std::string& u
   }
   std::string outcome = exit.value("outcome", "failed");
   std::string reason = exit.value("reason", "");
+  // Stopped for a job that needed its GPUs: back to the queue, in the same run (a job that ended
+  // on its own meanwhile ends as it did).
+  if (std::string for_job = job->properties.value("preempted_for", "");
+      !for_job.empty() && outcome == "canceled" && job->status != "CancelRequested") {
+    Requeue(*job, "preempted for " + for_job + ", a job that needed its GPUs");
+    return;
+  }
   if (auto w = slurm_.find(name); w != slurm_.end() && !w->second.id.empty()) {
     // A Slurm job's processes are gone only once Slurm is done with it: until then the next poll of
     // Slurm finishes the job. After a grace Cairn takes the supervisor's word (a dead node never

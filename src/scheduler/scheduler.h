@@ -229,6 +229,7 @@ class Scheduler {
     RunningJob job;
   };
   std::map<std::string, Holding> holding_;  // job -> what it holds (started by Schedule)
+  std::set<std::string> preempting_;        // jobs sent SIGTERM for a preemption, until requeued
   UsageLedger usage_;                       // each owner's decayed GPU- and CPU-seconds
   long long charged_at_ = 0;                // when holding_ was last charged to usage_
   void ChargeUsage(long long now);
@@ -409,6 +410,13 @@ class Scheduler {
   void FinishFromExitFile(const std::string& name, const std::string& unrecorded = "");
   void FailJob(const std::string& name, const std::string& reason);
   void Release(const store::JobRecord& job);
+  // Preemption (policy.h chose the job): SIGTERM now, the kill grace, then its supervisor's end
+  // puts it back in the queue (Requeue) instead of ending it. Recorded in the job's properties
+  // (preempted_for), so a server restarted meanwhile still requeues it.
+  void Preempt(const std::string& name, const std::string& for_job);
+  // Back to Queued in the same run: its resources freed, exit.json removed (the next supervisor
+  // runs it again, its outputs and logs kept), its attempt counted, its MLflow run left open.
+  void Requeue(const store::JobRecord& job, const std::string& reason);
   std::string QueueReason(const std::string& compute, int need, size_t ahead);
   void Enqueue(const std::string& compute, const store::JobRecord& job, int slots, int gpus = 0,
                long long timeout_s = 0);

@@ -1,7 +1,9 @@
 """Who goes first when GPUs are short: queue_settings.priority, then fair share between experiments (a
 person's own server; people on a team server), then arrival. GPUs are declared with CAIRN_GPUS (this machine
 has none); each job holds its GPU until the test lets it end."""
+import json
 import os
+import urllib.request
 
 import pytest
 
@@ -72,3 +74,56 @@ def test_fair_share_lets_a_quiet_experiment_pass_a_busy_ones_queue(one_gpu):
     for n in ("busy1", "busy2", "busy3"):
         ws.wait_status(n, "Completed")
     assert started_order(ws, ["quiet0", "busy1", "busy2", "busy3"])[0] == "quiet0"
+
+
+TRAIN = """\
+import json, os, time
+import cairn_mlflow as mlflow
+ckpt = "outputs/ckpt.json"
+step = json.load(open(ckpt))["step"] if os.path.exists(ckpt) else 0
+attempt = int(os.environ["CAIRN_JOB_ATTEMPT"])
+print("attempt", attempt, "from step", step, flush=True)
+while step < 20:
+    mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+    step += 1
+    with open(ckpt + ".tmp", "w") as f:
+        json.dump({"step": step}, f)
+    os.replace(ckpt + ".tmp", ckpt)
+    while attempt == 1 and step == 10:  # the first attempt stops here until it is preempted
+        time.sleep(0.05)
+print("done at step", step, flush=True)
+"""
+
+
+def test_a_high_priority_job_preempts_a_spot_job_which_resumes_from_its_checkpoint(make_ws):
+    ws = make_ws({"CAIRN_GPUS": "0", "CAIRN_LOCAL_SLOTS": "8", "CAIRN_KILL_GRACE_MS": "2000"})
+    ws.write("src/train.py", TRAIN)
+    ws.write("spot.yml", """\
+code: src
+command: python3 train.py
+environment: {image: python}
+resources: {instance_type: Standard_NC6}
+queue_settings: {job_tier: spot}
+""")
+    ws.run("job", "create", "-f", "spot.yml", "-n", "spot", "-o", "none")
+    ckpt = os.path.join(ws.home, "runs", "spot", "artifacts", "outputs", "ckpt.json")
+    wait_for(lambda: os.path.exists(ckpt) and json.load(open(ckpt))["step"] == 10, timeout=60,
+             what="the spot job's tenth checkpoint")
+    submit(ws, "urgent", extra="queue_settings: {priority: high}\n")
+    ws.wait_status("urgent", "Running", timeout=30)
+    spot = ws.job("spot")
+    assert spot["status"] == "Queued", spot
+    preempted = [r["reason"] for r in spot["status_history"] if r["status"] == "Queued"][-1]
+    assert "preempted for urgent" in preempted and "attempt 2" in preempted, spot["status_history"]
+    release(ws, "urgent")
+    ws.wait_status("urgent", "Completed")
+    done = ws.wait_status("spot", ["Completed", "Failed", "Canceled"], timeout=60)
+    log = open(os.path.join(ws.home, "runs", "spot", "artifacts", "user_logs", "std_log.txt")).read()
+    assert done["status"] == "Completed", (done, log)
+    assert "attempt 1 from step 0" in log and "attempt 2 from step 10" in log, log
+    assert done["properties"]["attempt"] == 2
+    # One MLflow run, its steps continuing across the two attempts: 0..19, each once.
+    req = urllib.request.Request(ws.server_info()["url"] + "/api/v1/jobs/spot/metrics?key=loss",
+                                 headers={"Authorization": "Bearer " + ws.token()})
+    points = json.load(urllib.request.urlopen(req))["metrics"]["loss"]
+    assert sorted(p["step"] for p in points) == list(range(20)), points
