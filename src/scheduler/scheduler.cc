@@ -173,6 +173,16 @@ void Scheduler::Tick() {
                         ") ended without recording how the job ended");
     }
   }
+  for (auto it = requeue_after_exit_.begin(); it != requeue_after_exit_.end();) {
+    std::string run_dir = compute::RunLayout::For(config_.workspace, it->first).root;
+    if (compute::IsAliveWithMarker(static_cast<pid_t>(it->second), run_dir)) {
+      ++it;
+      continue;
+    }
+    std::string name = it->first;
+    it = requeue_after_exit_.erase(it);
+    EnqueueAgain(name);
+  }
   if (!slurm_.empty() && now - last_slurm_poll_ >= 500) PollSlurm();
   std::vector<std::string> sweeps;
   for (const auto& [n, _] : sweeps_) sweeps.push_back(n);
@@ -1133,9 +1143,32 @@ void Scheduler::Preempt(const std::string& name, const std::string& for_job) {
     kill(static_cast<pid_t>(pid->second), SIGTERM);
 }
 
-void Scheduler::Requeue(const JobRecord& given, const std::string& reason) {
+std::optional<std::string> Scheduler::RetryReason(const JobRecord& job, const std::string& outcome,
+                                                  std::optional<long long> code,
+                                                  const std::string& why) {
+  if (outcome != "failed" && outcome != "timeout") return std::nullopt;
+  json props = job.spec.value("properties", json::object());
+  if (!props.is_object()) return std::nullopt;
+  int max = atoi(props.value("cairn.max_retries", "0").c_str());
+  int done = job.properties.value("retries", 0);
+  if (done >= max) return std::nullopt;
+  // Only the exit codes it names, when it names some (a job whose node was lost has none: tried
+  // again).
+  if (std::string codes = props.value("cairn.retry_exit_codes", ""); !codes.empty() && code) {
+    bool listed = false;
+    for (const auto& c : Split(codes, ','))
+      if (atoll(Trim(c).c_str()) == *code) listed = true;
+    if (!listed) return std::nullopt;
+  }
+  return (outcome == "timeout" ? "timed out" : "failed") + std::string(" (") + why.substr(0, 300) +
+         "); retry " + std::to_string(done + 1) + " of " + std::to_string(max);
+}
+
+void Scheduler::Requeue(const JobRecord& given, const std::string& reason, bool retry) {
   JobRecord job = given;
   const std::string& name = job.name;
+  auto old = running_pids_.find(name);
+  long long last_supervisor = old == running_pids_.end() ? 0 : old->second;
   preempting_.erase(name);
   running_pids_.erase(name);
   spawned_at_.erase(name);
@@ -1149,14 +1182,26 @@ void Scheduler::Requeue(const JobRecord& given, const std::string& reason) {
   unlink(layout.ExitFile().c_str());
   int attempt = job.properties.value("attempt", 1) + 1;
   job.properties["attempt"] = attempt;
+  if (retry) job.properties["retries"] = job.properties.value("retries", 0) + 1;
   job.properties.erase("preempted_for");
   (void)store_->UpdateMeta(job);
   (void)Transition(name, "Queued", reason + " (attempt " + std::to_string(attempt) + " follows)");
-  json limits = job.spec.value("limits", json::object());
-  Enqueue(job.compute, job, job.slots, RunsHere(job.compute) ? RequestFor(job).Total() : 0,
-          limits.is_object() ? limits.value("timeout", 0LL) : 0);
   events_.Bump();
-  Schedule(job.compute);
+  if (last_supervisor > 0 &&
+      compute::IsAliveWithMarker(static_cast<pid_t>(last_supervisor), layout.root)) {
+    requeue_after_exit_[name] = last_supervisor;
+    return;
+  }
+  EnqueueAgain(name);
+}
+
+void Scheduler::EnqueueAgain(const std::string& name) {
+  auto job = store_->Get(name);
+  if (!job.ok() || job->status != "Queued") return;  // canceled meanwhile
+  json limits = job->spec.value("limits", json::object());
+  Enqueue(job->compute, *job, job->slots, RunsHere(job->compute) ? RequestFor(*job).Total() : 0,
+          limits.is_object() ? limits.value("timeout", 0LL) : 0);
+  Schedule(job->compute);
 }
 
 void Scheduler::FinishFromExitFile(const std::string& name, const std::string& unrecorded) {
@@ -1177,6 +1222,16 @@ void Scheduler::FinishFromExitFile(const std::string& name, const std::string& u
       !for_job.empty() && outcome == "canceled" && job->status != "CancelRequested") {
     Requeue(*job, "preempted for " + for_job + ", a job that needed its GPUs");
     return;
+  }
+  // A job that asked for retries (properties cairn.max_retries) goes back to the queue in the same
+  // run, as a preempted one does. Not a Slurm compute's (Slurm requeues its own way).
+  if (job->status != "CancelRequested" && !slurm_.count(name)) {
+    std::optional<long long> exit_code;
+    if (exit["exit_code"].is_number_integer()) exit_code = exit["exit_code"].get<long long>();
+    if (auto why = RetryReason(*job, outcome, exit_code, reason)) {
+      Requeue(*job, *why, /*retry=*/true);
+      return;
+    }
   }
   if (auto w = slurm_.find(name); w != slurm_.end() && !w->second.id.empty()) {
     // A Slurm job's processes are gone only once Slurm is done with it: until then the next poll of

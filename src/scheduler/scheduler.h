@@ -230,8 +230,12 @@ class Scheduler {
   };
   std::map<std::string, Holding> holding_;  // job -> what it holds (started by Schedule)
   std::set<std::string> preempting_;        // jobs sent SIGTERM for a preemption, until requeued
-  UsageLedger usage_;                       // each owner's decayed GPU- and CPU-seconds
-  long long charged_at_ = 0;                // when holding_ was last charged to usage_
+  // Requeued jobs whose last supervisor is still on its way out (it holds the run's lock): queued
+  // again once it is gone (Tick), so that the next one does not find the lock taken.
+  std::map<std::string, long long> requeue_after_exit_;
+  void EnqueueAgain(const std::string& name);
+  UsageLedger usage_;         // each owner's decayed GPU- and CPU-seconds
+  long long charged_at_ = 0;  // when holding_ was last charged to usage_
   void ChargeUsage(long long now);
   // Whose a job is for fair share, and its queue_settings.
   void QueueInfo(const store::JobRecord& job, Queued& q) const;
@@ -416,7 +420,11 @@ class Scheduler {
   void Preempt(const std::string& name, const std::string& for_job);
   // Back to Queued in the same run: its resources freed, exit.json removed (the next supervisor
   // runs it again, its outputs and logs kept), its attempt counted, its MLflow run left open.
-  void Requeue(const store::JobRecord& job, const std::string& reason);
+  void Requeue(const store::JobRecord& job, const std::string& reason, bool retry = false);
+  // Why a job that ended `outcome` (failed, timeout) with `code` is tried again, from its
+  // properties cairn.max_retries and cairn.retry_exit_codes; nullopt when it is not.
+  std::optional<std::string> RetryReason(const store::JobRecord& job, const std::string& outcome,
+                                         std::optional<long long> code, const std::string& why);
   std::string QueueReason(const std::string& compute, int need, size_t ahead);
   void Enqueue(const std::string& compute, const store::JobRecord& job, int slots, int gpus = 0,
                long long timeout_s = 0);

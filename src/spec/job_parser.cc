@@ -137,7 +137,36 @@ void JobParser::ParseIdentity(const YNode& root, JobSpec& spec) {
       Error(*n, "tags: at most " + std::to_string(kMaxTags) + " tags, got " +
                     std::to_string(spec.tags.size()));
   }
-  if (auto* n = root.Get("properties")) spec.properties = StringMap(*n, "properties", true);
+  if (auto* n = root.Get("properties")) {
+    spec.properties = StringMap(*n, "properties", true);
+    // Cairn's own settings live among the properties, so that the file stays valid for az.
+    for (const char* key : {"cairn.max_retries"}) {
+      auto it = spec.properties.find(key);
+      if (it == spec.properties.end()) continue;
+      const YNode* v = n->Get(key);
+      const std::string& text = it->second;
+      bool ok = !text.empty() && text.size() <= 3 &&
+                text.find_first_not_of("0123456789") == std::string::npos && std::stoi(text) <= 100;
+      if (!ok)
+        Error(v ? *v : *n, std::string("properties.") + key +
+                               ": expected a number of retries from 0 to 100, got '" +
+                               text.substr(0, 40) + "'");
+    }
+    if (auto it = spec.properties.find("cairn.retry_exit_codes"); it != spec.properties.end()) {
+      for (const auto& code : Split(it->second, ',')) {
+        std::string c = Trim(code);
+        if (c.empty() || c.size() > 3 || c.find_first_not_of("0123456789") != std::string::npos ||
+            std::stoi(c) > 255) {
+          const YNode* v = n->Get("cairn.retry_exit_codes");
+          Error(v ? *v : *n,
+                "properties.cairn.retry_exit_codes: expected exit codes (0-255) "
+                "separated by commas, got '" +
+                    it->second.substr(0, 80) + "'");
+          break;
+        }
+      }
+    }
+  }
 }
 
 std::optional<JobSpec> JobParser::ParseCommandJob(YNode& root) {

@@ -127,3 +127,40 @@ queue_settings: {job_tier: spot}
                                  headers={"Authorization": "Bearer " + ws.token()})
     points = json.load(urllib.request.urlopen(req))["metrics"]["loss"]
     assert sorted(p["step"] for p in points) == list(range(20)), points
+
+
+RETRIED = """command: 'echo attempt $CAIRN_JOB_ATTEMPT; {body}'
+environment: {{image: python}}
+properties:
+  cairn.max_retries: "{retries}"
+  cairn.retry_exit_codes: "3"
+"""
+
+
+def test_a_failed_job_that_asked_for_retries_is_tried_again_in_its_run(make_ws):
+    ws = make_ws()
+    # Fails with 3 the first time, then succeeds: one retry, in the same run.
+    ws.write("flaky.yml", RETRIED.format(retries=2, body='[ "$CAIRN_JOB_ATTEMPT" = 1 ] && exit 3; echo fine'))
+    ws.run("job", "create", "-f", "flaky.yml", "-n", "flaky", "-o", "none")
+    done = ws.wait_status("flaky", ["Completed", "Failed"], timeout=60)
+    assert done["status"] == "Completed", done
+    assert done["properties"]["attempt"] == 2 and done["properties"]["retries"] == 1
+    assert any("retry 1 of 2" in r["reason"] for r in done["status_history"]), done["status_history"]
+    log = open(os.path.join(ws.home, "runs", "flaky", "artifacts", "user_logs", "std_log.txt")).read()
+    assert "attempt 1" in log and "attempt 2" in log and "fine" in log, log
+    # Always failing: tried 1 + max_retries times, then Failed.
+    ws.write("bad.yml", RETRIED.format(retries=1, body="exit 3"))
+    ws.run("job", "create", "-f", "bad.yml", "-n", "bad", "-o", "none")
+    done = ws.wait_status("bad", ["Completed", "Failed"], timeout=60)
+    assert done["status"] == "Failed" and done["properties"]["attempt"] == 2, done
+    # An exit code it did not name is not retried.
+    ws.write("other.yml", RETRIED.format(retries=3, body="exit 4"))
+    ws.run("job", "create", "-f", "other.yml", "-n", "other", "-o", "none")
+    done = ws.wait_status("other", ["Completed", "Failed"], timeout=60)
+    assert done["status"] == "Failed" and "attempt" not in done["properties"], done
+    # A bad value is refused where it is written.
+    ws.write("wrong.yml", RETRIED.format(retries="many", body="true"))
+    p = ws.run("job", "create", "-f", "wrong.yml", check=False)
+    assert p.returncode == 2
+    assert "wrong.yml:4:22: error: properties.cairn.max_retries: expected a number of retries from 0 to 100, " \
+           "got 'many'" in p.stderr, p.stderr
