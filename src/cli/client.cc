@@ -117,6 +117,10 @@ Result<json> Client::Patch(const std::string& path, const json& body) {
   return Decode(Send("PATCH", path, body.dump()), addr_.url);
 }
 
+Result<json> Client::Put(const std::string& path, const json& body) {
+  return Decode(Send("PUT", path, body.dump()), addr_.url);
+}
+
 Result<json> Client::Delete(const std::string& path) {
   return Decode(Send("DELETE", path), addr_.url);
 }

@@ -45,6 +45,7 @@ class Client {
   Result<nlohmann::json> Get(const std::string& path);
   Result<nlohmann::json> Post(const std::string& path, const nlohmann::json& body);
   Result<nlohmann::json> Patch(const std::string& path, const nlohmann::json& body);
+  Result<nlohmann::json> Put(const std::string& path, const nlohmann::json& body);
   Result<nlohmann::json> Delete(const std::string& path);
   Result<nlohmann::json> PutBytes(const std::string& path, const std::string& body);
   // Long-polls for log bytes past `offset`; answers early when the status differs from

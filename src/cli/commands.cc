@@ -1190,7 +1190,7 @@ int RunCli(int argc, char** argv) {
   // destruction of every command was about a millisecond of each run, a job's submission included.
   static const char* const kGroups[] = {"job",       "compute",   "data",   "model",  "environment",
                                         "component", "datastore", "studio", "server", "role",
-                                        "token",     "audit",     "whoami"};
+                                        "token",     "audit",     "whoami", "quota"};
   std::string first = argc > 1 ? argv[1] : "";
   bool every = std::find(std::begin(kGroups), std::end(kGroups), first) == std::end(kGroups);
   auto wanted = [&](const std::string& group) { return every || group == first; };

@@ -20,6 +20,8 @@ struct PeopleArgs {
   int expires_in_days = 30;
   int max_results = 100;
   bool all = false;
+  std::string compute = "local";
+  std::optional<int> gpus, slots, jobs;
 };
 
 const std::vector<Column> kAssignmentColumns = {{"Principal", "assignee"},
@@ -33,6 +35,9 @@ const std::vector<Column> kTokenColumns = {{"Id", "id"},
                                            {"Expires", "expires_at"},
                                            {"State", "state"},
                                            {"LastUsed", "last_used_at"}};
+const std::vector<Column> kQuotaColumns = {{"Compute", "compute"}, {"Assignee", "assignee"},
+                                           {"GPUs", "gpus"},       {"Slots", "slots"},
+                                           {"Jobs", "jobs"},       {"SetBy", "set_by"}};
 const std::vector<Column> kAuditColumns = {
     {"At", "at"},         {"Who", "who"}, {"Action", "action"}, {"Target", "target"},
     {"Detail", "detail"}, {"Via", "via"}, {"From", "address"}};
@@ -161,6 +166,46 @@ void AddAuditCommands(CLI::App& app, const AssetCommandHooks& hooks, int& rc,
   });
 }
 
+// cairn quota set|list|delete: at most this many GPUs, CPU slots and running jobs of a compute for
+// one person (Owners set them; docs/scheduling.md).
+void AddQuotaCommands(CLI::App& app, const AssetCommandHooks& hooks, int& rc,
+                      std::shared_ptr<PeopleArgs> a) {
+  auto* quota = app.add_subcommand("quota", "Limit what one person may hold of a compute")
+                    ->require_subcommand(1);
+  auto path = [a] { return "/api/v1/computes/" + HttpClient::UrlEncode(a->compute) + "/quotas"; };
+  auto* set = quota->add_subcommand("set", "Set (or replace) a person's quota on a compute");
+  set->add_option("--assignee", a->assignee, "the person (a Unix user or OpenID name)")->required();
+  set->add_option("-c,--compute", a->compute, "the compute (default local)");
+  set->add_option("--gpus", a->gpus, "GPUs at most (left out: no limit)");
+  set->add_option("--slots", a->slots, "CPU slots at most");
+  set->add_option("--jobs", a->jobs, "running jobs at most");
+  hooks.add_globals(set);
+  set->callback([&rc, hooks, a, path] {
+    json body = json::object();
+    if (a->gpus) body["gpus"] = *a->gpus;
+    if (a->slots) body["slots"] = *a->slots;
+    if (a->jobs) body["jobs"] = *a->jobs;
+    Call(rc, hooks, kQuotaColumns, [a, path, body](Client& c) {
+      return c.Put(path() + "/" + HttpClient::UrlEncode(a->assignee), body);
+    });
+  });
+  auto* list = quota->add_subcommand("list", "List a compute's quotas");
+  list->add_option("-c,--compute", a->compute, "the compute (default local)");
+  hooks.add_globals(list);
+  list->callback([&rc, hooks, path] {
+    Call(rc, hooks, kQuotaColumns, [path](Client& c) { return c.Get(path()); });
+  });
+  auto* del = quota->add_subcommand("delete", "Remove a person's quota on a compute");
+  del->add_option("--assignee", a->assignee, "the person")->required();
+  del->add_option("-c,--compute", a->compute, "the compute (default local)");
+  hooks.add_globals(del);
+  del->callback([&rc, hooks, a, path] {
+    Call(rc, hooks, {{"Deleted", "deleted"}}, [a, path](Client& c) {
+      return c.Delete(path() + "/" + HttpClient::UrlEncode(a->assignee));
+    });
+  });
+}
+
 }  // namespace
 
 void AddPeopleCommands(CLI::App& app, const AssetCommandHooks& hooks, int& rc,
@@ -168,6 +213,7 @@ void AddPeopleCommands(CLI::App& app, const AssetCommandHooks& hooks, int& rc,
   auto a = std::make_shared<PeopleArgs>();
   if (!wanted || wanted("role")) AddRoleCommands(app, hooks, rc, a);
   if (!wanted || wanted("token")) AddTokenCommands(app, hooks, rc, a);
+  if (!wanted || wanted("quota")) AddQuotaCommands(app, hooks, rc, a);
   if (!wanted || wanted("audit") || wanted("whoami")) AddAuditCommands(app, hooks, rc, a);
 }
 

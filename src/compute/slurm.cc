@@ -48,8 +48,10 @@ std::string BatchScript(const SlurmTarget& t, const BatchRequest& r) {
   opt("--no-requeue");
   const bool always_staged = r.staging == "http";
   // Slurm opens the output before the script runs: on the node's own disk when the run is staged.
-  opt("--output=" + (always_staged ? "/tmp/cairn-" + r.job + "-slurm-%j.txt"
-                                   : r.run_dir + "/artifacts/system_logs/slurm-%j.txt"));
+  opt("--output=" + (always_staged
+                         ? "/tmp/cairn-" + r.job +
+                               (r.output_tag.empty() ? "" : "-" + r.output_tag) + "-slurm-%j.txt"
+                         : r.run_dir + "/artifacts/system_logs/slurm-%j.txt"));
   opt("--chdir=" + (always_staged ? std::string("/tmp") : r.run_dir));
   if (std::string limit = SlurmTimeLimit(r.timeout_seconds); !limit.empty()) opt("--time=" + limit);
   if (!t.partition.empty()) opt("--partition=" + t.partition);

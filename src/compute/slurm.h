@@ -40,6 +40,9 @@ struct BatchRequest {
   // A team server's job: Slurm runs the batch job as this person (sbatch --uid/--gid, which only
   // root may give), so Slurm's accounting, limits and fair share see them. -1: the server's user.
   long long uid = -1, gid = -1;
+  // A staged job's Slurm output goes to the node's /tmp under this (random) tag: a file left there
+  // by an earlier job of the same name, or put there by someone else, cannot stop it or catch it.
+  std::string output_tag;
 };
 
 // The batch script: #SBATCH lines, then the supervisor. Pure.

@@ -64,6 +64,10 @@ TEST(SlurmTest, NodesWithoutTheWorkspaceFetchTheRunFromTheServer) {
   EXPECT_EQ(staged.find("if [ -d"), std::string::npos);
   EXPECT_NE(staged.find("#SBATCH --output=/tmp/cairn-j-slurm-%j.txt\n"), std::string::npos)
       << staged;
+  // With a tag (the scheduler's random one), a file someone left under the plain name is no matter.
+  r.output_tag = "a1b2c3";
+  EXPECT_NE(BatchScript({}, r).find("#SBATCH --output=/tmp/cairn-j-a1b2c3-slurm-%j.txt\n"),
+            std::string::npos);
   EXPECT_NE(staged.find("#SBATCH --chdir=/tmp\n"), std::string::npos);
 }
 

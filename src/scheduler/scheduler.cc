@@ -194,6 +194,12 @@ void Scheduler::Tick() {
 
 // ---- public API: post and wait ----
 
+void Scheduler::Nudge(const std::string& compute) {
+  Post([this, compute] {
+    if (pools_.count(compute)) Schedule(compute);
+  });
+}
+
 Result<JobRecord> Scheduler::Submit(SubmitRequest request) {
   return Call<Result<JobRecord>>([this, r = std::move(request)]() mutable { return DoSubmit(r); });
 }
@@ -457,6 +463,7 @@ void Scheduler::Enqueue(const std::string& compute, const JobRecord& job, int sl
 void Scheduler::Dequeued(const std::string& name) {
   std::lock_guard<std::mutex> l(live_.mu);
   live_.gpus_needed.erase(name);
+  live_.policy_reason.erase(name);
   auto it = live_.ticket_of.find(name);
   if (it == live_.ticket_of.end()) return;
   live_.tickets[std::get<0>(it->second)].erase(std::get<1>(it->second));
@@ -475,6 +482,7 @@ std::string Scheduler::LiveQueueReason(const std::string& job) {
   auto it = live_.ticket_of.find(job);
   if (it == live_.ticket_of.end()) return "";
   const auto& [compute, ticket, need] = it->second;
+  if (auto r = live_.policy_reason.find(job); r != live_.policy_reason.end()) return r->second;
   const auto& set = live_.tickets[compute];
   size_t ahead = static_cast<size_t>(std::distance(set.begin(), set.lower_bound(ticket)));
   auto [in_use, capacity] = live_.usage[compute];
@@ -795,6 +803,7 @@ void Scheduler::Schedule(const std::string& compute) {
   s.kill_grace_ms = config_.kill_grace_ms;
   s.max_passed = kMaxPassed;
   s.usage = usage_.All(now);
+  if (config_.quotas) s.quotas = config_.quotas(compute);
   int slots_known = 0, gpus_known = 0;
   for (const auto& [name, h] : holding_) {
     RunningJob r = h.job;
@@ -818,6 +827,10 @@ void Scheduler::Schedule(const std::string& compute) {
                          q.timeout_ms, q.passed});
   Plan plan = PlanPool(s);
   for (const auto& victim : plan.preempt) Preempt(victim, plan.preempt_for);
+  // A job the policy holds back (its owner's quota) that was about to start is Queued, with why.
+  for (const auto& [name, why] : plan.reasons)
+    if (auto j = store_->GetBrief(name); j.ok() && j->status == "Starting")
+      (void)Transition(name, "Queued", why);
   for (auto& q : pool->queue)
     if (auto p = plan.passed.find(q.name); p != plan.passed.end()) q.passed += p->second;
   for (const auto& name : plan.start) {
@@ -839,6 +852,12 @@ void Scheduler::Schedule(const std::string& compute) {
   }
   PublishUsage(compute);
   std::lock_guard<std::mutex> l(live_.mu);
+  for (const Queued& q : pool->queue) {
+    if (auto r = plan.reasons.find(q.name); r != plan.reasons.end())
+      live_.policy_reason[q.name] = r->second;
+    else
+      live_.policy_reason.erase(q.name);
+  }
   if (!plan.reservation) {
     live_.reserved.erase(compute);
   } else if (auto t = live_.ticket_of.find(plan.reservation->job); t != live_.ticket_of.end()) {

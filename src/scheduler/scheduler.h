@@ -42,6 +42,8 @@ struct SchedulerConfig {
   long long max_log_bytes = 1LL << 30;
   long long system_metrics_seconds = 2;  // how often a supervisor samples its job's use (0: never)
   long long kill_grace_ms = 5000;
+  // Each person's quota on a compute (cairn quota set), read at every pass; null: none.
+  std::function<std::map<std::string, Quota>(const std::string& compute)> quotas;
   // Fair share: usage halves every this many seconds (CAIRN_FAIR_SHARE_HALF_LIFE_HOURS).
   double fair_share_half_life_s = 7 * 24 * 3600.0;
   std::string
@@ -205,6 +207,8 @@ class Scheduler {
   // built-in local compute).
   static GpuRequest RequestOf(const nlohmann::json& job_spec, const nlohmann::json* compute_spec);
 
+  // Schedules `compute` again (its quotas changed): posts to the scheduler thread.
+  void Nudge(const std::string& compute);
   JobEvents& events() { return events_; }
   const SchedulerConfig& config() const { return config_; }
   int local_slots() const { return local_slots_; }
@@ -265,6 +269,7 @@ class Scheduler {
           0;  // when its GPUs are expected free (policy.h's Reservation); max: unknown
     };
     std::map<std::string, Reserved> reserved;  // pool -> the job the queue waits for, when one does
+    std::map<std::string, std::string> policy_reason;  // queued job -> why the policy holds it
   };
 
   template <typename T>

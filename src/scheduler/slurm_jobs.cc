@@ -89,6 +89,7 @@ void Scheduler::StartSlurmJob(const JobRecord& job, json run, const compute::Slu
   req.staging = slurm.value("staging", "auto");
   req.server_url = slurm.value("server_url", config_.server_url);
   req.token = SupervisorCredential(config_.secret, job.token);
+  req.output_tag = RandomHex(6);
   // A team server's job is the person's on Slurm too: submitted as them, its supervisor runs as
   // them (the job's processes in a user namespace). The run folder is the server's, so the
   // supervisor fetches the run and sends its files back over HTTP, as on a node without the

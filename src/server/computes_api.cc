@@ -245,4 +245,59 @@ void Server::DeleteCompute(const http::Request& req, http::Response& res) {
   SendJson(res, {{"name", req.matches[1].str()}, {"deleted", true}});
 }
 
+namespace {
+
+json QuotaView(const store::QuotaRecord& q) {
+  auto limit = [](int v) { return v < 0 ? json(nullptr) : json(v); };
+  return {{"compute", q.compute},       {"assignee", q.assignee}, {"gpus", limit(q.gpus)},
+          {"slots", limit(q.slots)},    {"jobs", limit(q.jobs)},  {"set_by", q.set_by},
+          {"set_at", IsoTime(q.set_at)}};
+}
+
+}  // namespace
+
+// Quotas: at most this many GPUs, CPU slots and running jobs of a compute for one person; a job
+// over its owner's quota waits with that reason (docs/scheduling.md).
+void Server::ListQuotas(const http::Request& req, http::Response& res) {
+  json out = json::array();
+  for (const auto& q : access_->Quotas(req.matches[1])) out.push_back(QuotaView(q));
+  SendJson(res, out);
+}
+
+void Server::SetQuota(const http::Request& req, http::Response& res) {
+  const std::string compute = req.matches[1];
+  if (compute != "local" && !Reader().GetCompute(compute).ok())
+    return SendError(res, NotFound("no compute '" + compute + "'"));
+  json body = ParseJsonOrDiscarded(req.body);
+  if (!body.is_object())
+    return SendError(res, InvalidArgument("expected {\"gpus\", \"slots\", \"jobs\"}"));
+  store::QuotaRecord q;
+  q.compute = compute;
+  q.assignee = req.matches[2];
+  for (auto [key, field] :
+       {std::pair{"gpus", &q.gpus}, std::pair{"slots", &q.slots}, std::pair{"jobs", &q.jobs}}) {
+    if (!body.contains(key) || body[key].is_null()) continue;
+    if (!body[key].is_number_integer() || body[key].get<long long>() < 0 ||
+        body[key].get<long long>() > 1000000)
+      return SendError(res, InvalidArgument(std::string("--") + key +
+                                            ": expected a whole number from 0 to 1000000"));
+    *field = body[key].get<int>();
+  }
+  q.set_by = CallerOf(req).name;
+  q.set_at = NowMillis();
+  auto made = access_->SetQuota(q);
+  if (!made.ok()) return SendError(res, made.status());
+  Audit(req, "quota.set", compute + "/" + q.assignee, QuotaView(*made).dump());
+  sched_->Nudge(compute);
+  SendJson(res, QuotaView(*made));
+}
+
+void Server::DeleteQuota(const http::Request& req, http::Response& res) {
+  auto n = access_->DeleteQuota(req.matches[1], req.matches[2]);
+  if (!n.ok()) return SendError(res, n.status());
+  Audit(req, "quota.delete", req.matches[1].str() + "/" + req.matches[2].str());
+  sched_->Nudge(req.matches[1]);
+  SendJson(res, {{"deleted", *n}});
+}
+
 }  // namespace cairn::server

@@ -321,6 +321,11 @@ Result<scheduler::SchedulerConfig> Server::MakeSchedulerConfig() {
     cfg.local_slots = static_cast<int>(settings::Integer("CAIRN_LOCAL_SLOTS"));
   cfg.max_log_bytes = settings::Integer("CAIRN_MAX_LOG_BYTES");
   cfg.kill_grace_ms = settings::Integer("CAIRN_KILL_GRACE_MS");
+  cfg.quotas = [a = access_.get()](const std::string& compute) {
+    std::map<std::string, scheduler::Quota> out;
+    for (const auto& q : a->Quotas(compute)) out[q.assignee] = {q.gpus, q.slots, q.jobs};
+    return out;
+  };
   cfg.fair_share_half_life_s =
       3600.0 *
       static_cast<double>(std::max(1LL, settings::Integer("CAIRN_FAIR_SHARE_HALF_LIFE_HOURS")));
@@ -553,6 +558,9 @@ const Server::Route Server::kRoutes[] = {
     {"GET", Access::kRead, "/api/v1/sizes", &Server::ListSizes},
     {"GET", Access::kRead, R"(/api/v1/computes/([^/]+)/nodes)", &Server::ListNodes},
     {"DELETE", Access::kOwner, R"(/api/v1/computes/([^/]+))", &Server::DeleteCompute},
+    {"GET", Access::kRead, R"(/api/v1/computes/([^/]+)/quotas)", &Server::ListQuotas},
+    {"PUT", Access::kOwner, R"(/api/v1/computes/([^/]+)/quotas/([^/]+))", &Server::SetQuota},
+    {"DELETE", Access::kOwner, R"(/api/v1/computes/([^/]+)/quotas/([^/]+))", &Server::DeleteQuota},
     {"GET", Access::kPerson, "/api/v1/whoami", &Server::WhoAmI},
     {"GET", Access::kRead, "/api/v1/role-assignments", &Server::ListRoleAssignments},
     {"POST", Access::kOwner, "/api/v1/role-assignments", &Server::CreateRoleAssignment},

@@ -142,6 +142,9 @@ class Server {
   void ListSizes(const http::Request& req, http::Response& res);
   void ListNodes(const http::Request& req, http::Response& res);
   void DeleteCompute(const http::Request& req, http::Response& res);
+  void ListQuotas(const http::Request& req, http::Response& res);
+  void SetQuota(const http::Request& req, http::Response& res);
+  void DeleteQuota(const http::Request& req, http::Response& res);
 
   // People: who one is, role assignments, tokens, the audit log, OpenID sign-in (people_api.cc).
   void WhoAmI(const http::Request& req, http::Response& res);

@@ -45,6 +45,18 @@ CREATE TABLE audit (
 CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 )",
+    R"(
+CREATE TABLE quotas (
+  compute TEXT NOT NULL,
+  assignee TEXT NOT NULL,
+  gpus INTEGER NOT NULL,
+  slots INTEGER NOT NULL,
+  jobs INTEGER NOT NULL,
+  set_by TEXT NOT NULL,
+  set_at INTEGER NOT NULL,
+  PRIMARY KEY (compute, assignee)
+);
+)",
 };
 
 }  // namespace
@@ -93,7 +105,60 @@ Status AccessStore::Load() {
   Stmt& t = db_->Prepare(
       "SELECT hash, id, owner, expires_at FROM access_tokens WHERE revoked_at IS NULL");
   while (t.Step()) tokens_[t.Text(0)] = {t.Text(1), t.Text(2), t.Int(3), 0};
+  quotas_.clear();
+  Stmt& q = db_->Prepare(
+      "SELECT compute, assignee, gpus, slots, jobs, set_by, set_at FROM quotas ORDER BY compute, "
+      "assignee");
+  while (q.Step())
+    quotas_.push_back({q.Text(0), q.Text(1), static_cast<int>(q.Int(2)), static_cast<int>(q.Int(3)),
+                       static_cast<int>(q.Int(4)), q.Text(5), q.Int(6)});
   return Status::Ok();
+}
+
+Result<QuotaRecord> AccessStore::SetQuota(QuotaRecord q) {
+  if (q.compute.empty() || q.compute.size() > 255 || q.assignee.empty() || q.assignee.size() > 255)
+    return InvalidArgument("a quota needs a compute and an assignee");
+  for (int v : {q.gpus, q.slots, q.jobs})
+    if (v < -1 || v > 1000000) return InvalidArgument("a quota's limits are 0 or more (-1: none)");
+  std::lock_guard<std::mutex> l(mu_);
+  Status s = db_->Prepare(
+                    "INSERT INTO quotas (compute, assignee, gpus, slots, jobs, set_by, set_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (compute, assignee) DO UPDATE SET "
+                    "gpus = excluded.gpus, slots = excluded.slots, jobs = excluded.jobs, "
+                    "set_by = excluded.set_by, set_at = excluded.set_at")
+                 .Bind(1, q.compute)
+                 .Bind(2, q.assignee)
+                 .Bind(3, static_cast<long long>(q.gpus))
+                 .Bind(4, static_cast<long long>(q.slots))
+                 .Bind(5, static_cast<long long>(q.jobs))
+                 .Bind(6, q.set_by)
+                 .Bind(7, q.set_at)
+                 .Run();
+  if (!s.ok()) return s;
+  if (Status st = Load(); !st.ok()) return st;
+  return q;
+}
+
+Result<int> AccessStore::DeleteQuota(const std::string& compute, const std::string& assignee) {
+  std::lock_guard<std::mutex> l(mu_);
+  int n = 0;
+  for (const auto& q : quotas_) n += q.compute == compute && q.assignee == assignee;
+  if (n == 0) return NotFound("no quota for " + assignee + " on " + compute);
+  Status s = db_->Prepare("DELETE FROM quotas WHERE compute = ? AND assignee = ?")
+                 .Bind(1, compute)
+                 .Bind(2, assignee)
+                 .Run();
+  if (!s.ok()) return s;
+  if (Status st = Load(); !st.ok()) return st;
+  return n;
+}
+
+std::vector<QuotaRecord> AccessStore::Quotas(const std::string& compute) const {
+  std::lock_guard<std::mutex> l(mu_);
+  std::vector<QuotaRecord> out;
+  for (const auto& q : quotas_)
+    if (compute.empty() || q.compute == compute) out.push_back(q);
+  return out;
 }
 
 Role AccessStore::RoleOf(const std::string& user, const std::vector<std::string>& groups) const {

@@ -59,6 +59,14 @@ struct AuditFilter {
   int max_results = 100;
 };
 
+// At most this much of a compute for one person (-1: no limit).
+struct QuotaRecord {
+  std::string compute, assignee;
+  int gpus = -1, slots = -1, jobs = -1;
+  std::string set_by;
+  long long set_at = 0;
+};
+
 class AccessStore {
  public:
   static Result<std::unique_ptr<AccessStore>> Open(const std::string& path);
@@ -88,6 +96,11 @@ class AccessStore {
   // Revokes `id`; only its owner's when `owner` is given.
   Status RevokeToken(const std::string& id, const std::string& owner);
 
+  // ---- quotas (kept in memory: the scheduler reads them at every pass) ----
+  Result<QuotaRecord> SetQuota(QuotaRecord q);  // sets or replaces the assignee's on the compute
+  Result<int> DeleteQuota(const std::string& compute, const std::string& assignee);
+  std::vector<QuotaRecord> Quotas(const std::string& compute) const;  // "" = every compute's
+
   // ---- audit ----
   Status Audit(const AuditEntry& e);
   std::vector<AuditEntry> AuditLog(const AuditFilter& f) const;
@@ -99,6 +112,7 @@ class AccessStore {
   mutable std::mutex mu_;
   std::unique_ptr<Db> db_;
   std::vector<RoleAssignment> roles_;
+  std::vector<QuotaRecord> quotas_;
   struct Live {
     std::string id, owner;
     long long expires_at = 0;

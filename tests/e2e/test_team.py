@@ -5,6 +5,7 @@ own, and runs the real CLI, curl and the MLflow REST API as each person through 
 knows them only by the uid the kernel gives it for their socket connection. Everything it made is
 removed afterwards.
 """
+import glob
 import json
 import os
 import shutil
@@ -341,6 +342,41 @@ def test_a_slurm_job_is_submitted_as_the_person_and_runs_as_them(team, slurm):
                      "--download-path", os.path.join(carl.home, "dl"))
     found = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(carl.home, "dl")) for f in fs]
     assert any(open(f).read() == "carls-output\n" for f in found), (out.stdout, found)
+    # The node's Slurm output of a staged job (carl's file in /tmp): removed with what the test made.
+    for f in glob.glob("/tmp/cairn-carls-slurm-job-*-slurm-*.txt"):
+        os.unlink(f)
+
+
+def test_a_job_over_its_owners_quota_waits_with_the_reason(team):
+    workspace, p = team
+    root, carl, dana = p["root"], p["carl"], p["dana"]
+    for who in ("carl", "dana"):
+        root.cairn("role", "assignment", "create", "--assignee", p[who].name, "--role", "Contributor")
+    # Only an Owner sets quotas.
+    refused = carl.cairn("quota", "set", "--assignee", carl.name, "--jobs", "5", check=False)
+    assert refused.returncode != 0 and "Owner" in refused.stderr, refused.stderr
+    q = root.json("quota", "set", "--assignee", carl.name, "--jobs", "1")
+    assert q["jobs"] == 1 and q["gpus"] is None and q["compute"] == "local"
+    assert [r["assignee"] for r in carl.json("quota", "list")] == [carl.name]
+    submit(carl, "sleep 60", "carl-1")
+    wait_for(lambda: root.json("job", "show", "-n", "carl-1")["status"] == "Running", timeout=30,
+             what="carl's first job to run")
+    submit(carl, "true", "carl-2")
+    submit(dana, "true", "dana-1")
+    wait_for(lambda: root.json("job", "show", "-n", "dana-1")["status"] == "Completed", timeout=30,
+             what="dana's job, which no quota holds")
+    waiting = root.json("job", "show", "-n", "carl-2")
+    assert waiting["status"] == "Queued", waiting
+    assert waiting["status_reason"] == f"{carl.name} uses 1 of the 1 running job their quota allows on local", waiting
+    # Raised: it starts at once; the audit log has both changes.
+    root.cairn("quota", "set", "--assignee", carl.name, "--jobs", "2")
+    wait_for(lambda: root.json("job", "show", "-n", "carl-2")["status"] == "Completed", timeout=30,
+             what="carl's second job once his quota allows it")
+    actions = [e["action"] for e in root.json("audit", "list", "--action", "quota.set")]
+    assert actions == ["quota.set", "quota.set"], actions
+    root.cairn("quota", "delete", "--assignee", carl.name)
+    assert root.json("quota", "list") == []
+    root.cairn("job", "cancel", "-n", "carl-1")
 
 
 @pytest.mark.skipif(os.path.exists("/var/lib/cairn"), reason="this machine has a team server's folder already")
