@@ -106,7 +106,9 @@ class Pass {
     }
     standing_.assign(names.size(), 0.0);
     for (size_t i = 0; i < names.size(); ++i) standing_[i] = fifo ? 0.0 : Standing(*names[i]);
-    for (auto& [prio, by_owner] : buckets) {
+    for (auto& bucket : buckets) {
+      auto& by_owner =
+          bucket.second;  // (a lambda may not capture a structured binding in clang 14)
       // The person who stands lowest offers their oldest job next; ties go to the older job.
       using Key = std::tuple<double, long long, int>;
       std::priority_queue<Key, std::vector<Key>, std::greater<>> next;
