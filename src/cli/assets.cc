@@ -21,19 +21,7 @@ using nlohmann::json;
 
 namespace {
 
-int Fail(const Status& s) {
-  fprintf(stderr, "ERROR: %s\n", s.message().c_str());
-  switch (s.code()) {
-    case Code::kInvalidArgument:
-      return 2;
-    case Code::kNotFound:
-      return 3;
-    case Code::kUnavailable:
-      return 4;
-    default:
-      return 1;
-  }
-}
+int Fail(const Status& s) { return ReportFailure(s); }
 
 struct AssetArgs {
   std::string file, name, version, label, path, type, description, stage, datastore,
